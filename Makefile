@@ -1,0 +1,26 @@
+# The two commands a newcomer types: `make demo` and `make test`.
+# Both create .venv on first use and install the project into it (editable, with test extras).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test stack-check clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/freshmesh demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+stack-check: $(STAMP)
+	$(VENV)/bin/freshmesh stack --check
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

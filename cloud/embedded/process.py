@@ -1,0 +1,73 @@
+"""Starting and stopping a child server process so that none is ever left behind."""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+    except OSError:
+        pass
+
+
+def spawn(argv: list[str], log_path: Path, user: str | None = None, env: dict | None = None) -> subprocess.Popen:
+    """Start a server with its output in log_path. If we are killed (-9 included) it gets SIGINT.
+
+    The parent-death signal follows the *thread* that forks, so it is only armed from the main thread.
+    """
+    armed = threading.current_thread() is threading.main_thread() and os.name == "posix"
+    log = open(log_path, "ab")
+    try:
+        return subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, user=user, env=env,
+            preexec_fn=_die_with_parent if armed else None, start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, what: str, log_path: Path, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; log {log_path}:\n{tail(log_path)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout_s}s; log:\n{tail(log_path)}")
+
+
+def stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, grace_s: float = 15.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

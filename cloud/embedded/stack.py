@@ -1,0 +1,75 @@
+"""The embedded stack: nats-server (JetStream, per-store users) + PostgreSQL, started and stopped as one."""
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+from cloud.embedded.nats import NatsServer, store_password, store_user
+from cloud.embedded.postgres import PostgresServer
+
+DEFAULT_STORES = ("S001", "S002", "S003", "S004", "S005")
+
+
+class EmbeddedStack:
+    """Start with `with EmbeddedStack() as stack:`; `nats_url` (cloud user) and `database_url` are then live.
+
+    `workdir=None` uses a temporary directory removed at stop; a given workdir is kept (data survives).
+    Either server can be skipped (`nats=False`, `postgres=False`) when the environment provides one.
+    """
+
+    def __init__(self, workdir: Path | None = None, store_ids=DEFAULT_STORES, nats: bool = True,
+                 postgres: bool = True) -> None:
+        self._temporary = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="freshmesh-stack-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        secret_file = self.workdir / "store.secret"
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_hex(16))
+            secret_file.chmod(0o600)
+        self.secret = secret_file.read_text().strip()
+        self.nats = NatsServer(self.workdir / "nats", secrets.token_hex(12), self.secret, list(store_ids)) if nats else None
+        self.postgres = PostgresServer(self.workdir / "postgres") if postgres else None
+
+    @property
+    def nats_url(self) -> str:
+        return self.nats.url
+
+    @property
+    def nats_address(self) -> str:
+        return self.nats.address
+
+    @property
+    def database_url(self) -> str:
+        return self.postgres.url
+
+    def store_credentials(self, store_id: str) -> tuple[str, str]:
+        return store_user(store_id), store_password(self.secret, store_id)
+
+    def add_stores(self, store_ids) -> None:
+        self.nats.add_stores(list(store_ids))
+
+    def start(self) -> "EmbeddedStack":
+        try:
+            if self.nats:
+                self.nats.start()
+            if self.postgres:
+                self.postgres.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server in (self.nats, self.postgres):
+            if server is not None:
+                server.stop()
+        if self._temporary:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "EmbeddedStack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,36 @@
+"""Traffic generators that measure and print JSON reports (`freshmesh load ...`)."""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+
+SUITES = {
+    "pricing": ("loadtest.pricing", "price 30-line baskets against a 200-rule book"),
+}
+PLANNED = {
+    "actors": "issue 4", "flashsale": "issue 5", "consistency": "issue 7", "catchup": "issue 7", "fleet": "issue 7",
+}
+
+
+def add_load_parser(sub, func) -> None:
+    load = sub.add_parser("load", help="load suite: " + ", ".join([*SUITES, *PLANNED]))
+    load.add_argument("suite", choices=[*SUITES, *PLANNED])
+    load.add_argument("--json", default=None, help="write the JSON report to this file")
+    load.add_argument("--seconds", type=float, default=5.0, help="how long to measure")
+    load.add_argument("--seed", type=int, default=7)
+    load.set_defaults(func=func)
+
+
+def run_load(args) -> int:
+    if args.suite in PLANNED:
+        print(f"freshmesh load {args.suite}: not built yet ({PLANNED[args.suite]})", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUITES[args.suite][0])
+    report = module.run(seconds=args.seconds, seed=args.seed)
+    text = json.dumps(report, indent=2, sort_keys=True)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as fh:
+            fh.write(text + "\n")
+    return 0

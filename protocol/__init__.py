@@ -1,0 +1,7 @@
+"""The contract both sides compute identically: messages, codec, subjects, money, ids, barcodes, pricing.
+
+Pure: no I/O, no clock reads (time is passed in), standard library and msgpack only.
+"""
+from protocol.errors import ProtocolError
+
+__all__ = ["ProtocolError"]

@@ -1,0 +1,245 @@
+"""Every message edge and cloud exchange: typed, frozen, versioned.
+
+Each message carries the envelope: `event_id` (made at its origin, ULID), `store_id` (the store it is
+from, or for), `seq` (a per-store, per-direction sequence number: the edge numbers its events, the cloud
+numbers its commands to that store), `wall_ms` (origin wall clock, epoch ms) and `mono_ms` (origin
+monotonic clock, ms) - both clocks, so lag is measurable and ordering survives a wall-clock step.
+
+Quantities are integers in the SKU's base unit: pieces, or grams for weighed items. Money is fen.
+"""
+from __future__ import annotations
+
+import re
+from typing import ClassVar, Literal
+
+from protocol.ids import is_id
+from protocol.schema import record, require
+
+STORE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+SKU_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+
+MovementReason = Literal[
+    "sale", "return", "receiving", "shrinkage", "stocktake", "transfer_in", "transfer_out",
+    "escrow_grant", "escrow_reclaim", "pickup",
+]
+ShrinkageReason = Literal["", "spoiled", "expired", "damaged", "theft", "other"]
+PaymentMethod = Literal["cash", "stored_value", "wallet_sim"]
+AckResult = Literal["ok", "exists", "conflict"]
+DeviceState = Literal["ok", "degraded", "down", "absent"]
+Fulfilment = Literal["pickup", "delivery"]
+
+
+def valid_store_id(store_id: str) -> bool:
+    return bool(STORE_ID_RE.match(store_id))
+
+
+@record
+class Message:
+    """The envelope every message carries. Subclasses add their body and a KIND tag."""
+
+    KIND: ClassVar[str] = ""
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    event_id: str
+    store_id: str
+    seq: int
+    wall_ms: int
+    mono_ms: int
+
+    def __post_init__(self) -> None:
+        require(is_id(self.event_id), f"{self.KIND}.event_id: not an id: {self.event_id!r}")
+        require(valid_store_id(self.store_id), f"{self.KIND}.store_id: invalid store id {self.store_id!r}")
+        require(self.seq >= 0, f"{self.KIND}.seq: must not be negative")
+        require(self.wall_ms >= 0, f"{self.KIND}.wall_ms: must not be negative")
+        self.check()
+
+    def check(self) -> None:
+        """Body invariants; overridden by messages that have any."""
+
+    @property
+    def kind(self) -> str:
+        return self.KIND
+
+    @property
+    def schema_version(self) -> int:
+        return self.SCHEMA_VERSION
+
+
+# ---- parts -------------------------------------------------------------------------------------
+
+@record
+class SaleLine:
+    sku: str
+    qty: int  # pieces, or grams when weighed
+    weighed: bool
+    amount_fen: int  # after line-level discounts
+
+    def __post_init__(self) -> None:
+        require(bool(SKU_RE.match(self.sku)), f"sale line: invalid sku {self.sku!r}")
+        require(self.qty > 0, f"sale line {self.sku}: qty must be positive")
+        require(self.amount_fen >= 0, f"sale line {self.sku}: amount must not be negative")
+
+
+@record
+class Payment:
+    method: PaymentMethod
+    amount_fen: int
+    reference: str  # provider or ledger transfer id; "" for cash
+
+    def __post_init__(self) -> None:
+        require(self.amount_fen > 0, f"payment {self.method}: amount must be positive")
+
+
+@record
+class OrderLine:
+    sku: str
+    qty: int
+    amount_fen: int
+
+    def __post_init__(self) -> None:
+        require(bool(SKU_RE.match(self.sku)), f"order line: invalid sku {self.sku!r}")
+        require(self.qty > 0, f"order line {self.sku}: qty must be positive")
+
+
+@record
+class DeviceHealth:
+    device: str  # "scale", "scanner", "printer", ...
+    state: DeviceState
+    detail: str
+
+
+@record
+class Ack:
+    event_id: str
+    seq: int
+    result: AckResult
+    detail: str
+
+
+# ---- edge -> cloud (events, on JetStream) -----------------------------------------------------------
+
+@record
+class SaleCommitted(Message):
+    KIND: ClassVar[str] = "sale.committed"
+    sale_id: str
+    lane: str
+    lines: tuple[SaleLine, ...]
+    total_fen: int
+    payments: tuple[Payment, ...]
+    member_id: str | None
+    offline: bool  # paid while the store could not reach the cloud
+
+    def check(self) -> None:
+        require(len(self.lines) > 0, "sale.committed: a sale has at least one line")
+        require(self.total_fen >= 0, "sale.committed: total must not be negative")
+        paid = sum(p.amount_fen for p in self.payments)
+        require(paid == self.total_fen, f"sale.committed: payments {paid} fen != total {self.total_fen} fen")
+
+
+@record
+class StockMoved(Message):
+    KIND: ClassVar[str] = "stock.moved"
+    sku: str
+    delta: int  # signed, base units
+    reason: MovementReason
+    shrinkage_reason: ShrinkageReason
+    on_hand_after: int
+    reference: str  # sale id, transfer id, order id ... "" if none
+
+    def check(self) -> None:
+        require(self.delta != 0, "stock.moved: delta must not be zero")
+        require(self.on_hand_after >= 0 or self.reason == "sale",
+                "stock.moved: on_hand_after negative outside a sale")
+        require((self.reason == "shrinkage") == (self.shrinkage_reason != ""),
+                "stock.moved: shrinkage needs a shrinkage_reason, and only shrinkage has one")
+
+
+@record
+class EscrowGranted(Message):
+    """The store hands the cloud `qty` more units of `sku` to sell online."""
+    KIND: ClassVar[str] = "escrow.granted"
+    sku: str
+    qty: int
+    escrow_after: int
+
+    def check(self) -> None:
+        require(self.qty > 0, "escrow.granted: qty must be positive")
+
+
+@record
+class EscrowReclaimRequested(Message):
+    """The till sold past its share: the store asks for up to `qty` unreserved units back."""
+    KIND: ClassVar[str] = "escrow.reclaim_requested"
+    sku: str
+    qty: int
+
+    def check(self) -> None:
+        require(self.qty > 0, "escrow.reclaim_requested: qty must be positive")
+
+
+@record
+class PickupCompleted(Message):
+    KIND: ClassVar[str] = "pickup.completed"
+    order_id: str
+    pickup_code: str
+    lane: str
+
+
+@record
+class Heartbeat(Message):
+    KIND: ClassVar[str] = "heartbeat"
+    outbox_depth: int
+    last_event_seq: int
+    last_acked_seq: int
+    last_command_seq: int
+    devices: tuple[DeviceHealth, ...]
+    rule_book_version: int
+
+    def check(self) -> None:
+        require(self.outbox_depth >= 0, "heartbeat: outbox_depth must not be negative")
+
+
+# ---- cloud -> store (commands, on JetStream, one consumer per store) ----------------------------------
+
+@record
+class OrderToFulfil(Message):
+    KIND: ClassVar[str] = "order.fulfil"
+    order_id: str
+    fulfilment: Fulfilment
+    lines: tuple[OrderLine, ...]
+    total_fen: int
+    pickup_code: str
+    slot_start_ms: int
+    slot_end_ms: int
+    member_id: str | None
+
+    def check(self) -> None:
+        require(len(self.lines) > 0, "order.fulfil: an order has at least one line")
+        require(self.slot_end_ms >= self.slot_start_ms, "order.fulfil: slot ends before it starts")
+
+
+@record
+class EscrowReclaimed(Message):
+    """The cloud returns `qty_returned` unreserved units (0 if all are reserved) for a reclaim request."""
+    KIND: ClassVar[str] = "escrow.reclaimed"
+    request_event_id: str
+    sku: str
+    qty_returned: int
+    escrow_after: int
+
+    def check(self) -> None:
+        require(self.qty_returned >= 0, "escrow.reclaimed: qty_returned must not be negative")
+
+
+@record
+class BusinessAck(Message):
+    """The cloud applied (or had already applied) these edge events; the edge may drop their outbox rows."""
+    KIND: ClassVar[str] = "ack"
+    acks: tuple[Ack, ...]
+
+
+EDGE_EVENTS: tuple[type[Message], ...] = (
+    SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat,
+)
+CLOUD_COMMANDS: tuple[type[Message], ...] = (OrderToFulfil, EscrowReclaimed, BusinessAck)
+ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_COMMANDS}

@@ -1,0 +1,84 @@
+"""Every NATS subject, stream and consumer name, in one place.
+
+Per-store subjects make per-store permissions possible: a store publishes only under
+`fm.store.<its id>.>`, pulls only its own command consumer and reads replies only on its own inbox prefix.
+
+  fm.store.<store>.evt.<kind>   edge events (JetStream stream FM_EDGE_EVENTS, deduplicated by Nats-Msg-Id)
+  fm.store.<store>.hb           heartbeats (core NATS: a lost one is replaced by the next)
+  fm.cmd.<store>.<kind>         cloud commands to one store (stream FM_STORE_COMMANDS, consumer store_<store>)
+"""
+from __future__ import annotations
+
+from protocol.errors import ProtocolError
+from protocol.messages import valid_store_id
+
+ROOT = "fm"
+EVENTS_STREAM = "FM_EDGE_EVENTS"
+COMMANDS_STREAM = "FM_STORE_COMMANDS"
+EVENTS_SUBJECTS = f"{ROOT}.store.*.evt.>"
+COMMANDS_SUBJECTS = f"{ROOT}.cmd.>"
+HEARTBEATS_ALL = f"{ROOT}.store.*.hb"
+EVENTS_CONSUMER = "cloud_events"  # the cloud's durable consumer over all edge events
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+
+def _store(store_id: str) -> str:
+    if not valid_store_id(store_id):
+        raise ProtocolError(f"invalid store id {store_id!r} (letters, digits, '_' and '-', 1-32 chars)")
+    return store_id
+
+
+def store_root(store_id: str) -> str:
+    return f"{ROOT}.store.{_store(store_id)}"
+
+
+def store_event(store_id: str, kind: str) -> str:
+    return f"{store_root(store_id)}.evt.{kind}"
+
+
+def store_heartbeat(store_id: str) -> str:
+    return f"{store_root(store_id)}.hb"
+
+
+def store_command(store_id: str, kind: str) -> str:
+    return f"{ROOT}.cmd.{_store(store_id)}.{kind}"
+
+
+def store_commands_filter(store_id: str) -> str:
+    return f"{ROOT}.cmd.{_store(store_id)}.>"
+
+
+def store_from_subject(subject: str) -> str:
+    """The store id inside an edge subject, e.g. fm.store.S001.evt.sale.committed -> S001."""
+    parts = subject.split(".")
+    if len(parts) < 4 or parts[0] != ROOT or parts[1] != "store" or not valid_store_id(parts[2]):
+        raise ProtocolError(f"not a store subject: {subject!r}")
+    return parts[2]
+
+
+def command_consumer(store_id: str) -> str:
+    return f"store_{_store(store_id)}"
+
+
+def store_inbox_prefix(store_id: str) -> str:
+    return f"_INBOX_{_store(store_id)}"
+
+
+def store_permissions(store_id: str) -> dict:
+    """NATS authorization for one store's user: only its own subjects, consumer and inbox.
+
+    Never `$JS.API.>`: that would let a store read or delete other stores' streams. A JetStream publish needs
+    no API right (the ack comes back on the reply inbox).
+    """
+    consumer = command_consumer(store_id)
+    return {
+        "publish": {
+            "allow": [
+                f"{store_root(store_id)}.>",
+                f"$JS.API.CONSUMER.MSG.NEXT.{COMMANDS_STREAM}.{consumer}",
+                f"$JS.API.CONSUMER.INFO.{COMMANDS_STREAM}.{consumer}",
+                f"$JS.ACK.{COMMANDS_STREAM}.{consumer}.>",
+            ]
+        },
+        "subscribe": {"allow": [f"{store_inbox_prefix(store_id)}.>"]},
+    }

@@ -1,0 +1,129 @@
+"""`freshmesh`: one console script for every part (`demo | cloud | edge | sim | load | stack`).
+
+It lives in simulators/ because that room may import every other one; each subcommand imports its part lazily
+so that `freshmesh stack` does not pay for Ray.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import threading
+
+NOT_BUILT = {
+    "cloud": "the cloud process (order API, NATS bridge, Ray actors) - issue 5",
+    "edge": "the store edge box (StoreActor, devices, SQLite shard, sync) - issue 6",
+    "sim": "device simulators, shoppers and the fleet launcher - issue 7",
+}
+
+
+def _stack_from_env(args):
+    from cloud.embedded import EmbeddedStack
+    return EmbeddedStack(workdir=args.workdir, nats="NATS_URL" not in os.environ,
+                         postgres="DATABASE_URL" not in os.environ)
+
+
+def _urls(stack) -> tuple[str, str, str]:
+    nats_url = os.environ.get("NATS_URL") or stack.nats_url
+    address = os.environ.get("NATS_URL") or stack.nats_address
+    return nats_url, address, os.environ.get("DATABASE_URL") or stack.database_url
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+def cmd_stack(args) -> int:
+    from cloud.embedded.check import run_check
+    from cloud.embedded.nats import store_password
+
+    stack = _stack_from_env(args)
+    with stack:
+        nats_url, address, database_url = _urls(stack)
+        print(f"NATS_URL={nats_url}")
+        print(f"DATABASE_URL={database_url}")
+        if stack.postgres:
+            print(f"# PostgreSQL from the {stack.postgres.origin}")
+        secret = os.environ.get("FRESHMESH_STORE_SECRET") or stack.secret
+        print(f"FRESHMESH_STORE_SECRET={secret}")
+        sys.stdout.flush()
+        if args.check:
+            report = asyncio.run(run_check(nats_url, address, database_url, lambda sid: store_password(secret, sid)))
+            for line in report:
+                print(f"ok  {line}")
+            print("stack check passed; stopping")
+            return 0
+        print("# stack running; Ctrl-C stops it", flush=True)
+        _wait_for_signal()
+    print("stack stopped")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    stack = _stack_from_env(args)
+    with stack:
+        nats_url, _, database_url = _urls(stack)
+        print(f"NATS_URL={nats_url}\nDATABASE_URL={database_url}")
+        print("FreshMesh demo: the embedded stack (NATS with JetStream + PostgreSQL) is up.")
+        print("Not built yet, so not started:")
+        for part in NOT_BUILT.values():
+            print(f"  - {part}")
+        if args.duration is not None:
+            print(f"running for {args.duration}s", flush=True)
+            threading.Event().wait(args.duration)
+        else:
+            print("Ctrl-C stops everything.", flush=True)
+            _wait_for_signal()
+    print("demo stopped")
+    return 0
+
+
+def cmd_not_built(args) -> int:
+    print(f"freshmesh {args.command}: not built yet: {NOT_BUILT[args.command]}", file=sys.stderr)
+    return 2
+
+
+def cmd_load(args) -> int:
+    from loadtest import run_load
+    return run_load(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="freshmesh", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="embedded NATS (JetStream) + PostgreSQL; prints NATS_URL and DATABASE_URL")
+    stack.add_argument("--check", action="store_true", help="round-trip both servers, show the permission refusal, exit")
+    stack.add_argument("--workdir", default=None, help="keep data here (default: a temporary dir removed at stop)")
+    stack.set_defaults(func=cmd_stack)
+
+    demo = sub.add_parser("demo", help="everything on one box")
+    demo.add_argument("--stores", type=int, default=5)
+    demo.add_argument("--duration", type=float, default=None, help="seconds, then stop (default: until Ctrl-C)")
+    demo.add_argument("--json", default=None, help="write the summary here")
+    demo.add_argument("--workdir", default=None)
+    demo.set_defaults(func=cmd_demo)
+
+    for name in NOT_BUILT:
+        p = sub.add_parser(name, help=NOT_BUILT[name])
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=cmd_not_built)
+
+    from loadtest import add_load_parser
+    add_load_parser(sub, cmd_load)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

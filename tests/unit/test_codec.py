@@ -1,0 +1,171 @@
+"""The wire contract: every message round-trips; no byte sequence makes decode() raise anything but ProtocolError."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
+
+from protocol import ProtocolError, codec
+from protocol.messages import ALL_MESSAGES, SaleCommitted, SaleLine, Payment, StockMoved
+from protocol.schema import field_hints
+
+ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+ids = st.text(ID_ALPHABET, min_size=26, max_size=26).filter(lambda s: s[0] in "01234567")
+store_ids = st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True)
+skus = st.from_regex(r"[A-Za-z0-9_.-]{1,40}", fullmatch=True)
+ints = st.integers(-(2**63), 2**63 - 1)
+naturals = st.integers(0, 2**40)
+
+OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": naturals, "wall_ms": naturals,
+             "qty": st.integers(1, 10**6), "delta": st.integers(-10**6, 10**6).filter(bool),
+             "amount_fen": st.integers(1, 10**7), "request_event_id": ids}
+
+
+def strategy_for(hint, name=""):
+    if name in OVERRIDES:
+        return OVERRIDES[name]
+    origin = typing.get_origin(hint)
+    if hint is int:
+        return ints
+    if hint is str:
+        return st.text(max_size=40)
+    if hint is bool:
+        return st.booleans()
+    if origin is typing.Literal:
+        return st.sampled_from(typing.get_args(hint))
+    if origin in (typing.Union, __import__("types").UnionType):
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return st.none() | strategy_for(inner, name)
+    if origin is tuple:
+        return st.lists(strategy_for(typing.get_args(hint)[0]), min_size=1, max_size=4).map(tuple)
+    if dataclasses.is_dataclass(hint):
+        return records(hint)
+    raise TypeError(hint)
+
+
+def records(cls):
+    fields = {name: strategy_for(hint, name) for name, hint in field_hints(cls)}
+    return st.fixed_dictionaries(fields)
+
+
+@st.composite
+def messages(draw, cls):
+    body = draw(records(cls))
+    if cls is SaleCommitted:  # payments must add up to the total
+        body["total_fen"] = sum(p["amount_fen"] for p in body["payments"])
+    try:
+        return codec.decode(msgpack.packb({**body, "kind": cls.KIND, "schema_version": cls.SCHEMA_VERSION}))
+    except ProtocolError:
+        assume(False)
+
+
+@pytest.mark.parametrize("kind", sorted(ALL_MESSAGES))
+@settings(max_examples=60, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_message_round_trips(kind, data):
+    message = data.draw(messages(ALL_MESSAGES[kind]))
+    frame = codec.encode(message)
+    assert codec.decode(frame) == message
+    assert message.kind == kind and message.schema_version == 1
+
+
+def valid_sale() -> SaleCommitted:
+    return SaleCommitted(
+        event_id="01KDVDNA000000000000000C1S", store_id="S001", seq=7, wall_ms=1_767_225_600_000, mono_ms=5,
+        sale_id="01KDVDNA000000000000000C1T", lane="1",
+        lines=(SaleLine(sku="APPLE-FUJI", qty=500, weighed=True, amount_fen=650),),
+        total_fen=650, payments=(Payment(method="cash", amount_fen=650, reference=""),),
+        member_id=None, offline=False,
+    )
+
+
+def tamper(**changes) -> bytes:
+    body = msgpack.unpackb(codec.encode(valid_sale()))
+    body.update(changes)
+    return msgpack.packb(body)
+
+
+@pytest.mark.parametrize("frame, words", [
+    (b"", "empty frame"),
+    (b"\xc1", "not a valid msgpack frame"),
+    (codec.encode(valid_sale())[:-3], "not a valid msgpack frame"),
+    (codec.encode(valid_sale()) + b"\x00", "trailing bytes"),
+    (msgpack.packb([1, 2, 3]), "frame must be a map"),
+    (msgpack.packb({1: 2}), "not a valid msgpack frame"),  # strict_map_key
+    (msgpack.packb({"kind": "nope", "schema_version": 1}), "unknown message kind 'nope'"),
+    (tamper(schema_version=2), "schema_version 2 is not supported"),
+    (tamper(schema_version="1"), "non-integer schema_version"),
+    (tamper(seq=True), "sale.committed.seq: expected an integer, got bool"),
+    (tamper(seq="7"), "sale.committed.seq: expected an integer, got str"),
+    (tamper(extra=1), "unknown field(s) ['extra']"),
+    (tamper(total_fen=651), "payments 650 fen != total 651 fen"),
+    (tamper(store_id="S 1"), "invalid store id"),
+    (tamper(lines=[{"sku": "A", "qty": 0, "weighed": False, "amount_fen": 1}]), "qty must be positive"),
+    (tamper(lines=[[[[[[[[1]]]]]]]]), "nested deeper than"),
+    (tamper(payments=[{"method": "bitcoin", "amount_fen": 650, "reference": ""}]), "'bitcoin' is not one of"),
+    (msgpack.packb({"kind": "sale.committed", "schema_version": 1, "x": msgpack.ExtType(5, b"abc")}),
+     "not a valid msgpack frame"),
+    (b"\xa3\xff\xfe\xfd", "not a valid msgpack frame"),  # a str with invalid UTF-8
+    (b"\x81\xa4kind" + b"\xdb" + (2**31).to_bytes(4, "big"), "not a valid msgpack frame"),  # absurd length
+])
+def test_bad_frames_say_what_was_wrong(frame, words):
+    with pytest.raises(ProtocolError) as err:
+        codec.decode(frame)
+    assert words in str(err.value)
+
+
+def test_missing_field_is_named():
+    body = msgpack.unpackb(codec.encode(valid_sale()))
+    del body["lane"]
+    with pytest.raises(ProtocolError, match=r"sale.committed.lane: missing"):
+        codec.decode(msgpack.packb(body))
+
+
+def test_oversized_frame_is_refused_before_parsing():
+    with pytest.raises(ProtocolError, match="exceeds"):
+        codec.decode(b"\x00" * (codec.MAX_FRAME_BYTES + 1))
+
+
+def test_deeply_nested_msgpack_is_a_protocol_error():
+    frame = b"\x91" * 100_000 + b"\x00"
+    with pytest.raises(ProtocolError):
+        codec.decode(frame)
+
+
+def test_message_construction_checks_invariants():
+    with pytest.raises(ProtocolError, match="shrinkage needs a shrinkage_reason"):
+        StockMoved(event_id="01KDVDNA000000000000000C1S", store_id="S001", seq=1, wall_ms=0, mono_ms=0,
+                   sku="APPLE", delta=-3, reason="shrinkage", shrinkage_reason="", on_hand_after=5, reference="")
+
+
+@settings(max_examples=3000)
+@given(st.binary(max_size=600))
+def test_random_bytes_only_ever_raise_protocol_error(data):
+    try:
+        codec.decode(data)
+    except ProtocolError:
+        pass
+
+
+@settings(max_examples=3000)
+@given(st.data())
+def test_mutated_valid_frames_only_ever_raise_protocol_error(data):
+    frame = bytearray(codec.encode(valid_sale()))
+    for _ in range(data.draw(st.integers(1, 8))):
+        op = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        pos = data.draw(st.integers(0, max(len(frame) - 1, 0)))
+        if op == "flip" and frame:
+            frame[pos] ^= data.draw(st.integers(1, 255))
+        elif op == "cut":
+            del frame[pos:pos + data.draw(st.integers(1, 16))]
+        else:
+            frame[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
+    try:
+        decoded = codec.decode(bytes(frame))
+    except ProtocolError:
+        return
+    assert decoded.KIND in ALL_MESSAGES  # a mutation may still be a valid message; then it must be well-formed
+    assert codec.decode(codec.encode(decoded)) == decoded

@@ -18,10 +18,12 @@ def div_round(numerator: int, denominator: int) -> int:
     """numerator / denominator rounded half away from zero, in exact integer arithmetic."""
     if denominator <= 0:
         raise ValueError("denominator must be positive")
-    quotient, remainder = divmod(abs(numerator), denominator)
+    if numerator >= 0:  # the common case, in one expression: floor((2n + d) / 2d) is n/d rounded half up
+        return (2 * numerator + denominator) // (2 * denominator)
+    quotient, remainder = divmod(-numerator, denominator)
     if remainder * 2 >= denominator:
         quotient += 1
-    return quotient if numerator >= 0 else -quotient
+    return -quotient
 
 
 def weighed_amount_fen(weight_g: int, price_fen_per_kg: int) -> int:

@@ -28,6 +28,13 @@ def field_hints(cls) -> tuple[tuple[str, Any], ...]:
     return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
 
 
+@functools.cache
+def optional_fields(cls) -> frozenset[str]:
+    """Fields with a default may be left out on the wire (configuration records use this; messages have none)."""
+    return frozenset(f.name for f in dataclasses.fields(cls)
+                     if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING)
+
+
 def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint)
 
@@ -79,6 +86,8 @@ def record_from_wire(cls, value: Any, path: str, skip: frozenset[str] = frozense
     kwargs = {}
     for name, hint in hints:
         if name not in value:
+            if name in optional_fields(cls):
+                continue
             raise ProtocolError(f"{path}.{name}: missing")
         kwargs[name] = from_wire(hint, value[name], f"{path}.{name}")
     try:

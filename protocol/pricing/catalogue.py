@@ -1,0 +1,104 @@
+"""The catalogue: what a SKU is, how it is sold (by the piece or by the kg) and its prices.
+
+Prices are fen per piece, or fen per kg for weighed items; member levels may have their own price.
+Lookups by SKU, by GTIN (packed goods) and by PLU (the item code a label scale prints into a barcode).
+"""
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from protocol.errors import ProtocolError
+from protocol.messages import SKU_RE
+from protocol.schema import record, record_from_wire, require
+
+Channel = Literal["offline", "online"]
+Unit = Literal["piece", "kg"]
+CHANNELS: tuple[Channel, ...] = ("offline", "online")
+LEVEL_RE = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
+
+
+@record
+class LevelPrice:
+    level: str
+    price_fen: int
+
+
+@record
+class Product:
+    sku: str
+    name: str
+    category: str
+    unit: Unit
+    price_fen: int  # per piece, or per kg when unit == "kg"
+    member_prices: tuple[LevelPrice, ...] = ()
+    channels: tuple[Channel, ...] = CHANNELS
+    plu: str = ""  # label-scale item code, for variable-measure barcodes
+    gtin: str = ""  # for packed goods
+
+    def __post_init__(self) -> None:
+        where = f"product {self.sku!r}"
+        require(bool(SKU_RE.match(self.sku)), f"{where}: invalid sku")
+        require(self.price_fen > 0, f"{where}: price_fen must be positive")
+        require(bool(self.category), f"{where}: category is required")
+        require(len(set(self.channels)) == len(self.channels) and self.channels, f"{where}: channels must be distinct, non-empty")
+        for lp in self.member_prices:
+            require(bool(LEVEL_RE.match(lp.level)), f"{where}: invalid member level {lp.level!r}")
+            require(0 < lp.price_fen <= self.price_fen, f"{where}: member price for {lp.level} must be in (0, list price]")
+        require(self.plu == "" or self.plu.isdigit(), f"{where}: plu must be digits")
+        require(self.gtin == "" or (self.gtin.isdigit() and len(self.gtin) in (8, 13)), f"{where}: gtin must be 8 or 13 digits")
+
+    @property
+    def weighed(self) -> bool:
+        return self.unit == "kg"
+
+    def price_for(self, level: str | None) -> int:
+        """List price, or the member level's own price when it has one."""
+        if level:
+            for lp in self.member_prices:
+                if lp.level == level:
+                    return lp.price_fen
+        return self.price_fen
+
+
+class Catalogue:
+    def __init__(self, products: list[Product] | tuple[Product, ...]) -> None:
+        self.by_sku: dict[str, Product] = {}
+        self.by_gtin: dict[str, Product] = {}
+        self.by_plu: dict[str, Product] = {}
+        for p in products:
+            if p.sku in self.by_sku:
+                raise ProtocolError(f"catalogue: sku {p.sku!r} appears twice")
+            self.by_sku[p.sku] = p
+            for key, index, what in ((p.gtin, self.by_gtin, "gtin"), (p.plu.lstrip("0"), self.by_plu, "plu")):
+                if key:
+                    if key in index:
+                        raise ProtocolError(f"catalogue: {what} {key} used by {index[key].sku} and {p.sku}")
+                    index[key] = p
+        self.categories = frozenset(p.category for p in products)
+
+    def __len__(self) -> int:
+        return len(self.by_sku)
+
+    def __contains__(self, sku: str) -> bool:
+        return sku in self.by_sku
+
+    def get(self, sku: str) -> Product:
+        try:
+            return self.by_sku[sku]
+        except KeyError:
+            raise ProtocolError(f"unknown product {sku!r}") from None
+
+    def by_item_code(self, code: str) -> Product | None:
+        return self.by_plu.get(code.lstrip("0"))
+
+    @classmethod
+    def from_data(cls, items: list[dict]) -> "Catalogue":
+        if not isinstance(items, list):
+            raise ProtocolError("catalogue: expected a list of products")
+        return cls([record_from_wire(Product, item, f"product[{i}]") for i, item in enumerate(items)])
+
+    def to_data(self) -> list[dict]:
+        from protocol.schema import to_wire
+        return [to_wire(p) for p in self.by_sku.values()]
+

@@ -1,0 +1,117 @@
+"""A reference world generated from a seed: a fresh-food catalogue and a promotion book using every rule type.
+
+Deterministic for a seed, so tests, load tests and the demo can share it. (Stores and members join it with the
+simulators issue.)
+"""
+from __future__ import annotations
+
+import random
+
+from protocol.pricing import Catalogue, LevelPrice, Product, RuleBook, load_rule_book
+
+# (category, unit, names, price range in fen: per kg for "kg", per piece otherwise)
+FRESH_FOOD = [
+    ("vegetables", "kg", ["Bok choy", "Spinach", "Tomato", "Cucumber", "Carrot", "Potato", "Broccoli", "Eggplant",
+                          "Chinese cabbage", "Lotus root", "Garlic chives", "Winter melon", "Celery", "Onion"], (300, 1600)),
+    ("fruit", "kg", ["Fuji apple", "Banana", "Pear", "Mandarin", "Grapes", "Kiwi", "Mango", "Watermelon", "Lychee",
+                     "Dragon fruit", "Strawberry", "Pomelo"], (500, 4000)),
+    ("meat", "kg", ["Pork belly", "Pork loin", "Beef brisket", "Lamb leg", "Chicken thigh", "Chicken wings",
+                    "Minced pork", "Spare ribs"], (1800, 12000)),
+    ("seafood", "kg", ["Grass carp", "Tilapia", "Shrimp", "Clams", "Squid", "Yellow croaker"], (1600, 16000)),
+    ("eggs", "piece", ["Eggs x10", "Free-range eggs x6", "Duck eggs x6", "Quail eggs x20"], (800, 2800)),
+    ("dairy", "piece", ["Milk 1L", "Yoghurt 4-pack", "Soy milk 1L", "Cheese slices", "Butter 200g"], (500, 3500)),
+    ("packed", "piece", ["Tofu", "Rice 5kg", "Noodles", "Dumplings 1kg", "Soy sauce", "Peanut oil 5L", "Bread",
+                         "Steamed buns x6", "Sesame paste"], (300, 9000)),
+]
+LEVELS = ("silver", "gold", "platinum")
+
+
+def _ean13(body12: str) -> str:
+    from protocol.barcodes import gs1_check_digit
+    return body12 + str(gs1_check_digit(body12))
+
+
+def reference_catalogue(seed: int = 7, variants: int = 4) -> Catalogue:
+    """About 60 x `variants` products: each base item in a few grades/origins, realistic prices."""
+    rng = random.Random(seed)
+    products = []
+    plu = 100
+    for category, unit, names, (low, high) in FRESH_FOOD:
+        for name in names:
+            for v in range(variants):
+                base = rng.randint(low, high)
+                sku = f"{category[:3].upper()}-{name.split()[0].upper()[:6]}-{len(products):04d}"
+                member = (LevelPrice(level="gold", price_fen=base * 95 // 100),) if rng.random() < 0.3 else ()
+                plu += 1
+                products.append(Product(
+                    sku=sku, name=f"{name} #{v + 1}" if v else name, category=category, unit=unit, price_fen=base,
+                    member_prices=member, plu=f"{plu:05d}" if unit == "kg" else "",
+                    gtin=_ean13(f"690{len(products):09d}") if unit == "piece" else "",
+                    channels=("offline",) if rng.random() < 0.03 else ("offline", "online"),
+                ))
+    return Catalogue(products)
+
+
+def reference_rule_book(catalogue: Catalogue, rules: int = 200, seed: int = 7, version: int = 1) -> RuleBook:
+    return load_rule_book(reference_rule_data(catalogue, rules, seed, version), catalogue)
+
+
+def reference_rule_data(catalogue: Catalogue, rules: int = 200, seed: int = 7, version: int = 1) -> dict:
+    """A rule book of `rules` rules that uses every rule type, scopes, windows, groups and budgets."""
+    rng = random.Random(seed)
+    skus = sorted(catalogue.by_sku)
+    piece_skus = [s for s in skus if not catalogue.get(s).weighed]
+    categories = sorted(catalogue.categories)
+    out = []
+    for i in range(rules):
+        kind = rng.choices(["item", "member", "threshold", "coupon", "gift", "group"], [50, 8, 12, 14, 8, 8])[0]
+        rule: dict = {"id": f"R{i:04d}", "name": "", "priority": rng.randint(0, 9)}
+        if rng.random() < 0.2:
+            rule["channels"] = [rng.choice(["offline", "online"])]
+        if rng.random() < 0.15:
+            start = rng.randint(6, 20)
+            rule["daily"] = [f"{start:02d}:00-{start + 2:02d}:00"]
+        if rng.random() < 0.1:
+            rule["budget_fen"] = rng.randint(10_000, 1_000_000)
+        if kind in ("item", "member"):
+            # As in real books, most deals name items; a few cover a category, and most of those are exclusive.
+            if rng.random() < 0.85:
+                rule["skus"] = rng.sample(skus, rng.randint(1, 4))
+            else:
+                rule["categories"] = [rng.choice(categories)]
+                rule["group"] = f"category-{rule['categories'][0]}"
+            only_pieces = all(not catalogue.get(s).weighed for s in rule.get("skus", [])) and "skus" in rule
+            if only_pieces and rng.random() < 0.4:
+                rule["amount_off_fen"] = rng.randint(50, 300)
+            else:
+                rule["percent_off_bp"] = rng.choice([500, 1000, 1500, 2000, 3000])
+            if rng.random() < 0.3 and "group" not in rule:
+                rule["group"] = f"line-{rng.randint(0, 5)}"
+            if kind == "member":
+                rule.update(type="member_discount", member_levels=rng.sample(LEVELS, rng.randint(1, 2)), name="Member deal")
+            else:
+                rule.update(type="item_discount", name="Item deal")
+        elif kind == "threshold":
+            spend = rng.choice([3000, 4000, 6000, 10000])
+            rule.update(type="spend_threshold", name=f"Spend {spend // 100}",
+                        tiers=[{"spend_fen": spend, "off_fen": spend // 5}, {"spend_fen": spend * 2, "off_fen": spend // 2}],
+                        repeat=rng.random() < 0.3, group=f"basket-{rng.randint(0, 2)}")
+            if rng.random() < 0.4:
+                rule["categories"] = [rng.choice(categories)]
+        elif kind == "coupon":
+            rule.update(type="coupon", name="Coupon", min_spend_fen=rng.choice([0, 2000, 5000]),
+                        new_member_only=rng.random() < 0.2, group="coupons")
+            if rng.random() < 0.5:
+                rule["amount_off_fen"] = rng.choice([300, 500, 1000])
+            else:
+                rule["percent_off_bp"] = rng.choice([500, 1000])
+            if rng.random() < 0.3:
+                rule["categories"] = [rng.choice(categories)]
+        elif kind == "gift":
+            rule.update(type="gift", name="Gift", spend_fen=rng.choice([5000, 8000, 12000]), gift_sku=rng.choice(piece_skus))
+        else:
+            sku = rng.choice(skus)
+            rule.update(type="group_buy", name="Group buy", skus=[sku], group_size=rng.randint(2, 5),
+                        group_price_fen=max(1, catalogue.get(sku).price_fen * 8 // 10))
+        out.append(rule)
+    return {"version": version, "rules": out}

@@ -1,0 +1,222 @@
+"""Flash sales: a FlashSaleGate per sale, and the LeaseHolder each API worker runs in front of it.
+
+The gate **leases blocks of units** to workers. A worker admits requests locally against its block (no Ray call
+per request), queues the admitted sales and commits them to the gate in batches, asking for the next block
+before it runs dry. Sold-out is known locally.
+
+Gate guarantees (checked by `audit()`):
+- `sold + leased <= quantity` at every step: a sale ends exactly at its quantity, never one unit over.
+- no member ever holds more than `per_member_limit` units: the limit is checked at commit, globally.
+- leases are taken back when a worker returns them or goes silent for `lease_idle_ms`; a commit against a lease
+  that was taken back only succeeds if unleased units remain.
+"""
+from __future__ import annotations
+
+from actors.base import CommandError, IdempotentActor, need, ok, positive, rejected
+
+LEASE_IDLE_MS = 10_000
+WORKER_ACTIVE_MS = 5_000
+
+
+class FlashSaleGate(IdempotentActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.config: dict | None = None
+        self.sold = 0
+        self.leases: dict[str, int] = {}
+        self.last_seen: dict[str, int] = {}
+        self.member_units: dict[str, int] = {}
+        self.orders: dict[str, tuple[str, int]] = {}
+        self.rejected_over_limit = 0
+
+    @property
+    def quantity(self) -> int:
+        return self.config["quantity"] if self.config else 0
+
+    @property
+    def unleased(self) -> int:
+        return self.quantity - self.sold - sum(self.leases.values())
+
+    def _require_open(self) -> dict:
+        if self.config is None:
+            raise CommandError("the sale is not configured")
+        return self.config
+
+    def op_open(self, c: dict, now_ms: int) -> dict:
+        if self.config is not None:
+            return rejected("the sale is configured already", config=self.config)
+        cfg = {"sale_id": need(c, "sale_id"), "sku": need(c, "sku"), "quantity": positive(c, "quantity"),
+               "price_fen": positive(c, "price_fen"), "starts_ms": need(c, "starts_ms", int),
+               "ends_ms": need(c, "ends_ms", int), "per_member_limit": positive(c, "per_member_limit"),
+               "rate_per_s": positive(c, "rate_per_s")}
+        if cfg["ends_ms"] <= cfg["starts_ms"]:
+            raise CommandError("open: ends_ms must be after starts_ms")
+        self.config = cfg
+        return ok(config=cfg)
+
+    def _touch(self, worker: str, now_ms: int) -> None:
+        self.last_seen[worker] = now_ms
+
+    def rate_share(self, now_ms: int) -> float:
+        active = sum(1 for t in self.last_seen.values() if now_ms - t <= WORKER_ACTIVE_MS) or 1
+        return self.config["rate_per_s"] / active
+
+    def _status(self, worker: str, now_ms: int) -> dict:
+        cfg = self.config
+        return {"lease": self.leases.get(worker, 0), "unleased": self.unleased, "sold": self.sold,
+                "sold_out": self.sold >= cfg["quantity"], "rate_per_s": self.rate_share(now_ms),
+                "starts_ms": cfg["starts_ms"], "ends_ms": cfg["ends_ms"], "per_member_limit": cfg["per_member_limit"],
+                "price_fen": cfg["price_fen"], "sku": cfg["sku"]}
+
+    def op_sync(self, c: dict, now_ms: int) -> dict:
+        """One batched call from a worker: commit its admitted sales, return spare units, top its lease up."""
+        cfg = self._require_open()
+        worker = need(c, "worker")
+        self._touch(worker, now_ms)
+        results = [self._commit_one(worker, sale) for sale in c.get("sales", [])]
+        give_back = min(max(c.get("returned", 0), 0), self.leases.get(worker, 0))
+        self.leases[worker] = self.leases.get(worker, 0) - give_back
+        want = c.get("want", 0)
+        if type(want) is not int or want < 0:
+            raise CommandError("sync: want must be a non-negative integer")
+        if cfg["starts_ms"] <= now_ms < cfg["ends_ms"]:
+            grant = min(want, self.unleased)
+            self.leases[worker] = self.leases.get(worker, 0) + grant
+        return ok(results=results, **self._status(worker, now_ms))
+
+    def _commit_one(self, worker: str, sale) -> list:
+        if not (isinstance(sale, list) and len(sale) == 3 and isinstance(sale[0], str) and isinstance(sale[1], str)
+                and type(sale[2]) is int and sale[2] > 0):
+            return [sale[0] if isinstance(sale, list) and sale else "?", "invalid"]
+        order_id, member, qty = sale
+        if order_id in self.orders:
+            return [order_id, "accepted" if self.orders[order_id] == (member, qty) else "conflict"]
+        if self.member_units.get(member, 0) + qty > self.config["per_member_limit"]:
+            self.rejected_over_limit += 1
+            return [order_id, "over_limit"]
+        lease = self.leases.get(worker, 0)
+        from_lease = min(lease, qty)
+        if qty - from_lease > self.unleased:
+            return [order_id, "sold_out"]
+        self.leases[worker] = lease - from_lease
+        self.sold += qty
+        self.member_units[member] = self.member_units.get(member, 0) + qty
+        self.orders[order_id] = (member, qty)
+        return [order_id, "accepted"]
+
+    def op_expire(self, c: dict, now_ms: int) -> dict:
+        """Take back the leases of workers that went silent."""
+        taken = 0
+        for worker, seen in list(self.last_seen.items()):
+            if now_ms - seen > LEASE_IDLE_MS and self.leases.get(worker):
+                taken += self.leases.pop(worker)
+        self.forget_old_ids(now_ms)
+        return ok(taken_back=taken)
+
+    def status(self) -> dict:
+        cfg = self.config or {}
+        return {**cfg, "sold": self.sold, "remaining": self.quantity - self.sold, "leased": sum(self.leases.values()),
+                "members": len(self.member_units), "rejected_over_limit": self.rejected_over_limit}
+
+    def audit(self) -> list[str]:
+        problems = []
+        if self.sold + sum(self.leases.values()) > self.quantity:
+            problems.append(f"sold {self.sold} + leased {sum(self.leases.values())} exceeds quantity {self.quantity}")
+        if any(v < 0 for v in self.leases.values()):
+            problems.append("a negative lease")
+        limit = (self.config or {}).get("per_member_limit", 0)
+        over = [m for m, u in self.member_units.items() if u > limit]
+        if over:
+            problems.append(f"members over the limit: {over[:5]}")
+        if sum(q for _, q in self.orders.values()) != self.sold:
+            problems.append("orders do not add up to sold")
+        return problems
+
+    def state_snapshot(self) -> dict:
+        return {"config": self.config, "sold": self.sold, "leases": self.leases, "last_seen": self.last_seen,
+                "member_units": self.member_units, "orders": {k: list(v) for k, v in self.orders.items()},
+                "rejected_over_limit": self.rejected_over_limit}
+
+    def restore_state(self, s: dict) -> None:
+        self.config, self.sold, self.leases, self.last_seen = s["config"], s["sold"], s["leases"], s["last_seen"]
+        self.member_units, self.rejected_over_limit = s["member_units"], s["rejected_over_limit"]
+        self.orders = {k: tuple(v) for k, v in s["orders"].items()}
+
+
+class TokenBucket:
+    """Admission rate: `rate` tokens per second, bursts up to one second's worth."""
+
+    def __init__(self, rate: float, now_ms: int) -> None:
+        self.rate, self.tokens, self.at_ms = rate, rate, now_ms
+
+    def take(self, now_ms: int) -> bool:
+        self.tokens = min(self.rate, self.tokens + (now_ms - self.at_ms) * self.rate / 1000)
+        self.at_ms = now_ms
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class LeaseHolder:
+    """A worker's side of one flash sale: admit locally, batch the commits, refill before running dry.
+
+    `admit()` answers at once: admitted (the caller then awaits the gate's verdict on the next sync), sold_out,
+    throttled, over_limit (this worker already admitted the member up to the limit), not_started or ended.
+    """
+
+    def __init__(self, worker: str, status: dict, now_ms: int, block: int = 50) -> None:
+        self.worker, self.block = worker, block
+        self.units = 0  # leased units not yet promised to a request
+        self.pending: list[list] = []  # admitted sales waiting for the next sync
+        self.members: dict[str, int] = {}  # units this worker admitted per member (pending or accepted)
+        self.bucket = TokenBucket(status["rate_per_s"], now_ms)
+        self.apply_status(status)
+
+    def apply_status(self, status: dict) -> None:
+        self.status = status
+        promised = sum(s[2] for s in self.pending)
+        self.units = max(status["lease"] - promised, 0)
+        self.bucket.rate = max(status["rate_per_s"], 1.0)
+
+    @property
+    def sold_out(self) -> bool:
+        return self.units == 0 and self.status["unleased"] == 0 and not self.pending and self.status["lease"] == 0
+
+    def admit(self, order_id: str, member: str, qty: int, now_ms: int) -> str:
+        st = self.status
+        if now_ms < st["starts_ms"]:
+            return "not_started"
+        if now_ms >= st["ends_ms"]:
+            return "ended"
+        if self.members.get(member, 0) + qty > st["per_member_limit"]:
+            return "over_limit"
+        if self.units < qty:
+            return "sold_out" if self.status["unleased"] == 0 else "throttled"
+        if not self.bucket.take(now_ms):
+            return "throttled"
+        self.units -= qty
+        self.members[member] = self.members.get(member, 0) + qty
+        self.pending.append([order_id, member, qty])
+        return "admitted"
+
+    def sync_command(self, command_id: str) -> dict:
+        """The next batched call to the gate; `take_results` must see its answer."""
+        want = self.block if self.units < self.block // 2 else 0
+        sales, self.pending = self.pending, []
+        self._in_flight = sales
+        return {"op": "sync", "id": command_id, "worker": self.worker, "sales": sales, "want": want, "returned": 0}
+
+    def take_results(self, result: dict) -> dict[str, str]:
+        verdicts = {}
+        if result.get("status") == "exists":
+            result = result["first"]
+        for order_id, verdict in result.get("results", []):
+            verdicts[order_id] = verdict
+        for order_id, member, qty in self._in_flight:
+            if verdicts.get(order_id) != "accepted":
+                self.members[member] = max(self.members.get(member, 0) - qty, 0)
+        self._in_flight = []
+        if result.get("status") == "ok":
+            self.apply_status(result)
+        return verdicts

@@ -1,0 +1,198 @@
+"""OrderRouter: which store serves an online order.
+
+- Stores have a location, a pickup and a delivery radius, opening hours (local time) and a capacity per slot.
+- A grid index (cells of ~5 km) finds the stores around a point without scanning the chain, so routing among
+  thousands of stores stays well under a millisecond.
+- Delivery: the nearest store that can reserve the whole basket (open at the slot, capacity left, within its
+  delivery radius); else a split across the fewest nearest stores; else the missing quantities, reported.
+- Pickup: the chosen store if it can serve; else the nearest alternatives that can.
+- Slot bookings are commands (`book_slot` / `release_slot`, idempotent by id) so capacity survives a restart.
+Availability of stock is passed in (the StockPool shards own it): routing stays pure.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from actors.base import CommandError, IdempotentActor, need, ok, rejected
+
+CELL_DEG = 0.05
+EARTH_RADIUS_M = 6_371_000
+MAX_SPLIT_STORES = 3
+ALTERNATIVES = 3
+DEFAULT_UTC_OFFSET_MIN = 480
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Haversine distance in metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+@dataclass(slots=True)
+class StoreSite:
+    store_id: str
+    lat: float
+    lon: float
+    pickup_radius_m: int
+    delivery_radius_m: int
+    opens_min: int  # minutes after local midnight
+    closes_min: int
+    slot_minutes: int
+    slot_capacity: int
+
+
+def _cell(lat: float, lon: float) -> tuple[int, int]:
+    return int(math.floor(lat / CELL_DEG)), int(math.floor(lon / CELL_DEG))
+
+
+def _number(c: dict, field: str) -> float:
+    value = c.get(field)
+    if type(value) not in (int, float) or not math.isfinite(value):
+        raise CommandError(f"{c.get('op')}: field {field!r} must be a number")
+    return float(value)
+
+
+def _hhmm(value: str, field: str) -> int:
+    try:
+        h, m = value.split(":")
+        minutes = int(h) * 60 + int(m)
+    except (ValueError, AttributeError):
+        raise CommandError(f"upsert_store: {field} must be HH:MM") from None
+    if not 0 <= minutes <= 24 * 60:
+        raise CommandError(f"upsert_store: {field} out of range")
+    return minutes
+
+
+class OrderRouter(IdempotentActor):
+    def __init__(self, utc_offset_min: int = DEFAULT_UTC_OFFSET_MIN) -> None:
+        super().__init__()
+        self.utc_offset_min = utc_offset_min
+        self.stores: dict[str, StoreSite] = {}
+        self.grid: dict[tuple[int, int], list[str]] = {}
+        self.bookings: dict[tuple[str, int], dict[str, int]] = {}  # (store, slot start) -> order id -> booked at
+        self.max_radius_m = 0
+
+    # ---- commands ------------------------------------------------------------------------------------
+    def op_upsert_store(self, c: dict, now_ms: int) -> dict:
+        site = StoreSite(need(c, "store"), _number(c, "lat"), _number(c, "lon"),
+                         need(c, "pickup_radius_m", int), need(c, "delivery_radius_m", int),
+                         _hhmm(c.get("opens", "07:00"), "opens"), _hhmm(c.get("closes", "22:00"), "closes"),
+                         c.get("slot_minutes", 60), c.get("slot_capacity", 20))
+        if not (-90 <= site.lat <= 90 and -180 <= site.lon <= 180) or site.opens_min >= site.closes_min:
+            raise CommandError("upsert_store: bad location or opening hours")
+        self._index(site)
+        return ok(store=site.store_id)
+
+    def _index(self, site: StoreSite) -> None:
+        old = self.stores.get(site.store_id)
+        if old is not None:
+            self.grid[_cell(old.lat, old.lon)].remove(old.store_id)
+        self.stores[site.store_id] = site
+        self.grid.setdefault(_cell(site.lat, site.lon), []).append(site.store_id)
+        self.max_radius_m = max(self.max_radius_m, site.delivery_radius_m, site.pickup_radius_m)
+
+    def _slot_ok(self, site: StoreSite, slot_start_ms: int) -> str | None:
+        local = (slot_start_ms // 60_000 + self.utc_offset_min) % (24 * 60)
+        if local % site.slot_minutes or not site.opens_min <= local < site.closes_min:
+            return "the store is closed or the slot is not on the store's slot grid"
+        if len(self.bookings.get((site.store_id, slot_start_ms), {})) >= site.slot_capacity:
+            return "the slot is full"
+        return None
+
+    def op_book_slot(self, c: dict, now_ms: int) -> dict:
+        store, slot, order_id = need(c, "store"), need(c, "slot_start_ms", int), need(c, "order_id")
+        site = self.stores.get(store)
+        if site is None:
+            raise CommandError(f"book_slot: unknown store {store}")
+        booked = self.bookings.setdefault((store, slot), {})
+        if order_id in booked:
+            return ok(store=store, slot_start_ms=slot)
+        why = self._slot_ok(site, slot)
+        if why:
+            return rejected(why)
+        booked[order_id] = now_ms
+        return ok(store=store, slot_start_ms=slot, left=site.slot_capacity - len(booked))
+
+    def op_release_slot(self, c: dict, now_ms: int) -> dict:
+        store, slot, order_id = need(c, "store"), need(c, "slot_start_ms", int), need(c, "order_id")
+        self.bookings.get((store, slot), {}).pop(order_id, None)
+        return ok()
+
+    def op_expire(self, c: dict, now_ms: int) -> dict:
+        for key in [k for k in self.bookings if k[1] < now_ms - 24 * 3600 * 1000]:
+            del self.bookings[key]
+        self.forget_old_ids(now_ms)
+        return ok()
+
+    # ---- routing (pure reads) -------------------------------------------------------------------------------
+    def nearby(self, lat: float, lon: float, fulfilment: str, slot_start_ms: int) -> list[tuple[str, float]]:
+        """Stores that could serve this point at this slot, nearest first: [(store, metres)]."""
+        reach = self.max_radius_m
+        dlat = reach / 111_000 / CELL_DEG
+        dlon = reach / (111_000 * max(math.cos(math.radians(lat)), 0.01)) / CELL_DEG
+        ci, cj = _cell(lat, lon)
+        found = []
+        for i in range(ci - math.ceil(dlat), ci + math.ceil(dlat) + 1):
+            for j in range(cj - math.ceil(dlon), cj + math.ceil(dlon) + 1):
+                for sid in self.grid.get((i, j), ()):
+                    site = self.stores[sid]
+                    d = distance_m(lat, lon, site.lat, site.lon)
+                    radius = site.delivery_radius_m if fulfilment == "delivery" else site.pickup_radius_m
+                    if d <= radius and self._slot_ok(site, slot_start_ms) is None:
+                        found.append((sid, d))
+        found.sort(key=lambda x: (x[1], x[0]))
+        return found
+
+    def plan(self, items: dict[str, int], candidates: list[str], availability: dict[str, dict[str, int]]) -> dict:
+        """Single nearest store with everything; else the fewest nearest stores; else what is missing."""
+        for sid in candidates:
+            have = availability.get(sid, {})
+            if all(have.get(sku, 0) >= q for sku, q in items.items()):
+                return {"kind": "single", "allocation": {sid: dict(items)}}
+        left = {sku: q for sku, q in items.items() if q > 0}
+        allocation: dict[str, dict[str, int]] = {}
+        while left and len(allocation) < MAX_SPLIT_STORES:
+            best, best_units = None, 0
+            for sid in candidates:  # nearest first, so ties go to the nearer store
+                if sid in allocation:
+                    continue
+                units = sum(min(q, availability.get(sid, {}).get(sku, 0)) for sku, q in left.items())
+                if units > best_units:
+                    best, best_units = sid, units
+            if best is None:
+                break
+            take = {sku: min(q, availability[best].get(sku, 0)) for sku, q in left.items()}
+            allocation[best] = {sku: q for sku, q in take.items() if q > 0}
+            left = {sku: q - take[sku] for sku, q in left.items() if q - take[sku] > 0}
+        if left:
+            return {"kind": "missing", "missing": left, "allocation": allocation}
+        return {"kind": "split", "allocation": allocation}
+
+    def plan_pickup(self, store: str, items: dict[str, int], slot_start_ms: int, lat: float, lon: float,
+                    availability: dict[str, dict[str, int]]) -> dict:
+        site = self.stores.get(store)
+        why = "unknown store" if site is None else self._slot_ok(site, slot_start_ms)
+        have = availability.get(store, {})
+        if why is None and all(have.get(sku, 0) >= q for sku, q in items.items()):
+            return {"kind": "single", "allocation": {store: dict(items)}}
+        alternatives = [sid for sid, _ in self.nearby(lat, lon, "pickup", slot_start_ms)
+                        if sid != store and all(availability.get(sid, {}).get(k, 0) >= q for k, q in items.items())]
+        return {"kind": "unavailable", "reason": why or "not enough stock at the chosen store",
+                "alternatives": alternatives[:ALTERNATIVES]}
+
+    # ---- snapshots -------------------------------------------------------------------------------------------
+    def state_snapshot(self) -> dict:
+        return {"offset": self.utc_offset_min,
+                "stores": [[s.store_id, s.lat, s.lon, s.pickup_radius_m, s.delivery_radius_m, s.opens_min, s.closes_min,
+                            s.slot_minutes, s.slot_capacity] for s in self.stores.values()],
+                "bookings": [[s, t, orders] for (s, t), orders in self.bookings.items()]}
+
+    def restore_state(self, state: dict) -> None:
+        self.utc_offset_min = state["offset"]
+        self.stores, self.grid, self.max_radius_m = {}, {}, 0
+        for row in state["stores"]:
+            self._index(StoreSite(*row))
+        self.bookings = {(s, t): dict(orders) for s, t, orders in state["bookings"]}

@@ -1,0 +1,243 @@
+"""StockPool: the cloud's share of each store's stock, by SKU shard.
+
+Guarantees (checked by `audit()` and by the tests):
+- Online orders are reserved **only against escrow** the store granted: for every (store, SKU)
+  `pending + confirmed <= escrow`, and nothing is ever negative. Online cannot oversell, even while the store
+  is offline.
+- A reservation lives `ttl_ms` (default 15 min) unless confirmed (paid); `expire` returns unpaid units to escrow.
+- A reclaim from the edge (the till sold past its offline share) returns only unreserved units.
+- When a store reports physical stock below its confirmed online orders, a **shortage** is raised naming the
+  reservations that cannot be served (newest first), never silently; `reroute` moves a reservation to another
+  store's escrow.
+- Every change is a journaled **movement** in the result: (store, sku, kind, escrow/pending/confirmed deltas, ref).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from actors.base import CommandError, IdempotentActor, need, ok, positive, rejected
+
+DEFAULT_RESERVATION_TTL_MS = 15 * 60 * 1000
+DEFAULT_ONLINE_RATIO_BP = 4000  # 40% of on-hand offered online, unless configured per store and SKU
+
+
+@dataclass(slots=True)
+class Position:
+    escrow: int = 0  # units the store granted the cloud to sell online, not yet handed over
+    pending: int = 0  # reserved, unpaid
+    confirmed: int = 0  # paid, waiting for pickup or delivery
+    on_hand: int = -1  # last physical stock the store reported (-1: never)
+    ratio_bp: int = DEFAULT_ONLINE_RATIO_BP
+
+    @property
+    def available(self) -> int:
+        return self.escrow - self.pending - self.confirmed
+
+
+@dataclass(slots=True)
+class Reservation:
+    order_id: str
+    store: str
+    sku: str
+    qty: int
+    state: str  # pending | confirmed | fulfilled | cancelled | expired
+    expires_ms: int
+
+
+class StockPool(IdempotentActor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.positions: dict[tuple[str, str], Position] = {}
+        self.reservations: dict[str, Reservation] = {}
+        self.shortages: dict[str, dict] = {}  # reservation id -> shortage record, until resolved
+
+    # ---- helpers -----------------------------------------------------------------------------------
+    def position(self, store: str, sku: str) -> Position:
+        key = (store, sku)
+        pos = self.positions.get(key)
+        if pos is None:
+            pos = self.positions[key] = Position()
+        return pos
+
+    @staticmethod
+    def _move(store, sku, kind, ref, escrow=0, pending=0, confirmed=0) -> list:
+        return [store, sku, kind, escrow, pending, confirmed, ref]
+
+    def _reservation(self, command: dict) -> tuple[str, Reservation]:
+        rid = need(command, "reservation_id")
+        res = self.reservations.get(rid)
+        if res is None:
+            raise CommandError(f"{command['op']}: unknown reservation {rid}")
+        return rid, res
+
+    # ---- escrow from and to the edge ------------------------------------------------------------------
+    def op_grant(self, c: dict, now_ms: int) -> dict:
+        store, sku, qty = need(c, "store"), need(c, "sku"), positive(c, "qty")
+        pos = self.position(store, sku)
+        pos.escrow += qty
+        return ok(escrow=pos.escrow, available=pos.available, movements=[self._move(store, sku, "grant", c["id"], escrow=qty)])
+
+    def op_reclaim(self, c: dict, now_ms: int) -> dict:
+        store, sku, qty = need(c, "store"), need(c, "sku"), positive(c, "qty")
+        pos = self.position(store, sku)
+        returned = min(qty, max(pos.available, 0))
+        pos.escrow -= returned
+        moves = [self._move(store, sku, "reclaim", c["id"], escrow=-returned)] if returned else []
+        return ok(returned=returned, escrow=pos.escrow, available=pos.available, movements=moves)
+
+    def op_set_ratio(self, c: dict, now_ms: int) -> dict:
+        store, sku, ratio = need(c, "store"), need(c, "sku"), need(c, "ratio_bp", int)
+        if not 0 <= ratio <= 10_000:
+            raise CommandError("set_ratio: ratio_bp must be 0..10000")
+        self.position(store, sku).ratio_bp = ratio
+        return ok(ratio_bp=ratio, movements=[])
+
+    def op_report_on_hand(self, c: dict, now_ms: int) -> dict:
+        """The store's physical stock; if it cannot cover confirmed orders, raise shortages (newest first)."""
+        store, sku, on_hand = need(c, "store"), need(c, "sku"), need(c, "on_hand", int)
+        pos = self.position(store, sku)
+        pos.on_hand = on_hand
+        short = pos.confirmed - max(on_hand, 0)
+        raised = []
+        if short > 0:
+            confirmed = sorted(((rid, r) for rid, r in self.reservations.items()
+                                if r.store == store and r.sku == sku and r.state == "confirmed"),
+                               key=lambda item: item[0], reverse=True)
+            for rid, r in confirmed:
+                if short <= 0:
+                    break
+                if rid not in self.shortages:
+                    self.shortages[rid] = {"reservation_id": rid, "order_id": r.order_id, "store": store, "sku": sku,
+                                           "qty": r.qty, "raised_ms": now_ms}
+                    raised.append(self.shortages[rid])
+                short -= r.qty
+        return ok(on_hand=on_hand, confirmed=pos.confirmed, shortages=raised, movements=[])
+
+    # ---- reservations ---------------------------------------------------------------------------------
+    def op_reserve(self, c: dict, now_ms: int) -> dict:
+        rid, order_id = need(c, "reservation_id"), need(c, "order_id")
+        store, sku, qty = need(c, "store"), need(c, "sku"), positive(c, "qty")
+        ttl = c.get("ttl_ms", DEFAULT_RESERVATION_TTL_MS)
+        if type(ttl) is not int or ttl <= 0:
+            raise CommandError("reserve: ttl_ms must be a positive integer")
+        if rid in self.reservations:
+            raise CommandError(f"reserve: reservation {rid} exists already")
+        pos = self.position(store, sku)
+        if pos.available < qty:
+            return rejected("insufficient", available=max(pos.available, 0), presale=pos.available <= 0)
+        pos.pending += qty
+        self.reservations[rid] = Reservation(order_id, store, sku, qty, "pending", now_ms + ttl)
+        return ok(expires_ms=now_ms + ttl, available=pos.available,
+                  movements=[self._move(store, sku, "reserve", rid, pending=qty)])
+
+    def op_confirm(self, c: dict, now_ms: int) -> dict:
+        rid, r = self._reservation(c)
+        if r.state == "confirmed":
+            return ok(state=r.state, movements=[])
+        if r.state != "pending":
+            return rejected(f"reservation is {r.state}", state=r.state)
+        pos = self.position(r.store, r.sku)
+        pos.pending -= r.qty
+        pos.confirmed += r.qty
+        r.state = "confirmed"
+        return ok(state=r.state, movements=[self._move(r.store, r.sku, "confirm", rid, pending=-r.qty, confirmed=r.qty)])
+
+    def _release(self, rid: str, r: Reservation, state: str) -> list:
+        pos = self.position(r.store, r.sku)
+        field = "pending" if r.state == "pending" else "confirmed"
+        setattr(pos, field, getattr(pos, field) - r.qty)
+        r.state = state
+        self.shortages.pop(rid, None)
+        return self._move(r.store, r.sku, state, rid, **{field: -r.qty})
+
+    def op_cancel(self, c: dict, now_ms: int) -> dict:
+        rid, r = self._reservation(c)
+        if r.state not in ("pending", "confirmed"):
+            return rejected(f"reservation is {r.state}", state=r.state)
+        return ok(state="cancelled", movements=[self._release(rid, r, "cancelled")])
+
+    def op_fulfil(self, c: dict, now_ms: int) -> dict:
+        """The store handed the goods over: they leave the escrow along with the confirmed reservation."""
+        rid, r = self._reservation(c)
+        if r.state != "confirmed":
+            return rejected(f"reservation is {r.state}", state=r.state)
+        pos = self.position(r.store, r.sku)
+        pos.confirmed -= r.qty
+        pos.escrow -= r.qty
+        r.state = "fulfilled"
+        self.shortages.pop(rid, None)
+        return ok(state=r.state, movements=[self._move(r.store, r.sku, "fulfil", rid, escrow=-r.qty, confirmed=-r.qty)])
+
+    def op_expire(self, c: dict, now_ms: int) -> dict:
+        """Unpaid reservations past their expiry return to escrow; finished ones are dropped from memory."""
+        moves, expired = [], []
+        for rid, r in list(self.reservations.items()):
+            if r.state == "pending" and r.expires_ms <= now_ms:
+                moves.append(self._release(rid, r, "expired"))
+                expired.append(rid)
+            elif r.state in ("cancelled", "expired", "fulfilled") and r.expires_ms + DEFAULT_RESERVATION_TTL_MS < now_ms:
+                del self.reservations[rid]
+        self.forget_old_ids(now_ms)
+        return ok(expired=expired, movements=moves)
+
+    def op_reroute(self, c: dict, now_ms: int) -> dict:
+        """Move a reservation to another store that has the escrow (a shortage's remedy, or a transfer)."""
+        rid, r = self._reservation(c)
+        to_store = need(c, "to_store")
+        if r.state not in ("pending", "confirmed") or to_store == r.store:
+            return rejected("only a live reservation can move to another store", state=r.state)
+        target = self.position(to_store, r.sku)
+        if target.available < r.qty:
+            return rejected("insufficient", available=max(target.available, 0))
+        field = r.state
+        source = self.position(r.store, r.sku)
+        setattr(source, field, getattr(source, field) - r.qty)
+        setattr(target, field, getattr(target, field) + r.qty)
+        moves = [self._move(r.store, r.sku, "reroute_out", rid, **{field: -r.qty}),
+                 self._move(to_store, r.sku, "reroute_in", rid, **{field: r.qty})]
+        r.store = to_store
+        self.shortages.pop(rid, None)
+        return ok(store=to_store, state=r.state, movements=moves)
+
+    # ---- reads ------------------------------------------------------------------------------------------
+    def view(self, store: str | None = None) -> list[dict]:
+        return [{"store": s, "sku": k, "escrow": p.escrow, "pending": p.pending, "confirmed": p.confirmed,
+                 "available": p.available, "on_hand": p.on_hand, "ratio_bp": p.ratio_bp, "presale": p.available <= 0}
+                for (s, k), p in sorted(self.positions.items()) if store is None or s == store]
+
+    def availability(self, pairs: list[tuple[str, str]]) -> dict:
+        return {f"{s}/{k}": max(self.positions[(s, k)].available, 0) if (s, k) in self.positions else 0 for s, k in pairs}
+
+    def audit(self) -> list[str]:
+        """Every broken invariant, described; empty when all hold."""
+        problems = []
+        pending: dict[tuple, int] = {}
+        confirmed: dict[tuple, int] = {}
+        for r in self.reservations.values():
+            if r.state == "pending":
+                pending[(r.store, r.sku)] = pending.get((r.store, r.sku), 0) + r.qty
+            elif r.state == "confirmed":
+                confirmed[(r.store, r.sku)] = confirmed.get((r.store, r.sku), 0) + r.qty
+        for key, p in self.positions.items():
+            where = f"{key[0]}/{key[1]}"
+            if min(p.escrow, p.pending, p.confirmed) < 0:
+                problems.append(f"{where}: negative escrow/pending/confirmed {p.escrow}/{p.pending}/{p.confirmed}")
+            if p.pending + p.confirmed > p.escrow:
+                problems.append(f"{where}: reserved {p.pending + p.confirmed} exceeds escrow {p.escrow}")
+            if p.pending != pending.get(key, 0) or p.confirmed != confirmed.get(key, 0):
+                problems.append(f"{where}: counters {p.pending}/{p.confirmed} disagree with reservations "
+                                f"{pending.get(key, 0)}/{confirmed.get(key, 0)}")
+        return problems
+
+    # ---- snapshots ---------------------------------------------------------------------------------------
+    def state_snapshot(self) -> dict:
+        return {
+            "positions": [[s, k, p.escrow, p.pending, p.confirmed, p.on_hand, p.ratio_bp] for (s, k), p in self.positions.items()],
+            "reservations": [[rid, r.order_id, r.store, r.sku, r.qty, r.state, r.expires_ms] for rid, r in self.reservations.items()],
+            "shortages": list(self.shortages.values()),
+        }
+
+    def restore_state(self, state: dict) -> None:
+        self.positions = {(s, k): Position(*rest) for s, k, *rest in state["positions"]}
+        self.reservations = {rid: Reservation(*rest) for rid, *rest in state["reservations"]}
+        self.shortages = {s["reservation_id"]: s for s in state["shortages"]}

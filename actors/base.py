@@ -64,17 +64,20 @@ class IdempotentActor:
             result = handler(command, now_ms)
         except CommandError as exc:
             return {"status": "error", "error": str(exc)}
-        self.seen[cid] = (fp, result, now_ms)
+        if not result.get("noop"):  # housekeeping that changed nothing is not remembered either
+            self.seen[cid] = (fp, result, now_ms)
         return result
 
     def changes_state(self, result: dict) -> bool:
         """Whether a result must be journaled: everything except answers that changed nothing."""
-        return result.get("status") in ("ok", "rejected")
+        return result.get("status") in ("ok", "rejected") and not result.get("noop")
 
-    def forget_old_ids(self, now_ms: int) -> None:
+    def forget_old_ids(self, now_ms: int) -> int:
         cutoff = now_ms - IDEMPOTENCY_RETENTION_MS
-        for cid in [cid for cid, (_, _, at) in self.seen.items() if at < cutoff]:
+        old = [cid for cid, (_, _, at) in self.seen.items() if at < cutoff]
+        for cid in old:
             del self.seen[cid]
+        return len(old)
 
     # -- snapshots: the shell stores them so that recovery replays only the journal's tail
     def snapshot(self) -> dict:

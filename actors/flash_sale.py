@@ -110,8 +110,8 @@ class FlashSaleGate(IdempotentActor):
         for worker, seen in list(self.last_seen.items()):
             if now_ms - seen > LEASE_IDLE_MS and self.leases.get(worker):
                 taken += self.leases.pop(worker)
-        self.forget_old_ids(now_ms)
-        return ok(taken_back=taken)
+        forgotten = self.forget_old_ids(now_ms)
+        return ok(taken_back=taken, noop=not (taken or forgotten))
 
     def status(self) -> dict:
         cfg = self.config or {}

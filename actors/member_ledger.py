@@ -107,8 +107,7 @@ class MemberLedger(IdempotentActor):
         return ok(entries=entries, **self.member_view(member, now_ms))
 
     def op_expire(self, c: dict, now_ms: int) -> dict:
-        self.forget_old_ids(now_ms)
-        return ok()
+        return ok(noop=not self.forget_old_ids(now_ms))
 
     def audit(self) -> list[str]:
         problems = []

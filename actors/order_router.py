@@ -122,10 +122,10 @@ class OrderRouter(IdempotentActor):
         return ok()
 
     def op_expire(self, c: dict, now_ms: int) -> dict:
-        for key in [k for k in self.bookings if k[1] < now_ms - 24 * 3600 * 1000]:
+        old = [k for k in self.bookings if k[1] < now_ms - 24 * 3600 * 1000]
+        for key in old:
             del self.bookings[key]
-        self.forget_old_ids(now_ms)
-        return ok()
+        return ok(noop=not (old or self.forget_old_ids(now_ms)))
 
     # ---- routing (pure reads) -------------------------------------------------------------------------------
     def nearby(self, lat: float, lon: float, fulfilment: str, slot_start_ms: int) -> list[tuple[str, float]]:

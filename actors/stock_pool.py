@@ -170,15 +170,16 @@ class StockPool(IdempotentActor):
 
     def op_expire(self, c: dict, now_ms: int) -> dict:
         """Unpaid reservations past their expiry return to escrow; finished ones are dropped from memory."""
-        moves, expired = [], []
+        moves, expired, dropped = [], [], 0
         for rid, r in list(self.reservations.items()):
             if r.state == "pending" and r.expires_ms <= now_ms:
                 moves.append(self._release(rid, r, "expired"))
                 expired.append(rid)
             elif r.state in ("cancelled", "expired", "fulfilled") and r.expires_ms + DEFAULT_RESERVATION_TTL_MS < now_ms:
                 del self.reservations[rid]
-        self.forget_old_ids(now_ms)
-        return ok(expired=expired, movements=moves)
+                dropped += 1
+        dropped += self.forget_old_ids(now_ms)
+        return ok(expired=expired, movements=moves, noop=not (moves or dropped))
 
     def op_reroute(self, c: dict, now_ms: int) -> dict:
         """Move a reservation to another store that has the escrow (a shortage's remedy, or a transfer)."""

@@ -1,0 +1,179 @@
+"""DurableHost: gives a pure actor durability by journaling its commands in PostgreSQL with group commits.
+
+- Commands from every concurrent caller queue up; one committer applies a batch to the pure actor, writes the
+  batch's state-changing commands to `actor_journal` in **one transaction** (COPY), and only then answers the
+  callers. A caller never hears "ok" for a change that is not durable.
+- The journal is the record: on start the host loads the latest snapshot and replays the journal after it.
+  Apply is deterministic in (state, command, at_ms), so the rebuilt state is the state before the crash. A
+  command in flight during a crash was either committed (its retry answers `exists` with the first result) or
+  not (its retry applies it), never both.
+- If a commit fails, the host rebuilds its state from PostgreSQL and tells the batch's callers to retry.
+- Time is read from the injected clock once per batch and journaled with it; a ticker sends `expire`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import asyncpg
+import msgpack
+
+from cloud.migrations import migrate
+from protocol.clock import Clock, SystemClock
+
+COMMIT_BATCH_MAX = 5_000
+GROUP_COMMIT_WAIT_MS = 2  # when a batch is small, wait this long for more callers to join it
+SNAPSHOT_EVERY = 100_000  # journaled commands between snapshots
+EXPIRE_EVERY_MS = 1_000
+log = logging.getLogger("freshmesh.durable")
+
+
+class Unavailable(RuntimeError):
+    """The change could not be made durable (database down): nothing was applied; retry with the same ids."""
+
+
+def _pack(value) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _unpack(raw: bytes):
+    return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+
+
+class DurableHost:
+    def __init__(self, name: str, factory, database_url: str, clock: Clock | None = None,
+                 expire_every_ms: int = EXPIRE_EVERY_MS, snapshot_every: int = SNAPSHOT_EVERY) -> None:
+        self.name, self.factory, self.database_url = name, factory, database_url
+        self.clock = clock or SystemClock()
+        self.expire_every_ms, self.snapshot_every = expire_every_ms, snapshot_every
+        self.actor = factory()
+        self.seq = 0
+        self.snapshot_seq = 0
+        self.pool: asyncpg.Pool | None = None
+        self._queue: list[tuple[dict, asyncio.Future]] = []
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self.stats = {"batches": 0, "commands": 0, "journaled": 0, "last_batch": 0, "errors": 0, "last_error": ""}
+
+    async def start(self) -> "DurableHost":
+        self.pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=2, command_timeout=30)
+        async with self.pool.acquire() as conn:
+            await migrate(conn)
+        await self._rebuild()
+        self._tasks = [asyncio.create_task(self._committer(), name=f"{self.name}-committer")]
+        if self.expire_every_ms:
+            self._tasks.append(asyncio.create_task(self._ticker(), name=f"{self.name}-ticker"))
+        return self
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def _rebuild(self) -> None:
+        """State = latest snapshot + the journal after it."""
+        actor = self.factory()
+        async with self.pool.acquire() as conn:
+            snap = await conn.fetchrow("select seq, state from actor_snapshot where actor = $1", self.name)
+            seq = 0
+            if snap is not None:
+                actor.restore(_unpack(snap["state"]))
+                seq = snap["seq"]
+            self.snapshot_seq = seq
+            async with conn.transaction():
+                async for row in conn.cursor("select seq, at_ms, command from actor_journal where actor = $1 and seq > $2 "
+                                             "order by seq", self.name, seq, prefetch=5_000):
+                    actor.apply(_unpack(row["command"]), row["at_ms"])
+                    seq = row["seq"]
+        self.actor, self.seq = actor, seq
+        log.info("%s rebuilt at seq %d (snapshot %d)", self.name, seq, self.snapshot_seq)
+
+    async def submit(self, commands: list[dict]) -> list[dict]:
+        loop = asyncio.get_running_loop()
+        futures = []
+        for command in commands:
+            fut = loop.create_future()
+            self._queue.append((command, fut))
+            futures.append(fut)
+        self._wake.set()
+        return list(await asyncio.gather(*futures))
+
+    async def _committer(self) -> None:
+        while True:
+            await self._wake.wait()
+            if len(self._queue) < COMMIT_BATCH_MAX // 10:
+                await asyncio.sleep(GROUP_COMMIT_WAIT_MS / 1000)
+            batch, self._queue = self._queue[:COMMIT_BATCH_MAX], self._queue[COMMIT_BATCH_MAX:]
+            if not self._queue:
+                self._wake.clear()
+            if batch:
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[dict, asyncio.Future]]) -> None:
+        now = self.clock.now_ms()
+        results, rows = [], []
+        for command, _ in batch:
+            result = self.actor.apply(command, now)
+            results.append(result)
+            if self.actor.changes_state(result):
+                rows.append((self.name, self.seq + len(rows) + 1, now, _pack(command)))
+        try:
+            if rows:
+                async with self.pool.acquire() as conn:
+                    await conn.copy_records_to_table("actor_journal", records=rows,
+                                                     columns=["actor", "seq", "at_ms", "command"])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+            self.stats["errors"] += 1
+            self.stats["last_error"] = f"{type(exc).__name__}: {exc}"
+            log.error("%s: commit of %d commands failed (%s); rebuilding from PostgreSQL", self.name, len(rows), exc)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(Unavailable(f"{self.name}: the change could not be made durable; retry"))
+            await self._rebuild_until_ok()
+            return
+        self.seq += len(rows)
+        self.stats["batches"] += 1
+        self.stats["commands"] += len(batch)
+        self.stats["journaled"] += len(rows)
+        self.stats["last_batch"] = len(batch)
+        for (_, fut), result in zip(batch, results):
+            if not fut.done():
+                fut.set_result(result)
+        if self.seq - self.snapshot_seq >= self.snapshot_every:
+            await self.snapshot()
+
+    async def _rebuild_until_ok(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._rebuild()
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+                log.error("%s: rebuild failed (%s); retrying in %.1fs", self.name, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def snapshot(self) -> None:
+        state = _pack(self.actor.snapshot())
+        async with self.pool.acquire() as conn:
+            await conn.execute("""insert into actor_snapshot (actor, seq, at_ms, state) values ($1, $2, $3, $4)
+                                  on conflict (actor) do update set seq = excluded.seq, at_ms = excluded.at_ms,
+                                  state = excluded.state""", self.name, self.seq, self.clock.now_ms(), state)
+        self.snapshot_seq = self.seq
+
+    async def _ticker(self) -> None:
+        n = 0
+        while True:
+            await asyncio.sleep(self.expire_every_ms / 1000)
+            n += 1
+            try:
+                await self.submit([{"op": "expire", "id": f"expire:{os.getpid()}:{self.clock.now_ms()}:{n}"}])
+            except Unavailable:
+                pass
+
+    def read(self, method: str, *args):
+        """Answer a read-only question from the in-memory state (view, audit, status ...)."""
+        return getattr(self.actor, method)(*args)

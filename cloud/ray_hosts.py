@@ -1,0 +1,85 @@
+"""The pure actors on Ray: one named, restartable Ray actor per shard, each a DurableHost.
+
+Ray restarts a crashed actor (`max_restarts=-1`); the new incarnation rebuilds its state from PostgreSQL before
+it answers anything. Ray does not retry calls by itself (`max_task_retries=0`): the caller retries with the same
+command ids, and idempotency makes that safe. Nothing here assumes one node: `RAY_ADDRESS` points at a cluster.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import ray
+
+from actors.flash_sale import FlashSaleGate
+from actors.member_ledger import MemberLedger
+from actors.order_router import OrderRouter
+from actors.stock_pool import StockPool
+from cloud.durable import DurableHost
+
+NAMESPACE = "freshmesh"
+KINDS = {"stock_pool": StockPool, "member_ledger": MemberLedger, "flash_sale": FlashSaleGate,
+         "order_router": OrderRouter}
+
+
+def kind_of(name: str) -> str:
+    base = name.rsplit("-", 1)[0] if "-" in name else name
+    for kind in KINDS:
+        if base.endswith(kind):
+            return kind
+    raise ValueError(f"no actor kind for {name!r}")
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0)
+class ActorHost:
+    """A Ray actor around one DurableHost. Async: many callers' submits join the same group commit."""
+
+    def __init__(self, name: str, database_url: str, expire_every_ms: int = 1_000) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self.name = name
+        self.kind = kind_of(name)
+        self.host = DurableHost(name, KINDS[self.kind], database_url, expire_every_ms=expire_every_ms)
+        self._started: asyncio.Task | None = None
+        self.restarts = ray.get_runtime_context().was_current_actor_reconstructed
+
+    async def _ready(self) -> DurableHost:
+        if self._started is None:
+            self._started = asyncio.ensure_future(self.host.start())
+        await asyncio.shield(self._started)
+        return self.host
+
+    async def submit(self, commands: list[dict]) -> list[dict]:
+        return await (await self._ready()).submit(commands)
+
+    async def read(self, method: str, *args):
+        return (await self._ready()).read(method, *args)
+
+    async def info(self) -> dict:
+        host = await self._ready()
+        return {"name": self.name, "kind": self.kind, "pid": os.getpid(), "seq": host.seq,
+                "reconstructed": self.restarts, "queue": len(host._queue), **host.stats}
+
+    async def snapshot(self) -> int:
+        host = await self._ready()
+        await host.snapshot()
+        return host.seq
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Connect to RAY_ADDRESS, or start a local Ray sized to this box."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), namespace=NAMESPACE, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+
+
+def host(name: str, database_url: str, expire_every_ms: int = 1_000):
+    """The named actor, created on first use (every process that asks gets the same one)."""
+    return ActorHost.options(name=name, namespace=NAMESPACE, get_if_exists=True,
+                             lifetime="detached" if os.environ.get("FRESHMESH_DETACHED") else None,
+                             max_concurrency=10_000).remote(name, database_url, expire_every_ms)

@@ -22,8 +22,12 @@ class CommandError(ValueError):
     """A malformed command (missing field, wrong type): refused without changing state."""
 
 
-def fingerprint(command: dict) -> bytes:
-    return hashlib.blake2b(msgpack.packb(command, use_bin_type=True), digest_size=12).digest()
+def pack_command(command: dict) -> bytes:
+    return msgpack.packb(command, use_bin_type=True)
+
+
+def fingerprint(packed: bytes) -> bytes:
+    return hashlib.blake2b(packed, digest_size=12).digest()
 
 
 def need(command: dict, field: str, kind: type = str):
@@ -46,7 +50,8 @@ class IdempotentActor:
     def __init__(self) -> None:
         self.seen: dict[str, tuple[bytes, dict, int]] = {}  # id -> (fingerprint, first result, at_ms)
 
-    def apply(self, command: dict, now_ms: int) -> dict:
+    def apply(self, command: dict, now_ms: int, packed: bytes | None = None) -> dict:
+        """`packed` is the command's msgpack form if the caller has it already (the journal needs it too)."""
         op = command.get("op")
         handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
         if handler is None:
@@ -54,7 +59,7 @@ class IdempotentActor:
         cid = command.get("id")
         if not isinstance(cid, str) or not 0 < len(cid) <= MAX_COMMAND_ID_LEN:
             return {"status": "error", "error": f"{op}: every command needs an id (1-{MAX_COMMAND_ID_LEN} chars)"}
-        fp = fingerprint(command)
+        fp = fingerprint(packed if packed is not None else pack_command(command))
         if cid in self.seen:
             first_fp, first, _ = self.seen[cid]
             if first_fp == fp:

@@ -73,7 +73,7 @@ class OrderRouter(IdempotentActor):
         self.stores: dict[str, StoreSite] = {}
         self.grid: dict[tuple[int, int], list[str]] = {}
         self.bookings: dict[tuple[str, int], dict[str, int]] = {}  # (store, slot start) -> order id -> booked at
-        self.max_radius_m = 0
+        self.max_radius_m = {"delivery": 0, "pickup": 0}
 
     # ---- commands ------------------------------------------------------------------------------------
     def op_upsert_store(self, c: dict, now_ms: int) -> dict:
@@ -92,7 +92,8 @@ class OrderRouter(IdempotentActor):
             self.grid[_cell(old.lat, old.lon)].remove(old.store_id)
         self.stores[site.store_id] = site
         self.grid.setdefault(_cell(site.lat, site.lon), []).append(site.store_id)
-        self.max_radius_m = max(self.max_radius_m, site.delivery_radius_m, site.pickup_radius_m)
+        self.max_radius_m["delivery"] = max(self.max_radius_m["delivery"], site.delivery_radius_m)
+        self.max_radius_m["pickup"] = max(self.max_radius_m["pickup"], site.pickup_radius_m)
 
     def _slot_ok(self, site: StoreSite, slot_start_ms: int) -> str | None:
         local = (slot_start_ms // 60_000 + self.utc_offset_min) % (24 * 60)
@@ -130,15 +131,20 @@ class OrderRouter(IdempotentActor):
     # ---- routing (pure reads) -------------------------------------------------------------------------------
     def nearby(self, lat: float, lon: float, fulfilment: str, slot_start_ms: int) -> list[tuple[str, float]]:
         """Stores that could serve this point at this slot, nearest first: [(store, metres)]."""
-        reach = self.max_radius_m
+        reach = self.max_radius_m[fulfilment]
+        coslat = max(math.cos(math.radians(lat)), 0.01)
         dlat = reach / 111_000 / CELL_DEG
-        dlon = reach / (111_000 * max(math.cos(math.radians(lat)), 0.01)) / CELL_DEG
+        dlon = reach / (111_000 * coslat) / CELL_DEG
         ci, cj = _cell(lat, lon)
+        # Cheap box test before the exact distance: most stores in the cells around are out of reach.
+        box_lat, box_lon = reach / 110_000, reach / (110_000 * coslat)
         found = []
         for i in range(ci - math.ceil(dlat), ci + math.ceil(dlat) + 1):
             for j in range(cj - math.ceil(dlon), cj + math.ceil(dlon) + 1):
                 for sid in self.grid.get((i, j), ()):
                     site = self.stores[sid]
+                    if abs(site.lat - lat) > box_lat or abs(site.lon - lon) > box_lon:
+                        continue
                     d = distance_m(lat, lon, site.lat, site.lon)
                     radius = site.delivery_radius_m if fulfilment == "delivery" else site.pickup_radius_m
                     if d <= radius and self._slot_ok(site, slot_start_ms) is None:
@@ -192,7 +198,7 @@ class OrderRouter(IdempotentActor):
 
     def restore_state(self, state: dict) -> None:
         self.utc_offset_min = state["offset"]
-        self.stores, self.grid, self.max_radius_m = {}, {}, 0
+        self.stores, self.grid, self.max_radius_m = {}, {}, {"delivery": 0, "pickup": 0}
         for row in state["stores"]:
             self._index(StoreSite(*row))
         self.bookings = {(s, t): dict(orders) for s, t, orders in state["bookings"]}

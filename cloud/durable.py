@@ -86,7 +86,7 @@ class DurableHost:
             async with conn.transaction():
                 async for row in conn.cursor("select seq, at_ms, command from actor_journal where actor = $1 and seq > $2 "
                                              "order by seq", self.name, seq, prefetch=5_000):
-                    actor.apply(_unpack(row["command"]), row["at_ms"])
+                    actor.apply(_unpack(row["command"]), row["at_ms"], row["command"])
                     seq = row["seq"]
         self.actor, self.seq = actor, seq
         log.info("%s rebuilt at seq %d (snapshot %d)", self.name, seq, self.snapshot_seq)
@@ -116,10 +116,11 @@ class DurableHost:
         now = self.clock.now_ms()
         results, rows = [], []
         for command, _ in batch:
-            result = self.actor.apply(command, now)
+            packed = _pack(command)
+            result = self.actor.apply(command, now, packed)
             results.append(result)
             if self.actor.changes_state(result):
-                rows.append((self.name, self.seq + len(rows) + 1, now, _pack(command)))
+                rows.append((self.name, self.seq + len(rows) + 1, now, packed))
         try:
             if rows:
                 async with self.pool.acquire() as conn:

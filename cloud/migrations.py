@@ -19,6 +19,89 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             state bytea  not null
         );
     """),
+    (2, "orders, members, flash sales, edge events, dead letters", """
+        create table members (
+            member_id   text primary key,
+            phone       text not null unique,
+            member_code text not null unique,
+            created_ms  bigint not null
+        );
+        create table orders (
+            order_id        text primary key,
+            idempotency_key text unique,
+            request_hash    bytea,
+            kind            text not null,          -- pickup | delivery | flash
+            status          text not null,          -- pending | rejected | reserved | paid | fulfilled | cancelled | expired
+            member_id       text,
+            allocation      jsonb not null,         -- store -> [{sku, qty, reservation_id}]
+            lines           jsonb not null,
+            total_fen       bigint not null,
+            pickup_code     text,
+            slot_start_ms   bigint,
+            location        jsonb,
+            expires_ms      bigint,
+            created_ms      bigint not null,
+            updated_ms      bigint not null,
+            payment         jsonb,
+            problem         jsonb,                  -- the refusal a rejected order answered with (retries get it too)
+            sale_id         text
+        );
+        create index orders_status_expires on orders (status, expires_ms);
+        create unique index orders_pickup_code on orders (pickup_code) where pickup_code is not null;
+        create table flash_sales (
+            sale_id    text primary key,
+            config     jsonb not null,
+            created_ms bigint not null
+        );
+        create table edge_events (
+            event_id    text primary key,
+            store_id    text not null,
+            seq         bigint not null,
+            kind        text not null,
+            wall_ms     bigint not null,
+            received_ms bigint not null
+        );
+        create index edge_events_store_seq on edge_events (store_id, seq);
+        create table till_sales (
+            sale_id   text primary key,
+            store_id  text not null,
+            lane      text not null,
+            total_fen bigint not null,
+            lines     jsonb not null,
+            payments  jsonb not null,
+            member_id text,
+            offline   boolean not null,
+            wall_ms   bigint not null
+        );
+        create table store_stock (
+            store_id   text not null,
+            sku        text not null,
+            on_hand    bigint not null,
+            updated_ms bigint not null,
+            primary key (store_id, sku)
+        );
+        create table stock_movements (
+            event_id         text primary key,
+            store_id         text not null,
+            sku              text not null,
+            delta            bigint not null,
+            reason           text not null,
+            shrinkage_reason text not null,
+            reference        text not null,
+            wall_ms          bigint not null
+        );
+        create table dead_letters (
+            id       bigserial primary key,
+            subject  text not null,
+            reason   text not null,
+            raw      bytea not null,
+            at_ms    bigint not null
+        );
+        create table store_command_seq (
+            store_id text primary key,
+            seq      bigint not null
+        );
+    """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

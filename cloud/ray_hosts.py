@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 
 import ray
 
@@ -24,9 +25,9 @@ KINDS = {"stock_pool": StockPool, "member_ledger": MemberLedger, "flash_sale": F
 
 
 def kind_of(name: str) -> str:
-    base = name.rsplit("-", 1)[0] if "-" in name else name
+    """'<prefix>stock_pool-3' -> 'stock_pool'; 'order_router' -> 'order_router'."""
     for kind in KINDS:
-        if base.endswith(kind):
+        if re.search(rf"(^|-){kind}(-|$)", name) or name.endswith(kind):
             return kind
     raise ValueError(f"no actor kind for {name!r}")
 

@@ -41,3 +41,24 @@ class ManualClock:
             raise ValueError("a clock does not go back")
         self._now_ms += ms
         self._monotonic_ms += ms
+
+
+def parse_rfc3339(text: str, field: str = "time") -> int:
+    """RFC 3339 (with a timezone) to epoch ms; anything else is a ProtocolError naming the field."""
+    from datetime import datetime
+
+    from protocol.errors import ProtocolError
+    try:
+        value = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ProtocolError(f"{field}: not an RFC 3339 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise ProtocolError(f"{field}: give a timezone (e.g. 2026-01-01T09:00:00+08:00 or ...Z)")
+    return int(value.timestamp() * 1000)
+
+
+def to_rfc3339(ms: int | None) -> str | None:
+    from datetime import datetime, timezone
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

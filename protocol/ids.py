@@ -73,3 +73,11 @@ class IdFactory:
             entropy = self._random_bits() & ((1 << (_RANDOM_BITS - 1)) - 1)
         self._last_ms, self._last_entropy = now, entropy
         return make_id(now, entropy)
+
+
+def derived_id(parent: str, purpose: str) -> str:
+    """A deterministic id for something caused by `parent` (e.g. the reply to a request): the same parent and
+    purpose always give the same id, so a redelivered request produces a reply the receiver can deduplicate."""
+    import hashlib
+    digest = hashlib.blake2b(f"{parent}/{purpose}".encode(), digest_size=10).digest()
+    return make_id(id_time_ms(parent), int.from_bytes(digest, "big"))

@@ -232,6 +232,41 @@ class EscrowReclaimed(Message):
 
 
 @record
+class OrderCancelled(Message):
+    KIND: ClassVar[str] = "order.cancelled"
+    order_id: str
+    reason: str
+
+
+@record
+class CatalogueUpdated(Message):
+    """The catalogue and variable-measure layouts as JSON (bytes), replacing the store's copy."""
+    KIND: ClassVar[str] = "catalogue.updated"
+    version: int
+    payload: bytes
+
+
+@record
+class RuleBookUpdated(Message):
+    """The promotion book as JSON (bytes), replacing the store's copy when its version is newer."""
+    KIND: ClassVar[str] = "rule_book.updated"
+    version: int
+    payload: bytes
+
+
+@record
+class MemberUpdated(Message):
+    """A member snapshot for the store's offline cache (identify by phone or member code, floor-limited spending)."""
+    KIND: ClassVar[str] = "member.updated"
+    member_id: str
+    phone: str
+    member_code: str
+    level: str
+    stored_value_fen: int
+    points: int
+
+
+@record
 class BusinessAck(Message):
     """The cloud applied (or had already applied) these edge events; the edge may drop their outbox rows."""
     KIND: ClassVar[str] = "ack"
@@ -241,5 +276,6 @@ class BusinessAck(Message):
 EDGE_EVENTS: tuple[type[Message], ...] = (
     SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat,
 )
-CLOUD_COMMANDS: tuple[type[Message], ...] = (OrderToFulfil, EscrowReclaimed, BusinessAck)
+CLOUD_COMMANDS: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
+                                              RuleBookUpdated, MemberUpdated, BusinessAck)
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_COMMANDS}

@@ -1,13 +1,14 @@
 """Typed, frozen records checked against their type hints when they arrive from the wire.
 
 `from_wire(cls, value, path)` turns the plain msgpack value into `cls` or raises ProtocolError naming the
-field path and what was wrong. Supported hints: int, str, bool, bytes, Literal[...], X | None,
+field path and what was wrong. Supported hints: int, float, str, bool, bytes, Literal[...], X | None,
 tuple[X, ...] and nested record dataclasses. Wire form of a record is a map of its field names.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -47,6 +48,10 @@ def from_wire(hint: Any, value: Any, path: str) -> Any:
         if not INT64_MIN <= value <= INT64_MAX:
             raise ProtocolError(f"{path}: integer out of 64-bit range")
         return value
+    if hint is float:  # JSON and msgpack may carry a whole number for a float field
+        if type(value) not in (float, int) or not math.isfinite(value):
+            raise ProtocolError(f"{path}: expected a number, got {type(value).__name__}")
+        return float(value)
     if hint in (str, bool, bytes):
         if type(value) is not hint:
             raise ProtocolError(f"{path}: expected {_type_name(hint)}, got {type(value).__name__}")

@@ -115,3 +115,38 @@ def reference_rule_data(catalogue: Catalogue, rules: int = 200, seed: int = 7, v
                         group_price_fen=max(1, catalogue.get(sku).price_fen * 8 // 10))
         out.append(rule)
     return {"version": version, "rules": out}
+
+
+CITY_CENTRE = (31.2304, 121.4737)  # a city centre; stores are placed around it
+
+
+def reference_stores(count: int = 5, seed: int = 7) -> list[dict]:
+    """Stores around the city centre, with radii, opening hours and slot capacities."""
+    rng = random.Random(seed)
+    stores = []
+    for i in range(count):
+        stores.append({
+            "store_id": f"S{i + 1:03d}", "name": f"FreshMesh #{i + 1}",
+            "lat": round(CITY_CENTRE[0] + rng.uniform(-0.08, 0.08), 6),
+            "lon": round(CITY_CENTRE[1] + rng.uniform(-0.08, 0.08), 6),
+            "pickup_radius_m": 10_000, "delivery_radius_m": 3_000,
+            "opens": "07:00", "closes": "22:00", "slot_minutes": 60, "slot_capacity": 40,
+        })
+    return stores
+
+
+def reference_world(stores: int = 5, seed: int = 7, rules: int = 200) -> dict:
+    """Everything the cloud serves: stores, catalogue and rule book, as one JSON-able map."""
+    catalogue = reference_catalogue(seed)
+    return {"stores": reference_stores(stores, seed), "catalogue": catalogue.to_data(),
+            "rule_book": reference_rule_data(catalogue, rules, seed)}
+
+
+if __name__ == "__main__":  # python -m simulators.world FILE [STORES] : write a world file
+    import json
+    import sys
+    target = sys.argv[1]
+    world = reference_world(stores=int(sys.argv[2]) if len(sys.argv) > 2 else 5, rules=60)
+    with open(target, "w") as fh:
+        json.dump(world, fh, indent=1, sort_keys=True)
+        fh.write("\n")

@@ -34,6 +34,8 @@ def strategy_for(hint, name=""):
         return st.text(max_size=40)
     if hint is bool:
         return st.booleans()
+    if hint is bytes:
+        return st.binary(max_size=64)
     if origin is typing.Literal:
         return st.sampled_from(typing.get_args(hint))
     if origin in (typing.Union, __import__("types").UnionType):

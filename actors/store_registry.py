@@ -1,0 +1,56 @@
+"""StoreRegistry: each store's liveness as the cloud sees it (soft state: rebuilt from the next heartbeats).
+
+For each store: online, or offline since when (no heartbeat for `offline_after_ms`); outbox depth; the highest
+event sequence received and the gap to what the store says it has produced; till-to-cloud lag (cloud receive
+time minus the event's edge wall clock) as the last value and a recent p99; device health; last heartbeat.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+OFFLINE_AFTER_MS = 5_000
+LAG_WINDOW = 512
+
+
+class StoreRegistry:
+    def __init__(self, offline_after_ms: int = OFFLINE_AFTER_MS) -> None:
+        self.offline_after_ms = offline_after_ms
+        self.stores: dict[str, dict] = {}
+        self.lags: dict[str, deque] = {}
+
+    def _store(self, store_id: str) -> dict:
+        s = self.stores.get(store_id)
+        if s is None:
+            s = self.stores[store_id] = {"store_id": store_id, "last_heartbeat_ms": None, "online_since_ms": None,
+                                         "outbox_depth": 0, "last_event_seq": 0, "received_seq": 0,
+                                         "last_acked_seq": 0, "devices": {}, "lag_ms": None,
+                                         "offline_since_ms": None, "events": 0}
+            self.lags[store_id] = deque(maxlen=LAG_WINDOW)
+        return s
+
+    def heartbeat(self, store_id: str, now_ms: int, outbox_depth: int, last_event_seq: int, last_acked_seq: int,
+                  devices: dict[str, str]) -> None:
+        s = self._store(store_id)
+        if s["last_heartbeat_ms"] is None or now_ms - s["last_heartbeat_ms"] > self.offline_after_ms:
+            s["online_since_ms"] = now_ms
+        s.update(last_heartbeat_ms=now_ms, outbox_depth=outbox_depth, last_event_seq=last_event_seq,
+                 last_acked_seq=last_acked_seq, devices=devices, offline_since_ms=None)
+
+    def event(self, store_id: str, seq: int, wall_ms: int, now_ms: int) -> None:
+        s = self._store(store_id)
+        s["received_seq"] = max(s["received_seq"], seq)
+        s["events"] += 1
+        lag = max(now_ms - wall_ms, 0)
+        s["lag_ms"] = lag
+        self.lags[store_id].append(lag)
+
+    def view(self, now_ms: int) -> list[dict]:
+        out = []
+        for store_id, s in sorted(self.stores.items()):
+            online = s["last_heartbeat_ms"] is not None and now_ms - s["last_heartbeat_ms"] <= self.offline_after_ms
+            lags = sorted(self.lags[store_id])
+            out.append({**s, "online": online,
+                        "offline_since_ms": None if online else (s["last_heartbeat_ms"] or None),
+                        "sequence_gap": max(s["last_event_seq"] - s["received_seq"], 0),
+                        "lag_p99_ms": lags[int(0.99 * (len(lags) - 1))] if lags else None})
+        return out

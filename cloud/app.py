@@ -1,0 +1,38 @@
+"""The ASGI app factory for uvicorn (each worker process builds its own services from the environment)."""
+from __future__ import annotations
+
+import contextlib
+import os
+
+from cloud.api import build_app
+from cloud.services import Services, start_services
+from cloud.shards import ShardConfig
+from cloud.world import World
+
+
+class _Holder:
+    services: Services | None = None
+
+
+def app_from_services(services: Services):
+    return build_app(services)
+
+
+def create_app():
+    """uvicorn --factory cloud.app:create_app; configured by NATS_URL, DATABASE_URL, RAY_ADDRESS,
+    FRESHMESH_OPERATOR_TOKEN, FRESHMESH_WORLD and FRESHMESH_BACKGROUND (1 in exactly one worker)."""
+    holder = _Holder()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        world = World.load(os.environ.get("FRESHMESH_WORLD") or None)
+        holder.services = await start_services(
+            world, os.environ["DATABASE_URL"], os.environ.get("NATS_URL"), os.environ.get("FRESHMESH_OPERATOR_TOKEN", ""),
+            ShardConfig(), background=os.environ.get("FRESHMESH_BACKGROUND") == "1")
+        app.router.routes[:] = build_app(holder.services).router.routes
+        yield
+        await holder.services.stop()
+
+    from starlette.applications import Starlette
+    from cloud.api import method_not_allowed, not_found
+    return Starlette(routes=[], lifespan=lifespan, exception_handlers={404: not_found, 405: method_not_allowed})

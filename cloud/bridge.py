@@ -1,0 +1,219 @@
+"""The NATS bridge: edge events in, exactly once; business acks and replies out; heartbeats to the registry.
+
+Exactly once: an event's id is inserted into `edge_events` in the **same PostgreSQL transaction** as its effect
+(till sale, stock movement, on-hand). Effects on actors are commands whose id is the event id, sent before that
+transaction: a redelivery - even hours later - finds the id in `edge_events` and changes nothing, and an actor
+command re-sent after a crash answers `exists`. Only then is the JetStream message acked and the store told (a
+business ack) that it may drop the event from its outbox. A malformed frame goes to `dead_letters` with the
+reason and its raw bytes, is acked, and the next message is processed.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import nats.errors
+
+from cloud import commands, streams
+from protocol import codec, subjects
+from protocol.errors import ProtocolError
+from protocol.ids import derived_id
+from protocol.messages import (Ack, BusinessAck, EscrowGranted, EscrowReclaimed, EscrowReclaimRequested, Heartbeat,
+                               PickupCompleted, SaleCommitted, StockMoved)
+
+FETCH_BATCH = 1_000
+REGISTRY_FLUSH_MS = 200
+log = logging.getLogger("freshmesh.bridge")
+
+
+class Bridge:
+    def __init__(self, cloud, registry) -> None:
+        self.cloud, self.registry = cloud, registry
+        self.js = None
+        self._tasks: list[asyncio.Task] = []
+        self._heartbeats: dict[str, dict] = {}
+        self._lags: list[list] = []
+        self._stores_with_consumer: set[str] = set()
+        self.stats = {"events": 0, "duplicates": 0, "dead_letters": 0, "batches": 0}
+
+    async def start(self) -> "Bridge":
+        self.js = self.cloud.nats.jetstream()
+        await streams.ensure_streams(self.js)
+        await streams.ensure_events_consumer(self.js)
+        for store_id in self.cloud.world.stores:
+            await self.ensure_store(store_id)
+        self._sub = await self.js.pull_subscribe_bind(durable=subjects.EVENTS_CONSUMER, stream=subjects.EVENTS_STREAM)
+        await self.cloud.nats.subscribe(subjects.HEARTBEATS_ALL, cb=self._on_heartbeat)
+        self._tasks = [asyncio.create_task(self._events_loop()), asyncio.create_task(self._registry_loop())]
+        return self
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def ensure_store(self, store_id: str) -> None:
+        if store_id not in self._stores_with_consumer:
+            await streams.ensure_store_consumer(self.js, store_id)
+            self._stores_with_consumer.add(store_id)
+
+    # ---- events ----------------------------------------------------------------------------------------
+    async def _events_loop(self) -> None:
+        while True:
+            try:
+                msgs = await self._sub.fetch(FETCH_BATCH, timeout=1)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                continue
+            except Exception as exc:  # noqa: BLE001 - reconnects are nats-py's job; keep pulling
+                log.warning("fetch failed: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                await self.handle(msgs)
+            except Exception:  # noqa: BLE001 - nothing acked: JetStream redelivers after ack_wait
+                log.exception("batch of %d events failed; it will be redelivered", len(msgs))
+                for m in msgs:
+                    await m.nak(delay=1)
+
+    async def handle(self, msgs) -> None:
+        now = self.cloud.now_ms()
+        events, dead = [], []
+        for m in msgs:
+            try:
+                event = codec.decode(m.data)
+                owner = subjects.store_from_subject(m.subject)
+                if event.store_id != owner:
+                    raise ProtocolError(f"event for store {event.store_id} arrived on store {owner}'s subject")
+                events.append(event)
+            except ProtocolError as exc:
+                dead.append((m.subject, str(exc), bytes(m.data), now))
+        unique = list({e.event_id: e for e in events}.values())
+        known = {r["event_id"] for r in await self.cloud.db.fetch(
+            "select event_id from edge_events where event_id = any($1::text[])", [e.event_id for e in unique])}
+        new = [e for e in unique if e.event_id not in known]
+        for event in new:
+            await self.ensure_store(event.store_id)
+            await self._actor_effects(event)
+        async with self.cloud.db.acquire() as conn, conn.transaction():
+            if dead:
+                await conn.executemany("insert into dead_letters (subject, reason, raw, at_ms) values ($1, $2, $3, $4)", dead)
+            if new:
+                await conn.executemany("""insert into edge_events (event_id, store_id, seq, kind, wall_ms, received_ms)
+                                          values ($1, $2, $3, $4, $5, $6) on conflict do nothing""",
+                                       [(e.event_id, e.store_id, e.seq, e.KIND, e.wall_ms, now) for e in new])
+                await self._record(conn, new)
+        for m in msgs:
+            await m.ack()
+        self.stats["events"] += len(new)
+        self.stats["duplicates"] += len(events) - len(new)
+        self.stats["dead_letters"] += len(dead)
+        self.stats["batches"] += 1
+        for dl in dead:
+            log.warning("dead letter on %s: %s", dl[0], dl[1])
+        self._lags.extend([e.store_id, e.seq, e.wall_ms, now] for e in new)
+        await self._acks(events, {e.event_id for e in new})
+
+    async def _record(self, conn, events) -> None:
+        sales = [e for e in events if isinstance(e, SaleCommitted)]
+        moves = [e for e in events if isinstance(e, StockMoved)]
+        if sales:
+            await conn.executemany(
+                """insert into till_sales (sale_id, store_id, lane, total_fen, lines, payments, member_id, offline, wall_ms)
+                   values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict do nothing""",
+                [(e.sale_id, e.store_id, e.lane, e.total_fen,
+                  json.dumps([[l.sku, l.qty, l.weighed, l.amount_fen] for l in e.lines]),
+                  json.dumps([[p.method, p.amount_fen, p.reference] for p in e.payments]), e.member_id, e.offline,
+                  e.wall_ms) for e in sales])
+        if moves:
+            await conn.executemany(
+                """insert into stock_movements (event_id, store_id, sku, delta, reason, shrinkage_reason, reference, wall_ms)
+                   values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict do nothing""",
+                [(e.event_id, e.store_id, e.sku, e.delta, e.reason, e.shrinkage_reason, e.reference, e.wall_ms) for e in moves])
+            latest = {}
+            for e in moves:  # in stream order: the last movement per (store, sku) carries the current on-hand
+                latest[(e.store_id, e.sku)] = (e.on_hand_after, e.wall_ms)
+            await conn.executemany(
+                """insert into store_stock (store_id, sku, on_hand, updated_ms) values ($1, $2, $3, $4)
+                   on conflict (store_id, sku) do update set on_hand = excluded.on_hand, updated_ms = excluded.updated_ms
+                   where store_stock.updated_ms <= excluded.updated_ms""",
+                [(s, k, on_hand, at) for (s, k), (on_hand, at) in latest.items()])
+
+    async def _actor_effects(self, event) -> None:
+        """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""
+        shards, batcher = self.cloud.shards, self.cloud.batcher
+        if isinstance(event, EscrowGranted):
+            await batcher.submit(shards.stock_pool_name(event.sku), {"op": "grant", "id": event.event_id,
+                                 "store": event.store_id, "sku": event.sku, "qty": event.qty})
+        elif isinstance(event, EscrowReclaimRequested):
+            r = await batcher.submit(shards.stock_pool_name(event.sku), {"op": "reclaim", "id": event.event_id,
+                                     "store": event.store_id, "sku": event.sku, "qty": event.qty})
+            r = r["first"] if r["status"] == "exists" else r
+            reply = derived_id(event.event_id, "reclaimed")
+            await commands.send(self.cloud, event.store_id, lambda **env: EscrowReclaimed(
+                request_event_id=event.event_id, sku=event.sku, qty_returned=r.get("returned", 0),
+                escrow_after=r.get("escrow", 0), **env), event_id=reply)
+        elif isinstance(event, StockMoved) and event.reason in ("sale", "shrinkage", "stocktake", "transfer_out"):
+            await batcher.submit(shards.stock_pool_name(event.sku), {"op": "report_on_hand", "id": event.event_id,
+                                 "store": event.store_id, "sku": event.sku, "on_hand": event.on_hand_after})
+        elif isinstance(event, PickupCompleted):
+            await self._pickup(event)
+        elif isinstance(event, SaleCommitted) and event.member_id:
+            ledger = shards.member_ledger_name(event.member_id)
+            for p in event.payments:
+                if p.method == "stored_value":
+                    await batcher.submit(ledger, {"op": "spend", "id": p.reference or f"sale:{event.sale_id}",
+                                                  "member": event.member_id, "amount_fen": p.amount_fen,
+                                                  "offline": event.offline})
+            others = sum(p.amount_fen for p in event.payments if p.method != "stored_value")
+            if others:
+                await batcher.submit(ledger, {"op": "record_spend", "id": f"sale:{event.sale_id}",
+                                              "member": event.member_id, "amount_fen": others})
+
+    async def _pickup(self, event: PickupCompleted) -> None:
+        row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", event.order_id)
+        if row is None:
+            log.warning("pickup of unknown order %s from %s", event.order_id, event.store_id)
+            return
+        for lines in json.loads(row["allocation"]).values():
+            for line in lines:
+                rid = line["reservation_id"]
+                await self.cloud.batcher.submit(self.cloud.shards.stock_pool_name(line["sku"]),
+                                                {"op": "fulfil", "id": f"fulfil:{rid}", "reservation_id": rid})
+        await self.cloud.db.execute("update orders set status = 'fulfilled', updated_ms = $2 where order_id = $1 "
+                                    "and status = 'paid'", event.order_id, self.cloud.now_ms())
+
+    async def _acks(self, events, new_ids: set[str]) -> None:
+        by_store: dict[str, list[Ack]] = {}
+        for e in events:
+            by_store.setdefault(e.store_id, []).append(
+                Ack(event_id=e.event_id, seq=e.seq, result="ok" if e.event_id in new_ids else "exists", detail=""))
+        for store_id, acks in by_store.items():
+            for i in range(0, len(acks), 500):  # keep each frame well under the size limit
+                chunk = tuple(acks[i:i + 500])
+                await commands.send(self.cloud, store_id, lambda **env: BusinessAck(acks=chunk, **env))
+
+    # ---- heartbeats and the registry -----------------------------------------------------------------------
+    async def _on_heartbeat(self, msg) -> None:
+        try:
+            hb = codec.decode(msg.data)
+            if not isinstance(hb, Heartbeat) or hb.store_id != subjects.store_from_subject(msg.subject):
+                raise ProtocolError(f"not a heartbeat of the subject's store: {hb.KIND} from {hb.store_id}")
+        except ProtocolError as exc:
+            log.warning("bad heartbeat on %s: %s", msg.subject, exc)
+            return
+        self._heartbeats[hb.store_id] = {
+            "store_id": hb.store_id, "now_ms": self.cloud.now_ms(), "outbox_depth": hb.outbox_depth,
+            "last_event_seq": hb.last_event_seq, "last_acked_seq": hb.last_acked_seq,
+            "devices": {d.device: d.state for d in hb.devices}}
+
+    async def _registry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REGISTRY_FLUSH_MS / 1000)
+            if self._heartbeats or self._lags:
+                heartbeats, self._heartbeats = list(self._heartbeats.values()), {}
+                lags, self._lags = self._lags, []
+                try:
+                    await self.registry.report.remote(heartbeats, lags)
+                except Exception as exc:  # noqa: BLE001 - soft state: the next heartbeats refill it
+                    log.warning("registry report failed: %s", exc)
+

@@ -1,0 +1,35 @@
+"""Sending commands to a store: numbered per store (PostgreSQL counter), published to the store's JetStream
+subject with Nats-Msg-Id = event id, so a re-send within the duplicate window is dropped by the stream and any
+later one by the store's own event-id check."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from protocol import codec, subjects
+from protocol.messages import Message
+
+
+async def next_seqs(db, store_id: str, count: int = 1) -> int:
+    """Reserve `count` command sequence numbers for a store; returns the first."""
+    last = await db.fetchval("""insert into store_command_seq (store_id, seq) values ($1, $2)
+                                on conflict (store_id) do update set seq = store_command_seq.seq + $2
+                                returning seq""", store_id, count)
+    return last - count + 1
+
+
+async def send(cloud, store_id: str, make: Callable[..., Message], event_id: str | None = None) -> Message:
+    """make(event_id=, store_id=, seq=, wall_ms=, mono_ms=) builds the message; it is then published."""
+    seq = await next_seqs(cloud.db, store_id)
+    message = make(event_id=event_id or cloud.ids.new(), store_id=store_id, seq=seq, wall_ms=cloud.now_ms(),
+                   mono_ms=time.monotonic_ns() // 1_000_000)
+    await publish(cloud, message)
+    return message
+
+
+async def publish(cloud, message: Message) -> None:
+    if cloud.nats is None:
+        raise RuntimeError("not connected to NATS")
+    js = cloud.nats.jetstream()
+    await js.publish(subjects.store_command(message.store_id, message.KIND), codec.encode(message),
+                     headers={subjects.MSG_ID_HEADER: message.event_id})

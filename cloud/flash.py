@@ -1,0 +1,181 @@
+"""Flash-sale orders on the hot path: no Ray call and no database transaction per request.
+
+Each API process keeps a LeaseHolder per sale: a request is admitted (or refused: sold out, throttled, over the
+member's limit) locally at once; admitted requests wait for the next sync, which every few milliseconds commits
+all of them to the FlashSaleGate in one Ray call (durable there: the gate journals it) and writes their order rows
+in one INSERT (group commit), then answers them together. The sync also refills the lease before it runs dry.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+
+from actors.flash_sale import LeaseHolder
+from cloud.http import HTTPProblem
+from protocol.clock import to_rfc3339
+
+SYNC_INTERVAL_MS = 3
+IDLE_SYNC_MS = 1_000  # an idle worker still syncs this often: fresh sold-out news, and the gate sees it alive
+LEASE_BLOCK = 200
+ANSWER_CACHE_MAX = 200_000
+log = logging.getLogger("freshmesh.flash")
+
+VERDICTS = {
+    "sold_out": (409, "sold out", "/problems/sold-out"),
+    "over_limit": (403, "over this member's limit for the sale", "/problems/over-limit"),
+    "throttled": (429, "too many requests for this sale right now; retry shortly", "/problems/throttled"),
+    "not_started": (409, "the sale has not started", "/problems/not-started"),
+    "ended": (409, "the sale has ended", "/problems/ended"),
+    "conflict": (409, "Idempotency-Key was already used with a different body", "/problems/idempotency-key-reused"),
+    "invalid": (422, "invalid flash order", "about:blank"),
+}
+
+
+class SaleWorker:
+    """One sale as seen from one API process."""
+
+    def __init__(self, flash: "FlashSales", sale_id: str, holder: LeaseHolder, gate: str) -> None:
+        self.flash, self.sale_id, self.holder, self.gate = flash, sale_id, holder, gate
+        self.waiting: dict[str, asyncio.Future] = {}
+        self.orders: dict[str, tuple[str, int, str]] = {}  # order id -> (member, qty, idempotency key)
+        self.answers: dict[str, tuple[int, dict]] = {}  # idempotency key -> answer, for retries
+        self.syncs = 0
+        self.last_sync_ms = 0
+        self.task = asyncio.create_task(self._loop())
+
+    async def order(self, member: str, qty: int, key: str) -> tuple[int, dict]:
+        answer = self.answers.get(key)
+        if answer is not None:
+            return answer
+        order_id = "F" + hashlib.blake2b(f"{self.sale_id}/{key}".encode(), digest_size=12).hexdigest().upper()
+        now = self.flash.cloud.now_ms()
+        verdict = self.holder.admit(order_id, member, qty, now)
+        if verdict != "admitted":
+            return self._refusal(verdict)
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting[order_id] = fut
+        self.orders[order_id] = (member, qty, key)
+        return await fut
+
+    def _refusal(self, verdict: str) -> tuple[int, dict]:
+        status, detail, type_ = VERDICTS[verdict]
+        headers = {"Retry-After": "1"} if status == 429 else None
+        raise HTTPProblem(status, f"flash sale {self.sale_id}: {detail}", type_=type_, headers=headers)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(SYNC_INTERVAL_MS / 1000)
+            idle = not self.holder.pending and self.holder.units >= self.holder.block // 2
+            if idle and self.flash.cloud.now_ms() - self.last_sync_ms < IDLE_SYNC_MS:
+                continue
+            try:
+                await self._sync()
+            except Exception as exc:  # noqa: BLE001 - keep the loop alive; waiting requests get a 503
+                log.warning("flash sale %s sync failed: %s", self.sale_id, exc)
+                for order_id in [o for o, _, _ in getattr(self.holder, "_in_flight", [])]:
+                    fut = self.waiting.pop(order_id, None)
+                    if fut and not fut.done():
+                        fut.set_exception(HTTPProblem(503, "flash sale busy; retry with the same Idempotency-Key",
+                                                      headers={"Retry-After": "1"}))
+                self.holder._in_flight = []
+                await asyncio.sleep(0.2)
+
+    async def _sync(self) -> None:
+        self.syncs += 1
+        self.last_sync_ms = self.flash.cloud.now_ms()
+        command = self.holder.sync_command(f"{self.flash.worker_id}:{self.syncs}")
+        (result,) = await self.flash.cloud.actors.call(self.gate, [command])
+        verdicts = self.holder.take_results(result)
+        accepted = [o for o, v in verdicts.items() if v == "accepted"]
+        if accepted:
+            await self._record(accepted)
+        for order_id, verdict in verdicts.items():
+            fut = self.waiting.pop(order_id, None)
+            member, qty, key = self.orders.pop(order_id, (None, 0, None))
+            if fut is None or fut.done():
+                continue
+            if verdict == "accepted":
+                answer = (201, self._body(order_id, member, qty))
+                self._remember(key, answer)
+                fut.set_result(answer)
+            else:
+                try:
+                    self._refusal(verdict)
+                except HTTPProblem as problem:
+                    fut.set_exception(problem)
+
+    def _body(self, order_id: str, member: str, qty: int) -> dict:
+        status = self.holder.status
+        return {"order_id": order_id, "sale_id": self.sale_id, "status": "accepted", "member_id": member, "qty": qty,
+                "price_fen": status["price_fen"], "total_fen": status["price_fen"] * qty, "sku": status["sku"]}
+
+    def _remember(self, key: str, answer) -> None:
+        if len(self.answers) >= ANSWER_CACHE_MAX:
+            self.answers.clear()
+        self.answers[key] = answer
+
+    async def _record(self, accepted: list[str]) -> None:
+        """One INSERT for the whole sync: the order rows (the gate's journal already holds the sale)."""
+        now, status = self.flash.cloud.now_ms(), self.holder.status
+        rows = []
+        for order_id in accepted:
+            member, qty, key = self.orders[order_id]
+            line = [{"sku": status["sku"], "qty": qty, "amount_fen": status["price_fen"] * qty}]
+            rows.append((order_id, f"flash:{self.sale_id}:{key}", "flash", "reserved", member,
+                         json.dumps({"sale": self.sale_id}), json.dumps(line), status["price_fen"] * qty, now, now))
+        await self.flash.cloud.db.executemany(
+            """insert into orders (order_id, idempotency_key, kind, status, member_id, allocation, lines, total_fen,
+                   created_ms, updated_ms) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+               on conflict (order_id) do nothing""", rows)
+
+
+class FlashSales:
+    def __init__(self, cloud, worker_id: str) -> None:
+        self.cloud, self.worker_id = cloud, worker_id
+        self.sales: dict[str, SaleWorker] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+
+    async def create(self, sale_id: str, config: dict) -> dict:
+        gate = self.cloud.shards.flash_sale_name(sale_id)
+        (result,) = await self.cloud.actors.call(gate, [{"op": "open", "id": "open", "sale_id": sale_id, **config}])
+        if result["status"] == "error":
+            raise HTTPProblem(422, result["error"])
+        await self.cloud.db.execute("insert into flash_sales (sale_id, config, created_ms) values ($1, $2, $3) "
+                                    "on conflict do nothing", sale_id, json.dumps(config), self.cloud.now_ms())
+        return await self.status(sale_id)
+
+    async def _known(self, sale_id: str) -> None:
+        if not await self.cloud.db.fetchval("select 1 from flash_sales where sale_id = $1", sale_id):
+            raise HTTPProblem(404, f"no flash sale {sale_id}")
+
+    async def status(self, sale_id: str) -> dict:
+        await self._known(sale_id)
+        s = await self.cloud.actors.read(self.cloud.shards.flash_sale_name(sale_id), "status")
+        return {"sale_id": sale_id, "sku": s["sku"], "quantity": s["quantity"], "sold": s["sold"],
+                "remaining": s["remaining"], "leased": s["leased"], "price_fen": s["price_fen"],
+                "per_member_limit": s["per_member_limit"], "rate_per_s": s["rate_per_s"],
+                "starts_at": to_rfc3339(s["starts_ms"]), "ends_at": to_rfc3339(s["ends_ms"]),
+                "members": s["members"], "rejected_over_limit": s["rejected_over_limit"]}
+
+    async def worker(self, sale_id: str) -> SaleWorker:
+        worker = self.sales.get(sale_id)
+        if worker is not None:
+            return worker
+        lock = self._opening.setdefault(sale_id, asyncio.Lock())
+        async with lock:
+            if sale_id not in self.sales:
+                await self._known(sale_id)
+                gate = self.cloud.shards.flash_sale_name(sale_id)
+                (first,) = await self.cloud.actors.call(gate, [{"op": "sync", "id": f"{self.worker_id}:init",
+                                                                "worker": self.worker_id, "want": LEASE_BLOCK}])
+                if first["status"] == "exists":
+                    first = first["first"]
+                holder = LeaseHolder(self.worker_id, first, self.cloud.now_ms(), block=LEASE_BLOCK)
+                self.sales[sale_id] = SaleWorker(self, sale_id, holder, gate)
+        return self.sales[sale_id]
+
+    async def close(self) -> None:
+        for worker in self.sales.values():
+            worker.task.cancel()

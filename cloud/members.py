@@ -1,0 +1,59 @@
+"""Members: one id across channels (registered by phone, with a member code for the till), and their stored
+value, points and level from the MemberLedger shard."""
+from __future__ import annotations
+
+import secrets
+
+import asyncpg
+
+from cloud.http import HTTPProblem
+from protocol.clock import to_rfc3339
+
+
+class Members:
+    def __init__(self, cloud) -> None:
+        self.cloud = cloud
+
+    async def register(self, phone: str) -> tuple[int, dict]:
+        """201 with a new member; 200 with the existing one when the phone is registered already."""
+        row = await self.cloud.db.fetchrow("select * from members where phone = $1", phone)
+        if row is not None:
+            return 200, await self.view(row["member_id"])
+        member_id = self.cloud.ids.new()
+        for _ in range(5):
+            try:
+                await self.cloud.db.execute("insert into members (member_id, phone, member_code, created_ms) "
+                                            "values ($1, $2, $3, $4)", member_id, phone,
+                                            f"{secrets.randbelow(10**10):010d}", self.cloud.now_ms())
+                break
+            except asyncpg.UniqueViolationError as exc:
+                if "phone" in str(exc):  # registered concurrently: that registration wins
+                    row = await self.cloud.db.fetchrow("select * from members where phone = $1", phone)
+                    return 200, await self.view(row["member_id"])
+        return 201, await self.view(member_id)
+
+    async def row(self, member_id: str):
+        row = await self.cloud.db.fetchrow("select * from members where member_id = $1", member_id)
+        if row is None:
+            raise HTTPProblem(404, f"no member {member_id}")
+        return row
+
+    async def view(self, member_id: str) -> dict:
+        row = await self.row(member_id)
+        ledger = await self.cloud.actors.read(self.cloud.shards.member_ledger_name(member_id), "member_view",
+                                              member_id, self.cloud.now_ms())
+        return {"member_id": member_id, "phone": row["phone"], "member_code": row["member_code"],
+                "created_at": to_rfc3339(row["created_ms"]), "stored_value_fen": ledger["stored_value_fen"],
+                "points": ledger["points"], "level": ledger["level"]}
+
+    async def top_up(self, member_id: str, amount_fen: int, method: str, key: str) -> dict:
+        await self.row(member_id)
+        result = await self.cloud.batcher.submit(self.cloud.shards.member_ledger_name(member_id),
+                                                 {"op": "topup", "id": f"topup:{key}", "member": member_id,
+                                                  "amount_fen": amount_fen})
+        if result["status"] == "conflict":
+            raise HTTPProblem(409, "Idempotency-Key was already used for a different top-up",
+                              type_="/problems/idempotency-key-reused")
+        first = result["first"] if result["status"] == "exists" else result
+        return {"member_id": member_id, "transfer_id": f"topup:{key}", "amount_fen": amount_fen, "method": method,
+                "simulated": method == "wallet_sim", "stored_value_fen": first["stored_value_fen"]}

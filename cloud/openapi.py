@@ -1,0 +1,92 @@
+"""/openapi.json: every endpoint of the cloud API, its body and its answers."""
+from __future__ import annotations
+
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+
+
+def _answer(description: str, schema: dict | None = None) -> dict:
+    media = "application/json" if schema is None or schema is not PROBLEM else "application/problem+json"
+    return {"description": description, "content": {media: {"schema": schema or {"type": "object"}}}}
+
+
+def _op(summary: str, ok: tuple[str, str], errors: dict[str, str], body: str | None = None, key: bool = False,
+        operator: bool = False, params: list[str] = ()) -> dict:
+    op = {"summary": summary, "responses": {ok[0]: _answer(ok[1])}}
+    for status, text in errors.items():
+        op["responses"][status] = _answer(text, PROBLEM)
+    op["responses"]["503"] = _answer("actors or database unavailable; Retry-After given", PROBLEM)
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
+    parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
+    if key:
+        parameters.append({"name": "Idempotency-Key", "in": "header", "required": True, "schema": {"type": "string"}})
+    if parameters:
+        op["parameters"] = parameters
+    if operator:
+        op["security"] = [{"operator": []}]
+    return op
+
+
+def _obj(required: list[str], **props) -> dict:
+    return {"type": "object", "required": required, "additionalProperties": False, "properties": props}
+
+
+STR, INT, NUM = {"type": "string"}, {"type": "integer"}, {"type": "number"}
+SCHEMAS = {
+    "Problem": _obj(["type", "title", "status", "detail"], type=STR, title=STR, status=INT, detail=STR),
+    "Order": _obj(["fulfilment", "items", "slot_start"], fulfilment={"enum": ["pickup", "delivery"]},
+                  items={"type": "array", "items": _obj(["sku", "qty"], sku=STR, qty=INT)},
+                  slot_start={"type": "string", "format": "date-time"}, member_id=STR, store_id=STR,
+                  location=_obj(["lat", "lon"], lat=NUM, lon=NUM), coupons={"type": "array", "items": STR}),
+    "Pay": _obj(["method"], method={"enum": ["stored_value", "wallet_sim"]}),
+    "Cancel": _obj([], reason=STR),
+    "Member": _obj(["phone"], phone=STR),
+    "TopUp": _obj(["amount_fen"], amount_fen=INT, method={"enum": ["cash", "wallet_sim"]}),
+    "FlashSale": _obj(["sku", "quantity", "price_fen", "starts_at", "ends_at"], sku=STR, quantity=INT, price_fen=INT,
+                      starts_at={"type": "string", "format": "date-time"}, ends_at={"type": "string", "format": "date-time"},
+                      per_member_limit=INT, rate_per_s=INT),
+    "FlashOrder": _obj(["member_id"], member_id=STR, qty=INT),
+}
+
+PATHS = {
+    "/health": {"get": _op("Liveness of the database, actors and NATS", ("200", "all ok"), {})},
+    "/metrics": {"get": _op("Prometheus metrics", ("200", "text exposition format"), {})},
+    "/openapi.json": {"get": _op("This document", ("200", "OpenAPI 3.1"), {})},
+    "/console": {"get": _op("Operator console page", ("200", "HTML"), {})},
+    "/products": {"get": _op("The catalogue", ("200", "products and the rule book version"), {})},
+    "/stores": {"get": _op("Stores with liveness, outbox depth and lag", ("200", "stores"), {})},
+    "/stores/{store_id}/stock": {"get": _op("A store's stock as the cloud sees it (on hand, escrow, reservations, lag)",
+                                            ("200", "positions"), {"404": "unknown store"}, params=["store_id"])},
+    "/orders": {"post": _op("Place a pickup or delivery order: priced, routed, reserved", ("201", "the order"),
+                            {"400": "missing Idempotency-Key", "409": "out of stock, slot full, or the key reused with another body",
+                             "422": "invalid body (names the field)"}, body="Order", key=True)},
+    "/orders/{order_id}": {"get": _op("An order", ("200", "the order"), {"404": "unknown order"}, params=["order_id"])},
+    "/orders/{order_id}/pay": {"post": _op("Pay with stored value or the simulated wallet", ("200", "paid order"),
+                                           {"404": "unknown order", "409": "expired/cancelled or payment refused",
+                                            "422": "invalid body"}, body="Pay", params=["order_id"])},
+    "/orders/{order_id}/cancel": {"post": _op("Cancel: stock and money go back", ("200", "cancelled order"),
+                                              {"404": "unknown order", "409": "already fulfilled or expired"},
+                                              body="Cancel", params=["order_id"])},
+    "/flash-sales": {"post": _op("Create a flash sale (operator)", ("201", "the sale"),
+                                 {"401": "no token", "403": "wrong token", "422": "invalid body"}, body="FlashSale",
+                                 operator=True)},
+    "/flash-sales/{sale_id}": {"get": _op("A flash sale: quantity, sold, remaining", ("200", "status"),
+                                          {"404": "unknown sale"}, params=["sale_id"])},
+    "/flash-sales/{sale_id}/orders": {"post": _op("Buy in a flash sale", ("201", "accepted order"),
+                                                  {"403": "over the member's limit", "404": "unknown sale",
+                                                   "409": "sold out / not started / ended", "429": "throttled (Retry-After)",
+                                                   "422": "invalid body"}, body="FlashOrder", key=True, params=["sale_id"])},
+    "/members": {"post": _op("Register a member by phone (200 with the existing member if registered)", ("201", "member"),
+                             {"422": "invalid phone"}, body="Member")},
+    "/members/{member_id}": {"get": _op("Balance, points, level", ("200", "member"), {"404": "unknown member"},
+                                        params=["member_id"])},
+    "/members/{member_id}/top-ups": {"post": _op("Top up stored value", ("201", "the transfer and new balance"),
+                                                 {"404": "unknown member", "409": "key reused for another top-up",
+                                                  "422": "invalid body"}, body="TopUp", key=True, params=["member_id"])},
+}
+
+
+def openapi_document() -> dict:
+    return {"openapi": "3.1.0", "info": {"title": "FreshMesh cloud API", "version": "0.1.0"}, "paths": PATHS,
+            "components": {"schemas": SCHEMAS,
+                           "securitySchemes": {"operator": {"type": "http", "scheme": "bearer"}}}}

@@ -1,0 +1,316 @@
+"""Online orders: price, route, reserve, pay, cancel, expire - against the actors, recorded in PostgreSQL.
+
+Ids derive from the Idempotency-Key (reservation and slot-booking ids), so two concurrent requests with the same
+key reserve once: the actors answer the second with `exists`. A reservation that cannot be completed (a race for
+the last units, a full slot) is undone before answering 409; nothing is left half-made.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+
+from cloud import commands
+from cloud.http import HTTPProblem
+from cloud.requests import OrderRequest
+from protocol.clock import parse_rfc3339, to_rfc3339
+from protocol.errors import ProtocolError
+from protocol.messages import OrderCancelled, OrderLine, OrderToFulfil
+from protocol.pricing import BasketLine, PricingContext, price_basket
+
+
+CLAIM_WAIT_MS = 8_000  # a duplicate request waits this long for the first to finish
+CLAIM_STALE_MS = 30_000  # a claim untouched this long belonged to a request that died: take it over
+
+
+def request_hash(body: dict) -> bytes:
+    return hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=16).digest()
+
+
+def _key_id(key: str) -> str:
+    return hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+
+
+def order_json(row) -> dict:
+    status = row["status"]
+    return {"order_id": row["order_id"], "status": status, "kind": row["kind"], "member_id": row["member_id"],
+            "stores": sorted(json.loads(row["allocation"])), "lines": json.loads(row["lines"]),
+            "total_fen": row["total_fen"], "pickup_code": row["pickup_code"],
+            "slot_start": to_rfc3339(row["slot_start_ms"]), "expires_at": to_rfc3339(row["expires_ms"]),
+            "created_at": to_rfc3339(row["created_ms"]), "payment": json.loads(row["payment"]) if row["payment"] else None}
+
+
+class Orders:
+    def __init__(self, cloud) -> None:
+        self.cloud = cloud
+
+    # ---- create -----------------------------------------------------------------------------------
+    async def create(self, req: OrderRequest, key: str, raw: dict) -> tuple[int, dict]:
+        """Claim the key (a 'pending' row), then route, reserve, book and price; a concurrent or later request with
+        the same key waits for and returns the same outcome, refusals included."""
+        digest = request_hash(raw)
+        order_id = await self._claim(req, key, digest)
+        if not isinstance(order_id, str):
+            return order_id  # the outcome of an earlier request with this key
+        try:
+            body = await self._place(req, key, order_id)
+        except HTTPProblem as exc:
+            await self.cloud.db.execute("update orders set status = 'rejected', problem = $2, updated_ms = $3 "
+                                        "where order_id = $1", order_id,
+                                        json.dumps({"status": exc.status, "detail": exc.detail, "type": exc.type, **exc.extra}),
+                                        self.cloud.now_ms())
+            raise
+        return 201, body
+
+    async def _claim(self, req: OrderRequest, key: str, digest: bytes):
+        db, deadline = self.cloud.db, self.cloud.now_ms() + CLAIM_WAIT_MS
+        while True:
+            row = await db.fetchrow("select * from orders where idempotency_key = $1", key)
+            if row is None:
+                now = self.cloud.now_ms()
+                claimed = await db.fetchval(
+                    """insert into orders (order_id, idempotency_key, request_hash, kind, status, allocation, lines,
+                           total_fen, created_ms, updated_ms) values ($1, $2, $3, $4, 'pending', '{}', '[]', 0, $5, $5)
+                       on conflict (idempotency_key) do nothing returning order_id""",
+                    self.cloud.ids.new(), key, digest, req.fulfilment, now)
+                if claimed:
+                    return claimed
+                continue
+            if bytes(row["request_hash"]) != digest:
+                raise HTTPProblem(409, "Idempotency-Key was already used with a different body",
+                                  type_="/problems/idempotency-key-reused")
+            if row["status"] == "rejected":
+                p = json.loads(row["problem"])
+                raise HTTPProblem(p.pop("status"), p.pop("detail"), type_=p.pop("type"), **p)
+            if row["status"] != "pending":
+                return 201, order_json(row)
+            if self.cloud.now_ms() - row["updated_ms"] > CLAIM_STALE_MS:
+                return row["order_id"]  # its first request died half-way: finish it (every step is idempotent)
+            if self.cloud.now_ms() > deadline:
+                raise HTTPProblem(409, "an earlier request with this Idempotency-Key is still in progress; retry",
+                                  type_="/problems/in-progress", headers={"Retry-After": "1"})
+            await asyncio.sleep(0.05)
+
+    async def _place(self, req: OrderRequest, key: str, order_id: str) -> dict:
+        cloud = self.cloud
+        try:
+            slot_ms = parse_rfc3339(req.slot_start, "slot_start")
+        except ProtocolError as exc:
+            raise HTTPProblem(422, str(exc)) from None
+        items = self._items(req)
+        plan = await self._route(req, items, slot_ms)
+        kid = _key_id(key)
+        reserved = await self._reserve(kid, order_id, plan)
+        await self._book_slots(kid, order_id, plan, slot_ms, reserved)
+        priced = self._price(req, next(iter(plan)), slot_ms)
+        now = cloud.now_ms()
+        allocation = {store: [{"sku": sku, "qty": qty, "reservation_id": f"{kid}:{store}:{sku}"} for sku, qty in lines.items()]
+                      for store, lines in plan.items()}
+        code = f"{secrets.randbelow(10**8):08d}" if req.fulfilment == "pickup" else None
+        row = await cloud.db.fetchrow(
+            """update orders set status = 'reserved', member_id = $2, allocation = $3, lines = $4, total_fen = $5,
+                   pickup_code = $6, slot_start_ms = $7, location = $8, expires_ms = $9, updated_ms = $10
+               where order_id = $1 and status = 'pending' returning *""",
+            order_id, req.member_id, json.dumps(allocation), json.dumps(priced["lines"]), priced["total_fen"], code,
+            slot_ms, json.dumps({"lat": req.location.lat, "lon": req.location.lon}) if req.location else None,
+            now + cloud.reservation_ttl_ms, now)
+        if row is None:
+            row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+        body = order_json(row)
+        body["pricing"] = priced["explain"]
+        return body
+
+    def _items(self, req: OrderRequest) -> dict[str, int]:
+        for item in req.items:
+            product = self.cloud.world.catalogue.by_sku.get(item.sku)
+            if product is None:
+                raise HTTPProblem(422, f"items: unknown sku {item.sku!r}")
+            if "online" not in product.channels:
+                raise HTTPProblem(422, f"items: {item.sku} ({product.name}) is not sold online")
+        return {i.sku: i.qty for i in req.items}
+
+    async def _availability(self, stores: list[str], items: dict[str, int]) -> dict[str, dict[str, int]]:
+        by_shard: dict[str, list] = {}
+        for sku in items:
+            by_shard.setdefault(self.cloud.shards.stock_pool_name(sku), []).extend((s, sku) for s in stores)
+        out: dict[str, dict[str, int]] = {s: {} for s in stores}
+        for name, pairs in by_shard.items():
+            for key, qty in (await self.cloud.actors.read(name, "availability", pairs)).items():
+                store, sku = key.split("/", 1)
+                out[store][sku] = qty
+        return out
+
+    async def _route(self, req: OrderRequest, items: dict[str, int], slot_ms: int) -> dict[str, dict[str, int]]:
+        router = self.cloud.shards.order_router_name()
+        if req.fulfilment == "pickup":
+            if req.store_id not in self.cloud.world.stores:
+                raise HTTPProblem(422, f"store_id: unknown store {req.store_id!r}")
+            loc = req.location or self.cloud.world.stores[req.store_id]
+            near = [s for s, _ in await self.cloud.actors.read(router, "nearby", loc.lat, loc.lon, "pickup", slot_ms)]
+            availability = await self._availability(sorted({req.store_id, *near}), items)
+            plan = await self.cloud.actors.read(router, "plan_pickup", req.store_id, items, slot_ms, loc.lat, loc.lon,
+                                                availability)
+            if plan["kind"] != "single":
+                raise HTTPProblem(409, f"pickup at {req.store_id} is not possible: {plan['reason']}",
+                                  type_="/problems/out-of-stock", alternatives=plan["alternatives"])
+            return plan["allocation"]
+        near = [s for s, _ in await self.cloud.actors.read(router, "nearby", req.location.lat, req.location.lon,
+                                                            "delivery", slot_ms)]
+        if not near:
+            raise HTTPProblem(409, "no store delivers to this location in this slot", type_="/problems/no-store")
+        plan = await self.cloud.actors.read(router, "plan", items, near, await self._availability(near, items))
+        if plan["kind"] == "missing":
+            raise HTTPProblem(409, f"out of stock nearby: missing {plan['missing']}", type_="/problems/out-of-stock",
+                              missing=plan["missing"])
+        return plan["allocation"]
+
+    async def _reserve(self, kid: str, order_id: str, plan: dict) -> list[tuple[str, str]]:
+        calls = [(self.cloud.shards.stock_pool_name(sku),
+                  {"op": "reserve", "id": f"reserve:{kid}:{store}:{sku}", "reservation_id": f"{kid}:{store}:{sku}",
+                   "order_id": order_id, "store": store, "sku": sku, "qty": qty, "ttl_ms": self.cloud.reservation_ttl_ms})
+                 for store, lines in plan.items() for sku, qty in lines.items()]
+        results = [await self.cloud.batcher.submit(name, cmd) for name, cmd in calls]
+        done = [(name, cmd["reservation_id"]) for (name, cmd), r in zip(calls, results) if r["status"] in ("ok", "exists")]
+        if len(done) < len(calls):
+            await self._release(done, kid)
+            raise HTTPProblem(409, "out of stock: the last units were just taken; try again", type_="/problems/out-of-stock")
+        return done
+
+    async def _release(self, reservations: list[tuple[str, str]], tag: str) -> None:
+        for name, rid in reservations:
+            await self.cloud.batcher.submit(name, {"op": "cancel", "id": f"cancel:{tag}:{rid}", "reservation_id": rid})
+
+    async def _book_slots(self, kid: str, order_id: str, plan: dict, slot_ms: int, reserved) -> None:
+        router = self.cloud.shards.order_router_name()
+        for store in plan:
+            r = await self.cloud.batcher.submit(router, {"op": "book_slot", "id": f"slot:{kid}:{store}", "store": store,
+                                                         "slot_start_ms": slot_ms, "order_id": order_id})
+            if r["status"] not in ("ok", "exists"):
+                await self._release(reserved, kid)
+                raise HTTPProblem(409, f"slot at {store} not available: {r.get('reason')}", type_="/problems/slot")
+
+    def _price(self, req: OrderRequest, store: str, slot_ms: int) -> dict:
+        catalogue = self.cloud.world.catalogue
+        lines = [BasketLine(sku=i.sku, weight_g=i.qty) if catalogue.get(i.sku).weighed else BasketLine(sku=i.sku, qty=i.qty)
+                 for i in req.items]
+        ctx = PricingContext(channel="online", store_id=store, now_ms=self.cloud.now_ms(), coupons=req.coupons)
+        result = price_basket(catalogue, self.cloud.world.rule_book, lines, ctx)
+        return {"total_fen": result.total_fen,
+                "lines": [{"sku": l.sku, "name": l.name, "qty": l.qty or l.weight_g, "weighed": bool(l.weight_g),
+                           "list_fen": l.list_fen, "amount_fen": l.amount_fen} for l in result.lines],
+                "explain": {"subtotal_fen": result.subtotal_fen, "discount_fen": result.discount_fen,
+                            "applied": [{"rule_id": a.rule_id, "name": a.name, "saving_fen": a.saving_fen} for a in result.applied],
+                            "almost": [n.message for n in result.near_misses], "rule_book_version": result.rule_book_version}}
+
+    # ---- read, pay, cancel, expire ---------------------------------------------------------------------
+    async def get(self, order_id: str):
+        row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+        if row is None:
+            raise HTTPProblem(404, f"no order {order_id}")
+        if row["status"] == "reserved" and row["expires_ms"] is not None and row["expires_ms"] <= self.cloud.now_ms():
+            await self.expire_one(row)
+            row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+        return row
+
+    def _reservations(self, row) -> list[tuple[str, str]]:
+        return [(self.cloud.shards.stock_pool_name(line["sku"]), line["reservation_id"])
+                for lines in json.loads(row["allocation"]).values() for line in lines]
+
+    async def pay(self, order_id: str, method: str) -> dict:
+        cloud, row = self.cloud, await self.get(order_id)
+        if row["status"] in ("paid", "fulfilled"):
+            return order_json(row)  # paying twice answers with the first payment
+        if row["status"] != "reserved":
+            raise HTTPProblem(409, f"order {order_id} is {row['status']}; it cannot be paid", type_="/problems/order-state")
+        payment = await self._charge(row, method)
+        for name, rid in self._reservations(row):
+            r = await cloud.batcher.submit(name, {"op": "confirm", "id": f"confirm:{rid}", "reservation_id": rid})
+            if r["status"] not in ("ok", "exists"):
+                await self._refund(row, payment, "reservation lapsed")
+                await self._set_status(order_id, "expired")
+                raise HTTPProblem(409, f"order {order_id} expired before payment completed; refunded",
+                                  type_="/problems/order-state")
+        await cloud.db.execute("update orders set status = 'paid', payment = $2, updated_ms = $3 where order_id = $1",
+                               order_id, json.dumps(payment), cloud.now_ms())
+        row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+        await self._notify_stores(row)
+        return order_json(row)
+
+    async def _charge(self, row, method: str) -> dict:
+        total, member = row["total_fen"], row["member_id"]
+        if method == "stored_value":
+            if not member:
+                raise HTTPProblem(422, "method: stored_value needs an order with a member_id")
+            r = await self.cloud.batcher.submit(self.cloud.shards.member_ledger_name(member),
+                                                {"op": "spend", "id": f"pay:{row['order_id']}", "member": member,
+                                                 "amount_fen": total})
+            result = r["first"] if r["status"] == "exists" else r
+            if result["status"] != "ok":
+                raise HTTPProblem(409, f"payment refused: {result.get('reason')} (balance {result.get('stored_value_fen')} fen, "
+                                       f"order {total} fen)", type_="/problems/payment")
+            return {"method": method, "amount_fen": total, "reference": f"pay:{row['order_id']}"}
+        # wallet_sim: a simulated wallet provider behind the same adapter shape a real one would have
+        if member:
+            await self.cloud.batcher.submit(self.cloud.shards.member_ledger_name(member),
+                                            {"op": "record_spend", "id": f"spend:{row['order_id']}", "member": member,
+                                             "amount_fen": total})
+        return {"method": "wallet_sim", "simulated": True, "amount_fen": total, "reference": f"sim-{row['order_id']}"}
+
+    async def _refund(self, row, payment: dict | None, why: str) -> None:
+        if payment and payment["method"] == "stored_value":
+            await self.cloud.batcher.submit(self.cloud.shards.member_ledger_name(row["member_id"]),
+                                            {"op": "refund", "id": f"refund:{row['order_id']}", "member": row["member_id"],
+                                             "amount_fen": payment["amount_fen"]})
+
+    async def cancel(self, order_id: str, reason: str) -> dict:
+        row = await self.get(order_id)
+        if row["status"] == "cancelled":
+            return order_json(row)
+        if row["status"] not in ("reserved", "paid"):
+            raise HTTPProblem(409, f"order {order_id} is {row['status']}; it cannot be cancelled", type_="/problems/order-state")
+        await self._release(self._reservations(row), "order")
+        await self._release_slots(row)
+        if row["status"] == "paid":
+            await self._refund(row, json.loads(row["payment"]), reason)
+            for store in json.loads(row["allocation"]):
+                await commands.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason, **env))
+        await self._set_status(order_id, "cancelled")
+        return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
+
+    async def _release_slots(self, row) -> None:
+        router = self.cloud.shards.order_router_name()
+        for store in json.loads(row["allocation"]):
+            await self.cloud.batcher.submit(router, {"op": "release_slot", "id": f"unslot:{row['order_id']}:{store}",
+                                                     "store": store, "slot_start_ms": row["slot_start_ms"],
+                                                     "order_id": row["order_id"]})
+
+    async def _set_status(self, order_id: str, status: str) -> None:
+        await self.cloud.db.execute("update orders set status = $2, updated_ms = $3 where order_id = $1",
+                                    order_id, status, self.cloud.now_ms())
+
+    async def expire_one(self, row) -> None:
+        """StockPool expires the reservations itself; here the order and its slots follow."""
+        done = await self.cloud.db.fetchval("""update orders set status = 'expired', updated_ms = $2
+                                               where order_id = $1 and status = 'reserved' returning order_id""",
+                                            row["order_id"], self.cloud.now_ms())
+        if done:
+            await self._release_slots(row)
+
+    async def expire_due(self) -> int:
+        rows = await self.cloud.db.fetch("select * from orders where status = 'reserved' and expires_ms <= $1 limit 500",
+                                         self.cloud.now_ms())
+        for row in rows:
+            await self.expire_one(row)
+        return len(rows)
+
+    async def _notify_stores(self, row) -> None:
+        allocation = json.loads(row["allocation"])
+        prices = {l["sku"]: l["amount_fen"] for l in json.loads(row["lines"])}
+        for store, lines in allocation.items():
+            order_lines = tuple(OrderLine(sku=l["sku"], qty=l["qty"], amount_fen=prices.get(l["sku"], 0)) for l in lines)
+            await commands.send(self.cloud, store, lambda **env: OrderToFulfil(
+                order_id=row["order_id"], fulfilment=row["kind"], lines=order_lines,
+                total_fen=sum(l.amount_fen for l in order_lines), pickup_code=row["pickup_code"] or "",
+                slot_start_ms=row["slot_start_ms"] or 0, slot_end_ms=(row["slot_start_ms"] or 0) + 3_600_000,
+                member_id=row["member_id"], **env))

@@ -1,0 +1,103 @@
+"""Helpers for integration tests: a real cloud (services + uvicorn on a free port) and a store's NATS link."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+
+import nats
+import uvicorn
+
+from cloud.api import build_app
+from cloud.embedded.process import free_port
+from cloud.services import start_services
+from cloud.shards import ShardConfig
+from cloud.world import World
+from protocol import codec, subjects
+from protocol.ids import IdFactory
+
+OPERATOR_TOKEN = "test-operator-token"
+
+
+def ids() -> IdFactory:
+    return IdFactory(lambda: time.time_ns() // 1_000_000, lambda: int.from_bytes(os.urandom(10), "big"))
+
+
+def envelope(store_id: str, seq: int) -> dict:
+    return {"event_id": ids().new(), "store_id": store_id, "seq": seq, "wall_ms": time.time_ns() // 1_000_000,
+            "mono_ms": time.monotonic_ns() // 1_000_000}
+
+
+@contextlib.asynccontextmanager
+async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = None):
+    services = await start_services(World.load(), stack.database_url, stack.nats_url, OPERATOR_TOKEN,
+                                    ShardConfig(prefix=prefix), background=True, reservation_ttl_ms=reservation_ttl_ms)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_app(services), host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield services, f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        await services.stop()
+
+
+class StoreLink:
+    """What an edge box does on NATS, done by hand: publish events as its own user, pull its commands."""
+
+    def __init__(self, stack, store_id: str) -> None:
+        self.stack, self.store_id, self.seq, self.errors = stack, store_id, 0, []
+
+    async def __aenter__(self) -> "StoreLink":
+        async def on_error(exc):
+            self.errors.append(str(exc))
+        user, password = self.stack.store_credentials(self.store_id)
+        self.nc = await nats.connect(self.stack.nats_address, user=user, password=password, error_cb=on_error,
+                                     inbox_prefix=subjects.store_inbox_prefix(self.store_id))
+        self.js = self.nc.jetstream()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.nc.close()
+
+    def next_envelope(self) -> dict:
+        self.seq += 1
+        return envelope(self.store_id, self.seq)
+
+    async def publish(self, message, msg_id: str | None = None) -> None:
+        await self.js.publish(subjects.store_event(self.store_id, message.KIND), codec.encode(message),
+                              headers={subjects.MSG_ID_HEADER: msg_id or message.event_id})
+
+    async def publish_raw(self, kind: str, data: bytes) -> None:
+        await self.js.publish(subjects.store_event(self.store_id, kind), data)
+
+    async def commands(self, want: int = 100, timeout_s: float = 5.0) -> list:
+        sub = await self.js.pull_subscribe_bind(durable=subjects.command_consumer(self.store_id),
+                                                stream=subjects.COMMANDS_STREAM)
+        got = []
+        deadline = time.monotonic() + timeout_s
+        while len(got) < want and time.monotonic() < deadline:
+            try:
+                msgs = await sub.fetch(min(want - len(got), 100), timeout=0.5)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                continue
+            for m in msgs:
+                got.append(codec.decode(m.data))
+                await m.ack()
+        await sub.unsubscribe()
+        return got
+
+
+async def eventually(check, timeout_s: float = 10.0, every_s: float = 0.1):
+    """Await `check()` until it returns a truthy value; return it (or the last falsy one)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await check()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(every_s)

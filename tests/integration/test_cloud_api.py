@@ -1,0 +1,274 @@
+"""The cloud API through HTTP against the real app, real Ray, real PostgreSQL and real NATS."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+
+from protocol.messages import EscrowGranted, OrderToFulfil, PickupCompleted, StockMoved
+from tests.integration.harness import OPERATOR_TOKEN, StoreLink, eventually, running_cloud
+
+pytestmark = pytest.mark.integration
+CN = timezone(timedelta(hours=8))
+OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
+def next_slot(hour: int = 11) -> str:
+    day = datetime.now(CN) + timedelta(days=1)
+    return day.replace(hour=hour, minute=0, second=0, microsecond=0).isoformat()
+
+
+def key() -> dict:
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+@pytest_asyncio.fixture(scope="module")
+async def cloud(stack, ray_runtime):
+    async with running_cloud(stack, prefix=f"api{uuid.uuid4().hex[:6]}-", reservation_ttl_ms=1500) as (services, url):
+        async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+            yield services, http
+
+
+@pytest_asyncio.fixture(scope="module")
+async def stocked(cloud, stack):
+    """Stores S001 and S002 grant the cloud escrow for two products, through NATS as the edge would."""
+    services, http = cloud
+    products = (await http.get("/products")).json()["products"]
+    pieces = [p["sku"] for p in products if p["unit"] == "piece" and "online" in p["channels"]][:2]
+    async with StoreLink(stack, "S001") as s1, StoreLink(stack, "S002") as s2:
+        await s1.publish(EscrowGranted(**s1.next_envelope(), sku=pieces[0], qty=5, escrow_after=5))
+        await s2.publish(EscrowGranted(**s2.next_envelope(), sku=pieces[0], qty=3, escrow_after=3))
+        await s2.publish(EscrowGranted(**s2.next_envelope(), sku=pieces[1], qty=2, escrow_after=2))
+
+    async def granted():
+        stock = (await http.get("/stores/S002/stock")).json()["stock"]
+        return {r["sku"]: r["escrow"] for r in stock} == {pieces[0]: 3, pieces[1]: 2}
+    assert await eventually(granted)
+    return pieces
+
+
+async def member_with(http, balance: int) -> str:
+    phone = f"138{uuid.uuid4().int % 10**8:08d}"
+    r = await http.post("/members", json={"phone": phone})
+    assert r.status_code == 201
+    member = r.json()["member_id"]
+    if balance:
+        r = await http.post(f"/members/{member}/top-ups", json={"amount_fen": balance}, headers=key())
+        assert r.status_code == 201 and r.json()["stored_value_fen"] == balance
+    return member
+
+
+async def test_health_products_stores_openapi_metrics(cloud):
+    _, http = cloud
+    assert (await http.get("/health")).json()["status"] == "ok"
+    assert len((await http.get("/products")).json()["products"]) > 100
+    assert [s["store_id"] for s in (await http.get("/stores")).json()["stores"]] == ["S001", "S002", "S003", "S004", "S005"]
+    paths = (await http.get("/openapi.json")).json()["paths"]
+    for path in ("/orders", "/orders/{order_id}/pay", "/flash-sales/{sale_id}/orders", "/members/{member_id}/top-ups"):
+        assert path in paths
+    assert "freshmesh_http_requests_total" in (await http.get("/metrics")).text
+
+
+async def test_pickup_order_lifecycle_through_the_store(cloud, stocked, stack):
+    _, http = cloud
+    member = await member_with(http, 100_000)
+    body = {"fulfilment": "pickup", "store_id": "S001", "member_id": member, "slot_start": next_slot(),
+            "items": [{"sku": stocked[0], "qty": 2}]}
+    r = await http.post("/orders", json=body, headers=key())
+    assert r.status_code == 201, r.text
+    order = r.json()
+    assert order["status"] == "reserved" and order["stores"] == ["S001"] and len(order["pickup_code"]) == 8
+    assert order["total_fen"] == sum(l["amount_fen"] for l in order["lines"]) > 0
+    paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"})
+    assert paid.status_code == 200 and paid.json()["status"] == "paid"
+    assert (await http.get(f"/members/{member}")).json()["stored_value_fen"] == 100_000 - order["total_fen"]
+    async with StoreLink(stack, "S001") as store:
+        commands = await store.commands(want=50, timeout_s=3)
+        fulfil = [c for c in commands if isinstance(c, OrderToFulfil) and c.order_id == order["order_id"]]
+        assert len(fulfil) == 1 and fulfil[0].pickup_code == order["pickup_code"]
+        await store.publish(PickupCompleted(**store.next_envelope(), order_id=order["order_id"],
+                                            pickup_code=order["pickup_code"], lane="1"))
+
+    async def fulfilled():
+        return (await http.get(f"/orders/{order['order_id']}")).json()["status"] == "fulfilled"
+    assert await eventually(fulfilled)
+
+
+async def test_delivery_is_split_or_reports_what_is_missing(cloud, stocked):
+    _, http = cloud
+    s1 = (await http.get("/stores")).json()["stores"][0]
+    near = {"lat": s1["lat"], "lon": s1["lon"]}
+    body = {"fulfilment": "delivery", "location": near, "slot_start": next_slot(12),
+            "items": [{"sku": stocked[0], "qty": 1}, {"sku": stocked[1], "qty": 50}]}
+    r = await http.post("/orders", json=body, headers=key())
+    assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
+    assert "out of stock nearby" in r.json()["detail"] and stocked[1] in r.json()["missing"]
+
+
+async def test_idempotent_retry_and_key_reuse(cloud, stocked):
+    _, http = cloud
+    headers = key()
+    body = {"fulfilment": "pickup", "store_id": "S001", "slot_start": next_slot(13), "items": [{"sku": stocked[0], "qty": 1}]}
+    first, again = await asyncio.gather(http.post("/orders", json=body, headers=headers),
+                                        http.post("/orders", json=body, headers=headers))
+    assert first.status_code == again.status_code == 201
+    assert first.json()["order_id"] == again.json()["order_id"]
+    other = await http.post("/orders", json={**body, "items": [{"sku": stocked[0], "qty": 2}]}, headers=headers)
+    assert other.status_code == 409 and "different body" in other.json()["detail"]
+    await http.post(f"/orders/{first.json()['order_id']}/cancel", json={})
+
+
+async def test_unpaid_order_expires_and_its_stock_returns(cloud, stocked):
+    services, http = cloud
+    pool = services.cloud.shards.stock_pool_name(stocked[1])
+
+    async def available():
+        return {p["sku"]: p["available"] for p in await services.cloud.actors.read(pool, "view", "S002")}[stocked[1]]
+    before = await available()
+    body = {"fulfilment": "pickup", "store_id": "S002", "slot_start": next_slot(14), "items": [{"sku": stocked[1], "qty": 1}]}
+    order = (await http.post("/orders", json=body, headers=key())).json()
+    assert await available() == before - 1
+
+    async def expired():
+        return (await http.get(f"/orders/{order['order_id']}")).json()["status"] == "expired"
+    assert await eventually(expired, timeout_s=10)
+    assert await eventually(lambda: _equals(available, before), timeout_s=10)
+    pay = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"})
+    assert pay.status_code == 409 and "expired" in pay.json()["detail"]
+
+
+async def _equals(fn, value):
+    return await fn() == value
+
+
+async def test_cancel_returns_stock_and_money(cloud, stocked):
+    _, http = cloud
+    member = await member_with(http, 50_000)
+    body = {"fulfilment": "pickup", "store_id": "S002", "member_id": member, "slot_start": next_slot(15),
+            "items": [{"sku": stocked[0], "qty": 1}]}
+    order = (await http.post("/orders", json=body, headers=key())).json()
+    await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"})
+    assert (await http.get(f"/members/{member}")).json()["stored_value_fen"] < 50_000
+    r = await http.post(f"/orders/{order['order_id']}/cancel", json={"reason": "changed mind"})
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert (await http.get(f"/members/{member}")).json()["stored_value_fen"] == 50_000
+
+
+@pytest.mark.parametrize("method, path, body, status, words", [
+    ("post", "/orders", {"fulfilment": "pickup", "store_id": "S001", "slot_start": "tomorrow", "items": [{"sku": "X", "qty": 1}]},
+     422, "slot_start: not an RFC 3339 time"),
+    ("post", "/orders", {"fulfilment": "drone", "items": []}, 422, "order.fulfilment: 'drone' is not one of"),
+    ("post", "/orders", {"fulfilment": "delivery", "slot_start": "2026-01-01T09:00:00Z", "items": [{"sku": "X", "qty": 1}]},
+     422, "location: required for delivery"),
+    ("post", "/orders", {"fulfilment": "pickup", "store_id": "S001", "slot_start": "2026-01-01T09:00:00Z",
+                         "items": [{"sku": "NOPE", "qty": 1}]}, 422, "items: unknown sku 'NOPE'"),
+    ("get", "/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV", None, 404, "no order"),
+    ("post", "/members", {"phone": "abc"}, 422, "phone: 6-15 digits"),
+    ("post", "/members", {"phone": "13800000000", "age": 3}, 422, "unknown field(s) ['age']"),
+    ("get", "/members/nobody", None, 404, "no member nobody"),
+    ("get", "/flash-sales/nosale", None, 404, "no flash sale nosale"),
+    ("get", "/stores/S999/stock", None, 404, "no store S999"),
+    ("get", "/nowhere", None, 404, "no such endpoint"),
+])
+async def test_errors_are_problems_that_say_what_was_wrong(cloud, method, path, body, status, words):
+    _, http = cloud
+    r = await http.request(method.upper(), path, json=body, headers=key())
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    problem = r.json()
+    assert problem["status"] == status and words in problem["detail"] and problem["title"]
+
+
+async def test_missing_idempotency_key_and_bad_json(cloud):
+    _, http = cloud
+    r = await http.post("/orders", json={})
+    assert r.status_code == 400 and "Idempotency-Key" in r.json()["detail"]
+    r = await http.post("/members", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
+
+
+async def test_operator_endpoints_need_the_token(cloud):
+    _, http = cloud
+    sale = {"sku": "X", "quantity": 1, "price_fen": 1, "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2026-01-02T00:00:00Z"}
+    assert (await http.post("/flash-sales", json=sale)).status_code == 401
+    assert (await http.post("/flash-sales", json=sale, headers={"Authorization": "Bearer wrong"})).status_code == 403
+
+
+async def test_flash_sale_statuses(cloud, stocked):
+    _, http = cloud
+    now = datetime.now(timezone.utc)
+    sale = {"sku": stocked[0], "quantity": 3, "price_fen": 990, "starts_at": (now - timedelta(minutes=1)).isoformat(),
+            "ends_at": (now + timedelta(hours=1)).isoformat(), "per_member_limit": 1, "rate_per_s": 1000}
+    created = await http.post("/flash-sales", json=sale, headers=OP)
+    assert created.status_code == 201, created.text
+    sale_id = created.json()["sale_id"]
+    members = [f"m-{i}" for i in range(6)]
+    first = await http.post(f"/flash-sales/{sale_id}/orders", json={"member_id": members[0]}, headers=key())
+    assert first.status_code == 201 and first.json()["total_fen"] == 990
+    again = await http.post(f"/flash-sales/{sale_id}/orders", json={"member_id": members[0]}, headers=key())
+    assert again.status_code == 403 and "limit" in again.json()["detail"]
+    results = await asyncio.gather(*(http.post(f"/flash-sales/{sale_id}/orders", json={"member_id": m}, headers=key())
+                                     for m in members[1:]))
+    codes = sorted(r.status_code for r in results)
+    assert codes.count(201) == 2 and codes.count(409) == 3
+    assert all("sold out" in r.json()["detail"] for r in results if r.status_code == 409)
+    status = (await http.get(f"/flash-sales/{sale_id}")).json()
+    assert (status["quantity"], status["sold"], status["remaining"]) == (3, 3, 0)
+
+
+async def test_flash_sale_throttles_with_retry_after(cloud, stocked):
+    _, http = cloud
+    now = datetime.now(timezone.utc)
+    sale = {"sku": stocked[1], "quantity": 1000, "price_fen": 100, "starts_at": (now - timedelta(minutes=1)).isoformat(),
+            "ends_at": (now + timedelta(hours=1)).isoformat(), "per_member_limit": 5, "rate_per_s": 2}
+    sale_id = (await http.post("/flash-sales", json=sale, headers=OP)).json()["sale_id"]
+    results = await asyncio.gather(*(http.post(f"/flash-sales/{sale_id}/orders", json={"member_id": f"t{i}"}, headers=key())
+                                     for i in range(10)))
+    throttled = [r for r in results if r.status_code == 429]
+    assert throttled and throttled[0].headers["retry-after"] == "1"
+
+
+async def test_redelivered_and_malformed_edge_events(cloud, stack, stocked):
+    services, http = cloud
+    async with StoreLink(stack, "S003") as store:
+        grant = EscrowGranted(**store.next_envelope(), sku=stocked[0], qty=4, escrow_after=4)
+        await store.publish(grant)
+        await store.publish_raw("sale.committed", b"\xc1garbage")
+        await store.publish(grant, msg_id="redelivery-" + grant.event_id)  # past the stream's dedupe: a true redelivery
+        move = StockMoved(**store.next_envelope(), sku=stocked[0], delta=-1, reason="sale", shrinkage_reason="",
+                          on_hand_after=11, reference="sale-1")
+        await store.publish(move)
+
+    async def applied():
+        stock = {r["sku"]: r for r in (await http.get("/stores/S003/stock")).json()["stock"]}
+        return stock.get(stocked[0], {}).get("on_hand") == 11 and stock[stocked[0]]
+    row = await eventually(applied)
+    assert row and row["escrow"] == 4, "a redelivered grant was applied twice (or not at all)"
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        dead = await conn.fetchrow("select subject, reason, raw from dead_letters where subject like '%S003%' order by id desc")
+        assert dead is not None and bytes(dead["raw"]) == b"\xc1garbage" and "not a valid msgpack frame" in dead["reason"]
+        assert await conn.fetchval("select count(*) from edge_events where event_id = $1", grant.event_id) == 1
+    finally:
+        await conn.close()
+
+
+async def test_store_catches_up_on_missed_commands_in_order(cloud, stack, stocked):
+    _, http = cloud
+    orders = []
+    for hour in (16, 17, 18):
+        body = {"fulfilment": "pickup", "store_id": "S002", "slot_start": next_slot(hour), "items": [{"sku": stocked[0], "qty": 1}]}
+        order = (await http.post("/orders", json=body, headers=key())).json()
+        await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"})
+        orders.append(order["order_id"])
+    async with StoreLink(stack, "S002") as store:  # the store was "offline": nothing pulled until now
+        commands = await store.commands(want=200, timeout_s=3)
+    fulfil = [c.order_id for c in commands if isinstance(c, OrderToFulfil)]
+    assert [o for o in fulfil if o in orders] == orders
+    seqs = [c.seq for c in commands]
+    assert seqs == sorted(seqs), "commands arrived out of order"

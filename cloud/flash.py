@@ -119,16 +119,22 @@ class SaleWorker:
     async def _record(self, accepted: list[str]) -> None:
         """One INSERT for the whole sync: the order rows (the gate's journal already holds the sale)."""
         now, status = self.flash.cloud.now_ms(), self.holder.status
-        rows = []
+        price, sku = status["price_fen"], status["sku"]
+        ids, keys, members, lines, totals = [], [], [], [], []
         for order_id in accepted:
             member, qty, key = self.orders[order_id]
-            line = [{"sku": status["sku"], "qty": qty, "amount_fen": status["price_fen"] * qty}]
-            rows.append((order_id, f"flash:{self.sale_id}:{key}", "flash", "reserved", member,
-                         json.dumps({"sale": self.sale_id}), json.dumps(line), status["price_fen"] * qty, now, now))
-        await self.flash.cloud.db.executemany(
+            ids.append(order_id)
+            keys.append(f"flash:{self.sale_id}:{key}")
+            members.append(member)
+            lines.append(json.dumps([{"sku": sku, "qty": qty, "amount_fen": price * qty}]))
+            totals.append(price * qty)
+        await self.flash.cloud.db.execute(
             """insert into orders (order_id, idempotency_key, kind, status, member_id, allocation, lines, total_fen,
-                   created_ms, updated_ms) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-               on conflict (order_id) do nothing""", rows)
+                   created_ms, updated_ms)
+               select o, k, 'flash', 'reserved', m, $5::jsonb, l::jsonb, t, $6, $6
+               from unnest($1::text[], $2::text[], $3::text[], $4::text[], $7::bigint[]) as x(o, k, m, l, t)
+               on conflict do nothing""",
+            ids, keys, members, lines, json.dumps({"sale": self.sale_id}), now, totals)
 
 
 class FlashSales:

@@ -10,6 +10,8 @@ import asyncio
 import logging
 import os
 import re
+import signal
+import threading
 
 import ray
 
@@ -71,12 +73,20 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to RAY_ADDRESS, or start a local Ray sized to this box."""
     if ray.is_initialized():
         return
+    # ray.init() replaces the process's SIGTERM handler with one that exits at once; keep the host's own
+    # (uvicorn's graceful shutdown, our launcher's clean stop).
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     else:
+        # A local Ray stays on loopback: nothing of ours listens on the machine's other addresses.
         ray.init(num_cpus=num_cpus or os.cpu_count(), namespace=NAMESPACE, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+                 log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1")
+    if threading.current_thread() is threading.main_thread():
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def host(name: str, database_url: str, expire_every_ms: int = 1_000):

@@ -8,9 +8,10 @@ import sys
 SUITES = {
     "pricing": ("loadtest.pricing", "price 30-line baskets against a 200-rule book"),
     "actors": ("loadtest.actors", "durable reservations and transfers through Ray; routing among 5,000 stores"),
+    "flashsale": ("loadtest.flashsale", "open-loop HTTP load on one flash sale; oversold must be 0"),
 }
 PLANNED = {
-    "flashsale": "issue 5", "consistency": "issue 7", "catchup": "issue 7", "fleet": "issue 7",
+    "consistency": "issue 7", "catchup": "issue 7", "fleet": "issue 7",
 }
 
 
@@ -20,6 +21,13 @@ def add_load_parser(sub, func) -> None:
     load.add_argument("--json", default=None, help="write the JSON report to this file")
     load.add_argument("--seconds", type=float, default=5.0, help="how long to measure")
     load.add_argument("--seed", type=int, default=7)
+    load.add_argument("--url", default=None, help="flashsale: the cloud API (default: start one)")
+    load.add_argument("--token", default=None, help="flashsale: operator token (default: $FRESHMESH_OPERATOR_TOKEN)")
+    load.add_argument("--rate", type=float, default=2000, help="flashsale: attempts per second (open loop)")
+    load.add_argument("--duration", type=float, default=10, help="flashsale: seconds of load")
+    load.add_argument("--quantity", type=int, default=5000, help="flashsale: units on sale")
+    load.add_argument("--members", type=int, default=50_000, help="flashsale: distinct members")
+    load.add_argument("--workers", type=int, default=2, help="flashsale: API worker processes when starting one")
     load.set_defaults(func=func)
 
 
@@ -28,7 +36,10 @@ def run_load(args) -> int:
         print(f"freshmesh load {args.suite}: not built yet ({PLANNED[args.suite]})", file=sys.stderr)
         return 2
     module = importlib.import_module(SUITES[args.suite][0])
-    report = module.run(seconds=args.seconds, seed=args.seed)
+    if hasattr(module, "run_from_args"):
+        report = module.run_from_args(args)
+    else:
+        report = module.run(seconds=args.seconds, seed=args.seed)
     text = json.dumps(report, indent=2, sort_keys=True)
     print(text)
     if args.json:

@@ -13,7 +13,6 @@ import sys
 import threading
 
 NOT_BUILT = {
-    "cloud": "the cloud process (order API, NATS bridge, Ray actors) - issue 5",
     "edge": "the store edge box (StoreActor, devices, SQLite shard, sync) - issue 6",
     "sim": "device simulators, shoppers and the fleet launcher - issue 7",
 }
@@ -84,6 +83,11 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_cloud(args) -> int:
+    from cloud.main import run
+    return run(args)
+
+
 def cmd_not_built(args) -> int:
     print(f"freshmesh {args.command}: not built yet: {NOT_BUILT[args.command]}", file=sys.stderr)
     return 2
@@ -109,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", default=None, help="write the summary here")
     demo.add_argument("--workdir", default=None)
     demo.set_defaults(func=cmd_demo)
+
+    cloud = sub.add_parser("cloud", help="the cloud: HTTP API, NATS bridge, Ray actors (embedded servers when unset)")
+    cloud.add_argument("--http-port", type=int, default=8080)
+    cloud.add_argument("--workers", type=int, default=2, help="uvicorn worker processes for the HTTP API")
+    cloud.add_argument("--world", default=None, help="world file (stores, catalogue, rule book); default: shipped")
+    cloud.set_defaults(func=cmd_cloud)
 
     for name in NOT_BUILT:
         p = sub.add_parser(name, help=NOT_BUILT[name])

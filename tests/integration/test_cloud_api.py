@@ -272,3 +272,38 @@ async def test_store_catches_up_on_missed_commands_in_order(cloud, stack, stocke
     assert [o for o in fulfil if o in orders] == orders
     seqs = [c.seq for c in commands]
     assert seqs == sorted(seqs), "commands arrived out of order"
+
+
+async def test_database_down_answers_503_with_retry_after_not_a_hang(cloud):
+    services, http = cloud
+    import asyncpg as pg
+    from cloud.embedded.process import free_port
+    dead = await pg.create_pool(f"postgresql://x:y@127.0.0.1:{free_port()}/none", min_size=0, max_size=1)
+    real, services.cloud.db = services.cloud.db, dead
+    try:
+        r = await http.get("/members/anyone")
+        assert r.status_code == 503 and r.headers["retry-after"] == "2"
+        assert "unavailable" in r.json()["detail"]
+    finally:
+        services.cloud.db = real
+        await dead.close()
+
+
+async def test_two_api_workers_share_a_sale_and_never_oversell(cloud, stack, stocked):
+    """A second, independent API process (its own services and lease) sells from the same gate."""
+    services, http = cloud
+    now = datetime.now(timezone.utc)
+    sale = {"sku": stocked[0], "quantity": 40, "price_fen": 500, "starts_at": (now - timedelta(minutes=1)).isoformat(),
+            "ends_at": (now + timedelta(hours=1)).isoformat(), "per_member_limit": 1, "rate_per_s": 100_000}
+    sale_id = (await http.post("/flash-sales", json=sale, headers=OP)).json()["sale_id"]
+    async with running_cloud(stack, prefix=services.cloud.shards.prefix) as (_, other_url):
+        async with httpx.AsyncClient(base_url=other_url, timeout=20) as other:
+            clients = [http, other]
+            results = await asyncio.gather(*(clients[i % 2].post(f"/flash-sales/{sale_id}/orders",
+                                                                 json={"member_id": f"two-{i}"}, headers=key())
+                                             for i in range(150)))
+    accepted = [r for r in results if r.status_code == 201]
+    assert len(accepted) == 40
+    assert {r.status_code for r in results} <= {201, 409}
+    status = (await http.get(f"/flash-sales/{sale_id}")).json()
+    assert (status["sold"], status["remaining"]) == (40, 0)

@@ -1,0 +1,84 @@
+"""`freshmesh cloud`: the cloud on one box or against real servers.
+
+Starts embedded NATS / PostgreSQL for whichever of NATS_URL / DATABASE_URL is unset, a local Ray unless
+RAY_ADDRESS is set, then runs the NATS bridge and the expiry sweeper in this process and the HTTP API in
+`--workers` uvicorn worker processes (they share Ray, PostgreSQL and NATS, so they can serve the same flash sale
+without overselling).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from contextlib import nullcontext
+
+DEFAULT_HTTP_PORT = 8080
+log = logging.getLogger("freshmesh.cloud")
+
+
+def api_command(port: int, workers: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "cloud.app:create_app", "--factory", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+            "--timeout-graceful-shutdown", "5"]
+
+
+async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.Event, ready=None) -> None:
+    """Run until `stop` is set (SIGINT/SIGTERM set it)."""
+    import ray
+
+    from cloud.ray_hosts import ensure_ray
+    from cloud.services import start_services
+    from cloud.world import World
+
+    ensure_ray()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ray's driver installs its own SIGTERM handler: take it back
+        loop.add_signal_handler(sig, stop.set)
+    env = dict(os.environ)
+    env.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
+    env.setdefault("FRESHMESH_OPERATOR_TOKEN", secrets.token_hex(16))
+    if world:
+        env["FRESHMESH_WORLD"] = world
+    os.environ["FRESHMESH_OPERATOR_TOKEN"] = env["FRESHMESH_OPERATOR_TOKEN"]
+    services = await start_services(World.load(world), env["DATABASE_URL"], env.get("NATS_URL"),
+                                    env["FRESHMESH_OPERATOR_TOKEN"], background=True)
+    api = subprocess.Popen(api_command(http_port, workers), env={**env, "FRESHMESH_BACKGROUND": "0"})
+    print(f"FreshMesh cloud: http://127.0.0.1:{http_port}  (console /console, API /openapi.json)", flush=True)
+    print(f"FRESHMESH_OPERATOR_TOKEN={env['FRESHMESH_OPERATOR_TOKEN']}", flush=True)
+    if ready is not None:
+        ready(http_port, env)
+    try:
+        while not stop.is_set() and api.poll() is None:
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        if api.poll() is None:
+            api.send_signal(signal.SIGTERM)
+            try:
+                api.wait(15)
+            except subprocess.TimeoutExpired:
+                api.kill()
+        await services.stop()
+
+
+def run(args) -> int:
+    from cloud.embedded import EmbeddedStack
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    need_nats, need_pg = "NATS_URL" not in os.environ, "DATABASE_URL" not in os.environ
+    stack = EmbeddedStack(nats=need_nats, postgres=need_pg) if (need_nats or need_pg) else nullcontext()
+    with stack as running:
+        if need_nats:
+            os.environ["NATS_URL"] = running.nats_url
+            print(f"NATS_URL={running.nats_url}")
+        if need_pg:
+            os.environ["DATABASE_URL"] = running.database_url
+            print(f"DATABASE_URL={running.database_url}")
+        asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event()))
+    return 0

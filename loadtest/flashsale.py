@@ -1,0 +1,193 @@
+"""`freshmesh load flashsale`: open-loop HTTP load on one flash sale, many members; oversold must be 0.
+
+Without --url it starts `freshmesh cloud` (embedded servers, --workers uvicorn processes) and stops it after.
+Before the sale it measures the client's own ceiling against a bare Starlette JSON POST (`ceiling_per_s`).
+Latency is measured from each request's scheduled time (open loop: a slow server cannot slow the arrivals).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from cloud.embedded.process import free_port
+from loadtest.http import Connection, encode_post, split_url
+from loadtest.report import Progress, latency_ms
+
+CONNECTIONS = 256
+CEILING_SECONDS = 3.0
+
+
+def _start(argv: list[str], ready_url: str, timeout_s: float = 120.0, env: dict | None = None):
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    import urllib.request
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{argv[2:5]} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(ready_url, timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{ready_url} not ready within {timeout_s}s")
+
+
+def _wait_port(port: int, timeout_s: float = 20.0) -> None:
+    import socket
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            time.sleep(1.0)  # let every worker process finish starting
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def _stop(proc) -> None:
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def _closed_loop(host: str, port: int, raw: bytes, seconds: float, connections: int) -> float:
+    done = 0
+    stop_at = time.monotonic() + seconds
+
+    async def worker():
+        nonlocal done
+        conn = Connection(host, port)
+        while time.monotonic() < stop_at:
+            await conn.request(raw)
+            done += 1
+        conn.close()
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return done / (time.monotonic() - started)
+
+
+async def _sale(host, port, token, quantity, rate, duration, limit) -> str:
+    now = datetime.now(timezone.utc)
+    body = {"sku": "EGG-EGGS-0160", "quantity": quantity, "price_fen": 990, "per_member_limit": limit,
+            "rate_per_s": int(max(rate * 2, 1000)), "starts_at": (now - timedelta(seconds=1)).isoformat(),
+            "ends_at": (now + timedelta(seconds=duration + 120)).isoformat()}
+    conn = Connection(host, port)
+    status, _, payload = await conn.request(encode_post(host, "/flash-sales", body, {"Authorization": f"Bearer {token}"}))
+    conn.close()
+    if status != 201:
+        raise RuntimeError(f"could not create the sale: {status} {payload[:300]!r}")
+    return json.loads(payload)["sale_id"]
+
+
+async def _open_loop(host, port, sale_id, rate, duration, members, seed) -> dict:
+    rng = random.Random(seed)
+    pool: asyncio.Queue = asyncio.Queue()
+    for _ in range(CONNECTIONS):
+        pool.put_nowait(Connection(host, port))
+    counts = {"accepted": 0, "sold_out": 0, "throttled": 0, "over_limit": 0, "other_409": 0, "errors": 0}
+    latencies: list[float] = []
+    path = f"/flash-sales/{sale_id}/orders"
+    progress = Progress("flashsale")
+
+    async def attempt(scheduled: float, member: str):
+        conn = await pool.get()
+        try:
+            status, _, body = await conn.request(encode_post(host, path, {"member_id": member, "qty": 1},
+                                                             {"Idempotency-Key": uuid.uuid4().hex}))
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            counts["errors"] += 1
+            conn.close()
+            return
+        finally:
+            pool.put_nowait(conn)
+        latencies.append(time.monotonic() - scheduled)
+        if status == 201:
+            counts["accepted"] += 1
+        elif status == 429:
+            counts["throttled"] += 1
+        elif status == 403:
+            counts["over_limit"] += 1
+        elif status == 409:
+            counts["sold_out" if b"sold out" in body else "other_409"] += 1
+        else:
+            counts["errors"] += 1
+
+    tasks = set()
+    sent = 0
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < duration:
+        due = int(elapsed * rate) - sent
+        for i in range(due):
+            scheduled = started + (sent + i) / rate
+            task = asyncio.create_task(attempt(scheduled, f"lm-{rng.randrange(members)}"))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        sent += max(due, 0)
+        progress.update(f"{sent:,} sent, {counts['accepted']:,} accepted, {counts['sold_out']:,} sold out")
+        await asyncio.sleep(0.001)
+    await asyncio.gather(*tasks)
+    wall = time.monotonic() - started
+    progress.done()
+    while not pool.empty():
+        pool.get_nowait().close()
+    return {"attempts": sent, "seconds": round(wall, 3), "rate_achieved_per_s": round(sent / wall),
+            "latency_ms": latency_ms(latencies), **counts}
+
+
+async def _status(host, port, sale_id) -> dict:
+    conn = Connection(host, port)
+    conn_raw = f"GET /flash-sales/{sale_id} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    _, _, body = await conn.request(conn_raw)
+    conn.close()
+    return json.loads(body)
+
+
+def run_from_args(args) -> dict:
+    rate, duration = args.rate, args.duration
+    quantity, members, workers = args.quantity, args.members, args.workers
+    cloud = bare = None
+    try:
+        bare_port = free_port()
+        bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "loadtest.bare:app", "--port", str(bare_port),
+                                 "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+                                stderr=subprocess.DEVNULL)
+        _wait_port(bare_port)
+        raw = encode_post("127.0.0.1", "/echo", {"member_id": "m-1", "qty": 1}, {"Idempotency-Key": uuid.uuid4().hex})
+        ceiling = asyncio.run(_closed_loop("127.0.0.1", bare_port, raw, CEILING_SECONDS, CONNECTIONS // 4))
+        _stop(bare)
+        bare = None
+        url, token = args.url, args.token or os.environ.get("FRESHMESH_OPERATOR_TOKEN")
+        if not url:
+            port = free_port()
+            token = token or uuid.uuid4().hex
+            env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "RAY_ADDRESS")}
+            cloud = _start([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port), "--workers",
+                            str(workers)], f"http://127.0.0.1:{port}/health", env={**env, "FRESHMESH_OPERATOR_TOKEN": token})
+            url = f"http://127.0.0.1:{port}"
+        if not token:
+            raise SystemExit("give --token (or FRESHMESH_OPERATOR_TOKEN) to create a sale on --url")
+        host, port = split_url(url)
+        sale_id = asyncio.run(_sale(host, port, token, quantity, rate, duration, 1))
+        measured = asyncio.run(_open_loop(host, port, sale_id, rate, duration, members, args.seed))
+        status = asyncio.run(_status(host, port, sale_id))
+    finally:
+        _stop(bare)
+        _stop(cloud)
+    return {"suite": "flashsale", "url": url, "sale_id": sale_id, "rate_target_per_s": rate, "members": members,
+            "quantity": quantity, "sold": status["sold"], "remaining": status["remaining"],
+            "oversold": max(status["sold"] - quantity, 0, measured["accepted"] - quantity),
+            "ceiling_per_s": round(ceiling), "ceiling_ratio": round(measured["rate_achieved_per_s"] / ceiling, 3),
+            "api_workers": workers, **measured}

@@ -13,7 +13,6 @@ import sys
 import threading
 
 NOT_BUILT = {
-    "edge": "the store edge box (StoreActor, devices, SQLite shard, sync) - issue 6",
     "sim": "device simulators, shoppers and the fleet launcher - issue 7",
 }
 
@@ -88,6 +87,11 @@ def cmd_cloud(args) -> int:
     return run(args)
 
 
+def cmd_edge(args) -> int:
+    from edge.main import run
+    return run(args)
+
+
 def cmd_not_built(args) -> int:
     print(f"freshmesh {args.command}: not built yet: {NOT_BUILT[args.command]}", file=sys.stderr)
     return 2
@@ -119,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     cloud.add_argument("--workers", type=int, default=2, help="uvicorn worker processes for the HTTP API")
     cloud.add_argument("--world", default=None, help="world file (stores, catalogue, rule book); default: shipped")
     cloud.set_defaults(func=cmd_cloud)
+
+    edge = sub.add_parser("edge", help="one store's edge box: shard, devices, sync, lane API")
+    edge.add_argument("--store", default=None)
+    edge.add_argument("--config", default=None, help="JSON: data_dir, http_port, nats_url, devices, world ...")
+    edge.add_argument("--http-port", type=int, default=None)
+    edge.set_defaults(func=cmd_edge)
 
     for name in NOT_BUILT:
         p = sub.add_parser(name, help=NOT_BUILT[name])

@@ -1,0 +1,115 @@
+"""The lane API for the cashier terminal (local to the store box): scan, weigh, member, cart, pay, pickups, health."""
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from edge.cart import UnknownProduct
+from edge.devices.serial_driver import DeviceNotReady
+from edge.store_actor import Busy, Refused
+from protocol.errors import ProtocolError
+from protocol.schema import record, record_from_wire, require
+
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"type": "about:blank", "title": {404: "Not found", 409: "Conflict", 422: "Invalid",
+                                                          503: "Unavailable"}.get(status, "Error"),
+                         "status": status, "detail": detail}, status_code=status, media_type=PROBLEM,
+                        headers={"Retry-After": "1"} if status == 503 else None)
+
+
+@record
+class ScanBody:
+    code: str
+
+
+@record
+class WeighBody:
+    sku: str
+
+
+@record
+class MemberBody:
+    phone: str | None = None
+    member_code: str | None = None
+
+    def __post_init__(self) -> None:
+        require((self.phone is None) != (self.member_code is None), "give exactly one of phone or member_code")
+
+
+@record
+class PayBody:
+    method: str
+    tendered_fen: int = 0
+
+    def __post_init__(self) -> None:
+        require(self.method in ("cash", "stored_value", "wallet_sim"), "method: one of cash, stored_value, wallet_sim")
+        require(self.tendered_fen >= 0, "tendered_fen: must not be negative")
+
+
+def build_lane_app(box) -> Starlette:
+    """`box` has .actor (StoreActor), .scale (a driver with read_stable()), .health()."""
+    actor = box.actor
+
+    def endpoint(fn, body_cls=None):
+        async def handle(request: Request):
+            try:
+                body = None
+                if body_cls is not None:
+                    try:
+                        data = await request.json()
+                    except ValueError:
+                        return problem(400, "body is not valid JSON")
+                    body = record_from_wire(body_cls, data, "body")
+                result = await fn(request, body)
+                status = 201 if request.url.path.endswith("/pay") else 200
+                return JSONResponse(result, status_code=status)
+            except UnknownProduct as exc:
+                return problem(404, str(exc))
+            except ProtocolError as exc:
+                return problem(422, str(exc))
+            except Refused as exc:
+                return problem(exc.status, str(exc))
+            except Busy as exc:
+                return problem(503, str(exc))
+            except DeviceNotReady as exc:
+                return problem(409, str(exc))
+        return handle
+
+    async def scan(request, body):
+        return await actor.ask("scan", lane=request.path_params["lane"], code=body.code)
+
+    async def weigh(request, body):
+        if box.scale is None:
+            raise Refused(409, "no scale configured on this box")
+        reading = await box.scale.read_stable()
+        return await actor.ask("weighed", lane=request.path_params["lane"], sku=body.sku, grams=reading)
+
+    async def member(request, body):
+        return await actor.ask("member", lane=request.path_params["lane"], phone=body.phone, member_code=body.member_code)
+
+    async def cart(request, body):
+        return await actor.ask("cart_view", lane=request.path_params["lane"])
+
+    async def pay(request, body):
+        return await actor.ask("pay", lane=request.path_params["lane"], method=body.method, tendered_fen=body.tendered_fen)
+
+    async def pickup(request, body):
+        return await actor.ask("pickup", pickup_code=request.path_params["code"])
+
+    async def health(request, body):
+        return await box.health()
+
+    return Starlette(routes=[
+        Route("/lanes/{lane}/scan", endpoint(scan, ScanBody), methods=["POST"]),
+        Route("/lanes/{lane}/weigh", endpoint(weigh, WeighBody), methods=["POST"]),
+        Route("/lanes/{lane}/member", endpoint(member, MemberBody), methods=["POST"]),
+        Route("/lanes/{lane}/cart", endpoint(cart), methods=["GET"]),
+        Route("/lanes/{lane}/pay", endpoint(pay, PayBody), methods=["POST"]),
+        Route("/pickups/{code}", endpoint(pickup), methods=["POST"]),
+        Route("/health", endpoint(health), methods=["GET"]),
+    ])

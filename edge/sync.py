@@ -1,0 +1,171 @@
+"""Sync between the store and the cloud over NATS, as the store's own user.
+
+- Relay: outbox rows go out in order with Nats-Msg-Id = event id, many in flight at once, and **stay** until the
+  cloud's business ack (a command) names them; after a reconnect everything unacked is sent again (the stream
+  and the cloud's event table drop what they already have).
+- Commands: pulled from the store's own durable consumer, applied by the StoreActor (exactly once, by event id),
+  then acked to JetStream.
+- Heartbeats: outbox depth, last sequence produced and acked, device health, every second.
+- The connection is retried with exponential backoff and jitter; the till keeps selling meanwhile.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+import nats
+import nats.errors
+
+from protocol import codec, subjects
+from protocol.errors import ProtocolError
+from protocol.messages import BusinessAck, DeviceHealth, Heartbeat
+
+RELAY_BATCH = 2_000
+PUBLISH_TIMEOUT_S = 5.0
+HEARTBEAT_S = 1.0
+BACKOFF_MAX_S = 10.0
+log = logging.getLogger("freshmesh.edge.sync")
+
+
+class Sync:
+    def __init__(self, box, nats_url: str, user: str, password: str) -> None:
+        self.box, self.nats_url, self.user, self.password = box, nats_url, user, password
+        self.nc = None
+        self.js = None
+        self.connected = asyncio.Event()
+        self.last_acked_seq = 0
+        self.last_command_seq = 0
+        self.stats = {"published": 0, "commands": 0, "reconnects": 0, "bad_commands": 0}
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def store_id(self) -> str:
+        return self.box.store_id
+
+    async def start(self) -> "Sync":
+        self._tasks = [asyncio.create_task(self._connect_loop(), name="sync-connect")]
+        return self
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.nc is not None:
+            await self.nc.close()
+
+    async def _connect_loop(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                self.nc = await nats.connect(
+                    self.nats_url, user=self.user, password=self.password, connect_timeout=3,
+                    inbox_prefix=subjects.store_inbox_prefix(self.store_id), max_reconnect_attempts=-1,
+                    reconnect_time_wait=1, disconnected_cb=self._down, reconnected_cb=self._up,
+                    error_cb=self._error, name=f"freshmesh-edge-{self.store_id}")
+                break
+            except Exception as exc:  # noqa: BLE001 - keep trying: the till does not need us to sell
+                log.info("store %s: cannot reach NATS (%s); retrying in %.1fs", self.store_id, exc, delay)
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, BACKOFF_MAX_S)
+        self.js = self.nc.jetstream()
+        await self._up()
+        self._tasks += [asyncio.create_task(self._relay_loop(), name="sync-relay"),
+                        asyncio.create_task(self._commands_loop(), name="sync-commands"),
+                        asyncio.create_task(self._heartbeat_loop(), name="sync-heartbeat")]
+
+    async def _down(self) -> None:
+        self.connected.clear()
+        self.box.actor.online = False
+
+    async def _up(self) -> None:
+        self.stats["reconnects"] += 1
+        self.connected.set()
+        self.box.actor.online = True
+        self.box.actor.on_outbox.set()  # resend what is unacked
+
+    async def _error(self, exc) -> None:
+        log.warning("store %s: NATS error: %s", self.store_id, exc)
+
+    # ---- relay -----------------------------------------------------------------------------------------
+    async def _relay_loop(self) -> None:
+        sent_upto = 0
+        actor = self.box.actor
+        while True:
+            await self.connected.wait()
+            rows = await self.box.shard.outbox(sent_upto, RELAY_BATCH)
+            if not rows:
+                actor.on_outbox.clear()
+                try:
+                    await asyncio.wait_for(actor.on_outbox.wait(), 2.0)
+                except asyncio.TimeoutError:
+                    sent_upto = 0  # unacked rows are re-sent every so often until the cloud acks them
+                continue
+            try:
+                acks = [await self.js.publish_async(subjects.store_event(self.store_id, _kind_of(frame)), frame,
+                                                    headers={subjects.MSG_ID_HEADER: event_id})
+                        for _, event_id, frame in rows]
+                await asyncio.wait_for(asyncio.gather(*acks), PUBLISH_TIMEOUT_S)
+                sent_upto = rows[-1][0]
+                self.stats["published"] += len(rows)
+            except Exception as exc:  # noqa: BLE001 - disconnected or slow: start again from the oldest unacked
+                log.info("store %s: relay paused (%s)", self.store_id, exc)
+                sent_upto = 0
+                await asyncio.sleep(0.5)
+
+    # ---- commands --------------------------------------------------------------------------------------
+    async def _commands_loop(self) -> None:
+        sub = None
+        while True:
+            await self.connected.wait()
+            try:
+                if sub is None:
+                    sub = await self.js.pull_subscribe_bind(durable=subjects.command_consumer(self.store_id),
+                                                            stream=subjects.COMMANDS_STREAM)
+                msgs = await sub.fetch(200, timeout=1)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                continue
+            except Exception as exc:  # noqa: BLE001
+                log.info("store %s: command pull paused (%s)", self.store_id, exc)
+                sub = None
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                try:
+                    command = codec.decode(msg.data)
+                except ProtocolError as exc:
+                    self.stats["bad_commands"] += 1
+                    log.error("store %s: refused a malformed command (%s); acking it so the rest flow", self.store_id, exc)
+                    await msg.ack()
+                    continue
+                await self.box.actor.ask("command", message=command)
+                self.last_command_seq = max(self.last_command_seq, command.seq)
+                if isinstance(command, BusinessAck):
+                    self.last_acked_seq = max([self.last_acked_seq, *(a.seq for a in command.acks)])
+                self.stats["commands"] += 1
+                await msg.ack()
+
+    # ---- heartbeats -------------------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            if not self.connected.is_set():
+                continue
+            try:
+                hb = Heartbeat(event_id=self.box.actor.ids.new(), store_id=self.store_id, seq=0,
+                               wall_ms=self.box.clock.now_ms(), mono_ms=time.monotonic_ns() // 1_000_000,
+                               outbox_depth=await self.box.shard.outbox_depth(),
+                               last_event_seq=int(await self.box.shard.get_meta("event_seq", "0")),
+                               last_acked_seq=self.last_acked_seq, last_command_seq=self.last_command_seq,
+                               devices=tuple(DeviceHealth(device=d, state=s, detail=detail)
+                                             for d, (s, detail) in self.box.device_health().items()),
+                               rule_book_version=self.box.actor.rule_book.version if self.box.actor.rule_book else 0)
+                await self.nc.publish(subjects.store_heartbeat(self.store_id), codec.encode(hb))
+            except Exception as exc:  # noqa: BLE001 - the next one will do
+                log.debug("heartbeat skipped: %s", exc)
+
+
+def _kind_of(frame: bytes) -> str:
+    """The subject's last tokens name the kind; read it from the frame rather than store it twice."""
+    return codec.unpack_frame(frame)["kind"]

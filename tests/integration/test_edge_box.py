@@ -1,0 +1,166 @@
+"""An edge box in-process: real SQLite shard, real pseudo-terminal devices, the lane API; no cloud needed."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from edge.box import EdgeBox
+from edge.lanes import build_lane_app
+from protocol import codec
+from protocol.barcodes import gs1_check_digit
+from simulators.devices import ContinuousScale, Scanner, Toledo8217Scale
+
+pytestmark = pytest.mark.integration
+WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
+
+
+def products():
+    return json.loads(WORLD.read_text())["catalogue"]
+
+
+def packed():
+    return next(p for p in products() if p["unit"] == "piece" and p["gtin"])
+
+
+def weighed():
+    return next(p for p in products() if p["unit"] == "kg" and p["plu"])
+
+
+@pytest_asyncio.fixture
+async def box(tmp_path):
+    scale = Toledo8217Scale(tmp_path / "scale", grams=1250)
+    scanner = Scanner(tmp_path / "scanner")
+    config = {"store_id": "S009", "data_dir": str(tmp_path / "data"), "world": str(WORLD),
+              "devices": {"scale": {"port": scale.path, "protocol": "toledo8217"},
+                          "scanner": {"port": scanner.path, "lane": "2"}}}
+    edge = await EdgeBox(config).start()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(edge)), base_url="http://lane") as http:
+        for _ in range(50):
+            if edge.devices["scale"].state == "ok" and edge.devices["scanner"].state == "ok":
+                break
+            await asyncio.sleep(0.05)
+        yield edge, http, scale, scanner
+    await edge.stop()
+    scale.close()
+    scanner.close()
+
+
+async def outbox_kinds(edge) -> list[str]:
+    return [codec.decode(frame).KIND for _, _, frame in await edge.shard.outbox(0, 1000)]
+
+
+async def test_scan_weigh_pay_cash_commits_sale_movements_and_outbox(box):
+    edge, http, scale, _ = box
+    await edge.actor.ask("receive", sku=packed()["sku"], qty=10)
+    r = await http.post("/lanes/1/scan", json={"code": packed()["gtin"]})
+    assert r.status_code == 200 and r.json()["line"]["sku"] == packed()["sku"]
+    r = await http.post("/lanes/1/weigh", json={"sku": weighed()["sku"]})
+    assert r.status_code == 200 and r.json()["line"]["weight_g"] == 1250
+    total = (await http.get("/lanes/1/cart")).json()["total_fen"]
+    paid = await http.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": total + 1000})
+    assert paid.status_code == 201 and paid.json()["change_fen"] == 1000 and paid.json()["total_fen"] == total
+    sale = await edge.shard.sale(paid.json()["sale_id"])
+    assert sale["total_fen"] == total and len(sale["lines"]) == 2
+    kinds = await outbox_kinds(edge)
+    assert kinds.count("sale.committed") == 1 and kinds.count("stock.moved") == 3  # receiving + 2 sale lines
+    assert "escrow.granted" in kinds  # receiving granted the cloud its online share
+    assert (await edge.shard.position(packed()["sku"])).on_hand == 9
+
+
+async def test_selling_past_the_offline_share_asks_for_escrow_back(box):
+    edge, http, _, _ = box
+    sku = packed()["sku"]
+    await edge.actor.ask("receive", sku=sku, qty=5)  # 40%: 2 units escrowed for online
+    for _ in range(4):
+        await http.post("/lanes/1/scan", json={"code": packed()["gtin"]})
+    r = await http.post("/lanes/1/pay", json={"method": "wallet_sim"})
+    assert r.status_code == 201
+    frames = [codec.decode(f) for _, _, f in await edge.shard.outbox(0, 1000)]
+    asks = [m for m in frames if m.KIND == "escrow.reclaim_requested"]
+    assert [(m.sku, m.qty) for m in asks] == [(sku, 1)]  # on hand 1, escrow 2: one unit asked back
+
+
+async def test_scan_errors_say_what_was_wrong(box):
+    _, http, _, _ = box
+    code = packed()["gtin"]
+    bad = code[:-1] + str((int(code[-1]) + 1) % 10)
+    r = await http.post("/lanes/1/scan", json={"code": bad})
+    assert r.status_code == 422 and "bad check digit" in r.json()["detail"]
+    r = await http.post("/lanes/1/scan", json={"code": "2512345015004"})
+    assert r.status_code == 422 and "no layout configured for prefix 25" in r.json()["detail"]
+    unknown = "690999999999"
+    r = await http.post("/lanes/1/scan", json={"code": unknown + str(gs1_check_digit(unknown))})
+    assert r.status_code == 404 and "no product" in r.json()["detail"]
+    assert (await http.post("/lanes/1/scan", json={"kode": "1"})).status_code == 422
+
+
+async def test_label_barcode_with_embedded_weight(box):
+    _, http, _, _ = box
+    body = "21" + weighed()["plu"] + "00750"
+    r = await http.post("/lanes/3/scan", json={"code": body + str(gs1_check_digit(body))})
+    assert r.status_code == 200 and r.json()["line"]["weight_g"] == 750
+
+
+async def test_unstable_or_unplugged_scale_is_409_and_health_shows_it(box):
+    edge, http, scale, _ = box
+    scale.stable = False
+    r = await http.post("/lanes/1/weigh", json={"sku": weighed()["sku"]})
+    assert r.status_code == 409 and "motion" in r.json()["detail"]
+    scale.stable = True
+    scale.unplug()
+    for _ in range(60):
+        if (await http.get("/health")).json()["devices"]["scale"]["state"] == "down":
+            break
+        await asyncio.sleep(0.05)
+    assert (await http.get("/health")).json()["devices"]["scale"]["state"] == "down"
+    assert (await http.post("/lanes/1/weigh", json={"sku": weighed()["sku"]})).status_code == 409
+    scale.replug()
+    for _ in range(100):
+        if edge.devices["scale"].state == "ok":
+            break
+        await asyncio.sleep(0.05)
+    r = await http.post("/lanes/1/weigh", json={"sku": weighed()["sku"]})
+    assert r.status_code == 200 and r.json()["line"]["weight_g"] == 1250
+
+
+async def test_scanner_on_its_serial_port_adds_to_its_lane_and_garbage_does_not_stop_it(box):
+    edge, http, _, scanner = box
+    scanner.write(b"\xff\xfe line noise" * 3 + b"\r")  # noise up to a terminator is dropped as one bad read
+    scanner.scan(packed()["gtin"])
+    for _ in range(60):
+        if (await http.get("/lanes/2/cart")).json()["lines"]:
+            break
+        await asyncio.sleep(0.05)
+    assert [l["sku"] for l in (await http.get("/lanes/2/cart")).json()["lines"]] == [packed()["sku"]]
+
+
+async def test_pay_refusals(box):
+    _, http, _, _ = box
+    assert (await http.post("/lanes/7/pay", json={"method": "cash", "tendered_fen": 0})).status_code == 409
+    await http.post("/lanes/7/scan", json={"code": packed()["gtin"]})
+    r = await http.post("/lanes/7/pay", json={"method": "cash", "tendered_fen": 1})
+    assert r.status_code == 409 and "less than the total" in r.json()["detail"]
+    r = await http.post("/lanes/7/pay", json={"method": "stored_value"})
+    assert r.status_code == 409 and "needs a member" in r.json()["detail"]
+    assert (await http.post("/lanes/7/pay", json={"method": "bitcoin"})).status_code == 422
+
+
+async def test_continuous_scale_gives_the_latest_stable_reading(tmp_path):
+    scale = ContinuousScale(tmp_path / "cscale", grams=2345)
+    edge = await EdgeBox({"store_id": "S010", "data_dir": str(tmp_path / "d"), "world": str(WORLD),
+                          "devices": {"scale": {"port": scale.path, "protocol": "continuous"}}}).start()
+    try:
+        await asyncio.sleep(0.5)
+        assert await edge.scale.read_stable() == 2345
+        scale.stable = False
+        await asyncio.sleep(0.4)
+        with pytest.raises(Exception, match="motion"):
+            await edge.scale.read_stable()
+    finally:
+        await edge.stop()
+        scale.close()

@@ -21,7 +21,7 @@ from protocol.ids import derived_id
 from protocol.messages import (Ack, BusinessAck, EscrowGranted, EscrowReclaimed, EscrowReclaimRequested, Heartbeat,
                                PickupCompleted, SaleCommitted, StockMoved)
 
-FETCH_BATCH = 1_000
+FETCH_BATCH = 2_000
 REGISTRY_FLUSH_MS = 200
 log = logging.getLogger("freshmesh.bridge")
 
@@ -91,9 +91,10 @@ class Bridge:
         known = {r["event_id"] for r in await self.cloud.db.fetch(
             "select event_id from edge_events where event_id = any($1::text[])", [e.event_id for e in unique])}
         new = [e for e in unique if e.event_id not in known]
-        for event in new:
-            await self.ensure_store(event.store_id)
-            await self._actor_effects(event)
+        for store_id in {e.store_id for e in new}:
+            await self.ensure_store(store_id)
+        # All effects at once: the micro-batcher turns them into one Ray call per shard, in submission order.
+        await asyncio.gather(*(self._actor_effects(e) for e in new))
         async with self.cloud.db.acquire() as conn, conn.transaction():
             if dead:
                 await conn.executemany("insert into dead_letters (subject, reason, raw, at_ms) values ($1, $2, $3, $4)", dead)

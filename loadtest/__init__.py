@@ -9,9 +9,10 @@ SUITES = {
     "pricing": ("loadtest.pricing", "price 30-line baskets against a 200-rule book"),
     "actors": ("loadtest.actors", "durable reservations and transfers through Ray; routing among 5,000 stores"),
     "flashsale": ("loadtest.flashsale", "open-loop HTTP load on one flash sale; oversold must be 0"),
+    "catchup": ("loadtest.catchup", "a store's offline backlog drained to the cloud: events/s and edge RSS"),
 }
 PLANNED = {
-    "consistency": "issue 7", "catchup": "issue 7", "fleet": "issue 7",
+    "consistency": "issue 7", "fleet": "issue 7",
 }
 
 
@@ -28,6 +29,7 @@ def add_load_parser(sub, func) -> None:
     load.add_argument("--quantity", type=int, default=5000, help="flashsale: units on sale")
     load.add_argument("--members", type=int, default=50_000, help="flashsale: distinct members")
     load.add_argument("--workers", type=int, default=2, help="flashsale: API worker processes when starting one")
+    load.add_argument("--sales", type=int, default=5000, help="catchup: offline sales in the backlog")
     load.set_defaults(func=func)
 
 

@@ -1,0 +1,121 @@
+"""`freshmesh load catchup`: a store comes back after an outage with a backlog; how fast does it drain?
+
+1. A backlog is made offline: an edge box with no network sells `--sales` baskets (each sale is one
+   sale.committed and one stock.moved per line) into its SQLite outbox.
+2. The cloud runs (`freshmesh cloud` with embedded servers); the edge box is started as its own process on that
+   shard with the network back, and drains its outbox: relay -> JetStream -> bridge (exactly once, Postgres) ->
+   business acks -> outbox rows deleted.
+Reports events_per_s (backlog events / time to an empty outbox) and edge_rss_mb (the edge process's peak RSS).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import psutil
+
+from cloud.embedded import EmbeddedStack
+from cloud.embedded.process import free_port
+from loadtest.report import Progress
+
+STORE = "S001"
+LINES_PER_SALE = 3
+
+
+def _world_path() -> str:
+    return str(resources.files("cloud.data").joinpath("default_world.json"))
+
+
+async def _make_backlog(data_dir: Path, sales: int, seed: int) -> int:
+    from edge.box import EdgeBox
+    box = await EdgeBox({"store_id": STORE, "data_dir": str(data_dir), "world": _world_path()}).start()
+    try:
+        packed = [p for p in box.actor.catalogue.by_sku.values() if p.gtin and not p.weighed][:20]
+        for p in packed:
+            await box.actor.ask("receive", sku=p.sku, qty=10**6)
+        rng = random.Random(seed)
+        progress = Progress("backlog")
+        for n in range(sales):
+            for p in rng.sample(packed, LINES_PER_SALE):
+                await box.actor.ask("scan", lane="1", code=p.gtin)
+            await box.actor.ask("pay", lane="1", method="wallet_sim")
+            progress.update(f"{n + 1:,} offline sales")
+        progress.done()
+        return await box.shard.outbox_depth()
+    finally:
+        await box.stop()
+
+
+def run_from_args(args) -> dict:
+    sales = args.sales
+    workdir = Path(tempfile.mkdtemp(prefix="freshmesh-catchup-"))
+    events = asyncio.run(_make_backlog(workdir / "edge", sales, args.seed))
+    cloud = edge = None
+    with EmbeddedStack(store_ids=[STORE]) as stack:
+        env = {**os.environ, "NATS_URL": stack.nats_url, "DATABASE_URL": stack.database_url}
+        env.pop("RAY_ADDRESS", None)
+        cloud_port = free_port()
+        try:
+            cloud = subprocess.Popen([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(cloud_port),
+                                      "--workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _wait_http(f"http://127.0.0.1:{cloud_port}/health", 120)
+            lane_port = free_port()
+            config = workdir / "edge.json"
+            config.write_text(json.dumps({"store_id": STORE, "data_dir": str(workdir / "edge"), "world": _world_path(),
+                                          "http_port": lane_port, "nats_url": stack.nats_address,
+                                          "nats_password": stack.store_credentials(STORE)[1]}))
+            started = time.monotonic()
+            edge = subprocess.Popen([sys.executable, "-m", "simulators.cli", "edge", "--config", str(config)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = psutil.Process(edge.pid)
+            peak_rss, depth = 0, events
+            progress = Progress("catchup")
+            while depth > 0 and time.monotonic() - started < 600:
+                peak_rss = max(peak_rss, proc.memory_info().rss)
+                depth = _outbox_depth(lane_port, depth)
+                progress.update(f"outbox {depth:,} of {events:,}")
+                time.sleep(0.05)
+            drained_s = time.monotonic() - started
+            progress.done()
+        finally:
+            for p in (edge, cloud):
+                if p and p.poll() is None:
+                    p.terminate()
+                    try:
+                        p.wait(30)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+    return {"suite": "catchup", "store": STORE, "backlog_sales": sales, "backlog_events": events,
+            "drained": depth == 0, "seconds_to_empty_outbox": round(drained_s, 3),
+            "events_per_s": round(events / drained_s), "edge_rss_mb": round(peak_rss / 2**20, 1),
+            "note": "time includes the edge process start (Python import, SQLite open, NATS connect)"}
+
+
+def _wait_http(url: str, timeout_s: float) -> None:
+    import urllib.request
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready")
+
+
+def _outbox_depth(port: int, last: int) -> int:
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            return json.load(r)["outbox_depth"]
+    except OSError:
+        return last

@@ -163,6 +163,23 @@ def build_routes(services) -> list[Route]:
         body = await services.members.top_up(request.path_params["member_id"], req.amount_fen, req.method, key)
         return JSONResponse(body, status_code=201)
 
+    async def put_products(request):
+        operator(request)
+        data = await read_json(request)
+        if not isinstance(data.get("products"), list):
+            raise HTTPProblem(422, "products: a list of products is required")
+        return JSONResponse(await services.world_admin.change("catalogue", data["products"], data.get("reason", "operator")))
+
+    async def put_rule_book(request):
+        operator(request)
+        return JSONResponse(await services.world_admin.change("rule_book", await read_json(request), "operator"))
+
+    async def put_store(request):
+        operator(request)
+        body = await read_json(request)
+        return JSONResponse(await services.world_admin.change("store", body, "operator",
+                                                              store_id=request.path_params["store_id"]))
+
     async def metrics(request):
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -178,6 +195,8 @@ def build_routes(services) -> list[Route]:
         ("/flash-sales/{sale_id}/orders", flash_order, ["POST"]),
         ("/members", create_member, ["POST"]), ("/members/{member_id}", get_member, ["GET"]),
         ("/members/{member_id}/top-ups", top_up, ["POST"]),
+        ("/products", put_products, ["PUT"]), ("/rule-book", put_rule_book, ["PUT"]),
+        ("/stores/{store_id}", put_store, ["PUT"]),
     ]
     return [Route(path, handler(fn), methods=methods) for path, fn, methods in routes] + services.extra_routes()
 

@@ -45,7 +45,7 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
         env["FRESHMESH_WORLD"] = world
     os.environ["FRESHMESH_OPERATOR_TOKEN"] = env["FRESHMESH_OPERATOR_TOKEN"]
     services = await start_services(World.load(world), env["DATABASE_URL"], env.get("NATS_URL"),
-                                    env["FRESHMESH_OPERATOR_TOKEN"], background=True)
+                                    env["FRESHMESH_OPERATOR_TOKEN"], background=True, explicit_world=bool(world))
     api = subprocess.Popen(api_command(http_port, workers), env={**env, "FRESHMESH_BACKGROUND": "0"})
     print(f"FreshMesh cloud: http://127.0.0.1:{http_port}  (console /console, API /openapi.json)", flush=True)
     print(f"FRESHMESH_OPERATOR_TOKEN={env['FRESHMESH_OPERATOR_TOKEN']}", flush=True)

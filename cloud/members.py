@@ -6,7 +6,9 @@ import secrets
 
 import asyncpg
 
+from cloud import commands
 from cloud.http import HTTPProblem
+from protocol.messages import MemberUpdated
 from protocol.clock import to_rfc3339
 
 
@@ -30,7 +32,18 @@ class Members:
                 if "phone" in str(exc):  # registered concurrently: that registration wins
                     row = await self.cloud.db.fetchrow("select * from members where phone = $1", phone)
                     return 200, await self.view(row["member_id"])
-        return 201, await self.view(member_id)
+        body = await self.view(member_id)
+        await self.notify_stores(body)
+        return 201, body
+
+    async def notify_stores(self, view: dict) -> None:
+        """Every store keeps a member cache for offline identification and floor-limited spending."""
+        if self.cloud.nats is None:
+            return
+        for store_id in self.cloud.world.stores:
+            await commands.send(self.cloud, store_id, lambda **env: MemberUpdated(
+                member_id=view["member_id"], phone=view["phone"], member_code=view["member_code"], level=view["level"],
+                stored_value_fen=view["stored_value_fen"], points=view["points"], **env))
 
     async def row(self, member_id: str):
         row = await self.cloud.db.fetchrow("select * from members where member_id = $1", member_id)
@@ -55,5 +68,7 @@ class Members:
             raise HTTPProblem(409, "Idempotency-Key was already used for a different top-up",
                               type_="/problems/idempotency-key-reused")
         first = result["first"] if result["status"] == "exists" else result
+        if result["status"] == "ok":
+            await self.notify_stores(await self.view(member_id))
         return {"member_id": member_id, "transfer_id": f"topup:{key}", "amount_fen": amount_fen, "method": method,
                 "simulated": method == "wallet_sim", "stored_value_fen": first["stored_value_fen"]}

@@ -102,6 +102,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             seq      bigint not null
         );
     """),
+    (3, "the world, versioned", """
+        create table world_versions (
+            version    bigserial primary key,
+            data       jsonb not null,
+            reason     text not null,
+            changed_ms bigint not null
+        );
+    """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

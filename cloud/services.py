@@ -26,6 +26,7 @@ from cloud.ray_hosts import ensure_ray
 from cloud.registry_host import registry
 from cloud.shards import ShardConfig
 from cloud.world import World
+from cloud.world_admin import WorldAdmin
 from protocol.schema import to_wire
 
 EXPIRY_SWEEP_S = 1.0
@@ -37,6 +38,7 @@ class Services:
         self.cloud, self.registry, self.worker_id = cloud, registry_handle, worker_id
         self.orders, self.members = Orders(cloud), Members(cloud)
         self.flash = FlashSales(cloud, worker_id)
+        self.world_admin = WorldAdmin(cloud)
         self.bridge: Bridge | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -71,6 +73,7 @@ class Services:
     async def start_background(self) -> None:
         self.bridge = await Bridge(self.cloud, self.registry).start()
         self._tasks.append(asyncio.create_task(self._sweep_expired()))
+        await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one
 
     async def _sweep_expired(self) -> None:
         while True:
@@ -106,7 +109,7 @@ async def load_world_into_router(cloud: Cloud) -> None:
 
 async def start_services(world: World, database_url: str, nats_url: str | None, operator_token: str,
                          shards: ShardConfig | None = None, background: bool = True, clock=None,
-                         reservation_ttl_ms: int | None = None) -> Services:
+                         reservation_ttl_ms: int | None = None, explicit_world: bool = False) -> Services:
     ensure_ray()
     shards = shards or ShardConfig()
     db = await asyncpg.create_pool(database_url, min_size=2, max_size=10, command_timeout=10)
@@ -117,12 +120,16 @@ async def start_services(world: World, database_url: str, nats_url: str | None, 
         kwargs["reservation_ttl_ms"] = reservation_ttl_ms
     cloud = Cloud(world=world, db=db, actors=ActorClient(database_url), shards=shards, operator_token=operator_token,
                   **kwargs)
+    admin = WorldAdmin(cloud)
+    await admin.adopt(world, explicit_world)
     await load_world_into_router(cloud)
     if nats_url:
         cloud.nats = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1,
                                         name=f"freshmesh-cloud-{os.getpid()}")
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
     services = Services(cloud, registry(shards.prefix), worker_id)
+    services.world_admin = admin
+    services._tasks.append(asyncio.create_task(admin.follow()))
     if background and cloud.nats is not None:
         await services.start_background()
     return services

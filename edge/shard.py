@@ -44,7 +44,8 @@ class Position:
 class Shard:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db: aiosqlite.Connection | None = None
+        self.db: aiosqlite.Connection | None = None  # the StoreActor's: every write, in its transactions
+        self.reader: aiosqlite.Connection | None = None  # the relay's and health's: sees committed data only
 
     async def open(self) -> "Shard":
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,16 +54,22 @@ class Shard:
         await self.db.execute("pragma synchronous=FULL")
         await self.db.execute("pragma busy_timeout=5000")
         await self.db.executescript(SCHEMA)
+        # A second connection for readers outside the actor. On the actor's connection a read issued between the
+        # awaits of an open transaction would see its uncommitted rows - and could publish a sale that a power
+        # cut then erases.
+        self.reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self.reader.execute("pragma busy_timeout=5000")
         return self
 
     async def close(self) -> None:
-        if self.db is not None:
-            await self.db.close()
-            self.db = None
+        for conn in (self.reader, self.db):
+            if conn is not None:
+                await conn.close()
+        self.db = self.reader = None
 
     # ---- meta ---------------------------------------------------------------------------------------
     async def get_meta(self, key: str, default: str | None = None) -> str | None:
-        async with self.db.execute("select value from meta where key = ?", (key,)) as cur:
+        async with self.reader.execute("select value from meta where key = ?", (key,)) as cur:
             row = await cur.fetchone()
         return row[0] if row else default
 
@@ -84,12 +91,12 @@ class Shard:
             return [Position(*r) async for r in cur]
 
     async def outbox(self, after_seq: int, limit: int) -> list[tuple[int, str, bytes]]:
-        async with self.db.execute("select seq, event_id, frame from outbox where seq > ? order by seq limit ?",
+        async with self.reader.execute("select seq, event_id, frame from outbox where seq > ? order by seq limit ?",
                                    (after_seq, limit)) as cur:
             return [tuple(r) async for r in cur]
 
     async def outbox_depth(self) -> int:
-        async with self.db.execute("select count(*) from outbox") as cur:
+        async with self.reader.execute("select count(*) from outbox") as cur:
             return (await cur.fetchone())[0]
 
     async def drop_acked(self, event_ids: list[str]) -> int:
@@ -111,7 +118,7 @@ class Shard:
 
     async def count(self, table: str) -> int:
         assert table in ("sales", "movements", "outbox", "inbox", "orders", "members")
-        async with self.db.execute(f"select count(*) from {table}") as cur:  # noqa: S608 - table is from the list above
+        async with self.reader.execute(f"select count(*) from {table}") as cur:  # noqa: S608 - table is from the list above
             return (await cur.fetchone())[0]
 
 

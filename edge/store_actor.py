@@ -293,6 +293,9 @@ class StoreActor:
 
     async def _replace_book(self, tx, message) -> None:
         key = "catalogue" if isinstance(message, CatalogueUpdated) else "rule_book"
+        row = await tx.fetchone("select value from meta where key = ?", (f"{key}_version",))
+        if row is not None and int(row[0]) > message.version:
+            return  # an older book arriving late never replaces a newer one
         text = message.payload.decode()
         try:
             catalogue = Catalogue.from_data(json.loads(text)) if key == "catalogue" else self.catalogue
@@ -300,8 +303,9 @@ class StoreActor:
         except (ProtocolError, ValueError) as exc:
             log.error("refused %s version %s from the cloud: %s", key, message.version, exc)
             return
-        await tx.execute("insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
-                         (key, text))
+        for k, v in ((key, text), (f"{key}_version", str(message.version))):
+            await tx.execute("insert into meta (key, value) values (?, ?) on conflict (key) do update set value = "
+                             "excluded.value", (k, v))
         self.catalogue, self.rule_book = catalogue, book
 
     async def _print_pick_ticket(self, order: OrderToFulfil) -> None:

@@ -32,7 +32,8 @@ def envelope(store_id: str, seq: int) -> dict:
 @contextlib.asynccontextmanager
 async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = None):
     services = await start_services(World.load(), stack.database_url, stack.nats_url, OPERATOR_TOKEN,
-                                    ShardConfig(prefix=prefix), background=True, reservation_ttl_ms=reservation_ttl_ms)
+                                    ShardConfig(prefix=prefix), background=True, reservation_ttl_ms=reservation_ttl_ms,
+                                    explicit_world=True)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_app(services), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))

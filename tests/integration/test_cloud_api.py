@@ -307,3 +307,20 @@ async def test_two_api_workers_share_a_sale_and_never_oversell(cloud, stack, sto
     assert {r.status_code for r in results} <= {201, 409}
     status = (await http.get(f"/flash-sales/{sale_id}")).json()
     assert (status["sold"], status["remaining"]) == (40, 0)
+
+
+async def test_operators_change_the_world_and_bad_changes_are_refused(cloud):
+    services, http = cloud
+    store = {"name": "FreshMesh Riverside", "lat": 31.25, "lon": 121.5, "slot_capacity": 10}
+    assert (await http.put("/stores/S010", json=store)).status_code == 401
+    r = await http.put("/stores/S010", json=store, headers=OP)
+    assert r.status_code == 200, r.text
+    assert "S010" in [s["store_id"] for s in (await http.get("/stores")).json()["stores"]]
+    products = (await http.get("/products")).json()["products"]
+    bad = [dict(products[0], price_fen=-5)] + products[1:]
+    r = await http.put("/products", json={"products": bad}, headers=OP)
+    assert r.status_code == 422 and "price_fen must be positive" in r.json()["detail"]
+    book = {"version": 99, "rules": [{"type": "coupon", "id": "C1", "name": "c", "categories": ["toys"], "amount_off_fen": 1}]}
+    r = await http.put("/rule-book", json=book, headers=OP)
+    assert r.status_code == 422 and "rule 'C1': unknown category 'toys'" in r.json()["detail"]
+    assert (await http.get("/products")).json()["rule_book_version"] != 99

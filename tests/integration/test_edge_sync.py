@@ -113,7 +113,8 @@ async def test_a_duplicate_command_changes_nothing(world, stack):
         await nc.close()
     await eventually(lambda: _dupes(box))
     assert box.actor.stats["duplicates"] >= 1
-    assert await box.shard.count("members") == 1
+    async with box.shard.db.execute("select count(*), max(stored_value_fen) from members where member_id = 'M-dup'") as cur:
+        assert tuple(await cur.fetchone()) == (1, 5000)
 
 
 async def _dupes(box):
@@ -149,3 +150,19 @@ async def test_network_cut_sales_continue_then_everything_arrives_once_in_order(
 
 async def _offline(box):
     return not box.actor.online
+
+
+async def test_a_new_rule_book_reaches_the_till(world):
+    services, http, box, lane, _ = world
+    sku = packed()["sku"]
+    book = {"version": 7, "rules": [{"type": "item_discount", "id": "half", "name": "Half price", "skus": [sku],
+                                     "percent_off_bp": 5000}]}
+    token = {"Authorization": f"Bearer {services.cloud.operator_token}"}
+    r = await http.put("/rule-book", json=book, headers=token)
+    assert r.status_code == 200, r.text
+
+    async def arrived():
+        return box.actor.rule_book is not None and box.actor.rule_book.version == 7
+    assert await eventually(arrived), "the new rule book did not reach the store"
+    r = await lane.post("/lanes/9/scan", json={"code": packed()["gtin"]})
+    assert r.json()["cart"]["applied_rules"][0]["rule_id"] == "half"

@@ -24,7 +24,7 @@ import psutil
 
 from cloud.embedded import EmbeddedStack
 from cloud.embedded.process import free_port
-from loadtest.report import Progress
+from loadtest.report import Progress, stop_process, wait_http
 
 STORE = "S001"
 LINES_PER_SALE = 3
@@ -66,7 +66,7 @@ def run_from_args(args) -> dict:
         try:
             cloud = subprocess.Popen([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(cloud_port),
                                       "--workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            _wait_http(f"http://127.0.0.1:{cloud_port}/health", 120)
+            wait_http(f"http://127.0.0.1:{cloud_port}/health", 120, cloud)
             lane_port = free_port()
             config = workdir / "edge.json"
             config.write_text(json.dumps({"store_id": STORE, "data_dir": str(workdir / "edge"), "world": _world_path(),
@@ -86,30 +86,12 @@ def run_from_args(args) -> dict:
             drained_s = time.monotonic() - started
             progress.done()
         finally:
-            for p in (edge, cloud):
-                if p and p.poll() is None:
-                    p.terminate()
-                    try:
-                        p.wait(30)
-                    except subprocess.TimeoutExpired:
-                        p.kill()
+            stop_process(edge)
+            stop_process(cloud)
     return {"suite": "catchup", "store": STORE, "backlog_sales": sales, "backlog_events": events,
             "drained": depth == 0, "seconds_to_empty_outbox": round(drained_s, 3),
             "events_per_s": round(events / drained_s), "edge_rss_mb": round(peak_rss / 2**20, 1),
             "note": "time includes the edge process start (Python import, SQLite open, NATS connect)"}
-
-
-def _wait_http(url: str, timeout_s: float) -> None:
-    import urllib.request
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"{url} not ready")
 
 
 def _outbox_depth(port: int, last: int) -> int:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 
 from cloud.embedded.process import free_port
 from loadtest.http import Connection, encode_post, split_url
-from loadtest.report import Progress, latency_ms
+from loadtest.report import Progress, latency_ms, stop_process, wait_http
 
 CONNECTIONS = 256
 CEILING_SECONDS = 3.0
@@ -26,19 +26,12 @@ CEILING_SECONDS = 3.0
 
 def _start(argv: list[str], ready_url: str, timeout_s: float = 120.0, env: dict | None = None):
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    import urllib.request
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{argv[2:5]} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(ready_url, timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"{ready_url} not ready within {timeout_s}s")
+    try:
+        wait_http(ready_url, timeout_s, proc)
+    except RuntimeError:
+        stop_process(proc)
+        raise
+    return proc
 
 
 def _wait_port(port: int, timeout_s: float = 20.0) -> None:
@@ -52,15 +45,6 @@ def _wait_port(port: int, timeout_s: float = 20.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"nothing listens on {port}")
-
-
-def _stop(proc) -> None:
-    if proc and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 async def _closed_loop(host: str, port: int, raw: bytes, seconds: float, connections: int) -> float:
@@ -167,7 +151,7 @@ def run_from_args(args) -> dict:
         _wait_port(bare_port)
         raw = encode_post("127.0.0.1", "/echo", {"member_id": "m-1", "qty": 1}, {"Idempotency-Key": uuid.uuid4().hex})
         ceiling = asyncio.run(_closed_loop("127.0.0.1", bare_port, raw, CEILING_SECONDS, CONNECTIONS // 4))
-        _stop(bare)
+        stop_process(bare)
         bare = None
         url, token = args.url, args.token or os.environ.get("FRESHMESH_OPERATOR_TOKEN")
         if not url:
@@ -184,8 +168,8 @@ def run_from_args(args) -> dict:
         measured = asyncio.run(_open_loop(host, port, sale_id, rate, duration, members, args.seed))
         status = asyncio.run(_status(host, port, sale_id))
     finally:
-        _stop(bare)
-        _stop(cloud)
+        stop_process(bare)
+        stop_process(cloud)
     return {"suite": "flashsale", "url": url, "sale_id": sale_id, "rate_target_per_s": rate, "members": members,
             "quantity": quantity, "sold": status["sold"], "remaining": status["remaining"],
             "oversold": max(status["sold"] - quantity, 0, measured["accepted"] - quantity),

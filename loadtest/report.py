@@ -27,3 +27,30 @@ class Progress:
 
     def done(self) -> None:
         print(file=sys.stderr, flush=True)
+
+
+def stop_process(proc, grace_s: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL after the grace period: load runs never leave servers behind."""
+    import subprocess
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_http(url: str, timeout_s: float, proc=None) -> None:
+    """Until `url` answers 200 (or `proc` exits, or the time is up)."""
+    import urllib.request
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready within {timeout_s}s")

@@ -14,6 +14,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from edge.devices.events import Garbage, ScaleStatus, Weight
+from edge.devices.lines import LineFramer
 
 STX, CR, LF = 0x02, 0x0D, 0x0A
 MAX_FRAME_BYTES = 64  # no legitimate frame is longer; a longer run is garbage and is dropped
@@ -76,21 +77,14 @@ class Toledo8217Codec:
 
 class ContinuousCodec:
     def __init__(self) -> None:
-        self.buffer = bytearray()
+        self.framer = LineFramer(bytes([CR, LF]), MAX_FRAME_BYTES)
+
+    @property
+    def buffer(self) -> bytearray:
+        return self.framer.buffer
 
     def feed(self, data: bytes) -> list:
-        events = []
-        for byte in data:
-            if byte in (CR, LF):
-                if self.buffer:
-                    events.append(self._line(bytes(self.buffer)))
-                self.buffer = bytearray()
-            else:
-                self.buffer.append(byte)
-                if len(self.buffer) > MAX_FRAME_BYTES:
-                    events.append(Garbage(bytes(self.buffer), f"line longer than {MAX_FRAME_BYTES} bytes"))
-                    self.buffer = bytearray()
-        return _merge_garbage(events)
+        return _merge_garbage([x if isinstance(x, Garbage) else self._line(x) for x in self.framer.feed(data)])
 
     @staticmethod
     def _line(line: bytes):

@@ -3,6 +3,7 @@ AIM symbology identifier dropped. Validation (check digits, layouts) is protocol
 from __future__ import annotations
 
 from edge.devices.events import Garbage, Scan
+from edge.devices.lines import LineFramer
 
 TERMINATORS = b"\r\n\t"
 MAX_CODE_BYTES = 64
@@ -10,21 +11,14 @@ MAX_CODE_BYTES = 64
 
 class ScannerCodec:
     def __init__(self) -> None:
-        self.buffer = bytearray()
+        self.framer = LineFramer(TERMINATORS, MAX_CODE_BYTES)
+
+    @property
+    def buffer(self) -> bytearray:
+        return self.framer.buffer
 
     def feed(self, data: bytes) -> list:
-        events = []
-        for byte in data:
-            if byte in TERMINATORS:
-                if self.buffer:
-                    events.append(self._code(bytes(self.buffer)))
-                self.buffer = bytearray()
-            else:
-                self.buffer.append(byte)
-                if len(self.buffer) > MAX_CODE_BYTES:
-                    events.append(Garbage(bytes(self.buffer), f"no terminator within {MAX_CODE_BYTES} bytes"))
-                    self.buffer = bytearray()
-        return events
+        return [x if isinstance(x, Garbage) else self._code(x) for x in self.framer.feed(data)]
 
     @staticmethod
     def _code(raw: bytes):

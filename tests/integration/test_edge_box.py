@@ -164,3 +164,28 @@ async def test_continuous_scale_gives_the_latest_stable_reading(tmp_path):
     finally:
         await edge.stop()
         scale.close()
+
+
+async def test_receipt_prints_after_the_sale_with_its_qr(tmp_path):
+    from simulators.devices import ReceiptPrinter
+    printer = ReceiptPrinter(tmp_path / "printer")
+    edge = await EdgeBox({"store_id": "S011", "data_dir": str(tmp_path / "d"), "world": str(WORLD),
+                          "devices": {"printer": {"port": printer.path}}}).start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(edge)), base_url="http://l") as http:
+            for _ in range(50):
+                if edge.devices["printer"].state == "ok":
+                    break
+                await asyncio.sleep(0.05)
+            await http.post("/lanes/1/scan", json={"code": packed()["gtin"]})
+            sale = (await http.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": 100_000})).json()
+            for _ in range(50):
+                if b"\x1dV" in printer.received:
+                    break
+                await asyncio.sleep(0.05)
+        raw = bytes(printer.received)
+        assert raw.startswith(b"\x1b@") and f"SALE:{sale['sale_id']}".encode() in raw and b"TOTAL" in raw
+        assert await edge.shard.sale(sale["sale_id"]) is not None  # committed before it printed
+    finally:
+        await edge.stop()
+        printer.close()

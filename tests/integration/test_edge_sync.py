@@ -166,3 +166,13 @@ async def test_a_new_rule_book_reaches_the_till(world):
     assert await eventually(arrived), "the new rule book did not reach the store"
     r = await lane.post("/lanes/9/scan", json={"code": packed()["gtin"]})
     assert r.json()["cart"]["applied_rules"][0]["rule_id"] == "half"
+
+
+async def test_heartbeats_show_the_store_online_with_its_outbox_and_devices(world):
+    _, http, _, _, _ = world
+
+    async def live():
+        store = next(s for s in (await http.get("/stores")).json()["stores"] if s["store_id"] == STORE)
+        return store if store["online"] and store["last_heartbeat"] else None
+    store = await eventually(live, timeout_s=10)
+    assert store and store["outbox_depth"] is not None and set(store["devices"]) == {"scale", "scanner", "printer"}

@@ -93,8 +93,14 @@ class Bridge:
         new = [e for e in unique if e.event_id not in known]
         for store_id in {e.store_id for e in new}:
             await self.ensure_store(store_id)
+        # On-hand reports supersede each other: only the batch's last per (store, sku) goes to the StockPool.
+        last_move = {}
+        for e in new:
+            if isinstance(e, StockMoved):
+                last_move[(e.store_id, e.sku)] = e
+        effects = [e for e in new if not isinstance(e, StockMoved) or last_move[(e.store_id, e.sku)] is e]
         # All effects at once: the micro-batcher turns them into one Ray call per shard, in submission order.
-        await asyncio.gather(*(self._actor_effects(e) for e in new))
+        await asyncio.gather(*(self._actor_effects(e) for e in effects))
         async with self.cloud.db.acquire() as conn, conn.transaction():
             if dead:
                 await conn.executemany("insert into dead_letters (subject, reason, raw, at_ms) values ($1, $2, $3, $4)", dead)
@@ -103,8 +109,8 @@ class Bridge:
                                           values ($1, $2, $3, $4, $5, $6) on conflict do nothing""",
                                        [(e.event_id, e.store_id, e.seq, e.KIND, e.wall_ms, now) for e in new])
                 await self._record(conn, new)
-        for m in msgs:
-            await m.ack()
+        if msgs:
+            await msgs[-1].ack()  # AckPolicy.ALL: one ack for the whole, fully applied batch
         self.stats["events"] += len(new)
         self.stats["duplicates"] += len(events) - len(new)
         self.stats["dead_letters"] += len(dead)

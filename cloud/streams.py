@@ -42,8 +42,9 @@ async def ensure_streams(js) -> None:
 
 
 async def ensure_events_consumer(js) -> None:
+    """The bridge applies a fetched batch as a whole, in order, so acking its last message acks it all."""
     await js.add_consumer(subjects.EVENTS_STREAM, ConsumerConfig(
-        durable_name=subjects.EVENTS_CONSUMER, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+        durable_name=subjects.EVENTS_CONSUMER, ack_policy=AckPolicy.ALL, deliver_policy=DeliverPolicy.ALL,
         ack_wait=ACK_WAIT_S, max_ack_pending=MAX_ACK_PENDING, filter_subject=subjects.EVENTS_SUBJECTS,
     ))
 

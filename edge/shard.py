@@ -90,8 +90,8 @@ class Shard:
         async with self.db.execute("select sku, on_hand, escrow from stock order by sku") as cur:
             return [Position(*r) async for r in cur]
 
-    async def outbox(self, after_seq: int, limit: int) -> list[tuple[int, str, bytes]]:
-        async with self.reader.execute("select seq, event_id, frame from outbox where seq > ? order by seq limit ?",
+    async def outbox(self, after_seq: int, limit: int) -> list[tuple[int, str, bytes, str]]:
+        async with self.reader.execute("select seq, event_id, frame, kind from outbox where seq > ? order by seq limit ?",
                                    (after_seq, limit)) as cur:
             return [tuple(r) async for r in cur]
 
@@ -100,7 +100,9 @@ class Shard:
             return (await cur.fetchone())[0]
 
     async def drop_acked(self, event_ids: list[str]) -> int:
-        await self.db.executemany("delete from outbox where event_id = ?", [(e,) for e in event_ids])
+        """One transaction (one fsync) for the whole ack, not one per row."""
+        async with await self.transaction():
+            await self.db.executemany("delete from outbox where event_id = ?", [(e,) for e in event_ids])
         return len(event_ids)
 
     async def seen_command(self, event_id: str) -> bool:

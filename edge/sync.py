@@ -103,9 +103,9 @@ class Sync:
                     sent_upto = 0  # unacked rows are re-sent every so often until the cloud acks them
                 continue
             try:
-                acks = [await self.js.publish_async(subjects.store_event(self.store_id, _kind_of(frame)), frame,
+                acks = [await self.js.publish_async(subjects.store_event(self.store_id, kind), frame,
                                                     headers={subjects.MSG_ID_HEADER: event_id})
-                        for _, event_id, frame in rows]
+                        for _, event_id, frame, kind in rows]
                 await asyncio.wait_for(asyncio.gather(*acks), PUBLISH_TIMEOUT_S)
                 sent_upto = rows[-1][0]
                 self.stats["published"] += len(rows)
@@ -165,7 +165,3 @@ class Sync:
             except Exception as exc:  # noqa: BLE001 - the next one will do
                 log.debug("heartbeat skipped: %s", exc)
 
-
-def _kind_of(frame: bytes) -> str:
-    """The subject's last tokens name the kind; read it from the frame rather than store it twice."""
-    return codec.unpack_frame(frame)["kind"]

@@ -32,15 +32,16 @@ def encode(message: Message) -> bytes:
 
 
 def _depth(value: Any, limit: int) -> None:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
+    """Level by level, looking only into containers (scalars are most of a frame and need no visit)."""
+    level, depth = [value], 1
+    while level:
         if depth > limit:
             raise ProtocolError(f"frame nested deeper than {limit} levels")
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+        deeper = []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            deeper.extend(c for c in children if type(c) is dict or type(c) is list)
+        level, depth = deeper, depth + 1
 
 
 def unpack_frame(frame: bytes) -> dict:

@@ -41,60 +41,91 @@ def _type_name(hint: Any) -> str:
 
 
 def from_wire(hint: Any, value: Any, path: str) -> Any:
+    return converter(hint)(value, path)
+
+
+@functools.cache
+def converter(hint: Any):
+    """A checking converter for one type hint, built once (decoding is on every hot path)."""
     origin = get_origin(hint)
     if hint is int:
-        if type(value) is not int:
-            raise ProtocolError(f"{path}: expected an integer, got {type(value).__name__}")
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise ProtocolError(f"{path}: integer out of 64-bit range")
-        return value
+        def conv(value, path):
+            if type(value) is not int:
+                raise ProtocolError(f"{path}: expected an integer, got {type(value).__name__}")
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise ProtocolError(f"{path}: integer out of 64-bit range")
+            return value
+        return conv
     if hint is float:  # JSON and msgpack may carry a whole number for a float field
-        if type(value) not in (float, int) or not math.isfinite(value):
-            raise ProtocolError(f"{path}: expected a number, got {type(value).__name__}")
-        return float(value)
+        def conv(value, path):
+            if type(value) not in (float, int) or not math.isfinite(value):
+                raise ProtocolError(f"{path}: expected a number, got {type(value).__name__}")
+            return float(value)
+        return conv
     if hint in (str, bool, bytes):
-        if type(value) is not hint:
-            raise ProtocolError(f"{path}: expected {_type_name(hint)}, got {type(value).__name__}")
-        return value
+        def conv(value, path):
+            if type(value) is not hint:
+                raise ProtocolError(f"{path}: expected {_type_name(hint)}, got {type(value).__name__}")
+            return value
+        return conv
     if origin is Literal:
         allowed = get_args(hint)
-        if not any(type(value) is type(a) and value == a for a in allowed):
-            raise ProtocolError(f"{path}: {value!r} is not one of {list(allowed)}")
-        return value
+        keys = {(type(a), a) for a in allowed}
+
+        def conv(value, path):
+            try:
+                ok = (type(value), value) in keys
+            except TypeError:  # unhashable
+                ok = False
+            if not ok:
+                raise ProtocolError(f"{path}: {value!r} is not one of {list(allowed)}")
+            return value
+        return conv
     if origin in (typing.Union, types.UnionType):
-        args = get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        if len(inner) != 1:
+        inner = [a for a in get_args(hint) if a is not type(None)]
+        if len(inner) != 1 or type(None) not in get_args(hint):
             raise TypeError(f"unsupported union {hint}")
-        return from_wire(inner[0], value, path)
+        inner_conv = converter(inner[0])
+        return lambda value, path: None if value is None else inner_conv(value, path)
     if origin is tuple:
         item_hint, ellipsis = get_args(hint)
         assert ellipsis is Ellipsis, "only homogeneous tuple[X, ...] is supported"
-        if type(value) not in (list, tuple):
-            raise ProtocolError(f"{path}: expected a list, got {type(value).__name__}")
-        return tuple(from_wire(item_hint, item, f"{path}[{i}]") for i, item in enumerate(value))
+        item_conv = converter(item_hint)
+
+        def conv(value, path):
+            if type(value) not in (list, tuple):
+                raise ProtocolError(f"{path}: expected a list, got {type(value).__name__}")
+            return tuple(item_conv(item, f"{path}[{i}]") for i, item in enumerate(value))
+        return conv
     if dataclasses.is_dataclass(hint):
-        return record_from_wire(hint, value, path)
-    raise TypeError(f"unsupported type hint {hint!r} at {path}")
+        return lambda value, path: record_from_wire(hint, value, path)
+    raise TypeError(f"unsupported type hint {hint!r}")
+
+
+@functools.cache
+def _field_converters(cls) -> tuple[tuple[str, Any, bool], ...]:
+    optional = optional_fields(cls)
+    return tuple((name, converter(hint), name in optional) for name, hint in field_hints(cls))
+
+
+@functools.cache
+def _field_names(cls) -> frozenset[str]:
+    return frozenset(name for name, _ in field_hints(cls))
 
 
 def record_from_wire(cls, value: Any, path: str, skip: frozenset[str] = frozenset()) -> Any:
     if type(value) is not dict:
         raise ProtocolError(f"{path}: expected a map, got {type(value).__name__}")
-    hints = field_hints(cls)
-    names = {name for name, _ in hints}
-    unknown = sorted(k for k in value if k not in names and k not in skip)
-    if unknown:
-        raise ProtocolError(f"{path}: unknown field(s) {unknown}")
+    extra = value.keys() - _field_names(cls) - skip
+    if extra:
+        raise ProtocolError(f"{path}: unknown field(s) {sorted(str(k) for k in extra)}")
     kwargs = {}
-    for name, hint in hints:
+    for name, conv, optional in _field_converters(cls):
         if name not in value:
-            if name in optional_fields(cls):
+            if optional:
                 continue
             raise ProtocolError(f"{path}.{name}: missing")
-        kwargs[name] = from_wire(hint, value[name], f"{path}.{name}")
+        kwargs[name] = conv(value[name], f"{path}.{name}")
     try:
         return cls(**kwargs)
     except ProtocolError:

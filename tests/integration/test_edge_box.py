@@ -51,7 +51,7 @@ async def box(tmp_path):
 
 
 async def outbox_kinds(edge) -> list[str]:
-    return [codec.decode(frame).KIND for _, _, frame in await edge.shard.outbox(0, 1000)]
+    return [codec.decode(frame).KIND for _, _, frame, _ in await edge.shard.outbox(0, 1000)]
 
 
 async def test_scan_weigh_pay_cash_commits_sale_movements_and_outbox(box):
@@ -80,7 +80,7 @@ async def test_selling_past_the_offline_share_asks_for_escrow_back(box):
         await http.post("/lanes/1/scan", json={"code": packed()["gtin"]})
     r = await http.post("/lanes/1/pay", json={"method": "wallet_sim"})
     assert r.status_code == 201
-    frames = [codec.decode(f) for _, _, f in await edge.shard.outbox(0, 1000)]
+    frames = [codec.decode(f) for _, _, f, _ in await edge.shard.outbox(0, 1000)]
     asks = [m for m in frames if m.KIND == "escrow.reclaim_requested"]
     assert [(m.sku, m.qty) for m in asks] == [(sku, 1)]  # on hand 1, escrow 2: one unit asked back
 

@@ -217,6 +217,8 @@ def method_not_allowed(request, exc):
     return problem(405, f"{request.method} is not allowed on {request.url.path}")
 
 
-def build_app(services, lifespan=None) -> Starlette:
-    return Starlette(routes=build_routes(services), lifespan=lifespan,
-                     exception_handlers={404: not_found, 405: method_not_allowed})
+def build_app(services, lifespan=None):
+    from cloud.flash_fastpath import FlashFastPath
+    app = Starlette(routes=build_routes(services), lifespan=lifespan,
+                    exception_handlers={404: not_found, 405: method_not_allowed})
+    return FlashFastPath(app, services)

@@ -29,10 +29,16 @@ def create_app():
         holder.services = await start_services(
             world, os.environ["DATABASE_URL"], os.environ.get("NATS_URL"), os.environ.get("FRESHMESH_OPERATOR_TOKEN", ""),
             ShardConfig(), background=os.environ.get("FRESHMESH_BACKGROUND") == "1")
-        app.router.routes[:] = build_app(holder.services).router.routes
+        built = build_app(holder.services)
+        app.router.routes[:] = built.app.router.routes
+        fast.services = holder.services
         yield
         await holder.services.stop()
 
     from starlette.applications import Starlette
+
     from cloud.api import method_not_allowed, not_found
-    return Starlette(routes=[], lifespan=lifespan, exception_handlers={404: not_found, 405: method_not_allowed})
+    from cloud.flash_fastpath import FlashFastPath
+    app = Starlette(routes=[], lifespan=lifespan, exception_handlers={404: not_found, 405: method_not_allowed})
+    fast = FlashFastPath(app, None)
+    return fast

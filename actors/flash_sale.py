@@ -207,6 +207,14 @@ class LeaseHolder:
         self._in_flight = sales
         return {"op": "sync", "id": command_id, "worker": self.worker, "sales": sales, "want": want, "returned": 0}
 
+    def abandon_in_flight(self) -> list[str]:
+        """The sync failed (the gate may or may not have the sales): forget them here; a retry of the same
+        request (same order id) gets the gate's verdict then. Returns their order ids."""
+        sales, self._in_flight = getattr(self, "_in_flight", []), []
+        for _, member, qty in sales:
+            self.members[member] = max(self.members.get(member, 0) - qty, 0)
+        return [order_id for order_id, _, _ in sales]
+
     def take_results(self, result: dict) -> dict[str, str]:
         verdicts = {}
         if result.get("status") == "exists":

@@ -74,12 +74,12 @@ class SaleWorker:
                 await self._sync()
             except Exception as exc:  # noqa: BLE001 - keep the loop alive; waiting requests get a 503
                 log.warning("flash sale %s sync failed: %s", self.sale_id, exc)
-                for order_id in [o for o, _, _ in getattr(self.holder, "_in_flight", [])]:
+                for order_id in self.holder.abandon_in_flight():
+                    self.orders.pop(order_id, None)
                     fut = self.waiting.pop(order_id, None)
                     if fut and not fut.done():
                         fut.set_exception(HTTPProblem(503, "flash sale busy; retry with the same Idempotency-Key",
                                                       headers={"Retry-After": "1"}))
-                self.holder._in_flight = []
                 await asyncio.sleep(0.2)
 
     async def _sync(self) -> None:

@@ -128,3 +128,13 @@ class GateMachine(RuleBasedStateMachine):
 
 
 TestGateMachine = GateMachine.TestCase
+
+
+def test_a_failed_sync_forgets_its_sales_so_a_retry_is_not_refused_locally():
+    gate = open_gate(quantity=10, limit=1)
+    w = holder(gate, "w", block=5)
+    assert w.admit("o1", "alice", 1, T0) == "admitted"
+    w.sync_command("s1")  # sent, but the answer is lost
+    assert w.abandon_in_flight() == ["o1"]
+    assert w.admit("o1", "alice", 1, T0) == "admitted"  # the retry reaches the gate, which decides
+    assert w.take_results(gate.apply(w.sync_command("s2"), T0)) == {"o1": "accepted"}

@@ -43,7 +43,10 @@ class ActorClient:
         delay = 0.05
         while True:
             try:
-                return await self.handle(name).submit.remote(commands)
+                return await asyncio.wait_for(self.handle(name).submit.remote(commands),
+                                              max(give_up - loop.time(), 0.1))
+            except asyncio.TimeoutError:
+                raise ActorsUnavailable(f"{name}: no answer within {deadline_s}s") from None
             except RETRYABLE as exc:
                 if loop.time() + delay > give_up:
                     raise ActorsUnavailable(f"{name}: {type(exc).__name__}: {exc}") from exc

@@ -22,6 +22,7 @@ from protocol.messages import (Ack, BusinessAck, EscrowGranted, EscrowReclaimed,
                                PickupCompleted, SaleCommitted, StockMoved)
 
 FETCH_BATCH = 2_000
+REPORTED_REASONS = ("sale", "shrinkage", "stocktake", "transfer_out")  # movements that can leave online orders short
 REGISTRY_FLUSH_MS = 200
 log = logging.getLogger("freshmesh.bridge")
 
@@ -68,12 +69,26 @@ class Bridge:
                 log.warning("fetch failed: %s", exc)
                 await asyncio.sleep(0.5)
                 continue
+            await self._handle_until_done(msgs)
+
+    async def _handle_until_done(self, msgs) -> None:
+        """Retry a failed batch in place (handling is idempotent), so later batches never overtake it: with
+        AckPolicy.ALL an overtaking batch's ack would ack this one too."""
+        delay = 0.2
+        while True:
             try:
                 await self.handle(msgs)
-            except Exception:  # noqa: BLE001 - nothing acked: JetStream redelivers after ack_wait
-                log.exception("batch of %d events failed; it will be redelivered", len(msgs))
+                return
+            except Exception:  # noqa: BLE001 - e.g. PostgreSQL or an actor briefly unavailable
+                log.exception("batch of %d events failed; retrying it in %.1fs", len(msgs), delay)
                 for m in msgs:
-                    await m.nak(delay=1)
+                    if not m.is_acked:
+                        try:
+                            await m.in_progress()  # keep JetStream from redelivering it meanwhile
+                        except Exception:  # noqa: BLE001 - the retry below is what matters
+                            pass
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def handle(self, msgs) -> None:
         now = self.cloud.now_ms()
@@ -93,12 +108,12 @@ class Bridge:
         new = [e for e in unique if e.event_id not in known]
         for store_id in {e.store_id for e in new}:
             await self.ensure_store(store_id)
-        # On-hand reports supersede each other: only the batch's last per (store, sku) goes to the StockPool.
+        # On-hand reports supersede each other: only the batch's last reportable one per (store, sku) is sent.
         last_move = {}
         for e in new:
-            if isinstance(e, StockMoved):
+            if isinstance(e, StockMoved) and e.reason in REPORTED_REASONS:
                 last_move[(e.store_id, e.sku)] = e
-        effects = [e for e in new if not isinstance(e, StockMoved) or last_move[(e.store_id, e.sku)] is e]
+        effects = [e for e in new if not isinstance(e, StockMoved) or last_move.get((e.store_id, e.sku)) is e]
         # All effects at once: the micro-batcher turns them into one Ray call per shard, in submission order.
         await asyncio.gather(*(self._actor_effects(e) for e in effects))
         async with self.cloud.db.acquire() as conn, conn.transaction():
@@ -109,7 +124,7 @@ class Bridge:
                                           values ($1, $2, $3, $4, $5, $6) on conflict do nothing""",
                                        [(e.event_id, e.store_id, e.seq, e.KIND, e.wall_ms, now) for e in new])
                 await self._record(conn, new)
-        if msgs:
+        if msgs and not msgs[-1].is_acked:
             await msgs[-1].ack()  # AckPolicy.ALL: one ack for the whole, fully applied batch
         self.stats["events"] += len(new)
         self.stats["duplicates"] += len(events) - len(new)
@@ -118,7 +133,10 @@ class Bridge:
         for dl in dead:
             log.warning("dead letter on %s: %s", dl[0], dl[1])
         self._lags.extend([e.store_id, e.seq, e.wall_ms, now] for e in new)
-        await self._acks(events, {e.event_id for e in new})
+        try:
+            await self._acks(events, {e.event_id for e in new})
+        except Exception as exc:  # noqa: BLE001 - the events are applied; the store re-sends and is acked then
+            log.warning("business acks not sent (%s); the store will re-send and get them", exc)
 
     async def _record(self, conn, events) -> None:
         sales = [e for e in events if isinstance(e, SaleCommitted)]
@@ -137,13 +155,15 @@ class Bridge:
                    values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict do nothing""",
                 [(e.event_id, e.store_id, e.sku, e.delta, e.reason, e.shrinkage_reason, e.reference, e.wall_ms) for e in moves])
             latest = {}
-            for e in moves:  # in stream order: the last movement per (store, sku) carries the current on-hand
-                latest[(e.store_id, e.sku)] = (e.on_hand_after, e.wall_ms)
+            for e in moves:  # the highest sequence per (store, sku) carries the current on-hand
+                if (e.store_id, e.sku) not in latest or e.seq > latest[(e.store_id, e.sku)][2]:
+                    latest[(e.store_id, e.sku)] = (e.on_hand_after, e.wall_ms, e.seq)
             await conn.executemany(
-                """insert into store_stock (store_id, sku, on_hand, updated_ms) values ($1, $2, $3, $4)
-                   on conflict (store_id, sku) do update set on_hand = excluded.on_hand, updated_ms = excluded.updated_ms
-                   where store_stock.updated_ms <= excluded.updated_ms""",
-                [(s, k, on_hand, at) for (s, k), (on_hand, at) in latest.items()])
+                """insert into store_stock (store_id, sku, on_hand, updated_ms, seq) values ($1, $2, $3, $4, $5)
+                   on conflict (store_id, sku) do update set on_hand = excluded.on_hand,
+                   updated_ms = excluded.updated_ms, seq = excluded.seq
+                   where store_stock.seq <= excluded.seq""",
+                [(s, k, on_hand, at, seq) for (s, k), (on_hand, at, seq) in latest.items()])
 
     async def _actor_effects(self, event) -> None:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""
@@ -159,7 +179,7 @@ class Bridge:
             await commands.send(self.cloud, event.store_id, lambda **env: EscrowReclaimed(
                 request_event_id=event.event_id, sku=event.sku, qty_returned=r.get("returned", 0),
                 escrow_after=r.get("escrow", 0), **env), event_id=reply)
-        elif isinstance(event, StockMoved) and event.reason in ("sale", "shrinkage", "stocktake", "transfer_out"):
+        elif isinstance(event, StockMoved) and event.reason in REPORTED_REASONS:
             await batcher.submit(shards.stock_pool_name(event.sku), {"op": "report_on_hand", "id": event.event_id,
                                  "store": event.store_id, "sku": event.sku, "on_hand": event.on_hand_after})
         elif isinstance(event, PickupCompleted):
@@ -168,9 +188,10 @@ class Bridge:
             ledger = shards.member_ledger_name(event.member_id)
             for p in event.payments:
                 if p.method == "stored_value":
+                    # A till sale is a fact (the goods left): record it even past the balance, flagged as overdraft.
                     await batcher.submit(ledger, {"op": "spend", "id": p.reference or f"sale:{event.sale_id}",
                                                   "member": event.member_id, "amount_fen": p.amount_fen,
-                                                  "offline": event.offline})
+                                                  "offline": True})
             others = sum(p.amount_fen for p in event.payments if p.method != "stored_value")
             if others:
                 await batcher.submit(ledger, {"op": "record_spend", "id": f"sale:{event.sale_id}",

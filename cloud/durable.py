@@ -113,6 +113,18 @@ class DurableHost:
                 await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[dict, asyncio.Future]]) -> None:
+        try:
+            await self._apply_and_journal(batch)
+        except Exception as exc:  # noqa: BLE001 - the committer must never die: fail this batch, rebuild, go on
+            log.exception("%s: batch of %d failed unexpectedly; rebuilding from PostgreSQL", self.name, len(batch))
+            self.stats["errors"] += 1
+            self.stats["last_error"] = f"{type(exc).__name__}: {exc}"
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(Unavailable(f"{self.name}: internal error ({type(exc).__name__}); retry"))
+            await self._rebuild_until_ok()
+
+    async def _apply_and_journal(self, batch: list[tuple[dict, asyncio.Future]]) -> None:
         now = self.clock.now_ms()
         results, rows = [], []
         for command, _ in batch:
@@ -144,7 +156,11 @@ class DurableHost:
             if not fut.done():
                 fut.set_result(result)
         if self.seq - self.snapshot_seq >= self.snapshot_every:
-            await self.snapshot()
+            try:
+                await self.snapshot()
+            except Exception as exc:  # noqa: BLE001 - a snapshot only shortens recovery; the journal is the record
+                log.warning("%s: snapshot failed (%s); will try again later", self.name, exc)
+                self.snapshot_seq = self.seq
 
     async def _rebuild_until_ok(self) -> None:
         delay = 0.1

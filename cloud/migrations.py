@@ -78,6 +78,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             sku        text not null,
             on_hand    bigint not null,
             updated_ms bigint not null,
+            seq        bigint not null default 0,   -- the edge event sequence it came from (newest wins)
             primary key (store_id, sku)
         );
         create table stock_movements (

@@ -16,6 +16,7 @@ from cloud.http import HTTPProblem
 from cloud.requests import OrderRequest
 from protocol.clock import parse_rfc3339, to_rfc3339
 from protocol.errors import ProtocolError
+from protocol.ids import derived_id
 from protocol.messages import OrderCancelled, OrderLine, OrderToFulfil
 from protocol.pricing import BasketLine, PricingContext, price_basket
 
@@ -26,6 +27,11 @@ CLAIM_STALE_MS = 30_000  # a claim untouched this long belonged to a request tha
 
 def request_hash(body: dict) -> bytes:
     return hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=16).digest()
+
+
+def _succeeded(result: dict) -> bool:
+    """ok now, or ok the first time (a retry's `exists` carries the first result)."""
+    return result["status"] == "ok" or (result["status"] == "exists" and result["first"].get("status") == "ok")
 
 
 def _key_id(key: str) -> str:
@@ -171,7 +177,7 @@ class Orders:
                    "order_id": order_id, "store": store, "sku": sku, "qty": qty, "ttl_ms": self.cloud.reservation_ttl_ms})
                  for store, lines in plan.items() for sku, qty in lines.items()]
         results = [await self.cloud.batcher.submit(name, cmd) for name, cmd in calls]
-        done = [(name, cmd["reservation_id"]) for (name, cmd), r in zip(calls, results) if r["status"] in ("ok", "exists")]
+        done = [(name, cmd["reservation_id"]) for (name, cmd), r in zip(calls, results) if _succeeded(r)]
         if len(done) < len(calls):
             await self._release(done, kid)
             raise HTTPProblem(409, "out of stock: the last units were just taken; try again", type_="/problems/out-of-stock")
@@ -186,9 +192,10 @@ class Orders:
         for store in plan:
             r = await self.cloud.batcher.submit(router, {"op": "book_slot", "id": f"slot:{kid}:{store}", "store": store,
                                                          "slot_start_ms": slot_ms, "order_id": order_id})
-            if r["status"] not in ("ok", "exists"):
+            if not _succeeded(r):
                 await self._release(reserved, kid)
-                raise HTTPProblem(409, f"slot at {store} not available: {r.get('reason')}", type_="/problems/slot")
+                reason = (r.get("first") or r).get("reason")
+                raise HTTPProblem(409, f"slot at {store} not available: {reason}", type_="/problems/slot")
 
     def _price(self, req: OrderRequest, store: str, slot_ms: int) -> dict:
         catalogue = self.cloud.world.catalogue
@@ -214,28 +221,36 @@ class Orders:
         return row
 
     def _reservations(self, row) -> list[tuple[str, str]]:
+        if row["kind"] == "flash":  # sold by the FlashSaleGate: no store reservations behind it
+            return []
         return [(self.cloud.shards.stock_pool_name(line["sku"]), line["reservation_id"])
                 for lines in json.loads(row["allocation"]).values() for line in lines]
 
     async def pay(self, order_id: str, method: str) -> dict:
         cloud, row = self.cloud, await self.get(order_id)
         if row["status"] in ("paid", "fulfilled"):
+            if row["status"] == "paid":
+                await self._notify_stores(row)  # a retry after a failed notify: the store drops duplicates
             return order_json(row)  # paying twice answers with the first payment
         if row["status"] != "reserved":
             raise HTTPProblem(409, f"order {order_id} is {row['status']}; it cannot be paid", type_="/problems/order-state")
         payment = await self._charge(row, method)
         for name, rid in self._reservations(row):
             r = await cloud.batcher.submit(name, {"op": "confirm", "id": f"confirm:{rid}", "reservation_id": rid})
-            if r["status"] not in ("ok", "exists"):
-                await self._refund(row, payment, "reservation lapsed")
-                await self._set_status(order_id, "expired")
+            if not _succeeded(r):
+                await self._refund(row, payment)
+                await self._set_status(order_id, "expired", only_from="reserved")
                 raise HTTPProblem(409, f"order {order_id} expired before payment completed; refunded",
                                   type_="/problems/order-state")
-        await cloud.db.execute("update orders set status = 'paid', payment = $2, updated_ms = $3 where order_id = $1",
-                               order_id, json.dumps(payment), cloud.now_ms())
-        row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
-        await self._notify_stores(row)
-        return order_json(row)
+        paid = await cloud.db.fetchrow("update orders set status = 'paid', payment = $2, updated_ms = $3 "
+                                       "where order_id = $1 and status = 'reserved' returning *",
+                                       order_id, json.dumps(payment), cloud.now_ms())
+        if paid is None:  # cancelled or expired while we were charging: give the money back
+            await self._refund(row, payment)
+            now = await cloud.db.fetchval("select status from orders where order_id = $1", order_id)
+            raise HTTPProblem(409, f"order {order_id} became {now} during payment; refunded", type_="/problems/order-state")
+        await self._notify_stores(paid)
+        return order_json(paid)
 
     async def _charge(self, row, method: str) -> dict:
         total, member = row["total_fen"], row["member_id"]
@@ -257,7 +272,7 @@ class Orders:
                                              "amount_fen": total})
         return {"method": "wallet_sim", "simulated": True, "amount_fen": total, "reference": f"sim-{row['order_id']}"}
 
-    async def _refund(self, row, payment: dict | None, why: str) -> None:
+    async def _refund(self, row, payment: dict | None) -> None:
         if payment and payment["method"] == "stored_value":
             await self.cloud.batcher.submit(self.cloud.shards.member_ledger_name(row["member_id"]),
                                             {"op": "refund", "id": f"refund:{row['order_id']}", "member": row["member_id"],
@@ -267,27 +282,42 @@ class Orders:
         row = await self.get(order_id)
         if row["status"] == "cancelled":
             return order_json(row)
-        if row["status"] not in ("reserved", "paid"):
-            raise HTTPProblem(409, f"order {order_id} is {row['status']}; it cannot be cancelled", type_="/problems/order-state")
+        # Flip the status first, atomically, and act on what it was: a concurrent pay then sees 'cancelled'
+        # and refunds its own charge; we refund only what was already paid (the same refund id either way).
+        was = await self.cloud.db.fetchval(
+            """with old as (select status from orders where order_id = $1 for update)
+               update orders o set status = 'cancelled', updated_ms = $2 from old
+               where o.order_id = $1 and old.status in ('reserved', 'paid') returning old.status""",
+            order_id, self.cloud.now_ms())
+        if was is None:
+            now = await self.cloud.db.fetchval("select status from orders where order_id = $1", order_id)
+            if now == "cancelled":
+                return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
+            raise HTTPProblem(409, f"order {order_id} is {now}; it cannot be cancelled", type_="/problems/order-state")
         await self._release(self._reservations(row), "order")
         await self._release_slots(row)
-        if row["status"] == "paid":
-            await self._refund(row, json.loads(row["payment"]), reason)
-            for store in json.loads(row["allocation"]):
-                await commands.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason, **env))
-        await self._set_status(order_id, "cancelled")
+        if was == "paid":
+            paid = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+            await self._refund(paid, json.loads(paid["payment"]) if paid["payment"] else None)
+            if row["kind"] != "flash":
+                for store in json.loads(row["allocation"]):
+                    await commands.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
+                                                                                        **env),
+                                        event_id=derived_id(order_id, f"cancel:{store}"))
         return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
 
     async def _release_slots(self, row) -> None:
+        if row["kind"] == "flash":
+            return
         router = self.cloud.shards.order_router_name()
         for store in json.loads(row["allocation"]):
             await self.cloud.batcher.submit(router, {"op": "release_slot", "id": f"unslot:{row['order_id']}:{store}",
                                                      "store": store, "slot_start_ms": row["slot_start_ms"],
                                                      "order_id": row["order_id"]})
 
-    async def _set_status(self, order_id: str, status: str) -> None:
-        await self.cloud.db.execute("update orders set status = $2, updated_ms = $3 where order_id = $1",
-                                    order_id, status, self.cloud.now_ms())
+    async def _set_status(self, order_id: str, status: str, only_from: str) -> None:
+        await self.cloud.db.execute("update orders set status = $2, updated_ms = $3 where order_id = $1 and status = $4",
+                                    order_id, status, self.cloud.now_ms(), only_from)
 
     async def expire_one(self, row) -> None:
         """StockPool expires the reservations itself; here the order and its slots follow."""
@@ -305,6 +335,8 @@ class Orders:
         return len(rows)
 
     async def _notify_stores(self, row) -> None:
+        if row["kind"] == "flash":
+            return
         allocation = json.loads(row["allocation"])
         prices = {l["sku"]: l["amount_fen"] for l in json.loads(row["lines"])}
         for store, lines in allocation.items():
@@ -313,4 +345,4 @@ class Orders:
                 order_id=row["order_id"], fulfilment=row["kind"], lines=order_lines,
                 total_fen=sum(l.amount_fen for l in order_lines), pickup_code=row["pickup_code"] or "",
                 slot_start_ms=row["slot_start_ms"] or 0, slot_end_ms=(row["slot_start_ms"] or 0) + 3_600_000,
-                member_id=row["member_id"], **env))
+                member_id=row["member_id"], **env), event_id=derived_id(row["order_id"], f"fulfil:{store}"))

@@ -99,9 +99,18 @@ class Shard:
         async with self.reader.execute("select count(*) from outbox") as cur:
             return (await cur.fetchone())[0]
 
-    async def drop_acked(self, event_ids: list[str]) -> int:
-        """One transaction (one fsync) for the whole ack, not one per row."""
-        async with await self.transaction():
+    async def drop_acked(self, event_ids: list[str], settled=None) -> int:
+        """One transaction (one fsync) for the whole ack. `settled(frame)` names stored value the cloud now holds
+        for an acked sale, so the member cache stops counting it as unsettled."""
+        async with await self.transaction() as tx:
+            if settled is not None:
+                for event_id in event_ids:
+                    row = await tx.fetchone("select frame from outbox where event_id = ? and kind = 'sale.committed'",
+                                            (event_id,))
+                    done = settled(row[0]) if row else None
+                    if done:
+                        await tx.execute("update members set offline_spent_fen = max(offline_spent_fen - ?, 0) "
+                                         "where member_id = ?", (done[1], done[0]))
             await self.db.executemany("delete from outbox where event_id = ?", [(e,) for e in event_ids])
         return len(event_ids)
 

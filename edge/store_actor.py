@@ -260,7 +260,7 @@ class StoreActor:
             self.stats["duplicates"] += 1
             return "duplicate"
         if isinstance(message, BusinessAck):  # acks only drop outbox rows: idempotent by nature
-            await self.shard.drop_acked([a.event_id for a in message.acks])
+            await self.shard.drop_acked([a.event_id for a in message.acks], self._settled_stored_value)
             return "acked"
         printed = None
         async with await self.shard.transaction() as tx:
@@ -278,10 +278,13 @@ class StoreActor:
             elif isinstance(message, EscrowReclaimed):
                 await tx.move(message.sku, 0, -message.qty_returned)
             elif isinstance(message, MemberUpdated):
+                # offline_spent_fen stays: it counts this store's spends the cloud has not acked yet, which the
+                # snapshot cannot include (commands and acks share one ordered stream, so a snapshot sent after a
+                # spend was applied arrives after that spend's ack).
                 await tx.execute("""insert into members (member_id, phone, member_code, level, stored_value_fen, points)
                                     values (?, ?, ?, ?, ?, ?) on conflict (member_id) do update set phone = excluded.phone,
                                     member_code = excluded.member_code, level = excluded.level, points = excluded.points,
-                                    stored_value_fen = excluded.stored_value_fen, offline_spent_fen = 0""",
+                                    stored_value_fen = excluded.stored_value_fen""",
                                  (message.member_id, message.phone, message.member_code, message.level,
                                   message.stored_value_fen, message.points))
             elif isinstance(message, (CatalogueUpdated, RuleBookUpdated)):
@@ -290,6 +293,16 @@ class StoreActor:
         if printed is not None:
             await self._print_pick_ticket(printed)
         return "applied"
+
+    @staticmethod
+    def _settled_stored_value(frame: bytes) -> tuple[str, int] | None:
+        """For an acked sale paid by stored value: (member, amount) the cloud now holds."""
+        sale = codec.decode(frame)
+        if isinstance(sale, SaleCommitted) and sale.member_id:
+            amount = sum(p.amount_fen for p in sale.payments if p.method == "stored_value")
+            if amount:
+                return sale.member_id, amount
+        return None
 
     async def _replace_book(self, tx, message) -> None:
         key = "catalogue" if isinstance(message, CatalogueUpdated) else "rule_book"

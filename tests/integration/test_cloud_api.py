@@ -324,3 +324,16 @@ async def test_operators_change_the_world_and_bad_changes_are_refused(cloud):
     r = await http.put("/rule-book", json=book, headers=OP)
     assert r.status_code == 422 and "rule 'C1': unknown category 'toys'" in r.json()["detail"]
     assert (await http.get("/products")).json()["rule_book_version"] != 99
+
+
+async def test_a_flash_order_can_be_paid_and_cancelled(cloud, stocked):
+    _, http = cloud
+    now = datetime.now(timezone.utc)
+    sale = {"sku": stocked[0], "quantity": 5, "price_fen": 700, "starts_at": (now - timedelta(minutes=1)).isoformat(),
+            "ends_at": (now + timedelta(hours=1)).isoformat()}
+    sale_id = (await http.post("/flash-sales", json=sale, headers=OP)).json()["sale_id"]
+    order = (await http.post(f"/flash-sales/{sale_id}/orders", json={"member_id": "fp-1"}, headers=key())).json()
+    paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"})
+    assert paid.status_code == 200 and paid.json()["status"] == "paid" and paid.json()["total_fen"] == 700
+    cancelled = await http.post(f"/orders/{order['order_id']}/cancel", json={})
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"

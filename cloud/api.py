@@ -81,6 +81,8 @@ def build_routes(services) -> list[Route]:
 
     async def stores(request):
         live = {s["store_id"]: s for s in await services.registry_view()}
+        sales = {r["store_id"]: r for r in await cloud.db.fetch(
+            "select store_id, count(*) as n, coalesce(sum(total_fen), 0)::bigint as fen from till_sales group by store_id")}
         out = []
         for store in cloud.world.stores.values():
             s = live.get(store.store_id, {})
@@ -88,7 +90,9 @@ def build_routes(services) -> list[Route]:
                         "offline_since": to_rfc3339(s.get("offline_since_ms")),
                         "last_heartbeat": to_rfc3339(s.get("last_heartbeat_ms")),
                         "outbox_depth": s.get("outbox_depth"), "sequence_gap": s.get("sequence_gap"),
-                        "lag_ms": s.get("lag_ms"), "lag_p99_ms": s.get("lag_p99_ms"), "devices": s.get("devices", {})})
+                        "lag_ms": s.get("lag_ms"), "lag_p99_ms": s.get("lag_p99_ms"), "devices": s.get("devices", {}),
+                        "till_sales": sales[store.store_id]["n"] if store.store_id in sales else 0,
+                        "till_sales_fen": sales[store.store_id]["fen"] if store.store_id in sales else 0})
         return JSONResponse({"stores": out})
 
     async def store_stock(request):
@@ -180,6 +184,10 @@ def build_routes(services) -> list[Route]:
         return JSONResponse(await services.world_admin.change("store", body, "operator",
                                                               store_id=request.path_params["store_id"]))
 
+    async def audit(request):
+        operator(request)
+        return JSONResponse(await services.audit())
+
     async def metrics(request):
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -196,7 +204,7 @@ def build_routes(services) -> list[Route]:
         ("/members", create_member, ["POST"]), ("/members/{member_id}", get_member, ["GET"]),
         ("/members/{member_id}/top-ups", top_up, ["POST"]),
         ("/products", put_products, ["PUT"]), ("/rule-book", put_rule_book, ["PUT"]),
-        ("/stores/{store_id}", put_store, ["PUT"]),
+        ("/stores/{store_id}", put_store, ["PUT"]), ("/audit", audit, ["GET"]),
     ]
     return [Route(path, handler(fn), methods=methods) for path, fn, methods in routes] + services.extra_routes()
 

@@ -55,6 +55,9 @@ SCHEMAS = {
 
 PATHS = {
     "/health": {"get": _op("Liveness of the database, actors and NATS", ("200", "all ok"), {})},
+    "/audit": {"get": _op("Invariant audit of every stock pool, member ledger and flash sale (operator)",
+                          ("200", "violations (empty when all hold)"), {"401": "no token", "403": "wrong token"},
+                          operator=True)},
     "/metrics": {"get": _op("Prometheus metrics", ("200", "text exposition format"), {})},
     "/openapi.json": {"get": _op("This document", ("200", "OpenAPI 3.1"), {})},
     "/console": {"get": _op("Operator console page", ("200", "HTML"), {})},

@@ -67,6 +67,14 @@ class Services:
                            "available_online": positions.get(sku, {}).get("available", 0),
                            "presale": positions.get(sku, {}).get("presale", True)} for sku in skus]}
 
+    async def audit(self) -> dict:
+        """Every actor's invariant audit; `violations` is empty when all hold."""
+        shards = self.cloud.shards
+        names = shards.all_stock_pools() + shards.all_member_ledgers() + [
+            shards.flash_sale_name(r["sale_id"]) for r in await self.cloud.db.fetch("select sale_id from flash_sales")]
+        report = {name: await self.cloud.actors.read(name, "audit") for name in names}
+        return {"actors": len(report), "violations": [f"{n}: {p}" for n, problems in report.items() for p in problems]}
+
     def extra_routes(self) -> list:
         return []
 

@@ -42,6 +42,14 @@ class MemberBody:
 
 
 @record
+class ReceiveBody:
+    qty: int
+
+    def __post_init__(self) -> None:
+        require(0 < self.qty <= 10_000_000, "qty: 1..10000000 (pieces, or grams if sold by the kg)")
+
+
+@record
 class PayBody:
     method: str
     tendered_fen: int = 0
@@ -101,6 +109,9 @@ def build_lane_app(box) -> Starlette:
     async def pickup(request, body):
         return await actor.ask("pickup", pickup_code=request.path_params["code"])
 
+    async def receive(request, body):
+        return await actor.ask("receive", sku=request.path_params["sku"], qty=body.qty)
+
     async def health(request, body):
         return await box.health()
 
@@ -111,5 +122,6 @@ def build_lane_app(box) -> Starlette:
         Route("/lanes/{lane}/cart", endpoint(cart), methods=["GET"]),
         Route("/lanes/{lane}/pay", endpoint(pay, PayBody), methods=["POST"]),
         Route("/pickups/{code}", endpoint(pickup), methods=["POST"]),
+        Route("/stock/{sku}/receive", endpoint(receive, ReceiveBody), methods=["POST"]),
         Route("/health", endpoint(health), methods=["GET"]),
     ])

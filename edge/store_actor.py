@@ -236,6 +236,8 @@ class StoreActor:
         return {"order_id": order_id, "status": "picked_up"}
 
     async def _receive(self, sku: str, qty: int) -> dict:
+        if self.catalogue is not None and sku not in self.catalogue:
+            raise Refused(404, f"unknown product {sku!r}")
         async with await self.shard.transaction() as tx:
             on_hand, held = await self._moved(tx, sku, qty, "receiving", "")
             grant = escrow.grant_after_receiving(on_hand, held, self.ratio_bp)

@@ -64,23 +64,8 @@ def cmd_stack(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    stack = _stack_from_env(args)
-    with stack:
-        nats_url, _, database_url = _urls(stack)
-        print(f"NATS_URL={nats_url}\nDATABASE_URL={database_url}")
-        print("FreshMesh demo: the embedded stack (NATS with JetStream + PostgreSQL) is up.")
-        print("Not wired into the demo yet (issue 7): the cloud and a fleet of simulated stores with traffic.")
-        print("Meanwhile: `freshmesh cloud` serves the API; `freshmesh edge --store S001 --config FILE` runs a store.")
-        for part in NOT_BUILT.values():
-            print(f"  - not built yet: {part}")
-        if args.duration is not None:
-            print(f"running for {args.duration}s", flush=True)
-            threading.Event().wait(args.duration)
-        else:
-            print("Ctrl-C stops everything.", flush=True)
-            _wait_for_signal()
-    print("demo stopped")
-    return 0
+    from simulators.demo import run
+    return run(args)
 
 
 def cmd_cloud(args) -> int:

@@ -47,7 +47,7 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
     services = await start_services(World.load(world), env["DATABASE_URL"], env.get("NATS_URL"),
                                     env["FRESHMESH_OPERATOR_TOKEN"], background=True, explicit_world=bool(world))
     api = subprocess.Popen(api_command(http_port, workers), env={**env, "FRESHMESH_BACKGROUND": "0"})
-    print(f"FreshMesh cloud: http://127.0.0.1:{http_port}  (console /console, API /openapi.json)", flush=True)
+    print(f"FreshMesh cloud: http://127.0.0.1:{http_port}  (API described at /openapi.json)", flush=True)
     print(f"FRESHMESH_OPERATOR_TOKEN={env['FRESHMESH_OPERATOR_TOKEN']}", flush=True)
     if ready is not None:
         ready(http_port, env)

@@ -60,7 +60,6 @@ PATHS = {
                           operator=True)},
     "/metrics": {"get": _op("Prometheus metrics", ("200", "text exposition format"), {})},
     "/openapi.json": {"get": _op("This document", ("200", "OpenAPI 3.1"), {})},
-    "/console": {"get": _op("Operator console page", ("200", "HTML"), {})},
     "/products": {"get": _op("The catalogue", ("200", "products and the rule book version"), {}),
                   "put": _op("Replace the catalogue (operator); sent to every store", ("200", "the new world version"),
                              {"401": "no token", "403": "wrong token", "422": "invalid catalogue (names the product)"},

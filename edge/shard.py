@@ -103,11 +103,14 @@ class Shard:
         """One transaction (one fsync) for the whole ack. `settled(frame)` names stored value the cloud now holds
         for an acked sale, so the member cache stops counting it as unsettled."""
         async with await self.transaction() as tx:
-            if settled is not None:
-                for event_id in event_ids:
-                    row = await tx.fetchone("select frame from outbox where event_id = ? and kind = 'sale.committed'",
-                                            (event_id,))
-                    done = settled(row[0]) if row else None
+            unsettled = await tx.fetchone("select 1 from members where offline_spent_fen > 0 limit 1")
+            if settled is not None and unsettled:  # only then is there anything to look for
+                marks = ",".join("?" * len(event_ids))
+                async with self.db.execute(f"select frame from outbox where kind = 'sale.committed' "  # noqa: S608
+                                           f"and event_id in ({marks})", event_ids) as cur:
+                    frames = [r[0] async for r in cur]
+                for frame in frames:
+                    done = settled(frame)
                     if done:
                         await tx.execute("update members set offline_spent_fen = max(offline_spent_fen - ?, 0) "
                                          "where member_id = ?", (done[1], done[0]))

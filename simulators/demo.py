@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from cloud.embedded import EmbeddedStack
-from cloud.embedded.process import free_port
+from cloud.embedded.process import free_port, spawn_quiet
 from loadtest.report import stop_process, wait_http
 from protocol.barcodes import gs1_check_digit
 from simulators.world import reference_world
@@ -54,9 +54,8 @@ class Demo:
         env.pop("RAY_ADDRESS", None)
         port = free_port()
         self.cloud_url = f"http://127.0.0.1:{port}"
-        self.procs.append(subprocess.Popen([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port),
-                                            "--workers", "1", "--world", str(self.world_path)], env=env,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.procs.append(spawn_quiet([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port),
+                                       "--workers", "1", "--world", str(self.world_path)], env=env))
         wait_http(f"{self.cloud_url}/health", 180, self.procs[-1])
         self.lanes = {}
         for store_id in self.store_ids:
@@ -66,8 +65,7 @@ class Demo:
                                           "world": str(self.world_path), "http_port": lane_port,
                                           "nats_url": stack.nats_address,
                                           "nats_password": stack.store_credentials(store_id)[1]}))
-            self.procs.append(subprocess.Popen([sys.executable, "-m", "simulators.cli", "edge", "--config", str(config)],
-                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            self.procs.append(spawn_quiet([sys.executable, "-m", "simulators.cli", "edge", "--config", str(config)]))
             self.lanes[store_id] = f"http://127.0.0.1:{lane_port}"
         for store_id, url in self.lanes.items():
             wait_http(f"{url}/health", 60)
@@ -183,12 +181,12 @@ class Demo:
     async def summary(self, http: httpx.AsyncClient, sale: dict | None) -> dict:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # let every outbox drain before comparing counts
-            depths = [(await http.get(f"{u}/health")).json()["outbox_depth"] for u in self.lanes.values()]
-            if not any(depths):
+            health = [await self._health(http, u) for u in self.lanes.values()]
+            if not any(h.get("outbox_depth") for h in health):
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(1.0)
-        edge = {s: (await http.get(f"{u}/health")).json()["sales"] for s, u in self.lanes.items()}
+        edge = {s: (await self._health(http, u)).get("sales", 0) for s, u in self.lanes.items()}
         stores = {s["store_id"]: s for s in (await http.get(f"{self.cloud_url}/stores")).json()["stores"]}
         lags = [stores[s]["lag_p99_ms"] for s in self.store_ids if stores[s].get("lag_p99_ms") is not None]
         last = [stores[s]["lag_ms"] for s in self.store_ids if stores[s].get("lag_ms") is not None]
@@ -210,6 +208,13 @@ class Demo:
                                       for s in self.store_ids if edge[s] != stores[s]["till_sales"]],
             "till_refused": self.counts["till_refused"],
         }
+
+    @staticmethod
+    async def _health(http: httpx.AsyncClient, url: str) -> dict:
+        try:
+            return (await http.get(f"{url}/health")).json()
+        except httpx.HTTPError:
+            return {}
 
     def shutdown(self) -> None:
         for proc in reversed(self.procs):

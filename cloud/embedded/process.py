@@ -19,7 +19,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
     except OSError:
@@ -36,10 +36,19 @@ def spawn(argv: list[str], log_path: Path, user: str | None = None, env: dict | 
     try:
         return subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, user=user, env=env,
-            preexec_fn=_die_with_parent if armed else None, start_new_session=True,
+            preexec_fn=die_with_parent if armed else None, start_new_session=True,
         )
     finally:
         log.close()
+
+
+def spawn_quiet(argv: list[str], env: dict | None = None) -> subprocess.Popen:
+    """A child in its own session (a Ctrl-C at the terminal reaches only us; we stop it ourselves, in order),
+    which still gets SIGINT if we die."""
+    armed = threading.current_thread() is threading.main_thread() and os.name == "posix"
+    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=die_with_parent if armed else None)
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, what: str, log_path: Path, timeout_s: float = 30.0) -> None:

@@ -107,30 +107,34 @@ async def test_kill_mid_batch_loses_nothing_and_applies_nothing_twice(stack, ray
     shards = ShardConfig(prefix=actor_prefix)
     pool, ledger = shards.stock_pool_name("RICE"), shards.member_ledger_name("M1")
     await client.call(pool, [{"op": "grant", "id": "g", "store": "S001", "sku": "RICE", "qty": 1_000_000}])
+    n = 120
     batches = [[{"op": "reserve", "id": f"r{b}-{i}", "reservation_id": f"R{b}-{i}", "order_id": f"O{b}-{i}",
-                 "store": "S001", "sku": "RICE", "qty": 1} for i in range(300)] for b in range(40)]
-    topups = [[{"op": "topup", "id": f"t{b}-{i}", "member": "M1", "amount_fen": 7} for i in range(300)] for b in range(40)]
+                 "store": "S001", "sku": "RICE", "qty": 1} for i in range(300)] for b in range(n)]
+    topups = [[{"op": "topup", "id": f"t{b}-{i}", "member": "M1", "amount_fen": 7} for i in range(300)] for b in range(n)]
+    done = {pool: 0, ledger: 0}
 
     async def send(name, work):
         for batch in work:
             results = await client.call(name, batch)
             assert all(r["status"] in ("ok", "exists") for r in results), results[:3]
+            done[name] += 1
 
     senders = asyncio.gather(send(pool, batches), send(ledger, topups))
-    await asyncio.sleep(0.3)
-    assert not senders.done(), "the work finished before the kill: make it bigger"
+    while min(done.values()) < 3:  # kill once both are well under way, never after they finished
+        await asyncio.sleep(0.01)
+    assert not senders.done() and max(done.values()) < n, "the work finished before the kill: make it bigger"
     await kill_and_wait_restart(client, pool)
     await kill_and_wait_restart(client, ledger)
     await senders
     assert (await client.info(pool))["reconstructed"] and (await client.info(ledger))["reconstructed"]
     view = (await client.read(pool, "view", "S001"))[0]
-    assert view["pending"] == 40 * 300, "a reservation was lost or applied twice"
+    assert view["pending"] == n * 300, "a reservation was lost or applied twice"
     member = await client.read(ledger, "member_view", "M1", 0)
-    assert member["stored_value_fen"] == 40 * 300 * 7, "a top-up was lost or applied twice"
+    assert member["stored_value_fen"] == n * 300 * 7, "a top-up was lost or applied twice"
     assert await client.read(pool, "audit") == [] and await client.read(ledger, "audit") == []
     conn = await asyncpg.connect(stack.database_url)
     try:
         rows = await conn.fetchval("select count(*) from actor_journal where actor = $1", pool)
-        assert rows == 1 + 40 * 300  # the grant and each reservation, journaled exactly once
+        assert rows == 1 + n * 300  # the grant and each reservation, journaled exactly once
     finally:
         await conn.close()

@@ -169,6 +169,7 @@ class LeaseHolder:
         self.worker, self.block = worker, block
         self.units = 0  # leased units not yet promised to a request
         self.pending: list[list] = []  # admitted sales waiting for the next sync
+        self._in_flight: list[list] = []  # sent in a sync whose answer has not come back yet
         self.members: dict[str, int] = {}  # units this worker admitted per member (pending or accepted)
         self.bucket = TokenBucket(status["rate_per_s"], now_ms)
         self.apply_status(status)
@@ -210,7 +211,7 @@ class LeaseHolder:
     def abandon_in_flight(self) -> list[str]:
         """The sync failed (the gate may or may not have the sales): forget them here; a retry of the same
         request (same order id) gets the gate's verdict then. Returns their order ids."""
-        sales, self._in_flight = getattr(self, "_in_flight", []), []
+        sales, self._in_flight = self._in_flight, []
         for _, member, qty in sales:
             self.members[member] = max(self.members.get(member, 0) - qty, 0)
         return [order_id for order_id, _, _ in sales]

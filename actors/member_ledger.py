@@ -73,19 +73,23 @@ class MemberLedger(IdempotentActor):
         if after < 0:
             flags = {"overdraft": True, "over_floor": after < -self.floor_limit_fen}
             self.flags.append({"member": member, "transfer_id": c["id"], "balance_after": after, "at_ms": now_ms, **flags})
-        earned = amount // 100 * POINTS_PER_YUAN
-        if earned:
-            entries.append(self._post(POINTS_ISSUED, pts(member), earned))
-        self._record_spend(member, amount, now_ms)
+        earned = self._earn(member, amount, now_ms, entries)
         return ok(entries=entries, points_earned=earned, **flags, **self.member_view(member, now_ms))
 
     def op_record_spend(self, c: dict, now_ms: int) -> dict:
         """Spend paid another way (cash, wallet): it earns points and counts towards the level."""
         member, amount = need(c, "member"), positive(c, "amount_fen")
-        earned = amount // 100 * POINTS_PER_YUAN
-        entries = [self._post(POINTS_ISSUED, pts(member), earned)] if earned else []
-        self._record_spend(member, amount, now_ms)
+        entries: list = []
+        earned = self._earn(member, amount, now_ms, entries)
         return ok(entries=entries, points_earned=earned, **self.member_view(member, now_ms))
+
+    def _earn(self, member: str, amount: int, now_ms: int, entries: list) -> int:
+        """Any spend, in either channel and however paid: points (1 per yuan) and the rolling level spend."""
+        earned = amount // 100 * POINTS_PER_YUAN
+        if earned:
+            entries.append(self._post(POINTS_ISSUED, pts(member), earned))
+        self._record_spend(member, amount, now_ms)
+        return earned
 
     def _record_spend(self, member: str, amount: int, now_ms: int) -> None:
         months = self.spend_by_month.setdefault(member, {})

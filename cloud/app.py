@@ -5,35 +5,27 @@ import contextlib
 import os
 
 from cloud.api import build_app
-from cloud.services import Services, start_services
+from cloud.services import start_services
 from cloud.shards import ShardConfig
 from cloud.world import World
-
-
-class _Holder:
-    services: Services | None = None
-
-
-def app_from_services(services: Services):
-    return build_app(services)
 
 
 def create_app():
     """uvicorn --factory cloud.app:create_app; configured by NATS_URL, DATABASE_URL, RAY_ADDRESS,
     FRESHMESH_OPERATOR_TOKEN, FRESHMESH_WORLD and FRESHMESH_BACKGROUND (1 in exactly one worker)."""
-    holder = _Holder()
+    started = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         world = World.load(os.environ.get("FRESHMESH_WORLD") or None)
-        holder.services = await start_services(
+        started["services"] = await start_services(
             world, os.environ["DATABASE_URL"], os.environ.get("NATS_URL"), os.environ.get("FRESHMESH_OPERATOR_TOKEN", ""),
             ShardConfig(), background=os.environ.get("FRESHMESH_BACKGROUND") == "1")
-        built = build_app(holder.services)
+        built = build_app(started["services"])
         app.router.routes[:] = built.app.router.routes
-        fast.services = holder.services
+        fast.services = started["services"]
         yield
-        await holder.services.stop()
+        await started["services"].stop()
 
     from starlette.applications import Starlette
 

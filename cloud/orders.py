@@ -109,7 +109,7 @@ class Orders:
         kid = _key_id(key)
         reserved = await self._reserve(kid, order_id, plan)
         await self._book_slots(kid, order_id, plan, slot_ms, reserved)
-        priced = self._price(req, next(iter(plan)), slot_ms)
+        priced = self._price(req, next(iter(plan)))
         now = cloud.now_ms()
         allocation = {store: [{"sku": sku, "qty": qty, "reservation_id": f"{kid}:{store}:{sku}"} for sku, qty in lines.items()]
                       for store, lines in plan.items()}
@@ -197,7 +197,7 @@ class Orders:
                 reason = (r.get("first") or r).get("reason")
                 raise HTTPProblem(409, f"slot at {store} not available: {reason}", type_="/problems/slot")
 
-    def _price(self, req: OrderRequest, store: str, slot_ms: int) -> dict:
+    def _price(self, req: OrderRequest, store: str) -> dict:
         catalogue = self.cloud.world.catalogue
         lines = [BasketLine(sku=i.sku, weight_g=i.qty) if catalogue.get(i.sku).weighed else BasketLine(sku=i.sku, qty=i.qty)
                  for i in req.items]

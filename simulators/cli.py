@@ -101,7 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--stores", type=int, default=5)
     demo.add_argument("--duration", type=float, default=None, help="seconds, then stop (default: until Ctrl-C)")
     demo.add_argument("--json", default=None, help="write the summary here")
-    demo.add_argument("--workdir", default=None)
     demo.set_defaults(func=cmd_demo)
 
     cloud = sub.add_parser("cloud", help="the cloud: HTTP API, NATS bridge, Ray actors (embedded servers when unset)")

@@ -14,7 +14,6 @@ from cloud.actor_client import ActorClient
 from cloud.shards import ShardConfig
 
 pytestmark = pytest.mark.integration
-NOW = None
 
 
 async def wait_until(predicate, timeout_s=20.0):

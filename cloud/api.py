@@ -99,7 +99,10 @@ def build_routes(services) -> list[Route]:
         store_id = request.path_params["store_id"]
         if store_id not in cloud.world.stores:
             raise HTTPProblem(404, f"no store {store_id}")
-        return JSONResponse(await services.stock_view(store_id))
+        sku = request.query_params.get("sku")  # one item: one stock-pool shard and one row, for cheap polling
+        if sku is not None and sku not in cloud.world.catalogue.by_sku:
+            raise HTTPProblem(404, f"no product {sku}")
+        return JSONResponse(await services.stock_view(store_id, sku))
 
     async def create_order(request):
         key = idempotency_key(request)

@@ -71,8 +71,9 @@ PATHS = {
                                       {"401": "no token", "403": "wrong token", "422": "invalid store"}, body="Store",
                                       operator=True, params=["store_id"])},
     "/stores": {"get": _op("Stores with liveness, outbox depth and lag", ("200", "stores"), {})},
-    "/stores/{store_id}/stock": {"get": _op("A store's stock as the cloud sees it (on hand, escrow, reservations, lag)",
-                                            ("200", "positions"), {"404": "unknown store"}, params=["store_id"])},
+    "/stores/{store_id}/stock": {"get": _op("A store's stock as the cloud sees it (on hand, escrow, reservations, lag); "
+                                            "?sku=ID for one product", ("200", "positions"),
+                                            {"404": "unknown store or product"}, params=["store_id"])},
     "/orders": {"post": _op("Place a pickup or delivery order: priced, routed, reserved", ("201", "the order"),
                             {"400": "missing Idempotency-Key", "409": "out of stock, slot full, or the key reused with another body",
                              "422": "invalid body (names the field)"}, body="Order", key=True)},

@@ -49,13 +49,16 @@ class Services:
             log.warning("store registry unavailable: %s", exc)
             return []
 
-    async def stock_view(self, store_id: str) -> dict:
+    async def stock_view(self, store_id: str, sku: str | None = None) -> dict:
+        shards = self.cloud.shards
         positions = {}
-        for name in self.cloud.shards.all_stock_pools():
+        for name in [shards.stock_pool_name(sku)] if sku else shards.all_stock_pools():
             for p in await self.cloud.actors.read(name, "view", store_id):
-                positions[p["sku"]] = p
+                if sku is None or p["sku"] == sku:
+                    positions[p["sku"]] = p
         on_hand = {r["sku"]: r for r in await self.cloud.db.fetch(
-            "select sku, on_hand, updated_ms from store_stock where store_id = $1", store_id)}
+            "select sku, on_hand, updated_ms from store_stock where store_id = $1 and ($2::text is null or sku = $2)",
+            store_id, sku)}
         live = next((s for s in await self.registry_view() if s["store_id"] == store_id), {})
         skus = sorted(set(positions) | set(on_hand))
         return {"store_id": store_id, "lag_ms": live.get("lag_ms"), "lag_p99_ms": live.get("lag_p99_ms"),

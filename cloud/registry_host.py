@@ -13,9 +13,14 @@ from cloud.ray_hosts import NAMESPACE
 class RegistryHost:
     def __init__(self) -> None:
         self.registry = StoreRegistry()
+        self.figures = {"reports": 0, "heartbeats": 0, "commands": 0, "last_batch": 0}
 
     def report(self, heartbeats: list[dict], events: list[list]) -> None:
         """heartbeats: [{store_id, now_ms, ...}]; events: [[store_id, seq, wall_ms, now_ms]] (batched by the bridge)."""
+        self.figures["reports"] += 1
+        self.figures["heartbeats"] += len(heartbeats)
+        self.figures["commands"] += len(heartbeats) + len(events)  # what it took in: the console's throughput
+        self.figures["last_batch"] = len(heartbeats) + len(events)
         for hb in heartbeats:
             self.registry.heartbeat(**hb)
         for store_id, seq, wall_ms, now_ms in events:
@@ -23,6 +28,11 @@ class RegistryHost:
 
     def view(self) -> list[dict]:
         return self.registry.view(time.time_ns() // 1_000_000)
+
+    def stats(self) -> dict:
+        """Cheap figures for the operator console (soft state: they start again after a restart)."""
+        return {"kind": "store_registry", "ready": True, "queue": 0, "stores": len(self.registry.stores),
+                **self.figures}
 
 
 def registry(prefix: str = ""):

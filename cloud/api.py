@@ -1,4 +1,5 @@
-"""The cloud's HTTP API (Starlette): orders, flash sales, members, stores, products, health, metrics, OpenAPI.
+"""The cloud's HTTP API (Starlette): orders, flash sales, members, stores, products, health, metrics, OpenAPI,
+and the operator console (cloud/console_http.py).
 
 Every error is application/problem+json saying exactly what was wrong. Every request has a deadline: when the
 actors or the database do not answer in time the client gets 503 with Retry-After, never a hang.
@@ -16,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cloud.actor_client import ActorsUnavailable
+from cloud.console_http import console_routes
 from cloud.http import HTTPProblem, idempotency_key, parse, problem, problem_response, read_json, require_operator
 from cloud.openapi import openapi_document
 from cloud.requests import (CancelRequest, FlashOrderRequest, FlashSaleRequest, MemberRequest, OrderRequest,
@@ -208,6 +210,7 @@ def build_routes(services) -> list[Route]:
         ("/members/{member_id}/top-ups", top_up, ["POST"]),
         ("/products", put_products, ["PUT"]), ("/rule-book", put_rule_book, ["PUT"]),
         ("/stores/{store_id}", put_store, ["PUT"]), ("/audit", audit, ["GET"]),
+        *console_routes(services),
     ]
     return [Route(path, handler(fn), methods=methods) for path, fn, methods in routes] + services.extra_routes()
 

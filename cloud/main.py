@@ -49,6 +49,7 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
     api = subprocess.Popen(api_command(http_port, workers), env={**env, "FRESHMESH_BACKGROUND": "0"})
     print(f"FreshMesh cloud: http://127.0.0.1:{http_port}  (API described at /openapi.json)", flush=True)
     print(f"FRESHMESH_OPERATOR_TOKEN={env['FRESHMESH_OPERATOR_TOKEN']}", flush=True)
+    print(f"Operator console: http://127.0.0.1:{http_port}/console?token={env['FRESHMESH_OPERATOR_TOKEN']}", flush=True)
     if ready is not None:
         ready(http_port, env)
     try:

@@ -10,7 +10,7 @@ def _answer(description: str, schema: dict | None = None) -> dict:
 
 
 def _op(summary: str, ok: tuple[str, str], errors: dict[str, str], body: str | None = None, key: bool = False,
-        operator: bool = False, params: list[str] = ()) -> dict:
+        operator: bool = False, params: list[str] = (), query: list[str] = ()) -> dict:
     op = {"summary": summary, "responses": {ok[0]: _answer(ok[1])}}
     for status, text in errors.items():
         op["responses"][status] = _answer(text, PROBLEM)
@@ -18,6 +18,7 @@ def _op(summary: str, ok: tuple[str, str], errors: dict[str, str], body: str | N
     if body:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
     parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
+    parameters += [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}} for q in query]
     if key:
         parameters.append({"name": "Idempotency-Key", "in": "header", "required": True, "schema": {"type": "string"}})
     if parameters:
@@ -58,6 +59,15 @@ PATHS = {
     "/audit": {"get": _op("Invariant audit of every stock pool, member ledger and flash sale (operator)",
                           ("200", "violations (empty when all hold)"), {"401": "no token", "403": "wrong token"},
                           operator=True)},
+    "/console": {"get": _op("The operator console: a live page (it asks for the operator token; the page holds no data)",
+                            ("200", "text/html"), {})},
+    "/console/stream": {"get": _op("The console's live snapshots as server-sent events, about one a second (operator; "
+                                   "the token as Bearer header or ?token=, since EventSource sends no headers)",
+                                   ("200", "text/event-stream of `snapshot` events"),
+                                   {"401": "no token", "403": "wrong token"}, operator=True, query=["token"])},
+    "/console/snapshot": {"get": _op("One console snapshot: actors, stores, business figures, alerts (operator)",
+                                     ("200", "the snapshot"), {"401": "no token", "403": "wrong token"},
+                                     operator=True, query=["token"])},
     "/metrics": {"get": _op("Prometheus metrics", ("200", "text exposition format"), {})},
     "/openapi.json": {"get": _op("This document", ("200", "OpenAPI 3.1"), {})},
     "/products": {"get": _op("The catalogue", ("200", "products and the rule book version"), {}),

@@ -17,6 +17,7 @@ import nats
 
 from cloud.actor_client import ActorClient
 from cloud.bridge import Bridge
+from cloud.console import ConsoleConfig
 from cloud.context import Cloud
 from cloud.flash import FlashSales
 from cloud.members import Members
@@ -41,6 +42,8 @@ class Services:
         self.world_admin = WorldAdmin(cloud)
         self.bridge: Bridge | None = None
         self._tasks: list[asyncio.Task] = []
+        self.console_config = ConsoleConfig.from_env()  # may be replaced before the console is first used
+        self._console = None
 
     async def registry_view(self) -> list[dict]:
         try:
@@ -78,6 +81,13 @@ class Services:
         report = {name: await self.cloud.actors.read(name, "audit") for name in names}
         return {"actors": len(report), "violations": [f"{n}: {p}" for n, problems in report.items() for p in problems]}
 
+    def console(self):
+        """This process's operator-console feed (made on first use; it runs only while someone watches)."""
+        if self._console is None:
+            from cloud.console_feed import ConsoleFeed
+            self._console = ConsoleFeed(self, self.console_config)
+        return self._console
+
     def extra_routes(self) -> list:
         return []
 
@@ -98,6 +108,8 @@ class Services:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._console is not None:
+            await self._console.close()
         await self.flash.close()
         if self.bridge:
             await self.bridge.stop()

@@ -1,0 +1,276 @@
+"""The operator console against a running cloud (real Ray, PostgreSQL, NATS): its endpoints over HTTP, and the
+page in headless Chromium seeing a store go offline and an actor get killed."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from cloud.console import ConsoleConfig
+from protocol import codec, subjects
+from protocol.messages import DeviceHealth, Heartbeat, Payment, SaleCommitted, SaleLine, StockMoved
+from tests.integration.harness import OPERATOR_TOKEN, StoreLink, envelope, eventually, running_cloud
+
+pytestmark = pytest.mark.integration
+OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+# Short thresholds so the test sees within seconds what production sees within its configured ones.
+CONFIG = ConsoleConfig(offline_alert_s=1.0, tick_s=0.5, business_every_s=1.0, audit_every_s=2.0, restart_flag_s=120)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def cloud(stack, ray_runtime):
+    async with running_cloud(stack, prefix=f"con{uuid.uuid4().hex[:6]}-") as (services, url):
+        services.console_config = CONFIG
+        for name in services.cloud.shards.all_stock_pools():  # the pools exist from their first command on
+            await services.cloud.actors.info(name)
+        async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+            yield services, url, http
+
+
+class Heartbeats:
+    """A store's heartbeats, as its edge box sends them (every `every_s`), until stopped."""
+
+    def __init__(self, link: StoreLink, devices: dict[str, str], every_s: float = 0.5) -> None:
+        self.link, self.devices, self.every_s, self.outbox = link, devices, every_s, 0
+        self.task: asyncio.Task | None = None
+
+    async def _run(self) -> None:
+        while True:
+            hb = Heartbeat(**envelope(self.link.store_id, 0), outbox_depth=self.outbox, last_event_seq=self.link.seq,
+                           last_acked_seq=self.link.seq, last_command_seq=0, rule_book_version=1,
+                           devices=tuple(DeviceHealth(device=d, state=s, detail="") for d, s in self.devices.items()))
+            await self.link.nc.publish(subjects.store_heartbeat(self.link.store_id), codec.encode(hb))
+            await asyncio.sleep(self.every_s)
+
+    def start(self) -> "Heartbeats":
+        self.task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+async def till_sale(link: StoreLink, sku: str, fen: int) -> None:
+    await link.publish(SaleCommitted(**link.next_envelope(), sale_id=f"CON{uuid.uuid4().hex[:16]}", lane="1",
+                                     lines=(SaleLine(sku=sku, qty=1, weighed=False, amount_fen=fen),), total_fen=fen,
+                                     payments=(Payment(method="cash", amount_fen=fen, reference=""),), member_id=None,
+                                     offline=False))
+
+
+def key() -> dict:
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+async def snapshot(http) -> dict:
+    r = await http.get("/console/snapshot", headers=OP)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_console_data_needs_the_operator_token_and_customers_do_not(cloud):
+    services, url, http = cloud
+    page = await http.get("/console")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="actors"' in page.text and 'id="stores"' in page.text and "EventSource" in page.text
+    for path in ("/console/snapshot", "/console/stream"):
+        missing = await http.get(path)
+        assert missing.status_code == 401 and missing.headers["content-type"] == "application/problem+json"
+        assert "FRESHMESH_OPERATOR_TOKEN" in missing.json()["detail"]
+        wrong = await http.get(path, params={"token": "not-the-token"})
+        assert wrong.status_code == 403 and wrong.json()["detail"] == "operator token not accepted"
+        assert (await http.get(path, headers={"Authorization": "Bearer nope"})).status_code == 403
+    assert (await http.get("/console/snapshot", params={"token": OPERATOR_TOKEN})).status_code == 200
+    assert (await http.get("/products")).status_code == 200  # a customer's endpoint needs no token
+
+
+async def test_snapshot_shows_actors_stores_business_and_alerts(cloud, stack):
+    services, url, http = cloud
+    shards = services.cloud.shards
+    sku = (await http.get("/products")).json()["products"][0]["sku"]
+    before = await snapshot(http)
+    till_before = next((s["till_fen"] for s in (before["business"] or {"by_store": []})["by_store"]
+                        if s["store_id"] == "S005"), 0)
+    now = datetime.now(timezone.utc)
+    created = await http.post("/flash-sales", headers=OP, json={
+        "sku": sku, "quantity": 10, "price_fen": 990, "starts_at": (now - timedelta(minutes=1)).isoformat(),
+        "ends_at": (now + timedelta(hours=1)).isoformat(), "per_member_limit": 1, "rate_per_s": 1000})
+    assert created.status_code == 201, created.text
+    sale_id = created.json()["sale_id"]
+    for member in ("con-m1", "con-m2"):
+        r = await http.post(f"/flash-sales/{sale_id}/orders", json={"member_id": member}, headers=key())
+        assert r.status_code == 201, r.text
+    member = (await http.post("/members", json={"phone": f"139{uuid.uuid4().int % 10**8:08d}"})).json()["member_id"]
+    assert (await http.post(f"/members/{member}/top-ups", json={"amount_fen": 5000}, headers=key())).status_code == 201
+    async with StoreLink(stack, "S005") as link:
+        beats = Heartbeats(link, {"scale": "ok", "scanner": "ok", "printer": "down"}).start()
+        try:
+            await till_sale(link, sku, 1234)
+            await link.publish(StockMoved(**link.next_envelope(), sku=sku, delta=-2, reason="shrinkage",
+                                          shrinkage_reason="spoiled", on_hand_after=5, reference=""))
+
+            async def settled():
+                snap = await snapshot(http)
+                store = next(s for s in snap["stores"] if s["store_id"] == "S005")
+                sales = {s["store_id"]: s for s in (snap["business"] or {"by_store": []})["by_store"]}
+                ok = (store["online"] and store["device_faults"] == ["printer"]
+                      and sales.get("S005", {}).get("till_fen", 0) >= till_before + 1234
+                      and any(r["reason"] == "spoiled" for r in snap["business"]["shrinkage"])
+                      and any(f["sale_id"] == sale_id and f["sold"] == 2 for f in snap["business"]["flash"])
+                      and (snap["business"]["members"]["topups"] or {}).get("fen", 0) >= 5000
+                      and snap["audit"] is not None)
+                return ok and snap
+            snap = await eventually(settled, timeout_s=20)
+        finally:
+            await beats.stop()
+    assert snap, ("the console never showed S005 online with its printer down, its till sale, its shrinkage, "
+                  "the flash sale's sold units and the top-up")
+    flash = next(f for f in snap["business"]["flash"] if f["sale_id"] == sale_id)
+    assert (flash["live"], flash["quantity"], flash["remaining"], flash["rate_per_s"]) == (True, 10, 8, 1000)
+    assert shards.flash_sale_name(sale_id) in {a["name"] for a in snap["actors"]}
+    actors = {a["name"]: a for a in snap["actors"]}
+    expected = shards.all_stock_pools() + [shards.order_router_name(), f"{shards.prefix}store_registry"]
+    for name in expected:
+        assert actors[name]["state"] == "ALIVE" and actors[name]["health"] == "ok", actors.get(name)
+        assert actors[name]["queue"] is not None and actors[name]["node"], actors[name]
+    assert (actors[shards.stock_pool_name(sku)]["kind"], actors[shards.order_router_name()]["shard"]) == ("stock_pool", "")
+    assert ("device", "S005/printer") in {(a["kind"], a["subject"]) for a in snap["alerts"]}
+    assert snap["audit"]["violations"] == [] and snap["audit"]["actors"] >= len(shards.all_stock_pools())
+    assert [s["rank"] for s in snap["stores"]] == list(range(len(snap["stores"])))
+    assert snap["business"]["sales"]["till"]["fen"] >= 1234
+    assert {s["store_id"] for s in snap["stores"]} >= set(services.cloud.world.stores)
+
+
+async def test_stream_sends_snapshots_and_a_client_that_leaves_leaves_nothing_running(cloud):
+    services, url, http = cloud
+    feed = services.console()
+    events = []
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        async with client.stream("GET", "/console/stream", params={"token": OPERATOR_TOKEN}) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+            kind = None
+            async for line in r.aiter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "snapshot":
+                    events.append(json.loads(line[6:]))
+                    if len(events) == 3:
+                        break
+            assert feed.watchers == 1
+    assert len(events) == 3 and events[0]["at_ms"] < events[-1]["at_ms"]
+    assert {"actors", "stores", "business", "alerts", "summary"} <= set(events[-1])
+
+    async def released():
+        producers = [t for t in asyncio.all_tasks() if t.get_name() == "console-producer" and not t.done()]
+        return feed.watchers == 0 and not producers
+    assert await eventually(released, timeout_s=5), "a closed stream left its subscription or producer running"
+
+
+# ---- the page in a real browser -------------------------------------------------------------------------
+
+def chromium() -> str:
+    """Debian's chromium: installed here if missing (CI runs as root); skipped only where it cannot be."""
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if os.path.exists(path):
+        return path
+    if os.geteuid() != 0:
+        pytest.skip("Debian's chromium is not installed and installing it needs root: apt-get install -y chromium")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, timeout=900, capture_output=True)
+    return shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def png_size(path) -> tuple[int, int]:
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+async def test_console_in_chromium_sees_a_store_go_offline_and_an_actor_killed(cloud, stack, tmp_path):
+    from playwright.async_api import async_playwright
+    services, url, http = cloud
+    started = time.monotonic()
+    victim = services.cloud.shards.all_stock_pools()[0]
+    browser_path = chromium()
+    async with StoreLink(stack, "S004") as link, async_playwright() as pw:
+        beats = Heartbeats(link, {"scale": "ok", "scanner": "ok", "printer": "ok"}).start()
+        browser = await pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=browser_path, headless=True,
+            viewport={"width": 1500, "height": 1100},
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.pages[0] if browser.pages else await browser.new_page()
+            await page.goto(f"{url}/console?token={OPERATOR_TOKEN}")
+            assert "token=" not in page.url, "the token must not stay in the address bar"
+            await page.wait_for_selector('#conn[data-status="live"]', timeout=15_000)
+            await page.wait_for_selector('tr[data-store="S004"][data-online="true"]', timeout=15_000)
+            await page.wait_for_selector(f'tr[data-actor="{victim}"][data-state="ALIVE"][data-health="ok"]',
+                                         timeout=15_000)
+            restarts_before = int(await page.get_attribute(f'tr[data-actor="{victim}"]', "data-restarts"))
+
+            # the store's box goes quiet: offline within the registry's window, then the alert
+            await beats.stop()
+            went_quiet = time.monotonic()
+            await page.wait_for_selector('tr[data-store="S004"][data-online="false"][data-status="offline"]',
+                                         timeout=15_000)
+            await page.wait_for_selector('#alert-list li[data-alert-kind="store_offline"][data-subject="S004"]',
+                                         timeout=10_000)
+            offline_seen_s = time.monotonic() - went_quiet
+
+            # kill -9 a stock pool's worker process: Ray restarts it; the console shows it red within seconds
+            pid = (await services.cloud.actors.info(victim))["pid"]
+            os.kill(pid, signal.SIGKILL)
+            killed = time.monotonic()
+            row = f'tr[data-actor="{victim}"]'
+            await page.wait_for_function(
+                """([sel, before]) => { const r = document.querySelector(sel);
+                     return r && ["dead", "restarting", "restarted"].includes(r.dataset.health)
+                            && Number(r.dataset.restarts) > before && r.classList.contains("bad"); }""",
+                arg=[row, restarts_before], timeout=10_000)
+            kill_seen_s = time.monotonic() - killed
+            background = await page.eval_on_selector(row, "r => getComputedStyle(r).backgroundColor")
+            red, green, blue = (int(v) for v in background[background.index("(") + 1:-1].split(",")[:3])
+            assert red > 200 and red - green > 25 and red - blue > 25, f"the killed actor's row is not red: {background}"
+            assert await page.locator(f'#alert-list li[data-subject="{victim}"]').count() == 1
+            # recovered: Ray's state is ALIVE again with one more restart (still flagged as recently restarted)
+            await page.wait_for_selector(f'{row}[data-state="ALIVE"]', timeout=10_000)
+
+            shot = tmp_path / "console.png"
+            await page.screenshot(path=str(shot), full_page=True)
+            width, height = png_size(shot)
+            assert shot.stat().st_size > 20_000 and width >= 1000 and height >= 600, (shot.stat().st_size, width, height)
+            dom = await page.evaluate("""() => ({
+                actors: document.querySelectorAll("#actors tbody tr[data-actor]").length,
+                stores: document.querySelectorAll("#stores tbody tr[data-store]").length,
+                order: [...document.querySelectorAll("#stores tbody tr")].map(r => [r.dataset.store, r.dataset.status]),
+                charts: document.querySelectorAll("#business svg").length,
+                audit: document.querySelector("#audit-status") !== null,
+                conn: document.querySelector("#conn").dataset.status})""")
+            assert dom["actors"] >= 4 and dom["stores"] == len(services.cloud.world.stores), dom
+            assert dom["charts"] >= 1 and dom["audit"] and dom["conn"] == "live", dom
+            statuses = [status for _, status in dom["order"]]
+            offline = statuses.count("offline")
+            assert statuses[:offline] == ["offline"] * offline and ["S004", "offline"] in dom["order"][:offline], (
+                f"worst first: offline stores head the list: {dom['order']}")
+            if os.environ.get("FRESHMESH_CONSOLE_SCREENSHOT"):  # keep it to look at
+                shutil.copy(shot, os.environ["FRESHMESH_CONSOLE_SCREENSHOT"])
+        finally:
+            await browser.close()
+            if beats.task and not beats.task.done():
+                await beats.stop()
+    print(f"console: offline shown {offline_seen_s:.1f} s after the last heartbeat, kill shown {kill_seen_s:.1f} s "
+          f"after SIGKILL; test took {time.monotonic() - started:.1f} s")

@@ -1,4 +1,8 @@
-"""`freshmesh edge --store ID --config FILE`: one store's box (shard, actor, devices, sync, lane API)."""
+"""`freshmesh edge --store ID --config FILE`: one store's box (shard, actor, devices, sync, lane API).
+
+A config with a `stores` list runs several boxes in one process (the fleet simulator packs many stores on one
+machine this way); each box keeps its own shard, NATS user, devices and lane API port, exactly as alone.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -13,31 +17,37 @@ from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 
 
-def load_config(args) -> dict:
-    config = json.loads(open(args.config).read()) if args.config else {}
-    config["store_id"] = args.store or config.get("store_id")
-    if not config.get("store_id"):
-        raise SystemExit("give --store ID (or store_id in the config)")
+def _with_env(config: dict) -> dict:
     config.setdefault("data_dir", os.environ.get("FRESHMESH_EDGE_DATA", "./var/edge"))
     config.setdefault("http_port", 9000)
     for key, env in (("nats_url", "NATS_URL"), ("store_secret", "FRESHMESH_STORE_SECRET"),
                      ("nats_password", "FRESHMESH_STORE_PASSWORD")):
         if os.environ.get(env) and not config.get(key):
             config[key] = os.environ[env]
-    if args.http_port:
-        config["http_port"] = args.http_port
     return config
 
 
-async def serve(config: dict) -> None:
+def load_configs(args) -> list[dict]:
+    config = json.loads(open(args.config).read()) if args.config else {}
+    if "stores" in config:  # many boxes: each entry overrides the shared keys
+        shared = {k: v for k, v in config.items() if k != "stores"}
+        return [_with_env({**shared, **entry}) for entry in config["stores"]]
+    config["store_id"] = args.store or config.get("store_id")
+    if not config.get("store_id"):
+        raise SystemExit("give --store ID (or store_id in the config)")
+    if args.http_port:
+        config["http_port"] = args.http_port
+    return [_with_env(config)]
+
+
+async def _serve_box(config: dict, stop: asyncio.Event) -> None:
     box = await EdgeBox(config).start()
     server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=config["http_port"],
-                                           log_level="warning", lifespan="off"))
+                                           log_level="warning", lifespan="off",
+                                           # tills keep their connection; a server closing it just as a client
+                                           # reuses it (both at 5 s) would fail a payment for nothing
+                                           timeout_keep_alive=75))
     server.install_signal_handlers = lambda: None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     task = asyncio.create_task(server.serve())
     print(f"edge {config['store_id']}: lanes on http://127.0.0.1:{config['http_port']}", flush=True)
     await stop.wait()
@@ -46,7 +56,16 @@ async def serve(config: dict) -> None:
     await box.stop()
 
 
+async def serve(configs: list[dict] | dict) -> None:
+    configs = [configs] if isinstance(configs, dict) else configs
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await asyncio.gather(*(_serve_box(c, stop) for c in configs))
+
+
 def run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve(load_config(args)))
+    asyncio.run(serve(load_configs(args)))
     return 0

@@ -10,10 +10,10 @@ SUITES = {
     "actors": ("loadtest.actors", "durable reservations and transfers through Ray; routing among 5,000 stores"),
     "flashsale": ("loadtest.flashsale", "open-loop HTTP load on one flash sale; oversold must be 0"),
     "catchup": ("loadtest.catchup", "a store's offline backlog drained to the cloud: events/s and edge RSS"),
+    "consistency": ("loadtest.consistency", "edge sale -> visible in the cloud's stock view, under steady till traffic"),
+    "fleet": ("loadtest.fleet", "how many stores one box carries with till-to-cloud lag p99 under 1 s"),
 }
-PLANNED = {
-    "consistency": "issue 7", "fleet": "issue 7",
-}
+PLANNED: dict[str, str] = {}
 
 
 def add_load_parser(sub, func) -> None:
@@ -25,11 +25,16 @@ def add_load_parser(sub, func) -> None:
     load.add_argument("--url", default=None, help="flashsale: the cloud API (default: start one)")
     load.add_argument("--token", default=None, help="flashsale: operator token (default: $FRESHMESH_OPERATOR_TOKEN)")
     load.add_argument("--rate", type=float, default=2000, help="flashsale: attempts per second (open loop)")
-    load.add_argument("--duration", type=float, default=10, help="flashsale: seconds of load")
+    load.add_argument("--duration", type=float, default=10, help="flashsale, consistency, fleet (per step): seconds of load")
     load.add_argument("--quantity", type=int, default=5000, help="flashsale: units on sale")
     load.add_argument("--members", type=int, default=50_000, help="flashsale: distinct members")
     load.add_argument("--workers", type=int, default=2, help="flashsale: API worker processes when starting one")
     load.add_argument("--sales", type=int, default=5000, help="catchup: offline sales in the backlog")
+    load.add_argument("--stores", type=int, default=50, help="consistency: edge boxes selling")
+    load.add_argument("--store-rate", type=float, default=1.0, help="consistency, fleet: baskets per second per store")
+    load.add_argument("--probe-every", type=float, default=1.0, help="consistency, fleet: seconds between probe sales")
+    load.add_argument("--per-process", type=int, default=25, help="consistency, fleet: edge boxes per process")
+    load.add_argument("--steps", default="25,50,100,150,200,250,300", help="fleet: store counts to try, in order")
     load.set_defaults(func=func)
 
 

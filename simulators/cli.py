@@ -12,11 +12,6 @@ import signal
 import sys
 import threading
 
-NOT_BUILT = {
-    "sim": "device simulators, shoppers and the fleet launcher - issue 7",
-}
-
-
 def _stack_from_env(args):
     from cloud.embedded import EmbeddedStack
     return EmbeddedStack(workdir=args.workdir, nats="NATS_URL" not in os.environ,
@@ -78,9 +73,14 @@ def cmd_edge(args) -> int:
     return run(args)
 
 
-def cmd_not_built(args) -> int:
-    print(f"freshmesh {args.command}: not built yet: {NOT_BUILT[args.command]}", file=sys.stderr)
-    return 2
+def cmd_sim_fleet(args) -> int:
+    from simulators.demo import run
+    return run(args, till_rate=args.rate, online_rate=args.online_rate, flash=False)
+
+
+def cmd_sim_devices(args) -> int:
+    from simulators.sim_devices import run
+    return run(args)
 
 
 def cmd_load(args) -> int:
@@ -115,10 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_argument("--http-port", type=int, default=None)
     edge.set_defaults(func=cmd_edge)
 
-    for name in NOT_BUILT:
-        p = sub.add_parser(name, help=NOT_BUILT[name])
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=cmd_not_built)
+    sim = sub.add_parser("sim", help="simulators: serial devices on pseudo-terminals, a fleet of stores with shoppers")
+    sim_sub = sim.add_subparsers(dest="sim", required=True)
+    devices = sim_sub.add_parser("devices", help="a scale, scanner and receipt printer on pseudo-terminals, driven from stdin")
+    from simulators.sim_devices import add_arguments
+    add_arguments(devices)
+    devices.set_defaults(func=cmd_sim_devices)
+    fleet = sim_sub.add_parser("fleet", help="embedded servers, the cloud and N stores with devices and shoppers")
+    fleet.add_argument("--stores", type=int, default=5)
+    fleet.add_argument("--seed", type=int, default=7, help="the world and the shoppers' choices")
+    fleet.add_argument("--rate", type=float, default=1.0, help="till baskets per second per store")
+    fleet.add_argument("--online-rate", type=float, default=0.5, help="online orders per second, chain-wide")
+    fleet.add_argument("--devices", action=argparse.BooleanOptionalAction, default=None,
+                       help="serial scale, scanner and printer per store (default: on up to 20 stores)")
+    fleet.add_argument("--per-process", type=int, default=25, help="edge boxes per edge process")
+    fleet.add_argument("--duration", type=float, default=None, help="seconds, then stop (default: until Ctrl-C)")
+    fleet.add_argument("--json", default=None, help="write the summary here")
+    fleet.set_defaults(func=cmd_sim_fleet)
 
     from loadtest import add_load_parser
     add_load_parser(sub, cmd_load)

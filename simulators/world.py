@@ -1,7 +1,7 @@
 """A reference world generated from a seed: a fresh-food catalogue and a promotion book using every rule type.
 
-Deterministic for a seed, so tests, load tests and the demo can share it. (Stores and members join it with the
-simulators issue.)
+Deterministic for a seed, so tests, load tests, the fleet and the demo share it: stores placed around a city,
+members with phones and levels, and the label-scale barcodes printed on pre-weighed packs.
 """
 from __future__ import annotations
 
@@ -133,6 +133,22 @@ def reference_stores(count: int = 5, seed: int = 7) -> list[dict]:
             "opens": "07:00", "closes": "22:00", "slot_minutes": 60, "slot_capacity": 40,
         })
     return stores
+
+
+def reference_members(count: int = 1000, seed: int = 7) -> list[dict]:
+    """Members as customers know themselves: a mobile number, a level, and what they usually top up."""
+    rng = random.Random(seed)
+    phones = rng.sample(range(10**8), count)
+    return [{"phone": f"13{rng.randint(5, 9)}{n:08d}", "level": rng.choices(("", *LEVELS), (60, 25, 12, 3))[0],
+             "top_up_fen": rng.choice((10_000, 20_000, 50_000, 100_000))} for n in phones]
+
+
+def label_barcode(plu: str, grams: int, prefix: str = "21") -> str:
+    """The EAN-13 a label scale prints on a pre-weighed pack: prefix, 5-digit PLU, weight in grams, check digit
+    (layout PPIIIIIWWWWWC, the default one in protocol/barcodes)."""
+    if not (len(plu) == 5 and plu.isdigit() and 0 < grams < 100_000):
+        raise ValueError(f"a label needs a 5-digit PLU and 1..99999 g, not {plu!r} and {grams} g")
+    return _ean13(f"{prefix}{plu}{grams:05d}")
 
 
 def reference_world(stores: int = 5, seed: int = 7, rules: int = 200) -> dict:

@@ -42,13 +42,18 @@ def spawn(argv: list[str], log_path: Path, user: str | None = None, env: dict | 
         log.close()
 
 
-def spawn_quiet(argv: list[str], env: dict | None = None) -> subprocess.Popen:
+def spawn_quiet(argv: list[str], env: dict | None = None, log_path: Path | None = None) -> subprocess.Popen:
     """A child in its own session (a Ctrl-C at the terminal reaches only us; we stop it ourselves, in order),
-    which still gets SIGINT if we die."""
+    which still gets SIGINT if we die. Its output goes to `log_path` (kept for a post-mortem) or nowhere."""
     armed = threading.current_thread() is threading.main_thread() and os.name == "posix"
-    return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=die_with_parent if armed else None)
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if log_path else out,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=die_with_parent if armed else None)
+    finally:
+        if log_path:
+            out.close()
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, what: str, log_path: Path, timeout_s: float = 30.0) -> None:

@@ -1,4 +1,4 @@
-"""A short `freshmesh demo` (2 stores, seconds): the summary shows a consistent chain."""
+"""A short `freshmesh demo` (2 stores with serial devices, seconds): the summary shows a consistent chain."""
 from __future__ import annotations
 
 import json
@@ -23,4 +23,21 @@ def test_short_demo_summary_holds(tmp_path):
     assert summary["sales"] > 0 and summary["sales"] == summary["cloud_sales"]
     assert summary["flash_sale"]["oversold"] == 0 and summary["flash_sale"]["sold"] == summary["flash_sale"]["quantity"]
     assert summary["online_orders"] > 0
+    # lane 1 of each store sells through the pty scanner (and scale); every sale's receipt came out of the printer
+    assert summary["device_sales"] > 0
+    assert summary["receipts_printed"] >= summary["sales"]
     assert summary["lag_ms"]["p99"] is not None and summary["lag_ms"]["p99"] < 10_000  # the mission's bar
+
+
+def test_consistency_load_reports_every_probe_sale_visible(tmp_path):
+    """The consistency suite's program on a tiny chain: each probe sale shows up in the cloud's stock view."""
+    report = tmp_path / "consistency.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "RAY_ADDRESS")}
+    result = subprocess.run([sys.executable, "-m", "simulators.cli", "load", "consistency", "--stores", "2",
+                             "--duration", "4", "--json", str(report)], env=env, capture_output=True, text=True,
+                            timeout=400)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    figures = json.loads(report.read_text())
+    assert figures["stores"] == 2 and figures["till_sales"] > 0
+    assert figures["probes"] >= 2 and figures["probes_not_visible"] == 0
+    assert 0 < figures["lag_ms"]["p50"] <= figures["lag_ms"]["p99"] <= figures["lag_ms"]["max"] < 10_000

@@ -1,0 +1,148 @@
+"""`freshmesh load consistency`: a till sale committed at the edge -> visible in the cloud's stock view.
+
+Starts the chain (embedded servers, `freshmesh cloud`, `--stores` edge boxes) and runs steady till traffic at
+`--store-rate` baskets per second per store, through each store's lane API. Every store also runs a probe: it
+sells one unit of an item only the probe sells, then polls `GET /stores/{id}/stock?sku=` until the cloud's on-hand
+count shows that sale. Lag = the first poll that shows it minus the moment the lane answered "paid" (the sale is
+committed in SQLite before that answer, so this never flatters the system by more than one local HTTP reply).
+The cloud's own view (the StoreRegistry's receive-time lag per store) is reported beside it.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from collections import Counter
+
+from loadtest.report import Progress, latency_ms
+from simulators.chain import Chain
+from simulators.traffic import Clients, Shelf, Tills
+
+POLL_S = 0.02
+GIVE_UP_S = 30.0
+
+
+class Probe:
+    """One store's probe: sequential probe sales of its own item, each timed until the cloud shows it."""
+
+    def __init__(self, http: Clients, cloud_url: str, lane_url: str, store_id: str, sku: str,
+                 gtin: str, start_qty: int) -> None:
+        self.http, self.cloud_url, self.lane_url = http, cloud_url, lane_url
+        self.store_id, self.sku, self.gtin, self.expected = store_id, sku, gtin, start_qty
+        self.lags: list[float] = []
+        self.lost = 0
+
+    async def cloud_on_hand(self) -> int | None:
+        r = await self.http.get(f"{self.cloud_url}/stores/{self.store_id}/stock", params={"sku": self.sku})
+        rows = r.json().get("stock", []) if r.status_code == 200 else []
+        return rows[0]["on_hand"] if rows else None
+
+    async def wait_visible(self, deadline_s: float = 60) -> bool:
+        """Poll at 20 ms, then ever less often (x1.2, at most 250 ms): the probes must not become the load they
+        measure, and the error stays under a fifth of the lag itself."""
+        until, pause = time.monotonic() + deadline_s, POLL_S
+        while time.monotonic() < until:
+            on_hand = await self.cloud_on_hand()
+            if on_hand is not None and on_hand <= self.expected:
+                return True
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.2, 0.25)
+        return False
+
+    async def once(self) -> None:
+        await self.http.post(f"{self.lane_url}/lanes/probe/scan", json={"code": self.gtin})
+        r = await self.http.post(f"{self.lane_url}/lanes/probe/pay", json={"method": "cash", "tendered_fen": 10**6})
+        committed = time.monotonic()
+        if r.status_code != 201:
+            raise RuntimeError(f"probe sale at {self.store_id} refused: {r.status_code} {r.text[:200]}")
+        self.expected -= 1
+        if await self.wait_visible(GIVE_UP_S):
+            self.lags.append(time.monotonic() - committed)
+        else:
+            self.lost += 1
+
+    async def run(self, stop: asyncio.Event, every_s: float, rng: random.Random) -> None:
+        await asyncio.sleep(rng.uniform(0, every_s))  # stores do not probe in lockstep
+        while not stop.is_set():
+            started = time.monotonic()
+            await self.once()
+            await asyncio.sleep(max(every_s - (time.monotonic() - started), 0))
+
+
+async def measure(chain: Chain, store_rate: float, seconds: float, probe_every_s: float, seed: int,
+                  label: str = "consistency", stores: list[str] | None = None) -> dict:
+    """Steady till traffic plus probes on a running chain for `seconds`; returns the lag figures."""
+    rng = random.Random(seed)
+    fleet = chain.fleet
+    shelf = Shelf(chain.world["catalogue"])
+    stores = stores or list(fleet.lanes)
+    counts: Counter = Counter()
+    stop = asyncio.Event()
+    async with Clients(timeout=30, per_server=64) as http:
+        probes = [Probe(http, chain.cloud_url, fleet.lanes[s], s, shelf.probe["sku"], shelf.probe["gtin"], 0)
+                  for s in stores]
+        fresh = [p for p in probes if p.store_id not in fleet.stocked]
+        await asyncio.gather(*(shelf.stock_up(http, p.lane_url) for p in fresh))
+        fleet.stocked.update(p.store_id for p in fresh)
+        await _drained(http, [p.lane_url for p in probes])  # measure steady traffic, not the shelves' filling
+        for probe in probes:  # a known starting point: the cloud shows the probe item's receipt
+            probe.expected = await _settled_on_hand(probe)
+        tills = Tills(fleet, shelf, store_rate, rng, counts, stop)
+        traffic = [asyncio.create_task(tills._arrivals(http, s)) for s in stores]
+        runs = [asyncio.create_task(p.run(stop, probe_every_s, rng)) for p in probes]
+        progress = Progress(label)
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            await asyncio.sleep(0.5)
+            lags = sorted(lag for p in probes for lag in p.lags)
+            p99 = f"{lags[int(0.99 * (len(lags) - 1))] * 1000:.0f}" if lags else "-"
+            progress.update(f"{len(stores)} stores, {counts['till_sales']} sales, {len(lags)} probes, p99 {p99} ms")
+        stop.set()
+        await asyncio.gather(*traffic, *runs, return_exceptions=True)
+        progress.done()
+        elapsed = time.monotonic() - started
+        registry = (await http.get(f"{chain.cloud_url}/stores")).json()["stores"]
+    cloud_p99 = [s["lag_p99_ms"] for s in registry if s["store_id"] in stores and s.get("lag_p99_ms") is not None]
+    samples = [lag for p in probes for lag in p.lags]
+    return {"stores": len(stores), "store_rate_per_s": store_rate, "seconds": round(elapsed, 1),
+            "till_sales": counts["till_sales"], "till_sales_per_s": round(counts["till_sales"] / elapsed, 1),
+            "till_refused": counts["till_refused"], "probes": len(samples),
+            "probes_not_visible": sum(p.lost for p in probes),
+            "lag_ms": latency_ms(samples),
+            "cloud_registry_lag_p99_ms": {"median_store": statistics.median(cloud_p99) if cloud_p99 else None,
+                                          "worst_store": max(cloud_p99) if cloud_p99 else None},
+            "errors": {k: v for k, v in counts.items() if ":" in k}}
+
+
+async def _drained(http: Clients, lane_urls: list[str], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        depths = [(await http.get(f"{url}/health")).json().get("outbox_depth") for url in lane_urls]
+        if not any(depths):
+            return
+        await asyncio.sleep(0.5)
+    raise RuntimeError("store outboxes did not drain before the measurement")
+
+
+async def _settled_on_hand(probe: Probe) -> int:
+    """The cloud's on-hand for the probe item once the store's receipt has arrived (it stops changing)."""
+    last, same_since = None, time.monotonic()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        on_hand = await probe.cloud_on_hand()
+        if on_hand is not None and on_hand == last:
+            if time.monotonic() - same_since > 0.5:
+                return on_hand
+        else:
+            last, same_since = on_hand, time.monotonic()
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the cloud never showed {probe.store_id}'s stock of {probe.sku}")
+
+
+def run_from_args(args) -> dict:
+    chain = Chain(args.stores, per_process=args.per_process, seed=args.seed)
+    with chain:
+        report = asyncio.run(measure(chain, args.store_rate, args.duration, args.probe_every, args.seed))
+    report["aim"] = "lag p99 <= 500 ms with 50 stores selling steadily (the mission's bar: 10 s)"
+    return report

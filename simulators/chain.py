@@ -1,0 +1,91 @@
+"""The whole chain on one box: embedded NATS + PostgreSQL, one `freshmesh cloud`, and a fleet of edge boxes.
+
+The demo, `freshmesh sim fleet` and the consistency and fleet load suites all start it the same way. The world
+(stores, catalogue, rule book) is generated for `max_stores` so that a fleet can grow while it runs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from cloud.embedded import EmbeddedStack
+from cloud.embedded.process import free_port, spawn_quiet, tail
+from loadtest.report import stop_process, wait_http
+from simulators.fleet import Fleet
+from simulators.world import reference_world
+
+
+def store_ids(count: int) -> list[str]:
+    return [f"S{i + 1:03d}" for i in range(count)]
+
+
+class Chain:
+    def __init__(self, stores: int, max_stores: int | None = None, seed: int = 7, per_process: int = 25,
+                 devices: bool = False, api_workers: int = 1, rules: int = 60) -> None:
+        self.stores, self.max_stores = stores, max(max_stores or stores, stores)
+        self.seed, self.per_process, self.devices = seed, per_process, devices
+        self.api_workers, self.rules = api_workers, rules
+        self.workdir = Path(tempfile.mkdtemp(prefix="freshmesh-chain-"))
+        self.token = uuid.uuid4().hex
+        self.stack: EmbeddedStack | None = None
+        self.cloud = None
+        self.fleet: Fleet | None = None
+
+    def start(self) -> "Chain":
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.world = reference_world(stores=self.max_stores, seed=self.seed, rules=self.rules)
+        self.world_path = self.workdir / "world.json"
+        self.world_path.write_text(json.dumps(self.world))
+        self.stack = EmbeddedStack(workdir=self.workdir / "stack", store_ids=store_ids(self.max_stores)).start()
+        env = {**os.environ, "NATS_URL": self.stack.nats_url, "DATABASE_URL": self.stack.database_url,
+               "FRESHMESH_OPERATOR_TOKEN": self.token}
+        env.pop("RAY_ADDRESS", None)  # a local Ray of our own
+        port = free_port()
+        self.cloud_url = f"http://127.0.0.1:{port}"
+        self.cloud = spawn_quiet([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port),
+                                  "--workers", str(self.api_workers), "--world", str(self.world_path)], env=env,
+                                 log_path=self.workdir / "cloud.log")
+        try:
+            wait_http(f"{self.cloud_url}/health", 180, self.cloud)
+        except RuntimeError as exc:
+            raise RuntimeError(f"the cloud: {exc}; its log ends:\n{tail(self.workdir / 'cloud.log')}") from None
+        self.fleet = Fleet(self.workdir, self.world_path, self.stack.nats_address,
+                           lambda store_id: self.stack.store_credentials(store_id)[1], self.per_process, self.devices)
+        self.fleet.add(store_ids(self.stores))
+
+    def grow(self, stores: int) -> None:
+        """More stores join the running chain (up to `max_stores`)."""
+        if stores > self.max_stores:
+            raise ValueError(f"the world has {self.max_stores} stores; cannot run {stores}")
+        self.fleet.add(store_ids(stores))
+        self.stores = stores
+
+    @property
+    def console_url(self) -> str:
+        return f"{self.cloud_url}/console?token={self.token}"
+
+    def stop(self) -> None:
+        if self.fleet is not None:
+            self.fleet.stop()
+        stop_process(self.cloud)
+        if self.stack is not None:
+            self.stack.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "Chain":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

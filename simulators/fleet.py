@@ -1,0 +1,87 @@
+"""A fleet of store edge boxes on one machine, each with its own shard, NATS user, lane API and (optionally)
+its own scale, scanner and receipt printer on pseudo-terminals.
+
+Boxes are packed `per_process` to a `freshmesh edge` process (a config with a `stores` list) so that hundreds of
+stores fit on a small machine; each box inside behaves exactly as it would alone on its own hardware.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from cloud.embedded.process import free_port, spawn_quiet, tail
+from loadtest.report import stop_process, wait_http
+from simulators.devices import ContinuousScale, ReceiptPrinter, Scanner, Toledo8217Scale
+
+
+@dataclass
+class StoreDevices:
+    scale: Toledo8217Scale | ContinuousScale
+    scanner: Scanner
+    printer: ReceiptPrinter
+
+    def config(self) -> dict:
+        protocol = "toledo8217" if isinstance(self.scale, Toledo8217Scale) else "continuous"
+        return {"scale": {"port": self.scale.path, "protocol": protocol},
+                "scanner": {"port": self.scanner.path, "lane": "1"},
+                "printer": {"port": self.printer.path}}
+
+    def close(self) -> None:
+        for device in (self.scale, self.scanner, self.printer):
+            device.close()
+
+
+class Fleet:
+    def __init__(self, workdir: Path, world_path: Path, nats_address: str, password_of, per_process: int = 25,
+                 devices: bool = False) -> None:
+        self.workdir, self.world_path, self.nats_address = Path(workdir), world_path, nats_address
+        self.password_of, self.per_process, self.with_devices = password_of, per_process, devices
+        self.lanes: dict[str, str] = {}
+        self.devices: dict[str, StoreDevices] = {}
+        self.stocked: set[str] = set()  # stores whose shelves the simulators have filled
+        self.procs = []
+
+    def _devices_for(self, index: int, store_id: str) -> StoreDevices:
+        folder = self.workdir / "dev" / store_id
+        folder.mkdir(parents=True, exist_ok=True)
+        # half the stores have a polled Toledo 8217 scale, half a continuously sending one
+        scale = (Toledo8217Scale if index % 2 == 0 else ContinuousScale)(folder / "scale")
+        devices = StoreDevices(scale, Scanner(folder / "scanner"), ReceiptPrinter(folder / "printer"))
+        self.devices[store_id] = devices
+        return devices
+
+    def add(self, store_ids: list[str], timeout_s: float = 120) -> None:
+        """Start boxes for `store_ids` and wait until every lane API answers."""
+        new, owner = [s for s in store_ids if s not in self.lanes], {}
+        for start in range(0, len(new), self.per_process):
+            chunk = new[start:start + self.per_process]
+            entries = []
+            for store_id in chunk:
+                port = free_port()
+                entry = {"store_id": store_id, "http_port": port, "nats_password": self.password_of(store_id)}
+                if self.with_devices:
+                    entry["devices"] = self._devices_for(len(self.lanes), store_id).config()
+                entries.append(entry)
+                self.lanes[store_id] = f"http://127.0.0.1:{port}"
+            config = self.workdir / f"edge-{chunk[0]}.json"
+            config.write_text(json.dumps({"data_dir": str(self.workdir / "edge"), "world": str(self.world_path),
+                                          "nats_url": self.nats_address, "stores": entries}))
+            log = config.with_suffix(".log")
+            proc = spawn_quiet([sys.executable, "-m", "simulators.cli", "edge", "--config", str(config)], log_path=log)
+            self.procs.append(proc)
+            owner.update(dict.fromkeys(chunk, (proc, log)))
+        for store_id in new:  # a box process that dies while starting is reported, not waited for
+            proc, log = owner[store_id]
+            try:
+                wait_http(f"{self.lanes[store_id]}/health", timeout_s, proc)
+            except RuntimeError as exc:
+                raise RuntimeError(f"store {store_id}: {exc}; its log ends:\n{tail(log)}") from None
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            stop_process(proc)
+        self.procs.clear()
+        for devices in self.devices.values():
+            devices.close()

@@ -1,0 +1,215 @@
+"""Simulated customers: shoppers at the tills, online customers and a flash-sale crowd.
+
+They reach the system only through its real interfaces: a store's lane API, its serial scanner and scale
+(pseudo-terminals, when the fleet has devices), and the cloud HTTP API. Every outcome is counted in `counts`, which
+the demo and the load suites summarise.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import httpx
+
+from simulators.world import label_barcode, reference_members
+
+CN = timezone(timedelta(hours=8))
+LANES = ("1", "2", "3", "4")
+SHELF_ITEMS = 24  # of each kind: enough variety for the pricing rules, few receipts to fill the shelves
+DEVICE_LANE = "1"  # the lane whose scanner is the store's serial scanner (edge config devices.scanner.lane)
+
+
+class Clients:
+    """HTTP clients by server: a small keep-alive pool per till box and one for the cloud, as real terminals have.
+    (httpcore scans its whole pool on every request; one shared pool of hundreds of connections would cost the
+    generator more CPU than the system it measures.) Same `get`/`post` as an httpx client."""
+
+    def __init__(self, timeout: float = 30, per_server: int = 16) -> None:
+        self.timeout, self.limits = timeout, httpx.Limits(max_connections=per_server, max_keepalive_connections=per_server)
+        self._by_origin: dict[str, httpx.AsyncClient] = {}
+
+    def _client(self, url: str) -> httpx.AsyncClient:
+        origin = "/".join(url.split("/", 3)[:3])
+        client = self._by_origin.get(origin)
+        if client is None:
+            client = self._by_origin[origin] = httpx.AsyncClient(timeout=self.timeout, limits=self.limits)
+        return client
+
+    async def get(self, url: str, **kwargs) -> httpx.Response:
+        return await self._client(url).get(url, **kwargs)
+
+    async def post(self, url: str, **kwargs) -> httpx.Response:
+        return await self._client(url).post(url, **kwargs)
+
+    async def __aenter__(self) -> "Clients":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await asyncio.gather(*(c.aclose() for c in self._by_origin.values()))
+
+
+class Shelf:
+    """What shoppers pick from: packed goods (GTIN), weighed goods (PLU), and one probe item per store that only
+    the consistency probe sells, so that its on-hand count says exactly which probe sales the cloud has seen."""
+
+    def __init__(self, catalogue: list[dict]) -> None:
+        packed = [p for p in catalogue if p["unit"] == "piece" and p["gtin"]]
+        self.probe = packed[-1]
+        self.packed = packed[:SHELF_ITEMS]
+        self.weighed = [p for p in catalogue if p["unit"] == "kg" and p["plu"]][:SHELF_ITEMS]
+        self.online = [p for p in self.packed if "online" in p["channels"]]
+
+    def code(self, rng: random.Random) -> str:
+        if rng.random() < 0.6:
+            return rng.choice(self.packed)["gtin"]
+        return label_barcode(rng.choice(self.weighed)["plu"], rng.randint(150, 1500))  # a pre-weighed pack
+
+    async def stock_up(self, http: Clients, lane_url: str, probe_qty: int = 1_000_000) -> None:
+        for p in self.packed:
+            await http.post(f"{lane_url}/stock/{p['sku']}/receive", json={"qty": 100_000})
+        for p in self.weighed:
+            await http.post(f"{lane_url}/stock/{p['sku']}/receive", json={"qty": 10_000_000})  # grams
+        await http.post(f"{lane_url}/stock/{self.probe['sku']}/receive", json={"qty": probe_qty})
+
+
+class Tills:
+    """Shoppers at every store's tills: Poisson arrivals at `rate_per_store`, each a basket of 1-4 items scanned
+    (packed goods and label barcodes), sometimes a loose item weighed on the store's scale, then paid. On the
+    device lane the scanner and scale are the serial devices, and the receipt comes out of the serial printer."""
+
+    def __init__(self, fleet, shelf: Shelf, rate_per_store: float, rng: random.Random, counts: Counter,
+                 stop: asyncio.Event) -> None:
+        self.fleet, self.shelf, self.rate, self.rng, self.counts, self.stop = fleet, shelf, rate_per_store, rng, counts, stop
+        self.lane_free: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def tasks(self, http: Clients) -> list[asyncio.Task]:
+        return [asyncio.create_task(self._arrivals(http, store_id)) for store_id in self.fleet.lanes]
+
+    async def _arrivals(self, http: Clients, store_id: str) -> None:
+        pending: set[asyncio.Task] = set()
+        while not self.stop.is_set():
+            await asyncio.sleep(self.rng.expovariate(self.rate))
+            task = asyncio.create_task(self.basket(http, store_id))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def basket(self, http: Clients, store_id: str) -> None:
+        lane = self.rng.choice(LANES)
+        lock = self.lane_free.setdefault((store_id, lane), asyncio.Lock())
+        async with lock:  # one customer at a time per lane, as at a real till
+            url = self.fleet.lanes[store_id]
+            devices = self.fleet.devices.get(store_id) if lane == DEVICE_LANE else None
+            try:
+                for _ in range(self.rng.randint(1, 4)):
+                    if devices is not None:
+                        await self._scan_with_device(http, url, devices)
+                    else:
+                        await http.post(f"{url}/lanes/{lane}/scan", json={"code": self.shelf.code(self.rng)})
+                if devices is not None and self.rng.random() < 0.5:
+                    await self._weigh(http, url, devices)
+                r = await http.post(f"{url}/lanes/{lane}/pay", json={"method": "cash", "tendered_fen": 10**6})
+                self.counts["till_sales" if r.status_code == 201 else "till_refused"] += 1
+                if r.status_code == 201 and devices is not None:
+                    self.counts["device_sales"] += 1
+            except (httpx.HTTPError, TimeoutError) as exc:
+                self.counts["till_refused"] += 1
+                self.counts[f"till_error:{type(exc).__name__}"] += 1
+
+    async def _scan_with_device(self, http: Clients, url: str, devices) -> None:
+        """The scanner types the code on its serial port; the box adds the line; the cashier sees it on screen."""
+        before = len((await http.get(f"{url}/lanes/{DEVICE_LANE}/cart")).json().get("lines", []))
+        devices.scanner.scan(self.shelf.code(self.rng))
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            if len((await http.get(f"{url}/lanes/{DEVICE_LANE}/cart")).json().get("lines", [])) > before:
+                return
+        raise TimeoutError("a scanned code never reached the cart")
+
+    async def _weigh(self, http: Clients, url: str, devices) -> None:
+        product = self.rng.choice(self.shelf.weighed)
+        devices.scale.set_grams(self.rng.randint(120, 2500))
+        await asyncio.sleep(0.25)  # the item settles on the plate
+        r = await http.post(f"{url}/lanes/{DEVICE_LANE}/weigh", json={"sku": product["sku"]})
+        self.counts["weighed" if r.status_code == 200 else "weigh_refused"] += 1
+
+
+class OnlineCustomers:
+    """Members of the reference world who register, top up, order for pickup (sometimes delivery), pay with stored
+    value, sometimes cancel, and pick up at the store's till."""
+
+    def __init__(self, cloud_url: str, fleet, shelf: Shelf, rate: float, rng: random.Random, counts: Counter,
+                 stop: asyncio.Event) -> None:
+        self.cloud_url, self.fleet, self.shelf, self.rate = cloud_url, fleet, shelf, rate
+        self.rng, self.counts, self.stop = rng, counts, stop
+        self.people = reference_members(2000, seed=rng.randrange(1 << 30))
+        self._pickups: set[asyncio.Task] = set()
+
+    async def run(self, http: Clients) -> None:
+        while not self.stop.is_set():
+            await asyncio.sleep(self.rng.expovariate(self.rate))
+            try:
+                await self.order_once(http)
+            except httpx.HTTPError:
+                self.counts["online_error"] += 1
+        await asyncio.gather(*self._pickups, return_exceptions=True)
+
+    async def order_once(self, http: Clients) -> None:
+        person = self.rng.choice(self.people)
+        member = (await http.post(f"{self.cloud_url}/members", json={"phone": person["phone"]})).json()["member_id"]
+        await http.post(f"{self.cloud_url}/members/{member}/top-ups", json={"amount_fen": person["top_up_fen"]},
+                        headers={"Idempotency-Key": uuid.uuid4().hex})
+        store = self.rng.choice(list(self.fleet.lanes))
+        slot = (datetime.now(CN) + timedelta(days=1)).replace(hour=self.rng.randint(8, 20), minute=0, second=0,
+                                                              microsecond=0)
+        r = await http.post(f"{self.cloud_url}/orders", headers={"Idempotency-Key": uuid.uuid4().hex},
+                            json={"fulfilment": "pickup", "store_id": store, "member_id": member,
+                                  "slot_start": slot.isoformat(),
+                                  "items": [{"sku": self.rng.choice(self.shelf.online)["sku"],
+                                             "qty": self.rng.randint(1, 3)}]})
+        if r.status_code != 201:
+            self.counts[f"online_refused:{r.status_code}"] += 1
+            return
+        order = r.json()
+        self.counts["online_orders"] += 1
+        if self.rng.random() < 0.1:  # changed their mind
+            c = await http.post(f"{self.cloud_url}/orders/{order['order_id']}/cancel")
+            self.counts["online_cancelled" if c.status_code == 200 else "cancel_refused"] += 1
+            return
+        paid = await http.post(f"{self.cloud_url}/orders/{order['order_id']}/pay", json={"method": "stored_value"})
+        if paid.status_code == 200:
+            self.counts["online_paid"] += 1
+            task = asyncio.create_task(self.pick_up(http, store, order["pickup_code"]))
+            self._pickups.add(task)
+            task.add_done_callback(self._pickups.discard)
+
+    async def pick_up(self, http: Clients, store: str, code: str) -> None:
+        for _ in range(40):  # the order reaches the store over NATS; the customer arrives a little later
+            await asyncio.sleep(0.5)
+            r = await http.post(f"{self.fleet.lanes[store]}/pickups/{code}")
+            if r.status_code == 200:
+                self.counts["picked_up"] += 1
+                return
+
+
+async def flash_crowd(http: Clients, cloud_url: str, token: str, sku: str, counts: Counter,
+                      quantity: int = 50, attempts: int = 300, fans: int = 120) -> dict:
+    """An operator opens a flash sale; `attempts` requests from `fans` members arrive at once (limit one each)."""
+    now = datetime.now(timezone.utc)
+    sale = (await http.post(f"{cloud_url}/flash-sales", headers={"Authorization": f"Bearer {token}"},
+                            json={"sku": sku, "quantity": quantity, "price_fen": 990, "per_member_limit": 1,
+                                  "rate_per_s": 5000, "starts_at": (now - timedelta(seconds=1)).isoformat(),
+                                  "ends_at": (now + timedelta(hours=1)).isoformat()})).json()
+
+    async def attempt(i: int) -> None:
+        r = await http.post(f"{cloud_url}/flash-sales/{sale['sale_id']}/orders", json={"member_id": f"fan-{i % fans}"},
+                            headers={"Idempotency-Key": uuid.uuid4().hex})
+        counts["flash_attempts"] += 1
+        counts["flash_accepted"] += r.status_code == 201
+    await asyncio.gather(*(attempt(i) for i in range(attempts)))
+    return sale

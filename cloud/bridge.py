@@ -18,6 +18,7 @@ from cloud import commands, streams
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
 from protocol.ids import derived_id
+from protocol.pull import fetch_ready
 from protocol.messages import (Ack, BusinessAck, EscrowGranted, EscrowReclaimed, EscrowReclaimRequested, Heartbeat,
                                PickupCompleted, SaleCommitted, StockMoved)
 
@@ -62,7 +63,7 @@ class Bridge:
     async def _events_loop(self) -> None:
         while True:
             try:
-                msgs = await self._sub.fetch(FETCH_BATCH, timeout=1)
+                msgs = await fetch_ready(self._sub, FETCH_BATCH)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
                 continue
             except Exception as exc:  # noqa: BLE001 - reconnects are nats-py's job; keep pulling

@@ -20,11 +20,13 @@ import nats.errors
 
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
+from protocol.pull import fetch_ready
 from protocol.messages import BusinessAck, DeviceHealth, Heartbeat
 
 RELAY_BATCH = 2_000
 PUBLISH_TIMEOUT_S = 5.0
 HEARTBEAT_S = 1.0
+RESEND_IDLE_S = 15.0
 BACKOFF_MAX_S = 10.0
 log = logging.getLogger("freshmesh.edge.sync")
 
@@ -94,13 +96,19 @@ class Sync:
         actor = self.box.actor
         while True:
             await self.connected.wait()
+            # Clear before reading, never after: a sale committed while the read is under way sets the flag
+            # again and the wait below returns at once. (Clearing after an empty read lost that wake-up, and the
+            # sale waited for the next one - seconds at a quiet store; the consistency load suite found it.)
+            actor.on_outbox.clear()
             rows = await self.box.shard.outbox(sent_upto, RELAY_BATCH)
             if not rows:
-                actor.on_outbox.clear()
                 try:
-                    await asyncio.wait_for(actor.on_outbox.wait(), 2.0)
+                    await asyncio.wait_for(actor.on_outbox.wait(), RESEND_IDLE_S)
                 except asyncio.TimeoutError:
-                    sent_upto = 0  # unacked rows are re-sent every so often until the cloud acks them
+                    # JetStream acked every row we sent, so each is stored and will be applied; re-sending
+                    # what is still unacked after a quiet while is only a safety net (dedupe makes it free of
+                    # effect). Sooner would flood a busy cloud with copies while it is merely slow to ack.
+                    sent_upto = 0
                 continue
             try:
                 acks = [await self.js.publish_async(subjects.store_event(self.store_id, kind), frame,
@@ -123,7 +131,7 @@ class Sync:
                 if sub is None:
                     sub = await self.js.pull_subscribe_bind(durable=subjects.command_consumer(self.store_id),
                                                             stream=subjects.COMMANDS_STREAM)
-                msgs = await sub.fetch(200, timeout=1)
+                msgs = await fetch_ready(sub, 200)
             except (nats.errors.TimeoutError, asyncio.TimeoutError):
                 continue
             except Exception as exc:  # noqa: BLE001

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import socket
 
 import uvicorn
 
@@ -48,7 +49,9 @@ async def _serve_box(config: dict, stop: asyncio.Event) -> None:
                                            # reuses it (both at 5 s) would fail a payment for nothing
                                            timeout_keep_alive=75))
     server.install_signal_handlers = lambda: None
-    task = asyncio.create_task(server.serve())
+    # a launcher may hand over the listening socket itself (`http_fd`), so that nobody can take the port first
+    sockets = [socket.socket(fileno=config["http_fd"])] if config.get("http_fd") is not None else None
+    task = asyncio.create_task(server.serve(sockets=sockets))
     print(f"edge {config['store_id']}: lanes on http://127.0.0.1:{config['http_port']}", flush=True)
     await stop.wait()
     server.should_exit = True

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloud.embedded.process import free_port, spawn_quiet, tail
+from cloud.embedded.process import listening_socket, spawn_quiet, tail
 from loadtest.report import stop_process, wait_http
 from simulators.devices import ContinuousScale, ReceiptPrinter, Scanner, Toledo8217Scale
 
@@ -57,10 +57,13 @@ class Fleet:
         new, owner = [s for s in store_ids if s not in self.lanes], {}
         for start in range(0, len(new), self.per_process):
             chunk = new[start:start + self.per_process]
-            entries = []
+            entries, sockets = [], []
             for store_id in chunk:
-                port = free_port()
-                entry = {"store_id": store_id, "http_port": port, "nats_password": self.password_of(store_id)}
+                sock = listening_socket()  # bound here, served there: no other process can take the port between
+                sockets.append(sock)
+                port = sock.getsockname()[1]
+                entry = {"store_id": store_id, "http_port": port, "http_fd": sock.fileno(),
+                         "nats_password": self.password_of(store_id)}
                 if self.with_devices:
                     entry["devices"] = self._devices_for(len(self.lanes), store_id).config()
                 entries.append(entry)
@@ -69,7 +72,10 @@ class Fleet:
             config.write_text(json.dumps({"data_dir": str(self.workdir / "edge"), "world": str(self.world_path),
                                           "nats_url": self.nats_address, "stores": entries}))
             log = config.with_suffix(".log")
-            proc = spawn_quiet([sys.executable, "-m", "simulators.cli", "edge", "--config", str(config)], log_path=log)
+            proc = spawn_quiet([sys.executable, "-m", "simulators.cli", "edge", "--config", str(config)], log_path=log,
+                               pass_fds=tuple(s.fileno() for s in sockets))
+            for sock in sockets:
+                sock.close()  # the box process has its own copy
             self.procs.append(proc)
             owner.update(dict.fromkeys(chunk, (proc, log)))
         for store_id in new:  # a box process that dies while starting is reported, not waited for

@@ -13,6 +13,16 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
+def listening_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A bound, listening socket on a free port, inheritable: hand it to a child (`pass_fds`) and the port is
+    the child's with no window in which another process could take it (unlike `free_port`)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    sock.listen(256)
+    sock.set_inheritable(True)
+    return sock
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -42,14 +52,15 @@ def spawn(argv: list[str], log_path: Path, user: str | None = None, env: dict | 
         log.close()
 
 
-def spawn_quiet(argv: list[str], env: dict | None = None, log_path: Path | None = None) -> subprocess.Popen:
+def spawn_quiet(argv: list[str], env: dict | None = None, log_path: Path | None = None,
+                pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
     """A child in its own session (a Ctrl-C at the terminal reaches only us; we stop it ourselves, in order),
     which still gets SIGINT if we die. Its output goes to `log_path` (kept for a post-mortem) or nowhere."""
     armed = threading.current_thread() is threading.main_thread() and os.name == "posix"
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     try:
         return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if log_path else out,
-                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=pass_fds,
                                 preexec_fn=die_with_parent if armed else None)
     finally:
         if log_path:

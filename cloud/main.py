@@ -25,6 +25,8 @@ def api_command(port: int, workers: int) -> list[str]:
             "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
             "--timeout-graceful-shutdown", "5"]
 
+STOP_TIMEOUT_S = 15
+
 
 async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.Event, ready=None) -> None:
     """Run until `stop` is set (SIGINT/SIGTERM set it)."""
@@ -65,7 +67,11 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
                 api.wait(15)
             except subprocess.TimeoutExpired:
                 api.kill()
-        await services.stop()
+        try:  # the servers may already be gone (their launcher was killed): stopping must not hang on them
+            await asyncio.wait_for(services.stop(), STOP_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            logging.getLogger("freshmesh.cloud").warning("services did not stop within %ss; exiting anyway",
+                                                         STOP_TIMEOUT_S)
 
 
 def run(args) -> int:

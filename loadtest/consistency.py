@@ -31,10 +31,13 @@ class Probe:
         self.http, self.cloud_url, self.lane_url = http, cloud_url, lane_url
         self.store_id, self.sku, self.gtin, self.expected = store_id, sku, gtin, start_qty
         self.lags: list[float] = []
+        self.polls: list[float] = []  # how long each stock-view request took (the probe's own resolution)
         self.lost = 0
 
     async def cloud_on_hand(self) -> int | None:
+        started = time.monotonic()
         r = await self.http.get(f"{self.cloud_url}/stores/{self.store_id}/stock", params={"sku": self.sku})
+        self.polls.append(time.monotonic() - started)
         rows = r.json().get("stock", []) if r.status_code == 200 else []
         return rows[0]["on_hand"] if rows else None
 
@@ -91,6 +94,8 @@ async def measure(chain: Chain, store_rate: float, seconds: float, probe_every_s
         tills = Tills(fleet, shelf, store_rate, rng, counts, stop)
         traffic = [asyncio.create_task(tills._arrivals(http, s)) for s in stores]
         runs = [asyncio.create_task(p.run(stop, probe_every_s, rng)) for p in probes]
+        loop_lag: list[float] = []
+        watch = asyncio.create_task(_loop_lag(stop, loop_lag))
         progress = Progress(label)
         started = time.monotonic()
         while time.monotonic() - started < seconds:
@@ -99,7 +104,7 @@ async def measure(chain: Chain, store_rate: float, seconds: float, probe_every_s
             p99 = f"{lags[int(0.99 * (len(lags) - 1))] * 1000:.0f}" if lags else "-"
             progress.update(f"{len(stores)} stores, {counts['till_sales']} sales, {len(lags)} probes, p99 {p99} ms")
         stop.set()
-        await asyncio.gather(*traffic, *runs, return_exceptions=True)
+        await asyncio.gather(*traffic, *runs, watch, return_exceptions=True)
         progress.done()
         elapsed = time.monotonic() - started
         registry = (await http.get(f"{chain.cloud_url}/stores")).json()["stores"]
@@ -110,9 +115,19 @@ async def measure(chain: Chain, store_rate: float, seconds: float, probe_every_s
             "till_refused": counts["till_refused"], "probes": len(samples),
             "probes_not_visible": sum(p.lost for p in probes),
             "lag_ms": latency_ms(samples),
+            "stock_view_request_ms": latency_ms([t for p in probes for t in p.polls]),
+            "generator_loop_lag_ms": latency_ms(loop_lag),
             "cloud_registry_lag_p99_ms": {"median_store": statistics.median(cloud_p99) if cloud_p99 else None,
                                           "worst_store": max(cloud_p99) if cloud_p99 else None},
             "errors": {k: v for k, v in counts.items() if ":" in k}}
+
+
+async def _loop_lag(stop: asyncio.Event, out: list[float]) -> None:
+    """How late this generator's own event loop runs a 10 ms timer: if it is busy, every lag above grows too."""
+    while not stop.is_set():
+        started = time.monotonic()
+        await asyncio.sleep(0.01)
+        out.append(max(time.monotonic() - started - 0.01, 0))
 
 
 async def _drained(http: Clients, lane_urls: list[str], timeout_s: float = 120) -> None:

@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "load":  # SIGTERM unwinds like Ctrl-C, so the servers a load run started are stopped
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return args.func(args)
 
 

@@ -26,9 +26,54 @@ from protocol.messages import BusinessAck, DeviceHealth, Heartbeat
 RELAY_BATCH = 2_000
 PUBLISH_TIMEOUT_S = 5.0
 HEARTBEAT_S = 1.0
-RESEND_IDLE_S = 15.0
 BACKOFF_MAX_S = 10.0
 log = logging.getLogger("freshmesh.edge.sync")
+
+
+class StuckHead:
+    """When to send unacked events again, and under which message id.
+
+    Every event JetStream acked is stored and will be applied, so a re-send is only for a business ack that never
+    came (lost on its way back, or the cloud died between applying and acking). JetStream drops a copy with the
+    same `Nats-Msg-Id` inside its duplicate window, so a re-send goes out under a new id (`<event_id>~<round>`):
+    the bridge sees it, finds the event already applied (by event id) and acks it again. It happens only when the
+    oldest unacked event has waited `AFTER_S`, and waits twice as long each round while nothing moves, so a cloud
+    that is down for hours is not flooded with copies. Pure: time is passed in.
+    """
+
+    CHECK_S = 5.0
+    AFTER_S = 30.0
+    MAX_AFTER_S = 900.0
+
+    def __init__(self) -> None:
+        self.head: int | None = None
+        self.since = 0.0
+        self.after_s = self.AFTER_S
+        self.round = 0
+        self.next_check = 0.0
+        self.waited_s = 0.0
+
+    def due(self, now: float) -> bool:
+        if now < self.next_check:
+            return False
+        self.next_check = now + self.CHECK_S
+        return True
+
+    def stuck(self, head_seq: int | None, sent_upto: int, now: float) -> bool:
+        if head_seq != self.head:  # acks are flowing (or a new head): all is well, start afresh
+            self.head, self.since, self.after_s = head_seq, now, self.AFTER_S
+            return False
+        if head_seq is None or head_seq > sent_upto:  # nothing unacked, or not even sent yet
+            return False
+        self.waited_s = now - self.since
+        if self.waited_s < self.after_s:
+            return False
+        self.round += 1
+        self.since, self.after_s = now, min(self.after_s * 2, self.MAX_AFTER_S)
+        return True
+
+    def msg_id(self, event_id: str) -> str:
+        return event_id if self.round == 0 else f"{event_id}~{self.round}"
 
 
 class Sync:
@@ -94,8 +139,15 @@ class Sync:
     async def _relay_loop(self) -> None:
         sent_upto = 0
         actor = self.box.actor
+        watch = StuckHead()
         while True:
             await self.connected.wait()
+            if watch.due(time.monotonic()):
+                head = await self.box.shard.outbox(0, 1)
+                if watch.stuck(head[0][0] if head else None, sent_upto, time.monotonic()):
+                    log.warning("store %s: event %s unacked for %.0f s; sending the unacked events again (round %d)",
+                                self.store_id, head[0][1], watch.waited_s, watch.round)
+                    sent_upto = 0
             # Clear before reading, never after: a sale committed while the read is under way sets the flag
             # again and the wait below returns at once. (Clearing after an empty read lost that wake-up, and the
             # sale waited for the next one - seconds at a quiet store; the consistency load suite found it.)
@@ -103,16 +155,13 @@ class Sync:
             rows = await self.box.shard.outbox(sent_upto, RELAY_BATCH)
             if not rows:
                 try:
-                    await asyncio.wait_for(actor.on_outbox.wait(), RESEND_IDLE_S)
+                    await asyncio.wait_for(actor.on_outbox.wait(), StuckHead.CHECK_S)
                 except asyncio.TimeoutError:
-                    # JetStream acked every row we sent, so each is stored and will be applied; re-sending
-                    # what is still unacked after a quiet while is only a safety net (dedupe makes it free of
-                    # effect). Sooner would flood a busy cloud with copies while it is merely slow to ack.
-                    sent_upto = 0
+                    pass
                 continue
             try:
                 acks = [await self.js.publish_async(subjects.store_event(self.store_id, kind), frame,
-                                                    headers={subjects.MSG_ID_HEADER: event_id})
+                                                    headers={subjects.MSG_ID_HEADER: watch.msg_id(event_id)})
                         for _, event_id, frame, kind in rows]
                 await asyncio.wait_for(asyncio.gather(*acks), PUBLISH_TIMEOUT_S)
                 sent_upto = rows[-1][0]

@@ -1,4 +1,5 @@
-"""The lane API for the cashier terminal (local to the store box): scan, weigh, member, cart, pay, pickups, health."""
+"""The lane API for the cashier terminal (local to the store box): scan, weigh, member, cart (view, void), pay,
+pickups, receiving, health."""
 from __future__ import annotations
 
 from starlette.applications import Starlette
@@ -103,6 +104,9 @@ def build_lane_app(box) -> Starlette:
     async def cart(request, body):
         return await actor.ask("cart_view", lane=request.path_params["lane"])
 
+    async def void(request, body):
+        return await actor.ask("void", lane=request.path_params["lane"])
+
     async def pay(request, body):
         return await actor.ask("pay", lane=request.path_params["lane"], method=body.method, tendered_fen=body.tendered_fen)
 
@@ -120,6 +124,7 @@ def build_lane_app(box) -> Starlette:
         Route("/lanes/{lane}/weigh", endpoint(weigh, WeighBody), methods=["POST"]),
         Route("/lanes/{lane}/member", endpoint(member, MemberBody), methods=["POST"]),
         Route("/lanes/{lane}/cart", endpoint(cart), methods=["GET"]),
+        Route("/lanes/{lane}/cart", endpoint(void), methods=["DELETE"]),
         Route("/lanes/{lane}/pay", endpoint(pay, PayBody), methods=["POST"]),
         Route("/pickups/{code}", endpoint(pickup), methods=["POST"]),
         Route("/stock/{sku}/receive", endpoint(receive, ReceiveBody), methods=["POST"]),

@@ -17,6 +17,8 @@ import uvicorn
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 
+log = logging.getLogger("freshmesh.edge")
+
 
 def _with_env(config: dict) -> dict:
     config.setdefault("data_dir", os.environ.get("FRESHMESH_EDGE_DATA", "./var/edge"))
@@ -41,8 +43,22 @@ def load_configs(args) -> list[dict]:
     return [_with_env(config)]
 
 
-async def _serve_box(config: dict, stop: asyncio.Event) -> None:
-    box = await EdgeBox(config).start()
+async def _serve_box(config: dict, stop: asyncio.Event) -> bool:
+    """One box, start to stop. In a process with several boxes, one that cannot start is reported and the others
+    go on (they are separate stores); a box that started is always stopped cleanly."""
+    try:
+        box = await EdgeBox(config).start()
+    except Exception:  # noqa: BLE001 - e.g. its shard is unreadable: that store is down, not its neighbours
+        log.exception("edge %s: could not start", config.get("store_id"))
+        return False
+    try:
+        await _serve_lanes(box, config, stop)
+    finally:
+        await box.stop()
+    return True
+
+
+async def _serve_lanes(box: EdgeBox, config: dict, stop: asyncio.Event) -> None:
     server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=config["http_port"],
                                            log_level="warning", lifespan="off",
                                            # tills keep their connection; a server closing it just as a client
@@ -56,19 +72,18 @@ async def _serve_box(config: dict, stop: asyncio.Event) -> None:
     await stop.wait()
     server.should_exit = True
     await task
-    await box.stop()
 
 
-async def serve(configs: list[dict] | dict) -> None:
+async def serve(configs: list[dict] | dict) -> bool:
+    """True when every box started (and, after SIGINT/SIGTERM, stopped)."""
     configs = [configs] if isinstance(configs, dict) else configs
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await asyncio.gather(*(_serve_box(c, stop) for c in configs))
+    return all(await asyncio.gather(*(_serve_box(c, stop) for c in configs)))
 
 
 def run(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve(load_configs(args)))
-    return 0
+    return 0 if asyncio.run(serve(load_configs(args))) else 1

@@ -151,6 +151,11 @@ class StoreActor:
     async def _cart_view(self, lane: str) -> dict:
         return self._priced(lane)
 
+    async def _void(self, lane: str) -> dict:
+        """The cashier voids the transaction: the lane's cart is dropped (nothing was sold, nothing to record)."""
+        cart = self.carts.pop(lane, None)
+        return {"lane": lane, "voided_lines": len(cart.lines) if cart else 0}
+
     async def _pay(self, lane: str, method: str, tendered_fen: int = 0) -> dict:
         cart = self._cart(lane)
         if not cart.lines:

@@ -150,6 +150,19 @@ async def test_pay_refusals(box):
     assert (await http.post("/lanes/7/pay", json={"method": "bitcoin"})).status_code == 422
 
 
+async def test_void_drops_the_lane_cart_and_sells_nothing(box):
+    edge, http, _, _ = box
+    await http.post("/lanes/8/scan", json={"code": packed()["gtin"]})
+    await http.post("/lanes/8/scan", json={"code": packed()["gtin"]})
+    await http.post("/lanes/9/scan", json={"code": packed()["gtin"]})
+    r = await http.delete("/lanes/8/cart")
+    assert r.status_code == 200 and r.json()["voided_lines"] == 1  # the same item twice is one line of 2
+    assert (await http.get("/lanes/8/cart")).json()["lines"] == []
+    assert len((await http.get("/lanes/9/cart")).json()["lines"]) == 1  # the other lane keeps its customer
+    assert (await http.post("/lanes/8/pay", json={"method": "cash", "tendered_fen": 10**6})).status_code == 409
+    assert await edge.shard.count("sales") == 0
+
+
 async def test_continuous_scale_gives_the_latest_stable_reading(tmp_path):
     scale = ContinuousScale(tmp_path / "cscale", grams=2345)
     edge = await EdgeBox({"store_id": "S010", "data_dir": str(tmp_path / "d"), "world": str(WORLD),

@@ -96,6 +96,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
     else:
+        # Ray starts its workers at nice 15, for clusters where they only run batch tasks. Our workers are the
+        # cloud's actors, on the path of every order and till event: under load at nice 15 a stock-pool read
+        # waited ~180 ms behind the edge boxes and the API (the consistency load suite showed it).
+        os.environ.setdefault("RAY_worker_niceness", "0")
         # A local Ray stays on loopback: nothing of ours listens on the machine's other addresses.
         ray.init(num_cpus=num_cpus or os.cpu_count(), namespace=NAMESPACE, include_dashboard=False,
                  log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1")

@@ -5,19 +5,22 @@ Starts the chain (embedded servers, `freshmesh cloud`, `--stores` edge boxes) an
 sells one unit of an item only the probe sells, then polls `GET /stores/{id}/stock?sku=` until the cloud's on-hand
 count shows that sale. Lag = the first poll that shows it minus the moment the lane answered "paid" (the sale is
 committed in SQLite before that answer, so this never flatters the system by more than one local HTTP reply).
-The cloud's own view (the StoreRegistry's receive-time lag per store) is reported beside it.
+Each store probes every `--probe-every` seconds (default 5): the stock view is a real query (a stock-pool actor, the
+database, the store registry), and probing every store every second made the measurement the heaviest load on the
+box. The report says how long the stock-view requests took and how late the generator's own loop ran, so a slow
+measurement is never mistaken for a slow chain.
 """
 from __future__ import annotations
 
 import asyncio
 import random
-import statistics
 import time
 from collections import Counter
 
 from loadtest.report import Progress, latency_ms
 from simulators.chain import Chain
-from simulators.traffic import Clients, Shelf, Tills
+from loadtest.http import LeanClients
+from simulators.traffic import Shelf, Tills
 
 POLL_S = 0.02
 GIVE_UP_S = 30.0
@@ -26,13 +29,14 @@ GIVE_UP_S = 30.0
 class Probe:
     """One store's probe: sequential probe sales of its own item, each timed until the cloud shows it."""
 
-    def __init__(self, http: Clients, cloud_url: str, lane_url: str, store_id: str, sku: str,
+    def __init__(self, http: LeanClients, cloud_url: str, lane_url: str, store_id: str, sku: str,
                  gtin: str, start_qty: int) -> None:
         self.http, self.cloud_url, self.lane_url = http, cloud_url, lane_url
         self.store_id, self.sku, self.gtin, self.expected = store_id, sku, gtin, start_qty
         self.lags: list[float] = []
         self.polls: list[float] = []  # how long each stock-view request took (the probe's own resolution)
         self.lost = 0
+        self.refused: list[str] = []
 
     async def cloud_on_hand(self) -> int | None:
         started = time.monotonic()
@@ -57,8 +61,9 @@ class Probe:
         await self.http.post(f"{self.lane_url}/lanes/probe/scan", json={"code": self.gtin})
         r = await self.http.post(f"{self.lane_url}/lanes/probe/pay", json={"method": "cash", "tendered_fen": 10**6})
         committed = time.monotonic()
-        if r.status_code != 201:
-            raise RuntimeError(f"probe sale at {self.store_id} refused: {r.status_code} {r.text[:200]}")
+        if r.status_code != 201:  # counted, and the probe goes on: a refused sale is a finding, not a crash
+            self.refused.append(f"{r.status_code} {r.text[:200]}")
+            return
         self.expected -= 1
         if await self.wait_visible(GIVE_UP_S):
             self.lags.append(time.monotonic() - committed)
@@ -82,7 +87,7 @@ async def measure(chain: Chain, store_rate: float, seconds: float, probe_every_s
     stores = stores or list(fleet.lanes)
     counts: Counter = Counter()
     stop = asyncio.Event()
-    async with Clients(timeout=30, per_server=64) as http:
+    async with LeanClients(timeout=30) as http:
         probes = [Probe(http, chain.cloud_url, fleet.lanes[s], s, shelf.probe["sku"], shelf.probe["gtin"], 0)
                   for s in stores]
         fresh = [p for p in probes if p.store_id not in fleet.stocked]
@@ -107,9 +112,7 @@ async def measure(chain: Chain, store_rate: float, seconds: float, probe_every_s
         await asyncio.gather(*traffic, *runs, watch, return_exceptions=True)
         progress.done()
         elapsed = time.monotonic() - started
-        registry = (await http.get(f"{chain.cloud_url}/stores")).json()["stores"]
-    cloud_p99 = [s["lag_p99_ms"] for s in registry if s["store_id"] in stores and s.get("lag_p99_ms") is not None]
-    samples = [lag for p in probes for lag in p.lags]
+        samples = [lag for p in probes for lag in p.lags]
     return {"stores": len(stores), "store_rate_per_s": store_rate, "seconds": round(elapsed, 1),
             "till_sales": counts["till_sales"], "till_sales_per_s": round(counts["till_sales"] / elapsed, 1),
             "till_refused": counts["till_refused"], "probes": len(samples),
@@ -117,8 +120,9 @@ async def measure(chain: Chain, store_rate: float, seconds: float, probe_every_s
             "lag_ms": latency_ms(samples),
             "stock_view_request_ms": latency_ms([t for p in probes for t in p.polls]),
             "generator_loop_lag_ms": latency_ms(loop_lag),
-            "cloud_registry_lag_p99_ms": {"median_store": statistics.median(cloud_p99) if cloud_p99 else None,
-                                          "worst_store": max(cloud_p99) if cloud_p99 else None},
+            "probes_refused": sum(len(p.refused) for p in probes),
+            "probe_refusals": [r for p in probes for r in p.refused][:5],
+            "offered_sales_per_s": round(store_rate * len(stores), 1),
             "errors": {k: v for k, v in counts.items() if ":" in k}}
 
 
@@ -130,7 +134,7 @@ async def _loop_lag(stop: asyncio.Event, out: list[float]) -> None:
         out.append(max(time.monotonic() - started - 0.01, 0))
 
 
-async def _drained(http: Clients, lane_urls: list[str], timeout_s: float = 120) -> None:
+async def _drained(http: LeanClients, lane_urls: list[str], timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         depths = [(await http.get(f"{url}/health")).json().get("outbox_depth") for url in lane_urls]

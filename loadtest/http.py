@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 
 class Connection:
@@ -53,3 +53,69 @@ def encode_post(host: str, path: str, body: dict, headers: dict | None = None) -
 def split_url(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+def encode_get(host: str, path: str, headers: dict | None = None) -> bytes:
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
+
+
+class LeanResponse:
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status_code, self.content = status, body
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self):
+        return json.loads(self.content) if self.content else None
+
+
+class LeanClients:
+    """The `get`/`post` of `simulators.traffic.Clients` on `Connection`s: keep-alive pools per server, for load
+    runs where the generator must not be the busiest process on the box. Only what the load suites send: JSON
+    bodies, query parameters, headers; a stale keep-alive connection is replaced (and a GET retried once)."""
+
+    def __init__(self, timeout: float = 30) -> None:
+        self.timeout = timeout
+        self._idle: dict[tuple[str, int], list[Connection]] = {}
+
+    async def _send(self, url: str, make, retry: bool) -> LeanResponse:
+        parts = urlsplit(url)
+        key = (parts.hostname or "127.0.0.1", parts.port or 80)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        idle = self._idle.setdefault(key, [])
+        conn = idle.pop() if idle else Connection(*key)
+        try:
+            status, _, body = await asyncio.wait_for(conn.request(make(key[0], path)), self.timeout)
+        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+            conn.close()
+            if not retry:
+                raise
+            return await self._send(url, make, retry=False)
+        if conn.writer is not None:
+            idle.append(conn)
+        return LeanResponse(status, body)
+
+    async def get(self, url: str, params: dict | None = None, headers: dict | None = None) -> LeanResponse:
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params)
+        return await self._send(url, lambda host, path: encode_get(host, path, headers), retry=True)
+
+    async def post(self, url: str, json: dict | None = None, headers: dict | None = None) -> LeanResponse:
+        body = {} if json is None else json
+        return await self._send(url, lambda host, path: encode_post(host, path, body, headers), retry=False)
+
+    async def delete(self, url: str, headers: dict | None = None) -> LeanResponse:
+        return await self._send(url, lambda host, path: encode_get(host, path, headers).replace(b"GET ", b"DELETE ", 1),
+                                retry=False)
+
+    async def __aenter__(self) -> "LeanClients":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        for conns in self._idle.values():
+            for conn in conns:
+                conn.close()
+        self._idle.clear()

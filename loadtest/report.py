@@ -30,14 +30,25 @@ class Progress:
 
 
 def stop_process(proc, grace_s: float = 30.0) -> None:
-    """SIGTERM, then SIGKILL after the grace period: load runs never leave servers behind."""
+    """SIGTERM, then SIGKILL after the grace period: load runs never leave servers behind. A child started in its
+    own session (`spawn_quiet`) is killed with its whole process group, so what it started goes too."""
+    import os
+    import signal
     import subprocess
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
         try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            if os.getpgid(proc.pid) == proc.pid:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+        except ProcessLookupError:
+            pass
+        proc.wait(10)
 
 
 def wait_http(url: str, timeout_s: float, proc=None) -> None:

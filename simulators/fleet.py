@@ -72,10 +72,12 @@ class Fleet:
             config.write_text(json.dumps({"data_dir": str(self.workdir / "edge"), "world": str(self.world_path),
                                           "nats_url": self.nats_address, "stores": entries}))
             log = config.with_suffix(".log")
-            proc = spawn_quiet([sys.executable, "-m", "simulators.cli", "edge", "--config", str(config)], log_path=log,
-                               pass_fds=tuple(s.fileno() for s in sockets))
-            for sock in sockets:
-                sock.close()  # the box process has its own copy
+            try:
+                proc = spawn_quiet([sys.executable, "-m", "simulators.cli", "edge", "--config", str(config)],
+                                   log_path=log, pass_fds=tuple(s.fileno() for s in sockets))
+            finally:
+                for sock in sockets:
+                    sock.close()  # the box process has its own copies (or, if it did not start, nobody needs them)
             self.procs.append(proc)
             owner.update(dict.fromkeys(chunk, (proc, log)))
         for store_id in new:  # a box process that dies while starting is reported, not waited for

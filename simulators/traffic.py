@@ -45,6 +45,9 @@ class Clients:
     async def post(self, url: str, **kwargs) -> httpx.Response:
         return await self._client(url).post(url, **kwargs)
 
+    async def delete(self, url: str, **kwargs) -> httpx.Response:
+        return await self._client(url).delete(url, **kwargs)
+
     async def __aenter__(self) -> "Clients":
         return self
 
@@ -116,18 +119,23 @@ class Tills:
                 self.counts["till_sales" if r.status_code == 201 else "till_refused"] += 1
                 if r.status_code == 201 and devices is not None:
                     self.counts["device_sales"] += 1
-            except (httpx.HTTPError, TimeoutError) as exc:
+            except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, TimeoutError) as exc:  # any client
                 self.counts["till_refused"] += 1
                 self.counts[f"till_error:{type(exc).__name__}"] += 1
+                try:  # the cashier voids what is on the lane, so the next customer does not pay for it
+                    await http.delete(f"{url}/lanes/{lane}/cart")
+                except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, TimeoutError):
+                    pass
 
     async def _scan_with_device(self, http: Clients, url: str, devices) -> None:
         """The scanner types the code on its serial port; the box adds the line; the cashier sees it on screen."""
-        before = len((await http.get(f"{url}/lanes/{DEVICE_LANE}/cart")).json().get("lines", []))
+        before = (await http.get(f"{url}/lanes/{DEVICE_LANE}/cart")).json().get("lines", [])
         devices.scanner.scan(self.shelf.code(self.rng))
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-            if len((await http.get(f"{url}/lanes/{DEVICE_LANE}/cart")).json().get("lines", [])) > before:
+            # a new line, or one more of an item already there (the same code twice merges into one line)
+            if (await http.get(f"{url}/lanes/{DEVICE_LANE}/cart")).json().get("lines", []) != before:
                 return
         raise TimeoutError("a scanned code never reached the cart")
 

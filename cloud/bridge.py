@@ -216,10 +216,12 @@ class Bridge:
         for e in events:
             by_store.setdefault(e.store_id, []).append(
                 Ack(event_id=e.event_id, seq=e.seq, result="ok" if e.event_id in new_ids else "exists", detail=""))
+        items = []
         for store_id, acks in by_store.items():
             for i in range(0, len(acks), 500):  # keep each frame well under the size limit
                 chunk = tuple(acks[i:i + 500])
-                await commands.send(self.cloud, store_id, lambda **env: BusinessAck(acks=chunk, **env))
+                items.append((store_id, lambda chunk=chunk, **env: BusinessAck(acks=chunk, **env)))
+        await commands.send_many(self.cloud, items)
 
     # ---- heartbeats and the registry -----------------------------------------------------------------------
     async def _on_heartbeat(self, msg) -> None:

@@ -23,6 +23,16 @@ SHELF_ITEMS = 24  # of each kind: enough variety for the pricing rules, few rece
 DEVICE_LANE = "1"  # the lane whose scanner is the store's serial scanner (edge config devices.scanner.lane)
 
 
+async def pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep, but wake at once when `stop` is set (then True): a run ends when it says, not after the longest
+    customer's think time."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+        return True
+    except TimeoutError:
+        return False
+
+
 class Clients:
     """HTTP clients by server: a small keep-alive pool per till box and one for the cloud, as real terminals have.
     (httpcore scans its whole pool on every request; one shared pool of hundreds of connections would cost the
@@ -94,8 +104,7 @@ class Tills:
 
     async def _arrivals(self, http: Clients, store_id: str) -> None:
         pending: set[asyncio.Task] = set()
-        while not self.stop.is_set():
-            await asyncio.sleep(self.rng.expovariate(self.rate))
+        while not await pause(self.stop, self.rng.expovariate(self.rate)):
             task = asyncio.create_task(self.basket(http, store_id))
             pending.add(task)
             task.add_done_callback(pending.discard)
@@ -159,8 +168,7 @@ class OnlineCustomers:
         self._pickups: set[asyncio.Task] = set()
 
     async def run(self, http: Clients) -> None:
-        while not self.stop.is_set():
-            await asyncio.sleep(self.rng.expovariate(self.rate))
+        while not await pause(self.stop, self.rng.expovariate(self.rate)):
             try:
                 await self.order_once(http)
             except httpx.HTTPError:

@@ -6,14 +6,18 @@ across heartbeats, flash-sale sell rates, and since when each alert has been rai
 
 Guarantees of a snapshot:
 - every actor of the system appears once (a name reused after a death shows its live incarnation); a DEAD or
-  RESTARTING actor, and one whose restart count went up within `restart_flag_s`, is `bad` (shown red). Ray
-  restarts a killed actor in well under a second, quicker than any poll, so "restarted recently" is what makes
-  a crash visible at all;
+  RESTARTING actor, one whose restart count went up within `restart_flag_s`, one whose start failed and one not
+  ready (still rebuilding, or stuck) for over `not_ready_alert_s` is `bad` (shown red). Ray restarts a killed
+  actor in well under a second, quicker than any poll, so "restarted recently" is what makes a crash visible;
 - every store of the world appears, seen or not, ranked worst first: offline (longest first), never seen, then
   online ones with warnings, by lag then outbox depth;
-- alerts: store offline longer than `offline_alert_s`, lag over `lag_alert_ms` (the 10 s bar), outbox growing
-  over `outbox_growth_samples` consecutive heartbeats, a device down or degraded, a shortage raised, the invariant
-  audit failing, an actor down or restarted, a data source unavailable. Each has a stable id and a `since`.
+- alerts: store offline longer than `offline_alert_s`, or never seen although the registry has been up that long
+  (its view is soft state: after a restart a store that is down is simply absent), lag over `lag_alert_ms` (the
+  10 s bar), outbox growing over `outbox_growth_samples` consecutive heartbeats, a device down or degraded, a
+  shortage raised, the invariant audit failing or not covering every actor, an actor down, restarted or not
+  ready, a data source unavailable. Each has a stable id and a `since`;
+- times are epoch ms / UTC RFC 3339; "today" and the page's times of day are the chain's one time zone
+  (`utc_offset_minutes`, the rule book's: China, UTC+8), named in the snapshot.
 """
 from __future__ import annotations
 
@@ -22,14 +26,17 @@ from collections import deque
 from dataclasses import dataclass, field, fields
 
 from protocol.clock import to_rfc3339
+from protocol.money import weighed_amount_fen
 
 ACTOR_KINDS = ("stock_pool", "member_ledger", "flash_sale", "order_router", "store_registry")
 NOT_YET_ALIVE = ("RESTARTING", "PENDING_CREATION", "DEPENDENCIES_UNREADY")
-BAD_HEALTH = ("dead", "restarting", "restarted")
+BAD_HEALTH = ("dead", "restarting", "restarted", "start_failed", "not_ready")
 DEVICE_FAULTS = ("down", "degraded")
 ORDER_STATUSES = ("pending", "reserved", "paid", "fulfilled", "cancelled", "expired", "rejected")
 SOLD = ("paid", "fulfilled")  # an online order counts as a sale once paid
 RATE_WINDOW = 6  # samples (ticks) over which a rate is measured
+BUSINESS_RATE_WINDOW = 3  # business figures are new every `business_every_s`: rates over the last few refreshes
+CHAIN_UTC_OFFSET_MIN = 480  # the chain's time zone (China) unless the rule book says otherwise
 DAY_MS = 86_400_000
 
 
@@ -40,6 +47,7 @@ class ConsoleConfig:
     lag_alert_ms: int = 10_000  # the mission's bar for till-to-cloud lag
     outbox_growth_samples: int = 5  # heartbeats over which a never-shrinking, grown outbox raises an alert
     restart_flag_s: float = 60.0  # an actor restarted within this long is shown red
+    not_ready_alert_s: float = 10.0  # an actor still not ready (rebuilding) after this long is shown red
     tick_s: float = 1.0  # one snapshot to every watcher this often
     business_every_s: float = 5.0  # the PostgreSQL figures are refreshed this often (queries cost)
     audit_every_s: float = 10.0  # the invariant audit asks every actor: far less often than a tick
@@ -79,9 +87,10 @@ class ConsoleInputs:
     stores: dict[str, str] = field(default_factory=dict)  # the world's stores: id -> name
     registry: list[dict] | None = None  # StoreRegistry.view()
     business: dict | None = None  # see business_view
-    audit: dict | None = None  # {"at_ms", "actors", "violations"} or {"at_ms", "error"}
+    audit: dict | None = None  # {"at_ms", "asked", "actors" (answered), "violations", "unanswered"} or {"at_ms", "error"}
     errors: dict[str, str] = field(default_factory=dict)  # source -> why it is missing
     worker: str = ""
+    utc_offset_minutes: int = CHAIN_UTC_OFFSET_MIN  # the chain's time zone: "today" and the page's clock
 
 
 @dataclass
@@ -90,13 +99,20 @@ class ConsoleMemory:
     restarts: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # actor -> (count, when it went up)
     outbox: dict[str, deque] = field(default_factory=dict)  # store -> recent (heartbeat ms, depth)
     alert_since: dict[str, int] = field(default_factory=dict)
+    not_ready: dict[str, tuple] = field(default_factory=dict)  # actor -> ((pid, restarts), first seen not ready ms)
+    registry_since: tuple | None = None  # (registry incarnation, when this console first saw it answer)
 
-    def rate(self, key: str, incarnation, counter: float, now_ms: int) -> float | None:
-        """Per second over the last RATE_WINDOW samples; a new incarnation (restart) starts the count again."""
-        samples = self.rates.setdefault(key, deque(maxlen=RATE_WINDOW))
+    def rate(self, key: str, incarnation, counter: float, at_ms: int, window: int = RATE_WINDOW) -> float | None:
+        """Per second over the last `window` samples, each timed by when its figure was read (`at_ms`); a new
+        incarnation (restart) starts the count again. The same figure seen again (same or older `at_ms`) is not a
+        new sample: figures refreshed less often than they are looked at would otherwise give 0, then double."""
+        samples = self.rates.get(key)
+        if samples is None or samples.maxlen != window:
+            samples = self.rates[key] = deque(maxlen=window)
         if samples and samples[-1][0] != incarnation:
             samples.clear()
-        samples.append((incarnation, counter, now_ms))
+        if not samples or at_ms > samples[-1][2]:
+            samples.append((incarnation, counter, at_ms))
         first, last = samples[0], samples[-1]
         if last[2] <= first[2]:
             return None
@@ -156,19 +172,38 @@ def actor_rows(inputs: ConsoleInputs, memory: ConsoleMemory, config: ConsoleConf
         state = a.get("state") or "UNKNOWN"
         stats = inputs.actor_stats.get(name) if state == "ALIVE" else None
         answered = stats is not None and "error" not in stats
+        start_error = (stats.get("start_error") or "") if answered else ""
+        # Alive but not ready: its rebuild from PostgreSQL has not finished (or never will). Timed from the first
+        # look at this incarnation, so a rebuild that takes a moment is not news but a stuck one is.
+        not_ready_s = None
+        if answered and stats.get("ready") is False:
+            incarnation = (a.get("pid"), restarts)
+            seen_not_ready = memory.not_ready.get(name)
+            if seen_not_ready is None or seen_not_ready[0] != incarnation:
+                seen_not_ready = memory.not_ready[name] = (incarnation, now)
+            not_ready_s = round((now - seen_not_ready[1]) / 1000, 1)
+        else:
+            memory.not_ready.pop(name, None)
         if state == "DEAD":
             health = "dead"
         elif state in NOT_YET_ALIVE:
             health = "restarting"
+        elif start_error:
+            health = "start_failed"
+        elif not_ready_s is not None and not_ready_s > config.not_ready_alert_s:
+            health = "not_ready"
         elif recent:
             health = "restarted"
         elif not answered:
             health = "unresponsive"
+        elif not_ready_s is not None:
+            health = "starting"
         else:
             health = "ok"
         commands = stats.get("commands") if answered else None
         throughput = memory.rate(f"actor:{name}", a.get("pid"), commands, now) if commands is not None else None
-        last_error = (stats or {}).get("last_error") or (stats or {}).get("error") or a.get("death_cause") or ""
+        last_error = (start_error or (stats or {}).get("last_error") or (stats or {}).get("error")
+                      or a.get("death_cause") or "")
         if not last_error and recent:
             last_error = f"restarted at {to_rfc3339(restarted_ms)} (restart #{restarts})"
         rows.append({
@@ -178,19 +213,36 @@ def actor_rows(inputs: ConsoleInputs, memory: ConsoleMemory, config: ConsoleConf
             "queue": stats.get("queue") if answered else None, "batch": stats.get("last_batch") if answered else None,
             "commands": commands, "throughput_per_s": throughput, "seq": stats.get("seq") if answered else None,
             "ready": stats.get("ready") if answered else None, "errors": stats.get("errors") if answered else None,
-            "last_error": str(last_error)[:300],
+            "not_ready_s": not_ready_s, "last_error": str(last_error)[:300],
         })
     if inputs.actors is not None:  # forget actors that are gone (flash gates come and go); not on a failed read
         names = {r["name"] for r in rows}
         memory.restarts = {k: v for k, v in memory.restarts.items() if k in names}
+        memory.not_ready = {k: v for k, v in memory.not_ready.items() if k in names}
         memory.rates = {k: v for k, v in memory.rates.items() if not k.startswith("actor:") or k[6:] in names}
     rows.sort(key=lambda r: (not r["bad"], r["health"] == "ok", ACTOR_KINDS.index(r["kind"]), _shard_key(r["shard"])))
     return rows
 
 
+def registry_up_s(inputs: ConsoleInputs, memory: ConsoleMemory) -> float | None:
+    """How long the store registry has been up, as far as this console knows: since it first answered this
+    console, or since its last restart seen in the actor table (a restarted registry has forgotten every store).
+    None while it cannot be read."""
+    name = f"{inputs.prefix}store_registry"
+    row = next((a for a in current_incarnations(inputs.actors or [], inputs.prefix) if a["name"] == name), None)
+    incarnation = None if row is None else (row.get("pid"), int(row.get("num_restarts") or 0))
+    if inputs.registry is None:
+        return None
+    known = memory.registry_since
+    if known is None or (inputs.actors is not None and incarnation != known[0]):
+        known = memory.registry_since = (incarnation, inputs.now_ms)
+    return round(max(inputs.now_ms - known[1], 0) / 1000, 1)
+
+
 def store_rows(inputs: ConsoleInputs, memory: ConsoleMemory, config: ConsoleConfig) -> list[dict]:
     now = inputs.now_ms
     live = {s["store_id"]: s for s in inputs.registry or []}
+    up_s = registry_up_s(inputs, memory)
     rows = []
     for store_id in sorted(set(inputs.stores) | set(live)):
         s = live.get(store_id)
@@ -198,7 +250,12 @@ def store_rows(inputs: ConsoleInputs, memory: ConsoleMemory, config: ConsoleConf
                "status": "unknown" if inputs.registry is None else "never_seen", "offline_since": None,
                "offline_for_s": None, "last_heartbeat": None, "heartbeat_age_s": None, "outbox_depth": None,
                "outbox_growing": False, "lag_ms": None, "lag_p99_ms": None, "lag_over": False, "sequence_gap": None,
-               "events": 0, "devices": {}, "device_faults": [], "warnings": []}
+               "events": 0, "devices": {}, "device_faults": [], "warnings": [], "unseen_for_s": None,
+               "missing": False}
+        if s is None and up_s is not None:
+            # never heard from while the registry has been up: once that is longer than a store may be offline
+            # unnoticed, it is as bad as offline (a store down across a cloud restart is never seen, not offline)
+            row.update(unseen_for_s=up_s, missing=up_s > config.offline_alert_s)
         if s is not None:
             hb = s.get("last_heartbeat_ms")
             history = memory.outbox.setdefault(store_id, deque(maxlen=config.outbox_growth_samples))
@@ -240,9 +297,11 @@ def business_view(inputs: ConsoleInputs, memory: ConsoleMemory) -> dict | None:
     raw, now = inputs.business, inputs.now_ms
     if raw is None:
         return None
+    read_ms = raw.get("rates_at_ms") or raw.get("at_ms", now)  # rates: timed by when the counters were read
     orders = raw.get("orders", [])
     sold = [o for o in orders if o["status"] in SOLD]
     till, online = _sum(raw.get("till_by_store", [])), _sum(sold)
+    till_sv = _sum(raw.get("till_by_store", []), "sv_count", "sv_fen")
     by_store: dict[str, dict] = {}
     for r in raw.get("till_by_store", []):
         by_store.setdefault(r["store_id"], {"store_id": r["store_id"]}).update(till_count=r["count"], till_fen=r["fen"])
@@ -261,12 +320,11 @@ def business_view(inputs: ConsoleInputs, memory: ConsoleMemory) -> dict | None:
     for f in raw.get("flash", []):
         live = f["starts_ms"] <= now < f["ends_ms"] and f["remaining"] > 0
         flash.append({**f, "live": live, "starts_at": to_rfc3339(f["starts_ms"]), "ends_at": to_rfc3339(f["ends_ms"]),
-                      "sold_per_s": memory.rate(f"sale:{f['sale_id']}", 0, f["sold"], now)})
+                      "sold_per_s": memory.rate(f"sale:{f['sale_id']}", 0, f["sold"], read_ms, BUSINESS_RATE_WINDOW)})
     flash.sort(key=lambda f: (not f["live"], -f["ends_ms"]))
     sales = {f"sale:{f['sale_id']}" for f in flash}
     memory.rates = {k: v for k, v in memory.rates.items() if not k.startswith("sale:") or k in sales}
     throttled = raw.get("flash_throttled_total")
-    till_sv = raw.get("till_stored_value") or {"count": 0, "fen": 0}
     online_sv = _sum(sold, "sv_count", "sv_fen")
     return {
         "day_start": to_rfc3339(raw.get("day_start_ms")), "as_of": to_rfc3339(raw.get("at_ms")),
@@ -276,12 +334,58 @@ def business_view(inputs: ConsoleInputs, memory: ConsoleMemory) -> dict | None:
         "orders_by_status": [{"status": s, "count": n} for s, n in
                              sorted(statuses.items(), key=lambda kv: (order_of.get(kv[0], 99), kv[0]))],
         "flash": flash,
-        "throttled_per_s": None if throttled is None else memory.rate("throttled", 0, throttled, now),
+        # this API worker's 429s only: each worker throttles its own share of a sale's rate
+        "throttled_per_s": None if throttled is None else memory.rate("throttled", 0, throttled, read_ms,
+                                                                      BUSINESS_RATE_WINDOW),
         "members": {"topups": raw.get("topups"),
                     "stored_value_spent": {"till": till_sv, "online": online_sv,
                                            "fen": till_sv["fen"] + online_sv["fen"]}},
-        "shrinkage": sorted(raw.get("shrinkage", []), key=lambda r: (-r["units"], r["reason"])),
+        "shrinkage": shrinkage_by_reason(raw.get("shrinkage", []), raw.get("prices") or {}),
     }
+
+
+def shrinkage_by_reason(rows: list[dict], prices: dict[str, dict]) -> list[dict]:
+    """Shrinkage per reason, valued at list price: quantities are pieces or grams depending on the SKU, so only
+    their value adds up (per piece, or per kg x grams / 1000). A SKU without a price (no longer in the
+    catalogue) is counted in `unpriced_events`, not silently valued at 0."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        agg = out.setdefault(r["reason"], {"reason": r["reason"], "events": 0, "value_fen": 0, "unpriced_events": 0})
+        agg["events"] += r["events"]
+        price = prices.get(r["sku"])
+        if price is None:
+            agg["unpriced_events"] += r["events"]
+        elif price["unit"] == "kg":
+            agg["value_fen"] += weighed_amount_fen(r["qty"], price["price_fen"])
+        else:
+            agg["value_fen"] += r["qty"] * price["price_fen"]
+    return sorted(out.values(), key=lambda r: (-r["value_fen"], -r["events"], r["reason"]))
+
+
+def audit_view(audit: dict | None) -> dict | None:
+    """The last audit and what it shows: `ok` only when it ran, covered every live audited actor (and at least
+    one) and found nothing. An actor that timed out is not an actor that passed."""
+    if audit is None:
+        return None
+    violations, unanswered = audit.get("violations") or [], audit.get("unanswered") or []
+    if audit.get("error"):
+        status = "error"
+    elif violations:
+        status = "violations"
+    elif unanswered:
+        status = "incomplete"
+    elif not audit.get("actors"):
+        status = "empty"
+    else:
+        status = "ok"
+    return {"at": to_rfc3339(audit.get("at_ms")), "actors": audit.get("actors"), "asked": audit.get("asked"),
+            "violations": violations, "error": audit.get("error"), "unanswered": unanswered, "status": status,
+            "ok": status == "ok"}
+
+
+def utc_offset_label(minutes: int) -> str:
+    sign = "-" if minutes < 0 else "+"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def shortages_of(inputs: ConsoleInputs) -> list[dict]:
@@ -297,11 +401,18 @@ def _alert(kind: str, subject: str, severity: str, message: str) -> dict:
 
 
 def alert_list(inputs: ConsoleInputs, actors: list[dict], stores: list[dict], shortages: list[dict],
-               config: ConsoleConfig) -> list[dict]:
+               audit: dict | None, config: ConsoleConfig) -> list[dict]:
     out = []
     for a in actors:
         if a["health"] in ("dead", "restarting"):
             out.append(_alert("actor_down", a["name"], "critical", f"actor {a['name']} is {a['state']}"))
+        elif a["health"] == "start_failed":
+            out.append(_alert("actor_not_ready", a["name"], "critical", f"actor {a['name']} cannot start: "
+                                                                        f"{a['last_error']}"))
+        elif a["health"] == "not_ready":
+            out.append(_alert("actor_not_ready", a["name"], "critical",
+                              f"actor {a['name']} not ready for {a['not_ready_s']:.0f} s: its rebuild from "
+                              f"PostgreSQL has not finished"))
         elif a["health"] == "restarted":
             out.append(_alert("actor_restarted", a["name"], "warning",
                               f"actor {a['name']} restarted at {a['restarted_at']} ({a['restarts']} restarts)"))
@@ -310,6 +421,10 @@ def alert_list(inputs: ConsoleInputs, actors: list[dict], stores: list[dict], sh
         if s["status"] == "offline" and (s["offline_for_s"] or 0) > config.offline_alert_s:
             out.append(_alert("store_offline", sid, "critical", f"store {sid} offline for {s['offline_for_s']:.0f} s "
                                                                 f"(since {s['offline_since']})"))
+        if s["missing"]:
+            out.append(_alert("store_never_seen", sid, "critical",
+                              f"store {sid} not heard from since the store registry started "
+                              f"{s['unseen_for_s']:.0f} s ago"))
         if not s["online"]:
             continue
         if s["lag_over"]:
@@ -324,11 +439,18 @@ def alert_list(inputs: ConsoleInputs, actors: list[dict], stores: list[dict], sh
         out.append(_alert("shortage", sh.get("reservation_id", "?"), "critical",
                           f"shortage at {sh.get('store')}: {sh.get('qty')} x {sh.get('sku')} of order "
                           f"{sh.get('order_id')} cannot be handed over; re-route it"))
-    audit = inputs.audit
-    if audit and audit.get("violations"):
+    if audit and audit["violations"]:
         v = audit["violations"]
         out.append(_alert("audit", "invariants", "critical",
                           f"invariant audit failing: {len(v)} violation(s); first: {v[0]}"))
+    if audit and audit["unanswered"]:
+        u = audit["unanswered"]
+        out.append(_alert("audit_incomplete", "invariants", "warning",
+                          f"invariant audit incomplete: {len(u)} of {audit['asked'] or len(u)} actor(s) not audited; "
+                          f"first: {u[0]}"))
+    elif audit and audit["status"] == "empty":
+        out.append(_alert("audit_incomplete", "invariants", "warning", "invariant audit checked no actor"))
+    # an audit that failed to run at all is reported by the shell as an unreadable source (inputs.errors)
     for source, why in sorted(inputs.errors.items()):
         out.append(_alert("source", source, "warning", f"console cannot read {source}: {why}"))
     return out
@@ -340,23 +462,23 @@ def build_snapshot(inputs: ConsoleInputs, memory: ConsoleMemory, config: Console
     actors = actor_rows(inputs, memory, config)
     stores = store_rows(inputs, memory, config)
     shortages = shortages_of(inputs)
-    alerts = alert_list(inputs, actors, stores, shortages, config)
+    audit = audit_view(inputs.audit)
+    alerts = alert_list(inputs, actors, stores, shortages, audit, config)
     for a in alerts:
         a["since"] = to_rfc3339(memory.alert_since.setdefault(a["id"], now))
     memory.alert_since = {k: v for k, v in memory.alert_since.items() if k in {a["id"] for a in alerts}}
     severity = {"critical": 0, "warning": 1}
     alerts.sort(key=lambda a: (severity[a["severity"]], a["since"], a["id"]))
-    audit = inputs.audit
     return {
         "at": to_rfc3339(now), "at_ms": now, "worker": inputs.worker,
+        "timezone": {"utc_offset_minutes": inputs.utc_offset_minutes, "name": utc_offset_label(inputs.utc_offset_minutes)},
         "summary": {"actors": len(actors), "actors_bad": sum(a["bad"] for a in actors),
                     "stores": len(stores), "stores_online": sum(s["online"] for s in stores),
                     "alerts": len(alerts), "critical": sum(a["severity"] == "critical" for a in alerts)},
         "actors": actors, "stores": stores, "business": business_view(inputs, memory), "shortages": shortages,
-        "audit": None if audit is None else {"at": to_rfc3339(audit.get("at_ms")), "actors": audit.get("actors"),
-                                             "violations": audit.get("violations", []), "error": audit.get("error"),
-                                             "unanswered": audit.get("unanswered", [])},
+        "audit": audit,
         "alerts": alerts, "errors": dict(inputs.errors),
         "thresholds": {"offline_alert_s": config.offline_alert_s, "lag_alert_ms": config.lag_alert_ms,
-                       "outbox_growth_samples": config.outbox_growth_samples, "restart_flag_s": config.restart_flag_s},
+                       "outbox_growth_samples": config.outbox_growth_samples, "restart_flag_s": config.restart_flag_s,
+                       "not_ready_alert_s": config.not_ready_alert_s},
     }

@@ -11,8 +11,9 @@ Sources, and why these:
   (`ray.util.state.list_actors`) needs the dashboard, which a local Ray here runs without. Per-actor figures
   come from the actor's own cheap `stats()` with a short timeout: a dead or busy actor simply has none;
 - stores: the StoreRegistry actor's view (soft state from heartbeats);
-- business: SQL over orders, till_sales, stock_movements and flash_sales, plus the flash gates' status, and
-  today's top-ups read incrementally from the member ledgers' journal (they are recorded nowhere else);
+- business: SQL over orders, till_sales, stock_movements and flash_sales (index ranges from the day's start, see
+  migration 4), plus the flash gates' status, and today's top-ups read incrementally from the member ledgers'
+  journal (they are recorded nowhere else). "Today" is the chain's local day: the rule book's UTC offset;
 - audit: every live stock pool, member ledger and flash gate's own `audit()`.
 Looking never creates an actor: handles come from `ray.get_actor` for actors in the table (asking through the
 ActorClient would start a named actor that is not running, a whole worker process per flash sale ever held).
@@ -169,7 +170,8 @@ class ConsoleFeed:
         async with self._lock:  # the producer and a /console/snapshot request share one memory
             cloud = self.services.cloud
             inputs = ConsoleInputs(now_ms=0, prefix=cloud.shards.prefix, worker=self.services.worker_id,
-                                   stores={s.store_id: s.name for s in cloud.world.stores.values()})
+                                   stores={s.store_id: s.name for s in cloud.world.stores.values()},
+                                   utc_offset_minutes=cloud.world.rule_book.utc_offset_minutes)
             (actors, stats, nodes), registry = await asyncio.gather(self._actors(inputs), self._registry(inputs))
             # after the actor table is read: the audit and the flash figures ask the actors it lists
             self._start_due("business", self.config.business_every_s, self._refresh_business)
@@ -239,9 +241,12 @@ class ConsoleFeed:
         for name, report in zip(names, reports):
             if isinstance(report, BaseException):
                 failed.append(f"{name}: {type(report).__name__}")
+            elif report is None:  # gone since the actor table was read: it was not audited, so it cannot pass
+                failed.append(f"{name}: not running")
             else:
-                violations += [f"{name}: {p}" for p in report or []]
-        return {"actors": len(names) - len(failed), "violations": violations, "unanswered": failed}
+                violations += [f"{name}: {p}" for p in report]
+        return {"asked": len(names), "actors": len(names) - len(failed), "violations": violations,
+                "unanswered": failed}
 
     async def _registry(self, inputs: ConsoleInputs):
         try:
@@ -260,51 +265,64 @@ class ConsoleFeed:
 
     async def _refresh_business(self) -> None:
         try:
-            self._business = await business_figures(self.services, self._topups, self.ask)
+            offset = self.services.cloud.world.rule_book.utc_offset_minutes  # the chain's one time zone
+            self._business = await business_figures(self.services, self._topups, self.ask, offset)
             self._business_error = None
         except Exception as exc:  # noqa: BLE001 - keep the last figures (their age is shown) and say why
             log.warning("console business figures failed: %s", exc)
             self._business_error = f"{type(exc).__name__}: {exc}"[:300]
 
 
-async def business_figures(services, topups: TopUpTally, ask) -> dict:
-    """Today's figures from PostgreSQL and the flash gates (raw rows; `cloud.console.business_view` shapes them)."""
+# Today's figures. Each query reads an index range from the day's start (migration 4): none scans its table, and
+# none expands a till sale's JSON (the stored-value amount is a column computed when the sale was recorded).
+TILL_SQL = """select store_id, count(*) as count, coalesce(sum(total_fen), 0)::bigint as fen,
+                     count(*) filter (where stored_value_fen > 0) as sv_count,
+                     coalesce(sum(stored_value_fen), 0)::bigint as sv_fen
+              from till_sales where wall_ms >= $1 group by store_id"""
+ORDERS_SQL = """select status, kind, count(*) as count, coalesce(sum(total_fen), 0)::bigint as fen,
+                       count(*) filter (where payment->>'method' = 'stored_value') as sv_count,
+                       coalesce(sum(total_fen) filter (where payment->>'method' = 'stored_value'), 0)::bigint as sv_fen
+                from orders where created_ms >= $1 group by status, kind"""
+# An online sale belongs to the store it was allocated to; split and flash orders are shown as such.
+ONLINE_SQL = """select case when kind = 'flash' then '(flash)'
+                            when (select count(*) from jsonb_object_keys(allocation)) = 1
+                            then (select k from jsonb_object_keys(allocation) k limit 1) else '(split)' end as store_id,
+                       count(*) as count, coalesce(sum(total_fen), 0)::bigint as fen
+                from orders where created_ms >= $1 and status in ('paid', 'fulfilled') group by 1"""
+# By SKU as well as reason: quantities are pieces or grams depending on the SKU, so only their value adds up.
+SHRINK_SQL = """select coalesce(nullif(shrinkage_reason, ''), 'unspecified') as reason, sku, count(*) as events,
+                       coalesce(-sum(delta), 0)::bigint as qty
+                from stock_movements where reason = 'shrinkage' and wall_ms >= $1 group by 1, 2"""
+FLASH_SQL = """select sale_id, config from flash_sales where (config->>'ends_ms')::bigint >= $1
+               order by (config->>'ends_ms')::bigint desc limit $2"""
+
+
+async def business_figures(services, topups: TopUpTally, ask, utc_offset_minutes: int) -> dict:
+    """Today's figures from PostgreSQL and the flash gates (raw rows; `cloud.console.business_view` shapes them).
+    "Today" is the chain's local day (`utc_offset_minutes`), the same offset the page shows times in."""
     cloud = services.cloud
     now = cloud.now_ms()
-    day = local_day_start_ms(now, cloud.world.rule_book.utc_offset_minutes)
+    day = local_day_start_ms(now, utc_offset_minutes)
     async with cloud.db.acquire() as conn:
-        till = await conn.fetch("select store_id, count(*) as count, coalesce(sum(total_fen), 0)::bigint as fen "
-                                "from till_sales where wall_ms >= $1 group by store_id", day)
-        till_sv = await conn.fetchrow(
-            """select count(*) as count, coalesce(sum((p->>1)::bigint), 0)::bigint as fen
-               from till_sales, jsonb_array_elements(payments) p where wall_ms >= $1 and p->>0 = 'stored_value'""", day)
-        orders = await conn.fetch(
-            """select status, kind, count(*) as count, coalesce(sum(total_fen), 0)::bigint as fen,
-                      count(*) filter (where payment->>'method' = 'stored_value') as sv_count,
-                      coalesce(sum(total_fen) filter (where payment->>'method' = 'stored_value'), 0)::bigint as sv_fen
-               from orders where created_ms >= $1 group by status, kind""", day)
-        # An online sale belongs to the store it was allocated to; split and flash orders are shown as such.
-        online = await conn.fetch(
-            """select case when kind = 'flash' then '(flash)'
-                           when (select count(*) from jsonb_object_keys(allocation)) = 1
-                           then (select k from jsonb_object_keys(allocation) k limit 1) else '(split)' end as store_id,
-                      count(*) as count, coalesce(sum(total_fen), 0)::bigint as fen
-               from orders where created_ms >= $1 and status in ('paid', 'fulfilled') group by 1""", day)
-        shrink = await conn.fetch(
-            """select coalesce(nullif(shrinkage_reason, ''), 'unspecified') as reason, count(*) as events,
-                      coalesce(-sum(delta), 0)::bigint as units
-               from stock_movements where reason = 'shrinkage' and wall_ms >= $1 group by 1""", day)
-        sales = await conn.fetch(
-            """select sale_id, config from flash_sales where (config->>'ends_ms')::bigint >= $1
-               order by (config->>'ends_ms')::bigint desc limit $2""", now - FLASH_RECENT_MS, FLASH_MAX)
+        till = await conn.fetch(TILL_SQL, day)
+        orders = await conn.fetch(ORDERS_SQL, day)
+        online = await conn.fetch(ONLINE_SQL, day)
+        shrink = await conn.fetch(SHRINK_SQL, day)
+        sales = await conn.fetch(FLASH_SQL, now - FLASH_RECENT_MS, FLASH_MAX)
         topped = await topups.refresh(conn, cloud.shards.all_member_ledgers(), day)
     flash = await asyncio.gather(*(_flash_status(cloud, ask, r["sale_id"]) for r in sales))
+    # when the counters the rates come from (sold, throttled) were read: the queries before take a varying time
+    rates_at = cloud.now_ms()
     from prometheus_client import REGISTRY
+    products = cloud.world.catalogue.by_sku
     return {
-        "day_start_ms": day, "at_ms": now,
-        "till_by_store": [dict(r) for r in till], "till_stored_value": dict(till_sv),
+        "day_start_ms": day, "at_ms": now, "rates_at_ms": rates_at,
+        "till_by_store": [dict(r) for r in till],
         "orders": [dict(r) for r in orders], "online_by_store": [dict(r) for r in online],
         "shrinkage": [dict(r) for r in shrink], "topups": topped, "flash": [f for f in flash if f is not None],
+        # list prices of the SKUs written off today: what the shrinkage is worth (a SKU no longer sold has none)
+        "prices": {r["sku"]: {"unit": products[r["sku"]].unit, "price_fen": products[r["sku"]].price_fen}
+                   for r in shrink if r["sku"] in products},
         # 429s answered by this process (each API worker throttles its own share of a sale's rate)
         "flash_throttled_total": REGISTRY.get_sample_value("freshmesh_flash_orders_total", {"outcome": "throttled"}) or 0.0,
     }

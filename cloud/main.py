@@ -28,6 +28,18 @@ def api_command(port: int, workers: int) -> list[str]:
 STOP_TIMEOUT_S = 15
 
 
+def startup_lines(http_port: int, token: str, generated: bool) -> list[str]:
+    """What the cloud prints once it serves. The operator token only when this process made it up (nobody else
+    knows it); a token the operator configured is theirs already and stays out of logs and terminals."""
+    base = f"http://127.0.0.1:{http_port}"
+    lines = [f"FreshMesh cloud: {base}  (API described at /openapi.json)"]
+    if generated:
+        lines += [f"FRESHMESH_OPERATOR_TOKEN={token}", f"Operator console: {base}/console?token={token}"]
+    else:
+        lines += [f"Operator console: {base}/console  (operator token: the configured FRESHMESH_OPERATOR_TOKEN)"]
+    return lines
+
+
 async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.Event, ready=None) -> None:
     """Run until `stop` is set (SIGINT/SIGTERM set it)."""
     import ray
@@ -42,16 +54,17 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
         loop.add_signal_handler(sig, stop.set)
     env = dict(os.environ)
     env.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
-    env.setdefault("FRESHMESH_OPERATOR_TOKEN", secrets.token_hex(16))
+    generated = not env.get("FRESHMESH_OPERATOR_TOKEN")
+    if generated:
+        env["FRESHMESH_OPERATOR_TOKEN"] = secrets.token_hex(16)
     if world:
         env["FRESHMESH_WORLD"] = world
     os.environ["FRESHMESH_OPERATOR_TOKEN"] = env["FRESHMESH_OPERATOR_TOKEN"]
     services = await start_services(World.load(world), env["DATABASE_URL"], env.get("NATS_URL"),
                                     env["FRESHMESH_OPERATOR_TOKEN"], background=True, explicit_world=bool(world))
     api = subprocess.Popen(api_command(http_port, workers), env={**env, "FRESHMESH_BACKGROUND": "0"})
-    print(f"FreshMesh cloud: http://127.0.0.1:{http_port}  (API described at /openapi.json)", flush=True)
-    print(f"FRESHMESH_OPERATOR_TOKEN={env['FRESHMESH_OPERATOR_TOKEN']}", flush=True)
-    print(f"Operator console: http://127.0.0.1:{http_port}/console?token={env['FRESHMESH_OPERATOR_TOKEN']}", flush=True)
+    for line in startup_lines(http_port, env["FRESHMESH_OPERATOR_TOKEN"], generated):
+        print(line, flush=True)
     if ready is not None:
         ready(http_port, env)
     try:

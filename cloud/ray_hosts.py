@@ -70,10 +70,16 @@ class ActorHost:
         if self._started is None:
             self._started = asyncio.ensure_future(self.host.start())
         started = self._started
-        ready = started.done() and not started.cancelled() and started.exception() is None
+        failure = None  # a failed start is never retried: every call of this incarnation raises it, so say why
+        if started.done():
+            failure = "start cancelled" if started.cancelled() else started.exception()
+        ready = started.done() and failure is None
         host = self.host
         out = {"name": self.name, "kind": self.kind, "pid": os.getpid(), "ready": ready, "seq": host.seq,
                "reconstructed": self.restarts, "queue": len(host._queue), **host.stats}
+        if failure is not None:
+            text = failure if isinstance(failure, str) else f"{type(failure).__name__}: {failure}"
+            out["start_error"] = out["last_error"] = f"start failed: {text}"[:300]
         if ready and self.kind == "stock_pool":  # open shortages: each one is an order a store cannot hand over
             shortages = list(getattr(host.actor, "shortages", {}).values())
             out["open_shortages"], out["shortages"] = len(shortages), shortages[:20]

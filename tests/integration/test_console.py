@@ -19,6 +19,7 @@ import pytest_asyncio
 
 from cloud.console import ConsoleConfig
 from protocol import codec, subjects
+from protocol.money import weighed_amount_fen
 from protocol.messages import DeviceHealth, Heartbeat, Payment, SaleCommitted, SaleLine, StockMoved
 from tests.integration.harness import OPERATOR_TOKEN, StoreLink, envelope, eventually, running_cloud
 
@@ -62,11 +63,12 @@ class Heartbeats:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
-async def till_sale(link: StoreLink, sku: str, fen: int) -> None:
+async def till_sale(link: StoreLink, sku: str, fen: int, stored_value_fen: int = 0, member_id: str | None = None):
+    payments = tuple(Payment(method=m, amount_fen=a, reference="") for m, a in
+                     (("stored_value", stored_value_fen), ("cash", fen - stored_value_fen)) if a)
     await link.publish(SaleCommitted(**link.next_envelope(), sale_id=f"CON{uuid.uuid4().hex[:16]}", lane="1",
                                      lines=(SaleLine(sku=sku, qty=1, weighed=False, amount_fen=fen),), total_fen=fen,
-                                     payments=(Payment(method="cash", amount_fen=fen, reference=""),), member_id=None,
-                                     offline=False))
+                                     payments=payments, member_id=member_id, offline=False))
 
 
 def key() -> dict:
@@ -98,10 +100,16 @@ async def test_console_data_needs_the_operator_token_and_customers_do_not(cloud)
 async def test_snapshot_shows_actors_stores_business_and_alerts(cloud, stack):
     services, url, http = cloud
     shards = services.cloud.shards
-    sku = (await http.get("/products")).json()["products"][0]["sku"]
+    product = (await http.get("/products")).json()["products"][0]
+    sku = product["sku"]
     before = await snapshot(http)
     till_before = next((s["till_fen"] for s in (before["business"] or {"by_store": []})["by_store"]
                         if s["store_id"] == "S005"), 0)
+    sv_before = before["business"]["members"]["stored_value_spent"]["till"]["fen"] if before["business"] else 0
+    spoiled_before = next((r["value_fen"] for r in (before["business"] or {"shrinkage": []})["shrinkage"]
+                           if r["reason"] == "spoiled"), 0)
+    # 2 units written off: pieces at the piece price, or grams at the kg price (the console values, never adds units)
+    spoiled_fen = 2 * product["price_fen"] if product["unit"] == "piece" else weighed_amount_fen(2, product["price_fen"])
     now = datetime.now(timezone.utc)
     created = await http.post("/flash-sales", headers=OP, json={
         "sku": sku, "quantity": 10, "price_fen": 990, "starts_at": (now - timedelta(minutes=1)).isoformat(),
@@ -117,6 +125,7 @@ async def test_snapshot_shows_actors_stores_business_and_alerts(cloud, stack):
         beats = Heartbeats(link, {"scale": "ok", "scanner": "ok", "printer": "down"}).start()
         try:
             await till_sale(link, sku, 1234)
+            await till_sale(link, sku, 1000, stored_value_fen=700, member_id=member)
             await link.publish(StockMoved(**link.next_envelope(), sku=sku, delta=-2, reason="shrinkage",
                                           shrinkage_reason="spoiled", on_hand_after=5, reference=""))
 
@@ -124,9 +133,11 @@ async def test_snapshot_shows_actors_stores_business_and_alerts(cloud, stack):
                 snap = await snapshot(http)
                 store = next(s for s in snap["stores"] if s["store_id"] == "S005")
                 sales = {s["store_id"]: s for s in (snap["business"] or {"by_store": []})["by_store"]}
+                spoiled = next((r for r in snap["business"]["shrinkage"] if r["reason"] == "spoiled"), None)
                 ok = (store["online"] and store["device_faults"] == ["printer"]
-                      and sales.get("S005", {}).get("till_fen", 0) >= till_before + 1234
-                      and any(r["reason"] == "spoiled" for r in snap["business"]["shrinkage"])
+                      and sales.get("S005", {}).get("till_fen", 0) >= till_before + 2234
+                      and snap["business"]["members"]["stored_value_spent"]["till"]["fen"] >= sv_before + 700
+                      and spoiled is not None and spoiled["value_fen"] >= spoiled_before + spoiled_fen
                       and any(f["sale_id"] == sale_id and f["sold"] == 2 for f in snap["business"]["flash"])
                       and (snap["business"]["members"]["topups"] or {}).get("fen", 0) >= 5000
                       and snap["audit"] is not None)
@@ -134,8 +145,8 @@ async def test_snapshot_shows_actors_stores_business_and_alerts(cloud, stack):
             snap = await eventually(settled, timeout_s=20)
         finally:
             await beats.stop()
-    assert snap, ("the console never showed S005 online with its printer down, its till sale, its shrinkage, "
-                  "the flash sale's sold units and the top-up")
+    assert snap, ("the console never showed S005 online with its printer down, its till sales (one partly paid "
+                  "with stored value), its shrinkage's value, the flash sale's sold units and the top-up")
     flash = next(f for f in snap["business"]["flash"] if f["sale_id"] == sale_id)
     assert (flash["live"], flash["quantity"], flash["remaining"], flash["rate_per_s"]) == (True, 10, 8, 1000)
     assert shards.flash_sale_name(sale_id) in {a["name"] for a in snap["actors"]}
@@ -147,6 +158,11 @@ async def test_snapshot_shows_actors_stores_business_and_alerts(cloud, stack):
     assert (actors[shards.stock_pool_name(sku)]["kind"], actors[shards.order_router_name()]["shard"]) == ("stock_pool", "")
     assert ("device", "S005/printer") in {(a["kind"], a["subject"]) for a in snap["alerts"]}
     assert snap["audit"]["violations"] == [] and snap["audit"]["actors"] >= len(shards.all_stock_pools())
+    assert (snap["audit"]["status"], snap["audit"]["unanswered"]) == ("ok", []), snap["audit"]
+    assert snap["timezone"] == {"utc_offset_minutes": 480, "name": "UTC+08:00"}
+    # stores of the world that never sent a heartbeat while the registry has been up past the threshold
+    quiet = [s["store_id"] for s in snap["stores"] if s["status"] == "never_seen" and s["missing"]]
+    assert quiet and {("store_never_seen", sid) for sid in quiet} <= {(a["kind"], a["subject"]) for a in snap["alerts"]}
     assert [s["rank"] for s in snap["stores"]] == list(range(len(snap["stores"])))
     assert snap["business"]["sales"]["till"]["fen"] >= 1234
     assert {s["store_id"] for s in snap["stores"]} >= set(services.cloud.world.stores)
@@ -199,6 +215,53 @@ def png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
+async def launch(pw, browser_path: str, tmp_path):
+    return await pw.chromium.launch_persistent_context(
+        str(tmp_path / "profile"), executable_path=browser_path, headless=True, viewport={"width": 1500, "height": 1100},
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync"])
+
+
+async def test_console_in_chromium_reconnects_after_the_stream_answers_an_http_error(cloud, tmp_path):
+    """A 503 (a proxy while the cloud restarts) makes the browser's EventSource give up for good: the page must
+    come back by itself, backing off, and then get snapshots from the stream again."""
+    from playwright.async_api import async_playwright
+    services, url, http = cloud
+    browser_path = chromium()
+    streams: list[float] = []
+
+    async def stream(route):
+        streams.append(time.monotonic())
+        if len(streams) <= 2:
+            await route.fulfill(status=503, content_type="text/plain", body="restarting")
+        else:
+            await route.continue_()
+
+    async with async_playwright() as pw:
+        browser = await launch(pw, browser_path, tmp_path)
+        try:
+            page = browser.pages[0] if browser.pages else await browser.new_page()
+            await page.route("**/console/stream*", stream)
+            await page.goto(f"{url}/console?token={OPERATOR_TOKEN}")
+            deadline = time.monotonic() + 20
+            while len(streams) < 3 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert len(streams) >= 3, f"the page did not open the stream again after a 503 ({len(streams)} tries)"
+            # backing off: the second wait is longer than the first
+            assert streams[1] - streams[0] >= 0.8 and streams[2] - streams[1] >= 1.6, streams
+            # snapshots flow from the stream again (the page's own check fetches one snapshot per attempt, not more)
+            await page.wait_for_selector('#conn[data-status="live"]', timeout=10_000)
+            first = int(await page.evaluate("() => document.body.dataset.snapshotAt"))
+            await page.wait_for_function(f"() => Number(document.body.dataset.snapshotAt) >= {first + 1500}",
+                                         timeout=10_000)
+            assert len(streams) == 3, "a working stream is not re-opened"
+            assert await page.text_content("#tz") == "UTC+08:00"
+            assert await page.get_attribute("#audit-status", "data-status") in ("ok", "incomplete", "violations",
+                                                                               "empty", "error")
+        finally:
+            await browser.close()
+
+
 async def test_console_in_chromium_sees_a_store_go_offline_and_an_actor_killed(cloud, stack, tmp_path):
     from playwright.async_api import async_playwright
     services, url, http = cloud
@@ -207,11 +270,7 @@ async def test_console_in_chromium_sees_a_store_go_offline_and_an_actor_killed(c
     browser_path = chromium()
     async with StoreLink(stack, "S004") as link, async_playwright() as pw:
         beats = Heartbeats(link, {"scale": "ok", "scanner": "ok", "printer": "ok"}).start()
-        browser = await pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=browser_path, headless=True,
-            viewport={"width": 1500, "height": 1100},
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"])
+        browser = await launch(pw, browser_path, tmp_path)
         try:
             page = browser.pages[0] if browser.pages else await browser.new_page()
             await page.goto(f"{url}/console?token={OPERATOR_TOKEN}")

@@ -79,7 +79,7 @@ def test_a_restart_seen_between_looks_stays_red_for_the_flag_window_then_clears(
     assert (row["state"], row["health"], row["bad"], row["restarts"]) == ("ALIVE", "restarted", True, 3)
     assert "restart #3" in row["last_error"] and ("actor_restarted", "p-stock_pool-0") in kinds(again)
     later = build_snapshot(inputs(T0 + 1000 + 60_001, [actor("p-stock_pool-0", restarts=3, pid=200)],
-                                  {"p-stock_pool-0": stats()}), memory, CFG)
+                                  {"p-stock_pool-0": stats()}, stores={}), memory, CFG)
     assert later["actors"][0]["health"] == "ok" and not later["alerts"]
 
 
@@ -169,8 +169,8 @@ def test_unreadable_registry_marks_stores_unknown_and_says_why():
 def test_business_totals_by_channel_store_status_flash_and_members():
     memory = ConsoleMemory()
     raw = {"day_start_ms": T0 - 3_600_000, "at_ms": T0,
-           "till_by_store": [{"store_id": "S001", "count": 3, "fen": 3000}, {"store_id": "S002", "count": 1, "fen": 500}],
-           "till_stored_value": {"count": 1, "fen": 700},
+           "till_by_store": [{"store_id": "S001", "count": 3, "fen": 3000, "sv_count": 1, "sv_fen": 700},
+                             {"store_id": "S002", "count": 1, "fen": 500, "sv_count": 0, "sv_fen": 0}],
            "orders": [{"status": "paid", "kind": "pickup", "count": 2, "fen": 4000, "sv_count": 1, "sv_fen": 1500},
                       {"status": "fulfilled", "kind": "delivery", "count": 1, "fen": 1000, "sv_count": 0, "sv_fen": 0},
                       {"status": "reserved", "kind": "flash", "count": 5, "fen": 5000, "sv_count": 0, "sv_fen": 0},
@@ -178,7 +178,9 @@ def test_business_totals_by_channel_store_status_flash_and_members():
                       {"status": "paid", "kind": "flash", "count": 1, "fen": 100, "sv_count": 0, "sv_fen": 0}],
            "online_by_store": [{"store_id": "S002", "count": 2, "fen": 4000}, {"store_id": "(flash)", "count": 1, "fen": 100},
                                {"store_id": "S003", "count": 1, "fen": 1000}],
-           "shrinkage": [{"reason": "spoiled", "events": 2, "units": 3}, {"reason": "theft", "events": 1, "units": 9}],
+           "shrinkage": [{"reason": "spoiled", "sku": "EGG", "events": 2, "qty": 3},
+                         {"reason": "theft", "sku": "EGG", "events": 1, "qty": 9}],
+           "prices": {"EGG": {"unit": "piece", "price_fen": 100}},
            "topups": {"count": 2, "fen": 20_000},
            "flash": [{"sale_id": "F1", "sku": "EGG", "quantity": 100, "sold": 10, "remaining": 90, "leased": 5,
                       "rate_per_s": 50, "price_fen": 100, "starts_ms": T0 - 1000, "ends_ms": T0 + 60_000},
@@ -230,3 +232,158 @@ def test_memory_forgets_actors_and_sales_that_are_gone_but_not_on_a_failed_read(
     assert set(memory.restarts) == {"p-stock_pool-0", "p-flash_sale-F1"}, "a failed read forgets nothing"
     build_snapshot(inputs(T0 + 2000, [actor("p-stock_pool-0")], {"p-stock_pool-0": stats(commands=9)}), memory, CFG)
     assert set(memory.restarts) == {"p-stock_pool-0"} and "actor:p-flash_sale-F1" not in memory.rates
+
+
+def test_an_audit_that_did_not_cover_every_actor_is_not_a_pass():
+    ok = {"at_ms": T0, "asked": 3, "actors": 3, "violations": [], "unanswered": []}
+    snap = build_snapshot(inputs(T0, audit=ok, stores={}), ConsoleMemory(), CFG)
+    assert (snap["audit"]["status"], snap["audit"]["ok"]) == ("ok", True) and not snap["alerts"]
+    # two actors timed out (or were gone): only one audited, nothing found, yet nothing is known about the others
+    partial = {**ok, "actors": 1, "unanswered": ["p-stock_pool-1: TimeoutError", "p-member_ledger-0: not running"]}
+    snap = build_snapshot(inputs(T0, audit=partial, stores={}), ConsoleMemory(), CFG)
+    assert (snap["audit"]["status"], snap["audit"]["ok"]) == ("incomplete", False)
+    alert = next(a for a in snap["alerts"] if a["kind"] == "audit_incomplete")
+    assert "2 of 3" in alert["message"] and "p-stock_pool-1: TimeoutError" in alert["message"]
+    # no actor answered at all (or none to ask): not "all invariants hold" either
+    for empty in ({**ok, "actors": 0, "asked": 0}, {**ok, "actors": 0, "unanswered": ["a: TimeoutError"] * 3}):
+        snap = build_snapshot(inputs(T0, audit=empty, stores={}), ConsoleMemory(), CFG)
+        assert not snap["audit"]["ok"] and ("audit_incomplete", "invariants") in kinds(snap), empty
+    failed = {"at_ms": T0, "error": "TimeoutError: ", "violations": []}
+    snap = build_snapshot(inputs(T0, audit=failed, stores={}, errors={"invariant audit": "TimeoutError: "}),
+                          ConsoleMemory(), CFG)
+    assert snap["audit"]["status"] == "error" and ("source", "invariant audit") in kinds(snap)
+
+
+def test_an_actor_that_cannot_start_or_stays_not_ready_is_red():
+    memory = ConsoleMemory()
+    name = "p-stock_pool-0"
+    rebuilding = stats(ready=False)
+
+    def row(now, st, pid=100):
+        snap = build_snapshot(inputs(now, [actor(name, pid=pid)], {name: st}, stores={}), memory, CFG)
+        return snap["actors"][0], kinds(snap)
+
+    first, alerts = row(T0, rebuilding)
+    assert (first["health"], first["bad"], first["ready"]) == ("starting", False, False) and not alerts
+    stuck, alerts = row(T0 + 10_500, rebuilding)  # the default not-ready threshold is 10 s
+    assert (stuck["health"], stuck["bad"], stuck["not_ready_s"]) == ("not_ready", True, 10.5)
+    assert ("actor_not_ready", name) in alerts
+    ready, alerts = row(T0 + 11_000, stats())
+    assert (ready["health"], ready["bad"]) == ("ok", False) and not alerts and name not in memory.not_ready
+    # a new incarnation (another pid) that is not ready starts its own clock
+    row(T0 + 20_000, rebuilding, pid=101)
+    again, _ = row(T0 + 25_000, rebuilding, pid=101)
+    assert again["health"] == "starting"
+    # a failed start never heals in that incarnation: red at once, with the reason as its last error
+    failed, alerts = row(T0 + 26_000, stats(ready=False, start_error="start failed: OSError: no route",
+                                           last_error="start failed: OSError: no route"), pid=102)
+    assert (failed["health"], failed["bad"], failed["last_error"]) == ("start_failed", True,
+                                                                      "start failed: OSError: no route")
+    alert = next(a for a in build_snapshot(inputs(T0 + 26_000, [actor(name, pid=102)], {name: stats(
+        ready=False, start_error="start failed: OSError: no route")}, stores={}), memory, CFG)["alerts"])
+    assert alert["id"] == f"actor_not_ready:{name}" and "OSError: no route" in alert["message"]
+
+
+def test_stores_never_seen_alert_once_the_registry_has_been_up_past_the_offline_threshold():
+    memory = ConsoleMemory()
+    registry_actor = actor("p-store_registry", pid=300)
+    seen = [registry_row("S001", T0)]
+
+    def snap(now, reg=seen, actors=(registry_actor,)):
+        return build_snapshot(inputs(now, list(actors), {"p-store_registry": stats()}, registry=reg,
+                                     stores={"S001": "One", "S002": "Two"}), memory, CFG)
+
+    early = snap(T0)
+    s2 = next(s for s in early["stores"] if s["store_id"] == "S002")
+    assert (s2["status"], s2["missing"], s2["unseen_for_s"]) == ("never_seen", False, 0.0)
+    assert ("store_never_seen", "S002") not in kinds(early), "just started: its heartbeats may still come"
+    late = snap(T0 + 31_000)
+    assert ("store_never_seen", "S002") in kinds(late) and ("store_never_seen", "S001") not in kinds(late)
+    assert next(s for s in late["stores"] if s["store_id"] == "S002")["missing"]
+    # the registry restarted (soft state lost): every store gets the threshold again before it is called missing
+    restarted = actor("p-store_registry", pid=301, restarts=1)
+    fresh = snap(T0 + 40_000, reg=[], actors=(restarted,))
+    assert not {k for k in kinds(fresh) if k[0] == "store_never_seen"}
+    assert ("store_never_seen", "S001") in kinds(snap(T0 + 71_000, reg=[], actors=(restarted,)))
+    # an unreadable actor table is not a restart; an unreadable registry says "unknown", not "missing"
+    assert ("store_never_seen", "S002") in kinds(build_snapshot(
+        ConsoleInputs(now_ms=T0 + 72_000, prefix="p-", actors=None, registry=[], stores={"S002": "Two"}), memory, CFG))
+    unreadable = inputs(T0 + 73_000, [restarted], {"p-store_registry": {"error": "TimeoutError"}},
+                        stores={"S001": "One", "S002": "Two"}, errors={"store registry": "TimeoutError"})
+    unreadable.registry = None
+    unknown = build_snapshot(unreadable, memory, CFG)
+    assert unknown["stores"][0]["status"] == "unknown" and not {k for k in kinds(unknown) if k[0] == "store_never_seen"}
+
+
+def test_shrinkage_is_valued_at_list_price_per_piece_and_per_kg():
+    raw = {"at_ms": T0, "day_start_ms": T0 - 1000,
+           "shrinkage": [{"reason": "spoiled", "sku": "EGG", "events": 2, "qty": 3},        # 3 pieces at 1.50
+                         {"reason": "spoiled", "sku": "PORK", "events": 1, "qty": 1250},    # 1250 g at 30.00/kg
+                         {"reason": "theft", "sku": "EGG", "events": 1, "qty": 1},
+                         {"reason": "theft", "sku": "GONE", "events": 4, "qty": 500}],      # not in the catalogue
+           "prices": {"EGG": {"unit": "piece", "price_fen": 150}, "PORK": {"unit": "kg", "price_fen": 3000}}}
+    b = build_snapshot(inputs(T0, business=raw, stores={}), ConsoleMemory(), CFG)["business"]
+    assert b["shrinkage"] == [
+        {"reason": "spoiled", "events": 3, "value_fen": 450 + 3750, "unpriced_events": 0},
+        {"reason": "theft", "events": 5, "value_fen": 150, "unpriced_events": 4}]
+
+
+def test_flash_rates_are_timed_by_when_the_figures_were_read_not_by_the_tick():
+    memory = ConsoleMemory()
+    sale = {"sale_id": "F1", "sku": "EGG", "quantity": 1000, "sold": 0, "remaining": 1000, "leased": 0,
+            "rate_per_s": 50, "price_fen": 100, "starts_ms": T0 - 1000, "ends_ms": T0 + 600_000}
+    rates = []
+    # figures refreshed every 5 s (50 sold per refresh: 10/s), looked at every 1 s tick
+    for tick in range(16):
+        now = T0 + tick * 1000
+        read = T0 + (tick // 5) * 5000
+        # the queries before the counters took 0 or 400 ms: the rate is timed by the counters' own reading
+        raw = {"at_ms": read - 400 * (tick // 5 % 2), "rates_at_ms": read, "day_start_ms": T0 - 1000,
+               "flash": [{**sale, "sold": (read - T0) // 100}],
+               "flash_throttled_total": float((read - T0) // 250)}
+        b = build_snapshot(inputs(now, business=raw, stores={}), memory, CFG)["business"]
+        rates.append((b["flash"][0]["sold_per_s"], b["throttled_per_s"]))
+    assert rates[:5] == [(None, None)] * 5, "one reading is no rate"
+    assert set(rates[5:]) == {(10.0, 4.0)}, rates
+
+
+def test_the_snapshot_names_the_chains_time_zone():
+    snap = build_snapshot(inputs(T0, stores={}), ConsoleMemory(), CFG)
+    assert snap["timezone"] == {"utc_offset_minutes": 480, "name": "UTC+08:00"}
+    other = build_snapshot(ConsoleInputs(now_ms=T0, utc_offset_minutes=-330), ConsoleMemory(), CFG)
+    assert other["timezone"]["name"] == "UTC-05:30"
+
+
+def test_the_cloud_prints_the_operator_token_only_when_it_made_it_up():
+    from cloud.main import startup_lines
+    made_up = "\n".join(startup_lines(8080, "f00d", generated=True))
+    assert "FRESHMESH_OPERATOR_TOKEN=f00d" in made_up and "http://127.0.0.1:8080/console?token=f00d" in made_up
+    configured = "\n".join(startup_lines(8080, "s3cret-of-the-operator", generated=False))
+    assert "s3cret" not in configured and "token=" not in configured
+    assert "http://127.0.0.1:8080/console " in configured and "configured FRESHMESH_OPERATOR_TOKEN" in configured
+
+
+def test_an_actor_hosts_failed_start_is_its_reported_last_error():
+    import asyncio
+    import types
+
+    from cloud.ray_hosts import ActorHost
+
+    class Unreachable:  # a DurableHost whose start (pool, migrations, rebuild) fails: PostgreSQL unreachable
+        seq, _queue, stats = 0, [], {"errors": 0, "last_error": ""}
+
+        async def start(self):
+            raise OSError("connection refused")
+
+    async def ask_twice():
+        host = types.SimpleNamespace(name="p-stock_pool-0", kind="stock_pool", host=Unreachable(), _started=None,
+                                     restarts=True)
+        stats = ActorHost.__ray_actor_class__.stats  # the plain method, no Ray needed
+        first = await stats(host)  # starts the rebuild: not ready yet, nothing failed yet
+        await asyncio.sleep(0)
+        return first, await stats(host)
+
+    first, second = asyncio.run(ask_twice())
+    assert (first["ready"], "start_error" in first) == (False, False)
+    assert second["ready"] is False
+    assert second["start_error"] == second["last_error"] == "start failed: OSError: connection refused"

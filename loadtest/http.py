@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from urllib.parse import urlencode, urlsplit
 
 
@@ -55,6 +56,9 @@ def split_url(url: str) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 80
 
 
+IDLE_EXPIRY_S = 4.0
+
+
 def encode_get(host: str, path: str, headers: dict | None = None) -> bytes:
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
@@ -79,14 +83,18 @@ class LeanClients:
 
     def __init__(self, timeout: float = 30) -> None:
         self.timeout = timeout
-        self._idle: dict[tuple[str, int], list[Connection]] = {}
+        self._idle: dict[tuple[str, int], list[tuple[Connection, float]]] = {}  # with when each was last used
 
     async def _send(self, url: str, make, retry: bool) -> LeanResponse:
         parts = urlsplit(url)
         key = (parts.hostname or "127.0.0.1", parts.port or 80)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         idle = self._idle.setdefault(key, [])
-        conn = idle.pop() if idle else Connection(*key)
+        now = time.monotonic()
+        # servers close idle keep-alives (uvicorn: after 5 s); one they closed already shows EOF
+        while idle and (now - idle[-1][1] > IDLE_EXPIRY_S or idle[-1][0].reader.at_eof()):
+            idle.pop()[0].close()
+        conn = idle.pop()[0] if idle else Connection(*key)
         try:
             status, _, body = await asyncio.wait_for(conn.request(make(key[0], path)), self.timeout)
         except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
@@ -95,7 +103,7 @@ class LeanClients:
                 raise
             return await self._send(url, make, retry=False)
         if conn.writer is not None:
-            idle.append(conn)
+            idle.append((conn, time.monotonic()))
         return LeanResponse(status, body)
 
     async def get(self, url: str, params: dict | None = None, headers: dict | None = None) -> LeanResponse:
@@ -116,6 +124,6 @@ class LeanClients:
 
     async def __aexit__(self, *exc) -> None:
         for conns in self._idle.values():
-            for conn in conns:
+            for conn, _ in conns:
                 conn.close()
         self._idle.clear()

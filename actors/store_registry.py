@@ -17,6 +17,7 @@ class StoreRegistry:
         self.offline_after_ms = offline_after_ms
         self.stores: dict[str, dict] = {}
         self.lags: dict[str, deque] = {}
+        self._p99: dict[str, int | None] = {}  # cached per store until its next event: views come often
 
     def _store(self, store_id: str) -> dict:
         s = self.stores.get(store_id)
@@ -43,14 +44,23 @@ class StoreRegistry:
         lag = max(now_ms - wall_ms, 0)
         s["lag_ms"] = lag
         self.lags[store_id].append(lag)
+        self._p99.pop(store_id, None)
 
-    def view(self, now_ms: int) -> list[dict]:
-        out = []
-        for store_id, s in sorted(self.stores.items()):
-            online = s["last_heartbeat_ms"] is not None and now_ms - s["last_heartbeat_ms"] <= self.offline_after_ms
+    def _lag_p99(self, store_id: str) -> int | None:
+        if store_id not in self._p99:
             lags = sorted(self.lags[store_id])
+            self._p99[store_id] = lags[int(0.99 * (len(lags) - 1))] if lags else None
+        return self._p99[store_id]
+
+    def view(self, now_ms: int, store_id: str | None = None) -> list[dict]:
+        """Every store (or just `store_id`, [] if unknown), sorted by id."""
+        chosen = sorted(self.stores.items()) if store_id is None else (
+            [(store_id, self.stores[store_id])] if store_id in self.stores else [])
+        out = []
+        for sid, s in chosen:
+            online = s["last_heartbeat_ms"] is not None and now_ms - s["last_heartbeat_ms"] <= self.offline_after_ms
             out.append({**s, "online": online,
                         "offline_since_ms": None if online else (s["last_heartbeat_ms"] or None),
                         "sequence_gap": max(s["last_event_seq"] - s["received_seq"], 0),
-                        "lag_p99_ms": lags[int(0.99 * (len(lags) - 1))] if lags else None})
+                        "lag_p99_ms": self._lag_p99(sid)})
         return out

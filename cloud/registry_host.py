@@ -26,8 +26,8 @@ class RegistryHost:
         for store_id, seq, wall_ms, now_ms in events:
             self.registry.event(store_id, seq, wall_ms, now_ms)
 
-    def view(self) -> list[dict]:
-        return self.registry.view(time.time_ns() // 1_000_000)
+    def view(self, store_id: str | None = None) -> list[dict]:
+        return self.registry.view(time.time_ns() // 1_000_000, store_id)
 
     def stats(self) -> dict:
         """Cheap figures for the operator console (soft state: they start again after a restart)."""

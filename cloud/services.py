@@ -45,9 +45,9 @@ class Services:
         self.console_config = ConsoleConfig.from_env()  # may be replaced before the console is first used
         self._console = None
 
-    async def registry_view(self) -> list[dict]:
+    async def registry_view(self, store_id: str | None = None) -> list[dict]:
         try:
-            return await asyncio.wait_for(self.registry.view.remote(), 3)
+            return await asyncio.wait_for(self.registry.view.remote(store_id), 3)
         except Exception as exc:  # noqa: BLE001 - liveness is soft: answer without it rather than fail
             log.warning("store registry unavailable: %s", exc)
             return []
@@ -62,7 +62,7 @@ class Services:
         on_hand = {r["sku"]: r for r in await self.cloud.db.fetch(
             "select sku, on_hand, updated_ms from store_stock where store_id = $1 and ($2::text is null or sku = $2)",
             store_id, sku)}
-        live = next((s for s in await self.registry_view() if s["store_id"] == store_id), {})
+        live = next(iter(await self.registry_view(store_id)), {})  # one store's liveness, not all of them
         skus = sorted(set(positions) | set(on_hand))
         return {"store_id": store_id, "lag_ms": live.get("lag_ms"), "lag_p99_ms": live.get("lag_p99_ms"),
                 "online": live.get("online", False), "outbox_depth": live.get("outbox_depth"),

@@ -201,10 +201,16 @@ class StockPool(IdempotentActor):
         return ok(store=to_store, state=r.state, movements=moves)
 
     # ---- reads ------------------------------------------------------------------------------------------
-    def view(self, store: str | None = None) -> list[dict]:
+    def view(self, store: str | None = None, sku: str | None = None) -> list[dict]:
+        """Positions, by (store, sku): all, one store's, or one (store, sku) looked up directly - a read on the
+        path of every stock-view request must not sort the whole chain's positions."""
+        if store is not None and sku is not None:
+            chosen = [((store, sku), self.positions[(store, sku)])] if (store, sku) in self.positions else []
+        else:
+            chosen = sorted(kv for kv in self.positions.items() if store is None or kv[0][0] == store)
         return [{"store": s, "sku": k, "escrow": p.escrow, "pending": p.pending, "confirmed": p.confirmed,
                  "available": p.available, "on_hand": p.on_hand, "ratio_bp": p.ratio_bp, "presale": p.available <= 0}
-                for (s, k), p in sorted(self.positions.items()) if store is None or s == store]
+                for (s, k), p in chosen]
 
     def availability(self, pairs: list[tuple[str, str]]) -> dict:
         return {f"{s}/{k}": max(self.positions[(s, k)].available, 0) if (s, k) in self.positions else 0 for s, k in pairs}

@@ -56,9 +56,8 @@ class Services:
         shards = self.cloud.shards
         positions = {}
         for name in [shards.stock_pool_name(sku)] if sku else shards.all_stock_pools():
-            for p in await self.cloud.actors.read(name, "view", store_id):
-                if sku is None or p["sku"] == sku:
-                    positions[p["sku"]] = p
+            for p in await self.cloud.actors.read(name, "view", store_id, sku):
+                positions[p["sku"]] = p
         on_hand = {r["sku"]: r for r in await self.cloud.db.fetch(
             "select sku, on_hand, updated_ms from store_stock where store_id = $1 and ($2::text is null or sku = $2)",
             store_id, sku)}

@@ -13,6 +13,16 @@ def run(pool, op, cid, now=T0, **fields):
     return pool.apply({"op": op, "id": cid, **fields}, now)
 
 
+def test_view_of_everything_a_store_or_one_item():
+    pool = StockPool()
+    for store, sku, qty in (("S2", "B", 4), ("S1", "B", 2), ("S1", "A", 5)):
+        run(pool, "grant", f"g-{store}-{sku}", store=store, sku=sku, qty=qty)
+    assert [(v["store"], v["sku"]) for v in pool.view()] == [("S1", "A"), ("S1", "B"), ("S2", "B")]
+    assert [(v["sku"], v["escrow"]) for v in pool.view("S1")] == [("A", 5), ("B", 2)]
+    assert [(v["store"], v["sku"], v["escrow"]) for v in pool.view("S2", "B")] == [("S2", "B", 4)]
+    assert pool.view("S2", "A") == [] and pool.view("S9") == []
+
+
 def test_reserve_only_against_escrow():
     pool = StockPool()
     assert run(pool, "grant", "g1", store="S1", sku="A", qty=5)["escrow"] == 5

@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
+from edge.sync import StuckHead
 from protocol import codec, subjects
 from protocol.messages import MemberUpdated
 from simulators.netcut import NetCut
@@ -144,6 +145,39 @@ async def test_network_cut_sales_continue_then_everything_arrives_once_in_order(
         seqs = [r["seq"] for r in await conn.fetch("select seq from edge_events where store_id = $1 order by received_ms, seq",
                                                     STORE)]
         assert len(seqs) == len(set(seqs)), "an event was applied twice"
+    finally:
+        await conn.close()
+
+
+async def test_a_lost_business_ack_is_recovered_by_sending_again_under_a_new_id(world, stack, monkeypatch):
+    """The bridge applies a sale but its ack never reaches the store (lost on the way back). The store's outbox
+    keeps the events; after the (here shortened) wait it sends them again under new message ids, so JetStream
+    does not drop them as duplicates; the bridge finds them applied, acks them, and the outbox drains - with the
+    sale applied once."""
+    services, http, box, lane, _ = world
+    monkeypatch.setattr(StuckHead, "AFTER_S", 1.0)
+    monkeypatch.setattr(StuckHead, "CHECK_S", 0.2)
+    bridge = services.bridge
+    real_acks, lost = bridge._acks, []
+
+    async def lossy_acks(events, new_ids):  # every ack for this store is lost while `lose` is on
+        kept = [e for e in events if e.store_id != STORE]
+        lost.extend(e.event_id for e in events if e.store_id == STORE)
+        await real_acks(kept, new_ids)
+    monkeypatch.setattr(bridge, "_acks", lossy_acks)
+    await box.actor.ask("receive", sku=packed()["sku"], qty=5)
+    await lane.post("/lanes/6/scan", json={"code": packed()["gtin"]})
+    sale = (await lane.post("/lanes/6/pay", json={"method": "cash", "tendered_fen": 10**6})).json()
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        async def applied():
+            return await conn.fetchval("select count(*) from till_sales where sale_id = $1", sale["sale_id"]) == 1
+        assert await eventually(applied), "the cloud never applied the sale"
+        await asyncio.sleep(0.5)
+        assert lost and await box.shard.outbox_depth() > 0  # applied in the cloud, unacked at the store
+        monkeypatch.setattr(bridge, "_acks", real_acks)  # the way back works again; nothing is re-sent by the cloud
+        assert await eventually(lambda: drained(box), timeout_s=30), "the store never got its acks"
+        assert await conn.fetchval("select count(*) from till_sales where sale_id = $1", sale["sale_id"]) == 1
     finally:
         await conn.close()
 

@@ -235,6 +235,7 @@ class Bridge:
         self._heartbeats[hb.store_id] = {
             "store_id": hb.store_id, "now_ms": self.cloud.now_ms(), "outbox_depth": hb.outbox_depth,
             "last_event_seq": hb.last_event_seq, "last_acked_seq": hb.last_acked_seq,
+            "unacked_age_ms": hb.unacked_age_ms,
             "devices": {d.device: d.state for d in hb.devices}}
 
     async def _registry_loop(self) -> None:

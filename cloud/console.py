@@ -249,7 +249,7 @@ def store_rows(inputs: ConsoleInputs, memory: ConsoleMemory, config: ConsoleConf
         row = {"store_id": store_id, "name": inputs.stores.get(store_id, store_id), "online": False,
                "status": "unknown" if inputs.registry is None else "never_seen", "offline_since": None,
                "offline_for_s": None, "last_heartbeat": None, "heartbeat_age_s": None, "outbox_depth": None,
-               "outbox_growing": False, "lag_ms": None, "lag_p99_ms": None, "lag_over": False, "sequence_gap": None,
+               "outbox_growing": False, "lag_ms": None, "lag_p99_ms": None, "unacked_age_ms": 0, "lag_over": False, "sequence_gap": None,
                "events": 0, "devices": {}, "device_faults": [], "warnings": [], "unseen_for_s": None,
                "missing": False}
         if s is None and up_s is not None:
@@ -265,8 +265,11 @@ def store_rows(inputs: ConsoleInputs, memory: ConsoleMemory, config: ConsoleConf
             growing = (bool(s.get("online")) and len(depths) == config.outbox_growth_samples
                        and all(b >= a for a, b in zip(depths, depths[1:])) and depths[-1] > depths[0])
             devices = dict(s.get("devices") or {})
-            lag = s.get("lag_ms")
-            row.update(online=bool(s.get("online")), offline_since=to_rfc3339(s.get("offline_since_ms")),
+            # the worse of the last event's lag and how long the oldest unacked event has waited: a stuck relay
+            # (heartbeats still coming) shows in the second, never in the first
+            unacked = s.get("unacked_age_ms") or 0
+            lag = max(s.get("lag_ms") or 0, unacked) if (s.get("lag_ms") is not None or unacked) else None
+            row.update(unacked_age_ms=unacked, online=bool(s.get("online")), offline_since=to_rfc3339(s.get("offline_since_ms")),
                        last_heartbeat=to_rfc3339(hb), heartbeat_age_s=None if hb is None else round((now - hb) / 1000, 1),
                        outbox_depth=s.get("outbox_depth"), outbox_growing=growing, lag_ms=lag,
                        lag_p99_ms=s.get("lag_p99_ms"), lag_over=lag is not None and lag > config.lag_alert_ms,

@@ -210,8 +210,11 @@ class Sync:
             if not self.connected.is_set():
                 continue
             try:
+                now_ms = self.box.clock.now_ms()
+                head = await self.box.shard.outbox(0, 1)
+                unacked_age = max(now_ms - codec.decode(head[0][2]).wall_ms, 0) if head else 0
                 hb = Heartbeat(event_id=self.box.actor.ids.new(), store_id=self.store_id, seq=0,
-                               wall_ms=self.box.clock.now_ms(), mono_ms=time.monotonic_ns() // 1_000_000,
+                               wall_ms=now_ms, mono_ms=time.monotonic_ns() // 1_000_000, unacked_age_ms=unacked_age,
                                outbox_depth=await self.box.shard.outbox_depth(),
                                last_event_seq=int(await self.box.shard.get_meta("event_seq", "0")),
                                last_acked_seq=self.last_acked_seq, last_command_seq=self.last_command_seq,

@@ -194,9 +194,13 @@ class Heartbeat(Message):
     last_command_seq: int
     devices: tuple[DeviceHealth, ...]
     rule_book_version: int
+    # how long the oldest event still waiting for the cloud's business ack has waited (edge clock): a relay that is
+    # stuck while heartbeats go on shows here, where the last received event's lag cannot show it
+    unacked_age_ms: int = 0
 
     def check(self) -> None:
         require(self.outbox_depth >= 0, "heartbeat: outbox_depth must not be negative")
+        require(self.unacked_age_ms >= 0, "heartbeat: unacked_age_ms must not be negative")
 
 
 # ---- cloud -> store (commands, on JetStream, one consumer per store) ----------------------------------

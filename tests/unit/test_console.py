@@ -121,6 +121,17 @@ def test_stores_are_ranked_worst_first_and_offline_alerts_wait_for_the_threshold
     assert alert["severity"] == "critical" and "35 s" in alert["message"]
 
 
+def test_a_stuck_relay_alerts_on_lag_by_the_age_of_its_oldest_unacked_event():
+    """The last received event's lag was fine, but heartbeats say the oldest unacked event has waited 25 s."""
+    fresh = {**registry_row("S001", T0 - 500, lag=80), "unacked_age_ms": 300}
+    stuck = {**registry_row("S002", T0 - 500, lag=80), "unacked_age_ms": 25_000}
+    snap = build_snapshot(inputs(T0, registry=[fresh, stuck]), ConsoleMemory(), CFG)
+    rows = {s["store_id"]: s for s in snap["stores"]}
+    assert not rows["S001"]["lag_over"] and rows["S001"]["lag_ms"] == 300
+    assert rows["S002"]["lag_over"] and rows["S002"]["lag_ms"] == 25_000 and rows["S002"]["unacked_age_ms"] == 25_000
+    assert ("lag", "S002") in kinds(snap) and ("lag", "S001") not in kinds(snap)
+
+
 def test_outbox_growing_needs_consecutive_heartbeats_that_never_shrink():
     memory = ConsoleMemory()
     seen = []

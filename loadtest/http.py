@@ -76,10 +76,14 @@ class LeanResponse:
         return json.loads(self.content) if self.content else None
 
 
+CLIENT_ERRORS = (OSError, asyncio.IncompleteReadError, TimeoutError)  # what a request through LeanClients may raise
+
+
 class LeanClients:
-    """The `get`/`post` of `simulators.traffic.Clients` on `Connection`s: keep-alive pools per server, for load
-    runs where the generator must not be the busiest process on the box. Only what the load suites send: JSON
-    bodies, query parameters, headers; a stale keep-alive connection is replaced (and a GET retried once)."""
+    """`get`/`post`/`delete` like an httpx client, on `Connection`s: keep-alive pools per server, so that the
+    simulators and load runs are never the busiest process on the box (httpx cost several times more CPU per
+    request, and its pool is scanned on every request). Only what the simulators send: JSON bodies, query
+    parameters, headers; a stale keep-alive connection is replaced (and a GET retried once)."""
 
     def __init__(self, timeout: float = 30) -> None:
         self.timeout = timeout

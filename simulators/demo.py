@@ -15,10 +15,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
-
 from simulators.chain import Chain
-from simulators.traffic import Clients, OnlineCustomers, Shelf, Tills, flash_crowd
+from loadtest.http import CLIENT_ERRORS, LeanClients
+from simulators.traffic import OnlineCustomers, Shelf, Tills, flash_crowd
 
 SALES_PER_STORE_PER_S = 2.0
 ONLINE_ORDERS_PER_S = 1.0
@@ -36,7 +35,7 @@ class Demo:
     async def run(self) -> dict:
         chain, fleet = self.chain, self.chain.fleet
         shelf = Shelf(chain.world["catalogue"])
-        async with Clients(timeout=15, per_server=64) as http:
+        async with LeanClients(timeout=15) as http:
             for store_id, url in fleet.lanes.items():
                 await shelf.stock_up(http, url)
                 fleet.stocked.add(store_id)
@@ -67,7 +66,7 @@ class Demo:
             await asyncio.gather(*tasks, return_exceptions=True)
             return await self.summary(http, sale)
 
-    async def summary(self, http: Clients, sale: dict | None) -> dict:
+    async def summary(self, http: LeanClients, sale: dict | None) -> dict:
         chain, lanes = self.chain, self.chain.fleet.lanes
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # let every outbox drain before comparing counts
@@ -105,10 +104,10 @@ class Demo:
         }
 
     @staticmethod
-    async def _health(http: Clients, url: str) -> dict:
+    async def _health(http: LeanClients, url: str) -> dict:
         try:
             return (await http.get(f"{url}/health")).json()
-        except httpx.HTTPError:
+        except CLIENT_ERRORS:
             return {}
 
 

@@ -13,8 +13,7 @@ import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-import httpx
-
+from loadtest.http import CLIENT_ERRORS, LeanClients
 from simulators.world import label_barcode, reference_members
 
 CN = timezone(timedelta(hours=8))
@@ -33,38 +32,6 @@ async def pause(stop: asyncio.Event, seconds: float) -> bool:
         return False
 
 
-class Clients:
-    """HTTP clients by server: a small keep-alive pool per till box and one for the cloud, as real terminals have.
-    (httpcore scans its whole pool on every request; one shared pool of hundreds of connections would cost the
-    generator more CPU than the system it measures.) Same `get`/`post` as an httpx client."""
-
-    def __init__(self, timeout: float = 30, per_server: int = 16) -> None:
-        self.timeout, self.limits = timeout, httpx.Limits(max_connections=per_server, max_keepalive_connections=per_server)
-        self._by_origin: dict[str, httpx.AsyncClient] = {}
-
-    def _client(self, url: str) -> httpx.AsyncClient:
-        origin = "/".join(url.split("/", 3)[:3])
-        client = self._by_origin.get(origin)
-        if client is None:
-            client = self._by_origin[origin] = httpx.AsyncClient(timeout=self.timeout, limits=self.limits)
-        return client
-
-    async def get(self, url: str, **kwargs) -> httpx.Response:
-        return await self._client(url).get(url, **kwargs)
-
-    async def post(self, url: str, **kwargs) -> httpx.Response:
-        return await self._client(url).post(url, **kwargs)
-
-    async def delete(self, url: str, **kwargs) -> httpx.Response:
-        return await self._client(url).delete(url, **kwargs)
-
-    async def __aenter__(self) -> "Clients":
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await asyncio.gather(*(c.aclose() for c in self._by_origin.values()))
-
-
 class Shelf:
     """What shoppers pick from: packed goods (GTIN), weighed goods (PLU), and one probe item per store that only
     the consistency probe sells, so that its on-hand count says exactly which probe sales the cloud has seen."""
@@ -81,7 +48,7 @@ class Shelf:
             return rng.choice(self.packed)["gtin"]
         return label_barcode(rng.choice(self.weighed)["plu"], rng.randint(150, 1500))  # a pre-weighed pack
 
-    async def stock_up(self, http: Clients, lane_url: str, probe_qty: int = 1_000_000) -> None:
+    async def stock_up(self, http: LeanClients, lane_url: str, probe_qty: int = 1_000_000) -> None:
         for p in self.packed:
             await http.post(f"{lane_url}/stock/{p['sku']}/receive", json={"qty": 100_000})
         for p in self.weighed:
@@ -99,10 +66,10 @@ class Tills:
         self.fleet, self.shelf, self.rate, self.rng, self.counts, self.stop = fleet, shelf, rate_per_store, rng, counts, stop
         self.lane_free: dict[tuple[str, str], asyncio.Lock] = {}
 
-    def tasks(self, http: Clients) -> list[asyncio.Task]:
+    def tasks(self, http: LeanClients) -> list[asyncio.Task]:
         return [asyncio.create_task(self._arrivals(http, store_id)) for store_id in self.fleet.lanes]
 
-    async def _arrivals(self, http: Clients, store_id: str) -> None:
+    async def _arrivals(self, http: LeanClients, store_id: str) -> None:
         pending: set[asyncio.Task] = set()
         while not await pause(self.stop, self.rng.expovariate(self.rate)):
             task = asyncio.create_task(self.basket(http, store_id))
@@ -110,7 +77,7 @@ class Tills:
             task.add_done_callback(pending.discard)
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def basket(self, http: Clients, store_id: str) -> None:
+    async def basket(self, http: LeanClients, store_id: str) -> None:
         lane = self.rng.choice(LANES)
         lock = self.lane_free.setdefault((store_id, lane), asyncio.Lock())
         async with lock:  # one customer at a time per lane, as at a real till
@@ -128,15 +95,15 @@ class Tills:
                 self.counts["till_sales" if r.status_code == 201 else "till_refused"] += 1
                 if r.status_code == 201 and devices is not None:
                     self.counts["device_sales"] += 1
-            except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, TimeoutError) as exc:  # any client
+            except CLIENT_ERRORS as exc:
                 self.counts["till_refused"] += 1
                 self.counts[f"till_error:{type(exc).__name__}"] += 1
                 try:  # the cashier voids what is on the lane, so the next customer does not pay for it
                     await http.delete(f"{url}/lanes/{lane}/cart")
-                except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, TimeoutError):
+                except CLIENT_ERRORS:
                     pass
 
-    async def _scan_with_device(self, http: Clients, url: str, devices) -> None:
+    async def _scan_with_device(self, http: LeanClients, url: str, devices) -> None:
         """The scanner types the code on its serial port; the box adds the line; the cashier sees it on screen."""
         before = (await http.get(f"{url}/lanes/{DEVICE_LANE}/cart")).json().get("lines", [])
         devices.scanner.scan(self.shelf.code(self.rng))
@@ -148,7 +115,7 @@ class Tills:
                 return
         raise TimeoutError("a scanned code never reached the cart")
 
-    async def _weigh(self, http: Clients, url: str, devices) -> None:
+    async def _weigh(self, http: LeanClients, url: str, devices) -> None:
         product = self.rng.choice(self.shelf.weighed)
         devices.scale.set_grams(self.rng.randint(120, 2500))
         await asyncio.sleep(0.25)  # the item settles on the plate
@@ -167,15 +134,15 @@ class OnlineCustomers:
         self.people = reference_members(2000, seed=rng.randrange(1 << 30))
         self._pickups: set[asyncio.Task] = set()
 
-    async def run(self, http: Clients) -> None:
+    async def run(self, http: LeanClients) -> None:
         while not await pause(self.stop, self.rng.expovariate(self.rate)):
             try:
                 await self.order_once(http)
-            except httpx.HTTPError:
+            except CLIENT_ERRORS:
                 self.counts["online_error"] += 1
         await asyncio.gather(*self._pickups, return_exceptions=True)
 
-    async def order_once(self, http: Clients) -> None:
+    async def order_once(self, http: LeanClients) -> None:
         person = self.rng.choice(self.people)
         member = (await http.post(f"{self.cloud_url}/members", json={"phone": person["phone"]})).json()["member_id"]
         await http.post(f"{self.cloud_url}/members/{member}/top-ups", json={"amount_fen": person["top_up_fen"]},
@@ -204,7 +171,7 @@ class OnlineCustomers:
             self._pickups.add(task)
             task.add_done_callback(self._pickups.discard)
 
-    async def pick_up(self, http: Clients, store: str, code: str) -> None:
+    async def pick_up(self, http: LeanClients, store: str, code: str) -> None:
         for _ in range(40):  # the order reaches the store over NATS; the customer arrives a little later
             await asyncio.sleep(0.5)
             r = await http.post(f"{self.fleet.lanes[store]}/pickups/{code}")
@@ -213,7 +180,7 @@ class OnlineCustomers:
                 return
 
 
-async def flash_crowd(http: Clients, cloud_url: str, token: str, sku: str, counts: Counter,
+async def flash_crowd(http: LeanClients, cloud_url: str, token: str, sku: str, counts: Counter,
                       quantity: int = 50, attempts: int = 300, fans: int = 120) -> dict:
     """An operator opens a flash sale; `attempts` requests from `fans` members arrive at once (limit one each)."""
     now = datetime.now(timezone.utc)

@@ -20,7 +20,7 @@ from collections import Counter
 from loadtest.report import Progress, latency_ms
 from simulators.chain import Chain
 from loadtest.http import LeanClients
-from simulators.traffic import Shelf, Tills, pause
+from simulators.traffic import Shelf, Tills, outboxes_drained, pause
 
 POLL_S = 0.02
 GIVE_UP_S = 30.0
@@ -94,11 +94,12 @@ async def measure(chain: Chain, store_rate: float, seconds: float, probe_every_s
         fresh = [p for p in probes if p.store_id not in fleet.stocked]
         await asyncio.gather(*(shelf.stock_up(http, p.lane_url) for p in fresh))
         fleet.stocked.update(p.store_id for p in fresh)
-        await _drained(http, [p.lane_url for p in probes])  # measure steady traffic, not the shelves' filling
+        if not await outboxes_drained(http, [p.lane_url for p in probes], 120):  # measure steady traffic, not
+            raise RuntimeError("store outboxes did not drain before the measurement")  # the shelves' filling
         for probe in probes:  # a known starting point: the cloud shows the probe item's receipt
             probe.expected = await _settled_on_hand(probe)
         tills = Tills(fleet, shelf, store_rate, rng, counts, stop)
-        traffic = [asyncio.create_task(tills._arrivals(http, s)) for s in stores]
+        traffic = tills.tasks(http, stores)
         runs = [asyncio.create_task(p.run(stop, probe_every_s, rng)) for p in probes]
         loop_lag: list[float] = []
         watch = asyncio.create_task(_loop_lag(stop, loop_lag))
@@ -133,16 +134,6 @@ async def _loop_lag(stop: asyncio.Event, out: list[float]) -> None:
         started = time.monotonic()
         await asyncio.sleep(0.01)
         out.append(max(time.monotonic() - started - 0.01, 0))
-
-
-async def _drained(http: LeanClients, lane_urls: list[str], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        depths = [(await http.get(f"{url}/health")).json().get("outbox_depth") for url in lane_urls]
-        if not any(depths):
-            return
-        await asyncio.sleep(0.5)
-    raise RuntimeError("store outboxes did not drain before the measurement")
 
 
 async def _settled_on_hand(probe: Probe) -> int:

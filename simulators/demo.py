@@ -17,7 +17,7 @@ from pathlib import Path
 
 from simulators.chain import Chain
 from loadtest.http import CLIENT_ERRORS, LeanClients
-from simulators.traffic import OnlineCustomers, Shelf, Tills, flash_crowd
+from simulators.traffic import OnlineCustomers, Shelf, Tills, flash_crowd, outboxes_drained
 
 SALES_PER_STORE_PER_S = 2.0
 ONLINE_ORDERS_PER_S = 1.0
@@ -68,12 +68,7 @@ class Demo:
 
     async def summary(self, http: LeanClients, sale: dict | None) -> dict:
         chain, lanes = self.chain, self.chain.fleet.lanes
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # let every outbox drain before comparing counts
-            health = [await self._health(http, u) for u in lanes.values()]
-            if not any(h.get("outbox_depth") for h in health):
-                break
-            await asyncio.sleep(0.5)
+        await outboxes_drained(http, list(lanes.values()), 30)  # before comparing counts (a mismatch shows if not)
         await asyncio.sleep(1.0)
         ids = list(lanes)
         edge = {s: (await self._health(http, u)).get("sales", 0) for s, u in lanes.items()}

@@ -56,6 +56,23 @@ class Shelf:
         await http.post(f"{lane_url}/stock/{self.probe['sku']}/receive", json={"qty": probe_qty})
 
 
+async def outboxes_drained(http: LeanClients, lane_urls: list[str], timeout_s: float) -> bool:
+    """Until no store has events waiting for the cloud's ack (True), or the time is up (False). A store that does
+    not answer counts as drained: its count cannot be compared anyway."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        depths = []
+        for url in lane_urls:
+            try:
+                depths.append((await http.get(f"{url}/health")).json().get("outbox_depth"))
+            except CLIENT_ERRORS:
+                pass
+        if not any(depths):
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
 class Tills:
     """Shoppers at every store's tills: Poisson arrivals at `rate_per_store`, each a basket of 1-4 items scanned
     (packed goods and label barcodes), sometimes a loose item weighed on the store's scale, then paid. On the
@@ -66,8 +83,9 @@ class Tills:
         self.fleet, self.shelf, self.rate, self.rng, self.counts, self.stop = fleet, shelf, rate_per_store, rng, counts, stop
         self.lane_free: dict[tuple[str, str], asyncio.Lock] = {}
 
-    def tasks(self, http: LeanClients) -> list[asyncio.Task]:
-        return [asyncio.create_task(self._arrivals(http, store_id)) for store_id in self.fleet.lanes]
+    def tasks(self, http: LeanClients, stores: list[str] | None = None) -> list[asyncio.Task]:
+        """One arrival stream per store (every store of the fleet unless given)."""
+        return [asyncio.create_task(self._arrivals(http, store_id)) for store_id in stores or self.fleet.lanes]
 
     async def _arrivals(self, http: LeanClients, store_id: str) -> None:
         pending: set[asyncio.Task] = set()

@@ -1,81 +1,179 @@
-"""What every durable actor shares: commands with caller-made ids, applied at most once.
+"""What every durable actor shares: typed commands with caller-made ids, applied at most once; typed results.
 
-A command is a plain map {"op": ..., "id": ..., ...}. `apply(command, now_ms)` answers with a result map whose
-"status" is one of:
+A command is a record (`Command` subclass, one per operation, with its `OP` name); `apply(command, now_ms)`
+answers with a `Result` whose `status` is one of:
   ok        applied now
-  exists    this id was applied before with the same content: the first result is in "first"
+  exists    this id was applied before with the same content: the first result is in `first`
   conflict  this id was applied before with different content: nothing changed
   rejected  a business refusal (e.g. not enough stock); recorded, so a retry gets the same answer
-Apply is deterministic in (state, command, now_ms): the shell journals commands and replays them after a crash.
+  error     a malformed command (missing id, unknown operation, a value out of range): nothing changed
+`result.settled` is the answer that counts (the first one for `exists`) and `result.succeeded` says whether that
+answer was `ok`: callers never look into `first` themselves.
+
+Apply is deterministic in (state, command, now_ms): the shell journals commands (as `command_to_wire`) and
+replays them (`decode`) after a crash. A query is a record too (`Query`): it reads state and changes nothing.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
+from typing import Any, ClassVar, Literal
 
-import msgpack
+from protocol.codec import pack
+from protocol.errors import ProtocolError
+from protocol.schema import field_hints, record, record_from_wire, require, to_wire
 
 IDEMPOTENCY_RETENTION_MS = 24 * 3600 * 1000  # a retry may arrive up to a day later and still get "exists"
 MAX_COMMAND_ID_LEN = 64
 
+Status = Literal["ok", "exists", "conflict", "rejected", "error"]
+
+
+@functools.cache
+def _names(cls: type) -> tuple[str, ...]:
+    """A command type's text fields other than its id."""
+    return tuple(name for name, hint in field_hints(cls) if hint is str and name != "id")
+
+
+@record
+class Command:
+    """One operation on an actor. `id` is made where the operation starts; a retry sends the same id."""
+    OP: ClassVar[str] = ""
+    id: str
+
+    def __post_init__(self) -> None:
+        """Every name a command carries (store, sku, member, reservation, order, worker, ...) must be non-empty: an
+        empty one would open a nameless position or account. (`id` is checked by `apply`.) A subclass with checks
+        of its own calls this first."""
+        cls: type = type(self)  # plain `type` for the cache: mypy takes type[Command] as unhashable (python/mypy#11470)
+        for name in _names(cls):
+            require(getattr(self, name) != "", f"{self.OP}: {name} must not be empty")
+
+
+@record
+class Expire(Command):
+    """Housekeeping every actor understands: drop what has expired (reservations, leases, old ids)."""
+    OP: ClassVar[str] = "expire"
+
+
+@record
+class Result:
+    """An actor's answer. `values` holds what the operation reports (each actor's docstring names them)."""
+    status: Status
+    reason: str = ""  # rejected, conflict, error: why
+    values: dict[str, Any] = dataclasses.field(default_factory=dict)
+    first: Result | None = None  # exists: the first answer
+    noop: bool = False  # housekeeping that changed nothing: neither remembered nor journaled
+
+    @property
+    def settled(self) -> Result:
+        """The answer that counts: the first one, for a retry."""
+        return self.first if self.status == "exists" and self.first is not None else self
+
+    @property
+    def succeeded(self) -> bool:
+        """ok now, or ok the first time."""
+        return self.settled.status == "ok"
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+
+@record
+class Query:
+    """A question to an actor that changes nothing; `answer` asks the actor's own read method."""
+
+    def answer(self, actor: Any) -> Any:
+        raise NotImplementedError
+
+
+@record
+class AuditQuery(Query):
+    """Every broken invariant, described; empty when all hold (every audited actor answers it)."""
+
+    def answer(self, actor: Any) -> Any:
+        return actor.audit()
+
+
+def ok(**values: Any) -> Result:
+    return Result(status="ok", values=values)
+
+
+def rejected(reason: str, **values: Any) -> Result:
+    return Result(status="rejected", reason=reason, values=values)
+
+
+def error(reason: str) -> Result:
+    return Result(status="error", reason=reason)
+
 
 class CommandError(ValueError):
-    """A malformed command (missing field, wrong type): refused without changing state."""
+    """A command that cannot apply to this state (an unknown reservation, a sale not configured): nothing changed."""
 
 
-def pack_command(command: dict) -> bytes:
-    return msgpack.packb(command, use_bin_type=True)
+def command_to_wire(command: Command) -> dict[str, Any]:
+    wire: dict[str, Any] = to_wire(command)
+    wire["op"] = command.OP
+    return wire
 
 
 def fingerprint(packed: bytes) -> bytes:
     return hashlib.blake2b(packed, digest_size=12).digest()
 
 
-def need(command: dict, field: str, kind: type = str):
-    value = command.get(field)
-    if type(value) is not kind or (kind is str and not value):
-        raise CommandError(f"{command.get('op')}: field {field!r} must be a {'non-empty ' if kind is str else ''}{kind.__name__}")
-    return value
-
-
-def positive(command: dict, field: str) -> int:
-    value = need(command, field, int)
-    if value <= 0:
-        raise CommandError(f"{command.get('op')}: field {field!r} must be positive")
-    return value
-
-
 class IdempotentActor:
-    """Base class: dispatches `op` to `op_<name>` methods and remembers each command id's first result."""
+    """Base class: dispatches a command to `op_<OP>` and remembers each command id's first result.
+
+    Subclasses list their command types in `COMMANDS` (`Expire` is always understood)."""
+
+    COMMANDS: ClassVar[tuple[type[Command], ...]] = ()
 
     def __init__(self) -> None:
-        self.seen: dict[str, tuple[bytes, dict, int]] = {}  # id -> (fingerprint, first result, at_ms)
+        self.seen: dict[str, tuple[bytes, Result, int]] = {}  # id -> (fingerprint, first result, at_ms)
 
-    def apply(self, command: dict, now_ms: int, packed: bytes | None = None) -> dict:
-        """`packed` is the command's msgpack form if the caller has it already (the journal needs it too)."""
-        op = command.get("op")
-        handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
-        if handler is None:
-            return {"status": "error", "error": f"unknown op {op!r}"}
-        cid = command.get("id")
+    @classmethod
+    def decode(cls, wire: dict[str, Any]) -> Command:
+        """A command from its wire form (the journal's), checked field by field; ProtocolError if it is not one."""
+        if type(wire) is not dict:  # a journal row or frame that is not a map at all is refused the same way
+            raise ProtocolError(f"{cls.__name__}: a command is a map, got {type(wire).__name__}")
+        op = wire.get("op")
+        commands: tuple[type[Command], ...] = (*cls.COMMANDS, Expire)
+        kinds = {c.OP: c for c in commands}
+        if not isinstance(op, str) or op not in kinds:
+            raise ProtocolError(f"{cls.__name__}: unknown op {op!r}")
+        command: Command = record_from_wire(kinds[op], wire, op, skip=frozenset({"op"}))
+        return command
+
+    def apply(self, command: Command, now_ms: int, packed: bytes | None = None) -> Result:
+        """`packed` is the command's wire form packed, if the caller has it already (the journal needs it too)."""
+        handler = getattr(self, f"op_{command.OP}", None)
+        if handler is None or not isinstance(command, (*self.COMMANDS, Expire)):
+            return error(f"{type(self).__name__} has no operation {command.OP!r}")
+        cid = command.id
         if not isinstance(cid, str) or not 0 < len(cid) <= MAX_COMMAND_ID_LEN:
-            return {"status": "error", "error": f"{op}: every command needs an id (1-{MAX_COMMAND_ID_LEN} chars)"}
-        fp = fingerprint(packed if packed is not None else pack_command(command))
+            return error(f"{command.OP}: every command needs an id (1-{MAX_COMMAND_ID_LEN} chars)")
+        fp = fingerprint(packed if packed is not None else pack(command_to_wire(command)))
         if cid in self.seen:
             first_fp, first, _ = self.seen[cid]
             if first_fp == fp:
-                return {"status": "exists", "first": first}
-            return {"status": "conflict", "error": f"id {cid} was used for a different {op}"}
+                return Result(status="exists", first=first)
+            return Result(status="conflict", reason=f"id {cid} was used for a different {command.OP}")
         try:
-            result = handler(command, now_ms)
-        except CommandError as exc:
-            return {"status": "error", "error": str(exc)}
-        if not result.get("noop"):  # housekeeping that changed nothing is not remembered either
+            result: Result = handler(command, now_ms)
+        except (CommandError, ProtocolError) as exc:
+            return error(str(exc))
+        if not result.noop:  # housekeeping that changed nothing is not remembered either
             self.seen[cid] = (fp, result, now_ms)
         return result
 
-    def changes_state(self, result: dict) -> bool:
+    @staticmethod
+    def changes_state(result: Result) -> bool:
         """Whether a result must be journaled: everything except answers that changed nothing."""
-        return result.get("status") in ("ok", "rejected") and not result.get("noop")
+        return result.status in ("ok", "rejected") and not result.noop
 
     def forget_old_ids(self, now_ms: int) -> int:
         cutoff = now_ms - IDEMPOTENCY_RETENTION_MS
@@ -85,24 +183,16 @@ class IdempotentActor:
         return len(old)
 
     # -- snapshots: the shell stores them so that recovery replays only the journal's tail
-    def snapshot(self) -> dict:
-        return {"seen": [[cid, fp, result, at] for cid, (fp, result, at) in self.seen.items()],
+    def snapshot(self) -> dict[str, Any]:
+        return {"seen": [[cid, fp, to_wire(result), at] for cid, (fp, result, at) in self.seen.items()],
                 "state": self.state_snapshot()}
 
-    def restore(self, data: dict) -> None:
-        self.seen = {cid: (fp, result, at) for cid, fp, result, at in data["seen"]}
+    def restore(self, data: dict[str, Any]) -> None:
+        self.seen = {cid: (fp, record_from_wire(Result, result, "result"), at) for cid, fp, result, at in data["seen"]}
         self.restore_state(data["state"])
 
-    def state_snapshot(self) -> dict:
+    def state_snapshot(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def restore_state(self, state: dict) -> None:
+    def restore_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
-
-
-def ok(**fields) -> dict:
-    return {"status": "ok", **fields}
-
-
-def rejected(reason: str, **fields) -> dict:
-    return {"status": "rejected", "reason": reason, **fields}

@@ -12,16 +12,88 @@ Gate guarantees (checked by `audit()`):
 """
 from __future__ import annotations
 
-from actors.base import CommandError, IdempotentActor, need, ok, positive, rejected
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypedDict
+
+from actors.base import Command, CommandError, IdempotentActor, Query, Result, ok, rejected
+from protocol.schema import record, require
 
 LEASE_IDLE_MS = 10_000
 WORKER_ACTIVE_MS = 5_000
 
 
+FlashVerdict = str  # accepted | sold_out | over_limit | conflict | invalid (per committed sale)
+
+
+@record
+class OpenSale(Command):
+    """Configure the gate once. Values: config; rejected if configured already."""
+    OP: ClassVar[str] = "open"
+    sale_id: str
+    sku: str
+    quantity: int
+    price_fen: int
+    starts_ms: int
+    ends_ms: int
+    per_member_limit: int
+    rate_per_s: int
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        for name in ("quantity", "price_fen", "per_member_limit", "rate_per_s"):
+            require(getattr(self, name) > 0, f"open: {name} must be positive")
+        require(self.ends_ms > self.starts_ms, "open: ends_ms must be after starts_ms")
+
+
+class SaleConfig(TypedDict):
+    """What `open` configured: the gate's copy of the OpenSale command, without its id."""
+    sale_id: str
+    sku: str
+    quantity: int
+    price_fen: int
+    starts_ms: int
+    ends_ms: int
+    per_member_limit: int
+    rate_per_s: int
+
+
+@record
+class AdmittedSale:
+    """A sale a worker admitted locally, committed to the gate in its next sync."""
+    order_id: str
+    member: str
+    qty: int
+
+
+@record
+class Sync(Command):
+    """One batched call from a worker: commit its admitted sales, give back `returned` units, ask for `want`
+    more. Values: results ([order_id, verdict] per sale) and the worker's status (lease, unleased, sold, ...)."""
+    OP: ClassVar[str] = "sync"
+    worker: str
+    sales: tuple[AdmittedSale, ...] = ()
+    want: int = 0
+    returned: int = 0
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        require(self.want >= 0, "sync: want must be a non-negative integer")
+
+
+@record
+class SaleStatusQuery(Query):
+    """The sale's configuration and counters."""
+
+    def answer(self, actor: Any) -> Any:
+        return actor.status()
+
+
 class FlashSaleGate(IdempotentActor):
+    COMMANDS = (OpenSale, Sync)
+
     def __init__(self) -> None:
         super().__init__()
-        self.config: dict | None = None
+        self.config: SaleConfig | None = None
         self.sold = 0
         self.leases: dict[str, int] = {}
         self.last_seen: dict[str, int] = {}
@@ -37,20 +109,17 @@ class FlashSaleGate(IdempotentActor):
     def unleased(self) -> int:
         return self.quantity - self.sold - sum(self.leases.values())
 
-    def _require_open(self) -> dict:
+    def _require_open(self) -> SaleConfig:
         if self.config is None:
             raise CommandError("the sale is not configured")
         return self.config
 
-    def op_open(self, c: dict, now_ms: int) -> dict:
+    def op_open(self, c: OpenSale, now_ms: int) -> Result:
         if self.config is not None:
             return rejected("the sale is configured already", config=self.config)
-        cfg = {"sale_id": need(c, "sale_id"), "sku": need(c, "sku"), "quantity": positive(c, "quantity"),
-               "price_fen": positive(c, "price_fen"), "starts_ms": need(c, "starts_ms", int),
-               "ends_ms": need(c, "ends_ms", int), "per_member_limit": positive(c, "per_member_limit"),
-               "rate_per_s": positive(c, "rate_per_s")}
-        if cfg["ends_ms"] <= cfg["starts_ms"]:
-            raise CommandError("open: ends_ms must be after starts_ms")
+        cfg: SaleConfig = {"sale_id": c.sale_id, "sku": c.sku, "quantity": c.quantity, "price_fen": c.price_fen,
+                           "starts_ms": c.starts_ms, "ends_ms": c.ends_ms, "per_member_limit": c.per_member_limit,
+                           "rate_per_s": c.rate_per_s}
         self.config = cfg
         return ok(config=cfg)
 
@@ -59,39 +128,35 @@ class FlashSaleGate(IdempotentActor):
 
     def rate_share(self, now_ms: int) -> float:
         active = sum(1 for t in self.last_seen.values() if now_ms - t <= WORKER_ACTIVE_MS) or 1
-        return self.config["rate_per_s"] / active
+        return self._require_open()["rate_per_s"] / active
 
-    def _status(self, worker: str, now_ms: int) -> dict:
-        cfg = self.config
+    def _status(self, worker: str, now_ms: int) -> dict[str, Any]:
+        cfg = self._require_open()
         return {"lease": self.leases.get(worker, 0), "unleased": self.unleased, "sold": self.sold,
                 "sold_out": self.sold >= cfg["quantity"], "rate_per_s": self.rate_share(now_ms),
                 "starts_ms": cfg["starts_ms"], "ends_ms": cfg["ends_ms"], "per_member_limit": cfg["per_member_limit"],
                 "price_fen": cfg["price_fen"], "sku": cfg["sku"]}
 
-    def op_sync(self, c: dict, now_ms: int) -> dict:
+    def op_sync(self, c: Sync, now_ms: int) -> Result:
         """One batched call from a worker: commit its admitted sales, return spare units, top its lease up."""
         cfg = self._require_open()
-        worker = need(c, "worker")
+        worker, want = c.worker, c.want
         self._touch(worker, now_ms)
-        results = [self._commit_one(worker, sale) for sale in c.get("sales", [])]
-        give_back = min(max(c.get("returned", 0), 0), self.leases.get(worker, 0))
+        results = [self._commit_one(cfg, worker, sale) for sale in c.sales]
+        give_back = min(max(c.returned, 0), self.leases.get(worker, 0))
         self.leases[worker] = self.leases.get(worker, 0) - give_back
-        want = c.get("want", 0)
-        if type(want) is not int or want < 0:
-            raise CommandError("sync: want must be a non-negative integer")
         if cfg["starts_ms"] <= now_ms < cfg["ends_ms"]:
             grant = min(want, self.unleased)
             self.leases[worker] = self.leases.get(worker, 0) + grant
         return ok(results=results, **self._status(worker, now_ms))
 
-    def _commit_one(self, worker: str, sale) -> list:
-        if not (isinstance(sale, list) and len(sale) == 3 and isinstance(sale[0], str) and isinstance(sale[1], str)
-                and type(sale[2]) is int and sale[2] > 0):
-            return [sale[0] if isinstance(sale, list) and sale else "?", "invalid"]
-        order_id, member, qty = sale
+    def _commit_one(self, cfg: SaleConfig, worker: str, sale: AdmittedSale) -> list[str]:
+        order_id, member, qty = sale.order_id, sale.member, sale.qty
+        if qty <= 0:
+            return [order_id, "invalid"]
         if order_id in self.orders:
             return [order_id, "accepted" if self.orders[order_id] == (member, qty) else "conflict"]
-        if self.member_units.get(member, 0) + qty > self.config["per_member_limit"]:
+        if self.member_units.get(member, 0) + qty > cfg["per_member_limit"]:
             self.rejected_over_limit += 1
             return [order_id, "over_limit"]
         lease = self.leases.get(worker, 0)
@@ -104,17 +169,17 @@ class FlashSaleGate(IdempotentActor):
         self.orders[order_id] = (member, qty)
         return [order_id, "accepted"]
 
-    def op_expire(self, c: dict, now_ms: int) -> dict:
+    def op_expire(self, c: Command, now_ms: int) -> Result:
         """Take back the leases of workers that went silent."""
         taken = 0
         for worker, seen in list(self.last_seen.items()):
             if now_ms - seen > LEASE_IDLE_MS and self.leases.get(worker):
                 taken += self.leases.pop(worker)
         forgotten = self.forget_old_ids(now_ms)
-        return ok(taken_back=taken, noop=not (taken or forgotten))
+        return Result(status="ok", values={"taken_back": taken}, noop=not (taken or forgotten))
 
-    def status(self) -> dict:
-        cfg = self.config or {}
+    def status(self) -> dict[str, Any]:
+        cfg: Mapping[str, Any] = self.config or {}
         return {**cfg, "sold": self.sold, "remaining": self.quantity - self.sold, "leased": sum(self.leases.values()),
                 "members": len(self.member_units), "rejected_over_limit": self.rejected_over_limit}
 
@@ -124,7 +189,7 @@ class FlashSaleGate(IdempotentActor):
             problems.append(f"sold {self.sold} + leased {sum(self.leases.values())} exceeds quantity {self.quantity}")
         if any(v < 0 for v in self.leases.values()):
             problems.append("a negative lease")
-        limit = (self.config or {}).get("per_member_limit", 0)
+        limit = self.config["per_member_limit"] if self.config else 0
         over = [m for m, u in self.member_units.items() if u > limit]
         if over:
             problems.append(f"members over the limit: {over[:5]}")
@@ -132,12 +197,12 @@ class FlashSaleGate(IdempotentActor):
             problems.append("orders do not add up to sold")
         return problems
 
-    def state_snapshot(self) -> dict:
+    def state_snapshot(self) -> dict[str, Any]:
         return {"config": self.config, "sold": self.sold, "leases": self.leases, "last_seen": self.last_seen,
                 "member_units": self.member_units, "orders": {k: list(v) for k, v in self.orders.items()},
                 "rejected_over_limit": self.rejected_over_limit}
 
-    def restore_state(self, s: dict) -> None:
+    def restore_state(self, s: dict[str, Any]) -> None:
         self.config, self.sold, self.leases, self.last_seen = s["config"], s["sold"], s["leases"], s["last_seen"]
         self.member_units, self.rejected_over_limit = s["member_units"], s["rejected_over_limit"]
         self.orders = {k: tuple(v) for k, v in s["orders"].items()}
@@ -165,18 +230,18 @@ class LeaseHolder:
     throttled, over_limit (this worker already admitted the member up to the limit), not_started or ended.
     """
 
-    def __init__(self, worker: str, status: dict, now_ms: int, block: int = 50) -> None:
+    def __init__(self, worker: str, status: dict[str, Any], now_ms: int, block: int = 50) -> None:
         self.worker, self.block = worker, block
         self.units = 0  # leased units not yet promised to a request
-        self.pending: list[list] = []  # admitted sales waiting for the next sync
-        self._in_flight: list[list] = []  # sent in a sync whose answer has not come back yet
+        self.pending: list[AdmittedSale] = []  # admitted sales waiting for the next sync
+        self._in_flight: list[AdmittedSale] = []  # sent in a sync whose answer has not come back yet
         self.members: dict[str, int] = {}  # units this worker admitted per member (pending or accepted)
         self.bucket = TokenBucket(status["rate_per_s"], now_ms)
         self.apply_status(status)
 
-    def apply_status(self, status: dict) -> None:
+    def apply_status(self, status: dict[str, Any]) -> None:
         self.status = status
-        promised = sum(s[2] for s in self.pending)
+        promised = sum(s.qty for s in self.pending)
         self.units = max(status["lease"] - promised, 0)
         self.bucket.rate = max(status["rate_per_s"], 1.0)
 
@@ -198,34 +263,31 @@ class LeaseHolder:
             return "throttled"
         self.units -= qty
         self.members[member] = self.members.get(member, 0) + qty
-        self.pending.append([order_id, member, qty])
+        self.pending.append(AdmittedSale(order_id=order_id, member=member, qty=qty))
         return "admitted"
 
-    def sync_command(self, command_id: str) -> dict:
+    def sync_command(self, command_id: str) -> Sync:
         """The next batched call to the gate; `take_results` must see its answer."""
         want = self.block if self.units < self.block // 2 else 0
         sales, self.pending = self.pending, []
         self._in_flight = sales
-        return {"op": "sync", "id": command_id, "worker": self.worker, "sales": sales, "want": want, "returned": 0}
+        return Sync(id=command_id, worker=self.worker, sales=tuple(sales), want=want)
 
     def abandon_in_flight(self) -> list[str]:
         """The sync failed (the gate may or may not have the sales): forget them here; a retry of the same
         request (same order id) gets the gate's verdict then. Returns their order ids."""
         sales, self._in_flight = self._in_flight, []
-        for _, member, qty in sales:
-            self.members[member] = max(self.members.get(member, 0) - qty, 0)
-        return [order_id for order_id, _, _ in sales]
+        for sale in sales:
+            self.members[sale.member] = max(self.members.get(sale.member, 0) - sale.qty, 0)
+        return [sale.order_id for sale in sales]
 
-    def take_results(self, result: dict) -> dict[str, str]:
-        verdicts = {}
-        if result.get("status") == "exists":
-            result = result["first"]
-        for order_id, verdict in result.get("results", []):
-            verdicts[order_id] = verdict
-        for order_id, member, qty in self._in_flight:
-            if verdicts.get(order_id) != "accepted":
-                self.members[member] = max(self.members.get(member, 0) - qty, 0)
+    def take_results(self, result: Result) -> dict[str, str]:
+        result = result.settled
+        verdicts = {order_id: verdict for order_id, verdict in result.get("results", [])}
+        for sale in self._in_flight:
+            if verdicts.get(sale.order_id) != "accepted":
+                self.members[sale.member] = max(self.members.get(sale.member, 0) - sale.qty, 0)
         self._in_flight = []
-        if result.get("status") == "ok":
-            self.apply_status(result)
+        if result.status == "ok":
+            self.apply_status(result.values)
         return verdicts

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from actors.base import CommandError, IdempotentActor, need, ok, rejected
+from actors.base import Command, CommandError, IdempotentActor, Query, Result, ok, rejected
+from protocol.policy import CHAIN_UTC_OFFSET_MIN
+from protocol.schema import record, require
 
 CELL_DEG = 0.05
 EARTH_RADIUS_M = 6_371_000
 MAX_SPLIT_STORES = 3
 ALTERNATIVES = 3
-DEFAULT_UTC_OFFSET_MIN = 480
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -48,13 +50,6 @@ def _cell(lat: float, lon: float) -> tuple[int, int]:
     return int(math.floor(lat / CELL_DEG)), int(math.floor(lon / CELL_DEG))
 
 
-def _number(c: dict, field: str) -> float:
-    value = c.get(field)
-    if type(value) not in (int, float) or not math.isfinite(value):
-        raise CommandError(f"{c.get('op')}: field {field!r} must be a number")
-    return float(value)
-
-
 def _hhmm(value: str, field: str) -> int:
     try:
         h, m = value.split(":")
@@ -66,8 +61,85 @@ def _hhmm(value: str, field: str) -> int:
     return minutes
 
 
+@record
+class UpsertStore(Command):
+    """Add or change a store: where it is, how far it serves, its hours (local HH:MM) and slot grid."""
+    OP: ClassVar[str] = "upsert_store"
+    store: str
+    lat: float
+    lon: float
+    pickup_radius_m: int
+    delivery_radius_m: int
+    opens: str = "07:00"
+    closes: str = "22:00"
+    slot_minutes: int = 60
+    slot_capacity: int = 20
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        require(math.isfinite(self.lat) and math.isfinite(self.lon), "upsert_store: lat and lon must be numbers")
+        require(self.slot_minutes > 0 and self.slot_capacity >= 0, "upsert_store: bad slot grid")
+
+
+@record
+class BookSlot(Command):
+    """Take one place in a store's slot for an order; rejected with the reason when closed or full."""
+    OP: ClassVar[str] = "book_slot"
+    store: str
+    slot_start_ms: int
+    order_id: str
+
+
+@record
+class ReleaseSlot(Command):
+    """Give an order's place in a slot back."""
+    OP: ClassVar[str] = "release_slot"
+    store: str
+    slot_start_ms: int
+    order_id: str
+
+
+@record
+class NearbyQuery(Query):
+    """Stores that could serve this point at this slot, nearest first: [(store, metres)]."""
+    lat: float
+    lon: float
+    fulfilment: str
+    slot_start_ms: int
+
+    def answer(self, actor: Any) -> Any:
+        return actor.nearby(self.lat, self.lon, self.fulfilment, self.slot_start_ms)
+
+
+@record
+class PlanQuery(Query):
+    """Delivery: the nearest store with everything, else a split, else what is missing."""
+    items: tuple[tuple[str, int], ...]
+    candidates: tuple[str, ...]
+    availability: dict[str, Any]
+
+    def answer(self, actor: Any) -> Any:
+        return actor.plan(dict(self.items), list(self.candidates), self.availability)
+
+
+@record
+class PickupPlanQuery(Query):
+    """Pickup at the chosen store, else the nearest alternatives that can serve."""
+    store: str
+    items: tuple[tuple[str, int], ...]
+    slot_start_ms: int
+    lat: float
+    lon: float
+    availability: dict[str, Any]
+
+    def answer(self, actor: Any) -> Any:
+        return actor.plan_pickup(self.store, dict(self.items), self.slot_start_ms, self.lat, self.lon, self.availability)
+
+
 class OrderRouter(IdempotentActor):
-    def __init__(self, utc_offset_min: int = DEFAULT_UTC_OFFSET_MIN) -> None:
+    COMMANDS = (UpsertStore, BookSlot, ReleaseSlot)
+
+    def __init__(self, utc_offset_min: int = CHAIN_UTC_OFFSET_MIN) -> None:
         super().__init__()
         self.utc_offset_min = utc_offset_min
         self.stores: dict[str, StoreSite] = {}
@@ -76,11 +148,9 @@ class OrderRouter(IdempotentActor):
         self.max_radius_m = {"delivery": 0, "pickup": 0}
 
     # ---- commands ------------------------------------------------------------------------------------
-    def op_upsert_store(self, c: dict, now_ms: int) -> dict:
-        site = StoreSite(need(c, "store"), _number(c, "lat"), _number(c, "lon"),
-                         need(c, "pickup_radius_m", int), need(c, "delivery_radius_m", int),
-                         _hhmm(c.get("opens", "07:00"), "opens"), _hhmm(c.get("closes", "22:00"), "closes"),
-                         c.get("slot_minutes", 60), c.get("slot_capacity", 20))
+    def op_upsert_store(self, c: UpsertStore, now_ms: int) -> Result:
+        site = StoreSite(c.store, c.lat, c.lon, c.pickup_radius_m, c.delivery_radius_m, _hhmm(c.opens, "opens"),
+                         _hhmm(c.closes, "closes"), c.slot_minutes, c.slot_capacity)
         if not (-90 <= site.lat <= 90 and -180 <= site.lon <= 180) or site.opens_min >= site.closes_min:
             raise CommandError("upsert_store: bad location or opening hours")
         self._index(site)
@@ -103,8 +173,8 @@ class OrderRouter(IdempotentActor):
             return "the slot is full"
         return None
 
-    def op_book_slot(self, c: dict, now_ms: int) -> dict:
-        store, slot, order_id = need(c, "store"), need(c, "slot_start_ms", int), need(c, "order_id")
+    def op_book_slot(self, c: BookSlot, now_ms: int) -> Result:
+        store, slot, order_id = c.store, c.slot_start_ms, c.order_id
         site = self.stores.get(store)
         if site is None:
             raise CommandError(f"book_slot: unknown store {store}")
@@ -117,16 +187,15 @@ class OrderRouter(IdempotentActor):
         booked[order_id] = now_ms
         return ok(store=store, slot_start_ms=slot, left=site.slot_capacity - len(booked))
 
-    def op_release_slot(self, c: dict, now_ms: int) -> dict:
-        store, slot, order_id = need(c, "store"), need(c, "slot_start_ms", int), need(c, "order_id")
-        self.bookings.get((store, slot), {}).pop(order_id, None)
+    def op_release_slot(self, c: ReleaseSlot, now_ms: int) -> Result:
+        self.bookings.get((c.store, c.slot_start_ms), {}).pop(c.order_id, None)
         return ok()
 
-    def op_expire(self, c: dict, now_ms: int) -> dict:
+    def op_expire(self, c: Command, now_ms: int) -> Result:
         old = [k for k in self.bookings if k[1] < now_ms - 24 * 3600 * 1000]
         for key in old:
             del self.bookings[key]
-        return ok(noop=not (old or self.forget_old_ids(now_ms)))
+        return Result(status="ok", noop=not (old or self.forget_old_ids(now_ms)))
 
     # ---- routing (pure reads) -------------------------------------------------------------------------------
     def nearby(self, lat: float, lon: float, fulfilment: str, slot_start_ms: int) -> list[tuple[str, float]]:
@@ -152,7 +221,7 @@ class OrderRouter(IdempotentActor):
         found.sort(key=lambda x: (x[1], x[0]))
         return found
 
-    def plan(self, items: dict[str, int], candidates: list[str], availability: dict[str, dict[str, int]]) -> dict:
+    def plan(self, items: dict[str, int], candidates: list[str], availability: dict[str, dict[str, int]]) -> dict[str, Any]:
         """Single nearest store with everything; else the fewest nearest stores; else what is missing."""
         for sid in candidates:
             have = availability.get(sid, {})
@@ -178,7 +247,7 @@ class OrderRouter(IdempotentActor):
         return {"kind": "split", "allocation": allocation}
 
     def plan_pickup(self, store: str, items: dict[str, int], slot_start_ms: int, lat: float, lon: float,
-                    availability: dict[str, dict[str, int]]) -> dict:
+                    availability: dict[str, dict[str, int]]) -> dict[str, Any]:
         site = self.stores.get(store)
         why = "unknown store" if site is None else self._slot_ok(site, slot_start_ms)
         have = availability.get(store, {})
@@ -190,13 +259,13 @@ class OrderRouter(IdempotentActor):
                 "alternatives": alternatives[:ALTERNATIVES]}
 
     # ---- snapshots -------------------------------------------------------------------------------------------
-    def state_snapshot(self) -> dict:
+    def state_snapshot(self) -> dict[str, Any]:
         return {"offset": self.utc_offset_min,
                 "stores": [[s.store_id, s.lat, s.lon, s.pickup_radius_m, s.delivery_radius_m, s.opens_min, s.closes_min,
                             s.slot_minutes, s.slot_capacity] for s in self.stores.values()],
                 "bookings": [[s, t, orders] for (s, t), orders in self.bookings.items()]}
 
-    def restore_state(self, state: dict) -> None:
+    def restore_state(self, state: dict[str, Any]) -> None:
         self.utc_offset_min = state["offset"]
         self.stores, self.grid, self.max_radius_m = {}, {}, {"delivery": 0, "pickup": 0}
         for row in state["stores"]:

@@ -14,11 +14,14 @@ Guarantees (checked by `audit()` and by the tests):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar, TypedDict
 
-from actors.base import CommandError, IdempotentActor, need, ok, positive, rejected
+from actors.base import Command, CommandError, IdempotentActor, Query, Result, ok, rejected
+from protocol.policy import DEFAULT_ONLINE_RATIO_BP, RESERVATION_TTL_MS
+from protocol.schema import record, require
 
-DEFAULT_RESERVATION_TTL_MS = 15 * 60 * 1000
-DEFAULT_ONLINE_RATIO_BP = 4000  # 40% of on-hand offered online, unless configured per store and SKU
+DEFAULT_RESERVATION_TTL_MS = RESERVATION_TTL_MS
+Movement = list[str | int]  # [store, sku, kind, escrow delta, pending delta, confirmed delta, ref]
 
 
 @dataclass(slots=True)
@@ -34,6 +37,16 @@ class Position:
         return self.escrow - self.pending - self.confirmed
 
 
+class Shortage(TypedDict):
+    """A confirmed reservation the store's reported stock cannot cover."""
+    reservation_id: str
+    order_id: str
+    store: str
+    sku: str
+    qty: int
+    raised_ms: int
+
+
 @dataclass(slots=True)
 class Reservation:
     order_id: str
@@ -44,12 +57,142 @@ class Reservation:
     expires_ms: int
 
 
+# ---- commands: every one names the sku, which is also the shard key (the client routes by it) -----------------
+@record
+class Grant(Command):
+    """The store grants the cloud `qty` more units to sell online. Values: escrow, available, movements."""
+    OP: ClassVar[str] = "grant"
+    store: str
+    sku: str
+    qty: int
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        require(self.qty > 0, "grant: qty must be positive")
+
+
+@record
+class Reclaim(Command):
+    """The store asks for up to `qty` units back (its till sold past its share). Values: returned, escrow."""
+    OP: ClassVar[str] = "reclaim"
+    store: str
+    sku: str
+    qty: int
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        require(self.qty > 0, "reclaim: qty must be positive")
+
+
+@record
+class SetRatio(Command):
+    """The share of on-hand offered online, in basis points."""
+    OP: ClassVar[str] = "set_ratio"
+    store: str
+    sku: str
+    ratio_bp: int
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        require(0 <= self.ratio_bp <= 10_000, "set_ratio: ratio_bp must be 0..10000")
+
+
+@record
+class ReportOnHand(Command):
+    """The store's physical stock. Values: on_hand, confirmed, shortages (raised by this report)."""
+    OP: ClassVar[str] = "report_on_hand"
+    store: str
+    sku: str
+    on_hand: int
+
+
+@record
+class Reserve(Command):
+    """Hold `qty` for an order until paid or `ttl_ms` passes. Values: expires_ms, available; rejected
+    `insufficient` with available and presale."""
+    OP: ClassVar[str] = "reserve"
+    reservation_id: str
+    order_id: str
+    store: str
+    sku: str
+    qty: int
+    ttl_ms: int = DEFAULT_RESERVATION_TTL_MS
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        require(self.qty > 0, "reserve: qty must be positive")
+        require(self.ttl_ms > 0, "reserve: ttl_ms must be a positive integer")
+
+
+@record
+class Confirm(Command):
+    """The order was paid: the reservation no longer expires. Values: state."""
+    OP: ClassVar[str] = "confirm"
+    reservation_id: str
+    sku: str
+
+
+@record
+class Cancel(Command):
+    """The order was cancelled: its units return to escrow. Values: state."""
+    OP: ClassVar[str] = "cancel"
+    reservation_id: str
+    sku: str
+
+
+@record
+class Fulfil(Command):
+    """The store handed the goods over. Values: state."""
+    OP: ClassVar[str] = "fulfil"
+    reservation_id: str
+    sku: str
+
+
+@record
+class Reroute(Command):
+    """Move a live reservation to another store's escrow. Values: store, state."""
+    OP: ClassVar[str] = "reroute"
+    reservation_id: str
+    sku: str
+    to_store: str
+
+
+# ---- queries ---------------------------------------------------------------------------------------------------
+@record
+class PositionsQuery(Query):
+    """Positions: all, one store's, or one (store, sku)."""
+    store: str | None = None
+    sku: str | None = None
+
+    def answer(self, actor: Any) -> Any:
+        return actor.view(self.store, self.sku)
+
+
+@record
+class AvailabilityQuery(Query):
+    """Units free to reserve per (store, sku), keyed "store/sku"."""
+    pairs: tuple[tuple[str, str], ...]
+
+    def answer(self, actor: Any) -> Any:
+        return actor.availability(list(self.pairs))
+
+
+@record
+class ShortagesQuery(Query):
+    """Open shortages: orders a store cannot hand over."""
+
+    def answer(self, actor: Any) -> Any:
+        return list(actor.shortages.values())
+
+
 class StockPool(IdempotentActor):
+    COMMANDS = (Grant, Reclaim, SetRatio, ReportOnHand, Reserve, Confirm, Cancel, Fulfil, Reroute)
+
     def __init__(self) -> None:
         super().__init__()
         self.positions: dict[tuple[str, str], Position] = {}
         self.reservations: dict[str, Reservation] = {}
-        self.shortages: dict[str, dict] = {}  # reservation id -> shortage record, until resolved
+        self.shortages: dict[str, Shortage] = {}  # reservation id -> shortage record, until resolved
 
     # ---- helpers -----------------------------------------------------------------------------------
     def position(self, store: str, sku: str) -> Position:
@@ -60,45 +203,43 @@ class StockPool(IdempotentActor):
         return pos
 
     @staticmethod
-    def _move(store, sku, kind, ref, escrow=0, pending=0, confirmed=0) -> list:
+    def _move(store: str, sku: str, kind: str, ref: str, escrow: int = 0, pending: int = 0, confirmed: int = 0) -> Movement:
         return [store, sku, kind, escrow, pending, confirmed, ref]
 
-    def _reservation(self, command: dict) -> tuple[str, Reservation]:
-        rid = need(command, "reservation_id")
-        res = self.reservations.get(rid)
+    def _reservation(self, c: Confirm | Cancel | Fulfil | Reroute) -> tuple[str, Reservation]:
+        res = self.reservations.get(c.reservation_id)
         if res is None:
-            raise CommandError(f"{command['op']}: unknown reservation {rid}")
-        return rid, res
+            raise CommandError(f"{c.OP}: unknown reservation {c.reservation_id}")
+        if res.sku != c.sku:
+            raise CommandError(f"{c.OP}: reservation {c.reservation_id} is for {res.sku}, not {c.sku}")
+        return c.reservation_id, res
 
     # ---- escrow from and to the edge ------------------------------------------------------------------
-    def op_grant(self, c: dict, now_ms: int) -> dict:
-        store, sku, qty = need(c, "store"), need(c, "sku"), positive(c, "qty")
+    def op_grant(self, c: Grant, now_ms: int) -> Result:
+        store, sku, qty = c.store, c.sku, c.qty
         pos = self.position(store, sku)
         pos.escrow += qty
-        return ok(escrow=pos.escrow, available=pos.available, movements=[self._move(store, sku, "grant", c["id"], escrow=qty)])
+        return ok(escrow=pos.escrow, available=pos.available, movements=[self._move(store, sku, "grant", c.id, escrow=qty)])
 
-    def op_reclaim(self, c: dict, now_ms: int) -> dict:
-        store, sku, qty = need(c, "store"), need(c, "sku"), positive(c, "qty")
+    def op_reclaim(self, c: Reclaim, now_ms: int) -> Result:
+        store, sku, qty = c.store, c.sku, c.qty
         pos = self.position(store, sku)
         returned = min(qty, max(pos.available, 0))
         pos.escrow -= returned
-        moves = [self._move(store, sku, "reclaim", c["id"], escrow=-returned)] if returned else []
+        moves = [self._move(store, sku, "reclaim", c.id, escrow=-returned)] if returned else []
         return ok(returned=returned, escrow=pos.escrow, available=pos.available, movements=moves)
 
-    def op_set_ratio(self, c: dict, now_ms: int) -> dict:
-        store, sku, ratio = need(c, "store"), need(c, "sku"), need(c, "ratio_bp", int)
-        if not 0 <= ratio <= 10_000:
-            raise CommandError("set_ratio: ratio_bp must be 0..10000")
-        self.position(store, sku).ratio_bp = ratio
-        return ok(ratio_bp=ratio, movements=[])
+    def op_set_ratio(self, c: SetRatio, now_ms: int) -> Result:
+        self.position(c.store, c.sku).ratio_bp = c.ratio_bp
+        return ok(ratio_bp=c.ratio_bp, movements=[])
 
-    def op_report_on_hand(self, c: dict, now_ms: int) -> dict:
+    def op_report_on_hand(self, c: ReportOnHand, now_ms: int) -> Result:
         """The store's physical stock; if it cannot cover confirmed orders, raise shortages (newest first)."""
-        store, sku, on_hand = need(c, "store"), need(c, "sku"), need(c, "on_hand", int)
+        store, sku, on_hand = c.store, c.sku, c.on_hand
         pos = self.position(store, sku)
         pos.on_hand = on_hand
         short = pos.confirmed - max(on_hand, 0)
-        raised = []
+        raised: list[Shortage] = []
         if short > 0:
             confirmed = sorted(((rid, r) for rid, r in self.reservations.items()
                                 if r.store == store and r.sku == sku and r.state == "confirmed"),
@@ -114,12 +255,8 @@ class StockPool(IdempotentActor):
         return ok(on_hand=on_hand, confirmed=pos.confirmed, shortages=raised, movements=[])
 
     # ---- reservations ---------------------------------------------------------------------------------
-    def op_reserve(self, c: dict, now_ms: int) -> dict:
-        rid, order_id = need(c, "reservation_id"), need(c, "order_id")
-        store, sku, qty = need(c, "store"), need(c, "sku"), positive(c, "qty")
-        ttl = c.get("ttl_ms", DEFAULT_RESERVATION_TTL_MS)
-        if type(ttl) is not int or ttl <= 0:
-            raise CommandError("reserve: ttl_ms must be a positive integer")
+    def op_reserve(self, c: Reserve, now_ms: int) -> Result:
+        rid, order_id, store, sku, qty, ttl = c.reservation_id, c.order_id, c.store, c.sku, c.qty, c.ttl_ms
         if rid in self.reservations:
             raise CommandError(f"reserve: reservation {rid} exists already")
         pos = self.position(store, sku)
@@ -130,7 +267,7 @@ class StockPool(IdempotentActor):
         return ok(expires_ms=now_ms + ttl, available=pos.available,
                   movements=[self._move(store, sku, "reserve", rid, pending=qty)])
 
-    def op_confirm(self, c: dict, now_ms: int) -> dict:
+    def op_confirm(self, c: Confirm, now_ms: int) -> Result:
         rid, r = self._reservation(c)
         if r.state == "confirmed":
             return ok(state=r.state, movements=[])
@@ -142,7 +279,7 @@ class StockPool(IdempotentActor):
         r.state = "confirmed"
         return ok(state=r.state, movements=[self._move(r.store, r.sku, "confirm", rid, pending=-r.qty, confirmed=r.qty)])
 
-    def _release(self, rid: str, r: Reservation, state: str) -> list:
+    def _release(self, rid: str, r: Reservation, state: str) -> Movement:
         pos = self.position(r.store, r.sku)
         field = "pending" if r.state == "pending" else "confirmed"
         setattr(pos, field, getattr(pos, field) - r.qty)
@@ -150,13 +287,13 @@ class StockPool(IdempotentActor):
         self.shortages.pop(rid, None)
         return self._move(r.store, r.sku, state, rid, **{field: -r.qty})
 
-    def op_cancel(self, c: dict, now_ms: int) -> dict:
+    def op_cancel(self, c: Cancel, now_ms: int) -> Result:
         rid, r = self._reservation(c)
         if r.state not in ("pending", "confirmed"):
             return rejected(f"reservation is {r.state}", state=r.state)
         return ok(state="cancelled", movements=[self._release(rid, r, "cancelled")])
 
-    def op_fulfil(self, c: dict, now_ms: int) -> dict:
+    def op_fulfil(self, c: Fulfil, now_ms: int) -> Result:
         """The store handed the goods over: they leave the escrow along with the confirmed reservation."""
         rid, r = self._reservation(c)
         if r.state != "confirmed":
@@ -168,7 +305,7 @@ class StockPool(IdempotentActor):
         self.shortages.pop(rid, None)
         return ok(state=r.state, movements=[self._move(r.store, r.sku, "fulfil", rid, escrow=-r.qty, confirmed=-r.qty)])
 
-    def op_expire(self, c: dict, now_ms: int) -> dict:
+    def op_expire(self, c: Command, now_ms: int) -> Result:
         """Unpaid reservations past their expiry return to escrow; finished ones are dropped from memory."""
         moves, expired, dropped = [], [], 0
         for rid, r in list(self.reservations.items()):
@@ -179,12 +316,12 @@ class StockPool(IdempotentActor):
                 del self.reservations[rid]
                 dropped += 1
         dropped += self.forget_old_ids(now_ms)
-        return ok(expired=expired, movements=moves, noop=not (moves or dropped))
+        return Result(status="ok", values={"expired": expired, "movements": moves}, noop=not (moves or dropped))
 
-    def op_reroute(self, c: dict, now_ms: int) -> dict:
+    def op_reroute(self, c: Reroute, now_ms: int) -> Result:
         """Move a reservation to another store that has the escrow (a shortage's remedy, or a transfer)."""
         rid, r = self._reservation(c)
-        to_store = need(c, "to_store")
+        to_store = c.to_store
         if r.state not in ("pending", "confirmed") or to_store == r.store:
             return rejected("only a live reservation can move to another store", state=r.state)
         target = self.position(to_store, r.sku)
@@ -201,7 +338,7 @@ class StockPool(IdempotentActor):
         return ok(store=to_store, state=r.state, movements=moves)
 
     # ---- reads ------------------------------------------------------------------------------------------
-    def view(self, store: str | None = None, sku: str | None = None) -> list[dict]:
+    def view(self, store: str | None = None, sku: str | None = None) -> list[dict[str, Any]]:
         """Positions, by (store, sku): all, one store's, or one (store, sku) looked up directly - a read on the
         path of every stock-view request must not sort the whole chain's positions."""
         if store is not None and sku is not None:
@@ -212,14 +349,14 @@ class StockPool(IdempotentActor):
                  "available": p.available, "on_hand": p.on_hand, "ratio_bp": p.ratio_bp, "presale": p.available <= 0}
                 for (s, k), p in chosen]
 
-    def availability(self, pairs: list[tuple[str, str]]) -> dict:
+    def availability(self, pairs: list[tuple[str, str]]) -> dict[str, int]:
         return {f"{s}/{k}": max(self.positions[(s, k)].available, 0) if (s, k) in self.positions else 0 for s, k in pairs}
 
     def audit(self) -> list[str]:
         """Every broken invariant, described; empty when all hold."""
         problems = []
-        pending: dict[tuple, int] = {}
-        confirmed: dict[tuple, int] = {}
+        pending: dict[tuple[str, str], int] = {}  # (store, sku) -> units
+        confirmed: dict[tuple[str, str], int] = {}
         for r in self.reservations.values():
             if r.state == "pending":
                 pending[(r.store, r.sku)] = pending.get((r.store, r.sku), 0) + r.qty
@@ -237,14 +374,16 @@ class StockPool(IdempotentActor):
         return problems
 
     # ---- snapshots ---------------------------------------------------------------------------------------
-    def state_snapshot(self) -> dict:
+    def state_snapshot(self) -> dict[str, Any]:
         return {
-            "positions": [[s, k, p.escrow, p.pending, p.confirmed, p.on_hand, p.ratio_bp] for (s, k), p in self.positions.items()],
-            "reservations": [[rid, r.order_id, r.store, r.sku, r.qty, r.state, r.expires_ms] for rid, r in self.reservations.items()],
+            "positions": [[s, k, p.escrow, p.pending, p.confirmed, p.on_hand, p.ratio_bp]
+                          for (s, k), p in self.positions.items()],
+            "reservations": [[rid, r.order_id, r.store, r.sku, r.qty, r.state, r.expires_ms]
+                             for rid, r in self.reservations.items()],
             "shortages": list(self.shortages.values()),
         }
 
-    def restore_state(self, state: dict) -> None:
+    def restore_state(self, state: dict[str, Any]) -> None:
         self.positions = {(s, k): Position(*rest) for s, k, *rest in state["positions"]}
         self.reservations = {rid: Reservation(*rest) for rid, *rest in state["reservations"]}
         self.shortages = {s["reservation_id"]: s for s in state["shortages"]}

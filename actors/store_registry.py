@@ -7,19 +7,36 @@ time minus the event's edge wall clock) as the last value and a recent p99; devi
 from __future__ import annotations
 
 from collections import deque
+from typing import Any, TypedDict
 
 OFFLINE_AFTER_MS = 5_000
 LAG_WINDOW = 512
 
 
+class StoreStatus(TypedDict):
+    """What the registry keeps per store (`view` adds online, sequence_gap and lag_p99_ms)."""
+    store_id: str
+    last_heartbeat_ms: int | None
+    online_since_ms: int | None
+    outbox_depth: int
+    last_event_seq: int
+    received_seq: int
+    last_acked_seq: int
+    devices: dict[str, str]
+    lag_ms: int | None
+    offline_since_ms: int | None
+    events: int
+    unacked_age_ms: int
+
+
 class StoreRegistry:
     def __init__(self, offline_after_ms: int = OFFLINE_AFTER_MS) -> None:
         self.offline_after_ms = offline_after_ms
-        self.stores: dict[str, dict] = {}
-        self.lags: dict[str, deque] = {}
+        self.stores: dict[str, StoreStatus] = {}
+        self.lags: dict[str, deque[int]] = {}
         self._p99: dict[str, int | None] = {}  # cached per store until its next event: views come often
 
-    def _store(self, store_id: str) -> dict:
+    def _store(self, store_id: str) -> StoreStatus:
         s = self.stores.get(store_id)
         if s is None:
             s = self.stores[store_id] = {"store_id": store_id, "last_heartbeat_ms": None, "online_since_ms": None,
@@ -34,8 +51,9 @@ class StoreRegistry:
         s = self._store(store_id)
         if s["last_heartbeat_ms"] is None or now_ms - s["last_heartbeat_ms"] > self.offline_after_ms:
             s["online_since_ms"] = now_ms
-        s.update(last_heartbeat_ms=now_ms, outbox_depth=outbox_depth, last_event_seq=last_event_seq,
-                 last_acked_seq=last_acked_seq, devices=devices, offline_since_ms=None, unacked_age_ms=unacked_age_ms)
+        s.update({"last_heartbeat_ms": now_ms, "outbox_depth": outbox_depth, "last_event_seq": last_event_seq,
+                  "last_acked_seq": last_acked_seq, "devices": devices, "offline_since_ms": None,
+                  "unacked_age_ms": unacked_age_ms})
 
     def event(self, store_id: str, seq: int, wall_ms: int, now_ms: int) -> None:
         s = self._store(store_id)
@@ -52,7 +70,7 @@ class StoreRegistry:
             self._p99[store_id] = lags[int(0.99 * (len(lags) - 1))] if lags else None
         return self._p99[store_id]
 
-    def view(self, now_ms: int, store_id: str | None = None) -> list[dict]:
+    def view(self, now_ms: int, store_id: str | None = None) -> list[dict[str, Any]]:
         """Every store (or just `store_id`, [] if unknown), sorted by id."""
         chosen = sorted(self.stores.items()) if store_id is None else (
             [(store_id, self.stores[store_id])] if store_id in self.stores else [])

@@ -27,6 +27,7 @@ _W5_PLUS = (0, 5, 1, 6, 2, 7, 3, 8, 4, 9)
 _W5_MINUS = (0, 5, 9, 4, 8, 3, 7, 2, 6, 1)
 _AIM_PREFIX = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
 VARIABLE_PREFIXES = tuple(str(p) for p in range(20, 30))
+Symbology = Literal["ean13", "ean8", "upca"]
 
 
 def gs1_check_digit(data: str) -> int:
@@ -44,12 +45,13 @@ def left13_check_digit(data: str) -> int:
 def price_verifier_digit(field: str) -> int:
     """GS1 price/measure verifier digit over a 4- or 5-digit field."""
     digits = [int(d) for d in field]
+    tables: tuple[tuple[int, ...], ...]  # one weighting table per digit
     if len(digits) == 4:
         tables = (_W2_MINUS, _W2_MINUS, _W3, _W5_MINUS)
-        return sum(t[d] for t, d in zip(tables, digits)) * 3 % 10
+        return sum(t[d] for t, d in zip(tables, digits, strict=True)) * 3 % 10
     if len(digits) == 5:
         tables = (_W5_PLUS, _W2_MINUS, _W5_MINUS, _W5_PLUS, _W2_MINUS)
-        r = (10 - sum(t[d] for t, d in zip(tables, digits)) % 10) % 10
+        r = (10 - sum(t[d] for t, d in zip(tables, digits, strict=True)) % 10) % 10
         return _W5_MINUS.index(r)
     raise ValueError("a verifier digit covers a 4- or 5-digit field")
 
@@ -57,7 +59,7 @@ def price_verifier_digit(field: str) -> int:
 @record
 class GtinScan:
     gtin: str  # 13 digits (EAN-13, UPC-A with a leading 0) or 8 digits (EAN-8)
-    symbology: Literal["ean13", "ean8", "upca"]
+    symbology: Symbology
 
 
 @record
@@ -140,6 +142,7 @@ def normalise(raw: str) -> str:
 def parse_scan(raw: str, layouts: tuple[VariableMeasureLayout, ...] = DEFAULT_LAYOUTS) -> GtinScan | VariableMeasureScan:
     """Validate and decode one scanned code. ProtocolError says exactly what was wrong."""
     code = normalise(raw)
+    symbology: Symbology | None
     if len(code) == 12:
         code, symbology = "0" + code, "upca"
     elif len(code) == 13:

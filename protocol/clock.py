@@ -1,7 +1,12 @@
-"""Time is passed in. The core takes a Clock; only shells construct the SystemClock."""
+"""Time is passed in. The core takes a Clock and never reads the system's clocks: a shell hands it the readers.
+
+`ReadingClock(time.time_ns, time.monotonic_ns)` is the real clock, made by the shells (cloud/, edge/,
+simulators/); `ManualClock` moves only when told to, for tests and deterministic simulations.
+"""
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
+from datetime import UTC
 from typing import Protocol
 
 
@@ -13,14 +18,17 @@ class Clock(Protocol):
         """A clock that never goes back (for ordering and timeouts), milliseconds."""
 
 
-class SystemClock:
-    """The real clocks, for shells (cloud/, edge/, simulators/)."""
+class ReadingClock:
+    """A clock over readers the shell passes in: `ReadingClock(time.time_ns, time.monotonic_ns)`."""
+
+    def __init__(self, wall_ns: Callable[[], int], monotonic_ns: Callable[[], int]) -> None:
+        self._wall_ns, self._monotonic_ns = wall_ns, monotonic_ns
 
     def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
+        return self._wall_ns() // 1_000_000
 
     def monotonic_ms(self) -> int:
-        return time.monotonic_ns() // 1_000_000
+        return self._monotonic_ns() // 1_000_000
 
 
 class ManualClock:
@@ -58,7 +66,7 @@ def parse_rfc3339(text: str, field: str = "time") -> int:
 
 
 def to_rfc3339(ms: int | None) -> str | None:
-    from datetime import datetime, timezone
+    from datetime import datetime
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

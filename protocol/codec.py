@@ -21,11 +21,22 @@ MAX_STRING_BYTES = 16 * 1024
 _ENVELOPE = frozenset({"kind", "schema_version"})
 
 
+def pack(value: Any) -> bytes:
+    """Plain values (maps, lists, scalars) as msgpack: how actor commands are journaled and fingerprinted."""
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
+
+
+def unpack(raw: bytes) -> Any:
+    """The inverse of `pack` for data this system wrote itself (a journal, a snapshot): no frame limits."""
+    return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+
+
 def encode(message: Message) -> bytes:
     body = to_wire(message)
     body["kind"] = message.KIND
     body["schema_version"] = message.SCHEMA_VERSION
-    frame = msgpack.packb(body, use_bin_type=True)
+    frame: bytes = msgpack.packb(body, use_bin_type=True)
     if len(frame) > MAX_FRAME_BYTES:
         raise ProtocolError(f"{message.KIND}: frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}")
     return frame
@@ -37,14 +48,14 @@ def _depth(value: Any, limit: int) -> None:
     while level:
         if depth > limit:
             raise ProtocolError(f"frame nested deeper than {limit} levels")
-        deeper = []
+        deeper: list[Any] = []
         for item in level:
             children = item.values() if type(item) is dict else item
             deeper.extend(c for c in children if type(c) is dict or type(c) is list)
         level, depth = deeper, depth + 1
 
 
-def unpack_frame(frame: bytes) -> dict:
+def unpack_frame(frame: bytes) -> dict[str | bytes, Any]:
     """Bytes to a plain msgpack map, within the limits; ProtocolError otherwise."""
     if not isinstance(frame, (bytes, bytearray, memoryview)):
         raise ProtocolError(f"frame must be bytes, got {type(frame).__name__}")
@@ -85,7 +96,8 @@ def decode(frame: bytes) -> Message:
     if version != cls.SCHEMA_VERSION:
         raise ProtocolError(f"{kind}: schema_version {version} is not supported (this build reads {cls.SCHEMA_VERSION})")
     try:
-        return record_from_wire(cls, body, kind, skip=_ENVELOPE)
+        message: Message = record_from_wire(cls, body, kind, skip=_ENVELOPE)
+        return message
     except ProtocolError:
         raise
     except RecursionError:

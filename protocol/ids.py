@@ -7,7 +7,7 @@ increasing. Time and entropy are passed in, so the core stays pure and tests are
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from protocol.errors import ProtocolError
 

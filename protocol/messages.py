@@ -5,7 +5,9 @@ from, or for), `seq` (a per-store, per-direction sequence number: the edge numbe
 numbers its commands to that store), `wall_ms` (origin wall clock, epoch ms) and `mono_ms` (origin
 monotonic clock, ms) - both clocks, so lag is measurable and ordering survives a wall-clock step.
 
-Quantities are integers in the SKU's base unit: pieces, or grams for weighed items. Money is fen.
+Quantities: a sale line carries a `Quantity` - an amount *with its unit* (pieces, or grams of a product sold by
+the kg), so nothing downstream has to guess. Stock counts (`StockMoved.delta`, escrow, order lines) are integers in
+the SKU's stock unit (`StockUnit`): pieces, or grams for a product sold by the kg. Money is fen.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ PaymentMethod = Literal["cash", "stored_value", "wallet_sim"]
 AckResult = Literal["ok", "exists", "conflict"]
 DeviceState = Literal["ok", "degraded", "down", "absent"]
 Fulfilment = Literal["pickup", "delivery"]
+StockUnit = Literal["piece", "g"]  # how a SKU's stock is counted: whole pieces, or grams (sold by the kg)
 
 
 def valid_store_id(store_id: str) -> bool:
@@ -68,15 +71,31 @@ class Message:
 # ---- parts -------------------------------------------------------------------------------------
 
 @record
+class Quantity:
+    """How much of a SKU, with its unit: `amount` whole pieces, or `amount` grams of a product sold by the kg."""
+    amount: int
+    unit: StockUnit
+
+    def __post_init__(self) -> None:
+        require(self.amount > 0, f"quantity: amount must be positive, got {self.amount} {self.unit}")
+
+    @classmethod
+    def pieces(cls, n: int) -> Quantity:
+        return cls(amount=n, unit="piece")
+
+    @classmethod
+    def grams(cls, g: int) -> Quantity:
+        return cls(amount=g, unit="g")
+
+
+@record
 class SaleLine:
     sku: str
-    qty: int  # pieces, or grams when weighed
-    weighed: bool
+    quantity: Quantity  # what left the shelf, in the unit the SKU's stock is counted in
     amount_fen: int  # after line-level discounts
 
     def __post_init__(self) -> None:
         require(bool(SKU_RE.match(self.sku)), f"sale line: invalid sku {self.sku!r}")
-        require(self.qty > 0, f"sale line {self.sku}: qty must be positive")
         require(self.amount_fen >= 0, f"sale line {self.sku}: amount must not be negative")
 
 
@@ -93,7 +112,7 @@ class Payment:
 @record
 class OrderLine:
     sku: str
-    qty: int
+    qty: int  # in the SKU's stock unit: pieces, or grams of a product sold by the kg (see `StockUnit`)
     amount_fen: int
 
     def __post_init__(self) -> None:
@@ -121,6 +140,9 @@ class Ack:
 @record
 class SaleCommitted(Message):
     KIND: ClassVar[str] = "sale.committed"
+    # 2: a line carries `quantity` {amount, unit} instead of `qty` + `weighed` (a price-embedded label on a per-kg
+    # product used to travel as "qty 1, not weighed", and took 1 g off stock)
+    SCHEMA_VERSION: ClassVar[int] = 2
     sale_id: str
     lane: str
     lines: tuple[SaleLine, ...]

@@ -2,7 +2,8 @@
 
 `from_wire(cls, value, path)` turns the plain msgpack value into `cls` or raises ProtocolError naming the
 field path and what was wrong. Supported hints: int, float, str, bool, bytes, Literal[...], X | None,
-tuple[X, ...] and nested record dataclasses. Wire form of a record is a map of its field names.
+tuple[X, ...], nested record dataclasses, and dict[str, Any] (a map passed through as it is, for payloads whose
+shape the record does not fix). Wire form of a record is a map of its field names.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import functools
 import math
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from protocol.errors import ProtocolError
@@ -18,19 +20,24 @@ from protocol.errors import ProtocolError
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def record(cls):
+T = typing.TypeVar("T")
+Converter = Callable[[Any, str], Any]  # (plain wire value, field path) -> the checked value
+
+
+@typing.dataclass_transform(frozen_default=True, kw_only_default=True)
+def record(cls: type[T]) -> type[T]:
     """Decorator: a frozen, slotted, keyword-only dataclass that the codec can check."""
     return dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
 
 
 @functools.cache
-def field_hints(cls) -> tuple[tuple[str, Any], ...]:
+def field_hints(cls: type) -> tuple[tuple[str, Any], ...]:
     hints = get_type_hints(cls)
     return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
 
 
 @functools.cache
-def optional_fields(cls) -> frozenset[str]:
+def optional_fields(cls: type) -> frozenset[str]:
     """Fields with a default may be left out on the wire (configuration records use this; messages have none)."""
     return frozenset(f.name for f in dataclasses.fields(cls)
                      if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING)
@@ -45,11 +52,11 @@ def from_wire(hint: Any, value: Any, path: str) -> Any:
 
 
 @functools.cache
-def converter(hint: Any):
+def converter(hint: Any) -> Converter:
     """A checking converter for one type hint, built once (decoding is on every hot path)."""
     origin = get_origin(hint)
     if hint is int:
-        def conv(value, path):
+        def conv(value: Any, path: str) -> Any:
             if type(value) is not int:
                 raise ProtocolError(f"{path}: expected an integer, got {type(value).__name__}")
             if not INT64_MIN <= value <= INT64_MAX:
@@ -57,13 +64,13 @@ def converter(hint: Any):
             return value
         return conv
     if hint is float:  # JSON and msgpack may carry a whole number for a float field
-        def conv(value, path):
+        def conv(value: Any, path: str) -> Any:
             if type(value) not in (float, int) or not math.isfinite(value):
                 raise ProtocolError(f"{path}: expected a number, got {type(value).__name__}")
             return float(value)
         return conv
     if hint in (str, bool, bytes):
-        def conv(value, path):
+        def conv(value: Any, path: str) -> Any:
             if type(value) is not hint:
                 raise ProtocolError(f"{path}: expected {_type_name(hint)}, got {type(value).__name__}")
             return value
@@ -72,7 +79,7 @@ def converter(hint: Any):
         allowed = get_args(hint)
         keys = {(type(a), a) for a in allowed}
 
-        def conv(value, path):
+        def conv(value: Any, path: str) -> Any:
             try:
                 ok = (type(value), value) in keys
             except TypeError:  # unhashable
@@ -92,34 +99,40 @@ def converter(hint: Any):
         assert ellipsis is Ellipsis, "only homogeneous tuple[X, ...] is supported"
         item_conv = converter(item_hint)
 
-        def conv(value, path):
+        def conv(value: Any, path: str) -> Any:
             if type(value) not in (list, tuple):
                 raise ProtocolError(f"{path}: expected a list, got {type(value).__name__}")
             return tuple(item_conv(item, f"{path}[{i}]") for i, item in enumerate(value))
         return conv
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return lambda value, path: record_from_wire(hint, value, path)
+    if origin is dict and get_args(hint) == (str, Any):
+        def conv(value: Any, path: str) -> Any:
+            if type(value) is not dict or not all(type(k) is str for k in value):
+                raise ProtocolError(f"{path}: expected a map with string keys, got {type(value).__name__}")
+            return value
+        return conv
     raise TypeError(f"unsupported type hint {hint!r}")
 
 
 @functools.cache
-def _field_converters(cls) -> tuple[tuple[str, Any, bool], ...]:
+def _field_converters(cls: type) -> tuple[tuple[str, Converter, bool], ...]:
     optional = optional_fields(cls)
     return tuple((name, converter(hint), name in optional) for name, hint in field_hints(cls))
 
 
 @functools.cache
-def _field_names(cls) -> frozenset[str]:
+def _field_names(cls: type) -> frozenset[str]:
     return frozenset(name for name, _ in field_hints(cls))
 
 
-def record_from_wire(cls, value: Any, path: str, skip: frozenset[str] = frozenset()) -> Any:
+def record_from_wire(cls: type, value: Any, path: str, skip: frozenset[str] = frozenset()) -> Any:
     if type(value) is not dict:
         raise ProtocolError(f"{path}: expected a map, got {type(value).__name__}")
     extra = value.keys() - _field_names(cls) - skip
     if extra:
         raise ProtocolError(f"{path}: unknown field(s) {sorted(str(k) for k in extra)}")
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for name, conv, optional in _field_converters(cls):
         if name not in value:
             if optional:
@@ -137,7 +150,8 @@ def record_from_wire(cls, value: Any, path: str, skip: frozenset[str] = frozense
 def to_wire(value: Any) -> Any:
     """A record (or a tuple of them) as plain maps and lists for msgpack."""
     if dataclasses.is_dataclass(value):
-        return {name: to_wire(getattr(value, name)) for name, _ in field_hints(type(value))}
+        cls: type = type(value)  # plain `type` for the cache: mypy takes type[X] as unhashable (python/mypy#11470)
+        return {name: to_wire(getattr(value, name)) for name, _ in field_hints(cls)}
     if isinstance(value, tuple):
         return [to_wire(v) for v in value]
     return value

@@ -64,7 +64,7 @@ def store_inbox_prefix(store_id: str) -> str:
     return f"_INBOX_{_store(store_id)}"
 
 
-def store_permissions(store_id: str) -> dict:
+def store_permissions(store_id: str) -> dict[str, dict[str, list[str]]]:
     """NATS authorization for one store's user: only its own subjects, consumer and inbox.
 
     Never `$JS.API.>`: that would let a store read or delete other stores' streams. A JetStream publish needs

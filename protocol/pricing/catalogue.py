@@ -6,7 +6,7 @@ Lookups by SKU, by GTIN (packed goods) and by PLU (the item code a label scale p
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from protocol.errors import ProtocolError
 from protocol.messages import SKU_RE
@@ -41,12 +41,14 @@ class Product:
         require(bool(SKU_RE.match(self.sku)), f"{where}: invalid sku")
         require(self.price_fen > 0, f"{where}: price_fen must be positive")
         require(bool(self.category), f"{where}: category is required")
-        require(len(set(self.channels)) == len(self.channels) and self.channels, f"{where}: channels must be distinct, non-empty")
+        require(len(set(self.channels)) == len(self.channels) and len(self.channels) > 0,
+                f"{where}: channels must be distinct, non-empty")
         for lp in self.member_prices:
             require(bool(LEVEL_RE.match(lp.level)), f"{where}: invalid member level {lp.level!r}")
             require(0 < lp.price_fen <= self.price_fen, f"{where}: member price for {lp.level} must be in (0, list price]")
         require(self.plu == "" or self.plu.isdigit(), f"{where}: plu must be digits")
-        require(self.gtin == "" or (self.gtin.isdigit() and len(self.gtin) in (8, 13)), f"{where}: gtin must be 8 or 13 digits")
+        require(self.gtin == "" or (self.gtin.isdigit() and len(self.gtin) in (8, 13)),
+                f"{where}: gtin must be 8 or 13 digits")
 
     @property
     def weighed(self) -> bool:
@@ -93,12 +95,12 @@ class Catalogue:
         return self.by_plu.get(code.lstrip("0"))
 
     @classmethod
-    def from_data(cls, items: list[dict]) -> "Catalogue":
+    def from_data(cls, items: list[dict[str, Any]]) -> Catalogue:
         if not isinstance(items, list):
             raise ProtocolError("catalogue: expected a list of products")
         return cls([record_from_wire(Product, item, f"product[{i}]") for i, item in enumerate(items)])
 
-    def to_data(self) -> list[dict]:
+    def to_data(self) -> list[dict[str, Any]]:
         from protocol.schema import to_wire
         return [to_wire(p) for p in self.by_sku.values()]
 

@@ -9,16 +9,20 @@ eligible lines (largest remainder), so line amounts always add up to the total.
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from protocol.errors import ProtocolError
 from protocol.money import format_fen, portion_fen, weighed_amount_fen
 from protocol.pricing.catalogue import Catalogue, Channel, Product
-from protocol.pricing.rules import Coupon, Gift, GroupBuy, ItemDiscount, Rule, RuleBook, SpendThreshold
+from protocol.pricing.rules import ActiveRules, Coupon, GroupBuy, ItemDiscount, Rule, RuleBook, SpendThreshold
 from protocol.schema import record, require
 
 NEAR_MISS_RATIO_BP = 2500  # "almost applied": the gap is at most a quarter of the threshold
 MAX_LINES = 500
+R = TypeVar("R", bound=Rule)
 
 
 @record
@@ -29,7 +33,8 @@ class BasketLine:
     amount_fen: int = 0  # an amount embedded in a label barcode: the line's list amount
 
     def __post_init__(self) -> None:
-        require(self.qty >= 0 and self.weight_g >= 0 and self.amount_fen >= 0, f"line {self.sku}: negative quantity or amount")
+        require(self.qty >= 0 and self.weight_g >= 0 and self.amount_fen >= 0,
+                f"line {self.sku}: negative quantity or amount")
         require((self.qty > 0) + (self.weight_g > 0) >= 1 or self.amount_fen > 0, f"line {self.sku}: nothing to price")
 
 
@@ -131,7 +136,7 @@ def _line_saving(rule: ItemDiscount, amount: int, pieces: int) -> int:
     return min(rule.amount_off_fen * pieces, amount)
 
 
-def _best_per_group(rules, saving_of) -> list:
+def _best_per_group(rules: Sequence[R], saving_of: Callable[[R], int]) -> list[R]:
     """Keep ungrouped rules; of each exclusive group keep the one that saves the most (ties: book order)."""
     best: dict[str, tuple[int, int]] = {}
     for i, r in enumerate(rules):
@@ -143,10 +148,12 @@ def _best_per_group(rules, saving_of) -> list:
     return [r for i, r in enumerate(rules) if not r.group or i in keep]
 
 
-def _list_line(product: Product, line: BasketLine, ctx: PricingContext, rules) -> tuple:
+def _list_line(product: Product, line: BasketLine, ctx: PricingContext,
+               rules: ActiveRules) -> tuple[int, int, int, GroupBuy | None, int]:
     """(list amount, unit price, amount at the member/group price, group-buy rule used or None, its saving)."""
     if line.amount_fen:
         return line.amount_fen, product.price_fen, line.amount_fen, None, 0
+    amount_at: Callable[[int], int]  # a unit price to the line's amount
     if product.weighed:
         require(line.weight_g > 0 and line.qty == 0, f"line {product.sku}: sold by the kg, give weight_g")
         amount_at = lambda unit: weighed_amount_fen(line.weight_g, unit)  # noqa: E731
@@ -155,7 +162,7 @@ def _list_line(product: Product, line: BasketLine, ctx: PricingContext, rules) -
         amount_at = lambda unit: line.qty * unit  # noqa: E731
     unit = product.price_for(ctx.member_level)
     amount = amount_at(unit)
-    used = None
+    used: GroupBuy | None = None
     for r in rules.group_buys.get(product.sku, ()):
         if r.id in ctx.formed_groups and r.group_price_fen < unit:
             unit, used = r.group_price_fen, r
@@ -170,17 +177,18 @@ def _spread(lines: list[PricedLine], saving: int, rule_id: str) -> None:
     order = sorted(range(len(lines)), key=lambda i: (-((saving * lines[i].amount_fen) % total), i))
     for i in order[: saving - sum(shares)]:
         shares[i] += 1
-    for pl, share in zip(lines, shares):
+    for pl, share in zip(lines, shares, strict=True):
         if share:
             pl.amount_fen -= share
             pl.rules.append(rule_id)
 
 
-def _threshold_saving(rule, eligible: int) -> tuple[int, tuple[int, str] | None]:
+def _threshold_saving(rule: SpendThreshold | Coupon, eligible: int) -> tuple[int, tuple[int, str] | None]:
     """(saving now, (missing fen, reward text) for the next step up, if any)."""
     if isinstance(rule, Coupon):
         if eligible < rule.min_spend_fen:
-            reward = f"{rule.percent_off_bp / 100:g}% off" if rule.percent_off_bp else f"{format_fen(rule.amount_off_fen)} off"
+            reward = (f"{rule.percent_off_bp / 100:g}% off" if rule.percent_off_bp
+                      else f"{format_fen(rule.amount_off_fen)} off")
             return 0, (rule.min_spend_fen - eligible, reward)
         s = portion_fen(eligible, rule.percent_off_bp) if rule.percent_off_bp else rule.amount_off_fen
         return min(s, eligible), None
@@ -198,7 +206,7 @@ def _threshold_saving(rule, eligible: int) -> tuple[int, tuple[int, str] | None]
     return min(top.off_fen * times, eligible), nxt
 
 
-def _near(rule, missing: int, threshold: int, reward: str, out: list[NearMiss]) -> None:
+def _near(rule: Rule, missing: int, threshold: int, reward: str, out: list[NearMiss]) -> None:
     if missing * 10_000 <= threshold * NEAR_MISS_RATIO_BP:
         out.append(NearMiss(rule.id, rule.name, missing, f"spend {format_fen(missing)} more for {reward} ({rule.name})"))
 
@@ -209,13 +217,13 @@ class _Basket:
     def __init__(self) -> None:
         self.lines: list[PricedLine] = []
         self.categories: list[str] = []
-        self._scopes: dict[tuple, list[PricedLine]] = {}
+        self._scopes: dict[tuple[tuple[str, ...], tuple[str, ...]], list[PricedLine]] = {}  # (skus, categories)
 
     def in_scope(self, rule: Rule) -> list[PricedLine]:
         key = (rule.skus, rule.categories)  # many rules share a scope (most cover the whole basket)
         hit = self._scopes.get(key)
         if hit is None:
-            hit = [pl for pl, cat in zip(self.lines, self.categories) if rule.targets(pl.sku, cat)]
+            hit = [pl for pl, cat in zip(self.lines, self.categories, strict=True) if rule.targets(pl.sku, cat)]
             self._scopes[key] = hit
         return hit
 
@@ -226,7 +234,8 @@ class _Basket:
         return total
 
 
-def _price_lines(catalogue, rules, lines, ctx, savings: _Savings, basket: _Basket) -> int:
+def _price_lines(catalogue: Catalogue, rules: ActiveRules, lines: list[BasketLine], ctx: PricingContext,
+                 savings: _Savings, basket: _Basket) -> int:
     """Stage price + line. Returns the member-price saving."""
     member_saving = 0
     for line in lines:
@@ -242,7 +251,7 @@ def _price_lines(catalogue, rules, lines, ctx, savings: _Savings, basket: _Baske
         pieces = line.qty or 1
         candidates, grouped = rules.line_rules_for(product)
         if grouped:
-            candidates = _best_per_group(candidates, lambda r: _line_saving(r, amount, pieces))
+            candidates = _best_per_group(candidates, functools.partial(_line_saving, amount=amount, pieces=pieces))
         for r in candidates:
             s = savings.cap(r, _line_saving(r, pl.amount_fen, pieces))
             if s > 0:
@@ -254,9 +263,10 @@ def _price_lines(catalogue, rules, lines, ctx, savings: _Savings, basket: _Baske
     return member_saving
 
 
-def _apply_basket_rules(rules, ctx, savings: _Savings, basket: _Basket, near: list[NearMiss]) -> list[str]:
+def _apply_basket_rules(rules: ActiveRules, ctx: PricingContext, savings: _Savings, basket: _Basket,
+                        near: list[NearMiss]) -> list[str]:
     """Stage basket: spend thresholds and the coupons the member holds. Returns the coupons used."""
-    coupons_used = []
+    coupons_used: list[str] = []
     candidates = [r for r in rules.basket if not isinstance(r, Coupon)
                   or (r.id in ctx.coupons and (ctx.new_member or not r.new_member_only))]
     for r in _best_per_group(candidates, lambda r: _threshold_saving(r, basket.eligible_fen(r))[0]):
@@ -273,8 +283,9 @@ def _apply_basket_rules(rules, ctx, savings: _Savings, basket: _Basket, near: li
     return coupons_used
 
 
-def _give_gifts(catalogue, rules, savings: _Savings, basket: _Basket, near: list[NearMiss]) -> list[GiftLine]:
-    gifts = []
+def _give_gifts(catalogue: Catalogue, rules: ActiveRules, savings: _Savings, basket: _Basket,
+                near: list[NearMiss]) -> list[GiftLine]:
+    gifts: list[GiftLine] = []
     for r in _best_per_group(rules.gifts, lambda r: catalogue.get(r.gift_sku).price_fen * r.gift_qty):
         eligible = basket.eligible_fen(r)
         gift = catalogue.get(r.gift_sku)
@@ -293,7 +304,8 @@ def price_basket(catalogue: Catalogue, book: RuleBook, lines: list[BasketLine] |
     if len(lines) > MAX_LINES:
         raise ProtocolError(f"basket of {len(lines)} lines exceeds {MAX_LINES}")
     rules = book.active_rules(ctx.channel, ctx.store_id, ctx.now_ms, ctx.member_level)
-    savings, basket, near = _Savings(ctx), _Basket(), []
+    savings, basket = _Savings(ctx), _Basket()
+    near: list[NearMiss] = []
     # Price in a canonical order (and give the lines back in the caller's order), so that budget caps and the
     # largest-remainder spread cannot make the total depend on the order the items were scanned in.
     order = sorted(range(len(lines)), key=lambda i: (lines[i].sku, lines[i].qty, lines[i].weight_g, lines[i].amount_fen))
@@ -305,6 +317,6 @@ def price_basket(catalogue: Catalogue, book: RuleBook, lines: list[BasketLine] |
                            member_saving)] if member_saving else []
     applied += [AppliedRule(rid, book.by_id[rid].TYPE, book.by_id[rid].name, fen)
                 for rid, fen in savings.by_rule.items() if fen > 0]
-    in_input_order = [pl for _, pl in sorted(zip(order, basket.lines), key=lambda pair: pair[0])]
+    in_input_order = [pl for _, pl in sorted(zip(order, basket.lines, strict=True), key=lambda pair: pair[0])]
     return PricedBasket(in_input_order, applied, near, gifts, sum(pl.list_fen for pl in basket.lines),
                         sum(pl.amount_fen for pl in basket.lines), coupons_used, book.version)

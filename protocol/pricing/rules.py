@@ -16,10 +16,12 @@ Exclusivity: rules sharing a `group` never combine; where several apply, the one
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 from protocol.errors import ProtocolError
-from protocol.pricing.catalogue import CHANNELS, LEVEL_RE, Catalogue, Channel
+from protocol.policy import CHAIN_UTC_OFFSET_MIN
+from protocol.pricing.catalogue import CHANNELS, LEVEL_RE, Catalogue, Channel, Product
 from protocol.schema import record, record_from_wire, require
 
 DAILY_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
@@ -79,7 +81,7 @@ class Rule:
         return sku in self.skus or category in self.categories
 
 
-def _percent_or_amount(rule, where: str, per: str) -> None:
+def _percent_or_amount(rule: ItemDiscount | Coupon, where: str, per: str) -> None:
     require((rule.percent_off_bp > 0) != (rule.amount_off_fen > 0),
             f"{where}: give exactly one of percent_off_bp (1..10000) or amount_off_fen (> 0) {per}")
     require(0 <= rule.percent_off_bp <= 10_000, f"{where}: percent_off_bp must be 0..10000")
@@ -181,17 +183,17 @@ RULE_TYPES: dict[str, type[Rule]] = {cls.TYPE: cls for cls in
 class RuleBook:
     """A validated, versioned set of rules, indexed for fast evaluation."""
 
-    def __init__(self, version: int, rules: tuple[Rule, ...], utc_offset_minutes: int = 480) -> None:
+    def __init__(self, version: int, rules: tuple[Rule, ...], utc_offset_minutes: int = CHAIN_UTC_OFFSET_MIN) -> None:
         self.version = version
         self.utc_offset_minutes = utc_offset_minutes
         # Deterministic application order: higher priority first, then id.
         self.rules = tuple(sorted(rules, key=lambda r: (-r.priority, r.id)))
         self.by_id = {r.id: r for r in self.rules}
-        self._active_cache: dict[tuple, ActiveRules] = {}
+        self._active_cache: dict[tuple[str, str, int, str | None], ActiveRules] = {}  # (channel, store, minute, level)
         # Only stores that some rule names need their own memo entry; every other store shares one.
         self._scoped_stores = frozenset(store for r in self.rules for store in r.stores)
 
-    def active_rules(self, channel: str, store_id: str, now_ms: int, level: str | None) -> "ActiveRules":
+    def active_rules(self, channel: str, store_id: str, now_ms: int, level: str | None) -> ActiveRules:
         """Rules in force for this channel, store, minute and member level (memoised per minute: rule times
         are whole minutes, so the memo never changes an answer)."""
         minute = now_ms // MINUTE_MS
@@ -218,10 +220,10 @@ class RuleBook:
 class ActiveRules:
     """The rules in force for one context, split by stage and indexed by SKU and category."""
 
-    def __init__(self, rules) -> None:
+    def __init__(self, rules: Iterable[Rule]) -> None:
         self.group_buys: dict[str, list[GroupBuy]] = {}
         self.line: list[ItemDiscount] = []
-        self.basket: list[Rule] = []
+        self.basket: list[SpendThreshold | Coupon] = []
         self.gifts: list[Gift] = []
         self._by_sku: dict[str, list[ItemDiscount]] = {}
         self._by_category: dict[str, list[ItemDiscount]] = {}
@@ -242,10 +244,11 @@ class ActiveRules:
                     self._by_category.setdefault(category, []).append(r)
             elif isinstance(r, Gift):
                 self.gifts.append(r)
-            else:
+            else:  # the basket stage: RULE_TYPES has no other kind of rule
+                assert isinstance(r, (SpendThreshold, Coupon)), f"rule {r.id!r}: {type(r).__name__} has no stage"
                 self.basket.append(r)
 
-    def line_rules_for(self, product) -> tuple[list[ItemDiscount], bool]:
+    def line_rules_for(self, product: Product) -> tuple[list[ItemDiscount], bool]:
         """Line rules that target this product, in application order, and whether any is in an exclusive group
         (memoised per SKU)."""
         hit = self._for_product.get(product.sku)
@@ -258,7 +261,7 @@ class ActiveRules:
         return hit
 
 
-def load_rule_book(data: dict, catalogue: Catalogue) -> RuleBook:
+def load_rule_book(data: dict[str, Any], catalogue: Catalogue) -> RuleBook:
     """Parse and validate a rule book. Every refusal names the rule and what is wrong with it."""
     if not isinstance(data, dict):
         raise ProtocolError("rule book: expected a map with 'version' and 'rules'")
@@ -270,10 +273,10 @@ def load_rule_book(data: dict, catalogue: Catalogue) -> RuleBook:
         raise ProtocolError("rule book: 'version' must be a positive integer")
     if not isinstance(items, list):
         raise ProtocolError("rule book: 'rules' must be a list")
-    offset = data.get("utc_offset_minutes", 480)
+    offset = data.get("utc_offset_minutes", CHAIN_UTC_OFFSET_MIN)
     if type(offset) is not int or not -720 <= offset <= 840:
         raise ProtocolError("rule book: utc_offset_minutes must be an integer in -720..840")
-    rules = []
+    rules: list[Rule] = []
     for i, item in enumerate(items):
         label = f"rule {item.get('id', f'#{i}')!r}" if isinstance(item, dict) else f"rule #{i}"
         if not isinstance(item, dict) or item.get("type") not in RULE_TYPES:

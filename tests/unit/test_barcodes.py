@@ -2,8 +2,14 @@
 import pytest
 
 from protocol import ProtocolError
-from protocol.barcodes import (GtinScan, VariableMeasureLayout, gs1_check_digit, left13_check_digit, parse_scan,
-                               price_verifier_digit)
+from protocol.barcodes import (
+    GtinScan,
+    VariableMeasureLayout,
+    gs1_check_digit,
+    left13_check_digit,
+    parse_scan,
+    price_verifier_digit,
+)
 
 
 @pytest.mark.parametrize("code, symbology, gtin", [

@@ -6,10 +6,11 @@ import typing
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from protocol import ProtocolError, codec
-from protocol.messages import ALL_MESSAGES, SaleCommitted, SaleLine, Payment, StockMoved
+from protocol.messages import ALL_MESSAGES, Payment, Quantity, SaleCommitted, SaleLine, StockMoved
 from protocol.schema import field_hints
 
 ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -21,7 +22,7 @@ naturals = st.integers(0, 2**40)
 
 OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": naturals, "wall_ms": naturals,
              "qty": st.integers(1, 10**6), "delta": st.integers(-10**6, 10**6).filter(bool),
-             "amount_fen": st.integers(1, 10**7), "request_event_id": ids}
+             "amount_fen": st.integers(1, 10**7), "request_event_id": ids, "amount": st.integers(1, 10**6)}
 
 
 def strategy_for(hint, name=""):
@@ -71,14 +72,14 @@ def test_every_message_round_trips(kind, data):
     message = data.draw(messages(ALL_MESSAGES[kind]))
     frame = codec.encode(message)
     assert codec.decode(frame) == message
-    assert message.kind == kind and message.schema_version == 1
+    assert message.kind == kind and message.schema_version == ALL_MESSAGES[kind].SCHEMA_VERSION
 
 
 def valid_sale() -> SaleCommitted:
     return SaleCommitted(
         event_id="01KDVDNA000000000000000C1S", store_id="S001", seq=7, wall_ms=1_767_225_600_000, mono_ms=5,
         sale_id="01KDVDNA000000000000000C1T", lane="1",
-        lines=(SaleLine(sku="APPLE-FUJI", qty=500, weighed=True, amount_fen=650),),
+        lines=(SaleLine(sku="APPLE-FUJI", quantity=Quantity.grams(500), amount_fen=650),),
         total_fen=650, payments=(Payment(method="cash", amount_fen=650, reference=""),),
         member_id=None, offline=False,
     )
@@ -98,14 +99,16 @@ def tamper(**changes) -> bytes:
     (msgpack.packb([1, 2, 3]), "frame must be a map"),
     (msgpack.packb({1: 2}), "not a valid msgpack frame"),  # strict_map_key
     (msgpack.packb({"kind": "nope", "schema_version": 1}), "unknown message kind 'nope'"),
-    (tamper(schema_version=2), "schema_version 2 is not supported"),
+    (tamper(schema_version=1), "schema_version 1 is not supported (this build reads 2)"),  # qty + weighed lines
     (tamper(schema_version="1"), "non-integer schema_version"),
     (tamper(seq=True), "sale.committed.seq: expected an integer, got bool"),
     (tamper(seq="7"), "sale.committed.seq: expected an integer, got str"),
     (tamper(extra=1), "unknown field(s) ['extra']"),
     (tamper(total_fen=651), "payments 650 fen != total 651 fen"),
     (tamper(store_id="S 1"), "invalid store id"),
-    (tamper(lines=[{"sku": "A", "qty": 0, "weighed": False, "amount_fen": 1}]), "qty must be positive"),
+    (tamper(lines=[{"sku": "A", "quantity": {"amount": 0, "unit": "piece"}, "amount_fen": 1}]), "amount must be positive"),
+    (tamper(lines=[{"sku": "A", "quantity": {"amount": 5, "unit": "kg"}, "amount_fen": 1}]), "'kg' is not one of"),
+    (tamper(lines=[{"sku": "A", "qty": 1, "weighed": False, "amount_fen": 1}]), "unknown field(s) ['qty', 'weighed']"),
     (tamper(lines=[[[[[[[[1]]]]]]]]), "nested deeper than"),
     (tamper(payments=[{"method": "bitcoin", "amount_fen": 650, "reference": ""}]), "'bitcoin' is not one of"),
     (msgpack.packb({"kind": "sale.committed", "schema_version": 1, "x": msgpack.ExtType(5, b"abc")}),

@@ -1,26 +1,36 @@
-"""FlashSaleGate and LeaseHolder without Ray: leases, exact sell-out, member limits, throttling, stateful."""
+"""FlashSaleGate and LeaseHolder without Ray: leases, exact sell-out, member limits, throttling, typed commands,
+stateful."""
 from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from actors.flash_sale import LEASE_IDLE_MS, FlashSaleGate, LeaseHolder
+from actors.base import Expire, Result
+from actors.flash_sale import LEASE_IDLE_MS, AdmittedSale, FlashSaleGate, LeaseHolder, OpenSale, Sync
+from protocol.codec import pack, unpack
+from protocol.errors import ProtocolError
 
 T0 = 1_767_225_600_000
 
 
+def sale(quantity=100, limit=1, rate=1_000_000, cid="open"):
+    return OpenSale(id=cid, sale_id="F1", sku="EGGS", quantity=quantity, price_fen=990, starts_ms=T0,
+                    ends_ms=T0 + 3_600_000, per_member_limit=limit, rate_per_s=rate)
+
+
 def open_gate(quantity=100, limit=1, rate=1_000_000):
     gate = FlashSaleGate()
-    gate.apply({"op": "open", "id": "open", "sale_id": "F1", "sku": "EGGS", "quantity": quantity, "price_fen": 990,
-                "starts_ms": T0, "ends_ms": T0 + 3_600_000, "per_member_limit": limit, "rate_per_s": rate}, T0)
+    assert gate.apply(sale(quantity, limit, rate), T0).status == "ok"
     return gate
 
 
 def holder(gate, worker, now=T0, block=20):
-    first = gate.apply({"op": "sync", "id": f"{worker}-0", "worker": worker, "want": block}, now)
-    return LeaseHolder(worker, first, now, block=block)
+    first = gate.apply(Sync(id=f"{worker}-0", worker=worker, want=block), now)
+    assert first.status == "ok"
+    return LeaseHolder(worker, first.values, now, block=block)
 
 
 class Counter:
@@ -81,7 +91,7 @@ def test_idle_leases_are_taken_back_and_commits_then_need_unleased_units():
     gate = open_gate(quantity=20)
     w1 = holder(gate, "w1", block=20)  # takes everything
     assert gate.unleased == 0
-    gate.apply({"op": "expire", "id": "e1"}, T0 + LEASE_IDLE_MS + 1)
+    assert gate.apply(Expire(id="e1"), T0 + LEASE_IDLE_MS + 1)["taken_back"] == 20
     assert gate.unleased == 20 and gate.leases.get("w1", 0) == 0
     w1.admit("o1", "m1", 1, T0 + LEASE_IDLE_MS + 2)
     verdicts = w1.take_results(gate.apply(w1.sync_command("s1"), T0 + LEASE_IDLE_MS + 2))
@@ -94,8 +104,88 @@ def test_sync_retry_is_idempotent():
     w.admit("o1", "m1", 1, T0)
     command = w.sync_command("s1")
     first = gate.apply(command, T0)
-    assert gate.apply(command, T0) == {"status": "exists", "first": first}
+    assert gate.apply(command, T0) == Result(status="exists", first=first)
     assert gate.sold == 1
+
+
+def test_a_sync_answer_lost_and_resent_gives_the_first_verdicts():
+    gate = open_gate(quantity=5)
+    w = holder(gate, "w", block=4)
+    assert w.admit("o1", "m1", 1, T0) == "admitted"
+    command = w.sync_command("s1")
+    assert command == Sync(id="s1", worker="w", sales=(AdmittedSale(order_id="o1", member="m1", qty=1),), want=0)
+    first = gate.apply(command, T0)  # the answer is lost on the way back
+    retried = gate.apply(command, T0)
+    assert retried.status == "exists" and retried.settled == first and retried.succeeded
+    assert w.take_results(retried) == {"o1": "accepted"}
+    assert w.status == first.values and w.units == first["lease"]
+    assert gate.sold == 1 and gate.audit() == []
+
+
+def test_a_sync_result_reports_verdicts_and_the_workers_status():
+    gate = open_gate(quantity=3, limit=1, rate=10)
+    result = gate.apply(Sync(id="s1", worker="w", sales=(AdmittedSale(order_id="o1", member="m1", qty=1),
+                                                         AdmittedSale(order_id="o2", member="m1", qty=1),
+                                                         AdmittedSale(order_id="o3", member="m2", qty=0)), want=1), T0)
+    assert result == Result(status="ok", values={
+        "results": [["o1", "accepted"], ["o2", "over_limit"], ["o3", "invalid"]], "lease": 1, "unleased": 1,
+        "sold": 1, "sold_out": False, "rate_per_s": 10.0, "starts_ms": T0, "ends_ms": T0 + 3_600_000,
+        "per_member_limit": 1, "price_fen": 990, "sku": "EGGS"})
+
+
+def test_the_gate_refuses_a_second_open_and_a_sync_before_it_opens():
+    gate = FlashSaleGate()
+    assert gate.apply(Sync(id="s0", worker="w", want=5), T0) == Result(status="error",
+                                                                      reason="the sale is not configured")
+    opened = gate.apply(sale(quantity=10), T0)
+    assert opened.status == "ok" and opened["config"]["quantity"] == 10
+    again = gate.apply(sale(quantity=20, cid="open-2"), T0)
+    assert again == Result(status="rejected", reason="the sale is configured already",
+                           values={"config": opened["config"]})
+    assert gate.quantity == 10
+
+
+@pytest.mark.parametrize("wire, message", [
+    ({"op": "open", "id": "o", "sale_id": "F1", "sku": "EGGS", "quantity": 0, "price_fen": 990, "starts_ms": T0,
+      "ends_ms": T0 + 1, "per_member_limit": 1, "rate_per_s": 10}, "open: quantity must be positive"),
+    ({"op": "open", "id": "o", "sale_id": "F1", "sku": "EGGS", "quantity": 5, "price_fen": 990, "starts_ms": T0,
+      "ends_ms": T0, "per_member_limit": 1, "rate_per_s": 10}, "open: ends_ms must be after starts_ms"),
+    ({"op": "sync", "id": "s", "worker": "w", "sales": [], "want": -1, "returned": 0},
+     "sync: want must be a non-negative integer"),
+    ({"op": "sync", "id": "s", "worker": "", "want": 1}, "sync: worker must not be empty"),
+])
+def test_a_command_that_fails_validation_is_refused_at_construction_and_by_decode(wire, message):
+    kind = {c.OP: c for c in FlashSaleGate.COMMANDS}[wire["op"]]
+    with pytest.raises(ProtocolError, match=message):
+        kind(**{k: v for k, v in wire.items() if k != "op"})
+    with pytest.raises(ProtocolError, match=message):
+        FlashSaleGate.decode(wire)
+
+
+def test_decode_builds_the_admitted_sales_and_checks_them():
+    wire = {"op": "sync", "id": "s", "worker": "w", "sales": [{"order_id": "o1", "member": "m1", "qty": 1}]}
+    assert FlashSaleGate.decode(wire) == Sync(id="s", worker="w", sales=(AdmittedSale(order_id="o1", member="m1",
+                                                                                      qty=1),))
+    with pytest.raises(ProtocolError, match=r"sync\.sales\[0\]\.qty: missing"):
+        FlashSaleGate.decode({**wire, "sales": [{"order_id": "o1", "member": "m1"}]})
+
+
+def test_snapshot_round_trip_keeps_leases_sales_and_remembered_results():
+    gate = open_gate(quantity=10, limit=2)
+    w = holder(gate, "w", block=4)
+    for n, member in enumerate(("m1", "m1", "m2")):
+        assert w.admit(f"o{n}", member, 1, T0) == "admitted"
+    command = w.sync_command("s1")
+    first_open, first_init = gate.seen["open"][1], gate.seen["w-0"][1]
+    first = gate.apply(command, T0)
+    restored = FlashSaleGate()
+    restored.restore(unpack(pack(gate.snapshot())))  # as the durable host stores it
+    assert (restored.status(), restored.leases, restored.orders, restored.audit()) == (
+        gate.status(), gate.leases, gate.orders, [])
+    assert restored.apply(command, T0 + 1) == Result(status="exists", first=first)
+    assert restored.apply(sale(quantity=10, limit=2), T0 + 1) == Result(status="exists", first=first_open)
+    assert restored.apply(Sync(id="w-0", worker="w", want=4), T0 + 1) == Result(status="exists", first=first_init)
+    assert restored.sold == gate.sold == 3
 
 
 class GateMachine(RuleBasedStateMachine):
@@ -119,7 +209,7 @@ class GateMachine(RuleBasedStateMachine):
     def tick(self, ms):
         self.now += ms
         self.n += 1
-        self.gate.apply({"op": "expire", "id": f"e{self.n}"}, self.now)
+        assert self.gate.apply(Expire(id=f"e{self.n}"), self.now).status == "ok"
 
     @invariant()
     def never_over(self):

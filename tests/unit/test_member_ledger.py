@@ -1,92 +1,228 @@
-"""MemberLedger without Ray: double entry, idempotent transfers, offline floor limit, points, levels."""
+"""MemberLedger without Ray: double entry, idempotent transfers, offline floor limit and its flags, points, levels."""
 from __future__ import annotations
 
+import copy
+
+import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from actors.member_ledger import MONTH_MS, MemberLedger
+from actors.base import Expire, Result
+from actors.member_ledger import (
+    MONTH_MS,
+    POINTS_ISSUED,
+    SALES,
+    MemberLedger,
+    RecordSpend,
+    RedeemPoints,
+    Refund,
+    Spend,
+    TopUp,
+)
+from protocol.codec import pack, unpack
+from protocol.errors import ProtocolError
 
 T0 = 1_767_225_600_000
 
 
-def run(ledger, op, cid, now=T0, **fields):
-    return ledger.apply({"op": op, "id": cid, **fields}, now)
-
-
 def test_topup_spend_and_points():
     ledger = MemberLedger()
-    assert run(ledger, "topup", "t1", member="M1", amount_fen=10_000)["stored_value_fen"] == 10_000
-    spent = run(ledger, "spend", "s1", member="M1", amount_fen=2_550)
+    assert ledger.apply(TopUp(id="t1", member="M1", amount_fen=10_000), T0)["stored_value_fen"] == 10_000
+    spent = ledger.apply(Spend(id="s1", member="M1", amount_fen=2_550), T0)
     assert (spent["stored_value_fen"], spent["points"], spent["points_earned"]) == (7_450, 25, 25)
-    assert run(ledger, "redeem_points", "p1", member="M1", points=30)["reason"] == "insufficient points"
-    assert run(ledger, "redeem_points", "p2", member="M1", points=20)["points"] == 5
+    assert ledger.apply(RedeemPoints(id="p1", member="M1", points=30), T0).reason == "insufficient points"
+    assert ledger.apply(RedeemPoints(id="p2", member="M1", points=20), T0)["points"] == 5
     assert ledger.audit() == []
+
+
+def test_a_spend_result_carries_its_entries_and_the_member_view():
+    ledger = MemberLedger()
+    ledger.apply(TopUp(id="t1", member="M1", amount_fen=1_000), T0)
+    assert ledger.apply(Spend(id="s1", member="M1", amount_fen=350), T0) == Result(status="ok", values={
+        "entries": [["m:M1:sv", SALES, 350], [POINTS_ISSUED, "m:M1:pts", 3]], "points_earned": 3,
+        "member_id": "M1", "stored_value_fen": 650, "points": 3, "level": "regular"})
+    assert ledger.apply(Spend(id="s2", member="M1", amount_fen=651), T0) == Result(
+        status="rejected", reason="insufficient stored value",
+        values={"member_id": "M1", "stored_value_fen": 650, "points": 3, "level": "regular"})
 
 
 def test_transfer_ids_exists_and_conflict():
     ledger = MemberLedger()
-    first = run(ledger, "topup", "t1", member="M1", amount_fen=500)
-    assert run(ledger, "topup", "t1", member="M1", amount_fen=500) == {"status": "exists", "first": first}
-    assert run(ledger, "topup", "t1", member="M1", amount_fen=900)["status"] == "conflict"
+    first = ledger.apply(TopUp(id="t1", member="M1", amount_fen=500), T0)
+    again = ledger.apply(TopUp(id="t1", member="M1", amount_fen=500), T0)
+    assert again == Result(status="exists", first=first) and again.settled == first and again.succeeded
+    assert ledger.apply(TopUp(id="t1", member="M1", amount_fen=900), T0) == Result(
+        status="conflict", reason="id t1 was used for a different topup")
     assert ledger.member_view("M1", T0)["stored_value_fen"] == 500
 
 
 def test_online_spend_never_overdraws_offline_is_flagged():
     ledger = MemberLedger(floor_limit_fen=5_000)
-    run(ledger, "topup", "t1", member="M1", amount_fen=1_000)
-    assert run(ledger, "spend", "s1", member="M1", amount_fen=1_500)["reason"] == "insufficient stored value"
-    offline = run(ledger, "spend", "s2", member="M1", amount_fen=4_000, offline=True)
-    assert (offline["stored_value_fen"], offline["overdraft"], offline["over_floor"]) == (-3_000, True, False)
-    beyond = run(ledger, "spend", "s3", member="M1", amount_fen=3_000, offline=True)
+    ledger.apply(TopUp(id="t1", member="M1", amount_fen=1_000), T0)
+    assert ledger.apply(Spend(id="s1", member="M1", amount_fen=1_500), T0).reason == "insufficient stored value"
+    offline = ledger.apply(Spend(id="s2", member="M1", amount_fen=4_000, offline=True), T0)
+    assert offline == Result(status="ok", values={
+        "entries": [["m:M1:sv", SALES, 4_000], [POINTS_ISSUED, "m:M1:pts", 40]], "points_earned": 40,
+        "overdraft": True, "over_floor": False,
+        "member_id": "M1", "stored_value_fen": -3_000, "points": 40, "level": "regular"})
+    beyond = ledger.apply(Spend(id="s3", member="M1", amount_fen=3_000, offline=True), T0 + 1)
     assert beyond["over_floor"] is True and beyond["stored_value_fen"] == -6_000
-    assert len(ledger.flags) == 2 and ledger.audit() == []
+    # one flag per member, the latest overdraft's, while the balance is negative
+    assert ledger.flags == {"M1": {"member": "M1", "transfer_id": "s3", "balance_after": -6_000, "at_ms": T0 + 1,
+                                   "overdraft": True, "over_floor": True}}
+    assert ledger.audit() == []
+
+
+def test_flags_are_dropped_once_the_balance_is_back_at_zero_or_above():
+    ledger = MemberLedger(floor_limit_fen=5_000)
+    ledger.apply(Spend(id="s1", member="M1", amount_fen=2_000, offline=True), T0)
+    ledger.apply(Spend(id="s2", member="M2", amount_fen=2_000, offline=True), T0)
+    assert set(ledger.flags) == {"M1", "M2"} and ledger.audit() == []
+    ledger.apply(TopUp(id="t1", member="M1", amount_fen=1_999), T0)  # still -1: flagged
+    assert set(ledger.flags) == {"M1", "M2"} and ledger.audit() == []
+    ledger.apply(TopUp(id="t2", member="M1", amount_fen=1), T0)  # exactly zero: cleared
+    assert set(ledger.flags) == {"M2"} and ledger.audit() == []
+    ledger.apply(Refund(id="f1", member="M2", amount_fen=2_500), T0)  # above zero: cleared
+    assert ledger.flags == {} and ledger.audit() == []
+    # bounded: many members overdrawn and paid back leave nothing behind
+    for i in range(500):
+        ledger.apply(Spend(id=f"o{i}", member=f"X{i}", amount_fen=100 + i, offline=True), T0)
+        assert len(ledger.flags) == 1 and ledger.audit() == []
+        ledger.apply(TopUp(id=f"p{i}", member=f"X{i}", amount_fen=100 + i + i % 2), T0)
+        assert ledger.flags == {} and ledger.audit() == []
+    # ... and an overdraft flag is still raised next time
+    ledger.apply(Spend(id="again", member="M1", amount_fen=1, offline=True), T0)
+    assert set(ledger.flags) == {"M1"} and ledger.audit() == []
+
+
+def test_a_negative_balance_without_its_flag_is_reported_by_audit():
+    ledger = MemberLedger()
+    ledger.apply(Spend(id="s1", member="M1", amount_fen=200, offline=True), T0)
+    del ledger.flags["M1"]
+    assert ledger.audit() == ["m:M1:sv is negative (-200) without an offline overdraft flag"]
 
 
 def test_level_follows_rolling_spend():
     ledger = MemberLedger()
-    run(ledger, "record_spend", "r1", member="M1", amount_fen=600_000)
+    ledger.apply(RecordSpend(id="r1", member="M1", amount_fen=600_000), T0)
     assert ledger.level("M1", T0) == "gold"
     assert ledger.level("M1", T0 + 12 * MONTH_MS) == "regular"  # a year later it has rolled off
+
+
+@pytest.mark.parametrize("wire, message", [
+    ({"op": "topup", "id": "t", "member": "M1", "amount_fen": 0}, "topup: amount_fen must be positive"),
+    ({"op": "spend", "id": "s", "member": "M1", "amount_fen": -5, "offline": True}, "spend: amount_fen must be positive"),
+    ({"op": "record_spend", "id": "r", "member": "M1", "amount_fen": 0}, "record_spend: amount_fen must be positive"),
+    ({"op": "refund", "id": "f", "member": "M1", "amount_fen": -1}, "refund: amount_fen must be positive"),
+    ({"op": "redeem_points", "id": "p", "member": "M1", "points": 0}, "redeem_points: points must be positive"),
+    ({"op": "spend", "id": "s", "member": "", "amount_fen": 5}, "spend: member must not be empty"),
+])
+def test_a_command_that_fails_validation_is_refused_at_construction_and_by_decode(wire, message):
+    kind = {c.OP: c for c in MemberLedger.COMMANDS}[wire["op"]]
+    with pytest.raises(ProtocolError, match=message):
+        kind(**{k: v for k, v in wire.items() if k != "op"})
+    with pytest.raises(ProtocolError, match=message):
+        MemberLedger.decode(wire)
+
+
+def test_decode_refuses_bad_types_and_unknown_ops():
+    with pytest.raises(ProtocolError, match=r"spend\.offline: expected bool, got int"):
+        MemberLedger.decode({"op": "spend", "id": "s", "member": "M1", "amount_fen": 5, "offline": 1})
+    with pytest.raises(ProtocolError, match="MemberLedger: unknown op 'grant'"):
+        MemberLedger.decode({"op": "grant", "id": "g", "store": "S1", "sku": "A", "qty": 1})
+    assert MemberLedger.decode({"op": "spend", "id": "s", "member": "M1", "amount_fen": 5}) == Spend(
+        id="s", member="M1", amount_fen=5, offline=False)
+
+
+def test_snapshot_round_trip_keeps_state_flags_and_remembered_results():
+    ledger = MemberLedger(floor_limit_fen=1_000)
+    commands = [TopUp(id="t1", member="M1", amount_fen=500), Spend(id="s1", member="M1", amount_fen=900),
+                Spend(id="s2", member="M2", amount_fen=1_500, offline=True),
+                RecordSpend(id="r1", member="M1", amount_fen=120_000), RedeemPoints(id="p1", member="M1", points=99_999),
+                Refund(id="f1", member="M1", amount_fen=10)]
+    firsts = [ledger.apply(c, T0) for c in commands]
+    assert [r.status for r in firsts] == ["ok", "rejected", "ok", "ok", "rejected", "ok"]
+    restored = MemberLedger()
+    restored.restore(unpack(pack(ledger.snapshot())))  # as the durable host stores it
+    assert restored.floor_limit_fen == 1_000 and restored.balances == ledger.balances
+    assert restored.flags == ledger.flags and set(restored.flags) == {"M2"}
+    assert restored.member_view("M1", T0) == ledger.member_view("M1", T0) and restored.level("M1", T0) == "silver"
+    assert [restored.apply(c, T0 + 1) for c in commands] == [Result(status="exists", first=f) for f in firsts]
+    assert restored.apply(TopUp(id="t1", member="M1", amount_fen=501), T0 + 1).status == "conflict"
+    assert restored.balances == ledger.balances and restored.audit() == []
+
+
+def test_a_snapshot_with_flags_in_the_old_list_form_keeps_only_the_members_still_overdrawn():
+    ledger = MemberLedger()
+    ledger.apply(Spend(id="s1", member="M1", amount_fen=300, offline=True), T0)
+    ledger.apply(Spend(id="s2", member="M2", amount_fen=300, offline=True), T0)
+    ledger.apply(TopUp(id="t1", member="M2", amount_fen=300), T0)  # M2 is back at zero
+    data = unpack(pack(ledger.snapshot()))
+    m1 = ledger.flags["M1"]
+    old_m1 = {**m1, "transfer_id": "s0", "balance_after": -100}
+    data["state"]["flags"] = [old_m1, m1, {**m1, "member": "M2", "transfer_id": "s2"}]  # never cleared, then
+    restored = MemberLedger()
+    restored.restore(data)
+    assert restored.flags == {"M1": m1} and restored.audit() == []
+
+
+def test_expire_forgets_old_ids_only_when_there_are_some():
+    ledger = MemberLedger()
+    ledger.apply(TopUp(id="t1", member="M1", amount_fen=500), T0)
+    assert ledger.apply(Expire(id="e1"), T0 + 1).noop and "e1" not in ledger.seen
+    done = ledger.apply(Expire(id="e2"), T0 + 24 * 3600 * 1000 + 1)
+    assert done == Result(status="ok") and "t1" not in ledger.seen
 
 
 class LedgerMachine(RuleBasedStateMachine):
     @initialize()
     def setup(self):
-        self.ledger, self.n, self.now = MemberLedger(), 0, T0
-        self.used: dict[str, dict] = {}
+        self.ledger, self.n, self.now = MemberLedger(floor_limit_fen=3_000), 0, T0
 
     members = st.sampled_from(["A", "B", "C"])
 
-    def _do(self, op, cid=None, **fields):
+    def _do(self, kind, cid=None, **fields) -> Result:
         self.n += 1
-        return run(self.ledger, op, cid or f"x{self.n}", now=self.now, **fields)
+        return self.ledger.apply(kind(id=cid or f"x{self.n}", **fields), self.now)
 
     @rule(member=members, amount=st.integers(1, 5_000))
     def topup(self, member, amount):
-        self._do("topup", member=member, amount_fen=amount)
+        assert self._do(TopUp, member=member, amount_fen=amount).status == "ok"
 
     @rule(member=members, amount=st.integers(1, 5_000), offline=st.booleans())
     def spend(self, member, amount, offline):
         before = self.ledger.balance(f"m:{member}:sv")
-        result = self._do("spend", member=member, amount_fen=amount, offline=offline)
+        result = self._do(Spend, member=member, amount_fen=amount, offline=offline)
         if not offline:
-            assert (result["status"] == "ok") == (before >= amount)
+            assert (result.status == "ok") == (before >= amount)
+        else:
+            assert result.status == "ok"  # the customer left with the goods: always recorded
+            assert result.get("overdraft", False) == (before - amount < 0)
+
+    @rule(member=members, amount=st.integers(1, 5_000))
+    def refund(self, member, amount):
+        assert self._do(Refund, member=member, amount_fen=amount).status == "ok"
 
     @rule(member=members, points=st.integers(1, 50))
     def redeem(self, member, points):
-        self._do("redeem_points", member=member, points=points)
+        self._do(RedeemPoints, member=member, points=points)
 
     @rule(member=members, amount=st.integers(1, 5_000), retry=st.booleans())
     def retried_topup(self, member, amount, retry):
         cid = "fixed-id"
-        before = dict(self.ledger.balances)
-        result = self._do("topup", cid=cid, member=member, amount_fen=amount)
-        if result["status"] in ("exists", "conflict"):
-            assert self.ledger.balances == before
+        before = copy.deepcopy((self.ledger.balances, self.ledger.flags))
+        result = self._do(TopUp, cid=cid, member=member, amount_fen=amount)
+        if result.status in ("exists", "conflict"):
+            assert (self.ledger.balances, self.ledger.flags) == before
 
     @invariant()
     def adds_up(self):
         assert self.ledger.audit() == []
+
+    @invariant()
+    def flags_are_exactly_the_overdrawn_members(self):
+        overdrawn = {a.split(":")[1] for a, v in self.ledger.balances.items() if a.endswith(":sv") and v < 0}
+        assert set(self.ledger.flags) == overdrawn
 
 
 TestLedgerMachine = LedgerMachine.TestCase

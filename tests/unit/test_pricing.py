@@ -4,8 +4,16 @@ from __future__ import annotations
 import pytest
 
 from protocol import ProtocolError
-from protocol.pricing import (BasketLine, BudgetLeft, Catalogue, PricingContext, Product, LevelPrice, load_rule_book,
-                              price_basket)
+from protocol.pricing import (
+    BasketLine,
+    BudgetLeft,
+    Catalogue,
+    LevelPrice,
+    PricingContext,
+    Product,
+    load_rule_book,
+    price_basket,
+)
 
 # 2026-01-01 09:00 in UTC+8 is 01:00 UTC.
 NINE_AM = 1_767_229_200_000
@@ -60,7 +68,7 @@ def test_category_percent_discount():
     # apple 650 -> 65 off -> 585; banana 1000 g x 5.99 = 599 -> 59.9 -> 60 off -> 539; milk untouched 1250
     r = price(rules, [BasketLine(sku="APPLE", weight_g=500), BasketLine(sku="BANANA", weight_g=1000),
                       BasketLine(sku="MILK", qty=1)])
-    assert [l.amount_fen for l in r.lines] == [585, 539, 1250]
+    assert [line.amount_fen for line in r.lines] == [585, 539, 1250]
     assert savings(r) == {"fruit10": 125} and r.total_fen == 2374
 
 
@@ -107,8 +115,8 @@ def test_basket_discount_is_spread_over_eligible_lines_and_adds_up():
     r = price(rules, [BasketLine(sku="APPLE", weight_g=2000), BasketLine(sku="BANANA", weight_g=1000),
                       BasketLine(sku="MILK", qty=1)])
     # 500 x 2598/3197 = 406.3 -> 406, 500 x 599/3197 = 93.7 -> 93 + 1 (largest remainder) = 94
-    assert [l.amount_fen for l in r.lines] == [2192, 505, 1250]
-    assert r.total_fen == sum(l.amount_fen for l in r.lines) == 3947
+    assert [line.amount_fen for line in r.lines] == [2192, 505, 1250]
+    assert r.total_fen == sum(line.amount_fen for line in r.lines) == 3947
 
 
 def test_gift_at_threshold_and_near_miss():
@@ -151,8 +159,10 @@ def test_member_discount_only_for_its_levels():
 
 
 def test_exclusive_group_takes_the_best_for_the_customer_per_line():
-    rules = [{"type": "item_discount", "id": "a15", "name": "15% off", "group": "milk", "skus": ["MILK"], "percent_off_bp": 1500},
-             {"type": "item_discount", "id": "b3", "name": "3 off each", "group": "milk", "skus": ["MILK"], "amount_off_fen": 300}]
+    rules = [{"type": "item_discount", "id": "a15", "name": "15% off", "group": "milk", "skus": ["MILK"],
+              "percent_off_bp": 1500},
+             {"type": "item_discount", "id": "b3", "name": "3 off each", "group": "milk", "skus": ["MILK"],
+              "amount_off_fen": 300}]
     # one milk: 15% = 187.5 -> 188 beats 300? no: 300 > 188 -> b3;  for 1 piece 1250 -> 950
     assert savings(price(rules, [BasketLine(sku="MILK", qty=1)])) == {"b3": 300}
     rules[1]["amount_off_fen"] = 100  # 100 < 188 -> a15
@@ -161,7 +171,8 @@ def test_exclusive_group_takes_the_best_for_the_customer_per_line():
 
 def test_ungrouped_rules_stack_in_priority_order():
     rules = [{"type": "item_discount", "id": "z5", "name": "5%", "priority": 1, "percent_off_bp": 500},
-             {"type": "item_discount", "id": "a100", "name": "1 off", "priority": 5, "skus": ["MILK"], "amount_off_fen": 100}]
+             {"type": "item_discount", "id": "a100", "name": "1 off", "priority": 5, "skus": ["MILK"],
+              "amount_off_fen": 100}]
     # a100 first (higher priority): 1250 -> 1150; then 5% of 1150 = 57.5 -> 58 -> 1092
     r = price(rules, [BasketLine(sku="MILK", qty=1)])
     assert r.total_fen == 1092 and r.lines[0].rules == ["a100", "z5"]
@@ -203,13 +214,18 @@ def test_wrong_quantity_kind_is_refused():
 
 @pytest.mark.parametrize("rule, words", [
     ({"type": "item_discount", "id": "neg", "name": "n", "amount_off_fen": -5}, "rule 'neg': give exactly one of"),
-    ({"type": "item_discount", "id": "big", "name": "n", "percent_off_bp": 12000}, "rule 'big': percent_off_bp must be 0..10000"),
-    ({"type": "item_discount", "id": "typo", "name": "n", "percent_off_bp": 100, "percnt": 1}, "rule 'typo': unknown field(s) ['percnt']"),
-    ({"type": "coupon", "id": "c1", "name": "n", "categories": ["toys"], "amount_off_fen": 100}, "rule 'c1': unknown category 'toys'"),
+    ({"type": "item_discount", "id": "big", "name": "n", "percent_off_bp": 12000},
+     "rule 'big': percent_off_bp must be 0..10000"),
+    ({"type": "item_discount", "id": "typo", "name": "n", "percent_off_bp": 100, "percnt": 1},
+     "rule 'typo': unknown field(s) ['percnt']"),
+    ({"type": "coupon", "id": "c1", "name": "n", "categories": ["toys"], "amount_off_fen": 100},
+     "rule 'c1': unknown category 'toys'"),
     ({"type": "gift", "id": "g1", "name": "n", "spend_fen": 100, "gift_sku": "CAVIAR"}, "rule 'g1': unknown sku 'CAVIAR'"),
     ({"type": "bogus", "id": "b1", "name": "n"}, "rule 'b1': unknown type 'bogus'"),
-    ({"type": "spend_threshold", "id": "t1", "name": "n", "tiers": [{"spend_fen": 100, "off_fen": 200}]}, "below its spend_fen"),
-    ({"type": "item_discount", "id": "w1", "name": "n", "categories": ["fruit"], "amount_off_fen": 100}, "includes weighed items"),
+    ({"type": "spend_threshold", "id": "t1", "name": "n", "tiers": [{"spend_fen": 100, "off_fen": 200}]},
+     "below its spend_fen"),
+    ({"type": "item_discount", "id": "w1", "name": "n", "categories": ["fruit"], "amount_off_fen": 100},
+     "includes weighed items"),
     ({"type": "item_discount", "id": "d1", "name": "n", "daily": ["10:00-08:00"], "percent_off_bp": 1}, "daily window"),
     ({"type": "item_discount", "id": "m1", "name": "n", "starts_ms": 1, "percent_off_bp": 1}, "whole minutes"),
 ])

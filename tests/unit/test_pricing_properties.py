@@ -1,7 +1,8 @@
 """Properties of the evaluator over the reference world's 200-rule book and random baskets and contexts."""
 from __future__ import annotations
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocol.pricing import BasketLine, PricingContext, price_basket
 from simulators.world import LEVELS, reference_catalogue, reference_rule_book

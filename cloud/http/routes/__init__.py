@@ -1,0 +1,1 @@
+"""One module per resource; each exports `routes(services) -> [(path, endpoint, methods)]`."""

@@ -1,0 +1,21 @@
+"""Chain-wide rules both sides must agree on, in one place (the cloud and the store boxes import them from here).
+
+Each is a default a deployment may configure; what matters is that the edge and the cloud start from the same
+number and the same derivation.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+DEFAULT_ONLINE_RATIO_BP = 4_000  # share of a store's on-hand escrowed for online selling: 40%, per (store, sku)
+OFFLINE_FLOOR_LIMIT_FEN = 5_000  # how far below zero a member's stored value may go through offline till spends
+CHAIN_UTC_OFFSET_MIN = 480  # the chain's time zone (China, UTC+8): opening hours, "today", time-window promotions
+RESERVATION_TTL_MS = 15 * 60 * 1000  # an unpaid online reservation holds its units this long
+STORE_PASSWORD_CHARS = 32
+
+
+def store_password(secret: str, store_id: str) -> str:
+    """A store's NATS password, derived from the chain's store secret: the cloud's NATS configuration and each
+    store box compute the same one, and no password list needs distributing."""
+    return hmac.new(secret.encode(), f"store:{store_id}".encode(), hashlib.sha256).hexdigest()[:STORE_PASSWORD_CHARS]

@@ -1,16 +1,23 @@
-"""Everything a cloud process's handlers share: the world, the database pool, the actors, NATS, the clock."""
+"""Everything a cloud process's services share: the world, the database pool, the actors, NATS, the clock, ids."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
-from cloud.actor_client import ActorClient, MicroBatcher
-from cloud.shards import ShardConfig
+from cloud.runtime.clients import Actors
 from cloud.world import World
-from protocol.clock import Clock, SystemClock
+from protocol.clock import Clock, ReadingClock
 from protocol.ids import IdFactory
+from protocol.policy import RESERVATION_TTL_MS
+
+
+def system_clock() -> Clock:
+    """The machine's clocks: the only place the cloud reads them."""
+    return ReadingClock(time.time_ns, time.monotonic_ns)
 
 
 def system_ids(clock: Clock) -> IdFactory:
@@ -21,18 +28,19 @@ def system_ids(clock: Clock) -> IdFactory:
 class Cloud:
     world: World
     db: asyncpg.Pool
-    actors: ActorClient
-    shards: ShardConfig
+    actors: Actors
     operator_token: str
-    clock: Clock = field(default_factory=SystemClock)
-    nats: object = None  # nats.aio.client.Client, when connected
-    batcher: MicroBatcher = None
-    ids: IdFactory = None
-    reservation_ttl_ms: int = 15 * 60 * 1000
+    clock: Clock = field(default_factory=system_clock)
+    nats: Any = None  # nats.aio.client.Client, when connected
+    ids: IdFactory | None = None
+    reservation_ttl_ms: int = RESERVATION_TTL_MS
 
     def __post_init__(self) -> None:
-        self.batcher = self.batcher or MicroBatcher(self.actors)
         self.ids = self.ids or system_ids(self.clock)
+
+    @property
+    def shards(self):
+        return self.actors.shards
 
     def now_ms(self) -> int:
         return self.clock.now_ms()

@@ -21,7 +21,7 @@ log = logging.getLogger("freshmesh.cloud")
 
 
 def api_command(port: int, workers: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "cloud.app:create_app", "--factory", "--host", "127.0.0.1",
+    return [sys.executable, "-m", "uvicorn", "cloud.http.app:create_app", "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
             "--timeout-graceful-shutdown", "5"]
 
@@ -42,18 +42,16 @@ def startup_lines(http_port: int, token: str, generated: bool) -> list[str]:
 
 async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.Event, ready=None) -> None:
     """Run until `stop` is set (SIGINT/SIGTERM set it)."""
-    import ray
-
-    from cloud.ray_hosts import ensure_ray
-    from cloud.services import start_services
+    from cloud.runtime.hosting import ensure_ray
+    from cloud.wiring import start_services
     from cloud.world import World
 
-    ensure_ray()
+    ray_address = ensure_ray()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ray's driver installs its own SIGTERM handler: take it back
         loop.add_signal_handler(sig, stop.set)
     env = dict(os.environ)
-    env.setdefault("RAY_ADDRESS", ray.get_runtime_context().gcs_address)
+    env.setdefault("RAY_ADDRESS", ray_address)  # the API workers join this Ray
     generated = not env.get("FRESHMESH_OPERATOR_TOKEN")
     if generated:
         env["FRESHMESH_OPERATOR_TOKEN"] = secrets.token_hex(16)
@@ -71,7 +69,7 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
         while not stop.is_set() and api.poll() is None:
             try:
                 await asyncio.wait_for(stop.wait(), 0.5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     finally:
         if api.poll() is None:
@@ -82,9 +80,23 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
                 api.kill()
         try:  # the servers may already be gone (their launcher was killed): stopping must not hang on them
             await asyncio.wait_for(services.stop(), STOP_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             logging.getLogger("freshmesh.cloud").warning("services did not stop within %ss; exiting anyway",
                                                          STOP_TIMEOUT_S)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes for the HTTP API")
+    parser.add_argument("--world", default=None, help="world file (stores, catalogue, rule book); default: shipped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m cloud`: the same as `freshmesh cloud`."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m cloud", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 def run(args) -> int:
@@ -94,11 +106,12 @@ def run(args) -> int:
     need_nats, need_pg = "NATS_URL" not in os.environ, "DATABASE_URL" not in os.environ
     stack = EmbeddedStack(nats=need_nats, postgres=need_pg) if (need_nats or need_pg) else nullcontext()
     with stack as running:
-        if need_nats:
-            os.environ["NATS_URL"] = running.nats_url
-            print(f"NATS_URL={running.nats_url}")
-        if need_pg:
-            os.environ["DATABASE_URL"] = running.database_url
-            print(f"DATABASE_URL={running.database_url}")
+        if running is not None:  # the embedded stack runs what the environment did not name
+            if need_nats:
+                os.environ["NATS_URL"] = running.nats_url
+                print(f"NATS_URL={running.nats_url}")
+            if need_pg:
+                os.environ["DATABASE_URL"] = running.database_url
+                print(f"DATABASE_URL={running.database_url}")
         asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event()))
     return 0

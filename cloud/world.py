@@ -9,6 +9,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from actors.order_router import UpsertStore
 from protocol.errors import ProtocolError
 from protocol.messages import valid_store_id
 from protocol.pricing import Catalogue, RuleBook, load_rule_book
@@ -36,11 +37,11 @@ class Store:
         require(self.pickup_radius_m > 0 and self.delivery_radius_m > 0, f"store {self.store_id}: radii must be positive")
         require(self.slot_minutes in (15, 30, 60, 120) and self.slot_capacity > 0, f"store {self.store_id}: bad slots")
 
-    def router_command(self, command_id: str) -> dict:
-        return {"op": "upsert_store", "id": command_id, "store": self.store_id, "lat": self.lat, "lon": self.lon,
-                "pickup_radius_m": self.pickup_radius_m, "delivery_radius_m": self.delivery_radius_m,
-                "opens": self.opens, "closes": self.closes, "slot_minutes": self.slot_minutes,
-                "slot_capacity": self.slot_capacity}
+    def router_command(self, command_id: str) -> UpsertStore:
+        return UpsertStore(id=command_id, store=self.store_id, lat=self.lat, lon=self.lon,
+                           pickup_radius_m=self.pickup_radius_m, delivery_radius_m=self.delivery_radius_m,
+                           opens=self.opens, closes=self.closes, slot_minutes=self.slot_minutes,
+                           slot_capacity=self.slot_capacity)
 
 
 class World:
@@ -51,7 +52,7 @@ class World:
         self.rule_data = rule_data
 
     @classmethod
-    def from_data(cls, data: dict) -> "World":
+    def from_data(cls, data: dict) -> World:
         if not isinstance(data, dict):
             raise ProtocolError("world: expected a map with stores, catalogue and rule_book")
         unknown = sorted(set(data) - {"stores", "catalogue", "rule_book"})
@@ -63,11 +64,8 @@ class World:
         return cls(stores, catalogue, load_rule_book(rule_data, catalogue), rule_data)
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> "World":
-        if path is None:
-            text = resources.files("cloud.data").joinpath(DEFAULT_WORLD).read_text()
-        else:
-            text = Path(path).read_text()
+    def load(cls, path: str | Path | None = None) -> World:
+        text = resources.files("cloud.data").joinpath(DEFAULT_WORLD).read_text() if path is None else Path(path).read_text()
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -13,7 +13,9 @@ import random
 import time
 import uuid
 
-from actors.order_router import OrderRouter
+from actors.member_ledger import TopUp
+from actors.order_router import OrderRouter, UpsertStore
+from actors.stock_pool import Grant, Reserve
 from loadtest.report import Progress, latency_ms
 
 BATCH = 2_000
@@ -37,7 +39,7 @@ async def _pump(client, names: list[str], make_batch, seconds: float, label: str
             t0 = time.monotonic()
             results = await client.call(name, batch)
             latencies.append(time.monotonic() - t0)
-            done += sum(1 for r in results if r["status"] == "ok")
+            done += sum(1 for r in results if r.status == "ok")
             progress.update(f"{done:,} acknowledged")
 
     started = time.monotonic()
@@ -53,8 +55,8 @@ def _route_benchmark(seed: int) -> dict:
     router = OrderRouter()
     # 5,000 stores over a 60 x 60 km city, 3 km delivery radius
     for i in range(STORES):
-        router.apply({"op": "upsert_store", "id": f"u{i}", "store": f"S{i:05d}", "lat": 31.0 + rng.random() * 0.55,
-                      "lon": 121.1 + rng.random() * 0.65, "pickup_radius_m": 5_000, "delivery_radius_m": 3_000}, 0)
+        router.apply(UpsertStore(id=f"u{i}", store=f"S{i:05d}", lat=31.0 + rng.random() * 0.55,
+                                 lon=121.1 + rng.random() * 0.65, pickup_radius_m=5_000, delivery_radius_m=3_000), 0)
     slot = 1_767_229_200_000
     items = {"EGGS": 1, "MILK": 2, "APPLE": 1}
     samples = []
@@ -71,27 +73,28 @@ def _route_benchmark(seed: int) -> dict:
 
 
 async def _run(seconds: float, seed: int, database_url: str) -> dict:
-    from cloud.actor_client import ActorClient
-    from cloud.ray_hosts import ensure_ray
-    from cloud.shards import ShardConfig
+    from cloud.runtime.calls import ActorCalls
+    from cloud.runtime.hosting import ensure_ray
+    from cloud.runtime.shard_map import ShardConfig
 
     ensure_ray()
     shards = ShardConfig(prefix=f"load{uuid.uuid4().hex[:6]}-")
-    client = ActorClient(database_url, expire_every_ms=0)
+    client = ActorCalls(database_url, expire_every_ms=0)
     pools = shards.all_stock_pools()
-    skus = {}
+    skus: dict[str, str] = {}
     for i in range(100):
         skus.setdefault(shards.stock_pool_name(f"SKU{i}"), f"SKU{i}")
     for name in pools:
-        await client.call(name, [{"op": "grant", "id": "g", "store": "S001", "sku": skus[name], "qty": 10**12}])
+        (granted,) = await client.call(name, [Grant(id="g", store="S001", sku=skus[name], qty=10**12)])
+        if granted.status != "ok":
+            raise RuntimeError(f"{name}: the escrow grant was refused: {granted}")
 
     def reserve_batch(name, k, n):
-        return [{"op": "reserve", "id": f"r{k}-{n}-{i}", "reservation_id": f"R{k}-{n}-{i}", "order_id": f"O{k}-{n}-{i}",
-                 "store": "S001", "sku": skus[name], "qty": 1} for i in range(BATCH)]
+        return [Reserve(id=f"r{k}-{n}-{i}", reservation_id=f"R{k}-{n}-{i}", order_id=f"O{k}-{n}-{i}", store="S001",
+                        sku=skus[name], qty=1) for i in range(BATCH)]
 
     def transfer_batch(name, k, n):
-        return [{"op": "topup", "id": f"t{k}-{n}-{i}", "member": f"M{k}-{i % 500}", "amount_fen": 100}
-                for i in range(BATCH)]
+        return [TopUp(id=f"t{k}-{n}-{i}", member=f"M{k}-{i % 500}", amount_fen=100) for i in range(BATCH)]
 
     reservations = await _pump(client, pools, reserve_batch, seconds, "reservations")
     transfers = await _pump(client, shards.all_member_ledgers(), transfer_batch, seconds, "transfers")
@@ -102,10 +105,12 @@ def run(seconds: float = 5.0, seed: int = 7) -> dict:
     from cloud.embedded import EmbeddedStack
 
     route = _route_benchmark(seed)
-    database_url = os.environ.get("DATABASE_URL")
+    database_url = os.environ.get("DATABASE_URL", "")
     stack = None if database_url else EmbeddedStack(nats=False).start()
     try:
-        measured = asyncio.run(_run(seconds, seed, database_url or stack.database_url))
+        if stack is not None:
+            database_url = stack.database_url
+        measured = asyncio.run(_run(seconds, seed, database_url))
     finally:
         if stack is not None:
             stack.stop()

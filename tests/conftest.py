@@ -17,7 +17,7 @@ def ray_runtime():
     """A local Ray for the whole session (starting Ray costs seconds; actors get unique names per test)."""
     import ray
 
-    from cloud.ray_hosts import ensure_ray
+    from cloud.runtime.hosting import ensure_ray
     ensure_ray(num_cpus=2)
     yield ray
     ray.shutdown()

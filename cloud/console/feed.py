@@ -1,4 +1,4 @@
-"""The operator console's shell: gathers what `cloud.console` turns into a snapshot, and feeds the watchers.
+"""The operator console's shell: gathers what `cloud.console.snapshot` turns into a snapshot, and feeds the watchers.
 
 One `ConsoleFeed` per API process (each uvicorn worker serves the console on its own). While at least one
 watcher is subscribed, one producer builds a snapshot every `tick_s` and hands the same snapshot to every
@@ -7,31 +7,34 @@ nothing piles up. What costs is not done per tick: the PostgreSQL figures every 
 invariant audit every `audit_every_s`, each in a background task, so a slow query never delays a tick.
 
 Sources, and why these:
-- actors: Ray's actor table read from the GCS (`ray._private.state.actors()`): the public state API
-  (`ray.util.state.list_actors`) needs the dashboard, which a local Ray here runs without. Per-actor figures
-  come from the actor's own cheap `stats()` with a short timeout: a dead or busy actor simply has none;
+- actors: the actor table and each live actor's cheap `stats()`, with a short timeout (a dead or busy actor
+  simply has none), through `cloud/runtime/inventory.py`;
 - stores: the StoreRegistry actor's view (soft state from heartbeats);
 - business: SQL over orders, till_sales, stock_movements and flash_sales (index ranges from the day's start, see
   migration 4), plus the flash gates' status, and today's top-ups read incrementally from the member ledgers'
   journal (they are recorded nowhere else). "Today" is the chain's local day: the rule book's UTC offset;
 - audit: every live stock pool, member ledger and flash gate's own `audit()`.
-Looking never creates an actor: handles come from `ray.get_actor` for actors in the table (asking through the
-ActorClient would start a named actor that is not running, a whole worker process per flash sale ever held).
+Looking never creates an actor (see the inventory).
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import re
-import time
+from collections.abc import AsyncIterator
 
-import msgpack
-import ray
-
-from cloud.console import (ConsoleConfig, ConsoleInputs, ConsoleMemory, build_snapshot, local_day_start_ms,
-                           parse_actor_name)
-from cloud.ray_hosts import NAMESPACE
+from actors.base import AuditQuery, Query
+from actors.flash_sale import SaleStatusQuery
+from cloud.console.snapshot import (
+    ConsoleConfig,
+    ConsoleInputs,
+    ConsoleMemory,
+    build_snapshot,
+    local_day_start_ms,
+    parse_actor_name,
+)
+from cloud.runtime.inventory import ActorInventory
+from protocol.codec import unpack
 
 REGISTRY_TIMEOUT_S = 2.0
 AUDIT_TIMEOUT_S = 20.0
@@ -41,19 +44,6 @@ FLASH_RECENT_MS = 3_600_000  # ended sales stay on the console this long
 FLASH_MAX = 20
 JOURNAL_PAGE = 20_000  # journal rows read per ledger per refresh: catching up is spread over refreshes
 log = logging.getLogger("freshmesh.console")
-
-
-def read_actor_table() -> list[dict]:
-    """Every actor the GCS knows (blocking, about a millisecond: call it in a thread)."""
-    from ray._private import state as gcs
-    out = []
-    for a in gcs.actors().values():
-        cause = re.sub(r"\s+", " ", str(a.get("DeathCause") or "")).strip()
-        out.append({"actor_id": a["ActorID"], "name": a["Name"], "class_name": a["ActorClassName"],
-                    "state": a["State"], "node_id": a["Address"]["NodeID"], "address": a["Address"]["IPAddress"],
-                    "pid": a["Pid"], "num_restarts": a["NumRestarts"], "death_cause": cause,
-                    "start_ms": a["StartTime"], "end_ms": a["EndTime"]})
-    return out
 
 
 class TopUpTally:
@@ -76,7 +66,7 @@ class TopUpTally:
                 self.cursor[actor] = row["seq"]
                 if row["at_ms"] < day_start_ms:
                     continue
-                command = msgpack.unpackb(row["command"], raw=False, strict_map_key=False)
+                command = unpack(row["command"])
                 if isinstance(command, dict) and command.get("op") == "topup":
                     self.count += 1
                     self.fen += int(command.get("amount_fen") or 0)
@@ -106,7 +96,7 @@ class ConsoleFeed:
         self._subscribers: set[asyncio.Queue] = set()
         self._producer: asyncio.Task | None = None
         self._lock = asyncio.Lock()
-        self._handles: dict[str, tuple[str, object]] = {}  # name -> (actor id, handle)
+        self.inventory = ActorInventory()
         self._alive: dict[str, dict] = {}  # name -> actor table row, from the last look
         self._business: dict | None = None
         self._business_error: str | None = None
@@ -115,9 +105,12 @@ class ConsoleFeed:
         self._due: dict[str, float] = {}
         self._topups = TopUpTally()
 
+    def _monotonic_s(self) -> float:
+        return self.services.cloud.clock.monotonic_ms() / 1000
+
     # ---- watchers -----------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def subscribe(self):
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue]:
         """A queue that receives every new snapshot (only the newest is kept); leaving unsubscribes, and the
         last one out stops the producer."""
         queue: asyncio.Queue = asyncio.Queue(maxsize=1)
@@ -146,7 +139,7 @@ class ConsoleFeed:
 
     async def _produce(self) -> None:
         while True:
-            started = time.monotonic()
+            started = self._monotonic_s()
             try:
                 snap = await self._build()
             except Exception:  # noqa: BLE001 - a broken tick must not end the feed; the next one tries again
@@ -156,7 +149,7 @@ class ConsoleFeed:
                     if queue.full():
                         queue.get_nowait()
                     queue.put_nowait(snap)
-            await asyncio.sleep(max(self.config.tick_s - (time.monotonic() - started), 0.05))
+            await asyncio.sleep(max(self.config.tick_s - (self._monotonic_s() - started), 0.05))
 
     async def close(self) -> None:
         tasks = [t for t in [self._producer, *self._refreshers.values()] if t is not None]
@@ -188,7 +181,7 @@ class ConsoleFeed:
             return self.latest
 
     def _start_due(self, name: str, every_s: float, refresh) -> None:
-        now = time.monotonic()
+        now = self._monotonic_s()
         task = self._refreshers.get(name)
         if (task is None or task.done()) and now >= self._due.get(name, 0):
             self._due[name] = now + every_s
@@ -196,7 +189,7 @@ class ConsoleFeed:
 
     async def _actors(self, inputs: ConsoleInputs):
         try:
-            table = await asyncio.to_thread(read_actor_table)
+            table = await self.inventory.actor_table()
         except Exception as exc:  # noqa: BLE001 - e.g. the GCS briefly unreachable
             inputs.errors["Ray actor table"] = f"{type(exc).__name__}: {exc}"
             return None, {}, {}
@@ -204,41 +197,24 @@ class ConsoleFeed:
         nodes = {a["node_id"]: f"{a['address']} ({a['node_id'][:8]})" for a in ours if a["node_id"]}
         alive = [a for a in ours if a["state"] == "ALIVE"]
         self._alive = {a["name"]: a for a in alive}
-        answers = await asyncio.gather(*(self._stats(a) for a in alive))
-        return ours, {a["name"]: s for a, s in zip(alive, answers)}, nodes
+        answers = await asyncio.gather(*(self.inventory.stats(a, self.config.stats_timeout_s) for a in alive))
+        return ours, {a["name"]: s for a, s in zip(alive, answers, strict=True)}, nodes
 
-    async def _stats(self, actor: dict) -> dict:
-        try:
-            handle = await self._handle(actor)
-            return await asyncio.wait_for(handle.stats.remote(), self.config.stats_timeout_s)
-        except asyncio.TimeoutError:
-            return {"error": f"no answer to stats() within {self.config.stats_timeout_s} s"}
-        except Exception as exc:  # noqa: BLE001 - dying, restarting, or no stats(): shown, not raised
-            return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
-
-    async def _handle(self, actor: dict):
-        """Handles are looked up by name once per incarnation id (never created: looking must not start one)."""
-        cached = self._handles.get(actor["name"])
-        if cached is None or cached[0] != actor["actor_id"]:
-            handle = await asyncio.to_thread(ray.get_actor, actor["name"], NAMESPACE)
-            cached = self._handles[actor["name"]] = (actor["actor_id"], handle)
-        return cached[1]
-
-    async def ask(self, name: str, method: str, *args, timeout_s: float = ASK_TIMEOUT_S):
-        """A read from a live actor of ours (`ActorHost.read`); None when it is not running."""
+    async def ask(self, name: str, query: Query, timeout_s: float = ASK_TIMEOUT_S):
+        """A query to a live actor of ours; None when it is not running."""
         actor = self._alive.get(name)
         if actor is None:
             return None
-        handle = await self._handle(actor)
-        return await asyncio.wait_for(handle.read.remote(method, *args), timeout_s)
+        return await self.inventory.ask(actor, query, timeout_s)
 
     async def audit(self) -> dict:
         """The invariant audit of every live stock pool, member ledger and flash gate."""
         prefix = self.services.cloud.shards.prefix
-        names = sorted(n for n in self._alive if parse_actor_name(n, prefix)[0] in AUDITED_KINDS)
-        reports = await asyncio.gather(*(self.ask(n, "audit") for n in names), return_exceptions=True)
+        # every live name parses: _alive holds only this system's actors
+        names = sorted(n for n in self._alive if (parse_actor_name(n, prefix) or ("", ""))[0] in AUDITED_KINDS)
+        reports = await asyncio.gather(*(self.ask(n, AuditQuery()) for n in names), return_exceptions=True)
         violations, failed = [], []
-        for name, report in zip(names, reports):
+        for name, report in zip(names, reports, strict=True):
             if isinstance(report, BaseException):
                 failed.append(f"{name}: {type(report).__name__}")
             elif report is None:  # gone since the actor table was read: it was not audited, so it cannot pass
@@ -250,7 +226,8 @@ class ConsoleFeed:
 
     async def _registry(self, inputs: ConsoleInputs):
         try:
-            return await asyncio.wait_for(self.services.registry.view.remote(), REGISTRY_TIMEOUT_S)
+            return await asyncio.wait_for(self.services.cloud.actors.registry.view(self.services.cloud.now_ms()),
+                                          REGISTRY_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001
             inputs.errors["store registry"] = f"{type(exc).__name__}: {exc}"[:300]
             return None
@@ -330,7 +307,7 @@ async def business_figures(services, topups: TopUpTally, ask, utc_offset_minutes
 
 async def _flash_status(cloud, ask, sale_id: str) -> dict | None:
     try:
-        s = await ask(cloud.shards.flash_sale_name(sale_id), "status")
+        s = await ask(cloud.shards.flash_sale_name(sale_id), SaleStatusQuery())
     except Exception as exc:  # noqa: BLE001 - a gate restarting: the sale is left out of this refresh
         log.info("flash sale %s status unavailable: %s", sale_id, exc)
         return None

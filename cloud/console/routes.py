@@ -12,32 +12,20 @@ Customers' endpoints never need the token; these never work without it (401 with
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from importlib import resources
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
-from cloud.http import HTTPProblem
+from cloud.http.operators import require_operator
 
 KEEPALIVE_S = 10.0
 RETRY_MS = 2_000  # how soon a browser's EventSource reconnects after losing the stream
 
 
-def require_operator_token(request: Request, token: str) -> None:
-    """Bearer header or `?token=`: 401 when neither is given, 403 when the one given is not the operator's."""
-    header = request.headers.get("authorization", "")
-    given = header[7:] if header.startswith("Bearer ") else request.query_params.get("token")
-    if not given:
-        raise HTTPProblem(401, "operator endpoint: send Authorization: Bearer <FRESHMESH_OPERATOR_TOKEN> "
-                               "or ?token=<FRESHMESH_OPERATOR_TOKEN>", headers={"WWW-Authenticate": "Bearer"})
-    if not token or not hmac.compare_digest(given.encode(), token.encode()):
-        raise HTTPProblem(403, "operator token not accepted")
-
-
 def console_page() -> str:
-    return resources.files("cloud").joinpath("static/console.html").read_text(encoding="utf-8")
+    return resources.files("cloud.console").joinpath("static/console.html").read_text(encoding="utf-8")
 
 
 class EventStream:
@@ -87,11 +75,11 @@ async def _disconnected(receive) -> None:
         pass
 
 
-def console_routes(services) -> list[tuple]:
-    """(path, endpoint, methods) for cloud.api to wrap like every other endpoint."""
+def routes(services) -> list[tuple]:
+    """(path, endpoint, methods), guarded by the HTTP app like every other endpoint."""
 
     def operator(request: Request) -> None:
-        require_operator_token(request, services.cloud.operator_token)
+        require_operator(request, services.cloud.operator_token, allow_query=True)
 
     async def page(request):
         return HTMLResponse(console_page(), headers={"Cache-Control": "no-cache"})

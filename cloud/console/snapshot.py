@@ -24,9 +24,12 @@ from __future__ import annotations
 import os
 from collections import deque
 from dataclasses import dataclass, field, fields
+from itertools import pairwise
+from typing import Any
 
 from protocol.clock import to_rfc3339
 from protocol.money import weighed_amount_fen
+from protocol.policy import CHAIN_UTC_OFFSET_MIN
 
 ACTOR_KINDS = ("stock_pool", "member_ledger", "flash_sale", "order_router", "store_registry")
 NOT_YET_ALIVE = ("RESTARTING", "PENDING_CREATION", "DEPENDENCIES_UNREADY")
@@ -36,7 +39,6 @@ ORDER_STATUSES = ("pending", "reserved", "paid", "fulfilled", "cancelled", "expi
 SOLD = ("paid", "fulfilled")  # an online order counts as a sale once paid
 RATE_WINDOW = 6  # samples (ticks) over which a rate is measured
 BUSINESS_RATE_WINDOW = 3  # business figures are new every `business_every_s`: rates over the last few refreshes
-CHAIN_UTC_OFFSET_MIN = 480  # the chain's time zone (China) unless the rule book says otherwise
 DAY_MS = 86_400_000
 
 
@@ -61,9 +63,9 @@ class ConsoleConfig:
             raise ValueError("console config outbox_growth_samples must be at least 2")
 
     @classmethod
-    def from_env(cls, env=None) -> "ConsoleConfig":
+    def from_env(cls, env=None) -> ConsoleConfig:
         env = os.environ if env is None else env
-        values = {}
+        values: dict[str, Any] = {}  # field name -> an int or a float, as that field is declared
         for f in fields(cls):
             raw = env.get(f"FRESHMESH_CONSOLE_{f.name.upper()}")
             if raw is None:
@@ -160,7 +162,10 @@ def actor_rows(inputs: ConsoleInputs, memory: ConsoleMemory, config: ConsoleConf
     now, rows = inputs.now_ms, []
     for a in current_incarnations(inputs.actors or [], inputs.prefix):
         name = a["name"]
-        kind, shard = parse_actor_name(name, inputs.prefix)
+        parsed = parse_actor_name(name, inputs.prefix)
+        if parsed is None:  # not reached: current_incarnations keeps only this system's actors
+            continue
+        kind, shard = parsed
         restarts = int(a.get("num_restarts") or 0)
         seen = memory.restarts.get(name)
         if seen is None:
@@ -170,8 +175,9 @@ def actor_rows(inputs: ConsoleInputs, memory: ConsoleMemory, config: ConsoleConf
         restarted_ms = memory.restarts[name][1]
         recent = restarted_ms is not None and now - restarted_ms <= config.restart_flag_s * 1000
         state = a.get("state") or "UNKNOWN"
-        stats = inputs.actor_stats.get(name) if state == "ALIVE" else None
-        answered = stats is not None and "error" not in stats
+        got = inputs.actor_stats.get(name) if state == "ALIVE" else None
+        stats: dict = got or {}
+        answered = got is not None and "error" not in got
         start_error = (stats.get("start_error") or "") if answered else ""
         # Alive but not ready: its rebuild from PostgreSQL has not finished (or never will). Timed from the first
         # look at this incarnation, so a rebuild that takes a moment is not news but a stuck one is.
@@ -202,7 +208,7 @@ def actor_rows(inputs: ConsoleInputs, memory: ConsoleMemory, config: ConsoleConf
             health = "ok"
         commands = stats.get("commands") if answered else None
         throughput = memory.rate(f"actor:{name}", a.get("pid"), commands, now) if commands is not None else None
-        last_error = (start_error or (stats or {}).get("last_error") or (stats or {}).get("error")
+        last_error = (start_error or stats.get("last_error") or stats.get("error")
                       or a.get("death_cause") or "")
         if not last_error and recent:
             last_error = f"restarted at {to_rfc3339(restarted_ms)} (restart #{restarts})"
@@ -246,12 +252,13 @@ def store_rows(inputs: ConsoleInputs, memory: ConsoleMemory, config: ConsoleConf
     rows = []
     for store_id in sorted(set(inputs.stores) | set(live)):
         s = live.get(store_id)
-        row = {"store_id": store_id, "name": inputs.stores.get(store_id, store_id), "online": False,
-               "status": "unknown" if inputs.registry is None else "never_seen", "offline_since": None,
-               "offline_for_s": None, "last_heartbeat": None, "heartbeat_age_s": None, "outbox_depth": None,
-               "outbox_growing": False, "lag_ms": None, "lag_p99_ms": None, "unacked_age_ms": 0, "lag_over": False, "sequence_gap": None,
-               "events": 0, "devices": {}, "device_faults": [], "warnings": [], "unseen_for_s": None,
-               "missing": False}
+        row: dict[str, Any] = {
+            "store_id": store_id, "name": inputs.stores.get(store_id, store_id), "online": False,
+            "status": "unknown" if inputs.registry is None else "never_seen", "offline_since": None,
+            "offline_for_s": None, "last_heartbeat": None, "heartbeat_age_s": None, "outbox_depth": None,
+            "outbox_growing": False, "lag_ms": None, "lag_p99_ms": None, "unacked_age_ms": 0, "lag_over": False,
+            "sequence_gap": None, "events": 0, "devices": {}, "device_faults": [], "warnings": [], "unseen_for_s": None,
+            "missing": False}
         if s is None and up_s is not None:
             # never heard from while the registry has been up: once that is longer than a store may be offline
             # unnoticed, it is as bad as offline (a store down across a cloud restart is never seen, not offline)
@@ -263,13 +270,14 @@ def store_rows(inputs: ConsoleInputs, memory: ConsoleMemory, config: ConsoleConf
                 history.append((hb, s.get("outbox_depth") or 0))
             depths = [d for _, d in history]
             growing = (bool(s.get("online")) and len(depths) == config.outbox_growth_samples
-                       and all(b >= a for a, b in zip(depths, depths[1:])) and depths[-1] > depths[0])
+                       and all(b >= a for a, b in pairwise(depths)) and depths[-1] > depths[0])
             devices = dict(s.get("devices") or {})
             # the worse of the last event's lag and how long the oldest unacked event has waited: a stuck relay
             # (heartbeats still coming) shows in the second, never in the first
             unacked = s.get("unacked_age_ms") or 0
             lag = max(s.get("lag_ms") or 0, unacked) if (s.get("lag_ms") is not None or unacked) else None
-            row.update(unacked_age_ms=unacked, online=bool(s.get("online")), offline_since=to_rfc3339(s.get("offline_since_ms")),
+            row.update(unacked_age_ms=unacked, online=bool(s.get("online")),
+                       offline_since=to_rfc3339(s.get("offline_since_ms")),
                        last_heartbeat=to_rfc3339(hb), heartbeat_age_s=None if hb is None else round((now - hb) / 1000, 1),
                        outbox_depth=s.get("outbox_depth"), outbox_growing=growing, lag_ms=lag,
                        lag_p99_ms=s.get("lag_p99_ms"), lag_over=lag is not None and lag > config.lag_alert_ms,

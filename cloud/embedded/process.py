@@ -1,6 +1,7 @@
 """Starting and stopping a child server process so that none is ever left behind."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 _PR_SET_PDEATHSIG = 1
 
@@ -42,14 +44,11 @@ def spawn(argv: list[str], log_path: Path, user: str | None = None, env: dict | 
     The parent-death signal follows the *thread* that forks, so it is only armed from the main thread.
     """
     armed = threading.current_thread() is threading.main_thread() and os.name == "posix"
-    log = open(log_path, "ab")
-    try:
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, user=user, env=env,
             preexec_fn=die_with_parent if armed else None, start_new_session=True,
         )
-    finally:
-        log.close()
 
 
 def spawn_quiet(argv: list[str], env: dict | None = None, log_path: Path | None = None,
@@ -57,14 +56,11 @@ def spawn_quiet(argv: list[str], env: dict | None = None, log_path: Path | None 
     """A child in its own session (a Ctrl-C at the terminal reaches only us; we stop it ourselves, in order),
     which still gets SIGINT if we die. Its output goes to `log_path` (kept for a post-mortem) or nowhere."""
     armed = threading.current_thread() is threading.main_thread() and os.name == "posix"
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    try:
+    with contextlib.ExitStack() as stack:  # a log file is closed here once the child has its own copy
+        out: IO[bytes] | int = stack.enter_context(open(log_path, "ab")) if log_path else subprocess.DEVNULL
         return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if log_path else out,
                                 stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=pass_fds,
                                 preexec_fn=die_with_parent if armed else None)
-    finally:
-        if log_path:
-            out.close()
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, what: str, log_path: Path, timeout_s: float = 30.0) -> None:

@@ -6,8 +6,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from cloud.embedded.nats import NatsServer, store_password, store_user
+from cloud.embedded.nats import NatsServer, store_user
 from cloud.embedded.postgres import PostgresServer
+from protocol.policy import store_password
 
 DEFAULT_STORES = ("S001", "S002", "S003", "S004", "S005")
 
@@ -32,25 +33,35 @@ class EmbeddedStack:
         self.nats = NatsServer(self.workdir / "nats", secrets.token_hex(12), self.secret, list(store_ids)) if nats else None
         self.postgres = PostgresServer(self.workdir / "postgres") if postgres else None
 
+    def _nats(self) -> NatsServer:
+        if self.nats is None:
+            raise RuntimeError("this stack runs no nats-server (nats=False)")
+        return self.nats
+
+    def _postgres(self) -> PostgresServer:
+        if self.postgres is None:
+            raise RuntimeError("this stack runs no PostgreSQL (postgres=False)")
+        return self.postgres
+
     @property
     def nats_url(self) -> str:
-        return self.nats.url
+        return self._nats().url
 
     @property
     def nats_address(self) -> str:
-        return self.nats.address
+        return self._nats().address
 
     @property
     def database_url(self) -> str:
-        return self.postgres.url
+        return self._postgres().url
 
     def store_credentials(self, store_id: str) -> tuple[str, str]:
         return store_user(store_id), store_password(self.secret, store_id)
 
     def add_stores(self, store_ids) -> None:
-        self.nats.add_stores(list(store_ids))
+        self._nats().add_stores(list(store_ids))
 
-    def start(self) -> "EmbeddedStack":
+    def start(self) -> EmbeddedStack:
         try:
             if self.nats:
                 self.nats.start()
@@ -68,7 +79,7 @@ class EmbeddedStack:
         if self._temporary:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "EmbeddedStack":
+    def __enter__(self) -> EmbeddedStack:
         return self.start()
 
     def __exit__(self, *exc) -> None:

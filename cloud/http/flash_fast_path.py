@@ -1,73 +1,64 @@
-"""The flash-sale order endpoint as a thin ASGI layer in front of the Starlette app.
+"""The flash-sale order endpoint as a thin ASGI shell in front of the Starlette app.
 
 Measured (py-spy on a loaded worker): Starlette's middleware stack, routing and Request objects cost about half
-of each flash-sale request. This path handles exactly `POST /flash-sales/{sale_id}/orders` with the same rules,
-errors and answers as the routed endpoint, and hands every other request to Starlette untouched.
+of each flash-sale request. This shell handles exactly `POST /flash-sales/{sale_id}/orders` by calling the same
+core as the routed endpoint (`flash_order_answer`) under the same deadline, body limit and problem mapping, and
+hands every other request to Starlette untouched.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 
-from cloud.http import HTTPProblem, TITLES
+from starlette.types import Receive, Scope, Send
+
+from cloud.http.endpoint import REQUEST_DEADLINE_S, observe
+from cloud.http.parsing import MAX_BODY_BYTES
+from cloud.http.problems import HTTPProblem, problem_for
+from cloud.http.routes.flash_sales import FLASH_ORDER_ROUTE, flash_order_answer
 
 PATH = re.compile(r"^/flash-sales/([A-Za-z0-9]{1,40})/orders$")
-MAX_BODY = 4096
+
+
+async def _body(receive: Receive) -> bytes:
+    raw = b""
+    while True:
+        message = await receive()
+        raw += message.get("body", b"")
+        if len(raw) > MAX_BODY_BYTES:
+            raise HTTPProblem(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+        if not message.get("more_body"):
+            return raw
 
 
 class FlashFastPath:
     def __init__(self, app, services) -> None:
         self.app, self.services = app, services
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         m = PATH.match(scope["path"])
         if m is None:
             return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        key = headers.get(b"idempotency-key")
+        extra: dict = {}
         try:
-            status, body, headers = 201, await self._order(m.group(1), scope, receive), {}
-        except HTTPProblem as exc:
-            status, headers = exc.status, exc.headers
-            body = {"type": exc.type, "title": TITLES.get(exc.status, "Error"), "status": exc.status,
-                    "detail": exc.detail, **exc.extra}
-        from cloud.api import FLASH, REQUESTS
-        REQUESTS.labels("/flash-sales/{sale_id}/orders", status).inc()
-        FLASH.labels("accepted" if status == 201 else body["type"].rsplit("/", 1)[-1]).inc()
+            async with asyncio.timeout(REQUEST_DEADLINE_S):
+                status, body = await flash_order_answer(
+                    self.services, m.group(1), key.decode("latin-1") if key is not None else None,
+                    headers.get(b"content-type", b"").decode("latin-1"), await _body(receive))
+        except Exception as exc:  # noqa: BLE001 - answered as a problem, exactly as the routed endpoint does
+            problem = problem_for(exc, FLASH_ORDER_ROUTE)
+            status, body, extra = problem.status, problem.body(), problem.headers
+        observe(FLASH_ORDER_ROUTE, status, started)
         payload = json.dumps(body, separators=(",", ":")).encode()
         media = b"application/json" if status < 400 else b"application/problem+json"
         raw_headers = [(b"content-type", media), (b"content-length", str(len(payload)).encode())]
-        raw_headers += [(k.lower().encode(), str(v).encode()) for k, v in headers.items()]
+        raw_headers += [(k.lower().encode(), str(v).encode()) for k, v in extra.items()]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": payload})
-
-    async def _order(self, sale_id: str, scope, receive) -> dict:
-        headers = dict(scope["headers"])
-        key = headers.get(b"idempotency-key", b"").decode("ascii", "replace")
-        if not 8 <= len(key) <= 128:
-            raise HTTPProblem(400, "the Idempotency-Key header is required (8-128 ASCII characters)")
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if len(raw) > MAX_BODY:
-                raise HTTPProblem(413, f"body exceeds {MAX_BODY} bytes")
-            if not message.get("more_body"):
-                break
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HTTPProblem(400, f"body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise HTTPProblem(422, "body must be a JSON object")
-        unknown = sorted(set(data) - {"member_id", "qty"})
-        if unknown:
-            raise HTTPProblem(422, f"flash_order: unknown field(s) {unknown}")
-        member, qty = data.get("member_id"), data.get("qty", 1)
-        if not isinstance(member, str) or not member:
-            raise HTTPProblem(422, "flash_order.member_id: a non-empty string is required")
-        if type(qty) is not int or qty <= 0:
-            raise HTTPProblem(422, "flash_order.qty: must be a positive integer")
-        worker = await self.services.flash.worker(sale_id)
-        status, body = await worker.order(member, qty, key)
-        return body

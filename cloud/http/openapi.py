@@ -1,6 +1,9 @@
 """/openapi.json: every endpoint of the cloud API, its body and its answers."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
@@ -10,13 +13,14 @@ def _answer(description: str, schema: dict | None = None) -> dict:
 
 
 def _op(summary: str, ok: tuple[str, str], errors: dict[str, str], body: str | None = None, key: bool = False,
-        operator: bool = False, params: list[str] = (), query: list[str] = ()) -> dict:
-    op = {"summary": summary, "responses": {ok[0]: _answer(ok[1])}}
+        operator: bool = False, params: Sequence[str] = (), query: Sequence[str] = ()) -> dict:
+    op: dict[str, Any] = {"summary": summary, "responses": {ok[0]: _answer(ok[1])}}
     for status, text in errors.items():
         op["responses"][status] = _answer(text, PROBLEM)
     op["responses"]["503"] = _answer("actors or database unavailable; Retry-After given", PROBLEM)
     if body:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
+        schema = {"$ref": f"#/components/schemas/{body}"}
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
     parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
     parameters += [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}} for q in query]
     if key:
@@ -85,7 +89,8 @@ PATHS = {
                                             "?sku=ID for one product", ("200", "positions"),
                                             {"404": "unknown store or product"}, params=["store_id"])},
     "/orders": {"post": _op("Place a pickup or delivery order: priced, routed, reserved", ("201", "the order"),
-                            {"400": "missing Idempotency-Key", "409": "out of stock, slot full, or the key reused with another body",
+                            {"400": "missing Idempotency-Key",
+                             "409": "out of stock, slot full, or the key reused with another body",
                              "422": "invalid body (names the field)"}, body="Order", key=True)},
     "/orders/{order_id}": {"get": _op("An order", ("200", "the order"), {"404": "unknown order"}, params=["order_id"])},
     "/orders/{order_id}/pay": {"post": _op("Pay with stored value or the simulated wallet", ("200", "paid order"),

@@ -1,78 +1,82 @@
-"""HTTP plumbing shared by every endpoint: problem+json errors, body parsing into typed records, operator auth."""
+"""application/problem+json: every error the API answers says exactly what was wrong.
+
+`HTTPProblem` is raised by the HTTP layer itself (a bad body, a missing header, no operator token). A service's
+`Refusal` is mapped here to its status and problem type, and an exception from a backend to 503/500, in one
+place (`problem_for`), for the routed endpoints and the flash-order fast path alike.
+"""
 from __future__ import annotations
 
-import hmac
-import json
+import logging
+from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from protocol.errors import ProtocolError
-from protocol.schema import record_from_wire
+from cloud.runtime.calls import ActorsUnavailable
+from cloud.services.verdicts import Refusal
 
-MAX_BODY_BYTES = 64 * 1024
 PROBLEM = "application/problem+json"
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 409: "Conflict",
           413: "Payload too large", 415: "Unsupported media type", 422: "Invalid body", 429: "Too many requests",
           500: "Internal error", 503: "Service unavailable"}
+RETRY_AFTER_S = {429: 1, 503: 2}
+# A refusal's kind -> (status, problem type). Only this table knows which status a business answer gets.
+REFUSALS = {
+    "invalid": (422, "about:blank"),
+    "not_found": (404, "about:blank"),
+    "key_reused": (409, "/problems/idempotency-key-reused"),
+    "in_progress": (409, "/problems/in-progress"),
+    "out_of_stock": (409, "/problems/out-of-stock"),
+    "no_store": (409, "/problems/no-store"),
+    "slot": (409, "/problems/slot"),
+    "order_state": (409, "/problems/order-state"),
+    "payment": (409, "/problems/payment"),
+    "sold_out": (409, "/problems/sold-out"),
+    "not_started": (409, "/problems/not-started"),
+    "ended": (409, "/problems/ended"),
+    "over_limit": (403, "/problems/over-limit"),
+    "throttled": (429, "/problems/throttled"),
+    "unavailable": (503, "/problems/unavailable"),
+}
+log = logging.getLogger("freshmesh.api")
 
 
 class HTTPProblem(Exception):
-    """Raised anywhere in a handler; turned into an application/problem+json response."""
+    """Raised by the HTTP layer; answered as application/problem+json."""
 
-    def __init__(self, status: int, detail: str, type_: str = "about:blank", headers: dict | None = None, **extra):
+    def __init__(self, status: int, detail: str, type_: str = "about:blank", headers: dict | None = None,
+                 **extra: Any) -> None:
         super().__init__(detail)
         self.status, self.detail, self.type, self.headers, self.extra = status, detail, type_, headers or {}, extra
 
+    def body(self) -> dict:
+        return {"type": self.type, "title": TITLES.get(self.status, "Error"), "status": self.status,
+                "detail": self.detail, **self.extra}
 
-def problem(status: int, detail: str, type_: str = "about:blank", headers: dict | None = None, **extra) -> JSONResponse:
-    body = {"type": type_, "title": TITLES.get(status, "Error"), "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
+
+def from_refusal(refusal: Refusal) -> HTTPProblem:
+    status, type_ = REFUSALS[refusal.kind]
+    headers = {"Retry-After": "1"} if refusal.kind in ("in_progress", "throttled", "unavailable") else None
+    return HTTPProblem(status, refusal.detail, type_=type_, headers=headers, **refusal.extra)
+
+
+def problem_for(exc: BaseException, route: str) -> HTTPProblem:
+    """Any exception out of an endpoint, as the problem the client gets."""
+    if isinstance(exc, HTTPProblem):
+        return exc
+    if isinstance(exc, Refusal):
+        return from_refusal(exc)
+    if isinstance(exc, (TimeoutError, ActorsUnavailable)):
+        return HTTPProblem(503, f"the service could not answer in time ({type(exc).__name__}); retry",
+                           headers={"Retry-After": str(RETRY_AFTER_S[503])})
+    if isinstance(exc, (OSError, ConnectionError)):
+        return HTTPProblem(503, f"a backend is unavailable: {exc}; retry", headers={"Retry-After": str(RETRY_AFTER_S[503])})
+    log.error("unhandled error on %s", route, exc_info=exc)
+    return HTTPProblem(500, "internal error; it has been logged")
+
+
+def problem(status: int, detail: str, type_: str = "about:blank", headers: dict | None = None, **extra: Any) -> JSONResponse:
+    return problem_response(HTTPProblem(status, detail, type_, headers, **extra))
 
 
 def problem_response(exc: HTTPProblem) -> JSONResponse:
-    return problem(exc.status, exc.detail, exc.type, exc.headers, **exc.extra)
-
-
-async def read_json(request: Request) -> dict:
-    if request.headers.get("content-type", "").split(";")[0].strip() not in ("application/json", ""):
-        raise HTTPProblem(415, "send the body as application/json")
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise HTTPProblem(413, f"body of {len(raw)} bytes exceeds {MAX_BODY_BYTES}")
-    try:
-        data = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPProblem(400, f"body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise HTTPProblem(422, "body must be a JSON object")
-    return data
-
-
-async def parse(request: Request, cls, name: str = "body"):
-    """The body as a typed record; any wrong field is a 422 that names it."""
-    data = await read_json(request)
-    try:
-        return record_from_wire(cls, data, name)
-    except ProtocolError as exc:
-        raise HTTPProblem(422, str(exc)) from None
-
-
-def idempotency_key(request: Request, required: bool = True) -> str | None:
-    key = request.headers.get("idempotency-key")
-    if key is None:
-        if required:
-            raise HTTPProblem(400, "the Idempotency-Key header is required: a unique key per intended operation")
-        return None
-    if not 8 <= len(key) <= 128 or not key.isascii():
-        raise HTTPProblem(400, "Idempotency-Key must be 8-128 ASCII characters")
-    return key
-
-
-def require_operator(request: Request, token: str) -> None:
-    given = request.headers.get("authorization", "")
-    if not given.startswith("Bearer "):
-        raise HTTPProblem(401, "operator endpoint: send Authorization: Bearer <FRESHMESH_OPERATOR_TOKEN>",
-                          headers={"WWW-Authenticate": "Bearer"})
-    if not token or not hmac.compare_digest(given[7:].encode(), token.encode()):
-        raise HTTPProblem(403, "operator token not accepted")
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None, media_type=PROBLEM)

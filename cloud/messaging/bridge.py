@@ -12,39 +12,55 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import nats.errors
 
-from cloud import commands, streams
+import nats.errors
+from nats.js import JetStreamContext
+
+from actors.member_ledger import RecordSpend, Spend
+from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
+from cloud.messaging import streams, to_stores
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
 from protocol.ids import derived_id
+from protocol.messages import (
+    Ack,
+    BusinessAck,
+    EscrowGranted,
+    EscrowReclaimed,
+    EscrowReclaimRequested,
+    Heartbeat,
+    PickupCompleted,
+    SaleCommitted,
+    StockMoved,
+)
 from protocol.pull import fetch_ready
-from protocol.messages import (Ack, BusinessAck, EscrowGranted, EscrowReclaimed, EscrowReclaimRequested, Heartbeat,
-                               PickupCompleted, SaleCommitted, StockMoved)
 
 FETCH_BATCH = 2_000
 REPORTED_REASONS = ("sale", "shrinkage", "stocktake", "transfer_out")  # movements that can leave online orders short
 REGISTRY_FLUSH_MS = 200
+FETCH_ERROR_PAUSE_S = 0.5
+# A failed batch is retried in place for as long as it takes (skipping it would lose events), backing off:
+BATCH_RETRY_FIRST_S, BATCH_RETRY_MAX_S = 0.2, 5.0
 log = logging.getLogger("freshmesh.bridge")
 
 
 class Bridge:
-    def __init__(self, cloud, registry) -> None:
-        self.cloud, self.registry = cloud, registry
-        self.js = None
+    def __init__(self, cloud) -> None:
+        self.cloud = cloud
+        self.js: JetStreamContext | None = None
         self._tasks: list[asyncio.Task] = []
         self._heartbeats: dict[str, dict] = {}
         self._lags: list[list] = []
         self._stores_with_consumer: set[str] = set()
         self.stats = {"events": 0, "duplicates": 0, "dead_letters": 0, "batches": 0}
 
-    async def start(self) -> "Bridge":
-        self.js = self.cloud.nats.jetstream()
-        await streams.ensure_streams(self.js)
-        await streams.ensure_events_consumer(self.js)
+    async def start(self) -> Bridge:
+        self.js = js = self.cloud.nats.jetstream()
+        await streams.ensure_streams(js)
+        await streams.ensure_events_consumer(js)
         for store_id in self.cloud.world.stores:
             await self.ensure_store(store_id)
-        self._sub = await self.js.pull_subscribe_bind(durable=subjects.EVENTS_CONSUMER, stream=subjects.EVENTS_STREAM)
+        self._sub = await js.pull_subscribe_bind(durable=subjects.EVENTS_CONSUMER, stream=subjects.EVENTS_STREAM)
         await self.cloud.nats.subscribe(subjects.HEARTBEATS_ALL, cb=self._on_heartbeat)
         self._tasks = [asyncio.create_task(self._events_loop()), asyncio.create_task(self._registry_loop())]
         return self
@@ -63,19 +79,19 @@ class Bridge:
     async def _events_loop(self) -> None:
         while True:
             try:
-                msgs = await fetch_ready(self._sub, FETCH_BATCH)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                msgs = await fetch_ready(self._sub.fetch, FETCH_BATCH)
+            except (TimeoutError, nats.errors.TimeoutError):
                 continue
             except Exception as exc:  # noqa: BLE001 - reconnects are nats-py's job; keep pulling
                 log.warning("fetch failed: %s", exc)
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(FETCH_ERROR_PAUSE_S)
                 continue
             await self._handle_until_done(msgs)
 
     async def _handle_until_done(self, msgs) -> None:
         """Retry a failed batch in place (handling is idempotent), so later batches never overtake it: with
         AckPolicy.ALL an overtaking batch's ack would ack this one too."""
-        delay = 0.2
+        delay = BATCH_RETRY_FIRST_S
         while True:
             try:
                 await self.handle(msgs)
@@ -86,10 +102,10 @@ class Bridge:
                     if not m.is_acked:
                         try:
                             await m.in_progress()  # keep JetStream from redelivering it meanwhile
-                        except Exception:  # noqa: BLE001 - the retry below is what matters
-                            pass
+                        except Exception as exc:  # noqa: BLE001 - the retry below is what matters
+                            log.debug("in_progress for %s failed: %s", m.subject, exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, BATCH_RETRY_MAX_S)
 
     async def handle(self, msgs) -> None:
         now = self.cloud.now_ms()
@@ -119,7 +135,8 @@ class Bridge:
         await asyncio.gather(*(self._actor_effects(e) for e in effects))
         async with self.cloud.db.acquire() as conn, conn.transaction():
             if dead:
-                await conn.executemany("insert into dead_letters (subject, reason, raw, at_ms) values ($1, $2, $3, $4)", dead)
+                await conn.executemany("insert into dead_letters (subject, reason, raw, at_ms) values ($1, $2, $3, $4)",
+                                       dead)
             if new:
                 await conn.executemany("""insert into edge_events (event_id, store_id, seq, kind, wall_ms, received_ms)
                                           values ($1, $2, $3, $4, $5, $6) on conflict do nothing""",
@@ -147,15 +164,16 @@ class Bridge:
                 """insert into till_sales (sale_id, store_id, lane, total_fen, lines, payments, member_id, offline, wall_ms)
                    values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict do nothing""",
                 [(e.sale_id, e.store_id, e.lane, e.total_fen,
-                  json.dumps([[l.sku, l.qty, l.weighed, l.amount_fen] for l in e.lines]),
+                  json.dumps([[line.sku, line.quantity.amount, line.quantity.unit, line.amount_fen] for line in e.lines]),
                   json.dumps([[p.method, p.amount_fen, p.reference] for p in e.payments]), e.member_id, e.offline,
                   e.wall_ms) for e in sales])
         if moves:
             await conn.executemany(
                 """insert into stock_movements (event_id, store_id, sku, delta, reason, shrinkage_reason, reference, wall_ms)
                    values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict do nothing""",
-                [(e.event_id, e.store_id, e.sku, e.delta, e.reason, e.shrinkage_reason, e.reference, e.wall_ms) for e in moves])
-            latest = {}
+                [(e.event_id, e.store_id, e.sku, e.delta, e.reason, e.shrinkage_reason, e.reference, e.wall_ms)
+                 for e in moves])
+            latest: dict[tuple[str, str], tuple[int, int, int]] = {}
             for e in moves:  # the highest sequence per (store, sku) carries the current on-hand
                 if (e.store_id, e.sku) not in latest or e.seq > latest[(e.store_id, e.sku)][2]:
                     latest[(e.store_id, e.sku)] = (e.on_hand_after, e.wall_ms, e.seq)
@@ -168,35 +186,29 @@ class Bridge:
 
     async def _actor_effects(self, event) -> None:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""
-        shards, batcher = self.cloud.shards, self.cloud.batcher
+        stock, ledger = self.cloud.actors.stock_pool, self.cloud.actors.member_ledger
         if isinstance(event, EscrowGranted):
-            await batcher.submit(shards.stock_pool_name(event.sku), {"op": "grant", "id": event.event_id,
-                                 "store": event.store_id, "sku": event.sku, "qty": event.qty})
+            await stock.send(Grant(id=event.event_id, store=event.store_id, sku=event.sku, qty=event.qty))
         elif isinstance(event, EscrowReclaimRequested):
-            r = await batcher.submit(shards.stock_pool_name(event.sku), {"op": "reclaim", "id": event.event_id,
-                                     "store": event.store_id, "sku": event.sku, "qty": event.qty})
-            r = r["first"] if r["status"] == "exists" else r
+            r = (await stock.send(Reclaim(id=event.event_id, store=event.store_id, sku=event.sku, qty=event.qty))).settled
             reply = derived_id(event.event_id, "reclaimed")
-            await commands.send(self.cloud, event.store_id, lambda **env: EscrowReclaimed(
+            await to_stores.send(self.cloud, event.store_id, lambda **env: EscrowReclaimed(
                 request_event_id=event.event_id, sku=event.sku, qty_returned=r.get("returned", 0),
                 escrow_after=r.get("escrow", 0), **env), event_id=reply)
         elif isinstance(event, StockMoved) and event.reason in REPORTED_REASONS:
-            await batcher.submit(shards.stock_pool_name(event.sku), {"op": "report_on_hand", "id": event.event_id,
-                                 "store": event.store_id, "sku": event.sku, "on_hand": event.on_hand_after})
+            await stock.send(ReportOnHand(id=event.event_id, store=event.store_id, sku=event.sku,
+                                          on_hand=event.on_hand_after))
         elif isinstance(event, PickupCompleted):
             await self._pickup(event)
         elif isinstance(event, SaleCommitted) and event.member_id:
-            ledger = shards.member_ledger_name(event.member_id)
             for p in event.payments:
                 if p.method == "stored_value":
                     # A till sale is a fact (the goods left): record it even past the balance, flagged as overdraft.
-                    await batcher.submit(ledger, {"op": "spend", "id": p.reference or f"sale:{event.sale_id}",
-                                                  "member": event.member_id, "amount_fen": p.amount_fen,
-                                                  "offline": True})
+                    await ledger.send(Spend(id=p.reference or f"sale:{event.sale_id}", member=event.member_id,
+                                            amount_fen=p.amount_fen, offline=True))
             others = sum(p.amount_fen for p in event.payments if p.method != "stored_value")
             if others:
-                await batcher.submit(ledger, {"op": "record_spend", "id": f"sale:{event.sale_id}",
-                                              "member": event.member_id, "amount_fen": others})
+                await ledger.send(RecordSpend(id=f"sale:{event.sale_id}", member=event.member_id, amount_fen=others))
 
     async def _pickup(self, event: PickupCompleted) -> None:
         row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", event.order_id)
@@ -206,8 +218,7 @@ class Bridge:
         for lines in json.loads(row["allocation"]).values():
             for line in lines:
                 rid = line["reservation_id"]
-                await self.cloud.batcher.submit(self.cloud.shards.stock_pool_name(line["sku"]),
-                                                {"op": "fulfil", "id": f"fulfil:{rid}", "reservation_id": rid})
+                await self.cloud.actors.stock_pool.send(Fulfil(id=f"fulfil:{rid}", reservation_id=rid, sku=line["sku"]))
         await self.cloud.db.execute("update orders set status = 'fulfilled', updated_ms = $2 where order_id = $1 "
                                     "and status = 'paid'", event.order_id, self.cloud.now_ms())
 
@@ -221,7 +232,7 @@ class Bridge:
             for i in range(0, len(acks), 500):  # keep each frame well under the size limit
                 chunk = tuple(acks[i:i + 500])
                 items.append((store_id, lambda chunk=chunk, **env: BusinessAck(acks=chunk, **env)))
-        await commands.send_many(self.cloud, items)
+        await to_stores.send_many(self.cloud, items)
 
     # ---- heartbeats and the registry -----------------------------------------------------------------------
     async def _on_heartbeat(self, msg) -> None:
@@ -245,7 +256,7 @@ class Bridge:
                 heartbeats, self._heartbeats = list(self._heartbeats.values()), {}
                 lags, self._lags = self._lags, []
                 try:
-                    await self.registry.report.remote(heartbeats, lags)
+                    await self.cloud.actors.registry.report(heartbeats, lags)
                 except Exception as exc:  # noqa: BLE001 - soft state: the next heartbeats refill it
                     log.warning("registry report failed: %s", exc)
 

@@ -4,8 +4,7 @@ later one by the store's own event-id check."""
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 from protocol import codec, subjects
 from protocol.messages import Message
@@ -25,12 +24,12 @@ async def send(cloud, store_id: str, make: Callable[..., Message], event_id: str
     """make(event_id=, store_id=, seq=, wall_ms=, mono_ms=) builds the message; it is then published."""
     seq = await next_seqs(cloud.db, store_id)
     message = make(event_id=event_id or cloud.ids.new(), store_id=store_id, seq=seq, wall_ms=cloud.now_ms(),
-                   mono_ms=time.monotonic_ns() // 1_000_000)
+                   mono_ms=cloud.clock.monotonic_ms())
     await publish(cloud, message)
     return message
 
 
-async def send_many(cloud, items: list[tuple[str, Callable[..., Message]]]) -> list[Message]:
+async def send_many(cloud, items: Sequence[tuple[str, Callable[..., Message]]]) -> list[Message]:
     """Like `send` for many (store, make) at once: one statement numbers them all (in list order per store), and
     the publishes go out together, so a bridge batch touching 200 stores costs one round trip of each kind, not
     200 of both."""
@@ -47,7 +46,7 @@ async def send_many(cloud, items: list[tuple[str, Callable[..., Message]]]) -> l
     messages = []
     for store_id, make in items:
         messages.append(make(event_id=cloud.ids.new(), store_id=store_id, seq=next_seq[store_id],
-                             wall_ms=cloud.now_ms(), mono_ms=time.monotonic_ns() // 1_000_000))
+                             wall_ms=cloud.now_ms(), mono_ms=cloud.clock.monotonic_ms()))
         next_seq[store_id] += 1
     if cloud.nats is None:
         raise RuntimeError("not connected to NATS")

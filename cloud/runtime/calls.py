@@ -1,99 +1,100 @@
-"""Calling the actors from the API and the bridge: group commands by shard, one Ray call per shard per batch,
-retry through actor restarts with the same ids.
+"""The one path into the actors: group commands by actor, one Ray call per actor per batch, and retry through
+actor restarts with the same ids (idempotency makes the retry safe).
 
-`MicroBatcher` collects commands from many concurrent requests for a few milliseconds and sends them as one
-call per actor, so no request pays for a Ray call of its own.
+`ActorCalls.submit` collects commands from many concurrent requests for a few milliseconds and sends them as one
+call per actor, so no request pays for a Ray call of its own; `call` sends a list at once; `ask` puts a query.
+The typed clients (`cloud/runtime/clients.py`) are built on it; nothing else calls Ray.
 """
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from typing import Any
 
-import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-from cloud.durable import Unavailable
-from cloud.ray_hosts import host
+from actors.base import Command, Query, Result
+from cloud.runtime.durable import Unavailable
+from cloud.runtime.hosting import host
 
 RETRY_DEADLINE_S = 30.0
+RETRY_FIRST_DELAY_S, RETRY_MAX_DELAY_S = 0.05, 1.0
 BATCH_WAIT_MS = 2
 BATCH_MAX = 2_000
+PENDING_MAX = 50_000  # commands waiting for their actor's next call; past this a submit is refused at once
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, Unavailable)
 
 
 class ActorsUnavailable(RuntimeError):
-    """The actors could not answer within the deadline (the API turns this into 503 with Retry-After)."""
+    """The actors could not answer within the deadline, or are too far behind to take more (the HTTP layer
+    answers 503 with Retry-After)."""
 
 
-class ActorClient:
-    def __init__(self, database_url: str, expire_every_ms: int = 1_000) -> None:
+class ActorCalls:
+    def __init__(self, database_url: str, expire_every_ms: int = 1_000, wait_ms: int = BATCH_WAIT_MS,
+                 batch_max: int = BATCH_MAX) -> None:
         self.database_url, self.expire_every_ms = database_url, expire_every_ms
-        self._handles: dict[str, object] = {}
+        self.wait_ms, self.batch_max = wait_ms, batch_max
+        self._handles: dict[str, Any] = {}
+        self._pending: dict[str, list[tuple[Command, asyncio.Future]]] = {}
+        self._flushers: dict[str, asyncio.Task] = {}
 
-    def handle(self, name: str):
+    def _handle(self, name: str) -> Any:
         h = self._handles.get(name)
         if h is None:
             h = self._handles[name] = host(name, self.database_url, self.expire_every_ms)
         return h
 
-    async def call(self, name: str, commands: list[dict], deadline_s: float = RETRY_DEADLINE_S) -> list[dict]:
-        """Submit to one actor; through a crash and restart, retry the same commands until the deadline."""
+    async def _retrying(self, name: str, send, deadline_s: float):
         loop = asyncio.get_running_loop()
         give_up = loop.time() + deadline_s
-        delay = 0.05
+        delay = RETRY_FIRST_DELAY_S
         while True:
             try:
-                return await asyncio.wait_for(self.handle(name).submit.remote(commands),
-                                              max(give_up - loop.time(), 0.1))
-            except asyncio.TimeoutError:
+                return await asyncio.wait_for(send(self._handle(name)), max(give_up - loop.time(), 0.1))
+            except TimeoutError:
                 raise ActorsUnavailable(f"{name}: no answer within {deadline_s}s") from None
             except RETRYABLE as exc:
                 if loop.time() + delay > give_up:
                     raise ActorsUnavailable(f"{name}: {type(exc).__name__}: {exc}") from exc
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
-    async def read(self, name: str, method: str, *args, deadline_s: float = RETRY_DEADLINE_S):
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + deadline_s
-        while True:
-            try:
-                return await self.handle(name).read.remote(method, *args)
-            except RETRYABLE as exc:
-                if loop.time() > give_up:
-                    raise ActorsUnavailable(f"{name}: {exc}") from exc
-                await asyncio.sleep(0.1)
+    async def call(self, name: str, commands: list[Command], deadline_s: float = RETRY_DEADLINE_S) -> list[Result]:
+        """Submit a list to one actor at once; through a crash and restart, retry the same commands."""
+        results: list[Result] = await self._retrying(name, lambda h: h.submit.remote(commands), deadline_s)
+        return results
+
+    async def ask(self, name: str, query: Query, deadline_s: float = RETRY_DEADLINE_S) -> Any:
+        return await self._retrying(name, lambda h: h.ask.remote(query), deadline_s)
 
     async def info(self, name: str) -> dict:
-        return await self.handle(name).info.remote()
+        info: dict = await self._handle(name).info.remote()
+        return info
 
-
-class MicroBatcher:
-    """Per-request submits, one Ray call per actor every few ms."""
-
-    def __init__(self, client: ActorClient, wait_ms: int = BATCH_WAIT_MS, batch_max: int = BATCH_MAX) -> None:
-        self.client, self.wait_ms, self.batch_max = client, wait_ms, batch_max
-        self._pending: dict[str, list[tuple[dict, asyncio.Future]]] = defaultdict(list)
-        self._flushers: dict[str, asyncio.Task] = {}
-
-    async def submit(self, name: str, command: dict) -> dict:
-        fut = asyncio.get_running_loop().create_future()
-        self._pending[name].append((command, fut))
+    async def submit(self, name: str, command: Command) -> Result:
+        """One command, batched with everyone else's for the same actor."""
+        pending = self._pending.setdefault(name, [])
+        if len(pending) >= PENDING_MAX:
+            raise ActorsUnavailable(f"{name}: {len(pending)} commands already waiting; retry shortly")
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        pending.append((command, fut))
         if name not in self._flushers or self._flushers[name].done():
             self._flushers[name] = asyncio.create_task(self._flush(name))
-        return await fut
+        result: Result = await fut
+        return result
 
     async def _flush(self, name: str) -> None:
         await asyncio.sleep(self.wait_ms / 1000)
-        while self._pending[name]:
-            batch, self._pending[name] = self._pending[name][:self.batch_max], self._pending[name][self.batch_max:]
+        while self._pending.get(name):
+            pending = self._pending[name]
+            batch, self._pending[name] = pending[:self.batch_max], pending[self.batch_max:]
             try:
-                results = await self.client.call(name, [c for c, _ in batch])
+                results = await self.call(name, [c for c, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
-            for (_, fut), result in zip(batch, results):
+            for (_, fut), result in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(result)

@@ -8,24 +8,32 @@
   command in flight during a crash was either committed (its retry answers `exists` with the first result) or
   not (its retry applies it), never both.
 - If a commit fails, the host rebuilds its state from PostgreSQL and tells the batch's callers to retry.
-- Time is read from the injected clock once per batch and journaled with it; a ticker sends `expire`.
+- Time is read from the injected clock once per batch and journaled with it; a ticker sends `Expire`.
+- The queue is bounded (`QUEUE_MAX_COMMANDS`): past it a submit is refused at once with `Unavailable` (the
+  caller backs off and retries with the same ids) instead of growing without end behind a slow database.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import time
+from typing import TypedDict
 
 import asyncpg
-import msgpack
 
+from actors.base import Command, Expire, IdempotentActor, Query, Result, command_to_wire
 from cloud.migrations import migrate
-from protocol.clock import Clock, SystemClock
+from protocol.clock import Clock, ReadingClock
+from protocol.codec import pack, unpack
 
 COMMIT_BATCH_MAX = 5_000
+QUEUE_MAX_COMMANDS = 100_000  # waiting to be committed; past this, submits are refused until the queue drains
 GROUP_COMMIT_WAIT_MS = 2  # when a batch is small, wait this long for more callers to join it
 SNAPSHOT_EVERY = 100_000  # journaled commands between snapshots
 EXPIRE_EVERY_MS = 1_000
+# A rebuild after a failed commit is retried until PostgreSQL answers (the actor cannot answer without it):
+REBUILD_RETRY_FIRST_S, REBUILD_RETRY_MAX_S = 0.1, 5.0
 log = logging.getLogger("freshmesh.durable")
 
 
@@ -33,30 +41,32 @@ class Unavailable(RuntimeError):
     """The change could not be made durable (database down): nothing was applied; retry with the same ids."""
 
 
-def _pack(value) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
-
-
-def _unpack(raw: bytes):
-    return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+class DurableStats(TypedDict):
+    batches: int
+    commands: int
+    journaled: int
+    last_batch: int
+    errors: int
+    last_error: str
 
 
 class DurableHost:
-    def __init__(self, name: str, factory, database_url: str, clock: Clock | None = None,
+    def __init__(self, name: str, factory: type[IdempotentActor], database_url: str, clock: Clock | None = None,
                  expire_every_ms: int = EXPIRE_EVERY_MS, snapshot_every: int = SNAPSHOT_EVERY) -> None:
         self.name, self.factory, self.database_url = name, factory, database_url
-        self.clock = clock or SystemClock()
+        self.clock = clock or ReadingClock(time.time_ns, time.monotonic_ns)
         self.expire_every_ms, self.snapshot_every = expire_every_ms, snapshot_every
         self.actor = factory()
         self.seq = 0
         self.snapshot_seq = 0
         self.pool: asyncpg.Pool | None = None
-        self._queue: list[tuple[dict, asyncio.Future]] = []
+        self._queue: list[tuple[Command, asyncio.Future]] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        self.stats = {"batches": 0, "commands": 0, "journaled": 0, "last_batch": 0, "errors": 0, "last_error": ""}
+        self.stats: DurableStats = {"batches": 0, "commands": 0, "journaled": 0, "last_batch": 0, "errors": 0,
+                                    "last_error": ""}
 
-    async def start(self) -> "DurableHost":
+    async def start(self) -> DurableHost:
         self.pool = await asyncpg.create_pool(self.database_url, min_size=1, max_size=2, command_timeout=30)
         async with self.pool.acquire() as conn:
             await migrate(conn)
@@ -65,6 +75,11 @@ class DurableHost:
         if self.expire_every_ms:
             self._tasks.append(asyncio.create_task(self._ticker(), name=f"{self.name}-ticker"))
         return self
+
+    def _db(self) -> asyncpg.Pool:
+        if self.pool is None:
+            raise RuntimeError(f"{self.name}: not started")
+        return self.pool
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -76,22 +91,24 @@ class DurableHost:
     async def _rebuild(self) -> None:
         """State = latest snapshot + the journal after it."""
         actor = self.factory()
-        async with self.pool.acquire() as conn:
+        async with self._db().acquire() as conn:
             snap = await conn.fetchrow("select seq, state from actor_snapshot where actor = $1", self.name)
             seq = 0
             if snap is not None:
-                actor.restore(_unpack(snap["state"]))
+                actor.restore(unpack(snap["state"]))
                 seq = snap["seq"]
             self.snapshot_seq = seq
             async with conn.transaction():
                 async for row in conn.cursor("select seq, at_ms, command from actor_journal where actor = $1 and seq > $2 "
                                              "order by seq", self.name, seq, prefetch=5_000):
-                    actor.apply(_unpack(row["command"]), row["at_ms"], row["command"])
+                    actor.apply(self.factory.decode(unpack(row["command"])), row["at_ms"], row["command"])
                     seq = row["seq"]
         self.actor, self.seq = actor, seq
         log.info("%s rebuilt at seq %d (snapshot %d)", self.name, seq, self.snapshot_seq)
 
-    async def submit(self, commands: list[dict]) -> list[dict]:
+    async def submit(self, commands: list[Command]) -> list[Result]:
+        if len(self._queue) + len(commands) > QUEUE_MAX_COMMANDS:
+            raise Unavailable(f"{self.name}: {len(self._queue)} commands waiting; retry shortly")
         loop = asyncio.get_running_loop()
         futures = []
         for command in commands:
@@ -112,7 +129,7 @@ class DurableHost:
             if batch:
                 await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[dict, asyncio.Future]]) -> None:
+    async def _commit(self, batch: list[tuple[Command, asyncio.Future]]) -> None:
         try:
             await self._apply_and_journal(batch)
         except Exception as exc:  # noqa: BLE001 - the committer must never die: fail this batch, rebuild, go on
@@ -124,21 +141,22 @@ class DurableHost:
                     fut.set_exception(Unavailable(f"{self.name}: internal error ({type(exc).__name__}); retry"))
             await self._rebuild_until_ok()
 
-    async def _apply_and_journal(self, batch: list[tuple[dict, asyncio.Future]]) -> None:
+    async def _apply_and_journal(self, batch: list[tuple[Command, asyncio.Future]]) -> None:
         now = self.clock.now_ms()
-        results, rows = [], []
+        results: list[Result] = []
+        rows: list[tuple[str, int, int, bytes]] = []
         for command, _ in batch:
-            packed = _pack(command)
+            packed = pack(command_to_wire(command))
             result = self.actor.apply(command, now, packed)
             results.append(result)
             if self.actor.changes_state(result):
                 rows.append((self.name, self.seq + len(rows) + 1, now, packed))
         try:
             if rows:
-                async with self.pool.acquire() as conn:
+                async with self._db().acquire() as conn:
                     await conn.copy_records_to_table("actor_journal", records=rows,
                                                      columns=["actor", "seq", "at_ms", "command"])
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self.stats["errors"] += 1
             self.stats["last_error"] = f"{type(exc).__name__}: {exc}"
             log.error("%s: commit of %d commands failed (%s); rebuilding from PostgreSQL", self.name, len(rows), exc)
@@ -152,7 +170,7 @@ class DurableHost:
         self.stats["commands"] += len(batch)
         self.stats["journaled"] += len(rows)
         self.stats["last_batch"] = len(batch)
-        for (_, fut), result in zip(batch, results):
+        for (_, fut), result in zip(batch, results, strict=True):
             if not fut.done():
                 fut.set_result(result)
         if self.seq - self.snapshot_seq >= self.snapshot_every:
@@ -163,19 +181,19 @@ class DurableHost:
                 self.snapshot_seq = self.seq
 
     async def _rebuild_until_ok(self) -> None:
-        delay = 0.1
+        delay = REBUILD_RETRY_FIRST_S
         while True:
             try:
                 await self._rebuild()
                 return
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.error("%s: rebuild failed (%s); retrying in %.1fs", self.name, exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, REBUILD_RETRY_MAX_S)
 
     async def snapshot(self) -> None:
-        state = _pack(self.actor.snapshot())
-        async with self.pool.acquire() as conn:
+        state = pack(self.actor.snapshot())
+        async with self._db().acquire() as conn:
             await conn.execute("""insert into actor_snapshot (actor, seq, at_ms, state) values ($1, $2, $3, $4)
                                   on conflict (actor) do update set seq = excluded.seq, at_ms = excluded.at_ms,
                                   state = excluded.state""", self.name, self.seq, self.clock.now_ms(), state)
@@ -187,10 +205,10 @@ class DurableHost:
             await asyncio.sleep(self.expire_every_ms / 1000)
             n += 1
             try:
-                await self.submit([{"op": "expire", "id": f"expire:{os.getpid()}:{self.clock.now_ms()}:{n}"}])
+                await self.submit([Expire(id=f"expire:{os.getpid()}:{self.clock.now_ms()}:{n}")])
             except Unavailable:
                 pass
 
-    def read(self, method: str, *args):
-        """Answer a read-only question from the in-memory state (view, audit, status ...)."""
-        return getattr(self.actor, method)(*args)
+    def ask(self, query: Query):
+        """Answer a read-only question from the in-memory state."""
+        return query.answer(self.actor)

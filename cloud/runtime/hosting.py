@@ -12,14 +12,17 @@ import os
 import re
 import signal
 import threading
+from typing import cast
 
 import ray
+from ray.actor import ActorClass
 
+from actors.base import Command, Query, Result
 from actors.flash_sale import FlashSaleGate
 from actors.member_ledger import MemberLedger
 from actors.order_router import OrderRouter
-from actors.stock_pool import StockPool
-from cloud.durable import DurableHost
+from actors.stock_pool import ShortagesQuery, StockPool
+from cloud.runtime.durable import DurableHost
 
 NAMESPACE = "freshmesh"
 KINDS = {"stock_pool": StockPool, "member_ledger": MemberLedger, "flash_sale": FlashSaleGate,
@@ -52,11 +55,11 @@ class ActorHost:
         await asyncio.shield(self._started)
         return self.host
 
-    async def submit(self, commands: list[dict]) -> list[dict]:
+    async def submit(self, commands: list[Command]) -> list[Result]:
         return await (await self._ready()).submit(commands)
 
-    async def read(self, method: str, *args):
-        return (await self._ready()).read(method, *args)
+    async def ask(self, query: Query):
+        return (await self._ready()).ask(query)
 
     async def info(self) -> dict:
         host = await self._ready()
@@ -81,7 +84,7 @@ class ActorHost:
             text = failure if isinstance(failure, str) else f"{type(failure).__name__}: {failure}"
             out["start_error"] = out["last_error"] = f"start failed: {text}"[:300]
         if ready and self.kind == "stock_pool":  # open shortages: each one is an order a store cannot hand over
-            shortages = list(getattr(host.actor, "shortages", {}).values())
+            shortages = host.ask(ShortagesQuery())
             out["open_shortages"], out["shortages"] = len(shortages), shortages[:20]
         return out
 
@@ -91,10 +94,11 @@ class ActorHost:
         return host.seq
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Connect to RAY_ADDRESS, or start a local Ray sized to this box."""
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
+    """Connect to RAY_ADDRESS, or start a local Ray sized to this box; returns the cluster's address (for other
+    processes of this cloud to join)."""
     if ray.is_initialized():
-        return
+        return str(ray.get_runtime_context().gcs_address)
     # ray.init() replaces the process's SIGTERM handler with one that exits at once; keep the host's own
     # (uvicorn's graceful shutdown, our launcher's clean stop).
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -113,10 +117,13 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         for sig, handler in saved.items():
             if handler is not None:
                 signal.signal(sig, handler)
+    return str(ray.get_runtime_context().gcs_address)
 
 
 def host(name: str, database_url: str, expire_every_ms: int = 1_000):
     """The named actor, created on first use (every process that asks gets the same one)."""
-    return ActorHost.options(name=name, namespace=NAMESPACE, get_if_exists=True,
-                             lifetime="detached" if os.environ.get("FRESHMESH_DETACHED") else None,
-                             max_concurrency=10_000).remote(name, database_url, expire_every_ms)
+    # @ray.remote turned the class into an ActorClass; mypy does not apply class decorators, so it is told here
+    actor_class = cast("ActorClass[ActorHost]", ActorHost)
+    return actor_class.options(name=name, namespace=NAMESPACE, get_if_exists=True,
+                               lifetime="detached" if os.environ.get("FRESHMESH_DETACHED") else None,
+                               max_concurrency=10_000).remote(name, database_url, expire_every_ms)

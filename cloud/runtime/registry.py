@@ -1,12 +1,13 @@
 """The StoreRegistry on Ray: soft state (rebuilt from the next heartbeats after a restart), so not journaled."""
 from __future__ import annotations
 
-import time
+from typing import cast
 
 import ray
+from ray.actor import ActorClass
 
 from actors.store_registry import StoreRegistry
-from cloud.ray_hosts import NAMESPACE
+from cloud.runtime.hosting import NAMESPACE
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
@@ -26,8 +27,9 @@ class RegistryHost:
         for store_id, seq, wall_ms, now_ms in events:
             self.registry.event(store_id, seq, wall_ms, now_ms)
 
-    def view(self, store_id: str | None = None) -> list[dict]:
-        return self.registry.view(time.time_ns() // 1_000_000, store_id)
+    def view(self, now_ms: int, store_id: str | None = None) -> list[dict]:
+        """`now_ms` is the asker's clock: liveness is judged by the time of the question."""
+        return self.registry.view(now_ms, store_id)
 
     def stats(self) -> dict:
         """Cheap figures for the operator console (soft state: they start again after a restart)."""
@@ -36,4 +38,6 @@ class RegistryHost:
 
 
 def registry(prefix: str = ""):
-    return RegistryHost.options(name=f"{prefix}store_registry", namespace=NAMESPACE, get_if_exists=True).remote()
+    # @ray.remote turned the class into an ActorClass; mypy does not apply class decorators, so it is told here
+    actor_class = cast("ActorClass[RegistryHost]", RegistryHost)
+    return actor_class.options(name=f"{prefix}store_registry", namespace=NAMESPACE, get_if_exists=True).remote()

@@ -4,6 +4,9 @@ Each API process keeps a LeaseHolder per sale: a request is admitted (or refused
 member's limit) locally at once; admitted requests wait for the next sync, which every few milliseconds commits
 all of them to the FlashSaleGate in one Ray call (durable there: the gate journals it) and writes their order rows
 in one INSERT (group commit), then answers them together. The sync also refills the lease before it runs dry.
+
+Answers are the order (accepted) or a `Refusal` (sold_out, over_limit, throttled, not_started, ended, key_reused,
+unavailable); the HTTP layer gives them their status codes.
 """
 from __future__ import annotations
 
@@ -11,42 +14,48 @@ import asyncio
 import hashlib
 import json
 import logging
+from typing import TYPE_CHECKING
 
-from actors.flash_sale import LeaseHolder
-from cloud.http import HTTPProblem
+from actors.flash_sale import LeaseHolder, OpenSale, Sync
+from cloud.services.verdicts import Refusal
 from protocol.clock import to_rfc3339
+
+if TYPE_CHECKING:
+    from cloud.runtime.clients import FlashSaleClient
 
 SYNC_INTERVAL_MS = 3
 IDLE_SYNC_MS = 1_000  # an idle worker still syncs this often: fresh sold-out news, and the gate sees it alive
 LEASE_BLOCK = 200
 ANSWER_CACHE_MAX = 200_000
+SYNC_FAILURE_PAUSE_S = 0.2  # after a failed sync, before the next (its waiting requests were answered 503)
 log = logging.getLogger("freshmesh.flash")
 
-VERDICTS = {
-    "sold_out": (409, "sold out", "/problems/sold-out"),
-    "over_limit": (403, "over this member's limit for the sale", "/problems/over-limit"),
-    "throttled": (429, "too many requests for this sale right now; retry shortly", "/problems/throttled"),
-    "not_started": (409, "the sale has not started", "/problems/not-started"),
-    "ended": (409, "the sale has ended", "/problems/ended"),
-    "conflict": (409, "Idempotency-Key was already used with a different body", "/problems/idempotency-key-reused"),
-    "invalid": (422, "invalid flash order", "about:blank"),
-    "unavailable": (503, "busy; retry with the same Idempotency-Key", "/problems/unavailable"),
+# The gate's or the lease holder's verdict -> (the refusal's kind, what to tell the customer).
+REFUSALS = {
+    "sold_out": ("sold_out", "sold out"),
+    "over_limit": ("over_limit", "over this member's limit for the sale"),
+    "throttled": ("throttled", "too many requests for this sale right now; retry shortly"),
+    "not_started": ("not_started", "the sale has not started"),
+    "ended": ("ended", "the sale has ended"),
+    "conflict": ("key_reused", "Idempotency-Key was already used with a different body"),
+    "invalid": ("invalid", "invalid flash order"),
+    "unavailable": ("unavailable", "busy; retry with the same Idempotency-Key"),
 }
 
 
 class SaleWorker:
     """One sale as seen from one API process."""
 
-    def __init__(self, flash: "FlashSales", sale_id: str, holder: LeaseHolder, gate: str) -> None:
+    def __init__(self, flash: FlashSales, sale_id: str, holder: LeaseHolder, gate: FlashSaleClient) -> None:
         self.flash, self.sale_id, self.holder, self.gate = flash, sale_id, holder, gate
         self.waiting: dict[str, asyncio.Future] = {}
         self.orders: dict[str, tuple[str, int, str]] = {}  # order id -> (member, qty, idempotency key)
-        self.answers: dict[str, tuple[int, dict]] = {}  # idempotency key -> answer, for retries
+        self.answers: dict[str, dict] = {}  # idempotency key -> the accepted order, for retries
         self.syncs = 0
         self.last_sync_ms = 0
         self.task = asyncio.create_task(self._loop())
 
-    async def order(self, member: str, qty: int, key: str) -> tuple[int, dict]:
+    async def order(self, member: str, qty: int, key: str) -> dict:
         answer = self.answers.get(key)
         if answer is not None:
             return answer
@@ -54,7 +63,7 @@ class SaleWorker:
         now = self.flash.cloud.now_ms()
         verdict = self.holder.admit(order_id, member, qty, now)
         if verdict != "admitted":
-            return self._refusal(verdict)
+            raise self._refusal(verdict)
         if order_id in self.waiting:  # the same key twice at once: both wait for the one verdict
             return await asyncio.shield(self.waiting[order_id])
         fut = asyncio.get_running_loop().create_future()
@@ -62,10 +71,9 @@ class SaleWorker:
         self.orders[order_id] = (member, qty, key)
         return await asyncio.shield(fut)
 
-    def _refusal(self, verdict: str) -> tuple[int, dict]:
-        status, detail, type_ = VERDICTS[verdict]
-        headers = {"Retry-After": "1"} if status in (429, 503) else None
-        raise HTTPProblem(status, f"flash sale {self.sale_id}: {detail}", type_=type_, headers=headers)
+    def _refusal(self, verdict: str) -> Refusal:
+        kind, detail = REFUSALS[verdict]
+        return Refusal(kind, f"flash sale {self.sale_id}: {detail}")  # type: ignore[arg-type]
 
     async def _loop(self) -> None:
         while True:
@@ -81,17 +89,15 @@ class SaleWorker:
                     self.orders.pop(order_id, None)
                     fut = self.waiting.pop(order_id, None)
                     if fut and not fut.done():
-                        fut.set_exception(HTTPProblem(503, "flash sale busy; retry with the same Idempotency-Key",
-                                                      headers={"Retry-After": "1"}))
-                await asyncio.sleep(0.2)
+                        fut.set_exception(self._refusal("unavailable"))
+                await asyncio.sleep(SYNC_FAILURE_PAUSE_S)
 
     async def _sync(self) -> None:
         self.syncs += 1
         self.last_sync_ms = self.flash.cloud.now_ms()
         command = self.holder.sync_command(f"{self.flash.worker_id}:{self.syncs}")
-        in_flight = [sale[0] for sale in command["sales"]]
-        (result,) = await self.flash.cloud.actors.call(self.gate, [command])
-        verdicts = self.holder.take_results(result)
+        in_flight = [sale.order_id for sale in command.sales]
+        verdicts = self.holder.take_results(await self.gate.sync(command))
         for order_id in in_flight:  # a sale the gate did not judge (an error answer) is retried by the client
             verdicts.setdefault(order_id, "unavailable")
         accepted = [o for o, v in verdicts.items() if v == "accepted"]
@@ -107,18 +113,19 @@ class SaleWorker:
                     verdicts[order_id] = "unavailable"
         for order_id, verdict in verdicts.items():
             fut = self.waiting.pop(order_id, None)
-            member, qty, key = self.orders.pop(order_id, (None, 0, None))
+            entry = self.orders.pop(order_id, None)
             if fut is None or fut.done():
                 continue
+            if entry is None:  # not reached: a waiting future's order entry is set, and dropped, with it
+                fut.set_exception(self._refusal("unavailable"))
+                continue
+            member, qty, key = entry
             if verdict == "accepted":
-                answer = (201, self._body(order_id, member, qty))
+                answer = self._body(order_id, member, qty)
                 self._remember(key, answer)
                 fut.set_result(answer)
             else:
-                try:
-                    self._refusal(verdict)
-                except HTTPProblem as problem:
-                    fut.set_exception(problem)
+                fut.set_exception(self._refusal(verdict))
 
     def _body(self, order_id: str, member: str, qty: int) -> dict:
         status = self.holder.status
@@ -157,22 +164,21 @@ class FlashSales:
         self.sales: dict[str, SaleWorker] = {}
         self._opening: dict[str, asyncio.Lock] = {}
 
-    async def create(self, sale_id: str, config: dict) -> dict:
-        gate = self.cloud.shards.flash_sale_name(sale_id)
-        (result,) = await self.cloud.actors.call(gate, [{"op": "open", "id": "open", "sale_id": sale_id, **config}])
-        if result["status"] == "error":
-            raise HTTPProblem(422, result["error"])
+    async def create(self, sale_id: str, **config) -> dict:
+        result = await self.cloud.actors.flash_sale(sale_id).open(OpenSale(id="open", sale_id=sale_id, **config))
+        if result.status == "error":
+            raise Refusal("invalid", result.reason)
         await self.cloud.db.execute("insert into flash_sales (sale_id, config, created_ms) values ($1, $2, $3) "
                                     "on conflict do nothing", sale_id, json.dumps(config), self.cloud.now_ms())
         return await self.status(sale_id)
 
     async def _known(self, sale_id: str) -> None:
         if not await self.cloud.db.fetchval("select 1 from flash_sales where sale_id = $1", sale_id):
-            raise HTTPProblem(404, f"no flash sale {sale_id}")
+            raise Refusal("not_found", f"no flash sale {sale_id}")
 
     async def status(self, sale_id: str) -> dict:
         await self._known(sale_id)
-        s = await self.cloud.actors.read(self.cloud.shards.flash_sale_name(sale_id), "status")
+        s = await self.cloud.actors.flash_sale(sale_id).status()
         return {"sale_id": sale_id, "sku": s["sku"], "quantity": s["quantity"], "sold": s["sold"],
                 "remaining": s["remaining"], "leased": s["leased"], "price_fen": s["price_fen"],
                 "per_member_limit": s["per_member_limit"], "rate_per_s": s["rate_per_s"],
@@ -187,14 +193,18 @@ class FlashSales:
         async with lock:
             if sale_id not in self.sales:
                 await self._known(sale_id)
-                gate = self.cloud.shards.flash_sale_name(sale_id)
-                (first,) = await self.cloud.actors.call(gate, [{"op": "sync", "id": f"{self.worker_id}:init",
-                                                                "worker": self.worker_id, "want": LEASE_BLOCK}])
-                if first["status"] == "exists":
-                    first = first["first"]
-                holder = LeaseHolder(self.worker_id, first, self.cloud.now_ms(), block=LEASE_BLOCK)
+                gate = self.cloud.actors.flash_sale(sale_id)
+                first = (await gate.sync(Sync(id=f"{self.worker_id}:init", worker=self.worker_id,
+                                               want=LEASE_BLOCK))).settled
+                if first.status != "ok":
+                    raise Refusal("unavailable", f"flash sale {sale_id}: the gate refused this worker ({first.reason})")
+                holder = LeaseHolder(self.worker_id, first.values, self.cloud.now_ms(), block=LEASE_BLOCK)
                 self.sales[sale_id] = SaleWorker(self, sale_id, holder, gate)
         return self.sales[sale_id]
+
+    async def order(self, sale_id: str, member: str, qty: int, key: str) -> dict:
+        """The accepted order, or a Refusal: the one flash-order path behind both HTTP shells."""
+        return await (await self.worker(sale_id)).order(member, qty, key)
 
     async def close(self) -> None:
         for worker in self.sales.values():

@@ -6,10 +6,11 @@ import secrets
 
 import asyncpg
 
-from cloud import commands
-from cloud.http import HTTPProblem
-from protocol.messages import MemberUpdated
+from actors.member_ledger import TopUp
+from cloud.messaging import to_stores
+from cloud.services.verdicts import Refusal
 from protocol.clock import to_rfc3339
+from protocol.messages import MemberUpdated
 
 
 class Members:
@@ -41,34 +42,31 @@ class Members:
         if self.cloud.nats is None:
             return
         for store_id in self.cloud.world.stores:
-            await commands.send(self.cloud, store_id, lambda **env: MemberUpdated(
+            await to_stores.send(self.cloud, store_id, lambda **env: MemberUpdated(
                 member_id=view["member_id"], phone=view["phone"], member_code=view["member_code"], level=view["level"],
                 stored_value_fen=view["stored_value_fen"], points=view["points"], **env))
 
     async def row(self, member_id: str):
         row = await self.cloud.db.fetchrow("select * from members where member_id = $1", member_id)
         if row is None:
-            raise HTTPProblem(404, f"no member {member_id}")
+            raise Refusal("not_found", f"no member {member_id}")
         return row
 
     async def view(self, member_id: str) -> dict:
         row = await self.row(member_id)
-        ledger = await self.cloud.actors.read(self.cloud.shards.member_ledger_name(member_id), "member_view",
-                                              member_id, self.cloud.now_ms())
+        ledger = await self.cloud.actors.member_ledger.member(member_id, self.cloud.now_ms())
         return {"member_id": member_id, "phone": row["phone"], "member_code": row["member_code"],
                 "created_at": to_rfc3339(row["created_ms"]), "stored_value_fen": ledger["stored_value_fen"],
                 "points": ledger["points"], "level": ledger["level"]}
 
     async def top_up(self, member_id: str, amount_fen: int, method: str, key: str) -> dict:
         await self.row(member_id)
-        result = await self.cloud.batcher.submit(self.cloud.shards.member_ledger_name(member_id),
-                                                 {"op": "topup", "id": f"topup:{key}", "member": member_id,
-                                                  "amount_fen": amount_fen})
-        if result["status"] == "conflict":
-            raise HTTPProblem(409, "Idempotency-Key was already used for a different top-up",
-                              type_="/problems/idempotency-key-reused")
-        first = result["first"] if result["status"] == "exists" else result
-        if result["status"] == "ok":
+        result = await self.cloud.actors.member_ledger.send(TopUp(id=f"topup:{key}", member=member_id,
+                                                                   amount_fen=amount_fen))
+        if result.status == "conflict":
+            raise Refusal("key_reused", "Idempotency-Key was already used for a different top-up")
+        first = result.settled
+        if result.status == "ok":
             await self.notify_stores(await self.view(member_id))
         return {"member_id": member_id, "transfer_id": f"topup:{key}", "amount_fen": amount_fen, "method": method,
                 "simulated": method == "wallet_sim", "stored_value_fen": first["stored_value_fen"]}

@@ -2,36 +2,36 @@
 
 Ids derive from the Idempotency-Key (reservation and slot-booking ids), so two concurrent requests with the same
 key reserve once: the actors answer the second with `exists`. A reservation that cannot be completed (a race for
-the last units, a full slot) is undone before answering 409; nothing is left half-made.
+the last units, a full slot) is undone before refusing; nothing is left half-made. Refusals are `Refusal`s (the
+HTTP layer gives them their status) and are stored with the key, so a retry gets the same answer.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import secrets
 
-from cloud import commands
-from cloud.http import HTTPProblem
-from cloud.requests import OrderRequest
+from actors.order_router import BookSlot, ReleaseSlot
+from actors.stock_pool import Cancel, Confirm, Reserve
+from cloud.http.bodies import OrderRequest
+from cloud.messaging import to_stores
+from cloud.services.payments import Payments
+from cloud.services.verdicts import Refusal
 from protocol.clock import parse_rfc3339, to_rfc3339
 from protocol.errors import ProtocolError
 from protocol.ids import derived_id
 from protocol.messages import OrderCancelled, OrderLine, OrderToFulfil
 from protocol.pricing import BasketLine, PricingContext, price_basket
 
-
 CLAIM_WAIT_MS = 8_000  # a duplicate request waits this long for the first to finish
 CLAIM_STALE_MS = 30_000  # a claim untouched this long belonged to a request that died: take it over
+CLAIM_POLL_S = 0.05
 
 
 def request_hash(body: dict) -> bytes:
     return hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=16).digest()
-
-
-def _succeeded(result: dict) -> bool:
-    """ok now, or ok the first time (a retry's `exists` carries the first result)."""
-    return result["status"] == "ok" or (result["status"] == "exists" and result["first"].get("status") == "ok")
 
 
 def _key_id(key: str) -> str:
@@ -50,6 +50,7 @@ def order_json(row) -> dict:
 class Orders:
     def __init__(self, cloud) -> None:
         self.cloud = cloud
+        self.payments = Payments(cloud)
 
     # ---- create -----------------------------------------------------------------------------------
     async def create(self, req: OrderRequest, key: str, raw: dict) -> tuple[int, dict]:
@@ -61,10 +62,9 @@ class Orders:
             return order_id  # the outcome of an earlier request with this key
         try:
             body = await self._place(req, key, order_id)
-        except HTTPProblem as exc:
+        except Refusal as refusal:
             await self.cloud.db.execute("update orders set status = 'rejected', problem = $2, updated_ms = $3 "
-                                        "where order_id = $1", order_id,
-                                        json.dumps({"status": exc.status, "detail": exc.detail, "type": exc.type, **exc.extra}),
+                                        "where order_id = $1", order_id, json.dumps(refusal.to_record()),
                                         self.cloud.now_ms())
             raise
         return 201, body
@@ -84,26 +84,23 @@ class Orders:
                     return claimed
                 continue
             if bytes(row["request_hash"]) != digest:
-                raise HTTPProblem(409, "Idempotency-Key was already used with a different body",
-                                  type_="/problems/idempotency-key-reused")
+                raise Refusal("key_reused", "Idempotency-Key was already used with a different body")
             if row["status"] == "rejected":
-                p = json.loads(row["problem"])
-                raise HTTPProblem(p.pop("status"), p.pop("detail"), type_=p.pop("type"), **p)
+                raise Refusal.from_record(json.loads(row["problem"]))
             if row["status"] != "pending":
                 return 201, order_json(row)
             if self.cloud.now_ms() - row["updated_ms"] > CLAIM_STALE_MS:
                 return row["order_id"]  # its first request died half-way: finish it (every step is idempotent)
             if self.cloud.now_ms() > deadline:
-                raise HTTPProblem(409, "an earlier request with this Idempotency-Key is still in progress; retry",
-                                  type_="/problems/in-progress", headers={"Retry-After": "1"})
-            await asyncio.sleep(0.05)
+                raise Refusal("in_progress", "an earlier request with this Idempotency-Key is still in progress; retry")
+            await asyncio.sleep(CLAIM_POLL_S)
 
     async def _place(self, req: OrderRequest, key: str, order_id: str) -> dict:
         cloud = self.cloud
         try:
             slot_ms = parse_rfc3339(req.slot_start, "slot_start")
         except ProtocolError as exc:
-            raise HTTPProblem(422, str(exc)) from None
+            raise Refusal("invalid", str(exc)) from None
         items = self._items(req)
         plan = await self._route(req, items, slot_ms)
         kid = _key_id(key)
@@ -111,7 +108,8 @@ class Orders:
         await self._book_slots(kid, order_id, plan, slot_ms, reserved)
         priced = self._price(req, next(iter(plan)))
         now = cloud.now_ms()
-        allocation = {store: [{"sku": sku, "qty": qty, "reservation_id": f"{kid}:{store}:{sku}"} for sku, qty in lines.items()]
+        allocation = {store: [{"sku": sku, "qty": qty, "reservation_id": f"{kid}:{store}:{sku}"}
+                              for sku, qty in lines.items()]
                       for store, lines in plan.items()}
         code = f"{secrets.randbelow(10**8):08d}" if req.fulfilment == "pickup" else None
         row = await cloud.db.fetchrow(
@@ -131,71 +129,57 @@ class Orders:
         for item in req.items:
             product = self.cloud.world.catalogue.by_sku.get(item.sku)
             if product is None:
-                raise HTTPProblem(422, f"items: unknown sku {item.sku!r}")
+                raise Refusal("invalid", f"items: unknown sku {item.sku!r}")
             if "online" not in product.channels:
-                raise HTTPProblem(422, f"items: {item.sku} ({product.name}) is not sold online")
+                raise Refusal("invalid", f"items: {item.sku} ({product.name}) is not sold online")
         return {i.sku: i.qty for i in req.items}
 
-    async def _availability(self, stores: list[str], items: dict[str, int]) -> dict[str, dict[str, int]]:
-        by_shard: dict[str, list] = {}
-        for sku in items:
-            by_shard.setdefault(self.cloud.shards.stock_pool_name(sku), []).extend((s, sku) for s in stores)
-        out: dict[str, dict[str, int]] = {s: {} for s in stores}
-        for name, pairs in by_shard.items():
-            for key, qty in (await self.cloud.actors.read(name, "availability", pairs)).items():
-                store, sku = key.split("/", 1)
-                out[store][sku] = qty
-        return out
-
     async def _route(self, req: OrderRequest, items: dict[str, int], slot_ms: int) -> dict[str, dict[str, int]]:
-        router = self.cloud.shards.order_router_name()
+        router, stock = self.cloud.actors.router, self.cloud.actors.stock_pool
         if req.fulfilment == "pickup":
             if req.store_id not in self.cloud.world.stores:
-                raise HTTPProblem(422, f"store_id: unknown store {req.store_id!r}")
+                raise Refusal("invalid", f"store_id: unknown store {req.store_id!r}")
             loc = req.location or self.cloud.world.stores[req.store_id]
-            near = [s for s, _ in await self.cloud.actors.read(router, "nearby", loc.lat, loc.lon, "pickup", slot_ms)]
-            availability = await self._availability(sorted({req.store_id, *near}), items)
-            plan = await self.cloud.actors.read(router, "plan_pickup", req.store_id, items, slot_ms, loc.lat, loc.lon,
-                                                availability)
+            near = await router.nearby(loc.lat, loc.lon, "pickup", slot_ms)
+            availability = await stock.availability(sorted({req.store_id, *near}), list(items))
+            plan = await router.plan_pickup(req.store_id, items, slot_ms, loc.lat, loc.lon, availability)
             if plan["kind"] != "single":
-                raise HTTPProblem(409, f"pickup at {req.store_id} is not possible: {plan['reason']}",
-                                  type_="/problems/out-of-stock", alternatives=plan["alternatives"])
+                raise Refusal("out_of_stock", f"pickup at {req.store_id} is not possible: {plan['reason']}",
+                              alternatives=plan["alternatives"])
             return plan["allocation"]
-        near = [s for s, _ in await self.cloud.actors.read(router, "nearby", req.location.lat, req.location.lon,
-                                                            "delivery", slot_ms)]
+        if req.location is None:  # not reached: OrderRequest already requires it for delivery
+            raise Refusal("invalid", "location: required for delivery")
+        near = await router.nearby(req.location.lat, req.location.lon, "delivery", slot_ms)
         if not near:
-            raise HTTPProblem(409, "no store delivers to this location in this slot", type_="/problems/no-store")
-        plan = await self.cloud.actors.read(router, "plan", items, near, await self._availability(near, items))
+            raise Refusal("no_store", "no store delivers to this location in this slot")
+        plan = await router.plan(items, near, await stock.availability(near, list(items)))
         if plan["kind"] == "missing":
-            raise HTTPProblem(409, f"out of stock nearby: missing {plan['missing']}", type_="/problems/out-of-stock",
-                              missing=plan["missing"])
+            raise Refusal("out_of_stock", f"out of stock nearby: missing {plan['missing']}", missing=plan["missing"])
         return plan["allocation"]
 
     async def _reserve(self, kid: str, order_id: str, plan: dict) -> list[tuple[str, str]]:
-        calls = [(self.cloud.shards.stock_pool_name(sku),
-                  {"op": "reserve", "id": f"reserve:{kid}:{store}:{sku}", "reservation_id": f"{kid}:{store}:{sku}",
-                   "order_id": order_id, "store": store, "sku": sku, "qty": qty, "ttl_ms": self.cloud.reservation_ttl_ms})
-                 for store, lines in plan.items() for sku, qty in lines.items()]
-        results = [await self.cloud.batcher.submit(name, cmd) for name, cmd in calls]
-        done = [(name, cmd["reservation_id"]) for (name, cmd), r in zip(calls, results) if _succeeded(r)]
-        if len(done) < len(calls):
+        """Every line reserved, or none: [(sku, reservation id)]."""
+        wanted = [Reserve(id=f"reserve:{kid}:{store}:{sku}", reservation_id=f"{kid}:{store}:{sku}", order_id=order_id,
+                          store=store, sku=sku, qty=qty, ttl_ms=self.cloud.reservation_ttl_ms)
+                  for store, lines in plan.items() for sku, qty in lines.items()]
+        results = [await self.cloud.actors.stock_pool.send(c) for c in wanted]
+        done = [(c.sku, c.reservation_id) for c, r in zip(wanted, results, strict=True) if r.succeeded]
+        if len(done) < len(wanted):
             await self._release(done, kid)
-            raise HTTPProblem(409, "out of stock: the last units were just taken; try again", type_="/problems/out-of-stock")
+            raise Refusal("out_of_stock", "out of stock: the last units were just taken; try again")
         return done
 
     async def _release(self, reservations: list[tuple[str, str]], tag: str) -> None:
-        for name, rid in reservations:
-            await self.cloud.batcher.submit(name, {"op": "cancel", "id": f"cancel:{tag}:{rid}", "reservation_id": rid})
+        for sku, rid in reservations:
+            await self.cloud.actors.stock_pool.send(Cancel(id=f"cancel:{tag}:{rid}", reservation_id=rid, sku=sku))
 
     async def _book_slots(self, kid: str, order_id: str, plan: dict, slot_ms: int, reserved) -> None:
-        router = self.cloud.shards.order_router_name()
         for store in plan:
-            r = await self.cloud.batcher.submit(router, {"op": "book_slot", "id": f"slot:{kid}:{store}", "store": store,
-                                                         "slot_start_ms": slot_ms, "order_id": order_id})
-            if not _succeeded(r):
+            r = await self.cloud.actors.router.send(BookSlot(id=f"slot:{kid}:{store}", store=store, slot_start_ms=slot_ms,
+                                                             order_id=order_id))
+            if not r.succeeded:
                 await self._release(reserved, kid)
-                reason = (r.get("first") or r).get("reason")
-                raise HTTPProblem(409, f"slot at {store} not available: {reason}", type_="/problems/slot")
+                raise Refusal("slot", f"slot at {store} not available: {r.settled.reason}")
 
     def _price(self, req: OrderRequest, store: str) -> dict:
         catalogue = self.cloud.world.catalogue
@@ -204,17 +188,20 @@ class Orders:
         ctx = PricingContext(channel="online", store_id=store, now_ms=self.cloud.now_ms(), coupons=req.coupons)
         result = price_basket(catalogue, self.cloud.world.rule_book, lines, ctx)
         return {"total_fen": result.total_fen,
-                "lines": [{"sku": l.sku, "name": l.name, "qty": l.qty or l.weight_g, "weighed": bool(l.weight_g),
-                           "list_fen": l.list_fen, "amount_fen": l.amount_fen} for l in result.lines],
+                "lines": [{"sku": line.sku, "name": line.name, "qty": line.qty or line.weight_g,
+                           "weighed": bool(line.weight_g), "list_fen": line.list_fen, "amount_fen": line.amount_fen}
+                          for line in result.lines],
                 "explain": {"subtotal_fen": result.subtotal_fen, "discount_fen": result.discount_fen,
-                            "applied": [{"rule_id": a.rule_id, "name": a.name, "saving_fen": a.saving_fen} for a in result.applied],
-                            "almost": [n.message for n in result.near_misses], "rule_book_version": result.rule_book_version}}
+                            "applied": [{"rule_id": a.rule_id, "name": a.name, "saving_fen": a.saving_fen}
+                                        for a in result.applied],
+                            "almost": [n.message for n in result.near_misses],
+                            "rule_book_version": result.rule_book_version}}
 
     # ---- read, pay, cancel, expire ---------------------------------------------------------------------
     async def get(self, order_id: str):
         row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
         if row is None:
-            raise HTTPProblem(404, f"no order {order_id}")
+            raise Refusal("not_found", f"no order {order_id}")
         if row["status"] == "reserved" and row["expires_ms"] is not None and row["expires_ms"] <= self.cloud.now_ms():
             await self.expire_one(row)
             row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
@@ -223,8 +210,7 @@ class Orders:
     def _reservations(self, row) -> list[tuple[str, str]]:
         if row["kind"] == "flash":  # sold by the FlashSaleGate: no store reservations behind it
             return []
-        return [(self.cloud.shards.stock_pool_name(line["sku"]), line["reservation_id"])
-                for lines in json.loads(row["allocation"]).values() for line in lines]
+        return [(line["sku"], line["reservation_id"]) for lines in json.loads(row["allocation"]).values() for line in lines]
 
     async def pay(self, order_id: str, method: str) -> dict:
         cloud, row = self.cloud, await self.get(order_id)
@@ -233,50 +219,23 @@ class Orders:
                 await self._notify_stores(row)  # a retry after a failed notify: the store drops duplicates
             return order_json(row)  # paying twice answers with the first payment
         if row["status"] != "reserved":
-            raise HTTPProblem(409, f"order {order_id} is {row['status']}; it cannot be paid", type_="/problems/order-state")
-        payment = await self._charge(row, method)
-        for name, rid in self._reservations(row):
-            r = await cloud.batcher.submit(name, {"op": "confirm", "id": f"confirm:{rid}", "reservation_id": rid})
-            if not _succeeded(r):
-                await self._refund(row, payment)
+            raise Refusal("order_state", f"order {order_id} is {row['status']}; it cannot be paid")
+        payment = await self.payments.charge(order_id, row["member_id"], row["total_fen"], method)
+        for sku, rid in self._reservations(row):
+            r = await cloud.actors.stock_pool.send(Confirm(id=f"confirm:{rid}", reservation_id=rid, sku=sku))
+            if not r.succeeded:
+                await self.payments.refund(order_id, row["member_id"], payment)
                 await self._set_status(order_id, "expired", only_from="reserved")
-                raise HTTPProblem(409, f"order {order_id} expired before payment completed; refunded",
-                                  type_="/problems/order-state")
+                raise Refusal("order_state", f"order {order_id} expired before payment completed; refunded")
         paid = await cloud.db.fetchrow("update orders set status = 'paid', payment = $2, updated_ms = $3 "
                                        "where order_id = $1 and status = 'reserved' returning *",
                                        order_id, json.dumps(payment), cloud.now_ms())
         if paid is None:  # cancelled or expired while we were charging: give the money back
-            await self._refund(row, payment)
+            await self.payments.refund(order_id, row["member_id"], payment)
             now = await cloud.db.fetchval("select status from orders where order_id = $1", order_id)
-            raise HTTPProblem(409, f"order {order_id} became {now} during payment; refunded", type_="/problems/order-state")
+            raise Refusal("order_state", f"order {order_id} became {now} during payment; refunded")
         await self._notify_stores(paid)
         return order_json(paid)
-
-    async def _charge(self, row, method: str) -> dict:
-        total, member = row["total_fen"], row["member_id"]
-        if method == "stored_value":
-            if not member:
-                raise HTTPProblem(422, "method: stored_value needs an order with a member_id")
-            r = await self.cloud.batcher.submit(self.cloud.shards.member_ledger_name(member),
-                                                {"op": "spend", "id": f"pay:{row['order_id']}", "member": member,
-                                                 "amount_fen": total})
-            result = r["first"] if r["status"] == "exists" else r
-            if result["status"] != "ok":
-                raise HTTPProblem(409, f"payment refused: {result.get('reason')} (balance {result.get('stored_value_fen')} fen, "
-                                       f"order {total} fen)", type_="/problems/payment")
-            return {"method": method, "amount_fen": total, "reference": f"pay:{row['order_id']}"}
-        # wallet_sim: a simulated wallet provider behind the same adapter shape a real one would have
-        if member:
-            await self.cloud.batcher.submit(self.cloud.shards.member_ledger_name(member),
-                                            {"op": "record_spend", "id": f"spend:{row['order_id']}", "member": member,
-                                             "amount_fen": total})
-        return {"method": "wallet_sim", "simulated": True, "amount_fen": total, "reference": f"sim-{row['order_id']}"}
-
-    async def _refund(self, row, payment: dict | None) -> None:
-        if payment and payment["method"] == "stored_value":
-            await self.cloud.batcher.submit(self.cloud.shards.member_ledger_name(row["member_id"]),
-                                            {"op": "refund", "id": f"refund:{row['order_id']}", "member": row["member_id"],
-                                             "amount_fen": payment["amount_fen"]})
 
     async def cancel(self, order_id: str, reason: str) -> dict:
         row = await self.get(order_id)
@@ -293,15 +252,15 @@ class Orders:
             now = await self.cloud.db.fetchval("select status from orders where order_id = $1", order_id)
             if now == "cancelled":
                 return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
-            raise HTTPProblem(409, f"order {order_id} is {now}; it cannot be cancelled", type_="/problems/order-state")
+            raise Refusal("order_state", f"order {order_id} is {now}; it cannot be cancelled")
         await self._release(self._reservations(row), "order")
         await self._release_slots(row)
         if was == "paid":
             paid = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
-            await self._refund(paid, json.loads(paid["payment"]) if paid["payment"] else None)
+            await self.payments.refund(order_id, paid["member_id"], json.loads(paid["payment"]) if paid["payment"] else None)
             if row["kind"] != "flash":
                 for store in json.loads(row["allocation"]):
-                    await commands.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
+                    await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
                                                                                         **env),
                                         event_id=derived_id(order_id, f"cancel:{store}"))
         return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
@@ -309,11 +268,9 @@ class Orders:
     async def _release_slots(self, row) -> None:
         if row["kind"] == "flash":
             return
-        router = self.cloud.shards.order_router_name()
         for store in json.loads(row["allocation"]):
-            await self.cloud.batcher.submit(router, {"op": "release_slot", "id": f"unslot:{row['order_id']}:{store}",
-                                                     "store": store, "slot_start_ms": row["slot_start_ms"],
-                                                     "order_id": row["order_id"]})
+            await self.cloud.actors.router.send(ReleaseSlot(id=f"unslot:{row['order_id']}:{store}", store=store,
+                                                            slot_start_ms=row["slot_start_ms"], order_id=row["order_id"]))
 
     async def _set_status(self, order_id: str, status: str, only_from: str) -> None:
         await self.cloud.db.execute("update orders set status = $2, updated_ms = $3 where order_id = $1 and status = $4",
@@ -338,11 +295,12 @@ class Orders:
         if row["kind"] == "flash":
             return
         allocation = json.loads(row["allocation"])
-        prices = {l["sku"]: l["amount_fen"] for l in json.loads(row["lines"])}
+        prices = {line["sku"]: line["amount_fen"] for line in json.loads(row["lines"])}
         for store, lines in allocation.items():
-            order_lines = tuple(OrderLine(sku=l["sku"], qty=l["qty"], amount_fen=prices.get(l["sku"], 0)) for l in lines)
-            await commands.send(self.cloud, store, lambda **env: OrderToFulfil(
-                order_id=row["order_id"], fulfilment=row["kind"], lines=order_lines,
-                total_fen=sum(l.amount_fen for l in order_lines), pickup_code=row["pickup_code"] or "",
+            order_lines = tuple(OrderLine(sku=line["sku"], qty=line["qty"], amount_fen=prices.get(line["sku"], 0))
+                                for line in lines)
+            await to_stores.send(self.cloud, store, functools.partial(
+                OrderToFulfil, order_id=row["order_id"], fulfilment=row["kind"], lines=order_lines,
+                total_fen=sum(line.amount_fen for line in order_lines), pickup_code=row["pickup_code"] or "",
                 slot_start_ms=row["slot_start_ms"] or 0, slot_end_ms=(row["slot_start_ms"] or 0) + 3_600_000,
-                member_id=row["member_id"], **env), event_id=derived_id(row["order_id"], f"fulfil:{store}"))
+                member_id=row["member_id"]), event_id=derived_id(row["order_id"], f"fulfil:{store}"))

@@ -7,11 +7,12 @@ every store as a command (catalogue / rule book), so tills and the mall price fr
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 
-from cloud import commands
-from cloud.http import HTTPProblem
+from cloud.messaging import to_stores
+from cloud.services.verdicts import Refusal
 from cloud.world import World
 from protocol.errors import ProtocolError
 from protocol.messages import CatalogueUpdated, RuleBookUpdated
@@ -50,13 +51,16 @@ class WorldAdmin:
             data["stores"] = [s for s in data["stores"] if s["store_id"] != store_id] + [value]
         try:
             world = World.from_data(data)
+            upsert = None
+            if part == "store":
+                assert store_id is not None, "a store change names its store (the route's path parameter)"
+                upsert = world.stores[store_id].router_command(f"store:{store_id}:{self.cloud.ids.new()}")
         except ProtocolError as exc:
-            raise HTTPProblem(422, f"{part}: {exc}") from None
-        if part == "store":
-            (r,) = await self.cloud.actors.call(self.cloud.shards.order_router_name(), [
-                world.stores[store_id].router_command(f"store:{store_id}:{self.cloud.ids.new()}")])
-            if r["status"] != "ok":
-                raise HTTPProblem(422, f"store: {r.get('error') or r.get('reason')}")
+            raise Refusal("invalid", f"{part}: {exc}") from None
+        if upsert is not None:
+            (r,) = await self.cloud.actors.router.load([upsert])
+            if r.status != "ok":
+                raise Refusal("invalid", f"store: {r.reason}")
         await self._store(world, reason)
         await self.broadcast(parts=("catalogue", "rule_book") if part != "store" else ())
         return {"version": self.version, "stores": len(world.stores), "products": len(world.catalogue),
@@ -71,7 +75,7 @@ class WorldAdmin:
             for part in parts:
                 cls, payload = payloads[part]
                 version = self.version if part == "catalogue" else world.rule_book.version
-                await commands.send(self.cloud, store_id, lambda **env: cls(version=version, payload=payload, **env))
+                await to_stores.send(self.cloud, store_id, functools.partial(cls, version=version, payload=payload))
 
     async def follow(self) -> None:
         """Other API processes: reload when a newer version is stored."""

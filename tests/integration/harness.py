@@ -9,10 +9,10 @@ import time
 import nats
 import uvicorn
 
-from cloud.api import build_app
 from cloud.embedded.process import free_port
-from cloud.services import start_services
-from cloud.shards import ShardConfig
+from cloud.http.app import build_app
+from cloud.runtime.shard_map import ShardConfig
+from cloud.wiring import start_services
 from cloud.world import World
 from protocol import codec, subjects
 from protocol.ids import IdFactory
@@ -54,7 +54,7 @@ class StoreLink:
     def __init__(self, stack, store_id: str) -> None:
         self.stack, self.store_id, self.seq, self.errors = stack, store_id, 0, []
 
-    async def __aenter__(self) -> "StoreLink":
+    async def __aenter__(self) -> StoreLink:
         async def on_error(exc):
             self.errors.append(str(exc))
         user, password = self.stack.store_credentials(self.store_id)
@@ -85,7 +85,7 @@ class StoreLink:
         while len(got) < want and time.monotonic() < deadline:
             try:
                 msgs = await sub.fetch(min(want - len(got), 100), timeout=0.5)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, nats.errors.TimeoutError):
                 continue
             for m in msgs:
                 got.append(codec.decode(m.data))

@@ -9,9 +9,12 @@ import signal
 import asyncpg
 import pytest
 
-from actors.flash_sale import LeaseHolder
-from cloud.actor_client import ActorClient
-from cloud.shards import ShardConfig
+from actors.base import AuditQuery
+from actors.flash_sale import LeaseHolder, OpenSale, SaleStatusQuery, Sync
+from actors.member_ledger import MemberQuery, TopUp
+from actors.stock_pool import Confirm, Grant, PositionsQuery, Reserve
+from cloud.runtime.calls import ActorCalls
+from cloud.runtime.shard_map import ShardConfig
 
 pytestmark = pytest.mark.integration
 
@@ -39,48 +42,51 @@ async def _pid_changed(client, name, old):
 
 
 async def test_reserve_confirm_expire_and_state_survives_a_crash(stack, ray_runtime, actor_prefix):
-    client = ActorClient(stack.database_url, expire_every_ms=100)
+    client = ActorCalls(stack.database_url, expire_every_ms=100)
     pool = ShardConfig(prefix=actor_prefix).stock_pool_name("EGGS")
     results = await client.call(pool, [
-        {"op": "grant", "id": "g1", "store": "S001", "sku": "EGGS", "qty": 10},
-        {"op": "reserve", "id": "r1", "reservation_id": "R1", "order_id": "O1", "store": "S001", "sku": "EGGS", "qty": 3},
-        {"op": "reserve", "id": "r2", "reservation_id": "R2", "order_id": "O2", "store": "S001", "sku": "EGGS", "qty": 4,
-         "ttl_ms": 300},
-        {"op": "confirm", "id": "c1", "reservation_id": "R1"},
+        Grant(id="g1", store="S001", sku="EGGS", qty=10),
+        Reserve(id="r1", reservation_id="R1", order_id="O1", store="S001", sku="EGGS", qty=3),
+        Reserve(id="r2", reservation_id="R2", order_id="O2", store="S001", sku="EGGS", qty=4, ttl_ms=300),
+        Confirm(id="c1", reservation_id="R1", sku="EGGS"),
     ])
-    assert [r["status"] for r in results] == ["ok"] * 4
+    assert [r.status for r in results] == ["ok"] * 4
+    confirmed = results[3]
+    positions = PositionsQuery(store="S001")
 
     async def expired():
-        view = (await client.read(pool, "view", "S001"))[0]
+        view = (await client.ask(pool, positions))[0]
         return view["pending"] == 0
     assert await wait_until(expired), "the unpaid reservation did not expire"
-    before = await client.read(pool, "view", "S001")
+    before = await client.ask(pool, positions)
     assert (before[0]["confirmed"], before[0]["available"]) == (3, 7)
 
     await kill_and_wait_restart(client, pool)
-    assert await client.read(pool, "view", "S001") == before
-    assert (await client.call(pool, [{"op": "confirm", "id": "c1", "reservation_id": "R1"}]))[0]["status"] == "exists"
-    assert await client.read(pool, "audit") == []
+    assert await client.ask(pool, positions) == before
+    (retried,) = await client.call(pool, [Confirm(id="c1", reservation_id="R1", sku="EGGS")])
+    assert retried.status == "exists" and retried.first == confirmed  # the first answer, rebuilt from the journal
+    assert await client.ask(pool, AuditQuery()) == []
 
 
 async def test_flash_sale_of_100_with_1000_attempts_from_300_members_sells_exactly_100(stack, ray_runtime, actor_prefix):
-    client = ActorClient(stack.database_url)
+    client = ActorCalls(stack.database_url)
     gate = ShardConfig(prefix=actor_prefix).flash_sale_name("F100")
     import time
     now = lambda: time.time_ns() // 1_000_000  # noqa: E731
     start = now()
-    opened = await client.call(gate, [{"op": "open", "id": "open", "sale_id": "F100", "sku": "EGGS", "quantity": 100,
-                                       "price_fen": 990, "starts_ms": start - 1000, "ends_ms": start + 600_000,
-                                       "per_member_limit": 1, "rate_per_s": 100_000}])
-    assert opened[0]["status"] == "ok"
+    opened = await client.call(gate, [OpenSale(id="open", sale_id="F100", sku="EGGS", quantity=100, price_fen=990,
+                                               starts_ms=start - 1000, ends_ms=start + 600_000, per_member_limit=1,
+                                               rate_per_s=100_000)])
+    assert opened[0].status == "ok"
     rng = random.Random(11)
     attempts = [(f"o{i}", f"m{rng.randint(1, 300)}") for i in range(1000)]
     member_of = dict(attempts)
     accepted: dict[str, str] = {}
 
     async def worker(w: int):
-        first = (await client.call(gate, [{"op": "sync", "id": f"w{w}-init", "worker": f"w{w}", "want": 10}]))[0]
-        holder = LeaseHolder(f"w{w}", first, now(), block=10)
+        first = (await client.call(gate, [Sync(id=f"w{w}-init", worker=f"w{w}", want=10)]))[0]
+        assert first.succeeded, first
+        holder = LeaseHolder(f"w{w}", first.settled.values, now(), block=10)
         mine = attempts[w::4]
         n = 0
         for i in range(0, len(mine), 25):
@@ -94,28 +100,28 @@ async def test_flash_sale_of_100_with_1000_attempts_from_300_members_sells_exact
         accepted.update({o: member_of[o] for o, v in verdicts.items() if v == "accepted"})
 
     await asyncio.gather(*(worker(w) for w in range(4)))
-    status = await client.read(gate, "status")
+    status = await client.ask(gate, SaleStatusQuery())
     assert status["sold"] == 100 == len(accepted)
     members = list(accepted.values())
     assert len(members) == len(set(members)), "a member bought more than one"
-    assert await client.read(gate, "audit") == []
+    assert await client.ask(gate, AuditQuery()) == []
 
 
 async def test_kill_mid_batch_loses_nothing_and_applies_nothing_twice(stack, ray_runtime, actor_prefix):
-    client = ActorClient(stack.database_url)
+    client = ActorCalls(stack.database_url)
     shards = ShardConfig(prefix=actor_prefix)
     pool, ledger = shards.stock_pool_name("RICE"), shards.member_ledger_name("M1")
-    await client.call(pool, [{"op": "grant", "id": "g", "store": "S001", "sku": "RICE", "qty": 1_000_000}])
+    assert (await client.call(pool, [Grant(id="g", store="S001", sku="RICE", qty=1_000_000)]))[0].status == "ok"
     n = 120
-    batches = [[{"op": "reserve", "id": f"r{b}-{i}", "reservation_id": f"R{b}-{i}", "order_id": f"O{b}-{i}",
-                 "store": "S001", "sku": "RICE", "qty": 1} for i in range(300)] for b in range(n)]
-    topups = [[{"op": "topup", "id": f"t{b}-{i}", "member": "M1", "amount_fen": 7} for i in range(300)] for b in range(n)]
+    batches = [[Reserve(id=f"r{b}-{i}", reservation_id=f"R{b}-{i}", order_id=f"O{b}-{i}", store="S001", sku="RICE",
+                        qty=1) for i in range(300)] for b in range(n)]
+    topups = [[TopUp(id=f"t{b}-{i}", member="M1", amount_fen=7) for i in range(300)] for b in range(n)]
     done = {pool: 0, ledger: 0}
 
     async def send(name, work):
         for batch in work:
             results = await client.call(name, batch)
-            assert all(r["status"] in ("ok", "exists") for r in results), results[:3]
+            assert all(r.succeeded for r in results), results[:3]  # ok, or ok the first time (a retry)
             done[name] += 1
 
     senders = asyncio.gather(send(pool, batches), send(ledger, topups))
@@ -126,11 +132,11 @@ async def test_kill_mid_batch_loses_nothing_and_applies_nothing_twice(stack, ray
     await kill_and_wait_restart(client, ledger)
     await senders
     assert (await client.info(pool))["reconstructed"] and (await client.info(ledger))["reconstructed"]
-    view = (await client.read(pool, "view", "S001"))[0]
+    view = (await client.ask(pool, PositionsQuery(store="S001")))[0]
     assert view["pending"] == n * 300, "a reservation was lost or applied twice"
-    member = await client.read(ledger, "member_view", "M1", 0)
+    member = await client.ask(ledger, MemberQuery(member="M1", now_ms=0))
     assert member["stored_value_fen"] == n * 300 * 7, "a top-up was lost or applied twice"
-    assert await client.read(pool, "audit") == [] and await client.read(ledger, "audit") == []
+    assert await client.ask(pool, AuditQuery()) == [] and await client.ask(ledger, AuditQuery()) == []
     conn = await asyncpg.connect(stack.database_url)
     try:
         rows = await conn.fetchval("select count(*) from actor_journal where actor = $1", pool)

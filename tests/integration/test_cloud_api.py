@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import httpx
@@ -83,7 +83,7 @@ async def test_pickup_order_lifecycle_through_the_store(cloud, stocked, stack):
     assert r.status_code == 201, r.text
     order = r.json()
     assert order["status"] == "reserved" and order["stores"] == ["S001"] and len(order["pickup_code"]) == 8
-    assert order["total_fen"] == sum(l["amount_fen"] for l in order["lines"]) > 0
+    assert order["total_fen"] == sum(line["amount_fen"] for line in order["lines"]) > 0
     paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"})
     assert paid.status_code == 200 and paid.json()["status"] == "paid"
     assert (await http.get(f"/members/{member}")).json()["stored_value_fen"] == 100_000 - order["total_fen"]
@@ -113,7 +113,8 @@ async def test_delivery_is_split_or_reports_what_is_missing(cloud, stocked):
 async def test_idempotent_retry_and_key_reuse(cloud, stocked):
     _, http = cloud
     headers = key()
-    body = {"fulfilment": "pickup", "store_id": "S001", "slot_start": next_slot(13), "items": [{"sku": stocked[0], "qty": 1}]}
+    body = {"fulfilment": "pickup", "store_id": "S001", "slot_start": next_slot(13),
+            "items": [{"sku": stocked[0], "qty": 1}]}
     first, again = await asyncio.gather(http.post("/orders", json=body, headers=headers),
                                         http.post("/orders", json=body, headers=headers))
     assert first.status_code == again.status_code == 201
@@ -125,12 +126,12 @@ async def test_idempotent_retry_and_key_reuse(cloud, stocked):
 
 async def test_unpaid_order_expires_and_its_stock_returns(cloud, stocked):
     services, http = cloud
-    pool = services.cloud.shards.stock_pool_name(stocked[1])
-
     async def available():
-        return {p["sku"]: p["available"] for p in await services.cloud.actors.read(pool, "view", "S002")}[stocked[1]]
+        (position,) = await services.cloud.actors.stock_pool.positions("S002", stocked[1])
+        return position["available"]
     before = await available()
-    body = {"fulfilment": "pickup", "store_id": "S002", "slot_start": next_slot(14), "items": [{"sku": stocked[1], "qty": 1}]}
+    body = {"fulfilment": "pickup", "store_id": "S002", "slot_start": next_slot(14),
+            "items": [{"sku": stocked[1], "qty": 1}]}
     order = (await http.post("/orders", json=body, headers=key())).json()
     assert await available() == before - 1
 
@@ -160,7 +161,8 @@ async def test_cancel_returns_stock_and_money(cloud, stocked):
 
 
 @pytest.mark.parametrize("method, path, body, status, words", [
-    ("post", "/orders", {"fulfilment": "pickup", "store_id": "S001", "slot_start": "tomorrow", "items": [{"sku": "X", "qty": 1}]},
+    ("post", "/orders",
+     {"fulfilment": "pickup", "store_id": "S001", "slot_start": "tomorrow", "items": [{"sku": "X", "qty": 1}]},
      422, "slot_start: not an RFC 3339 time"),
     ("post", "/orders", {"fulfilment": "drone", "items": []}, 422, "order.fulfilment: 'drone' is not one of"),
     ("post", "/orders", {"fulfilment": "delivery", "slot_start": "2026-01-01T09:00:00Z", "items": [{"sku": "X", "qty": 1}]},
@@ -194,14 +196,15 @@ async def test_missing_idempotency_key_and_bad_json(cloud):
 
 async def test_operator_endpoints_need_the_token(cloud):
     _, http = cloud
-    sale = {"sku": "X", "quantity": 1, "price_fen": 1, "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2026-01-02T00:00:00Z"}
+    sale = {"sku": "X", "quantity": 1, "price_fen": 1,
+            "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2026-01-02T00:00:00Z"}
     assert (await http.post("/flash-sales", json=sale)).status_code == 401
     assert (await http.post("/flash-sales", json=sale, headers={"Authorization": "Bearer wrong"})).status_code == 403
 
 
 async def test_flash_sale_statuses(cloud, stocked):
     _, http = cloud
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sale = {"sku": stocked[0], "quantity": 3, "price_fen": 990, "starts_at": (now - timedelta(minutes=1)).isoformat(),
             "ends_at": (now + timedelta(hours=1)).isoformat(), "per_member_limit": 1, "rate_per_s": 1000}
     created = await http.post("/flash-sales", json=sale, headers=OP)
@@ -223,7 +226,7 @@ async def test_flash_sale_statuses(cloud, stocked):
 
 async def test_flash_sale_throttles_with_retry_after(cloud, stocked):
     _, http = cloud
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sale = {"sku": stocked[1], "quantity": 1000, "price_fen": 100, "starts_at": (now - timedelta(minutes=1)).isoformat(),
             "ends_at": (now + timedelta(hours=1)).isoformat(), "per_member_limit": 5, "rate_per_s": 2}
     sale_id = (await http.post("/flash-sales", json=sale, headers=OP)).json()["sale_id"]
@@ -251,7 +254,8 @@ async def test_redelivered_and_malformed_edge_events(cloud, stack, stocked):
     assert row and row["escrow"] == 4, "a redelivered grant was applied twice (or not at all)"
     conn = await asyncpg.connect(stack.database_url)
     try:
-        dead = await conn.fetchrow("select subject, reason, raw from dead_letters where subject like '%S003%' order by id desc")
+        dead = await conn.fetchrow("select subject, reason, raw from dead_letters where subject like '%S003%' "
+                                   "order by id desc")
         assert dead is not None and bytes(dead["raw"]) == b"\xc1garbage" and "not a valid msgpack frame" in dead["reason"]
         assert await conn.fetchval("select count(*) from edge_events where event_id = $1", grant.event_id) == 1
     finally:
@@ -262,7 +266,8 @@ async def test_store_catches_up_on_missed_commands_in_order(cloud, stack, stocke
     _, http = cloud
     orders = []
     for hour in (16, 17, 18):
-        body = {"fulfilment": "pickup", "store_id": "S002", "slot_start": next_slot(hour), "items": [{"sku": stocked[0], "qty": 1}]}
+        body = {"fulfilment": "pickup", "store_id": "S002", "slot_start": next_slot(hour),
+                "items": [{"sku": stocked[0], "qty": 1}]}
         order = (await http.post("/orders", json=body, headers=key())).json()
         await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"})
         orders.append(order["order_id"])
@@ -277,6 +282,7 @@ async def test_store_catches_up_on_missed_commands_in_order(cloud, stack, stocke
 async def test_database_down_answers_503_with_retry_after_not_a_hang(cloud):
     services, http = cloud
     import asyncpg as pg
+
     from cloud.embedded.process import free_port
     dead = await pg.create_pool(f"postgresql://x:y@127.0.0.1:{free_port()}/none", min_size=0, max_size=1)
     real, services.cloud.db = services.cloud.db, dead
@@ -292,7 +298,7 @@ async def test_database_down_answers_503_with_retry_after_not_a_hang(cloud):
 async def test_two_api_workers_share_a_sale_and_never_oversell(cloud, stack, stocked):
     """A second, independent API process (its own services and lease) sells from the same gate."""
     services, http = cloud
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sale = {"sku": stocked[0], "quantity": 40, "price_fen": 500, "starts_at": (now - timedelta(minutes=1)).isoformat(),
             "ends_at": (now + timedelta(hours=1)).isoformat(), "per_member_limit": 1, "rate_per_s": 100_000}
     sale_id = (await http.post("/flash-sales", json=sale, headers=OP)).json()["sale_id"]
@@ -320,7 +326,8 @@ async def test_operators_change_the_world_and_bad_changes_are_refused(cloud):
     bad = [dict(products[0], price_fen=-5)] + products[1:]
     r = await http.put("/products", json={"products": bad}, headers=OP)
     assert r.status_code == 422 and "price_fen must be positive" in r.json()["detail"]
-    book = {"version": 99, "rules": [{"type": "coupon", "id": "C1", "name": "c", "categories": ["toys"], "amount_off_fen": 1}]}
+    book = {"version": 99,
+            "rules": [{"type": "coupon", "id": "C1", "name": "c", "categories": ["toys"], "amount_off_fen": 1}]}
     r = await http.put("/rule-book", json=book, headers=OP)
     assert r.status_code == 422 and "rule 'C1': unknown category 'toys'" in r.json()["detail"]
     assert (await http.get("/products")).json()["rule_book_version"] != 99
@@ -328,7 +335,7 @@ async def test_operators_change_the_world_and_bad_changes_are_refused(cloud):
 
 async def test_a_flash_order_can_be_paid_and_cancelled(cloud, stocked):
     _, http = cloud
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sale = {"sku": stocked[0], "quantity": 5, "price_fen": 700, "starts_at": (now - timedelta(minutes=1)).isoformat(),
             "ends_at": (now + timedelta(hours=1)).isoformat()}
     sale_id = (await http.post("/flash-sales", json=sale, headers=OP)).json()["sale_id"]
@@ -337,3 +344,40 @@ async def test_a_flash_order_can_be_paid_and_cancelled(cloud, stocked):
     assert paid.status_code == 200 and paid.json()["status"] == "paid" and paid.json()["total_fen"] == 700
     cancelled = await http.post(f"/orders/{order['order_id']}/cancel", json={})
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+
+async def test_both_flash_order_shells_answer_alike_with_the_limits_of_every_endpoint(cloud, stocked):
+    """The fast path and the routed endpoint are two shells over one core: the same status and problem for a
+    missing key, bad JSON, an unknown field, an oversized body, an unknown sale, a gate that cannot sell (503 with
+    Retry-After, never a bare 500) and an accepted order."""
+    from cloud.http.app import build_app
+    services, http = cloud
+    fast = build_app(services)
+    shells = {"fast path": fast, "routed": fast.app}
+    sale = {"sku": stocked[0], "quantity": 5, "price_fen": 990, "per_member_limit": 1, "rate_per_s": 1000,
+            "starts_at": datetime.now(CN).isoformat(), "ends_at": (datetime.now(CN) + timedelta(hours=1)).isoformat()}
+    sale_id = (await http.post("/flash-sales", json=sale, headers=OP)).json()["sale_id"]
+    unopened = "UNOPENED" + uuid.uuid4().hex[:8].upper()  # known to the database, never opened at its gate
+    await services.cloud.db.execute("insert into flash_sales (sale_id, config, created_ms) values ($1, '{}', 0)",
+                                    unopened)
+    cases = [
+        ("no key", sale_id, {}, b'{"member_id": "a"}', 400),
+        ("bad json", sale_id, key(), b'{"member_id": ', 400),
+        ("unknown field", sale_id, key(), b'{"member_id": "a", "price_fen": 1}', 422),
+        ("oversized", sale_id, key(), b'{"member_id": "' + b"x" * 70_000 + b'"}', 413),
+        ("unknown sale", "NOSUCHSALE", key(), b'{"member_id": "a"}', 404),
+        ("gate not open", unopened, key(), b'{"member_id": "a"}', 503),
+    ]
+    for name, shell in shells.items():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shell), base_url="http://t") as client:
+            for case, target, headers, body, status in cases:
+                r = await client.post(f"/flash-sales/{target}/orders", content=body,
+                                      headers={**headers, "content-type": "application/json"})
+                assert r.status_code == status, (name, case, r.status_code, r.text[:300])
+                assert r.headers["content-type"].startswith("application/problem+json"), (name, case)
+                assert r.json()["status"] == status and r.json()["detail"], (name, case)
+                if status == 503:
+                    assert "retry-after" in r.headers, (name, case)
+            accepted = await client.post(f"/flash-sales/{sale_id}/orders", json={"member_id": f"both-{name}"},
+                                         headers=key())
+            assert accepted.status_code == 201 and accepted.json()["qty"] == 1, (name, accepted.text)

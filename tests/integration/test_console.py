@@ -11,16 +11,16 @@ import struct
 import subprocess
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 import pytest_asyncio
 
-from cloud.console import ConsoleConfig
+from cloud.console.snapshot import ConsoleConfig
 from protocol import codec, subjects
+from protocol.messages import DeviceHealth, Heartbeat, Payment, Quantity, SaleCommitted, SaleLine, StockMoved
 from protocol.money import weighed_amount_fen
-from protocol.messages import DeviceHealth, Heartbeat, Payment, SaleCommitted, SaleLine, StockMoved
 from tests.integration.harness import OPERATOR_TOKEN, StoreLink, envelope, eventually, running_cloud
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ async def cloud(stack, ray_runtime):
     async with running_cloud(stack, prefix=f"con{uuid.uuid4().hex[:6]}-") as (services, url):
         services.console_config = CONFIG
         for name in services.cloud.shards.all_stock_pools():  # the pools exist from their first command on
-            await services.cloud.actors.info(name)
+            await services.cloud.actors.calls.info(name)
         async with httpx.AsyncClient(base_url=url, timeout=20) as http:
             yield services, url, http
 
@@ -54,7 +54,7 @@ class Heartbeats:
             await self.link.nc.publish(subjects.store_heartbeat(self.link.store_id), codec.encode(hb))
             await asyncio.sleep(self.every_s)
 
-    def start(self) -> "Heartbeats":
+    def start(self) -> Heartbeats:
         self.task = asyncio.create_task(self._run())
         return self
 
@@ -66,9 +66,10 @@ class Heartbeats:
 async def till_sale(link: StoreLink, sku: str, fen: int, stored_value_fen: int = 0, member_id: str | None = None):
     payments = tuple(Payment(method=m, amount_fen=a, reference="") for m, a in
                      (("stored_value", stored_value_fen), ("cash", fen - stored_value_fen)) if a)
+    line = SaleLine(sku=sku, quantity=Quantity.grams(1000), amount_fen=fen)
     await link.publish(SaleCommitted(**link.next_envelope(), sale_id=f"CON{uuid.uuid4().hex[:16]}", lane="1",
-                                     lines=(SaleLine(sku=sku, qty=1, weighed=False, amount_fen=fen),), total_fen=fen,
-                                     payments=payments, member_id=member_id, offline=False))
+                                     lines=(line,), total_fen=fen, payments=payments, member_id=member_id,
+                                     offline=False))
 
 
 def key() -> dict:
@@ -110,7 +111,7 @@ async def test_snapshot_shows_actors_stores_business_and_alerts(cloud, stack):
                            if r["reason"] == "spoiled"), 0)
     # 2 units written off: pieces at the piece price, or grams at the kg price (the console values, never adds units)
     spoiled_fen = 2 * product["price_fen"] if product["unit"] == "piece" else weighed_amount_fen(2, product["price_fen"])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     created = await http.post("/flash-sales", headers=OP, json={
         "sku": sku, "quantity": 10, "price_fen": 990, "starts_at": (now - timedelta(minutes=1)).isoformat(),
         "ends_at": (now + timedelta(hours=1)).isoformat(), "per_member_limit": 1, "rate_per_s": 1000})
@@ -291,7 +292,7 @@ async def test_console_in_chromium_sees_a_store_go_offline_and_an_actor_killed(c
             offline_seen_s = time.monotonic() - went_quiet
 
             # kill -9 a stock pool's worker process: Ray restarts it; the console shows it red within seconds
-            pid = (await services.cloud.actors.info(victim))["pid"]
+            pid = (await services.cloud.actors.calls.info(victim))["pid"]
             os.kill(pid, signal.SIGKILL)
             killed = time.monotonic()
             row = f'tr[data-actor="{victim}"]'

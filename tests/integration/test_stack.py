@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from cloud.embedded import EmbeddedStack
-from cloud.embedded.check import check_nats, check_postgres, connect_store, wait_for, _refused
+from cloud.embedded.check import _refused, check_nats, check_postgres, connect_store, wait_for
 from protocol import subjects
 
 pytestmark = pytest.mark.integration
@@ -109,7 +109,7 @@ def test_cli_stack_stops_cleanly_on_sigterm():
             lines.append(line)
             if "stack running" in line:
                 break
-        assert any(l.startswith("NATS_URL=") for l in lines)
+        assert any(text.startswith("NATS_URL=") for text in lines)
         servers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
         assert len(servers) >= 2
         proc.send_signal(signal.SIGTERM)

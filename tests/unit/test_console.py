@@ -3,9 +3,16 @@ from __future__ import annotations
 
 import pytest
 
+from cloud.console.snapshot import (
+    ConsoleConfig,
+    ConsoleInputs,
+    ConsoleMemory,
+    build_snapshot,
+    current_incarnations,
+    local_day_start_ms,
+    parse_actor_name,
+)
 from protocol.clock import to_rfc3339
-from cloud.console import (ConsoleConfig, ConsoleInputs, ConsoleMemory, build_snapshot, current_incarnations,
-                           local_day_start_ms, parse_actor_name)
 
 T0 = 1_800_000_000_000
 CFG = ConsoleConfig(offline_alert_s=30, lag_alert_ms=10_000, outbox_growth_samples=4, restart_flag_s=60)
@@ -187,7 +194,8 @@ def test_business_totals_by_channel_store_status_flash_and_members():
                       {"status": "reserved", "kind": "flash", "count": 5, "fen": 5000, "sv_count": 0, "sv_fen": 0},
                       {"status": "expired", "kind": "pickup", "count": 1, "fen": 900, "sv_count": 0, "sv_fen": 0},
                       {"status": "paid", "kind": "flash", "count": 1, "fen": 100, "sv_count": 0, "sv_fen": 0}],
-           "online_by_store": [{"store_id": "S002", "count": 2, "fen": 4000}, {"store_id": "(flash)", "count": 1, "fen": 100},
+           "online_by_store": [{"store_id": "S002", "count": 2, "fen": 4000},
+                               {"store_id": "(flash)", "count": 1, "fen": 100},
                                {"store_id": "S003", "count": 1, "fen": 1000}],
            "shrinkage": [{"reason": "spoiled", "sku": "EGG", "events": 2, "qty": 3},
                          {"reason": "theft", "sku": "EGG", "events": 1, "qty": 9}],
@@ -217,11 +225,11 @@ def test_business_totals_by_channel_store_status_flash_and_members():
 def test_local_day_starts_at_the_chains_midnight():
     # 2027-01-15 01:30 in UTC+8 is 2027-01-14 17:30 UTC; the local day began 2027-01-14 16:00 UTC
     import datetime as dt
-    now = int(dt.datetime(2027, 1, 14, 17, 30, tzinfo=dt.timezone.utc).timestamp() * 1000)
-    start = int(dt.datetime(2027, 1, 14, 16, 0, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    now = int(dt.datetime(2027, 1, 14, 17, 30, tzinfo=dt.UTC).timestamp() * 1000)
+    start = int(dt.datetime(2027, 1, 14, 16, 0, tzinfo=dt.UTC).timestamp() * 1000)
     assert local_day_start_ms(now, 480) == start
     assert local_day_start_ms(start, 480) == start and local_day_start_ms(start - 1, 480) == start - 86_400_000
-    assert local_day_start_ms(now, 0) == int(dt.datetime(2027, 1, 14, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    assert local_day_start_ms(now, 0) == int(dt.datetime(2027, 1, 14, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 def test_config_from_the_environment_with_clear_errors():
@@ -378,7 +386,7 @@ def test_an_actor_hosts_failed_start_is_its_reported_last_error():
     import asyncio
     import types
 
-    from cloud.ray_hosts import ActorHost
+    from cloud.runtime.hosting import ActorHost
 
     class Unreachable:  # a DurableHost whose start (pool, migrations, rebuild) fails: PostgreSQL unreachable
         seq, _queue, stats = 0, [], {"errors": 0, "last_error": ""}

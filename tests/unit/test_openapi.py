@@ -1,14 +1,11 @@
 """/openapi.json describes exactly the routes the app serves."""
-from cloud.api import build_routes
-from cloud.openapi import openapi_document
+from cloud.http.app import build_routes
+from cloud.http.openapi import openapi_document
 
 
 class _Services:
     cloud = None
     worker_id = "t"
-
-    def extra_routes(self):
-        return []
 
 
 def test_every_route_is_documented_and_every_documented_route_exists():

@@ -1,0 +1,30 @@
+"""The catalogue and the promotion book: anyone reads products; operators replace products and the rule book."""
+from __future__ import annotations
+
+from starlette.responses import JSONResponse
+
+from cloud.http.operators import require_operator
+from cloud.http.parsing import read_json
+from cloud.http.problems import HTTPProblem
+
+
+def routes(services) -> list[tuple]:
+    cloud = services.cloud
+
+    async def products(request):
+        return JSONResponse({"products": cloud.world.catalogue.to_data(),
+                             "rule_book_version": cloud.world.rule_book.version})
+
+    async def put_products(request):
+        require_operator(request, cloud.operator_token)
+        data = await read_json(request)
+        if not isinstance(data.get("products"), list):
+            raise HTTPProblem(422, "products: a list of products is required")
+        return JSONResponse(await services.world_admin.change("catalogue", data["products"], data.get("reason", "operator")))
+
+    async def put_rule_book(request):
+        require_operator(request, cloud.operator_token)
+        return JSONResponse(await services.world_admin.change("rule_book", await read_json(request), "operator"))
+
+    return [("/products", products, ["GET"]), ("/products", put_products, ["PUT"]),
+            ("/rule-book", put_rule_book, ["PUT"])]

@@ -1,0 +1,43 @@
+"""Running the service: health, metrics, the OpenAPI document, the invariant audit (operator)."""
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import JSONResponse, Response
+
+from cloud.http.openapi import openapi_document
+from cloud.http.operators import require_operator
+
+HEALTH_PROBE_S = 3
+
+
+def routes(services) -> list[tuple]:
+    cloud = services.cloud
+
+    async def health(request):
+        checks = {"database": "ok", "actors": "ok", "nats": "ok" if cloud.nats and cloud.nats.is_connected else "down"}
+        try:
+            await cloud.db.fetchval("select 1")
+        except Exception as exc:  # noqa: BLE001 - reported, not raised: this is the health check
+            checks["database"] = f"down: {exc}"
+        try:
+            await asyncio.wait_for(cloud.actors.router.info(), HEALTH_PROBE_S)
+        except Exception as exc:  # noqa: BLE001
+            checks["actors"] = f"down: {type(exc).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks, "worker": services.worker_id},
+                            status_code=200 if ok else 503)
+
+    async def metrics(request):
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(request):
+        return JSONResponse(openapi_document())
+
+    async def audit(request):
+        require_operator(request, cloud.operator_token)
+        return JSONResponse(await services.stock.audit())
+
+    return [("/health", health, ["GET"]), ("/metrics", metrics, ["GET"]), ("/openapi.json", openapi, ["GET"]),
+            ("/audit", audit, ["GET"])]

@@ -1,0 +1,42 @@
+"""Stock as the cloud sees it: a store's positions (escrow, reservations) beside its last reported on-hand, the
+stores' liveness and lag, and every actor's invariant audit."""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("freshmesh.cloud")
+
+
+class StockViews:
+    def __init__(self, cloud) -> None:
+        self.cloud = cloud
+
+    async def liveness(self, store_id: str | None = None) -> list[dict]:
+        """Every store's (or one store's) liveness and lag; empty when the registry cannot answer (it is soft)."""
+        try:
+            return await self.cloud.actors.registry.view(self.cloud.now_ms(), store_id)
+        except Exception as exc:  # noqa: BLE001 - liveness is soft: answer without it rather than fail
+            log.warning("store registry unavailable: %s", exc)
+            return []
+
+    async def store_view(self, store_id: str, sku: str | None = None) -> dict:
+        positions = {p["sku"]: p for p in await self.cloud.actors.stock_pool.positions(store_id, sku)}
+        on_hand = {r["sku"]: r for r in await self.cloud.db.fetch(
+            "select sku, on_hand, updated_ms from store_stock where store_id = $1 and ($2::text is null or sku = $2)",
+            store_id, sku)}
+        live = next(iter(await self.liveness(store_id)), {})  # one store's liveness, not all of them
+        skus = sorted(set(positions) | set(on_hand))
+        return {"store_id": store_id, "lag_ms": live.get("lag_ms"), "lag_p99_ms": live.get("lag_p99_ms"),
+                "online": live.get("online", False), "outbox_depth": live.get("outbox_depth"),
+                "stock": [{"sku": sku, "on_hand": on_hand[sku]["on_hand"] if sku in on_hand else None,
+                           "escrow": positions.get(sku, {}).get("escrow", 0),
+                           "reserved": positions.get(sku, {}).get("pending", 0),
+                           "confirmed": positions.get(sku, {}).get("confirmed", 0),
+                           "available_online": positions.get(sku, {}).get("available", 0),
+                           "presale": positions.get(sku, {}).get("presale", True)} for sku in skus]}
+
+    async def audit(self) -> dict:
+        """Every actor's invariant audit; `violations` is empty when all hold."""
+        sales = [r["sale_id"] for r in await self.cloud.db.fetch("select sale_id from flash_sales")]
+        report = await self.cloud.actors.audit(sales)
+        return {"actors": len(report), "violations": [f"{n}: {p}" for n, problems in report.items() for p in problems]}

@@ -1,1 +1,2 @@
-"""The store edge process: StoreActor, device drivers, the SQLite shard, outbox relay, lane API."""
+"""The store edge process: StoreActor (a shell around the pure core, edge.core), device drivers, the StoreDb in
+SQLite, outbox relay, lane API."""

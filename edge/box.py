@@ -1,4 +1,4 @@
-"""An edge box: one store's shard, StoreActor, devices, sync and lane API, wired and supervised.
+"""An edge box: one store's StoreDb, StoreActor, devices, sync and lane API, wired and supervised.
 
 A watchdog restarts a failed device or sync task without touching the actor's state; the actor task itself is
 restarted too (its state is in SQLite and in the carts it keeps).
@@ -6,39 +6,35 @@ restarted too (its state is in SQLite and in the carts it keeps).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
-from edge.devices.scale_codecs import CODECS
-from edge.devices.scanner_codec import ScannerCodec
-from edge.devices.serial_driver import Printer, Scale, SerialDevice
+from edge.devices.escpos import PrinterReplies
 from edge.devices.events import Scan
-from edge.shard import Shard
+from edge.devices.scale_codecs import CODECS, DEFAULT_SCALE
+from edge.devices.scanner_codec import ScannerCodec
+from edge.devices.serial_driver import SCALE_CAPACITY_G, Printer, Scale, SerialDevice
 from edge.store_actor import StoreActor
+from edge.store_db import StoreDb
 from edge.sync import Sync
-from protocol.clock import SystemClock
+from protocol.clock import ReadingClock
 from protocol.ids import IdFactory
+from protocol.policy import DEFAULT_ONLINE_RATIO_BP, OFFLINE_FLOOR_LIMIT_FEN, store_password
 
 WATCHDOG_S = 1.0
 log = logging.getLogger("freshmesh.edge")
-
-
-def store_password(secret: str, store_id: str) -> str:
-    """Same derivation as the embedded stack's (a deployment hands each box its own password instead)."""
-    return hmac.new(secret.encode(), f"store:{store_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class EdgeBox:
     def __init__(self, config: dict, clock=None) -> None:
         self.config = config
         self.store_id = config["store_id"]
-        self.clock = clock or SystemClock()
+        self.clock = clock or ReadingClock(time.time_ns, time.monotonic_ns)
         self.ids = IdFactory(self.clock.now_ms, lambda: int.from_bytes(os.urandom(10), "big"))
-        self.shard = Shard(Path(config["data_dir"]) / f"{self.store_id}.sqlite")
+        self.store_db = StoreDb(Path(config["data_dir"]) / f"{self.store_id}.sqlite")
         self.devices: dict[str, SerialDevice] = {}
         self.scale: Scale | None = None
         self.printer: Printer | None = None
@@ -46,12 +42,12 @@ class EdgeBox:
         self.sync: Sync | None = None
         self._tasks: dict[str, asyncio.Task] = {}
 
-    async def start(self) -> "EdgeBox":
-        await self.shard.open()
+    async def start(self) -> EdgeBox:
+        await self.store_db.open()
         self._make_devices()
-        self.actor = StoreActor(self.store_id, self.shard, self.clock, self.ids, printer=self.printer,
-                                ratio_bp=self.config.get("online_ratio_bp", 4000),
-                                floor_limit_fen=self.config.get("floor_limit_fen", 5000))
+        self.actor = StoreActor(self.store_id, self.store_db, self.clock, self.ids, printer=self.printer,
+                                ratio_bp=self.config.get("online_ratio_bp", DEFAULT_ONLINE_RATIO_BP),
+                                floor_limit_fen=self.config.get("floor_limit_fen", OFFLINE_FLOOR_LIMIT_FEN))
         world = None
         if self.config.get("world"):
             world = json.loads(Path(self.config["world"]).read_text())
@@ -73,10 +69,12 @@ class EdgeBox:
         devices = self.config.get("devices", {})
         if "scale" in devices:
             d = devices["scale"]
-            self.scale = Scale("scale", d["port"], CODECS[d.get("protocol", "toledo8217")](),
-                               baudrate=d.get("baudrate", 9600), bytesize=d.get("bytesize", 7 if d.get("protocol", "toledo8217") == "toledo8217" else 8),
-                               parity=d.get("parity", "E" if d.get("protocol", "toledo8217") == "toledo8217" else "N"),
-                               protocol=d.get("protocol", "toledo8217"), capacity_g=d.get("capacity_g", 15_000))
+            name = d.get("protocol", DEFAULT_SCALE)
+            if name not in CODECS:
+                raise ValueError(f"scale protocol {name!r} is not known; one of {', '.join(sorted(CODECS))}")
+            codec = CODECS[name]()
+            self.scale = Scale("scale", d["port"], codec, self.clock, codec.SERIAL.overridden(d),
+                               capacity_g=d.get("capacity_g", SCALE_CAPACITY_G))
             self.devices["scale"] = self.scale
         if "scanner" in devices:
             d = devices["scanner"]
@@ -88,11 +86,12 @@ class EdgeBox:
                         await self.actor.ask("scan", lane=lane, code=event.code)
                     except Exception as exc:  # noqa: BLE001 - a bad scan beeps at the lane; it never stops the box
                         log.info("scan %s on lane %s refused: %s", event.code, lane, exc)
-            self.devices["scanner"] = SerialDevice("scanner", d["port"], ScannerCodec(), baudrate=d.get("baudrate", 9600),
-                                                   on_event=scanned)
+            self.devices["scanner"] = SerialDevice("scanner", d["port"], ScannerCodec(), self.clock,
+                                                   ScannerCodec.SERIAL.overridden(d), on_event=scanned)
         if "printer" in devices:
             d = devices["printer"]
-            self.printer = Printer("printer", d["port"], ScannerCodec(), baudrate=d.get("baudrate", 9600))
+            self.printer = Printer("printer", d["port"], PrinterReplies(), self.clock,
+                                   PrinterReplies.SERIAL.overridden(d))
             self.devices["printer"] = self.printer
 
     async def _watchdog(self) -> None:
@@ -100,8 +99,10 @@ class EdgeBox:
             await asyncio.sleep(WATCHDOG_S)
             task = self._tasks.get("actor")
             if task is not None and task.done():
-                log.error("the store actor stopped (%s); restarting it", task.exception() if not task.cancelled() else "cancelled")
-                self._tasks["actor"] = asyncio.create_task(self.actor.run(), name="actor")
+                why = "cancelled" if task.cancelled() else task.exception()
+                log.error("the store actor stopped (%s); restarting it", why)
+                if self.actor is not None:
+                    self._tasks["actor"] = asyncio.create_task(self.actor.run(), name="actor")
             for name, device in self.devices.items():
                 if device.task is not None and device.task.done():
                     log.error("device %s task ended; restarting it", name)
@@ -123,10 +124,10 @@ class EdgeBox:
 
     async def health(self) -> dict:
         return {"store_id": self.store_id, "online": bool(self.actor and self.actor.online),
-                "outbox_depth": await self.shard.outbox_depth(),
+                "outbox_depth": await self.store_db.outbox_depth(),
                 "devices": {k: {"state": s, "detail": d} for k, (s, d) in self.device_health().items()},
-                "catalogue": self.actor.catalogue is not None and len(self.actor.catalogue),
-                "sales": await self.shard.count("sales")}
+                "catalogue": len(catalogue) if (catalogue := self.actor and self.actor.catalogue) else False,
+                "sales": await self.store_db.count("sales")}
 
     async def stop(self) -> None:
         for task in self._tasks.values():
@@ -136,4 +137,4 @@ class EdgeBox:
             await device.stop()
         if self.sync is not None:
             await self.sync.stop()
-        await self.shard.close()
+        await self.store_db.close()

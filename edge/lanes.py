@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge.cart import UnknownProduct
+from edge.core.cart import UnknownProduct
 from edge.devices.serial_driver import DeviceNotReady
 from edge.store_actor import Busy, Refused
 from protocol.errors import ProtocolError

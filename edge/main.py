@@ -1,7 +1,7 @@
-"""`freshmesh edge --store ID --config FILE`: one store's box (shard, actor, devices, sync, lane API).
+"""`freshmesh edge --store ID --config FILE`: one store's box (store db, actor, devices, sync, lane API).
 
 A config with a `stores` list runs several boxes in one process (the fleet simulator packs many stores on one
-machine this way); each box keeps its own shard, NATS user, devices and lane API port, exactly as alone.
+machine this way); each box keeps its own store db, NATS user, devices and lane API port, exactly as alone.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+from pathlib import Path
 
 import uvicorn
 
@@ -31,7 +32,7 @@ def _with_env(config: dict) -> dict:
 
 
 def load_configs(args) -> list[dict]:
-    config = json.loads(open(args.config).read()) if args.config else {}
+    config = json.loads(Path(args.config).read_text()) if args.config else {}
     if "stores" in config:  # many boxes: each entry overrides the shared keys
         shared = {k: v for k, v in config.items() if k != "stores"}
         return [_with_env({**shared, **entry}) for entry in config["stores"]]
@@ -48,7 +49,7 @@ async def _serve_box(config: dict, stop: asyncio.Event) -> bool:
     go on (they are separate stores); a box that started is always stopped cleanly."""
     try:
         box = await EdgeBox(config).start()
-    except Exception:  # noqa: BLE001 - e.g. its shard is unreadable: that store is down, not its neighbours
+    except Exception:  # noqa: BLE001 - e.g. its store db is unreadable: that store is down, not its neighbours
         log.exception("edge %s: could not start", config.get("store_id"))
         return False
     try:
@@ -64,7 +65,6 @@ async def _serve_lanes(box: EdgeBox, config: dict, stop: asyncio.Event) -> None:
                                            # tills keep their connection; a server closing it just as a client
                                            # reuses it (both at 5 s) would fail a payment for nothing
                                            timeout_keep_alive=75))
-    server.install_signal_handlers = lambda: None
     # a launcher may hand over the listening socket itself (`http_fd`), so that nobody can take the port first
     sockets = [socket.socket(fileno=config["http_fd"])] if config.get("http_fd") is not None else None
     task = asyncio.create_task(server.serve(sockets=sockets))
@@ -82,6 +82,20 @@ async def serve(configs: list[dict] | dict) -> bool:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return all(await asyncio.gather(*(_serve_box(c, stop) for c in configs)))
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--store", default=None)
+    parser.add_argument("--config", default=None, help="JSON: data_dir, http_port, nats_url, devices, world ...")
+    parser.add_argument("--http-port", type=int, default=None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m edge`: the same as `freshmesh edge`."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m edge", description="one store's edge box")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 def run(args) -> int:

@@ -13,19 +13,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 
 import nats
 import nats.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext
 
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
-from protocol.pull import fetch_ready
 from protocol.messages import BusinessAck, DeviceHealth, Heartbeat
+from protocol.pull import fetch_ready
 
-RELAY_BATCH = 2_000
+RELAY_BATCH = 2_000  # outbox rows in flight at once
 PUBLISH_TIMEOUT_S = 5.0
+COMMAND_BATCH = 200  # commands pulled at once
+PAUSE_S = 0.5  # after a failed publish or pull, before trying again
 HEARTBEAT_S = 1.0
+CONNECT_TIMEOUT_S = 3
+RECONNECT_WAIT_S = 1
+BACKOFF_MIN_S = 0.2
 BACKOFF_MAX_S = 10.0
 log = logging.getLogger("freshmesh.edge.sync")
 
@@ -79,8 +85,8 @@ class StuckHead:
 class Sync:
     def __init__(self, box, nats_url: str, user: str, password: str) -> None:
         self.box, self.nats_url, self.user, self.password = box, nats_url, user, password
-        self.nc = None
-        self.js = None
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
         self.connected = asyncio.Event()
         self.last_acked_seq = 0
         self.last_command_seq = 0
@@ -91,7 +97,7 @@ class Sync:
     def store_id(self) -> str:
         return self.box.store_id
 
-    async def start(self) -> "Sync":
+    async def start(self) -> Sync:
         self._tasks = [asyncio.create_task(self._connect_loop(), name="sync-connect")]
         return self
 
@@ -103,24 +109,29 @@ class Sync:
             await self.nc.close()
 
     async def _connect_loop(self) -> None:
-        delay = 0.2
+        delay = BACKOFF_MIN_S
         while True:
             try:
-                self.nc = await nats.connect(
-                    self.nats_url, user=self.user, password=self.password, connect_timeout=3,
+                nc = await nats.connect(
+                    self.nats_url, user=self.user, password=self.password, connect_timeout=CONNECT_TIMEOUT_S,
                     inbox_prefix=subjects.store_inbox_prefix(self.store_id), max_reconnect_attempts=-1,
-                    reconnect_time_wait=1, disconnected_cb=self._down, reconnected_cb=self._up,
+                    reconnect_time_wait=RECONNECT_WAIT_S, disconnected_cb=self._down, reconnected_cb=self._up,
                     error_cb=self._error, name=f"freshmesh-edge-{self.store_id}")
                 break
             except Exception as exc:  # noqa: BLE001 - keep trying: the till does not need us to sell
                 log.info("store %s: cannot reach NATS (%s); retrying in %.1fs", self.store_id, exc, delay)
-                await asyncio.sleep(delay * (0.5 + random.random()))
+                await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not a secret
                 delay = min(delay * 2, BACKOFF_MAX_S)
-        self.js = self.nc.jetstream()
+        self.nc, self.js = nc, nc.jetstream()
         await self._up()
         self._tasks += [asyncio.create_task(self._relay_loop(), name="sync-relay"),
                         asyncio.create_task(self._commands_loop(), name="sync-commands"),
                         asyncio.create_task(self._heartbeat_loop(), name="sync-heartbeat")]
+
+    def _js(self) -> JetStreamContext:
+        if self.js is None:
+            raise RuntimeError("not connected to NATS yet")
+        return self.js
 
     async def _down(self) -> None:
         self.connected.clear()
@@ -136,15 +147,18 @@ class Sync:
         log.warning("store %s: NATS error: %s", self.store_id, exc)
 
     # ---- relay -----------------------------------------------------------------------------------------
+    def _now_s(self) -> float:
+        return self.box.clock.monotonic_ms() / 1000
+
     async def _relay_loop(self) -> None:
         sent_upto = 0
         actor = self.box.actor
         watch = StuckHead()
         while True:
             await self.connected.wait()
-            if watch.due(time.monotonic()):
-                head = await self.box.shard.outbox(0, 1)
-                if watch.stuck(head[0][0] if head else None, sent_upto, time.monotonic()):
+            if watch.due(self._now_s()):
+                head = await self.box.store_db.outbox(0, 1)
+                if watch.stuck(head[0][0] if head else None, sent_upto, self._now_s()):
                     log.warning("store %s: event %s unacked for %.0f s; sending the unacked events again (round %d)",
                                 self.store_id, head[0][1], watch.waited_s, watch.round)
                     sent_upto = 0
@@ -152,15 +166,15 @@ class Sync:
             # again and the wait below returns at once. (Clearing after an empty read lost that wake-up, and the
             # sale waited for the next one - seconds at a quiet store; the consistency load suite found it.)
             actor.on_outbox.clear()
-            rows = await self.box.shard.outbox(sent_upto, RELAY_BATCH)
+            rows = await self.box.store_db.outbox(sent_upto, RELAY_BATCH)
             if not rows:
                 try:
                     await asyncio.wait_for(actor.on_outbox.wait(), StuckHead.CHECK_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             try:
-                acks = [await self.js.publish_async(subjects.store_event(self.store_id, kind), frame,
+                acks = [await self._js().publish_async(subjects.store_event(self.store_id, kind), frame,
                                                     headers={subjects.MSG_ID_HEADER: watch.msg_id(event_id)})
                         for _, event_id, frame, kind in rows]
                 await asyncio.wait_for(asyncio.gather(*acks), PUBLISH_TIMEOUT_S)
@@ -169,7 +183,7 @@ class Sync:
             except Exception as exc:  # noqa: BLE001 - disconnected or slow: start again from the oldest unacked
                 log.info("store %s: relay paused (%s)", self.store_id, exc)
                 sent_upto = 0
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(PAUSE_S)
 
     # ---- commands --------------------------------------------------------------------------------------
     async def _commands_loop(self) -> None:
@@ -178,15 +192,15 @@ class Sync:
             await self.connected.wait()
             try:
                 if sub is None:
-                    sub = await self.js.pull_subscribe_bind(durable=subjects.command_consumer(self.store_id),
+                    sub = await self._js().pull_subscribe_bind(durable=subjects.command_consumer(self.store_id),
                                                             stream=subjects.COMMANDS_STREAM)
-                msgs = await fetch_ready(sub, 200)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                msgs = await fetch_ready(sub.fetch, COMMAND_BATCH)
+            except (TimeoutError, nats.errors.TimeoutError):
                 continue
             except Exception as exc:  # noqa: BLE001
                 log.info("store %s: command pull paused (%s)", self.store_id, exc)
                 sub = None
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(PAUSE_S)
                 continue
             for msg in msgs:
                 try:
@@ -211,16 +225,17 @@ class Sync:
                 continue
             try:
                 now_ms = self.box.clock.now_ms()
-                head = await self.box.shard.outbox(0, 1)
+                head = await self.box.store_db.outbox(0, 1)
                 unacked_age = max(now_ms - codec.decode(head[0][2]).wall_ms, 0) if head else 0
                 hb = Heartbeat(event_id=self.box.actor.ids.new(), store_id=self.store_id, seq=0,
-                               wall_ms=now_ms, mono_ms=time.monotonic_ns() // 1_000_000, unacked_age_ms=unacked_age,
-                               outbox_depth=await self.box.shard.outbox_depth(),
-                               last_event_seq=int(await self.box.shard.get_meta("event_seq", "0")),
+                               wall_ms=now_ms, mono_ms=self.box.clock.monotonic_ms(), unacked_age_ms=unacked_age,
+                               outbox_depth=await self.box.store_db.outbox_depth(),
+                               last_event_seq=self.box.actor.last_seq,
                                last_acked_seq=self.last_acked_seq, last_command_seq=self.last_command_seq,
                                devices=tuple(DeviceHealth(device=d, state=s, detail=detail)
                                              for d, (s, detail) in self.box.device_health().items()),
                                rule_book_version=self.box.actor.rule_book.version if self.box.actor.rule_book else 0)
+                assert self.nc is not None  # the loops start once connected
                 await self.nc.publish(subjects.store_heartbeat(self.store_id), codec.encode(hb))
             except Exception as exc:  # noqa: BLE001 - the next one will do
                 log.debug("heartbeat skipped: %s", exc)

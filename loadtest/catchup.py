@@ -3,7 +3,7 @@
 1. A backlog is made offline: an edge box with no network sells `--sales` baskets (each sale is one
    sale.committed and one stock.moved per line) into its SQLite outbox.
 2. The cloud runs (`freshmesh cloud` with embedded servers); the edge box is started as its own process on that
-   shard with the network back, and drains its outbox: relay -> JetStream -> bridge (exactly once, Postgres) ->
+   store db with the network back, and drains its outbox: relay -> JetStream -> bridge (exactly once, Postgres) ->
    business acks -> outbox rows deleted.
 Reports events_per_s (backlog events / time to an empty outbox) and edge_rss_mb (the edge process's peak RSS).
 """
@@ -38,18 +38,20 @@ async def _make_backlog(data_dir: Path, sales: int, seed: int) -> int:
     from edge.box import EdgeBox
     box = await EdgeBox({"store_id": STORE, "data_dir": str(data_dir), "world": _world_path()}).start()
     try:
-        packed = [p for p in box.actor.catalogue.by_sku.values() if p.gtin and not p.weighed][:20]
+        actor = box.actor
+        assert actor is not None and actor.catalogue is not None, "a started box has loaded its world"
+        packed = [p for p in actor.catalogue.by_sku.values() if p.gtin and not p.weighed][:20]
         for p in packed:
-            await box.actor.ask("receive", sku=p.sku, qty=10**6)
+            await actor.ask("receive", sku=p.sku, qty=10**6)
         rng = random.Random(seed)
         progress = Progress("backlog")
         for n in range(sales):
             for p in rng.sample(packed, LINES_PER_SALE):
-                await box.actor.ask("scan", lane="1", code=p.gtin)
-            await box.actor.ask("pay", lane="1", method="wallet_sim")
+                await actor.ask("scan", lane="1", code=p.gtin)
+            await actor.ask("pay", lane="1", method="wallet_sim")
             progress.update(f"{n + 1:,} offline sales")
         progress.done()
-        return await box.shard.outbox_depth()
+        return await box.store_db.outbox_depth()
     finally:
         await box.stop()
 

@@ -4,6 +4,8 @@ Text is encoded GB18030 (Chinese thermal printers' native set); the printer simu
 """
 from __future__ import annotations
 
+from edge.devices.traits import SerialSettings
+
 ESC, GS = b"\x1b", b"\x1d"
 INIT = ESC + b"@"
 CUT = GS + b"V\x42\x00"  # feed and partial cut
@@ -15,7 +17,7 @@ class Ticket:
     def __init__(self) -> None:
         self.out = bytearray(INIT)
 
-    def text(self, line: str = "", bold: bool = False, size: int = 1, align: str = "left") -> "Ticket":
+    def text(self, line: str = "", bold: bool = False, size: int = 1, align: str = "left") -> Ticket:
         self.out += ESC + b"a" + bytes([{"left": 0, "center": 1, "right": 2}[align]])
         self.out += ESC + b"E" + bytes([1 if bold else 0])
         self.out += GS + b"!" + bytes([((size - 1) << 4) | (size - 1)])
@@ -24,11 +26,11 @@ class Ticket:
             self.out += ESC + b"E\x00" + GS + b"!\x00"
         return self
 
-    def columns(self, left: str, right: str, width: int = 32) -> "Ticket":
+    def columns(self, left: str, right: str, width: int = 32) -> Ticket:
         gap = max(width - len(left) - len(right), 1)
         return self.text(left + " " * gap + right)
 
-    def qr(self, payload: str, module_size: int = 6) -> "Ticket":
+    def qr(self, payload: str, module_size: int = 6) -> Ticket:
         data = payload.encode("utf-8")
         if len(data) > MAX_QR_BYTES:
             raise ValueError(f"QR payload of {len(data)} bytes exceeds {MAX_QR_BYTES}")
@@ -47,3 +49,15 @@ class Ticket:
     def cut(self) -> bytes:
         self.out += b"\n\n\n" + CUT
         return bytes(self.out)
+
+
+class PrinterReplies:
+    """What a receipt printer sends back (status bytes, XON/XOFF): not used by the box, so dropped - the codec of a
+    port that is only written to. It keeps nothing, so it is bounded."""
+    SERIAL = SerialSettings(baudrate=9600, bytesize=8, parity="N")
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> list:
+        return []

@@ -11,8 +11,8 @@ class LineFramer:
         self.terminators, self.max_len = terminators, max_len
         self.buffer = bytearray()
 
-    def feed(self, data: bytes) -> list:
-        out = []
+    def feed(self, data: bytes) -> list[bytes | Garbage]:
+        out: list[bytes | Garbage] = []
         for byte in data:
             if byte in self.terminators:
                 if self.buffer:

@@ -1,5 +1,9 @@
 """Scale protocols as sans-I/O codecs: `feed(bytes) -> [events]`, bounded buffers, resync after garbage.
 
+Each protocol is one `ScaleCodec` subclass that carries its traits as data (edge.devices.traits): its `NAME` in a
+box config, the `SERIAL` settings of its port, `POLL` (what to send for a reading, or None when the scale streams)
+and `FRESH_MS`. Defining the class registers it in `CODECS`: adding a scale protocol is adding one class.
+
 - Toledo 8217 (polled): the host sends `W`; the scale answers `STX weight [N] CR` (only when stable, >= 0 and
   within capacity) or `STX ? status CR`. Ports are 7E1; a port opened 8N1 shows the parity bit, so bit 7 is
   masked off. Status byte: mask 0x3F; bit0 motion, bit1 over capacity, bit2 under zero, bit3 outside the zero
@@ -12,9 +16,11 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import ClassVar
 
 from edge.devices.events import Garbage, ScaleStatus, Weight
 from edge.devices.lines import LineFramer
+from edge.devices.traits import SerialSettings
 
 STX, CR, LF = 0x02, 0x0D, 0x0A
 MAX_FRAME_BYTES = 64  # no legitimate frame is longer; a longer run is garbage and is dropped
@@ -33,8 +39,36 @@ def _grams(text: bytes, unit: bytes | None = b"kg") -> int:
     return int((value * TO_GRAMS[unit]).to_integral_value())
 
 
-class Toledo8217Codec:
-    REQUEST_WEIGHT = b"W"
+class ScaleCodec:
+    """A scale protocol: `feed(bytes) -> [Weight | ScaleStatus | Garbage]`, with its traits as class data."""
+    NAME: ClassVar[str] = ""
+    SERIAL: ClassVar[SerialSettings] = SerialSettings()
+    POLL: ClassVar[bytes | None] = None  # bytes that ask for one reading; None: the scale streams readings
+    FRESH_MS: ClassVar[int] = 0  # a streamed reading counts as the current one this long
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.NAME:
+            if cls.NAME in CODECS:
+                raise TypeError(f"two scale codecs are named {cls.NAME!r}")
+            CODECS[cls.NAME] = cls
+
+    @property
+    def polled(self) -> bool:
+        return self.POLL is not None
+
+    def feed(self, data: bytes) -> list:
+        raise NotImplementedError
+
+
+CODECS: dict[str, type[ScaleCodec]] = {}  # by NAME, filled as the classes are defined
+DEFAULT_SCALE = "toledo8217"
+
+
+class Toledo8217Codec(ScaleCodec):
+    NAME = "toledo8217"
+    SERIAL = SerialSettings(baudrate=9600, bytesize=7, parity="E")  # 7E1 (DEVICES.md 1.1)
+    POLL = b"W"
 
     def __init__(self) -> None:
         self.buffer = bytearray()
@@ -75,7 +109,11 @@ class Toledo8217Codec:
             return Garbage(body, str(exc))
 
 
-class ContinuousCodec:
+class ContinuousCodec(ScaleCodec):
+    NAME = "continuous"
+    SERIAL = SerialSettings(baudrate=9600, bytesize=8, parity="N")
+    FRESH_MS = 700  # about 7 frames at the usual 10 per second: older than this, the scale stopped talking
+
     def __init__(self) -> None:
         self.framer = LineFramer(bytes([CR, LF]), MAX_FRAME_BYTES)
 
@@ -111,7 +149,7 @@ class ContinuousCodec:
 
 def _merge_garbage(events: list) -> list:
     """Consecutive garbage is reported once, so a burst of noise is one event."""
-    merged = []
+    merged: list = []
     for e in events:
         if isinstance(e, Garbage) and merged and isinstance(merged[-1], Garbage):
             merged[-1] = Garbage(merged[-1].data + e.data, merged[-1].reason)
@@ -119,5 +157,3 @@ def _merge_garbage(events: list) -> list:
             merged.append(e)
     return merged
 
-
-CODECS = {"toledo8217": Toledo8217Codec, "continuous": ContinuousCodec}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from edge.devices.events import Garbage, Scan
 from edge.devices.lines import LineFramer
+from edge.devices.traits import SerialSettings
 
 TERMINATORS = b"\r\n\t"
 MAX_CODE_BYTES = 64
 
 
 class ScannerCodec:
+    SERIAL = SerialSettings(baudrate=9600, bytesize=8, parity="N")
+
     def __init__(self) -> None:
         self.framer = LineFramer(TERMINATORS, MAX_CODE_BYTES)
 

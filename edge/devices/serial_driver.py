@@ -2,21 +2,27 @@
 
 A port that disappears or errors is closed and reopened with backoff; its health shows in /health and in the
 heartbeat ("down" with the reason), and the box keeps selling (the lane answers 409 "scale not ready").
+How a port is opened and whether a scale is polled are the codec's traits (edge.devices.traits), not branches here.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import serial
 
 from edge.devices.events import Garbage, ScaleStatus, Weight
+from edge.devices.traits import SerialSettings
+from protocol.clock import Clock
 
+REOPEN_BACKOFF_MIN_S = 0.1
 REOPEN_BACKOFF_MAX_S = 5.0
 READ_CHUNK = 256
 READ_TIMEOUT_S = 0.05
-STABLE_FRESH_MS = 700  # a continuous scale's last stable reading is usable for this long
+WRITE_TIMEOUT_S = 2.0  # a printer that stops taking bytes (paper out, flow control) fails the write, not the till
+SCALE_ANSWER_TIMEOUT_S = 1.5
+SCALE_CAPACITY_G = 15_000  # the usual counter scale; a box config's `capacity_g` says otherwise
+SCALE_WAITERS_MAX = 16  # lanes waiting on one scale's next reading at once; more are told the scale is busy
 log = logging.getLogger("freshmesh.edge.devices")
 
 
@@ -25,17 +31,17 @@ class DeviceNotReady(RuntimeError):
 
 
 class SerialDevice:
-    def __init__(self, name: str, port: str, codec, baudrate: int = 9600, bytesize: int = 8, parity: str = "N",
+    def __init__(self, name: str, port: str, codec, clock: Clock, settings: SerialSettings | None = None,
                  on_event=None) -> None:
-        self.name, self.port, self.codec = name, port, codec
-        self.settings = {"baudrate": baudrate, "bytesize": bytesize, "parity": parity, "timeout": READ_TIMEOUT_S}
+        self.name, self.port, self.codec, self.clock = name, port, codec, clock
+        self.serial_settings = settings or codec.SERIAL  # the codec's traits, unless the config overrides them
         self.on_event = on_event
         self.serial: serial.Serial | None = None
         self.state, self.detail = "down", "not opened yet"
         self.garbage = 0
         self.task: asyncio.Task | None = None
 
-    def start(self) -> "SerialDevice":
+    def start(self) -> SerialDevice:
         self.task = asyncio.create_task(self._run(), name=f"device-{self.name}")
         return self
 
@@ -49,19 +55,25 @@ class SerialDevice:
         if self.serial is not None:
             try:
                 self.serial.close()
-            except Exception:  # noqa: BLE001 - closing a dead port may fail; it is gone either way
-                pass
+            except Exception as exc:  # noqa: BLE001 - closing a dead port may fail; it is gone either way
+                log.debug("%s: closing %s: %s", self.name, self.port, exc)
             self.serial = None
 
+    def _open(self) -> serial.Serial:
+        s = self.serial_settings
+        return serial.Serial(self.port, baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity, stopbits=s.stopbits,
+                             timeout=READ_TIMEOUT_S, write_timeout=WRITE_TIMEOUT_S)
+
     async def _run(self) -> None:
-        delay = 0.1
+        delay = REOPEN_BACKOFF_MIN_S
         while True:
             try:
-                self.serial = await asyncio.to_thread(serial.Serial, self.port, **self.settings)
-                self.state, self.detail, delay = "ok", f"open at {self.settings['baudrate']} baud", 0.1
+                port = await asyncio.to_thread(self._open)
+                self.serial = port
+                self.state, self.detail, delay = "ok", f"open at {self.serial_settings}", REOPEN_BACKOFF_MIN_S
                 log.info("%s: opened %s", self.name, self.port)
                 while True:
-                    data = await asyncio.to_thread(self.serial.read, READ_CHUNK)
+                    data = await asyncio.to_thread(port.read, READ_CHUNK)
                     if data:
                         await self._feed(data)
             except asyncio.CancelledError:
@@ -94,17 +106,19 @@ class SerialDevice:
 
 
 class Scale(SerialDevice):
-    """`read_stable()` gives grams from a stable, in-range reading, or raises DeviceNotReady saying why."""
+    """`read_stable()` gives grams from a stable, in-range reading, or raises DeviceNotReady saying why. A polled
+    scale (its codec has `POLL`) is asked for each reading; a streaming one's latest reading is used while it is
+    fresh (`FRESH_MS`), else the next one is awaited."""
 
-    def __init__(self, *args, protocol: str = "toledo8217", capacity_g: int = 15_000, **kwargs) -> None:
+    def __init__(self, *args, capacity_g: int = SCALE_CAPACITY_G, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.protocol, self.capacity_g = protocol, capacity_g
+        self.capacity_g = capacity_g
         self.last: tuple[object, int] | None = None
         self.last_weight: Weight | None = None  # for 8217 scales that answer "unchanged"
         self._waiters: list[asyncio.Future] = []
 
     async def handle(self, event) -> None:
-        self.last = (event, time.monotonic_ns() // 1_000_000)
+        self.last = (event, self.clock.monotonic_ms())
         for fut in self._waiters:
             if not fut.done():
                 fut.set_result(event)
@@ -125,20 +139,25 @@ class Scale(SerialDevice):
         self.last_weight = event
         return event.grams
 
-    async def read_stable(self, timeout_s: float = 1.5) -> int:
+    async def read_stable(self, timeout_s: float = SCALE_ANSWER_TIMEOUT_S) -> int:
         if self.serial is None:
             raise DeviceNotReady(f"scale not connected ({self.detail})")
-        if self.protocol == "continuous":
-            if self.last is not None and time.monotonic_ns() // 1_000_000 - self.last[1] <= STABLE_FRESH_MS:
-                return self._verdict(self.last[0])
+        poll = self.codec.POLL
+        if poll is None and self.last is not None and self.clock.monotonic_ms() - self.last[1] <= self.codec.FRESH_MS:
+            return self._verdict(self.last[0])
+        if len(self._waiters) >= SCALE_WAITERS_MAX:
+            raise DeviceNotReady(f"the scale is busy: {SCALE_WAITERS_MAX} readings are already awaited")
         fut = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
-        if self.protocol == "toledo8217":
-            await self.write(b"W")
         try:
+            if poll is not None:
+                await self.write(poll)
             return self._verdict(await asyncio.wait_for(fut, timeout_s))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise DeviceNotReady("the scale did not answer") from None
+        finally:
+            if fut in self._waiters:  # timed out or failed: it waits no more
+                self._waiters.remove(fut)
 
 
 class Printer(SerialDevice):

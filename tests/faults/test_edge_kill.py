@@ -1,4 +1,4 @@
-"""kill -9 the edge box in the middle of sales; restart it: nothing printed is lost, the shard adds up, the outbox
+"""kill -9 the edge box in the middle of sales; restart it: nothing printed is lost, the store db adds up, the outbox
 drains and the cloud's count matches."""
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -54,7 +55,7 @@ async def sell(url: str, gtin: str, printed: list[str], stop: asyncio.Event, lan
                 return  # the box died under us
 
 
-def shard_facts(db: Path) -> dict:
+def store_facts(db: Path) -> dict:
     conn = sqlite3.connect(db)
     try:
         sales = {r[0] for r in conn.execute("select sale_id from sales")}
@@ -76,6 +77,7 @@ async def test_kill_9_during_sales_loses_nothing(stack, ray_runtime, tmp_path):
                                       "http_port": port, "nats_url": stack.nats_address,
                                       "nats_password": stack.store_credentials(STORE)[1]}))
         url = f"http://127.0.0.1:{port}"
+        started_ms = time.time_ns() // 1_000_000
         printed: list[str] = []
         for round_ in range(3):
             edge = start_edge(config)
@@ -88,7 +90,7 @@ async def test_kill_9_during_sales_loses_nothing(stack, ray_runtime, tmp_path):
             stop.set()
             await asyncio.gather(*sellers)
         db = tmp_path / "data" / f"{STORE}.sqlite"
-        facts = shard_facts(db)
+        facts = store_facts(db)
         assert len(printed) >= 5, "too few sales before the kills to prove anything"
         assert set(printed) <= facts["sales"], "a sale whose receipt printed was lost"
         assert facts["stock"] == facts["journal"], "on-hand does not equal the sum of the journal"
@@ -98,14 +100,18 @@ async def test_kill_9_during_sales_loses_nothing(stack, ray_runtime, tmp_path):
             await wait_lane(url)
 
             async def drained():
-                return shard_facts(db)["outbox"] == 0
+                return store_facts(db)["outbox"] == 0
             assert await eventually(drained, timeout_s=30)
             conn = await asyncpg.connect(stack.database_url)
             try:
                 cloud_sales = await conn.fetchval("select count(*) from till_sales where store_id = $1", STORE)
+                events, seqs = await conn.fetchrow("select count(*), count(distinct seq) from edge_events "
+                                                   "where store_id = $1 and wall_ms >= $2", STORE, started_ms)
             finally:
                 await conn.close()
-            assert cloud_sales == len(shard_facts(db)["sales"])
+            assert cloud_sales == len(store_facts(db)["sales"])
+            # the in-memory seq continued above every seq published before each kill (acked or not): none reused
+            assert events > 0 and seqs == events, f"{events - seqs} event seqs were used twice across the kills"
         finally:
             edge.send_signal(signal.SIGTERM)
             edge.wait(20)

@@ -1,4 +1,4 @@
-"""An edge box in-process: real SQLite shard, real pseudo-terminal devices, the lane API; no cloud needed."""
+"""An edge box in-process: real SQLite store db, real pseudo-terminal devices, the lane API; no cloud needed."""
 from __future__ import annotations
 
 import asyncio
@@ -51,7 +51,7 @@ async def box(tmp_path):
 
 
 async def outbox_kinds(edge) -> list[str]:
-    return [codec.decode(frame).KIND for _, _, frame, _ in await edge.shard.outbox(0, 1000)]
+    return [codec.decode(frame).KIND for _, _, frame, _ in await edge.store_db.outbox(0, 1000)]
 
 
 async def test_scan_weigh_pay_cash_commits_sale_movements_and_outbox(box):
@@ -64,12 +64,12 @@ async def test_scan_weigh_pay_cash_commits_sale_movements_and_outbox(box):
     total = (await http.get("/lanes/1/cart")).json()["total_fen"]
     paid = await http.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": total + 1000})
     assert paid.status_code == 201 and paid.json()["change_fen"] == 1000 and paid.json()["total_fen"] == total
-    sale = await edge.shard.sale(paid.json()["sale_id"])
+    sale = await edge.store_db.sale(paid.json()["sale_id"])
     assert sale["total_fen"] == total and len(sale["lines"]) == 2
     kinds = await outbox_kinds(edge)
     assert kinds.count("sale.committed") == 1 and kinds.count("stock.moved") == 3  # receiving + 2 sale lines
     assert "escrow.granted" in kinds  # receiving granted the cloud its online share
-    assert (await edge.shard.position(packed()["sku"])).on_hand == 9
+    assert (await edge.store_db.stock_level(packed()["sku"])).on_hand == 9
 
 
 async def test_selling_past_the_offline_share_asks_for_escrow_back(box):
@@ -80,7 +80,7 @@ async def test_selling_past_the_offline_share_asks_for_escrow_back(box):
         await http.post("/lanes/1/scan", json={"code": packed()["gtin"]})
     r = await http.post("/lanes/1/pay", json={"method": "wallet_sim"})
     assert r.status_code == 201
-    frames = [codec.decode(f) for _, _, f, _ in await edge.shard.outbox(0, 1000)]
+    frames = [codec.decode(f) for _, _, f, _ in await edge.store_db.outbox(0, 1000)]
     asks = [m for m in frames if m.KIND == "escrow.reclaim_requested"]
     assert [(m.sku, m.qty) for m in asks] == [(sku, 1)]  # on hand 1, escrow 2: one unit asked back
 
@@ -136,7 +136,7 @@ async def test_scanner_on_its_serial_port_adds_to_its_lane_and_garbage_does_not_
         if (await http.get("/lanes/2/cart")).json()["lines"]:
             break
         await asyncio.sleep(0.05)
-    assert [l["sku"] for l in (await http.get("/lanes/2/cart")).json()["lines"]] == [packed()["sku"]]
+    assert [line["sku"] for line in (await http.get("/lanes/2/cart")).json()["lines"]] == [packed()["sku"]]
 
 
 async def test_pay_refusals(box):
@@ -160,7 +160,7 @@ async def test_void_drops_the_lane_cart_and_sells_nothing(box):
     assert (await http.get("/lanes/8/cart")).json()["lines"] == []
     assert len((await http.get("/lanes/9/cart")).json()["lines"]) == 1  # the other lane keeps its customer
     assert (await http.post("/lanes/8/pay", json={"method": "cash", "tendered_fen": 10**6})).status_code == 409
-    assert await edge.shard.count("sales") == 0
+    assert await edge.store_db.count("sales") == 0
 
 
 async def test_continuous_scale_gives_the_latest_stable_reading(tmp_path):
@@ -198,7 +198,7 @@ async def test_receipt_prints_after_the_sale_with_its_qr(tmp_path):
                 await asyncio.sleep(0.05)
         raw = bytes(printer.received)
         assert raw.startswith(b"\x1b@") and f"SALE:{sale['sale_id']}".encode() in raw and b"TOTAL" in raw
-        assert await edge.shard.sale(sale["sale_id"]) is not None  # committed before it printed
+        assert await edge.store_db.sale(sale["sale_id"]) is not None  # committed before it printed
     finally:
         await edge.stop()
         printer.close()
@@ -216,11 +216,56 @@ async def test_stored_value_counts_as_unsettled_until_the_cloud_acks_the_sale(bo
     sale = (await http.post("/lanes/5/pay", json={"method": "stored_value"})).json()
 
     async def unsettled():
-        async with edge.shard.db.execute("select offline_spent_fen from members where member_id = 'M1'") as cur:
+        async with edge.store_db.reader.execute("select offline_spent_fen from members where member_id = 'M1'") as cur:
             return (await cur.fetchone())[0]
     assert await unsettled() == sale["total_fen"] > 0
-    event = next(codec.decode(f) for _, _, f, kind in await edge.shard.outbox(0, 100) if kind == "sale.committed")
+    event = next(codec.decode(f) for _, _, f, kind in await edge.store_db.outbox(0, 100) if kind == "sale.committed")
     ack = BusinessAck(**envelope("S009", 2), acks=(Ack(event_id=event.event_id, seq=event.seq, result="ok", detail=""),))
     await edge.actor.ask("command", message=ack)
     assert await unsettled() == 0
     assert "sale.committed" not in await outbox_kinds(edge)
+
+
+async def test_price_embedded_label_on_a_per_kg_product_takes_the_right_grams_off_stock(box):
+    """A label scale priced a per-kg product and printed only the amount (prefix 20: PPIIIIIAAAAAC). The sale takes
+    off stock the grams that amount stands for - amount x 1000 / price per kg, one rounding (protocol.money) - not
+    1 g, as when quantities had no unit."""
+    from protocol.messages import Quantity
+    from protocol.money import div_round
+    edge, http, _, _ = box
+    product = weighed()
+    sku = product["sku"]
+    await edge.actor.ask("receive", sku=sku, qty=10_000)  # 10 kg
+    amount = 482
+    grams = div_round(amount * 1000, product["price_fen"])  # e.g. 4.82 at 9.63/kg: 500.52 g -> 501 g
+    assert grams > 100
+    body = "20" + product["plu"] + f"{amount:05d}"
+    r = await http.post("/lanes/4/scan", json={"code": body + str(gs1_check_digit(body))})
+    assert r.status_code == 200, r.text
+    assert (r.json()["line"]["weight_g"], r.json()["line"]["unit"], r.json()["line"]["list_fen"]) == (grams, "g", amount)
+    paid = await http.post("/lanes/4/pay", json={"method": "cash", "tendered_fen": 10_000})
+    assert paid.status_code == 201
+    sale_id = paid.json()["sale_id"]
+    frames = [codec.decode(f) for _, _, f, _ in await edge.store_db.outbox(0, 1000)]
+    moves = [(m.sku, m.delta, m.on_hand_after) for m in frames if m.KIND == "stock.moved" and m.reference == sale_id]
+    assert moves == [(sku, -grams, 10_000 - grams)]
+    (sale,) = [m for m in frames if m.KIND == "sale.committed"]
+    assert [(line.sku, line.quantity) for line in sale.lines] == [(sku, Quantity.grams(grams))]
+    assert (await edge.store_db.stock_level(sku)).on_hand == 10_000 - grams
+    async with edge.store_db.reader.execute("select sum(delta) from movements where sku = ?", (sku,)) as cur:
+        assert (await cur.fetchone())[0] == 10_000 - grams  # the journal adds up to on hand
+    assert (await edge.store_db.sale(sale_id))["lines"] == [[sku, grams, "g", sale.lines[0].amount_fen]]
+
+
+async def test_open_carts_are_bounded_and_looking_at_an_empty_lane_opens_none(box, monkeypatch):
+    from edge import store_actor
+    edge, http, _, _ = box
+    monkeypatch.setattr(store_actor, "MAX_OPEN_CARTS", 2)
+    await edge.actor.ask("receive", sku=packed()["sku"], qty=10)
+    for lane in ("1", "2"):
+        assert (await http.post(f"/lanes/{lane}/scan", json={"code": packed()["gtin"]})).status_code == 200
+    assert (await http.get("/lanes/9/cart")).json()["lines"] == []  # a view does not open a cart
+    r = await http.post("/lanes/3/scan", json={"code": packed()["gtin"]})
+    assert r.status_code == 409 and "already have a cart open" in r.json()["detail"]
+    assert (await http.post("/lanes/1/pay", json={"method": "wallet_sim"})).status_code == 201
+    assert (await http.post("/lanes/3/scan", json={"code": packed()["gtin"]})).status_code == 200

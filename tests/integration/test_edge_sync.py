@@ -50,7 +50,7 @@ async def _online(box):
 
 
 async def drained(box):
-    return await box.shard.outbox_depth() == 0
+    return await box.store_db.outbox_depth() == 0
 
 
 async def test_receiving_grants_escrow_and_sales_reach_the_cloud_exactly_once(world, stack):
@@ -88,7 +88,7 @@ async def test_online_pickup_order_is_printed_picked_and_fulfilled(world):
     await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"})
 
     async def arrived():
-        async with box.shard.db.execute("select status from orders where order_id = ?", (order["order_id"],)) as cur:
+        async with box.store_db.reader.execute("select status from orders where order_id = ?", (order["order_id"],)) as cur:
             return await cur.fetchone()
     assert await eventually(arrived), "the order to fulfil did not reach the store"
     r = await lane.post(f"/pickups/{order['pickup_code']}")
@@ -114,7 +114,8 @@ async def test_a_duplicate_command_changes_nothing(world, stack):
         await nc.close()
     await eventually(lambda: _dupes(box))
     assert box.actor.stats["duplicates"] >= 1
-    async with box.shard.db.execute("select count(*), max(stored_value_fen) from members where member_id = 'M-dup'") as cur:
+    async with box.store_db.reader.execute("select count(*), max(stored_value_fen) from members "
+                                           "where member_id = 'M-dup'") as cur:
         assert tuple(await cur.fetchone()) == (1, 5000)
 
 
@@ -135,15 +136,15 @@ async def test_network_cut_sales_continue_then_everything_arrives_once_in_order(
         r = await lane.post("/lanes/4/pay", json={"method": "cash", "tendered_fen": 10**6})
         assert r.status_code == 201 and r.json()["offline"] is True
         sales.append(r.json()["sale_id"])
-    assert await box.shard.outbox_depth() >= 30  # 15 sales + their movements wait in the outbox
+    assert await box.store_db.outbox_depth() >= 30  # 15 sales + their movements wait in the outbox
     proxy.heal()
     assert await eventually(lambda: drained(box), timeout_s=30), "the outbox did not drain after healing"
     conn = await asyncpg.connect(stack.database_url)
     try:
         rows = await conn.fetch("select sale_id from till_sales where sale_id = any($1::text[])", sales)
         assert len(rows) == 15
-        seqs = [r["seq"] for r in await conn.fetch("select seq from edge_events where store_id = $1 order by received_ms, seq",
-                                                    STORE)]
+        seqs = [r["seq"] for r in await conn.fetch("select seq from edge_events where store_id = $1 "
+                                                    "order by received_ms, seq", STORE)]
         assert len(seqs) == len(set(seqs)), "an event was applied twice"
     finally:
         await conn.close()
@@ -174,7 +175,7 @@ async def test_a_lost_business_ack_is_recovered_by_sending_again_under_a_new_id(
             return await conn.fetchval("select count(*) from till_sales where sale_id = $1", sale["sale_id"]) == 1
         assert await eventually(applied), "the cloud never applied the sale"
         await asyncio.sleep(0.5)
-        assert lost and await box.shard.outbox_depth() > 0  # applied in the cloud, unacked at the store
+        assert lost and await box.store_db.outbox_depth() > 0  # applied in the cloud, unacked at the store
         monkeypatch.setattr(bridge, "_acks", real_acks)  # the way back works again; nothing is re-sent by the cloud
         assert await eventually(lambda: drained(box), timeout_s=30), "the store never got its acks"
         assert await conn.fetchval("select count(*) from till_sales where sale_id = $1", sale["sale_id"]) == 1

@@ -1,12 +1,15 @@
-"""Device codecs with real frames (DEVICES.md), garbage, split frames and unstable readings."""
+"""Device codecs with real frames (DEVICES.md), garbage, split frames and unstable readings; their traits as data."""
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from edge.devices.escpos import Ticket
-from edge.devices.events import Garbage, Scan, ScaleStatus, Weight
-from edge.devices.scale_codecs import ContinuousCodec, Toledo8217Codec
+from edge.devices.escpos import PrinterReplies, Ticket
+from edge.devices.events import Garbage, ScaleStatus, Scan, Weight
+from edge.devices.scale_codecs import CODECS, ContinuousCodec, ScaleCodec, Toledo8217Codec
 from edge.devices.scanner_codec import ScannerCodec
+from edge.devices.traits import SerialSettings
 
 
 def test_toledo_weight_frames():
@@ -62,7 +65,7 @@ def test_continuous_split_and_noise():
 
 @given(st.binary(max_size=300))
 def test_codecs_never_raise_and_stay_bounded(data):
-    for codec in (Toledo8217Codec(), ContinuousCodec(), ScannerCodec()):
+    for codec in (Toledo8217Codec(), ContinuousCodec(), ScannerCodec(), PrinterReplies()):
         codec.feed(data)
         assert len(codec.buffer) <= 64
 
@@ -81,3 +84,51 @@ def test_escpos_ticket_has_text_cut_and_a_well_formed_qr():
     assert "菠菜".encode("gb18030") in raw
     n = len(b"PICKUP:12345678") + 3
     assert bytes([n & 0xFF, n >> 8, 49, 80, 48]) + b"PICKUP:12345678" in raw
+
+
+# ---- traits as data ---------------------------------------------------------------------------------------------
+
+def test_each_codec_carries_its_port_settings_and_how_it_is_read():
+    assert SerialSettings(baudrate=9600, bytesize=7, parity="E", stopbits=1) == Toledo8217Codec.SERIAL  # 7E1
+    assert Toledo8217Codec.POLL == b"W" and Toledo8217Codec().polled
+    assert SerialSettings(baudrate=9600, bytesize=8, parity="N") == ContinuousCodec.SERIAL
+    assert ContinuousCodec.POLL is None and ContinuousCodec.FRESH_MS > 0 and not ContinuousCodec().polled
+    assert SerialSettings() == ScannerCodec.SERIAL == PrinterReplies.SERIAL
+    assert {"toledo8217": Toledo8217Codec, "continuous": ContinuousCodec} == CODECS
+
+
+def test_a_config_overrides_only_the_settings_it_names():
+    settings = Toledo8217Codec.SERIAL.overridden({"port": "/dev/ttyUSB0", "baudrate": 4800, "protocol": "toledo8217"})
+    assert settings == SerialSettings(baudrate=4800, bytesize=7, parity="E") and str(settings) == "4800 7E1"
+
+
+def test_adding_a_scale_protocol_is_adding_one_codec_class(tmp_path):
+    """A made-up protocol: `S weight CR LF`, polled with `SI CR LF` at 2400 8N1. The box opens its scale with the
+    class's traits and nothing else changes."""
+    from edge.box import EdgeBox
+
+    class SicsLike(ScaleCodec):
+        NAME = "sics-like"
+        SERIAL = SerialSettings(baudrate=2400)
+        POLL = b"SI\r\n"
+
+        def feed(self, data: bytes) -> list:
+            return []
+    try:
+        assert CODECS["sics-like"] is SicsLike
+        box = EdgeBox({"store_id": "S001", "data_dir": str(tmp_path),
+                       "devices": {"scale": {"port": "/dev/null", "protocol": "sics-like", "parity": "E"}}})
+        box._make_devices()
+        assert isinstance(box.scale.codec, SicsLike) and box.scale.codec.POLL == b"SI\r\n"
+        assert box.scale.serial_settings == SerialSettings(baudrate=2400, parity="E")
+        with pytest.raises(TypeError, match="two scale codecs"):
+            type("Again", (ScaleCodec,), {"NAME": "sics-like"})
+    finally:
+        CODECS.pop("sics-like", None)
+
+
+def test_an_unknown_scale_protocol_is_refused_by_name(tmp_path):
+    from edge.box import EdgeBox
+    box = EdgeBox({"store_id": "S001", "data_dir": str(tmp_path), "devices": {"scale": {"port": "/x", "protocol": "nope"}}})
+    with pytest.raises(ValueError, match="scale protocol 'nope' is not known; one of continuous, toledo8217"):
+        box._make_devices()

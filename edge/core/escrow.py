@@ -6,7 +6,7 @@ is received. The till may always sell (the customer is at the counter): when it 
 """
 from __future__ import annotations
 
-DEFAULT_ONLINE_RATIO_BP = 4000
+from protocol.policy import DEFAULT_ONLINE_RATIO_BP
 
 
 def grant_after_receiving(on_hand: int, escrow: int, ratio_bp: int = DEFAULT_ONLINE_RATIO_BP) -> int:

@@ -1,0 +1,153 @@
+"""What a decision of the store's pure core returns: an `Outcome` - the answer for the asker, the **effects** to
+make durable (all in one SQLite transaction, in order) and what to do **after** that transaction committed.
+
+The split is the guarantee, not a convention: a receipt or pick ticket is an after-effect, so it can only print
+once the sale (or order) it shows is durable; a new catalogue is used only once it is stored. Effects name what
+changes in domain words; `edge.store_db` turns each into SQL. Every record here is plain data (no I/O).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.core.state import Books
+from protocol.messages import MemberUpdated, Message, Payment, SaleLine, StockMoved
+
+
+class Refused(ValueError):
+    """A business refusal with an HTTP-ish status (409 not enough paid, 404 unknown pickup code, ...)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+# ---- effects: durable, in one transaction -------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MoveStock:
+    """A journaled stock movement: on_hand changes by `event.delta` (escrow by `escrow_delta`), the movement is
+    journaled and `event` goes to the outbox."""
+    event: StockMoved
+    escrow_delta: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEscrow:
+    """The cloud's online share of a SKU changes (a grant after receiving, units the cloud gave back)."""
+    sku: str
+    delta: int
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """An event for the cloud: an outbox row, sent by the relay and kept until the cloud's business ack."""
+    event: Message
+
+
+@dataclass(frozen=True, slots=True)
+class InsertSale:
+    sale_id: str
+    lane: str
+    total_fen: int
+    lines: tuple[SaleLine, ...]
+    payments: tuple[Payment, ...]
+    member_id: str | None
+    offline: bool
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AddUnsettled:
+    """Stored value a member spent at this store that the cloud has not acknowledged yet."""
+    member_id: str
+    amount_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettleStoredValue:
+    """The cloud acknowledged a stored-value spend: it no longer counts as unsettled (never below zero)."""
+    member_id: str
+    amount_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class InsertOrder:
+    """An online order to fulfil (kept as it is if the order is already known)."""
+    order_id: str
+    pickup_code: str | None
+    payload: dict
+
+
+@dataclass(frozen=True, slots=True)
+class SetOrderStatus:
+    order_id: str
+    status: str
+    only_from: str | None = None  # change only an order in this status
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertMember:
+    """A member snapshot for the offline cache; the unsettled amount stays (the snapshot cannot include it)."""
+    member: MemberUpdated
+
+
+@dataclass(frozen=True, slots=True)
+class MarkApplied:
+    """A cloud command's id goes into the inbox with its effect, so a redelivery changes nothing."""
+    event_id: str
+    kind: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreBook:
+    """The catalogue or the rule book (JSON text) and its version, as the store's copy."""
+    key: str  # "catalogue" | "rule_book"
+    text: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class DropAcked:
+    """The cloud applied these events: their outbox rows go, and the seq floor rises to the highest of them, so a
+    restart with an empty outbox still continues above every seq ever published."""
+    event_ids: tuple[str, ...]
+    seq_floor: int
+
+
+Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
+          | SetOrderStatus | UpsertMember | MarkApplied | StoreBook | DropAcked)
+
+
+# ---- after the commit ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PrintTicket:
+    ticket: bytes  # ESC/POS
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetCart:
+    lane: str
+
+
+@dataclass(frozen=True, slots=True)
+class UseBooks:
+    books: Books
+
+
+AfterEffect = PrintTicket | ForgetCart | UseBooks
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    reply: Any
+    effects: tuple[Effect, ...] = ()
+    after: tuple[AfterEffect, ...] = ()
+    last_seq: int | None = None  # the highest event seq the effects use (None: no event made)
+    notes: tuple[str, ...] = field(default=())  # for the log: what was refused or skipped, and why
+
+    @property
+    def publishes(self) -> bool:
+        return any(isinstance(e, (Publish, MoveStock)) for e in self.effects)

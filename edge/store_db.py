@@ -1,0 +1,291 @@
+"""The store's own database in SQLite (aiosqlite, WAL, synchronous=FULL): what the box knows, durable on power loss.
+
+The StoreActor's shell: it loads the state the pure core decides on, and `apply()` executes an Outcome's effects
+in **one transaction** - a sale, its stock movements and its outbox rows commit together, so once `apply` returns
+the sale exists and will reach the cloud even if the process is killed the next instant. A cloud command's event
+id goes into `inbox` in the same transaction as its effect. Outbox rows stay until the cloud's business ack names
+them; dropping them raises the persisted seq floor in the same transaction, so the highest event seq ever
+committed is always max(outbox seq, floor) - the actor recovers its in-memory seq from that at start.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiosqlite
+from aiosqlite import Row
+
+from edge.core.commands import AckedRow
+from edge.core.outcome import (
+    AddUnsettled,
+    ChangeEscrow,
+    DropAcked,
+    InsertOrder,
+    InsertSale,
+    MarkApplied,
+    MoveStock,
+    Publish,
+    SetOrderStatus,
+    SettleStoredValue,
+    StoreBook,
+    UpsertMember,
+)
+from edge.core.state import Member, PendingOrder, StockLevel
+from protocol import codec
+
+BUSY_TIMEOUT_MS = 5_000
+SEQ_FLOOR_KEY = "event_seq_floor"  # the highest seq of the events the cloud acked (and the outbox dropped)
+LEGACY_SEQ_KEY = "event_seq"  # the counter older boxes kept per event; still counted when recovering
+SQL_VARIABLES_MAX = 500  # ids per `in (...)` query (SQLite's limit is higher; this keeps statements small)
+
+SCHEMA = """
+create table if not exists meta (key text primary key, value text not null);
+create table if not exists stock (sku text primary key, on_hand integer not null default 0,
+                                  escrow integer not null default 0);
+create table if not exists movements (id integer primary key autoincrement, event_id text not null unique,
+    sku text not null, delta integer not null, reason text not null, shrinkage_reason text not null,
+    reference text not null, on_hand_after integer not null, at_ms integer not null);
+create table if not exists sales (sale_id text primary key, lane text not null, total_fen integer not null,
+    lines text not null, payments text not null, member_id text, offline integer not null, at_ms integer not null,
+    receipt blob);
+create table if not exists outbox (seq integer primary key, event_id text not null unique, kind text not null,
+    frame blob not null, created_ms integer not null);
+create table if not exists inbox (event_id text primary key, kind text not null, applied_ms integer not null);
+create table if not exists orders (order_id text primary key, pickup_code text, status text not null,
+    payload text not null);
+create index if not exists orders_code on orders (pickup_code);
+create table if not exists members (member_id text primary key, phone text, member_code text, level text,
+    stored_value_fen integer not null, points integer not null, offline_spent_fen integer not null default 0);
+"""
+MEMBER_COLUMNS = "member_id, phone, member_code, level, stored_value_fen, points, offline_spent_fen"
+UPSERT_META = "insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value"
+
+
+class StoreDb:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        """The StoreActor's connection: every write, in its transactions."""
+        if self._writer is None:
+            raise RuntimeError(f"the store db {self.path} is not open")
+        return self._writer
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        """The relay's, health's and tests' connection: it sees committed data only."""
+        if self._reader is None:
+            raise RuntimeError(f"the store db {self.path} is not open")
+        return self._reader
+
+    async def open(self) -> StoreDb:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        await writer.execute("pragma journal_mode=WAL")
+        await writer.execute("pragma synchronous=FULL")
+        await writer.execute(f"pragma busy_timeout={BUSY_TIMEOUT_MS}")
+        await writer.executescript(SCHEMA)
+        # A second connection for readers outside the actor. On the actor's connection a read issued between the
+        # awaits of an open transaction would see its uncommitted rows - and could publish a sale that a power
+        # cut then erases.
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._reader.execute(f"pragma busy_timeout={BUSY_TIMEOUT_MS}")
+        return self
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._writer = self._reader = None
+
+    # ---- what the actor loads -------------------------------------------------------------------------------
+    async def _one(self, sql: str, params: Sequence[object] = ()) -> Row | None:
+        async with self.writer.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        async with self.writer.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def _count(self, sql: str) -> int:
+        async with self.reader.execute(sql) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = await self._one("select value from meta where key = ?", (key,))
+        return row[0] if row else default
+
+    async def recover_seq(self) -> int:
+        """The highest event seq ever committed (0 for a new box): the outbox holds every unacked event, the floor
+        every acked one's seq, so the sequence continues above everything ever published, even after kill -9."""
+        row = await self._one("select coalesce(max(seq), 0) from outbox")
+        outbox = int(row[0]) if row else 0
+        floors = [int(r[0]) for r in await self._all("select value from meta where key in (?, ?)",
+                                                     (SEQ_FLOOR_KEY, LEGACY_SEQ_KEY))]
+        return max([outbox, *floors])
+
+    async def stock_level(self, sku: str) -> StockLevel:
+        row = await self._one("select on_hand, escrow from stock where sku = ?", (sku,))
+        return StockLevel(sku, *(row or (0, 0)))
+
+    async def stock_levels(self, skus=None) -> dict[str, StockLevel]:
+        """The given SKUs' levels (those with no row yet are left out), or every SKU's."""
+        if skus is None:
+            rows = await self._all("select sku, on_hand, escrow from stock order by sku")
+        else:
+            skus = sorted(set(skus))
+            rows = []
+            for i in range(0, len(skus), SQL_VARIABLES_MAX):
+                part = skus[i:i + SQL_VARIABLES_MAX]
+                rows += await self._all(f"select sku, on_hand, escrow from stock where sku in ({','.join('?' * len(part))})",  # noqa: S608
+                                        part)
+        return {r[0]: StockLevel(*r) for r in rows}
+
+    async def member(self, phone: str | None = None, member_code: str | None = None) -> Member | None:
+        column, value = ("phone", phone) if phone else ("member_code", member_code)
+        row = await self._one(f"select {MEMBER_COLUMNS} from members where {column} = ?", (value,))  # noqa: S608
+        return Member(*row) if row else None
+
+    async def pending_order(self, pickup_code: str) -> PendingOrder | None:
+        row = await self._one("select order_id, status, payload from orders where pickup_code = ?", (pickup_code,))
+        if row is None:
+            return None
+        lines = tuple((line["sku"], line["qty"]) for line in json.loads(row[2])["lines"])
+        return PendingOrder(row[0], row[1], lines)
+
+    async def seen_command(self, event_id: str) -> bool:
+        return await self._one("select 1 from inbox where event_id = ?", (event_id,)) is not None
+
+    async def acked_rows(self, event_ids: list[str]) -> list[AckedRow]:
+        """The outbox rows an ack names; sale frames only when some member has unsettled stored value (only then
+        is there anything to settle)."""
+        unsettled = await self._one("select 1 from members where offline_spent_fen > 0 limit 1") is not None
+        frame = "case when kind = 'sale.committed' then frame end" if unsettled else "null"
+        rows = []
+        for i in range(0, len(event_ids), SQL_VARIABLES_MAX):
+            part = event_ids[i:i + SQL_VARIABLES_MAX]
+            rows += await self._all(f"select seq, event_id, kind, {frame} from outbox "  # noqa: S608
+                                    f"where event_id in ({','.join('?' * len(part))})", part)
+        return [AckedRow(*r) for r in rows]
+
+    # ---- what the relay, health and tests read (committed data only) ------------------------------------------
+    async def outbox(self, after_seq: int, limit: int) -> list[tuple[int, str, bytes, str]]:
+        async with self.reader.execute("select seq, event_id, frame, kind from outbox where seq > ? order by seq "
+                                       "limit ?", (after_seq, limit)) as cur:
+            return [tuple(r) async for r in cur]
+
+    async def outbox_depth(self) -> int:
+        return await self._count("select count(*) from outbox")
+
+    async def sale(self, sale_id: str) -> dict | None:
+        async with self.reader.execute("select sale_id, lane, total_fen, lines, payments, member_id, offline, at_ms "
+                                       "from sales where sale_id = ?", (sale_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return {"sale_id": row[0], "lane": row[1], "total_fen": row[2], "lines": json.loads(row[3]),
+                "payments": json.loads(row[4]), "member_id": row[5], "offline": bool(row[6]), "at_ms": row[7]}
+
+    async def count(self, table: str) -> int:
+        assert table in ("sales", "movements", "outbox", "inbox", "orders", "members")
+        return await self._count(f"select count(*) from {table}")  # noqa: S608 - table is from the list above
+
+    # ---- executing effects ------------------------------------------------------------------------------------
+    async def apply(self, effects) -> None:
+        """Every effect in one transaction (BEGIN IMMEDIATE ... COMMIT), or none of them (ROLLBACK on any error)."""
+        if not effects:
+            return
+        db = self.writer
+        await db.execute("begin immediate")
+        try:
+            for effect in effects:
+                await _EXECUTORS[type(effect)](db, effect)
+        except BaseException:
+            await db.execute("rollback")
+            raise
+        await db.execute("commit")
+
+
+async def _change_stock(db, sku: str, on_hand_delta: int, escrow_delta: int) -> None:
+    await db.execute("insert into stock (sku, on_hand, escrow) values (?, 0, 0) on conflict (sku) do nothing", (sku,))
+    await db.execute("update stock set on_hand = on_hand + ?, escrow = escrow + ? where sku = ?",
+                     (on_hand_delta, escrow_delta, sku))
+
+
+async def _outbox(db, event) -> None:
+    await db.execute("insert into outbox (seq, event_id, kind, frame, created_ms) values (?, ?, ?, ?, ?)",
+                     (event.seq, event.event_id, event.KIND, codec.encode(event), event.wall_ms))
+
+
+async def _move_stock(db, e: MoveStock) -> None:
+    m = e.event
+    await _change_stock(db, m.sku, m.delta, e.escrow_delta)
+    await db.execute("""insert into movements (event_id, sku, delta, reason, shrinkage_reason, reference, on_hand_after,
+                        at_ms) values (?, ?, ?, ?, ?, ?, ?, ?)""",
+                     (m.event_id, m.sku, m.delta, m.reason, m.shrinkage_reason, m.reference, m.on_hand_after, m.wall_ms))
+    await _outbox(db, m)
+
+
+async def _insert_sale(db, e: InsertSale) -> None:
+    await db.execute("insert into sales (sale_id, lane, total_fen, lines, payments, member_id, offline, at_ms) "
+                     "values (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (e.sale_id, e.lane, e.total_fen,
+                      json.dumps([[line.sku, line.quantity.amount, line.quantity.unit, line.amount_fen]
+                                  for line in e.lines]),
+                      json.dumps([[p.method, p.amount_fen, p.reference] for p in e.payments]),
+                      e.member_id, int(e.offline), e.at_ms))
+
+
+async def _upsert_member(db, e: UpsertMember) -> None:
+    m = e.member
+    await db.execute("""insert into members (member_id, phone, member_code, level, stored_value_fen, points)
+                        values (?, ?, ?, ?, ?, ?) on conflict (member_id) do update set phone = excluded.phone,
+                        member_code = excluded.member_code, level = excluded.level, points = excluded.points,
+                        stored_value_fen = excluded.stored_value_fen""",
+                     (m.member_id, m.phone, m.member_code, m.level, m.stored_value_fen, m.points))
+
+
+async def _set_order_status(db, e: SetOrderStatus) -> None:
+    if e.only_from is None:
+        await db.execute("update orders set status = ? where order_id = ?", (e.status, e.order_id))
+    else:
+        await db.execute("update orders set status = ? where order_id = ? and status = ?",
+                         (e.status, e.order_id, e.only_from))
+
+
+async def _store_book(db, e: StoreBook) -> None:
+    await db.executemany(UPSERT_META, [(e.key, e.text), (f"{e.key}_version", str(e.version))])
+
+
+async def _drop_acked(db, e: DropAcked) -> None:
+    await db.executemany("delete from outbox where event_id = ?", [(i,) for i in e.event_ids])
+    await db.execute("insert into meta (key, value) values (?, ?) on conflict (key) do update set value = "
+                     "cast(max(cast(meta.value as integer), cast(excluded.value as integer)) as text)",
+                     (SEQ_FLOOR_KEY, str(e.seq_floor)))
+
+
+_EXECUTORS = {
+    MoveStock: _move_stock,
+    ChangeEscrow: lambda db, e: _change_stock(db, e.sku, 0, e.delta),
+    Publish: lambda db, e: _outbox(db, e.event),
+    InsertSale: _insert_sale,
+    AddUnsettled: lambda db, e: db.execute(
+        "update members set offline_spent_fen = offline_spent_fen + ? where member_id = ?", (e.amount_fen, e.member_id)),
+    SettleStoredValue: lambda db, e: db.execute(
+        "update members set offline_spent_fen = max(offline_spent_fen - ?, 0) where member_id = ?",
+        (e.amount_fen, e.member_id)),
+    InsertOrder: lambda db, e: db.execute(
+        "insert into orders (order_id, pickup_code, status, payload) values (?, ?, 'to_pick', ?) "
+        "on conflict (order_id) do nothing", (e.order_id, e.pickup_code, json.dumps(e.payload))),
+    SetOrderStatus: _set_order_status,
+    UpsertMember: _upsert_member,
+    MarkApplied: lambda db, e: db.execute("insert into inbox (event_id, kind, applied_ms) values (?, ?, ?)",
+                                          (e.event_id, e.kind, e.at_ms)),
+    StoreBook: _store_book,
+    DropAcked: _drop_acked,
+}

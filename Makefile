@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test stack-check clean
+.PHONY: demo test lint stack-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/freshmesh demo
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -q
+
+lint: $(STAMP)  # ruff and mypy, configured in pyproject.toml
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 stack-check: $(STAMP)
 	$(VENV)/bin/freshmesh stack --check

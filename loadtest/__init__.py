@@ -32,8 +32,10 @@ def add_load_parser(sub, func) -> None:
     load.add_argument("--sales", type=int, default=5000, help="catchup: offline sales in the backlog")
     load.add_argument("--stores", type=int, default=50, help="consistency: edge boxes selling")
     load.add_argument("--store-rate", type=float, default=None,
-                      help="consistency, fleet: baskets per second per store (default 1.0; fleet 0.2, a busy store's 720 an hour)")
-    load.add_argument("--probe-every", type=float, default=5.0, help="consistency, fleet: seconds between a store's probe sales")
+                      help="consistency, fleet: baskets per second per store "
+                           "(default 1.0; fleet 0.2, a busy store's 720 an hour)")
+    load.add_argument("--probe-every", type=float, default=5.0,
+                      help="consistency, fleet: seconds between a store's probe sales")
     load.add_argument("--per-process", type=int, default=25, help="consistency, fleet: edge boxes per process")
     load.add_argument("--steps", default="25,50,100,150,200,250,300", help="fleet: store counts to try, in order")
     load.set_defaults(func=func)

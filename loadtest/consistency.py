@@ -17,9 +17,9 @@ import random
 import time
 from collections import Counter
 
+from loadtest.http import LeanClients
 from loadtest.report import Progress, latency_ms
 from simulators.chain import Chain
-from loadtest.http import LeanClients
 from simulators.traffic import Shelf, Tills, outboxes_drained, pause
 
 POLL_S = 0.02
@@ -84,6 +84,7 @@ async def measure(chain: Chain, store_rate: float, seconds: float, probe_every_s
     """Steady till traffic plus probes on a running chain for `seconds`; returns the lag figures."""
     rng = random.Random(seed)
     fleet = chain.fleet
+    assert fleet is not None, "measure a started chain"
     shelf = Shelf(chain.world["catalogue"])
     stores = stores or list(fleet.lanes)
     counts: Counter = Counter()

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cloud.embedded.process import free_port
 from loadtest.http import Connection, encode_post, split_url
@@ -64,7 +64,7 @@ async def _closed_loop(host: str, port: int, raw: bytes, seconds: float, connect
 
 
 async def _sale(host, port, token, quantity, rate, duration, limit) -> str:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     body = {"sku": "EGG-EGGS-0160", "quantity": quantity, "price_fen": 990, "per_member_limit": limit,
             "rate_per_s": int(max(rate * 2, 1000)), "starts_at": (now - timedelta(seconds=1)).isoformat(),
             "ends_at": (now + timedelta(seconds=duration + 120)).isoformat()}

@@ -2,8 +2,8 @@
 
 One chain grows through `--steps` (store counts); at each step every store sells steadily (`--store-rate`) and
 probes its lag as in the consistency suite for `--duration` seconds. The answer is the largest step whose probe
-lag p99 stayed under 1 s with every probe sale visible, nothing refused, and at least 85% of the offered sales (arrivals are random)
-made; the run stops at the first step that fails.
+lag p99 stayed under 1 s with every probe sale visible, nothing refused, and at least 85% of the offered sales
+(arrivals are random) made; the run stops at the first step that fails.
 """
 from __future__ import annotations
 

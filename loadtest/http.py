@@ -16,16 +16,19 @@ class Connection:
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.reader = self.writer = None
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
 
-    async def open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+    async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        self.reader, self.writer = streams = await asyncio.open_connection(self.host, self.port)
+        return streams
 
     async def request(self, raw: bytes) -> tuple[int, dict, bytes]:
-        if self.writer is None:
-            await self.open()
-        self.writer.write(raw)
-        head = await self.reader.readuntil(b"\r\n\r\n")
+        reader, writer = self.reader, self.writer
+        if reader is None or writer is None:
+            reader, writer = await self.open()
+        writer.write(raw)
+        head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
         headers = {}
@@ -33,7 +36,7 @@ class Connection:
             if ":" in line:
                 k, v = line.split(":", 1)
                 headers[k.strip().lower()] = v.strip()
-        body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
         if headers.get("connection", "").lower() == "close":
             self.close()
         return status, headers, body
@@ -42,6 +45,10 @@ class Connection:
         if self.writer is not None:
             self.writer.close()
         self.reader = self.writer = None
+
+    def at_eof(self) -> bool:
+        """The server has closed its end (a connection not open counts as closed)."""
+        return self.reader is None or self.reader.at_eof()
 
 
 def encode_post(host: str, path: str, body: dict, headers: dict | None = None) -> bytes:
@@ -96,12 +103,12 @@ class LeanClients:
         idle = self._idle.setdefault(key, [])
         now = time.monotonic()
         # servers close idle keep-alives (uvicorn: after 5 s); one they closed already shows EOF
-        while idle and (now - idle[-1][1] > IDLE_EXPIRY_S or idle[-1][0].reader.at_eof()):
+        while idle and (now - idle[-1][1] > IDLE_EXPIRY_S or idle[-1][0].at_eof()):
             idle.pop()[0].close()
         conn = idle.pop()[0] if idle else Connection(*key)
         try:
             status, _, body = await asyncio.wait_for(conn.request(make(key[0], path)), self.timeout)
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
             conn.close()
             if not retry:
                 raise
@@ -123,7 +130,7 @@ class LeanClients:
         return await self._send(url, lambda host, path: encode_get(host, path, headers).replace(b"GET ", b"DELETE ", 1),
                                 retry=False)
 
-    async def __aenter__(self) -> "LeanClients":
+    async def __aenter__(self) -> LeanClients:
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -33,10 +34,10 @@ class Chain:
         self.workdir = Path(tempfile.mkdtemp(prefix="freshmesh-chain-"))
         self.token = uuid.uuid4().hex
         self.stack: EmbeddedStack | None = None
-        self.cloud = None
+        self.cloud: subprocess.Popen | None = None
         self.fleet: Fleet | None = None
 
-    def start(self) -> "Chain":
+    def start(self) -> Chain:
         try:
             self._start()
         except BaseException:
@@ -69,6 +70,7 @@ class Chain:
         """More stores join the running chain (up to `max_stores`)."""
         if stores > self.max_stores:
             raise ValueError(f"the world has {self.max_stores} stores; cannot run {stores}")
+        assert self.fleet is not None, "grow a started chain"
         self.fleet.add(store_ids(stores))
         self.stores = stores
 
@@ -84,7 +86,7 @@ class Chain:
             self.stack.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "Chain":
+    def __enter__(self) -> Chain:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 
+
 def _stack_from_env(args):
     from cloud.embedded import EmbeddedStack
     return EmbeddedStack(workdir=args.workdir, nats="NATS_URL" not in os.environ,
@@ -34,7 +35,7 @@ def _wait_for_signal() -> None:
 
 def cmd_stack(args) -> int:
     from cloud.embedded.check import run_check
-    from cloud.embedded.nats import store_password
+    from protocol.policy import store_password
 
     stack = _stack_from_env(args)
     with stack:
@@ -103,21 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", default=None, help="write the summary here")
     demo.set_defaults(func=cmd_demo)
 
+    from cloud.main import add_arguments as cloud_arguments
     cloud = sub.add_parser("cloud", help="the cloud: HTTP API, NATS bridge, Ray actors (embedded servers when unset)")
-    cloud.add_argument("--http-port", type=int, default=8080)
-    cloud.add_argument("--workers", type=int, default=2, help="uvicorn worker processes for the HTTP API")
-    cloud.add_argument("--world", default=None, help="world file (stores, catalogue, rule book); default: shipped")
+    cloud_arguments(cloud)
     cloud.set_defaults(func=cmd_cloud)
 
-    edge = sub.add_parser("edge", help="one store's edge box: shard, devices, sync, lane API")
-    edge.add_argument("--store", default=None)
-    edge.add_argument("--config", default=None, help="JSON: data_dir, http_port, nats_url, devices, world ...")
-    edge.add_argument("--http-port", type=int, default=None)
+    from edge.main import add_arguments as edge_arguments
+    edge = sub.add_parser("edge", help="one store's edge box: its database, devices, sync, lane API")
+    edge_arguments(edge)
     edge.set_defaults(func=cmd_edge)
 
     sim = sub.add_parser("sim", help="simulators: serial devices on pseudo-terminals, a fleet of stores with shoppers")
     sim_sub = sim.add_subparsers(dest="sim", required=True)
-    devices = sim_sub.add_parser("devices", help="a scale, scanner and receipt printer on pseudo-terminals, driven from stdin")
+    devices = sim_sub.add_parser("devices",
+                                 help="a scale, scanner and receipt printer on pseudo-terminals, driven from stdin")
     from simulators.sim_devices import add_arguments
     add_arguments(devices)
     devices.set_defaults(func=cmd_sim_devices)

@@ -15,8 +15,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from simulators.chain import Chain
 from loadtest.http import CLIENT_ERRORS, LeanClients
+from simulators.chain import Chain
 from simulators.traffic import OnlineCustomers, Shelf, Tills, flash_crowd, outboxes_drained
 
 SALES_PER_STORE_PER_S = 2.0
@@ -34,6 +34,7 @@ class Demo:
 
     async def run(self) -> dict:
         chain, fleet = self.chain, self.chain.fleet
+        assert fleet is not None, "the demo runs on a started chain"
         shelf = Shelf(chain.world["catalogue"])
         async with LeanClients(timeout=15) as http:
             for store_id, url in fleet.lanes.items():
@@ -47,7 +48,8 @@ class Demo:
             print(f"  console: {chain.console_url}", flush=True)
             for store_id, url in fleet.lanes.items():
                 devices = fleet.devices.get(store_id)
-                extra = f"  scale {devices.scale.path}  scanner {devices.scanner.path}  printer {devices.printer.path}" if devices else ""
+                extra = (f"  scale {devices.scale.path}  scanner {devices.scanner.path}  printer {devices.printer.path}"
+                         if devices else "")
                 print(f"  store {store_id}: lanes {url}{extra}", flush=True)
             started = time.monotonic()
             sale = None
@@ -67,7 +69,9 @@ class Demo:
             return await self.summary(http, sale)
 
     async def summary(self, http: LeanClients, sale: dict | None) -> dict:
-        chain, lanes = self.chain, self.chain.fleet.lanes
+        chain, fleet = self.chain, self.chain.fleet
+        assert fleet is not None, "the demo runs on a started chain"
+        lanes = fleet.lanes
         await outboxes_drained(http, list(lanes.values()), 30)  # before comparing counts (a mismatch shows if not)
         await asyncio.sleep(1.0)
         ids = list(lanes)
@@ -83,7 +87,7 @@ class Demo:
             "sales": sum(edge.values()),
             "cloud_sales": sum(stores[s]["till_sales"] for s in ids),
             "device_sales": c["device_sales"],
-            "receipts_printed": sum(len(d.printer.receipts) for d in chain.fleet.devices.values()),
+            "receipts_printed": sum(len(d.printer.receipts) for d in fleet.devices.values()),
             "online_orders": c["online_orders"], "online_paid": c["online_paid"],
             "online_cancelled": c["online_cancelled"], "picked_up": c["picked_up"],
             "flash_sale": {"quantity": status.get("quantity", 0), "sold": status.get("sold", 0),
@@ -127,5 +131,6 @@ def run(args, **traffic) -> int:
     print(text)
     if args.json:
         Path(args.json).write_text(text + "\n")
-    ok = not summary["invariant_violations"] and not summary["edge_cloud_mismatches"] and not summary["flash_sale"]["oversold"]
+    ok = (not summary["invariant_violations"] and not summary["edge_cloud_mismatches"]
+          and not summary["flash_sale"]["oversold"])
     return 0 if ok else 1

@@ -110,7 +110,7 @@ class PtyDevice:
             pieces = [data]
             if self.split and len(data) > 1:
                 cuts = sorted(self.rng.sample(range(1, len(data)), min(len(data) - 1, self.rng.randint(1, 3))))
-                pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+                pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
             for i, piece in enumerate(pieces):
                 if i:
                     time.sleep(SPLIT_PAUSE_S)
@@ -178,6 +178,8 @@ class ScaleModel:
 
     `grams` and `stable` are plain attributes (tests set them directly); `reading()` applies drift and motion.
     """
+
+    rng: random.Random  # the device's (PtyDevice): motion noise comes from the same seeded stream
 
     def _init_scale(self, grams: int, capacity_g: int) -> None:
         self.grams, self.stable, self.capacity_g = grams, True, capacity_g

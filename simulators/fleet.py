@@ -7,6 +7,7 @@ stores fit on a small machine; each box inside behaves exactly as it would alone
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ class Fleet:
         self.lanes: dict[str, str] = {}
         self.devices: dict[str, StoreDevices] = {}
         self.stocked: set[str] = set()  # stores whose shelves the simulators have filled
-        self.procs = []
+        self.procs: list[subprocess.Popen] = []
 
     def _devices_for(self, index: int, store_id: str) -> StoreDevices:
         folder = self.workdir / "dev" / store_id

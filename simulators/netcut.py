@@ -17,7 +17,7 @@ class NetCut:
         self._pipes: set[asyncio.Task] = set()
         self._writers: set[asyncio.StreamWriter] = set()
 
-    async def start(self) -> "NetCut":
+    async def start(self) -> NetCut:
         self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self.server.sockets[0].getsockname()[1]
         return self

@@ -10,6 +10,7 @@ are ignored). EOF, `quit`, Ctrl-C or SIGTERM stop it cleanly: devices closed, li
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import signal
@@ -19,8 +20,9 @@ from pathlib import Path
 
 from simulators.devices import ContinuousScale, PtyDevice, ReceiptPrinter, Scanner, Toledo8217Scale, describe
 
-PROTOCOLS = {"toledo8217": (Toledo8217Scale, "polled: answers W; 9600 7E1"),
-             "continuous": (ContinuousScale, "streams 10 frames/s; 9600 8N1")}
+PROTOCOLS: dict[str, tuple[type[Toledo8217Scale] | type[ContinuousScale], str]] = {
+    "toledo8217": (Toledo8217Scale, "polled: answers W; 9600 7E1"),
+    "continuous": (ContinuousScale, "streams 10 frames/s; 9600 8N1")}
 NAMES = ("scale", "scanner", "printer")
 MAX_GARBAGE = 100_000
 MAX_SECONDS = 3600.0
@@ -88,14 +90,14 @@ class Bench:
         return f"scale: {self.scale.grams} g on the platter{self._scale_note()}"
 
     def cmd_drift(self, args) -> str:
-        (rate,) = _args(args, "drift GRAMS_PER_S")
-        rate = _number(rate, "drift", "grams per second, like 5 or -2.5", low=-100_000, high=100_000)
+        (text,) = _args(args, "drift GRAMS_PER_S")
+        rate = _number(text, "drift", "grams per second, like 5 or -2.5", low=-100_000, high=100_000)
         self.scale.drift(rate)
         return f"scale: drifting {rate:+g} g/s" if rate else "scale: drift stopped"
 
     def cmd_unstable(self, args) -> str:
-        (seconds,) = _args(args, "unstable SECONDS")
-        seconds = _number(seconds, "unstable", "seconds, like 2", low=0.001, high=MAX_SECONDS)
+        (text,) = _args(args, "unstable SECONDS")
+        seconds = _number(text, "unstable", "seconds, like 2", low=0.001, high=MAX_SECONDS)
         self.scale.unstable(seconds)
         return f"scale: in motion for {seconds:g} s, then stable"
 
@@ -112,8 +114,8 @@ class Bench:
         return f"scanner: sent {code}"
 
     def cmd_garbage(self, args) -> str:
-        device, n = _args(args, "garbage DEVICE N")
-        n = _int(n, "garbage", f"a byte count from 1 to {MAX_GARBAGE}")
+        device, text = _args(args, "garbage DEVICE N")
+        n = _int(text, "garbage", f"a byte count from 1 to {MAX_GARBAGE}")
         if not 1 <= n <= MAX_GARBAGE:
             raise CommandError(f"garbage: {n} bytes is out of range (1 to {MAX_GARBAGE})")
         self._device(device).garbage(n)
@@ -127,8 +129,8 @@ class Bench:
         return f"{device}: frames {'split into pieces' if mode.lower() == 'on' else 'sent whole'}"
 
     def cmd_disconnect(self, args) -> str:
-        device, seconds = _args(args, "disconnect DEVICE SECONDS")
-        seconds = _number(seconds, "disconnect", "seconds, like 3", low=0.001, high=MAX_SECONDS)
+        device, text = _args(args, "disconnect DEVICE SECONDS")
+        seconds = _number(text, "disconnect", "seconds, like 3", low=0.001, high=MAX_SECONDS)
         self._device(device).disconnect(seconds)
         return f"{device}: unplugged, back at {self.devices[device].path} in {seconds:g} s"
 
@@ -220,10 +222,8 @@ def run(args) -> int:
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    if isinstance(sys.stdin, io.TextIOWrapper):  # not when stdin was replaced by some other stream
         sys.stdin.reconfigure(errors="replace")  # a stray byte is a bad command, not a crash
-    except AttributeError:  # stdin replaced by something that is not a text stream
-        pass
     bench = Bench(directory, args.scale_protocol, args.receipts, args.seed, say)
     try:
         for name in NAMES:

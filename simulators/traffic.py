@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
 from simulators.world import label_barcode, reference_members
@@ -201,7 +201,7 @@ class OnlineCustomers:
 async def flash_crowd(http: LeanClients, cloud_url: str, token: str, sku: str, counts: Counter,
                       quantity: int = 50, attempts: int = 300, fans: int = 120) -> dict:
     """An operator opens a flash sale; `attempts` requests from `fans` members arrive at once (limit one each)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sale = (await http.post(f"{cloud_url}/flash-sales", headers={"Authorization": f"Bearer {token}"},
                             json={"sku": sku, "quantity": quantity, "price_fen": 990, "per_member_limit": 1,
                                   "rate_per_s": 5000, "starts_at": (now - timedelta(seconds=1)).isoformat(),

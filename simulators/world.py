@@ -8,9 +8,10 @@ from __future__ import annotations
 import random
 
 from protocol.pricing import Catalogue, LevelPrice, Product, RuleBook, load_rule_book
+from protocol.pricing.catalogue import Unit
 
 # (category, unit, names, price range in fen: per kg for "kg", per piece otherwise)
-FRESH_FOOD = [
+FRESH_FOOD: list[tuple[str, Unit, list[str], tuple[int, int]]] = [
     ("vegetables", "kg", ["Bok choy", "Spinach", "Tomato", "Cucumber", "Carrot", "Potato", "Broccoli", "Eggplant",
                           "Chinese cabbage", "Lotus root", "Garlic chives", "Winter melon", "Celery", "Onion"], (300, 1600)),
     ("fruit", "kg", ["Fuji apple", "Banana", "Pear", "Mandarin", "Grapes", "Kiwi", "Mango", "Watermelon", "Lychee",
@@ -34,7 +35,7 @@ def _ean13(body12: str) -> str:
 def reference_catalogue(seed: int = 7, variants: int = 4) -> Catalogue:
     """About 60 x `variants` products: each base item in a few grades/origins, realistic prices."""
     rng = random.Random(seed)
-    products = []
+    products: list[Product] = []
     plu = 100
     for category, unit, names, (low, high) in FRESH_FOOD:
         for name in names:

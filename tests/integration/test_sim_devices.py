@@ -18,7 +18,7 @@ import pytest
 import serial
 
 from edge.devices.escpos import Ticket
-from edge.devices.events import Garbage, Scan, ScaleStatus, Weight
+from edge.devices.events import Garbage, ScaleStatus, Scan, Weight
 from edge.devices.scale_codecs import ContinuousCodec, Toledo8217Codec
 from edge.devices.scanner_codec import ScannerCodec
 from simulators.devices import ContinuousScale, ReceiptPrinter, Scanner, Toledo8217Scale
@@ -241,7 +241,7 @@ def test_printer_decodes_a_ticket_written_through_the_port(tmp_path):
         time.sleep(0.05)  # the rest in a later read: the decoder waits for a whole command
         ser.write(ticket[30:])
         receipt = printer.next_receipt(timeout=2, after=0)
-        assert [l.text for l in receipt.lines if l.text][:1] == ["FreshMesh S001"] and receipt.lines[0].bold
+        assert [line.text for line in receipt.lines if line.text][:1] == ["FreshMesh S001"] and receipt.lines[0].bold
         assert "菠菜 0.500kg" in receipt.text and receipt.qr == ["SALE:01HZX"] and receipt.errors == []
         assert receipt.text.endswith("[QR] SALE:01HZX")
         assert bytes(printer.received) == ticket
@@ -289,7 +289,7 @@ class Cli:
         """The command's answer line (echoes before it are skipped)."""
         self.proc.stdin.write(command + "\n")
         self.proc.stdin.flush()
-        return self.until(lambda l: l.startswith(("ok", "error:")))[-1]
+        return self.until(lambda line: line.startswith(("ok", "error:")))[-1]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -304,8 +304,8 @@ def cli(tmp_path):
     def start(*args: str) -> tuple[Cli, dict]:
         c = Cli("--dir", str(tmp_path / "devs"), "--seed", "3", *args)
         started.append(c)
-        config = json.loads(c.until(lambda l: l.startswith("{"))[-1])
-        c.until(lambda l: l.startswith("# ready"))
+        config = json.loads(c.until(lambda line: line.startswith("{"))[-1])
+        c.until(lambda line: line.startswith("# ready"))
         return c, config
     yield start
     for c in started:
@@ -349,11 +349,11 @@ def test_cli_drives_the_devices_answers_every_command_and_removes_its_links(cli,
             time.sleep(0.02)  # replugged: the link points to a new pty
         printer = open_port(config["devices"]["printer"]["port"])
         printer.write(Ticket().text("FreshMesh S001", align="center").text("猪肉 1.250kg").qr("SALE:42").cut())
-        echoed = sim.until(lambda l: l.startswith("====="))
+        echoed = sim.until(lambda line: line.startswith("====="))
         assert echoed[0].startswith("=== receipt 1: ") and "| 猪肉 1.250kg" in echoed and "| [QR] SALE:42" in echoed
         sim.proc.stdin.write("receipts\n")
         sim.proc.stdin.flush()
-        listing = sim.until(lambda l: l.startswith(("ok", "error:")))
+        listing = sim.until(lambda line: line.startswith(("ok", "error:")))
         assert listing[0].startswith("=== receipt 1: ") and "| [QR] SALE:42" in listing
         assert listing[-1] == "ok 1 receipts"
         assert "猪肉 1.250kg" in (tmp_path / "receipts.txt").read_text(encoding="utf-8")
@@ -374,7 +374,7 @@ def test_cli_stops_cleanly_on_eof_and_signals(cli, tmp_path, how):
         sim.proc.stdin.close()
     else:
         sim.proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGTERM)
-    sim.until(lambda l: l.startswith("# stopped"))
+    sim.until(lambda line: line.startswith("# stopped"))
     assert sim.proc.wait(5) == 0
     assert not any(os.path.lexists(tmp_path / "devs" / name) for name in ("scale", "scanner", "printer"))
 
@@ -413,7 +413,7 @@ async def test_edge_box_sells_through_the_bench_and_its_receipt_decodes(tmp_path
             receipt = await asyncio.to_thread(bench.printer.next_receipt, 3.0, 0)
         assert receipt.qr == [f"SALE:{sale['sale_id']}"] and receipt.errors == []
         assert receipt.lines[0].text == "FreshMesh S012" and receipt.lines[0].bold
-        assert any(l.text.startswith("TOTAL") for l in receipt.lines) and "Paid by cash" in receipt.text
+        assert any(line.text.startswith("TOTAL") for line in receipt.lines) and "Paid by cash" in receipt.text
     finally:
         await edge.stop()
         bench.close()

@@ -1,7 +1,8 @@
 """The printer-side ESC/POS decoder against what the edge box really prints (edge.devices.escpos.Ticket)."""
 from __future__ import annotations
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.devices.escpos import Ticket
 from simulators.escpos_reader import MAX_LINE_BYTES, MAX_QR_PARAM, EscPosReader, Line
@@ -35,7 +36,7 @@ def feed_all(reader: EscPosReader, chunks) -> list:
 
 
 def check_sale(receipt) -> None:
-    assert [l for l in receipt.lines if l.text] == EXPECTED_LINES
+    assert [line for line in receipt.lines if line.text] == EXPECTED_LINES
     assert receipt.qr == ["SALE:01HZXSALE"] and receipt.errors == []
     assert receipt.text.split("\n") == [
         " " * 2 + "FreshMesh S001",  # centred by its printed width: 14 characters at double width on 32 columns
@@ -68,7 +69,7 @@ def test_byte_by_byte_decodes_the_same():
 def test_random_chunks_decode_the_same(rnd):
     raw = sale_ticket()
     cuts = sorted(rnd.sample(range(1, len(raw)), rnd.randint(1, 40)))
-    out = feed_all(EscPosReader(), [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])])
+    out = feed_all(EscPosReader(), [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)])
     assert len(out) == 1
     check_sale(out[0])
 
@@ -87,7 +88,7 @@ def test_two_receipts_in_one_stream_each_with_its_own_content():
     pick = Ticket().text("PICK TICKET", bold=True, size=2, align="center").text("Order O-7").qr("PICKUP:12345678").cut()
     first, second = EscPosReader().feed(sale_ticket() + pick)
     check_sale(first)
-    assert [l.text for l in second.lines if l.text] == ["PICK TICKET", "Order O-7"]
+    assert [line.text for line in second.lines if line.text] == ["PICK TICKET", "Order O-7"]
     assert second.qr == ["PICKUP:12345678"] and second.errors == []
     assert second.text == " " * 5 + "PICK TICKET\nOrder O-7\n[QR] PICKUP:12345678"  # 22 of 32 columns at 2x
 
@@ -100,12 +101,12 @@ def test_garbage_between_lines_is_reported_and_the_receipt_still_decodes():
     (receipt,) = reader.feed(raw[:at + 1] + noise + raw[at + 1:])
     assert receipt.errors == [f"unknown command GS 0x7a at byte {at + 1}",
                               f"unexpected control byte 0x07 at byte {at + 3}"]
-    assert [l for l in receipt.lines if l.text] == EXPECTED_LINES and receipt.qr == ["SALE:01HZXSALE"]
+    assert [line for line in receipt.lines if line.text] == EXPECTED_LINES and receipt.qr == ["SALE:01HZXSALE"]
 
 
 def test_undecodable_text_is_shown_replaced_and_reported():
     (receipt,) = EscPosReader().feed(b"\x1b@ok\n\xff\xffbad\n" + b"after\n\x1dV\x00")
-    assert [l.text for l in receipt.lines] == ["ok", "\ufffd\ufffdbad", "after"]
+    assert [line.text for line in receipt.lines] == ["ok", "\ufffd\ufffdbad", "after"]
     assert receipt.errors == ["text that is not printable GB18030 in the line starting at byte 5 (shown as \ufffd)"]
 
 
@@ -135,13 +136,13 @@ def test_qr_print_without_stored_data_and_bad_lengths_are_errors_not_crashes():
     assert receipt.qr == []
     assert receipt.errors == ["GS ( k QR print with no data stored at byte 2",
                               "GS ( k QR function 65 with parameter length 65535 at byte 10"]
-    assert [l.text for l in receipt.lines] == ["\x31\x41next"]
+    assert [line.text for line in receipt.lines] == ["\x31\x41next"]
 
 
 def test_a_line_without_lf_is_broken_and_bounded():
     reader = EscPosReader()
     (receipt,) = reader.feed(b"x" * (MAX_LINE_BYTES + 10) + b"\n\x1dV\x00")
-    assert [len(l.text) for l in receipt.lines] == [MAX_LINE_BYTES, 10]
+    assert [len(line.text) for line in receipt.lines] == [MAX_LINE_BYTES, 10]
     assert receipt.errors == [f"more than {MAX_LINE_BYTES} bytes of text without LF at byte {MAX_LINE_BYTES}: "
                               "line broken there"]
 
@@ -154,7 +155,7 @@ def test_any_bytes_never_raise_stay_bounded_and_decode_the_same_in_any_chunks(no
     expected = whole.feed(stream)
     reader, out = EscPosReader(), []
     cuts = sorted(rnd.sample(range(1, len(stream)), rnd.randint(1, 60)))
-    for a, b in zip([0, *cuts], [*cuts, len(stream)]):
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
         out += reader.feed(stream[a:b])
         assert len(reader._buf) <= 5 + MAX_QR_PARAM  # at most one whole command is held
     assert out == expected and reader.partial() == whole.partial()

@@ -1,0 +1,106 @@
+"""The layering of DESIGN.md §1 is true: each room imports only what it may, the pure rooms do no I/O and read no
+clock, and only the runtime layer names Ray. Walks every import (module level and inside functions) of every
+module, so a violation anywhere fails here with the file, the line and the rule it breaks."""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ROOMS = ("protocol", "actors", "cloud", "edge", "simulators", "loadtest")
+# Which of our rooms each room may import (DESIGN.md §1).
+MAY_IMPORT = {
+    "protocol": {"protocol"},
+    "actors": {"protocol", "actors"},
+    "cloud": {"protocol", "actors", "cloud"},
+    "edge": {"protocol", "actors", "edge"},
+    "simulators": set(ROOMS),
+    "loadtest": set(ROOMS),
+}
+# The pure rooms: the standard library's computing modules only, and msgpack for the codec; nothing that does I/O,
+# reads a clock or draws randomness (time and ids are passed in).
+PURE = {"protocol", "actors"}
+PURE_THIRD_PARTY = {"protocol": {"msgpack"}, "actors": set()}
+PURE_STDLIB_FORBIDDEN = {
+    "asyncio", "socket", "ssl", "select", "selectors", "subprocess", "threading", "multiprocessing", "concurrent",
+    "os", "sys", "io", "pathlib", "shutil", "tempfile", "glob", "signal", "time", "random", "secrets", "uuid",
+    "sqlite3", "http", "urllib", "logging", "importlib", "pickle", "shelve",
+}
+FORBIDDEN_CALLS = {("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"), ("date", "today")}
+RUNTIME = "cloud/runtime/"
+
+
+def modules(room: str) -> list[Path]:
+    return sorted(p for p in (ROOT / room).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def imported(tree: ast.AST) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def violations(path: Path) -> list[str]:
+    rel = path.relative_to(ROOT).as_posix()
+    room = rel.split("/")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"), rel)
+    out = []
+    for line, name in imported(tree):
+        top = name.split(".")[0]
+        where = f"{rel}:{line} imports {name}"
+        if top in ROOMS and top not in MAY_IMPORT[room]:
+            out.append(f"{where}: {room}/ may import only {sorted(MAY_IMPORT[room])} of our rooms")
+        if top == "ray" and not rel.startswith(RUNTIME):
+            out.append(f"{where}: only {RUNTIME} names Ray")
+        if room in PURE and top not in ROOMS and top != "__future__":
+            if top in sys.stdlib_module_names:
+                if top in PURE_STDLIB_FORBIDDEN:
+                    out.append(f"{where}: {room}/ is pure (no I/O, no clock, no randomness)")
+            elif top not in PURE_THIRD_PARTY[room]:
+                out.append(f"{where}: {room}/ may use only {sorted(PURE_THIRD_PARTY[room]) or 'no'} third-party packages")
+    if room in PURE:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    isinstance(node.func.value, ast.Name) and (node.func.value.id, node.func.attr) in FORBIDDEN_CALLS:
+                out.append(f"{rel}:{node.lineno} calls {node.func.value.id}.{node.func.attr}(): {room}/ reads no clock")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
+                out.append(f"{rel}:{node.lineno} calls open(): {room}/ does no I/O")
+    return out
+
+
+@pytest.mark.parametrize("room", ROOMS)
+def test_each_room_imports_only_what_it_may(room):
+    found = [v for path in modules(room) for v in violations(path)]
+    assert found == []
+
+
+@pytest.mark.parametrize("room", ("cloud", "edge", "simulators", "loadtest"))
+def test_each_runnable_room_has_a_main(room):
+    assert (ROOT / room / "__main__.py").is_file(), f"python -m {room} should run the {room}"
+
+
+def test_the_walker_catches_what_it_is_for(tmp_path, monkeypatch):
+    """The rules bite: a pure module reading the clock, an edge module importing the cloud, Ray outside the runtime."""
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    cases = {"actors/bad.py": "import time\nfrom datetime import datetime\nx = datetime.now()\n",
+             "edge/bad.py": "from cloud.context import Cloud\n",
+             "cloud/services/bad.py": "import ray\n",
+             "protocol/bad.py": "import aiosqlite\nopen('f')\n",
+             "cloud/runtime/fine.py": "import ray\nfrom actors.base import Result\n"}
+    for rel, text in cases.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    found = {rel: violations(tmp_path / rel) for rel in cases}
+    assert [v.split(": ", 1)[1] for v in found["actors/bad.py"]] == [
+        "actors/ is pure (no I/O, no clock, no randomness)", "actors/ reads no clock"]
+    assert "may import only" in found["edge/bad.py"][0]
+    assert "only cloud/runtime/ names Ray" in found["cloud/services/bad.py"][0]
+    assert len(found["protocol/bad.py"]) == 2
+    assert found["cloud/runtime/fine.py"] == []

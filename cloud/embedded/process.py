@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -38,6 +39,15 @@ def die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
+def as_user(user: str | None) -> dict:
+    """Popen arguments that run a child as `user` with only that user's uid and primary gid (`user=` alone
+    keeps root's gid and supplementary groups, so the child could read what only root's group may)."""
+    if user is None:
+        return {}
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
 def spawn(argv: list[str], log_path: Path, user: str | None = None, env: dict | None = None) -> subprocess.Popen:
     """Start a server with its output in log_path. If we are killed (-9 included) it gets SIGINT.
 
@@ -46,7 +56,7 @@ def spawn(argv: list[str], log_path: Path, user: str | None = None, env: dict | 
     armed = threading.current_thread() is threading.main_thread() and os.name == "posix"
     with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, user=user, env=env,
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, **as_user(user),
             preexec_fn=die_with_parent if armed else None, start_new_session=True,
         )
 

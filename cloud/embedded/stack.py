@@ -77,6 +77,8 @@ class EmbeddedStack:
             if server is not None:
                 server.stop()
         if self._temporary:
+            if self.postgres is not None:
+                self.postgres.discard()  # its data may live outside the workdir (see postgres.py)
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedStack:

@@ -128,6 +128,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         create index stock_movements_shrinkage on stock_movements (wall_ms) include (sku, delta, shrinkage_reason)
             where reason = 'shrinkage';
     """),
+    (5, "one word per meaning: what the cloud sends a store is a cloud message", """
+        alter table store_command_seq rename to cloud_message_seq;
+    """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

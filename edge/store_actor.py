@@ -1,4 +1,4 @@
-"""StoreActor: the one place a store's state changes - lanes, stock, sales, cloud commands. A thin shell around
+"""StoreActor: the one place a store's state changes - lanes, stock, sales, cloud messages. A thin shell around
 the pure core (edge.core): it loads the state a decision needs from the StoreDb, asks the core, and executes the
 Outcome - effects in one SQLite transaction, then the after-effects.
 
@@ -7,7 +7,7 @@ Guarantees:
   message at a time, so there is no shared mutable state across tasks; carts are bounded too (MAX_OPEN_CARTS).
 - A sale commits with its stock movements and outbox rows in one SQLite transaction **before** its receipt
   prints: a printed receipt always has a durable sale behind it.
-- Cloud commands apply once (their event id goes into `inbox` in the same transaction as their effect).
+- Cloud messages apply once (their event id goes into `inbox` in the same transaction as their effect).
 - Event seqs are kept in memory (the actor is their only writer), recovered at start as the highest seq ever
   committed, and adopted only after a commit: they never go back and leave no gap.
 - The till never waits on the network; selling past the offline share asks the cloud for escrow back.
@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 
-from edge.core import commands, selling, stock
+from edge.core import cloud_messages, selling, stock
 from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.state import Books, EventStamp, Moment
@@ -50,7 +50,7 @@ class StoreActor:
         self.last_seq = 0  # the highest event seq committed; recovered by load()
         self.online = False  # set by the sync task: can the store reach the cloud right now?
         self.on_outbox = asyncio.Event()  # the relay waits on this
-        self.stats = {"sales": 0, "commands": 0, "duplicates": 0}
+        self.stats = {"sales": 0, "cloud_messages": 0, "duplicates": 0}
 
     @property
     def catalogue(self) -> Catalogue | None:
@@ -199,12 +199,12 @@ class StoreActor:
         level = await self.db.stock_level(sku)
         return await self._execute(stock.shrink(sku, qty, reason, level, self._stamp()))
 
-    # ---- cloud commands -----------------------------------------------------------------------------------
-    async def _command(self, message) -> str:
+    # ---- cloud messages ---------------------------------------------------------------------------------
+    async def _cloud_message(self, message) -> str:
         if isinstance(message, BusinessAck):  # acks only drop outbox rows: idempotent by nature
             rows = await self.db.acked_rows([a.event_id for a in message.acks])
-            return await self._execute(commands.apply_ack(message, rows))
-        seen = await self.db.seen_command(message.event_id)
-        reply = await self._execute(commands.apply_command(message, seen, self.books, self._moment()))
-        self.stats["duplicates" if reply == "duplicate" else "commands"] += 1
+            return await self._execute(cloud_messages.apply_ack(message, rows))
+        seen = await self.db.seen_cloud_message(message.event_id)
+        reply = await self._execute(cloud_messages.apply_cloud_message(message, seen, self.books, self._moment()))
+        self.stats["duplicates" if reply == "duplicate" else "cloud_messages"] += 1
         return reply

@@ -2,7 +2,7 @@
 
 The StoreActor's shell: it loads the state the pure core decides on, and `apply()` executes an Outcome's effects
 in **one transaction** - a sale, its stock movements and its outbox rows commit together, so once `apply` returns
-the sale exists and will reach the cloud even if the process is killed the next instant. A cloud command's event
+the sale exists and will reach the cloud even if the process is killed the next instant. A cloud message's event
 id goes into `inbox` in the same transaction as its effect. Outbox rows stay until the cloud's business ack names
 them; dropping them raises the persisted seq floor in the same transaction, so the highest event seq ever
 committed is always max(outbox seq, floor) - the actor recovers its in-memory seq from that at start.
@@ -16,7 +16,7 @@ from pathlib import Path
 import aiosqlite
 from aiosqlite import Row
 
-from edge.core.commands import AckedRow
+from edge.core.cloud_messages import AckedRow
 from edge.core.outcome import (
     AddUnsettled,
     ChangeEscrow,
@@ -158,7 +158,7 @@ class StoreDb:
         lines = tuple((line["sku"], line["qty"]) for line in json.loads(row[2])["lines"])
         return PendingOrder(row[0], row[1], lines)
 
-    async def seen_command(self, event_id: str) -> bool:
+    async def seen_cloud_message(self, event_id: str) -> bool:
         return await self._one("select 1 from inbox where event_id = ?", (event_id,)) is not None
 
     async def acked_rows(self, event_ids: list[str]) -> list[AckedRow]:

@@ -1,7 +1,7 @@
 """Sync between the store and the cloud over NATS, as the store's own user.
 
 - Relay: outbox rows go out in order with Nats-Msg-Id = event id, many in flight at once, and **stay** until the
-  cloud's business ack (a command) names them; after a reconnect everything unacked is sent again (the stream
+  cloud's business ack (a cloud message) names them; after a reconnect everything unacked is sent again (the stream
   and the cloud's event table drop what they already have).
 - Commands: pulled from the store's own durable consumer, applied by the StoreActor (exactly once, by event id),
   then acked to JetStream.
@@ -26,7 +26,7 @@ from protocol.pull import fetch_ready
 
 RELAY_BATCH = 2_000  # outbox rows in flight at once
 PUBLISH_TIMEOUT_S = 5.0
-COMMAND_BATCH = 200  # commands pulled at once
+CLOUD_MESSAGE_BATCH = 200  # cloud messages pulled at once
 PAUSE_S = 0.5  # after a failed publish or pull, before trying again
 HEARTBEAT_S = 1.0
 CONNECT_TIMEOUT_S = 3
@@ -89,8 +89,8 @@ class Sync:
         self.js: JetStreamContext | None = None
         self.connected = asyncio.Event()
         self.last_acked_seq = 0
-        self.last_command_seq = 0
-        self.stats = {"published": 0, "commands": 0, "reconnects": 0, "bad_commands": 0}
+        self.last_cloud_message_seq = 0
+        self.stats = {"published": 0, "cloud_messages": 0, "reconnects": 0, "bad_cloud_messages": 0}
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -125,7 +125,7 @@ class Sync:
         self.nc, self.js = nc, nc.jetstream()
         await self._up()
         self._tasks += [asyncio.create_task(self._relay_loop(), name="sync-relay"),
-                        asyncio.create_task(self._commands_loop(), name="sync-commands"),
+                        asyncio.create_task(self._cloud_messages_loop(), name="sync-cloud-messages"),
                         asyncio.create_task(self._heartbeat_loop(), name="sync-heartbeat")]
 
     def _js(self) -> JetStreamContext:
@@ -185,36 +185,37 @@ class Sync:
                 sent_upto = 0
                 await asyncio.sleep(PAUSE_S)
 
-    # ---- commands --------------------------------------------------------------------------------------
-    async def _commands_loop(self) -> None:
+    # ---- cloud messages -----------------------------------------------------------------------------------
+    async def _cloud_messages_loop(self) -> None:
         sub = None
         while True:
             await self.connected.wait()
             try:
                 if sub is None:
-                    sub = await self._js().pull_subscribe_bind(durable=subjects.command_consumer(self.store_id),
-                                                            stream=subjects.COMMANDS_STREAM)
-                msgs = await fetch_ready(sub.fetch, COMMAND_BATCH)
+                    sub = await self._js().pull_subscribe_bind(durable=subjects.cloud_messages_consumer(self.store_id),
+                                                            stream=subjects.CLOUD_MESSAGES_STREAM)
+                msgs = await fetch_ready(sub.fetch, CLOUD_MESSAGE_BATCH)
             except (TimeoutError, nats.errors.TimeoutError):
                 continue
             except Exception as exc:  # noqa: BLE001
-                log.info("store %s: command pull paused (%s)", self.store_id, exc)
+                log.info("store %s: cloud-message pull paused (%s)", self.store_id, exc)
                 sub = None
                 await asyncio.sleep(PAUSE_S)
                 continue
             for msg in msgs:
                 try:
-                    command = codec.decode(msg.data)
+                    message = codec.decode(msg.data)
                 except ProtocolError as exc:
-                    self.stats["bad_commands"] += 1
-                    log.error("store %s: refused a malformed command (%s); acking it so the rest flow", self.store_id, exc)
+                    self.stats["bad_cloud_messages"] += 1
+                    log.error("store %s: refused a malformed cloud message (%s); acking it so the rest flow",
+                              self.store_id, exc)
                     await msg.ack()
                     continue
-                await self.box.actor.ask("command", message=command)
-                self.last_command_seq = max(self.last_command_seq, command.seq)
-                if isinstance(command, BusinessAck):
-                    self.last_acked_seq = max([self.last_acked_seq, *(a.seq for a in command.acks)])
-                self.stats["commands"] += 1
+                await self.box.actor.ask("cloud_message", message=message)
+                self.last_cloud_message_seq = max(self.last_cloud_message_seq, message.seq)
+                if isinstance(message, BusinessAck):
+                    self.last_acked_seq = max([self.last_acked_seq, *(a.seq for a in message.acks)])
+                self.stats["cloud_messages"] += 1
                 await msg.ack()
 
     # ---- heartbeats -------------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ class Sync:
                                wall_ms=now_ms, mono_ms=self.box.clock.monotonic_ms(), unacked_age_ms=unacked_age,
                                outbox_depth=await self.box.store_db.outbox_depth(),
                                last_event_seq=self.box.actor.last_seq,
-                               last_acked_seq=self.last_acked_seq, last_command_seq=self.last_command_seq,
+                               last_acked_seq=self.last_acked_seq, last_cloud_message_seq=self.last_cloud_message_seq,
                                devices=tuple(DeviceHealth(device=d, state=s, detail=detail)
                                              for d, (s, detail) in self.box.device_health().items()),
                                rule_book_version=self.box.actor.rule_book.version if self.box.actor.rule_book else 0)

@@ -2,7 +2,7 @@
 
 Each message carries the envelope: `event_id` (made at its origin, ULID), `store_id` (the store it is
 from, or for), `seq` (a per-store, per-direction sequence number: the edge numbers its events, the cloud
-numbers its commands to that store), `wall_ms` (origin wall clock, epoch ms) and `mono_ms` (origin
+numbers its cloud messages to that store), `wall_ms` (origin wall clock, epoch ms) and `mono_ms` (origin
 monotonic clock, ms) - both clocks, so lag is measurable and ordering survives a wall-clock step.
 
 Quantities: a sale line carries a `Quantity` - an amount *with its unit* (pieces, or grams of a product sold by
@@ -210,10 +210,13 @@ class PickupCompleted(Message):
 @record
 class Heartbeat(Message):
     KIND: ClassVar[str] = "heartbeat"
+    # 2: `last_command_seq` became `last_cloud_message_seq` (commands are what actors apply; a store receives
+    # cloud messages)
+    SCHEMA_VERSION: ClassVar[int] = 2
     outbox_depth: int
     last_event_seq: int
     last_acked_seq: int
-    last_command_seq: int
+    last_cloud_message_seq: int
     devices: tuple[DeviceHealth, ...]
     rule_book_version: int
     # how long the oldest event still waiting for the cloud's business ack has waited (edge clock): a relay that is
@@ -225,7 +228,7 @@ class Heartbeat(Message):
         require(self.unacked_age_ms >= 0, "heartbeat: unacked_age_ms must not be negative")
 
 
-# ---- cloud -> store (commands, on JetStream, one consumer per store) ----------------------------------
+# ---- cloud -> store (cloud messages, on JetStream, one consumer per store) -------------------------------
 
 @record
 class OrderToFulfil(Message):
@@ -302,6 +305,6 @@ class BusinessAck(Message):
 EDGE_EVENTS: tuple[type[Message], ...] = (
     SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat,
 )
-CLOUD_COMMANDS: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
+CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
                                               RuleBookUpdated, MemberUpdated, BusinessAck)
-ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_COMMANDS}
+ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES}

@@ -1,11 +1,11 @@
 """Every NATS subject, stream and consumer name, in one place.
 
 Per-store subjects make per-store permissions possible: a store publishes only under
-`fm.store.<its id>.>`, pulls only its own command consumer and reads replies only on its own inbox prefix.
+`fm.store.<its id>.>`, pulls only its own cloud-message consumer and reads replies only on its own inbox prefix.
 
   fm.store.<store>.evt.<kind>   edge events (JetStream stream FM_EDGE_EVENTS, deduplicated by Nats-Msg-Id)
   fm.store.<store>.hb           heartbeats (core NATS: a lost one is replaced by the next)
-  fm.cmd.<store>.<kind>         cloud commands to one store (stream FM_STORE_COMMANDS, consumer store_<store>)
+  fm.msg.<store>.<kind>         cloud messages to one store (stream FM_CLOUD_MESSAGES, consumer store_<store>)
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from protocol.messages import valid_store_id
 
 ROOT = "fm"
 EVENTS_STREAM = "FM_EDGE_EVENTS"
-COMMANDS_STREAM = "FM_STORE_COMMANDS"
+CLOUD_MESSAGES_STREAM = "FM_CLOUD_MESSAGES"
 EVENTS_SUBJECTS = f"{ROOT}.store.*.evt.>"
-COMMANDS_SUBJECTS = f"{ROOT}.cmd.>"
+CLOUD_MESSAGES_SUBJECTS = f"{ROOT}.msg.>"
 HEARTBEATS_ALL = f"{ROOT}.store.*.hb"
 EVENTS_CONSUMER = "cloud_events"  # the cloud's durable consumer over all edge events
 MSG_ID_HEADER = "Nats-Msg-Id"
@@ -40,12 +40,12 @@ def store_heartbeat(store_id: str) -> str:
     return f"{store_root(store_id)}.hb"
 
 
-def store_command(store_id: str, kind: str) -> str:
-    return f"{ROOT}.cmd.{_store(store_id)}.{kind}"
+def cloud_message_subject(store_id: str, kind: str) -> str:
+    return f"{ROOT}.msg.{_store(store_id)}.{kind}"
 
 
-def store_commands_filter(store_id: str) -> str:
-    return f"{ROOT}.cmd.{_store(store_id)}.>"
+def cloud_messages_filter(store_id: str) -> str:
+    return f"{ROOT}.msg.{_store(store_id)}.>"
 
 
 def store_from_subject(subject: str) -> str:
@@ -56,7 +56,7 @@ def store_from_subject(subject: str) -> str:
     return parts[2]
 
 
-def command_consumer(store_id: str) -> str:
+def cloud_messages_consumer(store_id: str) -> str:
     return f"store_{_store(store_id)}"
 
 
@@ -70,14 +70,14 @@ def store_permissions(store_id: str) -> dict[str, dict[str, list[str]]]:
     Never `$JS.API.>`: that would let a store read or delete other stores' streams. A JetStream publish needs
     no API right (the ack comes back on the reply inbox).
     """
-    consumer = command_consumer(store_id)
+    consumer = cloud_messages_consumer(store_id)
     return {
         "publish": {
             "allow": [
                 f"{store_root(store_id)}.>",
-                f"$JS.API.CONSUMER.MSG.NEXT.{COMMANDS_STREAM}.{consumer}",
-                f"$JS.API.CONSUMER.INFO.{COMMANDS_STREAM}.{consumer}",
-                f"$JS.ACK.{COMMANDS_STREAM}.{consumer}.>",
+                f"$JS.API.CONSUMER.MSG.NEXT.{CLOUD_MESSAGES_STREAM}.{consumer}",
+                f"$JS.API.CONSUMER.INFO.{CLOUD_MESSAGES_STREAM}.{consumer}",
+                f"$JS.ACK.{CLOUD_MESSAGES_STREAM}.{consumer}.>",
             ]
         },
         "subscribe": {"allow": [f"{store_inbox_prefix(store_id)}.>"]},

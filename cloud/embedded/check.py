@@ -2,7 +2,7 @@
 
 1. PostgreSQL answers a query over asyncpg.
 2. JetStream: the store publishes an event on its own subject (deduplicated by Nats-Msg-Id), the cloud pulls
-   and decodes it; the cloud sends a command that the store pulls from its own consumer.
+   and decodes it; the cloud sends a cloud message that the store pulls from its own consumer.
 3. Authorization: the store is refused on another store's subject and another store's consumer.
 """
 from __future__ import annotations
@@ -93,17 +93,17 @@ async def check_nats(nats_url: str, address: str, store_id: str, store_password:
 
         ack = BusinessAck(event_id=ids.new(), store_id=store_id, seq=1, wall_ms=now_ms(), mono_ms=0,
                           acks=(Ack(event_id=event.event_id, seq=event.seq, result="ok", detail=""),))
-        await js.publish(subjects.store_command(store_id, ack.KIND), codec.encode(ack),
+        await js.publish(subjects.cloud_message_subject(store_id, ack.KIND), codec.encode(ack),
                          headers={subjects.MSG_ID_HEADER: ack.event_id})
-        commands = await store_js.pull_subscribe_bind(durable=subjects.command_consumer(store_id),
-                                                      stream=subjects.COMMANDS_STREAM)
+        inbound = await store_js.pull_subscribe_bind(durable=subjects.cloud_messages_consumer(store_id),
+                                                      stream=subjects.CLOUD_MESSAGES_STREAM)
         found = False
         while not found:
-            (msg,) = await commands.fetch(1, timeout=5)
+            (msg,) = await inbound.fetch(1, timeout=5)
             found = codec.decode(msg.data).event_id == ack.event_id
             await msg.ack()
         report.append(f"JetStream: store {store_id} pulled its business ack from consumer "
-                      f"{subjects.command_consumer(store_id)} "
+                      f"{subjects.cloud_messages_consumer(store_id)} "
                       f"(as its own user, on inbox {subjects.store_inbox_prefix(store_id)})")
 
         forged = subjects.store_event(other_store, event.KIND)
@@ -114,12 +114,13 @@ async def check_nats(nats_url: str, address: str, store_id: str, store_password:
         report.append(f"Authorization: store {store_id} refused on {forged} "
                       f"({next(e for e in errors if forged.lower() in e.lower())})")
 
-        other_next = f"$JS.API.CONSUMER.MSG.NEXT.{subjects.COMMANDS_STREAM}.{subjects.command_consumer(other_store)}"
+        other_consumer = subjects.cloud_messages_consumer(other_store)
+        other_next = f"$JS.API.CONSUMER.MSG.NEXT.{subjects.CLOUD_MESSAGES_STREAM}.{other_consumer}"
         await store.publish(other_next, b"1")
         await store.flush()
         if not await wait_for(lambda: _refused(errors, other_next)):
-            raise AssertionError(f"store {store_id} was not refused pulling {other_store}'s commands")
-        report.append(f"Authorization: store {store_id} refused pulling {other_store}'s command consumer")
+            raise AssertionError(f"store {store_id} was not refused pulling {other_store}'s cloud messages")
+        report.append(f"Authorization: store {store_id} refused pulling {other_store}'s cloud-message consumer")
     finally:
         await store.close()
         await cloud.close()

@@ -1,2 +1,2 @@
 """NATS JetStream between the stores and the cloud: the bridge (edge events in, exactly once), the streams and
-consumers, and commands out to stores."""
+consumers, and cloud messages out to stores."""

@@ -13,7 +13,7 @@ from protocol import subjects
 
 DUPLICATE_WINDOW_S = 2 * 3600
 EVENTS_MAX_AGE_S = 7 * 24 * 3600
-COMMANDS_MAX_AGE_S = 7 * 24 * 3600
+CLOUD_MESSAGES_MAX_AGE_S = 7 * 24 * 3600
 ACK_WAIT_S = 30
 MAX_ACK_PENDING = 10_000
 
@@ -25,15 +25,15 @@ def events_stream_config() -> StreamConfig:
     )
 
 
-def commands_stream_config() -> StreamConfig:
+def cloud_messages_stream_config() -> StreamConfig:
     return StreamConfig(
-        name=subjects.COMMANDS_STREAM, subjects=[subjects.COMMANDS_SUBJECTS], retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE, max_age=COMMANDS_MAX_AGE_S, duplicate_window=DUPLICATE_WINDOW_S,
+        name=subjects.CLOUD_MESSAGES_STREAM, subjects=[subjects.CLOUD_MESSAGES_SUBJECTS], retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE, max_age=CLOUD_MESSAGES_MAX_AGE_S, duplicate_window=DUPLICATE_WINDOW_S,
     )
 
 
 async def ensure_streams(js) -> None:
-    for config in (events_stream_config(), commands_stream_config()):
+    for config in (events_stream_config(), cloud_messages_stream_config()):
         try:
             await js.stream_info(config.name)
             await js.update_stream(config)
@@ -50,9 +50,9 @@ async def ensure_events_consumer(js) -> None:
 
 
 async def ensure_store_consumer(js, store_id: str) -> None:
-    """The durable pull consumer through which one store reads its commands (only that store may pull it)."""
-    await js.add_consumer(subjects.COMMANDS_STREAM, ConsumerConfig(
-        durable_name=subjects.command_consumer(store_id), ack_policy=AckPolicy.EXPLICIT,
+    """The durable pull consumer through which one store reads its cloud messages (only that store may pull it)."""
+    await js.add_consumer(subjects.CLOUD_MESSAGES_STREAM, ConsumerConfig(
+        durable_name=subjects.cloud_messages_consumer(store_id), ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL, ack_wait=ACK_WAIT_S, max_ack_pending=MAX_ACK_PENDING,
-        filter_subject=subjects.store_commands_filter(store_id),
+        filter_subject=subjects.cloud_messages_filter(store_id),
     ))

@@ -1,4 +1,4 @@
-"""Sending commands to a store: numbered per store (PostgreSQL counter), published to the store's JetStream
+"""Sending cloud messages to a store: numbered per store (PostgreSQL counter), published to the store's JetStream
 subject with Nats-Msg-Id = event id, so a re-send within the duplicate window is dropped by the stream and any
 later one by the store's own event-id check."""
 from __future__ import annotations
@@ -13,9 +13,9 @@ PUBLISH_TIMEOUT_S = 10.0
 
 
 async def next_seqs(db, store_id: str, count: int = 1) -> int:
-    """Reserve `count` command sequence numbers for a store; returns the first."""
-    last = await db.fetchval("""insert into store_command_seq (store_id, seq) values ($1, $2)
-                                on conflict (store_id) do update set seq = store_command_seq.seq + $2
+    """Reserve `count` cloud-message sequence numbers for a store; returns the first."""
+    last = await db.fetchval("""insert into cloud_message_seq (store_id, seq) values ($1, $2)
+                                on conflict (store_id) do update set seq = cloud_message_seq.seq + $2
                                 returning seq""", store_id, count)
     return last - count + 1
 
@@ -38,9 +38,9 @@ async def send_many(cloud, items: Sequence[tuple[str, Callable[..., Message]]]) 
     counts: dict[str, int] = {}
     for store_id, _ in items:
         counts[store_id] = counts.get(store_id, 0) + 1
-    rows = await cloud.db.fetch("""insert into store_command_seq (store_id, seq)
+    rows = await cloud.db.fetch("""insert into cloud_message_seq (store_id, seq)
                                    select * from unnest($1::text[], $2::bigint[])
-                                   on conflict (store_id) do update set seq = store_command_seq.seq + excluded.seq
+                                   on conflict (store_id) do update set seq = cloud_message_seq.seq + excluded.seq
                                    returning store_id, seq""", list(counts), list(counts.values()))
     next_seq = {r["store_id"]: r["seq"] - counts[r["store_id"]] + 1 for r in rows}
     messages = []
@@ -51,7 +51,7 @@ async def send_many(cloud, items: Sequence[tuple[str, Callable[..., Message]]]) 
     if cloud.nats is None:
         raise RuntimeError("not connected to NATS")
     js = cloud.nats.jetstream()
-    acks = [await js.publish_async(subjects.store_command(m.store_id, m.KIND), codec.encode(m),
+    acks = [await js.publish_async(subjects.cloud_message_subject(m.store_id, m.KIND), codec.encode(m),
                                    headers={subjects.MSG_ID_HEADER: m.event_id}) for m in messages]
     await asyncio.wait_for(asyncio.gather(*acks), PUBLISH_TIMEOUT_S)
     return messages
@@ -61,5 +61,5 @@ async def publish(cloud, message: Message) -> None:
     if cloud.nats is None:
         raise RuntimeError("not connected to NATS")
     js = cloud.nats.jetstream()
-    await js.publish(subjects.store_command(message.store_id, message.KIND), codec.encode(message),
+    await js.publish(subjects.cloud_message_subject(message.store_id, message.KIND), codec.encode(message),
                      headers={subjects.MSG_ID_HEADER: message.event_id})

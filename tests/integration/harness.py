@@ -78,8 +78,8 @@ class StoreLink:
         await self.js.publish(subjects.store_event(self.store_id, kind), data)
 
     async def commands(self, want: int = 100, timeout_s: float = 5.0) -> list:
-        sub = await self.js.pull_subscribe_bind(durable=subjects.command_consumer(self.store_id),
-                                                stream=subjects.COMMANDS_STREAM)
+        sub = await self.js.pull_subscribe_bind(durable=subjects.cloud_messages_consumer(self.store_id),
+                                                stream=subjects.CLOUD_MESSAGES_STREAM)
         got = []
         deadline = time.monotonic() + timeout_s
         while len(got) < want and time.monotonic() < deadline:

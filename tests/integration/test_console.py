@@ -49,7 +49,7 @@ class Heartbeats:
     async def _run(self) -> None:
         while True:
             hb = Heartbeat(**envelope(self.link.store_id, 0), outbox_depth=self.outbox, last_event_seq=self.link.seq,
-                           last_acked_seq=self.link.seq, last_command_seq=0, rule_book_version=1,
+                           last_acked_seq=self.link.seq, last_cloud_message_seq=0, rule_book_version=1,
                            devices=tuple(DeviceHealth(device=d, state=s, detail="") for d, s in self.devices.items()))
             await self.link.nc.publish(subjects.store_heartbeat(self.link.store_id), codec.encode(hb))
             await asyncio.sleep(self.every_s)

@@ -210,7 +210,7 @@ async def test_stored_value_counts_as_unsettled_until_the_cloud_acks_the_sale(bo
     edge, http, _, _ = box
     snapshot = MemberUpdated(**envelope("S009", 1), member_id="M1", phone="13800000009", member_code="0000000009",
                              level="regular", stored_value_fen=100_000, points=0)
-    assert await edge.actor.ask("command", message=snapshot) == "applied"
+    assert await edge.actor.ask("cloud_message", message=snapshot) == "applied"
     await http.post("/lanes/5/member", json={"phone": "13800000009"})
     await http.post("/lanes/5/scan", json={"code": packed()["gtin"]})
     sale = (await http.post("/lanes/5/pay", json={"method": "stored_value"})).json()
@@ -221,7 +221,7 @@ async def test_stored_value_counts_as_unsettled_until_the_cloud_acks_the_sale(bo
     assert await unsettled() == sale["total_fen"] > 0
     event = next(codec.decode(f) for _, _, f, kind in await edge.store_db.outbox(0, 100) if kind == "sale.committed")
     ack = BusinessAck(**envelope("S009", 2), acks=(Ack(event_id=event.event_id, seq=event.seq, result="ok", detail=""),))
-    await edge.actor.ask("command", message=ack)
+    await edge.actor.ask("cloud_message", message=ack)
     assert await unsettled() == 0
     assert "sale.committed" not in await outbox_kinds(edge)
 

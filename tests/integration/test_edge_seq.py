@@ -39,7 +39,7 @@ async def outbox_seqs(box) -> list[int]:
 async def ack_everything(box, n: int) -> None:
     rows = await box.store_db.outbox(0, 10_000)
     acks = tuple(Ack(event_id=event_id, seq=seq, result="ok", detail="") for seq, event_id, _, _ in rows)
-    assert await box.actor.ask("command", message=BusinessAck(**envelope(STORE, n), acks=acks)) == "acked"
+    assert await box.actor.ask("cloud_message", message=BusinessAck(**envelope(STORE, n), acks=acks)) == "acked"
 
 
 async def test_seq_continues_after_acks_emptied_the_outbox_and_a_restart(tmp_path):

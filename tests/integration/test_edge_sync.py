@@ -108,7 +108,7 @@ async def test_a_duplicate_command_changes_nothing(world, stack):
     try:
         js = nc.jetstream()
         for msg_id in ("first", "second-copy"):  # two deliveries of one command, past the stream's dedupe
-            await js.publish(subjects.store_command(STORE, member.KIND), codec.encode(member),
+            await js.publish(subjects.cloud_message_subject(STORE, member.KIND), codec.encode(member),
                              headers={subjects.MSG_ID_HEADER: f"{msg_id}-{member.event_id}"})
     finally:
         await nc.close()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.core import commands, selling, stock
+from edge.core import cloud_messages, selling, stock
 from edge.core.cart import Cart, label_quantity, line_for_code, weighed_line
-from edge.core.commands import AckedRow
+from edge.core.cloud_messages import AckedRow
 from edge.core.outcome import (
     AddUnsettled,
     ChangeEscrow,
@@ -263,9 +263,9 @@ def envelope(n: int) -> dict:
 def test_a_command_applies_once_with_its_inbox_mark():
     member = MemberUpdated(**envelope(1), member_id="M1", phone="1", member_code="2", level="gold",
                            stored_value_fen=500, points=3)
-    out = commands.apply_command(member, False, BOOKS, NOW)
+    out = cloud_messages.apply_cloud_message(member, False, BOOKS, NOW)
     assert out.effects == (MarkApplied(member.event_id, "member.updated", NOW.wall_ms), UpsertMember(member))
-    assert commands.apply_command(member, True, BOOKS, NOW) == Outcome(reply="duplicate")
+    assert cloud_messages.apply_cloud_message(member, True, BOOKS, NOW) == Outcome(reply="duplicate")
 
 
 def test_an_order_to_fulfil_is_stored_and_its_pick_ticket_prints_after_with_the_chains_time():
@@ -273,7 +273,7 @@ def test_an_order_to_fulfil_is_stored_and_its_pick_ticket_prints_after_with_the_
                           lines=(OrderLine(sku="MILK", qty=2, amount_fen=700), OrderLine(sku="BOKCHOY", qty=300,
                                                                                           amount_fen=300)),
                           slot_start_ms=1_767_234_600_000, slot_end_ms=1_767_238_200_000, member_id=None)
-    out = commands.apply_command(order, False, BOOKS, NOW)
+    out = cloud_messages.apply_cloud_message(order, False, BOOKS, NOW)
     (stored,) = of(out, InsertOrder)
     assert stored.payload["lines"] == [{"sku": "MILK", "qty": 2, "unit": "piece"},
                                        {"sku": "BOKCHOY", "qty": 300, "unit": "g"}]
@@ -282,25 +282,25 @@ def test_an_order_to_fulfil_is_stored_and_its_pick_ticket_prints_after_with_the_
 
 
 def test_cancellations_and_escrow_replies():
-    cancel = commands.apply_command(OrderCancelled(**envelope(3), order_id="O9", reason="x"), False, BOOKS, NOW)
+    cancel = cloud_messages.apply_cloud_message(OrderCancelled(**envelope(3), order_id="O9", reason="x"), False, BOOKS, NOW)
     assert cancel.effects[1] == SetOrderStatus("O9", "cancelled", only_from="to_pick")
     back = EscrowReclaimed(**envelope(4), request_event_id=make_id(1, 1), sku="MILK", qty_returned=3, escrow_after=1)
-    assert commands.apply_command(back, False, BOOKS, NOW).effects[1] == ChangeEscrow("MILK", -3)
+    assert cloud_messages.apply_cloud_message(back, False, BOOKS, NOW).effects[1] == ChangeEscrow("MILK", -3)
 
 
 def test_books_newer_replace_older_are_kept_and_bad_ones_are_refused():
     book = {"version": 4, "rules": [{"type": "item_discount", "id": "half", "name": "Half", "skus": ["MILK"],
                                      "percent_off_bp": 5000}]}
     newer = RuleBookUpdated(**envelope(5), version=4, payload=json.dumps(book).encode())
-    out = commands.apply_command(newer, False, BOOKS, NOW)
+    out = cloud_messages.apply_cloud_message(newer, False, BOOKS, NOW)
     assert of(out, StoreBook) == [StoreBook("rule_book", json.dumps(book), 4)]
     (use,) = out.after
     assert isinstance(use, UseBooks) and use.books.rule_book.version == 4 and use.books.rule_book_version == 4
     older = CatalogueUpdated(**envelope(6), version=4, payload=b"[]")
-    kept = commands.apply_command(older, False, BOOKS, NOW)
+    kept = cloud_messages.apply_cloud_message(older, False, BOOKS, NOW)
     assert [type(e) for e in kept.effects] == [MarkApplied] and kept.after == () and "older" in kept.notes[0]
     bad = CatalogueUpdated(**envelope(7), version=9, payload=b"{not json")
-    refused = commands.apply_command(bad, False, BOOKS, NOW)
+    refused = cloud_messages.apply_cloud_message(bad, False, BOOKS, NOW)
     assert [type(e) for e in refused.effects] == [MarkApplied] and "refused catalogue version 9" in refused.notes[0]
 
 
@@ -310,9 +310,9 @@ def test_an_ack_drops_the_rows_raises_the_seq_floor_and_settles_stored_value():
     rows = [AckedRow(e.seq, e.event_id, e.KIND, codec.encode(e) if isinstance(e, SaleCommitted) else None)
             for e in events(sold)]
     ack = BusinessAck(**envelope(8), acks=tuple(Ack(event_id=r.event_id, seq=r.seq, result="ok", detail="") for r in rows))
-    out = commands.apply_ack(ack, rows)
+    out = cloud_messages.apply_ack(ack, rows)
     assert out.effects == (SettleStoredValue("M1", 350), DropAcked(tuple(r.event_id for r in rows), 22))
-    assert commands.apply_ack(ack, []).effects == ()  # already dropped: nothing to do
+    assert cloud_messages.apply_ack(ack, []).effects == ()  # already dropped: nothing to do
 
 
 def test_chain_time_of_day():

@@ -1,10 +1,10 @@
 """Applying what the cloud sends the store, as pure decisions.
 
-- A command (order to fulfil, cancellation, escrow reply, member snapshot, catalogue or rule book) applies once:
+- A cloud message (order to fulfil, cancellation, escrow reply, member snapshot, catalogue or rule book) applies once:
   its event id is marked in the inbox by the same transaction as its effect, and one already marked answers
   "duplicate" with no effect (`seen` is what the shell found in the inbox).
 - A catalogue or rule book older than the one in use never replaces it; one that does not parse is refused (the
-  store keeps selling with what it has) - either way the command is marked applied, so it is not retried forever.
+  store keeps selling with what it has) - either way the message is marked applied, so it is not retried forever.
 - A business ack drops the acked events from the outbox, raises the seq floor to the highest of them, and stops
   counting their stored value as unsettled. It needs no inbox mark: dropping rows twice changes nothing.
 """
@@ -77,7 +77,7 @@ def _stored_value(sale) -> tuple[str, int] | None:
     return None
 
 
-def apply_command(message: Message, seen: bool, books: Books, now: Moment) -> Outcome:
+def apply_cloud_message(message: Message, seen: bool, books: Books, now: Moment) -> Outcome:
     if seen:
         return Outcome(reply="duplicate")
     mark = MarkApplied(message.event_id, message.KIND, now.wall_ms)
@@ -93,7 +93,7 @@ def apply_command(message: Message, seen: bool, books: Books, now: Moment) -> Ou
         return Outcome(reply="applied", effects=(mark, UpsertMember(message)))
     if isinstance(message, (CatalogueUpdated, RuleBookUpdated)):
         return _book(message, books, mark)
-    return Outcome(reply="applied", effects=(mark,), notes=(f"ignored a {message.KIND} command: not for a store",))
+    return Outcome(reply="applied", effects=(mark,), notes=(f"ignored a {message.KIND}: not a message for a store",))
 
 
 def _order(order: OrderToFulfil, books: Books, mark: MarkApplied) -> Outcome:

@@ -45,7 +45,7 @@ class OrderRequest:
 
 @record
 class PayRequest:
-    method: Literal["stored_value", "wallet_sim"]
+    method: Literal["stored_value", "wallet_sim"]  # protocol.payments.ONLINE_METHODS
 
 
 @record

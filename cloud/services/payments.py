@@ -2,7 +2,8 @@
 
 Stored value goes through the MemberLedger with one transfer id per order (the payment's reference, `sv:<order>`,
 and `refund:<order>`), so a retried charge or refund applies once. The wallet is the simulated provider
-(`wallet_sim`): it approves, and the spend still earns the member points. The methods and their rules are `protocol/payments.py`, shared with the till.
+(`wallet_sim`): it approves, and the spend still earns the member points. The methods and their rules are
+`protocol/payments.py`, shared with the till.
 """
 from __future__ import annotations
 

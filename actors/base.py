@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from protocol.codec import pack
 from protocol.errors import ProtocolError
-from protocol.schema import field_hints, record, record_from_wire, require, to_wire
+from protocol.schema import field_hints, record, record_from_trusted, record_from_wire, require, to_wire
 
 IDEMPOTENCY_RETENTION_MS = 24 * 3600 * 1000  # a retry may arrive up to a day later and still get "exists"
 MAX_COMMAND_ID_LEN = 64
@@ -121,8 +121,28 @@ def command_to_wire(command: Command) -> dict[str, Any]:
     return wire
 
 
+def result_to_wire(result: Result) -> dict[str, Any]:
+    return {"status": result.status, "reason": result.reason, "values": result.values,
+            "first": None if result.first is None else result_to_wire(result.first), "noop": result.noop}
+
+
+def result_from_trusted(wire: dict[str, Any]) -> Result:
+    """A result `result_to_wire` made in this system (an actor's answer crossing back): rebuilt without checks."""
+    first = wire["first"]
+    return Result(status=wire["status"], reason=wire["reason"], values=wire["values"], noop=wire["noop"],
+                  first=None if first is None else result_from_trusted(first))
+
+
 def fingerprint(packed: bytes) -> bytes:
     return hashlib.blake2b(packed, digest_size=12).digest()
+
+
+@functools.cache
+def _kinds_of(actor: type) -> dict[str, type[Command]]:
+    """An actor type's commands by OP (Expire included). `actor` is typed plain `type` for the cache: mypy takes
+    a class as unhashable (python/mypy#11470)."""
+    commands: tuple[type[Command], ...] = (*getattr(actor, "COMMANDS"), Expire)  # noqa: B009 - see the docstring
+    return {c.OP: c for c in commands}
 
 
 class IdempotentActor:
@@ -136,13 +156,27 @@ class IdempotentActor:
         self.seen: dict[str, tuple[bytes, Result, int]] = {}  # id -> (fingerprint, first result, at_ms)
 
     @classmethod
+    def _kinds(cls) -> dict[str, type[Command]]:
+        actor: type = cls
+        return _kinds_of(actor)
+
+    @classmethod
+    def rebuild(cls, wire: dict[str, Any]) -> Command:
+        """A command from the wire form its caller made a moment ago (`command_to_wire`, across Ray): trusted, so
+        not checked again; the journal's replay uses `decode`, which checks."""
+        kind = cls._kinds().get(wire["op"])
+        if kind is None:
+            raise ProtocolError(f"{cls.__name__}: unknown op {wire['op']!r}")
+        command: Command = record_from_trusted(kind, wire)
+        return command
+
+    @classmethod
     def decode(cls, wire: dict[str, Any]) -> Command:
         """A command from its wire form (the journal's), checked field by field; ProtocolError if it is not one."""
         if type(wire) is not dict:  # a journal row or frame that is not a map at all is refused the same way
             raise ProtocolError(f"{cls.__name__}: a command is a map, got {type(wire).__name__}")
         op = wire.get("op")
-        commands: tuple[type[Command], ...] = (*cls.COMMANDS, Expire)
-        kinds = {c.OP: c for c in commands}
+        kinds = cls._kinds()
         if not isinstance(op, str) or op not in kinds:
             raise ProtocolError(f"{cls.__name__}: unknown op {op!r}")
         command: Command = record_from_wire(kinds[op], wire, op, skip=frozenset({"op"}))

@@ -22,7 +22,6 @@ LEASE_IDLE_MS = 10_000
 WORKER_ACTIVE_MS = 5_000
 
 
-FlashVerdict = str  # accepted | sold_out | over_limit | conflict | invalid (per committed sale)
 
 
 @record
@@ -66,7 +65,7 @@ class AdmittedSale:
 
 
 @record
-class Sync(Command):
+class LeaseSync(Command):
     """One batched call from a worker: commit its admitted sales, give back `returned` units, ask for `want`
     more. Values: results ([order_id, verdict] per sale) and the worker's status (lease, unleased, sold, ...)."""
     OP: ClassVar[str] = "sync"
@@ -89,7 +88,7 @@ class SaleStatusQuery(Query):
 
 
 class FlashSaleGate(IdempotentActor):
-    COMMANDS = (OpenSale, Sync)
+    COMMANDS = (OpenSale, LeaseSync)
 
     def __init__(self) -> None:
         super().__init__()
@@ -137,7 +136,7 @@ class FlashSaleGate(IdempotentActor):
                 "starts_ms": cfg["starts_ms"], "ends_ms": cfg["ends_ms"], "per_member_limit": cfg["per_member_limit"],
                 "price_fen": cfg["price_fen"], "sku": cfg["sku"]}
 
-    def op_sync(self, c: Sync, now_ms: int) -> Result:
+    def op_sync(self, c: LeaseSync, now_ms: int) -> Result:
         """One batched call from a worker: commit its admitted sales, return spare units, top its lease up."""
         cfg = self._require_open()
         worker, want = c.worker, c.want
@@ -266,12 +265,12 @@ class LeaseHolder:
         self.pending.append(AdmittedSale(order_id=order_id, member=member, qty=qty))
         return "admitted"
 
-    def sync_command(self, command_id: str) -> Sync:
+    def sync_command(self, command_id: str) -> LeaseSync:
         """The next batched call to the gate; `take_results` must see its answer."""
         want = self.block if self.units < self.block // 2 else 0
         sales, self.pending = self.pending, []
         self._in_flight = sales
-        return Sync(id=command_id, worker=self.worker, sales=tuple(sales), want=want)
+        return LeaseSync(id=command_id, worker=self.worker, sales=tuple(sales), want=want)
 
     def abandon_in_flight(self) -> list[str]:
         """The sync failed (the gate may or may not have the sales): forget them here; a retry of the same

@@ -3,7 +3,7 @@
 - Relay: outbox rows go out in order with Nats-Msg-Id = event id, many in flight at once, and **stay** until the
   cloud's business ack (a cloud message) names them; after a reconnect everything unacked is sent again (the stream
   and the cloud's event table drop what they already have).
-- Commands: pulled from the store's own durable consumer, applied by the StoreActor (exactly once, by event id),
+- Cloud messages: pulled from the store's own durable consumer, applied by the StoreActor (exactly once, by event id),
   then acked to JetStream.
 - Heartbeats: outbox depth, last sequence produced and acked, device health, every second.
 - The connection is retried with exponential backoff and jitter; the till keeps selling meanwhile.
@@ -28,6 +28,9 @@ RELAY_BATCH = 2_000  # outbox rows in flight at once
 PUBLISH_TIMEOUT_S = 5.0
 CLOUD_MESSAGE_BATCH = 200  # cloud messages pulled at once
 PAUSE_S = 0.5  # after a failed publish or pull, before trying again
+# A cloud message the store cannot apply (its mailbox full, a fault) is tried again, backing off; past this many
+# tries it is logged, counted and skipped, so one bad message never stops the ones behind it.
+CLOUD_MESSAGE_TRIES_MAX = 6
 HEARTBEAT_S = 1.0
 CONNECT_TIMEOUT_S = 3
 RECONNECT_WAIT_S = 1
@@ -90,7 +93,8 @@ class Sync:
         self.connected = asyncio.Event()
         self.last_acked_seq = 0
         self.last_cloud_message_seq = 0
-        self.stats = {"published": 0, "cloud_messages": 0, "reconnects": 0, "bad_cloud_messages": 0}
+        self.stats = {"published": 0, "cloud_messages": 0, "reconnects": 0, "bad_cloud_messages": 0,
+                      "skipped_cloud_messages": 0}
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -211,12 +215,27 @@ class Sync:
                               self.store_id, exc)
                     await msg.ack()
                     continue
-                await self.box.actor.ask("cloud_message", message=message)
+                await self._apply(message)
                 self.last_cloud_message_seq = max(self.last_cloud_message_seq, message.seq)
                 if isinstance(message, BusinessAck):
                     self.last_acked_seq = max([self.last_acked_seq, *(a.seq for a in message.acks)])
                 self.stats["cloud_messages"] += 1
                 await msg.ack()
+
+    async def _apply(self, message) -> None:
+        delay = PAUSE_S
+        for attempt in range(1, CLOUD_MESSAGE_TRIES_MAX + 1):
+            try:
+                await self.box.actor.ask("cloud_message", message=message)
+                return
+            except Exception as exc:  # noqa: BLE001 - Busy, or a fault applying it: try again, then skip it
+                failure = f"{type(exc).__name__}: {exc}"
+            if attempt < CLOUD_MESSAGE_TRIES_MAX:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+        self.stats["skipped_cloud_messages"] += 1
+        log.error("store %s: skipped %s %s after %d tries (%s) so the messages behind it flow", self.store_id,
+                  message.KIND, message.event_id, CLOUD_MESSAGE_TRIES_MAX, failure)
 
     # ---- heartbeats -------------------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:

@@ -1,6 +1,6 @@
 """Pulling a batch from a JetStream consumer without waiting for the batch to fill: the policy, with the pull
 itself passed in (`fetch(n, timeout)`, e.g. a nats-py pull subscription's `fetch`), so it is the same for the cloud's
-bridge and a store's command loop and does no I/O of its own.
+bridge and a store's cloud-message loop and does no I/O of its own.
 
 nats-py's `fetch(n, timeout)` returns at once with whatever is already waiting, but when nothing is, it lingers
 until `n` messages arrived or `timeout` passed - so with `n` large and traffic light, every message waits out the

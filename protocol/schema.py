@@ -26,8 +26,39 @@ Converter = Callable[[Any, str], Any]  # (plain wire value, field path) -> the c
 
 @typing.dataclass_transform(frozen_default=True, kw_only_default=True)
 def record(cls: type[T]) -> type[T]:
-    """Decorator: a frozen, slotted, keyword-only dataclass that the codec can check."""
-    return dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
+    """Decorator: a frozen, slotted, keyword-only dataclass that the codec can check.
+
+    A record pickles as its class and a tuple of its values (not the slots' state dict): actor commands and results
+    cross process boundaries by the thousand per Ray call, and this makes that about four times cheaper."""
+    made = dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
+    made.__reduce__ = _reduce_record  # type: ignore[method-assign] # set on the class dataclass made
+    return made
+
+
+@functools.cache
+def _fields_in_order(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _rebuild_record(cls: type, values: tuple[Any, ...]) -> Any:
+    """The inverse of `_reduce_record`: the values were checked when the record was first made."""
+    obj: Any = object.__new__(cls)
+    for name, value in zip(_fields_in_order(cls), values, strict=True):
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+def record_from_trusted(cls: type, value: dict[str, Any]) -> Any:
+    """A record from the map `to_wire` made of it a moment ago in this system (an actor command crossing to its host):
+    rebuilt without checks, since it was checked when it was made. Records with nested ones take the checked path."""
+    if any(deep for _, deep in _wire_plan(cls)):
+        return record_from_wire(cls, value, cls.__name__, skip=frozenset(value.keys() - set(_fields_in_order(cls))))
+    return _rebuild_record(cls, tuple(value[name] for name in _fields_in_order(cls)))
+
+
+def _reduce_record(self: Any) -> tuple[Any, ...]:
+    cls: type = type(self)
+    return _rebuild_record, (cls, tuple(getattr(self, name) for name in _fields_in_order(cls)))
 
 
 @functools.cache
@@ -147,11 +178,28 @@ def record_from_wire(cls: type, value: Any, path: str, skip: frozenset[str] = fr
         raise ProtocolError(f"{path}: {exc}") from None
 
 
+_PLAIN = (int, float, str, bool, bytes, type(None))
+
+
+@functools.cache
+def _wire_plan(cls: type) -> tuple[tuple[str, bool], ...]:
+    """Per field: its name and whether its value needs converting (records, tuples); most fields are plain."""
+    def plain(hint: Any) -> bool:
+        origin = get_origin(hint)
+        if origin is Literal or hint in _PLAIN:
+            return True
+        if origin in (typing.Union, types.UnionType):
+            return all(plain(a) for a in get_args(hint))
+        return False
+    return tuple((name, not plain(hint)) for name, hint in field_hints(cls))
+
+
 def to_wire(value: Any) -> Any:
     """A record (or a tuple of them) as plain maps and lists for msgpack."""
     if dataclasses.is_dataclass(value):
         cls: type = type(value)  # plain `type` for the cache: mypy takes type[X] as unhashable (python/mypy#11470)
-        return {name: to_wire(getattr(value, name)) for name, _ in field_hints(cls)}
+        return {name: to_wire(getattr(value, name)) if deep else getattr(value, name)
+                for name, deep in _wire_plan(cls)}
     if isinstance(value, tuple):
         return [to_wire(v) for v in value]
     return value

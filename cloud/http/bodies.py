@@ -3,44 +3,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from cloud.services.order_request import Location, OrderItem, OrderRequest
 from protocol.schema import record, require
 
-
-@record
-class Location:
-    lat: float
-    lon: float
-
-    def __post_init__(self) -> None:
-        require(-90 <= self.lat <= 90 and -180 <= self.lon <= 180, "location: lat must be -90..90 and lon -180..180")
-
-
-@record
-class OrderItem:
-    sku: str
-    qty: int = 0  # pieces, or grams for items sold by the kg
-
-    def __post_init__(self) -> None:
-        require(0 < self.qty <= 100_000, f"items: qty of {self.sku} must be 1..100000 (pieces, or grams if sold by the kg)")
-
-
-@record
-class OrderRequest:
-    fulfilment: Literal["pickup", "delivery"]
-    items: tuple[OrderItem, ...]
-    slot_start: str  # RFC 3339
-    member_id: str | None = None
-    store_id: str | None = None  # pickup: the chosen store
-    location: Location | None = None  # delivery address (and pickup: where to look for alternatives)
-    coupons: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        require(0 < len(self.items) <= 100, "items: between 1 and 100 lines")
-        require(len({i.sku for i in self.items}) == len(self.items), "items: each sku once")
-        if self.fulfilment == "delivery":
-            require(self.location is not None, "location: required for delivery")
-        else:
-            require(self.store_id is not None, "store_id: required for pickup")
+__all__ = ["Location", "OrderItem", "OrderRequest"]  # the order body is the orders service's own record
 
 
 @record
@@ -94,4 +60,5 @@ class FlashOrderRequest:
     qty: int = 1
 
     def __post_init__(self) -> None:
+        require(self.member_id != "", "member_id: a non-empty string is required")
         require(self.qty > 0, "qty: must be positive")

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse
 
 from cloud.runtime.calls import ActorsUnavailable
 from cloud.services.verdicts import Refusal
+from protocol.errors import ProtocolError
 
 PROBLEM = "application/problem+json"
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 409: "Conflict",
@@ -65,6 +66,8 @@ def problem_for(exc: BaseException, route: str) -> HTTPProblem:
         return exc
     if isinstance(exc, Refusal):
         return from_refusal(exc)
+    if isinstance(exc, ProtocolError):  # a command or record built from a request's values refused one of them
+        return HTTPProblem(422, str(exc))
     if isinstance(exc, (TimeoutError, ActorsUnavailable)):
         return HTTPProblem(503, f"the service could not answer in time ({type(exc).__name__}); retry",
                            headers={"Retry-After": str(RETRY_AFTER_S[503])})

@@ -215,10 +215,16 @@ class Bridge:
         if row is None:
             log.warning("pickup of unknown order %s from %s", event.order_id, event.store_id)
             return
-        for lines in json.loads(row["allocation"]).values():
-            for line in lines:
-                rid = line["reservation_id"]
-                await self.cloud.actors.stock_pool.send(Fulfil(id=f"fulfil:{rid}", reservation_id=rid, sku=line["sku"]))
+        allocation = json.loads(row["allocation"])
+        if row["kind"] == "flash" or event.store_id not in allocation:
+            # A store is believed only about its own orders; this one is not its to hand over (a flash order has no
+            # store at all). Recorded and ignored: failing would retry the batch forever and stall every store.
+            log.warning("store %s reported handing over order %s, which was not allocated to it; ignored",
+                        event.store_id, event.order_id)
+            return
+        for line in allocation[event.store_id]:
+            rid = line["reservation_id"]
+            await self.cloud.actors.stock_pool.send(Fulfil(id=f"fulfil:{rid}", reservation_id=rid, sku=line["sku"]))
         await self.cloud.db.execute("update orders set status = 'fulfilled', updated_ms = $2 where order_id = $1 "
                                     "and status = 'paid'", event.order_id, self.cloud.now_ms())
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-from actors.base import Command, Query, Result
+from actors.base import Command, Query, Result, command_to_wire, result_from_trusted
 from cloud.runtime.durable import Unavailable
 from cloud.runtime.hosting import host
 
@@ -61,8 +61,9 @@ class ActorCalls:
 
     async def call(self, name: str, commands: list[Command], deadline_s: float = RETRY_DEADLINE_S) -> list[Result]:
         """Submit a list to one actor at once; through a crash and restart, retry the same commands."""
-        results: list[Result] = await self._retrying(name, lambda h: h.submit.remote(commands), deadline_s)
-        return results
+        wires = [command_to_wire(c) for c in commands]
+        answers: list[dict] = await self._retrying(name, lambda h: h.submit.remote(wires), deadline_s)
+        return [result_from_trusted(a) for a in answers]
 
     async def ask(self, name: str, query: Query, deadline_s: float = RETRY_DEADLINE_S) -> Any:
         return await self._retrying(name, lambda h: h.ask.remote(query), deadline_s)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from actors.base import AuditQuery, Result
-from actors.flash_sale import OpenSale, SaleStatusQuery, Sync
+from actors.flash_sale import LeaseSync, OpenSale, SaleStatusQuery
 from actors.member_ledger import MemberQuery, RecordSpend, RedeemPoints, Refund, Spend, TopUp
 from actors.order_router import BookSlot, NearbyQuery, PickupPlanQuery, PlanQuery, ReleaseSlot, UpsertStore
 from actors.stock_pool import (
@@ -122,7 +122,7 @@ class FlashSaleClient:
         (result,) = await self.calls.call(self.name, [command])
         return result
 
-    async def sync(self, command: Sync) -> Result:
+    async def sync(self, command: LeaseSync) -> Result:
         (result,) = await self.calls.call(self.name, [command])
         return result
 

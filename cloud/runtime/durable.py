@@ -60,7 +60,7 @@ class DurableHost:
         self.seq = 0
         self.snapshot_seq = 0
         self.pool: asyncpg.Pool | None = None
-        self._queue: list[tuple[Command, asyncio.Future]] = []
+        self._queue: list[tuple[Command, dict | None, asyncio.Future]] = []  # command, its wire form if known
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self.stats: DurableStats = {"batches": 0, "commands": 0, "journaled": 0, "last_batch": 0, "errors": 0,
@@ -106,14 +106,15 @@ class DurableHost:
         self.actor, self.seq = actor, seq
         log.info("%s rebuilt at seq %d (snapshot %d)", self.name, seq, self.snapshot_seq)
 
-    async def submit(self, commands: list[Command]) -> list[Result]:
+    async def submit(self, commands: list[Command], wires: list[dict] | None = None) -> list[Result]:
+        """`wires`: the commands' wire forms when the caller has them (they came that way): journaled as they are."""
         if len(self._queue) + len(commands) > QUEUE_MAX_COMMANDS:
             raise Unavailable(f"{self.name}: {len(self._queue)} commands waiting; retry shortly")
         loop = asyncio.get_running_loop()
         futures = []
-        for command in commands:
+        for i, command in enumerate(commands):
             fut = loop.create_future()
-            self._queue.append((command, fut))
+            self._queue.append((command, wires[i] if wires is not None else None, fut))
             futures.append(fut)
         self._wake.set()
         return list(await asyncio.gather(*futures))
@@ -129,24 +130,24 @@ class DurableHost:
             if batch:
                 await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[Command, asyncio.Future]]) -> None:
+    async def _commit(self, batch: list[tuple[Command, dict | None, asyncio.Future]]) -> None:
         try:
             await self._apply_and_journal(batch)
         except Exception as exc:  # noqa: BLE001 - the committer must never die: fail this batch, rebuild, go on
             log.exception("%s: batch of %d failed unexpectedly; rebuilding from PostgreSQL", self.name, len(batch))
             self.stats["errors"] += 1
             self.stats["last_error"] = f"{type(exc).__name__}: {exc}"
-            for _, fut in batch:
+            for _, _, fut in batch:
                 if not fut.done():
                     fut.set_exception(Unavailable(f"{self.name}: internal error ({type(exc).__name__}); retry"))
             await self._rebuild_until_ok()
 
-    async def _apply_and_journal(self, batch: list[tuple[Command, asyncio.Future]]) -> None:
+    async def _apply_and_journal(self, batch: list[tuple[Command, dict | None, asyncio.Future]]) -> None:
         now = self.clock.now_ms()
         results: list[Result] = []
         rows: list[tuple[str, int, int, bytes]] = []
-        for command, _ in batch:
-            packed = pack(command_to_wire(command))
+        for command, wire, _ in batch:
+            packed = pack(wire if wire is not None else command_to_wire(command))
             result = self.actor.apply(command, now, packed)
             results.append(result)
             if self.actor.changes_state(result):
@@ -160,7 +161,7 @@ class DurableHost:
             self.stats["errors"] += 1
             self.stats["last_error"] = f"{type(exc).__name__}: {exc}"
             log.error("%s: commit of %d commands failed (%s); rebuilding from PostgreSQL", self.name, len(rows), exc)
-            for _, fut in batch:
+            for _, _, fut in batch:
                 if not fut.done():
                     fut.set_exception(Unavailable(f"{self.name}: the change could not be made durable; retry"))
             await self._rebuild_until_ok()
@@ -170,7 +171,7 @@ class DurableHost:
         self.stats["commands"] += len(batch)
         self.stats["journaled"] += len(rows)
         self.stats["last_batch"] = len(batch)
-        for (_, fut), result in zip(batch, results, strict=True):
+        for (_, _, fut), result in zip(batch, results, strict=True):
             if not fut.done():
                 fut.set_result(result)
         if self.seq - self.snapshot_seq >= self.snapshot_every:
@@ -186,8 +187,12 @@ class DurableHost:
             try:
                 await self._rebuild()
                 return
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.error("%s: rebuild failed (%s); retrying in %.1fs", self.name, exc, delay)
+            except Exception as exc:  # noqa: BLE001 - the committer must live on: callers get Unavailable meanwhile
+                # A database away retries until it is back; a journal this build cannot read (a command of an
+                # older shape) fails the same way each time: logged loudly, the actor answers nothing until fixed.
+                self.stats["errors"] += 1
+                self.stats["last_error"] = f"rebuild failed: {type(exc).__name__}: {exc}"[:300]
+                log.error("%s: rebuild failed (%s: %s); retrying in %.1fs", self.name, type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, REBUILD_RETRY_MAX_S)
 

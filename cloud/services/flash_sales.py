@@ -16,7 +16,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from actors.flash_sale import LeaseHolder, OpenSale, Sync
+from actors.flash_sale import LeaseHolder, LeaseSync, OpenSale
 from cloud.services.verdicts import Refusal
 from protocol.clock import to_rfc3339
 
@@ -31,7 +31,7 @@ SYNC_FAILURE_PAUSE_S = 0.2  # after a failed sync, before the next (its waiting 
 log = logging.getLogger("freshmesh.flash")
 
 # The gate's or the lease holder's verdict -> (the refusal's kind, what to tell the customer).
-REFUSALS = {
+VERDICT_REFUSALS = {
     "sold_out": ("sold_out", "sold out"),
     "over_limit": ("over_limit", "over this member's limit for the sale"),
     "throttled": ("throttled", "too many requests for this sale right now; retry shortly"),
@@ -72,7 +72,7 @@ class SaleWorker:
         return await asyncio.shield(fut)
 
     def _refusal(self, verdict: str) -> Refusal:
-        kind, detail = REFUSALS[verdict]
+        kind, detail = VERDICT_REFUSALS[verdict]
         return Refusal(kind, f"flash sale {self.sale_id}: {detail}")  # type: ignore[arg-type]
 
     async def _loop(self) -> None:
@@ -189,12 +189,12 @@ class FlashSales:
         worker = self.sales.get(sale_id)
         if worker is not None:
             return worker
+        await self._known(sale_id)  # before a lock is made for it: unknown ids named by clients leave nothing behind
         lock = self._opening.setdefault(sale_id, asyncio.Lock())
         async with lock:
             if sale_id not in self.sales:
-                await self._known(sale_id)
                 gate = self.cloud.actors.flash_sale(sale_id)
-                first = (await gate.sync(Sync(id=f"{self.worker_id}:init", worker=self.worker_id,
+                first = (await gate.sync(LeaseSync(id=f"{self.worker_id}:init", worker=self.worker_id,
                                                want=LEASE_BLOCK))).settled
                 if first.status != "ok":
                     raise Refusal("unavailable", f"flash sale {sale_id}: the gate refused this worker ({first.reason})")

@@ -17,11 +17,11 @@ class Members:
     def __init__(self, cloud) -> None:
         self.cloud = cloud
 
-    async def register(self, phone: str) -> tuple[int, dict]:
-        """201 with a new member; 200 with the existing one when the phone is registered already."""
+    async def register(self, phone: str) -> tuple[dict, bool]:
+        """(the member, True) when registered now; (the existing member, False) when the phone was registered."""
         row = await self.cloud.db.fetchrow("select * from members where phone = $1", phone)
         if row is not None:
-            return 200, await self.view(row["member_id"])
+            return await self.view(row["member_id"]), False
         member_id = self.cloud.ids.new()
         for _ in range(5):
             try:
@@ -32,10 +32,10 @@ class Members:
             except asyncpg.UniqueViolationError as exc:
                 if "phone" in str(exc):  # registered concurrently: that registration wins
                     row = await self.cloud.db.fetchrow("select * from members where phone = $1", phone)
-                    return 200, await self.view(row["member_id"])
+                    return await self.view(row["member_id"]), False
         body = await self.view(member_id)
         await self.notify_stores(body)
-        return 201, body
+        return body, True
 
     async def notify_stores(self, view: dict) -> None:
         """Every store keeps a member cache for offline identification and floor-limited spending."""

@@ -15,8 +15,8 @@ import secrets
 
 from actors.order_router import BookSlot, ReleaseSlot
 from actors.stock_pool import Cancel, Confirm, Reserve
-from cloud.http.bodies import OrderRequest
 from cloud.messaging import to_stores
+from cloud.services.order_request import OrderRequest
 from cloud.services.payments import Payments
 from cloud.services.verdicts import Refusal
 from protocol.clock import parse_rfc3339, to_rfc3339
@@ -53,12 +53,12 @@ class Orders:
         self.payments = Payments(cloud)
 
     # ---- create -----------------------------------------------------------------------------------
-    async def create(self, req: OrderRequest, key: str, raw: dict) -> tuple[int, dict]:
+    async def create(self, req: OrderRequest, key: str, raw: dict) -> dict:
         """Claim the key (a 'pending' row), then route, reserve, book and price; a concurrent or later request with
         the same key waits for and returns the same outcome, refusals included."""
         digest = request_hash(raw)
         order_id = await self._claim(req, key, digest)
-        if not isinstance(order_id, str):
+        if isinstance(order_id, dict):
             return order_id  # the outcome of an earlier request with this key
         try:
             body = await self._place(req, key, order_id)
@@ -67,9 +67,10 @@ class Orders:
                                         "where order_id = $1", order_id, json.dumps(refusal.to_record()),
                                         self.cloud.now_ms())
             raise
-        return 201, body
+        return body
 
-    async def _claim(self, req: OrderRequest, key: str, digest: bytes):
+    async def _claim(self, req: OrderRequest, key: str, digest: bytes) -> str | dict:
+        """This request's order id (it placed the claim, or takes over a dead one), or the earlier outcome."""
         db, deadline = self.cloud.db, self.cloud.now_ms() + CLAIM_WAIT_MS
         while True:
             row = await db.fetchrow("select * from orders where idempotency_key = $1", key)
@@ -88,7 +89,7 @@ class Orders:
             if row["status"] == "rejected":
                 raise Refusal.from_record(json.loads(row["problem"]))
             if row["status"] != "pending":
-                return 201, order_json(row)
+                return order_json(row)
             if self.cloud.now_ms() - row["updated_ms"] > CLAIM_STALE_MS:
                 return row["order_id"]  # its first request died half-way: finish it (every step is idempotent)
             if self.cloud.now_ms() > deadline:

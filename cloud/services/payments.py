@@ -22,6 +22,8 @@ class Payments:
         if method not in ONLINE_METHODS:
             raise Refusal("invalid", f"method: {method!r} is not an online payment method {list(ONLINE_METHODS)}")
         paid = reference(method, order_id)
+        if total_fen == 0:  # a basket made free by promotions: nothing to move, in any method
+            return {"method": method, "amount_fen": 0, "reference": paid}
         if method == "stored_value":
             if not member:
                 raise Refusal("invalid", "method: stored_value needs an order with a member_id")
@@ -31,7 +33,7 @@ class Payments:
                                          f"fen, order {total_fen} fen)")
             return {"method": method, "amount_fen": total_fen, "reference": paid}
         # wallet_sim: a simulated wallet provider behind the same adapter shape a real one would have
-        if member and total_fen > 0:
+        if member:
             await ledger.send(RecordSpend(id=f"spend:{order_id}", member=member, amount_fen=total_fen))
         return {"method": "wallet_sim", "simulated": True, "amount_fen": total_fen, "reference": paid}
 

@@ -11,6 +11,7 @@ Guarantees (what the tests in tests/unit/test_edge_core.py hold it to):
   shelf - pieces, or grams (a price-embedded label on a per-kg product: grams from the price, see cart.py).
 - Outgoing events are numbered from `last_seq + 1` without gaps; the outcome says the highest seq it used.
 
-Modules: cart (lines, labels, pricing), selling (pay), stock (receive, shrink, pickup), commands (what the cloud
-sends), escrow (the share arithmetic), tickets (receipt and pick ticket bytes), state and outcome (the records).
+Modules: cart (lines, labels, pricing), selling (pay), stock (receive, shrink, pickup), cloud_messages
+(what the cloud sends), escrow (the share arithmetic), tickets (receipt and pick ticket bytes), state and outcome
+(the records).
 """

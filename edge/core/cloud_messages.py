@@ -59,13 +59,19 @@ def apply_ack(ack: BusinessAck, rows: list[AckedRow]) -> Outcome:
     if not rows:
         return Outcome(reply="acked")
     effects: list[Effect] = []
+    notes: list[str] = []
     for row in rows:
-        if row.frame is not None:
+        if row.frame is None:
+            continue
+        try:
             settled = _stored_value(codec.decode(row.frame))
-            if settled:
-                effects.append(SettleStoredValue(*settled))
+        except ProtocolError as exc:  # the cloud acked it, so it is gone from the outbox all the same
+            notes.append(f"acked event {row.event_id} could not be read to settle stored value: {exc}")
+            continue
+        if settled:
+            effects.append(SettleStoredValue(*settled))
     effects.append(DropAcked(tuple(r.event_id for r in rows), max(r.seq for r in rows)))
-    return Outcome(reply="acked", effects=tuple(effects))
+    return Outcome(reply="acked", effects=tuple(effects), notes=tuple(notes))
 
 
 def _stored_value(sale) -> tuple[str, int] | None:

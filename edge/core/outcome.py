@@ -94,7 +94,7 @@ class UpsertMember:
 
 @dataclass(frozen=True, slots=True)
 class MarkApplied:
-    """A cloud command's id goes into the inbox with its effect, so a redelivery changes nothing."""
+    """A cloud message's id goes into the inbox with its effect, so a redelivery changes nothing."""
     event_id: str
     kind: str
     at_ms: int

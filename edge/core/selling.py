@@ -102,6 +102,7 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     if request.method == "stored_value" and member_id and total:
         effects.append(AddUnsettled(member_id, total))
     printed = tickets.receipt(till.store_id, sale_id, priced, request.method, request.tendered_fen, change)
+    # The cart goes before the receipt prints: a failed print must not leave a paid cart to be paid again.
     return Outcome(reply={"sale_id": sale_id, "total_fen": total, "change_fen": change, "offline": not till.online},
-                   effects=tuple(effects), after=(PrintTicket(printed), ForgetCart(request.lane)),
+                   effects=tuple(effects), after=(ForgetCart(request.lane), PrintTicket(printed)),
                    last_seq=stamp.outcome_seq)

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from actors.base import AuditQuery
-from actors.flash_sale import LeaseHolder, OpenSale, SaleStatusQuery, Sync
+from actors.flash_sale import LeaseHolder, LeaseSync, OpenSale, SaleStatusQuery
 from actors.member_ledger import MemberQuery, TopUp
 from actors.stock_pool import Confirm, Grant, PositionsQuery, Reserve
 from cloud.runtime.calls import ActorCalls
@@ -84,7 +84,7 @@ async def test_flash_sale_of_100_with_1000_attempts_from_300_members_sells_exact
     accepted: dict[str, str] = {}
 
     async def worker(w: int):
-        first = (await client.call(gate, [Sync(id=f"w{w}-init", worker=f"w{w}", want=10)]))[0]
+        first = (await client.call(gate, [LeaseSync(id=f"w{w}-init", worker=f"w{w}", want=10)]))[0]
         assert first.succeeded, first
         holder = LeaseHolder(f"w{w}", first.settled.values, now(), block=10)
         mine = attempts[w::4]

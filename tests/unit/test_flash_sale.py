@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from actors.base import Expire, Result
-from actors.flash_sale import LEASE_IDLE_MS, AdmittedSale, FlashSaleGate, LeaseHolder, OpenSale, Sync
+from actors.flash_sale import LEASE_IDLE_MS, AdmittedSale, FlashSaleGate, LeaseHolder, LeaseSync, OpenSale
 from protocol.codec import pack, unpack
 from protocol.errors import ProtocolError
 
@@ -28,7 +28,7 @@ def open_gate(quantity=100, limit=1, rate=1_000_000):
 
 
 def holder(gate, worker, now=T0, block=20):
-    first = gate.apply(Sync(id=f"{worker}-0", worker=worker, want=block), now)
+    first = gate.apply(LeaseSync(id=f"{worker}-0", worker=worker, want=block), now)
     assert first.status == "ok"
     return LeaseHolder(worker, first.values, now, block=block)
 
@@ -113,7 +113,7 @@ def test_a_sync_answer_lost_and_resent_gives_the_first_verdicts():
     w = holder(gate, "w", block=4)
     assert w.admit("o1", "m1", 1, T0) == "admitted"
     command = w.sync_command("s1")
-    assert command == Sync(id="s1", worker="w", sales=(AdmittedSale(order_id="o1", member="m1", qty=1),), want=0)
+    assert command == LeaseSync(id="s1", worker="w", sales=(AdmittedSale(order_id="o1", member="m1", qty=1),), want=0)
     first = gate.apply(command, T0)  # the answer is lost on the way back
     retried = gate.apply(command, T0)
     assert retried.status == "exists" and retried.settled == first and retried.succeeded
@@ -124,7 +124,7 @@ def test_a_sync_answer_lost_and_resent_gives_the_first_verdicts():
 
 def test_a_sync_result_reports_verdicts_and_the_workers_status():
     gate = open_gate(quantity=3, limit=1, rate=10)
-    result = gate.apply(Sync(id="s1", worker="w", sales=(AdmittedSale(order_id="o1", member="m1", qty=1),
+    result = gate.apply(LeaseSync(id="s1", worker="w", sales=(AdmittedSale(order_id="o1", member="m1", qty=1),
                                                          AdmittedSale(order_id="o2", member="m1", qty=1),
                                                          AdmittedSale(order_id="o3", member="m2", qty=0)), want=1), T0)
     assert result == Result(status="ok", values={
@@ -135,7 +135,7 @@ def test_a_sync_result_reports_verdicts_and_the_workers_status():
 
 def test_the_gate_refuses_a_second_open_and_a_sync_before_it_opens():
     gate = FlashSaleGate()
-    assert gate.apply(Sync(id="s0", worker="w", want=5), T0) == Result(status="error",
+    assert gate.apply(LeaseSync(id="s0", worker="w", want=5), T0) == Result(status="error",
                                                                       reason="the sale is not configured")
     opened = gate.apply(sale(quantity=10), T0)
     assert opened.status == "ok" and opened["config"]["quantity"] == 10
@@ -164,7 +164,7 @@ def test_a_command_that_fails_validation_is_refused_at_construction_and_by_decod
 
 def test_decode_builds_the_admitted_sales_and_checks_them():
     wire = {"op": "sync", "id": "s", "worker": "w", "sales": [{"order_id": "o1", "member": "m1", "qty": 1}]}
-    assert FlashSaleGate.decode(wire) == Sync(id="s", worker="w", sales=(AdmittedSale(order_id="o1", member="m1",
+    assert FlashSaleGate.decode(wire) == LeaseSync(id="s", worker="w", sales=(AdmittedSale(order_id="o1", member="m1",
                                                                                       qty=1),))
     with pytest.raises(ProtocolError, match=r"sync\.sales\[0\]\.qty: missing"):
         FlashSaleGate.decode({**wire, "sales": [{"order_id": "o1", "member": "m1"}]})
@@ -184,7 +184,7 @@ def test_snapshot_round_trip_keeps_leases_sales_and_remembered_results():
         gate.status(), gate.leases, gate.orders, [])
     assert restored.apply(command, T0 + 1) == Result(status="exists", first=first)
     assert restored.apply(sale(quantity=10, limit=2), T0 + 1) == Result(status="exists", first=first_open)
-    assert restored.apply(Sync(id="w-0", worker="w", want=4), T0 + 1) == Result(status="exists", first=first_init)
+    assert restored.apply(LeaseSync(id="w-0", worker="w", want=4), T0 + 1) == Result(status="exists", first=first_init)
     assert restored.sold == gate.sold == 3
 
 

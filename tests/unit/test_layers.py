@@ -20,10 +20,19 @@ MAY_IMPORT = {
     "simulators": set(ROOMS),
     "loadtest": set(ROOMS),
 }
-# The pure rooms: the standard library's computing modules only, and msgpack for the codec; nothing that does I/O,
-# reads a clock or draws randomness (time and ids are passed in).
-PURE = {"protocol", "actors"}
-PURE_THIRD_PARTY = {"protocol": {"msgpack"}, "actors": set()}
+# The pure code: the standard library's computing modules only, and msgpack for the codec; nothing that does I/O,
+# reads a clock or draws randomness (time and ids are passed in). The edge's decisions are pure too.
+PURE = ("protocol/", "actors/", "edge/core/")
+PURE_THIRD_PARTY = {"protocol/": {"msgpack"}, "actors/": set(), "edge/core/": set()}
+# Inner walls: (importer's path prefix, a module prefix it must not import, why).
+WALLS = (
+    ("cloud/services/", "cloud.http", "services answer with verdicts; only the HTTP layer knows status codes"),
+    ("cloud/services/", "cloud.console", "the console reads services, not the other way round"),
+    ("cloud/runtime/", "cloud.services", "the runtime hosts actors and knows no service"),
+    ("cloud/runtime/", "cloud.http", "the runtime knows no HTTP"),
+    ("edge/core/", "edge.", "the edge's decisions import no shell (only edge.core and sans-I/O codecs)"),
+)
+WALL_GATES = ("edge.core", "edge.devices.escpos")  # sans-I/O: the ESC/POS encoder builds bytes, prints nothing
 PURE_STDLIB_FORBIDDEN = {
     "asyncio", "socket", "ssl", "select", "selectors", "subprocess", "threading", "multiprocessing", "concurrent",
     "os", "sys", "io", "pathlib", "shutil", "tempfile", "glob", "signal", "time", "random", "secrets", "uuid",
@@ -50,6 +59,7 @@ def imported(tree: ast.AST) -> list[tuple[int, str]]:
 def violations(path: Path) -> list[str]:
     rel = path.relative_to(ROOT).as_posix()
     room = rel.split("/")[0]
+    pure = next((prefix for prefix in PURE if rel.startswith(prefix)), None)
     tree = ast.parse(path.read_text(encoding="utf-8"), rel)
     out = []
     for line, name in imported(tree):
@@ -59,19 +69,22 @@ def violations(path: Path) -> list[str]:
             out.append(f"{where}: {room}/ may import only {sorted(MAY_IMPORT[room])} of our rooms")
         if top == "ray" and not rel.startswith(RUNTIME):
             out.append(f"{where}: only {RUNTIME} names Ray")
-        if room in PURE and top not in ROOMS and top != "__future__":
+        if pure and top not in ROOMS and top != "__future__":
             if top in sys.stdlib_module_names:
                 if top in PURE_STDLIB_FORBIDDEN:
-                    out.append(f"{where}: {room}/ is pure (no I/O, no clock, no randomness)")
-            elif top not in PURE_THIRD_PARTY[room]:
-                out.append(f"{where}: {room}/ may use only {sorted(PURE_THIRD_PARTY[room]) or 'no'} third-party packages")
-    if room in PURE:
+                    out.append(f"{where}: {pure} is pure (no I/O, no clock, no randomness)")
+            elif top not in PURE_THIRD_PARTY[pure]:
+                out.append(f"{where}: {pure} may use only {sorted(PURE_THIRD_PARTY[pure]) or 'no'} third-party packages")
+        for inside, forbidden, why in WALLS:
+            if rel.startswith(inside) and (name + ".").startswith(forbidden) and not name.startswith(WALL_GATES):
+                out.append(f"{where}: {why}")
+    if pure:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
                     isinstance(node.func.value, ast.Name) and (node.func.value.id, node.func.attr) in FORBIDDEN_CALLS:
-                out.append(f"{rel}:{node.lineno} calls {node.func.value.id}.{node.func.attr}(): {room}/ reads no clock")
+                out.append(f"{rel}:{node.lineno} calls {node.func.value.id}.{node.func.attr}(): {pure} reads no clock")
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "open":
-                out.append(f"{rel}:{node.lineno} calls open(): {room}/ does no I/O")
+                out.append(f"{rel}:{node.lineno} calls open(): {pure} does no I/O")
     return out
 
 
@@ -93,7 +106,9 @@ def test_the_walker_catches_what_it_is_for(tmp_path, monkeypatch):
              "edge/bad.py": "from cloud.context import Cloud\n",
              "cloud/services/bad.py": "import ray\n",
              "protocol/bad.py": "import aiosqlite\nopen('f')\n",
-             "cloud/runtime/fine.py": "import ray\nfrom actors.base import Result\n"}
+             "cloud/runtime/fine.py": "import ray\nfrom actors.base import Result\n",
+             "cloud/services/speaks_http.py": "from cloud.http.problems import HTTPProblem\n",
+             "edge/core/does_io.py": "import aiosqlite\nfrom edge.store_db import StoreDb\nfrom edge.core import cart\n"}
     for rel, text in cases.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
@@ -104,3 +119,7 @@ def test_the_walker_catches_what_it_is_for(tmp_path, monkeypatch):
     assert "only cloud/runtime/ names Ray" in found["cloud/services/bad.py"][0]
     assert len(found["protocol/bad.py"]) == 2
     assert found["cloud/runtime/fine.py"] == []
+    assert "only the HTTP layer knows status codes" in found["cloud/services/speaks_http.py"][0]
+    assert [v.split(": ", 1)[1] for v in found["edge/core/does_io.py"]] == [
+        "edge/core/ may use only no third-party packages",
+        "the edge's decisions import no shell (only edge.core and sans-I/O codecs)"]

@@ -10,8 +10,8 @@ from cloud.http.parsing import idempotency_key, parse
 def routes(services) -> list[tuple]:
     async def create_member(request):
         req = await parse(request, MemberRequest, "member")
-        status, body = await services.members.register(req.phone)
-        return JSONResponse(body, status_code=status)
+        body, created = await services.members.register(req.phone)
+        return JSONResponse(body, status_code=201 if created else 200)  # 200: the phone is registered already
 
     async def get_member(request):
         return JSONResponse(await services.members.view(request.path_params["member_id"]))

@@ -12,8 +12,8 @@ def routes(services) -> list[tuple]:
     async def create_order(request):
         key = idempotency_key(request)
         raw = await read_json(request)
-        status, body = await services.orders.create(as_record(raw, OrderRequest, "order"), key, raw)
-        return JSONResponse(body, status_code=status)
+        body = await services.orders.create(as_record(raw, OrderRequest, "order"), key, raw)
+        return JSONResponse(body, status_code=201)  # a retry with the same key answers the same
 
     async def get_order(request):
         return JSONResponse(order_json(await services.orders.get(request.path_params["order_id"])))

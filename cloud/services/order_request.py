@@ -1,0 +1,51 @@
+"""An online order as the customer asks for it: fulfilment, items, slot, member, store or address, coupons.
+
+A record the orders service takes (and the HTTP layer parses a body into): a wrong field is refused with its path
+and the reason.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from protocol.schema import record, require
+
+MAX_LINES = 100
+MAX_QTY = 100_000  # pieces, or grams of an item sold by the kg
+
+
+@record
+class Location:
+    lat: float
+    lon: float
+
+    def __post_init__(self) -> None:
+        require(-90 <= self.lat <= 90 and -180 <= self.lon <= 180, "location: lat must be -90..90 and lon -180..180")
+
+
+@record
+class OrderItem:
+    sku: str
+    qty: int = 0  # pieces, or grams for items sold by the kg
+
+    def __post_init__(self) -> None:
+        require(0 < self.qty <= MAX_QTY,
+                f"items: qty of {self.sku} must be 1..{MAX_QTY} (pieces, or grams if sold by the kg)")
+
+
+@record
+class OrderRequest:
+    fulfilment: Literal["pickup", "delivery"]
+    items: tuple[OrderItem, ...]
+    slot_start: str  # RFC 3339
+    member_id: str | None = None
+    store_id: str | None = None  # pickup: the chosen store
+    location: Location | None = None  # delivery address (and pickup: where to look for alternatives)
+    coupons: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        require(0 < len(self.items) <= MAX_LINES, f"items: between 1 and {MAX_LINES} lines")
+        require(len({i.sku for i in self.items}) == len(self.items), "items: each sku once")
+        if self.fulfilment == "delivery":
+            require(self.location is not None, "location: required for delivery")
+        else:
+            require(self.store_id is not None, "store_id: required for pickup")

@@ -11,26 +11,25 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import AsyncIterator
 
 from starlette.types import Receive, Scope, Send
 
 from cloud.http.endpoint import REQUEST_DEADLINE_S, observe
-from cloud.http.parsing import MAX_BODY_BYTES
-from cloud.http.problems import HTTPProblem, problem_for
+from cloud.http.parsing import read_limited
+from cloud.http.problems import problem_for
 from cloud.http.routes.flash_sales import FLASH_ORDER_ROUTE, flash_order_answer
 
 PATH = re.compile(r"^/flash-sales/([A-Za-z0-9]{1,40})/orders$")
 
 
-async def _body(receive: Receive) -> bytes:
-    raw = b""
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The ASGI request's body chunks, read with the same limit as every endpoint's body."""
     while True:
         message = await receive()
-        raw += message.get("body", b"")
-        if len(raw) > MAX_BODY_BYTES:
-            raise HTTPProblem(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+        yield message.get("body", b"")
         if not message.get("more_body"):
-            return raw
+            return
 
 
 class FlashFastPath:
@@ -51,7 +50,7 @@ class FlashFastPath:
             async with asyncio.timeout(REQUEST_DEADLINE_S):
                 status, body = await flash_order_answer(
                     self.services, m.group(1), key.decode("latin-1") if key is not None else None,
-                    headers.get(b"content-type", b"").decode("latin-1"), await _body(receive))
+                    headers.get(b"content-type", b"").decode("latin-1"), await read_limited(_chunks(receive)))
         except Exception as exc:  # noqa: BLE001 - answered as a problem, exactly as the routed endpoint does
             problem = problem_for(exc, FLASH_ORDER_ROUTE)
             status, body, extra = problem.status, problem.body(), problem.headers

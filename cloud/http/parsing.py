@@ -6,6 +6,7 @@ endpoints check requests with the very same code and limits.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -52,14 +53,18 @@ def checked_key(value: str | None, required: bool = True) -> str | None:
     return value
 
 
-async def read_body(request: Request) -> bytes:
-    """The body, refusing at once (without reading on) one that grows past the limit."""
+async def read_limited(chunks: AsyncIterator[bytes]) -> bytes:
+    """A body from its chunks, refusing at once (without reading on) one that grows past the limit."""
     raw = b""
-    async for chunk in request.stream():
+    async for chunk in chunks:
         raw += chunk
         if len(raw) > MAX_BODY_BYTES:
             raise HTTPProblem(413, f"body exceeds {MAX_BODY_BYTES} bytes")
     return raw
+
+
+async def read_body(request: Request) -> bytes:
+    return await read_limited(request.stream())
 
 
 async def read_json(request: Request) -> dict[str, Any]:

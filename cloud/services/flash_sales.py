@@ -17,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from actors.flash_sale import LeaseHolder, LeaseSync, OpenSale
-from cloud.services.verdicts import Refusal
+from cloud.services.verdicts import Refusal, RefusalKind
 from protocol.clock import to_rfc3339
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ SYNC_FAILURE_PAUSE_S = 0.2  # after a failed sync, before the next (its waiting 
 log = logging.getLogger("freshmesh.flash")
 
 # The gate's or the lease holder's verdict -> (the refusal's kind, what to tell the customer).
-VERDICT_REFUSALS = {
+VERDICT_REFUSALS: dict[str, tuple[RefusalKind, str]] = {
     "sold_out": ("sold_out", "sold out"),
     "over_limit": ("over_limit", "over this member's limit for the sale"),
     "throttled": ("throttled", "too many requests for this sale right now; retry shortly"),
@@ -73,7 +73,7 @@ class SaleWorker:
 
     def _refusal(self, verdict: str) -> Refusal:
         kind, detail = VERDICT_REFUSALS[verdict]
-        return Refusal(kind, f"flash sale {self.sale_id}: {detail}")  # type: ignore[arg-type]
+        return Refusal(kind, f"flash sale {self.sale_id}: {detail}")
 
     async def _loop(self) -> None:
         while True:

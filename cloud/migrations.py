@@ -131,6 +131,34 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (5, "one word per meaning: what the cloud sends a store is a cloud message", """
         alter table store_command_seq rename to cloud_message_seq;
     """),
+    (6, "customer sign-in: one-time codes, lock-outs, sessions, SMS delivery receipts", """
+        create table sign_in_codes (
+            code_id    text primary key,
+            phone      text not null,
+            code_hash  bytea not null,
+            created_ms bigint not null,
+            expires_ms bigint not null,
+            attempts   int not null,
+            used_ms    bigint
+        );
+        create index sign_in_codes_phone on sign_in_codes (phone, created_ms);
+        create table sign_in_locks (
+            phone           text primary key,
+            locked_until_ms bigint not null
+        );
+        create table sessions (
+            token_hash bytea primary key,
+            member_id  text not null references members (member_id),
+            created_ms bigint not null,
+            expires_ms bigint not null,
+            revoked_ms bigint
+        );
+        create table sms_deliveries (
+            message_id text primary key,
+            status     text not null,
+            at_ms      bigint not null
+        );
+    """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -23,8 +24,10 @@ from cloud.runtime.clients import Actors
 from cloud.runtime.hosting import ensure_ray
 from cloud.runtime.shard_map import ShardConfig
 from cloud.services.flash_sales import FlashSales
+from cloud.services.identity import Identity
 from cloud.services.members import Members
 from cloud.services.orders import Orders
+from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
 from cloud.services.world_admin import WorldAdmin
 from cloud.world import World
@@ -35,9 +38,10 @@ log = logging.getLogger("freshmesh.cloud")
 
 
 class Services:
-    def __init__(self, cloud: Cloud, worker_id: str) -> None:
+    def __init__(self, cloud: Cloud, worker_id: str, sms: HttpSmsProvider | None = None) -> None:
         self.cloud, self.worker_id = cloud, worker_id
         self.orders, self.members, self.stock = Orders(cloud), Members(cloud), StockViews(cloud)
+        self.identity = Identity(cloud, self.members, sms, identity_secret(cloud.operator_token))
         self.flash = FlashSales(cloud, worker_id)
         self.world_admin = WorldAdmin(cloud)
         self.bridge: Bridge | None = None
@@ -72,6 +76,8 @@ class Services:
         if self._console is not None:
             await self._console.close()
         await self.flash.close()
+        if self.identity.sms is not None:
+            await self.identity.sms.close()
         if self.bridge:
             await self.bridge.stop()
         if self.cloud.nats is not None:
@@ -91,9 +97,29 @@ async def load_world_into_router(cloud: Cloud) -> None:
             raise RuntimeError(f"the order router refused stores of the world: {bad[:3]}")
 
 
+def identity_secret(operator_token: str) -> bytes:
+    """The key of the sign-in codes' hashes, the same in every API worker: FRESHMESH_IDENTITY_SECRET, else derived
+    from the operator token (which every worker has), else random (a single process)."""
+    configured = os.environ.get("FRESHMESH_IDENTITY_SECRET", "")
+    if configured:
+        return configured.encode()
+    if operator_token:
+        return hmac.new(operator_token.encode(), b"freshmesh identity", hashlib.sha256).digest()
+    return os.urandom(32)
+
+
+def sms_from_env(clock) -> HttpSmsProvider | None:
+    """The SMS provider named by FRESHMESH_SMS_URL, _KEY and _SECRET (the simulated one in the demo and tests)."""
+    url = os.environ.get("FRESHMESH_SMS_URL")
+    if not url:
+        return None
+    return HttpSmsProvider(url, os.environ.get("FRESHMESH_SMS_KEY", ""), os.environ.get("FRESHMESH_SMS_SECRET", ""), clock)
+
+
 async def start_services(world: World, database_url: str, nats_url: str | None, operator_token: str,
                          shards: ShardConfig | None = None, background: bool = True, clock=None,
-                         reservation_ttl_ms: int | None = None, explicit_world: bool = False) -> Services:
+                         reservation_ttl_ms: int | None = None, explicit_world: bool = False,
+                         sms: HttpSmsProvider | None = None) -> Services:
     ensure_ray()
     shards = shards or ShardConfig()
     db = await asyncpg.create_pool(database_url, min_size=2, max_size=10, command_timeout=10)
@@ -110,7 +136,7 @@ async def start_services(world: World, database_url: str, nats_url: str | None, 
         cloud.nats = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1,
                                         name=f"freshmesh-cloud-{os.getpid()}")
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
-    services = Services(cloud, worker_id)
+    services = Services(cloud, worker_id, sms or sms_from_env(cloud.clock))
     services.world_admin = admin
     services._tasks.append(asyncio.create_task(admin.follow()))
     if background and cloud.nats is not None:

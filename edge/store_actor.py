@@ -23,7 +23,9 @@ from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.state import Books, EventStamp, Moment
 from edge.store_db import StoreDb
+from protocol import phones
 from protocol.barcodes import DEFAULT_LAYOUTS
+from protocol.errors import ProtocolError
 from protocol.messages import BusinessAck
 from protocol.policy import DEFAULT_ONLINE_RATIO_BP, OFFLINE_FLOOR_LIMIT_FEN
 from protocol.pricing import Catalogue, load_rule_book
@@ -160,6 +162,11 @@ class StoreActor:
         return self._added(lane, sku)
 
     async def _member(self, lane: str, phone: str | None = None, member_code: str | None = None) -> dict:
+        if phone is not None:
+            try:
+                phone = phones.normalise(phone)  # as the cloud stores it: one spelling per number
+            except ProtocolError as exc:
+                raise Refused(422, str(exc)) from None
         member = await self.db.member(phone=phone, member_code=member_code)
         if member is None:
             what = f"phone {phone}" if phone else f"member_code {member_code}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,8 @@ class Chain:
         self.token = uuid.uuid4().hex
         self.stack: EmbeddedStack | None = None
         self.cloud: subprocess.Popen | None = None
+        self.sms: subprocess.Popen | None = None  # the simulated SMS provider, a service of its own
+        self.sms_url = ""
         self.fleet: Fleet | None = None
 
     def start(self) -> Chain:
@@ -55,6 +58,14 @@ class Chain:
         env.pop("RAY_ADDRESS", None)  # a local Ray of our own
         port = free_port()
         self.cloud_url = f"http://127.0.0.1:{port}"
+        sms_port, sms_key, sms_secret = free_port(), secrets.token_hex(8), secrets.token_hex(16)
+        self.sms_url = f"http://127.0.0.1:{sms_port}"
+        self.sms = spawn_quiet([sys.executable, "-m", "simulators.cli", "sim", "sms", "--port", str(sms_port),
+                                "--key", sms_key, "--secret", sms_secret,
+                                "--callback-url", f"{self.cloud_url}/callbacks/sms"], env=os.environ.copy(),
+                               log_path=self.workdir / "sms.log")
+        wait_http(f"{self.sms_url}/health", 30, self.sms)
+        env.update(FRESHMESH_SMS_URL=self.sms_url, FRESHMESH_SMS_KEY=sms_key, FRESHMESH_SMS_SECRET=sms_secret)
         self.cloud = spawn_quiet([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port),
                                   "--workers", str(self.api_workers), "--world", str(self.world_path)], env=env,
                                  log_path=self.workdir / "cloud.log")
@@ -82,6 +93,7 @@ class Chain:
         if self.fleet is not None:
             self.fleet.stop()
         stop_process(self.cloud)
+        stop_process(self.sms)
         if self.stack is not None:
             self.stack.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)

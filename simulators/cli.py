@@ -84,6 +84,31 @@ def cmd_sim_devices(args) -> int:
     return run(args)
 
 
+def cmd_sim_sms(args) -> int:
+    from simulators.sms_provider import run
+    if not args.key or not args.secret:
+        print("freshmesh sim sms: give --key and --secret (or FRESHMESH_SMS_KEY / FRESHMESH_SMS_SECRET)",
+              file=sys.stderr)
+        return 2
+    delay = {} if args.delay_ms is None else {"delay_ms": args.delay_ms}
+    try:
+        return run(args.port, args.key, args.secret, callback_url=args.callback_url, fail_rate=args.fail_rate,
+                   duplicate_rate=args.duplicate_rate, seed=args.seed, **delay)
+    except ValueError as exc:  # a setting out of range (checked before anything starts)
+        print(f"freshmesh sim sms: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. the port is taken
+        print(f"freshmesh sim sms: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a probability between 0 and 1, got {text}")
+    return value
+
+
 def cmd_load(args) -> int:
     from loadtest import run_load
     return run_load(args)
@@ -114,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     edge_arguments(edge)
     edge.set_defaults(func=cmd_edge)
 
-    sim = sub.add_parser("sim", help="simulators: serial devices on pseudo-terminals, a fleet of stores with shoppers")
+    sim = sub.add_parser("sim", help="simulators: serial devices on pseudo-terminals, a fleet of stores with shoppers, "
+                                     "a simulated SMS provider")
     sim_sub = sim.add_subparsers(dest="sim", required=True)
     devices = sim_sub.add_parser("devices",
                                  help="a scale, scanner and receipt printer on pseudo-terminals, driven from stdin")
@@ -132,6 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--duration", type=float, default=None, help="seconds, then stop (default: until Ctrl-C)")
     fleet.add_argument("--json", default=None, help="write the summary here")
     fleet.set_defaults(func=cmd_sim_fleet)
+    sms = sim_sub.add_parser("sms", help="a SIMULATED SMS provider as its own HTTP service (signed API, receipts)")
+    sms.add_argument("--port", type=int, default=0, help="on 127.0.0.1 (default 0: a free port, printed)")
+    sms.add_argument("--key", default=os.environ.get("FRESHMESH_SMS_KEY"),
+                     help="the account key clients send as X-Sms-Key (default: $FRESHMESH_SMS_KEY)")
+    sms.add_argument("--secret", default=os.environ.get("FRESHMESH_SMS_SECRET"),
+                     help="signs requests and receipts (default: $FRESHMESH_SMS_SECRET)")
+    sms.add_argument("--callback-url", default=None, help="where signed delivery receipts are POSTed")
+    sms.add_argument("--fail-rate", type=_rate, default=0.0, help="share of sends answered 503 (nothing kept)")
+    sms.add_argument("--delay-ms", type=int, default=None,
+                     help="from accepted to delivered and the receipt (default 200)")
+    sms.add_argument("--duplicate-rate", type=_rate, default=0.0, help="share of receipts pushed twice")
+    sms.add_argument("--seed", type=int, default=None, help="makes the failures and duplicates reproducible")
+    sms.set_defaults(func=cmd_sim_sms)
 
     from loadtest import add_load_parser
     add_load_parser(sub, cmd_load)

@@ -46,6 +46,8 @@ class Demo:
                 tasks.append(asyncio.create_task(online.run(http)))
             print(f"FreshMesh: cloud {chain.cloud_url}  (operator token {chain.token})", flush=True)
             print(f"  console: {chain.console_url}", flush=True)
+            print(f"  SMS (simulated): {chain.sms_url}/v1/messages?to=<phone>  (sign-in codes sent to customers)",
+                  flush=True)
             for store_id, url in fleet.lanes.items():
                 devices = fleet.devices.get(store_id)
                 extra = (f"  scale {devices.scale.path}  scanner {devices.scanner.path}  printer {devices.printer.path}"

@@ -16,9 +16,9 @@ from cloud.console.routes import routes as console_routes
 from cloud.http.endpoint import guarded
 from cloud.http.flash_fast_path import FlashFastPath
 from cloud.http.problems import problem
-from cloud.http.routes import catalogue, flash_sales, members, operations, orders, stores
+from cloud.http.routes import auth, catalogue, flash_sales, members, operations, orders, stores
 
-RESOURCES = (operations, catalogue, stores, orders, flash_sales, members)
+RESOURCES = (operations, auth, catalogue, stores, orders, flash_sales, members)
 
 
 def build_routes(services) -> list[Route]:

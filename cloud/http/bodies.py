@@ -21,11 +21,28 @@ class CancelRequest:
 
 @record
 class MemberRequest:
+    phone: str  # any usual spelling: normalised by the service (protocol/phones.py)
+
+    def __post_init__(self) -> None:
+        require(0 < len(self.phone) <= 40, "phone: 1-40 characters")
+
+
+@record
+class CodeRequest:
     phone: str
 
     def __post_init__(self) -> None:
-        digits = self.phone.lstrip("+")
-        require(digits.isdigit() and 6 <= len(digits) <= 15, "phone: 6-15 digits, optionally with a leading +")
+        require(0 < len(self.phone) <= 40, "phone: 1-40 characters")
+
+
+@record
+class SignInRequest:
+    phone: str
+    code: str
+
+    def __post_init__(self) -> None:
+        require(0 < len(self.phone) <= 40, "phone: 1-40 characters")
+        require(self.code.isascii() and self.code.isdigit() and len(self.code) == 6, "code: the 6 digits sent by SMS")
 
 
 @record

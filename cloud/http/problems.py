@@ -12,6 +12,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from cloud.runtime.calls import ActorsUnavailable
+from cloud.services.identity import LOCK_MS
 from cloud.services.verdicts import Refusal
 from protocol.errors import ProtocolError
 
@@ -23,6 +24,8 @@ RETRY_AFTER_S = {429: 1, 503: 2}
 # A refusal's kind -> (status, problem type). Only this table knows which status a business answer gets.
 REFUSALS = {
     "invalid": (422, "about:blank"),
+    "unauthorized": (401, "/problems/unauthorized"),
+    "locked": (429, "/problems/locked"),
     "not_found": (404, "about:blank"),
     "key_reused": (409, "/problems/idempotency-key-reused"),
     "in_progress": (409, "/problems/in-progress"),
@@ -57,6 +60,8 @@ class HTTPProblem(Exception):
 def from_refusal(refusal: Refusal) -> HTTPProblem:
     status, type_ = REFUSALS[refusal.kind]
     headers = {"Retry-After": "1"} if refusal.kind in ("in_progress", "throttled", "unavailable") else None
+    if refusal.kind == "locked":
+        headers = {"Retry-After": str(LOCK_MS // 1000)}
     return HTTPProblem(status, refusal.detail, type_=type_, headers=headers, **refusal.extra)
 
 

@@ -9,7 +9,9 @@ import asyncpg
 from actors.member_ledger import TopUp
 from cloud.messaging import to_stores
 from cloud.services.verdicts import Refusal
+from protocol import phones
 from protocol.clock import to_rfc3339
+from protocol.errors import ProtocolError
 from protocol.messages import MemberUpdated
 
 
@@ -17,8 +19,13 @@ class Members:
     def __init__(self, cloud) -> None:
         self.cloud = cloud
 
-    async def register(self, phone: str) -> tuple[dict, bool]:
-        """(the member, True) when registered now; (the existing member, False) when the phone was registered."""
+    async def register(self, phone_text: str) -> tuple[dict, bool]:
+        """(the member, True) when registered now; (the existing member, False) when the phone was registered.
+        Any usual spelling of a number is the same member (`protocol/phones.py`)."""
+        try:
+            phone = phones.normalise(phone_text)
+        except ProtocolError as exc:
+            raise Refusal("invalid", str(exc)) from None
         row = await self.cloud.db.fetchrow("select * from members where phone = $1", phone)
         if row is not None:
             return await self.view(row["member_id"]), False

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 RefusalKind = Literal[
     "invalid",  # the request names something that does not exist or cannot be (a field's value)
+    "unauthorized",  # who is calling is not known (no or a wrong credential)
+    "locked",  # too many wrong tries: locked for a while
     "not_found",  # the thing asked about does not exist
     "key_reused",  # an Idempotency-Key sent again with a different request
     "in_progress",  # an earlier request with this key is still running: retry shortly

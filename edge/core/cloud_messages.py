@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from edge.core.outcome import (
     UseBooks,
 )
 from edge.core.state import Books, Moment, stock_unit
-from protocol import codec
+from protocol import codec, phones
 from protocol.errors import ProtocolError
 from protocol.messages import (
     BusinessAck,
@@ -96,6 +97,10 @@ def apply_cloud_message(message: Message, seen: bool, books: Books, now: Moment)
         back = (ChangeEscrow(message.sku, -message.qty_returned),) if message.qty_returned else ()
         return Outcome(reply="applied", effects=(mark, *back))
     if isinstance(message, MemberUpdated):
+        try:  # the cloud sends numbers normalised already; one sent otherwise is stored the way lanes look it up
+            message = dataclasses.replace(message, phone=phones.normalise(message.phone))
+        except ProtocolError:
+            pass
         return Outcome(reply="applied", effects=(mark, UpsertMember(message)))
     if isinstance(message, (CatalogueUpdated, RuleBookUpdated)):
         return _book(message, books, mark)

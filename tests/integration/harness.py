@@ -30,11 +30,13 @@ def envelope(store_id: str, seq: int) -> dict:
 
 
 @contextlib.asynccontextmanager
-async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = None):
+async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = None, sms=None, port: int | None = None):
+    """`sms`: the SMS provider adapter (e.g. for the simulated provider); `port`: when the caller needs the URL
+    before the cloud runs (a provider's callback URL)."""
     services = await start_services(World.load(), stack.database_url, stack.nats_url, OPERATOR_TOKEN,
                                     ShardConfig(prefix=prefix), background=True, reservation_ttl_ms=reservation_ttl_ms,
-                                    explicit_world=True)
-    port = free_port()
+                                    explicit_world=True, sms=sms)
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(build_app(services), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))
     task = asyncio.create_task(server.serve())

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args) -> int:
-    from cloud.embedded import EmbeddedStack
+    from cloud.embedded import EmbeddedStack, redacted
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     need_nats, need_pg = "NATS_URL" not in os.environ, "DATABASE_URL" not in os.environ
@@ -109,9 +109,9 @@ def run(args) -> int:
         if running is not None:  # the embedded stack runs what the environment did not name
             if need_nats:
                 os.environ["NATS_URL"] = running.nats_url
-                print(f"NATS_URL={running.nats_url}")
+                print(f"NATS_URL={redacted(running.nats_url)}")  # the password stays out of terminals and logs
             if need_pg:
                 os.environ["DATABASE_URL"] = running.database_url
-                print(f"DATABASE_URL={running.database_url}")
+                print(f"DATABASE_URL={redacted(running.database_url)}")
         asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event()))
     return 0

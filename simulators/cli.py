@@ -34,18 +34,24 @@ def _wait_for_signal() -> None:
 
 
 def cmd_stack(args) -> int:
+    from cloud.embedded import redacted
     from cloud.embedded.check import run_check
     from protocol.policy import store_password
 
     stack = _stack_from_env(args)
     with stack:
         nats_url, address, database_url = _urls(stack)
-        print(f"NATS_URL={nats_url}")
-        print(f"DATABASE_URL={database_url}")
+        shown = (lambda text: text) if args.show_secrets else redacted
+        print(f"NATS_URL={shown(nats_url)}")
+        print(f"DATABASE_URL={shown(database_url)}")
         if stack.postgres:
             print(f"# PostgreSQL from the {stack.postgres.origin}")
         secret = os.environ.get("FRESHMESH_STORE_SECRET") or stack.secret
-        print(f"FRESHMESH_STORE_SECRET={secret}")
+        if args.show_secrets:
+            print(f"FRESHMESH_STORE_SECRET={secret}")
+        else:
+            print(f"# passwords and the store secret are hidden; --show-secrets prints them (the servers' own files "
+                  f"under {stack.workdir} are readable only by their owner)")
         sys.stdout.flush()
         if args.check:
             report = asyncio.run(run_check(nats_url, address, database_url, lambda sid: store_password(secret, sid)))
@@ -121,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="embedded NATS (JetStream) + PostgreSQL; prints NATS_URL and DATABASE_URL")
     stack.add_argument("--check", action="store_true", help="round-trip both servers, show the permission refusal, exit")
     stack.add_argument("--workdir", default=None, help="keep data here (default: a temporary dir removed at stop)")
+    stack.add_argument("--show-secrets", action="store_true",
+                       help="print the URLs with their passwords and the store secret (hidden by default)")
     stack.set_defaults(func=cmd_stack)
 
     demo = sub.add_parser("demo", help="everything on one box")

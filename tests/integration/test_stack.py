@@ -95,6 +95,10 @@ def test_cli_check_exits_zero_and_says_what_it_verified():
                                                          if k not in ("NATS_URL", "DATABASE_URL")})
     assert result.returncode == 0, result.stderr
     assert "NATS_URL=nats://" in result.stdout and "DATABASE_URL=postgresql://" in result.stdout
+    # no password or secret is printed unless asked for
+    assert ":***@" in result.stdout and "FRESHMESH_STORE_SECRET=" not in result.stdout
+    db_line = next(line for line in result.stdout.splitlines() if line.startswith("DATABASE_URL="))
+    assert db_line.startswith("DATABASE_URL=postgresql://freshmesh:***@127.0.0.1:")
     assert "refused on fm.store.S002" in result.stdout
     assert "stack check passed" in result.stdout
 
@@ -110,6 +114,7 @@ def test_cli_stack_stops_cleanly_on_sigterm():
             if "stack running" in line:
                 break
         assert any(text.startswith("NATS_URL=") for text in lines)
+        assert not any("FRESHMESH_STORE_SECRET=" in text for text in lines)
         servers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
         assert len(servers) >= 2
         proc.send_signal(signal.SIGTERM)

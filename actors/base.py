@@ -145,6 +145,12 @@ def _kinds_of(actor: type) -> dict[str, type[Command]]:
     return {c.OP: c for c in commands}
 
 
+@functools.cache
+def _handlers_of(actor: type) -> dict[type, str]:
+    """An actor type's command types and the method applying each (`op_<OP>`): one dict look-up per command."""
+    return {kind: f"op_{op}" for op, kind in _kinds_of(actor).items() if hasattr(actor, f"op_{op}")}
+
+
 class IdempotentActor:
     """Base class: dispatches a command to `op_<OP>` and remembers each command id's first result.
 
@@ -184,9 +190,11 @@ class IdempotentActor:
 
     def apply(self, command: Command, now_ms: int, packed: bytes | None = None) -> Result:
         """`packed` is the command's wire form packed, if the caller has it already (the journal needs it too)."""
-        handler = getattr(self, f"op_{command.OP}", None)
-        if handler is None or not isinstance(command, (*self.COMMANDS, Expire)):
+        actor: type = type(self)  # plain `type` for the cache (python/mypy#11470)
+        handler_name = _handlers_of(actor).get(type(command))
+        if handler_name is None:
             return error(f"{type(self).__name__} has no operation {command.OP!r}")
+        handler = getattr(self, handler_name)
         cid = command.id
         if not isinstance(cid, str) or not 0 < len(cid) <= MAX_COMMAND_ID_LEN:
             return error(f"{command.OP}: every command needs an id (1-{MAX_COMMAND_ID_LEN} chars)")

@@ -40,20 +40,34 @@ def _fields_in_order(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
+@functools.cache
+def _setters(cls: type) -> tuple[tuple[str, Any], ...]:
+    """Each field's name and its slot's setter (C-level, past the frozen __setattr__): rebuilding is on hot paths."""
+    return tuple((name, getattr(cls, name).__set__) for name in _fields_in_order(cls))
+
+
 def _rebuild_record(cls: type, values: tuple[Any, ...]) -> Any:
     """The inverse of `_reduce_record`: the values were checked when the record was first made."""
     obj: Any = object.__new__(cls)
-    for name, value in zip(_fields_in_order(cls), values, strict=True):
-        object.__setattr__(obj, name, value)
+    for (_, set_slot), value in zip(_setters(cls), values, strict=True):
+        set_slot(obj, value)
     return obj
+
+
+@functools.cache
+def _is_flat(cls: type) -> bool:
+    return not any(deep for _, deep in _wire_plan(cls))
 
 
 def record_from_trusted(cls: type, value: dict[str, Any]) -> Any:
     """A record from the map `to_wire` made of it a moment ago in this system (an actor command crossing to its host):
     rebuilt without checks, since it was checked when it was made. Records with nested ones take the checked path."""
-    if any(deep for _, deep in _wire_plan(cls)):
+    if not _is_flat(cls):
         return record_from_wire(cls, value, cls.__name__, skip=frozenset(value.keys() - set(_fields_in_order(cls))))
-    return _rebuild_record(cls, tuple(value[name] for name in _fields_in_order(cls)))
+    obj: Any = object.__new__(cls)
+    for name, set_slot in _setters(cls):
+        set_slot(obj, value[name])
+    return obj
 
 
 def _reduce_record(self: Any) -> tuple[Any, ...]:

@@ -11,6 +11,12 @@ from starlette.requests import Request
 from cloud.http.problems import HTTPProblem
 
 
+def is_operator(request: Request, token: str) -> bool:
+    """Whether the request carries the operator's bearer token (for answers that show operators more)."""
+    header = request.headers.get("authorization", "")
+    return bool(token) and header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), token.encode())
+
+
 def require_operator(request: Request, token: str, allow_query: bool = False) -> None:
     header = request.headers.get("authorization", "")
     given = header[7:] if header.startswith("Bearer ") else (request.query_params.get("token") if allow_query else None)

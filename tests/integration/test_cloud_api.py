@@ -99,6 +99,17 @@ async def test_pickup_order_lifecycle_through_the_store(cloud, stocked, stack):
     assert await eventually(fulfilled)
 
 
+async def test_store_revenue_is_for_operators_only(cloud):
+    _, http = cloud
+    public = (await http.get("/stores")).json()["stores"]
+    assert public and all("till_sales" not in s and "till_sales_fen" not in s for s in public)
+    assert all("online" in s and "lat" in s for s in public)  # the stores themselves stay open to browse
+    wrong = (await http.get("/stores", headers={"Authorization": "Bearer not-the-token"})).json()["stores"]
+    assert all("till_sales_fen" not in s for s in wrong)
+    seen = (await http.get("/stores", headers=OP)).json()["stores"]
+    assert all(isinstance(s["till_sales"], int) and isinstance(s["till_sales_fen"], int) for s in seen)
+
+
 async def test_delivery_is_split_or_reports_what_is_missing(cloud, stocked):
     _, http = cloud
     s1 = (await http.get("/stores")).json()["stores"][0]

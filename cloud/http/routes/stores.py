@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
-from cloud.http.operators import require_operator
+from cloud.http.operators import is_operator, require_operator
 from cloud.http.parsing import read_json
 from cloud.http.problems import HTTPProblem
 from protocol.clock import to_rfc3339
@@ -14,19 +14,25 @@ def routes(services) -> list[tuple]:
     cloud = services.cloud
 
     async def stores(request):
+        """Anyone sees the stores and their liveness; a store's till sales and revenue are business figures that
+        only an operator sees."""
         live = {s["store_id"]: s for s in await services.stock.liveness()}
+        operator = is_operator(request, cloud.operator_token)
         sales = {r["store_id"]: r for r in await cloud.db.fetch(
-            "select store_id, count(*) as n, coalesce(sum(total_fen), 0)::bigint as fen from till_sales group by store_id")}
+            "select store_id, count(*) as n, coalesce(sum(total_fen), 0)::bigint as fen from till_sales group by store_id")
+            } if operator else {}
         out = []
         for store in cloud.world.stores.values():
             s = live.get(store.store_id, {})
-            out.append({**to_wire(store), "online": s.get("online", False),
-                        "offline_since": to_rfc3339(s.get("offline_since_ms")),
-                        "last_heartbeat": to_rfc3339(s.get("last_heartbeat_ms")),
-                        "outbox_depth": s.get("outbox_depth"), "sequence_gap": s.get("sequence_gap"),
-                        "lag_ms": s.get("lag_ms"), "lag_p99_ms": s.get("lag_p99_ms"), "devices": s.get("devices", {}),
-                        "till_sales": sales[store.store_id]["n"] if store.store_id in sales else 0,
-                        "till_sales_fen": sales[store.store_id]["fen"] if store.store_id in sales else 0})
+            view = {**to_wire(store), "online": s.get("online", False),
+                    "offline_since": to_rfc3339(s.get("offline_since_ms")),
+                    "last_heartbeat": to_rfc3339(s.get("last_heartbeat_ms")),
+                    "outbox_depth": s.get("outbox_depth"), "sequence_gap": s.get("sequence_gap"),
+                    "lag_ms": s.get("lag_ms"), "lag_p99_ms": s.get("lag_p99_ms"), "devices": s.get("devices", {})}
+            if operator:
+                view["till_sales"] = sales[store.store_id]["n"] if store.store_id in sales else 0
+                view["till_sales_fen"] = sales[store.store_id]["fen"] if store.store_id in sales else 0
+            out.append(view)
         return JSONResponse({"stores": out})
 
     async def store_stock(request):

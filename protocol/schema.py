@@ -26,13 +26,8 @@ Converter = Callable[[Any, str], Any]  # (plain wire value, field path) -> the c
 
 @typing.dataclass_transform(frozen_default=True, kw_only_default=True)
 def record(cls: type[T]) -> type[T]:
-    """Decorator: a frozen, slotted, keyword-only dataclass that the codec can check.
-
-    A record pickles as its class and a tuple of its values (not the slots' state dict): actor commands and results
-    cross process boundaries by the thousand per Ray call, and this makes that about four times cheaper."""
-    made = dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
-    made.__reduce__ = _reduce_record  # type: ignore[method-assign] # set on the class dataclass made
-    return made
+    """Decorator: a frozen, slotted, keyword-only dataclass that the codec can check."""
+    return dataclasses.dataclass(frozen=True, slots=True, kw_only=True)(cls)
 
 
 @functools.cache
@@ -44,14 +39,6 @@ def _fields_in_order(cls: type) -> tuple[str, ...]:
 def _setters(cls: type) -> tuple[tuple[str, Any], ...]:
     """Each field's name and its slot's setter (C-level, past the frozen __setattr__): rebuilding is on hot paths."""
     return tuple((name, getattr(cls, name).__set__) for name in _fields_in_order(cls))
-
-
-def _rebuild_record(cls: type, values: tuple[Any, ...]) -> Any:
-    """The inverse of `_reduce_record`: the values were checked when the record was first made."""
-    obj: Any = object.__new__(cls)
-    for (_, set_slot), value in zip(_setters(cls), values, strict=True):
-        set_slot(obj, value)
-    return obj
 
 
 @functools.cache
@@ -68,11 +55,6 @@ def record_from_trusted(cls: type, value: dict[str, Any]) -> Any:
     for name, set_slot in _setters(cls):
         set_slot(obj, value[name])
     return obj
-
-
-def _reduce_record(self: Any) -> tuple[Any, ...]:
-    cls: type = type(self)
-    return _rebuild_record, (cls, tuple(getattr(self, name) for name in _fields_in_order(cls)))
 
 
 @functools.cache

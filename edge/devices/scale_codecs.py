@@ -53,10 +53,6 @@ class ScaleCodec:
                 raise TypeError(f"two scale codecs are named {cls.NAME!r}")
             CODECS[cls.NAME] = cls
 
-    @property
-    def polled(self) -> bool:
-        return self.POLL is not None
-
     def feed(self, data: bytes) -> list:
         raise NotImplementedError
 

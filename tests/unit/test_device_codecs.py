@@ -90,9 +90,9 @@ def test_escpos_ticket_has_text_cut_and_a_well_formed_qr():
 
 def test_each_codec_carries_its_port_settings_and_how_it_is_read():
     assert SerialSettings(baudrate=9600, bytesize=7, parity="E", stopbits=1) == Toledo8217Codec.SERIAL  # 7E1
-    assert Toledo8217Codec.POLL == b"W" and Toledo8217Codec().polled
+    assert Toledo8217Codec.POLL == b"W"
     assert SerialSettings(baudrate=9600, bytesize=8, parity="N") == ContinuousCodec.SERIAL
-    assert ContinuousCodec.POLL is None and ContinuousCodec.FRESH_MS > 0 and not ContinuousCodec().polled
+    assert ContinuousCodec.POLL is None and ContinuousCodec.FRESH_MS > 0
     assert SerialSettings() == ScannerCodec.SERIAL == PrinterReplies.SERIAL
     assert {"toledo8217": Toledo8217Codec, "continuous": ContinuousCodec} == CODECS
 

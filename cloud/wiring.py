@@ -27,6 +27,7 @@ from cloud.services.flash_sales import FlashSales
 from cloud.services.identity import Identity
 from cloud.services.members import Members
 from cloud.services.orders import Orders
+from cloud.services.passes import FlashPasses
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
 from cloud.services.world_admin import WorldAdmin
@@ -41,7 +42,9 @@ class Services:
     def __init__(self, cloud: Cloud, worker_id: str, sms: HttpSmsProvider | None = None) -> None:
         self.cloud, self.worker_id = cloud, worker_id
         self.orders, self.members, self.stock = Orders(cloud), Members(cloud), StockViews(cloud)
-        self.identity = Identity(cloud, self.members, sms, identity_secret(cloud.operator_token))
+        secret = identity_secret(cloud.operator_token)
+        self.identity = Identity(cloud, self.members, sms, secret)
+        self.passes = FlashPasses(hmac.new(secret, b"flash pass", hashlib.sha256).digest(), cloud.clock)
         self.flash = FlashSales(cloud, worker_id)
         self.world_admin = WorldAdmin(cloud)
         self.bridge: Bridge | None = None

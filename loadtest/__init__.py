@@ -27,7 +27,10 @@ def add_load_parser(sub, func) -> None:
     load.add_argument("--rate", type=float, default=2000, help="flashsale: attempts per second (open loop)")
     load.add_argument("--duration", type=float, default=10, help="flashsale, consistency, fleet (per step): seconds of load")
     load.add_argument("--quantity", type=int, default=5000, help="flashsale: units on sale")
-    load.add_argument("--members", type=int, default=50_000, help="flashsale: distinct members")
+    load.add_argument("--members", type=int, default=5_000,
+                      help="flashsale: distinct members, each signed in by SMS code before the sale")
+    load.add_argument("--sms-url", default=None, help="flashsale with --url: the simulated SMS provider")
+    load.add_argument("--sms-key", default=None, help="flashsale with --url: its account key")
     load.add_argument("--workers", type=int, default=2, help="flashsale: API worker processes when starting one")
     load.add_argument("--sales", type=int, default=5000, help="catchup: offline sales in the backlog")
     load.add_argument("--stores", type=int, default=50, help="consistency: edge boxes selling")

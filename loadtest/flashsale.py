@@ -1,6 +1,9 @@
 """`freshmesh load flashsale`: open-loop HTTP load on one flash sale, many members; oversold must be 0.
 
-Without --url it starts `freshmesh cloud` (embedded servers, --workers uvicorn processes) and stops it after.
+Authentication is on, as in production: before the sale, `--members` members sign in through the cloud's sign-in
+endpoints (a code by SMS each, read from the simulated provider) and take a flash pass; every attempt carries one
+of those passes. Without --url it starts the simulated SMS provider and `freshmesh cloud` (embedded servers,
+--workers uvicorn processes) and stops them after; with --url give the provider with --sms-url and --sms-key.
 Before the sale it measures the client's own ceiling against a bare Starlette JSON POST (`ceiling_per_s`).
 Latency is measured from each request's scheduled time (open loop: a slow server cannot slow the arrivals).
 """
@@ -10,18 +13,24 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from cloud.embedded.process import free_port
-from loadtest.http import Connection, encode_post, split_url
+from loadtest.http import Connection, LeanClients, encode_post, split_url
 from loadtest.report import Progress, latency_ms, stop_process, wait_http
+from simulators.chain import SimulatedSms
+from simulators.customer_auth import SimulatedPhones, flash_pass, sign_in
 
 CONNECTIONS = 256
 CEILING_SECONDS = 3.0
+SIGN_IN_CONCURRENCY = 48
 
 
 def _start(argv: list[str], ready_url: str, timeout_s: float = 120.0, env: dict | None = None):
@@ -76,21 +85,41 @@ async def _sale(host, port, token, quantity, rate, duration, limit) -> str:
     return json.loads(payload)["sale_id"]
 
 
-async def _open_loop(host, port, sale_id, rate, duration, members, seed) -> dict:
+async def _sign_in_all(url: str, phones: SimulatedPhones, members: int, seed: int) -> tuple[list[str], float]:
+    """(a flash pass per member, sign-ins per second): each member asks for a code, reads it, signs in, takes a pass."""
+    rng = random.Random(seed)
+    numbers = [f"13{n:09d}" for n in rng.sample(range(10**9), members)]
+    gate = asyncio.Semaphore(SIGN_IN_CONCURRENCY)
+    progress = Progress("sign-in")
+    passes: list[str] = []
+
+    async def one(http: LeanClients, phone: str) -> None:
+        async with gate:
+            passes.append(await flash_pass(http, url, await sign_in(http, url, phones, phone)))
+            progress.update(f"{len(passes):,} of {members:,} members signed in")
+    started = time.monotonic()
+    async with LeanClients(timeout=30) as http:
+        await asyncio.gather(*(one(http, phone) for phone in numbers))
+    progress.done()
+    return passes, members / (time.monotonic() - started)
+
+
+async def _open_loop(host, port, sale_id, rate, duration, passes, seed) -> dict:
     rng = random.Random(seed)
     pool: asyncio.Queue = asyncio.Queue()
     for _ in range(CONNECTIONS):
         pool.put_nowait(Connection(host, port))
-    counts = {"accepted": 0, "sold_out": 0, "throttled": 0, "over_limit": 0, "other_409": 0, "errors": 0}
+    counts = {"accepted": 0, "sold_out": 0, "throttled": 0, "over_limit": 0, "other_409": 0, "unauthorized": 0,
+              "errors": 0}
     latencies: list[float] = []
     path = f"/flash-sales/{sale_id}/orders"
     progress = Progress("flashsale")
 
-    async def attempt(scheduled: float, member: str):
+    async def attempt(scheduled: float, member_pass: str):
         conn = await pool.get()
         try:
-            status, _, body = await conn.request(encode_post(host, path, {"member_id": member, "qty": 1},
-                                                             {"Idempotency-Key": uuid.uuid4().hex}))
+            status, _, body = await conn.request(encode_post(host, path, {"qty": 1}, {
+                "Idempotency-Key": uuid.uuid4().hex, "Authorization": f"Bearer {member_pass}"}))
         except (OSError, asyncio.IncompleteReadError, ValueError):
             counts["errors"] += 1
             conn.close()
@@ -106,6 +135,8 @@ async def _open_loop(host, port, sale_id, rate, duration, members, seed) -> dict
             counts["over_limit"] += 1
         elif status == 409:
             counts["sold_out" if b"sold out" in body else "other_409"] += 1
+        elif status == 401:
+            counts["unauthorized"] += 1
         else:
             counts["errors"] += 1
 
@@ -116,7 +147,7 @@ async def _open_loop(host, port, sale_id, rate, duration, members, seed) -> dict
         due = int(elapsed * rate) - sent
         for i in range(due):
             scheduled = started + (sent + i) / rate
-            task = asyncio.create_task(attempt(scheduled, f"lm-{rng.randrange(members)}"))
+            task = asyncio.create_task(attempt(scheduled, passes[rng.randrange(len(passes))]))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         sent += max(due, 0)
@@ -142,14 +173,16 @@ async def _status(host, port, sale_id) -> dict:
 def run_from_args(args) -> dict:
     rate, duration = args.rate, args.duration
     quantity, members, workers = args.quantity, args.members, args.workers
-    cloud = bare = None
+    cloud = bare = sms = workdir = None
     try:
         bare_port = free_port()
         bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "loadtest.bare:app", "--port", str(bare_port),
                                  "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
                                 stderr=subprocess.DEVNULL)
         _wait_port(bare_port)
-        raw = encode_post("127.0.0.1", "/echo", {"member_id": "m-1", "qty": 1}, {"Idempotency-Key": uuid.uuid4().hex})
+        # the same request size as an attempt (a pass is about 60 characters)
+        raw = encode_post("127.0.0.1", "/echo", {"qty": 1}, {"Idempotency-Key": uuid.uuid4().hex,
+                                                             "Authorization": "Bearer " + "p" * 60})
         ceiling = asyncio.run(_closed_loop("127.0.0.1", bare_port, raw, CEILING_SECONDS, CONNECTIONS // 4))
         stop_process(bare)
         bare = None
@@ -157,20 +190,36 @@ def run_from_args(args) -> dict:
         if not url:
             port = free_port()
             token = token or uuid.uuid4().hex
+            url = f"http://127.0.0.1:{port}"
+            workdir = Path(tempfile.mkdtemp(prefix="freshmesh-load-"))
+            sms = SimulatedSms(f"{url}/callbacks/sms", workdir / "sms.log")
+            phones = sms.phones
             env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "RAY_ADDRESS")}
             cloud = _start([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port), "--workers",
-                            str(workers)], f"http://127.0.0.1:{port}/health", env={**env, "FRESHMESH_OPERATOR_TOKEN": token})
-            url = f"http://127.0.0.1:{port}"
+                            str(workers)], f"{url}/health",
+                           env={**env, **sms.env, "FRESHMESH_OPERATOR_TOKEN": token})
+        elif args.sms_url and args.sms_key:
+            phones = SimulatedPhones(args.sms_url, args.sms_key)
+        else:
+            raise SystemExit("with --url, give the simulated SMS provider the cloud sends codes through: "
+                             "--sms-url and --sms-key")
         if not token:
             raise SystemExit("give --token (or FRESHMESH_OPERATOR_TOKEN) to create a sale on --url")
         host, port = split_url(url)
+        passes, sign_in_rate = asyncio.run(_sign_in_all(url, phones, members, args.seed))
         sale_id = asyncio.run(_sale(host, port, token, quantity, rate, duration, 1))
-        measured = asyncio.run(_open_loop(host, port, sale_id, rate, duration, members, args.seed))
+        measured = asyncio.run(_open_loop(host, port, sale_id, rate, duration, passes, args.seed))
         status = asyncio.run(_status(host, port, sale_id))
     finally:
         stop_process(bare)
         stop_process(cloud)
+        if sms is not None:
+            sms.stop()
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
     return {"suite": "flashsale", "url": url, "sale_id": sale_id, "rate_target_per_s": rate, "members": members,
+            "authentication": "flash pass per member (signed in by SMS code first)",
+            "sign_ins_per_s": round(sign_in_rate, 1),
             "quantity": quantity, "sold": status["sold"], "remaining": status["remaining"],
             "oversold": max(status["sold"] - quantity, 0, measured["accepted"] - quantity),
             "ceiling_per_s": round(ceiling), "ceiling_ratio": round(measured["rate_achieved_per_s"] / ceiling, 3),

@@ -18,12 +18,42 @@ from pathlib import Path
 from cloud.embedded import EmbeddedStack
 from cloud.embedded.process import free_port, spawn_quiet, tail
 from loadtest.report import stop_process, wait_http
+from simulators.customer_auth import SimulatedPhones
 from simulators.fleet import Fleet
 from simulators.world import reference_world
 
 
 def store_ids(count: int) -> list[str]:
     return [f"S{i + 1:03d}" for i in range(count)]
+
+
+class SimulatedSms:
+    """The simulated SMS provider (`freshmesh sim sms`) as a service of its own, with a fresh account key and
+    secret; `.env` configures a cloud to send through it, `.phones` reads what it "sent"."""
+
+    def __init__(self, callback_url: str, log_path: Path) -> None:
+        port, self.key, self.secret = free_port(), secrets.token_hex(8), secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = spawn_quiet(
+            [sys.executable, "-m", "simulators.cli", "sim", "sms", "--port", str(port), "--key", self.key,
+             "--secret", self.secret, "--callback-url", callback_url], env=os.environ.copy(), log_path=log_path)
+        try:
+            wait_http(f"{self.url}/health", 30, self.proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"FRESHMESH_SMS_URL": self.url, "FRESHMESH_SMS_KEY": self.key, "FRESHMESH_SMS_SECRET": self.secret}
+
+    @property
+    def phones(self) -> SimulatedPhones:
+        return SimulatedPhones(self.url, self.key)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
 
 
 class Chain:
@@ -36,8 +66,7 @@ class Chain:
         self.token = uuid.uuid4().hex
         self.stack: EmbeddedStack | None = None
         self.cloud: subprocess.Popen | None = None
-        self.sms: subprocess.Popen | None = None  # the simulated SMS provider, a service of its own
-        self.sms_url = ""
+        self.sms: SimulatedSms | None = None  # the simulated SMS provider, a service of its own
         self.fleet: Fleet | None = None
 
     def start(self) -> Chain:
@@ -58,14 +87,8 @@ class Chain:
         env.pop("RAY_ADDRESS", None)  # a local Ray of our own
         port = free_port()
         self.cloud_url = f"http://127.0.0.1:{port}"
-        sms_port, sms_key, sms_secret = free_port(), secrets.token_hex(8), secrets.token_hex(16)
-        self.sms_url = f"http://127.0.0.1:{sms_port}"
-        self.sms = spawn_quiet([sys.executable, "-m", "simulators.cli", "sim", "sms", "--port", str(sms_port),
-                                "--key", sms_key, "--secret", sms_secret,
-                                "--callback-url", f"{self.cloud_url}/callbacks/sms"], env=os.environ.copy(),
-                               log_path=self.workdir / "sms.log")
-        wait_http(f"{self.sms_url}/health", 30, self.sms)
-        env.update(FRESHMESH_SMS_URL=self.sms_url, FRESHMESH_SMS_KEY=sms_key, FRESHMESH_SMS_SECRET=sms_secret)
+        self.sms = SimulatedSms(f"{self.cloud_url}/callbacks/sms", self.workdir / "sms.log")
+        env.update(self.sms.env)
         self.cloud = spawn_quiet([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port),
                                   "--workers", str(self.api_workers), "--world", str(self.world_path)], env=env,
                                  log_path=self.workdir / "cloud.log")
@@ -93,7 +116,8 @@ class Chain:
         if self.fleet is not None:
             self.fleet.stop()
         stop_process(self.cloud)
-        stop_process(self.sms)
+        if self.sms is not None:
+            self.sms.stop()
         if self.stack is not None:
             self.stack.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)

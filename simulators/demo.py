@@ -37,8 +37,8 @@ class Demo:
         self.stop = asyncio.Event()
 
     async def run(self) -> dict:
-        chain, fleet = self.chain, self.chain.fleet
-        assert fleet is not None, "the demo runs on a started chain"
+        chain, fleet, sms = self.chain, self.chain.fleet, self.chain.sms
+        assert fleet is not None and sms is not None, "the demo runs on a started chain"
         shelf = Shelf(chain.world["catalogue"])
         async with LeanClients(timeout=15) as http:
             for store_id, url in fleet.lanes.items():
@@ -46,11 +46,12 @@ class Demo:
                 fleet.stocked.add(store_id)
             tasks = Tills(fleet, shelf, self.till_rate, self.rng, self.counts, self.stop).tasks(http)
             if self.online_rate > 0:
-                online = OnlineCustomers(chain.cloud_url, fleet, shelf, self.online_rate, self.rng, self.counts, self.stop)
+                online = OnlineCustomers(chain.cloud_url, fleet, shelf, self.online_rate, self.rng, self.counts, self.stop,
+                                         sms.phones)
                 tasks.append(asyncio.create_task(online.run(http)))
             print(f"FreshMesh: cloud {chain.cloud_url}  (operator token {chain.token})", flush=True)
             print(f"  console: {chain.console_url}", flush=True)
-            print(f"  SMS (simulated): {chain.sms_url}/v1/messages?to=<phone>  (sign-in codes sent to customers)",
+            print(f"  SMS (simulated): {sms.url}/v1/messages?to=<phone>  (sign-in codes sent to customers)",
                   flush=True)
             for store_id, url in fleet.lanes.items():
                 devices = fleet.devices.get(store_id)
@@ -63,7 +64,8 @@ class Demo:
                 await asyncio.sleep(1)
                 elapsed = time.monotonic() - started
                 if self.flash and sale is None and (self.duration is None or elapsed >= self.duration / 2):
-                    sale = await flash_crowd(http, chain.cloud_url, chain.token, shelf.packed[0]["sku"], self.counts)
+                    sale = await flash_crowd(http, chain.cloud_url, chain.token, shelf.packed[0]["sku"], self.counts,
+                                             sms.phones)
                 c = self.counts
                 print(f"\r{elapsed:5.0f}s  till sales {c['till_sales']}  online orders {c['online_orders']} "
                       f"(picked up {c['picked_up']})  flash {c['flash_accepted']}/{c['flash_attempts']}", end="",
@@ -75,8 +77,8 @@ class Demo:
             return await self.summary(http, sale)
 
     async def summary(self, http: LeanClients, sale: dict | None) -> dict:
-        chain, fleet = self.chain, self.chain.fleet
-        assert fleet is not None, "the demo runs on a started chain"
+        chain, fleet, sms = self.chain, self.chain.fleet, self.chain.sms
+        assert fleet is not None and sms is not None, "the demo runs on a started chain"
         lanes = fleet.lanes
         await outboxes_drained(http, list(lanes.values()), 30)  # before comparing counts (a mismatch shows if not)
         await asyncio.sleep(1.0)

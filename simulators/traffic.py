@@ -14,6 +14,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
+from simulators.customer_auth import SignedIn, SignInFailed, SimulatedPhones, flash_pass, sign_in
 from simulators.world import label_barcode, reference_members
 
 CN = timezone(timedelta(hours=8))
@@ -142,15 +143,28 @@ class Tills:
 
 
 class OnlineCustomers:
-    """Members of the reference world who register, top up, order for pickup (sometimes delivery), pay with stored
-    value, sometimes cancel, and pick up at the store's till."""
+    """Members of the reference world who sign in with a code by SMS (registering the first time, through the
+    simulated provider) and top up once, then order for pickup, pay with stored value (the simulated wallet when it
+    runs out), sometimes cancel, and pick up at the store's till."""
 
     def __init__(self, cloud_url: str, fleet, shelf: Shelf, rate: float, rng: random.Random, counts: Counter,
-                 stop: asyncio.Event) -> None:
+                 stop: asyncio.Event, phones: SimulatedPhones) -> None:
         self.cloud_url, self.fleet, self.shelf, self.rate = cloud_url, fleet, shelf, rate
-        self.rng, self.counts, self.stop = rng, counts, stop
+        self.rng, self.counts, self.stop, self.phones = rng, counts, stop, phones
         self.people = reference_members(2000, seed=rng.randrange(1 << 30))
+        self.sessions: dict[str, SignedIn] = {}  # phone -> the person's session (they stay signed in)
         self._pickups: set[asyncio.Task] = set()
+
+    async def signed_in(self, http: LeanClients, person: dict) -> SignedIn:
+        session = self.sessions.get(person["phone"])
+        if session is None:
+            session = await sign_in(http, self.cloud_url, self.phones, person["phone"])
+            self.counts["signed_in"] += 1
+            await http.post(f"{self.cloud_url}/members/{session.member_id}/top-ups",
+                            json={"amount_fen": person["top_up_fen"]},
+                            headers={"Idempotency-Key": uuid.uuid4().hex, **session.headers})
+            self.sessions[person["phone"]] = session
+        return session
 
     async def run(self, http: LeanClients) -> None:
         while not await pause(self.stop, self.rng.expovariate(self.rate)):
@@ -158,19 +172,17 @@ class OnlineCustomers:
                 await self.order_once(http)
             except CLIENT_ERRORS:
                 self.counts["online_error"] += 1
+            except SignInFailed:
+                self.counts["sign_in_failed"] += 1
         await asyncio.gather(*self._pickups, return_exceptions=True)
 
     async def order_once(self, http: LeanClients) -> None:
-        person = self.rng.choice(self.people)
-        member = (await http.post(f"{self.cloud_url}/members", json={"phone": person["phone"]})).json()["member_id"]
-        await http.post(f"{self.cloud_url}/members/{member}/top-ups", json={"amount_fen": person["top_up_fen"]},
-                        headers={"Idempotency-Key": uuid.uuid4().hex})
+        me = (await self.signed_in(http, self.rng.choice(self.people))).headers
         store = self.rng.choice(list(self.fleet.lanes))
         slot = (datetime.now(CN) + timedelta(days=1)).replace(hour=self.rng.randint(8, 20), minute=0, second=0,
                                                               microsecond=0)
-        r = await http.post(f"{self.cloud_url}/orders", headers={"Idempotency-Key": uuid.uuid4().hex},
-                            json={"fulfilment": "pickup", "store_id": store, "member_id": member,
-                                  "slot_start": slot.isoformat(),
+        r = await http.post(f"{self.cloud_url}/orders", headers={"Idempotency-Key": uuid.uuid4().hex, **me},
+                            json={"fulfilment": "pickup", "store_id": store, "slot_start": slot.isoformat(),
                                   "items": [{"sku": self.rng.choice(self.shelf.online)["sku"],
                                              "qty": self.rng.randint(1, 3)}]})
         if r.status_code != 201:
@@ -179,10 +191,14 @@ class OnlineCustomers:
         order = r.json()
         self.counts["online_orders"] += 1
         if self.rng.random() < 0.1:  # changed their mind
-            c = await http.post(f"{self.cloud_url}/orders/{order['order_id']}/cancel")
+            c = await http.post(f"{self.cloud_url}/orders/{order['order_id']}/cancel", headers=me)
             self.counts["online_cancelled" if c.status_code == 200 else "cancel_refused"] += 1
             return
-        paid = await http.post(f"{self.cloud_url}/orders/{order['order_id']}/pay", json={"method": "stored_value"})
+        paid = await http.post(f"{self.cloud_url}/orders/{order['order_id']}/pay", json={"method": "stored_value"},
+                               headers=me)
+        if paid.status_code == 409:  # the stored value ran out: the simulated wallet instead
+            paid = await http.post(f"{self.cloud_url}/orders/{order['order_id']}/pay", json={"method": "wallet_sim"},
+                                   headers=me)
         if paid.status_code == 200:
             self.counts["online_paid"] += 1
             task = asyncio.create_task(self.pick_up(http, store, order["pickup_code"]))
@@ -198,9 +214,17 @@ class OnlineCustomers:
                 return
 
 
-async def flash_crowd(http: LeanClients, cloud_url: str, token: str, sku: str, counts: Counter,
-                      quantity: int = 50, attempts: int = 300, fans: int = 120) -> dict:
-    """An operator opens a flash sale; `attempts` requests from `fans` members arrive at once (limit one each)."""
+async def flash_crowd(http: LeanClients, cloud_url: str, token: str, sku: str, counts: Counter, phones: SimulatedPhones,
+                      quantity: int = 50, attempts: int = 300, fans: int = 120, seed: int = 11) -> dict:
+    """The fans sign in (a code by SMS each) and take a flash pass; an operator opens a flash sale; `attempts`
+    requests from the fans arrive at once (limit one each)."""
+    people = reference_members(fans, seed=seed)
+    sessions = await asyncio.gather(*(sign_in(http, cloud_url, phones, p["phone"]) for p in people),
+                                    return_exceptions=True)
+    passes = [await flash_pass(http, cloud_url, s) for s in sessions if isinstance(s, SignedIn)]
+    counts["flash_fans_signed_in"] += len(passes)
+    if not passes:
+        raise SignInFailed(f"none of the {fans} fans could sign in: {sessions[0]!r}")
     now = datetime.now(UTC)
     sale = (await http.post(f"{cloud_url}/flash-sales", headers={"Authorization": f"Bearer {token}"},
                             json={"sku": sku, "quantity": quantity, "price_fen": 990, "per_member_limit": 1,
@@ -208,8 +232,9 @@ async def flash_crowd(http: LeanClients, cloud_url: str, token: str, sku: str, c
                                   "ends_at": (now + timedelta(hours=1)).isoformat()})).json()
 
     async def attempt(i: int) -> None:
-        r = await http.post(f"{cloud_url}/flash-sales/{sale['sale_id']}/orders", json={"member_id": f"fan-{i % fans}"},
-                            headers={"Idempotency-Key": uuid.uuid4().hex})
+        r = await http.post(f"{cloud_url}/flash-sales/{sale['sale_id']}/orders", json={},
+                            headers={"Idempotency-Key": uuid.uuid4().hex,
+                                     "Authorization": f"Bearer {passes[i % len(passes)]}"})
         counts["flash_attempts"] += 1
         counts["flash_accepted"] += r.status_code == 201
     await asyncio.gather(*(attempt(i) for i in range(attempts)))

@@ -20,14 +20,6 @@ class CancelRequest:
 
 
 @record
-class MemberRequest:
-    phone: str  # any usual spelling: normalised by the service (protocol/phones.py)
-
-    def __post_init__(self) -> None:
-        require(0 < len(self.phone) <= 40, "phone: 1-40 characters")
-
-
-@record
 class CodeRequest:
     phone: str
 
@@ -73,9 +65,7 @@ class FlashSaleRequest:
 
 @record
 class FlashOrderRequest:
-    member_id: str
-    qty: int = 1
+    qty: int = 1  # the member is the one the flash pass names
 
     def __post_init__(self) -> None:
-        require(self.member_id != "", "member_id: a non-empty string is required")
         require(self.qty > 0, "qty: must be positive")

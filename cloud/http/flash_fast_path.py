@@ -49,7 +49,8 @@ class FlashFastPath:
         try:
             async with asyncio.timeout(REQUEST_DEADLINE_S):
                 status, body = await flash_order_answer(
-                    self.services, m.group(1), key.decode("latin-1") if key is not None else None,
+                    self.services, m.group(1), headers.get(b"authorization", b"").decode("latin-1"),
+                    key.decode("latin-1") if key is not None else None,
                     headers.get(b"content-type", b"").decode("latin-1"), await read_limited(_chunks(receive)))
         except Exception as exc:  # noqa: BLE001 - answered as a problem, exactly as the routed endpoint does
             problem = problem_for(exc, FLASH_ORDER_ROUTE)

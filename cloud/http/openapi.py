@@ -13,7 +13,8 @@ def _answer(description: str, schema: dict | None = None) -> dict:
 
 
 def _op(summary: str, ok: tuple[str, str], errors: dict[str, str], body: str | None = None, key: bool = False,
-        operator: bool = False, params: Sequence[str] = (), query: Sequence[str] = ()) -> dict:
+        operator: bool = False, params: Sequence[str] = (), query: Sequence[str] = (), member: bool = False,
+        flash_pass: bool = False) -> dict:
     op: dict[str, Any] = {"summary": summary, "responses": {ok[0]: _answer(ok[1])}}
     for status, text in errors.items():
         op["responses"][status] = _answer(text, PROBLEM)
@@ -29,6 +30,12 @@ def _op(summary: str, ok: tuple[str, str], errors: dict[str, str], body: str | N
         op["parameters"] = parameters
     if operator:
         op["security"] = [{"operator": []}]
+    if member:  # a signed-in member's session token; another member's resources answer 404
+        op["security"] = [{"member": []}]
+        op["responses"].setdefault("401", _answer("not signed in, or the session expired or was revoked", PROBLEM))
+    if flash_pass:
+        op["security"] = [{"flashPass": []}]
+        op["responses"].setdefault("401", _answer("no flash pass, or it expired or was altered", PROBLEM))
     return op
 
 
@@ -41,16 +48,15 @@ SCHEMAS = {
     "Problem": _obj(["type", "title", "status", "detail"], type=STR, title=STR, status=INT, detail=STR),
     "Order": _obj(["fulfilment", "items", "slot_start"], fulfilment={"enum": ["pickup", "delivery"]},
                   items={"type": "array", "items": _obj(["sku", "qty"], sku=STR, qty=INT)},
-                  slot_start={"type": "string", "format": "date-time"}, member_id=STR, store_id=STR,
+                  slot_start={"type": "string", "format": "date-time"}, store_id=STR,
                   location=_obj(["lat", "lon"], lat=NUM, lon=NUM), coupons={"type": "array", "items": STR}),
     "Pay": _obj(["method"], method={"enum": ["stored_value", "wallet_sim"]}),
     "Cancel": _obj([], reason=STR),
-    "Member": _obj(["phone"], phone=STR),
     "TopUp": _obj(["amount_fen"], amount_fen=INT, method={"enum": ["cash", "wallet_sim"]}),
     "FlashSale": _obj(["sku", "quantity", "price_fen", "starts_at", "ends_at"], sku=STR, quantity=INT, price_fen=INT,
                       starts_at={"type": "string", "format": "date-time"}, ends_at={"type": "string", "format": "date-time"},
                       per_member_limit=INT, rate_per_s=INT),
-    "FlashOrder": _obj(["member_id"], member_id=STR, qty=INT),
+    "FlashOrder": _obj([], qty=INT),
     "Products": _obj(["products"], products={"type": "array", "items": {"type": "object"}}, reason=STR),
     "RuleBook": _obj(["version", "rules"], version=INT, rules={"type": "array", "items": {"type": "object"}},
                      utc_offset_minutes=INT),
@@ -93,14 +99,15 @@ PATHS = {
     "/orders": {"post": _op("Place a pickup or delivery order: priced, routed, reserved", ("201", "the order"),
                             {"400": "missing Idempotency-Key",
                              "409": "out of stock, slot full, or the key reused with another body",
-                             "422": "invalid body (names the field)"}, body="Order", key=True)},
-    "/orders/{order_id}": {"get": _op("An order", ("200", "the order"), {"404": "unknown order"}, params=["order_id"])},
+                             "422": "invalid body (names the field)"}, body="Order", key=True, member=True)},
+    "/orders/{order_id}": {"get": _op("One of the member's orders, with its pickup code", ("200", "the order"),
+                                      {"404": "unknown order, or another member's"}, params=["order_id"], member=True)},
     "/orders/{order_id}/pay": {"post": _op("Pay with stored value or the simulated wallet", ("200", "paid order"),
                                            {"404": "unknown order", "409": "expired/cancelled or payment refused",
-                                            "422": "invalid body"}, body="Pay", params=["order_id"])},
+                                            "422": "invalid body"}, body="Pay", params=["order_id"], member=True)},
     "/orders/{order_id}/cancel": {"post": _op("Cancel: stock and money go back", ("200", "cancelled order"),
                                               {"404": "unknown order", "409": "already fulfilled or expired"},
-                                              body="Cancel", params=["order_id"])},
+                                              body="Cancel", params=["order_id"], member=True)},
     "/flash-sales": {"post": _op("Create a flash sale (operator)", ("201", "the sale"),
                                  {"401": "no token", "403": "wrong token", "422": "invalid body"}, body="FlashSale",
                                  operator=True)},
@@ -109,7 +116,8 @@ PATHS = {
     "/flash-sales/{sale_id}/orders": {"post": _op("Buy in a flash sale", ("201", "accepted order"),
                                                   {"403": "over the member's limit", "404": "unknown sale",
                                                    "409": "sold out / not started / ended", "429": "throttled (Retry-After)",
-                                                   "422": "invalid body"}, body="FlashOrder", key=True, params=["sale_id"])},
+                                                   "422": "invalid body"}, body="FlashOrder", key=True, params=["sale_id"],
+                                                  flash_pass=True)},
     "/auth/codes": {"post": _op("Send a one-time sign-in code to a phone by SMS (the same answer whether or not it is "
                                 "a member)", ("202", "the masked phone and when the code expires"),
                                 {"422": "not a phone number", "429": "asked again too soon, or the phone is locked",
@@ -120,22 +128,28 @@ PATHS = {
                                    body="SignIn"),
                        "delete": _op("Sign out: the session token stops working", ("204", "signed out"),
                                      {"401": "no session token"})},
+    "/auth/passes": {"post": _op("A flash pass for the signed-in member: signed, valid 15 minutes, checked by the flash "
+                                 "order endpoint without a database look-up (signing out does not recall it)",
+                                 ("201", "the pass and when it expires"), {}, member=True)},
     "/me": {"get": _op("The signed-in member: balance, points, level", ("200", "member"),
                        {"401": "not signed in or the session is no longer valid"})},
     "/callbacks/sms": {"post": _op("Delivery receipts from the SMS provider (signed with the shared secret)",
                                    ("204", "recorded (once per message)"),
                                    {"401": "not signed by our provider, or too old", "422": "not a receipt"})},
-    "/members": {"post": _op("Register a member by phone (200 with the existing member if registered)", ("201", "member"),
-                             {"422": "invalid phone"}, body="Member")},
-    "/members/{member_id}": {"get": _op("Balance, points, level", ("200", "member"), {"404": "unknown member"},
-                                        params=["member_id"])},
+    "/members/{member_id}": {"get": _op("The signed-in member's balance, points, level", ("200", "member"),
+                                        {"404": "unknown member, or another member"}, params=["member_id"], member=True)},
     "/members/{member_id}/top-ups": {"post": _op("Top up stored value", ("201", "the transfer and new balance"),
-                                                 {"404": "unknown member", "409": "key reused for another top-up",
-                                                  "422": "invalid body"}, body="TopUp", key=True, params=["member_id"])},
+                                                 {"404": "unknown member, or another member",
+                                                  "409": "key reused for another top-up", "422": "invalid body"},
+                                                 body="TopUp", key=True, params=["member_id"], member=True)},
 }
 
 
 def openapi_document() -> dict:
     return {"openapi": "3.1.0", "info": {"title": "FreshMesh cloud API", "version": "0.1.0"}, "paths": PATHS,
             "components": {"schemas": SCHEMAS,
-                           "securitySchemes": {"operator": {"type": "http", "scheme": "bearer"}}}}
+                           "securitySchemes": {"operator": {"type": "http", "scheme": "bearer"},
+                                               "member": {"type": "http", "scheme": "bearer",
+                                                          "description": "session token from POST /auth/sessions"},
+                                               "flashPass": {"type": "http", "scheme": "bearer",
+                                                             "description": "flash pass from POST /auth/passes"}}}}

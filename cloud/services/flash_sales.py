@@ -203,8 +203,9 @@ class FlashSales:
         return self.sales[sale_id]
 
     async def order(self, sale_id: str, member: str, qty: int, key: str) -> dict:
-        """The accepted order, or a Refusal: the one flash-order path behind both HTTP shells."""
-        return await (await self.worker(sale_id)).order(member, qty, key)
+        """The accepted order, or a Refusal: the one flash-order path behind both HTTP shells. Idempotency keys are
+        the member's own: another member's request with the same key is another order."""
+        return await (await self.worker(sale_id)).order(member, qty, f"{member}/{key}")
 
     async def close(self) -> None:
         for worker in self.sales.values():

@@ -2,6 +2,7 @@
 value, points and level from the MemberLedger shard."""
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 import asyncpg
@@ -68,12 +69,14 @@ class Members:
 
     async def top_up(self, member_id: str, amount_fen: int, method: str, key: str) -> dict:
         await self.row(member_id)
-        result = await self.cloud.actors.member_ledger.send(TopUp(id=f"topup:{key}", member=member_id,
+        # a member's keys are their own; hashed, because a command id is bounded and a key is the client's choice
+        transfer = f"topup:{member_id}:{hashlib.blake2b(key.encode(), digest_size=10).hexdigest()}"
+        result = await self.cloud.actors.member_ledger.send(TopUp(id=transfer, member=member_id,
                                                                    amount_fen=amount_fen))
         if result.status == "conflict":
             raise Refusal("key_reused", "Idempotency-Key was already used for a different top-up")
         first = result.settled
         if result.status == "ok":
             await self.notify_stores(await self.view(member_id))
-        return {"member_id": member_id, "transfer_id": f"topup:{key}", "amount_fen": amount_fen, "method": method,
+        return {"member_id": member_id, "transfer_id": transfer, "amount_fen": amount_fen, "method": method,
                 "simulated": method == "wallet_sim", "stored_value_fen": first["stored_value_fen"]}

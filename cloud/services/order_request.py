@@ -1,4 +1,5 @@
-"""An online order as the customer asks for it: fulfilment, items, slot, member, store or address, coupons.
+"""An online order as the customer asks for it: fulfilment, items, slot, store or address, coupons (the member is
+the signed-in one, never a field of the body).
 
 A record the orders service takes (and the HTTP layer parses a body into): a wrong field is refused with its path
 and the reason.
@@ -37,7 +38,6 @@ class OrderRequest:
     fulfilment: Literal["pickup", "delivery"]
     items: tuple[OrderItem, ...]
     slot_start: str  # RFC 3339
-    member_id: str | None = None
     store_id: str | None = None  # pickup: the chosen store
     location: Location | None = None  # delivery address (and pickup: where to look for alternatives)
     coupons: tuple[str, ...] = ()

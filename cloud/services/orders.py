@@ -53,15 +53,16 @@ class Orders:
         self.payments = Payments(cloud)
 
     # ---- create -----------------------------------------------------------------------------------
-    async def create(self, req: OrderRequest, key: str, raw: dict) -> dict:
-        """Claim the key (a 'pending' row), then route, reserve, book and price; a concurrent or later request with
-        the same key waits for and returns the same outcome, refusals included."""
-        digest = request_hash(raw)
-        order_id = await self._claim(req, key, digest)
+    async def create(self, req: OrderRequest, member: str, key: str, raw: dict) -> dict:
+        """The member's order. Claim the key (a 'pending' row), then route, reserve, book and price; a concurrent or
+        later request with the same key waits for and returns the same outcome, refusals included. Keys are the
+        member's own: another member's request with the same key is another order."""
+        digest, key = request_hash(raw), f"{member}/{key}"
+        order_id = await self._claim(req, member, key, digest)
         if isinstance(order_id, dict):
             return order_id  # the outcome of an earlier request with this key
         try:
-            body = await self._place(req, key, order_id)
+            body = await self._place(req, member, key, order_id)
         except Refusal as refusal:
             await self.cloud.db.execute("update orders set status = 'rejected', problem = $2, updated_ms = $3 "
                                         "where order_id = $1", order_id, json.dumps(refusal.to_record()),
@@ -69,7 +70,7 @@ class Orders:
             raise
         return body
 
-    async def _claim(self, req: OrderRequest, key: str, digest: bytes) -> str | dict:
+    async def _claim(self, req: OrderRequest, member: str, key: str, digest: bytes) -> str | dict:
         """This request's order id (it placed the claim, or takes over a dead one), or the earlier outcome."""
         db, deadline = self.cloud.db, self.cloud.now_ms() + CLAIM_WAIT_MS
         while True:
@@ -77,10 +78,11 @@ class Orders:
             if row is None:
                 now = self.cloud.now_ms()
                 claimed = await db.fetchval(
-                    """insert into orders (order_id, idempotency_key, request_hash, kind, status, allocation, lines,
-                           total_fen, created_ms, updated_ms) values ($1, $2, $3, $4, 'pending', '{}', '[]', 0, $5, $5)
+                    """insert into orders (order_id, idempotency_key, request_hash, kind, status, member_id, allocation,
+                           lines, total_fen, created_ms, updated_ms)
+                       values ($1, $2, $3, $4, 'pending', $6, '{}', '[]', 0, $5, $5)
                        on conflict (idempotency_key) do nothing returning order_id""",
-                    self.cloud.ids.new(), key, digest, req.fulfilment, now)
+                    self.cloud.ids.new(), key, digest, req.fulfilment, now, member)
                 if claimed:
                     return claimed
                 continue
@@ -96,7 +98,7 @@ class Orders:
                 raise Refusal("in_progress", "an earlier request with this Idempotency-Key is still in progress; retry")
             await asyncio.sleep(CLAIM_POLL_S)
 
-    async def _place(self, req: OrderRequest, key: str, order_id: str) -> dict:
+    async def _place(self, req: OrderRequest, member: str, key: str, order_id: str) -> dict:
         cloud = self.cloud
         try:
             slot_ms = parse_rfc3339(req.slot_start, "slot_start")
@@ -117,7 +119,7 @@ class Orders:
             """update orders set status = 'reserved', member_id = $2, allocation = $3, lines = $4, total_fen = $5,
                    pickup_code = $6, slot_start_ms = $7, location = $8, expires_ms = $9, updated_ms = $10
                where order_id = $1 and status = 'pending' returning *""",
-            order_id, req.member_id, json.dumps(allocation), json.dumps(priced["lines"]), priced["total_fen"], code,
+            order_id, member, json.dumps(allocation), json.dumps(priced["lines"]), priced["total_fen"], code,
             slot_ms, json.dumps({"lat": req.location.lat, "lon": req.location.lon}) if req.location else None,
             now + cloud.reservation_ttl_ms, now)
         if row is None:
@@ -199,9 +201,11 @@ class Orders:
                             "rule_book_version": result.rule_book_version}}
 
     # ---- read, pay, cancel, expire ---------------------------------------------------------------------
-    async def get(self, order_id: str):
+    async def get(self, order_id: str, member: str | None):
+        """The order, when `member` placed it (None: any order, for the cloud's own callers). Another member's
+        order answers exactly as an unknown one (not_found), so order ids cannot be probed."""
         row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
-        if row is None:
+        if row is None or (member is not None and row["member_id"] != member):
             raise Refusal("not_found", f"no order {order_id}")
         if row["status"] == "reserved" and row["expires_ms"] is not None and row["expires_ms"] <= self.cloud.now_ms():
             await self.expire_one(row)
@@ -213,8 +217,8 @@ class Orders:
             return []
         return [(line["sku"], line["reservation_id"]) for lines in json.loads(row["allocation"]).values() for line in lines]
 
-    async def pay(self, order_id: str, method: str) -> dict:
-        cloud, row = self.cloud, await self.get(order_id)
+    async def pay(self, order_id: str, member: str | None, method: str) -> dict:
+        cloud, row = self.cloud, await self.get(order_id, member)
         if row["status"] in ("paid", "fulfilled"):
             if row["status"] == "paid":
                 await self._notify_stores(row)  # a retry after a failed notify: the store drops duplicates
@@ -238,8 +242,8 @@ class Orders:
         await self._notify_stores(paid)
         return order_json(paid)
 
-    async def cancel(self, order_id: str, reason: str) -> dict:
-        row = await self.get(order_id)
+    async def cancel(self, order_id: str, member: str | None, reason: str) -> dict:
+        row = await self.get(order_id, member)
         if row["status"] == "cancelled":
             return order_json(row)
         # Flip the status first, atomically, and act on what it was: a concurrent pay then sees 'cancelled'

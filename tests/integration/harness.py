@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import os
 import time
+import uuid
 
 import nats
 import uvicorn
@@ -12,10 +13,13 @@ import uvicorn
 from cloud.embedded.process import free_port
 from cloud.http.app import build_app
 from cloud.runtime.shard_map import ShardConfig
+from cloud.services.sms import HttpSmsProvider
 from cloud.wiring import start_services
 from cloud.world import World
 from protocol import codec, subjects
 from protocol.ids import IdFactory
+from simulators.customer_auth import SignedIn, SimulatedPhones, sign_in
+from simulators.sms_provider import start_in_thread
 
 OPERATOR_TOKEN = "test-operator-token"
 
@@ -29,14 +33,47 @@ def envelope(store_id: str, seq: int) -> dict:
             "mono_ms": time.monotonic_ns() // 1_000_000}
 
 
+SMS_KEY, SMS_SECRET = "sim-key", "sim-secret-for-tests"
+
+
+class WallClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
 @contextlib.asynccontextmanager
 async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = None, sms=None, port: int | None = None):
-    """`sms`: the SMS provider adapter (e.g. for the simulated provider); `port`: when the caller needs the URL
-    before the cloud runs (a provider's callback URL)."""
+    """`sms`: the SMS provider adapter; by default the simulated provider runs beside the cloud (its own service on
+    its own thread) so that customers can sign in (`customer()`); `port`: when the caller needs the URL before the
+    cloud runs (a provider's callback URL)."""
+    port = port or free_port()
+    with contextlib.ExitStack() as own:
+        if sms is None:
+            simulated = own.enter_context(start_in_thread(key=SMS_KEY, secret=SMS_SECRET, delay_ms=5,
+                                                          callback_url=f"http://127.0.0.1:{port}/callbacks/sms"))
+            sms = HttpSmsProvider(simulated.url, SMS_KEY, SMS_SECRET, WallClock())
+            sms.inbox = SimulatedPhones(simulated.url, SMS_KEY)  # where test customers read their codes
+        async with _serving(stack, prefix, reservation_ttl_ms, sms, port) as running:
+            yield running
+
+
+async def customer(services, http, phone: str | None = None) -> SignedIn:
+    """A member signed in through the cloud's sign-in endpoints and the simulated provider (a new phone unless
+    one is given); `.headers` authorises their requests."""
+    inbox = getattr(services.identity.sms, "inbox", None)
+    assert inbox is not None, "customer() needs the cloud's default simulated SMS provider (running_cloud(sms=None))"
+    return await sign_in(http, str(http.base_url).rstrip("/"), inbox, phone or new_mobile())
+
+
+def new_mobile() -> str:
+    return f"13{uuid.uuid4().int % 10**9:09d}"
+
+
+@contextlib.asynccontextmanager
+async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port: int):
     services = await start_services(World.load(), stack.database_url, stack.nats_url, OPERATOR_TOKEN,
                                     ShardConfig(prefix=prefix), background=True, reservation_ttl_ms=reservation_ttl_ms,
                                     explicit_world=True, sms=sms)
-    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(build_app(services), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))
     task = asyncio.create_task(server.serve())

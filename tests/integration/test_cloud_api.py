@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from protocol.messages import EscrowGranted, OrderToFulfil, PickupCompleted, StockMoved
-from tests.integration.harness import OPERATOR_TOKEN, StoreLink, eventually, running_cloud
+from tests.integration.harness import OPERATOR_TOKEN, StoreLink, customer, eventually, running_cloud
 
 pytestmark = pytest.mark.integration
 CN = timezone(timedelta(hours=8))
@@ -52,15 +52,21 @@ async def stocked(cloud, stack):
     return pieces
 
 
-async def member_with(http, balance: int) -> str:
-    phone = f"138{uuid.uuid4().int % 10**8:08d}"
-    r = await http.post("/members", json={"phone": phone})
-    assert r.status_code == 201
-    member = r.json()["member_id"]
+async def member_with(services, http, balance: int):
+    """A member signed in through SMS (a new phone), with `balance` fen of stored value."""
+    member = await customer(services, http)
     if balance:
-        r = await http.post(f"/members/{member}/top-ups", json={"amount_fen": balance}, headers=key())
+        r = await http.post(f"/members/{member.member_id}/top-ups", json={"amount_fen": balance},
+                            headers={**key(), **member.headers})
         assert r.status_code == 201 and r.json()["stored_value_fen"] == balance
     return member
+
+
+def fan(services, name: str) -> dict:
+    """A flash pass for member `name`, as the cloud issues one to a signed-in member (`POST /auth/passes`): the
+    flash tests below are about the gate, so their many fans skip the SMS round trip; signing in for a pass is
+    tested through HTTP in test_identity.py."""
+    return {"Authorization": f"Bearer {services.passes.issue(name)[0]}"}
 
 
 async def test_health_products_stores_openapi_metrics(cloud):
@@ -75,18 +81,19 @@ async def test_health_products_stores_openapi_metrics(cloud):
 
 
 async def test_pickup_order_lifecycle_through_the_store(cloud, stocked, stack):
-    _, http = cloud
-    member = await member_with(http, 100_000)
-    body = {"fulfilment": "pickup", "store_id": "S001", "member_id": member, "slot_start": next_slot(),
-            "items": [{"sku": stocked[0], "qty": 2}]}
-    r = await http.post("/orders", json=body, headers=key())
+    services, http = cloud
+    member = await member_with(services, http, 100_000)
+    body = {"fulfilment": "pickup", "store_id": "S001", "slot_start": next_slot(), "items": [{"sku": stocked[0], "qty": 2}]}
+    r = await http.post("/orders", json=body, headers={**key(), **member.headers})
     assert r.status_code == 201, r.text
     order = r.json()
     assert order["status"] == "reserved" and order["stores"] == ["S001"] and len(order["pickup_code"]) == 8
     assert order["total_fen"] == sum(line["amount_fen"] for line in order["lines"]) > 0
-    paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"})
+    assert order["member_id"] == member.member_id
+    paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"}, headers=member.headers)
     assert paid.status_code == 200 and paid.json()["status"] == "paid"
-    assert (await http.get(f"/members/{member}")).json()["stored_value_fen"] == 100_000 - order["total_fen"]
+    mine = await http.get(f"/members/{member.member_id}", headers=member.headers)
+    assert mine.json()["stored_value_fen"] == 100_000 - order["total_fen"]
     async with StoreLink(stack, "S001") as store:
         commands = await store.commands(want=50, timeout_s=3)
         fulfil = [c for c in commands if isinstance(c, OrderToFulfil) and c.order_id == order["order_id"]]
@@ -95,7 +102,7 @@ async def test_pickup_order_lifecycle_through_the_store(cloud, stocked, stack):
                                             pickup_code=order["pickup_code"], lane="1"))
 
     async def fulfilled():
-        return (await http.get(f"/orders/{order['order_id']}")).json()["status"] == "fulfilled"
+        return (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()["status"] == "fulfilled"
     assert await eventually(fulfilled)
 
 
@@ -111,19 +118,21 @@ async def test_store_revenue_is_for_operators_only(cloud):
 
 
 async def test_delivery_is_split_or_reports_what_is_missing(cloud, stocked):
-    _, http = cloud
+    services, http = cloud
+    member = await customer(services, http)
     s1 = (await http.get("/stores")).json()["stores"][0]
     near = {"lat": s1["lat"], "lon": s1["lon"]}
     body = {"fulfilment": "delivery", "location": near, "slot_start": next_slot(12),
             "items": [{"sku": stocked[0], "qty": 1}, {"sku": stocked[1], "qty": 50}]}
-    r = await http.post("/orders", json=body, headers=key())
+    r = await http.post("/orders", json=body, headers={**key(), **member.headers})
     assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
     assert "out of stock nearby" in r.json()["detail"] and stocked[1] in r.json()["missing"]
 
 
 async def test_idempotent_retry_and_key_reuse(cloud, stocked):
-    _, http = cloud
-    headers = key()
+    services, http = cloud
+    member, other_member = await customer(services, http), await customer(services, http)
+    headers = {**key(), **member.headers}
     body = {"fulfilment": "pickup", "store_id": "S001", "slot_start": next_slot(13),
             "items": [{"sku": stocked[0], "qty": 1}]}
     first, again = await asyncio.gather(http.post("/orders", json=body, headers=headers),
@@ -132,7 +141,11 @@ async def test_idempotent_retry_and_key_reuse(cloud, stocked):
     assert first.json()["order_id"] == again.json()["order_id"]
     other = await http.post("/orders", json={**body, "items": [{"sku": stocked[0], "qty": 2}]}, headers=headers)
     assert other.status_code == 409 and "different body" in other.json()["detail"]
-    await http.post(f"/orders/{first.json()['order_id']}/cancel", json={})
+    # the same key from another member is that member's own key: another order, not the first member's
+    theirs = await http.post("/orders", json=body, headers={**headers, **other_member.headers})
+    assert theirs.status_code == 201 and theirs.json()["order_id"] != first.json()["order_id"]
+    for order, who in ((first, member), (theirs, other_member)):
+        await http.post(f"/orders/{order.json()['order_id']}/cancel", json={}, headers=who.headers)
 
 
 async def test_unpaid_order_expires_and_its_stock_returns(cloud, stocked):
@@ -141,16 +154,17 @@ async def test_unpaid_order_expires_and_its_stock_returns(cloud, stocked):
         (position,) = await services.cloud.actors.stock_pool.positions("S002", stocked[1])
         return position["available"]
     before = await available()
+    member = await customer(services, http)
     body = {"fulfilment": "pickup", "store_id": "S002", "slot_start": next_slot(14),
             "items": [{"sku": stocked[1], "qty": 1}]}
-    order = (await http.post("/orders", json=body, headers=key())).json()
+    order = (await http.post("/orders", json=body, headers={**key(), **member.headers})).json()
     assert await available() == before - 1
 
     async def expired():
-        return (await http.get(f"/orders/{order['order_id']}")).json()["status"] == "expired"
+        return (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()["status"] == "expired"
     assert await eventually(expired, timeout_s=10)
     assert await eventually(lambda: _equals(available, before), timeout_s=10)
-    pay = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"})
+    pay = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"}, headers=member.headers)
     assert pay.status_code == 409 and "expired" in pay.json()["detail"]
 
 
@@ -159,16 +173,23 @@ async def _equals(fn, value):
 
 
 async def test_cancel_returns_stock_and_money(cloud, stocked):
-    _, http = cloud
-    member = await member_with(http, 50_000)
-    body = {"fulfilment": "pickup", "store_id": "S002", "member_id": member, "slot_start": next_slot(15),
+    services, http = cloud
+    member = await member_with(services, http, 50_000)
+    me = member.headers
+    body = {"fulfilment": "pickup", "store_id": "S002", "slot_start": next_slot(15),
             "items": [{"sku": stocked[0], "qty": 1}]}
-    order = (await http.post("/orders", json=body, headers=key())).json()
-    await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"})
-    assert (await http.get(f"/members/{member}")).json()["stored_value_fen"] < 50_000
-    r = await http.post(f"/orders/{order['order_id']}/cancel", json={"reason": "changed mind"})
+    order = (await http.post("/orders", json=body, headers={**key(), **me})).json()
+    await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"}, headers=me)
+    assert (await http.get(f"/members/{member.member_id}", headers=me)).json()["stored_value_fen"] < 50_000
+    r = await http.post(f"/orders/{order['order_id']}/cancel", json={"reason": "changed mind"}, headers=me)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    assert (await http.get(f"/members/{member}")).json()["stored_value_fen"] == 50_000
+    assert (await http.get(f"/members/{member.member_id}", headers=me)).json()["stored_value_fen"] == 50_000
+
+
+@pytest_asyncio.fixture(scope="module")
+async def signed_in(cloud):
+    services, http = cloud
+    return await customer(services, http)
 
 
 @pytest.mark.parametrize("method, path, body, status, words", [
@@ -180,28 +201,30 @@ async def test_cancel_returns_stock_and_money(cloud, stocked):
      422, "location: required for delivery"),
     ("post", "/orders", {"fulfilment": "pickup", "store_id": "S001", "slot_start": "2026-01-01T09:00:00Z",
                          "items": [{"sku": "NOPE", "qty": 1}]}, 422, "items: unknown sku 'NOPE'"),
+    ("post", "/orders", {"fulfilment": "pickup", "store_id": "S001", "slot_start": "2026-01-01T09:00:00Z",
+                         "member_id": "someone", "items": [{"sku": "X", "qty": 1}]}, 422, "unknown field(s) ['member_id']"),
     ("get", "/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV", None, 404, "no order"),
-    ("post", "/members", {"phone": "abc"}, 422, "phone: 'a' is not a digit"),
-    ("post", "/members", {"phone": "13800000000", "age": 3}, 422, "unknown field(s) ['age']"),
+    ("post", "/auth/codes", {"phone": "abc"}, 422, "phone: 'a' is not a digit"),
+    ("post", "/auth/codes", {"phone": "13800000000", "age": 3}, 422, "unknown field(s) ['age']"),
     ("get", "/members/nobody", None, 404, "no member nobody"),
     ("get", "/flash-sales/nosale", None, 404, "no flash sale nosale"),
     ("get", "/stores/S999/stock", None, 404, "no store S999"),
     ("get", "/nowhere", None, 404, "no such endpoint"),
 ])
-async def test_errors_are_problems_that_say_what_was_wrong(cloud, method, path, body, status, words):
+async def test_errors_are_problems_that_say_what_was_wrong(cloud, signed_in, method, path, body, status, words):
     _, http = cloud
-    r = await http.request(method.upper(), path, json=body, headers=key())
+    r = await http.request(method.upper(), path, json=body, headers={**key(), **signed_in.headers})
     assert r.status_code == status, r.text
     assert r.headers["content-type"] == "application/problem+json"
     problem = r.json()
     assert problem["status"] == status and words in problem["detail"] and problem["title"]
 
 
-async def test_missing_idempotency_key_and_bad_json(cloud):
+async def test_missing_idempotency_key_and_bad_json(cloud, signed_in):
     _, http = cloud
-    r = await http.post("/orders", json={})
+    r = await http.post("/orders", json={}, headers=signed_in.headers)
     assert r.status_code == 400 and "Idempotency-Key" in r.json()["detail"]
-    r = await http.post("/members", content=b"{not json", headers={"content-type": "application/json"})
+    r = await http.post("/auth/codes", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
 
 
@@ -214,7 +237,7 @@ async def test_operator_endpoints_need_the_token(cloud):
 
 
 async def test_flash_sale_statuses(cloud, stocked):
-    _, http = cloud
+    services, http = cloud
     now = datetime.now(UTC)
     sale = {"sku": stocked[0], "quantity": 3, "price_fen": 990, "starts_at": (now - timedelta(minutes=1)).isoformat(),
             "ends_at": (now + timedelta(hours=1)).isoformat(), "per_member_limit": 1, "rate_per_s": 1000}
@@ -222,11 +245,12 @@ async def test_flash_sale_statuses(cloud, stocked):
     assert created.status_code == 201, created.text
     sale_id = created.json()["sale_id"]
     members = [f"m-{i}" for i in range(6)]
-    first = await http.post(f"/flash-sales/{sale_id}/orders", json={"member_id": members[0]}, headers=key())
+    first = await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={**key(), **fan(services, members[0])})
     assert first.status_code == 201 and first.json()["total_fen"] == 990
-    again = await http.post(f"/flash-sales/{sale_id}/orders", json={"member_id": members[0]}, headers=key())
+    again = await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={**key(), **fan(services, members[0])})
     assert again.status_code == 403 and "limit" in again.json()["detail"]
-    results = await asyncio.gather(*(http.post(f"/flash-sales/{sale_id}/orders", json={"member_id": m}, headers=key())
+    results = await asyncio.gather(*(http.post(f"/flash-sales/{sale_id}/orders", json={},
+                                               headers={**key(), **fan(services, m)})
                                      for m in members[1:]))
     codes = sorted(r.status_code for r in results)
     assert codes.count(201) == 2 and codes.count(409) == 3
@@ -236,12 +260,13 @@ async def test_flash_sale_statuses(cloud, stocked):
 
 
 async def test_flash_sale_throttles_with_retry_after(cloud, stocked):
-    _, http = cloud
+    services, http = cloud
     now = datetime.now(UTC)
     sale = {"sku": stocked[1], "quantity": 1000, "price_fen": 100, "starts_at": (now - timedelta(minutes=1)).isoformat(),
             "ends_at": (now + timedelta(hours=1)).isoformat(), "per_member_limit": 5, "rate_per_s": 2}
     sale_id = (await http.post("/flash-sales", json=sale, headers=OP)).json()["sale_id"]
-    results = await asyncio.gather(*(http.post(f"/flash-sales/{sale_id}/orders", json={"member_id": f"t{i}"}, headers=key())
+    results = await asyncio.gather(*(http.post(f"/flash-sales/{sale_id}/orders", json={},
+                                               headers={**key(), **fan(services, f"t{i}")})
                                      for i in range(10)))
     throttled = [r for r in results if r.status_code == 429]
     assert throttled and throttled[0].headers["retry-after"] == "1"
@@ -273,14 +298,14 @@ async def test_redelivered_and_malformed_edge_events(cloud, stack, stocked):
         await conn.close()
 
 
-async def test_store_catches_up_on_missed_commands_in_order(cloud, stack, stocked):
+async def test_store_catches_up_on_missed_commands_in_order(cloud, stack, stocked, signed_in):
     _, http = cloud
     orders = []
     for hour in (16, 17, 18):
         body = {"fulfilment": "pickup", "store_id": "S002", "slot_start": next_slot(hour),
                 "items": [{"sku": stocked[0], "qty": 1}]}
-        order = (await http.post("/orders", json=body, headers=key())).json()
-        await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"})
+        order = (await http.post("/orders", json=body, headers={**key(), **signed_in.headers})).json()
+        await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"}, headers=signed_in.headers)
         orders.append(order["order_id"])
     async with StoreLink(stack, "S002") as store:  # the store was "offline": nothing pulled until now
         commands = await store.commands(want=200, timeout_s=3)
@@ -298,7 +323,7 @@ async def test_database_down_answers_503_with_retry_after_not_a_hang(cloud):
     dead = await pg.create_pool(f"postgresql://x:y@127.0.0.1:{free_port()}/none", min_size=0, max_size=1)
     real, services.cloud.db = services.cloud.db, dead
     try:
-        r = await http.get("/members/anyone")
+        r = await http.get("/me", headers={"Authorization": "Bearer some-session-token"})
         assert r.status_code == 503 and r.headers["retry-after"] == "2"
         assert "unavailable" in r.json()["detail"]
     finally:
@@ -317,7 +342,7 @@ async def test_two_api_workers_share_a_sale_and_never_oversell(cloud, stack, sto
         async with httpx.AsyncClient(base_url=other_url, timeout=20) as other:
             clients = [http, other]
             results = await asyncio.gather(*(clients[i % 2].post(f"/flash-sales/{sale_id}/orders",
-                                                                 json={"member_id": f"two-{i}"}, headers=key())
+                                                                 json={}, headers={**key(), **fan(services, f"two-{i}")})
                                              for i in range(150)))
     accepted = [r for r in results if r.status_code == 201]
     assert len(accepted) == 40
@@ -345,15 +370,19 @@ async def test_operators_change_the_world_and_bad_changes_are_refused(cloud):
 
 
 async def test_a_flash_order_can_be_paid_and_cancelled(cloud, stocked):
-    _, http = cloud
+    services, http = cloud
+    member = await member_with(services, http, 0)
     now = datetime.now(UTC)
     sale = {"sku": stocked[0], "quantity": 5, "price_fen": 700, "starts_at": (now - timedelta(minutes=1)).isoformat(),
             "ends_at": (now + timedelta(hours=1)).isoformat()}
     sale_id = (await http.post("/flash-sales", json=sale, headers=OP)).json()["sale_id"]
-    order = (await http.post(f"/flash-sales/{sale_id}/orders", json={"member_id": "fp-1"}, headers=key())).json()
-    paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"})
+    flash_pass = (await http.post("/auth/passes", headers=member.headers)).json()["pass"]
+    order = (await http.post(f"/flash-sales/{sale_id}/orders", json={},
+                             headers={**key(), "Authorization": f"Bearer {flash_pass}"})).json()
+    assert order["member_id"] == member.member_id
+    paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"}, headers=member.headers)
     assert paid.status_code == 200 and paid.json()["status"] == "paid" and paid.json()["total_fen"] == 700
-    cancelled = await http.post(f"/orders/{order['order_id']}/cancel", json={})
+    cancelled = await http.post(f"/orders/{order['order_id']}/cancel", json={}, headers=member.headers)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
 
 
@@ -371,13 +400,16 @@ async def test_both_flash_order_shells_answer_alike_with_the_limits_of_every_end
     unopened = "UNOPENED" + uuid.uuid4().hex[:8].upper()  # known to the database, never opened at its gate
     await services.cloud.db.execute("insert into flash_sales (sale_id, config, created_ms) values ($1, '{}', 0)",
                                     unopened)
+    a = fan(services, "a")
     cases = [
-        ("no key", sale_id, {}, b'{"member_id": "a"}', 400),
-        ("bad json", sale_id, key(), b'{"member_id": ', 400),
-        ("unknown field", sale_id, key(), b'{"member_id": "a", "price_fen": 1}', 422),
-        ("oversized", sale_id, key(), b'{"member_id": "' + b"x" * 70_000 + b'"}', 413),
-        ("unknown sale", "NOSUCHSALE", key(), b'{"member_id": "a"}', 404),
-        ("gate not open", unopened, key(), b'{"member_id": "a"}', 503),
+        ("no pass", sale_id, key(), b'{"qty": 1}', 401),
+        ("a session token is not a pass", sale_id, {**key(), "Authorization": "Bearer " + "x" * 43}, b'{}', 401),
+        ("no key", sale_id, a, b'{"qty": 1}', 400),
+        ("bad json", sale_id, {**key(), **a}, b'{"qty": ', 400),
+        ("unknown field", sale_id, {**key(), **a}, b'{"member_id": "b", "qty": 1}', 422),
+        ("oversized", sale_id, {**key(), **a}, b'{"qty": 1, "x": "' + b"x" * 70_000 + b'"}', 413),
+        ("unknown sale", "NOSUCHSALE", {**key(), **a}, b'{"qty": 1}', 404),
+        ("gate not open", unopened, {**key(), **a}, b'{"qty": 1}', 503),
     ]
     for name, shell in shells.items():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shell), base_url="http://t") as client:
@@ -389,6 +421,56 @@ async def test_both_flash_order_shells_answer_alike_with_the_limits_of_every_end
                 assert r.json()["status"] == status and r.json()["detail"], (name, case)
                 if status == 503:
                     assert "retry-after" in r.headers, (name, case)
-            accepted = await client.post(f"/flash-sales/{sale_id}/orders", json={"member_id": f"both-{name}"},
-                                         headers=key())
+            accepted = await client.post(f"/flash-sales/{sale_id}/orders", json={},
+                                         headers={**key(), **fan(services, f"both-{name}")})
             assert accepted.status_code == 201 and accepted.json()["qty"] == 1, (name, accepted.text)
+
+
+async def test_a_member_reaches_only_their_own_account_orders_and_pickup_codes(cloud, stocked):
+    """Member B, signed in, tries everything on member A's account and order: each answers exactly as for an id that
+    does not exist (404, problem+json); anonymous callers get 401; nothing of A's changes."""
+    services, http = cloud
+    a, b = await member_with(services, http, 20_000), await member_with(services, http, 0)
+    body = {"fulfilment": "pickup", "store_id": "S001", "slot_start": next_slot(19),
+            "items": [{"sku": stocked[0], "qty": 1}]}
+    placed = await http.post("/orders", json=body, headers={**key(), **a.headers})
+    assert placed.status_code == 201 and placed.json()["member_id"] == a.member_id
+    order_id = placed.json()["order_id"]
+    unknown = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+    for method, path, payload in [("GET", f"/orders/{order_id}", None),
+                                  ("POST", f"/orders/{order_id}/pay", {"method": "stored_value"}),
+                                  ("POST", f"/orders/{order_id}/cancel", {}),
+                                  ("GET", f"/members/{a.member_id}", None),
+                                  ("POST", f"/members/{a.member_id}/top-ups", {"amount_fen": 100})]:
+        theirs = await http.request(method, path, json=payload, headers={**key(), **b.headers})
+        assert theirs.status_code == 404, (method, path, theirs.text)
+        assert theirs.headers["content-type"] == "application/problem+json"
+        assert set(theirs.json()) == {"type", "title", "status", "detail"}  # a problem, nothing of A's
+        nobody = await http.request(method, path.replace(order_id, unknown).replace(a.member_id, "nobody"),
+                                    json=payload, headers={**key(), **b.headers})
+        assert theirs.json()["detail"].replace(order_id, "X").replace(a.member_id, "X") == \
+            nobody.json()["detail"].replace(unknown, "X").replace("nobody", "X"), "another's resource must look absent"
+        anonymous = await http.request(method, path, json=payload, headers=key())
+        assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+    assert (await http.post("/orders", json=body, headers=key())).status_code == 401  # no anonymous orders
+    # B cannot order as A: the body has no member field, and B's order is B's
+    as_a = await http.post("/orders", json={**body, "member_id": a.member_id}, headers={**key(), **b.headers})
+    assert as_a.status_code == 422 and "member_id" in as_a.json()["detail"]
+    b_order = (await http.post("/orders", json=body, headers={**key(), **b.headers})).json()
+    assert b_order["member_id"] == b.member_id
+    # B's stored value pays B's order only: B has none, and A's balance is untouched
+    paid = await http.post(f"/orders/{b_order['order_id']}/pay", json={"method": "stored_value"}, headers=b.headers)
+    assert paid.status_code == 409, paid.text
+    mine = (await http.get(f"/orders/{order_id}", headers=a.headers)).json()
+    assert mine["status"] == "reserved" and len(mine["pickup_code"]) == 8
+    assert (await http.get(f"/members/{a.member_id}", headers=a.headers)).json()["stored_value_fen"] == 20_000
+    # a flash pass is issued only to a session, names its member, and is refused once altered
+    assert (await http.post("/auth/passes")).status_code == 401
+    flash_pass = (await http.post("/auth/passes", headers=b.headers)).json()["pass"]
+    assert services.passes.member(flash_pass) == b.member_id
+    assert services.passes.member(flash_pass.replace(b.member_id, a.member_id)) is None
+    # signing out ends the session everywhere it is asked for
+    assert (await http.delete("/auth/sessions", headers=a.headers)).status_code == 204
+    assert (await http.get(f"/orders/{order_id}", headers=a.headers)).status_code == 401
+    for order in (order_id, b_order["order_id"]):
+        await services.orders.cancel(order, None, "test over")

@@ -21,7 +21,7 @@ from cloud.console.snapshot import ConsoleConfig
 from protocol import codec, subjects
 from protocol.messages import DeviceHealth, Heartbeat, Payment, Quantity, SaleCommitted, SaleLine, StockMoved
 from protocol.money import weighed_amount_fen
-from tests.integration.harness import OPERATOR_TOKEN, StoreLink, envelope, eventually, running_cloud
+from tests.integration.harness import OPERATOR_TOKEN, StoreLink, customer, envelope, eventually, running_cloud
 
 pytestmark = pytest.mark.integration
 OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
@@ -117,11 +117,16 @@ async def test_snapshot_shows_actors_stores_business_and_alerts(cloud, stack):
         "ends_at": (now + timedelta(hours=1)).isoformat(), "per_member_limit": 1, "rate_per_s": 1000})
     assert created.status_code == 201, created.text
     sale_id = created.json()["sale_id"]
-    for member in ("con-m1", "con-m2"):
-        r = await http.post(f"/flash-sales/{sale_id}/orders", json={"member_id": member}, headers=key())
+    for _ in range(2):
+        fan = await customer(services, http)
+        flash_pass = (await http.post("/auth/passes", headers=fan.headers)).json()["pass"]
+        r = await http.post(f"/flash-sales/{sale_id}/orders", json={},
+                            headers={**key(), "Authorization": f"Bearer {flash_pass}"})
         assert r.status_code == 201, r.text
-    member = (await http.post("/members", json={"phone": f"139{uuid.uuid4().int % 10**8:08d}"})).json()["member_id"]
-    assert (await http.post(f"/members/{member}/top-ups", json={"amount_fen": 5000}, headers=key())).status_code == 201
+    signed = await customer(services, http)
+    member = signed.member_id
+    assert (await http.post(f"/members/{member}/top-ups", json={"amount_fen": 5000},
+                            headers={**key(), **signed.headers})).status_code == 201
     async with StoreLink(stack, "S005") as link:
         beats = Heartbeats(link, {"scale": "ok", "scanner": "ok", "printer": "down"}).start()
         try:

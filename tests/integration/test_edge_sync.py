@@ -18,7 +18,7 @@ from edge.sync import StuckHead
 from protocol import codec, subjects
 from protocol.messages import MemberUpdated
 from simulators.netcut import NetCut
-from tests.integration.harness import envelope, eventually, running_cloud
+from tests.integration.harness import customer, envelope, eventually, running_cloud
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -81,11 +81,12 @@ async def test_online_pickup_order_is_printed_picked_and_fulfilled(world):
     await eventually(lambda: drained(box))
     slot = (datetime.now(timezone(timedelta(hours=8))) + timedelta(days=1)).replace(hour=10, minute=0, second=0,
                                                                                       microsecond=0).isoformat()
+    member = await customer(services, http)
     order = (await http.post("/orders", json={"fulfilment": "pickup", "store_id": STORE, "slot_start": slot,
                                               "items": [{"sku": sku, "qty": 2}]},
-                             headers={"Idempotency-Key": uuid.uuid4().hex})).json()
+                             headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})).json()
     assert order["status"] == "reserved", order
-    await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"})
+    await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"}, headers=member.headers)
 
     async def arrived():
         async with box.store_db.reader.execute("select status from orders where order_id = ?", (order["order_id"],)) as cur:
@@ -95,7 +96,7 @@ async def test_online_pickup_order_is_printed_picked_and_fulfilled(world):
     assert r.status_code == 200 and r.json() == {"order_id": order["order_id"], "status": "picked_up"}
 
     async def fulfilled():
-        return (await http.get(f"/orders/{order['order_id']}")).json()["status"] == "fulfilled"
+        return (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()["status"] == "fulfilled"
     assert await eventually(fulfilled)
 
 

@@ -8,14 +8,26 @@ from cloud.http.bodies import CodeRequest, SignInRequest
 from cloud.http.parsing import parse, read_body
 from cloud.http.problems import HTTPProblem
 from cloud.services import sms
+from protocol.clock import to_rfc3339
 
 
 def bearer(request) -> str:
-    header = request.headers.get("authorization", "")
+    return bearer_of(request.headers.get("authorization", ""), "session token")
+
+
+def bearer_of(header: str, what: str) -> str:
     if not header.startswith("Bearer ") or not header[7:].strip():
-        raise HTTPProblem(401, "sign in first: send Authorization: Bearer <session token>",
-                          headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPProblem(401, f"sign in first: send Authorization: Bearer <{what}>", headers={"WWW-Authenticate": "Bearer"})
     return header[7:].strip()
+
+
+def pass_member(services, header: str) -> str:
+    """The member a flash pass in an Authorization header names (checked locally: no I/O); 401 otherwise."""
+    member = services.passes.member(bearer_of(header, "flash pass from POST /auth/passes"))
+    if member is None:
+        raise HTTPProblem(401, "the flash pass is not valid (expired, altered, or not a pass): get a new one with "
+                               "POST /auth/passes", headers={"WWW-Authenticate": "Bearer"})
+    return member
 
 
 async def signed_in_member(request, services) -> str:
@@ -40,6 +52,10 @@ def routes(services) -> list[tuple]:
         await services.identity.sign_out(bearer(request))
         return Response(status_code=204)
 
+    async def flash_pass(request):
+        token, lapses = services.passes.issue(await signed_in_member(request, services))
+        return JSONResponse({"pass": token, "expires_at": to_rfc3339(lapses)}, status_code=201)
+
     async def me(request):
         return JSONResponse(await services.members.view(await signed_in_member(request, services)))
 
@@ -62,5 +78,6 @@ def routes(services) -> list[tuple]:
         return Response(status_code=204)
 
     return [("/auth/codes", request_code, ["POST"]), ("/auth/sessions", sign_in, ["POST"]),
-            ("/auth/sessions", sign_out, ["DELETE"]), ("/me", me, ["GET"]),
+            ("/auth/sessions", sign_out, ["DELETE"]),
+            ("/auth/passes", flash_pass, ["POST"]), ("/me", me, ["GET"]),
             ("/callbacks/sms", sms_delivery, ["POST"])]

@@ -12,6 +12,7 @@ from cloud.http.bodies import FlashOrderRequest, FlashSaleRequest
 from cloud.http.operators import require_operator
 from cloud.http.parsing import as_record, checked_key, json_object, parse, read_body
 from cloud.http.problems import HTTPProblem
+from cloud.http.routes.auth import pass_member
 from cloud.services.verdicts import Refusal
 from protocol.clock import parse_rfc3339
 from protocol.errors import ProtocolError
@@ -20,13 +21,15 @@ FLASH_ORDER_ROUTE = "/flash-sales/{sale_id}/orders"
 FLASH = Counter("freshmesh_flash_orders_total", "Flash-sale order outcomes", ["outcome"])
 
 
-async def flash_order_answer(services, sale_id: str, key_header: str | None, content_type: str,
+async def flash_order_answer(services, sale_id: str, authorization: str, key_header: str | None, content_type: str,
                              raw: bytes) -> tuple[int, dict]:
-    """201 and the order, or an exception the caller answers as a problem."""
+    """201 and the order, or an exception the caller answers as a problem. The member is the one the flash pass
+    names (never a field of the body)."""
+    member = pass_member(services, authorization)
     key = checked_key(key_header)
     req = as_record(json_object(raw, content_type), FlashOrderRequest, "flash_order")
     try:
-        body = await services.flash.order(sale_id, req.member_id, req.qty, key)
+        body = await services.flash.order(sale_id, member, req.qty, key)
     except Refusal as refusal:
         FLASH.labels(refusal.kind).inc()
         raise
@@ -58,6 +61,7 @@ def routes(services) -> list[tuple]:
 
     async def flash_order(request):
         status, body = await flash_order_answer(services, request.path_params["sale_id"],
+                                                request.headers.get("authorization", ""),
                                                 request.headers.get("idempotency-key"),
                                                 request.headers.get("content-type", ""), await read_body(request))
         return JSONResponse(body, status_code=status)

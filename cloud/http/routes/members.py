@@ -1,26 +1,32 @@
-"""Members: register by phone, read, top up (idempotent by key)."""
+"""Members: a signed-in member reads and tops up their own account (registration is signing in: `routes/auth.py`)."""
 from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
-from cloud.http.bodies import MemberRequest, TopUpRequest
+from cloud.http.bodies import TopUpRequest
 from cloud.http.parsing import idempotency_key, parse
+from cloud.http.routes.auth import signed_in_member
+from cloud.services.verdicts import Refusal
+
+
+async def own_member(request, services) -> str:
+    """The member in the path when it is the signed-in member; another member's id answers exactly as an unknown
+    one does (404), so ids cannot be probed."""
+    member, wanted = await signed_in_member(request, services), request.path_params["member_id"]
+    if wanted != member:
+        raise Refusal("not_found", f"no member {wanted}")
+    return member
 
 
 def routes(services) -> list[tuple]:
-    async def create_member(request):
-        req = await parse(request, MemberRequest, "member")
-        body, created = await services.members.register(req.phone)
-        return JSONResponse(body, status_code=201 if created else 200)  # 200: the phone is registered already
-
     async def get_member(request):
-        return JSONResponse(await services.members.view(request.path_params["member_id"]))
+        return JSONResponse(await services.members.view(await own_member(request, services)))
 
     async def top_up(request):
+        member = await own_member(request, services)
         key = idempotency_key(request)
         req = await parse(request, TopUpRequest, "top_up")
-        body = await services.members.top_up(request.path_params["member_id"], req.amount_fen, req.method, key)
+        body = await services.members.top_up(member, req.amount_fen, req.method, key)
         return JSONResponse(body, status_code=201)
 
-    return [("/members", create_member, ["POST"]), ("/members/{member_id}", get_member, ["GET"]),
-            ("/members/{member_id}/top-ups", top_up, ["POST"])]
+    return [("/members/{member_id}", get_member, ["GET"]), ("/members/{member_id}/top-ups", top_up, ["POST"])]

@@ -160,8 +160,9 @@ class StoreDb:
             await db.execute("rollback")
             raise
         await db.execute("commit")
-        await db.execute("pragma wal_checkpoint(TRUNCATE)")
-        await db.execute("vacuum")
+        await db.execute("vacuum")  # rewrites every page: the old rows leave free pages; in WAL mode via the WAL,
+        async with db.execute("pragma wal_checkpoint(TRUNCATE)") as cur:  # so copy it back and empty it
+            await cur.fetchall()
         log.info("member cache of %s: %d phones replaced by their hashes", self.path.name, len(rows))
 
     async def close(self) -> None:

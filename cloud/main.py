@@ -63,8 +63,11 @@ def startup_lines(http_port: int, token: str, generated: bool) -> list[str]:
     return lines
 
 
-async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.Event, ready=None) -> None:
-    """Run until `stop` is set (SIGINT/SIGTERM set it)."""
+async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.Event, ready=None,
+                secret_env: dict[str, str] | None = None) -> None:
+    """Run until `stop` is set (SIGINT/SIGTERM set it). `secret_env`: key settings made here (the master secret), given
+    to this process's services and the API workers only, not to this process's environment (which Ray inherits)."""
+    from cloud.keys import KeyRing
     from cloud.runtime.hosting import ensure_ray
     from cloud.wiring import start_services
     from cloud.world import World
@@ -73,7 +76,7 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ray's driver installs its own SIGTERM handler: take it back
         loop.add_signal_handler(sig, stop.set)
-    env = dict(os.environ)
+    env = {**os.environ, **(secret_env or {})}
     env.setdefault("RAY_ADDRESS", ray_address)  # the API workers join this Ray
     generated = not env.get("FRESHMESH_OPERATOR_TOKEN")
     if generated:
@@ -82,7 +85,8 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
         env["FRESHMESH_WORLD"] = world
     os.environ["FRESHMESH_OPERATOR_TOKEN"] = env["FRESHMESH_OPERATOR_TOKEN"]
     services = await start_services(World.load(world), env["DATABASE_URL"], env.get("NATS_URL"),
-                                    env["FRESHMESH_OPERATOR_TOKEN"], background=True, explicit_world=bool(world))
+                                    env["FRESHMESH_OPERATOR_TOKEN"], background=True, explicit_world=bool(world),
+                                    keys=KeyRing.from_env(env))
     api = subprocess.Popen(api_command(http_port, workers), env={**env, "FRESHMESH_BACKGROUND": "0"})
     for line in startup_lines(http_port, env["FRESHMESH_OPERATOR_TOKEN"], generated):
         print(line, flush=True)
@@ -137,6 +141,7 @@ def run(args) -> int:
     workdir = getattr(args, "workdir", None)
     stack = (EmbeddedStack(workdir=Path(workdir) if workdir else None, nats=need_nats, postgres=need_pg)
              if (need_nats or need_pg) else nullcontext())
+    secret_env: dict[str, str] = {}
     with stack as running:
         if running is not None:  # the embedded stack runs what the environment did not name
             if need_nats:
@@ -146,8 +151,8 @@ def run(args) -> int:
                 os.environ["DATABASE_URL"] = running.database_url
                 print(f"DATABASE_URL={redacted(running.database_url)}")
                 if not os.environ.get("FRESHMESH_SECRET_KEY"):  # kept beside the data it seals; never printed
-                    os.environ["FRESHMESH_SECRET_KEY"] = secret_key_beside(running.workdir)
+                    secret_env["FRESHMESH_SECRET_KEY"] = secret_key_beside(running.workdir)
             if need_nats and not os.environ.get("FRESHMESH_STORE_SECRET"):
-                os.environ["FRESHMESH_STORE_SECRET"] = running.secret  # stores' lookup keys derive from it
-        asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event()))
+                secret_env["FRESHMESH_STORE_SECRET"] = running.secret  # stores' lookup keys derive from it
+        asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event(), secret_env=secret_env))
     return 0

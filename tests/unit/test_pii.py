@@ -108,3 +108,24 @@ def test_the_master_secret_is_required_and_long_enough():
     ring = KeyRing.from_env({"FRESHMESH_SECRET_KEY": MASTER, "FRESHMESH_PII_KEYS": f"a:{b64(bytes(16))}",
                              "FRESHMESH_STORE_SECRET": "s"})
     assert ring.sealing_kid == "a" and len(ring.pii_keys) == 2 and ring.store_lookup_key("S001") is not None
+
+
+def test_the_cloud_keeps_a_made_up_master_secret_owner_only_and_the_same_across_restarts(tmp_path):
+    import stat
+
+    from cloud.main import secret_key_beside
+    first = secret_key_beside(tmp_path)
+    assert len(first) >= 32 and secret_key_beside(tmp_path) == first
+    assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600
+    KeyRing(first)  # usable as the master
+
+
+def test_the_cloud_refuses_a_configured_database_without_a_configured_master(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from cloud.main import run
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nowhere/db")
+    monkeypatch.setenv("NATS_URL", "nats://nowhere:4222")
+    monkeypatch.delenv("FRESHMESH_SECRET_KEY", raising=False)
+    assert run(SimpleNamespace(http_port=0, workers=1, world=None, workdir=None)) == 2
+    assert "FRESHMESH_SECRET_KEY" in capsys.readouterr().err

@@ -123,7 +123,8 @@ class Members:
                 "erased_at": to_rfc3339(row["erased_ms"]) if row["erased_ms"] is not None else None,
                 "ledger": {"stored_value_fen": ledger["stored_value_fen"], "points": ledger["points"],
                            "level": ledger["level"]},
-                "orders": [order_json(o) for o in orders],
+                "orders": [{**order_json(o), "location": json.loads(o["location"]) if o["location"] else None}
+                           for o in orders],
                 "till_sales": [{"sale_id": s["sale_id"], "store_id": s["store_id"], "lane": s["lane"],
                                 "total_fen": s["total_fen"], "lines": json.loads(s["lines"]),
                                 "payments": json.loads(s["payments"]), "offline": s["offline"],
@@ -132,8 +133,9 @@ class Members:
 
     async def erase(self, member_id: str) -> dict:
         """Erase the member (PIPL deletion), leaving a tombstone: the phone's hash, sealed copy and masked form and
-        the member code are cleared and `erased_ms` set, in one transaction with revoking every session and dropping
-        pending sign-in codes and locks for the phone; then every store is told to drop the member from its cache.
+        the member code are cleared and `erased_ms` set, in one transaction with revoking every session, dropping
+        pending sign-in codes and locks for the phone and the delivery locations of finished orders; then every
+        store is told to drop the member from its cache.
         The ledger keeps its entries under the member id (balances still add up), orders and till sales keep the
         id; nothing left links the id to the person. Signing in with that phone later registers a new member.
         Idempotent: erasing again answers the same tombstone (and tells the stores again)."""
@@ -150,6 +152,9 @@ class Members:
                     await conn.execute("delete from sign_in_locks where phone_hash = $1", row["phone_hash"])
                 await conn.execute("update members set phone_hash = null, phone_sealed = null, phone_masked = null, "
                                    "member_code = null, erased_ms = $2 where member_id = $1", member_id, now)
+                # a delivery location can point at a home: finished orders lose it (open ones still need it)
+                await conn.execute("update orders set location = null where member_id = $1 and location is not null "
+                                   "and status not in ('pending', 'reserved', 'paid')", member_id)
             revoked = await conn.execute("update sessions set revoked_ms = $2 where member_id = $1 and revoked_ms is "
                                          "null", member_id, now)
         if self.cloud.nats is not None:

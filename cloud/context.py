@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from cloud.keys import KeyRing
 from cloud.runtime.clients import Actors
 from cloud.world import World
 from protocol.clock import Clock, ReadingClock
@@ -34,6 +35,7 @@ class Cloud:
     nats: Any = None  # nats.aio.client.Client, when connected
     ids: IdFactory | None = None
     reservation_ttl_ms: int = RESERVATION_TTL_MS
+    keys: KeyRing = field(default_factory=KeyRing.from_env)  # every secret key (cloud/keys.py)
 
     def __post_init__(self) -> None:
         self.ids = self.ids or system_ids(self.clock)

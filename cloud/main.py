@@ -4,6 +4,13 @@ Starts embedded NATS / PostgreSQL for whichever of NATS_URL / DATABASE_URL is un
 RAY_ADDRESS is set, then runs the NATS bridge and the expiry sweeper in this process and the HTTP API in
 `--workers` uvicorn worker processes (they share Ray, PostgreSQL and NATS, so they can serve the same flash sale
 without overselling).
+
+Keys (cloud/keys.py): FRESHMESH_SECRET_KEY, the master secret, is given to the API workers through their
+environment (never printed). When it is unset and the database is the embedded one, a random one is made once and
+kept beside the embedded state in an owner-only file (`secret.key`, 0600), so a restart on the same `--workdir`
+can still open the phones it sealed; against a configured DATABASE_URL it must be configured too (a key made up
+here would be lost with this machine, and with it every sealed phone). With the embedded NATS, the chain's store
+secret (FRESHMESH_STORE_SECRET) is the stack's, so stores' member lookup hashes can be computed.
 """
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ import signal
 import subprocess
 import sys
 from contextlib import nullcontext
+from pathlib import Path
 
 DEFAULT_HTTP_PORT = 8080
 log = logging.getLogger("freshmesh.cloud")
@@ -26,6 +34,21 @@ def api_command(port: int, workers: int) -> list[str]:
             "--timeout-graceful-shutdown", "5"]
 
 STOP_TIMEOUT_S = 15
+
+
+KEY_FILE_NAME = "secret.key"
+
+
+def secret_key_beside(workdir: Path) -> str:
+    """The master secret kept in `workdir/secret.key`, made (random, 0600 from its creation) when absent."""
+    path = workdir / KEY_FILE_NAME
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
 
 
 def startup_lines(http_port: int, token: str, generated: bool) -> list[str]:
@@ -40,8 +63,11 @@ def startup_lines(http_port: int, token: str, generated: bool) -> list[str]:
     return lines
 
 
-async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.Event, ready=None) -> None:
-    """Run until `stop` is set (SIGINT/SIGTERM set it)."""
+async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.Event, ready=None,
+                secret_env: dict[str, str] | None = None) -> None:
+    """Run until `stop` is set (SIGINT/SIGTERM set it). `secret_env`: key settings made here (the master secret), given
+    to this process's services and the API workers only, not to this process's environment (which Ray inherits)."""
+    from cloud.keys import KeyRing
     from cloud.runtime.hosting import ensure_ray
     from cloud.wiring import start_services
     from cloud.world import World
@@ -50,7 +76,7 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ray's driver installs its own SIGTERM handler: take it back
         loop.add_signal_handler(sig, stop.set)
-    env = dict(os.environ)
+    env = {**os.environ, **(secret_env or {})}
     env.setdefault("RAY_ADDRESS", ray_address)  # the API workers join this Ray
     generated = not env.get("FRESHMESH_OPERATOR_TOKEN")
     if generated:
@@ -59,7 +85,8 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
         env["FRESHMESH_WORLD"] = world
     os.environ["FRESHMESH_OPERATOR_TOKEN"] = env["FRESHMESH_OPERATOR_TOKEN"]
     services = await start_services(World.load(world), env["DATABASE_URL"], env.get("NATS_URL"),
-                                    env["FRESHMESH_OPERATOR_TOKEN"], background=True, explicit_world=bool(world))
+                                    env["FRESHMESH_OPERATOR_TOKEN"], background=True, explicit_world=bool(world),
+                                    keys=KeyRing.from_env(env))
     api = subprocess.Popen(api_command(http_port, workers), env={**env, "FRESHMESH_BACKGROUND": "0"})
     for line in startup_lines(http_port, env["FRESHMESH_OPERATOR_TOKEN"], generated):
         print(line, flush=True)
@@ -89,6 +116,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes for the HTTP API")
     parser.add_argument("--world", default=None, help="world file (stores, catalogue, rule book); default: shipped")
+    parser.add_argument("--workdir", default=None,
+                        help="keep the embedded servers' data (and the secret key made for it) here; default: a "
+                             "temporary dir removed at stop")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +134,14 @@ def run(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     need_nats, need_pg = "NATS_URL" not in os.environ, "DATABASE_URL" not in os.environ
-    stack = EmbeddedStack(nats=need_nats, postgres=need_pg) if (need_nats or need_pg) else nullcontext()
+    if not need_pg and not os.environ.get("FRESHMESH_SECRET_KEY"):
+        print("freshmesh cloud: set FRESHMESH_SECRET_KEY (at least 32 characters) to use DATABASE_URL: it keys the "
+              "sealed personal data there, and every cloud process needs the same one", file=sys.stderr)
+        return 2
+    workdir = getattr(args, "workdir", None)
+    stack = (EmbeddedStack(workdir=Path(workdir) if workdir else None, nats=need_nats, postgres=need_pg)
+             if (need_nats or need_pg) else nullcontext())
+    secret_env: dict[str, str] = {}
     with stack as running:
         if running is not None:  # the embedded stack runs what the environment did not name
             if need_nats:
@@ -113,5 +150,9 @@ def run(args) -> int:
             if need_pg:
                 os.environ["DATABASE_URL"] = running.database_url
                 print(f"DATABASE_URL={redacted(running.database_url)}")
-        asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event()))
+                if not os.environ.get("FRESHMESH_SECRET_KEY"):  # kept beside the data it seals; never printed
+                    secret_env["FRESHMESH_SECRET_KEY"] = secret_key_beside(running.workdir)
+            if need_nats and not os.environ.get("FRESHMESH_STORE_SECRET"):
+                secret_env["FRESHMESH_STORE_SECRET"] = running.secret  # stores' lookup keys derive from it
+        asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event(), secret_env=secret_env))
     return 0

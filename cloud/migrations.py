@@ -159,6 +159,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             at_ms      bigint not null
         );
     """),
+    # Personal data (PIPL): a member's phone is kept sealed (AES-GCM, cloud/services/pii.py), found by its keyed hash
+    # and shown masked. SQL cannot seal (the keys live in the processes), so the clear column is renamed here and
+    # sealed, then dropped, by the first cloud process that starts with the key ring (`pii.seal_clear_phones`).
+    # `member_code` stays in clear: it is a random pseudonymous till identifier (on cards, typed at the till), not
+    # the person's number; an erased member's is cleared (`erased_ms` set: the row is a tombstone the ledger
+    # entries still point at). Sign-in codes live 5 minutes and locks 15: they are dropped rather than converted
+    # (at most one pending code per phone has to be asked for again) and keyed on the phone's hash from now on.
+    (8, "members' phones sealed and hashed, sign-in keyed on the phone's hash, erasure tombstones", """
+        alter table members add column phone_hash bytea unique, add column phone_sealed bytea,
+            add column phone_masked text, add column erased_ms bigint;
+        alter table members alter column phone drop not null;
+        alter table members alter column member_code drop not null;
+        alter table members rename column phone to phone_unsealed;
+        alter table members drop constraint if exists members_phone_key;
+        delete from sign_in_codes;
+        alter table sign_in_codes drop column phone, add column phone_hash bytea not null;
+        create index sign_in_codes_phone_hash on sign_in_codes (phone_hash, created_ms);
+        drop table sign_in_locks;
+        create table sign_in_locks (
+            phone_hash      bytea primary key,
+            locked_until_ms bigint not null
+        );
+    """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

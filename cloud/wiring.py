@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ import nats
 
 from cloud.console.snapshot import ConsoleConfig
 from cloud.context import Cloud
+from cloud.keys import KeyRing
 from cloud.messaging.bridge import Bridge
 from cloud.migrations import migrate
 from cloud.runtime.clients import Actors
@@ -28,6 +28,7 @@ from cloud.services.identity import Identity
 from cloud.services.members import Members
 from cloud.services.orders import Orders
 from cloud.services.passes import FlashPasses
+from cloud.services.pii import Pii, seal_clear_phones
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
 from cloud.services.world_admin import WorldAdmin
@@ -42,9 +43,8 @@ class Services:
     def __init__(self, cloud: Cloud, worker_id: str, sms: HttpSmsProvider | None = None) -> None:
         self.cloud, self.worker_id = cloud, worker_id
         self.orders, self.members, self.stock = Orders(cloud), Members(cloud), StockViews(cloud)
-        secret = identity_secret(cloud.operator_token)
-        self.identity = Identity(cloud, self.members, sms, secret)
-        self.passes = FlashPasses(hmac.new(secret, b"flash pass", hashlib.sha256).digest(), cloud.clock)
+        self.identity = Identity(cloud, self.members, sms, cloud.keys.sign_in_code_key)
+        self.passes = FlashPasses(cloud.keys.pass_signing_key, cloud.clock)
         self.flash = FlashSales(cloud, worker_id)
         self.world_admin = WorldAdmin(cloud)
         self.bridge: Bridge | None = None
@@ -100,17 +100,6 @@ async def load_world_into_router(cloud: Cloud) -> None:
             raise RuntimeError(f"the order router refused stores of the world: {bad[:3]}")
 
 
-def identity_secret(operator_token: str) -> bytes:
-    """The key of the sign-in codes' hashes, the same in every API worker: FRESHMESH_IDENTITY_SECRET, else derived
-    from the operator token (which every worker has), else random (a single process)."""
-    configured = os.environ.get("FRESHMESH_IDENTITY_SECRET", "")
-    if configured:
-        return configured.encode()
-    if operator_token:
-        return hmac.new(operator_token.encode(), b"freshmesh identity", hashlib.sha256).digest()
-    return os.urandom(32)
-
-
 def sms_from_env(clock) -> HttpSmsProvider | None:
     """The SMS provider named by FRESHMESH_SMS_URL, _KEY and _SECRET (the simulated one in the demo and tests)."""
     url = os.environ.get("FRESHMESH_SMS_URL")
@@ -122,19 +111,27 @@ def sms_from_env(clock) -> HttpSmsProvider | None:
 async def start_services(world: World, database_url: str, nats_url: str | None, operator_token: str,
                          shards: ShardConfig | None = None, background: bool = True, clock=None,
                          reservation_ttl_ms: int | None = None, explicit_world: bool = False,
-                         sms: HttpSmsProvider | None = None) -> Services:
+                         sms: HttpSmsProvider | None = None, keys: KeyRing | None = None) -> Services:
+    """`keys`: the key ring (default: from the environment, `KeyRing.from_env`; it refuses to start without
+    FRESHMESH_SECRET_KEY rather than seal phones with a key the next start would not have)."""
+    keys = keys or KeyRing.from_env()
     ensure_ray()
     shards = shards or ShardConfig()
     db = await asyncpg.create_pool(database_url, min_size=2, max_size=10, command_timeout=10)
     async with db.acquire() as conn:
         await migrate(conn)
+        await seal_clear_phones(conn, Pii(keys))
     kwargs = {"clock": clock} if clock else {}
     if reservation_ttl_ms:
         kwargs["reservation_ttl_ms"] = reservation_ttl_ms
-    cloud = Cloud(world=world, db=db, actors=Actors(database_url, shards), operator_token=operator_token, **kwargs)
+    cloud = Cloud(world=world, db=db, actors=Actors(database_url, shards), operator_token=operator_token, keys=keys,
+                  **kwargs)
     admin = WorldAdmin(cloud)
     await admin.adopt(world, explicit_world)
     await load_world_into_router(cloud)
+    if nats_url and not keys.store_secret and background:
+        log.warning("FRESHMESH_STORE_SECRET is not set: stores' member caches get no phone hashes, so tills find "
+                    "members by member code only")
     if nats_url:
         cloud.nats = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1,
                                         name=f"freshmesh-cloud-{os.getpid()}")

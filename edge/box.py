@@ -22,7 +22,7 @@ from edge.store_db import StoreDb
 from edge.sync import Sync
 from protocol.clock import ReadingClock
 from protocol.ids import IdFactory
-from protocol.policy import DEFAULT_ONLINE_RATIO_BP, OFFLINE_FLOOR_LIMIT_FEN, store_password
+from protocol.policy import DEFAULT_ONLINE_RATIO_BP, OFFLINE_FLOOR_LIMIT_FEN, member_lookup_key, store_password
 
 WATCHDOG_S = 1.0
 log = logging.getLogger("freshmesh.edge")
@@ -34,7 +34,7 @@ class EdgeBox:
         self.store_id = config["store_id"]
         self.clock = clock or ReadingClock(time.time_ns, time.monotonic_ns)
         self.ids = IdFactory(self.clock.now_ms, lambda: int.from_bytes(os.urandom(10), "big"))
-        self.store_db = StoreDb(Path(config["data_dir"]) / f"{self.store_id}.sqlite")
+        self.store_db = StoreDb(Path(config["data_dir"]) / f"{self.store_id}.sqlite", self._member_lookup_key())
         self.devices: dict[str, SerialDevice] = {}
         self.scale: Scale | None = None
         self.printer: Printer | None = None
@@ -47,7 +47,8 @@ class EdgeBox:
         self._make_devices()
         self.actor = StoreActor(self.store_id, self.store_db, self.clock, self.ids, printer=self.printer,
                                 ratio_bp=self.config.get("online_ratio_bp", DEFAULT_ONLINE_RATIO_BP),
-                                floor_limit_fen=self.config.get("floor_limit_fen", OFFLINE_FLOOR_LIMIT_FEN))
+                                floor_limit_fen=self.config.get("floor_limit_fen", OFFLINE_FLOOR_LIMIT_FEN),
+                                member_lookup_key=self._member_lookup_key())
         world = None
         if self.config.get("world"):
             world = json.loads(Path(self.config["world"]).read_text())
@@ -64,6 +65,12 @@ class EdgeBox:
         if self.config.get("nats_password"):
             return self.config["nats_password"]
         return store_password(self.config["store_secret"], self.store_id)
+
+    def _member_lookup_key(self) -> bytes | None:
+        """From this store's own NATS password (as the cloud computes it): None for a box given no credentials."""
+        if not (self.config.get("nats_password") or self.config.get("store_secret")):
+            return None
+        return member_lookup_key(self._password(), self.store_id)
 
     def _make_devices(self) -> None:
         devices = self.config.get("devices", {})

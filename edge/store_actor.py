@@ -43,8 +43,10 @@ class Busy(RuntimeError):
 
 class StoreActor:
     def __init__(self, store_id: str, db: StoreDb, clock, ids, printer=None, layouts=DEFAULT_LAYOUTS,
-                 ratio_bp: int = DEFAULT_ONLINE_RATIO_BP, floor_limit_fen: int = OFFLINE_FLOOR_LIMIT_FEN) -> None:
+                 ratio_bp: int = DEFAULT_ONLINE_RATIO_BP, floor_limit_fen: int = OFFLINE_FLOOR_LIMIT_FEN,
+                 member_lookup_key: bytes | None = None) -> None:
         self.store_id, self.db, self.clock, self.ids = store_id, db, clock, ids
+        self.member_lookup_key = member_lookup_key  # this store's key of phone hashes (None: member codes only)
         self.printer, self.layouts, self.ratio_bp, self.floor_limit_fen = printer, layouts, ratio_bp, floor_limit_fen
         self.mailbox: asyncio.Queue = asyncio.Queue(maxsize=MAILBOX_MAX)
         self.carts: dict[str, Cart] = {}
@@ -162,14 +164,20 @@ class StoreActor:
         return self._added(lane, sku)
 
     async def _member(self, lane: str, phone: str | None = None, member_code: str | None = None) -> dict:
+        """Identify the lane's member by a typed phone (normalised, then found by its hash under this store's key:
+        the cache holds no numbers) or by member code. Answers and refusals show the phone masked only."""
+        phone_hash = None
         if phone is not None:
             try:
-                phone = phones.normalise(phone)  # as the cloud stores it: one spelling per number
+                phone = phones.normalise(phone)  # as the cloud hashes it: one spelling per number
             except ProtocolError as exc:
                 raise Refused(422, str(exc)) from None
-        member = await self.db.member(phone=phone, member_code=member_code)
+            if self.member_lookup_key is None:
+                raise Refused(409, "this store box has no member lookup key (no store credentials): use the member code")
+            phone_hash = phones.lookup_hash(self.member_lookup_key, phone)
+        member = await self.db.member(phone_hash=phone_hash, member_code=member_code)
         if member is None:
-            what = f"phone {phone}" if phone else f"member_code {member_code}"
+            what = f"phone {phones.masked(phone)}" if phone else f"member_code {member_code}"
             raise Refused(404, f"no member with {what} in this store's member cache")
         self._cart(lane).member = member
         return self._priced(lane)

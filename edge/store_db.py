@@ -6,10 +6,17 @@ the sale exists and will reach the cloud even if the process is killed the next 
 id goes into `inbox` in the same transaction as its effect. Outbox rows stay until the cloud's business ack names
 them; dropping them raises the persisted seq floor in the same transaction, so the highest event seq ever
 committed is always max(outbox seq, floor) - the actor recovers its in-memory seq from that at start.
+
+Personal data: the member cache holds no phone number, only its keyed hash under this store's lookup key and the
+masked form receipts show. The database file, its -wal and -shm are readable by their owner only (0600, in a 0700
+directory), and deleted rows are overwritten (`secure_delete`), so an erased member leaves nothing in free pages.
 """
 from __future__ import annotations
 
 import json
+import logging
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +28,7 @@ from edge.core.outcome import (
     AddUnsettled,
     ChangeEscrow,
     DropAcked,
+    DropMember,
     InsertOrder,
     InsertSale,
     MarkApplied,
@@ -32,7 +40,8 @@ from edge.core.outcome import (
     UpsertMember,
 )
 from edge.core.state import Member, PendingOrder, StockLevel
-from protocol import codec
+from protocol import codec, phones
+from protocol.errors import ProtocolError
 
 BUSY_TIMEOUT_MS = 5_000
 SEQ_FLOOR_KEY = "event_seq_floor"  # the highest seq of the events the cloud acked (and the outbox dropped)
@@ -55,16 +64,39 @@ create table if not exists inbox (event_id text primary key, kind text not null,
 create table if not exists orders (order_id text primary key, pickup_code text, status text not null,
     payload text not null);
 create index if not exists orders_code on orders (pickup_code);
-create table if not exists members (member_id text primary key, phone text, member_code text, level text,
-    stored_value_fen integer not null, points integer not null, offline_spent_fen integer not null default 0);
+create table if not exists members (member_id text primary key, phone_hash blob, phone_masked text, member_code text,
+    level text, stored_value_fen integer not null, points integer not null, offline_spent_fen integer not null default 0);
 """
-MEMBER_COLUMNS = "member_id, phone, member_code, level, stored_value_fen, points, offline_spent_fen"
+# After `_unclear_phones` (a box from before the phone left the cache has no phone_hash column until then).
+MEMBER_INDEXES = """
+create index if not exists members_phone_hash on members (phone_hash);
+create index if not exists members_code on members (member_code);
+"""
+MEMBER_COLUMNS = "member_id, phone_masked, member_code, level, stored_value_fen, points, offline_spent_fen"
+FILE_MODE, DIR_MODE = 0o600, 0o700
+log = logging.getLogger("freshmesh.edge")
 UPSERT_META = "insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value"
 
 
+def private_files(path: Path) -> None:
+    """The database's directory 0700 (unless it is shared, e.g. sticky like /tmp, or not ours) and the database, its
+    -wal and -shm 0600 (SQLite gives the -wal and -shm the main file's mode; pre-creating it 0600 covers them)."""
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    info = path.parent.stat()
+    if info.st_uid == os.getuid() and not info.st_mode & stat.S_ISVTX and stat.S_IMODE(info.st_mode) != DIR_MODE:
+        path.parent.chmod(DIR_MODE)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, FILE_MODE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and stat.S_IMODE(file.stat().st_mode) != FILE_MODE:
+            file.chmod(FILE_MODE)
+
+
 class StoreDb:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, member_lookup_key: bytes | None = None) -> None:
+        """`member_lookup_key`: this store's key of phone hashes (`protocol.policy.member_lookup_key`); it is needed
+        only to convert a cache that an older version kept with clear phones."""
         self.path = path
+        self.member_lookup_key = member_lookup_key
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
 
@@ -83,18 +115,55 @@ class StoreDb:
         return self._reader
 
     async def open(self) -> StoreDb:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_files(self.path)
         writer = self._writer = await aiosqlite.connect(self.path, isolation_level=None)
         await writer.execute("pragma journal_mode=WAL")
         await writer.execute("pragma synchronous=FULL")
+        await writer.execute("pragma secure_delete=ON")
         await writer.execute(f"pragma busy_timeout={BUSY_TIMEOUT_MS}")
         await writer.executescript(SCHEMA)
+        await self._unclear_phones()
+        await writer.executescript(MEMBER_INDEXES)
+        private_files(self.path)  # the -wal and -shm exist now
         # A second connection for readers outside the actor. On the actor's connection a read issued between the
         # awaits of an open transaction would see its uncommitted rows - and could publish a sale that a power
         # cut then erases.
         self._reader = await aiosqlite.connect(self.path, isolation_level=None)
         await self._reader.execute(f"pragma busy_timeout={BUSY_TIMEOUT_MS}")
         return self
+
+    async def _unclear_phones(self) -> None:
+        """A cache from before phones left it has a clear `phone` column: hash and mask each phone with this store's
+        key (without the key the rows keep no phone: the cloud's next snapshot of the member brings the hash), drop
+        the column, and rewrite the file so no clear number stays in free pages or the WAL."""
+        async with self.writer.execute("pragma table_info(members)") as cur:
+            columns = {row[1] for row in await cur.fetchall()}
+        if "phone" not in columns:
+            return
+        db = self.writer
+        await db.execute("begin immediate")
+        try:
+            await db.execute("alter table members add column phone_hash blob")
+            await db.execute("alter table members add column phone_masked text")
+            async with db.execute("select member_id, phone from members where phone is not null") as cur:
+                rows = list(await cur.fetchall())
+            for member_id, phone in rows:
+                try:
+                    e164 = phones.normalise(phone)
+                except ProtocolError:
+                    continue
+                digest = phones.lookup_hash(self.member_lookup_key, e164) if self.member_lookup_key else None
+                await db.execute("update members set phone_hash = ?, phone_masked = ? where member_id = ?",
+                                 (digest, phones.masked(e164), member_id))
+            await db.execute("alter table members drop column phone")
+        except BaseException:
+            await db.execute("rollback")
+            raise
+        await db.execute("commit")
+        await db.execute("vacuum")  # rewrites every page: the old rows leave free pages; in WAL mode via the WAL,
+        async with db.execute("pragma wal_checkpoint(TRUNCATE)") as cur:  # so copy it back and empty it
+            await cur.fetchall()
+        log.info("member cache of %s: %d phones replaced by their hashes", self.path.name, len(rows))
 
     async def close(self) -> None:
         for conn in (self._reader, self._writer):
@@ -146,8 +215,8 @@ class StoreDb:
                                         part)
         return {r[0]: StockLevel(*r) for r in rows}
 
-    async def member(self, phone: str | None = None, member_code: str | None = None) -> Member | None:
-        column, value = ("phone", phone) if phone else ("member_code", member_code)
+    async def member(self, phone_hash: bytes | None = None, member_code: str | None = None) -> Member | None:
+        column, value = ("phone_hash", phone_hash) if phone_hash else ("member_code", member_code)
         row = await self._one(f"select {MEMBER_COLUMNS} from members where {column} = ?", (value,))  # noqa: S608
         return Member(*row) if row else None
 
@@ -243,11 +312,17 @@ async def _insert_sale(db, e: InsertSale) -> None:
 
 async def _upsert_member(db, e: UpsertMember) -> None:
     m = e.member
-    await db.execute("""insert into members (member_id, phone, member_code, level, stored_value_fen, points)
-                        values (?, ?, ?, ?, ?, ?) on conflict (member_id) do update set phone = excluded.phone,
+    await db.execute("""insert into members (member_id, phone_hash, phone_masked, member_code, level, stored_value_fen,
+                        points) values (?, ?, ?, ?, ?, ?, ?) on conflict (member_id) do update set
+                        phone_hash = excluded.phone_hash, phone_masked = excluded.phone_masked,
                         member_code = excluded.member_code, level = excluded.level, points = excluded.points,
                         stored_value_fen = excluded.stored_value_fen""",
-                     (m.member_id, m.phone, m.member_code, m.level, m.stored_value_fen, m.points))
+                     (m.member_id, m.phone_hash or None, m.phone_masked or None, m.member_code, m.level,
+                      m.stored_value_fen, m.points))
+
+
+async def _drop_member(db, e: DropMember) -> None:
+    await db.execute("delete from members where member_id = ?", (e.member_id,))
 
 
 async def _set_order_status(db, e: SetOrderStatus) -> None:
@@ -274,6 +349,7 @@ _EXECUTORS = {
     ChangeEscrow: lambda db, e: _change_stock(db, e.sku, 0, e.delta),
     Publish: lambda db, e: _outbox(db, e.event),
     InsertSale: _insert_sale,
+    DropMember: _drop_member,
     AddUnsettled: lambda db, e: db.execute(
         "update members set offline_spent_fen = offline_spent_fen + ? where member_id = ?", (e.amount_fen, e.member_id)),
     SettleStoredValue: lambda db, e: db.execute(

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -62,7 +63,8 @@ def run_from_args(args) -> dict:
     events = asyncio.run(_make_backlog(workdir / "edge", sales, args.seed))
     cloud = edge = None
     with EmbeddedStack(store_ids=[STORE]) as stack:
-        env = {**os.environ, "NATS_URL": stack.nats_url, "DATABASE_URL": stack.database_url}
+        env = {**os.environ, "NATS_URL": stack.nats_url, "DATABASE_URL": stack.database_url,
+               "FRESHMESH_SECRET_KEY": secrets.token_urlsafe(48), "FRESHMESH_STORE_SECRET": stack.secret}
         env.pop("RAY_ADDRESS", None)
         cloud_port = free_port()
         try:

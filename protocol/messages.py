@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 from protocol.ids import is_id
 from protocol.schema import record, require
 
+PHONE_HASH_BYTES = 32  # HMAC-SHA256 (protocol.phones.lookup_hash)
 STORE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 SKU_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
@@ -285,14 +286,27 @@ class RuleBookUpdated(Message):
 
 @record
 class MemberUpdated(Message):
-    """A member snapshot for the store's offline cache (identify by phone or member code, floor-limited spending)."""
+    """A member snapshot for the store's offline cache (identify by phone or member code, floor-limited spending),
+    or, with `erased`, the word that the member is gone: the store drops them from its cache."""
     KIND: ClassVar[str] = "member.updated"
+    # 2: no phone in clear. `phone_hash` is the phone's keyed hash under this store's own lookup key
+    # (`protocol.policy.member_lookup_key`; empty when the cloud cannot compute it), `phone_masked` what receipts show;
+    # `erased` tells the store to forget the member.
+    SCHEMA_VERSION: ClassVar[int] = 2
     member_id: str
-    phone: str
+    phone_hash: bytes
+    phone_masked: str
     member_code: str
     level: str
     stored_value_fen: int
     points: int
+    erased: bool = False
+
+    def check(self) -> None:
+        require(len(self.phone_hash) in (0, PHONE_HASH_BYTES),
+                f"member.updated: phone_hash has {len(self.phone_hash)} bytes, not 0 or {PHONE_HASH_BYTES}")
+        require(not self.erased or (not self.phone_hash and not self.phone_masked and not self.member_code),
+                "member.updated: an erased member carries no phone hash, masked phone or member code")
 
 
 @record

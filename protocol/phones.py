@@ -6,6 +6,8 @@ ProtocolError saying what was wrong. `masked` shows a number the way receipts, l
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import unicodedata
 
 from protocol.errors import ProtocolError
@@ -54,3 +56,9 @@ def masked(e164: str) -> str:
     if len(national) <= 7:
         return "*" * len(national)
     return f"{national[:3]}****{national[-4:]}"
+
+
+def lookup_hash(key: bytes, e164: str) -> bytes:
+    """The keyed hash (HMAC-SHA256) a phone is found by without being stored: the same number (normalised first)
+    gives the same hash under one key; without the key the hash cannot be tested against guesses."""
+    return hmac.new(key, e164.encode(), hashlib.sha256).digest()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cloud.embedded import EmbeddedStack
 from cloud.embedded.process import free_port, spawn_quiet, tail
+from cloud.main import secret_key_beside
 from loadtest.report import stop_process, wait_http
 from simulators.customer_auth import SimulatedPhones
 from simulators.fleet import Fleet
@@ -83,7 +84,9 @@ class Chain:
         self.world_path.write_text(json.dumps(self.world))
         self.stack = EmbeddedStack(workdir=self.workdir / "stack", store_ids=store_ids(self.max_stores)).start()
         env = {**os.environ, "NATS_URL": self.stack.nats_url, "DATABASE_URL": self.stack.database_url,
-               "FRESHMESH_OPERATOR_TOKEN": self.token}
+               "FRESHMESH_OPERATOR_TOKEN": self.token,
+               # the cloud's master secret, kept beside the stack's data; the store secret keys stores' member caches
+               "FRESHMESH_SECRET_KEY": secret_key_beside(self.stack.workdir), "FRESHMESH_STORE_SECRET": self.stack.secret}
         env.pop("RAY_ADDRESS", None)  # a local Ray of our own
         port = free_port()
         self.cloud_url = f"http://127.0.0.1:{port}"

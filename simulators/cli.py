@@ -115,6 +115,30 @@ def _rate(text: str) -> float:
     return value
 
 
+def cmd_pii_rotate(args) -> int:
+    """Re-seal every member's phone under the first key of FRESHMESH_PII_KEYS (or the master's derived key) and
+    recompute its lookup hash under FRESHMESH_SECRET_KEY; prints counts (never a phone or a key)."""
+    import json
+
+    from cloud.keys import KeyConfigError, KeyRing
+    from cloud.services.pii import Unsealable, rotate_database
+    database_url = os.environ.get("DATABASE_URL")
+    if not database_url:
+        print("freshmesh pii rotate: set DATABASE_URL (and the keys: FRESHMESH_SECRET_KEY, FRESHMESH_PII_KEYS)",
+              file=sys.stderr)
+        return 2
+    try:
+        keys = KeyRing.from_env()
+        print(json.dumps(asyncio.run(rotate_database(database_url, keys))))
+    except KeyConfigError as exc:
+        print(f"freshmesh pii rotate: {exc}", file=sys.stderr)
+        return 2
+    except Unsealable as exc:  # a row sealed under a key this ring lacks: keep the old key listed and run again
+        print(f"freshmesh pii rotate: stopped: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_load(args) -> int:
     from loadtest import run_load
     return run_load(args)
@@ -179,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     sms.add_argument("--duplicate-rate", type=_rate, default=0.0, help="share of receipts pushed twice")
     sms.add_argument("--seed", type=int, default=None, help="makes the failures and duplicates reproducible")
     sms.set_defaults(func=cmd_sim_sms)
+
+    pii = sub.add_parser("pii", help="personal data: re-seal members' phones under the current keys")
+    pii_sub = pii.add_subparsers(dest="pii", required=True)
+    rotate = pii_sub.add_parser("rotate", help="re-seal every phone under the first encryption key and re-hash it "
+                                               "under the current master (DATABASE_URL, FRESHMESH_SECRET_KEY, "
+                                               "FRESHMESH_PII_KEYS from the environment)")
+    rotate.set_defaults(func=cmd_pii_rotate)
 
     from loadtest import add_load_parser
     add_load_parser(sub, cmd_load)

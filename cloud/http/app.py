@@ -42,7 +42,8 @@ def build_app(services, lifespan=None) -> FlashFastPath:
 
 def create_app() -> FlashFastPath:
     """uvicorn --factory cloud.http.app:create_app; configured by NATS_URL, DATABASE_URL, RAY_ADDRESS,
-    FRESHMESH_OPERATOR_TOKEN, FRESHMESH_WORLD and FRESHMESH_BACKGROUND (1 in exactly one worker)."""
+    FRESHMESH_OPERATOR_TOKEN, FRESHMESH_WORLD, FRESHMESH_BACKGROUND (1 in exactly one worker) and the keys
+    (FRESHMESH_SECRET_KEY, FRESHMESH_PII_KEYS, FRESHMESH_STORE_SECRET: cloud/keys.py)."""
     from cloud.runtime.shard_map import ShardConfig
     from cloud.wiring import start_services
     from cloud.world import World

@@ -137,7 +137,18 @@ PATHS = {
                                    ("204", "recorded (once per message)"),
                                    {"401": "not signed by our provider, or too old", "422": "not a receipt"})},
     "/members/{member_id}": {"get": _op("The signed-in member's balance, points, level", ("200", "member"),
-                                        {"404": "unknown member, or another member"}, params=["member_id"], member=True)},
+                                        {"404": "unknown member, or another member"}, params=["member_id"], member=True),
+                             "delete": _op("Erase the member (operator; PIPL deletion): phone and member code gone, "
+                                           "sessions ended, stores drop the member; the ledger keeps its amounts under "
+                                           "the id; idempotent", ("200", "the tombstone: erased_at, sessions revoked, "
+                                                                         "the balance left in the ledger"),
+                                           {"401": "no token", "403": "wrong token", "404": "unknown member"},
+                                           operator=True, params=["member_id"])},
+    "/members/{member_id}/export": {"get": _op("Everything held about the member (operator; PIPL access): the phone, "
+                                               "member code, ledger, orders, till sales, sessions",
+                                               ("200", "the member's data"),
+                                               {"401": "no token", "403": "wrong token", "404": "unknown member"},
+                                               operator=True, params=["member_id"])},
     "/members/{member_id}/top-ups": {"post": _op("Top up stored value", ("201", "the transfer and new balance"),
                                                  {"404": "unknown member, or another member",
                                                   "409": "key reused for another top-up", "422": "invalid body"},

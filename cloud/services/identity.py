@@ -8,6 +8,8 @@ Guarantees:
 - Guessing is bounded: after `ATTEMPTS_MAX` wrong codes the code is burnt and the phone locked for `LOCK_MS`.
 - Signing in with the right code registers the member if the phone is new (registration needs the code too).
 - A session token is 32 random bytes shown once; only its SHA-256 is stored, with an expiry, and it can be revoked.
+- The phone is never stored or shown in clear: codes and locks are kept under the phone's keyed hash
+  (`Members.pii.phone_hash`), answers and log lines show it masked.
 Answers are results or a `Refusal`; the HTTP layer gives them their status codes.
 """
 from __future__ import annotations
@@ -54,8 +56,12 @@ class Identity:
         except ProtocolError as exc:
             raise Refusal("invalid", str(exc)) from None
 
-    async def _locked_until(self, phone: str, now: int) -> int | None:
-        until = await self.cloud.db.fetchval("select locked_until_ms from sign_in_locks where phone = $1", phone)
+    def _phone_hash(self, phone: str) -> bytes:
+        return self.members.pii.phone_hash(phone)
+
+    async def _locked_until(self, phone_hash: bytes, now: int) -> int | None:
+        until = await self.cloud.db.fetchval("select locked_until_ms from sign_in_locks where phone_hash = $1",
+                                             phone_hash)
         return until if until is not None and until > now else None
 
     async def request_code(self, phone_text: str) -> dict:
@@ -63,10 +69,11 @@ class Identity:
         if self.sms is None:
             raise Refusal("unavailable", "no SMS provider is configured: codes cannot be sent")
         phone, now = self._phone(phone_text), self.cloud.now_ms()
-        if await self._locked_until(phone, now):
+        phone_hash = self._phone_hash(phone)
+        if await self._locked_until(phone_hash, now):
             raise Refusal("locked", "too many wrong codes for this phone; try again later")
-        recent = await self.cloud.db.fetch("select created_ms from sign_in_codes where phone = $1 and created_ms > $2 "
-                                           "order by created_ms desc", phone, now - HOUR_MS)
+        recent = await self.cloud.db.fetch("select created_ms from sign_in_codes where phone_hash = $1 and "
+                                           "created_ms > $2 order by created_ms desc", phone_hash, now - HOUR_MS)
         if recent and now - recent[0]["created_ms"] < CODE_INTERVAL_MS:
             raise Refusal("throttled", f"a code was sent less than {CODE_INTERVAL_MS // 1000} s ago; wait for it")
         if len(recent) >= CODES_PER_HOUR:
@@ -74,8 +81,9 @@ class Identity:
         code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
         code_id = self.cloud.ids.new()
         await self.cloud.db.execute(
-            "insert into sign_in_codes (code_id, phone, code_hash, created_ms, expires_ms, attempts) "
-            "values ($1, $2, $3, $4, $5, 0)", code_id, phone, self._code_hash(phone, code), now, now + CODE_TTL_MS)
+            "insert into sign_in_codes (code_id, phone_hash, code_hash, created_ms, expires_ms, attempts) "
+            "values ($1, $2, $3, $4, $5, 0)", code_id, phone_hash, self._code_hash(phone, code), now,
+            now + CODE_TTL_MS)
         try:
             await self.sms.send(phone, f"【FreshMesh】您的验证码是 {code}，{CODE_TTL_MS // 60_000} 分钟内有效。"
                                        f" Your code is {code}.", derived_id(code_id, "sms"))
@@ -88,13 +96,14 @@ class Identity:
     async def sign_in(self, phone_text: str, code: str) -> dict:
         """A session for the member with this phone (registered now if new), or a Refusal."""
         phone, now = self._phone(phone_text), self.cloud.now_ms()
-        if await self._locked_until(phone, now):
+        phone_hash = self._phone_hash(phone)
+        if await self._locked_until(phone_hash, now):
             raise Refusal("locked", "too many wrong codes for this phone; try again later")
         refusal = None  # decided inside the transaction, raised after it commits (a raise inside would undo it)
         async with self.cloud.db.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow("select code_id, code_hash, attempts from sign_in_codes where phone = $1 "
+            row = await conn.fetchrow("select code_id, code_hash, attempts from sign_in_codes where phone_hash = $1 "
                                       "and expires_ms > $2 and used_ms is null order by created_ms desc limit 1 "
-                                      "for update", phone, now)
+                                      "for update", phone_hash, now)
             if row is None:
                 refusal = Refusal("unauthorized", "no valid code for this phone: ask for a new one")
             elif not hmac.compare_digest(bytes(row["code_hash"]), self._code_hash(phone, code)):
@@ -102,9 +111,10 @@ class Identity:
                 if attempts >= ATTEMPTS_MAX:  # burn the code and lock the phone
                     await conn.execute("update sign_in_codes set attempts = $2, used_ms = $3 where code_id = $1",
                                        row["code_id"], attempts, now)
-                    await conn.execute("""insert into sign_in_locks (phone, locked_until_ms) values ($1, $2)
-                                          on conflict (phone) do update set locked_until_ms = excluded.locked_until_ms""",
-                                       phone, now + LOCK_MS)
+                    await conn.execute("""insert into sign_in_locks (phone_hash, locked_until_ms) values ($1, $2)
+                                          on conflict (phone_hash) do update
+                                          set locked_until_ms = excluded.locked_until_ms""",
+                                       phone_hash, now + LOCK_MS)
                     refusal = Refusal("locked", f"{ATTEMPTS_MAX} wrong codes: this phone is locked for "
                                                 f"{LOCK_MS // 60_000} minutes")
                 else:

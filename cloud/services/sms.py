@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from protocol import phones
 from protocol.errors import ProtocolError
 
 TIMESTAMP_HEADER = "X-Sms-Timestamp"
@@ -46,6 +47,15 @@ MESSAGE_ID_MAX_CHARS = 128
 DELIVERY_STATUSES = ("delivered", "failed")
 log = logging.getLogger("freshmesh.sms")
 
+
+
+def _scrubbed(text: str, phone: str) -> str:
+    """A provider's error text with the number it may echo masked (the text goes to logs and exceptions)."""
+    national = phone[1 + len(phones.CHINA_CODE):] if phone.startswith("+" + phones.CHINA_CODE) else phone.lstrip("+")
+    for spelling in (phone, phone.lstrip("+"), national):
+        if spelling:
+            text = text.replace(spelling, phones.masked(phone))
+    return text
 
 class SmsUnavailable(RuntimeError):
     """The provider could not take the message (refused it, or did not answer after the bounded retries).
@@ -160,7 +170,7 @@ class HttpSmsProvider:
                 continue
             if response.is_success:
                 return
-            status, last = response.status_code, _detail(response)
+            status, last = response.status_code, _scrubbed(_detail(response), to)
             if response.status_code < 500:
                 raise SmsUnavailable(f"SMS provider refused message {message_id}: {status} {last}",
                                      status=status, attempts=attempt)

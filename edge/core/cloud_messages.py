@@ -1,8 +1,8 @@
 """Applying what the cloud sends the store, as pure decisions.
 
-- A cloud message (order to fulfil, cancellation, escrow reply, member snapshot, catalogue or rule book) applies once:
-  its event id is marked in the inbox by the same transaction as its effect, and one already marked answers
-  "duplicate" with no effect (`seen` is what the shell found in the inbox).
+- A cloud message (order to fulfil, cancellation, escrow reply, member snapshot or erasure, catalogue or rule book)
+  applies once: its event id is marked in the inbox by the same transaction as its effect, and one already marked
+  answers "duplicate" with no effect (`seen` is what the shell found in the inbox).
 - A catalogue or rule book older than the one in use never replaces it; one that does not parse is refused (the
   store keeps selling with what it has) - either way the message is marked applied, so it is not retried forever.
 - A business ack drops the acked events from the outbox, raises the seq floor to the highest of them, and stops
@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from edge.core import tickets
 from edge.core.outcome import (
     ChangeEscrow,
     DropAcked,
+    DropMember,
     Effect,
     InsertOrder,
     MarkApplied,
@@ -30,7 +30,7 @@ from edge.core.outcome import (
     UseBooks,
 )
 from edge.core.state import Books, Moment, stock_unit
-from protocol import codec, phones
+from protocol import codec
 from protocol.errors import ProtocolError
 from protocol.messages import (
     BusinessAck,
@@ -97,10 +97,8 @@ def apply_cloud_message(message: Message, seen: bool, books: Books, now: Moment)
         back = (ChangeEscrow(message.sku, -message.qty_returned),) if message.qty_returned else ()
         return Outcome(reply="applied", effects=(mark, *back))
     if isinstance(message, MemberUpdated):
-        try:  # the cloud sends numbers normalised already; one sent otherwise is stored the way lanes look it up
-            message = dataclasses.replace(message, phone=phones.normalise(message.phone))
-        except ProtocolError:
-            pass
+        if message.erased:
+            return Outcome(reply="applied", effects=(mark, DropMember(message.member_id)))
         return Outcome(reply="applied", effects=(mark, UpsertMember(message)))
     if isinstance(message, (CatalogueUpdated, RuleBookUpdated)):
         return _book(message, books, mark)

@@ -93,6 +93,12 @@ class UpsertMember:
 
 
 @dataclass(frozen=True, slots=True)
+class DropMember:
+    """The member was erased in the cloud: the store forgets them (their cached row goes, with what it held)."""
+    member_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class MarkApplied:
     """A cloud message's id goes into the inbox with its effect, so a redelivery changes nothing."""
     event_id: str
@@ -117,7 +123,7 @@ class DropAcked:
 
 
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
-          | SetOrderStatus | UpsertMember | MarkApplied | StoreBook | DropAcked)
+          | SetOrderStatus | UpsertMember | DropMember | MarkApplied | StoreBook | DropAcked)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

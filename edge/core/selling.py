@@ -101,7 +101,8 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     effects += sold_stock(lines, levels, sale_id, stamp)
     if request.method == "stored_value" and member_id and total:
         effects.append(AddUnsettled(member_id, total))
-    printed = tickets.receipt(till.store_id, sale_id, priced, request.method, request.tendered_fen, change)
+    printed = tickets.receipt(till.store_id, sale_id, priced, request.method, request.tendered_fen, change,
+                              cart.member.phone_masked if cart.member else None)
     # The cart goes before the receipt prints: a failed print must not leave a paid cart to be paid again.
     return Outcome(reply={"sale_id": sale_id, "total_fen": total, "change_fen": change, "offline": not till.online},
                    effects=tuple(effects), after=(ForgetCart(request.lane), PrintTicket(printed)),

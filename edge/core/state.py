@@ -22,9 +22,10 @@ class StockLevel:
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """The store's cached copy of a member (what the till needs to recognise them and bound offline spending)."""
+    """The store's cached copy of a member (what the till needs to recognise them and bound offline spending). The
+    phone is not here: the cache finds a member by the phone's keyed hash and keeps only the masked form to show."""
     member_id: str
-    phone: str | None
+    phone_masked: str | None
     member_code: str | None
     level: str | None
     stored_value_fen: int
@@ -32,7 +33,7 @@ class Member:
     unsettled_fen: int  # stored value spent here that the cloud has not acknowledged yet
 
     def as_json(self) -> dict:
-        return {"member_id": self.member_id, "phone": self.phone, "member_code": self.member_code,
+        return {"member_id": self.member_id, "phone": self.phone_masked, "member_code": self.member_code,
                 "level": self.level, "stored_value_fen": self.stored_value_fen, "points": self.points,
                 "offline_spent_fen": self.unsettled_fen}
 

@@ -24,8 +24,12 @@ def chain_time_of_day(epoch_ms: int, offset_min: int = CHAIN_UTC_OFFSET_MIN) -> 
 
 
 def receipt(store_id: str, sale_id: str, priced: PricedBasket, method: str, tendered_fen: int,
-            change_fen: int) -> bytes:
+            change_fen: int, member_phone_masked: str | None = None) -> bytes:
+    """`member_phone_masked`: the identified member's phone as the cache keeps it (masked: a receipt left on the
+    counter must not give the number away)."""
     t = Ticket().text(f"FreshMesh {store_id}", bold=True, size=2, align="center").text(f"Sale {sale_id}")
+    if member_phone_masked:
+        t.text(f"Member {member_phone_masked}")
     for line in priced.lines:
         t.columns(line.name[:NAME_COLUMN_CHARS], format_fen(line.amount_fen))
     for rule in priced.applied:

@@ -18,7 +18,8 @@ ENVELOPE = {"store_id": "S001", "wall_ms": 1_767_225_600_000, "mono_ms": 1}
 
 
 def member(n: int) -> MemberUpdated:
-    return MemberUpdated(event_id=f"01JM{n:022d}", seq=n, member_id=f"M{n}", phone="13800000000",
+    return MemberUpdated(event_id=f"01JM{n:022d}", seq=n, member_id=f"M{n}", phone_hash=b"h" * 32,
+                         phone_masked="138****0000",
                          member_code="0000000001", level="regular", stored_value_fen=0, points=0, **ENVELOPE)
 
 

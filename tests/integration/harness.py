@@ -12,6 +12,7 @@ import uvicorn
 
 from cloud.embedded.process import free_port
 from cloud.http.app import build_app
+from cloud.keys import KeyRing
 from cloud.runtime.shard_map import ShardConfig
 from cloud.services.sms import HttpSmsProvider
 from cloud.wiring import start_services
@@ -22,6 +23,12 @@ from simulators.customer_auth import SignedIn, SimulatedPhones, sign_in
 from simulators.sms_provider import start_in_thread
 
 OPERATOR_TOKEN = "test-operator-token"
+SECRET_KEY = "test-master-secret-0123456789-abcdefghijklmnop"  # a fixed key ring for tests (see cloud/keys.py)
+
+
+def fixed_keys(stack) -> KeyRing:
+    """The tests' key ring: the fixed master, and the stack's store secret (stores' member lookup keys)."""
+    return KeyRing(SECRET_KEY, store_secret=stack.secret)
 
 
 def ids() -> IdFactory:
@@ -73,7 +80,7 @@ def new_mobile() -> str:
 async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port: int):
     services = await start_services(World.load(), stack.database_url, stack.nats_url, OPERATOR_TOKEN,
                                     ShardConfig(prefix=prefix), background=True, reservation_ttl_ms=reservation_ttl_ms,
-                                    explicit_world=True, sms=sms)
+                                    explicit_world=True, sms=sms, keys=fixed_keys(stack))
     server = uvicorn.Server(uvicorn.Config(build_app(services), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))
     task = asyncio.create_task(server.serve())

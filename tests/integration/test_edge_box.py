@@ -11,12 +11,14 @@ import pytest_asyncio
 
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
-from protocol import codec
+from protocol import codec, phones
 from protocol.barcodes import gs1_check_digit
+from protocol.policy import member_lookup_key
 from simulators.devices import ContinuousScale, Scanner, Toledo8217Scale
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
+PASSWORD = "store-S009-test-password"  # the box's NATS password (no NATS here): its member lookup key derives from it
 
 
 def products():
@@ -35,7 +37,7 @@ def weighed():
 async def box(tmp_path):
     scale = Toledo8217Scale(tmp_path / "scale", grams=1250)
     scanner = Scanner(tmp_path / "scanner")
-    config = {"store_id": "S009", "data_dir": str(tmp_path / "data"), "world": str(WORLD),
+    config = {"store_id": "S009", "data_dir": str(tmp_path / "data"), "world": str(WORLD), "nats_password": PASSWORD,
               "devices": {"scale": {"port": scale.path, "protocol": "toledo8217"},
                           "scanner": {"port": scanner.path, "lane": "2"}}}
     edge = await EdgeBox(config).start()
@@ -208,10 +210,15 @@ async def test_stored_value_counts_as_unsettled_until_the_cloud_acks_the_sale(bo
     from protocol.messages import Ack, BusinessAck, MemberUpdated
     from tests.integration.harness import envelope
     edge, http, _, _ = box
-    snapshot = MemberUpdated(**envelope("S009", 1), member_id="M1", phone="13800000009", member_code="0000000009",
-                             level="regular", stored_value_fen=100_000, points=0)
+    key = member_lookup_key(PASSWORD, "S009")  # what the cloud computes for this store
+    snapshot = MemberUpdated(**envelope("S009", 1), member_id="M1", phone_hash=phones.lookup_hash(key, "+8613800000009"),
+                             phone_masked="138****0009", member_code="0000000009", level="regular",
+                             stored_value_fen=100_000, points=0)
     assert await edge.actor.ask("cloud_message", message=snapshot) == "applied"
-    await http.post("/lanes/5/member", json={"phone": "13800000009"})
+    found = await http.post("/lanes/5/member", json={"phone": "138 0000 0009"})  # any spelling: normalised, hashed
+    assert found.status_code == 200 and found.json()["member"]["phone"] == "138****0009", found.text
+    missing = await http.post("/lanes/5/member", json={"phone": "13800000008"})
+    assert missing.status_code == 404 and "13800000008" not in missing.text and "138****0008" in missing.text
     await http.post("/lanes/5/scan", json={"code": packed()["gtin"]})
     sale = (await http.post("/lanes/5/pay", json={"method": "stored_value"})).json()
 
@@ -269,3 +276,38 @@ async def test_open_carts_are_bounded_and_looking_at_an_empty_lane_opens_none(bo
     assert r.status_code == 409 and "already have a cart open" in r.json()["detail"]
     assert (await http.post("/lanes/1/pay", json={"method": "wallet_sim"})).status_code == 201
     assert (await http.post("/lanes/3/scan", json={"code": packed()["gtin"]})).status_code == 200
+
+
+async def test_the_store_database_is_private_to_its_owner(box):
+    import stat
+    edge, *_ = box
+    path = edge.store_db.path
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        assert file.exists() and stat.S_IMODE(file.stat().st_mode) == 0o600, file
+
+
+async def test_a_cache_kept_with_clear_phones_by_an_older_box_is_hashed_and_the_numbers_leave_the_file(tmp_path):
+    import sqlite3
+
+    from edge.store_db import StoreDb
+    path = tmp_path / "old" / "S009.sqlite"
+    path.parent.mkdir()
+    old = sqlite3.connect(path)
+    old.execute("pragma journal_mode=WAL")
+    old.execute("""create table members (member_id text primary key, phone text, member_code text, level text,
+                   stored_value_fen integer not null, points integer not null,
+                   offline_spent_fen integer not null default 0)""")
+    old.execute("insert into members values ('M1', '+8613800000009', '0000000009', 'regular', 500, 0, 0)")
+    old.commit()
+    old.close()
+    key = member_lookup_key(PASSWORD, "S009")
+    db = await StoreDb(path, key).open()
+    try:
+        found = await db.member(phone_hash=phones.lookup_hash(key, "+8613800000009"))
+        assert found is not None and found.member_id == "M1" and found.phone_masked == "138****0009"
+    finally:
+        await db.close()
+    for file in path.parent.iterdir():
+        data = file.read_bytes()
+        assert b"13800000009" not in data and "13800000009".encode("utf-16-le") not in data, file

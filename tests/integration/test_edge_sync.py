@@ -102,7 +102,8 @@ async def test_online_pickup_order_is_printed_picked_and_fulfilled(world):
 
 async def test_a_duplicate_command_changes_nothing(world, stack):
     _, _, box, _, _ = world
-    member = MemberUpdated(**envelope(STORE, 900), member_id="M-dup", phone="13900000001", member_code="0000000001",
+    member = MemberUpdated(**envelope(STORE, 900), member_id="M-dup", phone_hash=b"h" * 32,
+                           phone_masked="139****0001", member_code="0000000001",
                            level="gold", stored_value_fen=5000, points=10)
     import nats as nats_client
     nc = await nats_client.connect(stack.nats_url)

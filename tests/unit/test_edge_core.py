@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from edge.core import cloud_messages, selling, stock
+from edge.core import cloud_messages, selling, stock, tickets
 from edge.core.cart import Cart, label_quantity, line_for_code, weighed_line
 from edge.core.cloud_messages import AckedRow
 from edge.core.outcome import (
     AddUnsettled,
     ChangeEscrow,
     DropAcked,
+    DropMember,
     ForgetCart,
     InsertOrder,
     InsertSale,
@@ -262,11 +263,32 @@ def envelope(n: int) -> dict:
 
 
 def test_a_command_applies_once_with_its_inbox_mark():
-    member = MemberUpdated(**envelope(1), member_id="M1", phone="1", member_code="2", level="gold",
-                           stored_value_fen=500, points=3)
+    member = MemberUpdated(**envelope(1), member_id="M1", phone_hash=b"h" * 32, phone_masked="138****0001",
+                           member_code="2", level="gold", stored_value_fen=500, points=3)
     out = cloud_messages.apply_cloud_message(member, False, BOOKS, NOW)
     assert out.effects == (MarkApplied(member.event_id, "member.updated", NOW.wall_ms), UpsertMember(member))
     assert cloud_messages.apply_cloud_message(member, True, BOOKS, NOW) == Outcome(reply="duplicate")
+
+
+def test_an_erased_member_is_dropped_from_the_cache_and_carries_nothing_that_identifies():
+    erased = MemberUpdated(**envelope(1), member_id="M1", phone_hash=b"", phone_masked="", member_code="", level="",
+                           stored_value_fen=0, points=0, erased=True)
+    out = cloud_messages.apply_cloud_message(erased, False, BOOKS, NOW)
+    assert out.effects == (MarkApplied(erased.event_id, "member.updated", NOW.wall_ms), DropMember("M1"))
+    with pytest.raises(ProtocolError, match="erased member carries no"):
+        MemberUpdated(**envelope(2), member_id="M1", phone_hash=b"h" * 32, phone_masked="", member_code="", level="",
+                      stored_value_fen=0, points=0, erased=True)
+    with pytest.raises(ProtocolError, match="phone_hash has 5 bytes"):
+        MemberUpdated(**envelope(3), member_id="M1", phone_hash=b"short", phone_masked="", member_code="c", level="",
+                      stored_value_fen=0, points=0)
+
+
+def test_a_receipt_shows_the_members_phone_masked_only():
+    from protocol.pricing import PricedBasket
+    basket = PricedBasket(lines=[], applied=[], near_misses=[], gifts=[], subtotal_fen=0, total_fen=0, coupons_used=[],
+                          rule_book_version=0)
+    printed = tickets.receipt("S001", "SALE1", basket, "cash", 0, 0, member_phone_masked="138****8000")
+    assert b"Member 138****8000" in printed
 
 
 def test_an_order_to_fulfil_is_stored_and_its_pick_ticket_prints_after_with_the_chains_time():

@@ -4,6 +4,7 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 
 from cloud.http.bodies import TopUpRequest
+from cloud.http.operators import require_operator
 from cloud.http.parsing import idempotency_key, parse
 from cloud.http.routes.auth import signed_in_member
 from cloud.services.verdicts import Refusal
@@ -29,4 +30,15 @@ def routes(services) -> list[tuple]:
         body = await services.members.top_up(member, req.amount_fen, req.method, key)
         return JSONResponse(body, status_code=201)
 
-    return [("/members/{member_id}", get_member, ["GET"]), ("/members/{member_id}/top-ups", top_up, ["POST"])]
+    async def export_member(request):  # PIPL access: everything held, the phone in clear (operators only)
+        require_operator(request, services.cloud.operator_token)
+        return JSONResponse(await services.members.export(request.path_params["member_id"]))
+
+    async def erase_member(request):  # PIPL deletion: a tombstone; stores are told to forget the member
+        require_operator(request, services.cloud.operator_token)
+        return JSONResponse(await services.members.erase(request.path_params["member_id"]))
+
+    return [("/members/{member_id}", get_member, ["GET"]),
+            ("/members/{member_id}/top-ups", top_up, ["POST"]),
+            ("/members/{member_id}/export", export_member, ["GET"]),
+            ("/members/{member_id}", erase_member, ["DELETE"])]

@@ -26,6 +26,7 @@ from cloud.runtime.shard_map import ShardConfig
 from cloud.services.flash_sales import FlashSales
 from cloud.services.identity import Identity
 from cloud.services.members import Members
+from cloud.services.operators import Operators
 from cloud.services.orders import Orders
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
@@ -43,6 +44,7 @@ class Services:
         self.orders, self.members, self.stock = Orders(cloud), Members(cloud), StockViews(cloud)
         self.identity = Identity(cloud, self.members, sms, identity_secret(cloud.operator_token))
         self.flash = FlashSales(cloud, worker_id)
+        self.operators = Operators(cloud.db, cloud.clock, cloud.ids)
         self.world_admin = WorldAdmin(cloud)
         self.bridge: Bridge | None = None
         self._tasks: list[asyncio.Task] = []

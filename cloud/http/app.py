@@ -16,9 +16,9 @@ from cloud.console.routes import routes as console_routes
 from cloud.http.endpoint import guarded
 from cloud.http.flash_fast_path import FlashFastPath
 from cloud.http.problems import problem
-from cloud.http.routes import auth, catalogue, flash_sales, members, operations, orders, stores
+from cloud.http.routes import auth, catalogue, flash_sales, members, operations, operators, orders, stores
 
-RESOURCES = (operations, auth, catalogue, stores, orders, flash_sales, members)
+RESOURCES = (operations, auth, operators, catalogue, stores, orders, flash_sales, members)
 
 
 def build_routes(services) -> list[Route]:
@@ -42,7 +42,8 @@ def build_app(services, lifespan=None) -> FlashFastPath:
 
 def create_app() -> FlashFastPath:
     """uvicorn --factory cloud.http.app:create_app; configured by NATS_URL, DATABASE_URL, RAY_ADDRESS,
-    FRESHMESH_OPERATOR_TOKEN, FRESHMESH_WORLD and FRESHMESH_BACKGROUND (1 in exactly one worker)."""
+    FRESHMESH_OPERATOR_TOKEN (only for the identity secret now: operators sign in with their accounts),
+    FRESHMESH_WORLD and FRESHMESH_BACKGROUND (1 in exactly one worker)."""
     from cloud.runtime.shard_map import ShardConfig
     from cloud.wiring import start_services
     from cloud.world import World

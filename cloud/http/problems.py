@@ -25,8 +25,10 @@ RETRY_AFTER_S = {429: 1, 503: 2}
 REFUSALS = {
     "invalid": (422, "about:blank"),
     "unauthorized": (401, "/problems/unauthorized"),
+    "forbidden": (403, "/problems/forbidden"),
     "locked": (429, "/problems/locked"),
     "not_found": (404, "about:blank"),
+    "exists": (409, "/problems/exists"),
     "key_reused": (409, "/problems/idempotency-key-reused"),
     "in_progress": (409, "/problems/in-progress"),
     "out_of_stock": (409, "/problems/out-of-stock"),

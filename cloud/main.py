@@ -4,6 +4,10 @@ Starts embedded NATS / PostgreSQL for whichever of NATS_URL / DATABASE_URL is un
 RAY_ADDRESS is set, then runs the NATS bridge and the expiry sweeper in this process and the HTTP API in
 `--workers` uvicorn worker processes (they share Ray, PostgreSQL and NATS, so they can serve the same flash sale
 without overselling).
+
+Operators sign in with their own accounts. On an empty operators table the cloud creates the first one, `admin`
+(hq_admin), with the password in FRESHMESH_ADMIN_PASSWORD, or else a generated one that it prints once (and
+never again: `freshmesh operators password --username admin` sets a new one).
 """
 from __future__ import annotations
 
@@ -28,15 +32,19 @@ def api_command(port: int, workers: int) -> list[str]:
 STOP_TIMEOUT_S = 15
 
 
-def startup_lines(http_port: int, token: str, generated: bool) -> list[str]:
-    """What the cloud prints once it serves. The operator token only when this process made it up (nobody else
-    knows it); a token the operator configured is theirs already and stays out of logs and terminals."""
+def startup_lines(http_port: int, admin_created: bool, generated_password: str | None) -> list[str]:
+    """What the cloud prints once it serves. The first admin's password only when this process made it up (nobody
+    else knows it, and it is shown this once); a password the operator configured is theirs already and stays out
+    of logs and terminals."""
     base = f"http://127.0.0.1:{http_port}"
-    lines = [f"FreshMesh cloud: {base}  (API described at /openapi.json)"]
-    if generated:
-        lines += [f"FRESHMESH_OPERATOR_TOKEN={token}", f"Operator console: {base}/console?token={token}"]
+    lines = [f"FreshMesh cloud: {base}  (API described at /openapi.json)", f"Operator console: {base}/console"]
+    if admin_created and generated_password:
+        lines += [f"First operator account: username admin, password {generated_password}  (hq_admin; shown only "
+                  f"this once: keep it, or set a new one with `freshmesh operators password --username admin`)"]
+    elif admin_created:
+        lines += ["First operator account: username admin (hq_admin), password from FRESHMESH_ADMIN_PASSWORD"]
     else:
-        lines += [f"Operator console: {base}/console  (operator token: the configured FRESHMESH_OPERATOR_TOKEN)"]
+        lines += ["  sign in with your operator account (`freshmesh operators add` creates more)"]
     return lines
 
 
@@ -52,16 +60,17 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
         loop.add_signal_handler(sig, stop.set)
     env = dict(os.environ)
     env.setdefault("RAY_ADDRESS", ray_address)  # the API workers join this Ray
-    generated = not env.get("FRESHMESH_OPERATOR_TOKEN")
-    if generated:
-        env["FRESHMESH_OPERATOR_TOKEN"] = secrets.token_hex(16)
+    if not env.get("FRESHMESH_IDENTITY_SECRET") and not env.get("FRESHMESH_OPERATOR_TOKEN"):
+        # The sign-in codes' key must be the same in every API worker; it was derived from the operator token,
+        # which is no longer made up here. One random key for this run, shared through the environment.
+        env["FRESHMESH_IDENTITY_SECRET"] = os.environ["FRESHMESH_IDENTITY_SECRET"] = secrets.token_hex(32)
     if world:
         env["FRESHMESH_WORLD"] = world
-    os.environ["FRESHMESH_OPERATOR_TOKEN"] = env["FRESHMESH_OPERATOR_TOKEN"]
     services = await start_services(World.load(world), env["DATABASE_URL"], env.get("NATS_URL"),
-                                    env["FRESHMESH_OPERATOR_TOKEN"], background=True, explicit_world=bool(world))
+                                    env.get("FRESHMESH_OPERATOR_TOKEN", ""), background=True, explicit_world=bool(world))
+    created, generated = await services.operators.bootstrap_admin(env.get("FRESHMESH_ADMIN_PASSWORD") or None)
     api = subprocess.Popen(api_command(http_port, workers), env={**env, "FRESHMESH_BACKGROUND": "0"})
-    for line in startup_lines(http_port, env["FRESHMESH_OPERATOR_TOKEN"], generated):
+    for line in startup_lines(http_port, created, generated):
         print(line, flush=True)
     if ready is not None:
         ready(http_port, env)
@@ -101,8 +110,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args) -> int:
     from cloud.embedded import EmbeddedStack, redacted
+    from protocol.errors import ProtocolError
+    from protocol.roles import check_password
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if os.environ.get("FRESHMESH_ADMIN_PASSWORD"):  # said before anything starts, not after a minute of start-up
+        try:
+            check_password(os.environ["FRESHMESH_ADMIN_PASSWORD"])
+        except ProtocolError as exc:
+            print(f"freshmesh cloud: FRESHMESH_ADMIN_PASSWORD: {exc}", file=sys.stderr)
+            return 2
     need_nats, need_pg = "NATS_URL" not in os.environ, "DATABASE_URL" not in os.environ
     stack = EmbeddedStack(nats=need_nats, postgres=need_pg) if (need_nats or need_pg) else nullcontext()
     with stack as running:

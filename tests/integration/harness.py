@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import os
 import time
+import uuid
 
 import nats
 import uvicorn
@@ -17,7 +18,8 @@ from cloud.world import World
 from protocol import codec, subjects
 from protocol.ids import IdFactory
 
-OPERATOR_TOKEN = "test-operator-token"
+OPERATOR_TOKEN = "test-operator-token"  # start_services still takes it (the identity secret derives from it)
+OPERATOR_PASSWORD = "test-operator-password"
 
 
 def ids() -> IdFactory:
@@ -48,6 +50,17 @@ async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = Non
         server.should_exit = True
         await task
         await services.stop()
+
+
+async def operator_headers(services, role: str = "hq_admin", store_id: str | None = None,
+                           username: str | None = None) -> dict[str, str]:
+    """Headers of a signed-in operator: a new account of `role` (a store_manager needs `store_id`) made through the
+    service, as `freshmesh operators add` makes one, signed in with OPERATOR_PASSWORD. Usernames are unique per
+    call: every test module's cloud shares the one test database."""
+    username = username or f"{role.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
+    await services.operators.create(username, OPERATOR_PASSWORD, role, store_id, by_name="tests")
+    session = await services.operators.sign_in(username, OPERATOR_PASSWORD)
+    return {"Authorization": f"Bearer {session['token']}"}
 
 
 class StoreLink:

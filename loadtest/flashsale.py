@@ -1,6 +1,8 @@
 """`freshmesh load flashsale`: open-loop HTTP load on one flash sale, many members; oversold must be 0.
 
-Without --url it starts `freshmesh cloud` (embedded servers, --workers uvicorn processes) and stops it after.
+Without --url it starts `freshmesh cloud` (embedded servers, --workers uvicorn processes, its first account `admin`
+with a password made for the run) and stops it after; with --url it signs in as --admin-user with --admin-password
+(or FRESHMESH_ADMIN_PASSWORD) to open the sale.
 Before the sale it measures the client's own ceiling against a bare Starlette JSON POST (`ceiling_per_s`).
 Latency is measured from each request's scheduled time (open loop: a slow server cannot slow the arrivals).
 """
@@ -10,6 +12,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import subprocess
 import sys
 import time
@@ -61,6 +64,17 @@ async def _closed_loop(host: str, port: int, raw: bytes, seconds: float, connect
     started = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(connections)))
     return done / (time.monotonic() - started)
+
+
+async def _sign_in(host, port, username: str, password: str) -> str:
+    """An operator session token (the sale is opened by an hq_admin)."""
+    conn = Connection(host, port)
+    status, _, payload = await conn.request(encode_post(host, "/operator/sessions",
+                                                        {"username": username, "password": password}, {}))
+    conn.close()
+    if status != 201:
+        raise RuntimeError(f"could not sign in as {username}: {status} {payload[:300]!r}")
+    return json.loads(payload)["token"]
 
 
 async def _sale(host, port, token, quantity, rate, duration, limit) -> str:
@@ -153,17 +167,19 @@ def run_from_args(args) -> dict:
         ceiling = asyncio.run(_closed_loop("127.0.0.1", bare_port, raw, CEILING_SECONDS, CONNECTIONS // 4))
         stop_process(bare)
         bare = None
-        url, token = args.url, args.token or os.environ.get("FRESHMESH_OPERATOR_TOKEN")
+        url, password = args.url, args.admin_password or os.environ.get("FRESHMESH_ADMIN_PASSWORD")
         if not url:
             port = free_port()
-            token = token or uuid.uuid4().hex
+            password = password or secrets.token_urlsafe(12)  # the fresh cloud's first account gets it
             env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "RAY_ADDRESS")}
             cloud = _start([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port), "--workers",
-                            str(workers)], f"http://127.0.0.1:{port}/health", env={**env, "FRESHMESH_OPERATOR_TOKEN": token})
+                            str(workers)], f"http://127.0.0.1:{port}/health",
+                           env={**env, "FRESHMESH_ADMIN_PASSWORD": password})
             url = f"http://127.0.0.1:{port}"
-        if not token:
-            raise SystemExit("give --token (or FRESHMESH_OPERATOR_TOKEN) to create a sale on --url")
+        if not password:
+            raise SystemExit("give --admin-password (or FRESHMESH_ADMIN_PASSWORD) of an hq_admin to create a sale on --url")
         host, port = split_url(url)
+        token = asyncio.run(_sign_in(host, port, args.admin_user, password))
         sale_id = asyncio.run(_sale(host, port, token, quantity, rate, duration, 1))
         measured = asyncio.run(_open_loop(host, port, sale_id, rate, duration, members, args.seed))
         status = asyncio.run(_status(host, port, sale_id))

@@ -198,11 +198,12 @@ class OnlineCustomers:
                 return
 
 
-async def flash_crowd(http: LeanClients, cloud_url: str, token: str, sku: str, counts: Counter,
+async def flash_crowd(http: LeanClients, cloud_url: str, operator: dict, sku: str, counts: Counter,
                       quantity: int = 50, attempts: int = 300, fans: int = 120) -> dict:
-    """An operator opens a flash sale; `attempts` requests from `fans` members arrive at once (limit one each)."""
+    """An operator (`operator`: a signed-in hq_admin's headers) opens a flash sale; `attempts` requests from `fans`
+    members arrive at once (limit one each)."""
     now = datetime.now(UTC)
-    sale = (await http.post(f"{cloud_url}/flash-sales", headers={"Authorization": f"Bearer {token}"},
+    sale = (await http.post(f"{cloud_url}/flash-sales", headers=operator,
                             json={"sku": sku, "quantity": quantity, "price_fen": 990, "per_member_limit": 1,
                                   "rate_per_s": 5000, "starts_at": (now - timedelta(seconds=1)).isoformat(),
                                   "ends_at": (now + timedelta(hours=1)).isoformat()})).json()

@@ -69,7 +69,8 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
     services = await start_services(World.load(world), env["DATABASE_URL"], env.get("NATS_URL"),
                                     env.get("FRESHMESH_OPERATOR_TOKEN", ""), background=True, explicit_world=bool(world))
     created, generated = await services.operators.bootstrap_admin(env.get("FRESHMESH_ADMIN_PASSWORD") or None)
-    api = subprocess.Popen(api_command(http_port, workers), env={**env, "FRESHMESH_BACKGROUND": "0"})
+    workers_env = {k: v for k, v in env.items() if k != "FRESHMESH_ADMIN_PASSWORD"}  # used above, needed nowhere else
+    api = subprocess.Popen(api_command(http_port, workers), env={**workers_env, "FRESHMESH_BACKGROUND": "0"})
     for line in startup_lines(http_port, created, generated):
         print(line, flush=True)
     if ready is not None:

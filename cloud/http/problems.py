@@ -1,6 +1,6 @@
 """application/problem+json: every error the API answers says exactly what was wrong.
 
-`HTTPProblem` is raised by the HTTP layer itself (a bad body, a missing header, no operator token). A service's
+`HTTPProblem` is raised by the HTTP layer itself (a bad body, a missing header, no operator session). A service's
 `Refusal` is mapped here to its status and problem type, and an exception from a backend to 503/500, in one
 place (`problem_for`), for the routed endpoints and the flash-order fast path alike.
 """

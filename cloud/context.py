@@ -30,7 +30,6 @@ class Cloud:
     world: World
     db: asyncpg.Pool
     actors: Actors
-    operator_token: str
     clock: Clock = field(default_factory=system_clock)
     nats: Any = None  # nats.aio.client.Client, when connected
     ids: IdFactory | None = None

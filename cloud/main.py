@@ -11,6 +11,10 @@ kept beside the embedded state in an owner-only file (`secret.key`, 0600), so a 
 can still open the phones it sealed; against a configured DATABASE_URL it must be configured too (a key made up
 here would be lost with this machine, and with it every sealed phone). With the embedded NATS, the chain's store
 secret (FRESHMESH_STORE_SECRET) is the stack's, so stores' member lookup hashes can be computed.
+
+Operators sign in with their own accounts. On an empty operators table the cloud creates the first one, `admin`
+(hq_admin), with the password in FRESHMESH_ADMIN_PASSWORD, or else a generated one that it prints once (and
+never again: `freshmesh operators password --username admin` sets a new one).
 """
 from __future__ import annotations
 
@@ -51,15 +55,19 @@ def secret_key_beside(workdir: Path) -> str:
     return path.read_text().strip()
 
 
-def startup_lines(http_port: int, token: str, generated: bool) -> list[str]:
-    """What the cloud prints once it serves. The operator token only when this process made it up (nobody else
-    knows it); a token the operator configured is theirs already and stays out of logs and terminals."""
+def startup_lines(http_port: int, admin_created: bool, generated_password: str | None) -> list[str]:
+    """What the cloud prints once it serves. The first admin's password only when this process made it up (nobody
+    else knows it, and it is shown this once); a password the operator configured is theirs already and stays out
+    of logs and terminals."""
     base = f"http://127.0.0.1:{http_port}"
-    lines = [f"FreshMesh cloud: {base}  (API described at /openapi.json)"]
-    if generated:
-        lines += [f"FRESHMESH_OPERATOR_TOKEN={token}", f"Operator console: {base}/console?token={token}"]
+    lines = [f"FreshMesh cloud: {base}  (API described at /openapi.json)", f"Operator console: {base}/console"]
+    if admin_created and generated_password:
+        lines += [f"First operator account: username admin, password {generated_password}  (hq_admin; shown only "
+                  f"this once: keep it, or set a new one with `freshmesh operators password --username admin`)"]
+    elif admin_created:
+        lines += ["First operator account: username admin (hq_admin), password from FRESHMESH_ADMIN_PASSWORD"]
     else:
-        lines += [f"Operator console: {base}/console  (operator token: the configured FRESHMESH_OPERATOR_TOKEN)"]
+        lines += ["  sign in with your operator account (`freshmesh operators add` creates more)"]
     return lines
 
 
@@ -78,17 +86,14 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
         loop.add_signal_handler(sig, stop.set)
     env = {**os.environ, **(secret_env or {})}
     env.setdefault("RAY_ADDRESS", ray_address)  # the API workers join this Ray
-    generated = not env.get("FRESHMESH_OPERATOR_TOKEN")
-    if generated:
-        env["FRESHMESH_OPERATOR_TOKEN"] = secrets.token_hex(16)
     if world:
         env["FRESHMESH_WORLD"] = world
-    os.environ["FRESHMESH_OPERATOR_TOKEN"] = env["FRESHMESH_OPERATOR_TOKEN"]
     services = await start_services(World.load(world), env["DATABASE_URL"], env.get("NATS_URL"),
-                                    env["FRESHMESH_OPERATOR_TOKEN"], background=True, explicit_world=bool(world),
-                                    keys=KeyRing.from_env(env))
-    api = subprocess.Popen(api_command(http_port, workers), env={**env, "FRESHMESH_BACKGROUND": "0"})
-    for line in startup_lines(http_port, env["FRESHMESH_OPERATOR_TOKEN"], generated):
+                                    background=True, explicit_world=bool(world), keys=KeyRing.from_env(env))
+    created, generated = await services.operators.bootstrap_admin(env.get("FRESHMESH_ADMIN_PASSWORD") or None)
+    workers_env = {k: v for k, v in env.items() if k != "FRESHMESH_ADMIN_PASSWORD"}  # used above, needed nowhere else
+    api = subprocess.Popen(api_command(http_port, workers), env={**workers_env, "FRESHMESH_BACKGROUND": "0"})
+    for line in startup_lines(http_port, created, generated):
         print(line, flush=True)
     if ready is not None:
         ready(http_port, env)
@@ -131,8 +136,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args) -> int:
     from cloud.embedded import EmbeddedStack, redacted
+    from protocol.errors import ProtocolError
+    from protocol.roles import check_password
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if os.environ.get("FRESHMESH_ADMIN_PASSWORD"):  # said before anything starts, not after a minute of start-up
+        try:
+            check_password(os.environ["FRESHMESH_ADMIN_PASSWORD"])
+        except ProtocolError as exc:
+            print(f"freshmesh cloud: FRESHMESH_ADMIN_PASSWORD: {exc}", file=sys.stderr)
+            return 2
     need_nats, need_pg = "NATS_URL" not in os.environ, "DATABASE_URL" not in os.environ
     if not need_pg and not os.environ.get("FRESHMESH_SECRET_KEY"):
         print("freshmesh cloud: set FRESHMESH_SECRET_KEY (at least 32 characters) to use DATABASE_URL: it keys the "

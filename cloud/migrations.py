@@ -159,6 +159,44 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             at_ms      bigint not null
         );
     """),
+    # Operators sign in with their own account (the shared operator token is gone); every operator write is
+    # recorded with who did it and the before/after. Self-contained: it references only its own tables.
+    (7, "operator accounts, sessions, sign-in lock-outs, the operator audit log", """
+        create table operators (
+            operator_id   text primary key,
+            username      text not null unique,
+            password_hash text not null,            -- argon2id, PHC string (never the password)
+            role          text not null check (role in ('hq_admin', 'store_manager', 'viewer')),
+            store_id      text,                     -- a store manager's store
+            created_ms    bigint not null,
+            disabled_ms   bigint,
+            check ((role = 'store_manager') = (store_id is not null))
+        );
+        create table operator_sessions (
+            token_hash  bytea primary key,          -- SHA-256 of the token; the token itself is shown once
+            operator_id text not null references operators (operator_id),
+            created_ms  bigint not null,
+            expires_ms  bigint not null,
+            revoked_ms  bigint
+        );
+        create index operator_sessions_operator on operator_sessions (operator_id);
+        create table operator_sign_in_failures (
+            username        text primary key,       -- any name tried, known or not (answers must not differ)
+            failures        int not null,
+            first_ms        bigint not null,
+            locked_until_ms bigint
+        );
+        create table operator_audit (
+            audit_id    bigserial primary key,
+            at_ms       bigint not null,
+            operator_id text,                       -- null: done from the command line on the server
+            username    text not null,
+            action      text not null,
+            target      text not null,
+            before      jsonb,
+            after       jsonb
+        );
+    """),
     # Personal data (PIPL): a member's phone is kept sealed (AES-GCM, cloud/services/pii.py), found by its keyed hash
     # and shown masked. SQL cannot seal (the keys live in the processes), so the clear column is renamed here and
     # sealed, then dropped, by the first cloud process that starts with the key ring (`pii.seal_clear_phones`).

@@ -26,6 +26,7 @@ from cloud.runtime.shard_map import ShardConfig
 from cloud.services.flash_sales import FlashSales
 from cloud.services.identity import Identity
 from cloud.services.members import Members
+from cloud.services.operators import Operators
 from cloud.services.orders import Orders
 from cloud.services.passes import FlashPasses
 from cloud.services.pii import Pii, seal_clear_phones
@@ -46,6 +47,7 @@ class Services:
         self.identity = Identity(cloud, self.members, sms, cloud.keys.sign_in_code_key)
         self.passes = FlashPasses(cloud.keys.pass_signing_key, cloud.clock)
         self.flash = FlashSales(cloud, worker_id)
+        self.operators = Operators(cloud.db, cloud.clock, cloud.ids)
         self.world_admin = WorldAdmin(cloud)
         self.bridge: Bridge | None = None
         self._tasks: list[asyncio.Task] = []
@@ -108,7 +110,7 @@ def sms_from_env(clock) -> HttpSmsProvider | None:
     return HttpSmsProvider(url, os.environ.get("FRESHMESH_SMS_KEY", ""), os.environ.get("FRESHMESH_SMS_SECRET", ""), clock)
 
 
-async def start_services(world: World, database_url: str, nats_url: str | None, operator_token: str,
+async def start_services(world: World, database_url: str, nats_url: str | None,
                          shards: ShardConfig | None = None, background: bool = True, clock=None,
                          reservation_ttl_ms: int | None = None, explicit_world: bool = False,
                          sms: HttpSmsProvider | None = None, keys: KeyRing | None = None) -> Services:
@@ -124,7 +126,7 @@ async def start_services(world: World, database_url: str, nats_url: str | None, 
     kwargs = {"clock": clock} if clock else {}
     if reservation_ttl_ms:
         kwargs["reservation_ttl_ms"] = reservation_ttl_ms
-    cloud = Cloud(world=world, db=db, actors=Actors(database_url, shards), operator_token=operator_token, keys=keys,
+    cloud = Cloud(world=world, db=db, actors=Actors(database_url, shards), keys=keys,
                   **kwargs)
     admin = WorldAdmin(cloud)
     await admin.adopt(world, explicit_world)

@@ -23,7 +23,9 @@ def add_load_parser(sub, func) -> None:
     load.add_argument("--seconds", type=float, default=5.0, help="how long to measure")
     load.add_argument("--seed", type=int, default=7)
     load.add_argument("--url", default=None, help="flashsale: the cloud API (default: start one)")
-    load.add_argument("--token", default=None, help="flashsale: operator token (default: $FRESHMESH_OPERATOR_TOKEN)")
+    load.add_argument("--admin-user", default="admin", help="flashsale with --url: an hq_admin who opens the sale")
+    load.add_argument("--admin-password", default=None,
+                      help="flashsale with --url: their password (default: $FRESHMESH_ADMIN_PASSWORD)")
     load.add_argument("--rate", type=float, default=2000, help="flashsale: attempts per second (open loop)")
     load.add_argument("--duration", type=float, default=10, help="flashsale, consistency, fleet (per step): seconds of load")
     load.add_argument("--quantity", type=int, default=5000, help="flashsale: units on sale")

@@ -4,6 +4,8 @@ Authentication is on, as in production: before the sale, `--members` members sig
 endpoints (a code by SMS each, read from the simulated provider) and take a flash pass; every attempt carries one
 of those passes. Without --url it starts the simulated SMS provider and `freshmesh cloud` (embedded servers,
 --workers uvicorn processes) and stops them after; with --url give the provider with --sms-url and --sms-key.
+The sale is opened by the cloud's first account `admin`: without --url with a password made for the run; with --url
+sign in as --admin-user with --admin-password (or FRESHMESH_ADMIN_PASSWORD).
 Before the sale it measures the client's own ceiling against a bare Starlette JSON POST (`ceiling_per_s`).
 Latency is measured from each request's scheduled time (open loop: a slow server cannot slow the arrivals).
 """
@@ -13,6 +15,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import shutil
 import subprocess
 import sys
@@ -70,6 +73,17 @@ async def _closed_loop(host: str, port: int, raw: bytes, seconds: float, connect
     started = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(connections)))
     return done / (time.monotonic() - started)
+
+
+async def _sign_in(host, port, username: str, password: str) -> str:
+    """An operator session token (the sale is opened by an hq_admin)."""
+    conn = Connection(host, port)
+    status, _, payload = await conn.request(encode_post(host, "/operator/sessions",
+                                                        {"username": username, "password": password}, {}))
+    conn.close()
+    if status != 201:
+        raise RuntimeError(f"could not sign in as {username}: {status} {payload[:300]!r}")
+    return json.loads(payload)["token"]
 
 
 async def _sale(host, port, token, quantity, rate, duration, limit) -> str:
@@ -186,10 +200,10 @@ def run_from_args(args) -> dict:
         ceiling = asyncio.run(_closed_loop("127.0.0.1", bare_port, raw, CEILING_SECONDS, CONNECTIONS // 4))
         stop_process(bare)
         bare = None
-        url, token = args.url, args.token or os.environ.get("FRESHMESH_OPERATOR_TOKEN")
+        url, password = args.url, args.admin_password or os.environ.get("FRESHMESH_ADMIN_PASSWORD")
         if not url:
             port = free_port()
-            token = token or uuid.uuid4().hex
+            password = password or secrets.token_urlsafe(12)  # the fresh cloud's first account gets it
             url = f"http://127.0.0.1:{port}"
             workdir = Path(tempfile.mkdtemp(prefix="freshmesh-load-"))
             sms = SimulatedSms(f"{url}/callbacks/sms", workdir / "sms.log")
@@ -197,15 +211,16 @@ def run_from_args(args) -> dict:
             env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "RAY_ADDRESS")}
             cloud = _start([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port), "--workers",
                             str(workers)], f"{url}/health",
-                           env={**env, **sms.env, "FRESHMESH_OPERATOR_TOKEN": token})
+                           env={**env, **sms.env, "FRESHMESH_ADMIN_PASSWORD": password})
         elif args.sms_url and args.sms_key:
             phones = SimulatedPhones(args.sms_url, args.sms_key)
         else:
             raise SystemExit("with --url, give the simulated SMS provider the cloud sends codes through: "
                              "--sms-url and --sms-key")
-        if not token:
-            raise SystemExit("give --token (or FRESHMESH_OPERATOR_TOKEN) to create a sale on --url")
+        if not password:
+            raise SystemExit("give --admin-password (or FRESHMESH_ADMIN_PASSWORD) of an hq_admin to create a sale on --url")
         host, port = split_url(url)
+        token = asyncio.run(_sign_in(host, port, args.admin_user, password))
         passes, sign_in_rate = asyncio.run(_sign_in_all(url, phones, members, args.seed))
         sale_id = asyncio.run(_sale(host, port, token, quantity, rate, duration, 1))
         measured = asyncio.run(_open_loop(host, port, sale_id, rate, duration, passes, args.seed))

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 from cloud.embedded import EmbeddedStack
@@ -22,6 +21,8 @@ from loadtest.report import stop_process, wait_http
 from simulators.customer_auth import SimulatedPhones
 from simulators.fleet import Fleet
 from simulators.world import reference_world
+
+ADMIN_USERNAME = "admin"  # made by `freshmesh cloud` on its empty operators table, with FRESHMESH_ADMIN_PASSWORD
 
 
 def store_ids(count: int) -> list[str]:
@@ -64,7 +65,7 @@ class Chain:
         self.seed, self.per_process, self.devices = seed, per_process, devices
         self.api_workers, self.rules = api_workers, rules
         self.workdir = Path(tempfile.mkdtemp(prefix="freshmesh-chain-"))
-        self.token = uuid.uuid4().hex
+        self.admin_password = secrets.token_urlsafe(12)  # the cloud's first account, `admin` (hq_admin), this run
         self.stack: EmbeddedStack | None = None
         self.cloud: subprocess.Popen | None = None
         self.sms: SimulatedSms | None = None  # the simulated SMS provider, a service of its own
@@ -84,7 +85,7 @@ class Chain:
         self.world_path.write_text(json.dumps(self.world))
         self.stack = EmbeddedStack(workdir=self.workdir / "stack", store_ids=store_ids(self.max_stores)).start()
         env = {**os.environ, "NATS_URL": self.stack.nats_url, "DATABASE_URL": self.stack.database_url,
-               "FRESHMESH_OPERATOR_TOKEN": self.token,
+               "FRESHMESH_ADMIN_PASSWORD": self.admin_password,
                # the cloud's master secret, kept beside the stack's data; the store secret keys stores' member caches
                "FRESHMESH_SECRET_KEY": secret_key_beside(self.stack.workdir), "FRESHMESH_STORE_SECRET": self.stack.secret}
         env.pop("RAY_ADDRESS", None)  # a local Ray of our own
@@ -113,7 +114,15 @@ class Chain:
 
     @property
     def console_url(self) -> str:
-        return f"{self.cloud_url}/console?token={self.token}"
+        return f"{self.cloud_url}/console"
+
+    async def operator_headers(self, http) -> dict:
+        """Sign in as the chain's admin (what the demo does as an operator: open a flash sale, read the figures)."""
+        r = await http.post(f"{self.cloud_url}/operator/sessions",
+                            json={"username": ADMIN_USERNAME, "password": self.admin_password})
+        if r.status_code != 201:
+            raise RuntimeError(f"the demo's admin could not sign in: {r.status_code} {r.text[:300]}")
+        return {"Authorization": f"Bearer {r.json()['token']}"}
 
     def stop(self) -> None:
         if self.fleet is not None:

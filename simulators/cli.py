@@ -1,4 +1,4 @@
-"""`freshmesh`: one console script for every part (`demo | cloud | edge | sim | load | stack`).
+"""`freshmesh`: one console script for every part (`demo | cloud | operators | edge | sim | load | stack`).
 
 It lives in simulators/ because that room may import every other one; each subcommand imports its part lazily
 so that `freshmesh stack` does not pay for Ray.
@@ -72,6 +72,11 @@ def cmd_demo(args) -> int:
 
 def cmd_cloud(args) -> int:
     from cloud.main import run
+    return run(args)
+
+
+def cmd_operators(args) -> int:
+    from cloud.operators_cli import run
     return run(args)
 
 
@@ -165,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     cloud = sub.add_parser("cloud", help="the cloud: HTTP API, NATS bridge, Ray actors (embedded servers when unset)")
     cloud_arguments(cloud)
     cloud.set_defaults(func=cmd_cloud)
+
+    from cloud.operators_cli import add_arguments as operators_arguments
+    operators = sub.add_parser("operators", help="operator accounts (needs DATABASE_URL): add, password, list")
+    operators_arguments(operators)
+    operators.set_defaults(func=cmd_operators)
 
     from edge.main import add_arguments as edge_arguments
     edge = sub.add_parser("edge", help="one store's edge box: its database, devices, sync, lane API")

@@ -16,16 +16,12 @@ from collections import Counter
 from pathlib import Path
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
-from simulators.chain import Chain
+from simulators.chain import ADMIN_USERNAME, Chain
 from simulators.traffic import OnlineCustomers, Shelf, Tills, flash_crowd, outboxes_drained
 
 SALES_PER_STORE_PER_S = 2.0
 ONLINE_ORDERS_PER_S = 1.0
 MAX_STORES_WITH_DEVICES = 20  # three pseudo-terminals and reader threads per store; beyond this, lanes only
-
-
-def operator_headers(chain) -> dict:
-    return {"Authorization": f"Bearer {chain.token}"}
 
 
 class Demo:
@@ -34,6 +30,7 @@ class Demo:
         self.chain, self.duration, self.rng = chain, duration, random.Random(seed)
         self.till_rate, self.online_rate, self.flash = till_rate, online_rate, flash
         self.counts: Counter = Counter()
+        self.operator: dict = {}  # the chain's admin, signed in when the run starts
         self.stop = asyncio.Event()
 
     async def run(self) -> dict:
@@ -41,6 +38,7 @@ class Demo:
         assert fleet is not None and sms is not None, "the demo runs on a started chain"
         shelf = Shelf(chain.world["catalogue"])
         async with LeanClients(timeout=15) as http:
+            self.operator = await chain.operator_headers(http)
             for store_id, url in fleet.lanes.items():
                 await shelf.stock_up(http, url)
                 fleet.stocked.add(store_id)
@@ -49,8 +47,9 @@ class Demo:
                 online = OnlineCustomers(chain.cloud_url, fleet, shelf, self.online_rate, self.rng, self.counts, self.stop,
                                          sms.phones)
                 tasks.append(asyncio.create_task(online.run(http)))
-            print(f"FreshMesh: cloud {chain.cloud_url}  (operator token {chain.token})", flush=True)
-            print(f"  console: {chain.console_url}", flush=True)
+            print(f"FreshMesh: cloud {chain.cloud_url}", flush=True)
+            print(f"  console: {chain.console_url}  (sign in as {ADMIN_USERNAME} / {chain.admin_password}, hq_admin; "
+                  f"a password made for this run)", flush=True)
             print(f"  SMS (simulated): {sms.url}/v1/messages?to=<phone>  (sign-in codes sent to customers)",
                   flush=True)
             for store_id, url in fleet.lanes.items():
@@ -64,7 +63,7 @@ class Demo:
                 await asyncio.sleep(1)
                 elapsed = time.monotonic() - started
                 if self.flash and sale is None and (self.duration is None or elapsed >= self.duration / 2):
-                    sale = await flash_crowd(http, chain.cloud_url, chain.token, shelf.packed[0]["sku"], self.counts,
+                    sale = await flash_crowd(http, chain.cloud_url, self.operator, shelf.packed[0]["sku"], self.counts,
                                              sms.phones)
                 c = self.counts
                 print(f"\r{elapsed:5.0f}s  till sales {c['till_sales']}  online orders {c['online_orders']} "
@@ -80,16 +79,17 @@ class Demo:
         chain, fleet, sms = self.chain, self.chain.fleet, self.chain.sms
         assert fleet is not None and sms is not None, "the demo runs on a started chain"
         lanes = fleet.lanes
+        self.operator = await chain.operator_headers(http)  # a long run outlives a session (12 h)
         await outboxes_drained(http, list(lanes.values()), 30)  # before comparing counts (a mismatch shows if not)
         await asyncio.sleep(1.0)
         ids = list(lanes)
         edge = {s: (await self._health(http, u)).get("sales", 0) for s, u in lanes.items()}
-        stores = {s["store_id"]: s for s in (await http.get(f"{chain.cloud_url}/stores", headers=operator_headers(chain)))
+        stores = {s["store_id"]: s for s in (await http.get(f"{chain.cloud_url}/stores", headers=self.operator))
                   .json()["stores"]}  # till figures are the operator's to see
         lags = [stores[s]["lag_p99_ms"] for s in ids if stores[s].get("lag_p99_ms") is not None]
         last = [stores[s]["lag_ms"] for s in ids if stores[s].get("lag_ms") is not None]
         status = (await http.get(f"{chain.cloud_url}/flash-sales/{sale['sale_id']}")).json() if sale else {}
-        audit = (await http.get(f"{chain.cloud_url}/audit", headers={"Authorization": f"Bearer {chain.token}"})).json()
+        audit = (await http.get(f"{chain.cloud_url}/audit", headers=self.operator)).json()
         c = self.counts
         return {
             "stores": len(ids),

@@ -214,10 +214,11 @@ class OnlineCustomers:
                 return
 
 
-async def flash_crowd(http: LeanClients, cloud_url: str, token: str, sku: str, counts: Counter, phones: SimulatedPhones,
+async def flash_crowd(http: LeanClients, cloud_url: str, operator: dict, sku: str, counts: Counter,
+                      phones: SimulatedPhones,
                       quantity: int = 50, attempts: int = 300, fans: int = 120, seed: int = 11) -> dict:
-    """The fans sign in (a code by SMS each) and take a flash pass; an operator opens a flash sale; `attempts`
-    requests from the fans arrive at once (limit one each)."""
+    """The fans sign in (a code by SMS each) and take a flash pass; an operator (`operator`: a signed-in hq_admin's
+    headers) opens a flash sale; `attempts` requests from the fans arrive at once (limit one each)."""
     people = reference_members(fans, seed=seed)
     sessions = await asyncio.gather(*(sign_in(http, cloud_url, phones, p["phone"]) for p in people),
                                     return_exceptions=True)
@@ -226,7 +227,7 @@ async def flash_crowd(http: LeanClients, cloud_url: str, token: str, sku: str, c
     if not passes:
         raise SignInFailed(f"none of the {fans} fans could sign in: {sessions[0]!r}")
     now = datetime.now(UTC)
-    sale = (await http.post(f"{cloud_url}/flash-sales", headers={"Authorization": f"Bearer {token}"},
+    sale = (await http.post(f"{cloud_url}/flash-sales", headers=operator,
                             json={"sku": sku, "quantity": quantity, "price_fen": 990, "per_member_limit": 1,
                                   "rate_per_s": 5000, "starts_at": (now - timedelta(seconds=1)).isoformat(),
                                   "ends_at": (now + timedelta(hours=1)).isoformat()})).json()

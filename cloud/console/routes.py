@@ -1,13 +1,14 @@
 """The operator console over HTTP: the page, a live stream of snapshots (server-sent events), one snapshot as JSON.
 
-- `GET /console`: the page (static, no data in it, so it is not protected); it asks for the operator token (or
-  takes `?token=` once, keeps it in sessionStorage and drops it from the address bar) and passes it on.
+- `GET /console`: the page (static, no data in it, so it is not protected); it signs the operator in with their
+  username and password (POST /operator/sessions), keeps the session token in sessionStorage and passes it on.
 - `GET /console/stream`: `text/event-stream`, one `snapshot` event per tick (about a second) and a comment
   every few seconds of silence. Operator only: `Authorization: Bearer` or `?token=` (EventSource cannot send
   headers). A client that goes away is noticed at once (`http.disconnect`) or at the next write, and its
   subscription ends with it: nothing is left running for it.
 - `GET /console/snapshot`: the same snapshot as JSON (operator only).
-Customers' endpoints never need the token; these never work without it (401 without, 403 with a wrong one).
+Customers' endpoints never need an operator session; these never work without one (401 without or with an invalid
+one); every operator role may read them.
 """
 from __future__ import annotations
 
@@ -78,18 +79,18 @@ async def _disconnected(receive) -> None:
 def routes(services) -> list[tuple]:
     """(path, endpoint, methods), guarded by the HTTP app like every other endpoint."""
 
-    def operator(request: Request) -> None:
-        require_operator(request, services.cloud.operator_token, allow_query=True)
+    async def operator(request: Request) -> None:
+        await require_operator(request, services, "views.read", allow_query=True)
 
     async def page(request):
         return HTMLResponse(console_page(), headers={"Cache-Control": "no-cache"})
 
     async def stream(request):
-        operator(request)
+        await operator(request)
         return EventStream(services.console())
 
     async def snapshot(request):
-        operator(request)
+        await operator(request)
         return JSONResponse(await services.console().snapshot())
 
     return [("/console", page, ["GET"]), ("/console/stream", stream, ["GET"]),

@@ -16,9 +16,9 @@ from cloud.console.routes import routes as console_routes
 from cloud.http.endpoint import guarded
 from cloud.http.flash_fast_path import FlashFastPath
 from cloud.http.problems import problem
-from cloud.http.routes import auth, catalogue, flash_sales, members, operations, orders, stores
+from cloud.http.routes import auth, catalogue, flash_sales, members, operations, operators, orders, stores
 
-RESOURCES = (operations, auth, catalogue, stores, orders, flash_sales, members)
+RESOURCES = (operations, auth, operators, catalogue, stores, orders, flash_sales, members)
 
 
 def build_routes(services) -> list[Route]:
@@ -42,7 +42,7 @@ def build_app(services, lifespan=None) -> FlashFastPath:
 
 def create_app() -> FlashFastPath:
     """uvicorn --factory cloud.http.app:create_app; configured by NATS_URL, DATABASE_URL, RAY_ADDRESS,
-    FRESHMESH_OPERATOR_TOKEN, FRESHMESH_WORLD, FRESHMESH_BACKGROUND (1 in exactly one worker) and the keys
+    FRESHMESH_WORLD, FRESHMESH_BACKGROUND (1 in exactly one worker) and the keys
     (FRESHMESH_SECRET_KEY, FRESHMESH_PII_KEYS, FRESHMESH_STORE_SECRET: cloud/keys.py)."""
     from cloud.runtime.shard_map import ShardConfig
     from cloud.wiring import start_services
@@ -52,7 +52,7 @@ def create_app() -> FlashFastPath:
     async def lifespan(app):
         world = World.load(os.environ.get("FRESHMESH_WORLD") or None)
         services = await start_services(
-            world, os.environ["DATABASE_URL"], os.environ.get("NATS_URL"), os.environ.get("FRESHMESH_OPERATOR_TOKEN", ""),
+            world, os.environ["DATABASE_URL"], os.environ.get("NATS_URL"),
             ShardConfig(), background=os.environ.get("FRESHMESH_BACKGROUND") == "1")
         app.router.routes[:] = build_routes(services)
         fast.services = services

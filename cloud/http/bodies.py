@@ -69,3 +69,21 @@ class FlashOrderRequest:
 
     def __post_init__(self) -> None:
         require(self.qty > 0, "qty: must be positive")
+
+
+@record
+class OperatorSignInRequest:
+    username: str
+    password: str
+
+    def __post_init__(self) -> None:
+        require(0 < len(self.username) <= 40, "username: 1-40 characters")
+        require(0 < len(self.password) <= 256, "password: 1-256 characters")
+
+
+@record
+class OperatorAccountRequest:
+    username: str  # the account's shape is checked by protocol/roles.py (check_account, check_password)
+    password: str
+    role: Literal["hq_admin", "store_manager", "viewer"]  # protocol.roles.ROLES
+    store_id: str | None = None

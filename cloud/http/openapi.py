@@ -44,6 +44,8 @@ def _obj(required: list[str], **props) -> dict:
 
 
 STR, INT, NUM = {"type": "string"}, {"type": "integer"}, {"type": "number"}
+NO_SESSION = "no operator session token, or it expired or was revoked"
+ROLE = "the operator's role may not do this"
 SCHEMAS = {
     "Problem": _obj(["type", "title", "status", "detail"], type=STR, title=STR, status=INT, detail=STR),
     "Order": _obj(["fulfilment", "items", "slot_start"], fulfilment={"enum": ["pickup", "delivery"]},
@@ -62,37 +64,64 @@ SCHEMAS = {
                      utc_offset_minutes=INT),
     "CodeRequest": _obj(["phone"], phone=STR),
     "SignIn": _obj(["phone", "code"], phone=STR, code=STR),
+    "OperatorSignIn": _obj(["username", "password"], username=STR, password=STR),
+    "OperatorAccount": _obj(["username", "password", "role"], username=STR, password=STR,
+                            role={"enum": ["hq_admin", "store_manager", "viewer"]}, store_id=STR),
     "Store": _obj(["name", "lat", "lon"], name=STR, lat=NUM, lon=NUM, pickup_radius_m=INT, delivery_radius_m=INT,
                   opens=STR, closes=STR, slot_minutes=INT, slot_capacity=INT),
 }
 
 PATHS = {
     "/health": {"get": _op("Liveness of the database, actors and NATS", ("200", "all ok"), {})},
-    "/audit": {"get": _op("Invariant audit of every stock pool, member ledger and flash sale (operator)",
-                          ("200", "violations (empty when all hold)"), {"401": "no token", "403": "wrong token"},
-                          operator=True)},
-    "/console": {"get": _op("The operator console: a live page (it asks for the operator token; the page holds no data)",
+    "/audit": {"get": _op("Invariant audit of every stock pool, member ledger and flash sale (any operator)",
+                          ("200", "violations (empty when all hold)"), {"401": NO_SESSION}, operator=True)},
+    "/console": {"get": _op("The operator console: a live page (it signs the operator in; the page holds no data)",
                             ("200", "text/html"), {})},
-    "/console/stream": {"get": _op("The console's live snapshots as server-sent events, about one a second (operator; "
-                                   "the token as Bearer header or ?token=, since EventSource sends no headers)",
-                                   ("200", "text/event-stream of `snapshot` events"),
-                                   {"401": "no token", "403": "wrong token"}, operator=True, query=["token"])},
-    "/console/snapshot": {"get": _op("One console snapshot: actors, stores, business figures, alerts (operator)",
-                                     ("200", "the snapshot"), {"401": "no token", "403": "wrong token"},
-                                     operator=True, query=["token"])},
+    "/console/stream": {"get": _op("The console's live snapshots as server-sent events, about one a second (any "
+                                   "operator; the session token as Bearer header or ?token=, since EventSource sends "
+                                   "no headers)", ("200", "text/event-stream of `snapshot` events"),
+                                   {"401": NO_SESSION}, operator=True, query=["token"])},
+    "/console/snapshot": {"get": _op("One console snapshot: actors, stores, business figures, alerts (any operator)",
+                                     ("200", "the snapshot"), {"401": NO_SESSION}, operator=True, query=["token"])},
+    "/operator/sessions": {
+        "post": _op("Operator sign-in with username and password (the same answer for an unknown username and a "
+                    "wrong password; 5 wrong passwords lock the username for 15 minutes)",
+                    ("201", "a session token (shown once, 12 hours), the username, role, store and expiry"),
+                    {"401": "wrong username or password", "422": "invalid body",
+                     "429": "locked after too many wrong passwords (Retry-After)"}, body="OperatorSignIn"),
+        "delete": _op("Operator sign-out: the session token stops working", ("204", "signed out"),
+                      {"401": "no session token"}, operator=True)},
+    "/operator/me": {"get": _op("The signed-in operator: username, role, store", ("200", "the operator"),
+                                {"401": NO_SESSION}, operator=True)},
+    "/operators": {
+        "get": _op("Operator accounts (hq_admin)", ("200", "the accounts, without their password hashes"),
+                   {"401": NO_SESSION, "403": ROLE}, operator=True),
+        "post": _op("Create an operator account (hq_admin): hq_admin, store_manager (with store_id) or viewer",
+                    ("201", "the account"), {"401": NO_SESSION, "403": ROLE, "409": "the username is taken",
+                                             "422": "invalid username, role, store or password (10+ characters)"},
+                    body="OperatorAccount", operator=True)},
+    "/operator/audit": {"get": _op("The operator audit log, newest first: who changed what, before and after "
+                                   "(hq_admin); ?limit=N (up to 200) and ?before=<audit_id> for the next page",
+                                   ("200", "entries and next_before"), {"401": NO_SESSION, "403": ROLE,
+                                                                        "422": "limit or before not an integer"},
+                                   operator=True, query=["limit", "before"])},
     "/metrics": {"get": _op("Prometheus metrics", ("200", "text exposition format"), {})},
     "/openapi.json": {"get": _op("This document", ("200", "OpenAPI 3.1"), {})},
     "/products": {"get": _op("The catalogue", ("200", "products and the rule book version"), {}),
-                  "put": _op("Replace the catalogue (operator); sent to every store", ("200", "the new world version"),
-                             {"401": "no token", "403": "wrong token", "422": "invalid catalogue (names the product)"},
+                  "put": _op("Replace the catalogue (hq_admin); sent to every store; audited",
+                             ("200", "the new world version"),
+                             {"401": NO_SESSION, "403": ROLE, "422": "invalid catalogue (names the product)"},
                              body="Products", operator=True)},
-    "/rule-book": {"put": _op("Replace the promotion book (operator); sent to every store", ("200", "the new world version"),
-                              {"401": "no token", "403": "wrong token", "422": "invalid book (names the rule)"},
+    "/rule-book": {"put": _op("Replace the promotion book (hq_admin); sent to every store; audited",
+                              ("200", "the new world version"),
+                              {"401": NO_SESSION, "403": ROLE, "422": "invalid book (names the rule)"},
                               body="RuleBook", operator=True)},
-    "/stores/{store_id}": {"put": _op("Add or change a store (operator)", ("200", "the new world version"),
-                                      {"401": "no token", "403": "wrong token", "422": "invalid store"}, body="Store",
-                                      operator=True, params=["store_id"])},
-    "/stores": {"get": _op("Stores with liveness, outbox depth and lag", ("200", "stores"), {})},
+    "/stores/{store_id}": {"put": _op("Add or change a store (hq_admin, or the manager of this store); audited",
+                                      ("200", "the new world version"),
+                                      {"401": NO_SESSION, "403": ROLE + " or another store", "422": "invalid store"},
+                                      body="Store", operator=True, params=["store_id"])},
+    "/stores": {"get": _op("Stores with liveness, outbox depth and lag; with an operator session also till sales and "
+                           "revenue (a store manager: of their own store)", ("200", "stores"), {})},
     "/stores/{store_id}/stock": {"get": _op("A store's stock as the cloud sees it (on hand, escrow, reservations, lag); "
                                             "?sku=ID for one product", ("200", "positions"),
                                             {"404": "unknown store or product"}, params=["store_id"])},
@@ -108,8 +137,8 @@ PATHS = {
     "/orders/{order_id}/cancel": {"post": _op("Cancel: stock and money go back", ("200", "cancelled order"),
                                               {"404": "unknown order", "409": "already fulfilled or expired"},
                                               body="Cancel", params=["order_id"], member=True)},
-    "/flash-sales": {"post": _op("Create a flash sale (operator)", ("201", "the sale"),
-                                 {"401": "no token", "403": "wrong token", "422": "invalid body"}, body="FlashSale",
+    "/flash-sales": {"post": _op("Create a flash sale (hq_admin); audited", ("201", "the sale"),
+                                 {"401": NO_SESSION, "403": ROLE, "422": "invalid body"}, body="FlashSale",
                                  operator=True)},
     "/flash-sales/{sale_id}": {"get": _op("A flash sale: quantity, sold, remaining", ("200", "status"),
                                           {"404": "unknown sale"}, params=["sale_id"])},

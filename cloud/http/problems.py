@@ -1,6 +1,6 @@
 """application/problem+json: every error the API answers says exactly what was wrong.
 
-`HTTPProblem` is raised by the HTTP layer itself (a bad body, a missing header, no operator token). A service's
+`HTTPProblem` is raised by the HTTP layer itself (a bad body, a missing header, no operator session). A service's
 `Refusal` is mapped here to its status and problem type, and an exception from a backend to 503/500, in one
 place (`problem_for`), for the routed endpoints and the flash-order fast path alike.
 """
@@ -25,8 +25,10 @@ RETRY_AFTER_S = {429: 1, 503: 2}
 REFUSALS = {
     "invalid": (422, "about:blank"),
     "unauthorized": (401, "/problems/unauthorized"),
+    "forbidden": (403, "/problems/forbidden"),
     "locked": (429, "/problems/locked"),
     "not_found": (404, "about:blank"),
+    "exists": (409, "/problems/exists"),
     "key_reused": (409, "/problems/idempotency-key-reused"),
     "in_progress": (409, "/problems/in-progress"),
     "out_of_stock": (409, "/problems/out-of-stock"),

@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from actors.flash_sale import LeaseHolder, LeaseSync, OpenSale
+from cloud.services.operators import Operator, record
 from cloud.services.verdicts import Refusal, RefusalKind
 from protocol.clock import to_rfc3339
 
@@ -164,12 +165,17 @@ class FlashSales:
         self.sales: dict[str, SaleWorker] = {}
         self._opening: dict[str, asyncio.Lock] = {}
 
-    async def create(self, sale_id: str, **config) -> dict:
+    async def create(self, sale_id: str, by: Operator | None = None, **config) -> dict:
+        """Open a sale; `by`: the operator opening it (the audit log records who, with the sale's settings)."""
         result = await self.cloud.actors.flash_sale(sale_id).open(OpenSale(id="open", sale_id=sale_id, **config))
         if result.status == "error":
             raise Refusal("invalid", result.reason)
-        await self.cloud.db.execute("insert into flash_sales (sale_id, config, created_ms) values ($1, $2, $3) "
-                                    "on conflict do nothing", sale_id, json.dumps(config), self.cloud.now_ms())
+        now = self.cloud.now_ms()
+        async with self.cloud.db.acquire() as conn, conn.transaction():
+            created = await conn.fetchval("insert into flash_sales (sale_id, config, created_ms) values ($1, $2, $3) "
+                                          "on conflict do nothing returning sale_id", sale_id, json.dumps(config), now)
+            if created is not None and by is not None:
+                await record(conn, now, by, "flash_sale.create", f"flash_sale:{sale_id}", None, config)
         return await self.status(sale_id)
 
     async def _known(self, sale_id: str) -> None:

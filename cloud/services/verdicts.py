@@ -11,8 +11,10 @@ from typing import Any, Literal
 RefusalKind = Literal[
     "invalid",  # the request names something that does not exist or cannot be (a field's value)
     "unauthorized",  # who is calling is not known (no or a wrong credential)
+    "forbidden",  # who is calling is known, and may not do this (an operator's role)
     "locked",  # too many wrong tries: locked for a while
     "not_found",  # the thing asked about does not exist
+    "exists",  # creating something whose unique name is taken (an operator's username)
     "key_reused",  # an Idempotency-Key sent again with a different request
     "in_progress",  # an earlier request with this key is still running: retry shortly
     "out_of_stock", "no_store", "slot",  # placing an order

@@ -2,7 +2,9 @@
 
 Every change is validated whole (a rule book must still fit the catalogue), stored as a new version in
 PostgreSQL, applied in this process, picked up by the other API processes (they poll the version), and sent to
-every store as a command (catalogue / rule book), so tills and the mall price from the same book.
+every store as a command (catalogue / rule book), so tills and the mall price from the same book. A change made
+by an operator is recorded in the operator audit log with what it changed, before and after (`changes`), in the
+same transaction as the new version.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import json
 import logging
 
 from cloud.messaging import to_stores
+from cloud.services.operators import Operator, record
 from cloud.services.verdicts import Refusal
 from cloud.world import World
 from protocol.errors import ProtocolError
@@ -19,6 +22,28 @@ from protocol.messages import CatalogueUpdated, RuleBookUpdated
 
 POLL_S = 2.0
 log = logging.getLogger("freshmesh.world")
+
+
+def _keyed(items: list, key: str) -> dict:
+    return {item.get(key): item for item in items if isinstance(item, dict)}
+
+
+def changes(part: str, old: dict, new: dict, store_id: str | None = None) -> tuple:
+    """What a change did, as (before, after) for the audit log: a store whole; of the catalogue and the rule book
+    only the products (by sku) and rules (by id) that were added, removed or changed, so an entry stays readable."""
+    if part == "store":
+        return _keyed(old["stores"], "store_id").get(store_id), _keyed(new["stores"], "store_id").get(store_id)
+    if part == "catalogue":
+        was, now = _keyed(old["catalogue"], "sku"), _keyed(new["catalogue"], "sku")
+        differ = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+        return ({"products": {k: was[k] for k in differ if k in was}},
+                {"products": {k: now[k] for k in differ if k in now}})
+    was_book, now_book = old["rule_book"], new["rule_book"]
+    was, now = _keyed(was_book.get("rules", []), "id"), _keyed(now_book.get("rules", []), "id")
+    differ = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+    rest = sorted(k for k in set(was_book) | set(now_book) if k != "rules" and was_book.get(k) != now_book.get(k))
+    return ({**{k: was_book.get(k) for k in rest}, "rules": {k: was[k] for k in differ if k in was}},
+            {**{k: now_book.get(k) for k in rest}, "rules": {k: now[k] for k in differ if k in now}})
 
 
 class WorldAdmin:
@@ -34,14 +59,23 @@ class WorldAdmin:
         else:
             self.cloud.world, self.version = World.from_data(json.loads(row["data"])), row["version"]
 
-    async def _store(self, world: World, reason: str) -> None:
-        self.version = await self.cloud.db.fetchval(
-            "insert into world_versions (data, reason, changed_ms) values ($1, $2, $3) returning version",
-            json.dumps(world.to_data()), reason, self.cloud.now_ms())
-        self.cloud.world = world
+    async def _store(self, world: World, reason: str, audit: tuple | None = None) -> None:
+        """A new version; `audit`: (operator, action, target, before, after), recorded with it in one transaction."""
+        now = self.cloud.now_ms()
+        async with self.cloud.db.acquire() as conn, conn.transaction():
+            version = await conn.fetchval(
+                "insert into world_versions (data, reason, changed_ms) values ($1, $2, $3) returning version",
+                json.dumps(world.to_data()), reason, now)
+            if audit is not None:
+                by, action, target, before, after = audit
+                await record(conn, now, by, action, target, before, after)
+        self.version, self.cloud.world = version, world
 
-    async def change(self, part: str, value, reason: str, store_id: str | None = None) -> dict:
-        data = self.cloud.world.to_data()
+    async def change(self, part: str, value, reason: str, store_id: str | None = None,
+                     by: Operator | None = None) -> dict:
+        """`by`: the operator making the change (recorded in the audit log with its before and after)."""
+        old = self.cloud.world.to_data()
+        data = dict(old)  # parts are replaced whole below, never changed in place: `old` stays as it was
         if part == "catalogue":
             data["catalogue"] = value
         elif part == "rule_book":
@@ -61,7 +95,12 @@ class WorldAdmin:
             (r,) = await self.cloud.actors.router.load([upsert])
             if r.status != "ok":
                 raise Refusal("invalid", f"store: {r.reason}")
-        await self._store(world, reason)
+        audit = None
+        if by is not None:
+            before, after = changes(part, old, world.to_data(), store_id)
+            target = f"store:{store_id}" if part == "store" else part
+            audit = (by, f"{part}.change", target, before, after)
+        await self._store(world, reason, audit)
         await self.broadcast(parts=("catalogue", "rule_book") if part != "store" else ())
         return {"version": self.version, "stores": len(world.stores), "products": len(world.catalogue),
                 "rule_book_version": world.rule_book.version}

@@ -22,7 +22,7 @@ from protocol.ids import IdFactory
 from simulators.customer_auth import SignedIn, SimulatedPhones, sign_in
 from simulators.sms_provider import start_in_thread
 
-OPERATOR_TOKEN = "test-operator-token"
+OPERATOR_PASSWORD = "test-operator-password"
 SECRET_KEY = "test-master-secret-0123456789-abcdefghijklmnop"  # a fixed key ring for tests (see cloud/keys.py)
 
 
@@ -78,7 +78,7 @@ def new_mobile() -> str:
 
 @contextlib.asynccontextmanager
 async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port: int):
-    services = await start_services(World.load(), stack.database_url, stack.nats_url, OPERATOR_TOKEN,
+    services = await start_services(World.load(), stack.database_url, stack.nats_url,
                                     ShardConfig(prefix=prefix), background=True, reservation_ttl_ms=reservation_ttl_ms,
                                     explicit_world=True, sms=sms, keys=fixed_keys(stack))
     server = uvicorn.Server(uvicorn.Config(build_app(services), host="127.0.0.1", port=port, log_level="warning",
@@ -92,6 +92,17 @@ async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port
         server.should_exit = True
         await task
         await services.stop()
+
+
+async def operator_headers(services, role: str = "hq_admin", store_id: str | None = None,
+                           username: str | None = None) -> dict[str, str]:
+    """Headers of a signed-in operator: a new account of `role` (a store_manager needs `store_id`) made through the
+    service, as `freshmesh operators add` makes one, signed in with OPERATOR_PASSWORD. Usernames are unique per
+    call: every test module's cloud shares the one test database."""
+    username = username or f"{role.replace('_', '-')}-{uuid.uuid4().hex[:8]}"
+    await services.operators.create(username, OPERATOR_PASSWORD, role, store_id, by_name="tests")
+    session = await services.operators.sign_in(username, OPERATOR_PASSWORD)
+    return {"Authorization": f"Bearer {session['token']}"}
 
 
 class StoreLink:

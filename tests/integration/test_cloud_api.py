@@ -11,11 +11,11 @@ import pytest
 import pytest_asyncio
 
 from protocol.messages import EscrowGranted, OrderToFulfil, PickupCompleted, StockMoved
-from tests.integration.harness import OPERATOR_TOKEN, StoreLink, customer, eventually, running_cloud
+from tests.integration.harness import StoreLink, customer, eventually, operator_headers, running_cloud
 
 pytestmark = pytest.mark.integration
 CN = timezone(timedelta(hours=8))
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+OP: dict[str, str] = {}  # an hq_admin's session: filled by the `cloud` fixture once the cloud runs
 
 
 def next_slot(hour: int = 11) -> str:
@@ -30,6 +30,7 @@ def key() -> dict:
 @pytest_asyncio.fixture(scope="module")
 async def cloud(stack, ray_runtime):
     async with running_cloud(stack, prefix=f"api{uuid.uuid4().hex[:6]}-", reservation_ttl_ms=1500) as (services, url):
+        OP.update(await operator_headers(services))
         async with httpx.AsyncClient(base_url=url, timeout=20) as http:
             yield services, http
 
@@ -111,7 +112,7 @@ async def test_store_revenue_is_for_operators_only(cloud):
     public = (await http.get("/stores")).json()["stores"]
     assert public and all("till_sales" not in s and "till_sales_fen" not in s for s in public)
     assert all("online" in s and "lat" in s for s in public)  # the stores themselves stay open to browse
-    wrong = (await http.get("/stores", headers={"Authorization": "Bearer not-the-token"})).json()["stores"]
+    wrong = (await http.get("/stores", headers={"Authorization": "Bearer not-a-session"})).json()["stores"]
     assert all("till_sales_fen" not in s for s in wrong)
     seen = (await http.get("/stores", headers=OP)).json()["stores"]
     assert all(isinstance(s["till_sales"], int) and isinstance(s["till_sales_fen"], int) for s in seen)
@@ -228,12 +229,14 @@ async def test_missing_idempotency_key_and_bad_json(cloud, signed_in):
     assert r.status_code == 400 and "not valid JSON" in r.json()["detail"]
 
 
-async def test_operator_endpoints_need_the_token(cloud):
+async def test_operator_endpoints_need_an_operator_session(cloud):
     _, http = cloud
     sale = {"sku": "X", "quantity": 1, "price_fen": 1,
             "starts_at": "2026-01-01T00:00:00Z", "ends_at": "2026-01-02T00:00:00Z"}
-    assert (await http.post("/flash-sales", json=sale)).status_code == 401
-    assert (await http.post("/flash-sales", json=sale, headers={"Authorization": "Bearer wrong"})).status_code == 403
+    missing = await http.post("/flash-sales", json=sale)
+    assert missing.status_code == 401 and "POST /operator/sessions" in missing.json()["detail"]
+    wrong = await http.post("/flash-sales", json=sale, headers={"Authorization": "Bearer wrong"})
+    assert wrong.status_code == 401 and "sign in again" in wrong.json()["detail"]
 
 
 async def test_flash_sale_statuses(cloud, stocked):

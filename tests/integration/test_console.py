@@ -21,10 +21,19 @@ from cloud.console.snapshot import ConsoleConfig
 from protocol import codec, subjects
 from protocol.messages import DeviceHealth, Heartbeat, Payment, Quantity, SaleCommitted, SaleLine, StockMoved
 from protocol.money import weighed_amount_fen
-from tests.integration.harness import OPERATOR_TOKEN, StoreLink, customer, envelope, eventually, running_cloud
+from tests.integration.harness import (
+    OPERATOR_PASSWORD,
+    StoreLink,
+    customer,
+    envelope,
+    eventually,
+    operator_headers,
+    running_cloud,
+)
 
 pytestmark = pytest.mark.integration
-OP = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+OP: dict[str, str] = {}  # an hq_admin's session: filled by the `cloud` fixture once the cloud runs
+ADMIN = f"con-admin-{uuid.uuid4().hex[:6]}"
 # Short thresholds so the test sees within seconds what production sees within its configured ones.
 CONFIG = ConsoleConfig(offline_alert_s=1.0, tick_s=0.5, business_every_s=1.0, audit_every_s=2.0, restart_flag_s=120)
 
@@ -33,6 +42,7 @@ CONFIG = ConsoleConfig(offline_alert_s=1.0, tick_s=0.5, business_every_s=1.0, au
 async def cloud(stack, ray_runtime):
     async with running_cloud(stack, prefix=f"con{uuid.uuid4().hex[:6]}-") as (services, url):
         services.console_config = CONFIG
+        OP.update(await operator_headers(services, username=ADMIN))
         for name in services.cloud.shards.all_stock_pools():  # the pools exist from their first command on
             await services.cloud.actors.calls.info(name)
         async with httpx.AsyncClient(base_url=url, timeout=20) as http:
@@ -82,20 +92,21 @@ async def snapshot(http) -> dict:
     return r.json()
 
 
-async def test_console_data_needs_the_operator_token_and_customers_do_not(cloud):
+async def test_console_data_needs_an_operator_session_and_customers_do_not(cloud):
     services, url, http = cloud
     page = await http.get("/console")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="actors"' in page.text and 'id="stores"' in page.text and "EventSource" in page.text
+    assert 'id="login-form"' in page.text and "/operator/sessions" in page.text
     for path in ("/console/snapshot", "/console/stream"):
         missing = await http.get(path)
         assert missing.status_code == 401 and missing.headers["content-type"] == "application/problem+json"
-        assert "FRESHMESH_OPERATOR_TOKEN" in missing.json()["detail"]
-        wrong = await http.get(path, params={"token": "not-the-token"})
-        assert wrong.status_code == 403 and wrong.json()["detail"] == "operator token not accepted"
-        assert (await http.get(path, headers={"Authorization": "Bearer nope"})).status_code == 403
-    assert (await http.get("/console/snapshot", params={"token": OPERATOR_TOKEN})).status_code == 200
-    assert (await http.get("/products")).status_code == 200  # a customer's endpoint needs no token
+        assert "POST /operator/sessions" in missing.json()["detail"] and "?token=" in missing.json()["detail"]
+        wrong = await http.get(path, params={"token": "not-a-session"})
+        assert wrong.status_code == 401 and "sign in again" in wrong.json()["detail"]
+        assert (await http.get(path, headers={"Authorization": "Bearer nope"})).status_code == 401
+    assert (await http.get("/console/snapshot", params={"token": OP["Authorization"][7:]})).status_code == 200
+    assert (await http.get("/products")).status_code == 200  # a customer's endpoint needs no session
 
 
 async def test_snapshot_shows_actors_stores_business_and_alerts(cloud, stack):
@@ -179,7 +190,7 @@ async def test_stream_sends_snapshots_and_a_client_that_leaves_leaves_nothing_ru
     feed = services.console()
     events = []
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        async with client.stream("GET", "/console/stream", params={"token": OPERATOR_TOKEN}) as r:
+        async with client.stream("GET", "/console/stream", params={"token": OP["Authorization"][7:]}) as r:
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
             kind = None
             async for line in r.aiter_lines():
@@ -221,6 +232,15 @@ def png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
+async def sign_in(page, url: str, username: str = ADMIN, password: str = OPERATOR_PASSWORD) -> None:
+    """Open the console and sign in through its form, as an operator does."""
+    await page.goto(f"{url}/console")
+    await page.wait_for_selector("#login-form", state="visible", timeout=10_000)
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("#sign-in")
+
+
 async def launch(pw, browser_path: str, tmp_path):
     return await pw.chromium.launch_persistent_context(
         str(tmp_path / "profile"), executable_path=browser_path, headless=True, viewport={"width": 1500, "height": 1100},
@@ -248,7 +268,7 @@ async def test_console_in_chromium_reconnects_after_the_stream_answers_an_http_e
         try:
             page = browser.pages[0] if browser.pages else await browser.new_page()
             await page.route("**/console/stream*", stream)
-            await page.goto(f"{url}/console?token={OPERATOR_TOKEN}")
+            await sign_in(page, url)
             deadline = time.monotonic() + 20
             while len(streams) < 3 and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
@@ -279,9 +299,9 @@ async def test_console_in_chromium_sees_a_store_go_offline_and_an_actor_killed(c
         browser = await launch(pw, browser_path, tmp_path)
         try:
             page = browser.pages[0] if browser.pages else await browser.new_page()
-            await page.goto(f"{url}/console?token={OPERATOR_TOKEN}")
-            assert "token=" not in page.url, "the token must not stay in the address bar"
+            await sign_in(page, url)
             await page.wait_for_selector('#conn[data-status="live"]', timeout=15_000)
+            assert await page.text_content("#who-name") == ADMIN and "token" not in page.url
             await page.wait_for_selector('tr[data-store="S004"][data-online="true"]', timeout=15_000)
             await page.wait_for_selector(f'tr[data-actor="{victim}"][data-state="ALIVE"][data-health="ok"]',
                                          timeout=15_000)
@@ -339,3 +359,60 @@ async def test_console_in_chromium_sees_a_store_go_offline_and_an_actor_killed(c
                 await beats.stop()
     print(f"console: offline shown {offline_seen_s:.1f} s after the last heartbeat, kill shown {kill_seen_s:.1f} s "
           f"after SIGKILL; test took {time.monotonic() - started:.1f} s")
+
+
+async def test_console_in_chromium_signs_in_shows_who_and_signs_out(cloud, tmp_path):
+    """The sign-in form (Chinese first, English a click away): a wrong password is refused without saying more, a
+    viewer signs in and sees who and which role, the session lives in this tab's sessionStorage, and signing out
+    ends the session on the server too."""
+    from playwright.async_api import async_playwright
+    services, url, http = cloud
+    viewer = f"con-viewer-{uuid.uuid4().hex[:6]}"
+    await operator_headers(services, "viewer", username=viewer)
+    async with async_playwright() as pw:
+        browser = await launch(pw, chromium(), tmp_path)
+        try:
+            page = browser.pages[0] if browser.pages else await browser.new_page()
+            await page.goto(f"{url}/console")
+            await page.evaluate("() => localStorage.removeItem('freshmesh-lang')")
+            await page.reload()
+            await page.wait_for_selector("#login-form", state="visible", timeout=10_000)
+            assert await page.text_content("#login h2") == "运营人员登录"
+            assert await page.evaluate("() => document.documentElement.lang") == "zh-CN"
+            await page.fill("#username", viewer)
+            await page.fill("#password", "not-the-password")
+            await page.click("#sign-in")
+            await page.wait_for_function("() => document.querySelector('#login-why').textContent !== ''")
+            assert await page.text_content("#login-why") == "用户名或密码错误。"
+            assert "tries left" in await page.text_content("#login-detail")
+            await page.screenshot(path=str(tmp_path / "sign-in.png"))
+            await page.click("#lang-toggle")
+            assert await page.text_content("#login h2") == "Operator sign-in"
+            assert await page.text_content("#sign-in") == "Sign in"
+            await page.fill("#username", viewer)
+            await page.fill("#password", OPERATOR_PASSWORD)
+            await page.click("#sign-in")
+            await page.wait_for_selector('#conn[data-status="live"]', timeout=15_000)
+            assert await page.text_content("#who-name") == viewer
+            assert await page.text_content("#who-role") == "viewer"
+            assert await page.get_attribute("#who", "data-role") == "viewer"
+            token = await page.evaluate("() => sessionStorage.getItem('freshmesh-operator-session')")
+            assert token and token not in page.url
+            me = await http.get("/operator/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.json()["username"] == viewer and me.json()["role"] == "viewer"
+            await page.screenshot(path=str(tmp_path / "signed-in.png"))
+            if os.environ.get("FRESHMESH_CONSOLE_SCREENSHOT"):  # keep them to look at
+                base = os.environ["FRESHMESH_CONSOLE_SCREENSHOT"].removesuffix(".png")
+                shutil.copy(tmp_path / "sign-in.png", f"{base}-sign-in.png")
+                shutil.copy(tmp_path / "signed-in.png", f"{base}-signed-in.png")
+            await page.click("#sign-out")
+            await page.wait_for_selector("#login-form", state="visible", timeout=5_000)
+            assert await page.text_content("#login-why") == "Signed out."
+            assert await page.evaluate("() => sessionStorage.getItem('freshmesh-operator-session')") is None
+
+            async def revoked():
+                r = await http.get("/operator/me", headers={"Authorization": f"Bearer {token}"})
+                return r.status_code == 401
+            assert await eventually(revoked, timeout_s=5), "signing out must end the session on the server"
+        finally:
+            await browser.close()

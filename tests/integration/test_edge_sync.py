@@ -18,7 +18,7 @@ from edge.sync import StuckHead
 from protocol import codec, subjects
 from protocol.messages import MemberUpdated
 from simulators.netcut import NetCut
-from tests.integration.harness import customer, envelope, eventually, running_cloud
+from tests.integration.harness import customer, envelope, eventually, operator_headers, running_cloud
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -194,8 +194,7 @@ async def test_a_new_rule_book_reaches_the_till(world):
     sku = packed()["sku"]
     book = {"version": 7, "rules": [{"type": "item_discount", "id": "half", "name": "Half price", "skus": [sku],
                                      "percent_off_bp": 5000}]}
-    token = {"Authorization": f"Bearer {services.cloud.operator_token}"}
-    r = await http.put("/rule-book", json=book, headers=token)
+    r = await http.put("/rule-book", json=book, headers=await operator_headers(services))
     assert r.status_code == 200, r.text
 
     async def arrived():

@@ -27,13 +27,13 @@ from cloud.services.sms import HttpSmsProvider
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 from simulators.sms_provider import start_in_thread
-from tests.integration.harness import OPERATOR_TOKEN, SECRET_KEY, eventually, fixed_keys, running_cloud
+from tests.integration.harness import SECRET_KEY, eventually, fixed_keys, operator_headers, running_cloud
 
 pytestmark = pytest.mark.integration
 KEY, SECRET = "pii-sms-key", "pii-sms-secret"
 STORE = "S002"
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
-OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+OPERATOR: dict[str, str] = {}  # an hq_admin's session: filled by the `chain` fixture once the cloud runs
 
 
 class WallClock:
@@ -107,6 +107,7 @@ async def chain(stack, ray_runtime, tmp_path_factory):
                         httpx.AsyncClient(base_url=sms.url, headers={"X-Sms-Key": KEY}, timeout=5) as inbox, \
                         httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)),
                                           base_url="http://lane") as lane:
+                    OPERATOR.update(await operator_headers(services))
                     yield services, http, inbox, box, lane
             finally:
                 await box.stop()
@@ -171,7 +172,11 @@ async def test_export_gives_everything_and_erase_leaves_a_tombstone_the_ledger_s
                         headers={"Idempotency-Key": uuid.uuid4().hex, **mine})
     assert r.status_code == 201
     assert (await http.get(f"/members/{member_id}/export")).status_code == 401
-    assert (await http.get(f"/members/{member_id}/export", headers={"Authorization": "Bearer no"})).status_code == 403
+    assert (await http.get(f"/members/{member_id}/export", headers={"Authorization": "Bearer no"})).status_code == 401
+    for role, store in (("viewer", None), ("store_manager", "S002")):  # personal data is for HQ admins only
+        other = await operator_headers(services, role, store)
+        assert (await http.get(f"/members/{member_id}/export", headers=other)).status_code == 403
+        assert (await http.delete(f"/members/{member_id}", headers=other)).status_code == 403
     assert (await http.delete(f"/members/{member_id}")).status_code == 401
     exported = (await http.get(f"/members/{member_id}/export", headers=OPERATOR)).json()
     assert exported["phone"] == f"+86{mobile}" and exported["member_code"] and exported["erased_at"] is None
@@ -188,6 +193,10 @@ async def test_export_gives_everything_and_erase_leaves_a_tombstone_the_ledger_s
     assert (await http.get("/me", headers={"Authorization": f"Bearer {session['token']}"})).status_code == 401
     assert (await http.get(f"/members/{member_id}", headers=mine)).status_code == 401  # the session ended with it
     after = (await http.get(f"/members/{member_id}/export", headers=OPERATOR)).json()
+    audit = (await http.get("/operator/audit", headers=OPERATOR, params={"limit": 200})).json()["entries"]
+    acts = [e["action"] for e in audit if e["target"] == f"member {member_id}"]
+    assert acts.count("member.erase") == 2 and acts.count("member.export") == 2, acts  # who read or erased, and when
+    assert not leaks(json.dumps(audit), [mobile])
     assert after["phone"] is None and after["member_code"] is None and after["erased_at"] is not None
     assert after["ledger"]["stored_value_fen"] == 5_000  # the ledger keeps its amounts under the id
 

@@ -373,13 +373,16 @@ def test_the_snapshot_names_the_chains_time_zone():
     assert other["timezone"]["name"] == "UTC-05:30"
 
 
-def test_the_cloud_prints_the_operator_token_only_when_it_made_it_up():
+def test_the_cloud_prints_the_first_admins_password_only_when_it_made_it_up():
     from cloud.main import startup_lines
-    made_up = "\n".join(startup_lines(8080, "f00d", generated=True))
-    assert "FRESHMESH_OPERATOR_TOKEN=f00d" in made_up and "http://127.0.0.1:8080/console?token=f00d" in made_up
-    configured = "\n".join(startup_lines(8080, "s3cret-of-the-operator", generated=False))
-    assert "s3cret" not in configured and "token=" not in configured
-    assert "http://127.0.0.1:8080/console " in configured and "configured FRESHMESH_OPERATOR_TOKEN" in configured
+    made_up = "\n".join(startup_lines(8080, admin_created=True, generated_password="f00d-f00d-f00d"))
+    assert "Operator console: http://127.0.0.1:8080/console" in made_up
+    assert "username admin, password f00d-f00d-f00d" in made_up and "shown only this once" in made_up
+    configured = "\n".join(startup_lines(8080, admin_created=True, generated_password=None))
+    assert "password from FRESHMESH_ADMIN_PASSWORD" in configured and "token" not in configured
+    later = "\n".join(startup_lines(8080, admin_created=False, generated_password=None))
+    assert "password" not in later and "freshmesh operators add" in later
+    assert all("OPERATOR_TOKEN" not in text for text in (made_up, configured, later))
 
 
 def test_an_actor_hosts_failed_start_is_its_reported_last_error():

@@ -1,4 +1,4 @@
-"""The catalogue and the promotion book: anyone reads products; operators replace products and the rule book."""
+"""The catalogue and the promotion book: anyone reads products; an hq_admin replaces products and the rule book."""
 from __future__ import annotations
 
 from starlette.responses import JSONResponse
@@ -16,15 +16,17 @@ def routes(services) -> list[tuple]:
                              "rule_book_version": cloud.world.rule_book.version})
 
     async def put_products(request):
-        require_operator(request, cloud.operator_token)
+        operator = await require_operator(request, services, "catalogue.change")
         data = await read_json(request)
         if not isinstance(data.get("products"), list):
             raise HTTPProblem(422, "products: a list of products is required")
-        return JSONResponse(await services.world_admin.change("catalogue", data["products"], data.get("reason", "operator")))
+        return JSONResponse(await services.world_admin.change("catalogue", data["products"],
+                                                              data.get("reason", "operator"), by=operator))
 
     async def put_rule_book(request):
-        require_operator(request, cloud.operator_token)
-        return JSONResponse(await services.world_admin.change("rule_book", await read_json(request), "operator"))
+        operator = await require_operator(request, services, "rule_book.change")
+        return JSONResponse(await services.world_admin.change("rule_book", await read_json(request), "operator",
+                                                              by=operator))
 
     return [("/products", products, ["GET"]), ("/products", put_products, ["PUT"]),
             ("/rule-book", put_rule_book, ["PUT"])]

@@ -1,4 +1,4 @@
-"""Flash sales: open one (operator), read it, and order from it.
+"""Flash sales: open one (hq_admin), read it, and order from it.
 
 The order endpoint has one core, `flash_order_answer`, which the routed endpoint and the fast path
 (`cloud/http/flash_fast_path.py`) both call: the same checks, limits, deadline and answers.
@@ -41,7 +41,7 @@ def routes(services) -> list[tuple]:
     cloud = services.cloud
 
     async def create_flash_sale(request):
-        require_operator(request, cloud.operator_token)
+        operator = await require_operator(request, services, "flash_sale.create")
         req = await parse(request, FlashSaleRequest, "flash_sale")
         try:
             starts, ends = parse_rfc3339(req.starts_at, "starts_at"), parse_rfc3339(req.ends_at, "ends_at")
@@ -51,7 +51,7 @@ def routes(services) -> list[tuple]:
             raise HTTPProblem(422, "ends_at: must be after starts_at")
         if req.sku not in cloud.world.catalogue:
             raise HTTPProblem(422, f"sku: unknown product {req.sku!r}")
-        body = await services.flash.create(cloud.ids.new(), sku=req.sku, quantity=req.quantity,
+        body = await services.flash.create(cloud.ids.new(), by=operator, sku=req.sku, quantity=req.quantity,
                                            price_fen=req.price_fen, starts_ms=starts, ends_ms=ends,
                                            rate_per_s=req.rate_per_s, per_member_limit=req.per_member_limit)
         return JSONResponse(body, status_code=201)

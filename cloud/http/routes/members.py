@@ -30,13 +30,20 @@ def routes(services) -> list[tuple]:
         body = await services.members.top_up(member, req.amount_fen, req.method, key)
         return JSONResponse(body, status_code=201)
 
-    async def export_member(request):  # PIPL access: everything held, the phone in clear (operators only)
-        require_operator(request, services.cloud.operator_token)
-        return JSONResponse(await services.members.export(request.path_params["member_id"]))
+    async def export_member(request):  # PIPL access: everything held, the phone in clear (HQ admins only; audited)
+        operator = await require_operator(request, services, "members.personal_data")
+        member_id = request.path_params["member_id"]
+        body = await services.members.export(member_id)
+        await services.operators.record_now(operator, "member.export", f"member {member_id}", None, None)
+        return JSONResponse(body)
 
-    async def erase_member(request):  # PIPL deletion: a tombstone; stores are told to forget the member
-        require_operator(request, services.cloud.operator_token)
-        return JSONResponse(await services.members.erase(request.path_params["member_id"]))
+    async def erase_member(request):  # PIPL deletion: a tombstone; stores are told to forget the member (audited)
+        operator = await require_operator(request, services, "members.personal_data")
+        member_id = request.path_params["member_id"]
+        body = await services.members.erase(member_id)
+        await services.operators.record_now(operator, "member.erase", f"member {member_id}", None,
+                                            {"erased_at": body.get("erased_at")})
+        return JSONResponse(body)
 
     return [("/members/{member_id}", get_member, ["GET"]),
             ("/members/{member_id}/top-ups", top_up, ["POST"]),

@@ -1,11 +1,13 @@
-"""Stores: the chain's stores with liveness and lag, one store's stock, and (operator) changing a store."""
+"""Stores: the chain's stores with liveness and lag, one store's stock, and changing a store (an hq_admin, or that
+store's manager)."""
 from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
-from cloud.http.operators import is_operator, require_operator
+from cloud.http.operators import operator_of, require_operator
 from cloud.http.parsing import read_json
 from cloud.http.problems import HTTPProblem
+from protocol import roles
 from protocol.clock import to_rfc3339
 from protocol.schema import to_wire
 
@@ -15,9 +17,9 @@ def routes(services) -> list[tuple]:
 
     async def stores(request):
         """Anyone sees the stores and their liveness; a store's till sales and revenue are business figures that
-        only an operator sees."""
+        only an operator sees (a store manager: their own store's)."""
         live = {s["store_id"]: s for s in await services.stock.liveness()}
-        operator = is_operator(request, cloud.operator_token)
+        operator = await operator_of(request, services)
         sales = {r["store_id"]: r for r in await cloud.db.fetch(
             "select store_id, count(*) as n, coalesce(sum(total_fen), 0)::bigint as fen from till_sales group by store_id")
             } if operator else {}
@@ -29,7 +31,7 @@ def routes(services) -> list[tuple]:
                     "last_heartbeat": to_rfc3339(s.get("last_heartbeat_ms")),
                     "outbox_depth": s.get("outbox_depth"), "sequence_gap": s.get("sequence_gap"),
                     "lag_ms": s.get("lag_ms"), "lag_p99_ms": s.get("lag_p99_ms"), "devices": s.get("devices", {})}
-            if operator:
+            if operator and roles.sees_store(operator.role, operator.store_id, store.store_id):
                 view["till_sales"] = sales[store.store_id]["n"] if store.store_id in sales else 0
                 view["till_sales_fen"] = sales[store.store_id]["fen"] if store.store_id in sales else 0
             out.append(view)
@@ -45,10 +47,11 @@ def routes(services) -> list[tuple]:
         return JSONResponse(await services.stock.store_view(store_id, sku))
 
     async def put_store(request):
-        require_operator(request, cloud.operator_token)
+        store_id = request.path_params["store_id"]
+        operator = await require_operator(request, services, "store.change", store_id=store_id)
         body = await read_json(request)
-        return JSONResponse(await services.world_admin.change("store", body, "operator",
-                                                              store_id=request.path_params["store_id"]))
+        return JSONResponse(await services.world_admin.change("store", body, "operator", store_id=store_id,
+                                                              by=operator))
 
     return [("/stores", stores, ["GET"]), ("/stores/{store_id}/stock", store_stock, ["GET"]),
             ("/stores/{store_id}", put_store, ["PUT"])]

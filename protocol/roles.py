@@ -1,0 +1,83 @@
+"""Operator roles and what each may do: the one decision every operator endpoint asks, pure and unit-tested.
+
+- `hq_admin`: everything, including managing operator accounts and reading the audit log.
+- `store_manager` (of one store): reads the operator views (console, invariant audit) and changes its own store,
+  and sees its own store's figures; never another store, the catalogue, the rule book or flash sales.
+- `viewer`: reads the operator views and store figures; changes nothing.
+
+`refusal(...)` answers None when the operator may, else the reason in words (the 403's detail); permissions that
+concern one store (`STORE_SCOPED`) are decided against the store the request is about.
+"""
+from __future__ import annotations
+
+import re
+from typing import Literal, get_args
+
+from protocol.errors import ProtocolError
+
+Role = Literal["hq_admin", "store_manager", "viewer"]
+Permission = Literal[
+    "views.read",  # the console, the invariant audit
+    "store.figures",  # a store's till sales and revenue (GET /stores)
+    "store.change",  # PUT /stores/{id}
+    "catalogue.change",  # PUT /products
+    "rule_book.change",  # PUT /rule-book
+    "flash_sale.create",  # POST /flash-sales
+    "operators.manage",  # list and create operator accounts
+    "audit_log.read",  # who changed what
+    "members.personal_data",  # export one member's data, erase a member (PIPL)
+]
+ROLES: tuple[Role, ...] = get_args(Role)
+PERMISSIONS: tuple[Permission, ...] = get_args(Permission)
+STORE_SCOPED: frozenset[Permission] = frozenset({"store.figures", "store.change"})
+GRANTS: dict[str, frozenset[Permission]] = {  # by role
+    "hq_admin": frozenset(PERMISSIONS),
+    "store_manager": frozenset({"views.read", "store.figures", "store.change"}),
+    "viewer": frozenset({"views.read", "store.figures"}),
+}
+# A store manager's store-scoped permissions reach their own store only; other roles' reach every store.
+SCOPED_TO_OWN_STORE: frozenset[str] = frozenset({"store_manager"})
+USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{2,39}")
+PASSWORD_MIN_CHARS, PASSWORD_MAX_CHARS = 10, 256
+
+
+def refusal(role: str, permission: Permission, own_store: str | None = None, store_id: str | None = None) -> str | None:
+    """None when `role` (of `own_store`, for a store manager) may use `permission` (on `store_id`), else why not."""
+    grants = GRANTS.get(role)
+    if grants is None:
+        return f"unknown role {role!r}"
+    if permission not in grants:
+        return f"the {role} role may not do this ({permission})"
+    if permission in STORE_SCOPED and role in SCOPED_TO_OWN_STORE:
+        if own_store is None:
+            return f"this {role} account has no store"
+        if store_id is not None and store_id != own_store:
+            return f"a store manager of {own_store} may not act on store {store_id}"
+    return None
+
+
+def allowed(role: str, permission: Permission, own_store: str | None = None, store_id: str | None = None) -> bool:
+    return refusal(role, permission, own_store, store_id) is None
+
+
+def sees_store(role: str, own_store: str | None, store_id: str) -> bool:
+    """Whether this operator sees the figures of `store_id` (a store manager: only their own store's)."""
+    return allowed(role, "store.figures", own_store, store_id)
+
+
+def check_account(username: str, role: str, store_id: str | None) -> None:
+    """An account's shape: a known role, a store for (and only for) a store manager, a plain username."""
+    if not USERNAME.fullmatch(username):
+        raise ProtocolError("username: 3-40 characters: lower-case letters, digits, '.', '_' or '-' "
+                            "(starting with a letter or digit)")
+    if role not in ROLES:
+        raise ProtocolError(f"role: one of {', '.join(ROLES)}")
+    if role in SCOPED_TO_OWN_STORE and not store_id:
+        raise ProtocolError(f"store_id: a {role} manages one store: name it")
+    if role not in SCOPED_TO_OWN_STORE and store_id:
+        raise ProtocolError(f"store_id: only a store manager has a store (not a {role})")
+
+
+def check_password(password: str) -> None:
+    if not PASSWORD_MIN_CHARS <= len(password) <= PASSWORD_MAX_CHARS:
+        raise ProtocolError(f"password: {PASSWORD_MIN_CHARS}-{PASSWORD_MAX_CHARS} characters")

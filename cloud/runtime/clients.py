@@ -166,7 +166,7 @@ class Actors:
     async def audit(self, sale_ids: list[str]) -> dict[str, list[str]]:
         """Every audited actor's invariant check, by actor name."""
         report = {**await self.stock_pool.audit(), **await self.member_ledger.audit()}
-        for sale_id in sale_ids:
-            sale = self.flash_sale(sale_id)
-            report[sale.name] = await sale.audit()
+        sales = [self.flash_sale(sale_id) for sale_id in sale_ids]
+        for sale, problems in zip(sales, await asyncio.gather(*(sale.audit() for sale in sales)), strict=True):
+            report[sale.name] = problems
         return report

@@ -97,10 +97,12 @@ class Demo:
             "cloud_sales": sum(stores[s]["till_sales"] for s in ids),
             "device_sales": c["device_sales"],
             "receipts_printed": sum(len(d.printer.receipts) for d in fleet.devices.values()),
+            "customers_signed_in": c["signed_in"], "sign_in_failed": c["sign_in_failed"],  # by SMS code, simulated
             "online_orders": c["online_orders"], "online_paid": c["online_paid"],
             "online_cancelled": c["online_cancelled"], "picked_up": c["picked_up"],
             "flash_sale": {"quantity": status.get("quantity", 0), "sold": status.get("sold", 0),
                            "attempts": c["flash_attempts"], "accepted": c["flash_accepted"],
+                           "fans_signed_in": c["flash_fans_signed_in"],
                            "oversold": max(status.get("sold", 0) - status.get("quantity", 0), 0)},
             "lag_ms": {"p50": statistics.median(last) if last else None, "p99": max(lags) if lags else None,
                        "max": max(lags + last) if lags or last else None},

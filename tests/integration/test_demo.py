@@ -23,6 +23,9 @@ def test_short_demo_summary_holds(tmp_path):
     assert summary["sales"] > 0 and summary["sales"] == summary["cloud_sales"]
     assert summary["flash_sale"]["oversold"] == 0 and summary["flash_sale"]["sold"] == summary["flash_sale"]["quantity"]
     assert summary["online_orders"] > 0
+    # customers and the flash crowd signed in by SMS code through the simulated provider (orders need a session)
+    assert summary["customers_signed_in"] > 0 and summary["sign_in_failed"] == 0
+    assert summary["flash_sale"]["fans_signed_in"] >= summary["flash_sale"]["quantity"]
     # lane 1 of each store sells through the pty scanner (and scale); every sale's receipt came out of the printer
     assert summary["device_sales"] > 0
     assert summary["receipts_printed"] >= summary["sales"]

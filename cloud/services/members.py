@@ -9,6 +9,7 @@ person goes, sessions end, and stores drop the member from their caches.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -73,13 +74,15 @@ class Members:
         if phone is None:
             row = await self.row(view["member_id"])
             phone = self.pii.open(row["phone_sealed"], row=row["member_id"], field="phone")
+        items = []
         for store_id in self.cloud.world.stores:
             key = self.cloud.keys.store_lookup_key(store_id)
             phone_hash = phones.lookup_hash(key, phone) if key is not None else b""  # without it: member code only
-            await to_stores.send(self.cloud, store_id, lambda phone_hash=phone_hash, **env: MemberUpdated(
-                member_id=view["member_id"], phone_hash=phone_hash, phone_masked=view["phone"],
+            items.append((store_id, functools.partial(
+                MemberUpdated, member_id=view["member_id"], phone_hash=phone_hash, phone_masked=view["phone"],
                 member_code=view["member_code"], level=view["level"], stored_value_fen=view["stored_value_fen"],
-                points=view["points"], **env))
+                points=view["points"])))
+        await to_stores.send_many(self.cloud, items)  # one numbering statement and the publishes together
 
     async def row(self, member_id: str, erased: bool = False):
         """The member's row; not_found for an unknown member, and for an erased one unless `erased`."""
@@ -161,10 +164,9 @@ class Members:
             revoked = await conn.execute("update sessions set revoked_ms = $2 where member_id = $1 and revoked_ms is "
                                          "null", member_id, now)
         if self.cloud.nats is not None:
-            for store_id in self.cloud.world.stores:
-                await to_stores.send(self.cloud, store_id, lambda **env: MemberUpdated(
-                    member_id=member_id, phone_hash=b"", phone_masked="", member_code="", level="", stored_value_fen=0,
-                    points=0, erased=True, **env))
+            forget = functools.partial(MemberUpdated, member_id=member_id, phone_hash=b"", phone_masked="",
+                                       member_code="", level="", stored_value_fen=0, points=0, erased=True)
+            await to_stores.send_many(self.cloud, [(store_id, forget) for store_id in self.cloud.world.stores])
         ledger = await self.cloud.actors.member_ledger.member(member_id, self.cloud.now_ms())
         log.info("member %s erased", member_id)
         return {"member_id": member_id, "erased_at": to_rfc3339(erased_ms),

@@ -32,3 +32,20 @@ def test_altered_forged_foreign_and_future_passes_are_refused():
         assert passes.member(junk) is None
     later = FlashPasses(KEY, ManualClock(now_ms=clock.now_ms() + 3600_000))
     assert passes.member(later.issue("01ALICE")[0]) is None  # signed in the future: refused
+
+
+def test_a_pass_verified_once_is_remembered_only_until_it_lapses():
+    clock = ManualClock(now_ms=1_800_000_000_500)
+    passes = FlashPasses(KEY, clock)
+    token, _ = passes.issue("01CAROL")
+    for _ in range(3):
+        assert passes.member(token) == "01CAROL"
+    assert list(passes.verified) == [token]
+    passes.member("forged.pass.value")
+    assert list(passes.verified) == [token]  # refused passes are not remembered
+    fresh = FlashPasses(KEY, clock)  # the same pass, checked from scratch at each moment, agrees with the memory
+    for step_ms in (PASS_TTL_MS - 1500, 999, 1):
+        clock.advance(step_ms)
+        assert passes.member(token) == fresh.member(token) == FlashPasses(KEY, clock).member(token)
+    clock.advance(1000)
+    assert passes.member(token) is None and token not in passes.verified

@@ -13,8 +13,8 @@ here would be lost with this machine, and with it every sealed phone). With the 
 secret (FRESHMESH_STORE_SECRET) is the stack's, so stores' member lookup hashes can be computed.
 
 Operators sign in with their own accounts. On an empty operators table the cloud creates the first one, `admin`
-(hq_admin), with the password in FRESHMESH_ADMIN_PASSWORD, or else a generated one that it prints once (and
-never again: `freshmesh operators password --username admin` sets a new one).
+(hq_admin), with the password in FRESHMESH_ADMIN_PASSWORD, or else a generated one kept in an owner-only file
+whose path it prints (never the password: `freshmesh operators password --username admin` sets a new one).
 """
 from __future__ import annotations
 
@@ -55,15 +55,28 @@ def secret_key_beside(workdir: Path) -> str:
     return path.read_text().strip()
 
 
-def startup_lines(http_port: int, admin_created: bool, generated_password: str | None) -> list[str]:
-    """What the cloud prints once it serves. The first admin's password only when this process made it up (nobody
-    else knows it, and it is shown this once); a password the operator configured is theirs already and stays out
-    of logs and terminals."""
+ADMIN_PASSWORD_FILE = "admin-password"  # noqa: S105 - a file name, not a password
+
+
+def keep_admin_password(directory: Path, password: str) -> Path:
+    """The generated first admin's password, in an owner-only file (0600 from its creation) in an owner-only dir:
+    the terminal and the logs never show it; whoever may read the cloud's own files may read it."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / ADMIN_PASSWORD_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(password + "\n")
+    return path
+
+
+def startup_lines(http_port: int, admin_created: bool, password_file: Path | None) -> list[str]:
+    """What the cloud prints once it serves: never a password. A first admin's password this process made up is in
+    `password_file` (owner-only); one the operator configured is theirs already."""
     base = f"http://127.0.0.1:{http_port}"
     lines = [f"FreshMesh cloud: {base}  (API described at /openapi.json)", f"Operator console: {base}/console"]
-    if admin_created and generated_password:
-        lines += [f"First operator account: username admin, password {generated_password}  (hq_admin; shown only "
-                  f"this once: keep it, or set a new one with `freshmesh operators password --username admin`)"]
+    if admin_created and password_file is not None:
+        lines += [f"First operator account: username admin (hq_admin); its generated password is in {password_file} "
+                  f"(owner-only; keep it, or set a new one with `freshmesh operators password --username admin`)"]
     elif admin_created:
         lines += ["First operator account: username admin (hq_admin), password from FRESHMESH_ADMIN_PASSWORD"]
     else:
@@ -71,10 +84,16 @@ def startup_lines(http_port: int, admin_created: bool, generated_password: str |
     return lines
 
 
+def state_dir() -> Path:
+    """Where a cloud that runs against configured servers keeps what it makes (the first admin's password)."""
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "freshmesh"
+
+
 async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.Event, ready=None,
-                secret_env: dict[str, str] | None = None) -> None:
+                secret_env: dict[str, str] | None = None, keep_dir: Path | None = None) -> None:
     """Run until `stop` is set (SIGINT/SIGTERM set it). `secret_env`: key settings made here (the master secret), given
-    to this process's services and the API workers only, not to this process's environment (which Ray inherits)."""
+    to this process's services and the API workers only, not to this process's environment (which Ray inherits).
+    `keep_dir`: where a generated first admin's password is kept (default: `state_dir()`)."""
     from cloud.keys import KeyRing
     from cloud.runtime.hosting import ensure_ray
     from cloud.wiring import start_services
@@ -93,7 +112,8 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
     created, generated = await services.operators.bootstrap_admin(env.get("FRESHMESH_ADMIN_PASSWORD") or None)
     workers_env = {k: v for k, v in env.items() if k != "FRESHMESH_ADMIN_PASSWORD"}  # used above, needed nowhere else
     api = subprocess.Popen(api_command(http_port, workers), env={**workers_env, "FRESHMESH_BACKGROUND": "0"})
-    for line in startup_lines(http_port, created, generated):
+    password_file = keep_admin_password(keep_dir or state_dir(), generated) if generated else None
+    for line in startup_lines(http_port, created, password_file):
         print(line, flush=True)
     if ready is not None:
         ready(http_port, env)
@@ -167,5 +187,7 @@ def run(args) -> int:
                     secret_env["FRESHMESH_SECRET_KEY"] = secret_key_beside(running.workdir)
             if need_nats and not os.environ.get("FRESHMESH_STORE_SECRET"):
                 secret_env["FRESHMESH_STORE_SECRET"] = running.secret  # stores' lookup keys derive from it
-        asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event(), secret_env=secret_env))
+        keep_dir = running.workdir if running is not None else None  # beside the embedded data it opens
+        asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event(), secret_env=secret_env,
+                          keep_dir=keep_dir))
     return 0

@@ -373,14 +373,19 @@ def test_the_snapshot_names_the_chains_time_zone():
     assert other["timezone"]["name"] == "UTC-05:30"
 
 
-def test_the_cloud_prints_the_first_admins_password_only_when_it_made_it_up():
-    from cloud.main import startup_lines
-    made_up = "\n".join(startup_lines(8080, admin_created=True, generated_password="f00d-f00d-f00d"))
+def test_the_cloud_prints_no_password_and_keeps_a_made_up_one_owner_only(tmp_path):
+    import stat
+
+    from cloud.main import keep_admin_password, startup_lines
+    kept = keep_admin_password(tmp_path / "state", "f00d-f00d-f00d")
+    assert kept.read_text().strip() == "f00d-f00d-f00d"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600 and stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
+    made_up = "\n".join(startup_lines(8080, admin_created=True, password_file=kept))
     assert "Operator console: http://127.0.0.1:8080/console" in made_up
-    assert "username admin, password f00d-f00d-f00d" in made_up and "shown only this once" in made_up
-    configured = "\n".join(startup_lines(8080, admin_created=True, generated_password=None))
+    assert "username admin" in made_up and str(kept) in made_up and "f00d" not in made_up
+    configured = "\n".join(startup_lines(8080, admin_created=True, password_file=None))
     assert "password from FRESHMESH_ADMIN_PASSWORD" in configured and "token" not in configured
-    later = "\n".join(startup_lines(8080, admin_created=False, generated_password=None))
+    later = "\n".join(startup_lines(8080, admin_created=False, password_file=None))
     assert "password" not in later and "freshmesh operators add" in later
     assert all("OPERATOR_TOKEN" not in text for text in (made_up, configured, later))
 

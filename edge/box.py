@@ -134,7 +134,8 @@ class EdgeBox:
                 "outbox_depth": await self.store_db.outbox_depth(),
                 "devices": {k: {"state": s, "detail": d} for k, (s, d) in self.device_health().items()},
                 "catalogue": len(catalogue) if (catalogue := self.actor and self.actor.catalogue) else False,
-                "sales": await self.store_db.count("sales")}
+                "sales": await self.store_db.count("sales"),
+                "refused_events": await self.store_db.count("refused_events")}  # set aside: the cloud will not apply
 
     async def stop(self) -> None:
         for task in self._tasks.values():

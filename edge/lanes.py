@@ -11,7 +11,8 @@ from edge.core.cart import UnknownProduct
 from edge.devices.serial_driver import DeviceNotReady
 from edge.store_actor import Busy, Refused
 from protocol.errors import ProtocolError
-from protocol.schema import record, record_from_wire, require
+from protocol.messages import check_lane
+from protocol.schema import from_wire, record, record_from_wire, require
 
 PROBLEM = "application/problem+json"
 
@@ -67,6 +68,10 @@ def build_lane_app(box) -> Starlette:
     def endpoint(fn, body_cls=None):
         async def handle(request: Request):
             try:
+                for name, value in request.path_params.items():  # what the cloud would refuse, refused here
+                    from_wire(str, value, name)
+                if "lane" in request.path_params:
+                    check_lane(request.path_params["lane"])
                 body = None
                 if body_cls is not None:
                     try:

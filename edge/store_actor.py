@@ -218,7 +218,7 @@ class StoreActor:
     async def _cloud_message(self, message) -> str:
         if isinstance(message, BusinessAck):  # acks only drop outbox rows: idempotent by nature
             rows = await self.db.acked_rows([a.event_id for a in message.acks])
-            return await self._execute(cloud_messages.apply_ack(message, rows))
+            return await self._execute(cloud_messages.apply_ack(message, rows, self._moment().wall_ms))
         seen = await self.db.seen_cloud_message(message.event_id)
         reply = await self._execute(cloud_messages.apply_cloud_message(message, seen, self.books, self._moment()))
         self.stats["duplicates" if reply == "duplicate" else "cloud_messages"] += 1

@@ -34,6 +34,7 @@ from edge.core.outcome import (
     MarkApplied,
     MoveStock,
     Publish,
+    SetAsideRefused,
     SetOrderStatus,
     SettleStoredValue,
     StoreBook,
@@ -61,6 +62,8 @@ create table if not exists sales (sale_id text primary key, lane text not null, 
 create table if not exists outbox (seq integer primary key, event_id text not null unique, kind text not null,
     frame blob not null, created_ms integer not null);
 create table if not exists inbox (event_id text primary key, kind text not null, applied_ms integer not null);
+create table if not exists refused_events (event_id text primary key, seq integer not null, kind text not null,
+    frame blob not null, reason text not null, refused_ms integer not null);
 create table if not exists orders (order_id text primary key, pickup_code text, status text not null,
     payload text not null);
 create index if not exists orders_code on orders (pickup_code);
@@ -251,6 +254,13 @@ class StoreDb:
     async def outbox_depth(self) -> int:
         return await self._count("select count(*) from outbox")
 
+    async def refused_events(self) -> list[dict]:
+        """Events the cloud refused for good, newest first: what the store's staff and support look into."""
+        async with self.reader.execute("select event_id, seq, kind, reason, refused_ms from refused_events "
+                                       "order by refused_ms desc, seq desc limit 100") as cur:
+            return [dict(zip(("event_id", "seq", "kind", "reason", "refused_ms"), row, strict=True))
+                    for row in await cur.fetchall()]
+
     async def sale(self, sale_id: str) -> dict | None:
         async with self.reader.execute("select sale_id, lane, total_fen, lines, payments, member_id, offline, at_ms "
                                        "from sales where sale_id = ?", (sale_id,)) as cur:
@@ -261,7 +271,7 @@ class StoreDb:
                 "payments": json.loads(row[4]), "member_id": row[5], "offline": bool(row[6]), "at_ms": row[7]}
 
     async def count(self, table: str) -> int:
-        assert table in ("sales", "movements", "outbox", "inbox", "orders", "members")
+        assert table in ("sales", "movements", "outbox", "inbox", "orders", "members", "refused_events")
         return await self._count(f"select count(*) from {table}")  # noqa: S608 - table is from the list above
 
     # ---- executing effects ------------------------------------------------------------------------------------
@@ -337,6 +347,12 @@ async def _store_book(db, e: StoreBook) -> None:
     await db.executemany(UPSERT_META, [(e.key, e.text), (f"{e.key}_version", str(e.version))])
 
 
+async def _set_aside_refused(db, e: SetAsideRefused) -> None:
+    await db.executemany("insert into refused_events (event_id, seq, kind, frame, reason, refused_ms) "
+                         "select event_id, seq, kind, frame, ?, ? from outbox where event_id = ? "
+                         "on conflict (event_id) do nothing", [(why, e.at_ms, i) for i, why in e.refusals])
+
+
 async def _drop_acked(db, e: DropAcked) -> None:
     await db.executemany("delete from outbox where event_id = ?", [(i,) for i in e.event_ids])
     await db.execute("insert into meta (key, value) values (?, ?) on conflict (key) do update set value = "
@@ -363,5 +379,6 @@ _EXECUTORS = {
     MarkApplied: lambda db, e: db.execute("insert into inbox (event_id, kind, applied_ms) values (?, ?, ?)",
                                           (e.event_id, e.kind, e.at_ms)),
     StoreBook: _store_book,
+    SetAsideRefused: _set_aside_refused,
     DropAcked: _drop_acked,
 }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
+from protocol.errors import ProtocolError
 from protocol.ids import is_id
 from protocol.schema import record, require
 
@@ -27,7 +28,15 @@ MovementReason = Literal[
 ]
 ShrinkageReason = Literal["", "spoiled", "expired", "damaged", "theft", "other"]
 PaymentMethod = Literal["cash", "stored_value", "wallet_sim"]
-AckResult = Literal["ok", "exists", "conflict"]
+LANE = re.compile(r"[A-Za-z0-9_-]{1,16}")  # a till lane's name: short and plain, it travels in every sale
+
+
+def check_lane(lane: str, path: str = "lane") -> None:
+    if not LANE.fullmatch(lane):
+        raise ProtocolError(f"{path}: a lane is 1-16 letters, digits, '_' or '-', not {lane[:40]!r}")
+
+
+AckResult = Literal["ok", "exists", "conflict", "refused"]  # refused: never to be applied (detail says why)
 DeviceState = Literal["ok", "degraded", "down", "absent"]
 Fulfilment = Literal["pickup", "delivery"]
 StockUnit = Literal["piece", "g"]  # how a SKU's stock is counted: whole pieces, or grams (sold by the kg)
@@ -153,6 +162,7 @@ class SaleCommitted(Message):
     offline: bool  # paid while the store could not reach the cloud
 
     def check(self) -> None:
+        check_lane(self.lane, "sale.committed.lane")
         require(len(self.lines) > 0, "sale.committed: a sale has at least one line")
         require(self.total_fen >= 0, "sale.committed: total must not be negative")
         paid = sum(p.amount_fen for p in self.payments)
@@ -206,6 +216,9 @@ class PickupCompleted(Message):
     order_id: str
     pickup_code: str
     lane: str
+
+    def check(self) -> None:
+        check_lane(self.lane, "pickup.completed.lane")
 
 
 @record

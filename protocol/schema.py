@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -18,6 +19,9 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from protocol.errors import ProtocolError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Refused in every text field: NUL and the other C0 controls but tab, line feed and carriage return (free text may
+# hold those), and DEL.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 T = typing.TypeVar("T")
@@ -96,7 +100,16 @@ def converter(hint: Any) -> Converter:
                 raise ProtocolError(f"{path}: expected a number, got {type(value).__name__}")
             return float(value)
         return conv
-    if hint in (str, bool, bytes):
+    if hint is str:
+        def conv(value: Any, path: str) -> Any:
+            if type(value) is not str:
+                raise ProtocolError(f"{path}: expected str, got {type(value).__name__}")
+            bad = CONTROL_CHARACTERS.search(value)
+            if bad is not None:  # PostgreSQL refuses NUL in text; none of these belongs in a name, id or note
+                raise ProtocolError(f"{path}: control character {bad.group()!r} at position {bad.start()}")
+            return value
+        return conv
+    if hint in (bool, bytes):
         def conv(value: Any, path: str) -> Any:
             if type(value) is not hint:
                 raise ProtocolError(f"{path}: expected {_type_name(hint)}, got {type(value).__name__}")

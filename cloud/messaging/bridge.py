@@ -13,12 +13,14 @@ import asyncio
 import json
 import logging
 
+import asyncpg
 import nats.errors
 from nats.js import JetStreamContext
 
 from actors.member_ledger import RecordSpend, Spend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import streams, to_stores
+from cloud.runtime.calls import ActorsUnavailable
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
 from protocol.ids import derived_id
@@ -34,13 +36,26 @@ from protocol.messages import (
     StockMoved,
 )
 from protocol.pull import fetch_ready
+from protocol.schema import CONTROL_CHARACTERS
 
 FETCH_BATCH = 2_000
 REPORTED_REASONS = ("sale", "shrinkage", "stocktake", "transfer_out")  # movements that can leave online orders short
 REGISTRY_FLUSH_MS = 200
 FETCH_ERROR_PAUSE_S = 0.5
-# A failed batch is retried in place for as long as it takes (skipping it would lose events), backing off:
+# A failed message is retried in place for as long as it fails for a passing reason (skipping it would lose
+# events), backing off; one that fails this many times for a reason that will not pass is dead-lettered:
 BATCH_RETRY_FIRST_S, BATCH_RETRY_MAX_S = 0.2, 5.0
+PERMANENT_AFTER_FAILURES = 2
+REASON_MAX_CHARS = 500
+# What passes: the database or an actor not answering for a while. Anything else a single event raises (a value
+# PostgreSQL refuses, an actor refusing the command, a bug met by this event's data) fails again on every retry.
+TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+             asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, asyncpg.ConnectionDoesNotExistError,
+             ActorsUnavailable, nats.errors.Error)
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT)
 log = logging.getLogger("freshmesh.bridge")
 
 
@@ -89,27 +104,77 @@ class Bridge:
             await self._handle_until_done(msgs)
 
     async def _handle_until_done(self, msgs) -> None:
-        """Retry a failed batch in place (handling is idempotent), so later batches never overtake it: with
-        AckPolicy.ALL an overtaking batch's ack would ack this one too."""
-        delay = BATCH_RETRY_FIRST_S
+        """A failed batch is taken apart: its messages are handled one by one, in order, so one event that can never
+        apply cannot hold up the others (it is dead-lettered, the store told) while one that fails for a while
+        (PostgreSQL or an actor unavailable) is retried in place until it applies. Nothing overtakes a message
+        still being retried: with AckPolicy.ALL a later ack would ack it too."""
+        try:
+            await self.handle(msgs)
+            return
+        except Exception as exc:  # noqa: BLE001 - which message, and whether it can ever apply, is found below
+            log.warning("batch of %d events failed (%s: %s); handling them one by one", len(msgs),
+                        type(exc).__name__, exc)
+        for m in msgs:
+            await self._handle_one_until_done(m)
+
+    async def _handle_one_until_done(self, m) -> None:
+        delay, failures = BATCH_RETRY_FIRST_S, 0
         while True:
             try:
-                await self.handle(msgs)
+                await self.handle([m])
                 return
-            except Exception:  # noqa: BLE001 - e.g. PostgreSQL or an actor briefly unavailable
-                log.exception("batch of %d events failed; retrying it in %.1fs", len(msgs), delay)
-                for m in msgs:
-                    if not m.is_acked:
-                        try:
-                            await m.in_progress()  # keep JetStream from redelivering it meanwhile
-                        except Exception as exc:  # noqa: BLE001 - the retry below is what matters
-                            log.debug("in_progress for %s failed: %s", m.subject, exc)
+            except Exception as exc:  # noqa: BLE001 - classified: never applicable, or not yet
+                failures += 1
+                if not _transient(exc) and failures >= PERMANENT_AFTER_FAILURES:
+                    try:
+                        await self._refuse(m, f"could not be applied: {type(exc).__name__}: {exc}")
+                        return
+                    except Exception as again:  # noqa: BLE001 - not even dead-lettered: the database is down
+                        exc = again
+                log.warning("event on %s failed (%s: %s); retrying it in %.1fs", m.subject, type(exc).__name__,
+                            exc, delay)
+                try:
+                    await m.in_progress()  # keep JetStream from redelivering it meanwhile
+                except Exception as ip:  # noqa: BLE001 - the retry below is what matters
+                    log.debug("in_progress for %s failed: %s", m.subject, ip)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BATCH_RETRY_MAX_S)
 
+    async def _refuse(self, m, reason: str) -> None:
+        """Dead-letter one message (raw bytes and why), ack it, and tell its store the event will never apply."""
+        reason = reason[:REASON_MAX_CHARS]
+        await self.cloud.db.execute("insert into dead_letters (subject, reason, raw, at_ms) values ($1, $2, $3, $4)",
+                                    m.subject, reason, bytes(m.data), self.cloud.now_ms())
+        await m.ack()
+        self.stats["dead_letters"] += 1
+        log.error("dead letter on %s: %s", m.subject, reason)
+        await self._tell_refused([(m, reason)])
+
+    async def _tell_refused(self, refused: list) -> None:
+        """A business ack `refused` for each dead-lettered message that names its event (the Nats-Msg-Id every store
+        publishes with): the store sets it aside instead of re-sending it forever."""
+        items = []
+        for m, reason in refused:
+            # the store's message id is the event id, with "~N" on its Nth re-send past the stream's dedupe
+            event_id = ((m.headers or {}).get(subjects.MSG_ID_HEADER) or "").split("~", 1)[0]
+            try:
+                store_id = subjects.store_from_subject(m.subject)
+            except ProtocolError:
+                continue
+            if not event_id or CONTROL_CHARACTERS.search(event_id) or len(event_id) > 64 \
+                    or store_id not in self.cloud.world.stores:
+                continue
+            ack = Ack(event_id=event_id, seq=0, result="refused", detail=reason[:REASON_MAX_CHARS])
+            items.append((store_id, lambda ack=ack, **env: BusinessAck(acks=(ack,), **env)))
+        if items:
+            try:
+                await to_stores.send_many(self.cloud, items)
+            except Exception as exc:  # noqa: BLE001 - dead-lettered all the same; a re-send is refused again
+                log.warning("stores not told of %d refused events (%s)", len(items), exc)
+
     async def handle(self, msgs) -> None:
         now = self.cloud.now_ms()
-        events, dead = [], []
+        events, dead, dead_msgs = [], [], []
         for m in msgs:
             try:
                 event = codec.decode(m.data)
@@ -118,7 +183,9 @@ class Bridge:
                     raise ProtocolError(f"event for store {event.store_id} arrived on store {owner}'s subject")
                 events.append(event)
             except ProtocolError as exc:
-                dead.append((m.subject, str(exc), bytes(m.data), now))
+                reason = str(exc)[:REASON_MAX_CHARS]
+                dead.append((m.subject, reason, bytes(m.data), now))
+                dead_msgs.append((m, reason))
         unique = list({e.event_id: e for e in events}.values())
         known = {r["event_id"] for r in await self.cloud.db.fetch(
             "select event_id from edge_events where event_id = any($1::text[])", [e.event_id for e in unique])}
@@ -144,6 +211,8 @@ class Bridge:
                 await self._record(conn, new)
         if msgs and not msgs[-1].is_acked:
             await msgs[-1].ack()  # AckPolicy.ALL: one ack for the whole, fully applied batch
+        if dead:
+            await self._tell_refused([(m, reason) for m, reason in dead_msgs])
         self.stats["events"] += len(new)
         self.stats["duplicates"] += len(events) - len(new)
         self.stats["dead_letters"] += len(dead)

@@ -23,6 +23,7 @@ from edge.core.outcome import (
     MarkApplied,
     Outcome,
     PrintTicket,
+    SetAsideRefused,
     SetOrderStatus,
     SettleStoredValue,
     StoreBook,
@@ -55,14 +56,21 @@ class AckedRow:
     frame: bytes | None = None
 
 
-def apply_ack(ack: BusinessAck, rows: list[AckedRow]) -> Outcome:
-    """`rows`: the outbox rows the ack names that are still there (an ack for rows already dropped does nothing)."""
+def apply_ack(ack: BusinessAck, rows: list[AckedRow], now_ms: int = 0) -> Outcome:
+    """`rows`: the outbox rows the ack names that are still there (an ack for rows already dropped does nothing).
+    An event the cloud refused (`refused`) leaves the outbox too, set aside with the reason: re-sending it would be
+    refused again, forever; its stored value is not settled (the cloud did not take it)."""
     if not rows:
         return Outcome(reply="acked")
     effects: list[Effect] = []
     notes: list[str] = []
+    refused = {a.event_id: a.detail for a in ack.acks if a.result == "refused"}
+    if refused:
+        aside = tuple((r.event_id, refused[r.event_id]) for r in rows if r.event_id in refused)
+        effects.append(SetAsideRefused(aside, now_ms))
+        notes += [f"the cloud refused event {event_id}: {why}" for event_id, why in aside]
     for row in rows:
-        if row.frame is None:
+        if row.frame is None or row.event_id in refused:
             continue
         try:
             settled = _stored_value(codec.decode(row.frame))

@@ -122,8 +122,17 @@ class DropAcked:
     seq_floor: int
 
 
+@dataclass(frozen=True, slots=True)
+class SetAsideRefused:
+    """The cloud refused these events for good (each with why): their outbox rows are kept aside, frame and reason,
+    for the store's staff and support to see, instead of being re-sent forever. Applied before the DropAcked that
+    removes them from the outbox."""
+    refusals: tuple[tuple[str, str], ...]  # (event id, the cloud's reason)
+    at_ms: int
+
+
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
-          | SetOrderStatus | UpsertMember | DropMember | MarkApplied | StoreBook | DropAcked)
+          | SetOrderStatus | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

@@ -101,7 +101,10 @@ async def test_kill_9_during_sales_loses_nothing(stack, ray_runtime, tmp_path):
 
             async def drained():
                 return store_facts(db)["outbox"] == 0
-            assert await eventually(drained, timeout_s=30)
+            # Bounded by design, not instant: a business ack the killed box had fetched but not yet acked comes
+            # back after the consumer's ack wait (30 s), and an event whose ack was lost is re-sent after the
+            # stuck-head wait (30 s); on a loaded box the kill lands in those windows now and then.
+            assert await eventually(drained, timeout_s=75)
             conn = await asyncpg.connect(stack.database_url)
             try:
                 cloud_sales = await conn.fetchval("select count(*) from till_sales where store_id = $1", STORE)

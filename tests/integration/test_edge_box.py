@@ -311,3 +311,25 @@ async def test_a_cache_kept_with_clear_phones_by_an_older_box_is_hashed_and_the_
     for file in path.parent.iterdir():
         data = file.read_bytes()
         assert b"13800000009" not in data and "13800000009".encode("utf-16-le") not in data, file
+
+
+async def test_a_lane_the_cloud_would_refuse_is_refused_before_a_sale_and_a_refused_event_is_set_aside(box):
+    from protocol.messages import Ack, BusinessAck
+    from tests.integration.harness import envelope
+    edge, http, _, _ = box
+    for lane in ("1%00", "L" * 17, "a%20b"):  # NUL, too long, a space: 422 at once, nothing opened or sold
+        r = await http.post(f"/lanes/{lane}/scan", json={"code": packed()["gtin"]})
+        assert r.status_code == 422 and "lane" in r.json()["detail"], (lane, r.text)
+    await edge.actor.ask("receive", sku=packed()["sku"], qty=3)
+    await http.post("/lanes/1/scan", json={"code": packed()["gtin"]})
+    paid = (await http.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": 100_000})).json()
+    event = next(codec.decode(f) for _, _, f, kind in await edge.store_db.outbox(0, 100) if kind == "sale.committed")
+    assert event.sale_id == paid["sale_id"]
+    why = "could not be applied: NumericValueOutOfRangeError: value out of range"
+    ack = BusinessAck(**envelope("S009", 3), acks=(Ack(event_id=event.event_id, seq=0, result="refused", detail=why),))
+    await edge.actor.ask("cloud_message", message=ack)
+    assert "sale.committed" not in await outbox_kinds(edge)  # not re-sent forever
+    (aside,) = await edge.store_db.refused_events()
+    assert aside["event_id"] == event.event_id and aside["reason"] == why and aside["kind"] == "sale.committed"
+    assert (await edge.health())["refused_events"] == 1
+    assert (await edge.store_db.sale(paid["sale_id"]))["total_fen"] == paid["total_fen"]  # the sale itself stays

@@ -22,7 +22,8 @@ naturals = st.integers(0, 2**40)
 
 OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": naturals, "wall_ms": naturals,
              "qty": st.integers(1, 10**6), "delta": st.integers(-10**6, 10**6).filter(bool),
-             "amount_fen": st.integers(1, 10**7), "request_event_id": ids, "amount": st.integers(1, 10**6)}
+             "amount_fen": st.integers(1, 10**7), "request_event_id": ids, "amount": st.integers(1, 10**6),
+             "lane": st.from_regex(r"[A-Za-z0-9_-]{1,16}", fullmatch=True)}
 
 
 def strategy_for(hint, name=""):
@@ -31,8 +32,8 @@ def strategy_for(hint, name=""):
     origin = typing.get_origin(hint)
     if hint is int:
         return ints
-    if hint is str:
-        return st.text(max_size=40)
+    if hint is str:  # text as it is (no control characters: those are refused, tested below)
+        return st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=40)
     if hint is bool:
         return st.booleans()
     if hint is bytes:
@@ -127,6 +128,34 @@ def test_missing_field_is_named():
     del body["lane"]
     with pytest.raises(ProtocolError, match=r"sale.committed.lane: missing"):
         codec.decode(msgpack.packb(body))
+
+
+@pytest.mark.parametrize("lane, words", [
+    ("1\x00", "control character '\\x00' at position 1"),
+    ("L" * 17, "sale.committed.lane: a lane is 1-16 letters"),
+    ("1 2", "sale.committed.lane: a lane is 1-16 letters"),
+    ("", "sale.committed.lane: a lane is 1-16 letters"),
+])
+def test_what_the_cloud_cannot_store_is_refused_by_the_codec_with_the_field(lane, words):
+    body = msgpack.unpackb(codec.encode(valid_sale()))
+    body["lane"] = lane
+    with pytest.raises(ProtocolError) as err:
+        codec.decode(msgpack.packb(body))
+    assert words in str(err.value)
+    with pytest.raises(ProtocolError):  # and the edge cannot make such a sale in the first place
+        dataclasses.replace(valid_sale(), lane=lane)
+
+
+def test_control_characters_are_refused_in_any_text_field_but_tab_and_newlines():
+    body = msgpack.unpackb(codec.encode(valid_sale()))
+    body["lines"][0]["sku"] = "APPLE\x1b[2J"
+    with pytest.raises(ProtocolError, match=r"sale.committed.lines\[0\].sku: control character '\\x1b'"):
+        codec.decode(msgpack.packb(body))
+    move = msgpack.unpackb(codec.encode(StockMoved(
+        event_id="01KDVDNA000000000000000C1S", store_id="S001", seq=1, wall_ms=0, mono_ms=0, sku="APPLE", delta=-3,
+        reason="shrinkage", shrinkage_reason="spoiled", on_hand_after=5, reference="")))
+    move["reference"] = "two\tcolumns\r\nand lines"
+    assert codec.decode(msgpack.packb(move)).reference == "two\tcolumns\r\nand lines"
 
 
 def test_oversized_frame_is_refused_before_parsing():

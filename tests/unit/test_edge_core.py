@@ -28,6 +28,7 @@ from edge.core.outcome import (
     PrintTicket,
     Publish,
     Refused,
+    SetAsideRefused,
     SetOrderStatus,
     SettleStoredValue,
     StoreBook,
@@ -336,6 +337,22 @@ def test_an_ack_drops_the_rows_raises_the_seq_floor_and_settles_stored_value():
     out = cloud_messages.apply_ack(ack, rows)
     assert out.effects == (SettleStoredValue("M1", 350), DropAcked(tuple(r.event_id for r in rows), 22))
     assert cloud_messages.apply_ack(ack, []).effects == ()  # already dropped: nothing to do
+
+
+def test_an_event_the_cloud_refused_is_set_aside_not_settled_and_leaves_the_outbox():
+    member = Member("M1", "1", "2", "regular", stored_value_fen=1_000, points=0, unsettled_fen=0)
+    sold = pay(cart_of("6901234567892", member=member), method="stored_value", last_seq=20)
+    rows = [AckedRow(e.seq, e.event_id, e.KIND, codec.encode(e) if isinstance(e, SaleCommitted) else None)
+            for e in events(sold)]
+    sale_row = next(r for r in rows if r.kind == "sale.committed")
+    acks = tuple(Ack(event_id=r.event_id, seq=r.seq, result="refused" if r is sale_row else "ok",
+                     detail="sale.committed.lane: a lane is 1-16 letters" if r is sale_row else "") for r in rows)
+    out = cloud_messages.apply_ack(BusinessAck(**envelope(8), acks=acks), rows, now_ms=1_767_229_200_000)
+    # the refused sale's stored value is not settled (the cloud never took it); it is kept aside, with the reason
+    assert out.effects == (SetAsideRefused(((sale_row.event_id, "sale.committed.lane: a lane is 1-16 letters"),),
+                                           1_767_229_200_000),
+                           DropAcked(tuple(r.event_id for r in rows), 22))
+    assert "refused" in out.notes[0] and sale_row.event_id in out.notes[0]
 
 
 def test_chain_time_of_day():

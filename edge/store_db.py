@@ -81,14 +81,20 @@ log = logging.getLogger("freshmesh.edge")
 UPSERT_META = "insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value"
 
 
-def private_files(path: Path) -> None:
+def private_files(path: Path, before_open: bool) -> None:
     """The database's directory 0700 (unless it is shared, e.g. sticky like /tmp, or not ours) and the database, its
-    -wal and -shm 0600 (SQLite gives the -wal and -shm the main file's mode; pre-creating it 0600 covers them)."""
+    -wal and -shm 0600 (SQLite gives the -wal and -shm the main file's mode; pre-creating it 0600 covers them).
+
+    Only by path once SQLite has the file open (`before_open=False`): closing any descriptor of a file drops every
+    POSIX lock this process holds on it, SQLite's included, and another process's connection would then take
+    itself for the last one and checkpoint and delete the WAL under this one (found by the kill -9 test: writes
+    went on into an unlinked WAL)."""
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     info = path.parent.stat()
     if info.st_uid == os.getuid() and not info.st_mode & stat.S_ISVTX and stat.S_IMODE(info.st_mode) != DIR_MODE:
         path.parent.chmod(DIR_MODE)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, FILE_MODE))
+    if before_open:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, FILE_MODE))
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if file.exists() and stat.S_IMODE(file.stat().st_mode) != FILE_MODE:
             file.chmod(FILE_MODE)
@@ -118,7 +124,7 @@ class StoreDb:
         return self._reader
 
     async def open(self) -> StoreDb:
-        private_files(self.path)
+        private_files(self.path, before_open=True)
         writer = self._writer = await aiosqlite.connect(self.path, isolation_level=None)
         await writer.execute("pragma journal_mode=WAL")
         await writer.execute("pragma synchronous=FULL")
@@ -127,7 +133,7 @@ class StoreDb:
         await writer.executescript(SCHEMA)
         await self._unclear_phones()
         await writer.executescript(MEMBER_INDEXES)
-        private_files(self.path)  # the -wal and -shm exist now
+        private_files(self.path, before_open=False)  # the -wal and -shm exist now
         # A second connection for readers outside the actor. On the actor's connection a read issued between the
         # awaits of an open transaction would see its uncommitted rows - and could publish a sale that a power
         # cut then erases.

@@ -333,3 +333,24 @@ async def test_a_lane_the_cloud_would_refuse_is_refused_before_a_sale_and_a_refu
     assert aside["event_id"] == event.event_id and aside["reason"] == why and aside["kind"] == "sale.committed"
     assert (await edge.health())["refused_events"] == 1
     assert (await edge.store_db.sale(paid["sale_id"]))["total_fen"] == paid["total_fen"]  # the sale itself stays
+
+
+async def test_another_process_reading_the_store_database_never_takes_its_wal_away(tmp_path):
+    """A support tool (or a backup) opening the store's database from another process while the box runs: its
+    closing must not checkpoint and delete the WAL the box is writing to (POSIX locks are dropped when any
+    descriptor of the file closes, so the box must never open its own database file behind SQLite's back)."""
+    import subprocess
+    import sys
+
+    from edge.store_db import StoreDb
+    path = tmp_path / "data" / "S011.sqlite"
+    store_db = await StoreDb(path).open()
+    try:
+        read = [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                "print(c.execute('select count(*) from meta').fetchone()[0]); c.close()", str(path)]
+        assert subprocess.run(read, capture_output=True, text=True, check=True).stdout.strip() == "0"
+        await store_db.writer.execute("insert into meta (key, value) values ('after', 'the reader left')")
+        assert path.with_name(path.name + "-wal").exists(), "the box's WAL was deleted under it"
+        assert subprocess.run(read, capture_output=True, text=True, check=True).stdout.strip() == "1"
+    finally:
+        await store_db.close()

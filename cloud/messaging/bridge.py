@@ -167,6 +167,8 @@ class Bridge:
             items.append((store_id, lambda ack=ack, **env: BusinessAck(acks=(ack,), **env)))
         if items:
             try:
+                for store_id in {store_id for store_id, _ in items}:  # a store all of whose events were refused so
+                    await self.ensure_store(store_id)                  # far has no consumer yet
                 await to_stores.send_many(self.cloud, items)
             except Exception as exc:  # noqa: BLE001 - dead-lettered all the same; a re-send is refused again
                 log.warning("stores not told of %d refused events (%s)", len(items), exc)

@@ -71,6 +71,7 @@ class Services:
             await asyncio.sleep(EXPIRY_SWEEP_S)
             try:
                 await self.orders.expire_due()
+                await self.orders.sweep_abandoned()
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("expiry sweep failed: %s", exc)
 

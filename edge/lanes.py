@@ -2,6 +2,8 @@
 pickups, receiving, health."""
 from __future__ import annotations
 
+import json
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -10,11 +12,14 @@ from starlette.routing import Route
 from edge.core.cart import UnknownProduct
 from edge.devices.serial_driver import DeviceNotReady
 from edge.store_actor import Busy, Refused
+from protocol import codec
 from protocol.errors import ProtocolError
 from protocol.messages import check_lane
 from protocol.schema import from_wire, record, record_from_wire, require
 
 PROBLEM = "application/problem+json"
+MAX_BODY_BYTES = 16 * 1024  # the largest lane body is a few fields
+MAX_BODY_NESTING = 4
 
 
 def problem(status: int, detail: str) -> JSONResponse:
@@ -74,10 +79,16 @@ def build_lane_app(box) -> Starlette:
                     check_lane(request.path_params["lane"])
                 body = None
                 if body_cls is not None:
+                    raw = b""
+                    async for chunk in request.stream():  # refused as it grows, not after reading it all
+                        raw += chunk
+                        if len(raw) > MAX_BODY_BYTES:
+                            return problem(413, f"body exceeds {MAX_BODY_BYTES} bytes")
                     try:
-                        data = await request.json()
-                    except ValueError:
+                        data = json.loads(raw)
+                    except (ValueError, RecursionError):
                         return problem(400, "body is not valid JSON")
+                    codec.check_depth(data, MAX_BODY_NESTING)  # a ProtocolError: 422 below
                     body = record_from_wire(body_cls, data, "body")
                 result = await fn(request, body)
                 status = 201 if request.url.path.endswith("/pay") else 200

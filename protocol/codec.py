@@ -42,12 +42,13 @@ def encode(message: Message) -> bytes:
     return frame
 
 
-def _depth(value: Any, limit: int) -> None:
-    """Level by level, looking only into containers (scalars are most of a frame and need no visit)."""
+def check_depth(value: Any, limit: int) -> None:
+    """ProtocolError when `value` (maps and lists) nests deeper than `limit`. Level by level, looking only into
+    containers (scalars are most of a frame and need no visit)."""
     level, depth = [value], 1
     while level:
         if depth > limit:
-            raise ProtocolError(f"frame nested deeper than {limit} levels")
+            raise ProtocolError(f"nested deeper than {limit} levels")
         deeper: list[Any] = []
         for item in level:
             children = item.values() if type(item) is dict else item
@@ -78,7 +79,7 @@ def unpack_frame(frame: bytes) -> dict[str | bytes, Any]:
         raise ProtocolError(f"not a valid msgpack frame: {type(exc).__name__}: {exc}") from None
     if not isinstance(value, dict):
         raise ProtocolError(f"frame must be a map, got {type(value).__name__}")
-    _depth(value, MAX_NESTING)
+    check_depth(value, MAX_NESTING)
     return value
 
 

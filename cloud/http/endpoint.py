@@ -12,6 +12,7 @@ from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cloud.http.parsing import checked_path
 from cloud.http.problems import problem_for, problem_response
 
 REQUEST_DEADLINE_S = 10.0
@@ -33,6 +34,7 @@ def guarded(fn: Endpoint) -> Endpoint:
         route = request.scope["route"].path if request.scope.get("route") else request.url.path
         started = time.perf_counter()
         try:
+            checked_path(request.path_params)
             async with asyncio.timeout(REQUEST_DEADLINE_S):
                 response = await fn(request)
         except Exception as exc:  # noqa: BLE001 - mapped to the problem the client gets (500s are logged)

@@ -12,10 +12,13 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 
 from cloud.http.problems import HTTPProblem
+from protocol import codec
 from protocol.errors import ProtocolError
-from protocol.schema import record_from_wire
+from protocol.schema import from_wire, record_from_wire
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_NESTING = 16  # the deepest legitimate body (a rule book) is about half of it
+MAX_PATH_ID_CHARS = 128
 KEY_MIN_CHARS, KEY_MAX_CHARS = 8, 128
 T = TypeVar("T")
 
@@ -31,7 +34,24 @@ def json_object(raw: bytes, content_type: str = "") -> dict[str, Any]:
         raise HTTPProblem(400, f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise HTTPProblem(422, "body must be a JSON object")
+    try:
+        codec.check_depth(data, MAX_BODY_NESTING)
+    except ProtocolError as exc:
+        raise HTTPProblem(422, f"body: {exc}") from None
     return data
+
+
+def checked_path(params: dict[str, Any]) -> None:
+    """Ids in the path, checked like every text field (no control characters) and bounded: a NUL or a megabyte in
+    an id is a 422 that names it, never a database error."""
+    for name, value in params.items():
+        if isinstance(value, str):
+            if len(value) > MAX_PATH_ID_CHARS:
+                raise HTTPProblem(422, f"{name}: at most {MAX_PATH_ID_CHARS} characters")
+            try:
+                from_wire(str, value, name)
+            except ProtocolError as exc:
+                raise HTTPProblem(422, str(exc)) from None
 
 
 def as_record(data: dict[str, Any], cls: type[T], name: str) -> T:

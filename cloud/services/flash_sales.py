@@ -59,8 +59,13 @@ class SaleWorker:
     async def order(self, member: str, qty: int, key: str) -> dict:
         answer = self.answers.get(key)
         if answer is not None:
+            if answer["qty"] != qty:  # the same key for another request: refused, never the first one's answer
+                raise self._refusal("conflict")
             return answer
         order_id = "F" + hashlib.blake2b(f"{self.sale_id}/{key}".encode(), digest_size=12).hexdigest().upper()
+        pending = self.orders.get(order_id)
+        if pending is not None and pending[1] != qty:  # the same key for another request, while the first waits
+            raise self._refusal("conflict")
         now = self.flash.cloud.now_ms()
         verdict = self.holder.admit(order_id, member, qty, now)
         if verdict != "admitted":

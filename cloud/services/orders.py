@@ -11,6 +11,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import logging
 import secrets
 
 from actors.order_router import BookSlot, ReleaseSlot
@@ -28,6 +29,10 @@ from protocol.pricing import BasketLine, PricingContext, price_basket
 CLAIM_WAIT_MS = 8_000  # a duplicate request waits this long for the first to finish
 CLAIM_STALE_MS = 30_000  # a claim untouched this long belonged to a request that died: take it over
 CLAIM_POLL_S = 0.05
+log = logging.getLogger("freshmesh.orders")
+ABANDONED_MS = 5 * 60_000  # a pending order untouched this long (10x the claim take-over time) was abandoned
+SLOT_AHEAD_MS = 30 * 86_400_000  # how far ahead a slot may be booked
+SLOT_PAST_MS = 3_600_000  # a slot that began within the hour may still be booked (the store decides if it can serve)
 
 
 def request_hash(body: dict) -> bytes:
@@ -36,6 +41,12 @@ def request_hash(body: dict) -> bytes:
 
 def _key_id(key: str) -> str:
     return hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+
+
+def _allocation(kid: str, plan: dict[str, dict[str, int]]) -> dict[str, list[dict]]:
+    """store -> its lines with their reservation ids (which derive from the request's key)."""
+    return {store: [{"sku": sku, "qty": qty, "reservation_id": f"{kid}:{store}:{sku}"} for sku, qty in lines.items()]
+            for store, lines in plan.items()}
 
 
 def order_json(row) -> dict:
@@ -93,7 +104,14 @@ class Orders:
             if row["status"] != "pending":
                 return order_json(row)
             if self.cloud.now_ms() - row["updated_ms"] > CLAIM_STALE_MS:
-                return row["order_id"]  # its first request died half-way: finish it (every step is idempotent)
+                # its first request died half-way: finish it (every step is idempotent), claiming it first so the
+                # abandoned-order sweeper and another retry leave it alone
+                taken = await db.fetchval("update orders set updated_ms = $3 where order_id = $1 and status = 'pending' "
+                                          "and updated_ms = $2 returning order_id", row["order_id"], row["updated_ms"],
+                                          self.cloud.now_ms())
+                if taken:
+                    return taken
+                continue
             if self.cloud.now_ms() > deadline:
                 raise Refusal("in_progress", "an earlier request with this Idempotency-Key is still in progress; retry")
             await asyncio.sleep(CLAIM_POLL_S)
@@ -104,16 +122,21 @@ class Orders:
             slot_ms = parse_rfc3339(req.slot_start, "slot_start")
         except ProtocolError as exc:
             raise Refusal("invalid", str(exc)) from None
+        if not cloud.now_ms() - SLOT_PAST_MS <= slot_ms <= cloud.now_ms() + SLOT_AHEAD_MS:
+            raise Refusal("invalid", f"slot_start: must be within the next {SLOT_AHEAD_MS // 86_400_000} days")
         items = self._items(req)
         plan = await self._route(req, items, slot_ms)
         kid = _key_id(key)
+        # The plan is written before anything is held, so that if this request dies half-way the sweeper knows
+        # what to give back (`sweep_abandoned`).
+        await cloud.db.execute("update orders set allocation = $2, slot_start_ms = $3, updated_ms = $4 "
+                               "where order_id = $1 and status = 'pending'", order_id,
+                               json.dumps(_allocation(kid, plan)), slot_ms, cloud.now_ms())
         reserved = await self._reserve(kid, order_id, plan)
         await self._book_slots(kid, order_id, plan, slot_ms, reserved)
         priced = self._price(req, next(iter(plan)))
         now = cloud.now_ms()
-        allocation = {store: [{"sku": sku, "qty": qty, "reservation_id": f"{kid}:{store}:{sku}"}
-                              for sku, qty in lines.items()]
-                      for store, lines in plan.items()}
+        allocation = _allocation(kid, plan)
         code = f"{secrets.randbelow(10**8):08d}" if req.fulfilment == "pickup" else None
         row = await cloud.db.fetchrow(
             """update orders set status = 'reserved', member_id = $2, allocation = $3, lines = $4, total_fen = $5,
@@ -177,12 +200,17 @@ class Orders:
             await self.cloud.actors.stock_pool.send(Cancel(id=f"cancel:{tag}:{rid}", reservation_id=rid, sku=sku))
 
     async def _book_slots(self, kid: str, order_id: str, plan: dict, slot_ms: int, reserved) -> None:
+        booked: list[str] = []
         for store in plan:
             r = await self.cloud.actors.router.send(BookSlot(id=f"slot:{kid}:{store}", store=store, slot_start_ms=slot_ms,
                                                              order_id=order_id))
             if not r.succeeded:
                 await self._release(reserved, kid)
+                for done in booked:  # a split order's places at the other stores go back too (they were held forever)
+                    await self.cloud.actors.router.send(ReleaseSlot(id=f"unslot:{kid}:{done}", store=done,
+                                                                    slot_start_ms=slot_ms, order_id=order_id))
                 raise Refusal("slot", f"slot at {store} not available: {r.settled.reason}")
+            booked.append(store)
 
     def _price(self, req: OrderRequest, store: str) -> dict:
         catalogue = self.cloud.world.catalogue
@@ -288,6 +316,31 @@ class Orders:
                                             row["order_id"], self.cloud.now_ms())
         if done:
             await self._release_slots(row)
+
+    async def sweep_abandoned(self) -> int:
+        """Orders whose request died half-way and was never retried (`pending` for `ABANDONED_MS`): refused, and
+        whatever the plan they wrote may hold given back (reservations, slot bookings: every release is idempotent
+        by id, so one that was never taken costs nothing)."""
+        rows = await self.cloud.db.fetch(
+            """update orders set status = 'rejected', problem = $1, updated_ms = $2
+               where order_id in (select order_id from orders where status = 'pending' and updated_ms < $3 limit 100)
+               and status = 'pending' returning *""",
+            json.dumps(Refusal("order_state", "this order's request was abandoned half-way and nothing of it was kept; "
+                                              "place it again with a new Idempotency-Key").to_record()),
+            self.cloud.now_ms(), self.cloud.now_ms() - ABANDONED_MS)
+        for row in rows:
+            kid = _key_id(row["idempotency_key"])
+            plan = json.loads(row["allocation"])
+            await self._release([(line["sku"], line["reservation_id"]) for lines in plan.values() for line in lines],
+                                kid)
+            if row["slot_start_ms"] is not None:
+                for store in plan:
+                    await self.cloud.actors.router.send(ReleaseSlot(id=f"unslot:{kid}:{store}", store=store,
+                                                                    slot_start_ms=row["slot_start_ms"],
+                                                                    order_id=row["order_id"]))
+            log.warning("order %s abandoned half-way: given back what its plan held (%d stores)", row["order_id"],
+                        len(plan))
+        return len(rows)
 
     async def expire_due(self) -> int:
         rows = await self.cloud.db.fetch("select * from orders where status = 'reserved' and expires_ms <= $1 limit 500",

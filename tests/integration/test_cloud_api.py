@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -200,11 +201,18 @@ async def signed_in(cloud):
     ("post", "/orders", {"fulfilment": "drone", "items": []}, 422, "order.fulfilment: 'drone' is not one of"),
     ("post", "/orders", {"fulfilment": "delivery", "slot_start": "2026-01-01T09:00:00Z", "items": [{"sku": "X", "qty": 1}]},
      422, "location: required for delivery"),
-    ("post", "/orders", {"fulfilment": "pickup", "store_id": "S001", "slot_start": "2026-01-01T09:00:00Z",
+    ("post", "/orders", {"fulfilment": "pickup", "store_id": "S001", "slot_start": next_slot(),
                          "items": [{"sku": "NOPE", "qty": 1}]}, 422, "items: unknown sku 'NOPE'"),
     ("post", "/orders", {"fulfilment": "pickup", "store_id": "S001", "slot_start": "2026-01-01T09:00:00Z",
                          "member_id": "someone", "items": [{"sku": "X", "qty": 1}]}, 422, "unknown field(s) ['member_id']"),
     ("get", "/orders/01ARZ3NDEKTSV4RRFFQ69G5FAV", None, 404, "no order"),
+    ("get", "/orders/01ARZ3NDEK%00TSV4RRFFQ69G5FAV", None, 422, "order_id: control character '\\x00' at position 10"),
+    ("get", "/flash-sales/" + "X" * 200, None, 422, "sale_id: at most 128 characters"),
+    ("post", "/orders", {"fulfilment": "pickup", "store_id": "S001", "slot_start": "1970-01-01T09:00:00Z",
+                         "items": [{"sku": "X", "qty": 1}]}, 422, "slot_start: must be within the next 30 days"),
+    ("post", "/orders", {"fulfilment": "pickup", "store_id": "S001", "slot_start": "9999-01-01T09:00:00+08:00",
+                         "items": [{"sku": "X", "qty": 1}]}, 422, "slot_start: must be within the next 30 days"),
+    ("post", "/orders", {"deep": json.loads("[" * 20 + "]" * 20)}, 422, "body: nested deeper than 16 levels"),
     ("post", "/auth/codes", {"phone": "abc"}, 422, "phone: 'a' is not a digit"),
     ("post", "/auth/codes", {"phone": "13800000000", "age": 3}, 422, "unknown field(s) ['age']"),
     ("get", "/members/nobody", None, 404, "no member nobody"),
@@ -248,8 +256,14 @@ async def test_flash_sale_statuses(cloud, stocked):
     assert created.status_code == 201, created.text
     sale_id = created.json()["sale_id"]
     members = [f"m-{i}" for i in range(6)]
-    first = await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={**key(), **fan(services, members[0])})
+    first_key = key()
+    first = await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={**first_key, **fan(services, members[0])})
     assert first.status_code == 201 and first.json()["total_fen"] == 990
+    retry = await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={**first_key, **fan(services, members[0])})
+    assert retry.status_code == 201 and retry.json() == first.json()  # a retry gets the order it bought
+    other_body = await http.post(f"/flash-sales/{sale_id}/orders", json={"qty": 2},
+                                 headers={**first_key, **fan(services, members[0])})
+    assert other_body.status_code == 409 and "Idempotency-Key" in other_body.json()["detail"]  # not the first's 201
     again = await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={**key(), **fan(services, members[0])})
     assert again.status_code == 403 and "limit" in again.json()["detail"]
     results = await asyncio.gather(*(http.post(f"/flash-sales/{sale_id}/orders", json={},
@@ -413,6 +427,7 @@ async def test_both_flash_order_shells_answer_alike_with_the_limits_of_every_end
         ("oversized", sale_id, {**key(), **a}, b'{"qty": 1, "x": "' + b"x" * 70_000 + b'"}', 413),
         ("unknown sale", "NOSUCHSALE", {**key(), **a}, b'{"qty": 1}', 404),
         ("gate not open", unopened, {**key(), **a}, b'{"qty": 1}', 503),
+        ("nested", sale_id, {**key(), **a}, b'{"qty": 1, "x": ' + b"[" * 40 + b"]" * 40 + b"}", 422),
     ]
     for name, shell in shells.items():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shell), base_url="http://t") as client:
@@ -477,3 +492,35 @@ async def test_a_member_reaches_only_their_own_account_orders_and_pickup_codes(c
     assert (await http.get(f"/orders/{order_id}", headers=a.headers)).status_code == 401
     for order in (order_id, b_order["order_id"]):
         await services.orders.cancel(order, None, "test over")
+
+
+async def test_an_order_abandoned_half_way_gives_its_stock_and_slot_back(cloud, stocked, monkeypatch):
+    """The request dies after reserving (here: a crash injected before the slot booking finishes) and is never
+    retried: the sweeper refuses the order and gives back what its plan held; a late retry gets that answer."""
+    from cloud.services import orders as orders_module
+    services, http = cloud
+    member = await customer(services, http)
+
+    async def available():
+        (position,) = await services.cloud.actors.stock_pool.positions("S001", stocked[0])
+        return position["available"]
+    before = await available()
+
+    async def dies(*args, **kwargs):
+        raise RuntimeError("the API process died here (injected)")
+    monkeypatch.setattr(services.orders, "_book_slots", dies)
+    headers = {**key(), **member.headers}
+    body = {"fulfilment": "pickup", "store_id": "S001", "slot_start": next_slot(20),
+            "items": [{"sku": stocked[0], "qty": 1}]}
+    assert (await http.post("/orders", json=body, headers=headers)).status_code == 500
+    monkeypatch.undo()
+    row = await services.cloud.db.fetchrow("select * from orders where idempotency_key like $1::text",
+                                           f"{member.member_id}/%")
+    assert row["status"] == "pending" and await available() == before - 1  # held, and nobody left to finish it
+    await services.orders.sweep_abandoned()  # not yet: a retry may still come and finish it
+    assert await services.cloud.db.fetchval("select status from orders where order_id = $1", row["order_id"]) == "pending"
+    await services.cloud.db.execute("update orders set updated_ms = updated_ms - $2 where order_id = $1",
+                                    row["order_id"], orders_module.ABANDONED_MS + 1)  # five minutes later
+    assert await eventually(lambda: _equals(available, before), timeout_s=10)  # the background sweeper ran
+    late = await http.post("/orders", json=body, headers=headers)
+    assert late.status_code == 409 and "abandoned" in late.json()["detail"]

@@ -320,6 +320,10 @@ async def test_a_lane_the_cloud_would_refuse_is_refused_before_a_sale_and_a_refu
     for lane in ("1%00", "L" * 17, "a%20b"):  # NUL, too long, a space: 422 at once, nothing opened or sold
         r = await http.post(f"/lanes/{lane}/scan", json={"code": packed()["gtin"]})
         assert r.status_code == 422 and "lane" in r.json()["detail"], (lane, r.text)
+    big = await http.post("/lanes/1/scan", content=b'{"code": "' + b"1" * 20_000 + b'"}')
+    assert big.status_code == 413 and "exceeds" in big.json()["detail"]
+    deep = await http.post("/lanes/1/scan", content=b'{"code": ' + b"[" * 30 + b"]" * 30 + b"}")
+    assert deep.status_code == 422 and "nested deeper" in deep.json()["detail"]
     await edge.actor.ask("receive", sku=packed()["sku"], qty=3)
     await http.post("/lanes/1/scan", json={"code": packed()["gtin"]})
     paid = (await http.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": 100_000})).json()

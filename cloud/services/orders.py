@@ -206,9 +206,7 @@ class Orders:
                                                              order_id=order_id))
             if not r.succeeded:
                 await self._release(reserved, kid)
-                for done in booked:  # a split order's places at the other stores go back too (they were held forever)
-                    await self.cloud.actors.router.send(ReleaseSlot(id=f"unslot:{kid}:{done}", store=done,
-                                                                    slot_start_ms=slot_ms, order_id=order_id))
+                await self._unbook(kid, order_id, booked, slot_ms)  # a split order's other stores' places go back too
                 raise Refusal("slot", f"slot at {store} not available: {r.settled.reason}")
             booked.append(store)
 
@@ -301,9 +299,13 @@ class Orders:
     async def _release_slots(self, row) -> None:
         if row["kind"] == "flash":
             return
-        for store in json.loads(row["allocation"]):
-            await self.cloud.actors.router.send(ReleaseSlot(id=f"unslot:{row['order_id']}:{store}", store=store,
-                                                            slot_start_ms=row["slot_start_ms"], order_id=row["order_id"]))
+        await self._unbook(row["order_id"], row["order_id"], list(json.loads(row["allocation"])), row["slot_start_ms"])
+
+    async def _unbook(self, tag: str, order_id: str, stores: list[str], slot_ms: int) -> None:
+        """Give the order's places in the slot back at these stores (idempotent by `tag` and store)."""
+        for store in stores:
+            await self.cloud.actors.router.send(ReleaseSlot(id=f"unslot:{tag}:{store}", store=store,
+                                                            slot_start_ms=slot_ms, order_id=order_id))
 
     async def _set_status(self, order_id: str, status: str, only_from: str) -> None:
         await self.cloud.db.execute("update orders set status = $2, updated_ms = $3 where order_id = $1 and status = $4",
@@ -334,10 +336,7 @@ class Orders:
             await self._release([(line["sku"], line["reservation_id"]) for lines in plan.values() for line in lines],
                                 kid)
             if row["slot_start_ms"] is not None:
-                for store in plan:
-                    await self.cloud.actors.router.send(ReleaseSlot(id=f"unslot:{kid}:{store}", store=store,
-                                                                    slot_start_ms=row["slot_start_ms"],
-                                                                    order_id=row["order_id"]))
+                await self._unbook(kid, row["order_id"], list(plan), row["slot_start_ms"])
             log.warning("order %s abandoned half-way: given back what its plan held (%d stores)", row["order_id"],
                         len(plan))
         return len(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 import uuid
 
@@ -74,6 +75,12 @@ async def customer(services, http, phone: str | None = None) -> SignedIn:
 
 def new_mobile() -> str:
     return f"13{uuid.uuid4().int % 10**9:09d}"
+
+
+async def last_code(inbox, e164: str) -> str:
+    """The code in the newest message the simulated provider "sent" to `e164` (`inbox`: an httpx client on it)."""
+    messages = (await inbox.get("/v1/messages", params={"to": e164})).json()["messages"]
+    return re.search(r"\b(\d{6})\b", messages[-1]["text"]).group(1)
 
 
 @contextlib.asynccontextmanager

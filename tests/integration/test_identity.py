@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import uuid
 
 import httpx
@@ -15,16 +14,10 @@ from cloud.embedded.process import free_port
 from cloud.services.identity import ATTEMPTS_MAX
 from cloud.services.sms import HttpSmsProvider, sign
 from simulators.sms_provider import start_in_thread
-from tests.integration.harness import eventually, running_cloud
+from tests.integration.harness import WallClock, eventually, last_code, new_mobile, running_cloud
 
 pytestmark = pytest.mark.integration
 KEY, SECRET = "sim-key", "sim-secret-for-tests"
-
-
-class WallClock:
-    def now_ms(self) -> int:
-        import time
-        return time.time_ns() // 1_000_000
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -37,15 +30,6 @@ async def cloud(stack, ray_runtime):
             async with httpx.AsyncClient(base_url=url, timeout=20) as http, \
                     httpx.AsyncClient(base_url=sms.url, headers={"X-Sms-Key": KEY}, timeout=5) as inbox:
                 yield services, http, inbox
-
-
-def new_mobile() -> str:
-    return f"13{uuid.uuid4().int % 10**9:09d}"
-
-
-async def last_code(inbox, e164: str) -> str:
-    messages = (await inbox.get("/v1/messages", params={"to": e164})).json()["messages"]
-    return re.search(r"\b(\d{6})\b", messages[-1]["text"]).group(1)
 
 
 async def test_two_spellings_of_one_phone_sign_in_as_one_member_and_the_session_ends(cloud):

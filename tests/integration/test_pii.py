@@ -27,23 +27,22 @@ from cloud.services.sms import HttpSmsProvider
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 from simulators.sms_provider import start_in_thread
-from tests.integration.harness import SECRET_KEY, eventually, fixed_keys, operator_headers, running_cloud
+from tests.integration.harness import (
+    SECRET_KEY,
+    WallClock,
+    eventually,
+    fixed_keys,
+    last_code,
+    new_mobile,
+    operator_headers,
+    running_cloud,
+)
 
 pytestmark = pytest.mark.integration
 KEY, SECRET = "pii-sms-key", "pii-sms-secret"
 STORE = "S002"
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
 OPERATOR: dict[str, str] = {}  # an hq_admin's session: filled by the `chain` fixture once the cloud runs
-
-
-class WallClock:
-    def now_ms(self) -> int:
-        import time
-        return time.time_ns() // 1_000_000
-
-
-def new_mobile() -> str:
-    return f"15{uuid.uuid4().int % 10**9:09d}"
 
 
 def spellings(mobile: str) -> list[str]:
@@ -75,11 +74,6 @@ def sqlite_bytes(path: Path) -> bytes:
 
 def sqlite_leaks(data: bytes, mobiles: list[str]) -> list[str]:
     return [s for m in mobiles for s in spellings(m) if s.encode() in data or s.encode("utf-16-le") in data]
-
-
-async def last_code(inbox, e164: str) -> str:
-    messages = (await inbox.get("/v1/messages", params={"to": e164})).json()["messages"]
-    return re.search(r"\b(\d{6})\b", messages[-1]["text"]).group(1)
 
 
 async def sign_in(http, inbox, mobile: str) -> dict:

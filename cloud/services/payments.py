@@ -275,6 +275,11 @@ class Payments:
                 await self._touch(mid, f"{verdict}: {why}")
             return verdict, why
         verdict, why = judge_payment(movement(row) if row else None, word, self.wallet.mchid)
+        if verdict == "credit":  # one provider transaction credits one movement, ever
+            other = await self.cloud.db.fetchval("select movement_id from money_movements where provider_txn_id = $1 "
+                                                 "and movement_id <> $2", word.txn_id, mid)
+            if other is not None:
+                verdict, why = "conflict", f"transaction {word.txn_id} already credited {other}"
         if verdict == "credit":
             await self._credit(row, word)
         elif verdict == "not_paid" and word.state in ("CLOSED", "PAYERROR", "REVOKED"):
@@ -288,11 +293,7 @@ class Payments:
         if row["kind"] == "top_up":  # the ledger first (idempotent by the movement id), then the journal
             await self.cloud.actors.member_ledger.send(TopUp(id=mid, member=row["member_id"],
                                                              amount_fen=row["amount_fen"]))
-        try:
-            moved = await self.settle(mid, "done", txn=word.txn_id, from_states=("requested", "failed"))
-        except Exception as exc:  # noqa: BLE001 - a transaction id already used by another movement: never credit twice
-            log.error("wallet transaction %s for %s not recorded: %s", word.txn_id, mid, exc)
-            raise
+        moved = await self.settle(mid, "done", txn=word.txn_id, from_states=("requested", "failed"))
         if not moved:
             return
         if row["kind"] == "top_up" and self.on_balance_changed is not None:

@@ -172,6 +172,12 @@ async def test_forged_replayed_stale_wrong_amount_and_unknown_notifications_cred
     second = await http.post("/callbacks/pay", content=(n := notification(paid_word(out_no, 2_000, "T-second")))[0],
                              headers=n[1])
     assert second.status_code == 400 and "conflict" in second.json()["message"]
+    # the same provider transaction presented for another of the member's payments: still credited once
+    other = (await http.post(f"/members/{member.member_id}/top-ups", json={"amount_fen": 2_000, "method": "wallet_sim"},
+                             headers={**key(), **member.headers})).json()
+    reused = await http.post("/callbacks/pay", content=(n := notification(paid_word(other["top_up_id"], 2_000, txn)))[0],
+                             headers=n[1])
+    assert reused.status_code == 400 and "already credited" in reused.json()["message"]
     assert await balance(http, member) == 2_000
 
 

@@ -30,6 +30,7 @@ from protocol.money_saga import Movement, ProviderWord, charge_id, due, judge_pa
 from protocol.payments import ONLINE_METHODS
 
 QUERY_AFTER_MS = 3_000  # a provider payment pending this long is asked about (its notification may be lost)
+NEVER_CREATED_MS = 60_000  # a payment the provider still does not know after this was never created
 TOP_UP_EXPIRE_MS = 15 * 60_000  # a top-up's provider payment closes if not paid within this
 SWEEP_BATCH = 100
 log = logging.getLogger("freshmesh.payments")
@@ -350,8 +351,11 @@ class Payments:
                 await self.apply_word(word, is_refund=True)
             return
         word = await self.wallet.query(out_no(row))
-        if word is None:
-            await self._touch(row["movement_id"])  # never created (the customer was told to retry): nothing came in
+        if word is None:  # never created (the customer was told to retry): nothing came in
+            if now - row["created_ms"] > NEVER_CREATED_MS:  # and nobody retried: stop asking (a retry starts anew)
+                await self.settle(row["movement_id"], "failed", detail="the provider payment was never created")
+            else:
+                await self._touch(row["movement_id"])
             return
         verdict, why = await self.apply_word(word, is_refund=False)
         if verdict == "credit":

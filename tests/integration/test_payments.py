@@ -5,6 +5,7 @@ frozen (SIGSTOP) across the request deadline. "Money right" is always the same c
 matched by a paid order or by a refund, the balances add up, and `/audit` names nothing of ours."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -210,6 +211,37 @@ async def test_wallet_order_is_paid_on_the_notification_and_refunded_through_the
     refund = await eventually(lambda: refund_state(services, order["order_id"], "done"), timeout_s=15)
     assert refund and refund["method"] == "wallet_sim" and refund["provider_txn_id"]
     assert await own_violations(http, [order["order_id"]]) == []
+
+
+async def test_a_lost_refund_notification_is_recovered_by_the_query_sweeper(cloud, sku):
+    services, http = cloud
+    member = await customer(services, http)
+    order = await order_for(http, member, sku, hour=19)
+    await pay_by_wallet(services, http, member, order["order_id"])
+    provider = services.payments.wallet.sim.app.state.provider
+    provider.settings = dataclasses.replace(provider.settings, drop_rate=1.0)  # the provider's notifications are lost
+    try:
+        assert (await http.post(f"/orders/{order['order_id']}/cancel", json={}, headers=member.headers)).status_code \
+            == 200
+        assert await eventually(lambda: refund_state(services, order["order_id"], "done"), timeout_s=20)
+    finally:
+        provider.settings = dataclasses.replace(provider.settings, drop_rate=0.0)
+    assert provider.refunds[f"refund:{order['order_id']}"]["status"] == "SUCCESS"
+
+
+async def test_audit_names_a_charge_matched_by_neither_a_paid_order_nor_a_refund(cloud):
+    services, http = cloud
+    ghost = f"ghost-{uuid.uuid4().hex[:12]}"  # a charge journaled for an order that does not exist: money for nothing
+    old = services.cloud.now_ms() - 60_000
+    await services.cloud.db.execute(
+        "insert into money_movements (movement_id, kind, order_id, method, amount_fen, state, created_ms, updated_ms) "
+        "values ($1, 'charge', $2, 'wallet_sim', 123, 'done', $3, $3)", f"charge:{ghost}", ghost, old)
+    try:
+        found = await own_violations(http, [ghost])
+    finally:
+        await services.cloud.db.execute("delete from money_movements where order_id = $1", ghost)
+    assert found == [f"money: charge charge:{ghost} (wallet_sim, 123 fen) is done but order {ghost} is missing and "
+                     "nothing was refunded"]
 
 
 async def refund_state(services, order_id: str, state: str):

@@ -70,6 +70,7 @@ class Services:
     async def start_background(self) -> None:
         self.bridge = await Bridge(self.cloud).start()
         self._tasks.append(asyncio.create_task(self._sweep_expired()))
+        self._tasks.append(asyncio.create_task(self._sweep_money()))
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one
 
     async def _sweep_expired(self) -> None:
@@ -80,7 +81,13 @@ class Services:
                 await self.orders.sweep_abandoned()
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("expiry sweep failed: %s", exc)
-            try:  # money after expiry: an order expired this round with its charge done is refunded
+
+    async def _sweep_money(self) -> None:
+        """Beside the expiry sweep, not in it: a provider query or an actor that is slow to answer must not hold up
+        expiry (and an order the expiry sweep ended with its charge done is refunded here the next round)."""
+        while True:
+            await asyncio.sleep(EXPIRY_SWEEP_S)
+            try:
                 await self.orders.sweep_money()
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("money sweep failed: %s", exc)

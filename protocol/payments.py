@@ -3,7 +3,9 @@
 - cash: at a till only; the tendered amount must cover the total, the change is the difference.
 - stored_value: the member's balance in the MemberLedger. Online (mall, or a till that reaches the cloud) it may
   not go below zero; a till that is offline may go down to `-OFFLINE_FLOOR_LIMIT_FEN`, settled on reconnect.
-- wallet_sim: a simulated wallet provider that approves every payment (named as simulated wherever it shows).
+- wallet_sim: the simulated wallet provider (named as simulated wherever it shows). Online, a payment is created at
+  the provider and counted only on its verified notification or query (`cloud/services/payments.py`,
+  `protocol/money_saga.py`); at a till it is still approved on the spot.
 Every payment has one reference, made from the sale or order it pays: a retry carries the same reference, so the
 ledger applies it once.
 """

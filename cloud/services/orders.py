@@ -15,16 +15,17 @@ import logging
 import secrets
 
 from actors.order_router import BookSlot, ReleaseSlot
-from actors.stock_pool import Cancel, Confirm, Reserve
+from actors.stock_pool import Cancel, Reserve
 from cloud.messaging import to_stores
 from cloud.services.order_request import OrderRequest
-from cloud.services.payments import Payments, movement, payment_json
+from cloud.services.order_saga import OrderSaga
+from cloud.services.payments import Payments, payment_json
 from cloud.services.verdicts import Refusal
 from protocol.clock import parse_rfc3339, to_rfc3339
 from protocol.errors import ProtocolError
 from protocol.ids import derived_id
 from protocol.messages import OrderCancelled, OrderLine, OrderToFulfil
-from protocol.money_saga import PAID_STATUSES, SAGA_GRACE_MS, charge_id, next_step
+from protocol.money_saga import charge_id
 from protocol.pricing import BasketLine, PricingContext, price_basket
 
 CLAIM_WAIT_MS = 8_000  # a duplicate request waits this long for the first to finish
@@ -63,7 +64,9 @@ class Orders:
     def __init__(self, cloud, wallet=None) -> None:
         self.cloud = cloud
         self.payments = Payments(cloud, wallet)
-        self.payments.on_charge_done = self.complete_quietly  # a provider's word came: serve the order or refund
+        self.saga = OrderSaga(self)
+        self.as_json = order_json
+        self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
 
     # ---- create -----------------------------------------------------------------------------------
     async def create(self, req: OrderRequest, member: str, key: str, raw: dict) -> dict:
@@ -250,71 +253,14 @@ class Orders:
                 body["payment"] = payment_json(charge)
         return body
 
-    def _reservations(self, row) -> list[tuple[str, str]]:
+    def reservations(self, row) -> list[tuple[str, str]]:
         if row["kind"] == "flash":  # sold by the FlashSaleGate: no store reservations behind it
             return []
         return [(line["sku"], line["reservation_id"]) for lines in json.loads(row["allocation"]).values() for line in lines]
 
     async def pay(self, order_id: str, member: str | None, method: str) -> dict:
-        """Pay the order, as a saga journaled in `money_movements`: the charge is recorded before it is attempted,
-        the order is paid only after its charge is done, and a charge that cannot be matched by a paid order is
-        refunded (here, or by the sweeper after a crash: `sweep_money`). A wallet payment answers with the order
-        still `reserved` and what the customer must pay; the provider's verified notification completes it."""
-        row = await self.get(order_id, member)
-        if row["status"] in PAID_STATUSES:
-            if row["status"] == "paid":
-                await self._notify_stores(row)  # a retry after a failed notify: the store drops duplicates
-            return order_json(row)  # paying twice answers with the first payment
-        if row["status"] != "reserved":
-            raise Refusal("order_state", f"order {order_id} is {row['status']}; it cannot be paid")
-        charge = await self.payments.charge(row, method)
-        if charge["state"] == "failed":
-            raise Refusal("payment", f"payment refused: {charge['detail']}")
-        if charge["state"] == "requested":  # a provider payment: the customer pays it in their wallet
-            return {**order_json(row), "payment": payment_json(charge)}
-        return order_json(await self.complete(order_id))
-
-    async def complete(self, order_id: str):
-        """The order paid once its charge is done: its reservations confirmed and the stores told; when that can no
-        longer be (the order expired or was cancelled meanwhile, a reservation lapsed) the charge is refunded and
-        the answer is a Refusal. Every step is idempotent by id, so any number of calls (the request, a retry, a
-        provider's notification, the sweeper) end the same."""
-        cloud = self.cloud
-        row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
-        charge = await self.payments.get(charge_id(order_id))
-        assert charge is not None and charge["state"] == "done", f"order {order_id} completed without a done charge"
-        if row["status"] in PAID_STATUSES:
-            return row
-        if row["status"] == "reserved":
-            confirmed = True
-            for sku, rid in self._reservations(row):
-                r = await cloud.actors.stock_pool.send(Confirm(id=f"confirm:{rid}", reservation_id=rid, sku=sku))
-                if not r.succeeded:
-                    confirmed = False
-                    await self._set_status(order_id, "expired", only_from="reserved")
-                    await self._release_slots(row)
-                    break
-            if confirmed:
-                paid = await cloud.db.fetchrow("update orders set status = 'paid', payment = $2, updated_ms = $3 "
-                                               "where order_id = $1 and status = 'reserved' returning *",
-                                               order_id, json.dumps(payment_json(charge)), cloud.now_ms())
-                if paid is not None:
-                    await self.payments.record_spend(paid)
-                    await self._notify_stores(paid)
-                    return paid
-        # cancelled or expired while the money was coming: give it back
-        await self.payments.refund(order_id)
-        now = await cloud.db.fetchval("select status from orders where order_id = $1", order_id)
-        if now in PAID_STATUSES:  # a concurrent completion won the race: nothing to refund after all
-            return await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
-        log.warning("order %s is %s but its charge was done: refunded", order_id, now)
-        raise Refusal("order_state", f"order {order_id} became {now} before its payment completed; refunded")
-
-    async def complete_quietly(self, order_id: str) -> None:
-        try:
-            await self.complete(order_id)
-        except Refusal as refusal:
-            log.info("order %s not completed: %s", order_id, refusal.detail)
+        """Pay the order: the money saga (`cloud/services/order_saga.py`)."""
+        return await self.saga.pay(order_id, member, method)
 
     async def cancel(self, order_id: str, member: str | None, reason: str) -> dict:
         """Flip the status first, atomically, and act on what it was; then give the money back before anything
@@ -334,8 +280,8 @@ class Orders:
                 return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
             raise Refusal("order_state", f"order {order_id} is {now}; it cannot be cancelled")
         await self.payments.refund(order_id)
-        await self._release(self._reservations(row), "order")
-        await self._release_slots(row)
+        await self._release(self.reservations(row), "order")
+        await self.release_slots(row)
         if was == "paid" and row["kind"] != "flash":
             for store in json.loads(row["allocation"]):
                 await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
@@ -344,28 +290,9 @@ class Orders:
         return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
 
     async def sweep_money(self) -> int:
-        """Finish or undo every half-done money saga: movements still `requested` are asked about again, and an
-        order whose charge is done but which is not paid is completed (its reservations confirmed) or refunded.
-        Only steps older than the saga's grace time (their request has certainly ended)."""
-        await self.payments.resolve_due()
-        rows = await self.cloud.db.fetch(
-            """select o.order_id, o.status from money_movements c join orders o on o.order_id = c.order_id
-               left join money_movements r on r.movement_id = 'refund:' || c.order_id
-               where c.kind = 'charge' and c.state = 'done' and o.status not in ('paid', 'fulfilled')
-                 and r.movement_id is null and c.updated_ms < $1 limit 100""",
-            self.cloud.now_ms() - SAGA_GRACE_MS)
-        for row in rows:
-            charge = await self.payments.get(charge_id(row["order_id"]))
-            step = next_step(row["status"], movement(charge), None)
-            log.warning("order %s is %s with its charge done (%s): %s", row["order_id"], row["status"],
-                        charge["method"], step)
-            if step == "complete_order":
-                await self.complete_quietly(row["order_id"])
-            elif step == "refund":
-                await self.payments.refund(row["order_id"])
-        return len(rows)
+        return await self.saga.sweep()
 
-    async def _release_slots(self, row) -> None:
+    async def release_slots(self, row) -> None:
         if row["kind"] == "flash":
             return
         await self._unbook(row["order_id"], row["order_id"], list(json.loads(row["allocation"])), row["slot_start_ms"])
@@ -376,7 +303,7 @@ class Orders:
             await self.cloud.actors.router.send(ReleaseSlot(id=f"unslot:{tag}:{store}", store=store,
                                                             slot_start_ms=slot_ms, order_id=order_id))
 
-    async def _set_status(self, order_id: str, status: str, only_from: str) -> None:
+    async def set_status(self, order_id: str, status: str, only_from: str) -> None:
         await self.cloud.db.execute("update orders set status = $2, updated_ms = $3 where order_id = $1 and status = $4",
                                     order_id, status, self.cloud.now_ms(), only_from)
 
@@ -386,7 +313,7 @@ class Orders:
                                                where order_id = $1 and status = 'reserved' returning order_id""",
                                             row["order_id"], self.cloud.now_ms())
         if done:
-            await self._release_slots(row)
+            await self.release_slots(row)
 
     async def sweep_abandoned(self) -> int:
         """Orders whose request died half-way and was never retried (`pending` for `ABANDONED_MS`): refused, and
@@ -417,7 +344,7 @@ class Orders:
             await self.expire_one(row)
         return len(rows)
 
-    async def _notify_stores(self, row) -> None:
+    async def notify_stores(self, row) -> None:
         if row["kind"] == "flash":
             return
         allocation = json.loads(row["allocation"])

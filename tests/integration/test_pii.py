@@ -36,6 +36,7 @@ from tests.integration.harness import (
     last_code,
     new_mobile,
     operator_headers,
+    pay_in_wallet,
     running_cloud,
     top_up,
 )
@@ -131,6 +132,7 @@ async def test_no_phone_in_clear_anywhere_masked_in_answers_found_by_hash_at_the
         assert answer.status_code in (200, 201, 202)
         assert not leaks(answer.text, [signed_up, registered]), answer.text
     assert me.json()["phone"] == f"{signed_up[:3]}****{signed_up[-4:]}"
+    await pay_in_wallet(services, bought.json()["pay"])  # credited on the provider's notification; stores are told
 
     async def in_cache():
         row = await cached(box, member["member_id"])
@@ -255,7 +257,7 @@ async def test_a_clear_phone_left_by_an_older_version_is_sealed_at_start_and_its
                     await conn.execute("insert into schema_migrations (version, name) values ($1, $2)", version, name)
             await conn.execute("insert into members (member_id, phone, member_code, created_ms) values "
                                "('M-old', $1, '0000000042', 1)", f"+86{mobile}")
-            assert await migrate(conn) == [8]
+            assert (await migrate(conn))[:1] == [8]  # (and any later ones)
             assert await seal_clear_phones(conn, Pii(fixed_keys(stack))) == 1
             assert await seal_clear_phones(conn, Pii(fixed_keys(stack))) == 0  # done once
             columns = {r["column_name"] for r in await conn.fetch(

@@ -195,6 +195,19 @@ async def test_a_lost_notification_is_recovered_by_the_query_sweeper(cloud, sku)
     assert services.payments.wallet.sim.app.state.provider.counts["notify_dropped"] >= 2
 
 
+async def test_a_refused_stored_value_payment_can_be_paid_after_a_top_up(cloud, sku):
+    services, http = cloud
+    member = await customer(services, http)
+    order = await order_for(http, member, sku, hour=20)
+    short = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"}, headers=member.headers)
+    assert short.status_code == 409 and "insufficient stored value" in short.json()["detail"]
+    await top_up(services, http, member, order["total_fen"])
+    paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"}, headers=member.headers)
+    assert paid.status_code == 200 and paid.json()["status"] == "paid"  # a new attempt (the ledger remembers no)
+    assert await balance(http, member) == 0
+    assert (await services.payments.get(f"charge:{order['order_id']}"))["attempt"] == 2
+
+
 # ---- orders paid with the wallet ---------------------------------------------------------------------------------
 async def test_wallet_order_is_paid_on_the_notification_and_refunded_through_the_provider(cloud, sku):
     services, http = cloud

@@ -89,6 +89,8 @@ class KeyRing:
         # the merchant's Ed25519 request-signing key with the wallet provider (base64 of its 32 raw bytes); its
         # public half is registered with the provider (`freshmesh sim pay --merchant-public-key`)
         self.pay_merchant_key = base64.b64encode(derive(raw, "wallet merchant signing")).decode()
+        # the APIv3 key the wallet provider encrypts notifications under (shared with the provider)
+        self.pay_api_key = base64.b64encode(derive(raw, "wallet api v3")).decode()
         ring = list(pii_keys or [])
         for secret in (master, previous_master):
             if secret:

@@ -62,18 +62,21 @@ class SimulatedSms:
 
 class SimulatedWallet:
     """The simulated wallet provider (`freshmesh sim pay`) as a service of its own, with fresh keys: its own
-    signing key (handed to it in its environment) and the merchant's (the cloud's); `.env` configures a cloud to
+    signing key and the merchant's APIv3 key (handed to it in its environment), and the merchant's signing key (the
+    cloud's); `.env` configures a cloud to
     pay through it and to believe its signed notifications at `notify_url`."""
 
     def __init__(self, notify_url: str, log_path: Path) -> None:
         port, self.mchid, self.notify_url = free_port(), "freshmesh-demo", notify_url
         self.url = f"http://127.0.0.1:{port}"
         self._merchant, self._provider = pay_signatures.new_private_text(), pay_signatures.new_private_text()
+        self._api_key = pay_signatures.new_private_text()  # any 32 random bytes, base64
         merchant_public = pay_signatures.public_text(pay_signatures.private_key(self._merchant))
         self.proc: subprocess.Popen | None = spawn_quiet(
             [sys.executable, "-m", "simulators.cli", "sim", "pay", "--port", str(port), "--mchid", self.mchid,
              "--merchant-public-key", merchant_public],
-            env={**os.environ, "FRESHMESH_SIM_PAY_PRIVATE_KEY": self._provider}, log_path=log_path)
+            env={**os.environ, "FRESHMESH_SIM_PAY_PRIVATE_KEY": self._provider,
+                 "FRESHMESH_SIM_PAY_API_KEY": self._api_key}, log_path=log_path)
         try:
             wait_http(f"{self.url}/health", 30, self.proc)
         except BaseException:
@@ -84,6 +87,7 @@ class SimulatedWallet:
     def env(self) -> dict[str, str]:
         return {"FRESHMESH_PAY_URL": self.url, "FRESHMESH_PAY_MCHID": self.mchid,
                 "FRESHMESH_PAY_MERCHANT_KEY": self._merchant, "FRESHMESH_PAY_NOTIFY_URL": self.notify_url,
+                "FRESHMESH_PAY_API_KEY": self._api_key,
                 "FRESHMESH_PAY_PROVIDER_PUBLIC_KEY": pay_signatures.public_text(
                     pay_signatures.private_key(self._provider))}
 

@@ -115,13 +115,15 @@ def cmd_sim_sms(args) -> int:
 
 def cmd_sim_pay(args) -> int:
     from simulators.pay_provider import Settings, run
-    private = os.environ.get("FRESHMESH_SIM_PAY_PRIVATE_KEY")
-    if not args.merchant_public_key or not private:
-        print("freshmesh sim pay: give --merchant-public-key and the provider's private key in "
-              "FRESHMESH_SIM_PAY_PRIVATE_KEY (base64 of 32 bytes)", file=sys.stderr)
+    private, api_key = os.environ.get("FRESHMESH_SIM_PAY_PRIVATE_KEY"), os.environ.get("FRESHMESH_SIM_PAY_API_KEY")
+    if not args.merchant_public_key or not private or not api_key:
+        print("freshmesh sim pay: give --merchant-public-key, the provider's private key in "
+              "FRESHMESH_SIM_PAY_PRIVATE_KEY and the merchant's APIv3 key in FRESHMESH_SIM_PAY_API_KEY (base64 of 32 "
+              "bytes each)", file=sys.stderr)
         return 2
     try:
-        settings = Settings(args.mchid, args.merchant_public_key, private, notify_delay_ms=args.notify_delay_ms,
+        settings = Settings(args.mchid, args.merchant_public_key, private, api_key,
+                            notify_delay_ms=args.notify_delay_ms,
                             auto_pay_ms=args.auto_pay_ms, fail_rate=args.fail_rate,
                             duplicate_rate=args.duplicate_rate, drop_rate=args.drop_rate, seed=args.seed)
         return run(settings, args.port)

@@ -21,11 +21,13 @@ FRESHMESH-ED25519 …`, 401 otherwise), every answer and notification is signed 
 - Notifications `{"id", "create_time", "event_type": "TRANSACTION.SUCCESS" | "REFUND.SUCCESS", "resource_type":
   "plain-resource", "resource": {…}}` are POSTed `notify_delay_ms` after the event, retried a few times until the
   merchant answers 2xx, sent twice with probability `duplicate_rate` and never with `drop_rate` (then only a query
-  finds the payment). Real WeChat Pay encrypts `resource` (AES-256-GCM); this one sends it in clear.
+  finds the payment). As WeChat Pay does, `resource` is encrypted (AEAD_AES_256_GCM under the merchant's APIv3 key,
+  `resource_type: encrypt-resource`).
 - `GET /health`: counters.
 
 Start it: `freshmesh sim pay --port P --mchid M --merchant-public-key K [--auto-pay-ms N] …` with the provider's
-private key in FRESHMESH_SIM_PAY_PRIVATE_KEY (prints its URL and public key); in a loop `async with serve(…)`; from
+private key in FRESHMESH_SIM_PAY_PRIVATE_KEY and the APIv3 key in FRESHMESH_SIM_PAY_API_KEY (prints its URL and
+public key); in a loop `async with serve(…)`; from
 other code `start_in_thread(…)`.
 """
 from __future__ import annotations
@@ -73,6 +75,7 @@ class Settings:
     mchid: str
     merchant_public_key: str
     provider_private_key: str
+    api_key: str  # the merchant's APIv3 key: notifications' resources are encrypted under it
     notify_delay_ms: int = 100
     refund_delay_ms: int = 100
     auto_pay_ms: int | None = None
@@ -84,6 +87,7 @@ class Settings:
     def __post_init__(self) -> None:
         sig.public_key(self.merchant_public_key)
         sig.private_key(self.provider_private_key)
+        sig.api_key(self.api_key)
         for name in ("fail_rate", "duplicate_rate", "drop_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
@@ -307,8 +311,10 @@ class SimulatedPayProvider:
             self.counts["notify_dropped"] += 1
             return
         await asyncio.sleep(self.settings.notify_delay_ms / 1000)
+        kind = "refund" if event.startswith("REFUND.") else "transaction"
+        sealed = sig.seal_resource(sig.api_key(self.settings.api_key), resource, secrets.token_hex(6), kind)
         body = json.dumps({"id": str(uuid.uuid4()), "create_time": now_ms(), "event_type": event,
-                           "resource_type": "plain-resource", "summary": event, "resource": resource},
+                           "resource_type": "encrypt-resource", "summary": event, "resource": sealed},
                           separators=(",", ":")).encode()
         for _ in range(2 if mode == "twice" else 1):  # at least once: the merchant dedupes
             if mode == "twice":

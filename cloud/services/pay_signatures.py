@@ -8,6 +8,9 @@
   is `TIMESTAMP\\nNONCE\\nBODY\\n`, sent as `Pay-Timestamp`, `Pay-Nonce`, `Pay-Signature`. The merchant verifies
   them with the provider's public key, which it got out of band, and refuses a timestamp more than 5 minutes away
   (a replay of an old notification; inside the window a replay is caught by the transaction id).
+- The provider also encrypts a notification's `resource` (AEAD_AES_256_GCM under the merchant's APIv3 key, a
+  secret both sides hold, with the resource's own nonce and associated data): `seal_resource` / `open_resource`.
+  The signature is checked first, on the raw body; the resource is opened after.
 WeChat Pay uses RSA-SHA256 with certificates; here the keys are Ed25519 (the `cryptography` library does all of
 it: no hand-rolled crypto). Keys travel as base64 of their 32 raw bytes. No I/O; time is passed in (it lives
 in cloud/ because `protocol/` may not import `cryptography`).
@@ -16,11 +19,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Mapping
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 SCHEME = "FRESHMESH-ED25519"
@@ -122,3 +127,36 @@ def verify_signed(key: Ed25519PublicKey, headers: Mapping[str, str], body: bytes
     if not _verify(key, response_message(int(stamp), nonce, body), signature):
         return f"{SIGNATURE_HEADER} does not verify with the provider's public key"
     return None
+
+
+# ---- the notification's resource, encrypted -----------------------------------------------------------------------
+ALGORITHM = "AEAD_AES_256_GCM"
+
+
+def api_key(text: str) -> bytes:
+    """The APIv3 key from base64 of its 32 raw bytes (ValueError when it is not one)."""
+    raw = _raw(text)  # 32 bytes, like an Ed25519 key
+    return raw
+
+
+def seal_resource(key: bytes, resource: dict, nonce: str, associated_data: str) -> dict:
+    """The encrypted `resource` of a notification (`nonce`: 12 characters, new for every notification)."""
+    sealed = AESGCM(key).encrypt(nonce.encode(), json.dumps(resource, separators=(",", ":")).encode(),
+                                 associated_data.encode())
+    return {"algorithm": ALGORITHM, "ciphertext": base64.b64encode(sealed).decode(), "nonce": nonce,
+            "associated_data": associated_data, "original_type": associated_data}
+
+
+def open_resource(key: bytes, sealed: dict) -> dict:
+    """The resource inside; ValueError when it is not ours to open (another key, altered, malformed)."""
+    if sealed.get("algorithm") != ALGORITHM:
+        raise ValueError(f"resource algorithm {sealed.get('algorithm')!r}, expected {ALGORITHM}")
+    try:
+        plain = AESGCM(key).decrypt(str(sealed["nonce"]).encode(), base64.b64decode(sealed["ciphertext"]),
+                                    str(sealed.get("associated_data", "")).encode())
+    except (InvalidTag, KeyError, binascii.Error, TypeError) as exc:
+        raise ValueError(f"resource does not open with our APIv3 key ({type(exc).__name__})") from None
+    data = json.loads(plain)
+    if not isinstance(data, dict):
+        raise ValueError("resource: a JSON object expected")
+    return data

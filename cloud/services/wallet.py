@@ -12,8 +12,9 @@ provider's signed notifications - the flow of WeChat Pay API v3 (Native payments
   payments pending past a few seconds).
 - Every request is signed with the merchant's private key; every 2xx answer must carry the provider's signature
   (an unsigned or wrongly signed success is treated as forged: `PayUnavailable`).
-Real WeChat Pay also encrypts the notification's `resource` with the merchant's APIv3 key (AES-256-GCM); the
-simulated provider sends it in clear (`resource_type: plain-resource`).
+As WeChat Pay does, the notification's `resource` is encrypted with the merchant's APIv3 key (AES-256-GCM,
+`resource_type: encrypt-resource`); it is opened only after the signature verified, and a resource in clear is
+refused.
 """
 from __future__ import annotations
 
@@ -101,9 +102,10 @@ class HttpPayProvider:
     name = "wallet_sim"
 
     def __init__(self, base_url: str, mchid: str, merchant_key: str, provider_public_key: str, notify_url: str,
-                 clock, *, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+                 clock, *, api_key: str, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.base_url, self.mchid, self.notify_url, self.clock = base_url.rstrip("/"), mchid, notify_url, clock
         self._key = sig.private_key(merchant_key)
+        self._api_key = sig.api_key(api_key)
         self._provider = sig.public_key(provider_public_key)
         self._client = httpx.AsyncClient(timeout=timeout_s)
 
@@ -174,9 +176,9 @@ class HttpPayProvider:
         try:
             data = json.loads(body)
             event = str(data["event_type"])
-            resource = data["resource"]
-            if not isinstance(resource, dict):
-                raise ValueError("resource must be an object")
+            if data.get("resource_type") != "encrypt-resource" or not isinstance(data.get("resource"), dict):
+                raise ValueError("resource must be an encrypt-resource object")
+            resource = sig.open_resource(self._api_key, data["resource"])
             if event in PAYMENT_EVENTS:
                 word = payment_word(resource)
             elif event in REFUND_EVENTS:
@@ -194,11 +196,12 @@ class HttpPayProvider:
 def wallet_from_env(clock, keys) -> HttpPayProvider | None:
     """The wallet provider named by FRESHMESH_PAY_URL (the simulated one in the demo and tests), with
     FRESHMESH_PAY_MCHID, FRESHMESH_PAY_PROVIDER_PUBLIC_KEY and FRESHMESH_PAY_NOTIFY_URL; the merchant's signing key
-    is FRESHMESH_PAY_MERCHANT_KEY, else derived from the master secret (`KeyRing.pay_merchant_key`)."""
+    is FRESHMESH_PAY_MERCHANT_KEY and the APIv3 key FRESHMESH_PAY_API_KEY, else each derived from the master secret
+    (`KeyRing.pay_merchant_key`, `KeyRing.pay_api_key`)."""
     url = os.environ.get("FRESHMESH_PAY_URL")
     if not url:
         return None
     merchant = os.environ.get("FRESHMESH_PAY_MERCHANT_KEY") or keys.pay_merchant_key
     return HttpPayProvider(url, os.environ.get("FRESHMESH_PAY_MCHID", "freshmesh"), merchant,
                            os.environ["FRESHMESH_PAY_PROVIDER_PUBLIC_KEY"], os.environ["FRESHMESH_PAY_NOTIFY_URL"],
-                           clock)
+                           clock, api_key=os.environ.get("FRESHMESH_PAY_API_KEY") or keys.pay_api_key)

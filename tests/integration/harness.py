@@ -69,14 +69,14 @@ async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = Non
                                                           callback_url=f"http://127.0.0.1:{port}/callbacks/sms"))
             sms = HttpSmsProvider(simulated.url, SMS_KEY, SMS_SECRET, WallClock())
             sms.inbox = SimulatedPhones(simulated.url, SMS_KEY)  # where test customers read their codes
-        merchant_key = fixed_keys(stack).pay_merchant_key
+        merchant_key, api_key = fixed_keys(stack).pay_merchant_key, fixed_keys(stack).pay_api_key
         settings = pay_provider.Settings(PAY_MCHID, pay_signatures.public_text(pay_signatures.private_key(merchant_key)),
-                                         PAY_PROVIDER_KEY, **{"notify_delay_ms": 20, "refund_delay_ms": 20,
+                                         PAY_PROVIDER_KEY, api_key, **{"notify_delay_ms": 20, "refund_delay_ms": 20,
                                                               **(pay_settings or {})})
         sim_pay = own.enter_context(pay_provider.start_in_thread(settings))
         wallet = HttpPayProvider(sim_pay.url, PAY_MCHID, merchant_key,
                                  pay_signatures.public_text(pay_signatures.private_key(PAY_PROVIDER_KEY)),
-                                 f"http://127.0.0.1:{port}/callbacks/pay", WallClock())
+                                 f"http://127.0.0.1:{port}/callbacks/pay", WallClock(), api_key=api_key)
         wallet.sim = sim_pay
         async with _serving(stack, prefix, reservation_ttl_ms, sms, port, wallet) as running:
             yield running

@@ -21,17 +21,18 @@ from simulators.pay_provider import Settings, serve
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-MERCHANT, PROVIDER = sig.new_private_text(), sig.new_private_text()
+MERCHANT, PROVIDER, API_KEY = sig.new_private_text(), sig.new_private_text(), sig.new_private_text()
 MCHID = "m-test"
 
 
 def settings(**over) -> Settings:
-    return Settings(MCHID, sig.public_text(sig.private_key(MERCHANT)), PROVIDER, **over)
+    return Settings(MCHID, sig.public_text(sig.private_key(MERCHANT)), PROVIDER, API_KEY, **over)
 
 
 def wallet(url: str, merchant: str = MERCHANT, provider: str = PROVIDER, mchid: str = MCHID) -> HttpPayProvider:
     return HttpPayProvider(url, mchid, merchant, sig.public_text(sig.private_key(provider)),
-                           "http://127.0.0.1:9/callbacks/pay", ReadingClock(time.time_ns, time.monotonic_ns))
+                           "http://127.0.0.1:9/callbacks/pay", ReadingClock(time.time_ns, time.monotonic_ns),
+                           api_key=API_KEY)
 
 
 async def test_create_is_idempotent_query_and_refund_follow_the_payment():
@@ -108,7 +109,8 @@ async def test_freshmesh_sim_pay_runs_in_the_foreground_and_stops_on_sigterm():
     proc = subprocess.Popen([sys.executable, "-m", "simulators.cli", "sim", "pay", "--port", str(port),
                              "--mchid", MCHID, "--merchant-public-key", sig.public_text(sig.private_key(MERCHANT))],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", "FRESHMESH_SIM_PAY_PRIVATE_KEY": PROVIDER})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "FRESHMESH_SIM_PAY_PRIVATE_KEY": PROVIDER,
+                                 "FRESHMESH_SIM_PAY_API_KEY": API_KEY})
     try:
         first = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
         assert first.strip() == f"PAY (simulated): http://127.0.0.1:{port}"
@@ -119,7 +121,7 @@ async def test_freshmesh_sim_pay_runs_in_the_foreground_and_stops_on_sigterm():
         out, _ = await asyncio.to_thread(proc.communicate, timeout=15)
         assert proc.returncode == 0, out
         assert "PAY (simulated): stopped" in out and "payment charge:cli of 100 fen created" in out
-        assert PROVIDER not in out  # the private key is never printed
+        assert PROVIDER not in out and API_KEY not in out  # the secrets are never printed
     finally:
         if proc.poll() is None:
             proc.kill()

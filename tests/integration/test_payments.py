@@ -17,11 +17,13 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from cloud.keys import KeyRing
 from cloud.services import pay_signatures as sig
 from protocol.messages import EscrowGranted
 from tests.integration.harness import (
     PAY_MCHID,
     PAY_PROVIDER_KEY,
+    SECRET_KEY,
     StoreLink,
     customer,
     eventually,
@@ -76,10 +78,15 @@ async def balance(http, member) -> int:
     return (await http.get(f"/members/{member.member_id}", headers=member.headers)).json()["stored_value_fen"]
 
 
+API_KEY = sig.api_key(KeyRing(SECRET_KEY).pay_api_key)  # the tests' merchant APIv3 key (the harness's key ring)
+
+
 def notification(resource: dict, event: str = "TRANSACTION.SUCCESS", signing_key: str = PAY_PROVIDER_KEY,
-                 at_s: int | None = None) -> tuple[bytes, dict]:
-    body = json.dumps({"id": str(uuid.uuid4()), "event_type": event, "resource_type": "plain-resource",
-                       "resource": resource}, separators=(",", ":")).encode()
+                 at_s: int | None = None, api_key: bytes = API_KEY) -> tuple[bytes, dict]:
+    """A notification as the provider sends one: the resource encrypted under the APIv3 key, the body signed."""
+    sealed = sig.seal_resource(api_key, resource, uuid.uuid4().hex[:12], "transaction")
+    body = json.dumps({"id": str(uuid.uuid4()), "event_type": event, "resource_type": "encrypt-resource",
+                       "resource": sealed}, separators=(",", ":")).encode()
     headers = sig.signed_headers(sig.private_key(signing_key), at_s or int(time.time()), uuid.uuid4().hex, body)
     return body, {"Content-Type": "application/json", **headers}
 
@@ -154,6 +161,7 @@ async def test_forged_replayed_stale_wrong_amount_and_unknown_notifications_cred
         "other merchant": (notification(paid_word(out_no, 2_000, "T-mch", mchid="someone-else")), 400),
         "unknown payment": (notification(paid_word("topup:nobody:0000", 2_000, "T-unknown")), 400),
         "not json": ((b"{", notification({})[1]), 401),  # signed for another body: refused before parsing
+        "sealed with another key": (notification(paid_word(out_no, 2_000, "T-key"), api_key=bytes(32)), 400),
     }
     for name, ((body, headers), status) in attacks.items():
         r = await http.post("/callbacks/pay", content=body, headers=headers)

@@ -31,3 +31,23 @@ def test_provider_notification_signature():
     forged = sig.signed_headers(sig.private_key(OTHER), NOW, "nonce", body)
     assert "does not verify" in sig.verify_signed(provider, forged, body, NOW)
     assert "missing" in sig.verify_signed(provider, {}, body, NOW)
+
+
+def test_notification_resource_opens_only_with_the_api_key_and_unaltered():
+    key = sig.api_key(sig.new_private_text())
+    sealed = sig.seal_resource(key, {"out_trade_no": "charge:o1", "amount": {"total": 561}}, "abcdef123456",
+                               "transaction")
+    assert sig.open_resource(key, sealed) == {"out_trade_no": "charge:o1", "amount": {"total": 561}}
+    for bad in ({**sealed, "associated_data": "refund"}, {**sealed, "nonce": "abcdef123457"},
+                {**sealed, "ciphertext": sealed["ciphertext"][:-4] + "AAAA"}, {**sealed, "algorithm": "none"}):
+        try:
+            sig.open_resource(key, bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"opened {bad}")
+    try:
+        sig.open_resource(bytes(32), sealed)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("opened with another key")

@@ -201,7 +201,14 @@ def wallet_from_env(clock, keys) -> HttpPayProvider | None:
     url = os.environ.get("FRESHMESH_PAY_URL")
     if not url:
         return None
+    missing = [name for name in ("FRESHMESH_PAY_PROVIDER_PUBLIC_KEY", "FRESHMESH_PAY_NOTIFY_URL")
+               if not os.environ.get(name)]
+    if missing:  # refuse to start rather than believe notifications nobody can check
+        raise RuntimeError(f"FRESHMESH_PAY_URL is set but {', '.join(missing)} is not")
     merchant = os.environ.get("FRESHMESH_PAY_MERCHANT_KEY") or keys.pay_merchant_key
-    return HttpPayProvider(url, os.environ.get("FRESHMESH_PAY_MCHID", "freshmesh"), merchant,
-                           os.environ["FRESHMESH_PAY_PROVIDER_PUBLIC_KEY"], os.environ["FRESHMESH_PAY_NOTIFY_URL"],
-                           clock, api_key=os.environ.get("FRESHMESH_PAY_API_KEY") or keys.pay_api_key)
+    try:
+        return HttpPayProvider(url, os.environ.get("FRESHMESH_PAY_MCHID", "freshmesh"), merchant,
+                               os.environ["FRESHMESH_PAY_PROVIDER_PUBLIC_KEY"], os.environ["FRESHMESH_PAY_NOTIFY_URL"],
+                               clock, api_key=os.environ.get("FRESHMESH_PAY_API_KEY") or keys.pay_api_key)
+    except ValueError as exc:  # the key's value is never in the message
+        raise RuntimeError(f"a FRESHMESH_PAY_* key is not base64 of 32 bytes: {exc}") from None

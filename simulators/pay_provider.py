@@ -11,6 +11,8 @@ FRESHMESH-ED25519 …`, 401 otherwise), every answer and notification is signed 
   payment (another amount: 400 `INVALID_REQUEST`). With probability `fail_rate` 503 and nothing kept.
 - `GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=` -> the transaction (`trade_state` NOTPAY |
   SUCCESS | CLOSED (past its expiry, unpaid) | REFUND); 404 `ORDER_NOT_EXIST`.
+- `POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close` -> 204: an unpaid payment can no longer be paid
+  (400 `ORDERPAID` once paid: refund it instead).
 - `POST /v3/refund/domestic/refunds` `{"out_trade_no", "out_refund_no", "amount": {"refund", "total", "currency"},
   "notify_url"}` -> the refund (`status` PROCESSING, SUCCESS after `refund_delay_ms`, then notified);
   `GET /v3/refund/domestic/refunds/{out_refund_no}`.
@@ -49,7 +51,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cloud.services import pay_signatures as sig
@@ -196,6 +198,22 @@ class SimulatedPayProvider:
         if payment is None:
             return self._refused(Refused(404, "ORDER_NOT_EXIST", "no such payment"))
         return self._signed(self._transaction(payment))
+
+    async def close(self, request: Request) -> Response:
+        """Close an unpaid payment (the merchant gives up on it): it can no longer be paid. 204, signed."""
+        try:
+            await self._merchant_request(request)
+        except Refused as refused:
+            return self._refused(refused)
+        payment = self.payments.get(request.path_params["out_trade_no"])
+        if payment is None:
+            return self._refused(Refused(404, "ORDER_NOT_EXIST", "no such payment"))
+        state = self._transaction(payment)["trade_state"]
+        if state in ("SUCCESS", "REFUND"):
+            return self._refused(Refused(400, "ORDERPAID", "the payment was paid: refund it instead"))
+        payment["trade_state"] = "CLOSED"
+        headers = sig.signed_headers(self.key, now_ms() // 1000, secrets.token_hex(16), b"")
+        return Response(status_code=204, headers=headers)
 
     async def refund(self, request: Request) -> JSONResponse:
         try:
@@ -356,6 +374,7 @@ def build_app(settings: Settings) -> Starlette:
     app = Starlette(routes=[
         Route("/v3/pay/transactions/native", provider.create, methods=["POST"]),
         Route("/v3/pay/transactions/out-trade-no/{out_trade_no}", provider.query, methods=["GET"]),
+        Route("/v3/pay/transactions/out-trade-no/{out_trade_no}/close", provider.close, methods=["POST"]),
         Route("/v3/refund/domestic/refunds", provider.refund, methods=["POST"]),
         Route("/v3/refund/domestic/refunds/{out_refund_no}", provider.query_refund, methods=["GET"]),
         Route("/sim/pay/{prepay_id}", provider.customer_pays, methods=["POST"]),

@@ -280,6 +280,7 @@ class Orders:
                 return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
             raise Refusal("order_state", f"order {order_id} is {now}; it cannot be cancelled")
         await self.payments.refund(order_id)
+        await self.payments.close_unpaid(order_id)
         await self._release(self.reservations(row), "order")
         await self.release_slots(row)
         if was == "paid" and row["kind"] != "flash":

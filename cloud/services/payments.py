@@ -133,8 +133,12 @@ class Payments:
                 self.cloud.now_ms())
             row = await self.get(mid)
         if row["state"] == "requested" and row["method"] != method:
-            raise Refusal("payment", f"a {row['method']} payment of order {order_id} is in progress; finish it or wait "
-                                     "until it closes")
+            row = await self._give_up(row)  # the customer pays another way: close the wallet payment first
+            if row["state"] == "failed":
+                return await self.charge(order, method)
+            if row["state"] == "requested":
+                raise Refusal("payment", f"a {row['method']} payment of order {order_id} is in progress; finish it "
+                                         "or retry shortly")
         if row["state"] != "requested":
             return row
         if row["amount_fen"] == 0:  # a basket made free by promotions: nothing to move, in any method
@@ -144,6 +148,38 @@ class Payments:
         elif not row["pay"]:
             await self._create_payment(row, f"FreshMesh order {order_id}", order["expires_ms"])
         return await self.get(mid)
+
+    async def _give_up(self, row):
+        """Close a wallet charge nobody paid (the movement ends `failed`); one that was paid meanwhile is credited
+        instead (it ends `done`). A stored-value charge in flight is left alone (its ledger call decides it)."""
+        if row["method"] != "wallet_sim" or self.wallet is None:
+            return row
+        if row["pay"]:
+            word = await self.wallet.query(out_no(row))
+            if word is not None and word.state == "SUCCESS":
+                await self.apply_word(word, is_refund=False)
+                return await self.get(row["movement_id"])
+            try:
+                await self.wallet.close_payment(out_no(row))
+            except PayRefused as refused:
+                if refused.code == "ORDERPAID":  # paid in between: the notification (or the sweeper) credits it
+                    return await self.get(row["movement_id"])
+                if refused.status != 404:
+                    raise
+            except PayUnavailable as exc:
+                raise Refusal("unavailable", f"the wallet payment could not be closed ({exc}); retry") from None
+        await self.settle(row["movement_id"], "failed", detail="closed: paid another way, or the order ended")
+        return await self.get(row["movement_id"])
+
+    async def close_unpaid(self, order_id: str) -> None:
+        """The order ended before it was paid: its wallet payment, if any, can no longer be paid (best effort: the
+        provider closes it at the order's expiry anyway, and money that still comes is refunded)."""
+        row = await self.get(charge_id(order_id))
+        if row is not None and row["state"] == "requested" and row["method"] == "wallet_sim":
+            try:
+                await self._give_up(row)
+            except (Refusal, PayUnavailable, PayRefused) as exc:
+                log.warning("wallet payment of order %s not closed: %s", order_id, exc)
 
     async def _spend(self, row) -> None:
         ledger = self.cloud.actors.member_ledger

@@ -9,7 +9,8 @@ provider's signed notifications - the flow of WeChat Pay API v3 (Native payments
   `read_notification` verifies the signature on the raw bytes first, then parses; the caller checks amount,
   currency and merchant against its own journal (`protocol.money_saga.judge_payment`) before crediting anything.
 - A notification can be late or lost: `query` / `query_refund` ask the provider directly (the sweeper does, for
-  payments pending past a few seconds).
+  payments pending past a few seconds). `close_payment` gives up an unpaid payment (the customer chose another way to pay,
+  or cancelled), so that it can no longer be paid.
 - Every request is signed with the merchant's private key; every 2xx answer must carry the provider's signature
   (an unsigned or wrongly signed success is treated as forged: `PayUnavailable`).
 As WeChat Pay does, the notification's `resource` is encrypted with the merchant's APIv3 key (AES-256-GCM,
@@ -127,6 +128,10 @@ class HttpPayProvider:
             raise
         return payment_word(data)
 
+    async def close_payment(self, out_trade_no: str) -> None:
+        """Close an unpaid payment so that it can no longer be paid (PayRefused `ORDERPAID` once it was paid)."""
+        await self._call("POST", f"/v3/pay/transactions/out-trade-no/{out_trade_no}/close", {"mchid": self.mchid})
+
     async def refund(self, out_refund_no: str, out_trade_no: str, amount_fen: int, total_fen: int) -> ProviderWord:
         body = {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no, "notify_url": self.notify_url,
                 "amount": {"refund": amount_fen, "total": total_fen, "currency": CURRENCY}}
@@ -155,7 +160,7 @@ class HttpPayProvider:
         if response.status_code >= 500:
             raise PayUnavailable(f"wallet provider answered {response.status_code}")
         try:
-            data = response.json()
+            data = {} if response.status_code == 204 else response.json()
         except ValueError:
             raise PayUnavailable(f"wallet provider answered {response.status_code} without JSON") from None
         if not response.is_success:

@@ -126,3 +126,20 @@ async def test_freshmesh_sim_pay_runs_in_the_foreground_and_stops_on_sigterm():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_close_gives_up_an_unpaid_payment_and_refuses_a_paid_one():
+    async with serve(settings()) as url:
+        w = wallet(url)
+        expire = time.time_ns() // 1_000_000 + 60_000
+        unpaid = await w.create("charge:c1", 100, "c1", expire)
+        await w.close_payment("charge:c1")
+        assert (await w.query("charge:c1")).state == "CLOSED"
+        paid = await w.create("charge:c2", 100, "c2", expire)
+        async with httpx.AsyncClient(base_url=url) as app:
+            assert (await app.post(f"/sim/pay/{unpaid['prepay_id']}", json={})).status_code == 409
+            assert (await app.post(f"/sim/pay/{paid['prepay_id']}", json={})).status_code == 200
+        with pytest.raises(PayRefused) as refused:
+            await w.close_payment("charge:c2")
+        assert refused.value.code == "ORDERPAID"
+        await w.close()

@@ -223,8 +223,6 @@ async def test_wallet_order_is_paid_on_the_notification_and_refunded_through_the
     order = await order_for(http, member, sku, hour=12)
     r = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"}, headers=member.headers)
     assert r.status_code == 202 and r.json()["status"] == "reserved" and r.json()["payment"]["state"] == "requested"
-    assert (await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"},
-                            headers=member.headers)).status_code == 409  # one payment in progress at a time
     paid = await pay_by_wallet(services, http, member, order["order_id"])  # the same payment, now paid
     assert paid["payment"]["amount_fen"] == order["total_fen"]
     cancelled = await http.post(f"/orders/{order['order_id']}/cancel", json={}, headers=member.headers)
@@ -265,6 +263,23 @@ async def test_audit_names_a_charge_matched_by_neither_a_paid_order_nor_a_refund
                      "nothing was refunded"]
 
 
+async def test_paying_another_way_closes_the_unpaid_wallet_payment(cloud, sku):
+    services, http = cloud
+    member = await customer(services, http)
+    await top_up(services, http, member, 20_000)
+    order = await order_for(http, member, sku, hour=21)
+    pending = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"}, headers=member.headers)
+    assert pending.status_code == 202
+    paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"}, headers=member.headers)
+    assert paid.status_code == 200 and paid.json()["status"] == "paid" and paid.json()["payment"]["method"] == \
+        "stored_value"
+    async with httpx.AsyncClient(base_url=services.payments.wallet.sim.url) as wallet_app:
+        late = await wallet_app.post(f"/sim/pay/{pending.json()['payment']['pay']['prepay_id']}", json={})
+    assert late.status_code == 409 and late.json()["code"] == "ORDER_CLOSED"  # the old code can no longer be paid
+    assert await balance(http, member) == 20_000 - order["total_fen"]
+    assert await own_violations(http, [order["order_id"]]) == []
+
+
 async def refund_state(services, order_id: str, state: str):
     row = await services.payments.get(f"refund:{order_id}")
     return dict(row) if row is not None and row["state"] == state else None
@@ -277,14 +292,15 @@ async def test_money_that_arrives_after_the_order_ended_is_refunded_through_the_
     order = await order_for(http, member, sku, hour=13 if ends == "cancelled" else 14)
     pending = (await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"},
                                headers=member.headers)).json()
-    if ends == "cancelled":
+    if ends == "cancelled":  # paid in the wallet, but the notification is lost; then the customer cancels
+        await pay_in_wallet(services, pending["payment"]["pay"], notify="drop")
         assert (await http.post(f"/orders/{order['order_id']}/cancel", json={}, headers=member.headers)).json()[
             "status"] == "cancelled"
-    else:  # its reservation time runs out: the expiry sweeper ends it
+    else:  # its reservation time runs out: the expiry sweeper ends it; the customer pays anyway, late
         await services.cloud.db.execute("update orders set expires_ms = $2 where order_id = $1", order["order_id"],
                                         services.cloud.now_ms() - 1)
         assert await eventually(lambda: order_status(http, member, order["order_id"], "expired"))
-    await pay_in_wallet(services, pending["payment"]["pay"])  # the customer pays anyway, late
+        await pay_in_wallet(services, pending["payment"]["pay"])
     assert await eventually(lambda: refund_state(services, order["order_id"], "done"), timeout_s=15)
     assert (await services.payments.get(f"charge:{order['order_id']}"))["state"] == "done"
     assert await own_violations(http, [order["order_id"]]) == []

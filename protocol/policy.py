@@ -9,7 +9,18 @@ import hashlib
 import hmac
 
 DEFAULT_ONLINE_RATIO_BP = 4_000  # share of a store's on-hand escrowed for online selling: 40%, per (store, sku)
-OFFLINE_FLOOR_LIMIT_FEN = 5_000  # how far below zero a member's stored value may go through offline till spends
+# The per-member offline allowance: what a store may let a member spend from stored value without the cloud's hold
+# (offline, or the hold request timed out), counted over that store's unsettled offline spends, and how far below
+# the balance the store knows those spends may go. The cloud takes the same number as the most a store's offline
+# spends may take a member below zero; beyond it the spend is recorded and flagged as a violation.
+OFFLINE_ALLOWANCE_FEN = 5_000
+OFFLINE_FLOOR_LIMIT_FEN = OFFLINE_ALLOWANCE_FEN  # the older name of the same limit
+HOLD_TTL_MS = 2 * 60 * 1000  # a stored-value hold the till never captured (a voided sale, a dead box) lapses then
+HOLD_TIMEOUT_MS = 1_500  # how long a till waits for the cloud's hold before it sells offline (within the allowance)
+# Cash top-ups at the tills of one store in one chain day: more is refused (by the till, and by the cloud, which
+# believes a store about its own cash only up to this).
+STORE_CASH_TOPUP_DAY_CAP_FEN = 2_000_000
+CASH_TOPUP_MAX_FEN = 200_000  # one cash top-up at a till
 CHAIN_UTC_OFFSET_MIN = 480  # the chain's time zone (China, UTC+8): opening hours, "today", time-window promotions
 RESERVATION_TTL_MS = 15 * 60 * 1000  # an unpaid online reservation holds its units this long
 STORE_PASSWORD_CHARS = 32

@@ -220,6 +220,23 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             locked_until_ms bigint not null
         );
     """),
+    # Cash top-ups at the tills, as the cloud took them (or refused them, with why): a store's cash is believed only
+    # up to its daily cap, counted here per chain day.
+    (10, "cash top-ups at the tills, per store and day", """
+        create table till_topups (
+            event_id    text primary key,
+            store_id    text not null,
+            day         date not null,
+            member_id   text not null,
+            amount_fen  bigint not null,
+            cashier_id  text not null,
+            shift_id    text not null,
+            accepted    boolean not null,
+            reason      text not null,
+            received_ms bigint not null
+        );
+        create index till_topups_store_day on till_topups (store_id, day) where accepted;
+    """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import date, datetime, timedelta, timezone
 
 DEFAULT_ONLINE_RATIO_BP = 4_000  # share of a store's on-hand escrowed for online selling: 40%, per (store, sku)
 # The per-member offline allowance: what a store may let a member spend from stored value without the cloud's hold
@@ -37,3 +38,8 @@ def member_lookup_key(store_password_text: str, store_id: str) -> bytes:
     holding the number). Derived from the store's own NATS password, which only that store box (and the cloud, from
     the chain's store secret) can compute: a stolen box cannot test guesses against another store's cache."""
     return hmac.new(store_password_text.encode(), f"member-lookup:{store_id}".encode(), hashlib.sha256).digest()
+
+
+def chain_day(at_ms: int, utc_offset_min: int = CHAIN_UTC_OFFSET_MIN) -> date:
+    """The chain's calendar day at `at_ms` (epoch ms), in its time zone: what "today" means for daily limits."""
+    return datetime.fromtimestamp(at_ms / 1000, timezone(timedelta(minutes=utc_offset_min))).date()

@@ -17,9 +17,11 @@ import asyncpg
 import nats.errors
 from nats.js import JetStreamContext
 
-from actors.member_ledger import RecordSpend, Spend
+from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import streams, to_stores
+from cloud.messaging.refusal import RefusedEvent
+from cloud.messaging.stored_value import apply_cash_top_up, apply_sale_spends
 from cloud.runtime.calls import ActorsUnavailable
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
@@ -27,6 +29,7 @@ from protocol.ids import derived_id
 from protocol.messages import (
     Ack,
     BusinessAck,
+    CashToppedUp,
     EscrowGranted,
     EscrowReclaimed,
     EscrowReclaimRequested,
@@ -35,6 +38,7 @@ from protocol.messages import (
     SaleCommitted,
     StockMoved,
 )
+from protocol.policy import STORE_CASH_TOPUP_DAY_CAP_FEN
 from protocol.pull import fetch_ready
 from protocol.schema import CONTROL_CHARACTERS
 
@@ -68,6 +72,16 @@ class Bridge:
         self._lags: list[list] = []
         self._stores_with_consumer: set[str] = set()
         self.stats = {"events": 0, "duplicates": 0, "dead_letters": 0, "batches": 0}
+        self.cash_topup_day_cap_fen = STORE_CASH_TOPUP_DAY_CAP_FEN  # per store and chain day
+        self._members = None
+
+    @property
+    def members(self):
+        """The members service: the bridge tells the stores a member's new balance after a till spend or top-up."""
+        if self._members is None:
+            from cloud.services.members import Members  # a service, made on first use
+            self._members = Members(self.cloud)
+        return self._members
 
     async def start(self) -> Bridge:
         self.js = js = self.cloud.nats.jetstream()
@@ -125,9 +139,10 @@ class Bridge:
                 return
             except Exception as exc:  # noqa: BLE001 - classified: never applicable, or not yet
                 failures += 1
-                if not _transient(exc) and failures >= PERMANENT_AFTER_FAILURES:
+                if isinstance(exc, RefusedEvent) or (not _transient(exc) and failures >= PERMANENT_AFTER_FAILURES):
                     try:
-                        await self._refuse(m, f"could not be applied: {type(exc).__name__}: {exc}")
+                        await self._refuse(m, str(exc) if isinstance(exc, RefusedEvent) else
+                                           f"could not be applied: {type(exc).__name__}: {exc}")
                         return
                     except Exception as again:  # noqa: BLE001 - not even dead-lettered: the database is down
                         exc = again
@@ -270,12 +285,13 @@ class Bridge:
                                           on_hand=event.on_hand_after))
         elif isinstance(event, PickupCompleted):
             await self._pickup(event)
+        elif isinstance(event, CashToppedUp):
+            await apply_cash_top_up(self.cloud, self.members, event, self.cash_topup_day_cap_fen)
         elif isinstance(event, SaleCommitted) and event.member_id:
-            for p in event.payments:
-                if p.method == "stored_value":
-                    # A till sale is a fact (the goods left): record it even past the balance, flagged as overdraft.
-                    await ledger.send(Spend(id=p.reference or f"sale:{event.sale_id}", member=event.member_id,
-                                            amount_fen=p.amount_fen, offline=True))
+            # A till sale is a fact (the goods left): an online one captures its hold, an offline one is spent within
+            # the allowance; what the ledger does not trust is recorded and flagged (cloud/messaging/stored_value.py)
+            if any(p.method == "stored_value" for p in event.payments):
+                await apply_sale_spends(self.cloud, self.members, event)
             others = sum(p.amount_fen for p in event.payments if p.method != "stored_value")
             if others:
                 await ledger.send(RecordSpend(id=f"sale:{event.sale_id}", member=event.member_id, amount_fen=others))

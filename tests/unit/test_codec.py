@@ -23,7 +23,9 @@ naturals = st.integers(0, 2**40)
 OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": naturals, "wall_ms": naturals,
              "qty": st.integers(1, 10**6), "delta": st.integers(-10**6, 10**6).filter(bool),
              "amount_fen": st.integers(1, 10**7), "request_event_id": ids, "amount": st.integers(1, 10**6),
-             "lane": st.from_regex(r"[A-Za-z0-9_-]{1,16}", fullmatch=True)}
+             "lane": st.from_regex(r"[A-Za-z0-9_-]{1,16}", fullmatch=True), "hold_id": ids.map(lambda i: f"hold:{i}"),
+             "topup_id": ids, "shift_id": ids, "cashier_id": st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True),
+             "member_id": st.from_regex(r"[A-Za-z0-9]{1,40}", fullmatch=True)}
 
 
 def strategy_for(hint, name=""):

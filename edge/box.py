@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from edge.cashier_pins import CashierPins
 from edge.devices.escpos import PrinterReplies
 from edge.devices.events import Scan
 from edge.devices.scale_codecs import CODECS, DEFAULT_SCALE
@@ -22,7 +23,13 @@ from edge.store_db import StoreDb
 from edge.sync import Sync
 from protocol.clock import ReadingClock
 from protocol.ids import IdFactory
-from protocol.policy import DEFAULT_ONLINE_RATIO_BP, OFFLINE_FLOOR_LIMIT_FEN, member_lookup_key, store_password
+from protocol.policy import (
+    DEFAULT_ONLINE_RATIO_BP,
+    OFFLINE_ALLOWANCE_FEN,
+    STORE_CASH_TOPUP_DAY_CAP_FEN,
+    member_lookup_key,
+    store_password,
+)
 
 WATCHDOG_S = 1.0
 log = logging.getLogger("freshmesh.edge")
@@ -40,6 +47,7 @@ class EdgeBox:
         self.printer: Printer | None = None
         self.actor: StoreActor | None = None
         self.sync: Sync | None = None
+        self.cashier_pins = CashierPins(config.get("cashiers", {}))  # cashier id -> argon2 hash of their PIN
         self._tasks: dict[str, asyncio.Task] = {}
 
     async def start(self) -> EdgeBox:
@@ -47,8 +55,11 @@ class EdgeBox:
         self._make_devices()
         self.actor = StoreActor(self.store_id, self.store_db, self.clock, self.ids, printer=self.printer,
                                 ratio_bp=self.config.get("online_ratio_bp", DEFAULT_ONLINE_RATIO_BP),
-                                floor_limit_fen=self.config.get("floor_limit_fen", OFFLINE_FLOOR_LIMIT_FEN),
-                                member_lookup_key=self._member_lookup_key())
+                                floor_limit_fen=self.config.get("offline_allowance_fen",
+                                                                self.config.get("floor_limit_fen", OFFLINE_ALLOWANCE_FEN)),
+                                member_lookup_key=self._member_lookup_key(),
+                                cash_topup_day_cap_fen=self.config.get("cash_topup_day_cap_fen",
+                                                                       STORE_CASH_TOPUP_DAY_CAP_FEN))
         world = None
         if self.config.get("world"):
             world = json.loads(Path(self.config["world"]).read_text())

@@ -43,3 +43,9 @@ def member_lookup_key(store_password_text: str, store_id: str) -> bytes:
 def chain_day(at_ms: int, utc_offset_min: int = CHAIN_UTC_OFFSET_MIN) -> date:
     """The chain's calendar day at `at_ms` (epoch ms), in its time zone: what "today" means for daily limits."""
     return datetime.fromtimestamp(at_ms / 1000, timezone(timedelta(minutes=utc_offset_min))).date()
+
+
+def chain_day_start_ms(at_ms: int, utc_offset_min: int = CHAIN_UTC_OFFSET_MIN) -> int:
+    """The epoch ms at which the chain's day holding `at_ms` began (midnight in the chain's time zone)."""
+    day_ms, offset_ms = 24 * 3600 * 1000, utc_offset_min * 60 * 1000
+    return (at_ms + offset_ms) // day_ms * day_ms - offset_ms

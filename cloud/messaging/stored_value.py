@@ -174,7 +174,7 @@ async def _admit_cash(cloud, event: CashToppedUp, day_cap_fen: int) -> tuple[boo
         if row is not None:
             return row["accepted"], row["reason"]
         member = await conn.fetchrow("select erased_ms from members where member_id = $1", event.member_id)
-        taken = await conn.fetchval("select coalesce(sum(amount_fen), 0) from till_topups where store_id = $1 and "
+        taken = await conn.fetchval("select coalesce(sum(amount_fen), 0)::bigint from till_topups where store_id = $1 and "
                                     "day = $2 and accepted", event.store_id, day)
         reason = ""
         if member is None or member["erased_ms"] is not None:

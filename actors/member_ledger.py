@@ -197,6 +197,16 @@ class MemberQuery(Query):
         return actor.member_view(self.member, self.now_ms)
 
 
+@record
+class HeldQuery(Query):
+    """How much of a member's stored value live holds set aside at `now_ms`."""
+    member: str
+    now_ms: int
+
+    def answer(self, actor: Any) -> Any:
+        return actor.held(self.member, self.now_ms)
+
+
 def sv(member: str) -> str:
     return f"m:{member}:sv"
 

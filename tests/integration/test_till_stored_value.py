@@ -14,7 +14,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from actors.member_ledger import TopUp
+from actors.member_ledger import HeldQuery, TopUp
 from edge.box import EdgeBox
 from edge.cashier_pins import hash_pin
 from edge.lanes import build_lane_app
@@ -234,3 +234,64 @@ async def test_the_cloud_refuses_a_stores_cash_top_up_past_its_daily_cap(world, 
             assert await balance(services, member["member_id"]) == 6_100
     finally:
         services.bridge.cash_topup_day_cap_fen = 2_000_000
+
+
+async def test_a_hold_that_does_not_come_in_time_lets_the_till_sell_within_the_allowance(world, monkeypatch):
+    """The cloud answers the hold too late (here: 3 s, past the till's 1.5 s): the till does not wait, sells without
+    the cloud within the offline allowance, and gives back the hold the cloud granted after all."""
+    import asyncio
+    import time
+    services, http, box, lane, _ = world
+    member = await member_with(services, http, box, 5_000)
+    desk = services.holds
+    real = desk._decide
+
+    async def slow(request):
+        await asyncio.sleep(3)
+        return await real(request)
+    monkeypatch.setattr(desk, "_decide", slow)
+    total = await basket(lane, "4", member["member_code"], 1_000, 2_000)
+    started = time.monotonic()
+    r = await lane.post("/lanes/4/pay", json={"method": "stored_value"})
+    assert r.status_code == 201 and r.json()["offline"] is True and "hold_id" not in r.json(), r.text
+    assert time.monotonic() - started < 2.5  # the till never waits long
+
+    async def settled():
+        ledger_name = services.cloud.shards.member_ledger_name(member["member_id"])
+        held = await services.cloud.actors.calls.ask(ledger_name, HeldQuery(member=member["member_id"],
+                                                                            now_ms=services.cloud.now_ms()))
+        return held == 0 and await balance(services, member["member_id"]) == 5_000 - total
+    assert await eventually(settled, timeout_s=15), "the late hold was not given back, or the sale not spent"
+
+
+async def test_the_cloud_answers_a_hold_request_only_on_the_asking_stores_inbox(world, stack):
+    """A store may name any reply subject when it publishes; the cloud answers only on the asker's own inbox, so a
+    store cannot make the cloud publish on another store's subjects."""
+    import asyncio
+
+    import nats as nats_client
+
+    from protocol import codec, subjects
+    from protocol.messages import HoldRequested
+    services, http, box, _, _ = world
+    member = await member_with(services, http, box, 1_000)
+    watcher = await nats_client.connect(stack.nats_url)
+    seen = []
+
+    async def watch(msg):
+        seen.append(msg.subject)
+    try:
+        await watcher.subscribe(f"{subjects.store_inbox_prefix('S004')}.>", cb=watch)
+        async with StoreLink(stack, HOSTILE) as link:
+            def request() -> HoldRequested:
+                return HoldRequested(**link.next_envelope(), hold_id=f"hold:{services.cloud.ids.new()}",
+                                     member_id=member["member_id"], amount_fen=100, lane="1")
+            await link.nc.publish(subjects.store_stored_value(HOSTILE, "hold"), codec.encode(request()),
+                                  reply=f"{subjects.store_inbox_prefix('S004')}.stolen")
+            answer = codec.decode((await link.nc.request(subjects.store_stored_value(HOSTILE, "hold"),
+                                                         codec.encode(request()), timeout=5)).data)
+            assert answer.granted and answer.available_fen == 900  # only the one asked properly was held
+        await asyncio.sleep(0.5)
+        assert seen == []  # nothing was published on S004's inbox
+    finally:
+        await watcher.close()

@@ -85,7 +85,8 @@ def store_permissions(store_id: str) -> dict[str, dict[str, list[str]]]:
     return {
         "publish": {
             "allow": [
-                f"{store_root(store_id)}.>",
+                f"{store_root(store_id)}.>",  # events, heartbeats, and:
+                f"{store_root(store_id)}.sv.>",  # stored-value hold requests (kept explicit should the above narrow)
                 f"$JS.API.CONSUMER.MSG.NEXT.{CLOUD_MESSAGES_STREAM}.{consumer}",
                 f"$JS.API.CONSUMER.INFO.{CLOUD_MESSAGES_STREAM}.{consumer}",
                 f"$JS.ACK.{CLOUD_MESSAGES_STREAM}.{consumer}.>",

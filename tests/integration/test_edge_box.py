@@ -436,3 +436,14 @@ async def test_another_process_reading_the_store_database_never_takes_its_wal_aw
         assert subprocess.run(read, capture_output=True, text=True, check=True).stdout.strip() == "1"
     finally:
         await store_db.close()
+
+
+async def test_guessing_a_cashiers_pin_locks_the_cashier_id_for_a_while():
+    from edge.cashier_pins import FAILURES_MAX, LOCK_MS, CashierPins, hash_pin
+    pins = CashierPins({"C01": hash_pin("2468")})
+    assert await pins.verify("C01", "2468", 0)
+    for _ in range(FAILURES_MAX):
+        assert not await pins.verify("C01", "0000", 1)
+    assert not await pins.verify("C01", "2468", 2)  # the right PIN, but locked: the same answer
+    assert await pins.verify("C01", "2468", 1 + LOCK_MS)
+    assert not await pins.verify("C99", "2468", 3)  # an unknown cashier: the same answer as a wrong PIN

@@ -39,6 +39,7 @@ LEVELS = (("platinum", 2_000_000), ("gold", 500_000), ("silver", 100_000))  # ro
 TOPUP_CLEARING, SALES, POINTS_ISSUED = "sys:topup_clearing", "sys:sales", "sys:points_issued"
 Entry = list[str | int]  # one transfer: [debit account, credit account, amount]
 VIOLATIONS_KEPT = 1_000  # violations listed one by one; beyond, only counted (audit still says how many)
+LIVE_HOLDS_PER_MEMBER_MAX = 20  # a member pays at a few lanes at once at most; more is someone flooding the ledger
 UNKNOWN_STORE = "?"  # an offline spend that names no store (recorded before spends named theirs)
 
 
@@ -312,6 +313,10 @@ class MemberLedger(IdempotentActor):
         member, amount = c.member, c.amount_fen
         if c.id in self.settled_holds:  # a hold id is used once, even after its hold is gone
             return rejected(f"hold {c.id} was already {self.settled_holds[c.id]['state']}",
+                            **self.member_view(member, now_ms))
+        live = sum(1 for h in self.holds.values() if h["member"] == member and h["expires_ms"] > now_ms)
+        if live >= LIVE_HOLDS_PER_MEMBER_MAX:
+            return rejected(f"member {member} already has {live} holds: pay or void a sale first",
                             **self.member_view(member, now_ms))
         available = self.available(member, now_ms)
         if available < amount:

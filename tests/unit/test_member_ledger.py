@@ -239,6 +239,17 @@ def test_a_capture_takes_its_hold_once_and_a_capture_without_a_valid_hold_is_a_v
     assert "without a valid hold: no hold none (balance after: -3750 fen)" in problems[2]
 
 
+def test_live_holds_per_member_are_bounded():
+    ledger = MemberLedger()
+    ledger.apply(TopUp(id="t1", member="M1", amount_fen=5_000), T0)
+    for i in range(20):
+        assert ledger.apply(Hold(id=f"h{i}", member="M1", amount_fen=1, store="S1"), T0).status == "ok"
+    assert ledger.apply(Hold(id="h20", member="M1", amount_fen=1, store="S1"), T0).reason == (
+        "member M1 already has 20 holds: pay or void a sale first")
+    ledger.apply(Release(id="r0", member="M1", hold_id="h0"), T0)
+    assert ledger.apply(Hold(id="h21", member="M1", amount_fen=1, store="S1"), T0).status == "ok"
+
+
 def test_a_capture_after_the_hold_lapsed_counts_as_an_offline_spend_within_the_allowance():
     ledger = MemberLedger(floor_limit_fen=1_000)
     ledger.apply(TopUp(id="t1", member="M1", amount_fen=1_000), T0)

@@ -21,7 +21,7 @@ from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import streams, to_stores
 from cloud.messaging.refusal import RefusedEvent
-from cloud.messaging.stored_value import apply_cash_top_up, apply_sale_spends
+from cloud.messaging.stored_value import NewBalances, apply_cash_top_up, apply_sale_spends
 from cloud.runtime.calls import ActorsUnavailable
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
@@ -74,6 +74,7 @@ class Bridge:
         self.stats = {"events": 0, "duplicates": 0, "dead_letters": 0, "batches": 0}
         self.cash_topup_day_cap_fen = STORE_CASH_TOPUP_DAY_CAP_FEN  # per store and chain day
         self._members = None
+        self.new_balances = NewBalances()  # members whose stored value the batch changed: told after it
 
     @property
     def members(self):
@@ -236,6 +237,7 @@ class Bridge:
         for dl in dead:
             log.warning("dead letter on %s: %s", dl[0], dl[1])
         self._lags.extend([e.store_id, e.seq, e.wall_ms, now] for e in new)
+        await self.new_balances.tell(self.members)  # before the acks: no moment with a spend settled, balance stale
         try:
             await self._acks(events, {e.event_id for e in new})
         except Exception as exc:  # noqa: BLE001 - the events are applied; the store re-sends and is acked then
@@ -286,12 +288,14 @@ class Bridge:
         elif isinstance(event, PickupCompleted):
             await self._pickup(event)
         elif isinstance(event, CashToppedUp):
-            await apply_cash_top_up(self.cloud, self.members, event, self.cash_topup_day_cap_fen)
+            await apply_cash_top_up(self.cloud, event, self.cash_topup_day_cap_fen)
+            self.new_balances.add(event.member_id)
         elif isinstance(event, SaleCommitted) and event.member_id:
             # A till sale is a fact (the goods left): an online one captures its hold, an offline one is spent within
             # the allowance; what the ledger does not trust is recorded and flagged (cloud/messaging/stored_value.py)
             if any(p.method == "stored_value" for p in event.payments):
-                await apply_sale_spends(self.cloud, self.members, event)
+                taken = await apply_sale_spends(self.cloud, event)
+                self.new_balances.add(event.member_id, event.store_id, taken)
             others = sum(p.amount_fen for p in event.payments if p.method != "stored_value")
             if others:
                 await ledger.send(RecordSpend(id=f"sale:{event.sale_id}", member=event.member_id, amount_fen=others))

@@ -17,9 +17,10 @@ Guarantees:
   the store's cash top-ups of the chain day (cloud clock) stay within the daily cap; otherwise it is refused with
   the reason (`RefusedEvent`: dead-lettered, the store told). The decision is kept in `till_topups`, so a
   redelivery gets the same one.
-- After each, every store is sent the member's new balance (`MemberUpdated`); the store that spent gets it with the
-  payment's reference in `settles`, so it stops counting that spend as unsettled with the same snapshot. This is
-  best effort: if it fails, the business ack settles the spend and the next snapshot brings the balance.
+- After each batch is durable, every store is sent the new balance of each member it changed (`MemberUpdated`,
+  `NewBalances`); a store that spent gets it with the payments' references in `settles`, so it stops counting those
+  spends as unsettled with the same snapshot. This is best effort: if it fails, the business ack settles the spend
+  and the next snapshot brings the balance.
 """
 from __future__ import annotations
 
@@ -133,10 +134,10 @@ def spend_commands(event: SaleCommitted) -> list[tuple[str, Capture | Spend]]:
     return commands
 
 
-async def apply_sale_spends(cloud, members, event: SaleCommitted) -> None:
-    """The sale's stored-value payments, captured or spent once; then the member's new balance to the stores."""
+async def apply_sale_spends(cloud, event: SaleCommitted) -> tuple[str, ...]:
+    """The sale's stored-value payments, captured or spent once; the references the ledger took."""
     ledger = cloud.actors.member_ledger
-    settled = []
+    taken = []
     for reference, command in spend_commands(event):
         result = (await ledger.send(command)).settled
         if result.status != "ok":  # a malformed command: nothing was recorded; say so loudly
@@ -146,19 +147,16 @@ async def apply_sale_spends(cloud, members, event: SaleCommitted) -> None:
         if result.get("violation"):
             log.error("store %s: untrusted stored-value spend %s of member %s (recorded, flagged for audit)",
                       event.store_id, command.id, event.member_id)
-        settled.append(reference)
-    if settled and event.member_id:
-        await tell_stores(members, event.member_id, {event.store_id: tuple(settled)})
+        taken.append(reference)
+    return tuple(taken)
 
 
-async def apply_cash_top_up(cloud, members, event: CashToppedUp,
-                            day_cap_fen: int = STORE_CASH_TOPUP_DAY_CAP_FEN) -> None:
+async def apply_cash_top_up(cloud, event: CashToppedUp, day_cap_fen: int = STORE_CASH_TOPUP_DAY_CAP_FEN) -> None:
     accepted, reason = await _admit_cash(cloud, event, day_cap_fen)
     if not accepted:
         raise RefusedEvent(reason)
     await cloud.actors.member_ledger.send(TopUp(id=f"cash:{event.event_id}", member=event.member_id,
                                                 amount_fen=event.amount_fen))
-    await tell_stores(members, event.member_id, {})
 
 
 async def _admit_cash(cloud, event: CashToppedUp, day_cap_fen: int) -> tuple[bool, str]:
@@ -190,8 +188,30 @@ async def _admit_cash(cloud, event: CashToppedUp, day_cap_fen: int) -> tuple[boo
     return not reason, reason
 
 
-async def tell_stores(members, member_id: str, settles: dict[str, tuple[str, ...]]) -> None:
-    """The member's new balance to every store (best effort: see the module's docstring)."""
+class NewBalances:
+    """The members whose stored value a bridge batch changed, and per store the spends it took: each member's new
+    balance goes to the stores once per batch (a catch-up after a long cut is thousands of spends, of few members),
+    after the batch is durable."""
+
+    TOLD_AT_ONCE = 20
+
+    def __init__(self) -> None:
+        self.changed: dict[str, dict[str, list[str]]] = {}  # member -> store -> payment references
+
+    def add(self, member_id: str, store_id: str | None = None, references: tuple[str, ...] = ()) -> None:
+        by_store = self.changed.setdefault(member_id, {})
+        if store_id is not None:
+            by_store.setdefault(store_id, []).extend(references)
+
+    async def tell(self, members) -> None:
+        """Every changed member's new balance to every store (best effort: see the module's docstring)."""
+        changed, self.changed = list(self.changed.items()), {}
+        for i in range(0, len(changed), self.TOLD_AT_ONCE):
+            await asyncio.gather(*(_tell(members, member_id, {s: tuple(r) for s, r in by_store.items()})
+                                   for member_id, by_store in changed[i:i + self.TOLD_AT_ONCE]))
+
+
+async def _tell(members, member_id: str, settles: dict[str, tuple[str, ...]]) -> None:
     try:
         await members.notify_stores(await members.view(member_id), settles=settles)
     except Exception as exc:  # noqa: BLE001 - an unknown member, or NATS away: the ack settles, the next snapshot

@@ -205,3 +205,24 @@ def test_mutated_valid_frames_only_ever_raise_protocol_error(data):
         return
     assert decoded.KIND in ALL_MESSAGES  # a mutation may still be a valid message; then it must be well-formed
     assert codec.decode(codec.encode(decoded)) == decoded
+
+
+def hold_request(**changes) -> bytes:
+    body = {"event_id": "01J9Z8K6Q3X4V5W6Y7Z8A9B0C1", "store_id": "S001", "seq": 0, "wall_ms": 1, "mono_ms": 1,
+            "hold_id": "hold:01J9Z8K6Q3X4V5W6Y7Z8A9B0C2", "member_id": "M1", "amount_fen": 1_825, "lane": "1",
+            "kind": "stored_value.hold", "schema_version": 1, **changes}
+    return msgpack.packb(body)
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"hold_id": "sv:S1"}, "stored_value.hold: not a hold id: 'sv:S1'"),
+    ({"amount_fen": 0}, "stored_value.hold: amount_fen must be positive"),
+    ({"member_id": ""}, "stored_value.hold.member_id: a member id is 1-64 characters"),
+    ({"lane": "1\x00"}, "control character"),
+    ({"granted": True}, "unknown field(s) ['granted']"),
+])
+def test_a_bad_hold_request_says_what_was_wrong(changes, words):
+    assert codec.decode(hold_request()).amount_fen == 1_825
+    with pytest.raises(ProtocolError) as err:
+        codec.decode(hold_request(**changes))
+    assert words in str(err.value)

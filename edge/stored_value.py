@@ -27,7 +27,7 @@ async def pay(box, lane: str, method: str, tendered_fen: int) -> dict:
         hold_id = HOLD_PREFIX + actor.ids.new()
         answer = await sync.hold(hold_id, quote["member_id"], quote["total_fen"], lane)
         if answer is not None:
-            auth = Authorisation(hold_id, quote["total_fen"], answer.granted, answer.reason)
+            auth = Authorisation(hold_id, quote["member_id"], quote["total_fen"], answer.granted, answer.reason)
     try:
         reply: dict = await actor.ask("pay", lane=lane, method=method, tendered_fen=tendered_fen, authorisation=auth)
     except Refused:  # nothing was sold: the hold goes back now rather than when it lapses

@@ -31,6 +31,7 @@ from protocol.policy import OFFLINE_ALLOWANCE_FEN
 class Authorisation:
     """The cloud's answer to the till's hold request for this sale (asked by the shell before paying)."""
     hold_id: str
+    member_id: str
     amount_fen: int
     granted: bool
     reason: str = ""  # why it was refused
@@ -95,8 +96,10 @@ def stored_value_reference(auth: Authorisation | None, member: Member, total_fen
     the offline allowance; Refused otherwise."""
     if not total_fen:
         return "", not till.online
-    if auth is not None and auth.granted:
-        if auth.amount_fen != total_fen or auth.hold_id == "":
+    if auth is not None and auth.granted:  # the hold must be for this very payment, or the cloud would not trust it
+        if auth.member_id != member.member_id:
+            raise Refused(409, "the member changed while the cloud held the stored value: pay again")
+        if auth.amount_fen != total_fen:
             raise Refused(409, f"the total changed to {format_fen(total_fen)} while the cloud held "
                                f"{format_fen(auth.amount_fen)}: pay again")
         return auth.hold_id, False

@@ -212,7 +212,7 @@ HOLD = "hold:" + make_id(NOW.wall_ms, 5)
 def test_stored_value_offline_goes_down_to_the_floor_and_counts_as_unsettled():
     member = Member("M1", "13800000001", "0000000001", "regular", stored_value_fen=100, points=0, unsettled_fen=0)
     cart = cart_of("6901234567892", member=member)  # 3.50 against a balance of 1.00
-    refused = selling.Authorisation(HOLD, 350, granted=False, reason="insufficient stored value: 1.00 available")
+    refused = selling.Authorisation(HOLD, "M1", 350, granted=False, reason="insufficient stored value: 1.00 available")
     with pytest.raises(Refused, match="insufficient stored value: 1.00 available"):  # online: the cloud said no
         pay(cart, method="stored_value", online=True, auth=refused)
     out = pay(cart, method="stored_value", online=False)  # -2.50 is within the 50.00 offline allowance
@@ -228,12 +228,14 @@ def test_stored_value_online_pays_against_the_hold_the_cloud_granted():
     member = Member("M1", "1", "2", "regular", stored_value_fen=5_000, points=0, unsettled_fen=0)
     cart = cart_of("6901234567892", member=member)
     assert selling.quote(cart, BOOKS, till(), NOW.wall_ms) == {"member_id": "M1", "total_fen": 350}
-    out = pay(cart, method="stored_value", auth=selling.Authorisation(HOLD, 350, granted=True))
+    out = pay(cart, method="stored_value", auth=selling.Authorisation(HOLD, "M1", 350, granted=True))
     (sale,) = [e for e in events(out) if isinstance(e, SaleCommitted)]
     assert not sale.offline and sale.payments[0].reference == HOLD  # the cloud captures this hold
     assert of(out, AddUnsettled) == [AddUnsettled("M1", 350, HOLD, False)] and out.reply["offline"] is False
     with pytest.raises(Refused, match="the total changed to 3.50 while the cloud held 3.00: pay again"):
-        pay(cart, method="stored_value", auth=selling.Authorisation(HOLD, 300, granted=True))
+        pay(cart, method="stored_value", auth=selling.Authorisation(HOLD, "M1", 300, granted=True))
+    with pytest.raises(Refused, match="the member changed while the cloud held the stored value: pay again"):
+        pay(cart, method="stored_value", auth=selling.Authorisation(HOLD, "M2", 350, granted=True))
 
 
 def test_stored_value_without_the_cloud_is_bounded_by_the_offline_allowance():

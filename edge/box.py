@@ -22,7 +22,7 @@ from edge.store_db import StoreDb
 from edge.sync import Sync
 from protocol.clock import ReadingClock
 from protocol.ids import IdFactory
-from protocol.policy import DEFAULT_ONLINE_RATIO_BP, OFFLINE_FLOOR_LIMIT_FEN, member_lookup_key, store_password
+from protocol.policy import DEFAULT_ONLINE_RATIO_BP, OFFLINE_FLOOR_LIMIT_FEN, member_lookup_key
 
 WATCHDOG_S = 1.0
 log = logging.getLogger("freshmesh.edge")
@@ -62,13 +62,16 @@ class EdgeBox:
         return self
 
     def _password(self) -> str:
-        if self.config.get("nats_password"):
-            return self.config["nats_password"]
-        return store_password(self.config["store_secret"], self.store_id)
+        """This store's own NATS password (`nats_password`, as `freshmesh stores credentials` writes it)."""
+        password = self.config.get("nats_password")
+        if not password:
+            raise ValueError(f"store {self.store_id}: no nats_password in its configuration (write it with "
+                             f"`freshmesh stores credentials {self.store_id}`, or set FRESHMESH_STORE_PASSWORD)")
+        return str(password)
 
     def _member_lookup_key(self) -> bytes | None:
         """From this store's own NATS password (as the cloud computes it): None for a box given no credentials."""
-        if not (self.config.get("nats_password") or self.config.get("store_secret")):
+        if not self.config.get("nats_password"):
             return None
         return member_lookup_key(self._password(), self.store_id)
 

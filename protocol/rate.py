@@ -6,7 +6,6 @@ offline sends its backlog at the burst and then at the rate. Pure: time is passe
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -26,8 +25,8 @@ class StoreRateLimits:
                 raise ValueError(f"store rate limit {name} must be positive")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> StoreRateLimits:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> StoreRateLimits:
+        """From a process environment (the shell passes `os.environ`)."""
         values = {}
         for name in ("events_per_s", "events_burst", "bytes_per_s", "bytes_burst"):
             raw = env.get(f"FRESHMESH_STORE_{name.upper()}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 
 import asyncpg
 import nats.errors
@@ -71,7 +72,7 @@ class Bridge:
         self._lags: list[list] = []
         self._stores_with_consumer: set[str] = set()
         self.stats = {"events": 0, "duplicates": 0, "dead_letters": 0, "batches": 0, "refused": 0, "throttled": 0}
-        self.rates = StoreRates(StoreRateLimits.from_env())
+        self.rates = StoreRates(StoreRateLimits.from_env(os.environ))
         self._throttle_noted: dict[str, int] = {}  # store -> when its last "over the rate" note was written
         self._throttled_now: dict[str, int] = {}  # store -> frames over its rate since the last note
 

@@ -254,7 +254,7 @@ async def test_a_clear_phone_left_by_an_older_version_is_sealed_at_start_and_its
                     await conn.execute("insert into schema_migrations (version, name) values ($1, $2)", version, name)
             await conn.execute("insert into members (member_id, phone, member_code, created_ms) values "
                                "('M-old', $1, '0000000042', 1)", f"+86{mobile}")
-            assert await migrate(conn) == [8]
+            assert (await migrate(conn))[:1] == [8]  # and any later migration
             assert await seal_clear_phones(conn, Pii(fixed_keys(stack))) == 1
             assert await seal_clear_phones(conn, Pii(fixed_keys(stack))) == 0  # done once
             columns = {r["column_name"] for r in await conn.fetch(

@@ -75,6 +75,10 @@ def judge(events: Iterable[Message], known: Known) -> dict[str, str]:
             on_hand[(e.store_id, e.sku)] = e.on_hand_after
         elif isinstance(e, EscrowGranted):
             escrow[(e.store_id, e.sku)] = escrow.get((e.store_id, e.sku), 0) + e.qty
+        elif isinstance(e, EscrowReclaimRequested):  # at most what it asks back returns: a later grant may refill it
+            key = (e.store_id, e.sku)
+            if key in escrow:
+                escrow[key] = max(escrow[key] - e.qty, 0)
     return refused
 
 

@@ -243,12 +243,14 @@ class Bridge:
         (JetStream holds nothing for it) and never business-acked, so the store - whose outbox keeps every event
         until the cloud acks it - sends it again later (`edge.sync.StuckHead`). No legitimate sale is lost; a
         flooding store only slows itself down, and its junk never reaches the decoder, the database or the acks."""
-        admitted = []
+        admitted, over = [], set()
         for m in msgs:
             store_id = refusals.store_of(m.subject)
-            if self.rates.admit(store_id, len(m.data), now_ms):
+            # once a store is over its rate, the rest of its batch waits too: what it sent stays in its order
+            if store_id not in over and self.rates.admit(store_id, len(m.data), now_ms):
                 admitted.append(m)
             else:
+                over.add(store_id)
                 self.stats["throttled"] += 1
                 self._throttled_now[store_id] = self._throttled_now.get(store_id, 0) + 1
         return admitted

@@ -19,6 +19,7 @@ from cloud.console.snapshot import ConsoleConfig
 from cloud.messaging import refusals, streams
 from protocol import subjects
 from protocol.messages import EscrowGranted, PickupCompleted, StockMoved
+from protocol.rate import StoreRateLimits, StoreRates
 from tests.faults.test_poison_events import applied, refused_acks, sale
 from tests.integration.harness import StoreLink, customer, eventually, operator_headers, running_cloud
 
@@ -114,6 +115,8 @@ async def test_junk_frames_stay_within_the_bounds_and_other_stores_go_on(cloud, 
     js = services.cloud.nats.jetstream()
     bounds = streams.StreamBounds(events_max_bytes=8 * 1024 * 1024)  # small, so that the test can reach it
     await streams.ensure_streams(js, bounds)
+    rates = services.bridge.rates  # and a store's rate the flood goes over (the defaults' burst is 32 MiB)
+    services.bridge.rates = StoreRates(StoreRateLimits(bytes_per_s=512 * 1024, bytes_burst=4 * 1024 * 1024))
     since = await services.cloud.db.fetchval("select coalesce(max(id), 0) from dead_letters")
     try:
         async with StoreLink(stack, HOSTILE) as hostile, StoreLink(stack, BYSTANDER) as other:
@@ -142,6 +145,7 @@ async def test_junk_frames_stay_within_the_bounds_and_other_stores_go_on(cloud, 
         assert services.bridge.stats["throttled"] > 0
         assert any("over its rate" in r["reason"] for r in await dead_letters_of(services, HOSTILE, since))
     finally:
+        services.bridge.rates = rates
         await streams.ensure_streams(js)
 
 

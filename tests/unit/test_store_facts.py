@@ -109,3 +109,12 @@ def test_limits_from_env():
     assert StoreRateLimits.from_env({"FRESHMESH_STORE_EVENTS_PER_S": "5"}).events_per_s == 5
     with pytest.raises(ValueError):
         StoreRateLimits.from_env({"FRESHMESH_STORE_BYTES_BURST": "lots"})
+
+
+def test_a_reclaim_before_a_grant_in_the_batch_makes_room_for_it():
+    from protocol.messages import EscrowReclaimRequested
+    back = EscrowReclaimRequested(**env(), sku="EGG", qty=4)
+    regrant = grant(6)
+    known = Known(on_hand={("S001", "EGG"): 10}, escrow={("S001", "EGG"): 8})
+    assert judge([back, regrant], known) == {}
+    assert judge([regrant], known)  # without the reclaim it would not fit

@@ -51,6 +51,9 @@ BATCH_RETRY_FIRST_S, BATCH_RETRY_MAX_S = 0.2, 5.0
 PERMANENT_AFTER_FAILURES = 2
 REASON_MAX_CHARS = 500
 THROTTLE_NOTE_EVERY_MS = 10_000  # a store over its rate gets one dead-letter note this often (the console shows it)
+# Heartbeats come every second; a store sending far more is dropped (each is soft state the next one replaces), so
+# that decoding its flood cannot take this process's loop from the events of every store.
+HEARTBEAT_LIMITS = StoreRateLimits(events_per_s=10, events_burst=50, bytes_per_s=64 * 1024, bytes_burst=256 * 1024)
 # What passes: the database or an actor not answering for a while. Anything else a single event raises (a value
 # PostgreSQL refuses, an actor refusing the command, a bug met by this event's data) fails again on every retry.
 TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
@@ -71,10 +74,12 @@ class Bridge:
         self._heartbeats: dict[str, dict] = {}
         self._lags: list[list] = []
         self._stores_with_consumer: set[str] = set()
-        self.stats = {"events": 0, "duplicates": 0, "dead_letters": 0, "batches": 0, "refused": 0, "throttled": 0}
+        self.stats = {"events": 0, "duplicates": 0, "dead_letters": 0, "batches": 0, "refused": 0, "throttled": 0,
+                      "heartbeats_dropped": 0}
         self.rates = StoreRates(StoreRateLimits.from_env(os.environ))
         self._throttle_noted: dict[str, int] = {}  # store -> when its last "over the rate" note was written
         self._throttled_now: dict[str, int] = {}  # store -> frames over its rate since the last note
+        self.heartbeat_rates = StoreRates(HEARTBEAT_LIMITS)
 
     async def start(self) -> Bridge:
         self.js = js = self.cloud.nats.jetstream()
@@ -367,6 +372,9 @@ class Bridge:
 
     # ---- heartbeats and the registry -----------------------------------------------------------------------
     async def _on_heartbeat(self, msg) -> None:
+        if not self.heartbeat_rates.admit(refusals.store_of(msg.subject), len(msg.data), self.cloud.now_ms()):
+            self.stats["heartbeats_dropped"] += 1
+            return
         try:
             hb = codec.decode(msg.data)
             if not isinstance(hb, Heartbeat) or hb.store_id != subjects.store_from_subject(msg.subject):

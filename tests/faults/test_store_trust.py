@@ -76,19 +76,23 @@ async def test_another_stores_pickup_a_made_up_member_and_a_huge_grant_are_refus
         ghost = dataclasses.replace(sale(hostile), member_id="M-made-up-0001")
         stock = received(hostile, sku, 10)
         huge = EscrowGranted(**hostile.next_envelope(), sku=sku, qty=10**12, escrow_after=10**12)
-        for message in (theft, ghost, stock, huge):
+        fits = EscrowGranted(**hostile.next_envelope(), sku=sku, qty=4, escrow_after=4)
+        past = EscrowGranted(**hostile.next_envelope(), sku=sku, qty=7, escrow_after=11)  # 4 + 7 > the 10 on hand
+        for message in (theft, ghost, stock, huge, fits, past):
             await hostile.publish(message)
-        dead = await eventually(lambda: _at_least(dead_letters_of(services, HOSTILE, since), 3), timeout_s=15)
+        dead = await eventually(lambda: _at_least(dead_letters_of(services, HOSTILE, since), 4), timeout_s=15)
         reasons = " | ".join(r["reason"] for r in dead)
+        assert "escrow 11, more than the 10 the store reported on hand" in reasons, reasons
         assert "not allocated to this store" in reasons, reasons
         assert "member 'M-made-up-0001', who does not exist" in reasons, reasons
         assert "grant of 1000000000000" in reasons, reasons
-        told = await refused_acks(hostile, {theft.event_id, ghost.event_id, huge.event_id})
-        assert set(told) == {theft.event_id, ghost.event_id, huge.event_id}, told
+        told = await refused_acks(hostile, {theft.event_id, ghost.event_id, huge.event_id, past.event_id, fits.event_id})
+        assert set(told) == {theft.event_id, ghost.event_id, huge.event_id, past.event_id}, told
     # nothing changed: the order is still paid and the owner's escrow whole; the thief got no escrow
     status = await services.cloud.db.fetchval("select status from orders where order_id = $1", order["order_id"])
     assert status == "paid"
-    assert await escrow_of(services, OWNER, sku) == 8 and await escrow_of(services, HOSTILE, sku) == 0
+    assert await escrow_of(services, OWNER, sku) == 8
+    assert await eventually(lambda: _equals(escrow_of(services, HOSTILE, sku), 4))  # its own, within its on-hand
     assert not await applied(services, [ghost.sale_id])
     # the operations console lists them, per store, with the reason
     async def shown():
@@ -150,7 +154,9 @@ async def test_junk_frames_stay_within_the_bounds_and_other_stores_go_on(cloud, 
 
 
 async def test_dead_letters_are_trimmed_per_store(cloud):
-    """Migration 11's trigger keeps each store's newest DEAD_LETTERS_PER_STORE rows, whatever writes them."""
+    """Migration 11's trigger keeps each store's newest DEAD_LETTERS_PER_STORE rows, and none older than
+    DEAD_LETTER_MAX_AGE_MS, whatever writes them. (The age step removes every other test's dead letters too, as it
+    would in production a month later: this runs last in its module.)"""
     services, _ = cloud
     db, now = services.cloud.db, services.cloud.now_ms()
     store = f"T{uuid.uuid4().hex[:8]}"
@@ -160,6 +166,11 @@ async def test_dead_letters_are_trimmed_per_store(cloud):
     assert await db.fetchval("select count(*) from dead_letters where store_id = $1", store) == \
         refusals.DEAD_LETTERS_PER_STORE
     assert await db.fetchval("select min(reason) from dead_letters where store_id = $1 and reason = 'r0'", store) is None
+    # and none older than the age bound, once anything is written
+    await db.execute(refusals.INSERT_SQL, f"fm.store.{store}.evt.x", store, "new", b"x", 1,
+                     now + refusals.DEAD_LETTER_MAX_AGE_MS + 1)
+    assert await db.fetchval("select count(*) from dead_letters where store_id = $1", store) == 1
+    await db.execute("delete from dead_letters where store_id = $1", store)  # (its time is in the future)
 
 
 async def _equals(awaitable, want):

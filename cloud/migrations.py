@@ -233,6 +233,17 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             add constraint dead_letters_raw_capped check (octet_length(raw) <= 4096);
         create index dead_letters_store on dead_letters (store_id, id);
         create index dead_letters_at on dead_letters (at_ms);
+        -- whoever inserts (an older statement naming only subject, reason, raw, at_ms too): capped, sized, its store
+        create function cap_dead_letter() returns trigger language plpgsql as $cap$
+        begin
+            if new.raw_bytes is null then new.raw_bytes := octet_length(new.raw); end if;
+            new.raw := substring(new.raw from 1 for 4096);
+            if new.store_id = '' and new.subject like 'fm.store.%' then
+                new.store_id := split_part(new.subject, '.', 3);
+            end if;
+            return new;
+        end $cap$;
+        create trigger dead_letters_cap before insert on dead_letters for each row execute function cap_dead_letter();
         create function trim_dead_letters() returns trigger language plpgsql as $trim$
         begin
             delete from dead_letters d

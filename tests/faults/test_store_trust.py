@@ -155,8 +155,8 @@ async def test_junk_frames_stay_within_the_bounds_and_other_stores_go_on(cloud, 
 
 async def test_dead_letters_are_trimmed_per_store(cloud):
     """Migration 11's trigger keeps each store's newest DEAD_LETTERS_PER_STORE rows, and none older than
-    DEAD_LETTER_MAX_AGE_MS, whatever writes them. (The age step removes every other test's dead letters too, as it
-    would in production a month later: this runs last in its module.)"""
+    DEAD_LETTER_MAX_AGE_MS, whatever writes them. (The age step removes the other tests' dead letters too, as it
+    would in production a month later: this module's earlier tests have checked theirs.)"""
     services, _ = cloud
     db, now = services.cloud.db, services.cloud.now_ms()
     store = f"T{uuid.uuid4().hex[:8]}"
@@ -185,3 +185,15 @@ async def _at_least(awaitable, n: int):
 def _next_slot() -> str:
     from tests.integration.test_cloud_api import next_slot
     return next_slot()
+
+
+async def test_a_dead_letter_written_the_old_way_is_capped_and_names_its_store(cloud):
+    """Any writer's dead letter (here an insert naming only the first columns) keeps at most the capped frame."""
+    services, _ = cloud
+    store = f"T{uuid.uuid4().hex[:8]}"
+    row = await services.cloud.db.fetchrow(
+        "insert into dead_letters (subject, reason, raw, at_ms) values ($1, 'old way', $2, $3) "
+        "returning store_id, octet_length(raw) as kept, raw_bytes", f"fm.store.{store}.evt.sale.committed",
+        b"z" * 100_000, services.cloud.now_ms())
+    assert (row["store_id"], row["kept"], row["raw_bytes"]) == (store, refusals.DEAD_LETTER_RAW_MAX, 100_000)
+    await services.cloud.db.execute("delete from dead_letters where store_id = $1", store)

@@ -25,6 +25,7 @@ from tests.integration.harness import StoreLink, customer, eventually, operator_
 
 pytestmark = pytest.mark.integration
 OP: dict[str, str] = {}
+ADMIN = f"trust-admin-{uuid.uuid4().hex[:6]}"
 HOSTILE, OWNER, BYSTANDER = "S008", "S001", "S007"
 
 
@@ -32,9 +33,9 @@ HOSTILE, OWNER, BYSTANDER = "S008", "S001", "S007"
 async def cloud(stack, ray_runtime):
     async with running_cloud(stack, prefix=f"trust{uuid.uuid4().hex[:6]}-") as (services, url):
         services.console_config = ConsoleConfig(business_every_s=1.0, tick_s=0.5)
-        OP.update(await operator_headers(services))
+        OP.update(await operator_headers(services, username=ADMIN))
         async with httpx.AsyncClient(base_url=url, timeout=20) as http:
-            yield services, http
+            yield services, http, url
 
 
 def received(link: StoreLink, sku: str, on_hand: int) -> StockMoved:
@@ -52,7 +53,7 @@ async def dead_letters_of(services, store: str, since_id: int) -> list:
 
 
 async def test_another_stores_pickup_a_made_up_member_and_a_huge_grant_are_refused(cloud, stack):
-    services, http = cloud
+    services, http, _ = cloud
     sku = next(p["sku"] for p in (await http.get("/products")).json()["products"]
                if p["unit"] == "piece" and "online" in p["channels"])
     async with StoreLink(stack, OWNER) as owner:  # the owner receives goods and grants the cloud its share
@@ -114,8 +115,30 @@ async def test_another_stores_pickup_a_made_up_member_and_a_huge_grant_are_refus
     assert await eventually(fulfilled, timeout_s=15)
 
 
+async def test_the_console_page_lists_the_refused_events_in_chromium(cloud, tmp_path):
+    """The operator sees them on the page itself: the refused panel names the store and the reason (the attack
+    above left them)."""
+    from playwright.async_api import async_playwright
+
+    from tests.integration.test_console import OPERATOR_PASSWORD, chromium, launch, sign_in
+    _, _, url = cloud
+    browser_path = chromium()
+    async with async_playwright() as pw:
+        browser = await launch(pw, browser_path, tmp_path)
+        try:
+            page = browser.pages[0] if browser.pages else await browser.new_page()
+            await sign_in(page, url, ADMIN, OPERATOR_PASSWORD)
+            row = f'#panel-refused [data-refused-store="{HOSTILE}"]'
+            await page.wait_for_selector(row, timeout=20_000)
+            texts = await page.eval_on_selector_all(row, "rows => rows.map(r => r.textContent)")
+            assert any("not allocated to this store" in t for t in texts), texts
+            assert HOSTILE in (await page.text_content("#panel-refused .chart"))
+        finally:
+            await browser.close()
+
+
 async def test_junk_frames_stay_within_the_bounds_and_other_stores_go_on(cloud, stack):
-    services, _ = cloud
+    services, _, _ = cloud
     js = services.cloud.nats.jetstream()
     bounds = streams.StreamBounds(events_max_bytes=8 * 1024 * 1024)  # small, so that the test can reach it
     await streams.ensure_streams(js, bounds)
@@ -157,7 +180,7 @@ async def test_dead_letters_are_trimmed_per_store(cloud):
     """Migration 11's trigger keeps each store's newest DEAD_LETTERS_PER_STORE rows, and none older than
     DEAD_LETTER_MAX_AGE_MS, whatever writes them. (The age step removes the other tests' dead letters too, as it
     would in production a month later: this module's earlier tests have checked theirs.)"""
-    services, _ = cloud
+    services, _, _ = cloud
     db, now = services.cloud.db, services.cloud.now_ms()
     store = f"T{uuid.uuid4().hex[:8]}"
     rows = [(f"fm.store.{store}.evt.x", store, f"r{i}", b"x", 1, now) for i in range(refusals.DEAD_LETTERS_PER_STORE + 50)]
@@ -189,7 +212,7 @@ def _next_slot() -> str:
 
 async def test_a_dead_letter_written_the_old_way_is_capped_and_names_its_store(cloud):
     """Any writer's dead letter (here an insert naming only the first columns) keeps at most the capped frame."""
-    services, _ = cloud
+    services, _, _ = cloud
     store = f"T{uuid.uuid4().hex[:8]}"
     row = await services.cloud.db.fetchrow(
         "insert into dead_letters (subject, reason, raw, at_ms) values ($1, 'old way', $2, $3) "

@@ -6,6 +6,12 @@ transaction: a redelivery - even hours later - finds the id in `edge_events` and
 command re-sent after a crash answers `exists`. Only then is the JetStream message acked and the store told (a
 business ack) that it may drop the event from its outbox. A malformed frame goes to `dead_letters` with the
 reason and its raw bytes, is acked, and the next message is processed.
+
+Trust: a store is believed only about its own facts (`protocol.store_facts`, judged for each batch before any
+effect): an event it may not send - another store's pickup, a member who does not exist, a grant past what it
+reported on hand, a quantity past the sane bounds - is dead-lettered with the reason and its store told `refused`.
+Each store has a rate (`protocol.rate`): frames over it wait for the store to send them again, so one store's flood
+never holds up the others.
 """
 from __future__ import annotations
 

@@ -136,9 +136,9 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
     admin = WorldAdmin(cloud)
     await admin.adopt(world, explicit_world)
     await load_world_into_router(cloud)
-    if nats_url and not keys.store_secret and background:
-        log.warning("FRESHMESH_STORE_SECRET is not set: stores' member caches get no phone hashes, so tills find "
-                    "members by member code only")
+    if nats_url and keys.store_passwords is None and background:
+        log.warning("FRESHMESH_STORE_CREDENTIALS is not set: stores' member caches get no phone hashes, so tills "
+                    "find members by member code only")
     if nats_url:
         cloud.nats = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1,
                                         name=f"freshmesh-cloud-{os.getpid()}")

@@ -28,7 +28,6 @@ from protocol.policy import (
     OFFLINE_ALLOWANCE_FEN,
     STORE_CASH_TOPUP_DAY_CAP_FEN,
     member_lookup_key,
-    store_password,
 )
 
 WATCHDOG_S = 1.0
@@ -73,13 +72,16 @@ class EdgeBox:
         return self
 
     def _password(self) -> str:
-        if self.config.get("nats_password"):
-            return self.config["nats_password"]
-        return store_password(self.config["store_secret"], self.store_id)
+        """This store's own NATS password (`nats_password`, as `freshmesh stores credentials` writes it)."""
+        password = self.config.get("nats_password")
+        if not password:
+            raise ValueError(f"store {self.store_id}: no nats_password in its configuration (write it with "
+                             f"`freshmesh stores credentials {self.store_id}`, or set FRESHMESH_STORE_PASSWORD)")
+        return str(password)
 
     def _member_lookup_key(self) -> bytes | None:
         """From this store's own NATS password (as the cloud computes it): None for a box given no credentials."""
-        if not (self.config.get("nats_password") or self.config.get("store_secret")):
+        if not self.config.get("nats_password"):
             return None
         return member_lookup_key(self._password(), self.store_id)
 

@@ -24,19 +24,13 @@ STORE_CASH_TOPUP_DAY_CAP_FEN = 2_000_000
 CASH_TOPUP_MAX_FEN = 200_000  # one cash top-up at a till
 CHAIN_UTC_OFFSET_MIN = 480  # the chain's time zone (China, UTC+8): opening hours, "today", time-window promotions
 RESERVATION_TTL_MS = 15 * 60 * 1000  # an unpaid online reservation holds its units this long
-STORE_PASSWORD_CHARS = 32
-
-
-def store_password(secret: str, store_id: str) -> str:
-    """A store's NATS password, derived from the chain's store secret: the cloud's NATS configuration and each
-    store box compute the same one, and no password list needs distributing."""
-    return hmac.new(secret.encode(), f"store:{store_id}".encode(), hashlib.sha256).hexdigest()[:STORE_PASSWORD_CHARS]
 
 
 def member_lookup_key(store_password_text: str, store_id: str) -> bytes:
     """The key of a store's member lookup hashes (its member cache finds a typed phone by this keyed hash, never
-    holding the number). Derived from the store's own NATS password, which only that store box (and the cloud, from
-    the chain's store secret) can compute: a stolen box cannot test guesses against another store's cache."""
+    holding the number). Derived from the store's own NATS password - random per store, known only to that store
+    box and the cloud's credential book (cloud/store_credentials.py): a stolen box cannot test guesses against
+    another store's cache."""
     return hmac.new(store_password_text.encode(), f"member-lookup:{store_id}".encode(), hashlib.sha256).digest()
 
 

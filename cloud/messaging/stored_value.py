@@ -29,7 +29,7 @@ import hashlib
 import logging
 
 from actors.member_ledger import Capture, Hold, Release, Spend, TopUp
-from cloud.messaging.refusal import RefusedEvent
+from cloud.messaging.refusals import RefusedEvent
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
 from protocol.messages import CashToppedUp, HoldAnswered, HoldReleased, HoldRequested, SaleCommitted, is_hold_id

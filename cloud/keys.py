@@ -10,9 +10,10 @@
   master) always stays able to open, so moving from it to configured keys needs only `freshmesh pii rotate`.
 - `FRESHMESH_SECRET_KEY_PREVIOUS`, optional, only while rotating the master: its derived encryption key still
   opens what it sealed, so `freshmesh pii rotate` can re-seal and re-hash every phone under the new master.
-- `FRESHMESH_STORE_SECRET`, the chain's store secret (the one stores' NATS passwords derive from): with it the
-  cloud computes each store's member lookup key (`protocol.policy.member_lookup_key`); without it, store caches
-  get no phone hash and tills find members by member code only.
+- `FRESHMESH_STORE_CREDENTIALS`, the path of the stores' credential book (cloud/store_credentials.py: each store's
+  own random NATS password): with it the cloud computes each store's member lookup key
+  (`protocol.policy.member_lookup_key`); without it, store caches get no phone hash and tills find members by
+  member code only.
 
 Nothing here prints or logs a key; `repr()` shows key ids only.
 """
@@ -23,12 +24,14 @@ import binascii
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from protocol.policy import member_lookup_key, store_password
+from cloud.store_credentials import CredentialBook
+from protocol.policy import member_lookup_key
 
 MASTER_MIN_CHARS = 32
 KEY_BYTES = 32
@@ -78,8 +81,10 @@ class KeyRing:
     """The keys of one cloud deployment. Guarantees: the same inputs give the same keys in every process; the
     encryption key list is never empty and its first key seals."""
 
-    def __init__(self, master: str, pii_keys: list[tuple[str, bytes]] | None = None, store_secret: str = "",
-                 previous_master: str = "") -> None:
+    def __init__(self, master: str, pii_keys: list[tuple[str, bytes]] | None = None,
+                 store_passwords: Callable[[str], str | None] | None = None, previous_master: str = "") -> None:
+        """`store_passwords`: a store id -> its NATS password (None if unknown), e.g. a credential book's
+        `password`."""
         if len(master) < MASTER_MIN_CHARS:
             raise KeyConfigError(f"FRESHMESH_SECRET_KEY: at least {MASTER_MIN_CHARS} characters")
         raw = master.encode()
@@ -99,7 +104,7 @@ class KeyRing:
                     ring.append((kid, key))
         self.pii_keys: dict[str, bytes] = dict(ring)  # insertion order: the first seals
         self.sealing_kid = ring[0][0]
-        self.store_secret = store_secret
+        self.store_passwords = store_passwords
         self._store_keys: dict[str, bytes] = {}
 
     @property
@@ -109,12 +114,12 @@ class KeyRing:
 
     def store_lookup_key(self, store_id: str) -> bytes | None:
         """The key of `store_id`'s member lookup hashes, as that store computes it from its NATS password; None
-        without the chain's store secret."""
-        if not self.store_secret:
-            return None
+        when the store's password is not known here."""
         key = self._store_keys.get(store_id)
-        if key is None:
-            key = self._store_keys[store_id] = member_lookup_key(store_password(self.store_secret, store_id), store_id)
+        if key is None and self.store_passwords is not None:
+            password = self.store_passwords(store_id)
+            if password:
+                key = self._store_keys[store_id] = member_lookup_key(password, store_id)
         return key
 
     @classmethod
@@ -124,7 +129,11 @@ class KeyRing:
         if not master:
             raise KeyConfigError("FRESHMESH_SECRET_KEY is not set: the cloud needs its master secret (phones are sealed "
                             "with keys derived from it; `freshmesh cloud` makes one for its embedded database)")
-        return cls(master, parse_pii_keys(env.get("FRESHMESH_PII_KEYS", "")), env.get("FRESHMESH_STORE_SECRET", ""),
+        book = env.get("FRESHMESH_STORE_CREDENTIALS", "")
+        passwords = None
+        if book:
+            passwords = CredentialBook(Path(book)).password
+        return cls(master, parse_pii_keys(env.get("FRESHMESH_PII_KEYS", "")), passwords,
                    env.get("FRESHMESH_SECRET_KEY_PREVIOUS", ""))
 
     def __repr__(self) -> str:

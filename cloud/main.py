@@ -10,7 +10,7 @@ environment (never printed). When it is unset and the database is the embedded o
 kept beside the embedded state in an owner-only file (`secret.key`, 0600), so a restart on the same `--workdir`
 can still open the phones it sealed; against a configured DATABASE_URL it must be configured too (a key made up
 here would be lost with this machine, and with it every sealed phone). With the embedded NATS, the chain's store
-secret (FRESHMESH_STORE_SECRET) is the stack's, so stores' member lookup hashes can be computed.
+credential book (FRESHMESH_STORE_CREDENTIALS) is the stack's, so stores' member lookup hashes can be computed.
 
 Operators sign in with their own accounts. On an empty operators table the cloud creates the first one, `admin`
 (hq_admin), with the password in FRESHMESH_ADMIN_PASSWORD, or else a generated one kept in an owner-only file
@@ -185,8 +185,9 @@ def run(args) -> int:
                 print(f"DATABASE_URL={redacted(running.database_url)}")
                 if not os.environ.get("FRESHMESH_SECRET_KEY"):  # kept beside the data it seals; never printed
                     secret_env["FRESHMESH_SECRET_KEY"] = secret_key_beside(running.workdir)
-            if need_nats and not os.environ.get("FRESHMESH_STORE_SECRET"):
-                secret_env["FRESHMESH_STORE_SECRET"] = running.secret  # stores' lookup keys derive from it
+            if need_nats and not os.environ.get("FRESHMESH_STORE_CREDENTIALS"):
+                # the stores' credential book: their lookup keys derive from their own passwords
+                secret_env["FRESHMESH_STORE_CREDENTIALS"] = str(running.credentials.path)
         keep_dir = running.workdir if running is not None else None  # beside the embedded data it opens
         asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event(), secret_env=secret_env,
                           keep_dir=keep_dir))

@@ -243,6 +243,60 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         create index money_movements_open on money_movements (state, updated_ms) where state = 'requested';
         create index money_movements_order on money_movements (order_id) where order_id is not null;
     """),
+    # Cash top-ups at the tills, as the cloud took them (or refused them, with why): a store's cash is believed only
+    # up to its daily cap, counted here per chain day.
+    (10, "cash top-ups at the tills, per store and day", """
+        create table till_topups (
+            event_id    text primary key,
+            store_id    text not null,
+            day         date not null,
+            member_id   text not null,
+            amount_fen  bigint not null,
+            cashier_id  text not null,
+            shift_id    text not null,
+            accepted    boolean not null,
+            reason      text not null,
+            received_ms bigint not null
+        );
+        create index till_topups_store_day on till_topups (store_id, day) where accepted;
+    """),
+    # 11: dead letters are bounded (issue 14): a store can publish junk, and each refused frame used to keep its raw
+    # bytes whole, forever (100 frames of 1 MB were 104 MB). A row now keeps at most 4 KiB of its frame (enough to
+    # see what it was; `raw_bytes` says how big it was) and names its store, and a statement trigger keeps each
+    # store's newest 1,000 rows of the last 30 days: whatever writes dead letters, they cannot grow without end, and
+    # one store's junk never pushes out another store's rows. The numbers are `cloud.messaging.refusals`' too.
+    (11, "dead letters: per store, raw frame capped, trimmed by count and age", """
+        alter table dead_letters add column store_id text not null default '', add column raw_bytes int;
+        update dead_letters set raw_bytes = octet_length(raw), raw = substring(raw from 1 for 4096),
+            store_id = case when subject like 'fm.store.%' then split_part(subject, '.', 3) else '' end;
+        alter table dead_letters alter column raw_bytes set not null,
+            add constraint dead_letters_raw_capped check (octet_length(raw) <= 4096);
+        create index dead_letters_store on dead_letters (store_id, id);
+        create index dead_letters_at on dead_letters (at_ms);
+        -- whoever inserts (an older statement naming only subject, reason, raw, at_ms too): capped, sized, its store
+        create function cap_dead_letter() returns trigger language plpgsql as $cap$
+        begin
+            if new.raw_bytes is null then new.raw_bytes := octet_length(new.raw); end if;
+            new.raw := substring(new.raw from 1 for 4096);
+            if new.store_id = '' and new.subject like 'fm.store.%' then
+                new.store_id := split_part(new.subject, '.', 3);
+            end if;
+            return new;
+        end $cap$;
+        create trigger dead_letters_cap before insert on dead_letters for each row execute function cap_dead_letter();
+        create function trim_dead_letters() returns trigger language plpgsql as $trim$
+        begin
+            delete from dead_letters d
+             using (select store_id, (select x.id from dead_letters x where x.store_id = s.store_id
+                                       order by x.id desc offset 1000 limit 1) as upto
+                      from (select distinct store_id from added) s) t
+             where d.store_id = t.store_id and t.upto is not null and d.id <= t.upto;
+            delete from dead_letters where at_ms < (select max(at_ms) from added) - 30::bigint * 86400000;
+            return null;
+        end $trim$;
+        create trigger dead_letters_trim after insert on dead_letters referencing new table as added
+            for each statement execute function trim_dead_letters();
+    """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

@@ -20,6 +20,7 @@ from cloud.console.snapshot import ConsoleConfig
 from cloud.context import Cloud
 from cloud.keys import KeyRing
 from cloud.messaging.bridge import Bridge
+from cloud.messaging.stored_value import HoldDesk
 from cloud.migrations import migrate
 from cloud.runtime.clients import Actors
 from cloud.runtime.hosting import ensure_ray
@@ -56,6 +57,7 @@ class Services:
         self.operators = Operators(cloud.db, cloud.clock, cloud.ids)
         self.world_admin = WorldAdmin(cloud)
         self.bridge: Bridge | None = None
+        self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
         self._tasks: list[asyncio.Task] = []
         self.console_config = ConsoleConfig.from_env()  # may be replaced before the console is first used
         self._console = None
@@ -105,6 +107,8 @@ class Services:
             await self.payments.wallet.close()
         if self.bridge:
             await self.bridge.stop()
+        if self.holds:
+            await self.holds.stop()
         if self.cloud.nats is not None:
             await self.cloud.nats.close()
         await self.cloud.db.close()
@@ -152,9 +156,9 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
     admin = WorldAdmin(cloud)
     await admin.adopt(world, explicit_world)
     await load_world_into_router(cloud)
-    if nats_url and not keys.store_secret and background:
-        log.warning("FRESHMESH_STORE_SECRET is not set: stores' member caches get no phone hashes, so tills find "
-                    "members by member code only")
+    if nats_url and keys.store_passwords is None and background:
+        log.warning("FRESHMESH_STORE_CREDENTIALS is not set: stores' member caches get no phone hashes, so tills "
+                    "find members by member code only")
     if nats_url:
         cloud.nats = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1,
                                         name=f"freshmesh-cloud-{os.getpid()}")
@@ -162,6 +166,8 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
     services = Services(cloud, worker_id, sms or sms_from_env(cloud.clock), wallet or wallet_from_env(cloud.clock, keys))
     services.world_admin = admin
     services._tasks.append(asyncio.create_task(admin.follow()))
+    if cloud.nats is not None:
+        services.holds = await HoldDesk(cloud).start()
     if background and cloud.nats is not None:
         await services.start_background()
     return services

@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from edge.cashier_pins import CashierPins
 from edge.devices.escpos import PrinterReplies
 from edge.devices.events import Scan
 from edge.devices.scale_codecs import CODECS, DEFAULT_SCALE
@@ -22,7 +23,12 @@ from edge.store_db import StoreDb
 from edge.sync import Sync
 from protocol.clock import ReadingClock
 from protocol.ids import IdFactory
-from protocol.policy import DEFAULT_ONLINE_RATIO_BP, OFFLINE_FLOOR_LIMIT_FEN, member_lookup_key, store_password
+from protocol.policy import (
+    DEFAULT_ONLINE_RATIO_BP,
+    OFFLINE_ALLOWANCE_FEN,
+    STORE_CASH_TOPUP_DAY_CAP_FEN,
+    member_lookup_key,
+)
 
 WATCHDOG_S = 1.0
 log = logging.getLogger("freshmesh.edge")
@@ -40,6 +46,7 @@ class EdgeBox:
         self.printer: Printer | None = None
         self.actor: StoreActor | None = None
         self.sync: Sync | None = None
+        self.cashier_pins = CashierPins(config.get("cashiers", {}))  # cashier id -> argon2 hash of their PIN
         self._tasks: dict[str, asyncio.Task] = {}
 
     async def start(self) -> EdgeBox:
@@ -47,8 +54,11 @@ class EdgeBox:
         self._make_devices()
         self.actor = StoreActor(self.store_id, self.store_db, self.clock, self.ids, printer=self.printer,
                                 ratio_bp=self.config.get("online_ratio_bp", DEFAULT_ONLINE_RATIO_BP),
-                                floor_limit_fen=self.config.get("floor_limit_fen", OFFLINE_FLOOR_LIMIT_FEN),
-                                member_lookup_key=self._member_lookup_key())
+                                floor_limit_fen=self.config.get("offline_allowance_fen",
+                                                                self.config.get("floor_limit_fen", OFFLINE_ALLOWANCE_FEN)),
+                                member_lookup_key=self._member_lookup_key(),
+                                cash_topup_day_cap_fen=self.config.get("cash_topup_day_cap_fen",
+                                                                       STORE_CASH_TOPUP_DAY_CAP_FEN))
         world = None
         if self.config.get("world"):
             world = json.loads(Path(self.config["world"]).read_text())
@@ -62,13 +72,16 @@ class EdgeBox:
         return self
 
     def _password(self) -> str:
-        if self.config.get("nats_password"):
-            return self.config["nats_password"]
-        return store_password(self.config["store_secret"], self.store_id)
+        """This store's own NATS password (`nats_password`, as `freshmesh stores credentials` writes it)."""
+        password = self.config.get("nats_password")
+        if not password:
+            raise ValueError(f"store {self.store_id}: no nats_password in its configuration (write it with "
+                             f"`freshmesh stores credentials {self.store_id}`, or set FRESHMESH_STORE_PASSWORD)")
+        return str(password)
 
     def _member_lookup_key(self) -> bytes | None:
         """From this store's own NATS password (as the cloud computes it): None for a box given no credentials."""
-        if not (self.config.get("nats_password") or self.config.get("store_secret")):
+        if not self.config.get("nats_password"):
             return None
         return member_lookup_key(self._password(), self.store_id)
 

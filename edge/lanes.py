@@ -1,5 +1,5 @@
 """The lane API for the cashier terminal (local to the store box): scan, weigh, member, cart (view, void), pay,
-pickups, receiving, health."""
+cashier sign-in and out, cash top-ups of stored value, pickups, receiving, health."""
 from __future__ import annotations
 
 import json
@@ -9,12 +9,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from edge import stored_value
 from edge.core.cart import UnknownProduct
 from edge.devices.serial_driver import DeviceNotReady
 from edge.store_actor import Busy, Refused
 from protocol import codec
 from protocol.errors import ProtocolError
-from protocol.messages import check_lane
+from protocol.messages import NAME_RE, check_lane
 from protocol.schema import from_wire, record, record_from_wire, require
 
 PROBLEM = "application/problem+json"
@@ -23,7 +24,8 @@ MAX_BODY_NESTING = 4
 
 
 def problem(status: int, detail: str) -> JSONResponse:
-    return JSONResponse({"type": "about:blank", "title": {404: "Not found", 409: "Conflict", 422: "Invalid",
+    return JSONResponse({"type": "about:blank", "title": {401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+                                                          409: "Conflict", 422: "Invalid",
                                                           503: "Unavailable"}.get(status, "Error"),
                          "status": status, "detail": detail}, status_code=status, media_type=PROBLEM,
                         headers={"Retry-After": "1"} if status == 503 else None)
@@ -66,6 +68,24 @@ class PayBody:
         require(self.tendered_fen >= 0, "tendered_fen: must not be negative")
 
 
+@record
+class CashierBody:
+    cashier_id: str
+    pin: str
+
+    def __post_init__(self) -> None:
+        require(bool(NAME_RE.fullmatch(self.cashier_id)), "cashier_id: 1-32 letters, digits, '_' or '-'")
+        require(0 < len(self.pin) <= 32, "pin: 1-32 characters")
+
+
+@record
+class TopUpBody:
+    amount_fen: int
+
+    def __post_init__(self) -> None:
+        require(self.amount_fen > 0, "amount_fen: must be positive")
+
+
 def build_lane_app(box) -> Starlette:
     """`box` has .actor (StoreActor), .scale (a driver with read_stable()), .health()."""
     actor = box.actor
@@ -91,7 +111,7 @@ def build_lane_app(box) -> Starlette:
                     codec.check_depth(data, MAX_BODY_NESTING)  # a ProtocolError: 422 below
                     body = record_from_wire(body_cls, data, "body")
                 result = await fn(request, body)
-                status = 201 if request.url.path.endswith("/pay") else 200
+                status = 201 if request.url.path.endswith(("/pay", "/top-ups")) else 200
                 return JSONResponse(result, status_code=status)
             except UnknownProduct as exc:
                 return problem(404, str(exc))
@@ -124,7 +144,17 @@ def build_lane_app(box) -> Starlette:
         return await actor.ask("void", lane=request.path_params["lane"])
 
     async def pay(request, body):
-        return await actor.ask("pay", lane=request.path_params["lane"], method=body.method, tendered_fen=body.tendered_fen)
+        return await stored_value.pay(box, request.path_params["lane"], body.method, body.tendered_fen)
+
+    async def sign_in(request, body):
+        pin_ok = await box.cashier_pins.verify(body.cashier_id, body.pin, box.clock.now_ms())  # argon2, off the loop
+        return await actor.ask("sign_in", lane=request.path_params["lane"], cashier_id=body.cashier_id, pin_ok=pin_ok)
+
+    async def sign_out(request, body):
+        return await actor.ask("sign_out", lane=request.path_params["lane"])
+
+    async def top_up(request, body):
+        return await actor.ask("top_up", lane=request.path_params["lane"], amount_fen=body.amount_fen)
 
     async def pickup(request, body):
         return await actor.ask("pickup", pickup_code=request.path_params["code"])
@@ -142,6 +172,9 @@ def build_lane_app(box) -> Starlette:
         Route("/lanes/{lane}/cart", endpoint(cart), methods=["GET"]),
         Route("/lanes/{lane}/cart", endpoint(void), methods=["DELETE"]),
         Route("/lanes/{lane}/pay", endpoint(pay, PayBody), methods=["POST"]),
+        Route("/lanes/{lane}/cashier", endpoint(sign_in, CashierBody), methods=["POST"]),
+        Route("/lanes/{lane}/cashier", endpoint(sign_out), methods=["DELETE"]),
+        Route("/lanes/{lane}/top-ups", endpoint(top_up, TopUpBody), methods=["POST"]),
         Route("/pickups/{code}", endpoint(pickup), methods=["POST"]),
         Route("/stock/{sku}/receive", endpoint(receive, ReceiveBody), methods=["POST"]),
         Route("/health", endpoint(health), methods=["GET"]),

@@ -24,8 +24,7 @@ log = logging.getLogger("freshmesh.edge")
 def _with_env(config: dict) -> dict:
     config.setdefault("data_dir", os.environ.get("FRESHMESH_EDGE_DATA", "./var/edge"))
     config.setdefault("http_port", 9000)
-    for key, env in (("nats_url", "NATS_URL"), ("store_secret", "FRESHMESH_STORE_SECRET"),
-                     ("nats_password", "FRESHMESH_STORE_PASSWORD")):
+    for key, env in (("nats_url", "NATS_URL"), ("nats_password", "FRESHMESH_STORE_PASSWORD")):
         if os.environ.get(env) and not config.get(key):
             config[key] = os.environ[env]
     return config

@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 
-from edge.core import cloud_messages, selling, stock
+from edge.core import cashiers, cloud_messages, selling, stock
 from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.state import Books, EventStamp, Moment
@@ -27,7 +27,13 @@ from protocol import phones
 from protocol.barcodes import DEFAULT_LAYOUTS
 from protocol.errors import ProtocolError
 from protocol.messages import BusinessAck
-from protocol.policy import DEFAULT_ONLINE_RATIO_BP, OFFLINE_FLOOR_LIMIT_FEN
+from protocol.policy import (
+    CASH_TOPUP_MAX_FEN,
+    DEFAULT_ONLINE_RATIO_BP,
+    OFFLINE_ALLOWANCE_FEN,
+    STORE_CASH_TOPUP_DAY_CAP_FEN,
+    chain_day_start_ms,
+)
 from protocol.pricing import Catalogue, load_rule_book
 
 MAILBOX_MAX = 1_000
@@ -43,13 +49,16 @@ class Busy(RuntimeError):
 
 class StoreActor:
     def __init__(self, store_id: str, db: StoreDb, clock, ids, printer=None, layouts=DEFAULT_LAYOUTS,
-                 ratio_bp: int = DEFAULT_ONLINE_RATIO_BP, floor_limit_fen: int = OFFLINE_FLOOR_LIMIT_FEN,
-                 member_lookup_key: bytes | None = None) -> None:
+                 ratio_bp: int = DEFAULT_ONLINE_RATIO_BP, floor_limit_fen: int = OFFLINE_ALLOWANCE_FEN,
+                 member_lookup_key: bytes | None = None,
+                 cash_topup_day_cap_fen: int = STORE_CASH_TOPUP_DAY_CAP_FEN) -> None:
         self.store_id, self.db, self.clock, self.ids = store_id, db, clock, ids
         self.member_lookup_key = member_lookup_key  # this store's key of phone hashes (None: member codes only)
         self.printer, self.layouts, self.ratio_bp, self.floor_limit_fen = printer, layouts, ratio_bp, floor_limit_fen
         self.mailbox: asyncio.Queue = asyncio.Queue(maxsize=MAILBOX_MAX)
         self.carts: dict[str, Cart] = {}
+        self.on_duty: dict[str, cashiers.OnDuty] = {}  # lane -> the cashier signed in there (none after a restart)
+        self.cash_topup_day_cap_fen = cash_topup_day_cap_fen
         self.books = Books()
         self.last_seq = 0  # the highest event seq committed; recovered by load()
         self.online = False  # set by the sync task: can the store reach the cloud right now?
@@ -190,15 +199,46 @@ class StoreActor:
         cart = self.carts.pop(lane, None)
         return {"lane": lane, "voided_lines": len(cart.lines) if cart else 0}
 
-    async def _pay(self, lane: str, method: str, tendered_fen: int = 0) -> dict:
+    def _till(self) -> selling.Till:
+        return selling.Till(self.store_id, self.online, self.floor_limit_fen)
+
+    async def _stored_value_quote(self, lane: str) -> dict:
+        """Who pays how much by stored value at the lane: what the shell asks the cloud to hold before paying."""
+        return selling.quote(self._cart(lane, keep=False), self.books, self._till(), self.clock.now_ms())
+
+    async def _pay(self, lane: str, method: str, tendered_fen: int = 0,
+                   authorisation: selling.Authorisation | None = None) -> dict:
         cart = self._cart(lane, keep=False)
+        if cart.member is not None:  # the unsettled spends as they are now, not when the member was identified
+            cart.member = await self.db.member(member_id=cart.member.member_id) or cart.member
         levels = await self.db.stock_levels(line.sku for line in cart.lines)
-        till = selling.Till(self.store_id, self.online, self.floor_limit_fen)
-        outcome = selling.pay(cart, self.books, selling.PayRequest(lane, method, tendered_fen), till, self.ids.new(),
-                              levels, self._stamp())
+        request = selling.PayRequest(lane, method, tendered_fen, authorisation)
+        outcome = selling.pay(cart, self.books, request, self._till(), self.ids.new(), levels, self._stamp())
         reply = await self._execute(outcome)
         self.stats["sales"] += 1
         return reply
+
+    # ---- cashiers and cash top-ups --------------------------------------------------------------------------
+    async def _sign_in(self, lane: str, cashier_id: str, pin_ok: bool) -> dict:
+        outcome, duty = cashiers.sign_in(lane, cashier_id, pin_ok, self.ids.new(), self.clock.now_ms(),
+                                         self.on_duty.get(lane))
+        reply = await self._execute(outcome)
+        self.on_duty[lane] = duty
+        return reply
+
+    async def _sign_out(self, lane: str) -> dict:
+        reply = await self._execute(cashiers.sign_out(lane, self.on_duty.get(lane), self.clock.now_ms()))
+        self.on_duty.pop(lane, None)
+        return reply
+
+    async def _top_up(self, lane: str, amount_fen: int) -> dict:
+        cart = self.carts.get(lane)
+        member = await self.db.member(member_id=cart.member.member_id) if cart and cart.member else None
+        now = self.clock.now_ms()
+        taken = await self.db.topped_up_since(chain_day_start_ms(now))
+        outcome = cashiers.top_up(lane, self.on_duty.get(lane), member, amount_fen, taken, self.cash_topup_day_cap_fen,
+                                  CASH_TOPUP_MAX_FEN, self.ids.new(), self._stamp())
+        return await self._execute(outcome)
 
     # ---- pickups and stock ------------------------------------------------------------------------------
     async def _pickup(self, pickup_code: str, lane: str = "1") -> dict:

@@ -27,13 +27,16 @@ from edge.core.cloud_messages import AckedRow
 from edge.core.outcome import (
     AddUnsettled,
     ChangeEscrow,
+    CloseShift,
     DropAcked,
     DropMember,
     InsertOrder,
     InsertSale,
     MarkApplied,
     MoveStock,
+    OpenShift,
     Publish,
+    RecordTopUp,
     SetAsideRefused,
     SetOrderStatus,
     SettleStoredValue,
@@ -69,13 +72,30 @@ create table if not exists orders (order_id text primary key, pickup_code text, 
 create index if not exists orders_code on orders (pickup_code);
 create table if not exists members (member_id text primary key, phone_hash blob, phone_masked text, member_code text,
     level text, stored_value_fen integer not null, points integer not null, offline_spent_fen integer not null default 0);
+create table if not exists unsettled_spends (reference text primary key, member_id text not null,
+    amount_fen integer not null, offline integer not null, at_ms integer not null);
+create index if not exists unsettled_spends_member on unsettled_spends (member_id);
+create table if not exists shifts (shift_id text primary key, cashier_id text not null, lane text not null,
+    opened_ms integer not null, closed_ms integer);
+create table if not exists topups (topup_id text primary key, lane text not null, member_id text not null,
+    amount_fen integer not null, cashier_id text not null, shift_id text not null, at_ms integer not null);
+create index if not exists topups_at on topups (at_ms);
+-- a cache from before spends were kept one by one kept their sum on the member: it becomes one spend to settle
+insert into unsettled_spends (reference, member_id, amount_fen, offline, at_ms)
+    select 'legacy:' || member_id, member_id, offline_spent_fen, 1, 0 from members where offline_spent_fen > 0
+    on conflict (reference) do nothing;
+update members set offline_spent_fen = 0 where offline_spent_fen > 0;
 """
 # After `_unclear_phones` (a box from before the phone left the cache has no phone_hash column until then).
 MEMBER_INDEXES = """
 create index if not exists members_phone_hash on members (phone_hash);
 create index if not exists members_code on members (member_code);
 """
-MEMBER_COLUMNS = "member_id, phone_masked, member_code, level, stored_value_fen, points, offline_spent_fen"
+# a member as the till sees them: the cached snapshot, and what was spent here that it does not include yet
+MEMBER_COLUMNS = ("member_id, phone_masked, member_code, level, stored_value_fen, points, "
+                  "(select coalesce(sum(amount_fen), 0) from unsettled_spends u where u.member_id = members.member_id), "
+                  "(select coalesce(sum(amount_fen), 0) from unsettled_spends u where u.member_id = members.member_id "
+                  "and u.offline = 1)")
 FILE_MODE, DIR_MODE = 0o600, 0o700
 log = logging.getLogger("freshmesh.edge")
 UPSERT_META = "insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value"
@@ -224,8 +244,10 @@ class StoreDb:
                                         part)
         return {r[0]: StockLevel(*r) for r in rows}
 
-    async def member(self, phone_hash: bytes | None = None, member_code: str | None = None) -> Member | None:
-        column, value = ("phone_hash", phone_hash) if phone_hash else ("member_code", member_code)
+    async def member(self, phone_hash: bytes | None = None, member_code: str | None = None,
+                     member_id: str | None = None) -> Member | None:
+        column, value = (("phone_hash", phone_hash) if phone_hash else ("member_id", member_id) if member_id
+                         else ("member_code", member_code))
         row = await self._one(f"select {MEMBER_COLUMNS} from members where {column} = ?", (value,))  # noqa: S608
         return Member(*row) if row else None
 
@@ -242,7 +264,7 @@ class StoreDb:
     async def acked_rows(self, event_ids: list[str]) -> list[AckedRow]:
         """The outbox rows an ack names; sale frames only when some member has unsettled stored value (only then
         is there anything to settle)."""
-        unsettled = await self._one("select 1 from members where offline_spent_fen > 0 limit 1") is not None
+        unsettled = await self._one("select 1 from unsettled_spends limit 1") is not None
         frame = "case when kind = 'sale.committed' then frame end" if unsettled else "null"
         rows = []
         for i in range(0, len(event_ids), SQL_VARIABLES_MAX):
@@ -276,8 +298,20 @@ class StoreDb:
         return {"sale_id": row[0], "lane": row[1], "total_fen": row[2], "lines": json.loads(row[3]),
                 "payments": json.loads(row[4]), "member_id": row[5], "offline": bool(row[6]), "at_ms": row[7]}
 
+    async def unsettled(self, member_id: str) -> list[dict]:
+        """The member's stored-value spends here that the cached balance does not include yet."""
+        async with self.reader.execute("select reference, amount_fen, offline from unsettled_spends where member_id = ? "
+                                       "order by at_ms, reference", (member_id,)) as cur:
+            return [{"reference": r[0], "amount_fen": r[1], "offline": bool(r[2])} for r in await cur.fetchall()]
+
+    async def topped_up_since(self, since_ms: int) -> int:
+        """Cash top-ups taken at this store's tills since `since_ms` (the start of the chain day)."""
+        row = await self._one("select coalesce(sum(amount_fen), 0) from topups where at_ms >= ?", (since_ms,))
+        return int(row[0]) if row else 0
+
     async def count(self, table: str) -> int:
-        assert table in ("sales", "movements", "outbox", "inbox", "orders", "members", "refused_events")
+        assert table in ("sales", "movements", "outbox", "inbox", "orders", "members", "refused_events", "topups",
+                         "shifts")
         return await self._count(f"select count(*) from {table}")  # noqa: S608 - table is from the list above
 
     # ---- executing effects ------------------------------------------------------------------------------------
@@ -335,10 +369,23 @@ async def _upsert_member(db, e: UpsertMember) -> None:
                         stored_value_fen = excluded.stored_value_fen""",
                      (m.member_id, m.phone_hash or None, m.phone_masked or None, m.member_code, m.level,
                       m.stored_value_fen, m.points))
+    if m.settles:  # this store's spends the new balance includes: no longer unsettled
+        await db.executemany("delete from unsettled_spends where reference = ? and member_id = ?",
+                             [(r, m.member_id) for r in m.settles])
 
 
 async def _drop_member(db, e: DropMember) -> None:
     await db.execute("delete from members where member_id = ?", (e.member_id,))
+    await db.execute("delete from unsettled_spends where member_id = ?", (e.member_id,))
+
+
+async def _settle(db, e: SettleStoredValue) -> None:
+    await db.executemany("delete from unsettled_spends where reference = ? and member_id = ?",
+                         [(r, e.member_id) for r in e.references])
+    # a spend from before they were kept one by one is in the member's legacy sum: take the amount off it
+    await db.execute("update unsettled_spends set amount_fen = max(amount_fen - ?, 0) where reference = ?",
+                     (e.amount_fen, f"legacy:{e.member_id}"))
+    await db.execute("delete from unsettled_spends where reference = ? and amount_fen = 0", (f"legacy:{e.member_id}",))
 
 
 async def _set_order_status(db, e: SetOrderStatus) -> None:
@@ -373,10 +420,17 @@ _EXECUTORS = {
     InsertSale: _insert_sale,
     DropMember: _drop_member,
     AddUnsettled: lambda db, e: db.execute(
-        "update members set offline_spent_fen = offline_spent_fen + ? where member_id = ?", (e.amount_fen, e.member_id)),
-    SettleStoredValue: lambda db, e: db.execute(
-        "update members set offline_spent_fen = max(offline_spent_fen - ?, 0) where member_id = ?",
-        (e.amount_fen, e.member_id)),
+        "insert into unsettled_spends (reference, member_id, amount_fen, offline, at_ms) values (?, ?, ?, ?, "
+        "cast(strftime('%s', 'now') as integer) * 1000) on conflict (reference) do nothing",
+        (e.reference, e.member_id, e.amount_fen, int(e.offline))),
+    SettleStoredValue: _settle,
+    RecordTopUp: lambda db, e: db.execute(
+        "insert into topups (topup_id, lane, member_id, amount_fen, cashier_id, shift_id, at_ms) "
+        "values (?, ?, ?, ?, ?, ?, ?)", (e.topup_id, e.lane, e.member_id, e.amount_fen, e.cashier_id, e.shift_id, e.at_ms)),
+    OpenShift: lambda db, e: db.execute("insert into shifts (shift_id, cashier_id, lane, opened_ms) values (?, ?, ?, ?)",
+                                        (e.shift_id, e.cashier_id, e.lane, e.at_ms)),
+    CloseShift: lambda db, e: db.execute("update shifts set closed_ms = ? where shift_id = ? and closed_ms is null",
+                                         (e.at_ms, e.shift_id)),
     InsertOrder: lambda db, e: db.execute(
         "insert into orders (order_id, pickup_code, status, payload) values (?, ?, 'to_pick', ?) "
         "on conflict (order_id) do nothing", (e.order_id, e.pickup_code, json.dumps(e.payload))),

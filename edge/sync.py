@@ -21,7 +21,8 @@ from nats.js import JetStreamContext
 
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
-from protocol.messages import BusinessAck, DeviceHealth, Heartbeat
+from protocol.messages import BusinessAck, DeviceHealth, Heartbeat, HoldAnswered, HoldReleased, HoldRequested
+from protocol.policy import HOLD_TIMEOUT_MS
 from protocol.pull import fetch_ready
 
 RELAY_BATCH = 2_000  # outbox rows in flight at once
@@ -96,6 +97,7 @@ class Sync:
         self.stats = {"published": 0, "cloud_messages": 0, "reconnects": 0, "bad_cloud_messages": 0,
                       "skipped_cloud_messages": 0}
         self._tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()  # hold releases under way
 
     @property
     def store_id(self) -> str:
@@ -106,9 +108,9 @@ class Sync:
         return self
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._background]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         if self.nc is not None:
             await self.nc.close()
 
@@ -236,6 +238,49 @@ class Sync:
         self.stats["skipped_cloud_messages"] += 1
         log.error("store %s: skipped %s %s after %d tries (%s) so the messages behind it flow", self.store_id,
                   message.KIND, message.event_id, CLOUD_MESSAGE_TRIES_MAX, failure)
+
+    # ---- stored-value holds (request/reply) ---------------------------------------------------------------
+    def _envelope(self) -> dict:
+        return {"event_id": self.box.actor.ids.new(), "store_id": self.store_id, "seq": 0,
+                "wall_ms": self.box.clock.now_ms(), "mono_ms": self.box.clock.monotonic_ms()}
+
+    async def _ask(self, what: str, request, timeout_s: float) -> HoldAnswered | None:
+        """The cloud's answer, or None: not connected, no answer in time, or an answer that is not one."""
+        if self.nc is None or not self.connected.is_set():
+            return None
+        try:
+            reply = await self.nc.request(subjects.store_stored_value(self.store_id, what), codec.encode(request),
+                                          timeout=timeout_s)
+            answer = codec.decode(reply.data)
+        except (ProtocolError, TimeoutError, nats.errors.Error, OSError) as exc:
+            log.info("store %s: no answer to stored-value %s %s (%s)", self.store_id, what, request.hold_id,
+                     type(exc).__name__)
+            return None
+        if not isinstance(answer, HoldAnswered) or answer.hold_id != request.hold_id:
+            log.warning("store %s: a stored-value answer that is not for %s", self.store_id, request.hold_id)
+            return None
+        return answer
+
+    async def hold(self, hold_id: str, member_id: str, amount_fen: int, lane: str,
+                   timeout_s: float = HOLD_TIMEOUT_MS / 1000) -> HoldAnswered | None:
+        """Ask the cloud to hold the member's stored value for a sale; None when it did not answer in time (the
+        hold, if granted after all, is given back at once: the till sells without it)."""
+        request = HoldRequested(**self._envelope(), hold_id=hold_id, member_id=member_id, amount_fen=amount_fen,
+                                lane=lane)
+        answer = await self._ask("hold", request, timeout_s)
+        if answer is None:
+            self._spawn(self.release(hold_id, member_id))
+        return answer
+
+    async def release(self, hold_id: str, member_id: str) -> None:
+        """Give a hold back (best effort: a hold nobody captures lapses anyway)."""
+        await self._ask("release", HoldReleased(**self._envelope(), hold_id=hold_id, member_id=member_id),
+                        HOLD_TIMEOUT_MS / 1000)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # ---- heartbeats -------------------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:

@@ -64,7 +64,7 @@ def run_from_args(args) -> dict:
     cloud = edge = None
     with EmbeddedStack(store_ids=[STORE]) as stack:
         env = {**os.environ, "NATS_URL": stack.nats_url, "DATABASE_URL": stack.database_url,
-               "FRESHMESH_SECRET_KEY": secrets.token_urlsafe(48), "FRESHMESH_STORE_SECRET": stack.secret}
+               "FRESHMESH_SECRET_KEY": secrets.token_urlsafe(48), "FRESHMESH_STORE_CREDENTIALS": str(stack.credentials.path)}
         env.pop("RAY_ADDRESS", None)
         cloud_port = free_port()
         try:

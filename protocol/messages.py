@@ -221,6 +221,40 @@ class PickupCompleted(Message):
         check_lane(self.lane, "pickup.completed.lane")
 
 
+HOLD_PREFIX = "hold:"  # a stored-value hold's id: "hold:" + an id made by the till
+MEMBER_ID_MAX = 64
+NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")  # a cashier's id
+
+
+def is_hold_id(text: str) -> bool:
+    return text.startswith(HOLD_PREFIX) and is_id(text[len(HOLD_PREFIX):])
+
+
+def _member(member_id: str, path: str) -> None:
+    require(0 < len(member_id) <= MEMBER_ID_MAX, f"{path}: a member id is 1-{MEMBER_ID_MAX} characters")
+
+
+@record
+class CashToppedUp(Message):
+    """A cashier signed in at a till took `amount_fen` in cash and credits it to the member's stored value, in shift
+    `shift_id`. Committed at the store like a sale (outbox, exactly once); the cloud credits it once (the ledger
+    transfer id is the event id) within the store's daily cash top-up cap."""
+    KIND: ClassVar[str] = "stored_value.cash_topped_up"
+    topup_id: str
+    lane: str
+    member_id: str
+    amount_fen: int
+    cashier_id: str
+    shift_id: str
+
+    def check(self) -> None:
+        check_lane(self.lane, "stored_value.cash_topped_up.lane")
+        _member(self.member_id, "stored_value.cash_topped_up.member_id")
+        require(self.amount_fen > 0, "stored_value.cash_topped_up: amount_fen must be positive")
+        require(bool(NAME_RE.fullmatch(self.cashier_id)), "stored_value.cash_topped_up: invalid cashier id")
+        require(is_id(self.shift_id) and is_id(self.topup_id), "stored_value.cash_topped_up: shift and top-up ids")
+
+
 @record
 class Heartbeat(Message):
     KIND: ClassVar[str] = "heartbeat"
@@ -240,6 +274,50 @@ class Heartbeat(Message):
     def check(self) -> None:
         require(self.outbox_depth >= 0, "heartbeat: outbox_depth must not be negative")
         require(self.unacked_age_ms >= 0, "heartbeat: unacked_age_ms must not be negative")
+
+
+# ---- store <-> cloud, request and reply (core NATS: the till waits a moment, never for long) --------------
+
+@record
+class HoldRequested(Message):
+    """The till asks the cloud's ledger to set `amount_fen` of the member's stored value aside before its sale
+    commits; the sale's payment then names `hold_id` and the cloud captures it. Answered by a `HoldAnswered`."""
+    KIND: ClassVar[str] = "stored_value.hold"
+    hold_id: str
+    member_id: str
+    amount_fen: int
+    lane: str
+
+    def check(self) -> None:
+        require(is_hold_id(self.hold_id), f"stored_value.hold: not a hold id: {self.hold_id[:80]!r}")
+        _member(self.member_id, "stored_value.hold.member_id")
+        require(self.amount_fen > 0, "stored_value.hold: amount_fen must be positive")
+        check_lane(self.lane, "stored_value.hold.lane")
+
+
+@record
+class HoldReleased(Message):
+    """The till did not sell after all (the sale was refused or voided): the hold goes back at once."""
+    KIND: ClassVar[str] = "stored_value.release"
+    hold_id: str
+    member_id: str
+
+    def check(self) -> None:
+        require(is_hold_id(self.hold_id), f"stored_value.release: not a hold id: {self.hold_id[:80]!r}")
+        _member(self.member_id, "stored_value.release.member_id")
+
+
+@record
+class HoldAnswered(Message):
+    """The ledger's answer to a `HoldRequested` (or a `HoldReleased`): granted until `expires_ms`, or refused with
+    `reason`; `stored_value_fen` is the member's balance and `available_fen` what is left after live holds."""
+    KIND: ClassVar[str] = "stored_value.hold_answer"
+    hold_id: str
+    granted: bool
+    reason: str
+    stored_value_fen: int
+    available_fen: int
+    expires_ms: int
 
 
 # ---- cloud -> store (cloud messages, on JetStream, one consumer per store) -------------------------------
@@ -305,7 +383,7 @@ class MemberUpdated(Message):
     # 2: no phone in clear. `phone_hash` is the phone's keyed hash under this store's own lookup key
     # (`protocol.policy.member_lookup_key`; empty when the cloud cannot compute it), `phone_masked` what receipts show;
     # `erased` tells the store to forget the member.
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
     member_id: str
     phone_hash: bytes
     phone_masked: str
@@ -314,8 +392,13 @@ class MemberUpdated(Message):
     stored_value_fen: int
     points: int
     erased: bool = False
+    # 3: the payment references of this store's stored-value spends the balance already includes: the store stops
+    # counting them as unsettled with the same snapshot, so whichever of the snapshot and the business ack comes
+    # first, nothing is counted twice
+    settles: tuple[str, ...] = ()
 
     def check(self) -> None:
+        require(len(self.settles) <= 100, "member.updated: settles names at most 100 payments")
         require(len(self.phone_hash) in (0, PHONE_HASH_BYTES),
                 f"member.updated: phone_hash has {len(self.phone_hash)} bytes, not 0 or {PHONE_HASH_BYTES}")
         require(not self.erased or (not self.phone_hash and not self.phone_masked and not self.member_code),
@@ -330,8 +413,9 @@ class BusinessAck(Message):
 
 
 EDGE_EVENTS: tuple[type[Message], ...] = (
-    SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat,
+    SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat, CashToppedUp,
 )
+REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered)
 CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
                                               RuleBookUpdated, MemberUpdated, BusinessAck)
-ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES}
+ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

@@ -7,22 +7,39 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import date, datetime, timedelta, timezone
 
 DEFAULT_ONLINE_RATIO_BP = 4_000  # share of a store's on-hand escrowed for online selling: 40%, per (store, sku)
-OFFLINE_FLOOR_LIMIT_FEN = 5_000  # how far below zero a member's stored value may go through offline till spends
+# The per-member offline allowance: what a store may let a member spend from stored value without the cloud's hold
+# (offline, or the hold request timed out), counted over that store's unsettled offline spends, and how far below
+# the balance the store knows those spends may go. The cloud takes the same number as the most a store's offline
+# spends may take a member below zero; beyond it the spend is recorded and flagged as a violation.
+OFFLINE_ALLOWANCE_FEN = 5_000
+OFFLINE_FLOOR_LIMIT_FEN = OFFLINE_ALLOWANCE_FEN  # the older name of the same limit
+HOLD_TTL_MS = 2 * 60 * 1000  # a stored-value hold the till never captured (a voided sale, a dead box) lapses then
+HOLD_TIMEOUT_MS = 1_500  # how long a till waits for the cloud's hold before it sells offline (within the allowance)
+# Cash top-ups at the tills of one store in one chain day: more is refused (by the till, and by the cloud, which
+# believes a store about its own cash only up to this).
+STORE_CASH_TOPUP_DAY_CAP_FEN = 2_000_000
+CASH_TOPUP_MAX_FEN = 200_000  # one cash top-up at a till
 CHAIN_UTC_OFFSET_MIN = 480  # the chain's time zone (China, UTC+8): opening hours, "today", time-window promotions
 RESERVATION_TTL_MS = 15 * 60 * 1000  # an unpaid online reservation holds its units this long
-STORE_PASSWORD_CHARS = 32
-
-
-def store_password(secret: str, store_id: str) -> str:
-    """A store's NATS password, derived from the chain's store secret: the cloud's NATS configuration and each
-    store box compute the same one, and no password list needs distributing."""
-    return hmac.new(secret.encode(), f"store:{store_id}".encode(), hashlib.sha256).hexdigest()[:STORE_PASSWORD_CHARS]
 
 
 def member_lookup_key(store_password_text: str, store_id: str) -> bytes:
     """The key of a store's member lookup hashes (its member cache finds a typed phone by this keyed hash, never
-    holding the number). Derived from the store's own NATS password, which only that store box (and the cloud, from
-    the chain's store secret) can compute: a stolen box cannot test guesses against another store's cache."""
+    holding the number). Derived from the store's own NATS password - random per store, known only to that store
+    box and the cloud's credential book (cloud/store_credentials.py): a stolen box cannot test guesses against
+    another store's cache."""
     return hmac.new(store_password_text.encode(), f"member-lookup:{store_id}".encode(), hashlib.sha256).digest()
+
+
+def chain_day(at_ms: int, utc_offset_min: int = CHAIN_UTC_OFFSET_MIN) -> date:
+    """The chain's calendar day at `at_ms` (epoch ms), in its time zone: what "today" means for daily limits."""
+    return datetime.fromtimestamp(at_ms / 1000, timezone(timedelta(minutes=utc_offset_min))).date()
+
+
+def chain_day_start_ms(at_ms: int, utc_offset_min: int = CHAIN_UTC_OFFSET_MIN) -> int:
+    """The epoch ms at which the chain's day holding `at_ms` began (midnight in the chain's time zone)."""
+    day_ms, offset_ms = 24 * 3600 * 1000, utc_offset_min * 60 * 1000
+    return (at_ms + offset_ms) // day_ms * day_ms - offset_ms

@@ -5,6 +5,8 @@ Per-store subjects make per-store permissions possible: a store publishes only u
 
   fm.store.<store>.evt.<kind>   edge events (JetStream stream FM_EDGE_EVENTS, deduplicated by Nats-Msg-Id)
   fm.store.<store>.hb           heartbeats (core NATS: a lost one is replaced by the next)
+  fm.store.<store>.sv.<what>    stored-value holds asked for and released by the till (core NATS request/reply,
+                                answered by the cloud's `stored_value` queue group on the store's own inbox)
   fm.msg.<store>.<kind>         cloud messages to one store (stream FM_CLOUD_MESSAGES, consumer store_<store>)
 """
 from __future__ import annotations
@@ -18,6 +20,8 @@ CLOUD_MESSAGES_STREAM = "FM_CLOUD_MESSAGES"
 EVENTS_SUBJECTS = f"{ROOT}.store.*.evt.>"
 CLOUD_MESSAGES_SUBJECTS = f"{ROOT}.msg.>"
 HEARTBEATS_ALL = f"{ROOT}.store.*.hb"
+STORED_VALUE_ALL = f"{ROOT}.store.*.sv.>"
+STORED_VALUE_QUEUE = "stored_value"  # the cloud's queue group: any one cloud process answers each request
 EVENTS_CONSUMER = "cloud_events"  # the cloud's durable consumer over all edge events
 MSG_ID_HEADER = "Nats-Msg-Id"
 
@@ -38,6 +42,11 @@ def store_event(store_id: str, kind: str) -> str:
 
 def store_heartbeat(store_id: str) -> str:
     return f"{store_root(store_id)}.hb"
+
+
+def store_stored_value(store_id: str, what: str) -> str:
+    """Where a till asks for a hold ("hold") or gives one back ("release")."""
+    return f"{store_root(store_id)}.sv.{what}"
 
 
 def cloud_message_subject(store_id: str, kind: str) -> str:
@@ -65,7 +74,9 @@ def store_inbox_prefix(store_id: str) -> str:
 
 
 def store_permissions(store_id: str) -> dict[str, dict[str, list[str]]]:
-    """NATS authorization for one store's user: only its own subjects, consumer and inbox.
+    """NATS authorization for one store's user: only its own subjects, consumer and inbox. Its own subjects cover
+    its events, heartbeats and stored-value hold requests (`store_stored_value`); the cloud answers a request only
+    on this store's inbox prefix, whatever reply subject the request names.
 
     Never `$JS.API.>`: that would let a store read or delete other stores' streams. A JetStream publish needs
     no API right (the ack comes back on the reply inbox).
@@ -74,7 +85,8 @@ def store_permissions(store_id: str) -> dict[str, dict[str, list[str]]]:
     return {
         "publish": {
             "allow": [
-                f"{store_root(store_id)}.>",
+                f"{store_root(store_id)}.>",  # events, heartbeats, and:
+                f"{store_root(store_id)}.sv.>",  # stored-value hold requests (kept explicit should the above narrow)
                 f"$JS.API.CONSUMER.MSG.NEXT.{CLOUD_MESSAGES_STREAM}.{consumer}",
                 f"$JS.API.CONSUMER.INFO.{CLOUD_MESSAGES_STREAM}.{consumer}",
                 f"$JS.ACK.{CLOUD_MESSAGES_STREAM}.{consumer}.>",

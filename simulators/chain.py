@@ -125,8 +125,9 @@ class Chain:
         self.stack = EmbeddedStack(workdir=self.workdir / "stack", store_ids=store_ids(self.max_stores)).start()
         env = {**os.environ, "NATS_URL": self.stack.nats_url, "DATABASE_URL": self.stack.database_url,
                "FRESHMESH_ADMIN_PASSWORD": self.admin_password,
-               # the cloud's master secret, kept beside the stack's data; the store secret keys stores' member caches
-               "FRESHMESH_SECRET_KEY": secret_key_beside(self.stack.workdir), "FRESHMESH_STORE_SECRET": self.stack.secret}
+               # the cloud's master secret, kept beside the stack's data; the stores' credentials key their member caches
+               "FRESHMESH_SECRET_KEY": secret_key_beside(self.stack.workdir),
+               "FRESHMESH_STORE_CREDENTIALS": str(self.stack.credentials.path)}
         env.pop("RAY_ADDRESS", None)  # a local Ray of our own
         port = free_port()
         self.cloud_url = f"http://127.0.0.1:{port}"

@@ -1,4 +1,4 @@
-"""`freshmesh`: one console script for every part (`demo | cloud | operators | edge | sim | load | stack`).
+"""`freshmesh`: one console script for every part (`demo | cloud | operators | edge | stores | sim | load | stack`).
 
 It lives in simulators/ because that room may import every other one; each subcommand imports its part lazily
 so that `freshmesh stack` does not pay for Ray.
@@ -34,9 +34,11 @@ def _wait_for_signal() -> None:
 
 
 def cmd_stack(args) -> int:
+    from pathlib import Path
+
     from cloud.embedded import redacted
     from cloud.embedded.check import run_check
-    from protocol.policy import store_password
+    from cloud.store_credentials import CredentialBook
 
     stack = _stack_from_env(args)
     with stack:
@@ -46,15 +48,14 @@ def cmd_stack(args) -> int:
         print(f"DATABASE_URL={shown(database_url)}")
         if stack.postgres:
             print(f"# PostgreSQL from the {stack.postgres.origin}")
-        secret = os.environ.get("FRESHMESH_STORE_SECRET") or stack.secret
-        if args.show_secrets:
-            print(f"FRESHMESH_STORE_SECRET={secret}")
-        else:
-            print(f"# passwords and the store secret are hidden; --show-secrets prints them (the servers' own files "
-                  f"under {stack.workdir} are readable only by their owner)")
+        book = CredentialBook(Path(os.environ.get("FRESHMESH_STORE_CREDENTIALS") or stack.credentials.path))
+        print(f"FRESHMESH_STORE_CREDENTIALS={book.path}")  # a path: each store's own password is in that file
+        if not args.show_secrets:
+            print(f"# passwords are hidden; --show-secrets prints the URLs with theirs (the servers' own files and the "
+                  f"stores' credential book under {stack.workdir} are readable only by their owner)")
         sys.stdout.flush()
         if args.check:
-            report = asyncio.run(run_check(nats_url, address, database_url, lambda sid: store_password(secret, sid)))
+            report = asyncio.run(run_check(nats_url, address, database_url, lambda sid: book.password(sid) or ""))
             for line in report:
                 print(f"ok  {line}")
             print("stack check passed; stopping")
@@ -166,6 +167,36 @@ def cmd_pii_rotate(args) -> int:
     return 0
 
 
+def cmd_stores_credentials(args) -> int:
+    """Provision one store's NATS credentials (a random password, kept in the stores' credential book) if it has
+    none, and write its box's configuration (owner-only) to --out: `freshmesh edge --config FILE` then connects as
+    that store. Prints paths, never the password."""
+    from pathlib import Path
+
+    from cloud.store_credentials import BOOK_NAME, CredentialBook, write_box_config
+    from protocol.messages import valid_store_id
+    if not valid_store_id(args.store):
+        print(f"freshmesh stores credentials: invalid store id {args.store!r}", file=sys.stderr)
+        return 2
+    path = args.book or os.environ.get("FRESHMESH_STORE_CREDENTIALS") or (
+        str(Path(args.workdir) / BOOK_NAME) if args.workdir else "")
+    if not path:
+        print("freshmesh stores credentials: give --book FILE (or FRESHMESH_STORE_CREDENTIALS, or the cloud's "
+              "--workdir)", file=sys.stderr)
+        return 2
+    book = CredentialBook(Path(path))
+    if args.rotate:
+        book.rotate(args.store)
+        print(f"store {args.store}: new password; reload the NATS configuration (or restart the cloud) before its box "
+              f"uses it")
+    elif book.provision([args.store]):
+        print(f"store {args.store}: provisioned (its NATS user exists once the NATS configuration is reloaded)")
+    out = Path(args.out or f"{args.store}.box.json")
+    write_box_config(book.box_config(args.store, args.nats_url or ""), out)
+    print(f"store {args.store}: box configuration written to {out} (owner-only; it holds the store's password)")
+    return 0
+
+
 def cmd_load(args) -> int:
     from loadtest import run_load
     return run_load(args)
@@ -179,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("--check", action="store_true", help="round-trip both servers, show the permission refusal, exit")
     stack.add_argument("--workdir", default=None, help="keep data here (default: a temporary dir removed at stop)")
     stack.add_argument("--show-secrets", action="store_true",
-                       help="print the URLs with their passwords and the store secret (hidden by default)")
+                       help="print the URLs with their passwords (hidden by default)")
     stack.set_defaults(func=cmd_stack)
 
     demo = sub.add_parser("demo", help="everything on one box")
@@ -249,6 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
     pay.add_argument("--drop-rate", type=_rate, default=0.0, help="share of notifications never sent")
     pay.add_argument("--seed", type=int, default=None)
     pay.set_defaults(func=cmd_sim_pay)
+
+    stores = sub.add_parser("stores", help="store boxes: their own NATS credentials")
+    stores_sub = stores.add_subparsers(dest="stores", required=True)
+    creds = stores_sub.add_parser("credentials", help="provision a store's random NATS password (once) and write "
+                                                      "its box configuration for `freshmesh edge --config`")
+    creds.add_argument("store")
+    creds.add_argument("--book", default=None, help="the stores' credential book (default: "
+                                                    "FRESHMESH_STORE_CREDENTIALS, or the one under --workdir)")
+    creds.add_argument("--workdir", default=None, help="the embedded cloud's --workdir (its book is there)")
+    creds.add_argument("--out", default=None, help="the box configuration to write (default: STORE.box.json)")
+    creds.add_argument("--nats-url", default=None, help="the NATS address the box connects to, written with it")
+    creds.add_argument("--rotate", action="store_true", help="give the store a new password")
+    creds.set_defaults(func=cmd_stores_credentials)
 
     pii = sub.add_parser("pii", help="personal data: re-seal members' phones under the current keys")
     pii_sub = pii.add_subparsers(dest="pii", required=True)

@@ -274,6 +274,13 @@ ONLINE_SQL = """select case when kind = 'flash' then '(flash)'
 SHRINK_SQL = """select coalesce(nullif(shrinkage_reason, ''), 'unspecified') as reason, sku, count(*) as events,
                        coalesce(-sum(delta), 0)::bigint as qty
                 from stock_movements where reason = 'shrinkage' and wall_ms >= $1 group by 1, 2"""
+# Refused store events (dead letters) today: per store, and the newest few with their reasons. Index ranges: the
+# per-store count walks today's rows by `at_ms`, the list the newest ids (migration 11's indexes).
+REFUSED_BY_STORE_SQL = """select store_id, count(*) as count, max(at_ms) as last_ms from dead_letters
+                          where at_ms >= $1 group by store_id"""
+REFUSED_RECENT_SQL = """select store_id, subject, reason, raw_bytes, at_ms from dead_letters where at_ms >= $1
+                        order by id desc limit $2"""
+REFUSED_RECENT_MAX = 20
 FLASH_SQL = """select sale_id, config from flash_sales where (config->>'ends_ms')::bigint >= $1
                order by (config->>'ends_ms')::bigint desc limit $2"""
 
@@ -290,6 +297,8 @@ async def business_figures(services, topups: TopUpTally, ask, utc_offset_minutes
         online = await conn.fetch(ONLINE_SQL, day)
         shrink = await conn.fetch(SHRINK_SQL, day)
         sales = await conn.fetch(FLASH_SQL, now - FLASH_RECENT_MS, FLASH_MAX)
+        refused_by_store = await conn.fetch(REFUSED_BY_STORE_SQL, day)
+        refused_recent = await conn.fetch(REFUSED_RECENT_SQL, day, REFUSED_RECENT_MAX)
         topped = await topups.refresh(conn, cloud.shards.all_member_ledgers(), day)
     flash = await asyncio.gather(*(_flash_status(cloud, ask, r["sale_id"]) for r in sales))
     # when the counters the rates come from (sold, throttled) were read: the queries before take a varying time
@@ -301,6 +310,7 @@ async def business_figures(services, topups: TopUpTally, ask, utc_offset_minutes
         "till_by_store": [dict(r) for r in till],
         "orders": [dict(r) for r in orders], "online_by_store": [dict(r) for r in online],
         "shrinkage": [dict(r) for r in shrink], "topups": topped, "flash": [f for f in flash if f is not None],
+        "refused_by_store": [dict(r) for r in refused_by_store], "refused_recent": [dict(r) for r in refused_recent],
         # list prices of the SKUs written off today: what the shrinkage is worth (a SKU no longer sold has none)
         "prices": {r["sku"]: {"unit": products[r["sku"]].unit, "price_fen": products[r["sku"]].price_fen}
                    for r in shrink if r["sku"] in products},

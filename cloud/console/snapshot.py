@@ -352,7 +352,19 @@ def business_view(inputs: ConsoleInputs, memory: ConsoleMemory) -> dict | None:
                     "stored_value_spent": {"till": till_sv, "online": online_sv,
                                            "fen": till_sv["fen"] + online_sv["fen"]}},
         "shrinkage": shrinkage_by_reason(raw.get("shrinkage", []), raw.get("prices") or {}),
+        "refused": refused_view(raw.get("refused_by_store", []), raw.get("refused_recent", [])),
     }
+
+
+def refused_view(by_store: list[dict], recent: list[dict]) -> dict:
+    """Store events the cloud refused today (dead letters: not believed, malformed, or over the store's rate): per
+    store, most first, and the newest ones with their reasons (what the store sent is named by its subject)."""
+    stores = sorted(({"store_id": r["store_id"] or "(no store)", "count": r["count"], "last_at": to_rfc3339(r["last_ms"])}
+                     for r in by_store), key=lambda r: (-r["count"], r["store_id"]))
+    return {"total": sum(r["count"] for r in stores), "by_store": stores,
+            "recent": [{"store_id": r["store_id"] or "(no store)", "kind": r["subject"].split(".evt.", 1)[-1]
+                        if ".evt." in r["subject"] else r["subject"], "reason": r["reason"],
+                        "raw_bytes": r["raw_bytes"], "at": to_rfc3339(r["at_ms"])} for r in recent]}
 
 
 def shrinkage_by_reason(rows: list[dict], prices: dict[str, dict]) -> list[dict]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cloud.embedded.nats import NatsServer, store_user
 from cloud.embedded.postgres import PostgresServer
-from protocol.policy import store_password
+from cloud.store_credentials import BOOK_NAME, CredentialBook
 
 DEFAULT_STORES = ("S001", "S002", "S003", "S004", "S005")
 
@@ -25,12 +25,11 @@ class EmbeddedStack:
         self._temporary = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="freshmesh-stack-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        secret_file = self.workdir / "store.secret"
-        if not secret_file.exists():
-            secret_file.write_text(secrets.token_hex(16))
-            secret_file.chmod(0o600)
-        self.secret = secret_file.read_text().strip()
-        self.nats = NatsServer(self.workdir / "nats", secrets.token_hex(12), self.secret, list(store_ids)) if nats else None
+        # each store's own random password, provisioned here for the stack's stores (cloud/store_credentials.py)
+        self.credentials = CredentialBook(self.workdir / BOOK_NAME)
+        self.credentials.provision(store_ids)
+        self.nats = NatsServer(self.workdir / "nats", secrets.token_hex(12), self.credentials,
+                               list(store_ids)) if nats else None
         self.postgres = PostgresServer(self.workdir / "postgres") if postgres else None
 
     def _nats(self) -> NatsServer:
@@ -56,7 +55,11 @@ class EmbeddedStack:
         return self._postgres().url
 
     def store_credentials(self, store_id: str) -> tuple[str, str]:
-        return store_user(store_id), store_password(self.secret, store_id)
+        """A provisioned store's NATS user and password (KeyError for a store never provisioned)."""
+        password = self.credentials.password(store_id)
+        if password is None:
+            raise KeyError(f"store {store_id} has no credentials in {self.credentials.path}")
+        return store_user(store_id), password
 
     def add_stores(self, store_ids) -> None:
         self._nats().add_stores(list(store_ids))

@@ -6,20 +6,28 @@ transaction: a redelivery - even hours later - finds the id in `edge_events` and
 command re-sent after a crash answers `exists`. Only then is the JetStream message acked and the store told (a
 business ack) that it may drop the event from its outbox. A malformed frame goes to `dead_letters` with the
 reason and its raw bytes, is acked, and the next message is processed.
+
+Trust: a store is believed only about its own facts (`protocol.store_facts`, judged for each batch before any
+effect): an event it may not send - another store's pickup, a member who does not exist, a grant past what it
+reported on hand, a quantity past the sane bounds - is dead-lettered with the reason and its store told `refused`.
+Each store has a rate (`protocol.rate`): frames over it wait for the store to send them again, so one store's flood
+never holds up the others.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import os
 
 import asyncpg
 import nats.errors
 from nats.js import JetStreamContext
 
-from actors.member_ledger import RecordSpend, Spend
+from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
-from cloud.messaging import streams, to_stores
+from cloud.messaging import refusals, streams, to_stores
+from cloud.messaging.stored_value import NewBalances, apply_cash_top_up, apply_sale_spends
 from cloud.runtime.calls import ActorsUnavailable
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
@@ -27,6 +35,7 @@ from protocol.ids import derived_id
 from protocol.messages import (
     Ack,
     BusinessAck,
+    CashToppedUp,
     EscrowGranted,
     EscrowReclaimed,
     EscrowReclaimRequested,
@@ -35,8 +44,11 @@ from protocol.messages import (
     SaleCommitted,
     StockMoved,
 )
+from protocol.policy import STORE_CASH_TOPUP_DAY_CAP_FEN
 from protocol.pull import fetch_ready
+from protocol.rate import StoreRateLimits, StoreRates
 from protocol.schema import CONTROL_CHARACTERS
+from protocol.store_facts import judge
 
 FETCH_BATCH = 2_000
 REPORTED_REASONS = ("sale", "shrinkage", "stocktake", "transfer_out")  # movements that can leave online orders short
@@ -47,6 +59,10 @@ FETCH_ERROR_PAUSE_S = 0.5
 BATCH_RETRY_FIRST_S, BATCH_RETRY_MAX_S = 0.2, 5.0
 PERMANENT_AFTER_FAILURES = 2
 REASON_MAX_CHARS = 500
+THROTTLE_NOTE_EVERY_MS = 10_000  # a store over its rate gets one dead-letter note this often (the console shows it)
+# Heartbeats come every second; a store sending far more is dropped (each is soft state the next one replaces), so
+# that decoding its flood cannot take this process's loop from the events of every store.
+HEARTBEAT_LIMITS = StoreRateLimits(events_per_s=10, events_burst=50, bytes_per_s=64 * 1024, bytes_burst=256 * 1024)
 # What passes: the database or an actor not answering for a while. Anything else a single event raises (a value
 # PostgreSQL refuses, an actor refusing the command, a bug met by this event's data) fails again on every retry.
 TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
@@ -67,7 +83,23 @@ class Bridge:
         self._heartbeats: dict[str, dict] = {}
         self._lags: list[list] = []
         self._stores_with_consumer: set[str] = set()
-        self.stats = {"events": 0, "duplicates": 0, "dead_letters": 0, "batches": 0}
+        self.stats = {"events": 0, "duplicates": 0, "dead_letters": 0, "batches": 0, "refused": 0, "throttled": 0,
+                      "heartbeats_dropped": 0}
+        self.rates = StoreRates(StoreRateLimits.from_env(os.environ))
+        self._throttle_noted: dict[str, int] = {}  # store -> when its last "over the rate" note was written
+        self._throttled_now: dict[str, int] = {}  # store -> frames over its rate since the last note
+        self.heartbeat_rates = StoreRates(HEARTBEAT_LIMITS)
+        self.cash_topup_day_cap_fen = STORE_CASH_TOPUP_DAY_CAP_FEN  # per store and chain day
+        self._members = None
+        self.new_balances = NewBalances()  # members whose stored value the batch changed: told after it
+
+    @property
+    def members(self):
+        """The members service: the bridge tells the stores a member's new balance after a till spend or top-up."""
+        if self._members is None:
+            from cloud.services.members import Members  # a service, made on first use
+            self._members = Members(self.cloud)
+        return self._members
 
     async def start(self) -> Bridge:
         self.js = js = self.cloud.nats.jetstream()
@@ -125,9 +157,10 @@ class Bridge:
                 return
             except Exception as exc:  # noqa: BLE001 - classified: never applicable, or not yet
                 failures += 1
-                if not _transient(exc) and failures >= PERMANENT_AFTER_FAILURES:
+                if isinstance(exc, refusals.RefusedEvent) or (not _transient(exc) and failures >= PERMANENT_AFTER_FAILURES):
                     try:
-                        await self._refuse(m, f"could not be applied: {type(exc).__name__}: {exc}")
+                        await self._refuse(m, str(exc) if isinstance(exc, refusals.RefusedEvent) else
+                                           f"could not be applied: {type(exc).__name__}: {exc}")
                         return
                     except Exception as again:  # noqa: BLE001 - not even dead-lettered: the database is down
                         exc = again
@@ -143,8 +176,8 @@ class Bridge:
     async def _refuse(self, m, reason: str) -> None:
         """Dead-letter one message (raw bytes and why), ack it, and tell its store the event will never apply."""
         reason = reason[:REASON_MAX_CHARS]
-        await self.cloud.db.execute("insert into dead_letters (subject, reason, raw, at_ms) values ($1, $2, $3, $4)",
-                                    m.subject, reason, bytes(m.data), self.cloud.now_ms())
+        await self.cloud.db.execute(refusals.INSERT_SQL, *refusals.dead_row(m.subject, reason, bytes(m.data),
+                                                                            self.cloud.now_ms()))
         await m.ack()
         self.stats["dead_letters"] += 1
         log.error("dead letter on %s: %s", m.subject, reason)
@@ -176,21 +209,26 @@ class Bridge:
     async def handle(self, msgs) -> None:
         now = self.cloud.now_ms()
         events, dead, dead_msgs = [], [], []
-        for m in msgs:
+        msg_of: dict[str, object] = {}  # event id -> the (first) message that carried it
+        for m in self._within_rates(msgs, now):
             try:
                 event = codec.decode(m.data)
                 owner = subjects.store_from_subject(m.subject)
                 if event.store_id != owner:
                     raise ProtocolError(f"event for store {event.store_id} arrived on store {owner}'s subject")
                 events.append(event)
+                msg_of.setdefault(event.event_id, m)
             except ProtocolError as exc:
                 reason = str(exc)[:REASON_MAX_CHARS]
-                dead.append((m.subject, reason, bytes(m.data), now))
+                dead.append(refusals.dead_row(m.subject, reason, bytes(m.data), now))
                 dead_msgs.append((m, reason))
         unique = list({e.event_id: e for e in events}.values())
         known = {r["event_id"] for r in await self.cloud.db.fetch(
             "select event_id from edge_events where event_id = any($1::text[])", [e.event_id for e in unique])}
-        new = [e for e in unique if e.event_id not in known]
+        fresh = [e for e in unique if e.event_id not in known]
+        new = await self._believed(fresh, msg_of, dead, dead_msgs, now)
+        refused_ids = {e.event_id for e in fresh} - {e.event_id for e in new}
+        dead += self._throttle_notes(now)
         for store_id in {e.store_id for e in new}:
             await self.ensure_store(store_id)
         # On-hand reports supersede each other: only the batch's last reportable one per (store, sku) is sent.
@@ -203,8 +241,7 @@ class Bridge:
         await asyncio.gather(*(self._actor_effects(e) for e in effects))
         async with self.cloud.db.acquire() as conn, conn.transaction():
             if dead:
-                await conn.executemany("insert into dead_letters (subject, reason, raw, at_ms) values ($1, $2, $3, $4)",
-                                       dead)
+                await conn.executemany(refusals.INSERT_SQL, dead)
             if new:
                 await conn.executemany("""insert into edge_events (event_id, store_id, seq, kind, wall_ms, received_ms)
                                           values ($1, $2, $3, $4, $5, $6) on conflict do nothing""",
@@ -215,16 +252,65 @@ class Bridge:
         if dead:
             await self._tell_refused([(m, reason) for m, reason in dead_msgs])
         self.stats["events"] += len(new)
-        self.stats["duplicates"] += len(events) - len(new)
+        self.stats["duplicates"] += len(events) - len(fresh)
         self.stats["dead_letters"] += len(dead)
         self.stats["batches"] += 1
         for dl in dead:
-            log.warning("dead letter on %s: %s", dl[0], dl[1])
+            log.warning("dead letter on %s: %s", dl[0], dl[2])
         self._lags.extend([e.store_id, e.seq, e.wall_ms, now] for e in new)
+        await self.new_balances.tell(self.members)  # before the acks: no moment with a spend settled, balance stale
         try:
-            await self._acks(events, {e.event_id for e in new})
+            # a refused event was told `refused` above: no `exists` for it (the store would drop it as applied)
+            await self._acks([e for e in events if e.event_id not in refused_ids], {e.event_id for e in new})
         except Exception as exc:  # noqa: BLE001 - the events are applied; the store re-sends and is acked then
             log.warning("business acks not sent (%s); the store will re-send and get them", exc)
+
+    def _within_rates(self, msgs, now_ms: int) -> list:
+        """The messages within their store's rate. One over it is not applied now: it is acked with the batch
+        (JetStream holds nothing for it) and never business-acked, so the store - whose outbox keeps every event
+        until the cloud acks it - sends it again later (`edge.sync.StuckHead`). No legitimate sale is lost; a
+        flooding store only slows itself down, and its junk never reaches the decoder, the database or the acks."""
+        admitted, over = [], set()
+        for m in msgs:
+            store_id = refusals.store_of(m.subject)
+            # once a store is over its rate, the rest of its batch waits too: what it sent stays in its order
+            if store_id not in over and self.rates.admit(store_id, len(m.data), now_ms):
+                admitted.append(m)
+            else:
+                over.add(store_id)
+                self.stats["throttled"] += 1
+                self._throttled_now[store_id] = self._throttled_now.get(store_id, 0) + 1
+        return admitted
+
+    def _throttle_notes(self, now_ms: int) -> list[tuple]:
+        """One dead-letter row per store over its rate, at most every THROTTLE_NOTE_EVERY_MS: the console shows it
+        among the refused events (the frames themselves are not kept: they will come again, or were junk)."""
+        counts, self._throttled_now = self._throttled_now, {}
+        rows = []
+        for store_id, n in counts.items():
+            if now_ms - self._throttle_noted.get(store_id, 0) >= THROTTLE_NOTE_EVERY_MS:
+                self._throttle_noted[store_id] = now_ms
+                lim = self.rates.limits
+                rows.append((subjects.store_root(store_id) if store_id else "", store_id,
+                             f"store {store_id} over its rate ({lim.events_per_s:g} events/s, "
+                             f"{lim.bytes_per_s:g} bytes/s): {n} frame(s) not applied now; the store sends them again",
+                             b"", 0, now_ms))
+        return rows
+
+    async def _believed(self, events: list, msg_of: dict, dead: list, dead_msgs: list, now_ms: int) -> list:
+        """The events the cloud believes (`protocol.store_facts`); each refused one joins the batch's dead letters
+        with its reason (its store is told with them), and is not applied."""
+        refused = judge(events, await refusals.known_for(self.cloud, events)) if events else {}
+        if not refused:
+            return events
+        for event_id, reason in refused.items():
+            m = msg_of[event_id]
+            reason = reason[:REASON_MAX_CHARS]
+            dead.append(refusals.dead_row(m.subject, reason, bytes(m.data), now_ms))
+            dead_msgs.append((m, reason))
+            log.warning("refused: %s", reason)
+        self.stats["refused"] += len(refused)
+        return [e for e in events if e.event_id not in refused]
 
     async def _record(self, conn, events) -> None:
         sales = [e for e in events if isinstance(e, SaleCommitted)]
@@ -270,27 +356,26 @@ class Bridge:
                                           on_hand=event.on_hand_after))
         elif isinstance(event, PickupCompleted):
             await self._pickup(event)
+        elif isinstance(event, CashToppedUp):
+            await apply_cash_top_up(self.cloud, event, self.cash_topup_day_cap_fen)
+            self.new_balances.add(event.member_id)
         elif isinstance(event, SaleCommitted) and event.member_id:
-            for p in event.payments:
-                if p.method == "stored_value":
-                    # A till sale is a fact (the goods left): record it even past the balance, flagged as overdraft.
-                    await ledger.send(Spend(id=p.reference or f"sale:{event.sale_id}", member=event.member_id,
-                                            amount_fen=p.amount_fen, offline=True))
+            # A till sale is a fact (the goods left): an online one captures its hold, an offline one is spent within
+            # the allowance; what the ledger does not trust is recorded and flagged (cloud/messaging/stored_value.py)
+            if any(p.method == "stored_value" for p in event.payments):
+                taken = await apply_sale_spends(self.cloud, event)
+                self.new_balances.add(event.member_id, event.store_id, taken)
             others = sum(p.amount_fen for p in event.payments if p.method != "stored_value")
             if others:
                 await ledger.send(RecordSpend(id=f"sale:{event.sale_id}", member=event.member_id, amount_fen=others))
 
     async def _pickup(self, event: PickupCompleted) -> None:
         row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", event.order_id)
-        if row is None:
-            log.warning("pickup of unknown order %s from %s", event.order_id, event.store_id)
-            return
-        allocation = json.loads(row["allocation"])
-        if row["kind"] == "flash" or event.store_id not in allocation:
-            # A store is believed only about its own orders; this one is not its to hand over (a flash order has no
-            # store at all). Recorded and ignored: failing would retry the batch forever and stall every store.
-            log.warning("store %s reported handing over order %s, which was not allocated to it; ignored",
-                        event.store_id, event.order_id)
+        allocation = json.loads(row["allocation"]) if row is not None else {}
+        if row is None or row["kind"] == "flash" or event.store_id not in allocation:
+            # Not reached: `_believed` refused such a pickup before (dead-lettered, the store told). Kept so that
+            # no path can hand over another store's order.
+            log.error("pickup of order %s by store %s passed judgement; ignored", event.order_id, event.store_id)
             return
         for line in allocation[event.store_id]:
             rid = line["reservation_id"]
@@ -312,6 +397,9 @@ class Bridge:
 
     # ---- heartbeats and the registry -----------------------------------------------------------------------
     async def _on_heartbeat(self, msg) -> None:
+        if not self.heartbeat_rates.admit(refusals.store_of(msg.subject), len(msg.data), self.cloud.now_ms()):
+            self.stats["heartbeats_dropped"] += 1
+            return
         try:
             hb = codec.decode(msg.data)
             if not isinstance(hb, Heartbeat) or hb.store_id != subjects.store_from_subject(msg.subject):

@@ -3,13 +3,38 @@
 Edge events are deduplicated by `Nats-Msg-Id` (= event id) within the duplicate window; beyond it the cloud's
 PostgreSQL event table still makes a redelivery harmless. Commands are kept for days so that a store that was
 offline for hours gets everything it missed, in order, from its own durable consumer.
+
+Both streams are bounded (issue 14: 100 junk frames of 1 MB from one store were 96 MB in JetStream): no message
+bigger than the codec's frame limit (`max_msg_size`: JetStream refuses it to the publisher, nothing is stored), and
+at most `max_bytes` each. What happens at the bound is chosen per stream, so that nothing legitimate is lost
+silently:
+- edge events: the oldest messages go (DiscardPolicy.OLD). The stream is a transport, not the record: a store keeps
+  every event in its outbox until the cloud's business ack, so an event dropped before the bridge applied it is
+  sent again by its store (`edge.sync.StuckHead`). Discarding new messages instead would let one store's junk fill
+  the stream and refuse every other store's sales; with LIMITS retention, applied history would also fill it.
+- cloud messages: new messages are refused (DiscardPolicy.NEW). The cloud is their only publisher and their only
+  copy may be here (an order to fulfil for a store offline for days): the publish fails loudly to the cloud,
+  which retries or reports it, rather than a store's oldest unread message vanishing.
+`ensure_streams` updates existing streams to these limits at every start.
 """
 from __future__ import annotations
 
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 from nats.js.errors import NotFoundError
 
-from protocol import subjects
+from protocol import codec, subjects
 
 DUPLICATE_WINDOW_S = 2 * 3600
 EVENTS_MAX_AGE_S = 7 * 24 * 3600
@@ -18,22 +43,44 @@ ACK_WAIT_S = 30
 MAX_ACK_PENDING = 10_000
 
 
-def events_stream_config() -> StreamConfig:
+@dataclass(frozen=True)
+class StreamBounds:
+    """Bytes each stream may hold, and the largest message; `from_env`: FRESHMESH_EVENTS_MAX_BYTES,
+    FRESHMESH_CLOUD_MESSAGES_MAX_BYTES."""
+    events_max_bytes: int = 1024 ** 3  # 1 GiB: hours of a whole chain's events at peak
+    cloud_messages_max_bytes: int = 2 * 1024 ** 3
+    max_msg_size: int = codec.MAX_FRAME_BYTES  # no correct frame is bigger: the codec refuses to encode one
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StreamBounds:
+        env = os.environ if env is None else env
+        values = {name: int(env[key]) for name, key in (("events_max_bytes", "FRESHMESH_EVENTS_MAX_BYTES"),
+                                                         ("cloud_messages_max_bytes", "FRESHMESH_CLOUD_MESSAGES_MAX_BYTES"))
+                  if env.get(key)}
+        return cls(**values)
+
+
+def events_stream_config(bounds: StreamBounds | None = None) -> StreamConfig:
+    bounds = bounds or StreamBounds()
     return StreamConfig(
         name=subjects.EVENTS_STREAM, subjects=[subjects.EVENTS_SUBJECTS], retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE, max_age=EVENTS_MAX_AGE_S, duplicate_window=DUPLICATE_WINDOW_S,
+        max_bytes=bounds.events_max_bytes, max_msg_size=bounds.max_msg_size, discard=DiscardPolicy.OLD,
     )
 
 
-def cloud_messages_stream_config() -> StreamConfig:
+def cloud_messages_stream_config(bounds: StreamBounds | None = None) -> StreamConfig:
+    bounds = bounds or StreamBounds()
     return StreamConfig(
         name=subjects.CLOUD_MESSAGES_STREAM, subjects=[subjects.CLOUD_MESSAGES_SUBJECTS], retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE, max_age=CLOUD_MESSAGES_MAX_AGE_S, duplicate_window=DUPLICATE_WINDOW_S,
+        max_bytes=bounds.cloud_messages_max_bytes, max_msg_size=bounds.max_msg_size, discard=DiscardPolicy.NEW,
     )
 
 
-async def ensure_streams(js) -> None:
-    for config in (events_stream_config(), cloud_messages_stream_config()):
+async def ensure_streams(js, bounds: StreamBounds | None = None) -> None:
+    bounds = bounds or StreamBounds.from_env()
+    for config in (events_stream_config(bounds), cloud_messages_stream_config(bounds)):
         try:
             await js.stream_info(config.name)
             await js.update_stream(config)

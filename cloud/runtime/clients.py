@@ -10,7 +10,7 @@ import asyncio
 
 from actors.base import AuditQuery, Result
 from actors.flash_sale import LeaseSync, OpenSale, SaleStatusQuery
-from actors.member_ledger import MemberQuery, RecordSpend, RedeemPoints, Refund, Spend, TopUp
+from actors.member_ledger import Capture, Hold, MemberQuery, RecordSpend, RedeemPoints, Refund, Release, Spend, TopUp
 from actors.order_router import BookSlot, NearbyQuery, PickupPlanQuery, PlanQuery, ReleaseSlot, UpsertStore
 from actors.stock_pool import (
     AvailabilityQuery,
@@ -30,7 +30,7 @@ from cloud.runtime.registry import registry
 from cloud.runtime.shard_map import ShardConfig
 
 StockPoolCommand = Grant | Reclaim | SetRatio | ReportOnHand | Reserve | Confirm | Cancel | Fulfil | Reroute
-MemberLedgerCommand = TopUp | Spend | RecordSpend | Refund | RedeemPoints
+MemberLedgerCommand = TopUp | Spend | RecordSpend | Refund | RedeemPoints | Hold | Capture | Release
 RouterCommand = UpsertStore | BookSlot | ReleaseSlot
 REGISTRY_TIMEOUT_S = 3.0
 

@@ -65,10 +65,12 @@ class Members:
         await self.notify_stores(body, phone)
         return body, True
 
-    async def notify_stores(self, view: dict, phone: str | None = None) -> None:
+    async def notify_stores(self, view: dict, phone: str | None = None,
+                            settles: dict[str, tuple[str, ...]] | None = None) -> None:
         """Every store keeps a member cache for offline identification and floor-limited spending: per store, the
         phone's hash under that store's own lookup key and the masked phone, never the number. `phone`: the clear
-        number when the caller has it (else it is opened from the row)."""
+        number when the caller has it (else it is opened from the row). `settles`: per store, the references of its
+        stored-value spends this balance includes (the store stops counting them as unsettled)."""
         if self.cloud.nats is None:
             return
         if phone is None:
@@ -81,7 +83,7 @@ class Members:
             items.append((store_id, functools.partial(
                 MemberUpdated, member_id=view["member_id"], phone_hash=phone_hash, phone_masked=view["phone"],
                 member_code=view["member_code"], level=view["level"], stored_value_fen=view["stored_value_fen"],
-                points=view["points"])))
+                points=view["points"], settles=(settles or {}).get(store_id, ()))))
         await to_stores.send_many(self.cloud, items)  # one numbering statement and the publishes together
 
     async def row(self, member_id: str, erased: bool = False):

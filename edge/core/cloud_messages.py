@@ -7,6 +7,9 @@
   store keeps selling with what it has) - either way the message is marked applied, so it is not retried forever.
 - A business ack drops the acked events from the outbox, raises the seq floor to the highest of them, and stops
   counting their stored value as unsettled. It needs no inbox mark: dropping rows twice changes nothing.
+- A member's new balance names this store's spends it includes: they stop counting as unsettled with it. The
+  cloud sends it before the ack; if it comes later (or never), the ack settles the spend and the balance follows:
+  a spend is settled once, by whichever comes first, so nothing is counted twice.
 """
 from __future__ import annotations
 
@@ -78,17 +81,17 @@ def apply_ack(ack: BusinessAck, rows: list[AckedRow], now_ms: int = 0) -> Outcom
             notes.append(f"acked event {row.event_id} could not be read to settle stored value: {exc}")
             continue
         if settled:
-            effects.append(SettleStoredValue(*settled))
+            effects.append(settled)
     effects.append(DropAcked(tuple(r.event_id for r in rows), max(r.seq for r in rows)))
     return Outcome(reply="acked", effects=tuple(effects), notes=tuple(notes))
 
 
-def _stored_value(sale) -> tuple[str, int] | None:
-    """For an acked sale paid by stored value: (member, amount) the cloud now holds."""
+def _stored_value(sale) -> SettleStoredValue | None:
+    """For an acked sale paid by stored value: its spends, which the cloud now holds."""
     if isinstance(sale, SaleCommitted) and sale.member_id:
-        amount = sum(p.amount_fen for p in sale.payments if p.method == "stored_value")
-        if amount:
-            return sale.member_id, amount
+        paid = [p for p in sale.payments if p.method == "stored_value"]
+        if paid:
+            return SettleStoredValue(sale.member_id, tuple(p.reference for p in paid), sum(p.amount_fen for p in paid))
     return None
 
 

@@ -59,16 +59,48 @@ class InsertSale:
 
 @dataclass(frozen=True, slots=True)
 class AddUnsettled:
-    """Stored value a member spent at this store that the cloud has not acknowledged yet."""
+    """Stored value a member spent at this store that the cached balance does not include yet, by its payment
+    reference (the hold id, or "sv:<sale id>" for a spend made without the cloud's hold: `offline`)."""
     member_id: str
     amount_fen: int
+    reference: str
+    offline: bool
 
 
 @dataclass(frozen=True, slots=True)
 class SettleStoredValue:
-    """The cloud acknowledged a stored-value spend: it no longer counts as unsettled (never below zero)."""
+    """The cloud took these stored-value spends (a business ack): they no longer count as unsettled. Settling one
+    already settled (by the member's new balance, which names it) changes nothing."""
+    member_id: str
+    references: tuple[str, ...]
+    amount_fen: int  # their total: what a cache from before spends were kept one by one still counts
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTopUp:
+    """A cash top-up taken at a lane by its signed-in cashier, journaled with the shift."""
+    topup_id: str
+    lane: str
     member_id: str
     amount_fen: int
+    cashier_id: str
+    shift_id: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenShift:
+    """A cashier signed in at a lane: the shift their cash is journaled under."""
+    shift_id: str
+    cashier_id: str
+    lane: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloseShift:
+    shift_id: str
+    at_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +120,8 @@ class SetOrderStatus:
 
 @dataclass(frozen=True, slots=True)
 class UpsertMember:
-    """A member snapshot for the offline cache; the unsettled amount stays (the snapshot cannot include it)."""
+    """A member snapshot for the offline cache. This store's spends the snapshot names (`settles`) are in its
+    balance and stop counting as unsettled; the others stay unsettled."""
     member: MemberUpdated
 
 
@@ -132,7 +165,8 @@ class SetAsideRefused:
 
 
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
-          | SetOrderStatus | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked)
+          | SetOrderStatus | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
+          | RecordTopUp | OpenShift | CloseShift)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

@@ -4,6 +4,13 @@
 any escrow reclaim request, the member's unsettled stored value - the shell commits in ONE transaction; the
 receipt is an after-effect, so it prints only once the sale is durable. The till never waits on the network:
 selling past the offline share goes through and asks the cloud for the difference back (DESIGN.md section 3).
+
+Stored value: before asking to pay, the shell asks the cloud's ledger for a hold of the sale's total (`quote`
+says which member and how much) and passes the answer in (`Authorisation`). A granted hold pays the sale online:
+its payment's reference is the hold id and the sale says it was online, so the cloud captures that hold. A refused
+hold refuses the sale (409, the ledger's reason). No answer (offline, or the hold request timed out) pays the sale
+without the cloud, only within the per-member offline allowance (`protocol.payments.offline_shortfall`), and the
+sale says it was offline. Either way the spend counts as unsettled at this store until the cloud takes it.
 """
 from __future__ import annotations
 
@@ -13,10 +20,21 @@ from dataclasses import dataclass
 from edge.core import escrow, tickets
 from edge.core.cart import Cart, price
 from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, MoveStock, Outcome, PrintTicket, Publish, Refused
-from edge.core.state import Books, EventStamp, StockLevel
+from edge.core.state import Books, EventStamp, Member, StockLevel
 from protocol import payments
 from protocol.messages import EscrowReclaimRequested, Payment, SaleCommitted, SaleLine, StockMoved
-from protocol.policy import OFFLINE_FLOOR_LIMIT_FEN
+from protocol.money import format_fen
+from protocol.policy import OFFLINE_ALLOWANCE_FEN
+
+
+@dataclass(frozen=True, slots=True)
+class Authorisation:
+    """The cloud's answer to the till's hold request for this sale (asked by the shell before paying)."""
+    hold_id: str
+    member_id: str
+    amount_fen: int
+    granted: bool
+    reason: str = ""  # why it was refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +42,7 @@ class PayRequest:
     lane: str
     method: str  # checked against protocol.payments.TILL_METHODS
     tendered_fen: int = 0
+    authorisation: Authorisation | None = None  # stored value: the hold, or None (offline, no answer in time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +50,7 @@ class Till:
     """Who sells, and under which limits (the box's configuration and its connection state)."""
     store_id: str
     online: bool
-    floor_limit_fen: int = OFFLINE_FLOOR_LIMIT_FEN
+    floor_limit_fen: int = OFFLINE_ALLOWANCE_FEN  # the per-member offline allowance
 
 
 def till_method(name: str) -> payments.Method:
@@ -41,25 +60,56 @@ def till_method(name: str) -> payments.Method:
     raise Refused(422, f"unknown payment method {name!r}: one of {', '.join(payments.TILL_METHODS)}")
 
 
-def settle(name: str, total_fen: int, tendered_fen: int, cart: Cart, till: Till, sale_id: str
-           ) -> tuple[tuple[Payment, ...], int]:
-    """(payments, change) for the sale, or Refused saying why this payment cannot go through."""
-    method, change = till_method(name), 0
+def quote(cart: Cart, books: Books, till: Till, now_ms: int) -> dict:
+    """Who pays how much by stored value, for the shell's hold request: {"member_id", "total_fen"}."""
+    if not cart.lines:
+        raise Refused(409, "the cart is empty")
+    if cart.member is None:
+        raise Refused(409, "stored value needs a member: identify the member first")
+    return {"member_id": cart.member.member_id, "total_fen": price(cart, books, till.store_id, now_ms).total_fen}
+
+
+def settle(request: PayRequest, total_fen: int, cart: Cart, till: Till, sale_id: str
+           ) -> tuple[tuple[Payment, ...], int, bool]:
+    """(payments, change, paid without the cloud) for the sale, or Refused saying why this payment cannot go
+    through."""
+    method, change, reference = till_method(request.method), 0, None
+    offline = not till.online
     if method == "cash":
-        verdict = payments.cash_change(tendered_fen, total_fen)
+        verdict = payments.cash_change(request.tendered_fen, total_fen)
         if isinstance(verdict, str):
             raise Refused(409, verdict)
         change = verdict
     elif method == "stored_value":
         if cart.member is None:
             raise Refused(409, "stored value needs a member: identify the member first")
-        short = payments.stored_value_shortfall(cart.member.stored_value_fen, cart.member.unsettled_fen, total_fen,
-                                                till.online, till.floor_limit_fen)
-        if short:
-            raise Refused(409, short)
+        reference, offline = stored_value_reference(request.authorisation, cart.member, total_fen, till, sale_id)
     if not total_fen:  # a basket the promotions made free: nothing is paid, by any method
-        return (), change
-    return (Payment(method=method, amount_fen=total_fen, reference=payments.reference(method, sale_id)),), change
+        return (), change, offline
+    reference = reference or payments.reference(method, sale_id)
+    return (Payment(method=method, amount_fen=total_fen, reference=reference),), change, offline
+
+
+def stored_value_reference(auth: Authorisation | None, member: Member, total_fen: int, till: Till, sale_id: str
+                           ) -> tuple[str, bool]:
+    """(the payment's reference, paid without the cloud): the hold the cloud granted, or the sale's own id within
+    the offline allowance; Refused otherwise."""
+    if not total_fen:
+        return "", not till.online
+    if auth is not None and auth.granted:  # the hold must be for this very payment, or the cloud would not trust it
+        if auth.member_id != member.member_id:
+            raise Refused(409, "the member changed while the cloud held the stored value: pay again")
+        if auth.amount_fen != total_fen:
+            raise Refused(409, f"the total changed to {format_fen(total_fen)} while the cloud held "
+                               f"{format_fen(auth.amount_fen)}: pay again")
+        return auth.hold_id, False
+    if auth is not None:
+        raise Refused(409, auth.reason or "insufficient stored value")
+    short = payments.offline_shortfall(member.stored_value_fen, member.unsettled_fen, member.offline_unsettled_fen,
+                                       total_fen, till.floor_limit_fen)
+    if short:
+        raise Refused(409, short)
+    return payments.reference("stored_value", sale_id), True
 
 
 def sold_stock(lines: tuple[SaleLine, ...], levels: Mapping[str, StockLevel], sale_id: str, stamp: EventStamp
@@ -89,21 +139,22 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     now_ms = stamp.moment.wall_ms
     priced = price(cart, books, till.store_id, now_ms)
     total = priced.total_fen
-    paid, change = settle(request.method, total, request.tendered_fen, cart, till, sale_id)
+    paid, change, offline = settle(request, total, cart, till, sale_id)
     lines = tuple(SaleLine(sku=line.sku, quantity=line.quantity, amount_fen=pl.amount_fen)
                   for line, pl in zip(cart.lines, priced.lines, strict=True))
     member_id = cart.member.member_id if cart.member else None
     sale = stamp.make(SaleCommitted, sale_id=sale_id, lane=request.lane, lines=lines, total_fen=total,
-                      payments=paid, member_id=member_id, offline=not till.online)
+                      payments=paid, member_id=member_id, offline=offline)
     effects: list[Effect] = [InsertSale(sale_id=sale_id, lane=request.lane, total_fen=total, lines=lines, payments=paid,
-                          member_id=member_id, offline=not till.online, at_ms=now_ms),
+                          member_id=member_id, offline=offline, at_ms=now_ms),
                Publish(sale)]
     effects += sold_stock(lines, levels, sale_id, stamp)
-    if request.method == "stored_value" and member_id and total:
-        effects.append(AddUnsettled(member_id, total))
+    if member_id:
+        effects += [AddUnsettled(member_id, p.amount_fen, p.reference, offline) for p in paid
+                    if p.method == "stored_value"]
     printed = tickets.receipt(till.store_id, sale_id, priced, request.method, request.tendered_fen, change,
                               cart.member.phone_masked if cart.member else None)
     # The cart goes before the receipt prints: a failed print must not leave a paid cart to be paid again.
-    return Outcome(reply={"sale_id": sale_id, "total_fen": total, "change_fen": change, "offline": not till.online},
+    return Outcome(reply={"sale_id": sale_id, "total_fen": total, "change_fen": change, "offline": offline},
                    effects=tuple(effects), after=(ForgetCart(request.lane), PrintTicket(printed)),
                    last_seq=stamp.outcome_seq)

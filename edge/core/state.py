@@ -30,12 +30,13 @@ class Member:
     level: str | None
     stored_value_fen: int
     points: int
-    unsettled_fen: int  # stored value spent here that the cloud has not acknowledged yet
+    unsettled_fen: int  # stored value spent here that the cached balance does not include yet
+    offline_unsettled_fen: int = 0  # the part of it spent without the cloud's hold (bounded by the offline allowance)
 
     def as_json(self) -> dict:
         return {"member_id": self.member_id, "phone": self.phone_masked, "member_code": self.member_code,
                 "level": self.level, "stored_value_fen": self.stored_value_fen, "points": self.points,
-                "offline_spent_fen": self.unsettled_fen}
+                "unsettled_fen": self.unsettled_fen, "offline_spent_fen": self.offline_unsettled_fen}
 
 
 @dataclass(frozen=True, slots=True)

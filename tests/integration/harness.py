@@ -32,8 +32,8 @@ SECRET_KEY = "test-master-secret-0123456789-abcdefghijklmnop"  # a fixed key rin
 
 
 def fixed_keys(stack) -> KeyRing:
-    """The tests' key ring: the fixed master, and the stack's store secret (stores' member lookup keys)."""
-    return KeyRing(SECRET_KEY, store_secret=stack.secret)
+    """The tests' key ring: the fixed master, and the stack's store credentials (stores' member lookup keys)."""
+    return KeyRing(SECRET_KEY, store_passwords=stack.credentials.password)
 
 
 def ids() -> IdFactory:

@@ -51,6 +51,10 @@ async def stocked(cloud, stack):
     products = (await http.get("/products")).json()["products"]
     pieces = [p["sku"] for p in products if p["unit"] == "piece" and "online" in p["channels"]][:2]
     async with StoreLink(stack, "S001") as s1, StoreLink(stack, "S002") as s2:
+        # a store grants only what it reported on hand (protocol.store_facts): receive first, as an edge box does
+        for link, sku in ((s1, pieces[0]), (s2, pieces[0]), (s2, pieces[1])):
+            await link.publish(StockMoved(**link.next_envelope(), sku=sku, delta=20, reason="receiving",
+                                          shrinkage_reason="", on_hand_after=20, reference=""))
         await s1.publish(EscrowGranted(**s1.next_envelope(), sku=pieces[0], qty=5, escrow_after=5))
         await s2.publish(EscrowGranted(**s2.next_envelope(), sku=pieces[0], qty=3, escrow_after=3))
         await s2.publish(EscrowGranted(**s2.next_envelope(), sku=pieces[1], qty=2, escrow_after=2))
@@ -298,6 +302,8 @@ async def test_flash_sale_throttles_with_retry_after(cloud, stocked):
 async def test_redelivered_and_malformed_edge_events(cloud, stack, stocked):
     services, http = cloud
     async with StoreLink(stack, "S003") as store:
+        await store.publish(StockMoved(**store.next_envelope(), sku=stocked[0], delta=12, reason="receiving",
+                                       shrinkage_reason="", on_hand_after=12, reference=""))
         grant = EscrowGranted(**store.next_envelope(), sku=stocked[0], qty=4, escrow_after=4)
         await store.publish(grant)
         await store.publish_raw("sale.committed", b"\xc1garbage")

@@ -80,7 +80,7 @@ async def till_sale(link: StoreLink, sku: str, fen: int, stored_value_fen: int =
     line = SaleLine(sku=sku, quantity=Quantity.grams(1000), amount_fen=fen)
     await link.publish(SaleCommitted(**link.next_envelope(), sale_id=f"CON{uuid.uuid4().hex[:16]}", lane="1",
                                      lines=(line,), total_fen=fen, payments=payments, member_id=member_id,
-                                     offline=False))
+                                     offline=bool(stored_value_fen)))  # no hold: a spend made offline
 
 
 def key() -> dict:

@@ -223,14 +223,92 @@ async def test_stored_value_counts_as_unsettled_until_the_cloud_acks_the_sale(bo
     sale = (await http.post("/lanes/5/pay", json={"method": "stored_value"})).json()
 
     async def unsettled():
-        async with edge.store_db.reader.execute("select offline_spent_fen from members where member_id = 'M1'") as cur:
-            return (await cur.fetchone())[0]
-    assert await unsettled() == sale["total_fen"] > 0
+        return sum(s["amount_fen"] for s in await edge.store_db.unsettled("M1"))
+    assert await unsettled() == sale["total_fen"] > 0 and sale["offline"] is True  # no cloud here: offline
     event = next(codec.decode(f) for _, _, f, kind in await edge.store_db.outbox(0, 100) if kind == "sale.committed")
     ack = BusinessAck(**envelope("S009", 2), acks=(Ack(event_id=event.event_id, seq=event.seq, result="ok", detail=""),))
     await edge.actor.ask("cloud_message", message=ack)
     assert await unsettled() == 0
     assert "sale.committed" not in await outbox_kinds(edge)
+
+
+async def test_a_spend_is_settled_once_whichever_of_the_new_balance_and_the_ack_comes_first(box):
+    """The member's new balance (naming the spends it includes) and the business ack may arrive in either order:
+    the cached balance less what is unsettled is right after each, never counting a spend twice."""
+    from protocol.messages import Ack, BusinessAck, MemberUpdated
+    from tests.integration.harness import envelope
+    edge, http, _, _ = box
+    base = dict(member_id="M2", phone_hash=b"", phone_masked="138****0002", member_code="0000000002", level="regular",
+                points=0)
+    await edge.actor.ask("cloud_message", message=MemberUpdated(**envelope("S009", 1), stored_value_fen=5_000, **base))
+    sales = []
+    for lane in ("6", "7"):
+        await http.post(f"/lanes/{lane}/member", json={"member_code": "0000000002"})
+        await http.post(f"/lanes/{lane}/scan", json={"code": packed()["gtin"]})
+        sales.append((await http.post(f"/lanes/{lane}/pay", json={"method": "stored_value"})).json())
+    price = sales[0]["total_fen"]
+    frames = {codec.decode(f).sale_id: codec.decode(f) for _, _, f, kind in await edge.store_db.outbox(0, 100)
+              if kind == "sale.committed"}
+    first, second = (frames[s["sale_id"]] for s in sales)
+
+    async def spendable():
+        member = await edge.store_db.member(member_id="M2")
+        return member.stored_value_fen - member.unsettled_fen
+    assert await spendable() == 5_000 - 2 * price
+
+    def ack(event):
+        return BusinessAck(**envelope("S009", 9), acks=(Ack(event_id=event.event_id, seq=event.seq, result="ok",
+                                                            detail=""),))
+    # the first: the new balance before the ack
+    await edge.actor.ask("cloud_message", message=MemberUpdated(
+        **envelope("S009", 2), stored_value_fen=5_000 - price, settles=(first.payments[0].reference,), **base))
+    assert await spendable() == 5_000 - 2 * price
+    await edge.actor.ask("cloud_message", message=ack(first))
+    assert await spendable() == 5_000 - 2 * price
+    # the second: the ack before the new balance
+    await edge.actor.ask("cloud_message", message=ack(second))
+    await edge.actor.ask("cloud_message", message=MemberUpdated(
+        **envelope("S009", 3), stored_value_fen=5_000 - 2 * price, settles=(second.payments[0].reference,), **base))
+    assert await spendable() == 5_000 - 2 * price and await edge.store_db.unsettled("M2") == []
+
+
+async def test_a_cash_top_up_needs_a_signed_in_cashier_and_is_journaled_with_the_shift(tmp_path):
+    from edge.cashier_pins import hash_pin
+    from protocol.messages import MemberUpdated
+    from tests.integration.harness import envelope
+    config = {"store_id": "S009", "data_dir": str(tmp_path / "data"), "world": str(WORLD), "nats_password": PASSWORD,
+              "cashiers": {"C07": hash_pin("2468")}, "cash_topup_day_cap_fen": 30_000}
+    edge = await EdgeBox(config).start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(edge)),
+                                     base_url="http://lane") as http:
+            await edge.actor.ask("cloud_message", message=MemberUpdated(
+                **envelope("S009", 1), member_id="M3", phone_hash=b"", phone_masked="138****0003",
+                member_code="0000000003", level="regular", stored_value_fen=0, points=0))
+            await http.post("/lanes/2/member", json={"member_code": "0000000003"})
+            r = await http.post("/lanes/2/top-ups", json={"amount_fen": 10_000})
+            assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json"
+            assert r.json()["detail"] == "no cashier is signed in at lane 2: a cash top-up needs a signed-in cashier"
+            r = await http.post("/lanes/2/cashier", json={"cashier_id": "C07", "pin": "1357"})
+            assert r.status_code == 401 and "unknown cashier or wrong PIN" in r.json()["detail"]
+            r = await http.post("/lanes/2/cashier", json={"cashier_id": "C99", "pin": "2468"})
+            assert r.status_code == 401
+            signed = await http.post("/lanes/2/cashier", json={"cashier_id": "C07", "pin": "2468"})
+            assert signed.status_code == 200 and signed.json()["cashier_id"] == "C07"
+            shift = signed.json()["shift_id"]
+            r = await http.post("/lanes/2/top-ups", json={"amount_fen": 20_000})
+            assert r.status_code == 201 and r.json()["shift_id"] == shift and r.json()["cashier_id"] == "C07"
+            r = await http.post("/lanes/2/top-ups", json={"amount_fen": 20_000})
+            assert r.status_code == 409 and "past the daily cap of 300.00" in r.json()["detail"]
+            frames = [codec.decode(f) for _, _, f, kind in await edge.store_db.outbox(0, 100)
+                      if kind == "stored_value.cash_topped_up"]
+            assert [(e.member_id, e.amount_fen, e.cashier_id, e.shift_id) for e in frames] == [
+                ("M3", 20_000, "C07", shift)]
+            assert await edge.store_db.count("topups") == 1 and await edge.store_db.count("shifts") == 1
+            assert (await http.delete("/lanes/2/cashier")).json()["signed_out"] == "C07"
+            assert (await http.post("/lanes/2/top-ups", json={"amount_fen": 100})).status_code == 403
+    finally:
+        await edge.stop()
 
 
 async def test_price_embedded_label_on_a_per_kg_product_takes_the_right_grams_off_stock(box):
@@ -358,3 +436,14 @@ async def test_another_process_reading_the_store_database_never_takes_its_wal_aw
         assert subprocess.run(read, capture_output=True, text=True, check=True).stdout.strip() == "1"
     finally:
         await store_db.close()
+
+
+async def test_guessing_a_cashiers_pin_locks_the_cashier_id_for_a_while():
+    from edge.cashier_pins import FAILURES_MAX, LOCK_MS, CashierPins, hash_pin
+    pins = CashierPins({"C01": hash_pin("2468")})
+    assert await pins.verify("C01", "2468", 0)
+    for _ in range(FAILURES_MAX):
+        assert not await pins.verify("C01", "0000", 1)
+    assert not await pins.verify("C01", "2468", 2)  # the right PIN, but locked: the same answer
+    assert await pins.verify("C01", "2468", 1 + LOCK_MS)
+    assert not await pins.verify("C99", "2468", 3)  # an unknown cashier: the same answer as a wrong PIN

@@ -224,7 +224,7 @@ async def test_rotation_reseals_every_phone_under_the_new_first_key(chain, stack
     new = ("k2", os.urandom(32))
     conn = await asyncpg.connect(stack.database_url)
     try:
-        forward = Pii(KeyRing(SECRET_KEY, [new], store_secret=stack.secret))
+        forward = Pii(KeyRing(SECRET_KEY, [new], store_passwords=stack.credentials.password))
         counts = await rotate(conn, forward, batch=7)  # small batches: the paging is exercised
         assert counts["resealed"] >= 1 and counts["resealed"] == counts["members"] and counts["rehashed"] == 0
         rows = await conn.fetch("select member_id, phone_sealed from members where phone_sealed is not null")
@@ -233,7 +233,7 @@ async def test_rotation_reseals_every_phone_under_the_new_first_key(chain, stack
         assert forward.open(bytes(sealed), row=member_id, field="phone") == f"+86{mobile}"
         assert (await rotate(conn, forward))["resealed"] == 0  # a rerun has nothing left to do
         # back under the tests' key, so the running cloud (and later tests) can open them again
-        await rotate(conn, Pii(KeyRing(SECRET_KEY, [derived, new], store_secret=stack.secret)))
+        await rotate(conn, Pii(KeyRing(SECRET_KEY, [derived, new], store_passwords=stack.credentials.password)))
     finally:
         await conn.close()
     exported = (await http.get(f"/members/{member_id}/export", headers=OPERATOR)).json()
@@ -257,7 +257,7 @@ async def test_a_clear_phone_left_by_an_older_version_is_sealed_at_start_and_its
                     await conn.execute("insert into schema_migrations (version, name) values ($1, $2)", version, name)
             await conn.execute("insert into members (member_id, phone, member_code, created_ms) values "
                                "('M-old', $1, '0000000042', 1)", f"+86{mobile}")
-            assert (await migrate(conn))[:1] == [8]  # (and any later ones)
+            assert [v for v in await migrate(conn) if v <= 8] == [8]  # (and any later ones)
             assert await seal_clear_phones(conn, Pii(fixed_keys(stack))) == 1
             assert await seal_clear_phones(conn, Pii(fixed_keys(stack))) == 0  # done once
             columns = {r["column_name"] for r in await conn.fetch(

@@ -23,7 +23,9 @@ naturals = st.integers(0, 2**40)
 OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": naturals, "wall_ms": naturals,
              "qty": st.integers(1, 10**6), "delta": st.integers(-10**6, 10**6).filter(bool),
              "amount_fen": st.integers(1, 10**7), "request_event_id": ids, "amount": st.integers(1, 10**6),
-             "lane": st.from_regex(r"[A-Za-z0-9_-]{1,16}", fullmatch=True)}
+             "lane": st.from_regex(r"[A-Za-z0-9_-]{1,16}", fullmatch=True), "hold_id": ids.map(lambda i: f"hold:{i}"),
+             "topup_id": ids, "shift_id": ids, "cashier_id": st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True),
+             "member_id": st.from_regex(r"[A-Za-z0-9]{1,40}", fullmatch=True)}
 
 
 def strategy_for(hint, name=""):
@@ -203,3 +205,24 @@ def test_mutated_valid_frames_only_ever_raise_protocol_error(data):
         return
     assert decoded.KIND in ALL_MESSAGES  # a mutation may still be a valid message; then it must be well-formed
     assert codec.decode(codec.encode(decoded)) == decoded
+
+
+def hold_request(**changes) -> bytes:
+    body = {"event_id": "01J9Z8K6Q3X4V5W6Y7Z8A9B0C1", "store_id": "S001", "seq": 0, "wall_ms": 1, "mono_ms": 1,
+            "hold_id": "hold:01J9Z8K6Q3X4V5W6Y7Z8A9B0C2", "member_id": "M1", "amount_fen": 1_825, "lane": "1",
+            "kind": "stored_value.hold", "schema_version": 1, **changes}
+    return msgpack.packb(body)
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"hold_id": "sv:S1"}, "stored_value.hold: not a hold id: 'sv:S1'"),
+    ({"amount_fen": 0}, "stored_value.hold: amount_fen must be positive"),
+    ({"member_id": ""}, "stored_value.hold.member_id: a member id is 1-64 characters"),
+    ({"lane": "1\x00"}, "control character"),
+    ({"granted": True}, "unknown field(s) ['granted']"),
+])
+def test_a_bad_hold_request_says_what_was_wrong(changes, words):
+    assert codec.decode(hold_request()).amount_fen == 1_825
+    with pytest.raises(ProtocolError) as err:
+        codec.decode(hold_request(**changes))
+    assert words in str(err.value)

@@ -414,3 +414,13 @@ def test_an_actor_hosts_failed_start_is_its_reported_last_error():
     assert (first["ready"], "start_error" in first) == (False, False)
     assert second["ready"] is False
     assert second["start_error"] == second["last_error"] == "start failed: OSError: connection refused"
+
+
+def test_refused_store_events_per_store_and_newest_with_reasons():
+    from cloud.console.snapshot import refused_view
+    view = refused_view(
+        [{"store_id": "S002", "count": 1, "last_ms": T0}, {"store_id": "S007", "count": 3, "last_ms": T0 + 5}],
+        [{"store_id": "S007", "subject": "fm.store.S007.evt.pickup.completed", "reason": "not allocated",
+          "raw_bytes": 90, "at_ms": T0 + 5}])
+    assert view["total"] == 4 and [r["store_id"] for r in view["by_store"]] == ["S007", "S002"]
+    assert view["recent"][0]["kind"] == "pickup.completed" and view["recent"][0]["reason"] == "not allocated"

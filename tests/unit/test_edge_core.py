@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from edge.core import cloud_messages, selling, stock, tickets
+from edge.core import cashiers, cloud_messages, selling, stock, tickets
 from edge.core.cart import Cart, label_quantity, line_for_code, weighed_line
 from edge.core.cloud_messages import AckedRow
 from edge.core.outcome import (
     AddUnsettled,
     ChangeEscrow,
+    CloseShift,
     DropAcked,
     DropMember,
     ForgetCart,
@@ -24,9 +25,11 @@ from edge.core.outcome import (
     InsertSale,
     MarkApplied,
     MoveStock,
+    OpenShift,
     Outcome,
     PrintTicket,
     Publish,
+    RecordTopUp,
     Refused,
     SetAsideRefused,
     SetOrderStatus,
@@ -97,9 +100,9 @@ def till(online: bool = True) -> selling.Till:
     return selling.Till(STORE, online=online, floor_limit_fen=5_000)
 
 
-def pay(cart, method="cash", tendered=10**6, levels=None, last_seq=0, online=True) -> Outcome:
-    return selling.pay(cart, BOOKS, selling.PayRequest("1", method, tendered), till(online), make_id(NOW.wall_ms, 999),
-                       levels or {}, stamp(last_seq))
+def pay(cart, method="cash", tendered=10**6, levels=None, last_seq=0, online=True, auth=None) -> Outcome:
+    return selling.pay(cart, BOOKS, selling.PayRequest("1", method, tendered, auth), till(online),
+                       make_id(NOW.wall_ms, 999), levels or {}, stamp(last_seq))
 
 
 def of(outcome: Outcome, kind: type) -> list:
@@ -203,18 +206,73 @@ def test_payment_refusals_change_nothing():
         pay(cart, method="bitcoin")
 
 
+HOLD = "hold:" + make_id(NOW.wall_ms, 5)
+
+
 def test_stored_value_offline_goes_down_to_the_floor_and_counts_as_unsettled():
     member = Member("M1", "13800000001", "0000000001", "regular", stored_value_fen=100, points=0, unsettled_fen=0)
     cart = cart_of("6901234567892", member=member)  # 3.50 against a balance of 1.00
-    with pytest.raises(Refused, match="stored value short"):
-        pay(cart, method="stored_value", online=True)
-    out = pay(cart, method="stored_value", online=False)  # -2.50 is within the 50.00 offline floor
+    refused = selling.Authorisation(HOLD, "M1", 350, granted=False, reason="insufficient stored value: 1.00 available")
+    with pytest.raises(Refused, match="insufficient stored value: 1.00 available"):  # online: the cloud said no
+        pay(cart, method="stored_value", online=True, auth=refused)
+    out = pay(cart, method="stored_value", online=False)  # -2.50 is within the 50.00 offline allowance
     (sale,) = [e for e in events(out) if isinstance(e, SaleCommitted)]
     assert sale.offline and sale.payments[0].reference == f"sv:{sale.sale_id}"
-    assert of(out, AddUnsettled) == [AddUnsettled("M1", 350)]
+    assert of(out, AddUnsettled) == [AddUnsettled("M1", 350, f"sv:{sale.sale_id}", True)]
     spent = Member("M1", "13800000001", "0000000001", "regular", stored_value_fen=100, points=0, unsettled_fen=4_800)
     with pytest.raises(Refused, match="while offline"):
         pay(cart_of("6901234567892", member=spent), method="stored_value", online=False)
+
+
+def test_stored_value_online_pays_against_the_hold_the_cloud_granted():
+    member = Member("M1", "1", "2", "regular", stored_value_fen=5_000, points=0, unsettled_fen=0)
+    cart = cart_of("6901234567892", member=member)
+    assert selling.quote(cart, BOOKS, till(), NOW.wall_ms) == {"member_id": "M1", "total_fen": 350}
+    out = pay(cart, method="stored_value", auth=selling.Authorisation(HOLD, "M1", 350, granted=True))
+    (sale,) = [e for e in events(out) if isinstance(e, SaleCommitted)]
+    assert not sale.offline and sale.payments[0].reference == HOLD  # the cloud captures this hold
+    assert of(out, AddUnsettled) == [AddUnsettled("M1", 350, HOLD, False)] and out.reply["offline"] is False
+    with pytest.raises(Refused, match="the total changed to 3.50 while the cloud held 3.00: pay again"):
+        pay(cart, method="stored_value", auth=selling.Authorisation(HOLD, "M1", 300, granted=True))
+    with pytest.raises(Refused, match="the member changed while the cloud held the stored value: pay again"):
+        pay(cart, method="stored_value", auth=selling.Authorisation(HOLD, "M2", 350, granted=True))
+
+
+def test_stored_value_without_the_cloud_is_bounded_by_the_offline_allowance():
+    """Offline, or the hold timed out while the store looked online: the spend goes through only within the
+    per-member allowance of spends not settled yet, and the sale says it was made without the cloud."""
+    rich = Member("M1", "1", "2", "regular", stored_value_fen=100_000, points=0, unsettled_fen=4_800,
+                  offline_unsettled_fen=4_800)
+    with pytest.raises(Refused, match="already spent here without the cloud, 3.50 more would pass the offline "
+                                      "allowance of 50.00"):
+        pay(cart_of("6901234567892", member=rich), method="stored_value", online=False)
+    settled = Member("M1", "1", "2", "regular", stored_value_fen=100_000, points=0, unsettled_fen=4_800,
+                     offline_unsettled_fen=0)  # online spends unsettled: they do not use the allowance
+    out = pay(cart_of("6901234567892", member=settled), method="stored_value", online=True)  # the hold timed out
+    (sale,) = [e for e in events(out) if isinstance(e, SaleCommitted)]
+    assert sale.offline and out.reply["offline"] is True
+
+
+def test_a_cash_top_up_needs_a_signed_in_cashier_and_stays_within_the_day_cap():
+    member = Member("M1", "1", "2", "regular", stored_value_fen=0, points=0, unsettled_fen=0)
+    args = dict(taken_today_fen=0, day_cap_fen=10_000, one_max_fen=5_000, topup_id=make_id(NOW.wall_ms, 7))
+    with pytest.raises(Refused, match="no cashier is signed in at lane 3") as no_cashier:
+        cashiers.top_up("3", None, member, 1_000, stamp=stamp(), **args)
+    assert no_cashier.value.status == 403
+    with pytest.raises(Refused, match="unknown cashier or wrong PIN"):
+        cashiers.sign_in("3", "C1", False, make_id(NOW.wall_ms, 8), NOW.wall_ms, None)
+    opened, duty = cashiers.sign_in("3", "C1", True, make_id(NOW.wall_ms, 8), NOW.wall_ms, None)
+    assert opened.effects == (OpenShift(duty.shift_id, "C1", "3", NOW.wall_ms),)
+    out = cashiers.top_up("3", duty, member, 1_000, stamp=stamp(4), **args)
+    (event,) = events(out)
+    assert (event.KIND, event.member_id, event.amount_fen, event.cashier_id, event.shift_id, event.seq) == (
+        "stored_value.cash_topped_up", "M1", 1_000, "C1", duty.shift_id, 5)
+    assert of(out, RecordTopUp)[0].shift_id == duty.shift_id and out.last_seq == 5
+    with pytest.raises(Refused, match="past the daily cap of 100.00"):
+        cashiers.top_up("3", duty, member, 2_000, stamp=stamp(), **{**args, "taken_today_fen": 9_000})
+    with pytest.raises(Refused, match="needs a member"):
+        cashiers.top_up("3", duty, None, 1_000, stamp=stamp(), **args)
+    assert cashiers.sign_out("3", duty, NOW.wall_ms + 1).effects == (CloseShift(duty.shift_id, NOW.wall_ms + 1),)
 
 
 # ---- stock -----------------------------------------------------------------------------------------------
@@ -335,7 +393,8 @@ def test_an_ack_drops_the_rows_raises_the_seq_floor_and_settles_stored_value():
             for e in events(sold)]
     ack = BusinessAck(**envelope(8), acks=tuple(Ack(event_id=r.event_id, seq=r.seq, result="ok", detail="") for r in rows))
     out = cloud_messages.apply_ack(ack, rows)
-    assert out.effects == (SettleStoredValue("M1", 350), DropAcked(tuple(r.event_id for r in rows), 22))
+    reference = next(e for e in events(sold) if isinstance(e, SaleCommitted)).payments[0].reference
+    assert out.effects == (SettleStoredValue("M1", (reference,), 350), DropAcked(tuple(r.event_id for r in rows), 22))
     assert cloud_messages.apply_ack(ack, []).effects == ()  # already dropped: nothing to do
 
 

@@ -8,8 +8,9 @@ import pytest
 
 from cloud.keys import KeyConfigError, KeyRing, parse_pii_keys
 from cloud.services.pii import Pii, Unsealable
+from cloud.store_credentials import CredentialBook
 from protocol import phones
-from protocol.policy import member_lookup_key, store_password
+from protocol.policy import member_lookup_key
 
 MASTER = "unit-test-master-secret-0123456789abcdef"
 PHONE = "+8613800138000"
@@ -81,13 +82,15 @@ def test_phone_hashes_are_keyed_and_each_store_has_its_own():
     pii = Pii(KeyRing(MASTER))
     assert pii.phone_hash(PHONE) == pii.phone_hash(phones.normalise("138 0013 8000"))
     assert pii.phone_hash(PHONE) != Pii(KeyRing("y" * 40)).phone_hash(PHONE)
-    ring = KeyRing(MASTER, store_secret="chain-store-secret")
+    passwords = {"S001": "first-store-random-password", "S002": "second-store-random-password"}
+    ring = KeyRing(MASTER, store_passwords=passwords.get)
     s1, s2 = ring.store_lookup_key("S001"), ring.store_lookup_key("S002")
     assert s1 != s2 and s1 != ring.phone_lookup_key
-    # what the store box computes from its own NATS password is what the cloud computes from the chain's secret
-    assert s1 == member_lookup_key(store_password("chain-store-secret", "S001"), "S001")
+    # what the store box computes from its own NATS password is what the cloud computes from its credential book
+    assert s1 == member_lookup_key(passwords["S001"], "S001")
     assert phones.lookup_hash(s1, PHONE) != phones.lookup_hash(s2, PHONE)
-    assert KeyRing(MASTER).store_lookup_key("S001") is None  # no store secret: no store hashes
+    assert KeyRing(MASTER).store_lookup_key("S001") is None  # no credentials: no store hashes
+    assert ring.store_lookup_key("S999") is None  # a store never provisioned
 
 
 @pytest.mark.parametrize(("setting", "error"), [
@@ -100,13 +103,15 @@ def test_a_bad_key_setting_is_refused_without_showing_the_key(setting, error):
     assert b64(bytes(32)) not in str(refused.value)
 
 
-def test_the_master_secret_is_required_and_long_enough():
+def test_the_master_secret_is_required_and_long_enough(tmp_path):
+    book = CredentialBook(tmp_path / "store-credentials.json")
+    book.provision(["S001"])
     with pytest.raises(KeyConfigError, match="not set"):
         KeyRing.from_env({})
     with pytest.raises(KeyConfigError, match="at least 32"):
         KeyRing.from_env({"FRESHMESH_SECRET_KEY": "short"})
     ring = KeyRing.from_env({"FRESHMESH_SECRET_KEY": MASTER, "FRESHMESH_PII_KEYS": f"a:{b64(bytes(16))}",
-                             "FRESHMESH_STORE_SECRET": "s"})
+                             "FRESHMESH_STORE_CREDENTIALS": str(book.path)})
     assert ring.sealing_kid == "a" and len(ring.pii_keys) == 2 and ring.store_lookup_key("S001") is not None
 
 

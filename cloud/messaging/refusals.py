@@ -1,0 +1,60 @@
+"""The bridge's side of trust: what the cloud knows to judge a batch of store events, and dead-letter rows.
+
+`protocol.store_facts` decides what a store may say; this shell gathers what it needs (members, orders, reported
+on-hand, the stock pool's escrow) for the ids one batch names - one query each, only when the batch names any.
+Dead-letter rows keep at most `DEAD_LETTER_RAW_MAX` bytes of the frame (migration 11 trims them per store).
+"""
+from __future__ import annotations
+
+import json
+
+from protocol import subjects
+from protocol.errors import ProtocolError
+from protocol.store_facts import Known, OrderFacts, granted_pairs, named_members, named_orders
+
+DEAD_LETTER_RAW_MAX = 4096  # bytes of a refused frame kept: enough to see what it was (the row says its size)
+DEAD_LETTERS_PER_STORE = 1000  # kept per store (newest); the trigger of migration 11 holds the same numbers
+DEAD_LETTER_MAX_AGE_MS = 30 * 86_400_000
+INSERT_SQL = """insert into dead_letters (subject, store_id, reason, raw, raw_bytes, at_ms)
+                values ($1, $2, $3, $4, $5, $6)"""
+
+
+class RefusedEvent(Exception):
+    """Raised while applying an event the store may not say (past a limit, about what is not its own): the bridge
+    dead-letters it at once with this reason and tells the store (a `refused` business ack), instead of retrying."""
+
+
+def store_of(subject: str) -> str:
+    try:
+        return subjects.store_from_subject(subject)
+    except ProtocolError:
+        return ""
+
+
+def dead_row(subject: str, reason: str, raw: bytes, at_ms: int) -> tuple:
+    """One dead_letters row: the subject's store, the reason, the first DEAD_LETTER_RAW_MAX bytes and the size."""
+    return subject, store_of(subject), reason, raw[:DEAD_LETTER_RAW_MAX], len(raw), at_ms
+
+
+async def known_for(cloud, events) -> Known:
+    """What the cloud knows about the members, orders and (store, sku) grants `events` name."""
+    known = Known()
+    members, orders, pairs = named_members(events), named_orders(events), granted_pairs(events)
+    if members:
+        known.members = {r["member_id"] for r in await cloud.db.fetch(
+            "select member_id from members where member_id = any($1::text[])", list(members))}
+    if orders:
+        for r in await cloud.db.fetch("select order_id, kind, status, allocation from orders "
+                                      "where order_id = any($1::text[])", list(orders)):
+            allocation = r["allocation"]
+            stores = json.loads(allocation) if isinstance(allocation, str) else allocation
+            known.orders[r["order_id"]] = OrderFacts(r["order_id"], r["kind"], r["status"], frozenset(stores or {}))
+    if pairs:
+        rows = await cloud.db.fetch(
+            "select store_id, sku, on_hand from store_stock where (store_id, sku) in "
+            "(select * from unnest($1::text[], $2::text[]))", [s for s, _ in pairs], [k for _, k in pairs])
+        known.on_hand = {(r["store_id"], r["sku"]): r["on_hand"] for r in rows}
+        for store, sku in pairs:  # grants are rare (a delivery received): one position each is cheap
+            for p in await cloud.actors.stock_pool.positions(store, sku):
+                known.escrow[(store, sku)] = p["escrow"]
+    return known

@@ -1,0 +1,53 @@
+"""Cashiers' PINs, as the box is provisioned with them: `{"cashiers": {"<cashier id>": "<argon2id hash>"}}` in the
+box config (made with `hash_pin`, never the PIN itself). Verifying costs one argon2 computation off the event loop,
+the same for an unknown cashier (checked against a decoy hash) as for a wrong PIN, so a guess learns nothing from
+the answer or its time. A PIN is short, so guessing is bounded: after `FAILURES_MAX` wrong PINs in a row for one
+cashier id, that id is locked for `LOCK_MS` (the answer stays the same, so the lock tells a guesser nothing)."""
+from __future__ import annotations
+
+import asyncio
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+PIN_CHARS_MAX = 32
+FAILURES_MAX = 5
+LOCK_MS = 5 * 60 * 1000
+
+
+def hash_pin(pin: str) -> str:
+    """The hash to provision a cashier's PIN with (the box config keeps only this)."""
+    return PasswordHasher().hash(pin)
+
+
+class CashierPins:
+    def __init__(self, hashes: dict[str, str]) -> None:
+        self.hashes = dict(hashes)
+        self.hasher = PasswordHasher()
+        self._decoy: str | None = None
+        self._failures: dict[str, tuple[int, int]] = {}  # cashier id -> (wrong PINs in a row, locked until ms)
+
+    async def verify(self, cashier_id: str, pin: str, now_ms: int) -> bool:
+        failures, locked_until = self._failures.get(cashier_id, (0, 0))
+        right = await self._check(cashier_id, pin)  # checked even while locked: the same time either way
+        if now_ms < locked_until:  # locked: tries are not counted, so they cannot make the lock last longer
+            return False
+        ok = right
+        if ok:
+            self._failures.pop(cashier_id, None)
+        elif len(self._failures) < 10_000 or cashier_id in self._failures:  # bounded: ids are the guesser's choice
+            failures += 1
+            self._failures[cashier_id] = (0, now_ms + LOCK_MS) if failures >= FAILURES_MAX else (failures, 0)
+        return ok
+
+    async def _check(self, cashier_id: str, pin: str) -> bool:
+        if not pin or len(pin) > PIN_CHARS_MAX:
+            return False
+        stored = self.hashes.get(cashier_id)
+        if self._decoy is None:
+            self._decoy = await asyncio.to_thread(self.hasher.hash, "decoy-pin")
+        try:
+            await asyncio.to_thread(self.hasher.verify, stored or self._decoy, pin)
+        except (VerificationError, InvalidHashError):
+            return False
+        return stored is not None

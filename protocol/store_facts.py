@@ -1,0 +1,137 @@
+"""What a store box may tell the cloud: the rules by which the cloud believes an edge event (DESIGN.md 4b).
+
+A store is believed only about its own facts: its sales (naming members that exist), its stock movements (within
+sane bounds), its escrow grants (bounded by what it reported on hand), and pickups of orders allocated to it and
+paid. Anything else is refused with a reason; the bridge dead-letters it, tells the store and shows it on the
+console. Pure: the shell gathers what the cloud knows (`Known`) for one batch and passes it in; nothing here reads
+a database, an actor or a clock.
+
+Guarantees of `judge`:
+- an event is refused only for what it says, never for what another store said;
+- events are judged in the order given (the batch's order, which is each store's sequence order): a grant is
+  measured against the on-hand of the movements before it in the same batch, and grants accepted earlier in the
+  batch count against later ones;
+- every refusal names the event's store, what it claimed and why it is not believed.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from protocol.messages import EscrowGranted, EscrowReclaimRequested, Message, PickupCompleted, SaleCommitted, StockMoved
+
+# One SKU's stock at one store, in its stock unit (pieces, or grams): 100 t of a product sold by the kg. No store
+# holds more; anything bigger is an attack or a corrupted counter, and would overflow sums downstream.
+STOCK_QTY_MAX = 100_000_000
+# One till sale: 1,000,000 yuan. A real basket is far below; a bigger one is not believed.
+SALE_TOTAL_MAX_FEN = 100_000_000
+PICKUP_STATUSES = ("paid", "fulfilled")  # fulfilled: a split order's other store handed its part over first
+
+
+@dataclass(frozen=True)
+class OrderFacts:
+    """What the cloud knows of one online order: enough to judge a pickup of it."""
+    order_id: str
+    kind: str
+    status: str
+    stores: frozenset[str]  # the stores its allocation names
+
+
+@dataclass
+class Known:
+    """What the cloud knows for one batch (gathered by the shell, for the ids and pairs the batch names).
+
+    `on_hand`: each (store, sku)'s last reported on-hand (store_stock); `escrow`: the cloud's escrow per (store, sku)
+    as its stock pool holds it; `members`: which of the named member ids exist; `orders`: the named orders found.
+    """
+    members: set[str] = field(default_factory=set)
+    orders: dict[str, OrderFacts] = field(default_factory=dict)
+    on_hand: dict[tuple[str, str], int] = field(default_factory=dict)
+    escrow: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+def named_members(events: Iterable[Message]) -> set[str]:
+    return {e.member_id for e in events if isinstance(e, SaleCommitted) and e.member_id}
+
+
+def named_orders(events: Iterable[Message]) -> set[str]:
+    return {e.order_id for e in events if isinstance(e, PickupCompleted)}
+
+
+def granted_pairs(events: Iterable[Message]) -> set[tuple[str, str]]:
+    return {(e.store_id, e.sku) for e in events if isinstance(e, EscrowGranted)}
+
+
+def judge(events: Iterable[Message], known: Known) -> dict[str, str]:
+    """event id -> why the cloud does not believe it, for each event refused; the others may be applied."""
+    on_hand = dict(known.on_hand)
+    escrow = dict(known.escrow)
+    refused: dict[str, str] = {}
+    for e in events:
+        reason = _judge_one(e, known, on_hand, escrow)
+        if reason:
+            refused[e.event_id] = f"store {e.store_id} {e.KIND} refused: {reason}"
+        elif isinstance(e, StockMoved):
+            on_hand[(e.store_id, e.sku)] = e.on_hand_after
+        elif isinstance(e, EscrowGranted):
+            escrow[(e.store_id, e.sku)] = escrow.get((e.store_id, e.sku), 0) + e.qty
+        elif isinstance(e, EscrowReclaimRequested):  # at most what it asks back returns: a later grant may refill it
+            key = (e.store_id, e.sku)
+            if key in escrow:
+                escrow[key] = max(escrow[key] - e.qty, 0)
+    return refused
+
+
+def _judge_one(e: Message, known: Known, on_hand: dict[tuple[str, str], int], escrow: dict[tuple[str, str], int]) -> str:
+    if isinstance(e, SaleCommitted):
+        return judge_sale(e, known.members)
+    if isinstance(e, StockMoved):
+        return judge_movement(e)
+    if isinstance(e, EscrowGranted):
+        return judge_grant(e, on_hand.get((e.store_id, e.sku)), escrow.get((e.store_id, e.sku), 0))
+    if isinstance(e, EscrowReclaimRequested):
+        return "" if e.qty <= STOCK_QTY_MAX else f"reclaim of {e.qty} exceeds {STOCK_QTY_MAX}"
+    if isinstance(e, PickupCompleted):
+        return judge_pickup(e, known.orders.get(e.order_id))
+    return ""
+
+
+def judge_sale(e: SaleCommitted, members: set[str]) -> str:
+    if e.total_fen > SALE_TOTAL_MAX_FEN:
+        return f"sale {e.sale_id} total {e.total_fen} fen exceeds {SALE_TOTAL_MAX_FEN}"
+    for line in e.lines:
+        if not 0 < abs(line.quantity.amount) <= STOCK_QTY_MAX:
+            return f"sale {e.sale_id} line {line.sku} quantity {line.quantity.amount} outside 1..{STOCK_QTY_MAX}"
+    if e.member_id and e.member_id not in members:
+        return f"sale {e.sale_id} names member {e.member_id!r}, who does not exist"
+    return ""
+
+
+def judge_movement(e: StockMoved) -> str:
+    if abs(e.delta) > STOCK_QTY_MAX:
+        return f"movement of {e.delta} {e.sku} exceeds {STOCK_QTY_MAX}"
+    if abs(e.on_hand_after) > STOCK_QTY_MAX:
+        return f"on-hand {e.on_hand_after} of {e.sku} exceeds {STOCK_QTY_MAX}"
+    return ""
+
+
+def judge_grant(e: EscrowGranted, on_hand: int | None, escrow_now: int) -> str:
+    """A store can hand the cloud only units it has: the escrow after the grant must fit in its reported on-hand."""
+    if e.qty > STOCK_QTY_MAX:
+        return f"grant of {e.qty} {e.sku} exceeds {STOCK_QTY_MAX}"
+    if on_hand is None:
+        return f"grant of {e.qty} {e.sku}, of which the store never reported any on hand"
+    if escrow_now + e.qty > on_hand:
+        return (f"grant of {e.qty} {e.sku} would make the cloud's escrow {escrow_now + e.qty}, more than the "
+                f"{on_hand} the store reported on hand")
+    return ""
+
+
+def judge_pickup(e: PickupCompleted, order: OrderFacts | None) -> str:
+    if order is None:
+        return f"pickup of order {e.order_id}, which does not exist"
+    if order.kind == "flash" or e.store_id not in order.stores:
+        return f"pickup of order {e.order_id}, which is not allocated to this store"
+    if order.status not in PICKUP_STATUSES:
+        return f"pickup of order {e.order_id}, which is {order.status}, not paid"
+    return ""

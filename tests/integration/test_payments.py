@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from cloud.keys import KeyRing
 from cloud.services import pay_signatures as sig
-from protocol.messages import EscrowGranted
+from protocol.messages import EscrowGranted, StockMoved
 from tests.integration.harness import (
     PAY_MCHID,
     PAY_PROVIDER_KEY,
@@ -56,7 +56,9 @@ async def sku(cloud, stack):
     services, http = cloud
     products = (await http.get("/products")).json()["products"]
     piece = [p["sku"] for p in products if p["unit"] == "piece" and "online" in p["channels"]][3]
-    async with StoreLink(stack, "S004") as store:
+    async with StoreLink(stack, "S004") as store:  # a store grants only what it reported on hand: receive first
+        await store.publish(StockMoved(**store.next_envelope(), sku=piece, delta=60, reason="receiving",
+                                       shrinkage_reason="", on_hand_after=60, reference=""))
         await store.publish(EscrowGranted(**store.next_envelope(), sku=piece, qty=50, escrow_after=50))
 
     async def granted():

@@ -2,7 +2,8 @@
 
 - `FRESHMESH_SECRET_KEY`, the master secret (at least 32 characters). Sub-keys are derived from it with HKDF-SHA256,
   one per purpose (its own `info` label), so that one purpose's key tells nothing about another's: the sign-in
-  codes' hash key, the phone lookup (keyed hash) key, the flash-sale pass signing key, and a default encryption key.
+  codes' hash key, the phone lookup (keyed hash) key, the flash-sale pass signing key, the wallet merchant's
+  request-signing key (Ed25519) and a default encryption key.
   Every process given the same master derives the same keys (every uvicorn worker agrees without talking).
 - `FRESHMESH_PII_KEYS`, optional: `kid:base64key,kid2:base64key` (16, 24 or 32 bytes each, AES-GCM). The first one
   seals; all of them open. Unset: one key derived from the master seals. The derived key (its kid depends on the
@@ -90,6 +91,11 @@ class KeyRing:
         self.sign_in_code_key = derive(raw, "sign-in codes")
         self.phone_lookup_key = derive(raw, "phone lookup")
         self._pass_signing_key = derive(raw, "flash-sale passes")
+        # the merchant's Ed25519 request-signing key with the wallet provider (base64 of its 32 raw bytes); its
+        # public half is registered with the provider (`freshmesh sim pay --merchant-public-key`)
+        self.pay_merchant_key = base64.b64encode(derive(raw, "wallet merchant signing")).decode()
+        # the APIv3 key the wallet provider encrypts notifications under (shared with the provider)
+        self.pay_api_key = base64.b64encode(derive(raw, "wallet api v3")).decode()
         ring = list(pii_keys or [])
         for secret in (master, previous_master):
             if secret:

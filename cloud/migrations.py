@@ -220,6 +220,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             locked_until_ms bigint not null
         );
     """),
+    # Money (issue 14): every movement of money has one id, journaled here as 'requested' before it is attempted,
+    # so that a retry, a crash or a late provider notification finishes it exactly once (protocol/money_saga.py).
+    # `provider_txn_id` is unique: one provider transaction credits at most one movement.
+    (9, "money movements: charges, refunds and provider top-ups, journaled before they are attempted", """
+        create table money_movements (
+            movement_id     text primary key,       -- charge:<order> | refund:<order> | topup:<member>:<key hash>
+            kind            text not null check (kind in ('charge', 'refund', 'top_up')),
+            order_id        text,
+            member_id       text,
+            method          text not null,          -- stored_value | wallet_sim
+            amount_fen      bigint not null check (amount_fen >= 0),
+            state           text not null check (state in ('requested', 'done', 'failed')),
+            attempt         int not null default 1, -- a charge tried again after it failed (a new ledger id)
+            provider_txn_id text unique,
+            request_hash    bytea,                  -- a top-up's request, so a retried key with another body is 409
+            pay             jsonb,                  -- what the customer needs to pay (a provider payment's code)
+            detail          text,                   -- why it failed, or the last anomaly seen (a wrong amount)
+            created_ms      bigint not null,
+            updated_ms      bigint not null
+        );
+        create index money_movements_open on money_movements (state, updated_ms) where state = 'requested';
+        create index money_movements_order on money_movements (order_id) where order_id is not null;
+    """),
     # Cash top-ups at the tills, as the cloud took them (or refused them, with why): a store's cash is believed only
     # up to its daily cap, counted here per chain day.
     (10, "cash top-ups at the tills, per store and day", """

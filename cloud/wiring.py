@@ -1,7 +1,8 @@
 """Wiring a cloud process: connect to PostgreSQL, Ray, NATS; load the world; start the bridge and sweepers.
 
 Several API processes may run side by side (uvicorn workers); exactly one of them (`background=True`) also runs
-the NATS bridge and the order-expiry sweeper.
+the NATS bridge and the order-expiry and money sweeper (`Orders.sweep_money`: half-done money sagas finished or
+undone, late provider notifications replaced by a query).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from cloud.services.passes import FlashPasses
 from cloud.services.pii import Pii, seal_clear_phones
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
+from cloud.services.wallet import HttpPayProvider, wallet_from_env
 from cloud.services.world_admin import WorldAdmin
 from cloud.world import World
 from protocol.schema import to_wire
@@ -42,9 +44,13 @@ log = logging.getLogger("freshmesh.cloud")
 
 
 class Services:
-    def __init__(self, cloud: Cloud, worker_id: str, sms: HttpSmsProvider | None = None) -> None:
+    def __init__(self, cloud: Cloud, worker_id: str, sms: HttpSmsProvider | None = None,
+                 wallet: HttpPayProvider | None = None) -> None:
         self.cloud, self.worker_id = cloud, worker_id
-        self.orders, self.members, self.stock = Orders(cloud), Members(cloud), StockViews(cloud)
+        self.orders, self.members, self.stock = Orders(cloud, wallet), Members(cloud), StockViews(cloud)
+        self.payments = self.orders.payments
+        self.members.payments = self.payments
+        self.payments.on_balance_changed = self.members.balance_changed
         self.identity = Identity(cloud, self.members, sms, cloud.keys.sign_in_code_key)
         self.passes = FlashPasses(cloud.keys.pass_signing_key, cloud.clock)
         self.flash = FlashSales(cloud, worker_id)
@@ -66,6 +72,7 @@ class Services:
     async def start_background(self) -> None:
         self.bridge = await Bridge(self.cloud).start()
         self._tasks.append(asyncio.create_task(self._sweep_expired()))
+        self._tasks.append(asyncio.create_task(self._sweep_money()))
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one
 
     async def _sweep_expired(self) -> None:
@@ -77,6 +84,16 @@ class Services:
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("expiry sweep failed: %s", exc)
 
+    async def _sweep_money(self) -> None:
+        """Beside the expiry sweep, not in it: a provider query or an actor that is slow to answer must not hold up
+        expiry (and an order the expiry sweep ended with its charge done is refunded here the next round)."""
+        while True:
+            await asyncio.sleep(EXPIRY_SWEEP_S)
+            try:
+                await self.orders.sweep_money()
+            except Exception as exc:  # noqa: BLE001 - try again next round
+                log.warning("money sweep failed: %s", exc)
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -86,6 +103,8 @@ class Services:
         await self.flash.close()
         if self.identity.sms is not None:
             await self.identity.sms.close()
+        if self.payments.wallet is not None:
+            await self.payments.wallet.close()
         if self.bridge:
             await self.bridge.stop()
         if self.holds:
@@ -118,7 +137,8 @@ def sms_from_env(clock) -> HttpSmsProvider | None:
 async def start_services(world: World, database_url: str, nats_url: str | None,
                          shards: ShardConfig | None = None, background: bool = True, clock=None,
                          reservation_ttl_ms: int | None = None, explicit_world: bool = False,
-                         sms: HttpSmsProvider | None = None, keys: KeyRing | None = None) -> Services:
+                         sms: HttpSmsProvider | None = None, keys: KeyRing | None = None,
+                         wallet: HttpPayProvider | None = None) -> Services:
     """`keys`: the key ring (default: from the environment, `KeyRing.from_env`; it refuses to start without
     FRESHMESH_SECRET_KEY rather than seal phones with a key the next start would not have)."""
     keys = keys or KeyRing.from_env()
@@ -143,7 +163,7 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
         cloud.nats = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1,
                                         name=f"freshmesh-cloud-{os.getpid()}")
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
-    services = Services(cloud, worker_id, sms or sms_from_env(cloud.clock))
+    services = Services(cloud, worker_id, sms or sms_from_env(cloud.clock), wallet or wallet_from_env(cloud.clock, keys))
     services.world_admin = admin
     services._tasks.append(asyncio.create_task(admin.follow()))
     if cloud.nats is not None:

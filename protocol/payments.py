@@ -5,7 +5,9 @@
   held at the cloud first and may not go below the available balance; a till that is offline (or whose hold
   request timed out) sells only within the per-member offline allowance (`offline_shortfall`), settled on
   reconnect.
-- wallet_sim: a simulated wallet provider that approves every payment (named as simulated wherever it shows).
+- wallet_sim: the simulated wallet provider (named as simulated wherever it shows). Online, a payment is created at
+  the provider and counted only on its verified notification or query (`cloud/services/payments.py`,
+  `protocol/money_saga.py`); at a till it is still approved on the spot.
 Every payment has one reference, made from the sale or order it pays: a retry carries the same reference, so the
 ledger applies it once.
 """

@@ -1,4 +1,5 @@
-"""The whole chain on one box: embedded NATS + PostgreSQL, one `freshmesh cloud`, and a fleet of edge boxes.
+"""The whole chain on one box: embedded NATS + PostgreSQL, one `freshmesh cloud`, the simulated SMS and wallet
+providers (services of their own), and a fleet of edge boxes.
 
 The demo, `freshmesh sim fleet` and the consistency and fleet load suites all start it the same way. The world
 (stores, catalogue, rule book) is generated for `max_stores` so that a fleet can grow while it runs.
@@ -17,6 +18,7 @@ from pathlib import Path
 from cloud.embedded import EmbeddedStack
 from cloud.embedded.process import free_port, spawn_quiet, tail
 from cloud.main import secret_key_beside
+from cloud.services import pay_signatures
 from loadtest.report import stop_process, wait_http
 from simulators.customer_auth import SimulatedPhones
 from simulators.fleet import Fleet
@@ -58,6 +60,42 @@ class SimulatedSms:
         self.proc = None
 
 
+class SimulatedWallet:
+    """The simulated wallet provider (`freshmesh sim pay`) as a service of its own, with fresh keys: its own
+    signing key and the merchant's APIv3 key (handed to it in its environment), and the merchant's signing key (the
+    cloud's); `.env` configures a cloud to
+    pay through it and to believe its signed notifications at `notify_url`."""
+
+    def __init__(self, notify_url: str, log_path: Path) -> None:
+        port, self.mchid, self.notify_url = free_port(), "freshmesh-demo", notify_url
+        self.url = f"http://127.0.0.1:{port}"
+        self._merchant, self._provider = pay_signatures.new_private_text(), pay_signatures.new_private_text()
+        self._api_key = pay_signatures.new_private_text()  # any 32 random bytes, base64
+        merchant_public = pay_signatures.public_text(pay_signatures.private_key(self._merchant))
+        self.proc: subprocess.Popen | None = spawn_quiet(
+            [sys.executable, "-m", "simulators.cli", "sim", "pay", "--port", str(port), "--mchid", self.mchid,
+             "--merchant-public-key", merchant_public],
+            env={**os.environ, "FRESHMESH_SIM_PAY_PRIVATE_KEY": self._provider,
+                 "FRESHMESH_SIM_PAY_API_KEY": self._api_key}, log_path=log_path)
+        try:
+            wait_http(f"{self.url}/health", 30, self.proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"FRESHMESH_PAY_URL": self.url, "FRESHMESH_PAY_MCHID": self.mchid,
+                "FRESHMESH_PAY_MERCHANT_KEY": self._merchant, "FRESHMESH_PAY_NOTIFY_URL": self.notify_url,
+                "FRESHMESH_PAY_API_KEY": self._api_key,
+                "FRESHMESH_PAY_PROVIDER_PUBLIC_KEY": pay_signatures.public_text(
+                    pay_signatures.private_key(self._provider))}
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+
+
 class Chain:
     def __init__(self, stores: int, max_stores: int | None = None, seed: int = 7, per_process: int = 25,
                  devices: bool = False, api_workers: int = 1, rules: int = 60) -> None:
@@ -69,6 +107,7 @@ class Chain:
         self.stack: EmbeddedStack | None = None
         self.cloud: subprocess.Popen | None = None
         self.sms: SimulatedSms | None = None  # the simulated SMS provider, a service of its own
+        self.wallet: SimulatedWallet | None = None  # the simulated wallet provider, a service of its own
         self.fleet: Fleet | None = None
 
     def start(self) -> Chain:
@@ -94,6 +133,8 @@ class Chain:
         self.cloud_url = f"http://127.0.0.1:{port}"
         self.sms = SimulatedSms(f"{self.cloud_url}/callbacks/sms", self.workdir / "sms.log")
         env.update(self.sms.env)
+        self.wallet = SimulatedWallet(f"{self.cloud_url}/callbacks/pay", self.workdir / "pay.log")
+        env.update(self.wallet.env)
         self.cloud = spawn_quiet([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port),
                                   "--workers", str(self.api_workers), "--world", str(self.world_path)], env=env,
                                  log_path=self.workdir / "cloud.log")
@@ -131,6 +172,8 @@ class Chain:
         stop_process(self.cloud)
         if self.sms is not None:
             self.sms.stop()
+        if self.wallet is not None:
+            self.wallet.stop()
         if self.stack is not None:
             self.stack.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -114,6 +114,28 @@ def cmd_sim_sms(args) -> int:
         return 1
 
 
+def cmd_sim_pay(args) -> int:
+    from simulators.pay_provider import Settings, run
+    private, api_key = os.environ.get("FRESHMESH_SIM_PAY_PRIVATE_KEY"), os.environ.get("FRESHMESH_SIM_PAY_API_KEY")
+    if not args.merchant_public_key or not private or not api_key:
+        print("freshmesh sim pay: give --merchant-public-key, the provider's private key in "
+              "FRESHMESH_SIM_PAY_PRIVATE_KEY and the merchant's APIv3 key in FRESHMESH_SIM_PAY_API_KEY (base64 of 32 "
+              "bytes each)", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings(args.mchid, args.merchant_public_key, private, api_key,
+                            notify_delay_ms=args.notify_delay_ms,
+                            auto_pay_ms=args.auto_pay_ms, fail_rate=args.fail_rate,
+                            duplicate_rate=args.duplicate_rate, drop_rate=args.drop_rate, seed=args.seed)
+        return run(settings, args.port)
+    except ValueError as exc:
+        print(f"freshmesh sim pay: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"freshmesh sim pay: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+        return 1
+
+
 def _rate(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -244,6 +266,20 @@ def build_parser() -> argparse.ArgumentParser:
     sms.add_argument("--duplicate-rate", type=_rate, default=0.0, help="share of receipts pushed twice")
     sms.add_argument("--seed", type=int, default=None, help="makes the failures and duplicates reproducible")
     sms.set_defaults(func=cmd_sim_sms)
+    pay = sim_sub.add_parser("pay", help="a SIMULATED wallet payment provider as its own HTTP service (signed API "
+                                         "and notifications, query, refunds)")
+    pay.add_argument("--port", type=int, default=0, help="on 127.0.0.1 (default 0: a free port, printed)")
+    pay.add_argument("--mchid", default="freshmesh", help="the merchant id it serves")
+    pay.add_argument("--merchant-public-key", default=os.environ.get("FRESHMESH_SIM_PAY_MERCHANT_PUBLIC_KEY"),
+                     help="verifies the merchant's requests (base64 Ed25519)")
+    pay.add_argument("--auto-pay-ms", type=int, default=None, help="every payment pays itself after this long "
+                                                                   "(default: only when POST /sim/pay/{prepay_id})")
+    pay.add_argument("--notify-delay-ms", type=int, default=100, help="from paid to its notification")
+    pay.add_argument("--fail-rate", type=_rate, default=0.0, help="share of API calls answered 503")
+    pay.add_argument("--duplicate-rate", type=_rate, default=0.0, help="share of notifications sent twice")
+    pay.add_argument("--drop-rate", type=_rate, default=0.0, help="share of notifications never sent")
+    pay.add_argument("--seed", type=int, default=None)
+    pay.set_defaults(func=cmd_sim_pay)
 
     stores = sub.add_parser("stores", help="store boxes: their own NATS credentials")
     stores_sub = stores.add_subparsers(dest="stores", required=True)

@@ -44,14 +44,18 @@ class Demo:
                 fleet.stocked.add(store_id)
             tasks = Tills(fleet, shelf, self.till_rate, self.rng, self.counts, self.stop).tasks(http)
             if self.online_rate > 0:
+                assert chain.wallet is not None, "the demo's online customers pay through the simulated wallet"
                 online = OnlineCustomers(chain.cloud_url, fleet, shelf, self.online_rate, self.rng, self.counts, self.stop,
-                                         sms.phones)
+                                         sms.phones, chain.wallet.url)
                 tasks.append(asyncio.create_task(online.run(http)))
             print(f"FreshMesh: cloud {chain.cloud_url}", flush=True)
             print(f"  console: {chain.console_url}  (sign in as {ADMIN_USERNAME} / {chain.admin_password}, hq_admin; "
                   f"a password made for this run)", flush=True)
             print(f"  SMS (simulated): {sms.url}/v1/messages?to=<phone>  (sign-in codes sent to customers)",
                   flush=True)
+            if chain.wallet is not None:
+                print(f"  wallet provider (simulated): {chain.wallet.url}/health  (top-ups and wallet payments, "
+                      "credited on its signed notifications)", flush=True)
             for store_id, url in fleet.lanes.items():
                 devices = fleet.devices.get(store_id)
                 extra = (f"  scale {devices.scale.path}  scanner {devices.scanner.path}  printer {devices.printer.path}"
@@ -99,6 +103,7 @@ class Demo:
             "receipts_printed": sum(len(d.printer.receipts) for d in fleet.devices.values()),
             "customers_signed_in": c["signed_in"], "sign_in_failed": c["sign_in_failed"],  # by SMS code, simulated
             "online_orders": c["online_orders"], "online_paid": c["online_paid"],
+            "topped_up": c["topped_up"], "wallet_paid": c["wallet_paid"],  # through the simulated wallet provider
             "online_cancelled": c["online_cancelled"], "picked_up": c["picked_up"],
             "flash_sale": {"quantity": status.get("quantity", 0), "sold": status.get("sold", 0),
                            "attempts": c["flash_attempts"], "accepted": c["flash_accepted"],

@@ -36,25 +36,22 @@ import logging
 import random
 import re
 import signal
-import socket
-import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from cloud.services.sms import KEY_HEADER, SIGNATURE_HEADER, SIGNATURE_TOLERANCE_MS, TIMESTAMP_HEADER, signed_headers, verify
+from simulators.sim_http import ServiceThread, serving
 
 PROVIDER = "simulated"
-HOST = "127.0.0.1"
 MESSAGES_KEPT_MAX = 10_000  # sent messages remembered (for GET and dedup); the oldest is dropped first
 REQUEST_BODY_MAX_BYTES = 16_384
 TEXT_MAX_CHARS = 500  # a long SMS is split by the carrier; providers cap the whole text around here
@@ -65,8 +62,6 @@ RECEIPTS_PENDING_MAX = 1_000  # receipts waiting for their delay or a callback r
 RECEIPT_ATTEMPTS_MAX = 4
 RECEIPT_BACKOFF_FIRST_S = 0.2  # doubles per retry
 RECEIPT_TIMEOUT_S = 5.0
-STARTUP_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 10.0
 PROBLEM = "application/problem+json"
 TITLES = {400: "Bad request", 401: "Unauthorized", 409: "Conflict", 413: "Payload too large", 422: "Invalid body",
           503: "Service unavailable"}
@@ -323,42 +318,9 @@ def build_app(settings: Settings) -> Starlette:
     return app
 
 
-# ---- running it ---------------------------------------------------------------------------------------------------
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: whoever runs the provider decides when it stops (uvicorn's would
-    re-raise SIGTERM after shutting down, so the process would not exit 0)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-@contextlib.asynccontextmanager
-async def _serving(settings: Settings, port: int) -> AsyncIterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((HOST, port))  # bound here, so the URL is known (and the port ours) before uvicorn starts
-        sock.listen(256)
-        url = f"http://{HOST}:{sock.getsockname()[1]}"
-        server = _Server(uvicorn.Config(build_app(settings), host=HOST, port=sock.getsockname()[1],
-                                        log_level="warning", access_log=False, lifespan="on"))
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            deadline = time.monotonic() + STARTUP_TIMEOUT_S
-            while not server.started:
-                if task.done():
-                    task.result()  # raises what stopped it
-                    raise RuntimeError("SMS (simulated): the server stopped while starting")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"SMS (simulated): not started within {STARTUP_TIMEOUT_S} s")
-                await asyncio.sleep(0.01)
-            yield url
-        finally:
-            server.should_exit = True
-            await task
-    finally:
-        sock.close()
+# ---- running it (simulators/sim_http.py) -------------------------------------------------------------------------
+def _serving(settings: Settings, port: int) -> contextlib.AbstractAsyncContextManager[str]:
+    return serving(build_app(settings), port, "SMS (simulated)")
 
 
 def serve(*, key: str, secret: str, port: int = 0, callback_url: str | None = None, fail_rate: float = 0.0,
@@ -370,52 +332,12 @@ def serve(*, key: str, secret: str, port: int = 0, callback_url: str | None = No
     return _serving(settings, port)
 
 
-class SimulatedSmsThread:
+class SimulatedSmsThread(ServiceThread):
     """The simulated provider on its own thread and event loop (`start_in_thread`)."""
 
     def __init__(self, settings: Settings, port: int) -> None:
-        self.settings, self.port = settings, port
-        self.url: str = ""
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="sms-simulated", daemon=True)
-
-    def start(self) -> SimulatedSmsThread:
-        self._thread.start()
-        if not self._ready.wait(STARTUP_TIMEOUT_S + 5):
-            self.stop()
-            raise RuntimeError("SMS (simulated): did not start")
-        if self._error is not None:
-            self._thread.join(STOP_TIMEOUT_S)
-            raise RuntimeError(f"SMS (simulated): could not start: {self._error}") from self._error
-        return self
-
-    async def _main(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        try:
-            async with _serving(self.settings, self.port) as url:
-                self.url = url
-                self._ready.set()
-                await self._stop.wait()
-        except BaseException as exc:  # handed to the starting thread
-            self._error = exc
-            raise
-        finally:
-            self._ready.set()
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            with contextlib.suppress(RuntimeError):  # the loop already closed
-                self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(STOP_TIMEOUT_S)
-
-    def __enter__(self) -> SimulatedSmsThread:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+        super().__init__(lambda: build_app(settings), port, "sms-simulated")
+        self.settings = settings
 
 
 def start_in_thread(*, key: str, secret: str, port: int = 0, callback_url: str | None = None,

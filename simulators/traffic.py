@@ -144,13 +144,16 @@ class Tills:
 
 class OnlineCustomers:
     """Members of the reference world who sign in with a code by SMS (registering the first time, through the
-    simulated provider) and top up once, then order for pickup, pay with stored value (the simulated wallet when it
-    runs out), sometimes cancel, and pick up at the store's till."""
+    simulated provider) and top up once through the simulated wallet provider (they pay the payment in its wallet
+    app; the cloud credits it on the provider's signed notification), then order for pickup, pay with stored value
+    (with the simulated wallet when it runs out: paid in the wallet app, the order paid on the notification),
+    sometimes cancel, and pick up at the store's till."""
 
     def __init__(self, cloud_url: str, fleet, shelf: Shelf, rate: float, rng: random.Random, counts: Counter,
-                 stop: asyncio.Event, phones: SimulatedPhones) -> None:
+                 stop: asyncio.Event, phones: SimulatedPhones, wallet_url: str) -> None:
         self.cloud_url, self.fleet, self.shelf, self.rate = cloud_url, fleet, shelf, rate
         self.rng, self.counts, self.stop, self.phones = rng, counts, stop, phones
+        self.wallet_url = wallet_url  # the simulated wallet provider: its wallet app pays a payment's code
         self.people = reference_members(2000, seed=rng.randrange(1 << 30))
         self.sessions: dict[str, SignedIn] = {}  # phone -> the person's session (they stay signed in)
         self._pickups: set[asyncio.Task] = set()
@@ -160,11 +163,29 @@ class OnlineCustomers:
         if session is None:
             session = await sign_in(http, self.cloud_url, self.phones, person["phone"])
             self.counts["signed_in"] += 1
-            await http.post(f"{self.cloud_url}/members/{session.member_id}/top-ups",
-                            json={"amount_fen": person["top_up_fen"]},
-                            headers={"Idempotency-Key": uuid.uuid4().hex, **session.headers})
+            r = await http.post(f"{self.cloud_url}/members/{session.member_id}/top-ups",
+                                json={"amount_fen": person["top_up_fen"], "method": "wallet_sim"},
+                                headers={"Idempotency-Key": uuid.uuid4().hex, **session.headers})
+            if r.status_code == 202 and await self.pay_in_wallet(http, r.json()["pay"]):
+                self.counts["topped_up"] += 1
             self.sessions[person["phone"]] = session
         return session
+
+    async def pay_in_wallet(self, http: LeanClients, pay: dict) -> bool:
+        r = await http.post(f"{self.wallet_url}/sim/pay/{pay['prepay_id']}", json={})
+        return r.status_code == 200
+
+    async def paid_by_wallet(self, http: LeanClients, order_id: str, me: dict, pay: dict) -> bool:
+        """The customer pays in the wallet app; the order is paid once the provider's notification reaches the
+        cloud (or its query sweeper asks)."""
+        if not await self.pay_in_wallet(http, pay):
+            return False
+        for _ in range(40):
+            await asyncio.sleep(0.25)
+            r = await http.get(f"{self.cloud_url}/orders/{order_id}", headers=me)
+            if r.status_code == 200 and r.json()["status"] in ("paid", "fulfilled"):
+                return True
+        return False
 
     async def run(self, http: LeanClients) -> None:
         while not await pause(self.stop, self.rng.expovariate(self.rate)):
@@ -196,10 +217,14 @@ class OnlineCustomers:
             return
         paid = await http.post(f"{self.cloud_url}/orders/{order['order_id']}/pay", json={"method": "stored_value"},
                                headers=me)
-        if paid.status_code == 409:  # the stored value ran out: the simulated wallet instead
+        ok = paid.status_code == 200
+        if paid.status_code == 409:  # the stored value ran out (or its top-up is not credited yet): the wallet
             paid = await http.post(f"{self.cloud_url}/orders/{order['order_id']}/pay", json={"method": "wallet_sim"},
                                    headers=me)
-        if paid.status_code == 200:
+            ok = paid.status_code == 200 or (paid.status_code == 202 and await self.paid_by_wallet(
+                http, order["order_id"], me, paid.json()["payment"]["pay"]))
+            self.counts["wallet_paid"] += ok
+        if ok:
             self.counts["online_paid"] += 1
             task = asyncio.create_task(self.pick_up(http, store, order["pickup_code"]))
             self._pickups.add(task)

@@ -13,7 +13,7 @@ Sources, and why these:
 - business: SQL over orders, till_sales, stock_movements and flash_sales (index ranges from the day's start, see
   migration 4), plus the flash gates' status, and today's top-ups read incrementally from the member ledgers'
   journal (they are recorded nowhere else). "Today" is the chain's local day: the rule book's UTC offset;
-- audit: every live stock pool, member ledger and flash gate's own `audit()`.
+- audit: every live stock pool, member ledger and flash gate's own `audit()`, and the money journal's.
 Looking never creates an actor (see the inventory).
 """
 from __future__ import annotations
@@ -221,6 +221,10 @@ class ConsoleFeed:
                 failed.append(f"{name}: not running")
             else:
                 violations += [f"{name}: {p}" for p in report]
+        try:  # the money journal's invariant: every charge matched by a paid order or a refund
+            violations += [f"money: {p}" for p in await self.services.stock.money_audit()]
+        except Exception as exc:  # noqa: BLE001 - shown as unanswered, like an actor that did not answer
+            failed.append(f"money journal: {type(exc).__name__}")
         return {"asked": len(names), "actors": len(names) - len(failed), "violations": violations,
                 "unanswered": failed}
 

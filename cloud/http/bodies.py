@@ -40,7 +40,7 @@ class SignInRequest:
 @record
 class TopUpRequest:
     amount_fen: int
-    method: Literal["cash", "wallet_sim"] = "wallet_sim"
+    method: Literal["cash", "wallet_sim"] = "wallet_sim"  # cash is refused online (403): only at a till
 
     def __post_init__(self) -> None:
         require(0 < self.amount_fen <= 10_000_000, "amount_fen: 1..10000000 (up to 100,000 yuan)")

@@ -39,6 +39,12 @@ def _op(summary: str, ok: tuple[str, str], errors: dict[str, str], body: str | N
     return op
 
 
+def _also(op: dict, status: str, description: str) -> dict:
+    """`op` with another success answer (a 202 beside a 200)."""
+    op["responses"][status] = _answer(description)
+    return op
+
+
 def _obj(required: list[str], **props) -> dict:
     return {"type": "object", "required": required, "additionalProperties": False, "properties": props}
 
@@ -131,9 +137,14 @@ PATHS = {
                              "422": "invalid body (names the field)"}, body="Order", key=True, member=True)},
     "/orders/{order_id}": {"get": _op("One of the member's orders, with its pickup code", ("200", "the order"),
                                       {"404": "unknown order, or another member's"}, params=["order_id"], member=True)},
-    "/orders/{order_id}/pay": {"post": _op("Pay with stored value or the simulated wallet", ("200", "paid order"),
-                                           {"404": "unknown order", "409": "expired/cancelled or payment refused",
-                                            "422": "invalid body"}, body="Pay", params=["order_id"], member=True)},
+    "/orders/{order_id}/pay": {"post": _also(_op(
+        "Pay with stored value (paid at once) or the simulated wallet provider (wallet_sim: a provider payment is "
+        "created; the order is paid when the provider's signed notification, or a query, says it was paid; money "
+        "that comes after the order expired or was cancelled is refunded through the provider)",
+        ("200", "paid order"), {"404": "unknown order", "409": "expired/cancelled, payment refused, or another "
+                                                              "payment of this order in progress",
+                                "422": "invalid body"}, body="Pay", params=["order_id"], member=True),
+        "202", "the order, still reserved, with `payment.pay`: the provider payment to pay (prepay_id, code_url)")},
     "/orders/{order_id}/cancel": {"post": _op("Cancel: stock and money go back", ("200", "cancelled order"),
                                               {"404": "unknown order", "409": "already fulfilled or expired"},
                                               body="Cancel", params=["order_id"], member=True)},
@@ -178,10 +189,25 @@ PATHS = {
                                                ("200", "the member's data"),
                                                {"401": "no token", "403": "wrong token", "404": "unknown member"},
                                                operator=True, params=["member_id"])},
-    "/members/{member_id}/top-ups": {"post": _op("Top up stored value", ("201", "the transfer and new balance"),
-                                                 {"404": "unknown member, or another member",
-                                                  "409": "key reused for another top-up", "422": "invalid body"},
-                                                 body="TopUp", key=True, params=["member_id"], member=True)},
+    "/members/{member_id}/top-ups": {"post": _also(_op(
+        "Top up stored value through the simulated wallet provider (wallet_sim): credited only when the provider's "
+        "signed notification (or a query) says it was paid, once per provider transaction; cash only at a till",
+        ("202", "the top-up (top_up_id, state requested) and `pay`: the provider payment to pay"),
+        {"403": "cash: taken only at a till", "404": "unknown member, or another member",
+         "409": "key reused for another top-up", "422": "invalid body"},
+        body="TopUp", key=True, params=["member_id"], member=True),
+        "200", "the same key again once credited: the top-up, state done")},
+    "/members/{member_id}/top-ups/{top_up_id}": {"get": _op(
+        "One of the member's top-ups: requested, done (credited, with the provider's transaction id) or failed",
+        ("200", "the top-up and the member's balance"), {"404": "unknown top-up, or another member's"},
+        params=["member_id", "top_up_id"], member=True)},
+    "/callbacks/pay": {"post": _op(
+        "Notifications from the wallet provider (WeChat Pay v3 shape: Pay-Timestamp, Pay-Nonce, Pay-Signature over "
+        "the raw body, Ed25519 with the provider's key; TRANSACTION.SUCCESS, REFUND.SUCCESS, REFUND.ABNORMAL)",
+        ("204", "handled: credited now, or before (a duplicate)"),
+        {"400": "{code: FAIL}: unknown payment, wrong amount, currency or merchant, another transaction id; "
+                "nothing credited",
+         "401": "{code: FAIL}: not signed by the provider, or signed more than 5 minutes away"})},
 }
 
 

@@ -10,16 +10,15 @@ person goes, sessions end, and stores drop the member from their caches.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import secrets
 
 import asyncpg
 
-from actors.member_ledger import TopUp
 from cloud.messaging import to_stores
 from cloud.services.orders import order_json
+from cloud.services.payments import Payments
 from cloud.services.pii import Pii
 from cloud.services.verdicts import Refusal
 from protocol import phones
@@ -34,6 +33,7 @@ class Members:
     def __init__(self, cloud) -> None:
         self.cloud = cloud
         self.pii = Pii(cloud.keys)
+        self.payments: Payments | None = None  # the money journal, set by the services
 
     async def register(self, phone_text: str) -> tuple[dict, bool]:
         """(the member, True) when registered now; (the existing member, False) when the phone was registered.
@@ -100,19 +100,25 @@ class Members:
                 "created_at": to_rfc3339(row["created_ms"]), "stored_value_fen": ledger["stored_value_fen"],
                 "points": ledger["points"], "level": ledger["level"]}
 
-    async def top_up(self, member_id: str, amount_fen: int, method: str, key: str) -> dict:
+    async def top_up(self, member_id: str, amount_fen: int, method: str, key: str, digest: bytes) -> dict:
+        """A top-up through the wallet provider: what the member must pay; stored value comes in only on the
+        provider's verified word (`Payments.top_up`). Cash is taken at a till only."""
         await self.row(member_id)
-        # a member's keys are their own; hashed, because a command id is bounded and a key is the client's choice
-        transfer = f"topup:{member_id}:{hashlib.blake2b(key.encode(), digest_size=10).hexdigest()}"
-        result = await self.cloud.actors.member_ledger.send(TopUp(id=transfer, member=member_id,
-                                                                   amount_fen=amount_fen))
-        if result.status == "conflict":
-            raise Refusal("key_reused", "Idempotency-Key was already used for a different top-up")
-        first = result.settled
-        if result.status == "ok":
+        assert self.payments is not None
+        return await self.payments.top_up(member_id, amount_fen, method, key, digest)
+
+    async def top_up_view(self, member_id: str, top_up_id: str) -> dict:
+        assert self.payments is not None
+        body = await self.payments.top_up_view(member_id, top_up_id)
+        body["stored_value_fen"] = (await self.view(member_id))["stored_value_fen"]
+        return body
+
+    async def balance_changed(self, member_id: str) -> None:
+        """Stores keep members' balances for offline spending: tell them the new one."""
+        try:
             await self.notify_stores(await self.view(member_id))
-        return {"member_id": member_id, "transfer_id": transfer, "amount_fen": amount_fen, "method": method,
-                "simulated": method == "wallet_sim", "stored_value_fen": first["stored_value_fen"]}
+        except Refusal:  # erased meanwhile: nothing to tell
+            pass
 
     async def export(self, member_id: str) -> dict:
         """Everything held about the member (PIPL access and portability): the phone opened, the member code, the

@@ -15,15 +15,17 @@ import logging
 import secrets
 
 from actors.order_router import BookSlot, ReleaseSlot
-from actors.stock_pool import Cancel, Confirm, Reserve
+from actors.stock_pool import Cancel, Reserve
 from cloud.messaging import to_stores
 from cloud.services.order_request import OrderRequest
-from cloud.services.payments import Payments
+from cloud.services.order_saga import OrderSaga
+from cloud.services.payments import Payments, payment_json
 from cloud.services.verdicts import Refusal
 from protocol.clock import parse_rfc3339, to_rfc3339
 from protocol.errors import ProtocolError
 from protocol.ids import derived_id
 from protocol.messages import OrderCancelled, OrderLine, OrderToFulfil
+from protocol.money_saga import charge_id
 from protocol.pricing import BasketLine, PricingContext, price_basket
 
 CLAIM_WAIT_MS = 8_000  # a duplicate request waits this long for the first to finish
@@ -59,9 +61,12 @@ def order_json(row) -> dict:
 
 
 class Orders:
-    def __init__(self, cloud) -> None:
+    def __init__(self, cloud, wallet=None) -> None:
         self.cloud = cloud
-        self.payments = Payments(cloud)
+        self.payments = Payments(cloud, wallet)
+        self.saga = OrderSaga(self)
+        self.as_json = order_json
+        self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
 
     # ---- create -----------------------------------------------------------------------------------
     async def create(self, req: OrderRequest, member: str, key: str, raw: dict) -> dict:
@@ -238,42 +243,32 @@ class Orders:
             row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
         return row
 
-    def _reservations(self, row) -> list[tuple[str, str]]:
+    async def view(self, order_id: str, member: str | None) -> dict:
+        """The order as its member sees it: a payment still in progress (a wallet payment to pay) shows too."""
+        row = await self.get(order_id, member)
+        body = order_json(row)
+        if body["payment"] is None:
+            charge = await self.payments.get(charge_id(order_id))
+            if charge is not None:
+                body["payment"] = payment_json(charge)
+        return body
+
+    def reservations(self, row) -> list[tuple[str, str]]:
         if row["kind"] == "flash":  # sold by the FlashSaleGate: no store reservations behind it
             return []
         return [(line["sku"], line["reservation_id"]) for lines in json.loads(row["allocation"]).values() for line in lines]
 
     async def pay(self, order_id: str, member: str | None, method: str) -> dict:
-        cloud, row = self.cloud, await self.get(order_id, member)
-        if row["status"] in ("paid", "fulfilled"):
-            if row["status"] == "paid":
-                await self._notify_stores(row)  # a retry after a failed notify: the store drops duplicates
-            return order_json(row)  # paying twice answers with the first payment
-        if row["status"] != "reserved":
-            raise Refusal("order_state", f"order {order_id} is {row['status']}; it cannot be paid")
-        payment = await self.payments.charge(order_id, row["member_id"], row["total_fen"], method)
-        for sku, rid in self._reservations(row):
-            r = await cloud.actors.stock_pool.send(Confirm(id=f"confirm:{rid}", reservation_id=rid, sku=sku))
-            if not r.succeeded:
-                await self.payments.refund(order_id, row["member_id"], payment)
-                await self._set_status(order_id, "expired", only_from="reserved")
-                raise Refusal("order_state", f"order {order_id} expired before payment completed; refunded")
-        paid = await cloud.db.fetchrow("update orders set status = 'paid', payment = $2, updated_ms = $3 "
-                                       "where order_id = $1 and status = 'reserved' returning *",
-                                       order_id, json.dumps(payment), cloud.now_ms())
-        if paid is None:  # cancelled or expired while we were charging: give the money back
-            await self.payments.refund(order_id, row["member_id"], payment)
-            now = await cloud.db.fetchval("select status from orders where order_id = $1", order_id)
-            raise Refusal("order_state", f"order {order_id} became {now} during payment; refunded")
-        await self._notify_stores(paid)
-        return order_json(paid)
+        """Pay the order: the money saga (`cloud/services/order_saga.py`)."""
+        return await self.saga.pay(order_id, member, method)
 
     async def cancel(self, order_id: str, member: str | None, reason: str) -> dict:
+        """Flip the status first, atomically, and act on what it was; then give the money back before anything
+        else (journaled first: a crash or a frozen actor after the flip leaves a charge the sweeper refunds), then
+        the stock and the slots. A concurrent pay sees 'cancelled' and refunds its own charge (same refund id)."""
         row = await self.get(order_id, member)
         if row["status"] == "cancelled":
             return order_json(row)
-        # Flip the status first, atomically, and act on what it was: a concurrent pay then sees 'cancelled'
-        # and refunds its own charge; we refund only what was already paid (the same refund id either way).
         was = await self.cloud.db.fetchval(
             """with old as (select status from orders where order_id = $1 for update)
                update orders o set status = 'cancelled', updated_ms = $2 from old
@@ -284,19 +279,21 @@ class Orders:
             if now == "cancelled":
                 return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
             raise Refusal("order_state", f"order {order_id} is {now}; it cannot be cancelled")
-        await self._release(self._reservations(row), "order")
-        await self._release_slots(row)
-        if was == "paid":
-            paid = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
-            await self.payments.refund(order_id, paid["member_id"], json.loads(paid["payment"]) if paid["payment"] else None)
-            if row["kind"] != "flash":
-                for store in json.loads(row["allocation"]):
-                    await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
-                                                                                        **env),
-                                        event_id=derived_id(order_id, f"cancel:{store}"))
+        await self.payments.refund(order_id)
+        await self.payments.close_unpaid(order_id)
+        await self._release(self.reservations(row), "order")
+        await self.release_slots(row)
+        if was == "paid" and row["kind"] != "flash":
+            for store in json.loads(row["allocation"]):
+                await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
+                                                                                    **env),
+                                    event_id=derived_id(order_id, f"cancel:{store}"))
         return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
 
-    async def _release_slots(self, row) -> None:
+    async def sweep_money(self) -> int:
+        return await self.saga.sweep()
+
+    async def release_slots(self, row) -> None:
         if row["kind"] == "flash":
             return
         await self._unbook(row["order_id"], row["order_id"], list(json.loads(row["allocation"])), row["slot_start_ms"])
@@ -307,7 +304,7 @@ class Orders:
             await self.cloud.actors.router.send(ReleaseSlot(id=f"unslot:{tag}:{store}", store=store,
                                                             slot_start_ms=slot_ms, order_id=order_id))
 
-    async def _set_status(self, order_id: str, status: str, only_from: str) -> None:
+    async def set_status(self, order_id: str, status: str, only_from: str) -> None:
         await self.cloud.db.execute("update orders set status = $2, updated_ms = $3 where order_id = $1 and status = $4",
                                     order_id, status, self.cloud.now_ms(), only_from)
 
@@ -317,7 +314,7 @@ class Orders:
                                                where order_id = $1 and status = 'reserved' returning order_id""",
                                             row["order_id"], self.cloud.now_ms())
         if done:
-            await self._release_slots(row)
+            await self.release_slots(row)
 
     async def sweep_abandoned(self) -> int:
         """Orders whose request died half-way and was never retried (`pending` for `ABANDONED_MS`): refused, and
@@ -348,7 +345,7 @@ class Orders:
             await self.expire_one(row)
         return len(rows)
 
-    async def _notify_stores(self, row) -> None:
+    async def notify_stores(self, row) -> None:
         if row["kind"] == "flash":
             return
         allocation = json.loads(row["allocation"])

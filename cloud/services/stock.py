@@ -1,8 +1,12 @@
 """Stock as the cloud sees it: a store's positions (escrow, reservations) beside its last reported on-hand, the
-stores' liveness and lag, and every actor's invariant audit."""
+stores' liveness and lag, and every actor's invariant audit with the money journal's ("every charge is matched by a
+paid order or a refund")."""
 from __future__ import annotations
 
 import logging
+
+from cloud.services.payments import movement
+from protocol.money_saga import unmatched_charges
 
 log = logging.getLogger("freshmesh.cloud")
 
@@ -46,4 +50,20 @@ class StockViews:
         sales = [r["sale_id"] for r in await self.cloud.db.fetch(
             "select sale_id from flash_sales where coalesce((config->>'ends_ms')::bigint, 0) > $1", since)]
         report = await self.cloud.actors.audit(sales)
-        return {"actors": len(report), "violations": [f"{n}: {p}" for n, problems in report.items() for p in problems]}
+        violations = [f"{n}: {p}" for n, problems in report.items() for p in problems]
+        violations += [f"money: {p}" for p in await self.money_audit()]
+        return {"actors": len(report), "violations": violations}
+
+    async def money_audit(self) -> list[str]:
+        """"Every charge is matched by a paid (or fulfilled) order or a refund": stored-value charges (the
+        MemberLedger's `sv:` transfers) and provider charges alike, from the money journal. Only the suspects are
+        read (charges done whose order is not paid, failed refunds); `unmatched_charges` decides."""
+        rows = await self.cloud.db.fetch(
+            """select m.*, o.status as order_status from money_movements m left join orders o using (order_id)
+               where (m.kind = 'charge' and m.state = 'done' and coalesce(o.status, '') not in ('paid', 'fulfilled')
+                      and not exists (select 1 from money_movements r where r.movement_id = 'refund:' || m.order_id
+                                      and r.state = 'done'))
+                  or (m.kind = 'refund' and m.state = 'failed')
+               limit 1000""")
+        orders = {r["order_id"]: r["order_status"] or "missing" for r in rows}
+        return unmatched_charges(orders, [(r["order_id"], movement(r)) for r in rows], self.cloud.now_ms())

@@ -21,7 +21,7 @@ from protocol import subjects
 from protocol.messages import EscrowGranted, PickupCompleted, StockMoved
 from protocol.rate import StoreRateLimits, StoreRates
 from tests.faults.test_poison_events import applied, refused_acks, sale
-from tests.integration.harness import StoreLink, customer, eventually, operator_headers, running_cloud
+from tests.integration.harness import StoreLink, customer, eventually, operator_headers, running_cloud, top_up
 
 pytestmark = pytest.mark.integration
 OP: dict[str, str] = {}
@@ -61,9 +61,7 @@ async def test_another_stores_pickup_a_made_up_member_and_a_huge_grant_are_refus
         await owner.publish(EscrowGranted(**owner.next_envelope(), sku=sku, qty=8, escrow_after=8))
         assert await eventually(lambda: _equals(escrow_of(services, OWNER, sku), 8))
     member = await customer(services, http)
-    top = await http.post(f"/members/{member.member_id}/top-ups", json={"amount_fen": 100_000},
-                          headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
-    assert top.status_code == 201, top.text
+    assert (await top_up(services, http, member, 100_000))["stored_value_fen"] == 100_000  # through the wallet
     order = (await http.post("/orders", json={"fulfilment": "pickup", "store_id": OWNER, "items": [{"sku": sku, "qty": 2}],
                                               "slot_start": _next_slot()},
                              headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})).json()

@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 
+import httpx
 import nats
 import uvicorn
 
@@ -15,11 +16,14 @@ from cloud.embedded.process import free_port
 from cloud.http.app import build_app
 from cloud.keys import KeyRing
 from cloud.runtime.shard_map import ShardConfig
+from cloud.services import pay_signatures
 from cloud.services.sms import HttpSmsProvider
+from cloud.services.wallet import HttpPayProvider
 from cloud.wiring import start_services
 from cloud.world import World
 from protocol import codec, subjects
 from protocol.ids import IdFactory
+from simulators import pay_provider
 from simulators.customer_auth import SignedIn, SimulatedPhones, sign_in
 from simulators.sms_provider import start_in_thread
 
@@ -42,6 +46,8 @@ def envelope(store_id: str, seq: int) -> dict:
 
 
 SMS_KEY, SMS_SECRET = "sim-key", "sim-secret-for-tests"
+PAY_MCHID = "freshmesh-test"
+PAY_PROVIDER_KEY = pay_signatures.new_private_text()  # the simulated wallet provider's signing key, this test run
 
 
 class WallClock:
@@ -50,10 +56,12 @@ class WallClock:
 
 
 @contextlib.asynccontextmanager
-async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = None, sms=None, port: int | None = None):
+async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = None, sms=None, port: int | None = None,
+                        pay_settings: dict | None = None):
     """`sms`: the SMS provider adapter; by default the simulated provider runs beside the cloud (its own service on
     its own thread) so that customers can sign in (`customer()`); `port`: when the caller needs the URL before the
-    cloud runs (a provider's callback URL)."""
+    cloud runs (a provider's callback URL). The simulated wallet provider always runs beside it too (`pay_settings`:
+    its `simulators.pay_provider.Settings` knobs); `services.payments.wallet.sim` is its running service."""
     port = port or free_port()
     with contextlib.ExitStack() as own:
         if sms is None:
@@ -61,8 +69,62 @@ async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = Non
                                                           callback_url=f"http://127.0.0.1:{port}/callbacks/sms"))
             sms = HttpSmsProvider(simulated.url, SMS_KEY, SMS_SECRET, WallClock())
             sms.inbox = SimulatedPhones(simulated.url, SMS_KEY)  # where test customers read their codes
-        async with _serving(stack, prefix, reservation_ttl_ms, sms, port) as running:
+        merchant_key, api_key = fixed_keys(stack).pay_merchant_key, fixed_keys(stack).pay_api_key
+        settings = pay_provider.Settings(PAY_MCHID, pay_signatures.public_text(pay_signatures.private_key(merchant_key)),
+                                         PAY_PROVIDER_KEY, api_key, **{"notify_delay_ms": 20, "refund_delay_ms": 20,
+                                                              **(pay_settings or {})})
+        sim_pay = own.enter_context(pay_provider.start_in_thread(settings))
+        wallet = HttpPayProvider(sim_pay.url, PAY_MCHID, merchant_key,
+                                 pay_signatures.public_text(pay_signatures.private_key(PAY_PROVIDER_KEY)),
+                                 f"http://127.0.0.1:{port}/callbacks/pay", WallClock(), api_key=api_key)
+        wallet.sim = sim_pay
+        async with _serving(stack, prefix, reservation_ttl_ms, sms, port, wallet) as running:
             yield running
+
+
+async def pay_in_wallet(services, pay: dict, notify: str = "send") -> dict:
+    """The customer pays a wallet payment in the simulated provider's wallet app (`pay`: what the cloud answered:
+    `{"prepay_id", …}`); `notify`: "send", "drop" (the notification is lost) or "twice"."""
+    sim = services.payments.wallet.sim
+    async with httpx.AsyncClient(base_url=sim.url) as wallet_app:
+        r = await wallet_app.post(f"/sim/pay/{pay['prepay_id']}", json={"notify": notify})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def pay_by_wallet(services, http, member: SignedIn, order_id: str, notify: str = "send") -> dict:
+    """Pay an order with the simulated wallet: the cloud creates the provider payment (202), the customer pays it
+    in the wallet app, the provider's notification makes the order paid. Returns the paid order."""
+    r = await http.post(f"/orders/{order_id}/pay", json={"method": "wallet_sim"}, headers=member.headers)
+    assert r.status_code in (200, 202), r.text
+    if r.status_code == 202:
+        await pay_in_wallet(services, r.json()["payment"]["pay"], notify)
+
+    async def paid():
+        order = (await http.get(f"/orders/{order_id}", headers=member.headers)).json()
+        return order if order["status"] in ("paid", "fulfilled") else None
+    order = await eventually(paid, timeout_s=20)
+    assert order, f"order {order_id} was never paid"
+    return order
+
+
+async def top_up(services, http, member: SignedIn, amount_fen: int, key: str | None = None) -> dict:
+    """Stored value bought the only way it comes in online: a wallet payment, paid, credited on the provider's
+    signed notification. Returns the member's view once credited."""
+    r = await http.post(f"/members/{member.member_id}/top-ups", json={"amount_fen": amount_fen, "method": "wallet_sim"},
+                        headers={**member.headers, "Idempotency-Key": key or uuid.uuid4().hex})
+    assert r.status_code in (200, 202), r.text
+    made = r.json()
+    if made["state"] != "done":
+        await pay_in_wallet(services, made["pay"])
+
+    async def credited():
+        view = (await http.get(f"/members/{member.member_id}/top-ups/{made['top_up_id']}",
+                               headers=member.headers)).json()
+        return view if view["state"] == "done" else None
+    done = await eventually(credited, timeout_s=15)
+    assert done, f"top-up {made['top_up_id']} was never credited"
+    return done
 
 
 async def customer(services, http, phone: str | None = None) -> SignedIn:
@@ -84,10 +146,10 @@ async def last_code(inbox, e164: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port: int):
+async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port: int, wallet=None):
     services = await start_services(World.load(), stack.database_url, stack.nats_url,
                                     ShardConfig(prefix=prefix), background=True, reservation_ttl_ms=reservation_ttl_ms,
-                                    explicit_world=True, sms=sms, keys=fixed_keys(stack))
+                                    explicit_world=True, sms=sms, keys=fixed_keys(stack), wallet=wallet)
     server = uvicorn.Server(uvicorn.Config(build_app(services), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))
     task = asyncio.create_task(server.serve())

@@ -12,7 +12,15 @@ import pytest
 import pytest_asyncio
 
 from protocol.messages import EscrowGranted, OrderToFulfil, PickupCompleted, StockMoved
-from tests.integration.harness import StoreLink, customer, eventually, operator_headers, running_cloud
+from tests.integration.harness import (
+    StoreLink,
+    customer,
+    eventually,
+    operator_headers,
+    pay_by_wallet,
+    running_cloud,
+    top_up,
+)
 
 pytestmark = pytest.mark.integration
 CN = timezone(timedelta(hours=8))
@@ -61,10 +69,8 @@ async def stocked(cloud, stack):
 async def member_with(services, http, balance: int):
     """A member signed in through SMS (a new phone), with `balance` fen of stored value."""
     member = await customer(services, http)
-    if balance:
-        r = await http.post(f"/members/{member.member_id}/top-ups", json={"amount_fen": balance},
-                            headers={**key(), **member.headers})
-        assert r.status_code == 201 and r.json()["stored_value_fen"] == balance
+    if balance:  # bought through the simulated wallet provider, credited on its signed notification
+        assert (await top_up(services, http, member, balance))["stored_value_fen"] == balance
     return member
 
 
@@ -328,7 +334,7 @@ async def test_store_catches_up_on_missed_commands_in_order(cloud, stack, stocke
         body = {"fulfilment": "pickup", "store_id": "S002", "slot_start": next_slot(hour),
                 "items": [{"sku": stocked[0], "qty": 1}]}
         order = (await http.post("/orders", json=body, headers={**key(), **signed_in.headers})).json()
-        await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"}, headers=signed_in.headers)
+        await pay_by_wallet(cloud[0], http, signed_in, order["order_id"])
         orders.append(order["order_id"])
     async with StoreLink(stack, "S002") as store:  # the store was "offline": nothing pulled until now
         commands = await store.commands(want=200, timeout_s=3)
@@ -403,8 +409,8 @@ async def test_a_flash_order_can_be_paid_and_cancelled(cloud, stocked):
     order = (await http.post(f"/flash-sales/{sale_id}/orders", json={},
                              headers={**key(), "Authorization": f"Bearer {flash_pass}"})).json()
     assert order["member_id"] == member.member_id
-    paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"}, headers=member.headers)
-    assert paid.status_code == 200 and paid.json()["status"] == "paid" and paid.json()["total_fen"] == 700
+    paid = await pay_by_wallet(services, http, member, order["order_id"])
+    assert paid["status"] == "paid" and paid["total_fen"] == 700 and paid["payment"]["method"] == "wallet_sim"
     cancelled = await http.post(f"/orders/{order['order_id']}/cancel", json={}, headers=member.headers)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
 

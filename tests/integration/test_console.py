@@ -29,6 +29,7 @@ from tests.integration.harness import (
     eventually,
     operator_headers,
     running_cloud,
+    top_up,
 )
 
 pytestmark = pytest.mark.integration
@@ -136,8 +137,7 @@ async def test_snapshot_shows_actors_stores_business_and_alerts(cloud, stack):
         assert r.status_code == 201, r.text
     signed = await customer(services, http)
     member = signed.member_id
-    assert (await http.post(f"/members/{member}/top-ups", json={"amount_fen": 5000},
-                            headers={**key(), **signed.headers})).status_code == 201
+    assert (await top_up(services, http, signed, 5000))["stored_value_fen"] == 5000
     async with StoreLink(stack, "S005") as link:
         beats = Heartbeats(link, {"scale": "ok", "scanner": "ok", "printer": "down"}).start()
         try:

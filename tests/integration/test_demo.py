@@ -23,6 +23,7 @@ def test_short_demo_summary_holds(tmp_path):
     assert summary["sales"] > 0 and summary["sales"] == summary["cloud_sales"]
     assert summary["flash_sale"]["oversold"] == 0 and summary["flash_sale"]["sold"] == summary["flash_sale"]["quantity"]
     assert summary["online_orders"] > 0
+    assert summary["topped_up"] > 0  # bought through the simulated wallet provider, credited on its notifications
     # customers and the flash crowd signed in by SMS code through the simulated provider (orders need a session)
     assert summary["customers_signed_in"] > 0 and summary["sign_in_failed"] == 0
     assert summary["flash_sale"]["fans_signed_in"] >= summary["flash_sale"]["quantity"]

@@ -18,7 +18,14 @@ from edge.sync import StuckHead
 from protocol import codec, subjects
 from protocol.messages import MemberUpdated
 from simulators.netcut import NetCut
-from tests.integration.harness import customer, envelope, eventually, operator_headers, running_cloud
+from tests.integration.harness import (
+    customer,
+    envelope,
+    eventually,
+    operator_headers,
+    pay_by_wallet,
+    running_cloud,
+)
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -86,7 +93,7 @@ async def test_online_pickup_order_is_printed_picked_and_fulfilled(world):
                                               "items": [{"sku": sku, "qty": 2}]},
                              headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})).json()
     assert order["status"] == "reserved", order
-    await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim"}, headers=member.headers)
+    await pay_by_wallet(services, http, member, order["order_id"])
 
     async def arrived():
         async with box.store_db.reader.execute("select status from orders where order_id = ?", (order["order_id"],)) as cur:

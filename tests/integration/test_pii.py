@@ -26,6 +26,7 @@ from cloud.services.pii import Pii, rotate, seal_clear_phones
 from cloud.services.sms import HttpSmsProvider
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
+from simulators.customer_auth import SignedIn
 from simulators.sms_provider import start_in_thread
 from tests.integration.harness import (
     SECRET_KEY,
@@ -35,7 +36,9 @@ from tests.integration.harness import (
     last_code,
     new_mobile,
     operator_headers,
+    pay_in_wallet,
     running_cloud,
+    top_up,
 )
 
 pytestmark = pytest.mark.integration
@@ -120,15 +123,16 @@ async def test_no_phone_in_clear_anywhere_masked_in_answers_found_by_hash_at_the
     theirs = {"Authorization": f"Bearer {other['token']}"}
     member = (await http.get(f"/members/{other['member_id']}", headers=theirs)).json()
     assert member["phone"] == f"{registered[:3]}****{registered[-4:]}", member
-    top_up = await http.post(f"/members/{member['member_id']}/top-ups", json={"amount_fen": 3_000},
+    bought = await http.post(f"/members/{member['member_id']}/top-ups", json={"amount_fen": 3_000},
                              headers={"Idempotency-Key": uuid.uuid4().hex, **theirs})
-    assert top_up.status_code == 201
+    assert bought.status_code == 202  # a wallet payment to pay: no phone in it either
     me = await http.get("/me", headers={"Authorization": f"Bearer {session['token']}"})
     got = await http.get(f"/members/{member['member_id']}", headers=theirs)
-    for answer in (me, got, top_up):
-        assert answer.status_code == 200 or answer.status_code == 201
+    for answer in (me, got, bought):
+        assert answer.status_code in (200, 201, 202)
         assert not leaks(answer.text, [signed_up, registered]), answer.text
     assert me.json()["phone"] == f"{signed_up[:3]}****{signed_up[-4:]}"
+    await pay_in_wallet(services, bought.json()["pay"])  # credited on the provider's notification; stores are told
 
     async def in_cache():
         row = await cached(box, member["member_id"])
@@ -162,9 +166,8 @@ async def test_export_gives_everything_and_erase_leaves_a_tombstone_the_ledger_s
     session = await sign_in(http, inbox, mobile)
     member_id = session["member_id"]
     mine = {"Authorization": f"Bearer {session['token']}"}
-    r = await http.post(f"/members/{member_id}/top-ups", json={"amount_fen": 5_000},
-                        headers={"Idempotency-Key": uuid.uuid4().hex, **mine})
-    assert r.status_code == 201
+    signed = SignedIn(member_id=member_id, token=session["token"], phone=mobile)
+    assert (await top_up(services, http, signed, 5_000))["stored_value_fen"] == 5_000
     assert (await http.get(f"/members/{member_id}/export")).status_code == 401
     assert (await http.get(f"/members/{member_id}/export", headers={"Authorization": "Bearer no"})).status_code == 401
     for role, store in (("viewer", None), ("store_manager", "S002")):  # personal data is for HQ admins only

@@ -5,8 +5,9 @@ from starlette.responses import JSONResponse
 
 from cloud.http.bodies import TopUpRequest
 from cloud.http.operators import require_operator
-from cloud.http.parsing import idempotency_key, parse
+from cloud.http.parsing import as_record, idempotency_key, read_json
 from cloud.http.routes.auth import signed_in_member
+from cloud.services.orders import request_hash
 from cloud.services.verdicts import Refusal
 
 
@@ -23,12 +24,17 @@ def routes(services) -> list[tuple]:
     async def get_member(request):
         return JSONResponse(await services.members.view(await own_member(request, services)))
 
-    async def top_up(request):
+    async def top_up(request):  # 202: the money comes in when the wallet provider says it was paid
         member = await own_member(request, services)
         key = idempotency_key(request)
-        req = await parse(request, TopUpRequest, "top_up")
-        body = await services.members.top_up(member, req.amount_fen, req.method, key)
-        return JSONResponse(body, status_code=201)
+        raw = await read_json(request)
+        req = as_record(raw, TopUpRequest, "top_up")
+        body = await services.members.top_up(member, req.amount_fen, req.method, key, request_hash(raw))
+        return JSONResponse(body, status_code=200 if body["state"] == "done" else 202)
+
+    async def get_top_up(request):
+        member = await own_member(request, services)
+        return JSONResponse(await services.members.top_up_view(member, request.path_params["top_up_id"]))
 
     async def export_member(request):  # PIPL access: everything held, the phone in clear (HQ admins only; audited)
         operator = await require_operator(request, services, "members.personal_data")
@@ -47,5 +53,6 @@ def routes(services) -> list[tuple]:
 
     return [("/members/{member_id}", get_member, ["GET"]),
             ("/members/{member_id}/top-ups", top_up, ["POST"]),
+            ("/members/{member_id}/top-ups/{top_up_id}", get_top_up, ["GET"]),
             ("/members/{member_id}/export", export_member, ["GET"]),
             ("/members/{member_id}", erase_member, ["DELETE"])]

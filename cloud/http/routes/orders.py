@@ -6,7 +6,6 @@ from starlette.responses import JSONResponse
 from cloud.http.bodies import CancelRequest, OrderRequest, PayRequest
 from cloud.http.parsing import as_record, idempotency_key, json_object, parse, read_body, read_json
 from cloud.http.routes.auth import signed_in_member
-from cloud.services.orders import order_json
 
 
 def routes(services) -> list[tuple]:
@@ -19,12 +18,14 @@ def routes(services) -> list[tuple]:
 
     async def get_order(request):
         member = await signed_in_member(request, services)
-        return JSONResponse(order_json(await services.orders.get(request.path_params["order_id"], member)))
+        return JSONResponse(await services.orders.view(request.path_params["order_id"], member))
 
     async def pay_order(request):
         member = await signed_in_member(request, services)
         req = await parse(request, PayRequest, "payment")
-        return JSONResponse(await services.orders.pay(request.path_params["order_id"], member, req.method))
+        body = await services.orders.pay(request.path_params["order_id"], member, req.method)
+        # 202: a wallet payment was created; the order is paid when the provider's signed notification comes
+        return JSONResponse(body, status_code=202 if body["status"] == "reserved" else 200)
 
     async def cancel_order(request):
         member = await signed_in_member(request, services)

@@ -1,0 +1,112 @@
+"""The money saga of an online order: pay, complete, and the sweeper that finishes or undoes a half-done one.
+
+Guarantees (with `cloud/services/payments.py`, decisions in `protocol/money_saga.py`):
+- the charge is journaled (`money_movements`) before it is attempted, and the order becomes `paid` only after its
+  charge is done; a charge that can no longer be matched by a paid order (the order expired or was cancelled
+  meanwhile, a reservation lapsed) is refunded, journaled the same way;
+- every step is idempotent by id (ledger transfer ids, the provider's out_trade_no, the stock pool's confirm ids),
+  so the request, its retry, a provider's notification and the sweeper may all run it: the result is the same;
+- `sweep` (every second, in the background process) finishes what a crash or the request deadline left half-way,
+  once its request has certainly ended (`SAGA_GRACE_MS`): then `/audit`'s "every charge is matched by a paid
+  order or a refund" holds.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from actors.stock_pool import Confirm
+from cloud.services.payments import movement, payment_json
+from cloud.services.verdicts import Refusal
+from protocol.money_saga import PAID_STATUSES, SAGA_GRACE_MS, charge_id, next_step
+
+log = logging.getLogger("freshmesh.orders")
+
+
+class OrderSaga:
+    def __init__(self, orders) -> None:
+        self.orders, self.cloud, self.payments = orders, orders.cloud, orders.payments
+
+    async def pay(self, order_id: str, member: str | None, method: str) -> dict:
+        """Pay the order, as a saga journaled in `money_movements`: the charge is recorded before it is attempted,
+        the order is paid only after its charge is done, and a charge that cannot be matched by a paid order is
+        refunded (here, or by the sweeper after a crash: `sweep`). A wallet payment answers with the order
+        still `reserved` and what the customer must pay; the provider's verified notification completes it."""
+        row = await self.orders.get(order_id, member)
+        if row["status"] in PAID_STATUSES:
+            if row["status"] == "paid":
+                await self.orders.notify_stores(row)  # a retry after a failed notify: the store drops duplicates
+            return self.orders.as_json(row)  # paying twice answers with the first payment
+        if row["status"] != "reserved":
+            raise Refusal("order_state", f"order {order_id} is {row['status']}; it cannot be paid")
+        charge = await self.payments.charge(row, method)
+        if charge["state"] == "failed":
+            raise Refusal("payment", f"payment refused: {charge['detail']}")
+        if charge["state"] == "requested":  # a provider payment: the customer pays it in their wallet
+            return {**self.orders.as_json(row), "payment": payment_json(charge)}
+        return self.orders.as_json(await self.complete(order_id))
+
+    async def complete(self, order_id: str):
+        """The order paid once its charge is done: its reservations confirmed and the stores told; when that can no
+        longer be (the order expired or was cancelled meanwhile, a reservation lapsed) the charge is refunded and
+        the answer is a Refusal. Every step is idempotent by id, so any number of calls (the request, a retry, a
+        provider's notification, the sweeper) end the same."""
+        cloud = self.cloud
+        row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+        charge = await self.payments.get(charge_id(order_id))
+        assert charge is not None and charge["state"] == "done", f"order {order_id} completed without a done charge"
+        if row["status"] in PAID_STATUSES:
+            return row
+        if row["status"] == "reserved":
+            confirmed = True
+            for sku, rid in self.orders.reservations(row):
+                r = await cloud.actors.stock_pool.send(Confirm(id=f"confirm:{rid}", reservation_id=rid, sku=sku))
+                if not r.succeeded:
+                    confirmed = False
+                    await self.orders.set_status(order_id, "expired", only_from="reserved")
+                    await self.orders.release_slots(row)
+                    break
+            if confirmed:
+                paid = await cloud.db.fetchrow("update orders set status = 'paid', payment = $2, updated_ms = $3 "
+                                               "where order_id = $1 and status = 'reserved' returning *",
+                                               order_id, json.dumps(payment_json(charge)), cloud.now_ms())
+                if paid is not None:
+                    await self.payments.record_spend(paid)
+                    await self.orders.notify_stores(paid)
+                    return paid
+        # cancelled or expired while the money was coming: give it back
+        await self.payments.refund(order_id)
+        now = await cloud.db.fetchval("select status from orders where order_id = $1", order_id)
+        if now in PAID_STATUSES:  # a concurrent completion won the race: nothing to refund after all
+            return await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+        log.warning("order %s is %s but its charge was done: refunded", order_id, now)
+        raise Refusal("order_state", f"order {order_id} became {now} before its payment completed; refunded")
+
+    async def complete_quietly(self, order_id: str) -> None:
+        try:
+            await self.complete(order_id)
+        except Refusal as refusal:
+            log.info("order %s not completed: %s", order_id, refusal.detail)
+
+    async def sweep(self) -> int:
+        """Finish or undo every half-done money saga: movements still `requested` are asked about again, and an
+        order whose charge is done but which is not paid is completed (its reservations confirmed) or refunded.
+        Only steps older than the saga's grace time (their request has certainly ended)."""
+        await self.payments.resolve_due()
+        rows = await self.cloud.db.fetch(
+            """select o.order_id, o.status from money_movements c join orders o on o.order_id = c.order_id
+               left join money_movements r on r.movement_id = 'refund:' || c.order_id
+               where c.kind = 'charge' and c.state = 'done' and o.status not in ('paid', 'fulfilled')
+                 and r.movement_id is null and c.updated_ms < $1 limit 100""",
+            self.cloud.now_ms() - SAGA_GRACE_MS)
+        for row in rows:
+            charge = await self.payments.get(charge_id(row["order_id"]))
+            step = next_step(row["status"], movement(charge), None)
+            log.warning("order %s is %s with its charge done (%s): %s", row["order_id"], row["status"],
+                        charge["method"], step)
+            if step == "complete_order":
+                await self.complete_quietly(row["order_id"])
+            elif step == "refund":
+                await self.payments.refund(row["order_id"])
+        return len(rows)
+

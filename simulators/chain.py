@@ -31,21 +31,34 @@ def store_ids(count: int) -> list[str]:
     return [f"S{i + 1:03d}" for i in range(count)]
 
 
-class SimulatedSms:
-    """The simulated SMS provider (`freshmesh sim sms`) as a service of its own, with a fresh account key and
-    secret; `.env` configures a cloud to send through it, `.phones` reads what it "sent"."""
+class SimulatedService:
+    """A simulated third party (`freshmesh sim <name>`) run as a process of its own on a free port."""
+    proc: subprocess.Popen | None = None
+    url = ""
 
-    def __init__(self, callback_url: str, log_path: Path) -> None:
-        port, self.key, self.secret = free_port(), secrets.token_hex(8), secrets.token_hex(16)
+    def _run(self, port: int, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen | None = spawn_quiet(
-            [sys.executable, "-m", "simulators.cli", "sim", "sms", "--port", str(port), "--key", self.key,
-             "--secret", self.secret, "--callback-url", callback_url], env=os.environ.copy(), log_path=log_path)
+        self.proc = spawn_quiet([sys.executable, "-m", "simulators.cli", "sim", args[0], "--port", str(port),
+                                 *args[1:]], env=env, log_path=log_path)
         try:
             wait_http(f"{self.url}/health", 30, self.proc)
         except BaseException:
             self.stop()
             raise
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+
+
+class SimulatedSms(SimulatedService):
+    """The simulated SMS provider (`freshmesh sim sms`) as a service of its own, with a fresh account key and
+    secret; `.env` configures a cloud to send through it, `.phones` reads what it "sent"."""
+
+    def __init__(self, callback_url: str, log_path: Path) -> None:
+        port, self.key, self.secret = free_port(), secrets.token_hex(8), secrets.token_hex(16)
+        self._run(port, ["sms", "--key", self.key, "--secret", self.secret, "--callback-url", callback_url],
+                  os.environ.copy(), log_path)
 
     @property
     def env(self) -> dict[str, str]:
@@ -55,33 +68,20 @@ class SimulatedSms:
     def phones(self) -> SimulatedPhones:
         return SimulatedPhones(self.url, self.key)
 
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self.proc = None
 
-
-class SimulatedWallet:
+class SimulatedWallet(SimulatedService):
     """The simulated wallet provider (`freshmesh sim pay`) as a service of its own, with fresh keys: its own
     signing key and the merchant's APIv3 key (handed to it in its environment), and the merchant's signing key (the
-    cloud's); `.env` configures a cloud to
-    pay through it and to believe its signed notifications at `notify_url`."""
+    cloud's); `.env` configures a cloud to pay through it and to believe its signed notifications at `notify_url`."""
 
     def __init__(self, notify_url: str, log_path: Path) -> None:
         port, self.mchid, self.notify_url = free_port(), "freshmesh-demo", notify_url
-        self.url = f"http://127.0.0.1:{port}"
         self._merchant, self._provider = pay_signatures.new_private_text(), pay_signatures.new_private_text()
         self._api_key = pay_signatures.new_private_text()  # any 32 random bytes, base64
         merchant_public = pay_signatures.public_text(pay_signatures.private_key(self._merchant))
-        self.proc: subprocess.Popen | None = spawn_quiet(
-            [sys.executable, "-m", "simulators.cli", "sim", "pay", "--port", str(port), "--mchid", self.mchid,
-             "--merchant-public-key", merchant_public],
-            env={**os.environ, "FRESHMESH_SIM_PAY_PRIVATE_KEY": self._provider,
-                 "FRESHMESH_SIM_PAY_API_KEY": self._api_key}, log_path=log_path)
-        try:
-            wait_http(f"{self.url}/health", 30, self.proc)
-        except BaseException:
-            self.stop()
-            raise
+        self._run(port, ["pay", "--mchid", self.mchid, "--merchant-public-key", merchant_public],
+                  {**os.environ, "FRESHMESH_SIM_PAY_PRIVATE_KEY": self._provider,
+                   "FRESHMESH_SIM_PAY_API_KEY": self._api_key}, log_path)
 
     @property
     def env(self) -> dict[str, str]:
@@ -90,10 +90,6 @@ class SimulatedWallet:
                 "FRESHMESH_PAY_API_KEY": self._api_key,
                 "FRESHMESH_PAY_PROVIDER_PUBLIC_KEY": pay_signatures.public_text(
                     pay_signatures.private_key(self._provider))}
-
-    def stop(self) -> None:
-        stop_process(self.proc)
-        self.proc = None
 
 
 class Chain:

@@ -141,7 +141,7 @@ async def test_junk_frames_stay_within_the_bounds_and_other_stores_go_on(cloud, 
     js = services.cloud.nats.jetstream()
     bounds = streams.StreamBounds(events_max_bytes=8 * 1024 * 1024)  # small, so that the test can reach it
     await streams.ensure_streams(js, bounds)
-    rates = services.bridge.rates  # and a store's rate the flood goes over (the defaults' burst is 32 MiB)
+    rates = services.bridge.rates  # and a store's rate the flood goes over (the defaults' burst is 64 MiB)
     services.bridge.rates = StoreRates(StoreRateLimits(bytes_per_s=512 * 1024, bytes_burst=4 * 1024 * 1024))
     since = await services.cloud.db.fetchval("select coalesce(max(id), 0) from dead_letters")
     try:

@@ -85,20 +85,11 @@ class Bridge:
         self._stores_with_consumer: set[str] = set()
         self.stats = {"events": 0, "duplicates": 0, "dead_letters": 0, "batches": 0, "refused": 0, "throttled": 0,
                       "heartbeats_dropped": 0}
-        self.throttle = Throttle(StoreRateLimits.from_env(os.environ), self.stats)
+        self.throttle = Throttle(StoreRateLimits.from_env(os.environ), self.stats)  # each store's rate and order
         self.heartbeat_rates = StoreRates(HEARTBEAT_LIMITS)
         self.cash_topup_day_cap_fen = STORE_CASH_TOPUP_DAY_CAP_FEN  # per store and chain day
         self._members = None
         self.new_balances = NewBalances()  # members whose stored value the batch changed: told after it
-
-    @property
-    def rates(self) -> StoreRates:
-        """The stores' rates (a test may set narrower ones)."""
-        return self.throttle.rates
-
-    @rates.setter
-    def rates(self, rates: StoreRates) -> None:
-        self.throttle.rates = rates
 
     @property
     def members(self):

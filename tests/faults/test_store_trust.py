@@ -141,8 +141,8 @@ async def test_junk_frames_stay_within_the_bounds_and_other_stores_go_on(cloud, 
     js = services.cloud.nats.jetstream()
     bounds = streams.StreamBounds(events_max_bytes=8 * 1024 * 1024)  # small, so that the test can reach it
     await streams.ensure_streams(js, bounds)
-    rates = services.bridge.rates  # and a store's rate the flood goes over (the defaults' burst is 64 MiB)
-    services.bridge.rates = StoreRates(StoreRateLimits(bytes_per_s=512 * 1024, bytes_burst=4 * 1024 * 1024))
+    rates = services.bridge.throttle.rates  # and a store's rate the flood goes over (the defaults' burst is 64 MiB)
+    services.bridge.throttle.rates = StoreRates(StoreRateLimits(bytes_per_s=512 * 1024, bytes_burst=4 * 1024 * 1024))
     since = await services.cloud.db.fetchval("select coalesce(max(id), 0) from dead_letters")
     try:
         async with StoreLink(stack, HOSTILE) as hostile, StoreLink(stack, BYSTANDER) as other:
@@ -171,7 +171,7 @@ async def test_junk_frames_stay_within_the_bounds_and_other_stores_go_on(cloud, 
         assert services.bridge.stats["throttled"] > 0
         assert any("over its rate" in r["reason"] for r in await dead_letters_of(services, HOSTILE, since))
     finally:
-        services.bridge.rates = rates
+        services.bridge.throttle.rates = rates
         await streams.ensure_streams(js)
 
 
@@ -231,8 +231,8 @@ async def test_a_throttled_store_catching_up_has_its_receiving_and_grant_applied
     skus = [p["sku"] for p in (await http.get("/products")).json()["products"]
             if p["unit"] == "piece" and "online" in p["channels"]]
     sku, filler_sku = skus[0], skus[1]
-    rates = services.bridge.rates  # the store's rate as the bridge reads it from its environment, narrowed
-    services.bridge.rates = StoreRates(StoreRateLimits.from_env(
+    rates = services.bridge.throttle.rates  # the store's rate as the bridge reads it from its environment, narrowed
+    services.bridge.throttle.rates = StoreRates(StoreRateLimits.from_env(
         {"FRESHMESH_STORE_EVENTS_PER_S": "2", "FRESHMESH_STORE_EVENTS_BURST": "3"}))
     since = await services.cloud.db.fetchval("select coalesce(max(id), 0) from dead_letters")
     throttled = services.bridge.stats["throttled"]
@@ -267,7 +267,7 @@ async def test_a_throttled_store_catching_up_has_its_receiving_and_grant_applied
         await asyncio.sleep(0.5)
         assert await escrow_of(services, store, sku) == 4  # once
     finally:
-        services.bridge.rates = rates
+        services.bridge.throttle.rates = rates
 
 
 async def _true(value: bool) -> bool:

@@ -13,14 +13,18 @@ to sort out) and one that equals it moves the expectation on; one beyond a gap i
 sends it again). A gate stays for the store (in memory: a restarted bridge starts with none, which is as before
 this gate existed - the store's re-send is still in its order).
 
-The one way a gate could wait forever: the expected event will never come (the store was told it was refused
+A gate set at a stale copy (a re-send of an event already applied, dropped over the rate) would wait for events the
+store was acked for and never sends again: the shell tells the gate what the cloud has already applied
+(`seen`), and the expectation moves past it.
+
+The one way a gate could still wait forever: the expected event will never come (the store was told it was refused
 before it could be decoded, and set it aside). So a gate that has not moved for `STALL_MS` - several of the store's
 re-send rounds - while events beyond it arrive resumes at the lowest of them, logged by the caller. Pure: time is
 passed in.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -45,6 +49,22 @@ class SeqGates:
         if store_id not in self._expect:
             self._expect[store_id] = seq
             self._moved_ms[store_id] = now_ms
+
+    def waits(self, store_id: str, seq: int) -> bool:
+        """Whether the store's event `seq` is beyond its gate (would be held now)."""
+        return store_id in self._expect and seq > self._expect[store_id]
+
+    def seen(self, store_id: str, seqs: Iterable[int], now_ms: int) -> None:
+        """Sequences of the store that the cloud has already applied: the expectation moves on through those
+        contiguous with it (they will not come again, or come as duplicates)."""
+        if store_id not in self._expect:
+            return
+        for seq in sorted(seqs):
+            if seq > self._expect[store_id]:
+                break
+            if seq == self._expect[store_id]:
+                self._expect[store_id] = seq + 1
+                self._moved_ms[store_id] = now_ms
 
     def admit(self, items: Sequence[tuple[str, int]], now_ms: int) -> tuple[list[int], list[int], list[str]]:
         """Given a batch's events as (store, seq) in arrival order: (the indices to apply, in the order to apply

@@ -220,7 +220,7 @@ class Bridge:
                 reason = str(exc)[:REASON_MAX_CHARS]
                 dead.append(refusals.dead_row(m.subject, reason, bytes(m.data), now))
                 dead_msgs.append((m, reason))
-        events = self.throttle.in_order(events, now)  # a throttled store's in its order; what is past a gap waits
+        events = await self.throttle.in_order(events, now, self.cloud.db)  # a throttled store's in its order
         unique = list({e.event_id: e for e in events}.values())
         known = {r["event_id"] for r in await self.cloud.db.fetch(
             "select event_id from edge_events where event_id = any($1::text[])", [e.event_id for e in unique])}

@@ -18,6 +18,7 @@ from protocol.errors import ProtocolError
 from protocol.rate import StoreRateLimits, StoreRates
 from protocol.seq_gate import SeqGates
 
+APPLIED_SEQS_CHUNK = 10_000  # rows per look at what a gated store already has applied
 THROTTLE_NOTE_EVERY_MS = 10_000  # a store over its rate gets one dead-letter note this often (the console shows it)
 log = logging.getLogger("freshmesh.bridge")
 
@@ -57,9 +58,12 @@ class Throttle:
         if event.store_id == store_id and isinstance(getattr(event, "seq", None), int):
             self.gates.hold_from(store_id, event.seq, now_ms)
 
-    def in_order(self, events: list, now_ms: int) -> list:
+    async def in_order(self, events: list, now_ms: int, db) -> list:
         """The decoded events to apply now: a gated store's in its sequence order, up to its first gap (what lies
-        beyond is not applied, not business-acked, and counted as throttled: the store sends it again)."""
+        beyond is not applied, not business-acked, and counted as throttled: the store sends it again). Before
+        holding any, the gate moves past what `edge_events` shows already applied (a gate set at a stale copy)."""
+        for store_id in {e.store_id for e in events if self.gates.waits(e.store_id, e.seq)}:
+            await self._move_past_applied(store_id, now_ms, db)
         order, held, resumed = self.gates.admit([(e.store_id, e.seq) for e in events], now_ms)
         for store_id in resumed:
             log.warning("store %s: the event its gate waited for never came back; going on from the next one",
@@ -67,6 +71,15 @@ class Throttle:
         for i in held:
             self._count(events[i].store_id)
         return [events[i] for i in order]
+
+    async def _move_past_applied(self, store_id: str, now_ms: int, db) -> None:
+        while (expect := self.gates.expecting(store_id)) is not None:
+            seqs = [r["seq"] for r in await db.fetch(
+                "select distinct seq from edge_events where store_id = $1 and seq >= $2 order by seq limit $3",
+                store_id, expect, APPLIED_SEQS_CHUNK)]
+            self.gates.seen(store_id, seqs, now_ms)
+            if self.gates.expecting(store_id) != expect + APPLIED_SEQS_CHUNK:
+                return  # a gap (or nothing applied past the gate): what is beyond it waits
 
     def _count(self, store_id: str) -> None:
         self.stats["throttled"] += 1

@@ -58,3 +58,14 @@ def test_a_gate_that_moves_does_not_resume_past_a_gap():
     gates.hold_from("A", 5, now_ms=0)
     ok, held = applied(gates, [("A", 5), ("A", 7)], now_ms=gates.STALL_MS * 2)
     assert ok == [("A", 5)] and held == [("A", 7)]  # it moved (5 came): 6 is still to come
+
+
+def test_a_gate_moves_past_what_the_cloud_already_applied():
+    """A gate set at a stale copy (seq 3, applied long ago) must not wait for events the store was acked for."""
+    gates = SeqGates()
+    gates.hold_from("A", 3, now_ms=0)
+    assert gates.waits("A", 100) and not gates.waits("A", 3) and not gates.waits("B", 100)
+    gates.seen("A", [5, 3, 4, 7], now_ms=1)  # 6 is not applied: the gate waits there
+    assert gates.expecting("A") == 6
+    gates.seen("B", [1], now_ms=1)  # an ungated store stays ungated
+    assert not gates.gated("B")

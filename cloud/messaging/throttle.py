@@ -7,6 +7,11 @@ from its oldest unacked event, in order (`edge.sync.StuckHead`). The store's lat
 wait for it (the gate), so a store's events are applied in its order even when throttled: a grant never before the
 receiving that makes it believable. No legitimate event is lost; a flooding store only slows itself down, and its
 junk never reaches the decoder (but for one frame per batch, to learn where to gate), the database or the acks.
+
+Limits of the ordering guarantee: the gates live in this process's memory - a bridge restarted while a store's
+dropped events are still to come applies the store's later ones as they arrive (as before the gates existed), until
+that store is throttled again; and a gate that waited `SeqGates.STALL_MS` for an event that never came (the store
+set it aside) goes on past it.
 """
 from __future__ import annotations
 

@@ -163,11 +163,11 @@ class Payments:
         # Asked and closed even when no `pay` is recorded yet: another request's create may be in flight (its `pay`
         # not written yet), and a payment left open could still be paid. 404: nothing was created (yet); should the
         # create land later, its `pay` is not written onto the next attempt, and money paid into it is returned.
-        word = await self.wallet.query(out_no(row))
-        if word is not None and word.state == "SUCCESS":
-            await self.apply_word(word, is_refund=False)
-            return await self.get(row["movement_id"])
         try:
+            word = await self.wallet.query(out_no(row))
+            if word is not None and word.state == "SUCCESS":
+                await self.apply_word(word, is_refund=False)
+                return await self.get(row["movement_id"])
             await self.wallet.close_payment(out_no(row))
         except PayRefused as refused:
             if refused.code == "ORDERPAID":  # paid in between: the notification (or the sweeper) credits it

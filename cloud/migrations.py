@@ -297,6 +297,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         create trigger dead_letters_trim after insert on dead_letters referencing new table as added
             for each statement execute function trim_dead_letters();
     """),
+    # 13 (12 is the flash branch's): a paid order records when its stores were told (`notified_ms`), set only after
+    # every OrderToFulfil was published; the money sweeper tells again the stores of a paid order that has none past
+    # the saga's grace (its request died in between). Orders paid before this are taken as told.
+    (13, "orders record when their stores were told of the payment", """
+        alter table orders add column notified_ms bigint;
+        update orders set notified_ms = updated_ms where status in ('paid', 'fulfilled');
+        create index orders_untold on orders (updated_ms) where status = 'paid' and notified_ms is null;
+    """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

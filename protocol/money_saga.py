@@ -5,7 +5,9 @@ before it is attempted, and set `done` or `failed` once its outcome is known:
 - `charge:<order>`: the order's payment (stored value through the MemberLedger, or a provider payment);
 - `refund:<order>`: giving that charge back (the ledger's transfer id, or the provider's out_refund_no);
 - `topup:<member>:<key hash>`: stored value bought through a provider (credited to the ledger on the provider's
-  verified word only).
+  verified word only);
+- `return:<provider txn>`: money the provider confirms it took for us that no movement credits (a payment made for an
+  earlier attempt, or for another amount): given back through the provider, once per provider transaction.
 The ids are also the ledger's transfer ids and the provider's out_trade_no / out_refund_no, so retrying any step
 after a crash, a timeout or a duplicate notification applies it at most once.
 
@@ -30,6 +32,10 @@ CURRENCY = "CNY"
 SAGA_GRACE_MS = 12_000
 PAID_STATUSES = ("paid", "fulfilled")
 OPEN_STATUSES = ("pending", "reserved")
+# Terminal statuses of an order that will never be served: only these may have their charge refunded (a paid order
+# refunded too would leave the customer the goods and the money).
+ENDED_STATUSES = ("cancelled", "expired", "rejected")
+RETURN_PREFIX = "return:"
 
 
 def charge_id(order_id: str) -> str:
@@ -38,6 +44,32 @@ def charge_id(order_id: str) -> str:
 
 def refund_id(order_id: str) -> str:
     return f"refund:{order_id}"
+
+
+def return_id(txn_id: str) -> str:
+    """The refund of a provider transaction no movement credits: one per transaction, whoever notices it first."""
+    return f"{RETURN_PREFIX}{txn_id}"
+
+
+def attempt_name(name: str, attempt: int) -> str:
+    """A name for one attempt (the provider's out_trade_no, the ledger's transfer id): the first attempt keeps the
+    bare name, so ids written before attempts existed still match; a later one is tagged, because a closed provider
+    payment or a refused ledger transfer cannot be tried again under the same name."""
+    return name if attempt == 1 else f"{name}#{attempt}"
+
+
+def may_refund(order_status: str | None) -> bool:
+    """Whether an order's done charge may be given back: only once the order has ended unserved. The caller decides
+    this under the order's row lock, so a concurrent completion cannot make it paid in between."""
+    return order_status in ENDED_STATUSES
+
+
+def store_notice_due(order_status: str, kind: str, notified_ms: int | None, updated_ms: int, now_ms: int,
+                     grace_ms: int = SAGA_GRACE_MS) -> bool:
+    """Whether a paid order's stores must be told again: the request that paid it ended (grace) without recording
+    that the stores were told (it died between the two). Flash orders have no store to tell."""
+    return (order_status == "paid" and kind != "flash" and notified_ms is None
+            and now_ms - updated_ms >= grace_ms)
 
 
 @dataclass(frozen=True)
@@ -83,15 +115,22 @@ def due(movement: Movement, now_ms: int, grace_ms: int = SAGA_GRACE_MS) -> bool:
     return now_ms - movement.updated_ms >= grace_ms
 
 
+def _mismatch(movement: Movement, word: ProviderWord, mchid: str, what: str) -> tuple[Verdict, str] | None:
+    """The checks every provider word passes before it may move money: our merchant, the movement's amount in CNY."""
+    if word.mchid != mchid:
+        return "wrong_merchant", f"merchant {word.mchid!r} is not this merchant"
+    if word.currency != CURRENCY or word.amount_fen != movement.amount_fen:
+        return "wrong_amount", (f"{what} {word.amount_fen} {word.currency} for a {movement.kind} of "
+                                f"{movement.amount_fen} {CURRENCY}")
+    return None
+
+
 def judge_payment(movement: Movement | None, word: ProviderWord, mchid: str) -> tuple[Verdict, str]:
     """What a provider's word about a payment may do to the journal, and why. Only `credit` moves money."""
     if movement is None or movement.kind not in ("charge", "top_up"):
         return "unknown", f"no payment {word.out_no!r} was ever requested"
-    if word.mchid != mchid:
-        return "wrong_merchant", f"merchant {word.mchid!r} is not this merchant"
-    if word.currency != CURRENCY or word.amount_fen != movement.amount_fen:
-        return "wrong_amount", (f"paid {word.amount_fen} {word.currency} for a payment of {movement.amount_fen} "
-                                f"{CURRENCY}")
+    if (wrong := _mismatch(movement, word, mchid, "paid")) is not None:
+        return wrong
     if word.state != "SUCCESS":
         return "not_paid", f"payment state {word.state}"
     if movement.state == "done":
@@ -105,10 +144,8 @@ def judge_refund(movement: Movement | None, word: ProviderWord, mchid: str) -> t
     """The same for a refund: only `credit` (the refund is done) changes the journal."""
     if movement is None or movement.kind != "refund":
         return "unknown", f"no refund {word.out_no!r} was ever requested"
-    if word.mchid != mchid:
-        return "wrong_merchant", f"merchant {word.mchid!r} is not this merchant"
-    if word.currency != CURRENCY or word.amount_fen != movement.amount_fen:
-        return "wrong_amount", f"refunded {word.amount_fen} {word.currency} for a refund of {movement.amount_fen}"
+    if (wrong := _mismatch(movement, word, mchid, "refunded")) is not None:
+        return wrong
     if word.state != "SUCCESS":
         return "not_paid", f"refund state {word.state}"
     if movement.state == "done":
@@ -116,11 +153,23 @@ def judge_refund(movement: Movement | None, word: ProviderWord, mchid: str) -> t
     return "credit", f"refund {word.txn_id}"
 
 
+def to_return(verdict: Verdict, word: ProviderWord, mchid: str) -> bool:
+    """Whether a payment word that credits nothing is money the provider took for us that must be given back: a
+    SUCCESS to our merchant for a name no current movement answers to (an earlier attempt's payment, created by a
+    request still in flight when the customer paid another way) or for another amount. Not a `conflict`: that
+    transaction, or this payment, is already credited, and refunding its out_trade_no would give back the credited
+    money. The caller confirms the word with the provider's own query before it refunds anything."""
+    return word.state == "SUCCESS" and word.mchid == mchid and verdict in ("unknown", "wrong_amount")
+
+
 def unmatched_charges(orders: dict[str, str], movements: list[tuple[str, Movement]], now_ms: int,
                       grace_ms: int = SAGA_GRACE_MS) -> list[str]:
     """Charges done whose order is neither paid (or fulfilled) nor refunded, past the grace time: each one is money
-    taken for nothing. `orders`: order id -> status; `movements`: (order id, movement) for charges and refunds."""
-    refunded = {order for order, m in movements if m.kind == "refund" and m.state == "done"}
+    taken for nothing; a refund done for an order that is paid (the customer kept goods and money); money the
+    provider took that no movement credits and that is not given back yet. `orders`: order id -> status;
+    `movements`: (order id, movement) for charges and refunds."""
+    refunded = {order for order, m in movements
+                if m.kind == "refund" and m.state == "done" and m.movement_id == refund_id(order)}
     problems = []
     for order, m in movements:
         if m.kind != "charge" or m.state != "done" or order in refunded or not due(m, now_ms, grace_ms):
@@ -129,6 +178,13 @@ def unmatched_charges(orders: dict[str, str], movements: list[tuple[str, Movemen
         if status not in PAID_STATUSES:
             problems.append(f"charge {m.movement_id} ({m.method}, {m.amount_fen} fen) is done but order {order} is "
                             f"{status} and nothing was refunded")
+    for order, m in movements:
+        if m.movement_id == refund_id(order) and m.state == "done" and orders.get(order) in PAID_STATUSES:
+            problems.append(f"refund {m.movement_id} ({m.method}, {m.amount_fen} fen) is done but order {order} is "
+                            f"{orders[order]}: paid and refunded")
+        if m.movement_id.startswith(RETURN_PREFIX) and m.state == "requested" and due(m, now_ms, grace_ms):
+            problems.append(f"refund {m.movement_id} ({m.method}, {m.amount_fen} fen): money the provider took (order "
+                            f"{order}) that nothing credits is not given back yet")
     for order, m in movements:
         if m.kind == "refund" and m.state == "failed":
             problems.append(f"refund {m.movement_id} ({m.method}, {m.amount_fen} fen) failed: order {order}'s money "

@@ -102,14 +102,14 @@ class Members:
 
     async def top_up(self, member_id: str, amount_fen: int, method: str, key: str, digest: bytes) -> dict:
         """A top-up through the wallet provider: what the member must pay; stored value comes in only on the
-        provider's verified word (`Payments.top_up`). Cash is taken at a till only."""
+        provider's verified word (`TopUps.top_up`). Cash is taken at a till only."""
         await self.row(member_id)
         assert self.payments is not None
-        return await self.payments.top_up(member_id, amount_fen, method, key, digest)
+        return await self.payments.top_ups.top_up(member_id, amount_fen, method, key, digest)
 
     async def top_up_view(self, member_id: str, top_up_id: str) -> dict:
         assert self.payments is not None
-        body = await self.payments.top_up_view(member_id, top_up_id)
+        body = await self.payments.top_ups.top_up_view(member_id, top_up_id)
         body["stored_value_fen"] = (await self.view(member_id))["stored_value_fen"]
         return body
 

@@ -16,9 +16,10 @@ import json
 import logging
 
 from actors.stock_pool import Confirm
+from cloud.services.money_resolver import MovementResolver
 from cloud.services.payments import movement, payment_json
 from cloud.services.verdicts import Refusal
-from protocol.money_saga import PAID_STATUSES, SAGA_GRACE_MS, charge_id, next_step
+from protocol.money_saga import PAID_STATUSES, SAGA_GRACE_MS, charge_id, next_step, store_notice_due
 
 log = logging.getLogger("freshmesh.orders")
 
@@ -26,6 +27,7 @@ log = logging.getLogger("freshmesh.orders")
 class OrderSaga:
     def __init__(self, orders) -> None:
         self.orders, self.cloud, self.payments = orders, orders.cloud, orders.payments
+        self.resolver = MovementResolver(self.payments)
 
     async def pay(self, order_id: str, member: str | None, method: str) -> dict:
         """Pay the order, as a saga journaled in `money_movements`: the charge is recorded before it is attempted,
@@ -74,11 +76,13 @@ class OrderSaga:
                     await self.payments.record_spend(paid)
                     await self.orders.notify_stores(paid)
                     return paid
-        # cancelled or expired while the money was coming: give it back
+        # Not made paid here: either it ended while the money was coming (give it back) or a concurrent completion
+        # made it paid. `refund` tells them apart under the order's row lock and refunds only an ended order.
         await self.payments.refund(order_id)
-        now = await cloud.db.fetchval("select status from orders where order_id = $1", order_id)
-        if now in PAID_STATUSES:  # a concurrent completion won the race: nothing to refund after all
-            return await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+        latest = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+        now = latest["status"]
+        if now in PAID_STATUSES:  # a concurrent completion won the race: nothing was refunded
+            return latest
         log.warning("order %s is %s but its charge was done: refunded", order_id, now)
         raise Refusal("order_state", f"order {order_id} became {now} before its payment completed; refunded")
 
@@ -89,10 +93,12 @@ class OrderSaga:
             log.info("order %s not completed: %s", order_id, refusal.detail)
 
     async def sweep(self) -> int:
-        """Finish or undo every half-done money saga: movements still `requested` are asked about again, and an
-        order whose charge is done but which is not paid is completed (its reservations confirmed) or refunded.
-        Only steps older than the saga's grace time (their request has certainly ended)."""
-        await self.payments.resolve_due()
+        """Finish or undo every half-done money saga: movements still `requested` are asked about again, an order
+        whose charge is done but which is not paid is completed (its reservations confirmed) or refunded, and a
+        paid order whose stores were never told is told again. Only steps older than the saga's grace time (their
+        request has certainly ended)."""
+        await self.resolver.resolve_due()
+        await self.tell_stores_again()
         rows = await self.cloud.db.fetch(
             """select o.order_id, o.status from money_movements c join orders o on o.order_id = c.order_id
                left join money_movements r on r.movement_id = 'refund:' || c.order_id
@@ -109,4 +115,24 @@ class OrderSaga:
             elif step == "refund":
                 await self.payments.refund(row["order_id"])
         return len(rows)
+
+    async def tell_stores_again(self) -> int:
+        """Paid orders whose request died between `paid` and telling the stores (nothing else re-sends: the
+        provider's repeated notification is a duplicate): OrderToFulfil again. The event ids derive from the order,
+        so a store that did receive it drops the repeat."""
+        now = self.cloud.now_ms()
+        rows = await self.cloud.db.fetch("select * from orders where status = 'paid' and notified_ms is null "
+                                         "and kind <> 'flash' and updated_ms < $1 order by updated_ms limit 100",
+                                         now - SAGA_GRACE_MS)
+        told = 0
+        for row in rows:
+            if not store_notice_due(row["status"], row["kind"], row["notified_ms"], row["updated_ms"], now):
+                continue
+            log.warning("order %s is paid but its stores were never told: telling them again", row["order_id"])
+            try:
+                await self.orders.notify_stores(row)
+                told += 1
+            except Exception:  # noqa: BLE001 - one store's outage must not stop the other orders; next round retries
+                log.exception("order %s: its stores could not be told yet", row["order_id"])
+        return told
 

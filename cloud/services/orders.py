@@ -358,3 +358,6 @@ class Orders:
                 total_fen=sum(line.amount_fen for line in order_lines), pickup_code=row["pickup_code"] or "",
                 slot_start_ms=row["slot_start_ms"] or 0, slot_end_ms=(row["slot_start_ms"] or 0) + 3_600_000,
                 member_id=row["member_id"]), event_id=derived_id(row["order_id"], f"fulfil:{store}"))
+        # only once every store was told: until then the money sweeper tells them again (`tell_stores_again`)
+        await self.cloud.db.execute("update orders set notified_ms = $2 where order_id = $1 and notified_ms is null",
+                                    row["order_id"], self.cloud.now_ms())

@@ -135,8 +135,7 @@ ALGORITHM = "AEAD_AES_256_GCM"
 
 def api_key(text: str) -> bytes:
     """The APIv3 key from base64 of its 32 raw bytes (ValueError when it is not one)."""
-    raw = _raw(text)  # 32 bytes, like an Ed25519 key
-    return raw
+    return _raw(text)  # 32 bytes, like an Ed25519 key
 
 
 def seal_resource(key: bytes, resource: dict, nonce: str, associated_data: str) -> dict:

@@ -12,27 +12,36 @@ out_refund_no and answers a query.
   a charge or a top-up creates a provider payment and answers what the customer must pay; money is counted in
   only on the provider's verified word (a signed notification, or a query's answer), checked for merchant, amount
   and currency, once per movement and provider transaction id. Refunds go back through the provider the same way.
-Top-ups are credited to the ledger under the movement id as its transfer id, before the movement is marked done:
-a crash between the two is finished by the next notification or query, and the ledger applies the credit once.
+Top-ups (`cloud/services/top_ups.py`) are credited to the ledger under the movement id as its transfer id, before
+the movement is marked done: a crash between the two is finished by the next notification or query, and the
+ledger applies the credit once. Movements left `requested` are asked about again by `money_resolver.py`.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
 
 from actors.member_ledger import RecordSpend, Refund, Spend, TopUp
+from cloud.services.top_ups import TopUps
 from cloud.services.verdicts import Refusal
 from cloud.services.wallet import BadNotification, HttpPayProvider, PayRefused, PayUnavailable
 from protocol.clock import to_rfc3339
-from protocol.money_saga import Movement, ProviderWord, charge_id, due, judge_payment, judge_refund, refund_id
+from protocol.money_saga import (
+    Movement,
+    ProviderWord,
+    attempt_name,
+    charge_id,
+    judge_payment,
+    judge_refund,
+    may_refund,
+    refund_id,
+    return_id,
+    to_return,
+)
 from protocol.payments import ONLINE_METHODS
 
-QUERY_AFTER_MS = 3_000  # a provider payment pending this long is asked about (its notification may be lost)
-NEVER_CREATED_MS = 60_000  # a payment the provider still does not know after this was never created
 TOP_UP_EXPIRE_MS = 15 * 60_000  # a top-up's provider payment closes if not paid within this
-SWEEP_BATCH = 100
 log = logging.getLogger("freshmesh.payments")
 
 
@@ -45,24 +54,20 @@ def movement(row) -> Movement:
 def out_no(row) -> str:
     """The provider's name for a movement (out_trade_no / out_refund_no): its id, tagged with the attempt after a
     failed one (a closed provider payment cannot be paid again)."""
-    return row["movement_id"] if row["attempt"] == 1 else f"{row['movement_id']}#{row['attempt']}"
+    return attempt_name(row["movement_id"], row["attempt"])
 
 
 def ledger_charge_id(row) -> str:
-    order = row["order_id"]
-    return f"sv:{order}" if row["attempt"] == 1 else f"sv:{order}#{row['attempt']}"
+    return attempt_name(f"sv:{row['order_id']}", row["attempt"])
 
 
-def top_up_json(row, stored_value_fen: int | None = None) -> dict:
-    pay = json.loads(row["pay"]) if row["pay"] else None
-    body = {"top_up_id": row["movement_id"], "member_id": row["member_id"], "amount_fen": row["amount_fen"],
-            "method": row["method"], "simulated": row["method"] == "wallet_sim", "state": row["state"],
-            "pay": pay, "provider_txn_id": row["provider_txn_id"], "created_at": to_rfc3339(row["created_ms"])}
-    if row["state"] == "failed":
-        body["detail"] = row["detail"]
-    if stored_value_fen is not None:
-        body["stored_value_fen"] = stored_value_fen
-    return body
+def _refund_target(refund, charge) -> tuple[str, int]:
+    """(out_trade_no, its total) of the provider payment a refund gives back: the order's charge, or for a stray
+    payment's return the payment it names (in its `pay`)."""
+    if refund["pay"]:
+        target = json.loads(refund["pay"])
+        return target["out_trade_no"], target["total_fen"]
+    return out_no(charge), charge["amount_fen"]
 
 
 def payment_json(row) -> dict:
@@ -84,6 +89,7 @@ class Payments:
         # set by the services: what happens once an order's charge is done / a member's balance changed
         self.on_charge_done: Callable[[str], Awaitable[None]] | None = None
         self.on_balance_changed: Callable[[str], Awaitable[None]] | None = None
+        self.top_ups = TopUps(self)  # stored value bought online (`cloud/services/top_ups.py`)
 
     # ---- the journal ------------------------------------------------------------------------------------------
     async def get(self, movement_id: str):
@@ -146,7 +152,7 @@ class Payments:
         elif method == "stored_value":
             await self._spend(row)
         elif not row["pay"]:
-            await self._create_payment(row, f"FreshMesh order {order_id}", order["expires_ms"])
+            await self.create_payment(row, f"FreshMesh order {order_id}", order["expires_ms"])
         return await self.get(mid)
 
     async def _give_up(self, row):
@@ -154,20 +160,22 @@ class Payments:
         instead (it ends `done`). A stored-value charge in flight is left alone (its ledger call decides it)."""
         if row["method"] != "wallet_sim" or self.wallet is None:
             return row
-        if row["pay"]:
+        # Asked and closed even when no `pay` is recorded yet: another request's create may be in flight (its `pay`
+        # not written yet), and a payment left open could still be paid. 404: nothing was created (yet); should the
+        # create land later, its `pay` is not written onto the next attempt, and money paid into it is returned.
+        try:
             word = await self.wallet.query(out_no(row))
             if word is not None and word.state == "SUCCESS":
                 await self.apply_word(word, is_refund=False)
                 return await self.get(row["movement_id"])
-            try:
-                await self.wallet.close_payment(out_no(row))
-            except PayRefused as refused:
-                if refused.code == "ORDERPAID":  # paid in between: the notification (or the sweeper) credits it
-                    return await self.get(row["movement_id"])
-                if refused.status != 404:
-                    raise
-            except PayUnavailable as exc:
-                raise Refusal("unavailable", f"the wallet payment could not be closed ({exc}); retry") from None
+            await self.wallet.close_payment(out_no(row))
+        except PayRefused as refused:
+            if refused.code == "ORDERPAID":  # paid in between: the notification (or the sweeper) credits it
+                return await self.get(row["movement_id"])
+            if refused.status != 404:
+                raise
+        except PayUnavailable as exc:
+            raise Refusal("unavailable", f"the wallet payment could not be closed ({exc}); retry") from None
         await self.settle(row["movement_id"], "failed", detail="closed: paid another way, or the order ended")
         return await self.get(row["movement_id"])
 
@@ -191,7 +199,7 @@ class Payments:
             await self.settle(row["movement_id"], "failed", detail=f"{result.reason} (balance "
                               f"{result.get('stored_value_fen')} fen, order {row['amount_fen']} fen)")
 
-    async def _create_payment(self, row, description: str, expire_ms: int | None) -> None:
+    async def create_payment(self, row, description: str, expire_ms: int | None) -> None:
         assert self.wallet is not None
         expire_ms = expire_ms or self.cloud.now_ms() + TOP_UP_EXPIRE_MS
         try:
@@ -204,8 +212,10 @@ class Payments:
             return
         pay = {"provider": "wallet_sim (simulated)", "prepay_id": made.get("prepay_id"),
                "code_url": made.get("code_url"), "out_trade_no": out_no(row), "expires_at": to_rfc3339(expire_ms)}
-        await self.cloud.db.execute("update money_movements set pay = $2 where movement_id = $1", row["movement_id"],
-                                    json.dumps(pay))
+        # only onto the attempt this payment was created for: a create that was slow while the customer paid another
+        # way must not hand the newer attempt an old, closed payment code
+        await self.cloud.db.execute("update money_movements set pay = $2 where movement_id = $1 and attempt = $3 "
+                                    "and state = 'requested'", row["movement_id"], json.dumps(pay), row["attempt"])
 
     async def record_spend(self, order) -> None:
         """A wallet-paid order still earns points and counts towards the level (stored value does in its Spend)."""
@@ -221,26 +231,49 @@ class Payments:
         charge = await self.get(charge_id(order_id))
         if charge is None or charge["state"] != "done":
             return None
-        row = await self.begin(refund_id(order_id), "refund", order_id, charge["member_id"], charge["method"],
-                               charge["amount_fen"])
+        row = await self._begin_refund(order_id, charge)
+        if row is None:
+            return None
         if row["state"] == "requested":
             await self._do_refund(row, charge)
         return await self.get(row["movement_id"])
+
+    async def _begin_refund(self, order_id: str, charge):
+        """The refund journaled, only if the order has ended unserved, decided under the order's row lock: two
+        completions racing (a retry and the sweeper) must not refund the order the other one just made paid. The
+        ended statuses are final, so once journaled the refund stays right."""
+        async with self.cloud.db.acquire() as conn, conn.transaction():
+            status = await conn.fetchval("select status from orders where order_id = $1 for update", order_id)
+            if not may_refund(status):
+                log.info("order %s is %s: its charge is not refunded", order_id, status)
+                return None
+            await conn.execute(
+                """insert into money_movements (movement_id, kind, order_id, member_id, method, amount_fen, state,
+                       created_ms, updated_ms)
+                   values ($1, 'refund', $2, $3, $4, $5, 'requested', $6, $6) on conflict (movement_id) do nothing""",
+                refund_id(order_id), order_id, charge["member_id"], charge["method"], charge["amount_fen"],
+                self.cloud.now_ms())
+        return await self.get(refund_id(order_id))
 
     async def _do_refund(self, row, charge) -> None:
         mid = row["movement_id"]
         if row["amount_fen"] == 0:
             await self.settle(mid, "done")
         elif row["method"] == "stored_value":
-            await self.cloud.actors.member_ledger.send(Refund(id=mid, member=row["member_id"],
-                                                              amount_fen=row["amount_fen"]))
+            result = await self.cloud.actors.member_ledger.send(Refund(id=mid, member=row["member_id"],
+                                                                       amount_fen=row["amount_fen"]))
+            if not result.succeeded:  # stays requested: the sweeper asks again (an `exists` answers the first result)
+                log.error("stored-value refund %s not applied: %s", mid, result.settled.reason)
+                await self._touch(mid, f"the ledger answered {result.settled.status}: {result.settled.reason}")
+                return
             await self.settle(mid, "done")
             if self.on_balance_changed is not None:
                 await self.on_balance_changed(row["member_id"])
         else:
             assert self.wallet is not None, "a wallet charge needs the wallet to refund it"
+            trade_no, total_fen = _refund_target(row, charge)
             try:
-                word = await self.wallet.refund(out_no(row), out_no(charge), row["amount_fen"], charge["amount_fen"])
+                word = await self.wallet.refund(out_no(row), trade_no, row["amount_fen"], total_fen)
             except PayUnavailable as exc:  # stays requested: the sweeper asks again
                 log.warning("wallet refund %s not requested yet: %s", mid, exc)
                 await self._touch(mid)
@@ -250,32 +283,6 @@ class Payments:
                 log.error("wallet refund %s refused: %s", mid, refused)
                 return
             await self._apply_refund_word(row, word)
-
-    # ---- top-ups ------------------------------------------------------------------------------------------------
-    async def top_up(self, member_id: str, amount_fen: int, method: str, key: str, digest: bytes) -> dict:
-        """A top-up through the wallet provider: the movement with what the customer must pay; the stored value is
-        credited only when the provider's verified word says it was paid."""
-        if method == "cash":
-            raise Refusal("forbidden", "method: cash top-ups are taken only at a till, by a signed-in cashier in "
-                                       "their shift; online, top up with wallet_sim")
-        if method != "wallet_sim":
-            raise Refusal("invalid", f"method: {method!r} cannot top up stored value online; use wallet_sim")
-        if self.wallet is None:
-            raise Refusal("unavailable", "method: wallet_sim: no wallet provider is configured")
-        mid = f"topup:{member_id}:{hashlib.blake2b(key.encode(), digest_size=10).hexdigest()}"
-        row = await self.begin(mid, "top_up", None, member_id, method, amount_fen, digest)
-        if bytes(row["request_hash"] or b"") != digest:
-            raise Refusal("key_reused", "Idempotency-Key was already used for a different top-up")
-        if row["state"] == "requested" and not row["pay"]:
-            await self._create_payment(row, "FreshMesh stored value top-up", None)
-            row = await self.get(mid)
-        return top_up_json(row)
-
-    async def top_up_view(self, member_id: str, top_up_id: str) -> dict:
-        row = await self.get(top_up_id)
-        if row is None or row["kind"] != "top_up" or row["member_id"] != member_id:
-            raise Refusal("not_found", f"no top-up {top_up_id}")
-        return top_up_json(row)
 
     # ---- the provider's word: notifications and query answers -------------------------------------------------
     async def notified(self, headers, body: bytes) -> tuple[int, str]:
@@ -300,7 +307,7 @@ class Payments:
     async def apply_word(self, word: ProviderWord, is_refund: bool) -> tuple[str, str]:
         """What the provider said about one of our movements, applied at most once; (verdict, why)."""
         mid, _, attempt = word.out_no.partition("#")
-        row = await self.get(mid)
+        named = row = await self.get(mid)
         if row is not None and str(row["attempt"]) != (attempt or "1"):
             row = None  # an earlier attempt's name: not the payment we are waiting for
         assert self.wallet is not None
@@ -323,7 +330,37 @@ class Payments:
             await self.settle(mid, "failed", detail=f"the wallet payment ended {word.state} unpaid")
         elif row is not None and verdict in ("wrong_amount", "wrong_merchant", "conflict"):
             await self._touch(mid, f"{verdict}: {why}")
+        if to_return(verdict, word, self.wallet.mchid):  # money in that nothing credits: give it back
+            await self._return_stray(word, named)
         return verdict, why
+
+    async def _return_stray(self, word: ProviderWord, named) -> None:
+        """Refund a provider payment no movement credits (`to_return`), through the provider, once per transaction
+        (`return:<txn>`, journaled first; the sweeper finishes it like any refund, `/audit` names it until done).
+        Only on the provider's own query answer: a notification is signed, but the query also says the payment
+        is still there to refund."""
+        assert self.wallet is not None
+        if await self.get(return_id(word.txn_id)) is not None:
+            return  # already being given back
+        try:
+            confirmed = await self.wallet.query(word.out_no)
+        except (PayUnavailable, PayRefused) as exc:  # the provider notifies again; its next word tries again
+            log.error("stray payment %s (%s) not confirmed yet: %s", word.out_no, word.txn_id, exc)
+            return
+        if confirmed is None or confirmed.state != "SUCCESS" or confirmed.txn_id != word.txn_id:
+            log.error("stray payment %s (%s): the provider does not confirm it (%s)", word.out_no, word.txn_id,
+                      confirmed.state if confirmed else "unknown")
+            return
+        mid = return_id(word.txn_id)
+        log.error("payment %s (%s, %d fen) credits nothing: giving it back as %s", word.out_no, word.txn_id,
+                  confirmed.amount_fen, mid)
+        await self.begin(mid, "refund", named["order_id"] if named else None, named["member_id"] if named else None,
+                         "wallet_sim", confirmed.amount_fen)
+        await self.cloud.db.execute("update money_movements set pay = $2 where movement_id = $1 and pay is null", mid,
+                                    json.dumps({"out_trade_no": word.out_no, "total_fen": confirmed.amount_fen}))
+        row = await self.get(mid)
+        if row["state"] == "requested":
+            await self._do_refund(row, None)
 
     async def _credit(self, row, word: ProviderWord) -> None:
         mid = row["movement_id"]
@@ -339,64 +376,11 @@ class Payments:
             await self.on_charge_done(row["order_id"])
 
     async def _apply_refund_word(self, row, word: ProviderWord) -> None:
-        if word.state == "SUCCESS":
-            await self.settle(row["movement_id"], "done", txn=word.txn_id)
+        if word.state == "SUCCESS":  # also after it was seen failed: the provider's last word is that it is done
+            await self.settle(row["movement_id"], "done", txn=word.txn_id, from_states=("requested", "failed"))
         elif word.state in ("ABNORMAL", "CLOSED"):
             await self.settle(row["movement_id"], "failed", txn=word.txn_id or None,
                               detail=f"the wallet provider's refund ended {word.state}")
             log.error("wallet refund %s ended %s: the money was not given back", row["movement_id"], word.state)
         else:
             await self._touch(row["movement_id"])  # PROCESSING: the notification (or a later query) finishes it
-
-    # ---- sweeping: finish what a crash or a lost notification left `requested` ----------------------------------
-    async def resolve_due(self) -> int:
-        """Ask again about every movement still `requested` past its time: stored value after the saga's grace
-        (its request has certainly ended), provider payments after `QUERY_AFTER_MS` (a late notification)."""
-        now = self.cloud.now_ms()
-        rows = await self.cloud.db.fetch(
-            "select * from money_movements where state = 'requested' and updated_ms < $1 order by updated_ms limit $2",
-            now - QUERY_AFTER_MS, SWEEP_BATCH)
-        for row in rows:
-            try:
-                await self._resolve(row, now)
-            except (PayUnavailable, PayRefused) as exc:
-                log.warning("money movement %s not resolved this round: %s", row["movement_id"], exc)
-                await self._touch(row["movement_id"])
-        return len(rows)
-
-    async def _resolve(self, row, now: int) -> None:
-        if row["method"] == "stored_value" or row["amount_fen"] == 0:
-            if not due(movement(row), now):
-                return
-            if row["kind"] == "charge":
-                log.warning("charge %s was left half-way: asking the ledger again", row["movement_id"])
-                await self._spend(row)
-                charged = await self.get(row["movement_id"])
-                if charged["state"] == "done" and self.on_charge_done is not None:
-                    await self.on_charge_done(row["order_id"])
-            elif row["kind"] == "refund":
-                log.warning("refund %s was left half-way: refunding again", row["movement_id"])
-                await self._do_refund(row, await self.get(charge_id(row["order_id"])))
-            return
-        assert self.wallet is not None, "a wallet movement needs the wallet provider to resolve it"
-        if row["kind"] == "refund":
-            word = await self.wallet.query_refund(out_no(row))
-            if word is None:  # the refund request itself was lost: ask for it again (same out_refund_no)
-                await self._do_refund(row, await self.get(charge_id(row["order_id"])))
-            else:
-                await self.apply_word(word, is_refund=True)
-            return
-        word = await self.wallet.query(out_no(row))
-        if word is None:  # never created (the customer was told to retry): nothing came in
-            if now - row["created_ms"] > NEVER_CREATED_MS:  # and nobody retried: stop asking (a retry starts anew)
-                await self.settle(row["movement_id"], "failed", detail="the provider payment was never created")
-            else:
-                await self._touch(row["movement_id"])
-            return
-        verdict, why = await self.apply_word(word, is_refund=False)
-        if verdict == "credit":
-            log.warning("wallet payment %s credited on a query: its notification was late or lost", word.out_no)
-        elif verdict != "not_paid":
-            log.error("wallet query for %s: %s (%s)", word.out_no, verdict, why)
-        if verdict != "credit":
-            await self._touch(row["movement_id"])

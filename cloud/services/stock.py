@@ -57,13 +57,17 @@ class StockViews:
     async def money_audit(self) -> list[str]:
         """"Every charge is matched by a paid (or fulfilled) order or a refund": stored-value charges (the
         MemberLedger's `sv:` transfers) and provider charges alike, from the money journal. Only the suspects are
-        read (charges done whose order is not paid, failed refunds); `unmatched_charges` decides."""
+        read (charges done whose order is not paid, failed refunds, refunds of paid orders, money nothing credits
+        that is not given back yet); `unmatched_charges` decides."""
         rows = await self.cloud.db.fetch(
             """select m.*, o.status as order_status from money_movements m left join orders o using (order_id)
                where (m.kind = 'charge' and m.state = 'done' and coalesce(o.status, '') not in ('paid', 'fulfilled')
                       and not exists (select 1 from money_movements r where r.movement_id = 'refund:' || m.order_id
                                       and r.state = 'done'))
                   or (m.kind = 'refund' and m.state = 'failed')
+                  or (m.movement_id = 'refund:' || m.order_id and m.state = 'done'
+                      and o.status in ('paid', 'fulfilled'))
+                  or (m.movement_id like 'return:%' and m.state = 'requested')
                limit 1000""")
         orders = {r["order_id"]: r["order_status"] or "missing" for r in rows}
         return unmatched_charges(orders, [(r["order_id"], movement(r)) for r in rows], self.cloud.now_ms())

@@ -71,23 +71,23 @@ class Notification:
 
 def payment_word(data: dict) -> ProviderWord:
     """A transaction (query answer or notification resource) as the saga reads it; ValueError when malformed."""
-    amount = data.get("amount") or {}
-    word = ProviderWord(out_no=str(data.get("out_trade_no", "")), txn_id=str(data.get("transaction_id") or ""),
-                        state=str(data.get("trade_state", "")), amount_fen=_int(amount.get("total")),
-                        currency=str(amount.get("currency", "")), mchid=str(data.get("mchid", "")))
-    if not word.out_no or not word.state:
-        raise ValueError("a transaction needs out_trade_no and trade_state")
-    return word
+    return _word(data, "out_trade_no", "transaction_id", str(data.get("trade_state", "")), "total", "a transaction")
 
 
 def refund_word(data: dict) -> ProviderWord:
+    """A refund (query answer, refund answer or notification resource); ValueError when malformed."""
+    state = str(data.get("refund_status") or data.get("status") or "")  # notifications and answers name it apart
+    return _word(data, "out_refund_no", "refund_id", state, "refund", "a refund")
+
+
+def _word(data: dict, out_no_field: str, txn_field: str, state: str, amount_field: str, what: str) -> ProviderWord:
+    """The fields both kinds of word share: a payment and a refund differ only in their names."""
     amount = data.get("amount") or {}
-    word = ProviderWord(out_no=str(data.get("out_refund_no", "")), txn_id=str(data.get("refund_id") or ""),
-                        state=str(data.get("refund_status") or data.get("status") or ""),
-                        amount_fen=_int(amount.get("refund")), currency=str(amount.get("currency", "")),
+    word = ProviderWord(out_no=str(data.get(out_no_field, "")), txn_id=str(data.get(txn_field) or ""), state=state,
+                        amount_fen=_int(amount.get(amount_field)), currency=str(amount.get("currency", "")),
                         mchid=str(data.get("mchid", "")))
     if not word.out_no or not word.state:
-        raise ValueError("a refund needs out_refund_no and a status")
+        raise ValueError(f"{what} needs {out_no_field} and a state")
     return word
 
 

@@ -2,15 +2,22 @@
 money at, which provider words may credit, and the audit's invariant."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from protocol.money_saga import (
     SAGA_GRACE_MS,
     Movement,
     ProviderWord,
+    attempt_name,
     judge_payment,
     judge_refund,
+    may_refund,
     next_step,
+    return_id,
+    store_notice_due,
+    to_return,
     unmatched_charges,
 )
 
@@ -73,3 +80,50 @@ def test_audit_counts_an_unmatched_charge_after_the_grace_time_only():
     assert unmatched_charges({"o1": "cancelled"}, [("o1", mv(updated=old)), ("o1", mv("refund", "done"))], now) == []
     failed = unmatched_charges({"o1": "cancelled"}, [("o1", mv(updated=old)), ("o1", mv("refund", "failed"))], now)
     assert len(failed) == 2 and "failed" in failed[1]
+
+
+def test_attempt_names_keep_the_first_attempt_bare():
+    assert attempt_name("charge:o1", 1) == "charge:o1"
+    assert attempt_name("sv:o1", 3) == "sv:o1#3"
+
+
+@pytest.mark.parametrize(("status", "ok"), [("cancelled", True), ("expired", True), ("rejected", True),
+                                            ("paid", False), ("fulfilled", False), ("reserved", False),
+                                            ("pending", False), (None, False)])
+def test_only_an_ended_order_is_refunded(status, ok):
+    # a completion that lost the race to another one must not refund a paid order
+    assert may_refund(status) is ok
+
+
+def test_audit_names_a_refund_done_for_a_paid_order():
+    now = 100_000
+    movements = [("o1", mv(updated=0)), ("o1", mv("refund", "done"))]
+    problems = unmatched_charges({"o1": "paid"}, movements, now)
+    assert len(problems) == 1 and "paid and refunded" in problems[0]
+    assert unmatched_charges({"o1": "cancelled"}, movements, now) == []
+
+
+def test_money_nothing_credits_is_returned_and_audited_until_it_is():
+    assert to_return("unknown", word("charge:o1"), "m1")  # an earlier attempt's payment
+    assert to_return("wrong_amount", word(amount=1), "m1")
+    assert not to_return("conflict", word(), "m1")  # already credited: refunding it would give back credited money
+    assert not to_return("unknown", word(state="NOTPAY"), "m1")
+    assert not to_return("unknown", word(mchid="other"), "m1")
+    now = 100_000
+    pending = mv("refund", "requested", updated=0, method="wallet_sim", mid=return_id("T9"))
+    problems = unmatched_charges({}, [("o1", pending)], now)
+    assert len(problems) == 1 and "return:T9" in problems[0] and "not given back" in problems[0]
+    assert unmatched_charges({}, [("o1", dataclasses.replace(pending, state="done"))], now) == []
+    # a return done is not the order's refund: it neither matches the order's charge nor flags a paid order
+    assert unmatched_charges({"o1": "paid"}, [("o1", dataclasses.replace(pending, state="done"))], now) == []
+
+
+@pytest.mark.parametrize(("status", "kind", "notified", "updated", "due_"), [
+    ("paid", "pickup", None, 0, True),
+    ("paid", "pickup", None, 99_000, False),  # its request may still be telling the stores
+    ("paid", "pickup", 5, 0, False),
+    ("paid", "flash", None, 0, False),
+    ("fulfilled", "pickup", None, 0, False),
+])
+def test_a_paid_order_the_stores_were_not_told_of_is_told_again(status, kind, notified, updated, due_):
+    assert store_notice_due(status, kind, notified, updated, 100_000) is due_

@@ -25,6 +25,9 @@ INSERT = """insert into orders (order_id, idempotency_key, kind, status, member_
             select o, k, 'flash', 'reserved', m, $5::jsonb, l::jsonb, t, $6, $6, $8
             from unnest($1::text[], $2::text[], $3::text[], $4::text[], $7::bigint[]) as x(o, k, m, l, t)
             on conflict do nothing"""
+# The server's answers that say the connection or the server went away (class 08, and 57P: shut down): whether the
+# statement committed is not known from them, unlike any other error answer, after which nothing was written.
+GONE_SQLSTATES = ("08", "57P")
 LOOKUP_WAIT_MS = 3  # same-key lookups gathered this long go as one query
 
 
@@ -46,6 +49,9 @@ class FlashRows:
             await self._insert(sales, price_fen, sku, now_ms)
             return [], []
         except asyncpg.PostgresError as exc:
+            if (exc.sqlstate or "").startswith(GONE_SQLSTATES):
+                log.warning("flash sale %s: order rows not confirmed (%s)", self.sale_id, exc)
+                return [], [sale for sale, _ in sales]
             if len(sales) == 1:
                 log.warning("flash sale %s: order row %s refused: %s", self.sale_id, sales[0][0].order_id, exc)
                 return [sales[0][0]], []

@@ -27,6 +27,7 @@ from actors.flash_sale import AdmittedSale, LeaseSync
 QUEUE_MAX = 10_000  # requests waiting here for units held by other workers; past this they are throttled
 QUEUE_WAIT_MS = 2_000  # the longest a request waits for handed-back units; then throttled (429, retry)
 LEASE_RETURN_IDLE_MS = 300  # no demand here this long: the unused lease goes back to the gate for others
+SOLD_OUT_SYNC_MS = 100  # sold out with buyers still asking: this often, lest a unit unsold since is missed
 IDLE_SYNC_MS = 1_000  # an idle worker still syncs this often: fresh sold-out news, and the gate sees it alive
 
 
@@ -111,6 +112,8 @@ class LeaseHolder:
     def drain_queue(self, now_ms: int) -> dict[str, str]:
         """Waiting requests that can be decided now: admitted (units came), sold_out, ended or throttled (waited
         `QUEUE_WAIT_MS`). Undecided ones keep waiting, in order."""
+        if not self.queued:
+            return {}
         verdicts: dict[str, str] = {}
         waiting: list[tuple[AdmittedSale, int]] = []
         for sale, since in self.queued:
@@ -152,6 +155,8 @@ class LeaseHolder:
             return True  # hand the spare units back
         if not self._idle(now_ms) and self.units < self.block // 2 and not self.status["sold_out"]:
             return True  # refill before running dry
+        if not self._idle(now_ms) and self.status["sold_out"]:
+            return now_ms - last_sync_ms >= SOLD_OUT_SYNC_MS  # buyers hear "sold out": is it still true?
         return now_ms - last_sync_ms >= IDLE_SYNC_MS
 
     def sync_command(self, command_id: str, now_ms: int) -> LeaseSync:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from actors.base import Expire, Result
-from actors.flash_lease import LEASE_RETURN_IDLE_MS, QUEUE_WAIT_MS, LeaseHolder
+from actors.flash_lease import LEASE_RETURN_IDLE_MS, QUEUE_WAIT_MS, SOLD_OUT_SYNC_MS, LeaseHolder
 from actors.flash_sale import LEASE_IDLE_MS, ORPHAN_AFTER_MS, AdmittedSale, FlashSaleGate, LeaseSync, OpenSale
 from protocol.codec import pack, unpack
 from protocol.errors import ProtocolError
@@ -388,3 +388,17 @@ def test_a_lost_sync_is_sent_again_unchanged_before_any_other():
     assert [s.order_id for s in w.in_flight] == ["o1"]
     assert w.take_results(gate.apply(first, T0)) == {"o1": "accepted"}
     assert [s.order_id for s in w.sync_command("s3", T0).sales] == ["o2"]
+
+
+def test_a_unit_unsold_after_sell_out_is_heard_of_soon_by_a_worker_whose_buyers_hear_sold_out():
+    gate = open_gate(quantity=1)
+    a, b = holder(gate, "a", block=1), holder(gate, "b", block=1)
+    a.admit("o1", "m1", 1, T0)
+    sync(gate, a, T0)
+    sync(gate, b, T0)
+    assert b.admit("o2", "m2", 1, T0 + 1) == "sold_out"
+    a.rows_failed([AdmittedSale(order_id="o1", member="m1", qty=1)])
+    sync(gate, a, T0 + 2)  # o1's row was refused: the unit is back
+    assert not b.needs_sync(T0 + 50, T0) and b.needs_sync(T0 + SOLD_OUT_SYNC_MS, T0)
+    sync(gate, b, T0 + SOLD_OUT_SYNC_MS)
+    assert b.admit("o3", "m3", 1, T0 + SOLD_OUT_SYNC_MS) in ("admitted", "queued")

@@ -25,7 +25,7 @@ from actors.base import Result
 from actors.flash_sale import AdmittedSale, LeaseSync
 
 QUEUE_MAX = 10_000  # requests waiting here for units held by other workers; past this they are throttled
-QUEUE_WAIT_MS = 2_000  # the longest a request waits for handed-back units; then throttled (429, retry)
+QUEUE_WAIT_MS = 3_000  # the longest a request waits for handed-back units; then throttled (429, retry)
 LEASE_RETURN_IDLE_MS = 300  # no demand here this long: the unused lease goes back to the gate for others
 SOLD_OUT_SYNC_MS = 100  # sold out with buyers still asking: this often, lest a unit unsold since is missed
 IDLE_SYNC_MS = 1_000  # an idle worker still syncs this often: fresh sold-out news, and the gate sees it alive

@@ -78,6 +78,12 @@ class FlashRows:
         rows = await self.db_of().fetch("select order_id from orders where order_id = any($1::text[])", order_ids)
         return {r["order_id"] for r in rows}
 
+    async def sold_orders(self) -> dict[str, int]:
+        """Every order of this sale with a row: order id -> qty."""
+        rows = await self.db_of().fetch("select order_id, (lines->0->>'qty')::int as qty from orders "
+                                        "where sale_id = $1 and kind = 'flash'", self.sale_id)
+        return {r["order_id"]: r["qty"] for r in rows}
+
     async def units(self) -> int:
         """Units in this sale's order rows (every status: a cancelled flash order was still sold)."""
         return int(await self.db_of().fetchval(

@@ -13,7 +13,8 @@ Guarantees:
 - A sync whose answer was lost is sent again, unchanged, before any other (its requests were answered 503; a
   same-key retry waits for its verdict).
 - A same-key retry gets the bought order from any worker: from this worker's memory, from the gate (a retry
-  before sell-out is a duplicate the gate accepts again), or, once sold out or ended, from the order's row.
+  before sell-out is a duplicate the gate accepts again), or, once sold out or ended, from the order's row (looked
+  up in batches until this worker holds every sold order's id, read once all the units sold have their rows).
 
 Answers are the order (accepted) or a `Refusal` (sold_out, over_limit, throttled, not_started, ended, key_reused,
 unavailable); the HTTP layer gives them their status codes.
@@ -40,6 +41,7 @@ SYNC_INTERVAL_MS = 3
 LEASE_BLOCK = 200
 ANSWER_CACHE_MAX = 200_000
 SYNC_FAILURE_PAUSE_S = 0.2  # after a failed sync, before it is sent again (its waiting requests were answered 503)
+SOLD_ORDERS_RETRY_MS = 100  # sold out, but not every sold unit has its row yet: the sale's rows are read again
 UNSURE_CHECK_MS = 200  # rows whose write had an unknown outcome are looked up this often until the database answers
 STOP_WAIT_S = 2.0  # at shutdown, for the sync under way and the lease's return
 log = logging.getLogger("freshmesh.flash")
@@ -71,6 +73,11 @@ class SaleWorker:
         self.last_sync_ms = 0
         self.last_check_ms = 0
         self.stopping = False
+        # once sold out: every sold order's id -> qty, complete while the gate's sold count is `sold_orders_for`
+        self.sold_orders: dict[str, int] = {}
+        self.sold_orders_for = -1
+        self._loading: asyncio.Task | None = None
+        self._loaded_ms = 0
         self.task = asyncio.create_task(self._loop())
 
     async def order(self, member: str, qty: int, key: str) -> dict:
@@ -87,6 +94,8 @@ class SaleWorker:
             return await self._verdict(order_id)
         verdict = self.holder.admit(order_id, member, qty, self.flash.cloud.now_ms())
         if verdict in ("sold_out", "ended"):
+            if self.sold_orders_for == self.holder.status["sold"] and order_id not in self.sold_orders:
+                raise self._refusal(verdict)  # the common case, as fast as before: never bought, known here
             return await self._bought_before(order_id, member, qty, key, verdict)
         if verdict not in ("admitted", "queued"):
             raise self._refusal(verdict)
@@ -108,15 +117,40 @@ class SaleWorker:
 
     async def _bought_before(self, order_id: str, member: str, qty: int, key: str, verdict: str) -> dict:
         """Sold out (or ended) here: a retry of an order bought through another worker gets that order, from its
-        row; anyone else the refusal."""
-        found = await self.flash.bought.find(order_id)
-        if found is None:
+        row; anyone else the refusal. Once every sold unit has its row, this worker holds all of the sale's order
+        ids (one query) and answers without the database."""
+        sold = self.holder.status["sold"]
+        if self.sold_orders_for == sold:
+            bought_qty = self.sold_orders.get(order_id)
+        else:
+            self._load_sold_orders(sold)
+            found = await self.flash.bought.find(order_id)
+            bought_qty = found[1] if found is not None else None
+        if bought_qty is None:
             raise self._refusal(verdict)
-        if found[1] != qty:
+        if bought_qty != qty:
             raise self._refusal("conflict")
         answer = self._body(order_id, member, qty)
         self._remember(key, answer)
         return answer
+
+    def _load_sold_orders(self, sold: int) -> None:
+        """In the background, one at a time: every order row of the sale, kept if they are all of its `sold` units
+        (rows are never more than the units sold, so as many units are exactly the sold orders)."""
+        now = self.flash.cloud.now_ms()
+        if (self._loading is not None and not self._loading.done()) or now - self._loaded_ms < SOLD_ORDERS_RETRY_MS:
+            return
+        self._loaded_ms = now
+
+        async def load() -> None:
+            try:
+                rows = await self.rows.sold_orders()
+            except Exception as exc:  # noqa: BLE001 - look-ups go on one by one meanwhile
+                log.warning("flash sale %s: sold orders not loaded (%s)", self.sale_id, exc)
+                return
+            if sum(rows.values()) == sold:
+                self.sold_orders, self.sold_orders_for = rows, sold
+        self._loading = asyncio.create_task(load())
 
     def _refusal(self, verdict: str) -> Refusal:
         kind, detail = VERDICT_REFUSALS[verdict]

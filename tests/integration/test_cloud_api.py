@@ -655,3 +655,30 @@ async def test_order_rows_lost_with_the_database_are_looked_up_and_their_units_h
     assert again.status_code == 201, again.text
     assert ((await http.get(f"/flash-sales/{sale_id}")).json()["sold"], await _flash_rows(services, sale_id)) == (2, 2)
     assert await _audit_of(http, sale_id) == []
+
+
+async def test_a_buyer_who_gives_up_before_the_verdict_gets_no_order_and_the_unit_goes_back(cloud, stocked):
+    """The gate answers late (its sync is slowed); the request is cancelled before (a client's or the endpoint's
+    deadline): the sale the gate accepted gets no row and is unsold, and someone else buys the unit."""
+    services, http = cloud
+    sale_id = await _flash_sale(http, stocked[0], 1)
+    worker = await services.flash.worker(sale_id)
+    real = worker.gate.sync
+
+    async def late(command):
+        await asyncio.sleep(0.5)
+        return await real(command)
+    worker.gate.sync = late
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(services.flash.order(sale_id, "gave-up", 1, uuid.uuid4().hex), 0.1)
+        await asyncio.sleep(0.6)  # the late answer: accepted, nobody waits for it
+    finally:
+        worker.gate.sync = real
+
+    async def unsold():
+        return (await http.get(f"/flash-sales/{sale_id}")).json()["sold"] == 0
+    assert await eventually(unsold, timeout_s=5)
+    other = await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={**key(), **fan(services, "stayed")})
+    assert other.status_code == 201, other.text
+    assert ((await http.get(f"/flash-sales/{sale_id}")).json()["sold"], await _flash_rows(services, sale_id)) == (1, 1)

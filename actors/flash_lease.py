@@ -7,8 +7,9 @@ rows of the sales the gate accepted.
 Guarantees:
 - `admit()` answers at once, without a Ray call: admitted (the gate's verdict comes with the next sync), queued
   (units remain, but other workers hold them: the request waits for units that are handed back, at most
-  `QUEUE_WAIT_MS`), or a refusal: sold_out (only when no unit is left anywhere, by the gate's last word),
-  throttled, over_limit (this worker already admitted the member up to the limit), not_started or ended.
+  `QUEUE_WAIT_MS`; never more requests wait than units are left), or a refusal: sold_out (only when no unit is
+  left anywhere, by the gate's last word), throttled, over_limit (this worker already admitted the member up to
+  the limit), not_started or ended.
 - A sync whose answer was lost is sent again, unchanged (same id), before any other: the gate's answer to the first
   sending is the one that counts, and no sale of it can be taken as recorded without its row; its accepted sales
   are confirmed once more before their rows are written.
@@ -55,6 +56,7 @@ class LeaseHolder:
         self.units = 0  # leased units not yet promised to a request
         self.pending: list[AdmittedSale] = []  # admitted sales waiting for the next sync
         self.queued: list[tuple[AdmittedSale, int]] = []  # (sale, since ms): waiting for units held elsewhere
+        self.queued_units = 0
         self._in_flight: list[AdmittedSale] = []  # sent in the unanswered sync
         self._unanswered: LeaseSync | None = None  # sent, answer not seen: sent again before anything else
         self.members: dict[str, int] = {}  # units this worker admitted per member (queued, pending or accepted)
@@ -103,10 +105,13 @@ class LeaseHolder:
             self.members[member] = self.members.get(member, 0) + qty
             self.pending.append(sale)
             return "admitted"
-        if len(self.queued) >= QUEUE_MAX:
+        left = self.status["quantity"] - self.status["sold"]
+        if len(self.queued) >= QUEUE_MAX or self.queued_units + qty > left:
+            # no more waiting here than units left anywhere: the rest could only wait in vain, holding connections
             return "throttled"
         self.members[member] = self.members.get(member, 0) + qty
         self.queued.append((sale, now_ms))
+        self.queued_units += qty
         return "queued"
 
     def drain_queue(self, now_ms: int) -> dict[str, str]:
@@ -133,6 +138,7 @@ class LeaseHolder:
                 continue
             self._forget(sale)
         self.queued = waiting
+        self.queued_units = sum(sale.qty for sale, _ in waiting)
         return verdicts
 
     @property
@@ -163,7 +169,7 @@ class LeaseHolder:
         """The next batched call to the gate (the unanswered one again, if any); `take_results` must see its answer."""
         if self._unanswered is not None:
             return self._unanswered
-        need = sum(sale.qty for sale, _ in self.queued)
+        need = self.queued_units
         idle, others_short = self._idle(now_ms), bool(self.status.get("hand_back"))
         returned = 0
         if self.units and not need and (idle or others_short):

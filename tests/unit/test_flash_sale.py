@@ -402,3 +402,14 @@ def test_a_unit_unsold_after_sell_out_is_heard_of_soon_by_a_worker_whose_buyers_
     assert not b.needs_sync(T0 + 50, T0) and b.needs_sync(T0 + SOLD_OUT_SYNC_MS, T0)
     sync(gate, b, T0 + SOLD_OUT_SYNC_MS)
     assert b.admit("o3", "m3", 1, T0 + SOLD_OUT_SYNC_MS) in ("admitted", "queued")
+
+
+def test_no_more_requests_wait_than_units_are_left():
+    """The last unit is leased to a; b's buyers do not all wait for it (they would hold their connections in
+    vain): one waits, the others are told to retry (429), none is told sold out."""
+    gate = open_gate(quantity=1)
+    holder(gate, "a", block=1)
+    b = holder(gate, "b", block=1)
+    assert b.admit("b1", "m1", 1, T0) == "queued"
+    assert [b.admit(f"b{i}", f"m{i}", 1, T0) for i in range(2, 5)] == ["throttled"] * 3
+    assert b.members.get("m2", 0) == 0

@@ -7,9 +7,9 @@ rows of the sales the gate accepted.
 Guarantees:
 - `admit()` answers at once, without a Ray call: admitted (the gate's verdict comes with the next sync), queued
   (units remain, but other workers hold them: the request waits for units that are handed back, at most
-  `QUEUE_WAIT_MS`; never more requests wait than units are left), or a refusal: sold_out (only when no unit is
-  left anywhere, by the gate's last word), throttled, over_limit (this worker already admitted the member up to
-  the limit), not_started or ended.
+  `QUEUE_WAIT_MS`; not many more requests wait than units are left), or a refusal: sold_out (only when no unit is
+  left anywhere, by the gate's last word), throttled, over_limit (this worker admitted the member up to the
+  limit, or the gate's feed says the member bought up to it through any worker), not_started or ended.
 - A sync whose answer was lost is sent again, unchanged (same id), before any other: the gate's answer to the first
   sending is the one that counts, and no sale of it can be taken as recorded without its row; its accepted sales
   are confirmed once more before their rows are written.
@@ -26,6 +26,7 @@ from actors.base import Result
 from actors.flash_sale import AdmittedSale, LeaseSync
 
 QUEUE_MAX = 10_000  # requests waiting here for units held by other workers; past this they are throttled
+QUEUE_FLOOR = 256  # requests that may wait here however few units are left (those beyond: throttled)
 QUEUE_WAIT_MS = 3_000  # the longest a request waits for handed-back units; then throttled (429, retry)
 LEASE_RETURN_IDLE_MS = 300  # no demand here this long: the unused lease goes back to the gate for others
 SOLD_OUT_SYNC_MS = 100  # sold out with buyers still asking: this often, lest a unit unsold since is missed
@@ -64,6 +65,9 @@ class LeaseHolder:
         self.unsure: dict[str, AdmittedSale | None] = {}  # accepted, row not known yet (None: adopted from another)
         self.last_demand_ms = now_ms
         self.retired = False
+        self.gate_units: dict[str, int] = {}  # members' units by the gate's feed (sold through any worker)
+        self.gate_sold: dict[str, int] = {}  # order id -> qty, by the gate's feed: a same-key retry is no new sale
+        self.members_seen = 0
         self.bucket = TokenBucket(status["rate_per_s"], now_ms)
         self.apply_status(status)
         for order_id in status.get("adopted", ()):  # the first sync's answer may hand over sales to check too
@@ -71,6 +75,17 @@ class LeaseHolder:
 
     def apply_status(self, status: dict[str, Any]) -> None:
         self.status = status
+        if status.get("members_seen", 0) > self.members_seen:  # (an answer sent again may be behind: skipped)
+            for member, units, order_id, qty in status.get("members", ()):
+                if units:
+                    self.gate_units[member] = units
+                else:
+                    self.gate_units.pop(member, None)
+                if qty > 0:
+                    self.gate_sold[order_id] = qty
+                else:
+                    self.gate_sold.pop(order_id, None)
+            self.members_seen = status["members_seen"]
         promised = sum(s.qty for s in self.pending)
         self.units = max(status["lease"] - promised, 0)
         self.bucket.rate = max(status["rate_per_s"], 1.0)
@@ -94,6 +109,9 @@ class LeaseHolder:
             return "ended"
         if self.members.get(member, 0) + qty > st["per_member_limit"]:
             return "over_limit"
+        if self.gate_units.get(member, 0) + qty > st["per_member_limit"] and self.gate_sold.get(order_id) != qty:
+            return "over_limit"  # bought up to the limit through any worker (a same-key retry goes on: the gate
+            # accepts its duplicate and this worker writes, or finds, its row)
         self.last_demand_ms = now_ms
         if self.units < qty and self._none_left(qty):
             return "sold_out"
@@ -106,8 +124,8 @@ class LeaseHolder:
             self.pending.append(sale)
             return "admitted"
         left = self.status["quantity"] - self.status["sold"]
-        if len(self.queued) >= QUEUE_MAX or self.queued_units + qty > left:
-            # no more waiting here than units left anywhere: the rest could only wait in vain, holding connections
+        if len(self.queued) >= QUEUE_MAX or self.queued_units + qty > max(left, QUEUE_FLOOR):
+            # not many more waiting here than units left anywhere: the rest would wait in vain, holding connections
             return "throttled"
         self.members[member] = self.members.get(member, 0) + qty
         self.queued.append((sale, now_ms))
@@ -184,7 +202,8 @@ class LeaseHolder:
         released, self.released = tuple(self.released), []
         self._in_flight = sales
         self._unanswered = LeaseSync(id=command_id, worker=self.worker, sales=tuple(sales), want=want,
-                                     returned=returned, need=need, released=released, unsure=tuple(self.unsure))
+                                     returned=returned, need=need, released=released, unsure=tuple(self.unsure),
+                                     members_seen=self.members_seen)
         return self._unanswered
 
     def take_results(self, result: Result) -> dict[str, str]:

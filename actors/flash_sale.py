@@ -33,6 +33,7 @@ ORPHAN_AFTER_MS = 60_000
 WORKER_ACTIVE_MS = 5_000
 SHORT_MS = 1_000  # a worker short of units asks again every few ms; a shortness older than this is stale
 ADOPT_MAX = 200  # unrecorded sales of silent workers handed to one sync to check
+MEMBER_FEED_MAX = 5_000  # members' new unit counts sent to a worker in one sync (the rest in the next ones)
 
 
 @record
@@ -81,7 +82,9 @@ class LeaseSync(Command):
     now; `unsure`: not known yet; all others written), commit its admitted sales, give back `returned` units, ask
     for `want` more; `need`: units its waiting requests need now (short of them, it is told apart). Values:
     results ([order_id, verdict] per sale), `adopted` (order ids of silent workers' unrecorded sales, now this
-    worker's to check) and the worker's status (lease, unleased, sold, sold_out, hand_back, ...)."""
+    worker's to check), `members` ([member, units now, order id, qty sold or -qty unsold] for every sale and unsale
+    since the worker's `members_seen`-th, up to `MEMBER_FEED_MAX`; `members_seen` then) and the worker's status
+    (lease, unleased, sold, sold_out, hand_back, ...)."""
     OP: ClassVar[str] = "sync"
     worker: str
     sales: tuple[AdmittedSale, ...] = ()
@@ -90,6 +93,7 @@ class LeaseSync(Command):
     need: int = 0
     released: tuple[str, ...] = ()
     unsure: tuple[str, ...] = ()
+    members_seen: int = 0
 
     def __post_init__(self) -> None:
         Command.__post_init__(self)
@@ -121,6 +125,9 @@ class FlashSaleGate(IdempotentActor):
         self.orphans: dict[str, int] = {}  # unrecorded sales of workers that went silent, waiting to be adopted
         self.short: dict[str, int] = {}  # worker -> when it last could not get the units its requests need
         self.released_units = 0  # units unsold because their order rows could not be written
+        # every change of a member's units, in order: each worker reads on from where it was, and so knows who is at
+        # the limit without asking (a member who bought through another worker is refused locally)
+        self.member_feed: list[tuple[str, int, str, int]] = []  # (member, units now, order id, qty sold or -unsold)
 
     @property
     def quantity(self) -> int:
@@ -176,7 +183,10 @@ class FlashSaleGate(IdempotentActor):
             self.short[worker] = now_ms
         else:
             self.short.pop(worker, None)
-        return ok(results=results, adopted=self._adopt(worker), **self._status(worker, now_ms))
+        seen = min(max(c.members_seen, 0), len(self.member_feed))
+        feed = self.member_feed[seen:seen + MEMBER_FEED_MAX]
+        return ok(results=results, adopted=self._adopt(worker), members=[list(e) for e in feed],
+                  members_seen=seen + len(feed), **self._status(worker, now_ms))
 
     def _settle(self, worker: str, unsure: tuple[str, ...], released: tuple[str, ...]) -> None:
         """The worker's earlier sales: those it names as released are unsold; unsure ones stay unrecorded; every
@@ -200,6 +210,7 @@ class FlashSaleGate(IdempotentActor):
             self.member_units[member] = left
         else:
             self.member_units.pop(member, None)
+        self.member_feed.append((member, max(left, 0), order_id, -qty))
 
     def _own(self, worker: str, order_id: str, qty: int) -> None:
         """`worker` writes this sale's row now: it becomes the sale's owner if the sale is still unrecorded."""
@@ -232,6 +243,7 @@ class FlashSaleGate(IdempotentActor):
         self.leases[worker] = lease - from_lease
         self.sold += qty
         self.member_units[member] = self.member_units.get(member, 0) + qty
+        self.member_feed.append((member, self.member_units[member], order_id, qty))
         self.orders[order_id] = (member, qty)
         self.unrecorded.setdefault(worker, {})[order_id] = qty
         return [order_id, "accepted"]
@@ -289,7 +301,8 @@ class FlashSaleGate(IdempotentActor):
         return {"config": self.config, "sold": self.sold, "leases": self.leases, "last_seen": self.last_seen,
                 "member_units": self.member_units, "orders": {k: list(v) for k, v in self.orders.items()},
                 "rejected_over_limit": self.rejected_over_limit, "unrecorded": self.unrecorded,
-                "orphans": self.orphans, "short": self.short, "released_units": self.released_units}
+                "orphans": self.orphans, "short": self.short, "released_units": self.released_units,
+                "member_feed": [list(e) for e in self.member_feed]}
 
     def restore_state(self, s: dict[str, Any]) -> None:
         self.config, self.sold, self.leases, self.last_seen = s["config"], s["sold"], s["leases"], s["last_seen"]
@@ -298,3 +311,4 @@ class FlashSaleGate(IdempotentActor):
         # snapshots taken before rows were tracked have none of these: every sale of theirs counts as recorded
         self.unrecorded, self.orphans = s.get("unrecorded", {}), s.get("orphans", {})
         self.short, self.released_units = s.get("short", {}), s.get("released_units", 0)
+        self.member_feed = [(m, u, o, q) for m, u, o, q in s.get("member_feed", [])]

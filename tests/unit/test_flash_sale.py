@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from actors.base import Expire, Result
-from actors.flash_lease import LEASE_RETURN_IDLE_MS, QUEUE_WAIT_MS, SOLD_OUT_SYNC_MS, LeaseHolder
+from actors.flash_lease import LEASE_RETURN_IDLE_MS, QUEUE_FLOOR, QUEUE_WAIT_MS, SOLD_OUT_SYNC_MS, LeaseHolder
 from actors.flash_sale import LEASE_IDLE_MS, ORPHAN_AFTER_MS, AdmittedSale, FlashSaleGate, LeaseSync, OpenSale
 from protocol.codec import pack, unpack
 from protocol.errors import ProtocolError
@@ -133,8 +133,9 @@ def test_a_sync_result_reports_verdicts_and_the_workers_status():
                                                          AdmittedSale(order_id="o2", member="m1", qty=1),
                                                          AdmittedSale(order_id="o3", member="m2", qty=0)), want=1), T0)
     assert result == Result(status="ok", values={
-        "results": [["o1", "accepted"], ["o2", "over_limit"], ["o3", "invalid"]], "lease": 1, "unleased": 1,
-        "sold": 1, "quantity": 3, "sold_out": False, "hand_back": False, "adopted": [], "rate_per_s": 10.0,
+        "results": [["o1", "accepted"], ["o2", "over_limit"], ["o3", "invalid"]], "adopted": [],
+        "members": [["m1", 1, "o1", 1]], "members_seen": 1, "lease": 1, "unleased": 1,
+        "sold": 1, "quantity": 3, "sold_out": False, "hand_back": False, "rate_per_s": 10.0,
         "starts_ms": T0, "ends_ms": T0 + 3_600_000,
         "per_member_limit": 1, "price_fen": 990, "sku": "EGGS"})
 
@@ -406,10 +407,36 @@ def test_a_unit_unsold_after_sell_out_is_heard_of_soon_by_a_worker_whose_buyers_
 
 def test_no_more_requests_wait_than_units_are_left():
     """The last unit is leased to a; b's buyers do not all wait for it (they would hold their connections in
-    vain): one waits, the others are told to retry (429), none is told sold out."""
+    vain): `QUEUE_FLOOR` wait, the others are told to retry (429), none is told sold out."""
     gate = open_gate(quantity=1)
     holder(gate, "a", block=1)
     b = holder(gate, "b", block=1)
-    assert b.admit("b1", "m1", 1, T0) == "queued"
-    assert [b.admit(f"b{i}", f"m{i}", 1, T0) for i in range(2, 5)] == ["throttled"] * 3
-    assert b.members.get("m2", 0) == 0
+    assert [b.admit(f"b{i}", f"m{i}", 1, T0) for i in range(QUEUE_FLOOR)] == ["queued"] * QUEUE_FLOOR
+    assert [b.admit(f"c{i}", f"n{i}", 1, T0) for i in range(3)] == ["throttled"] * 3
+    assert b.members.get("n1", 0) == 0
+
+
+def test_a_member_who_bought_through_one_worker_is_refused_by_the_others_without_asking_the_gate():
+    gate = open_gate(quantity=10, limit=1)
+    a, b = holder(gate, "a", block=2), holder(gate, "b", block=2)
+    a.admit("o1", "alice", 1, T0)
+    sync(gate, a, T0)
+    sync(gate, b, T0 + 1)  # the gate's feed: alice has 1 unit
+    assert b.admit("o2", "alice", 1, T0 + 2) == "over_limit" and b.units == 2  # no unit spent on asking
+    a.rows_failed([AdmittedSale(order_id="o1", member="alice", qty=1)])
+    sync(gate, a, T0 + 3)  # her row failed: the unit is unsold, and she may buy again
+    sync(gate, b, T0 + 4)
+    assert b.gate_units.get("alice", 0) == 0 and b.admit("o3", "alice", 1, T0 + 5) == "admitted"
+    first = gate.apply(LeaseSync(id="late", worker="c", members_seen=1), T0 + 6)
+    assert (first["members"], first["members_seen"]) == ([["alice", 0, "o1", -1]], 2)  # read on from where it was
+
+
+def test_a_same_key_retry_through_another_worker_is_not_refused_as_over_the_limit():
+    gate = open_gate(quantity=10, limit=1)
+    a, b = holder(gate, "a", block=2), holder(gate, "b", block=2)
+    a.admit("o1", "alice", 1, T0)
+    sync(gate, a, T0)
+    sync(gate, b, T0 + 1)
+    assert b.admit("o2", "alice", 1, T0 + 2) == "over_limit"  # another order
+    assert b.admit("o1", "alice", 1, T0 + 2) == "admitted"  # the same order again: the gate accepts the duplicate
+    assert sync(gate, b, T0 + 3)[0] == {"o1": "accepted"} and gate.sold == 1

@@ -1,14 +1,22 @@
-"""Flash sales: a FlashSaleGate per sale, and the LeaseHolder each API worker runs in front of it.
+"""Flash sales: the FlashSaleGate, one per sale (the LeaseHolder each API worker runs in front of it is in
+`actors/flash_lease.py`).
 
 The gate **leases blocks of units** to workers. A worker admits requests locally against its block (no Ray call
-per request), queues the admitted sales and commits them to the gate in batches, asking for the next block
-before it runs dry. Sold-out is known locally.
+per request), commits the admitted sales to the gate in batches, writes their order rows, and says in its next
+sync which rows it could not write. Sold-out is known locally.
 
 Gate guarantees (checked by `audit()`):
 - `sold + leased <= quantity` at every step: a sale ends exactly at its quantity, never one unit over.
 - no member ever holds more than `per_member_limit` units: the limit is checked at commit, globally.
-- leases are taken back when a worker returns them or goes silent for `lease_idle_ms`; a commit against a lease
-  that was taken back only succeeds if unleased units remain.
+- **a unit stays sold only with its order row:** a sale is *unrecorded* until the worker that sold it syncs again;
+  that next sync names the sales whose rows failed (`released`: unsold, their units back in the pool) and those it
+  cannot tell yet (`unsure`: still unrecorded); every other sale of its earlier syncs is recorded. A same-key
+  retry through another worker makes that worker the sale's owner, so only the worker that last wrote (or failed
+  to write) its row decides. The unrecorded sales of a worker silent for `ORPHAN_AFTER_MS` are handed to the next
+  worker that syncs (`adopted`), which checks the rows and releases the missing ones.
+- leases are taken back when a worker returns them or goes silent for `lease_idle_ms`; a worker whose waiting
+  requests need units the pool no longer has is *short*, and every other worker is told to hand its spare units
+  back (`hand_back`), so no request is refused as sold out while units remain anywhere.
 """
 from __future__ import annotations
 
@@ -18,10 +26,14 @@ from typing import Any, ClassVar, TypedDict
 from actors.base import Command, CommandError, IdempotentActor, Query, Result, ok, rejected
 from protocol.schema import record, require
 
-LEASE_IDLE_MS = 10_000
+LEASE_IDLE_MS = 10_000  # a worker silent this long loses its lease
+# ... and this long, its unrecorded sales go to be adopted: far past a row write's timeout, so that no row of a
+# worker still writing it can be found missing by another and its sale unsold
+ORPHAN_AFTER_MS = 60_000
 WORKER_ACTIVE_MS = 5_000
-
-
+SHORT_MS = 1_000  # a worker short of units asks again every few ms; a shortness older than this is stale
+ADOPT_MAX = 200  # unrecorded sales of silent workers handed to one sync to check
+MEMBER_FEED_MAX = 5_000  # members' new unit counts sent to a worker in one sync (the rest in the next ones)
 
 
 @record
@@ -66,17 +78,27 @@ class AdmittedSale:
 
 @record
 class LeaseSync(Command):
-    """One batched call from a worker: commit its admitted sales, give back `returned` units, ask for `want`
-    more. Values: results ([order_id, verdict] per sale) and the worker's status (lease, unleased, sold, ...)."""
+    """One batched call from a worker: settle the sales of its earlier syncs (rows `released`: not written, unsold
+    now; `unsure`: not known yet; all others written), commit its admitted sales, give back `returned` units, ask
+    for `want` more; `need`: units its waiting requests need now (short of them, it is told apart). Values:
+    results ([order_id, verdict] per sale), `adopted` (order ids of silent workers' unrecorded sales, now this
+    worker's to check), `members` ([member, units now, order id, qty sold or -qty unsold] for every sale and unsale
+    since the worker's `members_seen`-th, up to `MEMBER_FEED_MAX`; `members_seen` then) and the worker's status
+    (lease, unleased, sold, sold_out, hand_back, ...)."""
     OP: ClassVar[str] = "sync"
     worker: str
     sales: tuple[AdmittedSale, ...] = ()
     want: int = 0
     returned: int = 0
+    need: int = 0
+    released: tuple[str, ...] = ()
+    unsure: tuple[str, ...] = ()
+    members_seen: int = 0
 
     def __post_init__(self) -> None:
         Command.__post_init__(self)
         require(self.want >= 0, "sync: want must be a non-negative integer")
+        require(self.need >= 0, "sync: need must be a non-negative integer")
 
 
 @record
@@ -99,6 +121,13 @@ class FlashSaleGate(IdempotentActor):
         self.member_units: dict[str, int] = {}
         self.orders: dict[str, tuple[str, int]] = {}
         self.rejected_over_limit = 0
+        self.unrecorded: dict[str, dict[str, int]] = {}  # worker -> {order id: qty}: rows not confirmed yet
+        self.orphans: dict[str, int] = {}  # unrecorded sales of workers that went silent, waiting to be adopted
+        self.short: dict[str, int] = {}  # worker -> when it last could not get the units its requests need
+        self.released_units = 0  # units unsold because their order rows could not be written
+        # every change of a member's units, in order: each worker reads on from where it was, and so knows who is at
+        # the limit without asking (a member who bought through another worker is refused locally)
+        self.member_feed: list[tuple[str, int, str, int]] = []  # (member, units now, order id, qty sold or -unsold)
 
     @property
     def quantity(self) -> int:
@@ -107,6 +136,10 @@ class FlashSaleGate(IdempotentActor):
     @property
     def unleased(self) -> int:
         return self.quantity - self.sold - sum(self.leases.values())
+
+    @property
+    def unrecorded_units(self) -> int:
+        return sum(sum(d.values()) for d in self.unrecorded.values()) + sum(self.orphans.values())
 
     def _require_open(self) -> SaleConfig:
         if self.config is None:
@@ -122,65 +155,130 @@ class FlashSaleGate(IdempotentActor):
         self.config = cfg
         return ok(config=cfg)
 
-    def _touch(self, worker: str, now_ms: int) -> None:
-        self.last_seen[worker] = now_ms
-
     def rate_share(self, now_ms: int) -> float:
         active = sum(1 for t in self.last_seen.values() if now_ms - t <= WORKER_ACTIVE_MS) or 1
         return self._require_open()["rate_per_s"] / active
 
     def _status(self, worker: str, now_ms: int) -> dict[str, Any]:
         cfg = self._require_open()
+        hand_back = any(w != worker and now_ms - t <= SHORT_MS for w, t in self.short.items())
         return {"lease": self.leases.get(worker, 0), "unleased": self.unleased, "sold": self.sold,
-                "sold_out": self.sold >= cfg["quantity"], "rate_per_s": self.rate_share(now_ms),
-                "starts_ms": cfg["starts_ms"], "ends_ms": cfg["ends_ms"], "per_member_limit": cfg["per_member_limit"],
-                "price_fen": cfg["price_fen"], "sku": cfg["sku"]}
+                "quantity": cfg["quantity"], "sold_out": self.sold >= cfg["quantity"], "hand_back": hand_back,
+                "rate_per_s": self.rate_share(now_ms), "starts_ms": cfg["starts_ms"], "ends_ms": cfg["ends_ms"],
+                "per_member_limit": cfg["per_member_limit"], "price_fen": cfg["price_fen"], "sku": cfg["sku"]}
 
     def op_sync(self, c: LeaseSync, now_ms: int) -> Result:
-        """One batched call from a worker: commit its admitted sales, return spare units, top its lease up."""
+        """One batched call from a worker: settle its earlier sales, commit its new ones, return spare units, top
+        its lease up, and hand it silent workers' unrecorded sales to check."""
         cfg = self._require_open()
-        worker, want = c.worker, c.want
-        self._touch(worker, now_ms)
+        worker = c.worker
+        self.last_seen[worker] = now_ms
+        self._settle(worker, c.unsure, c.released)
         results = [self._commit_one(cfg, worker, sale) for sale in c.sales]
-        give_back = min(max(c.returned, 0), self.leases.get(worker, 0))
-        self.leases[worker] = self.leases.get(worker, 0) - give_back
+        lease = self.leases.get(worker, 0)
+        lease = self.leases[worker] = lease - min(max(c.returned, 0), lease)
         if cfg["starts_ms"] <= now_ms < cfg["ends_ms"]:
-            grant = min(want, self.unleased)
-            self.leases[worker] = self.leases.get(worker, 0) + grant
-        return ok(results=results, **self._status(worker, now_ms))
+            lease = self.leases[worker] = lease + min(c.want, self.unleased)
+        if c.need > lease and self.sold < cfg["quantity"]:
+            self.short[worker] = now_ms
+        else:
+            self.short.pop(worker, None)
+        seen = min(max(c.members_seen, 0), len(self.member_feed))
+        feed = self.member_feed[seen:seen + MEMBER_FEED_MAX]
+        return ok(results=results, adopted=self._adopt(worker), members=[list(e) for e in feed],
+                  members_seen=seen + len(feed), **self._status(worker, now_ms))
+
+    def _settle(self, worker: str, unsure: tuple[str, ...], released: tuple[str, ...]) -> None:
+        """The worker's earlier sales: those it names as released are unsold; unsure ones stay unrecorded; every
+        other one has its row. Names of sales it no longer owns (retried through another worker) are ignored."""
+        earlier = self.unrecorded.pop(worker, None)
+        if not earlier:
+            return
+        still = {o: earlier[o] for o in unsure if o in earlier}
+        for order_id in released:
+            if earlier.pop(order_id, None) is not None and order_id not in still:  # once, if named twice
+                self._unsell(order_id)
+        if still:
+            self.unrecorded[worker] = still
+
+    def _unsell(self, order_id: str) -> None:
+        member, qty = self.orders.pop(order_id)
+        self.sold -= qty
+        self.released_units += qty
+        left = self.member_units.get(member, 0) - qty
+        if left > 0:
+            self.member_units[member] = left
+        else:
+            self.member_units.pop(member, None)
+        self.member_feed.append((member, max(left, 0), order_id, -qty))
+
+    def _own(self, worker: str, order_id: str, qty: int) -> None:
+        """`worker` writes this sale's row now: it becomes the sale's owner if the sale is still unrecorded."""
+        if self.orphans.pop(order_id, None) is not None:
+            self.unrecorded.setdefault(worker, {})[order_id] = qty
+            return
+        for other, sales in self.unrecorded.items():
+            if other != worker and order_id in sales:
+                del sales[order_id]
+                self.unrecorded.setdefault(worker, {})[order_id] = qty
+                return
 
     def _commit_one(self, cfg: SaleConfig, worker: str, sale: AdmittedSale) -> list[str]:
         order_id, member, qty = sale.order_id, sale.member, sale.qty
         if qty <= 0:
             return [order_id, "invalid"]
         if order_id in self.orders:
-            return [order_id, "accepted" if self.orders[order_id] == (member, qty) else "conflict"]
+            if self.orders[order_id] != (member, qty):
+                return [order_id, "conflict"]
+            self._own(worker, order_id, qty)
+            return [order_id, "accepted"]
         if self.member_units.get(member, 0) + qty > cfg["per_member_limit"]:
             self.rejected_over_limit += 1
             return [order_id, "over_limit"]
         lease = self.leases.get(worker, 0)
         from_lease = min(lease, qty)
         if qty - from_lease > self.unleased:
-            return [order_id, "sold_out"]
+            # only a worker whose lease was taken back gets here: sold out only if no unit is left anywhere
+            return [order_id, "sold_out" if self.sold + qty > cfg["quantity"] else "throttled"]
         self.leases[worker] = lease - from_lease
         self.sold += qty
         self.member_units[member] = self.member_units.get(member, 0) + qty
+        self.member_feed.append((member, self.member_units[member], order_id, qty))
         self.orders[order_id] = (member, qty)
+        self.unrecorded.setdefault(worker, {})[order_id] = qty
         return [order_id, "accepted"]
 
+    def _adopt(self, worker: str) -> list[str]:
+        if not self.orphans:
+            return []
+        adopted = list(self.orphans)[:ADOPT_MAX]
+        mine = self.unrecorded.setdefault(worker, {})
+        for order_id in adopted:
+            mine[order_id] = self.orphans.pop(order_id)
+        return adopted
+
     def op_expire(self, c: Command, now_ms: int) -> Result:
-        """Take back the leases of workers that went silent."""
-        taken = 0
+        """Take back the leases of workers that went silent, and put their unrecorded sales up for adoption."""
+        taken = orphaned = 0
         for worker, seen in list(self.last_seen.items()):
-            if now_ms - seen > LEASE_IDLE_MS and self.leases.get(worker):
+            if now_ms - seen <= LEASE_IDLE_MS:
+                continue
+            if self.leases.get(worker):
                 taken += self.leases.pop(worker)
+            if self.unrecorded.get(worker) and now_ms - seen > ORPHAN_AFTER_MS:
+                sales = self.unrecorded.pop(worker)
+                self.orphans.update(sales)
+                orphaned += len(sales)
+            self.short.pop(worker, None)
         forgotten = self.forget_old_ids(now_ms)
-        return Result(status="ok", values={"taken_back": taken}, noop=not (taken or forgotten))
+        return Result(status="ok", values={"taken_back": taken, "orphaned": orphaned},
+                      noop=not (taken or orphaned or forgotten))
 
     def status(self) -> dict[str, Any]:
         cfg: Mapping[str, Any] = self.config or {}
         return {**cfg, "sold": self.sold, "remaining": self.quantity - self.sold, "leased": sum(self.leases.values()),
-                "members": len(self.member_units), "rejected_over_limit": self.rejected_over_limit}
+                "members": len(self.member_units), "rejected_over_limit": self.rejected_over_limit,
+                "unrecorded": self.unrecorded_units, "released": self.released_units}
 
     def audit(self) -> list[str]:
         problems = []
@@ -194,99 +292,23 @@ class FlashSaleGate(IdempotentActor):
             problems.append(f"members over the limit: {over[:5]}")
         if sum(q for _, q in self.orders.values()) != self.sold:
             problems.append("orders do not add up to sold")
+        unrecorded = [o for sales in (*self.unrecorded.values(), self.orphans) for o in sales]
+        if any(o not in self.orders for o in unrecorded) or len(unrecorded) != len(set(unrecorded)):
+            problems.append("an unrecorded sale that is not sold, or has two owners")
         return problems
 
     def state_snapshot(self) -> dict[str, Any]:
         return {"config": self.config, "sold": self.sold, "leases": self.leases, "last_seen": self.last_seen,
                 "member_units": self.member_units, "orders": {k: list(v) for k, v in self.orders.items()},
-                "rejected_over_limit": self.rejected_over_limit}
+                "rejected_over_limit": self.rejected_over_limit, "unrecorded": self.unrecorded,
+                "orphans": self.orphans, "short": self.short, "released_units": self.released_units,
+                "member_feed": [list(e) for e in self.member_feed]}
 
     def restore_state(self, s: dict[str, Any]) -> None:
         self.config, self.sold, self.leases, self.last_seen = s["config"], s["sold"], s["leases"], s["last_seen"]
         self.member_units, self.rejected_over_limit = s["member_units"], s["rejected_over_limit"]
         self.orders = {k: tuple(v) for k, v in s["orders"].items()}
-
-
-class TokenBucket:
-    """Admission rate: `rate` tokens per second, bursts up to one second's worth."""
-
-    def __init__(self, rate: float, now_ms: int) -> None:
-        self.rate, self.tokens, self.at_ms = rate, rate, now_ms
-
-    def take(self, now_ms: int) -> bool:
-        self.tokens = min(self.rate, self.tokens + (now_ms - self.at_ms) * self.rate / 1000)
-        self.at_ms = now_ms
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-class LeaseHolder:
-    """A worker's side of one flash sale: admit locally, batch the commits, refill before running dry.
-
-    `admit()` answers at once: admitted (the caller then awaits the gate's verdict on the next sync), sold_out,
-    throttled, over_limit (this worker already admitted the member up to the limit), not_started or ended.
-    """
-
-    def __init__(self, worker: str, status: dict[str, Any], now_ms: int, block: int = 50) -> None:
-        self.worker, self.block = worker, block
-        self.units = 0  # leased units not yet promised to a request
-        self.pending: list[AdmittedSale] = []  # admitted sales waiting for the next sync
-        self._in_flight: list[AdmittedSale] = []  # sent in a sync whose answer has not come back yet
-        self.members: dict[str, int] = {}  # units this worker admitted per member (pending or accepted)
-        self.bucket = TokenBucket(status["rate_per_s"], now_ms)
-        self.apply_status(status)
-
-    def apply_status(self, status: dict[str, Any]) -> None:
-        self.status = status
-        promised = sum(s.qty for s in self.pending)
-        self.units = max(status["lease"] - promised, 0)
-        self.bucket.rate = max(status["rate_per_s"], 1.0)
-
-    @property
-    def sold_out(self) -> bool:
-        return self.units == 0 and self.status["unleased"] == 0 and not self.pending and self.status["lease"] == 0
-
-    def admit(self, order_id: str, member: str, qty: int, now_ms: int) -> str:
-        st = self.status
-        if now_ms < st["starts_ms"]:
-            return "not_started"
-        if now_ms >= st["ends_ms"]:
-            return "ended"
-        if self.members.get(member, 0) + qty > st["per_member_limit"]:
-            return "over_limit"
-        if self.units < qty:
-            return "sold_out" if self.status["unleased"] == 0 else "throttled"
-        if not self.bucket.take(now_ms):
-            return "throttled"
-        self.units -= qty
-        self.members[member] = self.members.get(member, 0) + qty
-        self.pending.append(AdmittedSale(order_id=order_id, member=member, qty=qty))
-        return "admitted"
-
-    def sync_command(self, command_id: str) -> LeaseSync:
-        """The next batched call to the gate; `take_results` must see its answer."""
-        want = self.block if self.units < self.block // 2 else 0
-        sales, self.pending = self.pending, []
-        self._in_flight = sales
-        return LeaseSync(id=command_id, worker=self.worker, sales=tuple(sales), want=want)
-
-    def abandon_in_flight(self) -> list[str]:
-        """The sync failed (the gate may or may not have the sales): forget them here; a retry of the same
-        request (same order id) gets the gate's verdict then. Returns their order ids."""
-        sales, self._in_flight = self._in_flight, []
-        for sale in sales:
-            self.members[sale.member] = max(self.members.get(sale.member, 0) - sale.qty, 0)
-        return [sale.order_id for sale in sales]
-
-    def take_results(self, result: Result) -> dict[str, str]:
-        result = result.settled
-        verdicts = {order_id: verdict for order_id, verdict in result.get("results", [])}
-        for sale in self._in_flight:
-            if verdicts.get(sale.order_id) != "accepted":
-                self.members[sale.member] = max(self.members.get(sale.member, 0) - sale.qty, 0)
-        self._in_flight = []
-        if result.status == "ok":
-            self.apply_status(result.values)
-        return verdicts
+        # snapshots taken before rows were tracked have none of these: every sale of theirs counts as recorded
+        self.unrecorded, self.orphans = s.get("unrecorded", {}), s.get("orphans", {})
+        self.short, self.released_units = s.get("short", {}), s.get("released_units", 0)
+        self.member_feed = [(m, u, o, q) for m, u, o, q in s.get("member_feed", [])]

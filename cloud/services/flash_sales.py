@@ -1,9 +1,20 @@
 """Flash-sale orders on the hot path: no Ray call and no database transaction per request.
 
 Each API process keeps a LeaseHolder per sale: a request is admitted (or refused: sold out, throttled, over the
-member's limit) locally at once; admitted requests wait for the next sync, which every few milliseconds commits
-all of them to the FlashSaleGate in one Ray call (durable there: the gate journals it) and writes their order rows
-in one INSERT (group commit), then answers them together. The sync also refills the lease before it runs dry.
+member's limit) locally at once, or waits briefly for units another worker hands back; admitted requests wait for
+the next sync, which every few milliseconds commits all of them to the FlashSaleGate in one Ray call (durable
+there: the gate journals it) and writes their order rows in one INSERT (group commit), then answers them together.
+The sync also refills the lease before it runs dry, hands spare units back, and tells the gate which rows failed.
+
+Guarantees:
+- A unit is sold only with its order row: a row the database refuses is unsold in the next sync; one whose write
+  has an unknown outcome (the database went away) stays sold until the row is looked up, and is unsold if missing;
+  a sale accepted after every request waiting for it gave up (deadline, 503) gets no row and is unsold.
+- A sync whose answer was lost is sent again, unchanged, before any other (its requests were answered 503; a
+  same-key retry waits for its verdict).
+- A same-key retry gets the bought order from any worker: from this worker's memory, from the gate (a retry
+  before sell-out is a duplicate the gate accepts again), or, once sold out or ended, from the order's row (looked
+  up in batches until this worker holds every sold order's id, read once all the units sold have their rows).
 
 Answers are the order (accepted) or a `Refusal` (sold_out, over_limit, throttled, not_started, ended, key_reused,
 unavailable); the HTTP layer gives them their status codes.
@@ -16,7 +27,9 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from actors.flash_sale import LeaseHolder, LeaseSync, OpenSale
+from actors.flash_lease import LeaseHolder
+from actors.flash_sale import AdmittedSale, LeaseSync, OpenSale
+from cloud.services.flash_orders import BoughtOrders, FlashRows
 from cloud.services.operators import Operator, record
 from cloud.services.verdicts import Refusal, RefusalKind
 from protocol.clock import to_rfc3339
@@ -25,10 +38,12 @@ if TYPE_CHECKING:
     from cloud.runtime.clients import FlashSaleClient
 
 SYNC_INTERVAL_MS = 3
-IDLE_SYNC_MS = 1_000  # an idle worker still syncs this often: fresh sold-out news, and the gate sees it alive
 LEASE_BLOCK = 200
 ANSWER_CACHE_MAX = 200_000
-SYNC_FAILURE_PAUSE_S = 0.2  # after a failed sync, before the next (its waiting requests were answered 503)
+SYNC_FAILURE_PAUSE_S = 0.2  # after a failed sync, before it is sent again (its waiting requests were answered 503)
+SOLD_ORDERS_RETRY_MS = 100  # sold out, but not every sold unit has its row yet: the sale's rows are read again
+UNSURE_CHECK_MS = 200  # rows whose write had an unknown outcome are looked up this often until the database answers
+STOP_WAIT_S = 2.0  # at shutdown, for the sync under way and the lease's return
 log = logging.getLogger("freshmesh.flash")
 
 # The gate's or the lease holder's verdict -> (the refusal's kind, what to tell the customer).
@@ -49,11 +64,20 @@ class SaleWorker:
 
     def __init__(self, flash: FlashSales, sale_id: str, holder: LeaseHolder, gate: FlashSaleClient) -> None:
         self.flash, self.sale_id, self.holder, self.gate = flash, sale_id, holder, gate
-        self.waiting: dict[str, asyncio.Future] = {}
-        self.orders: dict[str, tuple[str, int, str]] = {}  # order id -> (member, qty, idempotency key)
+        self.rows = FlashRows(lambda: flash.cloud.db, sale_id)
+        self.waiting: dict[str, asyncio.Future] = {}  # order id -> its verdict, for the requests waiting on it
+        self.listeners: dict[str, int] = {}  # order id -> requests still waiting on it (none: a sale not to record)
+        self.orders: dict[str, tuple[str, int, str]] = {}  # order id -> (member, qty, key) until its verdict
         self.answers: dict[str, dict] = {}  # idempotency key -> the accepted order, for retries
         self.syncs = 0
         self.last_sync_ms = 0
+        self.last_check_ms = 0
+        self.stopping = False
+        # once sold out: every sold order's id -> qty, complete while the gate's sold count is `sold_orders_for`
+        self.sold_orders: dict[str, int] = {}
+        self.sold_orders_for = -1
+        self._loading: asyncio.Task | None = None
+        self._loaded_ms = 0
         self.task = asyncio.create_task(self._loop())
 
     async def order(self, member: str, qty: int, key: str) -> dict:
@@ -63,75 +87,183 @@ class SaleWorker:
                 raise self._refusal("conflict")
             return answer
         order_id = "F" + hashlib.blake2b(f"{self.sale_id}/{key}".encode(), digest_size=12).hexdigest().upper()
-        pending = self.orders.get(order_id)
-        if pending is not None and pending[1] != qty:  # the same key for another request, while the first waits
-            raise self._refusal("conflict")
-        now = self.flash.cloud.now_ms()
-        verdict = self.holder.admit(order_id, member, qty, now)
-        if verdict != "admitted":
+        entry = self.orders.get(order_id)
+        if entry is not None:  # the same key is on its way here already: one verdict for both
+            if entry[1] != qty:
+                raise self._refusal("conflict")
+            return await self._verdict(order_id)
+        verdict = self.holder.admit(order_id, member, qty, self.flash.cloud.now_ms())
+        if verdict in ("sold_out", "ended"):
+            if self.sold_orders_for == self.holder.status["sold"] and order_id not in self.sold_orders:
+                raise self._refusal(verdict)  # the common case, as fast as before: never bought, known here
+            return await self._bought_before(order_id, member, qty, key, verdict)
+        if verdict not in ("admitted", "queued"):
             raise self._refusal(verdict)
-        if order_id in self.waiting:  # the same key twice at once: both wait for the one verdict
-            return await asyncio.shield(self.waiting[order_id])
-        fut = asyncio.get_running_loop().create_future()
-        self.waiting[order_id] = fut
         self.orders[order_id] = (member, qty, key)
-        return await asyncio.shield(fut)
+        return await self._verdict(order_id)
+
+    async def _verdict(self, order_id: str) -> dict:
+        fut = self.waiting.get(order_id)
+        if fut is None:
+            fut = self.waiting[order_id] = asyncio.get_running_loop().create_future()
+        self.listeners[order_id] = self.listeners.get(order_id, 0) + 1
+        try:
+            answer: dict = await asyncio.shield(fut)
+            return answer
+        finally:  # cancelled (the deadline) or answered: either way one listener fewer
+            left = self.listeners.pop(order_id, 1) - 1
+            if left:
+                self.listeners[order_id] = left
+
+    async def _bought_before(self, order_id: str, member: str, qty: int, key: str, verdict: str) -> dict:
+        """Sold out (or ended) here: a retry of an order bought through another worker gets that order, from its
+        row; anyone else the refusal. Once every sold unit has its row, this worker holds all of the sale's order
+        ids (one query) and answers without the database."""
+        sold = self.holder.status["sold"]
+        if self.sold_orders_for == sold:
+            bought_qty = self.sold_orders.get(order_id)
+        else:
+            self._load_sold_orders(sold)
+            found = await self.flash.bought.find(order_id)
+            bought_qty = found[1] if found is not None else None
+        if bought_qty is None:
+            raise self._refusal(verdict)
+        if bought_qty != qty:
+            raise self._refusal("conflict")
+        answer = self._body(order_id, member, qty)
+        self._remember(key, answer)
+        return answer
+
+    def _load_sold_orders(self, sold: int) -> None:
+        """In the background, one at a time: every order row of the sale, kept if they are all of its `sold` units
+        (rows are never more than the units sold, so as many units are exactly the sold orders)."""
+        now = self.flash.cloud.now_ms()
+        if (self._loading is not None and not self._loading.done()) or now - self._loaded_ms < SOLD_ORDERS_RETRY_MS:
+            return
+        self._loaded_ms = now
+
+        async def load() -> None:
+            try:
+                rows = await self.rows.sold_orders()
+            except Exception as exc:  # noqa: BLE001 - look-ups go on one by one meanwhile
+                log.warning("flash sale %s: sold orders not loaded (%s)", self.sale_id, exc)
+                return
+            if sum(rows.values()) == sold:
+                self.sold_orders, self.sold_orders_for = rows, sold
+        self._loading = asyncio.create_task(load())
 
     def _refusal(self, verdict: str) -> Refusal:
         kind, detail = VERDICT_REFUSALS[verdict]
         return Refusal(kind, f"flash sale {self.sale_id}: {detail}")
 
+    def _answer(self, order_id: str, verdict: str, answer: dict | None = None) -> None:
+        """Tell the requests waiting on this order (and forget it here)."""
+        self.orders.pop(order_id, None)
+        fut = self.waiting.pop(order_id, None)
+        if fut is None or fut.done():
+            return
+        if answer is not None:
+            fut.set_result(answer)
+        elif self.listeners.get(order_id):
+            fut.set_exception(self._refusal(verdict))
+        else:  # nobody waits on it any more: nothing to tell (and no "exception never retrieved")
+            fut.cancel()
+
     async def _loop(self) -> None:
-        while True:
+        while not self.stopping:
             await asyncio.sleep(SYNC_INTERVAL_MS / 1000)
-            idle = not self.holder.pending and self.holder.units >= self.holder.block // 2
-            if idle and self.flash.cloud.now_ms() - self.last_sync_ms < IDLE_SYNC_MS:
+            now = self.flash.cloud.now_ms()
+            for order_id, verdict in self.holder.drain_queue(now).items():  # waited too long, or sold out
+                if verdict != "admitted":
+                    self._answer(order_id, verdict)
+            if not self.holder.needs_sync(now, self.last_sync_ms):
                 continue
             try:
                 await self._sync()
             except Exception as exc:  # noqa: BLE001 - keep the loop alive; waiting requests get a 503
                 log.warning("flash sale %s sync failed: %s", self.sale_id, exc)
-                for order_id in self.holder.abandon_in_flight():
-                    self.orders.pop(order_id, None)
-                    fut = self.waiting.pop(order_id, None)
-                    if fut and not fut.done():
-                        fut.set_exception(self._refusal("unavailable"))
+                for sale in self.holder.in_flight:  # the sync is sent again; its requests hear 503 now
+                    entry = self.orders.get(sale.order_id)
+                    self._answer(sale.order_id, "unavailable")
+                    if entry is not None:  # kept until the verdict: a same-key retry waits for it
+                        self.orders[sale.order_id] = entry
                 await asyncio.sleep(SYNC_FAILURE_PAUSE_S)
 
     async def _sync(self) -> None:
+        now = self.last_sync_ms = self.flash.cloud.now_ms()
         self.syncs += 1
-        self.last_sync_ms = self.flash.cloud.now_ms()
-        command = self.holder.sync_command(f"{self.flash.worker_id}:{self.syncs}")
-        in_flight = [sale.order_id for sale in command.sales]
+        command = self.holder.sync_command(f"{self.flash.worker_id}:{self.syncs}", now)
         verdicts = self.holder.take_results(await self.gate.sync(command))
-        for order_id in in_flight:  # a sale the gate did not judge (an error answer) is retried by the client
-            verdicts.setdefault(order_id, "unavailable")
-        accepted = [o for o, v in verdicts.items() if v == "accepted"]
-        if accepted:
-            try:
-                await self._record(accepted)
-            except Exception as exc:  # noqa: BLE001 - sold at the gate but not recorded: the retry records it
-                log.warning("flash sale %s: order rows not written (%s); answering 503", self.sale_id, exc)
-                for order_id in accepted:
-                    member, qty, _ = self.orders.get(order_id, (None, 0, None))
-                    if member is not None:
-                        self.holder.members[member] = max(self.holder.members.get(member, 0) - qty, 0)
-                    verdicts[order_id] = "unavailable"
+        for sale in command.sales:  # a sale the gate did not judge (an error answer) is retried by the client
+            verdicts.setdefault(sale.order_id, "unavailable")
+        await self._record(command, verdicts)
         for order_id, verdict in verdicts.items():
-            fut = self.waiting.pop(order_id, None)
-            entry = self.orders.pop(order_id, None)
-            if fut is None or fut.done():
+            if verdict not in ("accepted", "again"):  # again: confirmed in the next sync, answered then
+                self._answer(order_id, verdict)
+        for order_id, verdict in self.holder.drain_queue(self.flash.cloud.now_ms()).items():
+            if verdict != "admitted":
+                self._answer(order_id, verdict)
+        await self._check_unsure()
+
+    async def _record(self, command: LeaseSync, verdicts: dict[str, str]) -> None:
+        """The accepted sales' rows in one INSERT, then their answers. A sale nobody waits for any more gets no
+        row: it is unsold (its requests were told 503, or gave up)."""
+        wanted: list[tuple[AdmittedSale, str]] = []
+        unwanted: list[AdmittedSale] = []
+        for sale in command.sales:
+            if verdicts.get(sale.order_id) != "accepted":
                 continue
-            if entry is None:  # not reached: a waiting future's order entry is set, and dropped, with it
-                fut.set_exception(self._refusal("unavailable"))
-                continue
-            member, qty, key = entry
-            if verdict == "accepted":
-                answer = self._body(order_id, member, qty)
-                self._remember(key, answer)
-                fut.set_result(answer)
+            entry = self.orders.get(sale.order_id)
+            if entry is not None and self.listeners.get(sale.order_id):
+                wanted.append((sale, entry[2]))
             else:
-                fut.set_exception(self._refusal(verdict))
+                unwanted.append(sale)
+                self._answer(sale.order_id, "unavailable")
+        if unwanted:
+            self.holder.rows_failed(unwanted)
+        if not wanted:
+            return
+        status = self.holder.status
+        refused, unknown = await self.rows.write(wanted, status["price_fen"], status["sku"], self.flash.cloud.now_ms())
+        if refused:
+            self.holder.rows_failed(refused)
+        if unknown:
+            self.holder.rows_unsure(unknown)
+        failed = {s.order_id for s in refused} | {s.order_id for s in unknown}
+        for sale, key in wanted:
+            if sale.order_id in failed:
+                self._answer(sale.order_id, "unavailable")
+            else:
+                answer = self._body(sale.order_id, sale.member, sale.qty)
+                self._remember(key, answer)
+                self._answer(sale.order_id, "accepted", answer)
+
+    async def _check_unsure(self) -> None:
+        """Rows whose write had an unknown outcome: found, they are recorded; missing, unsold (next sync)."""
+        now = self.flash.cloud.now_ms()
+        if not self.holder.unsure or now - self.last_check_ms < UNSURE_CHECK_MS:
+            return
+        self.last_check_ms = now
+        checked = list(self.holder.unsure)
+        try:
+            present = await self.rows.present(checked)
+        except Exception as exc:  # noqa: BLE001 - still unknown: they stay sold, and are looked up again
+            log.warning("flash sale %s: %d order rows still unconfirmed (%s)", self.sale_id, len(checked), exc)
+            return
+        self.holder.rows_checked(checked, present)
+
+    async def stop(self) -> None:
+        """Finish the sync under way, then hand the lease back and settle the rows (best effort: a worker that
+        cannot is treated as silent by the gate, which takes its lease back and has its sales adopted)."""
+        self.stopping = True
+        try:
+            async with asyncio.timeout(STOP_WAIT_S):
+                await self.task
+                self.holder.retire()  # every spare unit goes back
+                await self._sync()
+        except Exception as exc:  # noqa: BLE001 - shutting down: the gate's expiry covers what is left
+            log.warning("flash sale %s: lease not handed back at shutdown (%s)", self.sale_id, exc)
+            self.task.cancel()
 
     def _body(self, order_id: str, member: str, qty: int) -> dict:
         status = self.holder.status
@@ -143,31 +275,12 @@ class SaleWorker:
             self.answers.clear()
         self.answers[key] = answer
 
-    async def _record(self, accepted: list[str]) -> None:
-        """One INSERT for the whole sync: the order rows (the gate's journal already holds the sale)."""
-        now, status = self.flash.cloud.now_ms(), self.holder.status
-        price, sku = status["price_fen"], status["sku"]
-        ids, keys, members, lines, totals = [], [], [], [], []
-        for order_id in accepted:
-            member, qty, key = self.orders[order_id]
-            ids.append(order_id)
-            keys.append(f"flash:{self.sale_id}:{key}")
-            members.append(member)
-            lines.append(json.dumps([{"sku": sku, "qty": qty, "amount_fen": price * qty}]))
-            totals.append(price * qty)
-        await self.flash.cloud.db.execute(
-            """insert into orders (order_id, idempotency_key, kind, status, member_id, allocation, lines, total_fen,
-                   created_ms, updated_ms)
-               select o, k, 'flash', 'reserved', m, $5::jsonb, l::jsonb, t, $6, $6
-               from unnest($1::text[], $2::text[], $3::text[], $4::text[], $7::bigint[]) as x(o, k, m, l, t)
-               on conflict do nothing""",
-            ids, keys, members, lines, json.dumps({"sale": self.sale_id}), now, totals)
-
 
 class FlashSales:
     def __init__(self, cloud, worker_id: str) -> None:
         self.cloud, self.worker_id = cloud, worker_id
         self.sales: dict[str, SaleWorker] = {}
+        self.bought = BoughtOrders(lambda: cloud.db)
         self._opening: dict[str, asyncio.Lock] = {}
 
     async def create(self, sale_id: str, by: Operator | None = None, **config) -> dict:
@@ -194,7 +307,8 @@ class FlashSales:
                 "remaining": s["remaining"], "leased": s["leased"], "price_fen": s["price_fen"],
                 "per_member_limit": s["per_member_limit"], "rate_per_s": s["rate_per_s"],
                 "starts_at": to_rfc3339(s["starts_ms"]), "ends_at": to_rfc3339(s["ends_ms"]),
-                "members": s["members"], "rejected_over_limit": s["rejected_over_limit"]}
+                "members": s["members"], "rejected_over_limit": s["rejected_over_limit"],
+                "unrecorded": s.get("unrecorded", 0), "released": s.get("released", 0)}
 
     async def worker(self, sale_id: str) -> SaleWorker:
         worker = self.sales.get(sale_id)
@@ -219,5 +333,5 @@ class FlashSales:
         return await (await self.worker(sale_id)).order(member, qty, f"{member}/{key}")
 
     async def close(self) -> None:
-        for worker in self.sales.values():
-            worker.task.cancel()
+        """Every sale's lease handed back and its rows settled, as far as the gate and the database answer."""
+        await asyncio.gather(*(worker.stop() for worker in self.sales.values()))

@@ -3,8 +3,10 @@ stores' liveness and lag, and every actor's invariant audit with the money journ
 paid order or a refund")."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
+from cloud.services.flash_orders import rows_audit
 from cloud.services.payments import movement
 from protocol.money_saga import unmatched_charges
 
@@ -45,11 +47,15 @@ class StockViews:
     async def audit(self) -> dict:
         """Every stock pool's and member ledger's invariant audit, and every flash sale's that is live or ended within
         `SALES_AUDITED_AFTER_END_MS` (an older sale's gate sells nothing more: auditing every sale ever would wake
-        each one's actor, and grow without end); `violations` is empty when all hold."""
+        each one's actor, and grow without end), with its units sold against its order rows; `violations` is empty
+        when all hold."""
         since = self.cloud.now_ms() - SALES_AUDITED_AFTER_END_MS
         sales = [r["sale_id"] for r in await self.cloud.db.fetch(
             "select sale_id from flash_sales where coalesce((config->>'ends_ms')::bigint, 0) > $1", since)]
         report = await self.cloud.actors.audit(sales)
+        for sale_id, problems in zip(sales, await asyncio.gather(*(rows_audit(self.cloud, s) for s in sales)),
+                                     strict=True):
+            report[f"flash sale {sale_id} order rows"] = problems
         violations = [f"{n}: {p}" for n, problems in report.items() for p in problems]
         violations += [f"money: {p}" for p in await self.money_audit()]
         return {"actors": len(report), "violations": violations}

@@ -536,3 +536,149 @@ async def test_an_order_abandoned_half_way_gives_its_stock_and_slot_back(cloud, 
     assert await eventually(lambda: _equals(available, before), timeout_s=10)  # the background sweeper ran
     late = await http.post("/orders", json=body, headers=headers)
     assert late.status_code == 409 and "abandoned" in late.json()["detail"]
+
+
+async def _flash_sale(http, sku: str, quantity: int, limit: int = 1) -> str:
+    now = datetime.now(UTC)
+    sale = {"sku": sku, "quantity": quantity, "price_fen": 500, "starts_at": (now - timedelta(minutes=1)).isoformat(),
+            "ends_at": (now + timedelta(hours=1)).isoformat(), "per_member_limit": limit, "rate_per_s": 100_000}
+    created = await http.post("/flash-sales", json=sale, headers=OP)
+    assert created.status_code == 201, created.text
+    return created.json()["sale_id"]
+
+
+async def _flash_rows(services, sale_id: str) -> int:
+    return await services.cloud.db.fetchval("select count(*) from orders where sale_id = $1 and kind = 'flash'",
+                                            sale_id)
+
+
+async def _audit_of(http, sale_id: str) -> list[str]:
+    report = (await http.get("/audit", headers=OP)).json()
+    return [v for v in report["violations"] if sale_id in v]
+
+
+async def test_two_api_workers_sell_every_unit_of_a_40_unit_sale_and_a_retry_anywhere_gets_its_order(
+        cloud, stack, stocked):
+    """The first worker to ask leases all 40 units; the other's buyers wait for units handed back instead of hearing
+    "sold out" with units left. After sell-out, each buyer's retry (same key) through the *other* worker gets the
+    order it bought, from its row; a stranger with a new key hears sold out from both."""
+    services, http = cloud
+    sale_id = await _flash_sale(http, stocked[0], 40)
+    buyers = [(f"forty-{uuid.uuid4().hex[:6]}-{i}", key()) for i in range(40)]
+    async with running_cloud(stack, prefix=services.cloud.shards.prefix) as (other_services, other_url):
+        async with httpx.AsyncClient(base_url=other_url, timeout=20) as other:
+            workers = [http, other]
+            assert (await http.post(f"/flash-sales/{sale_id}/orders", json={},  # worker 0 leases every unit
+                                    headers={**buyers[0][1], **fan(services, buyers[0][0])})).status_code == 201
+            rest = await asyncio.gather(*(workers[i % 2].post(f"/flash-sales/{sale_id}/orders", json={},
+                                                              headers={**k, **fan(services, m)})
+                                          for i, (m, k) in enumerate(buyers) if i))
+            assert [r.status_code for r in rest] == [201] * 39, [r.text for r in rest if r.status_code != 201][:3]
+            bought = {buyers[0][0]: (await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={
+                **buyers[0][1], **fan(services, buyers[0][0])})).json()}
+            bought.update({r.json()["member_id"]: r.json() for r in rest})
+            status = (await http.get(f"/flash-sales/{sale_id}")).json()
+            assert (status["sold"], status["remaining"]) == (40, 0)
+            for worker in workers:
+                late = await worker.post(f"/flash-sales/{sale_id}/orders", json={},
+                                         headers={**key(), **fan(services, "forty-late")})
+                assert late.status_code == 409 and "sold out" in late.json()["detail"]
+            retries = await asyncio.gather(*(workers[(i + 1) % 2].post(f"/flash-sales/{sale_id}/orders", json={},
+                                                                       headers={**k, **fan(services, m)})
+                                             for i, (m, k) in enumerate(buyers)))
+            assert [r.status_code for r in retries] == [201] * 40
+            assert [r.json() for r in retries] == [bought[m] for m, _ in buyers]
+            other_body = await other.post(f"/flash-sales/{sale_id}/orders", json={"qty": 2},
+                                          headers={**buyers[1][1], **fan(services, buyers[1][0])})
+            assert other_body.status_code == 409 and "Idempotency-Key" in other_body.json()["detail"]
+    assert await _flash_rows(services, sale_id) == 40
+    assert await _audit_of(http, sale_id) == []
+
+
+async def test_an_order_row_the_database_refuses_hands_its_unit_back(cloud, stocked):
+    """A trigger refuses one member's flash order row: that request is told to retry (503), the unit is unsold,
+    and someone else buys it; the sale's sold count and its order rows agree, and /audit says so."""
+    services, http = cloud
+    sale_id = await _flash_sale(http, stocked[0], 1)
+    refused = f"refused-{uuid.uuid4().hex[:8]}"
+    trigger = f"refuse_{uuid.uuid4().hex[:8]}"
+    await services.cloud.db.execute(f"""
+        create function {trigger}() returns trigger language plpgsql as $$
+        begin
+            if new.member_id = '{refused}' then raise exception 'refused by the test'; end if;
+            return new;
+        end $$;
+        create trigger {trigger} before insert on orders for each row execute function {trigger}();""")
+    try:
+        r = await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={**key(), **fan(services, refused)})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+    finally:
+        await services.cloud.db.execute(f"drop trigger {trigger} on orders; drop function {trigger}();")
+
+    async def unsold():
+        return (await http.get(f"/flash-sales/{sale_id}")).json()["sold"] == 0
+    assert await eventually(unsold, timeout_s=5)
+    assert (await http.get(f"/flash-sales/{sale_id}")).json()["released"] == 1
+    other = await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={**key(), **fan(services, "after-refused")})
+    assert other.status_code == 201, other.text
+    status = (await http.get(f"/flash-sales/{sale_id}")).json()
+    assert (status["sold"], await _flash_rows(services, sale_id)) == (1, 1)
+    assert await _audit_of(http, sale_id) == []
+
+
+async def test_order_rows_lost_with_the_database_are_looked_up_and_their_units_handed_back(cloud, stocked):
+    """The database goes away as a flash order's row is written: the buyer hears 503, the unit stays sold while
+    nobody can tell whether the row exists, and once the database answers again (no row) it is unsold and sold to
+    someone else."""
+    import asyncpg as pg
+
+    from cloud.embedded.process import free_port
+    services, http = cloud
+    sale_id = await _flash_sale(http, stocked[0], 2)
+    first = await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={**key(), **fan(services, "db-first")})
+    assert first.status_code == 201
+    dead = await pg.create_pool(f"postgresql://x:y@127.0.0.1:{free_port()}/none", min_size=0, max_size=1)
+    real, services.cloud.db = services.cloud.db, dead
+    try:
+        lost = await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={**key(), **fan(services, "db-lost")})
+        assert lost.status_code == 503, lost.text
+        status = await services.cloud.actors.flash_sale(sale_id).status()
+        assert (status["sold"], status["unrecorded"]) == (2, 1)  # sold until its row is known to be missing
+    finally:
+        services.cloud.db = real
+        await dead.close()
+
+    async def unsold():
+        return (await http.get(f"/flash-sales/{sale_id}")).json()["sold"] == 1
+    assert await eventually(unsold, timeout_s=5)
+    again = await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={**key(), **fan(services, "db-after")})
+    assert again.status_code == 201, again.text
+    assert ((await http.get(f"/flash-sales/{sale_id}")).json()["sold"], await _flash_rows(services, sale_id)) == (2, 2)
+    assert await _audit_of(http, sale_id) == []
+
+
+async def test_a_buyer_who_gives_up_before_the_verdict_gets_no_order_and_the_unit_goes_back(cloud, stocked):
+    """The gate answers late (its sync is slowed); the request is cancelled before (a client's or the endpoint's
+    deadline): the sale the gate accepted gets no row and is unsold, and someone else buys the unit."""
+    services, http = cloud
+    sale_id = await _flash_sale(http, stocked[0], 1)
+    worker = await services.flash.worker(sale_id)
+    real = worker.gate.sync
+
+    async def late(command):
+        await asyncio.sleep(0.5)
+        return await real(command)
+    worker.gate.sync = late
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(services.flash.order(sale_id, "gave-up", 1, uuid.uuid4().hex), 0.1)
+        await asyncio.sleep(0.6)  # the late answer: accepted, nobody waits for it
+    finally:
+        worker.gate.sync = real
+
+    async def unsold():
+        return (await http.get(f"/flash-sales/{sale_id}")).json()["sold"] == 0
+    assert await eventually(unsold, timeout_s=5)
+    other = await http.post(f"/flash-sales/{sale_id}/orders", json={}, headers={**key(), **fan(services, "stayed")})
+    assert other.status_code == 201, other.text
+    assert ((await http.get(f"/flash-sales/{sale_id}")).json()["sold"], await _flash_rows(services, sale_id)) == (1, 1)

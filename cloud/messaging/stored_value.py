@@ -95,7 +95,7 @@ class HoldDesk:
         if isinstance(request, HoldReleased):
             self.stats["releases"] += 1
             result = (await ledger.send(Release(id=f"release:{request.hold_id}", member=request.member_id,
-                                                hold_id=request.hold_id))).settled
+                                                hold_id=request.hold_id, store=request.store_id))).settled
             return self._answer_of(request, result, granted=False, reason="released")
         self.stats["holds"] += 1
         result = (await ledger.send(Hold(id=request.hold_id, member=request.member_id, amount_fen=request.amount_fen,

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, TypedDict
 
 from actors.base import Command, IdempotentActor, Query, Result, ok, rejected
-from actors.ledger_holds import Capture, HeldQuery, Hold, HoldsMixin, Release
+from actors.ledger_holds import Capture, HeldQuery, Hold, HoldRecord, HoldsMixin, Release, SettledHold
 from protocol.policy import OFFLINE_ALLOWANCE_FEN
 from protocol.schema import record, require
 

@@ -13,10 +13,11 @@ Guarantees:
   store. Neither is refused here - the goods already left the store, so the ledger records the spend and flags
   what it does not trust (no valid hold; offline past the allowance) as a violation `/audit` reports. Refusing
   would only hide a sale that happened and leave the ledger short of it.
-- A cash top-up is credited once (transfer id = "cash:" + event id), only for a member that exists, and only while
-  the store's cash top-ups of the chain day (cloud clock) stay within the daily cap; otherwise it is refused with
-  the reason (`RefusedEvent`: dead-lettered, the store told). The decision is kept in `till_topups`, so a
-  redelivery gets the same one.
+- A cash top-up is credited once (transfer id = "cash:" + event id), only for a member that exists (judged with the
+  batch's other facts), and only while the store's cash top-ups of the chain day it was taken on (`cash_day`: the
+  till's day, bounded) stay within the daily cap; otherwise it is refused with the reason in the bridge's normal
+  refused path (dead-lettered, the store told; the rest of its batch applies). The decision is kept in
+  `till_topups`, so a redelivery gets the same one.
 - After each batch is durable, every store is sent the new balance of each member it changed (`MemberUpdated`,
   `NewBalances`); a store that spent gets it with the payments' references in `settles`, so it stops counting those
   spends as unsettled with the same snapshot. This is best effort: if it fails, the business ack settles the spend
@@ -29,12 +30,12 @@ import hashlib
 import logging
 
 from actors.member_ledger import Capture, Hold, Release, Spend, TopUp
-from cloud.messaging.refusals import RefusedEvent
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
 from protocol.messages import CashToppedUp, HoldAnswered, HoldReleased, HoldRequested, SaleCommitted, is_hold_id
 from protocol.money import format_fen
-from protocol.policy import STORE_CASH_TOPUP_DAY_CAP_FEN, chain_day
+from protocol.policy import STORE_CASH_TOPUP_DAY_CAP_FEN
+from protocol.store_facts import cash_day
 
 HOLD_REQUESTS_IN_FLIGHT_MAX = 1_000
 REFERENCE_SHOWN_MAX = 80  # of a store's payment reference, in a violation's reason
@@ -151,19 +152,30 @@ async def apply_sale_spends(cloud, event: SaleCommitted) -> tuple[str, ...]:
     return tuple(taken)
 
 
-async def apply_cash_top_up(cloud, event: CashToppedUp, day_cap_fen: int = STORE_CASH_TOPUP_DAY_CAP_FEN) -> None:
-    accepted, reason = await _admit_cash(cloud, event, day_cap_fen)
-    if not accepted:
-        raise RefusedEvent(reason)
+async def admit_cash_top_ups(cloud, events: list[CashToppedUp], now_ms: int,
+                             day_cap_fen: int = STORE_CASH_TOPUP_DAY_CAP_FEN) -> dict[str, str]:
+    """event id -> why, for the batch's cash top-ups the cloud does not believe (past the store's daily cap, an
+    erased member): a verdict like `protocol.store_facts.judge`'s, taken with it, so one refused top-up does not
+    fail its batch. The others may be applied (`apply_cash_top_up`)."""
+    refused = {}
+    for event in events:  # in the batch's order: each one's decision counts against the next
+        accepted, reason = await _admit_cash(cloud, event, now_ms, day_cap_fen)
+        if not accepted:
+            refused[event.event_id] = f"store {event.store_id} {event.KIND} refused: {reason}"
+    return refused
+
+
+async def apply_cash_top_up(cloud, event: CashToppedUp) -> None:
+    """A cash top-up `admit_cash_top_ups` believed, credited once."""
     await cloud.actors.member_ledger.send(TopUp(id=f"cash:{event.event_id}", member=event.member_id,
                                                 amount_fen=event.amount_fen))
 
 
-async def _admit_cash(cloud, event: CashToppedUp, day_cap_fen: int) -> tuple[bool, str]:
+async def _admit_cash(cloud, event: CashToppedUp, now: int, day_cap_fen: int) -> tuple[bool, str]:
     """Whether the store's cash top-up is believed, decided once per event under a per-store lock (any number of
-    bridge instances) and kept with its reason."""
-    now = cloud.now_ms()
-    day = chain_day(now)
+    bridge instances) and kept with its reason. It counts against the cap of the day it was taken on (the till's
+    day, as the till counted it; `cash_day` bounds it)."""
+    day = cash_day(event.wall_ms, now)
     lock = int.from_bytes(hashlib.blake2b(f"cash-topups:{event.store_id}".encode(), digest_size=8).digest(), "big",
                           signed=True)
     async with cloud.db.acquire() as conn, conn.transaction():
@@ -186,6 +198,8 @@ async def _admit_cash(cloud, event: CashToppedUp, day_cap_fen: int) -> tuple[boo
                            event.event_id, event.store_id, day, event.member_id, event.amount_fen, event.cashier_id,
                            event.shift_id, not reason, reason, now)
     return not reason, reason
+
+
 
 
 class NewBalances:

@@ -20,7 +20,9 @@ from actors.base import IDEMPOTENCY_RETENTION_MS, Command, Query, Result, ok, re
 from protocol.policy import HOLD_TTL_MS
 from protocol.schema import record, require
 
-LIVE_HOLDS_PER_STORE_MEMBER_MAX = 2  # one lane paying, and its retry: a store has no reason to hold more at once
+# A hold stays live until its sale's event reaches the cloud (a second or two; longer while the bridge catches up),
+# so one member paying several times in a row at one store has a few live at once; more is a store flooding.
+LIVE_HOLDS_PER_STORE_MEMBER_MAX = 4
 STORE_LIVE_HOLDS_MAX = 200  # a store's lanes paying by stored value at once, with room; bounds the ledger's memory
 STORE_HELD_MAX_FEN = 500_000  # 5,000 yuan held by one store at once: far past 20 lanes' baskets
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from actors.base import Expire, Result
-from actors.ledger_holds import STORE_HELD_MAX_FEN, STORE_LIVE_HOLDS_MAX
+from actors.ledger_holds import LIVE_HOLDS_PER_STORE_MEMBER_MAX, STORE_HELD_MAX_FEN, STORE_LIVE_HOLDS_MAX
 from actors.member_ledger import (
     MONTH_MS,
     POINTS_ISSUED,
@@ -280,11 +280,11 @@ def test_attack_a_store_cannot_freeze_members_stored_value_with_holds():
     ledger = MemberLedger()
     for m in ("M1", "M2"):
         ledger.apply(TopUp(id=f"t{m}", member=m, amount_fen=400_000), T0)
-    assert ledger.apply(Hold(id="h0", member="M1", amount_fen=1, store="S1"), T0).status == "ok"
-    assert ledger.apply(Hold(id="h1", member="M1", amount_fen=1, store="S1"), T0).status == "ok"
-    assert ledger.apply(Hold(id="h2", member="M1", amount_fen=1, store="S1"), T0).reason == (
+    for i in range(LIVE_HOLDS_PER_STORE_MEMBER_MAX):
+        assert ledger.apply(Hold(id=f"h{i}", member="M1", amount_fen=1, store="S1"), T0).status == "ok"
+    assert ledger.apply(Hold(id="hx", member="M1", amount_fen=1, store="S1"), T0).reason == (
         "store S1 already holds member M1's stored value: pay or void that sale first")
-    assert ledger.apply(Hold(id="h3", member="M1", amount_fen=1, store="S2"), T0).status == "ok"  # another store
+    assert ledger.apply(Hold(id="hy", member="M1", amount_fen=1, store="S2"), T0).status == "ok"  # another store
     # a store holds at most STORE_HELD_MAX_FEN in all
     assert ledger.apply(Hold(id="h4", member="M2", amount_fen=STORE_HELD_MAX_FEN, store="S1"), T0).reason == (
         "store S1 holds too much stored value at once: pay or void its sales first")

@@ -361,7 +361,7 @@ class Bridge:
             await self._pickup(event)
         elif isinstance(event, CashToppedUp):
             await apply_cash_top_up(self.cloud, event)  # believed by `_believed` (member, daily cap)
-            self.new_balances.add(event.member_id)
+            self.new_balances.add(event.member_id, event.store_id)
         elif isinstance(event, SaleCommitted) and event.member_id:
             # A till sale is a fact (the goods left): an online one captures its hold, an offline one is spent within
             # the allowance; what the ledger does not trust is recorded and flagged (cloud/messaging/stored_value.py)

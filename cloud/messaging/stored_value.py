@@ -18,10 +18,14 @@ Guarantees:
   till's day, bounded) stay within the daily cap; otherwise it is refused with the reason in the bridge's normal
   refused path (dead-lettered, the store told; the rest of its batch applies). The decision is kept in
   `till_topups`, so a redelivery gets the same one.
-- After each batch is durable, every store is sent the new balance of each member it changed (`MemberUpdated`,
-  `NewBalances`); a store that spent gets it with the payments' references in `settles`, so it stops counting those
-  spends as unsettled with the same snapshot. This is best effort: if it fails, the business ack settles the spend
-  and the next snapshot brings the balance.
+- After each batch is durable, each store where a member's stored value was spent or cash-topped-up is sent that
+  member's new balance (`MemberUpdated`, `NewBalances`), once per batch, with the payments' references in
+  `settles`, so it stops counting those spends as unsettled with the same snapshot. Only those stores: the cloud
+  does not know which other stores hold a copy of the member, and telling all of them for every till spend (200
+  stores x every spend) would fill the cloud-messages stream and slow every store's catch-up. Other stores learn
+  the balance with the member's next online top-up or refund (`Members.balance_changed`, all stores) or snapshot;
+  until then an offline sale there is bounded by the cloud as any offline spend (`MemberLedger`). Best effort: if
+  it fails, the business ack settles the spend and the next snapshot brings the balance.
 """
 from __future__ import annotations
 
@@ -204,21 +208,19 @@ async def _admit_cash(cloud, event: CashToppedUp, now: int, day_cap_fen: int) ->
 
 class NewBalances:
     """The members whose stored value a bridge batch changed, and per store the spends it took: each member's new
-    balance goes to the stores once per batch (a catch-up after a long cut is thousands of spends, of few members),
-    after the batch is durable."""
+    balance goes to the stores where it changed, once per batch (a catch-up after a long cut is thousands of
+    spends, of few members), after the batch is durable."""
 
     TOLD_AT_ONCE = 20
 
     def __init__(self) -> None:
         self.changed: dict[str, dict[str, list[str]]] = {}  # member -> store -> payment references
 
-    def add(self, member_id: str, store_id: str | None = None, references: tuple[str, ...] = ()) -> None:
-        by_store = self.changed.setdefault(member_id, {})
-        if store_id is not None:
-            by_store.setdefault(store_id, []).extend(references)
+    def add(self, member_id: str, store_id: str, references: tuple[str, ...] = ()) -> None:
+        self.changed.setdefault(member_id, {}).setdefault(store_id, []).extend(references)
 
     async def tell(self, members) -> None:
-        """Every changed member's new balance to every store (best effort: see the module's docstring)."""
+        """Each changed member's new balance to the stores where it changed (best effort: the module's docstring)."""
         changed, self.changed = list(self.changed.items()), {}
         for i in range(0, len(changed), self.TOLD_AT_ONCE):
             await asyncio.gather(*(_tell(members, member_id, {s: tuple(r) for s, r in by_store.items()})
@@ -227,6 +229,6 @@ class NewBalances:
 
 async def _tell(members, member_id: str, settles: dict[str, tuple[str, ...]]) -> None:
     try:
-        await members.notify_stores(await members.view(member_id), settles=settles)
+        await members.notify_stores(await members.view(member_id), settles=settles, stores=list(settles))
     except Exception as exc:  # noqa: BLE001 - an unknown member, or NATS away: the ack settles, the next snapshot
         log.warning("member %s: new balance not sent to the stores (%s)", member_id, exc)  # brings the balance

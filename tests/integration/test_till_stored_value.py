@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import nats.js.errors
 import pytest
 import pytest_asyncio
 
@@ -19,7 +20,7 @@ from actors.member_ledger import HeldQuery, TopUp
 from edge.box import EdgeBox
 from edge.cashier_pins import hash_pin
 from edge.lanes import build_lane_app
-from protocol.messages import BusinessAck, CashToppedUp, Payment, Quantity, SaleCommitted, SaleLine
+from protocol.messages import BusinessAck, CashToppedUp, MemberUpdated, Payment, Quantity, SaleCommitted, SaleLine
 from protocol.policy import chain_day
 from simulators.netcut import NetCut
 from tests.integration.harness import StoreLink, customer, eventually, operator_headers, running_cloud
@@ -309,6 +310,37 @@ async def test_an_offline_cash_top_up_counts_against_the_day_it_was_taken(world,
         assert await balance(services, member["member_id"]) >= 100 + 18_000
     finally:
         services.bridge.cash_topup_day_cap_fen = 2_000_000
+
+
+async def test_a_till_spend_tells_only_the_store_where_it_happened(world, stack):
+    """200 stores x every stored-value spend would fill the cloud-messages stream: a spend or a cash top-up at a
+    store sends the member's new balance to that store (which needs it to settle), not to every store."""
+    services, http, box, lane, _ = world
+    member = await member_with(services, http, box, 1_000)
+    member_id = member["member_id"]
+
+    def updates(messages) -> list[int]:
+        return [m.stored_value_fen for m in messages if isinstance(m, MemberUpdated) and m.member_id == member_id]
+    async with StoreLink(stack, HOSTILE) as link:
+        await link.publish(CashToppedUp(**link.next_envelope(), topup_id=services.cloud.ids.new(), lane="1",
+                                        member_id=member_id, amount_fen=500, cashier_id="C01",
+                                        shift_id=services.cloud.ids.new()))
+        seen: list[int] = []
+
+        async def told_of_its_top_up():
+            try:
+                seen.extend(updates(await link.commands(want=200, timeout_s=1)))
+            except nats.js.errors.ServiceUnavailableError:  # the store's consumer is made with its first event
+                return False
+            return 1_500 in seen
+        assert await eventually(told_of_its_top_up, timeout_s=15), seen  # the store where it happened is told
+        # S003 is not told of HOSTILE's top-up: its copy stays lower (safe); its online sale asks the cloud's hold
+        total = await basket(lane, "2", member["member_code"], 0, 1_400)
+        paid = await lane.post("/lanes/2/pay", json={"method": "stored_value"})
+        assert paid.status_code == 201, paid.text
+        assert await eventually(lambda: _balance_is(services, member_id, 1_500 - total))
+        assert await eventually(lambda: settled_at_store(box, services, member_id))  # the spending store is told
+        assert updates(await link.commands(want=200, timeout_s=2)) == []  # another store is not
 
 
 async def test_a_hold_that_does_not_come_in_time_lets_the_till_sell_within_the_allowance(world, monkeypatch):

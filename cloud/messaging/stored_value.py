@@ -99,8 +99,11 @@ class HoldDesk:
         ledger = self.cloud.actors.member_ledger
         if isinstance(request, HoldReleased):
             self.stats["releases"] += 1
-            result = (await ledger.send(Release(id=f"release:{request.hold_id}", member=request.member_id,
-                                                hold_id=request.hold_id, store=request.store_id))).settled
+            # the id names the store: another store's release of this hold id (refused) must not be the one
+            # remembered for the owner's own
+            result = (await ledger.send(Release(id=f"release:{request.store_id}:{request.hold_id}",
+                                                member=request.member_id, hold_id=request.hold_id,
+                                                store=request.store_id))).settled
             return self._answer_of(request, result, granted=False, reason="released")
         self.stats["holds"] += 1
         result = (await ledger.send(Hold(id=request.hold_id, member=request.member_id, amount_fen=request.amount_fen,

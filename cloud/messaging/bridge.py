@@ -364,7 +364,7 @@ class Bridge:
             self.new_balances.add(event.member_id, event.store_id)
         elif isinstance(event, SaleCommitted) and event.member_id:
             # A till sale is a fact (the goods left): an online one captures its hold, an offline one is spent within
-            # the allowance; what the ledger does not trust is recorded and flagged (cloud/messaging/stored_value.py)
+            # the allowance; past what the ledger believes the store owes it (cloud/messaging/stored_value.py)
             if any(p.method == "stored_value" for p in event.payments):
                 taken = await apply_sale_spends(self.cloud, event)
                 self.new_balances.add(event.member_id, event.store_id, taken)

@@ -10,9 +10,10 @@ Guarantees:
   within its allowance.
 - A till's stored-value spend is applied once (the ledger transfer id derives from the event id): a sale that
   says it was online is a `Capture` of the hold its payment names, one that says offline a `Spend(offline)` at that
-  store. Neither is refused here - the goods already left the store, so the ledger records the spend and flags
-  what it does not trust (no valid hold; offline past the allowance) as a violation `/audit` reports. Refusing
-  would only hide a sale that happened and leave the ledger short of it.
+  store. Neither is refused here - the goods already left the store, so the sale is recorded in full - but the
+  member is debited only what the ledger believes (a valid hold; offline, within the store's allowance) and the
+  rest is booked to the store (`sys:disputed:<store>`), a violation `/audit` reports. So no store's say-so takes a
+  member more than the offline allowance below zero (`actors.member_ledger`).
 - A cash top-up is credited once (transfer id = "cash:" + event id), only for a member that exists (judged with the
   batch's other facts), and only while the store's cash top-ups of the chain day it was taken on (`cash_day`: the
   till's day, bounded) stay within the daily cap; otherwise it is refused with the reason in the bridge's normal
@@ -153,8 +154,9 @@ async def apply_sale_spends(cloud, event: SaleCommitted) -> tuple[str, ...]:
                       result.status, result.reason)
             continue
         if result.get("violation"):
-            log.error("store %s: untrusted stored-value spend %s of member %s (recorded, flagged for audit)",
-                      event.store_id, command.id, event.member_id)
+            log.error("store %s: untrusted stored-value spend %s of member %s (recorded; %s fen disputed to the "
+                      "store, flagged for audit)", event.store_id, command.id, event.member_id,
+                      result.get("disputed_fen", 0))
         taken.append(reference)
     return tuple(taken)
 

@@ -3,7 +3,8 @@
 Nothing derives one store's password from another's or from a chain-wide secret: each is 24 random bytes
 (`secrets.token_urlsafe`), so a box that is stolen or opened up gives its own store's user and nothing else.
 
-- The credential book (`store-credentials.json`, owner-only, 0600 from its creation, replaced atomically) is the
+- The credential book (`store-credentials.json`, owner-only: 0600 whatever a file there had before, replaced
+  atomically, changed only under an exclusive lock so that two provisioners never drop each other's stores) is the
   provisioning record: each store's password, its bcrypt hash, when it was made. The cloud reads it for the stores'
   member lookup keys (`protocol.policy.member_lookup_key` takes the store's password: only that box and the cloud
   can compute it); `freshmesh stores credentials STORE` writes one store's box configuration from it.
@@ -14,10 +15,14 @@ Nothing derives one store's password from another's or from a chain-wide secret:
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import bcrypt
@@ -70,29 +75,51 @@ class CredentialBook:
             entry = self._load(fresh=True).get(store_id)
         return entry
 
-    def _save(self, entries: dict[str, dict]) -> None:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive lock (`flock` on `<book>.lock`, next to it) around a read-modify-write of the book: a second
+        provisioner reads the book only after the first has replaced it, so neither drops the other's stores."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(entries, out, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released when the file is closed, and by the kernel if we die
+            yield
+        finally:
+            os.close(fd)
+
+    def _save(self, entries: dict[str, dict]) -> None:
+        """Written to a new owner-only temporary file, flushed to disk, then renamed over the book: a reader sees
+        the old book or the new one, never half of one (called under `_locked`)."""
+        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o600)  # mkstemp's own mode, said here: the book holds every store's password
+            with os.fdopen(fd, "w") as out:
+                json.dump(entries, out, indent=1, sort_keys=True)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
         self._entries = entries
 
     def provision(self, store_ids) -> list[str]:
         """Give every store in `store_ids` that has none a new random password; returns those provisioned now."""
-        entries = dict(self._load(fresh=True))
-        new = [s for s in dict.fromkeys(store_ids) if s not in entries]
-        for store_id in new:
-            entries[store_id] = self._entry()
-        if new:
-            self._save(entries)
+        with self._locked():
+            entries = dict(self._load(fresh=True))
+            new = [s for s in dict.fromkeys(store_ids) if s not in entries]
+            for store_id in new:
+                entries[store_id] = self._entry()
+            if new:
+                self._save(entries)
         return new
 
     def rotate(self, store_id: str) -> None:
-        entries = dict(self._load(fresh=True))
-        entries[store_id] = self._entry()
-        self._save(entries)
+        with self._locked():
+            entries = dict(self._load(fresh=True))
+            entries[store_id] = self._entry()
+            self._save(entries)
 
     @staticmethod
     def _entry() -> dict:
@@ -125,8 +152,11 @@ class CredentialBook:
 
 
 def write_box_config(config: dict, path: Path) -> None:
-    """A box's configuration, owner-only from its creation (it holds the store's password)."""
+    """A box's configuration, owner-only (it holds the store's password) - also when it replaces a file that was
+    readable by others: `os.open`'s mode applies only to a file it creates, so the mode is set on the open file
+    before the password is written."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as out:
         json.dump(config, out, indent=1)
         out.write("\n")

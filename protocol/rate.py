@@ -12,13 +12,20 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StoreRateLimits:
-    """Defaults far above a busy store (a few events a second, each under a kilobyte; the catch-up of a day's
-    outbox - `freshmesh load catchup`'s 5,000 sales are about 20,000 events - fits the burst).
+    """Defaults far above a busy store (a few events a second, each under a kilobyte), and at least a legitimate
+    catch-up's speed: a store back after days offline sends its backlog as fast as the bridge takes it, and issue 22
+    aims at >= 20,000 events/s for that. Being throttled costs a store far more than the wait for tokens: what was
+    dropped comes back only with its re-send round (`edge.sync.StuckHead`, 30 s on), and its later events wait for
+    it (`protocol.seq_gate`). So the rate is the catch-up aim (20,000 events/s; at ~300 bytes an event - a 3-line
+    sale frame is ~310, a movement ~230 - about 6 MiB/s, so 16 MiB/s leaves room for larger sales), and the bursts
+    hold a few days' outbox (`freshmesh load catchup`'s 5,000 sales are about 20,000 events and 6 MB) before the
+    rate matters at all. What the rate still stops: a flood far past any store - junk frames of a megabyte, or
+    hundreds of thousands a second - taking the bridge's decoder and database from every other store.
     `from_env`: FRESHMESH_STORE_<FIELD> (upper case) for each field."""
-    events_per_s: float = 2_000.0
-    events_burst: float = 50_000.0
-    bytes_per_s: float = 4 * 1024 * 1024
-    bytes_burst: float = 32 * 1024 * 1024
+    events_per_s: float = 20_000.0
+    events_burst: float = 100_000.0
+    bytes_per_s: float = 16 * 1024 * 1024
+    bytes_burst: float = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for name in ("events_per_s", "events_burst", "bytes_per_s", "bytes_burst"):

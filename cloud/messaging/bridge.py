@@ -11,7 +11,7 @@ Trust: a store is believed only about its own facts (`protocol.store_facts`, jud
 effect): an event it may not send - another store's pickup, a member who does not exist, a grant past what it
 reported on hand, a quantity past the sane bounds - is dead-lettered with the reason and its store told `refused`.
 Each store has a rate (`protocol.rate`): frames over it wait for the store to send them again, so one store's flood
-never holds up the others.
+never holds up the others; a throttled store's events are then applied only in its own order (`throttle`).
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import refusals, streams, to_stores
 from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
+from cloud.messaging.throttle import Throttle
 from cloud.runtime.calls import ActorsUnavailable
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
@@ -59,7 +60,6 @@ FETCH_ERROR_PAUSE_S = 0.5
 BATCH_RETRY_FIRST_S, BATCH_RETRY_MAX_S = 0.2, 5.0
 PERMANENT_AFTER_FAILURES = 2
 REASON_MAX_CHARS = 500
-THROTTLE_NOTE_EVERY_MS = 10_000  # a store over its rate gets one dead-letter note this often (the console shows it)
 # Heartbeats come every second; a store sending far more is dropped (each is soft state the next one replaces), so
 # that decoding its flood cannot take this process's loop from the events of every store.
 HEARTBEAT_LIMITS = StoreRateLimits(events_per_s=10, events_burst=50, bytes_per_s=64 * 1024, bytes_burst=256 * 1024)
@@ -68,11 +68,11 @@ HEARTBEAT_LIMITS = StoreRateLimits(events_per_s=10, events_burst=50, bytes_per_s
 TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
              asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, asyncpg.ConnectionDoesNotExistError,
              ActorsUnavailable, nats.errors.Error)
+log = logging.getLogger("freshmesh.bridge")
 
 
 def _transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT)
-log = logging.getLogger("freshmesh.bridge")
 
 
 class Bridge:
@@ -85,9 +85,7 @@ class Bridge:
         self._stores_with_consumer: set[str] = set()
         self.stats = {"events": 0, "duplicates": 0, "dead_letters": 0, "batches": 0, "refused": 0, "throttled": 0,
                       "heartbeats_dropped": 0}
-        self.rates = StoreRates(StoreRateLimits.from_env(os.environ))
-        self._throttle_noted: dict[str, int] = {}  # store -> when its last "over the rate" note was written
-        self._throttled_now: dict[str, int] = {}  # store -> frames over its rate since the last note
+        self.throttle = Throttle(StoreRateLimits.from_env(os.environ), self.stats)  # each store's rate and order
         self.heartbeat_rates = StoreRates(HEARTBEAT_LIMITS)
         self.cash_topup_day_cap_fen = STORE_CASH_TOPUP_DAY_CAP_FEN  # per store and chain day
         self._members = None
@@ -210,7 +208,7 @@ class Bridge:
         now = self.cloud.now_ms()
         events, dead, dead_msgs = [], [], []
         msg_of: dict[str, object] = {}  # event id -> the (first) message that carried it
-        for m in self._within_rates(msgs, now):
+        for m in self.throttle.within_rates(msgs, now):
             try:
                 event = codec.decode(m.data)
                 owner = subjects.store_from_subject(m.subject)
@@ -222,13 +220,14 @@ class Bridge:
                 reason = str(exc)[:REASON_MAX_CHARS]
                 dead.append(refusals.dead_row(m.subject, reason, bytes(m.data), now))
                 dead_msgs.append((m, reason))
+        events = await self.throttle.in_order(events, now, self.cloud.db)  # a throttled store's in its order
         unique = list({e.event_id: e for e in events}.values())
         known = {r["event_id"] for r in await self.cloud.db.fetch(
             "select event_id from edge_events where event_id = any($1::text[])", [e.event_id for e in unique])}
         fresh = [e for e in unique if e.event_id not in known]
         new = await self._believed(fresh, msg_of, dead, dead_msgs, now)
         refused_ids = {e.event_id for e in fresh} - {e.event_id for e in new}
-        dead += self._throttle_notes(now)
+        dead += self.throttle.notes(now)
         for store_id in {e.store_id for e in new}:
             await self.ensure_store(store_id)
         # On-hand reports supersede each other: only the batch's last reportable one per (store, sku) is sent.
@@ -264,38 +263,6 @@ class Bridge:
             await self._acks([e for e in events if e.event_id not in refused_ids], {e.event_id for e in new})
         except Exception as exc:  # noqa: BLE001 - the events are applied; the store re-sends and is acked then
             log.warning("business acks not sent (%s); the store will re-send and get them", exc)
-
-    def _within_rates(self, msgs, now_ms: int) -> list:
-        """The messages within their store's rate. One over it is not applied now: it is acked with the batch
-        (JetStream holds nothing for it) and never business-acked, so the store - whose outbox keeps every event
-        until the cloud acks it - sends it again later (`edge.sync.StuckHead`). No legitimate sale is lost; a
-        flooding store only slows itself down, and its junk never reaches the decoder, the database or the acks."""
-        admitted, over = [], set()
-        for m in msgs:
-            store_id = refusals.store_of(m.subject)
-            # once a store is over its rate, the rest of its batch waits too: what it sent stays in its order
-            if store_id not in over and self.rates.admit(store_id, len(m.data), now_ms):
-                admitted.append(m)
-            else:
-                over.add(store_id)
-                self.stats["throttled"] += 1
-                self._throttled_now[store_id] = self._throttled_now.get(store_id, 0) + 1
-        return admitted
-
-    def _throttle_notes(self, now_ms: int) -> list[tuple]:
-        """One dead-letter row per store over its rate, at most every THROTTLE_NOTE_EVERY_MS: the console shows it
-        among the refused events (the frames themselves are not kept: they will come again, or were junk)."""
-        counts, self._throttled_now = self._throttled_now, {}
-        rows = []
-        for store_id, n in counts.items():
-            if now_ms - self._throttle_noted.get(store_id, 0) >= THROTTLE_NOTE_EVERY_MS:
-                self._throttle_noted[store_id] = now_ms
-                lim = self.rates.limits
-                rows.append((subjects.store_root(store_id) if store_id else "", store_id,
-                             f"store {store_id} over its rate ({lim.events_per_s:g} events/s, "
-                             f"{lim.bytes_per_s:g} bytes/s): {n} frame(s) not applied now; the store sends them again",
-                             b"", 0, now_ms))
-        return rows
 
     async def _believed(self, events: list, msg_of: dict, dead: list, dead_msgs: list, now_ms: int) -> list:
         """The events the cloud believes (`protocol.store_facts`); each refused one joins the batch's dead letters

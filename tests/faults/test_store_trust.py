@@ -8,6 +8,7 @@ arrive within seconds. (Store S008 is the hostile one, S001 the order's store an
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 
@@ -18,7 +19,7 @@ import pytest_asyncio
 from cloud.console.snapshot import ConsoleConfig
 from cloud.messaging import refusals, streams
 from protocol import subjects
-from protocol.messages import EscrowGranted, PickupCompleted, StockMoved
+from protocol.messages import BusinessAck, EscrowGranted, PickupCompleted, StockMoved
 from protocol.rate import StoreRateLimits, StoreRates
 from tests.faults.test_poison_events import applied, refused_acks, sale
 from tests.integration.harness import StoreLink, customer, eventually, operator_headers, running_cloud, top_up
@@ -140,8 +141,8 @@ async def test_junk_frames_stay_within_the_bounds_and_other_stores_go_on(cloud, 
     js = services.cloud.nats.jetstream()
     bounds = streams.StreamBounds(events_max_bytes=8 * 1024 * 1024)  # small, so that the test can reach it
     await streams.ensure_streams(js, bounds)
-    rates = services.bridge.rates  # and a store's rate the flood goes over (the defaults' burst is 32 MiB)
-    services.bridge.rates = StoreRates(StoreRateLimits(bytes_per_s=512 * 1024, bytes_burst=4 * 1024 * 1024))
+    rates = services.bridge.throttle.rates  # and a store's rate the flood goes over (the defaults' burst is 64 MiB)
+    services.bridge.throttle.rates = StoreRates(StoreRateLimits(bytes_per_s=512 * 1024, bytes_burst=4 * 1024 * 1024))
     since = await services.cloud.db.fetchval("select coalesce(max(id), 0) from dead_letters")
     try:
         async with StoreLink(stack, HOSTILE) as hostile, StoreLink(stack, BYSTANDER) as other:
@@ -170,7 +171,7 @@ async def test_junk_frames_stay_within_the_bounds_and_other_stores_go_on(cloud, 
         assert services.bridge.stats["throttled"] > 0
         assert any("over its rate" in r["reason"] for r in await dead_letters_of(services, HOSTILE, since))
     finally:
-        services.bridge.rates = rates
+        services.bridge.throttle.rates = rates
         await streams.ensure_streams(js)
 
 
@@ -218,6 +219,59 @@ async def test_a_dead_letter_written_the_old_way_is_capped_and_names_its_store(c
         b"z" * 100_000, services.cloud.now_ms())
     assert (row["store_id"], row["kept"], row["raw_bytes"]) == (store, refusals.DEAD_LETTER_RAW_MAX, 100_000)
     await services.cloud.db.execute("delete from dead_letters where store_id = $1", store)
+
+
+async def test_a_throttled_store_catching_up_has_its_receiving_and_grant_applied_in_order_once(cloud, stack):
+    """The fault: a store catching up past its burst has its receiving dropped (over its rate) while the grant after
+    it, sent once the bucket refilled, is admitted - and refused for good ("never reported any on hand"). With the
+    gate, the grant waits for the receiving; the store's re-send from its head (`~1` ids, as `StuckHead` sends)
+    applies both, in order, once."""
+    services, http, _ = cloud
+    store = "S003"
+    skus = [p["sku"] for p in (await http.get("/products")).json()["products"]
+            if p["unit"] == "piece" and "online" in p["channels"]]
+    sku, filler_sku = skus[0], skus[1]
+    rates = services.bridge.throttle.rates  # the store's rate as the bridge reads it from its environment, narrowed
+    services.bridge.throttle.rates = StoreRates(StoreRateLimits.from_env(
+        {"FRESHMESH_STORE_EVENTS_PER_S": "2", "FRESHMESH_STORE_EVENTS_BURST": "3"}))
+    since = await services.cloud.db.fetchval("select coalesce(max(id), 0) from dead_letters")
+    throttled = services.bridge.stats["throttled"]
+    try:
+        async with StoreLink(stack, store) as link:
+            for n in (1, 2, 3):  # the catch-up takes the whole burst...
+                await link.publish(received(link, filler_sku, n))
+            receive = received(link, sku, 10)  # ...so the receiving is over the rate: dropped for now
+            await link.publish(receive)
+            assert await eventually(lambda: _true(services.bridge.stats["throttled"] > throttled))
+            await asyncio.sleep(1.0)  # the bucket refills: the grant is within the rate
+            grant = EscrowGranted(**link.next_envelope(), sku=sku, qty=4, escrow_after=4)
+            await link.publish(grant)
+            assert await eventually(lambda: _true(services.bridge.stats["throttled"] > throttled + 1))
+            assert await escrow_of(services, store, sku) == 0  # held behind the receiving, not refused
+            await asyncio.sleep(1.0)
+            for message in (receive, grant):  # the store's re-send of everything unacked, from its head, in order
+                await link.publish(message, msg_id=f"{message.event_id}~1")
+            assert await eventually(lambda: _equals(escrow_of(services, store, sku), 4), timeout_s=15)
+            acks: dict[str, list[str]] = {}
+            for message in await link.commands(want=200, timeout_s=3):
+                if isinstance(message, BusinessAck):
+                    for a in message.acks:
+                        acks.setdefault(a.event_id, []).append(a.result)
+            assert acks.get(receive.event_id) == ["ok"] and acks.get(grant.event_id) == ["ok"], acks
+        assert await services.cloud.db.fetchval(
+            "select count(*) from edge_events where event_id = any($1::text[])", [receive.event_id, grant.event_id]) == 2
+        assert await services.cloud.db.fetchval("select on_hand from store_stock where store_id = $1 and sku = $2",
+                                                store, sku) == 10
+        reasons = [r["reason"] for r in await dead_letters_of(services, store, since)]
+        assert reasons and all("over its rate" in r for r in reasons), reasons  # noted; nothing refused
+        await asyncio.sleep(0.5)
+        assert await escrow_of(services, store, sku) == 4  # once
+    finally:
+        services.bridge.throttle.rates = rates
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_a_store_cannot_freeze_a_members_stored_value_or_release_another_stores_hold(cloud, stack):

@@ -71,3 +71,45 @@ async def test_the_cli_writes_one_boxs_configuration_and_a_rotated_password_repl
     user, password = stack.store_credentials("S043")
     conn = await _connect(stack, user, password)
     await conn.close()
+
+
+def test_a_box_config_written_over_a_world_readable_file_becomes_owner_only(tmp_path):
+    """`os.open`'s 0600 applies only to a file it creates: an existing configuration readable by others kept its
+    mode when the password was written into it."""
+    from cloud.store_credentials import write_box_config
+    out = tmp_path / "S001.box.json"
+    out.write_text("{}")
+    os.chmod(out, 0o644)
+    write_box_config({"store_id": "S001", "nats_password": "secret"}, out)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+
+
+def test_a_book_that_was_world_readable_is_owner_only_once_written(tmp_path):
+    book = CredentialBook(tmp_path / "book.json")
+    book.path.write_text("{}")
+    os.chmod(book.path, 0o644)
+    book.provision(["S001"])
+    assert stat.S_IMODE(os.stat(book.path).st_mode) == 0o600
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind
+
+
+_PROVISIONER = """
+import sys
+from pathlib import Path
+from cloud.store_credentials import CredentialBook
+book = CredentialBook(Path(sys.argv[1]))
+for n in range(int(sys.argv[3])):
+    book.provision([f"{sys.argv[2]}{n:03d}"])
+"""
+
+
+def test_two_provisioners_at_once_drop_none_of_each_others_stores(tmp_path):
+    """Each reads, changes and writes the book: without the lock one writes over what the other just added."""
+    path, per = tmp_path / "book.json", 60
+    runs = [subprocess.Popen([sys.executable, "-c", _PROVISIONER, str(path), prefix, str(per)], cwd=os.getcwd(),
+                             stderr=subprocess.PIPE, text=True) for prefix in ("A", "B", "C")]
+    for run in runs:
+        assert run.wait(timeout=120) == 0, run.stderr.read() if run.stderr else ""
+    stores = CredentialBook(path).stores()
+    assert len(stores) == 3 * per, f"{3 * per - len(stores)} stores dropped"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

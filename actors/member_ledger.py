@@ -208,18 +208,16 @@ class MemberLedger(HoldsMixin, IdempotentActor):
         """Post a spend. `offline_at`: the store of a spend made without a live hold: the member is debited at most
         their available stored value plus what is left of that store's offline allowance, the rest is booked to the
         store (`sys:disputed:<store>`). `violation`: why the claim is not trusted (recorded all the same)."""
-        believed = amount
+        believed, below, used = amount, 0, 0
         if offline_at is not None:
-            by_store = self.overdrawn_by.setdefault(member, {})
             room = max(self.available(member, now_ms), 0)
-            allowance_left = max(self.floor_limit_fen - by_store.get(offline_at, 0), 0)
-            believed = min(amount, room + allowance_left)
-            if believed > room:  # this store's spends take the member below zero (or below their holds)
-                by_store[offline_at] = by_store.get(offline_at, 0) + believed - room
-            if not by_store:
-                del self.overdrawn_by[member]
+            used = self.overdrawn_by.get(member, {}).get(offline_at, 0)
+            believed = min(amount, room + max(self.floor_limit_fen - used, 0))
+            below = max(believed - room, 0)  # taken from the allowance: below zero, or below the member's holds
         disputed = amount - believed
         entries = [self._post(sv(member), SALES, believed)] if believed else []
+        if below:  # set after posting: a balance still >= 0 (only below the holds) must not clear what was used
+            self.overdrawn_by.setdefault(member, {})[offline_at or UNKNOWN_STORE] = used + below
         if disputed:  # the goods left, so the sale is recorded in full: what is not believed, the store owes
             entries.append(self._post(DISPUTED + (offline_at or UNKNOWN_STORE), SALES, disputed))
             violation = violation or (

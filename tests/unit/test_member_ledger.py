@@ -99,6 +99,19 @@ def test_attack_a_store_claiming_offline_sales_cannot_take_a_member_past_the_all
     assert not any("sum to" in p for p in ledger.audit())  # still double entry
 
 
+def test_attack_offline_claims_cannot_eat_a_members_held_stored_value_past_the_allowance():
+    """The member's stored value is held for a sale at S1; EVIL claims offline sales meanwhile: it gets the
+    allowance once (not once per claim while the balance stays >= 0), and S1's capture leaves the member at -50.00."""
+    ledger = MemberLedger(floor_limit_fen=5_000)
+    ledger.apply(TopUp(id="t1", member="M1", amount_fen=10_000), T0)
+    ledger.apply(Hold(id="h1", member="M1", amount_fen=10_000, store="S1"), T0)
+    for i in range(3):
+        ledger.apply(Spend(id=f"s{i}", member="M1", amount_fen=5_000, offline=True, store="EVIL"), T0)
+    assert ledger.balance("m:M1:sv") == 5_000 and ledger.balance("sys:disputed:EVIL") == -10_000
+    assert ledger.apply(Capture(id="sv:1", member="M1", hold_id="h1", amount_fen=10_000, store="S1"), T0)["captured"]
+    assert ledger.balance("m:M1:sv") == -5_000
+
+
 def test_attack_an_online_sale_with_a_made_up_hold_debits_only_within_the_allowance():
     ledger = MemberLedger(floor_limit_fen=5_000)
     ledger.apply(TopUp(id="t1", member="M1", amount_fen=10_000), T0)

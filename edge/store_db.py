@@ -370,8 +370,7 @@ async def _upsert_member(db, e: UpsertMember) -> None:
                      (m.member_id, m.phone_hash or None, m.phone_masked or None, m.member_code, m.level,
                       m.stored_value_fen, m.points))
     if m.settles:  # this store's spends the new balance includes: no longer unsettled
-        await db.executemany("delete from unsettled_spends where reference = ? and member_id = ?",
-                             [(r, m.member_id) for r in m.settles])
+        await _forget_settled(db, m.member_id, m.settles)
 
 
 async def _drop_member(db, e: DropMember) -> None:
@@ -379,9 +378,14 @@ async def _drop_member(db, e: DropMember) -> None:
     await db.execute("delete from unsettled_spends where member_id = ?", (e.member_id,))
 
 
-async def _settle(db, e: SettleStoredValue) -> None:
+async def _forget_settled(db, member_id: str, references) -> None:
+    """The member's spends with these references are settled at the cloud: no longer counted as unsettled."""
     await db.executemany("delete from unsettled_spends where reference = ? and member_id = ?",
-                         [(r, e.member_id) for r in e.references])
+                         [(r, member_id) for r in references])
+
+
+async def _settle(db, e: SettleStoredValue) -> None:
+    await _forget_settled(db, e.member_id, e.references)
     # a spend from before they were kept one by one is in the member's legacy sum: take the amount off it
     await db.execute("update unsettled_spends set amount_fen = max(amount_fen - ?, 0) where reference = ?",
                      (e.amount_fen, f"legacy:{e.member_id}"))

@@ -15,7 +15,6 @@ DEFAULT_ONLINE_RATIO_BP = 4_000  # share of a store's on-hand escrowed for onlin
 # the balance the store knows those spends may go. The cloud takes the same number as the most a store's offline
 # spends may take a member below zero; beyond it the spend is recorded and flagged as a violation.
 OFFLINE_ALLOWANCE_FEN = 5_000
-OFFLINE_FLOOR_LIMIT_FEN = OFFLINE_ALLOWANCE_FEN  # the older name of the same limit
 HOLD_TTL_MS = 2 * 60 * 1000  # a stored-value hold the till never captured (a voided sale, a dead box) lapses then
 HOLD_TIMEOUT_MS = 1_500  # how long a till waits for the cloud's hold before it sells offline (within the allowance)
 # Cash top-ups at the tills of one store in one chain day: more is refused (by the till, and by the cloud, which

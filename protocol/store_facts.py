@@ -1,10 +1,10 @@
 """What a store box may tell the cloud: the rules by which the cloud believes an edge event (DESIGN.md 4b).
 
-A store is believed only about its own facts: its sales (naming members that exist), its stock movements (within
-sane bounds), its escrow grants (bounded by what it reported on hand), and pickups of orders allocated to it and
-paid. Anything else is refused with a reason; the bridge dead-letters it, tells the store and shows it on the
-console. Pure: the shell gathers what the cloud knows (`Known`) for one batch and passes it in; nothing here reads
-a database, an actor or a clock.
+A store is believed only about its own facts: its sales and cash top-ups (naming members that exist), its stock
+movements (within sane bounds), its escrow grants (bounded by what it reported on hand), and pickups of orders
+allocated to it and paid. Anything else is refused with a reason; the bridge dead-letters it, tells the store and
+shows it on the console. Pure: the shell gathers what the cloud knows (`Known`) for one batch and passes it in;
+nothing here reads a database, an actor or a clock.
 
 Guarantees of `judge`:
 - an event is refused only for what it says, never for what another store said;
@@ -17,15 +17,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 
-from protocol.messages import EscrowGranted, EscrowReclaimRequested, Message, PickupCompleted, SaleCommitted, StockMoved
+from protocol.messages import (
+    CashToppedUp,
+    EscrowGranted,
+    EscrowReclaimRequested,
+    Message,
+    PickupCompleted,
+    SaleCommitted,
+    StockMoved,
+)
+from protocol.policy import chain_day
 
 # One SKU's stock at one store, in its stock unit (pieces, or grams): 100 t of a product sold by the kg. No store
 # holds more; anything bigger is an attack or a corrupted counter, and would overflow sums downstream.
 STOCK_QTY_MAX = 100_000_000
 # One till sale: 1,000,000 yuan. A real basket is far below; a bigger one is not believed.
 SALE_TOTAL_MAX_FEN = 100_000_000
-PICKUP_STATUSES = ("paid", "fulfilled")  # fulfilled: a split order's other store handed its part over first
+PICKUP_STATUSES = ("paid", "fulfilled")
+# A store's cash top-up counts against the daily cap of the chain day it was taken on (as its till counted it), if
+# that day is believable: not in the future and at most this far back (a store cut off for a week); otherwise the
+# day the cloud received it, so a store cannot spread top-ups over made-up days to pass the cap.
+CASH_DAY_LOOKBACK_MS = 7 * 24 * 3600 * 1000  # fulfilled: a split order's other store handed its part over first
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,14 @@ class Known:
 
 
 def named_members(events: Iterable[Message]) -> set[str]:
-    return {e.member_id for e in events if isinstance(e, SaleCommitted) and e.member_id}
+    return {e.member_id for e in events if isinstance(e, (SaleCommitted, CashToppedUp)) and e.member_id}
+
+
+def cash_day(wall_ms: int, received_ms: int) -> date:
+    """The chain day whose cash top-up cap a top-up taken at `wall_ms` (the till's clock) and received at
+    `received_ms` counts against: its own day when believable, else the received day (`CASH_DAY_LOOKBACK_MS`)."""
+    believable = received_ms - CASH_DAY_LOOKBACK_MS <= wall_ms <= received_ms
+    return chain_day(wall_ms if believable else received_ms)
 
 
 def named_orders(events: Iterable[Message]) -> set[str]:
@@ -85,6 +106,8 @@ def judge(events: Iterable[Message], known: Known) -> dict[str, str]:
 def _judge_one(e: Message, known: Known, on_hand: dict[tuple[str, str], int], escrow: dict[tuple[str, str], int]) -> str:
     if isinstance(e, SaleCommitted):
         return judge_sale(e, known.members)
+    if isinstance(e, CashToppedUp):  # the daily cap is judged by the shell, against what it recorded (locked)
+        return "" if e.member_id in known.members else f"cash top-up {e.topup_id}: no member {e.member_id!r}"
     if isinstance(e, StockMoved):
         return judge_movement(e)
     if isinstance(e, EscrowGranted):

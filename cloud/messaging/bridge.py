@@ -27,7 +27,7 @@ from nats.js import JetStreamContext
 from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import refusals, streams, to_stores
-from cloud.messaging.stored_value import NewBalances, apply_cash_top_up, apply_sale_spends
+from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
 from cloud.messaging.throttle import Throttle
 from cloud.runtime.calls import ActorsUnavailable
 from protocol import codec, subjects
@@ -268,6 +268,9 @@ class Bridge:
         """The events the cloud believes (`protocol.store_facts`); each refused one joins the batch's dead letters
         with its reason (its store is told with them), and is not applied."""
         refused = judge(events, await refusals.known_for(self.cloud, events)) if events else {}
+        cash = [e for e in events if isinstance(e, CashToppedUp) and e.event_id not in refused]
+        if cash:  # the daily cap, against what is recorded (locked per store): a verdict like the others
+            refused.update(await admit_cash_top_ups(self.cloud, cash, now_ms, self.cash_topup_day_cap_fen))
         if not refused:
             return events
         for event_id, reason in refused.items():
@@ -324,11 +327,11 @@ class Bridge:
         elif isinstance(event, PickupCompleted):
             await self._pickup(event)
         elif isinstance(event, CashToppedUp):
-            await apply_cash_top_up(self.cloud, event, self.cash_topup_day_cap_fen)
-            self.new_balances.add(event.member_id)
+            await apply_cash_top_up(self.cloud, event)  # believed by `_believed` (member, daily cap)
+            self.new_balances.add(event.member_id, event.store_id)
         elif isinstance(event, SaleCommitted) and event.member_id:
             # A till sale is a fact (the goods left): an online one captures its hold, an offline one is spent within
-            # the allowance; what the ledger does not trust is recorded and flagged (cloud/messaging/stored_value.py)
+            # the allowance; past what the ledger believes the store owes it (cloud/messaging/stored_value.py)
             if any(p.method == "stored_value" for p in event.payments):
                 taken = await apply_sale_spends(self.cloud, event)
                 self.new_balances.add(event.member_id, event.store_id, taken)

@@ -10,17 +10,23 @@ Guarantees:
   within its allowance.
 - A till's stored-value spend is applied once (the ledger transfer id derives from the event id): a sale that
   says it was online is a `Capture` of the hold its payment names, one that says offline a `Spend(offline)` at that
-  store. Neither is refused here - the goods already left the store, so the ledger records the spend and flags
-  what it does not trust (no valid hold; offline past the allowance) as a violation `/audit` reports. Refusing
-  would only hide a sale that happened and leave the ledger short of it.
-- A cash top-up is credited once (transfer id = "cash:" + event id), only for a member that exists, and only while
-  the store's cash top-ups of the chain day (cloud clock) stay within the daily cap; otherwise it is refused with
-  the reason (`RefusedEvent`: dead-lettered, the store told). The decision is kept in `till_topups`, so a
-  redelivery gets the same one.
-- After each batch is durable, every store is sent the new balance of each member it changed (`MemberUpdated`,
-  `NewBalances`); a store that spent gets it with the payments' references in `settles`, so it stops counting those
-  spends as unsettled with the same snapshot. This is best effort: if it fails, the business ack settles the spend
-  and the next snapshot brings the balance.
+  store. Neither is refused here - the goods already left the store, so the sale is recorded in full - but the
+  member is debited only what the ledger believes (a valid hold; offline, within the store's allowance) and the
+  rest is booked to the store (`sys:disputed:<store>`), a violation `/audit` reports. So no store's say-so takes a
+  member more than the offline allowance below zero (`actors.member_ledger`).
+- A cash top-up is credited once (transfer id = "cash:" + event id), only for a member that exists (judged with the
+  batch's other facts), and only while the store's cash top-ups of the chain day it was taken on (`cash_day`: the
+  till's day, bounded) stay within the daily cap; otherwise it is refused with the reason in the bridge's normal
+  refused path (dead-lettered, the store told; the rest of its batch applies). The decision is kept in
+  `till_topups`, so a redelivery gets the same one.
+- After each batch is durable, each store where a member's stored value was spent or cash-topped-up is sent that
+  member's new balance (`MemberUpdated`, `NewBalances`), once per batch, with the payments' references in
+  `settles`, so it stops counting those spends as unsettled with the same snapshot. Only those stores: the cloud
+  does not know which other stores hold a copy of the member, and telling all of them for every till spend (200
+  stores x every spend) would fill the cloud-messages stream and slow every store's catch-up. Other stores learn
+  the balance with the member's next online top-up or refund (`Members.balance_changed`, all stores) or snapshot;
+  until then an offline sale there is bounded by the cloud as any offline spend (`MemberLedger`). Best effort: if
+  it fails, the business ack settles the spend and the next snapshot brings the balance.
 """
 from __future__ import annotations
 
@@ -29,12 +35,12 @@ import hashlib
 import logging
 
 from actors.member_ledger import Capture, Hold, Release, Spend, TopUp
-from cloud.messaging.refusals import RefusedEvent
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
 from protocol.messages import CashToppedUp, HoldAnswered, HoldReleased, HoldRequested, SaleCommitted, is_hold_id
 from protocol.money import format_fen
-from protocol.policy import STORE_CASH_TOPUP_DAY_CAP_FEN, chain_day
+from protocol.policy import STORE_CASH_TOPUP_DAY_CAP_FEN
+from protocol.store_facts import cash_day
 
 HOLD_REQUESTS_IN_FLIGHT_MAX = 1_000
 REFERENCE_SHOWN_MAX = 80  # of a store's payment reference, in a violation's reason
@@ -94,8 +100,11 @@ class HoldDesk:
         ledger = self.cloud.actors.member_ledger
         if isinstance(request, HoldReleased):
             self.stats["releases"] += 1
-            result = (await ledger.send(Release(id=f"release:{request.hold_id}", member=request.member_id,
-                                                hold_id=request.hold_id))).settled
+            # the id names the store: another store's release of this hold id (refused) must not be the one
+            # remembered for the owner's own
+            result = (await ledger.send(Release(id=f"release:{request.store_id}:{request.hold_id}",
+                                                member=request.member_id, hold_id=request.hold_id,
+                                                store=request.store_id))).settled
             return self._answer_of(request, result, granted=False, reason="released")
         self.stats["holds"] += 1
         result = (await ledger.send(Hold(id=request.hold_id, member=request.member_id, amount_fen=request.amount_fen,
@@ -145,25 +154,37 @@ async def apply_sale_spends(cloud, event: SaleCommitted) -> tuple[str, ...]:
                       result.status, result.reason)
             continue
         if result.get("violation"):
-            log.error("store %s: untrusted stored-value spend %s of member %s (recorded, flagged for audit)",
-                      event.store_id, command.id, event.member_id)
+            log.error("store %s: untrusted stored-value spend %s of member %s (recorded; %s fen disputed to the "
+                      "store, flagged for audit)", event.store_id, command.id, event.member_id,
+                      result.get("disputed_fen", 0))
         taken.append(reference)
     return tuple(taken)
 
 
-async def apply_cash_top_up(cloud, event: CashToppedUp, day_cap_fen: int = STORE_CASH_TOPUP_DAY_CAP_FEN) -> None:
-    accepted, reason = await _admit_cash(cloud, event, day_cap_fen)
-    if not accepted:
-        raise RefusedEvent(reason)
+async def admit_cash_top_ups(cloud, events: list[CashToppedUp], now_ms: int,
+                             day_cap_fen: int = STORE_CASH_TOPUP_DAY_CAP_FEN) -> dict[str, str]:
+    """event id -> why, for the batch's cash top-ups the cloud does not believe (past the store's daily cap, an
+    erased member): a verdict like `protocol.store_facts.judge`'s, taken with it, so one refused top-up does not
+    fail its batch. The others may be applied (`apply_cash_top_up`)."""
+    refused = {}
+    for event in events:  # in the batch's order: each one's decision counts against the next
+        accepted, reason = await _admit_cash(cloud, event, now_ms, day_cap_fen)
+        if not accepted:
+            refused[event.event_id] = f"store {event.store_id} {event.KIND} refused: {reason}"
+    return refused
+
+
+async def apply_cash_top_up(cloud, event: CashToppedUp) -> None:
+    """A cash top-up `admit_cash_top_ups` believed, credited once."""
     await cloud.actors.member_ledger.send(TopUp(id=f"cash:{event.event_id}", member=event.member_id,
                                                 amount_fen=event.amount_fen))
 
 
-async def _admit_cash(cloud, event: CashToppedUp, day_cap_fen: int) -> tuple[bool, str]:
+async def _admit_cash(cloud, event: CashToppedUp, now: int, day_cap_fen: int) -> tuple[bool, str]:
     """Whether the store's cash top-up is believed, decided once per event under a per-store lock (any number of
-    bridge instances) and kept with its reason."""
-    now = cloud.now_ms()
-    day = chain_day(now)
+    bridge instances) and kept with its reason. It counts against the cap of the day it was taken on (the till's
+    day, as the till counted it; `cash_day` bounds it)."""
+    day = cash_day(event.wall_ms, now)
     lock = int.from_bytes(hashlib.blake2b(f"cash-topups:{event.store_id}".encode(), digest_size=8).digest(), "big",
                           signed=True)
     async with cloud.db.acquire() as conn, conn.transaction():
@@ -188,23 +209,23 @@ async def _admit_cash(cloud, event: CashToppedUp, day_cap_fen: int) -> tuple[boo
     return not reason, reason
 
 
+
+
 class NewBalances:
     """The members whose stored value a bridge batch changed, and per store the spends it took: each member's new
-    balance goes to the stores once per batch (a catch-up after a long cut is thousands of spends, of few members),
-    after the batch is durable."""
+    balance goes to the stores where it changed, once per batch (a catch-up after a long cut is thousands of
+    spends, of few members), after the batch is durable."""
 
     TOLD_AT_ONCE = 20
 
     def __init__(self) -> None:
         self.changed: dict[str, dict[str, list[str]]] = {}  # member -> store -> payment references
 
-    def add(self, member_id: str, store_id: str | None = None, references: tuple[str, ...] = ()) -> None:
-        by_store = self.changed.setdefault(member_id, {})
-        if store_id is not None:
-            by_store.setdefault(store_id, []).extend(references)
+    def add(self, member_id: str, store_id: str, references: tuple[str, ...] = ()) -> None:
+        self.changed.setdefault(member_id, {}).setdefault(store_id, []).extend(references)
 
     async def tell(self, members) -> None:
-        """Every changed member's new balance to every store (best effort: see the module's docstring)."""
+        """Each changed member's new balance to the stores where it changed (best effort: the module's docstring)."""
         changed, self.changed = list(self.changed.items()), {}
         for i in range(0, len(changed), self.TOLD_AT_ONCE):
             await asyncio.gather(*(_tell(members, member_id, {s: tuple(r) for s, r in by_store.items()})
@@ -213,6 +234,6 @@ class NewBalances:
 
 async def _tell(members, member_id: str, settles: dict[str, tuple[str, ...]]) -> None:
     try:
-        await members.notify_stores(await members.view(member_id), settles=settles)
+        await members.notify_stores(await members.view(member_id), settles=settles, stores=list(settles))
     except Exception as exc:  # noqa: BLE001 - an unknown member, or NATS away: the ack settles, the next snapshot
         log.warning("member %s: new balance not sent to the stores (%s)", member_id, exc)  # brings the balance

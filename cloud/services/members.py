@@ -66,18 +66,19 @@ class Members:
         return body, True
 
     async def notify_stores(self, view: dict, phone: str | None = None,
-                            settles: dict[str, tuple[str, ...]] | None = None) -> None:
+                            settles: dict[str, tuple[str, ...]] | None = None, stores=None) -> None:
         """Every store keeps a member cache for offline identification and floor-limited spending: per store, the
         phone's hash under that store's own lookup key and the masked phone, never the number. `phone`: the clear
         number when the caller has it (else it is opened from the row). `settles`: per store, the references of its
-        stored-value spends this balance includes (the store stops counting them as unsettled)."""
+        stored-value spends this balance includes (the store stops counting them as unsettled). `stores`: only
+        these (default: every store)."""
         if self.cloud.nats is None:
             return
         if phone is None:
             row = await self.row(view["member_id"])
             phone = self.pii.open(row["phone_sealed"], row=row["member_id"], field="phone")
         items = []
-        for store_id in self.cloud.world.stores:
+        for store_id in (self.cloud.world.stores if stores is None else stores):
             key = self.cloud.keys.store_lookup_key(store_id)
             phone_hash = phones.lookup_hash(key, phone) if key is not None else b""  # without it: member code only
             items.append((store_id, functools.partial(

@@ -272,3 +272,45 @@ async def test_a_throttled_store_catching_up_has_its_receiving_and_grant_applied
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_store_cannot_freeze_a_members_stored_value_or_release_another_stores_hold(cloud, stack):
+    """A hostile store asks for hold after hold on a member, asks for holds for a member who does not exist, and
+    gives back another store's hold by its id: the holds per (store, member) are bounded, the made-up member gets
+    none, and only the store holding a hold can release it."""
+    from actors.member_ledger import HeldQuery, TopUp
+    from protocol import codec
+    from protocol.messages import HoldReleased, HoldRequested
+    services, http, _ = cloud
+    member = (await customer(services, http)).member_id
+    await services.cloud.actors.member_ledger.send(TopUp(id=f"test:{uuid.uuid4().hex[:16]}", member=member,
+                                                         amount_fen=10_000))
+
+    async def ask(link: StoreLink, message):
+        kind = "hold" if isinstance(message, HoldRequested) else "release"
+        return codec.decode((await link.nc.request(subjects.store_stored_value(link.store_id, kind),
+                                                   codec.encode(message), timeout=5)).data)
+
+    def hold(link: StoreLink, member_id: str, amount: int) -> HoldRequested:
+        return HoldRequested(**link.next_envelope(), hold_id=f"hold:{services.cloud.ids.new()}", member_id=member_id,
+                             amount_fen=amount, lane="1")
+
+    async def held() -> int:
+        name = services.cloud.shards.member_ledger_name(member)
+        return await services.cloud.actors.calls.ask(name, HeldQuery(member=member, now_ms=services.cloud.now_ms()))
+
+    async with StoreLink(stack, OWNER) as owner, StoreLink(stack, HOSTILE) as hostile:
+        mine = hold(owner, member, 3_000)
+        assert (await ask(owner, mine)).granted
+        # another store gives it back by its id: nothing changes
+        await ask(hostile, HoldReleased(**hostile.next_envelope(), hold_id=mine.hold_id, member_id=member))
+        assert await held() == 3_000
+        # hold after hold: bounded per (store, member)
+        answers = [await ask(hostile, hold(hostile, member, 1)) for _ in range(6)]
+        assert [a.granted for a in answers] == [True] * 4 + [False] * 2
+        assert f"store {HOSTILE} already holds member {member}'s stored value" in answers[-1].reason
+        ghost = await ask(hostile, hold(hostile, "M-ghost-" + uuid.uuid4().hex[:8], 1))
+        assert not ghost.granted and "no stored value for member" in ghost.reason
+        # the owner gives its own back
+        await ask(owner, HoldReleased(**owner.next_envelope(), hold_id=mine.hold_id, member_id=member))
+        assert await held() == 4

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from actors.base import Expire, Result
+from actors.ledger_holds import LIVE_HOLDS_PER_STORE_MEMBER_MAX, STORE_HELD_MAX_FEN, STORE_LIVE_HOLDS_MAX
 from actors.member_ledger import (
     MONTH_MS,
     POINTS_ISSUED,
@@ -69,13 +70,61 @@ def test_online_spend_never_overdraws_offline_is_flagged():
         "overdraft": True, "over_floor": False,
         "member_id": "M1", "stored_value_fen": -3_000, "points": 40, "level": "regular"})
     beyond = ledger.apply(Spend(id="s3", member="M1", amount_fen=3_000, offline=True), T0 + 1)
-    assert beyond["over_floor"] is True and beyond["violation"] is True and beyond["stored_value_fen"] == -6_000
+    # past the allowance: the sale is recorded in full, the member debited only to the allowance, the store owes the
+    # rest, and the audit reports it
+    assert beyond["over_floor"] is True and beyond["violation"] is True and beyond["stored_value_fen"] == -5_000
+    assert beyond["disputed_fen"] == 1_000 and beyond["entries"][:2] == [["m:M1:sv", SALES, 2_000],
+                                                                        ["sys:disputed:?", SALES, 1_000]]
     # one flag per member, the latest overdraft's, while the balance is negative
-    assert ledger.flags == {"M1": {"member": "M1", "transfer_id": "s3", "balance_after": -6_000, "at_ms": T0 + 1,
+    assert ledger.flags == {"M1": {"member": "M1", "transfer_id": "s3", "balance_after": -5_000, "at_ms": T0 + 1,
                                    "overdraft": True, "over_floor": True}}
-    # past the offline allowance: recorded (the goods left) but a violation the audit reports
-    assert ledger.audit() == ["violation: offline spends at store ? took member M1 6000 fen below zero, past the "
-                              "offline allowance of 5000 fen (balance after: -6000 fen)"]
+    assert ledger.audit() == [
+        "violation: offline stored-value spend s3 of 3000 fen by member M1 at store ? past the offline allowance of "
+        "5000 fen (member debited 2000 fen, balance after: -5000 fen)",
+        "disputed: store ? owes 1000 fen of stored-value spends it claimed and the ledger did not believe "
+        "(sys:disputed:?)"]
+
+
+def test_attack_a_store_claiming_offline_sales_cannot_take_a_member_past_the_allowance():
+    """A hostile store says it sold 1,000,000 yuan to a member offline: the sale stays, the member pays 50 yuan."""
+    ledger = MemberLedger(floor_limit_fen=5_000)
+    ledger.apply(TopUp(id="t1", member="M1", amount_fen=10_000), T0)
+    for i in range(3):
+        r = ledger.apply(Spend(id=f"s{i}", member="M1", amount_fen=33_333_333, offline=True, store="EVIL"), T0 + i)
+        assert r.status == "ok" and r["violation"] is True
+    assert ledger.balance("m:M1:sv") == -5_000 and ledger.balance("sys:disputed:EVIL") == -(99_999_999 - 15_000)
+    assert ledger.balance(SALES) == 99_999_999  # every sale recorded in full
+    assert ledger.balance("m:M1:pts") == 150  # points only on what the member paid
+    assert any("store EVIL owes 99984999 fen" in p for p in ledger.audit())
+    assert not any("sum to" in p for p in ledger.audit())  # still double entry
+
+
+def test_attack_offline_claims_cannot_eat_a_members_held_stored_value_past_the_allowance():
+    """The member's stored value is held for a sale at S1; EVIL claims offline sales meanwhile: it gets the
+    allowance once (not once per claim while the balance stays >= 0), and S1's capture leaves the member at -50.00."""
+    ledger = MemberLedger(floor_limit_fen=5_000)
+    ledger.apply(TopUp(id="t1", member="M1", amount_fen=10_000), T0)
+    ledger.apply(Hold(id="h1", member="M1", amount_fen=10_000, store="S1"), T0)
+    for i in range(3):
+        ledger.apply(Spend(id=f"s{i}", member="M1", amount_fen=5_000, offline=True, store="EVIL"), T0)
+    assert ledger.balance("m:M1:sv") == 5_000 and ledger.balance("sys:disputed:EVIL") == -10_000
+    assert ledger.apply(Capture(id="sv:1", member="M1", hold_id="h1", amount_fen=10_000, store="S1"), T0)["captured"]
+    assert ledger.balance("m:M1:sv") == -5_000
+
+
+def test_attack_an_online_sale_with_a_made_up_hold_debits_only_within_the_allowance():
+    ledger = MemberLedger(floor_limit_fen=5_000)
+    ledger.apply(TopUp(id="t1", member="M1", amount_fen=10_000), T0)
+    forged = ledger.apply(Capture(id="sv:f", member="M1", hold_id="hold:made-up", amount_fen=100_000_000,
+                                  store="EVIL"), T0)
+    assert forged["captured"] is False and forged["violation"] is True
+    assert forged["stored_value_fen"] == -5_000 and forged["disputed_fen"] == 100_000_000 - 15_000
+    # another store's valid hold is neither captured nor paid from by EVIL
+    ledger.apply(TopUp(id="t2", member="M2", amount_fen=10_000), T0)
+    ledger.apply(Hold(id="h2", member="M2", amount_fen=10_000, store="S1"), T0)
+    stolen = ledger.apply(Capture(id="sv:g", member="M2", hold_id="h2", amount_fen=10_000, store="EVIL"), T0)
+    assert stolen["captured"] is False and stolen["stored_value_fen"] == 5_000 and "h2" in ledger.holds
+    assert ledger.apply(Capture(id="sv:h", member="M2", hold_id="h2", amount_fen=10_000, store="S1"), T0)["captured"]
 
 
 def test_flags_are_dropped_once_the_balance_is_back_at_zero_or_above():
@@ -232,22 +281,39 @@ def test_a_capture_takes_its_hold_once_and_a_capture_without_a_valid_hold_is_a_v
     assert ledger.apply(Hold(id="h2", member="M2", amount_fen=100, store="S1"), T0).status == "ok"
     ledger.apply(Capture(id="sv:3", member="M1", hold_id="h2", amount_fen=100, store="S1"), T0)
     forged = ledger.apply(Capture(id="sv:4", member="M1", hold_id="none", amount_fen=5_000, store="S7"), T0)
+    # believed only as an offline spend at S7: what M1 had (1,250) and S7's allowance (5,000) cover it
     assert forged["stored_value_fen"] == 3_175 - 1_825 - 100 - 5_000 and forged["overdraft"] is True
     problems = ledger.audit()
     assert len(problems) == 3 and all(p.startswith("violation: online stored-value spend") for p in problems)
     assert "hold h1 was already captured" in problems[0] and "hold h2 is for member M2" in problems[1]
-    assert "without a valid hold: no hold none (balance after: -3750 fen)" in problems[2]
+    assert "without a valid hold: no hold none (member debited 5000 fen, balance after: -3750 fen)" in problems[2]
 
 
-def test_live_holds_per_member_are_bounded():
+def test_attack_a_store_cannot_freeze_members_stored_value_with_holds():
     ledger = MemberLedger()
-    ledger.apply(TopUp(id="t1", member="M1", amount_fen=5_000), T0)
-    for i in range(20):
+    for m in ("M1", "M2"):
+        ledger.apply(TopUp(id=f"t{m}", member=m, amount_fen=400_000), T0)
+    for i in range(LIVE_HOLDS_PER_STORE_MEMBER_MAX):
         assert ledger.apply(Hold(id=f"h{i}", member="M1", amount_fen=1, store="S1"), T0).status == "ok"
-    assert ledger.apply(Hold(id="h20", member="M1", amount_fen=1, store="S1"), T0).reason == (
-        "member M1 already has 20 holds: pay or void a sale first")
-    ledger.apply(Release(id="r0", member="M1", hold_id="h0"), T0)
-    assert ledger.apply(Hold(id="h21", member="M1", amount_fen=1, store="S1"), T0).status == "ok"
+    assert ledger.apply(Hold(id="hx", member="M1", amount_fen=1, store="S1"), T0).reason == (
+        "store S1 already holds member M1's stored value: pay or void that sale first")
+    assert ledger.apply(Hold(id="hy", member="M1", amount_fen=1, store="S2"), T0).status == "ok"  # another store
+    # a store holds at most STORE_HELD_MAX_FEN in all
+    assert ledger.apply(Hold(id="h4", member="M2", amount_fen=STORE_HELD_MAX_FEN, store="S1"), T0).reason == (
+        "store S1 holds too much stored value at once: pay or void its sales first")
+    # another store cannot release (or capture) S1's hold
+    assert ledger.apply(Release(id="r0", member="M1", hold_id="h0", store="S2"), T0)["released"] is False
+    assert "h0" in ledger.holds
+    assert ledger.apply(Release(id="r1", member="M1", hold_id="h0", store="S1"), T0)["released"] is True
+    assert ledger.apply(Hold(id="h5", member="M1", amount_fen=1, store="S1"), T0).status == "ok"
+    # no holds for a member the ledger has no stored value for
+    assert ledger.apply(Hold(id="h6", member="ghost", amount_fen=1, store="S1"), T0).reason == (
+        "no stored value for member ghost")
+    many = MemberLedger()
+    for i in range(STORE_LIVE_HOLDS_MAX + 1):
+        many.apply(TopUp(id=f"t{i}", member=f"M{i}", amount_fen=10), T0)
+        r = many.apply(Hold(id=f"h{i}", member=f"M{i}", amount_fen=1, store="S1"), T0)
+        assert (r.status == "ok") == (i < STORE_LIVE_HOLDS_MAX)
 
 
 def test_a_capture_after_the_hold_lapsed_counts_as_an_offline_spend_within_the_allowance():
@@ -267,9 +333,10 @@ def test_offline_overdraft_is_counted_per_store_against_the_allowance():
     ledger.apply(Spend(id="b", member="M1", amount_fen=900, offline=True, store="S2"), T0)
     assert ledger.balance("m:M1:sv") == -1_800 and ledger.audit() == []  # each store within its allowance
     ledger.apply(Spend(id="c", member="M1", amount_fen=200, offline=True, store="S1"), T0)
+    assert ledger.balance("m:M1:sv") == -1_900 and ledger.balance("sys:disputed:S1") == -100
     assert [p.split(" (")[0] for p in ledger.audit()] == [
-        "violation: offline spends at store S1 took member M1 1100 fen below zero, past the offline allowance of "
-        "1000 fen"]
+        "violation: offline stored-value spend c of 200 fen by member M1 at store S1 past the offline allowance of "
+        "1000 fen", "disputed: store S1 owes 100 fen of stored-value spends it claimed and the ledger did not believe"]
 
 
 def test_holds_and_violations_survive_a_snapshot():
@@ -307,7 +374,7 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             assert result.status == "ok"  # the customer left with the goods: always recorded
             assert result.get("overdraft", False) == (before - amount < 0)
-            assert result.get("violation", False) == result.get("over_floor", False)
+            assert result.get("violation", False) == (result.get("disputed_fen", 0) > 0)
 
     @rule(member=members, amount=st.integers(1, 5_000), capture=st.booleans())
     def hold(self, member, amount, capture):
@@ -319,7 +386,7 @@ class LedgerMachine(RuleBasedStateMachine):
             if capture:
                 assert self._do(Capture, member=member, hold_id=hold_id, amount_fen=amount, store="S1")["captured"]
             else:
-                assert self._do(Release, member=member, hold_id=hold_id)["released"]
+                assert self._do(Release, member=member, hold_id=hold_id, store="S1")["released"]
 
     @rule(member=members, amount=st.integers(1, 5_000))
     def refund(self, member, amount):
@@ -339,9 +406,15 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def adds_up(self):  # every problem the audit reports is an offline spend past the allowance, nothing else
-        assert self.ledger.audit() == [f"violation: {v['reason']} (balance after: {v['balance_after']} fen)"
-                                       for v in self.ledger.violations.values()]
+        problems = self.ledger.audit()
+        assert [p for p in problems if not p.startswith("disputed: ")] == [
+            f"violation: {v['reason']} (member debited {v['amount_fen'] - v['disputed_fen']} fen, balance after: "
+            f"{v['balance_after']} fen)" for v in self.ledger.violations.values()]
         assert all("past the offline allowance" in v["reason"] for v in self.ledger.violations.values())
+
+    @invariant()
+    def no_member_below_the_allowance(self):  # one store's say-so ("?") takes a member at most the allowance below 0
+        assert all(v >= -3_000 for a, v in self.ledger.balances.items() if a.endswith(":sv"))
 
     @invariant()
     def flags_are_exactly_the_overdrawn_members(self):

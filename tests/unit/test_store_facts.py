@@ -6,9 +6,19 @@ import itertools
 
 import pytest
 
-from protocol.messages import EscrowGranted, Payment, PickupCompleted, Quantity, SaleCommitted, SaleLine, StockMoved
+from protocol.messages import (
+    CashToppedUp,
+    EscrowGranted,
+    Payment,
+    PickupCompleted,
+    Quantity,
+    SaleCommitted,
+    SaleLine,
+    StockMoved,
+)
+from protocol.policy import chain_day
 from protocol.rate import StoreRateLimits, StoreRates, TokenBucket
-from protocol.store_facts import STOCK_QTY_MAX, Known, OrderFacts, judge
+from protocol.store_facts import CASH_DAY_LOOKBACK_MS, STOCK_QTY_MAX, Known, OrderFacts, cash_day, judge, named_members
 
 _ids = itertools.count(1)
 
@@ -118,3 +128,27 @@ def test_a_reclaim_before_a_grant_in_the_batch_makes_room_for_it():
     known = Known(on_hand={("S001", "EGG"): 10}, escrow={("S001", "EGG"): 8})
     assert judge([back, regrant], known) == {}
     assert judge([regrant], known)  # without the reclaim it would not fit
+
+
+def top_up(member: str, store: str = "S001") -> CashToppedUp:
+    return CashToppedUp(**env(store), topup_id=f"01HZZZZZZZZZZZZZZZZZZT{next(_ids):04d}", lane="1", member_id=member,
+                        amount_fen=500,
+                        cashier_id="C01", shift_id=f"01HZZZZZZZZZZZZZZZZZZH{next(_ids):04d}")
+
+
+def test_attack_a_cash_top_up_for_a_made_up_member_is_judged_with_the_batch_not_while_applying_it():
+    ghost, real = top_up("nobody"), top_up("M1")
+    assert named_members([ghost, real, sale("M2")]) == {"nobody", "M1", "M2"}
+    refused = judge([ghost, real], Known(members={"M1"}))
+    assert list(refused) == [ghost.event_id]
+    assert refused[ghost.event_id] == (f"store S001 stored_value.cash_topped_up refused: cash top-up {ghost.topup_id}: "
+                                       "no member 'nobody'")
+
+
+def test_a_cash_top_up_counts_on_the_day_the_till_took_it_unless_that_day_is_made_up():
+    day = 86_400_000
+    received = 1_750_000_000_000
+    assert cash_day(received - 2 * day, received) == chain_day(received - 2 * day)  # a store cut off for two days
+    assert cash_day(received - CASH_DAY_LOOKBACK_MS, received) == chain_day(received - CASH_DAY_LOOKBACK_MS)
+    assert cash_day(received - CASH_DAY_LOOKBACK_MS - 1, received) == chain_day(received)  # too far back
+    assert cash_day(received + 30 * day, received) == chain_day(received)  # in the future

@@ -33,6 +33,7 @@ from tests.integration.harness import (
     pay_by_wallet,
     pay_in_wallet,
     running_cloud,
+    this_clouds,
     top_up,
 )
 
@@ -103,7 +104,7 @@ def paid_word(out_no: str, fen: int, txn: str, **over) -> dict:
 async def own_violations(http, order_ids: list[str]) -> list[str]:
     """The audit's violations that are ours: every actor's of this cloud, and the money journal's about our
     orders (the test database is shared with other modules' clouds)."""
-    found = (await http.get("/audit", headers=OP)).json()["violations"]
+    found = this_clouds((await http.get("/audit", headers=OP)).json()["violations"])
     return [v for v in found if not v.startswith("money:") or any(o in v for o in order_ids)]
 
 

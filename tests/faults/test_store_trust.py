@@ -230,7 +230,9 @@ async def test_a_throttled_store_catching_up_has_its_receiving_and_grant_applied
     store = "S003"
     skus = [p["sku"] for p in (await http.get("/products")).json()["products"]
             if p["unit"] == "piece" and "online" in p["channels"]]
-    sku, filler_sku = skus[0], skus[1]
+    # SKUs no other module's S003 uses: on-hand is kept per (store, sku) by the store's seq, and every StoreLink
+    # numbers from 1 (test_cloud_api's S003 receives the first two)
+    sku, filler_sku = skus[-1], skus[-2]
     rates = services.bridge.throttle.rates  # the store's rate as the bridge reads it from its environment, narrowed
     services.bridge.throttle.rates = StoreRates(StoreRateLimits.from_env(
         {"FRESHMESH_STORE_EVENTS_PER_S": "2", "FRESHMESH_STORE_EVENTS_BURST": "3"}))

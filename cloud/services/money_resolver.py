@@ -35,7 +35,7 @@ class MovementResolver:
                 await self._resolve(row, now)
             except (PayUnavailable, PayRefused) as exc:
                 log.warning("money movement %s not resolved this round: %s", row["movement_id"], exc)
-                await self.payments._touch(row["movement_id"])
+                await self.payments.touch(row["movement_id"])
         return len(rows)
 
     async def _resolve(self, row, now: int) -> None:
@@ -44,19 +44,19 @@ class MovementResolver:
                 return
             if row["kind"] == "charge":
                 log.warning("charge %s was left half-way: asking the ledger again", row["movement_id"])
-                await self.payments._spend(row)
+                await self.payments.spend_stored_value(row)
                 charged = await self.payments.get(row["movement_id"])
                 if charged["state"] == "done" and self.payments.on_charge_done is not None:
                     await self.payments.on_charge_done(row["order_id"])
             elif row["kind"] == "refund":
                 log.warning("refund %s was left half-way: refunding again", row["movement_id"])
-                await self.payments._do_refund(row, await self.payments.get(charge_id(row["order_id"])))
+                await self.payments.give_back(row, await self.payments.get(charge_id(row["order_id"])))
             return
         assert self.payments.wallet is not None, "a wallet movement needs the wallet provider to resolve it"
         if row["kind"] == "refund":
             word = await self.payments.wallet.query_refund(out_no(row))
             if word is None:  # the refund request itself was lost: ask for it again (same out_refund_no)
-                await self.payments._do_refund(row, await self.payments.get(charge_id(row["order_id"])))
+                await self.payments.give_back(row, await self.payments.get(charge_id(row["order_id"])))
             else:
                 await self.payments.apply_word(word, is_refund=True)
             return
@@ -65,7 +65,7 @@ class MovementResolver:
             if now - row["created_ms"] > NEVER_CREATED_MS:  # and nobody retried: stop asking (a retry starts anew)
                 await self.payments.settle(row["movement_id"], "failed", detail="the provider payment was never created")
             else:
-                await self.payments._touch(row["movement_id"])
+                await self.payments.touch(row["movement_id"])
             return
         verdict, why = await self.payments.apply_word(word, is_refund=False)
         if verdict == "credit":
@@ -73,4 +73,4 @@ class MovementResolver:
         elif verdict != "not_paid":
             log.error("wallet query for %s: %s (%s)", word.out_no, verdict, why)
         if verdict != "credit":
-            await self.payments._touch(row["movement_id"])
+            await self.payments.touch(row["movement_id"])

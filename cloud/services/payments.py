@@ -116,7 +116,8 @@ class Payments:
             movement_id, state, txn, detail, self.cloud.now_ms(), list(from_states))
         return done is not None
 
-    async def _touch(self, movement_id: str, detail: str | None = None) -> None:
+    async def touch(self, movement_id: str, detail: str | None = None) -> None:
+        """The movement was looked at now (the resolver asks again only after a grace), with what was learnt."""
         await self.cloud.db.execute("update money_movements set updated_ms = $2, detail = coalesce($3, detail) "
                                     "where movement_id = $1", movement_id, self.cloud.now_ms(), detail)
 
@@ -150,7 +151,7 @@ class Payments:
         if row["amount_fen"] == 0:  # a basket made free by promotions: nothing to move, in any method
             await self.settle(mid, "done")
         elif method == "stored_value":
-            await self._spend(row)
+            await self.spend_stored_value(row)
         elif not row["pay"]:
             await self.create_payment(row, f"FreshMesh order {order_id}", order["expires_ms"])
         return await self.get(mid)
@@ -189,7 +190,8 @@ class Payments:
             except (Refusal, PayUnavailable, PayRefused) as exc:
                 log.warning("wallet payment of order %s not closed: %s", order_id, exc)
 
-    async def _spend(self, row) -> None:
+    async def spend_stored_value(self, row) -> None:
+        """A stored-value charge movement carried out: the ledger's spend settles it done, or failed with why."""
         ledger = self.cloud.actors.member_ledger
         result = (await ledger.send(Spend(id=ledger_charge_id(row), member=row["member_id"],
                                           amount_fen=row["amount_fen"]))).settled
@@ -235,7 +237,7 @@ class Payments:
         if row is None:
             return None
         if row["state"] == "requested":
-            await self._do_refund(row, charge)
+            await self.give_back(row, charge)
         return await self.get(row["movement_id"])
 
     async def _begin_refund(self, order_id: str, charge):
@@ -255,7 +257,9 @@ class Payments:
                 self.cloud.now_ms())
         return await self.get(refund_id(order_id))
 
-    async def _do_refund(self, row, charge) -> None:
+    async def give_back(self, row, charge) -> None:
+        """A refund movement carried out the way its charge was paid: the ledger for stored value, the provider for
+        the wallet (`charge`: that payment's movement)."""
         mid = row["movement_id"]
         if row["amount_fen"] == 0:
             await self.settle(mid, "done")
@@ -264,7 +268,7 @@ class Payments:
                                                                        amount_fen=row["amount_fen"]))
             if not result.succeeded:  # stays requested: the sweeper asks again (an `exists` answers the first result)
                 log.error("stored-value refund %s not applied: %s", mid, result.settled.reason)
-                await self._touch(mid, f"the ledger answered {result.settled.status}: {result.settled.reason}")
+                await self.touch(mid, f"the ledger answered {result.settled.status}: {result.settled.reason}")
                 return
             await self.settle(mid, "done")
             if self.on_balance_changed is not None:
@@ -276,7 +280,7 @@ class Payments:
                 word = await self.wallet.refund(out_no(row), trade_no, row["amount_fen"], total_fen)
             except PayUnavailable as exc:  # stays requested: the sweeper asks again
                 log.warning("wallet refund %s not requested yet: %s", mid, exc)
-                await self._touch(mid)
+                await self.touch(mid)
                 return
             except PayRefused as refused:
                 await self.settle(mid, "failed", detail=f"the wallet provider refused the refund: {refused}")
@@ -316,7 +320,7 @@ class Payments:
             if verdict in ("credit", "not_paid") and row is not None:
                 await self._apply_refund_word(row, word)
             elif row is not None and verdict not in ("duplicate",):
-                await self._touch(mid, f"{verdict}: {why}")
+                await self.touch(mid, f"{verdict}: {why}")
             return verdict, why
         verdict, why = judge_payment(movement(row) if row else None, word, self.wallet.mchid)
         if verdict == "credit":  # one provider transaction credits one movement, ever
@@ -329,7 +333,7 @@ class Payments:
         elif verdict == "not_paid" and word.state in ("CLOSED", "PAYERROR", "REVOKED"):
             await self.settle(mid, "failed", detail=f"the wallet payment ended {word.state} unpaid")
         elif row is not None and verdict in ("wrong_amount", "wrong_merchant", "conflict"):
-            await self._touch(mid, f"{verdict}: {why}")
+            await self.touch(mid, f"{verdict}: {why}")
         if to_return(verdict, word, self.wallet.mchid):  # money in that nothing credits: give it back
             await self._return_stray(word, named)
         return verdict, why
@@ -360,7 +364,7 @@ class Payments:
                                     json.dumps({"out_trade_no": word.out_no, "total_fen": confirmed.amount_fen}))
         row = await self.get(mid)
         if row["state"] == "requested":
-            await self._do_refund(row, None)
+            await self.give_back(row, None)
 
     async def _credit(self, row, word: ProviderWord) -> None:
         mid = row["movement_id"]
@@ -383,4 +387,4 @@ class Payments:
                               detail=f"the wallet provider's refund ended {word.state}")
             log.error("wallet refund %s ended %s: the money was not given back", row["movement_id"], word.state)
         else:
-            await self._touch(row["movement_id"])  # PROCESSING: the notification (or a later query) finishes it
+            await self.touch(row["movement_id"])  # PROCESSING: the notification (or a later query) finishes it

@@ -189,25 +189,27 @@ class SimulatedPayProvider:
             self._spawn(self._auto_pay(prepay))
         return self._signed({"prepay_id": prepay, "code_url": self.payments[out_no]["code_url"]})
 
+    async def _named(self, request: Request, records: dict, param: str, code: str, what: str) -> dict:
+        """The record a signed merchant request names in its path; Refused when unsigned or unknown."""
+        await self._merchant_request(request)
+        record = records.get(request.path_params[param])
+        if record is None:
+            raise Refused(404, code, f"no such {what}")
+        return record
+
     async def query(self, request: Request) -> JSONResponse:
         try:
-            await self._merchant_request(request)
+            payment = await self._named(request, self.payments, "out_trade_no", "ORDER_NOT_EXIST", "payment")
         except Refused as refused:
             return self._refused(refused)
-        payment = self.payments.get(request.path_params["out_trade_no"])
-        if payment is None:
-            return self._refused(Refused(404, "ORDER_NOT_EXIST", "no such payment"))
         return self._signed(self._transaction(payment))
 
     async def close(self, request: Request) -> Response:
         """Close an unpaid payment (the merchant gives up on it): it can no longer be paid. 204, signed."""
         try:
-            await self._merchant_request(request)
+            payment = await self._named(request, self.payments, "out_trade_no", "ORDER_NOT_EXIST", "payment")
         except Refused as refused:
             return self._refused(refused)
-        payment = self.payments.get(request.path_params["out_trade_no"])
-        if payment is None:
-            return self._refused(Refused(404, "ORDER_NOT_EXIST", "no such payment"))
         state = self._transaction(payment)["trade_state"]
         if state in ("SUCCESS", "REFUND"):
             return self._refused(Refused(400, "ORDERPAID", "the payment was paid: refund it instead"))
@@ -253,12 +255,9 @@ class SimulatedPayProvider:
 
     async def query_refund(self, request: Request) -> JSONResponse:
         try:
-            await self._merchant_request(request)
+            record = await self._named(request, self.refunds, "out_refund_no", "RESOURCE_NOT_EXISTS", "refund")
         except Refused as refused:
             return self._refused(refused)
-        record = self.refunds.get(request.path_params["out_refund_no"])
-        if record is None:
-            return self._refused(Refused(404, "RESOURCE_NOT_EXISTS", "no such refund"))
         return self._signed(record)
 
     async def customer_pays(self, request: Request) -> JSONResponse:

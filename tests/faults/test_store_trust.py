@@ -230,8 +230,7 @@ async def test_a_throttled_store_catching_up_has_its_receiving_and_grant_applied
     store = "S003"
     skus = [p["sku"] for p in (await http.get("/products")).json()["products"]
             if p["unit"] == "piece" and "online" in p["channels"]]
-    # SKUs no other module's S003 uses: on-hand is kept per (store, sku) by the store's seq, and every StoreLink
-    # numbers from 1 (test_cloud_api's S003 receives the first two)
+    # SKUs no other module's S003 receives, so their escrow and on-hand are this test's alone
     sku, filler_sku = skus[-1], skus[-2]
     rates = services.bridge.throttle.rates  # the store's rate as the bridge reads it from its environment, narrowed
     services.bridge.throttle.rates = StoreRates(StoreRateLimits.from_env(

@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 
+import asyncpg
 import httpx
 import nats
 import uvicorn
@@ -187,6 +188,14 @@ class StoreLink:
         self.nc = await nats.connect(self.stack.nats_address, user=user, password=password, error_cb=on_error,
                                      inbox_prefix=subjects.store_inbox_prefix(self.store_id))
         self.js = self.nc.jetstream()
+        # A store's seqs only grow: a link goes on from the highest the cloud has of this store (another module's
+        # box or link), or the cloud would take its events for old ones (on-hand is kept by seq)
+        conn = await asyncpg.connect(self.stack.database_url)
+        try:
+            self.seq = await conn.fetchval("select coalesce(max(seq), 0) from edge_events where store_id = $1",
+                                           self.store_id) or 0
+        finally:
+            await conn.close()
         return self
 
     async def __aexit__(self, *exc) -> None:

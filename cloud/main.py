@@ -35,7 +35,9 @@ log = logging.getLogger("freshmesh.cloud")
 def api_command(port: int, workers: int) -> list[str]:
     return [sys.executable, "-m", "uvicorn", "cloud.http.app:create_app", "--factory", "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
-            "--timeout-graceful-shutdown", "5"]
+            "--timeout-graceful-shutdown", "5",
+            # longer than clients keep an idle connection, so a reused one is never closed under a request
+            "--timeout-keep-alive", "75"]
 
 STOP_TIMEOUT_S = 15
 

@@ -17,6 +17,9 @@ from starlette.applications import Starlette
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
+# clients keep idle connections ~5 s (httpx); a server closing its idle side at the same 5 s (uvicorn's default)
+# makes a request sent on a just-closed connection fail with "Server disconnected" for nothing
+KEEP_ALIVE_S = 75
 
 
 class _Server(uvicorn.Server):
@@ -38,7 +41,8 @@ async def serving(app: Starlette, port: int, label: str) -> AsyncIterator[str]:
         sock.listen(256)
         url = f"http://{HOST}:{sock.getsockname()[1]}"
         server = _Server(uvicorn.Config(app, host=HOST, port=sock.getsockname()[1],
-                                        log_level="warning", access_log=False, lifespan="on"))
+                                        log_level="warning", access_log=False, lifespan="on",
+                                        timeout_keep_alive=KEEP_ALIVE_S))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         try:
             deadline = time.monotonic() + STARTUP_TIMEOUT_S

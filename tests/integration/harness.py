@@ -26,6 +26,7 @@ from protocol import codec, subjects
 from protocol.ids import IdFactory
 from simulators import pay_provider
 from simulators.customer_auth import SignedIn, SimulatedPhones, sign_in
+from simulators.sim_http import KEEP_ALIVE_S
 from simulators.sms_provider import start_in_thread
 
 OPERATOR_PASSWORD = "test-operator-password"
@@ -152,7 +153,7 @@ async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port
                                     ShardConfig(prefix=prefix), background=True, reservation_ttl_ms=reservation_ttl_ms,
                                     explicit_world=True, sms=sms, keys=fixed_keys(stack), wallet=wallet)
     server = uvicorn.Server(uvicorn.Config(build_app(services), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+                                           lifespan="off", timeout_keep_alive=KEEP_ALIVE_S))
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)

@@ -31,7 +31,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             idempotency_key text unique,
             request_hash    bytea,
             kind            text not null,          -- pickup | delivery | flash
-            status          text not null,          -- pending | rejected | reserved | paid | fulfilled | cancelled | expired
+            status          text not null,          -- see protocol/order_lifecycle.py (migration 14)
             member_id       text,
             allocation      jsonb not null,         -- store -> [{sku, qty, reservation_id}]
             lines           jsonb not null,
@@ -310,6 +310,31 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         alter table orders add column notified_ms bigint;
         update orders set notified_ms = updated_ms where status in ('paid', 'fulfilled');
         create index orders_untold on orders (updated_ms) where status = 'paid' and notified_ms is null;
+    """),
+    # Every order follows one lifecycle (`protocol/order_lifecycle.py`): each change of status, and each fact on the
+    # way (a picked weight, a rider's position, a refund), is a row of its timeline. `fulfilment` says the branch
+    # (a flash-sale order is picked up unless it says otherwise); `fulfilled` becomes what it meant.
+    (14, "the order lifecycle: fulfilment, a timeline per order, handed-over statuses", """
+        alter table orders add column fulfilment text;
+        update orders set fulfilment = case when kind = 'delivery' then 'delivery' else 'pickup' end;
+        alter table orders alter column fulfilment set not null;
+        update orders set status = case when fulfilment = 'delivery' then 'delivered' else 'picked_up' end
+            where status = 'fulfilled';
+        alter table orders add column refunded_fen bigint not null default 0;
+        create table order_events (
+            order_id   text not null,
+            seq        int not null,                 -- 1, 2, ... per order
+            event      text not null,                -- a lifecycle event or note
+            status     text not null,                -- the order's status after it
+            store_id   text,                         -- the store part it concerns (a split order's), if any
+            detail     jsonb not null default '{}',
+            event_key  text,                         -- the fact's own id (a callback's, a store event's): once
+            at_ms      bigint not null,
+            primary key (order_id, seq)
+        );
+        create unique index order_events_key on order_events (order_id, event_key) where event_key is not null;
+        insert into order_events (order_id, seq, event, status, detail, at_ms)
+            select order_id, 1, 'created', status, '{"migrated": true}', created_ms from orders;
     """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time

@@ -61,6 +61,15 @@ class Services:
         self._tasks: list[asyncio.Task] = []
         self.console_config = ConsoleConfig.from_env()  # may be replaced before the console is first used
         self._console = None
+        self._followers = None
+
+    async def followers(self):
+        """This process's listener for order timelines (made on first use: only API processes with followers)."""
+        if self._followers is None:
+            from cloud.services.order_journal import Followers
+            self._followers = Followers(self.cloud.actors.calls.database_url)
+            await self._followers.start()
+        return self._followers
 
     def console(self):
         """This process's operator-console feed (made on first use; it runs only while someone watches)."""
@@ -100,6 +109,8 @@ class Services:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._console is not None:
             await self._console.close()
+        if self._followers is not None:
+            await self._followers.stop()
         await self.flash.close()
         if self.identity.sms is not None:
             await self.identity.sms.close()

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from protocol import order_lifecycle as lifecycle
+
 Kind = Literal["charge", "refund", "top_up"]
 State = Literal["requested", "done", "failed"]
 Step = Literal["none", "resolve_charge", "complete_order", "refund", "resolve_refund"]
@@ -30,11 +32,11 @@ CURRENCY = "CNY"
 # A saga step younger than this may still be running in the request that started it (the request deadline is
 # 10 s): the sweeper and the audit leave it to that request.
 SAGA_GRACE_MS = 12_000
-PAID_STATUSES = ("paid", "fulfilled")
-OPEN_STATUSES = ("pending", "reserved")
+PAID_STATUSES = lifecycle.PAID_STATUSES
+OPEN_STATUSES = (lifecycle.PENDING, lifecycle.RESERVED)
 # Terminal statuses of an order that will never be served: only these may have their charge refunded (a paid order
 # refunded too would leave the customer the goods and the money).
-ENDED_STATUSES = ("cancelled", "expired", "rejected")
+ENDED_STATUSES = (*lifecycle.UNSERVED_STATUSES, lifecycle.REFUNDED)
 RETURN_PREFIX = "return:"
 
 
@@ -44,6 +46,12 @@ def charge_id(order_id: str) -> str:
 
 def refund_id(order_id: str) -> str:
     return f"refund:{order_id}"
+
+
+def part_refund_id(order_id: str, part: str) -> str:
+    """Giving back part of an order's charge for one reason (a picked weight, a short line, a return, an
+    after-sales request); the full refund (`refund_id`) then gives back only what these left."""
+    return f"refund:{order_id}:{part}"
 
 
 def return_id(txn_id: str) -> str:

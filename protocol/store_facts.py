@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+from protocol import order_lifecycle as lifecycle
 from protocol.messages import (
     CashToppedUp,
     EscrowGranted,
@@ -35,7 +36,7 @@ from protocol.policy import chain_day
 STOCK_QTY_MAX = 100_000_000
 # One till sale: 1,000,000 yuan. A real basket is far below; a bigger one is not believed.
 SALE_TOTAL_MAX_FEN = 100_000_000
-PICKUP_STATUSES = ("paid", "fulfilled")
+PICKUP_STATUSES = lifecycle.PAID_STATUSES
 # A store's cash top-up counts against the daily cap of the chain day it was taken on (as its till counted it), if
 # that day is believable: not in the future and at most this far back (a store cut off for a week); otherwise the
 # day the cloud received it, so a store cannot spread top-ups over made-up days to pass the cap.

@@ -14,6 +14,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
+from protocol import order_lifecycle as lifecycle
 from simulators.customer_auth import SignedIn, SignInFailed, SimulatedPhones, flash_pass, sign_in
 from simulators.world import label_barcode, reference_members
 
@@ -183,7 +184,7 @@ class OnlineCustomers:
         for _ in range(40):
             await asyncio.sleep(0.25)
             r = await http.get(f"{self.cloud_url}/orders/{order_id}", headers=me)
-            if r.status_code == 200 and r.json()["status"] in ("paid", "fulfilled"):
+            if r.status_code == 200 and r.json()["status"] in lifecycle.PAID_STATUSES:
                 return True
         return False
 

@@ -34,6 +34,7 @@ from cloud.console.snapshot import (
     parse_actor_name,
 )
 from cloud.runtime.inventory import ActorInventory
+from protocol import order_lifecycle as lifecycle
 from protocol.codec import unpack
 
 REGISTRY_TIMEOUT_S = 2.0
@@ -269,7 +270,7 @@ ONLINE_SQL = """select case when kind = 'flash' then '(flash)'
                             when (select count(*) from jsonb_object_keys(allocation)) = 1
                             then (select k from jsonb_object_keys(allocation) k limit 1) else '(split)' end as store_id,
                        count(*) as count, coalesce(sum(total_fen), 0)::bigint as fen
-                from orders where created_ms >= $1 and status in ('paid', 'fulfilled') group by 1"""
+                from orders where created_ms >= $1 and status = any($2::text[]) group by 1"""
 # By SKU as well as reason: quantities are pieces or grams depending on the SKU, so only their value adds up.
 SHRINK_SQL = """select coalesce(nullif(shrinkage_reason, ''), 'unspecified') as reason, sku, count(*) as events,
                        coalesce(-sum(delta), 0)::bigint as qty
@@ -294,7 +295,7 @@ async def business_figures(services, topups: TopUpTally, ask, utc_offset_minutes
     async with cloud.db.acquire() as conn:
         till = await conn.fetch(TILL_SQL, day)
         orders = await conn.fetch(ORDERS_SQL, day)
-        online = await conn.fetch(ONLINE_SQL, day)
+        online = await conn.fetch(ONLINE_SQL, day, list(lifecycle.PAID_STATUSES))
         shrink = await conn.fetch(SHRINK_SQL, day)
         sales = await conn.fetch(FLASH_SQL, now - FLASH_RECENT_MS, FLASH_MAX)
         refused_by_store = await conn.fetch(REFUSED_BY_STORE_SQL, day)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from itertools import pairwise
 from typing import Any
 
+from protocol import order_lifecycle as lifecycle
 from protocol.clock import to_rfc3339
 from protocol.money import weighed_amount_fen
 from protocol.policy import CHAIN_UTC_OFFSET_MIN
@@ -35,8 +36,8 @@ ACTOR_KINDS = ("stock_pool", "member_ledger", "flash_sale", "order_router", "sto
 NOT_YET_ALIVE = ("RESTARTING", "PENDING_CREATION", "DEPENDENCIES_UNREADY")
 BAD_HEALTH = ("dead", "restarting", "restarted", "start_failed", "not_ready")
 DEVICE_FAULTS = ("down", "degraded")
-ORDER_STATUSES = ("pending", "reserved", "paid", "fulfilled", "cancelled", "expired", "rejected")
-SOLD = ("paid", "fulfilled")  # an online order counts as a sale once paid
+ORDER_STATUSES = lifecycle.STATUSES
+SOLD = lifecycle.PAID_STATUSES  # an online order counts as a sale once paid (until refunded)
 RATE_WINDOW = 6  # samples (ticks) over which a rate is measured
 BUSINESS_RATE_WINDOW = 3  # business figures are new every `business_every_s`: rates over the last few refreshes
 DAY_MS = 86_400_000

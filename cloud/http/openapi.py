@@ -135,8 +135,15 @@ PATHS = {
                             {"400": "missing Idempotency-Key",
                              "409": "out of stock, slot full, or the key reused with another body",
                              "422": "invalid body (names the field)"}, body="Order", key=True, member=True)},
-    "/orders/{order_id}": {"get": _op("One of the member's orders, with its pickup code", ("200", "the order"),
+    "/orders/{order_id}": {"get": _op("One of the member's orders, with its pickup code and its timeline (every "
+                                      "step of its lifecycle: protocol/order_lifecycle.py)", ("200", "the order"),
                                       {"404": "unknown order, or another member's"}, params=["order_id"], member=True)},
+    "/orders/{order_id}/events": {"get": _op(
+        "Follow the order live: its timeline as server-sent events (`step`), from after Last-Event-ID or ?after=; "
+        "the session token may come as ?token= (EventSource sends no headers)",
+        ("200", "text/event-stream of `step` events"),
+        {"401": "not signed in", "404": "unknown order, or another member's", "422": "after: not a seq"},
+        params=["order_id"], member=True)},
     "/orders/{order_id}/pay": {"post": _also(_op(
         "Pay with stored value (paid at once) or the simulated wallet provider (wallet_sim: a provider payment is "
         "created; the order is paid when the provider's signed notification, or a query, says it was paid; money "

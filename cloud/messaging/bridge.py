@@ -30,7 +30,9 @@ from cloud.messaging import refusals, streams, to_stores
 from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
 from cloud.messaging.throttle import Throttle
 from cloud.runtime.calls import ActorsUnavailable
+from cloud.services import order_journal as journal
 from protocol import codec, subjects
+from protocol import order_lifecycle as lifecycle
 from protocol.errors import ProtocolError
 from protocol.ids import derived_id
 from protocol.messages import (
@@ -350,8 +352,11 @@ class Bridge:
         for line in allocation[event.store_id]:
             rid = line["reservation_id"]
             await self.cloud.actors.stock_pool.send(Fulfil(id=f"fulfil:{rid}", reservation_id=rid, sku=line["sku"]))
-        await self.cloud.db.execute("update orders set status = 'fulfilled', updated_ms = $2 where order_id = $1 "
-                                    "and status = 'paid'", event.order_id, self.cloud.now_ms())
+        try:
+            await journal.advance(self.cloud.db, event.order_id, "pick_up", self.cloud.now_ms(), store=event.store_id,
+                                  key=event.event_id, detail={"lane": event.lane})
+        except lifecycle.IllegalTransition as exc:  # e.g. already picked up: the goods left, the order says so
+            log.warning("pickup of order %s at %s: %s", event.order_id, event.store_id, exc)
 
     async def _acks(self, events, new_ids: set[str]) -> None:
         by_store: dict[str, list[Ack]] = {}

@@ -20,9 +20,9 @@ from actors.flash_sale import AdmittedSale
 
 log = logging.getLogger("freshmesh.flash")
 
-INSERT = """insert into orders (order_id, idempotency_key, kind, status, member_id, allocation, lines, total_fen,
+INSERT = """insert into orders (order_id, idempotency_key, kind, fulfilment, status, member_id, allocation, lines, total_fen,
                 created_ms, updated_ms, sale_id)
-            select o, k, 'flash', 'reserved', m, $5::jsonb, l::jsonb, t, $6, $6, $8
+            select o, k, 'flash', 'pickup', 'reserved', m, $5::jsonb, l::jsonb, t, $6, $6, $8
             from unnest($1::text[], $2::text[], $3::text[], $4::text[], $7::bigint[]) as x(o, k, m, l, t)
             on conflict do nothing"""
 # The server's answers that say the connection or the server went away (class 08, and 57P: shut down): whether the

@@ -21,6 +21,7 @@ from cloud.services.orders import order_json
 from cloud.services.payments import Payments
 from cloud.services.pii import Pii
 from cloud.services.verdicts import Refusal
+from protocol import order_lifecycle as lifecycle
 from protocol import phones
 from protocol.clock import to_rfc3339
 from protocol.errors import ProtocolError
@@ -169,7 +170,7 @@ class Members:
                                    "member_code = null, erased_ms = $2 where member_id = $1", member_id, now)
                 # a delivery location can point at a home: finished orders lose it (open ones still need it)
                 await conn.execute("update orders set location = null where member_id = $1 and location is not null "
-                                   "and status not in ('pending', 'reserved', 'paid')", member_id)
+                                   "and status = any($2::text[])", member_id, list(lifecycle.FINAL_STATUSES))
             revoked = await conn.execute("update sessions set revoked_ms = $2 where member_id = $1 and revoked_ms is "
                                          "null", member_id, now)
         if self.cloud.nats is not None:

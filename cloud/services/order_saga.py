@@ -16,9 +16,11 @@ import json
 import logging
 
 from actors.stock_pool import Confirm
+from cloud.services import order_journal as journal
 from cloud.services.money_resolver import MovementResolver
 from cloud.services.payments import movement, payment_json
 from cloud.services.verdicts import Refusal
+from protocol import order_lifecycle as lifecycle
 from protocol.money_saga import PAID_STATUSES, SAGA_GRACE_MS, charge_id, next_step, store_notice_due
 
 log = logging.getLogger("freshmesh.orders")
@@ -65,13 +67,17 @@ class OrderSaga:
                 r = await cloud.actors.stock_pool.send(Confirm(id=f"confirm:{rid}", reservation_id=rid, sku=sku))
                 if not r.succeeded:
                     confirmed = False
-                    await self.orders.set_status(order_id, "expired", only_from="reserved")
-                    await self.orders.release_slots(row)
+                    await self.orders.expire_one(row, reason=f"reservation of {sku} lapsed before the payment completed")
                     break
             if confirmed:
-                paid = await cloud.db.fetchrow("update orders set status = 'paid', payment = $2, updated_ms = $3 "
-                                               "where order_id = $1 and status = 'reserved' returning *",
-                                               order_id, json.dumps(payment_json(charge)), cloud.now_ms())
+                paid = None
+                try:
+                    await journal.advance(cloud.db, order_id, "pay", cloud.now_ms(), only_from=(lifecycle.RESERVED,),
+                                          detail={"method": charge["method"], "amount_fen": charge["amount_fen"]},
+                                          fields={"payment": json.dumps(payment_json(charge))})
+                    paid = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+                except lifecycle.IllegalTransition:
+                    pass  # ended or paid meanwhile: decided below
                 if paid is not None:
                     await self.payments.record_spend(paid)
                     await self.orders.notify_stores(paid)
@@ -102,9 +108,9 @@ class OrderSaga:
         rows = await self.cloud.db.fetch(
             """select o.order_id, o.status from money_movements c join orders o on o.order_id = c.order_id
                left join money_movements r on r.movement_id = 'refund:' || c.order_id
-               where c.kind = 'charge' and c.state = 'done' and o.status not in ('paid', 'fulfilled')
+               where c.kind = 'charge' and c.state = 'done' and o.status <> all($2::text[])
                  and r.movement_id is null and c.updated_ms < $1 limit 100""",
-            self.cloud.now_ms() - SAGA_GRACE_MS)
+            self.cloud.now_ms() - SAGA_GRACE_MS, list(PAID_STATUSES))
         for row in rows:
             charge = await self.payments.get(charge_id(row["order_id"]))
             step = next_step(row["status"], movement(charge), None)

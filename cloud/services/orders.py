@@ -17,10 +17,12 @@ import secrets
 from actors.order_router import BookSlot, ReleaseSlot
 from actors.stock_pool import Cancel, Reserve
 from cloud.messaging import to_stores
+from cloud.services import order_journal as journal
 from cloud.services.order_request import OrderRequest
 from cloud.services.order_saga import OrderSaga
 from cloud.services.payments import Payments, payment_json
 from cloud.services.verdicts import Refusal
+from protocol import order_lifecycle as lifecycle
 from protocol.clock import parse_rfc3339, to_rfc3339
 from protocol.errors import ProtocolError
 from protocol.ids import derived_id
@@ -57,7 +59,9 @@ def order_json(row) -> dict:
             "stores": sorted(json.loads(row["allocation"])), "lines": json.loads(row["lines"]),
             "total_fen": row["total_fen"], "pickup_code": row["pickup_code"],
             "slot_start": to_rfc3339(row["slot_start_ms"]), "expires_at": to_rfc3339(row["expires_ms"]),
-            "created_at": to_rfc3339(row["created_ms"]), "payment": json.loads(row["payment"]) if row["payment"] else None}
+            "created_at": to_rfc3339(row["created_ms"]), "payment": json.loads(row["payment"]) if row["payment"] else None,
+            "fulfilment": row["fulfilment"], "refunded_fen": row["refunded_fen"],
+            "final": lifecycle.is_final(status)}
 
 
 class Orders:
@@ -80,9 +84,11 @@ class Orders:
         try:
             body = await self._place(req, member, key, order_id)
         except Refusal as refusal:
-            await self.cloud.db.execute("update orders set status = 'rejected', problem = $2, updated_ms = $3 "
-                                        "where order_id = $1", order_id, json.dumps(refusal.to_record()),
-                                        self.cloud.now_ms())
+            try:
+                await journal.advance(self.cloud.db, order_id, "reject", self.cloud.now_ms(),
+                                      detail={"reason": refusal.detail}, fields={"problem": json.dumps(refusal.to_record())})
+            except lifecycle.IllegalTransition as exc:  # the sweeper took it as abandoned meanwhile: it says so
+                log.warning("order %s not rejected: %s", order_id, exc)
             raise
         return body
 
@@ -94,12 +100,13 @@ class Orders:
             if row is None:
                 now = self.cloud.now_ms()
                 claimed = await db.fetchval(
-                    """insert into orders (order_id, idempotency_key, request_hash, kind, status, member_id, allocation,
-                           lines, total_fen, created_ms, updated_ms)
-                       values ($1, $2, $3, $4, 'pending', $6, '{}', '[]', 0, $5, $5)
+                    """insert into orders (order_id, idempotency_key, request_hash, kind, fulfilment, status, member_id,
+                           allocation, lines, total_fen, created_ms, updated_ms)
+                       values ($1, $2, $3, $4, $4, 'pending', $6, '{}', '[]', 0, $5, $5)
                        on conflict (idempotency_key) do nothing returning order_id""",
                     self.cloud.ids.new(), key, digest, req.fulfilment, now, member)
                 if claimed:
+                    await journal.note(db, claimed, "created", now, detail={"fulfilment": req.fulfilment})
                     return claimed
                 continue
             if bytes(row["request_hash"]) != digest:
@@ -143,15 +150,17 @@ class Orders:
         now = cloud.now_ms()
         allocation = _allocation(kid, plan)
         code = f"{secrets.randbelow(10**8):08d}" if req.fulfilment == "pickup" else None
-        row = await cloud.db.fetchrow(
-            """update orders set status = 'reserved', member_id = $2, allocation = $3, lines = $4, total_fen = $5,
-                   pickup_code = $6, slot_start_ms = $7, location = $8, expires_ms = $9, updated_ms = $10
-               where order_id = $1 and status = 'pending' returning *""",
-            order_id, member, json.dumps(allocation), json.dumps(priced["lines"]), priced["total_fen"], code,
-            slot_ms, json.dumps({"lat": req.location.lat, "lon": req.location.lon}) if req.location else None,
-            now + cloud.reservation_ttl_ms, now)
-        if row is None:
-            row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+        try:
+            await journal.advance(cloud.db, order_id, "reserve", now, only_from=(lifecycle.PENDING,),
+                                  detail={"stores": sorted(plan), "total_fen": priced["total_fen"]},
+                                  fields={"member_id": member, "allocation": json.dumps(allocation),
+                                          "lines": json.dumps(priced["lines"]), "total_fen": priced["total_fen"],
+                                          "pickup_code": code, "slot_start_ms": slot_ms,
+                                          "location": json.dumps({"lat": req.location.lat, "lon": req.location.lon})
+                                          if req.location else None, "expires_ms": now + cloud.reservation_ttl_ms})
+        except lifecycle.IllegalTransition as exc:  # a concurrent retry of this key finished it first
+            log.info("order %s: %s", order_id, exc)
+        row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
         body = order_json(row)
         body["pricing"] = priced["explain"]
         return body
@@ -247,6 +256,7 @@ class Orders:
         """The order as its member sees it: a payment still in progress (a wallet payment to pay) shows too."""
         row = await self.get(order_id, member)
         body = order_json(row)
+        body["timeline"] = await journal.timeline(self.cloud.db, order_id)
         if body["payment"] is None:
             charge = await self.payments.get(charge_id(order_id))
             if charge is not None:
@@ -269,21 +279,19 @@ class Orders:
         row = await self.get(order_id, member)
         if row["status"] == "cancelled":
             return order_json(row)
-        was = await self.cloud.db.fetchval(
-            """with old as (select status from orders where order_id = $1 for update)
-               update orders o set status = 'cancelled', updated_ms = $2 from old
-               where o.order_id = $1 and old.status in ('reserved', 'paid') returning old.status""",
-            order_id, self.cloud.now_ms())
-        if was is None:
-            now = await self.cloud.db.fetchval("select status from orders where order_id = $1", order_id)
-            if now == "cancelled":
+        try:
+            step = await journal.advance(self.cloud.db, order_id, "cancel", self.cloud.now_ms(), detail={"reason": reason},
+                                         only_from=lifecycle.CUSTOMER_CANCELLABLE if member is not None else None)
+        except lifecycle.IllegalTransition as exc:
+            if exc.status == "cancelled":
                 return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
-            raise Refusal("order_state", f"order {order_id} is {now}; it cannot be cancelled")
+            raise Refusal("order_state", f"order {order_id} is {exc.status}; it cannot be cancelled") from None
+        was = step.before
         await self.payments.refund(order_id)
         await self.payments.close_unpaid(order_id)
         await self._release(self.reservations(row), "order")
         await self.release_slots(row)
-        if was == "paid" and row["kind"] != "flash":
+        if was in lifecycle.PAID_STATUSES and row["kind"] != "flash":
             for store in json.loads(row["allocation"]):
                 await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
                                                                                     **env),
@@ -304,29 +312,35 @@ class Orders:
             await self.cloud.actors.router.send(ReleaseSlot(id=f"unslot:{tag}:{store}", store=store,
                                                             slot_start_ms=slot_ms, order_id=order_id))
 
-    async def set_status(self, order_id: str, status: str, only_from: str) -> None:
-        await self.cloud.db.execute("update orders set status = $2, updated_ms = $3 where order_id = $1 and status = $4",
-                                    order_id, status, self.cloud.now_ms(), only_from)
-
-    async def expire_one(self, row) -> None:
+    async def expire_one(self, row, reason: str = "not paid in time") -> None:
         """StockPool expires the reservations itself; here the order and its slots follow."""
-        done = await self.cloud.db.fetchval("""update orders set status = 'expired', updated_ms = $2
-                                               where order_id = $1 and status = 'reserved' returning order_id""",
-                                            row["order_id"], self.cloud.now_ms())
-        if done:
-            await self.release_slots(row)
+        try:
+            await journal.advance(self.cloud.db, row["order_id"], "expire", self.cloud.now_ms(),
+                                  detail={"reason": reason}, only_from=(lifecycle.RESERVED,))
+        except lifecycle.IllegalTransition:
+            return  # paid, cancelled or expired meanwhile
+        await self.release_slots(row)
 
     async def sweep_abandoned(self) -> int:
         """Orders whose request died half-way and was never retried (`pending` for `ABANDONED_MS`): refused, and
         whatever the plan they wrote may hold given back (reservations, slot bookings: every release is idempotent
         by id, so one that was never taken costs nothing)."""
-        rows = await self.cloud.db.fetch(
-            """update orders set status = 'rejected', problem = $1, updated_ms = $2
-               where order_id in (select order_id from orders where status = 'pending' and updated_ms < $3 limit 100)
-               and status = 'pending' returning *""",
-            json.dumps(Refusal("order_state", "this order's request was abandoned half-way and nothing of it was kept; "
-                                              "place it again with a new Idempotency-Key").to_record()),
-            self.cloud.now_ms(), self.cloud.now_ms() - ABANDONED_MS)
+        refusal = Refusal("order_state", "this order's request was abandoned half-way and nothing of it was kept; "
+                                         "place it again with a new Idempotency-Key")
+        rows = []
+        for candidate in await self.cloud.db.fetch("select order_id from orders where status = 'pending' "
+                                                   "and updated_ms < $1 limit 100", self.cloud.now_ms() - ABANDONED_MS):
+            async with self.cloud.db.acquire() as conn, conn.transaction():
+                # still untouched, under its lock (a retry taking it over touches it first)
+                row = await conn.fetchrow("select * from orders where order_id = $1 and status = 'pending' "
+                                          "and updated_ms < $2 for update", candidate["order_id"],
+                                          self.cloud.now_ms() - ABANDONED_MS)
+                if row is None:
+                    continue
+                await journal.advance(conn, row["order_id"], "reject", self.cloud.now_ms(),
+                                      detail={"reason": "abandoned half-way"},
+                                      fields={"problem": json.dumps(refusal.to_record())})
+            rows.append(row)
         for row in rows:
             kid = _key_id(row["idempotency_key"])
             plan = json.loads(row["allocation"])

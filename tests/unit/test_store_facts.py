@@ -62,7 +62,7 @@ def test_a_sale_total_past_the_bound_is_refused():
 def test_pickups_only_of_own_paid_orders():
     known = Known(orders={
         "O-mine": OrderFacts("O-mine", "pickup", "paid", frozenset({"S001"})),
-        "O-split": OrderFacts("O-split", "pickup", "fulfilled", frozenset({"S001", "S002"})),
+        "O-split": OrderFacts("O-split", "pickup", "picked_up", frozenset({"S001", "S002"})),
         "O-theirs": OrderFacts("O-theirs", "pickup", "paid", frozenset({"S002"})),
         "O-unpaid": OrderFacts("O-unpaid", "pickup", "reserved", frozenset({"S001"})),
         "O-flash": OrderFacts("O-flash", "flash", "paid", frozenset()),

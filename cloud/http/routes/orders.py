@@ -5,7 +5,9 @@ from starlette.responses import JSONResponse
 
 from cloud.http.bodies import CancelRequest, OrderRequest, PayRequest
 from cloud.http.parsing import as_record, idempotency_key, json_object, parse, read_body, read_json
-from cloud.http.routes.auth import signed_in_member
+from cloud.http.problems import HTTPProblem
+from cloud.http.routes.auth import bearer_of, signed_in_member
+from cloud.http.sse import EventStream
 
 
 def routes(services) -> list[tuple]:
@@ -19,6 +21,28 @@ def routes(services) -> list[tuple]:
     async def get_order(request):
         member = await signed_in_member(request, services)
         return JSONResponse(await services.orders.view(request.path_params["order_id"], member))
+
+    async def follow_order(request):
+        """The order's timeline as server-sent events (`step`), from after `Last-Event-ID` (a reconnecting browser
+        sends it) or `?after=`; EventSource cannot send headers, so `?token=` may carry the session token."""
+        token = request.headers.get("authorization", "")
+        if not token and request.query_params.get("token"):
+            token = "Bearer " + request.query_params["token"]
+        member = await services.identity.member_of(bearer_of(token, "session token (or ?token=)"))
+        if member is None:
+            raise HTTPProblem(401, "the session token is not valid (expired, revoked or unknown): sign in again",
+                              headers={"WWW-Authenticate": "Bearer"})
+        order_id = request.path_params["order_id"]
+        await services.orders.get(order_id, member)  # someone else's order answers 404 like an unknown one
+        after = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
+        if not after.isdigit() or len(after) > 9:
+            raise HTTPProblem(422, f"after / Last-Event-ID: must be a timeline seq (a whole number), not {after[:20]!r}")
+        followers = await services.followers()
+
+        async def steps():
+            async for entry in followers.follow(services.cloud.db, order_id, int(after)):
+                yield None if entry is None else ("step", str(entry["seq"]), entry)
+        return EventStream(steps)
 
     async def pay_order(request):
         member = await signed_in_member(request, services)
@@ -35,4 +59,5 @@ def routes(services) -> list[tuple]:
         return JSONResponse(await services.orders.cancel(request.path_params["order_id"], member, req.reason))
 
     return [("/orders", create_order, ["POST"]), ("/orders/{order_id}", get_order, ["GET"]),
+            ("/orders/{order_id}/events", follow_order, ["GET"]),
             ("/orders/{order_id}/pay", pay_order, ["POST"]), ("/orders/{order_id}/cancel", cancel_order, ["POST"])]

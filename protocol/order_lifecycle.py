@@ -1,0 +1,140 @@
+"""The lifecycle of every online order (pickup, delivery, flash sale, split), as one pure state machine.
+
+    pending ─reserve─► reserved ─pay─► paid ─start_picking─► picking ─picked─► ready
+       └reject─► rejected  └expire─► expired, cancel─► cancelled (also from paid, picking, ready)
+    pickup:   paid | picking | ready ─pick_up─► picked_up
+    delivery: ready ─hand_to_rider─► out_for_delivery ─deliver─► delivered
+              ready | out_for_delivery ─fail_delivery─► delivery_failed ─redispatch─► ready (or cancel)
+    picked_up | delivered ─complete─► completed (the after-sales window closed)
+    handed over ─refund_part─► partially_refunded (a return, an after-sales refund of some lines)
+    every paid status ─refund─► refunded (all the money back)
+
+- A transition is `(status, event) -> status`; `step` answers the new status or raises `IllegalTransition` naming
+  what was asked and what is allowed, so a late or repeated event (a rider's callback after the order was
+  cancelled) is refused clearly instead of moving an order backwards.
+- Facts that do not move the order (a picked weight, a substitution, a rider's position, a partial refund while
+  picking) are `NOTES`: journaled on the order's timeline, status unchanged.
+- A split order's parts (one per store) each follow the machine; the order shows `overall(parts)`, the least
+  advanced part, so it is `ready` only when every store's part is.
+- `fulfilment` decides the branch: a pickup order is never handed to a rider, a delivery is never picked up at the
+  counter. Flash-sale orders follow the branch of their fulfilment.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from protocol.errors import ProtocolError
+
+Fulfilment = Literal["pickup", "delivery"]
+
+PENDING, REJECTED, RESERVED, PAID = "pending", "rejected", "reserved", "paid"
+PICKING, READY, OUT_FOR_DELIVERY, DELIVERY_FAILED = "picking", "ready", "out_for_delivery", "delivery_failed"
+DELIVERED, PICKED_UP, COMPLETED = "delivered", "picked_up", "completed"
+CANCELLED, EXPIRED, REFUNDED, PARTIALLY_REFUNDED = "cancelled", "expired", "refunded", "partially_refunded"
+
+# in the order an order normally passes them (`overall` takes the least advanced part)
+STATUSES = (PENDING, RESERVED, PAID, PICKING, READY, DELIVERY_FAILED, OUT_FOR_DELIVERY, DELIVERED, PICKED_UP,
+            COMPLETED, PARTIALLY_REFUNDED, REFUNDED, CANCELLED, EXPIRED, REJECTED)
+# the customer's money was taken and is still kept, whole or in part: a charge is matched by the order
+PAID_STATUSES = (PAID, PICKING, READY, OUT_FOR_DELIVERY, DELIVERY_FAILED, DELIVERED, PICKED_UP, COMPLETED,
+                 PARTIALLY_REFUNDED)
+# the goods are (being) prepared or handed over: the order can no longer be cancelled by its customer
+IN_STORE_STATUSES = (PICKING, READY, OUT_FOR_DELIVERY, DELIVERY_FAILED)
+# nothing more happens to the order unless its customer asks for after-sales (a return, a refund)
+FINAL_STATUSES = (DELIVERED, PICKED_UP, COMPLETED, PARTIALLY_REFUNDED, REFUNDED, CANCELLED, EXPIRED, REJECTED)
+# ended without the goods: the charge, if any, is given back whole
+UNSERVED_STATUSES = (CANCELLED, EXPIRED, REJECTED)
+# the goods reached the customer: returns and after-sales refunds start from here
+HANDED_OVER_STATUSES = (DELIVERED, PICKED_UP, COMPLETED, PARTIALLY_REFUNDED)
+# customers may cancel themselves only before the store starts picking
+CUSTOMER_CANCELLABLE = (RESERVED, PAID)
+
+_COMMON: dict[tuple[str, str], str] = {
+    (PENDING, "reserve"): RESERVED,
+    (PENDING, "reject"): REJECTED,
+    (RESERVED, "pay"): PAID,
+    (RESERVED, "expire"): EXPIRED,
+    (RESERVED, "cancel"): CANCELLED,
+    (PAID, "cancel"): CANCELLED,
+    (PICKING, "cancel"): CANCELLED,
+    (READY, "cancel"): CANCELLED,
+    (PAID, "start_picking"): PICKING,
+    (PICKING, "picked"): READY,
+    (DELIVERED, "complete"): COMPLETED,
+    (PICKED_UP, "complete"): COMPLETED,
+    **{(s, "refund"): REFUNDED for s in PAID_STATUSES},
+    **{(s, "refund_part"): PARTIALLY_REFUNDED for s in HANDED_OVER_STATUSES},
+}
+_BRANCH: dict[str, dict[tuple[str, str], str]] = {
+    "pickup": {
+        # a customer at the counter may collect an order the store has not picked yet: it is picked there
+        (PAID, "pick_up"): PICKED_UP,
+        (PICKING, "pick_up"): PICKED_UP,
+        (READY, "pick_up"): PICKED_UP,
+    },
+    "delivery": {
+        (READY, "hand_to_rider"): OUT_FOR_DELIVERY,
+        (READY, "fail_delivery"): DELIVERY_FAILED,  # no rider found
+        (OUT_FOR_DELIVERY, "deliver"): DELIVERED,
+        (OUT_FOR_DELIVERY, "fail_delivery"): DELIVERY_FAILED,  # the rider cancelled, nobody at the door
+        (DELIVERY_FAILED, "redispatch"): READY,
+        (DELIVERY_FAILED, "cancel"): CANCELLED,
+    },
+}
+# journaled on the timeline, the status unchanged
+NOTES = frozenset({"created", "weighed", "substituted", "short", "rerouted", "refunded_part", "charged_extra",
+                   "rider", "returned", "after_sales_requested", "after_sales_refused", "sent_to_store",
+                   "payment_requested", "refund_requested"})
+EVENTS = frozenset({e for _, e in _COMMON} | {e for b in _BRANCH.values() for _, e in b} | NOTES)
+
+
+class IllegalTransition(ProtocolError):
+    """An event that the order's current status does not allow (the order does not move)."""
+
+    def __init__(self, status: str, event: str, fulfilment: str) -> None:
+        self.status, self.event, self.fulfilment = status, event, fulfilment
+        allowed = sorted(allowed_events(fulfilment, status))
+        super().__init__(f"a {fulfilment} order that is {status} cannot take {event!r}"
+                         f" (allowed: {', '.join(allowed) if allowed else 'nothing, it has ended'})")
+
+
+def step(fulfilment: str, status: str, event: str) -> str:
+    """The status after `event`, or IllegalTransition. A note keeps the status (on any order that exists)."""
+    if fulfilment not in _BRANCH:
+        raise ProtocolError(f"fulfilment: must be pickup or delivery, not {fulfilment!r}")
+    if event not in EVENTS:
+        raise ProtocolError(f"event: unknown order event {event!r}")
+    if event in NOTES:
+        return status
+    new = _BRANCH[fulfilment].get((status, event)) or _COMMON.get((status, event))
+    if new is None:
+        raise IllegalTransition(status, event, fulfilment)
+    return new
+
+
+def allowed_events(fulfilment: str, status: str) -> set[str]:
+    """The status-changing events the order may take now."""
+    table = {**_COMMON, **_BRANCH.get(fulfilment, {})}
+    return {e for (s, e) in table if s == status}
+
+
+def can(fulfilment: str, status: str, event: str) -> bool:
+    try:
+        step(fulfilment, status, event)
+    except ProtocolError:
+        return False
+    return True
+
+
+def overall(parts: list[str]) -> str:
+    """A split order's status from its parts' (one per store): the least advanced one, so the customer is told
+    `ready` or `delivered` only when every part is. Parts that ended unserved while others go on do not hold the
+    order back (a part re-routed away and cancelled)."""
+    if not parts:
+        raise ProtocolError("an order has at least one part")
+    live = [p for p in parts if p not in UNSERVED_STATUSES] or parts
+    return min(live, key=STATUSES.index)
+
+
+def is_final(status: str) -> bool:
+    return status in FINAL_STATUSES

@@ -138,6 +138,11 @@ PATHS = {
     "/orders/{order_id}": {"get": _op("One of the member's orders, with its pickup code and its timeline (every "
                                       "step of its lifecycle: protocol/order_lifecycle.py)", ("200", "the order"),
                                       {"404": "unknown order, or another member's"}, params=["order_id"], member=True)},
+    "/operator/orders/summary": {"get": _op(
+        "Orders created since ?since= (RFC 3339; default the last 24 h): counts by final state, and every order that "
+        "has not ended with what it waits for (a store manager sees their store's)",
+        ("200", "{ended, open_count, open: [{order_id, status, waiting_for}]}"),
+        {"401": "not signed in as an operator", "422": "since: not a time"}, operator=True, query=["since"])},
     "/orders/{order_id}/events": {"get": _op(
         "Follow the order live: its timeline as server-sent events (`step`), from after Last-Event-ID or ?after=; "
         "the session token may come as ?token= (EventSource sends no headers)",

@@ -14,7 +14,7 @@ import pytest_asyncio
 from cloud.services import order_journal as journal
 from protocol import order_lifecycle as lifecycle
 from protocol.messages import EscrowGranted, StockMoved
-from tests.integration.harness import StoreLink, customer, eventually, running_cloud, top_up
+from tests.integration.harness import StoreLink, customer, eventually, operator_headers, running_cloud, top_up
 
 pytestmark = pytest.mark.integration
 CN = timezone(timedelta(hours=8))
@@ -130,3 +130,23 @@ async def test_a_step_the_lifecycle_refuses_writes_nothing_and_a_repeated_fact_a
     timeline = await journal.timeline(db, order["order_id"])
     assert [e["event"] for e in timeline] == ["created", "reserve", "rider"]
     assert timeline[-1]["detail"] == {"lat": 31.2} and timeline[-1]["status"] == "reserved"
+
+
+async def test_operators_see_orders_by_final_state_and_what_each_open_one_waits_for(cloud):
+    services, http, sku = cloud
+    member = await customer(services, http)
+    since = datetime.now(CN).isoformat()
+    open_order = await place(http, member, sku)
+    ended = await place(http, member, sku)
+    await http.post(f"/orders/{ended['order_id']}/cancel", headers=member.headers)
+    op = await operator_headers(services)
+    r = await http.get("/operator/orders/summary", params={"since": since}, headers=op)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["ended"].get("cancelled", 0) >= 1
+    mine = [o for o in body["open"] if o["order_id"] == open_order["order_id"]]
+    assert mine and mine[0]["status"] == "reserved" and "payment" in mine[0]["waiting_for"]
+    assert all(o["order_id"] != ended["order_id"] for o in body["open"])
+    assert (await http.get("/operator/orders/summary", headers=member.headers)).status_code == 401
+    bad = await http.get("/operator/orders/summary", params={"since": "yesterday"}, headers=op)
+    assert bad.status_code == 422 and "since" in bad.json()["detail"]

@@ -416,6 +416,8 @@ EDGE_EVENTS: tuple[type[Message], ...] = (
     SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat, CashToppedUp,
 )
 REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered)
+from protocol.delivery_messages import DeliveryReturned  # noqa: E402 - it builds on the classes above
+
 CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
-                                              RuleBookUpdated, MemberUpdated, BusinessAck)
+                                              RuleBookUpdated, MemberUpdated, BusinessAck, DeliveryReturned)
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

@@ -13,10 +13,12 @@ import hashlib
 import json
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 
 from actors.order_router import BookSlot, ReleaseSlot
 from actors.stock_pool import Cancel, Reserve
 from cloud.messaging import to_stores
+from cloud.services import delivery_terms
 from cloud.services import order_journal as journal
 from cloud.services.order_request import OrderRequest
 from cloud.services.order_saga import OrderSaga
@@ -71,6 +73,8 @@ class Orders:
         self.saga = OrderSaga(self)
         self.as_json = order_json
         self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
+        # called when a delivery order was picked and is ready at the store: it goes to a rider (cloud/wiring.py)
+        self.on_ready: Callable[[str], Awaitable[None]] | None = None
 
     # ---- create -----------------------------------------------------------------------------------
     async def create(self, req: OrderRequest, member: str, key: str, raw: dict) -> dict:
@@ -138,6 +142,8 @@ class Orders:
             raise Refusal("invalid", f"slot_start: must be within the next {SLOT_AHEAD_MS // 86_400_000} days")
         items = self._items(req)
         plan = await self._route(req, items, slot_ms)
+        if req.fulfilment == "delivery":  # before anything is held: a closed slot refuses cleanly
+            delivery_terms.check_cutoff(cloud.world, plan, slot_ms, cloud.now_ms())
         kid = _key_id(key)
         # The plan is written before anything is held, so that if this request dies half-way the sweeper knows
         # what to give back (`sweep_abandoned`).
@@ -147,6 +153,8 @@ class Orders:
         reserved = await self._reserve(kid, order_id, plan)
         await self._book_slots(kid, order_id, plan, slot_ms, reserved)
         priced = self._price(req, next(iter(plan)))
+        if req.fulfilment == "delivery":
+            delivery_terms.add_fee(cloud.world, next(iter(plan)), priced)
         now = cloud.now_ms()
         allocation = _allocation(kid, plan)
         code = f"{secrets.randbelow(10**8):08d}" if req.fulfilment == "pickup" else None

@@ -18,9 +18,10 @@ otherwise); every callback it pushes is signed the same way.
   cancels after accepting (`cancelled`, reason `rider_cancelled`). Callbacks are resent until answered 2xx (a few
   tries), sent twice with probability `duplicate_rate`, and with `out_of_order_rate` an earlier status is sent
   again after a later one.
-- `POST /sim/script` `{"origin_id", "outcomes": ["no_rider" | "rider_cancels" | "delivered", ...],
+- `POST /sim/script` `{"origin_id", "outcomes": ["no_rider" | "rider_cancels" | "delivered" | "silent", ...],
   "duplicate": bool, "out_of_order": bool}`: forces what happens to that order's tries, in order (tests).
-- `GET /sim/callbacks?origin_id=`: every callback sent (tests); `GET /health`: counters.
+- `GET /sim/callbacks?origin_id=`: every callback sent, a duplicate as often as it was sent (tests);
+  `GET /health`: counters.
 
 Start it: `freshmesh sim riders --port P --app-key K --app-secret S [--step-ms N] [--no-rider-rate R] ...`.
 """
@@ -56,7 +57,7 @@ BODY_MAX_BYTES = 16_384
 CALLBACK_ATTEMPTS_MAX = 5
 CALLBACK_BACKOFF_FIRST_S = 0.2
 CALLBACK_TIMEOUT_S = 5.0
-OUTCOMES = ("delivered", "no_rider", "rider_cancels")
+OUTCOMES = ("delivered", "no_rider", "rider_cancels", "silent")  # silent: still looking for a rider (tests)
 RIDERS = (("Zhang Wei", "13912345678"), ("Li Na", "13787654321"), ("Wang Fang", "13655512345"),
           ("Liu Yang", "13598765432"))
 log = logging.getLogger("freshmesh.sim.riders")
@@ -250,8 +251,8 @@ class SimulatedRiderPlatform:
         outcome, duplicate, out_of_order = plan
         s = self.settings
         await asyncio.sleep(s.accept_delay_ms / 1000)
-        if record["status"] == delivery.CANCELLED:
-            return  # the merchant cancelled first
+        if record["status"] == delivery.CANCELLED or outcome == "silent":
+            return  # the merchant cancelled first, or (a test's script) no word yet
         if outcome == "no_rider":
             self.counts["no_rider"] += 1
             await self._callback(record, delivery.FAILED, duplicate, reason="no_rider")
@@ -298,6 +299,7 @@ class SimulatedRiderPlatform:
         await self._push(record["callback_url"], raw)
         if duplicate:
             self.counts["duplicated"] += 1
+            self.sent.append(body)
             await self._push(record["callback_url"], raw)
 
     async def _push(self, url: str, raw: bytes) -> None:

@@ -117,6 +117,9 @@ class Deliveries:
                                     cb.attempt)
         if try_row is None or try_row["platform_order_id"] != cb.platform_order_id:
             return 404, f"no delivery {cb.platform_order_id} of order {cb.origin_id} (try {cb.attempt})"
+        if await db.fetchval("select 1 from order_events where order_id = $1 and event_key = $2", cb.origin_id,
+                             f"rider:{cb.callback_id}"):
+            return 200, "duplicate"  # (advance would say so too; this answers it before the try is looked at)
         current = await db.fetchval("select max(attempt) from deliveries where order_id = $1", cb.origin_id)
         if cb.attempt != current:
             log.info("order %s: callback %s of superseded try %d ignored", cb.origin_id, cb.status, cb.attempt)

@@ -3,6 +3,7 @@ fee (added to the order's total unless the basket reaches the store's free-deliv
 `protocol.delivery.Terms`; this module applies them to an order being placed."""
 from __future__ import annotations
 
+from actors.order_router import distance_m
 from cloud.services.verdicts import Refusal
 from protocol.delivery import Terms
 
@@ -10,6 +11,15 @@ from protocol.delivery import Terms
 def terms_of(world, store_id: str) -> Terms:
     store = world.stores[store_id]
     return Terms(store.delivery_fee_fen, store.free_delivery_from_fen, store.slot_cutoff_min)
+
+
+def check_cutoff_near(world, lat: float, lon: float, slot_ms: int, now_ms: int) -> None:
+    """Before routing: Refusal (409 slot) when every store that delivers to (lat, lon) has closed this slot, so the
+    customer hears of the cut-off rather than of stores that cannot serve it."""
+    near = [s.store_id for s in world.stores.values() if distance_m(lat, lon, s.lat, s.lon) <= s.delivery_radius_m]
+    problems = {store_id: terms_of(world, store_id).cutoff_problem(slot_ms, now_ms) for store_id in near}
+    if near and all(problems.values()):
+        check_cutoff(world, [min(near, key=lambda s: terms_of(world, s).cutoff_min)], slot_ms, now_ms)
 
 
 def check_cutoff(world, stores, slot_ms: int, now_ms: int) -> None:

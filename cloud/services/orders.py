@@ -141,6 +141,8 @@ class Orders:
         if not cloud.now_ms() - SLOT_PAST_MS <= slot_ms <= cloud.now_ms() + SLOT_AHEAD_MS:
             raise Refusal("invalid", f"slot_start: must be within the next {SLOT_AHEAD_MS // 86_400_000} days")
         items = self._items(req)
+        if req.fulfilment == "delivery" and req.location is not None:
+            delivery_terms.check_cutoff_near(cloud.world, req.location.lat, req.location.lon, slot_ms, cloud.now_ms())
         plan = await self._route(req, items, slot_ms)
         if req.fulfilment == "delivery":  # before anything is held: a closed slot refuses cleanly
             delivery_terms.check_cutoff(cloud.world, plan, slot_ms, cloud.now_ms())

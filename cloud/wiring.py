@@ -84,6 +84,7 @@ class Services:
 
     async def start_background(self) -> None:
         self.bridge = await Bridge(self.cloud).start()
+        self.bridge.staff_deliveries = self.deliveries.by_staff  # a store's own staff deliver: withdraw the rider
         self._tasks.append(asyncio.create_task(self._sweep_expired()))
         self._tasks.append(asyncio.create_task(self._sweep_money()))
         self._tasks.append(asyncio.create_task(self._sweep_deliveries()))

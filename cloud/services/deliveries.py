@@ -28,7 +28,7 @@ from cloud.services import order_journal as journal
 from cloud.services.riders import BadCallback, Callback, RidersRefused, RidersUnavailable
 from protocol import delivery
 from protocol import order_lifecycle as lifecycle
-from protocol.delivery_messages import DeliveryReturned
+from protocol.delivery_messages import DeliveryReturned, StaffDelivery
 from protocol.ids import derived_id
 from protocol.messages import OrderLine
 
@@ -199,6 +199,50 @@ class Deliveries:
                 event_id=derived_id(order_id, f"returned:{store}"))
         await journal.note(db, order_id, "returned", self.cloud.now_ms(), key="delivery:returned",
                            detail={"reason": reason, "stores": sorted(json.loads(row["allocation"]))})
+
+    # ---- the store's own staff ----------------------------------------------------------------------------------
+    async def by_staff(self, event: StaffDelivery) -> None:
+        """The store's staff took the order out (`out`) or handed it over (`delivered`), instead of a rider: the
+        same lifecycle events as a rider's callbacks, once (the store event's id is the timeline key). Taking it out
+        withdraws an open rider try at the platform, so that no rider comes for goods that left."""
+        db, order_id = self.cloud.db, event.order_id
+        if event.step == "out":
+            await self._withdraw_rider(order_id)
+            attempt = await db.fetchval("select coalesce(max(attempt), 0) + 1 from deliveries where order_id = $1 "
+                                        "and platform <> 'own_staff'", order_id)
+            await db.execute(
+                """insert into deliveries (order_id, attempt, store_id, platform, status, rider, created_ms, updated_ms)
+                   select $1, $2, $3, 'own_staff', 'picked_up', $4, $5, $5
+                   where not exists (select 1 from deliveries where order_id = $1 and platform = 'own_staff')""",
+                order_id, attempt, event.store_id, json.dumps({"name": event.staff_id, "staff": True}),
+                self.cloud.now_ms())
+        event_name = "hand_to_rider" if event.step == "out" else "deliver"
+        try:
+            await journal.advance(db, order_id, event_name, self.cloud.now_ms(), store=event.store_id,
+                                  key=event.event_id, detail={"by": "own_staff", "staff_id": event.staff_id})
+        except lifecycle.IllegalTransition as exc:  # e.g. a rider picked it up first: the order says what happened
+            log.warning("order %s: staff delivery %s of store %s not applied: %s", order_id, event.step,
+                        event.store_id, exc)
+            return
+        if event.step == "delivered":
+            await db.execute("update deliveries set status = 'delivered', updated_ms = $2 where order_id = $1 "
+                             "and platform = 'own_staff'", order_id, self.cloud.now_ms())
+
+    async def _withdraw_rider(self, order_id: str) -> None:
+        row = await self.cloud.db.fetchrow(
+            """select * from deliveries where order_id = $1 and platform <> 'own_staff' and platform_order_id is not null
+               and status in ('requested', 'created', 'accepted', 'arrived_at_store') order by attempt desc limit 1""",
+            order_id)
+        if row is None:
+            return
+        if self.platform is not None:
+            try:
+                await self.platform.cancel(row["platform_order_id"], "cancelled_by_merchant")
+            except (RidersUnavailable, RidersRefused) as exc:  # the rider may still come: the store sends them away
+                log.warning("order %s: rider try %s not withdrawn (%s)", order_id, row["platform_order_id"], exc)
+        await self.cloud.db.execute("update deliveries set status = 'cancelled', reason = 'own_staff', updated_ms = $3 "
+                                    "where order_id = $1 and attempt = $2", order_id, row["attempt"],
+                                    self.cloud.now_ms())
 
     # ---- the sweeper --------------------------------------------------------------------------------------------
     async def sweep(self) -> int:

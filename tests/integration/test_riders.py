@@ -12,7 +12,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from cloud.embedded.process import free_port
 from cloud.services import order_journal as journal
+from cloud.services.riders import HttpRiderPlatform
 from protocol import delivery
 from protocol.delivery_messages import DeliveryReturned
 from protocol.messages import EscrowGranted, StockMoved
@@ -278,3 +280,27 @@ async def test_delivery_fee_free_threshold_and_slot_cut_off(cloud, sku):
     assert "60 min before" in closed.json()["detail"] and closed.json()["cutoff_min"] == 60
     for placed in (small, big):
         await http.post(f"/orders/{placed.json()['order_id']}/cancel", json={}, headers=member.headers)
+
+
+async def test_a_dispatch_the_platform_did_not_take_is_made_by_the_sweeper_once(cloud, sku):
+    services, http = cloud
+    real = services.deliveries.platform
+    dead = HttpRiderPlatform(f"http://127.0.0.1:{free_port()}", RIDERS_APP_KEY, RIDERS_SECRET, real.callback_url,
+                             real.clock)
+    dead.sim = real.sim  # (where the test scripts the platform: reachable)
+    services.deliveries.platform = dead  # the platform is unreachable when the order becomes ready
+    try:
+        order, member = await ready_order(services, http, sku["sku"], ["delivered"])
+        row = await services.cloud.db.fetchrow("select * from deliveries where order_id = $1", order["order_id"])
+        assert row["status"] == "requested" and row["platform_order_id"] is None  # journaled, not made
+    finally:
+        services.deliveries.platform = real
+        await dead.close()
+    await final(http, member, order["order_id"], "delivered")  # the sweeper made the delivery (nobody else did)
+    await services.orders.on_ready(order["order_id"])  # the hook called again (a late retry): nothing new
+    tries = await services.cloud.db.fetch("select * from deliveries where order_id = $1", order["order_id"])
+    async with httpx.AsyncClient(base_url=real.sim.url) as platform:
+        made = {c["platform_order_id"] for c in (await platform.get(
+            "/sim/callbacks", params={"origin_id": order["order_id"]})).json()["callbacks"]}
+    assert len(tries) == 1 and made == {tries[0]["platform_order_id"]}
+    assert await own_violations(http, [order["order_id"]]) == []

@@ -54,6 +54,7 @@ class Services:
         self.members.payments = self.payments
         self.deliveries = Deliveries(cloud, self.orders, riders)
         self.orders.on_ready = self.deliveries.on_ready  # a picked delivery order goes to a rider
+        self.orders.on_cancelled = self.deliveries.on_cancelled  # ... and is withdrawn if the order is cancelled
         self.payments.on_balance_changed = self.members.balance_changed
         self.identity = Identity(cloud, self.members, sms, cloud.keys.sign_in_code_key)
         self.passes = FlashPasses(cloud.keys.pass_signing_key, cloud.clock)

@@ -20,7 +20,8 @@ otherwise); every callback it pushes is signed the same way.
   again after a later one.
 - `POST /sim/script` `{"origin_id", "outcomes": ["no_rider" | "rider_cancels" | "delivered" | "silent", ...],
   "duplicate": bool, "out_of_order": bool}`: forces what happens to that order's tries, in order (tests).
-- `GET /sim/callbacks?origin_id=`: every callback sent, a duplicate as often as it was sent (tests);
+- `GET /sim/callbacks?origin_id=`: every callback sent, a duplicate as often as it was sent, and how the merchant
+  answered each push (tests);
   `GET /health`: counters.
 
 Start it: `freshmesh sim riders --port P --app-key K --app-secret S [--step-ms N] [--no-rider-rate R] ...`.
@@ -114,6 +115,7 @@ class SimulatedRiderPlatform:
         self.by_origin: dict[tuple[str, int], str] = {}
         self.scripts: dict[str, dict[str, Any]] = {}  # by origin id: forced outcomes (tests)
         self.sent: list[dict] = []
+        self.answers: list[tuple[str, int]] = []  # (callback id, the merchant's HTTP status), per push
         self.counts = dict.fromkeys(("created", "delivered", "no_rider", "rider_cancelled", "callbacks",
                                      "callback_failed", "duplicated", "out_of_order", "refused"), 0)
         self.tasks: set[asyncio.Task] = set()
@@ -296,13 +298,13 @@ class SimulatedRiderPlatform:
                 "rider": record["rider"] or {}, "position": position or {}, "at_ms": now_ms(), "platform": PLATFORM}
         raw = json.dumps(body, separators=(",", ":")).encode()
         self.sent.append(body)
-        await self._push(record["callback_url"], raw)
+        await self._push(record["callback_url"], raw, body["callback_id"])
         if duplicate:
             self.counts["duplicated"] += 1
             self.sent.append(body)
-            await self._push(record["callback_url"], raw)
+            await self._push(record["callback_url"], raw, body["callback_id"])
 
-    async def _push(self, url: str, raw: bytes) -> None:
+    async def _push(self, url: str, raw: bytes, callback_id: str) -> None:
         """POST the signed callback until answered 2xx (a few tries, backing off)."""
         assert self.client is not None
         backoff = CALLBACK_BACKOFF_FIRST_S
@@ -311,6 +313,7 @@ class SimulatedRiderPlatform:
                                               secrets.token_hex(12), raw)
             try:
                 r = await self.client.post(url, content=raw, headers={**headers, "Content-Type": "application/json"})
+                self.answers.append((callback_id, r.status_code))
                 if r.is_success:
                     self.counts["callbacks"] += 1
                     return
@@ -333,7 +336,9 @@ class SimulatedRiderPlatform:
 
     async def callbacks(self, request: Request) -> JSONResponse:
         origin = request.query_params.get("origin_id")
-        return JSONResponse({"callbacks": [c for c in self.sent if origin in (None, c["origin_id"])]})
+        sent = [c for c in self.sent if origin in (None, c["origin_id"])]
+        ids = {c["callback_id"] for c in sent}
+        return JSONResponse({"callbacks": sent, "answers": [[i, s] for i, s in self.answers if i in ids]})
 
     async def health(self, _request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "platform": PLATFORM, "counts": self.counts,

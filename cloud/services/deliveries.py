@@ -9,7 +9,8 @@ Guarantees:
   once: its own id is the timeline key (`order_journal.advance(key=)`), so a duplicate changes nothing;
 - callbacks never move an order backwards: a status the order has passed is refused by the lifecycle
   (IllegalTransition is logged and the callback acknowledged, so the platform stops sending it); callbacks of a
-  try that was superseded (the first rider, after the redispatch) are acknowledged and ignored;
+  try that was superseded (the first rider, after the redispatch) or has ended (delivered, failed, withdrawn when
+  the order was cancelled or left with the store's staff) are acknowledged and ignored;
 - the rider's name, masked phone and position are timeline notes (`rider`): `GET /orders/{id}` and its event
   stream show them; the rider's phone is never kept or shown in clear;
 - a failed try leads to one redispatch (`redispatch` then a new try); a second failure refunds the order in full
@@ -124,6 +125,10 @@ class Deliveries:
         if cb.attempt != current:
             log.info("order %s: callback %s of superseded try %d ignored", cb.origin_id, cb.status, cb.attempt)
             return 200, "superseded try: ignored"
+        if try_row["status"] in delivery.ENDED:  # late word of a try that ended (or that we withdrew)
+            log.info("order %s: callback %s after try %d ended (%s) ignored", cb.origin_id, cb.status, cb.attempt,
+                     try_row["status"])
+            return 200, f"try {cb.attempt} has ended ({try_row['status']}): ignored"
         event = delivery.lifecycle_event(cb.status)
         detail: dict = {"status": cb.status, "attempt": cb.attempt, "platform_order_id": cb.platform_order_id}
         if cb.rider_name or cb.rider_phone:
@@ -228,7 +233,11 @@ class Deliveries:
             await db.execute("update deliveries set status = 'delivered', updated_ms = $2 where order_id = $1 "
                              "and platform = 'own_staff'", order_id, self.cloud.now_ms())
 
-    async def _withdraw_rider(self, order_id: str) -> None:
+    async def on_cancelled(self, order_id: str) -> None:
+        """The hook `Orders.on_cancelled`: a cancelled order's open rider try is withdrawn at the platform."""
+        await self._withdraw_rider(order_id, "cancelled_by_merchant")
+
+    async def _withdraw_rider(self, order_id: str, why: str = "own_staff") -> None:
         row = await self.cloud.db.fetchrow(
             """select * from deliveries where order_id = $1 and platform <> 'own_staff' and platform_order_id is not null
                and status in ('requested', 'created', 'accepted', 'arrived_at_store') order by attempt desc limit 1""",
@@ -240,9 +249,9 @@ class Deliveries:
                 await self.platform.cancel(row["platform_order_id"], "cancelled_by_merchant")
             except (RidersUnavailable, RidersRefused) as exc:  # the rider may still come: the store sends them away
                 log.warning("order %s: rider try %s not withdrawn (%s)", order_id, row["platform_order_id"], exc)
-        await self.cloud.db.execute("update deliveries set status = 'cancelled', reason = 'own_staff', updated_ms = $3 "
+        await self.cloud.db.execute("update deliveries set status = 'cancelled', reason = $4, updated_ms = $3 "
                                     "where order_id = $1 and attempt = $2", order_id, row["attempt"],
-                                    self.cloud.now_ms())
+                                    self.cloud.now_ms(), why)
 
     # ---- the sweeper --------------------------------------------------------------------------------------------
     async def sweep(self) -> int:
@@ -259,5 +268,14 @@ class Deliveries:
                                      where o.status = 'delivery_failed' and o.updated_ms < $1
                                      group by o.order_id limit $2""", before, SWEEP_BATCH_MAX):
             await self.after_failure(row["order_id"], row["attempt"], row["reason"] or "failed")
+            touched += 1
+        # given up, but the money, the reservations or the store's word may not have followed (every step again is
+        # idempotent: the refund by its movement id, releases by theirs, the store's message by its event id)
+        for row in await db.fetch("""select o.order_id from orders o join order_events g on g.order_id = o.order_id
+                                         and g.event_key = 'delivery:give_up'
+                                     where o.status = 'refunded' and o.updated_ms < $1 and not exists (
+                                         select 1 from order_events r where r.order_id = o.order_id
+                                         and r.event_key = 'delivery:returned') limit $2""", before, SWEEP_BATCH_MAX):
+            await self.give_up(row["order_id"], "not delivered")
             touched += 1
         return touched

@@ -75,6 +75,8 @@ class Orders:
         self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
         # called when a delivery order was picked and is ready at the store: it goes to a rider (cloud/wiring.py)
         self.on_ready: Callable[[str], Awaitable[None]] | None = None
+        # called when a delivery order was cancelled after it was paid: a rider on the way is withdrawn
+        self.on_cancelled: Callable[[str], Awaitable[None]] | None = None
 
     # ---- create -----------------------------------------------------------------------------------
     async def create(self, req: OrderRequest, member: str, key: str, raw: dict) -> dict:
@@ -306,6 +308,8 @@ class Orders:
                 await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
                                                                                     **env),
                                     event_id=derived_id(order_id, f"cancel:{store}"))
+        if row["fulfilment"] == "delivery" and was in lifecycle.IN_STORE_STATUSES and self.on_cancelled is not None:
+            await self.on_cancelled(order_id)
         return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
 
     async def sweep_money(self) -> int:

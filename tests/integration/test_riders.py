@@ -194,26 +194,51 @@ async def test_duplicate_and_out_of_order_callbacks_change_nothing(cloud, sku):
     body = await final(http, member, order["order_id"], "delivered")
     sim = services.deliveries.platform.sim
 
-    async def all_sent():
+    async def all_answered():  # the late `accepted` (after `delivered`) was sent and answered
         async with httpx.AsyncClient(base_url=sim.url) as platform:
-            sent = (await platform.get("/sim/callbacks", params={"origin_id": order["order_id"]})).json()["callbacks"]
-        return sent if sent and sent[-1]["status"] == "accepted" and len(sent) > 3 else None
-    sent = await eventually(all_sent)
-    assert sent, "the late 'accepted' was never sent"
-    ids = [c["callback_id"] for c in sent]
+            seen = (await platform.get("/sim/callbacks", params={"origin_id": order["order_id"]})).json()
+        late = seen["callbacks"][-1] if seen["callbacks"] else None
+        done = late and late["status"] == "accepted" and len(seen["callbacks"]) > 3 \
+            and any(i == late["callback_id"] for i, _ in seen["answers"])
+        return seen if done else None
+    seen = await eventually(all_answered)
+    assert seen, "the late 'accepted' was never sent"
+    ids = [c["callback_id"] for c in seen["callbacks"]]
     assert len(ids) > len(set(ids)) + 3  # the platform sent its callbacks twice
-
-    async def late_note_in():
-        after = (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()
-        return after if after["timeline"][-1]["detail"].get("status") == "accepted" else None
-    after = await eventually(late_note_in)
-    assert after and after["status"] == "delivered"  # the late `accepted` is a note: the order did not move back
-    keys = await services.cloud.db.fetch("select event_key from order_events where order_id = $1 and event_key like "
-                                         "'rider:%'", order["order_id"])
-    assert sorted(k["event_key"] for k in keys) == sorted(f"rider:{i}" for i in set(ids))  # each journaled once
+    assert {status for _, status in seen["answers"]} == {200}  # every one acknowledged: the platform stops
+    after = (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()
+    assert after["status"] == "delivered" and after["timeline"] == body["timeline"]  # nothing changed after the end
     assert [e["event"] for e in after["timeline"]].count("deliver") == 1
     assert [e["event"] for e in after["timeline"]].count("hand_to_rider") == 1
-    assert len(after["timeline"]) == len(body["timeline"]) + (1 if body["timeline"][-1]["event"] == "deliver" else 0)
+    keys = await services.cloud.db.fetch("select event_key from order_events where order_id = $1 and event_key like "
+                                         "'rider:%'", order["order_id"])
+    late = ids[-1]
+    assert sorted(k["event_key"] for k in keys) == sorted(f"rider:{i}" for i in set(ids) - {late})  # each once
+    assert await own_violations(http, [order["order_id"]]) == []
+
+
+async def test_cancelling_a_ready_order_withdraws_its_rider(cloud, sku):
+    services, http = cloud
+    order, member = await ready_order(services, http, sku["sku"], ["silent"])  # still looking for a rider
+    row = await services.cloud.db.fetchrow("select * from deliveries where order_id = $1", order["order_id"])
+    cancelled = await services.orders.cancel(order["order_id"], None, "the store closes early")  # (an operator's)
+    assert cancelled["status"] == "cancelled"
+    withdrawn = await services.deliveries.platform.query(row["platform_order_id"])
+    assert withdrawn["status"] == "cancelled"
+    row = await services.cloud.db.fetchrow("select * from deliveries where order_id = $1", order["order_id"])
+    assert (row["status"], row["reason"]) == ("cancelled", "cancelled_by_merchant")
+    raw, headers = signed({"callback_id": uuid.uuid4().hex, "platform_order_id": row["platform_order_id"],
+                           "origin_id": order["order_id"], "attempt": 1, "status": "accepted", "reason": "",
+                           "rider": {"name": "Late", "phone": "13900000000"}, "position": {}})
+    late = await http.post("/callbacks/rider", content=raw, headers=headers)  # the platform's word crossed ours
+    assert late.status_code == 200 and "ignored" in late.json()["message"]
+    view = (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()
+    assert view["status"] == "cancelled" and "Late" not in json.dumps(view["timeline"])
+
+    async def refunded():
+        return (await http.get(f"/members/{member.member_id}", headers=member.headers)).json()["stored_value_fen"] \
+            == 20_000
+    assert await eventually(refunded)
     assert await own_violations(http, [order["order_id"]]) == []
 
 

@@ -291,7 +291,7 @@ async def test_delivery_fee_free_threshold_and_slot_cut_off(cloud, sku):
     terms = small.json()["pricing"]["delivery"]
     basket = terms["basket_fen"]
     assert terms["free_from_fen"] == 3900 and terms["standard_fee_fen"] == 500
-    assert terms["fee_fen"] == (500 if basket < 3900 else 0)
+    assert basket < 3900 and terms["fee_fen"] == 500  # one piece: below the threshold
     assert small.json()["total_fen"] == basket + terms["fee_fen"]
     big_qty = 2 * 3900 // max(1, sku["price_fen"]) + 2  # twice the threshold at list price: promotions aside
     big = await place(http, member, sku["sku"], big_qty)
@@ -303,8 +303,11 @@ async def test_delivery_fee_free_threshold_and_slot_cut_off(cloud, sku):
     closed = await place(http, member, sku["sku"], 1, soon.isoformat())
     assert closed.status_code == 409 and closed.headers["content-type"] == "application/problem+json"
     assert "60 min before" in closed.json()["detail"] and closed.json()["cutoff_min"] == 60
-    for placed in (small, big):
-        await http.post(f"/orders/{placed.json()['order_id']}/cancel", json={}, headers=member.headers)
+    placed = [small.json()["order_id"], big.json()["order_id"]]
+    for order_id in placed:
+        r = await http.post(f"/orders/{order_id}/cancel", json={}, headers=member.headers)
+        assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert await own_violations(http, placed) == []
 
 
 async def test_a_dispatch_the_platform_did_not_take_is_made_by_the_sweeper_once(cloud, sku):

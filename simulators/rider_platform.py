@@ -215,7 +215,8 @@ class SimulatedRiderPlatform:
                 raise Refused(400, "ORDER_PICKED_UP", f"the delivery is {record['status']}: too late to cancel")
         except Refused as refused:
             return self._refused(refused)
-        record.update(status=delivery.CANCELLED, reason=str(data.get("reason", "cancelled_by_merchant"))[:64])
+        record.update(status=delivery.CANCELLED, reason=str(data.get("reason", "cancelled_by_merchant"))[:64],
+                      withdrawn=True)  # the rider is called off: nothing more happens to it
         return JSONResponse(self._view(record))
 
     async def query(self, request: Request) -> JSONResponse:
@@ -253,7 +254,7 @@ class SimulatedRiderPlatform:
         outcome, duplicate, out_of_order = plan
         s = self.settings
         await asyncio.sleep(s.accept_delay_ms / 1000)
-        if record["status"] == delivery.CANCELLED or outcome == "silent":
+        if record.get("withdrawn") or outcome == "silent":
             return  # the merchant cancelled first, or (a test's script) no word yet
         if outcome == "no_rider":
             self.counts["no_rider"] += 1
@@ -289,6 +290,8 @@ class SimulatedRiderPlatform:
 
     async def _callback(self, record: dict, status: str, duplicate: bool, *, reason: str = "",
                         position: dict | None = None, keep_status: bool = False) -> None:
+        if record.get("withdrawn"):
+            return  # the merchant cancelled it: the platform says no more
         if not keep_status:
             record.update(status=status, reason=reason or record["reason"])
         if position is not None:

@@ -16,7 +16,8 @@ Guarantees:
 - a failed try leads to one redispatch (`redispatch` then a new try); a second failure refunds the order in full
   (`refund` + `Payments.refund`), gives its reservations and slot back, and tells the store (`DeliveryReturned`)
   so that staff book the goods back on hand or to shrinkage. The sweeper (`sweep`) finishes any of these steps a
-  crash interrupted: tries not yet made at the platform, failed orders not yet redispatched or refunded.
+  crash or an unreachable platform interrupted: ready orders without a live try (never dispatched, not made at the
+  platform, redispatched without the new try), failed orders not yet redispatched, give-ups not yet finished.
 """
 from __future__ import annotations
 
@@ -64,7 +65,11 @@ class Deliveries:
             log.warning("order %s is ready but no rider platform is configured: the store's staff deliver it",
                         order_id)
             return None
-        attempt = await db.fetchval("select coalesce(max(attempt), 1) from deliveries where order_id = $1", order_id)
+        latest = await db.fetchrow("select attempt, status from deliveries where order_id = $1 order by attempt desc "
+                                   "limit 1", order_id)
+        # the ready order's current try; a new one when the last ended (its redispatch was cut short by a crash)
+        attempt = 1 if latest is None else latest["attempt"] + (latest["status"] in (delivery.FAILED,
+                                                                                     delivery.CANCELLED))
         store = next(iter(json.loads(row["allocation"])))
         now = self.cloud.now_ms()
         await db.execute("""insert into deliveries (order_id, attempt, store_id, platform, status, created_ms, updated_ms)
@@ -258,9 +263,14 @@ class Deliveries:
         """Finish what a crash or an unreachable platform left half-done; returns how many it touched."""
         db, before = self.cloud.db, self.cloud.now_ms() - SWEEP_AFTER_MS
         touched = 0
-        for row in await db.fetch("""select d.order_id from deliveries d join orders o using (order_id)
-                                     where d.status = 'requested' and d.updated_ms < $1 and o.status = 'ready'
-                                     limit $2""", before, SWEEP_BATCH_MAX):
+        # ready deliveries without a try the platform took: never asked (the hook was lost), asked but unreachable,
+        # or redispatched without the new try made
+        ready = [] if self.platform is None else await db.fetch(
+            """select o.order_id from orders o where o.status = 'ready' and o.fulfilment = 'delivery'
+                   and o.updated_ms < $1 and not exists (select 1 from deliveries d where d.order_id = o.order_id
+                       and d.platform_order_id is not null and d.status not in ('failed', 'cancelled'))
+               limit $2""", before, SWEEP_BATCH_MAX)
+        for row in ready:
             await self.on_ready(row["order_id"])
             touched += 1
         for row in await db.fetch("""select o.order_id, max(d.attempt) as attempt, max(d.reason) as reason

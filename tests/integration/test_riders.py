@@ -332,3 +332,18 @@ async def test_a_dispatch_the_platform_did_not_take_is_made_by_the_sweeper_once(
             "/sim/callbacks", params={"origin_id": order["order_id"]})).json()["callbacks"]}
     assert len(tries) == 1 and made == {tries[0]["platform_order_id"]}
     assert await own_violations(http, [order["order_id"]]) == []
+
+
+async def test_a_redispatch_cut_short_by_a_crash_is_finished_by_the_sweeper(cloud, sku):
+    services, http = cloud
+    order, member = await ready_order(services, http, sku["sku"], ["silent", "delivered"])
+    oid, db, now = order["order_id"], services.cloud.db, services.cloud.now_ms()
+    # what a crash leaves after the first try failed and the order went back to `ready`, before the new try was
+    # journaled: the steps `apply` and `after_failure` take, stopped there
+    await db.execute("update deliveries set status = 'failed', reason = 'no_rider' where order_id = $1", oid)
+    await journal.advance(db, oid, "fail_delivery", now, detail={"reason": "no_rider"}, key="test:failed")
+    await journal.advance(db, oid, "redispatch", now, key="redispatch:1")
+    await final(http, member, oid, "delivered")
+    tries = await db.fetch("select attempt, status from deliveries where order_id = $1 order by attempt", oid)
+    assert [(t["attempt"], t["status"]) for t in tries] == [(1, "failed"), (2, "delivered")]
+    assert await own_violations(http, [oid]) == []

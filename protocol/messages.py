@@ -412,10 +412,14 @@ class BusinessAck(Message):
     acks: tuple[Ack, ...]
 
 
+from protocol.delivery_messages import DeliveryReturned, StaffDelivery  # noqa: E402 - it builds on the classes above
+
 EDGE_EVENTS: tuple[type[Message], ...] = (
     SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat, CashToppedUp,
+    StaffDelivery,
 )
 REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered)
+
 CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
-                                              RuleBookUpdated, MemberUpdated, BusinessAck)
+                                              RuleBookUpdated, MemberUpdated, BusinessAck, DeliveryReturned)
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

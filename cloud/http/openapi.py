@@ -220,6 +220,14 @@ PATHS = {
         {"400": "{code: FAIL}: unknown payment, wrong amount, currency or merchant, another transaction id; "
                 "nothing credited",
          "401": "{code: FAIL}: not signed by the provider, or signed more than 5 minutes away"})},
+    "/callbacks/rider": {"post": _op(
+        "Status callbacks from the rider platform (Rider-App-Key, Rider-Timestamp, Rider-Nonce, Rider-Signature: "
+        "HMAC-SHA256 with the app secret over the raw body; accepted, arrived_at_store, picked_up, delivering, "
+        "delivered, failed, cancelled, with the rider and position)",
+        ("200", "{code: 0}: handled: applied now, before (a duplicate), or late/out of order (acknowledged, the "
+                "order does not move back)"),
+        {"400": "unreadable callback (a field or status named)", "401": "not signed by the platform, or more than "
+         "5 minutes away", "404": "no delivery of ours by that platform order id and try"})},
 }
 
 

@@ -18,7 +18,8 @@ import asyncio
 import json
 import logging
 
-from edge.core import cashiers, cloud_messages, selling, stock
+from edge import returns_db
+from edge.core import cashiers, cloud_messages, returns, selling, stock
 from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.state import Books, EventStamp, Moment
@@ -253,6 +254,21 @@ class StoreActor:
     async def _shrink(self, sku: str, qty: int, reason: str) -> dict:
         level = await self.db.stock_level(sku)
         return await self._execute(stock.shrink(sku, qty, reason, level, self._stamp()))
+
+    # ---- returns (edge.core.returns) ----------------------------------------------------------------------
+    async def _return_goods(self, lane: str, kind: str, ref: str, asked: list, return_id: str | None = None) -> dict:
+        """`kind`: "sale" | "order" | "pickup" (a pickup code); a known `return_id` answers its first result."""
+        if return_id is not None and (done := await returns_db.existing(self.db.writer, return_id)) is not None:
+            return returns.reply_of(done, self.store_id)
+        if kind == "sale":
+            source = await returns_db.sale_source(self.db.writer, ref)
+        else:
+            source = await returns_db.order_source(self.db.writer, **{"order_id" if kind == "order" else "pickup_code": ref})
+        before = await returns_db.earlier(self.db.writer, source.key) if source else {}
+        levels = await self.db.stock_levels(a.sku for a in asked)
+        what = f"{'sale' if kind == 'sale' else 'order'} {'with pickup code ' if kind == 'pickup' else ''}{ref}"
+        return await self._execute(returns.take(source, what, before, asked, levels, return_id or self.ids.new(),
+                                                lane, self._stamp()))
 
     # ---- cloud messages ---------------------------------------------------------------------------------
     async def _cloud_message(self, message) -> str:

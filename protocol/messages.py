@@ -412,10 +412,13 @@ class BusinessAck(Message):
     acks: tuple[Ack, ...]
 
 
+from protocol.return_messages import AfterSalesDecided, AfterSalesRequested, GoodsReturned  # noqa: E402
+
 EDGE_EVENTS: tuple[type[Message], ...] = (
     SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat, CashToppedUp,
+    GoodsReturned, AfterSalesDecided,
 )
 REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered)
 CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
-                                              RuleBookUpdated, MemberUpdated, BusinessAck)
+                                              RuleBookUpdated, MemberUpdated, BusinessAck, AfterSalesRequested)
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

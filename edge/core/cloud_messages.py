@@ -118,7 +118,8 @@ def apply_cloud_message(message: Message, seen: bool, books: Books, now: Moment)
 
 def _order(order: OrderToFulfil, books: Books, mark: MarkApplied) -> Outcome:
     products = {line.sku: books.product(line.sku) for line in order.lines}
-    lines = [{"sku": line.sku, "qty": line.qty, **({"unit": stock_unit(p)} if (p := products[line.sku]) else {})}
+    lines = [{"sku": line.sku, "qty": line.qty, "amount_fen": line.amount_fen,  # amount: what a return gives back
+              **({"unit": stock_unit(p)} if (p := products[line.sku]) else {})}
              for line in order.lines]
     payload = {"lines": lines, "fulfilment": order.fulfilment, "total_fen": order.total_fen,
                "slot_start_ms": order.slot_start_ms}

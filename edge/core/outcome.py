@@ -164,9 +164,22 @@ class SetAsideRefused:
     at_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class InsertReturn:
+    """A return taken at a lane (edge.core.returns): `source` is "sale:<id>" or "order:<id>"; `lines` are
+    (sku, qty, fen given back, disposition)."""
+    return_id: str
+    source: str
+    lane: str
+    method: str
+    total_fen: int
+    lines: tuple[tuple[str, int, int, str], ...]
+    at_ms: int
+
+
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
-          | RecordTopUp | OpenShift | CloseShift)
+          | RecordTopUp | OpenShift | CloseShift | InsertReturn)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

@@ -79,7 +79,9 @@ class Services:
         return self._console
 
     async def start_background(self) -> None:
-        self.bridge = await Bridge(self.cloud).start()
+        bridge = Bridge(self.cloud)
+        bridge.returns.payments = self.payments  # an online order returned at a till is refunded through them
+        self.bridge = await bridge.start()
         self._tasks.append(asyncio.create_task(self._sweep_expired()))
         self._tasks.append(asyncio.create_task(self._sweep_money()))
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one

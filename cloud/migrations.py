@@ -370,7 +370,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             decided_by      text,
             decision_reason text,
             created_ms      bigint not null,
-            decided_ms      bigint
+            decided_ms      bigint,
+            idempotency_key text unique             -- member:key: a retried request makes nothing more
         );
         create index if not exists after_sales_order on after_sales (order_id);
         create index if not exists after_sales_store on after_sales (store_id, status);

@@ -25,6 +25,7 @@ from cloud.migrations import migrate
 from cloud.runtime.clients import Actors
 from cloud.runtime.hosting import ensure_ray
 from cloud.runtime.shard_map import ShardConfig
+from cloud.services.after_sales import AfterSales
 from cloud.services.flash_sales import FlashSales
 from cloud.services.identity import Identity
 from cloud.services.members import Members
@@ -51,6 +52,7 @@ class Services:
         self.payments = self.orders.payments
         self.members.payments = self.payments
         self.payments.on_balance_changed = self.members.balance_changed
+        self.after_sales = AfterSales(cloud, self.payments)
         self.identity = Identity(cloud, self.members, sms, cloud.keys.sign_in_code_key)
         self.passes = FlashPasses(cloud.keys.pass_signing_key, cloud.clock)
         self.flash = FlashSales(cloud, worker_id)
@@ -81,6 +83,7 @@ class Services:
     async def start_background(self) -> None:
         bridge = Bridge(self.cloud)
         bridge.returns.payments = self.payments  # an online order returned at a till is refunded through them
+        bridge.returns.after_sales = self.after_sales  # the stores' after-sales decisions are carried out by it
         self.bridge = await bridge.start()
         self._tasks.append(asyncio.create_task(self._sweep_expired()))
         self._tasks.append(asyncio.create_task(self._sweep_money()))

@@ -1,4 +1,6 @@
-"""Returns on the lane API (local to the store box): `POST /lanes/{lane}/returns` takes a return at the till.
+"""Returns and after-sales on the lane API (local to the store box): `POST /lanes/{lane}/returns` takes a return
+at the till; `GET /after-sales` lists the customers' requests the cloud sent (`?status=requested`), and
+`POST /after-sales/{id}/approve|refuse` {"reason", "staff"} decides one (a refusal says why).
 
 Body: one of `receipt` (the receipt's QR text `SALE:<id>`, or a pickup ticket's `PICKUP:<code>`), `sale_id`,
 `order_id`, `pickup_code`; `lines`: [{"sku", "qty" (pieces) | "weight_g" (weighed goods), "disposition":
@@ -10,10 +12,11 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from edge import returns_db
 from edge.core.returns import Asked, parse_code
 from protocol.ids import is_id
 from protocol.messages import SKU_RE
-from protocol.return_messages import RETURN_LINES_MAX
+from protocol.return_messages import REASON_MAX_CHARS, RETURN_LINES_MAX
 from protocol.schema import record, require
 
 QTY_MAX = 10_000_000
@@ -65,6 +68,16 @@ class ReturnBody:
                       "piece" if line.qty is not None else "g", line.disposition) for line in self.lines]
 
 
+@record
+class DecisionBody:
+    reason: str = ""
+    staff: str = ""
+
+    def __post_init__(self) -> None:
+        require(len(self.reason) <= REASON_MAX_CHARS, f"reason: at most {REASON_MAX_CHARS} characters")
+        require(len(self.staff) <= 32, "staff: at most 32 characters")
+
+
 def routes(box, endpoint) -> list[Route]:
     """The returns routes, wrapped by the lane API's `endpoint` (body limits, problems)."""
     async def take_return(request, body: ReturnBody):
@@ -72,4 +85,17 @@ def routes(box, endpoint) -> list[Route]:
         return await box.actor.ask("return_goods", lane=request.path_params["lane"], kind=kind, ref=ref,
                                    asked=body.asked(), return_id=body.return_id)
 
-    return [Route("/lanes/{lane}/returns", endpoint(take_return, ReturnBody), methods=["POST"])]
+    async def after_sales(request, body):
+        status = request.query_params.get("status")
+        return {"requests": await returns_db.after_sales(box.store_db.reader, status)}
+
+    def decide(approved: bool):
+        async def handle(request, body: DecisionBody):
+            return await box.actor.ask("after_sales_decide", request_id=request.path_params["request_id"],
+                                       approved=approved, reason=body.reason, staff=body.staff)
+        return handle
+
+    return [Route("/lanes/{lane}/returns", endpoint(take_return, ReturnBody), methods=["POST"]),
+            Route("/after-sales", endpoint(after_sales), methods=["GET"]),
+            Route("/after-sales/{request_id}/approve", endpoint(decide(True), DecisionBody), methods=["POST"]),
+            Route("/after-sales/{request_id}/refuse", endpoint(decide(False), DecisionBody), methods=["POST"])]

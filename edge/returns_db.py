@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from edge.core.outcome import InsertReturn
+from edge.core.outcome import DecideAfterSales, InsertReturn, StoreAfterSales
 from edge.core.returns import ORDER_REFUND, Source
 from protocol.returns import Back, returned_so_far
 
@@ -17,6 +17,8 @@ create table if not exists returns (return_id text primary key, source text not 
 create table if not exists returned_lines (return_id text not null, source text not null, sku text not null,
     qty integer not null, fen integer not null);
 create index if not exists returned_lines_source on returned_lines (source);
+create table if not exists after_sales (request_id text primary key, order_id text not null, payload text not null,
+    status text not null, reason text not null default '', staff text not null default '', decided_ms integer);
 """
 
 
@@ -28,7 +30,36 @@ async def insert_return(db, e: InsertReturn) -> None:
                          [(e.return_id, e.source, sku, qty, fen) for sku, qty, fen, _ in e.lines])
 
 
-EXECUTORS: dict[type, Any] = {InsertReturn: insert_return}
+async def store_after_sales(db, e: StoreAfterSales) -> None:
+    await db.execute("insert into after_sales (request_id, order_id, payload, status) values (?, ?, ?, 'requested') "
+                     "on conflict (request_id) do nothing", (e.request_id, e.order_id, json.dumps(e.payload)))
+
+
+async def decide_after_sales(db, e: DecideAfterSales) -> None:
+    await db.execute("update after_sales set status = ?, reason = ?, staff = ?, decided_ms = ? where request_id = ? "
+                     "and status = 'requested'", (e.status, e.reason, e.staff, e.at_ms, e.request_id))
+
+
+EXECUTORS: dict[type, Any] = {InsertReturn: insert_return, StoreAfterSales: store_after_sales,
+                              DecideAfterSales: decide_after_sales}
+
+
+def _request(row) -> dict:
+    return {"request_id": row[0], "order_id": row[1], **json.loads(row[2]), "status": row[3],
+            **({"decision_reason": row[4], "staff": row[5]} if row[3] != "requested" else {})}
+
+
+async def after_sales(db, status: str | None = None) -> list[dict]:
+    """The requests the store was asked to decide, newest first (`status`: only those)."""
+    async with db.execute("select request_id, order_id, payload, status, reason, staff from after_sales "
+                          "where ? is null or status = ? order by rowid desc limit 200", (status, status)) as cur:
+        return [_request(r) for r in await cur.fetchall()]
+
+
+async def after_sales_one(db, request_id: str) -> dict | None:
+    row = await _one(db, "select request_id, order_id, payload, status, reason, staff from after_sales "
+                         "where request_id = ?", (request_id,))
+    return _request(row) if row else None
 
 
 async def _one(db, sql: str, params: tuple) -> tuple | None:

@@ -19,7 +19,7 @@ import json
 import logging
 
 from edge import returns_db
-from edge.core import cashiers, cloud_messages, returns, selling, stock
+from edge.core import after_sales, cashiers, cloud_messages, returns, selling, stock
 from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.state import Books, EventStamp, Moment
@@ -269,6 +269,10 @@ class StoreActor:
         what = f"{'sale' if kind == 'sale' else 'order'} {'with pickup code ' if kind == 'pickup' else ''}{ref}"
         return await self._execute(returns.take(source, what, before, asked, levels, return_id or self.ids.new(),
                                                 lane, self._stamp()))
+
+    async def _after_sales_decide(self, request_id: str, approved: bool, reason: str = "", staff: str = "") -> dict:
+        request = await returns_db.after_sales_one(self.db.writer, request_id)
+        return await self._execute(after_sales.decide(request, request_id, approved, reason, staff, self._stamp()))
 
     # ---- cloud messages ---------------------------------------------------------------------------------
     async def _cloud_message(self, message) -> str:

@@ -27,7 +27,7 @@ from nats.js import JetStreamContext
 from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import refusals, streams, to_stores
-from cloud.messaging.returns import TillReturns
+from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
 from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
 from cloud.messaging.throttle import Throttle
 from cloud.runtime.calls import ActorsUnavailable
@@ -51,7 +51,6 @@ from protocol.messages import (
 from protocol.policy import STORE_CASH_TOPUP_DAY_CAP_FEN
 from protocol.pull import fetch_ready
 from protocol.rate import StoreRateLimits, StoreRates
-from protocol.return_messages import GoodsReturned
 from protocol.schema import CONTROL_CHARACTERS
 from protocol.store_facts import judge
 
@@ -242,9 +241,9 @@ class Bridge:
                 last_move[(e.store_id, e.sku)] = e
         effects = [e for e in new if not isinstance(e, StockMoved) or last_move.get((e.store_id, e.sku)) is e]
         # All effects at once: the micro-batcher turns them into one Ray call per shard, in submission order.
-        await asyncio.gather(*(self._actor_effects(e) for e in effects if not isinstance(e, GoodsReturned)))
+        await asyncio.gather(*(self._actor_effects(e) for e in effects if not isinstance(e, AFTER_THE_OTHERS)))
         for e in effects:  # after the sales and pickups of the batch they may return
-            if isinstance(e, GoodsReturned):
+            if isinstance(e, AFTER_THE_OTHERS):
                 await self.returns.apply(e, self.new_balances)
         async with self.cloud.db.acquire() as conn, conn.transaction():
             if dead:

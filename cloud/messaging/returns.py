@@ -22,10 +22,13 @@ from typing import Any
 
 from actors.member_ledger import Refund
 from cloud.services import order_journal as journal
+from cloud.services.verdicts import Refusal
 from protocol import order_lifecycle as lifecycle
 from protocol.messages import Message, PickupCompleted, SaleCommitted
 from protocol.return_facts import OrderFacts, ReturnsKnown, SaleFacts, Verdicts, judge_returns, named, source_key
-from protocol.return_messages import GoodsReturned
+from protocol.return_messages import AfterSalesDecided, GoodsReturned
+
+AFTER_THE_OTHERS = (GoodsReturned, AfterSalesDecided)  # applied one by one, after the batch's other effects
 
 log = logging.getLogger("freshmesh.returns")
 
@@ -46,16 +49,37 @@ class TillReturns:
     def __init__(self, cloud) -> None:
         self.cloud = cloud
         self.payments: Any = None  # set by the services (cloud.wiring): an order's refund goes through them
+        self.after_sales: Any = None  # set by the services: a store's after-sales decision is carried out by it
         self.verdicts = Verdicts()
 
     async def admit(self, events: list[Message]) -> dict[str, str]:
-        """event id -> why, for the batch's returns the cloud does not believe."""
+        """event id -> why, for the batch's returns (and after-sales decisions) the cloud does not believe."""
+        refused = await self._admit_decisions([e for e in events if isinstance(e, AfterSalesDecided)])
         if not any(isinstance(e, GoodsReturned) for e in events):
-            return {}
+            return refused
         verdicts = judge_returns(events, await self._known(events))
         for name in ("amounts", "all_back", "lines"):
             getattr(self.verdicts, name).update(getattr(verdicts, name))
-        return verdicts.refused
+        return {**refused, **verdicts.refused}
+
+    async def _admit_decisions(self, events: list[AfterSalesDecided]) -> dict[str, str]:
+        """A store decides only the after-sales requests of its own orders (those it was asked about)."""
+        if not events:
+            return {}
+        rows = {r["request_id"]: r for r in await self.cloud.db.fetch(
+            "select request_id, store_id, order_id from after_sales where request_id = any($1::text[])",
+            [e.request_id for e in events])}
+        refused = {}
+        for e in events:
+            row = rows.get(e.request_id)
+            why = (f"no after-sales request {e.request_id}" if row is None else
+                   f"after-sales request {e.request_id} is store {row['store_id']}'s to decide"
+                   if row["store_id"] != e.store_id else
+                   f"after-sales request {e.request_id} is of order {row['order_id']}, not {e.order_id}"
+                   if row["order_id"] != e.order_id else "")
+            if why:
+                refused[e.event_id] = f"store {e.store_id} {e.KIND} refused: {why}"
+        return refused
 
     async def _known(self, events: list[Message]) -> ReturnsKnown:
         sale_ids, order_ids, return_ids = named(events)
@@ -110,8 +134,11 @@ class TillReturns:
             parts[store] = tuple(rows)
         return parts
 
-    async def apply(self, event: GoodsReturned, new_balances) -> None:
-        """The money of a believed return, once (see the module's guarantees)."""
+    async def apply(self, event: GoodsReturned | AfterSalesDecided, new_balances) -> None:
+        """The money of a believed return, or a store's after-sales decision, once (see the module's guarantees)."""
+        if isinstance(event, AfterSalesDecided):
+            await self._decided(event)
+            return
         if event.sale_id:
             paid_back = sum(p.amount_fen for p in event.refunds if p.method == "stored_value")
             if paid_back and event.member_id:
@@ -123,6 +150,14 @@ class TillReturns:
                 new_balances.add(event.member_id, event.store_id)
             return
         await self._refund_order(event)
+
+    async def _decided(self, event: AfterSalesDecided) -> None:
+        """The cloud's first decision stands: a store deciding a request an operator decided otherwise is logged."""
+        by = f"store {event.store_id}" + (f" ({event.staff})" if event.staff else "")
+        try:
+            await self.after_sales.decide(event.request_id, event.approved, event.reason, by)
+        except Refusal as exc:
+            log.warning("after-sales decision of store %s: %s", event.store_id, exc.detail)
 
     async def _refund_order(self, event: GoodsReturned) -> None:
         amount = self.verdicts.amounts.get(event.event_id, 0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from edge.core import tickets
+from edge.core import after_sales, tickets
 from edge.core.outcome import (
     ChangeEscrow,
     DropAcked,
@@ -48,6 +48,7 @@ from protocol.messages import (
     SaleCommitted,
 )
 from protocol.pricing import Catalogue, load_rule_book
+from protocol.return_messages import AfterSalesRequested
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,8 @@ def apply_cloud_message(message: Message, seen: bool, books: Books, now: Moment)
     if isinstance(message, EscrowReclaimed):
         back = (ChangeEscrow(message.sku, -message.qty_returned),) if message.qty_returned else ()
         return Outcome(reply="applied", effects=(mark, *back))
+    if isinstance(message, AfterSalesRequested):  # kept for the store's staff (edge.core.after_sales)
+        return Outcome(reply="applied", effects=(mark, after_sales.received(message)))
     if isinstance(message, MemberUpdated):
         if message.erased:
             return Outcome(reply="applied", effects=(mark, DropMember(message.member_id)))

@@ -177,9 +177,27 @@ class InsertReturn:
     at_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoreAfterSales:
+    """A customer's after-sales request the cloud sent, kept for the store's staff to decide (once: a redelivered
+    request changes nothing, a decided one stays decided)."""
+    request_id: str
+    order_id: str
+    payload: dict
+
+
+@dataclass(frozen=True, slots=True)
+class DecideAfterSales:
+    request_id: str
+    status: str  # approved | refused
+    reason: str
+    staff: str
+    at_ms: int
+
+
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
-          | RecordTopUp | OpenShift | CloseShift | InsertReturn)
+          | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

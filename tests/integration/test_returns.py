@@ -272,3 +272,99 @@ async def test_an_online_order_picked_up_then_returned_at_the_till_is_refunded_t
     assert await eventually(lambda: drained(box))
     assert await eventually(lambda: stock_agrees(box, http, sku, on_hand + 1))  # one resaleable, one spoiled
     assert await clean_audit(services, http, [order["order_id"], member.member_id]) == []
+
+
+async def picked_up_order(services, http, box, lane, sku: str, qty: int):
+    """A member's pickup order at this store, paid by the wallet and picked up at the till: (member, paid order)."""
+    await box.actor.ask("receive", sku=sku, qty=20)
+    assert await eventually(lambda: drained(box))
+    slot = (datetime.now(timezone(timedelta(hours=8))) + timedelta(days=1)).replace(hour=10, minute=0, second=0,
+                                                                                      microsecond=0).isoformat()
+    member = await customer(services, http)
+    order = (await http.post("/orders", json={"fulfilment": "pickup", "store_id": STORE, "slot_start": slot,
+                                              "items": [{"sku": sku, "qty": qty}]},
+                             headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})).json()
+    paid = await pay_by_wallet(services, http, member, order["order_id"])
+
+    async def arrived():
+        async with box.store_db.reader.execute("select 1 from orders where order_id = ?", (order["order_id"],)) as cur:
+            return await cur.fetchone()
+    assert await eventually(arrived), "the order to fulfil did not reach the store"
+    assert (await lane.post(f"/pickups/{order['pickup_code']}")).status_code == 200
+
+    async def handed_over():
+        got = (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()
+        return got["status"] == "picked_up"
+    assert await eventually(handed_over)
+    return member, paid
+
+
+async def test_after_sales_requests_are_approved_by_the_store_box_and_by_an_operator_or_refused(world):
+    services, http, box, lane, _ = world
+    sku = packed(3)["sku"]
+    member, order = await picked_up_order(services, http, box, lane, sku, 3)
+    order_id, total = order["order_id"], order["total_fen"]
+    ask = f"/orders/{order_id}/after-sales"
+    key = uuid.uuid4().hex
+    first = await http.post(ask, json={"lines": [{"sku": sku, "qty": 1}], "reason": "bruised", "with_return": False},
+                            headers={**member.headers, "Idempotency-Key": key})
+    assert first.status_code == 201 and first.json()["status"] == "requested", first.text
+    request_id = first.json()["request_id"]
+    assert first.json()["amount_fen"] == total // 3
+    again = await http.post(ask, json={"lines": [{"sku": sku, "qty": 1}], "reason": "bruised", "with_return": False},
+                            headers={**member.headers, "Idempotency-Key": key})
+    assert again.status_code == 200 and again.json()["request_id"] == request_id  # the same key: the same request
+    other = await customer(services, http)
+    assert (await http.post(ask, json={"lines": [{"sku": sku, "qty": 1}], "reason": "x"},
+                            headers=other.headers)).status_code == 404  # not their order
+    over = await http.post(ask, json={"lines": [{"sku": sku, "qty": 3}], "reason": "all bad"}, headers=member.headers)
+    assert over.status_code == 422 and "3 piece asked, but 3 piece were sold and 1 piece returned already" \
+        in over.json()["detail"]
+
+    # the store's staff see it on the store box and approve it there
+    async def at_store():
+        listed = (await lane.get("/after-sales?status=requested")).json()["requests"]
+        return [r for r in listed if r["request_id"] == request_id]
+    assert await eventually(at_store), "the request did not reach the store"
+    r = await lane.post(f"/after-sales/{request_id}/approve", json={"staff": "W01"})
+    assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+    assert (await lane.post(f"/after-sales/{request_id}/refuse", json={"reason": "changed my mind"})).status_code == 409
+
+    async def status(want: str):
+        got = (await http.get(f"/orders/{order_id}", headers=member.headers)).json()
+        return got if got["status"] == want else None
+    assert await eventually(lambda: status("partially_refunded"), timeout_s=20), "the store's approval did not refund"
+    mine = (await http.get(ask, headers=member.headers)).json()["requests"]
+    assert [(x["request_id"], x["status"], x["decided_by"]) for x in mine] == [(request_id, "approved", "store S005 (W01)")]
+
+    # a refused one: by an operator of the store, with a reason, on the timeline
+    second = (await http.post(ask, json={"lines": [{"sku": sku, "qty": 1}], "reason": "not fresh"},
+                              headers=member.headers)).json()
+    elsewhere = await operator_headers(services, "store_manager", store_id="S001")
+    forbidden = await http.post(f"/operator/after-sales/{second['request_id']}/refuse", json={"reason": "no"},
+                                headers=elsewhere)
+    assert forbidden.status_code == 403, forbidden.text
+    manager = await operator_headers(services, "store_manager", store_id=STORE)
+    assert (await http.post(f"/operator/after-sales/{second['request_id']}/refuse", json={},
+                            headers=manager)).status_code == 422  # a refusal says why
+    refused = await http.post(f"/operator/after-sales/{second['request_id']}/refuse",
+                              json={"reason": "photo shows it fresh"}, headers=manager)
+    assert refused.status_code == 200 and refused.json()["status"] == "refused", refused.text
+    view = (await http.get(f"/orders/{order_id}", headers=member.headers)).json()
+    assert view["status"] == "partially_refunded"
+    assert any(e["event"] == "after_sales_refused" and e["detail"]["reason"] == "photo shows it fresh"
+               for e in view["timeline"])
+
+    # the rest, approved by the operator: every line is back, the order is refunded whole
+    third = (await http.post(ask, json={"lines": [{"sku": sku, "qty": 2}], "reason": "all soft"},
+                             headers=member.headers)).json()
+    approved = await http.post(f"/operator/after-sales/{third['request_id']}/approve", headers=manager)
+    assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
+    assert await eventually(lambda: status("refunded"), timeout_s=20)
+
+    async def money_back():
+        rows = await services.cloud.db.fetch("select state, amount_fen from money_movements where order_id = $1 and "
+                                             "kind = 'refund'", order_id)
+        return all(r["state"] == "done" for r in rows) and sum(r["amount_fen"] for r in rows) == total
+    assert await eventually(money_back, timeout_s=20), "the approved refunds did not all go through the wallet"
+    assert await clean_audit(services, http, [order_id, member.member_id]) == []

@@ -20,7 +20,7 @@ from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 from protocol import codec
 from protocol.messages import Payment, Quantity
-from protocol.return_messages import GoodsReturned, ReturnLine
+from protocol.return_messages import AfterSalesDecided, GoodsReturned, ReturnLine
 from simulators.netcut import NetCut
 from tests.integration.harness import (
     StoreLink,
@@ -299,7 +299,7 @@ async def picked_up_order(services, http, box, lane, sku: str, qty: int):
     return member, paid
 
 
-async def test_after_sales_requests_are_approved_by_the_store_box_and_by_an_operator_or_refused(world):
+async def test_after_sales_requests_are_approved_by_the_store_box_and_by_an_operator_or_refused(world, stack):
     services, http, box, lane, _ = world
     sku = packed(3)["sku"]
     member, order = await picked_up_order(services, http, box, lane, sku, 3)
@@ -320,6 +320,18 @@ async def test_after_sales_requests_are_approved_by_the_store_box_and_by_an_oper
     over = await http.post(ask, json={"lines": [{"sku": sku, "qty": 3}], "reason": "all bad"}, headers=member.headers)
     assert over.status_code == 422 and "3 piece asked, but 3 piece were sold and 1 piece returned already" \
         in over.json()["detail"]
+
+    # a hostile store deciding another store's request is refused, and nothing is refunded
+    async with StoreLink(stack, HOSTILE) as link:
+        forged = AfterSalesDecided(**link.next_envelope(), request_id=request_id, order_id=order_id, approved=True,
+                                   reason="", staff="X")
+        await link.publish(forged)
+
+        async def dead():
+            return await services.cloud.db.fetchval("select reason from dead_letters where reason like $1",
+                                                    f"%after-sales request {request_id} is store {STORE}'s to decide%")
+        assert await eventually(dead), "the hostile decision was not refused"
+    assert (await http.get(ask, headers=member.headers)).json()["requests"][0]["status"] == "requested"
 
     # the store's staff see it on the store box and approve it there
     async def at_store():

@@ -1,6 +1,7 @@
 """Returns and after-sales on the lane API (local to the store box): `POST /lanes/{lane}/returns` takes a return
 at the till; `GET /after-sales` lists the customers' requests the cloud sent (`?status=requested`), and
-`POST /after-sales/{id}/approve|refuse` {"reason", "staff"} decides one (a refusal says why).
+`POST /after-sales/{id}/approve|refuse` {"reason", "staff", "disposition"} decides one (a refusal says why; an
+approval of a request with the goods returned takes them back here, on hand or to shrinkage).
 
 Body: one of `receipt` (the receipt's QR text `SALE:<id>`, or a pickup ticket's `PICKUP:<code>`), `sale_id`,
 `order_id`, `pickup_code`; `lines`: [{"sku", "qty" (pieces) | "weight_g" (weighed goods), "disposition":
@@ -72,6 +73,7 @@ class ReturnBody:
 class DecisionBody:
     reason: str = ""
     staff: str = ""
+    disposition: str = "resaleable"  # where goods brought back go (a request with the goods returned)
 
     def __post_init__(self) -> None:
         require(len(self.reason) <= REASON_MAX_CHARS, f"reason: at most {REASON_MAX_CHARS} characters")
@@ -92,7 +94,8 @@ def routes(box, endpoint) -> list[Route]:
     def decide(approved: bool):
         async def handle(request, body: DecisionBody):
             return await box.actor.ask("after_sales_decide", request_id=request.path_params["request_id"],
-                                       approved=approved, reason=body.reason, staff=body.staff)
+                                       approved=approved, reason=body.reason, staff=body.staff,
+                                       disposition=body.disposition)
         return handle
 
     return [Route("/lanes/{lane}/returns", endpoint(take_return, ReturnBody), methods=["POST"]),

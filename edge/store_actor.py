@@ -270,9 +270,12 @@ class StoreActor:
         return await self._execute(returns.take(source, what, before, asked, levels, return_id or self.ids.new(),
                                                 lane, self._stamp()))
 
-    async def _after_sales_decide(self, request_id: str, approved: bool, reason: str = "", staff: str = "") -> dict:
+    async def _after_sales_decide(self, request_id: str, approved: bool, reason: str = "", staff: str = "",
+                                  disposition: str = "resaleable") -> dict:
         request = await returns_db.after_sales_one(self.db.writer, request_id)
-        return await self._execute(after_sales.decide(request, request_id, approved, reason, staff, self._stamp()))
+        levels = await self.db.stock_levels(x["sku"] for x in request["lines"]) if request else {}
+        return await self._execute(after_sales.decide(request, request_id, approved, reason, staff, self._stamp(),
+                                                      levels, disposition))
 
     # ---- cloud messages ---------------------------------------------------------------------------------
     async def _cloud_message(self, message) -> str:

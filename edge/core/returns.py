@@ -90,19 +90,8 @@ def take(source: Source | None, what: str, before: Mapping[str, rules.Back], ask
     except rules.ReturnRefused as exc:
         raise Refused(409, f"return against {source.kind} {source.id} refused: {exc}") from None
     total = sum(fen for _, _, fen in lines)
-    effects: list[Effect] = []
-    now = dict(levels)
-    for a, (sku, qty, _) in zip(asked, lines, strict=True):
-        level = now.get(sku) or StockLevel(sku, 0, 0)
-        back_on_hand = level.on_hand + qty
-        effects.append(MoveStock(stamp.make(StockMoved, sku=sku, delta=qty, reason="return", shrinkage_reason="",
-                                            on_hand_after=back_on_hand, reference=return_id)))
-        if a.disposition != "resaleable":  # it came back, and cannot be sold: out again, as shrinkage with why
-            effects.append(MoveStock(stamp.make(StockMoved, sku=sku, delta=-qty, reason="shrinkage",
-                                                shrinkage_reason=a.disposition, on_hand_after=level.on_hand,
-                                                reference=return_id)))
-            back_on_hand = level.on_hand
-        now[sku] = StockLevel(sku, back_on_hand, level.escrow)
+    effects = returned_stock([(sku, qty, a.disposition) for a, (sku, qty, _) in zip(asked, lines, strict=True)],
+                             levels, return_id, stamp)
     method = source.method if source.kind == "sale" else ORDER_REFUND
     paid_by: Any = source.method  # a sale's own method, as its payment named it
     refunds = (Payment(method=paid_by, amount_fen=total, reference=f"return:{return_id}"),) \
@@ -121,6 +110,26 @@ def take(source: Source | None, what: str, before: Mapping[str, rules.Back], ask
     reply = reply_of(row, stamp.store_id)
     ticket = return_receipt(stamp.store_id, return_id, source, lines, method, total)
     return Outcome(reply=reply, effects=tuple(effects), after=(PrintTicket(ticket),), last_seq=stamp.outcome_seq)
+
+
+def returned_stock(lines: list[tuple[str, int, str]], levels: Mapping[str, StockLevel], reference: str,
+                   stamp: EventStamp) -> list[Effect]:
+    """Goods back in the store: a journaled `return` movement per (sku, qty, disposition), and for goods that
+    cannot be sold again a `shrinkage` movement with the disposition as its reason (on hand as before)."""
+    effects: list[Effect] = []
+    now = dict(levels)
+    for sku, qty, disposition in lines:
+        level = now.get(sku) or StockLevel(sku, 0, 0)
+        back_on_hand = level.on_hand + qty
+        effects.append(MoveStock(stamp.make(StockMoved, sku=sku, delta=qty, reason="return", shrinkage_reason="",
+                                            on_hand_after=back_on_hand, reference=reference)))
+        if disposition != "resaleable":  # it came back, and cannot be sold: out again, as shrinkage with why
+            effects.append(MoveStock(stamp.make(StockMoved, sku=sku, delta=-qty, reason="shrinkage",
+                                                shrinkage_reason=disposition, on_hand_after=level.on_hand,
+                                                reference=reference)))
+            back_on_hand = level.on_hand
+        now[sku] = StockLevel(sku, back_on_hand, level.escrow)
+    return effects
 
 
 def as_disposition(name: str) -> Any:

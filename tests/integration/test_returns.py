@@ -306,12 +306,12 @@ async def test_after_sales_requests_are_approved_by_the_store_box_and_by_an_oper
     order_id, total = order["order_id"], order["total_fen"]
     ask = f"/orders/{order_id}/after-sales"
     key = uuid.uuid4().hex
-    first = await http.post(ask, json={"lines": [{"sku": sku, "qty": 1}], "reason": "bruised", "with_return": False},
+    first = await http.post(ask, json={"lines": [{"sku": sku, "qty": 1}], "reason": "bruised", "with_return": True},
                             headers={**member.headers, "Idempotency-Key": key})
     assert first.status_code == 201 and first.json()["status"] == "requested", first.text
     request_id = first.json()["request_id"]
     assert first.json()["amount_fen"] == total // 3
-    again = await http.post(ask, json={"lines": [{"sku": sku, "qty": 1}], "reason": "bruised", "with_return": False},
+    again = await http.post(ask, json={"lines": [{"sku": sku, "qty": 1}], "reason": "bruised", "with_return": True},
                             headers={**member.headers, "Idempotency-Key": key})
     assert again.status_code == 200 and again.json()["request_id"] == request_id  # the same key: the same request
     other = await customer(services, http)
@@ -338,8 +338,10 @@ async def test_after_sales_requests_are_approved_by_the_store_box_and_by_an_oper
         listed = (await lane.get("/after-sales?status=requested")).json()["requests"]
         return [r for r in listed if r["request_id"] == request_id]
     assert await eventually(at_store), "the request did not reach the store"
-    r = await lane.post(f"/after-sales/{request_id}/approve", json={"staff": "W01"})
+    on_hand = (await box.store_db.stock_level(sku)).on_hand
+    r = await lane.post(f"/after-sales/{request_id}/approve", json={"staff": "W01", "disposition": "resaleable"})
     assert r.status_code == 200 and r.json()["status"] == "approved", r.text
+    assert await eventually(lambda: stock_agrees(box, http, sku, on_hand + 1)), "the goods brought back are not on hand"
     assert (await lane.post(f"/after-sales/{request_id}/refuse", json={"reason": "changed my mind"})).status_code == 409
 
     async def status(want: str):
@@ -350,7 +352,7 @@ async def test_after_sales_requests_are_approved_by_the_store_box_and_by_an_oper
     assert [(x["request_id"], x["status"], x["decided_by"]) for x in mine] == [(request_id, "approved", "store S005 (W01)")]
 
     # a refused one: by an operator of the store, with a reason, on the timeline
-    second = (await http.post(ask, json={"lines": [{"sku": sku, "qty": 1}], "reason": "not fresh"},
+    second = (await http.post(ask, json={"lines": [{"sku": sku, "qty": 1}], "reason": "not fresh", "with_return": False},
                               headers=member.headers)).json()
     elsewhere = await operator_headers(services, "store_manager", store_id="S001")
     forbidden = await http.post(f"/operator/after-sales/{second['request_id']}/refuse", json={"reason": "no"},
@@ -368,7 +370,7 @@ async def test_after_sales_requests_are_approved_by_the_store_box_and_by_an_oper
                for e in view["timeline"])
 
     # the rest, approved by the operator: every line is back, the order is refunded whole
-    third = (await http.post(ask, json={"lines": [{"sku": sku, "qty": 2}], "reason": "all soft"},
+    third = (await http.post(ask, json={"lines": [{"sku": sku, "qty": 2}], "reason": "all soft", "with_return": False},
                              headers=member.headers)).json()
     approved = await http.post(f"/operator/after-sales/{third['request_id']}/approve", headers=manager)
     assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text

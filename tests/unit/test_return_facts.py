@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from edge.core import after_sales
-from edge.core.outcome import DecideAfterSales, Publish, Refused
-from edge.core.state import EventStamp, Moment
+from edge.core.outcome import DecideAfterSales, MoveStock, Publish, Refused
+from edge.core.state import EventStamp, Moment, StockLevel
 from protocol.ids import make_id
 from protocol.messages import Payment, Quantity
 from protocol.return_facts import OrderFacts, ReturnsKnown, SaleFacts, judge_returns
@@ -88,3 +88,16 @@ def test_the_staff_decide_a_request_once_and_a_refusal_says_why():
     with pytest.raises(Refused, match="no after-sales request R9") as e:
         after_sales.decide(None, "R9", True, "", "", stamp())
     assert e.value.status == 404
+
+
+def test_an_approval_with_the_goods_brought_back_takes_them_into_stock():
+    request = {"request_id": "R2", "order_id": "ORD1", "status": "requested", "with_return": True,
+               "lines": [{"sku": "MILK", "qty": 2}]}
+    out = after_sales.decide(request, "R2", True, "", "W01", stamp(), {"MILK": StockLevel("MILK", 5, 2)}, "damaged")
+    moves = [(e.event.delta, e.event.reason, e.event.shrinkage_reason, e.event.on_hand_after, e.event.reference)
+             for e in out.effects if isinstance(e, MoveStock)]
+    assert moves == [(2, "return", "", 7, "R2"), (-2, "shrinkage", "damaged", 5, "R2")]
+    refused = after_sales.decide(request, "R2", False, "no proof", "W01", stamp(), {}, "damaged")
+    assert not [e for e in refused.effects if isinstance(e, MoveStock)]  # a refusal takes nothing back
+    with pytest.raises(Refused, match="disposition must be one of"):
+        after_sales.decide(request, "R2", True, "", "W01", stamp(), {}, "lost")

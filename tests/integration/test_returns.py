@@ -382,3 +382,34 @@ async def test_after_sales_requests_are_approved_by_the_store_box_and_by_an_oper
         return all(r["state"] == "done" for r in rows) and sum(r["amount_fen"] for r in rows) == total
     assert await eventually(money_back, timeout_s=20), "the approved refunds did not all go through the wallet"
     assert await clean_audit(services, http, [order_id, member.member_id]) == []
+
+
+async def test_after_sales_only_for_handed_over_orders_within_the_window(world):
+    services, http, box, lane, _ = world
+    sku = packed(1)["sku"]
+    member, order = await picked_up_order(services, http, box, lane, sku, 1)
+    ask = f"/orders/{order['order_id']}/after-sales"
+    # as if the hand-over had been 8 days ago: the 7-day window has closed
+    await services.cloud.db.execute("update order_events set at_ms = at_ms - 8 * 86400000 where order_id = $1 and "
+                                    "event = 'pick_up'", order["order_id"])
+    late = await http.post(ask, json={"lines": [{"sku": sku, "qty": 1}], "reason": "late"}, headers=member.headers)
+    assert late.status_code == 409 and "the after-sales window of 7 days after the hand-over has closed" \
+        in late.json()["detail"], late.text
+    bad = await http.post(ask, json={"lines": [], "reason": "x"}, headers=member.headers)
+    assert bad.status_code == 422 and "lines: 1-200 lines" in bad.json()["detail"]
+    assert (await http.get(ask, headers=member.headers)).json()["requests"] == []
+
+
+async def test_the_lane_refuses_malformed_returns_saying_what_is_wrong(world):
+    _, _, _, lane, _ = world
+    sku = packed()["sku"]
+    both = await lane.post("/lanes/1/returns", json={"sale_id": "X", "lines": [{"sku": sku, "qty": 1, "weight_g": 5}]})
+    assert both.status_code == 422 and "give exactly one of qty or weight_g" in both.json()["detail"]
+    two = await lane.post("/lanes/1/returns", json={"sale_id": "X", "order_id": "Y", "lines": [{"sku": sku, "qty": 1}]})
+    assert two.status_code == 422 and "give exactly one of receipt, sale_id, order_id or pickup_code" in two.json()["detail"]
+    qr = await lane.post("/lanes/1/returns", json={"receipt": "hello", "lines": [{"sku": sku, "qty": 1}]})
+    assert qr.status_code == 422 and "not a receipt's QR" in qr.json()["detail"]
+    unknown = await lane.post("/lanes/1/returns", json={"receipt": "SALE:NOSUCHSALE", "lines": [{"sku": sku, "qty": 1}]})
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "no sale NOSUCHSALE at this store"
+    none = await lane.post("/lanes/1/returns", json={"pickup_code": "00000000", "lines": [{"sku": sku, "qty": 1}]})
+    assert none.status_code == 404 and "no order with pickup code 00000000 at this store" in none.json()["detail"]

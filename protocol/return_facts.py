@@ -2,7 +2,8 @@
 
 A store is believed only about returns of its own facts: a till sale it reported itself, or an online order that was
 picked up at that store; only for lines and quantities that were sold and not returned already; only for at most
-what `protocol.returns` gives back for those lines (the store computes the same); a sale's refund only in the
+what `protocol.returns` gives back for those lines (the store computes the same; for an order the store's figure is
+an estimate, and the cloud refunds its own, from what the order charged); a sale's refund only in the
 sale's own method, and to the sale's own member. A return id is used once. Anything else is refused with a reason
 naming the store, the return and what is not believed.
 
@@ -120,6 +121,6 @@ def _judge(e: GoodsReturned, known: ReturnsKnown, earlier: dict[str, list[tuple[
     except rules.ReturnRefused as exc:
         return str(exc), [], False
     for line, (sku, _, fen) in zip(e.lines, given, strict=True):
-        if line.amount_fen > fen:
+        if e.sale_id and line.amount_fen > fen:  # an order's amounts are the store's estimate: the cloud pays its own
             return f"{sku}: {line.amount_fen} fen claimed back, at most {fen} fen was paid for it", [], False
     return "", given, rules.all_returned(sold, before, given)

@@ -24,6 +24,7 @@ from actors.member_ledger import Refund
 from cloud.services import order_journal as journal
 from cloud.services.verdicts import Refusal
 from protocol import order_lifecycle as lifecycle
+from protocol import returns as rules
 from protocol.messages import Message, PickupCompleted, SaleCommitted
 from protocol.return_facts import OrderFacts, ReturnsKnown, SaleFacts, Verdicts, judge_returns, named, source_key
 from protocol.return_messages import AfterSalesDecided, GoodsReturned
@@ -100,14 +101,16 @@ class TillReturns:
                                 "event = 'pick_up' and store_id is not null", list(order_ids)):
             picked.setdefault(r["order_id"], set()).add(r["store_id"])
         batch_pickups = {(e.order_id, e.store_id) for e in events if isinstance(e, PickupCompleted)}
-        for r in await db.fetch("select order_id, status, allocation, lines from orders where order_id = any($1::text[])",
+        for r in await db.fetch("select order_id, status, allocation, lines, total_fen from orders "
+                                "where order_id = any($1::text[])",
                                 list(order_ids)):
             stores = picked.get(r["order_id"], set()) | {s for o, s in batch_pickups if o == r["order_id"]}
             status = r["status"]
             if status in lifecycle.PAID_STATUSES and status not in lifecycle.HANDED_OVER_STATUSES and stores:
                 status = lifecycle.PICKED_UP  # picked up in this very batch: applied before the returns
             known.orders[r["order_id"]] = OrderFacts(r["order_id"], status, frozenset(stores),
-                                                     self._parts(json.loads(r["allocation"]), json.loads(r["lines"])))
+                                                     self._parts(json.loads(r["allocation"]), json.loads(r["lines"]),
+                                                                 r["total_fen"]))
         for r in await db.fetch("select return_id, event_id, sale_id, order_id, lines from till_returns "
                                 "where sale_id = any($1::text[]) or order_id = any($2::text[]) or "
                                 "return_id = any($3::text[])", list(sale_ids), list(order_ids), list(return_ids)):
@@ -116,21 +119,23 @@ class TillReturns:
             known.earlier.setdefault(key, []).extend(tuple(x) for x in json.loads(r["lines"]))
         return known
 
-    def _parts(self, allocation: dict, lines: list[dict]) -> dict[str, tuple[tuple[str, int, str, int], ...]]:
-        """Each store's part of an order: its SKUs, quantities and their share of the line amounts."""
-        priced = {line["sku"]: line for line in lines}
+    def _parts(self, allocation: dict, lines: list[dict], total_fen: int
+               ) -> dict[str, tuple[tuple[str, int, str, int], ...]]:
+        """Each store's part of an order: its SKUs and quantities, and their part of what the order charged (the
+        total shared over the lines as a till sale's is, then a SKU split across stores in proportion)."""
         skus = self.cloud.world.catalogue.by_sku
+        unit = {x["sku"]: "g" if (p := skus.get(x["sku"])) is not None and p.weighed else "piece" for x in lines}
+        sold = rules.shares([(x["sku"], x["qty"], unit[x["sku"]], x["amount_fen"]) for x in lines], total_fen)
         parts = {}
         for store, part in (allocation or {}).items():
             if not isinstance(part, list):
                 continue  # a flash order's allocation names its sale, not stores
             rows = []
             for line in part:
-                p = priced.get(line["sku"], {})
-                ordered = p.get("qty") or line["qty"]
-                product = skus.get(line["sku"])
-                unit = "g" if product is not None and product.weighed else "piece"
-                rows.append((line["sku"], line["qty"], unit, p.get("amount_fen", 0) * line["qty"] // ordered))
+                item = sold.get(line["sku"])
+                if item is not None:
+                    fen = item.paid_fen if line["qty"] >= item.qty else item.paid_fen * line["qty"] // item.qty
+                    rows.append((line["sku"], line["qty"], item.unit, fen))
             parts[store] = tuple(rows)
         return parts
 

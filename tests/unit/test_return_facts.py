@@ -64,6 +64,8 @@ def test_an_orders_refund_is_the_clouds_own_figure_and_a_return_id_is_used_once(
     estimate = returned("S001", order_id="ORD1", lines=(("MILK", 2, 0),))  # a store without line amounts claims 0
     verdicts = judge_returns([estimate], KNOWN)
     assert verdicts.amounts[estimate.event_id] == 700 and verdicts.all_back[estimate.event_id]
+    high = returned("S001", order_id="ORD1", lines=(("MILK", 1, 9_999),))  # an estimate too high: its own figure
+    assert judge_returns([high], KNOWN).amounts[high.event_id] == 350
     reused = returned("S001", sale_id="SALE1", return_id=estimate.return_id)
     assert "this return id was used already" in judge_returns([estimate, reused], KNOWN).refused[reused.event_id]
 

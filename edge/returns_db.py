@@ -31,8 +31,11 @@ async def insert_return(db, e: InsertReturn) -> None:
 
 
 async def store_after_sales(db, e: StoreAfterSales) -> None:
-    await db.execute("insert into after_sales (request_id, order_id, payload, status) values (?, ?, ?, 'requested') "
-                     "on conflict (request_id) do nothing", (e.request_id, e.order_id, json.dumps(e.payload)))
+    await db.execute("insert into after_sales (request_id, order_id, payload, status, staff) values (?, ?, ?, ?, ?) "
+                     "on conflict (request_id) do update set status = excluded.status, staff = excluded.staff "
+                     "where after_sales.status = 'requested' and excluded.status <> 'requested'",
+                     (e.request_id, e.order_id, json.dumps(e.payload), e.status,
+                      "" if e.status == "requested" else "cloud"))
 
 
 async def decide_after_sales(db, e: DecideAfterSales) -> None:

@@ -73,7 +73,8 @@ class AfterSalesLine:
 
 @record
 class AfterSalesRequested(Message):
-    """Cloud -> store: a customer's request for the store's staff to decide."""
+    """Cloud -> store: a customer's request for the store's staff to decide; sent again with `status` approved or
+    refused once it is decided in the cloud (an operator's decision), so the store's list shows it decided."""
     KIND: ClassVar[str] = "after_sales.requested"
     request_id: str
     order_id: str
@@ -81,6 +82,7 @@ class AfterSalesRequested(Message):
     amount_fen: int
     reason: str
     with_return: bool
+    status: Literal["requested", "approved", "refused"] = "requested"
 
     def check(self) -> None:
         require(0 < len(self.lines) <= RETURN_LINES_MAX, f"after_sales.requested: 1-{RETURN_LINES_MAX} lines")

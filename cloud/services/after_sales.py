@@ -118,12 +118,13 @@ class AfterSales:
         return view(made), True
 
     async def _tell_store(self, row) -> None:
+        """The store is told of the request, and again once it is decided (its list shows it decided)."""
         try:
             await to_stores.send(self.cloud, row["store_id"], lambda **env: AfterSalesRequested(
                 request_id=row["request_id"], order_id=row["order_id"], amount_fen=row["amount_fen"],
                 lines=tuple(AfterSalesLine(sku=x["sku"], qty=x["qty"]) for x in json.loads(row["lines"])),
-                reason=row["reason"][:500], with_return=row["with_return"], **env),
-                event_id=derived_id(row["request_id"], "to-store"))
+                reason=row["reason"][:500], with_return=row["with_return"], status=row["status"], **env),
+                event_id=derived_id(row["request_id"], f"to-store:{row['status']}"))
         except Exception as exc:  # noqa: BLE001 - an operator of the store can still decide it in the cloud
             log.warning("store %s not told of after-sales request %s: %s", row["store_id"], row["request_id"], exc)
 
@@ -159,6 +160,8 @@ class AfterSales:
         done = await self.cloud.db.fetchrow(
             """update after_sales set status = $2, decided_by = $3, decision_reason = $4, decided_ms = $5
                where request_id = $1 and status = 'requested' returning *""", request_id, want, by, reason, now)
+        if done is not None and not by.startswith(f"store {row['store_id']}"):
+            await self._tell_store(done)  # decided in the cloud: the store's copy shows it
         return view(done or await self.get(request_id))
 
     async def _refund(self, row, detail: dict, now: int) -> None:

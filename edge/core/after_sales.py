@@ -20,7 +20,7 @@ STAFF_MAX_CHARS = 32
 
 
 def received(message: AfterSalesRequested) -> StoreAfterSales:
-    return StoreAfterSales(message.request_id, message.order_id, {
+    return StoreAfterSales(message.request_id, message.order_id, message.status, {
         "lines": [{"sku": line.sku, "qty": line.qty} for line in message.lines], "amount_fen": message.amount_fen,
         "reason": message.reason, "with_return": message.with_return, "received_ms": message.wall_ms})
 

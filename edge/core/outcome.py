@@ -180,9 +180,10 @@ class InsertReturn:
 @dataclass(frozen=True, slots=True)
 class StoreAfterSales:
     """A customer's after-sales request the cloud sent, kept for the store's staff to decide (once: a redelivered
-    request changes nothing, a decided one stays decided)."""
+    request changes nothing, a decided one stays decided; `status` decided in the cloud marks it so here)."""
     request_id: str
     order_id: str
+    status: str
     payload: dict
 
 

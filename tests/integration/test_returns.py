@@ -369,6 +369,12 @@ async def test_after_sales_requests_are_approved_by_the_store_box_and_by_an_oper
     assert any(e["event"] == "after_sales_refused" and e["detail"]["reason"] == "photo shows it fresh"
                for e in view["timeline"])
 
+    async def decided_at_store():
+        listed = (await lane.get("/after-sales")).json()["requests"]
+        return [r for r in listed if r["request_id"] == second["request_id"] and r["status"] == "refused"]
+    assert await eventually(decided_at_store), "the store's copy does not show the operator's refusal"
+    assert (await lane.post(f"/after-sales/{second['request_id']}/approve", json={})).status_code == 409
+
     # the rest, approved by the operator: every line is back, the order is refunded whole
     third = (await http.post(ask, json={"lines": [{"sku": sku, "qty": 2}], "reason": "all soft", "with_return": False},
                              headers=member.headers)).json()

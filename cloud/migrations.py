@@ -358,6 +358,46 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         create index if not exists deliveries_open on deliveries (updated_ms)
             where status not in ('delivered', 'failed', 'cancelled');
     """),
+    # Returns and after-sales (issue 15.6): each return a till took (`cloud/messaging/returns.py`; `lines` are
+    # [sku, qty, fen given back]), what a till sale has had back, and customers' after-sales requests with the
+    # store's decision. Only new tables and a column with a default: nothing existing changes.
+    (19, "returns at the tills and after-sales requests", """
+        create table if not exists till_returns (
+            return_id   text primary key,
+            event_id    text not null unique,
+            store_id    text not null,
+            sale_id     text,
+            order_id    text,
+            lane        text not null,
+            lines       jsonb not null,
+            method      text not null,
+            amount_fen  bigint not null,
+            member_id   text,
+            wall_ms     bigint not null,
+            received_ms bigint not null
+        );
+        create index if not exists till_returns_sale on till_returns (sale_id) where sale_id is not null;
+        create index if not exists till_returns_order on till_returns (order_id) where order_id is not null;
+        alter table till_sales add column if not exists returned_fen bigint not null default 0;
+        create table if not exists after_sales (
+            request_id      text primary key,
+            order_id        text not null,
+            member_id       text not null,
+            store_id        text not null,
+            lines           jsonb not null,
+            amount_fen      bigint not null,
+            reason          text not null,
+            with_return     boolean not null,
+            status          text not null,           -- requested | approved | refused
+            decided_by      text,
+            decision_reason text,
+            created_ms      bigint not null,
+            decided_ms      bigint,
+            idempotency_key text unique             -- member:key: a retried request makes nothing more
+        );
+        create index if not exists after_sales_order on after_sales (order_id);
+        create index if not exists after_sales_store on after_sales (store_id, status);
+    """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

@@ -25,6 +25,7 @@ from cloud.migrations import migrate
 from cloud.runtime.clients import Actors
 from cloud.runtime.hosting import ensure_ray
 from cloud.runtime.shard_map import ShardConfig
+from cloud.services.after_sales import AfterSales
 from cloud.services.deliveries import Deliveries
 from cloud.services.flash_sales import FlashSales
 from cloud.services.identity import Identity
@@ -56,6 +57,7 @@ class Services:
         self.orders.on_ready = self.deliveries.on_ready  # a picked delivery order goes to a rider
         self.orders.on_cancelled = self.deliveries.on_cancelled  # ... and is withdrawn if the order is cancelled
         self.payments.on_balance_changed = self.members.balance_changed
+        self.after_sales = AfterSales(cloud, self.payments)
         self.identity = Identity(cloud, self.members, sms, cloud.keys.sign_in_code_key)
         self.passes = FlashPasses(cloud.keys.pass_signing_key, cloud.clock)
         self.flash = FlashSales(cloud, worker_id)
@@ -84,8 +86,11 @@ class Services:
         return self._console
 
     async def start_background(self) -> None:
-        self.bridge = await Bridge(self.cloud).start()
-        self.bridge.staff_deliveries = self.deliveries.by_staff  # a store's own staff deliver: withdraw the rider
+        bridge = Bridge(self.cloud)
+        bridge.returns.payments = self.payments  # an online order returned at a till is refunded through them
+        bridge.returns.after_sales = self.after_sales  # the stores' after-sales decisions are carried out by it
+        bridge.staff_deliveries = self.deliveries.by_staff  # a store's own staff deliver: withdraw the rider
+        self.bridge = await bridge.start()
         self._tasks.append(asyncio.create_task(self._sweep_expired()))
         self._tasks.append(asyncio.create_task(self._sweep_money()))
         self._tasks.append(asyncio.create_task(self._sweep_deliveries()))

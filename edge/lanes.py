@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge import stored_value
+from edge import returns_api, stored_value
 from edge.core.cart import UnknownProduct
 from edge.delivery_routes import ReturnedBody, StaffBody
 from edge.devices.serial_driver import DeviceNotReady
@@ -113,7 +113,7 @@ def build_lane_app(box) -> Starlette:
                     codec.check_depth(data, MAX_BODY_NESTING)  # a ProtocolError: 422 below
                     body = record_from_wire(body_cls, data, "body")
                 result = await fn(request, body)
-                status = 201 if request.url.path.endswith(("/pay", "/top-ups")) else 200
+                status = 201 if request.url.path.endswith(("/pay", "/top-ups", "/returns")) else 200
                 return JSONResponse(result, status_code=status)
             except UnknownProduct as exc:
                 return problem(404, str(exc))
@@ -195,4 +195,5 @@ def build_lane_app(box) -> Starlette:
         Route("/deliveries/{order_id}/own-staff", endpoint(own_staff, StaffBody), methods=["POST"]),
         Route("/deliveries/{order_id}/delivered", endpoint(staff_delivered, StaffBody), methods=["POST"]),
         Route("/health", endpoint(health), methods=["GET"]),
+        *returns_api.routes(box, endpoint),
     ])

@@ -18,7 +18,8 @@ import asyncio
 import json
 import logging
 
-from edge.core import cashiers, cloud_messages, deliveries, selling, stock
+from edge import returns_db
+from edge.core import after_sales, cashiers, cloud_messages, deliveries, returns, selling, stock
 from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.state import Books, EventStamp, Moment
@@ -268,6 +269,28 @@ class StoreActor:
         status, payload = found if found else (None, {})
         return await self._execute(deliveries.staff_delivery(order_id, status, payload.get("fulfilment"), step,
                                                              staff_id, self._stamp()))
+
+    # ---- returns (edge.core.returns) ----------------------------------------------------------------------
+    async def _return_goods(self, lane: str, kind: str, ref: str, asked: list, return_id: str | None = None) -> dict:
+        """`kind`: "sale" | "order" | "pickup" (a pickup code); a known `return_id` answers its first result."""
+        if return_id is not None and (done := await returns_db.existing(self.db.writer, return_id)) is not None:
+            return returns.reply_of(done, self.store_id)
+        if kind == "sale":
+            source = await returns_db.sale_source(self.db.writer, ref)
+        else:
+            source = await returns_db.order_source(self.db.writer, **{"order_id" if kind == "order" else "pickup_code": ref})
+        before = await returns_db.earlier(self.db.writer, source.key) if source else {}
+        levels = await self.db.stock_levels(a.sku for a in asked)
+        what = f"{'sale' if kind == 'sale' else 'order'} {'with pickup code ' if kind == 'pickup' else ''}{ref}"
+        return await self._execute(returns.take(source, what, before, asked, levels, return_id or self.ids.new(),
+                                                lane, self._stamp()))
+
+    async def _after_sales_decide(self, request_id: str, approved: bool, reason: str = "", staff: str = "",
+                                  disposition: str = "resaleable") -> dict:
+        request = await returns_db.after_sales_one(self.db.writer, request_id)
+        levels = await self.db.stock_levels(x["sku"] for x in request["lines"]) if request else {}
+        return await self._execute(after_sales.decide(request, request_id, approved, reason, staff, self._stamp(),
+                                                      levels, disposition))
 
     # ---- cloud messages ---------------------------------------------------------------------------------
     async def _cloud_message(self, message) -> str:

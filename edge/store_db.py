@@ -19,10 +19,12 @@ import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 from aiosqlite import Row
 
+from edge import returns_db
 from edge.core.cloud_messages import AckedRow
 from edge.core.outcome import (
     AddUnsettled,
@@ -151,6 +153,7 @@ class StoreDb:
         await writer.execute("pragma secure_delete=ON")
         await writer.execute(f"pragma busy_timeout={BUSY_TIMEOUT_MS}")
         await writer.executescript(SCHEMA)
+        await writer.executescript(returns_db.SCHEMA)
         await self._unclear_phones()
         await writer.executescript(MEMBER_INDEXES)
         private_files(self.path, before_open=False)  # the -wal and -shm exist now
@@ -422,7 +425,7 @@ async def _drop_acked(db, e: DropAcked) -> None:
                      (SEQ_FLOOR_KEY, str(e.seq_floor)))
 
 
-_EXECUTORS = {
+_EXECUTORS: dict[type, Any] = {
     MoveStock: _move_stock,
     ChangeEscrow: lambda db, e: _change_stock(db, e.sku, 0, e.delta),
     Publish: lambda db, e: _outbox(db, e.event),
@@ -450,4 +453,5 @@ _EXECUTORS = {
     StoreBook: _store_book,
     SetAsideRefused: _set_aside_refused,
     DropAcked: _drop_acked,
+    **returns_db.EXECUTORS,
 }

@@ -413,13 +413,15 @@ class BusinessAck(Message):
 
 
 from protocol.delivery_messages import DeliveryReturned, StaffDelivery  # noqa: E402 - it builds on the classes above
+from protocol.return_messages import AfterSalesDecided, AfterSalesRequested, GoodsReturned  # noqa: E402
 
 EDGE_EVENTS: tuple[type[Message], ...] = (
     SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat, CashToppedUp,
-    StaffDelivery,
+    StaffDelivery, GoodsReturned, AfterSalesDecided,
 )
 REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered)
 
 CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
-                                              RuleBookUpdated, MemberUpdated, BusinessAck, DeliveryReturned)
+                                              RuleBookUpdated, MemberUpdated, BusinessAck, DeliveryReturned,
+                                              AfterSalesRequested)
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

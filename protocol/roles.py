@@ -26,13 +26,14 @@ Permission = Literal[
     "operators.manage",  # list and create operator accounts
     "audit_log.read",  # who changed what
     "members.personal_data",  # export one member's data, erase a member (PIPL)
+    "after_sales.decide",  # approve or refuse a customer's after-sales request of a store's order
 ]
 ROLES: tuple[Role, ...] = get_args(Role)
 PERMISSIONS: tuple[Permission, ...] = get_args(Permission)
-STORE_SCOPED: frozenset[Permission] = frozenset({"store.figures", "store.change"})
+STORE_SCOPED: frozenset[Permission] = frozenset({"store.figures", "store.change", "after_sales.decide"})
 GRANTS: dict[str, frozenset[Permission]] = {  # by role
     "hq_admin": frozenset(PERMISSIONS),
-    "store_manager": frozenset({"views.read", "store.figures", "store.change"}),
+    "store_manager": frozenset({"views.read", "store.figures", "store.change", "after_sales.decide"}),
     "viewer": frozenset({"views.read", "store.figures"}),
 }
 # A store manager's store-scoped permissions reach their own store only; other roles' reach every store.

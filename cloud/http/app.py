@@ -17,6 +17,7 @@ from cloud.http.endpoint import guarded
 from cloud.http.flash_fast_path import FlashFastPath
 from cloud.http.problems import problem
 from cloud.http.routes import (
+    after_sales,
     auth,
     catalogue,
     flash_sales,
@@ -29,7 +30,8 @@ from cloud.http.routes import (
     stores,
 )
 
-RESOURCES = (operations, auth, operators, catalogue, stores, orders, flash_sales, members, payments, riders)
+RESOURCES = (operations, auth, operators, catalogue, stores, orders, flash_sales, members, payments, riders,
+             after_sales)
 
 
 def build_routes(services) -> list[Route]:

@@ -60,6 +60,9 @@ SCHEMAS = {
                   location=_obj(["lat", "lon"], lat=NUM, lon=NUM), coupons={"type": "array", "items": STR}),
     "Pay": _obj(["method"], method={"enum": ["stored_value", "wallet_sim"]}),
     "Cancel": _obj([], reason=STR),
+    "AfterSales": _obj(["lines", "reason"], lines={"type": "array", "items": _obj(["sku", "qty"], sku=STR, qty=INT)},
+                       reason=STR, with_return={"type": "boolean"}),
+    "Decision": _obj([], reason=STR),
     "TopUp": _obj(["amount_fen"], amount_fen=INT, method={"enum": ["cash", "wallet_sim"]}),
     "FlashSale": _obj(["sku", "quantity", "price_fen", "starts_at", "ends_at"], sku=STR, quantity=INT, price_fen=INT,
                       starts_at={"type": "string", "format": "date-time"}, ends_at={"type": "string", "format": "date-time"},
@@ -160,6 +163,24 @@ PATHS = {
     "/orders/{order_id}/cancel": {"post": _op("Cancel: stock and money go back", ("200", "cancelled order"),
                                               {"404": "unknown order", "409": "already fulfilled or expired"},
                                               body="Cancel", params=["order_id"], member=True)},
+    "/orders/{order_id}/after-sales": {
+        "post": _op("Ask for a refund of some lines of a handed-over order (within 7 days), with or without returning "
+                    "them; the store decides", ("201", "the request (status requested)"),
+                    {"404": "unknown order", "409": "not handed over, or the window closed",
+                     "422": "invalid body, or lines past what was sold and not returned"},
+                    body="AfterSales", params=["order_id"], member=True),
+        "get": _op("The order's after-sales requests and their decisions", ("200", "{order_id, requests}"),
+                   {"404": "unknown order"}, params=["order_id"], member=True)},
+    "/operator/after-sales/{request_id}/approve": {"post": _op(
+        "Approve an after-sales request (a manager of its store, or hq_admin): refunded through the order's payment; "
+        "audited", ("200", "the request (approved)"), {"403": "another store's", "404": "unknown request",
+                                                       "409": "refused already"},
+        body="Decision", operator=True, params=["request_id"])},
+    "/operator/after-sales/{request_id}/refuse": {"post": _op(
+        "Refuse an after-sales request with a reason (a manager of its store, or hq_admin); audited",
+        ("200", "the request (refused)"), {"403": "another store's", "404": "unknown request",
+                                           "409": "approved already", "422": "no reason"},
+        body="Decision", operator=True, params=["request_id"])},
     "/flash-sales": {"post": _op("Create a flash sale (hq_admin); audited", ("201", "the sale"),
                                  {"401": NO_SESSION, "403": ROLE, "422": "invalid body"}, body="FlashSale",
                                  operator=True)},

@@ -28,6 +28,7 @@ from nats.js import JetStreamContext
 from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import refusals, streams, to_stores
+from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
 from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
 from cloud.messaging.throttle import Throttle
 from cloud.runtime.calls import ActorsUnavailable
@@ -96,6 +97,7 @@ class Bridge:
         self.new_balances = NewBalances()  # members whose stored value the batch changed: told after it
         # a store's own staff deliver: `Deliveries.by_staff` (cloud/services/deliveries.py), set by the services
         self.staff_deliveries: Callable[[StaffDelivery], Awaitable[None]] | None = None
+        self.returns = TillReturns(cloud)  # returns at the tills: believed, applied, recorded
 
     @property
     def members(self):
@@ -243,7 +245,10 @@ class Bridge:
                 last_move[(e.store_id, e.sku)] = e
         effects = [e for e in new if not isinstance(e, StockMoved) or last_move.get((e.store_id, e.sku)) is e]
         # All effects at once: the micro-batcher turns them into one Ray call per shard, in submission order.
-        await asyncio.gather(*(self._actor_effects(e) for e in effects))
+        await asyncio.gather(*(self._actor_effects(e) for e in effects if not isinstance(e, AFTER_THE_OTHERS)))
+        for e in effects:  # after the sales and pickups of the batch they may return
+            if isinstance(e, AFTER_THE_OTHERS):
+                await self.returns.apply(e, self.new_balances)
         async with self.cloud.db.acquire() as conn, conn.transaction():
             if dead:
                 await conn.executemany(refusals.INSERT_SQL, dead)
@@ -277,6 +282,7 @@ class Bridge:
         cash = [e for e in events if isinstance(e, CashToppedUp) and e.event_id not in refused]
         if cash:  # the daily cap, against what is recorded (locked per store): a verdict like the others
             refused.update(await admit_cash_top_ups(self.cloud, cash, now_ms, self.cash_topup_day_cap_fen))
+        refused.update(await self.returns.admit([e for e in events if e.event_id not in refused]))
         if not refused:
             return events
         for event_id, reason in refused.items():
@@ -315,6 +321,7 @@ class Bridge:
                    updated_ms = excluded.updated_ms, seq = excluded.seq
                    where store_stock.seq <= excluded.seq""",
                 [(s, k, on_hand, at, seq) for (s, k), (on_hand, at, seq) in latest.items()])
+        await self.returns.record(conn, events)  # after the sales: a return may name one of the same batch
 
     async def _actor_effects(self, event) -> None:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from edge.core import deliveries, tickets
+from edge.core import after_sales, deliveries, tickets
 from edge.core.outcome import (
     ChangeEscrow,
     DropAcked,
@@ -49,6 +49,7 @@ from protocol.messages import (
     SaleCommitted,
 )
 from protocol.pricing import Catalogue, load_rule_book
+from protocol.return_messages import AfterSalesRequested
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,8 @@ def apply_cloud_message(message: Message, seen: bool, books: Books, now: Moment)
     if isinstance(message, EscrowReclaimed):
         back = (ChangeEscrow(message.sku, -message.qty_returned),) if message.qty_returned else ()
         return Outcome(reply="applied", effects=(mark, *back))
+    if isinstance(message, AfterSalesRequested):  # kept for the store's staff (edge.core.after_sales)
+        return Outcome(reply="applied", effects=(mark, after_sales.received(message)))
     if isinstance(message, MemberUpdated):
         if message.erased:
             return Outcome(reply="applied", effects=(mark, DropMember(message.member_id)))
@@ -121,7 +124,8 @@ def apply_cloud_message(message: Message, seen: bool, books: Books, now: Moment)
 
 def _order(order: OrderToFulfil, books: Books, mark: MarkApplied) -> Outcome:
     products = {line.sku: books.product(line.sku) for line in order.lines}
-    lines = [{"sku": line.sku, "qty": line.qty, **({"unit": stock_unit(p)} if (p := products[line.sku]) else {})}
+    lines = [{"sku": line.sku, "qty": line.qty, "amount_fen": line.amount_fen,  # amount: what a return gives back
+              **({"unit": stock_unit(p)} if (p := products[line.sku]) else {})}
              for line in order.lines]
     payload = {"lines": lines, "fulfilment": order.fulfilment, "total_fen": order.total_fen,
                "slot_start_ms": order.slot_start_ms}

@@ -164,9 +164,41 @@ class SetAsideRefused:
     at_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class InsertReturn:
+    """A return taken at a lane (edge.core.returns): `source` is "sale:<id>" or "order:<id>"; `lines` are
+    (sku, qty, fen given back, disposition)."""
+    return_id: str
+    source: str
+    lane: str
+    method: str
+    total_fen: int
+    lines: tuple[tuple[str, int, int, str], ...]
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreAfterSales:
+    """A customer's after-sales request the cloud sent, kept for the store's staff to decide (once: a redelivered
+    request changes nothing, a decided one stays decided; `status` decided in the cloud marks it so here)."""
+    request_id: str
+    order_id: str
+    status: str
+    payload: dict
+
+
+@dataclass(frozen=True, slots=True)
+class DecideAfterSales:
+    request_id: str
+    status: str  # approved | refused
+    reason: str
+    staff: str
+    at_ms: int
+
+
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
-          | RecordTopUp | OpenShift | CloseShift)
+          | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from protocol import ProtocolError, codec
 from protocol.messages import ALL_MESSAGES, Payment, Quantity, SaleCommitted, SaleLine, StockMoved
+from protocol.return_messages import GoodsReturned
 from protocol.schema import field_hints
 
 ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -62,6 +63,15 @@ def messages(draw, cls):
     body = draw(records(cls))
     if cls is SaleCommitted:  # payments must add up to the total
         body["total_fen"] = sum(p["amount_fen"] for p in body["payments"])
+    if cls is GoodsReturned:  # a till sale's return (its refunds add up) or an order's (the cloud refunds)
+        body["return_id"] = draw(ids)
+        body["total_fen"] = sum(line["amount_fen"] for line in body["lines"])
+        if draw(st.booleans()):
+            body["order_id"], body["refunds"] = body["sale_id"] or "O1", ()
+            body["sale_id"] = ""
+        else:
+            body["order_id"], body["sale_id"] = "", body["sale_id"] or "S1"
+            body["refunds"] = ({**body["refunds"][0], "amount_fen": body["total_fen"]},)
     try:
         return codec.decode(msgpack.packb({**body, "kind": cls.KIND, "schema_version": cls.SCHEMA_VERSION}))
     except ProtocolError:

@@ -357,8 +357,8 @@ def test_an_order_to_fulfil_is_stored_and_its_pick_ticket_prints_after_with_the_
                           slot_start_ms=1_767_234_600_000, slot_end_ms=1_767_238_200_000, member_id=None)
     out = cloud_messages.apply_cloud_message(order, False, BOOKS, NOW)
     (stored,) = of(out, InsertOrder)
-    assert stored.payload["lines"] == [{"sku": "MILK", "qty": 2, "unit": "piece"},
-                                       {"sku": "BOKCHOY", "qty": 300, "unit": "g"}]
+    assert stored.payload["lines"] == [{"sku": "MILK", "qty": 2, "amount_fen": 700, "unit": "piece"},
+                                       {"sku": "BOKCHOY", "qty": 300, "amount_fen": 300, "unit": "g"}]
     (ticket,) = out.after
     assert b"slot 10:30" in ticket.ticket and b"300 g" in ticket.ticket and b"PICKUP:12345678" in ticket.ticket
 

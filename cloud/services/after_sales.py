@@ -1,0 +1,182 @@
+"""After-sales requests online: a customer asks for a refund of some lines of a handed-over order (with or without
+returning the goods); the store decides - its staff on the store box, or an operator of that store (or HQ) in the
+cloud - and an approval refunds through the order's original payment.
+
+Guarantees:
+- Only the order's own member asks, only for a handed-over order (`lifecycle.HANDED_OVER_STATUSES`), only within
+  `AFTER_SALES_WINDOW_MS` of the hand-over, and only for lines and quantities not returned or asked for already
+  (`protocol.returns`, counting till returns and requests still open or approved); the amount is the cloud's own
+  figure for those lines. Each request is journaled on the order's timeline (`after_sales_requested`) and the
+  store is told (`AfterSalesRequested`). The same Idempotency-Key again answers the first request.
+- A decision is taken once: the same decision again answers the request as it is; the other decision after it is
+  refused (409). An approval refunds `refund:<order>:as:<request>` through the original payment, then steps the
+  order `refund_part` (or `refund` once every line is back, the full refund giving back what the parts left), keyed
+  by the request, so a retry after a crash refunds nothing twice. A refusal is a timeline note with its reason.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from cloud.messaging import to_stores
+from cloud.services import order_journal as journal
+from cloud.services.verdicts import Refusal
+from protocol import order_lifecycle as lifecycle
+from protocol import returns as rules
+from protocol.clock import to_rfc3339
+from protocol.ids import derived_id
+from protocol.return_messages import AfterSalesLine, AfterSalesRequested
+
+AFTER_SALES_WINDOW_MS = 7 * 24 * 3600 * 1000  # after the goods were handed over
+HANDED_OVER_EVENTS = ("pick_up", "deliver")
+log = logging.getLogger("freshmesh.after_sales")
+
+
+def refund_part_name(request_id: str) -> str:
+    return f"as:{request_id}"  # refund:<order>:as:<request>: 63 characters, within the wallet's 64
+
+
+def view(row) -> dict:
+    body = {"request_id": row["request_id"], "order_id": row["order_id"], "store_id": row["store_id"],
+            "lines": json.loads(row["lines"]), "amount_fen": row["amount_fen"], "reason": row["reason"],
+            "with_return": row["with_return"], "status": row["status"], "created_at": to_rfc3339(row["created_ms"])}
+    if row["status"] != "requested":
+        body.update(decided_by=row["decided_by"], decided_at=to_rfc3339(row["decided_ms"]))
+        if row["decision_reason"]:
+            body["decision_reason"] = row["decision_reason"]
+    return body
+
+
+class AfterSales:
+    def __init__(self, cloud, payments) -> None:
+        self.cloud, self.payments = cloud, payments
+
+    async def _order(self, order_id: str, member: str | None):
+        row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+        if row is None or (member is not None and row["member_id"] != member):
+            raise Refusal("not_found", f"no order {order_id}")
+        return row
+
+    async def _sold_and_before(self, order, exclude: str | None = None, statuses: tuple[str, ...] = ("requested",
+                                                                                                      "approved")):
+        """The order's lines with their shares of its total, and what was returned at a till or asked for already
+        (requests in `statuses`)."""
+        lines = json.loads(order["lines"])
+        skus = self.cloud.world.catalogue.by_sku
+        sold = rules.shares([(x["sku"], x["qty"], "g" if (p := skus.get(x["sku"])) is not None and p.weighed
+                              else "piece", x["amount_fen"]) for x in lines], order["total_fen"])
+        rows: list[tuple[str, int, int]] = []
+        for r in await self.cloud.db.fetch("select lines from till_returns where order_id = $1", order["order_id"]):
+            rows += [tuple(x) for x in json.loads(r["lines"])]
+        for r in await self.cloud.db.fetch("select request_id, lines from after_sales where order_id = $1 and "
+                                           "status = any($2::text[])", order["order_id"], list(statuses)):
+            if r["request_id"] != exclude:
+                rows += [(x["sku"], x["qty"], x["amount_fen"]) for x in json.loads(r["lines"])]
+        return sold, rules.returned_so_far(rows)
+
+    async def request(self, order_id: str, member: str, lines: tuple[AfterSalesLine, ...], reason: str,
+                      with_return: bool, key: str | None) -> tuple[dict, bool]:
+        """(the request, made now); a Refusal says exactly what is wrong."""
+        idem = f"{member}:{key}" if key else None
+        if idem is not None:
+            done = await self.cloud.db.fetchrow("select * from after_sales where idempotency_key = $1", idem)
+            if done is not None:
+                return view(done), False
+        order = await self._order(order_id, member)
+        if order["status"] not in lifecycle.HANDED_OVER_STATUSES:
+            raise Refusal("order_state", f"order {order_id} is {order['status']}: after-sales is for orders picked "
+                                         "up or delivered")
+        handed = await self.cloud.db.fetchrow(
+            "select at_ms, store_id from order_events where order_id = $1 and event = any($2::text[]) order by seq "
+            "limit 1", order_id, list(HANDED_OVER_EVENTS))
+        now = self.cloud.now_ms()
+        if handed is None or now - handed["at_ms"] > AFTER_SALES_WINDOW_MS:
+            raise Refusal("order_state", f"order {order_id}: the after-sales window of "
+                                         f"{AFTER_SALES_WINDOW_MS // 86_400_000} days after the hand-over has closed")
+        sold, before = await self._sold_and_before(order)
+        try:
+            given = rules.refund_lines(sold, before, [(x.sku, x.qty) for x in lines])
+        except rules.ReturnRefused as exc:
+            raise Refusal("invalid", f"order {order_id}: {exc}") from None
+        store = handed["store_id"] or sorted(json.loads(order["allocation"]))[0]
+        request_id = self.cloud.ids.new()
+        amount = sum(fen for *_, fen in given)
+        body = [{"sku": sku, "qty": qty, "amount_fen": fen} for sku, qty, fen in given]
+        async with self.cloud.db.acquire() as conn, conn.transaction():
+            made = await conn.fetchrow(
+                """insert into after_sales (request_id, order_id, member_id, store_id, lines, amount_fen, reason,
+                       with_return, status, created_ms, idempotency_key)
+                   values ($1, $2, $3, $4, $5, $6, $7, $8, 'requested', $9, $10)
+                   on conflict (idempotency_key) do nothing returning *""",
+                request_id, order_id, member, store, json.dumps(body), amount, reason, with_return, now, idem)
+            if made is None:  # the same key, made meanwhile by a concurrent retry
+                return view(await conn.fetchrow("select * from after_sales where idempotency_key = $1", idem)), False
+            await journal.note(conn, order_id, "after_sales_requested", now, store=store, key=f"as:{request_id}",
+                               detail={"request_id": request_id, "amount_fen": amount, "lines": body,
+                                       "with_return": with_return, "reason": reason})
+        await self._tell_store(made)
+        return view(made), True
+
+    async def _tell_store(self, row) -> None:
+        """The store is told of the request, and again once it is decided (its list shows it decided)."""
+        try:
+            await to_stores.send(self.cloud, row["store_id"], lambda **env: AfterSalesRequested(
+                request_id=row["request_id"], order_id=row["order_id"], amount_fen=row["amount_fen"],
+                lines=tuple(AfterSalesLine(sku=x["sku"], qty=x["qty"]) for x in json.loads(row["lines"])),
+                reason=row["reason"][:500], with_return=row["with_return"], status=row["status"], **env),
+                event_id=derived_id(row["request_id"], f"to-store:{row['status']}"))
+        except Exception as exc:  # noqa: BLE001 - an operator of the store can still decide it in the cloud
+            log.warning("store %s not told of after-sales request %s: %s", row["store_id"], row["request_id"], exc)
+
+    async def for_order(self, order_id: str, member: str) -> list[dict]:
+        await self._order(order_id, member)
+        rows = await self.cloud.db.fetch("select * from after_sales where order_id = $1 order by created_ms",
+                                         order_id)
+        return [view(r) for r in rows]
+
+    async def get(self, request_id: str):
+        row = await self.cloud.db.fetchrow("select * from after_sales where request_id = $1", request_id)
+        if row is None:
+            raise Refusal("not_found", f"no after-sales request {request_id}")
+        return row
+
+    async def decide(self, request_id: str, approved: bool, reason: str, by: str) -> dict:
+        """Approve (refund) or refuse (with `reason`) a request; see the module's guarantees."""
+        row = await self.get(request_id)
+        want = "approved" if approved else "refused"
+        if row["status"] == want:
+            return view(row)
+        if row["status"] != "requested":
+            raise Refusal("order_state", f"after-sales request {request_id} was {row['status']} already")
+        if not approved and not reason.strip():
+            raise Refusal("invalid", "reason: a refusal says why")
+        now = self.cloud.now_ms()
+        detail = {"request_id": request_id, "by": by, **({"reason": reason} if reason else {})}
+        if approved:
+            await self._refund(row, detail, now)
+        else:
+            await journal.note(self.cloud.db, row["order_id"], "after_sales_refused", now, store=row["store_id"],
+                               key=f"as-decided:{request_id}", detail=detail)
+        done = await self.cloud.db.fetchrow(
+            """update after_sales set status = $2, decided_by = $3, decision_reason = $4, decided_ms = $5
+               where request_id = $1 and status = 'requested' returning *""", request_id, want, by, reason, now)
+        if done is not None and not by.startswith(f"store {row['store_id']}"):
+            await self._tell_store(done)  # decided in the cloud: the store's copy shows it
+        return view(done or await self.get(request_id))
+
+    async def _refund(self, row, detail: dict, now: int) -> None:
+        order = await self._order(row["order_id"], None)
+        if row["amount_fen"] > 0:
+            await self.payments.refund_part(row["order_id"], refund_part_name(row["request_id"]), row["amount_fen"],
+                                            f"after-sales request {row['request_id']}: {row['reason']}"[:500])
+        sold, before = await self._sold_and_before(order, exclude=row["request_id"], statuses=("approved",))
+        mine = [(x["sku"], x["qty"], x["amount_fen"]) for x in json.loads(row["lines"])]
+        step = "refund" if rules.all_returned(sold, before, mine) else "refund_part"
+        detail = {**detail, "amount_fen": row["amount_fen"], "lines": json.loads(row["lines"])}
+        try:
+            await journal.advance(self.cloud.db, row["order_id"], step, now, store=row["store_id"],
+                                  key=f"as-decided:{row['request_id']}", detail=detail)
+        except lifecycle.IllegalTransition as exc:  # refunded whole meanwhile: the money above still stands
+            log.warning("after-sales %s of order %s: %s", row["request_id"], row["order_id"], exc)
+        if step == "refund":
+            await self.payments.refund(row["order_id"])  # what the parts left of the charge (usually nothing)

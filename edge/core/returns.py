@@ -1,0 +1,164 @@
+"""A return at the till as a pure decision: which lines come back, what is given back and how, where the goods go.
+
+The cashier names a till sale of this store (its receipt's QR `SALE:<id>`, or the sale id) or an online order
+picked up here (its id, or its pickup code / `PICKUP:<code>` QR), and the lines with quantities (weighed goods by
+grams). `take()` answers an Outcome whose effects - the return's row, a journaled `return` movement per line (and
+a `shrinkage` movement with the reason for goods that cannot be sold again), the `GoodsReturned` event - the shell
+commits in ONE SQLite transaction; the return receipt (with the cash drawer's kick for a cash refund) prints only
+after it is durable.
+
+Guarantees:
+- a line is never returned more than it was sold, counting the returns before (`protocol.returns`: 409 naming the
+  line, what was sold and what was returned already); what is given back never exceeds what was paid for it;
+- the refund goes to the original method: a cash sale's from the drawer, a stored-value sale's back to the member's
+  stored value (credited by the cloud, once), an online order's through its original payment (by the cloud: the
+  till pays nothing out);
+- a return id is made at the origin (the terminal may send its own): the same id again answers the first result
+  and changes nothing.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from edge.core.outcome import Effect, InsertReturn, MoveStock, Outcome, PrintTicket, Publish, Refused
+from edge.core.state import EventStamp, StockLevel
+from edge.devices.escpos import ESC, Ticket
+from protocol import returns as rules
+from protocol.messages import Payment, Quantity, StockMoved
+from protocol.money import format_fen
+from protocol.return_messages import DISPOSITIONS, GoodsReturned, ReturnLine
+
+DRAWER_KICK = ESC + b"p\x00\x19\xfa"  # ESC p m t1 t2: pulse pin 2 (the drawer) for 50 ms on, 500 ms off
+ORDER_REFUND = "original_payment"  # how an online order's return is refunded: by the cloud, the way it was paid
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What is returned against, as the store recorded it: a till sale, or an online order picked up here."""
+    kind: str  # "sale" | "order"
+    id: str
+    status: str  # a sale: "sold"; an order: its status at this store (only "picked_up" can be returned)
+    lines: tuple[tuple[str, int, str, int], ...]  # (sku, qty, unit, amount fen)
+    total_fen: int
+    method: str  # a sale's payment method ("" for a free basket); an order: ORDER_REFUND
+    member_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    sku: str
+    qty: int  # pieces, or grams
+    unit: str  # "piece" | "g": how the cashier gave it (qty or weight_g)
+    disposition: str
+
+
+def parse_code(code: str) -> tuple[str, str]:
+    """A scanned or typed code -> ("sale", id) | ("order", id) | ("pickup", code)."""
+    code = code.strip()
+    for prefix, kind in (("SALE:", "sale"), ("PICKUP:", "pickup"), ("ORDER:", "order")):
+        if code.upper().startswith(prefix):
+            return kind, code[len(prefix):]
+    return "", code
+
+
+def take(source: Source | None, what: str, before: Mapping[str, rules.Back], asked: list[Asked],
+         levels: Mapping[str, StockLevel], return_id: str, lane: str, stamp: EventStamp) -> Outcome:
+    """`before`: the source's earlier returns per SKU; `levels`: the stock of the asked SKUs."""
+    if source is None:
+        raise Refused(404, f"no {what} at this store")
+    if source.kind == "order" and source.status != "picked_up":
+        raise Refused(409, f"order {source.id} is {source.status} here: only an order picked up at this store is "
+                           "returned at its till")
+    if not asked:
+        raise Refused(422, "lines: name at least one line to return")
+    sold = rules.shares(source.lines, source.total_fen)
+    for a in asked:
+        if a.disposition not in DISPOSITIONS:
+            raise Refused(422, f"{a.sku}: disposition must be one of {', '.join(DISPOSITIONS)}, not {a.disposition!r}")
+        item = sold.get(a.sku)
+        if item is not None and item.unit != a.unit:
+            how = "weight: give weight_g" if item.unit == "g" else "the piece: give qty"
+            raise Refused(422, f"{a.sku} was sold by {how}")
+    try:
+        lines = rules.refund_lines(sold, before, [(a.sku, a.qty) for a in asked])
+    except rules.ReturnRefused as exc:
+        raise Refused(409, f"return against {source.kind} {source.id} refused: {exc}") from None
+    total = sum(fen for _, _, fen in lines)
+    effects = returned_stock([(sku, qty, a.disposition) for a, (sku, qty, _) in zip(asked, lines, strict=True)],
+                             levels, return_id, stamp)
+    method = source.method if source.kind == "sale" else ORDER_REFUND
+    paid_by: Any = source.method  # a sale's own method, as its payment named it
+    refunds = (Payment(method=paid_by, amount_fen=total, reference=f"return:{return_id}"),) \
+        if source.kind == "sale" and total else ()
+    units: dict[str, Any] = {sku: item.unit for sku, item in sold.items()}
+    event_lines = tuple(ReturnLine(sku=sku, quantity=Quantity(amount=qty, unit=units[sku]), amount_fen=fen,
+                                   disposition=as_disposition(a.disposition))
+                        for a, (sku, qty, fen) in zip(asked, lines, strict=True))
+    event = stamp.make(GoodsReturned, return_id=return_id, sale_id=source.id if source.kind == "sale" else "",
+                       order_id=source.id if source.kind == "order" else "", lane=lane, lines=event_lines,
+                       total_fen=total, refunds=refunds, member_id=source.member_id)
+    row = InsertReturn(return_id, source.key, lane, method, total,
+                       tuple((sku, qty, fen, a.disposition) for a, (sku, qty, fen) in zip(asked, lines, strict=True)),
+                       stamp.moment.wall_ms)
+    effects += [row, Publish(event)]
+    reply = reply_of(row, stamp.store_id)
+    ticket = return_receipt(stamp.store_id, return_id, source, lines, method, total)
+    return Outcome(reply=reply, effects=tuple(effects), after=(PrintTicket(ticket),), last_seq=stamp.outcome_seq)
+
+
+def returned_stock(lines: list[tuple[str, int, str]], levels: Mapping[str, StockLevel], reference: str,
+                   stamp: EventStamp) -> list[Effect]:
+    """Goods back in the store: a journaled `return` movement per (sku, qty, disposition), and for goods that
+    cannot be sold again a `shrinkage` movement with the disposition as its reason (on hand as before)."""
+    effects: list[Effect] = []
+    now = dict(levels)
+    for sku, qty, disposition in lines:
+        level = now.get(sku) or StockLevel(sku, 0, 0)
+        back_on_hand = level.on_hand + qty
+        effects.append(MoveStock(stamp.make(StockMoved, sku=sku, delta=qty, reason="return", shrinkage_reason="",
+                                            on_hand_after=back_on_hand, reference=reference)))
+        if disposition != "resaleable":  # it came back, and cannot be sold: out again, as shrinkage with why
+            effects.append(MoveStock(stamp.make(StockMoved, sku=sku, delta=-qty, reason="shrinkage",
+                                                shrinkage_reason=disposition, on_hand_after=level.on_hand,
+                                                reference=reference)))
+            back_on_hand = level.on_hand
+        now[sku] = StockLevel(sku, back_on_hand, level.escrow)
+    return effects
+
+
+def as_disposition(name: str) -> Any:
+    """A disposition checked against DISPOSITIONS (done in `take`), as the message's Literal."""
+    return name
+
+
+def reply_of(row: InsertReturn, store_id: str) -> dict:
+    kind, source_id = row.source.split(":", 1)
+    return {"return_id": row.return_id, "store_id": store_id, f"{kind}_id": source_id,
+            "lines": [{"sku": sku, "qty": qty, "amount_fen": fen, "disposition": d} for sku, qty, fen, d in row.lines],
+            "refund": {"method": row.method, "amount_fen": row.total_fen,
+                       "by": "cloud" if kind == "order" else "till"},
+            "total_fen": row.total_fen}
+
+
+def return_receipt(store_id: str, return_id: str, source: Source, lines: list[tuple[str, int, int]], method: str,
+                   total_fen: int) -> bytes:
+    """The return receipt; a cash refund opens the drawer first (the kick is part of the same job, so the drawer
+    opens only once the return is durable)."""
+    t = Ticket()
+    if method == "cash" and total_fen:
+        t.out += DRAWER_KICK
+    t.text(f"FreshMesh {store_id}", bold=True, size=2, align="center").text("RETURN").text(f"Return {return_id}")
+    t.text(f"{source.kind.capitalize()} {source.id}")
+    units = {sku: unit for sku, _, unit, _ in source.lines}
+    for sku, qty, fen in lines:
+        t.columns(f"{sku} {qty}{' g' if units.get(sku) == 'g' else ''}"[:20], "-" + format_fen(fen))
+    t.columns("REFUND", format_fen(total_fen))
+    t.text("Refunded in cash" if method == "cash" else "Back to stored value" if method == "stored_value"
+           else "Refunded to the original payment")
+    return t.qr(f"RETURN:{return_id}").cut()

@@ -79,7 +79,7 @@ class Services:
         return self._console
 
     async def start_background(self) -> None:
-        self.bridge = await Bridge(self.cloud).start()
+        self.bridge = await Bridge(self.cloud, self.orders).start()
         self._tasks.append(asyncio.create_task(self._sweep_expired()))
         self._tasks.append(asyncio.create_task(self._sweep_money()))
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one

@@ -1,5 +1,6 @@
 """The lane API for the cashier terminal (local to the store box): scan, weigh, member, cart (view, void), pay,
-cashier sign-in and out, cash top-ups of stored value, pickups, receiving, health."""
+cashier sign-in and out, cash top-ups of stored value, pickups, receiving, health; and picking online orders in the
+back room (`edge/picking_api.py`)."""
 from __future__ import annotations
 
 import json
@@ -12,6 +13,7 @@ from starlette.routing import Route
 from edge import stored_value
 from edge.core.cart import UnknownProduct
 from edge.devices.serial_driver import DeviceNotReady
+from edge.picking_api import picking_routes
 from edge.store_actor import Busy, Refused
 from protocol import codec
 from protocol.errors import ProtocolError
@@ -178,4 +180,5 @@ def build_lane_app(box) -> Starlette:
         Route("/pickups/{code}", endpoint(pickup), methods=["POST"]),
         Route("/stock/{sku}/receive", endpoint(receive, ReceiveBody), methods=["POST"]),
         Route("/health", endpoint(health), methods=["GET"]),
+        *picking_routes(box, endpoint),  # the back room: edge/picking_api.py
     ])

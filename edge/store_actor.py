@@ -18,7 +18,8 @@ import asyncio
 import json
 import logging
 
-from edge.core import cashiers, cloud_messages, selling, stock
+from edge import picking_db
+from edge.core import cashiers, cloud_messages, picking, selling, stock
 from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.state import Books, EventStamp, Moment
@@ -253,6 +254,30 @@ class StoreActor:
     async def _shrink(self, sku: str, qty: int, reason: str) -> dict:
         level = await self.db.stock_level(sku)
         return await self._execute(stock.shrink(sku, qty, reason, level, self._stamp()))
+
+    # ---- picking in the back room (edge/core/picking.py) --------------------------------------------------------
+    async def _pick_list(self) -> dict:
+        return {"orders": [picking.order_json(o, self.books) for o in await picking_db.orders_to_pick(self.db)]}
+
+    async def _pick_view(self, order_id: str) -> dict:
+        order = await picking_db.pick_order(self.db, order_id)
+        if order is None:
+            raise Refused(404, f"no order {order_id} at this store")
+        return picking.order_json(order, self.books)
+
+    async def _pick_start(self, order_id: str) -> dict:
+        order = await picking_db.pick_order(self.db, order_id)
+        return await self._execute(picking.start(order, order_id, self.books, self._stamp()))
+
+    async def _pick_line(self, order_id: str, sku: str, request: picking.PickRequest) -> dict:
+        order = await picking_db.pick_order(self.db, order_id)
+        return await self._execute(picking.record(order, order_id, sku, request, self.books))
+
+    async def _pick_done(self, order_id: str) -> dict:
+        order = await picking_db.pick_order(self.db, order_id)
+        skus = [*(p.sku for p in order.picks.values()), *(p.substitute_sku for p in order.picks.values())] if order else []
+        levels = await self.db.stock_levels(s for s in skus if s)
+        return await self._execute(picking.finish(order, order_id, levels, self.books, self._stamp()))
 
     # ---- cloud messages ---------------------------------------------------------------------------------
     async def _cloud_message(self, message) -> str:

@@ -25,10 +25,13 @@ from protocol.messages import (
     EscrowGranted,
     EscrowReclaimRequested,
     Message,
+    OrderPicked,
+    PickingStarted,
     PickupCompleted,
     SaleCommitted,
     StockMoved,
 )
+from protocol.picking import judge_picked
 from protocol.policy import chain_day
 
 # One SKU's stock at one store, in its stock unit (pieces, or grams): 100 t of a product sold by the kg. No store
@@ -50,6 +53,8 @@ class OrderFacts:
     kind: str
     status: str
     stores: frozenset[str]  # the stores its allocation names
+    parts: dict[str, dict[str, int]] = field(default_factory=dict)  # store -> sku -> qty of its part
+    allow_substitutions: bool = False
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Known:
     orders: dict[str, OrderFacts] = field(default_factory=dict)
     on_hand: dict[tuple[str, str], int] = field(default_factory=dict)
     escrow: dict[tuple[str, str], int] = field(default_factory=dict)
+    tolerances: dict[str, int] = field(default_factory=dict)  # sku -> catch-weight tolerance (bp), weighed products
 
 
 def named_members(events: Iterable[Message]) -> set[str]:
@@ -77,7 +83,7 @@ def cash_day(wall_ms: int, received_ms: int) -> date:
 
 
 def named_orders(events: Iterable[Message]) -> set[str]:
-    return {e.order_id for e in events if isinstance(e, PickupCompleted)}
+    return {e.order_id for e in events if isinstance(e, (PickupCompleted, PickingStarted, OrderPicked))}
 
 
 def granted_pairs(events: Iterable[Message]) -> set[tuple[str, str]]:
@@ -117,6 +123,8 @@ def _judge_one(e: Message, known: Known, on_hand: dict[tuple[str, str], int], es
         return "" if e.qty <= STOCK_QTY_MAX else f"reclaim of {e.qty} exceeds {STOCK_QTY_MAX}"
     if isinstance(e, PickupCompleted):
         return judge_pickup(e, known.orders.get(e.order_id))
+    if isinstance(e, (PickingStarted, OrderPicked)):
+        return judge_picking(e, known.orders.get(e.order_id), known.tolerances)
     return ""
 
 
@@ -158,4 +166,19 @@ def judge_pickup(e: PickupCompleted, order: OrderFacts | None) -> str:
         return f"pickup of order {e.order_id}, which is not allocated to this store"
     if order.status not in PICKUP_STATUSES:
         return f"pickup of order {e.order_id}, which is {order.status}, not paid"
+    return ""
+
+
+def judge_picking(e: PickingStarted | OrderPicked, order: OrderFacts | None, tolerances: dict[str, int]) -> str:
+    """A store picks only a paid order allocated to it, and says only what its part of it allows
+    (`protocol.picking.judge_picked`)."""
+    what = "picking" if isinstance(e, PickingStarted) else "picked lines"
+    if order is None:
+        return f"{what} of order {e.order_id}, which does not exist"
+    if order.kind == "flash" or e.store_id not in order.stores:
+        return f"{what} of order {e.order_id}, which is not allocated to this store"
+    if order.status not in PICKUP_STATUSES:
+        return f"{what} of order {e.order_id}, which is {order.status}, not paid"
+    if isinstance(e, OrderPicked):
+        return judge_picked(e, order.parts.get(e.store_id, {}), tolerances, order.allow_substitutions)
     return ""

@@ -43,6 +43,8 @@ from protocol.messages import (
     EscrowReclaimed,
     EscrowReclaimRequested,
     Heartbeat,
+    OrderPicked,
+    PickingStarted,
     PickupCompleted,
     SaleCommitted,
     StockMoved,
@@ -78,8 +80,9 @@ def _transient(exc: BaseException) -> bool:
 
 
 class Bridge:
-    def __init__(self, cloud) -> None:
-        self.cloud = cloud
+    def __init__(self, cloud, orders=None) -> None:
+        self.cloud, self.orders = cloud, orders  # orders: the process's Orders service (its payments, on_ready)
+        self._picking = None
         self.js: JetStreamContext | None = None
         self._tasks: list[asyncio.Task] = []
         self._heartbeats: dict[str, dict] = {}
@@ -100,6 +103,15 @@ class Bridge:
             from cloud.services.members import Members  # a service, made on first use
             self._members = Members(self.cloud)
         return self._members
+
+    @property
+    def picking(self):
+        """Applies the stores' picking (cloud/services/picking.py), made on first use."""
+        if self._picking is None:
+            from cloud.services.orders import Orders
+            from cloud.services.picking import Picking
+            self._picking = Picking(self.cloud, self.orders or Orders(self.cloud))
+        return self._picking
 
     async def start(self) -> Bridge:
         self.js = js = self.cloud.nats.jetstream()
@@ -328,6 +340,8 @@ class Bridge:
                                           on_hand=event.on_hand_after))
         elif isinstance(event, PickupCompleted):
             await self._pickup(event)
+        elif isinstance(event, (PickingStarted, OrderPicked)):  # believed by `_believed` (its store, its lines)
+            await self.picking.apply(event)
         elif isinstance(event, CashToppedUp):
             await apply_cash_top_up(self.cloud, event)  # believed by `_believed` (member, daily cap)
             self.new_balances.add(event.member_id, event.store_id)

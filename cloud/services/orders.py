@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 
 from actors.order_router import BookSlot, ReleaseSlot
 from actors.stock_pool import Cancel, Reserve
@@ -61,7 +62,7 @@ def order_json(row) -> dict:
             "slot_start": to_rfc3339(row["slot_start_ms"]), "expires_at": to_rfc3339(row["expires_ms"]),
             "created_at": to_rfc3339(row["created_ms"]), "payment": json.loads(row["payment"]) if row["payment"] else None,
             "fulfilment": row["fulfilment"], "refunded_fen": row["refunded_fen"],
-            "final": lifecycle.is_final(status)}
+            "final": lifecycle.is_final(status), "allow_substitutions": row["allow_substitutions"]}
 
 
 class Orders:
@@ -71,6 +72,8 @@ class Orders:
         self.saga = OrderSaga(self)
         self.as_json = order_json
         self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
+        # called once a delivery order (every part) is ready at its stores (cloud/services/picking.py): riders
+        self.on_ready: Callable[[str], Awaitable[None]] | None = None
 
     # ---- create -----------------------------------------------------------------------------------
     async def create(self, req: OrderRequest, member: str, key: str, raw: dict) -> dict:
@@ -156,6 +159,7 @@ class Orders:
                                   fields={"member_id": member, "allocation": json.dumps(allocation),
                                           "lines": json.dumps(priced["lines"]), "total_fen": priced["total_fen"],
                                           "pickup_code": code, "slot_start_ms": slot_ms,
+                                          "allow_substitutions": req.allow_substitutions,
                                           "location": json.dumps({"lat": req.location.lat, "lon": req.location.lon})
                                           if req.location else None, "expires_ms": now + cloud.reservation_ttl_ms})
         except lifecycle.IllegalTransition as exc:  # a concurrent retry of this key finished it first
@@ -371,7 +375,8 @@ class Orders:
                 OrderToFulfil, order_id=row["order_id"], fulfilment=row["kind"], lines=order_lines,
                 total_fen=sum(line.amount_fen for line in order_lines), pickup_code=row["pickup_code"] or "",
                 slot_start_ms=row["slot_start_ms"] or 0, slot_end_ms=(row["slot_start_ms"] or 0) + 3_600_000,
-                member_id=row["member_id"]), event_id=derived_id(row["order_id"], f"fulfil:{store}"))
+                member_id=row["member_id"], allow_substitutions=bool(row["allow_substitutions"])),
+                event_id=derived_id(row["order_id"], f"fulfil:{store}"))
         # only once every store was told: until then the money sweeper tells them again (`tell_stores_again`)
         await self.cloud.db.execute("update orders set notified_ms = $2 where order_id = $1 and notified_ms is null",
                                     row["order_id"], self.cloud.now_ms())

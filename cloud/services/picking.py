@@ -10,19 +10,22 @@ Guarantees:
   re-reserved at the nearest other store that has escrow (a new reservation, confirmed, added to the allocation
   with its own part, and that store is sent an `OrderToFulfil` for it);
 - money (`protocol.picking.part_money`): a lighter weight and a cheaper substitute are refunded (`refund_part`, part
-  `weight:<store>`, `substitute:<store>:<sku>`), short units nobody else can serve too (`short:<store>:<sku>`); a
+  `weight:<store>`, `sub:<store>:<sku>`), short units nobody else can serve too (`short:<store>:<sku>`); a
   heavier weight is charged to stored value up to the pre-authorised margin (`charge_extra`, `weight:<store>`), the
-  rest - all of it for a wallet payment - absorbed by the store (a note). Every movement is by id: once;
+  rest - all of it for a wallet payment - absorbed by the store (a note). Every movement is by id: once (a long
+  sku is hashed in its part, `line_part`, so the id fits the ledger's);
 - when a delivery order (every part) becomes ready, `Orders.on_ready(order_id)` is called (riders); also on a
   redelivered event, so a hook that failed gets another chance (it must be idempotent).
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import math
 
+from actors.base import MAX_COMMAND_ID_LEN
 from actors.stock_pool import Cancel, Confirm, Fulfil, Reserve
 from cloud.messaging import to_stores
 from cloud.services import order_journal as journal
@@ -30,12 +33,21 @@ from cloud.services.verdicts import Refusal
 from protocol import order_lifecycle as lifecycle
 from protocol.ids import derived_id
 from protocol.messages import OrderLine, OrderPicked, OrderToFulfil, PickingStarted
-from protocol.money_saga import charge_id
+from protocol.money_saga import charge_id, part_refund_id
 from protocol.picking import consumed, extra_to_charge, part_money, share_fen
 from protocol.pricing import PricingContext
 
 log = logging.getLogger("freshmesh.picking")
 SLOT_MS = 3_600_000
+
+
+def line_part(kind: str, store: str, sku: str, order_id: str) -> str:
+    """A money part for one line (`short:<store>:<sku>`, `sub:<store>:<sku>`), short enough that its movement id
+    (`refund:<order>:<part>`, also the ledger's transfer id) fits the actors' 64 characters: a long sku is hashed."""
+    part = f"{kind}:{store}:{sku}"
+    if len(part_refund_id(order_id, part)) <= MAX_COMMAND_ID_LEN:
+        return part
+    return f"{kind}:{store}:{hashlib.blake2b(sku.encode(), digest_size=6).hexdigest()}"
 
 
 class Picking:
@@ -95,10 +107,12 @@ class Picking:
         for line in e.lines:
             rid = rids[line.sku]
             if consumed(line):
-                await stock.send(Fulfil(id=f"pick:{e.event_id}:{rid}", reservation_id=rid, sku=line.sku,
-                                        qty=consumed(line)))
+                done = await stock.send(Fulfil(id=derived_id(e.event_id, f"pick:{rid}"), reservation_id=rid, sku=line.sku,
+                                               qty=consumed(line)))
+                if not done.succeeded:  # (a reservation the till handed over already, say): the stock pool says so
+                    log.warning("order %s: fulfil of %s at %s: %s", e.order_id, rid, e.store_id, done.settled.reason)
             if consumed(line) < line.ordered:  # what the goods leave of the reservation goes back to the escrow
-                await stock.send(Cancel(id=f"unpicked:{e.event_id}:{rid}", reservation_id=rid, sku=line.sku))
+                await stock.send(Cancel(id=derived_id(e.event_id, f"unpicked:{rid}"), reservation_id=rid, sku=line.sku))
             if line.short:
                 to = await self._reroute(e, order, line.sku, line.short, line.ordered)
                 if to:
@@ -136,12 +150,12 @@ class Picking:
         for store in others:
             if free.get(store, {}).get(sku, 0) < qty:
                 continue
-            rid = f"{derived_id(e.event_id, 'reroute')}:{store}:{sku}"
-            reserved = await stock.send(Reserve(id=f"reserve:{rid}", reservation_id=rid, order_id=e.order_id,
+            rid = derived_id(e.event_id, f"reroute:{sku}:{store}")  # ids fit the actors' 64 characters
+            reserved = await stock.send(Reserve(id=derived_id(rid, "reserve"), reservation_id=rid, order_id=e.order_id,
                                                 store=store, sku=sku, qty=qty, ttl_ms=self.cloud.reservation_ttl_ms))
             if not reserved.succeeded:
                 continue  # taken meanwhile: the next store
-            await stock.send(Confirm(id=f"confirm:{rid}", reservation_id=rid, sku=sku))
+            await stock.send(Confirm(id=derived_id(rid, "confirm"), reservation_id=rid, sku=sku))
             amount = await self._line_share(order, sku, qty, ordered)
             await self._add_part(e.order_id, store, {"sku": sku, "qty": qty, "reservation_id": rid})
             await to_stores.send(self.cloud, store, functools.partial(
@@ -211,10 +225,10 @@ class Picking:
                 await note("short", f"short:{line.sku}", {"sku": line.sku, "short": line.short,
                                                           "rerouted_to": rerouted.get(line.sku)})
         for sku, fen in money.substitute_refunds.items():
-            await self._refund(oid, f"substitute:{store}:{sku}", fen, f"substitute for {sku} costs less", note)
+            await self._refund(oid, line_part("sub", store, sku, oid), fen, f"substitute for {sku} costs less", note)
         for sku, fen in money.short_refunds.items():
             if sku not in rerouted:
-                await self._refund(oid, f"short:{store}:{sku}", fen, f"{sku} short at {store}; no store has it",
+                await self._refund(oid, line_part("short", store, sku, oid), fen, f"{sku} short at {store}; no store has it",
                                    note)
 
     async def _refund(self, order_id: str, part: str, amount_fen: int, reason: str, note) -> None:

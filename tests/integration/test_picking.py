@@ -24,6 +24,7 @@ from tests.integration.harness import (
     customer,
     eventually,
     operator_headers,
+    pay_by_wallet,
     running_cloud,
     this_clouds,
     top_up,
@@ -335,3 +336,37 @@ async def test_a_shortage_no_store_can_serve_is_refunded(world):
     assert await eventually(lambda: drained(box), timeout_s=15)
     assert (await agree(http, box, missing["sku"]))["confirmed"] == 0  # the short reservation went back
     assert await own_violations(http, [oid]) == []
+
+
+async def test_a_delivery_order_picked_heavier_on_a_wallet_payment_is_absorbed_and_the_rider_hook_is_called(world):
+    services, http, box, lane = world
+    sku = weighed()[1]["sku"]
+    await receive(box, sku, 5_000)
+    called: list[str] = []
+
+    async def on_ready(order_id: str) -> None:
+        called.append(order_id)
+    services.orders.on_ready = on_ready
+    try:
+        member = await customer(services, http)
+        here = next(s for s in (await http.get("/stores")).json()["stores"] if s["store_id"] == STORE)
+        slot = (datetime.now(CN) + timedelta(days=1)).replace(hour=17, minute=0, second=0, microsecond=0).isoformat()
+        r = await http.post("/orders", json={"fulfilment": "delivery", "location": {"lat": here["lat"], "lon": here["lon"]},
+                                             "slot_start": slot, "items": [{"sku": sku, "qty": 500}]},
+                            headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
+        assert r.status_code == 201 and r.json()["stores"] == [STORE], r.text
+        oid = r.json()["order_id"]
+        await pay_by_wallet(services, http, member, oid)
+
+        async def arrived():
+            return any(o["order_id"] == oid for o in (await box.actor.ask("pick_list"))["orders"])
+        assert await eventually(arrived, timeout_s=15)
+        await pick(lane, oid, {sku: {"weight_g": 540}})
+        ready = await status_of(http, member, oid, "ready")
+        assert called == [oid]  # every part ready: the riders are called, once
+        absorbed = [e for e in ready["timeline"] if e["event"] == "absorbed"]
+        assert absorbed and absorbed[0]["detail"]["amount_fen"] > 0  # a wallet payment is not charged again
+        assert await movement(services, f"charge:{oid}:weight:{STORE}") is None
+        assert await own_violations(http, [oid]) == []
+    finally:
+        services.orders.on_ready = None

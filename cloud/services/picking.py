@@ -32,13 +32,15 @@ from cloud.services import order_journal as journal
 from cloud.services.verdicts import Refusal
 from protocol import order_lifecycle as lifecycle
 from protocol.ids import derived_id
-from protocol.messages import OrderLine, OrderPicked, OrderToFulfil, PickingStarted
+from protocol.messages import OrderLine, OrderPicked, OrderToFulfil, PickingStarted, PickupCompleted
 from protocol.money_saga import charge_id, part_refund_id
 from protocol.picking import consumed, extra_to_charge, part_money, share_fen
 from protocol.pricing import PricingContext
 
 log = logging.getLogger("freshmesh.picking")
 SLOT_MS = 3_600_000
+# a part moved while the order waits for its other parts: the note on the timeline
+PART_NOTES = {"start_picking": "part_picking", "picked": "part_ready", "pick_up": "part_picked_up"}
 
 
 def line_part(kind: str, store: str, sku: str, order_id: str) -> str:
@@ -78,7 +80,7 @@ class Picking:
                                                            order_id)]
             if lifecycle.overall(parts) != row["status"]:
                 return await journal.advance(conn, order_id, event, now, store=store, key=key, detail=detail)
-            note = "part_picking" if event == "start_picking" else "part_ready"
+            note = PART_NOTES[event]
             return await journal.note(conn, order_id, note, now, store=store, key=key, detail=detail)
 
     @staticmethod
@@ -92,6 +94,10 @@ class Picking:
 
     async def started(self, e: PickingStarted) -> None:
         await self._step_part(e.order_id, e.store_id, "start_picking", e.event_id, {})
+
+    async def handed_over(self, e: PickupCompleted) -> None:
+        """The customer collected the store's part at its till (the stock pool was told by the bridge)."""
+        await self._step_part(e.order_id, e.store_id, "pick_up", e.event_id, {"lane": e.lane})
 
     # ---- picked -------------------------------------------------------------------------------------------------
     async def picked(self, e: OrderPicked) -> None:

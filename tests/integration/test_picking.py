@@ -17,7 +17,15 @@ import pytest_asyncio
 
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
-from protocol.messages import EscrowGranted, OrderPicked, OrderToFulfil, PickedLine, StockMoved
+from protocol.messages import (
+    EscrowGranted,
+    OrderPicked,
+    OrderToFulfil,
+    PickedLine,
+    PickingStarted,
+    PickupCompleted,
+    StockMoved,
+)
 from protocol.pricing import BasketLine, PricingContext, price_basket
 from tests.integration.harness import (
     StoreLink,
@@ -370,3 +378,43 @@ async def test_a_delivery_order_picked_heavier_on_a_wallet_payment_is_absorbed_a
         assert await own_violations(http, [oid]) == []
     finally:
         services.orders.on_ready = None
+
+
+async def test_an_offline_stores_backlog_picks_and_hands_over_in_its_own_order(world, stack):
+    """Start, picked (one short, refunded: no other store has it) and the till's pickup arrive together, as after a
+    network cut: the pickup only hands over - the reservation is consumed by the one unit picked, not by two."""
+    services, http, _, _ = world
+    sku = pieces()[15]["sku"]
+    async with StoreLink(stack, OTHER) as other:
+        await other.publish(StockMoved(**other.next_envelope(), sku=sku, delta=25, reason="receiving",
+                                       shrinkage_reason="", on_hand_after=25, reference=""))
+        await other.publish(EscrowGranted(**other.next_envelope(), sku=sku, qty=10, escrow_after=10))
+        assert await eventually(lambda: _escrow(http, OTHER, sku, 10))
+        member = await customer(services, http)
+        await top_up(services, http, member, 50_000)
+        slot = (datetime.now(CN) + timedelta(days=1)).replace(hour=18, minute=0, second=0, microsecond=0).isoformat()
+        made = await http.post("/orders", json={"fulfilment": "pickup", "store_id": OTHER, "slot_start": slot,
+                                                "items": [{"sku": sku, "qty": 2}]},
+                               headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
+        assert made.status_code == 201, made.text
+        order = made.json()
+        paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"},
+                               headers=member.headers)
+        assert paid.status_code == 200, paid.text
+        oid, code = order["order_id"], paid.json()["pickup_code"]
+        for event in (PickingStarted(**other.next_envelope(), order_id=oid),
+                      OrderPicked(**other.next_envelope(), order_id=oid,
+                                  lines=(PickedLine(sku=sku, ordered=2, picked=1, short=1),)),
+                      StockMoved(**other.next_envelope(), sku=sku, delta=-1, reason="pick", shrinkage_reason="",
+                                 on_hand_after=24, reference=oid),
+                      PickupCompleted(**other.next_envelope(), order_id=oid, pickup_code=code, lane="1")):
+            await other.publish(event)
+        done = await status_of(http, member, oid, "picked_up")
+    assert [e["event"] for e in done["timeline"] if e["event"] in ("start_picking", "picked", "pick_up")] == [
+        "start_picking", "picked", "pick_up"]
+    row = await cloud_stock(http, OTHER, sku)
+    assert (row["escrow"], row["confirmed"], row["on_hand"]) == (9, 0, 24)  # one unit left the escrow, not two
+    share = order["lines"][0]["amount_fen"] // 2
+    refund = await movement(services, f"refund:{oid}:short:{OTHER}:{sku}")
+    assert refund and refund["amount_fen"] == share and refund["state"] == "done"
+    assert await own_violations(http, [oid]) == []

@@ -16,6 +16,7 @@ Guarantees:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from edge.core import escrow
@@ -92,13 +93,9 @@ def start(order: PickOrder | None, order_id: str, books: Books, stamp: EventStam
     if order.status != "to_pick":
         raise Refused(409, f"order {order_id} is {order.status}: only an order to pick can be started")
     event = stamp.make(PickingStarted, order_id=order_id)
-    started = PickOrder(**{**_fields(order), "status": "picking"})
+    started = dataclasses.replace(order, status="picking")
     return Outcome(reply=order_json(started, books), last_seq=stamp.outcome_seq,
                    effects=(SetOrderStatus(order_id, "picking", only_from="to_pick"), Publish(event)))
-
-
-def _fields(order: PickOrder) -> dict:
-    return {name: getattr(order, name) for name in PickOrder.__slots__}
 
 
 def record(order: PickOrder | None, order_id: str, sku: str, req: PickRequest, books: Books) -> Outcome:
@@ -131,7 +128,7 @@ def record(order: PickOrder | None, order_id: str, sku: str, req: PickRequest, b
     if why:
         raise Refused(403 if "did not allow substitutions" in why else 422, why)
     picks = {**order.picks, sku: pick}
-    now = PickOrder(**{**_fields(order), "picks": picks})
+    now = dataclasses.replace(order, picks=picks)
     return Outcome(reply=order_json(now, books), effects=(RecordPick(order_id, pick),))
 
 
@@ -188,5 +185,5 @@ def finish(order: PickOrder | None, order_id: str, levels: dict[str, StockLevel]
             effects.append(Publish(stamp.make(EscrowReclaimRequested, sku=sku, qty=ask)))
     effects += [Publish(stamp.make(OrderPicked, order_id=order_id, lines=lines)),
                 SetOrderStatus(order_id, "picked", only_from="picking")]
-    done = PickOrder(**{**_fields(order), "status": "picked"})
+    done = dataclasses.replace(order, status="picked")
     return Outcome(reply=order_json(done, books), effects=tuple(effects), last_seq=stamp.outcome_seq)

@@ -14,8 +14,8 @@ Guarantees:
   heavier weight is charged to stored value up to the pre-authorised margin (`charge_extra`, `weight:<store>`), the
   rest - all of it for a wallet payment - absorbed by the store (a note). Every movement is by id: once (a long
   sku is hashed in its part, `line_part`, so the id fits the ledger's);
-- when a delivery order (every part) becomes ready, `Orders.on_ready(order_id)` is called (riders); also on a
-  redelivered event, so a hook that failed gets another chance (it must be idempotent).
+- when a store's picked part leaves a delivery order ready (every part is), `Orders.on_ready(order_id)` is called
+  (riders); also on a redelivered event, so a hook that failed gets another chance (it must be idempotent).
 """
 from __future__ import annotations
 
@@ -78,7 +78,10 @@ class Picking:
                                "and store_id = $2", order_id, store, after, now)
             parts = [r["status"] for r in await conn.fetch("select status from order_parts where order_id = $1",
                                                            order_id)]
-            if lifecycle.overall(parts) != row["status"]:
+            target = lifecycle.overall(parts)
+            # the order takes the same event when that brings it to its parts' overall status (never past it)
+            if (target != row["status"] and lifecycle.can(row["fulfilment"], row["status"], event)
+                    and lifecycle.step(row["fulfilment"], row["status"], event) == target):
                 return await journal.advance(conn, order_id, event, now, store=store, key=key, detail=detail)
             note = PART_NOTES[event]
             return await journal.note(conn, order_id, note, now, store=store, key=key, detail=detail)
@@ -127,8 +130,9 @@ class Picking:
         detail = {"lines": [{"sku": p.sku, "ordered": p.ordered, "picked": p.picked, "short": p.short,
                              **({"substitute_sku": p.substitute_sku, "substitute_qty": p.substitute_qty}
                                 if p.substitute_sku else {})} for p in e.lines]}
-        step = await self._step_part(e.order_id, e.store_id, "picked", e.event_id, detail)
-        if step is not None and step.after == lifecycle.READY and order["fulfilment"] == "delivery":
+        await self._step_part(e.order_id, e.store_id, "picked", e.event_id, detail)
+        now = await self.cloud.db.fetchval("select status from orders where order_id = $1", e.order_id)
+        if now == lifecycle.READY and order["fulfilment"] == "delivery":  # (again on a redelivery: hooks are idempotent)
             await self._ready(e.order_id)
 
     async def _ready(self, order_id: str) -> None:

@@ -418,3 +418,22 @@ async def test_an_offline_stores_backlog_picks_and_hands_over_in_its_own_order(w
     refund = await movement(services, f"refund:{oid}:short:{OTHER}:{sku}")
     assert refund and refund["amount_fen"] == share and refund["state"] == "done"
     assert await own_violations(http, [oid]) == []
+
+
+async def test_an_order_charged_extra_then_cancelled_gives_back_the_charge_and_the_extra(world):
+    services, http, box, lane = world
+    sku = weighed()[2]["sku"]
+    await receive(box, sku, 5_000)
+    member, order = await paid_order(services, http, box, [{"sku": sku, "qty": 500}], balance_fen=30_000)
+    oid = order["order_id"]
+    await pick(lane, oid, {sku: {"weight_g": 545}})
+    await status_of(http, member, oid, "ready")
+    extra = await movement(services, f"charge:{oid}:weight:{STORE}")
+    assert extra and extra["state"] == "done" and extra["amount_fen"] > 0
+    assert await balance(http, member) == 30_000 - order["total_fen"] - extra["amount_fen"]
+    cancelled = await services.orders.cancel(oid, None, "the customer never came")  # the cloud's own caller
+    assert cancelled["status"] == "cancelled"
+    refund = await eventually(lambda: movement(services, f"refund:{oid}"))
+    assert refund and refund["state"] == "done" and refund["amount_fen"] == order["total_fen"] + extra["amount_fen"]
+    assert await balance(http, member) == 30_000
+    assert await own_violations(http, [oid]) == []

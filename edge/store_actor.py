@@ -27,7 +27,7 @@ from edge.store_db import StoreDb
 from protocol import phones
 from protocol.barcodes import DEFAULT_LAYOUTS
 from protocol.errors import ProtocolError
-from protocol.messages import BusinessAck
+from protocol.messages import BusinessAck, OrderCancelled
 from protocol.policy import (
     CASH_TOPUP_MAX_FEN,
     DEFAULT_ONLINE_RATIO_BP,
@@ -285,6 +285,12 @@ class StoreActor:
             rows = await self.db.acked_rows([a.event_id for a in message.acks])
             return await self._execute(cloud_messages.apply_ack(message, rows, self._moment().wall_ms))
         seen = await self.db.seen_cloud_message(message.event_id)
-        reply = await self._execute(cloud_messages.apply_cloud_message(message, seen, self.books, self._moment()))
+        outcome = cloud_messages.apply_cloud_message(message, seen, self.books, self._moment())
+        if isinstance(message, OrderCancelled) and not seen:  # a picked order's goods go back on the shelf
+            order = await picking_db.pick_order(self.db, message.order_id)
+            if order is not None and order.status == "picked":
+                skus = [s for p in order.picks.values() for s in (p.sku, p.substitute_sku) if s]
+                outcome = picking.restock(order, outcome, await self.db.stock_levels(skus), self._stamp())
+        reply = await self._execute(outcome)
         self.stats["duplicates" if reply == "duplicate" else "cloud_messages"] += 1
         return reply

@@ -2,6 +2,7 @@
 StoreActor; the rules a picked line follows are shared with the cloud in `protocol/picking.py`).
 
     to_pick ─start─► picking ─(record each line)─► done ─► picked ─(till: pickup code)─► picked_up
+    to_pick | picking ─(the cloud cancels)─► cancelled;  picked ─(the cloud cancels)─► cancelled, goods restocked
 
 Guarantees:
 - starting tells the cloud once (`PickingStarted` in the outbox with the status change); starting again answers the
@@ -187,3 +188,29 @@ def finish(order: PickOrder | None, order_id: str, levels: dict[str, StockLevel]
                 SetOrderStatus(order_id, "picked", only_from="picking")]
     done = dataclasses.replace(order, status="picked")
     return Outcome(reply=order_json(done, books), effects=tuple(effects), last_seq=stamp.outcome_seq)
+
+
+def restock(order: PickOrder, cancelled: Outcome, levels: dict[str, StockLevel], stamp: EventStamp) -> Outcome:
+    """The cloud cancelled an order this store had picked already (`cancelled`: applying the cancellation): its goods
+    go back on the shelf, journaled as `return` movements with the order's id, in the same transaction. The escrow
+    they took when picked stays taken (the cloud consumed the reservation); receiving grants again."""
+    if order.status != "picked":
+        return cancelled
+    now = dict(levels)
+    effects: list[Effect] = []
+
+    def put_back(sku: str, qty: int) -> None:
+        level = now.get(sku) or StockLevel(sku, 0, 0)
+        now[sku] = StockLevel(sku, level.on_hand + qty, level.escrow)
+        effects.append(MoveStock(stamp.make(StockMoved, sku=sku, delta=qty, reason="return", shrinkage_reason="",
+                                            on_hand_after=level.on_hand + qty, reference=order.order_id)))
+
+    for line in order.lines:
+        pick = order.picks.get(line.sku)
+        if pick is not None and pick.picked:
+            put_back(pick.sku, pick.picked)
+        if pick is not None and pick.substitute_sku:
+            put_back(pick.substitute_sku, pick.substitute_qty)
+    effects.append(SetOrderStatus(order.order_id, "cancelled", only_from="picked"))
+    return Outcome(reply=cancelled.reply, effects=(*cancelled.effects, *effects), after=cancelled.after,
+                   last_seq=stamp.outcome_seq, notes=cancelled.notes)

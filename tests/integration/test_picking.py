@@ -420,7 +420,7 @@ async def test_an_offline_stores_backlog_picks_and_hands_over_in_its_own_order(w
     assert await own_violations(http, [oid]) == []
 
 
-async def test_an_order_charged_extra_then_cancelled_gives_back_the_charge_and_the_extra(world):
+async def test_an_order_charged_extra_then_cancelled_gives_back_the_charge_the_extra_and_the_goods(world):
     services, http, box, lane = world
     sku = weighed()[2]["sku"]
     await receive(box, sku, 5_000)
@@ -436,4 +436,9 @@ async def test_an_order_charged_extra_then_cancelled_gives_back_the_charge_and_t
     refund = await eventually(lambda: movement(services, f"refund:{oid}"))
     assert refund and refund["state"] == "done" and refund["amount_fen"] == order["total_fen"] + extra["amount_fen"]
     assert await balance(http, member) == 30_000
+
+    async def restocked():  # the store puts the picked goods back on the shelf
+        return (await box.store_db.stock_level(sku)).on_hand == 5_000 and await drained(box)
+    assert await eventually(restocked, timeout_s=15)
+    assert (await agree(http, box, sku))["confirmed"] == 0
     assert await own_violations(http, [oid]) == []

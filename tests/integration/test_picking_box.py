@@ -123,3 +123,23 @@ async def test_a_cancellation_reaches_an_order_being_picked_and_nothing_leaves_t
     assert unknown.status_code == 404 and "no order NOPE" in unknown.json()["detail"]
     bad = await http.post(f"/picking/orders/O-BOX-2/lines/{PIECE['sku']}", json={"qty": 1, "weight_g": 3})
     assert bad.status_code == 422 and "not both" in bad.json()["detail"]
+
+
+async def test_a_picked_order_the_cloud_cancels_goes_back_on_the_shelf(box):
+    edge, http, _ = box
+    await edge.actor.ask("receive", sku=PIECE["sku"], qty=10)  # 4 escrowed
+    await arrive(edge, "O-BOX-3", [(PIECE["sku"], 3)])
+    await http.post("/picking/orders/O-BOX-3/start")
+    await http.post(f"/picking/orders/O-BOX-3/lines/{PIECE['sku']}", json={"qty": 3})
+    assert (await http.post("/picking/orders/O-BOX-3/done")).json()["status"] == "picked"
+    assert (await edge.store_db.stock_level(PIECE["sku"])).on_hand == 7
+    cancel = OrderCancelled(**envelope(), order_id="O-BOX-3", reason="operator")
+    assert await edge.actor.ask("cloud_message", message=cancel) == "applied"
+    assert await edge.actor.ask("cloud_message", message=cancel) == "duplicate"  # once
+    assert await status(edge, "O-BOX-3") == "cancelled"
+    level = await edge.store_db.stock_level(PIECE["sku"])
+    assert (level.on_hand, level.escrow) == (10, 1)  # back on the shelf; the escrow the cloud consumed stays taken
+    back = [m for m in await outbox(edge) if m.KIND == "stock.moved" and m.reason == "return"]
+    assert [(m.sku, m.delta, m.on_hand_after, m.reference) for m in back] == [(PIECE["sku"], 3, 10, "O-BOX-3")]
+    gone = await http.post("/picking/orders/O-BOX-3/start")
+    assert gone.status_code == 409 and "is cancelled" in gone.json()["detail"]

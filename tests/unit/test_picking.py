@@ -9,7 +9,7 @@ import pytest
 
 from actors.stock_pool import Cancel, Confirm, Fulfil, Grant, Reserve, StockPool
 from edge.core import picking, stock
-from edge.core.outcome import MoveStock, Publish, RecordPick, Refused, SetOrderStatus
+from edge.core.outcome import MoveStock, Outcome, Publish, RecordPick, Refused, SetOrderStatus
 from edge.core.picking import LineToPick, PickOrder, PickRequest
 from edge.core.state import Books, EventStamp, Moment, PendingOrder, StockLevel
 from protocol import codec
@@ -229,3 +229,16 @@ def test_a_reservation_is_fulfilled_in_part_and_its_rest_cancelled_back_to_escro
     pool.apply(Cancel(id="x", reservation_id="R1", sku="MILK"), 0)
     assert (pool.view(STORE, "MILK")[0]["escrow"], pool.view(STORE, "MILK")[0]["available"]) == (9, 9)
     assert pool.audit() == []
+
+
+def test_a_picked_order_cancelled_by_the_cloud_is_restocked_in_the_cancellations_transaction():
+    picks = {"MILK": line("MILK", 3, 1, sub="OATMILK", sub_qty=2), "BOKCHOY": line("BOKCHOY", 500, 0, short=500)}
+    cancelled = Outcome(reply="applied", effects=(SetOrderStatus("O1", "cancelled", only_from=("to_pick", "picking")),))
+    levels = {"MILK": StockLevel("MILK", 9, 3), "OATMILK": StockLevel("OATMILK", 3, 4)}
+    out = picking.restock(order("picked", True, picks), cancelled, levels, stamp(3))
+    moves = [(e.event.sku, e.event.delta, e.escrow_delta, e.event.reason, e.event.on_hand_after)
+             for e in out.effects if isinstance(e, MoveStock)]
+    assert moves == [("MILK", 1, 0, "return", 10), ("OATMILK", 2, 0, "return", 5)]
+    assert out.effects[0] == cancelled.effects[0] and out.effects[-1] == SetOrderStatus("O1", "cancelled", "picked")
+    assert out.last_seq == 5 and out.reply == "applied"
+    assert picking.restock(order("picking", True, picks), cancelled, levels, stamp()) is cancelled

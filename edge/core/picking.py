@@ -137,7 +137,7 @@ def _picked_amount(req: PickRequest, weighed: bool, sku: str) -> int:
     if weighed:
         if req.qty is not None:
             raise Refused(422, f"line {sku} is sold by the kg: give weight_g (grams), not qty")
-        amount = req.weight_g
+        amount = req.weight_g if req.weight_g is not None or not req.substitute_sku else 0  # substituted whole
         if amount is None:
             raise Refused(422, f"line {sku}: weight_g is required (or weigh it on the scale)")
     else:

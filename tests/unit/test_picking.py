@@ -176,6 +176,9 @@ def test_recording_a_line_refuses_what_the_cloud_would_not_believe():
     with pytest.raises(Refused, match="start picking it first") as refused:
         picking.record(order("to_pick"), "O1", "MILK", PickRequest(qty=3), BOOKS)
     assert refused.value.status == 409
+    whole = picking.record(order("picking", allow=True), "O1", "BOKCHOY",
+                           PickRequest(substitute_sku="PORK", substitute_qty=480), BOOKS)
+    assert whole.effects == (RecordPick("O1", line("BOKCHOY", 500, 0, sub="PORK", sub_qty=480)),)
     allowed = picking.record(order("picking", allow=True), "O1", "MILK",
                              PickRequest(qty=1, substitute_sku="OATMILK", substitute_qty=2), BOOKS)
     assert allowed.effects == (RecordPick("O1", line("MILK", 3, 1, sub="OATMILK", sub_qty=2)),)

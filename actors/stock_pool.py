@@ -142,10 +142,16 @@ class Cancel(Command):
 
 @record
 class Fulfil(Command):
-    """The store handed the goods over. Values: state."""
+    """The store handed the goods over (`qty` of them when picked in part: the rest stays reserved, for another
+    store or to be cancelled; 0: all). Values: state."""
     OP: ClassVar[str] = "fulfil"
     reservation_id: str
     sku: str
+    qty: int = 0
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        require(self.qty >= 0, "fulfil: qty must not be negative")
 
 
 @record
@@ -298,12 +304,18 @@ class StockPool(IdempotentActor):
         rid, r = self._reservation(c)
         if r.state != "confirmed":
             return rejected(f"reservation is {r.state}", state=r.state)
+        qty = c.qty or r.qty
+        if qty > r.qty:
+            return rejected(f"fulfil of {qty}: the reservation holds {r.qty}", state=r.state)
         pos = self.position(r.store, r.sku)
-        pos.confirmed -= r.qty
-        pos.escrow -= r.qty
-        r.state = "fulfilled"
-        self.shortages.pop(rid, None)
-        return ok(state=r.state, movements=[self._move(r.store, r.sku, "fulfil", rid, escrow=-r.qty, confirmed=-r.qty)])
+        pos.confirmed -= qty
+        pos.escrow -= qty
+        r.qty -= qty
+        if r.qty == 0:
+            r.qty, r.state = qty, "fulfilled"  # (a fulfilled reservation keeps what it handed over last)
+            self.shortages.pop(rid, None)
+        return ok(state=r.state, qty=qty, movements=[self._move(r.store, r.sku, "fulfil", rid, escrow=-qty,
+                                                                confirmed=-qty)])
 
     def op_expire(self, c: Command, now_ms: int) -> Result:
         """Unpaid reservations past their expiry return to escrow; finished ones are dropped from memory."""

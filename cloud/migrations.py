@@ -336,6 +336,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         insert into order_events (order_id, seq, event, status, detail, at_ms)
             select order_id, 1, 'created', status, '{"migrated": true}', created_ms from orders;
     """),
+    # Picking at the store (issue 15, item 2). A split order's parts each follow the lifecycle: `order_parts` keeps
+    # each store's part's status (made when the order reaches its stores; the order's status is `overall` of them).
+    # Orders placed before have no parts: their first store event makes them from the order's status.
+    (15, "picking: the customer's consent to substitutions, each store's part of an order", """
+        alter table orders add column if not exists allow_substitutions boolean not null default false;
+        create table if not exists order_parts (
+            order_id   text not null,
+            store_id   text not null,
+            status     text not null,
+            updated_ms bigint not null,
+            primary key (order_id, store_id)
+        );
+    """),
     # 16 (riders): each try to have a delivery order carried by a rider platform, one row per attempt (the first
     # rider, a redispatch), keyed by our order id and the attempt (the platform's idempotency key), so a retried or
     # repeated dispatch never makes a second delivery. New table only: nothing existing changes.

@@ -86,7 +86,7 @@ class Services:
         return self._console
 
     async def start_background(self) -> None:
-        bridge = Bridge(self.cloud)
+        bridge = Bridge(self.cloud, self.orders)
         bridge.returns.payments = self.payments  # an online order returned at a till is refunded through them
         bridge.returns.after_sales = self.after_sales  # the stores' after-sales decisions are carried out by it
         bridge.staff_deliveries = self.deliveries.by_staff  # a store's own staff deliver: withdraw the rider

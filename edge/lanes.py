@@ -1,6 +1,6 @@
 """The lane API for the cashier terminal (local to the store box): scan, weigh, member, cart (view, void), pay,
 cashier sign-in and out, cash top-ups of stored value, pickups, receiving, deliveries (goods back, own staff),
-health."""
+returns and after-sales, health; and picking online orders in the back room (`edge/picking_api.py`)."""
 from __future__ import annotations
 
 import json
@@ -14,6 +14,7 @@ from edge import returns_api, stored_value
 from edge.core.cart import UnknownProduct
 from edge.delivery_routes import ReturnedBody, StaffBody
 from edge.devices.serial_driver import DeviceNotReady
+from edge.picking_api import picking_routes
 from edge.store_actor import Busy, Refused
 from protocol import codec
 from protocol.errors import ProtocolError
@@ -196,4 +197,5 @@ def build_lane_app(box) -> Starlette:
         Route("/deliveries/{order_id}/delivered", endpoint(staff_delivered, StaffBody), methods=["POST"]),
         Route("/health", endpoint(health), methods=["GET"]),
         *returns_api.routes(box, endpoint),
+        *picking_routes(box, endpoint),  # the back room: edge/picking_api.py
     ])

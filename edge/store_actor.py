@@ -18,8 +18,8 @@ import asyncio
 import json
 import logging
 
-from edge import returns_db
-from edge.core import after_sales, cashiers, cloud_messages, deliveries, returns, selling, stock
+from edge import picking_db, returns_db
+from edge.core import after_sales, cashiers, cloud_messages, deliveries, picking, returns, selling, stock
 from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.state import Books, EventStamp, Moment
@@ -27,7 +27,7 @@ from edge.store_db import StoreDb
 from protocol import phones
 from protocol.barcodes import DEFAULT_LAYOUTS
 from protocol.errors import ProtocolError
-from protocol.messages import BusinessAck
+from protocol.messages import BusinessAck, OrderCancelled
 from protocol.policy import (
     CASH_TOPUP_MAX_FEN,
     DEFAULT_ONLINE_RATIO_BP,
@@ -292,12 +292,42 @@ class StoreActor:
         return await self._execute(after_sales.decide(request, request_id, approved, reason, staff, self._stamp(),
                                                       levels, disposition))
 
+    # ---- picking in the back room (edge/core/picking.py) --------------------------------------------------------
+    async def _pick_list(self) -> dict:
+        return {"orders": [picking.order_json(o, self.books) for o in await picking_db.orders_to_pick(self.db)]}
+
+    async def _pick_view(self, order_id: str) -> dict:
+        order = await picking_db.pick_order(self.db, order_id)
+        if order is None:
+            raise Refused(404, f"no order {order_id} at this store")
+        return picking.order_json(order, self.books)
+
+    async def _pick_start(self, order_id: str) -> dict:
+        order = await picking_db.pick_order(self.db, order_id)
+        return await self._execute(picking.start(order, order_id, self.books, self._stamp()))
+
+    async def _pick_line(self, order_id: str, sku: str, request: picking.PickRequest) -> dict:
+        order = await picking_db.pick_order(self.db, order_id)
+        return await self._execute(picking.record(order, order_id, sku, request, self.books))
+
+    async def _pick_done(self, order_id: str) -> dict:
+        order = await picking_db.pick_order(self.db, order_id)
+        skus = [*(p.sku for p in order.picks.values()), *(p.substitute_sku for p in order.picks.values())] if order else []
+        levels = await self.db.stock_levels(s for s in skus if s)
+        return await self._execute(picking.finish(order, order_id, levels, self.books, self._stamp()))
+
     # ---- cloud messages ---------------------------------------------------------------------------------
     async def _cloud_message(self, message) -> str:
         if isinstance(message, BusinessAck):  # acks only drop outbox rows: idempotent by nature
             rows = await self.db.acked_rows([a.event_id for a in message.acks])
             return await self._execute(cloud_messages.apply_ack(message, rows, self._moment().wall_ms))
         seen = await self.db.seen_cloud_message(message.event_id)
-        reply = await self._execute(cloud_messages.apply_cloud_message(message, seen, self.books, self._moment()))
+        outcome = cloud_messages.apply_cloud_message(message, seen, self.books, self._moment())
+        if isinstance(message, OrderCancelled) and not seen:  # a picked order's goods go back on the shelf
+            order = await picking_db.pick_order(self.db, message.order_id)
+            if order is not None and order.status == "picked":
+                skus = [s for p in order.picks.values() for s in (p.sku, p.substitute_sku) if s]
+                outcome = picking.restock(order, outcome, await self.db.stock_levels(skus), self._stamp())
+        reply = await self._execute(outcome)
         self.stats["duplicates" if reply == "duplicate" else "cloud_messages"] += 1
         return reply

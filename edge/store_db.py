@@ -24,7 +24,7 @@ from typing import Any
 import aiosqlite
 from aiosqlite import Row
 
-from edge import returns_db
+from edge import picking_db, returns_db
 from edge.core.cloud_messages import AckedRow
 from edge.core.outcome import (
     AddUnsettled,
@@ -38,6 +38,7 @@ from edge.core.outcome import (
     MoveStock,
     OpenShift,
     Publish,
+    RecordPick,
     RecordTopUp,
     SetAsideRefused,
     SetOrderStatus,
@@ -152,7 +153,7 @@ class StoreDb:
         await writer.execute("pragma synchronous=FULL")
         await writer.execute("pragma secure_delete=ON")
         await writer.execute(f"pragma busy_timeout={BUSY_TIMEOUT_MS}")
-        await writer.executescript(SCHEMA)
+        await writer.executescript(SCHEMA + picking_db.SCHEMA)
         await writer.executescript(returns_db.SCHEMA)
         await self._unclear_phones()
         await writer.executescript(MEMBER_INDEXES)
@@ -404,8 +405,9 @@ async def _set_order_status(db, e: SetOrderStatus) -> None:
     if e.only_from is None:
         await db.execute("update orders set status = ? where order_id = ?", (e.status, e.order_id))
     else:
-        await db.execute("update orders set status = ? where order_id = ? and status = ?",
-                         (e.status, e.order_id, e.only_from))
+        only = (e.only_from,) if isinstance(e.only_from, str) else e.only_from
+        await db.execute(f"update orders set status = ? where order_id = ? and status in ({','.join('?' * len(only))})",  # noqa: S608
+                         (e.status, e.order_id, *only))
 
 
 async def _store_book(db, e: StoreBook) -> None:
@@ -447,6 +449,7 @@ _EXECUTORS: dict[type, Any] = {
         "insert into orders (order_id, pickup_code, status, payload) values (?, ?, 'to_pick', ?) "
         "on conflict (order_id) do nothing", (e.order_id, e.pickup_code, json.dumps(e.payload))),
     SetOrderStatus: _set_order_status,
+    RecordPick: picking_db.record_pick,
     UpsertMember: _upsert_member,
     MarkApplied: lambda db, e: db.execute("insert into inbox (event_id, kind, applied_ms) values (?, ?, ?)",
                                           (e.event_id, e.kind, e.at_ms)),

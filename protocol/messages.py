@@ -24,7 +24,7 @@ SKU_RE = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 MovementReason = Literal[
     "sale", "return", "receiving", "shrinkage", "stocktake", "transfer_in", "transfer_out",
-    "escrow_grant", "escrow_reclaim", "pickup",
+    "escrow_grant", "escrow_reclaim", "pickup", "pick",
 ]
 ShrinkageReason = Literal["", "spoiled", "expired", "damaged", "theft", "other"]
 PaymentMethod = Literal["cash", "stored_value", "wallet_sim"]
@@ -325,6 +325,7 @@ class HoldAnswered(Message):
 @record
 class OrderToFulfil(Message):
     KIND: ClassVar[str] = "order.fulfil"
+    SCHEMA_VERSION: ClassVar[int] = 2
     order_id: str
     fulfilment: Fulfilment
     lines: tuple[OrderLine, ...]
@@ -333,6 +334,8 @@ class OrderToFulfil(Message):
     slot_start_ms: int
     slot_end_ms: int
     member_id: str | None
+    # 2: the customer allowed substitutions (picking may give another product instead of a missing one)
+    allow_substitutions: bool = False
 
     def check(self) -> None:
         require(len(self.lines) > 0, "order.fulfil: an order has at least one line")
@@ -413,11 +416,16 @@ class BusinessAck(Message):
 
 
 from protocol.delivery_messages import DeliveryReturned, StaffDelivery  # noqa: E402 - it builds on the classes above
+
+# picking's events need Message: defined there, imported from here (re-exported)
+from protocol.picking_messages import OrderPicked as OrderPicked  # noqa: E402
+from protocol.picking_messages import PickedLine as PickedLine  # noqa: E402
+from protocol.picking_messages import PickingStarted as PickingStarted  # noqa: E402
 from protocol.return_messages import AfterSalesDecided, AfterSalesRequested, GoodsReturned  # noqa: E402
 
 EDGE_EVENTS: tuple[type[Message], ...] = (
     SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat, CashToppedUp,
-    StaffDelivery, GoodsReturned, AfterSalesDecided,
+    StaffDelivery, GoodsReturned, AfterSalesDecided, PickingStarted, OrderPicked,
 )
 REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered)
 

@@ -26,10 +26,13 @@ from protocol.messages import (
     EscrowGranted,
     EscrowReclaimRequested,
     Message,
+    OrderPicked,
+    PickingStarted,
     PickupCompleted,
     SaleCommitted,
     StockMoved,
 )
+from protocol.picking import judge_picked
 from protocol.policy import chain_day
 
 # One SKU's stock at one store, in its stock unit (pieces, or grams): 100 t of a product sold by the kg. No store
@@ -51,6 +54,8 @@ class OrderFacts:
     kind: str
     status: str
     stores: frozenset[str]  # the stores its allocation names
+    parts: dict[str, dict[str, int]] = field(default_factory=dict)  # store -> sku -> qty of its part
+    allow_substitutions: bool = False
 
 
 @dataclass
@@ -64,6 +69,7 @@ class Known:
     orders: dict[str, OrderFacts] = field(default_factory=dict)
     on_hand: dict[tuple[str, str], int] = field(default_factory=dict)
     escrow: dict[tuple[str, str], int] = field(default_factory=dict)
+    tolerances: dict[str, int] = field(default_factory=dict)  # sku -> catch-weight tolerance (bp), weighed products
 
 
 def named_members(events: Iterable[Message]) -> set[str]:
@@ -78,7 +84,7 @@ def cash_day(wall_ms: int, received_ms: int) -> date:
 
 
 def named_orders(events: Iterable[Message]) -> set[str]:
-    return {e.order_id for e in events if isinstance(e, PickupCompleted | StaffDelivery)}
+    return {e.order_id for e in events if isinstance(e, PickupCompleted | StaffDelivery | PickingStarted | OrderPicked)}
 
 
 def granted_pairs(events: Iterable[Message]) -> set[tuple[str, str]]:
@@ -120,6 +126,8 @@ def _judge_one(e: Message, known: Known, on_hand: dict[tuple[str, str], int], es
         return judge_pickup(e, known.orders.get(e.order_id))
     if isinstance(e, StaffDelivery):
         return judge_staff_delivery(e, known.orders.get(e.order_id))
+    if isinstance(e, (PickingStarted, OrderPicked)):
+        return judge_picking(e, known.orders.get(e.order_id), known.tolerances)
     return ""
 
 
@@ -174,4 +182,19 @@ def judge_staff_delivery(e: StaffDelivery, order: OrderFacts | None) -> str:
         return f"staff delivery of order {e.order_id}, which is a {order.kind} order"
     if order.status not in lifecycle.PAID_STATUSES:
         return f"staff delivery of order {e.order_id}, which is {order.status}, not paid"
+    return ""
+
+
+def judge_picking(e: PickingStarted | OrderPicked, order: OrderFacts | None, tolerances: dict[str, int]) -> str:
+    """A store picks only a paid order allocated to it, and says only what its part of it allows
+    (`protocol.picking.judge_picked`)."""
+    what = "picking" if isinstance(e, PickingStarted) else "picked lines"
+    if order is None:
+        return f"{what} of order {e.order_id}, which does not exist"
+    if order.kind == "flash" or e.store_id not in order.stores:
+        return f"{what} of order {e.order_id}, which is not allocated to this store"
+    if order.status not in PICKUP_STATUSES:
+        return f"{what} of order {e.order_id}, which is {order.status}, not paid"
+    if isinstance(e, OrderPicked):
+        return judge_picked(e, order.parts.get(e.store_id, {}), tolerances, order.allow_substitutions)
     return ""

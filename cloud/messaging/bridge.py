@@ -32,9 +32,7 @@ from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
 from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
 from cloud.messaging.throttle import Throttle
 from cloud.runtime.calls import ActorsUnavailable
-from cloud.services import order_journal as journal
 from protocol import codec, subjects
-from protocol import order_lifecycle as lifecycle
 from protocol.delivery_messages import StaffDelivery
 from protocol.errors import ProtocolError
 from protocol.ids import derived_id
@@ -46,6 +44,8 @@ from protocol.messages import (
     EscrowReclaimed,
     EscrowReclaimRequested,
     Heartbeat,
+    OrderPicked,
+    PickingStarted,
     PickupCompleted,
     SaleCommitted,
     StockMoved,
@@ -59,6 +59,7 @@ from protocol.store_facts import judge
 FETCH_BATCH = 2_000
 REPORTED_REASONS = ("sale", "shrinkage", "stocktake", "transfer_out")  # movements that can leave online orders short
 REGISTRY_FLUSH_MS = 200
+ORDER_EVENTS = (PickingStarted, OrderPicked, PickupCompleted, StaffDelivery)  # applied in turn within a batch
 FETCH_ERROR_PAUSE_S = 0.5
 # A failed message is retried in place for as long as it fails for a passing reason (skipping it would lose
 # events), backing off; one that fails this many times for a reason that will not pass is dead-lettered:
@@ -81,8 +82,9 @@ def _transient(exc: BaseException) -> bool:
 
 
 class Bridge:
-    def __init__(self, cloud) -> None:
-        self.cloud = cloud
+    def __init__(self, cloud, orders=None) -> None:
+        self.cloud, self.orders = cloud, orders  # orders: the process's Orders service (its payments, on_ready)
+        self._picking = None
         self.js: JetStreamContext | None = None
         self._tasks: list[asyncio.Task] = []
         self._heartbeats: dict[str, dict] = {}
@@ -106,6 +108,15 @@ class Bridge:
             from cloud.services.members import Members  # a service, made on first use
             self._members = Members(self.cloud)
         return self._members
+
+    @property
+    def picking(self):
+        """Applies the stores' picking (cloud/services/picking.py), made on first use."""
+        if self._picking is None:
+            from cloud.services.orders import Orders
+            from cloud.services.picking import Picking
+            self._picking = Picking(self.cloud, self.orders or Orders(self.cloud))
+        return self._picking
 
     async def start(self) -> Bridge:
         self.js = js = self.cloud.nats.jetstream()
@@ -245,7 +256,12 @@ class Bridge:
                 last_move[(e.store_id, e.sku)] = e
         effects = [e for e in new if not isinstance(e, StockMoved) or last_move.get((e.store_id, e.sku)) is e]
         # All effects at once: the micro-batcher turns them into one Ray call per shard, in submission order.
-        await asyncio.gather(*(self._actor_effects(e) for e in effects if not isinstance(e, AFTER_THE_OTHERS)))
+        # An order's store events (picking started, picked, handed over) apply one after the other, in the store's
+        # order: an offline store's backlog brings them in one batch, and a pickup must not fulfil what picking did.
+        in_turn = [e for e in effects if isinstance(e, ORDER_EVENTS)]
+        await asyncio.gather(self._one_by_one(in_turn),
+                             *(self._actor_effects(e) for e in effects
+                               if not isinstance(e, ORDER_EVENTS) and not isinstance(e, AFTER_THE_OTHERS)))
         for e in effects:  # after the sales and pickups of the batch they may return
             if isinstance(e, AFTER_THE_OTHERS):
                 await self.returns.apply(e, self.new_balances)
@@ -344,6 +360,8 @@ class Bridge:
                 from cloud.services.deliveries import Deliveries  # no rider platform to withdraw from here
                 self.staff_deliveries = Deliveries(self.cloud, None).by_staff
             await self.staff_deliveries(event)
+        elif isinstance(event, (PickingStarted, OrderPicked)):  # believed by `_believed` (its store, its lines)
+            await self.picking.apply(event)
         elif isinstance(event, CashToppedUp):
             await apply_cash_top_up(self.cloud, event)  # believed by `_believed` (member, daily cap)
             self.new_balances.add(event.member_id, event.store_id)
@@ -357,6 +375,10 @@ class Bridge:
             if others:
                 await ledger.send(RecordSpend(id=f"sale:{event.sale_id}", member=event.member_id, amount_fen=others))
 
+    async def _one_by_one(self, events: list) -> None:
+        for event in events:
+            await self._actor_effects(event)
+
     async def _pickup(self, event: PickupCompleted) -> None:
         row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", event.order_id)
         allocation = json.loads(row["allocation"]) if row is not None else {}
@@ -368,11 +390,9 @@ class Bridge:
         for line in allocation[event.store_id]:
             rid = line["reservation_id"]
             await self.cloud.actors.stock_pool.send(Fulfil(id=f"fulfil:{rid}", reservation_id=rid, sku=line["sku"]))
-        try:
-            await journal.advance(self.cloud.db, event.order_id, "pick_up", self.cloud.now_ms(), store=event.store_id,
-                                  key=event.event_id, detail={"lane": event.lane})
-        except lifecycle.IllegalTransition as exc:  # e.g. already picked up: the goods left, the order says so
-            log.warning("pickup of order %s at %s: %s", event.order_id, event.store_id, exc)
+        # the store's part is handed over; the order follows once every part is (cloud/services/picking.py). A part
+        # that cannot be (already picked up: the goods left, the order says so) is logged there
+        await self.picking.handed_over(event)
 
     async def _acks(self, events, new_ids: set[str]) -> None:
         by_store: dict[str, list[Ack]] = {}

@@ -44,11 +44,16 @@ async def known_for(cloud, events) -> Known:
         known.members = {r["member_id"] for r in await cloud.db.fetch(
             "select member_id from members where member_id = any($1::text[])", list(members))}
     if orders:
-        for r in await cloud.db.fetch("select order_id, kind, status, allocation from orders "
+        for r in await cloud.db.fetch("select order_id, kind, status, allocation, allow_substitutions from orders "
                                       "where order_id = any($1::text[])", list(orders)):
             allocation = r["allocation"]
-            stores = json.loads(allocation) if isinstance(allocation, str) else allocation
-            known.orders[r["order_id"]] = OrderFacts(r["order_id"], r["kind"], r["status"], frozenset(stores or {}))
+            stores = (json.loads(allocation) if isinstance(allocation, str) else allocation) or {}
+            parts = {s: {line["sku"]: line["qty"] for line in lines} for s, lines in stores.items()
+                     if isinstance(lines, list)}
+            known.orders[r["order_id"]] = OrderFacts(r["order_id"], r["kind"], r["status"], frozenset(stores),
+                                                     parts, bool(r["allow_substitutions"]))
+        catalogue = cloud.world.catalogue  # picked weights are judged against each product's tolerance
+        known.tolerances = {p.sku: p.catch_weight_tolerance_bp for p in catalogue.by_sku.values() if p.weighed}
     if pairs:
         rows = await cloud.db.fetch(
             "select store_id, sku, on_hand from store_stock where (store_id, sku) in "

@@ -26,7 +26,8 @@ log = logging.getLogger("freshmesh.orders")
 CHANNEL = "order_events"
 # the columns a step may set along with the status (named in the SQL, so only these)
 SETTABLE = frozenset({"expires_ms", "payment", "problem", "allocation", "lines", "total_fen", "pickup_code",
-                      "slot_start_ms", "location", "member_id", "refunded_fen", "notified_ms"})
+                      "slot_start_ms", "location", "member_id", "refunded_fen", "notified_ms",
+                      "allow_substitutions"})
 FOLLOW_POLL_S = 5.0  # a follower re-reads this often even without a notification (a missed one costs at most this)
 
 

@@ -41,6 +41,7 @@ class OrderRequest:
     store_id: str | None = None  # pickup: the chosen store
     location: Location | None = None  # delivery address (and pickup: where to look for alternatives)
     coupons: tuple[str, ...] = ()
+    allow_substitutions: bool = False  # the store may pick another product for one it is short of
 
     def __post_init__(self) -> None:
         require(0 < len(self.items) <= MAX_LINES, f"items: between 1 and {MAX_LINES} lines")

@@ -63,7 +63,7 @@ def order_json(row) -> dict:
             "slot_start": to_rfc3339(row["slot_start_ms"]), "expires_at": to_rfc3339(row["expires_ms"]),
             "created_at": to_rfc3339(row["created_ms"]), "payment": json.loads(row["payment"]) if row["payment"] else None,
             "fulfilment": row["fulfilment"], "refunded_fen": row["refunded_fen"],
-            "final": lifecycle.is_final(status)}
+            "final": lifecycle.is_final(status), "allow_substitutions": row["allow_substitutions"]}
 
 
 class Orders:
@@ -168,6 +168,7 @@ class Orders:
                                   fields={"member_id": member, "allocation": json.dumps(allocation),
                                           "lines": json.dumps(priced["lines"]), "total_fen": priced["total_fen"],
                                           "pickup_code": code, "slot_start_ms": slot_ms,
+                                          "allow_substitutions": req.allow_substitutions,
                                           "location": json.dumps({"lat": req.location.lat, "lon": req.location.lon})
                                           if req.location else None, "expires_ms": now + cloud.reservation_ttl_ms})
         except lifecycle.IllegalTransition as exc:  # a concurrent retry of this key finished it first
@@ -385,7 +386,8 @@ class Orders:
                 OrderToFulfil, order_id=row["order_id"], fulfilment=row["kind"], lines=order_lines,
                 total_fen=sum(line.amount_fen for line in order_lines), pickup_code=row["pickup_code"] or "",
                 slot_start_ms=row["slot_start_ms"] or 0, slot_end_ms=(row["slot_start_ms"] or 0) + 3_600_000,
-                member_id=row["member_id"]), event_id=derived_id(row["order_id"], f"fulfil:{store}"))
+                member_id=row["member_id"], allow_substitutions=bool(row["allow_substitutions"])),
+                event_id=derived_id(row["order_id"], f"fulfil:{store}"))
         # only once every store was told: until then the money sweeper tells them again (`tell_stores_again`)
         await self.cloud.db.execute("update orders set notified_ms = $2 where order_id = $1 and notified_ms is null",
                                     row["order_id"], self.cloud.now_ms())

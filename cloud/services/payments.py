@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from actors.member_ledger import RecordSpend, Refund, Spend, TopUp
+from cloud.services.extra_charges import charge_extra, extras_done
 from cloud.services.top_ups import TopUps
 from cloud.services.verdicts import Refusal
 from cloud.services.wallet import BadNotification, HttpPayProvider, PayRefused, PayUnavailable
@@ -60,6 +61,8 @@ def out_no(row) -> str:
 
 
 def ledger_charge_id(row) -> str:
+    if row["movement_id"] != charge_id(row["order_id"]):  # an extra charge (`extra_charges.py`): its own id
+        return row["movement_id"]
     return attempt_name(f"sv:{row['order_id']}", row["attempt"])
 
 
@@ -258,7 +261,7 @@ class Payments:
                        created_ms, updated_ms)
                    values ($1, 'refund', $2, $3, $4, $5, 'requested', $6, $6) on conflict (movement_id) do nothing""",
                 refund_id(order_id), order_id, charge["member_id"], charge["method"],
-                max(charge["amount_fen"] - before, 0), self.cloud.now_ms())
+                max(charge["amount_fen"] + await extras_done(conn, order_id) - before, 0), self.cloud.now_ms())
         return await self.get(refund_id(order_id))
 
     @staticmethod
@@ -285,9 +288,10 @@ class Payments:
                 if status not in PAID_STATUSES:
                     raise Refusal("order_state", f"order {order_id} is {status}; only a paid order is refunded in part")
                 before = await self._parts_refunded(conn, order_id)
-                if before + amount_fen > charge["amount_fen"]:
+                charged = charge["amount_fen"] + await extras_done(conn, order_id)
+                if before + amount_fen > charged:
                     raise Refusal("invalid", f"refund of order {order_id} ({part}): {amount_fen} fen would give back "
-                                             f"more than the {charge['amount_fen']} fen charged "
+                                             f"more than the {charged} fen charged "
                                              f"({before} fen refunded already)")
                 await conn.execute(
                     """insert into money_movements (movement_id, kind, order_id, member_id, method, amount_fen, state,
@@ -331,6 +335,10 @@ class Payments:
                 log.error("wallet refund %s refused: %s", mid, refused)
                 return
             await self._apply_refund_word(row, word)
+
+    async def charge_extra(self, order_id: str, part: str, amount_fen: int, reason: str):
+        """Charge the order `amount_fen` more (`charge:<order>:<part>`): `cloud/services/extra_charges.py`."""
+        return await charge_extra(self, order_id, part, amount_fen, reason)
 
     # ---- the provider's word: notifications and query answers -------------------------------------------------
     async def notified(self, headers, body: bytes) -> tuple[int, str]:

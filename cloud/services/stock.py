@@ -78,10 +78,13 @@ class StockViews:
         orders = {r["order_id"]: r["order_status"] or "missing" for r in rows}
         problems = unmatched_charges(orders, [(r["order_id"], movement(r)) for r in rows], self.cloud.now_ms())
         over = await self.cloud.db.fetch(
-            """select c.order_id, c.amount_fen, sum(r.amount_fen)::bigint as refunded
-               from money_movements c join money_movements r on r.order_id = c.order_id and r.kind = 'refund'
+            """select c.order_id, c.charged as amount_fen, sum(r.amount_fen)::bigint as refunded
+               from (select c.order_id, c.amount_fen + coalesce((select sum(x.amount_fen) from money_movements x
+                            where x.order_id = c.order_id and x.kind = 'charge' and x.state = 'done'
+                              and x.movement_id like 'charge:' || c.order_id || ':%'), 0) as charged
+                     from money_movements c where c.movement_id = 'charge:' || c.order_id and c.state = 'done') c
+                    join money_movements r on r.order_id = c.order_id and r.kind = 'refund'
                     and r.state <> 'failed' and r.movement_id like 'refund:%'
-               where c.movement_id = 'charge:' || c.order_id and c.state = 'done'
-               group by c.order_id, c.amount_fen having sum(r.amount_fen) > c.amount_fen limit 100""")
+               group by c.order_id, c.charged having sum(r.amount_fen) > c.charged limit 100""")  # extras count too
         return problems + [f"order {r['order_id']}: refunds give back {r['refunded']} fen of a {r['amount_fen']} fen "
                            f"charge" for r in over]

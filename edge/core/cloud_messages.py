@@ -104,7 +104,8 @@ def apply_cloud_message(message: Message, seen: bool, books: Books, now: Moment)
     if isinstance(message, OrderToFulfil):
         return _order(message, books, mark)
     if isinstance(message, OrderCancelled):
-        cancel = SetOrderStatus(message.order_id, "cancelled", only_from="to_pick")
+        # an order being picked is cancelled too (nothing left the shelf until picking is done)
+        cancel = SetOrderStatus(message.order_id, "cancelled", only_from=("to_pick", "picking"))
         return Outcome(reply="applied", effects=(mark, cancel))
     if isinstance(message, EscrowReclaimed):
         back = (ChangeEscrow(message.sku, -message.qty_returned),) if message.qty_returned else ()
@@ -128,7 +129,7 @@ def _order(order: OrderToFulfil, books: Books, mark: MarkApplied) -> Outcome:
               **({"unit": stock_unit(p)} if (p := products[line.sku]) else {})}
              for line in order.lines]
     payload = {"lines": lines, "fulfilment": order.fulfilment, "total_fen": order.total_fen,
-               "slot_start_ms": order.slot_start_ms}
+               "slot_start_ms": order.slot_start_ms, "allow_substitutions": order.allow_substitutions}
     return Outcome(reply="applied", effects=(mark, InsertOrder(order.order_id, order.pickup_code or None, payload)),
                    after=(PrintTicket(tickets.pick_ticket(order, products)),))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.core.state import Books
-from protocol.messages import MemberUpdated, Message, Payment, SaleLine, StockMoved
+from protocol.messages import MemberUpdated, Message, Payment, PickedLine, SaleLine, StockMoved
 
 
 class Refused(ValueError):
@@ -115,7 +115,14 @@ class InsertOrder:
 class SetOrderStatus:
     order_id: str
     status: str
-    only_from: str | None = None  # change only an order in this status
+    only_from: str | tuple[str, ...] | None = None  # change only an order in this status (one of these)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPick:
+    """What the picker recorded for one line of an order being picked (replacing an earlier record of it)."""
+    order_id: str
+    line: PickedLine
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +204,7 @@ class DecideAfterSales:
 
 
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
-          | SetOrderStatus | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
+          | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
           | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales)
 
 

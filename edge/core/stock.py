@@ -52,16 +52,20 @@ def shrink(sku: str, qty: int, reason: str, level: StockLevel, stamp: EventStamp
 def pickup(order: PendingOrder | None, pickup_code: str, lane: str, levels: dict[str, StockLevel],
            stamp: EventStamp) -> Outcome:
     """The customer collects an online order: its units leave the shelf and the cloud's escrow (they were reserved
-    against it). Picking up twice answers the first result and changes nothing."""
+    against it), unless it was picked in the back room (`edge.core.picking`): then they left already. Picking up
+    twice answers the first result and changes nothing."""
     if order is None:
         raise Refused(404, f"no order with pickup code {pickup_code}")
     if order.status == "picked_up":
         return Outcome(reply={"order_id": order.order_id, "status": order.status})
-    if order.status != "to_pick":
+    if order.status == "picking":
+        raise Refused(409, f"order {order.order_id} is being picked: finish picking it first")
+    if order.status not in ("to_pick", "picked"):
         raise Refused(409, f"order {order.order_id} is {order.status}")
     effects: list[Effect] = []
     now = dict(levels)
-    for sku, qty in order.lines:
+    # a picked order's goods left the shelf (and the escrow) when picking was done: it is only handed over
+    for sku, qty in order.lines if order.status == "to_pick" else ():
         level = now.get(sku) or StockLevel(sku, 0, 0)
         now[sku] = StockLevel(sku, level.on_hand - qty, level.escrow - qty)
         effects.append(MoveStock(stamp.make(StockMoved, sku=sku, delta=-qty, reason="pickup", shrinkage_reason="",

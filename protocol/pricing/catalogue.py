@@ -35,6 +35,9 @@ class Product:
     channels: tuple[Channel, ...] = CHANNELS
     plu: str = ""  # label-scale item code, for variable-measure barcodes
     gtin: str = ""  # for packed goods
+    # catch weight: how far (basis points of the ordered weight) a picked weight may differ from what was ordered;
+    # the order is re-priced on the picked weight, so this is also the customer's pre-authorised margin
+    catch_weight_tolerance_bp: int = 1000
 
     def __post_init__(self) -> None:
         where = f"product {self.sku!r}"
@@ -47,6 +50,7 @@ class Product:
             require(bool(LEVEL_RE.match(lp.level)), f"{where}: invalid member level {lp.level!r}")
             require(0 < lp.price_fen <= self.price_fen, f"{where}: member price for {lp.level} must be in (0, list price]")
         require(self.plu == "" or self.plu.isdigit(), f"{where}: plu must be digits")
+        require(0 <= self.catch_weight_tolerance_bp <= 5000, f"{where}: catch_weight_tolerance_bp must be 0..5000")
         require(self.gtin == "" or (self.gtin.isdigit() and len(self.gtin) in (8, 13)),
                 f"{where}: gtin must be 8 or 13 digits")
 

@@ -365,7 +365,7 @@ def test_an_order_to_fulfil_is_stored_and_its_pick_ticket_prints_after_with_the_
 
 def test_cancellations_and_escrow_replies():
     cancel = cloud_messages.apply_cloud_message(OrderCancelled(**envelope(3), order_id="O9", reason="x"), False, BOOKS, NOW)
-    assert cancel.effects[1] == SetOrderStatus("O9", "cancelled", only_from="to_pick")
+    assert cancel.effects[1] == SetOrderStatus("O9", "cancelled", only_from=("to_pick", "picking"))
     back = EscrowReclaimed(**envelope(4), request_event_id=make_id(1, 1), sku="MILK", qty_returned=3, escrow_after=1)
     assert cloud_messages.apply_cloud_message(back, False, BOOKS, NOW).effects[1] == ChangeEscrow("MILK", -3)
 

@@ -336,6 +336,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         insert into order_events (order_id, seq, event, status, detail, at_ms)
             select order_id, 1, 'created', status, '{"migrated": true}', created_ms from orders;
     """),
+    (18, "HQ's allocation ratios per store and sku or category; escrow borrowed from stores' offline share", """
+        create table if not exists store_allocations (
+            store_id    text not null,
+            scope       text not null check (scope in ('sku', 'category')),
+            key         text not null,
+            ratio_bp    int not null check (ratio_bp between 0 and 10000),
+            version     bigint not null,                 -- grows per (store, scope, key): the store keeps the newest
+            updated_ms  bigint not null,
+            updated_by  text,
+            primary key (store_id, scope, key)
+        );
+        create table if not exists escrow_borrows (
+            grant_event_id text primary key,             -- the store's EscrowGranted: applied once, either way
+            borrow_id      text not null,
+            store_id       text not null,
+            sku            text not null,
+            asked          int not null,
+            granted        int not null,
+            order_ref      text not null default '',
+            at_ms          bigint not null
+        );
+        create index if not exists escrow_borrows_store on escrow_borrows (store_id, sku, at_ms);
+    """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

@@ -415,7 +415,11 @@ class BusinessAck(Message):
 EDGE_EVENTS: tuple[type[Message], ...] = (
     SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat, CashToppedUp,
 )
-REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered)
+# borrowing escrow and HQ's allocation ratio (their module builds on Message above)
+from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested  # noqa: E402
+
+REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered, EscrowBorrowRequested,
+                                       EscrowBorrowAnswered)
 CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
-                                              RuleBookUpdated, MemberUpdated, BusinessAck)
+                                              RuleBookUpdated, MemberUpdated, BusinessAck, AllocationSet)
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

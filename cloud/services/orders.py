@@ -18,6 +18,7 @@ from actors.order_router import BookSlot, ReleaseSlot
 from actors.stock_pool import Cancel, Reserve
 from cloud.messaging import to_stores
 from cloud.services import order_journal as journal
+from cloud.services.borrowing import Borrowing
 from cloud.services.order_request import OrderRequest
 from cloud.services.order_saga import OrderSaga
 from cloud.services.payments import Payments, payment_json
@@ -68,6 +69,7 @@ class Orders:
     def __init__(self, cloud, wallet=None) -> None:
         self.cloud = cloud
         self.payments = Payments(cloud, wallet)
+        self.borrowing = Borrowing(cloud)  # asks a store short of escrow to lend from its offline share
         self.saga = OrderSaga(self)
         self.as_json = order_json
         self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
@@ -182,6 +184,7 @@ class Orders:
             loc = req.location or self.cloud.world.stores[req.store_id]
             near = await router.nearby(loc.lat, loc.lon, "pickup", slot_ms)
             availability = await stock.availability(sorted({req.store_id, *near}), list(items))
+            availability = await self.borrowing.fill([req.store_id] if req.store_id else [], items, availability)
             plan = await router.plan_pickup(req.store_id, items, slot_ms, loc.lat, loc.lon, availability)
             if plan["kind"] != "single":
                 raise Refusal("out_of_stock", f"pickup at {req.store_id} is not possible: {plan['reason']}",
@@ -192,7 +195,8 @@ class Orders:
         near = await router.nearby(req.location.lat, req.location.lon, "delivery", slot_ms)
         if not near:
             raise Refusal("no_store", "no store delivers to this location in this slot")
-        plan = await router.plan(items, near, await stock.availability(near, list(items)))
+        availability = await self.borrowing.fill(near, items, await stock.availability(near, list(items)))
+        plan = await router.plan(items, near, availability)
         if plan["kind"] == "missing":
             raise Refusal("out_of_stock", f"out of stock nearby: missing {plan['missing']}", missing=plan["missing"])
         return plan["allocation"]

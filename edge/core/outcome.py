@@ -164,9 +164,18 @@ class SetAsideRefused:
     at_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class SetAllocation:
+    """HQ's online share for a SKU or a category at this store, kept with its version (a newer one replaces it)."""
+    scope: str  # "sku" | "category"
+    key: str
+    ratio_bp: int
+    version: int
+
+
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
-          | RecordTopUp | OpenShift | CloseShift)
+          | RecordTopUp | OpenShift | CloseShift | SetAllocation)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

@@ -343,6 +343,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             key         text not null,
             ratio_bp    int not null check (ratio_bp between 0 and 10000),
             version     bigint not null,                 -- grows per (store, scope, key): the store keeps the newest
+            message_id  text not null,                   -- the AllocationSet's event id: a re-send is applied once
             updated_ms  bigint not null,
             updated_by  text,
             primary key (store_id, scope, key)

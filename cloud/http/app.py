@@ -16,9 +16,20 @@ from cloud.console.routes import routes as console_routes
 from cloud.http.endpoint import guarded
 from cloud.http.flash_fast_path import FlashFastPath
 from cloud.http.problems import problem
-from cloud.http.routes import auth, catalogue, flash_sales, members, operations, operators, orders, payments, stores
+from cloud.http.routes import (
+    allocations,
+    auth,
+    catalogue,
+    flash_sales,
+    members,
+    operations,
+    operators,
+    orders,
+    payments,
+    stores,
+)
 
-RESOURCES = (operations, auth, operators, catalogue, stores, orders, flash_sales, members, payments)
+RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments)
 
 
 def build_routes(services) -> list[Route]:

@@ -25,7 +25,10 @@ OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": natural
              "amount_fen": st.integers(1, 10**7), "request_event_id": ids, "amount": st.integers(1, 10**6),
              "lane": st.from_regex(r"[A-Za-z0-9_-]{1,16}", fullmatch=True), "hold_id": ids.map(lambda i: f"hold:{i}"),
              "topup_id": ids, "shift_id": ids, "cashier_id": st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True),
-             "member_id": st.from_regex(r"[A-Za-z0-9]{1,40}", fullmatch=True)}
+             "member_id": st.from_regex(r"[A-Za-z0-9]{1,40}", fullmatch=True),
+             # escrow borrows and allocations (protocol/escrow_messages.py)
+             "borrow_id": ids, "grant_event_id": ids, "asked": naturals, "granted": naturals, "key": skus,
+             "ratio_bp": st.integers(0, 10_000), "version": st.integers(1, 2**40)}
 
 
 def strategy_for(hint, name=""):

@@ -29,19 +29,27 @@ def check_scope_key(scope: str, key: str, path: str) -> None:
 
 @record
 class EscrowBorrowRequested(Message):
-    """The cloud asks the store for `qty` more units of `sku` to sell online (an order `order_ref` is short of them);
-    answered by an `EscrowBorrowAnswered` on the request's reply subject. `borrow_id` is made by the cloud per try."""
+    """The cloud asks the store for `qty` more units of `sku` to sell online (an order `order_ref` is short of them),
+    and for nothing if it cannot lend at least `min_qty` (0: all of `qty`) - units lent that do not make the order
+    possible would only move stock off the till's shelf. Answered by an `EscrowBorrowAnswered` on the request's
+    reply subject. `borrow_id` is made by the cloud per try."""
     KIND: ClassVar[str] = "escrow.borrow"
     borrow_id: str
     sku: str
     qty: int
     order_ref: str = ""
+    min_qty: int = 0
+
+    @property
+    def least(self) -> int:
+        return self.min_qty or self.qty
 
     def check(self) -> None:
         require(is_id(self.borrow_id), f"escrow.borrow.borrow_id: not an id: {self.borrow_id[:60]!r}")
         require(bool(SKU_RE.match(self.sku)), f"escrow.borrow.sku: invalid sku {self.sku[:60]!r}")
         require(0 < self.qty <= BORROW_QTY_MAX, f"escrow.borrow.qty: 1..{BORROW_QTY_MAX}")
         require(len(self.order_ref) <= 80, "escrow.borrow.order_ref: at most 80 characters")
+        require(0 <= self.min_qty <= self.qty, "escrow.borrow.min_qty: 0..qty")
 
 
 @record

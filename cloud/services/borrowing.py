@@ -11,8 +11,9 @@ Guarantees:
   later through the JetStream event path answers `exists`. It is written to `escrow_borrows` before it is applied,
   so the bridge's trust check knows it was already judged and applied (`protocol.store_facts.Known.applied_grants`)
   and does not judge it again against an escrow that already includes it.
-- A grant is believed as any grant: escrow after it within the store's reported on-hand (`judge_grant`); one that
-  is not is left to the event path, which judges it with whatever the store has reported by then.
+- A grant is believed as any grant: escrow after it within the store's reported on-hand (`judge_grant`, against the
+  escrow read before asking); one that is not is left to the event path, which judges it with whatever the store
+  has reported by then.
 - Bounded: at most one borrow in flight per (store, sku) - a concurrent order waits for that one's answer - and
   after a refusal (nothing lent, no answer, store offline) that (store, sku) is not asked again for
   `BORROW_BACKOFF_MS`. A store that is offline answers at once with no responders; one that is slow costs an order
@@ -106,6 +107,10 @@ class Borrowing:
                                         mono_ms=cloud.clock.monotonic_ms(), borrow_id=cloud.ids.new(), sku=sku,
                                         qty=qty, order_ref=order_ref[:80])
         self.stats["asked"] += 1
+        # the escrow before asking: the grant is judged against it, since by the time the answer is here the same
+        # grant may have been applied already through the event path (the store's relay is as fast as its answer)
+        positions = await cloud.actors.stock_pool.positions(store, sku)
+        escrow_before = positions[0]["escrow"] if positions else 0
         try:
             reply = await cloud.nats.request(subjects.store_escrow_borrow(store), codec.encode(request),
                                              timeout=BORROW_TIMEOUT_S)
@@ -123,16 +128,15 @@ class Borrowing:
             self.stats["refused"] += 1
             log.info("store %s lent no %s: %s", store, sku, answer.reason)
             return 0
-        return await self._apply(answer, order_ref)
+        return await self._apply(answer, escrow_before, order_ref)
 
-    async def _apply(self, answer: EscrowBorrowAnswered, order_ref: str) -> int:
+    async def _apply(self, answer: EscrowBorrowAnswered, escrow_before: int, order_ref: str) -> int:
         """The store's grant, judged as the event path judges a grant, recorded, then applied (id = its event id)."""
         cloud, store, sku = self.cloud, answer.store_id, answer.sku
         grant = EscrowGranted(event_id=answer.grant_event_id, store_id=store, seq=0, wall_ms=answer.wall_ms,
                               mono_ms=answer.mono_ms, sku=sku, qty=answer.granted, escrow_after=answer.escrow_after)
         on_hand = await cloud.db.fetchval("select on_hand from store_stock where store_id = $1 and sku = $2", store, sku)
-        positions = await cloud.actors.stock_pool.positions(store, sku)
-        why = judge_grant(grant, on_hand, positions[0]["escrow"] if positions else 0)
+        why = judge_grant(grant, on_hand, escrow_before)
         if why:  # left to the event path, which judges it with what the store has reported by then
             self.stats["not_believed"] += 1
             log.warning("store %s: loan %s not applied now: %s", store, grant.event_id, why)

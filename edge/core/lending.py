@@ -3,7 +3,8 @@ online order is short, and applying HQ's allocation ratio.
 
 Guarantees:
 - A loan never takes the till below its floor (`escrow.till_keeps`: a minimum, a share of on-hand, and what open
-  carts hold), and never lends under a ratio of 0 (HQ took the SKU off line here).
+  carts hold), never lends under a ratio of 0 (HQ took the SKU off line here), and lends nothing rather than less
+  than the request's least (a part that does not make the order possible would only empty the till's shelf).
 - A loan is committed like any grant: the local escrow rises and an `EscrowGranted` goes to the outbox in the one
   SQLite transaction the shell runs for the outcome, marked with the borrow's id (a repeated request lends nothing
   more). The answer names the grant's event id: the cloud applies the grant once, whichever way it comes first.
@@ -45,10 +46,12 @@ def lend(request: EscrowBorrowRequested, seen: bool, known_sku: bool, level: Sto
         return refuse(f"unknown product {request.sku}")
     granted = escrow.lend(request.qty, level.on_hand, level.escrow, ratio_bp, in_carts)
     mark = MarkApplied(request.borrow_id, request.KIND, stamp.moment.wall_ms)
-    if granted == 0:
-        why = ("HQ's online ratio for it here is 0" if ratio_bp <= 0 else
-               f"the offline share is at the till's floor ({level.on_hand} on hand, {level.escrow} online, the till "
-               f"keeps {escrow.till_keeps(level.on_hand, in_carts)})")
+    if granted < request.least:  # less than would make the order possible: none (it stays on the till's shelf)
+        if ratio_bp <= 0:
+            why = "HQ's online ratio for it here is 0"
+        else:
+            why = (f"{granted} of the {request.least} asked for are beyond the till's floor ({level.on_hand} on hand, "
+                   f"{level.escrow} online, the till keeps {escrow.till_keeps(level.on_hand, in_carts)})")
         return Outcome(reply=_answer(request, stamp, 0, "", level.on_hand, level.escrow, f"nothing to lend: {why}"),
                        effects=(mark,))
     after = level.escrow + granted

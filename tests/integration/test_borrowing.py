@@ -15,19 +15,21 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import nats
 import pytest
 import pytest_asyncio
 
 from edge import allocations
 from edge.box import EdgeBox
 from edge.store_db import SEQ_FLOOR_KEY, StoreDb
+from protocol import subjects
 from tests.integration.harness import customer, eventually, operator_headers, running_cloud, this_clouds
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
 STORE = "S005"
 # SKUs no other module's S005 receives, one per test, so each test's stock is its own
-BORROWED, RATIO, OFFLINE = "PAC-STEAME-0224", "PAC-STEAME-0225", "PAC-STEAME-0226"
+BORROWED, RATIO, OFFLINE, DELIVERED = "PAC-STEAME-0224", "PAC-STEAME-0225", "PAC-STEAME-0226", "PAC-STEAME-0227"
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -128,6 +130,49 @@ async def test_an_order_for_50_with_100_on_hand_borrows_the_shortfall_from_the_o
     admin = await operator_headers(services)
     violations = this_clouds((await http.get("/audit", headers=admin)).json()["violations"])
     assert [v for v in violations if not v.startswith("money:") or order["order_id"] in v] == []
+
+
+async def test_a_delivery_order_borrows_from_a_nearby_store_that_has_the_units_on_its_shelf(world, stack):
+    services, http, box, _ = world
+    await _stocked(box, http, DELIVERED, 30)  # 12 online, 18 offline; the till keeps 5
+    here = services.cloud.world.stores[STORE]
+    member = await customer(services, http)
+    r = await http.post("/orders", json={"fulfilment": "delivery", "location": {"lat": here.lat, "lon": here.lon},
+                                         "slot_start": _slot(), "items": [{"sku": DELIVERED, "qty": 20}]},
+                        headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
+    assert r.status_code == 201, r.text
+    assert r.json()["stores"] == [STORE]
+    assert (await box.store_db.stock_level(DELIVERED)).escrow == 20  # lent the 8 it lacked
+    assert await eventually(lambda: _drained(box))
+    row = await _cloud_row(http, DELIVERED)
+    assert (row["on_hand"], row["escrow"], row["reserved"]) == (30, 20, 20)
+    # past the till's floor nothing is lent: 30 - 20 = 10 offline, 5 of them kept: 6 more cannot be had, and the 5
+    # that could are not lent either (they would not make the order possible)
+    r = await http.post("/orders", json={"fulfilment": "delivery", "location": {"lat": here.lat, "lon": here.lon},
+                                         "slot_start": _slot(), "items": [{"sku": DELIVERED, "qty": 6}]},
+                        headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
+    assert r.status_code == 409, r.text
+    assert (await box.store_db.stock_level(DELIVERED)).escrow == 20
+
+
+async def test_a_store_may_take_borrow_requests_only_on_its_own_subject(world, stack):
+    errors: list[str] = []
+
+    async def on_error(exc):
+        errors.append(str(exc))
+    user, password = stack.store_credentials(STORE)
+    nc = await nats.connect(stack.nats_address, user=user, password=password, error_cb=on_error,
+                            inbox_prefix=subjects.store_inbox_prefix(STORE))
+    try:
+        await nc.subscribe(subjects.store_escrow_borrow("S001"))  # another store's loans: refused by nats-server
+        await nc.flush()
+
+        async def refused():
+            return any("permissions violation for subscription" in e.lower() and "fm.store.s001.escrow.borrow" in e.lower()
+                       for e in errors)
+        assert await eventually(refused, timeout_s=5), errors
+    finally:
+        await nc.close()
 
 
 async def test_hq_sets_the_ratio_and_the_store_grants_by_it(world):

@@ -28,7 +28,7 @@ OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": natural
              "member_id": st.from_regex(r"[A-Za-z0-9]{1,40}", fullmatch=True),
              # escrow borrows and allocations (protocol/escrow_messages.py)
              "borrow_id": ids, "grant_event_id": ids, "asked": naturals, "granted": naturals, "key": skus,
-             "ratio_bp": st.integers(0, 10_000), "version": st.integers(1, 2**40)}
+             "ratio_bp": st.integers(0, 10_000), "version": st.integers(1, 2**40), "min_qty": st.integers(0, 1)}
 
 
 def strategy_for(hint, name=""):

@@ -27,9 +27,9 @@ def stamp(last_seq: int = 0) -> EventStamp:
     return EventStamp(STORE, last_seq, NOW, lambda: make_id(NOW.wall_ms, next(n)))
 
 
-def borrow(qty: int, sku: str = "A1", store: str = STORE) -> EscrowBorrowRequested:
+def borrow(qty: int, sku: str = "A1", store: str = STORE, min_qty: int = 0) -> EscrowBorrowRequested:
     return EscrowBorrowRequested(event_id=make_id(NOW.wall_ms, 900), store_id=store, seq=0, wall_ms=NOW.wall_ms,
-                                 mono_ms=0, borrow_id=make_id(NOW.wall_ms, 901), sku=sku, qty=qty)
+                                 mono_ms=0, borrow_id=make_id(NOW.wall_ms, 901), sku=sku, qty=qty, min_qty=min_qty)
 
 
 # ---- how much to lend ------------------------------------------------------------------------------------------
@@ -87,6 +87,10 @@ def test_a_loan_commits_escrow_and_its_grant_event_together_and_the_answer_names
 def test_a_loan_that_cannot_be_made_says_why_and_changes_no_stock():
     out = lending.lend(borrow(10), False, True, StockLevel("A1", 9, 4), 4_000, 0, stamp())
     assert out.reply.granted == 0 and "till's floor" in out.reply.reason and not out.reply.grant_event_id
+    # 100 on hand, 40 online: 50 can be lent; 60 asked lends none, unless the asker takes 50 or fewer
+    assert lending.lend(borrow(60), False, True, StockLevel("A1", 100, 40), 4_000, 0, stamp()).reply.granted == 0
+    part = lending.lend(borrow(60, min_qty=30), False, True, StockLevel("A1", 100, 40), 4_000, 0, stamp())
+    assert part.reply.granted == 50 and ChangeEscrow("A1", 50) in part.effects
     assert [type(e) for e in out.effects] == [MarkApplied]  # remembered: the same borrow is not lent twice
     off = lending.lend(borrow(10), False, True, StockLevel("A1", 100, 0), 0, 0, stamp())
     assert off.reply.granted == 0 and "ratio" in off.reply.reason

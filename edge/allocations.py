@@ -22,6 +22,6 @@ async def kept_version(db: StoreDb, scope: str, key: str) -> int:
 
 
 async def listing(db: StoreDb) -> list[dict]:
-    """Every ratio kept, for the store's health view and tests."""
+    """Every ratio kept (for support and tests: what this box believes HQ set)."""
     async with db.reader.execute("select scope, key, ratio_bp, version from allocations order by scope, key") as cur:
         return [{"scope": r[0], "key": r[1], "ratio_bp": r[2], "version": r[3]} for r in await cur.fetchall()]

@@ -36,6 +36,7 @@ from protocol.store_facts import judge_grant
 BORROW_TIMEOUT_S = 1.0  # how long an order waits for a store's answer
 BORROW_BACKOFF_MS = 10_000  # after a refusal, that (store, sku) is not asked again for this long
 BORROWS_IN_FLIGHT_MAX = 256  # (store, sku) pairs asked at once, over all orders of this process
+BACKED_OFF_KEPT_MAX = 10_000  # (store, sku) back-offs remembered before the ones that are over are dropped
 log = logging.getLogger("freshmesh.borrowing")
 
 Pair = tuple[str, str]
@@ -98,7 +99,10 @@ class Borrowing:
             running.add_done_callback(done)
         granted = await asyncio.shield(running)
         if not granted:
-            self._refused_until[pair] = self.cloud.now_ms() + BORROW_BACKOFF_MS
+            now = self.cloud.now_ms()
+            if len(self._refused_until) >= BACKED_OFF_KEPT_MAX:  # bounded: forget the back-offs that are over
+                self._refused_until = {p: until for p, until in self._refused_until.items() if until > now}
+            self._refused_until[pair] = now + BORROW_BACKOFF_MS
         return granted
 
     async def _ask(self, store: str, sku: str, qty: int, order_ref: str) -> int:

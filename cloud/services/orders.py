@@ -195,8 +195,10 @@ class Orders:
         near = await router.nearby(req.location.lat, req.location.lon, "delivery", slot_ms)
         if not near:
             raise Refusal("no_store", "no store delivers to this location in this slot")
-        availability = await self.borrowing.fill(near, items, await stock.availability(near, list(items)))
+        availability = await stock.availability(near, list(items))
         plan = await router.plan(items, near, availability)
+        if plan["kind"] != "single":  # no one store holds it all online: the short ones may lend from their shelves
+            plan = await router.plan(items, near, await self.borrowing.fill(near, items, availability))
         if plan["kind"] == "missing":
             raise Refusal("out_of_stock", f"out of stock nearby: missing {plan['missing']}", missing=plan["missing"])
         return plan["allocation"]

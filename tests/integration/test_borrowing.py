@@ -9,6 +9,7 @@ user, the cloud with its actors on Ray and PostgreSQL.
 """
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,15 +22,24 @@ import pytest_asyncio
 
 from edge import allocations
 from edge.box import EdgeBox
+from edge.lanes import build_lane_app
 from edge.store_db import SEQ_FLOOR_KEY, StoreDb
 from protocol import subjects
-from tests.integration.harness import customer, eventually, operator_headers, running_cloud, this_clouds
+from tests.integration.harness import (
+    customer,
+    eventually,
+    operator_headers,
+    pay_by_wallet,
+    running_cloud,
+    this_clouds,
+)
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
 STORE = "S005"
 # SKUs no other module's S005 receives, one per test, so each test's stock is its own
 BORROWED, RATIO, OFFLINE, DELIVERED = "PAC-STEAME-0224", "PAC-STEAME-0225", "PAC-STEAME-0226", "PAC-STEAME-0227"
+SHARED = "PAC-SESAME-0228"
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -130,6 +140,37 @@ async def test_an_order_for_50_with_100_on_hand_borrows_the_shortfall_from_the_o
     admin = await operator_headers(services)
     violations = this_clouds((await http.get("/audit", headers=admin)).json()["violations"])
     assert [v for v in violations if not v.startswith("money:") or order["order_id"] in v] == []
+
+    # and the order goes on as any: paid, sent to the store, picked up - its 50 leave the shelf and the escrow
+    await pay_by_wallet(services, http, member, order["order_id"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)), base_url="http://lane") as lane:
+        async def picked_up():
+            r = await lane.post(f"/pickups/{order['pickup_code']}")
+            return r.status_code == 200
+        assert await eventually(picked_up), "the paid order never reached the store"
+    assert await eventually(lambda: _drained(box))
+
+    async def settled():
+        row = await _cloud_row(http, BORROWED)
+        return row if row and row["on_hand"] == 50 and row["confirmed"] == 0 else None
+    row = await eventually(settled)
+    assert row and (row["escrow"], row["reserved"]) == (0, 0)
+    level = await box.store_db.stock_level(BORROWED)
+    assert (level.on_hand, level.escrow) == (50, 0)
+    violations = this_clouds((await http.get("/audit", headers=admin)).json()["violations"])
+    assert [v for v in violations if not v.startswith("money:") or order["order_id"] in v] == []
+
+
+async def test_orders_at_once_share_one_borrow_per_store_and_sku(world):
+    services, http, box, _ = world
+    await _stocked(box, http, SHARED, 100)
+    borrowing = services.orders.borrowing
+    asked = borrowing.stats["asked"]
+    lent = await asyncio.gather(*(borrowing.borrow(STORE, SHARED, 10) for _ in range(5)))
+    assert lent == [10] * 5 and borrowing.stats["asked"] == asked + 1  # one request; the others waited for it
+    assert (await box.store_db.stock_level(SHARED)).escrow == 50
+    assert await eventually(lambda: _drained(box))
+    assert (await _cloud_row(http, SHARED))["escrow"] == 50
 
 
 async def test_a_delivery_order_borrows_from_a_nearby_store_that_has_the_units_on_its_shelf(world, stack):

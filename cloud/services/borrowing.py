@@ -25,6 +25,7 @@ import asyncio
 import logging
 
 import nats.errors
+from prometheus_client import Counter
 
 from actors.stock_pool import Grant
 from protocol import codec, subjects
@@ -38,6 +39,7 @@ BORROW_BACKOFF_MS = 10_000  # after a refusal, that (store, sku) is not asked ag
 BORROWS_IN_FLIGHT_MAX = 256  # (store, sku) pairs asked at once, over all orders of this process
 BACKED_OFF_KEPT_MAX = 10_000  # (store, sku) back-offs remembered before the ones that are over are dropped
 log = logging.getLogger("freshmesh.borrowing")
+BORROWS = Counter("freshmesh_escrow_borrows_total", "Escrow borrows asked of stores, by outcome", ["outcome"])
 
 Pair = tuple[str, str]
 
@@ -48,6 +50,10 @@ class Borrowing:
         self._in_flight: dict[Pair, asyncio.Task[int]] = {}
         self._refused_until: dict[Pair, int] = {}
         self.stats = {"asked": 0, "lent": 0, "refused": 0, "no_answer": 0, "not_believed": 0, "backed_off": 0}
+
+    def _count(self, outcome: str) -> None:
+        self.stats[outcome] += 1
+        BORROWS.labels(outcome).inc()
 
     async def fill(self, stores: list[str], items: dict[str, int], availability: dict[str, dict[str, int]],
                    order_ref: str = "") -> dict[str, dict[str, int]]:
@@ -86,7 +92,7 @@ class Borrowing:
         borrow already in flight for the pair is waited for instead of asking again."""
         pair = (store, sku)
         if self._refused_until.get(pair, 0) > self.cloud.now_ms():
-            self.stats["backed_off"] += 1
+            self._count("backed_off")
             return 0
         running = self._in_flight.get(pair)
         if running is None:
@@ -110,7 +116,7 @@ class Borrowing:
         request = EscrowBorrowRequested(event_id=cloud.ids.new(), store_id=store, seq=0, wall_ms=cloud.now_ms(),
                                         mono_ms=cloud.clock.monotonic_ms(), borrow_id=cloud.ids.new(), sku=sku,
                                         qty=qty, order_ref=order_ref[:80])
-        self.stats["asked"] += 1
+        self._count("asked")
         # the escrow before asking: the grant is judged against it, since by the time the answer is here the same
         # grant may have been applied already through the event path (the store's relay is as fast as its answer)
         positions = await cloud.actors.stock_pool.positions(store, sku)
@@ -120,16 +126,16 @@ class Borrowing:
                                              timeout=BORROW_TIMEOUT_S)
             answer = codec.decode(reply.data)
         except (ProtocolError, TimeoutError, nats.errors.Error, OSError) as exc:
-            self.stats["no_answer"] += 1
+            self._count("no_answer")
             log.info("store %s: no answer to borrowing %d %s (%s)", store, qty, sku, type(exc).__name__)
             return 0
         if not (isinstance(answer, EscrowBorrowAnswered) and answer.borrow_id == request.borrow_id
                 and answer.store_id == store and answer.sku == sku and answer.asked == qty):
-            self.stats["no_answer"] += 1
+            self._count("no_answer")
             log.warning("store %s: an answer that is not for borrow %s", store, request.borrow_id)
             return 0
         if not answer.granted:
-            self.stats["refused"] += 1
+            self._count("refused")
             log.info("store %s lent no %s: %s", store, sku, answer.reason)
             return 0
         return await self._apply(answer, escrow_before, order_ref)
@@ -142,7 +148,7 @@ class Borrowing:
         on_hand = await cloud.db.fetchval("select on_hand from store_stock where store_id = $1 and sku = $2", store, sku)
         why = judge_grant(grant, on_hand, escrow_before)
         if why:  # left to the event path, which judges it with what the store has reported by then
-            self.stats["not_believed"] += 1
+            self._count("not_believed")
             log.warning("store %s: loan %s not applied now: %s", store, grant.event_id, why)
             return 0
         await cloud.db.execute(
@@ -150,6 +156,6 @@ class Borrowing:
                values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (grant_event_id) do nothing""",
             grant.event_id, answer.borrow_id, store, sku, answer.asked, answer.granted, order_ref, cloud.now_ms())
         await cloud.actors.stock_pool.send(Grant(id=grant.event_id, store=store, sku=sku, qty=answer.granted))
-        self.stats["lent"] += 1
+        self._count("lent")
         log.info("store %s lent %d %s (grant %s)", store, answer.granted, sku, grant.event_id)
         return answer.granted

@@ -139,7 +139,7 @@ class Orders:
         if not cloud.now_ms() - SLOT_PAST_MS <= slot_ms <= cloud.now_ms() + SLOT_AHEAD_MS:
             raise Refusal("invalid", f"slot_start: must be within the next {SLOT_AHEAD_MS // 86_400_000} days")
         items = self._items(req)
-        plan = await self._route(req, items, slot_ms)
+        plan = await self._route(req, items, slot_ms, order_id)
         kid = _key_id(key)
         # The plan is written before anything is held, so that if this request dies half-way the sweeper knows
         # what to give back (`sweep_abandoned`).
@@ -176,7 +176,8 @@ class Orders:
                 raise Refusal("invalid", f"items: {item.sku} ({product.name}) is not sold online")
         return {i.sku: i.qty for i in req.items}
 
-    async def _route(self, req: OrderRequest, items: dict[str, int], slot_ms: int) -> dict[str, dict[str, int]]:
+    async def _route(self, req: OrderRequest, items: dict[str, int], slot_ms: int,
+                     order_id: str = "") -> dict[str, dict[str, int]]:
         router, stock = self.cloud.actors.router, self.cloud.actors.stock_pool
         if req.fulfilment == "pickup":
             if req.store_id not in self.cloud.world.stores:
@@ -184,7 +185,7 @@ class Orders:
             loc = req.location or self.cloud.world.stores[req.store_id]
             near = await router.nearby(loc.lat, loc.lon, "pickup", slot_ms)
             availability = await stock.availability(sorted({req.store_id, *near}), list(items))
-            availability = await self.borrowing.fill([req.store_id] if req.store_id else [], items, availability)
+            availability = await self.borrowing.fill([req.store_id] if req.store_id else [], items, availability, order_id)
             plan = await router.plan_pickup(req.store_id, items, slot_ms, loc.lat, loc.lon, availability)
             if plan["kind"] != "single":
                 raise Refusal("out_of_stock", f"pickup at {req.store_id} is not possible: {plan['reason']}",
@@ -198,7 +199,7 @@ class Orders:
         availability = await stock.availability(near, list(items))
         plan = await router.plan(items, near, availability)
         if plan["kind"] != "single":  # no one store holds it all online: the short ones may lend from their shelves
-            plan = await router.plan(items, near, await self.borrowing.fill(near, items, availability))
+            plan = await router.plan(items, near, await self.borrowing.fill(near, items, availability, order_id))
         if plan["kind"] == "missing":
             raise Refusal("out_of_stock", f"out of stock nearby: missing {plan['missing']}", missing=plan["missing"])
         return plan["allocation"]

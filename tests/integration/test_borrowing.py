@@ -127,7 +127,7 @@ async def test_an_order_for_50_with_100_on_hand_borrows_the_shortfall_from_the_o
     conn = await asyncpg.connect(stack.database_url)
     try:
         loan = await conn.fetchrow("select * from escrow_borrows where store_id = $1 and sku = $2", STORE, BORROWED)
-        assert (loan["asked"], loan["granted"]) == (10, 10)
+        assert (loan["asked"], loan["granted"], loan["order_ref"]) == (10, 10, order["order_id"])
         # the same grant came again through JetStream: taken as applied (never dead-lettered, never doubled)
         assert await conn.fetchval("select count(*) from edge_events where event_id = $1", loan["grant_event_id"]) == 1
         assert await conn.fetchval("select count(*) from dead_letters where store_id = $1 and reason like $2",

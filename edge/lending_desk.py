@@ -2,8 +2,10 @@
 `fm.store.<id>.escrow.borrow`, the one subject besides its inbox its NATS user may subscribe to).
 
 Guarantees: each request is decided by the StoreActor (`_lend`: one mailbox, so a loan and a till sale never race)
-and its grant is durable (escrow + outbox `EscrowGranted`, one SQLite transaction) **before** the answer is sent;
-an answer lost on the way costs nothing - the grant reaches the cloud through the outbox anyway. Requests that are
+and its grant is durable (escrow + outbox `EscrowGranted`, one SQLite transaction) **before** the answer is sent.
+An answer lost on the way (or too late for the order that asked) loses nothing: the grant reaches the cloud through
+the outbox as any grant, its units are the cloud's to sell online, and the till gets them back by the usual reclaim
+if it sells past its share. Requests that are
 malformed or for another store are dropped (the cloud times out and goes on without the loan). Requests in flight
 are bounded; past the bound they are dropped too.
 """

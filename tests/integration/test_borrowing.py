@@ -20,6 +20,7 @@ import nats
 import pytest
 import pytest_asyncio
 
+from cloud.services.borrowing import BORROW_TIMEOUT_S
 from edge import allocations
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
@@ -39,7 +40,7 @@ WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.
 STORE = "S005"
 # SKUs no other module's S005 receives, one per test, so each test's stock is its own
 BORROWED, RATIO, OFFLINE, DELIVERED = "PAC-STEAME-0224", "PAC-STEAME-0225", "PAC-STEAME-0226", "PAC-STEAME-0227"
-SHARED = "PAC-SESAME-0228"
+SHARED, LATE = "PAC-SESAME-0228", "PAC-SESAME-0229"
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -280,6 +281,40 @@ async def test_only_hq_sets_a_ratio_and_a_bad_one_says_what_is_wrong(world):
         assert r.headers["content-type"].startswith("application/problem+json")
     assert (await http.put("/stores/S999/allocation", json={"sku": RATIO, "ratio_bp": 1},
                            headers=admin)).status_code == 404
+
+
+async def test_a_loan_answered_too_late_is_not_waited_for_and_reaches_the_cloud_once_through_the_event_path(
+        world, stack):
+    services, http, box, _ = world
+    await _stocked(box, http, LATE, 100)
+    lend = box.actor._lend
+
+    async def slow(request):  # the store decides after the cloud's deadline
+        await asyncio.sleep(BORROW_TIMEOUT_S + 0.5)
+        return await lend(request)
+    box.actor._lend = slow
+    try:
+        member = await customer(services, http)
+        r = await _order(http, member, LATE, 50)
+        assert r.status_code == 409, r.text  # not waited for: refused as before
+    finally:
+        box.actor._lend = lend
+    assert await eventually(lambda: _level_escrow(box, LATE, 50)), "the store did not lend after all"
+    assert await eventually(lambda: _drained(box))
+
+    async def granted():
+        row = await _cloud_row(http, LATE)
+        return row if row and row["escrow"] == 50 else None
+    assert await eventually(granted), "the late loan never reached the cloud through the event path"
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        assert await conn.fetchval("select count(*) from escrow_borrows where store_id = $1 and sku = $2",
+                                   STORE, LATE) == 0  # not applied as a loan: only as the grant event it also is
+        assert await conn.fetchval("select count(*) from dead_letters where store_id = $1 and reason like $2",
+                                   STORE, f"%{LATE}%") == 0
+    finally:
+        await conn.close()
+    assert (await _order(http, member, LATE, 50)).status_code == 201  # the units are the cloud's now
 
 
 async def test_a_store_whose_box_is_down_is_not_waited_for_and_the_order_is_refused_as_before(world):

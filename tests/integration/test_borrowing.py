@@ -270,6 +270,7 @@ async def test_only_hq_sets_a_ratio_and_a_bad_one_says_what_is_wrong(world):
     assert own.status_code == 403  # HQ's decision, also for the manager's own store
     assert (await http.put(f"/stores/{STORE}/allocation", json={"sku": RATIO, "ratio_bp": 9_000})).status_code == 401
     assert (await http.get("/stores/S001/allocation", headers=manager)).status_code == 403
+    assert (await http.get(f"/stores/{STORE}/allocation", headers=manager)).status_code == 200  # sees its own
     admin = await operator_headers(services)
     for body, says in [({"sku": RATIO, "category": "packed", "ratio_bp": 1}, "exactly one"),
                        ({"sku": "NOPE", "ratio_bp": 1}, "unknown product"),

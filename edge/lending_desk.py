@@ -57,7 +57,7 @@ class LendingDesk:
         except Exception as exc:  # noqa: BLE001 - busy or failing: no answer; the cloud goes on without the loan
             log.warning("store %s: borrow %s not decided: %s", self.box.store_id, request.borrow_id, exc)
             return
-        self.stats["lent" if answer.granted else "refused"] += 1
+        self.stats["lent" if answer.lent else "refused"] += 1
         try:
             await msg.respond(codec.encode(answer))
         except Exception as exc:  # noqa: BLE001 - the grant is durable and goes through the outbox anyway

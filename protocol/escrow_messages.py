@@ -54,22 +54,22 @@ class EscrowBorrowRequested(Message):
 
 @record
 class EscrowBorrowAnswered(Message):
-    """The store's answer: `granted` units (0: refused, `reason` says why) lent from its offline share, committed as
+    """The store's answer: `lent` units (0: refused, `reason` says why) lent from its offline share, committed as
     the escrow grant `grant_event_id` (an `EscrowGranted` in its outbox: the cloud applies it once, whichever way it
     arrives first); `on_hand` and `escrow_after` are the store's level after the grant."""
     KIND: ClassVar[str] = "escrow.borrow_answer"
     borrow_id: str
     sku: str
     asked: int
-    granted: int
+    lent: int
     grant_event_id: str
     on_hand: int
     escrow_after: int
     reason: str = ""
 
     def check(self) -> None:
-        require(0 <= self.granted <= self.asked, "escrow.borrow_answer: granted must be 0..asked")
-        require((self.granted > 0) == bool(self.grant_event_id),
+        require(0 <= self.lent <= self.asked, "escrow.borrow_answer: lent must be 0..asked")
+        require((self.lent > 0) == bool(self.grant_event_id),
                 "escrow.borrow_answer: a grant (and only a grant) names its grant_event_id")
         require(not self.grant_event_id or is_id(self.grant_event_id),
                 f"escrow.borrow_answer.grant_event_id: not an id: {self.grant_event_id[:60]!r}")

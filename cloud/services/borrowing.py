@@ -134,7 +134,7 @@ class Borrowing:
             self._count("no_answer")
             log.warning("store %s: an answer that is not for borrow %s", store, request.borrow_id)
             return 0
-        if not answer.granted:
+        if not answer.lent:
             self._count("refused")
             log.info("store %s lent no %s: %s", store, sku, answer.reason)
             return 0
@@ -144,7 +144,7 @@ class Borrowing:
         """The store's grant, judged as the event path judges a grant, recorded, then applied (id = its event id)."""
         cloud, store, sku = self.cloud, answer.store_id, answer.sku
         grant = EscrowGranted(event_id=answer.grant_event_id, store_id=store, seq=0, wall_ms=answer.wall_ms,
-                              mono_ms=answer.mono_ms, sku=sku, qty=answer.granted, escrow_after=answer.escrow_after)
+                              mono_ms=answer.mono_ms, sku=sku, qty=answer.lent, escrow_after=answer.escrow_after)
         on_hand = await cloud.db.fetchval("select on_hand from store_stock where store_id = $1 and sku = $2", store, sku)
         why = judge_grant(grant, on_hand, escrow_before)
         if why:  # left to the event path, which judges it with what the store has reported by then
@@ -154,8 +154,8 @@ class Borrowing:
         await cloud.db.execute(
             """insert into escrow_borrows (grant_event_id, borrow_id, store_id, sku, asked, granted, order_ref, at_ms)
                values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (grant_event_id) do nothing""",
-            grant.event_id, answer.borrow_id, store, sku, answer.asked, answer.granted, order_ref, cloud.now_ms())
-        await cloud.actors.stock_pool.send(Grant(id=grant.event_id, store=store, sku=sku, qty=answer.granted))
+            grant.event_id, answer.borrow_id, store, sku, answer.asked, answer.lent, order_ref, cloud.now_ms())
+        await cloud.actors.stock_pool.send(Grant(id=grant.event_id, store=store, sku=sku, qty=answer.lent))
         self._count("lent")
-        log.info("store %s lent %d %s (grant %s)", store, answer.granted, sku, grant.event_id)
-        return answer.granted
+        log.info("store %s lent %d %s (grant %s)", store, answer.lent, sku, grant.event_id)
+        return answer.lent

@@ -28,7 +28,7 @@ def _answer(request: EscrowBorrowRequested, stamp: EventStamp, granted: int, gra
     # an answer is a reply, not an event of the store's sequence (seq 0, as the tills' hold answers)
     return EscrowBorrowAnswered(event_id=stamp.new_id(), store_id=stamp.store_id, seq=0, wall_ms=stamp.moment.wall_ms,
                                 mono_ms=stamp.moment.mono_ms, borrow_id=request.borrow_id, sku=request.sku,
-                                asked=request.qty, granted=granted, grant_event_id=grant_event_id, on_hand=on_hand,
+                                asked=request.qty, lent=granted, grant_event_id=grant_event_id, on_hand=on_hand,
                                 escrow_after=escrow_after, reason=reason)
 
 

@@ -27,7 +27,7 @@ OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": natural
              "topup_id": ids, "shift_id": ids, "cashier_id": st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True),
              "member_id": st.from_regex(r"[A-Za-z0-9]{1,40}", fullmatch=True),
              # escrow borrows and allocations (protocol/escrow_messages.py)
-             "borrow_id": ids, "grant_event_id": ids, "asked": naturals, "granted": naturals, "key": skus,
+             "borrow_id": ids, "grant_event_id": ids, "asked": naturals, "lent": naturals, "key": skus,
              "ratio_bp": st.integers(0, 10_000), "version": st.integers(1, 2**40), "min_qty": st.integers(0, 1)}
 
 

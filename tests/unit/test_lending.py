@@ -78,7 +78,7 @@ def test_a_loan_commits_escrow_and_its_grant_event_together_and_the_answer_names
     assert isinstance(publish, Publish) and isinstance(publish.event, EscrowGranted)
     grant = publish.event
     assert (grant.sku, grant.qty, grant.escrow_after, grant.seq) == ("A1", 10, 50, 8)
-    assert (answer.granted, answer.asked, answer.grant_event_id, answer.escrow_after, answer.on_hand) == \
+    assert (answer.lent, answer.asked, answer.grant_event_id, answer.escrow_after, answer.on_hand) == \
         (10, 10, grant.event_id, 50, 100)
     assert answer.seq == 0 and out.last_seq == 8  # the answer is a reply; only the grant takes a sequence number
     assert codec.decode(codec.encode(answer)) == answer
@@ -86,36 +86,36 @@ def test_a_loan_commits_escrow_and_its_grant_event_together_and_the_answer_names
 
 def test_a_loan_that_cannot_be_made_says_why_and_changes_no_stock():
     out = lending.lend(borrow(10), False, True, StockLevel("A1", 9, 4), 4_000, 0, stamp())
-    assert out.reply.granted == 0 and "till's floor" in out.reply.reason and not out.reply.grant_event_id
+    assert out.reply.lent == 0 and "till's floor" in out.reply.reason and not out.reply.grant_event_id
     # 100 on hand, 40 online: 50 can be lent; 60 asked lends none, unless the asker takes 50 or fewer
-    assert lending.lend(borrow(60), False, True, StockLevel("A1", 100, 40), 4_000, 0, stamp()).reply.granted == 0
+    assert lending.lend(borrow(60), False, True, StockLevel("A1", 100, 40), 4_000, 0, stamp()).reply.lent == 0
     part = lending.lend(borrow(60, min_qty=30), False, True, StockLevel("A1", 100, 40), 4_000, 0, stamp())
-    assert part.reply.granted == 50 and ChangeEscrow("A1", 50) in part.effects
+    assert part.reply.lent == 50 and ChangeEscrow("A1", 50) in part.effects
     assert [type(e) for e in out.effects] == [MarkApplied]  # remembered: the same borrow is not lent twice
     off = lending.lend(borrow(10), False, True, StockLevel("A1", 100, 0), 0, 0, stamp())
-    assert off.reply.granted == 0 and "ratio" in off.reply.reason
+    assert off.reply.lent == 0 and "ratio" in off.reply.reason
 
 
 def test_the_same_borrow_again_lends_nothing_more():
     out = lending.lend(borrow(10), True, True, StockLevel("A1", 100, 40), 4_000, 0, stamp())
-    assert out.reply.granted == 0 and "answered already" in out.reply.reason and out.effects == ()
+    assert out.reply.lent == 0 and "answered already" in out.reply.reason and out.effects == ()
 
 
 def test_a_borrow_for_another_store_or_an_unknown_product_lends_nothing():
     assert lending.lend(borrow(10, store="S002"), False, True, StockLevel("A1", 100, 40), 4_000, 0,
-                        stamp()).reply.granted == 0
+                        stamp()).reply.lent == 0
     unknown = lending.lend(borrow(10, sku="NOPE"), False, False, StockLevel("NOPE", 100, 0), 4_000, 0, stamp())
-    assert unknown.reply.granted == 0 and "unknown product" in unknown.reply.reason and unknown.effects == ()
+    assert unknown.reply.lent == 0 and "unknown product" in unknown.reply.reason and unknown.effects == ()
 
 
 def test_an_answer_must_be_consistent():
-    with pytest.raises(ProtocolError, match="granted must be 0..asked"):
+    with pytest.raises(ProtocolError, match="lent must be 0..asked"):
         EscrowBorrowAnswered(event_id=make_id(1, 1), store_id=STORE, seq=0, wall_ms=1, mono_ms=0,
-                             borrow_id=make_id(1, 2), sku="A1", asked=5, granted=6, grant_event_id=make_id(1, 3),
+                             borrow_id=make_id(1, 2), sku="A1", asked=5, lent=6, grant_event_id=make_id(1, 3),
                              on_hand=10, escrow_after=6)
     with pytest.raises(ProtocolError, match="names its grant_event_id"):
         EscrowBorrowAnswered(event_id=make_id(1, 1), store_id=STORE, seq=0, wall_ms=1, mono_ms=0,
-                             borrow_id=make_id(1, 2), sku="A1", asked=5, granted=5, grant_event_id="",
+                             borrow_id=make_id(1, 2), sku="A1", asked=5, lent=5, grant_event_id="",
                              on_hand=10, escrow_after=6)
 
 

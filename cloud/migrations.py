@@ -336,6 +336,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         insert into order_events (order_id, seq, event, status, detail, at_ms)
             select order_id, 1, 'created', status, '{"migrated": true}', created_ms from orders;
     """),
+    # 16 (riders): each try to have a delivery order carried by a rider platform, one row per attempt (the first
+    # rider, a redispatch), keyed by our order id and the attempt (the platform's idempotency key), so a retried or
+    # repeated dispatch never makes a second delivery. New table only: nothing existing changes.
+    (16, "deliveries: an order's tries with the rider platform", """
+        create table if not exists deliveries (
+            order_id          text not null,
+            attempt           int not null,           -- 1: the first rider; 2: the redispatch
+            store_id          text not null,
+            platform          text not null,          -- which rider platform (or 'own_staff')
+            platform_order_id text,                   -- the platform's id, once it made the delivery
+            status            text not null,          -- requested | created | accepted | ... | delivered | failed
+            reason            text,                   -- why it failed (no_rider, rider_cancelled, ...)
+            fee_fen           bigint,                 -- what the platform charges us (its quote)
+            rider             jsonb,                  -- {"name", "phone_masked"}: the phone is kept masked only
+            position          jsonb,                  -- the rider's last known {"lat", "lon"}
+            created_ms        bigint not null,
+            updated_ms        bigint not null,
+            primary key (order_id, attempt)
+        );
+        create index if not exists deliveries_open on deliveries (updated_ms)
+            where status not in ('delivered', 'failed', 'cancelled');
+    """),
     (18, "HQ's allocation ratios per store and sku or category; escrow borrowed from stores' offline share", """
         create table if not exists store_allocations (
             store_id    text not null,

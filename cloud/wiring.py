@@ -26,6 +26,7 @@ from cloud.runtime.clients import Actors
 from cloud.runtime.hosting import ensure_ray
 from cloud.runtime.shard_map import ShardConfig
 from cloud.services.allocations import Allocations
+from cloud.services.deliveries import Deliveries
 from cloud.services.flash_sales import FlashSales
 from cloud.services.identity import Identity
 from cloud.services.members import Members
@@ -33,6 +34,7 @@ from cloud.services.operators import Operators
 from cloud.services.orders import Orders
 from cloud.services.passes import FlashPasses
 from cloud.services.pii import Pii, seal_clear_phones
+from cloud.services.riders import HttpRiderPlatform, riders_from_env
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
 from cloud.services.wallet import HttpPayProvider, wallet_from_env
@@ -46,11 +48,14 @@ log = logging.getLogger("freshmesh.cloud")
 
 class Services:
     def __init__(self, cloud: Cloud, worker_id: str, sms: HttpSmsProvider | None = None,
-                 wallet: HttpPayProvider | None = None) -> None:
+                 wallet: HttpPayProvider | None = None, riders: HttpRiderPlatform | None = None) -> None:
         self.cloud, self.worker_id = cloud, worker_id
         self.orders, self.members, self.stock = Orders(cloud, wallet), Members(cloud), StockViews(cloud)
         self.payments = self.orders.payments
         self.members.payments = self.payments
+        self.deliveries = Deliveries(cloud, self.orders, riders)
+        self.orders.on_ready = self.deliveries.on_ready  # a picked delivery order goes to a rider
+        self.orders.on_cancelled = self.deliveries.on_cancelled  # ... and is withdrawn if the order is cancelled
         self.payments.on_balance_changed = self.members.balance_changed
         self.identity = Identity(cloud, self.members, sms, cloud.keys.sign_in_code_key)
         self.passes = FlashPasses(cloud.keys.pass_signing_key, cloud.clock)
@@ -82,8 +87,10 @@ class Services:
 
     async def start_background(self) -> None:
         self.bridge = await Bridge(self.cloud).start()
+        self.bridge.staff_deliveries = self.deliveries.by_staff  # a store's own staff deliver: withdraw the rider
         self._tasks.append(asyncio.create_task(self._sweep_expired()))
         self._tasks.append(asyncio.create_task(self._sweep_money()))
+        self._tasks.append(asyncio.create_task(self._sweep_deliveries()))
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one
         await self.allocations.resend()  # likewise HQ's allocation ratios (each applied once at the store)
 
@@ -106,6 +113,15 @@ class Services:
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("money sweep failed: %s", exc)
 
+    async def _sweep_deliveries(self) -> None:
+        """Tries the rider platform did not take yet, failed deliveries not yet redispatched or refunded."""
+        while True:
+            await asyncio.sleep(EXPIRY_SWEEP_S)
+            try:
+                await self.deliveries.sweep()
+            except Exception as exc:  # noqa: BLE001 - try again next round
+                log.warning("delivery sweep failed: %s", exc)
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -119,6 +135,8 @@ class Services:
             await self.identity.sms.close()
         if self.payments.wallet is not None:
             await self.payments.wallet.close()
+        if self.deliveries.platform is not None:
+            await self.deliveries.platform.close()
         if self.bridge:
             await self.bridge.stop()
         if self.holds:
@@ -152,7 +170,7 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
                          shards: ShardConfig | None = None, background: bool = True, clock=None,
                          reservation_ttl_ms: int | None = None, explicit_world: bool = False,
                          sms: HttpSmsProvider | None = None, keys: KeyRing | None = None,
-                         wallet: HttpPayProvider | None = None) -> Services:
+                         wallet: HttpPayProvider | None = None, riders: HttpRiderPlatform | None = None) -> Services:
     """`keys`: the key ring (default: from the environment, `KeyRing.from_env`; it refuses to start without
     FRESHMESH_SECRET_KEY rather than seal phones with a key the next start would not have)."""
     keys = keys or KeyRing.from_env()
@@ -177,7 +195,8 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
         cloud.nats = await nats.connect(nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1,
                                         name=f"freshmesh-cloud-{os.getpid()}")
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
-    services = Services(cloud, worker_id, sms or sms_from_env(cloud.clock), wallet or wallet_from_env(cloud.clock, keys))
+    services = Services(cloud, worker_id, sms or sms_from_env(cloud.clock), wallet or wallet_from_env(cloud.clock, keys),
+                        riders or riders_from_env(cloud.clock))
     services.world_admin = admin
     services._tasks.append(asyncio.create_task(admin.follow()))
     if cloud.nats is not None:

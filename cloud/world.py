@@ -30,12 +30,18 @@ class Store:
     closes: str = "22:00"
     slot_minutes: int = 60
     slot_capacity: int = 40
+    delivery_fee_fen: int = 500  # a delivery's fee, unless the basket reaches free_delivery_from_fen
+    free_delivery_from_fen: int = 3900
+    slot_cutoff_min: int = 60  # a delivery slot closes this long before it starts (time to pick, a rider to come)
 
     def __post_init__(self) -> None:
         require(valid_store_id(self.store_id), f"store {self.store_id!r}: invalid id")
         require(-90 <= self.lat <= 90 and -180 <= self.lon <= 180, f"store {self.store_id}: bad location")
         require(self.pickup_radius_m > 0 and self.delivery_radius_m > 0, f"store {self.store_id}: radii must be positive")
         require(self.slot_minutes in (15, 30, 60, 120) and self.slot_capacity > 0, f"store {self.store_id}: bad slots")
+        require(self.delivery_fee_fen >= 0 and self.free_delivery_from_fen >= 0,
+                f"store {self.store_id}: delivery fee and free-delivery threshold are fen, not negative")
+        require(0 <= self.slot_cutoff_min <= 24 * 60, f"store {self.store_id}: slot cut-off of 0-1440 minutes")
 
     def router_command(self, command_id: str) -> UpsertStore:
         return UpsertStore(id=command_id, store=self.store_id, lat=self.lat, lon=self.lon,

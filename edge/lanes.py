@@ -1,5 +1,6 @@
 """The lane API for the cashier terminal (local to the store box): scan, weigh, member, cart (view, void), pay,
-cashier sign-in and out, cash top-ups of stored value, pickups, receiving, health."""
+cashier sign-in and out, cash top-ups of stored value, pickups, receiving, deliveries (goods back, own staff),
+health."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ from starlette.routing import Route
 
 from edge import stored_value
 from edge.core.cart import UnknownProduct
+from edge.delivery_routes import ReturnedBody, StaffBody
 from edge.devices.serial_driver import DeviceNotReady
 from edge.store_actor import Busy, Refused
 from protocol import codec
@@ -165,6 +167,18 @@ def build_lane_app(box) -> Starlette:
     async def health(request, body):
         return await box.health()
 
+    async def returned(request, body):  # goods of an undelivered order back: on hand or to shrinkage
+        return await actor.ask("book_returned", order_id=request.path_params["order_id"], to=body.to,
+                               reason=body.reason)
+
+    async def own_staff(request, body):  # the store's staff deliver instead of a rider
+        return await actor.ask("staff_delivery", order_id=request.path_params["order_id"], step="out",
+                               staff_id=body.staff_id)
+
+    async def staff_delivered(request, body):
+        return await actor.ask("staff_delivery", order_id=request.path_params["order_id"], step="delivered",
+                               staff_id=body.staff_id)
+
     return Starlette(routes=[
         Route("/lanes/{lane}/scan", endpoint(scan, ScanBody), methods=["POST"]),
         Route("/lanes/{lane}/weigh", endpoint(weigh, WeighBody), methods=["POST"]),
@@ -177,5 +191,8 @@ def build_lane_app(box) -> Starlette:
         Route("/lanes/{lane}/top-ups", endpoint(top_up, TopUpBody), methods=["POST"]),
         Route("/pickups/{code}", endpoint(pickup), methods=["POST"]),
         Route("/stock/{sku}/receive", endpoint(receive, ReceiveBody), methods=["POST"]),
+        Route("/deliveries/{order_id}/returned", endpoint(returned, ReturnedBody), methods=["POST"]),
+        Route("/deliveries/{order_id}/own-staff", endpoint(own_staff, StaffBody), methods=["POST"]),
+        Route("/deliveries/{order_id}/delivered", endpoint(staff_delivered, StaffBody), methods=["POST"]),
         Route("/health", endpoint(health), methods=["GET"]),
     ])

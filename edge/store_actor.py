@@ -22,7 +22,7 @@ import json
 import logging
 
 from edge import allocations
-from edge.core import cashiers, cloud_messages, escrow, lending, selling, stock
+from edge.core import cashiers, cloud_messages, deliveries, escrow, lending, selling, stock
 from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.state import Books, EventStamp, Moment
@@ -288,6 +288,21 @@ class StoreActor:
     async def _shrink(self, sku: str, qty: int, reason: str) -> dict:
         level = await self.db.stock_level(sku)
         return await self._execute(stock.shrink(sku, qty, reason, level, self._stamp()))
+
+    # ---- deliveries -------------------------------------------------------------------------------------
+    async def _book_returned(self, order_id: str, to: str, reason: str) -> dict:
+        found = await self.db.order(order_id)
+        status, payload = found if found else (None, {})
+        lines = tuple((line["sku"], line["qty"]) for line in payload.get("lines", []))
+        levels = await self.db.stock_levels(sku for sku, _ in lines) if lines else {}
+        return await self._execute(deliveries.book_returned(order_id, status, lines, to, reason, levels,
+                                                            self._stamp()))
+
+    async def _staff_delivery(self, order_id: str, step: str, staff_id: str) -> dict:
+        found = await self.db.order(order_id)
+        status, payload = found if found else (None, {})
+        return await self._execute(deliveries.staff_delivery(order_id, status, payload.get("fulfilment"), step,
+                                                             staff_id, self._stamp()))
 
     # ---- cloud messages ---------------------------------------------------------------------------------
     async def _cloud_message(self, message) -> str:

@@ -261,6 +261,11 @@ class StoreDb:
         lines = tuple((line["sku"], line["qty"]) for line in json.loads(row[2])["lines"])
         return PendingOrder(row[0], row[1], lines)
 
+    async def order(self, order_id: str) -> tuple[str, dict] | None:
+        """(status, payload) of an online order the store received (or had sent back), by its id."""
+        row = await self._one("select status, payload from orders where order_id = ?", (order_id,))
+        return (row[0], json.loads(row[1])) if row else None
+
     async def seen_cloud_message(self, event_id: str) -> bool:
         return await self._one("select 1 from inbox where event_id = ?", (event_id,)) is not None
 

@@ -412,14 +412,17 @@ class BusinessAck(Message):
     acks: tuple[Ack, ...]
 
 
+from protocol.delivery_messages import DeliveryReturned, StaffDelivery  # noqa: E402 - it builds on the classes above
+
 EDGE_EVENTS: tuple[type[Message], ...] = (
     SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat, CashToppedUp,
+    StaffDelivery,
 )
-# borrowing escrow and HQ's allocation ratio (their module builds on Message above)
-from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested  # noqa: E402
+from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested  # noqa: E402 - likewise
 
 REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered, EscrowBorrowRequested,
                                        EscrowBorrowAnswered)
 CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
-                                              RuleBookUpdated, MemberUpdated, BusinessAck, AllocationSet)
+                                              RuleBookUpdated, MemberUpdated, BusinessAck, DeliveryReturned,
+                                              AllocationSet)
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

@@ -138,3 +138,25 @@ def overall(parts: list[str]) -> str:
 
 def is_final(status: str) -> bool:
     return status in FINAL_STATUSES
+
+
+def why_open(status: str, fulfilment: str, now_ms: int, expires_ms: int | None = None,
+             slot_start_ms: int | None = None) -> str:
+    """What an order that has not ended is waiting for, in words an operator acts on ("" once it has ended)."""
+    if is_final(status):
+        return ""
+    left = f" (payment deadline in {max((expires_ms - now_ms) // 1000, 0)} s)" if expires_ms is not None else ""
+    slot = ""
+    if slot_start_ms is not None:
+        ahead_s = (slot_start_ms - now_ms) // 1000
+        slot = f"; slot starts in {ahead_s // 60} min" if ahead_s >= 0 else f"; slot started {-ahead_s // 60} min ago"
+    return {
+        PENDING: "being placed: routing and reserving (an abandoned one is rejected by the sweeper)",
+        RESERVED: f"waiting for the customer's payment{left}; unpaid it expires and its stock goes back",
+        PAID: f"paid: waiting for the store to start picking{slot}",
+        PICKING: f"being picked at the store{slot}",
+        READY: ("picked: waiting for the customer to collect it" if fulfilment == "pickup"
+                else "picked: waiting for a rider") + slot,
+        OUT_FOR_DELIVERY: "with the rider",
+        DELIVERY_FAILED: "delivery failed: waiting to be sent again or refunded",
+    }.get(status, f"{status}: no rule says what it waits for")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from protocol import order_lifecycle as lifecycle
+from protocol.delivery_messages import StaffDelivery
 from protocol.messages import (
     CashToppedUp,
     EscrowGranted,
@@ -80,7 +81,7 @@ def cash_day(wall_ms: int, received_ms: int) -> date:
 
 
 def named_orders(events: Iterable[Message]) -> set[str]:
-    return {e.order_id for e in events if isinstance(e, PickupCompleted)}
+    return {e.order_id for e in events if isinstance(e, PickupCompleted | StaffDelivery)}
 
 
 def granted_pairs(events: Iterable[Message]) -> set[tuple[str, str]]:
@@ -122,6 +123,8 @@ def _judge_one(e: Message, known: Known, on_hand: dict[tuple[str, str], int], es
         return "" if e.qty <= STOCK_QTY_MAX else f"reclaim of {e.qty} exceeds {STOCK_QTY_MAX}"
     if isinstance(e, PickupCompleted):
         return judge_pickup(e, known.orders.get(e.order_id))
+    if isinstance(e, StaffDelivery):
+        return judge_staff_delivery(e, known.orders.get(e.order_id))
     return ""
 
 
@@ -163,4 +166,17 @@ def judge_pickup(e: PickupCompleted, order: OrderFacts | None) -> str:
         return f"pickup of order {e.order_id}, which is not allocated to this store"
     if order.status not in PICKUP_STATUSES:
         return f"pickup of order {e.order_id}, which is {order.status}, not paid"
+    return ""
+
+
+def judge_staff_delivery(e: StaffDelivery, order: OrderFacts | None) -> str:
+    """A store's staff may deliver only a paid delivery order allocated to that store."""
+    if order is None:
+        return f"staff delivery of order {e.order_id}, which does not exist"
+    if e.store_id not in order.stores:
+        return f"staff delivery of order {e.order_id}, which is not allocated to this store"
+    if order.kind != "delivery":
+        return f"staff delivery of order {e.order_id}, which is a {order.kind} order"
+    if order.status not in lifecycle.PAID_STATUSES:
+        return f"staff delivery of order {e.order_id}, which is {order.status}, not paid"
     return ""

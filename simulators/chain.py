@@ -92,6 +92,23 @@ class SimulatedWallet(SimulatedService):
                     pay_signatures.private_key(self._provider))}
 
 
+class SimulatedRiders(SimulatedService):
+    """The simulated rider platform (`freshmesh sim riders`) as a service of its own, with a fresh app key and
+    secret; `.env` configures a cloud to dispatch through it and believe its signed callbacks at `callback_url`."""
+
+    def __init__(self, callback_url: str, log_path: Path, step_ms: int = 1000) -> None:
+        port, self.app_key, self.secret = free_port(), "freshmesh-demo", secrets.token_hex(16)
+        self.callback_url = callback_url
+        self._run(port, ["riders", "--app-key", self.app_key, "--step-ms", str(step_ms), "--no-rider-rate", "0.05",
+                         "--rider-cancel-rate", "0.05", "--duplicate-rate", "0.1", "--out-of-order-rate", "0.05"],
+                  {**os.environ, "FRESHMESH_RIDERS_APP_SECRET": self.secret}, log_path)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"FRESHMESH_RIDERS_URL": self.url, "FRESHMESH_RIDERS_APP_KEY": self.app_key,
+                "FRESHMESH_RIDERS_APP_SECRET": self.secret, "FRESHMESH_RIDERS_CALLBACK_URL": self.callback_url}
+
+
 class Chain:
     def __init__(self, stores: int, max_stores: int | None = None, seed: int = 7, per_process: int = 25,
                  devices: bool = False, api_workers: int = 1, rules: int = 60) -> None:
@@ -104,6 +121,7 @@ class Chain:
         self.cloud: subprocess.Popen | None = None
         self.sms: SimulatedSms | None = None  # the simulated SMS provider, a service of its own
         self.wallet: SimulatedWallet | None = None  # the simulated wallet provider, a service of its own
+        self.riders: SimulatedRiders | None = None  # the simulated rider platform, a service of its own
         self.fleet: Fleet | None = None
 
     def start(self) -> Chain:
@@ -131,6 +149,8 @@ class Chain:
         env.update(self.sms.env)
         self.wallet = SimulatedWallet(f"{self.cloud_url}/callbacks/pay", self.workdir / "pay.log")
         env.update(self.wallet.env)
+        self.riders = SimulatedRiders(f"{self.cloud_url}/callbacks/rider", self.workdir / "riders.log")
+        env.update(self.riders.env)
         self.cloud = spawn_quiet([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port),
                                   "--workers", str(self.api_workers), "--world", str(self.world_path)], env=env,
                                  log_path=self.workdir / "cloud.log")
@@ -170,6 +190,8 @@ class Chain:
             self.sms.stop()
         if self.wallet is not None:
             self.wallet.stop()
+        if self.riders is not None:
+            self.riders.stop()
         if self.stack is not None:
             self.stack.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)

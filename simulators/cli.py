@@ -136,6 +136,26 @@ def cmd_sim_pay(args) -> int:
         return 1
 
 
+def cmd_sim_riders(args) -> int:
+    from simulators.rider_platform import Settings, run
+    if not args.app_key or not args.app_secret:
+        print("freshmesh sim riders: give --app-key and --app-secret (or FRESHMESH_RIDERS_APP_KEY / "
+              "FRESHMESH_RIDERS_APP_SECRET)", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings(args.app_key, args.app_secret, accept_delay_ms=args.accept_delay_ms, step_ms=args.step_ms,
+                            fail_rate=args.fail_rate, no_rider_rate=args.no_rider_rate,
+                            rider_cancel_rate=args.rider_cancel_rate, duplicate_rate=args.duplicate_rate,
+                            out_of_order_rate=args.out_of_order_rate, seed=args.seed)
+        return run(settings, args.port)
+    except ValueError as exc:
+        print(f"freshmesh sim riders: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"freshmesh sim riders: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+        return 1
+
+
 def _rate(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -266,6 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
     sms.add_argument("--duplicate-rate", type=_rate, default=0.0, help="share of receipts pushed twice")
     sms.add_argument("--seed", type=int, default=None, help="makes the failures and duplicates reproducible")
     sms.set_defaults(func=cmd_sim_sms)
+    riders = sim_sub.add_parser("riders", help="a SIMULATED rider platform as its own HTTP service (signed API and "
+                                               "callbacks, delays, no rider / rider cancels)")
+    riders.add_argument("--port", type=int, default=0, help="on 127.0.0.1 (default 0: a free port, printed)")
+    riders.add_argument("--app-key", default=os.environ.get("FRESHMESH_RIDERS_APP_KEY"))
+    riders.add_argument("--app-secret", default=os.environ.get("FRESHMESH_RIDERS_APP_SECRET"))
+    riders.add_argument("--accept-delay-ms", type=int, default=1000, help="from created to a rider's answer")
+    riders.add_argument("--step-ms", type=int, default=1000, help="between a rider's callbacks")
+    riders.add_argument("--fail-rate", type=_rate, default=0.0, help="share of API calls answered 503")
+    riders.add_argument("--no-rider-rate", type=_rate, default=0.0, help="share of deliveries nobody accepts")
+    riders.add_argument("--rider-cancel-rate", type=_rate, default=0.0, help="share cancelled by their rider")
+    riders.add_argument("--duplicate-rate", type=_rate, default=0.0, help="share of deliveries whose callbacks come twice")
+    riders.add_argument("--out-of-order-rate", type=_rate, default=0.0, help="share with a late, earlier callback")
+    riders.add_argument("--seed", type=int, default=None)
+    riders.set_defaults(func=cmd_sim_riders)
     pay = sim_sub.add_parser("pay", help="a SIMULATED wallet payment provider as its own HTTP service (signed API "
                                          "and notifications, query, refunds)")
     pay.add_argument("--port", type=int, default=0, help="on 127.0.0.1 (default 0: a free port, printed)")

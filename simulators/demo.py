@@ -13,6 +13,7 @@ import signal
 import statistics
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
@@ -32,6 +33,7 @@ class Demo:
         self.counts: Counter = Counter()
         self.operator: dict = {}  # the chain's admin, signed in when the run starts
         self.stop = asyncio.Event()
+        self.started_at = datetime.now(UTC).isoformat()
 
     async def run(self) -> dict:
         chain, fleet, sms = self.chain, self.chain.fleet, self.chain.sms
@@ -94,6 +96,9 @@ class Demo:
         last = [stores[s]["lag_ms"] for s in ids if stores[s].get("lag_ms") is not None]
         status = (await http.get(f"{chain.cloud_url}/flash-sales/{sale['sale_id']}")).json() if sale else {}
         audit = (await http.get(f"{chain.cloud_url}/audit", headers=self.operator)).json()
+        # every online order of the run: how it ended, and what each still open one waits for
+        orders = (await http.get(f"{chain.cloud_url}/operator/orders/summary", headers=self.operator,
+                                 params={"since": self.started_at})).json()
         c = self.counts
         return {
             "stores": len(ids),
@@ -105,6 +110,10 @@ class Demo:
             "online_orders": c["online_orders"], "online_paid": c["online_paid"],
             "topped_up": c["topped_up"], "wallet_paid": c["wallet_paid"],  # through the simulated wallet provider
             "online_cancelled": c["online_cancelled"], "picked_up": c["picked_up"],
+            "orders_by_final_state": orders["ended"],
+            "orders_open": {"count": orders["open_count"],
+                            "waiting_for": dict(Counter(o["waiting_for"].split(";")[0].split(" (")[0]
+                                                        for o in orders["open"]))},
             "flash_sale": {"quantity": status.get("quantity", 0), "sold": status.get("sold", 0),
                            "attempts": c["flash_attempts"], "accepted": c["flash_accepted"],
                            "fans_signed_in": c["flash_fans_signed_in"],

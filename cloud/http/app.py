@@ -26,10 +26,11 @@ from cloud.http.routes import (
     operators,
     orders,
     payments,
+    riders,
     stores,
 )
 
-RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments)
+RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments, riders)
 
 
 def build_routes(services) -> list[Route]:

@@ -149,6 +149,11 @@ PATHS = {
     "/orders/{order_id}": {"get": _op("One of the member's orders, with its pickup code and its timeline (every "
                                       "step of its lifecycle: protocol/order_lifecycle.py)", ("200", "the order"),
                                       {"404": "unknown order, or another member's"}, params=["order_id"], member=True)},
+    "/operator/orders/summary": {"get": _op(
+        "Orders created since ?since= (RFC 3339; default the last 24 h): counts by final state, and every order that "
+        "has not ended with what it waits for (a store manager sees their store's)",
+        ("200", "{ended, open_count, open: [{order_id, status, waiting_for}]}"),
+        {"401": "not signed in as an operator", "422": "since: not a time"}, operator=True, query=["since"])},
     "/orders/{order_id}/events": {"get": _op(
         "Follow the order live: its timeline as server-sent events (`step`), from after Last-Event-ID or ?after=; "
         "the session token may come as ?token= (EventSource sends no headers)",
@@ -226,6 +231,14 @@ PATHS = {
         {"400": "{code: FAIL}: unknown payment, wrong amount, currency or merchant, another transaction id; "
                 "nothing credited",
          "401": "{code: FAIL}: not signed by the provider, or signed more than 5 minutes away"})},
+    "/callbacks/rider": {"post": _op(
+        "Status callbacks from the rider platform (Rider-App-Key, Rider-Timestamp, Rider-Nonce, Rider-Signature: "
+        "HMAC-SHA256 with the app secret over the raw body; accepted, arrived_at_store, picked_up, delivering, "
+        "delivered, failed, cancelled, with the rider and position)",
+        ("200", "{code: 0}: handled: applied now, before (a duplicate), or late/out of order (acknowledged, the "
+                "order does not move back)"),
+        {"400": "unreadable callback (a field or status named)", "401": "not signed by the platform, or more than "
+         "5 minutes away", "404": "no delivery of ours by that platform order id and try"})},
 }
 
 

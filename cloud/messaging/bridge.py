@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import nats.errors
@@ -33,6 +34,7 @@ from cloud.runtime.calls import ActorsUnavailable
 from cloud.services import order_journal as journal
 from protocol import codec, subjects
 from protocol import order_lifecycle as lifecycle
+from protocol.delivery_messages import StaffDelivery
 from protocol.errors import ProtocolError
 from protocol.ids import derived_id
 from protocol.messages import (
@@ -92,6 +94,8 @@ class Bridge:
         self.cash_topup_day_cap_fen = STORE_CASH_TOPUP_DAY_CAP_FEN  # per store and chain day
         self._members = None
         self.new_balances = NewBalances()  # members whose stored value the batch changed: told after it
+        # a store's own staff deliver: `Deliveries.by_staff` (cloud/services/deliveries.py), set by the services
+        self.staff_deliveries: Callable[[StaffDelivery], Awaitable[None]] | None = None
 
     @property
     def members(self):
@@ -328,6 +332,11 @@ class Bridge:
                                           on_hand=event.on_hand_after))
         elif isinstance(event, PickupCompleted):
             await self._pickup(event)
+        elif isinstance(event, StaffDelivery):  # believed by `_believed`: a paid delivery order of this store
+            if self.staff_deliveries is None:
+                from cloud.services.deliveries import Deliveries  # no rider platform to withdraw from here
+                self.staff_deliveries = Deliveries(self.cloud, None).by_staff
+            await self.staff_deliveries(event)
         elif isinstance(event, CashToppedUp):
             await apply_cash_top_up(self.cloud, event)  # believed by `_believed` (member, daily cap)
             self.new_balances.add(event.member_id, event.store_id)

@@ -13,10 +13,12 @@ import hashlib
 import json
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 
 from actors.order_router import BookSlot, ReleaseSlot
 from actors.stock_pool import Cancel, Reserve
 from cloud.messaging import to_stores
+from cloud.services import delivery_terms
 from cloud.services import order_journal as journal
 from cloud.services.borrowing import Borrowing
 from cloud.services.order_request import OrderRequest
@@ -73,6 +75,10 @@ class Orders:
         self.saga = OrderSaga(self)
         self.as_json = order_json
         self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
+        # called when a delivery order was picked and is ready at the store: it goes to a rider (cloud/wiring.py)
+        self.on_ready: Callable[[str], Awaitable[None]] | None = None
+        # called when a delivery order was cancelled after it was paid: a rider on the way is withdrawn
+        self.on_cancelled: Callable[[str], Awaitable[None]] | None = None
 
     # ---- create -----------------------------------------------------------------------------------
     async def create(self, req: OrderRequest, member: str, key: str, raw: dict) -> dict:
@@ -139,7 +145,11 @@ class Orders:
         if not cloud.now_ms() - SLOT_PAST_MS <= slot_ms <= cloud.now_ms() + SLOT_AHEAD_MS:
             raise Refusal("invalid", f"slot_start: must be within the next {SLOT_AHEAD_MS // 86_400_000} days")
         items = self._items(req)
+        if req.fulfilment == "delivery" and req.location is not None:
+            delivery_terms.check_cutoff_near(cloud.world, req.location.lat, req.location.lon, slot_ms, cloud.now_ms())
         plan = await self._route(req, items, slot_ms, order_id)
+        if req.fulfilment == "delivery":  # before anything is held: a closed slot refuses cleanly
+            delivery_terms.check_cutoff(cloud.world, plan, slot_ms, cloud.now_ms())
         kid = _key_id(key)
         # The plan is written before anything is held, so that if this request dies half-way the sweeper knows
         # what to give back (`sweep_abandoned`).
@@ -149,6 +159,8 @@ class Orders:
         reserved = await self._reserve(kid, order_id, plan)
         await self._book_slots(kid, order_id, plan, slot_ms, reserved)
         priced = self._price(req, next(iter(plan)))
+        if req.fulfilment == "delivery":
+            delivery_terms.add_fee(cloud.world, next(iter(plan)), priced)
         now = cloud.now_ms()
         allocation = _allocation(kid, plan)
         code = f"{secrets.randbelow(10**8):08d}" if req.fulfilment == "pickup" else None
@@ -303,6 +315,8 @@ class Orders:
                 await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
                                                                                     **env),
                                     event_id=derived_id(order_id, f"cancel:{store}"))
+        if row["fulfilment"] == "delivery" and was in lifecycle.IN_STORE_STATUSES and self.on_cancelled is not None:
+            await self.on_cancelled(order_id)
         return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
 
     async def sweep_money(self) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from edge.core import tickets
+from edge.core import deliveries, tickets
 from edge.core.outcome import (
     ChangeEscrow,
     DropAcked,
@@ -35,6 +35,7 @@ from edge.core.outcome import (
 )
 from edge.core.state import Books, Moment, stock_unit
 from protocol import codec
+from protocol.delivery_messages import DeliveryReturned
 from protocol.errors import ProtocolError
 from protocol.messages import (
     BusinessAck,
@@ -113,6 +114,8 @@ def apply_cloud_message(message: Message, seen: bool, books: Books, now: Moment)
         return Outcome(reply="applied", effects=(mark, UpsertMember(message)))
     if isinstance(message, (CatalogueUpdated, RuleBookUpdated)):
         return _book(message, books, mark)
+    if isinstance(message, DeliveryReturned):
+        return deliveries.returned(message, mark)
     return Outcome(reply="applied", effects=(mark,), notes=(f"ignored a {message.KIND}: not a message for a store",))
 
 

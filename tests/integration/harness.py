@@ -18,6 +18,7 @@ from cloud.http.app import build_app
 from cloud.keys import KeyRing
 from cloud.runtime.shard_map import ShardConfig
 from cloud.services import pay_signatures
+from cloud.services.riders import HttpRiderPlatform
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.wallet import HttpPayProvider
 from cloud.wiring import start_services
@@ -25,7 +26,7 @@ from cloud.world import World
 from protocol import codec, subjects
 from protocol.ids import IdFactory
 from protocol.order_lifecycle import PAID_STATUSES
-from simulators import pay_provider
+from simulators import pay_provider, rider_platform
 from simulators.customer_auth import SignedIn, SimulatedPhones, sign_in
 from simulators.sim_http import KEEP_ALIVE_S
 from simulators.sms_provider import start_in_thread
@@ -51,6 +52,7 @@ def envelope(store_id: str, seq: int) -> dict:
 SMS_KEY, SMS_SECRET = "sim-key", "sim-secret-for-tests"
 PAY_MCHID = "freshmesh-test"
 PAY_PROVIDER_KEY = pay_signatures.new_private_text()  # the simulated wallet provider's signing key, this test run
+RIDERS_APP_KEY, RIDERS_SECRET = "freshmesh-test", uuid.uuid4().hex  # the simulated rider platform's app, this run
 
 
 class WallClock:
@@ -60,7 +62,7 @@ class WallClock:
 
 @contextlib.asynccontextmanager
 async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = None, sms=None, port: int | None = None,
-                        pay_settings: dict | None = None):
+                        pay_settings: dict | None = None, rider_settings: dict | None = None):
     """`sms`: the SMS provider adapter; by default the simulated provider runs beside the cloud (its own service on
     its own thread) so that customers can sign in (`customer()`); `port`: when the caller needs the URL before the
     cloud runs (a provider's callback URL). The simulated wallet provider always runs beside it too (`pay_settings`:
@@ -81,7 +83,13 @@ async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = Non
                                  pay_signatures.public_text(pay_signatures.private_key(PAY_PROVIDER_KEY)),
                                  f"http://127.0.0.1:{port}/callbacks/pay", WallClock(), api_key=api_key)
         wallet.sim = sim_pay
-        async with _serving(stack, prefix, reservation_ttl_ms, sms, port, wallet) as running:
+        # the simulated rider platform too (`rider_settings`: its knobs; fast by default); `.sim` is the service
+        sim_riders = own.enter_context(rider_platform.start_in_thread(rider_platform.Settings(
+            RIDERS_APP_KEY, RIDERS_SECRET, **{"accept_delay_ms": 100, "step_ms": 50, **(rider_settings or {})})))
+        riders = HttpRiderPlatform(sim_riders.url, RIDERS_APP_KEY, RIDERS_SECRET,
+                                   f"http://127.0.0.1:{port}/callbacks/rider", WallClock())
+        riders.sim = sim_riders
+        async with _serving(stack, prefix, reservation_ttl_ms, sms, port, wallet, riders) as running:
             yield running
 
 
@@ -149,10 +157,11 @@ async def last_code(inbox, e164: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port: int, wallet=None):
+async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port: int, wallet=None, riders=None):
     services = await start_services(World.load(), stack.database_url, stack.nats_url,
                                     ShardConfig(prefix=prefix), background=True, reservation_ttl_ms=reservation_ttl_ms,
-                                    explicit_world=True, sms=sms, keys=fixed_keys(stack), wallet=wallet)
+                                    explicit_world=True, sms=sms, keys=fixed_keys(stack), wallet=wallet,
+                                    riders=riders)
     server = uvicorn.Server(uvicorn.Config(build_app(services), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off", timeout_keep_alive=KEEP_ALIVE_S))
     task = asyncio.create_task(server.serve())

@@ -23,6 +23,10 @@ def test_short_demo_summary_holds(tmp_path):
     assert summary["sales"] > 0 and summary["sales"] == summary["cloud_sales"]
     assert summary["flash_sale"]["oversold"] == 0 and summary["flash_sale"]["sold"] == summary["flash_sale"]["quantity"]
     assert summary["online_orders"] > 0
+    # every order of the run ended, or says what it waits for
+    assert summary["orders_by_final_state"].get("picked_up", 0) > 0
+    assert sum(summary["orders_open"]["waiting_for"].values()) <= summary["orders_open"]["count"]
+    assert all("no rule" not in why for why in summary["orders_open"]["waiting_for"])
     assert summary["topped_up"] > 0  # bought through the simulated wallet provider, credited on its notifications
     # customers and the flash crowd signed in by SMS code through the simulated provider (orders need a session)
     assert summary["customers_signed_in"] > 0 and summary["sign_in_failed"] == 0

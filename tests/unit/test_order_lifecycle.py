@@ -84,3 +84,14 @@ def test_a_split_order_is_as_far_as_its_least_advanced_live_part():
     assert lc.overall([lc.CANCELLED, lc.CANCELLED]) == lc.CANCELLED
     with pytest.raises(lc.ProtocolError):
         lc.overall([])
+
+
+def test_an_open_order_says_what_it_waits_for_and_an_ended_one_says_nothing():
+    assert "payment" in lc.why_open(lc.RESERVED, "pickup", 1_000, expires_ms=61_000) and "60 s" in \
+        lc.why_open(lc.RESERVED, "pickup", 1_000, expires_ms=61_000)
+    assert "rider" in lc.why_open(lc.READY, "delivery", 0)
+    assert "collect" in lc.why_open(lc.READY, "pickup", 0, slot_start_ms=600_000) and "10 min" in \
+        lc.why_open(lc.READY, "pickup", 0, slot_start_ms=600_000)
+    for status in lc.STATUSES:
+        assert (lc.why_open(status, "delivery", 0) == "") == lc.is_final(status)
+        assert "no rule" not in lc.why_open(status, "delivery", 0)

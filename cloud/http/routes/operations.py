@@ -8,6 +8,10 @@ from starlette.responses import JSONResponse, Response
 
 from cloud.http.openapi import openapi_document
 from cloud.http.operators import require_operator
+from cloud.services import order_book
+from protocol.clock import parse_rfc3339
+
+DAY_MS = 86_400_000
 
 HEALTH_PROBE_S = 3
 
@@ -39,5 +43,12 @@ def routes(services) -> list[tuple]:
         await require_operator(request, services, "views.read")
         return JSONResponse(await services.stock.audit())
 
+    async def order_summary(request):
+        """Orders by final state and the open ones with what each waits for (a store manager: their store's)."""
+        operator = await require_operator(request, services, "views.read")
+        since = request.query_params.get("since")
+        since_ms = parse_rfc3339(since, "since") if since else cloud.now_ms() - DAY_MS
+        return JSONResponse(await order_book.summary(cloud, since_ms, operator.store_id))
+
     return [("/health", health, ["GET"]), ("/metrics", metrics, ["GET"]), ("/openapi.json", openapi, ["GET"]),
-            ("/audit", audit, ["GET"])]
+            ("/audit", audit, ["GET"]), ("/operator/orders/summary", order_summary, ["GET"])]

@@ -1,0 +1,291 @@
+"""Delivery orders carried by riders: dispatch a ready order to the rider platform, apply its callbacks to the
+order's lifecycle, find another rider once, and when that fails too give the money back and the goods to the store.
+
+Guarantees:
+- one delivery per try: a try is a `deliveries` row keyed by (order, attempt), journaled before the platform is
+  asked, and the platform dedupes a create by our order id and the attempt, so a retried or repeated dispatch
+  (the hook called twice, a retry after a timeout, the sweeper) never makes two deliveries;
+- a callback is believed only when signed by the platform within ±5 min (`cloud/services/riders.py`), and applied
+  once: its own id is the timeline key (`order_journal.advance(key=)`), so a duplicate changes nothing;
+- callbacks never move an order backwards: a status the order has passed is refused by the lifecycle
+  (IllegalTransition is logged and the callback acknowledged, so the platform stops sending it); callbacks of a
+  try that was superseded (the first rider, after the redispatch) or has ended (delivered, failed, withdrawn when
+  the order was cancelled or left with the store's staff) are acknowledged and ignored;
+- the rider's name, masked phone and position are timeline notes (`rider`): `GET /orders/{id}` and its event
+  stream show them; the rider's phone is never kept or shown in clear;
+- a failed try leads to one redispatch (`redispatch` then a new try); a second failure refunds the order in full
+  (`refund` + `Payments.refund`), gives its reservations and slot back, and tells the store (`DeliveryReturned`)
+  so that staff book the goods back on hand or to shrinkage. The sweeper (`sweep`) finishes any of these steps a
+  crash or an unreachable platform interrupted: ready orders without a live try (never dispatched, not made at the
+  platform, redispatched without the new try), failed orders not yet redispatched, give-ups not yet finished.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+
+from cloud.messaging import to_stores
+from cloud.services import order_journal as journal
+from cloud.services.riders import BadCallback, Callback, RidersRefused, RidersUnavailable
+from protocol import delivery
+from protocol import order_lifecycle as lifecycle
+from protocol.delivery_messages import DeliveryReturned, StaffDelivery
+from protocol.ids import derived_id
+from protocol.messages import OrderLine
+
+log = logging.getLogger("freshmesh.deliveries")
+PIECE_WEIGHT_G = 500  # the platform wants a weight; a piece's own weight is not in the catalogue, so this guess
+SWEEP_AFTER_MS = 5_000  # a try or a failed order untouched this long had its request die half-way: finish it
+SWEEP_BATCH_MAX = 50
+SLOT_MS = 3_600_000
+_RANK = {s: i for i, s in enumerate(("requested", "created", *delivery.STATUSES))}
+
+
+class Deliveries:
+    def __init__(self, cloud, orders, platform=None) -> None:
+        self.cloud, self.orders, self.platform = cloud, orders, platform
+
+    # ---- dispatch -----------------------------------------------------------------------------------------------
+    async def on_ready(self, order_id: str) -> None:
+        """The hook `Orders.on_ready`: the order was picked and waits at the store."""
+        try:
+            await self.dispatch(order_id)
+        except (RidersUnavailable, RidersRefused) as exc:  # the try is journaled: the sweeper asks again
+            log.warning("order %s: rider platform not reached (%s); the sweeper tries again", order_id, exc)
+
+    async def dispatch(self, order_id: str) -> dict | None:
+        """Make the order's current try at the platform (quote, then create); the try's row, or None when the order
+        is not a delivery waiting for a rider. Safe to call any number of times."""
+        db = self.cloud.db
+        row = await db.fetchrow("select * from orders where order_id = $1", order_id)
+        if row is None or row["fulfilment"] != "delivery" or row["status"] != lifecycle.READY:
+            return None
+        if self.platform is None:
+            log.warning("order %s is ready but no rider platform is configured: the store's staff deliver it",
+                        order_id)
+            return None
+        latest = await db.fetchrow("select attempt, status from deliveries where order_id = $1 order by attempt desc "
+                                   "limit 1", order_id)
+        # the ready order's current try; a new one when the last ended (its redispatch was cut short by a crash)
+        attempt = 1 if latest is None else latest["attempt"] + (latest["status"] in (delivery.FAILED,
+                                                                                     delivery.CANCELLED))
+        store = next(iter(json.loads(row["allocation"])))
+        now = self.cloud.now_ms()
+        await db.execute("""insert into deliveries (order_id, attempt, store_id, platform, status, created_ms, updated_ms)
+                            values ($1, $2, $3, $4, 'requested', $5, $5) on conflict do nothing""",
+                         order_id, attempt, store, self.platform.name, now)
+        try_row = await db.fetchrow("select * from deliveries where order_id = $1 and attempt = $2", order_id, attempt)
+        if try_row["platform_order_id"]:
+            return dict(try_row)
+        body = self._request(row, store, attempt)
+        quote = await self.platform.quote(body)
+        made = await self.platform.create(body)
+        await db.execute("""update deliveries set platform_order_id = $3, fee_fen = $4, status = 'created',
+                            updated_ms = $5 where order_id = $1 and attempt = $2 and platform_order_id is null""",
+                         order_id, attempt, str(made["platform_order_id"]), int(quote["fee_fen"]), self.cloud.now_ms())
+        await journal.note(db, order_id, "rider", self.cloud.now_ms(), store=store, key=f"dispatch:{attempt}",
+                           detail={"status": "dispatched", "attempt": attempt, "platform": self.platform.name,
+                                   "platform_order_id": str(made["platform_order_id"]), "fee_fen": int(quote["fee_fen"]),
+                                   "distance_m": quote.get("distance_m")})
+        return dict(await db.fetchrow("select * from deliveries where order_id = $1 and attempt = $2", order_id, attempt))
+
+    def _request(self, row, store_id: str, attempt: int) -> dict:
+        """The delivery as the platform wants it: pickup at the store, drop-off at the customer, slot, goods."""
+        store = self.cloud.world.stores[store_id]
+        location = json.loads(row["location"]) if row["location"] else {"lat": store.lat, "lon": store.lon}
+        lines = json.loads(row["lines"])
+        weight = sum(line["qty"] if line.get("weighed") else line["qty"] * PIECE_WEIGHT_G for line in lines)
+        slot = row["slot_start_ms"] or self.cloud.now_ms()
+        return {"origin_id": row["order_id"], "attempt": attempt,
+                "pickup": {"name": store.name, "address": f"{store.name} ({store.store_id})", "lat": store.lat,
+                           "lon": store.lon, "contact": store.store_id},
+                "dropoff": {"lat": location["lat"], "lon": location["lon"]},
+                "slot": {"start_ms": slot, "end_ms": slot + SLOT_MS},
+                "cargo": {"value_fen": row["total_fen"], "weight_g": weight, "items": len(lines)}}
+
+    # ---- callbacks ----------------------------------------------------------------------------------------------
+    async def notified(self, headers, body: bytes) -> tuple[int, str]:
+        """(HTTP status, message) for a platform callback: 200 when handled (applied now, before, or ignored as
+        late), 401 not believed, 400 unreadable, 404 no such delivery. Nothing changes unless it is 200."""
+        if self.platform is None:
+            return 404, "no rider platform is configured"
+        try:
+            callback = self.platform.read_callback(headers, body)
+        except BadCallback as bad:
+            log.warning("rider callback refused (%s): %s", bad.status, bad.detail)
+            return bad.status, bad.detail
+        return await self.apply(callback)
+
+    async def apply(self, cb: Callback) -> tuple[int, str]:
+        db = self.cloud.db
+        try_row = await db.fetchrow("select * from deliveries where order_id = $1 and attempt = $2", cb.origin_id,
+                                    cb.attempt)
+        if try_row is None or try_row["platform_order_id"] != cb.platform_order_id:
+            return 404, f"no delivery {cb.platform_order_id} of order {cb.origin_id} (try {cb.attempt})"
+        if await db.fetchval("select 1 from order_events where order_id = $1 and event_key = $2", cb.origin_id,
+                             f"rider:{cb.callback_id}"):
+            return 200, "duplicate"  # (advance would say so too; this answers it before the try is looked at)
+        current = await db.fetchval("select max(attempt) from deliveries where order_id = $1", cb.origin_id)
+        if cb.attempt != current:
+            log.info("order %s: callback %s of superseded try %d ignored", cb.origin_id, cb.status, cb.attempt)
+            return 200, "superseded try: ignored"
+        if try_row["status"] in delivery.ENDED:  # late word of a try that ended (or that we withdrew)
+            log.info("order %s: callback %s after try %d ended (%s) ignored", cb.origin_id, cb.status, cb.attempt,
+                     try_row["status"])
+            return 200, f"try {cb.attempt} has ended ({try_row['status']}): ignored"
+        event = delivery.lifecycle_event(cb.status)
+        detail: dict = {"status": cb.status, "attempt": cb.attempt, "platform_order_id": cb.platform_order_id}
+        if cb.rider_name or cb.rider_phone:
+            detail["rider"] = {"name": cb.rider_name, "phone": delivery.mask_phone(cb.rider_phone)}
+        if cb.lat is not None:
+            detail["position"] = {"lat": cb.lat, "lon": cb.lon}
+        if cb.reason:
+            detail["reason"] = cb.reason
+        try:
+            step = await journal.advance(db, cb.origin_id, event, self.cloud.now_ms(), store=try_row["store_id"],
+                                         detail=detail, key=f"rider:{cb.callback_id}")
+        except lifecycle.IllegalTransition as exc:  # late or out of order: the order does not move back
+            log.info("order %s: rider callback %s not applied: %s", cb.origin_id, cb.callback_id, exc)
+            return 200, f"not applied: {exc}"
+        if step.duplicate:
+            return 200, "duplicate"
+        await self._record(cb, detail)
+        if event == "fail_delivery":
+            await self.after_failure(cb.origin_id, cb.attempt, cb.reason or cb.status)
+        return 200, "applied"
+
+    async def _record(self, cb: Callback, detail: dict) -> None:
+        """The try's row follows the platform forwards only (a late `accepted` does not undo `picked_up`)."""
+        row = await self.cloud.db.fetchrow("select status from deliveries where order_id = $1 and attempt = $2",
+                                           cb.origin_id, cb.attempt)
+        status = cb.status if _RANK[cb.status] >= _RANK.get(row["status"], 0) else row["status"]
+        await self.cloud.db.execute(
+            """update deliveries set status = $3, reason = coalesce($4, reason), rider = coalesce($5, rider),
+                   position = coalesce($6, position), updated_ms = $7 where order_id = $1 and attempt = $2""",
+            cb.origin_id, cb.attempt, status, cb.reason or None,
+            json.dumps(detail["rider"]) if "rider" in detail else None,
+            json.dumps(detail["position"]) if "position" in detail else None, self.cloud.now_ms())
+
+    # ---- after a failed try -------------------------------------------------------------------------------------
+    async def after_failure(self, order_id: str, attempt: int, reason: str) -> None:
+        """Another rider once; then the order is refunded and the goods go back to the store."""
+        if delivery.next_step_after_failure(attempt) == "redispatch":
+            try:
+                await journal.advance(self.cloud.db, order_id, "redispatch", self.cloud.now_ms(),
+                                      detail={"after": reason, "attempt": attempt + 1}, key=f"redispatch:{attempt}")
+            except lifecycle.IllegalTransition as exc:
+                log.info("order %s not redispatched: %s", order_id, exc)
+                return
+            row = await self.cloud.db.fetchrow("select * from deliveries where order_id = $1 and attempt = $2",
+                                               order_id, attempt)
+            await self.cloud.db.execute(
+                """insert into deliveries (order_id, attempt, store_id, platform, status, created_ms, updated_ms)
+                   values ($1, $2, $3, $4, 'requested', $5, $5) on conflict do nothing""",
+                order_id, attempt + 1, row["store_id"], row["platform"], self.cloud.now_ms())
+            await self.on_ready(order_id)
+            return
+        await self.give_up(order_id, reason)
+
+    async def give_up(self, order_id: str, reason: str) -> None:
+        """No rider could deliver: the money back in full, the reservations and slot freed, the store told."""
+        db = self.cloud.db
+        try:
+            await journal.advance(db, order_id, "refund", self.cloud.now_ms(), key="delivery:give_up",
+                                  detail={"reason": f"not delivered: {reason}"})
+        except lifecycle.IllegalTransition as exc:
+            if exc.status != lifecycle.REFUNDED:
+                log.warning("order %s not refunded after its delivery failed: %s", order_id, exc)
+                return
+        row = await db.fetchrow("select * from orders where order_id = $1", order_id)
+        await self.orders.payments.refund(order_id)
+        for sku, rid in self.orders.reservations(row):
+            await self.orders._release([(sku, rid)], "order")  # noqa: SLF001 - as a cancel does, same ids
+        await self.orders.release_slots(row)
+        for store, lines in json.loads(row["allocation"]).items():
+            order_lines = tuple(OrderLine(sku=line["sku"], qty=line["qty"], amount_fen=0) for line in lines)
+            await to_stores.send(self.cloud, store, functools.partial(
+                DeliveryReturned, order_id=order_id, lines=order_lines, reason=reason[:200]),
+                event_id=derived_id(order_id, f"returned:{store}"))
+        await journal.note(db, order_id, "returned", self.cloud.now_ms(), key="delivery:returned",
+                           detail={"reason": reason, "stores": sorted(json.loads(row["allocation"]))})
+
+    # ---- the store's own staff ----------------------------------------------------------------------------------
+    async def by_staff(self, event: StaffDelivery) -> None:
+        """The store's staff took the order out (`out`) or handed it over (`delivered`), instead of a rider: the
+        same lifecycle events as a rider's callbacks, once (the store event's id is the timeline key). Taking it out
+        withdraws an open rider try at the platform, so that no rider comes for goods that left."""
+        db, order_id = self.cloud.db, event.order_id
+        if event.step == "out":
+            await self._withdraw_rider(order_id)
+            attempt = await db.fetchval("select coalesce(max(attempt), 0) + 1 from deliveries where order_id = $1 "
+                                        "and platform <> 'own_staff'", order_id)
+            await db.execute(
+                """insert into deliveries (order_id, attempt, store_id, platform, status, rider, created_ms, updated_ms)
+                   select $1, $2, $3, 'own_staff', 'picked_up', $4, $5, $5
+                   where not exists (select 1 from deliveries where order_id = $1 and platform = 'own_staff')""",
+                order_id, attempt, event.store_id, json.dumps({"name": event.staff_id, "staff": True}),
+                self.cloud.now_ms())
+        event_name = "hand_to_rider" if event.step == "out" else "deliver"
+        try:
+            await journal.advance(db, order_id, event_name, self.cloud.now_ms(), store=event.store_id,
+                                  key=event.event_id, detail={"by": "own_staff", "staff_id": event.staff_id})
+        except lifecycle.IllegalTransition as exc:  # e.g. a rider picked it up first: the order says what happened
+            log.warning("order %s: staff delivery %s of store %s not applied: %s", order_id, event.step,
+                        event.store_id, exc)
+            return
+        if event.step == "delivered":
+            await db.execute("update deliveries set status = 'delivered', updated_ms = $2 where order_id = $1 "
+                             "and platform = 'own_staff'", order_id, self.cloud.now_ms())
+
+    async def on_cancelled(self, order_id: str) -> None:
+        """The hook `Orders.on_cancelled`: a cancelled order's open rider try is withdrawn at the platform."""
+        await self._withdraw_rider(order_id, "cancelled_by_merchant")
+
+    async def _withdraw_rider(self, order_id: str, why: str = "own_staff") -> None:
+        row = await self.cloud.db.fetchrow(
+            """select * from deliveries where order_id = $1 and platform <> 'own_staff' and platform_order_id is not null
+               and status in ('requested', 'created', 'accepted', 'arrived_at_store') order by attempt desc limit 1""",
+            order_id)
+        if row is None:
+            return
+        if self.platform is not None:
+            try:
+                await self.platform.cancel(row["platform_order_id"], "cancelled_by_merchant")
+            except (RidersUnavailable, RidersRefused) as exc:  # the rider may still come: the store sends them away
+                log.warning("order %s: rider try %s not withdrawn (%s)", order_id, row["platform_order_id"], exc)
+        await self.cloud.db.execute("update deliveries set status = 'cancelled', reason = $4, updated_ms = $3 "
+                                    "where order_id = $1 and attempt = $2", order_id, row["attempt"],
+                                    self.cloud.now_ms(), why)
+
+    # ---- the sweeper --------------------------------------------------------------------------------------------
+    async def sweep(self) -> int:
+        """Finish what a crash or an unreachable platform left half-done; returns how many it touched."""
+        db, before = self.cloud.db, self.cloud.now_ms() - SWEEP_AFTER_MS
+        touched = 0
+        # ready deliveries without a try the platform took: never asked (the hook was lost), asked but unreachable,
+        # or redispatched without the new try made
+        ready = [] if self.platform is None else await db.fetch(
+            """select o.order_id from orders o where o.status = 'ready' and o.fulfilment = 'delivery'
+                   and o.updated_ms < $1 and not exists (select 1 from deliveries d where d.order_id = o.order_id
+                       and d.platform_order_id is not null and d.status not in ('failed', 'cancelled'))
+               limit $2""", before, SWEEP_BATCH_MAX)
+        for row in ready:
+            await self.on_ready(row["order_id"])
+            touched += 1
+        for row in await db.fetch("""select o.order_id, max(d.attempt) as attempt, max(d.reason) as reason
+                                     from orders o join deliveries d using (order_id)
+                                     where o.status = 'delivery_failed' and o.updated_ms < $1
+                                     group by o.order_id limit $2""", before, SWEEP_BATCH_MAX):
+            await self.after_failure(row["order_id"], row["attempt"], row["reason"] or "failed")
+            touched += 1
+        # given up, but the money, the reservations or the store's word may not have followed (every step again is
+        # idempotent: the refund by its movement id, releases by theirs, the store's message by its event id)
+        for row in await db.fetch("""select o.order_id from orders o join order_events g on g.order_id = o.order_id
+                                         and g.event_key = 'delivery:give_up'
+                                     where o.status = 'refunded' and o.updated_ms < $1 and not exists (
+                                         select 1 from order_events r where r.order_id = o.order_id
+                                         and r.event_key = 'delivery:returned') limit $2""", before, SWEEP_BATCH_MAX):
+            await self.give_up(row["order_id"], "not delivered")
+            touched += 1
+        return touched

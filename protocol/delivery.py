@@ -1,0 +1,120 @@
+"""Delivery by riders, as pure decisions both the cloud and the simulated rider platform compute the same way.
+
+- Terms of a store: a delivery fee (`fee_fen`) unless the basket reaches the free-delivery threshold, and a slot
+  cut-off (a delivery slot starting sooner than `cutoff_min` from now cannot be promised: the store needs the time
+  to pick and a rider to come).
+- The rider platform's callbacks are signed with HMAC-SHA256 under the app secret both sides hold, over
+  `TIMESTAMP\\nNONCE\\nBODY\\n` (the shape Dada, Meituan and SF same-city use: an app key, a timestamp, a nonce and
+  a signature), and believed only within ±`TOLERANCE_S` of our clock; inside the window a replay is caught by the
+  callback's own id.
+- `lifecycle_event` maps a platform status to the order's lifecycle event, or to a note (`rider`) when the status
+  does not move the order (accepted, arrived at the store, a position on the way).
+- `next_step_after_failure` decides what a failed delivery leads to: another rider once, then a refund and the
+  goods back to the store.
+No I/O; time is passed in.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from protocol.errors import ProtocolError
+
+TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER, APP_KEY_HEADER = (
+    "Rider-Timestamp", "Rider-Nonce", "Rider-Signature", "Rider-App-Key")
+TOLERANCE_S = 300  # a callback signed more than 5 minutes from our clock is stale (a replay or a broken clock)
+NONCE_MAX_CHARS = 64
+DISPATCH_ATTEMPTS_MAX = 2  # the first rider, and one redispatch to find another; then the order is refunded
+
+DEFAULT_FEE_FEN = 500
+DEFAULT_FREE_FROM_FEN = 3900
+DEFAULT_CUTOFF_MIN = 60
+
+# what the platform says about a delivery, in the order it normally happens
+ACCEPTED, ARRIVED, PICKED_UP, DELIVERING, DELIVERED = (
+    "accepted", "arrived_at_store", "picked_up", "delivering", "delivered")
+FAILED, CANCELLED = "failed", "cancelled"
+STATUSES = (ACCEPTED, ARRIVED, PICKED_UP, DELIVERING, DELIVERED, FAILED, CANCELLED)
+ENDED = (DELIVERED, FAILED, CANCELLED)
+# why a delivery failed, as the platform says it
+REASONS = ("no_rider", "rider_cancelled", "customer_absent", "cancelled_by_merchant", "other")
+
+_EVENTS = {PICKED_UP: "hand_to_rider", DELIVERED: "deliver", FAILED: "fail_delivery", CANCELLED: "fail_delivery"}
+
+
+def lifecycle_event(status: str) -> str:
+    """The order's lifecycle event for a platform status; `rider` (a timeline note) for the ones that do not move
+    the order. ProtocolError for a status the platform does not have."""
+    if status not in STATUSES:
+        raise ProtocolError(f"status: unknown rider status {status!r} (known: {', '.join(STATUSES)})")
+    return _EVENTS.get(status, "rider")
+
+
+def next_step_after_failure(attempt: int) -> str:
+    """After attempt `attempt` (1, 2, ...) failed: `redispatch` (find another rider) or `give_up` (refund the order
+    in full, the goods go back to the store)."""
+    return "redispatch" if attempt < DISPATCH_ATTEMPTS_MAX else "give_up"
+
+
+# ---- a store's terms ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Terms:
+    fee_fen: int = DEFAULT_FEE_FEN
+    free_from_fen: int = DEFAULT_FREE_FROM_FEN  # a basket of at least this much is delivered free
+    cutoff_min: int = DEFAULT_CUTOFF_MIN
+
+    def fee_for(self, basket_fen: int) -> int:
+        """The delivery fee for a basket worth `basket_fen` (after its discounts)."""
+        return 0 if basket_fen >= self.free_from_fen else self.fee_fen
+
+    def cutoff_problem(self, slot_start_ms: int, now_ms: int) -> str | None:
+        """None when a delivery slot starting at `slot_start_ms` may still be booked now; else why not."""
+        cutoff_ms = slot_start_ms - self.cutoff_min * 60_000
+        if now_ms <= cutoff_ms:
+            return None
+        return (f"slot_start: delivery slots close {self.cutoff_min} min before they start; this one closed "
+                f"{(now_ms - cutoff_ms) // 60_000} min ago; choose a later slot")
+
+
+# ---- signatures ------------------------------------------------------------------------------------------------
+def message(timestamp_s: int, nonce: str, body: bytes) -> bytes:
+    return f"{timestamp_s}\n{nonce}\n".encode() + body + b"\n"
+
+
+def signature(secret: str, timestamp_s: int, nonce: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), message(timestamp_s, nonce, body), hashlib.sha256).hexdigest()
+
+
+def signed_headers(app_key: str, secret: str, timestamp_s: int, nonce: str, body: bytes) -> dict[str, str]:
+    return {APP_KEY_HEADER: app_key, TIMESTAMP_HEADER: str(timestamp_s), NONCE_HEADER: nonce,
+            SIGNATURE_HEADER: signature(secret, timestamp_s, nonce, body)}
+
+
+def verify(app_key: str, secret: str, headers: Mapping[str, str], body: bytes, now_s: int) -> str | None:
+    """None when `body` (the raw bytes, before parsing) carries a valid signature made within ±TOLERANCE_S under
+    this app; else why it is not believed."""
+    stamp, nonce, sig, key = (headers.get(h) for h in (TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER,
+                                                      APP_KEY_HEADER))
+    if stamp is None or nonce is None or sig is None:
+        return f"missing {TIMESTAMP_HEADER}, {NONCE_HEADER} or {SIGNATURE_HEADER}"
+    if key != app_key:
+        return f"{APP_KEY_HEADER} is not our app"
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12) or len(nonce) > NONCE_MAX_CHARS:
+        return f"malformed {TIMESTAMP_HEADER} or {NONCE_HEADER}"
+    if abs(now_s - int(stamp)) > TOLERANCE_S:
+        return f"{TIMESTAMP_HEADER} is {int(stamp) - now_s} s away (allowed ±{TOLERANCE_S} s)"
+    if not hmac.compare_digest(sig, signature(secret, int(stamp), nonce, body)):
+        return f"{SIGNATURE_HEADER} does not verify with the app secret"
+    return None
+
+
+def mask_phone(phone: str) -> str:
+    """A rider's phone as shown on the customer's timeline: 138****8000."""
+    digits = "".join(c for c in phone if c.isdigit())
+    if digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    if len(digits) <= 7:
+        return "*" * len(digits)
+    return f"{digits[:3]}****{digits[-4:]}"

@@ -371,6 +371,30 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         create index if not exists deliveries_open on deliveries (updated_ms)
             where status not in ('delivered', 'failed', 'cancelled');
     """),
+    (18, "HQ's allocation ratios per store and sku or category; escrow borrowed from stores' offline share", """
+        create table if not exists store_allocations (
+            store_id    text not null,
+            scope       text not null check (scope in ('sku', 'category')),
+            key         text not null,
+            ratio_bp    int not null check (ratio_bp between 0 and 10000),
+            version     bigint not null,                 -- grows per (store, scope, key): the store keeps the newest
+            message_id  text not null,                   -- the AllocationSet's event id: a re-send is applied once
+            updated_ms  bigint not null,
+            updated_by  text,
+            primary key (store_id, scope, key)
+        );
+        create table if not exists escrow_borrows (
+            grant_event_id text primary key,             -- the store's EscrowGranted: applied once, either way
+            borrow_id      text not null,
+            store_id       text not null,
+            sku            text not null,
+            asked          int not null,
+            granted        int not null,
+            order_ref      text not null default '',
+            at_ms          bigint not null
+        );
+        create index if not exists escrow_borrows_store on escrow_borrows (store_id, sku, at_ms);
+    """),
     # Returns and after-sales (issue 15.6): each return a till took (`cloud/messaging/returns.py`; `lines` are
     # [sku, qty, fen given back]), what a till sale has had back, and customers' after-sales requests with the
     # store's decision. Only new tables and a column with a default: nothing existing changes.

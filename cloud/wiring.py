@@ -26,6 +26,7 @@ from cloud.runtime.clients import Actors
 from cloud.runtime.hosting import ensure_ray
 from cloud.runtime.shard_map import ShardConfig
 from cloud.services.after_sales import AfterSales
+from cloud.services.allocations import Allocations
 from cloud.services.deliveries import Deliveries
 from cloud.services.flash_sales import FlashSales
 from cloud.services.identity import Identity
@@ -63,6 +64,7 @@ class Services:
         self.flash = FlashSales(cloud, worker_id)
         self.operators = Operators(cloud.db, cloud.clock, cloud.ids)
         self.world_admin = WorldAdmin(cloud)
+        self.allocations = Allocations(cloud)
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
         self._tasks: list[asyncio.Task] = []
@@ -95,6 +97,7 @@ class Services:
         self._tasks.append(asyncio.create_task(self._sweep_money()))
         self._tasks.append(asyncio.create_task(self._sweep_deliveries()))
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one
+        await self.allocations.resend()  # likewise HQ's allocation ratios (each applied once at the store)
 
     async def _sweep_expired(self) -> None:
         while True:

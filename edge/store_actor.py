@@ -11,6 +11,9 @@ Guarantees:
 - Event seqs are kept in memory (the actor is their only writer), recovered at start as the highest seq ever
   committed, and adopted only after a commit: they never go back and leave no gap.
 - The till never waits on the network; selling past the offline share asks the cloud for escrow back.
+- Escrow follows HQ's ratio for the SKU (else its category's, else the box's default): grants on receiving, the
+  rebalance when a new ratio arrives, and loans to the cloud (`edge.core.lending`), each committed with its
+  outbox event in one transaction.
 """
 from __future__ import annotations
 
@@ -18,8 +21,8 @@ import asyncio
 import json
 import logging
 
-from edge import picking_db, returns_db
-from edge.core import after_sales, cashiers, cloud_messages, deliveries, picking, returns, selling, stock
+from edge import allocations, picking_db, returns_db
+from edge.core import after_sales, cashiers, cloud_messages, deliveries, escrow, lending, picking, returns, selling, stock
 from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.state import Books, EventStamp, Moment
@@ -27,6 +30,7 @@ from edge.store_db import StoreDb
 from protocol import phones
 from protocol.barcodes import DEFAULT_LAYOUTS
 from protocol.errors import ProtocolError
+from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested
 from protocol.messages import BusinessAck, OrderCancelled
 from protocol.policy import (
     CASH_TOPUP_MAX_FEN,
@@ -247,9 +251,39 @@ class StoreActor:
         levels = await self.db.stock_levels(sku for sku, _ in order.lines) if order else {}
         return await self._execute(stock.pickup(order, pickup_code, lane, levels, self._stamp()))
 
+    async def _ratio_of(self, sku: str) -> int:
+        """HQ's online share for this SKU here (`edge.core.escrow.ratio_for`)."""
+        by_sku, by_category = await allocations.ratios(self.db)
+        product = self.books.product(sku)
+        return escrow.ratio_for(sku, product.category if product else None, by_sku, by_category, self.ratio_bp)
+
     async def _receive(self, sku: str, qty: int) -> dict:
         level = await self.db.stock_level(sku)
-        return await self._execute(stock.receive(sku, qty, self.books, level, self.ratio_bp, self._stamp()))
+        ratio = await self._ratio_of(sku)
+        return await self._execute(stock.receive(sku, qty, self.books, level, ratio, self._stamp()))
+
+    async def _lend(self, request: EscrowBorrowRequested) -> EscrowBorrowAnswered:
+        """The cloud asks for escrow for a short online order: lend from the offline share (`edge.core.lending`)."""
+        level = await self.db.stock_level(request.sku)
+        seen = await self.db.seen_cloud_message(request.borrow_id)
+        in_carts = sum(line.quantity.amount for cart in self.carts.values() for line in cart.lines
+                       if line.sku == request.sku)
+        known = self.books.catalogue is None or request.sku in self.books.catalogue
+        outcome = lending.lend(request, seen, known, level, await self._ratio_of(request.sku), in_carts, self._stamp())
+        answer: EscrowBorrowAnswered = await self._execute(outcome)
+        return answer
+
+    async def _allocation(self, message: AllocationSet) -> str:
+        seen = await self.db.seen_cloud_message(message.event_id)
+        by_sku, by_category = await allocations.ratios(self.db)
+        kept = await allocations.kept_version(self.db, message.scope, message.key)
+        catalogue = self.books.catalogue
+        categories = {sku: p.category for sku, p in catalogue.by_sku.items()} if catalogue is not None else {}
+        levels = await self.db.stock_levels()
+        outcome = lending.apply_allocation(message, seen, kept, by_sku, by_category, categories, levels, self.ratio_bp,
+                                           self._stamp())
+        reply: str = await self._execute(outcome)
+        return reply
 
     async def _shrink(self, sku: str, qty: int, reason: str) -> dict:
         level = await self.db.stock_level(sku)
@@ -321,6 +355,8 @@ class StoreActor:
         if isinstance(message, BusinessAck):  # acks only drop outbox rows: idempotent by nature
             rows = await self.db.acked_rows([a.event_id for a in message.acks])
             return await self._execute(cloud_messages.apply_ack(message, rows, self._moment().wall_ms))
+        if isinstance(message, AllocationSet):  # decided with the store's stock and ratios (edge.core.lending)
+            return await self._allocation(message)
         seen = await self.db.seen_cloud_message(message.event_id)
         outcome = cloud_messages.apply_cloud_message(message, seen, self.books, self._moment())
         if isinstance(message, OrderCancelled) and not seen:  # a picked order's goods go back on the shelf

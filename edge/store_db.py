@@ -40,6 +40,7 @@ from edge.core.outcome import (
     Publish,
     RecordPick,
     RecordTopUp,
+    SetAllocation,
     SetAsideRefused,
     SetOrderStatus,
     SettleStoredValue,
@@ -83,6 +84,8 @@ create table if not exists shifts (shift_id text primary key, cashier_id text no
 create table if not exists topups (topup_id text primary key, lane text not null, member_id text not null,
     amount_fen integer not null, cashier_id text not null, shift_id text not null, at_ms integer not null);
 create index if not exists topups_at on topups (at_ms);
+create table if not exists allocations (scope text not null, key text not null, ratio_bp integer not null,
+    version integer not null, primary key (scope, key));
 -- a cache from before spends were kept one by one kept their sum on the member: it becomes one spend to settle
 insert into unsettled_spends (reference, member_id, amount_fen, offline, at_ms)
     select 'legacy:' || member_id, member_id, offline_spent_fen, 1, 0 from members where offline_spent_fen > 0
@@ -457,4 +460,8 @@ _EXECUTORS: dict[type, Any] = {
     SetAsideRefused: _set_aside_refused,
     DropAcked: _drop_acked,
     **returns_db.EXECUTORS,
+    SetAllocation: lambda db, e: db.execute(  # HQ's ratio: only a newer version replaces the one kept
+        "insert into allocations (scope, key, ratio_bp, version) values (?, ?, ?, ?) on conflict (scope, key) do "
+        "update set ratio_bp = excluded.ratio_bp, version = excluded.version where excluded.version > allocations.version",
+        (e.scope, e.key, e.ratio_bp, e.version)),
 }

@@ -5,6 +5,7 @@
   and the cloud's event table drop what they already have).
 - Cloud messages: pulled from the store's own durable consumer, applied by the StoreActor (exactly once, by event id),
   then acked to JetStream.
+- Escrow borrows: the cloud's requests on the store's own borrow subject are answered by `LendingDesk`.
 - Heartbeats: outbox depth, last sequence produced and acked, device health, every second.
 - The connection is retried with exponential backoff and jitter; the till keeps selling meanwhile.
 """
@@ -19,6 +20,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from edge.lending_desk import LendingDesk
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
 from protocol.messages import BusinessAck, DeviceHealth, Heartbeat, HoldAnswered, HoldReleased, HoldRequested
@@ -98,6 +100,7 @@ class Sync:
                       "skipped_cloud_messages": 0}
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()  # hold releases under way
+        self.lending = LendingDesk(box)
 
     @property
     def store_id(self) -> str:
@@ -111,6 +114,7 @@ class Sync:
         for task in [*self._tasks, *self._background]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
+        await self.lending.stop()
         if self.nc is not None:
             await self.nc.close()
 
@@ -129,6 +133,7 @@ class Sync:
                 await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not a secret
                 delay = min(delay * 2, BACKOFF_MAX_S)
         self.nc, self.js = nc, nc.jetstream()
+        await self.lending.subscribe(nc)
         await self._up()
         self._tasks += [asyncio.create_task(self._relay_loop(), name="sync-relay"),
                         asyncio.create_task(self._cloud_messages_loop(), name="sync-cloud-messages"),

@@ -1,6 +1,7 @@
 """Operator roles and what each may do: the one decision every operator endpoint asks, pure and unit-tested.
 
-- `hq_admin`: everything, including managing operator accounts and reading the audit log.
+- `hq_admin`: everything, including managing operator accounts, reading the audit log and setting each store's
+  allocation ratio (the online share of its stock).
 - `store_manager` (of one store): reads the operator views (console, invariant audit) and changes its own store,
   and sees its own store's figures; never another store, the catalogue, the rule book or flash sales.
 - `viewer`: reads the operator views and store figures; changes nothing.
@@ -20,6 +21,7 @@ Permission = Literal[
     "views.read",  # the console, the invariant audit
     "store.figures",  # a store's till sales and revenue (GET /stores)
     "store.change",  # PUT /stores/{id}
+    "allocation.change",  # PUT /stores/{id}/allocation: the online share of a store's stock (HQ decides it)
     "catalogue.change",  # PUT /products
     "rule_book.change",  # PUT /rule-book
     "flash_sale.create",  # POST /flash-sales

@@ -70,6 +70,9 @@ class Known:
     on_hand: dict[tuple[str, str], int] = field(default_factory=dict)
     escrow: dict[tuple[str, str], int] = field(default_factory=dict)
     tolerances: dict[str, int] = field(default_factory=dict)  # sku -> catch-weight tolerance (bp), weighed products
+    # grants the cloud already judged and applied when the store lent them on request (a borrow): `escrow` includes
+    # them, so they are not judged again (their second apply is a no-op by id)
+    applied_grants: set[str] = field(default_factory=set)
 
 
 def named_members(events: Iterable[Message]) -> set[str]:
@@ -102,7 +105,7 @@ def judge(events: Iterable[Message], known: Known) -> dict[str, str]:
             refused[e.event_id] = f"store {e.store_id} {e.KIND} refused: {reason}"
         elif isinstance(e, StockMoved):
             on_hand[(e.store_id, e.sku)] = e.on_hand_after
-        elif isinstance(e, EscrowGranted):
+        elif isinstance(e, EscrowGranted) and e.event_id not in known.applied_grants:
             escrow[(e.store_id, e.sku)] = escrow.get((e.store_id, e.sku), 0) + e.qty
         elif isinstance(e, EscrowReclaimRequested):  # at most what it asks back returns: a later grant may refill it
             key = (e.store_id, e.sku)
@@ -119,6 +122,8 @@ def _judge_one(e: Message, known: Known, on_hand: dict[tuple[str, str], int], es
     if isinstance(e, StockMoved):
         return judge_movement(e)
     if isinstance(e, EscrowGranted):
+        if e.event_id in known.applied_grants:
+            return ""
         return judge_grant(e, on_hand.get((e.store_id, e.sku)), escrow.get((e.store_id, e.sku), 0))
     if isinstance(e, EscrowReclaimRequested):
         return "" if e.qty <= STOCK_QTY_MAX else f"reclaim of {e.qty} exceeds {STOCK_QTY_MAX}"

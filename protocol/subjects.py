@@ -7,9 +7,13 @@ Per-store subjects make per-store permissions possible: a store publishes only u
   fm.store.<store>.hb           heartbeats (core NATS: a lost one is replaced by the next)
   fm.store.<store>.sv.<what>    stored-value holds asked for and released by the till (core NATS request/reply,
                                 answered by the cloud's `stored_value` queue group on the store's own inbox)
+  fm.store.<store>.escrow.borrow the cloud asks the store for more online escrow (core NATS request/reply: only that
+                                store's box subscribes; it answers on the request's reply subject)
   fm.msg.<store>.<kind>         cloud messages to one store (stream FM_CLOUD_MESSAGES, consumer store_<store>)
 """
 from __future__ import annotations
+
+from typing import Any
 
 from protocol.errors import ProtocolError
 from protocol.messages import valid_store_id
@@ -49,6 +53,11 @@ def store_stored_value(store_id: str, what: str) -> str:
     return f"{store_root(store_id)}.sv.{what}"
 
 
+def store_escrow_borrow(store_id: str) -> str:
+    """Where the cloud asks a store to lend it escrow from its offline share (the store's box subscribes here)."""
+    return f"{store_root(store_id)}.escrow.borrow"
+
+
 def cloud_message_subject(store_id: str, kind: str) -> str:
     return f"{ROOT}.msg.{_store(store_id)}.{kind}"
 
@@ -73,10 +82,14 @@ def store_inbox_prefix(store_id: str) -> str:
     return f"_INBOX_{_store(store_id)}"
 
 
-def store_permissions(store_id: str) -> dict[str, dict[str, list[str]]]:
+def store_permissions(store_id: str) -> dict[str, dict[str, Any]]:
     """NATS authorization for one store's user: only its own subjects, consumer and inbox. Its own subjects cover
     its events, heartbeats and stored-value hold requests (`store_stored_value`); the cloud answers a request only
     on this store's inbox prefix, whatever reply subject the request names.
+
+    Its subscriptions: its own inbox, and its own borrow subject (`store_escrow_borrow`) where the cloud asks it for
+    escrow; it may answer such a request once, on the reply subject the request names, within a short time
+    (`allow_responses`), and publish on no other reply subject.
 
     Never `$JS.API.>`: that would let a store read or delete other stores' streams. A JetStream publish needs
     no API right (the ack comes back on the reply inbox).
@@ -92,5 +105,6 @@ def store_permissions(store_id: str) -> dict[str, dict[str, list[str]]]:
                 f"$JS.ACK.{CLOUD_MESSAGES_STREAM}.{consumer}.>",
             ]
         },
-        "subscribe": {"allow": [f"{store_inbox_prefix(store_id)}.>"]},
+        "subscribe": {"allow": [f"{store_inbox_prefix(store_id)}.>", store_escrow_borrow(store_id)]},
+        "allow_responses": {"max": 1, "expires": "5s"},
     }

@@ -18,6 +18,7 @@ from cloud.http.flash_fast_path import FlashFastPath
 from cloud.http.problems import problem
 from cloud.http.routes import (
     after_sales,
+    allocations,
     auth,
     catalogue,
     flash_sales,
@@ -30,8 +31,8 @@ from cloud.http.routes import (
     stores,
 )
 
-RESOURCES = (operations, auth, operators, catalogue, stores, orders, flash_sales, members, payments, riders,
-             after_sales)
+RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
+             riders, after_sales)
 
 
 def build_routes(services) -> list[Route]:

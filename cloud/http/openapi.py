@@ -79,6 +79,7 @@ SCHEMAS = {
                             role={"enum": ["hq_admin", "store_manager", "viewer"]}, store_id=STR),
     "Store": _obj(["name", "lat", "lon"], name=STR, lat=NUM, lon=NUM, pickup_radius_m=INT, delivery_radius_m=INT,
                   opens=STR, closes=STR, slot_minutes=INT, slot_capacity=INT),
+    "Allocation": _obj(["ratio_bp"], sku=STR, category=STR, ratio_bp=INT),
 }
 
 PATHS = {
@@ -132,6 +133,16 @@ PATHS = {
                                       body="Store", operator=True, params=["store_id"])},
     "/stores": {"get": _op("Stores with liveness, outbox depth and lag; with an operator session also till sales and "
                            "revenue (a store manager: of their own store)", ("200", "stores"), {})},
+    "/stores/{store_id}/allocation": {
+        "put": _op("Set the share of a store's on-hand of a SKU (or a category) offered online, in basis points "
+                   "(hq_admin); sent to the store, which rebalances its escrow; audited",
+                   ("200", "the allocation with its version"),
+                   {"401": NO_SESSION, "403": ROLE, "404": "unknown store",
+                    "422": "not exactly one of sku or category, unknown sku or category, ratio_bp not 0..10000"},
+                   body="Allocation", operator=True, params=["store_id"]),
+        "get": _op("A store's allocation ratios set by HQ, and the default (operators who see the store)",
+                   ("200", "allocations"), {"401": NO_SESSION, "403": ROLE + " or another store",
+                                            "404": "unknown store"}, operator=True, params=["store_id"])},
     "/stores/{store_id}/stock": {"get": _op("A store's stock as the cloud sees it (on hand, escrow, reservations, lag); "
                                             "?sku=ID for one product", ("200", "positions"),
                                             {"404": "unknown store or product"}, params=["store_id"])},

@@ -1,7 +1,8 @@
 """The bridge's side of trust: what the cloud knows to judge a batch of store events, and dead-letter rows.
 
 `protocol.store_facts` decides what a store may say; this shell gathers what it needs (members, orders, reported
-on-hand, the stock pool's escrow) for the ids one batch names - one query each, only when the batch names any.
+on-hand, the stock pool's escrow, the grants already applied as loans) for the ids one batch names - one query
+each, only when the batch names any.
 Dead-letter rows keep at most `DEAD_LETTER_RAW_MAX` bytes of the frame (migration 11 trims them per store).
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 
 from protocol import subjects
 from protocol.errors import ProtocolError
+from protocol.messages import EscrowGranted
 from protocol.store_facts import Known, OrderFacts, granted_pairs, named_members, named_orders
 
 DEAD_LETTER_RAW_MAX = 4096  # bytes of a refused frame kept: enough to see what it was (the row says its size)
@@ -62,4 +64,8 @@ async def known_for(cloud, events) -> Known:
         for store, sku in pairs:  # grants are rare (a delivery received): one position each is cheap
             for p in await cloud.actors.stock_pool.positions(store, sku):
                 known.escrow[(store, sku)] = p["escrow"]
+        # after the positions: a loan is recorded before it is applied, so one these positions include is seen here
+        grants = [e.event_id for e in events if isinstance(e, EscrowGranted)]
+        known.applied_grants = {r["grant_event_id"] for r in await cloud.db.fetch(
+            "select grant_event_id from escrow_borrows where grant_event_id = any($1::text[])", grants)}
     return known

@@ -20,6 +20,7 @@ from actors.stock_pool import Cancel, Reserve
 from cloud.messaging import to_stores
 from cloud.services import delivery_terms
 from cloud.services import order_journal as journal
+from cloud.services.borrowing import Borrowing
 from cloud.services.order_request import OrderRequest
 from cloud.services.order_saga import OrderSaga
 from cloud.services.payments import Payments, payment_json
@@ -70,6 +71,7 @@ class Orders:
     def __init__(self, cloud, wallet=None) -> None:
         self.cloud = cloud
         self.payments = Payments(cloud, wallet)
+        self.borrowing = Borrowing(cloud)  # asks a store short of escrow to lend from its offline share
         self.saga = OrderSaga(self)
         self.as_json = order_json
         self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
@@ -145,7 +147,7 @@ class Orders:
         items = self._items(req)
         if req.fulfilment == "delivery" and req.location is not None:
             delivery_terms.check_cutoff_near(cloud.world, req.location.lat, req.location.lon, slot_ms, cloud.now_ms())
-        plan = await self._route(req, items, slot_ms)
+        plan = await self._route(req, items, slot_ms, order_id)
         if req.fulfilment == "delivery":  # before anything is held: a closed slot refuses cleanly
             delivery_terms.check_cutoff(cloud.world, plan, slot_ms, cloud.now_ms())
         kid = _key_id(key)
@@ -187,7 +189,8 @@ class Orders:
                 raise Refusal("invalid", f"items: {item.sku} ({product.name}) is not sold online")
         return {i.sku: i.qty for i in req.items}
 
-    async def _route(self, req: OrderRequest, items: dict[str, int], slot_ms: int) -> dict[str, dict[str, int]]:
+    async def _route(self, req: OrderRequest, items: dict[str, int], slot_ms: int,
+                     order_id: str = "") -> dict[str, dict[str, int]]:
         router, stock = self.cloud.actors.router, self.cloud.actors.stock_pool
         if req.fulfilment == "pickup":
             if req.store_id not in self.cloud.world.stores:
@@ -195,6 +198,7 @@ class Orders:
             loc = req.location or self.cloud.world.stores[req.store_id]
             near = await router.nearby(loc.lat, loc.lon, "pickup", slot_ms)
             availability = await stock.availability(sorted({req.store_id, *near}), list(items))
+            availability = await self.borrowing.fill([req.store_id] if req.store_id else [], items, availability, order_id)
             plan = await router.plan_pickup(req.store_id, items, slot_ms, loc.lat, loc.lon, availability)
             if plan["kind"] != "single":
                 raise Refusal("out_of_stock", f"pickup at {req.store_id} is not possible: {plan['reason']}",
@@ -205,7 +209,10 @@ class Orders:
         near = await router.nearby(req.location.lat, req.location.lon, "delivery", slot_ms)
         if not near:
             raise Refusal("no_store", "no store delivers to this location in this slot")
-        plan = await router.plan(items, near, await stock.availability(near, list(items)))
+        availability = await stock.availability(near, list(items))
+        plan = await router.plan(items, near, availability)
+        if plan["kind"] != "single":  # no one store holds it all online: the short ones may lend from their shelves
+            plan = await router.plan(items, near, await self.borrowing.fill(near, items, availability, order_id))
         if plan["kind"] == "missing":
             raise Refusal("out_of_stock", f"out of stock nearby: missing {plan['missing']}", missing=plan["missing"])
         return plan["allocation"]

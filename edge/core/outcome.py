@@ -203,9 +203,19 @@ class DecideAfterSales:
     at_ms: int
 
 
+
+@dataclass(frozen=True, slots=True)
+class SetAllocation:
+    """HQ's online share for a SKU or a category at this store, kept with its version (a newer one replaces it)."""
+    scope: str  # "sku" | "category"
+    key: str
+    ratio_bp: int
+    version: int
+
+
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
-          | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales)
+          | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

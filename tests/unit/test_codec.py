@@ -29,7 +29,10 @@ OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": natural
              "member_id": st.from_regex(r"[A-Za-z0-9]{1,40}", fullmatch=True),
              # a picked line (order.picked): counts that are never negative, and a substitute sku with its qty
              "ordered": st.integers(1, 10**6), "picked": st.integers(0, 10**6), "short": st.integers(0, 10**6),
-             "substitute_sku": st.just(""), "substitute_qty": st.just(0)}
+             "substitute_sku": st.just(""), "substitute_qty": st.just(0),
+             # escrow borrows and allocations (protocol/escrow_messages.py)
+             "borrow_id": ids, "grant_event_id": ids, "asked": naturals, "lent": naturals, "key": skus,
+             "ratio_bp": st.integers(0, 10_000), "version": st.integers(1, 2**40), "min_qty": st.integers(0, 1)}
 
 
 def strategy_for(hint, name=""):

@@ -336,6 +336,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         insert into order_events (order_id, seq, event, status, detail, at_ms)
             select order_id, 1, 'created', status, '{"migrated": true}', created_ms from orders;
     """),
+    (17, "flash orders of stores: units given back, rows to assign", """
+        -- when an ended flash order's units were back on sale (null: still sold, or not given back yet)
+        alter table orders add column if not exists units_returned_ms bigint;
+        create index if not exists orders_flash_unassigned on orders (created_ms)
+            where kind = 'flash' and status = 'reserved' and expires_ms is null;
+        create index if not exists orders_flash_ending on orders (updated_ms)
+            where kind = 'flash' and units_returned_ms is null and status in ('expired', 'cancelled');
+    """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from actors.flash_lease import LeaseHolder
 from actors.flash_sale import AdmittedSale, LeaseSync, OpenSale
 from cloud.services.flash_orders import BoughtOrders, FlashRows
+from cloud.services.flash_stores import FlashStores
 from cloud.services.operators import Operator, record
 from cloud.services.verdicts import Refusal, RefusalKind
 from protocol.clock import to_rfc3339
@@ -281,13 +282,24 @@ class FlashSales:
         self.cloud, self.worker_id = cloud, worker_id
         self.sales: dict[str, SaleWorker] = {}
         self.bought = BoughtOrders(lambda: cloud.db)
+        self.stores = FlashStores(cloud)
         self._opening: dict[str, asyncio.Lock] = {}
 
-    async def create(self, sale_id: str, by: Operator | None = None, **config) -> dict:
-        """Open a sale; `by`: the operator opening it (the audit log records who, with the sale's settings)."""
+    async def create(self, sale_id: str, by: Operator | None = None, stores: list[str] | str | None = None,
+                     **config) -> dict:
+        """Open a sale; `by`: the operator opening it (the audit log records who, with the sale's settings);
+        `stores`: whose online escrow holds the sale's units (`cloud/services/flash_stores.py`; None: a sale-only
+        sale, its orders never assigned to a store)."""
+        blocks: dict[str, int] = {}
+        if stores is not None:
+            chosen = self.stores.stores_of(stores)
+            blocks = await self.stores.take_escrow(sale_id, config["sku"], config["quantity"], chosen, config["ends_ms"])
         result = await self.cloud.actors.flash_sale(sale_id).open(OpenSale(id="open", sale_id=sale_id, **config))
         if result.status == "error":
+            await self.stores.release_blocks(sale_id, config["sku"], list(blocks))
             raise Refusal("invalid", result.reason)
+        if blocks:
+            config = {**config, "blocks": blocks}
         now = self.cloud.now_ms()
         async with self.cloud.db.acquire() as conn, conn.transaction():
             created = await conn.fetchval("insert into flash_sales (sale_id, config, created_ms) values ($1, $2, $3) "
@@ -308,7 +320,8 @@ class FlashSales:
                 "per_member_limit": s["per_member_limit"], "rate_per_s": s["rate_per_s"],
                 "starts_at": to_rfc3339(s["starts_ms"]), "ends_at": to_rfc3339(s["ends_ms"]),
                 "members": s["members"], "rejected_over_limit": s["rejected_over_limit"],
-                "unrecorded": s.get("unrecorded", 0), "released": s.get("released", 0)}
+                "unrecorded": s.get("unrecorded", 0), "released": s.get("released", 0),
+                "returned": s.get("returned", 0), "stores": await self.stores.blocks_of(sale_id)}
 
     async def worker(self, sale_id: str) -> SaleWorker:
         worker = self.sales.get(sale_id)

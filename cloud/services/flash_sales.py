@@ -34,6 +34,7 @@ from cloud.services.flash_stores import FlashStores
 from cloud.services.operators import Operator, record
 from cloud.services.verdicts import Refusal, RefusalKind
 from protocol.clock import to_rfc3339
+from protocol.ids import derived_id, is_id
 
 if TYPE_CHECKING:
     from cloud.runtime.clients import FlashSaleClient
@@ -87,7 +88,7 @@ class SaleWorker:
             if answer["qty"] != qty:  # the same key for another request: refused, never the first one's answer
                 raise self._refusal("conflict")
             return answer
-        order_id = "F" + hashlib.blake2b(f"{self.sale_id}/{key}".encode(), digest_size=12).hexdigest().upper()
+        order_id = self._order_id(key)
         entry = self.orders.get(order_id)
         if entry is not None:  # the same key is on its way here already: one verdict for both
             if entry[1] != qty:
@@ -102,6 +103,13 @@ class SaleWorker:
             raise self._refusal(verdict)
         self.orders[order_id] = (member, qty, key)
         return await self._verdict(order_id)
+
+    def _order_id(self, key: str) -> str:
+        """The same in every worker for the same key: an id like any order's (the event ids sent to its store derive
+        from it), made from the sale's id and the key; "F…" for a sale whose id is not one (older sales)."""
+        if is_id(self.sale_id):
+            return derived_id(self.sale_id, key)
+        return "F" + hashlib.blake2b(f"{self.sale_id}/{key}".encode(), digest_size=12).hexdigest().upper()
 
     async def _verdict(self, order_id: str) -> dict:
         fut = self.waiting.get(order_id)

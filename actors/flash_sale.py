@@ -175,7 +175,8 @@ class FlashSaleGate(IdempotentActor):
         return {"lease": self.leases.get(worker, 0), "unleased": self.unleased, "sold": self.sold,
                 "quantity": cfg["quantity"], "sold_out": self.sold >= cfg["quantity"], "hand_back": hand_back,
                 "rate_per_s": self.rate_share(now_ms), "starts_ms": cfg["starts_ms"], "ends_ms": cfg["ends_ms"],
-                "per_member_limit": cfg["per_member_limit"], "price_fen": cfg["price_fen"], "sku": cfg["sku"]}
+                "per_member_limit": cfg["per_member_limit"], "price_fen": cfg["price_fen"], "sku": cfg["sku"],
+                "returned": self.returned_units}
 
     def op_sync(self, c: LeaseSync, now_ms: int) -> Result:
         """One batched call from a worker: settle its earlier sales, commit its new ones, return spare units, top

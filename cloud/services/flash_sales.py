@@ -75,9 +75,10 @@ class SaleWorker:
         self.last_sync_ms = 0
         self.last_check_ms = 0
         self.stopping = False
-        # once sold out: every sold order's id -> qty, complete while the gate's sold count is `sold_orders_for`
+        # once sold out: every sold order's id -> qty, complete while the gate's (sold, returned) counts are
+        # `sold_orders_for` (units returned and sold again leave `sold` as it was, but not the orders)
         self.sold_orders: dict[str, int] = {}
-        self.sold_orders_for = -1
+        self.sold_orders_for: tuple[int, int] = (-1, -1)
         self._loading: asyncio.Task | None = None
         self._loaded_ms = 0
         self.task = asyncio.create_task(self._loop())
@@ -96,7 +97,7 @@ class SaleWorker:
             return await self._verdict(order_id)
         verdict = self.holder.admit(order_id, member, qty, self.flash.cloud.now_ms())
         if verdict in ("sold_out", "ended"):
-            if self.sold_orders_for == self.holder.status["sold"] and order_id not in self.sold_orders:
+            if self.sold_orders_for == self._sold_mark() and order_id not in self.sold_orders:
                 raise self._refusal(verdict)  # the common case, as fast as before: never bought, known here
             return await self._bought_before(order_id, member, qty, key, verdict)
         if verdict not in ("admitted", "queued"):
@@ -128,7 +129,7 @@ class SaleWorker:
         """Sold out (or ended) here: a retry of an order bought through another worker gets that order, from its
         row; anyone else the refusal. Once every sold unit has its row, this worker holds all of the sale's order
         ids (one query) and answers without the database."""
-        sold = self.holder.status["sold"]
+        sold = self._sold_mark()
         if self.sold_orders_for == sold:
             bought_qty = self.sold_orders.get(order_id)
         else:
@@ -143,7 +144,10 @@ class SaleWorker:
         self._remember(key, answer)
         return answer
 
-    def _load_sold_orders(self, sold: int) -> None:
+    def _sold_mark(self) -> tuple[int, int]:
+        return self.holder.status["sold"], self.holder.status.get("returned", 0)
+
+    def _load_sold_orders(self, sold: tuple[int, int]) -> None:
         """In the background, one at a time: every order row of the sale, kept if they are all of its `sold` units
         (rows are never more than the units sold, so as many units are exactly the sold orders)."""
         now = self.flash.cloud.now_ms()
@@ -157,7 +161,7 @@ class SaleWorker:
             except Exception as exc:  # noqa: BLE001 - look-ups go on one by one meanwhile
                 log.warning("flash sale %s: sold orders not loaded (%s)", self.sale_id, exc)
                 return
-            if sum(rows.values()) == sold:
+            if sum(rows.values()) == sold[0]:
                 self.sold_orders, self.sold_orders_for = rows, sold
         self._loading = asyncio.create_task(load())
 

@@ -28,7 +28,7 @@ from tests.integration.harness import (
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
-STORE, OTHER = "S005", "S002"  # stores of the default world; products no other module moves there
+STORE, OTHER = "S005", "S004"  # stores of the default world; products no other module moves there
 PAY_WINDOW_MS = 6_000  # the cloud's reservation TTL here: a flash order's payment deadline after its assignment
 
 

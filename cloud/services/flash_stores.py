@@ -171,8 +171,20 @@ class FlashStores:
         r = await cloud.actors.stock_pool.send(Carve(id=f"carve:{order_id}", reservation_id=rid, order_id=order_id,
                                                      sku=sku, qty=qty, blocks=tuple(block_id(sale_id, s) for s in stores),
                                                      fullest=place is None))
+        if r.settled.status == "rejected":  # no store's block has the units together (they are split, or the
+            # blocks ended): the order cannot be served, and waiting would keep it open forever. It ends now and its
+            # units go back on sale, where they can sell again in smaller orders
+            left = ", ".join(f"{block.rsplit(':', 1)[-1]} {n}" for block, n in r.settled.values.get("left", {}).items())
+            reason = f"no store of the sale has {qty} units left together ({left or 'its stores hold none now'})"
+            try:
+                await journal.advance(cloud.db, order_id, "expire", cloud.now_ms(), detail={"reason": reason},
+                                      only_from=(lifecycle.RESERVED,))
+            except lifecycle.IllegalTransition:
+                pass  # cancelled meanwhile: its units are given back all the same
+            await self.give_back(order_id)
+            return False
         if not r.succeeded:
-            raise RuntimeError(f"no block of sale {sale_id} has {qty} left: {r.settled.reason} {r.settled.values}")
+            raise RuntimeError(f"flash order {order_id} not carved from sale {sale_id}'s blocks: {r.settled.reason}")
         store, now = r.settled.values["store"], cloud.now_ms()
         expires = min(now + cloud.reservation_ttl_ms, r.settled.values["expires_ms"] - 1)
         code = f"{secrets.randbelow(10**8):08d}"

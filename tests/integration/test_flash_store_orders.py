@@ -242,3 +242,51 @@ async def test_cancelling_a_paid_flash_order_refunds_it_and_puts_the_unit_back_o
     assert await eventually(back_on_sale)
     assert await cloud_stock(http, STORE, sku, "confirmed") == 0 and await cloud_stock(http, STORE, sku, "reserved") == 1
     assert await sale_violations(http, op, sale_id) == []
+
+
+async def test_an_order_no_single_store_can_serve_ends_and_its_units_go_back_on_sale(world, stack):
+    """Blocks of 8 (the box's store) and 1 (another store): after 7 go to one buyer, 2 units are left, one in each
+    store's block; an order for 2 cannot be served by one store, so it ends (expired, saying why) instead of waiting
+    forever, and its units sell again."""
+    services, http, box, _, op = world
+    sku = pieces()[-5]
+    at_box = await escrow_at_box(services, http, box, sku, 20)
+    async with StoreLink(stack, OTHER) as other:
+        await other.publish(StockMoved(**other.next_envelope(), sku=sku, delta=10, reason="receiving",
+                                       shrinkage_reason="", on_hand_after=10, reference=""))
+        await other.publish(EscrowGranted(**other.next_envelope(), sku=sku, qty=1, escrow_after=1))
+
+    async def granted():
+        return await cloud_stock(http, OTHER, sku, "escrow") == 1
+    assert await eventually(granted)
+    created = await open_sale(http, op, sku, at_box + 1, [STORE, OTHER], limit=at_box + 1)
+    assert created.status_code == 201 and created.json()["stores"] == {STORE: at_box, OTHER: 1}, created.text
+    sale_id = created.json()["sale_id"]
+    big, pair, single = await customer(services, http), await customer(services, http), await customer(services, http)
+
+    def order_of(member, qty):
+        return http.post(f"/flash-sales/{sale_id}/orders", json={"qty": qty}, headers={
+            "Authorization": f"Bearer {services.passes.issue(member.member_id)[0]}", "Idempotency-Key": uuid.uuid4().hex})
+    first = await order_of(big, at_box - 1)
+    assert first.status_code == 201 and (await assigned(http, big, first.json()["order_id"]))["stores"] == [STORE]
+    two = await order_of(pair, 2)
+    assert two.status_code == 201, two.text
+
+    async def ended():
+        body = (await http.get(f"/orders/{two.json()['order_id']}", headers=pair.headers)).json()
+        return body if body["status"] == "expired" else None
+    body = await eventually(ended)
+    assert body, "the order that no store could serve never ended"
+    reason = body["timeline"][-1]["detail"]["reason"]
+    assert "no store of the sale has 2 units left together" in reason and f"{STORE} 1" in reason and f"{OTHER} 1" in reason
+
+    async def back_on_sale():
+        return (await http.get(f"/flash-sales/{sale_id}")).json()["remaining"] == 2
+    assert await eventually(back_on_sale)
+
+    async def bought_one():
+        answer = await order_of(single, 1)
+        return answer if answer.status_code == 201 else None
+    one = await eventually(bought_one, timeout_s=5)
+    assert one and (await assigned(http, single, one.json()["order_id"]))["stores"] in ([STORE], [OTHER])
+    assert await sale_violations(http, op, sale_id) == []

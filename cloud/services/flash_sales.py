@@ -34,7 +34,7 @@ from cloud.services.flash_stores import FlashStores
 from cloud.services.operators import Operator, record
 from cloud.services.verdicts import Refusal, RefusalKind
 from protocol.clock import to_rfc3339
-from protocol.ids import derived_id, is_id
+from protocol.ids import deriver, is_id
 
 if TYPE_CHECKING:
     from cloud.runtime.clients import FlashSaleClient
@@ -67,6 +67,7 @@ class SaleWorker:
     def __init__(self, flash: FlashSales, sale_id: str, holder: LeaseHolder, gate: FlashSaleClient) -> None:
         self.flash, self.sale_id, self.holder, self.gate = flash, sale_id, holder, gate
         self.rows = FlashRows(lambda: flash.cloud.db, sale_id)
+        self._derive = deriver(sale_id) if is_id(sale_id) else None  # order ids, as derived_id(sale_id, key)
         self.waiting: dict[str, asyncio.Future] = {}  # order id -> its verdict, for the requests waiting on it
         self.listeners: dict[str, int] = {}  # order id -> requests still waiting on it (none: a sale not to record)
         self.orders: dict[str, tuple[str, int, str]] = {}  # order id -> (member, qty, key) until its verdict
@@ -108,8 +109,8 @@ class SaleWorker:
     def _order_id(self, key: str) -> str:
         """The same in every worker for the same key: an id like any order's (the event ids sent to its store derive
         from it), made from the sale's id and the key; "F…" for a sale whose id is not one (older sales)."""
-        if is_id(self.sale_id):
-            return derived_id(self.sale_id, key)
+        if self._derive is not None:
+            return self._derive(key)
         return "F" + hashlib.blake2b(f"{self.sale_id}/{key}".encode(), digest_size=12).hexdigest().upper()
 
     async def _verdict(self, order_id: str) -> dict:

@@ -197,3 +197,17 @@ def test_the_gate_snapshot_keeps_returns():
 ])
 def test_a_sale_takes_its_quantity_from_the_fullest_stores_first(quantity, available, plan):
     assert split(quantity, available) == plan
+
+
+def test_a_sales_order_ids_are_the_ids_derived_from_the_sale_and_key_made_fast():
+    import random
+
+    from protocol.ids import derived_id, deriver, is_id
+    sale = "01M8NZBKDA1MWQQK7A4HZXTCRV"
+    derive = deriver(sale)
+    rng = random.Random(5)
+    for i in range(2_000):
+        key = f"m{i}/{rng.getrandbits(128):x}"
+        assert derive(key) == derived_id(sale, key) and is_id(derive(key))
+    with pytest.raises(ProtocolError):
+        deriver("F1")  # not an id: no time to derive from

@@ -83,8 +83,9 @@ class LeaseHolder:
                     self.gate_units.pop(member, None)
                 if qty > 0:
                     self.gate_sold[order_id] = qty
-                else:
-                    self.gate_sold.pop(order_id, None)
+                else:  # unsold (a row that failed, or an order that ended unserved): the member may buy again here
+                    self.gate_sold.pop(order_id, None)  # (a worker that counted it already forgot it: floor 0; the
+                    self.members[member] = max(self.members.get(member, 0) + qty, 0)  # gate checks the limit anyway)
             self.members_seen = status["members_seen"]
         promised = sum(s.qty for s in self.pending)
         self.units = max(status["lease"] - promised, 0)

@@ -102,6 +102,14 @@ class LeaseSync(Command):
 
 
 @record
+class ReturnUnits(Command):
+    """A recorded order that ended unserved (expired unpaid, or cancelled): its units go back on sale and its member
+    may buy them again. Values: returned (units; 0 when the order is not sold, e.g. returned before)."""
+    OP: ClassVar[str] = "return_units"
+    order_id: str
+
+
+@record
 class SaleStatusQuery(Query):
     """The sale's configuration and counters."""
 
@@ -110,7 +118,7 @@ class SaleStatusQuery(Query):
 
 
 class FlashSaleGate(IdempotentActor):
-    COMMANDS = (OpenSale, LeaseSync)
+    COMMANDS = (OpenSale, LeaseSync, ReturnUnits)
 
     def __init__(self) -> None:
         super().__init__()
@@ -125,6 +133,8 @@ class FlashSaleGate(IdempotentActor):
         self.orphans: dict[str, int] = {}  # unrecorded sales of workers that went silent, waiting to be adopted
         self.short: dict[str, int] = {}  # worker -> when it last could not get the units its requests need
         self.released_units = 0  # units unsold because their order rows could not be written
+        self.returned_units = 0  # units of orders that ended unserved, put back on sale
+        self.returned: set[str] = set()  # those orders (their ids never sell again)
         # every change of a member's units, in order: each worker reads on from where it was, and so knows who is at
         # the limit without asking (a member who bought through another worker is refused locally)
         self.member_feed: list[tuple[str, int, str, int]] = []  # (member, units now, order id, qty sold or -unsold)
@@ -165,7 +175,8 @@ class FlashSaleGate(IdempotentActor):
         return {"lease": self.leases.get(worker, 0), "unleased": self.unleased, "sold": self.sold,
                 "quantity": cfg["quantity"], "sold_out": self.sold >= cfg["quantity"], "hand_back": hand_back,
                 "rate_per_s": self.rate_share(now_ms), "starts_ms": cfg["starts_ms"], "ends_ms": cfg["ends_ms"],
-                "per_member_limit": cfg["per_member_limit"], "price_fen": cfg["price_fen"], "sku": cfg["sku"]}
+                "per_member_limit": cfg["per_member_limit"], "price_fen": cfg["price_fen"], "sku": cfg["sku"],
+                "returned": self.returned_units}
 
     def op_sync(self, c: LeaseSync, now_ms: int) -> Result:
         """One batched call from a worker: settle its earlier sales, commit its new ones, return spare units, top
@@ -212,6 +223,21 @@ class FlashSaleGate(IdempotentActor):
             self.member_units.pop(member, None)
         self.member_feed.append((member, max(left, 0), order_id, -qty))
 
+    def op_return_units(self, c: ReturnUnits, now_ms: int) -> Result:
+        """Units of an ended order back on sale: `sold` falls, so workers' leases can take them again, and the
+        member's count falls in every worker through the member feed (as for a row that failed)."""
+        order_id = c.order_id
+        if any(order_id in d for d in (*self.unrecorded.values(), self.orphans)):
+            return rejected("unrecorded")  # its row is not confirmed yet: asked again (only recorded orders end)
+        if order_id not in self.orders:
+            return ok(returned=0)  # returned before (or never sold): nothing to do
+        qty = self.orders[order_id][1]
+        self._unsell(order_id)
+        self.returned.add(order_id)
+        self.released_units -= qty  # released counts rows never written; these were: counted apart
+        self.returned_units += qty
+        return ok(returned=qty)
+
     def _own(self, worker: str, order_id: str, qty: int) -> None:
         """`worker` writes this sale's row now: it becomes the sale's owner if the sale is still unrecorded."""
         if self.orphans.pop(order_id, None) is not None:
@@ -227,6 +253,8 @@ class FlashSaleGate(IdempotentActor):
         order_id, member, qty = sale.order_id, sale.member, sale.qty
         if qty <= 0:
             return [order_id, "invalid"]
+        if order_id in self.returned:  # a same-key retry of an order that ended unserved: that key is spent
+            return [order_id, "conflict"]
         if order_id in self.orders:
             if self.orders[order_id] != (member, qty):
                 return [order_id, "conflict"]
@@ -278,7 +306,8 @@ class FlashSaleGate(IdempotentActor):
         cfg: Mapping[str, Any] = self.config or {}
         return {**cfg, "sold": self.sold, "remaining": self.quantity - self.sold, "leased": sum(self.leases.values()),
                 "members": len(self.member_units), "rejected_over_limit": self.rejected_over_limit,
-                "unrecorded": self.unrecorded_units, "released": self.released_units}
+                "unrecorded": self.unrecorded_units, "released": self.released_units,
+                "returned": self.returned_units}
 
     def audit(self) -> list[str]:
         problems = []
@@ -302,6 +331,8 @@ class FlashSaleGate(IdempotentActor):
                 "member_units": self.member_units, "orders": {k: list(v) for k, v in self.orders.items()},
                 "rejected_over_limit": self.rejected_over_limit, "unrecorded": self.unrecorded,
                 "orphans": self.orphans, "short": self.short, "released_units": self.released_units,
+                "returned_units": self.returned_units,
+                "returned": sorted(self.returned),
                 "member_feed": [list(e) for e in self.member_feed]}
 
     def restore_state(self, s: dict[str, Any]) -> None:
@@ -311,4 +342,5 @@ class FlashSaleGate(IdempotentActor):
         # snapshots taken before rows were tracked have none of these: every sale of theirs counts as recorded
         self.unrecorded, self.orphans = s.get("unrecorded", {}), s.get("orphans", {})
         self.short, self.released_units = s.get("short", {}), s.get("released_units", 0)
+        self.returned_units, self.returned = s.get("returned_units", 0), set(s.get("returned", ()))
         self.member_feed = [(m, u, o, q) for m, u, o, q in s.get("member_feed", [])]

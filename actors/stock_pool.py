@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypedDict
 
+from actors import stock_blocks
 from actors.base import Command, CommandError, IdempotentActor, Query, Result, ok, rejected
 from protocol.policy import DEFAULT_ONLINE_RATIO_BP, RESERVATION_TTL_MS
 from protocol.schema import record, require
@@ -192,7 +193,8 @@ class ShortagesQuery(Query):
 
 
 class StockPool(IdempotentActor):
-    COMMANDS = (Grant, Reclaim, SetRatio, ReportOnHand, Reserve, Confirm, Cancel, Fulfil, Reroute)
+    COMMANDS = (Grant, Reclaim, SetRatio, ReportOnHand, Reserve, Confirm, Cancel, Fulfil, Reroute,
+                stock_blocks.Carve, stock_blocks.Uncarve)
 
     def __init__(self) -> None:
         super().__init__()
@@ -348,6 +350,12 @@ class StockPool(IdempotentActor):
         r.store = to_store
         self.shortages.pop(rid, None)
         return ok(store=to_store, state=r.state, movements=moves)
+
+    def op_carve(self, c: stock_blocks.Carve, now_ms: int) -> Result:
+        return stock_blocks.carve(self, c, now_ms)  # a flash sale's block reservations: actors/stock_blocks.py
+
+    def op_uncarve(self, c: stock_blocks.Uncarve, now_ms: int) -> Result:
+        return stock_blocks.uncarve(self, c, now_ms)
 
     # ---- reads ------------------------------------------------------------------------------------------
     def view(self, store: str | None = None, sku: str | None = None) -> list[dict[str, Any]]:

@@ -371,6 +371,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         create index if not exists deliveries_open on deliveries (updated_ms)
             where status not in ('delivered', 'failed', 'cancelled');
     """),
+    (17, "flash orders of stores: units given back, rows to assign", """
+        -- when an ended flash order's units were back on sale (null: still sold, or not given back yet)
+        alter table orders add column if not exists units_returned_ms bigint;
+        create index if not exists orders_flash_unassigned on orders (created_ms)
+            where kind = 'flash' and status = 'reserved' and expires_ms is null;
+        create index if not exists orders_flash_ending on orders (updated_ms)
+            where kind = 'flash' and units_returned_ms is null and status in ('expired', 'cancelled');
+    """),
     (18, "HQ's allocation ratios per store and sku or category; escrow borrowed from stores' offline share", """
         create table if not exists store_allocations (
             store_id    text not null,

@@ -29,6 +29,8 @@ from cloud.services.after_sales import AfterSales
 from cloud.services.allocations import Allocations
 from cloud.services.deliveries import Deliveries
 from cloud.services.flash_sales import FlashSales
+from cloud.services.flash_stores import ASSIGN_BATCH_MAX as FLASH_ASSIGN_BATCH_MAX
+from cloud.services.flash_stores import ASSIGN_EVERY_MS as FLASH_ASSIGN_EVERY_MS
 from cloud.services.identity import Identity
 from cloud.services.members import Members
 from cloud.services.operators import Operators
@@ -96,6 +98,7 @@ class Services:
         self._tasks.append(asyncio.create_task(self._sweep_expired()))
         self._tasks.append(asyncio.create_task(self._sweep_money()))
         self._tasks.append(asyncio.create_task(self._sweep_deliveries()))
+        self._tasks.append(asyncio.create_task(self._flash_orders_to_stores()))
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one
         await self.allocations.resend()  # likewise HQ's allocation ratios (each applied once at the store)
 
@@ -107,6 +110,19 @@ class Services:
                 await self.orders.sweep_abandoned()
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("expiry sweep failed: %s", exc)
+
+    async def _flash_orders_to_stores(self) -> None:
+        """New flash orders assigned to their stores in batches, off the sale's hot path, and the units of those
+        that ended unserved given back to their sale (`cloud/services/flash_stores.py`)."""
+        flash = self.orders.flash
+        while True:
+            await asyncio.sleep(FLASH_ASSIGN_EVERY_MS / 1000)
+            try:
+                while await flash.assign_due() >= FLASH_ASSIGN_BATCH_MAX:
+                    pass  # a full batch: more are waiting
+                await flash.sweep_returns()
+            except Exception as exc:  # noqa: BLE001 - try again next round
+                log.warning("flash order assignment failed: %s", exc)
 
     async def _sweep_money(self) -> None:
         """Beside the expiry sweep, not in it: a provider query or an actor that is slow to answer must not hold up

@@ -34,6 +34,9 @@ def add_load_parser(sub, func) -> None:
     load.add_argument("--sms-url", default=None, help="flashsale with --url: the simulated SMS provider")
     load.add_argument("--sms-key", default=None, help="flashsale with --url: its account key")
     load.add_argument("--workers", type=int, default=2, help="flashsale: API worker processes when starting one")
+    load.add_argument("--sale-only", action="store_true",
+                      help="flashsale: a sale whose units no store holds (as before sales took stores' escrow); "
+                           "always so with --url")
     load.add_argument("--sales", type=int, default=5000, help="catchup: offline sales in the backlog")
     load.add_argument("--stores", type=int, default=50, help="consistency: edge boxes selling")
     load.add_argument("--store-rate", type=float, default=None,

@@ -6,6 +6,8 @@ of those passes. Without --url it starts the simulated SMS provider and `freshme
 --workers uvicorn processes) and stops them after; with --url give the provider with --sms-url and --sms-key.
 The sale is opened by the cloud's first account `admin`: without --url with a password made for the run; with --url
 sign in as --admin-user with --admin-password (or FRESHMESH_ADMIN_PASSWORD).
+Without --url, stores S001 and S002 receive the units and grant them online (over NATS, as their boxes would), and
+the sale takes its units from their escrow ("stores"), so its orders are assigned to them meanwhile (--sale-only: not).
 Before the sale it measures the client's own ceiling against a bare Starlette JSON POST (`ceiling_per_s`).
 Latency is measured from each request's scheduled time (open loop: a slow server cannot slow the arrivals).
 """
@@ -25,13 +27,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cloud.embedded import EmbeddedStack
 from cloud.embedded.process import free_port
+from cloud.main import secret_key_beside
+from loadtest import store_escrow
 from loadtest.http import Connection, LeanClients, encode_post, split_url
 from loadtest.report import Progress, latency_ms, stop_process, wait_http
 from simulators.chain import SimulatedSms
 from simulators.customer_auth import SimulatedPhones, flash_pass, sign_in
 
 CONNECTIONS = 256
+SKU = "EGG-EGGS-0160"
+SALE_STORES = ["S001", "S002"]  # without --url: these stores grant the sale's units (as store boxes do, over NATS)
 CEILING_SECONDS = 3.0
 SIGN_IN_CONCURRENCY = 48
 
@@ -86,11 +93,13 @@ async def _sign_in(host, port, username: str, password: str) -> str:
     return json.loads(payload)["token"]
 
 
-async def _sale(host, port, token, quantity, rate, duration, limit) -> str:
+async def _sale(host, port, token, quantity, rate, duration, limit, stores=None) -> str:
     now = datetime.now(UTC)
-    body = {"sku": "EGG-EGGS-0160", "quantity": quantity, "price_fen": 990, "per_member_limit": limit,
+    body = {"sku": SKU, "quantity": quantity, "price_fen": 990, "per_member_limit": limit,
             "rate_per_s": int(max(rate * 2, 1000)), "starts_at": (now - timedelta(seconds=1)).isoformat(),
             "ends_at": (now + timedelta(seconds=duration + 120)).isoformat()}
+    if stores:  # the units come from these stores' online escrow; each accepted order goes to one of them
+        body["stores"] = stores
     conn = Connection(host, port)
     status, _, payload = await conn.request(encode_post(host, "/flash-sales", body, {"Authorization": f"Bearer {token}"}))
     conn.close()
@@ -187,7 +196,8 @@ async def _status(host, port, sale_id) -> dict:
 def run_from_args(args) -> dict:
     rate, duration = args.rate, args.duration
     quantity, members, workers = args.quantity, args.members, args.workers
-    cloud = bare = sms = workdir = None
+    cloud = bare = sms = workdir = stack = None
+    granted: dict[str, int] = {}
     try:
         bare_port = free_port()
         bare = subprocess.Popen([sys.executable, "-m", "uvicorn", "loadtest.bare:app", "--port", str(bare_port),
@@ -209,6 +219,12 @@ def run_from_args(args) -> dict:
             sms = SimulatedSms(f"{url}/callbacks/sms", workdir / "sms.log")
             phones = sms.phones
             env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "RAY_ADDRESS")}
+            # the embedded servers run here (not inside the cloud) so that the sale's stores can speak NATS as
+            # themselves: the same servers, the same cloud processes
+            stack = EmbeddedStack(workdir=workdir / "stack").start()
+            env.update({"NATS_URL": stack.nats_url, "DATABASE_URL": stack.database_url,
+                        "FRESHMESH_SECRET_KEY": secret_key_beside(stack.workdir),
+                        "FRESHMESH_STORE_CREDENTIALS": str(stack.credentials.path)})
             cloud = _start([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port), "--workers",
                             str(workers)], f"{url}/health",
                            env={**env, **sms.env, "FRESHMESH_ADMIN_PASSWORD": password})
@@ -222,12 +238,17 @@ def run_from_args(args) -> dict:
         host, port = split_url(url)
         token = asyncio.run(_sign_in(host, port, args.admin_user, password))
         passes, sign_in_rate = asyncio.run(_sign_in_all(url, phones, members, args.seed))
-        sale_id = asyncio.run(_sale(host, port, token, quantity, rate, duration, 1))
+        if stack is not None and not args.sale_only:  # each store can cover the whole sale: no refusal by escrow
+            granted = asyncio.run(store_escrow.grant(stack, host, port, SALE_STORES, SKU, quantity))
+        sale_id = asyncio.run(_sale(host, port, token, quantity, rate, duration, 1,
+                                    SALE_STORES if granted else None))
         measured = asyncio.run(_open_loop(host, port, sale_id, rate, duration, passes, args.seed))
         status = asyncio.run(_status(host, port, sale_id))
     finally:
         stop_process(bare)
         stop_process(cloud)
+        if stack is not None:
+            stack.stop()
         if sms is not None:
             sms.stop()
         if workdir is not None:
@@ -238,4 +259,5 @@ def run_from_args(args) -> dict:
             "quantity": quantity, "sold": status["sold"], "remaining": status["remaining"],
             "oversold": max(status["sold"] - quantity, 0, measured["accepted"] - quantity),
             "ceiling_per_s": round(ceiling), "ceiling_ratio": round(measured["rate_achieved_per_s"] / ceiling, 3),
-            "api_workers": workers, **measured}
+            "api_workers": workers, "stores": status.get("stores") or "none (a sale-only sale)",
+            "escrow_granted": granted, **measured}

@@ -170,7 +170,7 @@ def judge_grant(e: EscrowGranted, on_hand: int | None, escrow_now: int) -> str:
 def judge_pickup(e: PickupCompleted, order: OrderFacts | None) -> str:
     if order is None:
         return f"pickup of order {e.order_id}, which does not exist"
-    if order.kind == "flash" or e.store_id not in order.stores:
+    if e.store_id not in order.stores:  # a flash order is a store's once assigned; before, it names its sale only
         return f"pickup of order {e.order_id}, which is not allocated to this store"
     if order.status not in PICKUP_STATUSES:
         return f"pickup of order {e.order_id}, which is {order.status}, not paid"

@@ -67,7 +67,9 @@ SCHEMAS = {
     "TopUp": _obj(["amount_fen"], amount_fen=INT, method={"enum": ["cash", "wallet_sim"]}),
     "FlashSale": _obj(["sku", "quantity", "price_fen", "starts_at", "ends_at"], sku=STR, quantity=INT, price_fen=INT,
                       starts_at={"type": "string", "format": "date-time"}, ends_at={"type": "string", "format": "date-time"},
-                      per_member_limit=INT, rate_per_s=INT),
+                      per_member_limit=INT, rate_per_s=INT,
+                      # whose online escrow holds the units; without it, a sale-only sale (orders not sent to stores)
+                      stores={"oneOf": [{"type": "array", "items": STR, "minItems": 1}, {"enum": ["chain"]}]}),
     "FlashOrder": _obj([], qty=INT),
     "Products": _obj(["products"], products={"type": "array", "items": {"type": "object"}}, reason=STR),
     "RuleBook": _obj(["version", "rules"], version=INT, rules={"type": "array", "items": {"type": "object"}},
@@ -194,7 +196,8 @@ PATHS = {
                                            "409": "approved already", "422": "no reason"},
         body="Decision", operator=True, params=["request_id"])},
     "/flash-sales": {"post": _op("Create a flash sale (hq_admin); audited", ("201", "the sale"),
-                                 {"401": NO_SESSION, "403": ROLE, "422": "invalid body"}, body="FlashSale",
+                                 {"401": NO_SESSION, "403": ROLE, "409": "the stores' online escrow cannot cover the "
+                                  "quantity (available per store named)", "422": "invalid body"}, body="FlashSale",
                                  operator=True)},
     "/flash-sales/{sale_id}": {"get": _op("A flash sale: quantity, sold, remaining", ("200", "status"),
                                           {"404": "unknown sale"}, params=["sale_id"])},

@@ -382,7 +382,7 @@ class Bridge:
     async def _pickup(self, event: PickupCompleted) -> None:
         row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", event.order_id)
         allocation = json.loads(row["allocation"]) if row is not None else {}
-        if row is None or row["kind"] == "flash" or event.store_id not in allocation:
+        if row is None or event.store_id not in allocation:  # (a flash order not assigned names its sale only)
             # Not reached: `_believed` refused such a pickup before (dead-lettered, the store told). Kept so that
             # no path can hand over another store's order.
             log.error("pickup of order %s by store %s passed judgement; ignored", event.order_id, event.store_id)

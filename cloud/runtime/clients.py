@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 
 from actors.base import AuditQuery, Result
-from actors.flash_sale import LeaseSync, OpenSale, SaleStatusQuery
+from actors.flash_sale import LeaseSync, OpenSale, ReturnUnits, SaleStatusQuery
 from actors.member_ledger import Capture, Hold, MemberQuery, RecordSpend, RedeemPoints, Refund, Release, Spend, TopUp
 from actors.order_router import BookSlot, NearbyQuery, PickupPlanQuery, PlanQuery, ReleaseSlot, UpsertStore
+from actors.stock_blocks import Carve, Uncarve
 from actors.stock_pool import (
     AvailabilityQuery,
     Cancel,
@@ -29,7 +30,8 @@ from cloud.runtime.calls import ActorCalls
 from cloud.runtime.registry import registry
 from cloud.runtime.shard_map import ShardConfig
 
-StockPoolCommand = Grant | Reclaim | SetRatio | ReportOnHand | Reserve | Confirm | Cancel | Fulfil | Reroute
+StockPoolCommand = (Grant | Reclaim | SetRatio | ReportOnHand | Reserve | Confirm | Cancel | Fulfil | Reroute | Carve
+                    | Uncarve)
 MemberLedgerCommand = TopUp | Spend | RecordSpend | Refund | RedeemPoints | Hold | Capture | Release
 RouterCommand = UpsertStore | BookSlot | ReleaseSlot
 REGISTRY_TIMEOUT_S = 3.0
@@ -123,6 +125,10 @@ class FlashSaleClient:
         return result
 
     async def sync(self, command: LeaseSync) -> Result:
+        (result,) = await self.calls.call(self.name, [command])
+        return result
+
+    async def return_units(self, command: ReturnUnits) -> Result:
         (result,) = await self.calls.call(self.name, [command])
         return result
 

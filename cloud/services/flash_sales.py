@@ -30,9 +30,11 @@ from typing import TYPE_CHECKING
 from actors.flash_lease import LeaseHolder
 from actors.flash_sale import AdmittedSale, LeaseSync, OpenSale
 from cloud.services.flash_orders import BoughtOrders, FlashRows
+from cloud.services.flash_stores import FlashStores
 from cloud.services.operators import Operator, record
 from cloud.services.verdicts import Refusal, RefusalKind
 from protocol.clock import to_rfc3339
+from protocol.ids import deriver, is_id
 
 if TYPE_CHECKING:
     from cloud.runtime.clients import FlashSaleClient
@@ -65,6 +67,7 @@ class SaleWorker:
     def __init__(self, flash: FlashSales, sale_id: str, holder: LeaseHolder, gate: FlashSaleClient) -> None:
         self.flash, self.sale_id, self.holder, self.gate = flash, sale_id, holder, gate
         self.rows = FlashRows(lambda: flash.cloud.db, sale_id)
+        self._derive = deriver(sale_id) if is_id(sale_id) else None  # order ids, as derived_id(sale_id, key)
         self.waiting: dict[str, asyncio.Future] = {}  # order id -> its verdict, for the requests waiting on it
         self.listeners: dict[str, int] = {}  # order id -> requests still waiting on it (none: a sale not to record)
         self.orders: dict[str, tuple[str, int, str]] = {}  # order id -> (member, qty, key) until its verdict
@@ -73,9 +76,10 @@ class SaleWorker:
         self.last_sync_ms = 0
         self.last_check_ms = 0
         self.stopping = False
-        # once sold out: every sold order's id -> qty, complete while the gate's sold count is `sold_orders_for`
+        # once sold out: every sold order's id -> qty, complete while the gate's (sold, returned) counts are
+        # `sold_orders_for` (units returned and sold again leave `sold` as it was, but not the orders)
         self.sold_orders: dict[str, int] = {}
-        self.sold_orders_for = -1
+        self.sold_orders_for: tuple[int, int] = (-1, -1)
         self._loading: asyncio.Task | None = None
         self._loaded_ms = 0
         self.task = asyncio.create_task(self._loop())
@@ -86,7 +90,7 @@ class SaleWorker:
             if answer["qty"] != qty:  # the same key for another request: refused, never the first one's answer
                 raise self._refusal("conflict")
             return answer
-        order_id = "F" + hashlib.blake2b(f"{self.sale_id}/{key}".encode(), digest_size=12).hexdigest().upper()
+        order_id = self._order_id(key)
         entry = self.orders.get(order_id)
         if entry is not None:  # the same key is on its way here already: one verdict for both
             if entry[1] != qty:
@@ -94,13 +98,20 @@ class SaleWorker:
             return await self._verdict(order_id)
         verdict = self.holder.admit(order_id, member, qty, self.flash.cloud.now_ms())
         if verdict in ("sold_out", "ended"):
-            if self.sold_orders_for == self.holder.status["sold"] and order_id not in self.sold_orders:
+            if self.sold_orders_for == self._sold_mark() and order_id not in self.sold_orders:
                 raise self._refusal(verdict)  # the common case, as fast as before: never bought, known here
             return await self._bought_before(order_id, member, qty, key, verdict)
         if verdict not in ("admitted", "queued"):
             raise self._refusal(verdict)
         self.orders[order_id] = (member, qty, key)
         return await self._verdict(order_id)
+
+    def _order_id(self, key: str) -> str:
+        """The same in every worker for the same key: an id like any order's (the event ids sent to its store derive
+        from it), made from the sale's id and the key; "F…" for a sale whose id is not one (older sales)."""
+        if self._derive is not None:
+            return self._derive(key)
+        return "F" + hashlib.blake2b(f"{self.sale_id}/{key}".encode(), digest_size=12).hexdigest().upper()
 
     async def _verdict(self, order_id: str) -> dict:
         fut = self.waiting.get(order_id)
@@ -119,7 +130,7 @@ class SaleWorker:
         """Sold out (or ended) here: a retry of an order bought through another worker gets that order, from its
         row; anyone else the refusal. Once every sold unit has its row, this worker holds all of the sale's order
         ids (one query) and answers without the database."""
-        sold = self.holder.status["sold"]
+        sold = self._sold_mark()
         if self.sold_orders_for == sold:
             bought_qty = self.sold_orders.get(order_id)
         else:
@@ -134,7 +145,10 @@ class SaleWorker:
         self._remember(key, answer)
         return answer
 
-    def _load_sold_orders(self, sold: int) -> None:
+    def _sold_mark(self) -> tuple[int, int]:
+        return self.holder.status["sold"], self.holder.status.get("returned", 0)
+
+    def _load_sold_orders(self, sold: tuple[int, int]) -> None:
         """In the background, one at a time: every order row of the sale, kept if they are all of its `sold` units
         (rows are never more than the units sold, so as many units are exactly the sold orders)."""
         now = self.flash.cloud.now_ms()
@@ -148,7 +162,7 @@ class SaleWorker:
             except Exception as exc:  # noqa: BLE001 - look-ups go on one by one meanwhile
                 log.warning("flash sale %s: sold orders not loaded (%s)", self.sale_id, exc)
                 return
-            if sum(rows.values()) == sold:
+            if sum(rows.values()) == sold[0]:
                 self.sold_orders, self.sold_orders_for = rows, sold
         self._loading = asyncio.create_task(load())
 
@@ -281,13 +295,24 @@ class FlashSales:
         self.cloud, self.worker_id = cloud, worker_id
         self.sales: dict[str, SaleWorker] = {}
         self.bought = BoughtOrders(lambda: cloud.db)
+        self.stores = FlashStores(cloud)
         self._opening: dict[str, asyncio.Lock] = {}
 
-    async def create(self, sale_id: str, by: Operator | None = None, **config) -> dict:
-        """Open a sale; `by`: the operator opening it (the audit log records who, with the sale's settings)."""
+    async def create(self, sale_id: str, by: Operator | None = None, stores: list[str] | str | None = None,
+                     **config) -> dict:
+        """Open a sale; `by`: the operator opening it (the audit log records who, with the sale's settings);
+        `stores`: whose online escrow holds the sale's units (`cloud/services/flash_stores.py`; None: a sale-only
+        sale, its orders never assigned to a store)."""
+        blocks: dict[str, int] = {}
+        if stores is not None:
+            chosen = self.stores.stores_of(stores)
+            blocks = await self.stores.take_escrow(sale_id, config["sku"], config["quantity"], chosen, config["ends_ms"])
         result = await self.cloud.actors.flash_sale(sale_id).open(OpenSale(id="open", sale_id=sale_id, **config))
         if result.status == "error":
+            await self.stores.release_blocks(sale_id, config["sku"], list(blocks))
             raise Refusal("invalid", result.reason)
+        if blocks:
+            config = {**config, "blocks": blocks}
         now = self.cloud.now_ms()
         async with self.cloud.db.acquire() as conn, conn.transaction():
             created = await conn.fetchval("insert into flash_sales (sale_id, config, created_ms) values ($1, $2, $3) "
@@ -308,7 +333,8 @@ class FlashSales:
                 "per_member_limit": s["per_member_limit"], "rate_per_s": s["rate_per_s"],
                 "starts_at": to_rfc3339(s["starts_ms"]), "ends_at": to_rfc3339(s["ends_ms"]),
                 "members": s["members"], "rejected_over_limit": s["rejected_over_limit"],
-                "unrecorded": s.get("unrecorded", 0), "released": s.get("released", 0)}
+                "unrecorded": s.get("unrecorded", 0), "released": s.get("released", 0),
+                "returned": s.get("returned", 0), "stores": await self.stores.blocks_of(sale_id)}
 
     async def worker(self, sale_id: str) -> SaleWorker:
         worker = self.sales.get(sale_id)

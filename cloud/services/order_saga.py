@@ -43,6 +43,8 @@ class OrderSaga:
             return self.orders.as_json(row)  # paying twice answers with the first payment
         if row["status"] != "reserved":
             raise Refusal("order_state", f"order {order_id} is {row['status']}; it cannot be paid")
+        if row["kind"] == "flash":
+            await self.orders.flash.payable(row)
         charge = await self.payments.charge(row, method)
         if charge["state"] == "failed":
             raise Refusal("payment", f"payment refused: {charge['detail']}")
@@ -128,11 +130,13 @@ class OrderSaga:
         so a store that did receive it drops the repeat."""
         now = self.cloud.now_ms()
         rows = await self.cloud.db.fetch("select * from orders where status = 'paid' and notified_ms is null "
-                                         "and kind <> 'flash' and updated_ms < $1 order by updated_ms limit 100",
+                                         "and not (allocation ? 'sale') and updated_ms < $1 order by updated_ms limit 100",
                                          now - SAGA_GRACE_MS)
         told = 0
         for row in rows:
-            if not store_notice_due(row["status"], row["kind"], row["notified_ms"], row["updated_ms"], now):
+            # (a flash order here is one assigned to its store: the query leaves out the others)
+            kind = row["fulfilment"] if row["kind"] == "flash" else row["kind"]
+            if not store_notice_due(row["status"], kind, row["notified_ms"], row["updated_ms"], now):
                 continue
             log.warning("order %s is paid but its stores were never told: telling them again", row["order_id"])
             try:

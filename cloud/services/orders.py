@@ -21,6 +21,7 @@ from cloud.messaging import to_stores
 from cloud.services import delivery_terms
 from cloud.services import order_journal as journal
 from cloud.services.borrowing import Borrowing
+from cloud.services.flash_stores import FlashStores, assigned
 from cloud.services.order_request import OrderRequest
 from cloud.services.order_saga import OrderSaga
 from cloud.services.payments import Payments, payment_json
@@ -73,6 +74,7 @@ class Orders:
         self.payments = Payments(cloud, wallet)
         self.borrowing = Borrowing(cloud)  # asks a store short of escrow to lend from its offline share
         self.saga = OrderSaga(self)
+        self.flash = FlashStores(cloud)  # flash orders of stores: assigned, and their units given back
         self.as_json = order_json
         self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
         # called when a delivery order was picked and is ready at the store: it goes to a rider (cloud/wiring.py)
@@ -284,7 +286,7 @@ class Orders:
         return body
 
     def reservations(self, row) -> list[tuple[str, str]]:
-        if row["kind"] == "flash":  # sold by the FlashSaleGate: no store reservations behind it
+        if row["kind"] == "flash" and not assigned(row):  # sold by the gate, not (yet) an order of a store
             return []
         return [(line["sku"], line["reservation_id"]) for lines in json.loads(row["allocation"]).values() for line in lines]
 
@@ -309,9 +311,12 @@ class Orders:
         was = step.before
         await self.payments.refund(order_id)
         await self.payments.close_unpaid(order_id)
-        await self._release(self.reservations(row), "order")
+        if row["kind"] == "flash":  # its units go back to the sale (and its carved units to the sale's block)
+            await self.flash.give_back(order_id)
+        else:
+            await self._release(self.reservations(row), "order")
         await self.release_slots(row)
-        if was in lifecycle.PAID_STATUSES and row["kind"] != "flash":
+        if was in lifecycle.PAID_STATUSES and (row["kind"] != "flash" or assigned(row)):
             for store in json.loads(row["allocation"]):
                 await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
                                                                                     **env),
@@ -342,6 +347,8 @@ class Orders:
         except lifecycle.IllegalTransition:
             return  # paid, cancelled or expired meanwhile
         await self.release_slots(row)
+        if row["kind"] == "flash":
+            await self.flash.give_back(row["order_id"])
 
     async def sweep_abandoned(self) -> int:
         """Orders whose request died half-way and was never retried (`pending` for `ABANDONED_MS`): refused, and
@@ -382,7 +389,7 @@ class Orders:
         return len(rows)
 
     async def notify_stores(self, row) -> None:
-        if row["kind"] == "flash":
+        if row["kind"] == "flash" and not assigned(row):
             return
         allocation = json.loads(row["allocation"])
         prices = {line["sku"]: line["amount_fen"] for line in json.loads(row["lines"])}
@@ -390,7 +397,7 @@ class Orders:
             order_lines = tuple(OrderLine(sku=line["sku"], qty=line["qty"], amount_fen=prices.get(line["sku"], 0))
                                 for line in lines)
             await to_stores.send(self.cloud, store, functools.partial(
-                OrderToFulfil, order_id=row["order_id"], fulfilment=row["kind"], lines=order_lines,
+                OrderToFulfil, order_id=row["order_id"], fulfilment=row["fulfilment"], lines=order_lines,
                 total_fen=sum(line.amount_fen for line in order_lines), pickup_code=row["pickup_code"] or "",
                 slot_start_ms=row["slot_start_ms"] or 0, slot_end_ms=(row["slot_start_ms"] or 0) + 3_600_000,
                 member_id=row["member_id"], allow_substitutions=bool(row["allow_substitutions"])),

@@ -137,7 +137,7 @@ def test_a_sync_result_reports_verdicts_and_the_workers_status():
         "members": [["m1", 1, "o1", 1]], "members_seen": 1, "lease": 1, "unleased": 1,
         "sold": 1, "quantity": 3, "sold_out": False, "hand_back": False, "rate_per_s": 10.0,
         "starts_ms": T0, "ends_ms": T0 + 3_600_000,
-        "per_member_limit": 1, "price_fen": 990, "sku": "EGGS"})
+        "per_member_limit": 1, "price_fen": 990, "sku": "EGGS", "returned": 0})
 
 
 def test_the_gate_refuses_a_second_open_and_a_sync_before_it_opens():

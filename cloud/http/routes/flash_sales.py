@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 
 from cloud.http.bodies import FlashOrderRequest, FlashSaleRequest
 from cloud.http.operators import require_operator
-from cloud.http.parsing import as_record, checked_key, json_object, parse, read_body
+from cloud.http.parsing import as_record, checked_key, json_object, read_body, read_json
 from cloud.http.problems import HTTPProblem
 from cloud.http.routes.auth import pass_member
 from cloud.services.verdicts import Refusal
@@ -42,7 +42,12 @@ def routes(services) -> list[tuple]:
 
     async def create_flash_sale(request):
         operator = await require_operator(request, services, "flash_sale.create")
-        req = await parse(request, FlashSaleRequest, "flash_sale")
+        data = await read_json(request)
+        stores = data.pop("stores", None)  # a list of store ids or "chain": the stores whose escrow the sale takes
+        if stores is not None and stores != "chain" and not (
+                isinstance(stores, list) and stores and all(isinstance(s, str) for s in stores)):
+            raise HTTPProblem(422, 'flash_sale.stores: a non-empty list of store ids, or "chain" for every store')
+        req = as_record(data, FlashSaleRequest, "flash_sale")
         try:
             starts, ends = parse_rfc3339(req.starts_at, "starts_at"), parse_rfc3339(req.ends_at, "ends_at")
         except ProtocolError as exc:
@@ -53,7 +58,8 @@ def routes(services) -> list[tuple]:
             raise HTTPProblem(422, f"sku: unknown product {req.sku!r}")
         body = await services.flash.create(cloud.ids.new(), by=operator, sku=req.sku, quantity=req.quantity,
                                            price_fen=req.price_fen, starts_ms=starts, ends_ms=ends,
-                                           rate_per_s=req.rate_per_s, per_member_limit=req.per_member_limit)
+                                           rate_per_s=req.rate_per_s, per_member_limit=req.per_member_limit,
+                                           stores=stores)
         return JSONResponse(body, status_code=201)
 
     async def get_flash_sale(request):

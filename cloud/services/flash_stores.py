@@ -1,0 +1,252 @@
+"""Flash-sale orders as real orders of real stores: the sale's units come out of the stores' online escrow, each
+accepted order is assigned to a store (off the hot path, in batches), and the units of an order that ends unserved
+go back to the sale.
+
+- At creation (`take_escrow`) the sale holds one StockPool reservation per chosen store, its *block*
+  (`flash:<sale>:<store>`), together exactly the sale's quantity, living until the sale's end plus the payment time
+  plus a margin; when the escrow cannot cover the quantity the sale is refused, naming what each store has.
+- The assigner (`assign_due`, every `ASSIGN_EVERY_MS` in the background process) takes the new flash order rows of
+  such sales, carves each order's reservation out of a block (the store nearest to the member's last known
+  location, else the fullest block; `actors/stock_blocks.py`), and makes the row an order of that store: its
+  allocation, a pickup code, a payment deadline (`reservation_ttl_ms`, never past its block's end), journaled as
+  the order's `created` note. From there it is paid, sent to its store and picked up like any pickup order.
+- `give_back` (an order that expired unpaid or was cancelled): its carved units go back to its block (or to escrow
+  once the block ended) and its units back on sale in the FlashSaleGate (remaining grows, the member's count falls),
+  then the row is marked (`units_returned_ms`); `sweep_returns` finishes any give-back a crash left half-done.
+  Units never sold stay in the blocks, which expire at their end: the StockPool returns them to the stores' escrow.
+
+Sales opened without stores (as before this module) keep sale-only rows: never assigned, never expiring.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+
+from actors.flash_sale import ReturnUnits
+from actors.order_router import distance_m
+from actors.stock_blocks import Carve, Uncarve
+from actors.stock_pool import Cancel, Reserve
+from cloud.services import order_journal as journal
+from cloud.services.verdicts import Refusal
+from protocol import order_lifecycle as lifecycle
+
+log = logging.getLogger("freshmesh.flash")
+BLOCK_MARGIN_MS = 60_000  # a block outlives the sale's end plus the payment time by this (assignment may lag)
+ASSIGN_EVERY_MS = 200
+ASSIGN_BATCH_MAX = 500
+RETURN_BATCH_MAX = 200
+ENDED_UNSERVED = (lifecycle.EXPIRED, lifecycle.CANCELLED)  # a flash order ending so gives its units back
+
+
+def block_id(sale_id: str, store: str) -> str:
+    return f"flash:{sale_id}:{store}"
+
+
+def carved_id(order_id: str) -> str:
+    return f"flash-order:{order_id}"
+
+
+def assigned(row) -> bool:
+    """A flash order row made an order of a store (its allocation names the store, not the sale)."""
+    return "sale" not in json.loads(row["allocation"])
+
+
+def split(quantity: int, available: dict[str, int]) -> dict[str, int]:
+    """The units each store's block takes: fullest stores first, so as few stores as possible hold the sale."""
+    plan: dict[str, int] = {}
+    left = quantity
+    for store, units in sorted(available.items(), key=lambda kv: (-kv[1], kv[0])):
+        if left <= 0:
+            break
+        take = min(units, left)
+        if take > 0:
+            plan[store] = take
+            left -= take
+    return plan
+
+
+class FlashStores:
+    def __init__(self, cloud) -> None:
+        self.cloud = cloud
+        self._blocks: dict[str, tuple[str, dict[str, int]]] = {}  # sale id -> (sku, units per store's block)
+
+    # ---- at sale creation ----------------------------------------------------------------------------------
+    def stores_of(self, spec: list[str] | str) -> list[str]:
+        world = self.cloud.world.stores
+        if spec == "chain":
+            return sorted(world)
+        if isinstance(spec, str) or not spec:
+            raise Refusal("invalid", 'stores: a list of store ids, or "chain" for every store')
+        unknown = sorted(s for s in spec if s not in world)
+        if unknown:
+            raise Refusal("invalid", f"stores: unknown store(s) {', '.join(unknown)}")
+        return sorted(set(spec))
+
+    async def take_escrow(self, sale_id: str, sku: str, quantity: int, stores: list[str], ends_ms: int) -> dict[str, int]:
+        """The sale's blocks, reserved from the stores' escrow: {store: units}; a Refusal if they cannot cover it."""
+        cloud = self.cloud
+        found = await cloud.actors.stock_pool.availability(stores, [sku])
+        available = {s: units.get(sku, 0) for s, units in found.items()}
+        plan = split(quantity, available)
+        if sum(plan.values()) < quantity:
+            raise Refusal("out_of_stock", f"the online escrow of {sku} at the chosen stores is {sum(available.values())}, "
+                          f"short of the sale's quantity {quantity}: "
+                          + ", ".join(f"{s} {n}" for s, n in sorted(available.items())), available=available)
+        ttl = ends_ms + cloud.reservation_ttl_ms + BLOCK_MARGIN_MS - cloud.now_ms()
+        done: list[str] = []
+        for store, units in plan.items():
+            rid = block_id(sale_id, store)
+            r = await cloud.actors.stock_pool.send(Reserve(id=f"reserve:{rid}", reservation_id=rid,
+                                                           order_id=f"sale:{sale_id}", store=store, sku=sku, qty=units,
+                                                           ttl_ms=ttl))
+            if not r.succeeded:
+                await self.release_blocks(sale_id, sku, done)
+                raise Refusal("out_of_stock", f"the escrow of {sku} at {store} was taken meanwhile "
+                              f"({r.settled.values.get('available', 0)} left, {units} wanted); try again")
+            done.append(store)
+        return plan
+
+    async def release_blocks(self, sale_id: str, sku: str, stores: list[str]) -> None:
+        for store in stores:
+            rid = block_id(sale_id, store)
+            await self.cloud.actors.stock_pool.send(Cancel(id=f"cancel:{rid}", reservation_id=rid, sku=sku))
+
+    async def blocks_of(self, sale_id: str) -> dict[str, int]:
+        """The units each store's block took at the sale's creation ({}: a sale-only sale, or no such sale)."""
+        if sale_id not in self._blocks:  # a sale's config never changes: read once per process
+            config = await self.cloud.db.fetchval("select config from flash_sales where sale_id = $1", sale_id)
+            if config is None:
+                return {}
+            config = json.loads(config) if isinstance(config, str) else config
+            self._blocks[sale_id] = (config["sku"], config.get("blocks") or {})
+        return self._blocks[sale_id][1]
+
+    async def _sale(self, sale_id: str) -> tuple[str, tuple[str, ...]] | None:
+        blocks = await self.blocks_of(sale_id)
+        return (self._blocks[sale_id][0], tuple(sorted(blocks))) if blocks else None
+
+    # ---- assignment (background) ---------------------------------------------------------------------------
+    async def assign_due(self) -> int:
+        """New flash orders of sales with blocks, each made an order of one store; returns how many."""
+        rows = await self.cloud.db.fetch(
+            """select o.order_id, o.member_id, o.sale_id, o.lines from orders o join flash_sales s using (sale_id)
+               where o.kind = 'flash' and o.status = 'reserved' and o.expires_ms is null and s.config ? 'blocks'
+               order by o.created_ms limit $1""", ASSIGN_BATCH_MAX)
+        if not rows:
+            return 0
+        places = await self._members_places([r["member_id"] for r in rows])
+        done = await asyncio.gather(*(self._assign(row, places.get(row["member_id"])) for row in rows),
+                                    return_exceptions=True)
+        for row, outcome in zip(rows, done, strict=True):
+            if isinstance(outcome, BaseException):  # one order's trouble never stops the others: retried next round
+                log.warning("flash order %s not assigned: %s", row["order_id"], outcome)
+        return sum(1 for outcome in done if outcome is True)
+
+    async def _members_places(self, members: list[str]) -> dict[str, tuple[float, float]]:
+        """Each member's last known location (from their latest order that had one)."""
+        rows = await self.cloud.db.fetch(
+            """select distinct on (member_id) member_id, location from orders
+               where member_id = any($1::text[]) and location is not null order by member_id, created_ms desc""",
+            sorted(set(members)))
+        places = {}
+        for r in rows:
+            loc = json.loads(r["location"]) if isinstance(r["location"], str) else r["location"]
+            if loc and "lat" in loc and "lon" in loc:
+                places[r["member_id"]] = (float(loc["lat"]), float(loc["lon"]))
+        return places
+
+    async def _assign(self, row, place: tuple[float, float] | None) -> bool:
+        cloud, order_id, sale_id = self.cloud, row["order_id"], row["sale_id"]
+        sale = await self._sale(sale_id)
+        if sale is None:
+            return False
+        sku, stores = sale
+        qty = json.loads(row["lines"])[0]["qty"]
+        if place is not None:
+            world = cloud.world.stores
+            stores = tuple(sorted(stores, key=lambda s: distance_m(place[0], place[1], world[s].lat, world[s].lon)))
+        rid = carved_id(order_id)
+        r = await cloud.actors.stock_pool.send(Carve(id=f"carve:{order_id}", reservation_id=rid, order_id=order_id,
+                                                     sku=sku, qty=qty, blocks=tuple(block_id(sale_id, s) for s in stores),
+                                                     fullest=place is None))
+        if r.settled.status == "rejected":  # no store's block has the units together (they are split, or the
+            # blocks ended): the order cannot be served, and waiting would keep it open forever. It ends now and its
+            # units go back on sale, where they can sell again in smaller orders
+            left = ", ".join(f"{block.rsplit(':', 1)[-1]} {n}" for block, n in r.settled.values.get("left", {}).items())
+            reason = f"no store of the sale has {qty} units left together ({left or 'its stores hold none now'})"
+            try:
+                await journal.advance(cloud.db, order_id, "expire", cloud.now_ms(), detail={"reason": reason},
+                                      only_from=(lifecycle.RESERVED,))
+            except lifecycle.IllegalTransition:
+                pass  # cancelled meanwhile: its units are given back all the same
+            await self.give_back(order_id)
+            return False
+        if not r.succeeded:
+            raise RuntimeError(f"flash order {order_id} not carved from sale {sale_id}'s blocks: {r.settled.reason}")
+        store, now = r.settled.values["store"], cloud.now_ms()
+        expires = min(now + cloud.reservation_ttl_ms, r.settled.values["expires_ms"] - 1)
+        code = f"{secrets.randbelow(10**8):08d}"
+        allocation = {store: [{"sku": sku, "qty": qty, "reservation_id": rid}]}
+        async with cloud.db.acquire() as conn, conn.transaction():
+            now_row = await conn.fetchrow("select status, allocation from orders where order_id = $1 for update", order_id)
+            fresh = now_row["status"] == lifecycle.RESERVED and not assigned(now_row)
+            if fresh:
+                await journal.note(conn, order_id, "created", now, store=store, key="flash-assigned",
+                                   detail={"sale_id": sale_id, "store": store, "pays_by_ms": expires},
+                                   fields={"allocation": json.dumps(allocation), "pickup_code": code,
+                                           "expires_ms": expires, "slot_start_ms": now})
+        if not fresh:  # cancelled meanwhile (or assigned by another round): the carve goes back to its block
+            if now_row["status"] != lifecycle.RESERVED:
+                await cloud.actors.stock_pool.send(Uncarve(id=f"uncarve:{order_id}", reservation_id=rid,
+                                                           block_id=block_id(sale_id, store), sku=sku))
+            return False
+        return True
+
+    # ---- units back to the sale ----------------------------------------------------------------------------
+    async def give_back(self, order_id: str) -> bool:
+        """An order that ended unserved: its units back to its block and on sale (idempotent; True once done)."""
+        cloud = self.cloud
+        row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+        if row is None or row["kind"] != "flash" or row["status"] not in ENDED_UNSERVED or row["units_returned_ms"]:
+            return False
+        allocation = json.loads(row["allocation"])
+        if "sale" not in allocation:
+            (store, lines), = allocation.items()
+            line = lines[0]
+            r = await cloud.actors.stock_pool.send(Uncarve(id=f"uncarve:{order_id}", reservation_id=line["reservation_id"],
+                                                           block_id=block_id(row["sale_id"], store), sku=line["sku"]))
+            if not r.succeeded:
+                raise RuntimeError(f"flash order {order_id}: units not given back to its block ({r.settled.reason})")
+        # the command id changes by the second: the gate may answer "not recorded yet" (retried), and returning is
+        # idempotent by the order itself (an order returned once is no longer sold)
+        r = await cloud.actors.flash_sale(row["sale_id"]).return_units(
+            ReturnUnits(id=f"return:{order_id}:{cloud.now_ms() // 1000}", order_id=order_id))
+        if not r.succeeded:
+            log.info("flash order %s: units not back on sale yet (%s)", order_id, r.settled.reason)
+            return False
+        await cloud.db.execute("update orders set units_returned_ms = $2 where order_id = $1", order_id, cloud.now_ms())
+        return True
+
+    async def sweep_returns(self) -> int:
+        rows = await _ended_unreturned(self.cloud)
+        returned = 0
+        for row in rows:
+            try:
+                returned += await self.give_back(row["order_id"])
+            except Exception as exc:  # noqa: BLE001 - the next round tries again; the others go on
+                log.warning("flash order %s: units not given back (%s)", row["order_id"], exc)
+        return returned
+
+    async def payable(self, row) -> None:
+        """A flash order of a sale with stores is paid only once it is an order of its store."""
+        if not assigned(row) and await self._sale(row["sale_id"]) is not None:
+            raise Refusal("order_state", f"order {row['order_id']} is being assigned to a store (moments after the "
+                                         "sale accepted it); pay again shortly")
+
+
+async def _ended_unreturned(cloud) -> list:
+    return await cloud.db.fetch(
+        "select order_id from orders where kind = 'flash' and units_returned_ms is null "
+        "and status = any($1::text[]) order by updated_ms limit $2", list(ENDED_UNSERVED), RETURN_BATCH_MAX)

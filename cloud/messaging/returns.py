@@ -2,9 +2,14 @@
 
 Guarantees:
 - A `GoodsReturned` is believed only for a till sale of the store that sends it, or an online order picked up at
-  that store; only for what was sold and not returned before (counting the returns earlier in the batch) and for
-  at most what `protocol.returns` gives back for those lines. Anything else is refused with the reason through the
-  bridge's normal path (dead-lettered, the store told `refused`), and the rest of the batch applies.
+  that store (or delivered: each store of it for its own part); only for what was sold - for an order, what that
+  store handed over after picking, paid for what picking left (`cloud.services.returned_view`) - and not returned
+  before (counting the returns earlier in the batch and, for an order, approved after-sales) and for at most what
+  `protocol.returns` gives back for those lines. An order's return is judged again under the order's row lock when
+  it is applied, and recorded with its refund journaled in that transaction (after-sales is judged under the same
+  lock), so a till return and an after-sales approval are never both believed for the same goods. Anything else is
+  refused with the reason through the bridge's normal path (dead-lettered, the store told `refused`), and the rest
+  of the batch applies.
 - Applied once: the effects are commands with ids derived from the return id - a stored-value refund is the ledger
   transfer `till-return:<return id>` (never the `return:` prefix of the money saga, which means provider money
   nothing credits), an order's refund is `Payments.refund_part(order, "ret:<return id>")` and its step in the

@@ -4,14 +4,20 @@ cloud - and an approval refunds through the order's original payment.
 
 Guarantees:
 - Only the order's own member asks, only for a handed-over order (`lifecycle.HANDED_OVER_STATUSES`), only within
-  `AFTER_SALES_WINDOW_MS` of the hand-over, and only for lines and quantities not returned or asked for already
-  (`protocol.returns`, counting till returns and requests still open or approved); the amount is the cloud's own
-  figure for those lines. Each request is journaled on the order's timeline (`after_sales_requested`) and the
-  store is told (`AfterSalesRequested`). The same Idempotency-Key again answers the first request.
+  `AFTER_SALES_WINDOW_MS` of the hand-over, and only for what the stores handed over (after picking: never the short
+  units, the picked weight, a substitute under its own SKU) less what was returned or asked for already
+  (`cloud.services.returned_view`: till returns, requests still open or approved), judged under the order's row lock
+  so two requests cannot both take the same goods; the amount is the cloud's own figure for those lines, each line
+  naming the store part it is taken from. Each request is journaled on the order's timeline
+  (`after_sales_requested`) and the store is told (`AfterSalesRequested`). The same Idempotency-Key again answers
+  the first request.
 - A decision is taken once: the same decision again answers the request as it is; the other decision after it is
-  refused (409). An approval refunds `refund:<order>:as:<request>` through the original payment, then steps the
-  order `refund_part` (or `refund` once every line is back, the full refund giving back what the parts left), keyed
-  by the request, so a retry after a crash refunds nothing twice. A refusal is a timeline note with its reason.
+  refused (409). It is taken under the order's and the request's row locks, the status moved in the same transaction
+  as the refund is journaled; an approval re-judges the lines first (a till return since may have taken them: then
+  it is refused, nothing refunded). An approval refunds `refund:<order>:as:<request>` through the original payment,
+  then steps the order `refund_part` (or `refund` once every line is back, the full refund giving back what the
+  parts left), keyed by the request, so a retry after a crash refunds nothing twice. A refusal is a timeline note
+  with its reason.
 """
 from __future__ import annotations
 

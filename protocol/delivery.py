@@ -52,6 +52,16 @@ def lifecycle_event(status: str) -> str:
     return _EVENTS.get(status, "rider")
 
 
+def implied_events(order_status: str, status: str) -> tuple[str, ...]:
+    """Lifecycle events a rider status implies before its own, given the order's status: word that the rider is on
+    the way (`delivering`) or has `delivered` while the order is still `ready` means the `picked_up` callback was
+    lost or overtaken - the goods did leave with the rider, so the order is handed to them first (else `deliver`
+    is refused from `ready` and the order waits for a rider forever)."""
+    if order_status == "ready" and status in (DELIVERING, DELIVERED):
+        return ("hand_to_rider",)
+    return ()
+
+
 def next_step_after_failure(attempt: int) -> str:
     """After attempt `attempt` (1, 2, ...) failed: `redispatch` (find another rider) or `give_up` (refund the order
     in full, the goods go back to the store)."""

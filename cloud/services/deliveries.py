@@ -8,7 +8,9 @@ Guarantees:
 - a callback is believed only when signed by the platform within ±5 min (`cloud/services/riders.py`), and applied
   once: its own id is the timeline key (`order_journal.advance(key=)`), so a duplicate changes nothing;
 - callbacks never move an order backwards: a status the order has passed is refused by the lifecycle
-  (IllegalTransition is logged and the callback acknowledged, so the platform stops sending it); callbacks of a
+  (IllegalTransition is logged and the callback acknowledged, so the platform stops sending it). They do move it
+  forwards over a lost step: `delivered` (or `delivering`) while the order is still `ready` hands it to the rider
+  first (`delivery.implied_events`), since the goods did leave; callbacks of a
   try that was superseded (the first rider, after the redispatch) or has ended (delivered, failed, withdrawn when
   the order was cancelled or left with the store's staff) are acknowledged and ignored;
 - the rider's name, masked phone and position are timeline notes (`rider`): `GET /orders/{id}` and its event
@@ -17,7 +19,9 @@ Guarantees:
   (`refund` + `Payments.refund`), gives its reservations and slot back, and tells the store (`DeliveryReturned`)
   so that staff book the goods back on hand or to shrinkage. The sweeper (`sweep`) finishes any of these steps a
   crash or an unreachable platform interrupted: ready orders without a live try (never dispatched, not made at the
-  platform, redispatched without the new try), failed orders not yet redispatched, give-ups not yet finished.
+  platform, redispatched without the new try), failed orders not yet redispatched, give-ups not yet finished; and
+  it asks the platform (`query`) about live tries it has heard nothing of for `STALE_TRY_MS`, applying the answer
+  as a callback, so lost callbacks do not leave an order ready or out for delivery forever.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ import logging
 
 from cloud.messaging import to_stores
 from cloud.services import order_journal as journal
-from cloud.services.riders import BadCallback, Callback, RidersRefused, RidersUnavailable
+from cloud.services.riders import BadCallback, Callback, RidersRefused, RidersUnavailable, callback_from_query
 from protocol import delivery
 from protocol import order_lifecycle as lifecycle
 from protocol.delivery_messages import DeliveryReturned, StaffDelivery
@@ -38,6 +42,7 @@ log = logging.getLogger("freshmesh.deliveries")
 PIECE_WEIGHT_G = 500  # the platform wants a weight; a piece's own weight is not in the catalogue, so this guess
 SWEEP_AFTER_MS = 5_000  # a try or a failed order untouched this long had its request die half-way: finish it
 SWEEP_BATCH_MAX = 50
+STALE_TRY_MS = 60_000  # a live try without word from the platform this long: the platform is asked (query)
 SLOT_MS = 3_600_000
 _RANK = {s: i for i, s in enumerate(("requested", "created", *delivery.STATUSES))}
 
@@ -143,6 +148,10 @@ class Deliveries:
         if cb.reason:
             detail["reason"] = cb.reason
         try:
+            status = await db.fetchval("select status from orders where order_id = $1", cb.origin_id)
+            for implied in delivery.implied_events(status, cb.status):  # `picked_up` lost or overtaken
+                await journal.advance(db, cb.origin_id, implied, self.cloud.now_ms(), store=try_row["store_id"],
+                                      detail={**detail, "implied_by": cb.status}, key=f"rider:{cb.callback_id}:{implied}")
             step = await journal.advance(db, cb.origin_id, event, self.cloud.now_ms(), store=try_row["store_id"],
                                          detail=detail, key=f"rider:{cb.callback_id}")
         except lifecycle.IllegalTransition as exc:  # late or out of order: the order does not move back
@@ -273,6 +282,7 @@ class Deliveries:
         for row in ready:
             await self.on_ready(row["order_id"])
             touched += 1
+        touched += await self._ask_about_stale_tries()
         for row in await db.fetch("""select o.order_id, max(d.attempt) as attempt, max(d.reason) as reason
                                      from orders o join deliveries d using (order_id)
                                      where o.status = 'delivery_failed' and o.updated_ms < $1
@@ -289,3 +299,36 @@ class Deliveries:
             await self.give_up(row["order_id"], "not delivered")
             touched += 1
         return touched
+
+    async def _ask_about_stale_tries(self) -> int:
+        """Live tries the platform has not called back about for a while: their callbacks may have been lost (the
+        platform gave up pushing) or refused; the platform is asked and what it says is applied like a callback
+        (forwards only, once per status: `riders.callback_from_query`). Without this an order whose `picked_up` and
+        `delivered` never arrived stays out for delivery, or ready with a live try, forever."""
+        if self.platform is None:
+            return 0
+        rows = await self.cloud.db.fetch(
+            """select d.order_id, d.attempt, d.platform_order_id from deliveries d join orders o using (order_id)
+               where d.platform <> 'own_staff' and d.platform_order_id is not null
+                   and d.status not in ('delivered', 'failed', 'cancelled') and d.updated_ms < $1
+                   and o.status in ('ready', 'out_for_delivery')
+               order by d.updated_ms limit $2""", self.cloud.now_ms() - STALE_TRY_MS, SWEEP_BATCH_MAX)
+        for row in rows:
+            try:
+                view = await self.platform.query(row["platform_order_id"])
+            except (RidersUnavailable, RidersRefused) as exc:
+                log.warning("order %s: rider try %d not queried (%s)", row["order_id"], row["attempt"], exc)
+                continue
+            cb = callback_from_query(view)
+            if cb is None or cb.origin_id != row["order_id"] or cb.attempt != row["attempt"]:
+                # nothing to tell yet: looked at again after another while, not on every sweep
+                await self.cloud.db.execute("update deliveries set updated_ms = $3 where order_id = $1 and attempt = $2",
+                                            row["order_id"], row["attempt"], self.cloud.now_ms())
+                continue
+            code, said = await self.apply(cb)
+            log.info("order %s: rider try %d queried: %s -> %s %s", row["order_id"], row["attempt"], cb.status, code,
+                     said)
+            if code == 200:
+                await self.cloud.db.execute("update deliveries set updated_ms = $3 where order_id = $1 and attempt = $2",
+                                            row["order_id"], row["attempt"], self.cloud.now_ms())
+        return len(rows)

@@ -347,3 +347,56 @@ async def test_a_redispatch_cut_short_by_a_crash_is_finished_by_the_sweeper(clou
     tries = await db.fetch("select attempt, status from deliveries where order_id = $1 order by attempt", oid)
     assert [(t["attempt"], t["status"]) for t in tries] == [(1, "failed"), (2, "delivered")]
     assert await own_violations(http, [oid]) == []
+
+
+async def test_delivered_heard_while_ready_hands_the_order_to_the_rider_first(cloud, sku):
+    """The platform's `picked_up` was lost (or overtaken): its `delivered` arrives while the order is still ready.
+    The goods did leave with the rider: the order is handed to them and delivered, not stuck at ready."""
+    services, http = cloud
+    order, member = await ready_order(services, http, sku["sku"], ["silent"])
+    row = await services.cloud.db.fetchrow("select * from deliveries where order_id = $1", order["order_id"])
+    raw, headers = signed({"callback_id": uuid.uuid4().hex, "platform_order_id": row["platform_order_id"],
+                           "origin_id": order["order_id"], "attempt": 1, "status": "delivered", "reason": "",
+                           "rider": {"name": "Wang Wu", "phone": "13900000000"}, "position": {}})
+    r = await http.post("/callbacks/rider", content=raw, headers=headers)
+    assert r.status_code == 200 and r.json()["message"] == "applied", r.text
+    body = await final(http, member, order["order_id"], "delivered", timeout_s=5)
+    events = [e["event"] for e in body["timeline"]]
+    assert events.index("hand_to_rider") < events.index("deliver")
+    assert await own_violations(http, [order["order_id"]]) == []
+
+
+class _LostCallbacks:
+    """The platform as the real one, except that it delivered the order and every callback about it was lost: only
+    a query tells."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    async def query(self, platform_order_id: str) -> dict:
+        view = await self.real.query(platform_order_id)
+        return {**view, "status": "delivered", "rider": {"name": "Zhao Liu", "phone": "13700000000"}}
+
+
+async def test_the_sweeper_asks_the_platform_about_a_try_it_heard_nothing_of(cloud, sku):
+    services, http = cloud
+    order, member = await ready_order(services, http, sku["sku"], ["silent"])
+    real = services.deliveries.platform
+    await services.cloud.db.execute("update deliveries set updated_ms = 0 where order_id = $1", order["order_id"])
+    services.deliveries.platform = _LostCallbacks(real)
+    try:
+        assert await services.deliveries.sweep() >= 1
+    finally:
+        services.deliveries.platform = real
+    body = await final(http, member, order["order_id"], "delivered", timeout_s=5)
+    assert [e["event"] for e in body["timeline"]].count("deliver") == 1
+    assert (await services.cloud.db.fetchval("select status from deliveries where order_id = $1",
+                                             order["order_id"])) == "delivered"
+    await services.cloud.db.execute("update deliveries set updated_ms = 0 where order_id = $1", order["order_id"])
+    await services.deliveries.sweep()  # an ended try is not asked about again; nothing changes
+    again = (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()
+    assert again["timeline"] == body["timeline"]
+    assert await own_violations(http, [order["order_id"]]) == []

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cloud.services.riders import BadCallback, HttpRiderPlatform, parse_callback
+from cloud.services.riders import BadCallback, HttpRiderPlatform, callback_from_query, parse_callback
 from protocol import delivery
 from protocol.errors import ProtocolError
 
@@ -104,3 +104,24 @@ def test_callbacks_are_read_after_their_signature():
 def test_malformed_callbacks_name_the_field(change, words):
     with pytest.raises(ValueError, match=words):
         parse_callback({**GOOD, **change})
+
+
+def test_delivered_or_on_the_way_while_ready_implies_the_pickup():
+    # `picked_up` lost or overtaken: the goods left with the rider, so the order is handed over first
+    assert delivery.implied_events("ready", "delivered") == ("hand_to_rider",)
+    assert delivery.implied_events("ready", "delivering") == ("hand_to_rider",)
+    assert delivery.implied_events("out_for_delivery", "delivered") == ()
+    assert delivery.implied_events("ready", "failed") == ()  # no rider: from ready directly
+    assert delivery.implied_events("delivered", "delivered") == ()
+
+
+def test_a_query_answer_reads_as_a_callback_once_per_status():
+    view = {"platform_order_id": "DD1", "origin_id": "O1", "attempt": 2, "status": "delivered", "reason": "",
+            "fee_fen": 500, "distance_m": 900, "rider": {"name": "Wang", "phone": "13900000000"},
+            "position": {"lat": 31.2, "lon": 121.4}, "platform": "simulated"}
+    cb = callback_from_query(view)
+    assert cb is not None and (cb.status, cb.attempt, cb.origin_id, cb.rider_name) == ("delivered", 2, "O1", "Wang")
+    assert cb.callback_id == callback_from_query(view).callback_id  # the same answer twice: one timeline key
+    assert callback_from_query({**view, "status": "created"}) is None  # nothing to tell yet
+    assert callback_from_query({**view, "rider": None, "position": None}) is not None
+    assert callback_from_query({**view, "attempt": "x"}) is None

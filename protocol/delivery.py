@@ -20,6 +20,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from protocol import order_lifecycle as lifecycle
 from protocol.errors import ProtocolError
 
 TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER, APP_KEY_HEADER = (
@@ -59,6 +60,36 @@ def implied_events(order_status: str, status: str) -> tuple[str, ...]:
     is refused from `ready` and the order waits for a rider forever)."""
     if order_status == "ready" and status in (DELIVERING, DELIVERED):
         return ("hand_to_rider",)
+    return ()
+
+
+# the order-level events a delivery's parts move it by, in the order they are tried when the order follows its parts
+ORDER_EVENTS = ("hand_to_rider", "deliver", "fail_delivery", "redispatch", "refund_part", "refund")
+
+
+def order_path(status: str, target: str, steps_max: int = 3) -> tuple[str, ...]:
+    """The shortest run of delivery events that brings a delivery order from `status` to `target` (its parts'
+    overall status), () when it is there or cannot get there (the order then stays as it is; a later part step
+    brings it on). A split order's parts move one at a time, so the order may need two steps at once: a part that
+    failed twice is refunded while the other is already delivered (delivery_failed -> partially_refunded), or a
+    part's `delivered` was heard while the order still waited on another part's pickup."""
+    if status == target:  # (not round a loop back to where it is: out, failed, redispatched)
+        return ()
+    paths: list[tuple[str, tuple[str, ...]]] = [(status, ())]
+    seen = {status}
+    for _ in range(steps_max):
+        nxt = []
+        for at, path in paths:
+            for event in ORDER_EVENTS:
+                if not lifecycle.can("delivery", at, event):
+                    continue
+                after = lifecycle.step("delivery", at, event)
+                if after == target:
+                    return (*path, event)
+                if after not in seen:
+                    seen.add(after)
+                    nxt.append((after, (*path, event)))
+        paths = nxt
     return ()
 
 

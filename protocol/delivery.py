@@ -9,6 +9,8 @@
   callback's own id.
 - `lifecycle_event` maps a platform status to the order's lifecycle event, or to a note (`rider`) when the status
   does not move the order (accepted, arrived at the store, a position on the way).
+- `implied_events` and `order_path`: a rider's word that skips a step (a lost `picked_up`) and a split order that
+  follows its store parts move the order along the lifecycle, never around it.
 - `next_step_after_failure` decides what a failed delivery leads to: another rider once, then a refund and the
   goods back to the store.
 No I/O; time is passed in.
@@ -94,8 +96,9 @@ def order_path(status: str, target: str, steps_max: int = 3) -> tuple[str, ...]:
 
 
 def next_step_after_failure(attempt: int) -> str:
-    """After attempt `attempt` (1, 2, ...) failed: `redispatch` (find another rider) or `give_up` (refund the order
-    in full, the goods go back to the store)."""
+    """After the `attempt`-th try (1, 2, ...) of a store's part failed: `redispatch` (find another rider) or
+    `give_up` (refund that part - the order in full when it is the last part left - and its goods go back to its
+    store). A split order counts its stores' tries apart."""
     return "redispatch" if attempt < DISPATCH_ATTEMPTS_MAX else "give_up"
 
 

@@ -292,8 +292,9 @@ class StoreActor:
     # ---- deliveries -------------------------------------------------------------------------------------
     async def _book_returned(self, order_id: str, to: str, reason: str) -> dict:
         found = await self.db.order(order_id)
-        status, payload = found if found else (None, {})
-        lines = tuple((line["sku"], line["qty"]) for line in payload.get("lines", []))
+        status = found[0] if found else None
+        picked = await picking_db.pick_order(self.db, order_id)  # what left the shelf, not what was ordered
+        lines = deliveries.returned_lines(picked.picks.values() if picked else ())
         levels = await self.db.stock_levels(sku for sku, _ in lines) if lines else {}
         return await self._execute(deliveries.book_returned(order_id, status, lines, to, reason, levels,
                                                             self._stamp()))

@@ -5,6 +5,8 @@
     pickup:   paid | picking | ready ─pick_up─► picked_up
     delivery: ready ─hand_to_rider─► out_for_delivery ─deliver─► delivered
               ready | out_for_delivery ─fail_delivery─► delivery_failed ─redispatch─► ready (or cancel)
+              delivery_failed ─refund_part─► partially_refunded (a split delivery's failed part refunded, the rest
+              delivered)
     picked_up | delivered ─complete─► completed (the after-sales window closed)
     handed over ─refund_part─► partially_refunded (a return, an after-sales refund of some lines)
     every paid status ─refund─► refunded (all the money back)
@@ -79,6 +81,8 @@ _BRANCH: dict[str, dict[tuple[str, str], str]] = {
         (OUT_FOR_DELIVERY, "fail_delivery"): DELIVERY_FAILED,  # the rider cancelled, nobody at the door
         (DELIVERY_FAILED, "redispatch"): READY,
         (DELIVERY_FAILED, "cancel"): CANCELLED,
+        # a split delivery: one store's part failed twice and its share was refunded, the other parts delivered
+        (DELIVERY_FAILED, "refund_part"): PARTIALLY_REFUNDED,
     },
 }
 # journaled on the timeline, the status unchanged

@@ -34,7 +34,7 @@ from protocol import order_lifecycle as lifecycle
 from protocol.ids import derived_id
 from protocol.messages import OrderLine, OrderPicked, OrderToFulfil, PickingStarted, PickupCompleted
 from protocol.money_saga import charge_id, part_refund_id
-from protocol.picking import consumed, extra_to_charge, part_money, share_fen
+from protocol.picking import consumed, extra_to_charge, part_amount_fen, part_money
 from protocol.pricing import PricingContext
 
 log = logging.getLogger("freshmesh.picking")
@@ -123,7 +123,7 @@ class Picking:
             if consumed(line) < line.ordered:  # what the goods leave of the reservation goes back to the escrow
                 await stock.send(Cancel(id=derived_id(e.event_id, f"unpicked:{rid}"), reservation_id=rid, sku=line.sku))
             if line.short:
-                to = await self._reroute(e, order, line.sku, line.short, line.ordered, set(rerouted.values()))
+                to = await self._reroute(e, order, line.sku, line.short, set(rerouted.values()))
                 if to:
                     rerouted[line.sku] = to
         await self._money(e, order, rerouted)
@@ -145,7 +145,7 @@ class Picking:
             log.exception("on_ready hook failed for order %s", order_id)
 
     # ---- shortage: another store, or the money back -------------------------------------------------------------
-    async def _reroute(self, e: OrderPicked, order, sku: str, qty: int, ordered: int, taken: set[str]) -> str | None:
+    async def _reroute(self, e: OrderPicked, order, sku: str, qty: int, taken: set[str]) -> str | None:
         """Reserve the short units at the nearest other store with escrow for them (confirmed: the order is paid),
         add that store's part, and tell it; None when no store can. A store already in the order (or `taken` by
         another line of this event) is not chosen: a store's part reaches it as one order to fulfil."""
@@ -153,7 +153,7 @@ class Picking:
         for store, lines in allocation.items():  # this event re-routed them before (a redelivery): the same store
             rid = derived_id(e.event_id, f"reroute:{sku}:{store}")
             if any(line["reservation_id"] == rid for line in lines):
-                return await self._hand_to(e, order, store, sku, qty, ordered, rid)  # told again: once, by its id
+                return await self._hand_to(e, order, store, sku, qty, rid)  # told again: once, by its id
         here = self.cloud.world.stores[e.store_id]
         others = sorted((s for s in self.cloud.world.stores if s != e.store_id and s not in allocation
                          and s not in taken),
@@ -172,12 +172,12 @@ class Picking:
             if not reserved.succeeded:
                 continue  # taken meanwhile: the next store
             await stock.send(Confirm(id=derived_id(rid, "confirm"), reservation_id=rid, sku=sku))
-            return await self._hand_to(e, order, store, sku, qty, ordered, rid)
+            return await self._hand_to(e, order, store, sku, qty, rid)
         return None
 
-    async def _hand_to(self, e: OrderPicked, order, store: str, sku: str, qty: int, ordered: int, rid: str) -> str:
+    async def _hand_to(self, e: OrderPicked, order, store: str, sku: str, qty: int, rid: str) -> str:
         """The re-routed units join the order as `store`'s part, and that store is told (each step idempotent)."""
-        amount = self._line_share(order, sku, qty, ordered)
+        amount = part_amount_fen(json.loads(order["lines"]), sku, qty)  # of the whole line, not of the short part
         await self._add_part(e.order_id, store, {"sku": sku, "qty": qty, "reservation_id": rid})
         await to_stores.send(self.cloud, store, functools.partial(
             OrderToFulfil, order_id=e.order_id, fulfilment=order["fulfilment"],
@@ -188,13 +188,6 @@ class Picking:
         await journal.note(self.cloud.db, e.order_id, "rerouted", self.cloud.now_ms(), store=e.store_id,
                            key=f"{e.event_id}:rerouted:{sku}", detail={"sku": sku, "qty": qty, "to_store": store})
         return store
-
-    @staticmethod
-    def _line_share(order, sku: str, qty: int, ordered: int) -> int:
-        for line in json.loads(order["lines"]):
-            if line["sku"] == sku:
-                return share_fen(line["amount_fen"], qty, ordered)
-        return 0
 
     async def _add_part(self, order_id: str, store: str, line: dict) -> None:
         """The new store's line joins the allocation (its reservation with it) and its part starts where the order

@@ -245,3 +245,16 @@ def test_a_picked_order_cancelled_by_the_cloud_is_restocked_in_the_cancellations
     assert out.effects[0] == cancelled.effects[0] and out.effects[-1] == SetOrderStatus("O1", "cancelled", "picked")
     assert out.last_seq == 5 and out.reply == "applied"
     assert picking.restock(order("picking", True, picks), cancelled, levels, stamp()) is cancelled
+
+
+def test_a_line_split_across_stores_is_priced_and_refunded_by_each_stores_part_only():
+    # 5 milk for 500 fen: S1 picked 3 and 2 short were re-routed to S2, which is short of both: 200 back, not 500
+    lines = [{"sku": "MILK", "qty": 5, "amount_fen": 500}, {"sku": "PORK", "qty": 1000, "amount_fen": 4000}]
+    assert part_money(lines, (line("MILK", 2, 0, short=2),), CATALOGUE, BOOK, CTX).short_refunds == {"MILK": 200}
+    assert part_money(lines, (line("MILK", 5, 3, short=2),), CATALOGUE, BOOK, CTX).short_refunds == {"MILK": 200}
+    # 1000 g of pork split 600/400: 610 g picked at S1 is 10 g heavier (40 fen), not 390 g lighter; the margin is
+    # 5% of S1's 2400 fen share, not of the whole line
+    heavy = part_money(lines, (line("PORK", 600, 610),), CATALOGUE, BOOK, CTX)
+    assert (heavy.weight_diff_fen, heavy.margin_fen) == (40, 120)
+    light = part_money(lines, (line("PORK", 400, 390),), CATALOGUE, BOOK, CTX)
+    assert light.weight_diff_fen == -40

@@ -16,14 +16,17 @@ Money (`part_money`), for one store's part:
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.money import portion_fen, weighed_amount_fen
+from protocol.money_saga import charge_id, part_refund_id
 from protocol.picking_messages import OrderPicked, PickedLine
 from protocol.pricing import BasketLine, Catalogue, PricingContext, RuleBook, price_basket
 
 BP = 10_000
+MOVEMENT_ID_MAX_CHARS = 64  # a money movement's id is also an actor command's and the ledger's transfer id
 SUBSTITUTE_QTY_MAX = 100_000  # pieces, or grams: an order line's own bound (order_request.MAX_QTY)
 
 
@@ -31,6 +34,18 @@ def weight_bounds(ordered_g: int, tolerance_bp: int) -> tuple[int, int]:
     """The picked weights (grams) accepted for `ordered_g` ordered: within the tolerance either way."""
     slack = ordered_g * tolerance_bp // BP
     return ordered_g - slack, ordered_g + slack
+
+
+def money_part(kind: str, order_id: str, *names: str) -> str:
+    """A money part of a store's picking (`weight:<store>`, `short:<store>:<sku>`, `sub:<store>:<sku>`), short enough
+    that both its refund id (`refund:<order>:<part>`) and its extra charge id (`charge:<order>:<part>`) fit
+    `MOVEMENT_ID_MAX_CHARS`: a longer one (a long store id or sku) hashes everything after its kind, so the ledger
+    never refuses the id and leaves the refund requested forever. The same names always give the same part."""
+    part = ":".join((kind, *names))
+    longest = max(len(part_refund_id(order_id, part)), len(f"{charge_id(order_id)}:{part}"))
+    if longest <= MOVEMENT_ID_MAX_CHARS:
+        return part
+    return f"{kind}:{hashlib.blake2b(':'.join(names).encode(), digest_size=8).hexdigest()}"
 
 
 def check_line(line: PickedLine, weighed: bool, tolerance_bp: int, allow_substitutions: bool) -> str:

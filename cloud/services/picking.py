@@ -13,19 +13,17 @@ Guarantees:
   `weight:<store>`, `sub:<store>:<sku>`), short units nobody else can serve too (`short:<store>:<sku>`); a
   heavier weight is charged to stored value up to the pre-authorised margin (`charge_extra`, `weight:<store>`), the
   rest - all of it for a wallet payment - absorbed by the store (a note). Every movement is by id: once (a long
-  sku is hashed in its part, `line_part`, so the id fits the ledger's);
+  store id or sku is hashed in its part, `protocol.picking.money_part`, so the id fits the ledger's);
 - when a store's picked part leaves a delivery order ready (every part is), `Orders.on_ready(order_id)` is called
   (riders); also on a redelivered event, so a hook that failed gets another chance (it must be idempotent).
 """
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import math
 
-from actors.base import MAX_COMMAND_ID_LEN
 from actors.stock_pool import Cancel, Confirm, Fulfil, Reserve
 from cloud.messaging import to_stores
 from cloud.services import order_journal as journal
@@ -33,23 +31,14 @@ from cloud.services.verdicts import Refusal
 from protocol import order_lifecycle as lifecycle
 from protocol.ids import derived_id
 from protocol.messages import OrderLine, OrderPicked, OrderToFulfil, PickingStarted, PickupCompleted
-from protocol.money_saga import charge_id, part_refund_id
-from protocol.picking import consumed, extra_to_charge, part_amount_fen, part_money
+from protocol.money_saga import charge_id
+from protocol.picking import consumed, extra_to_charge, money_part, part_amount_fen, part_money
 from protocol.pricing import PricingContext
 
 log = logging.getLogger("freshmesh.picking")
 SLOT_MS = 3_600_000
 # a part moved while the order waits for its other parts: the note on the timeline
 PART_NOTES = {"start_picking": "part_picking", "picked": "part_ready", "pick_up": "part_picked_up"}
-
-
-def line_part(kind: str, store: str, sku: str, order_id: str) -> str:
-    """A money part for one line (`short:<store>:<sku>`, `sub:<store>:<sku>`), short enough that its movement id
-    (`refund:<order>:<part>`, also the ledger's transfer id) fits the actors' 64 characters: a long sku is hashed."""
-    part = f"{kind}:{store}:{sku}"
-    if len(part_refund_id(order_id, part)) <= MAX_COMMAND_ID_LEN:
-        return part
-    return f"{kind}:{store}:{hashlib.blake2b(sku.encode(), digest_size=6).hexdigest()}"
 
 
 class Picking:
@@ -209,6 +198,7 @@ class Picking:
                              now_ms=order["created_ms"])
         money = part_money(json.loads(order["lines"]), e.lines, world.catalogue, world.rule_book, ctx)
         store, oid = e.store_id, e.order_id
+        weight_part = money_part("weight", oid, store)
 
         async def note(event: str, tag: str, detail: dict) -> None:
             await journal.note(db, oid, event, now, store=store, key=f"{e.event_id}:{tag}", detail=detail)
@@ -216,19 +206,19 @@ class Picking:
         for sku, (ordered_g, picked_g) in money.weighed.items():
             await note("weighed", f"weighed:{sku}", {"sku": sku, "ordered_g": ordered_g, "picked_g": picked_g})
         if money.weight_diff_fen < 0:
-            await self._refund(oid, f"weight:{store}", -money.weight_diff_fen, "picked lighter than ordered", note)
+            await self._refund(oid, weight_part, -money.weight_diff_fen, "picked lighter than ordered", note)
         elif money.weight_diff_fen > 0:
             charge = await payments.get(charge_id(oid))
             charged, absorbed = extra_to_charge(money.weight_diff_fen, money.margin_fen,
                                                 charge is not None and charge["method"] == "stored_value")
             if charged:
-                moved = await payments.charge_extra(oid, f"weight:{store}", charged, "picked heavier than ordered")
+                moved = await payments.charge_extra(oid, weight_part, charged, "picked heavier than ordered")
                 if moved["state"] != "done":
                     charged, absorbed = 0, money.weight_diff_fen
                 else:
-                    await note("charged_extra", "charged", {"part": f"weight:{store}", "amount_fen": charged})
+                    await note("charged_extra", "charged", {"part": weight_part, "amount_fen": charged})
             if absorbed:
-                await note("absorbed", "absorbed", {"part": f"weight:{store}", "amount_fen": absorbed,
+                await note("absorbed", "absorbed", {"part": weight_part, "amount_fen": absorbed,
                                                     "why": "not charged to the customer (wallet payment, past the "
                                                            "pre-authorised margin, or the balance)"})
         for line in e.lines:
@@ -239,11 +229,11 @@ class Picking:
                 await note("short", f"short:{line.sku}", {"sku": line.sku, "short": line.short,
                                                           "rerouted_to": rerouted.get(line.sku)})
         for sku, fen in money.substitute_refunds.items():
-            await self._refund(oid, line_part("sub", store, sku, oid), fen, f"substitute for {sku} costs less", note)
+            await self._refund(oid, money_part("sub", oid, store, sku), fen, f"substitute for {sku} costs less", note)
         for sku, fen in money.short_refunds.items():
             if sku not in rerouted:
-                await self._refund(oid, line_part("short", store, sku, oid), fen, f"{sku} short at {store}; no store has it",
-                                   note)
+                await self._refund(oid, money_part("short", oid, store, sku), fen,
+                                   f"{sku} short at {store}; no store has it", note)
 
     async def _refund(self, order_id: str, part: str, amount_fen: int, reason: str, note) -> None:
         try:

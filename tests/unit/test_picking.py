@@ -23,7 +23,8 @@ from protocol.messages import (
     PickingStarted,
     PickupCompleted,
 )
-from protocol.picking import check_line, extra_to_charge, judge_picked, part_money, weight_bounds
+from protocol.money_saga import charge_id, part_refund_id
+from protocol.picking import check_line, extra_to_charge, judge_picked, money_part, part_money, weight_bounds
 from protocol.pricing import Catalogue, PricingContext, Product, load_rule_book
 from protocol.store_facts import Known, OrderFacts, judge
 
@@ -258,3 +259,16 @@ def test_a_line_split_across_stores_is_priced_and_refunded_by_each_stores_part_o
     assert (heavy.weight_diff_fen, heavy.margin_fen) == (40, 120)
     light = part_money(lines, (line("PORK", 400, 390),), CATALOGUE, BOOK, CTX)
     assert light.weight_diff_fen == -40
+
+
+def test_money_parts_fit_the_movement_ids_whatever_the_store_and_sku_ids():
+    order_id = make_id(NOW.wall_ms, 7)
+    assert money_part("weight", order_id, "S001") == "weight:S001"  # short ones stay readable
+    assert money_part("short", order_id, "S001", "MILK") == "short:S001:MILK"
+    store, sku = "STORE-" + "X" * 30, "SKU-" + "Y" * 40
+    for part in (money_part("weight", order_id, store), money_part("short", order_id, store, sku),
+                 money_part("sub", order_id, store, sku), money_part("short", order_id, "S001", sku)):
+        assert len(part_refund_id(order_id, part)) <= 64 and len(f"{charge_id(order_id)}:{part}") <= 64, part
+    assert money_part("short", order_id, store, sku) != money_part("sub", order_id, store, sku)
+    assert money_part("short", order_id, store, sku) != money_part("short", order_id, store, "SKU-2")
+    assert money_part("weight", order_id, store) == money_part("weight", order_id, store)  # the same id on a retry

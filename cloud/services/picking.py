@@ -14,6 +14,11 @@ Guarantees:
   heavier weight is charged to stored value up to the pre-authorised margin (`charge_extra`, `weight:<store>`), the
   rest - all of it for a wallet payment - absorbed by the store (a note). Every movement is by id: once (a long
   store id or sku is hashed in its part, `protocol.picking.money_part`, so the id fits the ledger's);
+- a store's part is picked once: its first believed `OrderPicked` claims it under the order's lock before any effect
+  (`pick_claims`), so a replay with a new event id, or one for a part picked or handed over already, moves nothing;
+  the money is computed before the claim (an unknown product refuses the event whole, nothing half-applied);
+- an `OrderPicked` of an order cancelled before it arrived applies its stock side only (`_unsold`): the picked units
+  leave the cloud's escrow as they left the store's, so the two agree once the store restocks; no money moves;
 - when a store's picked part leaves a delivery order ready (every part is), `Orders.on_ready(order_id)` is called
   (riders); also on a redelivered event, so a hook that failed gets another chance (it must be idempotent).
 """
@@ -24,15 +29,18 @@ import json
 import logging
 import math
 
-from actors.stock_pool import Cancel, Confirm, Fulfil, Reserve
+from actors.stock_pool import Cancel, Confirm, Fulfil, Reclaim, Reserve
 from cloud.messaging import to_stores
+from cloud.messaging.refusals import RefusedEvent
 from cloud.services import order_journal as journal
+from cloud.services import pick_claims
 from cloud.services.verdicts import Refusal
 from protocol import order_lifecycle as lifecycle
+from protocol.errors import ProtocolError
 from protocol.ids import derived_id
 from protocol.messages import OrderLine, OrderPicked, OrderToFulfil, PickingStarted, PickupCompleted
 from protocol.money_saga import charge_id
-from protocol.picking import consumed, extra_to_charge, money_part, part_amount_fen, part_money
+from protocol.picking import PartMoney, consumed, extra_to_charge, money_part, part_amount_fen, part_money
 from protocol.pricing import PricingContext
 
 log = logging.getLogger("freshmesh.picking")
@@ -93,7 +101,16 @@ class Picking:
 
     # ---- picked -------------------------------------------------------------------------------------------------
     async def picked(self, e: OrderPicked) -> None:
+        """Claim the part (once, `pick_claims`), then its effects - each by an id derived from the event, so a
+        redelivery finishes what a crash interrupted and repeats nothing."""
         order = await self.cloud.db.fetchrow("select * from orders where order_id = $1", e.order_id)
+        try:  # the money first, before any effect: a line it cannot price (an unknown substitute) refuses it whole
+            money = self._part_money(e, order)
+        except ProtocolError as exc:
+            raise RefusedEvent(f"picked lines of order {e.order_id}: {exc}") from None
+        if await pick_claims.claim(self.cloud.db, e, self.cloud.now_ms()):
+            await self._unsold(e, json.loads(order["allocation"]))
+            return
         part = await self.cloud.db.fetchval("select status from order_parts where order_id = $1 and store_id = $2",
                                             e.order_id, e.store_id)
         if part in (None, lifecycle.PAID):  # its start may be in this batch, or never sent: started now
@@ -115,7 +132,7 @@ class Picking:
                 to = await self._reroute(e, order, line.sku, line.short, set(rerouted.values()))
                 if to:
                     rerouted[line.sku] = to
-        await self._money(e, order, rerouted)
+        await self._money(e, order, money, rerouted)
         detail = {"lines": [{"sku": p.sku, "ordered": p.ordered, "picked": p.picked, "short": p.short,
                              **({"substitute_sku": p.substitute_sku, "substitute_qty": p.substitute_qty}
                                 if p.substitute_sku else {})} for p in e.lines]}
@@ -123,6 +140,22 @@ class Picking:
         now = await self.cloud.db.fetchval("select status from orders where order_id = $1", e.order_id)
         if now == lifecycle.READY and order["fulfilment"] == "delivery":  # (again on a redelivery: hooks are idempotent)
             await self._ready(e.order_id)
+
+    async def _unsold(self, e: OrderPicked, allocation: dict) -> None:
+        """The order was cancelled before this store's picking arrived. The store lowered its escrow by the units it
+        picked and, told of the cancel, puts the goods back on its shelf keeping its escrow as it is
+        (`edge.core.picking.restock`); the cloud's cancel gave the reservation back to its escrow. So the picked units
+        leave the cloud's escrow now (a reclaim, by id) and the two agree again. No money moves: the cancel refunded."""
+        stock = self.cloud.actors.stock_pool
+        for line in e.lines:
+            for rid in [r["reservation_id"] for r in allocation.get(e.store_id, []) if r["sku"] == line.sku]:
+                await stock.send(Cancel(id=derived_id(e.event_id, f"unpicked:{rid}"), reservation_id=rid, sku=line.sku))
+            if consumed(line):
+                r = (await stock.send(Reclaim(id=derived_id(e.event_id, f"picked:{line.sku}"), store=e.store_id,
+                                              sku=line.sku, qty=consumed(line)))).settled
+                if r.get("returned", 0) < consumed(line):  # reserved by other orders meanwhile: said, not hidden
+                    log.warning("order %s cancelled, picked late at %s: %d of %d %s left the cloud's escrow (the rest "
+                                "is reserved)", e.order_id, e.store_id, r.get("returned", 0), consumed(line), line.sku)
 
     async def _ready(self, order_id: str) -> None:
         hook = getattr(self.orders, "on_ready", None)
@@ -192,11 +225,15 @@ class Picking:
             await self._ensure_parts(conn, order_id, row["status"], allocation, self.cloud.now_ms())
 
     # ---- money ---------------------------------------------------------------------------------------------------
-    async def _money(self, e: OrderPicked, order, rerouted: dict[str, str]) -> None:
-        world, payments, db, now = self.cloud.world, self.orders.payments, self.cloud.db, self.cloud.now_ms()
+    def _part_money(self, e: OrderPicked, order) -> PartMoney:
+        """Pure (it raises ProtocolError for a product the catalogue does not know): computed before any effect."""
         ctx = PricingContext(channel="online", store_id=next(iter(json.loads(order["allocation"]))),
                              now_ms=order["created_ms"])
-        money = part_money(json.loads(order["lines"]), e.lines, world.catalogue, world.rule_book, ctx)
+        return part_money(json.loads(order["lines"]), e.lines, self.cloud.world.catalogue, self.cloud.world.rule_book,
+                          ctx)
+
+    async def _money(self, e: OrderPicked, order, money: PartMoney, rerouted: dict[str, str]) -> None:
+        payments, db, now = self.orders.payments, self.cloud.db, self.cloud.now_ms()
         store, oid = e.store_id, e.order_id
         weight_part = money_part("weight", oid, store)
 

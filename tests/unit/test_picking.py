@@ -99,7 +99,43 @@ def test_store_facts_refuse_picking_of_another_stores_or_an_unpaid_order():
     mine = OrderFacts("O1", "pickup", "paid", frozenset({STORE}), {STORE: {"MILK": 3}})
     assert judge([started, picked], Known(orders={"O1": mine})) == {}
     cancelled = OrderFacts("O1", "pickup", "cancelled", frozenset({STORE}), {STORE: {"MILK": 3}})
-    assert "cancelled, not paid" in judge([picked], Known(orders={"O1": cancelled}))[picked.event_id]
+    assert "cancelled, not paid" in judge([started], Known(orders={"O1": cancelled}))[started.event_id]
+    delivered = OrderFacts("O1", "delivery", "delivered", frozenset({STORE}), {STORE: {"MILK": 3}})
+    assert "delivered, not paid" in judge([picked], Known(orders={"O1": delivered}))[picked.event_id]
+
+
+def test_a_part_is_picked_once_judged_on_its_own_status_and_an_assigned_flash_order_is_picked_too():
+    picked = OrderPicked(**env(1), order_id="O1", lines=(line("MILK", 3, 0, short=3),))
+    replay = OrderPicked(**env(2), order_id="O1", lines=(line("MILK", 3, 0, short=3),))
+
+    def facts(status: str, part: str | None = None, claim: str | None = None, kind: str = "delivery") -> Known:
+        return Known(orders={"O1": OrderFacts("O1", kind, status, frozenset({STORE, "S002"}),
+                                              {STORE: {"MILK": 3}, "S002": {"MILK": 1}},
+                                              part_status={STORE: part} if part else {},
+                                              pick_claims={STORE: claim} if claim else {})})
+    # the order is still picking (another store's part), but this store's part is ready: "all short" again refused
+    assert "part is ready" in judge([picked], facts("picking", "ready"))[picked.event_id]
+    assert "part is picked_up" in judge([picked], facts("picking", "picked_up"))[picked.event_id]
+    # a second OrderPicked of the same part, with another id: refused, in a later batch or the same one
+    assert "picked already" in judge([replay], facts("picking", "picking", claim=picked.event_id))[replay.event_id]
+    assert set(judge([picked, replay], facts("picking", "picking"))) == {replay.event_id}
+    # the claiming event's own redelivery finishes what it began
+    assert judge([picked], facts("ready", "ready", claim=picked.event_id)) == {}
+    # a flash order assigned to the store is picked like any order (one not assigned names only its sale)
+    assert judge([picked], facts("paid", kind="flash")) == {}
+    # a store picked an order cancelled meanwhile: believed for its stock once, if its part was never picked
+    assert judge([picked], facts("cancelled")) == {}
+    assert judge([picked], facts("cancelled", "picking")) == {}
+    assert "part is ready" in judge([picked], facts("cancelled", "ready"))[picked.event_id]
+
+
+def test_a_substitute_must_be_a_product_of_the_catalogue_before_anything_is_applied():
+    order = OrderFacts("O1", "pickup", "paid", frozenset({STORE}), {STORE: {"MILK": 3}}, allow_substitutions=True)
+    odd = OrderPicked(**env(1), order_id="O1", lines=(line("MILK", 3, 1, sub="NOSUCH", sub_qty=2),))
+    known = Known(orders={"O1": order}, products=frozenset(CATALOGUE.by_sku))
+    assert "NOSUCH" in judge([odd], known)[odd.event_id]
+    fine = OrderPicked(**env(2), order_id="O1", lines=(line("MILK", 3, 1, sub="OATMILK", sub_qty=2),))
+    assert judge([fine], known) == {}
 
 
 def test_picked_events_travel_the_codec_and_the_order_carries_the_consent():

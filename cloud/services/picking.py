@@ -42,6 +42,7 @@ from protocol.messages import OrderLine, OrderPicked, OrderToFulfil, PickingStar
 from protocol.money_saga import charge_id
 from protocol.picking import PartMoney, consumed, extra_to_charge, money_part, part_amount_fen, part_money
 from protocol.pricing import PricingContext
+from protocol.store_facts import PICKABLE
 
 log = logging.getLogger("freshmesh.picking")
 SLOT_MS = 3_600_000
@@ -197,10 +198,14 @@ class Picking:
             return await self._hand_to(e, order, store, sku, qty, rid)
         return None
 
-    async def _hand_to(self, e: OrderPicked, order, store: str, sku: str, qty: int, rid: str) -> str:
-        """The re-routed units join the order as `store`'s part, and that store is told (each step idempotent)."""
+    async def _hand_to(self, e: OrderPicked, order, store: str, sku: str, qty: int, rid: str) -> str | None:
+        """The re-routed units join the order as `store`'s part, and that store is told (each step idempotent); None
+        (the reservation released) when the order is no longer paid or picking."""
         amount = part_amount_fen(json.loads(order["lines"]), sku, qty)  # of the whole line, not of the short part
-        await self._add_part(e.order_id, store, {"sku": sku, "qty": qty, "reservation_id": rid})
+        if not await self._add_part(e.order_id, store, {"sku": sku, "qty": qty, "reservation_id": rid}):
+            # cancelled meanwhile: its cancel released the reservations it saw, not this one - released here
+            await self.cloud.actors.stock_pool.send(Cancel(id=derived_id(rid, "cancel"), reservation_id=rid, sku=sku))
+            return None
         await to_stores.send(self.cloud, store, functools.partial(
             OrderToFulfil, order_id=e.order_id, fulfilment=order["fulfilment"],
             lines=(OrderLine(sku=sku, qty=qty, amount_fen=amount),), total_fen=amount,
@@ -211,11 +216,18 @@ class Picking:
                            key=f"{e.event_id}:rerouted:{sku}", detail={"sku": sku, "qty": qty, "to_store": store})
         return store
 
-    async def _add_part(self, order_id: str, store: str, line: dict) -> None:
+    async def _add_part(self, order_id: str, store: str, line: dict) -> bool:
         """The new store's line joins the allocation (its reservation with it) and its part starts where the order
-        is now: the order stays as advanced as it was until that store has picked."""
+        is now: the order stays as advanced as it was until that store has picked. Under the order's row lock, and
+        only while the order is paid or picking (False otherwise): a cancel flips the status under the same lock
+        and then reads the allocation again, so either it sees this store's reservation and releases it, or this
+        refuses and the caller releases it - never a confirmed reservation left behind for a cancelled order."""
         async with self.cloud.db.acquire() as conn, conn.transaction():
             row = await conn.fetchrow("select status, allocation from orders where order_id = $1 for update", order_id)
+            if row is None or row["status"] not in PICKABLE:
+                log.warning("order %s is %s: the re-route to %s is given back", order_id,
+                            row and row["status"], store)
+                return False
             allocation = json.loads(row["allocation"])
             await self._ensure_parts(conn, order_id, row["status"], allocation, self.cloud.now_ms())
             if store not in allocation:
@@ -223,6 +235,7 @@ class Picking:
                 await conn.execute("update orders set allocation = $2 where order_id = $1", order_id,
                                    json.dumps(allocation))
             await self._ensure_parts(conn, order_id, row["status"], allocation, self.cloud.now_ms())
+            return True
 
     # ---- money ---------------------------------------------------------------------------------------------------
     def _part_money(self, e: OrderPicked, order) -> PartMoney:

@@ -1,6 +1,7 @@
 """Picking at the seams, over the real stack (a real store box behind a proxy that can cut its network, the cloud,
-a second store speaking NATS by hand): what happens when a store's picking meets a cancel or a replay. After each,
-the store's and the cloud's escrow agree and nothing stays reserved for a cancelled order."""
+a second store speaking NATS by hand): what happens when a store's picking meets a cancel, a replay or a re-route
+racing a cancel. After each, the store's and the cloud's escrow agree and nothing stays reserved for a cancelled
+order."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ import pytest_asyncio
 
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
+from protocol.ids import make_id
 from protocol.messages import (
     EscrowGranted,
     OrderPicked,
@@ -174,3 +176,73 @@ async def test_a_second_picked_report_for_a_part_handed_over_is_refused_and_move
     after = await cloud_stock(http, OTHER, sku)
     assert (after["escrow"], after["confirmed"]) == (before["escrow"], before["confirmed"])
     assert (await http.get(f"/orders/{oid}", headers=member.headers)).json()["status"] == "picked_up"
+
+
+async def test_a_reroute_that_loses_the_race_to_a_cancel_gives_its_reservation_back(world, stack):
+    """The store's shortage is re-routed while the order is being cancelled: the re-route read the order before the
+    cancel, the cancel flipped it first. The new store's part is refused under the order's lock and its reservation
+    released (before the fix it joined the cancelled order, confirmed forever, and the store was told to pick)."""
+    services, http, box, _, _ = world
+    sku = pieces()[22]["sku"]
+    await box.actor.ask("receive", sku=sku, qty=10)
+    assert await eventually(lambda: drained(box), timeout_s=15)
+    async with StoreLink(stack, OTHER) as other:
+        await other.publish(StockMoved(**other.next_envelope(), sku=sku, delta=30, reason="receiving",
+                                       shrinkage_reason="", on_hand_after=30, reference=""))
+        await other.publish(EscrowGranted(**other.next_envelope(), sku=sku, qty=10, escrow_after=10))
+
+        async def escrowed():
+            return (await cloud_stock(http, OTHER, sku)).get("escrow") == 10
+        assert await eventually(escrowed)
+        _, order = await order_at(services, http, STORE, sku, 3)
+        oid = order["order_id"]
+        stale = await services.cloud.db.fetchrow("select * from orders where order_id = $1", oid)  # read before
+        assert (await services.orders.cancel(oid, None, "operator: the customer called"))["status"] == "cancelled"
+        short = OrderPicked(event_id=make_id(stale["created_ms"], 1), store_id=STORE, seq=1,
+                            wall_ms=stale["created_ms"], mono_ms=0, order_id=oid,
+                            lines=(PickedLine(sku=sku, ordered=3, picked=1, short=2),))
+        assert await services.bridge.picking._reroute(short, stale, sku, 2, set()) is None
+    allocation = json.loads(await services.cloud.db.fetchval("select allocation from orders where order_id = $1",
+                                                             oid))
+    assert OTHER not in allocation
+    row = await cloud_stock(http, OTHER, sku)
+    assert (row["escrow"], row["confirmed"]) == (10, 0), row
+
+
+async def test_a_cancel_that_read_the_order_before_a_reroute_still_releases_the_new_stores_reservation(world, stack):
+    """The other order of the race: the cancel read the order, a shortage re-routed 2 units to another store (a
+    confirmed reservation there), then the cancel flipped the status. It reads the allocation again after the flip,
+    so the new store's reservation is released too (before the fix it stayed confirmed forever)."""
+    services, http, box, _, _ = world
+    sku = pieces()[23]["sku"]
+    await box.actor.ask("receive", sku=sku, qty=10)
+    assert await eventually(lambda: drained(box), timeout_s=15)
+    async with StoreLink(stack, OTHER) as other:
+        await other.publish(StockMoved(**other.next_envelope(), sku=sku, delta=30, reason="receiving",
+                                       shrinkage_reason="", on_hand_after=30, reference=""))
+        await other.publish(EscrowGranted(**other.next_envelope(), sku=sku, qty=10, escrow_after=10))
+
+        async def escrowed():
+            return (await cloud_stock(http, OTHER, sku)).get("escrow") == 10
+        assert await eventually(escrowed)
+        _, order = await order_at(services, http, STORE, sku, 3)
+        oid = order["order_id"]
+        read_first = await services.cloud.db.fetchrow("select * from orders where order_id = $1", oid)
+        short = OrderPicked(event_id=make_id(read_first["created_ms"], 2), store_id=STORE, seq=1,
+                            wall_ms=read_first["created_ms"], mono_ms=0, order_id=oid,
+                            lines=(PickedLine(sku=sku, ordered=3, picked=1, short=2),))
+        assert await services.bridge.picking._reroute(short, read_first, sku, 2, set()) == OTHER
+        assert (await cloud_stock(http, OTHER, sku))["confirmed"] == 2
+        orders = services.orders
+        get = orders.get
+
+        async def as_read_before(order_id, member):  # the cancel's first read happened before the re-route
+            orders.get = get
+            return read_first
+        orders.get = as_read_before
+        try:
+            assert (await orders.cancel(oid, None, "operator: the customer called"))["status"] == "cancelled"
+        finally:
+            orders.get = get
+    row = await cloud_stock(http, OTHER, sku)
+    assert (row["escrow"], row["confirmed"], row["reserved"]) == (10, 0, 0), row

@@ -86,12 +86,15 @@ _BRANCH: dict[str, dict[tuple[str, str], str]] = {
     },
 }
 # journaled on the timeline, the status unchanged
+PICK_CLAIMED = "pick_claimed"
 NOTES = frozenset({"created", "weighed", "substituted", "short", "rerouted", "refunded_part", "charged_extra",
                    "rider", "returned", "after_sales_requested", "after_sales_refused", "sent_to_store",
                    "payment_requested", "refund_requested",
                    # picking (issue 15 item 2): a store's part of a split order moved while the order waits for the
                    # others; a heavier weight the customer cannot be charged for is absorbed by the store
-                   "part_picking", "part_ready", "part_picked_up", "absorbed"})
+                   "part_picking", "part_ready", "part_picked_up", "absorbed",
+                   # a store's OrderPicked claimed its part (once: cloud/services/pick_claims.py)
+                   PICK_CLAIMED})
 EVENTS = frozenset({e for _, e in _COMMON} | {e for b in _BRANCH.values() for _, e in b} | NOTES)
 
 

@@ -16,9 +16,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from cloud.services.extra_charges import extra_charge_id
-from cloud.services.picking import line_part
 from protocol import handed_over as ho
 from protocol.money_saga import part_refund_id
+from protocol.picking import money_part
 from protocol.returns import Back, Sold
 
 PICKED_EVENTS = ("picked", "part_ready")
@@ -62,11 +62,12 @@ async def order_view(conn, catalogue, order, *, skip_returns: Collection[str] = 
     refunds: dict[tuple[str, str, str], int] = {}
     charges: dict[str, int] = {}
     for store, part in allocation.items():
-        refunds[("weight", store, "")] = _fen(moved, part_refund_id(oid, f"weight:{store}"), "refund")
-        charges[store] = _fen(moved, extra_charge_id(oid, f"weight:{store}"), "charge")
+        weight = money_part("weight", oid, store)
+        refunds[("weight", store, "")] = _fen(moved, part_refund_id(oid, weight), "refund")
+        charges[store] = _fen(moved, extra_charge_id(oid, weight), "charge")
         for sku, _ in part:
             for kind in ("short", "sub"):
-                refunds[(kind, store, sku)] = _fen(moved, part_refund_id(oid, line_part(kind, store, sku, oid)),
+                refunds[(kind, store, sku)] = _fen(moved, part_refund_id(oid, money_part(kind, oid, store, sku)),
                                                    "refund")
     skus = {x["sku"] for x in lines} | {p.substitute_sku for ps in picked.values() for p in ps if p.substitute_sku}
     units = _units(catalogue, skus)

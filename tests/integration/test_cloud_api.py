@@ -342,8 +342,10 @@ async def test_store_catches_up_on_missed_commands_in_order(cloud, stack, stocke
                                         and c.order_id == orders[-1])
     fulfil = [c.order_id for c in commands if isinstance(c, OrderToFulfil)]
     assert [o for o in fulfil if o in orders] == orders
-    seqs = [c.seq for c in commands]
-    assert seqs == sorted(seqs), "commands arrived out of order"
+    # what the cloud sent one after the other arrives in that order (concurrent senders, such as the bridge's
+    # acks, number and publish their own messages independently, so only this test's sequence is compared)
+    seqs = [c.seq for c in commands if isinstance(c, OrderToFulfil) and c.order_id in orders]
+    assert len(seqs) == 3 and seqs == sorted(seqs), "commands arrived out of order"
 
 
 async def test_database_down_answers_503_with_retry_after_not_a_hang(cloud):

@@ -1,0 +1,125 @@
+"""Money and stock at the seams, over the real stack (cloud, Ray, PostgreSQL, NATS): an extra charge still in
+flight when the order is cancelled, one completing after the full refund was journaled, and a payment that
+confirmed the reservations just before the expiry sweeper ended the order. After each: the member has their money
+back, the store's escrow holds nothing for the ended order, and `/audit` names nothing of ours."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from actors.stock_pool import Confirm
+from cloud.services.verdicts import Refusal
+from protocol.messages import EscrowGranted, StockMoved
+from tests.integration.harness import (
+    StoreLink,
+    customer,
+    eventually,
+    operator_headers,
+    running_cloud,
+    this_clouds,
+    top_up,
+)
+
+pytestmark = pytest.mark.integration
+CN = timezone(timedelta(hours=8))
+STORE = "S005"
+OP: dict[str, str] = {}
+
+
+@pytest_asyncio.fixture(scope="module")
+async def cloud(stack, ray_runtime):
+    async with running_cloud(stack, prefix=f"race{uuid.uuid4().hex[:6]}-") as (services, url):
+        OP.update(await operator_headers(services))
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            yield services, http
+
+
+@pytest_asyncio.fixture(scope="module")
+async def sku(cloud, stack):
+    services, http = cloud
+    products = (await http.get("/products")).json()["products"]
+    piece = [p["sku"] for p in products if p["unit"] == "piece" and "online" in p["channels"]][2]
+    async with StoreLink(stack, STORE) as store:  # a store grants only what it reported on hand: receive first
+        await store.publish(StockMoved(**store.next_envelope(), sku=piece, delta=60, reason="receiving",
+                                       shrinkage_reason="", on_hand_after=60, reference=""))
+        await store.publish(EscrowGranted(**store.next_envelope(), sku=piece, qty=50, escrow_after=50))
+
+    async def granted():
+        return (await position(services, piece))["escrow"] == 50
+    assert await eventually(granted)
+    return piece
+
+
+async def position(services, sku: str) -> dict:
+    found = await services.cloud.actors.stock_pool.positions(STORE, sku)
+    return found[0] if found else {"escrow": 0, "pending": 0, "confirmed": 0}
+
+
+async def balance(http, member) -> int:
+    return (await http.get(f"/members/{member.member_id}", headers=member.headers)).json()["stored_value_fen"]
+
+
+async def reserved_order(http, member, sku: str) -> dict:
+    slot = (datetime.now(CN) + timedelta(days=2)).replace(hour=11, minute=0, second=0, microsecond=0).isoformat()
+    r = await http.post("/orders", json={"fulfilment": "pickup", "store_id": STORE, "slot_start": slot,
+                                         "items": [{"sku": sku, "qty": 1}]},
+                        headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def paid_order(services, http, sku: str, balance_fen: int = 20_000) -> tuple:
+    member = await customer(services, http)
+    await top_up(services, http, member, balance_fen)
+    order = await reserved_order(http, member, sku)
+    paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"}, headers=member.headers)
+    assert paid.status_code == 200 and paid.json()["status"] == "paid", paid.text
+    return member, paid.json()
+
+
+async def journal_extra(services, order: dict, part: str, fen: int, state: str = "requested",
+                        age_ms: int = 0) -> str:
+    """An extra charge journaled as `charge_extra` journals it, its Spend not (yet) sent: what a crash, or a Spend
+    still in flight, leaves behind."""
+    mid = f"charge:{order['order_id']}:{part}"
+    at = services.cloud.now_ms() - age_ms
+    await services.cloud.db.execute(
+        """insert into money_movements (movement_id, kind, order_id, member_id, method, amount_fen, state, detail,
+               created_ms, updated_ms) values ($1, 'charge', $2, $3, 'stored_value', $4, $5, 'test', $6, $6)""",
+        mid, order["order_id"], order["member_id"], fen, state, at)
+    return mid
+
+
+async def own_violations(http, order_ids: list[str]) -> list[str]:
+    found = this_clouds((await http.get("/audit", headers=OP)).json()["violations"])
+    return [v for v in found if not v.startswith("money:") or any(o in v for o in order_ids)]
+
+
+# ---- B: pay racing expiry -------------------------------------------------------------------------------------
+async def test_a_payment_that_confirmed_before_the_expiry_won_leaves_no_confirmed_units(cloud, sku):
+    services, http = cloud
+    member = await customer(services, http)
+    await top_up(services, http, member, 20_000)
+    before = await position(services, sku)
+    order = await reserved_order(http, member, sku)
+    oid = order["order_id"]
+    row = await services.cloud.db.fetchrow("select * from orders where order_id = $1", oid)
+    charge = await services.payments.charge(row, "stored_value")  # the saga's charge is done ...
+    assert charge["state"] == "done"
+    for line_sku, rid in services.orders.reservations(row):  # ... and `complete` confirmed the reservations ...
+        assert (await services.cloud.actors.stock_pool.send(Confirm(id=f"confirm:{rid}", reservation_id=rid,
+                                                              sku=line_sku))).succeeded
+    assert (await position(services, sku))["confirmed"] == before["confirmed"] + 1
+    await services.orders.expire_one(row)  # ... when the expiry sweeper won the status change
+    with pytest.raises(Refusal):
+        await services.orders.saga.complete(oid)  # the payment finishes: the order ended, so it is refunded
+    after = await position(services, sku)
+    assert (after["pending"], after["confirmed"], after["escrow"]) == (before["pending"], before["confirmed"],
+                                                                      before["escrow"])
+    assert (await services.payments.get(f"refund:{oid}"))["state"] == "done"
+    assert await balance(http, member) == 20_000
+    assert await own_violations(http, [oid]) == []

@@ -99,6 +99,53 @@ async def own_violations(http, order_ids: list[str]) -> list[str]:
     return [v for v in found if not v.startswith("money:") or any(o in v for o in order_ids)]
 
 
+# ---- A: an extra charge in flight when the order ends -----------------------------------------------------------
+async def test_an_extra_charge_in_flight_at_cancel_is_decided_first_and_given_back_with_the_charge(cloud, sku):
+    services, http = cloud
+    member, order = await paid_order(services, http, sku)
+    oid = order["order_id"]
+    extra = await journal_extra(services, order, f"weight:{STORE}", 120)
+    cancelled = await http.post(f"/orders/{oid}/cancel", json={"reason": "changed my mind"}, headers=member.headers)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled", cancelled.text
+    taken = await services.payments.get(extra)
+    assert taken["state"] == "done"  # decided before the full refund was counted
+    refund = await services.payments.get(f"refund:{oid}")
+    assert refund["state"] == "done" and refund["amount_fen"] == order["total_fen"] + 120
+    assert await balance(http, member) == 20_000
+    assert await own_violations(http, [oid]) == []
+
+
+async def test_an_extra_charge_done_after_the_full_refund_is_given_back_as_its_own_part(cloud, sku):
+    services, http = cloud
+    member, order = await paid_order(services, http, sku)
+    oid = order["order_id"]
+    assert (await http.post(f"/orders/{oid}/cancel", json={"reason": "no"}, headers=member.headers)).status_code == 200
+    assert (await services.payments.get(f"refund:{oid}"))["amount_fen"] == order["total_fen"]
+    # a Spend journaled before the cancel and lost in a crash: the resolver finishes it once past the grace time
+    extra = await journal_extra(services, order, f"weight:{STORE}", 80, age_ms=60_000)
+    await services.orders.saga.resolver.resolve_due()
+    assert (await services.payments.get(extra))["state"] == "done"
+    late = await services.payments.get(f"refund:{oid}:late:weight:{STORE}")
+    assert late is not None and late["state"] == "done" and late["amount_fen"] == 80
+    assert await balance(http, member) == 20_000
+    assert await own_violations(http, [oid]) == []
+
+
+async def test_audit_names_an_extra_charge_kept_on_an_ended_order(cloud, sku):
+    services, http = cloud
+    member, order = await paid_order(services, http, sku)
+    oid = order["order_id"]
+    assert (await http.post(f"/orders/{oid}/cancel", json={"reason": "no"}, headers=member.headers)).status_code == 200
+    await journal_extra(services, order, "weight:X", 50, state="done")  # kept, as before the fix ...
+    await services.cloud.db.execute("update money_movements set updated_ms = updated_ms - 60000 where order_id = $1",
+                                    oid)  # ... and a while ago (the audit leaves the last grace time to the sweeper)
+    named = [v for v in await own_violations(http, [oid]) if oid in v]
+    assert named and "extra charges" in named[0], named
+    await services.payments.refund(oid)  # the order's refund, asked again, gives the extra back
+    assert (await services.payments.get(f"refund:{oid}:late:weight:X"))["state"] == "done"
+    assert await own_violations(http, [oid]) == []
+
+
 # ---- B: pay racing expiry -------------------------------------------------------------------------------------
 async def test_a_payment_that_confirmed_before_the_expiry_won_leaves_no_confirmed_units(cloud, sku):
     services, http = cloud

@@ -170,3 +170,22 @@ async def test_a_payment_that_confirmed_before_the_expiry_won_leaves_no_confirme
     assert (await services.payments.get(f"refund:{oid}"))["state"] == "done"
     assert await balance(http, member) == 20_000
     assert await own_violations(http, [oid]) == []
+
+
+# ---- D: a flash sale whose creation fails ------------------------------------------------------------------------
+async def test_a_flash_sale_whose_gate_does_not_answer_gives_its_blocks_back_at_once(cloud, sku, monkeypatch):
+    services, http = cloud
+    before = await position(services, sku)
+
+    class SilentGate:  # the gate's `open` call times out (the actor is busy or gone)
+        async def open(self, command):
+            raise TimeoutError("the flash-sale gate did not answer in time")
+    monkeypatch.setattr(services.cloud.actors, "flash_sale", lambda sale_id: SilentGate())
+    now, sale_id = services.cloud.now_ms(), f"race-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(TimeoutError):
+        await services.flash.create(sale_id, stores=[STORE], sku=sku, quantity=5, price_fen=100, starts_ms=now,
+                                    ends_ms=now + 3_600_000, per_member_limit=1, rate_per_s=10)
+    monkeypatch.undo()
+    after = await position(services, sku)
+    assert (after["pending"], after["escrow"]) == (before["pending"], before["escrow"])  # no block left held
+    assert not await services.cloud.db.fetchval("select 1 from flash_sales where sale_id = $1", sale_id)

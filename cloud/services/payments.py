@@ -244,7 +244,10 @@ class Payments:
         charge = await self.get(charge_id(order_id))
         if charge is None or charge["state"] != "done":
             return None
-        await settle_requested(self, order_id)  # extras in flight decided first: the refund counts what they took
+        try:  # extras in flight decided first, so the refund counts what they took
+            await settle_requested(self, order_id)
+        except Exception:  # noqa: BLE001 - the ledger did not answer: the refund waits (below) and the sweeper retries
+            log.exception("order %s: extra charges in flight not decided yet", order_id)
         row = await self._begin_refund(order_id, charge)
         if row is None:
             return None

@@ -13,6 +13,7 @@ import pytest_asyncio
 
 from actors.stock_pool import Confirm
 from cloud.services.verdicts import Refusal
+from protocol.escrow_messages import EscrowBorrowAnswered
 from protocol.messages import EscrowGranted, StockMoved
 from tests.integration.harness import (
     StoreLink,
@@ -215,3 +216,18 @@ async def test_a_flash_sale_whose_gate_does_not_answer_gives_its_blocks_back_at_
     after = await position(services, sku)
     assert (after["pending"], after["escrow"]) == (before["pending"], before["escrow"])  # no block left held
     assert not await services.cloud.db.fetchval("select 1 from flash_sales where sale_id = $1", sale_id)
+
+
+# ---- C: a loan judged against the escrow as it is when the answer comes ---------------------------------------------
+async def test_a_loan_is_judged_against_the_escrow_after_the_answer_not_a_stale_one(cloud, sku):
+    services, http = cloud
+    escrow = (await position(services, sku))["escrow"]
+    on_hand = await services.cloud.db.fetchval("select on_hand from store_stock where store_id = $1 and sku = $2",
+                                               STORE, sku)
+    lent = on_hand - escrow + 1  # would fit the escrow read before a grant that came meanwhile; not the one now
+    now, ids = services.cloud.now_ms(), services.cloud.ids
+    answer = EscrowBorrowAnswered(event_id=ids.new(), store_id=STORE, seq=0, wall_ms=now, mono_ms=0,
+                                  borrow_id=ids.new(), sku=sku, asked=lent, lent=lent, grant_event_id=ids.new(),
+                                  on_hand=on_hand, escrow_after=escrow + lent)
+    assert await services.orders.borrowing._apply(answer, "test") == 0  # not believed: past the reported on-hand
+    assert (await position(services, sku))["escrow"] == escrow

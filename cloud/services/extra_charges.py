@@ -101,6 +101,8 @@ async def refund_late_extras(payments, order_id: str) -> None:
     """Extra charges that ended `done` after the order's full refund was journaled (so it did not count them)
     given back each as its own part, `refund:<order>:late:<part>`, decided under the order's row lock and capped
     by what the order still owes: what its charges took less every refund not failed."""
+    if not await extras_done(payments.cloud.db, order_id):
+        return  # no extra charge taken: the full refund gave back the whole charge
     charge = await payments.get(charge_id(order_id))
     if charge is None or await payments.get(refund_id(order_id)) is None:
         return  # no full refund yet: when it is journaled it counts every extra done by then

@@ -52,7 +52,9 @@ async def sku(cloud, stack):
     async def granted():
         return (await position(services, piece))["escrow"] == 50
     assert await eventually(granted)
-    return piece
+    yield piece
+    async with StoreLink(stack, STORE) as store:  # what this module's orders told the shared store, read and acked:
+        await store.commands(want=1_000, timeout_s=3)  # another module's link at it waits for its own messages only
 
 
 async def position(services, sku: str) -> dict:

@@ -198,3 +198,25 @@ def unmatched_charges(orders: dict[str, str], movements: list[tuple[str, Movemen
             problems.append(f"refund {m.movement_id} ({m.method}, {m.amount_fen} fen) failed: order {order}'s money "
                             f"was not given back")
     return problems
+
+
+@dataclass(frozen=True)
+class EndedMoney:
+    """An order that ended unserved (or was refunded whole) and had extra charges taken (`charge:<order>:<part>`):
+    what its charges took, what its refunds gave back (done), and when any of them last moved."""
+    order_id: str
+    status: str
+    extras_fen: int
+    charged_fen: int  # the charge and the extras, done
+    refunded_fen: int  # every refund of the order, done
+    last_ms: int
+
+
+def unreturned_extras(ended: list[EndedMoney], now_ms: int, grace_ms: int = SAGA_GRACE_MS) -> list[str]:
+    """Ended orders whose refunds give back less than their charges and extras took, past the grace time: an extra
+    charge that completed after the full refund was counted (a Spend in flight at cancel) is kept for nothing.
+    The order's plain charge left unrefunded is `unmatched_charges`' to name; this names the extras."""
+    return [f"order {e.order_id} is {e.status} with {e.extras_fen} fen of extra charges done: its refunds give back "
+            f"{e.refunded_fen} of the {e.charged_fen} fen taken"
+            for e in ended
+            if e.status not in PAID_STATUSES and e.refunded_fen < e.charged_fen and now_ms - e.last_ms >= grace_ms]

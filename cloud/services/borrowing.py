@@ -12,8 +12,10 @@ Guarantees:
   so the bridge's trust check knows it was already judged and applied (`protocol.store_facts.Known.applied_grants`)
   and does not judge it again against an escrow that already includes it.
 - A grant is believed as any grant: escrow after it within the store's reported on-hand (`judge_grant`, against the
-  escrow read before asking); one that is not is left to the event path, which judges it with whatever the store
-  has reported by then.
+  escrow read once the answer is here; a grant the event path applied first is not judged twice); one that is not
+  is left to the event path, which judges it with whatever the store has reported by then.
+- One order borrows from as few stores as it needs: nearest first, one store at a time, until it is covered
+  (`actors.borrow_plan`).
 - Bounded: at most one borrow in flight per (store, sku) - a concurrent order waits for that one's answer - and
   after a refusal (nothing lent, no answer, store offline) that (store, sku) is not asked again for
   `BORROW_BACKOFF_MS`. A store that is offline answers at once with no responders; one that is slow costs an order
@@ -27,6 +29,7 @@ import logging
 import nats.errors
 from prometheus_client import Counter
 
+from actors.borrow_plan import next_ask
 from actors.stock_pool import Grant
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
@@ -35,6 +38,7 @@ from protocol.messages import EscrowGranted
 from protocol.store_facts import judge_grant
 
 BORROW_TIMEOUT_S = 1.0  # how long an order waits for a store's answer
+BORROW_STORES_PER_ORDER_MAX = 3  # stores asked one after another for one order (each may cost BORROW_TIMEOUT_S)
 BORROW_BACKOFF_MS = 10_000  # after a refusal, that (store, sku) is not asked again for this long
 BORROWS_IN_FLIGHT_MAX = 256  # (store, sku) pairs asked at once, over all orders of this process
 BACKED_OFF_KEPT_MAX = 10_000  # (store, sku) back-offs remembered before the ones that are over are dropped
@@ -57,20 +61,24 @@ class Borrowing:
 
     async def fill(self, stores: list[str], items: dict[str, int], availability: dict[str, dict[str, int]],
                    order_ref: str = "") -> dict[str, dict[str, int]]:
-        """`availability` ({store: {sku: units}}) after asking each of `stores` that is short of an item, and has
-        units on hand beyond its escrow, for the shortfall (all at once); the same map when nothing was lent."""
-        short = {(store, sku): qty - availability.get(store, {}).get(sku, 0)
-                 for store in stores for sku, qty in items.items() if availability.get(store, {}).get(sku, 0) < qty}
+        """`availability` ({store: {sku: units}}) after asking the short stores (`stores`: nearest first) that
+        have units on hand beyond their escrow to lend, one store at a time and only until the order is covered
+        (`actors.borrow_plan.next_ask`: one order must not pull loans from several stores' shelves and use one);
+        the same map when nothing was lent."""
+        short = [(store, sku) for store in stores for sku, qty in items.items()
+                 if availability.get(store, {}).get(sku, 0) < qty]
         if not short or self.cloud.nats is None:
             return availability
-        spare = await self._spare(list(short))
-        asks = {pair: min(units, spare[pair]) for pair, units in short.items() if spare.get(pair, 0) > 0}
-        if not asks:
-            return availability
-        lent = await asyncio.gather(*(self.borrow(store, sku, qty, order_ref) for (store, sku), qty in asks.items()))
-        if not any(lent):
-            return availability
-        return await self.cloud.actors.stock_pool.availability(stores, list(items))
+        spare = await self._spare(short)
+        asked: set[str] = set()
+        while len(asked) < BORROW_STORES_PER_ORDER_MAX and \
+                (ask := next_ask(items, stores, availability, spare, asked)) is not None:
+            store, lines = ask
+            asked.add(store)
+            lent = await asyncio.gather(*(self.borrow(store, sku, qty, order_ref) for sku, qty in lines.items()))
+            if any(lent):
+                availability = await self.cloud.actors.stock_pool.availability(stores, list(items))
+        return availability
 
     async def _spare(self, pairs: list[Pair]) -> dict[Pair, int]:
         """Units each store last reported on hand beyond the escrow it granted (what it might lend)."""
@@ -117,10 +125,6 @@ class Borrowing:
                                         mono_ms=cloud.clock.monotonic_ms(), borrow_id=cloud.ids.new(), sku=sku,
                                         qty=qty, order_ref=order_ref[:80])
         self._count("asked")
-        # the escrow before asking: the grant is judged against it, since by the time the answer is here the same
-        # grant may have been applied already through the event path (the store's relay is as fast as its answer)
-        positions = await cloud.actors.stock_pool.positions(store, sku)
-        escrow_before = positions[0]["escrow"] if positions else 0
         try:
             reply = await cloud.nats.request(subjects.store_escrow_borrow(store), codec.encode(request),
                                              timeout=BORROW_TIMEOUT_S)
@@ -138,15 +142,26 @@ class Borrowing:
             self._count("refused")
             log.info("store %s lent no %s: %s", store, sku, answer.reason)
             return 0
-        return await self._apply(answer, escrow_before, order_ref)
+        return await self._apply(answer, order_ref)
 
-    async def _apply(self, answer: EscrowBorrowAnswered, escrow_before: int, order_ref: str) -> int:
-        """The store's grant, judged as the event path judges a grant, recorded, then applied (id = its event id)."""
+    async def _apply(self, answer: EscrowBorrowAnswered, order_ref: str) -> int:
+        """The store's grant, judged as the event path judges a grant, recorded, then applied (id = its event id).
+        Judged against the escrow read now, after the answer: one read before asking may be stale by then (another
+        grant or a reclaim applied meanwhile) and let a loan past the store's reported on-hand. The same grant may
+        have come first through the event path (the store's relay is as fast as its answer): then it was judged and
+        applied there, and it is not judged again against an escrow that already includes it."""
         cloud, store, sku = self.cloud, answer.store_id, answer.sku
         grant = EscrowGranted(event_id=answer.grant_event_id, store_id=store, seq=0, wall_ms=answer.wall_ms,
                               mono_ms=answer.mono_ms, sku=sku, qty=answer.lent, escrow_after=answer.escrow_after)
+        positions = await cloud.actors.stock_pool.positions(store, sku)
+        escrow_now = positions[0]["escrow"] if positions else 0
+        if await cloud.db.fetchval("select 1 from edge_events where event_id = $1", grant.event_id):
+            self._count("lent")
+            log.info("store %s lent %d %s (grant %s, applied by the event path)", store, answer.lent, sku,
+                     grant.event_id)
+            return answer.lent
         on_hand = await cloud.db.fetchval("select on_hand from store_stock where store_id = $1 and sku = $2", store, sku)
-        why = judge_grant(grant, on_hand, escrow_before)
+        why = judge_grant(grant, on_hand, escrow_now)
         if why:  # left to the event path, which judges it with what the store has reported by then
             self._count("not_believed")
             log.warning("store %s: loan %s not applied now: %s", store, grant.event_id, why)

@@ -307,9 +307,22 @@ class FlashSales:
         if stores is not None:
             chosen = self.stores.stores_of(stores)
             blocks = await self.stores.take_escrow(sale_id, config["sku"], config["quantity"], chosen, config["ends_ms"])
+        try:
+            await self._open(sale_id, by, blocks, config)
+        except Exception:
+            # Any failure before the sale is recorded (the gate refused it, its call timed out, the database): the
+            # blocks go back to the stores' escrow now rather than at sale end + TTL + margin. Safe even if the gate
+            # did open: a sale without its `flash_sales` row takes no orders (`worker` asks `_known`), and its id is
+            # new per request, so nothing retries it onto the released blocks. Idempotent by the blocks' ids.
+            if blocks and not await self._recorded(sale_id):
+                await self.stores.release_blocks(sale_id, config["sku"], list(blocks))
+            raise
+        return await self.status(sale_id)
+
+    async def _open(self, sale_id: str, by: Operator | None, blocks: dict[str, int], config: dict) -> None:
+        """The gate configured, then the sale recorded (with who opened it, in the audit log)."""
         result = await self.cloud.actors.flash_sale(sale_id).open(OpenSale(id="open", sale_id=sale_id, **config))
         if result.status == "error":
-            await self.stores.release_blocks(sale_id, config["sku"], list(blocks))
             raise Refusal("invalid", result.reason)
         if blocks:
             config = {**config, "blocks": blocks}
@@ -319,7 +332,14 @@ class FlashSales:
                                           "on conflict do nothing returning sale_id", sale_id, json.dumps(config), now)
             if created is not None and by is not None:
                 await record(conn, now, by, "flash_sale.create", f"flash_sale:{sale_id}", None, config)
-        return await self.status(sale_id)
+
+    async def _recorded(self, sale_id: str) -> bool:
+        """Whether the sale's row is there (True when the database cannot say: then the blocks are left to lapse)."""
+        try:
+            return bool(await self.cloud.db.fetchval("select 1 from flash_sales where sale_id = $1", sale_id))
+        except Exception:  # noqa: BLE001 - unsure: keeping the blocks (they lapse) is safer than freeing a live sale's
+            log.exception("flash sale %s: not known whether it was recorded; its blocks are left to lapse", sale_id)
+            return True
 
     async def _known(self, sale_id: str) -> None:
         if not await self.cloud.db.fetchval("select 1 from flash_sales where sale_id = $1", sale_id):

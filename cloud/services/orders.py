@@ -343,7 +343,11 @@ class Orders:
                                                             slot_start_ms=slot_ms, order_id=order_id))
 
     async def expire_one(self, row, reason: str = "not paid in time") -> None:
-        """StockPool expires the reservations itself; here the order and its slots follow."""
+        """The order ends unserved, and everything it holds is given back: its slots and every reservation.
+        The StockPool expires only PENDING reservations itself; a payment racing this expiry may have confirmed
+        some just before the status changed (`OrderSaga.complete` confirms, then loses the race and refunds), and
+        nobody else would ever release those. Cancel releases pending and confirmed alike, after the status flip:
+        a Confirm arriving later finds the reservation cancelled and fails."""
         try:
             await journal.advance(self.cloud.db, row["order_id"], "expire", self.cloud.now_ms(),
                                   detail={"reason": reason}, only_from=(lifecycle.RESERVED,))
@@ -352,6 +356,8 @@ class Orders:
         await self.release_slots(row)
         if row["kind"] == "flash":
             await self.flash.give_back(row["order_id"])
+        else:
+            await self._release(self.reservations(row), "order")
 
     async def sweep_abandoned(self) -> int:
         """Orders whose request died half-way and was never retried (`pending` for `ABANDONED_MS`): refused, and

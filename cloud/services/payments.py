@@ -23,7 +23,13 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from actors.member_ledger import RecordSpend, Refund, Spend, TopUp
-from cloud.services.extra_charges import charge_extra, extras_done
+from cloud.services.extra_charges import (
+    charge_extra,
+    extras_done,
+    extras_requested,
+    refund_late_extras,
+    settle_requested,
+)
 from cloud.services.top_ups import TopUps
 from cloud.services.verdicts import Refusal
 from cloud.services.wallet import BadNotification, HttpPayProvider, PayRefused, PayUnavailable
@@ -238,11 +244,16 @@ class Payments:
         charge = await self.get(charge_id(order_id))
         if charge is None or charge["state"] != "done":
             return None
+        try:  # extras in flight decided first, so the refund counts what they took
+            await settle_requested(self, order_id)
+        except Exception:  # noqa: BLE001 - the ledger did not answer: the refund waits (below) and the sweeper retries
+            log.exception("order %s: extra charges in flight not decided yet", order_id)
         row = await self._begin_refund(order_id, charge)
         if row is None:
             return None
         if row["state"] == "requested":
             await self.give_back(row, charge)
+        await refund_late_extras(self, order_id)  # one done after the refund was journaled
         return await self.get(row["movement_id"])
 
     async def _begin_refund(self, order_id: str, charge):
@@ -254,6 +265,14 @@ class Payments:
             status = await conn.fetchval("select status from orders where order_id = $1 for update", order_id)
             if not may_refund(status):
                 log.info("order %s is %s: its charge is not refunded", order_id, status)
+                return None
+            if await conn.fetchval("select 1 from money_movements where movement_id = $1", refund_id(order_id)):
+                return await self.get(refund_id(order_id))  # journaled before: as it is
+            if pending := await extras_requested(conn, order_id):
+                # an extra still undecided (its Spend may yet land): counting it now or not could both be wrong;
+                # the sweeper asks again once the resolver has decided it (no new extra can start: the order ended)
+                log.warning("order %s: full refund waits for extra charges in flight %s", order_id,
+                            [r["movement_id"] for r in pending])
                 return None
             before = await self._parts_refunded(conn, order_id)
             await conn.execute(

@@ -8,7 +8,7 @@ import logging
 
 from cloud.services.flash_orders import rows_audit
 from cloud.services.payments import movement
-from protocol.money_saga import PAID_STATUSES, unmatched_charges
+from protocol.money_saga import PAID_STATUSES, EndedMoney, unmatched_charges, unreturned_extras
 
 log = logging.getLogger("freshmesh.cloud")
 
@@ -87,4 +87,21 @@ class StockViews:
                     and r.state <> 'failed' and r.movement_id like 'refund:%'
                group by c.order_id, c.charged having sum(r.amount_fen) > c.charged limit 100""")  # extras count too
         return problems + [f"order {r['order_id']}: refunds give back {r['refunded']} fen of a {r['amount_fen']} fen "
-                           f"charge" for r in over]
+                           f"charge" for r in over] + await self._extras_audit()
+
+    async def _extras_audit(self) -> list[str]:
+        """Extra charges done on orders that ended: the refunds must give them back too (`unreturned_extras`)."""
+        rows = await self.cloud.db.fetch(
+            """select x.order_id, o.status, sum(x.amount_fen)::bigint as extras_fen,
+                      (select coalesce(sum(m.amount_fen), 0) from money_movements m where m.order_id = x.order_id
+                         and m.kind = 'charge' and m.state = 'done' and (m.movement_id = 'charge:' || x.order_id
+                         or m.movement_id like 'charge:' || x.order_id || ':%'))::bigint as charged_fen,
+                      (select coalesce(sum(m.amount_fen), 0) from money_movements m where m.order_id = x.order_id
+                         and m.kind = 'refund' and m.state = 'done' and (m.movement_id = 'refund:' || x.order_id
+                         or m.movement_id like 'refund:' || x.order_id || ':%'))::bigint as refunded_fen,
+                      (select max(m.updated_ms) from money_movements m where m.order_id = x.order_id)::bigint as last_ms
+               from money_movements x join orders o using (order_id)
+               where x.kind = 'charge' and x.state = 'done' and x.movement_id like 'charge:' || x.order_id || ':%'
+                 and o.status <> all($1::text[])
+               group by x.order_id, o.status limit 100""", list(PAID_STATUSES))
+        return unreturned_extras([EndedMoney(**dict(r)) for r in rows], self.cloud.now_ms())

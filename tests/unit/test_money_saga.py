@@ -8,6 +8,7 @@ import pytest
 
 from protocol.money_saga import (
     SAGA_GRACE_MS,
+    EndedMoney,
     Movement,
     ProviderWord,
     attempt_name,
@@ -19,6 +20,7 @@ from protocol.money_saga import (
     store_notice_due,
     to_return,
     unmatched_charges,
+    unreturned_extras,
 )
 
 
@@ -127,3 +129,17 @@ def test_money_nothing_credits_is_returned_and_audited_until_it_is():
 ])
 def test_a_paid_order_the_stores_were_not_told_of_is_told_again(status, kind, notified, updated, due_):
     assert store_notice_due(status, kind, notified, updated, 100_000) is due_
+
+
+def ended(status="cancelled", extras=120, charged=681, refunded=561, last=0) -> EndedMoney:
+    return EndedMoney("o1", status, extras, charged, refunded, last)
+
+
+def test_audit_names_an_extra_charge_kept_on_an_ended_order_once_past_the_grace_time():
+    now = SAGA_GRACE_MS + 1
+    named = unreturned_extras([ended()], now)
+    assert len(named) == 1 and "o1" in named[0] and "561 of the 681" in named[0]
+    assert unreturned_extras([ended(last=now)], now) == []  # the refund of it may still be on its way
+    assert unreturned_extras([ended(refunded=681)], now) == []  # given back whole
+    assert unreturned_extras([ended(status="picked_up")], now) == []  # served: the extra is the customer's price
+    assert unreturned_extras([ended(status="refunded", refunded=600)], now) != []

@@ -251,7 +251,10 @@ class OnlineCustomers:
         body = self.order_body(store)
         r = await http.post(f"{self.cloud_url}/orders", headers={"Idempotency-Key": uuid.uuid4().hex, **me}, json=body)
         if r.status_code != 201:
-            why = r.json().get("type", "").rsplit("/", 1)[-1] if r.status_code < 500 else ""
+            try:  # the problem's type says which refusal (slot, stock, ...)
+                why = str(r.json().get("type", "")).rsplit("/", 1)[-1] if r.status_code < 500 else ""
+            except ValueError:
+                why = ""
             self.counts[f"online_refused:{r.status_code}" + (f":{why}" if why else "")] += 1
             return
         order = r.json()

@@ -49,6 +49,7 @@ class Demo:
         self.operator: dict = {}  # the chain's admin, signed in when the run starts
         self.stop = asyncio.Event()  # no new customers
         self.done = asyncio.Event()  # the grace is over: staff and customers stop following orders
+        self.refusals: list[dict[str, str]] = []  # the simulated roles' first refusal detail of each kind
         self.started_at = datetime.now(UTC).isoformat()
 
     async def run(self) -> dict:
@@ -61,7 +62,9 @@ class Demo:
                 await shelf.stock_up(http, url)
                 fleet.stocked.add(store_id)
             tasks = Tills(fleet, shelf, self.till_rate, self.rng, self.counts, self.stop).tasks(http)
-            tasks += StoreStaff(fleet, [p["sku"] for p in shelf.packed], self.rng, self.counts, self.done).tasks(http)
+            staff = StoreStaff(fleet, [p["sku"] for p in shelf.packed], self.rng, self.counts, self.done)
+            tasks += staff.tasks(http)
+            self.refusals = [staff.refusals]
             in_flight: list[asyncio.Task] = []  # customers following their orders: waited for in the grace
             if self.online_rate > 0:
                 assert chain.wallet is not None, "the demo's online customers pay through the simulated wallet"
@@ -70,6 +73,7 @@ class Demo:
                                          delivery_share=DELIVERY_SHARE, after_sales_share=AFTER_SALES_SHARE,
                                          done=self.done)
                 in_flight.append(asyncio.create_task(online.run(http)))
+                self.refusals.append(online.refusals)
                 returning = ReturningShoppers(fleet, shelf.packed, RETURNING_SHOPPERS_PER_S, self.rng, self.counts,
                                               self.stop, lambda: list(online.sessions))
                 in_flight.append(asyncio.create_task(returning.run(http)))
@@ -190,6 +194,7 @@ class Demo:
                                       for s in ids if edge[s] != stores[s]["till_sales"]],
             "till_refused": c["till_refused"],
             "errors": {k: v for k, v in c.items() if ":" in k},
+            "error_details": {k: v for found in self.refusals for k, v in found.items()},  # the first of each kind
         }
 
     @staticmethod

@@ -113,6 +113,7 @@ class FlashFans:
     async def collect(self, http: LeanClients, fan: SignedIn, order_id: str, store: str, code: str) -> None:
         """At the store's till: answered 409 while the back room is still picking it; come back a little later."""
         url = self.lanes[store]
+        await self._sleep(self.rng.uniform(2.0, 5.0))  # on their way; the back room picks it meanwhile
         while not self.done.is_set():
             r = await http.post(f"{url}/pickups/{code}")
             if r.status_code == 200:

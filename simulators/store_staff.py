@@ -34,6 +34,7 @@ class StoreStaff:
     def __init__(self, fleet, substitutes: list[str], rng: random.Random, counts: Counter,
                  stop: asyncio.Event) -> None:
         self.fleet, self.substitutes, self.rng, self.counts, self.stop = fleet, substitutes, rng, counts, stop
+        self.refusals: dict[str, str] = {}  # the first detail the box gave for each kind of refusal
 
     def tasks(self, http: LeanClients) -> list[asyncio.Task]:
         return [asyncio.create_task(self.run(http, store_id)) for store_id in self.fleet.lanes]
@@ -61,32 +62,38 @@ class StoreStaff:
         except CLIENT_ERRORS:
             self.counts["staff_error"] += 1
 
-    def _refused(self, what: str, status: int) -> None:
-        self.counts[f"staff_refused:{what}:{status}"] += 1
+    def _refused(self, what: str, answer) -> None:
+        key = f"staff_refused:{what}:{answer.status_code}"
+        self.counts[key] += 1
+        if key not in self.refusals:
+            try:
+                self.refusals[key] = str((answer.json() or {}).get("detail", ""))[:200]
+            except ValueError:
+                self.refusals[key] = answer.text[:200]
 
     async def pick(self, http: LeanClients, url: str, order: dict) -> None:
         oid = order["order_id"]
         r = await http.post(f"{url}/picking/orders/{oid}/start")
         if r.status_code != 200:
-            return self._refused("start", r.status_code)
+            return self._refused("start", r)
         substitute_done = False
         adjusted = substituted = short = 0
         for line in r.json()["lines"]:
             body, kind = self.line_body(line, order.get("allow_substitutions", False) and not substitute_done)
             done = await http.post(f"{url}/picking/orders/{oid}/lines/{line['sku']}", json=body)
             if done.status_code != 200 and kind != "exact":  # the box said no to the variation: pick as ordered
-                self._refused(f"line_{kind}", done.status_code)
+                self._refused(f"line_{kind}", done)
                 body, kind = ({"weight_g": line["qty"]} if "weight_range_g" in line else {"qty": line["qty"]}), "exact"
                 done = await http.post(f"{url}/picking/orders/{oid}/lines/{line['sku']}", json=body)
             if done.status_code != 200:
-                return self._refused("line", done.status_code)
+                return self._refused("line", done)
             substitute_done |= kind == "substitute"
             adjusted += kind == "weight"
             substituted += kind == "substitute"
             short += kind == "short"
         finished = await http.post(f"{url}/picking/orders/{oid}/done")
         if finished.status_code != 200:
-            return self._refused("done", finished.status_code)
+            return self._refused("done", finished)
         self.counts["picked"] += 1
         self.counts["weight_adjusted"] += adjusted
         self.counts["substituted"] += substituted
@@ -112,7 +119,7 @@ class StoreStaff:
         body = {"to": "shrinkage", "reason": "damaged"} if self.rng.random() < SHRINK_RATE else {"to": "stock"}
         r = await http.post(f"{url}/deliveries/{back['order_id']}/returned", json=body)
         if r.status_code != 200:
-            return self._refused("book_back", r.status_code)
+            return self._refused("book_back", r)
         self.counts[f"booked_back_{body['to']}"] += 1
 
     async def decide(self, http: LeanClients, url: str, request: dict) -> None:
@@ -121,7 +128,7 @@ class StoreStaff:
         r = await http.post(f"{url}/after-sales/{request['request_id']}/{'refuse' if refuse else 'approve'}",
                             json=body)
         if r.status_code != 200:
-            return self._refused("after_sales", r.status_code)
+            return self._refused("after_sales", r)
         self.counts["after_sales_refused" if refuse else "after_sales_approved"] += 1
         if not refuse:
             self.counts["after_sales_approved_fen"] += request.get("amount_fen", 0)

@@ -171,6 +171,7 @@ class OnlineCustomers:
         self.people = reference_members(2000, seed=rng.randrange(1 << 30))
         self.sessions: dict[str, SignedIn] = {}  # phone -> the person's session (they stay signed in)
         self._person: dict[str, asyncio.Lock] = {}
+        self.refusals: dict[str, str] = {}  # the first detail the cloud gave for each kind of refusal
         self._pickups: set[asyncio.Task] = set()
 
     async def signed_in(self, http: LeanClients, person: dict) -> SignedIn:
@@ -251,11 +252,14 @@ class OnlineCustomers:
         body = self.order_body(store)
         r = await http.post(f"{self.cloud_url}/orders", headers={"Idempotency-Key": uuid.uuid4().hex, **me}, json=body)
         if r.status_code != 201:
-            try:  # the problem's type says which refusal (slot, stock, ...)
-                why = str(r.json().get("type", "")).rsplit("/", 1)[-1] if r.status_code < 500 else ""
+            try:  # the problem's type says which refusal (slot, stock, ...), its detail exactly what
+                problem = (r.json() or {}) if r.status_code < 500 else {}
             except ValueError:
-                why = ""
-            self.counts[f"online_refused:{r.status_code}" + (f":{why}" if why else "")] += 1
+                problem = {}
+            why = str(problem.get("type", "")).rsplit("/", 1)[-1]
+            key = f"online_refused:{r.status_code}" + (f":{why}" if why else "")
+            self.counts[key] += 1
+            self.refusals.setdefault(key, str(problem.get("detail", ""))[:200])
             return
         order = r.json()
         self.counts["online_orders"] += 1
@@ -287,23 +291,41 @@ class OnlineCustomers:
     async def pick_up(self, http: LeanClients, store: str, code: str, order_id: str = "", me: dict | None = None
                       ) -> None:
         """At the till: 409 while the back room is still picking it (or 404 before it reached the store): come back
-        a little later; give up when the order ended otherwise (cancelled, refunded as short)."""
-        tries = 0
+        a little later; give up when the order ended otherwise (cancelled, refunded as short). Units a store was
+        short of may have been re-routed to another store: the order then names it too, and the customer collects
+        the rest there with the same code."""
         if self.done is not None:  # the back room picks it meanwhile (a customer at the counter first: picked there)
             await asyncio.sleep(self.rng.uniform(2.0, 5.0))
+        visit, seen, collected = [store], {store}, 0
+        while visit:
+            if not await self._collect_at(http, visit.pop(0), code, order_id, me):
+                break
+            collected += 1
+            if me is None:
+                break
+            view = await http.get(f"{self.cloud_url}/orders/{order_id}", headers=me)
+            others = [s for s in (view.json() or {}).get("stores", []) if s not in seen and s in self.fleet.lanes] \
+                if view.status_code == 200 else []
+            visit += others
+            seen.update(others)
+        if collected:
+            self.counts["picked_up"] += 1
+            await self._maybe_after_sales(http, order_id, me)
+
+    async def _collect_at(self, http: LeanClients, store: str, code: str, order_id: str, me: dict | None) -> bool:
+        tries = 0
         while self._patient(tries):  # the order reaches the store over NATS; the customer arrives a little later
             tries += 1
             await asyncio.sleep(0.5)
             r = await http.post(f"{self.fleet.lanes[store]}/pickups/{code}")
             if r.status_code == 200:
-                self.counts["picked_up"] += 1
-                await self._maybe_after_sales(http, order_id, me)
-                return
+                return True
             if me and tries % 4 == 0:
                 view = await http.get(f"{self.cloud_url}/orders/{order_id}", headers=me)
                 if view.status_code == 200 and lifecycle.is_final(view.json()["status"]):
                     self.counts[f"pickup_ended_{view.json()['status']}"] += 1
-                    return
+                    return False
+        return False
 
     async def follow_delivery(self, http: LeanClients, order_id: str, me: dict) -> None:
         """The customer watches the order (the rider on its timeline) until it is delivered or given up."""

@@ -20,7 +20,8 @@ from collections import Counter
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
 
-ROUND_S = 0.5  # how often the back room looks at its lists
+ROUND_S = 0.5  # how often the back room looks at its lists (slower in a big fleet: 3 GETs per store a round)
+ROUND_PER_STORE_S = 0.02
 SHORT_RATE = 0.06  # a piece line one unit short (the shelf was empty)
 SUBSTITUTE_RATE = 0.3  # of orders allowing it: one unit of a piece line replaced by another product
 SHRINK_RATE = 0.2  # goods that came back damaged
@@ -43,7 +44,7 @@ class StoreStaff:
         while not self.stop.is_set():
             await self.one_round(http, store_id)
             try:
-                await asyncio.wait_for(self.stop.wait(), ROUND_S)
+                await asyncio.wait_for(self.stop.wait(), max(ROUND_S, ROUND_PER_STORE_S * len(self.fleet.lanes)))
             except TimeoutError:
                 pass
 

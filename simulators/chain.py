@@ -101,6 +101,7 @@ class RiderPace:
     accept_delay_ms: int = 1000
     no_rider_rate: float = 0.05
     rider_cancel_rate: float = 0.05
+    seed: int | None = None  # the platform's dice: the same seed, the same fate for its first deliveries
 
 
 class SimulatedRiders(SimulatedService):
@@ -113,7 +114,8 @@ class SimulatedRiders(SimulatedService):
         p = self.pace
         self._run(port, ["riders", "--app-key", self.app_key, "--step-ms", str(p.step_ms), "--accept-delay-ms",
                          str(p.accept_delay_ms), "--no-rider-rate", str(p.no_rider_rate), "--rider-cancel-rate",
-                         str(p.rider_cancel_rate), "--duplicate-rate", "0.1", "--out-of-order-rate", "0.05"],
+                         str(p.rider_cancel_rate), "--duplicate-rate", "0.1", "--out-of-order-rate", "0.05",
+                         *(["--seed", str(p.seed)] if p.seed is not None else [])],
                   {**os.environ, "FRESHMESH_RIDERS_APP_SECRET": self.secret}, log_path)
 
     @property

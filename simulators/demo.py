@@ -35,8 +35,9 @@ AFTER_SALES_SHARE = 0.25  # of orders handed over, a refund of one unit asked
 RETURNING_SHOPPERS_PER_S = 0.3  # chain-wide: buy, come back, return one unit at the till
 GRACE_S = 25.0  # at most, after the traffic stops, for orders in flight to end (paid ones picked, riders back)
 PAYMENT_WINDOW_S = 15.0  # an unpaid order (a flash order left unpaid) expires within the run
-# riders fail often enough that a short run shows redispatches and refunds (a try fails 2 times in 5)
-RIDERS = RiderPace(step_ms=300, accept_delay_ms=500, no_rider_rate=0.2, rider_cancel_rate=0.2)
+# riders fail often enough that a short run shows redispatches and refunds (a try fails 2 times in 5); seeded so that
+# the platform's very first delivery finds no rider: even a run with few deliveries shows a failure and a redispatch
+RIDERS = RiderPace(step_ms=300, accept_delay_ms=500, no_rider_rate=0.2, rider_cancel_rate=0.2, seed=1)
 MAX_STORES_WITH_DEVICES = 20  # three pseudo-terminals and reader threads per store; beyond this, lanes only
 
 

@@ -21,7 +21,7 @@ from protocol import order_lifecycle as lifecycle
 from simulators.customer_auth import SignedIn, SignInFailed, SimulatedPhones, flash_pass, sign_in
 from simulators.world import reference_members
 
-LET_EXPIRE_RATE = 0.1  # fans who got an order and never pay for it
+LET_EXPIRE_EVERY = 10  # one fan in 10 who got an order never pays for it
 LOOK_EVERY_S = 0.5
 REBUY_EVERY_S = 1.0
 
@@ -69,18 +69,19 @@ class FlashFans:
         await asyncio.gather(*(attempt(i) for i in range(attempts)))
         winners = {fan.member_id for fan, _ in won}
         late = [(signed[i], passes[i]) for i in sorted(lost) if signed[i].member_id not in winners]
-        followers = [asyncio.create_task(self.follow(http, fan, oid)) for fan, oid in won]
+        followers = [asyncio.create_task(self.follow(http, fan, oid, i % LET_EXPIRE_EVERY != 3))
+                     for i, (fan, oid) in enumerate(won)]
         await asyncio.gather(*followers, self.watch_returns(http, late, followers), return_exceptions=True)
         return sale
 
-    async def follow(self, http: LeanClients, fan: SignedIn, order_id: str, may_let_expire: bool = True) -> None:
+    async def follow(self, http: LeanClients, fan: SignedIn, order_id: str, pays: bool = True) -> None:
         """One fan's order: assigned -> paid -> picked up at its store (or left unpaid until it expires)."""
         try:
             order = await self._wait(http, fan, order_id, lambda o: bool(o.get("pickup_code")) or
                                      lifecycle.is_final(o["status"]))
             if order is None or lifecycle.is_final(order["status"]):
                 return
-            if may_let_expire and self.rng.random() < LET_EXPIRE_RATE:
+            if not pays:
                 self.counts["flash_let_expire"] += 1
                 self.unserved += 1
                 ended = await self._wait(http, fan, order_id, lambda o: lifecycle.is_final(o["status"]))
@@ -148,7 +149,7 @@ class FlashFans:
                 late.pop(0)
                 self.unserved -= 1
                 self.counts["flash_rebought"] += 1
-                following.append(asyncio.create_task(self.follow(http, fan, r.json()["order_id"], False)))
+                following.append(asyncio.create_task(self.follow(http, fan, r.json()["order_id"])))
             elif r.status_code == 403:
                 late.pop(0)  # this fan has one already: the next one tries
         await asyncio.gather(*following, return_exceptions=True)

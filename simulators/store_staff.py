@@ -22,10 +22,10 @@ from loadtest.http import CLIENT_ERRORS, LeanClients
 
 ROUND_S = 0.5  # how often the back room looks at its lists (slower in a big fleet: 3 GETs per store a round)
 ROUND_PER_STORE_S = 0.02
-SHORT_RATE = 0.06  # a piece line one unit short (the shelf was empty)
+SHORT_EVERY = 16  # one piece line in 16 is one unit short (the shelf was empty); a cadence, so a short run has one
 SUBSTITUTE_RATE = 0.3  # of orders allowing it: one unit of a piece line replaced by another product
 SHRINK_RATE = 0.2  # goods that came back damaged
-REFUSE_RATE = 0.15  # after-sales requests refused
+REFUSE_EVERY = 5  # one after-sales request in 5 is refused (the 3rd, the 8th, ...): the first ones are approved
 REFUSALS = ("the goods were handed over in good order", "past what the store can take back", "no damage found")
 
 
@@ -36,6 +36,7 @@ class StoreStaff:
                  stop: asyncio.Event) -> None:
         self.fleet, self.substitutes, self.rng, self.counts, self.stop = fleet, substitutes, rng, counts, stop
         self.refusals: dict[str, str] = {}  # the first detail the box gave for each kind of refusal
+        self.piece_lines = self.decisions = 0
 
     def tasks(self, http: LeanClients) -> list[asyncio.Task]:
         return [asyncio.create_task(self.run(http, store_id)) for store_id in self.fleet.lanes]
@@ -112,7 +113,8 @@ class StoreStaff:
         substitutes = [s for s in self.substitutes if s != line["sku"]]
         if may_substitute and substitutes and self.rng.random() < SUBSTITUTE_RATE:
             return {"qty": qty - 1, "substitute_sku": self.rng.choice(substitutes), "substitute_qty": 1}, "substitute"
-        if self.rng.random() < SHORT_RATE:
+        self.piece_lines += 1
+        if self.piece_lines % SHORT_EVERY == SHORT_EVERY // 2:
             return {"qty": qty - 1}, "short"  # the rest is re-routed to another store or refunded by the cloud
         return {"qty": qty}, "exact"
 
@@ -124,7 +126,8 @@ class StoreStaff:
         self.counts[f"booked_back_{body['to']}"] += 1
 
     async def decide(self, http: LeanClients, url: str, request: dict) -> None:
-        refuse = self.rng.random() < REFUSE_RATE
+        self.decisions += 1
+        refuse = self.decisions % REFUSE_EVERY == 3
         body = {"staff": "back-room", "reason": self.rng.choice(REFUSALS) if refuse else "refund agreed"}
         r = await http.post(f"{url}/after-sales/{request['request_id']}/{'refuse' if refuse else 'approve'}",
                             json=body)

@@ -5,11 +5,13 @@ return commits in the same transaction as its stock movements and outbox row.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from edge.core.outcome import DecideAfterSales, InsertReturn, StoreAfterSales
 from edge.core.returns import ORDER_REFUND, Source
-from protocol.returns import Back, returned_so_far
+from protocol.handed_over import Picked, handed_over
+from protocol.returns import Back, Sold, returned_so_far
 
 SCHEMA = """
 create table if not exists returns (return_id text primary key, source text not null, lane text not null,
@@ -72,8 +74,13 @@ async def _one(db, sql: str, params: tuple) -> tuple | None:
 
 
 async def earlier(db, source_key: str) -> dict[str, Back]:
+    """What the source had back: its till returns, and for an order its approved after-sales requests too."""
     async with db.execute("select sku, qty, fen from returned_lines where source = ?", (source_key,)) as cur:
-        return returned_so_far([tuple(r) for r in await cur.fetchall()])
+        rows = [tuple(r) for r in await cur.fetchall()]
+    kind, _, source_id = source_key.partition(":")
+    if kind == "order":
+        rows += await approved_after_sales(db, source_id)
+    return returned_so_far(rows)
 
 
 async def existing(db, return_id: str) -> InsertReturn | None:
@@ -94,13 +101,33 @@ async def sale_source(db, sale_id: str) -> Source | None:
     return Source("sale", row[0], "sold", lines, row[1], payments[0][0] if payments else "", row[4])
 
 
-async def order_source(db, order_id: str | None = None, pickup_code: str | None = None) -> Source | None:
+async def order_source(db, order_id: str | None = None, pickup_code: str | None = None,
+                       unit_of: Callable[[str], str] | None = None) -> Source | None:
+    """An online order as this store handed it over: its lines as picked (`picks`: the picked pieces or weight, a
+    substitute as its own line), not as ordered - a short line was refunded or served elsewhere, and returning
+    more than left the store would be refused by the cloud after the goods were booked back here. `unit_of`: a
+    substitute's stock unit (the catalogue's)."""
     column, value = ("order_id", order_id) if order_id else ("pickup_code", pickup_code)
     row = await _one(db, f"select order_id, status, payload from orders where {column} = ?", (value,))  # noqa: S608
     if row is None:
         return None
     payload = json.loads(row[2])
-    lines = tuple((line["sku"], line["qty"], line.get("unit", "piece"), line.get("amount_fen", 0))
-                  for line in payload["lines"])
+    ordered = {line["sku"]: Sold(line["sku"], line["qty"], line.get("unit", "piece"), line.get("amount_fen", 0))
+               for line in payload["lines"]}
+    async with db.execute("select sku, ordered, picked, short, substitute_sku, substitute_qty from picks "
+                          "where order_id = ?", (row[0],)) as cur:
+        picks = [Picked(*r) for r in await cur.fetchall()]
+    units = {sku: item.unit for sku, item in ordered.items()}
+    units.update({p.substitute_sku: unit_of(p.substitute_sku) for p in picks if p.substitute_sku and unit_of})
+    # (the store's figures are an estimate: it does not know the picking refunds; the cloud pays its own)
+    handed = handed_over({"here": ordered}, {"here": picks}, {}, {}, units)["here"]
+    lines = tuple((x.sku, x.qty, x.unit, x.paid_fen) for x in handed.values())
     total = sum(fen for *_, fen in lines)  # this store's part (the order's own total may span stores)
     return Source("order", row[0], row[1], lines, total, ORDER_REFUND)
+
+
+async def approved_after_sales(db, order_id: str) -> list[tuple[str, int, int]]:
+    """(sku, qty, 0) of the order's approved after-sales requests: refunded online, never returned again here."""
+    async with db.execute("select payload from after_sales where order_id = ? and status = 'approved'",
+                          (order_id,)) as cur:
+        return [(x["sku"], x["qty"], 0) for (p,) in await cur.fetchall() for x in json.loads(p)["lines"]]

@@ -292,8 +292,9 @@ class StoreActor:
     # ---- deliveries -------------------------------------------------------------------------------------
     async def _book_returned(self, order_id: str, to: str, reason: str) -> dict:
         found = await self.db.order(order_id)
-        status, payload = found if found else (None, {})
-        lines = tuple((line["sku"], line["qty"]) for line in payload.get("lines", []))
+        status = found[0] if found else None
+        picked = await picking_db.pick_order(self.db, order_id)  # what left the shelf, not what was ordered
+        lines = deliveries.returned_lines(picked.picks.values() if picked else ())
         levels = await self.db.stock_levels(sku for sku, _ in lines) if lines else {}
         return await self._execute(deliveries.book_returned(order_id, status, lines, to, reason, levels,
                                                             self._stamp()))
@@ -312,12 +313,17 @@ class StoreActor:
         if kind == "sale":
             source = await returns_db.sale_source(self.db.writer, ref)
         else:
-            source = await returns_db.order_source(self.db.writer, **{"order_id" if kind == "order" else "pickup_code": ref})
+            source = await returns_db.order_source(self.db.writer, unit_of=self._unit_of,
+                                                   **{"order_id" if kind == "order" else "pickup_code": ref})
         before = await returns_db.earlier(self.db.writer, source.key) if source else {}
         levels = await self.db.stock_levels(a.sku for a in asked)
         what = f"{'sale' if kind == 'sale' else 'order'} {'with pickup code ' if kind == 'pickup' else ''}{ref}"
         return await self._execute(returns.take(source, what, before, asked, levels, return_id or self.ids.new(),
                                                 lane, self._stamp()))
+
+    def _unit_of(self, sku: str) -> str:
+        product = self.catalogue.by_sku.get(sku) if self.catalogue is not None else None
+        return "g" if product is not None and product.weighed else "piece"
 
     async def _after_sales_decide(self, request_id: str, approved: bool, reason: str = "", staff: str = "",
                                   disposition: str = "resaleable") -> dict:

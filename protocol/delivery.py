@@ -9,6 +9,8 @@
   callback's own id.
 - `lifecycle_event` maps a platform status to the order's lifecycle event, or to a note (`rider`) when the status
   does not move the order (accepted, arrived at the store, a position on the way).
+- `implied_events` and `order_path`: a rider's word that skips a step (a lost `picked_up`) and a split order that
+  follows its store parts move the order along the lifecycle, never around it.
 - `next_step_after_failure` decides what a failed delivery leads to: another rider once, then a refund and the
   goods back to the store.
 No I/O; time is passed in.
@@ -20,6 +22,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from protocol import order_lifecycle as lifecycle
 from protocol.errors import ProtocolError
 
 TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER, APP_KEY_HEADER = (
@@ -52,9 +55,50 @@ def lifecycle_event(status: str) -> str:
     return _EVENTS.get(status, "rider")
 
 
+def implied_events(order_status: str, status: str) -> tuple[str, ...]:
+    """Lifecycle events a rider status implies before its own, given the order's status: word that the rider is on
+    the way (`delivering`) or has `delivered` while the order is still `ready` means the `picked_up` callback was
+    lost or overtaken - the goods did leave with the rider, so the order is handed to them first (else `deliver`
+    is refused from `ready` and the order waits for a rider forever)."""
+    if order_status == "ready" and status in (DELIVERING, DELIVERED):
+        return ("hand_to_rider",)
+    return ()
+
+
+# the order-level events a delivery's parts move it by, in the order they are tried when the order follows its parts
+ORDER_EVENTS = ("hand_to_rider", "deliver", "fail_delivery", "redispatch", "refund_part", "refund")
+
+
+def order_path(status: str, target: str, steps_max: int = 3) -> tuple[str, ...]:
+    """The shortest run of delivery events that brings a delivery order from `status` to `target` (its parts'
+    overall status), () when it is there or cannot get there (the order then stays as it is; a later part step
+    brings it on). A split order's parts move one at a time, so the order may need two steps at once: a part that
+    failed twice is refunded while the other is already delivered (delivery_failed -> partially_refunded), or a
+    part's `delivered` was heard while the order still waited on another part's pickup."""
+    if status == target:  # (not round a loop back to where it is: out, failed, redispatched)
+        return ()
+    paths: list[tuple[str, tuple[str, ...]]] = [(status, ())]
+    seen = {status}
+    for _ in range(steps_max):
+        nxt = []
+        for at, path in paths:
+            for event in ORDER_EVENTS:
+                if not lifecycle.can("delivery", at, event):
+                    continue
+                after = lifecycle.step("delivery", at, event)
+                if after == target:
+                    return (*path, event)
+                if after not in seen:
+                    seen.add(after)
+                    nxt.append((after, (*path, event)))
+        paths = nxt
+    return ()
+
+
 def next_step_after_failure(attempt: int) -> str:
-    """After attempt `attempt` (1, 2, ...) failed: `redispatch` (find another rider) or `give_up` (refund the order
-    in full, the goods go back to the store)."""
+    """After the `attempt`-th try (1, 2, ...) of a store's part failed: `redispatch` (find another rider) or
+    `give_up` (refund that part - the order in full when it is the last part left - and its goods go back to its
+    store). A split order counts its stores' tries apart."""
     return "redispatch" if attempt < DISPATCH_ATTEMPTS_MAX else "give_up"
 
 

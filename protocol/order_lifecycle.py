@@ -5,6 +5,8 @@
     pickup:   paid | picking | ready ─pick_up─► picked_up
     delivery: ready ─hand_to_rider─► out_for_delivery ─deliver─► delivered
               ready | out_for_delivery ─fail_delivery─► delivery_failed ─redispatch─► ready (or cancel)
+              delivery_failed ─refund_part─► partially_refunded (a split delivery's failed part refunded, the rest
+              delivered)
     picked_up | delivered ─complete─► completed (the after-sales window closed)
     handed over ─refund_part─► partially_refunded (a return, an after-sales refund of some lines)
     every paid status ─refund─► refunded (all the money back)
@@ -79,15 +81,20 @@ _BRANCH: dict[str, dict[tuple[str, str], str]] = {
         (OUT_FOR_DELIVERY, "fail_delivery"): DELIVERY_FAILED,  # the rider cancelled, nobody at the door
         (DELIVERY_FAILED, "redispatch"): READY,
         (DELIVERY_FAILED, "cancel"): CANCELLED,
+        # a split delivery: one store's part failed twice and its share was refunded, the other parts delivered
+        (DELIVERY_FAILED, "refund_part"): PARTIALLY_REFUNDED,
     },
 }
 # journaled on the timeline, the status unchanged
+PICK_CLAIMED = "pick_claimed"
 NOTES = frozenset({"created", "weighed", "substituted", "short", "rerouted", "refunded_part", "charged_extra",
                    "rider", "returned", "after_sales_requested", "after_sales_refused", "sent_to_store",
                    "payment_requested", "refund_requested",
                    # picking (issue 15 item 2): a store's part of a split order moved while the order waits for the
                    # others; a heavier weight the customer cannot be charged for is absorbed by the store
-                   "part_picking", "part_ready", "part_picked_up", "absorbed"})
+                   "part_picking", "part_ready", "part_picked_up", "absorbed",
+                   # a store's OrderPicked claimed its part (once: cloud/services/pick_claims.py)
+                   PICK_CLAIMED})
 EVENTS = frozenset({e for _, e in _COMMON} | {e for b in _BRANCH.values() for _, e in b} | NOTES)
 
 

@@ -16,14 +16,17 @@ Money (`part_money`), for one store's part:
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.money import portion_fen, weighed_amount_fen
+from protocol.money_saga import charge_id, part_refund_id
 from protocol.picking_messages import OrderPicked, PickedLine
 from protocol.pricing import BasketLine, Catalogue, PricingContext, RuleBook, price_basket
 
 BP = 10_000
+MOVEMENT_ID_MAX_CHARS = 64  # a money movement's id is also an actor command's and the ledger's transfer id
 SUBSTITUTE_QTY_MAX = 100_000  # pieces, or grams: an order line's own bound (order_request.MAX_QTY)
 
 
@@ -31,6 +34,18 @@ def weight_bounds(ordered_g: int, tolerance_bp: int) -> tuple[int, int]:
     """The picked weights (grams) accepted for `ordered_g` ordered: within the tolerance either way."""
     slack = ordered_g * tolerance_bp // BP
     return ordered_g - slack, ordered_g + slack
+
+
+def money_part(kind: str, order_id: str, *names: str) -> str:
+    """A money part of a store's picking (`weight:<store>`, `short:<store>:<sku>`, `sub:<store>:<sku>`), short enough
+    that both its refund id (`refund:<order>:<part>`) and its extra charge id (`charge:<order>:<part>`) fit
+    `MOVEMENT_ID_MAX_CHARS`: a longer one (a long store id or sku) hashes everything after its kind, so the ledger
+    never refuses the id and leaves the refund requested forever. The same names always give the same part."""
+    part = ":".join((kind, *names))
+    longest = max(len(part_refund_id(order_id, part)), len(f"{charge_id(order_id)}:{part}"))
+    if longest <= MOVEMENT_ID_MAX_CHARS:
+        return part
+    return f"{kind}:{hashlib.blake2b(':'.join(names).encode(), digest_size=8).hexdigest()}"
 
 
 def check_line(line: PickedLine, weighed: bool, tolerance_bp: int, allow_substitutions: bool) -> str:
@@ -115,11 +130,22 @@ def substitute_fen(catalogue: Catalogue, sku: str, qty: int) -> int:
     return weighed_amount_fen(qty, product.price_fen) if product.weighed else product.price_fen * qty
 
 
+def part_amount_fen(order_lines: list[dict[str, Any]], sku: str, qty: int) -> int:
+    """What `qty` (stock units) of the order's line `sku` cost: its share of the line's amount. A line can be split
+    across stores (the router's plan, a shortage re-routed), so one store's part is never the whole line."""
+    for ol in order_lines:
+        if ol["sku"] == sku:
+            return share_fen(ol["amount_fen"], min(qty, ol["qty"]), ol["qty"])
+    return 0
+
+
 def part_money(order_lines: list[dict[str, Any]], picked: tuple[PickedLine, ...], catalogue: Catalogue, book: RuleBook,
                ctx: PricingContext) -> PartMoney:
     """What one store's picked part does to the order's money. `order_lines`: the whole order's priced lines
-    (`{"sku", "qty", "amount_fen"}`, qty in stock units); `ctx`: the context the order was priced in."""
-    amounts = {line["sku"]: line["amount_fen"] for line in order_lines}
+    (`{"sku", "qty", "amount_fen"}`, qty in stock units); `ctx`: the context the order was priced in. Only this
+    store's part is re-priced and refunded: each line's `ordered` is this store's quantity, its money this store's
+    share of the line's amount (`part_amount_fen`), never the whole line's."""
+    amounts = {line.sku: part_amount_fen(order_lines, line.sku, line.ordered) for line in picked}
     weights = {line.sku: line for line in picked
                if line.picked and catalogue.get(line.sku).weighed and line.picked != line.ordered}
     diff = margin = 0
@@ -127,7 +153,10 @@ def part_money(order_lines: list[dict[str, Any]], picked: tuple[PickedLine, ...]
         def basket(with_picked: bool) -> int:
             lines = []
             for ol in order_lines:
-                amount = weights[ol["sku"]].picked if with_picked and ol["sku"] in weights else ol["qty"]
+                amount = ol["qty"]
+                if with_picked and ol["sku"] in weights:  # this store's part weighed: the other parts as ordered
+                    w = weights[ol["sku"]]
+                    amount = max(amount - w.ordered, 0) + w.picked
                 lines.append(BasketLine(sku=ol["sku"], weight_g=amount) if catalogue.get(ol["sku"]).weighed
                              else BasketLine(sku=ol["sku"], qty=amount))
             return price_basket(catalogue, book, lines, ctx).total_fen

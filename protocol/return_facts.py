@@ -37,8 +37,9 @@ class SaleFacts:
 class OrderFacts:
     order_id: str
     status: str
-    picked_up_at: frozenset[str]  # the stores the order (a part of it) was picked up at
-    parts: dict[str, tuple[tuple[str, int, str, int], ...]]  # store -> its part's (sku, qty, unit, amount fen)
+    picked_up_at: frozenset[str]  # the stores that handed the order (a part of it) over: picked up, or delivered
+    # store -> what its part handed over (after picking) and what is left paid for it: (sku, qty, unit, fen)
+    parts: dict[str, tuple[tuple[str, int, str, int], ...]]
 
 
 @dataclass
@@ -58,7 +59,9 @@ class Verdicts:
 
 
 def source_key(e: GoodsReturned) -> str:
-    return f"sale:{e.sale_id}" if e.sale_id else f"order:{e.order_id}"
+    """What earlier returns count against: a sale, or one store's part of an order (each store takes back only
+    what it handed over; `ReturnsKnown.earlier` holds an order's returns, after-sales included, per store)."""
+    return f"sale:{e.sale_id}" if e.sale_id else f"order:{e.order_id}@{e.store_id}"
 
 
 def named(events: Iterable[Message]) -> tuple[set[str], set[str], set[str]]:

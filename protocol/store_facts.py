@@ -56,6 +56,10 @@ class OrderFacts:
     stores: frozenset[str]  # the stores its allocation names
     parts: dict[str, dict[str, int]] = field(default_factory=dict)  # store -> sku -> qty of its part
     allow_substitutions: bool = False
+    # store -> its part's status (`order_parts`; a store with no row yet is at the order's status) and the event
+    # that claimed its picking (`picking.PICK_CLAIM` on the timeline): a part is picked once, by one event
+    part_status: dict[str, str] = field(default_factory=dict)
+    pick_claims: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,6 +74,7 @@ class Known:
     on_hand: dict[tuple[str, str], int] = field(default_factory=dict)
     escrow: dict[tuple[str, str], int] = field(default_factory=dict)
     tolerances: dict[str, int] = field(default_factory=dict)  # sku -> catch-weight tolerance (bp), weighed products
+    products: frozenset[str] = frozenset()  # the catalogue's skus (a substitute must be one)
     # grants the cloud already judged and applied when the store lent them on request (a borrow): `escrow` includes
     # them, so they are not judged again (their second apply is a no-op by id)
     applied_grants: set[str] = field(default_factory=set)
@@ -99,8 +104,13 @@ def judge(events: Iterable[Message], known: Known) -> dict[str, str]:
     on_hand = dict(known.on_hand)
     escrow = dict(known.escrow)
     refused: dict[str, str] = {}
+    picked: dict[tuple[str, str], str] = {}  # (order, store) -> the OrderPicked believed earlier in this batch
     for e in events:
         reason = _judge_one(e, known, on_hand, escrow)
+        if not reason and isinstance(e, OrderPicked):
+            first = picked.setdefault((e.order_id, e.store_id), e.event_id)
+            if first != e.event_id:
+                reason = f"picked lines of order {e.order_id}: this store's part was picked by event {first}"
         if reason:
             refused[e.event_id] = f"store {e.store_id} {e.KIND} refused: {reason}"
         elif isinstance(e, StockMoved):
@@ -132,7 +142,7 @@ def _judge_one(e: Message, known: Known, on_hand: dict[tuple[str, str], int], es
     if isinstance(e, StaffDelivery):
         return judge_staff_delivery(e, known.orders.get(e.order_id))
     if isinstance(e, (PickingStarted, OrderPicked)):
-        return judge_picking(e, known.orders.get(e.order_id), known.tolerances)
+        return judge_picking(e, known.orders.get(e.order_id), known.tolerances, known.products)
     return ""
 
 
@@ -190,16 +200,41 @@ def judge_staff_delivery(e: StaffDelivery, order: OrderFacts | None) -> str:
     return ""
 
 
-def judge_picking(e: PickingStarted | OrderPicked, order: OrderFacts | None, tolerances: dict[str, int]) -> str:
-    """A store picks only a paid order allocated to it, and says only what its part of it allows
-    (`protocol.picking.judge_picked`)."""
+PICKABLE = (lifecycle.PAID, lifecycle.PICKING)  # a part still to be picked
+
+
+def judge_picking(e: PickingStarted | OrderPicked, order: OrderFacts | None, tolerances: dict[str, int],
+                  products: frozenset[str] = frozenset()) -> str:
+    """A store picks only its own part of a paid order (a flash order once assigned to it: before, its allocation
+    names only its sale), once: the part must still be paid or being picked - never one picked, handed over or
+    delivered, whatever the order says - and an `OrderPicked` says only what that part allows
+    (`protocol.picking.judge_picked`), with substitutes from the catalogue (`products`). A second `OrderPicked` for a
+    part (a replay with a new event id) is refused: its refunds and re-routes would run twice.
+
+    An `OrderPicked` of an order cancelled before it arrived (the store picked while it lagged) is believed too, if
+    its part was never picked at the cloud: the goods left the shelf and the escrow with them at the store, so the
+    cloud applies the stock side (no money: `cloud/services/picking.py`) and the two escrows agree again."""
     what = "picking" if isinstance(e, PickingStarted) else "picked lines"
     if order is None:
         return f"{what} of order {e.order_id}, which does not exist"
-    if order.kind == "flash" or e.store_id not in order.stores:
+    if e.store_id not in order.stores:
         return f"{what} of order {e.order_id}, which is not allocated to this store"
-    if order.status not in PICKUP_STATUSES:
-        return f"{what} of order {e.order_id}, which is {order.status}, not paid"
+    claim = order.pick_claims.get(e.store_id)
+    if isinstance(e, OrderPicked) and claim is not None:
+        if claim == e.event_id:
+            return ""  # its own redelivery: the effects it began finish (each by its id)
+        return f"{what} of order {e.order_id}: this store's part was picked already (event {claim})"
+    cancelled_late = isinstance(e, OrderPicked) and order.status == lifecycle.CANCELLED
+    if order.status not in PICKABLE and not cancelled_late:
+        return f"{what} of order {e.order_id}, which is {order.status}, not paid and still to pick"
+    part = order.part_status.get(e.store_id, order.status if not cancelled_late else lifecycle.PAID)
+    if part not in PICKABLE:
+        return f"{what} of order {e.order_id}: this store's part is {part}, not still to pick"
     if isinstance(e, OrderPicked):
-        return judge_picked(e, order.parts.get(e.store_id, {}), tolerances, order.allow_substitutions)
+        why = judge_picked(e, order.parts.get(e.store_id, {}), tolerances, order.allow_substitutions)
+        if not why and products:
+            unknown = sorted({line.substitute_sku for line in e.lines if line.substitute_sku} - products)
+            if unknown:
+                why = f"order {e.order_id}: substitutes {unknown} are not products of the catalogue"
+        return why
     return ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from protocol import order_lifecycle as lifecycle
 from protocol import subjects
 from protocol.errors import ProtocolError
 from protocol.messages import EscrowGranted
@@ -17,6 +18,7 @@ from protocol.store_facts import Known, OrderFacts, granted_pairs, named_members
 DEAD_LETTER_RAW_MAX = 4096  # bytes of a refused frame kept: enough to see what it was (the row says its size)
 DEAD_LETTERS_PER_STORE = 1000  # kept per store (newest); the trigger of migration 11 holds the same numbers
 DEAD_LETTER_MAX_AGE_MS = 30 * 86_400_000
+CLAIM_SUFFIX = ":claim"  # a pick claim's timeline key: `<event id>:claim` (cloud/services/pick_claims.py)
 INSERT_SQL = """insert into dead_letters (subject, store_id, reason, raw, raw_bytes, at_ms)
                 values ($1, $2, $3, $4, $5, $6)"""
 
@@ -38,6 +40,16 @@ def dead_row(subject: str, reason: str, raw: bytes, at_ms: int) -> tuple:
     return subject, store_of(subject), reason, raw[:DEAD_LETTER_RAW_MAX], len(raw), at_ms
 
 
+async def pick_claims(db, order_ids: list[str]) -> dict[str, dict[str, str]]:
+    """order -> store -> the event id whose `OrderPicked` claimed that store's part (cloud/services/pick_claims.py)."""
+    rows = await db.fetch("select order_id, store_id, event_key from order_events where order_id = any($1::text[]) "
+                          "and event = $2", order_ids, lifecycle.PICK_CLAIMED)
+    found: dict[str, dict[str, str]] = {}
+    for r in rows:
+        found.setdefault(r["order_id"], {})[r["store_id"]] = r["event_key"].removesuffix(CLAIM_SUFFIX)
+    return found
+
+
 async def known_for(cloud, events) -> Known:
     """What the cloud knows about the members, orders and (store, sku) grants `events` name."""
     known = Known()
@@ -46,6 +58,11 @@ async def known_for(cloud, events) -> Known:
         known.members = {r["member_id"] for r in await cloud.db.fetch(
             "select member_id from members where member_id = any($1::text[])", list(members))}
     if orders:
+        part_status: dict[str, dict[str, str]] = {}
+        for r in await cloud.db.fetch("select order_id, store_id, status from order_parts "
+                                      "where order_id = any($1::text[])", list(orders)):
+            part_status.setdefault(r["order_id"], {})[r["store_id"]] = r["status"]
+        claims = await pick_claims(cloud.db, list(orders))
         for r in await cloud.db.fetch("select order_id, kind, status, allocation, allow_substitutions from orders "
                                       "where order_id = any($1::text[])", list(orders)):
             allocation = r["allocation"]
@@ -53,9 +70,11 @@ async def known_for(cloud, events) -> Known:
             parts = {s: {line["sku"]: line["qty"] for line in lines} for s, lines in stores.items()
                      if isinstance(lines, list)}
             known.orders[r["order_id"]] = OrderFacts(r["order_id"], r["kind"], r["status"], frozenset(stores),
-                                                     parts, bool(r["allow_substitutions"]))
+                                                     parts, bool(r["allow_substitutions"]),
+                                                     part_status.get(r["order_id"], {}), claims.get(r["order_id"], {}))
         catalogue = cloud.world.catalogue  # picked weights are judged against each product's tolerance
         known.tolerances = {p.sku: p.catch_weight_tolerance_bp for p in catalogue.by_sku.values() if p.weighed}
+        known.products = frozenset(catalogue.by_sku)  # a substitute must be one
     if pairs:
         rows = await cloud.db.fetch(
             "select store_id, sku, on_hand from store_stock where (store_id, sku) in "

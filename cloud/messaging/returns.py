@@ -2,9 +2,14 @@
 
 Guarantees:
 - A `GoodsReturned` is believed only for a till sale of the store that sends it, or an online order picked up at
-  that store; only for what was sold and not returned before (counting the returns earlier in the batch) and for
-  at most what `protocol.returns` gives back for those lines. Anything else is refused with the reason through the
-  bridge's normal path (dead-lettered, the store told `refused`), and the rest of the batch applies.
+  that store (or delivered: each store of it for its own part); only for what was sold - for an order, what that
+  store handed over after picking, paid for what picking left (`cloud.services.returned_view`) - and not returned
+  before (counting the returns earlier in the batch and, for an order, approved after-sales) and for at most what
+  `protocol.returns` gives back for those lines. An order's return is judged again under the order's row lock when
+  it is applied, and recorded with its refund journaled in that transaction (after-sales is judged under the same
+  lock), so a till return and an after-sales approval are never both believed for the same goods. Anything else is
+  refused with the reason through the bridge's normal path (dead-lettered, the store told `refused`), and the rest
+  of the batch applies.
 - Applied once: the effects are commands with ids derived from the return id - a stored-value refund is the ledger
   transfer `till-return:<return id>` (never the `return:` prefix of the money saga, which means provider money
   nothing credits), an order's refund is `Payments.refund_part(order, "ret:<return id>")` and its step in the
@@ -21,11 +26,13 @@ import logging
 from typing import Any
 
 from actors.member_ledger import Refund
+from cloud.messaging.refusals import RefusedEvent
 from cloud.services import order_journal as journal
+from cloud.services import returned_view
 from cloud.services.verdicts import Refusal
 from protocol import order_lifecycle as lifecycle
-from protocol import returns as rules
 from protocol.messages import Message, PickupCompleted, SaleCommitted
+from protocol.money_saga import charge_id
 from protocol.return_facts import OrderFacts, ReturnsKnown, SaleFacts, Verdicts, judge_returns, named, source_key
 from protocol.return_messages import AfterSalesDecided, GoodsReturned
 
@@ -96,48 +103,39 @@ class TillReturns:
                 known.sales[e.sale_id] = SaleFacts(
                     e.sale_id, e.store_id, tuple((x.sku, x.quantity.amount, x.quantity.unit, x.amount_fen) for x in e.lines),
                     e.total_fen, tuple(p.method for p in e.payments), e.member_id)
-        picked: dict[str, set[str]] = {}
-        for r in await db.fetch("select order_id, store_id from order_events where order_id = any($1::text[]) and "
-                                "event = 'pick_up' and store_id is not null", list(order_ids)):
-            picked.setdefault(r["order_id"], set()).add(r["store_id"])
-        batch_pickups = {(e.order_id, e.store_id) for e in events if isinstance(e, PickupCompleted)}
-        for r in await db.fetch("select order_id, status, allocation, lines, total_fen from orders "
-                                "where order_id = any($1::text[])",
-                                list(order_ids)):
-            stores = picked.get(r["order_id"], set()) | {s for o, s in batch_pickups if o == r["order_id"]}
-            status = r["status"]
-            if status in lifecycle.PAID_STATUSES and status not in lifecycle.HANDED_OVER_STATUSES and stores:
-                status = lifecycle.PICKED_UP  # picked up in this very batch: applied before the returns
-            known.orders[r["order_id"]] = OrderFacts(r["order_id"], status, frozenset(stores),
-                                                     self._parts(json.loads(r["allocation"]), json.loads(r["lines"]),
-                                                                 r["total_fen"]))
         for r in await db.fetch("select return_id, event_id, sale_id, order_id, lines from till_returns "
                                 "where sale_id = any($1::text[]) or order_id = any($2::text[]) or "
                                 "return_id = any($3::text[])", list(sale_ids), list(order_ids), list(return_ids)):
             known.used_ids[r["return_id"]] = r["event_id"]
-            key = f"sale:{r['sale_id']}" if r["sale_id"] else f"order:{r['order_id']}"
-            known.earlier.setdefault(key, []).extend(tuple(x) for x in json.loads(r["lines"]))
+            if r["sale_id"]:  # an order's returns are in its view (below), with its after-sales
+                known.earlier.setdefault(f"sale:{r['sale_id']}", []).extend(tuple(x) for x in json.loads(r["lines"]))
+        batch_pickups = {(e.order_id, e.store_id) for e in events if isinstance(e, PickupCompleted)}
+        # a return of this batch recorded before (applied, then the batch failed): judged again as if it were not
+        mine = {e.return_id for e in events
+                if isinstance(e, GoodsReturned) and known.used_ids.get(e.return_id) == e.event_id}
+        for r in await db.fetch("select * from orders where order_id = any($1::text[])", list(order_ids)):
+            await self._order_facts(db, r, known, {s for o, s in batch_pickups if o == r["order_id"]}, mine)
         return known
 
-    def _parts(self, allocation: dict, lines: list[dict], total_fen: int
-               ) -> dict[str, tuple[tuple[str, int, str, int], ...]]:
-        """Each store's part of an order: its SKUs and quantities, and their part of what the order charged (the
-        total shared over the lines as a till sale's is, then a SKU split across stores in proportion)."""
-        skus = self.cloud.world.catalogue.by_sku
-        unit = {x["sku"]: "g" if (p := skus.get(x["sku"])) is not None and p.weighed else "piece" for x in lines}
-        sold = rules.shares([(x["sku"], x["qty"], unit[x["sku"]], x["amount_fen"]) for x in lines], total_fen)
-        parts = {}
-        for store, part in (allocation or {}).items():
-            if not isinstance(part, list):
-                continue  # a flash order's allocation names its sale, not stores
-            rows = []
-            for line in part:
-                item = sold.get(line["sku"])
-                if item is not None:
-                    fen = item.paid_fen if line["qty"] >= item.qty else item.paid_fen * line["qty"] // item.qty
-                    rows.append((line["sku"], line["qty"], item.unit, fen))
-            parts[store] = tuple(rows)
-        return parts
+    async def _order_facts(self, conn, order, known: ReturnsKnown, batch_pickups: set[str], skip: set[str]) -> None:
+        """The order's facts and what was returned of it so far (`cloud.services.returned_view`: what each store
+        handed over after picking, less till returns and approved after-sales), into `known`."""
+        oid = order["order_id"]
+        stores = {r["store_id"] for r in await conn.fetch(
+            "select store_id from order_events where order_id = $1 and event = 'pick_up' and store_id is not null",
+            oid)} | batch_pickups
+        status = order["status"]
+        if status in lifecycle.PAID_STATUSES and status not in lifecycle.HANDED_OVER_STATUSES and stores:
+            status = lifecycle.PICKED_UP  # picked up in this very batch: applied before the returns
+        if order["fulfilment"] == "delivery" and status in lifecycle.HANDED_OVER_STATUSES:
+            # delivered: each store whose part it was may take its own part back (bounded by what it handed over)
+            stores |= {s for s, part in (json.loads(order["allocation"]) or {}).items() if isinstance(part, list)}
+        seen = await returned_view.order_view(conn, self.cloud.world.catalogue, order, skip_returns=skip)
+        known.orders[oid] = OrderFacts(oid, status, frozenset(stores),
+                                       {s: tuple((x.sku, x.qty, x.unit, x.paid_fen) for x in skus.values())
+                                        for s, skus in seen.parts.items()})
+        for store, back in seen.before.items():
+            known.earlier[f"order:{oid}@{store}"] = [(sku, b.qty, b.fen) for sku, b in back.items()]
 
     async def apply(self, event: GoodsReturned | AfterSalesDecided, new_balances) -> None:
         """The money of a believed return, or a store's after-sales decision, once (see the module's guarantees)."""
@@ -165,14 +163,34 @@ class TillReturns:
             log.warning("after-sales decision of store %s: %s", event.store_id, exc.detail)
 
     async def _refund_order(self, event: GoodsReturned) -> None:
-        amount = self.verdicts.amounts.get(event.event_id, 0)
-        all_back = self.verdicts.all_back.get(event.event_id, False)
-        lines = self.verdicts.lines.get(event.event_id, [])
+        """Judged again under the order's row lock, and recorded in that transaction with its refund journaled: an
+        after-sales approval (or another bridge's return) for the same goods waits, then sees this one. A return
+        that lost such a race is refused (dead-lettered, the store told) with nothing refunded."""
         now = self.cloud.now_ms()
+        async with self.cloud.db.acquire() as conn, conn.transaction():
+            order = await returned_view.lock_order(conn, event.order_id)
+            known = ReturnsKnown()
+            for r in await conn.fetch("select return_id, event_id from till_returns where return_id = $1",
+                                      event.return_id):
+                known.used_ids[r["return_id"]] = r["event_id"]
+            if order is not None:
+                await self._order_facts(conn, order, known, set(), {event.return_id})
+            verdicts = judge_returns([event], known)
+            if event.event_id in verdicts.refused:
+                raise RefusedEvent(verdicts.refused[event.event_id])
+            for name in ("amounts", "all_back", "lines"):
+                getattr(self.verdicts, name).update(getattr(verdicts, name))
+            amount, all_back = verdicts.amounts[event.event_id], verdicts.all_back[event.event_id]
+            lines = verdicts.lines[event.event_id]
+            if amount > 0:
+                assert self.payments is not None, "the bridge needs the payments service to refund an order"
+                charge = await self.payments.get(charge_id(event.order_id))
+                await self.payments.journal_part(conn, event.order_id, order["status"], charge,
+                                                 order_refund_part(event.return_id), amount,
+                                                 f"returned at store {event.store_id}, lane {event.lane}")
+            await self._insert(conn, [event], now, keep=True)
         if amount > 0:
-            assert self.payments is not None, "the bridge needs the payments service to refund an order"
-            await self.payments.refund_part(event.order_id, order_refund_part(event.return_id), amount,
-                                            f"returned at store {event.store_id}, lane {event.lane}")
+            await self.payments.finish_part(event.order_id, order_refund_part(event.return_id))
         detail = {"return_id": event.return_id, "amount_fen": amount, "lane": event.lane,
                   "lines": [{"sku": sku, "qty": qty, "amount_fen": fen} for sku, qty, fen in lines]}
         step = "refund" if all_back else "refund_part"
@@ -191,20 +209,27 @@ class TillReturns:
         rows = [e for e in events if isinstance(e, GoodsReturned)]
         if not rows:
             return
-        now = self.cloud.now_ms()
+        await self._insert(conn, rows, self.cloud.now_ms())
+        await conn.executemany("update till_sales set returned_fen = returned_fen + $2 where sale_id = $1",
+                               [(e.sale_id, e.total_fen) for e in rows if e.sale_id])
+
+    async def _insert(self, conn, rows: list[GoodsReturned], now: int, keep: bool = False) -> None:
+        """The returns' rows (once: a return recorded under its order's lock is not recorded again). `keep`: the
+        verdicts stay for `record`, which runs later in the bridge's transaction."""
+        take = (lambda d, k, default: d.get(k, default)) if keep else (lambda d, k, default: d.pop(k, default))
         await conn.executemany(
             """insert into till_returns (return_id, event_id, store_id, sale_id, order_id, lane, lines, method,
                    amount_fen, member_id, wall_ms, received_ms)
                values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) on conflict do nothing""",
             [(e.return_id, e.event_id, e.store_id, e.sale_id or None, e.order_id or None, e.lane,
-              json.dumps(self.verdicts.lines.pop(e.event_id, None)
+              json.dumps(take(self.verdicts.lines, e.event_id, None)
                          or [[x.sku, x.quantity.amount, x.amount_fen] for x in e.lines]),
               e.refunds[0].method if e.refunds else ("original_payment" if e.order_id else "none"),
-              self.verdicts.amounts.pop(e.event_id, e.total_fen), e.member_id, e.wall_ms, now)
+              take(self.verdicts.amounts, e.event_id, e.total_fen), e.member_id, e.wall_ms, now)
              for e in rows])
-        for e in rows:
-            self.verdicts.all_back.pop(e.event_id, None)
-        await conn.executemany("update till_sales set returned_fen = returned_fen + $2 where sale_id = $1",
-                               [(e.sale_id, e.total_fen) for e in rows if e.sale_id])
+        if not keep:
+            for e in rows:
+                self.verdicts.all_back.pop(e.event_id, None)
+
 
 __all__ = ["TillReturns", "ledger_refund_id", "order_refund_part", "source_key"]

@@ -4,14 +4,20 @@ cloud - and an approval refunds through the order's original payment.
 
 Guarantees:
 - Only the order's own member asks, only for a handed-over order (`lifecycle.HANDED_OVER_STATUSES`), only within
-  `AFTER_SALES_WINDOW_MS` of the hand-over, and only for lines and quantities not returned or asked for already
-  (`protocol.returns`, counting till returns and requests still open or approved); the amount is the cloud's own
-  figure for those lines. Each request is journaled on the order's timeline (`after_sales_requested`) and the
-  store is told (`AfterSalesRequested`). The same Idempotency-Key again answers the first request.
+  `AFTER_SALES_WINDOW_MS` of the hand-over, and only for what the stores handed over (after picking: never the short
+  units, the picked weight, a substitute under its own SKU) less what was returned or asked for already
+  (`cloud.services.returned_view`: till returns, requests still open or approved), judged under the order's row lock
+  so two requests cannot both take the same goods; the amount is the cloud's own figure for those lines, each line
+  naming the store part it is taken from. Each request is journaled on the order's timeline
+  (`after_sales_requested`) and the store is told (`AfterSalesRequested`). The same Idempotency-Key again answers
+  the first request.
 - A decision is taken once: the same decision again answers the request as it is; the other decision after it is
-  refused (409). An approval refunds `refund:<order>:as:<request>` through the original payment, then steps the
-  order `refund_part` (or `refund` once every line is back, the full refund giving back what the parts left), keyed
-  by the request, so a retry after a crash refunds nothing twice. A refusal is a timeline note with its reason.
+  refused (409). It is taken under the order's and the request's row locks, the status moved in the same transaction
+  as the refund is journaled; an approval re-judges the lines first (a till return since may have taken them: then
+  it is refused, nothing refunded). An approval refunds `refund:<order>:as:<request>` through the original payment,
+  then steps the order `refund_part` (or `refund` once every line is back, the full refund giving back what the
+  parts left), keyed by the request, so a retry after a crash refunds nothing twice. A refusal is a timeline note
+  with its reason.
 """
 from __future__ import annotations
 
@@ -20,11 +26,14 @@ import logging
 
 from cloud.messaging import to_stores
 from cloud.services import order_journal as journal
+from cloud.services import returned_view
 from cloud.services.verdicts import Refusal
+from protocol import handed_over as ho
 from protocol import order_lifecycle as lifecycle
 from protocol import returns as rules
 from protocol.clock import to_rfc3339
 from protocol.ids import derived_id
+from protocol.money_saga import charge_id
 from protocol.return_messages import AfterSalesLine, AfterSalesRequested
 
 AFTER_SALES_WINDOW_MS = 7 * 24 * 3600 * 1000  # after the goods were handed over
@@ -57,22 +66,8 @@ class AfterSales:
             raise Refusal("not_found", f"no order {order_id}")
         return row
 
-    async def _sold_and_before(self, order, exclude: str | None = None, statuses: tuple[str, ...] = ("requested",
-                                                                                                      "approved")):
-        """The order's lines with their shares of its total, and what was returned at a till or asked for already
-        (requests in `statuses`)."""
-        lines = json.loads(order["lines"])
-        skus = self.cloud.world.catalogue.by_sku
-        sold = rules.shares([(x["sku"], x["qty"], "g" if (p := skus.get(x["sku"])) is not None and p.weighed
-                              else "piece", x["amount_fen"]) for x in lines], order["total_fen"])
-        rows: list[tuple[str, int, int]] = []
-        for r in await self.cloud.db.fetch("select lines from till_returns where order_id = $1", order["order_id"]):
-            rows += [tuple(x) for x in json.loads(r["lines"])]
-        for r in await self.cloud.db.fetch("select request_id, lines from after_sales where order_id = $1 and "
-                                           "status = any($2::text[])", order["order_id"], list(statuses)):
-            if r["request_id"] != exclude:
-                rows += [(x["sku"], x["qty"], x["amount_fen"]) for x in json.loads(r["lines"])]
-        return sold, rules.returned_so_far(rows)
+    async def _view(self, conn, order, **kw) -> returned_view.ReturnsView:
+        return await returned_view.order_view(conn, self.cloud.world.catalogue, order, **kw)
 
     async def request(self, order_id: str, member: str, lines: tuple[AfterSalesLine, ...], reason: str,
                       with_return: bool, key: str | None) -> tuple[dict, bool]:
@@ -93,16 +88,18 @@ class AfterSales:
         if handed is None or now - handed["at_ms"] > AFTER_SALES_WINDOW_MS:
             raise Refusal("order_state", f"order {order_id}: the after-sales window of "
                                          f"{AFTER_SALES_WINDOW_MS // 86_400_000} days after the hand-over has closed")
-        sold, before = await self._sold_and_before(order)
-        try:
-            given = rules.refund_lines(sold, before, [(x.sku, x.qty) for x in lines])
-        except rules.ReturnRefused as exc:
-            raise Refusal("invalid", f"order {order_id}: {exc}") from None
         store = handed["store_id"] or sorted(json.loads(order["allocation"]))[0]
         request_id = self.cloud.ids.new()
-        amount = sum(fen for *_, fen in given)
-        body = [{"sku": sku, "qty": qty, "amount_fen": fen} for sku, qty, fen in given]
         async with self.cloud.db.acquire() as conn, conn.transaction():
+            # judged under the order's lock: a till return or another request of the same lines waits, then sees it
+            order = await returned_view.lock_order(conn, order_id)
+            seen = await self._view(conn, order, requests=("requested", "approved"))
+            try:
+                given = ho.allocate(seen.parts, seen.before, [(x.sku, x.qty) for x in lines])
+            except rules.ReturnRefused as exc:
+                raise Refusal("invalid", f"order {order_id}: {exc}") from None
+            amount = sum(fen for *_, fen in given)
+            body = [{"sku": sku, "qty": qty, "amount_fen": fen, "store": s} for s, sku, qty, fen in given]
             made = await conn.fetchrow(
                 """insert into after_sales (request_id, order_id, member_id, store_id, lines, amount_fen, reason,
                        with_return, status, created_ms, idempotency_key)
@@ -141,10 +138,14 @@ class AfterSales:
         return row
 
     async def decide(self, request_id: str, approved: bool, reason: str, by: str) -> dict:
-        """Approve (refund) or refuse (with `reason`) a request; see the module's guarantees."""
+        """Approve (refund) or refuse (with `reason`) a request; see the module's guarantees. Decided in one
+        transaction holding the order's row lock and the request's: the status moves and the refund is journaled
+        together, so a refusal racing an approval cannot leave money refunded on a request marked refused."""
         row = await self.get(request_id)
         want = "approved" if approved else "refused"
         if row["status"] == want:
+            if approved:
+                await self._after_approval(row)  # a retry after a crash finishes what the approval began
             return view(row)
         if row["status"] != "requested":
             raise Refusal("order_state", f"after-sales request {request_id} was {row['status']} already")
@@ -152,31 +153,58 @@ class AfterSales:
             raise Refusal("invalid", "reason: a refusal says why")
         now = self.cloud.now_ms()
         detail = {"request_id": request_id, "by": by, **({"reason": reason} if reason else {})}
+        async with self.cloud.db.acquire() as conn, conn.transaction():
+            order = await returned_view.lock_order(conn, row["order_id"])
+            row = await conn.fetchrow("select * from after_sales where request_id = $1 for update", request_id)
+            if row["status"] != "requested":  # decided meanwhile: the first decision stands
+                if row["status"] == want:
+                    return view(row)
+                raise Refusal("order_state", f"after-sales request {request_id} was {row['status']} already")
+            if approved:
+                await self._journal_refund(conn, order, row)
+            else:
+                await journal.note(conn, row["order_id"], "after_sales_refused", now, store=row["store_id"],
+                                   key=f"as-decided:{request_id}", detail=detail)
+            done = await conn.fetchrow(
+                """update after_sales set status = $2, decided_by = $3, decision_reason = $4, decided_ms = $5
+                   where request_id = $1 and status = 'requested' returning *""", request_id, want, by, reason, now)
         if approved:
-            await self._refund(row, detail, now)
-        else:
-            await journal.note(self.cloud.db, row["order_id"], "after_sales_refused", now, store=row["store_id"],
-                               key=f"as-decided:{request_id}", detail=detail)
-        done = await self.cloud.db.fetchrow(
-            """update after_sales set status = $2, decided_by = $3, decision_reason = $4, decided_ms = $5
-               where request_id = $1 and status = 'requested' returning *""", request_id, want, by, reason, now)
-        if done is not None and not by.startswith(f"store {row['store_id']}"):
+            await self._after_approval(done, detail)
+        if not by.startswith(f"store {row['store_id']}"):
             await self._tell_store(done)  # decided in the cloud: the store's copy shows it
-        return view(done or await self.get(request_id))
+        return view(done)
 
-    async def _refund(self, row, detail: dict, now: int) -> None:
-        order = await self._order(row["order_id"], None)
-        if row["amount_fen"] > 0:
-            await self.payments.refund_part(row["order_id"], refund_part_name(row["request_id"]), row["amount_fen"],
-                                            f"after-sales request {row['request_id']}: {row['reason']}"[:500])
-        sold, before = await self._sold_and_before(order, exclude=row["request_id"], statuses=("approved",))
-        mine = [(x["sku"], x["qty"], x["amount_fen"]) for x in json.loads(row["lines"])]
-        step = "refund" if rules.all_returned(sold, before, mine) else "refund_part"
-        detail = {**detail, "amount_fen": row["amount_fen"], "lines": json.loads(row["lines"])}
+    async def _journal_refund(self, conn, order, row) -> None:
+        """Under the order's lock: the request's lines are still returnable (a till return or another approval since
+        it was asked may have taken them: then the approval is refused, nothing refunded), and its refund is
+        journaled in this transaction."""
+        seen = await self._view(conn, order, skip_request=row["request_id"])
         try:
-            await journal.advance(self.cloud.db, row["order_id"], step, now, store=row["store_id"],
+            ho.allocate(seen.parts, seen.before, [(x["sku"], x["qty"]) for x in json.loads(row["lines"])])
+        except rules.ReturnRefused as exc:
+            raise Refusal("order_state", f"after-sales request {row['request_id']} can no longer be approved: "
+                                         f"{exc}") from None
+        if row["amount_fen"] > 0:
+            charge = await self.payments.get(charge_id(row["order_id"]))
+            await self.payments.journal_part(conn, row["order_id"], order["status"], charge,
+                                             refund_part_name(row["request_id"]), row["amount_fen"],
+                                             f"after-sales request {row['request_id']}: {row['reason']}"[:500])
+
+    async def _after_approval(self, row, detail: dict | None = None) -> None:
+        """The approved request's refund carried out and the order stepped (each by id: once, also on a retry)."""
+        if row["amount_fen"] > 0:
+            await self.payments.finish_part(row["order_id"], refund_part_name(row["request_id"]))
+        async with self.cloud.db.acquire() as conn:
+            order = await conn.fetchrow("select * from orders where order_id = $1", row["order_id"])
+            seen = await self._view(conn, order, skip_request=row["request_id"])
+        mine = [(x.get("store", row["store_id"]), x["sku"], x["qty"], x["amount_fen"]) for x in json.loads(row["lines"])]
+        step = "refund" if ho.all_back(seen.parts, seen.before, mine) else "refund_part"
+        detail = {**(detail or {"request_id": row["request_id"], "by": row["decided_by"]}),
+                  "amount_fen": row["amount_fen"], "lines": json.loads(row["lines"])}
+        try:
+            await journal.advance(self.cloud.db, row["order_id"], step, self.cloud.now_ms(), store=row["store_id"],
                                   key=f"as-decided:{row['request_id']}", detail=detail)
-        except lifecycle.IllegalTransition as exc:  # refunded whole meanwhile: the money above still stands
-            log.warning("after-sales %s of order %s: %s", row["request_id"], row["order_id"], exc)
+        except lifecycle.IllegalTransition as exc:  # refunded whole meanwhile (or stepped before): the money stands
+            log.info("after-sales %s of order %s: %s", row["request_id"], row["order_id"], exc)
         if step == "refund":
             await self.payments.refund(row["order_id"])  # what the parts left of the charge (usually nothing)

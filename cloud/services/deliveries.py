@@ -1,23 +1,34 @@
-"""Delivery orders carried by riders: dispatch a ready order to the rider platform, apply its callbacks to the
-order's lifecycle, find another rider once, and when that fails too give the money back and the goods to the store.
+"""Delivery orders carried by riders: dispatch a ready order to the rider platform - a rider per store part, as a
+split order's goods wait at each of its stores - apply the callbacks to that part and the order to its parts'
+overall status (`delivery_parts`), find another rider once, and when that fails too give that part's money back
+and its goods to its store (the whole order's, when no other part is left).
 
 Guarantees:
-- one delivery per try: a try is a `deliveries` row keyed by (order, attempt), journaled before the platform is
-  asked, and the platform dedupes a create by our order id and the attempt, so a retried or repeated dispatch
-  (the hook called twice, a retry after a timeout, the sweeper) never makes two deliveries;
+- one delivery per try: a try is a `deliveries` row keyed by (order, attempt) with its store (attempts are numbered
+  over the whole order, so a split order's stores never share one), journaled before the platform is asked, and
+  the platform dedupes a create by our order id and the attempt, so a retried or repeated dispatch (the hook called
+  twice, a retry after a timeout, the sweeper) never makes two deliveries;
+- a split delivery is out for delivery only when every part left with its rider, and delivered only when every
+  part was delivered;
 - a callback is believed only when signed by the platform within ±5 min (`cloud/services/riders.py`), and applied
   once: its own id is the timeline key (`order_journal.advance(key=)`), so a duplicate changes nothing;
 - callbacks never move an order backwards: a status the order has passed is refused by the lifecycle
-  (IllegalTransition is logged and the callback acknowledged, so the platform stops sending it); callbacks of a
+  (IllegalTransition is logged and the callback acknowledged, so the platform stops sending it). They do move it
+  forwards over a lost step: `delivered` (or `delivering`) while the order is still `ready` hands it to the rider
+  first (`delivery.implied_events`), since the goods did leave; callbacks of a
   try that was superseded (the first rider, after the redispatch) or has ended (delivered, failed, withdrawn when
   the order was cancelled or left with the store's staff) are acknowledged and ignored;
 - the rider's name, masked phone and position are timeline notes (`rider`): `GET /orders/{id}` and its event
   stream show them; the rider's phone is never kept or shown in clear;
-- a failed try leads to one redispatch (`redispatch` then a new try); a second failure refunds the order in full
-  (`refund` + `Payments.refund`), gives its reservations and slot back, and tells the store (`DeliveryReturned`)
-  so that staff book the goods back on hand or to shrinkage. The sweeper (`sweep`) finishes any of these steps a
+- a failed try leads to one redispatch of its part (`redispatch` then a new try); a second failure refunds that
+  part (`Payments.refund_part`, its share less what picking refunded of it; the order ends `partially_refunded`
+  when the other parts are delivered), or, when it was the last part left, the order in full (`refund` +
+  `Payments.refund`, reservations and slot given back); its store is told (`DeliveryReturned`) so that staff book
+  the goods back on hand or to shrinkage. The sweeper (`sweep`) finishes any of these steps a
   crash or an unreachable platform interrupted: ready orders without a live try (never dispatched, not made at the
-  platform, redispatched without the new try), failed orders not yet redispatched, give-ups not yet finished.
+  platform, redispatched without the new try), failed orders not yet redispatched, give-ups not yet finished; and
+  it asks the platform (`query`) about live tries it has heard nothing of for `STALE_TRY_MS`, applying the answer
+  as a callback, so lost callbacks do not leave an order ready or out for delivery forever.
 """
 from __future__ import annotations
 
@@ -26,18 +37,22 @@ import json
 import logging
 
 from cloud.messaging import to_stores
+from cloud.services import delivery_parts as parts
 from cloud.services import order_journal as journal
-from cloud.services.riders import BadCallback, Callback, RidersRefused, RidersUnavailable
+from cloud.services.riders import BadCallback, Callback, RidersRefused, RidersUnavailable, callback_from_query
+from cloud.services.verdicts import Refusal
 from protocol import delivery
 from protocol import order_lifecycle as lifecycle
 from protocol.delivery_messages import DeliveryReturned, StaffDelivery
 from protocol.ids import derived_id
 from protocol.messages import OrderLine
+from protocol.money_saga import part_refund_id
 
 log = logging.getLogger("freshmesh.deliveries")
 PIECE_WEIGHT_G = 500  # the platform wants a weight; a piece's own weight is not in the catalogue, so this guess
 SWEEP_AFTER_MS = 5_000  # a try or a failed order untouched this long had its request die half-way: finish it
 SWEEP_BATCH_MAX = 50
+STALE_TRY_MS = 60_000  # a live try without word from the platform this long: the platform is asked (query)
 SLOT_MS = 3_600_000
 _RANK = {s: i for i, s in enumerate(("requested", "created", *delivery.STATUSES))}
 
@@ -55,8 +70,9 @@ class Deliveries:
             log.warning("order %s: rider platform not reached (%s); the sweeper tries again", order_id, exc)
 
     async def dispatch(self, order_id: str) -> dict | None:
-        """Make the order's current try at the platform (quote, then create); the try's row, or None when the order
-        is not a delivery waiting for a rider. Safe to call any number of times."""
+        """Make a try at the platform (quote, then create) for each store part of a ready order waiting for a rider:
+        a split delivery has a rider per store, as its goods are at each store. The last try's row, or None when the
+        order is not a delivery waiting for a rider. Safe to call any number of times."""
         db = self.cloud.db
         row = await db.fetchrow("select * from orders where order_id = $1", order_id)
         if row is None or row["fulfilment"] != "delivery" or row["status"] != lifecycle.READY:
@@ -65,16 +81,28 @@ class Deliveries:
             log.warning("order %s is ready but no rider platform is configured: the store's staff deliver it",
                         order_id)
             return None
-        latest = await db.fetchrow("select attempt, status from deliveries where order_id = $1 order by attempt desc "
-                                   "limit 1", order_id)
-        # the ready order's current try; a new one when the last ended (its redispatch was cut short by a crash)
-        attempt = 1 if latest is None else latest["attempt"] + (latest["status"] in (delivery.FAILED,
-                                                                                     delivery.CANCELLED))
-        store = next(iter(json.loads(row["allocation"])))
-        now = self.cloud.now_ms()
-        await db.execute("""insert into deliveries (order_id, attempt, store_id, platform, status, created_ms, updated_ms)
-                            values ($1, $2, $3, $4, 'requested', $5, $5) on conflict do nothing""",
-                         order_id, attempt, store, self.platform.name, now)
+        made = None
+        for store, status in (await parts.statuses(db, order_id)).items():
+            if status == lifecycle.READY:
+                made = await self._dispatch_part(row, store)
+        return made
+
+    async def _dispatch_part(self, row, store: str) -> dict:
+        """The store part's current try: its live one, or a new one journaled before the platform is asked. Tries are
+        numbered over the whole order (the platform's idempotency key is our order id and the attempt)."""
+        db, order_id = self.cloud.db, row["order_id"]
+        async with db.acquire() as conn, conn.transaction():
+            await conn.execute("select 1 from orders where order_id = $1 for update", order_id)  # one numbering
+            latest = await conn.fetchrow("select attempt, status from deliveries where order_id = $1 and store_id = $2 "
+                                         "and platform <> 'own_staff' order by attempt desc limit 1", order_id, store)
+            attempt = latest["attempt"] if latest is not None else 0
+            # a new try when there is none or the last ended (its redispatch was cut short by a crash)
+            if latest is None or latest["status"] in (delivery.FAILED, delivery.CANCELLED):
+                attempt = await conn.fetchval("select coalesce(max(attempt), 0) + 1 from deliveries where order_id = $1",
+                                              order_id)
+                await conn.execute("""insert into deliveries (order_id, attempt, store_id, platform, status, created_ms,
+                                      updated_ms) values ($1, $2, $3, $4, 'requested', $5, $5) on conflict do nothing""",
+                                   order_id, attempt, store, self.platform.name, self.cloud.now_ms())
         try_row = await db.fetchrow("select * from deliveries where order_id = $1 and attempt = $2", order_id, attempt)
         if try_row["platform_order_id"]:
             return dict(try_row)
@@ -94,15 +122,17 @@ class Deliveries:
         """The delivery as the platform wants it: pickup at the store, drop-off at the customer, slot, goods."""
         store = self.cloud.world.stores[store_id]
         location = json.loads(row["location"]) if row["location"] else {"lat": store.lat, "lon": store.lon}
-        lines = json.loads(row["lines"])
+        allocation = json.loads(row["allocation"])
+        lines = parts.part_lines(json.loads(row["lines"]), allocation.get(store_id, []), len(allocation) == 1)
         weight = sum(line["qty"] if line.get("weighed") else line["qty"] * PIECE_WEIGHT_G for line in lines)
+        value = row["total_fen"] if len(allocation) == 1 else sum(line["amount_fen"] for line in lines)
         slot = row["slot_start_ms"] or self.cloud.now_ms()
         return {"origin_id": row["order_id"], "attempt": attempt,
                 "pickup": {"name": store.name, "address": f"{store.name} ({store.store_id})", "lat": store.lat,
                            "lon": store.lon, "contact": store.store_id},
                 "dropoff": {"lat": location["lat"], "lon": location["lon"]},
                 "slot": {"start_ms": slot, "end_ms": slot + SLOT_MS},
-                "cargo": {"value_fen": row["total_fen"], "weight_g": weight, "items": len(lines)}}
+                "cargo": {"value_fen": value, "weight_g": weight, "items": len(lines)}}
 
     # ---- callbacks ----------------------------------------------------------------------------------------------
     async def notified(self, headers, body: bytes) -> tuple[int, str]:
@@ -126,7 +156,8 @@ class Deliveries:
         if await db.fetchval("select 1 from order_events where order_id = $1 and event_key = $2", cb.origin_id,
                              f"rider:{cb.callback_id}"):
             return 200, "duplicate"  # (advance would say so too; this answers it before the try is looked at)
-        current = await db.fetchval("select max(attempt) from deliveries where order_id = $1", cb.origin_id)
+        current = await db.fetchval("select max(attempt) from deliveries where order_id = $1 and store_id = $2 "
+                                    "and platform <> 'own_staff'", cb.origin_id, try_row["store_id"])
         if cb.attempt != current:
             log.info("order %s: callback %s of superseded try %d ignored", cb.origin_id, cb.status, cb.attempt)
             return 200, "superseded try: ignored"
@@ -142,9 +173,18 @@ class Deliveries:
             detail["position"] = {"lat": cb.lat, "lon": cb.lon}
         if cb.reason:
             detail["reason"] = cb.reason
+        store, now = try_row["store_id"], self.cloud.now_ms()
         try:
-            step = await journal.advance(db, cb.origin_id, event, self.cloud.now_ms(), store=try_row["store_id"],
-                                         detail=detail, key=f"rider:{cb.callback_id}")
+            part = (await parts.statuses(db, cb.origin_id)).get(store, "")
+            for implied in delivery.implied_events(part, cb.status):  # `picked_up` lost or overtaken
+                await parts.step(db, cb.origin_id, store, implied, now, key=f"rider:{cb.callback_id}:{implied}",
+                                 detail={**detail, "implied_by": cb.status})
+            if event == "rider":
+                step = await journal.note(db, cb.origin_id, "rider", now, store=store, detail=detail,
+                                          key=f"rider:{cb.callback_id}")
+            else:
+                step = await parts.step(db, cb.origin_id, store, event, now, key=f"rider:{cb.callback_id}",
+                                        detail=detail)
         except lifecycle.IllegalTransition as exc:  # late or out of order: the order does not move back
             log.info("order %s: rider callback %s not applied: %s", cb.origin_id, cb.callback_id, exc)
             return 200, f"not applied: {exc}"
@@ -152,7 +192,7 @@ class Deliveries:
             return 200, "duplicate"
         await self._record(cb, detail)
         if event == "fail_delivery":
-            await self.after_failure(cb.origin_id, cb.attempt, cb.reason or cb.status)
+            await self.after_failure(cb.origin_id, store, cb.reason or cb.status)
         return 200, "applied"
 
     async def _record(self, cb: Callback, detail: dict) -> None:
@@ -168,24 +208,69 @@ class Deliveries:
             json.dumps(detail["position"]) if "position" in detail else None, self.cloud.now_ms())
 
     # ---- after a failed try -------------------------------------------------------------------------------------
-    async def after_failure(self, order_id: str, attempt: int, reason: str) -> None:
-        """Another rider once; then the order is refunded and the goods go back to the store."""
-        if delivery.next_step_after_failure(attempt) == "redispatch":
-            try:
-                await journal.advance(self.cloud.db, order_id, "redispatch", self.cloud.now_ms(),
-                                      detail={"after": reason, "attempt": attempt + 1}, key=f"redispatch:{attempt}")
-            except lifecycle.IllegalTransition as exc:
-                log.info("order %s not redispatched: %s", order_id, exc)
-                return
-            row = await self.cloud.db.fetchrow("select * from deliveries where order_id = $1 and attempt = $2",
-                                               order_id, attempt)
-            await self.cloud.db.execute(
-                """insert into deliveries (order_id, attempt, store_id, platform, status, created_ms, updated_ms)
-                   values ($1, $2, $3, $4, 'requested', $5, $5) on conflict do nothing""",
-                order_id, attempt + 1, row["store_id"], row["platform"], self.cloud.now_ms())
-            await self.on_ready(order_id)
+    async def after_failure(self, order_id: str, store: str, reason: str) -> None:
+        """Another rider once for the store's part; then that part is refunded and its goods go back to its store
+        (the whole order, when no other part is left)."""
+        db = self.cloud.db
+        latest = await db.fetchrow("select * from deliveries where order_id = $1 and store_id = $2 and platform <> "
+                                   "'own_staff' order by attempt desc limit 1", order_id, store)
+        if latest is None:
             return
-        await self.give_up(order_id, reason)
+        tries = await db.fetchval("select count(*) from deliveries where order_id = $1 and store_id = $2 and "
+                                  "platform <> 'own_staff'", order_id, store)
+        if delivery.next_step_after_failure(tries) == "redispatch":
+            try:
+                await parts.step(db, order_id, store, "redispatch", self.cloud.now_ms(),
+                                 detail={"after": reason, "attempt": latest["attempt"]},
+                                 key=f"redispatch:{latest['attempt']}")
+            except lifecycle.IllegalTransition as exc:
+                log.info("order %s part at %s not redispatched: %s", order_id, store, exc)
+                return
+            await self.on_ready(order_id)  # a new try for the part (numbered over the order)
+            return
+        await self.give_up_part(order_id, store, reason)
+
+    async def give_up_part(self, order_id: str, store: str, reason: str) -> None:
+        """The store's part failed twice: refunded. The last part left takes the whole order with it (`give_up`);
+        otherwise its share of the money goes back (`refund_part`, less what picking refunded of that store's part
+        already), its reservations are released and its goods go back to its store, and the order follows the other
+        parts (ending `partially_refunded` once they are delivered)."""
+        db = self.cloud.db
+        try:
+            await parts.step(db, order_id, store, "refund", self.cloud.now_ms(), key=f"delivery:give_up:{store}",
+                             detail={"reason": f"not delivered: {reason}"})
+        except lifecycle.IllegalTransition as exc:
+            if exc.status != lifecycle.REFUNDED:
+                log.warning("order %s part at %s not refunded after its delivery failed: %s", order_id, store, exc)
+                return
+        row = await db.fetchrow("select * from orders where order_id = $1", order_id)
+        if row["status"] == lifecycle.REFUNDED:
+            await self.give_up(order_id, reason)
+            return
+        allocation = json.loads(row["allocation"])
+        share = sum(line["amount_fen"] for line in parts.part_lines(json.loads(row["lines"]), allocation[store], False))
+        before = await db.fetchval(
+            "select coalesce(sum(amount_fen), 0)::bigint from money_movements where order_id = $1 and kind = 'refund' "
+            "and movement_id like $2 and state <> 'failed'", order_id, part_refund_id(order_id, f"%:{store}%"))
+        if share - before > 0:
+            try:
+                await self.orders.payments.refund_part(order_id, f"delivery:{store}", share - before,
+                                                       f"not delivered from {store}: {reason}")
+            except Refusal as refusal:
+                log.warning("order %s: part refund for %s not made: %s", order_id, store, refusal.detail)
+        rids = {line["reservation_id"] for line in allocation[store]}
+        for sku, rid in self.orders.reservations(row):
+            if rid in rids:
+                await self.orders._release([(sku, rid)], "order")  # noqa: SLF001 - as a cancel does, same ids
+        await self._send_back(order_id, store, allocation[store], reason)
+        await journal.note(db, order_id, "returned", self.cloud.now_ms(), key=f"delivery:returned:{store}",
+                           detail={"reason": reason, "stores": [store], "refunded_fen": max(share - before, 0)})
+
+    async def _send_back(self, order_id: str, store: str, lines: list[dict], reason: str) -> None:
+        order_lines = tuple(OrderLine(sku=line["sku"], qty=line["qty"], amount_fen=0) for line in lines)
+        await to_stores.send(self.cloud, store, functools.partial(
+            DeliveryReturned, order_id=order_id, lines=order_lines, reason=reason[:200]),
+            event_id=derived_id(order_id, f"returned:{store}"))
 
     async def give_up(self, order_id: str, reason: str) -> None:
         """No rider could deliver: the money back in full, the reservations and slot freed, the store told."""
@@ -202,11 +287,8 @@ class Deliveries:
         for sku, rid in self.orders.reservations(row):
             await self.orders._release([(sku, rid)], "order")  # noqa: SLF001 - as a cancel does, same ids
         await self.orders.release_slots(row)
-        for store, lines in json.loads(row["allocation"]).items():
-            order_lines = tuple(OrderLine(sku=line["sku"], qty=line["qty"], amount_fen=0) for line in lines)
-            await to_stores.send(self.cloud, store, functools.partial(
-                DeliveryReturned, order_id=order_id, lines=order_lines, reason=reason[:200]),
-                event_id=derived_id(order_id, f"returned:{store}"))
+        for store, lines in json.loads(row["allocation"]).items():  # (a part given up before: the same id, once)
+            await self._send_back(order_id, store, lines, reason)
         await journal.note(db, order_id, "returned", self.cloud.now_ms(), key="delivery:returned",
                            detail={"reason": reason, "stores": sorted(json.loads(row["allocation"]))})
 
@@ -217,7 +299,7 @@ class Deliveries:
         withdraws an open rider try at the platform, so that no rider comes for goods that left."""
         db, order_id = self.cloud.db, event.order_id
         if event.step == "out":
-            await self._withdraw_rider(order_id)
+            await self._withdraw_rider(order_id, store=event.store_id)
             attempt = await db.fetchval("select coalesce(max(attempt), 0) + 1 from deliveries where order_id = $1 "
                                         "and platform <> 'own_staff'", order_id)
             await db.execute(
@@ -227,10 +309,10 @@ class Deliveries:
                 order_id, attempt, event.store_id, json.dumps({"name": event.staff_id, "staff": True}),
                 self.cloud.now_ms())
         event_name = "hand_to_rider" if event.step == "out" else "deliver"
-        try:
-            await journal.advance(db, order_id, event_name, self.cloud.now_ms(), store=event.store_id,
-                                  key=event.event_id, detail={"by": "own_staff", "staff_id": event.staff_id})
-        except lifecycle.IllegalTransition as exc:  # e.g. a rider picked it up first: the order says what happened
+        try:  # the store's own part: a split order's other stores deliver theirs
+            await parts.step(db, order_id, event.store_id, event_name, self.cloud.now_ms(), key=event.event_id,
+                             detail={"by": "own_staff", "staff_id": event.staff_id})
+        except (lifecycle.IllegalTransition, LookupError) as exc:  # e.g. a rider picked it up first
             log.warning("order %s: staff delivery %s of store %s not applied: %s", order_id, event.step,
                         event.store_id, exc)
             return
@@ -242,21 +324,21 @@ class Deliveries:
         """The hook `Orders.on_cancelled`: a cancelled order's open rider try is withdrawn at the platform."""
         await self._withdraw_rider(order_id, "cancelled_by_merchant")
 
-    async def _withdraw_rider(self, order_id: str, why: str = "own_staff") -> None:
-        row = await self.cloud.db.fetchrow(
+    async def _withdraw_rider(self, order_id: str, why: str = "own_staff", store: str | None = None) -> None:
+        """Every open rider try of the order (of `store`'s part only, when given) is withdrawn at the platform."""
+        rows = await self.cloud.db.fetch(
             """select * from deliveries where order_id = $1 and platform <> 'own_staff' and platform_order_id is not null
-               and status in ('requested', 'created', 'accepted', 'arrived_at_store') order by attempt desc limit 1""",
-            order_id)
-        if row is None:
-            return
-        if self.platform is not None:
-            try:
-                await self.platform.cancel(row["platform_order_id"], "cancelled_by_merchant")
-            except (RidersUnavailable, RidersRefused) as exc:  # the rider may still come: the store sends them away
-                log.warning("order %s: rider try %s not withdrawn (%s)", order_id, row["platform_order_id"], exc)
-        await self.cloud.db.execute("update deliveries set status = 'cancelled', reason = $4, updated_ms = $3 "
-                                    "where order_id = $1 and attempt = $2", order_id, row["attempt"],
-                                    self.cloud.now_ms(), why)
+               and status in ('requested', 'created', 'accepted', 'arrived_at_store')
+               and ($2::text is null or store_id = $2)""", order_id, store)
+        for row in rows:
+            if self.platform is not None:
+                try:
+                    await self.platform.cancel(row["platform_order_id"], "cancelled_by_merchant")
+                except (RidersUnavailable, RidersRefused) as exc:  # the rider may still come: the store sends them away
+                    log.warning("order %s: rider try %s not withdrawn (%s)", order_id, row["platform_order_id"], exc)
+            await self.cloud.db.execute("update deliveries set status = 'cancelled', reason = $4, updated_ms = $3 "
+                                        "where order_id = $1 and attempt = $2", order_id, row["attempt"],
+                                        self.cloud.now_ms(), why)
 
     # ---- the sweeper --------------------------------------------------------------------------------------------
     async def sweep(self) -> int:
@@ -267,25 +349,79 @@ class Deliveries:
         # or redispatched without the new try made
         ready = [] if self.platform is None else await db.fetch(
             """select o.order_id from orders o where o.status = 'ready' and o.fulfilment = 'delivery'
-                   and o.updated_ms < $1 and not exists (select 1 from deliveries d where d.order_id = o.order_id
-                       and d.platform_order_id is not null and d.status not in ('failed', 'cancelled'))
+                   and o.updated_ms < $1 and (
+                       exists (select 1 from order_parts p where p.order_id = o.order_id and p.status = 'ready'
+                               and not exists (select 1 from deliveries d where d.order_id = o.order_id
+                                               and d.store_id = p.store_id and d.platform_order_id is not null
+                                               and d.status not in ('failed', 'cancelled')))
+                       or (not exists (select 1 from order_parts p where p.order_id = o.order_id)
+                           and not exists (select 1 from deliveries d where d.order_id = o.order_id
+                                           and d.platform_order_id is not null
+                                           and d.status not in ('failed', 'cancelled'))))
                limit $2""", before, SWEEP_BATCH_MAX)
         for row in ready:
             await self.on_ready(row["order_id"])
             touched += 1
-        for row in await db.fetch("""select o.order_id, max(d.attempt) as attempt, max(d.reason) as reason
+        touched += await self._ask_about_stale_tries()
+        # failed parts not redispatched nor given up (a part without a row: an order failed before parts were kept)
+        for row in await db.fetch("""select o.order_id, d.store_id, max(d.reason) as reason
                                      from orders o join deliveries d using (order_id)
                                      where o.status = 'delivery_failed' and o.updated_ms < $1
-                                     group by o.order_id limit $2""", before, SWEEP_BATCH_MAX):
-            await self.after_failure(row["order_id"], row["attempt"], row["reason"] or "failed")
+                                         and d.platform <> 'own_staff' and not exists (
+                                             select 1 from order_parts p where p.order_id = o.order_id
+                                             and p.store_id = d.store_id and p.status <> 'delivery_failed')
+                                     group by o.order_id, d.store_id limit $2""", before, SWEEP_BATCH_MAX):
+            await self.after_failure(row["order_id"], row["store_id"], row["reason"] or "failed")
             touched += 1
         # given up, but the money, the reservations or the store's word may not have followed (every step again is
         # idempotent: the refund by its movement id, releases by theirs, the store's message by its event id)
-        for row in await db.fetch("""select o.order_id from orders o join order_events g on g.order_id = o.order_id
-                                         and g.event_key = 'delivery:give_up'
+        for row in await db.fetch("""select distinct o.order_id from orders o join order_events g
+                                         on g.order_id = o.order_id and g.event_key like 'delivery:give_up%'
                                      where o.status = 'refunded' and o.updated_ms < $1 and not exists (
                                          select 1 from order_events r where r.order_id = o.order_id
                                          and r.event_key = 'delivery:returned') limit $2""", before, SWEEP_BATCH_MAX):
             await self.give_up(row["order_id"], "not delivered")
             touched += 1
+        for row in await db.fetch("""select p.order_id, p.store_id from order_parts p join orders o using (order_id)
+                                     where p.status = 'refunded' and o.status <> 'refunded' and o.updated_ms < $1
+                                         and exists (select 1 from order_events g where g.order_id = p.order_id
+                                                     and g.event_key = 'delivery:give_up:' || p.store_id)
+                                         and not exists (select 1 from order_events r where r.order_id = p.order_id
+                                                          and r.event_key = 'delivery:returned:' || p.store_id)
+                                     limit $2""", before, SWEEP_BATCH_MAX):
+            await self.give_up_part(row["order_id"], row["store_id"], "not delivered")
+            touched += 1
         return touched
+
+    async def _ask_about_stale_tries(self) -> int:
+        """Live tries the platform has not called back about for a while: their callbacks may have been lost (the
+        platform gave up pushing) or refused; the platform is asked and what it says is applied like a callback
+        (forwards only, once per status: `riders.callback_from_query`). Without this an order whose `picked_up` and
+        `delivered` never arrived stays out for delivery, or ready with a live try, forever."""
+        if self.platform is None:
+            return 0
+        rows = await self.cloud.db.fetch(
+            """select d.order_id, d.attempt, d.platform_order_id from deliveries d join orders o using (order_id)
+               where d.platform <> 'own_staff' and d.platform_order_id is not null
+                   and d.status not in ('delivered', 'failed', 'cancelled') and d.updated_ms < $1
+                   and o.status in ('ready', 'out_for_delivery')
+               order by d.updated_ms limit $2""", self.cloud.now_ms() - STALE_TRY_MS, SWEEP_BATCH_MAX)
+        for row in rows:
+            try:
+                view = await self.platform.query(row["platform_order_id"])
+            except (RidersUnavailable, RidersRefused) as exc:
+                log.warning("order %s: rider try %d not queried (%s)", row["order_id"], row["attempt"], exc)
+                continue
+            cb = callback_from_query(view)
+            if cb is None or cb.origin_id != row["order_id"] or cb.attempt != row["attempt"]:
+                # nothing to tell yet: looked at again after another while, not on every sweep
+                await self.cloud.db.execute("update deliveries set updated_ms = $3 where order_id = $1 and attempt = $2",
+                                            row["order_id"], row["attempt"], self.cloud.now_ms())
+                continue
+            code, said = await self.apply(cb)
+            log.info("order %s: rider try %d queried: %s -> %s %s", row["order_id"], row["attempt"], cb.status, code,
+                     said)
+            if code == 200:
+                await self.cloud.db.execute("update deliveries set updated_ms = $3 where order_id = $1 and attempt = $2",
+                                            row["order_id"], row["attempt"], self.cloud.now_ms())
+        return len(rows)

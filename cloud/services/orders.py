@@ -309,6 +309,9 @@ class Orders:
                 return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
             raise Refusal("order_state", f"order {order_id} is {exc.status}; it cannot be cancelled") from None
         was = step.before
+        # read again after the flip: a shortage re-routed meanwhile may have added a store (and its reservation) to
+        # the allocation; after the flip no one can (`Picking._add_part` checks the status under the same lock)
+        row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
         await self.payments.refund(order_id)
         await self.payments.close_unpaid(order_id)
         if row["kind"] == "flash":  # its units go back to the sale (and its carved units to the sale's block)

@@ -285,21 +285,44 @@ class Payments:
                 raise Refusal("order_state", f"order {order_id} has no payment to refund")
             async with self.cloud.db.acquire() as conn, conn.transaction():
                 status = await conn.fetchval("select status from orders where order_id = $1 for update", order_id)
-                if status not in PAID_STATUSES:
-                    raise Refusal("order_state", f"order {order_id} is {status}; only a paid order is refunded in part")
-                before = await self._parts_refunded(conn, order_id)
-                charged = charge["amount_fen"] + await extras_done(conn, order_id)
-                if before + amount_fen > charged:
-                    raise Refusal("invalid", f"refund of order {order_id} ({part}): {amount_fen} fen would give back "
-                                             f"more than the {charged} fen charged "
-                                             f"({before} fen refunded already)")
-                await conn.execute(
-                    """insert into money_movements (movement_id, kind, order_id, member_id, method, amount_fen, state,
-                           detail, created_ms, updated_ms)
-                       values ($1, 'refund', $2, $3, $4, $5, 'requested', $6, $7, $7) on conflict do nothing""",
-                    mid, order_id, charge["member_id"], charge["method"], amount_fen, reason[:500], self.cloud.now_ms())
-                await conn.execute("update orders set refunded_fen = refunded_fen + $2 where order_id = $1",
-                                   order_id, amount_fen)
+                await self.journal_part(conn, order_id, status, charge, part, amount_fen, reason)
+        return await self.finish_part(order_id, part, charge)
+
+    async def journal_part(self, conn, order_id: str, status: str, charge, part: str, amount_fen: int,
+                           reason: str) -> bool:
+        """`refund_part`'s journaling, in the caller's transaction, which holds the order's row lock (`status`: the
+        order's status read under it): a caller that judged what to refund under the lock journals it before anyone
+        else can judge. Whether this call journaled it (False: the same part was journaled before)."""
+        if amount_fen <= 0:
+            raise Refusal("invalid", f"refund of order {order_id} ({part}): amount must be positive, not {amount_fen}")
+        if charge is None or charge["state"] != "done":
+            raise Refusal("order_state", f"order {order_id} has no payment to refund")
+        if status not in PAID_STATUSES:
+            raise Refusal("order_state", f"order {order_id} is {status}; only a paid order is refunded in part")
+        mid = part_refund_id(order_id, part)
+        if await conn.fetchval("select 1 from money_movements where movement_id = $1", mid):
+            return False
+        before = await self._parts_refunded(conn, order_id)
+        charged = charge["amount_fen"] + await extras_done(conn, order_id)
+        if before + amount_fen > charged:
+            raise Refusal("invalid", f"refund of order {order_id} ({part}): {amount_fen} fen would give back "
+                                     f"more than the {charged} fen charged ({before} fen refunded already)")
+        made = await conn.fetchval(
+            """insert into money_movements (movement_id, kind, order_id, member_id, method, amount_fen, state,
+                   detail, created_ms, updated_ms)
+               values ($1, 'refund', $2, $3, $4, $5, 'requested', $6, $7, $7) on conflict do nothing
+               returning movement_id""",
+            mid, order_id, charge["member_id"], charge["method"], amount_fen, reason[:500], self.cloud.now_ms())
+        if made is None:  # a concurrent retry journaled it first: its refunded_fen is counted already
+            return False
+        await conn.execute("update orders set refunded_fen = refunded_fen + $2 where order_id = $1",
+                           order_id, amount_fen)
+        return True
+
+    async def finish_part(self, order_id: str, part: str, charge=None):
+        """Carry out a journaled part refund (after the journaling transaction committed); its movement."""
+        mid = part_refund_id(order_id, part)
+        charge = charge if charge is not None else await self.get(charge_id(order_id))
         row = await self.get(mid)
         if row["state"] == "requested":
             await self.give_back(row, charge)

@@ -13,43 +13,41 @@ Guarantees:
   `weight:<store>`, `sub:<store>:<sku>`), short units nobody else can serve too (`short:<store>:<sku>`); a
   heavier weight is charged to stored value up to the pre-authorised margin (`charge_extra`, `weight:<store>`), the
   rest - all of it for a wallet payment - absorbed by the store (a note). Every movement is by id: once (a long
-  sku is hashed in its part, `line_part`, so the id fits the ledger's);
+  store id or sku is hashed in its part, `protocol.picking.money_part`, so the id fits the ledger's);
+- a store's part is picked once: its first believed `OrderPicked` claims it under the order's lock before any effect
+  (`pick_claims`), so a replay with a new event id, or one for a part picked or handed over already, moves nothing;
+  the money is computed before the claim (an unknown product refuses the event whole, nothing half-applied);
+- an `OrderPicked` of an order cancelled before it arrived applies its stock side only (`_unsold`): the picked units
+  leave the cloud's escrow as they left the store's, so the two agree once the store restocks; no money moves;
 - when a store's picked part leaves a delivery order ready (every part is), `Orders.on_ready(order_id)` is called
   (riders); also on a redelivered event, so a hook that failed gets another chance (it must be idempotent).
 """
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import math
 
-from actors.base import MAX_COMMAND_ID_LEN
-from actors.stock_pool import Cancel, Confirm, Fulfil, Reserve
+from actors.stock_pool import Cancel, Confirm, Fulfil, Reclaim, Reserve
 from cloud.messaging import to_stores
+from cloud.messaging.refusals import RefusedEvent
 from cloud.services import order_journal as journal
+from cloud.services import pick_claims
 from cloud.services.verdicts import Refusal
 from protocol import order_lifecycle as lifecycle
+from protocol.errors import ProtocolError
 from protocol.ids import derived_id
 from protocol.messages import OrderLine, OrderPicked, OrderToFulfil, PickingStarted, PickupCompleted
-from protocol.money_saga import charge_id, part_refund_id
-from protocol.picking import consumed, extra_to_charge, part_money, share_fen
+from protocol.money_saga import charge_id
+from protocol.picking import PartMoney, consumed, extra_to_charge, money_part, part_amount_fen, part_money
 from protocol.pricing import PricingContext
+from protocol.store_facts import PICKABLE
 
 log = logging.getLogger("freshmesh.picking")
 SLOT_MS = 3_600_000
 # a part moved while the order waits for its other parts: the note on the timeline
 PART_NOTES = {"start_picking": "part_picking", "picked": "part_ready", "pick_up": "part_picked_up"}
-
-
-def line_part(kind: str, store: str, sku: str, order_id: str) -> str:
-    """A money part for one line (`short:<store>:<sku>`, `sub:<store>:<sku>`), short enough that its movement id
-    (`refund:<order>:<part>`, also the ledger's transfer id) fits the actors' 64 characters: a long sku is hashed."""
-    part = f"{kind}:{store}:{sku}"
-    if len(part_refund_id(order_id, part)) <= MAX_COMMAND_ID_LEN:
-        return part
-    return f"{kind}:{store}:{hashlib.blake2b(sku.encode(), digest_size=6).hexdigest()}"
 
 
 class Picking:
@@ -104,7 +102,16 @@ class Picking:
 
     # ---- picked -------------------------------------------------------------------------------------------------
     async def picked(self, e: OrderPicked) -> None:
+        """Claim the part (once, `pick_claims`), then its effects - each by an id derived from the event, so a
+        redelivery finishes what a crash interrupted and repeats nothing."""
         order = await self.cloud.db.fetchrow("select * from orders where order_id = $1", e.order_id)
+        try:  # the money first, before any effect: a line it cannot price (an unknown substitute) refuses it whole
+            money = self._part_money(e, order)
+        except ProtocolError as exc:
+            raise RefusedEvent(f"picked lines of order {e.order_id}: {exc}") from None
+        if await pick_claims.claim(self.cloud.db, e, self.cloud.now_ms()):
+            await self._unsold(e, json.loads(order["allocation"]))
+            return
         part = await self.cloud.db.fetchval("select status from order_parts where order_id = $1 and store_id = $2",
                                             e.order_id, e.store_id)
         if part in (None, lifecycle.PAID):  # its start may be in this batch, or never sent: started now
@@ -123,10 +130,10 @@ class Picking:
             if consumed(line) < line.ordered:  # what the goods leave of the reservation goes back to the escrow
                 await stock.send(Cancel(id=derived_id(e.event_id, f"unpicked:{rid}"), reservation_id=rid, sku=line.sku))
             if line.short:
-                to = await self._reroute(e, order, line.sku, line.short, line.ordered, set(rerouted.values()))
+                to = await self._reroute(e, order, line.sku, line.short, set(rerouted.values()))
                 if to:
                     rerouted[line.sku] = to
-        await self._money(e, order, rerouted)
+        await self._money(e, order, money, rerouted)
         detail = {"lines": [{"sku": p.sku, "ordered": p.ordered, "picked": p.picked, "short": p.short,
                              **({"substitute_sku": p.substitute_sku, "substitute_qty": p.substitute_qty}
                                 if p.substitute_sku else {})} for p in e.lines]}
@@ -134,6 +141,22 @@ class Picking:
         now = await self.cloud.db.fetchval("select status from orders where order_id = $1", e.order_id)
         if now == lifecycle.READY and order["fulfilment"] == "delivery":  # (again on a redelivery: hooks are idempotent)
             await self._ready(e.order_id)
+
+    async def _unsold(self, e: OrderPicked, allocation: dict) -> None:
+        """The order was cancelled before this store's picking arrived. The store lowered its escrow by the units it
+        picked and, told of the cancel, puts the goods back on its shelf keeping its escrow as it is
+        (`edge.core.picking.restock`); the cloud's cancel gave the reservation back to its escrow. So the picked units
+        leave the cloud's escrow now (a reclaim, by id) and the two agree again. No money moves: the cancel refunded."""
+        stock = self.cloud.actors.stock_pool
+        for line in e.lines:
+            for rid in [r["reservation_id"] for r in allocation.get(e.store_id, []) if r["sku"] == line.sku]:
+                await stock.send(Cancel(id=derived_id(e.event_id, f"unpicked:{rid}"), reservation_id=rid, sku=line.sku))
+            if consumed(line):
+                r = (await stock.send(Reclaim(id=derived_id(e.event_id, f"picked:{line.sku}"), store=e.store_id,
+                                              sku=line.sku, qty=consumed(line)))).settled
+                if r.get("returned", 0) < consumed(line):  # reserved by other orders meanwhile: said, not hidden
+                    log.warning("order %s cancelled, picked late at %s: %d of %d %s left the cloud's escrow (the rest "
+                                "is reserved)", e.order_id, e.store_id, r.get("returned", 0), consumed(line), line.sku)
 
     async def _ready(self, order_id: str) -> None:
         hook = getattr(self.orders, "on_ready", None)
@@ -145,7 +168,7 @@ class Picking:
             log.exception("on_ready hook failed for order %s", order_id)
 
     # ---- shortage: another store, or the money back -------------------------------------------------------------
-    async def _reroute(self, e: OrderPicked, order, sku: str, qty: int, ordered: int, taken: set[str]) -> str | None:
+    async def _reroute(self, e: OrderPicked, order, sku: str, qty: int, taken: set[str]) -> str | None:
         """Reserve the short units at the nearest other store with escrow for them (confirmed: the order is paid),
         add that store's part, and tell it; None when no store can. A store already in the order (or `taken` by
         another line of this event) is not chosen: a store's part reaches it as one order to fulfil."""
@@ -153,7 +176,7 @@ class Picking:
         for store, lines in allocation.items():  # this event re-routed them before (a redelivery): the same store
             rid = derived_id(e.event_id, f"reroute:{sku}:{store}")
             if any(line["reservation_id"] == rid for line in lines):
-                return await self._hand_to(e, order, store, sku, qty, ordered, rid)  # told again: once, by its id
+                return await self._hand_to(e, order, store, sku, qty, rid)  # told again: once, by its id
         here = self.cloud.world.stores[e.store_id]
         others = sorted((s for s in self.cloud.world.stores if s != e.store_id and s not in allocation
                          and s not in taken),
@@ -172,13 +195,17 @@ class Picking:
             if not reserved.succeeded:
                 continue  # taken meanwhile: the next store
             await stock.send(Confirm(id=derived_id(rid, "confirm"), reservation_id=rid, sku=sku))
-            return await self._hand_to(e, order, store, sku, qty, ordered, rid)
+            return await self._hand_to(e, order, store, sku, qty, rid)
         return None
 
-    async def _hand_to(self, e: OrderPicked, order, store: str, sku: str, qty: int, ordered: int, rid: str) -> str:
-        """The re-routed units join the order as `store`'s part, and that store is told (each step idempotent)."""
-        amount = self._line_share(order, sku, qty, ordered)
-        await self._add_part(e.order_id, store, {"sku": sku, "qty": qty, "reservation_id": rid})
+    async def _hand_to(self, e: OrderPicked, order, store: str, sku: str, qty: int, rid: str) -> str | None:
+        """The re-routed units join the order as `store`'s part, and that store is told (each step idempotent); None
+        (the reservation released) when the order is no longer paid or picking."""
+        amount = part_amount_fen(json.loads(order["lines"]), sku, qty)  # of the whole line, not of the short part
+        if not await self._add_part(e.order_id, store, {"sku": sku, "qty": qty, "reservation_id": rid}):
+            # cancelled meanwhile: its cancel released the reservations it saw, not this one - released here
+            await self.cloud.actors.stock_pool.send(Cancel(id=derived_id(rid, "cancel"), reservation_id=rid, sku=sku))
+            return None
         await to_stores.send(self.cloud, store, functools.partial(
             OrderToFulfil, order_id=e.order_id, fulfilment=order["fulfilment"],
             lines=(OrderLine(sku=sku, qty=qty, amount_fen=amount),), total_fen=amount,
@@ -189,18 +216,18 @@ class Picking:
                            key=f"{e.event_id}:rerouted:{sku}", detail={"sku": sku, "qty": qty, "to_store": store})
         return store
 
-    @staticmethod
-    def _line_share(order, sku: str, qty: int, ordered: int) -> int:
-        for line in json.loads(order["lines"]):
-            if line["sku"] == sku:
-                return share_fen(line["amount_fen"], qty, ordered)
-        return 0
-
-    async def _add_part(self, order_id: str, store: str, line: dict) -> None:
+    async def _add_part(self, order_id: str, store: str, line: dict) -> bool:
         """The new store's line joins the allocation (its reservation with it) and its part starts where the order
-        is now: the order stays as advanced as it was until that store has picked."""
+        is now: the order stays as advanced as it was until that store has picked. Under the order's row lock, and
+        only while the order is paid or picking (False otherwise): a cancel flips the status under the same lock
+        and then reads the allocation again, so either it sees this store's reservation and releases it, or this
+        refuses and the caller releases it - never a confirmed reservation left behind for a cancelled order."""
         async with self.cloud.db.acquire() as conn, conn.transaction():
             row = await conn.fetchrow("select status, allocation from orders where order_id = $1 for update", order_id)
+            if row is None or row["status"] not in PICKABLE:
+                log.warning("order %s is %s: the re-route to %s is given back", order_id,
+                            row and row["status"], store)
+                return False
             allocation = json.loads(row["allocation"])
             await self._ensure_parts(conn, order_id, row["status"], allocation, self.cloud.now_ms())
             if store not in allocation:
@@ -208,14 +235,20 @@ class Picking:
                 await conn.execute("update orders set allocation = $2 where order_id = $1", order_id,
                                    json.dumps(allocation))
             await self._ensure_parts(conn, order_id, row["status"], allocation, self.cloud.now_ms())
+            return True
 
     # ---- money ---------------------------------------------------------------------------------------------------
-    async def _money(self, e: OrderPicked, order, rerouted: dict[str, str]) -> None:
-        world, payments, db, now = self.cloud.world, self.orders.payments, self.cloud.db, self.cloud.now_ms()
+    def _part_money(self, e: OrderPicked, order) -> PartMoney:
+        """Pure (it raises ProtocolError for a product the catalogue does not know): computed before any effect."""
         ctx = PricingContext(channel="online", store_id=next(iter(json.loads(order["allocation"]))),
                              now_ms=order["created_ms"])
-        money = part_money(json.loads(order["lines"]), e.lines, world.catalogue, world.rule_book, ctx)
+        return part_money(json.loads(order["lines"]), e.lines, self.cloud.world.catalogue, self.cloud.world.rule_book,
+                          ctx)
+
+    async def _money(self, e: OrderPicked, order, money: PartMoney, rerouted: dict[str, str]) -> None:
+        payments, db, now = self.orders.payments, self.cloud.db, self.cloud.now_ms()
         store, oid = e.store_id, e.order_id
+        weight_part = money_part("weight", oid, store)
 
         async def note(event: str, tag: str, detail: dict) -> None:
             await journal.note(db, oid, event, now, store=store, key=f"{e.event_id}:{tag}", detail=detail)
@@ -223,19 +256,19 @@ class Picking:
         for sku, (ordered_g, picked_g) in money.weighed.items():
             await note("weighed", f"weighed:{sku}", {"sku": sku, "ordered_g": ordered_g, "picked_g": picked_g})
         if money.weight_diff_fen < 0:
-            await self._refund(oid, f"weight:{store}", -money.weight_diff_fen, "picked lighter than ordered", note)
+            await self._refund(oid, weight_part, -money.weight_diff_fen, "picked lighter than ordered", note)
         elif money.weight_diff_fen > 0:
             charge = await payments.get(charge_id(oid))
             charged, absorbed = extra_to_charge(money.weight_diff_fen, money.margin_fen,
                                                 charge is not None and charge["method"] == "stored_value")
             if charged:
-                moved = await payments.charge_extra(oid, f"weight:{store}", charged, "picked heavier than ordered")
+                moved = await payments.charge_extra(oid, weight_part, charged, "picked heavier than ordered")
                 if moved["state"] != "done":
                     charged, absorbed = 0, money.weight_diff_fen
                 else:
-                    await note("charged_extra", "charged", {"part": f"weight:{store}", "amount_fen": charged})
+                    await note("charged_extra", "charged", {"part": weight_part, "amount_fen": charged})
             if absorbed:
-                await note("absorbed", "absorbed", {"part": f"weight:{store}", "amount_fen": absorbed,
+                await note("absorbed", "absorbed", {"part": weight_part, "amount_fen": absorbed,
                                                     "why": "not charged to the customer (wallet payment, past the "
                                                            "pre-authorised margin, or the balance)"})
         for line in e.lines:
@@ -246,11 +279,11 @@ class Picking:
                 await note("short", f"short:{line.sku}", {"sku": line.sku, "short": line.short,
                                                           "rerouted_to": rerouted.get(line.sku)})
         for sku, fen in money.substitute_refunds.items():
-            await self._refund(oid, line_part("sub", store, sku, oid), fen, f"substitute for {sku} costs less", note)
+            await self._refund(oid, money_part("sub", oid, store, sku), fen, f"substitute for {sku} costs less", note)
         for sku, fen in money.short_refunds.items():
             if sku not in rerouted:
-                await self._refund(oid, line_part("short", store, sku, oid), fen, f"{sku} short at {store}; no store has it",
-                                   note)
+                await self._refund(oid, money_part("short", oid, store, sku), fen,
+                                   f"{sku} short at {store}; no store has it", note)
 
     async def _refund(self, order_id: str, part: str, amount_fen: int, reason: str, note) -> None:
         try:

@@ -100,6 +100,21 @@ def parse_callback(data: dict) -> Callback:
                     at_ms=at_ms)
 
 
+def callback_from_query(view: dict) -> Callback | None:
+    """What a `query` answer says as a callback (the sweeper's catch-up when callbacks were lost), or None when
+    the platform has nothing to tell yet (`created`) or the answer cannot be read. Its id is made from the delivery
+    and the status, so the same answer applied twice is a duplicate on the timeline."""
+    status = view.get("status")
+    if status not in delivery.STATUSES:
+        return None
+    pid = str(view.get("platform_order_id", ""))
+    try:
+        return parse_callback({**view, "callback_id": f"query:{pid}:{status}"[:64], "reason": view.get("reason") or "",
+                               "rider": view.get("rider") or {}, "position": view.get("position") or {}})
+    except ValueError:  # (the sweeper asks again next time; a callback may have come meanwhile)
+        return None
+
+
 class HttpRiderPlatform:
     """A rider platform over HTTP (the simulated one: `simulators/rider_platform.py`)."""
 

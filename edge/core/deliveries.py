@@ -3,24 +3,32 @@ hand or to shrinkage, and orders the store's own staff deliver.
 
 - `returned` applies the cloud's `DeliveryReturned`: the order is marked `returned` (its lines kept: the order row
   is made if the store never had it), so staff see what to book; applied once by its event id (the inbox).
-- `book_returned`: each line comes back on hand (`StockMoved` reason `return`); booked `to: shrinkage`, it then
-  leaves again as shrinkage with the staff's reason, so the journal says what happened and on-hand stays right.
+- `book_returned`: what this store's picker took off the shelf for the order (`returned_lines` of its pick records:
+  the picked units or weighed grams, and any substitute - never the ordered lines, whose short units never left and
+  whose grams were not what the scale said) comes back on hand (`StockMoved` reason `return`); booked
+  `to: shrinkage`, it then leaves again as shrinkage with the staff's reason, so the journal says what happened and
+  on-hand stays right. An order the store never picked brings nothing back.
   The movements, the outbox rows and the order's new status commit in one transaction; booking again answers the
   first booking and moves nothing.
-- `staff_delivery`: the store's staff take a ready delivery order out (`out`) and hand it over (`delivered`); each
+- `staff_delivery`: the store's staff take a picked delivery order out (`out`) and hand it over (`delivered`); each
   step is a `StaffDelivery` event through the outbox (exactly once to the cloud). Repeating a step answers as
-  before; a step out of order (delivered before out) or on an order that is not a delivery is refused.
+  before; a step out of order (delivered before out, out before the order is picked) or on an order that is not a
+  delivery is refused: an unpicked order's stock has not left the shelf, and the cloud would refuse to hand it to a
+  rider anyway (the order would stay paid with nothing moving).
 """
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from edge.core.outcome import Effect, InsertOrder, MarkApplied, MoveStock, Outcome, Publish, Refused, SetOrderStatus
 from edge.core.state import StockLevel
 from edge.core.stock import SHRINKAGE_REASONS
 from protocol.delivery_messages import DeliveryReturned, StaffDelivery
-from protocol.messages import StockMoved
+from protocol.messages import PickedLine, StockMoved
 
 RETURNED, BOOKED_STOCK, BOOKED_SHRINKAGE = "returned", "returned_to_stock", "returned_to_shrinkage"
 OUT_WITH_STAFF, DELIVERED_BY_STAFF = "out_with_staff", "delivered_by_staff"
+PICKED = "picked"  # edge/core/picking.py: the goods are off the shelf and packed: only then can they go out
 STAFF_STEPS = {"out": OUT_WITH_STAFF, "delivered": DELIVERED_BY_STAFF}
 # statuses at the store from which staff can no longer take the order out (ended, or its goods came back)
 NOT_DELIVERABLE = ("cancelled", "picked_up", RETURNED, BOOKED_STOCK, BOOKED_SHRINKAGE)
@@ -33,9 +41,22 @@ def returned(message: DeliveryReturned, mark: MarkApplied) -> Outcome:
                                              SetOrderStatus(message.order_id, RETURNED)))
 
 
+def returned_lines(picks: Iterable[PickedLine]) -> tuple[tuple[str, int], ...]:
+    """What left the shelf for the order, per SKU (its stock unit: pieces or grams): the picked amount of each line
+    and its substitute. Short units never left; a weighed line left what the scale said, not what was ordered."""
+    out: dict[str, int] = {}
+    for pick in picks:
+        if pick.picked:
+            out[pick.sku] = out.get(pick.sku, 0) + pick.picked
+        if pick.substitute_sku and pick.substitute_qty:
+            out[pick.substitute_sku] = out.get(pick.substitute_sku, 0) + pick.substitute_qty
+    return tuple(out.items())
+
+
 def book_returned(order_id: str, status: str | None, lines: tuple[tuple[str, int], ...], to: str, reason: str,
                   levels: dict[str, StockLevel], stamp) -> Outcome:
-    """Book a returned order's goods `to` stock or shrinkage (`reason`: a shrinkage reason)."""
+    """Book a returned order's goods `to` stock or shrinkage (`reason`: a shrinkage reason); `lines`: what left the
+    shelf (`returned_lines` of the store's pick records)."""
     if status is None:
         raise Refused(404, f"no order {order_id} at this store")
     if status in (BOOKED_STOCK, BOOKED_SHRINKAGE):
@@ -78,6 +99,9 @@ def staff_delivery(order_id: str, status: str | None, fulfilment: str | None, st
         return Outcome(reply={"order_id": order_id, "status": status})  # the step again: as the first time
     if status in NOT_DELIVERABLE:
         raise Refused(409, f"order {order_id} is {status} at this store: it cannot go out for delivery")
+    if step == "out" and status != PICKED:
+        raise Refused(409, f"order {order_id} is {status} at this store: pick it first (POST /picking/orders/"
+                           f"{order_id}/done); only picked goods go out for delivery")
     if step == "delivered" and status != OUT_WITH_STAFF:
         raise Refused(409, f"order {order_id} is {status}: staff take it out (POST .../own-staff) before delivering")
     event = stamp.make(StaffDelivery, order_id=order_id, step=step, staff_id=staff_id)

@@ -31,6 +31,9 @@ from protocol.money import format_fen
 from protocol.return_messages import DISPOSITIONS, GoodsReturned, ReturnLine
 
 DRAWER_KICK = ESC + b"p\x00\x19\xfa"  # ESC p m t1 t2: pulse pin 2 (the drawer) for 50 ms on, 500 ms off
+# an order's statuses at the store once it handed the goods over (picked up at the till, delivered by its own staff:
+# `edge.core.deliveries`); a rider's delivery is not known here, so such an order goes through after-sales
+HANDED_OVER = ("picked_up", "delivered_by_staff")
 ORDER_REFUND = "original_payment"  # how an online order's return is refunded: by the cloud, the way it was paid
 
 
@@ -39,7 +42,7 @@ class Source:
     """What is returned against, as the store recorded it: a till sale, or an online order picked up here."""
     kind: str  # "sale" | "order"
     id: str
-    status: str  # a sale: "sold"; an order: its status at this store (only "picked_up" can be returned)
+    status: str  # a sale: "sold"; an order: its status at this store (only HANDED_OVER can be returned)
     lines: tuple[tuple[str, int, str, int], ...]  # (sku, qty, unit, amount fen)
     total_fen: int
     method: str  # a sale's payment method ("" for a free basket); an order: ORDER_REFUND
@@ -72,9 +75,9 @@ def take(source: Source | None, what: str, before: Mapping[str, rules.Back], ask
     """`before`: the source's earlier returns per SKU; `levels`: the stock of the asked SKUs."""
     if source is None:
         raise Refused(404, f"no {what} at this store")
-    if source.kind == "order" and source.status != "picked_up":
-        raise Refused(409, f"order {source.id} is {source.status} here: only an order picked up at this store is "
-                           "returned at its till")
+    if source.kind == "order" and source.status not in HANDED_OVER:
+        raise Refused(409, f"order {source.id} is {source.status} here: only an order picked up at this store (or "
+                           "delivered by its staff) is returned at its till")
     if not asked:
         raise Refused(422, "lines: name at least one line to return")
     sold = rules.shares(source.lines, source.total_fen)

@@ -223,7 +223,9 @@ class StoreLink:
     async def publish_raw(self, kind: str, data: bytes) -> None:
         await self.js.publish(subjects.store_event(self.store_id, kind), data)
 
-    async def commands(self, want: int = 100, timeout_s: float = 5.0) -> list:
+    async def commands(self, want: int = 100, timeout_s: float = 5.0, until=None) -> list:
+        """The store's cloud messages, acked: `want` of them, or up to the first that `until(message)` holds for
+        (every module's cloud tells the shared stores things: the one a test waits for may come after many)."""
         sub = await self.js.pull_subscribe_bind(durable=subjects.cloud_messages_consumer(self.store_id),
                                                 stream=subjects.CLOUD_MESSAGES_STREAM)
         got = []
@@ -236,6 +238,9 @@ class StoreLink:
             for m in msgs:
                 got.append(codec.decode(m.data))
                 await m.ack()
+                if until is not None and until(got[-1]):
+                    want = len(got)  # found: stop here (the rest stays for the next reader)
+                    break
         await sub.unsubscribe()
         return got
 

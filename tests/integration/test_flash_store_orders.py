@@ -290,3 +290,46 @@ async def test_an_order_no_single_store_can_serve_ends_and_its_units_go_back_on_
     one = await eventually(bought_one, timeout_s=5)
     assert one and (await assigned(http, single, one.json()["order_id"]))["stores"] in ([STORE], [OTHER])
     assert await sale_violations(http, op, sale_id) == []
+
+
+async def test_a_flash_order_assigned_to_a_store_is_picked_there_like_any_order(world):
+    """The box gets an assigned flash order as an ordinary pick ticket: its picking is believed (before, every flash
+    order's OrderPicked was refused: the order stayed paid and the two escrows could disagree)."""
+    services, http, box, lane, op = world
+    sku = pieces()[-6]
+    await escrow_at_box(services, http, box, sku, 20)
+    created = await open_sale(http, op, sku, 1, [STORE])
+    assert created.status_code == 201, created.text
+    sale_id = created.json()["sale_id"]
+    member = await customer(services, http)
+    await top_up(services, http, member, 10_000)
+    accepted = await buy(services, http, sale_id, member.member_id)
+    assert accepted.status_code == 201, accepted.text
+    order_id = accepted.json()["order_id"]
+    order = await assigned(http, member, order_id)
+    assert order, "the flash order was never assigned to a store"
+    paid = await http.post(f"/orders/{order_id}/pay", json={"method": "stored_value"}, headers=member.headers)
+    assert paid.status_code == 200, paid.text
+
+    async def at_the_box():
+        return any(o["order_id"] == order_id for o in (await box.actor.ask("pick_list"))["orders"])
+    assert await eventually(at_the_box), "the order to fulfil did not reach the store"
+    assert (await lane.post(f"/picking/orders/{order_id}/start")).status_code == 200
+    assert (await lane.post(f"/picking/orders/{order_id}/lines/{sku}", json={"qty": 1})).status_code == 200
+    assert (await lane.post(f"/picking/orders/{order_id}/done")).json()["status"] == "picked"
+
+    async def ready():
+        return (await http.get(f"/orders/{order_id}", headers=member.headers)).json()["status"] == "ready"
+    assert await eventually(ready, timeout_s=15), (await http.get(f"/orders/{order_id}", headers=member.headers)).json()
+    assert (await lane.post(f"/pickups/{order['pickup_code']}")).json()["status"] == "picked_up"
+
+    async def picked_up():
+        return (await http.get(f"/orders/{order_id}", headers=member.headers)).json()["status"] == "picked_up"
+    assert await eventually(picked_up)
+    level = await box.store_db.stock_level(sku)
+
+    async def agree():
+        return (await cloud_stock(http, STORE, sku, "on_hand"), await cloud_stock(http, STORE, sku, "escrow")) == (
+            level.on_hand, level.escrow)
+    assert await eventually(agree), (level, (await http.get(f"/stores/{STORE}/stock")).json())
+    assert level.on_hand == 19 and await cloud_stock(http, STORE, sku, "confirmed") == 0

@@ -17,7 +17,7 @@ from cloud.services import order_journal as journal
 from cloud.services.riders import HttpRiderPlatform
 from protocol import delivery
 from protocol.delivery_messages import DeliveryReturned
-from protocol.messages import EscrowGranted, StockMoved
+from protocol.messages import EscrowGranted, OrderPicked, PickedLine, PickingStarted, StockMoved
 from tests.integration.harness import (
     RIDERS_APP_KEY,
     RIDERS_SECRET,
@@ -351,4 +351,154 @@ async def test_a_redispatch_cut_short_by_a_crash_is_finished_by_the_sweeper(clou
     await final(http, member, oid, "delivered")
     tries = await db.fetch("select attempt, status from deliveries where order_id = $1 order by attempt", oid)
     assert [(t["attempt"], t["status"]) for t in tries] == [(1, "failed"), (2, "delivered")]
+    assert await own_violations(http, [oid]) == []
+
+
+async def test_delivered_heard_while_ready_hands_the_order_to_the_rider_first(cloud, sku):
+    """The platform's `picked_up` was lost (or overtaken): its `delivered` arrives while the order is still ready.
+    The goods did leave with the rider: the order is handed to them and delivered, not stuck at ready."""
+    services, http = cloud
+    order, member = await ready_order(services, http, sku["sku"], ["silent"])
+    row = await services.cloud.db.fetchrow("select * from deliveries where order_id = $1", order["order_id"])
+    raw, headers = signed({"callback_id": uuid.uuid4().hex, "platform_order_id": row["platform_order_id"],
+                           "origin_id": order["order_id"], "attempt": 1, "status": "delivered", "reason": "",
+                           "rider": {"name": "Wang Wu", "phone": "13900000000"}, "position": {}})
+    r = await http.post("/callbacks/rider", content=raw, headers=headers)
+    assert r.status_code == 200 and r.json()["message"] == "applied", r.text
+    body = await final(http, member, order["order_id"], "delivered", timeout_s=5)
+    events = [e["event"] for e in body["timeline"]]
+    assert events.index("hand_to_rider") < events.index("deliver")
+    assert await own_violations(http, [order["order_id"]]) == []
+
+
+class _LostCallbacks:
+    """The platform as the real one, except that it delivered the order and every callback about it was lost: only
+    a query tells."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    async def query(self, platform_order_id: str) -> dict:
+        view = await self.real.query(platform_order_id)
+        return {**view, "status": "delivered", "rider": {"name": "Zhao Liu", "phone": "13700000000"}}
+
+
+async def test_the_sweeper_asks_the_platform_about_a_try_it_heard_nothing_of(cloud, sku):
+    services, http = cloud
+    order, member = await ready_order(services, http, sku["sku"], ["silent"])
+    real = services.deliveries.platform
+    await services.cloud.db.execute("update deliveries set updated_ms = 0 where order_id = $1", order["order_id"])
+    services.deliveries.platform = _LostCallbacks(real)
+    try:
+        assert await services.deliveries.sweep() >= 1
+    finally:
+        services.deliveries.platform = real
+    body = await final(http, member, order["order_id"], "delivered", timeout_s=5)
+    assert [e["event"] for e in body["timeline"]].count("deliver") == 1
+    assert (await services.cloud.db.fetchval("select status from deliveries where order_id = $1",
+                                             order["order_id"])) == "delivered"
+    await services.cloud.db.execute("update deliveries set updated_ms = 0 where order_id = $1", order["order_id"])
+    await services.deliveries.sweep()  # an ended try is not asked about again; nothing changes
+    again = (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()
+    assert again["timeline"] == body["timeline"]
+    assert await own_violations(http, [order["order_id"]]) == []
+
+
+# ---- a delivery split over two stores: a rider per store part ----------------------------------------------------
+OTHER = "S004"  # 1.4 km from STORE: a customer between them is inside both stores' delivery radius
+
+
+@pytest_asyncio.fixture(scope="module")
+async def other_sku(cloud, stack, sku):
+    """A piece product only `OTHER` has granted online: an order of it and `sku` is split over the two stores."""
+    services, http = cloud
+    products = (await http.get("/products")).json()["products"]
+    piece = [p for p in products if p["unit"] == "piece" and "online" in p["channels"]][6]
+    async with StoreLink(stack, OTHER) as store:
+        await store.publish(StockMoved(**store.next_envelope(), sku=piece["sku"], delta=50, reason="receiving",
+                                       shrinkage_reason="", on_hand_after=50, reference=""))
+        await store.publish(EscrowGranted(**store.next_envelope(), sku=piece["sku"], qty=30, escrow_after=30))
+
+    async def granted():
+        stock = (await http.get(f"/stores/{OTHER}/stock")).json()["stock"]
+        return any(r["sku"] == piece["sku"] and r["escrow"] == 30 for r in stock)
+    assert await eventually(granted)
+    return piece
+
+
+async def split_ready(services, http, stack, skus: list[str], outcomes: list[str]) -> tuple[dict, object]:
+    """A paid delivery of one of each of `skus` split over STORE and OTHER, picked at both (their events over NATS,
+    as their boxes send them) and so ready: the dispatcher is called by the cloud's own picking."""
+    member = await customer(services, http)
+    await top_up(services, http, member, 20_000)
+    stores = {s["store_id"]: s for s in (await http.get("/stores")).json()["stores"]}
+    between = {"lat": (stores[STORE]["lat"] + stores[OTHER]["lat"]) / 2,
+               "lon": (stores[STORE]["lon"] + stores[OTHER]["lon"]) / 2}
+    r = await http.post("/orders", json={"fulfilment": "delivery", "location": between, "slot_start": slot(hour=16),
+                                         "items": [{"sku": s, "qty": 1} for s in skus]},
+                        headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
+    assert r.status_code == 201, r.text
+    order = r.json()
+    assert sorted(order["stores"]) == sorted([STORE, OTHER]), order
+    async with httpx.AsyncClient(base_url=services.deliveries.platform.sim.url) as platform:
+        await platform.post("/sim/script", json={"origin_id": order["order_id"], "outcomes": outcomes})
+    paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"}, headers=member.headers)
+    assert paid.status_code == 200, paid.text
+    allocation = json.loads(await services.cloud.db.fetchval("select allocation from orders where order_id = $1",
+                                                             order["order_id"]))
+    for store_id in (STORE, OTHER):
+        async with StoreLink(stack, store_id) as store:
+            await store.publish(PickingStarted(**store.next_envelope(), order_id=order["order_id"]))
+            lines = tuple(PickedLine(sku=line["sku"], ordered=line["qty"], picked=line["qty"], short=0,
+                                     substitute_sku="", substitute_qty=0) for line in allocation[store_id])
+            await store.publish(OrderPicked(**store.next_envelope(), order_id=order["order_id"], lines=lines))
+    return order, member
+
+
+async def test_a_split_delivery_has_a_rider_per_store_and_is_delivered_when_both_are(cloud, stack, sku, other_sku):
+    services, http = cloud
+    order, member = await split_ready(services, http, stack, [sku["sku"], other_sku["sku"]], ["delivered", "delivered"])
+    oid = order["order_id"]
+    body = await final(http, member, oid, "delivered")
+    tries = await services.cloud.db.fetch("select * from deliveries where order_id = $1 order by attempt", oid)
+    # one rider per store, each collecting its store's goods (not one rider sent to the first store only)
+    assert sorted(t["store_id"] for t in tries) == sorted([STORE, OTHER])
+    assert all(t["status"] == "delivered" for t in tries)
+    parts = await services.cloud.db.fetch("select store_id, status from order_parts where order_id = $1", oid)
+    assert {p["store_id"]: p["status"] for p in parts} == {STORE: "delivered", OTHER: "delivered"}
+    events = [e["event"] for e in body["timeline"]]
+    assert events.count("deliver") == 1 and events.count("hand_to_rider") == 1
+    # the order was delivered only after both parts were: its `deliver` comes after both riders' `delivered`
+    delivered_at = [i for i, e in enumerate(body["timeline"])
+                    if e.get("detail", {}).get("status") == "delivered"]
+    assert len(delivered_at) == 2 and events.index("deliver") == max(delivered_at)
+    assert await own_violations(http, [oid]) == []
+
+
+async def test_a_split_delivery_whose_one_part_fails_twice_refunds_that_part_only(cloud, stack, sku, other_sku):
+    services, http = cloud
+    order, member = await split_ready(services, http, stack, [sku["sku"], other_sku["sku"]],
+                                      ["delivered", "no_rider", "no_rider"])
+    oid = order["order_id"]
+    await final(http, member, oid, "partially_refunded", timeout_s=30)
+    tries = await services.cloud.db.fetch("select * from deliveries where order_id = $1 order by attempt", oid)
+    delivered = [t["store_id"] for t in tries if t["status"] == "delivered"]
+    failed = [t["store_id"] for t in tries if t["status"] == "failed"]
+    assert len(delivered) == 1 and len(failed) == 2 and set(failed) == {next(s for s in (STORE, OTHER)
+                                                                             if s not in delivered)}
+    gone = failed[0]
+    allocation = json.loads(await services.cloud.db.fetchval("select allocation from orders where order_id = $1", oid))
+    (line,) = allocation[gone]
+    amount = next(ol["amount_fen"] for ol in order["lines"] if ol["sku"] == line["sku"])
+    refunds = await services.cloud.db.fetch("select movement_id, amount_fen from money_movements where order_id = $1 "
+                                            "and kind = 'refund' and state <> 'failed'", oid)
+    assert [r["amount_fen"] for r in refunds] == [amount]  # that part's share only, once
+    mine = (await http.get(f"/members/{member.member_id}", headers=member.headers)).json()
+    assert mine["stored_value_fen"] == 20_000 - order["total_fen"] + amount
+    keys = {r["event_key"] for r in await services.cloud.db.fetch(
+        "select event_key from order_events where order_id = $1", oid)}
+    assert f"delivery:returned:{gone}" in keys and "delivery:returned" not in keys  # only its goods go back
     assert await own_violations(http, [oid]) == []

@@ -13,7 +13,6 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from cloud.services import order_journal as journal
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 from tests.integration.harness import (
@@ -68,7 +67,9 @@ async def _online(box):
     return box.actor.online
 
 
-async def ready_order(services, http, outcomes: list[str]) -> tuple[dict, object]:
+async def ready_order(world, outcomes: list[str]) -> tuple[dict, object]:
+    """A paid delivery order, picked at the store box (so its stock left the shelf) and so ready for a rider."""
+    services, http, box, lane = world
     member = await customer(services, http)
     await top_up(services, http, member, 20_000)
     store = next(s for s in (await http.get("/stores")).json()["stores"] if s["store_id"] == STORE)
@@ -79,16 +80,18 @@ async def ready_order(services, http, outcomes: list[str]) -> tuple[dict, object
                         headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
     assert r.status_code == 201, r.text
     order = r.json()
-    paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"}, headers=member.headers)
-    assert paid.status_code == 200, paid.text
+    oid = order["order_id"]
     async with httpx.AsyncClient(base_url=services.deliveries.platform.sim.url) as platform:
-        await platform.post("/sim/script", json={"origin_id": order["order_id"], "outcomes": outcomes})
-    # Picking at the store is a colleague's part (issue 15 item 2): the order is brought to `ready` through the
-    # lifecycle directly, and the hook their code calls is called as it would be.
-    db, now = services.cloud.db, services.cloud.now_ms()
-    await journal.advance(db, order["order_id"], "start_picking", now, store=STORE)
-    await journal.advance(db, order["order_id"], "picked", now, store=STORE)
-    await services.orders.on_ready(order["order_id"])
+        await platform.post("/sim/script", json={"origin_id": oid, "outcomes": outcomes})
+    paid = await http.post(f"/orders/{oid}/pay", json={"method": "stored_value"}, headers=member.headers)
+    assert paid.status_code == 200, paid.text
+    # picked at the box: the goods leave its shelf (what a failed delivery brings back) and the cloud makes the
+    # order ready, which dispatches the rider
+    assert await eventually(lambda: box_order(box, oid, "to_pick"), timeout_s=15), "the order never reached the store"
+    assert (await lane.post(f"/picking/orders/{oid}/start")).status_code == 200
+    assert (await lane.post(f"/picking/orders/{oid}/lines/{piece()}", json={"qty": 2})).status_code == 200
+    done = await lane.post(f"/picking/orders/{oid}/done")
+    assert done.status_code == 200 and done.json()["status"] == "picked", done.text
     return order, member
 
 
@@ -119,7 +122,7 @@ async def own_violations(http, order_ids: list[str]) -> list[str]:
 @pytest.mark.parametrize(("to", "reason"), [("stock", ""), ("shrinkage", "damaged")])
 async def test_goods_no_rider_could_deliver_are_booked_back_once(world, stack, to, reason):
     services, http, box, lane = world
-    order, member = await ready_order(services, http, ["no_rider", "no_rider"])
+    order, member = await ready_order(world, ["no_rider", "no_rider"])
     oid = order["order_id"]
     assert await eventually(lambda: status_at(http, member, oid, "refunded"), timeout_s=20)
     assert await eventually(lambda: box_order(box, oid, "returned"), timeout_s=15), "the store was never told"
@@ -145,7 +148,7 @@ async def test_goods_no_rider_could_deliver_are_booked_back_once(world, stack, t
                                  "reference = $2 order by wall_ms, delta desc", STORE, oid)
     finally:
         await conn.close()
-    want = [("return", 2, "")] + ([("shrinkage", -2, reason)] if to == "shrinkage" else [])
+    want = [("pick", -2, ""), ("return", 2, "")] + ([("shrinkage", -2, reason)] if to == "shrinkage" else [])
     assert [(m["reason"], m["delta"], m["shrinkage_reason"]) for m in moves] == want
     assert await own_violations(http, [oid]) == []
 
@@ -162,9 +165,8 @@ async def test_booking_goods_that_did_not_come_back_is_refused(world):
 
 async def test_the_stores_own_staff_deliver_instead_of_a_rider(world):
     services, http, box, lane = world
-    order, member = await ready_order(services, http, ["silent"])  # the platform is still looking for a rider
+    order, member = await ready_order(world, ["silent"])  # the platform is still looking for a rider
     oid = order["order_id"]
-    assert await eventually(lambda: box_order(box, oid, "to_pick"), timeout_s=15), "the order never reached the store"
     early = await lane.post(f"/deliveries/{oid}/delivered", json={"staff_id": "li-lei"})
     assert early.status_code == 409 and "own-staff" in early.json()["detail"]
     out = await lane.post(f"/deliveries/{oid}/own-staff", json={"staff_id": "li-lei"})

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from cloud.services.riders import BadCallback, HttpRiderPlatform, parse_callback
+from cloud.services.delivery_parts import part_lines, target_of
+from cloud.services.riders import BadCallback, HttpRiderPlatform, callback_from_query, parse_callback
 from protocol import delivery
 from protocol.errors import ProtocolError
 
@@ -104,3 +105,49 @@ def test_callbacks_are_read_after_their_signature():
 def test_malformed_callbacks_name_the_field(change, words):
     with pytest.raises(ValueError, match=words):
         parse_callback({**GOOD, **change})
+
+
+def test_delivered_or_on_the_way_while_ready_implies_the_pickup():
+    # `picked_up` lost or overtaken: the goods left with the rider, so the order is handed over first
+    assert delivery.implied_events("ready", "delivered") == ("hand_to_rider",)
+    assert delivery.implied_events("ready", "delivering") == ("hand_to_rider",)
+    assert delivery.implied_events("out_for_delivery", "delivered") == ()
+    assert delivery.implied_events("ready", "failed") == ()  # no rider: from ready directly
+    assert delivery.implied_events("delivered", "delivered") == ()
+
+
+def test_a_query_answer_reads_as_a_callback_once_per_status():
+    view = {"platform_order_id": "DD1", "origin_id": "O1", "attempt": 2, "status": "delivered", "reason": "",
+            "fee_fen": 500, "distance_m": 900, "rider": {"name": "Wang", "phone": "13900000000"},
+            "position": {"lat": 31.2, "lon": 121.4}, "platform": "simulated"}
+    cb = callback_from_query(view)
+    assert cb is not None and (cb.status, cb.attempt, cb.origin_id, cb.rider_name) == ("delivered", 2, "O1", "Wang")
+    assert cb.callback_id == callback_from_query(view).callback_id  # the same answer twice: one timeline key
+    assert callback_from_query({**view, "status": "created"}) is None  # nothing to tell yet
+    assert callback_from_query({**view, "rider": None, "position": None}) is not None
+    assert callback_from_query({**view, "attempt": "x"}) is None
+
+
+def test_a_split_order_follows_its_parts_by_the_shortest_path():
+    assert delivery.order_path("ready", "ready") == ()  # one part left with its rider, the other waits: no move
+    assert delivery.order_path("ready", "out_for_delivery") == ("hand_to_rider",)
+    assert delivery.order_path("ready", "delivered") == ("hand_to_rider", "deliver")
+    assert delivery.order_path("out_for_delivery", "delivery_failed") == ("fail_delivery",)
+    assert delivery.order_path("delivery_failed", "ready") == ("redispatch",)
+    # one part refunded after failing twice, the other delivered: the order ends partially refunded
+    assert delivery.order_path("delivery_failed", "partially_refunded") == ("refund_part",)
+    assert delivery.order_path("out_for_delivery", "partially_refunded") == ("deliver", "refund_part")
+    assert delivery.order_path("delivery_failed", "refunded") == ("refund",)
+    assert delivery.order_path("delivered", "ready") == ()  # never backwards
+
+
+def test_the_order_of_a_split_delivery_is_its_least_advanced_part():
+    assert target_of(["out_for_delivery", "ready"]) == "ready"
+    assert target_of(["delivered", "out_for_delivery"]) == "out_for_delivery"
+    assert target_of(["delivered", "delivered"]) == "delivered"
+    assert target_of(["refunded", "delivered"]) == "partially_refunded"
+    assert target_of(["refunded", "out_for_delivery"]) == "out_for_delivery"
+    assert target_of(["refunded", "refunded"]) == "refunded"
+    lines = [{"sku": "A", "qty": 2, "amount_fen": 1000}, {"sku": "B", "qty": 1, "amount_fen": 300}]
+    assert part_lines(lines, [{"sku": "A", "qty": 1}], False) == [{"sku": "A", "qty": 1, "amount_fen": 500}]
+    assert part_lines(lines, [{"sku": "A", "qty": 2}], True) == lines

@@ -23,7 +23,8 @@ from protocol.messages import (
     PickingStarted,
     PickupCompleted,
 )
-from protocol.picking import check_line, extra_to_charge, judge_picked, part_money, weight_bounds
+from protocol.money_saga import charge_id, part_refund_id
+from protocol.picking import check_line, extra_to_charge, judge_picked, money_part, part_money, weight_bounds
 from protocol.pricing import Catalogue, PricingContext, Product, load_rule_book
 from protocol.store_facts import Known, OrderFacts, judge
 
@@ -98,7 +99,43 @@ def test_store_facts_refuse_picking_of_another_stores_or_an_unpaid_order():
     mine = OrderFacts("O1", "pickup", "paid", frozenset({STORE}), {STORE: {"MILK": 3}})
     assert judge([started, picked], Known(orders={"O1": mine})) == {}
     cancelled = OrderFacts("O1", "pickup", "cancelled", frozenset({STORE}), {STORE: {"MILK": 3}})
-    assert "cancelled, not paid" in judge([picked], Known(orders={"O1": cancelled}))[picked.event_id]
+    assert "cancelled, not paid" in judge([started], Known(orders={"O1": cancelled}))[started.event_id]
+    delivered = OrderFacts("O1", "delivery", "delivered", frozenset({STORE}), {STORE: {"MILK": 3}})
+    assert "delivered, not paid" in judge([picked], Known(orders={"O1": delivered}))[picked.event_id]
+
+
+def test_a_part_is_picked_once_judged_on_its_own_status_and_an_assigned_flash_order_is_picked_too():
+    picked = OrderPicked(**env(1), order_id="O1", lines=(line("MILK", 3, 0, short=3),))
+    replay = OrderPicked(**env(2), order_id="O1", lines=(line("MILK", 3, 0, short=3),))
+
+    def facts(status: str, part: str | None = None, claim: str | None = None, kind: str = "delivery") -> Known:
+        return Known(orders={"O1": OrderFacts("O1", kind, status, frozenset({STORE, "S002"}),
+                                              {STORE: {"MILK": 3}, "S002": {"MILK": 1}},
+                                              part_status={STORE: part} if part else {},
+                                              pick_claims={STORE: claim} if claim else {})})
+    # the order is still picking (another store's part), but this store's part is ready: "all short" again refused
+    assert "part is ready" in judge([picked], facts("picking", "ready"))[picked.event_id]
+    assert "part is picked_up" in judge([picked], facts("picking", "picked_up"))[picked.event_id]
+    # a second OrderPicked of the same part, with another id: refused, in a later batch or the same one
+    assert "picked already" in judge([replay], facts("picking", "picking", claim=picked.event_id))[replay.event_id]
+    assert set(judge([picked, replay], facts("picking", "picking"))) == {replay.event_id}
+    # the claiming event's own redelivery finishes what it began
+    assert judge([picked], facts("ready", "ready", claim=picked.event_id)) == {}
+    # a flash order assigned to the store is picked like any order (one not assigned names only its sale)
+    assert judge([picked], facts("paid", kind="flash")) == {}
+    # a store picked an order cancelled meanwhile: believed for its stock once, if its part was never picked
+    assert judge([picked], facts("cancelled")) == {}
+    assert judge([picked], facts("cancelled", "picking")) == {}
+    assert "part is ready" in judge([picked], facts("cancelled", "ready"))[picked.event_id]
+
+
+def test_a_substitute_must_be_a_product_of_the_catalogue_before_anything_is_applied():
+    order = OrderFacts("O1", "pickup", "paid", frozenset({STORE}), {STORE: {"MILK": 3}}, allow_substitutions=True)
+    odd = OrderPicked(**env(1), order_id="O1", lines=(line("MILK", 3, 1, sub="NOSUCH", sub_qty=2),))
+    known = Known(orders={"O1": order}, products=frozenset(CATALOGUE.by_sku))
+    assert "NOSUCH" in judge([odd], known)[odd.event_id]
+    fine = OrderPicked(**env(2), order_id="O1", lines=(line("MILK", 3, 1, sub="OATMILK", sub_qty=2),))
+    assert judge([fine], known) == {}
 
 
 def test_picked_events_travel_the_codec_and_the_order_carries_the_consent():
@@ -245,3 +282,29 @@ def test_a_picked_order_cancelled_by_the_cloud_is_restocked_in_the_cancellations
     assert out.effects[0] == cancelled.effects[0] and out.effects[-1] == SetOrderStatus("O1", "cancelled", "picked")
     assert out.last_seq == 5 and out.reply == "applied"
     assert picking.restock(order("picking", True, picks), cancelled, levels, stamp()) is cancelled
+
+
+def test_a_line_split_across_stores_is_priced_and_refunded_by_each_stores_part_only():
+    # 5 milk for 500 fen: S1 picked 3 and 2 short were re-routed to S2, which is short of both: 200 back, not 500
+    lines = [{"sku": "MILK", "qty": 5, "amount_fen": 500}, {"sku": "PORK", "qty": 1000, "amount_fen": 4000}]
+    assert part_money(lines, (line("MILK", 2, 0, short=2),), CATALOGUE, BOOK, CTX).short_refunds == {"MILK": 200}
+    assert part_money(lines, (line("MILK", 5, 3, short=2),), CATALOGUE, BOOK, CTX).short_refunds == {"MILK": 200}
+    # 1000 g of pork split 600/400: 610 g picked at S1 is 10 g heavier (40 fen), not 390 g lighter; the margin is
+    # 5% of S1's 2400 fen share, not of the whole line
+    heavy = part_money(lines, (line("PORK", 600, 610),), CATALOGUE, BOOK, CTX)
+    assert (heavy.weight_diff_fen, heavy.margin_fen) == (40, 120)
+    light = part_money(lines, (line("PORK", 400, 390),), CATALOGUE, BOOK, CTX)
+    assert light.weight_diff_fen == -40
+
+
+def test_money_parts_fit_the_movement_ids_whatever_the_store_and_sku_ids():
+    order_id = make_id(NOW.wall_ms, 7)
+    assert money_part("weight", order_id, "S001") == "weight:S001"  # short ones stay readable
+    assert money_part("short", order_id, "S001", "MILK") == "short:S001:MILK"
+    store, sku = "STORE-" + "X" * 30, "SKU-" + "Y" * 40
+    for part in (money_part("weight", order_id, store), money_part("short", order_id, store, sku),
+                 money_part("sub", order_id, store, sku), money_part("short", order_id, "S001", sku)):
+        assert len(part_refund_id(order_id, part)) <= 64 and len(f"{charge_id(order_id)}:{part}") <= 64, part
+    assert money_part("short", order_id, store, sku) != money_part("sub", order_id, store, sku)
+    assert money_part("short", order_id, store, sku) != money_part("short", order_id, store, "SKU-2")
+    assert money_part("weight", order_id, store) == money_part("weight", order_id, store)  # the same id on a retry

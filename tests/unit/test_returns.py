@@ -119,6 +119,19 @@ def test_an_order_return_is_refunded_by_the_cloud_not_the_till():
     assert returns.DRAWER_KICK not in next(a.ticket for a in out.after if isinstance(a, PrintTicket))
 
 
+def test_an_order_its_own_staff_delivered_is_returned_at_the_till_but_one_still_with_a_rider_is_not():
+    delivered = returns.Source("order", "01ORD", "delivered_by_staff", (("MILK", 2, "piece", 700),), 700,
+                               returns.ORDER_REFUND)
+    out = returns.take(delivered, "order", {}, [returns.Asked("MILK", 2, "piece", "resaleable")], {}, make_id(1, 7),
+                       "1", stamp())
+    assert out.reply["total_fen"] == 700
+    # picked for a rider: whether the rider delivered is the cloud's to know, so the till does not take it back
+    with pytest.raises(Refused, match="or delivered by its staff"):
+        returns.take(returns.Source("order", "01ORD", "picked", (("MILK", 2, "piece", 700),), 700,
+                                    returns.ORDER_REFUND), "order", {}, [returns.Asked("MILK", 1, "piece", "damaged")],
+                     {}, make_id(1, 8), "1", stamp())
+
+
 def test_codes_from_receipts_and_pickup_tickets():
     assert returns.parse_code("SALE:01ABC") == ("sale", "01ABC")
     assert returns.parse_code(" PICKUP:123456 ") == ("pickup", "123456")

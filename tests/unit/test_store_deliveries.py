@@ -11,7 +11,7 @@ from edge.core.outcome import InsertOrder, MarkApplied, MoveStock, Publish, Refu
 from edge.core.state import Books, EventStamp, Moment, StockLevel
 from protocol.delivery_messages import DeliveryReturned, StaffDelivery
 from protocol.ids import make_id
-from protocol.messages import OrderLine
+from protocol.messages import OrderLine, PickedLine
 from protocol.store_facts import Known, OrderFacts, judge
 
 NOW = Moment(wall_ms=1_767_229_200_000, mono_ms=42)
@@ -73,10 +73,10 @@ def test_booking_what_did_not_come_back_is_refused(status, to, reason, code, wor
 
 
 def test_staff_take_a_delivery_out_then_deliver_it():
-    out = deliveries.staff_delivery("O1", "to_pick", "delivery", "out", "li-lei", stamp())
+    out = deliveries.staff_delivery("O1", "picked", "delivery", "out", "li-lei", stamp())
     event = next(e.event for e in out.effects if isinstance(e, Publish))
     assert isinstance(event, StaffDelivery) and (event.step, event.staff_id, event.seq) == ("out", "li-lei", 8)
-    assert out.effects[-1] == SetOrderStatus("O1", "out_with_staff", only_from="to_pick")
+    assert out.effects[-1] == SetOrderStatus("O1", "out_with_staff", only_from="picked")
     done = deliveries.staff_delivery("O1", "out_with_staff", "delivery", "delivered", "li-lei", stamp())
     assert next(e.event for e in done.effects if isinstance(e, Publish)).step == "delivered"
     for status, step in (("out_with_staff", "out"), ("delivered_by_staff", "out"),
@@ -91,6 +91,9 @@ def test_staff_take_a_delivery_out_then_deliver_it():
     ("to_pick", "delivery", "delivered", "before delivering"),
     ("cancelled", "delivery", "out", "cannot go out"),
     ("returned", "delivery", "out", "cannot go out"),
+    # not picked yet: nothing left the shelf, and the cloud cannot hand a paid order to a rider (it would stay paid)
+    ("to_pick", "delivery", "out", "pick it first"),
+    ("picking", "delivery", "out", "pick it first"),
 ])
 def test_staff_steps_out_of_place_are_refused(status, fulfilment, step, words):
     with pytest.raises(Refused, match=words):
@@ -112,3 +115,18 @@ def test_the_cloud_believes_staff_only_about_its_own_paid_delivery_orders():
     assert {o for o, e in events.items() if e.event_id in refused} == {"O-theirs", "O-pickup", "O-unpaid", "O-none"}
     assert "not allocated to this store" in refused[events["O-theirs"].event_id]
     assert "reserved, not paid" in refused[events["O-unpaid"].event_id]
+
+
+def test_goods_come_back_as_picked_not_as_ordered():
+    """Short units never left the shelf, a substitute left instead of its original, a weighed line left what the
+    scale said: those come back, not the ordered lines."""
+    picks = [PickedLine(sku="MILK", ordered=3, picked=1, short=2, substitute_sku="", substitute_qty=0),
+             PickedLine(sku="EGGS", ordered=2, picked=0, short=0, substitute_sku="MILK", substitute_qty=2),
+             PickedLine(sku="PORK", ordered=500, picked=530, short=0, substitute_sku="", substitute_qty=0),
+             PickedLine(sku="FISH", ordered=1, picked=0, short=1, substitute_sku="", substitute_qty=0)]
+    lines = deliveries.returned_lines(picks)
+    assert lines == (("MILK", 3), ("PORK", 530))
+    outcome = deliveries.book_returned("O1", "returned", lines, "stock", "", LEVELS, stamp())
+    moves = [e.event for e in outcome.effects if isinstance(e, MoveStock)]
+    assert [(m.sku, m.delta) for m in moves] == [("MILK", 3), ("PORK", 530)]
+    assert deliveries.returned_lines([]) == ()  # never picked here: nothing comes back

@@ -202,6 +202,9 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
         await migrate(conn)
         await seal_clear_phones(conn, Pii(keys))
     kwargs = {"clock": clock} if clock else {}
+    # FRESHMESH_RESERVATION_TTL_S: the payment window of unpaid orders (default 15 min); the demo shortens it so that
+    # an unpaid flash order expires within its run. Every process of one cloud must read the same value.
+    reservation_ttl_ms = reservation_ttl_ms or int(float(os.environ.get("FRESHMESH_RESERVATION_TTL_S", "0")) * 1000)
     if reservation_ttl_ms:
         kwargs["reservation_ttl_ms"] = reservation_ttl_ms
     cloud = Cloud(world=world, db=db, actors=Actors(database_url, shards), keys=keys,

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from edge import returns_api, stored_value
 from edge.core.cart import UnknownProduct
-from edge.delivery_routes import ReturnedBody, StaffBody
+from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
 from edge.picking_api import picking_routes
 from edge.store_actor import Busy, Refused
@@ -172,6 +172,9 @@ def build_lane_app(box) -> Starlette:
         return await actor.ask("book_returned", order_id=request.path_params["order_id"], to=body.to,
                                reason=body.reason)
 
+    async def deliveries(request, body):  # which deliveries are back (or out with staff): edge/delivery_routes.py
+        return await listed(box.store_db.reader, request.query_params.get("status"))
+
     async def own_staff(request, body):  # the store's staff deliver instead of a rider
         return await actor.ask("staff_delivery", order_id=request.path_params["order_id"], step="out",
                                staff_id=body.staff_id)
@@ -192,6 +195,7 @@ def build_lane_app(box) -> Starlette:
         Route("/lanes/{lane}/top-ups", endpoint(top_up, TopUpBody), methods=["POST"]),
         Route("/pickups/{code}", endpoint(pickup), methods=["POST"]),
         Route("/stock/{sku}/receive", endpoint(receive, ReceiveBody), methods=["POST"]),
+        Route("/deliveries", endpoint(deliveries), methods=["GET"]),
         Route("/deliveries/{order_id}/returned", endpoint(returned, ReturnedBody), methods=["POST"]),
         Route("/deliveries/{order_id}/own-staff", endpoint(own_staff, StaffBody), methods=["POST"]),
         Route("/deliveries/{order_id}/delivered", endpoint(staff_delivered, StaffBody), methods=["POST"]),

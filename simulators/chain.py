@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from cloud.embedded import EmbeddedStack
@@ -92,15 +93,29 @@ class SimulatedWallet(SimulatedService):
                     pay_signatures.private_key(self._provider))}
 
 
+@dataclass(frozen=True)
+class RiderPace:
+    """How the simulated riders behave: their delays and how often a delivery fails (nobody accepts it, or the
+    rider cancels after accepting; each failure leads to a redispatch, a second one to a refund)."""
+    step_ms: int = 1000
+    accept_delay_ms: int = 1000
+    no_rider_rate: float = 0.05
+    rider_cancel_rate: float = 0.05
+    seed: int | None = None  # the platform's dice: the same seed, the same fate for its first deliveries
+
+
 class SimulatedRiders(SimulatedService):
     """The simulated rider platform (`freshmesh sim riders`) as a service of its own, with a fresh app key and
     secret; `.env` configures a cloud to dispatch through it and believe its signed callbacks at `callback_url`."""
 
-    def __init__(self, callback_url: str, log_path: Path, step_ms: int = 1000) -> None:
+    def __init__(self, callback_url: str, log_path: Path, pace: RiderPace | None = None) -> None:
         port, self.app_key, self.secret = free_port(), "freshmesh-demo", secrets.token_hex(16)
-        self.callback_url = callback_url
-        self._run(port, ["riders", "--app-key", self.app_key, "--step-ms", str(step_ms), "--no-rider-rate", "0.05",
-                         "--rider-cancel-rate", "0.05", "--duplicate-rate", "0.1", "--out-of-order-rate", "0.05"],
+        self.callback_url, self.pace = callback_url, pace or RiderPace()
+        p = self.pace
+        self._run(port, ["riders", "--app-key", self.app_key, "--step-ms", str(p.step_ms), "--accept-delay-ms",
+                         str(p.accept_delay_ms), "--no-rider-rate", str(p.no_rider_rate), "--rider-cancel-rate",
+                         str(p.rider_cancel_rate), "--duplicate-rate", "0.1", "--out-of-order-rate", "0.05",
+                         *(["--seed", str(p.seed)] if p.seed is not None else [])],
                   {**os.environ, "FRESHMESH_RIDERS_APP_SECRET": self.secret}, log_path)
 
     @property
@@ -111,10 +126,13 @@ class SimulatedRiders(SimulatedService):
 
 class Chain:
     def __init__(self, stores: int, max_stores: int | None = None, seed: int = 7, per_process: int = 25,
-                 devices: bool = False, api_workers: int = 1, rules: int = 60) -> None:
+                 devices: bool = False, api_workers: int = 1, rules: int = 60, rider_pace: RiderPace | None = None,
+                 reservation_ttl_s: float | None = None) -> None:
         self.stores, self.max_stores = stores, max(max_stores or stores, stores)
         self.seed, self.per_process, self.devices = seed, per_process, devices
         self.api_workers, self.rules = api_workers, rules
+        self.rider_pace = rider_pace  # None: the platform's usual pace (a delivery takes some seconds)
+        self.reservation_ttl_s = reservation_ttl_s  # None: the cloud's default payment window (15 min)
         self.workdir = Path(tempfile.mkdtemp(prefix="freshmesh-chain-"))
         self.admin_password = secrets.token_urlsafe(12)  # the cloud's first account, `admin` (hq_admin), this run
         self.stack: EmbeddedStack | None = None
@@ -149,8 +167,10 @@ class Chain:
         env.update(self.sms.env)
         self.wallet = SimulatedWallet(f"{self.cloud_url}/callbacks/pay", self.workdir / "pay.log")
         env.update(self.wallet.env)
-        self.riders = SimulatedRiders(f"{self.cloud_url}/callbacks/rider", self.workdir / "riders.log")
+        self.riders = SimulatedRiders(f"{self.cloud_url}/callbacks/rider", self.workdir / "riders.log", self.rider_pace)
         env.update(self.riders.env)
+        if self.reservation_ttl_s:
+            env["FRESHMESH_RESERVATION_TTL_S"] = str(self.reservation_ttl_s)
         self.cloud = spawn_quiet([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port),
                                   "--workers", str(self.api_workers), "--world", str(self.world_path)], env=env,
                                  log_path=self.workdir / "cloud.log")

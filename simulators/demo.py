@@ -1,6 +1,11 @@
 """`freshmesh demo`: the whole chain on one box - embedded servers, the cloud, N edge boxes with their scale,
-scanner and printer, shoppers at the tills, online customers, a flash sale - and a summary at the end (printed,
-and as JSON with --json).
+scanner and printer, the simulated SMS, wallet and rider providers - and the whole order loop: shoppers at the tills
+(a few come back to return part of a sale), online customers ordering for pickup and for delivery, the stores' back
+rooms picking (catch weight, substitutions, short lines), booking back goods no rider could deliver and deciding
+after-sales requests, riders (some never found, some cancelling: redispatches and refunds), a flash sale sold from
+the stores' escrow whose orders are paid and collected (a few left to expire, their units sold again). At the end
+the in-flight work gets a short grace, then a summary (printed, and as JSON with --json): orders by final state,
+each open one with what it waits for, rider tries, picking, returns and after-sales.
 
 Everything talks to the system through its real interfaces: serial ports, the lane API of each box, the cloud API.
 """
@@ -17,11 +22,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
-from simulators.chain import ADMIN_USERNAME, Chain
-from simulators.traffic import OnlineCustomers, Shelf, Tills, flash_crowd, outboxes_drained
+from simulators.aftercare import ReturningShoppers
+from simulators.chain import ADMIN_USERNAME, Chain, RiderPace
+from simulators.flash_fans import FlashFans
+from simulators.store_staff import StoreStaff
+from simulators.traffic import OnlineCustomers, Shelf, Tills, outboxes_drained
 
 SALES_PER_STORE_PER_S = 2.0
 ONLINE_ORDERS_PER_S = 1.0
+DELIVERY_SHARE = 0.5  # of online orders
+AFTER_SALES_SHARE = 0.25  # of orders handed over, a refund of one unit asked
+RETURNING_SHOPPERS_PER_S = 0.3  # chain-wide: buy, come back, return one unit at the till
+GRACE_S = 25.0  # at most, after the traffic stops, for orders in flight to end (paid ones picked, riders back)
+PAYMENT_WINDOW_S = 15.0  # an unpaid order (a flash order left unpaid) expires within the run
+# riders fail often enough that a short run shows redispatches and refunds (a try fails 2 times in 5); seeded so that
+# the platform's very first delivery finds no rider: even a run with few deliveries shows a failure and a redispatch
+RIDERS = RiderPace(step_ms=300, accept_delay_ms=500, no_rider_rate=0.2, rider_cancel_rate=0.2, seed=1)
 MAX_STORES_WITH_DEVICES = 20  # three pseudo-terminals and reader threads per store; beyond this, lanes only
 
 
@@ -32,7 +48,9 @@ class Demo:
         self.till_rate, self.online_rate, self.flash = till_rate, online_rate, flash
         self.counts: Counter = Counter()
         self.operator: dict = {}  # the chain's admin, signed in when the run starts
-        self.stop = asyncio.Event()
+        self.stop = asyncio.Event()  # no new customers
+        self.done = asyncio.Event()  # the grace is over: staff and customers stop following orders
+        self.refusals: list[dict[str, str]] = []  # the simulated roles' first refusal detail of each kind
         self.started_at = datetime.now(UTC).isoformat()
 
     async def run(self) -> dict:
@@ -45,41 +63,72 @@ class Demo:
                 await shelf.stock_up(http, url)
                 fleet.stocked.add(store_id)
             tasks = Tills(fleet, shelf, self.till_rate, self.rng, self.counts, self.stop).tasks(http)
+            staff = StoreStaff(fleet, [p["sku"] for p in shelf.packed], self.rng, self.counts, self.done)
+            tasks += staff.tasks(http)
+            self.refusals = [staff.refusals]
+            in_flight: list[asyncio.Task] = []  # customers following their orders: waited for in the grace
             if self.online_rate > 0:
                 assert chain.wallet is not None, "the demo's online customers pay through the simulated wallet"
                 online = OnlineCustomers(chain.cloud_url, fleet, shelf, self.online_rate, self.rng, self.counts, self.stop,
-                                         sms.phones, chain.wallet.url)
-                tasks.append(asyncio.create_task(online.run(http)))
-            print(f"FreshMesh: cloud {chain.cloud_url}", flush=True)
-            print(f"  console: {chain.console_url}  (sign in as {ADMIN_USERNAME} / {chain.admin_password}, hq_admin; "
-                  f"a password made for this run)", flush=True)
-            print(f"  SMS (simulated): {sms.url}/v1/messages?to=<phone>  (sign-in codes sent to customers)",
-                  flush=True)
-            if chain.wallet is not None:
-                print(f"  wallet provider (simulated): {chain.wallet.url}/health  (top-ups and wallet payments, "
-                      "credited on its signed notifications)", flush=True)
-            for store_id, url in fleet.lanes.items():
-                devices = fleet.devices.get(store_id)
-                extra = (f"  scale {devices.scale.path}  scanner {devices.scanner.path}  printer {devices.printer.path}"
-                         if devices else "")
-                print(f"  store {store_id}: lanes {url}{extra}", flush=True)
+                                         sms.phones, chain.wallet.url, stores=chain.world["stores"],
+                                         delivery_share=DELIVERY_SHARE, after_sales_share=AFTER_SALES_SHARE,
+                                         done=self.done)
+                in_flight.append(asyncio.create_task(online.run(http)))
+                self.refusals.append(online.refusals)
+                returning = ReturningShoppers(fleet, shelf.packed, RETURNING_SHOPPERS_PER_S, self.rng, self.counts,
+                                              self.stop, lambda: list(online.sessions))
+                in_flight.append(asyncio.create_task(returning.run(http)))
+            self._where_to_look()
             started = time.monotonic()
-            sale = None
+            fans: FlashFans | None = None
             while not self.stop.is_set():
                 await asyncio.sleep(1)
                 elapsed = time.monotonic() - started
-                if self.flash and sale is None and (self.duration is None or elapsed >= self.duration / 2):
-                    sale = await flash_crowd(http, chain.cloud_url, self.operator, shelf.packed[0]["sku"], self.counts,
-                                             sms.phones)
-                c = self.counts
-                print(f"\r{elapsed:5.0f}s  till sales {c['till_sales']}  online orders {c['online_orders']} "
-                      f"(picked up {c['picked_up']})  flash {c['flash_accepted']}/{c['flash_attempts']}", end="",
-                      flush=True)
+                if (self.flash and fans is None and chain.wallet is not None
+                        and (self.duration is None or elapsed >= self.duration / 3)):
+                    fans = FlashFans(chain.cloud_url, fleet.lanes, chain.wallet.url, sms.phones, self.rng, self.counts,
+                                     self.done)
+                    in_flight.append(asyncio.create_task(fans.run(http, self.operator, shelf.packed[0]["sku"])))
+                self._progress(elapsed)
                 if self.duration is not None and elapsed >= self.duration:
                     self.stop.set()
             print(flush=True)
-            await asyncio.gather(*tasks, return_exceptions=True)
-            return await self.summary(http, sale)
+            # the grace: no new customers; orders in flight are picked, delivered, collected or expire
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=GRACE_S)
+            self.done.set()
+            for result in await asyncio.gather(*tasks, *in_flight, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    self.counts[f"simulator_failed:{type(result).__name__}"] += 1
+                    print(f"a simulated role stopped: {result!r}", flush=True)
+            return await self.summary(http, fans.sale if fans else None)
+
+    def _where_to_look(self) -> None:
+        chain, fleet, sms = self.chain, self.chain.fleet, self.chain.sms
+        assert fleet is not None and sms is not None
+        print(f"FreshMesh: cloud {chain.cloud_url}", flush=True)
+        print(f"  console: {chain.console_url}  (sign in as {ADMIN_USERNAME} / {chain.admin_password}, hq_admin; "
+              f"a password made for this run)", flush=True)
+        print(f"  orders: {chain.cloud_url}/operator/orders/summary  (as the admin: by final state, what each open "
+              "one waits for, rider tries, returns, after-sales)", flush=True)
+        print(f"  SMS (simulated): {sms.url}/v1/messages?to=<phone>  (sign-in codes sent to customers)", flush=True)
+        if chain.wallet is not None:
+            print(f"  wallet provider (simulated): {chain.wallet.url}/health  (top-ups and wallet payments, "
+                  "credited on its signed notifications)", flush=True)
+        if chain.riders is not None:
+            print(f"  rider platform (simulated): {chain.riders.url}/health  (deliveries; some find no rider, some "
+                  "riders cancel)", flush=True)
+        for store_id, url in fleet.lanes.items():
+            devices = fleet.devices.get(store_id)
+            extra = (f"  scale {devices.scale.path}  scanner {devices.scanner.path}  printer {devices.printer.path}"
+                     if devices else "")
+            print(f"  store {store_id}: lanes {url}  back room {url}/picking/orders{extra}", flush=True)
+
+    def _progress(self, elapsed: float) -> None:
+        c = self.counts
+        print(f"\r{elapsed:5.0f}s  till sales {c['till_sales']}  online orders {c['online_orders']} "
+              f"(picked {c['picked']}, picked up {c['picked_up']}, delivered {c['delivered']})  returns "
+              f"{c['till_returns']}  flash {c['flash_accepted']}/{c['flash_attempts']}", end="", flush=True)
 
     async def summary(self, http: LeanClients, sale: dict | None) -> dict:
         chain, fleet, sms = self.chain, self.chain.fleet, self.chain.sms
@@ -110,13 +159,34 @@ class Demo:
             "online_orders": c["online_orders"], "online_paid": c["online_paid"],
             "topped_up": c["topped_up"], "wallet_paid": c["wallet_paid"],  # through the simulated wallet provider
             "online_cancelled": c["online_cancelled"], "picked_up": c["picked_up"],
+            "online_by_fulfilment": {"pickup": c["online_pickup_orders"], "delivery": c["online_delivery_orders"]},
+            "delivered": c["delivered"],  # delivery orders their customers saw handed over by a rider
             "orders_by_final_state": orders["ended"],
             "orders_open": {"count": orders["open_count"],
                             "waiting_for": dict(Counter(o["waiting_for"].split(";")[0].split(" (")[0]
-                                                        for o in orders["open"]))},
+                                                        for o in orders["open"])),
+                            "orders": [{k: o[k] for k in ("order_id", "kind", "status", "waiting_for")}
+                                       for o in orders["open"]]},
+            # from the cloud (the operator's order summary): every rider try of the run and how it ended
+            "riders": orders.get("deliveries", {}),
+            # what the stores' back rooms did (the simulated staff, through each box's picking API)
+            "picking": {"orders_picked": c["picked"], "weight_adjusted": c["weight_adjusted"],
+                        "substituted": c["substituted"], "short": c["short"],
+                        "goods_booked_back": {"stock": c["booked_back_stock"],
+                                              "shrinkage": c["booked_back_shrinkage"]}},
+            "returns": {"till": orders.get("till_returns", {}),  # the cloud's record of returns at the tills
+                        "till_by_shoppers": {"count": c["till_returns"], "fen": c["till_return_fen"]},
+                        "online": {"count": orders.get("after_sales", {}).get("approved", {}).get("count", 0),
+                                   "fen": orders.get("after_sales", {}).get("approved", {}).get("fen", 0)}},
+            "after_sales": {"asked": c["after_sales_asked"], "approved": c["after_sales_approved"],
+                            "refused": c["after_sales_refused"], "approved_fen": c["after_sales_approved_fen"],
+                            "by_status_in_cloud": orders.get("after_sales", {})},
             "flash_sale": {"quantity": status.get("quantity", 0), "sold": status.get("sold", 0),
+                           "returned": status.get("returned", 0),
                            "attempts": c["flash_attempts"], "accepted": c["flash_accepted"],
-                           "fans_signed_in": c["flash_fans_signed_in"],
+                           "fans_signed_in": c["flash_fans_signed_in"], "paid": c["flash_paid"],
+                           "picked_up": c["flash_picked_up"], "let_expire": c["flash_let_expire"],
+                           "expired": c["flash_expired"], "bought_again": c["flash_rebought"],
                            "oversold": max(status.get("sold", 0) - status.get("quantity", 0), 0)},
             "lag_ms": {"p50": statistics.median(last) if last else None, "p99": max(lags) if lags else None,
                        "max": max(lags + last) if lags or last else None},
@@ -125,6 +195,7 @@ class Demo:
                                       for s in ids if edge[s] != stores[s]["till_sales"]],
             "till_refused": c["till_refused"],
             "errors": {k: v for k, v in c.items() if ":" in k},
+            "error_details": {k: v for found in self.refusals for k, v in found.items()},  # the first of each kind
         }
 
     @staticmethod
@@ -135,11 +206,33 @@ class Demo:
             return {}
 
 
+def digest(summary: dict) -> str:
+    """The summary in a few readable lines (after the JSON, so they are what a console shows last)."""
+    riders, picking, flash = summary["riders"], summary["picking"], summary["flash_sale"]
+    ended = ", ".join(f"{k} {v}" for k, v in sorted(summary["orders_by_final_state"].items())) or "none"
+    waiting = "; ".join(f"{n}x {why}" for why, n in summary["orders_open"]["waiting_for"].items()) or "-"
+    till, online = summary["returns"]["till"], summary["returns"]["online"]
+    return "\n".join([
+        f"orders ended: {ended}",
+        f"orders open: {summary['orders_open']['count']} (waiting for: {waiting})",
+        f"riders: {riders.get('tries', 0)} tries {riders.get('tries_by_status', {})}, failed "
+        f"{riders.get('failed_by_reason', {})}, redispatched {riders.get('redispatched', 0)}",
+        f"picking: {picking['orders_picked']} orders, {picking['weight_adjusted']} weights adjusted, "
+        f"{picking['substituted']} substituted, {picking['short']} short; goods back {picking['goods_booked_back']}",
+        f"returns: till {till.get('count', 0)} ({till.get('fen', 0)} fen), online {online['count']} "
+        f"({online['fen']} fen); after-sales approved {summary['after_sales']['approved']}, refused "
+        f"{summary['after_sales']['refused']}",
+        f"flash sale: {flash['sold']}/{flash['quantity']} sold, {flash['paid']} paid, {flash['picked_up']} picked up, "
+        f"{flash['expired']} expired, {flash['bought_again']} bought again, oversold {flash['oversold']}",
+    ])
+
+
 def run(args, **traffic) -> int:
     """`freshmesh demo` (and, with its own traffic settings and no flash sale, `freshmesh sim fleet`)."""
     devices = getattr(args, "devices", None)
     chain = Chain(args.stores, seed=getattr(args, "seed", 7), per_process=getattr(args, "per_process", 25),
-                  devices=args.stores <= MAX_STORES_WITH_DEVICES if devices is None else devices)
+                  devices=args.stores <= MAX_STORES_WITH_DEVICES if devices is None else devices,
+                  rider_pace=RIDERS, reservation_ttl_s=PAYMENT_WINDOW_S)
     try:
         chain.start()
         demo = Demo(chain, args.duration, seed=getattr(args, "seed", 7), **traffic)
@@ -154,6 +247,7 @@ def run(args, **traffic) -> int:
         chain.stop()
     text = json.dumps(summary, indent=2)
     print(text)
+    print(digest(summary), flush=True)
     if args.json:
         Path(args.json).write_text(text + "\n")
     ok = (not summary["invariant_violations"] and not summary["edge_cloud_mismatches"]

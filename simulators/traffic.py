@@ -1,4 +1,4 @@
-"""Simulated customers: shoppers at the tills, online customers and a flash-sale crowd.
+"""Simulated customers: shoppers at the tills and online customers (the flash-sale crowd: `simulators/flash_fans.py`).
 
 They reach the system only through its real interfaces: a store's lane API, its serial scanner and scale
 (pseudo-terminals, when the fleet has devices), and the cloud HTTP API. Every outcome is counted in `counts`, which
@@ -11,16 +11,18 @@ import random
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
 from protocol import order_lifecycle as lifecycle
-from simulators.customer_auth import SignedIn, SignInFailed, SimulatedPhones, flash_pass, sign_in
+from simulators.aftercare import ask_after_sales
+from simulators.customer_auth import SignedIn, SignInFailed, SimulatedPhones, sign_in
 from simulators.world import label_barcode, reference_members
 
 CN = timezone(timedelta(hours=8))
 LANES = ("1", "2", "3", "4")
 SHELF_ITEMS = 24  # of each kind: enough variety for the pricing rules, few receipts to fill the shelves
+ORDERING_MAX = 8  # online customers placing and paying an order at the same time
 DEVICE_LANE = "1"  # the lane whose scanner is the store's serial scanner (edge config devices.scanner.lane)
 
 
@@ -44,6 +46,7 @@ class Shelf:
         self.packed = packed[:SHELF_ITEMS]
         self.weighed = [p for p in catalogue if p["unit"] == "kg" and p["plu"]][:SHELF_ITEMS]
         self.online = [p for p in self.packed if "online" in p["channels"]]
+        self.online_weighed = [p for p in self.weighed if "online" in p["channels"]]
 
     def code(self, rng: random.Random) -> str:
         if rng.random() < 0.6:
@@ -146,20 +149,37 @@ class Tills:
 class OnlineCustomers:
     """Members of the reference world who sign in with a code by SMS (registering the first time, through the
     simulated provider) and top up once through the simulated wallet provider (they pay the payment in its wallet
-    app; the cloud credits it on the provider's signed notification), then order for pickup, pay with stored value
-    (with the simulated wallet when it runs out: paid in the wallet app, the order paid on the notification),
-    sometimes cancel, and pick up at the store's till."""
+    app; the cloud credits it on the provider's signed notification), then order for pickup or (a share
+    `delivery_share`, when `stores` gives where the stores are) for delivery to an address near a store, in a slot
+    of tomorrow (past every cut-off), packed goods and now and then a weighed item, some allowing substitutions; pay
+    with stored value (with the simulated wallet when it runs out: paid in the wallet app, the order paid on the
+    notification), sometimes cancel, pick up at the store's till once the back room picked the order (409 until
+    then) or follow the rider, and a share `after_sales_share` of them ask for a refund of one unit afterwards.
+    They keep following their orders after `stop` until `done` is set (the run's grace)."""
 
     def __init__(self, cloud_url: str, fleet, shelf: Shelf, rate: float, rng: random.Random, counts: Counter,
-                 stop: asyncio.Event, phones: SimulatedPhones, wallet_url: str) -> None:
+                 stop: asyncio.Event, phones: SimulatedPhones, wallet_url: str, stores: list[dict] | None = None,
+                 delivery_share: float = 0.0, after_sales_share: float = 0.0,
+                 done: asyncio.Event | None = None) -> None:
         self.cloud_url, self.fleet, self.shelf, self.rate = cloud_url, fleet, shelf, rate
         self.rng, self.counts, self.stop, self.phones = rng, counts, stop, phones
         self.wallet_url = wallet_url  # the simulated wallet provider: its wallet app pays a payment's code
+        self.stores = {s["store_id"]: s for s in stores or [] if s["store_id"] in fleet.lanes}
+        self.delivery_share = delivery_share if self.stores else 0.0
+        self.after_sales_share = after_sales_share
+        self.done = done  # None: a customer gives up on a pickup after ~20 s, as before
         self.people = reference_members(2000, seed=rng.randrange(1 << 30))
         self.sessions: dict[str, SignedIn] = {}  # phone -> the person's session (they stay signed in)
+        self._person: dict[str, asyncio.Lock] = {}
+        self.refusals: dict[str, str] = {}  # the first detail the cloud gave for each kind of refusal
+        self._handed_over = 0
         self._pickups: set[asyncio.Task] = set()
 
     async def signed_in(self, http: LeanClients, person: dict) -> SignedIn:
+        async with self._person.setdefault(person["phone"], asyncio.Lock()):  # one sign-in per person at a time
+            return await self._signed_in(http, person)
+
+    async def _signed_in(self, http: LeanClients, person: dict) -> SignedIn:
         session = self.sessions.get(person["phone"])
         if session is None:
             session = await sign_in(http, self.cloud_url, self.phones, person["phone"])
@@ -189,29 +209,62 @@ class OnlineCustomers:
         return False
 
     async def run(self, http: LeanClients) -> None:
+        """Poisson arrivals at `rate`; customers order independently of each other (at most
+        `ORDERING_MAX` at once: beyond that an arrival is counted as `online_busy` and goes away)."""
+        ordering: set[asyncio.Task] = set()
         while not await pause(self.stop, self.rng.expovariate(self.rate)):
-            try:
-                await self.order_once(http)
-            except CLIENT_ERRORS:
-                self.counts["online_error"] += 1
-            except SignInFailed:
-                self.counts["sign_in_failed"] += 1
+            if len(ordering) >= ORDERING_MAX:
+                self.counts["online_busy"] += 1
+                continue
+            task = asyncio.create_task(self._order_safely(http))
+            ordering.add(task)
+            task.add_done_callback(ordering.discard)
+        await asyncio.gather(*ordering, return_exceptions=True)
         await asyncio.gather(*self._pickups, return_exceptions=True)
+
+    async def _order_safely(self, http: LeanClients) -> None:
+        try:
+            await self.order_once(http)
+        except CLIENT_ERRORS:
+            self.counts["online_error"] += 1
+        except SignInFailed:
+            self.counts["sign_in_failed"] += 1
+
+    def order_body(self, store: str) -> dict:
+        """Tomorrow's slot (past any cut-off); packed goods, now and then a weighed item (grams)."""
+        slot = (datetime.now(CN) + timedelta(days=1)).replace(hour=self.rng.randint(8, 20), minute=0, second=0,
+                                                              microsecond=0)
+        items = [{"sku": p["sku"], "qty": self.rng.randint(1, 3)}
+                 for p in self.rng.sample(self.shelf.online, self.rng.choice((1, 1, 2)))]
+        if self.shelf.online_weighed and self.rng.random() < 0.4:
+            items.append({"sku": self.rng.choice(self.shelf.online_weighed)["sku"], "qty": self.rng.randint(3, 12) * 100})
+        body: dict = {"slot_start": slot.isoformat(), "items": items, "allow_substitutions": self.rng.random() < 0.5}
+        if self.rng.random() < self.delivery_share:
+            at = self.stores[store]  # an address ~1 km from the store: inside its delivery radius
+            body |= {"fulfilment": "delivery", "location": {"lat": at["lat"] + self.rng.uniform(-0.008, 0.008),
+                                                            "lon": at["lon"] + self.rng.uniform(-0.008, 0.008)}}
+        else:
+            body |= {"fulfilment": "pickup", "store_id": store}
+        return body
 
     async def order_once(self, http: LeanClients) -> None:
         me = (await self.signed_in(http, self.rng.choice(self.people))).headers
         store = self.rng.choice(list(self.fleet.lanes))
-        slot = (datetime.now(CN) + timedelta(days=1)).replace(hour=self.rng.randint(8, 20), minute=0, second=0,
-                                                              microsecond=0)
-        r = await http.post(f"{self.cloud_url}/orders", headers={"Idempotency-Key": uuid.uuid4().hex, **me},
-                            json={"fulfilment": "pickup", "store_id": store, "slot_start": slot.isoformat(),
-                                  "items": [{"sku": self.rng.choice(self.shelf.online)["sku"],
-                                             "qty": self.rng.randint(1, 3)}]})
+        body = self.order_body(store)
+        r = await http.post(f"{self.cloud_url}/orders", headers={"Idempotency-Key": uuid.uuid4().hex, **me}, json=body)
         if r.status_code != 201:
-            self.counts[f"online_refused:{r.status_code}"] += 1
+            try:  # the problem's type says which refusal (slot, stock, ...), its detail exactly what
+                problem = (r.json() or {}) if r.status_code < 500 else {}
+            except ValueError:
+                problem = {}
+            why = str(problem.get("type", "")).rsplit("/", 1)[-1]
+            key = f"online_refused:{r.status_code}" + (f":{why}" if why else "")
+            self.counts[key] += 1
+            self.refusals.setdefault(key, str(problem.get("detail", ""))[:200])
             return
         order = r.json()
         self.counts["online_orders"] += 1
+        self.counts[f"online_{body['fulfilment']}_orders"] += 1
         if self.rng.random() < 0.1:  # changed their mind
             c = await http.post(f"{self.cloud_url}/orders/{order['order_id']}/cancel", headers=me)
             self.counts["online_cancelled" if c.status_code == 200 else "cancel_refused"] += 1
@@ -227,42 +280,83 @@ class OnlineCustomers:
             self.counts["wallet_paid"] += ok
         if ok:
             self.counts["online_paid"] += 1
-            task = asyncio.create_task(self.pick_up(http, store, order["pickup_code"]))
+            follow = (self.pick_up(http, store, order["pickup_code"], order["order_id"], me)
+                      if body["fulfilment"] == "pickup" else self.follow_delivery(http, order["order_id"], me))
+            task = asyncio.create_task(follow)
             self._pickups.add(task)
             task.add_done_callback(self._pickups.discard)
 
-    async def pick_up(self, http: LeanClients, store: str, code: str) -> None:
-        for _ in range(40):  # the order reaches the store over NATS; the customer arrives a little later
+    def _patient(self, tries: int) -> bool:
+        return not self.done.is_set() if self.done is not None else tries < 40
+
+    async def pick_up(self, http: LeanClients, store: str, code: str, order_id: str = "", me: dict | None = None
+                      ) -> None:
+        """At the till: 409 while the back room is still picking it (or 404 before it reached the store): come back
+        a little later; give up when the order ended otherwise (cancelled, refunded as short). Units a store was
+        short of may have been re-routed to another store: the order then names it too, and the customer collects
+        the rest there with the same code."""
+        if self.done is not None:  # the back room picks it meanwhile (a customer at the counter first: picked there)
+            await asyncio.sleep(self.rng.uniform(2.0, 5.0))
+        visit, seen, collected = [store], {store}, 0
+        while visit:
+            if not await self._collect_at(http, visit.pop(0), code, order_id, me):
+                break
+            collected += 1
+            if me is None:
+                break
+            view = await http.get(f"{self.cloud_url}/orders/{order_id}", headers=me)
+            others = [s for s in (view.json() or {}).get("stores", []) if s not in seen and s in self.fleet.lanes] \
+                if view.status_code == 200 else []
+            visit += others
+            seen.update(others)
+        if collected:
+            self.counts["picked_up"] += 1
+            await self._maybe_after_sales(http, order_id, me)
+
+    async def _collect_at(self, http: LeanClients, store: str, code: str, order_id: str, me: dict | None) -> bool:
+        tries = 0
+        while self._patient(tries):  # the order reaches the store over NATS; the customer arrives a little later
+            tries += 1
             await asyncio.sleep(0.5)
             r = await http.post(f"{self.fleet.lanes[store]}/pickups/{code}")
             if r.status_code == 200:
-                self.counts["picked_up"] += 1
+                return True
+            if me and tries % 4 == 0:
+                view = await http.get(f"{self.cloud_url}/orders/{order_id}", headers=me)
+                if view.status_code == 200 and lifecycle.is_final(view.json()["status"]):
+                    self.counts[f"pickup_ended_{view.json()['status']}"] += 1
+                    return False
+        return False
+
+    async def follow_delivery(self, http: LeanClients, order_id: str, me: dict) -> None:
+        """The customer watches the order (the rider on its timeline) until it is delivered or given up."""
+        tries = 0
+        while self._patient(tries):
+            tries += 1
+            await asyncio.sleep(1.0)
+            view = await http.get(f"{self.cloud_url}/orders/{order_id}", headers=me)
+            if view.status_code != 200:
+                continue
+            status = view.json()["status"]
+            if status in lifecycle.HANDED_OVER_STATUSES:
+                self.counts["delivered"] += 1
+                await self._maybe_after_sales(http, order_id, me)
+                return
+            if lifecycle.is_final(status):
+                self.counts[f"delivery_ended_{status}"] += 1
                 return
 
+    async def _maybe_after_sales(self, http: LeanClients, order_id: str, me: dict | None) -> None:
+        """Asked once the cloud knows the order was handed over (a till pickup reaches it through the store's
+        outbox, a moment after the till)."""
+        self._handed_over += 1  # a cadence rather than dice: the first one asks, then every (1 / share)-th
+        if me is None or not self.after_sales_share or \
+                (self._handed_over - 1) % max(round(1 / self.after_sales_share), 1) != 0:
+            return
+        for _ in range(20):
+            view = await http.get(f"{self.cloud_url}/orders/{order_id}", headers=me)
+            if view.status_code == 200 and view.json()["status"] in lifecycle.HANDED_OVER_STATUSES:
+                await ask_after_sales(http, self.cloud_url, me, view.json(), self.rng, self.counts)
+                return
+            await asyncio.sleep(0.5)
 
-async def flash_crowd(http: LeanClients, cloud_url: str, operator: dict, sku: str, counts: Counter,
-                      phones: SimulatedPhones,
-                      quantity: int = 50, attempts: int = 300, fans: int = 120, seed: int = 11) -> dict:
-    """The fans sign in (a code by SMS each) and take a flash pass; an operator (`operator`: a signed-in hq_admin's
-    headers) opens a flash sale; `attempts` requests from the fans arrive at once (limit one each)."""
-    people = reference_members(fans, seed=seed)
-    sessions = await asyncio.gather(*(sign_in(http, cloud_url, phones, p["phone"]) for p in people),
-                                    return_exceptions=True)
-    passes = [await flash_pass(http, cloud_url, s) for s in sessions if isinstance(s, SignedIn)]
-    counts["flash_fans_signed_in"] += len(passes)
-    if not passes:
-        raise SignInFailed(f"none of the {fans} fans could sign in: {sessions[0]!r}")
-    now = datetime.now(UTC)
-    sale = (await http.post(f"{cloud_url}/flash-sales", headers=operator,
-                            json={"sku": sku, "quantity": quantity, "price_fen": 990, "per_member_limit": 1,
-                                  "rate_per_s": 5000, "starts_at": (now - timedelta(seconds=1)).isoformat(),
-                                  "ends_at": (now + timedelta(hours=1)).isoformat()})).json()
-
-    async def attempt(i: int) -> None:
-        r = await http.post(f"{cloud_url}/flash-sales/{sale['sale_id']}/orders", json={},
-                            headers={"Idempotency-Key": uuid.uuid4().hex,
-                                     "Authorization": f"Bearer {passes[i % len(passes)]}"})
-        counts["flash_attempts"] += 1
-        counts["flash_accepted"] += r.status_code == 201
-    await asyncio.gather(*(attempt(i) for i in range(attempts)))
-    return sale

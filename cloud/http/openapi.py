@@ -158,7 +158,9 @@ PATHS = {
     "/operator/orders/summary": {"get": _op(
         "Orders created since ?since= (RFC 3339; default the last 24 h): counts by final state, and every order that "
         "has not ended with what it waits for (a store manager sees their store's)",
-        ("200", "{ended, open_count, open: [{order_id, status, waiting_for}]}"),
+        ("200", "{ended, open_count, open: [{order_id, status, waiting_for}], deliveries: {tries_by_status, "
+                "failed_by_reason, redispatched}, till_returns: {count, fen, by_method}, after_sales: {status: "
+                "{count, fen}}}"),
         {"401": "not signed in as an operator", "422": "since: not a time"}, operator=True, query=["since"])},
     "/orders/{order_id}/events": {"get": _op(
         "Follow the order live: its timeline as server-sent events (`step`), from after Last-Event-ID or ?after=; "

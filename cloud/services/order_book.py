@@ -1,5 +1,6 @@
 """The chain's orders at a glance, for operators and the demo's summary: how many ended in each final state, and
-every order that has not ended with what it is waiting for (`protocol.order_lifecycle.why_open`).
+every order that has not ended with what it is waiting for (`protocol.order_lifecycle.why_open`), and what
+happened after ordering: rider tries, till returns, after-sales (`order_figures`).
 
 A store manager sees their own store's orders only (an order belongs to the stores it is allocated to).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from cloud.services import order_figures
 from protocol import order_lifecycle as lifecycle
 from protocol.clock import to_rfc3339
 
@@ -38,4 +40,5 @@ async def summary(cloud, since_ms: int, store_id: str | None = None) -> dict:
                   "waiting_for": lifecycle.why_open(r["status"], r["fulfilment"], now, r["expires_ms"],
                                                     r["slot_start_ms"])}
                  for r in rows],
+        **await order_figures.figures(cloud, since_ms, store_id),
     }

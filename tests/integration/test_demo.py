@@ -1,4 +1,6 @@
-"""A short `freshmesh demo` (2 stores with serial devices, seconds): the summary shows a consistent chain."""
+"""A short `freshmesh demo` (2 stores with serial devices, seconds): the summary shows a consistent chain, and the
+whole order loop of issue 15 ran: picking in the back rooms, deliveries through the rider platform (with failures),
+flash orders paid, collected and expired, returns at the till and after-sales."""
 from __future__ import annotations
 
 import json
@@ -14,7 +16,7 @@ pytestmark = pytest.mark.integration
 def test_short_demo_summary_holds(tmp_path):
     report = tmp_path / "demo.json"
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "RAY_ADDRESS")}
-    result = subprocess.run([sys.executable, "-m", "simulators.cli", "demo", "--stores", "2", "--duration", "12",
+    result = subprocess.run([sys.executable, "-m", "simulators.cli", "demo", "--stores", "2", "--duration", "30",
                              "--json", str(report)], env=env, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     summary = json.loads(report.read_text())
@@ -22,11 +24,37 @@ def test_short_demo_summary_holds(tmp_path):
     assert summary["edge_cloud_mismatches"] == []
     assert summary["sales"] > 0 and summary["sales"] == summary["cloud_sales"]
     assert summary["flash_sale"]["oversold"] == 0 and summary["flash_sale"]["sold"] == summary["flash_sale"]["quantity"]
+    assert "rider platform (simulated)" in result.stdout and "orders ended:" in result.stdout
     assert summary["online_orders"] > 0
     # every order of the run ended, or says what it waits for
-    assert summary["orders_by_final_state"].get("picked_up", 0) > 0
+    ended = summary["orders_by_final_state"]
+    assert ended.get("picked_up", 0) > 0 and ended.get("delivered", 0) > 0, ended
+    assert ended.get("refunded", 0) + ended.get("partially_refunded", 0) > 0, ended  # riders failing twice, returns
+    assert summary["online_by_fulfilment"]["pickup"] > 0 and summary["online_by_fulfilment"]["delivery"] > 0
     assert sum(summary["orders_open"]["waiting_for"].values()) <= summary["orders_open"]["count"]
+    assert all(o["waiting_for"] for o in summary["orders_open"]["orders"]), summary["orders_open"]
     assert all("no rule" not in why for why in summary["orders_open"]["waiting_for"])
+    # the back rooms picked the paid orders on the box: catch weights off the ordered grams, now and then a
+    # substitution or a short line
+    picking = summary["picking"]
+    assert picking["orders_picked"] > 0 and picking["weight_adjusted"] > 0, picking
+    assert picking["substituted"] + picking["short"] > 0, picking
+    # riders from the simulated platform, as the cloud recorded them: delivered tries and failed ones (no rider found,
+    # rider cancelled) with their redispatches
+    riders = summary["riders"]
+    assert riders["tries_by_status"].get("delivered", 0) > 0, riders
+    assert sum(riders["failed_by_reason"].values()) > 0 and riders["redispatched"] > 0, riders
+    assert summary["delivered"] > 0
+    # returns at the till (the cloud's record agrees with what the shoppers were given) and after-sales decided
+    till = summary["returns"]["till"]
+    assert till["count"] > 0 and till["fen"] > 0, summary["returns"]
+    assert (till["count"], till["fen"]) == (summary["returns"]["till_by_shoppers"]["count"],
+                                            summary["returns"]["till_by_shoppers"]["fen"]), summary["returns"]
+    assert summary["after_sales"]["asked"] > 0 and summary["after_sales"]["approved"] > 0, summary["after_sales"]
+    # the flash sale was sold from the stores: its orders were paid and collected, a few left to expire (their
+    # units sold again), and it never oversold
+    flash = summary["flash_sale"]
+    assert flash["paid"] > 0 and flash["picked_up"] > 0 and flash["expired"] > 0, flash
     assert summary["topped_up"] > 0  # bought through the simulated wallet provider, credited on its notifications
     # customers and the flash crowd signed in by SMS code through the simulated provider (orders need a session)
     assert summary["customers_signed_in"] > 0 and summary["sign_in_failed"] == 0

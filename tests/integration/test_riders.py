@@ -147,6 +147,7 @@ async def test_a_delivery_is_delivered_with_the_rider_on_the_timeline(cloud, sku
 
 async def test_no_rider_twice_refunds_the_order_and_the_store_books_the_goods_back(cloud, sku, stack):
     services, http = cloud
+    since = datetime.now(UTC).isoformat()
     order, member = await ready_order(services, http, sku["sku"], ["no_rider", "no_rider"])
     await final(http, member, order["order_id"], "refunded")
 
@@ -163,6 +164,10 @@ async def test_no_rider_twice_refunds_the_order_and_the_store_books_the_goods_ba
                                           "order by attempt", order["order_id"])
     assert [(t["attempt"], t["status"], t["reason"]) for t in tries] == [(1, "failed", "no_rider"),
                                                                            (2, "failed", "no_rider")]
+    # the operator's order summary counts the run's rider tries by outcome, and the redispatch
+    figures = (await http.get("/operator/orders/summary", headers=OP, params={"since": since})).json()["deliveries"]
+    assert figures == {"orders": 1, "tries": 2, "tries_by_status": {"failed": 2}, "failed_by_reason": {"no_rider": 2},
+                       "redispatched": 1}
 
     async def refunded():  # the ledger: every fen back to the member
         view = (await http.get(f"/members/{member.member_id}", headers=member.headers)).json()

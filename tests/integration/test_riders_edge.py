@@ -126,6 +126,10 @@ async def test_goods_no_rider_could_deliver_are_booked_back_once(world, stack, t
     oid = order["order_id"]
     assert await eventually(lambda: status_at(http, member, oid, "refunded"), timeout_s=20)
     assert await eventually(lambda: box_order(box, oid, "returned"), timeout_s=15), "the store was never told"
+    # staff find the goods to book on the box's own list, with the order's lines
+    back = (await lane.get("/deliveries", params={"status": "returned"})).json()["deliveries"]
+    mine = [d for d in back if d["order_id"] == oid]
+    assert mine and mine[0]["lines"] == [{"sku": piece(), "qty": 2, "unit": "piece"}], back
     before = (await box.store_db.stock_level(piece())).on_hand
     booked = await lane.post(f"/deliveries/{oid}/returned", json={"to": to, "reason": reason})
     assert booked.status_code == 200, booked.text
@@ -134,6 +138,9 @@ async def test_goods_no_rider_could_deliver_are_booked_back_once(world, stack, t
     again = await lane.post(f"/deliveries/{oid}/returned", json={"to": to, "reason": reason})
     assert again.status_code == 200 and again.json()["status"] == f"returned_to_{to}"
     assert (await box.store_db.stock_level(piece())).on_hand == expected  # nothing moved twice
+    assert oid not in [d["order_id"] for d in (await lane.get("/deliveries")).json()["deliveries"]]  # booked: gone
+    booked_list = (await lane.get("/deliveries", params={"status": f"returned_to_{to}"})).json()["deliveries"]
+    assert oid in [d["order_id"] for d in booked_list]
     assert await eventually(lambda: cloud_agrees(http, box), timeout_s=15)
     conn = await asyncpg.connect(stack.database_url)
     try:
@@ -152,6 +159,8 @@ async def test_booking_goods_that_did_not_come_back_is_refused(world):
     assert r.status_code == 404 and "no order" in r.json()["detail"]
     bad = await lane.post("/deliveries/no-such-order/returned", json={"to": "the-bin"})
     assert bad.status_code == 422 and "to: stock or shrinkage" in bad.json()["detail"]
+    listed = await lane.get("/deliveries", params={"status": "lost"})
+    assert listed.status_code == 422 and "status: one of returned" in listed.json()["detail"]
 
 
 async def test_the_stores_own_staff_deliver_instead_of_a_rider(world):

@@ -6,7 +6,8 @@ Fans who came too late keep an eye on the sale, and buy a unit that went back on
 sale still sells out. Only the cloud API, the wallet app and the stores' lane APIs are used.
 
 Counts (in `counts`): `flash_attempts`, `flash_accepted`, `flash_paid`, `flash_picked_up`, `flash_let_expire`,
-`flash_expired` (seen expired by its fan), `flash_rebought`.
+`flash_expired` (seen expired by its fan), `flash_rebought`, `flash_collected_at_stores` (one per till pickup: a
+unit a store was short of and the cloud re-routed is collected at that other store too).
 """
 from __future__ import annotations
 
@@ -112,18 +113,43 @@ class FlashFans:
         return paid is not None and paid["status"] in lifecycle.PAID_STATUSES
 
     async def collect(self, http: LeanClients, fan: SignedIn, order_id: str, store: str, code: str) -> None:
-        """At the store's till: answered 409 while the back room is still picking it; come back a little later."""
-        url = self.lanes[store]
+        """At the store's till: answered 409 while the back room is still picking it; come back a little later.
+        Units the store was short of may have been re-routed to another store (the cloud's re-route adds that
+        store's part, with the same pickup code): the order then names it too, and the fan collects the rest there.
+        Until every part is collected the order stays `ready` in the cloud (the part waiting at the other store)."""
         await self._sleep(self.rng.uniform(2.0, 5.0))  # on their way; the back room picks it meanwhile
+        visit, seen, collected = [store], {store}, 0
+        while not self.done.is_set():
+            if visit:
+                if not await self._collect_at(http, fan, order_id, visit.pop(0), code):
+                    break
+                collected += 1
+            # the store's picking may reach the cloud after the fan left the till: look until the order ended
+            view = await http.get(f"{self.cloud_url}/orders/{order_id}", headers=fan.headers)
+            if view.status_code == 200:
+                body = view.json() or {}
+                if lifecycle.is_final(body.get("status", "")):
+                    break
+                others = [s for s in body.get("stores", []) if s not in seen and s in self.lanes]
+                visit += others
+                seen.update(others)
+            if not visit:
+                await self._sleep(LOOK_EVERY_S)
+        if collected:
+            self.counts["flash_picked_up"] += 1
+            self.counts["flash_collected_at_stores"] += collected
+
+    async def _collect_at(self, http: LeanClients, fan: SignedIn, order_id: str, store: str, code: str) -> bool:
+        url = self.lanes[store]
         while not self.done.is_set():
             r = await http.post(f"{url}/pickups/{code}")
             if r.status_code == 200:
-                self.counts["flash_picked_up"] += 1
-                return
+                return True
             order = (await http.get(f"{self.cloud_url}/orders/{order_id}", headers=fan.headers)).json()
             if lifecycle.is_final(order["status"]):
-                return
+                return False
             await self._sleep(LOOK_EVERY_S)
+        return False
 
     async def watch_returns(self, http: LeanClients, late: list[tuple[SignedIn, str]],
                             winners: list[asyncio.Task]) -> None:

@@ -297,18 +297,26 @@ class OnlineCustomers:
         the rest there with the same code."""
         if self.done is not None:  # the back room picks it meanwhile (a customer at the counter first: picked there)
             await asyncio.sleep(self.rng.uniform(2.0, 5.0))
-        visit, seen, collected = [store], {store}, 0
-        while visit:
-            if not await self._collect_at(http, visit.pop(0), code, order_id, me):
-                break
-            collected += 1
+        visit, seen, collected, looks = [store], {store}, 0, 0
+        while visit or self._patient(looks):
+            if visit:
+                if not await self._collect_at(http, visit.pop(0), code, order_id, me):
+                    break
+                collected += 1
             if me is None:
                 break
+            # the store's picking (and the re-route of what it was short of) may reach the cloud after the customer
+            # left its till: look until the order ended, or names a store not visited yet
             view = await http.get(f"{self.cloud_url}/orders/{order_id}", headers=me)
-            others = [s for s in (view.json() or {}).get("stores", []) if s not in seen and s in self.fleet.lanes] \
-                if view.status_code == 200 else []
+            body = (view.json() or {}) if view.status_code == 200 else {}
+            if lifecycle.is_final(body.get("status", "")):
+                break
+            others = [s for s in body.get("stores", []) if s not in seen and s in self.fleet.lanes]
             visit += others
             seen.update(others)
+            if not visit:
+                looks += 1
+                await asyncio.sleep(0.5)
         if collected:
             self.counts["picked_up"] += 1
             await self._maybe_after_sales(http, order_id, me)

@@ -1,6 +1,9 @@
 """Shared fixtures. `stack` starts the real embedded servers once per test session (free ports, temp dirs)."""
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 import pytest
 from hypothesis import settings
 
@@ -15,8 +18,42 @@ settings.load_profile("freshmesh")
 
 @pytest.fixture(scope="session")
 def stack():
-    with EmbeddedStack(store_ids=[f"S{i:03d}" for i in range(1, 11)]) as running:
+    with EmbeddedStack(store_ids=[f"S{i:03d}" for i in range(1, 11)]) as running, \
+            boxes_continue_their_stores(running.database_url):
         yield running
+
+
+@contextlib.contextmanager
+def boxes_continue_their_stores(database_url: str):
+    """A real store's event seqs only grow, and the cloud keeps the newest on-hand by seq; but test modules start
+    new boxes (empty SQLite) for the same stores on one shared database. A new box here begins above the highest
+    seq the cloud has of its store, as the box it replaces would have (as `StoreLink` does)."""
+    import asyncpg
+
+    from edge.box import EdgeBox
+    from edge.store_db import SEQ_FLOOR_KEY
+    start = EdgeBox.start
+
+    async def continuing(box):
+        conn = await asyncpg.connect(database_url)
+        try:
+            seq = await conn.fetchval("select coalesce(max(seq), 0) from edge_events where store_id = $1",
+                                      box.store_id)
+        finally:
+            await conn.close()
+        path = box.store_db.path
+        if seq and not path.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with sqlite3.connect(path) as db:
+                db.execute("create table if not exists meta (key text primary key, value text not null)")
+                db.execute("insert or replace into meta (key, value) values (?, ?)", (SEQ_FLOOR_KEY, str(seq)))
+            path.chmod(0o600)
+        return await start(box)
+    EdgeBox.start = continuing  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        EdgeBox.start = start  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")

@@ -326,6 +326,9 @@ class FlashSales:
             raise Refusal("invalid", result.reason)
         if blocks:
             config = {**config, "blocks": blocks}
+        # whose actors sell it: an audit wakes only its own deployment's gates (tests and load runs share a
+        # database with other actor prefixes)
+        config = {**config, "actors": self.cloud.shards.prefix}
         now = self.cloud.now_ms()
         async with self.cloud.db.acquire() as conn, conn.transaction():
             created = await conn.fetchval("insert into flash_sales (sale_id, config, created_ms) values ($1, $2, $3) "

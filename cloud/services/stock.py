@@ -51,7 +51,8 @@ class StockViews:
         when all hold."""
         since = self.cloud.now_ms() - SALES_AUDITED_AFTER_END_MS
         sales = [r["sale_id"] for r in await self.cloud.db.fetch(
-            "select sale_id from flash_sales where coalesce((config->>'ends_ms')::bigint, 0) > $1", since)]
+            "select sale_id from flash_sales where coalesce((config->>'ends_ms')::bigint, 0) > $1 "
+            "and coalesce(config->>'actors', $2) = $2", since, self.cloud.shards.prefix)]
         report = await self.cloud.actors.audit(sales)
         for sale_id, problems in zip(sales, await asyncio.gather(*(rows_audit(self.cloud, s) for s in sales)),
                                      strict=True):

@@ -44,7 +44,7 @@ PICKUP_STATUSES = lifecycle.PAID_STATUSES
 # A store's cash top-up counts against the daily cap of the chain day it was taken on (as its till counted it), if
 # that day is believable: not in the future and at most this far back (a store cut off for a week); otherwise the
 # day the cloud received it, so a store cannot spread top-ups over made-up days to pass the cap.
-CASH_DAY_LOOKBACK_MS = 7 * 24 * 3600 * 1000  # fulfilled: a split order's other store handed its part over first
+CASH_DAY_LOOKBACK_MS = 7 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ import secrets
 import signal
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cloud.services import pay_signatures as sig
-from simulators.sim_http import CallingService, ServiceThread, serving
+from simulators.sim_http import ServiceThread, serving
 
 PROVIDER = "simulated"
 LABEL = "PAY (simulated)"
@@ -100,11 +101,10 @@ class Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-class SimulatedPayProvider(CallingService):
+class SimulatedPayProvider:
     """The simulated provider's state and answers; one event loop, no locks."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(NOTIFY_TIMEOUT_S, LABEL)
         self.settings = settings
         self.rng = random.Random(settings.seed)
         self.key = sig.private_key(settings.provider_private_key)
@@ -114,6 +114,19 @@ class SimulatedPayProvider(CallingService):
         self.refunds: dict[str, dict[str, Any]] = {}  # by out_refund_no
         self.counts = dict.fromkeys(("created", "paid", "refunds", "unavailable", "refused", "notified",
                                      "notify_failed", "notify_dropped", "notify_duplicated"), 0)
+        self.tasks: set[asyncio.Task] = set()
+        self.client: httpx.AsyncClient | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        self.client = httpx.AsyncClient(timeout=NOTIFY_TIMEOUT_S)
+        try:
+            yield
+        finally:
+            for task in list(self.tasks):
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await self.client.aclose()
 
     # ---- answers ----------------------------------------------------------------------------------------------
     def _signed(self, body: dict, status: int = 200) -> JSONResponse:
@@ -296,6 +309,15 @@ class SimulatedPayProvider(CallingService):
         await self._notify(record["notify_url"], "REFUND.SUCCESS", resource, "send")
 
     # ---- notifications ----------------------------------------------------------------------------------------
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s: a background step failed", LABEL, exc_info=task.exception())
 
     async def _notify(self, url: str, event: str, resource: dict, mode: str) -> None:
         if mode == "send" and self.settings.drop_rate and self.rng.random() < self.settings.drop_rate:

@@ -29,6 +29,7 @@ Start it: `freshmesh sim riders --port P --app-key K --app-secret S [--step-ms N
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -37,6 +38,7 @@ import secrets
 import signal
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +50,7 @@ from starlette.routing import Route
 
 from cloud.services.riders import request_signature_payload
 from protocol import delivery
-from simulators.sim_http import CallingService, ServiceThread, serving
+from simulators.sim_http import ServiceThread, serving
 
 PLATFORM = "simulated"
 LABEL = "RIDERS (simulated)"
@@ -103,11 +105,10 @@ def distance_m(a: dict, b: dict) -> int:
     return int(2 * 6_371_000 * math.asin(math.sqrt(h)))
 
 
-class SimulatedRiderPlatform(CallingService):
+class SimulatedRiderPlatform:
     """The simulated platform's state and answers; one event loop, no locks."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(CALLBACK_TIMEOUT_S, LABEL)
         self.settings = settings
         self.rng = random.Random(settings.seed)
         self.deliveries: dict[str, dict[str, Any]] = {}  # by platform order id
@@ -117,6 +118,19 @@ class SimulatedRiderPlatform(CallingService):
         self.answers: list[tuple[str, int]] = []  # (callback id, the merchant's HTTP status), per push
         self.counts = dict.fromkeys(("created", "delivered", "no_rider", "rider_cancelled", "callbacks",
                                      "callback_failed", "duplicated", "out_of_order", "refused"), 0)
+        self.tasks: set[asyncio.Task] = set()
+        self.client: httpx.AsyncClient | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        self.client = httpx.AsyncClient(timeout=CALLBACK_TIMEOUT_S)
+        try:
+            yield
+        finally:
+            for task in list(self.tasks):
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await self.client.aclose()
 
     # ---- the merchant's requests ----------------------------------------------------------------------------------
     async def _signed_request(self, request: Request) -> dict:
@@ -230,6 +244,11 @@ class SimulatedRiderPlatform(CallingService):
         outcome = ("no_rider" if roll < s.no_rider_rate else
                    "rider_cancels" if roll < s.no_rider_rate + s.rider_cancel_rate else "delivered")
         return outcome, self.rng.random() < s.duplicate_rate, self.rng.random() < s.out_of_order_rate
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _run(self, record: dict, plan: tuple[str, bool, bool]) -> None:
         outcome, duplicate, out_of_order = plan

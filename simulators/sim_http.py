@@ -6,55 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 
-import httpx
 import uvicorn
 from starlette.applications import Starlette
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
-log = logging.getLogger("freshmesh.sim")
 # clients keep idle connections ~5 s (httpx); a server closing its idle side at the same 5 s (uvicorn's default)
 # makes a request sent on a just-closed connection fail with "Server disconnected" for nothing
 KEEP_ALIVE_S = 75
-
-
-class CallingService:
-    """A simulated provider that calls the merchant back (notifications, status callbacks): one HTTP client for its
-    life (`lifespan`, given to its Starlette app) and its background calls, cancelled when it stops; a call that
-    fails unexpectedly is logged, never lost silently."""
-
-    def __init__(self, call_timeout_s: float, label: str) -> None:
-        self.call_timeout_s, self.label = call_timeout_s, label
-        self.tasks: set[asyncio.Task] = set()
-        self.client: httpx.AsyncClient | None = None
-
-    @contextlib.asynccontextmanager
-    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        self.client = httpx.AsyncClient(timeout=self.call_timeout_s)
-        try:
-            yield
-        finally:
-            for task in list(self.tasks):
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-            await self.client.aclose()
-
-    def _spawn(self, coro) -> None:
-        task = asyncio.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s: a background step failed", self.label, exc_info=task.exception())
 
 
 class _Server(uvicorn.Server):

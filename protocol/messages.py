@@ -428,10 +428,12 @@ EDGE_EVENTS: tuple[type[Message], ...] = (
     StaffDelivery, GoodsReturned, AfterSalesDecided, PickingStarted, OrderPicked,
 )
 from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested  # noqa: E402 - likewise
+from protocol.restock_messages import ReorderPointsSet, RestockAlerted, RestockCleared  # noqa: E402 - likewise
 
+EDGE_EVENTS += (RestockAlerted, RestockCleared)
 REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered, EscrowBorrowRequested,
                                        EscrowBorrowAnswered)
 CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
                                               RuleBookUpdated, MemberUpdated, BusinessAck, DeliveryReturned,
-                                              AfterSalesRequested, AllocationSet)
+                                              AfterSalesRequested, AllocationSet, ReorderPointsSet)
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+from collections.abc import Container, Iterable, Mapping
 from typing import ClassVar
 
 from protocol.ids import is_id
@@ -84,3 +85,24 @@ class RestockCleared(Message):
         require(bool(SKU_RE.match(self.sku)), f"restock.cleared.sku: invalid sku {self.sku[:60]!r}")
         _check_qty(self.KIND, "on_hand", self.on_hand, -POINT_MAX)
         _check_qty(self.KIND, "owed", self.owed, 0)
+
+
+def judge(events: Iterable[Message], known_skus: Container[str], alert_stores: Mapping[str, str]) -> dict[str, str]:
+    """event id -> why the cloud does not believe it, for a batch's restock events (`protocol.store_facts` style):
+    a store is believed about restock of products that exist, and clears only its own alerts (`alert_stores`:
+    alert id -> the store that raised it, as known before the batch; alerts raised in the batch count too)."""
+    refused: dict[str, str] = {}
+    owners = dict(alert_stores)
+    for e in events:
+        if isinstance(e, RestockAlerted):
+            if e.sku not in known_skus:
+                refused[e.event_id] = f"store {e.store_id} restock.alerted refused: unknown product {e.sku}"
+            elif owners.setdefault(e.alert_id, e.store_id) != e.store_id:
+                refused[e.event_id] = (f"store {e.store_id} restock.alerted refused: alert {e.alert_id} is store "
+                                       f"{owners[e.alert_id]}'s")
+        elif isinstance(e, RestockCleared):
+            owner = owners.get(e.alert_id)
+            if owner is not None and owner != e.store_id:
+                refused[e.event_id] = (f"store {e.store_id} restock.cleared refused: alert {e.alert_id} is store "
+                                       f"{owner}'s to clear")
+    return refused

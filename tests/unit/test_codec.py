@@ -32,7 +32,10 @@ OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": natural
              "substitute_sku": st.just(""), "substitute_qty": st.just(0),
              # escrow borrows and allocations (protocol/escrow_messages.py)
              "borrow_id": ids, "grant_event_id": ids, "asked": naturals, "lent": naturals, "key": skus,
-             "ratio_bp": st.integers(0, 10_000), "version": st.integers(1, 2**40), "min_qty": st.integers(0, 1)}
+             "ratio_bp": st.integers(0, 10_000), "version": st.integers(1, 2**40), "min_qty": st.integers(0, 1),
+             # restock (protocol.restock_messages): a target at or above its point, an alert's projection below it
+             "alert_id": ids, "reorder_point": st.integers(1, 10**3), "target": st.integers(10**3, 10**6),
+             "on_hand": st.integers(-10, 10**3), "owed": st.integers(0, 10**3), "suggested_qty": st.integers(0, 10**6)}
 
 
 def strategy_for(hint, name=""):

@@ -82,9 +82,11 @@ async def points(conn) -> list[dict]:
 async def check(store_db, books: Books, sku: str, stamp: EventStamp) -> Outcome | None:
     """What the actor runs after `sku` moved: the state `edge.core.restock.check` decides on, and its outcome."""
     w = store_db.writer
+    kept, alert = await point(w, sku), await open_alert(w, sku)
+    if kept is None and alert is None:  # nothing watched: a sale of most SKUs costs two key lookups here
+        return None
     level, product = await store_db.stock_level(sku), books.product(sku)
-    return restock.check(sku, level.on_hand, await owed(w, sku), await point(w, sku), await open_alert(w, sku),
-                         getattr(product, "pack_size", 0), stamp)
+    return restock.check(sku, level.on_hand, await owed(w, sku), kept, alert, getattr(product, "pack_size", 0), stamp)
 
 
 async def apply_points(store_db, message: ReorderPointsSet, at_ms: int, store_id: str) -> Outcome:

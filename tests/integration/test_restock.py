@@ -337,7 +337,9 @@ async def test_an_out_of_stock_item_with_supply_due_is_presold_with_a_later_slot
     async def sent():
         found = await box.store_db.order(order["order_id"])
         return found if found and found[0] == "to_pick" else None
-    status, payload = await eventually(sent, timeout_s=15)
+    got = await eventually(sent, timeout_s=15)
+    assert got, "the pre-sale order was never reserved and sent to the store to pick after it received stock"
+    _, payload = got
     assert [(x["sku"], x["qty"]) for x in payload["lines"]] == [(PRESOLD, 2)]
     view = (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()
     assert "presale_reserved" in [t["event"] for t in view["timeline"]]
@@ -349,9 +351,7 @@ async def test_an_out_of_stock_item_with_supply_due_is_presold_with_a_later_slot
             v = (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()
             return v["status"] == "picked_up"
         assert await eventually(collected)
-        rows = (await http.get(f"/stores/{STORE}/stock", params={"sku": PRESOLD})).json()["stock"]
-        assert await eventually(lambda: _cloud_on_hand(http, PRESOLD, 8))
-        assert rows
+        assert await eventually(lambda: _cloud_on_hand(http, PRESOLD, 8)), "the 2 picked up never left the pool"
         await _consistent(services, http, box, lane, PRESOLD)
 
 

@@ -170,6 +170,7 @@ async def test_the_default_point_comes_from_what_the_store_really_sold_at_its_ti
         await box.actor.ask("receive", sku=VELOCITY, qty=40)  # 16 of them online (the default 40%)
         await sell(lane, VELOCITY, 5)
         await sell(lane, VELOCITY, 4)
+        assert await eventually(lambda: _online_units(http, VELOCITY, 16)), "the cloud never had the store's escrow"
         member = await customer(services, http)
         r = await _order(http, member, VELOCITY, 5)
         assert r.status_code == 201, r.text
@@ -358,6 +359,11 @@ async def test_an_out_of_stock_item_with_supply_due_is_presold_with_a_later_slot
 async def _listed(services, http, sku: str):
     found, _ = await _cloud_alerts(services, http, sku)
     return found or None
+
+
+async def _online_units(http, sku: str, expected: int) -> bool:
+    rows = (await http.get(f"/stores/{STORE}/stock", params={"sku": sku})).json()["stock"]
+    return bool(rows) and rows[0]["available_online"] == expected
 
 
 async def _cloud_on_hand(http, sku: str, expected: int) -> bool:

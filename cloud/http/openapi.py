@@ -83,7 +83,7 @@ SCHEMAS = {
     "Store": _obj(["name", "lat", "lon"], name=STR, lat=NUM, lon=NUM, pickup_radius_m=INT, delivery_radius_m=INT,
                   opens=STR, closes=STR, slot_minutes=INT, slot_capacity=INT),
     "Allocation": _obj(["ratio_bp"], sku=STR, category=STR, ratio_bp=INT),
-    "ReorderPoints": _obj(["items"], items={"type": "array", "items": _obj(["sku", "reorder_point", "target"], sku=STR,
+    "ReorderPoints": _obj(["items"], items={"type": "array", "items": _obj(["sku"], sku=STR,
                                                                             reorder_point=INT, target=INT)}),
 }
 

@@ -48,14 +48,14 @@ class Presales:
     async def _due(self, stores: list[str], skus: list[str]) -> dict[str, int]:
         """store -> the ms its every SKU is due from (the chain day's start), for the stores where all are due."""
         catalogue = self.cloud.world.catalogue
-        if not stores or any(not getattr(catalogue.by_sku.get(s), "supplier", "") for s in skus):
+        if not stores or any(s not in catalogue.by_sku or not catalogue.by_sku[s].supplier for s in skus):
             return {}
         rows = await self.cloud.db.fetch(
             "select store_id, sku, min(raised_ms) as raised_ms from restock_alerts where cleared_ms is null "
             "and store_id = any($1::text[]) and sku = any($2::text[]) group by store_id, sku", stores, skus)
         due: dict[str, dict[str, int]] = {}
         for r in rows:
-            lead = rules.lead_days_of(str(getattr(catalogue.by_sku[r["sku"]], "supplier", "")), self.lead_days)
+            lead = rules.lead_days_of(catalogue.by_sku[r["sku"]].supplier, self.lead_days)
             due.setdefault(r["store_id"], {})[r["sku"]] = chain_day_start_ms(r["raised_ms"]) + lead * DAY_MS
         return {s: max(d.values()) for s in stores if len(d := due.get(s, {})) == len(set(skus))}
 

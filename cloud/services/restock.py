@@ -4,7 +4,8 @@ velocity, and the operators' view of the stores' open restock alerts with a sugg
 Guarantees:
 - Only an hq_admin sets points (`protocol.roles`: "restock.change"); each PUT is validated whole before anything is
   written (a bad item names itself and nothing changes), then every point is written with its audit entry (who,
-  before, after) in one PostgreSQL transaction, under a version that grows per (store, sku).
+  before, after) in one PostgreSQL transaction, under a version that grows per (store, sku). An item naming only
+  its sku adopts the default below as HQ's point (so the store watches it too).
 - The store is told by a cloud message (`ReorderPointsSet`) with every point it has and their versions, under an
   event id derived from that content: it applies it once and keeps only newer versions, so a message re-sent at
   the cloud's start (`resend`) or arriving late never undoes a newer setting.
@@ -56,7 +57,7 @@ def lead_days_config() -> dict[str, int]:
 
 
 def _supplier(product) -> str:
-    return str(getattr(product, "supplier", "") or "")
+    return product.supplier if product is not None else ""
 
 
 class Restock:
@@ -68,33 +69,50 @@ class Restock:
         if store_id not in self.cloud.world.stores:
             raise Refusal("not_found", f"no store {store_id}")
 
-    def _parse(self, body: Any) -> list[rules.Point]:
+    def _parse(self, body: Any) -> list[tuple[str, int, int] | str]:
+        """Each item as (sku, point, target), or its sku alone when it asks for the velocity default."""
         catalogue = self.cloud.world.catalogue
         if not isinstance(body, dict) or set(body) != {"items"} or not isinstance(body["items"], list):
             raise Refusal("invalid", 'the body is {"items": [{"sku", "reorder_point", "target"}, ...]} and nothing else')
         items = body["items"]
         if not 0 < len(items) <= rules.ITEMS_MAX:
             raise Refusal("invalid", f"items: 1..{rules.ITEMS_MAX} points")
-        out, seen = [], set()
+        out: list[tuple[str, int, int] | str] = []
+        seen: set[str] = set()
         for i, item in enumerate(items):
             path = f"items[{i}]"
-            if not isinstance(item, dict) or set(item) != {"sku", "reorder_point", "target"}:
-                raise Refusal("invalid", f"{path}: exactly sku, reorder_point and target")
+            if not isinstance(item, dict) or set(item) not in ({"sku"}, {"sku", "reorder_point", "target"}):
+                raise Refusal("invalid", f"{path}: sku, with reorder_point and target (or neither: the default from "
+                                         "the store's sales velocity)")
             sku = item["sku"]
             if not isinstance(sku, str) or not SKU_RE.match(sku) or sku not in catalogue:
                 raise Refusal("invalid", f"{path}.sku: unknown product {str(sku)[:40]!r}")
             if sku in seen:
                 raise Refusal("invalid", f"{path}.sku: {sku} is named twice")
             seen.add(sku)
+            if len(item) == 1:
+                out.append(sku)
+                continue
             why = rules.check_point(item["reorder_point"], item["target"], path)
             if why:
                 raise Refusal("invalid", why)
-            out.append(rules.Point(sku, item["reorder_point"], item["target"]))
+            out.append((sku, item["reorder_point"], item["target"]))
+        return out
+
+    async def _points(self, store_id: str, parsed: list[tuple[str, int, int] | str]) -> list[rules.Point]:
+        """The items' points, an item naming only its sku taking the default from the store's sales velocity."""
+        sold = await self.sold(store_id) if any(isinstance(p, str) for p in parsed) else {}
+        out = []
+        for p in parsed:
+            if isinstance(p, str):
+                product = self.cloud.world.catalogue.by_sku[p]
+                p = (p, *rules.default_point(sold.get(p, 0), rules.lead_days_of(product.supplier, self.lead_days)))
+            out.append(rules.Point(*p))
         return out
 
     async def set_points(self, store_id: str, body: Any, by: Operator) -> dict[str, Any]:
         self._store(store_id)
-        points = self._parse(body)
+        points = await self._points(store_id, self._parse(body))
         now = self.cloud.now_ms()
         async with self.cloud.db.acquire() as conn, conn.transaction():
             for p in points:
@@ -188,7 +206,7 @@ class Restock:
             pack = int(getattr(product, "pack_size", 0) or 0)
             projected = r["on_hand"] - r["owed"]
             qty = rules.suggested_qty(r["target"], projected, pack)
-            cost = int(getattr(product, "cost_fen", 0) or 0)
+            cost = product.cost_fen if product is not None else 0
             weighed = bool(product and product.weighed)
             lines.append(rules.OrderLine(r["store_id"], r["sku"], supplier, qty, rules.value_at_cost(qty, cost, weighed)))
             alerts.append({"alert_id": r["alert_id"], "store_id": r["store_id"], "sku": r["sku"],

@@ -190,6 +190,13 @@ async def test_the_default_point_comes_from_what_the_store_really_sold_at_its_ti
         assert (point, target) == (4, 10)
         assert item["source"] == "default" and (item["reorder_point"], item["target"]) == (point, target)
         assert item["velocity_per_day"] == 2.0 and item["supplier"] == SUPPLIER
+        # HQ adopts the default (an item naming only its sku): it becomes HQ's point, and the store watches it
+        r = await http.put(f"/stores/{STORE}/reorder-points", json={"items": [{"sku": VELOCITY}]}, headers=admin)
+        assert r.status_code == 200, r.text
+        item = next(i for i in r.json()["items"] if i["sku"] == VELOCITY)
+        assert (item["source"], item["reorder_point"], item["target"], item["version"]) == ("hq", 4, 10, 1)
+        assert await eventually(lambda: _box_point(box, VELOCITY)) == {
+            "sku": VELOCITY, "reorder_point": 4, "target": 10, "version": 1}
         await _consistent(services, http, box, lane, VELOCITY)
 
 

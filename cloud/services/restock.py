@@ -12,8 +12,9 @@ Guarantees:
 - Defaults (shown where HQ set none; not sent to the store) follow `protocol.restock.default_point` from the units
   the store sold over the last `VELOCITY_WINDOW_DAYS` days: its till sales' lines and its part of online orders that
   were paid (or went further), by `created_ms`.
-- The suggested order is what the stores' own open alerts ask for (target - projected, rounded up to packs), grouped
-  by the product's supplier and valued at its standard cost; the cloud adds nothing the stores did not raise.
+- The suggested order is what the stores' own open alerts ask for: target - projected (the on-hand the store reported
+  last, less what it owed online when it raised the alert), rounded up to packs, grouped by the product's supplier
+  and valued at its standard cost; the cloud adds nothing the stores did not raise.
 """
 from __future__ import annotations
 
@@ -195,23 +196,26 @@ class Restock:
         """Open alerts (of one store, or all) and the suggested order per supplier."""
         if store_id is not None:
             self._store(store_id)
+        # on hand as the store reported it last (its movements since the alert count), less what it owed then
         rows = await self.cloud.db.fetch(
-            "select * from restock_alerts where cleared_ms is null and ($1::text is null or store_id = $1) "
-            "order by raised_ms, alert_id limit $2", store_id, ALERTS_VIEWED_MAX)
+            "select a.*, coalesce(s.on_hand, a.on_hand) as on_hand_now from restock_alerts a left join store_stock s "
+            "using (store_id, sku) where a.cleared_ms is null and ($1::text is null or a.store_id = $1) "
+            "order by a.raised_ms, a.alert_id limit $2", store_id, ALERTS_VIEWED_MAX)
         catalogue = self.cloud.world.catalogue
         alerts, lines = [], []
         for r in rows:
             product = catalogue.by_sku.get(r["sku"])
             supplier = _supplier(product)
             pack = int(getattr(product, "pack_size", 0) or 0)
-            projected = r["on_hand"] - r["owed"]
+            projected = r["on_hand_now"] - r["owed"]
             qty = rules.suggested_qty(r["target"], projected, pack)
             cost = product.cost_fen if product is not None else 0
             weighed = bool(product and product.weighed)
             lines.append(rules.OrderLine(r["store_id"], r["sku"], supplier, qty, rules.value_at_cost(qty, cost, weighed)))
             alerts.append({"alert_id": r["alert_id"], "store_id": r["store_id"], "sku": r["sku"],
                            "name": product.name if product else r["sku"], "supplier": supplier,
-                           "on_hand": r["on_hand"], "owed": r["owed"], "projected": projected,
+                           "on_hand": r["on_hand_now"], "on_hand_at_alert": r["on_hand"], "owed": r["owed"],
+                           "projected": projected,
                            "reorder_point": r["reorder_point"], "target": r["target"],
                            "suggested_qty": qty, "raised_at": to_rfc3339(r["raised_ms"])})
         orders = [{"supplier": supplier, "lines": [{"store_id": x.store_id, "sku": x.sku, "qty": x.qty,

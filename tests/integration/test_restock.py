@@ -220,14 +220,15 @@ async def test_hq_sets_a_point_sales_raise_exactly_one_alert_the_cloud_suggests_
         assert (alert["on_hand"], alert["owed"], alert["reorder_point"], alert["target"], alert["suggested_qty"]) == (
             4, 0, 5, 20, 16)
 
-        async def listed():
+        async def listed():  # with the on-hand the store reported last: 3 since the third sale
             found, view = await _cloud_alerts(services, http, ALERTED)
-            return (found, view) if found else None
+            return (found, view) if found and found[0]["on_hand"] == 3 else None
         found, view = await eventually(listed)
         assert [a["alert_id"] for a in found] == [alert["alert_id"]]
+        assert (found[0]["on_hand_at_alert"], found[0]["projected"], found[0]["suggested_qty"]) == (4, 3, 17)
         order = next(o for o in view["suggested_orders"] if o["supplier"] == SUPPLIER)
         line = next(x for x in order["lines"] if x["sku"] == ALERTED)
-        assert (line["qty"], line["unit"], line["value_fen"]) == (16, "piece", 16 * product(ALERTED)["cost_fen"])
+        assert (line["qty"], line["unit"], line["value_fen"]) == (17, "piece", 17 * product(ALERTED)["cost_fen"])
 
         await box.actor.ask("receive", sku=ALERTED, qty=20)  # 23: back above the point
         assert await _open_alerts(lane, ALERTED) == []
@@ -272,7 +273,7 @@ async def test_an_alert_raised_while_the_box_is_offline_reaches_the_cloud_once_l
         return found or None
     found = await eventually(listed)
     assert [a["alert_id"] for a in found] == [alert["alert_id"]]
-    assert (found[0]["on_hand"], found[0]["suggested_qty"]) == (5, 7)
+    assert (found[0]["on_hand_at_alert"], found[0]["suggested_qty"]) == (5, 9)  # 12 - the 3 left after both sales
     async with holder.lane() as lane:
         await _consistent(services, http, box, lane, OFFLINE)
     conn = await asyncpg.connect(holder.stack.database_url)

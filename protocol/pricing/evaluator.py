@@ -3,10 +3,10 @@ result to the fen, offline or online.
 
 price_basket() prices each line (pieces; grams x price per kg with one rounding; or an amount embedded in a
 label barcode; or a printed markdown label's price, final for its line), applies the rule stages (see rules.py;
-markdowns by time of day and days to the line's use-by first, as its starting amount) and explains itself: each line with the rules that
-touched it, each applied rule with its saving, the rules that almost applied ("spend 3.20 more for 8.00 off"),
-gifts, and the totals. Discounts never take a line below zero; basket-level discounts are spread over the
-eligible lines (largest remainder), so line amounts always add up to the total.
+markdowns by time of day and days to the line's use-by first, as its starting amount) and explains itself: each
+line with the rules that touched it, each applied rule with its saving, the rules that almost applied ("spend
+3.20 more for 8.00 off"), gifts, and the totals. Discounts never take a line below zero; basket-level discounts are
+spread over the eligible lines (largest remainder), so line amounts always add up to the total.
 """
 from __future__ import annotations
 

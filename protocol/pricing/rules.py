@@ -263,7 +263,7 @@ class RuleBook:
             if channel in r.channels
             and (not r.stores or store_id in r.stores)
             and (not r.starts_ms or now >= r.starts_ms) and (not r.ends_ms or now < r.ends_ms)
-            and (not r.daily or any(a <= local_minute < b for a, b in r.windows()))
+            and (not (windows := r.windows()) or any(a <= local_minute < b for a, b in windows))
             and (not r.member_levels or (level is not None and level in r.member_levels))
         )
         if len(self._active_cache) >= ACTIVE_CACHE_MAX:

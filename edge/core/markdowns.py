@@ -21,6 +21,7 @@ from edge.core.outcome import Refused
 from edge.core.state import Books
 from edge.devices.escpos import GS, Ticket
 from protocol.barcodes import VariableMeasureLayout, gs1_check_digit, left13_check_digit, parse_scan, price_verifier_digit
+from protocol.lots import chain_day, is_expired
 from protocol.messages import Quantity
 from protocol.money import GRAMS_PER_KG, format_fen
 from protocol.pricing import BasketLine, PricingContext, price_basket
@@ -164,12 +165,16 @@ def label_ticket(label: Label, name: str, count: int) -> bytes:
     return bytes(out)
 
 
-def label_line(label: Label) -> CartLine:
-    """A scanned markdown label as a cart line: at the label's price, its markdown already applied."""
+def label_line(label: Label, now_ms: int) -> CartLine:
+    """A scanned markdown label as a cart line: at the label's price, its markdown already applied; refused when its
+    lot has expired since it was printed (an expired lot is not sold)."""
+    if label.use_by and is_expired(label.use_by, chain_day(now_ms)):
+        raise Refused(409, f"this markdown label's lot {label.lot or '(none)'} of {label.sku} expired on "
+                           f"{label.use_by}: it may not be sold; take it off the shelf")
     basket = BasketLine(sku=label.sku, amount_fen=label.now_fen, was_fen=label.was_fen, markdown_rule=label.rule_id,
                         use_by=label.use_by)
     quantity = Quantity.grams(label.weight_g) if label.weight_g else Quantity.pieces(1)
-    return CartLine(basket, quantity)
+    return CartLine(basket, quantity, label.lot, label.use_by)
 
 
 def marked_down_now(books: Books, stock: Iterable[LotInStock], store_id: str, now_ms: int) -> list[dict]:

@@ -44,10 +44,10 @@ class LabelBody:
         require(bool(markdowns_db.LOT_RE.fullmatch(self.lot)), "lot: 0-40 letters, digits or _./-")
 
 
-async def run(actor: Any, op: str, **kw: Any) -> dict:
+async def run(actor: Any, what: str, **kw: Any) -> dict:
     """A markdown operation inside the actor's mailbox (StoreActor._markdowns): one at a time with the sales."""
     now = actor.clock.now_ms()
-    if op == "labels":
+    if what == "labels":
         body: LabelBody = kw["body"]
         found = await markdowns_db.lot_in_stock(actor.db.writer, body.sku, body.lot) if body.lot else None
         label = markdowns.plan_labels(actor.books, body.sku, found, body.lot, body.weight_g, body.count, actor.layouts,
@@ -58,7 +58,7 @@ async def run(actor: Any, op: str, **kw: Any) -> dict:
         await markdowns_db.record_labels(actor.db.writer, label, body.count, body.printed_by, now)
         await actor.printer.print(markdowns.label_ticket(label, actor.books.product(body.sku).name, body.count))
         return {"labels": body.count, **label.as_json()}
-    assert op == "now", op
+    assert what == "now", what
     stock = await markdowns_db.lots_in_stock(actor.db.writer)
     return {"items": markdowns.marked_down_now(actor.books, stock, actor.store_id, now),
             "labels_printed": await markdowns_db.labels_printed(actor.db.writer)}
@@ -69,10 +69,10 @@ def routes(box, endpoint) -> list[Route]:
     actor = box.actor
 
     async def labels(request, body: LabelBody):
-        return await actor.ask("markdowns", op="labels", body=body)
+        return await actor.ask("markdowns", what="labels", body=body)
 
     async def now(request, body):
-        return await actor.ask("markdowns", op="now")
+        return await actor.ask("markdowns", what="now")
 
     return [Route("/markdowns/labels", endpoint(labels, LabelBody), methods=["POST"]),
             Route("/markdowns/now", endpoint(now), methods=["GET"])]

@@ -335,8 +335,8 @@ class StoreActor:
         return await self._execute(after_sales.decide(request, request_id, approved, reason, staff, self._stamp(),
                                                       levels, disposition))
 
-    async def _markdowns(self, op: str, **kw) -> dict:  # labels and what is marked down: edge/markdowns_api.py
-        return await markdowns_api.run(self, op, **kw)
+    async def _markdowns(self, what: str, **kw) -> dict:  # labels and what is marked down: edge/markdowns_api.py
+        return await markdowns_api.run(self, what, **kw)
 
     # ---- picking in the back room (edge/core/picking.py) --------------------------------------------------------
     async def _pick_list(self) -> dict:

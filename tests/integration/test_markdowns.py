@@ -5,9 +5,12 @@ and shown in the markdown report; offline too (synced exactly once later). After
 empty, the cloud's /audit clean and its lots equal to the box's."""
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,12 +18,16 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+import uvicorn
 
+from cloud.embedded.process import free_port
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
+from loadtest.http import LeanClients
 from protocol.lots import chain_day
 from protocol.money import portion_fen, weighed_amount_fen
 from protocol.policy import CHAIN_UTC_OFFSET_MIN
+from simulators import ops_markdowns
 from simulators.devices import ReceiptPrinter
 from simulators.world import label_barcode
 from tests.integration.harness import eventually, operator_headers, running_cloud, this_clouds
@@ -268,3 +275,49 @@ async def test_a_markdown_sale_made_offline_reaches_the_cloud_exactly_once(world
                                                     sale["sale_id"]) == 1
     finally:
         await box.stop()
+
+
+class _Fleet:
+    def __init__(self, lanes: dict[str, str]) -> None:
+        self.lanes = lanes
+
+
+async def test_the_demo_staff_mark_down_through_the_box_api_and_the_cloud_summary_agrees(world):
+    services, http, box, lane, printer, clock = world
+    clock.set_local(19, 40, last_local(19, 5, time.time_ns() // 1_000_000))
+    await box.actor.ask("receive", sku=GREEN, qty=20_000)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    serving = asyncio.create_task(server.serve())
+    before = await ops_markdowns.summary(services.cloud.db)
+    counts: Counter = Counter()
+    stop = asyncio.Event()
+    staff = ops_markdowns.MarkdownStaff(_Fleet({STORE: f"http://127.0.0.1:{port}"}), random.Random(5), counts, stop,
+                                        round_s=0.3)
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        async with LeanClients() as clients:
+            tasks = staff.tasks(clients)
+            assert await eventually(lambda: _sold(counts, 3), timeout_s=20), (counts, staff.refusals)
+            stop.set()
+            await asyncio.gather(*tasks)
+    finally:
+        server.should_exit = True
+        await serving
+    assert counts["markdowns_labels_printed"] >= counts["markdowns_label_sales"] >= 3
+    assert not [k for k in counts if k.startswith("staff_refused")], staff.refusals
+    assert await eventually(lambda: drained(box), timeout_s=20)
+
+    async def agrees():
+        after = await ops_markdowns.summary(services.cloud.db)
+        lines = after["markdown_lines"] - before["markdown_lines"]
+        fen = after["markdown_given_fen"] - before["markdown_given_fen"]
+        return (lines, fen) == (counts["markdowns_label_sales"], counts["markdowns_label_given_fen"])
+    assert await eventually(agrees, timeout_s=20), (counts, await ops_markdowns.summary(services.cloud.db), before)
+    await cloud_agrees(services, http, box, lane, STORE, [GREEN, LOTTED])
+
+
+async def _sold(counts: Counter, n: int):
+    return counts["markdowns_label_sales"] >= n

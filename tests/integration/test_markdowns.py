@@ -229,6 +229,22 @@ async def _labels(printer, code: str, n: int):
     return sum(1 for rc in printer.receipts if code in rc.barcodes) >= n
 
 
+async def test_the_markdown_report_is_for_operators_with_store_figures_of_that_store(world):
+    services, http, box, lane, printer, clock = world
+    path = "/operator/reports/markdowns"
+    assert (await http.get(path)).status_code == 401
+    other = await operator_headers(services, "store_manager", store_id="S003")
+    r = await http.get(path, headers=other, params={"store": STORE})
+    assert r.status_code == 403 and "S003" in r.json()["detail"]
+    own = (await http.get(path, headers=other)).json()  # without ?store: their own store only
+    assert own["store_id"] == "S003" and all(row["store_id"] == "S003" for row in own["rows"])
+    admin = await operator_headers(services)
+    r = await http.get(path, headers=admin, params={"from": "yesterday"})
+    assert r.status_code == 422 and "from" in r.json()["detail"]
+    r = await http.get(path, headers=admin, params={"from": iso(clock.now_ms()), "to": iso(clock.now_ms() - 1000)})
+    assert r.status_code == 422
+
+
 async def test_labels_are_refused_saying_why(world):
     services, http, box, lane, printer, clock = world
     clock.set_local(19, 10, last_local(19, 5, time.time_ns() // 1_000_000))

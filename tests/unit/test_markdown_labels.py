@@ -93,3 +93,18 @@ def test_what_is_marked_down_now_per_lot():
         ("BOK", "L1", "MD-USEBY", 500)]
     assert [(i["sku"], i["lot"], i["rule_id"], i["now_fen"]) for i in marked_down_now(BOOKS, stock, "S1", AT_1905)] == [
         ("BOK", "", "MD-GREENS", 700), ("BOK", "L1", "MD-USEBY", 500)]
+
+
+def test_a_sale_reports_only_markdowns_of_its_own_lines():
+    from protocol.errors import ProtocolError
+    from protocol.markdowns import MarkdownGiven, check_markdowns
+    given = MarkdownGiven(rule_id="MD-USEBY", line=1, sku="BOK", saving_fen=150, lot="L1")
+    check_markdowns((given,), ["BREAD", "BOK"])
+    with pytest.raises(ProtocolError, match="not a line of this sale"):
+        check_markdowns((given,), ["BOK"])
+    with pytest.raises(ProtocolError, match="not a line of this sale"):
+        check_markdowns((given,), ["BREAD", "MILK"])
+    with pytest.raises(ProtocolError, match="marked down twice"):
+        check_markdowns((given, given), ["BREAD", "BOK"])
+    with pytest.raises(ProtocolError, match="saving_fen"):
+        MarkdownGiven(rule_id="MD-USEBY", line=0, sku="BOK", saving_fen=0)

@@ -243,6 +243,13 @@ async def test_the_markdown_report_is_for_operators_with_store_figures_of_that_s
     assert r.status_code == 422 and "from" in r.json()["detail"]
     r = await http.get(path, headers=admin, params={"from": iso(clock.now_ms()), "to": iso(clock.now_ms() - 1000)})
     assert r.status_code == 422
+    # HQ's book is validated like every other: a bad markdown is refused naming the rule, and nothing changes
+    book = json.loads(WORLD.read_text())["rule_book"]
+    bad = dict(book, version=book["version"] + 1, rules=[*book["rules"], {
+        "id": "MD-BAD", "type": "markdown", "name": "Bad", "from_time": "25:00", "percent_off_bp": 3000}])
+    r = await http.put("/rule-book", headers=admin, json=bad)
+    assert r.status_code == 422 and "MD-BAD" in r.json()["detail"] and "from_time" in r.json()["detail"]
+    assert (await http.get("/products")).json()["rule_book_version"] == book["version"]
 
 
 async def test_labels_are_refused_saying_why(world):

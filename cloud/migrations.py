@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from cloud.messaging.markdowns import MIGRATION_24
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "actor journal and snapshots", """
         create table actor_journal (
@@ -467,6 +469,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             primary key (store_id, sku, lot)
         );
     """),
+    MIGRATION_24,  # markdowns given at the tills (cloud/messaging/markdowns.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

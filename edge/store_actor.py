@@ -21,9 +21,10 @@ import asyncio
 import json
 import logging
 
-from edge import allocations, picking_db, returns_db
+from edge import allocations, markdowns_api, markdowns_db, picking_db, returns_db
 from edge.core import after_sales, cashiers, cloud_messages, deliveries, escrow, lending, picking, returns, selling, stock
 from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
+from edge.core.markdowns import label_line as markdown_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.state import Books, EventStamp, Moment
 from edge.store_db import StoreDb
@@ -166,7 +167,9 @@ class StoreActor:
 
     async def _scan(self, lane: str, code: str) -> dict:
         cart = self._cart(lane)  # refuses when there is no catalogue yet
-        line = line_for_code(code, self._catalogue(), self.layouts)
+        label = await markdowns_db.label_for(self.db.writer, code)  # a markdown label printed here: at its price
+        line = markdown_line(label, self.clock.now_ms()) if label else line_for_code(code, self._catalogue(),
+                                                                                     self.layouts)
         cart.add(line)
         return self._added(lane, line.sku)
 
@@ -331,6 +334,9 @@ class StoreActor:
         levels = await self.db.stock_levels(x["sku"] for x in request["lines"]) if request else {}
         return await self._execute(after_sales.decide(request, request_id, approved, reason, staff, self._stamp(),
                                                       levels, disposition))
+
+    async def _markdowns(self, what: str, **kw) -> dict:  # labels and what is marked down: edge/markdowns_api.py
+        return await markdowns_api.run(self, what, **kw)
 
     # ---- picking in the back room (edge/core/picking.py) --------------------------------------------------------
     async def _pick_list(self) -> dict:

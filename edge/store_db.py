@@ -24,7 +24,7 @@ from typing import Any
 import aiosqlite
 from aiosqlite import Row
 
-from edge import lots_db, picking_db, returns_db
+from edge import lots_db, markdowns_db, picking_db, returns_db
 from edge.core.cloud_messages import AckedRow
 from edge.core.outcome import (
     AddUnsettled,
@@ -161,6 +161,7 @@ class StoreDb:
         await writer.executescript(SCHEMA + picking_db.SCHEMA)
         await writer.executescript(returns_db.SCHEMA)
         await writer.executescript(lots_db.SCHEMA)
+        await writer.executescript(markdowns_db.SCHEMA)
         await self._unclear_phones()
         await writer.executescript(MEMBER_INDEXES)
         private_files(self.path, before_open=False)  # the -wal and -shm exist now

@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 from protocol.errors import ProtocolError
 from protocol.ids import is_id
 from protocol.lots import LotDelta, check_lots
+from protocol.markdowns import MarkdownGiven, check_markdowns
 from protocol.schema import record, require
 
 PHONE_HASH_BYTES = 32  # HMAC-SHA256 (protocol.phones.lookup_hash)
@@ -161,9 +162,11 @@ class SaleCommitted(Message):
     payments: tuple[Payment, ...]
     member_id: str | None
     offline: bool  # paid while the store could not reach the cloud
+    markdowns: tuple[MarkdownGiven, ...] = ()  # what markdown rules gave away on its lines (protocol.markdowns)
 
     def check(self) -> None:
         check_lane(self.lane, "sale.committed.lane")
+        check_markdowns(self.markdowns, [line.sku for line in self.lines])
         require(len(self.lines) > 0, "sale.committed: a sale has at least one line")
         require(self.total_fen >= 0, "sale.committed: total must not be negative")
         paid = sum(p.amount_fen for p in self.payments)

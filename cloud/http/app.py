@@ -22,6 +22,7 @@ from cloud.http.routes import (
     auth,
     catalogue,
     flash_sales,
+    markdowns,
     members,
     operations,
     operators,
@@ -32,7 +33,7 @@ from cloud.http.routes import (
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales)
+             riders, after_sales, markdowns)
 
 
 def build_routes(services) -> list[Route]:

@@ -27,7 +27,7 @@ from nats.js import JetStreamContext
 
 from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
-from cloud.messaging import lots, refusals, streams, to_stores
+from cloud.messaging import lots, markdowns, refusals, streams, to_stores
 from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
 from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
 from cloud.messaging.throttle import Throttle
@@ -339,6 +339,7 @@ class Bridge:
                 [(s, k, on_hand, at, seq) for (s, k), (on_hand, at, seq) in latest.items()])
             await lots.record(conn, moves)
         await self.returns.record(conn, events)  # after the sales: a return may name one of the same batch
+        await markdowns.record(conn, events)  # what markdowns gave away on the sales (cloud/messaging/markdowns.py)
 
     async def _actor_effects(self, event) -> None:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""

@@ -69,6 +69,8 @@ def messages(draw, cls):
     body = draw(records(cls))
     if cls is SaleCommitted:  # payments must add up to the total
         body["total_fen"] = sum(p["amount_fen"] for p in body["payments"])
+        body["markdowns"] = draw(st.sampled_from([(), ({"rule_id": "MD-1", "line": 0, "sku": body["lines"][0]["sku"],
+                                                        "saving_fen": 150, "lot": "L1"},)]))
     if cls is StockMoved:  # its lots add up to its delta, in lots of their own names
         body["lots"] = draw(st.sampled_from([(), ({"lot": "", "delta": body["delta"], "use_by": ""},),
                                              ({"lot": "L-1", "delta": body["delta"], "use_by": "2026-12-01"},)]))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from cloud.messaging.receiving import MIGRATION_SQL as RECEIVING_SQL
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "actor journal and snapshots", """
         create table actor_journal (
@@ -443,6 +445,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         create index if not exists after_sales_order on after_sales (order_id);
         create index if not exists after_sales_store on after_sales (store_id, status);
     """),
+    # Receiving and shrinkage (issue 16 items 1 and 3): delivery notes with their lines, each lot's unit cost per
+    # store, one loss line per lot of every shrinkage movement, who wrote stock off. New tables only.
+    (21, "receivings, lot costs, loss lines, shrinkage notes", RECEIVING_SQL),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

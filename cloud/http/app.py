@@ -27,12 +27,13 @@ from cloud.http.routes import (
     operators,
     orders,
     payments,
+    reports,
     riders,
     stores,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales)
+             riders, after_sales, reports)
 
 
 def build_routes(services) -> list[Route]:

@@ -33,6 +33,14 @@ class MoveStock:
 
 
 @dataclass(frozen=True, slots=True)
+class SetLotCost:
+    """What one unit of a lot cost (from the supplier's delivery note): what losses of it are valued at."""
+    sku: str
+    lot: str
+    unit_cost_fen: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeEscrow:
     """The cloud's online share of a SKU changes (a grant after receiving, units the cloud gave back)."""
     sku: str
@@ -213,9 +221,23 @@ class SetAllocation:
     version: int
 
 
+@dataclass(frozen=True, slots=True)
+class InsertReceiving:
+    """A delivery note received (edge.core.receiving): `asked` the note as asked (a repeat must match it), `reply`
+    the JSON answered, answered again to a repeat."""
+    receiving_id: str
+    supplier: str
+    note_no: str
+    received_by: str
+    asked: str
+    reply: str
+    at_ms: int
+
+
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
-          | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation)
+          | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation
+          | InsertReceiving)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ class OpsReceiving:
     def __init__(self, fleet, rng: random.Random, counts: Counter, stop: asyncio.Event) -> None:
         self.fleet, self.rng, self.counts, self.stop = fleet, rng, counts, stop
         world = json.loads(Path(getattr(fleet, "world_path", None) or WORLD).read_text())
-        self.products = [p for p in world["catalogue"] if "store" in p.get("channels", ["store"])] or world["catalogue"]
+        self.products = [p for p in world["catalogue"] if "offline" in p.get("channels", ["offline"])]
         self.fresh = [p for p in self.products if p.get("shelf_life_days", 0) > 0] or self.products
         self.refusals: dict[str, str] = {}  # the first detail the box gave for each kind of refusal
         self.notes = 0

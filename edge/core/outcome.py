@@ -237,7 +237,7 @@ class InsertReceiving:
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
           | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation
-          | InsertReceiving)
+          | SetLotCost | InsertReceiving)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

@@ -268,7 +268,7 @@ async def test_the_loss_report_values_losses_at_the_lots_cost_and_at_price_by_re
     for g in groups:
         after = {r["key"]: r for r in (await report(w, admin, store=STORE, group_by=g))["rows"]}
 
-        def grew(field: str) -> int:
+        def grew(field: str, g: str = g, after: dict = after) -> int:
             return sum(after[k][field] - before[g].get(k, {field: 0})[field] for k in set(keys[g]))
         assert (grew("value_at_cost_fen"), grew("value_at_price_fen")) == (cost, price), g
         assert (grew("pieces"), grew("grams")) == (4, 1_250), g

@@ -29,6 +29,7 @@ ROUND_S = 7.0  # one operation per store this often (alternately a note and a wr
 ROUND_PER_STORE_S = 0.05  # slower in a big fleet
 REASONS = ("spoiled", "damaged", "theft", "tasting", "weighing_loss", "other")
 WHOLE_LOT_EVERY = 4  # one write-off in 4 is a whole lot, as expired
+WHOLE_LOT_NOTE = "past its best on the shelf"
 CLERK = "recv-1"
 
 
@@ -122,7 +123,7 @@ class OpsReceiving:
         item, lot = self.rng.choice(lots)
         if n % WHOLE_LOT_EVERY == WHOLE_LOT_EVERY - 1:
             body = {"sku": item["sku"], "reason": "expired", "lot": lot["lot"], "recorded_by": CLERK,
-                    "note": "past its best on the shelf"}
+                    "note": WHOLE_LOT_NOTE}
         else:
             weighed = any(p["sku"] == item["sku"] and p["unit"] == "kg" for p in self.products)
             want = self.rng.randint(50, 400) if weighed else self.rng.randint(1, 2)
@@ -141,7 +142,8 @@ class OpsReceiving:
 
 async def summary(db, since_ms: int = 0, stores: list[str] | None = None) -> dict:
     """This flow's results as the cloud recorded them (since `since_ms`, of `stores` or all): delivery notes, lots
-    received (with their costs), under-delivered lines, write-offs by reason, whole lots written off."""
+    received (with their costs), under-delivered lines, write-offs by reason, and whole lots written off (known by
+    the note these staff leave with them: the cloud records a whole lot as the quantity it was)."""
     args = (since_ms, stores)
     mine = "wall_ms >= $1 and ($2::text[] is null or store_id = any($2::text[]))"
     mine_r = "r.wall_ms >= $1 and ($2::text[] is null or r.store_id = any($2::text[]))"
@@ -153,7 +155,7 @@ async def summary(db, since_ms: int = 0, stores: list[str] | None = None) -> dic
                               "($2::text[] is null or store_id = any($2::text[]))", *args)
     by_reason = {r["reason"]: r["n"] for r in await db.fetch(
         f"select reason, count(*) as n from shrinkage_notes where {mine} group by reason", *args)}  # noqa: S608
-    whole = await db.fetchval(f"select count(*) from shrinkage_notes where {mine} "  # noqa: S608
-                              "and note = 'past its best on the shelf'", *args)
+    whole = await db.fetchval(f"select count(*) from shrinkage_notes where {mine} and note = $3",  # noqa: S608
+                              *args, WHOLE_LOT_NOTE)
     return {"receivings": notes, "lots_received": lots, "under_delivered_lines": under, "lot_costs": costs,
             "shrinkage": sum(by_reason.values()), "shrinkage_by_reason": by_reason, "whole_lots_written_off": whole}

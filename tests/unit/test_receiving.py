@@ -219,3 +219,12 @@ def test_the_loss_report_values_each_lot_at_its_own_cost_else_the_products_and_a
 def test_receiving_module_names_a_lot_per_note_and_line():
     assert receiving.store_lot_name("DN-1", 3) == "RDN-1-3"
     assert receiving.use_by_after(DAY, 3) == "2026-01-04" and receiving.use_by_after(DAY, 0) == ""
+
+
+def test_the_consoles_loss_chart_adds_the_value_at_cost_when_the_rows_carry_it():
+    from cloud.console.snapshot import shrinkage_by_reason
+    rows = [{"reason": "spoiled", "sku": "MILK", "events": 2, "qty": 3, "cost_fen": 540},
+            {"reason": "spoiled", "sku": "PORK", "events": 1, "qty": 1250, "cost_fen": 2750}]
+    prices = {"MILK": {"unit": "piece", "price_fen": 350}, "PORK": {"unit": "kg", "price_fen": 4000}}
+    assert shrinkage_by_reason(rows, prices) == [{"reason": "spoiled", "events": 3, "value_fen": 1050 + 5000,
+                                                  "unpriced_events": 0, "cost_fen": 540 + 2750}]

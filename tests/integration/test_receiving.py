@@ -191,8 +191,10 @@ async def shrink(lane, **body) -> dict:
     return r.json()
 
 
-async def test_shrinkage_by_pieces_grams_named_lot_and_whole_lot_with_the_escrow_reclaim(world):
+async def test_shrinkage_offline_by_pieces_grams_named_lot_and_whole_lot_with_the_escrow_reclaim(world):
     w = world
+    w.proxy.cut()  # all of it with the cloud unreachable: it syncs once the network is back
+    assert await eventually(lambda: _not_online(w.box), timeout_s=15)
     await receive(w.lane, f"DN-{RUN}-2", [
         {"sku": PIECE["sku"], "qty": 30, "unit_cost_fen": 200, "lot": f"S{RUN}-A", "use_by": days(1)},
         {"sku": WEIGHED["sku"], "qty": 3_000, "unit_cost_fen": 1_000, "lot": f"S{RUN}-W", "use_by": days(1)}])
@@ -233,6 +235,9 @@ async def test_shrinkage_by_pieces_grams_named_lot_and_whole_lot_with_the_escrow
                                ({"sku": "NOPE-1", "qty": 1, "reason": "theft"}, 404, "unknown product")):
         r = await w.lane.post("/shrinkage", json={"recorded_by": "clerk-2", **body})
         assert r.status_code == status and says in r.json()["detail"], (body, r.text)
+
+    assert await w.box.store_db.outbox_depth() > 0
+    w.proxy.heal()
 
     async def escrow_back() -> bool:  # the cloud gave back what the store asked: both sides hold the same escrow
         stock = {r["sku"]: r for r in (await w.http.get(f"/stores/{STORE}/stock")).json()["stock"]}

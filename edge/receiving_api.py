@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from edge import receiving_db
 from edge.core.receiving import Note, NoteLine
+from edge.core.stock import SHRINKAGE_REASONS as REASONS
 from edge.store_actor import Refused
 from protocol.ids import is_id
 from protocol.messages import NAME_RE, SKU_RE
@@ -32,7 +33,6 @@ from protocol.receiving_messages import NOTE_MAX_CHARS, RECEIVING_LINES_MAX
 from protocol.schema import record, require
 
 QTY_MAX = 10_000_000
-REASONS = ("spoiled", "damaged", "expired", "theft", "tasting", "weighing_loss", "other")
 
 
 @record

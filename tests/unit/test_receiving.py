@@ -2,10 +2,16 @@
 (issue 16 items 1 and 3): the pure parts, data in and out. Figures are worked out by hand in the comments."""
 from __future__ import annotations
 
+import asyncio
 import json
+import random
+from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from cloud.console.snapshot import shrinkage_by_reason
 from cloud.services.losses import Priced, as_csv, check_range, report
 from edge.core import receiving
 from edge.core.outcome import ChangeEscrow, InsertReceiving, MoveStock, Publish, Refused, SetLotCost
@@ -18,6 +24,7 @@ from protocol.messages import EscrowReclaimRequested, StockMoved
 from protocol.pricing import Catalogue, Product, load_rule_book
 from protocol.receiving_facts import ReceivingKnown, judge_receiving
 from protocol.receiving_messages import GoodsReceived, ReceivedLine, ShrinkageRecorded
+from simulators.ops_receiving import WORLD, OpsReceiving
 
 STORE = "S001"
 NOW = Moment(wall_ms=1_767_229_200_000, mono_ms=42)  # 2026-01-01 09:00 in UTC+8
@@ -222,9 +229,25 @@ def test_receiving_module_names_a_lot_per_note_and_line():
 
 
 def test_the_consoles_loss_chart_adds_the_value_at_cost_when_the_rows_carry_it():
-    from cloud.console.snapshot import shrinkage_by_reason
     rows = [{"reason": "spoiled", "sku": "MILK", "events": 2, "qty": 3, "cost_fen": 540},
             {"reason": "spoiled", "sku": "PORK", "events": 1, "qty": 1250, "cost_fen": 2750}]
     prices = {"MILK": {"unit": "piece", "price_fen": 350}, "PORK": {"unit": "kg", "price_fen": 4000}}
     assert shrinkage_by_reason(rows, prices) == [{"reason": "spoiled", "events": 3, "value_fen": 1050 + 5000,
                                                   "unpriced_events": 0, "cost_fen": 540 + 2750}]
+
+
+def test_the_simulated_clerks_notes_are_ones_the_box_books_two_lots_of_one_product_and_a_short_line():
+    world = json.loads(Path(WORLD).read_text())
+    catalogue = Catalogue.from_data(world["catalogue"])
+    books = Books(catalogue, load_rule_book({"version": 1, "rules": []}, catalogue))
+    staff = OpsReceiving(SimpleNamespace(lanes={}, world_path=WORLD), random.Random(5), Counter(), asyncio.Event())
+    for _ in range(20):
+        body = staff.note("S001", DAY)
+        n = Note(body["supplier"], body["note_no"], body["received_by"], tuple(
+            NoteLine(x["sku"], x["qty"], x["expected_qty"], x["unit_cost_fen"], x.get("lot", ""), x.get("use_by", ""))
+            for x in body["lines"]))
+        out = receive_note(n, None, books, {}, {}, DAY, RID, stamp())  # refuses nothing
+        lines = out.reply["lines"]
+        assert lines[0]["sku"] == lines[1]["sku"] and lines[0]["use_by"] < lines[1]["use_by"]
+        assert all(x["use_by"] > DAY for x in lines[:2])
+        assert len(lines) == 2 or lines[2]["variance"] < 0

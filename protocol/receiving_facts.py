@@ -2,7 +2,8 @@
 
 A store is believed only about its own facts: a `GoodsReceived` for its own receiving (a receiving id no other
 store, and no other event, has used; a delivery note it has not recorded under another receiving) of products in
-the catalogue; a `ShrinkageRecorded` only about a shrinkage movement of its own (that movement, in the cloud or
+the catalogue at a unit cost within reason (at most COST_OVER_PRICE_MAX times the list price); a
+`ShrinkageRecorded` only about a shrinkage movement of its own (that movement, in the cloud or
 in the same batch, names the same shrinkage id, SKU and quantity). Pure: the shell gathers `ReceivingKnown` for a
 batch; each refusal names the store, what it claimed and why.
 """
@@ -13,12 +14,17 @@ from dataclasses import dataclass, field
 from protocol.messages import Message, StockMoved
 from protocol.receiving_messages import GoodsReceived, ShrinkageRecorded
 
+# A lot's unit cost past this many times the product's list price is a typo or an attempt to inflate the losses
+# valued at it: not believed.
+COST_OVER_PRICE_MAX = 10
+
 
 @dataclass
 class ReceivingKnown:
     """For one batch: `receivings` receiving id -> (store, event id) recorded; `notes` (store, supplier, note_no) ->
     receiving id recorded; `moves` event id -> (store, sku, -delta, reference) of recorded shrinkage movements."""
     products: frozenset[str] = frozenset()
+    prices: dict[str, int] = field(default_factory=dict)  # sku -> list price (a unit cost is bounded by it)
     receivings: dict[str, tuple[str, str]] = field(default_factory=dict)
     notes: dict[tuple[str, str, str], str] = field(default_factory=dict)
     moves: dict[str, tuple[str, str, int, str]] = field(default_factory=dict)
@@ -46,6 +52,8 @@ def judge_receiving(events: list[Message], known: ReceivingKnown) -> dict[str, s
             used = receivings.get(e.receiving_id)
             note = notes.get((e.store_id, e.supplier, e.note_no))
             unknown = sorted({line.sku for line in e.lines} - known.products)
+            dear = [line for line in e.lines if line.sku in known.prices
+                    and line.unit_cost_fen > COST_OVER_PRICE_MAX * known.prices[line.sku]]
             if used is not None and used[0] != e.store_id:
                 why = f"receiving {e.receiving_id} is store {used[0]}'s"
             elif used is not None and used[1] != e.event_id:
@@ -54,6 +62,9 @@ def judge_receiving(events: list[Message], known: ReceivingKnown) -> dict[str, s
                 why = f"delivery note {e.note_no} of {e.supplier} was received already as {note}"
             elif unknown:
                 why = f"unknown products {', '.join(unknown[:5])}"
+            elif dear:
+                why = (f"unit cost {dear[0].unit_cost_fen} fen of {dear[0].sku} is over {COST_OVER_PRICE_MAX} times its "
+                       f"list price {known.prices[dear[0].sku]} fen")
             else:
                 receivings[e.receiving_id] = (e.store_id, e.event_id)
                 notes[(e.store_id, e.supplier, e.note_no)] = e.receiving_id

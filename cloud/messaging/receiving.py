@@ -93,7 +93,8 @@ class Receivings:
         receiving_ids, move_ids = named(events)
         stores = list({e.store_id for e in events if isinstance(e, GoodsReceived)})
         db = self.cloud.db
-        known = ReceivingKnown(products=frozenset(self.cloud.world.catalogue.by_sku))
+        products = self.cloud.world.catalogue.by_sku
+        known = ReceivingKnown(products=frozenset(products), prices={sku: p.price_fen for sku, p in products.items()})
         for r in await db.fetch("select receiving_id, store_id, event_id, supplier, note_no from receivings "
                                 "where receiving_id = any($1::text[]) or store_id = any($2::text[])",
                                 list(receiving_ids), stores):

@@ -28,6 +28,7 @@ from edge.core.state import Books, EventStamp, StockLevel
 from protocol.errors import ProtocolError
 from protocol.lots import UNLOTTED, LotDelta, LotLevel, check_lot, check_use_by, fefo, fefo_order, is_expired
 from protocol.messages import EscrowGranted, StockMoved
+from protocol.receiving_facts import COST_OVER_PRICE_MAX
 from protocol.receiving_messages import (
     NOTE_NO_RE,
     RECEIVE_QTY_MAX,
@@ -98,8 +99,10 @@ def _checked(note: Note, books: Books, day: str) -> list[ReceivedLine]:
         elif line.qty == 0 and line.expected_qty == 0:
             bad.append("nothing expected and nothing received")
         cost = product.cost_fen if line.unit_cost_fen is None else line.unit_cost_fen
-        if not 0 <= cost <= UNIT_COST_MAX_FEN:
-            bad.append(f"unit_cost_fen: 0..{UNIT_COST_MAX_FEN} (per {'kg' if product.weighed else 'piece'})")
+        if not 0 <= cost <= min(UNIT_COST_MAX_FEN, COST_OVER_PRICE_MAX * product.price_fen):
+            bad.append(f"unit_cost_fen: 0..{min(UNIT_COST_MAX_FEN, COST_OVER_PRICE_MAX * product.price_fen)} (per "
+                       f"{'kg' if product.weighed else 'piece'}; at most {COST_OVER_PRICE_MAX} times the list price, "
+                       "as the cloud believes)")
         lot = line.lot or store_lot_name(note.note_no, n)
         try:
             check_lot(lot, "lot")

@@ -102,6 +102,7 @@ def test_the_same_note_again_answers_the_first_result_and_other_lines_are_a_conf
     (NoteLine("MILK", 1, 1, use_by="2025-12-31"), 422, "already past"),
     (NoteLine("MILK", 1, 1, unit_cost_fen=-1), 422, "unit_cost_fen"),
     (NoteLine("MILK", 1, 1, unit_cost_fen=10_000_001), 422, "unit_cost_fen"),
+    (NoteLine("MILK", 1, 1, unit_cost_fen=3_501), 422, "at most 10 times the list price"),  # milk: 3.50
     (NoteLine("MILK", 1, 1, lot="bad lot!"), 422, "a lot is"),
 ])
 def test_a_bad_line_refuses_the_note_naming_it_and_books_nothing(line, status, says):
@@ -171,6 +172,10 @@ def test_the_cloud_believes_a_store_only_about_its_own_receivings_and_shrinkage_
     assert "received already" in refused[events[1].event_id]
     assert "unknown products GHOST" in refused[events[2].event_id]
     assert events[3].event_id not in refused and "received already" in refused[events[4].event_id]
+    dear = _received("S001", make_id(NOW.wall_ms, 12), "DN-12", n=6)
+    assert judge_receiving([dear], ReceivingKnown(products=frozenset({"MILK"}), prices={"MILK": 1})) == {}
+    assert "over 10 times its list price" in judge_receiving([dear], ReceivingKnown(
+        products=frozenset({"MILK"}), prices={"MILK": 0}))[dear.event_id]
     move = StockMoved(event_id=make_id(NOW.wall_ms, 20), store_id="S001", seq=9, wall_ms=0, mono_ms=0, sku="MILK",
                       delta=-2, reason="shrinkage", shrinkage_reason="spoiled", on_hand_after=1, reference=RID)
 

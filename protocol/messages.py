@@ -429,11 +429,12 @@ from protocol.delivery_messages import DeliveryReturned, StaffDelivery  # noqa: 
 from protocol.picking_messages import OrderPicked as OrderPicked  # noqa: E402
 from protocol.picking_messages import PickedLine as PickedLine  # noqa: E402
 from protocol.picking_messages import PickingStarted as PickingStarted  # noqa: E402
+from protocol.receiving_messages import GoodsReceived, ShrinkageRecorded  # noqa: E402 - likewise
 from protocol.return_messages import AfterSalesDecided, AfterSalesRequested, GoodsReturned  # noqa: E402
 
 EDGE_EVENTS: tuple[type[Message], ...] = (
     SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat, CashToppedUp,
-    StaffDelivery, GoodsReturned, AfterSalesDecided, PickingStarted, OrderPicked,
+    StaffDelivery, GoodsReturned, AfterSalesDecided, PickingStarted, OrderPicked, GoodsReceived, ShrinkageRecorded,
 )
 from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested  # noqa: E402 - likewise
 

@@ -28,12 +28,13 @@ from cloud.http.routes import (
     operators,
     orders,
     payments,
+    reports,
     riders,
     stores,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, markdowns)
+             riders, after_sales, markdowns, reports)
 
 
 def build_routes(services) -> list[Route]:

@@ -170,6 +170,15 @@ PATHS = {
         {"401": NO_SESSION, "403": ROLE + " or another store",
          "422": "from/to: not a time, or not in order; store: not a store id"}, operator=True,
         query=["from", "to", "store"])},
+    "/operator/reports/losses": {"get": _op(
+        "What the stores wrote off (shrinkage) between two chain days, grouped by reason, category, store or day, "
+        "valued at cost (the lot's received cost, else the product's) and at list price, with totals; format=csv "
+        "answers CSV (operators who see store figures; a store manager: their own store)",
+        ("200", "{from, to, store, group_by, rows: [{key, lines, pieces, grams, value_at_cost_fen, "
+                "value_at_price_fen, unpriced_lines}], totals}"),
+        {"401": "not signed in as an operator", "403": "another store's figures", "404": "unknown store",
+         "422": "from/to not days, group_by or format unknown"}, operator=True,
+        query=["from", "to", "store", "group_by", "format"])},
     "/orders/{order_id}/events": {"get": _op(
         "Follow the order live: its timeline as server-sent events (`step`), from after Last-Event-ID or ?after=; "
         "the session token may come as ?token= (EventSource sends no headers)",

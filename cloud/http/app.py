@@ -22,18 +22,20 @@ from cloud.http.routes import (
     auth,
     catalogue,
     flash_sales,
+    markdowns,
     members,
     operations,
     operators,
     orders,
     payments,
+    reports,
     restock,
     riders,
     stores,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, restock)
+             riders, after_sales, markdowns, reports, restock)
 
 
 def build_routes(services) -> list[Route]:

@@ -222,6 +222,19 @@ class SetAllocation:
 
 
 @dataclass(frozen=True, slots=True)
+class InsertReceiving:
+    """A delivery note received (edge.core.receiving): `asked` the note as asked (a repeat must match it), `reply`
+    the JSON answered, answered again to a repeat."""
+    receiving_id: str
+    supplier: str
+    note_no: str
+    received_by: str
+    asked: str
+    reply: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class SetReorderPoint:
     """HQ's reorder point and target for a SKU here, kept with its version (only a newer one replaces it)."""
     sku: str
@@ -253,7 +266,7 @@ RestockEffect = SetReorderPoint | OpenRestockAlert | CloseRestockAlert
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
           | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation
-          | RestockEffect)
+          | SetLotCost | InsertReceiving | RestockEffect)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

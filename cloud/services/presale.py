@@ -90,6 +90,11 @@ class Presales:
 
     async def _place(self, req, member: str, order_id: str, store: str, slot_ms: int, due_ms: int) -> dict[str, Any]:
         cloud, orders = self.cloud, self.orders
+        # the plan first, as `Orders._place` does: if this request dies half-way, the abandoned-order sweeper gives
+        # the slot back (an empty part holds no stock)
+        await cloud.db.execute("update orders set allocation = $2, slot_start_ms = $3, updated_ms = $4 "
+                               "where order_id = $1 and status = 'pending'", order_id, json.dumps({store: []}),
+                               slot_ms, cloud.now_ms())
         booked = await cloud.actors.router.send(BookSlot(id=f"slot:presale:{order_id}:{store}", store=store,
                                                          slot_start_ms=slot_ms, order_id=order_id))
         if not booked.succeeded:

@@ -27,6 +27,8 @@ from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 from edge.store_db import SEQ_FLOOR_KEY, StoreDb
 from protocol import restock as rules
+from protocol.messages import OrderLine, OrderToFulfil
+from protocol.restock_messages import ReorderPoint, ReorderPointsSet
 from tests.integration.harness import customer, eventually, operator_headers, pay_by_wallet, running_cloud, this_clouds
 
 pytestmark = pytest.mark.integration
@@ -377,3 +379,47 @@ async def _online_units(http, sku: str, expected: int) -> bool:
 async def _cloud_on_hand(http, sku: str, expected: int) -> bool:
     rows = (await http.get(f"/stores/{STORE}/stock", params={"sku": sku})).json()["stock"]
     return bool(rows) and rows[0]["on_hand"] == expected and rows[0]["confirmed"] == 0
+
+
+# ---- what the store owes online orders (a box alone: no cloud) ----------------------------------------------------
+@pytest_asyncio.fixture
+async def lone_box(tmp_path):
+    box = await EdgeBox({"store_id": "S019", "data_dir": str(tmp_path), "world": str(WORLD)}).start()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)), base_url="http://lane") as lane:
+        yield box, lane
+    await box.stop()
+
+
+def _envelope(box, seq: int) -> dict:
+    now = box.clock.now_ms()
+    return {"event_id": box.ids.new(), "store_id": "S019", "seq": seq, "wall_ms": now, "mono_ms": 0}
+
+
+async def test_online_orders_still_to_pick_count_against_the_projection_and_a_repeat_of_the_points_changes_nothing(
+        lone_box):
+    box, lane = lone_box
+    sku = ALERTED
+    await box.actor.ask("receive", sku=sku, qty=8)
+    points = ReorderPointsSet(**_envelope(box, 1), points=(ReorderPoint(sku=sku, reorder_point=5, target=12, version=3),))
+    assert await box.actor.ask("cloud_message", message=points) == "applied"
+    assert await box.actor.ask("cloud_message", message=points) == "duplicate"
+    older = ReorderPointsSet(**_envelope(box, 2), points=(ReorderPoint(sku=sku, reorder_point=99, target=99, version=2),))
+    assert await box.actor.ask("cloud_message", message=older) == "applied"  # applied once, but version 3 is kept
+    assert (await lane.get("/restock/points")).json()["points"] == [
+        {"sku": sku, "reorder_point": 5, "target": 12, "version": 3}]
+    assert await _open_alerts(lane, sku) == []  # 8 on hand, nothing owed: above 5
+
+    order = OrderToFulfil(**_envelope(box, 3), order_id=box.ids.new(), fulfilment="pickup",
+                          lines=(OrderLine(sku=sku, qty=4, amount_fen=400),), total_fen=400, pickup_code="55550001",
+                          slot_start_ms=0, slot_end_ms=0, member_id=None)
+    assert await box.actor.ask("cloud_message", message=order) == "applied"
+    (alert,) = await _open_alerts(lane, sku)  # 8 on hand, 4 owed to the order: 4 projected, below 5
+    assert (alert["on_hand"], alert["owed"], alert["suggested_qty"]) == (8, 4, 8)
+    r = await lane.post("/pickups/55550001")  # collected: 4 leave the shelf, nothing owed, still 4: no new alert
+    assert r.status_code == 200, r.text
+    assert [a["alert_id"] for a in await _open_alerts(lane, sku)] == [alert["alert_id"]]
+    await box.actor.ask("receive", sku=sku, qty=1)  # 5: at the point: cleared
+    assert await _open_alerts(lane, sku) == []
+    kinds = [kind for _, _, _, kind in await box.store_db.outbox(0, 1000)]
+    assert kinds.count("restock.alerted") == 1 and kinds.count("restock.cleared") == 1
+    assert (await lane.get("/stock/audit")).json()["violations"] == []

@@ -28,8 +28,16 @@ from edge.lanes import build_lane_app
 from edge.store_db import SEQ_FLOOR_KEY, StoreDb
 from protocol import restock as rules
 from protocol.messages import OrderLine, OrderToFulfil
-from protocol.restock_messages import ReorderPoint, ReorderPointsSet
-from tests.integration.harness import customer, eventually, operator_headers, pay_by_wallet, running_cloud, this_clouds
+from protocol.restock_messages import ReorderPoint, ReorderPointsSet, RestockAlerted, RestockCleared
+from tests.integration.harness import (
+    StoreLink,
+    customer,
+    eventually,
+    operator_headers,
+    pay_by_wallet,
+    running_cloud,
+    this_clouds,
+)
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -423,3 +431,34 @@ async def test_online_orders_still_to_pick_count_against_the_projection_and_a_re
     kinds = [kind for _, _, _, kind in await box.store_db.outbox(0, 1000)]
     assert kinds.count("restock.alerted") == 1 and kinds.count("restock.cleared") == 1
     assert (await lane.get("/stock/audit")).json()["violations"] == []
+
+
+# ---- trust ------------------------------------------------------------------------------------------------------
+async def test_a_store_is_refused_an_alert_of_an_unknown_product_and_clearing_another_stores_alert(world, stack):
+    services, _, _ = world
+    db = services.cloud.db
+    since = await db.fetchval("select coalesce(max(id), 0) from dead_letters")
+    alert_id = services.cloud.ids.new()
+    async with StoreLink(stack, "S002") as owner:
+        await owner.publish(RestockAlerted(**owner.next_envelope(), alert_id=alert_id, sku=VELOCITY, on_hand=1,
+                                           owed=0, reorder_point=3, target=9, suggested_qty=8))
+        assert await eventually(lambda: _alert_row(db, alert_id)), "the owner's alert was never recorded"
+    async with StoreLink(stack, "S001") as hostile:
+        clear = RestockCleared(**hostile.next_envelope(), alert_id=alert_id, sku=VELOCITY, on_hand=50, owed=0)
+        made_up = RestockAlerted(**hostile.next_envelope(), alert_id=services.cloud.ids.new(), sku="NOPE-0001",
+                                 on_hand=0, owed=0, reorder_point=1, target=2, suggested_qty=2)
+        for message in (clear, made_up):
+            await hostile.publish(message)
+
+        async def refused():
+            rows = await db.fetch("select reason from dead_letters where store_id = 'S001' and id > $1", since)
+            reasons = " | ".join(r["reason"] for r in rows)
+            return reasons if "S002's to clear" in reasons and "unknown product NOPE-0001" in reasons else None
+        assert await eventually(refused, timeout_s=15), "the hostile store's restock events were not refused"
+    row = await _alert_row(db, alert_id)
+    assert row["store_id"] == "S002" and row["cleared_ms"] is None  # still the owner's, still open
+    assert await db.fetchval("select count(*) from restock_alerts where sku = 'NOPE-0001'") == 0
+
+
+async def _alert_row(db, alert_id: str):
+    return await db.fetchrow("select * from restock_alerts where alert_id = $1", alert_id)

@@ -462,3 +462,31 @@ async def test_a_store_is_refused_an_alert_of_an_unknown_product_and_clearing_an
 
 async def _alert_row(db, alert_id: str):
     return await db.fetchrow("select * from restock_alerts where alert_id = $1", alert_id)
+
+
+async def test_a_delivery_presale_waits_at_a_nearby_store_with_supply_due_and_cancelled_unpaid_holds_nothing(world):
+    services, http, holder = world
+    sku = "PAC-DUMPLI-0211"  # no store has any
+    await _set_point(services, http, sku, 3, 6)
+    assert await eventually(lambda: _listed(services, http, sku))
+    here = services.cloud.world.stores[STORE]
+    member = await customer(services, http)
+    body = {"fulfilment": "delivery", "location": {"lat": here.lat, "lon": here.lon},
+            "items": [{"sku": sku, "qty": 1}]}
+    refused = await http.post("/orders", json={**body, "slot_start": _slot(1)},
+                              headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
+    assert refused.status_code == 409 and refused.json()["presale_store"] == STORE, refused.text
+    days = (datetime.fromisoformat(refused.json()["presale_available_from"]).astimezone(CHAIN_TZ).date()
+            - datetime.now(CHAIN_TZ).date()).days
+    placed = await http.post("/orders", json={**body, "slot_start": _slot(days), "presale": True},
+                             headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    assert order["presale"]["store_id"] == STORE and order["stores"] == [STORE] and order["fulfilment"] == "delivery"
+    r = await http.post(f"/orders/{order['order_id']}/cancel", json={"reason": "no longer needed"},
+                        headers=member.headers)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+    rows = (await http.get(f"/stores/{STORE}/stock", params={"sku": sku})).json()["stock"]
+    assert not rows or (rows[0]["reserved"], rows[0]["confirmed"]) == (0, 0)
+    admin = await operator_headers(services)
+    assert this_clouds((await http.get("/audit", headers=admin)).json()["violations"]) == []

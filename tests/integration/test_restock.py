@@ -277,6 +277,7 @@ async def test_an_alert_raised_while_the_box_is_offline_reaches_the_cloud_once_l
     assert found == []  # the cloud has not heard of it
     await holder.stop()
     box = await holder.start(online=True)  # back: everything syncs, once
+    assert await eventually(lambda: _drained(box), timeout_s=15), "the offline backlog was never acked"
 
     async def listed():
         found, _ = await _cloud_alerts(services, http, OFFLINE)

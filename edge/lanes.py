@@ -16,6 +16,7 @@ from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
 from edge.picking_api import picking_routes
 from edge.store_actor import Busy, Refused
+from edge.transfers_api import transfer_routes
 from protocol import codec
 from protocol.errors import ProtocolError
 from protocol.messages import NAME_RE, check_lane
@@ -114,7 +115,8 @@ def build_lane_app(box) -> Starlette:
                     codec.check_depth(data, MAX_BODY_NESTING)  # a ProtocolError: 422 below
                     body = record_from_wire(body_cls, data, "body")
                 result = await fn(request, body)
-                status = 201 if request.url.path.endswith(("/pay", "/top-ups", "/returns")) else 200
+                status = 201 if request.method == "POST" and request.url.path.endswith(
+                    ("/pay", "/top-ups", "/returns", "/transfers")) else 200
                 return JSONResponse(result, status_code=status)
             except UnknownProduct as exc:
                 return problem(404, str(exc))
@@ -202,4 +204,5 @@ def build_lane_app(box) -> Starlette:
         Route("/health", endpoint(health), methods=["GET"]),
         *returns_api.routes(box, endpoint),
         *picking_routes(box, endpoint),  # the back room: edge/picking_api.py
+        *transfer_routes(box, endpoint),  # transfers between stores: edge/transfers_api.py
     ])

@@ -29,10 +29,11 @@ from cloud.http.routes import (
     payments,
     riders,
     stores,
+    transfers,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales)
+             riders, after_sales, transfers)
 
 
 def build_routes(services) -> list[Route]:

@@ -31,6 +31,7 @@ from cloud.messaging import refusals, streams, to_stores
 from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
 from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
 from cloud.messaging.throttle import Throttle
+from cloud.messaging.transfers import BridgeTransfers
 from cloud.runtime.calls import ActorsUnavailable
 from protocol import codec, subjects
 from protocol.delivery_messages import StaffDelivery
@@ -100,6 +101,7 @@ class Bridge:
         # a store's own staff deliver: `Deliveries.by_staff` (cloud/services/deliveries.py), set by the services
         self.staff_deliveries: Callable[[StaffDelivery], Awaitable[None]] | None = None
         self.returns = TillReturns(cloud)  # returns at the tills: believed, applied, recorded
+        self.transfers = BridgeTransfers(cloud)  # transfers between stores: believed, told, recorded
 
     @property
     def members(self):
@@ -265,6 +267,7 @@ class Bridge:
         for e in effects:  # after the sales and pickups of the batch they may return
             if isinstance(e, AFTER_THE_OTHERS):
                 await self.returns.apply(e, self.new_balances)
+        await self.transfers.tell(new)  # the other store of each transfer step (applied once there, by id)
         async with self.cloud.db.acquire() as conn, conn.transaction():
             if dead:
                 await conn.executemany(refusals.INSERT_SQL, dead)
@@ -299,6 +302,7 @@ class Bridge:
         if cash:  # the daily cap, against what is recorded (locked per store): a verdict like the others
             refused.update(await admit_cash_top_ups(self.cloud, cash, now_ms, self.cash_topup_day_cap_fen))
         refused.update(await self.returns.admit([e for e in events if e.event_id not in refused]))
+        refused.update(await self.transfers.admit([e for e in events if e.event_id not in refused]))
         if not refused:
             return events
         for event_id, reason in refused.items():
@@ -338,6 +342,7 @@ class Bridge:
                    where store_stock.seq <= excluded.seq""",
                 [(s, k, on_hand, at, seq) for (s, k), (on_hand, at, seq) in latest.items()])
         await self.returns.record(conn, events)  # after the sales: a return may name one of the same batch
+        await self.transfers.record(conn, events)
 
     async def _actor_effects(self, event) -> None:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""

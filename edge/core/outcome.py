@@ -213,9 +213,17 @@ class SetAllocation:
     version: int
 
 
+@dataclass(frozen=True, slots=True)
+class SaveTransfer:
+    """A transfer between stores as this store knows it (`edge.core.transfers.Transfer`), kept whole: inserted, or
+    replacing the row of the same id (`edge.transfers_db`)."""
+    transfer: Any
+
+
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
-          | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation)
+          | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation
+          | SaveTransfer)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

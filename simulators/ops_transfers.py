@@ -16,8 +16,10 @@ the same flow from the cloud's database.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
@@ -30,6 +32,14 @@ SHORT_EVERY = 4  # one received transfer in 4 has a line one unit short
 STAFF = "ops-sim"
 
 
+def weighed_skus(world_path) -> frozenset[str]:
+    """The products sold by the kg in the fleet's world file (their stock is in grams)."""
+    if not world_path:
+        return frozenset()
+    world = json.loads(Path(world_path).read_text())
+    return frozenset(p["sku"] for p in world.get("catalogue", []) if p.get("unit") == "kg")
+
+
 class TransferStaff:
     """Transfers among the stores of `fleet` (`fleet.lanes`: store id -> its box's lane API base URL)."""
 
@@ -37,6 +47,8 @@ class TransferStaff:
         self.fleet, self.rng, self.counts, self.stop = fleet, rng, counts, stop
         self.refusals: dict[str, str] = {}  # the first detail the box gave for each kind of refusal
         self.received = 0
+        self.given_up: set[str] = set()  # transfers the box would not dispatch or receive: not tried every round
+        self.weighed = weighed_skus(getattr(fleet, "world_path", None))  # counted in grams: asked by the 500 g
 
     def tasks(self, http: LeanClients) -> list[asyncio.Task]:
         return [asyncio.create_task(self.run(http, store_id)) for store_id in self.fleet.lanes]
@@ -74,9 +86,11 @@ class TransferStaff:
     async def one_round(self, http: LeanClients, store_id: str) -> None:
         url = self.fleet.lanes[store_id]
         for t in (await http.get(f"{url}/transfers", params={"status": "to_dispatch"})).json().get("transfers", []):
-            await self.dispatch(http, url, t)
+            if t["transfer_id"] not in self.given_up:
+                await self.dispatch(http, url, t)
         for t in (await http.get(f"{url}/transfers", params={"status": "arriving"})).json().get("transfers", []):
-            await self.receive(http, url, t)
+            if t["transfer_id"] not in self.given_up:
+                await self.receive(http, url, t)
 
     async def _stock(self, http: LeanClients, url: str) -> list[dict[str, Any]]:
         return list((await http.get(f"{url}/stock")).json().get("stock", []))
@@ -85,12 +99,14 @@ class TransferStaff:
         """Ask another store for one or two products it has a few of on hand."""
         other = self.rng.choice([s for s in self.fleet.lanes if s != store_id])
         stocked = [x for x in await self._stock(http, self.fleet.lanes[other]) if x.get("on_hand", 0) > ASK_QTY_MAX * 4]
-        if not stocked:
-            return
         lines = []
         for item in self.rng.sample(stocked, min(len(stocked), self.rng.randint(1, 2))):
-            weighed = item["on_hand"] >= ASK_GRAMS * 4 and item.get("unit") == "g"
+            weighed = item["sku"] in self.weighed
+            if weighed and item["on_hand"] < ASK_GRAMS * 4:
+                continue
             lines.append({"sku": item["sku"], "qty": ASK_GRAMS if weighed else self.rng.randint(1, ASK_QTY_MAX)})
+        if not lines:
+            return
         r = await http.post(f"{self.fleet.lanes[store_id]}/transfers",
                             json={"from_store": other, "lines": lines, "requested_by": STAFF,
                                   "reason": "the shelf runs low"})
@@ -110,12 +126,12 @@ class TransferStaff:
         if r.status_code != 200:  # expired lots on the shelf, or sold meanwhile: send one unit less, once
             self._refused(r)
             lines = [{**x, "qty": x["qty"] - 1} for x in lines if x["qty"] > 1]
-            if not lines:
-                return
-            r = await http.post(f"{url}/transfers/{transfer['transfer_id']}/dispatch",
-                                json={"lines": lines, "dispatched_by": STAFF})
-            if r.status_code != 200:
-                return self._refused(r)
+            if lines:
+                r = await http.post(f"{url}/transfers/{transfer['transfer_id']}/dispatch",
+                                    json={"lines": lines, "dispatched_by": STAFF})
+            if not lines or r.status_code != 200:
+                self.given_up.add(transfer["transfer_id"])
+                return self._refused(r) if lines else None
         self.counts["transfers_dispatched"] += 1
         self.counts["transfers_units_dispatched"] += sum(x["qty"] for x in r.json().get("dispatched", []))
 
@@ -128,6 +144,7 @@ class TransferStaff:
         r = await http.post(f"{url}/transfers/{transfer['transfer_id']}/receive",
                             json={"lines": got, "received_by": STAFF})
         if r.status_code != 200:
+            self.given_up.add(transfer["transfer_id"])
             return self._refused(r)
         self.counts["transfers_received"] += 1
         self.counts["transfers_units_received"] += sum(x["qty"] for x in got)

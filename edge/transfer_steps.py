@@ -5,6 +5,7 @@ the outbox carries each step to the cloud later, exactly once.
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from edge import transfers_db
@@ -59,5 +60,6 @@ async def cloud_message(actor, message: TransferToDispatch | TransferArriving) -
     return reply
 
 
-STEPS = {"request": request, "dispatch": dispatch, "receive": receive, "list": listed, "view": view,
+STEPS: dict[str, Callable[..., Awaitable[Any]]] = {
+    "request": request, "dispatch": dispatch, "receive": receive, "list": listed, "view": view,
          "cloud_message": cloud_message}

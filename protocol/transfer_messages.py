@@ -18,14 +18,14 @@ import re
 from typing import ClassVar
 
 from protocol.ids import is_id
+from protocol.lots import check_lot, check_use_by
 from protocol.messages import NAME_RE, SKU_RE, Message, valid_store_id
 from protocol.schema import record, require
 
 TRANSFER_LINES_MAX = 100
 TRANSFER_QTY_MAX = 10_000_000  # one line: pieces, or grams (10 t), the till's bound on one delivery
 REASON_MAX_CHARS = 200
-LOT_RE = re.compile(r"^[A-Za-z0-9_./-]{0,40}$")  # "" is the unlotted stock (`protocol.lots`)
-USE_BY_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})?$")
+LOT_RE = re.compile(r"^[A-Za-z0-9_./-]{0,40}$")  # as `protocol.lots.check_lot`: "" is the unlotted stock
 
 
 def _staff(who: str, path: str) -> None:
@@ -58,8 +58,8 @@ class TransferLotLine:
 
     def __post_init__(self) -> None:
         require(bool(SKU_RE.match(self.sku)), f"transfer line: invalid sku {self.sku[:40]!r}")
-        require(bool(LOT_RE.match(self.lot)), f"transfer line {self.sku}: invalid lot {self.lot[:40]!r}")
-        require(bool(USE_BY_RE.match(self.use_by)), f"transfer line {self.sku}: use_by is YYYY-MM-DD or empty")
+        check_lot(self.lot, f"transfer line {self.sku}: lot")
+        check_use_by(self.use_by, f"transfer line {self.sku}: use_by")
         require(0 <= self.qty <= TRANSFER_QTY_MAX, f"transfer line {self.sku}: qty 0..{TRANSFER_QTY_MAX}")
 
 
@@ -143,11 +143,11 @@ class TransferToDispatch(Message):
 
 @record
 class TransferArriving(Message):
-    """Cloud -> B (`store_id`): `from_store` dispatched `lines` (per lot, with use-by) of what was `asked`."""
+    """Cloud -> B (`store_id`): `from_store` dispatched `lines` (per lot, with use-by) of what was asked (`asked_lines`)."""
     KIND: ClassVar[str] = "transfer.arriving"
     transfer_id: str
     from_store: str
-    asked: tuple[TransferLine, ...]
+    asked_lines: tuple[TransferLine, ...]
     lines: tuple[TransferLotLine, ...]
     dispatched_by: str
     reason: str
@@ -156,7 +156,7 @@ class TransferArriving(Message):
         require(is_id(self.transfer_id), f"transfer.arriving: not an id: {self.transfer_id[:60]!r}")
         _other_store(self.store_id, self.from_store, "transfer.arriving.from_store")
         _lines(self.lines, "transfer.arriving.lines", positive=True)
-        require(len(self.asked) <= TRANSFER_LINES_MAX, "transfer.arriving: too many asked lines")
+        require(len(self.asked_lines) <= TRANSFER_LINES_MAX, "transfer.arriving: too many asked lines")
         require(len(self.reason) <= REASON_MAX_CHARS, "transfer.arriving: reason too long")
 
 

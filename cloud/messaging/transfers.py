@@ -66,7 +66,7 @@ async def tell_arriving(cloud, row, sent: list[dict[str, Any]], dispatched_by: s
     asked = tuple(TransferLine(sku=x["sku"], qty=x["qty"]) for x in jsonb(row["lines"]))
     lines = tuple(TransferLotLine(sku=x["sku"], lot=x["lot"], use_by=x["use_by"], qty=x["qty"]) for x in sent)
     await to_stores.send(cloud, row["to_store"], functools.partial(
-        TransferArriving, transfer_id=row["transfer_id"], from_store=row["from_store"], asked=asked, lines=lines,
+        TransferArriving, transfer_id=row["transfer_id"], from_store=row["from_store"], asked_lines=asked, lines=lines,
         dispatched_by=dispatched_by, reason=row["reason"]), event_id=derived_id(row["transfer_id"], "arriving"))
 
 
@@ -98,7 +98,7 @@ class BridgeTransfers:
 
     async def admit(self, events: list[Message]) -> dict[str, str]:
         """event id -> why, for the batch's transfer events (and transfer movements) the cloud does not believe."""
-        mine = [e for e in events if isinstance(e, TRANSFER_EVENTS)
+        mine: list[Message] = [e for e in events if isinstance(e, TRANSFER_EVENTS)
                 or (isinstance(e, StockMoved) and e.reason in TRANSFER_REASONS)]
         if not mine:
             return {}

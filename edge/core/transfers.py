@@ -123,7 +123,7 @@ def told(message: TransferToDispatch | TransferArriving, seen: bool, known: Tran
     if known is not None and known.status not in ("requested",):
         return Outcome(reply="applied", effects=(mark,))
     sent = tuple((x.sku, x.lot, x.use_by, x.qty) for x in message.lines)
-    asked = tuple((x.sku, x.qty) for x in message.asked)
+    asked = tuple((x.sku, x.qty) for x in message.asked_lines)
     row = Transfer(message.transfer_id, "in", message.from_store, "arriving", asked, message.reason,
                    known.requested_by if known else "", sent, message.dispatched_by, updated_ms=at_ms)
     return Outcome(reply="applied", effects=(mark, SaveTransfer(row)))

@@ -124,7 +124,8 @@ def test_a_dispatch_is_bounded_by_what_was_asked_and_what_each_lot_holds():
 
 
 def arriving(known: transfers.Transfer | None = None) -> transfers.Transfer:
-    msg = TransferArriving(**env("S002"), transfer_id=TID, from_store="S001", asked=(TransferLine(sku="MILK", qty=10),),
+    msg = TransferArriving(**env("S002"), transfer_id=TID, from_store="S001",
+                           asked_lines=(TransferLine(sku="MILK", qty=10),),
                            lines=(TransferLotLine(sku="MILK", lot="L1", use_by="2025-10-10", qty=3),
                                   TransferLotLine(sku="MILK", lot="L2", use_by="2025-10-12", qty=4)),
                            dispatched_by="bob", reason="")

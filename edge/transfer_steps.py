@@ -62,4 +62,4 @@ async def cloud_message(actor, message: TransferToDispatch | TransferArriving) -
 
 STEPS: dict[str, Callable[..., Awaitable[Any]]] = {
     "request": request, "dispatch": dispatch, "receive": receive, "list": listed, "view": view,
-         "cloud_message": cloud_message}
+    "cloud_message": cloud_message}

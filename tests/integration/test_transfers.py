@@ -33,7 +33,7 @@ from tests.integration.harness import StoreLink, eventually, operator_headers, r
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
-A, B, HOSTILE = "S007", "S008", "S010"
+A, B, HOSTILE = "S004", "S005", "S010"  # A and B in the world; HOSTILE has NATS credentials only
 PIECES, GRAMS = "PAC-SESAME-0230", "SEA-YELLOW-0158"  # one sold by the piece, one by the kg (grams)
 HQ_PIECES = "PAC-SESAME-0231"
 
@@ -209,7 +209,7 @@ async def test_hq_or_bs_manager_asks_and_another_stores_manager_may_not(world):
     # A's manager does not see B-only transfers of others; B's manager sees this one, and not another store's
     mine = (await http.get("/transfers", headers=manager)).json()["transfers"]
     assert tid in {t["transfer_id"] for t in mine} and all(B in (t["from_store"], t["to_store"]) for t in mine)
-    assert (await http.get("/transfers", params={"store": HOSTILE}, headers=manager)).status_code == 403
+    assert (await http.get("/transfers", params={"store": "S003"}, headers=manager)).status_code == 403
 
     assert await eventually(lambda: listed(lanes[A], "to_dispatch", tid), timeout_s=15)
     r = await lanes[A].post(f"/transfers/{tid}/dispatch", json={"dispatched_by": "bob",

@@ -43,8 +43,10 @@ def weighed_skus(world_path) -> frozenset[str]:
 class TransferStaff:
     """Transfers among the stores of `fleet` (`fleet.lanes`: store id -> its box's lane API base URL)."""
 
-    def __init__(self, fleet, rng: random.Random, counts: Counter, stop: asyncio.Event) -> None:
+    def __init__(self, fleet, rng: random.Random, counts: Counter, stop: asyncio.Event,
+                 ask_every_s: tuple[float, float] = ASK_EVERY_S, round_s: float = ROUND_S) -> None:
         self.fleet, self.rng, self.counts, self.stop = fleet, rng, counts, stop
+        self.ask_every_s, self.round_s = ask_every_s, round_s
         self.refusals: dict[str, str] = {}  # the first detail the box gave for each kind of refusal
         self.received = 0
         self.given_up: set[str] = set()  # transfers the box would not dispatch or receive: not tried every round
@@ -62,16 +64,16 @@ class TransferStaff:
         return True
 
     async def run(self, http: LeanClients, store_id: str) -> None:
-        next_ask = asyncio.get_running_loop().time() + self.rng.uniform(1.0, ASK_EVERY_S[0])
+        next_ask = asyncio.get_running_loop().time() + self.rng.uniform(1.0, max(self.ask_every_s[0], 1.0))
         while not self.stop.is_set():
             try:
                 if len(self.fleet.lanes) > 1 and asyncio.get_running_loop().time() >= next_ask:
                     await self.ask(http, store_id)
-                    next_ask = asyncio.get_running_loop().time() + self.rng.uniform(*ASK_EVERY_S)
+                    next_ask = asyncio.get_running_loop().time() + self.rng.uniform(*self.ask_every_s)
                 await self.one_round(http, store_id)
             except CLIENT_ERRORS:
                 self.counts["transfers_error"] += 1
-            if await self._pause(ROUND_S):
+            if await self._pause(self.round_s):
                 return
 
     def _refused(self, answer) -> None:

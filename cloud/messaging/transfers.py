@@ -74,6 +74,14 @@ def _lot_lines(lines: tuple[TransferLotLine, ...]) -> list[dict[str, Any]]:
     return [{"sku": x.sku, "lot": x.lot, "use_by": x.use_by, "qty": x.qty} for x in lines]
 
 
+async def incoming(db, store_id: str) -> dict[str, int]:
+    """sku -> units dispatched to `store_id` by other stores and not received yet (in transit to it)."""
+    rows = await db.fetch("""select x->>'sku' as sku, sum((x->>'qty')::bigint)::bigint as qty
+                             from transfers t, jsonb_array_elements(t.dispatched) x
+                             where t.to_store = $1 and t.status = 'dispatched' group by 1""", store_id)
+    return {r["sku"]: int(r["qty"]) for r in rows}
+
+
 class BridgeTransfers:
     """Held by the bridge: `admit` judges a batch's transfer events, `tell` tells the other stores, `record` writes."""
 

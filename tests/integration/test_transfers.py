@@ -166,6 +166,9 @@ async def test_b_asks_a_dispatches_offline_and_b_receives_one_short_with_lots_ca
     assert {(x["sku"], x["lot"], x["qty"]) for x in view["in_transit"] if x["to_store"] == B} >= \
         {(PIECES, "L1", 8), (PIECES, "L2", 4), (GRAMS, "W1", 1_500)}
 
+    stock_b = {x["sku"]: x for x in (await http.get(f"/stores/{B}/stock")).json()["stock"]}
+    assert (stock_b[PIECES]["in_transit"], stock_b[GRAMS]["in_transit"]) == (12, 1_500)  # on their way to B
+
     arriving = await eventually(lambda: listed(lanes[B], "arriving", tid), timeout_s=15)
     assert arriving, "B was never told what is on its way"
     r = await lanes[B].post(f"/transfers/{tid}/receive", json={"received_by": "cat", "lines": [
@@ -219,9 +222,12 @@ async def test_hq_or_bs_manager_asks_and_another_stores_manager_may_not(world):
                                                                 "lines": [{"sku": HQ_PIECES, "qty": 5}]})
     assert r.status_code == 200, r.text
     assert await eventually(lambda: listed(lanes[B], "arriving", tid), timeout_s=20)
+    await go_offline(boxes[B])  # B receives with the cloud out of reach
     r = await lanes[B].post(f"/transfers/{tid}/receive", json={"received_by": "cat",
                                                                "lines": [{"sku": HQ_PIECES, "lot": "H1", "qty": 5}]})
     assert r.status_code == 200 and r.json()["discrepancies"] == []
+    assert (await cloud_transfer(http, admin, tid, B))["status"] == "dispatched"
+    await go_online(boxes[B])
 
     async def received():
         t = await cloud_transfer(http, admin, tid, B)
@@ -296,19 +302,12 @@ async def test_the_demo_staff_move_stock_and_the_cloud_counts_what_they_did(worl
         before = await summary(conn)
         counts: Counter = Counter()
         stop = asyncio.Event()
-        staff = TransferStaff(Fleet, random.Random(7), counts, stop)
-        import simulators.ops_transfers as ops
-        ops.ASK_EVERY_S = (1.0, 2.0)  # a short run: ask often
-        ops.ROUND_S = 0.5
+        staff = TransferStaff(Fleet, random.Random(7), counts, stop, ask_every_s=(1.0, 2.0), round_s=0.5)  # brisk
         tasks = staff.tasks(LeanClients())
         await asyncio.sleep(8)
         stop.set()
         await asyncio.gather(*tasks)
-        # what was asked and dispatched is received once it arrives: finish the round
-        ops.ASK_EVERY_S = (1e9, 1e9)
-        stop2 = asyncio.Event()
-        staff.stop = stop2
-
+        # what was asked and dispatched is received once it arrives: the staff finish their rounds, asking no more
         async def settled():
             for store in boxes:
                 await staff.one_round(LeanClients(), store)

@@ -11,7 +11,7 @@ from typing import Any
 from edge import transfers_db
 from edge.core import transfers
 from protocol.lots import chain_day
-from protocol.transfer_messages import TransferArriving, TransferToDispatch
+from protocol.transfer_messages import TransferArriving, TransferCancelled, TransferToDispatch
 
 
 async def request(actor, from_store: str, lines: list[tuple[str, int]], requested_by: str, reason: str,
@@ -53,7 +53,7 @@ async def view(actor, transfer_id: str) -> dict[str, Any]:
     return transfer.as_json(actor.store_id)
 
 
-async def cloud_message(actor, message: TransferToDispatch | TransferArriving) -> str:
+async def cloud_message(actor, message: TransferToDispatch | TransferArriving | TransferCancelled) -> str:
     seen = await actor.db.seen_cloud_message(message.event_id)
     known = await transfers_db.one(actor.db.writer, message.transfer_id)
     reply: str = await actor._execute(transfers.told(message, seen, known, actor.clock.now_ms()))

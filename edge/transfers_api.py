@@ -2,7 +2,8 @@
 
     POST /transfers                   {"from_store", "lines": [{"sku", "qty"}], "requested_by", "reason"[,
                                       "transfer_id"]} -> 201 the transfer (status requested): this store asks
-    GET  /transfers?status=           to_dispatch | dispatched (sent from here) | requested | arriving | received
+    GET  /transfers?status=           to_dispatch | dispatched (sent from here) | requested | arriving | received |
+                                      cancelled (by HQ before it was dispatched)
     GET  /transfers/{id}              one transfer
     POST /transfers/{id}/dispatch     {"lines": [{"sku", "qty", "lot"?}], "dispatched_by"} -> the transfer, dispatched
                                       (stock leaves here: from the named lot, else first-expiry-first-out)
@@ -23,7 +24,7 @@ from protocol.messages import NAME_RE, SKU_RE, valid_store_id
 from protocol.schema import record, require
 from protocol.transfer_messages import LOT_RE, REASON_MAX_CHARS, TRANSFER_LINES_MAX, TRANSFER_QTY_MAX
 
-STATUSES = ("requested", "arriving", "received", "to_dispatch", "dispatched")
+STATUSES = ("requested", "arriving", "received", "to_dispatch", "dispatched", "cancelled")
 
 
 def _sku_qty(sku: str, qty: int, least: int = 1) -> None:

@@ -3,7 +3,8 @@
 
 - Store B may ask (`TransferRequested`) only for itself (`store_id` is the receiving store), from another known
   store, for products of the catalogue, under a transfer id not used before.
-- Store A may dispatch (`TransferDispatched`) only a transfer asked of A (its `from_store`), still requested, only
+- Store A may dispatch (`TransferDispatched`) only a transfer asked of A (its `from_store`), still requested (or
+  cancelled by HQ after A dispatched it offline: the goods left, so the dispatch is taken), only
   SKUs asked and per SKU at most the asked quantity, and exactly what its own `transfer_out` movements with the
   transfer's id took off the stock it reported (a movement never leaves on-hand negative): A cannot say it sent
   what it did not take off its shelf.
@@ -137,7 +138,7 @@ def _dispatched(e: TransferDispatched, t: TransferFacts | None, moved: dict[tupl
         return f"dispatch of transfer {e.transfer_id}, which is not asked of this store (it is {t.from_store}'s)"
     if t.to_store != e.to_store:
         return f"dispatch of transfer {e.transfer_id} to {e.to_store}: it goes to {t.to_store}"
-    if t.status != "requested":
+    if t.status not in ("requested", "cancelled"):  # cancelled: A sent it before it heard (the goods left)
         return f"dispatch of transfer {e.transfer_id}, which is {t.status}, not requested"
     for sku, qty in _by_sku((x.sku, x.qty) for x in e.lines).items():
         if sku not in t.asked:

@@ -7,6 +7,7 @@ edge with its stock movements in one SQLite transaction and synced exactly once:
   cloud records the transfer itself.) Either way the cloud tells A with a `TransferToDispatch` (cloud -> A).
 - `TransferDispatched` (edge -> cloud, from A): what left A, per SKU and lot with its use-by (the `transfer_out`
   movements carry the same lots). The cloud keeps it in transit and tells B with a `TransferArriving` (cloud -> B).
+- `TransferCancelled` (cloud -> A and B): HQ cancelled a transfer not dispatched yet.
 - `TransferReceived` (edge -> cloud, from B): what arrived, per SKU and lot (the `transfer_in` movements put it
   into the same lots); the cloud records the discrepancies (dispatched - received per line).
 
@@ -161,4 +162,19 @@ class TransferArriving(Message):
 
 
 EDGE_TRANSFER_EVENTS: tuple[type[Message], ...] = (TransferRequested, TransferDispatched, TransferReceived)
-CLOUD_TRANSFER_MESSAGES: tuple[type[Message], ...] = (TransferToDispatch, TransferArriving)
+
+
+@record
+class TransferCancelled(Message):
+    """Cloud -> A and B (`store_id`): the transfer was cancelled before it was dispatched (`reason` says why). A store
+    that dispatched it already (offline) keeps its dispatch: the goods left, and the cloud takes the dispatch."""
+    KIND: ClassVar[str] = "transfer.cancelled"
+    transfer_id: str
+    reason: str
+
+    def check(self) -> None:
+        require(is_id(self.transfer_id), f"transfer.cancelled: not an id: {self.transfer_id[:60]!r}")
+        require(len(self.reason) <= REASON_MAX_CHARS, "transfer.cancelled: reason too long")
+
+
+CLOUD_TRANSFER_MESSAGES: tuple[type[Message], ...] = (TransferToDispatch, TransferArriving, TransferCancelled)

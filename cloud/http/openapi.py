@@ -194,6 +194,11 @@ PATHS = {
         "store; audited", ("201", "the transfer (requested)"),
         {"401": NO_SESSION, "403": ROLE + " or another store", "422": "unknown store or product, bad quantity"},
         body="Transfer", operator=True)},
+    "/operator/transfers/{transfer_id}/cancel": {"post": _op(
+        "Cancel a transfer not dispatched yet (hq_admin, or the receiving store's manager); both stores told; audited",
+        ("200", "the transfer (cancelled)"), {"401": NO_SESSION, "403": ROLE + " or another store",
+                                              "404": "unknown transfer", "409": "dispatched already"},
+        body="Decision", operator=True, params=["transfer_id"])},
     "/transfers": {"get": _op(
         "Transfers between stores (?status=requested|dispatched|received|cancelled, ?store= from or to; a store "
         "manager sees their own store's), with what is in transit per SKU and lot", ("200", "{transfers, in_transit}"),

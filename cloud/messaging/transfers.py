@@ -29,6 +29,7 @@ from protocol.transfer_facts import (
 )
 from protocol.transfer_messages import (
     TransferArriving,
+    TransferCancelled,
     TransferDispatched,
     TransferLine,
     TransferLotLine,
@@ -68,6 +69,14 @@ async def tell_arriving(cloud, row, sent: list[dict[str, Any]], dispatched_by: s
     await to_stores.send(cloud, row["to_store"], functools.partial(
         TransferArriving, transfer_id=row["transfer_id"], from_store=row["from_store"], asked_lines=asked, lines=lines,
         dispatched_by=dispatched_by, reason=row["reason"]), event_id=derived_id(row["transfer_id"], "arriving"))
+
+
+async def tell_cancelled(cloud, row, reason: str) -> None:
+    """Both stores hear of a cancellation (A stops, B's list shows it); applied once at each, likewise."""
+    for store in (row["from_store"], row["to_store"]):
+        await to_stores.send(cloud, store, functools.partial(TransferCancelled, transfer_id=row["transfer_id"],
+                                                             reason=reason),
+                             event_id=derived_id(row["transfer_id"], f"cancelled:{store}"))
 
 
 def _lot_lines(lines: tuple[TransferLotLine, ...]) -> list[dict[str, Any]]:
@@ -143,7 +152,7 @@ class BridgeTransfers:
                 await conn.execute(
                     """update transfers set status = 'dispatched', dispatched = $2::jsonb, dispatched_by = $3,
                            dispatch_event_id = $4, dispatched_ms = $5, updated_ms = $5
-                       where transfer_id = $1 and status = 'requested'""",
+                       where transfer_id = $1 and status in ('requested', 'cancelled')""",
                     e.transfer_id, json.dumps(_lot_lines(e.lines)), f"{e.store_id}:{e.dispatched_by}", e.event_id,
                     e.wall_ms)
             elif isinstance(e, TransferReceived):

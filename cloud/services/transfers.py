@@ -18,7 +18,7 @@ import json
 import logging
 from typing import Any
 
-from cloud.messaging.transfers import jsonb, tell_arriving, tell_to_dispatch
+from cloud.messaging.transfers import jsonb, tell_arriving, tell_cancelled, tell_to_dispatch
 from cloud.services.operators import Operator, record
 from cloud.services.verdicts import Refusal
 from protocol import roles
@@ -29,6 +29,7 @@ from protocol.transfer_messages import REASON_MAX_CHARS, TRANSFER_LINES_MAX, TRA
 STATUSES = ("requested", "dispatched", "received", "cancelled")
 LIST_MAX = 500
 RESEND_MAX = 1_000
+CANCELLED_RESENT_MS = 7 * 86_400_000  # a cancellation is told again at start for a week (a store offline that long)
 log = logging.getLogger("freshmesh.transfers")
 
 
@@ -127,6 +128,35 @@ class Transfers:
         return await request_transfer(self.cloud, body.get("from_store"), to_store, body.get("lines"),  # type: ignore[arg-type]
                                       body.get("reason", ""), self.cloud.now_ms(), by, origin="hq")
 
+    async def cancel(self, transfer_id: str, body: dict[str, Any], by: Operator) -> dict[str, Any]:
+        """HQ (or the receiving store's manager) cancels a transfer not dispatched yet; audited; both stores told.
+        A dispatch the sending store made offline before it heard is still taken when it arrives (the goods left)."""
+        reason = body.get("reason", "")
+        if set(body) - {"reason"} or not isinstance(reason, str) or len(reason) > REASON_MAX_CHARS:
+            raise Refusal("invalid", f"body: {{\"reason\"}}, a text of at most {REASON_MAX_CHARS} characters")
+        now = self.cloud.now_ms()
+        async with self.cloud.db.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("select * from transfers where transfer_id = $1 for update", transfer_id)
+            if row is None:
+                raise Refusal("not_found", f"no transfer {transfer_id[:40]}")
+            why = roles.refusal(by.role, "store.change", by.store_id, row["to_store"])
+            if why is not None:
+                raise Refusal("forbidden", f"{by.username}: {why}")
+            if row["status"] == "cancelled":
+                return transfer_json(row)
+            if row["status"] != "requested":
+                raise Refusal("order_state", f"transfer {transfer_id} is {row['status']}: only a transfer not "
+                                             "dispatched yet is cancelled")
+            row = await conn.fetchrow("update transfers set status = 'cancelled', updated_ms = $2 "
+                                      "where transfer_id = $1 returning *", transfer_id, now)
+            await record(conn, now, by, "transfer.cancel", f"{row['from_store']}->{row['to_store']}/{transfer_id}",
+                         {"status": "requested"}, {"status": "cancelled", "reason": reason})
+        try:
+            await tell_cancelled(self.cloud, row, reason)
+        except Exception as exc:  # noqa: BLE001 - kept in PostgreSQL: told again at the next start
+            log.warning("transfer %s: stores not told of its cancellation now: %s", transfer_id, exc)
+        return transfer_json(row)
+
     async def view(self, by: Operator, status: str | None = None, store: str | None = None) -> dict[str, Any]:
         """Transfers (newest first) by status and store (from or to), with what is in transit."""
         if status is not None and status not in STATUSES:
@@ -148,11 +178,14 @@ class Transfers:
     async def resend(self) -> None:
         """Every open transfer's message to its store again (applied once there, by its derived event id): a store
         that could not be told when it was asked (or dispatched to) hears of it now."""
-        rows = await self.cloud.db.fetch("select * from transfers where status in ('requested', 'dispatched') "
-                                         "order by updated_ms limit $1", RESEND_MAX)
+        rows = await self.cloud.db.fetch(
+            "select * from transfers where status in ('requested', 'dispatched') or (status = 'cancelled' and "
+            "updated_ms > $2) order by updated_ms limit $1", RESEND_MAX, self.cloud.now_ms() - CANCELLED_RESENT_MS)
         for row in rows:
             try:
-                if row["status"] == "requested":
+                if row["status"] == "cancelled":
+                    await tell_cancelled(self.cloud, row, "")
+                elif row["status"] == "requested":
                     await tell_to_dispatch(self.cloud, row)
                 else:
                     by = (row["dispatched_by"] or "").split(":", 1)[-1] or "staff"

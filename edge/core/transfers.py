@@ -27,6 +27,7 @@ from protocol.messages import EscrowGranted, EscrowReclaimRequested, StockMoved
 from protocol.transfer_facts import over_receipt_max
 from protocol.transfer_messages import (
     TransferArriving,
+    TransferCancelled,
     TransferDispatched,
     TransferLine,
     TransferLotLine,
@@ -107,12 +108,19 @@ def _merged(lines: list[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
 
 # ---- what the cloud sends ----------------------------------------------------------------------------------
 
-def told(message: TransferToDispatch | TransferArriving, seen: bool, known: Transfer | None, at_ms: int) -> Outcome:
-    """A transfer to dispatch from here, or one dispatched to here: kept for the staff (once: a redelivery, or a
-    message about a transfer this store has gone further with, changes nothing)."""
+def told(message: TransferToDispatch | TransferArriving | TransferCancelled, seen: bool, known: Transfer | None,
+         at_ms: int) -> Outcome:
+    """A transfer to dispatch from here, or one dispatched to here, or cancelled: kept for the staff (once: a
+    redelivery, or a message about a transfer this store has gone further with, changes nothing - a transfer
+    dispatched here before its cancellation arrived stays dispatched: the goods left)."""
     if seen:
         return Outcome(reply="duplicate")
     mark = MarkApplied(message.event_id, message.KIND, at_ms)
+    if isinstance(message, TransferCancelled):
+        if known is None or known.status not in ("to_dispatch", "requested"):
+            return Outcome(reply="applied", effects=(mark,))
+        cancelled = replace(known, status="cancelled", reason=message.reason or known.reason, updated_ms=at_ms)
+        return Outcome(reply="applied", effects=(mark, SaveTransfer(cancelled)))
     if isinstance(message, TransferToDispatch):
         if known is not None:
             return Outcome(reply="applied", effects=(mark,))

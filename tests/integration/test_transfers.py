@@ -331,3 +331,41 @@ async def test_the_demo_staff_move_stock_and_the_cloud_counts_what_they_did(worl
     assert delta["transfers_units_received"] == counts["transfers_units_received"]
     assert delta["transfers_short_lines"] == counts["transfers_short_lines"] >= 1
     await check_books(services, http, boxes, lanes, {"PAC-SESAME-0229", "PAC-SESAME-0228"})
+
+
+async def test_hq_cancels_before_dispatch_and_a_dispatch_made_offline_meanwhile_still_counts(world):
+    services, http, boxes, lanes = world
+    await receive_lot(boxes[A], HQ_PIECES, "C1", day(4), 6)
+    admin = await operator_headers(services)
+    ask = {"from_store": A, "to_store": B, "lines": [{"sku": HQ_PIECES, "qty": 2}], "reason": "cover a shortage"}
+    first = (await http.post("/operator/transfers", json=ask, headers=admin)).json()["transfer_id"]
+    second = (await http.post("/operator/transfers", json=ask, headers=admin)).json()["transfer_id"]
+    for tid in (first, second):
+        assert await eventually(lambda tid=tid: listed(lanes[A], "to_dispatch", tid), timeout_s=15)
+    other = await operator_headers(services, "store_manager", store_id=A)
+    assert (await http.post(f"/operator/transfers/{first}/cancel", json={}, headers=other)).status_code == 403
+    r = await http.post(f"/operator/transfers/{first}/cancel", json={"reason": "found elsewhere"}, headers=admin)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert await eventually(lambda: listed(lanes[A], "cancelled", first), timeout_s=15), "A never heard"
+    r = await lanes[A].post(f"/transfers/{first}/dispatch", json={"dispatched_by": "bob",
+                                                                  "lines": [{"sku": HQ_PIECES, "qty": 2}]})
+    assert r.status_code == 409 and "cancelled" in r.json()["detail"]
+
+    await go_offline(boxes[A])  # A does not hear of the second's cancellation, and sends it
+    r = await http.post(f"/operator/transfers/{second}/cancel", json={}, headers=admin)
+    assert r.status_code == 200
+    r = await lanes[A].post(f"/transfers/{second}/dispatch", json={"dispatched_by": "bob",
+                                                                   "lines": [{"sku": HQ_PIECES, "qty": 2}]})
+    assert r.status_code == 200, r.text
+    await go_online(boxes[A])
+
+    async def dispatched():  # the goods left A: the cloud takes the dispatch, and B is told they come
+        t = await cloud_transfer(http, admin, second, B)
+        return t if t and t["status"] == "dispatched" else None
+    assert await eventually(dispatched, timeout_s=20)
+    assert (await http.post(f"/operator/transfers/{second}/cancel", json={}, headers=admin)).status_code == 409
+    assert await eventually(lambda: listed(lanes[B], "arriving", second), timeout_s=20)
+    r = await lanes[B].post(f"/transfers/{second}/receive", json={"received_by": "cat",
+                                                                  "lines": [{"sku": HQ_PIECES, "lot": "C1", "qty": 2}]})
+    assert r.status_code == 200, r.text
+    await check_books(services, http, boxes, lanes, {HQ_PIECES})

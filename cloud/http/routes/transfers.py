@@ -1,6 +1,8 @@
 """Transfers between stores: `POST /operator/transfers` {"from_store", "to_store", "lines": [{"sku", "qty"}],
 "reason"} (an hq_admin, or the to-store's manager; audited) -> 201 the transfer; `GET /transfers?status=&store=`
-(operators; a store manager sees their own store's only) -> {"transfers", "in_transit"}. The stores' own steps
+(operators; a store manager sees their own store's only) -> {"transfers", "in_transit"};
+`POST /operator/transfers/{id}/cancel` {"reason"} (hq_admin or the to-store's manager; audited; only before it
+was dispatched) -> the transfer. The stores' own steps
 come through their boxes (`edge/transfers_api.py`) and the bridge."""
 from __future__ import annotations
 
@@ -24,4 +26,10 @@ def routes(services) -> list[tuple]:
         return JSONResponse(await services.transfers.view(operator, request.query_params.get("status") or None,
                                                           store))
 
-    return [("/operator/transfers", ask, ["POST"]), ("/transfers", listed, ["GET"])]
+    async def cancel(request):
+        body = await read_json(request)
+        operator = await require_operator(request, services, "store.change")
+        return JSONResponse(await services.transfers.cancel(request.path_params["transfer_id"], body, operator))
+
+    return [("/operator/transfers", ask, ["POST"]), ("/transfers", listed, ["GET"]),
+            ("/operator/transfers/{transfer_id}/cancel", cancel, ["POST"])]

@@ -212,3 +212,23 @@ def test_the_cloud_believes_each_store_only_about_its_own_side():
     ghost = TransferRequested(**env("S002", 1), transfer_id=make_id(NOW.wall_ms, 9), from_store="S999",
                               lines=(TransferLine(sku="MILK", qty=1),), requested_by="ann", reason="")
     assert "no store S999" in judge_transfers([ghost], KNOWN)[ghost.event_id]
+
+
+def test_a_cancellation_stops_a_transfer_not_dispatched_and_leaves_one_dispatched_alone():
+    from protocol.transfer_messages import TransferCancelled
+    cancel = TransferCancelled(**env("S001", 9), transfer_id=TID, reason="found elsewhere")
+    t = to_dispatch()
+    out = transfers.told(cancel, False, t, NOW.wall_ms)
+    stopped = of(out, SaveTransfer)[0].transfer
+    assert (stopped.status, stopped.reason) == ("cancelled", "found elsewhere")
+    with pytest.raises(Refused, match="is cancelled, not to dispatch"):
+        transfers.dispatch(stopped, TID, "S001", [transfers.Send("MILK", 1)], "bob", {}, {}, DAY, stamp("S001"))
+    gone = transfers.Transfer(TID, "out", "S002", "dispatched", (("MILK", 10),), sent=(("MILK", "L1", "", 3),))
+    assert of(transfers.told(cancel, False, gone, NOW.wall_ms), SaveTransfer) == []  # the goods left: kept
+    assert of(transfers.told(cancel, False, None, NOW.wall_ms), SaveTransfer) == []  # never heard of: nothing
+    # the cloud takes a dispatch A made before it heard of the cancellation
+    cancelled = TransfersKnown(transfers={TID: TransferFacts(TID, "S001", "S002", "cancelled", {"MILK": 10})},
+                               moved={(TID, "S001", "MILK", "transfer_out"): 3}, stores=KNOWN.stores)
+    sent = TransferDispatched(**env("S001", 3), transfer_id=TID, to_store="S002", dispatched_by="bob",
+                              lines=(TransferLotLine(sku="MILK", lot="L1", use_by="", qty=3),))
+    assert judge_transfers([sent], cancelled) == {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from collections import Counter
 from dataclasses import replace
@@ -24,6 +25,7 @@ import pytest
 import pytest_asyncio
 
 from edge.box import EdgeBox
+from edge.core.outcome import MoveStock
 from edge.core.stock import receive as receive_core
 from edge.lanes import build_lane_app
 from edge.sync import Sync
@@ -36,10 +38,11 @@ WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.
 A, B, HOSTILE = "S004", "S005", "S010"  # A and B in the world; HOSTILE has NATS credentials only
 PIECES, GRAMS = "PAC-SESAME-0230", "SEA-YELLOW-0158"  # one sold by the piece, one by the kg (grams)
 HQ_PIECES = "PAC-SESAME-0231"
+WAIT_S = 90  # for what crosses NATS, Ray and PostgreSQL: generous, the box is shared (a pass is far quicker)
 
 
 def day(offset: int) -> str:
-    return (date.fromisoformat(chain_day(int(__import__("time").time() * 1000))) + timedelta(days=offset)).isoformat()
+    return (date.fromisoformat(chain_day(int(time.time() * 1000))) + timedelta(days=offset)).isoformat()
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -54,12 +57,21 @@ async def world(stack, ray_runtime, tmp_path_factory):
                  for s, b in boxes.items()}
         async with httpx.AsyncClient(base_url=url, timeout=20) as http:
             for box in boxes.values():
-                assert await eventually(lambda box=box: _online(box), timeout_s=15)
+                assert await eventually(lambda box=box: _online(box), timeout_s=WAIT_S)
             yield services, http, boxes, lanes
         for client in lanes.values():
             await client.aclose()
         for box in boxes.values():
             await box.stop()
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def all_online(world):
+    """Each test begins with both boxes connected (one that failed while a box was cut off leaves it so)."""
+    for box in world[2].values():
+        if box.sync is None:
+            await go_online(box)
+    yield
 
 
 async def _online(box) -> bool:
@@ -78,7 +90,7 @@ async def receive_lot(box, sku: str, lot: str, use_by: str, qty: int) -> None:
         level = await actor.db.stock_level(sku)
         outcome = receive_core(sku, qty, actor.books, level, await actor._ratio_of(sku), actor._stamp())
         effects = tuple(replace(e, event=replace(e.event, lots=(LotDelta(lot=lot, delta=qty, use_by=use_by),)))
-                        if type(e).__name__ == "MoveStock" else e for e in outcome.effects)
+                        if isinstance(e, MoveStock) else e for e in outcome.effects)
         return await actor._execute(replace(outcome, effects=effects))
     box.actor._lot_receipt = lot_receipt
     await box.actor.ask("lot_receipt")
@@ -92,7 +104,7 @@ async def go_offline(box) -> None:
 
 async def go_online(box) -> None:
     box.sync = await Sync(box, box.config["nats_url"], f"store_{box.store_id}", box._password()).start()
-    assert await eventually(lambda: _online(box), timeout_s=15)
+    assert await eventually(lambda: _online(box), timeout_s=WAIT_S)
 
 
 async def cloud_transfer(http, admin, transfer_id: str, store: str) -> dict | None:
@@ -109,7 +121,7 @@ async def check_books(services, http, boxes, lanes, skus) -> None:
     """Σ movements = on hand per SKU and lot at both boxes; the cloud's stock view (lots) equals each box's; the
     cloud's audit clean."""
     for store, box in boxes.items():
-        assert await eventually(lambda box=box: _drained(box), timeout_s=20), f"{store}'s events were not acked"
+        assert await eventually(lambda box=box: _drained(box), timeout_s=WAIT_S), f"{store}'s events were not acked"
         assert (await lanes[store].get("/stock/audit")).json()["violations"] == []
         mine = {x["sku"]: x for x in (await lanes[store].get("/stock")).json()["stock"] if x["sku"] in skus}
 
@@ -120,7 +132,7 @@ async def check_books(services, http, boxes, lanes, skus) -> None:
                        sorted((y["lot"], y["use_by"], y["on_hand"]) for y in cloud[sku]["lots"] if y["on_hand"]) ==
                        sorted((y["lot"], y["use_by"], y["on_hand"]) for y in x["lots"] if y["on_hand"])
                        for sku, x in mine.items())
-        assert await eventually(agrees, timeout_s=15), f"the cloud's stock view of {store} differs from the box's"
+        assert await eventually(agrees, timeout_s=WAIT_S), f"the cloud's stock view of {store} differs from the box's"
     admin = await operator_headers(services)
     assert this_clouds((await http.get("/audit", headers=admin)).json()["violations"]) == []
 
@@ -133,14 +145,14 @@ async def test_b_asks_a_dispatches_offline_and_b_receives_one_short_with_lots_ca
     await receive_lot(boxes[A], PIECES, "L1", soon, 8)
     await receive_lot(boxes[A], PIECES, "L2", later, 10)
     await receive_lot(boxes[A], GRAMS, "W1", later, 3_000)
-    assert await eventually(lambda: _drained(boxes[A]))
+    assert await eventually(lambda: _drained(boxes[A]), timeout_s=WAIT_S)
 
     r = await lanes[B].post("/transfers", json={"from_store": A, "requested_by": "ann", "reason": "weekend",
                                                 "lines": [{"sku": PIECES, "qty": 12}, {"sku": GRAMS, "qty": 1_500}]})
     assert r.status_code == 201, r.text
     tid = r.json()["transfer_id"]
     assert r.json()["status"] == "requested"
-    assert await eventually(lambda: listed(lanes[A], "to_dispatch", tid), timeout_s=15), "A was never asked"
+    assert await eventually(lambda: listed(lanes[A], "to_dispatch", tid), timeout_s=WAIT_S), "A was never asked"
 
     await go_offline(boxes[A])  # A dispatches with the cloud out of reach
     r = await lanes[A].post(f"/transfers/{tid}/dispatch", json={
@@ -158,7 +170,7 @@ async def test_b_asks_a_dispatches_offline_and_b_receives_one_short_with_lots_ca
     async def in_transit():
         t = await cloud_transfer(http, admin, tid, B)
         return t if t and t["status"] == "dispatched" else None
-    t = await eventually(in_transit, timeout_s=20)
+    t = await eventually(in_transit, timeout_s=WAIT_S)
     assert t, "the dispatch never reached the cloud"
     assert {(x["sku"], x["lot"], x["use_by"], x["qty"]) for x in t["in_transit"]} == \
         {(s, lot, u, q) for (s, lot), (u, q) in sent.items()}
@@ -169,7 +181,7 @@ async def test_b_asks_a_dispatches_offline_and_b_receives_one_short_with_lots_ca
     stock_b = {x["sku"]: x for x in (await http.get(f"/stores/{B}/stock")).json()["stock"]}
     assert (stock_b[PIECES]["in_transit"], stock_b[GRAMS]["in_transit"]) == (12, 1_500)  # on their way to B
 
-    arriving = await eventually(lambda: listed(lanes[B], "arriving", tid), timeout_s=15)
+    arriving = await eventually(lambda: listed(lanes[B], "arriving", tid), timeout_s=WAIT_S)
     assert arriving, "B was never told what is on its way"
     r = await lanes[B].post(f"/transfers/{tid}/receive", json={"received_by": "cat", "lines": [
         {"sku": PIECES, "lot": "L1", "qty": 8}, {"sku": PIECES, "lot": "L2", "qty": 3},
@@ -184,7 +196,7 @@ async def test_b_asks_a_dispatches_offline_and_b_receives_one_short_with_lots_ca
     async def received():
         t = await cloud_transfer(http, admin, tid, A)
         return t if t and t["status"] == "received" else None
-    t = await eventually(received, timeout_s=20)
+    t = await eventually(received, timeout_s=WAIT_S)
     assert t and t["in_transit"] == []
     assert [(d["sku"], d["lot"], d["short"]) for d in t["discrepancies"]] == [(PIECES, "L2", 1)]
     await check_books(services, http, boxes, lanes, {PIECES, GRAMS})
@@ -214,14 +226,14 @@ async def test_hq_or_bs_manager_asks_and_another_stores_manager_may_not(world):
     assert tid in {t["transfer_id"] for t in mine} and all(B in (t["from_store"], t["to_store"]) for t in mine)
     assert (await http.get("/transfers", params={"store": "S003"}, headers=manager)).status_code == 403
 
-    assert await eventually(lambda: listed(lanes[A], "to_dispatch", tid), timeout_s=15)
+    assert await eventually(lambda: listed(lanes[A], "to_dispatch", tid), timeout_s=WAIT_S)
     r = await lanes[A].post(f"/transfers/{tid}/dispatch", json={"dispatched_by": "bob",
                                                                 "lines": [{"sku": HQ_PIECES, "qty": 6}]})
     assert r.status_code == 409 and "6 to send, 5 asked" in r.json()["detail"]
     r = await lanes[A].post(f"/transfers/{tid}/dispatch", json={"dispatched_by": "bob",
                                                                 "lines": [{"sku": HQ_PIECES, "qty": 5}]})
     assert r.status_code == 200, r.text
-    assert await eventually(lambda: listed(lanes[B], "arriving", tid), timeout_s=20)
+    assert await eventually(lambda: listed(lanes[B], "arriving", tid), timeout_s=WAIT_S)
     await go_offline(boxes[B])  # B receives with the cloud out of reach
     r = await lanes[B].post(f"/transfers/{tid}/receive", json={"received_by": "cat",
                                                                "lines": [{"sku": HQ_PIECES, "lot": "H1", "qty": 5}]})
@@ -232,7 +244,7 @@ async def test_hq_or_bs_manager_asks_and_another_stores_manager_may_not(world):
     async def received():
         t = await cloud_transfer(http, admin, tid, B)
         return t if t and t["status"] == "received" else None
-    assert await eventually(received, timeout_s=20)
+    assert await eventually(received, timeout_s=WAIT_S)
     await check_books(services, http, boxes, lanes, {HQ_PIECES})
 
 
@@ -243,15 +255,26 @@ async def test_a_hostile_store_may_not_dispatch_or_receive_what_is_not_its_own(w
     made = await http.post("/operator/transfers", headers=admin, json={
         "from_store": A, "to_store": B, "lines": [{"sku": HQ_PIECES, "qty": 2}]})
     tid = made.json()["transfer_id"]
+    # bad input at the box: refused with what was wrong, nothing made
+    r = await lanes[B].post("/transfers", json={"from_store": A, "requested_by": "ann", "lines": []})
+    assert r.status_code == 422 and "lines: 1-100 lines" in r.json()["detail"]
+    r = await lanes[B].post("/transfers", json={"from_store": B, "requested_by": "ann",
+                                                "lines": [{"sku": HQ_PIECES, "qty": 1}]})
+    assert r.status_code == 422 and "cannot ask itself" in r.json()["detail"]
+    r = await lanes[B].post("/transfers", json={"from_store": A, "requested_by": "ann",
+                                                "lines": [{"sku": "NO-SUCH-SKU", "qty": 1}]})
+    assert r.status_code == 404 and "NO-SUCH-SKU" in r.json()["detail"]
+    r = await lanes[A].post(f"/transfers/{tid}/receive", json={"received_by": "bob", "lines": []})
+    assert r.status_code == 422
     async with StoreLink(stack, HOSTILE) as link:
         steal = TransferDispatched(**link.next_envelope(), transfer_id=tid, to_store=B, dispatched_by="eve",
                                    lines=(TransferLotLine(sku=HQ_PIECES, lot="", use_by="", qty=2),))
         await link.publish(steal)
-        assert await eventually(lambda: listed(lanes[A], "to_dispatch", tid), timeout_s=15)
+        assert await eventually(lambda: listed(lanes[A], "to_dispatch", tid), timeout_s=WAIT_S)
         r = await lanes[A].post(f"/transfers/{tid}/dispatch", json={"dispatched_by": "bob",
                                                                     "lines": [{"sku": HQ_PIECES, "qty": 2}]})
         assert r.status_code == 200
-        assert await eventually(lambda: listed(lanes[B], "arriving", tid), timeout_s=20)
+        assert await eventually(lambda: listed(lanes[B], "arriving", tid), timeout_s=WAIT_S)
         grab = TransferReceived(**link.next_envelope(), transfer_id=tid, from_store=A, received_by="eve",
                                 lines=(TransferLotLine(sku=HQ_PIECES, lot="H2", use_by="", qty=2),))
         await link.publish(grab)
@@ -261,7 +284,7 @@ async def test_a_hostile_store_may_not_dispatch_or_receive_what_is_not_its_own(w
                 rows = await conn.fetch("select reason from dead_letters where store_id = $1 and reason like $2",
                                         HOSTILE, f"%{tid}%")
                 return [r["reason"] for r in rows] if len(rows) >= 2 else None
-            reasons = await eventually(refused, timeout_s=15)
+            reasons = await eventually(refused, timeout_s=WAIT_S)
         finally:
             await conn.close()
     assert reasons and any("not asked of this store" in x for x in reasons), reasons
@@ -316,7 +339,7 @@ async def test_the_demo_staff_move_stock_and_the_cloud_counts_what_they_did(worl
             return after if all(drained) and after.get("transfers_now_dispatched", 0) == before.get(
                 "transfers_now_dispatched", 0) and after.get("transfers_now_requested", 0) == before.get(
                 "transfers_now_requested", 0) else None
-        after = await eventually(settled, timeout_s=30, every_s=0.5)
+        after = await eventually(settled, timeout_s=WAIT_S, every_s=0.5)
         assert after, "transfers the staff started never settled"
     finally:
         await conn.close()
@@ -341,12 +364,12 @@ async def test_hq_cancels_before_dispatch_and_a_dispatch_made_offline_meanwhile_
     first = (await http.post("/operator/transfers", json=ask, headers=admin)).json()["transfer_id"]
     second = (await http.post("/operator/transfers", json=ask, headers=admin)).json()["transfer_id"]
     for tid in (first, second):
-        assert await eventually(lambda tid=tid: listed(lanes[A], "to_dispatch", tid), timeout_s=15)
+        assert await eventually(lambda tid=tid: listed(lanes[A], "to_dispatch", tid), timeout_s=WAIT_S)
     other = await operator_headers(services, "store_manager", store_id=A)
     assert (await http.post(f"/operator/transfers/{first}/cancel", json={}, headers=other)).status_code == 403
     r = await http.post(f"/operator/transfers/{first}/cancel", json={"reason": "found elsewhere"}, headers=admin)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    assert await eventually(lambda: listed(lanes[A], "cancelled", first), timeout_s=15), "A never heard"
+    assert await eventually(lambda: listed(lanes[A], "cancelled", first), timeout_s=WAIT_S), "A never heard"
     r = await lanes[A].post(f"/transfers/{first}/dispatch", json={"dispatched_by": "bob",
                                                                   "lines": [{"sku": HQ_PIECES, "qty": 2}]})
     assert r.status_code == 409 and "cancelled" in r.json()["detail"]
@@ -362,9 +385,9 @@ async def test_hq_cancels_before_dispatch_and_a_dispatch_made_offline_meanwhile_
     async def dispatched():  # the goods left A: the cloud takes the dispatch, and B is told they come
         t = await cloud_transfer(http, admin, second, B)
         return t if t and t["status"] == "dispatched" else None
-    assert await eventually(dispatched, timeout_s=20)
+    assert await eventually(dispatched, timeout_s=WAIT_S)
     assert (await http.post(f"/operator/transfers/{second}/cancel", json={}, headers=admin)).status_code == 409
-    assert await eventually(lambda: listed(lanes[B], "arriving", second), timeout_s=20)
+    assert await eventually(lambda: listed(lanes[B], "arriving", second), timeout_s=WAIT_S)
     r = await lanes[B].post(f"/transfers/{second}/receive", json={"received_by": "cat",
                                                                   "lines": [{"sku": HQ_PIECES, "lot": "C1", "qty": 2}]})
     assert r.status_code == 200, r.text

@@ -22,18 +22,20 @@ from cloud.http.routes import (
     auth,
     catalogue,
     flash_sales,
+    markdowns,
     members,
     operations,
     operators,
     orders,
     payments,
+    reports,
     riders,
     stores,
     transfers,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, transfers)
+             riders, after_sales, markdowns, reports, transfers)
 
 
 def build_routes(services) -> list[Route]:

@@ -222,6 +222,19 @@ class SetAllocation:
 
 
 @dataclass(frozen=True, slots=True)
+class InsertReceiving:
+    """A delivery note received (edge.core.receiving): `asked` the note as asked (a repeat must match it), `reply`
+    the JSON answered, answered again to a repeat."""
+    receiving_id: str
+    supplier: str
+    note_no: str
+    received_by: str
+    asked: str
+    reply: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class SaveTransfer:
     """A transfer between stores as this store knows it (`edge.core.transfers.Transfer`), kept whole: inserted, or
     replacing the row of the same id (`edge.transfers_db`)."""
@@ -231,7 +244,7 @@ class SaveTransfer:
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
           | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation
-          | SaveTransfer)
+          | SetLotCost | InsertReceiving | SaveTransfer)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

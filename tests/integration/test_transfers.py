@@ -83,8 +83,17 @@ async def _drained(box) -> bool:
 
 
 async def receive_lot(box, sku: str, lot: str, use_by: str, qty: int) -> None:
-    """Goods received into a named lot at the box (setup: receiving against a delivery note is another part of the
-    issue): the box's own receiving decision, its movement put into the lot, run in the actor's mailbox."""
+    """Goods received into a named lot at the box, through its own API: a supplier's delivery note."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)), base_url="http://lane") as lane:
+        r = await lane.post("/receivings", json={"supplier": "test-farm", "note_no": uuid.uuid4().hex[:12],
+                                                 "received_by": "dan", "lines": [{"sku": sku, "qty": qty, "lot": lot,
+                                                                                  "use_by": use_by}]})
+    assert r.status_code == 201, r.text
+
+
+async def expired_lot(box, sku: str, lot: str, use_by: str, qty: int) -> None:
+    """A lot that has gone past its use-by on the shelf since it came in (setup: a delivery already past its use-by
+    is refused at receiving, so the box's own receiving decision is run in its mailbox with the lot put on it)."""
     async def lot_receipt():
         actor = box.actor
         level = await actor.db.stock_level(sku)
@@ -141,7 +150,7 @@ async def test_b_asks_a_dispatches_offline_and_b_receives_one_short_with_lots_ca
     services, http, boxes, lanes = world
     admin = await operator_headers(services)
     soon, later, gone = day(3), day(6), day(-1)
-    await receive_lot(boxes[A], PIECES, "L-OLD", gone, 4)  # expired: never sent
+    await expired_lot(boxes[A], PIECES, "L-OLD", gone, 4)  # expired on the shelf: never sent
     await receive_lot(boxes[A], PIECES, "L1", soon, 8)
     await receive_lot(boxes[A], PIECES, "L2", later, 10)
     await receive_lot(boxes[A], GRAMS, "W1", later, 3_000)

@@ -42,8 +42,16 @@ async def receive(actor, transfer_id: str, got: list[tuple[str, str, int]], rece
 
 
 async def listed(actor, status: str | None = None) -> dict[str, Any]:
+    """The store's transfers; a request the cloud refused shows `refused` with the cloud's reason."""
     rows = await transfers_db.listed(actor.db.writer, status)
-    return {"store_id": actor.store_id, "transfers": [t.as_json(actor.store_id) for t in rows]}
+    refused = await transfers_db.refused_requests(actor.db.writer) if any(t.status == "requested" for t in rows) else {}
+    out = []
+    for t in rows:
+        shown = t.as_json(actor.store_id)
+        if t.status == "requested" and t.transfer_id in refused:
+            shown.update(refused=True, refused_reason=refused[t.transfer_id])
+        out.append(shown)
+    return {"store_id": actor.store_id, "transfers": out}
 
 
 async def view(actor, transfer_id: str) -> dict[str, Any]:

@@ -9,6 +9,9 @@ from typing import Any
 
 from edge.core.outcome import SaveTransfer
 from edge.core.transfers import Transfer
+from protocol import codec
+from protocol.errors import ProtocolError
+from protocol.transfer_messages import TransferRequested
 
 SCHEMA = """
 create table if not exists transfers (transfer_id text primary key, direction text not null,
@@ -50,3 +53,19 @@ async def listed(db, status: str | None = None) -> list[Transfer]:
     async with db.execute(f"select {COLUMNS} from transfers where ? is null or status = ? "  # noqa: S608
                           f"order by updated_ms desc, rowid desc limit {LIST_MAX}", (status, status)) as cur:
         return [_transfer(r) for r in await cur.fetchall()]
+
+
+async def refused_requests(db) -> dict[str, str]:
+    """transfer id -> the cloud's reason, for this store's requests the cloud refused (set aside from the outbox):
+    the list shows them refused, not waiting for ever."""
+    async with db.execute("select frame, reason from refused_events where kind = ?", (TransferRequested.KIND,)) as cur:
+        rows = list(await cur.fetchall())
+    refused = {}
+    for frame, reason in rows:
+        try:
+            event = codec.decode(frame)
+        except ProtocolError:
+            continue
+        if isinstance(event, TransferRequested):
+            refused[event.transfer_id] = reason
+    return refused

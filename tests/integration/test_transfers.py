@@ -275,6 +275,17 @@ async def test_a_hostile_store_may_not_dispatch_or_receive_what_is_not_its_own(w
     assert r.status_code == 404 and "NO-SUCH-SKU" in r.json()["detail"]
     r = await lanes[A].post(f"/transfers/{tid}/receive", json={"received_by": "bob", "lines": []})
     assert r.status_code == 422
+    # a request the cloud does not believe (no such store in the chain) shows refused, with the reason, at the box
+    r = await lanes[B].post("/transfers", json={"from_store": HOSTILE, "requested_by": "ann",
+                                                "lines": [{"sku": HQ_PIECES, "qty": 1}]})
+    assert r.status_code == 201
+    ghost = r.json()["transfer_id"]
+
+    async def shown_refused():
+        t = await listed(lanes[B], "requested", ghost)
+        return t if t and t.get("refused") else None
+    t = await eventually(shown_refused, timeout_s=WAIT_S)
+    assert t and f"no store {HOSTILE}" in t["refused_reason"], t
     async with StoreLink(stack, HOSTILE) as link:
         steal = TransferDispatched(**link.next_envelope(), transfer_id=tid, to_store=B, dispatched_by="eve",
                                    lines=(TransferLotLine(sku=HQ_PIECES, lot="", use_by="", qty=2),))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from cloud.messaging.stocktakes import MIGRATION_22
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "actor journal and snapshots", """
         create table actor_journal (
@@ -443,6 +445,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         create index if not exists after_sales_order on after_sales (order_id);
         create index if not exists after_sales_store on after_sales (store_id, status);
     """),
+    (22, "stocktakes the stores posted, with their counted lines and variances", MIGRATION_22),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

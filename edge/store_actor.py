@@ -26,6 +26,7 @@ from edge.core import after_sales, cashiers, cloud_messages, deliveries, escrow,
 from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.state import Books, EventStamp, Moment
+from edge.stocktake_ops import StocktakeOps
 from edge.store_db import StoreDb
 from protocol import phones
 from protocol.barcodes import DEFAULT_LAYOUTS
@@ -69,6 +70,7 @@ class StoreActor:
         self.online = False  # set by the sync task: can the store reach the cloud right now?
         self.on_outbox = asyncio.Event()  # the relay waits on this
         self.stats = {"sales": 0, "cloud_messages": 0, "duplicates": 0}
+        self.stocktakes = StocktakeOps(self)  # count sessions (edge/stocktake_ops.py), run in this mailbox
 
     @property
     def catalogue(self) -> Catalogue | None:
@@ -355,6 +357,9 @@ class StoreActor:
         skus = [*(p.sku for p in order.picks.values()), *(p.substitute_sku for p in order.picks.values())] if order else []
         levels = await self.db.stock_levels(s for s in skus if s)
         return await self._execute(picking.finish(order, order_id, levels, self.books, self._stamp()))
+
+    async def _stocktake(self, op: str, **kwargs):
+        return await getattr(self.stocktakes, op)(**kwargs)
 
     # ---- cloud messages ---------------------------------------------------------------------------------
     async def _cloud_message(self, message) -> str:

@@ -422,10 +422,12 @@ from protocol.picking_messages import OrderPicked as OrderPicked  # noqa: E402
 from protocol.picking_messages import PickedLine as PickedLine  # noqa: E402
 from protocol.picking_messages import PickingStarted as PickingStarted  # noqa: E402
 from protocol.return_messages import AfterSalesDecided, AfterSalesRequested, GoodsReturned  # noqa: E402
+from protocol.stocktake_messages import StocktakePosted  # noqa: E402
 
 EDGE_EVENTS: tuple[type[Message], ...] = (
     SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat, CashToppedUp,
     StaffDelivery, GoodsReturned, AfterSalesDecided, PickingStarted, OrderPicked,
+    StocktakePosted,
 )
 from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested  # noqa: E402 - likewise
 

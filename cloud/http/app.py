@@ -28,11 +28,12 @@ from cloud.http.routes import (
     orders,
     payments,
     riders,
+    stocktakes,
     stores,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales)
+             riders, after_sales, stocktakes)
 
 
 def build_routes(services) -> list[Route]:

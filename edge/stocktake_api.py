@@ -116,8 +116,8 @@ def routes(box, endpoint) -> list[Route]:
             raise ProtocolError("body is not valid JSON") from None
         if isinstance(data, dict) and data.get("scope") == "all":
             data["scope"] = {"all": True}
-        parsed: OpenBody = record_from_wire(OpenBody, data, "body")
-        return await actor.ask("stocktake", op="open", scope=parsed.as_scope(), opened_by=parsed.opened_by,
+        parsed = record_from_wire(OpenBody, data, "body")
+        return await actor.ask("stocktake", action="open", scope=parsed.as_scope(), opened_by=parsed.opened_by,
                                stocktake_id=parsed.stocktake_id)
 
     def created(handle):
@@ -132,27 +132,27 @@ def routes(box, endpoint) -> list[Route]:
         status = request.query_params.get("status")
         if status is not None and status not in STATUSES:
             raise ProtocolError(f"status: one of {', '.join(STATUSES)}")
-        return await actor.ask("stocktake", op="listed", status=status)
+        return await actor.ask("stocktake", action="listed", status=status)
 
     async def view(request, body):
-        return await actor.ask("stocktake", op="view", stocktake_id=request.path_params["stocktake_id"])
+        return await actor.ask("stocktake", action="view", stocktake_id=request.path_params["stocktake_id"])
 
     async def sheet(request, body):
-        return await actor.ask("stocktake", op="sheet", stocktake_id=request.path_params["stocktake_id"])
+        return await actor.ask("stocktake", action="sheet", stocktake_id=request.path_params["stocktake_id"])
 
     async def count(request, body: CountBody):
-        return await actor.ask("stocktake", op="count", stocktake_id=request.path_params["stocktake_id"],
+        return await actor.ask("stocktake", action="count", stocktake_id=request.path_params["stocktake_id"],
                                sku=body.sku, lot=body.lot, counted=body.counted, counted_by=body.counted_by)
 
     async def approve(request, body: ApproveBody):
         pins = box.cashier_pins
         pin_ok = await pins.verify(body.manager_id, body.pin, box.clock.now_ms())  # argon2, off the loop
         approver = Approver(body.manager_id, pin_ok, pins.role(body.manager_id) or "cashier")
-        return await actor.ask("stocktake", op="approve", stocktake_id=request.path_params["stocktake_id"],
+        return await actor.ask("stocktake", action="approve", stocktake_id=request.path_params["stocktake_id"],
                                approver=approver, zero_uncounted=body.zero_uncounted)
 
     async def cancel(request, body: CancelBody):
-        return await actor.ask("stocktake", op="cancel", stocktake_id=request.path_params["stocktake_id"],
+        return await actor.ask("stocktake", action="cancel", stocktake_id=request.path_params["stocktake_id"],
                                by=body.cancelled_by)
 
     return [Route("/stocktakes", created(endpoint(open_)), methods=["POST"]),

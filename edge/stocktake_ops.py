@@ -1,4 +1,4 @@
-"""The StoreActor's stocktake operations (`actor.ask("stocktake", op=..., ...)`): the shell around the pure core
+"""The StoreActor's stocktake operations (`actor.ask("stocktake", action=..., ...)`): the shell around the pure core
 `edge.core.stocktake`. They run in the actor's one mailbox, like a sale, so a count's book quantity is exactly
 the books between the sales before it and the sales after it; each loads what the decision needs (the session
 from `edge.stocktake_db`, lots and levels from the StoreDb's writer connection) and executes its Outcome in one

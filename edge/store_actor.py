@@ -358,8 +358,8 @@ class StoreActor:
         levels = await self.db.stock_levels(s for s in skus if s)
         return await self._execute(picking.finish(order, order_id, levels, self.books, self._stamp()))
 
-    async def _stocktake(self, op: str, **kwargs):
-        return await getattr(self.stocktakes, op)(**kwargs)
+    async def _stocktake(self, action: str, **kwargs):
+        return await getattr(self.stocktakes, action)(**kwargs)
 
     # ---- cloud messages ---------------------------------------------------------------------------------
     async def _cloud_message(self, message) -> str:

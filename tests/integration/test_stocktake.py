@@ -7,6 +7,7 @@ cloud's view of the store's stock and lots equals the box's, and /audit names no
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import uuid
@@ -24,15 +25,17 @@ from edge.cashier_pins import hash_pin
 from edge.core.outcome import MoveStock, Outcome
 from edge.lanes import build_lane_app
 from loadtest.http import LeanClients
+from protocol.ids import make_id
 from protocol.lots import LotDelta
 from protocol.messages import StockMoved
+from protocol.stocktake_messages import StocktakeLine, StocktakePosted
 from simulators import ops_stocktake
 from simulators.netcut import NetCut
-from tests.integration.harness import eventually, operator_headers, running_cloud, this_clouds
+from tests.integration.harness import StoreLink, eventually, operator_headers, running_cloud, this_clouds
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
-STORE = "S003"
+STORE, HOSTILE = "S003", "S002"
 EGGS = [p for p in json.loads(WORLD.read_text())["catalogue"] if p["category"] == "eggs" and p["gtin"]]
 DAIRY = [p for p in json.loads(WORLD.read_text())["catalogue"] if p["category"] == "dairy" and p["gtin"]]
 MANAGER = ("MGR1", "1357")
@@ -288,3 +291,31 @@ async def test_the_demo_staff_count_and_the_cloud_summary_agrees(world, monkeypa
 
 async def _posted(counts: Counter, n: int) -> bool:
     return counts["stocktake_posted"] >= n
+
+
+async def test_a_store_is_not_believed_about_another_stores_stocktake_or_products_that_do_not_exist(world, stack):
+    services, _, _, _, _ = world
+    theirs = await services.cloud.db.fetchval("select stocktake_id from stocktakes where store_id = $1 limit 1", STORE)
+    assert theirs is not None  # posted by this module's box above
+    since = await services.cloud.db.fetchval("select coalesce(max(id), 0) from dead_letters")
+    line = StocktakeLine(sku=EGGS[0]["sku"], lot="", unit="piece", counted=0, book=50, variance=-50, unit_cost_fen=0,
+                         price_fen=1, counted_by="x")
+    async with StoreLink(stack, HOSTILE) as hostile:
+        def note(sid: str, lines: tuple[StocktakeLine, ...]) -> StocktakePosted:
+            return StocktakePosted(**hostile.next_envelope(), stocktake_id=sid, scope="all", opened_by="x",
+                                   opened_ms=1, approved_by="x", zero_uncounted=False, uncounted=0, lines=lines)
+        stolen = note(theirs, (line,))
+        ghost = note(make_id(1_767_229_200_000, 7), (dataclasses.replace(line, sku="NO-SUCH-SKU"),))
+        for message in (stolen, ghost):
+            await hostile.publish(message)
+
+        async def both_refused() -> bool:
+            return await services.cloud.db.fetchval("select count(*) from dead_letters where store_id = $1 and id > $2",
+                                                    HOSTILE, since) >= 2
+        assert await eventually(both_refused)
+    reasons = [r["reason"] for r in await services.cloud.db.fetch(
+        "select reason from dead_letters where store_id = $1 and id > $2", HOSTILE, since)]
+    assert any("posted already" in r and theirs in r for r in reasons), reasons
+    assert any("unknown products NO-SUCH-SKU" in r for r in reasons), reasons
+    assert await services.cloud.db.fetchval("select store_id from stocktakes where stocktake_id = $1", theirs) == STORE
+    assert await services.cloud.db.fetchval("select count(*) from stocktakes where store_id = $1", HOSTILE) == 0

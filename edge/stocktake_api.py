@@ -8,8 +8,9 @@
     POST /stocktakes/{id}/counts           {"sku", "lot"? ("" = unlotted stock), "counted" (pieces or grams),
                                            "counted_by"}: any number of times while selling goes on; a recount
                                            replaces the earlier count of that (sku, lot). The answer shows no book.
-    GET  /stocktakes/{id}                  the manager's review: per counted line the book at count, the variance in
-                                           units and valued at cost and at price; the lines not counted yet
+    GET  /stocktakes/{id}                  the manager's review (headers X-Manager-Id, X-Manager-Pin: 401/403 as for
+                                           approving): per counted line the book at count, the variance in units and
+                                           valued at cost and at price; the lines not counted yet
     POST /stocktakes/{id}/approve          {"manager_id", "pin", "zero_uncounted"?: false}: a manager (a cashier of the
                                            box config with "role": "manager") posts the variances; 401 an unknown id
                                            or wrong PIN, 403 not a manager (the detail says why)
@@ -26,7 +27,8 @@ from typing import Any
 
 from starlette.routing import Route
 
-from edge.core.stocktake import Approver, Scope
+from edge.core.outcome import Refused
+from edge.core.stocktake import Approver, Scope, check_approver
 from protocol.errors import ProtocolError
 from protocol.ids import is_id
 from protocol.lots import check_lot
@@ -134,7 +136,20 @@ def routes(box, endpoint) -> list[Route]:
             raise ProtocolError(f"status: one of {', '.join(STATUSES)}")
         return await actor.ask("stocktake", action="listed", status=status)
 
+    async def manager(request) -> Approver:
+        """The review shows the book quantities the count is blind to: only a manager sees it (PIN in headers)."""
+        who, pin = request.headers.get("x-manager-id", ""), request.headers.get("x-manager-pin", "")
+        if not who or not pin:
+            raise Refused(401, "the review shows book quantities: send a manager's X-Manager-Id and X-Manager-Pin")
+        _name(who, "X-Manager-Id")
+        require(len(pin) <= 32, "X-Manager-Pin: 1-32 characters")
+        pins = box.cashier_pins
+        approver = Approver(who, await pins.verify(who, pin, box.clock.now_ms()), pins.role(who) or "cashier")
+        check_approver(approver, request.path_params["stocktake_id"])
+        return approver
+
     async def view(request, body):
+        await manager(request)
         return await actor.ask("stocktake", action="view", stocktake_id=request.path_params["stocktake_id"])
 
     async def sheet(request, body):

@@ -126,7 +126,8 @@ class StocktakeStaff:
                 self.counts["stocktake_counted"] += 1
                 await asyncio.sleep(COUNT_PAUSE_S)
         await self._pause(REVIEW_WAIT_S)  # the tills go on selling before the manager looks
-        review = await http.get(f"{url}/stocktakes/{sid}")
+        review = await http.get(f"{url}/stocktakes/{sid}",
+                                headers={"X-Manager-Id": MANAGER_ID, "X-Manager-Pin": MANAGER_PIN})
         if review.status_code != 200:
             return self._refused(review)
         approved = await http.post(f"{url}/stocktakes/{sid}/approve",

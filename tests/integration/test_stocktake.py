@@ -110,6 +110,10 @@ async def all_clean(services, box, lane, http, skus: list[str]) -> None:
     assert [v for v in this_clouds(report["violations"]) if STORE in v or "sum to" in v] == []
 
 
+def pin_of(who: tuple[str, str]) -> dict[str, str]:
+    return {"X-Manager-Id": who[0], "X-Manager-Pin": who[1]}
+
+
 async def approve(lane, sid: str, who: tuple[str, str], **extra) -> httpx.Response:
     return await lane.post(f"/stocktakes/{sid}/approve", json={"manager_id": who[0], "pin": who[1], **extra})
 
@@ -142,7 +146,9 @@ async def test_a_category_counted_while_the_till_sells_posts_counted_minus_sold_
     await sell(lane, b["gtin"], 1)
     await count(lane, sid, b["sku"], books[b["sku"]])  # ...recounted: replaces it, against the book of this moment
     await sell(lane, c["gtin"], 2)  # c is not counted: stays as it is
-    review = (await lane.get(f"/stocktakes/{sid}")).json()
+    assert (await lane.get(f"/stocktakes/{sid}")).status_code == 401  # the book is for a manager's eyes
+    assert (await lane.get(f"/stocktakes/{sid}", headers=pin_of(CASHIER))).status_code == 403
+    review = (await lane.get(f"/stocktakes/{sid}", headers=pin_of(MANAGER))).json()
     lines = {x["sku"]: x for x in review["counted"]}
     assert (lines[a["sku"]]["book_at_count"], lines[a["sku"]]["variance"]) == (books[a["sku"]], -2)
     assert (lines[b["sku"]]["book_at_count"], lines[b["sku"]]["variance"]) == (books[b["sku"]] - 1, 1)

@@ -175,6 +175,8 @@ async def test_a_category_counted_while_the_till_sells_posts_counted_minus_sold_
     assert {(x["sku"], x["counted"], x["variance"]) for x in mine["lines"]} == {
         (a["sku"], books[a["sku"]] - 2, -2), (b["sku"], books[b["sku"]], 1)}
     assert mine["approved_by"] == MANAGER[0] and mine["uncounted"] == len(sheet["sheet"]) - 2
+    other = await operator_headers(services, role="store_manager", store_id="S001")
+    assert (await http.get("/operator/stocktakes", params={"store": STORE}, headers=other)).status_code == 403
     assert await services.cloud.db.fetchval("select count(*) from stock_movements where reference = $1 and "
                                             "reason = 'stocktake'", sid) == 2
 
@@ -246,15 +248,23 @@ async def _offline(box) -> bool:
 async def test_a_cancelled_stocktake_frees_its_skus_and_posts_nothing(world):
     _, _, box, lane, _ = world
     sku = DAIRY[2]["sku"]
-    r = await lane.post("/stocktakes", json={"scope": {"skus": [sku]}, "opened_by": "clerk1"})
-    sid = r.json()["stocktake_id"]
+    sid = make_id(1_767_229_200_000, 42)  # made by the terminal: opening again with it answers the same sheet
+    r = await lane.post("/stocktakes", json={"scope": {"skus": [sku]}, "opened_by": "clerk1", "stocktake_id": sid})
+    again = await lane.post("/stocktakes", json={"scope": {"skus": [sku]}, "opened_by": "clerk1", "stocktake_id": sid})
+    assert r.status_code == again.status_code == 201 and r.json() == again.json()
+    assert (await lane.get(f"/stocktakes/{sid}/sheet")).json() == r.json()
     await count(lane, sid, sku, 99)
+    listed = (await lane.get("/stocktakes", params={"status": "open"})).json()["stocktakes"]
+    assert [(x["lines"], x["counted"]) for x in listed if x["stocktake_id"] == sid] == [(1, 1)]
+    assert (await lane.get("/stocktakes", params={"status": "maybe"})).status_code == 422
+    moves = await box.store_db.count("movements")
     assert (await lane.post(f"/stocktakes/{sid}/cancel", json={"cancelled_by": "clerk1"})).status_code == 200
     assert (await approve(lane, sid, MANAGER)).status_code == 409
     again = await lane.post("/stocktakes", json={"scope": {"skus": [sku]}, "opened_by": "clerk1"})
     assert again.status_code == 201
     assert (await lane.post(f"/stocktakes/{again.json()['stocktake_id']}/cancel",
                             json={"cancelled_by": "clerk1"})).status_code == 200
+    assert await box.store_db.count("movements") == moves
 
 
 async def test_the_demo_staff_count_and_the_cloud_summary_agrees(world, monkeypatch):

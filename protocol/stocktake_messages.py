@@ -18,7 +18,7 @@ from protocol.lots import check_lot
 from protocol.messages import NAME_RE, SKU_RE, Message, StockUnit
 from protocol.schema import record, require
 
-STOCKTAKE_LINES_MAX = 2_000  # a stocktake of one store: every SKU and lot of a small format store
+STOCKTAKE_LINES_MAX = 1_000  # every SKU and lot of a small format store; the note of that many fits a frame
 COUNT_MAX = 100_000_000  # one (sku, lot) counted: pieces, or grams (100 t): as store_facts.STOCK_QTY_MAX
 UNIT_COST_MAX_FEN = 100_000_000
 SCOPE_RE = re.compile(r"^(all|categories:.{1,400}|skus:.{1,400})$")  # how the scope travels (`scope_text`)

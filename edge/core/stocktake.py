@@ -161,6 +161,8 @@ def count(st: Stocktake | None, stocktake_id: str, sku: str, lot: str, counted: 
     line = st.lines.get((sku, lot))
     if line is None and level is None:
         raise Refused(404, f"lot {lot!r} of {sku} is not known at this store: count it as unlotted (lot \"\")")
+    if line is None and len(st.lines) >= STOCKTAKE_LINES_MAX:
+        raise Refused(409, f"stocktake {stocktake_id} has {STOCKTAKE_LINES_MAX} lines: count lot {lot} as unlotted")
     if not 0 <= counted <= COUNT_MAX:
         raise Refused(422, f"counted: 0..{COUNT_MAX} (pieces, or grams if sold by the kg)")
     use_by = line.use_by if line is not None else level.use_by if level is not None else ""

@@ -2,6 +2,7 @@
 loop, no SQLite. Quantities are worked out by hand in the comments."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -20,7 +21,13 @@ from protocol.messages import EscrowGranted, EscrowReclaimRequested, StockMoved
 from protocol.pricing import Catalogue, Product, load_rule_book
 from protocol.schema import record_from_wire
 from protocol.stocktake_facts import judge_stocktakes
-from protocol.stocktake_messages import StocktakeLine, StocktakePosted
+from protocol.stocktake_messages import (
+    COUNT_MAX,
+    STOCKTAKE_LINES_MAX,
+    UNIT_COST_MAX_FEN,
+    StocktakeLine,
+    StocktakePosted,
+)
 
 STORE = "S001"
 NOW = Moment(wall_ms=1_767_229_200_000, mono_ms=42)
@@ -241,3 +248,12 @@ def test_stock_moved_of_a_stocktake_round_trips_with_its_lot():
                                 stamp())
     moved = next(e.event for e in outcome.effects if isinstance(e, MoveStock))
     assert isinstance(moved, StockMoved) and codec.decode(codec.encode(moved)) == moved
+
+
+def test_a_note_of_the_most_lines_with_the_longest_names_fits_in_a_frame():
+    longest = StocktakeLine(sku="S" * 40, lot="L" * 40, unit="piece", counted=COUNT_MAX, book=-COUNT_MAX,
+                            variance=2 * COUNT_MAX, unit_cost_fen=UNIT_COST_MAX_FEN, price_fen=UNIT_COST_MAX_FEN,
+                            counted_by="C" * 32)
+    lines = tuple(dataclasses.replace(longest, sku=f"{i:05d}" + "S" * 35) for i in range(STOCKTAKE_LINES_MAX))
+    note = dataclasses.replace(_note(SID, 1), lines=lines)
+    assert len(codec.encode(note)) <= codec.MAX_FRAME_BYTES

@@ -109,9 +109,11 @@ def routes(box, endpoint) -> list[Route]:
     actor = box.actor
 
     async def open_(request, body):
-        raw = await request.body()
-        if len(raw) > BODY_MAX_BYTES:
-            raise ProtocolError(f"body exceeds {BODY_MAX_BYTES} bytes")
+        raw = b""
+        async for chunk in request.stream():  # refused as it grows, not after reading it all
+            raw += chunk
+            if len(raw) > BODY_MAX_BYTES:
+                raise Refused(413, f"body exceeds {BODY_MAX_BYTES} bytes")
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):

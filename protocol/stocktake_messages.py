@@ -21,7 +21,7 @@ from protocol.schema import record, require
 STOCKTAKE_LINES_MAX = 1_000  # every SKU and lot of a small format store; the note of that many fits a frame
 COUNT_MAX = 100_000_000  # one (sku, lot) counted: pieces, or grams (100 t): as store_facts.STOCK_QTY_MAX
 UNIT_COST_MAX_FEN = 100_000_000
-SCOPE_RE = re.compile(r"^(all|categories:.{1,400}|skus:.{1,400})$")  # how the scope travels (`scope_text`)
+SCOPE_RE = re.compile(r"^(all|categories:.{1,400}|skus:.{1,400})$", re.S)  # how the scope travels (`scope_text`)
 
 
 def scope_text(scope: dict[str, list[str]] | str) -> str:

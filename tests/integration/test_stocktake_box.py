@@ -64,3 +64,26 @@ async def test_a_box_restarted_during_a_count_keeps_it_and_posts_it_for_the_clou
                                                                                                        sid)]
     finally:
         await box.stop()
+
+
+async def test_bad_bodies_are_refused_naming_what_was_wrong(tmp_path):
+    box = await EdgeBox(config(tmp_path)).start()
+    try:
+        async with lane_of(box) as lane:
+            r = await lane.post("/stocktakes", content=b"{not json")
+            assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+            r = await lane.post("/stocktakes", json={"scope": {"aisles": ["3"]}, "opened_by": "clerk1"})
+            assert r.status_code == 422 and "scope" in r.json()["detail"]
+            r = await lane.post("/stocktakes", json={"scope": {"categories": ["toys"]}, "opened_by": "clerk1"})
+            assert r.status_code == 404 and "toys" in r.json()["detail"]
+            r = await lane.post("/stocktakes", content=b'{"scope": "all", "opened_by": "' + b"x" * 70_000 + b'"}')
+            assert r.status_code == 413
+            sid = (await lane.post("/stocktakes", json={"scope": "all", "opened_by": "clerk1"})).json()["stocktake_id"]
+            r = await lane.post(f"/stocktakes/{sid}/counts", json={"sku": PRODUCT["sku"], "counted": -1,
+                                                                   "counted_by": "clerk1"})
+            assert r.status_code == 422 and "counted" in r.json()["detail"]
+            r = await lane.post(f"/stocktakes/{sid}/approve", json={"manager_id": "NOBODY", "pin": "1"})
+            assert r.status_code == 401 and "NOBODY" in r.json()["detail"]
+            assert (await lane.post("/stocktakes/NOSUCH/cancel", json={"cancelled_by": "c1"})).status_code == 404
+    finally:
+        await box.stop()

@@ -2,7 +2,8 @@
 
 Guarantees:
 - A `StocktakePosted` is believed only from its own store's subject (the bridge), for catalogue products, within
-  the message's bounds, and once per stocktake id; anything else is refused with the reason through the bridge's
+  the message's bounds, once per stocktake id, and with variances equal to the stock its own stocktake movements
+  moved (recorded before, or earlier in the same batch); anything else is refused with the reason through the bridge's
   normal path (dead-lettered, the store told `refused`), and the rest of the batch applies.
 - Recorded once: the note and its lines are written in the bridge's transaction with the event id
   (`stocktakes`, `stocktake_lines`, migration 22), with each line's variance valued at cost (the lot's unit cost
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from protocol.messages import Message
 from protocol.pricing.catalogue import Product
-from protocol.stocktake_facts import judge_stocktakes
+from protocol.stocktake_facts import judge_stocktakes, stocktake_moves
 from protocol.stocktake_messages import StocktakeLine, StocktakePosted
 
 MIGRATION_22 = """
@@ -77,7 +78,14 @@ class Stocktakes:
         recorded = {r["stocktake_id"]: (r["store_id"], r["event_id"]) for r in await self.cloud.db.fetch(
             "select stocktake_id, store_id, event_id from stocktakes where stocktake_id = any($1::text[])",
             [e.stocktake_id for e in notes])}
-        return judge_stocktakes(notes, recorded, frozenset(self.cloud.world.catalogue.by_sku))
+        moved = stocktake_moves(events)  # this batch's, and those recorded before
+        for r in await self.cloud.db.fetch(
+                "select store_id, reference, sku, sum(delta)::bigint as moved from stock_movements "
+                "where reason = 'stocktake' and reference = any($1::text[]) group by store_id, reference, sku",
+                [e.stocktake_id for e in notes]):
+            key = (r["store_id"], r["reference"], r["sku"])
+            moved[key] = moved.get(key, 0) + r["moved"]
+        return judge_stocktakes(notes, recorded, frozenset(self.cloud.world.catalogue.by_sku), moved)
 
     async def record(self, conn, events: list[Message]) -> None:
         catalogue = self.cloud.world.catalogue.by_sku

@@ -20,7 +20,7 @@ from protocol.lots import LotLevel
 from protocol.messages import EscrowGranted, EscrowReclaimRequested, StockMoved
 from protocol.pricing import Catalogue, Product, load_rule_book
 from protocol.schema import record_from_wire
-from protocol.stocktake_facts import judge_stocktakes
+from protocol.stocktake_facts import judge_stocktakes, stocktake_moves
 from protocol.stocktake_messages import (
     COUNT_MAX,
     STOCKTAKE_LINES_MAX,
@@ -224,11 +224,16 @@ def test_the_message_checks_its_variances_and_the_cloud_believes_one_note_per_st
         StocktakeLine(sku="MILK", lot="", unit="piece", counted=7, book=10, variance=-2, unit_cost_fen=0,
                       price_fen=350, counted_by="clerk1")
     first, second = _note(SID, 1), _note(SID, 2)
-    refused = judge_stocktakes([first, second], {}, frozenset({"MILK"}))
+    moved = {(STORE, SID, "MILK"): -3}  # its stocktake movements
+    refused = judge_stocktakes([first, second], {}, frozenset({"MILK"}), moved)
     assert list(refused) == [second.event_id] and "posted already" in refused[second.event_id]
-    assert judge_stocktakes([first], {SID: (STORE, first.event_id)}, frozenset({"MILK"})) == {}  # a redelivery
-    unknown = judge_stocktakes([first], {}, frozenset({"BOKCHOY"}))
+    assert judge_stocktakes([first], {SID: (STORE, first.event_id)}, frozenset({"MILK"}), moved) == {}  # redelivered
+    unknown = judge_stocktakes([first], {}, frozenset({"BOKCHOY"}), moved)
     assert "unknown products MILK" in unknown[first.event_id]
+    # variances that are not what the store moved for the stocktake are not believed (nor moves it does not note)
+    for wrong in ({}, {(STORE, SID, "MILK"): -2}, {**moved, (STORE, SID, "BOKCHOY"): 5}, {("S002", SID, "MILK"): -3}):
+        assert "is not what its stocktake movements moved" in judge_stocktakes([first], {}, frozenset({"MILK"}),
+                                                                                wrong)[first.event_id]
     # no lot cost from the store: the catalogue's standard cost values it (-3 x 200 fen)
     assert valued(first.lines[0], CATALOGUE.get("MILK")) == (200, -600, -1050)
 
@@ -242,12 +247,14 @@ def test_the_open_body_reads_all_categories_or_skus():
             record_from_wire(OpenBody, {"scope": bad, "opened_by": "c1"}, "b")
 
 
-def test_stock_moved_of_a_stocktake_round_trips_with_its_lot():
+def test_stock_moved_of_a_stocktake_round_trips_with_its_lot_and_the_cloud_believes_the_approval():
     st = counted(opened({"skus": ["MILK"]}), "MILK", "", 7, [LotLevel("", "", 10)])
     outcome = stocktake.approve(st, SID, MANAGER, False, BOOKS, {}, {"MILK": StockLevel("MILK", 10, 0)}, {}, {},
                                 stamp())
     moved = next(e.event for e in outcome.effects if isinstance(e, MoveStock))
     assert isinstance(moved, StockMoved) and codec.decode(codec.encode(moved)) == moved
+    events = [e.event for e in outcome.effects if isinstance(e, (MoveStock, Publish))]
+    assert judge_stocktakes(events, {}, frozenset(CATALOGUE.by_sku), stocktake_moves(events)) == {}
 
 
 def test_a_note_of_the_most_lines_with_the_longest_names_fits_in_a_frame():

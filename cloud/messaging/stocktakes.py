@@ -48,6 +48,8 @@ MIGRATION_22 = """
         counted_by         text not null,
         primary key (stocktake_id, sku, lot)
     );
+    -- a note is believed against the movements of its stocktake (`Stocktakes.admit`)
+    create index if not exists stock_movements_stocktake on stock_movements (reference) where reason = 'stocktake';
 """
 
 

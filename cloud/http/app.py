@@ -22,18 +22,20 @@ from cloud.http.routes import (
     auth,
     catalogue,
     flash_sales,
+    markdowns,
     members,
     operations,
     operators,
     orders,
     payments,
+    reports,
     riders,
     stocktakes,
     stores,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, stocktakes)
+             riders, after_sales, markdowns, reports, stocktakes)
 
 
 def build_routes(services) -> list[Route]:

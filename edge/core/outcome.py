@@ -222,6 +222,19 @@ class SetAllocation:
 
 
 @dataclass(frozen=True, slots=True)
+class InsertReceiving:
+    """A delivery note received (edge.core.receiving): `asked` the note as asked (a repeat must match it), `reply`
+    the JSON answered, answered again to a repeat."""
+    receiving_id: str
+    supplier: str
+    note_no: str
+    received_by: str
+    asked: str
+    reply: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class OpenStocktake:
     """A count session opens (edge.core.stocktake): its count sheet, the (sku, lot, use_by) lines to count."""
     stocktake_id: str
@@ -257,7 +270,7 @@ class CloseStocktake:
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
           | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation
-          | OpenStocktake | RecordCount | CloseStocktake)
+          | SetLotCost | InsertReceiving | OpenStocktake | RecordCount | CloseStocktake)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

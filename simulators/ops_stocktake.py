@@ -20,7 +20,7 @@ from edge.cashier_pins import hash_pin
 from loadtest.http import CLIENT_ERRORS, LeanClients
 
 MANAGER_ID, MANAGER_PIN = "MGR1", "7531"  # the demo boxes' manager (`box_config`)
-CLERK = "clerk1"
+CLERK, CLERK_PIN = "clerk1", "2468"
 FIRST_WAIT_S = (2.0, 5.0)  # the shelves are filled first
 BETWEEN_S = (8.0, 16.0)  # a few stocktakes per store per minute
 COUNT_PAUSE_S = 0.15  # between two lines counted: the tills sell meanwhile
@@ -32,8 +32,12 @@ LOSS_RATE, FOUND_RATE = 0.3, 0.05
 
 
 def box_config() -> dict:
-    """What the demo's box config needs for approvals: a manager (id, PIN hash, role)."""
-    return {"cashiers": {MANAGER_ID: {"pin_hash": hash_pin(MANAGER_PIN), "role": "manager"}}}
+    """The demo boxes' staff: the manager who approves (id, PIN hash, role) and the clerks the ops simulators name
+    (a box with cashiers configured takes only their ids as who received, counted or wrote off)."""
+    from simulators import ops_receiving  # its clerk receives and writes off in the same boxes
+    clerk = hash_pin(CLERK_PIN)
+    return {"cashiers": {MANAGER_ID: {"pin_hash": hash_pin(MANAGER_PIN), "role": "manager"}, CLERK: clerk,
+                         ops_receiving.CLERK: clerk}}
 
 
 def _stock_items(answer: dict) -> list[dict]:

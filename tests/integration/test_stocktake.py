@@ -22,12 +22,9 @@ import uvicorn
 
 from edge.box import EdgeBox
 from edge.cashier_pins import hash_pin
-from edge.core.outcome import MoveStock, Outcome
 from edge.lanes import build_lane_app
 from loadtest.http import LeanClients
 from protocol.ids import make_id
-from protocol.lots import LotDelta
-from protocol.messages import StockMoved
 from protocol.stocktake_messages import StocktakeLine, StocktakePosted
 from simulators import ops_stocktake
 from simulators.netcut import NetCut
@@ -56,7 +53,8 @@ async def world(stack, ray_runtime, tmp_path_factory):
         config = {"store_id": STORE, "data_dir": str(tmp_path_factory.mktemp("edge")), "world": str(WORLD),
                   "nats_url": proxy.url, "nats_password": stack.store_credentials(STORE)[1],
                   "cashiers": {MANAGER[0]: {"pin_hash": hash_pin(MANAGER[1]), "role": "manager"},
-                               CASHIER[0]: hash_pin(CASHIER[1])}}  # a cashier as configs before roles had them
+                               CASHIER[0]: hash_pin(CASHIER[1]),  # a cashier as configs before roles had them
+                               **{clerk: hash_pin("1111") for clerk in ("clerk1", "clerk2")}}}
         box = await EdgeBox(config).start()
         async with httpx.AsyncClient(base_url=url, timeout=20) as cloud_http, \
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)), base_url="http://lane") as lane:
@@ -181,22 +179,20 @@ async def test_a_category_counted_while_the_till_sells_posts_counted_minus_sold_
                                             "reason = 'stocktake'", sid) == 2
 
 
-async def receive_lot(box, sku: str, lot: str, use_by: str, qty: int) -> None:
-    """Goods of a named lot on the shelf (setup: receiving by lot is issue 16 item 1's), journaled like any move."""
-    actor = box.actor
-    level = await box.store_db.stock_level(sku)
-    stamp = actor._stamp()
-    moved = stamp.make(StockMoved, sku=sku, delta=qty, reason="receiving", shrinkage_reason="",
-                       on_hand_after=level.on_hand + qty, reference="", lots=(LotDelta(lot=lot, delta=qty, use_by=use_by),))
-    await actor._execute(Outcome(reply=None, effects=(MoveStock(moved),), last_seq=stamp.outcome_seq))
+async def receive_lots(lane, note_no: str, lines: list[dict]) -> None:
+    """A supplier's delivery note with named lots, use-by dates and unit costs, received at the box."""
+    r = await lane.post("/receivings", json={"supplier": "Green Farm", "note_no": note_no, "received_by": "clerk1",
+                                             "lines": lines})
+    assert r.status_code in (200, 201), r.text
 
 
 async def test_per_lot_counts_post_on_their_lots(world):
     services, http, box, lane, _ = world
     p = DAIRY[0]
     sku = p["sku"]
-    await receive_lot(box, sku, "D1", "2026-12-30", 8)
-    await receive_lot(box, sku, "D2", "2027-01-05", 5)
+    await receive_lots(lane, f"DN-{uuid.uuid4().hex[:8]}", [
+        {"sku": sku, "qty": 8, "lot": "D1", "use_by": "2099-12-30", "unit_cost_fen": 150},
+        {"sku": sku, "qty": 5, "lot": "D2", "use_by": "2100-01-05", "unit_cost_fen": 170}])
     r = await lane.post("/stocktakes", json={"scope": {"skus": [sku]}, "opened_by": "clerk1"})
     assert r.status_code == 201, r.text
     sid = r.json()["stocktake_id"]
@@ -214,6 +210,13 @@ async def test_per_lot_counts_post_on_their_lots(world):
     lots = _box_lots((await lane.get("/stock")).json())[sku]
     assert lots.get("D1") == 6 and lots.get("D2") == 5
     await all_clean(services, box, lane, http, [sku])
+    # valued at each lot's own cost (the receiving's), else the product's standard cost
+    ops = (await http.get("/operator/stocktakes", params={"store": STORE},
+                          headers=await operator_headers(services))).json()["stocktakes"]
+    (mine,) = [s for s in ops if s["stocktake_id"] == sid]
+    by_lot = {x["lot"]: (x["unit_cost_fen"], x["variance_cost_fen"]) for x in mine["lines"]}
+    assert by_lot["D1"] == (150, -300) and by_lot["D2"] == (170, 0)
+    assert by_lot[""] == (p["cost_fen"], p["cost_fen"])
 
 
 async def test_a_stocktake_posted_offline_reaches_the_cloud_once_when_the_network_is_back(world):

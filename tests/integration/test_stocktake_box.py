@@ -22,7 +22,8 @@ PRODUCT = next(p for p in json.loads(WORLD.read_text())["catalogue"] if p["unit"
 
 def config(tmp_path) -> dict:
     return {"store_id": STORE, "data_dir": str(tmp_path / "data"), "world": str(WORLD),
-            "cashiers": {"MGR1": {"pin_hash": hash_pin("1357"), "role": "manager"}}}
+            "cashiers": {"MGR1": {"pin_hash": hash_pin("1357"), "role": "manager"}, "clerk1": hash_pin("1111"),
+                         "clerk2": hash_pin("1111")}}
 
 
 def lane_of(box) -> httpx.AsyncClient:
@@ -84,6 +85,9 @@ async def test_bad_bodies_are_refused_naming_what_was_wrong(tmp_path):
             assert r.status_code == 422 and "counted" in r.json()["detail"]
             r = await lane.post(f"/stocktakes/{sid}/approve", json={"manager_id": "NOBODY", "pin": "1"})
             assert r.status_code == 401 and "NOBODY" in r.json()["detail"]
-            assert (await lane.post("/stocktakes/NOSUCH/cancel", json={"cancelled_by": "c1"})).status_code == 404
+            r = await lane.post("/stocktakes/NOSUCH/cancel", json={"cancelled_by": "clerk1"})
+            assert r.status_code == 404 and "NOSUCH" in r.json()["detail"]
+            r = await lane.post("/stocktakes", json={"scope": "all", "opened_by": "stranger"})
+            assert r.status_code == 404 and "opened_by: no cashier stranger" in r.json()["detail"]
     finally:
         await box.stop()

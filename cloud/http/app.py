@@ -30,11 +30,12 @@ from cloud.http.routes import (
     payments,
     reports,
     riders,
+    stocktakes,
     stores,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, markdowns, reports)
+             riders, after_sales, markdowns, reports, stocktakes)
 
 
 def build_routes(services) -> list[Route]:

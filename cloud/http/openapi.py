@@ -204,6 +204,13 @@ PATHS = {
                     body="AfterSales", params=["order_id"], member=True),
         "get": _op("The order's after-sales requests and their decisions", ("200", "{order_id, requests}"),
                    {"404": "unknown order"}, params=["order_id"], member=True)},
+    "/operator/stocktakes": {"get": _op(
+        "The stores' posted stocktakes, newest first (?store=; a store manager sees their own store's), each with its "
+        "counted lines: counted, book at count, variance in units and valued at cost and at price",
+        ("200", "{store, stocktakes: [{stocktake_id, store_id, scope, opened_by, approved_by, uncounted, "
+                "variance_cost_fen, variance_price_fen, lines: [...]}]}"),
+        {"401": "not signed in as an operator", "403": "another store's", "404": "unknown store",
+         "422": "limit: 1..500"}, operator=True, query=["store", "limit"])},
     "/operator/after-sales/{request_id}/approve": {"post": _op(
         "Approve an after-sales request (a manager of its store, or hq_admin): refunded through the order's payment; "
         "audited", ("200", "the request (approved)"), {"403": "another store's", "404": "unknown request",

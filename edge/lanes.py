@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge import markdowns_api, receiving_api, returns_api, stored_value
+from edge import markdowns_api, receiving_api, returns_api, stocktake_api, stored_value
 from edge.core.cart import UnknownProduct
 from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
@@ -214,5 +214,6 @@ def build_lane_app(box) -> Starlette:
         *receiving_api.routes(box, endpoint),  # delivery notes and shrinkage: edge/receiving_api.py
         *picking_routes(box, endpoint),  # the back room: edge/picking_api.py
         *markdowns_api.routes(box, endpoint),  # markdown labels, what is marked down now: edge/markdowns_api.py
+        *stocktake_api.routes(box, endpoint),  # count sessions: edge/stocktake_api.py
         *transfer_routes(box, endpoint),  # transfers between stores: edge/transfers_api.py
     ])

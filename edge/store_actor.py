@@ -28,6 +28,7 @@ from edge.core.markdowns import label_line as markdown_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.receiving import Note, receive_note, write_off
 from edge.core.state import Books, EventStamp, Moment
+from edge.stocktake_ops import StocktakeOps
 from edge.store_db import StoreDb
 from protocol import phones
 from protocol.barcodes import DEFAULT_LAYOUTS
@@ -73,6 +74,7 @@ class StoreActor:
         self.online = False  # set by the sync task: can the store reach the cloud right now?
         self.on_outbox = asyncio.Event()  # the relay waits on this
         self.stats = {"sales": 0, "cloud_messages": 0, "duplicates": 0}
+        self.stocktakes = StocktakeOps(self)  # count sessions (edge/stocktake_ops.py), run in this mailbox
 
     @property
     def catalogue(self) -> Catalogue | None:
@@ -378,6 +380,9 @@ class StoreActor:
         skus = [*(p.sku for p in order.picks.values()), *(p.substitute_sku for p in order.picks.values())] if order else []
         levels = await self.db.stock_levels(s for s in skus if s)
         return await self._execute(picking.finish(order, order_id, levels, self.books, self._stamp()))
+
+    async def _stocktake(self, action: str, **kwargs):
+        return await getattr(self.stocktakes, action)(**kwargs)
 
     async def _transfer(self, step: str, **kwargs):
         """Transfers between stores (edge/transfer_steps.py, decided by edge/core/transfers.py)."""

@@ -206,6 +206,13 @@ PATHS = {
                     body="AfterSales", params=["order_id"], member=True),
         "get": _op("The order's after-sales requests and their decisions", ("200", "{order_id, requests}"),
                    {"404": "unknown order"}, params=["order_id"], member=True)},
+    "/operator/stocktakes": {"get": _op(
+        "The stores' posted stocktakes, newest first (?store=; a store manager sees their own store's), each with its "
+        "counted lines: counted, book at count, variance in units and valued at cost and at price",
+        ("200", "{store, stocktakes: [{stocktake_id, store_id, scope, opened_by, approved_by, uncounted, "
+                "variance_cost_fen, variance_price_fen, lines: [...]}]}"),
+        {"401": "not signed in as an operator", "403": "another store's", "404": "unknown store",
+         "422": "limit: 1..500"}, operator=True, query=["store", "limit"])},
     "/operator/transfers": {"post": _op(
         "Ask a store to send stock to another (hq_admin, or the receiving store's manager); sent to the sending "
         "store; audited", ("201", "the transfer (requested)"),

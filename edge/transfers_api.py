@@ -10,6 +10,7 @@
     POST /transfers/{id}/receive      {"lines": [{"sku", "lot", "qty"}], "received_by"} -> the transfer, received,
                                       with its `discrepancies` (a dispatched line not named arrived as 0)
 
+Who asked, dispatched or received is a cashier id of the box (any plain id when it has none configured; else 404).
 Quantities are in the SKU's stock unit (pieces, or grams of a product sold by the kg). Each step is idempotent by
 the transfer id (done twice: its first answer). Refusals are problem+json naming what was wrong: 404 unknown
 transfer or product, 409 not in a state for it, more than asked or on hand, a lot that is expired or was not
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from edge.core.outcome import Refused
 from edge.core.transfers import Send
 from protocol.ids import is_id
 from protocol.messages import NAME_RE, SKU_RE, valid_store_id
@@ -111,7 +113,13 @@ def transfer_routes(box, endpoint) -> list[Route]:
     """`endpoint(fn, body_cls)`: the lane API's handler wrapper (path ids checked, bodies parsed, refusals mapped)."""
     actor = box.actor
 
+    def known_cashier(cashier_id: str, field: str) -> None:  # as receiving and stocktakes take who did it
+        hashes = box.cashier_pins.hashes
+        if hashes and cashier_id not in hashes:
+            raise Refused(404, f"{field}: no cashier {cashier_id} at this store")
+
     async def ask(request, body: RequestBody):
+        known_cashier(body.requested_by, "requested_by")
         return await actor.ask("transfer", step="request", from_store=body.from_store,
                                lines=[(x.sku, x.qty) for x in body.lines], requested_by=body.requested_by,
                                reason=body.reason, transfer_id=body.transfer_id)
@@ -125,11 +133,13 @@ def transfer_routes(box, endpoint) -> list[Route]:
         return await actor.ask("transfer", step="view", transfer_id=request.path_params["transfer_id"])
 
     async def dispatch(request, body: DispatchBody):
+        known_cashier(body.dispatched_by, "dispatched_by")
         return await actor.ask("transfer", step="dispatch", transfer_id=request.path_params["transfer_id"],
                                sends=[Send(x.sku, x.qty, x.lot) for x in body.lines],
                                dispatched_by=body.dispatched_by)
 
     async def receive(request, body: ReceiveBody):
+        known_cashier(body.received_by, "received_by")
         return await actor.ask("transfer", step="receive", transfer_id=request.path_params["transfer_id"],
                                got=[(x.sku, x.lot, x.qty) for x in body.lines], received_by=body.received_by)
 

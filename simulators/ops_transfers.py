@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
+from simulators.ops_receiving import CLERK
 
 ROUND_S = 2.0  # how often a store looks at its transfer lists
 ASK_EVERY_S = (12.0, 24.0)  # a store asks another for goods at a random pause in this range: a few a minute
 ASK_QTY_MAX = 3  # pieces per line (grams: ASK_GRAMS per line)
 ASK_GRAMS = 500
 SHORT_EVERY = 4  # one received transfer in 4 has a line one unit short
-STAFF = "ops-sim"
+STAFF = CLERK  # a clerk the demo boxes have configured (simulators.ops_stocktake's staff)
 
 
 def weighed_skus(world_path) -> frozenset[str]:

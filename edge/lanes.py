@@ -16,6 +16,7 @@ from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
 from edge.picking_api import picking_routes
 from edge.store_actor import Busy, Refused
+from edge.transfers_api import transfer_routes
 from protocol import codec
 from protocol.errors import ProtocolError
 from protocol.messages import NAME_RE, check_lane
@@ -115,7 +116,7 @@ def build_lane_app(box) -> Starlette:
                     body = record_from_wire(body_cls, data, "body")
                 result = await fn(request, body)
                 status = 201 if request.method == "POST" and request.url.path.endswith(
-                    ("/pay", "/top-ups", "/returns", "/receivings", "/shrinkage")) else 200
+                    ("/pay", "/top-ups", "/returns", "/receivings", "/shrinkage", "/transfers")) else 200
                 return JSONResponse(result, status_code=status)
             except UnknownProduct as exc:
                 return problem(404, str(exc))
@@ -214,4 +215,5 @@ def build_lane_app(box) -> Starlette:
         *picking_routes(box, endpoint),  # the back room: edge/picking_api.py
         *markdowns_api.routes(box, endpoint),  # markdown labels, what is marked down now: edge/markdowns_api.py
         *stocktake_api.routes(box, endpoint),  # count sessions: edge/stocktake_api.py
+        *transfer_routes(box, endpoint),  # transfers between stores: edge/transfers_api.py
     ])

@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 
-from edge import allocations, markdowns_api, markdowns_db, picking_db, receiving_db, returns_db
+from edge import allocations, markdowns_api, markdowns_db, picking_db, receiving_db, returns_db, transfer_steps
 from edge.core import after_sales, cashiers, cloud_messages, deliveries, escrow, lending, picking, returns, selling, stock
 from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
 from edge.core.markdowns import label_line as markdown_line
@@ -44,6 +44,7 @@ from protocol.policy import (
     chain_day_start_ms,
 )
 from protocol.pricing import Catalogue, load_rule_book
+from protocol.transfer_messages import CLOUD_TRANSFER_MESSAGES
 
 MAILBOX_MAX = 1_000
 MAX_OPEN_CARTS = 256  # lanes with a cart in progress; a lane name past this is refused, not remembered
@@ -383,8 +384,14 @@ class StoreActor:
     async def _stocktake(self, action: str, **kwargs):
         return await getattr(self.stocktakes, action)(**kwargs)
 
+    async def _transfer(self, step: str, **kwargs):
+        """Transfers between stores (edge/transfer_steps.py, decided by edge/core/transfers.py)."""
+        return await transfer_steps.STEPS[step](self, **kwargs)
+
     # ---- cloud messages ---------------------------------------------------------------------------------
     async def _cloud_message(self, message) -> str:
+        if isinstance(message, CLOUD_TRANSFER_MESSAGES):
+            return await self._transfer("cloud_message", message=message)
         if isinstance(message, BusinessAck):  # acks only drop outbox rows: idempotent by nature
             rows = await self.db.acked_rows([a.event_id for a in message.acks])
             return await self._execute(cloud_messages.apply_ack(message, rows, self._moment().wall_ms))

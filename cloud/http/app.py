@@ -32,10 +32,11 @@ from cloud.http.routes import (
     riders,
     stocktakes,
     stores,
+    transfers,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, markdowns, reports, stocktakes)
+             riders, after_sales, markdowns, reports, stocktakes, transfers)
 
 
 def build_routes(services) -> list[Route]:

@@ -267,10 +267,17 @@ class CloseStocktake:
     reply: str
 
 
+@dataclass(frozen=True, slots=True)
+class SaveTransfer:
+    """A transfer between stores as this store knows it (`edge.core.transfers.Transfer`), kept whole: inserted, or
+    replacing the row of the same id (`edge.transfers_db`)."""
+    transfer: Any
+
+
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
           | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation
-          | SetLotCost | InsertReceiving | OpenStocktake | RecordCount | CloseStocktake)
+          | SetLotCost | InsertReceiving | OpenStocktake | RecordCount | CloseStocktake | SaveTransfer)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

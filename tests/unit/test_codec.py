@@ -34,7 +34,12 @@ OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": natural
              "substitute_sku": st.just(""), "substitute_qty": st.just(0),
              # escrow borrows and allocations (protocol/escrow_messages.py)
              "borrow_id": ids, "grant_event_id": ids, "asked": naturals, "lent": naturals, "key": skus,
-             "ratio_bp": st.integers(0, 10_000), "version": st.integers(1, 2**40), "min_qty": st.integers(0, 1)}
+             "ratio_bp": st.integers(0, 10_000), "version": st.integers(1, 2**40), "min_qty": st.integers(0, 1),
+             # transfers between stores (protocol/transfer_messages.py)
+             "transfer_id": ids, "from_store": store_ids, "to_store": store_ids,
+             "lot": st.from_regex(r"[A-Za-z0-9_./-]{0,40}", fullmatch=True), "use_by": st.sampled_from(["", "2026-12-01"]),
+             **{who: st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True)
+                for who in ("requested_by", "dispatched_by", "received_by")}}
 
 
 def strategy_for(hint, name=""):

@@ -42,6 +42,7 @@ from cloud.services.restock import Restock
 from cloud.services.riders import HttpRiderPlatform, riders_from_env
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
+from cloud.services.transfers import Transfers
 from cloud.services.wallet import HttpPayProvider, wallet_from_env
 from cloud.services.world_admin import WorldAdmin
 from cloud.world import World
@@ -71,6 +72,7 @@ class Services:
         self.allocations = Allocations(cloud)
         self.restock = Restock(cloud)  # reorder points, restock alerts' view (cloud/services/restock.py)
         self.orders.presales = self.presales = Presales(self.orders, self.restock.lead_days)  # out of stock but due
+        self.transfers = Transfers(cloud)  # transfers between stores, asked by HQ or routing
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
         self._tasks: list[asyncio.Task] = []
@@ -107,6 +109,7 @@ class Services:
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one
         await self.allocations.resend()  # likewise HQ's allocation ratios (each applied once at the store)
         await self.restock.resend()  # and HQ's reorder points
+        await self.transfers.resend()  # and open transfers (each applied once at its store)
 
     async def _sweep_expired(self) -> None:
         while True:

@@ -31,11 +31,13 @@ from cloud.http.routes import (
     reports,
     restock,
     riders,
+    stocktakes,
     stores,
+    transfers,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, markdowns, reports, restock)
+             riders, after_sales, markdowns, reports, restock, stocktakes, transfers)
 
 
 def build_routes(services) -> list[Route]:

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+from protocol.policy import chain_day_start_ms
+
+DAY_MS = 86_400_000
 VELOCITY_WINDOW_DAYS = 7  # sales velocity: the average daily units sold over this many days
 DEFAULT_LEAD_DAYS = 2  # days from ordering to the goods on the shelf, when a supplier has no lead time of its own
 DEFAULT_COVER_DAYS = 3  # what an order should cover beyond the lead time: the target is velocity x (lead + cover)
@@ -141,3 +144,16 @@ def parse_lead_days(text: str) -> dict[str, int]:
             raise ValueError(f"supplier lead days: {part!r} is not <supplier>=<0..{LEAD_DAYS_MAX}>")
         out[name.strip()] = int(days)
     return out
+
+
+def supply_due(alerts: Iterable[tuple[str, str, int, int]], transits: Iterable[tuple[str, str, int]]
+               ) -> dict[tuple[str, str], int]:
+    """(store, sku) -> the epoch ms from which supply is due there (the start of a chain day): an open restock alert
+    (store, sku, raised_ms, supplier lead days) is due its lead time after the day it was raised; a transfer in
+    transit to the store (store, sku, dispatched_ms) the day after it left. The earliest wins."""
+    due: dict[tuple[str, str], int] = {}
+    found = [((store, sku), chain_day_start_ms(at_ms) + lead * DAY_MS) for store, sku, at_ms, lead in alerts]
+    found += [((store, sku), chain_day_start_ms(at_ms) + DAY_MS) for store, sku, at_ms in transits]
+    for key, at in found:
+        due[key] = min(at, due.get(key, at))
+    return due

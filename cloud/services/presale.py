@@ -3,9 +3,10 @@ supply is due, with a later slot, and reserved for at its store once the stock a
 
 Guarantees:
 - Supply is due at a store for a SKU when that store has an open restock alert for it (the store's projected stock
-  is below its reorder point: an order to its supplier is suggested); it is due on the alert's chain day plus the
-  supplier's lead time. Only products with a supplier are pre-sold; every item of the order must be due at one
-  store (the pickup store, or for delivery one of the stores that deliver there, nearest first).
+  is below its reorder point: an order to its supplier is suggested), due on the alert's chain day plus the
+  supplier's lead time; or when a transfer to that store carrying it is in transit, due the day after it left.
+  Only products with a supplier are pre-sold; every item of the order must be due at one store (the pickup store,
+  or for delivery one of the stores that deliver there, nearest first).
 - A pre-sale order is an ordinary order in the lifecycle (`reserved` -> `paid` -> ...): it holds no stock until
   its stock arrives, only its place in the slot (which must start no earlier than the due day), and carries the
   `presale` note on its timeline. An unpaid one expires like any order; cancelling or expiring it gives back only
@@ -32,10 +33,9 @@ from protocol import order_lifecycle as lifecycle
 from protocol import restock as rules
 from protocol.clock import parse_rfc3339, to_rfc3339
 from protocol.errors import ProtocolError
-from protocol.policy import chain_day, chain_day_start_ms
+from protocol.policy import chain_day
 
 log = logging.getLogger("freshmesh.presale")
-DAY_MS = 86_400_000
 ALLOCATE_BATCH = 50  # waiting pre-sale orders tried per store and round
 
 
@@ -46,18 +46,23 @@ class Presales:
 
     # ---- placing ------------------------------------------------------------------------------------------
     async def _due(self, stores: list[str], skus: list[str]) -> dict[str, int]:
-        """store -> the ms its every SKU is due from (the chain day's start), for the stores where all are due."""
+        """store -> the ms its every SKU is due from (a chain day's start), for the stores where all are due: an open
+        restock alert there, or a transfer in transit to it (`protocol.restock.supply_due`)."""
         catalogue = self.cloud.world.catalogue
         if not stores or any(s not in catalogue.by_sku or not catalogue.by_sku[s].supplier for s in skus):
             return {}
-        rows = await self.cloud.db.fetch(
+        alerts = await self.cloud.db.fetch(
             "select store_id, sku, min(raised_ms) as raised_ms from restock_alerts where cleared_ms is null "
             "and store_id = any($1::text[]) and sku = any($2::text[]) group by store_id, sku", stores, skus)
-        due: dict[str, dict[str, int]] = {}
-        for r in rows:
-            lead = rules.lead_days_of(catalogue.by_sku[r["sku"]].supplier, self.lead_days)
-            due.setdefault(r["store_id"], {})[r["sku"]] = chain_day_start_ms(r["raised_ms"]) + lead * DAY_MS
-        return {s: max(d.values()) for s in stores if len(d := due.get(s, {})) == len(set(skus))}
+        transits = await self.cloud.db.fetch(
+            "select t.to_store as store_id, l->>'sku' as sku, min(t.dispatched_ms) as dispatched_ms from transfers t, "
+            "jsonb_array_elements(t.dispatched) l where t.status = 'dispatched' and t.to_store = any($1::text[]) "
+            "and l->>'sku' = any($2::text[]) and (l->>'qty')::bigint > 0 group by t.to_store, l->>'sku'", stores, skus)
+        due = rules.supply_due(
+            [(r["store_id"], r["sku"], r["raised_ms"],
+              rules.lead_days_of(catalogue.by_sku[r["sku"]].supplier, self.lead_days)) for r in alerts],
+            [(r["store_id"], r["sku"], r["dispatched_ms"]) for r in transits])
+        return {s: max(due[(s, k)] for k in skus) for s in stores if all((s, k) in due for k in skus)}
 
     async def _candidates(self, req, slot_ms: int) -> list[str]:
         if req.fulfilment == "pickup":

@@ -170,3 +170,14 @@ def test_a_store_is_believed_about_its_own_alerts_of_known_products_only():
     assert "unknown product NOPE" in refused[unknown.event_id]
     assert "is store S002's" in refused[steal.event_id]
     assert "S002's to clear" in refused[clear_other.event_id]
+
+
+def test_supply_is_due_after_the_suppliers_lead_time_or_the_day_after_a_transfer_left_and_the_earliest_wins():
+    day = 86_400_000
+    start = 1_764_432_000_000  # 2025-11-30 00:00 in the chain's time zone (UTC+8)
+    noon = start + day // 2
+    due = rules.supply_due([("S1", "A", noon, 2), ("S1", "B", noon, 3)], [("S1", "B", noon + day), ("S2", "A", noon)])
+    assert due[("S1", "A")] == start + 2 * day  # raised today, 2 days' lead: from the start of the day after tomorrow
+    assert due[("S1", "B")] == start + 2 * day  # in transit since tomorrow: the day after that, before the 3 days' lead
+    assert due[("S2", "A")] == start + day
+    assert ("S2", "B") not in due

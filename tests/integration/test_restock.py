@@ -491,3 +491,41 @@ async def test_a_delivery_presale_waits_at_a_nearby_store_with_supply_due_and_ca
     assert not rows or (rows[0]["reserved"], rows[0]["confirmed"]) == (0, 0)
     admin = await operator_headers(services)
     assert this_clouds((await http.get("/audit", headers=admin)).json()["violations"]) == []
+
+
+async def test_a_transfer_in_transit_to_a_store_lets_it_presell_from_the_next_day(world):
+    services, http, holder = world
+    sku, to_store = "PAC-SOY-0212", "S003"  # S003 has none of it; this module's box (S004) sends some
+    await holder.box.actor.ask("receive", sku=sku, qty=6)
+    admin = await operator_headers(services)
+    r = await http.post("/operator/transfers", headers=admin, json={
+        "from_store": STORE, "to_store": to_store, "lines": [{"sku": sku, "qty": 3}], "reason": "pre-sale test"})
+    assert r.status_code == 201, r.text
+    transfer_id = r.json()["transfer_id"]
+    async with holder.lane() as lane:
+        async def to_dispatch():
+            found = (await lane.get("/transfers", params={"status": "to_dispatch"})).json()["transfers"]
+            return any(t["transfer_id"] == transfer_id for t in found)
+        assert await eventually(to_dispatch), "the transfer never reached the sending store"
+        member = await customer(services, http)
+        body = {"fulfilment": "pickup", "store_id": to_store, "items": [{"sku": sku, "qty": 1}]}
+        before = await http.post("/orders", json={**body, "slot_start": _slot(3), "presale": True},
+                                 headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
+        assert before.status_code == 409 and "no supply is due" in before.json()["detail"], before.text  # not sent yet
+        r = await lane.post(f"/transfers/{transfer_id}/dispatch",
+                            json={"lines": [{"sku": sku, "qty": 3}], "dispatched_by": "clerk-1"})
+        assert r.status_code == 200, r.text
+        assert await eventually(lambda: _drained(holder.box))
+
+        async def offered():
+            r = await http.post("/orders", json={**body, "slot_start": _slot(1)},
+                                headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
+            return r.json() if r.status_code == 409 and "presale_available_from" in r.json() else None
+        offer = await eventually(offered)
+        assert offer and offer["presale_store"] == to_store, offer
+        tomorrow = datetime.now(CHAIN_TZ).date() + timedelta(days=1)
+        assert datetime.fromisoformat(offer["presale_available_from"]).astimezone(CHAIN_TZ).date() == tomorrow
+        placed = await http.post("/orders", json={**body, "slot_start": _slot(1), "presale": True},
+                                 headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
+        assert placed.status_code == 201 and placed.json()["presale"]["store_id"] == to_store, placed.text
+        await _consistent(services, http, holder.box, lane, sku)

@@ -3,10 +3,12 @@ API, and a summary of the flow's results read from the cloud's database.
 
 - `OpsRestock` (one task per store): every round the store's staff look at the box's open restock alerts
   (`GET /restock/alerts?status=open`); each new one is ordered from its supplier and, a demo-sized lead time later
-  (`LEAD_S`: seconds, not days), the delivery is received on the box (`POST /stock/{sku}/receive` with the alert's
-  suggested quantity), which lifts the SKU back above its point and clears the alert (the box says so to the
-  cloud). Counted in `counts`: `restock_checks`, `restock_alerts_seen`, `restock_received`,
-  `restock_received_units`; a refusal as `staff_refused:restock:<status>` (the next alert is handled all the same).
+  (`LEAD_S`: seconds, not days), the supplier's delivery note is received on the box (`POST /receivings`: the
+  alert's suggested quantity, one note per alert, lot and use-by named by the box; `POST /stock/{sku}/receive` for
+  a product whose supplier is not known), which lifts the SKU back above its point and clears the alert (the box
+  says so to the cloud). Counted in `counts`: `restock_checks`, `restock_alerts_seen`, `restock_received` (of them
+  `restock_notes_received` as delivery notes, `restock_received_plain` without), `restock_received_units`; a
+  refusal as `staff_refused:restock:<status>` (the next alert is handled all the same).
 - `hq_sets_points` (the HQ side, for the demo's start: through the cloud's API as an hq_admin): reorder points for a
   few SKUs per store set just above what the store holds, so the boxes raise alerts during a short demo the way a
   real store does when sales take it below its point.
@@ -19,10 +21,12 @@ import asyncio
 import random
 import time
 from collections import Counter
+from collections.abc import Mapping
 
 import httpx
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
+from simulators.ops_receiving import CLERK  # the receiving clerk the demo boxes have
 
 ROUND_S = 3.0  # how often a store's staff look at the alerts (a few operations per store per minute)
 LEAD_S = 4.0  # the demo's supplier lead time: an alert's delivery is received this long after it was seen
@@ -35,8 +39,10 @@ class OpsRestock:
     """Restocking staff of every store of `fleet` (`fleet.lanes`: store id -> its box's lane API base URL)."""
 
     def __init__(self, fleet, rng: random.Random, counts: Counter, stop: asyncio.Event, round_s: float = ROUND_S,
-                 lead_s: float = LEAD_S) -> None:
+                 lead_s: float = LEAD_S, suppliers: Mapping[str, str] | None = None) -> None:
+        """`suppliers`: sku -> its supplier (the catalogue's), for the delivery notes."""
         self.fleet, self.rng, self.counts, self.stop = fleet, rng, counts, stop
+        self.suppliers = dict(suppliers or {})
         self.round_s, self.lead_s = round_s, lead_s
         self.refusals: dict[str, str] = {}  # the first detail the box gave for each kind of refusal
         self.ordered: dict[str, dict[str, tuple[float, dict]]] = {}  # store -> alert id -> (due, alert)
@@ -77,10 +83,16 @@ class OpsRestock:
             self.counts["restock_error"] += 1
 
     async def receive(self, http: LeanClients, url: str, alert: dict) -> None:
-        qty = max(alert["suggested_qty"], 1)
-        r = await http.post(f"{url}/stock/{alert['sku']}/receive", json={"qty": qty})
-        if r.status_code != 200:
+        qty, supplier = max(alert["suggested_qty"], 1), self.suppliers.get(alert["sku"], "")
+        if supplier:  # the supplier's delivery note: one per alert (the same note again books nothing twice)
+            r = await http.post(f"{url}/receivings", json={
+                "supplier": supplier, "note_no": f"RS-{alert['alert_id']}", "received_by": CLERK,
+                "lines": [{"sku": alert["sku"], "qty": qty}]})
+        else:
+            r = await http.post(f"{url}/stock/{alert['sku']}/receive", json={"qty": qty})
+        if r.status_code not in (200, 201):
             return self._refused(r)
+        self.counts["restock_notes_received" if supplier else "restock_received_plain"] += 1
         self.received.add(alert["alert_id"])
         self.counts["restock_received"] += 1
         self.counts["restock_received_units"] += qty

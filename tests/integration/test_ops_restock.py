@@ -4,6 +4,7 @@ through the box's lane API, and what they counted agrees with the cloud's summar
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from collections import Counter
@@ -72,7 +73,8 @@ async def test_the_restock_staff_receive_each_alert_once_and_their_counts_agree_
         admin = await operator_headers(services)
         assert await ops_restock.hq_sets_points(cloud_url, admin, fleet, rng, counts, per_store=2) == 2
         stop = asyncio.Event()
-        staff = ops_restock.OpsRestock(fleet, rng, counts, stop, round_s=0.3, lead_s=0.5)
+        suppliers = {p["sku"]: p["supplier"] for p in json.loads(WORLD.read_text())["catalogue"]}
+        staff = ops_restock.OpsRestock(fleet, rng, counts, stop, round_s=0.3, lead_s=0.5, suppliers=suppliers)
         async with LeanClients(timeout=10) as http:
             tasks = staff.tasks(http)
 
@@ -89,6 +91,11 @@ async def test_the_restock_staff_receive_each_alert_once_and_their_counts_agree_
         assert len(alerts) == 2 and not any(a["open"] for a in alerts)
         assert counts["restock_received_units"] == sum(a["suggested_qty"] for a in alerts)
         assert not [k for k in counts if k.startswith("staff_refused")], counts
+        assert counts["restock_notes_received"] == 2  # as the supplier's delivery notes, with lots
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)),
+                                     base_url="http://lane") as lane:
+            notes = (await lane.get("/receivings", params={"since": 0})).json()["receivings"]
+        assert sorted(n["note_no"] for n in notes) == sorted(f"RS-{a['alert_id']}" for a in alerts)
 
         async def synced():
             after = await ops_restock.summary(pool, [STORE])

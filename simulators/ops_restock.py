@@ -13,7 +13,7 @@ API, and a summary of the flow's results read from the cloud's database.
   few SKUs per store set just above what the store holds, so the boxes raise alerts during a short demo the way a
   real store does when sales take it below its point.
 - `summary(db)`: from the cloud's PostgreSQL: reorder points set, alerts raised / cleared / open, the open alerts'
-  suggested units, and pre-sale orders placed and reserved.
+  suggested units, pre-sale orders placed and reserved, and the restock deliveries received (their notes "RS-...").
 """
 from __future__ import annotations
 
@@ -141,7 +141,10 @@ async def summary(db, stores: list[str] | None = None) -> dict:
                      and ($1::text[] is null or store_id = any($1))) as open_suggested_units,
                   (select count(*) from presale_orders where $1::text[] is null or store_id = any($1)) as presales,
                   (select count(*) from presale_orders where allocated_ms > 0
-                     and ($1::text[] is null or store_id = any($1))) as presales_reserved""", stores)
+                     and ($1::text[] is null or store_id = any($1))) as presales_reserved,
+                  (select count(*) from receivings where note_no like 'RS-%'
+                     and ($1::text[] is null or store_id = any($1))) as notes""", stores)
     return {"reorder_points_set": row["points_set"], "alerts_raised": row["raised"], "alerts_cleared": row["cleared"],
             "alerts_open": row["raised"] - row["cleared"], "open_suggested_units": int(row["open_suggested_units"]),
-            "presale_orders": row["presales"], "presale_orders_reserved": row["presales_reserved"]}
+            "presale_orders": row["presales"], "presale_orders_reserved": row["presales_reserved"],
+            "restock_deliveries_received": row["notes"]}

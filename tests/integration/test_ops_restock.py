@@ -106,6 +106,8 @@ async def test_the_restock_staff_receive_each_alert_once_and_their_counts_agree_
         assert after["alerts_cleared"] - before["alerts_cleared"] == counts["restock_received"]
         assert after["reorder_points_set"] - before["reorder_points_set"] == counts["restock_points_set"] == 2
         assert after["alerts_open"] == before["alerts_open"]
+        assert (after["restock_deliveries_received"] - before["restock_deliveries_received"]
+                == counts["restock_notes_received"])
     finally:
         await pool.close()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)), base_url="http://lane") as lane:

@@ -13,12 +13,14 @@ Guarantees:
   its slot (its allocation names its store with no reservation), and a paid one is refunded by the existing saga.
 - When a store's escrow grows (a receiving granted it: the bridge calls `allocate` after applying the batch; a
   sweeper calls `allocate_due` for whatever that missed), its paid pre-sale orders are reserved for oldest first:
-  each order whole or not at all (each try's reservation ids are its own, so a failed try leaves nothing held),
+  each order whole or not at all (each try's reservation ids are its own, so a failed try leaves nothing held; a
+  line short of the online share asks the store to lend from its shelf first, as any order does),
   confirmed, written into the order's allocation under its row lock only while it is still paid (else released),
   and then sent to the store to pick as an ordinary `OrderToFulfil`.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -156,8 +158,16 @@ class Presales:
         held: list[tuple[str, str]] = []
         for line in lines:
             rid = f"presale:{order_id}:{attempt}:{line['sku']}"
-            r = await pool.send(Reserve(id=f"reserve:{rid}", reservation_id=rid, order_id=order_id, store=store,
-                                        sku=line["sku"], qty=line["qty"], ttl_ms=cloud.reservation_ttl_ms))
+            reserve = Reserve(id=f"reserve:{rid}", reservation_id=rid, order_id=order_id, store=store,
+                              sku=line["sku"], qty=line["qty"], ttl_ms=cloud.reservation_ttl_ms)
+            r = await pool.send(reserve)
+            if not r.succeeded and r.settled.reason == "insufficient":
+                # the stock came but the online share of it is short: the store may lend from its shelf, as for any
+                # order (`cloud.services.borrowing`), and the reservation is tried once more under a new id
+                short = line["qty"] - int(r.settled.get("available", 0))
+                if await self.orders.borrowing.borrow(store, line["sku"], short, order_id) >= short:
+                    rid = f"{rid}:lent"
+                    r = await pool.send(dataclasses.replace(reserve, id=f"reserve:{rid}", reservation_id=rid))
             if not r.succeeded:
                 await self._release(held)
                 return False  # not all of it here yet: tried again when more arrives

@@ -102,7 +102,8 @@ def test_any_order_and_spelling_reads_back(gtin, lot, use_by, grams, fen, order,
 
 @given(year=st.integers(2000, 2049), month=st.integers(1, 12))
 def test_day_00_property(year, month):
-    assert gs1_date(f"{year % 100:02d}{month:02d}00", "17") == f"{year}-{month:02d}-{calendar.monthrange(year, month)[1]:02d}"
+    last = calendar.monthrange(year, month)[1]
+    assert gs1_date(f"{year % 100:02d}{month:02d}00", "17") == f"{year}-{month:02d}-{last:02d}"
 
 
 @given(st.text(max_size=60))

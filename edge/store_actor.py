@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 
 from edge import allocations, picking_db, returns_db
 from edge.core import after_sales, cashiers, cloud_messages, deliveries, escrow, lending, picking, returns, selling, stock
@@ -68,6 +69,7 @@ class StoreActor:
         self.last_seq = 0  # the highest event seq committed; recovered by load()
         self.online = False  # set by the sync task: can the store reach the cloud right now?
         self.on_outbox = asyncio.Event()  # the relay waits on this
+        self.on_books: Callable[[Books], None] | None = None  # called with the new books when they change (the box's label scales follow them)
         self.stats = {"sales": 0, "cloud_messages": 0, "duplicates": 0}
 
     @property
@@ -136,6 +138,8 @@ class StoreActor:
                 self.carts.pop(after.lane, None)
             elif isinstance(after, UseBooks):
                 self.books = after.books
+                if self.on_books is not None:
+                    self.on_books(after.books)
         return outcome.reply
 
     # ---- lanes -----------------------------------------------------------------------------------------

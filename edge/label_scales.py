@@ -1,0 +1,166 @@
+"""The store's label scales: PLU tables pushed from the box, kept in step with the catalogue and markdowns.
+
+Config (box config `devices.label_scales`, a list): `{"port", "protocol": "fm-label", "weighed_layout":
+"weight-g", "counted_layout": "price-fen", "baudrate"...}`; layouts are the box's variable-measure layouts by
+name, so the labels the scale prints are exactly what the till reads back (`POST /lanes/{lane}/scan`).
+
+Guarantees:
+- Every scale gets the whole PLU table (PLU, sku, name, unit, price, barcode layout) at box start, whenever the
+  books change (a CatalogueUpdated applied: the actor calls `books_changed`) and whenever `push_prices` is called
+  with the markdown prices of the moment. A download is CLR, PLU..., END; each frame is acknowledged; the scale
+  swaps its table only at a complete END, so it never prints from half a table.
+- A scale that is unplugged, mute or refusing is retried (every `RETRY_S`, bounded by the ack timeout), and a
+  scale that lost its table (power cycled: its status reports another version) is pushed again; the till and the
+  other scales never wait on it. Garbage from its port is counted and skipped (edge.devices.serial_driver).
+- `health()` reports each scale: state, PLUs loaded, the version it holds, the last push and the last error, and
+  the labels it reported printing (the newest LABELS_KEPT).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+
+from edge.core.label_plus import DEFAULT_COUNTED_LAYOUT, DEFAULT_WEIGHED_LAYOUT, PluRecord, layout_named, plu_records
+from edge.devices.label_scale_codec import PROTOCOL, Frame, LabelScaleCodec, encode
+from edge.devices.serial_driver import DeviceNotReady, SerialDevice
+from protocol.clock import Clock
+
+ACK_TIMEOUT_S = 1.0
+RETRY_S = 2.0  # how often a scale is asked its status (and pushed again when it holds another version)
+LABELS_KEPT = 50
+log = logging.getLogger("freshmesh.edge.label_scales")
+
+
+class LabelScale(SerialDevice):
+    def __init__(self, name: str, port: str, clock: Clock, config: dict) -> None:
+        codec = LabelScaleCodec()
+        super().__init__(name, port, codec, clock, codec.SERIAL.overridden(config))
+        self.weighed = layout_named(config.get("weighed_layout", DEFAULT_WEIGHED_LAYOUT))
+        self.counted = layout_named(config.get("counted_layout", DEFAULT_COUNTED_LAYOUT))
+        self.wanted: tuple[PluRecord, ...] = ()
+        self.wanted_version = 0  # 0: nothing to push yet (no catalogue)
+        self.loaded_version = 0
+        self.plus_loaded = 0
+        self.pushes = 0
+        self.last_push_ms: int | None = None
+        self.last_error = ""
+        self.labels: collections.deque[dict] = collections.deque(maxlen=LABELS_KEPT)
+        self._seq = 0
+        self._answers: dict[int, asyncio.Future] = {}
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def want(self, records: tuple[PluRecord, ...], version: int) -> None:
+        self.wanted, self.wanted_version = records, version
+        self._wake.set()
+
+    async def _run(self) -> None:  # the port reader and the pusher share the device's one task (the watchdog's)
+        await asyncio.gather(super()._run(), self._pusher())
+
+    async def handle(self, event) -> None:
+        if not isinstance(event, Frame):
+            return
+        if event.cmd == "LBL":
+            self.labels.append({"plu": event.get("plu"), "grams": int(event.get("grams") or 0),
+                                "amount_fen": int(event.get("amount_fen") or 0), "code": event.get("code"),
+                                "at_ms": self.clock.now_ms()})
+            return
+        fut = self._answers.pop(event.seq, None)
+        if fut is not None and not fut.done():
+            fut.set_result(event)
+
+    async def _ask(self, cmd: str, *fields: object) -> Frame:
+        """One command, its answer (ACK / STS); DeviceNotReady when refused or unanswered."""
+        self._seq = self._seq % 99 + 1  # 01..99; 00 is the scale's own (unsolicited labels)
+        seq = self._seq
+        fut = asyncio.get_running_loop().create_future()
+        self._answers[seq] = fut
+        try:
+            await self.write(encode(seq, cmd, *fields))
+            answer: Frame = await asyncio.wait_for(fut, ACK_TIMEOUT_S)
+        except TimeoutError:
+            raise DeviceNotReady(f"the label scale did not answer {cmd}") from None
+        finally:
+            self._answers.pop(seq, None)
+        if answer.cmd == "NAK":
+            raise DeviceNotReady(f"the label scale refused {cmd}: {answer.get('reason')}")
+        return answer
+
+    async def _pusher(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), RETRY_S)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self.wanted_version == 0 or self.serial is None:
+                continue
+            try:
+                async with self._lock:
+                    status = await self._ask("STA")
+                    if int(status.get("version") or 0) != self.wanted_version:
+                        await self._push(self.wanted, self.wanted_version)
+                self.last_error = ""
+            except (DeviceNotReady, OSError, ValueError) as exc:  # retried at the next round; the box goes on
+                self.last_error = str(exc)
+                log.warning("%s: %s; retrying in %.0fs", self.name, exc, RETRY_S)
+
+    async def _push(self, records: tuple[PluRecord, ...], version: int) -> None:
+        await self._ask("CLR")
+        for record in records:
+            await self._ask("PLU", *record.fields())
+        await self._ask("END", len(records), version)
+        self.loaded_version, self.plus_loaded = version, len(records)
+        self.pushes += 1
+        self.last_push_ms = self.clock.now_ms()
+        log.info("%s: %d PLUs loaded (version %d)", self.name, len(records), version)
+
+    def report(self) -> dict:
+        return {"state": self.state, "detail": self.last_error or self.detail, "protocol": PROTOCOL,
+                "plus_loaded": self.plus_loaded, "version_loaded": self.loaded_version,
+                "version_wanted": self.wanted_version, "up_to_date": self.loaded_version == self.wanted_version,
+                "pushes": self.pushes, "last_push_ms": self.last_push_ms, "garbage": self.garbage,
+                "labels": list(self.labels)[-5:]}
+
+
+class LabelScales:
+    """All the box's label scales; `books_changed` and `push_prices` make every one of them want the new table."""
+
+    def __init__(self, configs: list[dict], clock: Clock, now_ms: Callable[[], int]) -> None:
+        self.scales: list[LabelScale] = []
+        for i, config in enumerate(configs, start=1):
+            if config.get("protocol", PROTOCOL) != PROTOCOL:
+                raise ValueError(f"label scale protocol {config.get('protocol')!r} is not known; one of {PROTOCOL}")
+            self.scales.append(LabelScale(config.get("name", f"label_scale_{i}"), config["port"], clock, config))
+        self.books = None
+        self.overrides: dict[str, int] = {}
+        self.skipped: tuple[str, ...] = ()
+        self._version = 0
+        self._now_ms = now_ms
+
+    def books_changed(self, books) -> None:
+        self.books = books
+        self._want()
+
+    def push_prices(self, overrides: dict[str, int]) -> None:
+        """The markdown prices of the moment (sku -> fen per kg or per piece): the complete set; a sku not in it
+        goes back to its list price. Every scale is pushed the new table (retried while one is down)."""
+        bad = {sku: fen for sku, fen in overrides.items() if not isinstance(fen, int) or fen <= 0}
+        if bad:
+            raise ValueError(f"label-scale prices must be positive fen: {bad}")
+        self.overrides = dict(overrides)
+        self._want()
+
+    def _want(self) -> None:
+        catalogue = getattr(self.books, "catalogue", None)
+        # a version that only grows, unique per table (wall ms): a scale restarted with an old table never matches
+        self._version = max(self._version + 1, self._now_ms())
+        for scale in self.scales:
+            records, self.skipped = plu_records(catalogue, self.overrides, scale.weighed, scale.counted)
+            if catalogue is not None:
+                scale.want(records, self._version)
+
+    def health(self) -> dict[str, dict]:
+        return {scale.name: scale.report() for scale in self.scales}

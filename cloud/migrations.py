@@ -443,6 +443,30 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         create index if not exists after_sales_order on after_sales (order_id);
         create index if not exists after_sales_store on after_sales (store_id, status);
     """),
+    # Lots (issue 16): each movement's share of every lot it touched (once per event and lot), and each store's
+    # stock per (sku, lot) with its use-by, kept from those shares (`cloud/messaging/lots.py`).
+    (20, "stock per lot: movements' lot shares, stores' lots with use-by", """
+        create table if not exists stock_movement_lots (
+            event_id  text not null,
+            lot       text not null,
+            store_id  text not null,
+            sku       text not null,
+            delta     bigint not null,
+            use_by    text not null default '',
+            wall_ms   bigint not null,
+            primary key (event_id, lot)
+        );
+        create index if not exists stock_movement_lots_store on stock_movement_lots (store_id, sku, lot);
+        create table if not exists stock_lots (
+            store_id   text not null,
+            sku        text not null,
+            lot        text not null,
+            use_by     text not null default '',
+            on_hand    bigint not null,
+            updated_ms bigint not null,
+            primary key (store_id, sku, lot)
+        );
+    """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

@@ -168,6 +168,12 @@ def build_lane_app(box) -> Starlette:
     async def health(request, body):
         return await box.health()
 
+    async def stock(request, body):  # every SKU's on-hand, the cloud's escrow, and the lots (use-by, cost)
+        return {"store_id": box.store_id, "stock": await box.store_db.stock_view()}
+
+    async def stock_audit(request, body):  # Σ movements = on_hand, per SKU and per lot
+        return {"store_id": box.store_id, "violations": await box.store_db.stock_audit()}
+
     async def returned(request, body):  # goods of an undelivered order back: on hand or to shrinkage
         return await actor.ask("book_returned", order_id=request.path_params["order_id"], to=body.to,
                                reason=body.reason)
@@ -195,6 +201,8 @@ def build_lane_app(box) -> Starlette:
         Route("/lanes/{lane}/top-ups", endpoint(top_up, TopUpBody), methods=["POST"]),
         Route("/pickups/{code}", endpoint(pickup), methods=["POST"]),
         Route("/stock/{sku}/receive", endpoint(receive, ReceiveBody), methods=["POST"]),
+        Route("/stock", endpoint(stock), methods=["GET"]),
+        Route("/stock/audit", endpoint(stock_audit), methods=["GET"]),
         Route("/deliveries", endpoint(deliveries), methods=["GET"]),
         Route("/deliveries/{order_id}/returned", endpoint(returned, ReturnedBody), methods=["POST"]),
         Route("/deliveries/{order_id}/own-staff", endpoint(own_staff, StaffBody), methods=["POST"]),

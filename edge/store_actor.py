@@ -261,10 +261,10 @@ class StoreActor:
         product = self.books.product(sku)
         return escrow.ratio_for(sku, product.category if product else None, by_sku, by_category, self.ratio_bp)
 
-    async def _receive(self, sku: str, qty: int) -> dict:
+    async def _receive(self, sku: str, qty: int, lot: str = "", use_by: str = "") -> dict:
         level = await self.db.stock_level(sku)
         ratio = await self._ratio_of(sku)
-        return await self._execute(stock.receive(sku, qty, self.books, level, ratio, self._stamp()))
+        return await self._execute(stock.receive(sku, qty, self.books, level, ratio, self._stamp(), lot, use_by))
 
     async def _lend(self, request: EscrowBorrowRequested) -> EscrowBorrowAnswered:
         """The cloud asks for escrow for a short online order: lend from the offline share (`edge.core.lending`)."""

@@ -24,7 +24,7 @@ from typing import Any
 import aiosqlite
 from aiosqlite import Row
 
-from edge import picking_db, returns_db
+from edge import lots_db, picking_db, returns_db
 from edge.core.cloud_messages import AckedRow
 from edge.core.outcome import (
     AddUnsettled,
@@ -42,6 +42,7 @@ from edge.core.outcome import (
     RecordTopUp,
     SetAllocation,
     SetAsideRefused,
+    SetLotCost,
     SetOrderStatus,
     SettleStoredValue,
     StoreBook,
@@ -50,6 +51,7 @@ from edge.core.outcome import (
 from edge.core.state import Member, PendingOrder, StockLevel
 from protocol import codec, phones
 from protocol.errors import ProtocolError
+from protocol.lots import LotLevel
 
 BUSY_TIMEOUT_MS = 5_000
 SEQ_FLOOR_KEY = "event_seq_floor"  # the highest seq of the events the cloud acked (and the outbox dropped)
@@ -158,6 +160,7 @@ class StoreDb:
         await writer.execute(f"pragma busy_timeout={BUSY_TIMEOUT_MS}")
         await writer.executescript(SCHEMA + picking_db.SCHEMA)
         await writer.executescript(returns_db.SCHEMA)
+        await writer.executescript(lots_db.SCHEMA)
         await self._unclear_phones()
         await writer.executescript(MEMBER_INDEXES)
         private_files(self.path, before_open=False)  # the -wal and -shm exist now
@@ -250,6 +253,17 @@ class StoreDb:
                 rows += await self._all(f"select sku, on_hand, escrow from stock where sku in ({','.join('?' * len(part))})",  # noqa: S608
                                         part)
         return {r[0]: StockLevel(*r) for r in rows}
+
+    async def lot_levels(self, sku: str) -> list[LotLevel]:
+        return await lots_db.lot_levels(self.writer, sku)
+
+    async def stock_view(self) -> list[dict]:
+        """Every SKU's on-hand, escrow and lots (committed data: the reader's)."""
+        return await lots_db.stock_view(self.reader)
+
+    async def stock_audit(self) -> list[str]:
+        """Violations of Σ movements = on_hand, per SKU and per lot ([] when they hold)."""
+        return await lots_db.audit(self.reader)
 
     async def member(self, phone_hash: bytes | None = None, member_code: str | None = None,
                      member_id: str | None = None) -> Member | None:
@@ -354,8 +368,9 @@ async def _outbox(db, event) -> None:
 
 
 async def _move_stock(db, e: MoveStock) -> None:
-    m = e.event
+    m = await lots_db.split(db, e.event)  # the lots it takes from (or puts into), decided now if the core did not
     await _change_stock(db, m.sku, m.delta, e.escrow_delta)
+    await lots_db.move(db, m)
     await db.execute("""insert into movements (event_id, sku, delta, reason, shrinkage_reason, reference, on_hand_after,
                         at_ms) values (?, ?, ?, ?, ?, ?, ?, ?)""",
                      (m.event_id, m.sku, m.delta, m.reason, m.shrinkage_reason, m.reference, m.on_hand_after, m.wall_ms))
@@ -458,6 +473,7 @@ _EXECUTORS: dict[type, Any] = {
                                           (e.event_id, e.kind, e.at_ms)),
     StoreBook: _store_book,
     SetAsideRefused: _set_aside_refused,
+    SetLotCost: lots_db.set_cost,
     DropAcked: _drop_acked,
     **returns_db.EXECUTORS,
     SetAllocation: lambda db, e: db.execute(  # HQ's ratio: only a newer version replaces the one kept

@@ -16,6 +16,7 @@ from typing import ClassVar, Literal
 
 from protocol.errors import ProtocolError
 from protocol.ids import is_id
+from protocol.lots import LotDelta, check_lots
 from protocol.schema import record, require
 
 PHONE_HASH_BYTES = 32  # HMAC-SHA256 (protocol.phones.lookup_hash)
@@ -26,7 +27,7 @@ MovementReason = Literal[
     "sale", "return", "receiving", "shrinkage", "stocktake", "transfer_in", "transfer_out",
     "escrow_grant", "escrow_reclaim", "pickup", "pick",
 ]
-ShrinkageReason = Literal["", "spoiled", "expired", "damaged", "theft", "other"]
+ShrinkageReason = Literal["", "spoiled", "expired", "damaged", "theft", "tasting", "weighing_loss", "other"]
 PaymentMethod = Literal["cash", "stored_value", "wallet_sim"]
 LANE = re.compile(r"[A-Za-z0-9_-]{1,16}")  # a till lane's name: short and plain, it travels in every sale
 
@@ -178,9 +179,13 @@ class StockMoved(Message):
     shrinkage_reason: ShrinkageReason
     on_hand_after: int
     reference: str  # sale id, transfer id, order id ... "" if none
+    # how the delta falls on the SKU's lots (protocol.lots); a box fills it when it commits the movement, so
+    # every movement it sends has them ("" is the unlotted stock); () from a box older than lots: all unlotted
+    lots: tuple[LotDelta, ...] = ()
 
     def check(self) -> None:
         require(self.delta != 0, "stock.moved: delta must not be zero")
+        check_lots(self.lots, self.delta, "stock.moved: lots")
         require(self.on_hand_after >= 0 or self.reason == "sale",
                 "stock.moved: on_hand_after negative outside a sale")
         require((self.reason == "shrinkage") == (self.shrinkage_reason != ""),

@@ -25,6 +25,20 @@ FRESH_FOOD: list[tuple[str, Unit, list[str], tuple[int, int]]] = [
                          "Steamed buns x6", "Sesame paste"], (300, 9000)),
 ]
 LEVELS = ("silver", "gold", "platinum")
+# per category: the supplier the stores order from, the standard cost as a share of the list price (%), and the
+# shelf life in days (a delivery note without a use-by gets received + this)
+SUPPLY: dict[str, tuple[str, int, int]] = {
+    "vegetables": ("Jiangnan Greens Co-op", 55, 3), "fruit": ("Orchard Direct", 60, 7),
+    "meat": ("Huadong Meats", 70, 3), "seafood": ("East Sea Catch", 65, 2), "eggs": ("Sunny Farm Eggs", 70, 21),
+    "dairy": ("Bright Dairy Supply", 72, 10), "packed": ("Metro Grocery Wholesale", 75, 180),
+}
+
+
+def supply_fields(category: str, price_fen: int) -> dict:
+    """A product's supplier, standard cost and shelf life, from its category (no randomness: the seed's draws stay
+    as they were)."""
+    supplier, cost_pct, shelf_life_days = SUPPLY[category]
+    return {"supplier": supplier, "cost_fen": price_fen * cost_pct // 100, "shelf_life_days": shelf_life_days}
 
 
 def _ean13(body12: str) -> str:
@@ -49,6 +63,7 @@ def reference_catalogue(seed: int = 7, variants: int = 4) -> Catalogue:
                     member_prices=member, plu=f"{plu:05d}" if unit == "kg" else "",
                     gtin=_ean13(f"690{len(products):09d}") if unit == "piece" else "",
                     channels=("offline",) if rng.random() < 0.03 else ("offline", "online"),
+                    **supply_fields(category, base),
                 ))
     return Catalogue(products)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from cloud.messaging.lots import store_lots
 from cloud.services.flash_orders import rows_audit
 from cloud.services.payments import movement
 from protocol.money_saga import PAID_STATUSES, EndedMoney, unmatched_charges, unreturned_extras
@@ -33,6 +34,7 @@ class StockViews:
         on_hand = {r["sku"]: r for r in await self.cloud.db.fetch(
             "select sku, on_hand, updated_ms from store_stock where store_id = $1 and ($2::text is null or sku = $2)",
             store_id, sku)}
+        lots = await store_lots(self.cloud.db, store_id, sku)
         live = next(iter(await self.liveness(store_id)), {})  # one store's liveness, not all of them
         skus = sorted(set(positions) | set(on_hand))
         return {"store_id": store_id, "lag_ms": live.get("lag_ms"), "lag_p99_ms": live.get("lag_p99_ms"),
@@ -42,7 +44,8 @@ class StockViews:
                            "reserved": positions.get(sku, {}).get("pending", 0),
                            "confirmed": positions.get(sku, {}).get("confirmed", 0),
                            "available_online": positions.get(sku, {}).get("available", 0),
-                           "presale": positions.get(sku, {}).get("presale", True)} for sku in skus]}
+                           "presale": positions.get(sku, {}).get("presale", True),
+                           "lots": lots.get(sku, [])} for sku in skus]}
 
     async def audit(self) -> dict:
         """Every stock pool's and member ledger's invariant audit, and every flash sale's that is live or ended within

@@ -29,6 +29,8 @@ class UnknownProduct(LookupError):
 class CartLine:
     basket: BasketLine  # what the evaluator prices
     quantity: Quantity  # what leaves the shelf when it is sold
+    lot: str = ""  # the lot the goods come from, when the code named it ("" the box takes them first-expiry-first-out)
+    use_by: str = ""  # that lot's use-by, when known (markdowns by days to use-by need it)
 
     @property
     def sku(self) -> str:
@@ -46,9 +48,11 @@ class Cart:
         new = line.basket
         for i, existing in enumerate(self.lines):  # repeated scans of a packed item add up
             old = existing.basket
-            if old.sku == new.sku and old.qty and new.qty and not old.amount_fen and not new.amount_fen:
+            if (old.sku == new.sku and old.qty and new.qty and not old.amount_fen and not new.amount_fen
+                    and existing.lot == line.lot):
                 pieces = old.qty + new.qty
-                self.lines[i] = CartLine(BasketLine(sku=new.sku, qty=pieces), Quantity.pieces(pieces))
+                self.lines[i] = CartLine(BasketLine(sku=new.sku, qty=pieces), Quantity.pieces(pieces), line.lot,
+                                         line.use_by or existing.use_by)
                 return
         self.lines.append(line)
 

@@ -24,6 +24,7 @@ from edge.core.outcome import Effect, InsertOrder, MarkApplied, MoveStock, Outco
 from edge.core.state import StockLevel
 from edge.core.stock import SHRINKAGE_REASONS
 from protocol.delivery_messages import DeliveryReturned, StaffDelivery
+from protocol.lots import back_in_unlotted
 from protocol.messages import PickedLine, StockMoved
 
 RETURNED, BOOKED_STOCK, BOOKED_SHRINKAGE = "returned", "returned_to_stock", "returned_to_shrinkage"
@@ -77,7 +78,8 @@ def book_returned(order_id: str, status: str | None, lines: tuple[tuple[str, int
         if to == "shrinkage":
             back -= qty
             effects.append(MoveStock(stamp.make(StockMoved, sku=sku, delta=-qty, reason="shrinkage",
-                                                shrinkage_reason=reason, on_hand_after=back, reference=order_id)))
+                                                shrinkage_reason=reason, on_hand_after=back, reference=order_id,
+                                                lots=back_in_unlotted(qty))))
         now[sku] = StockLevel(sku, back, level.escrow)
     booked = BOOKED_STOCK if to == "stock" else BOOKED_SHRINKAGE
     effects.append(SetOrderStatus(order_id, booked, only_from=RETURNED))

@@ -33,6 +33,14 @@ class MoveStock:
 
 
 @dataclass(frozen=True, slots=True)
+class SetLotCost:
+    """What one unit of a lot cost (from the supplier's delivery note): what losses of it are valued at."""
+    sku: str
+    lot: str
+    unit_cost_fen: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeEscrow:
     """The cloud's online share of a SKU changes (a grant after receiving, units the cloud gave back)."""
     sku: str

@@ -26,6 +26,7 @@ from edge.core.outcome import Effect, InsertReturn, MoveStock, Outcome, PrintTic
 from edge.core.state import EventStamp, StockLevel
 from edge.devices.escpos import ESC, Ticket
 from protocol import returns as rules
+from protocol.lots import back_in_unlotted
 from protocol.messages import Payment, Quantity, StockMoved
 from protocol.money import format_fen
 from protocol.return_messages import DISPOSITIONS, GoodsReturned, ReturnLine
@@ -129,7 +130,7 @@ def returned_stock(lines: list[tuple[str, int, str]], levels: Mapping[str, Stock
         if disposition != "resaleable":  # it came back, and cannot be sold: out again, as shrinkage with why
             effects.append(MoveStock(stamp.make(StockMoved, sku=sku, delta=-qty, reason="shrinkage",
                                                 shrinkage_reason=disposition, on_hand_after=level.on_hand,
-                                                reference=reference)))
+                                                reference=reference, lots=back_in_unlotted(qty))))
             back_on_hand = level.on_hand
         now[sku] = StockLevel(sku, back_on_hand, level.escrow)
     return effects

@@ -22,6 +22,7 @@ from edge.core.cart import Cart, price
 from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, MoveStock, Outcome, PrintTicket, Publish, Refused
 from edge.core.state import Books, EventStamp, Member, StockLevel
 from protocol import payments
+from protocol.lots import LotDelta
 from protocol.messages import EscrowReclaimRequested, Payment, SaleCommitted, SaleLine, StockMoved
 from protocol.money import format_fen
 from protocol.policy import OFFLINE_ALLOWANCE_FEN
@@ -112,18 +113,21 @@ def stored_value_reference(auth: Authorisation | None, member: Member, total_fen
     return payments.reference("stored_value", sale_id), True
 
 
-def sold_stock(lines: tuple[SaleLine, ...], levels: Mapping[str, StockLevel], sale_id: str, stamp: EventStamp
-               ) -> list[Effect]:
+def sold_stock(lines: tuple[SaleLine, ...], levels: Mapping[str, StockLevel], sale_id: str, stamp: EventStamp,
+               lots: tuple[str, ...] = ()) -> list[Effect]:
     """One journaled movement per line, and an escrow reclaim request where the till sold into the cloud's share.
-    Two lines of one SKU (two weighings) move it twice; each sees the level the one before left."""
+    Two lines of one SKU (two weighings) move it twice; each sees the level the one before left. `lots`: per line,
+    the lot its code named ("" or missing: the box takes it first-expiry-first-out when it commits)."""
     effects: list[Effect] = []
     now = dict(levels)
-    for line in lines:
+    for i, line in enumerate(lines):
+        lot = lots[i] if i < len(lots) else ""
+        named = (LotDelta(lot=lot, delta=-line.quantity.amount),) if lot else ()
         level = now.get(line.sku) or StockLevel(line.sku, 0, 0)
         on_hand = level.on_hand - line.quantity.amount
         now[line.sku] = StockLevel(line.sku, on_hand, level.escrow)
         effects.append(MoveStock(stamp.make(StockMoved, sku=line.sku, delta=-line.quantity.amount, reason="sale",
-                                            shrinkage_reason="", on_hand_after=on_hand, reference=sale_id)))
+                                            shrinkage_reason="", on_hand_after=on_hand, reference=sale_id, lots=named)))
         ask = escrow.reclaim_needed(on_hand, level.escrow)
         if ask:
             effects.append(Publish(stamp.make(EscrowReclaimRequested, sku=line.sku, qty=ask)))
@@ -148,7 +152,7 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     effects: list[Effect] = [InsertSale(sale_id=sale_id, lane=request.lane, total_fen=total, lines=lines, payments=paid,
                           member_id=member_id, offline=offline, at_ms=now_ms),
                Publish(sale)]
-    effects += sold_stock(lines, levels, sale_id, stamp)
+    effects += sold_stock(lines, levels, sale_id, stamp, tuple(line.lot for line in cart.lines))
     if member_id:
         effects += [AddUnsettled(member_id, p.amount_fen, p.reference, offline) for p in paid
                     if p.method == "stored_value"]

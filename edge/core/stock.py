@@ -9,21 +9,33 @@ from typing import get_args
 from edge.core import escrow
 from edge.core.outcome import ChangeEscrow, Effect, MoveStock, Outcome, Publish, Refused, SetOrderStatus
 from edge.core.state import Books, EventStamp, PendingOrder, StockLevel
+from protocol.errors import ProtocolError
+from protocol.lots import LotDelta, chain_day, is_expired
 from protocol.messages import EscrowGranted, EscrowReclaimRequested, PickupCompleted, ShrinkageReason, StockMoved
 
 RECEIVE_MAX = 10_000_000  # one delivery of one SKU: pieces, or grams (10 t)
 SHRINKAGE_REASONS = tuple(r for r in get_args(ShrinkageReason) if r)
 
 
-def receive(sku: str, qty: int, books: Books, level: StockLevel, ratio_bp: int, stamp: EventStamp) -> Outcome:
-    """Goods arrive: on_hand rises, and the cloud is granted its online share of what is now on hand."""
+def receive(sku: str, qty: int, books: Books, level: StockLevel, ratio_bp: int, stamp: EventStamp,
+            lot: str = "", use_by: str = "") -> Outcome:
+    """Goods arrive (into `lot` with its use-by, or unlotted): on_hand rises, and the cloud is granted its online
+    share of what is now on hand. A lot past its use-by is not taken in."""
     if books.catalogue is not None and sku not in books.catalogue:
         raise Refused(404, f"unknown product {sku!r}")
     if not 0 < qty <= RECEIVE_MAX:
         raise Refused(422, f"qty: 1..{RECEIVE_MAX} (pieces, or grams if sold by the kg)")
+    if use_by and not lot:  # goods with a use-by but no lot number: their use-by names their lot
+        lot = f"D{use_by.replace('-', '')}"
+    try:
+        lots = (LotDelta(lot=lot, delta=qty, use_by=use_by),) if lot else ()
+    except ProtocolError as exc:
+        raise Refused(422, str(exc)) from None
+    if is_expired(use_by, chain_day(stamp.moment.wall_ms)):
+        raise Refused(422, f"lot {lot or '(unlotted)'} of {sku} passed its use-by {use_by}: not received")
     on_hand = level.on_hand + qty
     moved = stamp.make(StockMoved, sku=sku, delta=qty, reason="receiving", shrinkage_reason="", on_hand_after=on_hand,
-                       reference="")
+                       reference="", lots=lots)
     effects: list[Effect] = [MoveStock(moved)]
     grant = escrow.grant_after_receiving(on_hand, level.escrow, ratio_bp)
     if grant:

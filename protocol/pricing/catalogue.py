@@ -38,6 +38,9 @@ class Product:
     # catch weight: how far (basis points of the ordered weight) a picked weight may differ from what was ordered;
     # the order is re-priced on the picked weight, so this is also the customer's pre-authorised margin
     catch_weight_tolerance_bp: int = 1000
+    supplier: str = ""  # who the stores order it from ("" not ordered: made in store, or no supplier on record)
+    cost_fen: int = 0  # standard unit cost, in price_fen's unit (per kg or per piece); a lot's own cost wins
+    shelf_life_days: int = 0  # days from receiving to use-by when a delivery names none (0: keeps, no use-by)
 
     def __post_init__(self) -> None:
         where = f"product {self.sku!r}"
@@ -53,6 +56,9 @@ class Product:
         require(0 <= self.catch_weight_tolerance_bp <= 5000, f"{where}: catch_weight_tolerance_bp must be 0..5000")
         require(self.gtin == "" or (self.gtin.isdigit() and len(self.gtin) in (8, 13)),
                 f"{where}: gtin must be 8 or 13 digits")
+        require(len(self.supplier) <= 64, f"{where}: supplier: at most 64 characters")
+        require(0 <= self.cost_fen <= 100_000_000, f"{where}: cost_fen must be 0..100000000")
+        require(0 <= self.shelf_life_days <= 3650, f"{where}: shelf_life_days must be 0..3650")
 
     @property
     def weighed(self) -> bool:

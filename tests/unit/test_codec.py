@@ -69,6 +69,9 @@ def messages(draw, cls):
     body = draw(records(cls))
     if cls is SaleCommitted:  # payments must add up to the total
         body["total_fen"] = sum(p["amount_fen"] for p in body["payments"])
+    if cls is StockMoved:  # its lots add up to its delta, in lots of their own names
+        body["lots"] = draw(st.sampled_from([(), ({"lot": "", "delta": body["delta"], "use_by": ""},),
+                                             ({"lot": "L-1", "delta": body["delta"], "use_by": "2026-12-01"},)]))
     if cls is GoodsReturned:  # a till sale's return (its refunds add up) or an order's (the cloud refunds)
         body["return_id"] = draw(ids)
         body["total_fen"] = sum(line["amount_fen"] for line in body["lines"])

@@ -1,0 +1,130 @@
+"""Lots: fresh goods come in lots with a use-by date, and stock is kept per (SKU, lot) (DESIGN.md section 3).
+
+Pure rules both sides compute identically:
+
+- A movement's lots (`LotDelta`) split its delta across lots; they add up to the movement's delta. The lot ""
+  is the store's unlotted stock: goods received without a lot, and whatever a sale takes beyond the lots on record
+  (a till sale always goes through, so the unlotted lot may go negative until a stocktake puts it right).
+- First-expiry-first-out (`fefo`): goods leave from the lot with the earliest use-by first; an expired lot is
+  never sold or picked from (it waits to be written off); unlotted stock goes last.
+- A use-by date is a calendar day of the chain ("YYYY-MM-DD"): goods may be sold ON their use-by day, not after
+  it (`is_expired`). "Today" is the chain's business day (`chain_day`), in its time zone.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from protocol import policy
+from protocol.errors import ProtocolError
+from protocol.schema import record, require
+
+LOT_RE = re.compile(r"^[A-Za-z0-9_./-]{1,40}$")
+USE_BY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+UNLOTTED = ""
+LOTS_PER_MOVEMENT_MAX = 64  # one movement spread over more lots than this is refused (a shelf holds a few)
+
+
+def check_lot(lot: str, path: str = "lot") -> None:
+    if lot != UNLOTTED and not LOT_RE.match(lot):
+        raise ProtocolError(f"{path}: a lot is 1-40 letters, digits or '_./-', not {lot[:48]!r}")
+
+
+def check_use_by(use_by: str, path: str = "use_by") -> None:
+    """"" (none known) or a real calendar day YYYY-MM-DD."""
+    if use_by == "":
+        return
+    if not USE_BY_RE.match(use_by):
+        raise ProtocolError(f"{path}: a date YYYY-MM-DD, not {use_by[:24]!r}")
+    try:
+        date.fromisoformat(use_by)
+    except ValueError:
+        raise ProtocolError(f"{path}: {use_by} is not a calendar day") from None
+
+
+@record
+class LotDelta:
+    """How much of one movement's delta falls on one lot (and, when goods come in, that lot's use-by)."""
+    lot: str
+    delta: int
+    use_by: str = ""
+
+    def __post_init__(self) -> None:
+        check_lot(self.lot, "lots.lot")
+        check_use_by(self.use_by, "lots.use_by")
+        require(self.delta != 0, f"lot {self.lot or '(unlotted)'}: delta must not be zero")
+
+
+@dataclass(frozen=True, slots=True)
+class LotLevel:
+    """One lot of one SKU at a store: its use-by ("" unknown) and what is on hand of it."""
+    lot: str
+    use_by: str
+    on_hand: int
+
+
+def chain_day(wall_ms: int) -> str:
+    """The chain's business day at `wall_ms`, as YYYY-MM-DD."""
+    return policy.chain_day(wall_ms).isoformat()
+
+
+def is_expired(use_by: str, day: str) -> bool:
+    """Past its use-by on `day` (ISO dates compare as strings); a lot without a use-by never expires."""
+    return bool(use_by) and use_by < day
+
+
+def days_left(use_by: str, day: str) -> int | None:
+    """Days from `day` to the use-by (0 on the use-by day, negative once expired); None without a use-by."""
+    if not use_by:
+        return None
+    return (date.fromisoformat(use_by) - date.fromisoformat(day)).days
+
+
+def check_lots(lots: Iterable[LotDelta], delta: int, path: str = "lots") -> None:
+    """A movement's lots: each lot once, no more than LOTS_PER_MOVEMENT_MAX, adding up to the movement's delta."""
+    lots = tuple(lots)
+    if not lots:
+        return
+    require(len(lots) <= LOTS_PER_MOVEMENT_MAX, f"{path}: at most {LOTS_PER_MOVEMENT_MAX} lots in one movement")
+    names = [lot.lot for lot in lots]
+    require(len(set(names)) == len(names), f"{path}: a lot appears twice")
+    total = sum(lot.delta for lot in lots)
+    require(total == delta, f"{path}: add up to {total}, not the movement's delta {delta}")
+
+
+def fefo_order(levels: Iterable[LotLevel]) -> list[LotLevel]:
+    """Lots in the order goods leave them: earliest use-by first, lots without a use-by after, unlotted last."""
+    return sorted(levels, key=lambda lv: (lv.lot == UNLOTTED, lv.use_by == "", lv.use_by, lv.lot))
+
+
+def fefo(levels: Iterable[LotLevel], qty: int, day: str) -> tuple[LotDelta, ...]:
+    """Take `qty` (> 0) out: from the non-expired lots with stock, first expiry first, then from unlotted stock
+    (which may go negative). Answers negative deltas, one per lot touched."""
+    if qty <= 0:
+        raise ValueError("fefo takes a positive quantity")
+    taken: list[LotDelta] = []
+    left = qty
+    for level in fefo_order(levels):
+        if left == 0:
+            break
+        if level.lot == UNLOTTED or level.on_hand <= 0 or is_expired(level.use_by, day):
+            continue
+        take = min(left, level.on_hand)
+        taken.append(LotDelta(lot=level.lot, delta=-take, use_by=level.use_by))
+        left -= take
+    if left:
+        taken.append(LotDelta(lot=UNLOTTED, delta=-left))
+    return tuple(taken)
+
+
+def back_in_unlotted(qty: int) -> tuple[LotDelta, ...]:
+    """Goods that came back (unlotted) and go straight out again (written off): out of the unlotted stock they went
+    into, not out of the oldest lot."""
+    return (LotDelta(lot=UNLOTTED, delta=-qty),)
+
+
+def sellable(levels: Iterable[LotLevel], day: str) -> int:
+    """What may still be sold of these lots on `day`: everything on hand but expired lots."""
+    return sum(lv.on_hand for lv in levels if lv.on_hand > 0 and not is_expired(lv.use_by, day))

@@ -28,6 +28,7 @@ from edge.devices.serial_driver import DeviceNotReady, SerialDevice
 from protocol.clock import Clock
 
 ACK_TIMEOUT_S = 1.0
+WINDOW = 16  # PLU frames in flight before their acks are awaited (label_scale_codec: fewer than 99 seqs)
 RETRY_S = 2.0  # how often a scale is asked its status (and pushed again when it holds another version)
 LABELS_KEPT = 50
 log = logging.getLogger("freshmesh.edge.label_scales")
@@ -73,20 +74,34 @@ class LabelScale(SerialDevice):
 
     async def _ask(self, cmd: str, *fields: object) -> Frame:
         """One command, its answer (ACK / STS); DeviceNotReady when refused or unanswered."""
-        self._seq = self._seq % 99 + 1  # 01..99; 00 is the scale's own (unsolicited labels)
-        seq = self._seq
-        fut = asyncio.get_running_loop().create_future()
-        self._answers[seq] = fut
+        return (await self._ask_window([(cmd, fields)]))[0]
+
+    async def _ask_window(self, commands: list[tuple[str, tuple[object, ...]]]) -> list[Frame]:
+        """Up to WINDOW commands written at once, then all their answers awaited (a download is mostly PLU frames:
+        one round trip each would take minutes on a real 9600-baud line)."""
+        futs, data = [], b""
+        loop = asyncio.get_running_loop()
+        for cmd, fields in commands:
+            self._seq = self._seq % 99 + 1  # 01..99; 00 is the scale's own (unsolicited labels)
+            fut = loop.create_future()
+            self._answers[self._seq] = fut
+            futs.append((self._seq, cmd, fut))
+            data += encode(self._seq, cmd, *fields)
         try:
-            await self.write(encode(seq, cmd, *fields))
-            answer: Frame = await asyncio.wait_for(fut, ACK_TIMEOUT_S)
-        except TimeoutError:
-            raise DeviceNotReady(f"the label scale did not answer {cmd}") from None
+            await self.write(data)
+            answers: list[Frame] = []
+            for _, cmd, fut in futs:
+                try:
+                    answers.append(await asyncio.wait_for(fut, ACK_TIMEOUT_S))
+                except TimeoutError:
+                    raise DeviceNotReady(f"the label scale did not answer {cmd}") from None
         finally:
-            self._answers.pop(seq, None)
-        if answer.cmd == "NAK":
-            raise DeviceNotReady(f"the label scale refused {cmd}: {answer.get('reason')}")
-        return answer
+            for seq, _, _ in futs:
+                self._answers.pop(seq, None)
+        for answer, (_, cmd, _) in zip(answers, futs, strict=True):
+            if answer.cmd == "NAK":
+                raise DeviceNotReady(f"the label scale refused {cmd}: {answer.get('reason')}")
+        return answers
 
     async def _pusher(self) -> None:
         while True:
@@ -109,8 +124,8 @@ class LabelScale(SerialDevice):
 
     async def _push(self, records: tuple[PluRecord, ...], version: int) -> None:
         await self._ask("CLR")
-        for record in records:
-            await self._ask("PLU", *record.fields())
+        for start in range(0, len(records), WINDOW):
+            await self._ask_window([("PLU", r.fields()) for r in records[start:start + WINDOW]])
         await self._ask("END", len(records), version)
         self.loaded_version, self.plus_loaded = version, len(records)
         self.pushes += 1

@@ -22,9 +22,9 @@ import json
 import logging
 from collections.abc import Callable
 
-from edge import allocations, picking_db, returns_db
+from edge import allocations, gs1_scan, picking_db, returns_db
 from edge.core import after_sales, cashiers, cloud_messages, deliveries, escrow, lending, picking, returns, selling, stock
-from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
+from edge.core.cart import Cart, cart_json, price, weighed_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.state import Books, EventStamp, Moment
 from edge.store_db import StoreDb
@@ -69,7 +69,7 @@ class StoreActor:
         self.last_seq = 0  # the highest event seq committed; recovered by load()
         self.online = False  # set by the sync task: can the store reach the cloud right now?
         self.on_outbox = asyncio.Event()  # the relay waits on this
-        self.on_books: Callable[[Books], None] | None = None  # called with the new books when they change (the box's label scales follow them)
+        self.on_books: Callable[[Books], None] | None = None  # told of new books (the box's label scales follow)
         self.stats = {"sales": 0, "cloud_messages": 0, "duplicates": 0}
 
     @property
@@ -170,7 +170,7 @@ class StoreActor:
 
     async def _scan(self, lane: str, code: str) -> dict:
         cart = self._cart(lane)  # refuses when there is no catalogue yet
-        line = line_for_code(code, self._catalogue(), self.layouts)
+        line = await gs1_scan.scanned_line(self, code)  # GS1 lots and use-by refused when expired: edge/gs1_scan.py
         cart.add(line)
         return self._added(lane, line.sku)
 

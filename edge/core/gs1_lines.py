@@ -5,7 +5,7 @@ Guarantees:
 - The line is for the GTIN's product (the catalogue's EAN-13; an in-store 2x code names its PLU), with the weight
   (AI 310n) and the price (AI 392n/393n) the code carries: a weighed product needs one of them, as at a label
   scale; a price on the code is what the customer pays (the packer priced it), as with price-embedded labels.
-- The line carries the lot and use-by, so the sale consumes that lot (the lots core does that with `Line.lot`).
+- The line carries the lot and use-by (CartLine.lot / use_by), so the sale consumes that lot.
 - A use-by (or best-before) before the chain's business day is refused with 409 and a sentence the cashier can
   act on; so is a lot the box knows as expired even when the code carries only the lot. Selling on the use-by
   day itself is allowed (protocol.lots.is_expired).
@@ -13,19 +13,17 @@ Guarantees:
 from __future__ import annotations
 
 import dataclasses
-import re
 
 from edge.core.cart import CartLine, UnknownProduct, label_quantity
 from edge.core.outcome import Refused
 from protocol.barcodes import VARIABLE_PREFIXES
 from protocol.errors import ProtocolError
 from protocol.gs1 import Gs1Scan
-from protocol.lots import LotLevel, is_expired
+from protocol.lots import LOT_RE, LotLevel, is_expired
 from protocol.messages import Quantity
 from protocol.pricing import BasketLine, Catalogue
 from protocol.pricing.catalogue import Product
 
-LOT_RE = re.compile(r"[A-Za-z0-9_./-]{1,40}")  # protocol.lots' lot names: what a stock movement can carry
 IN_STORE_ITEM = slice(2, 7)  # an in-store GTIN-13 "2x IIIII VVVVV C": the PLU, its value zeroed (GS1 GenSpecs 2.1.14)
 
 
@@ -42,7 +40,7 @@ def product_of(scan: Gs1Scan, catalogue: Catalogue) -> Product:
 def gs1_line(scan: Gs1Scan, catalogue: Catalogue) -> tuple[CartLine, Product]:
     """The cart line a GS1 code stands for (without its lot yet: see `with_lot`)."""
     product = product_of(scan, catalogue)
-    if scan.lot and not LOT_RE.fullmatch(scan.lot):
+    if scan.lot and not LOT_RE.match(scan.lot):
         raise ProtocolError(f"lot {scan.lot!r} of {product.name}: a lot is 1-40 letters, digits, '_', '.', '/' or '-'")
     grams, amount = scan.net_weight_g, scan.amount_fen
     if product.weighed:
@@ -86,4 +84,4 @@ def with_lot(line: CartLine, lot: str, use_by: str) -> CartLine:
     """The line, selling from `lot` (the lots core's `lot` / `use_by` fields of a cart line)."""
     if not lot:
         return line
-    return dataclasses.replace(line, lot=lot, use_by=use_by)  # type: ignore[call-arg]
+    return dataclasses.replace(line, lot=lot, use_by=use_by)

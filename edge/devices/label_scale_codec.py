@@ -13,7 +13,8 @@ lines, each acknowledged; the scale keeps its PLU table and reports the labels i
 Bytes outside a frame, a frame with a bad BCC, an unknown command or the wrong number of fields are reported as
 Garbage and the reader resyncs at the next STX; a frame longer than MAX_FRAME_BYTES is dropped the same way.
 A download is CLR, then one PLU per item, then END with the count: the scale swaps its table in only when the
-count matches, so a download cut short leaves the previous table printing (a real scale's behaviour too).
+count matches, so a download cut short leaves the previous table printing (a real scale's behaviour too). The
+host may have several frames in flight (distinct seqs, fewer than 99); the scale answers each in order.
 """
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ async def test_a_price_change_reaches_the_scales_and_the_next_label(bench):
     await eventually(lambda: len(weight_scale.plus) == len(with_plu()))
     downloads = weight_scale.downloads
     changed = [dict(p, price_fen=p["price_fen"] + 100) if p["sku"] == product["sku"] else p for p in catalogue()]
-    message = CatalogueUpdated(event_id="cat-2", store_id="S031", seq=1, wall_ms=1, mono_ms=1, version=2,
+    message = CatalogueUpdated(event_id=edge.ids.new(), store_id="S031", seq=1, wall_ms=1, mono_ms=1, version=2,
                                payload=json.dumps(changed).encode())
     assert await edge.actor.ask("cloud_message", message=message) == "applied"
     new_price = product["price_fen"] + 100

@@ -18,6 +18,7 @@ from edge.picking_api import picking_routes
 from edge.store_actor import Busy, Refused
 from protocol import codec
 from protocol.errors import ProtocolError
+from protocol.gs1 import printable_fnc1
 from protocol.messages import NAME_RE, check_lane
 from protocol.schema import from_wire, record, record_from_wire, require
 
@@ -112,6 +113,8 @@ def build_lane_app(box) -> Starlette:
                     except (ValueError, RecursionError):
                         return problem(400, "body is not valid JSON")
                     codec.check_depth(data, MAX_BODY_NESTING)  # a ProtocolError: 422 below
+                    if body_cls is ScanBody and isinstance(data, dict) and isinstance(data.get("code"), str):
+                        data = {**data, "code": printable_fnc1(data["code"])}  # GS1's FNC1 is a control character
                     body = record_from_wire(body_cls, data, "body")
                 result = await fn(request, body)
                 status = 201 if request.url.path.endswith(("/pay", "/top-ups", "/returns")) else 200

@@ -2,7 +2,7 @@
 
 Scanners send a GS1 element string in one of these spellings, all read here:
 
-  * raw, with FNC1 as the ASCII group separator GS (0x1D) after each variable-length field, optionally behind
+  * raw, with FNC1 as the ASCII group separator GS (0x1D; or its printable symbol U+241D) after each variable-length field, optionally behind
     the AIM symbology identifier of the symbol (`]C1` GS1-128, `]e0` GS1 DataBar, `]d2` GS1 DataMatrix,
     `]Q3` GS1 QR) and optionally with a leading GS (some scanners send the symbol's first FNC1 that way);
   * human-readable, each AI in parentheses: "(01)06901234567892(17)261203(10)L1";
@@ -29,6 +29,7 @@ from protocol.errors import ProtocolError
 from protocol.money import div_round
 
 GS = "\x1d"
+GS_SYMBOL = "\u241d"  # "␝", the printable stand-in for FNC1 where text may not hold control characters (JSON bodies)
 GS1_SYMBOLOGIES = ("]C1", "]e0", "]d2", "]Q3")  # AIM identifiers of symbols that carry AI element strings
 MAX_ELEMENT_STRING = 200  # longer than any real GS1-128 symbol (48 data characters) or Digital Link we accept
 CNY_ISO_NUMERIC = "156"  # AI 393n carries its currency: only yuan can be paid at our tills
@@ -94,18 +95,21 @@ class Gs1Scan:
 
 def looks_like_gs1(raw: str) -> bool:
     """Does this scanner text carry AIs (rather than an EAN/UPC or a variable-measure in-store code)?"""
-    text = raw.strip()
+    text = raw.strip().replace(GS_SYMBOL, GS)
     if text.startswith(GS1_SYMBOLOGIES) or text.startswith(("(", GS)) or GS in text:
         return True
     if text.lower().startswith(("http://", "https://")):
         return True
-    # bare digits without separators: a GTIN-14 with fixed-length AIs only ("0106901234567892" + "17261203")
-    return text.isdigit() and text.startswith("01") and len(text) >= 16 and len(text) != 18
+    # no separators: "01" + a GTIN-14, then more AIs ("0106901234567892" + "17261203" + "10L1"); never the length
+    # of an EAN-8, UPC-A, EAN-13 or an 18-digit in-store code when it is all digits
+    if text.isdigit() and len(text) in (8, 12, 13, 18):
+        return False
+    return len(text) >= 16 and text.startswith("01") and text[2:16].isdigit()
 
 
 def parse_gs1(raw: str, this_year: int | None = None) -> Gs1Scan:
     """One scanned GS1 code -> Gs1Scan; ProtocolError saying what was wrong."""
-    text = raw.strip()
+    text = raw.strip().replace(GS_SYMBOL, GS)
     if len(text) > MAX_ELEMENT_STRING:
         raise ProtocolError(f"GS1 code of {len(text)} characters: at most {MAX_ELEMENT_STRING}")
     if text.lower().startswith(("http://", "https://")):
@@ -257,6 +261,12 @@ def _scan(elements: list[tuple[str, str]], source: str, this_year: int | None) -
     return Gs1Scan(gtin=gtin, lot=seen.get("10", ""), serial=seen.get("21", ""), source=source,
                    net_weight_g=_decimal(weight[1], weight[0], int(weight[0][3]), 1000) if weight else None,
                    amount_fen=amount, count=int(count) if count else None, **dates)
+
+
+def printable_fnc1(text: str) -> str:
+    """Scanner text with FNC1 (GS) as GS_SYMBOL: what passes the wire's control-character check (protocol.schema)
+    and still reads as the same code here."""
+    return text.replace(GS, GS_SYMBOL)
 
 
 def element_string_of(pairs: list[tuple[str, str]]) -> str:

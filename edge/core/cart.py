@@ -124,7 +124,8 @@ def cart_json(cart: Cart, priced: PricedBasket) -> dict:
     for line, pl in zip(cart.lines, priced.lines, strict=True):  # the evaluator keeps the cart's order
         q = line.quantity
         lines.append({"sku": pl.sku, "name": pl.name, **({"weight_g": q.amount} if q.unit == "g" else {"qty": q.amount}),
-                      "unit": q.unit, "list_fen": pl.list_fen, "amount_fen": pl.amount_fen, "rules": pl.rules})
+                      "unit": q.unit, "list_fen": pl.list_fen, "amount_fen": pl.amount_fen, "rules": pl.rules,
+                      **({"lot": line.lot, "use_by": line.use_by} if line.lot else {})})  # a GS1 code named it
     return {"lines": lines,
             "applied_rules": [{"rule_id": a.rule_id, "name": a.name, "saving_fen": a.saving_fen} for a in priced.applied],
             "almost": [n.message for n in priced.near_misses],

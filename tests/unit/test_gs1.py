@@ -68,6 +68,8 @@ def test_errors_name_what_was_wrong(code, words):
 def test_what_counts_as_a_gs1_code():
     assert looks_like_gs1(f"]C101{GTIN}")
     assert looks_like_gs1(f"01{GTIN}17261203")
+    assert looks_like_gs1(f"01{GTIN}10L1")
+    assert looks_like_gs1(f"01{GTIN}10L1\u241d17261203") and parse_gs1(f"01{GTIN}10L1\u241d17261203").lot == "L1"
     assert looks_like_gs1(f"(01){GTIN}")
     assert looks_like_gs1(f"https://id.example/01/{GTIN}")
     assert not looks_like_gs1("6901234567892")

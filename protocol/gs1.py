@@ -2,9 +2,10 @@
 
 Scanners send a GS1 element string in one of these spellings, all read here:
 
-  * raw, with FNC1 as the ASCII group separator GS (0x1D; or its printable symbol U+241D) after each variable-length field, optionally behind
-    the AIM symbology identifier of the symbol (`]C1` GS1-128, `]e0` GS1 DataBar, `]d2` GS1 DataMatrix,
-    `]Q3` GS1 QR) and optionally with a leading GS (some scanners send the symbol's first FNC1 that way);
+  * raw, with FNC1 as the ASCII group separator GS (0x1D; or its printable symbol U+241D) after each
+    variable-length field, optionally behind the AIM symbology identifier of the symbol (`]C1` GS1-128, `]e0`
+    GS1 DataBar, `]d2` GS1 DataMatrix, `]Q3` GS1 QR) and optionally with a leading GS (some scanners send the
+    symbol's first FNC1 that way);
   * human-readable, each AI in parentheses: "(01)06901234567892(17)261203(10)L1";
   * a GS1 Digital Link URI: https://id.example/01/<gtin>/10/<lot>?17=YYMMDD&3103=001250 (any host and path
     prefix; key qualifiers in the path, other AIs in the query; non-numeric query keys such as linkType ignored).

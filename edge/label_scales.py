@@ -118,8 +118,12 @@ class LabelScale(SerialDevice):
                     if int(status.get("version") or 0) != self.wanted_version:
                         await self._push(self.wanted, self.wanted_version)
                 self.last_error = ""
+                if self.state == "degraded" and self.serial is not None:
+                    self.state, self.detail = "ok", "answering"
             except (DeviceNotReady, OSError, ValueError) as exc:  # retried at the next round; the box goes on
                 self.last_error = str(exc)
+                if self.state == "ok":  # the port is open but the scale is not doing its job: the console shows it
+                    self.state, self.detail = "degraded", str(exc)
                 log.warning("%s: %s; retrying in %.0fs", self.name, exc, RETRY_S)
 
     async def _push(self, records: tuple[PluRecord, ...], version: int) -> None:

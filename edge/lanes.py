@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge import returns_api, stored_value
+from edge import label_scale_routes, returns_api, stored_value
 from edge.core.cart import UnknownProduct
 from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
@@ -213,4 +213,5 @@ def build_lane_app(box) -> Starlette:
         Route("/health", endpoint(health), methods=["GET"]),
         *returns_api.routes(box, endpoint),
         *picking_routes(box, endpoint),  # the back room: edge/picking_api.py
+        *label_scale_routes.routes(box, endpoint),  # GET /label-scales: edge/label_scale_routes.py
     ])

@@ -159,3 +159,22 @@ async def test_garbage_a_mute_scale_and_a_power_cycle_do_not_stop_the_box(bench)
         weight_scale.plus, weight_scale.version = {}, 0
     await eventually(lambda: len(weight_scale.plus) == len(with_plu()))  # its status told the box; pushed again
     assert await stock_audit(http) == []
+
+
+def test_the_label_scale_command_line_answers_every_command_and_removes_its_link(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    commands = "weigh 640\nlabel 101\nbogus\nplus\nmute on\nmute off\nlabels\nquit\n"
+    done = subprocess.run([sys.executable, "-m", "simulators.label_scale", "--dir", str(tmp_path / "ls")], cwd=root,
+                          input=commands, capture_output=True, text=True, timeout=30)
+    lines = done.stdout.splitlines()
+    config = json.loads(lines[0])
+    assert config["devices"]["label_scales"][0]["port"] == str(tmp_path / "ls" / "label_scale")
+    answers = [line for line in lines[1:] if not line.startswith("#")]
+    assert answers[0] == "ok platter: 640 g"
+    assert answers[1] == "error: PLU 101 is not in the scale's table (0 PLUs loaded)"  # nothing downloaded yet
+    assert answers[2].startswith("error: unknown command") and answers[3] == "ok {}"
+    assert answers[4:] == ["ok muted on", "ok muted off", "ok "]
+    assert done.returncode == 0 and not (tmp_path / "ls" / "label_scale").exists()

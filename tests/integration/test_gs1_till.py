@@ -21,6 +21,7 @@ from protocol.clock import ReadingClock
 from protocol.gs1 import GS
 from protocol.lots import chain_day
 from simulators.devices import Scanner
+from simulators.label_scale import LabelScaleSim
 from tests.integration.harness import eventually, operator_headers, running_cloud, this_clouds
 
 pytestmark = pytest.mark.integration
@@ -151,8 +152,10 @@ async def cloud(stack, ray_runtime):
 
 async def test_lot_sales_made_offline_reach_the_cloud_once_with_the_boxs_lots(cloud, stack, tmp_path):
     services, http = cloud
-    item, data_dir = packed(-9), str(tmp_path / "edge")
-    config = {"store_id": STORE, "data_dir": data_dir, "world": str(WORLD)}
+    item, veg, data_dir = packed(-9), weighed(-4), str(tmp_path / "edge")
+    scale = LabelScaleSim(tmp_path / "label_scale")
+    config = {"store_id": STORE, "data_dir": data_dir, "world": str(WORLD),
+              "devices": {"label_scales": [{"port": scale.path, "protocol": "fm-label"}]}}
     box = await EdgeBox(config).start()  # no NATS: the cloud is out of reach
     today = chain_day(box.clock.now_ms())
     gtin14 = "0" + item["gtin"]
@@ -164,8 +167,16 @@ async def test_lot_sales_made_offline_reach_the_cloud_once_with_the_boxs_lots(cl
                     ).status_code == 200
         assert (await lane.post("/lanes/1/scan", json={"code": f"01{gtin14}10K0{GS}17{yymmdd(day(-1, today))}"})
                 ).status_code == 409
+        await box.actor.ask("receive", sku=veg["sku"], qty=5000)
+        await eventually(lambda: asyncio.sleep(0, result=len(scale.plus) > 0))  # the scale has its table offline too
+        scale.weigh(730)
+        label = scale.print_label(veg["plu"])
+        line = (await lane.post("/lanes/1/scan", json={"code": label.code})).json()["line"]
+        assert (line["sku"], line["weight_g"]) == (veg["sku"], 730)
         assert (await lane.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": 10**7})).status_code == 201
         box_lots = lots_of((await lane.get("/stock")).json()["stock"], item["sku"])
+        veg_lots = lots_of((await lane.get("/stock")).json()["stock"], veg["sku"])
+        assert veg_lots == {"": ("", 5000 - 730)}
         assert box_lots == {"K1": (day(3, today), 1), "K2": (day(1, today), 4)}
         assert await box.store_db.outbox_depth() > 0  # waiting for the cloud
     await box.stop()
@@ -181,6 +192,16 @@ async def test_lot_sales_made_offline_reach_the_cloud_once_with_the_boxs_lots(cl
             return stock and lots_of(stock, item["sku"]) == box_lots
         assert await eventually(drained, timeout_s=20)
         assert await eventually(cloud_lots, timeout_s=20), "the cloud's lots never matched the box's"
+
+        async def cloud_veg():
+            stock = (await http.get(f"/stores/{STORE}/stock", params={"sku": veg["sku"]})).json()["stock"]
+            return stock and lots_of(stock, veg["sku"]) == veg_lots
+        assert await eventually(cloud_veg, timeout_s=20), "the label sale's grams never reached the cloud"
+
+        async def scale_seen():
+            store = next(x for x in (await http.get("/stores")).json()["stores"] if x["store_id"] == STORE)
+            return "label_scale_1" in json.dumps(store["devices"])
+        assert await eventually(scale_seen, timeout_s=20), "the heartbeat never showed the label scale"
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)),
                                      base_url="http://lane") as lane:
             assert (await lane.get("/stock/audit")).json()["violations"] == []
@@ -188,3 +209,4 @@ async def test_lot_sales_made_offline_reach_the_cloud_once_with_the_boxs_lots(cl
         assert this_clouds((await http.get("/audit", headers=admin)).json()["violations"]) == []
     finally:
         await box.stop()
+        scale.close()

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from edge.core.label_plus import DEFAULT_COUNTED_LAYOUT, DEFAULT_WEIGHED_LAYOUT, PluRecord, layout_named, plu_records
 from edge.devices.label_scale_codec import PROTOCOL, Frame, LabelScaleCodec, encode
 from edge.devices.serial_driver import DeviceNotReady, SerialDevice
-from protocol.clock import Clock
+from protocol.clock import Clock, to_rfc3339
 
 ACK_TIMEOUT_S = 1.0
 WINDOW = 16  # PLU frames in flight before their acks are awaited (label_scale_codec: fewer than 99 seqs)
@@ -57,8 +57,15 @@ class LabelScale(SerialDevice):
         self.wanted, self.wanted_version = records, version
         self._wake.set()
 
-    async def _run(self) -> None:  # the port reader and the pusher share the device's one task (the watchdog's)
-        await asyncio.gather(super()._run(), self._pusher())
+    async def _run(self) -> None:
+        """The port reader and the pusher share the device's one task (the one the box's watchdog restarts): if
+        either fails, both stop and the port is closed, so a restart never leaves two readers on one port."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(super()._run())
+                group.create_task(self._pusher())
+        finally:
+            self._close()
 
     async def handle(self, event) -> None:
         if not isinstance(event, Frame):
@@ -140,7 +147,8 @@ class LabelScale(SerialDevice):
         return {"state": self.state, "detail": self.last_error or self.detail, "protocol": PROTOCOL,
                 "plus_loaded": self.plus_loaded, "version_loaded": self.loaded_version,
                 "version_wanted": self.wanted_version, "up_to_date": self.loaded_version == self.wanted_version,
-                "pushes": self.pushes, "last_push_ms": self.last_push_ms, "garbage": self.garbage,
+                "pushes": self.pushes, "last_push_ms": self.last_push_ms, "last_push": to_rfc3339(self.last_push_ms),
+                "garbage": self.garbage,
                 "labels": list(self.labels)[-5:]}
 
 
@@ -178,8 +186,8 @@ class LabelScales:
         self._version = max(self._version + 1, self._now_ms())
         for scale in self.scales:
             records, self.skipped = plu_records(catalogue, self.overrides, scale.weighed, scale.counted)
-            if catalogue is not None:
-                scale.want(records, self._version)
+            if catalogue is not None and (records != scale.wanted or not scale.wanted_version):
+                scale.want(records, self._version)  # a new rule book alone changes no PLU: no download
 
     def health(self) -> dict[str, dict]:
         return {scale.name: scale.report() for scale in self.scales}

@@ -14,7 +14,7 @@ import pytest_asyncio
 from edge import label_scales
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
-from protocol.messages import CatalogueUpdated
+from protocol.messages import CatalogueUpdated, RuleBookUpdated
 from protocol.money import GRAMS_PER_KG, div_round
 from simulators.label_scale import LabelScaleSim
 
@@ -130,6 +130,14 @@ async def test_a_price_change_reaches_the_scales_and_the_next_label(bench):
     assert marked.amount_fen == 500
     line = (await http.post("/lanes/3/scan", json={"code": marked.code})).json()["line"]
     assert line["amount_fen"] == 500
+    await eventually(lambda: all(r["up_to_date"] for r in edge.label_scales.health().values()))
+    downloads = weight_scale.downloads
+    rules = RuleBookUpdated(event_id=edge.ids.new(), store_id="S031", seq=2, wall_ms=1, mono_ms=1, version=5,
+                            payload=json.dumps({"version": 5, "rules": []}).encode())
+    assert await edge.actor.ask("cloud_message", message=rules) == "applied"
+    edge.label_scales.push_prices({product["sku"]: 500})  # the same prices again: nothing to download either
+    await asyncio.sleep(0.6)
+    assert weight_scale.downloads == downloads
     edge.label_scales.push_prices({})  # the markdown is over: back to the list price
     await eventually(lambda: next(e for e in price_scale.plus.values() if e.sku == product["sku"]).price_fen
                      == new_price)
@@ -154,6 +162,10 @@ async def test_garbage_a_mute_scale_and_a_power_cycle_do_not_stop_the_box(bench)
     await eventually(lambda: next(e for e in weight_scale.plus.values() if e.sku == weighed()["sku"]).price_fen == 111)
     await eventually(lambda: (edge.label_scales.health()["label_scale_1"]["up_to_date"]))
     await eventually(lambda: edge.label_scales.health()["label_scale_1"]["state"] == "ok")
+
+    weight_scale.disconnect(0.6)  # the cable pulled out while a new price is on its way
+    edge.label_scales.push_prices({weighed()["sku"]: 222})
+    await eventually(lambda: next(e for e in weight_scale.plus.values() if e.sku == weighed()["sku"]).price_fen == 222)
 
     with weight_scale.lock:  # switched off and on: the scale forgot its table
         weight_scale.plus, weight_scale.version = {}, 0

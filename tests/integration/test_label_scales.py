@@ -98,7 +98,7 @@ async def test_scales_get_the_plu_table_at_start_and_the_till_reads_their_labels
     sale = await http.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": 1_000_000})
     assert sale.status_code == 201 and sale.json()["total_fen"] == label.amount_fen + priced.amount_fen
     assert await stock_audit(http) == []
-    await eventually(lambda: len(edge.label_scales.scales[0].labels) == 1)  # the scale reported its label
+    await eventually(lambda: [len(s.labels) for s in edge.label_scales.scales] == [1, 1])  # each reported its label
     listed = (await http.get("/label-scales")).json()["scales"]
     assert [x["code"] for x in listed["label_scale_1"]["labels"]] == [label.code]
     assert listed["label_scale_2"]["labels"][0]["amount_fen"] == priced.amount_fen

@@ -67,6 +67,7 @@ _AI_LENGTHS = sorted({len(code) for code in AIS}, reverse=True)
 _PREFIX_LENGTHS = {code[:2]: len(code) for code in AIS}  # the first two digits say how long the AI itself is
 _TEXT_RE = re.compile(r"[!-~]+")  # GS1 AI encodable set 82 is a subset of printable ASCII without space
 _DIGITS_RE = re.compile(r"[0-9]+")
+_AIM_URI = re.compile(r"\][A-Za-z][0-9A-Za-z](?=https?://)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +95,15 @@ class Gs1Scan:
         return self.use_by or self.best_before
 
 
+def _bare(raw: str) -> str:
+    """Trimmed, FNC1 as GS, and without the AIM identifier of a QR or DataMatrix symbol holding a URI (]Q1...)."""
+    text = raw.strip().replace(GS_SYMBOL, GS)
+    return text[3:] if _AIM_URI.match(text) else text
+
+
 def looks_like_gs1(raw: str) -> bool:
     """Does this scanner text carry AIs (rather than an EAN/UPC or a variable-measure in-store code)?"""
-    text = raw.strip().replace(GS_SYMBOL, GS)
+    text = _bare(raw)
     if text.startswith(GS1_SYMBOLOGIES) or text.startswith(("(", GS)) or GS in text:
         return True
     if text.lower().startswith(("http://", "https://")):
@@ -110,7 +117,7 @@ def looks_like_gs1(raw: str) -> bool:
 
 def parse_gs1(raw: str, this_year: int | None = None) -> Gs1Scan:
     """One scanned GS1 code -> Gs1Scan; ProtocolError saying what was wrong."""
-    text = raw.strip().replace(GS_SYMBOL, GS)
+    text = _bare(raw)
     if len(text) > MAX_ELEMENT_STRING:
         raise ProtocolError(f"GS1 code of {len(text)} characters: at most {MAX_ELEMENT_STRING}")
     if text.lower().startswith(("http://", "https://")):

@@ -30,6 +30,7 @@ def test_human_readable_and_digital_link_say_the_same():
     assert (a.gtin, a.lot, a.use_by, a.net_weight_g) == (b.gtin, b.lot, b.use_by, b.net_weight_g) == (
         GTIN, "L1", "2026-12-03", 1250)
     assert b.source == "digital_link"
+    assert parse_gs1(f"]Q1https://id.example/01/{GTIN}/10/L1").lot == "L1"  # a QR code's AIM id before the URI
 
 
 def test_day_00_is_the_last_day_of_the_month_and_other_dates():

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import asyncpg
 
+from cloud.messaging.markdowns import MIGRATION_24
+from cloud.messaging.receiving import MIGRATION_SQL as RECEIVING_SQL
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "actor journal and snapshots", """
         create table actor_journal (
@@ -467,6 +470,10 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             primary key (store_id, sku, lot)
         );
     """),
+    # Receiving and shrinkage (issue 16 items 1 and 3): delivery notes with their lines, each lot's unit cost per
+    # store, one loss line per lot of every shrinkage movement, who wrote stock off. New tables only.
+    (21, "receivings, lot costs, loss lines, shrinkage notes", RECEIVING_SQL),
+    MIGRATION_24,  # markdowns given at the tills (cloud/messaging/markdowns.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

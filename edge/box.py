@@ -66,7 +66,10 @@ class EdgeBox:
             world = json.loads(Path(self.config["world"]).read_text())
         await self.actor.load(world)
         self.actor.on_books = self.label_scales.books_changed  # a new catalogue goes to the label scales
+        self.label_scales.store_id = self.store_id
+        self.label_scales.record_label = lambda label, actor=self.actor: actor.ask("scale_label", label=label)
         self.label_scales.books_changed(self.actor.books)
+        self._tasks["label_markdowns"] = asyncio.create_task(self.label_scales.follow_markdowns(self.store_id))
         self._tasks["actor"] = asyncio.create_task(self.actor.run(), name="actor")
         for device in self.devices.values():
             device.start()

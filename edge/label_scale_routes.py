@@ -10,6 +10,7 @@ def routes(box, endpoint) -> list[Route]:
     async def label_scales(request, body):
         scales = box.label_scales
         return {"store_id": box.store_id, "scales": scales.health(), "overrides": scales.overrides,
+                "markdowns": {sku: m.price_fen for sku, m in scales.markdowns.items()},
                 "skipped": list(scales.skipped)}
 
     return [Route("/label-scales", endpoint(label_scales), methods=["GET"])]

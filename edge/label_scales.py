@@ -6,12 +6,17 @@ name, so the labels the scale prints are exactly what the till reads back (`POST
 
 Guarantees:
 - Every scale gets the whole PLU table (PLU, sku, name, unit, price, barcode layout) at box start, whenever the
-  books change (a CatalogueUpdated applied: the actor calls `books_changed`) and whenever `push_prices` is called
-  with the markdown prices of the moment. A download is CLR, PLU..., END; each frame is acknowledged; the scale
+  books change (a CatalogueUpdated or RuleBookUpdated applied: the actor calls `books_changed`), whenever the
+  promotion book's markdowns change a price (checked every MARKDOWN_CHECK_S by `follow_markdowns`: 19:00 leafy
+  greens -30% reach the scales' labels) and whenever `push_prices` is called (explicit prices, over the markdowns).
+  An unchanged table is not downloaded again. A download is CLR, PLU..., END; each frame is acknowledged; the scale
   swaps its table only at a complete END, so it never prints from half a table.
 - A scale that is unplugged, mute or refusing is retried (every `RETRY_S`, bounded by the ack timeout), and a
   scale that lost its table (power cycled: its status reports another version) is pushed again; the till and the
   other scales never wait on it. Garbage from its port is counted and skipped (edge.devices.serial_driver).
+- A label a scale prints at a markdown's price (it reports each label it prints) is registered as a markdown label
+  (edge/markdowns_db.py, through the actor: `record_label`), so the till sells it at its price, with the weighed
+  grams, and does not mark it down again.
 - `health()` reports each scale: state, PLUs loaded, the version it holds, the last push and the last error, and
   the labels it reported printing (the newest LABELS_KEPT).
 """
@@ -20,9 +25,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from edge.core.label_plus import DEFAULT_COUNTED_LAYOUT, DEFAULT_WEIGHED_LAYOUT, PluRecord, layout_named, plu_records
+from edge.core.label_plus import (
+    DEFAULT_COUNTED_LAYOUT,
+    DEFAULT_WEIGHED_LAYOUT,
+    Markdown,
+    PluRecord,
+    layout_named,
+    markdown_label,
+    markdown_prices,
+    plu_records,
+)
+from edge.core.markdowns import Label
 from edge.devices.label_scale_codec import PROTOCOL, Frame, LabelScaleCodec, encode
 from edge.devices.serial_driver import DeviceNotReady, SerialDevice
 from protocol.clock import Clock, to_rfc3339
@@ -31,12 +46,14 @@ ACK_TIMEOUT_S = 1.0
 WINDOW = 16  # PLU frames in flight before their acks are awaited (label_scale_codec: fewer than 99 seqs)
 RETRY_S = 2.0  # how often a scale is asked its status (and pushed again when it holds another version)
 LABELS_KEPT = 50
+MARKDOWN_CHECK_S = 30.0  # how soon a time-of-day markdown reaches the scales (the rules are by the minute)
 log = logging.getLogger("freshmesh.edge.label_scales")
 
 
 class LabelScale(SerialDevice):
-    def __init__(self, name: str, port: str, clock: Clock, config: dict) -> None:
+    def __init__(self, name: str, port: str, clock: Clock, config: dict, on_label=None) -> None:
         codec = LabelScaleCodec()
+        self.on_label = on_label  # async (scale, plu, grams, amount_fen, code): what the box does with a label
         super().__init__(name, port, codec, clock, codec.SERIAL.overridden(config))
         self.weighed = layout_named(config.get("weighed_layout", DEFAULT_WEIGHED_LAYOUT))
         self.counted = layout_named(config.get("counted_layout", DEFAULT_COUNTED_LAYOUT))
@@ -71,9 +88,18 @@ class LabelScale(SerialDevice):
         if not isinstance(event, Frame):
             return
         if event.cmd == "LBL":
-            self.labels.append({"plu": event.get("plu"), "grams": int(event.get("grams") or 0),
-                                "amount_fen": int(event.get("amount_fen") or 0), "code": event.get("code"),
-                                "at_ms": self.clock.now_ms()})
+            try:
+                grams, amount = int(event.get("grams") or 0), int(event.get("amount_fen") or 0)
+            except ValueError:
+                self.garbage += 1
+                return
+            self.labels.append({"plu": event.get("plu"), "grams": grams, "amount_fen": amount,
+                                "code": event.get("code"), "at_ms": self.clock.now_ms()})
+            if self.on_label is not None:
+                try:
+                    await self.on_label(self, event.get("plu"), grams, amount, event.get("code"))
+                except Exception:  # noqa: BLE001 - one label the box cannot register never stops the scale
+                    log.exception("%s: label %s not registered", self.name, event.get("code"))
             return
         fut = self._answers.pop(event.seq, None)
         if fut is not None and not fut.done():
@@ -160,16 +186,37 @@ class LabelScales:
         for i, config in enumerate(configs, start=1):
             if config.get("protocol", PROTOCOL) != PROTOCOL:
                 raise ValueError(f"label scale protocol {config.get('protocol')!r} is not known; one of {PROTOCOL}")
-            self.scales.append(LabelScale(config.get("name", f"label_scale_{i}"), config["port"], clock, config))
+            self.scales.append(LabelScale(config.get("name", f"label_scale_{i}"), config["port"], clock, config,
+                                          on_label=self._label_printed))
         self.books = None
-        self.overrides: dict[str, int] = {}
+        self.store_id = ""
+        self.overrides: dict[str, int] = {}  # push_prices: explicit prices, over the markdowns
+        self.markdowns: dict[str, Markdown] = {}  # what the promotion book's markdowns make the prices now
+        self.record_label: Callable[[Label], Awaitable[object]] | None = None  # the box: into markdown_labels
         self.skipped: tuple[str, ...] = ()
         self._version = 0
         self._now_ms = now_ms
 
     def books_changed(self, books) -> None:
         self.books = books
+        if self.scales:  # no scale: nothing to price for
+            self._follow()
+
+    def _follow(self) -> None:
+        catalogue, rule_book = getattr(self.books, "catalogue", None), getattr(self.books, "rule_book", None)
+        self.markdowns = markdown_prices(catalogue, rule_book, self.store_id, self._now_ms())
         self._want()
+
+    async def follow_markdowns(self, store_id: str) -> None:
+        """The box's task: markdowns that start (or end) with the time of day reach the scales."""
+        self.store_id = store_id
+        while self.scales:
+            try:
+                if self.scales:
+                    self._follow()
+            except Exception:  # noqa: BLE001 - a rule the evaluator cannot price must not end the following
+                log.exception("label scales: following the markdowns failed; trying again")
+            await asyncio.sleep(MARKDOWN_CHECK_S)
 
     def push_prices(self, overrides: dict[str, int]) -> None:
         """The markdown prices of the moment (sku -> fen per kg or per piece): the complete set; a sku not in it
@@ -185,9 +232,22 @@ class LabelScales:
         # a version that only grows, unique per table (wall ms): a scale restarted with an old table never matches
         self._version = max(self._version + 1, self._now_ms())
         for scale in self.scales:
-            records, self.skipped = plu_records(catalogue, self.overrides, scale.weighed, scale.counted)
+            prices = {**{sku: m.price_fen for sku, m in self.markdowns.items()}, **self.overrides}
+            records, self.skipped = plu_records(catalogue, prices, scale.weighed, scale.counted)
             if catalogue is not None and (records != scale.wanted or not scale.wanted_version):
                 scale.want(records, self._version)  # a new rule book alone changes no PLU: no download
+
+    async def _label_printed(self, scale: LabelScale, plu: str, grams: int, amount_fen: int, code: str) -> None:
+        catalogue = getattr(self.books, "catalogue", None)
+        product = catalogue.by_item_code(plu) if catalogue is not None else None
+        if product is None or self.record_label is None or product.sku in self.overrides:
+            return
+        markdown = self.markdowns.get(product.sku)
+        if markdown is None:
+            return
+        label = markdown_label(markdown, product.price_fen, product.sku, code, grams, amount_fen, product.weighed)
+        if label is not None:
+            await self.record_label(label)
 
     def health(self) -> dict[str, dict]:
         return {scale.name: scale.report() for scale in self.scales}

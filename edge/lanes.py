@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge import label_scale_routes, returns_api, stored_value
+from edge import label_scale_routes, markdowns_api, receiving_api, returns_api, stored_value
 from edge.core.cart import UnknownProduct
 from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
@@ -117,7 +117,8 @@ def build_lane_app(box) -> Starlette:
                         data = {**data, "code": printable_fnc1(data["code"])}  # GS1's FNC1 is a control character
                     body = record_from_wire(body_cls, data, "body")
                 result = await fn(request, body)
-                status = 201 if request.url.path.endswith(("/pay", "/top-ups", "/returns")) else 200
+                status = 201 if request.method == "POST" and request.url.path.endswith(
+                    ("/pay", "/top-ups", "/returns", "/receivings", "/shrinkage")) else 200
                 return JSONResponse(result, status_code=status)
             except UnknownProduct as exc:
                 return problem(404, str(exc))
@@ -212,6 +213,8 @@ def build_lane_app(box) -> Starlette:
         Route("/deliveries/{order_id}/delivered", endpoint(staff_delivered, StaffBody), methods=["POST"]),
         Route("/health", endpoint(health), methods=["GET"]),
         *returns_api.routes(box, endpoint),
+        *receiving_api.routes(box, endpoint),  # delivery notes and shrinkage: edge/receiving_api.py
         *picking_routes(box, endpoint),  # the back room: edge/picking_api.py
+        *markdowns_api.routes(box, endpoint),  # markdown labels, what is marked down now: edge/markdowns_api.py
         *label_scale_routes.routes(box, endpoint),  # GET /label-scales: edge/label_scale_routes.py
     ])

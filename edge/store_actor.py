@@ -22,16 +22,19 @@ import json
 import logging
 from collections.abc import Callable
 
-from edge import allocations, gs1_scan, picking_db, returns_db
+from edge import allocations, gs1_scan, markdowns_api, markdowns_db, picking_db, receiving_db, returns_db
 from edge.core import after_sales, cashiers, cloud_messages, deliveries, escrow, lending, picking, returns, selling, stock
 from edge.core.cart import Cart, cart_json, price, weighed_line
+from edge.core.markdowns import label_line as markdown_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
+from edge.core.receiving import Note, receive_note, write_off
 from edge.core.state import Books, EventStamp, Moment
 from edge.store_db import StoreDb
 from protocol import phones
 from protocol.barcodes import DEFAULT_LAYOUTS
 from protocol.errors import ProtocolError
 from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested
+from protocol.lots import chain_day
 from protocol.messages import BusinessAck, OrderCancelled
 from protocol.policy import (
     CASH_TOPUP_MAX_FEN,
@@ -170,7 +173,9 @@ class StoreActor:
 
     async def _scan(self, lane: str, code: str) -> dict:
         cart = self._cart(lane)  # refuses when there is no catalogue yet
-        line = await gs1_scan.scanned_line(self, code)  # GS1 lots and use-by refused when expired: edge/gs1_scan.py
+        label = await markdowns_db.label_for(self.db.writer, code)  # a markdown label printed here: at its price
+        # else GS1 codes with their lot and use-by (an expired one refused: edge/gs1_scan.py), else as before
+        line = markdown_line(label, self.clock.now_ms()) if label else await gs1_scan.scanned_line(self, code)
         cart.add(line)
         return self._added(lane, line.sku)
 
@@ -289,9 +294,23 @@ class StoreActor:
         reply: str = await self._execute(outcome)
         return reply
 
-    async def _shrink(self, sku: str, qty: int, reason: str) -> dict:
-        level = await self.db.stock_level(sku)
-        return await self._execute(stock.shrink(sku, qty, reason, level, self._stamp()))
+    async def _shrink(self, sku: str, qty: int | None, reason: str, lot: str | None = None, recorded_by: str = "",
+                      note: str = "", shrinkage_id: str | None = None) -> dict:
+        """Staff write stock off by lot (`edge.core.receiving.write_off`); a known shrinkage id answers its first result."""
+        if shrinkage_id and (done := await receiving_db.shrinkage_done(self.db.writer, shrinkage_id)) is not None:
+            return done
+        level, lots = await self.db.stock_level(sku), await self.db.lot_levels(sku)
+        return await self._execute(write_off(sku, qty, reason, lot, recorded_by or "staff", note, shrinkage_id or
+                                             self.ids.new(), self.books, level, lots, chain_day(self.clock.now_ms()),
+                                             self._stamp()))
+
+    async def _receive_note(self, note: Note) -> dict:
+        """A supplier's delivery note, booked whole by lot (`edge.core.receiving.receive_note`), once per note."""
+        done = await receiving_db.by_note(self.db.writer, note.supplier, note.note_no)
+        skus = {line.sku for line in note.lines if self.books.product(line.sku) is not None}
+        ratios = {sku: await self._ratio_of(sku) for sku in skus}
+        return await self._execute(receive_note(note, done, self.books, await self.db.stock_levels(skus), ratios,
+                                                chain_day(self.clock.now_ms()), self.ids.new(), self._stamp()))
 
     # ---- deliveries -------------------------------------------------------------------------------------
     async def _book_returned(self, order_id: str, to: str, reason: str) -> dict:
@@ -335,6 +354,12 @@ class StoreActor:
         levels = await self.db.stock_levels(x["sku"] for x in request["lines"]) if request else {}
         return await self._execute(after_sales.decide(request, request_id, approved, reason, staff, self._stamp(),
                                                       levels, disposition))
+
+    async def _markdowns(self, what: str, **kw) -> dict:  # labels and what is marked down: edge/markdowns_api.py
+        return await markdowns_api.run(self, what, **kw)
+
+    async def _scale_label(self, label) -> None:  # a label scale printed at a markdown price: edge/label_scales.py
+        await markdowns_db.record_labels(self.db.writer, label, 1, "label_scale", self.clock.now_ms())
 
     # ---- picking in the back room (edge/core/picking.py) --------------------------------------------------------
     async def _pick_list(self) -> dict:

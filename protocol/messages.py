@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 from protocol.errors import ProtocolError
 from protocol.ids import is_id
 from protocol.lots import LotDelta, check_lots
+from protocol.markdowns import MarkdownGiven, check_markdowns
 from protocol.schema import record, require
 
 PHONE_HASH_BYTES = 32  # HMAC-SHA256 (protocol.phones.lookup_hash)
@@ -161,9 +162,11 @@ class SaleCommitted(Message):
     payments: tuple[Payment, ...]
     member_id: str | None
     offline: bool  # paid while the store could not reach the cloud
+    markdowns: tuple[MarkdownGiven, ...] = ()  # what markdown rules gave away on its lines (protocol.markdowns)
 
     def check(self) -> None:
         check_lane(self.lane, "sale.committed.lane")
+        check_markdowns(self.markdowns, [line.sku for line in self.lines])
         require(len(self.lines) > 0, "sale.committed: a sale has at least one line")
         require(self.total_fen >= 0, "sale.committed: total must not be negative")
         paid = sum(p.amount_fen for p in self.payments)
@@ -426,11 +429,12 @@ from protocol.delivery_messages import DeliveryReturned, StaffDelivery  # noqa: 
 from protocol.picking_messages import OrderPicked as OrderPicked  # noqa: E402
 from protocol.picking_messages import PickedLine as PickedLine  # noqa: E402
 from protocol.picking_messages import PickingStarted as PickingStarted  # noqa: E402
+from protocol.receiving_messages import GoodsReceived, ShrinkageRecorded  # noqa: E402 - likewise
 from protocol.return_messages import AfterSalesDecided, AfterSalesRequested, GoodsReturned  # noqa: E402
 
 EDGE_EVENTS: tuple[type[Message], ...] = (
     SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat, CashToppedUp,
-    StaffDelivery, GoodsReturned, AfterSalesDecided, PickingStarted, OrderPicked,
+    StaffDelivery, GoodsReturned, AfterSalesDecided, PickingStarted, OrderPicked, GoodsReceived, ShrinkageRecorded,
 )
 from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested  # noqa: E402 - likewise
 

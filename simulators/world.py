@@ -167,11 +167,33 @@ def label_barcode(plu: str, grams: int, prefix: str = "21") -> str:
     return _ean13(f"{prefix}{plu}{grams:05d}")
 
 
+LEAFY_GREENS = ("Bok choy", "Spinach", "Chinese cabbage", "Garlic chives", "Celery")
+BAKERY_PREPARED = ("Bread", "Steamed buns x6", "Dumplings 1kg")
+
+
+def markdown_rule_data(catalogue: Catalogue) -> list[dict]:
+    """The store's end-of-day clearance (日清) and near-expiry markdowns, at the tills only: leafy greens -30% from
+    19:00, bakery and prepared food -50% from 20:00, anything on its lot's use-by day -50%."""
+    def named(names: tuple[str, ...]) -> list[str]:
+        return sorted(p.sku for p in catalogue.by_sku.values() if p.name.split(" #")[0] in names)
+    return [
+        {"id": "MD-GREENS-1900", "type": "markdown", "name": "Leafy greens after 19:00", "skus": named(LEAFY_GREENS),
+         "from_time": "19:00", "percent_off_bp": 3000, "channels": ["offline"], "priority": 5},
+        {"id": "MD-BAKERY-2000", "type": "markdown", "name": "Bakery and prepared after 20:00",
+         "skus": named(BAKERY_PREPARED), "from_time": "20:00", "percent_off_bp": 5000, "channels": ["offline"],
+         "priority": 5},
+        {"id": "MD-USE-BY-DAY", "type": "markdown", "name": "On its use-by day", "days_to_use_by": 0,
+         "percent_off_bp": 5000, "channels": ["offline"], "priority": 5},
+    ]
+
+
 def reference_world(stores: int = 5, seed: int = 7, rules: int = 200) -> dict:
-    """Everything the cloud serves: stores, catalogue and rule book, as one JSON-able map."""
+    """Everything the cloud serves: stores, catalogue and rule book (with the markdowns), as one JSON-able map."""
     catalogue = reference_catalogue(seed)
-    return {"stores": reference_stores(stores, seed), "catalogue": catalogue.to_data(),
-            "rule_book": reference_rule_data(catalogue, rules, seed)}
+    book = reference_rule_data(catalogue, rules, seed)
+    book["rules"] += markdown_rule_data(catalogue)
+    load_rule_book(book, catalogue)  # a world file is a valid book
+    return {"stores": reference_stores(stores, seed), "catalogue": catalogue.to_data(), "rule_book": book}
 
 
 if __name__ == "__main__":  # python -m simulators.world FILE [STORES] : write a world file

@@ -34,6 +34,7 @@ from cloud.console.snapshot import (
     parse_actor_name,
 )
 from cloud.runtime.inventory import ActorInventory
+from cloud.services import losses
 from protocol import order_lifecycle as lifecycle
 from protocol.codec import unpack
 
@@ -271,10 +272,8 @@ ONLINE_SQL = """select case when kind = 'flash' then '(flash)'
                             then (select k from jsonb_object_keys(allocation) k limit 1) else '(split)' end as store_id,
                        count(*) as count, coalesce(sum(total_fen), 0)::bigint as fen
                 from orders where created_ms >= $1 and status = any($2::text[]) group by 1"""
-# By SKU as well as reason: quantities are pieces or grams depending on the SKU, so only their value adds up.
-SHRINK_SQL = """select coalesce(nullif(shrinkage_reason, ''), 'unspecified') as reason, sku, count(*) as events,
-                       coalesce(-sum(delta), 0)::bigint as qty
-                from stock_movements where reason = 'shrinkage' and wall_ms >= $1 group by 1, 2"""
+# Shrinkage by reason and SKU (quantities are pieces or grams depending on the SKU, so only their value adds up),
+# from every shrinkage movement's loss lines, with its value at cost per lot: `cloud.services.losses.today_rows`.
 # Refused store events (dead letters) today: per store, and the newest few with their reasons. Index ranges: the
 # per-store count walks today's rows by `at_ms`, the list the newest ids (migration 11's indexes).
 REFUSED_BY_STORE_SQL = """select store_id, count(*) as count, max(at_ms) as last_ms from dead_letters
@@ -296,7 +295,7 @@ async def business_figures(services, topups: TopUpTally, ask, utc_offset_minutes
         till = await conn.fetch(TILL_SQL, day)
         orders = await conn.fetch(ORDERS_SQL, day)
         online = await conn.fetch(ONLINE_SQL, day, list(lifecycle.PAID_STATUSES))
-        shrink = await conn.fetch(SHRINK_SQL, day)
+        shrink = await losses.today_rows(conn, day, cloud.world.catalogue)
         sales = await conn.fetch(FLASH_SQL, now - FLASH_RECENT_MS, FLASH_MAX)
         refused_by_store = await conn.fetch(REFUSED_BY_STORE_SQL, day)
         refused_recent = await conn.fetch(REFUSED_RECENT_SQL, day, REFUSED_RECENT_MAX)
@@ -310,7 +309,7 @@ async def business_figures(services, topups: TopUpTally, ask, utc_offset_minutes
         "day_start_ms": day, "at_ms": now, "rates_at_ms": rates_at,
         "till_by_store": [dict(r) for r in till],
         "orders": [dict(r) for r in orders], "online_by_store": [dict(r) for r in online],
-        "shrinkage": [dict(r) for r in shrink], "topups": topped, "flash": [f for f in flash if f is not None],
+        "shrinkage": shrink, "topups": topped, "flash": [f for f in flash if f is not None],
         "refused_by_store": [dict(r) for r in refused_by_store], "refused_recent": [dict(r) for r in refused_recent],
         # list prices of the SKUs written off today: what the shrinkage is worth (a SKU no longer sold has none)
         "prices": {r["sku"]: {"unit": products[r["sku"]].unit, "price_fen": products[r["sku"]].price_fen}

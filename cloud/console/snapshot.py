@@ -370,12 +370,15 @@ def refused_view(by_store: list[dict], recent: list[dict]) -> dict:
 
 def shrinkage_by_reason(rows: list[dict], prices: dict[str, dict]) -> list[dict]:
     """Shrinkage per reason, valued at list price: quantities are pieces or grams depending on the SKU, so only
-    their value adds up (per piece, or per kg x grams / 1000). A SKU without a price (no longer in the
-    catalogue) is counted in `unpriced_events`, not silently valued at 0."""
+    their value adds up (per piece, or per kg x grams / 1000); and at cost when the rows carry it (`cost_fen`:
+    valued per lot by `cloud.services.losses`). A SKU without a price (no longer in the catalogue) is counted in
+    `unpriced_events`, not silently valued at 0."""
     out: dict[str, dict] = {}
     for r in rows:
         agg = out.setdefault(r["reason"], {"reason": r["reason"], "events": 0, "value_fen": 0, "unpriced_events": 0})
         agg["events"] += r["events"]
+        if "cost_fen" in r:
+            agg["cost_fen"] = agg.get("cost_fen", 0) + r["cost_fen"]
         price = prices.get(r["sku"])
         if price is None:
             agg["unpriced_events"] += r["events"]

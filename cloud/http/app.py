@@ -22,17 +22,19 @@ from cloud.http.routes import (
     auth,
     catalogue,
     flash_sales,
+    markdowns,
     members,
     operations,
     operators,
     orders,
     payments,
+    reports,
     riders,
     stores,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales)
+             riders, after_sales, markdowns, reports)
 
 
 def build_routes(services) -> list[Route]:

@@ -162,6 +162,23 @@ PATHS = {
                 "failed_by_reason, redispatched}, till_returns: {count, fen, by_method}, after_sales: {status: "
                 "{count, fen}}}"),
         {"401": "not signed in as an operator", "422": "since: not a time"}, operator=True, query=["since"])},
+    "/operator/reports/markdowns": {"get": _op(
+        "What markdowns (end-of-day clearance, near-expiry) gave away at the tills in [?from, ?to) (RFC 3339; default "
+        "the last 24 h), per rule, store and chain day; ?store=ID for one store (a store manager: their own)",
+        ("200", "{from_day, to_day, store_id, rows: [{rule_id, rule_name, store_id, day, lines, given_fen}], "
+                "by_rule: {rule_id: fen}, by_store: {store_id: fen}, total_fen}"),
+        {"401": NO_SESSION, "403": ROLE + " or another store",
+         "422": "from/to: not a time, or not in order; store: not a store id"}, operator=True,
+        query=["from", "to", "store"])},
+    "/operator/reports/losses": {"get": _op(
+        "What the stores wrote off (shrinkage) between two chain days, grouped by reason, category, store or day, "
+        "valued at cost (the lot's received cost, else the product's) and at list price, with totals; format=csv "
+        "answers CSV (operators who see store figures; a store manager: their own store)",
+        ("200", "{from, to, store, group_by, rows: [{key, lines, pieces, grams, value_at_cost_fen, "
+                "value_at_price_fen, unpriced_lines}], totals}"),
+        {"401": "not signed in as an operator", "403": "another store's figures", "404": "unknown store",
+         "422": "from/to not days, group_by or format unknown"}, operator=True,
+        query=["from", "to", "store", "group_by", "format"])},
     "/orders/{order_id}/events": {"get": _op(
         "Follow the order live: its timeline as server-sent events (`step`), from after Last-Event-ID or ?after=; "
         "the session token may come as ?token= (EventSource sends no headers)",

@@ -27,7 +27,8 @@ from nats.js import JetStreamContext
 
 from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
-from cloud.messaging import lots, refusals, streams, to_stores
+from cloud.messaging import lots, markdowns, refusals, streams, to_stores
+from cloud.messaging.receiving import Receivings
 from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
 from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
 from cloud.messaging.throttle import Throttle
@@ -100,6 +101,7 @@ class Bridge:
         # a store's own staff deliver: `Deliveries.by_staff` (cloud/services/deliveries.py), set by the services
         self.staff_deliveries: Callable[[StaffDelivery], Awaitable[None]] | None = None
         self.returns = TillReturns(cloud)  # returns at the tills: believed, applied, recorded
+        self.receivings = Receivings(cloud)  # delivery notes, lot costs, losses: believed, recorded
 
     @property
     def members(self):
@@ -299,6 +301,7 @@ class Bridge:
         if cash:  # the daily cap, against what is recorded (locked per store): a verdict like the others
             refused.update(await admit_cash_top_ups(self.cloud, cash, now_ms, self.cash_topup_day_cap_fen))
         refused.update(await self.returns.admit([e for e in events if e.event_id not in refused]))
+        refused.update(await self.receivings.admit([e for e in events if e.event_id not in refused]))
         if not refused:
             return events
         for event_id, reason in refused.items():
@@ -339,6 +342,8 @@ class Bridge:
                 [(s, k, on_hand, at, seq) for (s, k), (on_hand, at, seq) in latest.items()])
             await lots.record(conn, moves)
         await self.returns.record(conn, events)  # after the sales: a return may name one of the same batch
+        await markdowns.record(conn, events)  # what markdowns gave away on the sales (cloud/messaging/markdowns.py)
+        await self.receivings.record(conn, events)
 
     async def _actor_effects(self, event) -> None:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""

@@ -7,7 +7,7 @@ priced: amount / list price per kg, rounded by the one rule in protocol.money.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from edge.core.outcome import Refused
 from edge.core.state import Books, Member
@@ -58,7 +58,9 @@ class Cart:
 
     @property
     def basket(self) -> list[BasketLine]:
-        return [line.basket for line in self.lines]
+        # the lot's use-by goes to the evaluator: markdowns by days to use-by (protocol/pricing/rules.py)
+        return [replace(line.basket, use_by=line.use_by) if line.use_by != line.basket.use_by else line.basket
+                for line in self.lines]
 
 
 def label_quantity(product: Product, amount_fen: int) -> Quantity:
@@ -125,7 +127,9 @@ def cart_json(cart: Cart, priced: PricedBasket) -> dict:
         q = line.quantity
         lines.append({"sku": pl.sku, "name": pl.name, **({"weight_g": q.amount} if q.unit == "g" else {"qty": q.amount}),
                       "unit": q.unit, "list_fen": pl.list_fen, "amount_fen": pl.amount_fen, "rules": pl.rules,
-                      **({"lot": line.lot, "use_by": line.use_by} if line.lot else {})})  # a GS1 code named it
+                      **({"lot": line.lot, "use_by": line.use_by} if line.lot else {}),  # a GS1 code named it
+                      **({"markdown": {"rule_id": pl.markdown_rule, "saving_fen": pl.markdown_fen}}
+                         if pl.markdown_rule else {})})
     return {"lines": lines,
             "applied_rules": [{"rule_id": a.rule_id, "name": a.name, "saving_fen": a.saving_fen} for a in priced.applied],
             "almost": [n.message for n in priced.near_misses],

@@ -221,9 +221,23 @@ class SetAllocation:
     version: int
 
 
+@dataclass(frozen=True, slots=True)
+class InsertReceiving:
+    """A delivery note received (edge.core.receiving): `asked` the note as asked (a repeat must match it), `reply`
+    the JSON answered, answered again to a repeat."""
+    receiving_id: str
+    supplier: str
+    note_no: str
+    received_by: str
+    asked: str
+    reply: str
+    at_ms: int
+
+
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
-          | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation)
+          | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation
+          | SetLotCost | InsertReceiving)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

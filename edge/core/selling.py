@@ -23,9 +23,11 @@ from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, Move
 from edge.core.state import Books, EventStamp, Member, StockLevel
 from protocol import payments
 from protocol.lots import LotDelta
+from protocol.markdowns import MarkdownGiven
 from protocol.messages import EscrowReclaimRequested, Payment, SaleCommitted, SaleLine, StockMoved
 from protocol.money import format_fen
 from protocol.policy import OFFLINE_ALLOWANCE_FEN
+from protocol.pricing import PricedBasket
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,14 @@ def sold_stock(lines: tuple[SaleLine, ...], levels: Mapping[str, StockLevel], sa
     return effects
 
 
+def markdowns_given(cart: Cart, priced: PricedBasket) -> tuple[MarkdownGiven, ...]:
+    """What markdown rules gave away on the sale's lines (reported with the sale: edge.core.markdowns)."""
+    return tuple(MarkdownGiven(rule_id=pl.markdown_rule, line=i, sku=pl.sku, saving_fen=pl.markdown_fen,
+                               lot=line.lot)
+                 for i, (line, pl) in enumerate(zip(cart.lines, priced.lines, strict=True))
+                 if pl.markdown_rule and pl.markdown_fen > 0)
+
+
 def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
         levels: Mapping[str, StockLevel], stamp: EventStamp) -> Outcome:
     """`levels`: the current stock of the cart's SKUs (missing = none yet). `sale_id` and `stamp` are made by the
@@ -148,7 +158,7 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
                   for line, pl in zip(cart.lines, priced.lines, strict=True))
     member_id = cart.member.member_id if cart.member else None
     sale = stamp.make(SaleCommitted, sale_id=sale_id, lane=request.lane, lines=lines, total_fen=total,
-                      payments=paid, member_id=member_id, offline=offline)
+                      payments=paid, member_id=member_id, offline=offline, markdowns=markdowns_given(cart, priced))
     effects: list[Effect] = [InsertSale(sale_id=sale_id, lane=request.lane, total_fen=total, lines=lines, payments=paid,
                           member_id=member_id, offline=offline, at_ms=now_ms),
                Publish(sale)]

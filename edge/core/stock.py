@@ -12,6 +12,7 @@ from edge.core.state import Books, EventStamp, PendingOrder, StockLevel
 from protocol.errors import ProtocolError
 from protocol.lots import LotDelta, chain_day, is_expired
 from protocol.messages import EscrowGranted, EscrowReclaimRequested, PickupCompleted, ShrinkageReason, StockMoved
+from protocol.receiving_messages import ShrinkageRecorded
 
 RECEIVE_MAX = 10_000_000  # one delivery of one SKU: pieces, or grams (10 t)
 SHRINKAGE_REASONS = tuple(r for r in get_args(ShrinkageReason) if r)
@@ -45,20 +46,34 @@ def receive(sku: str, qty: int, books: Books, level: StockLevel, ratio_bp: int, 
                    last_seq=stamp.outcome_seq)
 
 
-def shrink(sku: str, qty: int, reason: str, level: StockLevel, stamp: EventStamp) -> Outcome:
-    """Stock lost with a reason; if the loss eats into the cloud's share, ask for the difference back."""
+def shrink(sku: str, qty: int, reason: str, level: StockLevel, stamp: EventStamp, lots: tuple[LotDelta, ...] = (),
+           recorded_by: str = "", note: str = "", shrinkage_id: str = "", lot: str = "") -> Outcome:
+    """Stock lost with a reason; if the loss eats into the cloud's share, ask for the difference back. `lots`: the
+    lots it leaves (`edge.core.receiving.shrink_lots`; none: the store fills them first-expiry-first-out). Recorded
+    by staff (`recorded_by`), the movement's reference is the shrinkage id and a `ShrinkageRecorded` says who and
+    why, in the same transaction."""
     if reason not in SHRINKAGE_REASONS:
         raise Refused(422, f"shrinkage reason: one of {', '.join(SHRINKAGE_REASONS)}")
     if qty <= 0:
         raise Refused(422, "qty: must be positive")
+    if qty > level.on_hand:
+        raise Refused(409, f"{sku}: only {max(level.on_hand, 0)} on hand, cannot write off {qty}")
     on_hand = level.on_hand - qty
     moved = stamp.make(StockMoved, sku=sku, delta=-qty, reason="shrinkage", shrinkage_reason=reason,
-                       on_hand_after=on_hand, reference="")
+                       on_hand_after=on_hand, reference=shrinkage_id, lots=lots)
     effects: list[Effect] = [MoveStock(moved)]
+    if recorded_by:
+        effects.append(Publish(stamp.make(ShrinkageRecorded, shrinkage_id=shrinkage_id, movement_event_id=moved.event_id,
+                                          sku=sku, qty=qty, reason=reason, lot=lot, recorded_by=recorded_by,
+                                          note=note)))
     ask = escrow.reclaim_needed(on_hand, level.escrow)
     if ask:
         effects.append(Publish(stamp.make(EscrowReclaimRequested, sku=sku, qty=ask)))
-    return Outcome(reply={"sku": sku, "on_hand": on_hand}, effects=tuple(effects), last_seq=stamp.outcome_seq)
+    reply = {"sku": sku, "on_hand": on_hand, "escrow_reclaim_asked": ask}
+    if shrinkage_id:
+        reply |= {"shrinkage_id": shrinkage_id, "qty": qty, "reason": reason, "recorded_by": recorded_by,
+                  "note": note, "lots": [{"lot": d.lot, "qty": -d.delta, "use_by": d.use_by} for d in lots]}
+    return Outcome(reply=reply, effects=tuple(effects), last_seq=stamp.outcome_seq)
 
 
 def pickup(order: PendingOrder | None, pickup_code: str, lane: str, levels: dict[str, StockLevel],

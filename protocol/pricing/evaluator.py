@@ -2,13 +2,15 @@
 result to the fen, offline or online.
 
 price_basket() prices each line (pieces; grams x price per kg with one rounding; or an amount embedded in a
-label barcode), applies the rule stages (see rules.py) and explains itself: each line with the rules that
-touched it, each applied rule with its saving, the rules that almost applied ("spend 3.20 more for 8.00 off"),
-gifts, and the totals. Discounts never take a line below zero; basket-level discounts are spread over the
-eligible lines (largest remainder), so line amounts always add up to the total.
+label barcode; or a printed markdown label's price, final for its line), applies the rule stages (see rules.py;
+markdowns by time of day and days to the line's use-by first, as its starting amount) and explains itself: each
+line with the rules that touched it, each applied rule with its saving, the rules that almost applied ("spend
+3.20 more for 8.00 off"), gifts, and the totals. Discounts never take a line below zero; basket-level discounts are
+spread over the eligible lines (largest remainder), so line amounts always add up to the total.
 """
 from __future__ import annotations
 
+import datetime
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +19,17 @@ from typing import TypeVar
 from protocol.errors import ProtocolError
 from protocol.money import format_fen, portion_fen, weighed_amount_fen
 from protocol.pricing.catalogue import Catalogue, Channel, Product
-from protocol.pricing.rules import ActiveRules, Coupon, GroupBuy, ItemDiscount, Rule, RuleBook, SpendThreshold
+from protocol.pricing.rules import (
+    RULE_ID_RE,
+    ActiveRules,
+    Coupon,
+    GroupBuy,
+    ItemDiscount,
+    Markdown,
+    Rule,
+    RuleBook,
+    SpendThreshold,
+)
 from protocol.schema import record, require
 
 NEAR_MISS_RATIO_BP = 2500  # "almost applied": the gap is at most a quarter of the threshold
@@ -31,10 +43,19 @@ class BasketLine:
     qty: int = 0  # pieces
     weight_g: int = 0  # for items sold by the kg
     amount_fen: int = 0  # an amount embedded in a label barcode: the line's list amount
+    use_by: str = ""  # the line's lot use-by ("YYYY-MM-DD"), for markdowns by days to use-by; "": none known
+    # A printed markdown label: `amount_fen` is its marked-down price, `was_fen` the list amount it was marked down
+    # from, `markdown_rule` the rule that did it. Such a line is not marked down again.
+    markdown_rule: str = ""
+    was_fen: int = 0
 
     def __post_init__(self) -> None:
         require(self.qty >= 0 and self.weight_g >= 0 and self.amount_fen >= 0,
                 f"line {self.sku}: negative quantity or amount")
+        require(self.use_by == "" or _day(self.use_by) is not None, f"line {self.sku}: use_by must be YYYY-MM-DD")
+        require(not self.markdown_rule or (bool(RULE_ID_RE.match(self.markdown_rule)) and self.amount_fen > 0
+                                           and self.was_fen >= self.amount_fen),
+                f"line {self.sku}: a markdown label line carries its rule, its amount and a was_fen not below it")
         require((self.qty > 0) + (self.weight_g > 0) >= 1 or self.amount_fen > 0, f"line {self.sku}: nothing to price")
 
 
@@ -66,6 +87,8 @@ class PricedLine:
     list_fen: int  # at list price
     amount_fen: int  # what the customer pays for this line
     rules: list[str] = field(default_factory=list)
+    markdown_rule: str = ""  # the markdown that set this line's starting amount ("" none)
+    markdown_fen: int = 0  # what that markdown gave away on this line
 
     @property
     def discount_fen(self) -> int:
@@ -170,6 +193,42 @@ def _list_line(product: Product, line: BasketLine, ctx: PricingContext,
     return amount_at(product.price_fen), unit, group_amount, used, amount - group_amount
 
 
+def _day(text: str) -> datetime.date | None:
+    try:
+        return datetime.date.fromisoformat(text) if len(text) == 10 else None
+    except ValueError:
+        return None
+
+
+def days_to_use_by(use_by: str, now_ms: int, utc_offset_minutes: int) -> int | None:
+    """Whole days from the book's local day at `now_ms` to `use_by` (0: the use-by day; negative: past it)."""
+    day = _day(use_by) if use_by else None
+    if day is None:
+        return None
+    today = datetime.date(1970, 1, 1) + datetime.timedelta(minutes=now_ms // 60_000 + utc_offset_minutes)
+    return (day - today).days
+
+
+def _marked_down(product: Product, line: BasketLine, list_fen: int, markdowns: list[Markdown],
+                 days_left: int | None) -> tuple[Markdown | None, int]:
+    """The deepest markdown that matches this line (ties: book order) and the line's amount under it."""
+    best: tuple[Markdown | None, int] = (None, list_fen)
+    for m in markdowns:
+        if not m.matches_use_by(days_left):
+            continue
+        if m.percent_off_bp:
+            amount = list_fen - portion_fen(list_fen, m.percent_off_bp)
+        elif line.amount_fen:
+            continue  # a label's amount without its measure: a per-unit price cannot be applied to it
+        elif product.weighed:
+            amount = weighed_amount_fen(line.weight_g, m.price_fen)
+        else:
+            amount = line.qty * m.price_fen
+        if amount < best[1]:
+            best = (m, amount)
+    return best
+
+
 def _spread(lines: list[PricedLine], saving: int, rule_id: str) -> None:
     """Take `saving` off these lines in proportion to their amounts (largest remainder, then line order)."""
     total = sum(pl.amount_fen for pl in lines)
@@ -235,14 +294,32 @@ class _Basket:
 
 
 def _price_lines(catalogue: Catalogue, rules: ActiveRules, lines: list[BasketLine], ctx: PricingContext,
-                 savings: _Savings, basket: _Basket) -> int:
-    """Stage price + line. Returns the member-price saving."""
+                 savings: _Savings, basket: _Basket, utc_offset_minutes: int) -> int:
+    """Stage price (markdown, member or group price) + line. Returns the member-price saving."""
     member_saving = 0
     for line in lines:
         product = catalogue.get(line.sku)
         if ctx.channel not in product.channels:
             raise ProtocolError(f"{product.sku} ({product.name}) is not sold {ctx.channel}")
+        if line.markdown_rule:  # a printed markdown label: its price stands, and nothing more comes off the line
+            pl = PricedLine(product.sku, product.name, line.qty, line.weight_g, product.price_fen, line.was_fen,
+                            line.amount_fen, [line.markdown_rule], line.markdown_rule, line.was_fen - line.amount_fen)
+            savings.by_rule[line.markdown_rule] = savings.by_rule.get(line.markdown_rule, 0) + pl.markdown_fen
+            basket.lines.append(pl)
+            basket.categories.append(product.category)
+            continue
         list_fen, unit, amount, group_buy, group_saving = _list_line(product, line, ctx, rules)
+        markdowns = rules.markdowns_for(product)
+        if markdowns:
+            days_left = days_to_use_by(line.use_by, ctx.now_ms, utc_offset_minutes)
+            markdown, cleared = _marked_down(product, line, list_fen, markdowns, days_left)
+            if markdown is not None and cleared < amount:  # the better of clearance and member/group price
+                pl = PricedLine(product.sku, product.name, line.qty, line.weight_g, unit, list_fen, cleared,
+                                [markdown.id], markdown.id, list_fen - cleared)
+                savings.add(markdown, list_fen - cleared)
+                basket.lines.append(pl)
+                basket.categories.append(product.category)
+                continue
         pl = PricedLine(product.sku, product.name, line.qty, line.weight_g, unit, list_fen, amount)
         member_saving += list_fen - amount - group_saving
         if group_buy is not None:
@@ -308,15 +385,18 @@ def price_basket(catalogue: Catalogue, book: RuleBook, lines: list[BasketLine] |
     near: list[NearMiss] = []
     # Price in a canonical order (and give the lines back in the caller's order), so that budget caps and the
     # largest-remainder spread cannot make the total depend on the order the items were scanned in.
-    order = sorted(range(len(lines)), key=lambda i: (lines[i].sku, lines[i].qty, lines[i].weight_g, lines[i].amount_fen))
-    member_saving = _price_lines(catalogue, rules, [lines[i] for i in order], ctx, savings, basket)
+    order = sorted(range(len(lines)), key=lambda i: (lines[i].sku, lines[i].qty, lines[i].weight_g, lines[i].amount_fen,
+                                                     lines[i].use_by, lines[i].markdown_rule, lines[i].was_fen))
+    member_saving = _price_lines(catalogue, rules, [lines[i] for i in order], ctx, savings, basket,
+                                 book.utc_offset_minutes)
     coupons_used = _apply_basket_rules(rules, ctx, savings, basket, near)
     gifts = _give_gifts(catalogue, rules, savings, basket, near)
 
     applied = [AppliedRule(f"member-price:{ctx.member_level}", "member_price", f"{ctx.member_level} member price",
                            member_saving)] if member_saving else []
-    applied += [AppliedRule(rid, book.by_id[rid].TYPE, book.by_id[rid].name, fen)
-                for rid, fen in savings.by_rule.items() if fen > 0]
+    # a label's markdown rule may have left the book since it was printed: its price still stands
+    applied += [AppliedRule(rid, r.TYPE, r.name, fen) if (r := book.by_id.get(rid)) is not None
+                else AppliedRule(rid, Markdown.TYPE, rid, fen) for rid, fen in savings.by_rule.items() if fen > 0]
     in_input_order = [pl for _, pl in sorted(zip(order, basket.lines, strict=True), key=lambda pair: pair[0])]
     return PricedBasket(in_input_order, applied, near, gifts, sum(pl.list_fen for pl in basket.lines),
                         sum(pl.amount_fen for pl in basket.lines), coupons_used, book.version)

@@ -5,13 +5,25 @@ scopes, an optional validity period (whole minutes) and daily windows in the boo
 levels, and an optional budget cap (total fen the promotion may give away, tracked by the caller).
 
 Stages (the evaluator applies them in this order):
-  price   group_buy                       a member group's price replaces the unit price
+  price   markdown, group_buy             a clearance price (see below) or a member group's price replaces the
+                                          line's starting amount
   line    item_discount, member_discount  per line: % off, or fen off per piece
   basket  spend_threshold, coupon         on the eligible subtotal after line discounts
   gift    gift                            a free item once the eligible subtotal reaches a threshold
 
 Exclusivity: rules sharing a `group` never combine; where several apply, the one best for the customer wins
 (per line for line rules, per basket for basket rules). Rules in different groups, or in none, stack.
+
+Markdowns (end-of-day clearance, near-expiry; `Markdown`): a markdown is conditioned on the time of day (`from_time`,
+until midnight in the book's local time) and/or on the days left to the line's lot use-by (`days_to_use_by`: 0 = on
+the use-by day, 1 = that day or the day before ...; a line without a use-by never matches). How they combine:
+- markdowns never combine with each other: of those that match a line, the deepest (lowest amount) wins;
+- a markdown replaces the line's starting amount only when it is lower than the member or group-buy price (the
+  customer gets the better of the two, never both);
+- a marked-down line takes no further line rules (item/member discounts): a clearance price is final per line;
+- basket rules (spend thresholds, coupons) and gifts count and spread over the marked-down amount as over any other.
+A line priced from a printed markdown label already carries its markdown (the label's price): it is not marked down
+again and takes no line rules either.
 """
 from __future__ import annotations
 
@@ -24,6 +36,8 @@ from protocol.policy import CHAIN_UTC_OFFSET_MIN
 from protocol.pricing.catalogue import CHANNELS, LEVEL_RE, Catalogue, Channel, Product
 from protocol.schema import record, record_from_wire, require
 
+HHMM_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+DAYS_TO_USE_BY_MAX = 30
 DAILY_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 MINUTE_MS = 60_000
 RULE_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -176,8 +190,49 @@ class GroupBuy(Rule):
         require(len(self.skus) == 1 and not self.categories, f"{where}: a group buy is for exactly one sku")
 
 
+@record
+class Markdown(Rule):
+    """End-of-day clearance or near-expiry: `percent_off_bp` off the list amount, or a fixed `price_fen` per unit
+    (per kg or per piece, as the product's list price; named SKUs only), from `from_time` ("19:00", local, until
+    midnight) and/or when the line's lot has at most `days_to_use_by` days left (-1: no use-by condition)."""
+    TYPE: ClassVar[str] = "markdown"
+    STAGE: ClassVar[str] = "price"
+    from_time: str = ""
+    days_to_use_by: int = -1
+    percent_off_bp: int = 0
+    price_fen: int = 0
+
+    def check(self, where: str) -> None:
+        require(self.from_time == "" or bool(HHMM_RE.match(self.from_time)),
+                f"{where}: from_time {self.from_time!r} must be HH:MM (00:00-23:59)")
+        require(-1 <= self.days_to_use_by <= DAYS_TO_USE_BY_MAX,
+                f"{where}: days_to_use_by must be -1 (no condition) or 0..{DAYS_TO_USE_BY_MAX}")
+        require(bool(self.from_time) or self.days_to_use_by >= 0,
+                f"{where}: a markdown needs a condition: from_time and/or days_to_use_by")
+        require(not (self.from_time and self.daily), f"{where}: give from_time or daily windows, not both")
+        require((self.percent_off_bp > 0) != (self.price_fen > 0),
+                f"{where}: give exactly one of percent_off_bp (1..10000) or price_fen (> 0, per unit)")
+        require(0 <= self.percent_off_bp <= 10_000, f"{where}: percent_off_bp must be 0..10000")
+        require(self.price_fen >= 0, f"{where}: price_fen must not be negative")
+        require(not self.price_fen or (bool(self.skus) and not self.categories),
+                f"{where}: a fixed markdown price_fen names its skus (a price is per product)")
+        require(not self.group, f"{where}: markdowns never combine (the deepest applies); no exclusive group")
+        require(not self.budget_fen, f"{where}: a markdown clears stock; it has no budget_fen")
+
+    def windows(self) -> tuple[tuple[int, int], ...]:
+        if self.from_time:
+            return ((_minutes(self.from_time), 24 * 60),)
+        return Rule.windows(self)
+
+    def matches_use_by(self, days_left: int | None) -> bool:
+        """`days_left`: to the line's lot use-by (None: the line has no use-by)."""
+        if self.days_to_use_by < 0:
+            return True
+        return days_left is not None and 0 <= days_left <= self.days_to_use_by
+
+
 RULE_TYPES: dict[str, type[Rule]] = {cls.TYPE: cls for cls in
-                                     (ItemDiscount, MemberDiscount, SpendThreshold, Coupon, Gift, GroupBuy)}
+                                     (ItemDiscount, MemberDiscount, SpendThreshold, Coupon, Gift, GroupBuy, Markdown)}
 
 
 class RuleBook:
@@ -208,7 +263,7 @@ class RuleBook:
             if channel in r.channels
             and (not r.stores or store_id in r.stores)
             and (not r.starts_ms or now >= r.starts_ms) and (not r.ends_ms or now < r.ends_ms)
-            and (not r.daily or any(a <= local_minute < b for a, b in r.windows()))
+            and (not (windows := r.windows()) or any(a <= local_minute < b for a, b in windows))
             and (not r.member_levels or (level is not None and level in r.member_levels))
         )
         if len(self._active_cache) >= ACTIVE_CACHE_MAX:
@@ -225,6 +280,8 @@ class ActiveRules:
         self.line: list[ItemDiscount] = []
         self.basket: list[SpendThreshold | Coupon] = []
         self.gifts: list[Gift] = []
+        self.markdowns: list[Markdown] = []
+        self._markdowns_for: dict[str, list[Markdown]] = {}
         self._by_sku: dict[str, list[ItemDiscount]] = {}
         self._by_category: dict[str, list[ItemDiscount]] = {}
         self._everywhere: list[ItemDiscount] = []
@@ -244,6 +301,8 @@ class ActiveRules:
                     self._by_category.setdefault(category, []).append(r)
             elif isinstance(r, Gift):
                 self.gifts.append(r)
+            elif isinstance(r, Markdown):
+                self.markdowns.append(r)
             else:  # the basket stage: RULE_TYPES has no other kind of rule
                 assert isinstance(r, (SpendThreshold, Coupon)), f"rule {r.id!r}: {type(r).__name__} has no stage"
                 self.basket.append(r)
@@ -258,6 +317,14 @@ class ActiveRules:
             ordered = sorted(found.values(), key=lambda r: self._order[r.id])
             hit = (ordered, any(r.group for r in ordered))
             self._for_product[product.sku] = hit
+        return hit
+
+
+    def markdowns_for(self, product: Product) -> list[Markdown]:
+        """Markdowns in force that target this product, in book order (memoised per SKU)."""
+        hit = self._markdowns_for.get(product.sku)
+        if hit is None:
+            hit = self._markdowns_for[product.sku] = [m for m in self.markdowns if m.targets(product.sku, product.category)]
         return hit
 
 
@@ -306,6 +373,11 @@ def _check_references(rules: list[Rule], catalogue: Catalogue) -> None:
             if weighed:
                 raise ProtocolError(f"{where}: amount_off_fen is per piece but the scope includes weighed items "
                                     f"({', '.join(weighed[:3])}); use percent_off_bp")
+        if isinstance(r, Markdown) and r.price_fen:
+            for sku in r.skus:
+                if r.price_fen >= catalogue.get(sku).price_fen:
+                    raise ProtocolError(f"{where}: price_fen {r.price_fen} is not below {sku}'s list price "
+                                        f"{catalogue.get(sku).price_fen}")
         if r.group:
             first = stages.setdefault(r.group, (r.STAGE, r.id))
             if first[0] != r.STAGE:

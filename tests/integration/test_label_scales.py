@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -14,12 +15,14 @@ import pytest_asyncio
 from edge import label_scales
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
+from protocol.clock import ReadingClock
 from protocol.messages import CatalogueUpdated, RuleBookUpdated
 from protocol.money import GRAMS_PER_KG, div_round
 from simulators.label_scale import LabelScaleSim
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
+SHANGHAI = timezone(timedelta(hours=8))  # the chain's time zone (protocol.policy)
 
 
 def catalogue() -> list[dict]:
@@ -41,6 +44,23 @@ async def eventually(check, timeout: float = 10.0):
         await asyncio.sleep(0.05)
 
 
+async def eventually_async(check, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        if time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.05)
+    return result
+
+
+def clock_at(hour: int) -> tuple[ReadingClock, dict]:
+    """A wall clock running from today's `hour`:00 in the chain's time zone (markdowns go by the time of day);
+    moved on by adding to the returned dict's "ms"."""
+    noon = datetime.now(SHANGHAI).replace(hour=hour, minute=0, second=0, microsecond=0)
+    offset = {"ms": int(noon.timestamp() * 1000) - time.time_ns() // 1_000_000}
+    return ReadingClock(lambda: time.time_ns() + offset["ms"] * 1_000_000, time.monotonic_ns), offset
+
+
 @pytest_asyncio.fixture
 async def bench(tmp_path, monkeypatch):
     monkeypatch.setattr(label_scales, "RETRY_S", 0.2)  # a down scale is retried sooner; what happens is the same
@@ -50,7 +70,7 @@ async def bench(tmp_path, monkeypatch):
               "devices": {"label_scales": [{"port": weight_scale.path},
                                            {"port": price_scale.path, "protocol": "fm-label",
                                             "weighed_layout": "price-fen"}]}}
-    edge = await EdgeBox(config).start()
+    edge = await EdgeBox(config, clock=clock_at(12)[0]).start()  # noon: no time-of-day markdown
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(edge)), base_url="http://lane") as http:
         yield edge, http, weight_scale, price_scale
     await edge.stop()
@@ -190,3 +210,42 @@ def test_the_label_scale_command_line_answers_every_command_and_removes_its_link
     assert answers[2].startswith("error: unknown command") and answers[3] == "ok {}"
     assert answers[4:] == ["ok muted on", "ok muted off", "ok "]
     assert done.returncode == 0 and not (tmp_path / "ls" / "label_scale").exists()
+
+
+async def test_a_1900_markdown_reaches_the_scales_and_its_labels(tmp_path, monkeypatch):
+    """The world's rule book marks leafy greens down 30% from 19:00: the scale's price follows the clock."""
+    monkeypatch.setattr(label_scales, "MARKDOWN_CHECK_S", 0.2)
+    world = json.loads(WORLD.read_text())
+    rule = next(r for r in world["rule_book"]["rules"] if r["id"] == "MD-GREENS-1900")
+    greens = next(p for p in catalogue() if p["sku"] in rule["skus"] and p["plu"] and p["unit"] == "kg")
+    clock, offset = clock_at(12)
+    scale = LabelScaleSim(tmp_path / "ls")
+    edge = await EdgeBox({"store_id": "S031", "data_dir": str(tmp_path / "d"), "world": str(WORLD),
+                          "devices": {"label_scales": [{"port": scale.path, "weighed_layout": "price-fen"}]}},
+                         clock=clock).start()
+    try:
+        def price_now():
+            entry = next((e for e in scale.plus.values() if e.sku == greens["sku"]), None)
+            return entry.price_fen if entry else None
+        await eventually(lambda: price_now() == greens["price_fen"])  # at noon: the list price
+        offset["ms"] += 7 * 3600 * 1000 + 30 * 60 * 1000  # 19:30
+        marked = greens["price_fen"] - greens["price_fen"] * rule["percent_off_bp"] // 10_000
+        await eventually(lambda: abs(price_now() - marked) <= 1)
+        scale.weigh(1250)
+        label = scale.print_label(greens["plu"])
+        marked_price = price_now()
+        assert label.amount_fen == div_round(marked_price * 1250, GRAMS_PER_KG)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(edge)),
+                                     base_url="http://lane") as http:
+            async def registered():  # the scale reported its label; the box keeps it as a markdown label
+                return (await http.get("/markdowns/now")).json()["labels_printed"] == 1
+            assert await eventually_async(registered)
+            line = (await http.post("/lanes/1/scan", json={"code": label.code})).json()["line"]
+            assert line["amount_fen"] == label.amount_fen  # the label's price: not marked down a second time
+            assert line["weight_g"] == 1250 and line["markdown"]["rule_id"] == "MD-GREENS-1900"  # the grams weighed
+            assert (await http.get("/label-scales")).json()["markdowns"][greens["sku"]] == marked_price
+            assert (await http.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": 10**6})).status_code == 201
+            assert (await http.get("/stock/audit")).json()["violations"] == []
+    finally:
+        await edge.stop()
+        scale.close()

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from protocol import ProtocolError, codec
 from protocol.messages import ALL_MESSAGES, Payment, Quantity, SaleCommitted, SaleLine, StockMoved
+from protocol.receiving_messages import GoodsReceived, ShrinkageRecorded
 from protocol.return_messages import GoodsReturned
 from protocol.schema import field_hints
 
@@ -69,6 +70,8 @@ def messages(draw, cls):
     body = draw(records(cls))
     if cls is SaleCommitted:  # payments must add up to the total
         body["total_fen"] = sum(p["amount_fen"] for p in body["payments"])
+        body["markdowns"] = draw(st.sampled_from([(), ({"rule_id": "MD-1", "line": 0, "sku": body["lines"][0]["sku"],
+                                                        "saving_fen": 150, "lot": "L1"},)]))
     if cls is StockMoved:  # its lots add up to its delta, in lots of their own names
         body["lots"] = draw(st.sampled_from([(), ({"lot": "", "delta": body["delta"], "use_by": ""},),
                                              ({"lot": "L-1", "delta": body["delta"], "use_by": "2026-12-01"},)]))
@@ -81,6 +84,14 @@ def messages(draw, cls):
         else:
             body["order_id"], body["sale_id"] = "", body["sale_id"] or "S1"
             body["refunds"] = ({**body["refunds"][0], "amount_fen": body["total_fen"]},)
+    if cls is GoodsReceived:  # a note of named lots, each (sku, lot) once
+        body |= {"receiving_id": draw(ids), "supplier": "Green Farm", "note_no": "DN-1", "received_by": "c1",
+                 "lines": tuple({"sku": line["sku"], "lot": f"L{n}", "use_by": draw(st.sampled_from(["", "2026-12-01"])),
+                                 "qty": draw(st.integers(0, 10**6)), "expected_qty": draw(st.integers(1, 10**6)),
+                                 "unit_cost_fen": draw(st.integers(0, 10**6))} for n, line in enumerate(body["lines"]))}
+    if cls is ShrinkageRecorded:
+        body |= {"shrinkage_id": draw(ids), "movement_event_id": draw(ids), "reason": "spoiled",
+                 "lot": draw(st.sampled_from(["", "L-1"])), "recorded_by": "c1", "note": "dropped"}
     try:
         return codec.decode(msgpack.packb({**body, "kind": cls.KIND, "schema_version": cls.SCHEMA_VERSION}))
     except ProtocolError:

@@ -1,0 +1,78 @@
+"""The store's record of the markdown labels it printed (SQLite), and the reads markdowns decide on.
+
+A label's barcode carries only a PLU and a price; the registry says what else it stands for (lot, use-by, the rule,
+the price it was marked down from, the package's weight), so that the till sells it at its label price as a
+markdown, takes the right grams and lot off the shelf, and reports the markdown with the sale. The registry is the
+box's own: it works with the cloud unreachable. Rows are kept for `LABEL_KEEP_DAYS` (a label on a package is gone
+long before); one code is one row - a re-print of the same code (same item, same price) counts up and takes the
+latest lot. Registered with `edge.store_db` (its schema, created by StoreDb.open).
+"""
+from __future__ import annotations
+
+import re
+
+from edge.core.markdowns import Label, LotInStock
+from protocol.barcodes import normalise
+from protocol.errors import ProtocolError
+
+LOT_RE = re.compile(r"[A-Za-z0-9_./-]{0,40}")  # as protocol.lots names lots ("": no lot)
+LABEL_KEEP_DAYS = 14
+DAY_MS = 86_400_000
+
+SCHEMA = """
+create table if not exists markdown_labels (code text primary key, sku text not null, lot text not null,
+    use_by text not null, rule_id text not null, rule_name text not null, was_fen integer not null,
+    now_fen integer not null, weight_g integer not null, printed integer not null, printed_by text not null,
+    printed_ms integer not null);
+"""
+
+
+async def record_labels(db, label: Label, count: int, printed_by: str, now_ms: int) -> None:
+    """The label's row, in one transaction with the pruning of old rows (`db`: the actor's writer connection)."""
+    await db.execute("begin immediate")
+    try:
+        await db.execute("delete from markdown_labels where printed_ms < ?", (now_ms - LABEL_KEEP_DAYS * DAY_MS,))
+        await db.execute(
+            "insert into markdown_labels (code, sku, lot, use_by, rule_id, rule_name, was_fen, now_fen, weight_g, "
+            "printed, printed_by, printed_ms) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (code) do update "
+            "set sku = excluded.sku, lot = excluded.lot, use_by = excluded.use_by, rule_id = excluded.rule_id, "
+            "rule_name = excluded.rule_name, was_fen = excluded.was_fen, now_fen = excluded.now_fen, "
+            "weight_g = excluded.weight_g, printed = markdown_labels.printed + excluded.printed, "
+            "printed_by = excluded.printed_by, printed_ms = excluded.printed_ms",
+            (label.code, label.sku, label.lot, label.use_by, label.rule_id, label.rule_name, label.was_fen,
+             label.now_fen, label.weight_g, count, printed_by, now_ms))
+    except BaseException:
+        await db.execute("rollback")
+        raise
+    await db.execute("commit")
+
+
+async def label_for(db, raw_code: str) -> Label | None:
+    """The printed markdown label a scanned code is, or None (not one of ours, or not a code at all: the till's
+    normal reading says what is wrong with it)."""
+    try:
+        code = normalise(raw_code)
+    except ProtocolError:
+        return None
+    async with db.execute("select code, sku, lot, use_by, rule_id, rule_name, was_fen, now_fen, weight_g "
+                          "from markdown_labels where code = ?", (code,)) as cur:
+        row = await cur.fetchone()
+    return Label(*row) if row else None
+
+
+async def labels_printed(db) -> int:
+    async with db.execute("select coalesce(sum(printed), 0) from markdown_labels") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def lot_in_stock(db, sku: str, lot: str) -> LotInStock | None:
+    async with db.execute("select sku, lot, use_by, on_hand from lots where sku = ? and lot = ? and on_hand > 0",
+                          (sku, lot)) as cur:
+        row = await cur.fetchone()
+    return LotInStock(*row) if row else None
+
+
+async def lots_in_stock(db) -> list[LotInStock]:
+    async with db.execute("select sku, lot, use_by, on_hand from lots where on_hand > 0 order by sku, lot") as cur:
+        return [LotInStock(*row) for row in await cur.fetchall()]

@@ -19,6 +19,7 @@ from protocol.errors import ProtocolError
 from protocol.gs1 import Gs1Scan
 from protocol.label_codes import compose
 from protocol.lots import LotLevel
+from protocol.money import div_round
 from protocol.pricing import Catalogue
 
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -104,3 +105,33 @@ def test_gs1_lines_and_the_expiry_rule():
     with pytest.raises(ProtocolError, match="a lot is 1-40"):
         gs1_line(Gs1Scan(gtin="0" + packed.gtin, lot="L*1"), CATALOGUE)
     assert DEFAULT_LAYOUTS  # the till reads what compose writes with the same layouts
+
+
+def test_a_label_at_the_markdown_price_becomes_a_markdown_label_and_one_at_the_list_price_does_not():
+    from edge.core.label_plus import Markdown, markdown_label
+
+    md = Markdown(price_fen=700, rule_id="MD-GREENS-1900", rule_name="Greens after 19:00")
+    label = markdown_label(md, 1000, "VEG-1", "2000101008759", 1250, 875, weighed=True)
+    assert label is not None and (label.was_fen, label.now_fen, label.weight_g, label.rule_id) == (
+        1250, 875, 1250, "MD-GREENS-1900")
+    assert markdown_label(md, 1000, "VEG-1", "2000101012505", 1250, 1250, weighed=True) is None  # printed before 19:00
+    assert markdown_label(md, 1000, "EGG-1", "2000102007008", 0, 700, weighed=False).weight_g == 0
+    assert markdown_label(md, 1000, "EGG-1", "2000102014006", 0, 1400, weighed=False) is None  # two pieces
+
+
+def test_markdown_prices_follow_the_time_of_day():
+    from datetime import datetime, timedelta, timezone
+
+    from edge.core.label_plus import markdown_prices
+    from protocol.pricing import load_rule_book
+
+    world = json.loads(WORLD.read_text())
+    book = load_rule_book(world["rule_book"], CATALOGUE)
+    rule = next(r for r in world["rule_book"]["rules"] if r["id"] == "MD-GREENS-1900")
+    day = datetime(2026, 11, 30, tzinfo=timezone(timedelta(hours=8)))
+    assert rule["skus"][0] not in markdown_prices(CATALOGUE, book, "S001", int(day.replace(hour=18).timestamp() * 1000))
+    at_night = markdown_prices(CATALOGUE, book, "S001", int(day.replace(hour=19, minute=5).timestamp() * 1000))
+    sku = next(s for s in rule["skus"] if CATALOGUE.by_sku[s].plu)
+    assert at_night[sku].rule_id == "MD-GREENS-1900"
+    list_fen = CATALOGUE.by_sku[sku].price_fen
+    assert at_night[sku].price_fen == list_fen - div_round(list_fen * rule["percent_off_bp"], 10_000)

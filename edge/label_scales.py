@@ -125,7 +125,8 @@ class LabelScale(SerialDevice):
             answers: list[Frame] = []
             for _, cmd, fut in futs:
                 try:
-                    answers.append(await asyncio.wait_for(fut, ACK_TIMEOUT_S))
+                    async with asyncio.timeout(ACK_TIMEOUT_S):
+                        answers.append(await fut)
                 except TimeoutError:
                     raise DeviceNotReady(f"the label scale did not answer {cmd}") from None
         finally:
@@ -138,8 +139,12 @@ class LabelScale(SerialDevice):
 
     async def _pusher(self) -> None:
         while True:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # asked to stop (a swallowed cancel must not keep us going)
+                raise asyncio.CancelledError
             try:
-                await asyncio.wait_for(self._wake.wait(), RETRY_S)
+                async with asyncio.timeout(RETRY_S):  # not wait_for: in 3.11 it can swallow a cancel that races it
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -157,7 +162,7 @@ class LabelScale(SerialDevice):
                 self.last_error = str(exc)
                 if self.state == "ok":  # the port is open but the scale is not doing its job: the console shows it
                     self.state, self.detail = "degraded", str(exc)
-                log.warning("%s: %s; retrying in %.0fs", self.name, exc, RETRY_S)
+                log.warning("%s: %s; retrying in %gs", self.name, exc, RETRY_S)
 
     async def _push(self, records: tuple[PluRecord, ...], version: int) -> None:
         await self._ask("CLR")

@@ -5,6 +5,8 @@ import asyncpg
 
 from cloud.messaging.markdowns import MIGRATION_24
 from cloud.messaging.receiving import MIGRATION_SQL as RECEIVING_SQL
+from cloud.messaging.stocktakes import MIGRATION_22
+from cloud.services.transfer_schema import TRANSFERS_SQL  # migration 23
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "actor journal and snapshots", """
@@ -474,6 +476,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     # store, one loss line per lot of every shrinkage movement, who wrote stock off. New tables only.
     (21, "receivings, lot costs, loss lines, shrinkage notes", RECEIVING_SQL),
     MIGRATION_24,  # markdowns given at the tills (cloud/messaging/markdowns.py)
+    (22, "stocktakes the stores posted, with their counted lines and variances", MIGRATION_22),
+    (23, "transfers between stores", TRANSFERS_SQL),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

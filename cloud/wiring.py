@@ -40,6 +40,7 @@ from cloud.services.pii import Pii, seal_clear_phones
 from cloud.services.riders import HttpRiderPlatform, riders_from_env
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
+from cloud.services.transfers import Transfers
 from cloud.services.wallet import HttpPayProvider, wallet_from_env
 from cloud.services.world_admin import WorldAdmin
 from cloud.world import World
@@ -67,6 +68,7 @@ class Services:
         self.operators = Operators(cloud.db, cloud.clock, cloud.ids)
         self.world_admin = WorldAdmin(cloud)
         self.allocations = Allocations(cloud)
+        self.transfers = Transfers(cloud)  # transfers between stores, asked by HQ or routing
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
         self._tasks: list[asyncio.Task] = []
@@ -101,6 +103,7 @@ class Services:
         self._tasks.append(asyncio.create_task(self._flash_orders_to_stores()))
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one
         await self.allocations.resend()  # likewise HQ's allocation ratios (each applied once at the store)
+        await self.transfers.resend()  # and open transfers (each applied once at its store)
 
     async def _sweep_expired(self) -> None:
         while True:

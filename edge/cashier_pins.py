@@ -2,7 +2,11 @@
 box config (made with `hash_pin`, never the PIN itself). Verifying costs one argon2 computation off the event loop,
 the same for an unknown cashier (checked against a decoy hash) as for a wrong PIN, so a guess learns nothing from
 the answer or its time. A PIN is short, so guessing is bounded: after `FAILURES_MAX` wrong PINs in a row for one
-cashier id, that id is locked for `LOCK_MS` (the answer stays the same, so the lock tells a guesser nothing)."""
+cashier id, that id is locked for `LOCK_MS` (the answer stays the same, so the lock tells a guesser nothing).
+
+A cashier may have a role: `{"cashiers": {"<id>": {"pin_hash": "<argon2id hash>", "role": "manager"}}}`; a plain hash
+string is a cashier with the role "cashier" (configs from before roles mean the same). Managers approve what a
+cashier may not (a stocktake's variances); their PIN is verified the same way, then the role is checked."""
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 PIN_CHARS_MAX = 32
 FAILURES_MAX = 5
 LOCK_MS = 5 * 60 * 1000
+ROLES = ("cashier", "manager")
 
 
 def hash_pin(pin: str) -> str:
@@ -21,11 +26,24 @@ def hash_pin(pin: str) -> str:
 
 
 class CashierPins:
-    def __init__(self, hashes: dict[str, str]) -> None:
-        self.hashes = dict(hashes)
+    def __init__(self, cashiers: dict[str, str | dict]) -> None:
+        """`cashiers`: id -> the PIN's hash, or {"pin_hash", "role"} (a role not in ROLES is refused at start)."""
+        self.hashes: dict[str, str] = {}
+        self.roles: dict[str, str] = {}
+        for cashier_id, entry in cashiers.items():
+            if isinstance(entry, str):
+                entry = {"pin_hash": entry}
+            role = entry.get("role", "cashier")
+            if role not in ROLES or not isinstance(entry.get("pin_hash"), str):
+                raise ValueError(f"cashier {cashier_id}: give pin_hash and a role of {', '.join(ROLES)}")
+            self.hashes[cashier_id], self.roles[cashier_id] = entry["pin_hash"], role
         self.hasher = PasswordHasher()
         self._decoy: str | None = None
         self._failures: dict[str, tuple[int, int]] = {}  # cashier id -> (wrong PINs in a row, locked until ms)
+
+    def role(self, cashier_id: str) -> str:
+        """The configured cashier's role ("cashier" for one without a role; "" for an unknown id)."""
+        return self.roles.get(cashier_id, "")
 
     async def verify(self, cashier_id: str, pin: str, now_ms: int) -> bool:
         failures, locked_until = self._failures.get(cashier_id, (0, 0))

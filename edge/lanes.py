@@ -10,12 +10,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge import label_scale_routes, markdowns_api, receiving_api, returns_api, stored_value
+from edge import label_scale_routes, markdowns_api, receiving_api, returns_api, stocktake_api, stored_value
 from edge.core.cart import UnknownProduct
 from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
 from edge.picking_api import picking_routes
 from edge.store_actor import Busy, Refused
+from edge.transfers_api import transfer_routes
 from protocol import codec
 from protocol.errors import ProtocolError
 from protocol.gs1 import printable_fnc1
@@ -118,7 +119,7 @@ def build_lane_app(box) -> Starlette:
                     body = record_from_wire(body_cls, data, "body")
                 result = await fn(request, body)
                 status = 201 if request.method == "POST" and request.url.path.endswith(
-                    ("/pay", "/top-ups", "/returns", "/receivings", "/shrinkage")) else 200
+                    ("/pay", "/top-ups", "/returns", "/receivings", "/shrinkage", "/transfers")) else 200
                 return JSONResponse(result, status_code=status)
             except UnknownProduct as exc:
                 return problem(404, str(exc))
@@ -216,5 +217,7 @@ def build_lane_app(box) -> Starlette:
         *receiving_api.routes(box, endpoint),  # delivery notes and shrinkage: edge/receiving_api.py
         *picking_routes(box, endpoint),  # the back room: edge/picking_api.py
         *markdowns_api.routes(box, endpoint),  # markdown labels, what is marked down now: edge/markdowns_api.py
+        *stocktake_api.routes(box, endpoint),  # count sessions: edge/stocktake_api.py
+        *transfer_routes(box, endpoint),  # transfers between stores: edge/transfers_api.py
         *label_scale_routes.routes(box, endpoint),  # GET /label-scales: edge/label_scale_routes.py
     ])

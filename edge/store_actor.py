@@ -22,13 +22,14 @@ import json
 import logging
 from collections.abc import Callable
 
-from edge import allocations, gs1_scan, markdowns_api, markdowns_db, picking_db, receiving_db, returns_db
+from edge import allocations, gs1_scan, markdowns_api, markdowns_db, picking_db, receiving_db, returns_db, transfer_steps
 from edge.core import after_sales, cashiers, cloud_messages, deliveries, escrow, lending, picking, returns, selling, stock
 from edge.core.cart import Cart, cart_json, price, weighed_line
 from edge.core.markdowns import label_line as markdown_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.receiving import Note, receive_note, write_off
 from edge.core.state import Books, EventStamp, Moment
+from edge.stocktake_ops import StocktakeOps
 from edge.store_db import StoreDb
 from protocol import phones
 from protocol.barcodes import DEFAULT_LAYOUTS
@@ -44,6 +45,7 @@ from protocol.policy import (
     chain_day_start_ms,
 )
 from protocol.pricing import Catalogue, load_rule_book
+from protocol.transfer_messages import CLOUD_TRANSFER_MESSAGES
 
 MAILBOX_MAX = 1_000
 MAX_OPEN_CARTS = 256  # lanes with a cart in progress; a lane name past this is refused, not remembered
@@ -74,6 +76,7 @@ class StoreActor:
         self.on_outbox = asyncio.Event()  # the relay waits on this
         self.on_books: Callable[[Books], None] | None = None  # told of new books (the box's label scales follow)
         self.stats = {"sales": 0, "cloud_messages": 0, "duplicates": 0}
+        self.stocktakes = StocktakeOps(self)  # count sessions (edge/stocktake_ops.py), run in this mailbox
 
     @property
     def catalogue(self) -> Catalogue | None:
@@ -385,8 +388,17 @@ class StoreActor:
         levels = await self.db.stock_levels(s for s in skus if s)
         return await self._execute(picking.finish(order, order_id, levels, self.books, self._stamp()))
 
+    async def _stocktake(self, action: str, **kwargs):
+        return await getattr(self.stocktakes, action)(**kwargs)
+
+    async def _transfer(self, step: str, **kwargs):
+        """Transfers between stores (edge/transfer_steps.py, decided by edge/core/transfers.py)."""
+        return await transfer_steps.STEPS[step](self, **kwargs)
+
     # ---- cloud messages ---------------------------------------------------------------------------------
     async def _cloud_message(self, message) -> str:
+        if isinstance(message, CLOUD_TRANSFER_MESSAGES):
+            return await self._transfer("cloud_message", message=message)
         if isinstance(message, BusinessAck):  # acks only drop outbox rows: idempotent by nature
             rows = await self.db.acked_rows([a.event_id for a in message.acks])
             return await self._execute(cloud_messages.apply_ack(message, rows, self._moment().wall_ms))

@@ -431,10 +431,13 @@ from protocol.picking_messages import PickedLine as PickedLine  # noqa: E402
 from protocol.picking_messages import PickingStarted as PickingStarted  # noqa: E402
 from protocol.receiving_messages import GoodsReceived, ShrinkageRecorded  # noqa: E402 - likewise
 from protocol.return_messages import AfterSalesDecided, AfterSalesRequested, GoodsReturned  # noqa: E402
+from protocol.stocktake_messages import StocktakePosted  # noqa: E402
+from protocol.transfer_messages import CLOUD_TRANSFER_MESSAGES, EDGE_TRANSFER_EVENTS  # noqa: E402
 
 EDGE_EVENTS: tuple[type[Message], ...] = (
     SaleCommitted, StockMoved, EscrowGranted, EscrowReclaimRequested, PickupCompleted, Heartbeat, CashToppedUp,
     StaffDelivery, GoodsReturned, AfterSalesDecided, PickingStarted, OrderPicked, GoodsReceived, ShrinkageRecorded,
+    StocktakePosted, *EDGE_TRANSFER_EVENTS,
 )
 from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested  # noqa: E402 - likewise
 
@@ -442,5 +445,5 @@ REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered
                                        EscrowBorrowAnswered)
 CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
                                               RuleBookUpdated, MemberUpdated, BusinessAck, DeliveryReturned,
-                                              AfterSalesRequested, AllocationSet)
+                                              AfterSalesRequested, AllocationSet, *CLOUD_TRANSFER_MESSAGES)
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cloud.embedded.process import listening_socket, spawn_quiet, tail
 from loadtest.report import stop_process, wait_http
+from simulators import ops_stocktake
 from simulators.devices import ContinuousScale, ReceiptPrinter, Scanner, Toledo8217Scale
 
 
@@ -71,7 +72,8 @@ class Fleet:
                 self.lanes[store_id] = f"http://127.0.0.1:{port}"
             config = self.workdir / f"edge-{chunk[0]}.json"
             config.write_text(json.dumps({"data_dir": str(self.workdir / "edge"), "world": str(self.world_path),
-                                          "nats_url": self.nats_address, "stores": entries}))
+                                          "nats_url": self.nats_address, "stores": entries,
+                                          **ops_stocktake.box_config()}))  # a manager to approve stocktakes
             log = config.with_suffix(".log")
             try:
                 proc = spawn_quiet([sys.executable, "-m", "simulators.cli", "edge", "--config", str(config)],

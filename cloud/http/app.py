@@ -30,11 +30,13 @@ from cloud.http.routes import (
     payments,
     reports,
     riders,
+    stocktakes,
     stores,
+    transfers,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, markdowns, reports)
+             riders, after_sales, markdowns, reports, stocktakes, transfers)
 
 
 def build_routes(services) -> list[Route]:

@@ -82,6 +82,8 @@ SCHEMAS = {
     "Store": _obj(["name", "lat", "lon"], name=STR, lat=NUM, lon=NUM, pickup_radius_m=INT, delivery_radius_m=INT,
                   opens=STR, closes=STR, slot_minutes=INT, slot_capacity=INT),
     "Allocation": _obj(["ratio_bp"], sku=STR, category=STR, ratio_bp=INT),
+    "Transfer": _obj(["from_store", "to_store", "lines"], from_store=STR, to_store=STR, reason=STR,
+                     lines={"type": "array", "items": _obj(["sku", "qty"], sku=STR, qty=INT)}),
 }
 
 PATHS = {
@@ -204,6 +206,28 @@ PATHS = {
                     body="AfterSales", params=["order_id"], member=True),
         "get": _op("The order's after-sales requests and their decisions", ("200", "{order_id, requests}"),
                    {"404": "unknown order"}, params=["order_id"], member=True)},
+    "/operator/stocktakes": {"get": _op(
+        "The stores' posted stocktakes, newest first (?store=; a store manager sees their own store's), each with its "
+        "counted lines: counted, book at count, variance in units and valued at cost and at price",
+        ("200", "{store, stocktakes: [{stocktake_id, store_id, scope, opened_by, approved_by, uncounted, "
+                "variance_cost_fen, variance_price_fen, lines: [...]}]}"),
+        {"401": "not signed in as an operator", "403": "another store's", "404": "unknown store",
+         "422": "limit: 1..500"}, operator=True, query=["store", "limit"])},
+    "/operator/transfers": {"post": _op(
+        "Ask a store to send stock to another (hq_admin, or the receiving store's manager); sent to the sending "
+        "store; audited", ("201", "the transfer (requested)"),
+        {"401": NO_SESSION, "403": ROLE + " or another store", "422": "unknown store or product, bad quantity"},
+        body="Transfer", operator=True)},
+    "/operator/transfers/{transfer_id}/cancel": {"post": _op(
+        "Cancel a transfer not dispatched yet (hq_admin, or the receiving store's manager); both stores told; audited",
+        ("200", "the transfer (cancelled)"), {"401": NO_SESSION, "403": ROLE + " or another store",
+                                              "404": "unknown transfer", "409": "dispatched already"},
+        body="Decision", operator=True, params=["transfer_id"])},
+    "/transfers": {"get": _op(
+        "Transfers between stores (?status=requested|dispatched|received|cancelled, ?store= from or to; a store "
+        "manager sees their own store's), with what is in transit per SKU and lot", ("200", "{transfers, in_transit}"),
+        {"401": NO_SESSION, "403": ROLE + " or another store", "404": "unknown store", "422": "unknown status"},
+        operator=True, query=["status", "store"])},
     "/operator/after-sales/{request_id}/approve": {"post": _op(
         "Approve an after-sales request (a manager of its store, or hq_admin): refunded through the order's payment; "
         "audited", ("200", "the request (approved)"), {"403": "another store's", "404": "unknown request",

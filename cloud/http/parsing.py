@@ -17,17 +17,20 @@ from protocol.errors import ProtocolError
 from protocol.schema import from_wire, record_from_wire
 
 MAX_BODY_BYTES = 64 * 1024
+# HQ's whole catalogue or rule book in one body (a chain's few hundred products with lots, costs and suppliers
+# pass 64 KiB); still bounded, and read as it arrives
+WORLD_BODY_MAX_BYTES = 512 * 1024
 MAX_BODY_NESTING = 16  # the deepest legitimate body (a rule book) is about half of it
 MAX_PATH_ID_CHARS = 128
 KEY_MIN_CHARS, KEY_MAX_CHARS = 8, 128
 T = TypeVar("T")
 
 
-def json_object(raw: bytes, content_type: str = "") -> dict[str, Any]:
+def json_object(raw: bytes, content_type: str = "", limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
     if content_type.split(";")[0].strip() not in ("application/json", ""):
         raise HTTPProblem(415, "send the body as application/json")
-    if len(raw) > MAX_BODY_BYTES:
-        raise HTTPProblem(413, f"body of {len(raw)} bytes exceeds {MAX_BODY_BYTES}")
+    if len(raw) > limit:
+        raise HTTPProblem(413, f"body of {len(raw)} bytes exceeds {limit}")
     try:
         data = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
@@ -73,22 +76,22 @@ def checked_key(value: str | None, required: bool = True) -> str | None:
     return value
 
 
-async def read_limited(chunks: AsyncIterator[bytes]) -> bytes:
+async def read_limited(chunks: AsyncIterator[bytes], limit: int = MAX_BODY_BYTES) -> bytes:
     """A body from its chunks, refusing at once (without reading on) one that grows past the limit."""
     raw = b""
     async for chunk in chunks:
         raw += chunk
-        if len(raw) > MAX_BODY_BYTES:
-            raise HTTPProblem(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+        if len(raw) > limit:
+            raise HTTPProblem(413, f"body exceeds {limit} bytes")
     return raw
 
 
-async def read_body(request: Request) -> bytes:
-    return await read_limited(request.stream())
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    return await read_limited(request.stream(), limit)
 
 
-async def read_json(request: Request) -> dict[str, Any]:
-    return json_object(await read_body(request), request.headers.get("content-type", ""))
+async def read_json(request: Request, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    return json_object(await read_body(request, limit), request.headers.get("content-type", ""), limit)
 
 
 async def parse(request: Request, cls: type[T], name: str = "body") -> T:

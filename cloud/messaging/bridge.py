@@ -30,8 +30,10 @@ from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import lots, markdowns, refusals, streams, to_stores
 from cloud.messaging.receiving import Receivings
 from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
+from cloud.messaging.stocktakes import Stocktakes
 from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
 from cloud.messaging.throttle import Throttle
+from cloud.messaging.transfers import BridgeTransfers
 from cloud.runtime.calls import ActorsUnavailable
 from protocol import codec, subjects
 from protocol.delivery_messages import StaffDelivery
@@ -102,6 +104,8 @@ class Bridge:
         self.staff_deliveries: Callable[[StaffDelivery], Awaitable[None]] | None = None
         self.returns = TillReturns(cloud)  # returns at the tills: believed, applied, recorded
         self.receivings = Receivings(cloud)  # delivery notes, lot costs, losses: believed, recorded
+        self.stocktakes = Stocktakes(cloud)  # stores' stocktake notes: believed, recorded
+        self.transfers = BridgeTransfers(cloud)  # transfers between stores: believed, told, recorded
 
     @property
     def members(self):
@@ -267,6 +271,7 @@ class Bridge:
         for e in effects:  # after the sales and pickups of the batch they may return
             if isinstance(e, AFTER_THE_OTHERS):
                 await self.returns.apply(e, self.new_balances)
+        await self.transfers.tell(new)  # the other store of each transfer step (applied once there, by id)
         async with self.cloud.db.acquire() as conn, conn.transaction():
             if dead:
                 await conn.executemany(refusals.INSERT_SQL, dead)
@@ -302,6 +307,8 @@ class Bridge:
             refused.update(await admit_cash_top_ups(self.cloud, cash, now_ms, self.cash_topup_day_cap_fen))
         refused.update(await self.returns.admit([e for e in events if e.event_id not in refused]))
         refused.update(await self.receivings.admit([e for e in events if e.event_id not in refused]))
+        refused.update(await self.stocktakes.admit([e for e in events if e.event_id not in refused]))
+        refused.update(await self.transfers.admit([e for e in events if e.event_id not in refused]))
         if not refused:
             return events
         for event_id, reason in refused.items():
@@ -344,6 +351,8 @@ class Bridge:
         await self.returns.record(conn, events)  # after the sales: a return may name one of the same batch
         await markdowns.record(conn, events)  # what markdowns gave away on the sales (cloud/messaging/markdowns.py)
         await self.receivings.record(conn, events)
+        await self.stocktakes.record(conn, events)
+        await self.transfers.record(conn, events)
 
     async def _actor_effects(self, event) -> None:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""

@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 from cloud.messaging.lots import store_lots
+from cloud.messaging.transfers import incoming
 from cloud.services.flash_orders import rows_audit
 from cloud.services.payments import movement
 from protocol.money_saga import PAID_STATUSES, EndedMoney, unmatched_charges, unreturned_extras
@@ -35,8 +36,9 @@ class StockViews:
             "select sku, on_hand, updated_ms from store_stock where store_id = $1 and ($2::text is null or sku = $2)",
             store_id, sku)}
         lots = await store_lots(self.cloud.db, store_id, sku)
+        arriving = await incoming(self.cloud.db, store_id)  # dispatched to it by other stores, not received yet
         live = next(iter(await self.liveness(store_id)), {})  # one store's liveness, not all of them
-        skus = sorted(set(positions) | set(on_hand))
+        skus = sorted(set(positions) | set(on_hand) | {k for k in arriving if sku is None or k == sku})
         return {"store_id": store_id, "lag_ms": live.get("lag_ms"), "lag_p99_ms": live.get("lag_p99_ms"),
                 "online": live.get("online", False), "outbox_depth": live.get("outbox_depth"),
                 "stock": [{"sku": sku, "on_hand": on_hand[sku]["on_hand"] if sku in on_hand else None,
@@ -45,7 +47,7 @@ class StockViews:
                            "confirmed": positions.get(sku, {}).get("confirmed", 0),
                            "available_online": positions.get(sku, {}).get("available", 0),
                            "presale": positions.get(sku, {}).get("presale", True),
-                           "lots": lots.get(sku, [])} for sku in skus]}
+                           "lots": lots.get(sku, []), "in_transit": arriving.get(sku, 0)} for sku in skus]}
 
     async def audit(self) -> dict:
         """Every stock pool's and member ledger's invariant audit, and every flash sale's that is live or ended within

@@ -234,10 +234,50 @@ class InsertReceiving:
     at_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class OpenStocktake:
+    """A count session opens (edge.core.stocktake): its count sheet, the (sku, lot, use_by) lines to count."""
+    stocktake_id: str
+    scope: str  # JSON: "all" | {"categories": [...]} | {"skus": [...]}
+    opened_by: str
+    at_ms: int
+    lines: tuple[tuple[str, str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCount:
+    """A count of one (sku, lot) with the book quantity at that moment; a recount replaces it."""
+    stocktake_id: str
+    sku: str
+    lot: str
+    use_by: str
+    counted: int
+    book: int
+    counted_by: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloseStocktake:
+    """The session is posted (approved) or cancelled; `reply` (JSON) is what approving it answered, for a retry."""
+    stocktake_id: str
+    status: str  # posted | cancelled
+    by: str
+    at_ms: int
+    reply: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveTransfer:
+    """A transfer between stores as this store knows it (`edge.core.transfers.Transfer`), kept whole: inserted, or
+    replacing the row of the same id (`edge.transfers_db`)."""
+    transfer: Any
+
+
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
           | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation
-          | SetLotCost | InsertReceiving)
+          | SetLotCost | InsertReceiving | OpenStocktake | RecordCount | CloseStocktake | SaveTransfer)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

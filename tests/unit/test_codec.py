@@ -14,6 +14,7 @@ from protocol.messages import ALL_MESSAGES, Payment, Quantity, SaleCommitted, Sa
 from protocol.receiving_messages import GoodsReceived, ShrinkageRecorded
 from protocol.return_messages import GoodsReturned
 from protocol.schema import field_hints
+from protocol.stocktake_messages import StocktakePosted
 
 ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ids = st.text(ID_ALPHABET, min_size=26, max_size=26).filter(lambda s: s[0] in "01234567")
@@ -33,7 +34,12 @@ OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": natural
              "substitute_sku": st.just(""), "substitute_qty": st.just(0),
              # escrow borrows and allocations (protocol/escrow_messages.py)
              "borrow_id": ids, "grant_event_id": ids, "asked": naturals, "lent": naturals, "key": skus,
-             "ratio_bp": st.integers(0, 10_000), "version": st.integers(1, 2**40), "min_qty": st.integers(0, 1)}
+             "ratio_bp": st.integers(0, 10_000), "version": st.integers(1, 2**40), "min_qty": st.integers(0, 1),
+             # transfers between stores (protocol/transfer_messages.py)
+             "transfer_id": ids, "from_store": store_ids, "to_store": store_ids,
+             "lot": st.from_regex(r"[A-Za-z0-9_./-]{0,40}", fullmatch=True), "use_by": st.sampled_from(["", "2026-12-01"]),
+             **{who: st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True)
+                for who in ("requested_by", "dispatched_by", "received_by")}}
 
 
 def strategy_for(hint, name=""):
@@ -92,6 +98,15 @@ def messages(draw, cls):
     if cls is ShrinkageRecorded:
         body |= {"shrinkage_id": draw(ids), "movement_event_id": draw(ids), "reason": "spoiled",
                  "lot": draw(st.sampled_from(["", "L-1"])), "recorded_by": "c1", "note": "dropped"}
+    if cls is StocktakePosted:  # a stocktake's lines: counted - book = variance, once per (sku, lot)
+        names = st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True)
+        body.update(stocktake_id=draw(ids), scope=draw(st.sampled_from(["all", "categories:eggs", "skus:A,B"])),
+                    opened_by=draw(names), approved_by=draw(names), uncounted=draw(st.integers(0, 100)),
+                    zero_uncounted=False)
+        counts = draw(st.lists(st.tuples(st.integers(0, 10**6), st.integers(-10**6, 10**6)), min_size=0, max_size=3))
+        body["lines"] = tuple({"sku": f"SKU{i}", "lot": draw(st.sampled_from(["", "L-1"])), "unit": "piece",
+                               "counted": c, "book": b, "variance": c - b, "unit_cost_fen": 100, "price_fen": 300,
+                               "counted_by": draw(names)} for i, (c, b) in enumerate(counts))
     try:
         return codec.decode(msgpack.packb({**body, "kind": cls.KIND, "schema_version": cls.SCHEMA_VERSION}))
     except ProtocolError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 
 from cloud.http.operators import require_operator
-from cloud.http.parsing import read_json
+from cloud.http.parsing import WORLD_BODY_MAX_BYTES, read_json
 from cloud.http.problems import HTTPProblem
 
 
@@ -17,7 +17,7 @@ def routes(services) -> list[tuple]:
 
     async def put_products(request):
         operator = await require_operator(request, services, "catalogue.change")
-        data = await read_json(request)
+        data = await read_json(request, WORLD_BODY_MAX_BYTES)
         if not isinstance(data.get("products"), list):
             raise HTTPProblem(422, "products: a list of products is required")
         return JSONResponse(await services.world_admin.change("catalogue", data["products"],
@@ -25,7 +25,8 @@ def routes(services) -> list[tuple]:
 
     async def put_rule_book(request):
         operator = await require_operator(request, services, "rule_book.change")
-        return JSONResponse(await services.world_admin.change("rule_book", await read_json(request), "operator",
+        return JSONResponse(await services.world_admin.change("rule_book", await read_json(request, WORLD_BODY_MAX_BYTES),
+                                                              "operator",
                                                               by=operator))
 
     return [("/products", products, ["GET"]), ("/products", put_products, ["PUT"]),

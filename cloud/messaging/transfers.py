@@ -1,0 +1,167 @@
+"""Transfers between stores on the cloud's side of the bridge: believed (`protocol.transfer_facts`), told to the
+other store, recorded.
+
+Guarantees:
+- A transfer step is believed only from the store whose side it is (B asks and receives, A dispatches), within
+  what was asked, dispatched and moved on the store's own stock; anything else is refused with the reason through
+  the bridge's normal path (dead-lettered, the store told `refused`), and the rest of the batch applies.
+- Recorded once: each step updates the `transfers` row in the bridge's transaction with the event id, and only from
+  the status before it (a step never goes back), so a redelivery changes nothing.
+- The other store is told (A: `TransferToDispatch` once asked; B: `TransferArriving` once dispatched) before that
+  transaction, under an event id derived from the transfer, so a retried batch or a re-send at start
+  (`cloud.services.transfers.Transfers.resend`) is applied once by the store (its inbox keeps the id).
+"""
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from cloud.messaging import to_stores
+from protocol.ids import derived_id
+from protocol.messages import Message, StockMoved
+from protocol.transfer_facts import (
+    TRANSFER_REASONS,
+    TransferFacts,
+    TransfersKnown,
+    judge_transfers,
+    named_transfers,
+)
+from protocol.transfer_messages import (
+    TransferArriving,
+    TransferCancelled,
+    TransferDispatched,
+    TransferLine,
+    TransferLotLine,
+    TransferReceived,
+    TransferRequested,
+    TransferToDispatch,
+)
+
+TRANSFER_EVENTS = (TransferRequested, TransferDispatched, TransferReceived)
+
+
+def jsonb(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def discrepancies(sent: list[dict[str, Any]], received: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per dispatched line: dispatched - received (positive: short, negative: over); lines that agree left out."""
+    got = {(x["sku"], x["lot"]): x["qty"] for x in received}
+    return [{"sku": x["sku"], "lot": x["lot"], "use_by": x["use_by"], "dispatched": x["qty"],
+             "received": got.get((x["sku"], x["lot"]), 0), "short": x["qty"] - got.get((x["sku"], x["lot"]), 0)}
+            for x in sent if got.get((x["sku"], x["lot"]), 0) != x["qty"]]
+
+
+async def tell_to_dispatch(cloud, row) -> None:
+    """Store A is asked to dispatch (applied once there: the event id is derived from the transfer)."""
+    lines = tuple(TransferLine(sku=x["sku"], qty=x["qty"]) for x in jsonb(row["lines"]))
+    await to_stores.send(cloud, row["from_store"], functools.partial(
+        TransferToDispatch, transfer_id=row["transfer_id"], to_store=row["to_store"], lines=lines,
+        requested_by=row["requested_by"][:64], reason=row["reason"]),
+        event_id=derived_id(row["transfer_id"], "to_dispatch"))
+
+
+async def tell_arriving(cloud, row, sent: list[dict[str, Any]], dispatched_by: str) -> None:
+    """Store B is told what is on its way, per lot (applied once there, likewise)."""
+    asked = tuple(TransferLine(sku=x["sku"], qty=x["qty"]) for x in jsonb(row["lines"]))
+    lines = tuple(TransferLotLine(sku=x["sku"], lot=x["lot"], use_by=x["use_by"], qty=x["qty"]) for x in sent)
+    await to_stores.send(cloud, row["to_store"], functools.partial(
+        TransferArriving, transfer_id=row["transfer_id"], from_store=row["from_store"], asked_lines=asked, lines=lines,
+        dispatched_by=dispatched_by, reason=row["reason"]), event_id=derived_id(row["transfer_id"], "arriving"))
+
+
+async def tell_cancelled(cloud, row, reason: str) -> None:
+    """Both stores hear of a cancellation (A stops, B's list shows it); applied once at each, likewise."""
+    for store in (row["from_store"], row["to_store"]):
+        await to_stores.send(cloud, store, functools.partial(TransferCancelled, transfer_id=row["transfer_id"],
+                                                             reason=reason),
+                             event_id=derived_id(row["transfer_id"], f"cancelled:{store}"))
+
+
+def _lot_lines(lines: tuple[TransferLotLine, ...]) -> list[dict[str, Any]]:
+    return [{"sku": x.sku, "lot": x.lot, "use_by": x.use_by, "qty": x.qty} for x in lines]
+
+
+async def incoming(db, store_id: str) -> dict[str, int]:
+    """sku -> units dispatched to `store_id` by other stores and not received yet (in transit to it)."""
+    rows = await db.fetch("""select x->>'sku' as sku, sum((x->>'qty')::bigint)::bigint as qty
+                             from transfers t, jsonb_array_elements(t.dispatched) x
+                             where t.to_store = $1 and t.status = 'dispatched' group by 1""", store_id)
+    return {r["sku"]: int(r["qty"]) for r in rows}
+
+
+class BridgeTransfers:
+    """Held by the bridge: `admit` judges a batch's transfer events, `tell` tells the other stores, `record` writes."""
+
+    def __init__(self, cloud) -> None:
+        self.cloud = cloud
+
+    async def _known(self, events: list[Message]) -> TransfersKnown:
+        ids = sorted(named_transfers(events))
+        catalogue = self.cloud.world.catalogue
+        known = TransfersKnown(stores=frozenset(self.cloud.world.stores), products=frozenset(catalogue.by_sku))
+        for r in await self.cloud.db.fetch("select * from transfers where transfer_id = any($1::text[])", ids):
+            asked = {x["sku"]: x["qty"] for x in jsonb(r["lines"])}
+            sent = {(x["sku"], x["lot"]): x["qty"] for x in jsonb(r["dispatched"]) or []}
+            known.transfers[r["transfer_id"]] = TransferFacts(r["transfer_id"], r["from_store"], r["to_store"],
+                                                              r["status"], asked, sent)
+        for r in await self.cloud.db.fetch(
+                "select reference, store_id, sku, reason, sum(abs(delta))::bigint as moved from stock_movements "
+                "where reference = any($1::text[]) and reason = any($2::text[]) group by 1, 2, 3, 4",
+                ids, list(TRANSFER_REASONS)):
+            known.moved[(r["reference"], r["store_id"], r["sku"], r["reason"])] = r["moved"]
+        return known
+
+    async def admit(self, events: list[Message]) -> dict[str, str]:
+        """event id -> why, for the batch's transfer events (and transfer movements) the cloud does not believe."""
+        mine: list[Message] = [e for e in events if isinstance(e, TRANSFER_EVENTS)
+                or (isinstance(e, StockMoved) and e.reason in TRANSFER_REASONS)]
+        if not mine:
+            return {}
+        return judge_transfers(mine, await self._known(mine))
+
+    async def tell(self, events: list[Message]) -> None:
+        """The other store of each believed request (A) and dispatch (B), before the batch's transaction."""
+        for e in events:
+            if isinstance(e, TransferRequested):
+                await tell_to_dispatch(self.cloud, {
+                    "transfer_id": e.transfer_id, "from_store": e.from_store, "to_store": e.store_id,
+                    "lines": [{"sku": x.sku, "qty": x.qty} for x in e.lines],
+                    "requested_by": f"{e.store_id}:{e.requested_by}", "reason": e.reason})
+            elif isinstance(e, TransferDispatched):
+                row = await self.cloud.db.fetchrow("select * from transfers where transfer_id = $1", e.transfer_id)
+                if row is None:  # asked in this same batch: its request is in `events` before it
+                    asked = next(x for x in events if isinstance(x, TransferRequested)
+                                 and x.transfer_id == e.transfer_id)
+                    row = {"transfer_id": e.transfer_id, "from_store": e.store_id, "to_store": e.to_store,
+                           "lines": [{"sku": x.sku, "qty": x.qty} for x in asked.lines], "reason": asked.reason}
+                await tell_arriving(self.cloud, row, _lot_lines(e.lines), e.dispatched_by)
+
+    async def record(self, conn, events: list[Message]) -> None:
+        for e in events:
+            if isinstance(e, TransferRequested):
+                await conn.execute(
+                    """insert into transfers (transfer_id, from_store, to_store, status, lines, reason, origin,
+                           requested_by, request_event_id, requested_ms, updated_ms)
+                       values ($1, $2, $3, 'requested', $4::jsonb, $5, 'store', $6, $7, $8, $8)
+                       on conflict (transfer_id) do nothing""",
+                    e.transfer_id, e.from_store, e.store_id, json.dumps([{"sku": x.sku, "qty": x.qty} for x in e.lines]),
+                    e.reason, f"{e.store_id}:{e.requested_by}", e.event_id, e.wall_ms)
+            elif isinstance(e, TransferDispatched):
+                await conn.execute(
+                    """update transfers set status = 'dispatched', dispatched = $2::jsonb, dispatched_by = $3,
+                           dispatch_event_id = $4, dispatched_ms = $5, updated_ms = $5
+                       where transfer_id = $1 and status in ('requested', 'cancelled')""",
+                    e.transfer_id, json.dumps(_lot_lines(e.lines)), f"{e.store_id}:{e.dispatched_by}", e.event_id,
+                    e.wall_ms)
+            elif isinstance(e, TransferReceived):
+                row = await conn.fetchrow("select dispatched from transfers where transfer_id = $1", e.transfer_id)
+                got = _lot_lines(e.lines)
+                await conn.execute(
+                    """update transfers set status = 'received', received = $2::jsonb, discrepancies = $3::jsonb,
+                           received_by = $4, receive_event_id = $5, received_ms = $6, updated_ms = $6
+                       where transfer_id = $1 and status = 'dispatched'""",
+                    e.transfer_id, json.dumps(got), json.dumps(discrepancies(
+                        (jsonb(row["dispatched"]) if row else None) or [], got)),
+                    f"{e.store_id}:{e.received_by}", e.event_id, e.wall_ms)

@@ -31,6 +31,7 @@ from loadtest.http import CLIENT_ERRORS, LeanClients
 from protocol.barcodes import gs1_check_digit
 from protocol.gs1 import GS
 from protocol.lots import chain_day, is_expired
+from simulators.store_work import StoreWork
 
 LANE = "labels"  # a lane of its own: the tills' and the staff's carts never mix with it
 ROUND_S = 6.0  # per store: about ten scans a minute, several in a 40 s demo
@@ -63,12 +64,13 @@ def gs1_code(spelling: str, gtin14: str, use_by: str = "", lot: str = "", grams:
     return ("]C1" if spelling == "gs1-128" else "]e0") + body
 
 
-class LabelOps:
+class LabelOps(StoreWork):
     """GS1 scanning at the tills of every store of `fleet` (`fleet.lanes`: store id -> its box's lane API)."""
 
+    AREA = "labels"
+
     def __init__(self, fleet, rng: random.Random, counts: Counter, stop: asyncio.Event) -> None:
-        self.fleet, self.rng, self.counts, self.stop = fleet, rng, counts, stop
-        self.refusals: dict[str, str] = {}
+        super().__init__(fleet, rng, counts, stop)
         catalogue = json.loads(Path(fleet.world_path).read_text())["catalogue"]
         self.gtins: dict[str, tuple[str, bool]] = {}  # sku -> (GTIN-14, weighed)
         for p in catalogue:
@@ -79,9 +81,6 @@ class LabelOps:
             elif p["unit"] == "kg" and p.get("plu") and len(p["plu"].lstrip("0")) <= 5:
                 self.gtins[p["sku"]] = (in_store_gtin14(p["plu"]), True)
 
-    def tasks(self, http: LeanClients) -> list[asyncio.Task]:
-        return [asyncio.create_task(self.run(http, store_id)) for store_id in self.fleet.lanes]
-
     async def run(self, http: LeanClients, store_id: str) -> None:
         await asyncio.sleep(self.rng.uniform(0, ROUND_S))  # stores out of step
         while not self.stop.is_set():
@@ -89,10 +88,8 @@ class LabelOps:
                 await self.one_round(http, self.fleet.lanes[store_id])
             except CLIENT_ERRORS:
                 self.counts["staff_error"] += 1
-            try:
-                await asyncio.wait_for(self.stop.wait(), ROUND_S * self.rng.uniform(0.7, 1.3))
-            except TimeoutError:
-                pass
+            if await self._pause(ROUND_S * self.rng.uniform(0.7, 1.3)):
+                return
 
     async def one_round(self, http: LeanClients, url: str) -> None:
         today = chain_day(time.time_ns() // 1_000_000)
@@ -146,30 +143,21 @@ class LabelOps:
         if r.status_code == 409 and "passed its use-by" in str(r.json().get("detail", "")):
             self.counts["labels_expired_refused"] += 1
         else:  # the till sold what it must not: say so in the counts, and take it off the lane
-            self._refused("expired_not_refused" if r.status_code == 200 else "expired", r)
+            self._refused(r, "expired_not_refused" if r.status_code == 200 else "expired")
             await http.delete(f"{url}/lanes/{LANE}/cart")
 
     async def sell(self, http: LeanClients, url: str, code: str) -> bool:
         r = await http.post(f"{url}/lanes/{LANE}/scan", json={"code": code})
         if r.status_code != 200:
-            self._refused("scan", r)
+            self._refused(r, "scan")
             await http.delete(f"{url}/lanes/{LANE}/cart")
             return False
         paid = await http.post(f"{url}/lanes/{LANE}/pay", json={"method": "cash", "tendered_fen": 10_000_000})
         if paid.status_code != 201:
-            self._refused("pay", paid)
+            self._refused(paid, "pay")
             await http.delete(f"{url}/lanes/{LANE}/cart")
             return False
         return True
-
-    def _refused(self, what: str, answer) -> None:
-        key = f"staff_refused:labels:{answer.status_code}"
-        self.counts[key] += 1
-        if key not in self.refusals:
-            try:
-                self.refusals[key] = f"{what}: " + str((answer.json() or {}).get("detail", ""))[:200]
-            except ValueError:
-                self.refusals[key] = f"{what}: {answer.text[:200]}"
 
 
 async def summary(db, stores: list[str] | None = None) -> dict:

@@ -36,11 +36,13 @@ class StoreWork:
             return False
         return True
 
-    def _refused(self, answer) -> None:
+    def _refused(self, answer, what: str = "") -> None:
+        """Count a refusal by its status; keep its detail (after `what` was refused) if it is the first of its kind."""
         key = f"staff_refused:{self.AREA}:{answer.status_code}"
         self.counts[key] += 1
         if key not in self.refusals:
             try:
-                self.refusals[key] = str((answer.json() or {}).get("detail", ""))[:DETAIL_MAX_CHARS]
+                detail = str((answer.json() or {}).get("detail", ""))[:DETAIL_MAX_CHARS]
             except ValueError:
-                self.refusals[key] = answer.text[:DETAIL_MAX_CHARS]
+                detail = answer.text[:DETAIL_MAX_CHARS]
+            self.refusals[key] = f"{what}: {detail}" if what else detail

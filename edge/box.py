@@ -18,6 +18,7 @@ from edge.devices.events import Scan
 from edge.devices.scale_codecs import CODECS, DEFAULT_SCALE
 from edge.devices.scanner_codec import ScannerCodec
 from edge.devices.serial_driver import SCALE_CAPACITY_G, Printer, Scale, SerialDevice
+from edge.label_scales import LabelScales
 from edge.store_actor import StoreActor
 from edge.store_db import StoreDb
 from edge.sync import Sync
@@ -44,6 +45,7 @@ class EdgeBox:
         self.devices: dict[str, SerialDevice] = {}
         self.scale: Scale | None = None
         self.printer: Printer | None = None
+        self.label_scales = LabelScales([], self.clock, self.clock.now_ms)  # devices.label_scales: edge/label_scales.py
         self.actor: StoreActor | None = None
         self.sync: Sync | None = None
         self.cashier_pins = CashierPins(config.get("cashiers", {}))  # cashier id -> argon2 hash of their PIN
@@ -63,6 +65,11 @@ class EdgeBox:
         if self.config.get("world"):
             world = json.loads(Path(self.config["world"]).read_text())
         await self.actor.load(world)
+        self.actor.on_books = self.label_scales.books_changed  # a new catalogue goes to the label scales
+        self.label_scales.store_id = self.store_id
+        self.label_scales.record_label = lambda label, actor=self.actor: actor.ask("scale_label", label=label)
+        self.label_scales.books_changed(self.actor.books)
+        self._tasks["label_markdowns"] = asyncio.create_task(self.label_scales.follow_markdowns(self.store_id))
         self._tasks["actor"] = asyncio.create_task(self.actor.run(), name="actor")
         for device in self.devices.values():
             device.start()
@@ -113,6 +120,8 @@ class EdgeBox:
             self.printer = Printer("printer", d["port"], PrinterReplies(), self.clock,
                                    PrinterReplies.SERIAL.overridden(d))
             self.devices["printer"] = self.printer
+        self.label_scales = LabelScales(devices.get("label_scales", []), self.clock, self.clock.now_ms)
+        self.devices.update({scale.name: scale for scale in self.label_scales.scales})
 
     async def _watchdog(self) -> None:
         while True:
@@ -145,7 +154,8 @@ class EdgeBox:
     async def health(self) -> dict:
         return {"store_id": self.store_id, "online": bool(self.actor and self.actor.online),
                 "outbox_depth": await self.store_db.outbox_depth(),
-                "devices": {k: {"state": s, "detail": d} for k, (s, d) in self.device_health().items()},
+                "devices": {**{k: {"state": s, "detail": d} for k, (s, d) in self.device_health().items()},
+                            **self.label_scales.health()},
                 "catalogue": len(catalogue) if (catalogue := self.actor and self.actor.catalogue) else False,
                 "sales": await self.store_db.count("sales"),
                 "refused_events": await self.store_db.count("refused_events")}  # set aside: the cloud will not apply

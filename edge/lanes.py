@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge import markdowns_api, receiving_api, restock_api, returns_api, stocktake_api, stored_value
+from edge import label_scale_routes, markdowns_api, receiving_api, restock_api, returns_api, stocktake_api, stored_value
 from edge.core.cart import UnknownProduct
 from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
@@ -19,6 +19,7 @@ from edge.store_actor import Busy, Refused
 from edge.transfers_api import transfer_routes
 from protocol import codec
 from protocol.errors import ProtocolError
+from protocol.gs1 import printable_fnc1
 from protocol.messages import NAME_RE, check_lane
 from protocol.schema import from_wire, record, record_from_wire, require
 
@@ -113,6 +114,8 @@ def build_lane_app(box) -> Starlette:
                     except (ValueError, RecursionError):
                         return problem(400, "body is not valid JSON")
                     codec.check_depth(data, MAX_BODY_NESTING)  # a ProtocolError: 422 below
+                    if body_cls is ScanBody and isinstance(data, dict) and isinstance(data.get("code"), str):
+                        data = {**data, "code": printable_fnc1(data["code"])}  # GS1's FNC1 is a control character
                     body = record_from_wire(body_cls, data, "body")
                 result = await fn(request, body)
                 status = 201 if request.method == "POST" and request.url.path.endswith(
@@ -216,5 +219,6 @@ def build_lane_app(box) -> Starlette:
         *markdowns_api.routes(box, endpoint),  # markdown labels, what is marked down now: edge/markdowns_api.py
         *stocktake_api.routes(box, endpoint),  # count sessions: edge/stocktake_api.py
         *transfer_routes(box, endpoint),  # transfers between stores: edge/transfers_api.py
+        *label_scale_routes.routes(box, endpoint),  # GET /label-scales: edge/label_scale_routes.py
         *restock_api.routes(box, endpoint),  # restock alerts and points: edge/restock_api.py
     ])

@@ -20,10 +20,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 
-from edge import allocations, markdowns_api, markdowns_db, picking_db, receiving_db, restock_db, returns_db, transfer_steps
+from edge import (
+    allocations,
+    gs1_scan,
+    markdowns_api,
+    markdowns_db,
+    picking_db,
+    receiving_db,
+    restock_db,
+    returns_db,
+    transfer_steps,
+)
 from edge.core import after_sales, cashiers, cloud_messages, deliveries, escrow, lending, picking, returns, selling, stock
-from edge.core.cart import Cart, cart_json, line_for_code, price, weighed_line
+from edge.core.cart import Cart, cart_json, price, weighed_line
 from edge.core.markdowns import label_line as markdown_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.receiving import Note, receive_note, write_off
@@ -74,6 +85,7 @@ class StoreActor:
         self.last_seq = 0  # the highest event seq committed; recovered by load()
         self.online = False  # set by the sync task: can the store reach the cloud right now?
         self.on_outbox = asyncio.Event()  # the relay waits on this
+        self.on_books: Callable[[Books], None] | None = None  # told of new books (the box's label scales follow)
         self.stats = {"sales": 0, "cloud_messages": 0, "duplicates": 0}
         self.stocktakes = StocktakeOps(self)  # count sessions (edge/stocktake_ops.py), run in this mailbox
 
@@ -143,6 +155,8 @@ class StoreActor:
                 self.carts.pop(after.lane, None)
             elif isinstance(after, UseBooks):
                 self.books = after.books
+                if self.on_books is not None:
+                    self.on_books(after.books)
         if moved := restock_db.moved_skus(outcome.effects):
             await self._restock(moved)
         return outcome.reply
@@ -186,8 +200,8 @@ class StoreActor:
     async def _scan(self, lane: str, code: str) -> dict:
         cart = self._cart(lane)  # refuses when there is no catalogue yet
         label = await markdowns_db.label_for(self.db.writer, code)  # a markdown label printed here: at its price
-        line = markdown_line(label, self.clock.now_ms()) if label else line_for_code(code, self._catalogue(),
-                                                                                     self.layouts)
+        # else GS1 codes with their lot and use-by (an expired one refused: edge/gs1_scan.py), else as before
+        line = markdown_line(label, self.clock.now_ms()) if label else await gs1_scan.scanned_line(self, code)
         cart.add(line)
         return self._added(lane, line.sku)
 
@@ -369,6 +383,9 @@ class StoreActor:
 
     async def _markdowns(self, what: str, **kw) -> dict:  # labels and what is marked down: edge/markdowns_api.py
         return await markdowns_api.run(self, what, **kw)
+
+    async def _scale_label(self, label) -> None:  # a label scale printed at a markdown price: edge/label_scales.py
+        await markdowns_db.record_labels(self.db.writer, label, 1, "label_scale", self.clock.now_ms())
 
     # ---- picking in the back room (edge/core/picking.py) --------------------------------------------------------
     async def _pick_list(self) -> dict:

@@ -25,6 +25,7 @@ from loadtest.http import CLIENT_ERRORS, LeanClients
 from simulators.aftercare import ReturningShoppers
 from simulators.chain import ADMIN_USERNAME, Chain, RiderPace
 from simulators.flash_fans import FlashFans
+from simulators.store_operations import STORE_OPERATIONS
 from simulators.store_staff import StoreStaff
 from simulators.traffic import OnlineCustomers, Shelf, Tills, outboxes_drained
 
@@ -66,6 +67,12 @@ class Demo:
             staff = StoreStaff(fleet, [p["sku"] for p in shelf.packed], self.rng, self.counts, self.done)
             tasks += staff.tasks(http)
             self.refusals = [staff.refusals]
+            # the stores' fresh-food work: delivery notes with lots, write-offs, stocktakes, transfers, markdown
+            # labels, restocking (simulators/ops_*.py, each through the boxes' own API)
+            for area in STORE_OPERATIONS.values():
+                work = area.Staff(fleet, self.rng, self.counts, self.done)
+                tasks += work.tasks(http)
+                self.refusals.append(work.refusals)
             in_flight: list[asyncio.Task] = []  # customers following their orders: waited for in the grace
             if self.online_rate > 0:
                 assert chain.wallet is not None, "the demo's online customers pay through the simulated wallet"
@@ -151,6 +158,10 @@ class Demo:
         c = self.counts
         return {
             "stores": len(ids),
+            # what the stores did to their stock, as the cloud recorded it, and each box's own stock audit
+            "store_operations": await store_operations(chain.stack.database_url if chain.stack else "",
+                                                       self.started_at),
+            "edge_stock_violations": {s: v for s, u in lanes.items() if (v := await self._stock_audit(http, u))},
             "sales": sum(edge.values()),
             "cloud_sales": sum(stores[s]["till_sales"] for s in ids),
             "device_sales": c["device_sales"],
@@ -199,11 +210,30 @@ class Demo:
         }
 
     @staticmethod
+    async def _stock_audit(http: LeanClients, url: str) -> list[str]:
+        """A box's own check of Σ movements = on_hand, per SKU and per lot."""
+        try:
+            return list((await http.get(f"{url}/stock/audit")).json()["violations"])
+        except (*CLIENT_ERRORS, KeyError, ValueError) as exc:
+            return [f"stock audit not answered: {exc!r}"]
+
+    @staticmethod
     async def _health(http: LeanClients, url: str) -> dict:
         try:
             return (await http.get(f"{url}/health")).json()
         except CLIENT_ERRORS:
             return {}
+
+
+async def store_operations(database_url: str, since: str) -> dict:
+    """Each store operation's figures from the cloud's database (`summary(db)` of simulators/ops_*.py)."""
+    import asyncpg
+    conn = await asyncpg.connect(database_url)
+    try:
+        since_ms = int(datetime.fromisoformat(since).timestamp() * 1000)
+        return {name: await area.summary(conn, since_ms) for name, area in STORE_OPERATIONS.items()}
+    finally:
+        await conn.close()
 
 
 def digest(summary: dict) -> str:
@@ -224,6 +254,8 @@ def digest(summary: dict) -> str:
         f"{summary['after_sales']['refused']}",
         f"flash sale: {flash['sold']}/{flash['quantity']} sold, {flash['paid']} paid, {flash['picked_up']} picked up, "
         f"{flash['expired']} expired, {flash['bought_again']} bought again, oversold {flash['oversold']}",
+        *(f"{name}: " + ", ".join(f"{k} {v}" for k, v in figures.items() if not isinstance(v, dict | list))
+          for name, figures in summary.get("store_operations", {}).items()),
     ])
 
 
@@ -251,5 +283,5 @@ def run(args, **traffic) -> int:
     if args.json:
         Path(args.json).write_text(text + "\n")
     ok = (not summary["invariant_violations"] and not summary["edge_cloud_mismatches"]
-          and not summary["flash_sale"]["oversold"])
+          and not summary["edge_stock_violations"] and not summary["flash_sale"]["oversold"])
     return 0 if ok else 1

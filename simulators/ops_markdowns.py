@@ -22,6 +22,7 @@ import random
 from collections import Counter
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
+from simulators.store_work import StoreWork
 
 ROUND_S = 8.0  # per store: a few markdown rounds a minute, so a 40 s demo shows several
 LANE = "mkd"  # the till the clearance customers pay at (lanes are per box)
@@ -31,24 +32,15 @@ FIRST_ROUND_MAX_S = 3.0  # stores start staggered, all within the first seconds
 TENDERED_FEN = 1_000_000
 
 
-class MarkdownStaff:
+class MarkdownStaff(StoreWork):
     """The evening clearance in every store of `fleet`."""
+
+    AREA = "markdowns"
 
     def __init__(self, fleet, rng: random.Random, counts: Counter, stop: asyncio.Event,
                  round_s: float = ROUND_S) -> None:
-        self.fleet, self.rng, self.counts, self.stop, self.round_s = fleet, rng, counts, stop, round_s
-        self.refusals: dict[str, str] = {}  # the first detail the box gave for each kind of refusal
-
-    def tasks(self, http: LeanClients) -> list[asyncio.Task]:
-        return [asyncio.create_task(self.run(http, store_id)) for store_id in self.fleet.lanes]
-
-    async def _pause(self, seconds: float) -> bool:
-        """Wait, or return True at once when the demo stops."""
-        try:
-            await asyncio.wait_for(self.stop.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
+        super().__init__(fleet, rng, counts, stop)
+        self.round_s = round_s
 
     async def run(self, http: LeanClients, store_id: str) -> None:
         if await self._pause(self.rng.uniform(0, min(FIRST_ROUND_MAX_S, self.round_s))):
@@ -60,15 +52,6 @@ class MarkdownStaff:
                 self.counts["markdowns_error"] += 1
             if await self._pause(self.round_s):
                 return
-
-    def _refused(self, answer) -> None:
-        key = f"staff_refused:markdowns:{answer.status_code}"
-        self.counts[key] += 1
-        if key not in self.refusals:
-            try:
-                self.refusals[key] = str((answer.json() or {}).get("detail", ""))[:200]
-            except ValueError:
-                self.refusals[key] = answer.text[:200]
 
     async def one_round(self, http: LeanClients, url: str) -> None:
         """Look at what is marked down, label one item, sell one labelled package."""

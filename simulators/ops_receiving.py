@@ -23,6 +23,7 @@ from pathlib import Path
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
 from protocol.lots import chain_day
+from simulators.store_work import StoreWork
 
 WORLD = Path(__file__).resolve().parents[1] / "cloud" / "data" / "default_world.json"
 ROUND_S = 7.0  # one operation per store this often (alternately a note and a write-off): ~8 a minute a store
@@ -33,22 +34,20 @@ WHOLE_LOT_NOTE = "past its best on the shelf"
 CLERK = "recv-1"
 
 
-class OpsReceiving:
+class OpsReceiving(StoreWork):
     """Receiving and shrinkage in every store of `fleet` (`fleet.lanes`: store id -> its box's lane API)."""
 
+    AREA = "receiving"
+
     def __init__(self, fleet, rng: random.Random, counts: Counter, stop: asyncio.Event) -> None:
-        self.fleet, self.rng, self.counts, self.stop = fleet, rng, counts, stop
+        super().__init__(fleet, rng, counts, stop)
         world = json.loads(Path(getattr(fleet, "world_path", None) or WORLD).read_text())
         self.products = [p for p in world["catalogue"] if "offline" in p.get("channels", ["offline"])]
         self.fresh = [p for p in self.products if p.get("shelf_life_days", 0) > 0] or self.products
-        self.refusals: dict[str, str] = {}  # the first detail the box gave for each kind of refusal
         self.notes = 0
         self.offset = rng.randrange(1_000_000)  # note numbers of this run differ from an earlier run's
 
-    def tasks(self, http: LeanClients) -> list[asyncio.Task]:
-        return [asyncio.create_task(self.run(http, store_id, i)) for i, store_id in enumerate(self.fleet.lanes)]
-
-    async def run(self, http: LeanClients, store_id: str, index: int) -> None:
+    async def run(self, http: LeanClients, store_id: str) -> None:
         url = self.fleet.lanes[store_id]
         turn = 0
         while not self.stop.is_set():
@@ -67,15 +66,6 @@ class OpsReceiving:
                 await asyncio.wait_for(self.stop.wait(), pause)
             except TimeoutError:
                 pass
-
-    def _refused(self, answer) -> None:
-        key = f"staff_refused:receiving:{answer.status_code}"
-        self.counts[key] += 1
-        if key not in self.refusals:
-            try:
-                self.refusals[key] = str((answer.json() or {}).get("detail", ""))[:200]
-            except ValueError:
-                self.refusals[key] = answer.text[:200]
 
     def note(self, store_id: str, today: str) -> dict:
         """A delivery note: one fresh product in two lots (different use-by), another one short of the note."""

@@ -18,6 +18,7 @@ from collections import Counter
 
 from edge.cashier_pins import hash_pin
 from loadtest.http import CLIENT_ERRORS, LeanClients
+from simulators.store_work import StoreWork
 
 MANAGER_ID, MANAGER_PIN = "MGR1", "7531"  # the demo boxes' manager (`box_config`)
 CLERK, CLERK_PIN = "clerk1", "2468"
@@ -45,44 +46,29 @@ def _stock_items(answer: dict) -> list[dict]:
     return items if isinstance(items, list) else []
 
 
-class StocktakeStaff:
+class StocktakeStaff(StoreWork):
     """The stock clerk and manager of every store of `fleet` (`fleet.lanes`: store id -> its box's lane API)."""
 
+    AREA = "stocktake"
+
     def __init__(self, fleet, rng: random.Random, counts: Counter, stop: asyncio.Event) -> None:
-        self.fleet, self.rng, self.counts, self.stop = fleet, rng, counts, stop
-        self.refusals: dict[str, str] = {}  # the first detail the box gave for each kind of refusal
+        super().__init__(fleet, rng, counts, stop)
         self.rounds = 0
 
-    def tasks(self, http: LeanClients) -> list[asyncio.Task]:
-        return [asyncio.create_task(self.run(http, store_id)) for store_id in self.fleet.lanes]
-
-    async def _pause(self, span: tuple[float, float]) -> bool:
+    async def _pause_some(self, span: tuple[float, float]) -> bool:
         """Wait a while; True once the demo is stopping."""
-        try:
-            await asyncio.wait_for(self.stop.wait(), self.rng.uniform(*span))
-        except TimeoutError:
-            return False
-        return True
+        return await self._pause(self.rng.uniform(*span))
 
     async def run(self, http: LeanClients, store_id: str) -> None:
-        if await self._pause(FIRST_WAIT_S):
+        if await self._pause_some(FIRST_WAIT_S):
             return
         while not self.stop.is_set():
             try:
                 await self.one_stocktake(http, self.fleet.lanes[store_id])
             except CLIENT_ERRORS:
                 self.counts["stocktake_error"] += 1
-            if await self._pause(BETWEEN_S):
+            if await self._pause_some(BETWEEN_S):
                 return
-
-    def _refused(self, answer) -> None:
-        key = f"staff_refused:stocktake:{answer.status_code}"
-        self.counts[key] += 1
-        if key not in self.refusals:
-            try:
-                self.refusals[key] = str((answer.json() or {}).get("detail", ""))[:200]
-            except ValueError:
-                self.refusals[key] = answer.text[:200]
 
     async def _book(self, http: LeanClients, url: str) -> dict[tuple[str, str], int]:
         """(sku, lot) -> on hand, as the box's books hold it now."""
@@ -134,7 +120,7 @@ class StocktakeStaff:
                     continue
                 self.counts["stocktake_counted"] += 1
                 await asyncio.sleep(COUNT_PAUSE_S)
-        await self._pause(REVIEW_WAIT_S)  # the tills go on selling before the manager looks
+        await self._pause_some(REVIEW_WAIT_S)  # the tills go on selling before the manager looks
         review = await http.get(f"{url}/stocktakes/{sid}",
                                 headers={"X-Manager-Id": MANAGER_ID, "X-Manager-Pin": MANAGER_PIN})
         if review.status_code != 200:

@@ -24,6 +24,7 @@ from typing import Any
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
 from simulators.ops_receiving import CLERK
+from simulators.store_work import StoreWork
 
 ROUND_S = 2.0  # how often a store looks at its transfer lists
 ASK_EVERY_S = (12.0, 24.0)  # a store asks another for goods at a random pause in this range: a few a minute
@@ -41,28 +42,18 @@ def weighed_skus(world_path) -> frozenset[str]:
     return frozenset(p["sku"] for p in world.get("catalogue", []) if p.get("unit") == "kg")
 
 
-class TransferStaff:
+class TransferStaff(StoreWork):
     """Transfers among the stores of `fleet` (`fleet.lanes`: store id -> its box's lane API base URL)."""
+
+    AREA = "transfers"
 
     def __init__(self, fleet, rng: random.Random, counts: Counter, stop: asyncio.Event,
                  ask_every_s: tuple[float, float] = ASK_EVERY_S, round_s: float = ROUND_S) -> None:
-        self.fleet, self.rng, self.counts, self.stop = fleet, rng, counts, stop
+        super().__init__(fleet, rng, counts, stop)
         self.ask_every_s, self.round_s = ask_every_s, round_s
-        self.refusals: dict[str, str] = {}  # the first detail the box gave for each kind of refusal
         self.received = 0
         self.given_up: set[str] = set()  # transfers the box would not dispatch or receive: not tried every round
         self.weighed = weighed_skus(getattr(fleet, "world_path", None))  # counted in grams: asked by the 500 g
-
-    def tasks(self, http: LeanClients) -> list[asyncio.Task]:
-        return [asyncio.create_task(self.run(http, store_id)) for store_id in self.fleet.lanes]
-
-    async def _pause(self, seconds: float) -> bool:
-        """Wait `seconds` or until stopped; True when stopped."""
-        try:
-            await asyncio.wait_for(self.stop.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
 
     async def run(self, http: LeanClients, store_id: str) -> None:
         next_ask = asyncio.get_running_loop().time() + self.rng.uniform(1.0, max(self.ask_every_s[0], 1.0))
@@ -76,15 +67,6 @@ class TransferStaff:
                 self.counts["transfers_error"] += 1
             if await self._pause(self.round_s):
                 return
-
-    def _refused(self, answer) -> None:
-        key = f"staff_refused:transfers:{answer.status_code}"
-        self.counts[key] += 1
-        if key not in self.refusals:
-            try:
-                self.refusals[key] = str((answer.json() or {}).get("detail", ""))[:200]
-            except ValueError:
-                self.refusals[key] = answer.text[:200]
 
     async def one_round(self, http: LeanClients, store_id: str) -> None:
         url = self.fleet.lanes[store_id]

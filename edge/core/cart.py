@@ -127,6 +127,7 @@ def cart_json(cart: Cart, priced: PricedBasket) -> dict:
         q = line.quantity
         lines.append({"sku": pl.sku, "name": pl.name, **({"weight_g": q.amount} if q.unit == "g" else {"qty": q.amount}),
                       "unit": q.unit, "list_fen": pl.list_fen, "amount_fen": pl.amount_fen, "rules": pl.rules,
+                      **({"lot": line.lot, "use_by": line.use_by} if line.lot else {}),  # a GS1 code named it
                       **({"markdown": {"rule_id": pl.markdown_rule, "saving_fen": pl.markdown_fen}}
                          if pl.markdown_rule else {})})
     return {"lines": lines,

@@ -27,6 +27,7 @@ import httpx
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
 from simulators.ops_receiving import CLERK  # the receiving clerk the demo boxes have
+from simulators.store_work import StoreWork
 
 ROUND_S = 3.0  # how often a store's staff look at the alerts (a few operations per store per minute)
 LEAD_S = 4.0  # the demo's supplier lead time: an alert's delivery is received this long after it was seen
@@ -35,33 +36,27 @@ POINT_ABOVE_MAX = 5  # a demo point is 1..this above what the store holds: the b
 TARGET_ABOVE = 20  # and its target this far above the point
 
 
-class OpsRestock:
+class OpsRestock(StoreWork):
     """Restocking staff of every store of `fleet` (`fleet.lanes`: store id -> its box's lane API base URL)."""
+
+    AREA = "restock"
 
     def __init__(self, fleet, rng: random.Random, counts: Counter, stop: asyncio.Event, round_s: float = ROUND_S,
                  lead_s: float = LEAD_S, suppliers: Mapping[str, str] | None = None) -> None:
         """`suppliers`: sku -> its supplier (the catalogue's), for the delivery notes."""
-        self.fleet, self.rng, self.counts, self.stop = fleet, rng, counts, stop
-        self.suppliers = dict(suppliers or {})
+        super().__init__(fleet, rng, counts, stop)
         self.round_s, self.lead_s = round_s, lead_s
-        self.refusals: dict[str, str] = {}  # the first detail the box gave for each kind of refusal
+        self.suppliers = dict(suppliers or {})
         self.ordered: dict[str, dict[str, tuple[float, dict]]] = {}  # store -> alert id -> (due, alert)
         self.received: set[str] = set()  # alert ids whose delivery was received
 
-    def tasks(self, http: LeanClients) -> list[asyncio.Task]:
-        return [asyncio.create_task(self.run(http, store_id)) for store_id in self.fleet.lanes]
-
     async def run(self, http: LeanClients, store_id: str) -> None:
-        await self._pause(self.rng.uniform(0, self.round_s))  # the stores' rounds spread out
+        if await self._pause(self.rng.uniform(0, self.round_s)):  # the stores' rounds spread out
+            return
         while not self.stop.is_set():
             await self.one_round(http, store_id)
-            await self._pause(self.round_s)
-
-    async def _pause(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self.stop.wait(), seconds)
-        except TimeoutError:
-            pass
+            if await self._pause(self.round_s):
+                return
 
     async def one_round(self, http: LeanClients, store_id: str) -> None:
         """New alerts ordered; deliveries that are due received."""
@@ -69,7 +64,7 @@ class OpsRestock:
         try:
             r = await http.get(f"{url}/restock/alerts", params={"status": "open"})
             if r.status_code != 200:
-                return self._refused(r)
+                return self._refused(r, "alerts")
             self.counts["restock_checks"] += 1
             for alert in r.json().get("alerts", []):
                 if alert["alert_id"] not in waiting and alert["alert_id"] not in self.received:
@@ -91,20 +86,11 @@ class OpsRestock:
         else:
             r = await http.post(f"{url}/stock/{alert['sku']}/receive", json={"qty": qty})
         if r.status_code not in (200, 201):
-            return self._refused(r)
+            return self._refused(r, f"receiving {alert['sku']}")
         self.counts["restock_notes_received" if supplier else "restock_received_plain"] += 1
         self.received.add(alert["alert_id"])
         self.counts["restock_received"] += 1
         self.counts["restock_received_units"] += qty
-
-    def _refused(self, answer) -> None:
-        key = f"staff_refused:restock:{answer.status_code}"
-        self.counts[key] += 1
-        if key not in self.refusals:
-            try:
-                self.refusals[key] = str((answer.json() or {}).get("detail", ""))[:200]
-            except ValueError:
-                self.refusals[key] = answer.text[:200]
 
 
 async def hq_sets_points(cloud_url: str, operator: dict, fleet, rng: random.Random, counts: Counter,

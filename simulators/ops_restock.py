@@ -43,7 +43,7 @@ class OpsRestock(StoreWork):
 
     def __init__(self, fleet, rng: random.Random, counts: Counter, stop: asyncio.Event, round_s: float = ROUND_S,
                  lead_s: float = LEAD_S, suppliers: Mapping[str, str] | None = None) -> None:
-        """`suppliers`: sku -> its supplier (the catalogue's), for the delivery notes."""
+        """`suppliers`: sku -> its supplier, for the delivery notes of alerts whose box names none."""
         super().__init__(fleet, rng, counts, stop)
         self.round_s, self.lead_s = round_s, lead_s
         self.suppliers = dict(suppliers or {})
@@ -78,7 +78,7 @@ class OpsRestock(StoreWork):
             self.counts["restock_error"] += 1
 
     async def receive(self, http: LeanClients, url: str, alert: dict) -> None:
-        qty, supplier = max(alert["suggested_qty"], 1), self.suppliers.get(alert["sku"], "")
+        qty, supplier = max(alert["suggested_qty"], 1), alert.get("supplier") or self.suppliers.get(alert["sku"], "")
         if supplier:  # the supplier's delivery note: one per alert (the same note again books nothing twice)
             r = await http.post(f"{url}/receivings", json={
                 "supplier": supplier, "note_no": f"RS-{alert['alert_id']}", "received_by": CLERK,
@@ -115,21 +115,23 @@ async def hq_sets_points(cloud_url: str, operator: dict, fleet, rng: random.Rand
     return done
 
 
-async def summary(db, stores: list[str] | None = None) -> dict:
-    """The restock flow's results from the cloud's database (`db`: an asyncpg connection or pool); `stores` narrows
-    it to those stores."""
+async def summary(db, since_ms: int = 0, stores: list[str] | None = None) -> dict:
+    """The restock flow's results from the cloud's database (`db`: an asyncpg connection or pool): points set,
+    alerts raised, pre-sales placed and deliveries received since `since_ms` (epoch ms); `stores` narrows it to those
+    stores."""
+    mine = "($1::text[] is null or store_id = any($1))"
     row = await db.fetchrow(
-        """select (select count(*) from reorder_points where $1::text[] is null or store_id = any($1)) as points_set,
-                  (select count(*) from restock_alerts where $1::text[] is null or store_id = any($1)) as raised,
-                  (select count(*) from restock_alerts where cleared_ms is not null
-                     and ($1::text[] is null or store_id = any($1))) as cleared,
-                  (select coalesce(sum(suggested_qty), 0) from restock_alerts where cleared_ms is null
-                     and ($1::text[] is null or store_id = any($1))) as open_suggested_units,
-                  (select count(*) from presale_orders where $1::text[] is null or store_id = any($1)) as presales,
-                  (select count(*) from presale_orders where allocated_ms > 0
-                     and ($1::text[] is null or store_id = any($1))) as presales_reserved,
-                  (select count(*) from receivings where note_no like 'RS-%'
-                     and ($1::text[] is null or store_id = any($1))) as notes""", stores)
+        f"""select (select count(*) from reorder_points where {mine} and updated_ms >= $2) as points_set,
+                   (select count(*) from restock_alerts where {mine} and raised_ms >= $2) as raised,
+                   (select count(*) from restock_alerts where {mine} and raised_ms >= $2
+                      and cleared_ms is not null) as cleared,
+                   (select coalesce(sum(suggested_qty), 0) from restock_alerts where {mine} and raised_ms >= $2
+                      and cleared_ms is null) as open_suggested_units,
+                   (select count(*) from presale_orders where {mine} and created_ms >= $2) as presales,
+                   (select count(*) from presale_orders where {mine} and created_ms >= $2
+                      and allocated_ms > 0) as presales_reserved,
+                   (select count(*) from receivings where {mine} and note_no like 'RS-%'
+                      and wall_ms >= $2) as notes""", stores, since_ms)  # noqa: S608 - no input in the text
     return {"reorder_points_set": row["points_set"], "alerts_raised": row["raised"], "alerts_cleared": row["cleared"],
             "alerts_open": row["raised"] - row["cleared"], "open_suggested_units": int(row["open_suggested_units"]),
             "presale_orders": row["presales"], "presale_orders_reserved": row["presales_reserved"],

@@ -4,7 +4,6 @@ through the box's lane API, and what they counted agrees with the cloud's summar
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import uuid
 from collections import Counter
@@ -67,14 +66,14 @@ async def test_the_restock_staff_receive_each_alert_once_and_their_counts_agree_
     fleet = SimpleNamespace(lanes={STORE: lane_url})
     pool = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
     try:
-        before = await ops_restock.summary(pool, [STORE])
+        before = await ops_restock.summary(pool, stores=[STORE])
         counts: Counter = Counter()
         rng = random.Random(3)
         admin = await operator_headers(services)
         assert await ops_restock.hq_sets_points(cloud_url, admin, fleet, rng, counts, per_store=2) == 2
         stop = asyncio.Event()
-        suppliers = {p["sku"]: p["supplier"] for p in json.loads(WORLD.read_text())["catalogue"]}
-        staff = ops_restock.OpsRestock(fleet, rng, counts, stop, round_s=0.3, lead_s=0.5, suppliers=suppliers)
+        # as the demo makes it (fleet, rng, counts, stop): the box names each alert's supplier
+        staff = ops_restock.OpsRestock(fleet, rng, counts, stop, round_s=0.3, lead_s=0.5)
         async with LeanClients(timeout=10) as http:
             tasks = staff.tasks(http)
 
@@ -98,7 +97,7 @@ async def test_the_restock_staff_receive_each_alert_once_and_their_counts_agree_
         assert sorted(n["note_no"] for n in notes) == sorted(f"RS-{a['alert_id']}" for a in alerts)
 
         async def synced():
-            after = await ops_restock.summary(pool, [STORE])
+            after = await ops_restock.summary(pool, stores=[STORE])
             return after if after["alerts_cleared"] - before["alerts_cleared"] == 2 else None
         after = await eventually(synced)
         assert after, "the cloud never heard of both alerts cleared"

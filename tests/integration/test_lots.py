@@ -20,7 +20,7 @@ from tests.integration.harness import eventually, operator_headers, running_clou
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
-STORE = "S005"  # the cloud shows stock of the world's stores; this module's SKU is one nobody else sells
+STORE = "S002"  # the cloud shows stock of the world's stores; this module's SKU is one nobody else sells
 
 
 def packed() -> dict:

@@ -478,6 +478,44 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     MIGRATION_24,  # markdowns given at the tills (cloud/messaging/markdowns.py)
     (22, "stocktakes the stores posted, with their counted lines and variances", MIGRATION_22),
     (23, "transfers between stores", TRANSFERS_SQL),
+    (25, "restock: HQ's reorder points per store and sku, the stores' restock alerts, pre-sale orders", """
+        create table if not exists reorder_points (
+            store_id      text not null,
+            sku           text not null,
+            reorder_point bigint not null,              -- in the SKU's stock unit (pieces, or grams)
+            target        bigint not null,
+            version       int not null,                 -- grows per (store, sku): the store keeps only the newest
+            updated_ms    bigint not null,
+            updated_by    text not null,
+            primary key (store_id, sku)
+        );
+        create table if not exists restock_alerts (
+            alert_id      text primary key,             -- made by the store: one alert per id
+            event_id      text not null unique,         -- the RestockAlerted that raised it
+            store_id      text not null,
+            sku           text not null,
+            on_hand       bigint not null,
+            owed          bigint not null,              -- online orders still to pick when it was raised
+            reorder_point bigint not null,
+            target        bigint not null,
+            suggested_qty bigint not null,
+            raised_ms     bigint not null,
+            cleared_ms    bigint,                       -- the store's RestockCleared (stock back at or above the point)
+            cleared_event text
+        );
+        create index if not exists restock_alerts_open on restock_alerts (store_id, sku) where cleared_ms is null;
+        create table if not exists presale_orders (
+            order_id      text primary key,
+            store_id      text not null,                -- the store whose due supply the order waits for
+            due_day       text not null,                -- YYYY-MM-DD: the earliest its slot may be
+            lines         jsonb not null,               -- [{"sku", "qty"}]
+            created_ms    bigint not null,
+            attempts      int not null default 0,       -- reservations tried (each try's ids are its own)
+            allocated_ms  bigint                        -- reserved at the store and sent to it to pick
+        );
+        create index if not exists presale_orders_waiting on presale_orders (store_id, created_ms)
+            where allocated_ms is null;
+    """),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

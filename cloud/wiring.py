@@ -37,6 +37,8 @@ from cloud.services.operators import Operators
 from cloud.services.orders import Orders
 from cloud.services.passes import FlashPasses
 from cloud.services.pii import Pii, seal_clear_phones
+from cloud.services.presale import Presales
+from cloud.services.restock import Restock
 from cloud.services.riders import HttpRiderPlatform, riders_from_env
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
@@ -68,6 +70,8 @@ class Services:
         self.operators = Operators(cloud.db, cloud.clock, cloud.ids)
         self.world_admin = WorldAdmin(cloud)
         self.allocations = Allocations(cloud)
+        self.restock = Restock(cloud)  # reorder points, restock alerts' view (cloud/services/restock.py)
+        self.orders.presales = self.presales = Presales(self.orders, self.restock.lead_days)  # out of stock but due
         self.transfers = Transfers(cloud)  # transfers between stores, asked by HQ or routing
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
@@ -96,6 +100,7 @@ class Services:
         bridge.returns.payments = self.payments  # an online order returned at a till is refunded through them
         bridge.returns.after_sales = self.after_sales  # the stores' after-sales decisions are carried out by it
         bridge.staff_deliveries = self.deliveries.by_staff  # a store's own staff deliver: withdraw the rider
+        bridge.restock.presales = self.presales  # stock received: waiting pre-sale orders reserved for
         self.bridge = await bridge.start()
         self._tasks.append(asyncio.create_task(self._sweep_expired()))
         self._tasks.append(asyncio.create_task(self._sweep_money()))
@@ -103,6 +108,7 @@ class Services:
         self._tasks.append(asyncio.create_task(self._flash_orders_to_stores()))
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one
         await self.allocations.resend()  # likewise HQ's allocation ratios (each applied once at the store)
+        await self.restock.resend()  # and HQ's reorder points
         await self.transfers.resend()  # and open transfers (each applied once at its store)
 
     async def _sweep_expired(self) -> None:
@@ -111,6 +117,7 @@ class Services:
             try:
                 await self.orders.expire_due()
                 await self.orders.sweep_abandoned()
+                await self.presales.allocate_due()  # pre-sales a missed trigger left waiting for stock that came
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("expiry sweep failed: %s", exc)
 

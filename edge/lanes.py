@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge import label_scale_routes, markdowns_api, receiving_api, returns_api, stocktake_api, stored_value
+from edge import label_scale_routes, markdowns_api, receiving_api, restock_api, returns_api, stocktake_api, stored_value
 from edge.core.cart import UnknownProduct
 from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
@@ -220,4 +220,5 @@ def build_lane_app(box) -> Starlette:
         *stocktake_api.routes(box, endpoint),  # count sessions: edge/stocktake_api.py
         *transfer_routes(box, endpoint),  # transfers between stores: edge/transfers_api.py
         *label_scale_routes.routes(box, endpoint),  # GET /label-scales: edge/label_scale_routes.py
+        *restock_api.routes(box, endpoint),  # restock alerts and points: edge/restock_api.py
     ])

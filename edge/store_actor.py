@@ -22,7 +22,7 @@ import json
 import logging
 from collections.abc import Callable
 
-from edge import allocations, gs1_scan, markdowns_api, markdowns_db, picking_db, receiving_db, transfer_steps
+from edge import allocations, gs1_scan, markdowns_api, markdowns_db, picking_db, receiving_db, restock_db, transfer_steps
 from edge.back_room import BackRoom
 from edge.core import cashiers, cloud_messages, escrow, lending, picking, selling, stock
 from edge.core.cart import Cart, cart_json, price, weighed_line
@@ -46,6 +46,7 @@ from protocol.policy import (
     chain_day_start_ms,
 )
 from protocol.pricing import Catalogue, load_rule_book
+from protocol.restock_messages import ReorderPointsSet
 from protocol.transfer_messages import CLOUD_TRANSFER_MESSAGES
 
 MAILBOX_MAX = 1_000
@@ -147,7 +148,19 @@ class StoreActor(BackRoom):
                 self.books = after.books
                 if self.on_books is not None:
                     self.on_books(after.books)
+        if moved := restock_db.moved_skus(outcome.effects):
+            await self._restock(moved)
         return outcome.reply
+
+    async def _restock(self, skus: list[str]) -> None:
+        """A restock alert raised or cleared for each SKU whose projected stock or point changed (edge.core.restock),
+        once the change committed. A failure here is logged: the change itself stands, and the next one re-checks."""
+        for sku in skus:
+            try:
+                if (outcome := await restock_db.check(self.db, self.books, sku, self._stamp())) is not None:
+                    await self._execute(outcome)
+            except Exception:  # noqa: BLE001 - see the docstring
+                log.exception("store %s: restock check of %s failed", self.store_id, sku)
 
     # ---- lanes -----------------------------------------------------------------------------------------
     def _catalogue(self) -> Catalogue:
@@ -338,6 +351,10 @@ class StoreActor(BackRoom):
             return await self._execute(cloud_messages.apply_ack(message, rows, self._moment().wall_ms))
         if isinstance(message, AllocationSet):  # decided with the store's stock and ratios (edge.core.lending)
             return await self._allocation(message)
+        if isinstance(message, ReorderPointsSet):  # HQ's restock points (edge.core.restock)
+            points = await restock_db.apply_points(self.db, message, self._moment().wall_ms, self.store_id)
+            applied: str = await self._execute(points)
+            return applied
         seen = await self.db.seen_cloud_message(message.event_id)
         outcome = cloud_messages.apply_cloud_message(message, seen, self.books, self._moment())
         if isinstance(message, OrderCancelled) and not seen:  # a picked order's goods go back on the shelf

@@ -24,7 +24,7 @@ from typing import Any
 import aiosqlite
 from aiosqlite import Row
 
-from edge import lots_db, markdowns_db, picking_db, receiving_db, returns_db, stocktake_db, transfers_db
+from edge import lots_db, markdowns_db, picking_db, receiving_db, restock_db, returns_db, stocktake_db, transfers_db
 from edge.core.cloud_messages import AckedRow
 from edge.core.outcome import (
     AddUnsettled,
@@ -159,7 +159,7 @@ class StoreDb:
         await writer.execute("pragma secure_delete=ON")
         await writer.execute(f"pragma busy_timeout={BUSY_TIMEOUT_MS}")
         await writer.executescript(SCHEMA + picking_db.SCHEMA)
-        await writer.executescript(returns_db.SCHEMA + receiving_db.SCHEMA)
+        await writer.executescript(returns_db.SCHEMA + receiving_db.SCHEMA + restock_db.SCHEMA)
         await writer.executescript(lots_db.SCHEMA)
         await writer.executescript(markdowns_db.SCHEMA)
         await writer.executescript(stocktake_db.SCHEMA)
@@ -480,6 +480,7 @@ _EXECUTORS: dict[type, Any] = {
     DropAcked: _drop_acked,
     **returns_db.EXECUTORS,
     **receiving_db.EXECUTORS,
+    **restock_db.EXECUTORS,
     **stocktake_db.EXECUTORS,
     **transfers_db.EXECUTORS,
     SetAllocation: lambda db, e: db.execute(  # HQ's ratio: only a newer version replaces the one kept

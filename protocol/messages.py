@@ -440,10 +440,13 @@ EDGE_EVENTS: tuple[type[Message], ...] = (
     StocktakePosted, *EDGE_TRANSFER_EVENTS,
 )
 from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested  # noqa: E402 - likewise
+from protocol.restock_messages import ReorderPointsSet, RestockAlerted, RestockCleared  # noqa: E402 - likewise
 
+EDGE_EVENTS += (RestockAlerted, RestockCleared)
 REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered, EscrowBorrowRequested,
                                        EscrowBorrowAnswered)
 CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
                                               RuleBookUpdated, MemberUpdated, BusinessAck, DeliveryReturned,
-                                              AfterSalesRequested, AllocationSet, *CLOUD_TRANSFER_MESSAGES)
+                                              AfterSalesRequested, AllocationSet, ReorderPointsSet,
+                                              *CLOUD_TRANSFER_MESSAGES)
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

@@ -94,7 +94,10 @@ NOTES = frozenset({"created", "weighed", "substituted", "short", "rerouted", "re
                    # others; a heavier weight the customer cannot be charged for is absorbed by the store
                    "part_picking", "part_ready", "part_picked_up", "absorbed",
                    # a store's OrderPicked claimed its part (once: cloud/services/pick_claims.py)
-                   PICK_CLAIMED})
+                   PICK_CLAIMED,
+                   # restock (issue 16 item 7): accepted as a pre-sale (no stock held until it arrives), then its
+                   # stock reserved at its store once received, and the store told to pick it
+                   "presale", "presale_reserved"})
 EVENTS = frozenset({e for _, e in _COMMON} | {e for b in _BRANCH.values() for _, e in b} | NOTES)
 
 

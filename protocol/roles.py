@@ -22,6 +22,7 @@ Permission = Literal[
     "store.figures",  # a store's till sales and revenue (GET /stores)
     "store.change",  # PUT /stores/{id}
     "allocation.change",  # PUT /stores/{id}/allocation: the online share of a store's stock (HQ decides it)
+    "restock.change",  # PUT /stores/{id}/reorder-points: reorder points and targets (HQ decides them)
     "catalogue.change",  # PUT /products
     "rule_book.change",  # PUT /rule-book
     "flash_sale.create",  # POST /flash-sales

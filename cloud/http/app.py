@@ -29,6 +29,7 @@ from cloud.http.routes import (
     orders,
     payments,
     reports,
+    restock,
     riders,
     stocktakes,
     stores,
@@ -36,7 +37,7 @@ from cloud.http.routes import (
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, markdowns, reports, stocktakes, transfers)
+             riders, after_sales, markdowns, reports, restock, stocktakes, transfers)
 
 
 def build_routes(services) -> list[Route]:

@@ -58,7 +58,8 @@ SCHEMAS = {
                   items={"type": "array", "items": _obj(["sku", "qty"], sku=STR, qty=INT)},
                   slot_start={"type": "string", "format": "date-time"}, store_id=STR,
                   location=_obj(["lat", "lon"], lat=NUM, lon=NUM), coupons={"type": "array", "items": STR},
-                  allow_substitutions={"type": "boolean", "default": False}),
+                  allow_substitutions={"type": "boolean", "default": False},
+                  presale={"type": "boolean", "default": False}),
     "Pay": _obj(["method"], method={"enum": ["stored_value", "wallet_sim"]}),
     "Cancel": _obj([], reason=STR),
     "AfterSales": _obj(["lines", "reason"], lines={"type": "array", "items": _obj(["sku", "qty"], sku=STR, qty=INT)},
@@ -82,6 +83,8 @@ SCHEMAS = {
     "Store": _obj(["name", "lat", "lon"], name=STR, lat=NUM, lon=NUM, pickup_radius_m=INT, delivery_radius_m=INT,
                   opens=STR, closes=STR, slot_minutes=INT, slot_capacity=INT),
     "Allocation": _obj(["ratio_bp"], sku=STR, category=STR, ratio_bp=INT),
+    "ReorderPoints": _obj(["items"], items={"type": "array", "items": _obj(["sku"], sku=STR,
+                                                                            reorder_point=INT, target=INT)}),
     "Transfer": _obj(["from_store", "to_store", "lines"], from_store=STR, to_store=STR, reason=STR,
                      lines={"type": "array", "items": _obj(["sku", "qty"], sku=STR, qty=INT)}),
 }
@@ -147,6 +150,20 @@ PATHS = {
         "get": _op("A store's allocation ratios set by HQ, and the default (operators who see the store)",
                    ("200", "allocations"), {"401": NO_SESSION, "403": ROLE + " or another store",
                                             "404": "unknown store"}, operator=True, params=["store_id"])},
+    "/stores/{store_id}/reorder-points": {
+        "put": _op("Set reorder points and targets of SKUs at a store (hq_admin); versioned, sent to the store, which "
+                   "raises a restock alert when its projected stock falls below one; audited",
+                   ("200", "the store's points (set and defaults)"),
+                   {"401": NO_SESSION, "403": ROLE, "404": "unknown store",
+                    "422": "unknown sku, a sku twice, a point or target not 0..100000000, target below the point"},
+                   body="ReorderPoints", operator=True, params=["store_id"]),
+        "get": _op("A store's reorder points: set by HQ, or defaults from its sales velocity over 7 days",
+                   ("200", "points"), {"401": NO_SESSION, "403": ROLE + " or another store",
+                                       "404": "unknown store"}, operator=True, params=["store_id"])},
+    "/operator/restock": {"get": _op("Open restock alerts (?store=ID: of one store) and the suggested order per "
+                                     "supplier, valued at cost", ("200", "alerts and suggested orders"),
+                                     {"401": NO_SESSION, "403": ROLE + " or another store", "404": "unknown store"},
+                                     operator=True, query=["store"])},
     "/stores/{store_id}/stock": {"get": _op("A store's stock as the cloud sees it (on hand, escrow, reservations, lag); "
                                             "?sku=ID for one product", ("200", "positions"),
                                             {"404": "unknown store or product"}, params=["store_id"])},

@@ -29,6 +29,7 @@ from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import lots, markdowns, refusals, streams, to_stores
 from cloud.messaging.receiving import Receivings
+from cloud.messaging.restock import StoreRestock
 from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
 from cloud.messaging.stocktakes import Stocktakes
 from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
@@ -106,6 +107,7 @@ class Bridge:
         self.receivings = Receivings(cloud)  # delivery notes, lot costs, losses: believed, recorded
         self.stocktakes = Stocktakes(cloud)  # stores' stocktake notes: believed, recorded
         self.transfers = BridgeTransfers(cloud)  # transfers between stores: believed, told, recorded
+        self.restock = StoreRestock(cloud)  # restock alerts: believed, recorded; pre-sales woken by grants
 
     @property
     def members(self):
@@ -297,6 +299,7 @@ class Bridge:
             await self._acks([e for e in events if e.event_id not in refused_ids], {e.event_id for e in new})
         except Exception as exc:  # noqa: BLE001 - the events are applied; the store re-sends and is acked then
             log.warning("business acks not sent (%s); the store will re-send and get them", exc)
+        await self.restock.after(new)  # pre-sale orders reserved for where stock arrived (never raises)
 
     async def _believed(self, events: list, msg_of: dict, dead: list, dead_msgs: list, now_ms: int) -> list:
         """The events the cloud believes (`protocol.store_facts`); each refused one joins the batch's dead letters
@@ -309,6 +312,7 @@ class Bridge:
         refused.update(await self.receivings.admit([e for e in events if e.event_id not in refused]))
         refused.update(await self.stocktakes.admit([e for e in events if e.event_id not in refused]))
         refused.update(await self.transfers.admit([e for e in events if e.event_id not in refused]))
+        refused.update(await self.restock.admit([e for e in events if e.event_id not in refused]))
         if not refused:
             return events
         for event_id, reason in refused.items():
@@ -353,6 +357,7 @@ class Bridge:
         await self.receivings.record(conn, events)
         await self.stocktakes.record(conn, events)
         await self.transfers.record(conn, events)
+        await self.restock.record(conn, events)
 
     async def _actor_effects(self, event) -> None:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""

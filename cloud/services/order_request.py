@@ -42,6 +42,7 @@ class OrderRequest:
     location: Location | None = None  # delivery address (and pickup: where to look for alternatives)
     coupons: tuple[str, ...] = ()
     allow_substitutions: bool = False  # the store may pick another product for one it is short of
+    presale: bool = False  # out of stock now: accept it as a pre-sale if supply is due (cloud/services/presale.py)
 
     def __post_init__(self) -> None:
         require(0 < len(self.items) <= MAX_LINES, f"items: between 1 and {MAX_LINES} lines")

@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from actors.order_router import BookSlot, ReleaseSlot
 from actors.stock_pool import Cancel, Reserve
@@ -75,6 +76,7 @@ class Orders:
         self.borrowing = Borrowing(cloud)  # asks a store short of escrow to lend from its offline share
         self.saga = OrderSaga(self)
         self.flash = FlashStores(cloud)  # flash orders of stores: assigned, and their units given back
+        self.presales: Any = None  # cloud/services/presale.py (set by the services): out of stock but due
         self.as_json = order_json
         self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
         # called when a delivery order was picked and is ready at the store: it goes to a rider (cloud/wiring.py)
@@ -93,13 +95,19 @@ class Orders:
             return order_id  # the outcome of an earlier request with this key
         try:
             body = await self._place(req, member, key, order_id)
-        except Refusal as refusal:
+        except Refusal as refused:
+            refusal = refused
+            if refusal.kind == "out_of_stock" and self.presales is not None:  # a pre-sale instead, if stock is due
+                try:
+                    return await self.presales.instead(req, member, key, order_id, refusal)
+                except Refusal as instead:
+                    refusal = instead
             try:
                 await journal.advance(self.cloud.db, order_id, "reject", self.cloud.now_ms(),
                                       detail={"reason": refusal.detail}, fields={"problem": json.dumps(refusal.to_record())})
             except lifecycle.IllegalTransition as exc:  # the sweeper took it as abandoned meanwhile: it says so
                 log.warning("order %s not rejected: %s", order_id, exc)
-            raise
+            raise refusal from None
         return body
 
     async def _claim(self, req: OrderRequest, member: str, key: str, digest: bytes) -> str | dict:
@@ -403,6 +411,8 @@ class Orders:
         allocation = json.loads(row["allocation"])
         prices = {line["sku"]: line["amount_fen"] for line in json.loads(row["lines"])}
         for store, lines in allocation.items():
+            if not lines:  # a pre-sale's store before its stock came: told once it is reserved (presale.py)
+                continue
             order_lines = tuple(OrderLine(sku=line["sku"], qty=line["qty"], amount_fen=prices.get(line["sku"], 0))
                                 for line in lines)
             await to_stores.send(self.cloud, store, functools.partial(

@@ -274,10 +274,40 @@ class SaveTransfer:
     transfer: Any
 
 
+@dataclass(frozen=True, slots=True)
+class SetReorderPoint:
+    """HQ's reorder point and target for a SKU here, kept with its version (only a newer one replaces it)."""
+    sku: str
+    reorder_point: int
+    target: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRestockAlert:
+    """The SKU's projected stock fell below its point: the alert is kept open until `CloseRestockAlert`."""
+    alert_id: str
+    sku: str
+    on_hand: int
+    owed: int
+    reorder_point: int
+    target: int
+    suggested_qty: int
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRestockAlert:
+    alert_id: str
+    at_ms: int
+
+
+RestockEffect = SetReorderPoint | OpenRestockAlert | CloseRestockAlert
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
           | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation
-          | SetLotCost | InsertReceiving | OpenStocktake | RecordCount | CloseStocktake | SaveTransfer)
+          | SetLotCost | InsertReceiving | OpenStocktake | RecordCount | CloseStocktake | SaveTransfer
+          | RestockEffect)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

@@ -39,7 +39,10 @@ OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": natural
              "transfer_id": ids, "from_store": store_ids, "to_store": store_ids,
              "lot": st.from_regex(r"[A-Za-z0-9_./-]{0,40}", fullmatch=True), "use_by": st.sampled_from(["", "2026-12-01"]),
              **{who: st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True)
-                for who in ("requested_by", "dispatched_by", "received_by")}}
+                for who in ("requested_by", "dispatched_by", "received_by")},
+             # restock (protocol.restock_messages): a target at or above its point, an alert's projection below it
+             "alert_id": ids, "reorder_point": st.integers(1, 10**3), "target": st.integers(10**3, 10**6),
+             "on_hand": st.integers(-10, 10**3), "owed": st.integers(0, 10**3), "suggested_qty": st.integers(0, 10**6)}
 
 
 def strategy_for(hint, name=""):

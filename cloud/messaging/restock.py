@@ -1,0 +1,63 @@
+"""Restock events from the stores, on the cloud's side (issue 16 item 7): believed, recorded once, and the trigger
+for pre-sale orders waiting for stock.
+
+Guarantees:
+- A `RestockAlerted` is believed only for a product of the catalogue and an alert id no other store used; a
+  `RestockCleared` only for an alert of the store that sends it (`protocol.restock_messages.judge`). Anything else
+  is refused with the reason through the bridge's normal path (dead-lettered, the store told `refused`).
+- Recorded in the bridge's transaction with the event ids (`record`): an alert once by its id, a clear once (the
+  first clear stands), so a redelivery changes nothing.
+- After a batch is applied (`after`), every store whose escrow grew in it (a receiving granted the cloud its
+  share) has its waiting pre-sale orders reserved for (`cloud.services.presale`); a failure there is logged and
+  left to the pre-sale sweeper, never failing the batch (whose events are applied already).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from protocol.messages import EscrowGranted, Message
+from protocol.restock_messages import RestockAlerted, RestockCleared, judge
+
+log = logging.getLogger("freshmesh.restock")
+
+
+class StoreRestock:
+    """Held by the bridge: `admit` judges a batch's restock events, `record` writes them, `after` wakes pre-sales."""
+
+    def __init__(self, cloud) -> None:
+        self.cloud = cloud
+        self.presales: Any = None  # set by the services (cloud.wiring): cloud/services/presale.py
+
+    async def admit(self, events: list[Message]) -> dict[str, str]:
+        mine = [e for e in events if isinstance(e, (RestockAlerted, RestockCleared))]
+        if not mine:
+            return {}
+        owners = {r["alert_id"]: r["store_id"] for r in await self.cloud.db.fetch(
+            "select alert_id, store_id from restock_alerts where alert_id = any($1::text[])",
+            [e.alert_id for e in mine])}
+        return judge(mine, self.cloud.world.catalogue.by_sku, owners)
+
+    async def record(self, conn, events: list[Message]) -> None:
+        alerts = [e for e in events if isinstance(e, RestockAlerted)]
+        clears = [e for e in events if isinstance(e, RestockCleared)]
+        if alerts:
+            await conn.executemany(
+                """insert into restock_alerts (alert_id, event_id, store_id, sku, on_hand, owed, reorder_point, target,
+                       suggested_qty, raised_ms) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                   on conflict do nothing""",
+                [(e.alert_id, e.event_id, e.store_id, e.sku, e.on_hand, e.owed, e.reorder_point, e.target,
+                  e.suggested_qty, e.wall_ms) for e in alerts])
+        if clears:
+            await conn.executemany("update restock_alerts set cleared_ms = $3, cleared_event = $4 where alert_id = $1 "
+                                   "and store_id = $2 and cleared_ms is null",
+                                   [(e.alert_id, e.store_id, e.wall_ms, e.event_id) for e in clears])
+
+    async def after(self, events: list[Message]) -> None:
+        if self.presales is None:
+            return
+        for store_id in sorted({e.store_id for e in events if isinstance(e, EscrowGranted)}):
+            try:
+                await self.presales.allocate(store_id)
+            except Exception:  # noqa: BLE001 - see the module's guarantees: the sweeper tries again
+                log.exception("pre-sale orders of store %s not reserved for now", store_id)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
+from simulators import ops_restock
 from simulators.aftercare import ReturningShoppers
 from simulators.chain import ADMIN_USERNAME, Chain, RiderPace
 from simulators.flash_fans import FlashFans
@@ -63,6 +64,8 @@ class Demo:
             for store_id, url in fleet.lanes.items():
                 await shelf.stock_up(http, url)
                 fleet.stocked.add(store_id)
+            # HQ sets reorder points a little above a few SKUs' stock: the tills' sales cross them during the run
+            await ops_restock.hq_sets_points(chain.cloud_url, self.operator, fleet, self.rng, self.counts)
             tasks = Tills(fleet, shelf, self.till_rate, self.rng, self.counts, self.stop).tasks(http)
             staff = StoreStaff(fleet, [p["sku"] for p in shelf.packed], self.rng, self.counts, self.done)
             tasks += staff.tasks(http)

@@ -27,6 +27,7 @@ from simulators.store_work import StoreWork
 
 WORLD = Path(__file__).resolve().parents[1] / "cloud" / "data" / "default_world.json"
 ROUND_S = 7.0  # one operation per store this often (alternately a note and a write-off): ~8 a minute a store
+SHORT_DATED_EVERY = 3  # one delivery note in 3 brings a lot on its use-by day
 ROUND_PER_STORE_S = 0.05  # slower in a big fleet
 REASONS = ("spoiled", "damaged", "theft", "tasting", "weighing_loss", "other")
 WHOLE_LOT_EVERY = 4  # one write-off in 4 is a whole lot, as expired
@@ -82,7 +83,9 @@ class OpsReceiving(StoreWork):
 
         life = max(two.get("shelf_life_days", 0), 2)
         lines = [{"sku": two["sku"], "qty": qty(two), "unit_cost_fen": cost(two), "lot": f"{no}-A",
-                  "use_by": (day + timedelta(days=life - 1)).isoformat()},
+                  # every third note's first lot is short-dated (use-by today: the store clears it with the
+                  # use-by-day markdown, whatever the hour of the run)
+                  "use_by": (day + timedelta(days=0 if self.notes % SHORT_DATED_EVERY == 1 else life - 1)).isoformat()},
                  {"sku": two["sku"], "qty": qty(two), "unit_cost_fen": cost(two), "lot": f"{no}-B",
                   "use_by": (day + timedelta(days=life)).isoformat()}]
         for line in lines:

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from simulators import ops_labels, ops_markdowns, ops_receiving, ops_stocktake, ops_transfers
+from simulators import ops_labels, ops_markdowns, ops_receiving, ops_restock, ops_stocktake, ops_transfers
 
 
 @dataclass(frozen=True)
@@ -21,4 +21,5 @@ STORE_OPERATIONS: dict[str, Operation] = {
     "transfers": Operation(ops_transfers.TransferStaff, lambda db, since: ops_transfers.summary(db)),
     "markdowns": Operation(ops_markdowns.MarkdownStaff, lambda db, since: ops_markdowns.summary(db)),
     "labels": Operation(ops_labels.LabelOps, lambda db, since: ops_labels.summary(db)),
+    "restock": Operation(ops_restock.OpsRestock, lambda db, since: ops_restock.summary(db, since)),
 }

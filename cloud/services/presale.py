@@ -178,14 +178,20 @@ class Presales:
                               for line, (_, rid) in zip(lines, held, strict=True)]}
         async with cloud.db.acquire() as conn, conn.transaction():
             status = await conn.fetchval("select status from orders where order_id = $1 for update", order_id)
-            if status == lifecycle.PAID:  # a cancel flips the status under this lock first, then reads the allocation
+            # another run (a bridge, the sweeper) may have reserved for it meanwhile under its own attempt's ids, or
+            # the overdue sweep ended it: only the first to get here with the pre-sale still waiting keeps its
+            # reservations; every other run releases its own (below), so nothing stays held in escrow
+            waiting = await conn.fetchrow("select allocated_ms from presale_orders where order_id = $1 for update",
+                                          order_id)
+            mine = status == lifecycle.PAID and waiting is not None and waiting["allocated_ms"] is None
+            if mine:  # a cancel flips the status under this lock first, then reads the allocation
                 await conn.execute("update orders set allocation = $2, notified_ms = null where order_id = $1",
                                    order_id, json.dumps(allocation))
                 await conn.execute("update presale_orders set allocated_ms = $2 where order_id = $1", order_id,
                                    cloud.now_ms())
                 await journal.note(conn, order_id, "presale_reserved", cloud.now_ms(), store=store,
                                    detail={"lines": allocation[store]})
-        if status != lifecycle.PAID:
+        if not mine:
             await self._release(held)
             return False
         await self.orders.notify_stores(await cloud.db.fetchrow("select * from orders where order_id = $1", order_id))

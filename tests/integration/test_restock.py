@@ -29,6 +29,7 @@ from edge.lanes import build_lane_app
 from edge.store_db import SEQ_FLOOR_KEY, StoreDb
 from protocol import restock as rules
 from protocol.messages import OrderLine, OrderToFulfil
+from protocol.money_saga import refund_id
 from protocol.restock_messages import ReorderPoint, ReorderPointsSet, RestockAlerted, RestockCleared
 from tests.integration.harness import (
     StoreLink,
@@ -582,3 +583,33 @@ async def test_two_allocations_of_one_paid_presale_at_once_reserve_it_once_and_r
     admin = await operator_headers(services)
     assert this_clouds((await http.get("/audit", headers=admin)).json()["violations"]) == []
 
+
+async def test_a_paid_presale_whose_supply_never_comes_is_cancelled_and_refunded_after_its_grace(world):
+    services, http, _ = world
+    sku, presales, db = "PAC-SOY-0214", services.presales, services.cloud.db
+    order, member = await _paid_presale(services, http, sku, 1)
+    oid = order["order_id"]
+    end_overdue = presales.end_overdue
+
+    async def held_back(now_ms: int) -> int:
+        return 0
+    presales.end_overdue = held_back  # the sweeper's round held back: this test's calls are the ones that count
+    try:
+        assert await end_overdue(services.cloud.now_ms()) == 0  # its due day is still to come
+        past = (datetime.now(CHAIN_TZ).date() - timedelta(days=rules.PRESALE_GRACE_DAYS + 1)).isoformat()
+        await db.execute("update presale_orders set due_day = $2 where order_id = $1", oid, past)
+        assert await end_overdue(services.cloud.now_ms()) == 1
+        assert await end_overdue(services.cloud.now_ms()) == 0  # once
+    finally:
+        del presales.end_overdue
+    view = (await http.get(f"/orders/{oid}", headers=member.headers)).json()
+    assert view["status"] == "cancelled"
+    cancel = next(t for t in view["timeline"] if t["event"] == "cancel")
+    assert "supply" in cancel["detail"]["reason"] and past in cancel["detail"]["reason"]
+    refund = await services.orders.payments.get(refund_id(oid))
+    assert refund is not None and refund["state"] in ("requested", "done"), refund
+    assert await db.fetchval("select allocated_ms from presale_orders where order_id = $1", oid) == 0
+    rows = (await http.get(f"/stores/{STORE}/stock", params={"sku": sku})).json()["stock"]
+    assert not rows or (rows[0]["reserved"], rows[0]["confirmed"]) == (0, 0)
+    admin = await operator_headers(services)
+    assert this_clouds((await http.get("/audit", headers=admin)).json()["violations"]) == []

@@ -118,6 +118,7 @@ class Services:
                 await self.orders.expire_due()
                 await self.orders.sweep_abandoned()
                 await self.presales.allocate_due()  # pre-sales a missed trigger left waiting for stock that came
+                await self.presales.end_overdue(self.cloud.now_ms())  # and those whose supply never came
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("expiry sweep failed: %s", exc)
 

@@ -154,7 +154,9 @@ class StoreActor(BackRoom):
 
     async def _restock(self, skus: list[str]) -> None:
         """A restock alert raised or cleared for each SKU whose projected stock or point changed (edge.core.restock),
-        once the change committed. A failure here is logged: the change itself stands, and the next one re-checks."""
+        once the change committed, in a transaction of its own right after the movement's. A crash in between, or a
+        failure here (logged), leaves the change standing and the alert to the next movement of that SKU, which
+        re-checks from the stock as it is then (see `edge.core.restock`)."""
         for sku in skus:
             try:
                 if (outcome := await restock_db.check(self.db, self.books, sku, self._stamp())) is not None:

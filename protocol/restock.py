@@ -25,6 +25,7 @@ VELOCITY_WINDOW_DAYS = 7  # sales velocity: the average daily units sold over th
 DEFAULT_LEAD_DAYS = 2  # days from ordering to the goods on the shelf, when a supplier has no lead time of its own
 DEFAULT_COVER_DAYS = 3  # what an order should cover beyond the lead time: the target is velocity x (lead + cover)
 LEAD_DAYS_MAX = 60
+PRESALE_GRACE_DAYS = 2  # a paid pre-sale not reserved by its due day + this many days is cancelled and refunded
 POINT_MAX = 100_000_000  # one SKU at one store, in its stock unit (as protocol.store_facts.STOCK_QTY_MAX)
 ITEMS_MAX = 500  # reorder points in one HQ request (and in one cloud message)
 GRAMS_PER_KG = 1_000
@@ -157,3 +158,9 @@ def supply_due(alerts: Iterable[tuple[str, str, int, int]], transits: Iterable[t
     for key, at in found:
         due[key] = min(at, due.get(key, at))
     return due
+
+
+def presale_overdue(due_day: str, today: date, grace_days: int = PRESALE_GRACE_DAYS) -> bool:
+    """A pre-sale whose supply was due on `due_day` (YYYY-MM-DD) and has not come by `today` (a chain day) is given
+    up once the grace is over: it waits through `due_day + grace_days`, and ends the day after."""
+    return today > date.fromisoformat(due_day) + timedelta(days=grace_days)

@@ -16,7 +16,12 @@ Guarantees:
   each order whole or not at all (each try's reservation ids are its own, so a failed try leaves nothing held; a
   line short of the online share asks the store to lend from its shelf first, as any order does),
   confirmed, written into the order's allocation under its row lock only while it is still paid (else released),
-  and then sent to the store to pick as an ordinary `OrderToFulfil`.
+  and then sent to the store to pick as an ordinary `OrderToFulfil`. Two runs at once (a bridge's trigger, another
+  bridge's, the sweeper) reserve under different ids, but only the first to find the pre-sale still waiting under
+  its row lock keeps them; the other releases its own.
+- A paid pre-sale whose supply never comes does not wait forever: not reserved by its due day plus
+  `PRESALE_GRACE_DAYS` (by the sweeper's clock), it is cancelled with the reason on its timeline, refunded and its
+  slot given back (`end_overdue`).
 """
 from __future__ import annotations
 
@@ -178,14 +183,20 @@ class Presales:
                               for line, (_, rid) in zip(lines, held, strict=True)]}
         async with cloud.db.acquire() as conn, conn.transaction():
             status = await conn.fetchval("select status from orders where order_id = $1 for update", order_id)
-            if status == lifecycle.PAID:  # a cancel flips the status under this lock first, then reads the allocation
+            # another run (a bridge, the sweeper) may have reserved for it meanwhile under its own attempt's ids, or
+            # the overdue sweep ended it: only the first to get here with the pre-sale still waiting keeps its
+            # reservations; every other run releases its own (below), so nothing stays held in escrow
+            waiting = await conn.fetchrow("select allocated_ms from presale_orders where order_id = $1 for update",
+                                          order_id)
+            mine = status == lifecycle.PAID and waiting is not None and waiting["allocated_ms"] is None
+            if mine:  # a cancel flips the status under this lock first, then reads the allocation
                 await conn.execute("update orders set allocation = $2, notified_ms = null where order_id = $1",
                                    order_id, json.dumps(allocation))
                 await conn.execute("update presale_orders set allocated_ms = $2 where order_id = $1", order_id,
                                    cloud.now_ms())
                 await journal.note(conn, order_id, "presale_reserved", cloud.now_ms(), store=store,
                                    detail={"lines": allocation[store]})
-        if status != lifecycle.PAID:
+        if not mine:
             await self._release(held)
             return False
         await self.orders.notify_stores(await cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
@@ -194,6 +205,42 @@ class Presales:
     async def _release(self, held: list[tuple[str, str]]) -> None:
         for sku, rid in held:
             await self.cloud.actors.stock_pool.send(Cancel(id=f"cancel:{rid}", reservation_id=rid, sku=sku))
+
+    async def end_overdue(self, now_ms: int) -> int:
+        """Paid pre-sales whose supply never came (not reserved by their due day + `PRESALE_GRACE_DAYS`, as of the
+        sweeper's `now_ms`) cancelled, the reason on their timeline, refunded by the saga's refund and their slot
+        given back; how many. Decided under the order's lock and then the pre-sale's (the order `_allocate_one`
+        takes them in): a run reserving for it meanwhile either got there first (the order is not ended) or finds
+        it ended and releases its own reservations. A crash after the cancel leaves the charge to the money
+        sweeper's refund of ended orders."""
+        cloud, today = self.cloud, chain_day(now_ms)
+        rows = await cloud.db.fetch(
+            "select p.order_id, p.due_day from presale_orders p join orders o using (order_id) where "
+            "p.allocated_ms is null and o.status = $1 order by p.created_ms, p.order_id", lifecycle.PAID)
+        ended = 0
+        for r in rows:
+            if not rules.presale_overdue(r["due_day"], today):
+                continue
+            reason = (f"pre-sale: its supply due on {r['due_day']} did not come within "
+                      f"{rules.PRESALE_GRACE_DAYS} days' grace")
+            async with cloud.db.acquire() as conn, conn.transaction():
+                await conn.fetchval("select status from orders where order_id = $1 for update", r["order_id"])
+                waiting = await conn.fetchval("select allocated_ms is null from presale_orders where order_id = $1 "
+                                              "for update", r["order_id"])
+                if not waiting:
+                    continue
+                try:
+                    await journal.advance(conn, r["order_id"], "cancel", now_ms, only_from=(lifecycle.PAID,),
+                                          detail={"reason": reason, "presale": True, "due_day": r["due_day"]})
+                except lifecycle.IllegalTransition:
+                    continue  # no longer paid: ended another way meanwhile
+                await conn.execute("update presale_orders set allocated_ms = 0 where order_id = $1", r["order_id"])
+            log.warning("pre-sale order %s: %s; cancelled and refunded", r["order_id"], reason)
+            await self.orders.payments.refund(r["order_id"])
+            await self.orders.release_slots(await cloud.db.fetchrow("select * from orders where order_id = $1",
+                                                                    r["order_id"]))
+            ended += 1
+        return ended
 
     async def allocate_due(self) -> int:
         """Every store with waiting paid pre-sale orders tried again (what a missed trigger left)."""

@@ -8,6 +8,13 @@ Guarantees:
   compared with its point (`protocol.restock.crossing`): one `RestockAlerted` per crossing below, committed with
   the open alert in one transaction (so a crash cannot raise it twice or lose it), and a `RestockCleared` when it
   is back at or above the point. Works with the cloud unreachable: the events wait in the outbox like a sale.
+- The check runs after the movement, not in it: the movement's outcome commits in its own transaction first, and
+  then the actor (`edge.store_actor.StoreActor._restock`) reads the stock it left and commits the check's outcome
+  (alert row and event) in a second transaction right after. A crash (or a failed check) between the two leaves
+  the crossing unalerted until the next movement of that SKU (or a new point for it), which checks again from the
+  stock as it is then; nothing is raised twice and nothing wrong is raised. Folding the check into the movement's
+  transaction would need the stock after the movement's effects while its outcome is still being decided, so it
+  is accepted as it is.
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ its actors on Ray and PostgreSQL.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -28,6 +29,7 @@ from edge.lanes import build_lane_app
 from edge.store_db import SEQ_FLOOR_KEY, StoreDb
 from protocol import restock as rules
 from protocol.messages import OrderLine, OrderToFulfil
+from protocol.money_saga import refund_id
 from protocol.restock_messages import ReorderPoint, ReorderPointsSet, RestockAlerted, RestockCleared
 from tests.integration.harness import (
     StoreLink,
@@ -531,3 +533,83 @@ async def test_a_transfer_in_transit_to_a_store_lets_it_presell_from_the_next_da
                                  headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
         assert placed.status_code == 201 and placed.json()["presale"]["store_id"] == to_store, placed.text
         await _consistent(services, http, holder.box, lane, sku)
+
+
+async def _paid_presale(services, http, sku: str, qty: int) -> tuple[dict, object]:
+    """An alert for `sku` (none anywhere), and a pre-sale of `qty` at STORE, placed and paid: waiting for stock."""
+    await _set_point(services, http, sku, 3, 6)
+    assert await eventually(lambda: _listed(services, http, sku))
+    member = await customer(services, http)
+    refused = await _order(http, member, sku, qty)
+    assert refused.status_code == 409 and refused.json()["presale_store"] == STORE, refused.text
+    days = (datetime.fromisoformat(refused.json()["presale_available_from"]).astimezone(CHAIN_TZ).date()
+            - datetime.now(CHAIN_TZ).date()).days
+    placed = await _order(http, member, sku, qty, days=days, presale=True)
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    await pay_by_wallet(services, http, member, order["order_id"])
+    return order, member
+
+
+async def test_two_allocations_of_one_paid_presale_at_once_reserve_it_once_and_release_the_other(world):
+    """A bridge's trigger and the sweeper (or two bridges) reserving for the same pre-sale at once, each under its
+    own attempt's ids: one keeps its reservation, the other releases its own (no escrow held forever)."""
+    services, http, holder = world
+    sku, presales = "PAC-SOY-0213", services.presales
+    order, member = await _paid_presale(services, http, sku, 2)
+    oid = order["order_id"]
+
+    async def held_back() -> int:
+        return 0
+    # the receiving's trigger and the sweeper held back, so that the two runs below are the ones that race
+    services.bridge.restock.presales = None
+    presales.allocate_due = held_back
+    try:
+        await holder.box.actor.ask("receive", sku=sku, qty=10)
+        assert await eventually(lambda: _online_units(http, sku, 4)), "the store's online share never came"
+        lines = [{"sku": sku, "qty": 2}]
+        won = await asyncio.gather(presales._allocate_one(STORE, oid, lines),  # noqa: SLF001 - the race itself
+                                   presales._allocate_one(STORE, oid, lines))  # noqa: SLF001
+    finally:
+        del presales.allocate_due
+        services.bridge.restock.presales = presales
+    assert sorted(won) == [False, True]
+    rows = (await http.get(f"/stores/{STORE}/stock", params={"sku": sku})).json()["stock"]
+    assert (rows[0]["reserved"], rows[0]["confirmed"], rows[0]["available_online"]) == (0, 2, 2), rows
+    view = (await http.get(f"/orders/{oid}", headers=member.headers)).json()
+    assert [t["event"] for t in view["timeline"]].count("presale_reserved") == 1
+    row = await services.cloud.db.fetchrow("select allocation from orders where order_id = $1", oid)
+    assert [line["qty"] for line in json.loads(row["allocation"])[STORE]] == [2]
+    admin = await operator_headers(services)
+    assert this_clouds((await http.get("/audit", headers=admin)).json()["violations"]) == []
+
+
+async def test_a_paid_presale_whose_supply_never_comes_is_cancelled_and_refunded_after_its_grace(world):
+    services, http, _ = world
+    sku, presales, db = "PAC-SOY-0214", services.presales, services.cloud.db
+    order, member = await _paid_presale(services, http, sku, 1)
+    oid = order["order_id"]
+    end_overdue = presales.end_overdue
+
+    async def held_back(now_ms: int) -> int:
+        return 0
+    presales.end_overdue = held_back  # the sweeper's round held back: this test's calls are the ones that count
+    try:
+        assert await end_overdue(services.cloud.now_ms()) == 0  # its due day is still to come
+        past = (datetime.now(CHAIN_TZ).date() - timedelta(days=rules.PRESALE_GRACE_DAYS + 1)).isoformat()
+        await db.execute("update presale_orders set due_day = $2 where order_id = $1", oid, past)
+        assert await end_overdue(services.cloud.now_ms()) == 1
+        assert await end_overdue(services.cloud.now_ms()) == 0  # once
+    finally:
+        del presales.end_overdue
+    view = (await http.get(f"/orders/{oid}", headers=member.headers)).json()
+    assert view["status"] == "cancelled"
+    cancel = next(t for t in view["timeline"] if t["event"] == "cancel")
+    assert "supply" in cancel["detail"]["reason"] and past in cancel["detail"]["reason"]
+    refund = await services.orders.payments.get(refund_id(oid))
+    assert refund is not None and refund["state"] in ("requested", "done"), refund
+    assert await db.fetchval("select allocated_ms from presale_orders where order_id = $1", oid) == 0
+    rows = (await http.get(f"/stores/{STORE}/stock", params={"sku": sku})).json()["stock"]
+    assert not rows or (rows[0]["reserved"], rows[0]["confirmed"]) == (0, 0)
+    admin = await operator_headers(services)
+    assert this_clouds((await http.get("/audit", headers=admin)).json()["violations"]) == []

@@ -4,6 +4,7 @@ store (edge.core.restock); the cloud's trust check of restock events (protocol.r
 from __future__ import annotations
 
 import itertools
+from datetime import date, timedelta
 
 import pytest
 
@@ -181,3 +182,10 @@ def test_supply_is_due_after_the_suppliers_lead_time_or_the_day_after_a_transfer
     assert due[("S1", "B")] == start + 2 * day  # in transit since tomorrow: the day after that, before the 3 days' lead
     assert due[("S2", "A")] == start + day
     assert ("S2", "B") not in due
+
+
+def test_a_presale_waits_through_its_due_day_and_grace_and_is_overdue_the_day_after():
+    due = "2026-03-10"
+    assert not rules.presale_overdue(due, date(2026, 3, 9))
+    assert not rules.presale_overdue(due, date(2026, 3, 10) + timedelta(days=rules.PRESALE_GRACE_DAYS))
+    assert rules.presale_overdue(due, date(2026, 3, 11) + timedelta(days=rules.PRESALE_GRACE_DAYS))

@@ -112,7 +112,8 @@ def told(message: TransferToDispatch | TransferArriving | TransferCancelled, see
          at_ms: int) -> Outcome:
     """A transfer to dispatch from here, or one dispatched to here, or cancelled: kept for the staff (once: a
     redelivery, or a message about a transfer this store has gone further with, changes nothing - a transfer
-    dispatched here before its cancellation arrived stays dispatched: the goods left)."""
+    dispatched here before its cancellation arrived stays dispatched: the goods left; and one dispatched to here
+    after HQ cancelled it here arrives all the same)."""
     if seen:
         return Outcome(reply="duplicate")
     mark = MarkApplied(message.event_id, message.KIND, at_ms)
@@ -128,7 +129,9 @@ def told(message: TransferToDispatch | TransferArriving | TransferCancelled, see
         row = Transfer(message.transfer_id, "out", message.to_store, "to_dispatch", asked, message.reason,
                        message.requested_by, updated_ms=at_ms)
         return Outcome(reply="applied", effects=(mark, SaveTransfer(row)))
-    if known is not None and known.status not in ("requested",):
+    # an arrival over a cancelled request wins (as in the cloud): A dispatched before it heard, the goods are on
+    # their way here and must be received, or they are lost from both stores
+    if known is not None and (known.direction != "in" or known.status not in ("requested", "cancelled")):
         return Outcome(reply="applied", effects=(mark,))
     sent = tuple((x.sku, x.lot, x.use_by, x.qty) for x in message.lines)
     asked = tuple((x.sku, x.qty) for x in message.asked_lines)

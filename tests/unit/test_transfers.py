@@ -232,3 +232,23 @@ def test_a_cancellation_stops_a_transfer_not_dispatched_and_leaves_one_dispatche
     sent = TransferDispatched(**env("S001", 3), transfer_id=TID, to_store="S002", dispatched_by="bob",
                               lines=(TransferLotLine(sku="MILK", lot="L1", use_by="", qty=3),))
     assert judge_transfers([sent], cancelled) == {}
+
+
+def test_an_arrival_over_a_request_hq_cancelled_here_makes_it_arriving_and_b_receives_it():
+    """B asked, HQ cancelled (B's row cancelled), A had dispatched offline and the cloud took it: the arrival wins."""
+    from protocol.transfer_messages import TransferCancelled
+    asked = transfers.request(TID, "S002", "S001", [("MILK", 4)], "ann", "", None, Books(), stamp())
+    mine = of(asked, SaveTransfer)[0].transfer
+    cancel = TransferCancelled(**env("S002", 8), transfer_id=TID, reason="found elsewhere")
+    cancelled = of(transfers.told(cancel, False, mine, NOW.wall_ms), SaveTransfer)[0].transfer
+    assert cancelled.status == "cancelled"
+    arriving = TransferArriving(**env("S002", 9), transfer_id=TID, from_store="S001",
+                                asked_lines=(TransferLine(sku="MILK", qty=4),), dispatched_by="bob", reason="",
+                                lines=(TransferLotLine(sku="MILK", lot="L1", use_by="2025-10-12", qty=4),))
+    row = of(transfers.told(arriving, False, cancelled, NOW.wall_ms), SaveTransfer)[0].transfer
+    assert (row.status, row.requested_by, row.sent) == ("arriving", "ann", (("MILK", "L1", "2025-10-12", 4),))
+    got = transfers.receive(row, TID, "S002", [("MILK", "L1", 4)], "cat", {}, {}, stamp())
+    assert [e.event.delta for e in of(got, MoveStock)] == [4]
+    # an out-going transfer of this store is never turned into an arrival
+    out = transfers.Transfer(TID, "out", "S001", "cancelled", (("MILK", 4),))
+    assert of(transfers.told(arriving, False, out, NOW.wall_ms), SaveTransfer) == []

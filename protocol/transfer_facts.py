@@ -7,7 +7,9 @@
   cancelled by HQ after A dispatched it offline: the goods left, so the dispatch is taken), only
   SKUs asked and per SKU at most the asked quantity, and exactly what its own `transfer_out` movements with the
   transfer's id took off the stock it reported (a movement never leaves on-hand negative): A cannot say it sent
-  what it did not take off its shelf.
+  what it did not take off its shelf. A `transfer_out` movement itself is believed only for a transfer asked of
+  that store and not dispatched yet, within the SKU's asked quantity, and not when its dispatch is refused: a
+  refused dispatch takes nothing off the store's stock in the cloud.
 - Store B may receive (`TransferReceived`) only a transfer sent to B (its `to_store`) and dispatched, only lots that
   were dispatched, each at most `over_receipt_max` of what was dispatched (the rest is the discrepancy, recorded),
   and exactly what its `transfer_in` movements put on its stock; a `transfer_in` movement itself is believed only
@@ -72,12 +74,16 @@ def judge_transfers(events: Iterable[Message], known: TransfersKnown) -> dict[st
     transfers = dict(known.transfers)
     moved = dict(known.moved)
     refused: dict[str, str] = {}
+    outs: dict[tuple[str, str], list[StockMoved]] = {}  # (transfer id, store) -> its transfer_out movements believed
     for e in events:
         if isinstance(e, StockMoved) and e.reason in TRANSFER_REASONS:
             key = (e.reference, e.store_id, e.sku, e.reason)
-            why = _movement(e, transfers.get(e.reference), moved.get(key, 0)) if e.reason == "transfer_in" else ""
+            judged = _movement if e.reason == "transfer_in" else _out_movement
+            why = judged(e, transfers.get(e.reference), moved.get(key, 0))
             if not why:
                 moved[key] = moved.get(key, 0) + abs(e.delta)
+                if e.reason == "transfer_out":
+                    outs.setdefault((e.reference, e.store_id), []).append(e)
         elif isinstance(e, TransferRequested):
             why = _requested(e, transfers.get(e.transfer_id), known)
             if not why:
@@ -88,6 +94,10 @@ def judge_transfers(events: Iterable[Message], known: TransfersKnown) -> dict[st
             if not why:
                 transfers[e.transfer_id] = replace(transfers[e.transfer_id], status="dispatched",
                                                    sent={(x.sku, x.lot): x.qty for x in e.lines})
+            else:  # its movements took nothing off in transit: they are not believed either
+                for out in outs.pop((e.transfer_id, e.store_id), []):
+                    refused[out.event_id] = (f"store {out.store_id} {out.KIND} refused: transfer_out of {out.delta} "
+                                             f"{out.sku} for transfer {e.transfer_id}: its dispatch is refused")
         elif isinstance(e, TransferReceived):
             why = _received(e, transfers.get(e.transfer_id), moved)
             if not why:
@@ -110,6 +120,21 @@ def _movement(e: StockMoved, t: TransferFacts | None, before: int) -> str:
     if before + e.delta > bound:
         return (f"transfer_in of {e.delta} {e.sku} for transfer {e.reference}: {before + e.delta} in all, past the "
                 f"{bound} its dispatch allows")
+    return ""
+
+
+def _out_movement(e: StockMoved, t: TransferFacts | None, before: int) -> str:
+    """A transfer_out movement comes just before its dispatch (in the same batch, or the dispatch in the next one):
+    believed only for a transfer asked of this store and not dispatched yet, within what was asked of the SKU."""
+    if e.delta > 0:
+        return f"transfer_out of {e.delta} {e.sku}: a movement out is negative"
+    if t is None or t.from_store != e.store_id or t.status not in ("requested", "cancelled"):
+        what = "no such transfer" if t is None else \
+            f"it is asked of {t.from_store}" if t.from_store != e.store_id else f"it is {t.status}, not to dispatch"
+        return f"transfer_out of {e.delta} {e.sku} for transfer {e.reference}: {what}"
+    if before - e.delta > t.asked.get(e.sku, 0):
+        return (f"transfer_out of {e.delta} {e.sku} for transfer {e.reference}: {before - e.delta} in all, "
+                f"{t.asked.get(e.sku, 0)} asked")
     return ""
 
 

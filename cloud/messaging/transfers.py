@@ -7,14 +7,16 @@ Guarantees:
   the bridge's normal path (dead-lettered, the store told `refused`), and the rest of the batch applies.
 - Recorded once: each step updates the `transfers` row in the bridge's transaction with the event id, and only from
   the status before it (a step never goes back), so a redelivery changes nothing.
-- The other store is told (A: `TransferToDispatch` once asked; B: `TransferArriving` once dispatched) before that
-  transaction, under an event id derived from the transfer, so a retried batch or a re-send at start
-  (`cloud.services.transfers.Transfers.resend`) is applied once by the store (its inbox keeps the id).
+- The other store is told (A: `TransferToDispatch` once asked; B: `TransferArriving` once dispatched) after that
+  transaction commits (so its answer finds the row), under an event id derived from the transfer, so a re-send at
+  start (`cloud.services.transfers.Transfers.resend`, also covering a crash in between) is applied once by the
+  store (its inbox keeps the id).
 """
 from __future__ import annotations
 
 import functools
 import json
+import logging
 from typing import Any
 
 from cloud.messaging import to_stores
@@ -38,6 +40,7 @@ from protocol.transfer_messages import (
     TransferToDispatch,
 )
 
+log = logging.getLogger(__name__)
 TRANSFER_EVENTS = (TransferRequested, TransferDispatched, TransferReceived)
 
 
@@ -122,7 +125,14 @@ class BridgeTransfers:
         return judge_transfers(mine, await self._known(mine))
 
     async def tell(self, events: list[Message]) -> None:
-        """The other store of each believed request (A) and dispatch (B), before the batch's transaction."""
+        """The other store of each believed request (A) and dispatch (B), after the batch's transaction committed:
+        the store's next step is judged against the row recorded. A failure is logged: `resend` tells it later."""
+        try:
+            await self._tell(events)
+        except Exception as exc:  # noqa: BLE001 - recorded already; the re-send at start tells the store
+            log.warning("stores not told of the batch's transfer steps (%s); re-sent at start", exc)
+
+    async def _tell(self, events: list[Message]) -> None:
         for e in events:
             if isinstance(e, TransferRequested):
                 await tell_to_dispatch(self.cloud, {
@@ -131,12 +141,8 @@ class BridgeTransfers:
                     "requested_by": f"{e.store_id}:{e.requested_by}", "reason": e.reason})
             elif isinstance(e, TransferDispatched):
                 row = await self.cloud.db.fetchrow("select * from transfers where transfer_id = $1", e.transfer_id)
-                if row is None:  # asked in this same batch: its request is in `events` before it
-                    asked = next(x for x in events if isinstance(x, TransferRequested)
-                                 and x.transfer_id == e.transfer_id)
-                    row = {"transfer_id": e.transfer_id, "from_store": e.store_id, "to_store": e.to_store,
-                           "lines": [{"sku": x.sku, "qty": x.qty} for x in asked.lines], "reason": asked.reason}
-                await tell_arriving(self.cloud, row, _lot_lines(e.lines), e.dispatched_by)
+                if row is not None:  # recorded with the batch (it is told after the commit)
+                    await tell_arriving(self.cloud, row, _lot_lines(e.lines), e.dispatched_by)
 
     async def record(self, conn, events: list[Message]) -> None:
         for e in events:

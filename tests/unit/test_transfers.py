@@ -252,3 +252,32 @@ def test_an_arrival_over_a_request_hq_cancelled_here_makes_it_arriving_and_b_rec
     # an out-going transfer of this store is never turned into an arrival
     out = transfers.Transfer(TID, "out", "S001", "cancelled", (("MILK", 4),))
     assert of(transfers.told(arriving, False, out, NOW.wall_ms), SaveTransfer) == []
+
+
+def test_a_transfer_out_movement_is_believed_only_with_its_dispatch():
+    requested = TransfersKnown(transfers={TID: TransferFacts(TID, "S001", "S002", "requested", {"MILK": 10})},
+                               stores=KNOWN.stores, products=KNOWN.products)
+    # A's dispatch is refused (it says 11 sent of 10 asked): its movement takes nothing off A's stock in the cloud
+    out = moved("S001", "MILK", -11, "transfer_out", 2)
+    over = TransferDispatched(**env("S001", 3), transfer_id=TID, to_store="S002", dispatched_by="bob",
+                              lines=(TransferLotLine(sku="MILK", lot="", use_by="", qty=11),))
+    refused = judge_transfers([out, over], requested)
+    assert set(refused) == {out.event_id, over.event_id}
+    fine = moved("S001", "MILK", -7, "transfer_out", 2)
+    sent = TransferDispatched(**env("S001", 3), transfer_id=TID, to_store="S002", dispatched_by="bob",
+                              lines=(TransferLotLine(sku="MILK", lot="", use_by="", qty=7),))
+    lies = TransferDispatched(**env("S001", 3), transfer_id=TID, to_store="S002", dispatched_by="bob",
+                              lines=(TransferLotLine(sku="MILK", lot="", use_by="", qty=6),))
+    refused = judge_transfers([fine, lies], requested)  # 7 taken off, 6 said sent: both refused
+    assert "its dispatch is refused" in refused[fine.event_id] and "movements took 7" in refused[lies.event_id]
+    assert judge_transfers([fine], requested) == {}  # its dispatch may come in the next batch
+    assert judge_transfers([fine, sent], requested) == {}
+    # a transfer_out for no transfer, for another store's, past what was asked, or for one dispatched already
+    stray = moved("S001", "MILK", -3, "transfer_out", 2, ref=make_id(NOW.wall_ms, 7))
+    assert "no such transfer" in judge_transfers([stray], requested)[stray.event_id]
+    theirs = moved("S003", "MILK", -3, "transfer_out", 2)
+    assert "asked of S001" in judge_transfers([theirs], requested)[theirs.event_id]
+    assert "11 in all, 10 asked" in judge_transfers([out], requested)[out.event_id]
+    dispatched = TransfersKnown(transfers={TID: TransferFacts(TID, "S001", "S002", "dispatched", {"MILK": 10},
+                                                              {("MILK", ""): 7})}, stores=KNOWN.stores)
+    assert "not to dispatch" in judge_transfers([fine], dispatched)[fine.event_id]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from protocol.messages import Message, StockMoved
 from protocol.transfer_messages import TransferDispatched, TransferReceived, TransferRequested
@@ -56,6 +57,15 @@ class TransfersKnown:
 
 
 TRANSFER_REASONS = ("transfer_in", "transfer_out")
+
+
+def discrepancies(sent: Iterable[tuple[str, str, str, int]],
+                  received: Iterable[tuple[str, str, str, int]]) -> list[dict[str, Any]]:
+    """Per dispatched line (sku, lot, use-by, qty): dispatched - received (`short` positive: short, negative: over);
+    lines that agree are left out. The one reckoning of the store (its reply) and the cloud (its record)."""
+    got = {(s, lot): q for s, lot, _, q in received}
+    return [{"sku": s, "lot": lot, "use_by": u, "dispatched": q, "received": got.get((s, lot), 0),
+             "short": q - got.get((s, lot), 0)} for s, lot, u, q in sent if got.get((s, lot), 0) != q]
 
 
 def named_transfers(events: Iterable[Message]) -> set[str]:

@@ -26,6 +26,7 @@ from protocol.transfer_facts import (
     TRANSFER_REASONS,
     TransferFacts,
     TransfersKnown,
+    discrepancies,
     judge_transfers,
     named_transfers,
 )
@@ -46,14 +47,6 @@ TRANSFER_EVENTS = (TransferRequested, TransferDispatched, TransferReceived)
 
 def jsonb(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
-
-
-def discrepancies(sent: list[dict[str, Any]], received: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per dispatched line: dispatched - received (positive: short, negative: over); lines that agree left out."""
-    got = {(x["sku"], x["lot"]): x["qty"] for x in received}
-    return [{"sku": x["sku"], "lot": x["lot"], "use_by": x["use_by"], "dispatched": x["qty"],
-             "received": got.get((x["sku"], x["lot"]), 0), "short": x["qty"] - got.get((x["sku"], x["lot"]), 0)}
-            for x in sent if got.get((x["sku"], x["lot"]), 0) != x["qty"]]
 
 
 async def tell_to_dispatch(cloud, row) -> None:
@@ -84,6 +77,10 @@ async def tell_cancelled(cloud, row, reason: str) -> None:
 
 def _lot_lines(lines: tuple[TransferLotLine, ...]) -> list[dict[str, Any]]:
     return [{"sku": x.sku, "lot": x.lot, "use_by": x.use_by, "qty": x.qty} for x in lines]
+
+
+def _lot_tuples(lines: list[dict[str, Any]]) -> list[tuple[str, str, str, int]]:
+    return [(x["sku"], x["lot"], x["use_by"], x["qty"]) for x in lines]
 
 
 async def incoming(db, store_id: str) -> dict[str, int]:
@@ -169,5 +166,5 @@ class BridgeTransfers:
                            received_by = $4, receive_event_id = $5, received_ms = $6, updated_ms = $6
                        where transfer_id = $1 and status = 'dispatched'""",
                     e.transfer_id, json.dumps(got), json.dumps(discrepancies(
-                        (jsonb(row["dispatched"]) if row else None) or [], got)),
+                        _lot_tuples((jsonb(row["dispatched"]) if row else None) or []), _lot_tuples(got))),
                     f"{e.store_id}:{e.received_by}", e.event_id, e.wall_ms)

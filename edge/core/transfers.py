@@ -24,7 +24,7 @@ from edge.core.outcome import ChangeEscrow, Effect, MarkApplied, MoveStock, Outc
 from edge.core.state import Books, EventStamp, StockLevel
 from protocol.lots import LotDelta, LotLevel, fefo, is_expired
 from protocol.messages import EscrowGranted, EscrowReclaimRequested, StockMoved
-from protocol.transfer_facts import over_receipt_max
+from protocol.transfer_facts import discrepancies, over_receipt_max
 from protocol.transfer_messages import (
     TransferArriving,
     TransferCancelled,
@@ -69,13 +69,6 @@ class Transfer:
             out["received_by"] = self.received_by
             out["discrepancies"] = discrepancies(self.sent, self.received)
         return out
-
-
-def discrepancies(sent, received) -> list[dict[str, Any]]:
-    """Per dispatched line: dispatched - received (positive: short, negative: over); lines that agree are left out."""
-    got = {(s, lot): q for s, lot, _, q in received}
-    return [{"sku": s, "lot": lot, "dispatched": q, "received": got.get((s, lot), 0), "short": q - got.get((s, lot), 0)}
-            for s, lot, _, q in sent if got.get((s, lot), 0) != q]
 
 
 # ---- step 1: the receiving store asks -----------------------------------------------------------------------

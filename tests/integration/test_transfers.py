@@ -196,7 +196,8 @@ async def test_b_asks_a_dispatches_offline_and_b_receives_one_short_with_lots_ca
         {"sku": PIECES, "lot": "L1", "qty": 8}, {"sku": PIECES, "lot": "L2", "qty": 3},
         {"sku": GRAMS, "lot": "W1", "qty": 1_500}]})
     assert r.status_code == 200, r.text
-    assert r.json()["discrepancies"] == [{"sku": PIECES, "lot": "L2", "dispatched": 4, "received": 3, "short": 1}]
+    assert r.json()["discrepancies"] == [{"sku": PIECES, "lot": "L2",
+                                           "use_by": later, "dispatched": 4, "received": 3, "short": 1}]
     lots_b = {x["sku"]: {(y["lot"], y["use_by"]): y["on_hand"] for y in x["lots"]}
               for x in (await lanes[B].get("/stock")).json()["stock"]}
     assert lots_b[PIECES][("L1", soon)] == 8 and lots_b[PIECES][("L2", later)] == 3
@@ -341,6 +342,7 @@ async def test_the_demo_staff_move_stock_and_the_cloud_counts_what_they_did(worl
         while not server.started:
             await asyncio.sleep(0.02)
     conn = await asyncpg.connect(stack.database_url)
+    since = int(time.time() * 1000)
     try:
         before = await summary(conn)
         counts: Counter = Counter()
@@ -361,6 +363,7 @@ async def test_the_demo_staff_move_stock_and_the_cloud_counts_what_they_did(worl
                 "transfers_now_requested", 0) else None
         after = await eventually(settled, timeout_s=WAIT_S, every_s=0.5)
         assert after, "transfers the staff started never settled"
+        mine = await summary(conn, since_ms=since)  # only this run's (the earlier tests' transfers left out)
     finally:
         await conn.close()
         for server, task in servers:
@@ -373,6 +376,8 @@ async def test_the_demo_staff_move_stock_and_the_cloud_counts_what_they_did(worl
     assert delta["transfers_units_dispatched"] == counts["transfers_units_dispatched"]
     assert delta["transfers_units_received"] == counts["transfers_units_received"]
     assert delta["transfers_short_lines"] == counts["transfers_short_lines"] >= 1
+    assert delta["transfers_over_lines"] == counts["transfers_over_lines"] == 0  # the staff count one short
+    assert {k: mine.get(k, 0) for k in delta} == delta, (mine, delta)
     await check_books(services, http, boxes, lanes, {"PAC-SESAME-0229", "PAC-SESAME-0228"})
 
 

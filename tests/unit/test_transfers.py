@@ -149,7 +149,8 @@ def test_b_receives_into_the_same_lots_with_a_grant_and_the_short_line_recorded(
     got = events[-1]
     assert isinstance(got, TransferReceived)
     assert [(x.lot, x.qty) for x in got.lines] == [("L1", 3), ("L2", 3)]
-    assert out.reply["discrepancies"] == [{"sku": "MILK", "lot": "L2", "dispatched": 4, "received": 3, "short": 1}]
+    assert out.reply["discrepancies"] == [{"sku": "MILK", "lot": "L2",
+                                              "use_by": "2025-10-12", "dispatched": 4, "received": 3, "short": 1}]
     done = of(out, SaveTransfer)[0].transfer
     assert transfers.receive(done, TID, "S002", [], "cat", levels, {}, stamp()).reply == out.reply
 
@@ -281,3 +282,27 @@ def test_a_transfer_out_movement_is_believed_only_with_its_dispatch():
     dispatched = TransfersKnown(transfers={TID: TransferFacts(TID, "S001", "S002", "dispatched", {"MILK": 10},
                                                               {("MILK", ""): 7})}, stores=KNOWN.stores)
     assert "not to dispatch" in judge_transfers([fine], dispatched)[fine.event_id]
+
+
+def test_one_reckoning_of_discrepancies_for_the_store_and_the_cloud():
+    from protocol.transfer_facts import discrepancies
+    sent = [("MILK", "L1", "2025-10-10", 10), ("MILK", "L2", "2025-10-12", 4), ("PORK", "", "", 800)]
+    got = [("MILK", "L1", "2025-10-10", 8), ("MILK", "L2", "2025-10-12", 5), ("PORK", "", "", 800)]
+    assert discrepancies(sent, got) == [
+        {"sku": "MILK", "lot": "L1", "use_by": "2025-10-10", "dispatched": 10, "received": 8, "short": 2},
+        {"sku": "MILK", "lot": "L2", "use_by": "2025-10-12", "dispatched": 4, "received": 5, "short": -1}]
+    assert not hasattr(transfers, "discrepancies") or transfers.discrepancies is discrepancies
+
+
+def test_one_staff_check_for_receiving_stocktakes_and_transfers():
+    from types import SimpleNamespace
+
+    from edge import receiving_api, stocktake_api, transfers_api
+    from edge.staff import known_cashier
+    box = SimpleNamespace(cashier_pins=SimpleNamespace(hashes={"c1": "argon2..."}))
+    known_cashier(box, "c1", "dispatched_by")
+    with pytest.raises(Refused, match="dispatched_by: no cashier eve at this store"):
+        known_cashier(box, "eve", "dispatched_by")
+    known_cashier(SimpleNamespace(cashier_pins=SimpleNamespace(hashes={})), "anyone", "received_by")  # none set up
+    for api in (receiving_api, stocktake_api, transfers_api):
+        assert api.known_cashier is known_cashier

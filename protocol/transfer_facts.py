@@ -11,9 +11,10 @@
   that store and not dispatched yet, within the SKU's asked quantity, and not when its dispatch is refused: a
   refused dispatch takes nothing off the store's stock in the cloud.
 - Store B may receive (`TransferReceived`) only a transfer sent to B (its `to_store`) and dispatched, only lots that
-  were dispatched, each at most `over_receipt_max` of what was dispatched (the rest is the discrepancy, recorded),
-  and exactly what its `transfer_in` movements put on its stock; a `transfer_in` movement itself is believed only
-  for such a transfer and within the same bound: stock is never made out of nothing.
+  were dispatched (name and use-by), each at most `over_receipt_max` of what was dispatched (the rest is the
+  discrepancy, recorded), and exactly what its `transfer_in` movements put on its stock; a `transfer_in` movement
+  itself is believed only for such a transfer, into lots dispatched (name and use-by), and within the same bound:
+  stock is never made out of nothing.
 
 Pure: the shell gathers what the cloud knows (`TransfersKnown`) for one batch; events are judged in the batch's
 order (each store's sequence order), so a step is judged against the steps believed before it in the same batch.
@@ -45,6 +46,7 @@ class TransferFacts:
     status: str  # requested | dispatched | received | cancelled
     asked: dict[str, int] = field(default_factory=dict)  # sku -> qty
     sent: dict[tuple[str, str], int] = field(default_factory=dict)  # (sku, lot) -> qty
+    use_by: dict[tuple[str, str], str] = field(default_factory=dict)  # (sku, lot) -> its use-by, as dispatched
 
 
 @dataclass
@@ -103,7 +105,8 @@ def judge_transfers(events: Iterable[Message], known: TransfersKnown) -> dict[st
             why = _dispatched(e, transfers.get(e.transfer_id), moved)
             if not why:
                 transfers[e.transfer_id] = replace(transfers[e.transfer_id], status="dispatched",
-                                                   sent={(x.sku, x.lot): x.qty for x in e.lines})
+                                                   sent=_by_lot((x.sku, x.lot, x.qty) for x in e.lines),
+                                                   use_by={(x.sku, x.lot): x.use_by for x in e.lines})
             else:  # its movements took nothing off in transit: they are not believed either
                 for out in outs.pop((e.transfer_id, e.store_id), []):
                     refused[out.event_id] = (f"store {out.store_id} {out.KIND} refused: transfer_out of {out.delta} "
@@ -126,6 +129,13 @@ def _movement(e: StockMoved, t: TransferFacts | None, before: int) -> str:
         what = "no such transfer" if t is None else \
             f"it goes to {t.to_store}" if t.to_store != e.store_id else f"it is {t.status}, not in transit"
         return f"transfer_in of {e.delta} {e.sku} for transfer {e.reference}: {what}"
+    for lot, use_by in ((d.lot, d.use_by) for d in e.lots) if e.lots else (("", ""),):
+        if (e.sku, lot) not in t.sent:
+            return (f"transfer_in of {e.delta} {e.sku} for transfer {e.reference}: lot {lot or '(unlotted)'} was not "
+                    "dispatched")
+        if e.lots and use_by != t.use_by.get((e.sku, lot), use_by):
+            return (f"transfer_in of {e.delta} {e.sku} for transfer {e.reference}: lot {lot or '(unlotted)'} use-by "
+                    f"{use_by}, dispatched with {t.use_by[(e.sku, lot)]}")
     bound = sum(over_receipt_max(q) for (sku, _), q in t.sent.items() if sku == e.sku)
     if before + e.delta > bound:
         return (f"transfer_in of {e.delta} {e.sku} for transfer {e.reference}: {before + e.delta} in all, past the "
@@ -157,6 +167,13 @@ def _requested(e: TransferRequested, t: TransferFacts | None, known: TransfersKn
     if known.products and unknown:
         return f"transfer {e.transfer_id}: {unknown} are not products of the catalogue"
     return ""
+
+
+def _by_lot(lines: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str], int]:
+    total: dict[tuple[str, str], int] = {}
+    for sku, lot, qty in lines:
+        total[(sku, lot)] = total.get((sku, lot), 0) + qty
+    return total
 
 
 def _by_sku(lines: Iterable[tuple[str, int]]) -> dict[str, int]:
@@ -199,6 +216,9 @@ def _received(e: TransferReceived, t: TransferFacts | None, moved: dict[tuple[st
     for x in e.lines:
         if (x.sku, x.lot) not in t.sent:
             return f"receipt of transfer {e.transfer_id}: lot {x.lot or '(unlotted)'} of {x.sku} was not dispatched"
+        if x.use_by != t.use_by.get((x.sku, x.lot), x.use_by):
+            return (f"receipt of transfer {e.transfer_id}: lot {x.lot or '(unlotted)'} of {x.sku} use-by {x.use_by}, "
+                    f"dispatched with {t.use_by[(x.sku, x.lot)]}")
         if x.qty > over_receipt_max(t.sent[(x.sku, x.lot)]):
             return (f"receipt of transfer {e.transfer_id}: {x.qty} {x.sku} of lot {x.lot or '(unlotted)'}, "
                     f"{t.sent[(x.sku, x.lot)]} dispatched")

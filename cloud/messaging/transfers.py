@@ -103,9 +103,12 @@ class BridgeTransfers:
         known = TransfersKnown(stores=frozenset(self.cloud.world.stores), products=frozenset(catalogue.by_sku))
         for r in await self.cloud.db.fetch("select * from transfers where transfer_id = any($1::text[])", ids):
             asked = {x["sku"]: x["qty"] for x in jsonb(r["lines"])}
-            sent = {(x["sku"], x["lot"]): x["qty"] for x in jsonb(r["dispatched"]) or []}
+            sent: dict[tuple[str, str], int] = {}
+            for x in jsonb(r["dispatched"]) or []:
+                sent[(x["sku"], x["lot"])] = sent.get((x["sku"], x["lot"]), 0) + x["qty"]
+            use_by = {(x["sku"], x["lot"]): x["use_by"] for x in jsonb(r["dispatched"]) or []}
             known.transfers[r["transfer_id"]] = TransferFacts(r["transfer_id"], r["from_store"], r["to_store"],
-                                                              r["status"], asked, sent)
+                                                              r["status"], asked, sent, use_by)
         for r in await self.cloud.db.fetch(
                 "select reference, store_id, sku, reason, sum(abs(delta))::bigint as moved from stock_movements "
                 "where reference = any($1::text[]) and reason = any($2::text[]) group by 1, 2, 3, 4",

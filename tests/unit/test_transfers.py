@@ -170,8 +170,10 @@ def test_b_receives_only_dispatched_lots_and_never_far_past_them():
 # ---- what the cloud believes ------------------------------------------------------------------------------
 
 def moved(store: str, sku: str, delta: int, reason: str, seq: int, ref: str = TID) -> StockMoved:
+    """A transfer movement as a box sends it (a transfer_in into lot L1, as the tests' dispatches send it)."""
+    lots = (LotDelta(lot="L1", delta=delta, use_by="2025-10-10"),) if reason == "transfer_in" and delta > 0 else ()
     return StockMoved(**env(store, seq), sku=sku, delta=delta, reason=reason, shrinkage_reason="",
-                      on_hand_after=max(delta, 0) + 10, reference=ref)
+                      on_hand_after=max(delta, 0) + 10, reference=ref, lots=lots)
 
 
 KNOWN = TransfersKnown(stores=frozenset({"S001", "S002", "S003"}), products=frozenset({"MILK", "PORK"}))
@@ -306,3 +308,29 @@ def test_one_staff_check_for_receiving_stocktakes_and_transfers():
     known_cashier(SimpleNamespace(cashier_pins=SimpleNamespace(hashes={})), "anyone", "received_by")  # none set up
     for api in (receiving_api, stocktake_api, transfers_api):
         assert api.known_cashier is known_cashier
+
+
+def test_a_transfer_in_goes_only_into_lots_dispatched_with_their_use_by():
+    from dataclasses import replace as with_
+    out = moved("S001", "MILK", -7, "transfer_out", 2)
+    sent = TransferDispatched(**env("S001", 3), transfer_id=TID, to_store="S002", dispatched_by="bob",
+                              lines=(TransferLotLine(sku="MILK", lot="L1", use_by="2025-10-10", qty=7),))
+    requested = TransfersKnown(transfers={TID: TransferFacts(TID, "S001", "S002", "requested", {"MILK": 10})},
+                               stores=KNOWN.stores, products=KNOWN.products)
+    came = moved("S002", "MILK", 7, "transfer_in", 4)
+    good = with_(came, lots=(LotDelta(lot="L1", delta=7, use_by="2025-10-10"),))
+    assert judge_transfers([out, sent, good], requested) == {}
+    # a fresher use-by on the dispatched lot (B would sell it days longer), or a lot A never sent
+    fresher = with_(came, lots=(LotDelta(lot="L1", delta=7, use_by="2025-10-20"),))
+    assert "use-by 2025-10-20, dispatched with 2025-10-10" in judge_transfers([out, sent, fresher],
+                                                                              requested)[fresher.event_id]
+    other = with_(came, lots=(LotDelta(lot="L9", delta=7, use_by="2025-10-10"),))
+    assert "lot L9 was not dispatched" in judge_transfers([out, sent, other], requested)[other.event_id]
+    # on record (the dispatch believed in an earlier batch): the same, and the receipt's lines likewise
+    dispatched = TransfersKnown(transfers={TID: TransferFacts(TID, "S001", "S002", "dispatched", {"MILK": 10},
+                                                              {("MILK", "L1"): 7}, {("MILK", "L1"): "2025-10-10"})},
+                                stores=KNOWN.stores)
+    assert fresher.event_id in judge_transfers([fresher], dispatched)
+    got = TransferReceived(**env("S002", 5), transfer_id=TID, from_store="S001", received_by="cat",
+                           lines=(TransferLotLine(sku="MILK", lot="L1", use_by="2025-10-20", qty=7),))
+    assert "dispatched with 2025-10-10" in judge_transfers([good, got], dispatched)[got.event_id]

@@ -21,6 +21,7 @@ from typing import Any
 
 from cloud.messaging import to_stores
 from protocol.ids import derived_id
+from protocol.lots import chain_day
 from protocol.messages import Message, StockMoved
 from protocol.transfer_facts import (
     TRANSFER_REASONS,
@@ -162,8 +163,11 @@ class BridgeTransfers:
                     e.transfer_id, json.dumps(_lot_lines(e.lines)), f"{e.store_id}:{e.dispatched_by}", e.event_id,
                     e.wall_ms)
             elif isinstance(e, TransferReceived):
-                row = await conn.fetchrow("select dispatched from transfers where transfer_id = $1", e.transfer_id)
+                row = await conn.fetchrow("select from_store, status, dispatched from transfers where transfer_id = $1",
+                                          e.transfer_id)
                 got = _lot_lines(e.lines)
+                if row is not None and row["status"] == "dispatched":
+                    await _received_lots(conn, e, row["from_store"], jsonb(row["dispatched"]) or [])
                 await conn.execute(
                     """update transfers set status = 'received', received = $2::jsonb, discrepancies = $3::jsonb,
                            received_by = $4, receive_event_id = $5, received_ms = $6, updated_ms = $6
@@ -171,3 +175,27 @@ class BridgeTransfers:
                     e.transfer_id, json.dumps(got), json.dumps(discrepancies(
                         _lot_tuples((jsonb(row["dispatched"]) if row else None) or []), _lot_tuples(got))),
                     f"{e.store_id}:{e.received_by}", e.event_id, e.wall_ms)
+
+
+async def _received_lots(conn, e: TransferReceived, from_store: str, sent: list[dict[str, Any]]) -> None:
+    """What B's receipt means for costs and losses: each lot received carries A's unit cost to B (`lot_costs`, so
+    B's losses and margins of it are valued as A's were), and what was dispatched and did not arrive is a loss in
+    transit at A (`loss_lines`, reason "transit", valued at A's lot cost, else the product's cost, by the loss
+    report). Over-deliveries are not losses. Idempotent: recorded once with the receipt (its event id keys them)."""
+    await conn.execute(
+        """insert into lot_costs (store_id, sku, lot, unit_cost_fen, receiving_id, updated_ms)
+           select $1, c.sku, c.lot, c.unit_cost_fen, $3, $4 from lot_costs c
+           join unnest($5::text[], $6::text[]) as r(sku, lot) on (c.sku, c.lot) = (r.sku, r.lot)
+           where c.store_id = $2
+           on conflict (store_id, sku, lot) do update
+           set unit_cost_fen = excluded.unit_cost_fen, receiving_id = excluded.receiving_id,
+               updated_ms = excluded.updated_ms where lot_costs.updated_ms <= excluded.updated_ms""",
+        e.store_id, from_store, e.transfer_id, e.wall_ms,
+        [x.sku for x in e.lines if x.qty > 0], [x.lot for x in e.lines if x.qty > 0])
+    short = [d for d in discrepancies(_lot_tuples(sent), _lot_tuples(_lot_lines(e.lines))) if d["short"] > 0]
+    if short:
+        await conn.executemany(
+            """insert into loss_lines (event_id, lot, store_id, sku, qty, reason, day, wall_ms)
+               values ($1, $2, $3, $4, $5, 'transit', $6::text::date, $7) on conflict do nothing""",
+            [(derived_id(e.event_id, f"transit:{d['sku']}"), d["lot"], from_store, d["sku"], d["short"],
+              chain_day(e.wall_ms), e.wall_ms) for d in short])

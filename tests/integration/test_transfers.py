@@ -30,7 +30,7 @@ from edge.core.stock import receive as receive_core
 from edge.lanes import build_lane_app
 from edge.sync import Sync
 from protocol.lots import LotDelta, chain_day
-from protocol.transfer_messages import TransferDispatched, TransferLotLine, TransferReceived
+from protocol.transfer_messages import TransferDispatched, TransferLotLine, TransferReceived, TransferRequested
 from tests.integration.harness import StoreLink, eventually, operator_headers, running_cloud, this_clouds
 
 pytestmark = pytest.mark.integration
@@ -444,6 +444,7 @@ async def test_b_asks_hq_cancels_and_a_dispatch_made_offline_still_arrives_at_b(
     B receives, and nothing is left in transit (A's units are not lost from both stores)."""
     services, http, boxes, lanes = world
     sku = "PAC-PEANUT-0219"
+    told_early = await rows_recorded_before_telling(services)
     await receive_lot(boxes[A], sku, "K1", day(4), 5)
     admin = await operator_headers(services)
     r = await lanes[B].post("/transfers", json={"from_store": A, "requested_by": "ann", "reason": "short",
@@ -469,4 +470,25 @@ async def test_b_asks_hq_cancels_and_a_dispatch_made_offline_still_arrives_at_b(
         return t if t and t["status"] == "received" else None
     t = await eventually(received, timeout_s=WAIT_S)
     assert t and t["in_transit"] == []
+    assert told_early == [], "a store was told of a transfer step before the cloud recorded it"
     await check_books(services, http, boxes, lanes, {sku})
+
+
+async def rows_recorded_before_telling(services) -> list:
+    """Watch the bridge tell the other store of a transfer step: the step's row must be committed already (the
+    other store's answer is judged against it). Returns the list of the steps told too early, filled as they are."""
+    transfers = services.bridge.transfers
+    early: list = []
+    tell = transfers.tell
+
+    async def watched(events):
+        for e in events:
+            want = {TransferRequested: "requested", TransferDispatched: "dispatched"}.get(type(e))
+            if want:
+                status = await transfers.cloud.db.fetchval("select status from transfers where transfer_id = $1",
+                                                           e.transfer_id)
+                if status is None or (want == "dispatched" and status != "dispatched"):
+                    early.append((e.KIND, e.transfer_id, status))
+        await tell(events)
+    transfers.tell = watched
+    return early

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from edge import receiving_db
 from edge.core.receiving import Note, NoteLine
 from edge.core.stock import SHRINKAGE_REASONS as REASONS
+from edge.staff import known_cashier
 from edge.store_actor import Refused
 from protocol.ids import is_id
 from protocol.messages import NAME_RE, SKU_RE
@@ -91,13 +92,8 @@ class ShrinkageBody:
 
 def routes(box, endpoint) -> list[Route]:
     """The receiving and shrinkage routes, wrapped by the lane API's `endpoint` (body limits, problems)."""
-    def known_cashier(cashier_id: str, field: str) -> None:
-        hashes = box.cashier_pins.hashes
-        if hashes and cashier_id not in hashes:
-            raise Refused(404, f"{field}: no cashier {cashier_id} at this store")
-
     async def receive(request, body: ReceivingBody):
-        known_cashier(body.received_by, "received_by")
+        known_cashier(box, body.received_by, "received_by")
         return await box.actor.ask("receive_note", note=body.note())
 
     async def listed(request, body):
@@ -107,7 +103,7 @@ def routes(box, endpoint) -> list[Route]:
         return {"receivings": await receiving_db.since(box.store_db.reader, int(raw))}
 
     async def shrink(request, body: ShrinkageBody):
-        known_cashier(body.recorded_by, "recorded_by")
+        known_cashier(box, body.recorded_by, "recorded_by")
         return await box.actor.ask("shrink", sku=body.sku, qty=body.qty, reason=body.reason, lot=body.lot,
                                    recorded_by=body.recorded_by, note=body.note, shrinkage_id=body.shrinkage_id)
 

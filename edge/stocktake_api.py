@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from edge.core.outcome import Refused
 from edge.core.stocktake import Approver, Scope, check_approver
+from edge.staff import known_cashier
 from protocol.errors import ProtocolError
 from protocol.ids import is_id
 from protocol.lots import check_lot
@@ -111,12 +112,6 @@ def routes(box, endpoint) -> list[Route]:
     """`endpoint(fn, body_cls)`: the lane API's handler wrapper (path ids checked, bodies parsed, refusals mapped)."""
     actor = box.actor
 
-    def known_cashier(cashier_id: str, field: str) -> None:
-        """Who counts is accountable: a box with cashiers configured takes only their ids (as receiving does)."""
-        hashes = box.cashier_pins.hashes
-        if hashes and cashier_id not in hashes:
-            raise Refused(404, f"{field}: no cashier {cashier_id} at this store")
-
     async def open_(request, body):
         raw = b""
         async for chunk in request.stream():  # refused as it grows, not after reading it all
@@ -130,7 +125,7 @@ def routes(box, endpoint) -> list[Route]:
         if isinstance(data, dict) and data.get("scope") == "all":
             data["scope"] = {"all": True}
         parsed = record_from_wire(OpenBody, data, "body")
-        known_cashier(parsed.opened_by, "opened_by")
+        known_cashier(box, parsed.opened_by, "opened_by")
         return await actor.ask("stocktake", action="open", scope=parsed.as_scope(), opened_by=parsed.opened_by,
                                stocktake_id=parsed.stocktake_id)
 
@@ -168,7 +163,7 @@ def routes(box, endpoint) -> list[Route]:
         return await actor.ask("stocktake", action="sheet", stocktake_id=request.path_params["stocktake_id"])
 
     async def count(request, body: CountBody):
-        known_cashier(body.counted_by, "counted_by")
+        known_cashier(box, body.counted_by, "counted_by")
         return await actor.ask("stocktake", action="count", stocktake_id=request.path_params["stocktake_id"],
                                sku=body.sku, lot=body.lot, counted=body.counted, counted_by=body.counted_by)
 
@@ -180,7 +175,7 @@ def routes(box, endpoint) -> list[Route]:
                                approver=approver, zero_uncounted=body.zero_uncounted)
 
     async def cancel(request, body: CancelBody):
-        known_cashier(body.cancelled_by, "cancelled_by")
+        known_cashier(box, body.cancelled_by, "cancelled_by")
         return await actor.ask("stocktake", action="cancel", stocktake_id=request.path_params["stocktake_id"],
                                by=body.cancelled_by)
 

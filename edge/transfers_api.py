@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from edge.core.outcome import Refused
 from edge.core.transfers import Send
+from edge.staff import known_cashier
 from protocol.ids import is_id
 from protocol.messages import NAME_RE, SKU_RE, valid_store_id
 from protocol.schema import record, require
@@ -113,13 +113,8 @@ def transfer_routes(box, endpoint) -> list[Route]:
     """`endpoint(fn, body_cls)`: the lane API's handler wrapper (path ids checked, bodies parsed, refusals mapped)."""
     actor = box.actor
 
-    def known_cashier(cashier_id: str, field: str) -> None:  # as receiving and stocktakes take who did it
-        hashes = box.cashier_pins.hashes
-        if hashes and cashier_id not in hashes:
-            raise Refused(404, f"{field}: no cashier {cashier_id} at this store")
-
     async def ask(request, body: RequestBody):
-        known_cashier(body.requested_by, "requested_by")
+        known_cashier(box, body.requested_by, "requested_by")
         return await actor.ask("transfer", step="request", from_store=body.from_store,
                                lines=[(x.sku, x.qty) for x in body.lines], requested_by=body.requested_by,
                                reason=body.reason, transfer_id=body.transfer_id)
@@ -133,13 +128,13 @@ def transfer_routes(box, endpoint) -> list[Route]:
         return await actor.ask("transfer", step="view", transfer_id=request.path_params["transfer_id"])
 
     async def dispatch(request, body: DispatchBody):
-        known_cashier(body.dispatched_by, "dispatched_by")
+        known_cashier(box, body.dispatched_by, "dispatched_by")
         return await actor.ask("transfer", step="dispatch", transfer_id=request.path_params["transfer_id"],
                                sends=[Send(x.sku, x.qty, x.lot) for x in body.lines],
                                dispatched_by=body.dispatched_by)
 
     async def receive(request, body: ReceiveBody):
-        known_cashier(body.received_by, "received_by")
+        known_cashier(box, body.received_by, "received_by")
         return await actor.ask("transfer", step="receive", transfer_id=request.path_params["transfer_id"],
                                got=[(x.sku, x.lot, x.qty) for x in body.lines], received_by=body.received_by)
 

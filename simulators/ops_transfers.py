@@ -133,25 +133,33 @@ class TransferStaff(StoreWork):
             return self._refused(r)
         self.counts["transfers_received"] += 1
         self.counts["transfers_units_received"] += sum(x["qty"] for x in got)
-        self.counts["transfers_short_lines"] += len(r.json().get("discrepancies", []))
+        off = [x["short"] for x in r.json().get("discrepancies", [])]
+        self.counts["transfers_short_lines"] += sum(1 for x in off if x > 0)
+        self.counts["transfers_over_lines"] += sum(1 for x in off if x < 0)
 
 
-async def summary(db) -> dict[str, int]:
-    """The transfers as the cloud recorded them (`db`: an asyncpg connection or pool): how many were asked, how
-    many are at each status now (`transfers_now_<status>`), units dispatched, received and still in transit, and
-    the lines received with a discrepancy."""
-    rows = await db.fetch("select status, count(*)::bigint as n from transfers group by status")
+async def summary(db, since_ms: int = 0) -> dict[str, int]:
+    """The transfers asked since `since_ms` as the cloud recorded them (`db`: an asyncpg connection or pool): how
+    many were asked, how many are at each status now (`transfers_now_<status>`), units dispatched, received and
+    still in transit, and the lines received short of their dispatch, or over it."""
+    rows = await db.fetch("select status, count(*)::bigint as n from transfers where requested_ms >= $1 "
+                          "group by status", since_ms)
     out = {f"transfers_now_{r['status']}": int(r["n"]) for r in rows}
     out["transfers_asked"] = sum(out.values())
     units = await db.fetchrow(
         """select coalesce(sum((x->>'qty')::bigint), 0)::bigint as dispatched,
                   coalesce(sum((x->>'qty')::bigint) filter (where t.status = 'dispatched'), 0)::bigint as in_transit
-           from transfers t, jsonb_array_elements(coalesce(t.dispatched, '[]'::jsonb)) x""")
+           from transfers t, jsonb_array_elements(coalesce(t.dispatched, '[]'::jsonb)) x
+           where t.requested_ms >= $1""", since_ms)
     received = await db.fetchval(
         """select coalesce(sum((x->>'qty')::bigint), 0)::bigint
-           from transfers t, jsonb_array_elements(coalesce(t.received, '[]'::jsonb)) x""")
-    short = await db.fetchval(
-        """select count(*)::bigint from transfers t, jsonb_array_elements(coalesce(t.discrepancies, '[]'::jsonb)) x""")
+           from transfers t, jsonb_array_elements(coalesce(t.received, '[]'::jsonb)) x
+           where t.requested_ms >= $1""", since_ms)
+    lines = await db.fetchrow(
+        """select count(*) filter (where (x->>'short')::bigint > 0)::bigint as short,
+                  count(*) filter (where (x->>'short')::bigint < 0)::bigint as over
+           from transfers t, jsonb_array_elements(coalesce(t.discrepancies, '[]'::jsonb)) x
+           where t.requested_ms >= $1""", since_ms)
     return {**out, "transfers_units_dispatched": int(units["dispatched"]),
             "transfers_units_in_transit": int(units["in_transit"]), "transfers_units_received": int(received),
-            "transfers_short_lines": int(short)}
+            "transfers_short_lines": int(lines["short"]), "transfers_over_lines": int(lines["over"])}

@@ -273,7 +273,6 @@ class Bridge:
         for e in effects:  # after the sales and pickups of the batch they may return
             if isinstance(e, AFTER_THE_OTHERS):
                 await self.returns.apply(e, self.new_balances)
-        await self.transfers.tell(new)  # the other store of each transfer step (applied once there, by id)
         async with self.cloud.db.acquire() as conn, conn.transaction():
             if dead:
                 await conn.executemany(refusals.INSERT_SQL, dead)
@@ -282,6 +281,9 @@ class Bridge:
                                           values ($1, $2, $3, $4, $5, $6) on conflict do nothing""",
                                        [(e.event_id, e.store_id, e.seq, e.KIND, e.wall_ms, now) for e in new])
                 await self._record(conn, new)
+        # after the commit: the other store acts on a transfer step only once its row is there to judge it against
+        # (a crash in between: `Transfers.resend` at start tells it, applied once there by the derived event id)
+        await self.transfers.tell(new)
         if msgs and not msgs[-1].is_acked:
             await msgs[-1].ack()  # AckPolicy.ALL: one ack for the whole, fully applied batch
         if dead:

@@ -7,23 +7,27 @@ Guarantees:
   the bridge's normal path (dead-lettered, the store told `refused`), and the rest of the batch applies.
 - Recorded once: each step updates the `transfers` row in the bridge's transaction with the event id, and only from
   the status before it (a step never goes back), so a redelivery changes nothing.
-- The other store is told (A: `TransferToDispatch` once asked; B: `TransferArriving` once dispatched) before that
-  transaction, under an event id derived from the transfer, so a retried batch or a re-send at start
-  (`cloud.services.transfers.Transfers.resend`) is applied once by the store (its inbox keeps the id).
+- The other store is told (A: `TransferToDispatch` once asked; B: `TransferArriving` once dispatched) after that
+  transaction commits (so its answer finds the row), under an event id derived from the transfer, so a re-send at
+  start (`cloud.services.transfers.Transfers.resend`, also covering a crash in between) is applied once by the
+  store (its inbox keeps the id).
 """
 from __future__ import annotations
 
 import functools
 import json
+import logging
 from typing import Any
 
 from cloud.messaging import to_stores
 from protocol.ids import derived_id
+from protocol.lots import chain_day
 from protocol.messages import Message, StockMoved
 from protocol.transfer_facts import (
     TRANSFER_REASONS,
     TransferFacts,
     TransfersKnown,
+    discrepancies,
     judge_transfers,
     named_transfers,
 )
@@ -38,19 +42,12 @@ from protocol.transfer_messages import (
     TransferToDispatch,
 )
 
+log = logging.getLogger(__name__)
 TRANSFER_EVENTS = (TransferRequested, TransferDispatched, TransferReceived)
 
 
 def jsonb(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
-
-
-def discrepancies(sent: list[dict[str, Any]], received: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per dispatched line: dispatched - received (positive: short, negative: over); lines that agree left out."""
-    got = {(x["sku"], x["lot"]): x["qty"] for x in received}
-    return [{"sku": x["sku"], "lot": x["lot"], "use_by": x["use_by"], "dispatched": x["qty"],
-             "received": got.get((x["sku"], x["lot"]), 0), "short": x["qty"] - got.get((x["sku"], x["lot"]), 0)}
-            for x in sent if got.get((x["sku"], x["lot"]), 0) != x["qty"]]
 
 
 async def tell_to_dispatch(cloud, row) -> None:
@@ -83,6 +80,10 @@ def _lot_lines(lines: tuple[TransferLotLine, ...]) -> list[dict[str, Any]]:
     return [{"sku": x.sku, "lot": x.lot, "use_by": x.use_by, "qty": x.qty} for x in lines]
 
 
+def _lot_tuples(lines: list[dict[str, Any]]) -> list[tuple[str, str, str, int]]:
+    return [(x["sku"], x["lot"], x["use_by"], x["qty"]) for x in lines]
+
+
 async def incoming(db, store_id: str) -> dict[str, int]:
     """sku -> units dispatched to `store_id` by other stores and not received yet (in transit to it)."""
     rows = await db.fetch("""select x->>'sku' as sku, sum((x->>'qty')::bigint)::bigint as qty
@@ -103,9 +104,12 @@ class BridgeTransfers:
         known = TransfersKnown(stores=frozenset(self.cloud.world.stores), products=frozenset(catalogue.by_sku))
         for r in await self.cloud.db.fetch("select * from transfers where transfer_id = any($1::text[])", ids):
             asked = {x["sku"]: x["qty"] for x in jsonb(r["lines"])}
-            sent = {(x["sku"], x["lot"]): x["qty"] for x in jsonb(r["dispatched"]) or []}
+            sent: dict[tuple[str, str], int] = {}
+            for x in jsonb(r["dispatched"]) or []:
+                sent[(x["sku"], x["lot"])] = sent.get((x["sku"], x["lot"]), 0) + x["qty"]
+            use_by = {(x["sku"], x["lot"]): x["use_by"] for x in jsonb(r["dispatched"]) or []}
             known.transfers[r["transfer_id"]] = TransferFacts(r["transfer_id"], r["from_store"], r["to_store"],
-                                                              r["status"], asked, sent)
+                                                              r["status"], asked, sent, use_by)
         for r in await self.cloud.db.fetch(
                 "select reference, store_id, sku, reason, sum(abs(delta))::bigint as moved from stock_movements "
                 "where reference = any($1::text[]) and reason = any($2::text[]) group by 1, 2, 3, 4",
@@ -122,7 +126,14 @@ class BridgeTransfers:
         return judge_transfers(mine, await self._known(mine))
 
     async def tell(self, events: list[Message]) -> None:
-        """The other store of each believed request (A) and dispatch (B), before the batch's transaction."""
+        """The other store of each believed request (A) and dispatch (B), after the batch's transaction committed:
+        the store's next step is judged against the row recorded. A failure is logged: `resend` tells it later."""
+        try:
+            await self._tell(events)
+        except Exception as exc:  # noqa: BLE001 - recorded already; the re-send at start tells the store
+            log.warning("stores not told of the batch's transfer steps (%s); re-sent at start", exc)
+
+    async def _tell(self, events: list[Message]) -> None:
         for e in events:
             if isinstance(e, TransferRequested):
                 await tell_to_dispatch(self.cloud, {
@@ -131,12 +142,8 @@ class BridgeTransfers:
                     "requested_by": f"{e.store_id}:{e.requested_by}", "reason": e.reason})
             elif isinstance(e, TransferDispatched):
                 row = await self.cloud.db.fetchrow("select * from transfers where transfer_id = $1", e.transfer_id)
-                if row is None:  # asked in this same batch: its request is in `events` before it
-                    asked = next(x for x in events if isinstance(x, TransferRequested)
-                                 and x.transfer_id == e.transfer_id)
-                    row = {"transfer_id": e.transfer_id, "from_store": e.store_id, "to_store": e.to_store,
-                           "lines": [{"sku": x.sku, "qty": x.qty} for x in asked.lines], "reason": asked.reason}
-                await tell_arriving(self.cloud, row, _lot_lines(e.lines), e.dispatched_by)
+                if row is not None:  # recorded with the batch (it is told after the commit)
+                    await tell_arriving(self.cloud, row, _lot_lines(e.lines), e.dispatched_by)
 
     async def record(self, conn, events: list[Message]) -> None:
         for e in events:
@@ -156,12 +163,39 @@ class BridgeTransfers:
                     e.transfer_id, json.dumps(_lot_lines(e.lines)), f"{e.store_id}:{e.dispatched_by}", e.event_id,
                     e.wall_ms)
             elif isinstance(e, TransferReceived):
-                row = await conn.fetchrow("select dispatched from transfers where transfer_id = $1", e.transfer_id)
+                row = await conn.fetchrow("select from_store, status, dispatched from transfers where transfer_id = $1",
+                                          e.transfer_id)
                 got = _lot_lines(e.lines)
+                if row is not None and row["status"] == "dispatched":
+                    await _received_lots(conn, e, row["from_store"], jsonb(row["dispatched"]) or [])
                 await conn.execute(
                     """update transfers set status = 'received', received = $2::jsonb, discrepancies = $3::jsonb,
                            received_by = $4, receive_event_id = $5, received_ms = $6, updated_ms = $6
                        where transfer_id = $1 and status = 'dispatched'""",
                     e.transfer_id, json.dumps(got), json.dumps(discrepancies(
-                        (jsonb(row["dispatched"]) if row else None) or [], got)),
+                        _lot_tuples((jsonb(row["dispatched"]) if row else None) or []), _lot_tuples(got))),
                     f"{e.store_id}:{e.received_by}", e.event_id, e.wall_ms)
+
+
+async def _received_lots(conn, e: TransferReceived, from_store: str, sent: list[dict[str, Any]]) -> None:
+    """What B's receipt means for costs and losses: each lot received carries A's unit cost to B (`lot_costs`, so
+    B's losses and margins of it are valued as A's were), and what was dispatched and did not arrive is a loss in
+    transit at A (`loss_lines`, reason "transit", valued at A's lot cost, else the product's cost, by the loss
+    report). Over-deliveries are not losses. Idempotent: recorded once with the receipt (its event id keys them)."""
+    await conn.execute(
+        """insert into lot_costs (store_id, sku, lot, unit_cost_fen, receiving_id, updated_ms)
+           select $1, c.sku, c.lot, c.unit_cost_fen, $3, $4 from lot_costs c
+           join unnest($5::text[], $6::text[]) as r(sku, lot) on (c.sku, c.lot) = (r.sku, r.lot)
+           where c.store_id = $2
+           on conflict (store_id, sku, lot) do update
+           set unit_cost_fen = excluded.unit_cost_fen, receiving_id = excluded.receiving_id,
+               updated_ms = excluded.updated_ms where lot_costs.updated_ms <= excluded.updated_ms""",
+        e.store_id, from_store, e.transfer_id, e.wall_ms,
+        [x.sku for x in e.lines if x.qty > 0], [x.lot for x in e.lines if x.qty > 0])
+    short = [d for d in discrepancies(_lot_tuples(sent), _lot_tuples(_lot_lines(e.lines))) if d["short"] > 0]
+    if short:
+        await conn.executemany(
+            """insert into loss_lines (event_id, lot, store_id, sku, qty, reason, day, wall_ms)
+               values ($1, $2, $3, $4, $5, 'transit', $6::text::date, $7) on conflict do nothing""",
+            [(derived_id(e.event_id, f"transit:{d['sku']}"), d["lot"], from_store, d["sku"], d["short"],
+              chain_day(e.wall_ms), e.wall_ms) for d in short])

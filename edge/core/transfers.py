@@ -24,7 +24,7 @@ from edge.core.outcome import ChangeEscrow, Effect, MarkApplied, MoveStock, Outc
 from edge.core.state import Books, EventStamp, StockLevel
 from protocol.lots import LotDelta, LotLevel, fefo, is_expired
 from protocol.messages import EscrowGranted, EscrowReclaimRequested, StockMoved
-from protocol.transfer_facts import over_receipt_max
+from protocol.transfer_facts import discrepancies, over_receipt_max
 from protocol.transfer_messages import (
     TransferArriving,
     TransferCancelled,
@@ -71,13 +71,6 @@ class Transfer:
         return out
 
 
-def discrepancies(sent, received) -> list[dict[str, Any]]:
-    """Per dispatched line: dispatched - received (positive: short, negative: over); lines that agree are left out."""
-    got = {(s, lot): q for s, lot, _, q in received}
-    return [{"sku": s, "lot": lot, "dispatched": q, "received": got.get((s, lot), 0), "short": q - got.get((s, lot), 0)}
-            for s, lot, _, q in sent if got.get((s, lot), 0) != q]
-
-
 # ---- step 1: the receiving store asks -----------------------------------------------------------------------
 
 def request(transfer_id: str, store_id: str, from_store: str, lines: list[tuple[str, int]], requested_by: str,
@@ -112,7 +105,8 @@ def told(message: TransferToDispatch | TransferArriving | TransferCancelled, see
          at_ms: int) -> Outcome:
     """A transfer to dispatch from here, or one dispatched to here, or cancelled: kept for the staff (once: a
     redelivery, or a message about a transfer this store has gone further with, changes nothing - a transfer
-    dispatched here before its cancellation arrived stays dispatched: the goods left)."""
+    dispatched here before its cancellation arrived stays dispatched: the goods left; and one dispatched to here
+    after HQ cancelled it here arrives all the same)."""
     if seen:
         return Outcome(reply="duplicate")
     mark = MarkApplied(message.event_id, message.KIND, at_ms)
@@ -128,7 +122,9 @@ def told(message: TransferToDispatch | TransferArriving | TransferCancelled, see
         row = Transfer(message.transfer_id, "out", message.to_store, "to_dispatch", asked, message.reason,
                        message.requested_by, updated_ms=at_ms)
         return Outcome(reply="applied", effects=(mark, SaveTransfer(row)))
-    if known is not None and known.status not in ("requested",):
+    # an arrival over a cancelled request wins (as in the cloud): A dispatched before it heard, the goods are on
+    # their way here and must be received, or they are lost from both stores
+    if known is not None and (known.direction != "in" or known.status not in ("requested", "cancelled")):
         return Outcome(reply="applied", effects=(mark,))
     sent = tuple((x.sku, x.lot, x.use_by, x.qty) for x in message.lines)
     asked = tuple((x.sku, x.qty) for x in message.asked_lines)

@@ -30,7 +30,7 @@ from edge.core.stock import receive as receive_core
 from edge.lanes import build_lane_app
 from edge.sync import Sync
 from protocol.lots import LotDelta, chain_day
-from protocol.transfer_messages import TransferDispatched, TransferLotLine, TransferReceived
+from protocol.transfer_messages import TransferDispatched, TransferLotLine, TransferReceived, TransferRequested
 from tests.integration.harness import StoreLink, eventually, operator_headers, running_cloud, this_clouds
 
 pytestmark = pytest.mark.integration
@@ -82,12 +82,14 @@ async def _drained(box) -> bool:
     return await box.store_db.outbox_depth() == 0
 
 
-async def receive_lot(box, sku: str, lot: str, use_by: str, qty: int) -> None:
-    """Goods received into a named lot at the box, through its own API: a supplier's delivery note."""
+async def receive_lot(box, sku: str, lot: str, use_by: str, qty: int, unit_cost_fen: int | None = None) -> None:
+    """Goods received into a named lot at the box, through its own API: a supplier's delivery note (at the
+    product's cost, or `unit_cost_fen`)."""
+    cost = {} if unit_cost_fen is None else {"unit_cost_fen": unit_cost_fen}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)), base_url="http://lane") as lane:
         r = await lane.post("/receivings", json={"supplier": "test-farm", "note_no": uuid.uuid4().hex[:12],
                                                  "received_by": "dan", "lines": [{"sku": sku, "qty": qty, "lot": lot,
-                                                                                  "use_by": use_by}]})
+                                                                                  "use_by": use_by, **cost}]})
     assert r.status_code == 201, r.text
 
 
@@ -146,14 +148,14 @@ async def check_books(services, http, boxes, lanes, skus) -> None:
     assert this_clouds((await http.get("/audit", headers=admin)).json()["violations"]) == []
 
 
-async def test_b_asks_a_dispatches_offline_and_b_receives_one_short_with_lots_carried(world):
+async def test_b_asks_a_dispatches_offline_and_b_receives_one_short_with_lots_carried(world, stack):
     services, http, boxes, lanes = world
     admin = await operator_headers(services)
     soon, later, gone = day(3), day(6), day(-1)
     await expired_lot(boxes[A], PIECES, "L-OLD", gone, 4)  # expired on the shelf: never sent
     await receive_lot(boxes[A], PIECES, "L1", soon, 8)
-    await receive_lot(boxes[A], PIECES, "L2", later, 10)
-    await receive_lot(boxes[A], GRAMS, "W1", later, 3_000)
+    await receive_lot(boxes[A], PIECES, "L2", later, 10, unit_cost_fen=123)
+    await receive_lot(boxes[A], GRAMS, "W1", later, 3_000, unit_cost_fen=4_560)
     assert await eventually(lambda: _drained(boxes[A]), timeout_s=WAIT_S)
 
     r = await lanes[B].post("/transfers", json={"from_store": A, "requested_by": "ann", "reason": "weekend",
@@ -196,7 +198,8 @@ async def test_b_asks_a_dispatches_offline_and_b_receives_one_short_with_lots_ca
         {"sku": PIECES, "lot": "L1", "qty": 8}, {"sku": PIECES, "lot": "L2", "qty": 3},
         {"sku": GRAMS, "lot": "W1", "qty": 1_500}]})
     assert r.status_code == 200, r.text
-    assert r.json()["discrepancies"] == [{"sku": PIECES, "lot": "L2", "dispatched": 4, "received": 3, "short": 1}]
+    assert r.json()["discrepancies"] == [{"sku": PIECES, "lot": "L2",
+                                           "use_by": later, "dispatched": 4, "received": 3, "short": 1}]
     lots_b = {x["sku"]: {(y["lot"], y["use_by"]): y["on_hand"] for y in x["lots"]}
               for x in (await lanes[B].get("/stock")).json()["stock"]}
     assert lots_b[PIECES][("L1", soon)] == 8 and lots_b[PIECES][("L2", later)] == 3
@@ -208,6 +211,24 @@ async def test_b_asks_a_dispatches_offline_and_b_receives_one_short_with_lots_ca
     t = await eventually(received, timeout_s=WAIT_S)
     assert t and t["in_transit"] == []
     assert [(d["sku"], d["lot"], d["short"]) for d in t["discrepancies"]] == [(PIECES, "L2", 1)]
+    # the unit short is a loss in transit at A, at A's cost of the lot; the lots received carry A's cost to B
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        lost = [tuple(r) for r in await conn.fetch(
+            "select l.store_id, l.sku, l.lot, l.qty, l.reason, c.unit_cost_fen from loss_lines l "
+            "left join lot_costs c using (store_id, sku, lot) where l.reason = 'transit' and l.sku = any($1::text[])",
+            [PIECES, GRAMS])]
+        assert lost == [(A, PIECES, "L2", 1, "transit", 123)], lost
+        costs = {(r["sku"], r["lot"]): r["unit_cost_fen"] for r in await conn.fetch(
+            "select sku, lot, unit_cost_fen from lot_costs where store_id = $1 and receiving_id = $2", B, tid)}
+        assert costs[(PIECES, "L2")] == 123 and costs[(GRAMS, "W1")] == 4_560
+    finally:
+        await conn.close()
+    losses = (await http.get("/operator/reports/losses", params={"store": A, "group_by": "reason", "from": day(0),
+                                                                "to": day(0)},
+                             headers=admin)).json()
+    [transit] = [x for x in losses["rows"] if x["key"] == "transit"]
+    assert transit["pieces"] >= 1 and transit["value_at_cost_fen"] >= 123
     await check_books(services, http, boxes, lanes, {PIECES, GRAMS})
 
 
@@ -341,6 +362,7 @@ async def test_the_demo_staff_move_stock_and_the_cloud_counts_what_they_did(worl
         while not server.started:
             await asyncio.sleep(0.02)
     conn = await asyncpg.connect(stack.database_url)
+    since = int(time.time() * 1000)
     try:
         before = await summary(conn)
         counts: Counter = Counter()
@@ -361,6 +383,7 @@ async def test_the_demo_staff_move_stock_and_the_cloud_counts_what_they_did(worl
                 "transfers_now_requested", 0) else None
         after = await eventually(settled, timeout_s=WAIT_S, every_s=0.5)
         assert after, "transfers the staff started never settled"
+        mine = await summary(conn, since_ms=since)  # only this run's (the earlier tests' transfers left out)
     finally:
         await conn.close()
         for server, task in servers:
@@ -373,6 +396,8 @@ async def test_the_demo_staff_move_stock_and_the_cloud_counts_what_they_did(worl
     assert delta["transfers_units_dispatched"] == counts["transfers_units_dispatched"]
     assert delta["transfers_units_received"] == counts["transfers_units_received"]
     assert delta["transfers_short_lines"] == counts["transfers_short_lines"] >= 1
+    assert delta["transfers_over_lines"] == counts["transfers_over_lines"] == 0  # the staff count one short
+    assert {k: mine.get(k, 0) for k in delta} == delta, (mine, delta)
     await check_books(services, http, boxes, lanes, {"PAC-SESAME-0229", "PAC-SESAME-0228"})
 
 
@@ -412,3 +437,58 @@ async def test_hq_cancels_before_dispatch_and_a_dispatch_made_offline_meanwhile_
                                                                   "lines": [{"sku": HQ_PIECES, "lot": "C1", "qty": 2}]})
     assert r.status_code == 200, r.text
     await check_books(services, http, boxes, lanes, {HQ_PIECES})
+
+
+async def test_b_asks_hq_cancels_and_a_dispatch_made_offline_still_arrives_at_b(world):
+    """B's own request, cancelled by HQ (B's row cancelled), dispatched by A before it heard: the arrival wins at B,
+    B receives, and nothing is left in transit (A's units are not lost from both stores)."""
+    services, http, boxes, lanes = world
+    sku = "PAC-PEANUT-0219"
+    told_early = await rows_recorded_before_telling(services)
+    await receive_lot(boxes[A], sku, "K1", day(4), 5)
+    admin = await operator_headers(services)
+    r = await lanes[B].post("/transfers", json={"from_store": A, "requested_by": "ann", "reason": "short",
+                                                "lines": [{"sku": sku, "qty": 3}]})
+    assert r.status_code == 201, r.text
+    tid = r.json()["transfer_id"]
+    assert await eventually(lambda: listed(lanes[A], "to_dispatch", tid), timeout_s=WAIT_S), "A was never asked"
+    await go_offline(boxes[A])  # A does not hear of the cancellation, and sends it
+    r = await http.post(f"/operator/transfers/{tid}/cancel", json={"reason": "found elsewhere"}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert await eventually(lambda: listed(lanes[B], "cancelled", tid), timeout_s=WAIT_S), "B never heard"
+    r = await lanes[A].post(f"/transfers/{tid}/dispatch", json={"dispatched_by": "bob",
+                                                                "lines": [{"sku": sku, "qty": 3}]})
+    assert r.status_code == 200, r.text
+    await go_online(boxes[A])
+    assert await eventually(lambda: listed(lanes[B], "arriving", tid), timeout_s=WAIT_S), "B ignored the arrival"
+    r = await lanes[B].post(f"/transfers/{tid}/receive", json={"received_by": "cat",
+                                                               "lines": [{"sku": sku, "lot": "K1", "qty": 3}]})
+    assert r.status_code == 200, r.text
+
+    async def received():
+        t = await cloud_transfer(http, admin, tid, B)
+        return t if t and t["status"] == "received" else None
+    t = await eventually(received, timeout_s=WAIT_S)
+    assert t and t["in_transit"] == []
+    assert told_early == [], "a store was told of a transfer step before the cloud recorded it"
+    await check_books(services, http, boxes, lanes, {sku})
+
+
+async def rows_recorded_before_telling(services) -> list:
+    """Watch the bridge tell the other store of a transfer step: the step's row must be committed already (the
+    other store's answer is judged against it). Returns the list of the steps told too early, filled as they are."""
+    transfers = services.bridge.transfers
+    early: list = []
+    tell = transfers.tell
+
+    async def watched(events):
+        for e in events:
+            want = {TransferRequested: "requested", TransferDispatched: "dispatched"}.get(type(e))
+            if want:
+                status = await transfers.cloud.db.fetchval("select status from transfers where transfer_id = $1",
+                                                           e.transfer_id)
+                if status is None or (want == "dispatched" and status != "dispatched"):
+                    early.append((e.KIND, e.transfer_id, status))
+        await tell(events)
+    transfers.tell = watched
+    return early

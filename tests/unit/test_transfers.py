@@ -149,7 +149,8 @@ def test_b_receives_into_the_same_lots_with_a_grant_and_the_short_line_recorded(
     got = events[-1]
     assert isinstance(got, TransferReceived)
     assert [(x.lot, x.qty) for x in got.lines] == [("L1", 3), ("L2", 3)]
-    assert out.reply["discrepancies"] == [{"sku": "MILK", "lot": "L2", "dispatched": 4, "received": 3, "short": 1}]
+    assert out.reply["discrepancies"] == [{"sku": "MILK", "lot": "L2",
+                                              "use_by": "2025-10-12", "dispatched": 4, "received": 3, "short": 1}]
     done = of(out, SaveTransfer)[0].transfer
     assert transfers.receive(done, TID, "S002", [], "cat", levels, {}, stamp()).reply == out.reply
 
@@ -169,8 +170,10 @@ def test_b_receives_only_dispatched_lots_and_never_far_past_them():
 # ---- what the cloud believes ------------------------------------------------------------------------------
 
 def moved(store: str, sku: str, delta: int, reason: str, seq: int, ref: str = TID) -> StockMoved:
+    """A transfer movement as a box sends it (a transfer_in into lot L1, as the tests' dispatches send it)."""
+    lots = (LotDelta(lot="L1", delta=delta, use_by="2025-10-10"),) if reason == "transfer_in" and delta > 0 else ()
     return StockMoved(**env(store, seq), sku=sku, delta=delta, reason=reason, shrinkage_reason="",
-                      on_hand_after=max(delta, 0) + 10, reference=ref)
+                      on_hand_after=max(delta, 0) + 10, reference=ref, lots=lots)
 
 
 KNOWN = TransfersKnown(stores=frozenset({"S001", "S002", "S003"}), products=frozenset({"MILK", "PORK"}))
@@ -232,3 +235,102 @@ def test_a_cancellation_stops_a_transfer_not_dispatched_and_leaves_one_dispatche
     sent = TransferDispatched(**env("S001", 3), transfer_id=TID, to_store="S002", dispatched_by="bob",
                               lines=(TransferLotLine(sku="MILK", lot="L1", use_by="", qty=3),))
     assert judge_transfers([sent], cancelled) == {}
+
+
+def test_an_arrival_over_a_request_hq_cancelled_here_makes_it_arriving_and_b_receives_it():
+    """B asked, HQ cancelled (B's row cancelled), A had dispatched offline and the cloud took it: the arrival wins."""
+    from protocol.transfer_messages import TransferCancelled
+    asked = transfers.request(TID, "S002", "S001", [("MILK", 4)], "ann", "", None, Books(), stamp())
+    mine = of(asked, SaveTransfer)[0].transfer
+    cancel = TransferCancelled(**env("S002", 8), transfer_id=TID, reason="found elsewhere")
+    cancelled = of(transfers.told(cancel, False, mine, NOW.wall_ms), SaveTransfer)[0].transfer
+    assert cancelled.status == "cancelled"
+    arriving = TransferArriving(**env("S002", 9), transfer_id=TID, from_store="S001",
+                                asked_lines=(TransferLine(sku="MILK", qty=4),), dispatched_by="bob", reason="",
+                                lines=(TransferLotLine(sku="MILK", lot="L1", use_by="2025-10-12", qty=4),))
+    row = of(transfers.told(arriving, False, cancelled, NOW.wall_ms), SaveTransfer)[0].transfer
+    assert (row.status, row.requested_by, row.sent) == ("arriving", "ann", (("MILK", "L1", "2025-10-12", 4),))
+    got = transfers.receive(row, TID, "S002", [("MILK", "L1", 4)], "cat", {}, {}, stamp())
+    assert [e.event.delta for e in of(got, MoveStock)] == [4]
+    # an out-going transfer of this store is never turned into an arrival
+    out = transfers.Transfer(TID, "out", "S001", "cancelled", (("MILK", 4),))
+    assert of(transfers.told(arriving, False, out, NOW.wall_ms), SaveTransfer) == []
+
+
+def test_a_transfer_out_movement_is_believed_only_with_its_dispatch():
+    requested = TransfersKnown(transfers={TID: TransferFacts(TID, "S001", "S002", "requested", {"MILK": 10})},
+                               stores=KNOWN.stores, products=KNOWN.products)
+    # A's dispatch is refused (it says 11 sent of 10 asked): its movement takes nothing off A's stock in the cloud
+    out = moved("S001", "MILK", -11, "transfer_out", 2)
+    over = TransferDispatched(**env("S001", 3), transfer_id=TID, to_store="S002", dispatched_by="bob",
+                              lines=(TransferLotLine(sku="MILK", lot="", use_by="", qty=11),))
+    refused = judge_transfers([out, over], requested)
+    assert set(refused) == {out.event_id, over.event_id}
+    fine = moved("S001", "MILK", -7, "transfer_out", 2)
+    sent = TransferDispatched(**env("S001", 3), transfer_id=TID, to_store="S002", dispatched_by="bob",
+                              lines=(TransferLotLine(sku="MILK", lot="", use_by="", qty=7),))
+    lies = TransferDispatched(**env("S001", 3), transfer_id=TID, to_store="S002", dispatched_by="bob",
+                              lines=(TransferLotLine(sku="MILK", lot="", use_by="", qty=6),))
+    refused = judge_transfers([fine, lies], requested)  # 7 taken off, 6 said sent: both refused
+    assert "its dispatch is refused" in refused[fine.event_id] and "movements took 7" in refused[lies.event_id]
+    assert judge_transfers([fine], requested) == {}  # its dispatch may come in the next batch
+    assert judge_transfers([fine, sent], requested) == {}
+    # a transfer_out for no transfer, for another store's, past what was asked, or for one dispatched already
+    stray = moved("S001", "MILK", -3, "transfer_out", 2, ref=make_id(NOW.wall_ms, 7))
+    assert "no such transfer" in judge_transfers([stray], requested)[stray.event_id]
+    theirs = moved("S003", "MILK", -3, "transfer_out", 2)
+    assert "asked of S001" in judge_transfers([theirs], requested)[theirs.event_id]
+    assert "11 in all, 10 asked" in judge_transfers([out], requested)[out.event_id]
+    dispatched = TransfersKnown(transfers={TID: TransferFacts(TID, "S001", "S002", "dispatched", {"MILK": 10},
+                                                              {("MILK", ""): 7})}, stores=KNOWN.stores)
+    assert "not to dispatch" in judge_transfers([fine], dispatched)[fine.event_id]
+
+
+def test_one_reckoning_of_discrepancies_for_the_store_and_the_cloud():
+    from protocol.transfer_facts import discrepancies
+    sent = [("MILK", "L1", "2025-10-10", 10), ("MILK", "L2", "2025-10-12", 4), ("PORK", "", "", 800)]
+    got = [("MILK", "L1", "2025-10-10", 8), ("MILK", "L2", "2025-10-12", 5), ("PORK", "", "", 800)]
+    assert discrepancies(sent, got) == [
+        {"sku": "MILK", "lot": "L1", "use_by": "2025-10-10", "dispatched": 10, "received": 8, "short": 2},
+        {"sku": "MILK", "lot": "L2", "use_by": "2025-10-12", "dispatched": 4, "received": 5, "short": -1}]
+    assert not hasattr(transfers, "discrepancies") or transfers.discrepancies is discrepancies
+
+
+def test_one_staff_check_for_receiving_stocktakes_and_transfers():
+    from types import SimpleNamespace
+
+    from edge import receiving_api, stocktake_api, transfers_api
+    from edge.staff import known_cashier
+    box = SimpleNamespace(cashier_pins=SimpleNamespace(hashes={"c1": "argon2..."}))
+    known_cashier(box, "c1", "dispatched_by")
+    with pytest.raises(Refused, match="dispatched_by: no cashier eve at this store"):
+        known_cashier(box, "eve", "dispatched_by")
+    known_cashier(SimpleNamespace(cashier_pins=SimpleNamespace(hashes={})), "anyone", "received_by")  # none set up
+    for api in (receiving_api, stocktake_api, transfers_api):
+        assert api.known_cashier is known_cashier
+
+
+def test_a_transfer_in_goes_only_into_lots_dispatched_with_their_use_by():
+    from dataclasses import replace as with_
+    out = moved("S001", "MILK", -7, "transfer_out", 2)
+    sent = TransferDispatched(**env("S001", 3), transfer_id=TID, to_store="S002", dispatched_by="bob",
+                              lines=(TransferLotLine(sku="MILK", lot="L1", use_by="2025-10-10", qty=7),))
+    requested = TransfersKnown(transfers={TID: TransferFacts(TID, "S001", "S002", "requested", {"MILK": 10})},
+                               stores=KNOWN.stores, products=KNOWN.products)
+    came = moved("S002", "MILK", 7, "transfer_in", 4)
+    good = with_(came, lots=(LotDelta(lot="L1", delta=7, use_by="2025-10-10"),))
+    assert judge_transfers([out, sent, good], requested) == {}
+    # a fresher use-by on the dispatched lot (B would sell it days longer), or a lot A never sent
+    fresher = with_(came, lots=(LotDelta(lot="L1", delta=7, use_by="2025-10-20"),))
+    assert "use-by 2025-10-20, dispatched with 2025-10-10" in judge_transfers([out, sent, fresher],
+                                                                              requested)[fresher.event_id]
+    other = with_(came, lots=(LotDelta(lot="L9", delta=7, use_by="2025-10-10"),))
+    assert "lot L9 was not dispatched" in judge_transfers([out, sent, other], requested)[other.event_id]
+    # on record (the dispatch believed in an earlier batch): the same, and the receipt's lines likewise
+    dispatched = TransfersKnown(transfers={TID: TransferFacts(TID, "S001", "S002", "dispatched", {"MILK": 10},
+                                                              {("MILK", "L1"): 7}, {("MILK", "L1"): "2025-10-10"})},
+                                stores=KNOWN.stores)
+    assert fresher.event_id in judge_transfers([fresher], dispatched)
+    got = TransferReceived(**env("S002", 5), transfer_id=TID, from_store="S001", received_by="cat",
+                           lines=(TransferLotLine(sku="MILK", lot="L1", use_by="2025-10-20", qty=7),))
+    assert "dispatched with 2025-10-10" in judge_transfers([good, got], dispatched)[got.event_id]

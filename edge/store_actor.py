@@ -177,7 +177,7 @@ class StoreActor(BackRoom):
 
     async def _scan(self, lane: str, code: str) -> dict:
         cart = self._cart(lane)  # refuses when there is no catalogue yet
-        label = await markdowns_db.label_for(self.db.writer, code)  # a markdown label printed here: at its price
+        label = await markdowns_db.label_for(self.db.writer, code, self.clock.now_ms())  # printed here today
         # else GS1 codes with their lot and use-by (an expired one refused: edge/gs1_scan.py), else as before
         line = markdown_line(label, self.clock.now_ms()) if label else await gs1_scan.scanned_line(self, code)
         cart.add(line)
@@ -320,7 +320,10 @@ class StoreActor(BackRoom):
         return await markdowns_api.run(self, what, **kw)
 
     async def _scale_label(self, label) -> None:  # a label scale printed at a markdown price: edge/label_scales.py
-        await markdowns_db.record_labels(self.db.writer, label, 1, "label_scale", self.clock.now_ms())
+        try:
+            await markdowns_db.record_labels(self.db.writer, label, 1, "label_scale", self.clock.now_ms())
+        except Refused as exc:  # already printed: the first one keeps the code today
+            log.warning("label scale: markdown label not registered: %s", exc)
 
     async def _stocktake(self, action: str, **kwargs):
         return await getattr(self.stocktakes, action)(**kwargs)

@@ -147,6 +147,20 @@ def plan_labels(books: Books, sku: str, lot: LotInStock | None, lot_asked: str, 
     return Label(code, sku, lot_asked, use_by, rule.id, rule.name, pl.list_fen, now_fen, weight_g or 0)
 
 
+def registry_clash(registered: Label | None, printed_day: str, label: Label, day: str) -> str | None:
+    """Why `label` may not be registered under its code on `day`, or None. The registry maps a code to one package
+    for the chain day it was printed (a row of an earlier day no longer counts: its code may mean something else
+    today). Two different labels with one code the same day - another lot or use-by at the same markdown price, or
+    another weight at the same amount - would sell one as the other: the second is refused."""
+    if registered is None or printed_day != day or registered == label:
+        return None
+    lot = f"lot {registered.lot or '(none)'}, use by {registered.use_by or '(none)'}"
+    weight = f", {registered.weight_g} g" if registered.weight_g else ""
+    return (f"code {label.code} was already printed today for {registered.sku} {lot}{weight} at "
+            f"{format_fen(registered.now_fen)}: this label would scan as that one; print it another day or sell it "
+            f"at another price")
+
+
 def label_ticket(label: Label, name: str, count: int) -> bytes:
     """`count` labels, each cut on its own: name, was/now, weight, use-by, lot, the rule, the barcode."""
     out = bytearray()

@@ -26,7 +26,7 @@ from protocol.messages import Quantity
 from protocol.money import GRAMS_PER_KG, format_fen
 from protocol.pricing import BasketLine, PricingContext, price_basket
 from protocol.pricing.catalogue import Product
-from protocol.pricing.evaluator import days_to_use_by
+from protocol.pricing.markdown_step import days_to_use_by
 
 LABELS_MAX = 50  # one request prints at most this many labels
 LABEL_WEIGHT_MAX_G = 99_999  # what a label scale's weight field holds

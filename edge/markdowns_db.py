@@ -11,15 +11,12 @@ of the same label the same day counts up, another label with the same code that 
 """
 from __future__ import annotations
 
-import re
-
 from edge.core.markdowns import Label, LotInStock, registry_clash
 from edge.core.outcome import Refused
 from protocol.barcodes import normalise
 from protocol.errors import ProtocolError
 from protocol.lots import chain_day
 
-LOT_RE = re.compile(r"[A-Za-z0-9_./-]{0,40}")  # as protocol.lots names lots ("": no lot)
 LABEL_KEEP_DAYS = 14
 DAY_MS = 86_400_000
 

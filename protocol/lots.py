@@ -9,9 +9,14 @@ Pure rules both sides compute identically:
   never sold or picked from (it waits to be written off); unlotted stock goes last.
 - A use-by date is a calendar day of the chain ("YYYY-MM-DD"): goods may be sold ON their use-by day, not after
   it (`is_expired`). "Today" is the chain's business day (`chain_day`), in its time zone.
+- A lot's name is 1-40 letters, digits or '_./-' (`check_lot`, the one definition; "" is the unlotted stock). A
+  GS1 lot (AI 10) may use more of the GS1 character set (!"%&'()*+,:;<=>? too): `lot_name` gives such a lot its
+  canonical name, each other character replaced by '_' and a short hash of the code's own spelling appended
+  ("-" and 6 hex digits), so two lots that differ only there stay two lots; a lot already in the set is itself.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,11 +30,30 @@ LOT_RE = re.compile(r"^[A-Za-z0-9_./-]{1,40}$")
 USE_BY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 UNLOTTED = ""
 LOTS_PER_MOVEMENT_MAX = 64  # one movement spread over more lots than this is refused (a shelf holds a few)
+LOT_MAX = 40
+_NOT_LOT_CHAR = re.compile(r"[^A-Za-z0-9_./-]")
+_HASH_HEX = 6
 
 
 def check_lot(lot: str, path: str = "lot") -> None:
     if lot != UNLOTTED and not LOT_RE.match(lot):
         raise ProtocolError(f"{path}: a lot is 1-40 letters, digits or '_./-', not {lot[:48]!r}")
+
+
+def is_lot(lot: str) -> bool:
+    """A valid lot name, or "" (the unlotted stock)."""
+    return lot == UNLOTTED or bool(LOT_RE.match(lot))
+
+
+def lot_name(code_lot: str) -> str:
+    """The canonical lot name of a lot as a code spells it (GS1 AI 10): itself when it is a valid name, else each
+    character outside [A-Za-z0-9_./-] replaced by '_' (cut to fit) and "-" + 6 hex digits of its SHA-256 appended.
+    "" stays "" (no lot)."""
+    if is_lot(code_lot):
+        return code_lot
+    digest = hashlib.sha256(code_lot.encode("utf-8")).hexdigest()[:_HASH_HEX]
+    base = _NOT_LOT_CHAR.sub("_", code_lot)[:LOT_MAX - _HASH_HEX - 1]
+    return f"{base}-{digest}"
 
 
 def check_use_by(use_by: str, path: str = "use_by") -> None:

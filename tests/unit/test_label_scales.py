@@ -18,7 +18,7 @@ from protocol.barcodes import DEFAULT_LAYOUTS, VariableMeasureLayout, parse_scan
 from protocol.errors import ProtocolError
 from protocol.gs1 import Gs1Scan
 from protocol.label_codes import compose
-from protocol.lots import LotLevel
+from protocol.lots import LotLevel, lot_name
 from protocol.money import div_round
 from protocol.pricing import Catalogue
 
@@ -102,8 +102,11 @@ def test_gs1_lines_and_the_expiry_rule():
     assert checked_line(only_lot, CATALOGUE, [LotLevel("L1", "2026-12-29", 4)], "2026-11-30").use_by == "2026-12-29"
     with pytest.raises(ProtocolError, match="sold by the piece"):
         gs1_line(Gs1Scan(gtin="0" + packed.gtin, net_weight_g=10), CATALOGUE)
-    with pytest.raises(ProtocolError, match="a lot is 1-40"):
-        gs1_line(Gs1Scan(gtin="0" + packed.gtin, lot="L*1"), CATALOGUE)
+    odd = checked_line(Gs1Scan(gtin="0" + packed.gtin, lot="L*1"), CATALOGUE, [], "2026-11-30")  # GS1 charset 82
+    assert odd.lot == lot_name("L*1") and odd.lot.startswith("L_1-")  # sold, under the lot's canonical name
+    with pytest.raises(Refused, match="passed its use-by"):  # the box knows that lot by its canonical name
+        checked_line(Gs1Scan(gtin="0" + packed.gtin, lot="L*1"), CATALOGUE, [LotLevel(odd.lot, "2026-11-29", 2)],
+                     "2026-11-30")
     assert DEFAULT_LAYOUTS  # the till reads what compose writes with the same layouts
 
 

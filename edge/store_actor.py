@@ -230,8 +230,9 @@ class StoreActor(BackRoom):
         if cart.member is not None:  # the unsettled spends as they are now, not when the member was identified
             cart.member = await self.db.member(member_id=cart.member.member_id) or cart.member
         levels = await self.db.stock_levels(line.sku for line in cart.lines)
+        lots = {sku: await self.db.lot_levels(sku) for sku in {line.sku for line in cart.lines}}  # named lots: capped
         request = selling.PayRequest(lane, method, tendered_fen, authorisation)
-        outcome = selling.pay(cart, self.books, request, self._till(), self.ids.new(), levels, self._stamp())
+        outcome = selling.pay(cart, self.books, request, self._till(), self.ids.new(), levels, self._stamp(), lots)
         reply = await self._execute(outcome)
         self.stats["sales"] += 1
         return reply

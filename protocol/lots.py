@@ -143,6 +143,31 @@ def fefo(levels: Iterable[LotLevel], qty: int, day: str) -> tuple[LotDelta, ...]
     return tuple(taken)
 
 
+def take(levels: Iterable[LotLevel], qty: int, day: str, lot: str = UNLOTTED) -> tuple[LotDelta, ...]:
+    """Take `qty` (> 0) out for a sale whose code named `lot` ("" none): up to what is on hand of that lot (when
+    the box knows it and it has not expired), the rest first-expiry-first-out (`fefo`). A lot the box does not know,
+    or has none of, is not created nor driven below zero: the sale takes from the other lots / unlotted stock. Only
+    the unlotted lot may go negative."""
+    levels = list(levels)
+    first: tuple[LotDelta, ...] = ()
+    named = next((lv for lv in levels if lot and lv.lot == lot), None)
+    if named is not None and named.on_hand > 0 and not is_expired(named.use_by, day):
+        n = min(qty, named.on_hand)
+        first, qty = (LotDelta(lot=lot, delta=-n, use_by=named.use_by),), qty - n
+    if not qty:
+        return first
+    return first + fefo([lv for lv in levels if lv is not named], qty, day)
+
+
+def after(levels: Iterable[LotLevel], taken: Iterable[LotDelta]) -> list[LotLevel]:
+    """The lots once `taken` has moved (a lot not on record yet is added)."""
+    out = {lv.lot: lv for lv in levels}
+    for d in taken:
+        lv = out.get(d.lot) or LotLevel(d.lot, d.use_by, 0)
+        out[d.lot] = LotLevel(lv.lot, lv.use_by or d.use_by, lv.on_hand + d.delta)
+    return list(out.values())
+
+
 def back_in_unlotted(qty: int) -> tuple[LotDelta, ...]:
     """Goods that came back (unlotted) and go straight out again (written off): out of the unlotted stock they went
     into, not out of the oldest lot."""

@@ -11,7 +11,8 @@ fleet, only through each box's own lane API (`fleet.lanes`: store id -> that box
 What they did is counted in `counts` under `markdowns_*` (`markdowns_rounds`, `markdowns_none_now` when nothing is
 marked down - markdowns follow the clock: greens from 19:00, bakery from 20:00, lots on their use-by day all day -
 `markdowns_labels_printed`, `markdowns_labels_<rule>` per rule (its ':' spelt '_': the demo lists keys with ':' as
-errors), `markdowns_label_sales`, `markdowns_label_given_fen` ...); a refusal is counted under
+errors), `markdowns_labels_clash_refused` (the box refused a label whose code another lot has today),
+`markdowns_label_sales`, `markdowns_label_given_fen` ...); any other refusal is counted under
 `staff_refused:markdowns:<status>` and the work goes on (one refusal never stops the rest).
 
 `summary(db, since_ms)` counts the result from the cloud's database: the markdowns the tills reported with their
@@ -73,6 +74,9 @@ class MarkdownStaff(StoreWork):
         if item.get("unit") == "kg":
             body["weight_g"] = self.rng.randint(*PACKAGE_G)
         r = await http.post(f"{url}/markdowns/labels", json=body)
+        if r.status_code == 409 and "already printed today" in str(r.json().get("detail", "")):
+            self.counts["markdowns_labels_clash_refused"] += 1  # another lot has that code today: the box said no
+            return None
         if r.status_code != 200:
             return self._refused(r)
         label = r.json()

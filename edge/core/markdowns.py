@@ -150,13 +150,15 @@ def plan_labels(books: Books, sku: str, lot: LotInStock | None, lot_asked: str, 
 def registry_clash(registered: Label | None, printed_day: str, label: Label, day: str) -> str | None:
     """Why `label` may not be registered under its code on `day`, or None. The registry maps a code to one package
     for the chain day it was printed (a row of an earlier day no longer counts: its code may mean something else
-    today). Two different labels with one code the same day - another lot or use-by at the same markdown price, or
-    another weight at the same amount - would sell one as the other: the second is refused."""
-    if registered is None or printed_day != day or registered == label:
+    today). A label with the same code the same day for another product, lot or use-by (two lots at one markdown
+    price) would sell one lot as the other: it is refused. The same lot again (another weight at the same amount,
+    a rule that changed) is a re-print: the latest row stands."""
+    if registered is None or printed_day != day:
+        return None
+    if (registered.sku, registered.lot, registered.use_by) == (label.sku, label.lot, label.use_by):
         return None
     lot = f"lot {registered.lot or '(none)'}, use by {registered.use_by or '(none)'}"
-    weight = f", {registered.weight_g} g" if registered.weight_g else ""
-    return (f"code {label.code} was already printed today for {registered.sku} {lot}{weight} at "
+    return (f"code {label.code} was already printed today for {registered.sku} {lot} at "
             f"{format_fen(registered.now_fen)}: this label would scan as that one; print it another day or sell it "
             f"at another price")
 

@@ -119,6 +119,8 @@ def test_a_code_stands_for_one_label_per_chain_day():
     assert registry_clash(lot_a, "2026-01-01", lot_a, "2026-01-01") is None  # a re-print of the same label
     assert "L1" in registry_clash(lot_a, "2026-01-01", lot_b, "2026-01-01")  # same code, another lot: refused
     assert registry_clash(lot_a, "2025-12-31", lot_b, "2026-01-01") is None  # yesterday's row no longer counts
+    other_rule = Label(lot_a.code, "BREAD", "L1", "2026-01-01", "MD-OTHER", "Other", 1300, 600, 0)
+    assert registry_clash(lot_a, "2026-01-01", other_rule, "2026-01-01") is None  # the same lot: a re-print
 
 
 async def test_the_registry_forgets_a_code_at_the_end_of_its_day_and_refuses_a_clash_the_same_day():

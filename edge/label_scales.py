@@ -32,6 +32,7 @@ from edge.core.label_plus import (
     DEFAULT_WEIGHED_LAYOUT,
     Markdown,
     PluRecord,
+    label_layout,
     layout_named,
     markdown_label,
     markdown_prices,
@@ -250,7 +251,9 @@ class LabelScales:
         markdown = self.markdowns.get(product.sku)
         if markdown is None:
             return
-        label = markdown_label(markdown, product.price_fen, product.sku, code, grams, amount_fen, product.weighed)
+        layout = label_layout(product.weighed, scale.weighed, scale.counted)  # as plu_records gave it the scale
+        label = markdown_label(markdown, product.price_fen, product.sku, code, grams, amount_fen, product.weighed,
+                               layout)
         if label is not None:
             await self.record_label(label)
 

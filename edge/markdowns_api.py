@@ -25,6 +25,7 @@ from starlette.routing import Route
 from edge import markdowns_db
 from edge.core import markdowns
 from edge.core.outcome import Refused
+from protocol.lots import check_lot
 from protocol.messages import NAME_RE, SKU_RE
 from protocol.schema import record, require
 
@@ -41,7 +42,7 @@ class LabelBody:
         require(bool(SKU_RE.match(self.sku)), f"sku: invalid sku {self.sku[:40]!r}")
         require(1 <= self.count <= markdowns.LABELS_MAX, f"count: 1..{markdowns.LABELS_MAX} labels")
         require(bool(NAME_RE.fullmatch(self.printed_by)), "printed_by: 1-32 letters, digits, '_' or '-'")
-        require(bool(markdowns_db.LOT_RE.fullmatch(self.lot)), "lot: 0-40 letters, digits or _./-")
+        check_lot(self.lot, "lot")
 
 
 async def run(actor: Any, what: str, **kw: Any) -> dict:

@@ -192,7 +192,7 @@ class StoreActor(BackRoom):
 
     async def _scan(self, lane: str, code: str) -> dict:
         cart = self._cart(lane)  # refuses when there is no catalogue yet
-        label = await markdowns_db.label_for(self.db.writer, code)  # a markdown label printed here: at its price
+        label = await markdowns_db.label_for(self.db.writer, code, self.clock.now_ms())  # printed here today
         # else GS1 codes with their lot and use-by (an expired one refused: edge/gs1_scan.py), else as before
         line = markdown_line(label, self.clock.now_ms()) if label else await gs1_scan.scanned_line(self, code)
         cart.add(line)
@@ -245,8 +245,9 @@ class StoreActor(BackRoom):
         if cart.member is not None:  # the unsettled spends as they are now, not when the member was identified
             cart.member = await self.db.member(member_id=cart.member.member_id) or cart.member
         levels = await self.db.stock_levels(line.sku for line in cart.lines)
+        lots = {sku: await self.db.lot_levels(sku) for sku in {line.sku for line in cart.lines}}  # named lots: capped
         request = selling.PayRequest(lane, method, tendered_fen, authorisation)
-        outcome = selling.pay(cart, self.books, request, self._till(), self.ids.new(), levels, self._stamp())
+        outcome = selling.pay(cart, self.books, request, self._till(), self.ids.new(), levels, self._stamp(), lots)
         reply = await self._execute(outcome)
         self.stats["sales"] += 1
         return reply
@@ -335,7 +336,10 @@ class StoreActor(BackRoom):
         return await markdowns_api.run(self, what, **kw)
 
     async def _scale_label(self, label) -> None:  # a label scale printed at a markdown price: edge/label_scales.py
-        await markdowns_db.record_labels(self.db.writer, label, 1, "label_scale", self.clock.now_ms())
+        try:
+            await markdowns_db.record_labels(self.db.writer, label, 1, "label_scale", self.clock.now_ms())
+        except Refused as exc:  # already printed: the first one keeps the code today
+            log.warning("label scale: markdown label not registered: %s", exc)
 
     async def _stocktake(self, action: str, **kwargs):
         return await getattr(self.stocktakes, action)(**kwargs)

@@ -22,9 +22,10 @@ from starlette.routing import Route
 from edge.core.transfers import Send
 from edge.staff import known_cashier
 from protocol.ids import is_id
+from protocol.lots import is_lot
 from protocol.messages import NAME_RE, SKU_RE, valid_store_id
 from protocol.schema import record, require
-from protocol.transfer_messages import LOT_RE, REASON_MAX_CHARS, TRANSFER_LINES_MAX, TRANSFER_QTY_MAX
+from protocol.transfer_messages import REASON_MAX_CHARS, TRANSFER_LINES_MAX, TRANSFER_QTY_MAX
 
 STATUSES = ("requested", "arriving", "received", "to_dispatch", "dispatched", "cancelled")
 
@@ -75,7 +76,7 @@ class SendLine:
 
     def __post_init__(self) -> None:
         _sku_qty(self.sku, self.qty)
-        require(self.lot is None or bool(LOT_RE.match(self.lot)), f"lines {self.sku}: invalid lot")
+        require(self.lot is None or is_lot(self.lot), f"lines {self.sku}: invalid lot")
 
 
 @record
@@ -96,7 +97,7 @@ class GotLine:
 
     def __post_init__(self) -> None:
         _sku_qty(self.sku, self.qty, least=0)
-        require(bool(LOT_RE.match(self.lot)), f"lines {self.sku}: invalid lot")
+        require(is_lot(self.lot), f"lines {self.sku}: invalid lot")
 
 
 @record

@@ -9,9 +9,14 @@ Pure rules both sides compute identically:
   never sold or picked from (it waits to be written off); unlotted stock goes last.
 - A use-by date is a calendar day of the chain ("YYYY-MM-DD"): goods may be sold ON their use-by day, not after
   it (`is_expired`). "Today" is the chain's business day (`chain_day`), in its time zone.
+- A lot's name is 1-40 letters, digits or '_./-' (`check_lot`, the one definition; "" is the unlotted stock). A
+  GS1 lot (AI 10) may use more of the GS1 character set (!"%&'()*+,:;<=>? too): `lot_name` gives such a lot its
+  canonical name, each other character replaced by '_' and a short hash of the code's own spelling appended
+  ("-" and 6 hex digits), so two lots that differ only there stay two lots; a lot already in the set is itself.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,11 +30,30 @@ LOT_RE = re.compile(r"^[A-Za-z0-9_./-]{1,40}$")
 USE_BY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 UNLOTTED = ""
 LOTS_PER_MOVEMENT_MAX = 64  # one movement spread over more lots than this is refused (a shelf holds a few)
+LOT_MAX = 40
+_NOT_LOT_CHAR = re.compile(r"[^A-Za-z0-9_./-]")
+_HASH_HEX = 6
 
 
 def check_lot(lot: str, path: str = "lot") -> None:
     if lot != UNLOTTED and not LOT_RE.match(lot):
         raise ProtocolError(f"{path}: a lot is 1-40 letters, digits or '_./-', not {lot[:48]!r}")
+
+
+def is_lot(lot: str) -> bool:
+    """A valid lot name, or "" (the unlotted stock)."""
+    return lot == UNLOTTED or bool(LOT_RE.match(lot))
+
+
+def lot_name(code_lot: str) -> str:
+    """The canonical lot name of a lot as a code spells it (GS1 AI 10): itself when it is a valid name, else each
+    character outside [A-Za-z0-9_./-] replaced by '_' (cut to fit) and "-" + 6 hex digits of its SHA-256 appended.
+    "" stays "" (no lot)."""
+    if is_lot(code_lot):
+        return code_lot
+    digest = hashlib.sha256(code_lot.encode("utf-8")).hexdigest()[:_HASH_HEX]
+    base = _NOT_LOT_CHAR.sub("_", code_lot)[:LOT_MAX - _HASH_HEX - 1]
+    return f"{base}-{digest}"
 
 
 def check_use_by(use_by: str, path: str = "use_by") -> None:
@@ -117,6 +141,31 @@ def fefo(levels: Iterable[LotLevel], qty: int, day: str) -> tuple[LotDelta, ...]
     if left:
         taken.append(LotDelta(lot=UNLOTTED, delta=-left))
     return tuple(taken)
+
+
+def take(levels: Iterable[LotLevel], qty: int, day: str, lot: str = UNLOTTED) -> tuple[LotDelta, ...]:
+    """Take `qty` (> 0) out for a sale whose code named `lot` ("" none): up to what is on hand of that lot (when
+    the box knows it and it has not expired), the rest first-expiry-first-out (`fefo`). A lot the box does not know,
+    or has none of, is not created nor driven below zero: the sale takes from the other lots / unlotted stock. Only
+    the unlotted lot may go negative."""
+    levels = list(levels)
+    first: tuple[LotDelta, ...] = ()
+    named = next((lv for lv in levels if lot and lv.lot == lot), None)
+    if named is not None and named.on_hand > 0 and not is_expired(named.use_by, day):
+        n = min(qty, named.on_hand)
+        first, qty = (LotDelta(lot=lot, delta=-n, use_by=named.use_by),), qty - n
+    if not qty:
+        return first
+    return first + fefo([lv for lv in levels if lv is not named], qty, day)
+
+
+def after(levels: Iterable[LotLevel], taken: Iterable[LotDelta]) -> list[LotLevel]:
+    """The lots once `taken` has moved (a lot not on record yet is added)."""
+    out = {lv.lot: lv for lv in levels}
+    for d in taken:
+        lv = out.get(d.lot) or LotLevel(d.lot, d.use_by, 0)
+        out[d.lot] = LotLevel(lv.lot, lv.use_by or d.use_by, lv.on_hand + d.delta)
+    return list(out.values())
 
 
 def back_in_unlotted(qty: int) -> tuple[LotDelta, ...]:

@@ -15,7 +15,6 @@ Quantities are integers in the SKU's stock unit (pieces, or grams of a product s
 """
 from __future__ import annotations
 
-import re
 from typing import ClassVar
 
 from protocol.ids import is_id
@@ -26,7 +25,6 @@ from protocol.schema import record, require
 TRANSFER_LINES_MAX = 100
 TRANSFER_QTY_MAX = 10_000_000  # one line: pieces, or grams (10 t), the till's bound on one delivery
 REASON_MAX_CHARS = 200
-LOT_RE = re.compile(r"^[A-Za-z0-9_./-]{0,40}$")  # as `protocol.lots.check_lot`: "" is the unlotted stock
 
 
 def _staff(who: str, path: str) -> None:

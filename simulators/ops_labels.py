@@ -13,8 +13,10 @@ Counts (`counts`): labels_lot_sales, labels_lot_units (pieces or grams taken fro
 labels_expired_refused. Anything else the box refuses is counted `staff_refused:labels:<status>` (the first detail
 of each kept in `refusals`), the lane's cart is voided and the work goes on.
 
-`summary(db)` counts the same flow from the cloud's database: till sales that took named lots and how much, the
-lots the stores hold, and how many of them are past their use-by with goods still on hand.
+`summary(db, stores, since_ms)` counts the same flow from the cloud's database: the sales paid at the staff's own
+lane (`LANE`, joined from the cloud's till_sales to their movements) that took named lots, and how much, since
+`since_ms`; and, as they are now, the lots the stores hold and how many of them are past their use-by with goods
+still on hand. Sales at the other tills that took a lot first-expiry-first-out are not this staff's.
 """
 from __future__ import annotations
 
@@ -160,13 +162,16 @@ class LabelOps(StoreWork):
         return True
 
 
-async def summary(db, stores: list[str] | None = None) -> dict:
-    """This flow in the cloud's database (asyncpg connection or pool `db`; `stores`: only these, else all)."""
+async def summary(db, stores: list[str] | None = None, since_ms: int = 0) -> dict:
+    """This flow in the cloud's database (asyncpg connection or pool `db`; `stores`: only these, else all; sales
+    from `since_ms` on, epoch ms)."""
     today = chain_day(time.time_ns() // 1_000_000)
     sold = await db.fetchrow(
         "select count(distinct m.event_id) as sales, coalesce(sum(-l.delta), 0)::bigint as units"
         " from stock_movement_lots l join stock_movements m on m.event_id = l.event_id"
-        " where m.reason = 'sale' and l.lot <> '' and ($1::text[] is null or m.store_id = any($1))", stores)
+        " join till_sales t on t.sale_id = m.reference and t.store_id = m.store_id"
+        " where m.reason = 'sale' and l.lot <> '' and t.lane = $2 and m.wall_ms >= $3"
+        " and ($1::text[] is null or m.store_id = any($1))", stores, LANE, since_ms)
     held = await db.fetchrow(
         "select count(*) as lots, count(*) filter (where use_by <> '' and use_by < $2 and on_hand > 0) as expired"
         " from stock_lots where lot <> '' and ($1::text[] is null or store_id = any($1))", stores, today)

@@ -10,10 +10,13 @@ fleet, only through each box's own lane API (`fleet.lanes`: store id -> that box
 
 What they did is counted in `counts` under `markdowns_*` (`markdowns_rounds`, `markdowns_none_now` when nothing is
 marked down - markdowns follow the clock: greens from 19:00, bakery from 20:00, lots on their use-by day all day -
-`markdowns_labels_printed`, `markdowns_label_sales`, `markdowns_label_given_fen` ...); a refusal is counted under
+`markdowns_labels_printed`, `markdowns_labels_<rule>` per rule (its ':' spelt '_': the demo lists keys with ':' as
+errors), `markdowns_labels_clash_refused` (the box refused a label whose code another lot has today),
+`markdowns_label_sales`, `markdowns_label_given_fen` ...); any other refusal is counted under
 `staff_refused:markdowns:<status>` and the work goes on (one refusal never stops the rest).
 
-`summary(db)` counts the result from the cloud's database: the markdowns the tills reported with their sales.
+`summary(db, since_ms)` counts the result from the cloud's database: the markdowns the tills reported with their
+sales from `since_ms` on.
 """
 from __future__ import annotations
 
@@ -71,11 +74,14 @@ class MarkdownStaff(StoreWork):
         if item.get("unit") == "kg":
             body["weight_g"] = self.rng.randint(*PACKAGE_G)
         r = await http.post(f"{url}/markdowns/labels", json=body)
+        if r.status_code == 409 and "already printed today" in str(r.json().get("detail", "")):
+            self.counts["markdowns_labels_clash_refused"] += 1  # another lot has that code today: the box said no
+            return None
         if r.status_code != 200:
             return self._refused(r)
         label = r.json()
         self.counts["markdowns_labels_printed"] += count
-        self.counts[f"markdowns_labels:{label['rule_id']}"] += count
+        self.counts[f"markdowns_labels_{label['rule_id'].replace(':', '_')}"] += count
         await self.sell(http, url, label)
 
     async def sell(self, http: LeanClients, url: str, label: dict) -> None:
@@ -93,12 +99,13 @@ class MarkdownStaff(StoreWork):
         self.counts["markdowns_label_given_fen"] += label["was_fen"] - label["now_fen"]
 
 
-async def summary(db) -> dict:
+async def summary(db, since_ms: int = 0) -> dict:
     """What markdowns gave away at the tills, as the cloud recorded it (`markdowns_given`): marked-down sale lines,
-    fen given away, per rule, and the stores that marked down. `db`: an asyncpg pool or connection."""
+    fen given away, per rule, and the stores that marked down; sales from `since_ms` (epoch ms) on. `db`: an asyncpg
+    pool or connection."""
     rows = await db.fetch("select rule_id, count(*) as lines, sum(saving_fen) as fen from markdowns_given "
-                          "group by rule_id order by rule_id")
-    stores = await db.fetchval("select count(distinct store_id) from markdowns_given")
+                          "where wall_ms >= $1 group by rule_id order by rule_id", since_ms)
+    stores = await db.fetchval("select count(distinct store_id) from markdowns_given where wall_ms >= $1", since_ms)
     return {"markdown_lines": sum(r["lines"] for r in rows), "markdown_given_fen": sum(int(r["fen"]) for r in rows),
             "by_rule": {r["rule_id"]: {"lines": r["lines"], "given_fen": int(r["fen"])} for r in rows},
             "stores_marking_down": stores or 0}

@@ -19,7 +19,7 @@ STORE_OPERATIONS: dict[str, Operation] = {
     "receiving": Operation(ops_receiving.OpsReceiving, lambda db, since: ops_receiving.summary(db, since)),
     "stocktake": Operation(ops_stocktake.StocktakeStaff, lambda db, since: ops_stocktake.summary(db)),
     "transfers": Operation(ops_transfers.TransferStaff, lambda db, since: ops_transfers.summary(db, since)),
-    "markdowns": Operation(ops_markdowns.MarkdownStaff, lambda db, since: ops_markdowns.summary(db)),
-    "labels": Operation(ops_labels.LabelOps, lambda db, since: ops_labels.summary(db)),
+    "markdowns": Operation(ops_markdowns.MarkdownStaff, lambda db, since: ops_markdowns.summary(db, since)),
+    "labels": Operation(ops_labels.LabelOps, lambda db, since: ops_labels.summary(db, since_ms=since)),
     "restock": Operation(ops_restock.OpsRestock, lambda db, since: ops_restock.summary(db, since)),
 }

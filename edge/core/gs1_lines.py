@@ -5,7 +5,8 @@ Guarantees:
 - The line is for the GTIN's product (the catalogue's EAN-13; an in-store 2x code names its PLU), with the weight
   (AI 310n) and the price (AI 392n/393n) the code carries: a weighed product needs one of them, as at a label
   scale; a price on the code is what the customer pays (the packer priced it), as with price-embedded labels.
-- The line carries the lot and use-by (CartLine.lot / use_by), so the sale consumes that lot.
+- The line carries the lot and use-by (CartLine.lot / use_by), so the sale consumes that lot; a GS1 lot with
+  characters a lot name does not use is sold under its canonical name (protocol.lots.lot_name).
 - A use-by (or best-before) before the chain's business day is refused with 409 and a sentence the cashier can
   act on; so is a lot the box knows as expired even when the code carries only the lot. Selling on the use-by
   day itself is allowed (protocol.lots.is_expired).
@@ -19,7 +20,7 @@ from edge.core.outcome import Refused
 from protocol.barcodes import VARIABLE_PREFIXES
 from protocol.errors import ProtocolError
 from protocol.gs1 import Gs1Scan
-from protocol.lots import LOT_RE, LotLevel, is_expired
+from protocol.lots import LotLevel, is_expired, lot_name
 from protocol.messages import Quantity
 from protocol.pricing import BasketLine, Catalogue
 from protocol.pricing.catalogue import Product
@@ -40,8 +41,6 @@ def product_of(scan: Gs1Scan, catalogue: Catalogue) -> Product:
 def gs1_line(scan: Gs1Scan, catalogue: Catalogue) -> tuple[CartLine, Product]:
     """The cart line a GS1 code stands for (without its lot yet: see `with_lot`)."""
     product = product_of(scan, catalogue)
-    if scan.lot and not LOT_RE.match(scan.lot):
-        raise ProtocolError(f"lot {scan.lot!r} of {product.name}: a lot is 1-40 letters, digits, '_', '.', '/' or '-'")
     grams, amount = scan.net_weight_g, scan.amount_fen
     if product.weighed:
         if not grams and not amount:
@@ -68,16 +67,17 @@ def expired_refusal(product: Product, lot: str, use_by: str) -> Refused:
 def checked_line(scan: Gs1Scan, catalogue: Catalogue, known: list[LotLevel], day: str) -> CartLine:
     """The line for a GS1 code, refused when the goods are past their date (the code's, or the box's for the lot)."""
     line, product = gs1_line(scan, catalogue)
+    lot = lot_name(scan.lot)  # a GS1 lot with characters outside a lot name's set: its canonical name
     use_by = scan.expiry
     if use_by and is_expired(use_by, day):
-        raise expired_refusal(product, scan.lot, use_by)
-    if scan.lot:
+        raise expired_refusal(product, lot, use_by)
+    if lot:
         for level in known:
-            if level.lot == scan.lot and level.use_by and is_expired(level.use_by, day):
-                raise expired_refusal(product, scan.lot, level.use_by)
-            if level.lot == scan.lot and not use_by:
+            if level.lot == lot and level.use_by and is_expired(level.use_by, day):
+                raise expired_refusal(product, lot, level.use_by)
+            if level.lot == lot and not use_by:
                 use_by = level.use_by  # the code carries only the lot: the box knows its date
-    return with_lot(line, scan.lot, use_by)
+    return with_lot(line, lot, use_by)
 
 
 def with_lot(line: CartLine, lot: str, use_by: str) -> CartLine:

@@ -44,6 +44,20 @@ def layout_named(name: str, layouts: tuple[VariableMeasureLayout, ...] = DEFAULT
     raise ValueError(f"no barcode layout named {name!r}; the box has {', '.join(x.name for x in layouts)}")
 
 
+def label_layout(weighed_product: bool, weighed: VariableMeasureLayout,
+                 counted: VariableMeasureLayout) -> VariableMeasureLayout:
+    """The layout a scale prints a product's labels in: its weighed layout for goods by the kg (when that layout
+    carries a weight or an amount), else its counted (price-embedded) layout."""
+    return weighed if weighed_product and "W" in weighed.pattern else counted
+
+
+def embeds_price(layout: VariableMeasureLayout) -> bool:
+    """A code in this layout carries the label's price (an amount field, no weight): only such a code says which
+    price it was printed at. A weight-embedded code (21 IIIII WWWWW C) for 500 g is the same code at 19:30 marked
+    down and tomorrow at the list price, so it is never a markdown label."""
+    return "A" in layout.pattern and "W" not in layout.pattern
+
+
 def plu_records(catalogue: Catalogue | None, overrides: dict[str, int], weighed: VariableMeasureLayout,
                 counted: VariableMeasureLayout) -> tuple[tuple[PluRecord, ...], tuple[str, ...]]:
     """(records sorted by PLU, skipped skus with why)."""
@@ -53,7 +67,7 @@ def plu_records(catalogue: Catalogue | None, overrides: dict[str, int], weighed:
     for product in catalogue.by_sku.values():
         if not product.plu:
             continue
-        layout = weighed if product.weighed and "W" in weighed.pattern else counted
+        layout = label_layout(product.weighed, weighed, counted)
         width = layout.pattern.count("I")
         plu = product.plu.lstrip("0") or "0"
         if len(plu) > width:
@@ -76,10 +90,13 @@ class Markdown:
 
 
 def markdown_label(markdown: Markdown, list_fen: int, sku: str, code: str, grams: int, amount_fen: int,
-                   weighed: bool) -> Label | None:
+                   weighed: bool, layout: VariableMeasureLayout) -> Label | None:
     """A label a scale printed, as a markdown label the till sells at its price without marking it down again and
     with the grams the scale weighed (edge/core/markdowns.py `label_line`), when its amount is the markdown's price
-    for its weight (one piece); None when it is not (printed before the markdown, or for more than one piece)."""
+    for its weight (one piece); None when it is not (printed before the markdown, or for more than one piece), or
+    when its code (in `layout`, the one the scale printed it in) does not embed the price (`embeds_price`)."""
+    if not embeds_price(layout):
+        return None
     if weighed:
         if grams <= 0 or amount_fen != div_round(markdown.price_fen * grams, GRAMS_PER_KG):
             return None

@@ -26,7 +26,7 @@ from protocol.messages import Quantity
 from protocol.money import GRAMS_PER_KG, format_fen
 from protocol.pricing import BasketLine, PricingContext, price_basket
 from protocol.pricing.catalogue import Product
-from protocol.pricing.evaluator import days_to_use_by
+from protocol.pricing.markdown_step import days_to_use_by
 
 LABELS_MAX = 50  # one request prints at most this many labels
 LABEL_WEIGHT_MAX_G = 99_999  # what a label scale's weight field holds
@@ -145,6 +145,22 @@ def plan_labels(books: Books, sku: str, lot: LotInStock | None, lot_asked: str, 
     code, now_fen = label_code(layout, product.plu, pl.list_fen - pl.markdown_fen)
     rule = books.rule_book.by_id[pl.markdown_rule]
     return Label(code, sku, lot_asked, use_by, rule.id, rule.name, pl.list_fen, now_fen, weight_g or 0)
+
+
+def registry_clash(registered: Label | None, printed_day: str, label: Label, day: str) -> str | None:
+    """Why `label` may not be registered under its code on `day`, or None. The registry maps a code to one package
+    for the chain day it was printed (a row of an earlier day no longer counts: its code may mean something else
+    today). A label with the same code the same day for another product, lot or use-by (two lots at one markdown
+    price) would sell one lot as the other: it is refused. The same lot again (another weight at the same amount,
+    a rule that changed) is a re-print: the latest row stands."""
+    if registered is None or printed_day != day:
+        return None
+    if (registered.sku, registered.lot, registered.use_by) == (label.sku, label.lot, label.use_by):
+        return None
+    lot = f"lot {registered.lot or '(none)'}, use by {registered.use_by or '(none)'}"
+    return (f"code {label.code} was already printed today for {registered.sku} {lot} at "
+            f"{format_fen(registered.now_fen)}: this label would scan as that one; print it another day or sell it "
+            f"at another price")
 
 
 def label_ticket(label: Label, name: str, count: int) -> bytes:

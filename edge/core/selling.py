@@ -14,7 +14,7 @@ sale says it was offline. Either way the spend counts as unsettled at this store
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from edge.core import escrow, tickets
@@ -22,7 +22,7 @@ from edge.core.cart import Cart, price
 from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, MoveStock, Outcome, PrintTicket, Publish, Refused
 from edge.core.state import Books, EventStamp, Member, StockLevel
 from protocol import payments
-from protocol.lots import LotDelta
+from protocol.lots import LotLevel, after, chain_day, take
 from protocol.markdowns import MarkdownGiven
 from protocol.messages import EscrowReclaimRequested, Payment, SaleCommitted, SaleLine, StockMoved
 from protocol.money import format_fen
@@ -116,15 +116,20 @@ def stored_value_reference(auth: Authorisation | None, member: Member, total_fen
 
 
 def sold_stock(lines: tuple[SaleLine, ...], levels: Mapping[str, StockLevel], sale_id: str, stamp: EventStamp,
-               lots: tuple[str, ...] = ()) -> list[Effect]:
+               lots: tuple[str, ...] = (), lot_levels: Mapping[str, Sequence[LotLevel]] | None = None) -> list[Effect]:
     """One journaled movement per line, and an escrow reclaim request where the till sold into the cloud's share.
     Two lines of one SKU (two weighings) move it twice; each sees the level the one before left. `lots`: per line,
-    the lot its code named ("" or missing: the box takes it first-expiry-first-out when it commits)."""
+    the lot its code named (""/missing: none). `lot_levels`: the SKUs' lots now (missing: none on record); each line
+    takes up to what is on hand of its named lot, the rest first-expiry-first-out (protocol.lots.take): a lot never
+    goes below zero, only the unlotted stock may."""
     effects: list[Effect] = []
     now = dict(levels)
+    lots_now = {sku: list(lvs) for sku, lvs in (lot_levels or {}).items()}
+    day = chain_day(stamp.moment.wall_ms)
     for i, line in enumerate(lines):
         lot = lots[i] if i < len(lots) else ""
-        named = (LotDelta(lot=lot, delta=-line.quantity.amount),) if lot else ()
+        named = take(lots_now.get(line.sku, ()), line.quantity.amount, day, lot)
+        lots_now[line.sku] = after(lots_now.get(line.sku, ()), named)
         level = now.get(line.sku) or StockLevel(line.sku, 0, 0)
         on_hand = level.on_hand - line.quantity.amount
         now[line.sku] = StockLevel(line.sku, on_hand, level.escrow)
@@ -145,9 +150,10 @@ def markdowns_given(cart: Cart, priced: PricedBasket) -> tuple[MarkdownGiven, ..
 
 
 def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
-        levels: Mapping[str, StockLevel], stamp: EventStamp) -> Outcome:
-    """`levels`: the current stock of the cart's SKUs (missing = none yet). `sale_id` and `stamp` are made by the
-    shell (ids and the moment are passed in)."""
+        levels: Mapping[str, StockLevel], stamp: EventStamp,
+        lot_levels: Mapping[str, Sequence[LotLevel]] | None = None) -> Outcome:
+    """`levels`: the current stock of the cart's SKUs (missing = none yet); `lot_levels`: their lots (missing =
+    none on record). `sale_id` and `stamp` are made by the shell (ids and the moment are passed in)."""
     if not cart.lines:
         raise Refused(409, "the cart is empty")
     now_ms = stamp.moment.wall_ms
@@ -162,7 +168,7 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     effects: list[Effect] = [InsertSale(sale_id=sale_id, lane=request.lane, total_fen=total, lines=lines, payments=paid,
                           member_id=member_id, offline=offline, at_ms=now_ms),
                Publish(sale)]
-    effects += sold_stock(lines, levels, sale_id, stamp, tuple(line.lot for line in cart.lines))
+    effects += sold_stock(lines, levels, sale_id, stamp, tuple(line.lot for line in cart.lines), lot_levels)
     if member_id:
         effects += [AddUnsettled(member_id, p.amount_fen, p.reference, offline) for p in paid
                     if p.method == "stored_value"]

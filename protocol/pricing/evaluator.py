@@ -10,7 +10,6 @@ spread over the eligible lines (largest remainder), so line amounts always add u
 """
 from __future__ import annotations
 
-import datetime
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import TypeVar
 from protocol.errors import ProtocolError
 from protocol.money import format_fen, portion_fen, weighed_amount_fen
 from protocol.pricing.catalogue import Catalogue, Channel, Product
+from protocol.pricing.markdown_step import days_to_use_by, marked_down, use_by_day
 from protocol.pricing.rules import (
     RULE_ID_RE,
     ActiveRules,
@@ -52,7 +52,7 @@ class BasketLine:
     def __post_init__(self) -> None:
         require(self.qty >= 0 and self.weight_g >= 0 and self.amount_fen >= 0,
                 f"line {self.sku}: negative quantity or amount")
-        require(self.use_by == "" or _day(self.use_by) is not None, f"line {self.sku}: use_by must be YYYY-MM-DD")
+        require(self.use_by == "" or use_by_day(self.use_by) is not None, f"line {self.sku}: use_by must be YYYY-MM-DD")
         require(not self.markdown_rule or (bool(RULE_ID_RE.match(self.markdown_rule)) and self.amount_fen > 0
                                            and self.was_fen >= self.amount_fen),
                 f"line {self.sku}: a markdown label line carries its rule, its amount and a was_fen not below it")
@@ -193,42 +193,6 @@ def _list_line(product: Product, line: BasketLine, ctx: PricingContext,
     return amount_at(product.price_fen), unit, group_amount, used, amount - group_amount
 
 
-def _day(text: str) -> datetime.date | None:
-    try:
-        return datetime.date.fromisoformat(text) if len(text) == 10 else None
-    except ValueError:
-        return None
-
-
-def days_to_use_by(use_by: str, now_ms: int, utc_offset_minutes: int) -> int | None:
-    """Whole days from the book's local day at `now_ms` to `use_by` (0: the use-by day; negative: past it)."""
-    day = _day(use_by) if use_by else None
-    if day is None:
-        return None
-    today = datetime.date(1970, 1, 1) + datetime.timedelta(minutes=now_ms // 60_000 + utc_offset_minutes)
-    return (day - today).days
-
-
-def _marked_down(product: Product, line: BasketLine, list_fen: int, markdowns: list[Markdown],
-                 days_left: int | None) -> tuple[Markdown | None, int]:
-    """The deepest markdown that matches this line (ties: book order) and the line's amount under it."""
-    best: tuple[Markdown | None, int] = (None, list_fen)
-    for m in markdowns:
-        if not m.matches_use_by(days_left):
-            continue
-        if m.percent_off_bp:
-            amount = list_fen - portion_fen(list_fen, m.percent_off_bp)
-        elif line.amount_fen:
-            continue  # a label's amount without its measure: a per-unit price cannot be applied to it
-        elif product.weighed:
-            amount = weighed_amount_fen(line.weight_g, m.price_fen)
-        else:
-            amount = line.qty * m.price_fen
-        if amount < best[1]:
-            best = (m, amount)
-    return best
-
-
 def _spread(lines: list[PricedLine], saving: int, rule_id: str) -> None:
     """Take `saving` off these lines in proportion to their amounts (largest remainder, then line order)."""
     total = sum(pl.amount_fen for pl in lines)
@@ -312,7 +276,7 @@ def _price_lines(catalogue: Catalogue, rules: ActiveRules, lines: list[BasketLin
         markdowns = rules.markdowns_for(product)
         if markdowns:
             days_left = days_to_use_by(line.use_by, ctx.now_ms, utc_offset_minutes)
-            markdown, cleared = _marked_down(product, line, list_fen, markdowns, days_left)
+            markdown, cleared = marked_down(product, line, list_fen, markdowns, days_left)
             if markdown is not None and cleared < amount:  # the better of clearance and member/group price
                 pl = PricedLine(product.sku, product.name, line.qty, line.weight_g, unit, list_fen, cleared,
                                 [markdown.id], markdown.id, list_fen - cleared)

@@ -210,3 +210,23 @@ async def test_lot_sales_made_offline_reach_the_cloud_once_with_the_boxs_lots(cl
     finally:
         await box.stop()
         scale.close()
+
+
+async def test_a_sale_naming_a_lot_takes_no_more_than_that_lot_holds_and_never_invents_a_lot(lone_box):
+    """A code naming lot L1 (2 on hand) sold 5 times, and a code naming a lot the box never received: only the
+    unlotted stock may go negative; L1 stops at 0, the rest is taken first-expiry-first-out, no lot LX appears."""
+    box, lane, clock, scanner = lone_box
+    item, today = packed(), chain_day(box.clock.now_ms())
+    gtin14 = "0" + item["gtin"]
+    await box.actor.ask("receive", sku=item["sku"], qty=2, lot="L1", use_by=day(4, today))
+    await box.actor.ask("receive", sku=item["sku"], qty=3, lot="L9", use_by=day(1, today))
+    for _ in range(5):
+        r = await lane.post("/lanes/1/scan", json={"code": f"(01){gtin14}(17){yymmdd(day(4, today))}(10)L1"})
+        assert r.status_code == 200, r.text
+    r = await lane.post("/lanes/1/scan", json={"code": f"(01){gtin14}(17){yymmdd(day(3, today))}(10)LX"})
+    assert r.status_code == 200 and r.json()["line"]["lot"] == "LX"
+    assert (await lane.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": 10**7})).status_code == 201
+    lots = lots_of((await lane.get("/stock")).json()["stock"], item["sku"])
+    assert lots == {"": ("", -1)}  # L1: 2 taken, L9: the other 3, LX (unknown): from the unlotted stock
+    assert all(on_hand >= 0 for lot, (_, on_hand) in lots.items() if lot)
+    assert (await lane.get("/stock/audit")).json()["violations"] == []

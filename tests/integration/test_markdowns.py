@@ -331,6 +331,8 @@ async def test_the_demo_staff_mark_down_through_the_box_api_and_the_cloud_summar
         await serving
     assert counts["markdowns_labels_printed"] >= counts["markdowns_label_sales"] >= 3
     assert not [k for k in counts if k.startswith("staff_refused")], staff.refusals
+    assert not [k for k in counts if ":" in k], counts  # the demo lists every key with ':' as an error
+    assert sum(v for k, v in counts.items() if k.startswith("markdowns_labels_MD")) == counts["markdowns_labels_printed"]
     assert await eventually(lambda: drained(box), timeout_s=20)
 
     async def agrees():
@@ -339,6 +341,8 @@ async def test_the_demo_staff_mark_down_through_the_box_api_and_the_cloud_summar
         fen = after["markdown_given_fen"] - before["markdown_given_fen"]
         return (lines, fen) == (counts["markdowns_label_sales"], counts["markdowns_label_given_fen"])
     assert await eventually(agrees, timeout_s=20), (counts, await ops_markdowns.summary(services.cloud.db), before)
+    assert (await ops_markdowns.summary(services.cloud.db, time.time_ns() // 1_000_000 + 86_400_000))[
+        "markdown_lines"] == 0  # nothing from tomorrow on: the demo's since_ms is respected
     await cloud_agrees(services, http, box, lane, STORE, [GREEN, LOTTED])
 
 

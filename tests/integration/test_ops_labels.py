@@ -42,6 +42,10 @@ async def test_label_staff_counts_agree_with_the_clouds_summary(stack, ray_runti
         await box.actor.ask("receive", sku=veg["sku"], qty=200_000, lot="V1", use_by=soon)
         await box.actor.ask("receive", sku=lotless["sku"], qty=500)
         before = await ops_labels.summary(services.cloud.db, [STORE])
+        start_ms = box.clock.now_ms()
+        # an ordinary till sale at lane 1 takes lot P1 first-expiry-first-out: not a sale of the labels staff
+        assert (await box.actor.ask("scan", lane="1", code=packed["gtin"]))["line"]["sku"] == packed["sku"]
+        assert (await box.actor.ask("pay", lane="1", method="cash", tendered_fen=10**7))["sale_id"]
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=port, log_level="warning",
                                                lifespan="off"))
@@ -68,6 +72,11 @@ async def test_label_staff_counts_agree_with_the_clouds_summary(stack, ray_runti
                         and after["lot_units_sold"] - before["lot_units_sold"] == counts["labels_lot_units"]) and after
             after = await eventually(agreed, timeout_s=20)
             assert after, (counts, await ops_labels.summary(services.cloud.db, [STORE]), before)
+            since = await ops_labels.summary(services.cloud.db, [STORE], since_ms=start_ms)
+            assert (since["lot_sales"], since["lot_units_sold"]) == (counts["labels_lot_sales"],
+                                                                     counts["labels_lot_units"])
+            later = await ops_labels.summary(services.cloud.db, [STORE], since_ms=box.clock.now_ms() + 60_000)
+            assert (later["lot_sales"], later["lot_units_sold"]) == (0, 0)
             assert after["lots_held"] >= 2 and after["expired_lots_on_hand"] == before["expired_lots_on_hand"]
             async with httpx.AsyncClient(base_url=url, timeout=20) as http:
                 box_stock = (await http.get(f"http://127.0.0.1:{port}/stock")).json()["stock"]

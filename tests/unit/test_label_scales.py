@@ -18,7 +18,7 @@ from protocol.barcodes import DEFAULT_LAYOUTS, VariableMeasureLayout, parse_scan
 from protocol.errors import ProtocolError
 from protocol.gs1 import Gs1Scan
 from protocol.label_codes import compose
-from protocol.lots import LotLevel
+from protocol.lots import LotLevel, lot_name
 from protocol.money import div_round
 from protocol.pricing import Catalogue
 
@@ -102,21 +102,37 @@ def test_gs1_lines_and_the_expiry_rule():
     assert checked_line(only_lot, CATALOGUE, [LotLevel("L1", "2026-12-29", 4)], "2026-11-30").use_by == "2026-12-29"
     with pytest.raises(ProtocolError, match="sold by the piece"):
         gs1_line(Gs1Scan(gtin="0" + packed.gtin, net_weight_g=10), CATALOGUE)
-    with pytest.raises(ProtocolError, match="a lot is 1-40"):
-        gs1_line(Gs1Scan(gtin="0" + packed.gtin, lot="L*1"), CATALOGUE)
+    odd = checked_line(Gs1Scan(gtin="0" + packed.gtin, lot="L*1"), CATALOGUE, [], "2026-11-30")  # GS1 charset 82
+    assert odd.lot == lot_name("L*1") and odd.lot.startswith("L_1-")  # sold, under the lot's canonical name
+    with pytest.raises(Refused, match="passed its use-by"):  # the box knows that lot by its canonical name
+        checked_line(Gs1Scan(gtin="0" + packed.gtin, lot="L*1"), CATALOGUE, [LotLevel(odd.lot, "2026-11-29", 2)],
+                     "2026-11-30")
     assert DEFAULT_LAYOUTS  # the till reads what compose writes with the same layouts
 
 
 def test_a_label_at_the_markdown_price_becomes_a_markdown_label_and_one_at_the_list_price_does_not():
     from edge.core.label_plus import Markdown, markdown_label
 
+    price = layout_named("price-fen")
     md = Markdown(price_fen=700, rule_id="MD-GREENS-1900", rule_name="Greens after 19:00")
-    label = markdown_label(md, 1000, "VEG-1", "2000101008759", 1250, 875, weighed=True)
+    label = markdown_label(md, 1000, "VEG-1", "2000101008759", 1250, 875, True, price)
     assert label is not None and (label.was_fen, label.now_fen, label.weight_g, label.rule_id) == (
         1250, 875, 1250, "MD-GREENS-1900")
-    assert markdown_label(md, 1000, "VEG-1", "2000101012505", 1250, 1250, weighed=True) is None  # printed before 19:00
-    assert markdown_label(md, 1000, "EGG-1", "2000102007008", 0, 700, weighed=False).weight_g == 0
-    assert markdown_label(md, 1000, "EGG-1", "2000102014006", 0, 1400, weighed=False) is None  # two pieces
+    assert markdown_label(md, 1000, "VEG-1", "2000101012505", 1250, 1250, True, price) is None  # printed before 19:00
+    assert markdown_label(md, 1000, "EGG-1", "2000102007008", 0, 700, False, price).weight_g == 0
+    assert markdown_label(md, 1000, "EGG-1", "2000102014006", 0, 1400, False, price) is None  # two pieces
+
+
+def test_a_weight_embedded_label_is_never_a_markdown_label():
+    """21 IIIII WWWWW C: a 500 g label printed at 19:30 at the markdown price is the same code as tomorrow's 500 g
+    label at the list price; registered, tomorrow's pack would sell at yesterday's markdown."""
+    from edge.core.label_plus import Markdown, embeds_price, label_layout, markdown_label
+
+    weight, price = layout_named("weight-g"), layout_named("price-fen")
+    assert not embeds_price(weight) and embeds_price(price)
+    assert label_layout(True, weight, price) is weight and label_layout(False, weight, price) is price
+    md = Markdown(price_fen=700, rule_id="MD-GREENS-1900", rule_name="Greens after 19:00")
+    assert markdown_label(md, 1000, "VEG-1", "2100101005004", 500, 350, True, weight) is None
 
 
 def test_markdown_prices_follow_the_time_of_day():

@@ -63,3 +63,27 @@ def test_fefo_always_takes_exactly_the_quantity_and_never_from_an_expired_lot(lo
     for t in taken:
         if t.lot:
             assert not is_expired(by_lot[t.lot].use_by, "2026-11-15") and -t.delta <= by_lot[t.lot].on_hand
+
+
+def test_a_gs1_lot_outside_the_lot_name_set_gets_one_canonical_name():
+    from protocol.lots import check_lot, lot_name
+
+    assert lot_name("") == "" and lot_name("AB-12/3.x_") == "AB-12/3.x_"  # a valid name is itself
+    odd = ["L*1", "L+1", "A(B)", "%&'\"!,:;<=>?", "x" * 20 + "*"]
+    names = [lot_name(raw) for raw in odd]
+    for name in names:
+        check_lot(name)  # a valid lot name, at most 40 characters
+    assert len(set(names)) == len(odd)  # lots that differ only in the replaced characters stay apart
+    assert names[0] == lot_name("L*1") and names[0].startswith("L_1-") and len(names[0]) == 10
+
+
+def test_a_sale_naming_a_lot_takes_at_most_its_on_hand_and_the_rest_fefo():
+    from protocol.lots import after, take
+
+    levels = [LotLevel("A", "2026-01-05", 2), LotLevel("B", "2026-01-02", 1), LotLevel("", "", 0)]
+    taken = take(levels, 5, "2026-01-01", "A")
+    assert taken == (LotDelta(lot="A", delta=-2, use_by="2026-01-05"), LotDelta(lot="B", delta=-1, use_by="2026-01-02"),
+                     LotDelta(lot="", delta=-2))
+    assert {lv.lot: lv.on_hand for lv in after(levels, taken)} == {"A": 0, "B": 0, "": -2}
+    assert take(levels, 1, "2026-01-01", "UNKNOWN") == (LotDelta(lot="B", delta=-1, use_by="2026-01-02"),)  # none made
+    assert take(levels, 1, "2026-01-06", "A") == (LotDelta(lot="", delta=-1),)  # A expired: not sold from it

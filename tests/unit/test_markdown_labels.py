@@ -108,3 +108,39 @@ def test_a_sale_reports_only_markdowns_of_its_own_lines():
         check_markdowns((given, given), ["BREAD", "BOK"])
     with pytest.raises(ProtocolError, match="saving_fen"):
         MarkdownGiven(rule_id="MD-USEBY", line=0, sku="BOK", saving_fen=0)
+
+
+def test_a_code_stands_for_one_label_per_chain_day():
+    from edge.core.markdowns import Label, registry_clash
+
+    lot_a = Label("2000103006005", "BREAD", "L1", "2026-01-01", "MD-USEBY", "Use-by day", 1200, 600, 0)
+    lot_b = Label("2000103006005", "BREAD", "L2", "2026-01-03", "MD-USEBY", "Use-by day", 1200, 600, 0)
+    assert registry_clash(None, "", lot_b, "2026-01-01") is None
+    assert registry_clash(lot_a, "2026-01-01", lot_a, "2026-01-01") is None  # a re-print of the same label
+    assert "L1" in registry_clash(lot_a, "2026-01-01", lot_b, "2026-01-01")  # same code, another lot: refused
+    assert registry_clash(lot_a, "2025-12-31", lot_b, "2026-01-01") is None  # yesterday's row no longer counts
+    other_rule = Label(lot_a.code, "BREAD", "L1", "2026-01-01", "MD-OTHER", "Other", 1300, 600, 0)
+    assert registry_clash(lot_a, "2026-01-01", other_rule, "2026-01-01") is None  # the same lot: a re-print
+
+
+async def test_the_registry_forgets_a_code_at_the_end_of_its_day_and_refuses_a_clash_the_same_day():
+    import aiosqlite
+
+    from edge import markdowns_db
+    from edge.core.markdowns import Label
+
+    lot_a = Label("2000103006005", "BREAD", "L1", "2026-01-01", "MD-USEBY", "Use-by day", 1200, 600, 0)
+    lot_b = Label("2000103006005", "BREAD", "L2", "2026-01-03", "MD-USEBY", "Use-by day", 1200, 600, 0)
+    async with aiosqlite.connect(":memory:", isolation_level=None) as db:
+        await db.executescript(markdowns_db.SCHEMA)
+        await markdowns_db.record_labels(db, lot_a, 2, "ana", AT_1905)
+        assert await markdowns_db.label_for(db, lot_a.code, AT_1905 + 60_000) == lot_a
+        with pytest.raises(Refused, match="already printed today") as refused:
+            await markdowns_db.record_labels(db, lot_b, 1, "ana", AT_1905 + 60_000)
+        assert refused.value.status == 409
+        assert await markdowns_db.label_for(db, lot_a.code, AT_1905 + 60_000) == lot_a  # nothing written
+        tomorrow = AT_1200 + 86_400_000
+        assert await markdowns_db.label_for(db, lot_a.code, tomorrow) is None  # an ordinary code again
+        await markdowns_db.record_labels(db, lot_b, 1, "ana", tomorrow)  # tomorrow the code may stand for lot L2
+        assert await markdowns_db.label_for(db, lot_a.code, tomorrow) == lot_b
+        assert await markdowns_db.labels_printed(db) == 3

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from protocol import ProtocolError
 from protocol.pricing import BasketLine, Catalogue, LevelPrice, PricingContext, Product, load_rule_book, price_basket
-from protocol.pricing.evaluator import days_to_use_by
+from protocol.pricing.markdown_step import days_to_use_by
 
 # 2026-01-01 in UTC+8: 18:59 local is 10:59 UTC, 19:00 local is 11:00 UTC.
 DAY_UTC_MS = 1_767_225_600_000 - 8 * 3_600_000  # 2026-01-01 00:00 local

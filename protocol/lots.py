@@ -119,6 +119,28 @@ def fefo(levels: Iterable[LotLevel], qty: int, day: str) -> tuple[LotDelta, ...]
     return tuple(taken)
 
 
+def fefo_for_loss(levels: Iterable[LotLevel], qty: int, day: str) -> tuple[LotDelta, ...]:
+    """Take `qty` (> 0) out as a write-off (spoiled, damaged, theft, expired): from ALL lots with stock - expired
+    ones first (they are what is lost first), then first expiry first - and only then from unlotted stock (which
+    may go negative). Unlike `fefo` (selling), expired lots are not skipped. Answers negative deltas."""
+    if qty <= 0:
+        raise ValueError("fefo_for_loss takes a positive quantity")
+    levels = list(levels)
+    order = sorted((lv for lv in levels if lv.lot != UNLOTTED and lv.on_hand > 0),
+                   key=lambda lv: (not is_expired(lv.use_by, day), lv.use_by == "", lv.use_by, lv.lot))
+    taken: list[LotDelta] = []
+    left = qty
+    for level in order:
+        if left == 0:
+            break
+        take = min(left, level.on_hand)
+        taken.append(LotDelta(lot=level.lot, delta=-take, use_by=level.use_by))
+        left -= take
+    if left:
+        taken.append(LotDelta(lot=UNLOTTED, delta=-left))
+    return tuple(taken)
+
+
 def back_in_unlotted(qty: int) -> tuple[LotDelta, ...]:
     """Goods that came back (unlotted) and go straight out again (written off): out of the unlotted stock they went
     into, not out of the oldest lot."""

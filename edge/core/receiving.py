@@ -14,7 +14,7 @@ Guarantees (`receive_note`):
   nothing; the same note with other lines is refused (409), naming the first receiving.
 
 `shrink_lots` decides which lots a write-off takes: a named lot (its whole on-hand when no quantity is given),
-else expired lots first for reason "expired", else first-expiry-first-out (`protocol.lots.fefo`).
+else, whatever the reason, expired lots first, then first-expiry-first-out, unlotted last (`protocol.lots.fefo_for_loss`).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from edge.core import escrow, stock
 from edge.core.outcome import ChangeEscrow, Effect, InsertReceiving, MoveStock, Outcome, Publish, Refused, SetLotCost
 from edge.core.state import Books, EventStamp, StockLevel
 from protocol.errors import ProtocolError
-from protocol.lots import UNLOTTED, LotDelta, LotLevel, check_lot, check_use_by, fefo, fefo_order, is_expired
+from protocol.lots import UNLOTTED, LotDelta, LotLevel, check_lot, check_use_by, fefo_for_loss, is_expired
 from protocol.messages import EscrowGranted, StockMoved
 from protocol.receiving_facts import COST_OVER_PRICE_MAX
 from protocol.receiving_messages import (
@@ -172,8 +172,9 @@ def receive_note(note: Note, done: InsertReceiving | None, books: Books, levels:
 
 def shrink_lots(lots: list[LotLevel], qty: int | None, lot: str | None, reason: str, day: str) -> tuple[LotDelta, ...]:
     """Which lots a write-off of `qty` takes (negative deltas). A named `lot`: that lot only, and its whole on-hand
-    when `qty` is None; reason "expired" without a lot: the expired lots first (that is what expired), the rest
-    first-expiry-first-out; any other reason: first-expiry-first-out, unlotted stock last."""
+    when `qty` is None; without a lot, whatever the reason (spoiled, damaged, theft, expired): `fefo_for_loss` - the
+    expired lots first (a write-off never leaves an expired lot full while unlotted stock goes negative), then
+    first-expiry-first-out, unlotted stock last."""
     if lot is not None and lot != UNLOTTED:
         found = next((lv for lv in lots if lv.lot == lot), None)
         if found is None:
@@ -186,20 +187,7 @@ def shrink_lots(lots: list[LotLevel], qty: int | None, lot: str | None, reason: 
         return (LotDelta(lot=lot, delta=-take, use_by=found.use_by),)
     if qty is None or qty <= 0:
         raise Refused(422, "qty: give a positive quantity (or a lot, to write its whole on-hand off)")
-    if reason != "expired":
-        return fefo(lots, qty, day)
-    taken: list[LotDelta] = []
-    left = qty
-    for level in fefo_order(lots):
-        if left and level.lot != UNLOTTED and level.on_hand > 0 and is_expired(level.use_by, day):
-            take = min(left, level.on_hand)
-            taken.append(LotDelta(lot=level.lot, delta=-take, use_by=level.use_by))
-            left -= take
-    if left:
-        done = {d.lot for d in taken}
-        rest = fefo([lv for lv in lots if lv.lot not in done], left, day)
-        taken += rest
-    return tuple(taken)
+    return fefo_for_loss(lots, qty, day)
 
 
 def write_off(sku: str, qty: int | None, reason: str, lot: str | None, recorded_by: str, note: str,

@@ -6,7 +6,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.errors import ProtocolError
-from protocol.lots import LotDelta, LotLevel, back_in_unlotted, chain_day, check_lots, days_left, fefo, is_expired
+from protocol.lots import (
+    LotDelta,
+    LotLevel,
+    back_in_unlotted,
+    chain_day,
+    check_lots,
+    days_left,
+    fefo,
+    fefo_for_loss,
+    is_expired,
+)
 from protocol.messages import StockMoved
 
 DAY = "2026-11-30"
@@ -63,3 +73,13 @@ def test_fefo_always_takes_exactly_the_quantity_and_never_from_an_expired_lot(lo
     for t in taken:
         if t.lot:
             assert not is_expired(by_lot[t.lot].use_by, "2026-11-15") and -t.delta <= by_lot[t.lot].on_hand
+
+
+def test_a_write_off_takes_expired_lots_first_then_first_expiry_then_unlotted():
+    levels = [LotLevel("A", "2026-01-05", 3), LotLevel("X", "2025-12-01", 2), LotLevel("N", "", 4),
+              LotLevel("E", "2025-12-28", 1), LotLevel("Z", "2026-01-02", 0), LotLevel("", "", 9)]
+    assert fefo_for_loss(levels, 12, "2026-01-01") == (
+        LotDelta(lot="X", delta=-2, use_by="2025-12-01"), LotDelta(lot="E", delta=-1, use_by="2025-12-28"),
+        LotDelta(lot="A", delta=-3, use_by="2026-01-05"), LotDelta(lot="N", delta=-4), LotDelta(lot="", delta=-2))
+    with pytest.raises(ValueError):
+        fefo_for_loss(levels, 0, "2026-01-01")

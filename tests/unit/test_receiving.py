@@ -128,12 +128,22 @@ def test_shrinkage_takes_a_named_lot_its_whole_lot_expired_lots_first_or_first_e
     # expired without a lot: what expired goes first, then first-expiry-first-out
     assert shrink_lots(LEVELS, 6, None, "expired", DAY) == (LotDelta(lot="L1", delta=-4, use_by="2025-12-30"),
                                                             LotDelta(lot="L2", delta=-2, use_by="2026-01-03"))
-    assert shrink_lots(LEVELS, 12, None, "spoiled", DAY) == (LotDelta(lot="L2", delta=-10, use_by="2026-01-03"),
-                                                             LotDelta(lot="L3", delta=-2, use_by="2026-01-08"))
+    # any other reason too: the expired lot is written off first, it never keeps its stock
+    assert shrink_lots(LEVELS, 12, None, "spoiled", DAY) == (LotDelta(lot="L1", delta=-4, use_by="2025-12-30"),
+                                                             LotDelta(lot="L2", delta=-8, use_by="2026-01-03"))
     with pytest.raises(Refused, match="only 10 on hand"):
         shrink_lots(LEVELS, 11, "L2", "damaged", DAY)
     with pytest.raises(Refused, match="no lot L9"):
         shrink_lots(LEVELS, 1, "L9", "damaged", DAY)
+
+
+def test_damaged_stock_is_written_off_an_expired_lot_before_unlotted_stock_goes_negative():
+    # the only stock is an expired lot: a "damaged" write-off takes it, not the unlotted lot (which has none)
+    levels = [LotLevel("OLD", "2025-12-20", 5), LotLevel("", "", 0)]
+    for reason in ("damaged", "spoiled", "theft"):
+        assert shrink_lots(levels, 3, None, reason, DAY) == (LotDelta(lot="OLD", delta=-3, use_by="2025-12-20"),)
+    assert shrink_lots(levels, 7, None, "theft", DAY) == (LotDelta(lot="OLD", delta=-5, use_by="2025-12-20"),
+                                                          LotDelta(lot="", delta=-2))
 
 
 def test_a_write_off_carries_who_and_why_and_asks_escrow_back_when_it_eats_the_clouds_share():

@@ -266,3 +266,15 @@ def test_the_simulated_clerks_notes_are_ones_the_box_books_two_lots_of_one_produ
         assert lines[0]["sku"] == lines[1]["sku"] and lines[0]["use_by"] < lines[1]["use_by"]
         assert all(x["use_by"] > DAY for x in lines[:2])
         assert len(lines) == 2 or lines[2]["variance"] < 0
+
+
+def test_an_earlier_write_off_is_found_by_its_reference_through_an_index_not_a_scan_of_all_movements():
+    import sqlite3
+
+    from edge import receiving_db, store_db
+    db = sqlite3.connect(":memory:")
+    db.executescript(store_db.SCHEMA + receiving_db.SCHEMA)
+    plan = " ".join(str(r[-1]) for r in db.execute(
+        "explain query plan select event_id, sku, delta, shrinkage_reason, on_hand_after from movements "
+        "where reason = 'shrinkage' and reference = ?", ("X",)))
+    assert "movements_shrinkage_ref" in plan, plan

@@ -26,10 +26,15 @@ LOSS_SQL = """select l.store_id, l.sku, l.lot, l.reason, l.day::text as day, cou
               from loss_lines l left join lot_costs c using (store_id, sku, lot)
               where l.day between $1::text::date and $2::text::date and ($3::text is null or l.store_id = $3)
               group by 1, 2, 3, 4, 5, c.unit_cost_fen"""
-TODAY_SQL = """select l.reason, l.sku, count(distinct l.event_id) as events, sum(l.qty)::bigint as qty,
-                      c.unit_cost_fen as lot_cost_fen
-               from loss_lines l left join lot_costs c using (store_id, sku, lot)
-               where l.wall_ms >= $1 group by l.reason, l.sku, c.unit_cost_fen"""
+# one row per (reason, sku, lot cost); `events` counts the distinct write-offs of the (reason, sku) across all its
+# cost groups (two write-offs from lots of two costs are two events, one over two lots is one)
+TODAY_SQL = """with t as (select coalesce(nullif(l.reason, ''), 'unspecified') as reason, l.sku, l.lot, l.store_id,
+                                 l.event_id, l.qty
+                          from loss_lines l where l.wall_ms >= $1),
+                    ev as (select reason, sku, count(distinct event_id) as events from t group by reason, sku)
+               select t.reason, t.sku, ev.events, sum(t.qty)::bigint as qty, c.unit_cost_fen as lot_cost_fen
+               from t join ev using (reason, sku) left join lot_costs c using (store_id, sku, lot)
+               group by t.reason, t.sku, ev.events, c.unit_cost_fen"""
 
 
 @dataclass(frozen=True)
@@ -115,10 +120,8 @@ async def today_rows(conn, day_start_ms: int, catalogue) -> list[dict[str, Any]]
     products = priced(catalogue)
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for r in await conn.fetch(TODAY_SQL, day_start_ms):
-        row = out.setdefault((r["reason"] or "unspecified", r["sku"]),
-                             {"reason": r["reason"] or "unspecified", "sku": r["sku"], "events": 0, "qty": 0,
-                              "cost_fen": 0})
-        row["events"] = max(row["events"], r["events"])  # one event over lots of two costs counts once
+        row = out.setdefault((r["reason"], r["sku"]),
+                             {"reason": r["reason"], "sku": r["sku"], "events": r["events"], "qty": 0, "cost_fen": 0})
         row["qty"] += r["qty"]
         product = products.get(r["sku"])
         if product is not None:

@@ -377,3 +377,37 @@ async def test_the_simulated_staff_receive_and_write_off_and_the_cloud_counts_th
     assert got["shrinkage_by_reason"] == {k.removeprefix("receiving_shrinkage_"): v for k, v in counts.items()
                                           if k.startswith("receiving_shrinkage_")}
     assert got["whole_lots_written_off"] == counts["receiving_whole_lots_written_off"]
+
+
+@pytest_asyncio.fixture
+async def scratch(stack):
+    """The cloud's loss tables (receiving, stocktakes, markdowns) in a schema of their own, empty."""
+    import asyncpg
+
+    from cloud.messaging import markdowns, receiving, stocktakes
+    conn = await asyncpg.connect(stack.database_url)
+    schema = f"loss{uuid.uuid4().hex[:8]}"
+    await conn.execute(f"create schema {schema}; set search_path to {schema}")
+    await conn.execute("create table stock_movements (reference text, reason text)")
+    for sql in (receiving.MIGRATION_SQL, markdowns.MIGRATION_24[2], stocktakes.MIGRATION_22):
+        await conn.execute(sql)
+    try:
+        yield conn
+    finally:
+        await conn.execute(f"drop schema {schema} cascade")
+        await conn.close()
+
+
+async def test_the_consoles_loss_chart_counts_two_write_offs_from_lots_of_two_costs_as_two_events(scratch):
+    from cloud.services.losses import today_rows
+    from protocol.pricing import Catalogue, Product
+    db = scratch
+    await db.executemany("insert into lot_costs values ($1, 'MILK', $2, $3, 'r', 0)",
+                         [(STORE, "L1", 100), (STORE, "L2", 200)])
+    await db.executemany("insert into loss_lines values ($1, $2, $3, 'MILK', $4, 'damaged', '2026-01-01', 10)",
+                         [("E1", "L1", STORE, 2), ("E2", "L2", STORE, 3), ("E3", "L1", STORE, 1),
+                          ("E3", "L2", STORE, 1)])
+    catalogue = Catalogue([Product(sku="MILK", name="Milk", category="dairy", unit="piece", price_fen=350,
+                                   cost_fen=150)])
+    rows = await today_rows(db, 0, catalogue)
+    assert rows == [{"reason": "damaged", "sku": "MILK", "events": 3, "qty": 7, "cost_fen": 3 * 100 + 4 * 200}]

@@ -119,6 +119,21 @@ def fefo(levels: Iterable[LotLevel], qty: int, day: str) -> tuple[LotDelta, ...]
     return tuple(taken)
 
 
+def lot_for_arrival(levels: Iterable[LotLevel], lot: str, use_by: str) -> str:
+    """The lot goods arriving as `lot` with `use_by` go into (receiving, and any goods coming INTO a named lot): the
+    lot itself, unless it still has stock under another use-by - then a lot of its own, `<lot>_<yyyymmdd>` (bounded
+    to 40 characters, valid per `check_lot`), so goods of two use-bys never merge (the earlier date would hide the
+    later goods' expiry, or the later date the earlier's). A lot that ran out takes the new use-by (see
+    `edge.lots_db.move`); unlotted goods and goods without a use-by go where they were named."""
+    if lot == UNLOTTED or not use_by:
+        return lot
+    held = next((lv for lv in levels if lv.lot == lot), None)
+    if held is None or held.on_hand <= 0 or held.use_by in ("", use_by):
+        return lot
+    suffix = "_" + use_by.replace("-", "")
+    return lot[:40 - len(suffix)] + suffix
+
+
 def fefo_for_loss(levels: Iterable[LotLevel], qty: int, day: str) -> tuple[LotDelta, ...]:
     """Take `qty` (> 0) out as a write-off (spoiled, damaged, theft, expired): from ALL lots with stock - expired
     ones first (they are what is lost first), then first expiry first - and only then from unlotted stock (which

@@ -22,6 +22,7 @@ import uvicorn
 
 from cloud.embedded.process import free_port
 from edge.box import EdgeBox
+from edge.core.receiving import store_lot_name
 from edge.lanes import build_lane_app
 from loadtest.http import LeanClients
 from protocol.ids import make_id
@@ -114,7 +115,8 @@ async def test_a_note_with_two_lots_and_an_under_delivery_received_offline_syncs
     r = await w.lane.post("/receivings", json=note)
     assert r.status_code == 201, r.text
     done = r.json()
-    own_lot = f"RDN-{RUN}-1-3"  # no lot on the note: the box names it; its use-by from the shelf life
+    # no lot on the note: the box names it (per supplier, note and line); its use-by from the shelf life
+    own_lot = store_lot_name("Green Farm", f"DN-{RUN}-1", 3)
     assert [(x["sku"], x["lot"], x["use_by"], x["qty"], x["variance"]) for x in done["lines"]] == [
         (PIECE["sku"], f"L{RUN}-1", days(2), 20, 0), (PIECE["sku"], f"L{RUN}-2", days(5), 10, -2),
         (WEIGHED["sku"], own_lot, days(WEIGHED["shelf_life_days"]), 4_000, -1_000)]
@@ -411,3 +413,23 @@ async def test_the_consoles_loss_chart_counts_two_write_offs_from_lots_of_two_co
                                    cost_fen=150)])
     rows = await today_rows(db, 0, catalogue)
     assert rows == [{"reason": "damaged", "sku": "MILK", "events": 3, "qty": 7, "cost_fen": 3 * 100 + 4 * 200}]
+
+
+async def test_in_the_cloud_a_lot_refilled_from_nothing_takes_the_incoming_use_by(scratch):
+    from cloud.messaging import lots
+    from cloud.migrations import MIGRATIONS
+    from protocol.lots import LotDelta
+    from protocol.messages import StockMoved
+    db = scratch
+    await db.execute(next(sql for version, _, sql in MIGRATIONS if version == 20))
+
+    def moved(n: int, delta: int, use_by: str) -> StockMoved:
+        return StockMoved(store_id=STORE, seq=n, event_id=make_id(1_767_229_200_000, n), wall_ms=n, mono_ms=n,
+                          sku="MILK",
+                          delta=delta, reason="receiving" if delta > 0 else "sale", shrinkage_reason="",
+                          on_hand_after=0, reference="x", lots=(LotDelta(lot="L1", delta=delta, use_by=use_by),))
+    await lots.record(db, [moved(1, 5, "2025-12-05"), moved(2, -5, "2025-12-05")])
+    await lots.record(db, [moved(3, 4, "2026-01-06")])
+    assert await lots.store_lots(db, STORE, "MILK") == {"MILK": [{"lot": "L1", "use_by": "2026-01-06", "on_hand": 4}]}
+    await lots.record(db, [moved(4, 1, "2026-01-02")])  # a lot with stock keeps its date
+    assert (await lots.store_lots(db, STORE, "MILK"))["MILK"][0]["use_by"] == "2026-01-06"

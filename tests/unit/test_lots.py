@@ -83,3 +83,17 @@ def test_a_write_off_takes_expired_lots_first_then_first_expiry_then_unlotted():
         LotDelta(lot="A", delta=-3, use_by="2026-01-05"), LotDelta(lot="N", delta=-4), LotDelta(lot="", delta=-2))
     with pytest.raises(ValueError):
         fefo_for_loss(levels, 0, "2026-01-01")
+
+
+def test_goods_of_another_use_by_arriving_into_a_lot_with_stock_get_a_lot_of_their_own():
+    from protocol.lots import check_lot, lot_for_arrival
+    levels = [LotLevel("L1", "2026-12-05", 3), LotLevel("L2", "2026-12-01", 0), LotLevel("L3", "", 2)]
+    assert lot_for_arrival(levels, "L1", "2026-11-28") == "L1_20261128"
+    assert lot_for_arrival(levels, "L1", "2026-12-05") == "L1"  # same use-by: the same goods
+    assert lot_for_arrival(levels, "L2", "2026-12-09") == "L2"  # emptied: refilled, it takes the new use-by
+    assert lot_for_arrival(levels, "L3", "2026-12-09") == "L3"  # no use-by known: it takes the first one
+    assert lot_for_arrival(levels, "NEW", "2026-12-09") == "NEW" and lot_for_arrival(levels, "", "2026-12-09") == ""
+    long = "X" * 40
+    named = lot_for_arrival([LotLevel(long, "2026-12-05", 1)], long, "2026-11-28")
+    check_lot(named)
+    assert len(named) == 40 and named.endswith("_20261128")

@@ -19,7 +19,7 @@ from edge.core.receiving import Note, NoteLine, receive_note, shrink_lots, write
 from edge.core.state import Books, EventStamp, Moment, StockLevel
 from protocol import codec
 from protocol.ids import make_id
-from protocol.lots import LotDelta, LotLevel
+from protocol.lots import LotDelta, LotLevel, check_lot
 from protocol.messages import EscrowReclaimRequested, StockMoved
 from protocol.pricing import Catalogue, Product, load_rule_book
 from protocol.receiving_facts import ReceivingKnown, judge_receiving
@@ -37,6 +37,9 @@ CATALOGUE = Catalogue([
     Product(sku="RICE", name="Rice 5kg", category="grain", unit="piece", price_fen=3000, cost_fen=2000),
 ])
 BOOKS = Books(CATALOGUE, load_rule_book({"version": 1, "rules": []}, CATALOGUE))
+
+
+OWN = receiving.store_lot_name("Green Farm", "DN-1", 3)  # the lot the store names for line 3 of Green Farm's DN-1
 
 
 def stamp(last_seq: int = 0) -> EventStamp:
@@ -65,16 +68,16 @@ def test_a_note_with_two_lots_of_one_sku_and_an_under_delivery_books_each_lot_it
         ("MILK", 20, 22, "receiving", RID), ("MILK", 10, 32, "receiving", RID), ("PORK", 5_000, 5_000, "receiving", RID)]
     assert [m.lots for m in moves] == [(LotDelta(lot="L1", delta=20, use_by="2026-01-05"),),
                                        (LotDelta(lot="L2", delta=10, use_by="2026-01-09"),),
-                                       (LotDelta(lot="RDN-1-3", delta=5_000, use_by="2026-01-04"),)]  # 3 days' life
+                                       (LotDelta(lot=OWN, delta=5_000, use_by="2026-01-04"),)]  # 3 days' life
     assert [e for e in out.effects if isinstance(e, SetLotCost)] == [
-        SetLotCost("MILK", "L1", 180), SetLotCost("MILK", "L2", 190), SetLotCost("PORK", "RDN-1-3", 2500)]
+        SetLotCost("MILK", "L1", 180), SetLotCost("MILK", "L2", 190), SetLotCost("PORK", OWN, 2500)]
     # 40% online: 22 on hand -> 8 granted; 32 -> 12, 4 more; 5000 g -> 2000 g
     assert [e for e in out.effects if isinstance(e, ChangeEscrow)] == [
         ChangeEscrow("MILK", 8), ChangeEscrow("MILK", 4), ChangeEscrow("PORK", 2000)]
     received = [e.event for e in out.effects if isinstance(e, Publish) and isinstance(e.event, GoodsReceived)]
     assert len(received) == 1 and received[0].receiving_id == RID
     assert [(x.sku, x.lot, x.qty, x.expected_qty, x.variance) for x in received[0].lines] == [
-        ("MILK", "L1", 20, 24, -4), ("MILK", "L2", 10, 10, 0), ("PORK", "RDN-1-3", 5000, 5000, 0)]
+        ("MILK", "L1", 20, 24, -4), ("MILK", "L2", 10, 10, 0), ("PORK", OWN, 5000, 5000, 0)]
     assert codec.decode(codec.encode(received[0])) == received[0]
     assert out.reply["under"] == 4 and out.reply["over"] == 0
     assert [x["variance"] for x in out.reply["lines"]] == [-4, 0, 0]
@@ -120,6 +123,21 @@ def test_goods_on_their_use_by_day_are_received_and_a_line_with_nothing_delivere
 
 LEVELS = [LotLevel("L1", "2025-12-30", 4),  # expired
           LotLevel("L2", "2026-01-03", 10), LotLevel("L3", "2026-01-08", 10), LotLevel("", "", 2)]
+
+
+def test_a_lot_still_holding_goods_of_another_use_by_is_not_merged_into_and_an_empty_one_is_refilled():
+    milk = [LotLevel("L1", "2026-01-05", 6), LotLevel("E", "2025-12-20", 0), LotLevel("L2", "2026-01-05", 1)]
+    out = receive_note(note(NoteLine("MILK", 10, 10, 180, "L1", "2026-01-03"),
+                            NoteLine("MILK", 4, 4, 170, "E", "2026-01-06"),
+                            NoteLine("MILK", 2, 2, 175, "L2", "2026-01-05"), no="DN-9"),
+                       None, BOOKS, {}, {}, DAY, RID, stamp(), {"MILK": milk})
+    moves = [e.event for e in out.effects if isinstance(e, MoveStock)]
+    assert [m.lots for m in moves] == [(LotDelta(lot="L1_20260103", delta=10, use_by="2026-01-03"),),
+                                       (LotDelta(lot="E", delta=4, use_by="2026-01-06"),),  # emptied: refilled
+                                       (LotDelta(lot="L2", delta=2, use_by="2026-01-05"),)]  # same use-by: merged
+    assert [e for e in out.effects if isinstance(e, SetLotCost)][0] == SetLotCost("MILK", "L1_20260103", 180)
+    assert [x.lot for x in [e.event for e in out.effects if isinstance(e, Publish)
+                            and isinstance(e.event, GoodsReceived)][0].lines] == ["L1_20260103", "E", "L2"]
 
 
 def test_shrinkage_takes_a_named_lot_its_whole_lot_expired_lots_first_or_first_expiry_first_out():
@@ -238,8 +256,13 @@ def test_the_loss_report_values_each_lot_at_its_own_cost_else_the_products_and_a
     assert check_range(DAY, DAY) is None
 
 
-def test_receiving_module_names_a_lot_per_note_and_line():
-    assert receiving.store_lot_name("DN-1", 3) == "RDN-1-3"
+def test_receiving_module_names_a_lot_per_supplier_note_and_line():
+    x, y = receiving.store_lot_name("Supplier X", "100", 1), receiving.store_lot_name("Supplier Y", "100", 1)
+    assert x != y and x.startswith("RSupp") and x.endswith("-100-1")  # two suppliers' note 100 are two lots
+    assert receiving.store_lot_name("绿色农场", "100", 1) != receiving.store_lot_name("新鲜农场", "100", 1)
+    long = receiving.store_lot_name("Green Farm", "N" * 32, 100)
+    check_lot(long)
+    assert len(long) <= 40 and long != receiving.store_lot_name("Green Farm", "N" * 31 + "M", 100)
     assert receiving.use_by_after(DAY, 3) == "2026-01-04" and receiving.use_by_after(DAY, 0) == ""
 
 
@@ -278,3 +301,22 @@ def test_an_earlier_write_off_is_found_by_its_reference_through_an_index_not_a_s
         "explain query plan select event_id, sku, delta, shrinkage_reason, on_hand_after from movements "
         "where reason = 'shrinkage' and reference = ?", ("X",)))
     assert "movements_shrinkage_ref" in plan, plan
+
+
+async def test_at_the_box_a_lot_refilled_from_nothing_takes_the_new_use_by_and_one_with_stock_keeps_its_own():
+    import aiosqlite
+
+    from edge import lots_db, store_db
+
+    def moved(n: int, lot: str, delta: int, use_by: str) -> StockMoved:
+        return StockMoved(store_id=STORE, seq=n, event_id=make_id(NOW.wall_ms, n), wall_ms=NOW.wall_ms, mono_ms=n,
+                          sku="MILK",
+                          delta=delta, reason="receiving" if delta > 0 else "sale", shrinkage_reason="",
+                          on_hand_after=0, reference="x", lots=(LotDelta(lot=lot, delta=delta, use_by=use_by),))
+    async with aiosqlite.connect(":memory:") as db:
+        await db.executescript(store_db.SCHEMA + lots_db.SCHEMA)
+        await lots_db.move(db, moved(1, "L1", 5, "2025-12-05"))
+        await lots_db.move(db, moved(2, "L1", -5, "2025-12-05"))  # sold out
+        await lots_db.move(db, moved(3, "L1", 4, "2026-01-06"))  # refilled: not "expired" under its old date
+        await lots_db.move(db, moved(4, "L1", 1, "2026-01-02"))  # with stock: keeps its date (the core renames)
+        assert await lots_db.lot_levels(db, "MILK") == [LotLevel("L1", "2026-01-06", 5)]

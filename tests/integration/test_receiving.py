@@ -433,3 +433,45 @@ async def test_in_the_cloud_a_lot_refilled_from_nothing_takes_the_incoming_use_b
     assert await lots.store_lots(db, STORE, "MILK") == {"MILK": [{"lot": "L1", "use_by": "2026-01-06", "on_hand": 4}]}
     await lots.record(db, [moved(4, 1, "2026-01-02")])  # a lot with stock keeps its date
     assert (await lots.store_lots(db, STORE, "MILK"))["MILK"][0]["use_by"] == "2026-01-06"
+
+
+async def test_the_loss_report_adds_markdowns_given_away_and_negative_stocktake_variances_as_their_own_reasons(scratch):
+    from cloud.services.losses import Losses, as_csv
+    from protocol.pricing import Catalogue, Product
+    db = scratch
+    catalogue = Catalogue([Product(sku="MILK", name="Milk", category="dairy", unit="piece", price_fen=350,
+                                   cost_fen=150),
+                           Product(sku="PORK", name="Pork", category="meat", unit="kg", price_fen=4000, cost_fen=2500)])
+    cloud = SimpleNamespace(db=db, world=SimpleNamespace(catalogue=catalogue))
+    await db.execute("insert into lot_costs values ($1, 'MILK', 'L1', 100, 'r', 0)", STORE)
+    await db.execute("insert into loss_lines values ('E1', 'L1', $1, 'MILK', 2, 'damaged', '2026-01-01', 10)", STORE)
+    # a stocktake posted 2026-01-01 10:00 China time: MILK L1 -3 (lot cost 100), PORK -500 g (standard cost), MILK
+    # "" +4 (a gain: not a loss)
+    posted = 1_767_232_800_000
+    await db.execute("insert into stocktakes values ('ST1', $1, 'EV1', 'all', 'a', 'b', 0, $2, false, 0, 3, 0, 0)",
+                     STORE, posted)
+    await db.executemany("insert into stocktake_lines values ('ST1', $1, $2, $3, 0, 0, $4, 1, 0, 0, 'c')",
+                         [("MILK", "L1", "piece", -3), ("PORK", "", "g", -500), ("MILK", "", "piece", 4)])
+    # a markdown on a later day is outside the range; two on the day are 70 fen given away
+    await db.executemany("insert into markdowns_given values ($1, $2, 1, $2, 'R1', 'MILK', '', $3, $4::text::date, 0)",
+                         [(STORE, "S1", 30, "2026-01-01"), (STORE, "S2", 40, "2026-01-01"),
+                          (STORE, "S3", 99, "2026-01-02"), ("S009", "S4", 5, "2026-01-01")])
+    losses = Losses(cloud)
+    by_reason = await losses.report("2026-01-01", "2026-01-01", STORE, "reason")
+    rows = {r["key"]: r for r in by_reason["rows"]}
+    assert set(rows) == {"damaged", "stocktake", "markdown"}
+    assert (rows["stocktake"]["pieces"], rows["stocktake"]["grams"]) == (3, 500)
+    assert rows["stocktake"]["value_at_cost_fen"] == 3 * 100 + weighed_amount_fen(500, 2500)
+    assert rows["stocktake"]["value_at_price_fen"] == 3 * 350 + weighed_amount_fen(500, 4000)
+    assert (rows["markdown"]["lines"], rows["markdown"]["value_at_cost_fen"], rows["markdown"]["value_at_price_fen"],
+            rows["markdown"]["pieces"]) == (2, 0, 70, 0)
+    assert by_reason["totals"]["value_at_price_fen"] == 2 * 350 + rows["stocktake"]["value_at_price_fen"] + 70
+    by_category = {r["key"]: r for r in (await losses.report("2026-01-01", "2026-01-01", STORE, "category"))["rows"]}
+    assert by_category["dairy"]["value_at_price_fen"] == 2 * 350 + 3 * 350 + 70
+    by_day = (await losses.report("2026-01-01", "2026-01-01", STORE, "day"))["rows"]
+    assert [r["key"] for r in by_day] == ["2026-01-01"]
+    stores = {r["key"] for r in (await losses.report("2026-01-01", "2026-01-01", None, "store"))["rows"]}
+    assert stores == {STORE, "S009"}
+    csv_rows = as_csv(by_reason).splitlines()
+    assert any(line.startswith("markdown,2,0,0,0,70,") for line in csv_rows)
+    assert any(line.startswith("stocktake,2,3,500,") for line in csv_rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -187,6 +188,15 @@ def _received(store: str, receiving_id: str, note_no: str = "DN-1", sku: str = "
                          lines=(ReceivedLine(sku=sku, lot="L1", use_by="", qty=1, expected_qty=1, unit_cost_fen=1),))
 
 
+def _moved_for(e: GoodsReceived, n: int = 0, qty: int | None = None, lot: str | None = None) -> StockMoved:
+    """The store's receiving movement of the note's first line (as the box stamps it before the note)."""
+    line = e.lines[0]
+    q = line.qty if qty is None else qty
+    return StockMoved(event_id=make_id(NOW.wall_ms, 700 + e.seq * 10 + n), store_id=e.store_id, seq=e.seq, wall_ms=0,
+                      mono_ms=0, sku=line.sku, delta=q, reason="receiving", shrinkage_reason="", on_hand_after=q,
+                      reference=e.receiving_id, lots=(LotDelta(lot=line.lot if lot is None else lot, delta=q),))
+
+
 def test_the_cloud_believes_a_store_only_about_its_own_receivings_and_shrinkage_movements():
     known = ReceivingKnown(products=frozenset({"MILK"}), receivings={RID: ("S002", "x")},
                            notes={("S001", "Green Farm", "DN-7"): make_id(NOW.wall_ms, 7)})
@@ -195,13 +205,14 @@ def test_the_cloud_believes_a_store_only_about_its_own_receivings_and_shrinkage_
               _received("S001", make_id(NOW.wall_ms, 9), "DN-9", sku="GHOST", n=3),
               _received("S001", make_id(NOW.wall_ms, 10), "DN-10", n=4),
               _received("S001", make_id(NOW.wall_ms, 11), "DN-10", n=5)]  # the same note again in the batch
-    refused = judge_receiving(events, known)
+    refused = judge_receiving([_moved_for(events[3]), *events], known)
     assert "is store S002's" in refused[events[0].event_id]
     assert "received already" in refused[events[1].event_id]
     assert "unknown products GHOST" in refused[events[2].event_id]
     assert events[3].event_id not in refused and "received already" in refused[events[4].event_id]
     dear = _received("S001", make_id(NOW.wall_ms, 12), "DN-12", n=6)
-    assert judge_receiving([dear], ReceivingKnown(products=frozenset({"MILK"}), prices={"MILK": 1})) == {}
+    assert judge_receiving([_moved_for(dear), dear], ReceivingKnown(products=frozenset({"MILK"}),
+                                                                    prices={"MILK": 1})) == {}
     assert "over 10 times its list price" in judge_receiving([dear], ReceivingKnown(
         products=frozenset({"MILK"}), prices={"MILK": 0}))[dear.event_id]
     move = StockMoved(event_id=make_id(NOW.wall_ms, 20), store_id="S001", seq=9, wall_ms=0, mono_ms=0, sku="MILK",
@@ -220,6 +231,22 @@ def test_the_cloud_believes_a_store_only_about_its_own_receivings_and_shrinkage_
 
 
 PRICED = {"PORK": Priced("meat", True, 2500, 4000), "MILK": Priced("dairy", False, 200, 350)}
+
+
+def test_a_hostile_stores_note_without_the_receiving_movements_it_claims_is_refused():
+    known = ReceivingKnown(products=frozenset({"MILK"}), prices={"MILK": 350})
+    note = _received("S001", make_id(NOW.wall_ms, 40), "DN-40", n=7)
+    assert "moved 0" in judge_receiving([note], known)[note.event_id]  # no movements at all: a made-up note
+    assert "moved 5" in judge_receiving([_moved_for(note, qty=5), note], known)[note.event_id]  # not its quantity
+    assert "lot L1" in judge_receiving([_moved_for(note, lot="L9"), note], known)[note.event_id]  # not its lot
+    assert judge_receiving([_moved_for(note), note], known) == {}
+    # the movements recorded in an earlier batch count
+    recorded = ReceivingKnown(products=frozenset({"MILK"}), prices={"MILK": 350},
+                              received={("S001", note.receiving_id, "MILK", "L1"): 1})
+    assert judge_receiving([note], recorded) == {}
+    # another store's movements under the same receiving id do not count
+    theirs = dataclasses.replace(_moved_for(note), store_id="S002")
+    assert "moved 0" in judge_receiving([theirs, note], known)[note.event_id]
 
 
 def test_the_loss_report_values_each_lot_at_its_own_cost_else_the_products_and_at_price():

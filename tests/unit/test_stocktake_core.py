@@ -255,6 +255,21 @@ def test_the_message_checks_its_variances_and_the_cloud_believes_one_note_per_st
     assert valued(first.lines[0], CATALOGUE.get("MILK")) == (200, -600, -1050)
 
 
+def test_the_cloud_values_a_stocktake_at_its_own_price_and_a_lot_cost_only_within_reason():
+    line = StocktakeLine(sku="MILK", lot="L1", unit="piece", counted=7, book=10, variance=-3, unit_cost_fen=180,
+                         price_fen=350, counted_by="c1")
+    milk = CATALOGUE.get("MILK")
+    assert valued(line, milk) == (180, -540, -1050)  # the lot's cost, believable: used
+    # a hostile store inflates its losses: a price of its own and a lot cost 1000 times the list price
+    hostile = dataclasses.replace(line, price_fen=9_999_999, unit_cost_fen=350_000)
+    assert valued(hostile, milk) == (200, -600, -1050)  # the catalogue's price; the standard cost
+    assert valued(dataclasses.replace(line, unit_cost_fen=3_500), milk)[0] == 3_500  # 10 x the list price: believed
+    assert valued(dataclasses.replace(line, unit_cost_fen=3_501), milk)[0] == 200
+    weighed = dataclasses.replace(line, sku="CARROT", unit="piece", counted=500, book=1000, variance=-500,
+                                  unit_cost_fen=0)
+    assert valued(weighed, CATALOGUE.get("CARROT")) == (300, -150, -250)  # grams by the catalogue, not the store
+
+
 def test_the_open_body_reads_all_categories_or_skus():
     assert record_from_wire(OpenBody, {"scope": {"all": True}, "opened_by": "c1"}, "b").as_scope() == "all"
     body = record_from_wire(OpenBody, {"scope": {"skus": ["MILK", "MILK"]}, "opened_by": "c1"}, "b")

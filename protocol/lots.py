@@ -130,6 +130,16 @@ def lot_for_arrival(levels: Iterable[LotLevel], lot: str, use_by: str) -> str:
     held = next((lv for lv in levels if lv.lot == lot), None)
     if held is None or held.on_hand <= 0 or held.use_by in ("", use_by):
         return lot
+    return _dated(lot, use_by)
+
+
+def arrival_names(lot: str, use_by: str) -> frozenset[str]:
+    """Every name `lot_for_arrival` may give goods of `lot` with `use_by` (for a check that goods came into the lot
+    they were sent as, e.g. a transfer's receipt against its dispatch)."""
+    return frozenset({lot, _dated(lot, use_by)} if lot != UNLOTTED and use_by else {lot})
+
+
+def _dated(lot: str, use_by: str) -> str:
     suffix = "_" + use_by.replace("-", "")
     return lot[:40 - len(suffix)] + suffix
 

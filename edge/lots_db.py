@@ -49,13 +49,16 @@ async def split(db, event: StockMoved) -> StockMoved:
 
 
 async def move(db, event: StockMoved) -> None:
-    """Each lot's share of the movement: the lot's on-hand, its use-by (the first one it came in with, unless it had
-    none) and the movement's journal of lots."""
+    """Each lot's share of the movement: the lot's on-hand, its use-by (the one it came in with; a lot refilled from
+    nothing on hand takes the new goods' use-by - its old date was of goods long gone; a lot with stock keeps
+    its date, goods of another use-by come in under a lot of their own: `protocol.lots.lot_for_arrival`) and the
+    movement's journal of lots."""
     for share in event.lots:
         await db.execute(
             "insert into lots (sku, lot, use_by, on_hand, received_ms) values (?, ?, ?, ?, ?) on conflict (sku, lot) "
             "do update set on_hand = on_hand + excluded.on_hand, "
-            "use_by = case when lots.use_by = '' then excluded.use_by else lots.use_by end",
+            "use_by = case when lots.use_by = '' or (lots.on_hand <= 0 and excluded.on_hand > 0 "
+            "and excluded.use_by <> '') then excluded.use_by else lots.use_by end",
             (event.sku, share.lot, share.use_by, share.delta, event.wall_ms if share.delta > 0 else 0))
     await db.executemany("insert into movement_lots (event_id, sku, lot, delta) values (?, ?, ?, ?)",
                          [(event.event_id, event.sku, share.lot, share.delta) for share in event.lots])

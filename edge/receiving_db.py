@@ -14,6 +14,7 @@ create table if not exists receivings (receiving_id text primary key, supplier t
     received_by text not null, asked text not null, reply text not null, at_ms integer not null,
     unique (supplier, note_no));
 create index if not exists receivings_at on receivings (at_ms);
+create index if not exists movements_shrinkage_ref on movements (reference) where reason = 'shrinkage';
 """
 LIST_MAX = 200
 

@@ -329,8 +329,9 @@ class StoreActor(BackRoom):
         done = await receiving_db.by_note(self.db.writer, note.supplier, note.note_no)
         skus = {line.sku for line in note.lines if self.books.product(line.sku) is not None}
         ratios = {sku: await self._ratio_of(sku) for sku in skus}
+        lots = {sku: await self.db.lot_levels(sku) for sku in skus}
         return await self._execute(receive_note(note, done, self.books, await self.db.stock_levels(skus), ratios,
-                                                chain_day(self.clock.now_ms()), self.ids.new(), self._stamp()))
+                                                chain_day(self.clock.now_ms()), self.ids.new(), self._stamp(), lots))
 
     async def _markdowns(self, what: str, **kw) -> dict:  # labels and what is marked down: edge/markdowns_api.py
         return await markdowns_api.run(self, what, **kw)

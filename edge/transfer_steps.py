@@ -37,8 +37,9 @@ async def receive(actor, transfer_id: str, got: list[tuple[str, str, int]], rece
     skus = sorted({s for s, *_ in transfer.sent}) if transfer else []
     levels = await actor.db.stock_levels(skus)
     ratios = {sku: await actor._ratio_of(sku) for sku in skus}
+    lots = {sku: await actor.db.lot_levels(sku) for sku in skus}
     return await actor._execute(transfers.receive(transfer, transfer_id, actor.store_id, got, received_by, levels,
-                                                  ratios, actor._stamp()))
+                                                  ratios, actor._stamp(), lots))
 
 
 async def listed(actor, status: str | None = None) -> dict[str, Any]:

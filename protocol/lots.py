@@ -135,9 +135,9 @@ def fefo(levels: Iterable[LotLevel], qty: int, day: str) -> tuple[LotDelta, ...]
             break
         if level.lot == UNLOTTED or level.on_hand <= 0 or is_expired(level.use_by, day):
             continue
-        take = min(left, level.on_hand)
-        taken.append(LotDelta(lot=level.lot, delta=-take, use_by=level.use_by))
-        left -= take
+        n = min(left, level.on_hand)
+        taken.append(LotDelta(lot=level.lot, delta=-n, use_by=level.use_by))
+        left -= n
     if left:
         taken.append(LotDelta(lot=UNLOTTED, delta=-left))
     return tuple(taken)
@@ -166,6 +166,53 @@ def after(levels: Iterable[LotLevel], taken: Iterable[LotDelta]) -> list[LotLeve
         lv = out.get(d.lot) or LotLevel(d.lot, d.use_by, 0)
         out[d.lot] = LotLevel(lv.lot, lv.use_by or d.use_by, lv.on_hand + d.delta)
     return list(out.values())
+
+
+def lot_for_arrival(levels: Iterable[LotLevel], lot: str, use_by: str) -> str:
+    """The lot goods arriving as `lot` with `use_by` go into (receiving, and any goods coming INTO a named lot): the
+    lot itself, unless it still has stock under another use-by - then a lot of its own, `<lot>_<yyyymmdd>` (bounded
+    to 40 characters, valid per `check_lot`), so goods of two use-bys never merge (the earlier date would hide the
+    later goods' expiry, or the later date the earlier's). A lot that ran out takes the new use-by (see
+    `edge.lots_db.move`); unlotted goods and goods without a use-by go where they were named."""
+    if lot == UNLOTTED or not use_by:
+        return lot
+    held = next((lv for lv in levels if lv.lot == lot), None)
+    if held is None or held.on_hand <= 0 or held.use_by in ("", use_by):
+        return lot
+    return _dated(lot, use_by)
+
+
+def arrival_names(lot: str, use_by: str) -> frozenset[str]:
+    """Every name `lot_for_arrival` may give goods of `lot` with `use_by` (for a check that goods came into the lot
+    they were sent as, e.g. a transfer's receipt against its dispatch)."""
+    return frozenset({lot, _dated(lot, use_by)} if lot != UNLOTTED and use_by else {lot})
+
+
+def _dated(lot: str, use_by: str) -> str:
+    suffix = "_" + use_by.replace("-", "")
+    return lot[:40 - len(suffix)] + suffix
+
+
+def fefo_for_loss(levels: Iterable[LotLevel], qty: int, day: str) -> tuple[LotDelta, ...]:
+    """Take `qty` (> 0) out as a write-off (spoiled, damaged, theft, expired): from ALL lots with stock - expired
+    ones first (they are what is lost first), then first expiry first - and only then from unlotted stock (which
+    may go negative). Unlike `fefo` (selling), expired lots are not skipped. Answers negative deltas."""
+    if qty <= 0:
+        raise ValueError("fefo_for_loss takes a positive quantity")
+    levels = list(levels)
+    order = sorted((lv for lv in levels if lv.lot != UNLOTTED and lv.on_hand > 0),
+                   key=lambda lv: (not is_expired(lv.use_by, day), lv.use_by == "", lv.use_by, lv.lot))
+    taken: list[LotDelta] = []
+    left = qty
+    for level in order:
+        if left == 0:
+            break
+        n = min(left, level.on_hand)
+        taken.append(LotDelta(lot=level.lot, delta=-n, use_by=level.use_by))
+        left -= n
+    if left:
+        taken.append(LotDelta(lot=UNLOTTED, delta=-left))
+    return tuple(taken)
 
 
 def back_in_unlotted(qty: int) -> tuple[LotDelta, ...]:

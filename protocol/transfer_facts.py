@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from protocol.lots import arrival_names
 from protocol.messages import Message, StockMoved
 from protocol.transfer_messages import TransferDispatched, TransferReceived, TransferRequested
 
@@ -122,6 +123,16 @@ def judge_transfers(events: Iterable[Message], known: TransfersKnown) -> dict[st
     return refused
 
 
+def _dispatched_as(t: TransferFacts, sku: str, lot: str) -> str | None:
+    """The dispatched lot that goods moved into `lot` at the receiving store came as: the same name, or the name the
+    receiving store gave them because its lot of that name still held goods of another use-by
+    (`protocol.lots.arrival_names`)."""
+    for s, sent in t.sent:
+        if s == sku and lot in arrival_names(sent, t.use_by.get((s, sent), "")):
+            return sent
+    return None
+
+
 def _movement(e: StockMoved, t: TransferFacts | None, before: int) -> str:
     if e.delta < 0:
         return f"transfer_in of {e.delta} {e.sku}: a movement in is positive"
@@ -130,12 +141,13 @@ def _movement(e: StockMoved, t: TransferFacts | None, before: int) -> str:
             f"it goes to {t.to_store}" if t.to_store != e.store_id else f"it is {t.status}, not in transit"
         return f"transfer_in of {e.delta} {e.sku} for transfer {e.reference}: {what}"
     for lot, use_by in ((d.lot, d.use_by) for d in e.lots) if e.lots else (("", ""),):
-        if (e.sku, lot) not in t.sent:
+        sent = _dispatched_as(t, e.sku, lot)
+        if sent is None:
             return (f"transfer_in of {e.delta} {e.sku} for transfer {e.reference}: lot {lot or '(unlotted)'} was not "
                     "dispatched")
-        if e.lots and use_by != t.use_by.get((e.sku, lot), use_by):
+        if e.lots and use_by != t.use_by.get((e.sku, sent), use_by):
             return (f"transfer_in of {e.delta} {e.sku} for transfer {e.reference}: lot {lot or '(unlotted)'} use-by "
-                    f"{use_by}, dispatched with {t.use_by[(e.sku, lot)]}")
+                    f"{use_by}, dispatched with {t.use_by[(e.sku, sent)]}")
     bound = sum(over_receipt_max(q) for (sku, _), q in t.sent.items() if sku == e.sku)
     if before + e.delta > bound:
         return (f"transfer_in of {e.delta} {e.sku} for transfer {e.reference}: {before + e.delta} in all, past the "

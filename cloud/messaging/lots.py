@@ -4,7 +4,8 @@ SKU's lots (a box older than lots sends none: all of it is unlotted), and the cl
 
 Guarantee: each (event, lot) share is added once - it is journaled in `stock_movement_lots` under that key in the
 same statement that adds it, so a batch applied twice (a redelivery racing its first application) adds nothing
-more. The lots of a store therefore sum to what its movements say, like the box's own.
+more. The lots of a store therefore sum to what its movements say, like the box's own. A lot refilled from nothing
+on hand takes the incoming use-by (as the box's `edge.lots_db.move`).
 """
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ with shares as (
 insert into stock_lots (store_id, sku, lot, use_by, on_hand, updated_ms)
 select store_id, sku, lot, max(use_by), sum(delta), max(wall_ms) from shares group by store_id, sku, lot
 on conflict (store_id, sku, lot) do update set on_hand = stock_lots.on_hand + excluded.on_hand,
-    use_by = case when stock_lots.use_by = '' then excluded.use_by else stock_lots.use_by end,
+    use_by = case when stock_lots.use_by = '' or (stock_lots.on_hand <= 0 and excluded.on_hand > 0
+                                                  and excluded.use_by <> '') then excluded.use_by
+                  else stock_lots.use_by end,
     updated_ms = greatest(stock_lots.updated_ms, excluded.updated_ms)
 """
 

@@ -64,6 +64,7 @@ MIGRATION_SQL = """
     );
     create index if not exists loss_lines_day on loss_lines (day, store_id);
     create index if not exists loss_lines_at on loss_lines (wall_ms);
+    create index if not exists stock_movements_receiving on stock_movements (reference) where reason = 'receiving';
     create table if not exists shrinkage_notes (
         shrinkage_id      text primary key,
         event_id          text not null unique,
@@ -103,6 +104,13 @@ class Receivings:
         for r in await db.fetch("select event_id, store_id, sku, delta, reference from stock_movements "
                                 "where event_id = any($1::text[]) and reason = 'shrinkage'", list(move_ids)):
             known.moves[r["event_id"]] = (r["store_id"], r["sku"], -r["delta"], r["reference"])
+        for r in await db.fetch(  # the receiving movements recorded already (a box older than lots: unlotted)
+                "select m.store_id, m.reference, m.sku, coalesce(l.lot, '') as lot, "
+                "sum(coalesce(l.delta, m.delta))::bigint as moved from stock_movements m "
+                "left join stock_movement_lots l on l.event_id = m.event_id "
+                "where m.reason = 'receiving' and m.reference = any($1::text[]) group by 1, 2, 3, 4",
+                list(receiving_ids)):
+            known.received[(r["store_id"], r["reference"], r["sku"], r["lot"])] = r["moved"]
         return judge_receiving(events, known)
 
     async def record(self, conn, events: list[Message]) -> None:

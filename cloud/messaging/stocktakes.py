@@ -7,13 +7,15 @@ Guarantees:
   normal path (dead-lettered, the store told `refused`), and the rest of the batch applies.
 - Recorded once: the note and its lines are written in the bridge's transaction with the event id
   (`stocktakes`, `stocktake_lines`, migration 22), with each line's variance valued at cost (the lot's unit cost
-  the store sent, else the catalogue's standard cost) and at price. The stock itself moves by the stocktake's
+  the store sent when within COST_OVER_PRICE_MAX times the list price, else the catalogue's standard cost) and at
+  the catalogue's list price (never the price the store sent). The stock itself moves by the stocktake's
   own `StockMoved` events, which the bridge applies like any other movement.
 """
 from __future__ import annotations
 
 from protocol.messages import Message
 from protocol.pricing.catalogue import Product
+from protocol.receiving_facts import COST_OVER_PRICE_MAX
 from protocol.stocktake_facts import judge_stocktakes, stocktake_moves
 from protocol.stocktake_messages import StocktakeLine, StocktakePosted
 
@@ -61,10 +63,16 @@ def value_fen(qty: int, unit_fen: int, weighed: bool) -> int:
 
 
 def valued(line: StocktakeLine, product: Product | None) -> tuple[int, int, int]:
-    """(unit cost used, variance at cost, variance at price)."""
-    cost = line.unit_cost_fen or (product.cost_fen if product is not None else 0)
-    weighed = line.unit == "g"
-    return cost, value_fen(line.variance, cost, weighed), value_fen(line.variance, line.price_fen, weighed)
+    """(unit cost used, variance at cost, variance at price), valued by the cloud, not by what the store says: at the
+    catalogue's list price, and at the unit cost the store sent only within reason (at most COST_OVER_PRICE_MAX
+    times the list price, as receiving's lot costs are believed), else the catalogue's standard cost."""
+    if product is None:
+        return 0, 0, 0
+    price = product.price_fen
+    sent = line.unit_cost_fen
+    cost = sent if 0 < sent <= COST_OVER_PRICE_MAX * price else product.cost_fen
+    weighed = product.weighed
+    return cost, value_fen(line.variance, cost, weighed), value_fen(line.variance, price, weighed)
 
 
 class Stocktakes:

@@ -1,4 +1,10 @@
-"""The loss report: what the stores wrote off (every shrinkage movement, `loss_lines`), valued at cost and at price.
+"""The loss report: what the stores lost, valued at cost and at price, by reason:
+- every write-off (each shrinkage movement's `loss_lines`), under its own reason (spoiled, damaged, expired, ...);
+- reason "stocktake": the unknown loss, every negative stocktake variance (`stocktake_lines`, on the chain's day
+  of posting), valued like a write-off (lot cost, else standard cost; list price);
+- reason "markdown": what markdowns gave away at the tills (`markdowns_given`, the same rows the markdown report
+  adds up in `cloud.services.markdown_report`, here per SKU so that category grouping works), at price only (the
+  goods were sold: their cost is not lost, value_at_cost 0; no quantity).
 
 Guarantees:
 - Valued per lot: at the lot's unit cost as it was received (`lot_costs`), else the product's standard cost
@@ -17,6 +23,7 @@ from datetime import date
 from typing import Any
 
 from protocol.money import weighed_amount_fen
+from protocol.policy import CHAIN_UTC_OFFSET_MIN
 
 GROUPS = ("reason", "category", "store", "day")
 RANGE_DAYS_MAX = 366
@@ -26,10 +33,30 @@ LOSS_SQL = """select l.store_id, l.sku, l.lot, l.reason, l.day::text as day, cou
               from loss_lines l left join lot_costs c using (store_id, sku, lot)
               where l.day between $1::text::date and $2::text::date and ($3::text is null or l.store_id = $3)
               group by 1, 2, 3, 4, 5, c.unit_cost_fen"""
-TODAY_SQL = """select l.reason, l.sku, count(distinct l.event_id) as events, sum(l.qty)::bigint as qty,
-                      c.unit_cost_fen as lot_cost_fen
-               from loss_lines l left join lot_costs c using (store_id, sku, lot)
-               where l.wall_ms >= $1 group by l.reason, l.sku, c.unit_cost_fen"""
+# the unknown loss: negative stocktake variances, on the chain's day of posting ($4: the chain's UTC offset, in ms)
+STOCKTAKE_SQL = """select t.store_id, l.sku, l.lot, 'stocktake' as reason, d.day::text as day, count(*) as lines,
+                          sum(-l.variance)::bigint as qty, c.unit_cost_fen as lot_cost_fen
+                   from stocktake_lines l join stocktakes t using (stocktake_id)
+                   cross join lateral (select date '1970-01-01' + ((t.posted_ms + $4) / 86400000)::int as day) d
+                   left join lot_costs c on c.store_id = t.store_id and c.sku = l.sku and c.lot = l.lot
+                   where l.variance < 0 and d.day between $1::text::date and $2::text::date
+                     and ($3::text is null or t.store_id = $3)
+                   group by 1, 2, 3, 4, 5, c.unit_cost_fen"""
+# what markdowns gave away, per SKU (for the category grouping; markdown_report.markdown_totals has no SKU)
+MARKDOWN_SQL = """select store_id, sku, 'markdown' as reason, day::text as day, count(*) as lines,
+                         sum(saving_fen)::bigint as given_fen
+                  from markdowns_given
+                  where day between $1::text::date and $2::text::date and ($3::text is null or store_id = $3)
+                  group by 1, 2, 3, 4"""
+# one row per (reason, sku, lot cost); `events` counts the distinct write-offs of the (reason, sku) across all its
+# cost groups (two write-offs from lots of two costs are two events, one over two lots is one)
+TODAY_SQL = """with t as (select coalesce(nullif(l.reason, ''), 'unspecified') as reason, l.sku, l.lot, l.store_id,
+                                 l.event_id, l.qty
+                          from loss_lines l where l.wall_ms >= $1),
+                    ev as (select reason, sku, count(distinct event_id) as events from t group by reason, sku)
+               select t.reason, t.sku, ev.events, sum(t.qty)::bigint as qty, c.unit_cost_fen as lot_cost_fen
+               from t join ev using (reason, sku) left join lot_costs c using (store_id, sku, lot)
+               group by t.reason, t.sku, ev.events, c.unit_cost_fen"""
 
 
 @dataclass(frozen=True)
@@ -47,7 +74,8 @@ def value(qty: int, unit_fen: int, weighed: bool) -> int:
 
 def report(rows: list[dict[str, Any]], products: dict[str, Priced], group_by: str) -> dict[str, Any]:
     """The loss rows grouped by `group_by`, each with quantity (pieces and grams apart) and its value at cost and
-    at price, biggest cost first, and the totals."""
+    at price, biggest cost first, and the totals. A row with `given_fen` (a markdown) is valued at that, at price
+    only, with no quantity."""
     groups: dict[str, dict[str, Any]] = {}
     total = _empty("total")
     for r in rows:
@@ -56,6 +84,9 @@ def report(rows: list[dict[str, Any]], products: dict[str, Priced], group_by: st
                "category": product.category if product else "(not in the catalogue)"}[group_by]
         for agg in (groups.setdefault(key, _empty(key)), total):
             agg["lines"] += r["lines"]
+            if "given_fen" in r:
+                agg["value_at_price_fen"] += r["given_fen"]
+                continue
             if product is None:
                 agg["unpriced_lines"] += r["lines"]
                 continue
@@ -105,7 +136,10 @@ class Losses:
         self.cloud = cloud
 
     async def report(self, start: str, end: str, store_id: str | None, group_by: str) -> dict[str, Any]:
-        rows = [dict(r) for r in await self.cloud.db.fetch(LOSS_SQL, start, end, store_id)]
+        db = self.cloud.db
+        rows = [dict(r) for r in await db.fetch(LOSS_SQL, start, end, store_id)]
+        rows += [dict(r) for r in await db.fetch(STOCKTAKE_SQL, start, end, store_id, CHAIN_UTC_OFFSET_MIN * 60_000)]
+        rows += [dict(r) for r in await db.fetch(MARKDOWN_SQL, start, end, store_id)]
         answer = report(rows, priced(self.cloud.world.catalogue), group_by)
         return {"from": start, "to": end, "store": store_id, **answer}
 
@@ -115,10 +149,8 @@ async def today_rows(conn, day_start_ms: int, catalogue) -> list[dict[str, Any]]
     products = priced(catalogue)
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for r in await conn.fetch(TODAY_SQL, day_start_ms):
-        row = out.setdefault((r["reason"] or "unspecified", r["sku"]),
-                             {"reason": r["reason"] or "unspecified", "sku": r["sku"], "events": 0, "qty": 0,
-                              "cost_fen": 0})
-        row["events"] = max(row["events"], r["events"])  # one event over lots of two costs counts once
+        row = out.setdefault((r["reason"], r["sku"]),
+                             {"reason": r["reason"], "sku": r["sku"], "events": r["events"], "qty": 0, "cost_fen": 0})
         row["qty"] += r["qty"]
         product = products.get(r["sku"])
         if product is not None:

@@ -14,10 +14,11 @@ Guarantees (`receive_note`):
   nothing; the same note with other lines is refused (409), naming the first receiving.
 
 `shrink_lots` decides which lots a write-off takes: a named lot (its whole on-hand when no quantity is given),
-else expired lots first for reason "expired", else first-expiry-first-out (`protocol.lots.fefo`).
+else, whatever the reason, expired lots first, then first-expiry-first-out, unlotted last (`protocol.lots.fefo_for_loss`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -26,7 +27,7 @@ from edge.core import escrow, stock
 from edge.core.outcome import ChangeEscrow, Effect, InsertReceiving, MoveStock, Outcome, Publish, Refused, SetLotCost
 from edge.core.state import Books, EventStamp, StockLevel
 from protocol.errors import ProtocolError
-from protocol.lots import UNLOTTED, LotDelta, LotLevel, check_lot, check_use_by, fefo, fefo_order, is_expired
+from protocol.lots import UNLOTTED, LotDelta, LotLevel, check_lot, check_use_by, fefo_for_loss, is_expired, lot_for_arrival
 from protocol.messages import EscrowGranted, StockMoved
 from protocol.receiving_facts import COST_OVER_PRICE_MAX
 from protocol.receiving_messages import (
@@ -65,17 +66,26 @@ class Note:
                            [[x.sku, x.qty, x.expected_qty, x.unit_cost_fen, x.lot, x.use_by] for x in self.lines]])
 
 
-def store_lot_name(note_no: str, n: int) -> str:
-    """The lot a store names for line `n` (1-based) of a note that gave none: unique per note and line."""
-    return f"R{note_no}-{n}"
+def store_lot_name(supplier: str, note_no: str, n: int) -> str:
+    """The lot a store names for line `n` (1-based) of a note that gave none: unique per supplier, note and line
+    (two suppliers' notes numbered alike must not share a lot, its use-by and its cost). The supplier is a short
+    tag: up to 4 of its letters/digits and 4 hex of its hash; the whole name stays a valid lot (<= 40 characters),
+    a long note number is replaced by its hash."""
+    letters = "".join(ch for ch in supplier if ch.isascii() and ch.isalnum())[:4]
+    tag = letters + hashlib.sha256(supplier.encode()).hexdigest()[:4]
+    name = f"R{tag}-{note_no}-{n}"
+    if len(name) > 40:
+        name = f"R{tag}-{hashlib.sha256(note_no.encode()).hexdigest()[:16]}-{n}"
+    return name
 
 
 def use_by_after(day: str, shelf_life_days: int) -> str:
     return (date.fromisoformat(day) + timedelta(days=shelf_life_days)).isoformat() if shelf_life_days > 0 else ""
 
 
-def _checked(note: Note, books: Books, day: str) -> list[ReceivedLine]:
-    """The note's lines as they will be booked, or a refusal naming every line that is wrong."""
+def _checked(note: Note, books: Books, day: str, lots: dict[str, list[LotLevel]]) -> list[ReceivedLine]:
+    """The note's lines as they will be booked, or a refusal naming every line that is wrong. A line's lot that
+    still has stock under another use-by is booked as a lot of its own (`protocol.lots.lot_for_arrival`)."""
     problems: list[str] = []
     unknown = 0
     if not note.supplier.strip() or len(note.supplier) > SUPPLIER_MAX_CHARS:
@@ -103,7 +113,7 @@ def _checked(note: Note, books: Books, day: str) -> list[ReceivedLine]:
             bad.append(f"unit_cost_fen: 0..{min(UNIT_COST_MAX_FEN, COST_OVER_PRICE_MAX * product.price_fen)} (per "
                        f"{'kg' if product.weighed else 'piece'}; at most {COST_OVER_PRICE_MAX} times the list price, "
                        "as the cloud believes)")
-        lot = line.lot or store_lot_name(note.note_no, n)
+        lot = line.lot or store_lot_name(note.supplier, note.note_no, n)
         try:
             check_lot(lot, "lot")
             check_use_by(line.use_by, "use_by")
@@ -119,6 +129,7 @@ def _checked(note: Note, books: Books, day: str) -> list[ReceivedLine]:
             problems.append(f"{where}: {'; '.join(bad)}")
             continue
         use_by = line.use_by or use_by_after(day, product.shelf_life_days)
+        lot = lot_for_arrival(lots.get(line.sku, ()), lot, use_by)
         out.append(ReceivedLine(sku=line.sku, lot=lot, use_by=use_by, qty=line.qty, expected_qty=line.expected_qty,
                                 unit_cost_fen=cost))
     if problems:
@@ -127,9 +138,11 @@ def _checked(note: Note, books: Books, day: str) -> list[ReceivedLine]:
 
 
 def receive_note(note: Note, done: InsertReceiving | None, books: Books, levels: dict[str, StockLevel],
-                 ratios: dict[str, int], day: str, receiving_id: str, stamp: EventStamp) -> Outcome:
+                 ratios: dict[str, int], day: str, receiving_id: str, stamp: EventStamp,
+                 lots: dict[str, list[LotLevel]] | None = None) -> Outcome:
     """Book a delivery note (see the module's guarantees). `done`: this note's earlier receiving, if any;
-    `ratios`: the online share per SKU of the note (`edge.core.escrow.ratio_for`); `day`: the chain's day."""
+    `ratios`: the online share per SKU of the note (`edge.core.escrow.ratio_for`); `day`: the chain's day;
+    `lots`: the note's SKUs' lots now (a lot still holding goods of another use-by is not merged into)."""
     if done is not None:
         if done.asked != note.asked():
             raise Refused(409, f"delivery note {note.note_no} of {note.supplier} was received already "
@@ -137,7 +150,7 @@ def receive_note(note: Note, done: InsertReceiving | None, books: Books, levels:
         return Outcome(reply=json.loads(done.reply))
     if books.catalogue is None:
         raise Refused(503, "no catalogue yet: the store has not received one from the cloud")
-    lines = _checked(note, books, day)
+    lines = _checked(note, books, day, lots or {})
     now = dict(levels)
     effects: list[Effect] = []
     booked = []
@@ -172,8 +185,9 @@ def receive_note(note: Note, done: InsertReceiving | None, books: Books, levels:
 
 def shrink_lots(lots: list[LotLevel], qty: int | None, lot: str | None, reason: str, day: str) -> tuple[LotDelta, ...]:
     """Which lots a write-off of `qty` takes (negative deltas). A named `lot`: that lot only, and its whole on-hand
-    when `qty` is None; reason "expired" without a lot: the expired lots first (that is what expired), the rest
-    first-expiry-first-out; any other reason: first-expiry-first-out, unlotted stock last."""
+    when `qty` is None; without a lot, whatever the reason (spoiled, damaged, theft, expired): `fefo_for_loss` - the
+    expired lots first (a write-off never leaves an expired lot full while unlotted stock goes negative), then
+    first-expiry-first-out, unlotted stock last."""
     if lot is not None and lot != UNLOTTED:
         found = next((lv for lv in lots if lv.lot == lot), None)
         if found is None:
@@ -186,20 +200,7 @@ def shrink_lots(lots: list[LotLevel], qty: int | None, lot: str | None, reason: 
         return (LotDelta(lot=lot, delta=-take, use_by=found.use_by),)
     if qty is None or qty <= 0:
         raise Refused(422, "qty: give a positive quantity (or a lot, to write its whole on-hand off)")
-    if reason != "expired":
-        return fefo(lots, qty, day)
-    taken: list[LotDelta] = []
-    left = qty
-    for level in fefo_order(lots):
-        if left and level.lot != UNLOTTED and level.on_hand > 0 and is_expired(level.use_by, day):
-            take = min(left, level.on_hand)
-            taken.append(LotDelta(lot=level.lot, delta=-take, use_by=level.use_by))
-            left -= take
-    if left:
-        done = {d.lot for d in taken}
-        rest = fefo([lv for lv in lots if lv.lot not in done], left, day)
-        taken += rest
-    return tuple(taken)
+    return fefo_for_loss(lots, qty, day)
 
 
 def write_off(sku: str, qty: int | None, reason: str, lot: str | None, recorded_by: str, note: str,

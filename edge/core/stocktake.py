@@ -17,6 +17,10 @@ Guarantees:
   `zero_uncounted`: then each is counted as 0 against its book at approval.
 - A variance that would leave the SKU's on hand negative (more sold since the count than was counted) is not
   posted; the answer names it to be counted again in a new stocktake. Nothing else is held up by it.
+- A lot never goes below zero: a loss on a named lot takes at most what that lot has on hand at approval (sales
+  since the count took from it first-expiry-first-out, though those goods were elsewhere on the shelf); the rest
+  of the variance falls on the unlotted stock "" in the same movement (`variance_lots`), so the SKU's on hand is
+  still counted - sold since, and the note's line keeps its whole variance.
 """
 from __future__ import annotations
 
@@ -260,9 +264,10 @@ def approve(st: Stocktake | None, stocktake_id: str, approver: Approver, zero_un
             if not variance:
                 continue
             on_hand += variance
+            lot_now = next((lv.on_hand for lv in lots.get(sku, ()) if lv.lot == line.lot), 0)
             moved = stamp.make(StockMoved, sku=sku, delta=variance, reason="stocktake", shrinkage_reason="",
                                on_hand_after=on_hand, reference=stocktake_id,
-                               lots=(LotDelta(lot=line.lot, delta=variance, use_by=line.use_by),))
+                               lots=variance_lots(line.lot, line.use_by, variance, lot_now))
             effects.append(MoveStock(moved))
             adjusted.append({"sku": sku, "lot": line.lot, "counted": counted_qty, "book_at_count": book,
                              "variance": variance, "on_hand_after": on_hand, "event_id": moved.event_id})
@@ -279,6 +284,16 @@ def approve(st: Stocktake | None, stocktake_id: str, approver: Approver, zero_un
     effects += [Publish(posted), CloseStocktake(stocktake_id, "posted", approver.cashier_id, stamp.moment.wall_ms,
                                                 json.dumps(reply))]
     return Outcome(reply=reply, effects=tuple(effects), last_seq=stamp.outcome_seq)
+
+
+def variance_lots(lot: str, use_by: str, variance: int, lot_now: int) -> tuple[LotDelta, ...]:
+    """How a posted variance falls on lots: all on its lot, except a loss greater than what a named lot has on hand
+    now (`lot_now`) - that lot goes to zero and the rest falls on the unlotted stock."""
+    if lot == UNLOTTED or variance >= 0 or lot_now + variance >= 0:
+        return (LotDelta(lot=lot, delta=variance, use_by=use_by),)
+    take = max(lot_now, 0)
+    rest = LotDelta(lot=UNLOTTED, delta=variance + take)
+    return (LotDelta(lot=lot, delta=-take, use_by=use_by), rest) if take else (rest,)
 
 
 def _escrow_follows(sku: str, on_hand: int, level: StockLevel, ratio_bp: int, stamp: EventStamp) -> list[Effect]:

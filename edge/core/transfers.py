@@ -22,7 +22,7 @@ from typing import Any
 from edge.core import escrow
 from edge.core.outcome import ChangeEscrow, Effect, MarkApplied, MoveStock, Outcome, Publish, Refused, SaveTransfer
 from edge.core.state import Books, EventStamp, StockLevel
-from protocol.lots import LotDelta, LotLevel, fefo, is_expired
+from protocol.lots import LotDelta, LotLevel, fefo, is_expired, lot_for_arrival
 from protocol.messages import EscrowGranted, EscrowReclaimRequested, StockMoved
 from protocol.transfer_facts import discrepancies, over_receipt_max
 from protocol.transfer_messages import (
@@ -218,9 +218,12 @@ def _from_lot(send: Send, level: LotLevel | None, day: str) -> tuple[LotDelta, .
 # ---- step 3: the receiving store receives ------------------------------------------------------------------
 
 def receive(transfer: Transfer | None, transfer_id: str, store_id: str, got: list[tuple[str, str, int]],
-            received_by: str, levels: dict[str, StockLevel], ratios: dict[str, int], stamp: EventStamp) -> Outcome:
+            received_by: str, levels: dict[str, StockLevel], ratios: dict[str, int], stamp: EventStamp,
+            lots: dict[str, list[LotLevel]] | None = None) -> Outcome:
     """`got`: (sku, lot, qty) counted in; a dispatched line not named arrived as 0. `ratios`: HQ's online share per
-    SKU here (the escrow grant, as receiving earns)."""
+    SKU here (the escrow grant, as receiving earns). `lots`: the SKUs' lots here now: a dispatched lot whose name
+    still holds goods of another use-by here comes in under a lot of its own (`protocol.lots.lot_for_arrival`; the
+    receipt's lines keep the dispatched names)."""
     if transfer is None:
         raise Refused(404, f"no transfer {transfer_id} at this store")
     if transfer.direction != "in":
@@ -247,7 +250,8 @@ def receive(transfer: Transfer | None, transfer_id: str, store_id: str, got: lis
     by_sku: dict[str, list[LotDelta]] = {}
     for s, lot, u, q in received:
         if q:
-            by_sku.setdefault(s, []).append(LotDelta(lot=lot, delta=q, use_by=u))
+            by_sku.setdefault(s, []).append(LotDelta(lot=lot_for_arrival((lots or {}).get(s, ()), lot, u), delta=q,
+                                                     use_by=u))
     for sku, deltas in by_sku.items():
         qty = sum(d.delta for d in deltas)
         level = levels.get(sku) or StockLevel(sku, 0, 0)

@@ -22,6 +22,7 @@ import uvicorn
 
 from cloud.embedded.process import free_port
 from edge.box import EdgeBox
+from edge.core.receiving import store_lot_name
 from edge.lanes import build_lane_app
 from loadtest.http import LeanClients
 from protocol.ids import make_id
@@ -114,7 +115,8 @@ async def test_a_note_with_two_lots_and_an_under_delivery_received_offline_syncs
     r = await w.lane.post("/receivings", json=note)
     assert r.status_code == 201, r.text
     done = r.json()
-    own_lot = f"RDN-{RUN}-1-3"  # no lot on the note: the box names it; its use-by from the shelf life
+    # no lot on the note: the box names it (per supplier, note and line); its use-by from the shelf life
+    own_lot = store_lot_name("Green Farm", f"DN-{RUN}-1", 3)
     assert [(x["sku"], x["lot"], x["use_by"], x["qty"], x["variance"]) for x in done["lines"]] == [
         (PIECE["sku"], f"L{RUN}-1", days(2), 20, 0), (PIECE["sku"], f"L{RUN}-2", days(5), 10, -2),
         (WEIGHED["sku"], own_lot, days(WEIGHED["shelf_life_days"]), 4_000, -1_000)]
@@ -377,3 +379,99 @@ async def test_the_simulated_staff_receive_and_write_off_and_the_cloud_counts_th
     assert got["shrinkage_by_reason"] == {k.removeprefix("receiving_shrinkage_"): v for k, v in counts.items()
                                           if k.startswith("receiving_shrinkage_")}
     assert got["whole_lots_written_off"] == counts["receiving_whole_lots_written_off"]
+
+
+@pytest_asyncio.fixture
+async def scratch(stack):
+    """The cloud's loss tables (receiving, stocktakes, markdowns) in a schema of their own, empty."""
+    import asyncpg
+
+    from cloud.messaging import markdowns, receiving, stocktakes
+    conn = await asyncpg.connect(stack.database_url)
+    schema = f"loss{uuid.uuid4().hex[:8]}"
+    await conn.execute(f"create schema {schema}; set search_path to {schema}")
+    await conn.execute("create table stock_movements (reference text, reason text)")
+    for sql in (receiving.MIGRATION_SQL, markdowns.MIGRATION_24[2], stocktakes.MIGRATION_22):
+        await conn.execute(sql)
+    try:
+        yield conn
+    finally:
+        await conn.execute(f"drop schema {schema} cascade")
+        await conn.close()
+
+
+async def test_the_consoles_loss_chart_counts_two_write_offs_from_lots_of_two_costs_as_two_events(scratch):
+    from cloud.services.losses import today_rows
+    from protocol.pricing import Catalogue, Product
+    db = scratch
+    await db.executemany("insert into lot_costs values ($1, 'MILK', $2, $3, 'r', 0)",
+                         [(STORE, "L1", 100), (STORE, "L2", 200)])
+    await db.executemany("insert into loss_lines values ($1, $2, $3, 'MILK', $4, 'damaged', '2026-01-01', 10)",
+                         [("E1", "L1", STORE, 2), ("E2", "L2", STORE, 3), ("E3", "L1", STORE, 1),
+                          ("E3", "L2", STORE, 1)])
+    catalogue = Catalogue([Product(sku="MILK", name="Milk", category="dairy", unit="piece", price_fen=350,
+                                   cost_fen=150)])
+    rows = await today_rows(db, 0, catalogue)
+    assert rows == [{"reason": "damaged", "sku": "MILK", "events": 3, "qty": 7, "cost_fen": 3 * 100 + 4 * 200}]
+
+
+async def test_in_the_cloud_a_lot_refilled_from_nothing_takes_the_incoming_use_by(scratch):
+    from cloud.messaging import lots
+    from cloud.migrations import MIGRATIONS
+    from protocol.lots import LotDelta
+    from protocol.messages import StockMoved
+    db = scratch
+    await db.execute(next(sql for version, _, sql in MIGRATIONS if version == 20))
+
+    def moved(n: int, delta: int, use_by: str) -> StockMoved:
+        return StockMoved(store_id=STORE, seq=n, event_id=make_id(1_767_229_200_000, n), wall_ms=n, mono_ms=n,
+                          sku="MILK",
+                          delta=delta, reason="receiving" if delta > 0 else "sale", shrinkage_reason="",
+                          on_hand_after=0, reference="x", lots=(LotDelta(lot="L1", delta=delta, use_by=use_by),))
+    await lots.record(db, [moved(1, 5, "2025-12-05"), moved(2, -5, "2025-12-05")])
+    await lots.record(db, [moved(3, 4, "2026-01-06")])
+    assert await lots.store_lots(db, STORE, "MILK") == {"MILK": [{"lot": "L1", "use_by": "2026-01-06", "on_hand": 4}]}
+    await lots.record(db, [moved(4, 1, "2026-01-02")])  # a lot with stock keeps its date
+    assert (await lots.store_lots(db, STORE, "MILK"))["MILK"][0]["use_by"] == "2026-01-06"
+
+
+async def test_the_loss_report_adds_markdowns_given_away_and_negative_stocktake_variances_as_their_own_reasons(scratch):
+    from cloud.services.losses import Losses, as_csv
+    from protocol.pricing import Catalogue, Product
+    db = scratch
+    catalogue = Catalogue([Product(sku="MILK", name="Milk", category="dairy", unit="piece", price_fen=350,
+                                   cost_fen=150),
+                           Product(sku="PORK", name="Pork", category="meat", unit="kg", price_fen=4000, cost_fen=2500)])
+    cloud = SimpleNamespace(db=db, world=SimpleNamespace(catalogue=catalogue))
+    await db.execute("insert into lot_costs values ($1, 'MILK', 'L1', 100, 'r', 0)", STORE)
+    await db.execute("insert into loss_lines values ('E1', 'L1', $1, 'MILK', 2, 'damaged', '2026-01-01', 10)", STORE)
+    # a stocktake posted 2026-01-01 10:00 China time: MILK L1 -3 (lot cost 100), PORK -500 g (standard cost), MILK
+    # "" +4 (a gain: not a loss)
+    posted = 1_767_232_800_000
+    await db.execute("insert into stocktakes values ('ST1', $1, 'EV1', 'all', 'a', 'b', 0, $2, false, 0, 3, 0, 0)",
+                     STORE, posted)
+    await db.executemany("insert into stocktake_lines values ('ST1', $1, $2, $3, 0, 0, $4, 1, 0, 0, 'c')",
+                         [("MILK", "L1", "piece", -3), ("PORK", "", "g", -500), ("MILK", "", "piece", 4)])
+    # a markdown on a later day is outside the range; two on the day are 70 fen given away
+    await db.executemany("insert into markdowns_given values ($1, $2, 1, $2, 'R1', 'MILK', '', $3, $4::text::date, 0)",
+                         [(STORE, "S1", 30, "2026-01-01"), (STORE, "S2", 40, "2026-01-01"),
+                          (STORE, "S3", 99, "2026-01-02"), ("S009", "S4", 5, "2026-01-01")])
+    losses = Losses(cloud)
+    by_reason = await losses.report("2026-01-01", "2026-01-01", STORE, "reason")
+    rows = {r["key"]: r for r in by_reason["rows"]}
+    assert set(rows) == {"damaged", "stocktake", "markdown"}
+    assert (rows["stocktake"]["pieces"], rows["stocktake"]["grams"]) == (3, 500)
+    assert rows["stocktake"]["value_at_cost_fen"] == 3 * 100 + weighed_amount_fen(500, 2500)
+    assert rows["stocktake"]["value_at_price_fen"] == 3 * 350 + weighed_amount_fen(500, 4000)
+    assert (rows["markdown"]["lines"], rows["markdown"]["value_at_cost_fen"], rows["markdown"]["value_at_price_fen"],
+            rows["markdown"]["pieces"]) == (2, 0, 70, 0)
+    assert by_reason["totals"]["value_at_price_fen"] == 2 * 350 + rows["stocktake"]["value_at_price_fen"] + 70
+    by_category = {r["key"]: r for r in (await losses.report("2026-01-01", "2026-01-01", STORE, "category"))["rows"]}
+    assert by_category["dairy"]["value_at_price_fen"] == 2 * 350 + 3 * 350 + 70
+    by_day = (await losses.report("2026-01-01", "2026-01-01", STORE, "day"))["rows"]
+    assert [r["key"] for r in by_day] == ["2026-01-01"]
+    stores = {r["key"] for r in (await losses.report("2026-01-01", "2026-01-01", None, "store"))["rows"]}
+    assert stores == {STORE, "S009"}
+    csv_rows = as_csv(by_reason).splitlines()
+    assert any(line.startswith("markdown,2,0,0,0,70,") for line in csv_rows)
+    assert any(line.startswith("stocktake,2,3,500,") for line in csv_rows)

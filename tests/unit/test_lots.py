@@ -6,7 +6,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol.errors import ProtocolError
-from protocol.lots import LotDelta, LotLevel, back_in_unlotted, chain_day, check_lots, days_left, fefo, is_expired
+from protocol.lots import (
+    LotDelta,
+    LotLevel,
+    back_in_unlotted,
+    chain_day,
+    check_lots,
+    days_left,
+    fefo,
+    fefo_for_loss,
+    is_expired,
+)
 from protocol.messages import StockMoved
 
 DAY = "2026-11-30"
@@ -87,3 +97,27 @@ def test_a_sale_naming_a_lot_takes_at_most_its_on_hand_and_the_rest_fefo():
     assert {lv.lot: lv.on_hand for lv in after(levels, taken)} == {"A": 0, "B": 0, "": -2}
     assert take(levels, 1, "2026-01-01", "UNKNOWN") == (LotDelta(lot="B", delta=-1, use_by="2026-01-02"),)  # none made
     assert take(levels, 1, "2026-01-06", "A") == (LotDelta(lot="", delta=-1),)  # A expired: not sold from it
+
+
+def test_a_write_off_takes_expired_lots_first_then_first_expiry_then_unlotted():
+    levels = [LotLevel("A", "2026-01-05", 3), LotLevel("X", "2025-12-01", 2), LotLevel("N", "", 4),
+              LotLevel("E", "2025-12-28", 1), LotLevel("Z", "2026-01-02", 0), LotLevel("", "", 9)]
+    assert fefo_for_loss(levels, 12, "2026-01-01") == (
+        LotDelta(lot="X", delta=-2, use_by="2025-12-01"), LotDelta(lot="E", delta=-1, use_by="2025-12-28"),
+        LotDelta(lot="A", delta=-3, use_by="2026-01-05"), LotDelta(lot="N", delta=-4), LotDelta(lot="", delta=-2))
+    with pytest.raises(ValueError):
+        fefo_for_loss(levels, 0, "2026-01-01")
+
+
+def test_goods_of_another_use_by_arriving_into_a_lot_with_stock_get_a_lot_of_their_own():
+    from protocol.lots import check_lot, lot_for_arrival
+    levels = [LotLevel("L1", "2026-12-05", 3), LotLevel("L2", "2026-12-01", 0), LotLevel("L3", "", 2)]
+    assert lot_for_arrival(levels, "L1", "2026-11-28") == "L1_20261128"
+    assert lot_for_arrival(levels, "L1", "2026-12-05") == "L1"  # same use-by: the same goods
+    assert lot_for_arrival(levels, "L2", "2026-12-09") == "L2"  # emptied: refilled, it takes the new use-by
+    assert lot_for_arrival(levels, "L3", "2026-12-09") == "L3"  # no use-by known: it takes the first one
+    assert lot_for_arrival(levels, "NEW", "2026-12-09") == "NEW" and lot_for_arrival(levels, "", "2026-12-09") == ""
+    long = "X" * 40
+    named = lot_for_arrival([LotLevel(long, "2026-12-05", 1)], long, "2026-11-28")
+    check_lot(named)
+    assert len(named) == 40 and named.endswith("_20261128")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -19,7 +20,7 @@ from edge.core.receiving import Note, NoteLine, receive_note, shrink_lots, write
 from edge.core.state import Books, EventStamp, Moment, StockLevel
 from protocol import codec
 from protocol.ids import make_id
-from protocol.lots import LotDelta, LotLevel
+from protocol.lots import LotDelta, LotLevel, check_lot
 from protocol.messages import EscrowReclaimRequested, StockMoved
 from protocol.pricing import Catalogue, Product, load_rule_book
 from protocol.receiving_facts import ReceivingKnown, judge_receiving
@@ -37,6 +38,9 @@ CATALOGUE = Catalogue([
     Product(sku="RICE", name="Rice 5kg", category="grain", unit="piece", price_fen=3000, cost_fen=2000),
 ])
 BOOKS = Books(CATALOGUE, load_rule_book({"version": 1, "rules": []}, CATALOGUE))
+
+
+OWN = receiving.store_lot_name("Green Farm", "DN-1", 3)  # the lot the store names for line 3 of Green Farm's DN-1
 
 
 def stamp(last_seq: int = 0) -> EventStamp:
@@ -65,16 +69,16 @@ def test_a_note_with_two_lots_of_one_sku_and_an_under_delivery_books_each_lot_it
         ("MILK", 20, 22, "receiving", RID), ("MILK", 10, 32, "receiving", RID), ("PORK", 5_000, 5_000, "receiving", RID)]
     assert [m.lots for m in moves] == [(LotDelta(lot="L1", delta=20, use_by="2026-01-05"),),
                                        (LotDelta(lot="L2", delta=10, use_by="2026-01-09"),),
-                                       (LotDelta(lot="RDN-1-3", delta=5_000, use_by="2026-01-04"),)]  # 3 days' life
+                                       (LotDelta(lot=OWN, delta=5_000, use_by="2026-01-04"),)]  # 3 days' life
     assert [e for e in out.effects if isinstance(e, SetLotCost)] == [
-        SetLotCost("MILK", "L1", 180), SetLotCost("MILK", "L2", 190), SetLotCost("PORK", "RDN-1-3", 2500)]
+        SetLotCost("MILK", "L1", 180), SetLotCost("MILK", "L2", 190), SetLotCost("PORK", OWN, 2500)]
     # 40% online: 22 on hand -> 8 granted; 32 -> 12, 4 more; 5000 g -> 2000 g
     assert [e for e in out.effects if isinstance(e, ChangeEscrow)] == [
         ChangeEscrow("MILK", 8), ChangeEscrow("MILK", 4), ChangeEscrow("PORK", 2000)]
     received = [e.event for e in out.effects if isinstance(e, Publish) and isinstance(e.event, GoodsReceived)]
     assert len(received) == 1 and received[0].receiving_id == RID
     assert [(x.sku, x.lot, x.qty, x.expected_qty, x.variance) for x in received[0].lines] == [
-        ("MILK", "L1", 20, 24, -4), ("MILK", "L2", 10, 10, 0), ("PORK", "RDN-1-3", 5000, 5000, 0)]
+        ("MILK", "L1", 20, 24, -4), ("MILK", "L2", 10, 10, 0), ("PORK", OWN, 5000, 5000, 0)]
     assert codec.decode(codec.encode(received[0])) == received[0]
     assert out.reply["under"] == 4 and out.reply["over"] == 0
     assert [x["variance"] for x in out.reply["lines"]] == [-4, 0, 0]
@@ -122,18 +126,43 @@ LEVELS = [LotLevel("L1", "2025-12-30", 4),  # expired
           LotLevel("L2", "2026-01-03", 10), LotLevel("L3", "2026-01-08", 10), LotLevel("", "", 2)]
 
 
+def test_a_lot_still_holding_goods_of_another_use_by_is_not_merged_into_and_an_empty_one_is_refilled():
+    milk = [LotLevel("L1", "2026-01-05", 6), LotLevel("E", "2025-12-20", 0), LotLevel("L2", "2026-01-05", 1)]
+    out = receive_note(note(NoteLine("MILK", 10, 10, 180, "L1", "2026-01-03"),
+                            NoteLine("MILK", 4, 4, 170, "E", "2026-01-06"),
+                            NoteLine("MILK", 2, 2, 175, "L2", "2026-01-05"), no="DN-9"),
+                       None, BOOKS, {}, {}, DAY, RID, stamp(), {"MILK": milk})
+    moves = [e.event for e in out.effects if isinstance(e, MoveStock)]
+    assert [m.lots for m in moves] == [(LotDelta(lot="L1_20260103", delta=10, use_by="2026-01-03"),),
+                                       (LotDelta(lot="E", delta=4, use_by="2026-01-06"),),  # emptied: refilled
+                                       (LotDelta(lot="L2", delta=2, use_by="2026-01-05"),)]  # same use-by: merged
+    assert [e for e in out.effects if isinstance(e, SetLotCost)][0] == SetLotCost("MILK", "L1_20260103", 180)
+    assert [x.lot for x in [e.event for e in out.effects if isinstance(e, Publish)
+                            and isinstance(e.event, GoodsReceived)][0].lines] == ["L1_20260103", "E", "L2"]
+
+
 def test_shrinkage_takes_a_named_lot_its_whole_lot_expired_lots_first_or_first_expiry_first_out():
     assert shrink_lots(LEVELS, 3, "L3", "damaged", DAY) == (LotDelta(lot="L3", delta=-3, use_by="2026-01-08"),)
     assert shrink_lots(LEVELS, None, "L1", "expired", DAY) == (LotDelta(lot="L1", delta=-4, use_by="2025-12-30"),)
     # expired without a lot: what expired goes first, then first-expiry-first-out
     assert shrink_lots(LEVELS, 6, None, "expired", DAY) == (LotDelta(lot="L1", delta=-4, use_by="2025-12-30"),
                                                             LotDelta(lot="L2", delta=-2, use_by="2026-01-03"))
-    assert shrink_lots(LEVELS, 12, None, "spoiled", DAY) == (LotDelta(lot="L2", delta=-10, use_by="2026-01-03"),
-                                                             LotDelta(lot="L3", delta=-2, use_by="2026-01-08"))
+    # any other reason too: the expired lot is written off first, it never keeps its stock
+    assert shrink_lots(LEVELS, 12, None, "spoiled", DAY) == (LotDelta(lot="L1", delta=-4, use_by="2025-12-30"),
+                                                             LotDelta(lot="L2", delta=-8, use_by="2026-01-03"))
     with pytest.raises(Refused, match="only 10 on hand"):
         shrink_lots(LEVELS, 11, "L2", "damaged", DAY)
     with pytest.raises(Refused, match="no lot L9"):
         shrink_lots(LEVELS, 1, "L9", "damaged", DAY)
+
+
+def test_damaged_stock_is_written_off_an_expired_lot_before_unlotted_stock_goes_negative():
+    # the only stock is an expired lot: a "damaged" write-off takes it, not the unlotted lot (which has none)
+    levels = [LotLevel("OLD", "2025-12-20", 5), LotLevel("", "", 0)]
+    for reason in ("damaged", "spoiled", "theft"):
+        assert shrink_lots(levels, 3, None, reason, DAY) == (LotDelta(lot="OLD", delta=-3, use_by="2025-12-20"),)
+    assert shrink_lots(levels, 7, None, "theft", DAY) == (LotDelta(lot="OLD", delta=-5, use_by="2025-12-20"),
+                                                          LotDelta(lot="", delta=-2))
 
 
 def test_a_write_off_carries_who_and_why_and_asks_escrow_back_when_it_eats_the_clouds_share():
@@ -159,6 +188,15 @@ def _received(store: str, receiving_id: str, note_no: str = "DN-1", sku: str = "
                          lines=(ReceivedLine(sku=sku, lot="L1", use_by="", qty=1, expected_qty=1, unit_cost_fen=1),))
 
 
+def _moved_for(e: GoodsReceived, n: int = 0, qty: int | None = None, lot: str | None = None) -> StockMoved:
+    """The store's receiving movement of the note's first line (as the box stamps it before the note)."""
+    line = e.lines[0]
+    q = line.qty if qty is None else qty
+    return StockMoved(event_id=make_id(NOW.wall_ms, 700 + e.seq * 10 + n), store_id=e.store_id, seq=e.seq, wall_ms=0,
+                      mono_ms=0, sku=line.sku, delta=q, reason="receiving", shrinkage_reason="", on_hand_after=q,
+                      reference=e.receiving_id, lots=(LotDelta(lot=line.lot if lot is None else lot, delta=q),))
+
+
 def test_the_cloud_believes_a_store_only_about_its_own_receivings_and_shrinkage_movements():
     known = ReceivingKnown(products=frozenset({"MILK"}), receivings={RID: ("S002", "x")},
                            notes={("S001", "Green Farm", "DN-7"): make_id(NOW.wall_ms, 7)})
@@ -167,13 +205,14 @@ def test_the_cloud_believes_a_store_only_about_its_own_receivings_and_shrinkage_
               _received("S001", make_id(NOW.wall_ms, 9), "DN-9", sku="GHOST", n=3),
               _received("S001", make_id(NOW.wall_ms, 10), "DN-10", n=4),
               _received("S001", make_id(NOW.wall_ms, 11), "DN-10", n=5)]  # the same note again in the batch
-    refused = judge_receiving(events, known)
+    refused = judge_receiving([_moved_for(events[3]), *events], known)
     assert "is store S002's" in refused[events[0].event_id]
     assert "received already" in refused[events[1].event_id]
     assert "unknown products GHOST" in refused[events[2].event_id]
     assert events[3].event_id not in refused and "received already" in refused[events[4].event_id]
     dear = _received("S001", make_id(NOW.wall_ms, 12), "DN-12", n=6)
-    assert judge_receiving([dear], ReceivingKnown(products=frozenset({"MILK"}), prices={"MILK": 1})) == {}
+    assert judge_receiving([_moved_for(dear), dear], ReceivingKnown(products=frozenset({"MILK"}),
+                                                                    prices={"MILK": 1})) == {}
     assert "over 10 times its list price" in judge_receiving([dear], ReceivingKnown(
         products=frozenset({"MILK"}), prices={"MILK": 0}))[dear.event_id]
     move = StockMoved(event_id=make_id(NOW.wall_ms, 20), store_id="S001", seq=9, wall_ms=0, mono_ms=0, sku="MILK",
@@ -192,6 +231,22 @@ def test_the_cloud_believes_a_store_only_about_its_own_receivings_and_shrinkage_
 
 
 PRICED = {"PORK": Priced("meat", True, 2500, 4000), "MILK": Priced("dairy", False, 200, 350)}
+
+
+def test_a_hostile_stores_note_without_the_receiving_movements_it_claims_is_refused():
+    known = ReceivingKnown(products=frozenset({"MILK"}), prices={"MILK": 350})
+    note = _received("S001", make_id(NOW.wall_ms, 40), "DN-40", n=7)
+    assert "moved 0" in judge_receiving([note], known)[note.event_id]  # no movements at all: a made-up note
+    assert "moved 5" in judge_receiving([_moved_for(note, qty=5), note], known)[note.event_id]  # not its quantity
+    assert "lot L1" in judge_receiving([_moved_for(note, lot="L9"), note], known)[note.event_id]  # not its lot
+    assert judge_receiving([_moved_for(note), note], known) == {}
+    # the movements recorded in an earlier batch count
+    recorded = ReceivingKnown(products=frozenset({"MILK"}), prices={"MILK": 350},
+                              received={("S001", note.receiving_id, "MILK", "L1"): 1})
+    assert judge_receiving([note], recorded) == {}
+    # another store's movements under the same receiving id do not count
+    theirs = dataclasses.replace(_moved_for(note), store_id="S002")
+    assert "moved 0" in judge_receiving([theirs, note], known)[note.event_id]
 
 
 def test_the_loss_report_values_each_lot_at_its_own_cost_else_the_products_and_at_price():
@@ -228,8 +283,13 @@ def test_the_loss_report_values_each_lot_at_its_own_cost_else_the_products_and_a
     assert check_range(DAY, DAY) is None
 
 
-def test_receiving_module_names_a_lot_per_note_and_line():
-    assert receiving.store_lot_name("DN-1", 3) == "RDN-1-3"
+def test_receiving_module_names_a_lot_per_supplier_note_and_line():
+    x, y = receiving.store_lot_name("Supplier X", "100", 1), receiving.store_lot_name("Supplier Y", "100", 1)
+    assert x != y and x.startswith("RSupp") and x.endswith("-100-1")  # two suppliers' note 100 are two lots
+    assert receiving.store_lot_name("绿色农场", "100", 1) != receiving.store_lot_name("新鲜农场", "100", 1)
+    long = receiving.store_lot_name("Green Farm", "N" * 32, 100)
+    check_lot(long)
+    assert len(long) <= 40 and long != receiving.store_lot_name("Green Farm", "N" * 31 + "M", 100)
     assert receiving.use_by_after(DAY, 3) == "2026-01-04" and receiving.use_by_after(DAY, 0) == ""
 
 
@@ -254,5 +314,36 @@ def test_the_simulated_clerks_notes_are_ones_the_box_books_two_lots_of_one_produ
         out = receive_note(n, None, books, {}, {}, DAY, RID, stamp())  # refuses nothing
         lines = out.reply["lines"]
         assert lines[0]["sku"] == lines[1]["sku"] and lines[0]["use_by"] < lines[1]["use_by"]
-        assert all(x["use_by"] > DAY for x in lines[:2])
+        assert all(x["use_by"] >= DAY for x in lines[:2])  # one note in 3 brings a lot on its use-by day
         assert len(lines) == 2 or lines[2]["variance"] < 0
+
+
+def test_an_earlier_write_off_is_found_by_its_reference_through_an_index_not_a_scan_of_all_movements():
+    import sqlite3
+
+    from edge import receiving_db, store_db
+    db = sqlite3.connect(":memory:")
+    db.executescript(store_db.SCHEMA + receiving_db.SCHEMA)
+    plan = " ".join(str(r[-1]) for r in db.execute(
+        "explain query plan select event_id, sku, delta, shrinkage_reason, on_hand_after from movements "
+        "where reason = 'shrinkage' and reference = ?", ("X",)))
+    assert "movements_shrinkage_ref" in plan, plan
+
+
+async def test_at_the_box_a_lot_refilled_from_nothing_takes_the_new_use_by_and_one_with_stock_keeps_its_own():
+    import aiosqlite
+
+    from edge import lots_db, store_db
+
+    def moved(n: int, lot: str, delta: int, use_by: str) -> StockMoved:
+        return StockMoved(store_id=STORE, seq=n, event_id=make_id(NOW.wall_ms, n), wall_ms=NOW.wall_ms, mono_ms=n,
+                          sku="MILK",
+                          delta=delta, reason="receiving" if delta > 0 else "sale", shrinkage_reason="",
+                          on_hand_after=0, reference="x", lots=(LotDelta(lot=lot, delta=delta, use_by=use_by),))
+    async with aiosqlite.connect(":memory:") as db:
+        await db.executescript(store_db.SCHEMA + lots_db.SCHEMA)
+        await lots_db.move(db, moved(1, "L1", 5, "2025-12-05"))
+        await lots_db.move(db, moved(2, "L1", -5, "2025-12-05"))  # sold out
+        await lots_db.move(db, moved(3, "L1", 4, "2026-01-06"))  # refilled: not "expired" under its old date
+        await lots_db.move(db, moved(4, "L1", 1, "2026-01-02"))  # with stock: keeps its date (the core renames)
+        assert await lots_db.lot_levels(db, "MILK") == [LotLevel("L1", "2026-01-06", 5)]

@@ -130,6 +130,23 @@ def test_a_sale_after_the_count_is_no_variance_and_posting_leaves_counted_minus_
     assert [e.seq for e in events] == list(range(11, 11 + len(events))) and outcome.last_seq == 10 + len(events)
 
 
+def test_a_loss_on_a_lot_sold_down_since_the_count_empties_the_lot_and_the_rest_falls_on_unlotted_stock():
+    # L: book 10 at count, counted 2 (variance -8); then 5 sold first-expiry-first-out from L: L has 5 now
+    at_count = [LotLevel("L", "2026-01-03", 10), LotLevel("", "", 10)]
+    st = counted(opened({"skus": ["MILK"]}, {"MILK": at_count}), "MILK", "L", 2, at_count)
+    now = [LotLevel("L", "2026-01-03", 5), LotLevel("", "", 10)]
+    outcome = stocktake.approve(st, SID, MANAGER, False, BOOKS, {"MILK": now},
+                                {"MILK": StockLevel("MILK", 15, 0)}, {"MILK": 0}, {}, stamp())
+    (move,) = [e.event for e in outcome.effects if isinstance(e, MoveStock)]
+    assert (move.delta, move.on_hand_after) == (-8, 7)  # the SKU: counted 2 + 10 unlotted - 5 sold
+    assert [(x.lot, x.delta) for x in move.lots] == [("L", -5), ("", -3)]  # L to zero, never -3
+    note = next(e.event for e in outcome.effects if isinstance(e, Publish) and isinstance(e.event, StocktakePosted))
+    assert [(x.lot, x.variance) for x in note.lines] == [("L", -8)]
+    assert stocktake_moves([move]) == {(STORE, SID, "MILK"): -8}  # the cloud's check per SKU still holds
+    assert stocktake.variance_lots("L", "", -4, 0) == (stocktake.LotDelta(lot="", delta=-4),)
+    assert stocktake.variance_lots("L", "", -4, 9) == (stocktake.LotDelta(lot="L", delta=-4),)
+
+
 def test_per_lot_counts_post_on_their_lots_gains_first_and_grant_the_clouds_share():
     lots = [LotLevel("L1", "2026-01-03", 500), LotLevel("", "", 0)]
     st = opened({"skus": ["BOKCHOY"]}, {"BOKCHOY": lots})
@@ -236,6 +253,21 @@ def test_the_message_checks_its_variances_and_the_cloud_believes_one_note_per_st
                                                                                 wrong)[first.event_id]
     # no lot cost from the store: the catalogue's standard cost values it (-3 x 200 fen)
     assert valued(first.lines[0], CATALOGUE.get("MILK")) == (200, -600, -1050)
+
+
+def test_the_cloud_values_a_stocktake_at_its_own_price_and_a_lot_cost_only_within_reason():
+    line = StocktakeLine(sku="MILK", lot="L1", unit="piece", counted=7, book=10, variance=-3, unit_cost_fen=180,
+                         price_fen=350, counted_by="c1")
+    milk = CATALOGUE.get("MILK")
+    assert valued(line, milk) == (180, -540, -1050)  # the lot's cost, believable: used
+    # a hostile store inflates its losses: a price of its own and a lot cost 1000 times the list price
+    hostile = dataclasses.replace(line, price_fen=9_999_999, unit_cost_fen=350_000)
+    assert valued(hostile, milk) == (200, -600, -1050)  # the catalogue's price; the standard cost
+    assert valued(dataclasses.replace(line, unit_cost_fen=3_500), milk)[0] == 3_500  # 10 x the list price: believed
+    assert valued(dataclasses.replace(line, unit_cost_fen=3_501), milk)[0] == 200
+    weighed = dataclasses.replace(line, sku="CARROT", unit="piece", counted=500, book=1000, variance=-500,
+                                  unit_cost_fen=0)
+    assert valued(weighed, CATALOGUE.get("CARROT")) == (300, -150, -250)  # grams by the catalogue, not the store
 
 
 def test_the_open_body_reads_all_categories_or_skus():

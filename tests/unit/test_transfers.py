@@ -155,6 +155,20 @@ def test_b_receives_into_the_same_lots_with_a_grant_and_the_short_line_recorded(
     assert transfers.receive(done, TID, "S002", [], "cat", levels, {}, stamp()).reply == out.reply
 
 
+def test_b_receives_a_lot_still_holding_goods_of_another_use_by_as_a_lot_of_its_own():
+    from protocol.lots import arrival_names
+    t = arriving(transfers.Transfer(TID, "in", "S001", "requested", (("MILK", 10),), requested_by="ann"))
+    here = {"MILK": [LotLevel("L1", "2025-10-20", 2), LotLevel("L2", "2025-09-01", 0)]}  # L2 sold out long ago
+    out = transfers.receive(t, TID, "S002", [("MILK", "L1", 3), ("MILK", "L2", 4)], "cat",
+                            {"MILK": StockLevel("MILK", 2, 0)}, {}, stamp(), here)
+    [move] = of(out, MoveStock)
+    assert move.event.lots == (LotDelta(lot="L1_20251010", delta=3, use_by="2025-10-10"),  # not merged into L1
+                               LotDelta(lot="L2", delta=4, use_by="2025-10-12"))  # refilled: takes the new use-by
+    assert "L1_20251010" in arrival_names("L1", "2025-10-10")
+    got = [e.event for e in of(out, Publish)][-1]
+    assert [(x.lot, x.qty) for x in got.lines] == [("L1", 3), ("L2", 4)]  # the receipt names what was dispatched
+
+
 def test_b_receives_only_dispatched_lots_and_never_far_past_them():
     t = arriving()
     with pytest.raises(Refused, match="lot L9 was not dispatched"):
@@ -326,6 +340,9 @@ def test_a_transfer_in_goes_only_into_lots_dispatched_with_their_use_by():
                                                                               requested)[fresher.event_id]
     other = with_(came, lots=(LotDelta(lot="L9", delta=7, use_by="2025-10-10"),))
     assert "lot L9 was not dispatched" in judge_transfers([out, sent, other], requested)[other.event_id]
+    # B's own L1 still held goods of another use-by: the goods came into a lot of their own, named after their date
+    renamed = with_(came, lots=(LotDelta(lot="L1_20251010", delta=7, use_by="2025-10-10"),))
+    assert judge_transfers([out, sent, renamed], requested) == {}
     # on record (the dispatch believed in an earlier batch): the same, and the receipt's lines likewise
     dispatched = TransfersKnown(transfers={TID: TransferFacts(TID, "S001", "S002", "dispatched", {"MILK": 10},
                                                               {("MILK", "L1"): 7}, {("MILK", "L1"): "2025-10-10"})},

@@ -99,13 +99,15 @@ class MarkdownStaff(StoreWork):
         self.counts["markdowns_label_given_fen"] += label["was_fen"] - label["now_fen"]
 
 
-async def summary(db, since_ms: int = 0) -> dict:
+async def summary(db, since_ms: int = 0, stores: list[str] | None = None) -> dict:
     """What markdowns gave away at the tills, as the cloud recorded it (`markdowns_given`): marked-down sale lines,
-    fen given away, per rule, and the stores that marked down; sales from `since_ms` (epoch ms) on. `db`: an asyncpg
-    pool or connection."""
-    rows = await db.fetch("select rule_id, count(*) as lines, sum(saving_fen) as fen from markdowns_given "
-                          "where wall_ms >= $1 group by rule_id order by rule_id", since_ms)
-    stores = await db.fetchval("select count(distinct store_id) from markdowns_given where wall_ms >= $1", since_ms)
+    fen given away, per rule, and the stores that marked down; sales from `since_ms` (epoch ms) on, of `stores`
+    (None: every store). `db`: an asyncpg pool or connection."""
+    mine = "wall_ms >= $1 and ($2::text[] is null or store_id = any($2))"
+    rows = await db.fetch(f"select rule_id, count(*) as lines, sum(saving_fen) as fen from markdowns_given "  # noqa: S608
+                          f"where {mine} group by rule_id order by rule_id", since_ms, stores)
+    count = await db.fetchval(f"select count(distinct store_id) from markdowns_given where {mine}",  # noqa: S608
+                              since_ms, stores)
     return {"markdown_lines": sum(r["lines"] for r in rows), "markdown_given_fen": sum(int(r["fen"]) for r in rows),
             "by_rule": {r["rule_id"]: {"lines": r["lines"], "given_fen": int(r["fen"])} for r in rows},
-            "stores_marking_down": stores or 0}
+            "stores_marking_down": count or 0}

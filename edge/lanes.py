@@ -91,11 +91,20 @@ class TopUpBody:
         require(self.amount_fen > 0, "amount_fen: must be positive")
 
 
+def fnc1_printable(data):
+    """A scan body's code with GS1's FNC1 (a control character, refused in text) as its printable stand-in."""
+    if isinstance(data, dict) and isinstance(data.get("code"), str):
+        return {**data, "code": printable_fnc1(data["code"])}
+    return data
+
+
 def build_lane_app(box) -> Starlette:
     """`box` has .actor (StoreActor), .scale (a driver with read_stable()), .health()."""
     actor = box.actor
 
-    def endpoint(fn, body_cls=None):
+    def endpoint(fn, body_cls=None, prepare=None, max_bytes: int = MAX_BODY_BYTES):
+        """`prepare`: turns the parsed JSON into what `body_cls` reads (a route's own shorthand), before the record
+        is checked; `max_bytes`: the route's body limit (a few fields by default)."""
         async def handle(request: Request):
             try:
                 for name, value in request.path_params.items():  # what the cloud would refuse, refused here
@@ -107,16 +116,14 @@ def build_lane_app(box) -> Starlette:
                     raw = b""
                     async for chunk in request.stream():  # refused as it grows, not after reading it all
                         raw += chunk
-                        if len(raw) > MAX_BODY_BYTES:
-                            return problem(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+                        if len(raw) > max_bytes:
+                            return problem(413, f"body exceeds {max_bytes} bytes")
                     try:
                         data = json.loads(raw)
                     except (ValueError, RecursionError):
                         return problem(400, "body is not valid JSON")
                     codec.check_depth(data, MAX_BODY_NESTING)  # a ProtocolError: 422 below
-                    if body_cls is ScanBody and isinstance(data, dict) and isinstance(data.get("code"), str):
-                        data = {**data, "code": printable_fnc1(data["code"])}  # GS1's FNC1 is a control character
-                    body = record_from_wire(body_cls, data, "body")
+                    body = record_from_wire(body_cls, prepare(data) if prepare else data, "body")
                 result = await fn(request, body)
                 status = 201 if request.method == "POST" and request.url.path.endswith(
                     ("/pay", "/top-ups", "/returns", "/receivings", "/shrinkage", "/transfers")) else 200
@@ -195,7 +202,7 @@ def build_lane_app(box) -> Starlette:
                                staff_id=body.staff_id)
 
     return Starlette(routes=[
-        Route("/lanes/{lane}/scan", endpoint(scan, ScanBody), methods=["POST"]),
+        Route("/lanes/{lane}/scan", endpoint(scan, ScanBody, prepare=fnc1_printable), methods=["POST"]),
         Route("/lanes/{lane}/weigh", endpoint(weigh, WeighBody), methods=["POST"]),
         Route("/lanes/{lane}/member", endpoint(member, MemberBody), methods=["POST"]),
         Route("/lanes/{lane}/cart", endpoint(cart), methods=["GET"]),

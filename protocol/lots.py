@@ -128,13 +128,17 @@ def fefo(levels: Iterable[LotLevel], qty: int, day: str) -> tuple[LotDelta, ...]
     (which may go negative). Answers negative deltas, one per lot touched."""
     if qty <= 0:
         raise ValueError("fefo takes a positive quantity")
+    return _take_in_order([lv for lv in fefo_order(levels) if lv.lot != UNLOTTED and lv.on_hand > 0
+                           and not is_expired(lv.use_by, day)], qty)
+
+
+def _take_in_order(ordered: list[LotLevel], qty: int) -> tuple[LotDelta, ...]:
+    """`qty` out of lots with stock, in the order given, each down to zero; the rest out of unlotted stock."""
     taken: list[LotDelta] = []
     left = qty
-    for level in fefo_order(levels):
+    for level in ordered:
         if left == 0:
             break
-        if level.lot == UNLOTTED or level.on_hand <= 0 or is_expired(level.use_by, day):
-            continue
         n = min(left, level.on_hand)
         taken.append(LotDelta(lot=level.lot, delta=-n, use_by=level.use_by))
         left -= n
@@ -199,20 +203,9 @@ def fefo_for_loss(levels: Iterable[LotLevel], qty: int, day: str) -> tuple[LotDe
     may go negative). Unlike `fefo` (selling), expired lots are not skipped. Answers negative deltas."""
     if qty <= 0:
         raise ValueError("fefo_for_loss takes a positive quantity")
-    levels = list(levels)
-    order = sorted((lv for lv in levels if lv.lot != UNLOTTED and lv.on_hand > 0),
-                   key=lambda lv: (not is_expired(lv.use_by, day), lv.use_by == "", lv.use_by, lv.lot))
-    taken: list[LotDelta] = []
-    left = qty
-    for level in order:
-        if left == 0:
-            break
-        n = min(left, level.on_hand)
-        taken.append(LotDelta(lot=level.lot, delta=-n, use_by=level.use_by))
-        left -= n
-    if left:
-        taken.append(LotDelta(lot=UNLOTTED, delta=-left))
-    return tuple(taken)
+    return _take_in_order(sorted((lv for lv in levels if lv.lot != UNLOTTED and lv.on_hand > 0),
+                                 key=lambda lv: (not is_expired(lv.use_by, day), lv.use_by == "", lv.use_by, lv.lot)),
+                          qty)
 
 
 def back_in_unlotted(qty: int) -> tuple[LotDelta, ...]:

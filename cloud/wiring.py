@@ -73,6 +73,7 @@ class Services:
         self.restock = Restock(cloud)  # reorder points, restock alerts' view (cloud/services/restock.py)
         self.orders.presales = self.presales = Presales(self.orders, self.restock.lead_days)  # out of stock but due
         self.transfers = Transfers(cloud)  # transfers between stores, asked by HQ or routing
+        self.coupons = self.orders.coupons  # coupons: definitions, wallets, the one authority on codes
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
         self._tasks: list[asyncio.Task] = []
@@ -117,6 +118,7 @@ class Services:
             try:
                 await self.orders.expire_due()
                 await self.orders.sweep_abandoned()
+                await self.coupons.settle()  # coupons follow their orders (a hook missed by a crash), lapsed holds
                 await self.presales.allocate_due()  # pre-sales a missed trigger left waiting for stock that came
                 await self.presales.end_overdue(self.cloud.now_ms())  # and those whose supply never came
             except Exception as exc:  # noqa: BLE001 - try again next round

@@ -11,7 +11,8 @@ many), issued CODES held in one member's wallet, and the code's state machine. P
   and every swap of two neighbours is caught by the check. Input is forgiving as Crockford's: case, spaces and
   hyphens do not matter; I and L read as 1, O as 0.
 - The state machine: issued -> reserved (for an order, or a till's cart) -> redeemed; reserved -> issued on
-  release; an issued code is expired past its validity (a state computed from time, never stored).
+  release; redeemed -> issued only when the very order that redeemed it is cancelled; an issued code is expired
+  past its validity (a state computed from time, never stored).
   `redeemable(...)` answers None or the reason in words; the cloud's conditional UPDATEs express the same
   preconditions (cloud/services/coupons.py), and explain a lost race with this function.
 """
@@ -255,6 +256,7 @@ STEPS: dict[str, tuple[tuple[str, ...], str]] = {  # step -> (from statuses, to 
     "release": (("reserved",), "issued"),
     "redeem": (("reserved",), "redeemed"),  # what was reserved for an order or a cart is used by it
     "redeem_offline": (("issued",), "redeemed"),  # a till offline: taken on its snapshot, no reservation possible
+    "return": (("redeemed",), "issued"),  # its paid order was cancelled (or refunded whole): back in the wallet
 }
 
 

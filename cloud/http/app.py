@@ -21,6 +21,7 @@ from cloud.http.routes import (
     allocations,
     auth,
     catalogue,
+    coupons,
     flash_sales,
     markdowns,
     members,
@@ -37,7 +38,7 @@ from cloud.http.routes import (
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, markdowns, reports, restock, stocktakes, transfers)
+             riders, after_sales, markdowns, reports, restock, stocktakes, transfers, coupons)
 
 
 def build_routes(services) -> list[Route]:

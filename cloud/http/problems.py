@@ -36,6 +36,7 @@ REFUSALS = {
     "slot": (409, "/problems/slot"),
     "order_state": (409, "/problems/order-state"),
     "payment": (409, "/problems/payment"),
+    "coupon": (409, "/problems/coupon"),
     "sold_out": (409, "/problems/sold-out"),
     "not_started": (409, "/problems/not-started"),
     "ended": (409, "/problems/ended"),

@@ -27,7 +27,7 @@ from nats.js import JetStreamContext
 
 from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
-from cloud.messaging import lots, markdowns, refusals, streams, to_stores
+from cloud.messaging import coupons, lots, markdowns, refusals, streams, to_stores
 from cloud.messaging.receiving import Receivings
 from cloud.messaging.restock import StoreRestock
 from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
@@ -360,6 +360,7 @@ class Bridge:
         await self.stocktakes.record(conn, events)
         await self.transfers.record(conn, events)
         await self.restock.record(conn, events)
+        await coupons.record(conn, events)  # coupons the till sales triggered (cloud/messaging/coupons.py)
 
     async def _actor_effects(self, event) -> None:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""

@@ -17,6 +17,7 @@ import secrets
 import asyncpg
 
 from cloud.messaging import to_stores
+from cloud.services.coupons import issue_on_registration
 from cloud.services.orders import order_json
 from cloud.services.payments import Payments
 from cloud.services.pii import Pii
@@ -64,6 +65,7 @@ class Members:
                     return await self.view(row["member_id"]), False
         body = await self.view(member_id)
         await self.notify_stores(body, phone)
+        await issue_on_registration(self.cloud, member_id)  # new-member coupons (cloud/services/coupons.py)
         return body, True
 
     async def notify_stores(self, view: dict, phone: str | None = None,

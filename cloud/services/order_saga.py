@@ -81,6 +81,7 @@ class OrderSaga:
                 except lifecycle.IllegalTransition:
                     pass  # ended or paid meanwhile: decided below
                 if paid is not None:
+                    await self.orders.coupons.settle(order_id)  # its coupons redeemed (the sweeper, after a crash)
                     await self.payments.record_spend(paid)
                     await self.orders.notify_stores(paid)
                     return paid

@@ -22,6 +22,7 @@ from cloud.messaging import to_stores
 from cloud.services import delivery_terms
 from cloud.services import order_journal as journal
 from cloud.services.borrowing import Borrowing
+from cloud.services.coupons import Coupons
 from cloud.services.flash_stores import FlashStores, assigned
 from cloud.services.order_request import OrderRequest
 from cloud.services.order_saga import OrderSaga
@@ -75,6 +76,7 @@ class Orders:
         self.payments = Payments(cloud, wallet)
         self.borrowing = Borrowing(cloud)  # asks a store short of escrow to lend from its offline share
         self.saga = OrderSaga(self)
+        self.coupons = Coupons(cloud)  # codes checked, reserved with the order, redeemed or released as it goes
         self.flash = FlashStores(cloud)  # flash orders of stores: assigned, and their units given back
         self.presales: Any = None  # cloud/services/presale.py (set by the services): out of stock but due
         self.as_json = order_json
@@ -107,6 +109,7 @@ class Orders:
                                       detail={"reason": refusal.detail}, fields={"problem": json.dumps(refusal.to_record())})
             except lifecycle.IllegalTransition as exc:  # the sweeper took it as abandoned meanwhile: it says so
                 log.warning("order %s not rejected: %s", order_id, exc)
+            await self.coupons.settle(order_id)  # a code it held goes back to the wallet
             raise refusal from None
         return body
 
@@ -160,7 +163,9 @@ class Orders:
         plan = await self._route(req, items, slot_ms, order_id)
         if req.fulfilment == "delivery":  # before anything is held: a closed slot refuses cleanly
             delivery_terms.check_cutoff(cloud.world, plan, slot_ms, cloud.now_ms())
-        kid = _key_id(key)
+        kid, store = _key_id(key), next(iter(plan))
+        coupons = await self.coupons.check(req.coupons, member, store, order_id)  # codes, before anything is held
+        self.coupons.unused(coupons, self._price(req, store, coupons)["coupons_used"])
         # The plan is written before anything is held, so that if this request dies half-way the sweeper knows
         # what to give back (`sweep_abandoned`).
         await cloud.db.execute("update orders set allocation = $2, slot_start_ms = $3, updated_ms = $4 "
@@ -168,7 +173,13 @@ class Orders:
                                json.dumps(_allocation(kid, plan)), slot_ms, cloud.now_ms())
         reserved = await self._reserve(kid, order_id, plan)
         await self._book_slots(kid, order_id, plan, slot_ms, reserved)
-        priced = self._price(req, next(iter(plan)))
+        priced = self._price(req, store, coupons)
+        try:
+            await self.coupons.hold(order_id, member, store, coupons)  # all codes or none, atomically
+        except Refusal:  # another order or a till took a code meanwhile: nothing of this order is kept
+            await self._release(reserved, kid)
+            await self._unbook(kid, order_id, list(plan), slot_ms)
+            raise
         if req.fulfilment == "delivery":
             delivery_terms.add_fee(cloud.world, next(iter(plan)), priced)
         now = cloud.now_ms()
@@ -188,6 +199,7 @@ class Orders:
         row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
         body = order_json(row)
         body["pricing"] = priced["explain"]
+        body["coupons"] = [c.code for c in coupons]
         return body
 
     def _items(self, req: OrderRequest) -> dict[str, int]:
@@ -254,13 +266,15 @@ class Orders:
                 raise Refusal("slot", f"slot at {store} not available: {r.settled.reason}")
             booked.append(store)
 
-    def _price(self, req: OrderRequest, store: str) -> dict:
+    def _price(self, req: OrderRequest, store: str, coupons=()) -> dict:
         catalogue = self.cloud.world.catalogue
         lines = [BasketLine(sku=i.sku, weight_g=i.qty) if catalogue.get(i.sku).weighed else BasketLine(sku=i.sku, qty=i.qty)
                  for i in req.items]
-        ctx = PricingContext(channel="online", store_id=store, now_ms=self.cloud.now_ms(), coupons=req.coupons)
+        ctx = PricingContext(channel="online", store_id=store, now_ms=self.cloud.now_ms(),
+                             coupons=tuple(c.rule_id for c in coupons),  # of codes that passed `Coupons.check`
+                             new_member=any(c.new_member_only for c in coupons))
         result = price_basket(catalogue, self.cloud.world.rule_book, lines, ctx)
-        return {"total_fen": result.total_fen,
+        return {"total_fen": result.total_fen, "coupons_used": result.coupons_used,
                 "lines": [{"sku": line.sku, "name": line.name, "qty": line.qty or line.weight_g,
                            "weighed": bool(line.weight_g), "list_fen": line.list_fen, "amount_fen": line.amount_fen}
                           for line in result.lines],
@@ -327,6 +341,7 @@ class Orders:
         else:
             await self._release(self.reservations(row), "order")
         await self.release_slots(row)
+        await self.coupons.settle(order_id)  # its coupon back in the wallet
         if was in lifecycle.PAID_STATUSES and (row["kind"] != "flash" or assigned(row)):
             for store in json.loads(row["allocation"]):
                 await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
@@ -366,6 +381,7 @@ class Orders:
             await self.flash.give_back(row["order_id"])
         else:
             await self._release(self.reservations(row), "order")
+        await self.coupons.settle(row["order_id"])  # its coupon back in the wallet
 
     async def sweep_abandoned(self) -> int:
         """Orders whose request died half-way and was never retried (`pending` for `ABANDONED_MS`): refused, and

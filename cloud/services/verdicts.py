@@ -20,6 +20,7 @@ RefusalKind = Literal[
     "out_of_stock", "no_store", "slot",  # placing an order
     "order_state",  # the order's state does not allow this step
     "payment",  # the payment was refused (balance, method)
+    "coupon",  # a coupon code that cannot be used here and now (the detail and `reason` say why)
     "sold_out", "over_limit", "throttled", "not_started", "ended",  # flash sales
     "unavailable",  # could not be decided now (a backend busy or down): retry with the same key
 ]

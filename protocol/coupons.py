@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -53,8 +52,8 @@ def _check_value(body: str) -> int:
     return value % 37
 
 
-def new_code(random_bits: Callable[[int], int] = secrets.randbits) -> str:
-    """A fresh code (unguessable: 60 bits from `random_bits`, the CSPRNG unless a test passes its own)."""
+def new_code(random_bits: Callable[[int], int]) -> str:
+    """A fresh code from `random_bits(n)` (the cloud passes `secrets.randbits`, a CSPRNG: 60 unguessable bits)."""
     while True:
         value = random_bits(5 * BODY_CHARS)
         body = "".join(ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(BODY_CHARS)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from cloud.http.openapi_coupons import coupon_paths
+
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
@@ -325,6 +327,8 @@ PATHS = {
         {"400": "unreadable callback (a field or status named)", "401": "not signed by the platform, or more than "
          "5 minutes away", "404": "no delivery of ours by that platform order id and try"})},
 }
+
+PATHS.update(coupon_paths(_op))
 
 
 def openapi_document() -> dict:

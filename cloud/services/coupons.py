@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +79,7 @@ async def issue_in(conn, definition_id: str, members: list[str], source: str, wh
     issued = [{"member_id": m, "code": code} for m, code in before.items()]
     valid_from = max(definition.valid_from_ms, now_ms)
     for member in to_issue:
-        code = cp.new_code()
+        code = cp.new_code(secrets.randbits)  # a CSPRNG: codes cannot be guessed
         await conn.execute(
             """insert into coupons (code, definition_id, member_id, status, source, why, issued_by, issued_ms,
                    valid_from_ms, valid_until_ms) values ($1, $2, $3, 'issued', $4, $5, $6, $7, $8, $9)""",

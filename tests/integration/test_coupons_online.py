@@ -7,6 +7,7 @@ carry this run's suffix; every check looks only at coupons and orders this modul
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -15,6 +16,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from protocol.coupons import new_code
 from protocol.messages import EscrowGranted, Payment, Quantity, SaleCommitted, SaleLine, StockMoved
 from tests.integration.harness import (
     StoreLink,
@@ -262,8 +264,7 @@ async def test_garbled_unknown_and_rule_id_codes_are_refused_naming_them(cloud):
     typo = code[:5] + ("0" if code[5] != "0" else "1") + code[6:]
     refused(await order(http, member, [typo]), 422, typo, "check character")
     refused(await order(http, member, [RULE]), 422, RULE, "is a promotion rule id, not a coupon code")
-    from protocol.coupons import new_code
-    unknown = new_code()
+    unknown = new_code(secrets.randbits)
     refused(await order(http, member, [unknown]), 409, unknown, "no such coupon in your wallet")
     assert (await wallet(http, member))[code]["status"] == "issued"  # nothing was held by the refused orders
 

@@ -20,6 +20,7 @@ from cloud.console.snapshot import ConsoleConfig
 from cloud.context import Cloud
 from cloud.keys import KeyRing
 from cloud.messaging.bridge import Bridge
+from cloud.messaging.coupon_desk import CouponDesk
 from cloud.messaging.stored_value import HoldDesk
 from cloud.migrations import migrate
 from cloud.runtime.clients import Actors
@@ -76,6 +77,7 @@ class Services:
         self.coupons = self.orders.coupons  # coupons: definitions, wallets, the one authority on codes
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
+        self.coupon_desk: CouponDesk | None = None  # ... and the tills' coupon requests (cloud/messaging/coupon_desk.py)
         self._tasks: list[asyncio.Task] = []
         self.console_config = ConsoleConfig.from_env()  # may be replaced before the console is first used
         self._console = None
@@ -175,6 +177,8 @@ class Services:
             await self.bridge.stop()
         if self.holds:
             await self.holds.stop()
+        if self.coupon_desk:
+            await self.coupon_desk.stop()
         if self.cloud.nats is not None:
             await self.cloud.nats.close()
         await self.cloud.db.close()
@@ -238,6 +242,7 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
     services._tasks.append(asyncio.create_task(admin.follow()))
     if cloud.nats is not None:
         services.holds = await HoldDesk(cloud).start()
+        services.coupon_desk = await CouponDesk(cloud).start()  # the tills' coupon holds and wallet snapshots
     if background and cloud.nats is not None:
         await services.start_background()
     return services

@@ -449,4 +449,8 @@ CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, Escr
                                               RuleBookUpdated, MemberUpdated, BusinessAck, DeliveryReturned,
                                               AfterSalesRequested, AllocationSet, ReorderPointsSet,
                                               *CLOUD_TRANSFER_MESSAGES)
+from protocol.coupon_messages import COUPON_REQUESTS, EDGE_COUPON_EVENTS  # noqa: E402 - likewise
+
+EDGE_EVENTS += EDGE_COUPON_EVENTS
+REQUESTS += COUPON_REQUESTS
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

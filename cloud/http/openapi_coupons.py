@@ -29,6 +29,9 @@ def coupon_paths(op: Callable[..., dict]) -> dict:
         "/operator/coupons/conflicts": {
             "get": op("Coupons a store redeemed offline that were already redeemed elsewhere (the sale stood)",
                       ("200", "{conflicts}"), {"401": NO_SESSION, "403": ROLE}, operator=True)},
+        "/operator/coupon-rules": {
+            "get": op("The promotion book's coupon rules (what a definition may grant)", ("200", "{rules}"),
+                      {"401": NO_SESSION, "403": ROLE}, operator=True)},
         "/members/{member_id}/coupons": {
             "get": op("The signed-in member's coupons: code, name, value, status (issued, reserved, redeemed, expired), "
                       "channels, valid until", ("200", "{member_id, coupons}"),

@@ -315,6 +315,7 @@ class Bridge:
         refused.update(await self.stocktakes.admit([e for e in events if e.event_id not in refused]))
         refused.update(await self.transfers.admit([e for e in events if e.event_id not in refused]))
         refused.update(await self.restock.admit([e for e in events if e.event_id not in refused]))
+        refused.update(await coupons.admit(self.cloud, [e for e in events if e.event_id not in refused]))
         if not refused:
             return events
         for event_id, reason in refused.items():

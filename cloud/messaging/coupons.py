@@ -1,6 +1,13 @@
-"""Coupons issued by what the stores report (issue 17 item 1): "spend >= 50 at a till -> a 10-yuan online coupon".
+"""Coupons and what the stores report (issue 17 item 1): coupons the tills redeemed, and coupons issued by till
+sales ("spend >= 50 at a till -> a 10-yuan online coupon").
 
 Guarantees:
+- A `CouponRedeemed` is believed only for a coupon that exists and is the named member's (`admit`; else refused
+  with the reason: dead-lettered, the store told). Recorded in the bridge's transaction with its event id
+  (`record`): the coupon becomes redeemed by `store:<store>:<sale>` in one conditional UPDATE - from `issued`, or
+  from `reserved` for the very hold the sale names. A coupon found redeemed (or reserved) by anyone else is a
+  CONFLICT: the sale stands (the goods left), the conflict is recorded once per event (`coupon_conflicts`), shown
+  at `GET /operator/coupons/conflicts` and counted in `/audit` - never a silent loss.
 - A till sale with a member (`SaleCommitted`) whose total reaches a definition's `till_spend` trigger issues that
   member one coupon of it, in the bridge's transaction with the sale's event id (`record`), under the source
   `sale:<event id>`: a redelivered sale finds its coupon and issues nothing more; a store never names the coupon,
@@ -14,12 +21,32 @@ import json
 import logging
 
 from cloud.services.coupons import issue_in
+from protocol.coupon_messages import CouponRedeemed
 from protocol.messages import Message, SaleCommitted
 
 log = logging.getLogger("freshmesh.coupons")
 
 
+async def admit(cloud, events: list[Message]) -> dict[str, str]:
+    """event id -> why refused, for the batch's CouponRedeemed a store may not claim."""
+    mine = [e for e in events if isinstance(e, CouponRedeemed)]
+    if not mine:
+        return {}
+    owners = {r["code"]: r["member_id"] for r in await cloud.db.fetch(
+        "select code, member_id from coupons where code = any($1::text[])", [e.code for e in mine])}
+    refused = {}
+    for e in mine:
+        if e.code not in owners:
+            refused[e.event_id] = f"coupon.redeemed: no coupon {e.code}"
+        elif owners[e.code] != e.member_id:
+            refused[e.event_id] = f"coupon.redeemed: coupon {e.code} is not member {e.member_id}'s"
+    return refused
+
+
 async def record(conn, events: list[Message]) -> None:
+    for e in events:
+        if isinstance(e, CouponRedeemed):
+            await _redeemed(conn, e)
     sales = [e for e in events if isinstance(e, SaleCommitted) and e.member_id]
     if not sales:
         return
@@ -36,6 +63,28 @@ async def record(conn, events: list[Message]) -> None:
             if refused:
                 log.info("sale %s at %s: no %s coupon (%s)", sale.sale_id, sale.store_id, t["definition_id"],
                          refused[sale.member_id])
+
+
+async def _redeemed(conn, e: CouponRedeemed) -> None:
+    by = f"store:{e.store_id}:{e.sale_id}"
+    done = await conn.fetchval(
+        """update coupons set status = 'redeemed', redeemed_by = $2, channel = 'offline', store_id = $3,
+               redeemed_ms = $4, reserved_for = null, reserved_until_ms = null
+           where code = $1 and (status = 'issued' or (status = 'reserved' and reserved_for = $5 and $5 <> ''))
+           returning code""", e.code, by, e.store_id, e.wall_ms, e.hold_id)
+    if done:
+        return
+    row = await conn.fetchrow("select status, redeemed_by, reserved_for from coupons where code = $1", e.code)
+    if row["redeemed_by"] == by:
+        return  # this sale's redemption, applied before
+    first = row["redeemed_by"] or row["reserved_for"]
+    detail = (f"coupon {e.code} used at {e.store_id} on sale {e.sale_id} ({'offline' if e.offline else 'online'}) "
+              f"was already {row['status']} by {first}: the sale stands; reported")
+    await conn.execute(
+        """insert into coupon_conflicts (event_id, code, store_id, sale_id, first_redeemed_by, detail, wall_ms,
+               recorded_ms) values ($1, $2, $3, $4, $5, $6, $7, (extract(epoch from clock_timestamp()) * 1000)::bigint)
+           on conflict (event_id) do nothing""", e.event_id, e.code, e.store_id, e.sale_id, first, detail, e.wall_ms)
+    log.warning("coupon conflict: %s", detail)
 
 
 def _stores(body) -> list[str]:

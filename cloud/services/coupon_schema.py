@@ -33,6 +33,7 @@ create table if not exists coupons (
     channel         text,                           -- where it was redeemed: online | offline
     store_id        text,
     redeemed_ms     bigint,
+    releases        int not null default 0,         -- times it went back to the wallet (released, returned, lapsed)
     unique (definition_id, member_id, source)       -- one coupon per member per issuing act: retries issue once
 );
 create index if not exists coupons_member on coupons (member_id, status);

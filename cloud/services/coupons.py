@@ -193,6 +193,17 @@ class Coupons:
                          {"batch_id": batch, "why": why, "issued": len(issued), "refused": len(refused)})
         return answer
 
+    def rules(self) -> dict:
+        """The promotion book's coupon rules: what a definition may grant."""
+        return {"rules": [{"rule_id": r.id, "name": r.name, "amount_off_fen": r.amount_off_fen,
+                           "percent_off_bp": r.percent_off_bp, "min_spend_fen": r.min_spend_fen,
+                           "new_member_only": r.new_member_only, "skus": list(r.skus),
+                           "categories": list(r.categories), "channels": list(r.channels)}
+                          for r in self.cloud.world.rule_book.rules if isinstance(r, CouponRule)]}
+
+    async def conflict_count(self) -> int:
+        return await self.cloud.db.fetchval("select count(*) from coupon_conflicts")
+
     async def conflicts(self, limit: int = 100) -> dict:
         rows = await self.cloud.db.fetch("select * from coupon_conflicts order by conflict_id desc limit $1",
                                          max(1, min(limit, CONFLICTS_PAGE_MAX)))
@@ -283,8 +294,8 @@ class Coupons:
                returning code""", codes, order_id, member, store, now)}
         if len(got) == len(codes):
             return
-        await self.cloud.db.execute("update coupons set status = 'issued', reserved_for = null, channel = null, "
-                                    "store_id = null where code = any($1::text[]) and status = 'reserved' "
+        await self.cloud.db.execute("update coupons set status = 'issued', releases = releases + 1, reserved_for = null, "
+                                    "channel = null, store_id = null where code = any($1::text[]) and status = 'reserved' "
                                     "and reserved_for = $2", list(got), order_id)
         lost = next(c for c in codes if c not in got)
         row = await self.cloud.db.fetchrow("select c.*, d.body from coupons c join coupon_definitions d "
@@ -303,18 +314,19 @@ class Coupons:
                  and o.status = any($2::text[]) and ($1::text is null or o.order_id = $1) returning c.code""",
             order_id, list(lifecycle.PAID_STATUSES), now)
         released = await db.fetch(
-            """update coupons c set status = 'issued', reserved_for = null, channel = null, store_id = null
+            """update coupons c set status = 'issued', releases = releases + 1, reserved_for = null, channel = null,
+                   store_id = null
                from orders o where c.status = 'reserved' and c.reserved_for = o.order_id
                  and o.status = any($2::text[]) and ($1::text is null or o.order_id = $1) returning c.code""",
             order_id, list(lifecycle.UNSERVED_STATUSES))
         returned = await db.fetch(
-            """update coupons c set status = 'issued', redeemed_by = null, redeemed_ms = null, channel = null,
-                   store_id = null
+            """update coupons c set status = 'issued', releases = releases + 1, redeemed_by = null, redeemed_ms = null,
+                   channel = null, store_id = null
                from orders o where c.status = 'redeemed' and c.redeemed_by = o.order_id and o.status = 'cancelled'
                  and ($1::text is null or o.order_id = $1) returning c.code""", order_id)
         lapsed = [] if order_id else await db.fetch(
-            "update coupons set status = 'issued', reserved_for = null, reserved_until_ms = null, channel = null, "
-            "store_id = null where status = 'reserved' and reserved_until_ms is not null and reserved_until_ms <= $1 "
-            "returning code", now)
+            "update coupons set status = 'issued', releases = releases + 1, reserved_for = null, reserved_until_ms = null, "
+            "channel = null, store_id = null where status = 'reserved' and reserved_until_ms is not null "
+            "and reserved_until_ms <= $1 returning code", now)
         return len(redeemed) + len(released) + len(returned) + len(lapsed)
 

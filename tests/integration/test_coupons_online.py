@@ -317,3 +317,54 @@ async def test_the_till_spend_trigger_issues_an_online_coupon_once_which_the_mem
     r = await order(http, member, [got[0]["code"]])
     assert r.status_code == 201, r.text
     assert any(a["rule_id"] == RULE and a["saving_fen"] == 1000 for a in r.json()["pricing"]["applied"])
+
+
+# ---- the demo hook -----------------------------------------------------------------------------------------------
+async def test_the_demo_s_coupon_customers_and_the_summary_agree(cloud, stack):
+    """The demo's coupon customers run for a few seconds against this cloud (its S004 onions): HQ defines the till
+    trigger and a campaign, customers order with wallet coupons, pay or cancel; a member's till sale of 50 yuan
+    issues the trigger's coupon. What they counted agrees with what the summary reads from the database."""
+    import random
+    from collections import Counter
+
+    from loadtest.http import LeanClients
+    from simulators.coupons_demo import CouponCustomers, summary
+    services, http, url = cloud
+    since = int(time.time() * 1000) - 1
+    counts: Counter = Counter()
+    stop = asyncio.Event()
+    run = f"t{RUN}"
+    demo = CouponCustomers(url, OP, services.identity.sms.inbox, services.payments.wallet.sim.url,
+                           random.Random(5), counts, stop, stores=[STORE], run_id=run)
+    async with LeanClients(timeout=30) as lean:
+        task = asyncio.create_task(demo.run(lean))
+
+        async def redeemed_some():
+            return counts["coupons_redeemed_online"] >= 2
+        assert await eventually(redeemed_some, timeout_s=60), (counts, demo.refusals)
+        member = next(iter(demo.sessions.values()))
+        async with StoreLink(stack, STORE) as link:  # the member spends 50 yuan at the till
+            await link.publish(SaleCommitted(
+                **link.next_envelope(), sale_id=f"D{uuid.uuid4().hex[:20]}", lane="1",
+                lines=(SaleLine(sku=SKU, quantity=Quantity.grams(4000), amount_fen=5_200),), total_fen=5_200,
+                member_id=member.member_id, offline=False,
+                payments=(Payment(method="cash", amount_fen=5_200, reference=""),)))
+
+        async def triggered():
+            return (await summary(services.cloud.db, since))["coupons_issued"].get("till_spend", 0) >= 1
+        assert await eventually(triggered)
+        stop.set()
+        await task
+    async with services.cloud.db.acquire() as conn:
+        mine = await conn.fetch("select * from coupons where definition_id like $1", f"demo-%-{run}")
+        assert len(mine) == counts["coupons_issued_campaign"] + 1
+        found = await summary(conn, since)
+    assert found["coupons_issued"]["campaign"] >= counts["coupons_issued_campaign"] == 8
+    assert found["coupons_redeemed"].get("online", 0) >= counts["coupons_redeemed_online"] >= 2
+    assert found["coupons_released"] >= counts["coupons_released"]
+    ours = {r["status"]: 0 for r in mine}
+    for r in mine:
+        ours[r["status"]] += 1
+    assert ours.get("redeemed", 0) == counts["coupons_redeemed_online"]
+    assert sum(r["releases"] for r in mine) == counts["coupons_released"]
+    assert not [k for k in counts if k.startswith("coupons_refused:5")], demo.refusals

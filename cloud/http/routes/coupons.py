@@ -26,6 +26,10 @@ def routes(services) -> list[tuple]:
         body = await services.coupons.issue(request.path_params["definition_id"], raw, request_hash(raw), operator)
         return JSONResponse(body, status_code=200)
 
+    async def rules(request):
+        await require_operator(request, services, "views.read")
+        return JSONResponse(services.coupons.rules())
+
     async def conflicts(request):
         await require_operator(request, services, "views.read")
         return JSONResponse(await services.coupons.conflicts())
@@ -37,4 +41,5 @@ def routes(services) -> list[tuple]:
             ("/operator/coupon-definitions", definitions, ["GET"]),
             ("/operator/coupon-definitions/{definition_id}/issue", issue, ["POST"]),
             ("/operator/coupons/conflicts", conflicts, ["GET"]),
+            ("/operator/coupon-rules", rules, ["GET"]),
             ("/members/{member_id}/coupons", wallet, ["GET"])]

@@ -41,7 +41,9 @@ def routes(services) -> list[tuple]:
 
     async def audit(request):
         await require_operator(request, services, "views.read")
-        return JSONResponse(await services.stock.audit())
+        body = await services.stock.audit()
+        body["reported"] = {"coupon_conflicts": await services.coupons.conflict_count()}  # known, not lost
+        return JSONResponse(body)
 
     async def order_summary(request):
         """Orders by final state and the open ones with what each waits for (a store manager: their store's)."""

@@ -1,0 +1,137 @@
+"""Coupons at the tills, on the cloud's side: the tills' requests over NATS request/reply (`fm.store.*.coupon.>`,
+queue group `coupons`: any cloud process answers).
+
+Guarantees:
+- A hold request reserves the coupon for the lane's cart (its `hold_id`) for `TILL_HOLD_TTL_MS`, in one conditional
+  UPDATE (`... status = 'issued' ...`): a coupon reserved for an order, redeemed, another member's, not valid at the
+  till or this store, or outside its window is refused with the reason (`protocol.coupons.redeemable`), and an
+  online order racing the till for the same code loses or wins whole. A hold no sale names lapses (the sweeper,
+  `Coupons.settle`), back to the wallet.
+- A request is answered only on the asking store's own inbox and only for a store asking on its own subject (as
+  the stored-value desk: a store cannot make the cloud publish elsewhere). Requests in flight are bounded; past the
+  bound the till times out and works offline, within its allowance.
+- A wallet request answers the member's issued coupons usable at that store's tills now (at most
+  `protocol.coupon_messages.WALLET_MAX`): the box's snapshot for an offline period.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from cloud.services.coupons import coupon_of
+from protocol import codec, subjects
+from protocol import coupons as cp
+from protocol.coupon_messages import (
+    QUEUE,
+    SUBJECTS_ALL,
+    WALLET_MAX,
+    CouponHoldAnswered,
+    CouponHoldRequested,
+    CouponWalletAnswered,
+    CouponWalletRequested,
+    KnownCoupon,
+)
+from protocol.errors import ProtocolError
+from protocol.pricing.rules import Coupon as CouponRule
+
+TILL_HOLD_TTL_MS = 10 * 60_000  # a cart's coupon: time enough to finish the sale; it lapses if none names it
+REQUESTS_IN_FLIGHT_MAX = 500
+log = logging.getLogger("freshmesh.coupons")
+
+
+class CouponDesk:
+    def __init__(self, cloud) -> None:
+        self.cloud = cloud
+        self._sub = None
+        self._in_flight: set[asyncio.Task] = set()
+        self.stats = {"holds": 0, "granted": 0, "wallets": 0, "bad": 0, "shed": 0}
+
+    async def start(self) -> CouponDesk:
+        self._sub = await self.cloud.nats.subscribe(SUBJECTS_ALL, queue=QUEUE, cb=self._on_request)
+        return self
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+        for task in list(self._in_flight):
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _on_request(self, msg) -> None:
+        if len(self._in_flight) >= REQUESTS_IN_FLIGHT_MAX:
+            self.stats["shed"] += 1
+            return
+        task = asyncio.create_task(self._answer(msg))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _answer(self, msg) -> None:
+        try:
+            store_id = subjects.store_from_subject(msg.subject)
+            request = codec.decode(msg.data)
+            if not isinstance(request, (CouponHoldRequested, CouponWalletRequested)) or request.store_id != store_id:
+                raise ProtocolError(f"not a coupon request of store {store_id}: {request.KIND} of {request.store_id}")
+            if not (msg.reply or "").startswith(subjects.store_inbox_prefix(store_id) + "."):
+                raise ProtocolError(f"a reply subject outside store {store_id}'s inbox: {(msg.reply or '')[:80]!r}")
+        except ProtocolError as exc:
+            self.stats["bad"] += 1
+            log.warning("refused a coupon request on %s: %s", msg.subject, exc)
+            return
+        try:
+            answer = await (self.hold(request) if isinstance(request, CouponHoldRequested) else self.wallet(request))
+            await msg.respond(codec.encode(answer))
+        except Exception as exc:  # noqa: BLE001 - no answer: the till times out and works offline
+            log.warning("coupon request of store %s not answered: %s", store_id, exc)
+
+    def _envelope(self, request) -> dict:
+        return {"event_id": self.cloud.ids.new(), "store_id": request.store_id, "seq": 0,
+                "wall_ms": self.cloud.now_ms(), "mono_ms": 0}
+
+    async def _row(self, code: str):
+        return await self.cloud.db.fetchrow("select c.*, d.body, d.rule_id from coupons c join coupon_definitions d "
+                                            "using (definition_id) where c.code = $1", code)
+
+    async def hold(self, request: CouponHoldRequested) -> CouponHoldAnswered:
+        self.stats["holds"] += 1
+        now, store = self.cloud.now_ms(), request.store_id
+        row = await self._row(request.code)
+        reason = cp.redeemable(coupon_of(row) if row else None, request.member_id, "offline", store, now,
+                               holder=request.hold_id)
+        rule = self.cloud.world.rule_book.by_id.get(row["rule_id"]) if row else None
+        if reason is None and not isinstance(rule, CouponRule):
+            reason = "its promotion is no longer in the promotion book"
+        if reason is None:
+            held = await self.cloud.db.fetchval(
+                """update coupons set status = 'reserved', reserved_for = $2, reserved_until_ms = $5, channel = 'offline',
+                       store_id = $4
+                   where code = $1 and member_id = $3 and valid_from_ms <= $6 and valid_until_ms > $6
+                     and (status = 'issued' or (status = 'reserved' and reserved_for = $2)) returning code""",
+                request.code, request.hold_id, request.member_id, store, now + TILL_HOLD_TTL_MS, now)
+            if held is None:  # an order or another till took it meanwhile: say what it is now
+                row = await self._row(request.code)
+                reason = cp.redeemable(coupon_of(row), request.member_id, "offline", store, now,
+                                       holder=request.hold_id) or "taken meanwhile"
+        granted = reason is None
+        self.stats["granted"] += granted
+        return CouponHoldAnswered(**self._envelope(request), hold_id=request.hold_id, code=request.code,
+                                  granted=granted, reason=reason or "",
+                                  rule_id=rule.id if granted and isinstance(rule, CouponRule) else "",
+                                  expires_ms=now + TILL_HOLD_TTL_MS if granted else 0)
+
+    async def wallet(self, request: CouponWalletRequested) -> CouponWalletAnswered:
+        self.stats["wallets"] += 1
+        now = self.cloud.now_ms()
+        rows = await self.cloud.db.fetch(
+            "select c.*, d.body, d.rule_id from coupons c join coupon_definitions d using (definition_id) "
+            "where c.member_id = $1 and c.status = 'issued' and c.valid_until_ms > $2 order by c.valid_until_ms",
+            request.member_id, now)
+        known = []
+        for row in rows:
+            body = json.loads(row["body"]) if isinstance(row["body"], str) else row["body"]
+            stores = body.get("stores") or []
+            if "offline" in body["channels"] and (not stores or request.store_id in stores):
+                known.append(KnownCoupon(code=row["code"], rule_id=row["rule_id"], valid_from_ms=row["valid_from_ms"],
+                                         valid_until_ms=row["valid_until_ms"]))
+        return CouponWalletAnswered(**self._envelope(request), member_id=request.member_id,
+                                    coupons=tuple(known[:WALLET_MAX]))

@@ -15,6 +15,10 @@ DEFAULT_ONLINE_RATIO_BP = 4_000  # share of a store's on-hand escrowed for onlin
 # the balance the store knows those spends may go. The cloud takes the same number as the most a store's offline
 # spends may take a member below zero; beyond it the spend is recorded and flagged as a violation.
 OFFLINE_ALLOWANCE_FEN = 5_000
+# coupons a store's tills may take while they cannot reach the cloud, per chain business day (reconciled on reconnect;
+# a coupon found used elsewhere is a reported conflict): at most this many, giving at most this much in all
+OFFLINE_COUPONS_PER_DAY = 20
+OFFLINE_COUPON_FEN_PER_DAY = 20_000
 HOLD_TTL_MS = 2 * 60 * 1000  # a stored-value hold the till never captured (a voided sale, a dead box) lapses then
 HOLD_TIMEOUT_MS = 1_500  # how long a till waits for the cloud's hold before it sells offline (within the allowance)
 # Cash top-ups at the tills of one store in one chain day: more is refused (by the till, and by the cloud, which

@@ -41,6 +41,7 @@ class CartLine:
 class Cart:
     lines: list[CartLine] = field(default_factory=list)
     member: Member | None = None
+    coupons: list = field(default_factory=list)  # edge.core.coupons.CartCoupon: scanned coupons (issue 17)
 
     def add(self, line: CartLine) -> None:
         if len(self.lines) >= MAX_LINES:
@@ -117,7 +118,8 @@ def price(cart: Cart, books: Books, store_id: str, now_ms: int) -> PricedBasket:
         raise Refused(503, "no catalogue yet: the store has not received one from the cloud")
     level = cart.member.level if cart.member else None
     ctx = PricingContext(channel="offline", store_id=store_id, now_ms=now_ms,
-                         member_level=level if level and level != "regular" else None)
+                         member_level=level if level and level != "regular" else None,
+                         coupons=tuple(c.rule_id for c in cart.coupons))  # held for the cart, or known offline
     return price_basket(books.catalogue, books.rule_book, cart.basket, ctx)
 
 
@@ -135,4 +137,6 @@ def cart_json(cart: Cart, priced: PricedBasket) -> dict:
             "almost": [n.message for n in priced.near_misses],
             "gifts": [{"sku": g.sku, "name": g.name, "qty": g.qty} for g in priced.gifts],
             "subtotal_fen": priced.subtotal_fen, "discount_fen": priced.discount_fen, "total_fen": priced.total_fen,
-            "member": cart.member.as_json() if cart.member else None}
+            "member": cart.member.as_json() if cart.member else None,
+            "coupons": [{"code": c.code, "rule_id": c.rule_id, "offline": not c.hold_id,
+                         "applied": c.rule_id in priced.coupons_used} for c in cart.coupons]}

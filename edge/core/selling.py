@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from edge.core import escrow, tickets
+from edge.core import coupons, escrow, tickets
 from edge.core.cart import Cart, price
 from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, MoveStock, Outcome, PrintTicket, Publish, Refused
 from edge.core.state import Books, EventStamp, Member, StockLevel
@@ -169,6 +169,8 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
                           member_id=member_id, offline=offline, at_ms=now_ms),
                Publish(sale)]
     effects += sold_stock(lines, levels, sale_id, stamp, tuple(line.lot for line in cart.lines), lot_levels)
+    effects += coupons.redemptions(cart.coupons, priced, stamp, sale_id, request.lane, member_id,
+                                   str(chain_day(now_ms)))  # the cart's coupons its rules applied: redeemed
     if member_id:
         effects += [AddUnsettled(member_id, p.amount_fen, p.reference, offline) for p in paid
                     if p.method == "stored_value"]

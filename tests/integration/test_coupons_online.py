@@ -53,7 +53,11 @@ async def cloud(stack, ray_runtime):
                                                       escrow_after=400_000))
 
             async def granted():
-                stock = (await http.get(f"/stores/{STORE}/stock")).json()["stock"]
+                r = await http.get(f"/stores/{STORE}/stock")
+                if r.status_code != 200:  # actors busy at the start: asked again
+                    print("stock:", r.status_code, r.text[:300])
+                    return False
+                stock = r.json()["stock"]
                 return sum(1 for r in stock if r["sku"] in (SKU, OTHER_SKU) and r["escrow"] >= 400_000) == 2
             assert await eventually(granted)
             yield services, http, url

@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from edge import coupons
 from edge.cashier_pins import CashierPins
 from edge.devices.escpos import PrinterReplies
 from edge.devices.events import Scan
@@ -110,7 +111,10 @@ class EdgeBox:
             async def scanned(event, lane=lane):
                 if isinstance(event, Scan):
                     try:
-                        await self.actor.ask("scan", lane=lane, code=event.code)
+                        if coupons.looks_like_code(event.code):  # a coupon: to the cart as one (edge/coupons.py)
+                            await coupons.scan(self, lane, event.code)
+                        else:
+                            await self.actor.ask("scan", lane=lane, code=event.code)
                     except Exception as exc:  # noqa: BLE001 - a bad scan beeps at the lane; it never stops the box
                         log.info("scan %s on lane %s refused: %s", event.code, lane, exc)
             self.devices["scanner"] = SerialDevice("scanner", d["port"], ScannerCodec(), self.clock,

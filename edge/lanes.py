@@ -10,7 +10,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from edge import label_scale_routes, markdowns_api, receiving_api, restock_api, returns_api, stocktake_api, stored_value
+from edge import (
+    coupons,
+    label_scale_routes,
+    markdowns_api,
+    receiving_api,
+    restock_api,
+    returns_api,
+    stocktake_api,
+    stored_value,
+)
 from edge.core.cart import UnknownProduct
 from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
@@ -141,6 +150,8 @@ def build_lane_app(box) -> Starlette:
         return handle
 
     async def scan(request, body):
+        if coupons.looks_like_code(body.code):  # a coupon's code goes to the cart as a coupon (edge/coupons.py)
+            return await coupons.scan(box, request.path_params["lane"], body.code)
         return await actor.ask("scan", lane=request.path_params["lane"], code=body.code)
 
     async def weigh(request, body):
@@ -150,7 +161,9 @@ def build_lane_app(box) -> Starlette:
         return await actor.ask("weighed", lane=request.path_params["lane"], sku=body.sku, grams=reading)
 
     async def member(request, body):
-        return await actor.ask("member", lane=request.path_params["lane"], phone=body.phone, member_code=body.member_code)
+        cart = await actor.ask("member", lane=request.path_params["lane"], phone=body.phone, member_code=body.member_code)
+        await coupons.snapshot(box, cart)  # online: the member's coupons, for an offline period
+        return cart
 
     async def cart(request, body):
         return await actor.ask("cart_view", lane=request.path_params["lane"])
@@ -228,4 +241,5 @@ def build_lane_app(box) -> Starlette:
         *transfer_routes(box, endpoint),  # transfers between stores: edge/transfers_api.py
         *label_scale_routes.routes(box, endpoint),  # GET /label-scales: edge/label_scale_routes.py
         *restock_api.routes(box, endpoint),  # restock alerts and points: edge/restock_api.py
+        *coupons.routes(box, endpoint),  # POST /lanes/{lane}/coupon: edge/coupons.py
     ])

@@ -22,7 +22,17 @@ import json
 import logging
 from collections.abc import Callable
 
-from edge import allocations, gs1_scan, markdowns_api, markdowns_db, picking_db, receiving_db, restock_db, transfer_steps
+from edge import (
+    allocations,
+    coupon_ops,
+    gs1_scan,
+    markdowns_api,
+    markdowns_db,
+    picking_db,
+    receiving_db,
+    restock_db,
+    transfer_steps,
+)
 from edge.back_room import BackRoom
 from edge.core import cashiers, cloud_messages, escrow, lending, picking, selling, stock
 from edge.core.cart import Cart, cart_json, price, weighed_line
@@ -224,6 +234,9 @@ class StoreActor(BackRoom):
         self._cart(lane).member = member
         return self._priced(lane)
 
+    async def _coupon(self, action: str, **kw):  # scanned coupons and the members' snapshots: edge/coupon_ops.py
+        return await coupon_ops.run(self, action, **kw)
+
     async def _cart_view(self, lane: str) -> dict:
         return self._priced(lane)
 
@@ -242,6 +255,7 @@ class StoreActor(BackRoom):
     async def _pay(self, lane: str, method: str, tendered_fen: int = 0,
                    authorisation: selling.Authorisation | None = None) -> dict:
         cart = self._cart(lane, keep=False)
+        await coupon_ops.run(self, "check_pay", lane=lane)  # coupons taken offline: within the day's allowance
         if cart.member is not None:  # the unsettled spends as they are now, not when the member was identified
             cart.member = await self.db.member(member_id=cart.member.member_id) or cart.member
         levels = await self.db.stock_levels(line.sku for line in cart.lines)

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from protocol import ProtocolError, codec
+from protocol.coupons import new_code
 from protocol.messages import ALL_MESSAGES, Payment, Quantity, SaleCommitted, SaleLine, StockMoved
 from protocol.receiving_messages import GoodsReceived, ShrinkageRecorded
 from protocol.return_messages import GoodsReturned
@@ -110,6 +111,11 @@ def messages(draw, cls):
         body["lines"] = tuple({"sku": f"SKU{i}", "lot": draw(st.sampled_from(["", "L-1"])), "unit": "piece",
                                "counted": c, "book": b, "variance": c - b, "unit_cost_fen": 100, "price_fen": 300,
                                "counted_by": draw(names)} for i, (c, b) in enumerate(counts))
+    if cls.KIND in ("coupon.hold", "coupon.redeemed"):  # a well-formed coupon code; online names its hold
+        body["code"] = new_code(lambda bits: draw(st.integers(0, 2**bits - 1)))
+        if cls.KIND == "coupon.redeemed":
+            body |= {"hold_id": "" if body["offline"] else "1:hold", "sale_id": draw(ids),
+                     "saving_fen": draw(st.integers(0, 10**6))}
     try:
         return codec.decode(msgpack.packb({**body, "kind": cls.KIND, "schema_version": cls.SCHEMA_VERSION}))
     except ProtocolError:

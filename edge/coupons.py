@@ -1,0 +1,92 @@
+"""Coupons at a lane, the shell around the StoreActor (issue 17 item 1): `POST /lanes/{lane}/coupon {"code"}`, and a
+scanned code that reads as a coupon code (the lane's scan route, the serial scanner) goes the same way.
+
+1. the actor says whose the cart is (a coupon is a member's: identify the member first);
+2. online, the cloud is asked to reserve the code for the cart (`CouponHoldRequested`, at most `HOLD_TIMEOUT_MS`);
+   its answer (granted with the coupon's rule, or refused with the reason) goes to the actor;
+3. no answer (offline, or too slow): the actor decides from the member's coupons the box last heard of, within the
+   store's offline allowance (`edge.core.coupons`); the cloud reconciles on reconnect.
+When a member is identified online, the box asks the cloud for the member's coupons usable at its tills
+(`CouponWalletRequested`) and keeps them: the snapshot an offline period works from.
+"""
+from __future__ import annotations
+
+import logging
+
+import nats.errors
+
+from protocol import codec
+from protocol.coupon_messages import (
+    CouponHoldAnswered,
+    CouponHoldRequested,
+    CouponWalletAnswered,
+    CouponWalletRequested,
+    store_subject,
+)
+from protocol.coupons import looks_like_code, normalise
+from protocol.errors import ProtocolError
+from protocol.policy import HOLD_TIMEOUT_MS
+from protocol.schema import record, require
+
+log = logging.getLogger("freshmesh.edge.coupons")
+__all__ = ["looks_like_code", "routes", "scan", "snapshot"]
+
+
+@record
+class CouponBody:
+    code: str
+
+    def __post_init__(self) -> None:
+        require(0 < len(self.code) <= 40, "code: a coupon code (CP...)")
+
+
+def _envelope(box) -> dict:
+    return {"event_id": box.actor.ids.new(), "store_id": box.store_id, "seq": 0, "wall_ms": box.clock.now_ms(),
+            "mono_ms": box.clock.monotonic_ms()}
+
+
+async def _ask(box, what: str, request, answer_cls):
+    """The cloud's answer, or None: not connected, no answer in time, or not an answer to this request."""
+    sync = box.sync
+    if sync is None or sync.nc is None or not sync.connected.is_set() or not box.actor.online:
+        return None
+    try:
+        reply = await sync.nc.request(store_subject(box.store_id, what), codec.encode(request),
+                                      timeout=HOLD_TIMEOUT_MS / 1000)
+        answer = codec.decode(reply.data)
+    except (ProtocolError, TimeoutError, nats.errors.Error, OSError) as exc:
+        log.info("store %s: no answer to coupon %s (%s)", box.store_id, what, type(exc).__name__)
+        return None
+    return answer if isinstance(answer, answer_cls) else None
+
+
+async def scan(box, lane: str, text: str) -> dict:
+    code = normalise(text)  # a garbled code: 422 naming what is wrong (the check character, ...)
+    actor = box.actor
+    member_id = await actor.ask("coupon", action="member_of", lane=lane)
+    hold_id = f"{lane}:{actor.ids.new()}"
+    answer = await _ask(box, "hold", CouponHoldRequested(**_envelope(box), hold_id=hold_id, code=code,
+                                                         member_id=member_id, lane=lane), CouponHoldAnswered)
+    if answer is not None and answer.hold_id == hold_id and answer.code == code:
+        return await actor.ask("coupon", action="add_online", lane=lane, code=code, answer=answer, member_id=member_id)
+    return await actor.ask("coupon", action="add_offline", lane=lane, code=code)
+
+
+async def snapshot(box, cart: dict) -> None:
+    """After the member was identified: their coupons for an offline period (best effort; nothing when offline)."""
+    member = cart.get("member") or {}
+    if not member.get("member_id"):
+        return
+    answer = await _ask(box, "wallet", CouponWalletRequested(**_envelope(box), member_id=member["member_id"]),
+                        CouponWalletAnswered)
+    if answer is not None and answer.member_id == member["member_id"]:
+        await box.actor.ask("coupon", action="snapshot", member_id=answer.member_id, known=answer.coupons)
+
+
+def routes(box, endpoint) -> list:
+    from starlette.routing import Route
+
+    async def coupon(request, body):
+        return await scan(box, request.path_params["lane"], body.code)
+
+    return [Route("/lanes/{lane}/coupon", endpoint(coupon, CouponBody), methods=["POST"])]

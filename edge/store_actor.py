@@ -231,7 +231,10 @@ class StoreActor(BackRoom):
         if member is None:
             what = f"phone {phones.masked(phone)}" if phone else f"member_code {member_code}"
             raise Refused(404, f"no member with {what} in this store's member cache")
-        self._cart(lane).member = member
+        cart = self._cart(lane)
+        if cart.member is not None and cart.member.member_id != member.member_id:
+            cart.coupons.clear()  # coupons are the member's: another member's sale does not take them
+        cart.member = member
         return self._priced(lane)
 
     async def _coupon(self, action: str, **kw):  # scanned coupons and the members' snapshots: edge/coupon_ops.py

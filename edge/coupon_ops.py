@@ -58,5 +58,10 @@ async def _check_pay(actor, lane: str) -> None:
                             await coupons_db.offline_use(actor.db.writer, chain_day(now)))
 
 
-_ACTIONS: dict[str, Any] = {"member_of": _member_of, "add_online": _add_online, "add_offline": _add_offline,
+async def _held(actor, lane: str) -> list[tuple[str, str]]:
+    """(code, hold id) of the coupons the cloud holds for the lane's cart (what a void gives back)."""
+    return [(c.code, c.hold_id) for c in actor._cart(lane, keep=False).coupons if c.hold_id]
+
+
+_ACTIONS: dict[str, Any] = {"held": _held, "member_of": _member_of, "add_online": _add_online, "add_offline": _add_offline,
                             "snapshot": _snapshot, "check_pay": _check_pay}

@@ -19,6 +19,7 @@ from protocol import codec
 from protocol.coupon_messages import (
     CouponHoldAnswered,
     CouponHoldRequested,
+    CouponReleased,
     CouponWalletAnswered,
     CouponWalletRequested,
     store_subject,
@@ -29,7 +30,7 @@ from protocol.policy import HOLD_TIMEOUT_MS
 from protocol.schema import record, require
 
 log = logging.getLogger("freshmesh.edge.coupons")
-__all__ = ["looks_like_code", "routes", "scan", "snapshot"]
+__all__ = ["looks_like_code", "routes", "scan", "snapshot", "void"]
 
 
 @record
@@ -70,6 +71,16 @@ async def scan(box, lane: str, text: str) -> dict:
     if answer is not None and answer.hold_id == hold_id and answer.code == code:
         return await actor.ask("coupon", action="add_online", lane=lane, code=code, answer=answer, member_id=member_id)
     return await actor.ask("coupon", action="add_offline", lane=lane, code=code)
+
+
+async def void(box, lane: str) -> dict:
+    """Void the lane's cart; the coupons the cloud held for it go back to their member now (best effort: a hold
+    nobody names lapses anyway)."""
+    held = await box.actor.ask("coupon", action="held", lane=lane)
+    result = await box.actor.ask("void", lane=lane)
+    for code, hold_id in held:
+        await _ask(box, "release", CouponReleased(**_envelope(box), hold_id=hold_id, code=code), CouponHoldAnswered)
+    return result
 
 
 async def snapshot(box, cart: dict) -> None:

@@ -168,8 +168,8 @@ def build_lane_app(box) -> Starlette:
     async def cart(request, body):
         return await actor.ask("cart_view", lane=request.path_params["lane"])
 
-    async def void(request, body):
-        return await actor.ask("void", lane=request.path_params["lane"])
+    async def void(request, body):  # the coupons held for the cart go back too (edge/coupons.py)
+        return await coupons.void(box, request.path_params["lane"])
 
     async def pay(request, body):
         return await stored_value.pay(box, request.path_params["lane"], body.method, body.tendered_fen)

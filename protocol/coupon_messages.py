@@ -3,6 +3,7 @@
 - `CouponHoldRequested` -> `CouponHoldAnswered` (core NATS request/reply on `fm.store.<store>.coupon.hold`, like the
   stored-value hold): the till asks the cloud to reserve a scanned coupon for a lane's cart for a short time; the
   answer names the coupon's promotion rule (what the till prices with) or why not.
+- `CouponReleased` (`.coupon.release`): the cart was voided; the hold goes back now (else it lapses).
 - `CouponWalletRequested` -> `CouponWalletAnswered` (`fm.store.<store>.coupon.wallet`): the member's coupons usable
   at this store's tills, asked when the member is identified online: the box's snapshot for an offline period.
 - `CouponRedeemed` (an edge event, committed with its sale): the till used the code on that sale, online against a
@@ -51,6 +52,19 @@ class CouponHoldRequested(Message):
         _code(self.code, "coupon.hold.code")
         _member(self.member_id, "coupon.hold.member_id")
         check_lane(self.lane, "coupon.hold.lane")
+
+
+@record
+class CouponReleased(Message):
+    """The lane's cart was voided: the coupon held for it goes back to the member now rather than when it lapses.
+    Answered by a `CouponHoldAnswered` (not granted, "released")."""
+    KIND: ClassVar[str] = "coupon.release"
+    hold_id: str
+    code: str
+
+    def check(self) -> None:
+        require(0 < len(self.hold_id) <= HOLD_ID_MAX_CHARS, "coupon.release.hold_id: 1..120 characters")
+        _code(self.code, "coupon.release.code")
 
 
 @record
@@ -115,5 +129,5 @@ class CouponRedeemed(Message):
 
 
 EDGE_COUPON_EVENTS: tuple[type[Message], ...] = (CouponRedeemed,)
-COUPON_REQUESTS: tuple[type[Message], ...] = (CouponHoldRequested, CouponHoldAnswered, CouponWalletRequested,
-                                              CouponWalletAnswered)
+COUPON_REQUESTS: tuple[type[Message], ...] = (CouponHoldRequested, CouponHoldAnswered, CouponReleased,
+                                              CouponWalletRequested, CouponWalletAnswered)

@@ -28,6 +28,7 @@ from protocol.coupon_messages import (
     WALLET_MAX,
     CouponHoldAnswered,
     CouponHoldRequested,
+    CouponReleased,
     CouponWalletAnswered,
     CouponWalletRequested,
     KnownCoupon,
@@ -70,7 +71,8 @@ class CouponDesk:
         try:
             store_id = subjects.store_from_subject(msg.subject)
             request = codec.decode(msg.data)
-            if not isinstance(request, (CouponHoldRequested, CouponWalletRequested)) or request.store_id != store_id:
+            if (not isinstance(request, (CouponHoldRequested, CouponReleased, CouponWalletRequested))
+                    or request.store_id != store_id):
                 raise ProtocolError(f"not a coupon request of store {store_id}: {request.KIND} of {request.store_id}")
             if not (msg.reply or "").startswith(subjects.store_inbox_prefix(store_id) + "."):
                 raise ProtocolError(f"a reply subject outside store {store_id}'s inbox: {(msg.reply or '')[:80]!r}")
@@ -79,7 +81,8 @@ class CouponDesk:
             log.warning("refused a coupon request on %s: %s", msg.subject, exc)
             return
         try:
-            answer = await (self.hold(request) if isinstance(request, CouponHoldRequested) else self.wallet(request))
+            answer = await (self.hold(request) if isinstance(request, CouponHoldRequested) else
+                            self.release(request) if isinstance(request, CouponReleased) else self.wallet(request))
             await msg.respond(codec.encode(answer))
         except Exception as exc:  # noqa: BLE001 - no answer: the till times out and works offline
             log.warning("coupon request of store %s not answered: %s", store_id, exc)
@@ -118,6 +121,16 @@ class CouponDesk:
                                   granted=granted, reason=reason or "",
                                   rule_id=rule.id if granted and isinstance(rule, CouponRule) else "",
                                   expires_ms=now + TILL_HOLD_TTL_MS if granted else 0)
+
+    async def release(self, request: CouponReleased) -> CouponHoldAnswered:
+        """Only the store's own hold goes back (the hold id and the store both match), and only while it is held."""
+        await self.cloud.db.execute(
+            "update coupons set status = 'issued', releases = releases + 1, reserved_for = null, "
+            "reserved_until_ms = null, channel = null, store_id = null where code = $1 and status = 'reserved' "
+            "and reserved_for = $2 and channel = 'offline' and store_id = $3", request.code, request.hold_id,
+            request.store_id)
+        return CouponHoldAnswered(**self._envelope(request), hold_id=request.hold_id, code=request.code,
+                                  granted=False, reason="released", rule_id="", expires_ms=0)
 
     async def wallet(self, request: CouponWalletRequested) -> CouponWalletAnswered:
         self.stats["wallets"] += 1

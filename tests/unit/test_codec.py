@@ -111,7 +111,7 @@ def messages(draw, cls):
         body["lines"] = tuple({"sku": f"SKU{i}", "lot": draw(st.sampled_from(["", "L-1"])), "unit": "piece",
                                "counted": c, "book": b, "variance": c - b, "unit_cost_fen": 100, "price_fen": 300,
                                "counted_by": draw(names)} for i, (c, b) in enumerate(counts))
-    if cls.KIND in ("coupon.hold", "coupon.redeemed"):  # a well-formed coupon code; online names its hold
+    if cls.KIND in ("coupon.hold", "coupon.release", "coupon.redeemed"):  # a well-formed coupon code; online names its hold
         body["code"] = new_code(lambda bits: draw(st.integers(0, 2**bits - 1)))
         if cls.KIND == "coupon.redeemed":
             body |= {"hold_id": "" if body["offline"] else "1:hold", "sale_id": draw(ids),

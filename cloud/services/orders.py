@@ -165,7 +165,8 @@ class Orders:
             delivery_terms.check_cutoff(cloud.world, plan, slot_ms, cloud.now_ms())
         kid, store = _key_id(key), next(iter(plan))
         coupons = await self.coupons.check(req.coupons, member, store, order_id)  # codes, before anything is held
-        self.coupons.unused(coupons, self._price(req, store, coupons)["coupons_used"])
+        if coupons:  # each must give its discount: refused now, before anything is held, if one would not
+            self.coupons.unused(coupons, self._price(req, store, coupons)["coupons_used"])
         # The plan is written before anything is held, so that if this request dies half-way the sweeper knows
         # what to give back (`sweep_abandoned`).
         await cloud.db.execute("update orders set allocation = $2, slot_start_ms = $3, updated_ms = $4 "

@@ -3,7 +3,7 @@ the cloud while online, taken from the member's snapshot while offline, redeemed
 redeemed online is refused at the till online (with the reason), and taken offline it is reported as a conflict on
 reconnect - the sale stands, nothing silently lost.
 
-The box is store S027, a store of this module's own (the test stack provisions it; the world sells nothing there),
+The box is store S024, a store of this module's own (the test stack provisions it; the world sells nothing there),
 behind a proxy that can cut its network; the online orders are at S004, of a SKU no other module sells. Members get
 coupons of definitions suffixed with this run's id, of the default book's R0025 (5% off from 50 yuan of anything)."""
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.integration.harness import StoreLink, customer, eventually, operator_
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
-BOX, ONLINE_STORE, ONLINE_SKU = "S027", "S004", "VEG-ONION-0053"
+BOX, ONLINE_STORE, ONLINE_SKU = "S024", "S004", "VEG-ONION-0053"
 RULE = "R0025"
 RUN = uuid.uuid4().hex[:6]
 CN = timezone(timedelta(hours=8))

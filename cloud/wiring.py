@@ -40,6 +40,7 @@ from cloud.services.pii import Pii, seal_clear_phones
 from cloud.services.presale import Presales
 from cloud.services.restock import Restock
 from cloud.services.riders import HttpRiderPlatform, riders_from_env
+from cloud.services.segments import Segments
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
 from cloud.services.transfers import Transfers
@@ -73,6 +74,7 @@ class Services:
         self.restock = Restock(cloud)  # reorder points, restock alerts' view (cloud/services/restock.py)
         self.orders.presales = self.presales = Presales(self.orders, self.restock.lead_days)  # out of stock but due
         self.transfers = Transfers(cloud)  # transfers between stores, asked by HQ or routing
+        self.segments = Segments(cloud)  # member profiles, RFM segments, campaigns (cloud/services/segments.py)
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
         self._tasks: list[asyncio.Task] = []
@@ -106,6 +108,7 @@ class Services:
         self._tasks.append(asyncio.create_task(self._sweep_money()))
         self._tasks.append(asyncio.create_task(self._sweep_deliveries()))
         self._tasks.append(asyncio.create_task(self._flash_orders_to_stores()))
+        self._tasks.append(asyncio.create_task(self.segments.run_schedule()))  # recomputed every few hours
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one
         await self.allocations.resend()  # likewise HQ's allocation ratios (each applied once at the store)
         await self.restock.resend()  # and HQ's reorder points

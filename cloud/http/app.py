@@ -31,13 +31,14 @@ from cloud.http.routes import (
     reports,
     restock,
     riders,
+    segments,
     stocktakes,
     stores,
     transfers,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, markdowns, reports, restock, stocktakes, transfers)
+             riders, after_sales, markdowns, reports, restock, stocktakes, transfers, segments)
 
 
 def build_routes(services) -> list[Route]:

@@ -328,8 +328,10 @@ PATHS = {
 
 
 def openapi_document() -> dict:
-    return {"openapi": "3.1.0", "info": {"title": "FreshMesh cloud API", "version": "0.1.0"}, "paths": PATHS,
-            "components": {"schemas": SCHEMAS,
+    from cloud.http import openapi_segments  # builds on _op above
+    paths, schemas = {**PATHS, **openapi_segments.PATHS}, {**SCHEMAS, "Campaign": openapi_segments.SCHEMA}
+    return {"openapi": "3.1.0", "info": {"title": "FreshMesh cloud API", "version": "0.1.0"}, "paths": paths,
+            "components": {"schemas": schemas,
                            "securitySchemes": {"operator": {"type": "http", "scheme": "bearer"},
                                                "member": {"type": "http", "scheme": "bearer",
                                                           "description": "session token from POST /auth/sessions"},

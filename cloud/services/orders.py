@@ -18,7 +18,7 @@ from typing import Any
 
 from actors.order_router import BookSlot, ReleaseSlot
 from actors.stock_pool import Cancel, Reserve
-from cloud.messaging import to_stores
+from cloud.messaging import promotion_uses, to_stores
 from cloud.services import delivery_terms
 from cloud.services import order_journal as journal
 from cloud.services.borrowing import Borrowing
@@ -185,6 +185,7 @@ class Orders:
                                           if req.location else None, "expires_ms": now + cloud.reservation_ttl_ms})
         except lifecycle.IllegalTransition as exc:  # a concurrent retry of this key finished it first
             log.info("order %s: %s", order_id, exc)
+        await promotion_uses.record_online(cloud.db, order_id, next(iter(plan)), member, priced["explain"], now)
         row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
         body = order_json(row)
         body["pricing"] = priced["explain"]

@@ -40,6 +40,7 @@ HISTORY_DAYS = 400  # a profile covers this much history (more than the RFM wind
 EVERY_MS = int(os.environ.get("FRESHMESH_SEGMENTS_EVERY_S", str(6 * 3600))) * 1000  # scheduled recompute
 SCHEDULE_CHECK_S = 30.0
 PAGE_MAX = 200
+LOCK_WAIT_S = 10.0  # an operator's recompute waits this long for a running one before it is refused
 _LOCK_KEY = 0x53454753  # "SEGS": one recompute at a time, chain-wide
 ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -115,12 +116,15 @@ class Segments:
     # ---- recompute -------------------------------------------------------------------------------------
     async def recompute(self, by_name: str = "schedule", by: Operator | None = None) -> dict[str, Any]:
         """Every member's profile and segment, as of now; one run at a time (else `in_progress`)."""
-        db, now = self.cloud.db, self.cloud.now_ms()
+        db = self.cloud.db
         async with db.acquire() as lock_conn:
-            if not await lock_conn.fetchval("select pg_try_advisory_lock($1)", _LOCK_KEY):
-                raise Refusal("in_progress", "segments are being recomputed right now; ask again when it is done")
+            deadline = asyncio.get_running_loop().time() + LOCK_WAIT_S  # a scheduled run ends in seconds: wait it out
+            while not await lock_conn.fetchval("select pg_try_advisory_lock($1)", _LOCK_KEY):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise Refusal("in_progress", "segments are being recomputed right now; ask again when it is done")
+                await asyncio.sleep(0.2)
             try:
-                return await self._run(now, by_name, by)
+                return await self._run(self.cloud.now_ms(), by_name, by)
             finally:
                 await lock_conn.execute("select pg_advisory_unlock($1)", _LOCK_KEY)
 

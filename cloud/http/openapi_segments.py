@@ -42,14 +42,15 @@ PATHS = {
         "Promotion effect between two chain days: per rule, channel and store, uses, discount given, and baskets "
         "with the rule vs without (same period, stores, channel); per rule totals; baskets per channel and store; "
         "campaigns (members, their baskets since launch, coupons issued vs redeemed); coupons issued vs redeemed "
-        "per definition when the coupons table exists. format=csv answers the per-rule rows as CSV (operators who "
-        "see store figures; a store manager: their own store)",
+        "per definition when the coupons table exists. format=csv answers the per-rule rows as CSV, format=html a "
+        "server-rendered page (token as ?token= allowed) (operators who see store figures; a store manager: their "
+        "own store)",
         ("200", "{from, to, store, channel, rows: [{rule_id, name, channel, store_id, uses, discount_fen, "
                 "baskets_with, sales_with_fen, avg_basket_with_fen, baskets_without, sales_without_fen, "
                 "avg_basket_without_fen}], rules, baskets, campaigns, coupons: {available, ...}}"),
         {"401": NO_SESSION, "403": "another store's figures", "404": "unknown store",
          "422": "from/to not days, channel or format unknown"}, operator=True,
-        query=["from", "to", "store", "channel", "format"])},
+        query=["from", "to", "store", "channel", "format", "token"])},
 }
 SCHEMA = {"type": "object", "required": ["definition_id", "segment"], "additionalProperties": False,
           "properties": {"definition_id": {"type": "string"}, "segment": {"type": "string"},

@@ -19,6 +19,7 @@ Guarantees:
 from __future__ import annotations
 
 import csv
+import html
 import io
 from datetime import date
 from typing import Any
@@ -115,6 +116,35 @@ def as_csv(answer: dict[str, Any]) -> str:
     for row in answer["rows"]:
         writer.writerow([row[c] for c in COLUMNS])
     return out.getvalue()
+
+
+HEADINGS = {  # Simplified Chinese first, English beside it
+    "rule_id": "规则 rule", "name": "名称 name", "channel": "渠道 channel", "store_id": "门店 store", "uses": "使用 uses",
+    "discount_fen": "优惠 discount (fen)", "baskets_with": "含规则单数 baskets with",
+    "sales_with_fen": "含规则销售 sales with", "avg_basket_with_fen": "客单 avg with",
+    "baskets_without": "不含单数 baskets without", "sales_without_fen": "不含销售 sales without",
+    "avg_basket_without_fen": "客单 avg without"}
+
+
+def as_html(answer: dict[str, Any]) -> str:
+    """The report as one server-rendered page (no script, no CDN): the per-rule rows and the campaigns."""
+    def cell(value: Any) -> str:
+        return f"<td>{html.escape(str(value))}</td>"
+    rows = "".join("<tr>" + "".join(cell(r[c]) for c in COLUMNS) + "</tr>" for r in answer["rows"])
+    campaigns = "".join(
+        "<tr>" + "".join(cell(c.get(k, "")) for k in ("campaign_id", "definition_id", "segment", "members",
+                                                        "baskets_since", "sales_since_fen", "coupons_issued",
+                                                        "coupons_redeemed")) + "</tr>" for c in answer["campaigns"])
+    coupons = answer["coupons"]
+    note = "" if coupons.get("available") else f"<p>{html.escape(coupons.get('note', ''))}</p>"
+    scope = " ".join(f"{k}={html.escape(str(answer[k]))}" for k in ("from", "to", "store", "channel") if answer[k])
+    head = "".join(f"<th>{html.escape(HEADINGS[c])}</th>" for c in COLUMNS)
+    return (f"<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>促销效果 Promotion effect</title>"
+            f"<style>body{{font-family:sans-serif}}td,th{{border:1px solid #ccc;padding:2px 6px}}"
+            f"table{{border-collapse:collapse}}</style></head><body><h1>促销效果 Promotion effect</h1><p>{scope}</p>"
+            f"<table><tr>{head}</tr>{rows}</table><h2>营销活动 Campaigns</h2><table><tr><th>campaign</th>"
+            f"<th>definition</th><th>segment</th><th>members</th><th>baskets since</th><th>sales since</th>"
+            f"<th>coupons issued</th><th>redeemed</th></tr>{campaigns}</table>{note}</body></html>")
 
 
 class PromotionReport:

@@ -206,6 +206,12 @@ async def test_generated_history_segments_profiles_campaign_and_report(world, st
         "to": str(chain_day(time.time_ns() // 1_000_000)),
         "store": STORE, "format": "csv"})).text.splitlines()
     assert csv_text[0].startswith("rule_id,name,channel,store_id,uses,discount_fen") and len(csv_text) == 3
+    today = chain_day(time.time_ns() // 1_000_000)
+    page = await http.get("/operator/reports/promotions", params={
+        "from": str(today - timedelta(days=120)), "to": str(today), "store": STORE, "format": "html",
+        "token": hq["Authorization"].split()[1]})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<td>R0009</td>" in page.text and "campaign" in page.text
 
     # ---- online: what this test's paid orders were priced with, and nothing of the cancelled one ----
     after_online = online_rows(await report(http, hq, channel="online", store=ONLINE_STORE))

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from cloud.services.promotion_report import as_csv, by_rule, effect_rows, period_ms
+from cloud.services.promotion_report import as_csv, as_html, by_rule, effect_rows, period_ms
 from edge.core import selling
 from edge.core.cart import Books
 from protocol.errors import ProtocolError
@@ -62,3 +62,13 @@ def test_the_period_is_the_chains_days():
     assert end - start == 86_400_000
     midnight_utc = (date(2026, 3, 1) - date(1970, 1, 1)).days * 86_400_000
     assert start == midnight_utc - 8 * 3_600_000  # midnight in China is 16:00 UTC the day before
+
+
+def test_the_page_shows_the_rows_escaped_and_says_when_coupons_are_not_known():
+    rows = effect_rows([{"channel": "till", "store_id": "S1", "baskets": 2, "sales_fen": 300}],
+                       [{"rule_id": "R1", "name": "<b>Deal</b>", "channel": "till", "store_id": "S1", "uses": 1,
+                         "discount_fen": 50, "sales_with_fen": 100}], {})
+    page = as_html({"from": "2026-03-01", "to": "2026-03-02", "store": None, "channel": None, "rows": rows,
+                    "campaigns": [], "coupons": {"available": False, "note": "no coupons table"}})
+    assert "&lt;b&gt;Deal&lt;/b&gt;" in page and "<b>Deal" not in page
+    assert "<td>R1</td>" in page and "no coupons table" in page and "促销效果" in page

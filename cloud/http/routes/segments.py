@@ -7,20 +7,21 @@
 - `POST /operator/segments/recompute` (hq_admin, audited): recompute now (409 while another recompute runs).
 - `POST /operator/campaigns` {"definition_id", "segment", "campaign_id"?} (hq_admin, audited; `Idempotency-Key` or
   `campaign_id` makes a retry answer the same campaign, 200 instead of 201); `GET /operator/campaigns`.
-- `GET /operator/reports/promotions?from=YYYY-MM-DD&to=YYYY-MM-DD&store=&channel=till|online&format=json|csv`
-  (operators who see store figures; a store manager only their own store).
+- `GET /operator/reports/promotions?from=YYYY-MM-DD&to=YYYY-MM-DD&store=&channel=till|online&format=json|csv|html`
+  (operators who see store figures; a store manager only their own store); `html` is a server-rendered page for a
+  browser (its operator session token may come as ?token=, as the console's does).
 """
 from __future__ import annotations
 
 import hashlib
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from cloud.http.operators import require_operator
 from cloud.http.parsing import idempotency_key, read_json
 from cloud.http.problems import HTTPProblem
 from cloud.services.losses import check_range
-from cloud.services.promotion_report import CHANNELS, PromotionReport, as_csv
+from cloud.services.promotion_report import CHANNELS, PromotionReport, as_csv, as_html
 from cloud.services.segments import ID_RE, PAGE_MAX, Segments
 from protocol import roles
 
@@ -74,8 +75,10 @@ def routes(services) -> list[tuple]:
 
     async def promotions(request):
         q = request.query_params
-        store = q.get("store") or None
-        operator = await require_operator(request, services, "store.figures", store_id=store)
+        store, fmt = q.get("store") or None, q.get("format", "json")
+        # the page is opened in a browser, which sends no header: its session token may come as ?token=
+        operator = await require_operator(request, services, "store.figures", store_id=store,
+                                          allow_query=fmt == "html")
         if store is None and operator.role in roles.SCOPED_TO_OWN_STORE:
             store = operator.store_id  # a store manager's report is of their store
         if store is not None and store not in services.cloud.world.stores and not await services.cloud.db.fetchval(
@@ -88,10 +91,11 @@ def routes(services) -> list[tuple]:
         channel = q.get("channel") or None
         if channel is not None and channel not in CHANNELS:
             raise HTTPProblem(422, f"channel: one of {', '.join(CHANNELS)}")
-        fmt = q.get("format", "json")
-        if fmt not in ("json", "csv"):
-            raise HTTPProblem(422, "format: json or csv")
+        if fmt not in ("json", "csv", "html"):
+            raise HTTPProblem(422, "format: json, csv or html")
         answer = await report.report(start, end, store, channel)
+        if fmt == "html":
+            return HTMLResponse(as_html(answer), headers={"Cache-Control": "no-store"})
         if fmt == "csv":
             return Response(as_csv(answer), media_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": f'attachment; filename="promotions-{start}-{end}.csv"'})

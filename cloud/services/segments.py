@@ -244,7 +244,9 @@ class Segments:
         if run is None:
             raise Refusal("order_state", "segments were never computed: POST /operator/segments/recompute first")
         async with db.acquire() as conn, conn.transaction():
-            old = await conn.fetchrow("select * from campaigns where campaign_id = $1 for update", campaign_id)
+            # the same campaign asked twice at once: the second waits for the first and then finds it
+            await conn.execute("select pg_advisory_xact_lock($1, hashtext($2))", _LOCK_KEY, campaign_id)
+            old = await conn.fetchrow("select * from campaigns where campaign_id = $1", campaign_id)
             if old is not None:
                 if (old["definition_id"], old["segment"]) != (definition_id, segment):
                     raise Refusal("key_reused", f"campaign {campaign_id} was made with another definition or segment")

@@ -3,6 +3,7 @@ through the bridge (a store of this module's own, S027, speaking as a box does, 
 offline box would send them) and online orders through the API, for members whose behaviour the test chose."""
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -183,6 +184,11 @@ async def test_generated_history_segments_profiles_campaign_and_report(world, st
     assert again.status_code == 200 and again.json()["campaign_id"] == campaign["campaign_id"]
     clash = await http.post("/operator/campaigns", json={**body, "segment": "new"}, headers=hq)
     assert clash.status_code == 409
+    twice = {**body, "campaign_id": f"seg-{uuid.uuid4().hex[:8]}"}  # the same campaign asked twice at once
+    both = await asyncio.gather(*(http.post("/operator/campaigns", json=twice, headers=hq) for _ in range(2)))
+    assert sorted(r.status_code for r in both) == [200, 201], [r.text for r in both]
+    assert await services.cloud.db.fetchval("select count(*) from campaigns where campaign_id = $1",
+                                            twice["campaign_id"]) == 1
     audit = (await http.get("/operator/audit", headers=hq)).json()
     assert any(e["action"] == "campaign.launch" and e["target"] == f"campaign/{body['campaign_id']}"
                for e in audit["entries"])

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from cloud.services.segments import Segments
 from loadtest.http import LeanClients
 from protocol.messages import Payment, Quantity, SaleCommitted, SaleLine
 from protocol.promotion_uses import RuleUse
@@ -63,3 +64,26 @@ async def test_the_desk_counts_what_the_cloud_recorded(world, stack):
     assert {k: v for k, v in got["members_per_segment"].items() if v} == {k: v for k, v in desk.segments.items() if v}
     assert got["promotion_uses_by_channel"]["till"] == {"uses": 1, "discount_fen": 222}
     assert counts["segments_recomputed"] == 1 and counts["segments_profiles_read"] == 1
+
+
+async def test_the_schedule_recomputes_when_the_last_run_is_old_enough(world):
+    """The background loop (as the cloud's background process runs it): with runs due every 0 ms it makes a new
+    run by itself; with a long interval right after a run it makes none."""
+    services, _ = world
+    db = services.cloud.db
+    newest = "select coalesce(max(version), 0) from segment_runs where by_name = 'schedule' and computed_ms is not null"
+    before = await db.fetchval(newest)
+    due = asyncio.create_task(Segments(services.cloud, every_ms=0).run_schedule())
+    try:
+        async def ran():
+            return await db.fetchval(newest) > before
+        assert await eventually(ran, timeout_s=20), "the schedule never recomputed"
+    finally:
+        due.cancel()
+        await asyncio.gather(due, return_exceptions=True)
+    after = await db.fetchval("select max(version) from segment_runs")
+    not_due = asyncio.create_task(Segments(services.cloud, every_ms=3_600_000).run_schedule())
+    await asyncio.sleep(1.0)  # its first look is at once: the last run is seconds old, so it leaves it
+    not_due.cancel()
+    await asyncio.gather(not_due, return_exceptions=True)
+    assert await db.fetchval("select max(version) from segment_runs") == after

@@ -7,13 +7,16 @@ import time
 import uuid
 from collections import Counter
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
 
+from cloud.services.promotion_report import PromotionReport
 from cloud.services.segments import Segments
 from loadtest.http import LeanClients
 from protocol.messages import Payment, Quantity, SaleCommitted, SaleLine
+from protocol.policy import chain_day
 from protocol.promotion_uses import RuleUse
 from simulators.segments_demo import SegmentsDesk, summary
 from tests.integration.harness import StoreLink, customer, eventually, operator_headers, running_cloud
@@ -87,3 +90,48 @@ async def test_the_schedule_recomputes_when_the_last_run_is_old_enough(world):
     not_due.cancel()
     await asyncio.gather(not_due, return_exceptions=True)
     assert await db.fetchval("select max(version) from segment_runs") == after
+
+
+async def test_coupons_issued_and_redeemed_are_read_from_the_coupons_table_when_it_exists(world):
+    """The coupons part's table (migration 26: code, definition_id, member_id, status, channel, store_id, issued_ms)
+    is made here as a temporary table on one connection, so the report's coupon queries run against those names
+    without touching the shared database; coupons issued to the campaign's members after its launch are its own."""
+    services, _ = world
+    token = (await operator_headers(services))["Authorization"].split()[1]
+    operator = await services.operators.session(token)
+    await services.segments.recompute("test")
+    sizes = {r["segment"]: r["n"] for r in await services.cloud.db.fetch(
+        "select segment, count(*) as n from member_segments group by segment")}
+    segment = max(sizes, key=lambda s: sizes[s])
+    campaign_id = f"segc-{uuid.uuid4().hex[:8]}"
+    definition = f"CD-{campaign_id}"
+    campaign, made = await services.segments.campaign_to_segment(services, definition, segment,
+                                                                 f"campaign:{campaign_id}", operator, campaign_id)
+    assert made and campaign["issue"]["issued"] is None  # no coupons part in this build: said, not pretended
+    members = [r["member_id"] for r in await services.cloud.db.fetch(
+        "select member_id from campaign_members where campaign_id = $1 order by member_id limit 3", campaign_id)]
+    now = time.time_ns() // 1_000_000
+    conn = await asyncpg.connect(services.cloud.actors.calls.database_url)
+    try:
+        await conn.execute("""create temporary table coupons (code text primary key, definition_id text not null,
+                                  member_id text, status text not null, channel text, store_id text,
+                                  issued_ms bigint not null)""")
+        rows = [(f"K{i}-{campaign_id}", definition, m, "redeemed" if i == 0 else "issued",
+                 "till" if i == 0 else None, STORE if i == 0 else None, now) for i, m in enumerate(members)]
+        rows.append((f"KX-{campaign_id}", definition, "someone-else", "redeemed", "online", "S001", now))
+        await conn.executemany("insert into coupons values ($1, $2, $3, $4, $5, $6, $7)", rows)
+
+        class Cloud:
+            db, world = conn, services.cloud.world
+        today = str(chain_day(now))
+        answer = await PromotionReport(Cloud()).report(today, today, None, None)
+        mine = next(c for c in answer["campaigns"] if c["campaign_id"] == campaign_id)
+        assert (mine["coupons_issued"], mine["coupons_redeemed"]) == (len(members), 1)
+        (by_definition,) = [d for d in answer["coupons"]["by_definition"] if d["definition_id"] == definition]
+        assert answer["coupons"]["available"] and by_definition == {"definition_id": definition,
+                                                                    "issued": len(members) + 1, "redeemed": 2}
+        at_store = await PromotionReport(Cloud()).report(today, today, STORE, "till")
+        (here,) = [d for d in at_store["coupons"]["by_definition"] if d["definition_id"] == definition]
+        assert here["redeemed"] == 1  # only the one redeemed at this store's till
+    finally:
+        await conn.close()

@@ -22,6 +22,7 @@ from cloud.http.routes import (
     auth,
     catalogue,
     flash_sales,
+    group_buys,
     markdowns,
     members,
     operations,
@@ -37,7 +38,7 @@ from cloud.http.routes import (
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, markdowns, reports, restock, stocktakes, transfers)
+             riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys)
 
 
 def build_routes(services) -> list[Route]:

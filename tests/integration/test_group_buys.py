@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,6 +24,8 @@ import pytest_asyncio
 from cloud.world import World
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
+from loadtest.http import LeanClients
+from simulators.groups_demo import GroupBuyers, summary
 from tests.integration.harness import (
     customer,
     eventually,
@@ -38,10 +42,12 @@ STORE = "S002"  # a store of the world; this module's SKUs are ones no other mod
 CN = timezone(timedelta(hours=8))
 OP: dict[str, str] = {}
 FORM_SKU, FAIL_SKU, RACE_SKU, LEAVE_SKU = "PAC-PEANUT-0216", "PAC-PEANUT-0217", "PAC-PEANUT-0218", "PAC-RICE-0200"
+DEMO_SKU = "PAC-RICE-0201"
+RECEIVED = {FORM_SKU: 50, FAIL_SKU: 50, RACE_SKU: 50, LEAVE_SKU: 50, DEMO_SKU: 100}  # 40% of it escrowed online
 RULES = [{"type": "group_buy", "id": f"GB-TEST-{name}", "name": f"Group buy {name}", "skus": [sku],
           "group_price_fen": 500, "group_size": size}
          for name, sku, size in (("FORM", FORM_SKU, 3), ("FAIL", FAIL_SKU, 3), ("RACE", RACE_SKU, 3),
-                                 ("LEAVE", LEAVE_SKU, 2))]
+                                 ("LEAVE", LEAVE_SKU, 2), ("DEMO", DEMO_SKU, 3))]
 
 
 def list_price(sku: str) -> int:
@@ -71,8 +77,8 @@ async def world(stack, ray_runtime, tmp_path_factory):
         async with httpx.AsyncClient(base_url=url, timeout=30) as http, \
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)), base_url="http://lane") as lane:
             assert await eventually(lambda: _online(box), timeout_s=15)
-            for sku in (FORM_SKU, FAIL_SKU, RACE_SKU, LEAVE_SKU):
-                await box.actor.ask("receive", sku=sku, qty=50)  # 40%: 20 escrowed for online
+            for sku, qty in RECEIVED.items():
+                await box.actor.ask("receive", sku=sku, qty=qty)
             assert await eventually(lambda: _escrowed(http), timeout_s=15), "the escrow never reached the cloud"
             yield services, http, box, lane
         await box.stop()
@@ -83,8 +89,7 @@ async def _online(box):
 
 
 async def _escrowed(http):
-    return all([(await cloud_stock(http, sku)).get("escrow") == 20
-                for sku in (FORM_SKU, FAIL_SKU, RACE_SKU, LEAVE_SKU)])
+    return all([(await cloud_stock(http, sku)).get("escrow") == qty * 40 // 100 for sku, qty in RECEIVED.items()])
 
 
 async def cloud_stock(http, sku: str) -> dict:
@@ -330,3 +335,40 @@ async def test_what_a_customer_cannot_do_with_group_buys(world):
                                    headers=other.headers), 404, f"no order {theirs}")
     is_problem(await join(http, leader, gid), 409, "already in this group")  # the leader joining their own group
     await http.post(f"/orders/{theirs}/cancel", headers=leader.headers)
+
+
+# ---- the demo hook ---------------------------------------------------------------------------------------------------
+async def test_the_demos_group_buyers_and_the_summary_from_the_database_agree(world, stack):
+    services, http, _, _ = world
+    since = services.cloud.now_ms()
+    counts: Counter = Counter()
+    stop = asyncio.Event()
+    buyers = GroupBuyers(str(http.base_url), OP, [STORE], services.identity.sms.inbox,
+                         services.payments.wallet.sim.url, random.Random(17), counts, stop, rule_id="GB-TEST-DEMO",
+                         people=6)
+    lean = LeanClients()
+    services.group_buys.window_ms = 3_000  # the demo's groups form within seconds or fail
+    try:
+        running = asyncio.create_task(buyers.run(lean))
+        await asyncio.sleep(12)
+        stop.set()
+        await running
+    finally:
+        services.group_buys.window_ms = 24 * 3_600_000
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        async def settled():  # every group of the run has formed, or failed with all its money back
+            found = await summary(conn, since)
+            return found if found["groups_formed"] + found["groups_refunded"] == found["groups_opened"] else None
+        found = await eventually(settled, timeout_s=30)
+        assert found, await summary(conn, since)
+    finally:
+        await conn.close()
+    await buyers.tally(lean)
+    assert counts["groups_opened"] == found["groups_opened"] >= 3, (counts, found)
+    assert counts["groups_joined"] == found["members_joined"]
+    assert (counts["groups_formed"], counts["groups_failed"]) == (found["groups_formed"], found["groups_failed"])
+    assert found["groups_formed"] >= 1 and found["groups_failed"] >= 1 and found["orders_held"] == 0
+    assert counts["groups_paid_wallet"] > 0 and counts["groups_paid_stored_value"] > 0
+    assert found["refunds"] >= 2 * found["groups_failed"]  # a failed group had two paid members at most ...
+    assert all(k.startswith("groups_") for k in counts)

@@ -188,7 +188,9 @@ class GroupBuys:
         now = self.cloud.now_ms()
         async with self.cloud.db.acquire() as conn, conn.transaction():
             row = await conn.fetchrow("select * from group_buys where group_id = $1 for update", group_id)
-            seats = await conn.fetch(LIVE_SEATS, group_id, list(lifecycle.UNSERVED_STATUSES))
+            # the places' orders locked too: a member's cancel either ends before (their place is free, the group
+            # does not form) or waits and finds its order no longer held (the store is told of the cancel)
+            seats = await conn.fetch(LIVE_SEATS + " for update of o", group_id, list(lifecycle.UNSERVED_STATUSES))
             group = _row_group(row, seats)
             if not core.forms(group, now):
                 return False
@@ -201,8 +203,9 @@ class GroupBuys:
                                                                                 "size": group.size})
         log.info("group %s formed (%d members)", group_id, group.size)
         for order_id in orders:  # outside the lock; a failure here is retried by the money sweeper's re-telling
-            await self.orders.notify_stores(await self.cloud.db.fetchrow("select * from orders where order_id = $1",
-                                                                         order_id))
+            paid = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+            if paid["status"] == lifecycle.PAID:  # (cancelled since: its cancel told the store)
+                await self.orders.notify_stores(paid)
         return True
 
     # ---- failing ------------------------------------------------------------------------------------------

@@ -47,7 +47,9 @@ RECEIVED = {FORM_SKU: 50, FAIL_SKU: 50, RACE_SKU: 50, LEAVE_SKU: 50, DEMO_SKU: 1
 RULES = [{"type": "group_buy", "id": f"GB-TEST-{name}", "name": f"Group buy {name}", "skus": [sku],
           "group_price_fen": 500, "group_size": size}
          for name, sku, size in (("FORM", FORM_SKU, 3), ("FAIL", FAIL_SKU, 3), ("RACE", RACE_SKU, 3),
-                                 ("LEAVE", LEAVE_SKU, 2), ("DEMO", DEMO_SKU, 3))]
+                                 ("LEAVE", LEAVE_SKU, 2), ("DEMO", DEMO_SKU, 3))] + [
+    {"type": "group_buy", "id": "GB-TEST-TILL-ONLY", "name": "At the till only", "skus": [LEAVE_SKU],
+     "group_price_fen": 400, "group_size": 2, "channels": ["offline"]}]
 
 
 def list_price(sku: str) -> int:
@@ -252,6 +254,9 @@ async def test_a_two_member_group_of_three_is_cancelled_and_refunded_when_its_wi
     assert await own_violations(http, [mine, hers]) == []
     row = await services.cloud.db.fetchrow("select ended_ms from group_buys where group_id = $1", gid)
     assert row["ended_ms"] is not None
+    late = await join(http, await customer(services, http), gid)
+    is_problem(late, 409, "closed without forming")
+    assert late.json()["reason"] == "closed"
 
 
 # ---- abuse ---------------------------------------------------------------------------------------------------------
@@ -310,6 +315,7 @@ async def test_what_a_customer_cannot_do_with_group_buys(world):
     not_a_group = await open_group(http, leader, "R0007")  # an item discount of the default book
     is_problem(not_a_group, 422, "R0007 is a item_discount rule, not a group buy")
     is_problem(await open_group(http, leader, "NO-SUCH-RULE"), 422, "no rule 'NO-SUCH-RULE'")
+    is_problem(await open_group(http, leader, "GB-TEST-TILL-ONLY"), 422, "not in force online at S002")
     is_problem(await join(http, other, "G00000000000000000000"), 404, "no group buy")
     # the group price is never given without a group: a plain order of the sku pays the list price ...
     plain = await http.post("/orders", json={"fulfilment": "pickup", "store_id": STORE, "slot_start": slot(),

@@ -65,8 +65,13 @@ class GroupBuyers:
         if self.rule_book is None or self.sku is None:
             self.counts["groups_refused:no_rule"] += 1
             return None
+        products = (await http.get(f"{self.cloud_url}/products")).json()["products"]
+        listed = next((p["price_fen"] for p in products if p["sku"] == self.sku), 0)
+        if listed < 2:
+            self.counts["groups_refused:no_product"] += 1
+            return None
         rule = {"type": "group_buy", "id": DEMO_RULE_ID, "name": "三人团 / 3-person group", "skus": [self.sku],
-                "group_price_fen": 100, "group_size": 3, "window_min": DEMO_WINDOW_MIN}
+                "group_price_fen": listed * 4 // 5, "group_size": 3, "window_min": DEMO_WINDOW_MIN}  # 20% off
         book = {**self.rule_book, "version": int(self.rule_book.get("version", 1)) + 1,
                 "rules": [r for r in self.rule_book.get("rules", []) if r.get("id") != DEMO_RULE_ID] + [rule]}
         async with httpx.AsyncClient(timeout=30) as once:  # (the lean clients send no PUT)

@@ -331,8 +331,13 @@ async def test_what_a_customer_cannot_do_with_group_buys(world):
                                              "formed_groups": ["GB-TEST-LEAVE"]},
                             headers={"Idempotency-Key": uuid.uuid4().hex, **leader.headers})
     is_problem(asked, 422, "formed_groups")
-    opened = await open_group(http, leader, "GB-TEST-LEAVE")
+    key = uuid.uuid4().hex
+    opened = await open_group(http, leader, "GB-TEST-LEAVE", key=key)
     gid, theirs = opened.json()["group"]["group_id"], opened.json()["order"]["order_id"]
+    again = await open_group(http, leader, "GB-TEST-LEAVE", key=key)  # a retry: the same group, the same order
+    assert again.status_code == 201 and (again.json()["group"]["group_id"], again.json()["order"]["order_id"]) == (
+        gid, theirs) and again.json()["group"]["joined"] == 1
+    is_problem(await open_group(http, leader, "GB-TEST-LEAVE", qty=2, key=key), 409, "Idempotency-Key was already used")
     # joining with another member's order: not a field of a join, and their order answers like an unknown one
     is_problem(await join(http, other, gid, order_id=theirs), 422, "order_id")
     is_problem(await join(http, other, gid, rule_id="GB-TEST-FORM"), 422, "rule_id")

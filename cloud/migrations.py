@@ -6,6 +6,7 @@ import asyncpg
 from cloud.messaging.markdowns import MIGRATION_24
 from cloud.messaging.receiving import MIGRATION_SQL as RECEIVING_SQL
 from cloud.messaging.stocktakes import MIGRATION_22
+from cloud.services.group_schema import MIGRATION_27  # group buys
 from cloud.services.segment_schema import MIGRATION_30
 from cloud.services.transfer_schema import TRANSFERS_SQL  # migration 23
 
@@ -517,6 +518,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         create index if not exists presale_orders_waiting on presale_orders (store_id, created_ms)
             where allocated_ms is null;
     """),
+    MIGRATION_27,
     MIGRATION_30,  # member profiles and segments, campaigns, promotion uses (cloud/services/segment_schema.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time

@@ -31,6 +31,7 @@ from cloud.services.deliveries import Deliveries
 from cloud.services.flash_sales import FlashSales
 from cloud.services.flash_stores import ASSIGN_BATCH_MAX as FLASH_ASSIGN_BATCH_MAX
 from cloud.services.flash_stores import ASSIGN_EVERY_MS as FLASH_ASSIGN_EVERY_MS
+from cloud.services.group_buys import GroupBuys
 from cloud.services.identity import Identity
 from cloud.services.members import Members
 from cloud.services.operators import Operators
@@ -74,6 +75,7 @@ class Services:
         self.restock = Restock(cloud)  # reorder points, restock alerts' view (cloud/services/restock.py)
         self.orders.presales = self.presales = Presales(self.orders, self.restock.lead_days)  # out of stock but due
         self.transfers = Transfers(cloud)  # transfers between stores, asked by HQ or routing
+        self.orders.groups = self.group_buys = GroupBuys(cloud, self.orders)  # group buys: orders held until formed
         self.segments = Segments(cloud)  # member profiles, RFM segments, campaigns (cloud/services/segments.py)
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
@@ -122,6 +124,7 @@ class Services:
                 await self.orders.sweep_abandoned()
                 await self.presales.allocate_due()  # pre-sales a missed trigger left waiting for stock that came
                 await self.presales.end_overdue(self.cloud.now_ms())  # and those whose supply never came
+                await self.group_buys.sweep_due()  # groups whose window closed short: cancelled and refunded
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("expiry sweep failed: %s", exc)
 

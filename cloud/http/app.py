@@ -22,6 +22,7 @@ from cloud.http.routes import (
     auth,
     catalogue,
     flash_sales,
+    group_buys,
     markdowns,
     members,
     operations,
@@ -38,7 +39,8 @@ from cloud.http.routes import (
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, markdowns, reports, restock, stocktakes, transfers, segments)
+             riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
+             segments)
 
 
 def build_routes(services) -> list[Route]:

@@ -77,6 +77,7 @@ class Orders:
         self.saga = OrderSaga(self)
         self.flash = FlashStores(cloud)  # flash orders of stores: assigned, and their units given back
         self.presales: Any = None  # cloud/services/presale.py (set by the services): out of stock but due
+        self.groups: Any = None  # cloud/services/group_buys.py (set by the services): orders held until a group forms
         self.as_json = order_json
         self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
         # called when a delivery order was picked and is ready at the store: it goes to a rider (cloud/wiring.py)
@@ -259,7 +260,8 @@ class Orders:
         catalogue = self.cloud.world.catalogue
         lines = [BasketLine(sku=i.sku, weight_g=i.qty) if catalogue.get(i.sku).weighed else BasketLine(sku=i.sku, qty=i.qty)
                  for i in req.items]
-        ctx = PricingContext(channel="online", store_id=store, now_ms=self.cloud.now_ms(), coupons=req.coupons)
+        ctx = PricingContext(channel="online", store_id=store, now_ms=self.cloud.now_ms(), coupons=req.coupons,
+                             formed_groups=getattr(req, "formed_groups", ()))  # only a group-buy's own request has it
         result = price_basket(catalogue, self.cloud.world.rule_book, lines, ctx)
         return {"total_fen": result.total_fen,
                 "lines": [{"sku": line.sku, "name": line.name, "qty": line.qty or line.weight_g,
@@ -328,7 +330,7 @@ class Orders:
         else:
             await self._release(self.reservations(row), "order")
         await self.release_slots(row)
-        if was in lifecycle.PAID_STATUSES and (row["kind"] != "flash" or assigned(row)):
+        if was in lifecycle.PAID_STATUSES and (row["kind"] != "flash" or assigned(row)) and not row["group_held"]:
             for store in json.loads(row["allocation"]):
                 await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
                                                                                     **env),
@@ -409,6 +411,8 @@ class Orders:
     async def notify_stores(self, row) -> None:
         if row["kind"] == "flash" and not assigned(row):
             return
+        if row["group_held"]:  # its group has not formed: the group buys send it when it does
+            return await self.groups.held(row)
         allocation = json.loads(row["allocation"])
         prices = {line["sku"]: line["amount_fen"] for line in json.loads(row["lines"])}
         for store, lines in allocation.items():

@@ -21,6 +21,7 @@ RefusalKind = Literal[
     "order_state",  # the order's state does not allow this step
     "payment",  # the payment was refused (balance, method)
     "sold_out", "over_limit", "throttled", "not_started", "ended",  # flash sales
+    "group_buy",  # joining a group buy: closed, expired, already in it, full (`reason` says which)
     "unavailable",  # could not be decided now (a backend busy or down): retry with the same key
 ]
 

@@ -7,6 +7,8 @@ from cloud.messaging.markdowns import MIGRATION_24
 from cloud.messaging.receiving import MIGRATION_SQL as RECEIVING_SQL
 from cloud.messaging.stocktakes import MIGRATION_22
 from cloud.services.coupon_schema import MIGRATION_26  # coupons (cloud/services/coupons.py)
+from cloud.services.group_schema import MIGRATION_27  # group buys
+from cloud.services.segment_schema import MIGRATION_30
 from cloud.services.transfer_schema import TRANSFERS_SQL  # migration 23
 
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -518,6 +520,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             where allocated_ms is null;
     """),
     MIGRATION_26,  # coupons as issued instruments (cloud/services/coupon_schema.py)
+    MIGRATION_27,
+    MIGRATION_30,  # member profiles and segments, campaigns, promotion uses (cloud/services/segment_schema.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

@@ -32,6 +32,7 @@ from cloud.services.deliveries import Deliveries
 from cloud.services.flash_sales import FlashSales
 from cloud.services.flash_stores import ASSIGN_BATCH_MAX as FLASH_ASSIGN_BATCH_MAX
 from cloud.services.flash_stores import ASSIGN_EVERY_MS as FLASH_ASSIGN_EVERY_MS
+from cloud.services.group_buys import GroupBuys
 from cloud.services.identity import Identity
 from cloud.services.members import Members
 from cloud.services.operators import Operators
@@ -41,6 +42,7 @@ from cloud.services.pii import Pii, seal_clear_phones
 from cloud.services.presale import Presales
 from cloud.services.restock import Restock
 from cloud.services.riders import HttpRiderPlatform, riders_from_env
+from cloud.services.segments import Segments
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
 from cloud.services.transfers import Transfers
@@ -75,6 +77,8 @@ class Services:
         self.orders.presales = self.presales = Presales(self.orders, self.restock.lead_days)  # out of stock but due
         self.transfers = Transfers(cloud)  # transfers between stores, asked by HQ or routing
         self.coupons = self.orders.coupons  # coupons: definitions, wallets, the one authority on codes
+        self.orders.groups = self.group_buys = GroupBuys(cloud, self.orders)  # group buys: orders held until formed
+        self.segments = Segments(cloud)  # member profiles, RFM segments, campaigns (cloud/services/segments.py)
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
         self.coupon_desk: CouponDesk | None = None  # ... and the tills' coupon requests (cloud/messaging/coupon_desk.py)
@@ -109,6 +113,7 @@ class Services:
         self._tasks.append(asyncio.create_task(self._sweep_money()))
         self._tasks.append(asyncio.create_task(self._sweep_deliveries()))
         self._tasks.append(asyncio.create_task(self._flash_orders_to_stores()))
+        self._tasks.append(asyncio.create_task(self.segments.run_schedule()))  # recomputed every few hours
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one
         await self.allocations.resend()  # likewise HQ's allocation ratios (each applied once at the store)
         await self.restock.resend()  # and HQ's reorder points
@@ -123,6 +128,7 @@ class Services:
                 await self.coupons.settle()  # coupons follow their orders (a hook missed by a crash), lapsed holds
                 await self.presales.allocate_due()  # pre-sales a missed trigger left waiting for stock that came
                 await self.presales.end_overdue(self.cloud.now_ms())  # and those whose supply never came
+                await self.group_buys.sweep_due()  # groups whose window closed short: cancelled and refunded
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("expiry sweep failed: %s", exc)
 

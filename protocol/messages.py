@@ -18,6 +18,7 @@ from protocol.errors import ProtocolError
 from protocol.ids import is_id
 from protocol.lots import LotDelta, check_lots
 from protocol.markdowns import MarkdownGiven, check_markdowns
+from protocol.promotion_uses import RuleUse, check_promotions
 from protocol.schema import record, require
 
 PHONE_HASH_BYTES = 32  # HMAC-SHA256 (protocol.phones.lookup_hash)
@@ -163,10 +164,12 @@ class SaleCommitted(Message):
     member_id: str | None
     offline: bool  # paid while the store could not reach the cloud
     markdowns: tuple[MarkdownGiven, ...] = ()  # what markdown rules gave away on its lines (protocol.markdowns)
+    promotions: tuple[RuleUse, ...] = ()  # every rule its basket used, with its saving (protocol.promotion_uses)
 
     def check(self) -> None:
         check_lane(self.lane, "sale.committed.lane")
         check_markdowns(self.markdowns, [line.sku for line in self.lines])
+        check_promotions(self.promotions)
         require(len(self.lines) > 0, "sale.committed: a sale has at least one line")
         require(self.total_fen >= 0, "sale.committed: total must not be negative")
         paid = sum(p.amount_fen for p in self.payments)

@@ -97,7 +97,10 @@ NOTES = frozenset({"created", "weighed", "substituted", "short", "rerouted", "re
                    PICK_CLAIMED,
                    # restock (issue 16 item 7): accepted as a pre-sale (no stock held until it arrives), then its
                    # stock reserved at its store once received, and the store told to pick it
-                   "presale", "presale_reserved"})
+                   "presale", "presale_reserved",
+                   # group buys (issue 17 item 2): a place taken in a group (paid, the order waits: not sent to its
+                   # store), then the group formed (sent to the store as any paid order)
+                   "group_joined", "group_formed"})
 EVENTS = frozenset({e for _, e in _COMMON} | {e for b in _BRANCH.values() for _, e in b} | NOTES)
 
 

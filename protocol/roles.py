@@ -30,6 +30,8 @@ Permission = Literal[
     "audit_log.read",  # who changed what
     "members.personal_data",  # export one member's data, erase a member (PIPL)
     "after_sales.decide",  # approve or refuse a customer's after-sales request of a store's order
+    "members.profiles",  # a member's profile and the segments' members (masked phone only)
+    "segments.manage",  # recompute segments, launch a campaign to a segment
 ]
 ROLES: tuple[Role, ...] = get_args(Role)
 PERMISSIONS: tuple[Permission, ...] = get_args(Permission)
@@ -37,7 +39,7 @@ STORE_SCOPED: frozenset[Permission] = frozenset({"store.figures", "store.change"
 GRANTS: dict[str, frozenset[Permission]] = {  # by role
     "hq_admin": frozenset(PERMISSIONS),
     "store_manager": frozenset({"views.read", "store.figures", "store.change", "after_sales.decide"}),
-    "viewer": frozenset({"views.read", "store.figures"}),
+    "viewer": frozenset({"views.read", "store.figures", "members.profiles"}),
 }
 # A store manager's store-scoped permissions reach their own store only; other roles' reach every store.
 SCOPED_TO_OWN_STORE: frozenset[str] = frozenset({"store_manager"})

@@ -23,6 +23,7 @@ from cloud.http.routes import (
     catalogue,
     coupons,
     flash_sales,
+    group_buys,
     markdowns,
     members,
     operations,
@@ -32,13 +33,15 @@ from cloud.http.routes import (
     reports,
     restock,
     riders,
+    segments,
     stocktakes,
     stores,
     transfers,
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, markdowns, reports, restock, stocktakes, transfers, coupons)
+             riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
+             segments, coupons)
 
 
 def build_routes(services) -> list[Route]:

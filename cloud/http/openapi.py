@@ -74,6 +74,10 @@ SCHEMAS = {
                       # whose online escrow holds the units; without it, a sale-only sale (orders not sent to stores)
                       stores={"oneOf": [{"type": "array", "items": STR, "minItems": 1}, {"enum": ["chain"]}]}),
     "FlashOrder": _obj([], qty=INT),
+    "GroupOrder": _obj(["qty", "slot_start"], qty=INT, slot_start={"type": "string", "format": "date-time"},
+                       fulfilment={"enum": ["pickup", "delivery"]}, store_id=STR,
+                       location=_obj(["lat", "lon"], lat=NUM, lon=NUM), allow_substitutions={"type": "boolean"},
+                       rule_id=STR),  # rule_id: opening a group only
     "Products": _obj(["products"], products={"type": "array", "items": {"type": "object"}}, reason=STR),
     "RuleBook": _obj(["version", "rules"], version=INT, rules={"type": "array", "items": {"type": "object"}},
                      utc_offset_minutes=INT),
@@ -268,6 +272,20 @@ PATHS = {
                                                    "409": "sold out / not started / ended", "429": "throttled (Retry-After)",
                                                    "422": "invalid body"}, body="FlashOrder", key=True, params=["sale_id"],
                                                   flash_pass=True)},
+    "/group-buys": {"post": _op("Open a group buy of a group_buy rule with your order of its item (at the group "
+                                "price; paid like any order, sent to the store once the group forms)",
+                                ("201", "{group, order}"), {"401": "not signed in", "409": "stock, slot, key reused",
+                                 "422": "invalid body, or the rule is not a group buy in force online"},
+                                body="GroupOrder", key=True, member=True)},
+    "/group-buys/{group_id}": {"get": _op("A group buy's share page: item, prices, places joined and left, window; "
+                                          "members by masked phone only", ("200", "the group"),
+                                          {"404": "unknown group"}, params=["group_id"])},
+    "/group-buys/{group_id}/join": {"post": _op(
+        "Join a group buy with your order of its item (refused: formed or failed, window passed, already in it, full)",
+        ("201", "{group, order}"), {"401": "not signed in", "404": "unknown group",
+                                    "409": "group_buy problem (reason: closed, expired, already_member, full); stock",
+                                    "422": "invalid body"}, body="GroupOrder", key=True, params=["group_id"],
+        member=True)},
     "/auth/codes": {"post": _op("Send a one-time sign-in code to a phone by SMS (the same answer whether or not it is "
                                 "a member)", ("202", "the masked phone and when the code expires"),
                                 {"422": "not a phone number", "429": "asked again too soon, or the phone is locked",
@@ -332,8 +350,10 @@ PATHS.update(coupon_paths(_op))
 
 
 def openapi_document() -> dict:
-    return {"openapi": "3.1.0", "info": {"title": "FreshMesh cloud API", "version": "0.1.0"}, "paths": PATHS,
-            "components": {"schemas": SCHEMAS,
+    from cloud.http import openapi_segments  # builds on _op above
+    paths, schemas = {**PATHS, **openapi_segments.PATHS}, {**SCHEMAS, "Campaign": openapi_segments.SCHEMA}
+    return {"openapi": "3.1.0", "info": {"title": "FreshMesh cloud API", "version": "0.1.0"}, "paths": paths,
+            "components": {"schemas": schemas,
                            "securitySchemes": {"operator": {"type": "http", "scheme": "bearer"},
                                                "member": {"type": "http", "scheme": "bearer",
                                                           "description": "session token from POST /auth/sessions"},

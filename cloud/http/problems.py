@@ -42,6 +42,7 @@ REFUSALS = {
     "ended": (409, "/problems/ended"),
     "over_limit": (403, "/problems/over-limit"),
     "throttled": (429, "/problems/throttled"),
+    "group_buy": (409, "/problems/group-buy"),
     "unavailable": (503, "/problems/unavailable"),
 }
 log = logging.getLogger("freshmesh.api")

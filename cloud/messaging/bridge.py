@@ -27,7 +27,7 @@ from nats.js import JetStreamContext
 
 from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
-from cloud.messaging import coupons, lots, markdowns, refusals, streams, to_stores
+from cloud.messaging import coupons, lots, markdowns, promotion_uses, refusals, streams, to_stores
 from cloud.messaging.receiving import Receivings
 from cloud.messaging.restock import StoreRestock
 from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
@@ -357,6 +357,7 @@ class Bridge:
             await lots.record(conn, moves)
         await self.returns.record(conn, events)  # after the sales: a return may name one of the same batch
         await markdowns.record(conn, events)  # what markdowns gave away on the sales (cloud/messaging/markdowns.py)
+        await promotion_uses.record_till(conn, events)  # every basket and its rules (cloud/messaging/promotion_uses.py)
         await self.receivings.record(conn, events)
         await self.stocktakes.record(conn, events)
         await self.transfers.record(conn, events)

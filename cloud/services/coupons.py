@@ -19,6 +19,7 @@ Guarantees:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -192,6 +193,21 @@ class Coupons:
             await record(conn, now, by, "coupons.issue", f"coupon-definition {definition_id}", None,
                          {"batch_id": batch, "why": why, "issued": len(issued), "refused": len(refused)})
         return answer
+
+    async def issue_to_members(self, definition_id: str, member_ids: list[str], issue_id: str,
+                               by: Operator) -> dict:
+        """A segment's campaign (cloud/services/segments.py's seam): one coupon each, as a campaign, idempotent by
+        `issue_id` (batches of `ISSUE_BATCH_MAX`, each under an id derived from it). {"issued": n, "refused": [...]}."""
+        issued, refused = 0, []
+        for n, start in enumerate(range(0, len(member_ids), ISSUE_BATCH_MAX)):
+            part = member_ids[start:start + ISSUE_BATCH_MAX]
+            batch = "seg-" + hashlib.blake2b(f"{issue_id}/{n}".encode(), digest_size=12).hexdigest()
+            body = {"batch_id": batch, "member_ids": part, "why": "campaign"}
+            digest = hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=16).digest()
+            answer = await self.issue(definition_id, body, digest, by)
+            issued += len(answer["issued"])
+            refused += answer["refused"]
+        return {"issued": issued, "refused": refused, "definition_id": definition_id, "issue_id": issue_id}
 
     def rules(self) -> dict:
         """The promotion book's coupon rules: what a definition may grant."""

@@ -131,7 +131,8 @@ class OrderSaga:
         so a store that did receive it drops the repeat."""
         now = self.cloud.now_ms()
         rows = await self.cloud.db.fetch("select * from orders where status = 'paid' and notified_ms is null "
-                                         "and not (allocation ? 'sale') and updated_ms < $1 order by updated_ms limit 100",
+                                         "and not (allocation ? 'sale') and not group_held and updated_ms < $1 "
+                                         "order by updated_ms limit 100",
                                          now - SAGA_GRACE_MS)
         told = 0
         for row in rows:

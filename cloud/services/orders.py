@@ -18,7 +18,7 @@ from typing import Any
 
 from actors.order_router import BookSlot, ReleaseSlot
 from actors.stock_pool import Cancel, Reserve
-from cloud.messaging import to_stores
+from cloud.messaging import promotion_uses, to_stores
 from cloud.services import delivery_terms
 from cloud.services import order_journal as journal
 from cloud.services.borrowing import Borrowing
@@ -79,6 +79,7 @@ class Orders:
         self.coupons = Coupons(cloud)  # codes checked, reserved with the order, redeemed or released as it goes
         self.flash = FlashStores(cloud)  # flash orders of stores: assigned, and their units given back
         self.presales: Any = None  # cloud/services/presale.py (set by the services): out of stock but due
+        self.groups: Any = None  # cloud/services/group_buys.py (set by the services): orders held until a group forms
         self.as_json = order_json
         self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
         # called when a delivery order was picked and is ready at the store: it goes to a rider (cloud/wiring.py)
@@ -197,6 +198,7 @@ class Orders:
                                           if req.location else None, "expires_ms": now + cloud.reservation_ttl_ms})
         except lifecycle.IllegalTransition as exc:  # a concurrent retry of this key finished it first
             log.info("order %s: %s", order_id, exc)
+        await promotion_uses.record_online(cloud.db, order_id, next(iter(plan)), member, priced["explain"], now)
         row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
         body = order_json(row)
         body["pricing"] = priced["explain"]
@@ -273,7 +275,8 @@ class Orders:
                  for i in req.items]
         ctx = PricingContext(channel="online", store_id=store, now_ms=self.cloud.now_ms(),
                              coupons=tuple(c.rule_id for c in coupons),  # of codes that passed `Coupons.check`
-                             new_member=any(c.new_member_only for c in coupons))
+                             new_member=any(c.new_member_only for c in coupons),
+                             formed_groups=getattr(req, "formed_groups", ()))  # only a group-buy's own request has it
         result = price_basket(catalogue, self.cloud.world.rule_book, lines, ctx)
         return {"total_fen": result.total_fen, "coupons_used": result.coupons_used,
                 "lines": [{"sku": line.sku, "name": line.name, "qty": line.qty or line.weight_g,
@@ -343,7 +346,7 @@ class Orders:
             await self._release(self.reservations(row), "order")
         await self.release_slots(row)
         await self.coupons.settle(order_id)  # its coupon back in the wallet
-        if was in lifecycle.PAID_STATUSES and (row["kind"] != "flash" or assigned(row)):
+        if was in lifecycle.PAID_STATUSES and (row["kind"] != "flash" or assigned(row)) and not row["group_held"]:
             for store in json.loads(row["allocation"]):
                 await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
                                                                                     **env),
@@ -425,6 +428,8 @@ class Orders:
     async def notify_stores(self, row) -> None:
         if row["kind"] == "flash" and not assigned(row):
             return
+        if row["group_held"]:  # its group has not formed: the group buys send it when it does
+            return await self.groups.held(row)
         allocation = json.loads(row["allocation"])
         prices = {line["sku"]: line["amount_fen"] for line in json.loads(row["lines"])}
         for store, lines in allocation.items():

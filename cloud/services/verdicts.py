@@ -22,6 +22,7 @@ RefusalKind = Literal[
     "payment",  # the payment was refused (balance, method)
     "coupon",  # a coupon code that cannot be used here and now (the detail and `reason` say why)
     "sold_out", "over_limit", "throttled", "not_started", "ended",  # flash sales
+    "group_buy",  # joining a group buy: closed, expired, already in it, full (`reason` says which)
     "unavailable",  # could not be decided now (a backend busy or down): retry with the same key
 ]
 

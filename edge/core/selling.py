@@ -28,6 +28,7 @@ from protocol.messages import EscrowReclaimRequested, Payment, SaleCommitted, Sa
 from protocol.money import format_fen
 from protocol.policy import OFFLINE_ALLOWANCE_FEN
 from protocol.pricing import PricedBasket
+from protocol.promotion_uses import uses_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +165,8 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
                   for line, pl in zip(cart.lines, priced.lines, strict=True))
     member_id = cart.member.member_id if cart.member else None
     sale = stamp.make(SaleCommitted, sale_id=sale_id, lane=request.lane, lines=lines, total_fen=total,
-                      payments=paid, member_id=member_id, offline=offline, markdowns=markdowns_given(cart, priced))
+                      payments=paid, member_id=member_id, offline=offline, markdowns=markdowns_given(cart, priced),
+                      promotions=uses_of(priced.applied))
     effects: list[Effect] = [InsertSale(sale_id=sale_id, lane=request.lane, total_fen=total, lines=lines, payments=paid,
                           member_id=member_id, offline=offline, at_ms=now_ms),
                Publish(sale)]

@@ -183,10 +183,12 @@ class GroupBuy(Rule):
     STAGE: ClassVar[str] = "price"
     group_price_fen: int = 0
     group_size: int = 2
+    window_min: int = 0  # a group's time to form, from when it opens (0: the chain's default, protocol/group_buys.py)
 
     def check(self, where: str) -> None:
         require(self.group_price_fen > 0, f"{where}: group_price_fen must be positive")
         require(self.group_size >= 2, f"{where}: group_size must be at least 2")
+        require(0 <= self.window_min <= 7 * 24 * 60, f"{where}: window_min must be 0..10080 (a week)")
         require(len(self.skus) == 1 and not self.categories, f"{where}: a group buy is for exactly one sku")
 
 

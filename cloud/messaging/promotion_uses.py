@@ -1,0 +1,71 @@
+"""Promotion uses on the cloud's side: every basket sold (a till sale, an online order) with the rules it used and
+what each gave away, recorded once, for the promotion-effect report (cloud/services/promotion_report.py).
+
+Guarantees:
+- A till sale's basket and uses are recorded in the bridge's transaction, keyed by the sale (`till:<sale id>`): a
+  redelivered sale records nothing more (`on conflict do nothing`). Believed as the store's own fact about its own
+  sale (the message's check, protocol.promotion_uses, holds each rule to a valid id, once, with a bounded saving).
+- An online order's basket is recorded when it is placed, from the same pricing the order was made with, keyed by
+  the order (`online:<order id>`): a retried request for the same order records nothing more. Whether it counts is
+  decided at report time by the order's status (only paid orders were sales): an order that expires or is
+  cancelled unpaid never counts, with no hook in expiry or cancel.
+- Every basket is recorded, with or without promotions: "sales without the rule" come from the same rows.
+- `goods_fen` is what the goods sold for (after discounts, before any delivery fee); `list_fen` at list prices.
+"""
+from __future__ import annotations
+
+from protocol.messages import Message, SaleCommitted
+
+MIGRATION_SQL = """
+    create table if not exists promotion_baskets (
+        basket_id  text primary key,             -- till:<sale id> | online:<order id>
+        channel    text not null check (channel in ('till', 'online')),
+        store_id   text not null,                -- the till's store; the store an online order was priced for
+        ref        text not null,                -- the sale id or order id
+        member_id  text,
+        list_fen   bigint not null,
+        goods_fen  bigint not null,
+        at_ms      bigint not null
+    );
+    create index if not exists promotion_baskets_at on promotion_baskets (at_ms) include (channel, store_id);
+    create table if not exists promotion_uses (
+        basket_id  text not null references promotion_baskets (basket_id),
+        rule_id    text not null,
+        name       text not null default '',
+        saving_fen bigint not null check (saving_fen >= 0),
+        primary key (basket_id, rule_id)
+    );
+    create index if not exists promotion_uses_rule on promotion_uses (rule_id);
+"""
+
+
+async def record_till(conn, events: list[Message]) -> None:
+    """The baskets and promotion uses of the batch's believed till sales, in the bridge's transaction."""
+    sales = [e for e in events if isinstance(e, SaleCommitted)]
+    if not sales:
+        return
+    await conn.executemany(
+        """insert into promotion_baskets (basket_id, channel, store_id, ref, member_id, list_fen, goods_fen, at_ms)
+           values ($1, 'till', $2, $3, $4, $5, $6, $7) on conflict do nothing""",
+        [(f"till:{e.sale_id}", e.store_id, e.sale_id, e.member_id,
+          e.total_fen + sum(p.saving_fen for p in e.promotions), e.total_fen, e.wall_ms) for e in sales])
+    uses = [(f"till:{e.sale_id}", p.rule_id, p.saving_fen) for e in sales for p in e.promotions]
+    if uses:
+        await conn.executemany("insert into promotion_uses (basket_id, rule_id, saving_fen) values ($1, $2, $3) "
+                               "on conflict do nothing", uses)
+
+
+async def record_online(db, order_id: str, store_id: str, member_id: str | None, explain: dict, at_ms: int) -> None:
+    """An online order's basket as it was priced (`explain`: the pricing's `subtotal_fen`, `discount_fen` and
+    `applied` [{rule_id, name, saving_fen}]), once per order."""
+    async with db.acquire() as conn, conn.transaction():
+        made = await conn.fetchval(
+            """insert into promotion_baskets (basket_id, channel, store_id, ref, member_id, list_fen, goods_fen, at_ms)
+               values ($1, 'online', $2, $3, $4, $5, $6, $7) on conflict do nothing returning basket_id""",
+            f"online:{order_id}", store_id, order_id, member_id, explain["subtotal_fen"],
+            explain["subtotal_fen"] - explain["discount_fen"], at_ms)
+        if made and explain["applied"]:
+            await conn.executemany(
+                "insert into promotion_uses (basket_id, rule_id, name, saving_fen) values ($1, $2, $3, $4) "
+                "on conflict do nothing",
+                [(made, a["rule_id"], a["name"], max(0, a["saving_fen"])) for a in explain["applied"]])

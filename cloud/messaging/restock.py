@@ -10,14 +10,21 @@ Guarantees:
 - After a batch is applied (`after`), every store whose escrow grew in it (a receiving granted the cloud its
   share) has its waiting pre-sale orders reserved for (`cloud.services.presale`); a failure there is logged and
   left to the pre-sale sweeper, never failing the batch (whose events are applied already).
+- A new alert asks the nearest store with a surplus of the SKU for a transfer (`protocol.restock_transfers`,
+  `cloud.services.transfers.request_transfer`, origin "restock"), unless a transfer of that SKU to that store is
+  still open; the supplier's order covers the rest. Two bridges applying one alert at once could both ask (each
+  checks the open transfers first): the second transfer is only a larger delivery, dispatched and received like any.
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+from actors.order_router import distance_m
 from protocol.messages import EscrowGranted, Message
 from protocol.restock_messages import RestockAlerted, RestockCleared, judge
+from protocol.restock_transfers import Holder, source
 
 log = logging.getLogger("freshmesh.restock")
 
@@ -54,6 +61,11 @@ class StoreRestock:
                                    [(e.alert_id, e.store_id, e.wall_ms, e.event_id) for e in clears])
 
     async def after(self, events: list[Message]) -> None:
+        for alert in (e for e in events if isinstance(e, RestockAlerted)):
+            try:
+                await shortage_transfer(self.cloud, alert)
+            except Exception:  # noqa: BLE001 - the alert stands and the supplier's order is suggested anyway
+                log.exception("no transfer asked for alert %s", alert.alert_id)
         if self.presales is None:
             return
         for store_id in sorted({e.store_id for e in events if isinstance(e, EscrowGranted)}):
@@ -61,3 +73,31 @@ class StoreRestock:
                 await self.presales.allocate(store_id)
             except Exception:  # noqa: BLE001 - see the module's guarantees: the sweeper tries again
                 log.exception("pre-sale orders of store %s not reserved for now", store_id)
+
+
+async def shortage_transfer(cloud, alert: RestockAlerted) -> dict | None:
+    """Ask the nearest store with a surplus of the alert's SKU to send some (see the module's guarantees)."""
+    from cloud.services.transfers import request_transfer
+    product, stores = cloud.world.catalogue.by_sku.get(alert.sku), cloud.world.stores
+    short = stores.get(alert.store_id)
+    if product is None or short is None or alert.suggested_qty <= 0:
+        return None
+    open_already = await cloud.db.fetchval(
+        """select count(*) from transfers where to_store = $1 and status in ('requested', 'dispatched')
+           and lines @> $2::jsonb""", alert.store_id, json.dumps([{"sku": alert.sku}]))
+    if open_already:
+        return None
+    rows = await cloud.db.fetch(
+        """select s.store_id, s.on_hand, p.target from store_stock s
+           left join reorder_points p on p.store_id = s.store_id and p.sku = s.sku
+           where s.sku = $1 and s.store_id <> $2 and s.on_hand > 0""", alert.sku, alert.store_id)
+    holders = [Holder(r["store_id"], r["on_hand"], r["target"],
+                      distance_m(short.lat, short.lon, stores[r["store_id"]].lat, stores[r["store_id"]].lon))
+               for r in rows if r["store_id"] in stores]
+    found = source(holders, alert.suggested_qty, product.weighed)
+    if found is None:
+        return None
+    from_store, qty = found
+    return await request_transfer(cloud, from_store, alert.store_id, [{"sku": alert.sku, "qty": qty}],
+                                  f"restock alert {alert.alert_id}: {alert.store_id} short of {alert.sku}",
+                                  cloud.now_ms(), origin="restock")

@@ -2,9 +2,11 @@
 when a shortage needs it). Pure: the shell passes in the stores that hold the SKU, their distance and what they
 keep for themselves.
 
-A store gives only its surplus: what it holds above its own target (its reorder target, or, without one, a
-floor the chain keeps on every shelf); the nearest store with a surplus is asked, for at most what the short store
-needs. Nothing is asked when no store has a surplus worth moving (the supplier's order covers it).
+A store gives only its surplus: what it holds (less what its open online orders still take) above what it keeps
+for itself: its own target, never less than its reorder point (so giving never raises an alert there, nor does its
+next sale), or, without a point set by HQ, a floor the chain keeps on every shelf. The nearest store with a surplus
+is asked, for at most what the short store needs. Nothing is asked when no store has a surplus worth moving (the
+supplier's order covers it).
 """
 from __future__ import annotations
 
@@ -19,15 +21,20 @@ MIN_TRANSFER_G = 500
 
 @dataclass(frozen=True, slots=True)
 class Holder:
-    """A store that holds the SKU: its last reported on-hand, its own target (None: none set) and how far it is."""
+    """A store that holds the SKU: its last reported on-hand less what its online orders still owe, its own target
+    and reorder point (None: none set) and how far it is."""
     store_id: str
     on_hand: int
     target: int | None
     distance_m: float
+    reorder_point: int | None = None
 
 
 def surplus(holder: Holder, weighed: bool) -> int:
-    keep = holder.target if holder.target is not None else (KEEP_FLOOR_G if weighed else KEEP_FLOOR_PIECES)
+    if holder.target is None and holder.reorder_point is None:
+        keep = KEEP_FLOOR_G if weighed else KEEP_FLOOR_PIECES
+    else:
+        keep = max(holder.target or 0, holder.reorder_point or 0)
     return max(holder.on_hand - keep, 0)
 
 

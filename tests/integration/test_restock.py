@@ -31,6 +31,7 @@ from protocol import restock as rules
 from protocol.messages import OrderLine, OrderToFulfil
 from protocol.money_saga import refund_id
 from protocol.restock_messages import ReorderPoint, ReorderPointsSet, RestockAlerted, RestockCleared
+from protocol.transfer_messages import TransferCancelled
 from tests.integration.harness import (
     StoreLink,
     customer,
@@ -617,13 +618,19 @@ async def test_a_paid_presale_whose_supply_never_comes_is_cancelled_and_refunded
 
 async def test_an_alert_asks_the_nearest_store_with_a_surplus_for_a_transfer_once(world):
     """A shortage moves stock between stores: the alert at S004 asks a store that reported a surplus of the SKU
-    (S005 here: its last on-hand, as its box would report it, and no target of its own) for the shortfall, once."""
+    (S005 here: its last on-hand as its box would report it, 500, and HQ's target there 490, so 10 to spare) for what
+    it can give, once; the supplier's suggested order covers only the rest. S005's box does not run in this module:
+    HQ takes the request back and the test consumes what S005's stream was told, so no later module's S005 box
+    finds a transfer of this module waiting to be dispatched."""
     services, http, holder = world
     box, sku = holder.box, "PAC-PEANUT-0219"
     conn = await asyncpg.connect(holder.stack.database_url)
     try:
         await conn.execute("insert into store_stock (store_id, sku, on_hand, updated_ms, seq) values ('S005', $1, "
                            "500, 0, 0) on conflict (store_id, sku) do update set on_hand = 500", sku)
+        await conn.execute("insert into reorder_points (store_id, sku, reorder_point, target, version, updated_ms, "
+                           "updated_by) values ('S005', $1, 400, 490, 1, 0, 'test') on conflict (store_id, sku) do "
+                           "update set reorder_point = 400, target = 490", sku)
         async with holder.lane() as lane:
             await box.actor.ask("receive", sku=sku, qty=10)
             await _set_point(services, http, sku, 5, 20)
@@ -636,16 +643,28 @@ async def test_an_alert_asks_the_nearest_store_with_a_surplus_for_a_transfer_onc
                                         "lines @> $2::jsonb", STORE, json.dumps([{"sku": sku}]))
                 return rows or None
             rows = await eventually(asked)
-            await asyncio.sleep(1.0)  # the second sale's batch has been applied too
+            assert await eventually(lambda: _drained(box))  # the second sale's batch has been applied too
             rows = await asked()
             assert len(rows) == 1, rows
-            assert rows[0]["from_store"] == "S005" and json.loads(rows[0]["lines"]) == [{"sku": sku, "qty": 16}]
+            # S005 keeps its own target: 10 of the 16, never below its point; the supplier is asked for the rest
+            assert rows[0]["from_store"] == "S005" and json.loads(rows[0]["lines"]) == [{"sku": sku, "qty": 10}]
             assert rows[0]["status"] == "requested" and "restock alert" in rows[0]["reason"]
+            (alert,), view = await _cloud_alerts(services, http, sku)
+            # to the target 20 from the 3 on hand now: 17, of which S005 sends 10
+            assert (alert["on_hand"], alert["incoming_transfers"], alert["suggested_qty"]) == (3, 10, 7)
+            ordered = [x for o in view["suggested_orders"] for x in o["lines"] if x["sku"] == sku]
+            assert [(x["store_id"], x["qty"]) for x in ordered] == [(STORE, 7)]
             await _consistent(services, http, box, lane, sku)
-            # S005's box is not running here: HQ takes the request back (a later module's S005 box is told so)
             r = await http.post(f"/operator/transfers/{rows[0]['transfer_id']}/cancel", json={"reason": "test over"},
                                 headers=await operator_headers(services))
             assert r.status_code == 200, r.text
+        # what S005 was told (dispatch this, then: cancelled) is consumed here, not by a later module's S005 box
+        async with StoreLink(holder.stack, "S005") as s005:
+            told = await s005.commands(want=1_000, timeout_s=60, until=lambda m: isinstance(m, TransferCancelled)
+                                       and m.transfer_id == rows[0]["transfer_id"])
+        assert any(isinstance(m, TransferCancelled) and m.transfer_id == rows[0]["transfer_id"] for m in told)
     finally:
         await conn.execute("delete from store_stock where store_id = 'S005' and sku = $1", sku)
+        await conn.execute("delete from reorder_points where store_id = 'S005' and sku = $1", sku)
         await conn.close()
+

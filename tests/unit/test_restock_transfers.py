@@ -22,3 +22,12 @@ def test_a_store_keeps_its_own_target_or_the_chains_floor():
     assert surplus(Holder("S2", 100, 60, 0), weighed=False) == 40
     assert surplus(Holder("S2", 100, None, 0), weighed=False) == 100 - KEEP_FLOOR_PIECES
     assert surplus(Holder("S2", 8_000, None, 0), weighed=True) == 3_000  # grams above the 5 kg floor
+
+
+def test_a_store_never_gives_below_its_own_point_nor_what_its_online_orders_still_take():
+    # the shell passes on-hand less what the holder's open online orders will still pick: 60 - 25 owed = 35
+    assert surplus(Holder("S2", 35, 30, 0, reorder_point=10), weighed=False) == 5
+    assert surplus(Holder("S2", 35, None, 0, reorder_point=30), weighed=False) == 5  # a point, no target
+    assert surplus(Holder("S2", 8, 30, 0, reorder_point=10), weighed=False) == 0  # short itself: gives nothing
+    holders = [Holder("S2", 31, 30, 100, reorder_point=30), Holder("S3", 90, 40, 200, reorder_point=20)]
+    assert source(holders, 16, weighed=False) == ("S3", 16)  # the nearer one has 1 to spare: not worth a trip

@@ -668,3 +668,30 @@ async def test_an_alert_asks_the_nearest_store_with_a_surplus_for_a_transfer_onc
         await conn.execute("delete from reorder_points where store_id = 'S005' and sku = $1", sku)
         await conn.close()
 
+
+async def test_a_suggested_order_is_whole_supplier_packs_at_the_box_and_in_the_cloud(world):
+    """PAC-DUMPLI-0209 comes in packs of 6 (the catalogue's pack_size): 16 short of the target is ordered as 3 packs,
+    18 pieces, at the box's alert and on HQ's suggested order per supplier; receiving them clears the alert."""
+    services, http, holder = world
+    box, sku = holder.box, "PAC-DUMPLI-0209"
+    assert product(sku)["pack_size"] == 6
+    async with holder.lane() as lane:
+        await box.actor.ask("receive", sku=sku, qty=10)
+        await _set_point(services, http, sku, 5, 20)
+        assert await eventually(lambda: _box_point(box, sku))
+        await sell(lane, sku, 6)  # 4 left: 16 to the target, 3 packs
+        (alert,) = await _open_alerts(lane, sku)
+        assert alert["suggested_qty"] == 18
+        async def listed():
+            found, view = await _cloud_alerts(services, http, sku)
+            return (found, view) if found else None
+        found, view = await eventually(listed)
+        assert (found[0]["suggested_qty"], found[0]["pack_size"], found[0]["packs"]) == (18, 6, 3)
+        line = next(x for o in view["suggested_orders"] if o["supplier"] == SUPPLIER for x in o["lines"]
+                    if x["sku"] == sku)
+        assert (line["qty"], line["unit"], line["pack_size"], line["packs"], line["value_fen"]) == (
+            18, "piece", 6, 3, 18 * product(sku)["cost_fen"])
+        await box.actor.ask("receive", sku=sku, qty=18)
+        assert await _open_alerts(lane, sku) == []
+        assert await eventually(lambda: _closed_in_cloud(services, http, sku))
+        await _consistent(services, http, box, lane, sku)

@@ -446,8 +446,10 @@ async def test_a_store_is_refused_an_alert_of_an_unknown_product_and_clearing_an
     since = await db.fetchval("select coalesce(max(id), 0) from dead_letters")
     alert_id = services.cloud.ids.new()
     async with StoreLink(stack, "S002") as owner:
+        # one unit short: too little to ask another store for (protocol.restock_transfers), so this alert leaves no
+        # transfer open in the shared database for later modules' clouds to re-send to a store
         await owner.publish(RestockAlerted(**owner.next_envelope(), alert_id=alert_id, sku=VELOCITY, on_hand=1,
-                                           owed=0, reorder_point=3, target=9, suggested_qty=8))
+                                           owed=0, reorder_point=2, target=2, suggested_qty=1))
         assert await eventually(lambda: _alert_row(db, alert_id)), "the owner's alert was never recorded"
     async with StoreLink(stack, "S001") as hostile:
         clear = RestockCleared(**hostile.next_envelope(), alert_id=alert_id, sku=VELOCITY, on_hand=50, owed=0)
@@ -623,7 +625,7 @@ async def test_an_alert_asks_the_nearest_store_with_a_surplus_for_a_transfer_onc
     HQ takes the request back and the test consumes what S005's stream was told, so no later module's S005 box
     finds a transfer of this module waiting to be dispatched."""
     services, http, holder = world
-    box, sku = holder.box, "PAC-PEANUT-0219"
+    box, sku = holder.box, "PAC-BREAD-0222"  # no other module holds it anywhere: S005's is the only surplus
     conn = await asyncpg.connect(holder.stack.database_url)
     try:
         await conn.execute("insert into store_stock (store_id, sku, on_hand, updated_ms, seq) values ('S005', $1, "
@@ -670,28 +672,28 @@ async def test_an_alert_asks_the_nearest_store_with_a_surplus_for_a_transfer_onc
 
 
 async def test_a_suggested_order_is_whole_supplier_packs_at_the_box_and_in_the_cloud(world):
-    """PAC-DUMPLI-0209 comes in packs of 6 (the catalogue's pack_size): 16 short of the target is ordered as 3 packs,
-    18 pieces, at the box's alert and on HQ's suggested order per supplier; receiving them clears the alert."""
+    """PAC-RICE-0201 comes in packs of 10 (the catalogue's pack_size): 16 short of the target is ordered as 2 packs,
+    20 pieces, at the box's alert and on HQ's suggested order per supplier; receiving them clears the alert."""
     services, http, holder = world
-    box, sku = holder.box, "PAC-DUMPLI-0209"
-    assert product(sku)["pack_size"] == 6
+    box, sku = holder.box, "PAC-RICE-0201"  # no other module sells it
+    assert product(sku)["pack_size"] == 10
     async with holder.lane() as lane:
         await box.actor.ask("receive", sku=sku, qty=10)
         await _set_point(services, http, sku, 5, 20)
         assert await eventually(lambda: _box_point(box, sku))
-        await sell(lane, sku, 6)  # 4 left: 16 to the target, 3 packs
+        await sell(lane, sku, 6)  # 4 left: 16 to the target, 2 packs
         (alert,) = await _open_alerts(lane, sku)
-        assert alert["suggested_qty"] == 18
+        assert alert["suggested_qty"] == 20
         async def listed():
             found, view = await _cloud_alerts(services, http, sku)
             return (found, view) if found else None
         found, view = await eventually(listed)
-        assert (found[0]["suggested_qty"], found[0]["pack_size"], found[0]["packs"]) == (18, 6, 3)
+        assert (found[0]["suggested_qty"], found[0]["pack_size"], found[0]["packs"]) == (20, 10, 2)
         line = next(x for o in view["suggested_orders"] if o["supplier"] == SUPPLIER for x in o["lines"]
                     if x["sku"] == sku)
         assert (line["qty"], line["unit"], line["pack_size"], line["packs"], line["value_fen"]) == (
-            18, "piece", 6, 3, 18 * product(sku)["cost_fen"])
-        await box.actor.ask("receive", sku=sku, qty=18)
+            20, "piece", 10, 2, 20 * product(sku)["cost_fen"])
+        await box.actor.ask("receive", sku=sku, qty=20)
         assert await _open_alerts(lane, sku) == []
         assert await eventually(lambda: _closed_in_cloud(services, http, sku))
         await _consistent(services, http, box, lane, sku)

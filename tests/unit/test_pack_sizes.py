@@ -30,8 +30,8 @@ def test_a_pack_out_of_range_is_refused_naming_the_product(bad):
 def test_the_default_world_orders_some_products_in_packs_pieces_and_grams():
     catalogue = Catalogue.from_data(json.loads(WORLD.read_text())["catalogue"])
     packed = {p.sku: (p.pack_size, p.weighed) for p in catalogue.by_sku.values() if p.pack_size}
-    assert packed["PAC-DUMPLI-0209"] == (6, False)
+    assert packed["PAC-RICE-0201"] == (10, False)
     assert packed["VEG-TOMATO-0009"] == (5_000, True)  # a 5 kg case of a product sold by the kg
-    # 16 pieces short is 3 packs of 6; 7.2 kg short is two 5 kg cases
-    assert rules.suggested_qty(20, 4, packed["PAC-DUMPLI-0209"][0]) == 18
+    # 16 pieces short is 2 packs of 10; 7.2 kg short is two 5 kg cases
+    assert rules.suggested_qty(20, 4, packed["PAC-RICE-0201"][0]) == 20
     assert rules.suggested_qty(10_000, 2_800, packed["VEG-TOMATO-0009"][0]) == 10_000

@@ -24,6 +24,7 @@ from edge.core.cart import UnknownProduct
 from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
 from edge.picking_api import picking_routes
+from edge.shelf_areas_api import routes as shelf_area_routes
 from edge.store_actor import Busy, Refused
 from edge.transfers_api import transfer_routes
 from protocol import codec
@@ -238,6 +239,7 @@ def build_lane_app(box) -> Starlette:
         *picking_routes(box, endpoint),  # the back room: edge/picking_api.py
         *markdowns_api.routes(box, endpoint),  # markdown labels, what is marked down now: edge/markdowns_api.py
         *stocktake_api.routes(box, endpoint),  # count sessions: edge/stocktake_api.py
+        *shelf_area_routes(box, endpoint),  # PUT/GET /areas, the store's shelf areas: edge/shelf_areas_api.py
         *transfer_routes(box, endpoint),  # transfers between stores: edge/transfers_api.py
         *label_scale_routes.routes(box, endpoint),  # GET /label-scales: edge/label_scale_routes.py
         *restock_api.routes(box, endpoint),  # restock alerts and points: edge/restock_api.py

@@ -86,7 +86,7 @@ async def check(store_db, books: Books, sku: str, stamp: EventStamp) -> Outcome 
     if kept is None and alert is None:  # nothing watched: a sale of most SKUs costs two key lookups here
         return None
     level, product = await store_db.stock_level(sku), books.product(sku)
-    return restock.check(sku, level.on_hand, await owed(w, sku), kept, alert, getattr(product, "pack_size", 0), stamp)
+    return restock.check(sku, level.on_hand, await owed(w, sku), kept, alert, product.pack_size if product else 0, stamp)
 
 
 async def apply_points(store_db, message: ReorderPointsSet, at_ms: int, store_id: str) -> Outcome:

@@ -1,6 +1,7 @@
 """Stocktakes on the store box's lane API (local to the store, works with the cloud unreachable):
 
-    POST /stocktakes                       {"scope": "all" | {"categories": [...]} | {"skus": [...]}, "opened_by",
+    POST /stocktakes                       {"scope": "all" | {"categories": [...]} | {"areas": [...]} (the store's
+                                           shelf areas: edge/shelf_areas_api.py) | {"skus": [...]}, "opened_by",
                                            "stocktake_id"?} -> 201 the count sheet: the SKUs in scope and their lots
                                            to count, WITHOUT book quantities (a blind count)
     GET  /stocktakes                       the newest stocktakes (?status=open|posted|cancelled), lines counted so far
@@ -43,6 +44,7 @@ from protocol.stocktake_messages import COUNT_MAX
 BODY_MAX_BYTES = 64 * 1024  # a scope may name a few hundred SKUs
 SCOPE_ITEMS_MAX = 500
 STATUSES = ("open", "posted", "cancelled")
+KIND_NAMES = {"skus": "a sku", "categories": "a category", "areas": "an area"}
 
 
 def _name(value: str, what: str) -> None:
@@ -51,15 +53,15 @@ def _name(value: str, what: str) -> None:
 
 @record
 class OpenBody:
-    scope: dict[str, Any]  # {"all": true} | {"categories": [...]} | {"skus": [...]} ("all" is read as {"all": true})
+    scope: dict[str, Any]  # {"all": true} | {"categories"|"areas"|"skus": [...]} ("all" is read as {"all": true})
     opened_by: str
     stocktake_id: str | None = None
 
     def __post_init__(self) -> None:
         _name(self.opened_by, "opened_by")
         require(self.stocktake_id is None or is_id(self.stocktake_id), "stocktake_id: not an id")
-        require(len(self.scope) == 1 and next(iter(self.scope)) in ("all", "categories", "skus"),
-                'scope: "all", {"categories": [...]} or {"skus": [...]}')
+        require(len(self.scope) == 1 and next(iter(self.scope)) in ("all", "categories", "areas", "skus"),
+                'scope: "all", {"categories": [...]}, {"areas": [...]} or {"skus": [...]}')
         kind, items = next(iter(self.scope.items()))
         if kind == "all":
             require(items is True, 'scope: "all"')
@@ -68,7 +70,7 @@ class OpenBody:
                 f"scope.{kind}: a list of 1-{SCOPE_ITEMS_MAX}")
         for item in items:
             ok = isinstance(item, str) and (bool(SKU_RE.match(item)) if kind == "skus" else 0 < len(item) <= 64)
-            require(ok, f"scope.{kind}: {str(item)[:48]!r} is not a {kind[:-1] if kind == 'skus' else 'category'}")
+            require(ok, f"scope.{kind}: {str(item)[:48]!r} is not {KIND_NAMES[kind]}")
 
     def as_scope(self) -> Scope:
         kind, items = next(iter(self.scope.items()))

@@ -1,6 +1,7 @@
 """The StoreActor's stocktake operations (`actor.ask("stocktake", action=..., ...)`): the shell around the pure core
-`edge.core.stocktake`. They run in the actor's one mailbox, like a sale, so a count's book quantity is exactly
-the books between the sales before it and the sales after it; each loads what the decision needs (the session
+`edge.core.stocktake` (and `edge.core.shelf_areas`, the map a count by area reads). They run in the actor's one
+mailbox, like a sale, so a count's book quantity is exactly the books between the sales before it and the sales
+after it; each loads what the decision needs (the session
 from `edge.stocktake_db`, lots and levels from the StoreDb's writer connection) and executes its Outcome in one
 SQLite transaction.
 """
@@ -8,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from edge import stocktake_db
-from edge.core import stocktake
+from edge import shelf_areas_db, stocktake_db
+from edge.core import shelf_areas, stocktake
 from edge.core.stocktake import Approver, Scope
 from protocol.lots import LotLevel
 
@@ -28,9 +29,10 @@ class StocktakeOps:
         a = self.actor
         sid = stocktake_id or a.ids.new()
         existing = await stocktake_db.stocktake(a.db.writer, sid)
-        skus = [p.sku for p in stocktake.scoped_products(scope, a.books)] if existing is None else []
+        areas = await shelf_areas_db.areas(a.db.writer)
+        skus = [p.sku for p in stocktake.scoped_products(scope, a.books, areas)] if existing is None else []
         outcome = stocktake.open_count(sid, scope, opened_by, a.books, await self._lots(skus),
-                                       await stocktake_db.busy_skus(a.db.writer), existing, a.clock.now_ms())
+                                       await stocktake_db.busy_skus(a.db.writer), existing, a.clock.now_ms(), areas)
         reply: dict = await a._execute(outcome)
         return reply
 
@@ -53,7 +55,7 @@ class StocktakeOps:
         st = await stocktake_db.stocktake(a.db.writer, stocktake_id)
         if st is None:
             raise stocktake.Refused(404, f"no stocktake {stocktake_id} at this store")
-        return stocktake.sheet_json(st, a.books)
+        return stocktake.sheet_json(st, a.books, await shelf_areas_db.areas(a.db.writer))
 
     async def listed(self, status: str | None = None) -> dict:
         return {"stocktakes": await stocktake_db.listed(self.actor.db.writer, status)}
@@ -75,4 +77,15 @@ class StocktakeOps:
         a = self.actor
         st = await stocktake_db.stocktake(a.db.writer, stocktake_id)
         reply: dict = await a._execute(stocktake.cancel(st, stocktake_id, by, a.clock.now_ms()))
+        return reply
+
+    # ---- the store's shelf areas (edge.core.shelf_areas): in this mailbox, so a count opens on one whole map ----
+    async def areas(self) -> dict:
+        a = self.actor
+        return shelf_areas.areas_json(await shelf_areas_db.areas(a.db.writer), a.books,
+                                      *await shelf_areas_db.set_by(a.db.writer))
+
+    async def set_areas(self, areas: dict, manager: shelf_areas.Manager) -> dict:
+        a = self.actor
+        reply: dict = await a._execute(shelf_areas.set_areas(areas, manager, a.books, a.clock.now_ms()))
         return reply

@@ -59,6 +59,8 @@ from edge.core.outcome import (
     UpsertMember,
 )
 from edge.core.state import Member, PendingOrder, StockLevel
+from edge.shelf_areas_db import EXECUTORS as AREA_EXECUTORS
+from edge.shelf_areas_db import SCHEMA as AREA_SCHEMA
 from protocol import codec, phones
 from protocol.errors import ProtocolError
 from protocol.lots import LotLevel
@@ -172,7 +174,7 @@ class StoreDb:
         await writer.executescript(returns_db.SCHEMA + receiving_db.SCHEMA + restock_db.SCHEMA)
         await writer.executescript(lots_db.SCHEMA)
         await writer.executescript(markdowns_db.SCHEMA)
-        await writer.executescript(stocktake_db.SCHEMA)
+        await writer.executescript(stocktake_db.SCHEMA + AREA_SCHEMA)
         await writer.executescript(transfers_db.SCHEMA)
         await writer.executescript(coupons_db.SCHEMA)
         await self._unclear_phones()
@@ -493,6 +495,7 @@ _EXECUTORS: dict[type, Any] = {
     **receiving_db.EXECUTORS,
     **restock_db.EXECUTORS,
     **stocktake_db.EXECUTORS,
+    **AREA_EXECUTORS,
     **transfers_db.EXECUTORS,
     **coupons_db.EXECUTORS,
     SetAllocation: lambda db, e: db.execute(  # HQ's ratio: only a newer version replaces the one kept

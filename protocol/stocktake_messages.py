@@ -21,15 +21,17 @@ from protocol.schema import record, require
 STOCKTAKE_LINES_MAX = 1_000  # every SKU and lot of a small format store; the note of that many fits a frame
 COUNT_MAX = 100_000_000  # one (sku, lot) counted: pieces, or grams (100 t): as store_facts.STOCK_QTY_MAX
 UNIT_COST_MAX_FEN = 100_000_000
-SCOPE_RE = re.compile(r"^(all|categories:.{1,400}|skus:.{1,400})$", re.S)  # how the scope travels (`scope_text`)
+# how the scope travels (`scope_text`)
+SCOPE_RE = re.compile(r"^(all|categories:.{1,400}|areas:.{1,400}|skus:.{1,400})$", re.S)
 
 
 def scope_text(scope: dict[str, list[str]] | str) -> str:
-    """A stocktake's scope in one short text: "all", "categories:<a>,<b>" or "skus:<a>,<b>" (a long list cut)."""
+    """A stocktake's scope in one short text: "all", "categories:<a>,<b>", "areas:<a>,<b>" (the store's shelf areas)
+    or "skus:<a>,<b>" (a long list cut)."""
     if scope == "all":
         return "all"
     assert isinstance(scope, dict)
-    kind = "categories" if "categories" in scope else "skus"
+    kind = next((k for k in ("categories", "areas") if k in scope), "skus")
     text = ",".join(scope[kind])
     return f"{kind}:{text[:397] + '...' if len(text) > 400 else text}"
 
@@ -73,7 +75,7 @@ class StocktakePosted(Message):
 
     def check(self) -> None:
         require(is_id(self.stocktake_id), f"stocktake.posted: not an id: {self.stocktake_id[:80]!r}")
-        require(bool(SCOPE_RE.match(self.scope)), "stocktake.posted: scope is all, categories:... or skus:...")
+        require(bool(SCOPE_RE.match(self.scope)), "stocktake.posted: scope is all, categories:..., areas:... or skus:...")
         for who, name in ((self.opened_by, "opened_by"), (self.approved_by, "approved_by")):
             require(bool(NAME_RE.fullmatch(who)), f"stocktake.posted: {name} is 1-32 letters, digits, '_' or '-'")
         require(len(self.lines) <= STOCKTAKE_LINES_MAX, f"stocktake.posted: at most {STOCKTAKE_LINES_MAX} lines")

@@ -1,5 +1,6 @@
 """A fleet of store edge boxes on one machine, each with its own shard, NATS user, lane API and (optionally)
-its own scale, scanner and receipt printer on pseudo-terminals.
+its own scale, scanner, receipt printer and label scale on pseudo-terminals (the label scale gets the box's PLU
+table, with the markdowns' prices, and prints the labels the demo's staff scan at the till: simulators/ops_labels.py).
 
 Boxes are packed `per_process` to a `freshmesh edge` process (a config with a `stores` list) so that hundreds of
 stores fit on a small machine; each box inside behaves exactly as it would alone on its own hardware.
@@ -16,6 +17,7 @@ from cloud.embedded.process import listening_socket, spawn_quiet, tail
 from loadtest.report import stop_process, wait_http
 from simulators import ops_stocktake
 from simulators.devices import ContinuousScale, ReceiptPrinter, Scanner, Toledo8217Scale
+from simulators.label_scale import LabelScaleSim
 
 
 @dataclass
@@ -23,16 +25,21 @@ class StoreDevices:
     scale: Toledo8217Scale | ContinuousScale
     scanner: Scanner
     printer: ReceiptPrinter
+    label_scale: LabelScaleSim | None = None  # the service counter's label scale (edge/label_scales.py drives it)
 
     def config(self) -> dict:
         protocol = "toledo8217" if isinstance(self.scale, Toledo8217Scale) else "continuous"
-        return {"scale": {"port": self.scale.path, "protocol": protocol},
-                "scanner": {"port": self.scanner.path, "lane": "1"},
-                "printer": {"port": self.printer.path}}
+        config: dict = {"scale": {"port": self.scale.path, "protocol": protocol},
+                  "scanner": {"port": self.scanner.path, "lane": "1"},
+                  "printer": {"port": self.printer.path}}
+        if self.label_scale is not None:
+            config["label_scales"] = [{"port": self.label_scale.path, "protocol": "fm-label"}]
+        return config
 
     def close(self) -> None:
-        for device in (self.scale, self.scanner, self.printer):
-            device.close()
+        for device in (self.scale, self.scanner, self.printer, self.label_scale):
+            if device is not None:
+                device.close()
 
 
 class Fleet:
@@ -50,7 +57,8 @@ class Fleet:
         folder.mkdir(parents=True, exist_ok=True)
         # half the stores have a polled Toledo 8217 scale, half a continuously sending one
         scale = (Toledo8217Scale if index % 2 == 0 else ContinuousScale)(folder / "scale")
-        devices = StoreDevices(scale, Scanner(folder / "scanner"), ReceiptPrinter(folder / "printer"))
+        devices = StoreDevices(scale, Scanner(folder / "scanner"), ReceiptPrinter(folder / "printer"),
+                               LabelScaleSim(folder / "label_scale"))
         self.devices[store_id] = devices
         return devices
 

@@ -7,15 +7,21 @@ item 2 and the till side of item 8):
 - **GS1 sales without a lot**: a supplier's pre-pack with a use-by (and a weight) but no lot, for goods of which the
   store holds no named lot (sold first-expiry-first-out from the unlotted stock);
 - **expired refusals**: a code whose use-by has passed, or naming a lot the store holds as expired: the till must
-  refuse it (409, the reason for the cashier); counted as `labels_expired_refused`.
+  refuse it (409, the reason for the cashier); counted as `labels_expired_refused`;
+- **label-scale labels**: where the store has a label scale (`fleet.devices[store].label_scale`, a simulated scale on
+  a pseudo-terminal that the box keeps loaded with its PLU table and the markdowns' prices), the counter weighs loose
+  goods the store holds, the scale prints the label (its own barcode layout and price) and the package is scanned
+  and paid at the store's "scale" lane (`SCALE_LANE`): the till reads back what the scale printed.
 
 Counts (`counts`): labels_lot_sales, labels_lot_units (pieces or grams taken from named lots), labels_gs1_sales,
-labels_expired_refused. Anything else the box refuses is counted `staff_refused:labels:<status>` (the first detail
+labels_expired_refused, labels_scale_printed, labels_scale_sales, labels_scale_fen (what those sales took). Anything
+else the box refuses is counted `staff_refused:labels:<status>` (the first detail
 of each kept in `refusals`), the lane's cart is voided and the work goes on.
 
 `summary(db, stores, since_ms)` counts the same flow from the cloud's database: the sales paid at the staff's own
 lane (`LANE`, joined from the cloud's till_sales to their movements) that took named lots, and how much, since
-`since_ms`; and, as they are now, the lots the stores hold and how many of them are past their use-by with goods
+`since_ms`; the sales of label-scale labels (paid at `SCALE_LANE`: one label each) and what they took; and, as they
+are now, the lots the stores hold and how many of them are past their use-by with goods
 still on hand. Sales at the other tills that took a lot first-expiry-first-out are not this staff's.
 """
 from __future__ import annotations
@@ -36,6 +42,9 @@ from protocol.lots import chain_day, is_expired
 from simulators.store_work import StoreWork
 
 LANE = "labels"  # a lane of its own: the tills' and the staff's carts never mix with it
+SCALE_LANE = "scale"  # where the label scale's packages are paid: one label, one sale (the cloud counts them)
+SCALE_SHARE = 0.5  # of rounds at a store with a label scale: also weigh, print and scan a label
+SCALE_GRAMS = (150, 900)  # what the counter puts on the platter
 ROUND_S = 6.0  # per store: about ten scans a minute, several in a 40 s demo
 EXPIRED_SHARE = 0.2  # of rounds: a code past its use-by is tried (and must be refused)
 SPELLINGS = ("gs1-128", "databar", "brackets", "digital-link")
@@ -85,9 +94,12 @@ class LabelOps(StoreWork):
 
     async def run(self, http: LeanClients, store_id: str) -> None:
         await asyncio.sleep(self.rng.uniform(0, ROUND_S))  # stores out of step
+        scale = getattr(getattr(self.fleet, "devices", {}).get(store_id), "label_scale", None)
         while not self.stop.is_set():
             try:
                 await self.one_round(http, self.fleet.lanes[store_id])
+                if scale is not None and self.rng.random() < SCALE_SHARE:  # besides the round's scanning
+                    await self.scale_label(http, self.fleet.lanes[store_id], scale)
             except CLIENT_ERRORS:
                 self.counts["staff_error"] += 1
             if await self._pause(ROUND_S * self.rng.uniform(0.7, 1.3)):
@@ -120,7 +132,7 @@ class LabelOps(StoreWork):
             gtin14, weighed = self.gtins[sku]
             units = min(lot["on_hand"], self.rng.randrange(150, 900)) if weighed else 1
             code = gs1_code(spelling, gtin14, lot["use_by"], lot["lot"], units if weighed else None)
-            if await self.sell(http, url, code):
+            if await self.sell(http, url, code) is not None:
                 self.counts["labels_lot_sales"] += 1
                 self.counts["labels_lot_units"] += units
         else:
@@ -128,7 +140,7 @@ class LabelOps(StoreWork):
             gtin14, weighed = self.gtins[sku]
             use_by = (date.fromisoformat(today) + timedelta(days=self.rng.randrange(0, 4))).isoformat()
             code = gs1_code(spelling, gtin14, use_by, "", self.rng.randrange(150, 900) if weighed else None)
-            if await self.sell(http, url, code):
+            if await self.sell(http, url, code) is not None:
                 self.counts["labels_gs1_sales"] += 1
 
     async def try_expired(self, http: LeanClients, url: str, spelling: str, today: str, expired: list,
@@ -148,18 +160,42 @@ class LabelOps(StoreWork):
             self._refused(r, "expired_not_refused" if r.status_code == 200 else "expired")
             await http.delete(f"{url}/lanes/{LANE}/cart")
 
-    async def sell(self, http: LeanClients, url: str, code: str) -> bool:
-        r = await http.post(f"{url}/lanes/{LANE}/scan", json={"code": code})
+    async def scale_label(self, http: LeanClients, url: str, scale) -> None:
+        """Weigh loose goods the store holds on the label scale, print the label, scan and pay it at SCALE_LANE."""
+        held = {row["sku"]: row.get("on_hand", 0) for row in (await http.get(f"{url}/stock")).json().get("stock", [])}
+        loaded = [e for e in list(scale.plus.values()) if e.unit == "kg" and held.get(e.sku, 0) >= 2 * SCALE_GRAMS[1]]
+        if not loaded:  # the box has not loaded the scale yet, or nothing weighed is on the shelf
+            return
+        entry = self.rng.choice(loaded)
+        scale.weigh(self.rng.randrange(*SCALE_GRAMS))
+        try:
+            label = scale.print_label(entry.plu)
+        except ValueError:
+            self.counts["staff_refused:labels:scale"] += 1
+            return
+        self.counts["labels_scale_printed"] += 1
+        paid = await self.sell(http, url, label.code, SCALE_LANE, label.grams)
+        if paid is not None:
+            self.counts["labels_scale_sales"] += 1
+            self.counts["labels_scale_fen"] += paid
+
+    async def sell(self, http: LeanClients, url: str, code: str, lane: str = LANE, grams: int | None = None) -> int | None:
+        """Scan `code` and pay cash: the sale's total, or None (refused; the lane's cart voided). `grams`: what the
+        label says was weighed; a till that reads another weight from it is counted `labels_scale_misread` (the
+        till prices the weight itself, with the day's promotions, so the amount may differ from the label's)."""
+        r = await http.post(f"{url}/lanes/{lane}/scan", json={"code": code})
         if r.status_code != 200:
             self._refused(r, "scan")
-            await http.delete(f"{url}/lanes/{LANE}/cart")
-            return False
-        paid = await http.post(f"{url}/lanes/{LANE}/pay", json={"method": "cash", "tendered_fen": 10_000_000})
+            await http.delete(f"{url}/lanes/{lane}/cart")
+            return None
+        if grams is not None and r.json().get("line", {}).get("weight_g") != grams:
+            self.counts["labels_scale_misread"] += 1
+        paid = await http.post(f"{url}/lanes/{lane}/pay", json={"method": "cash", "tendered_fen": 10_000_000})
         if paid.status_code != 201:
             self._refused(paid, "pay")
-            await http.delete(f"{url}/lanes/{LANE}/cart")
-            return False
-        return True
+            await http.delete(f"{url}/lanes/{lane}/cart")
+            return None
+        return int(paid.json()["total_fen"])
 
 
 async def summary(db, stores: list[str] | None = None, since_ms: int = 0) -> dict:
@@ -175,5 +211,10 @@ async def summary(db, stores: list[str] | None = None, since_ms: int = 0) -> dic
     held = await db.fetchrow(
         "select count(*) as lots, count(*) filter (where use_by <> '' and use_by < $2 and on_hand > 0) as expired"
         " from stock_lots where lot <> '' and ($1::text[] is null or store_id = any($1))", stores, today)
+    scaled = await db.fetchrow(
+        "select count(*) as sales, coalesce(sum(total_fen), 0)::bigint as fen from till_sales"
+        " where lane = $2 and wall_ms >= $3 and ($1::text[] is null or store_id = any($1))", stores, SCALE_LANE,
+        since_ms)
     return {"lot_sales": sold["sales"], "lot_units_sold": sold["units"], "lots_held": held["lots"],
-            "expired_lots_on_hand": held["expired"]}
+            "expired_lots_on_hand": held["expired"], "scale_labels_sold": scaled["sales"],
+            "scale_labels_fen": scaled["fen"]}

@@ -167,7 +167,8 @@ PATHS = {
                    ("200", "points"), {"401": NO_SESSION, "403": ROLE + " or another store",
                                        "404": "unknown store"}, operator=True, params=["store_id"])},
     "/operator/restock": {"get": _op("Open restock alerts (?store=ID: of one store) and the suggested order per "
-                                     "supplier, valued at cost", ("200", "alerts and suggested orders"),
+                                     "supplier, valued at cost, in whole supplier packs (pack_size, packs), less what "
+                                     "other stores are sending (incoming_transfers)", ("200", "alerts and suggested orders"),
                                      {"401": NO_SESSION, "403": ROLE + " or another store", "404": "unknown store"},
                                      operator=True, query=["store"])},
     "/stores/{store_id}/stock": {"get": _op("A store's stock as the cloud sees it (on hand, escrow, reservations, lag); "

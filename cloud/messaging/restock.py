@@ -10,14 +10,25 @@ Guarantees:
 - After a batch is applied (`after`), every store whose escrow grew in it (a receiving granted the cloud its
   share) has its waiting pre-sale orders reserved for (`cloud.services.presale`); a failure there is logged and
   left to the pre-sale sweeper, never failing the batch (whose events are applied already).
+- A new alert asks the nearest store with a surplus of the SKU for a transfer (`protocol.restock_transfers`,
+  `cloud.services.transfers.request_transfer`, origin "restock"), unless a transfer of that SKU to that store is
+  still open; the supplier's order covers the rest (`cloud.services.restock` counts what is on its way). A holder's
+  stock is its last reported on-hand less what its open online orders still take off its shelf; it keeps its own
+  target (never less than its reorder point), so it is never pushed below its point by giving.
+- Once per alert: `after` sees only the batch's new events (an alert's event id is applied once, by one bridge), and a
+  store has one open alert per SKU. A crash between the commit and `after` loses the ask (not the alert): the
+  supplier's suggested order still covers all of it.
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+from actors.order_router import distance_m
 from protocol.messages import EscrowGranted, Message
 from protocol.restock_messages import RestockAlerted, RestockCleared, judge
+from protocol.restock_transfers import Holder, source
 
 log = logging.getLogger("freshmesh.restock")
 
@@ -54,6 +65,11 @@ class StoreRestock:
                                    [(e.alert_id, e.store_id, e.wall_ms, e.event_id) for e in clears])
 
     async def after(self, events: list[Message]) -> None:
+        for alert in (e for e in events if isinstance(e, RestockAlerted)):
+            try:
+                await shortage_transfer(self.cloud, alert)
+            except Exception:  # noqa: BLE001 - the alert stands and the supplier's order is suggested anyway
+                log.exception("no transfer asked for alert %s", alert.alert_id)
         if self.presales is None:
             return
         for store_id in sorted({e.store_id for e in events if isinstance(e, EscrowGranted)}):
@@ -61,3 +77,42 @@ class StoreRestock:
                 await self.presales.allocate(store_id)
             except Exception:  # noqa: BLE001 - see the module's guarantees: the sweeper tries again
                 log.exception("pre-sale orders of store %s not reserved for now", store_id)
+
+
+# Online orders a holder still owes from its shelf: reserved or paid and not yet picked (picking may have begun:
+# counting those too only makes the holder keep more, never give away what an order needs).
+OWED_SQL = """
+    select a.key as store_id, coalesce(sum((x->>'qty')::bigint), 0) as owed
+    from orders o, jsonb_each(o.allocation) a, jsonb_array_elements(a.value) x
+    where o.status = any($1::text[]) and x->>'sku' = $2 group by a.key"""
+OWING = ("reserved", "paid", "picking")
+
+
+async def shortage_transfer(cloud, alert: RestockAlerted) -> dict | None:
+    """Ask the nearest store with a surplus of the alert's SKU to send some (see the module's guarantees)."""
+    from cloud.services.transfers import request_transfer
+    product, stores = cloud.world.catalogue.by_sku.get(alert.sku), cloud.world.stores
+    short = stores.get(alert.store_id)
+    if product is None or short is None or alert.suggested_qty <= 0:
+        return None
+    open_already = await cloud.db.fetchval(
+        """select count(*) from transfers where to_store = $1 and status in ('requested', 'dispatched')
+           and lines @> $2::jsonb""", alert.store_id, json.dumps([{"sku": alert.sku}]))
+    if open_already:
+        return None
+    rows = await cloud.db.fetch(
+        """select s.store_id, s.on_hand, p.reorder_point, p.target from store_stock s
+           left join reorder_points p on p.store_id = s.store_id and p.sku = s.sku
+           where s.sku = $1 and s.store_id <> $2 and s.on_hand > 0""", alert.sku, alert.store_id)
+    owed = {r["store_id"]: int(r["owed"]) for r in await cloud.db.fetch(OWED_SQL, list(OWING), alert.sku)}
+    holders = [Holder(r["store_id"], r["on_hand"] - owed.get(r["store_id"], 0), r["target"],
+                      distance_m(short.lat, short.lon, stores[r["store_id"]].lat, stores[r["store_id"]].lon),
+                      r["reorder_point"])
+               for r in rows if r["store_id"] in stores]
+    found = source(holders, alert.suggested_qty, product.weighed)
+    if found is None:
+        return None
+    from_store, qty = found
+    return await request_transfer(cloud, from_store, alert.store_id, [{"sku": alert.sku, "qty": qty}],
+                                  f"restock alert {alert.alert_id}: {alert.store_id} short of {alert.sku}",
+                                  cloud.now_ms(), origin="restock")

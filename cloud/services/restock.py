@@ -13,8 +13,9 @@ Guarantees:
   the store sold over the last `VELOCITY_WINDOW_DAYS` days: its till sales' lines and its part of online orders that
   were paid (or went further), by `created_ms`.
 - The suggested order is what the stores' own open alerts ask for: target - projected (the on-hand the store reported
-  last, less what it owed online when it raised the alert), rounded up to packs, grouped by the product's supplier
-  and valued at its standard cost; the cloud adds nothing the stores did not raise.
+  last, less what it owed online when it raised the alert, plus what other stores are sending it by an open
+  transfer), rounded up to whole supplier packs (`Product.pack_size`), grouped by the product's supplier and valued
+  at its standard cost; the cloud adds nothing the stores did not raise.
 """
 from __future__ import annotations
 
@@ -202,28 +203,47 @@ class Restock:
             "using (store_id, sku) where a.cleared_ms is null and ($1::text is null or a.store_id = $1) "
             "order by a.raised_ms, a.alert_id limit $2", store_id, ALERTS_VIEWED_MAX)
         catalogue = self.cloud.world.catalogue
+        coming = {(r["to_store"], r["sku"]): int(r["qty"]) for r in await self.cloud.db.fetch(INCOMING_SQL)}
         alerts, lines = [], []
         for r in rows:
             product = catalogue.by_sku.get(r["sku"])
             supplier = _supplier(product)
-            pack = int(getattr(product, "pack_size", 0) or 0)
+            pack = product.pack_size if product is not None else 0
             projected = r["on_hand_now"] - r["owed"]
-            qty = rules.suggested_qty(r["target"], projected, pack)
+            incoming = coming.get((r["store_id"], r["sku"]), 0)  # another store sends it: the supplier, the rest
+            qty = rules.suggested_qty(r["target"], projected + incoming, pack)
             cost = product.cost_fen if product is not None else 0
             weighed = bool(product and product.weighed)
-            lines.append(rules.OrderLine(r["store_id"], r["sku"], supplier, qty, rules.value_at_cost(qty, cost, weighed)))
+            if qty > 0:  # a transfer that covers it all leaves the supplier nothing to send
+                lines.append(rules.OrderLine(r["store_id"], r["sku"], supplier, qty,
+                                             rules.value_at_cost(qty, cost, weighed)))
             alerts.append({"alert_id": r["alert_id"], "store_id": r["store_id"], "sku": r["sku"],
                            "name": product.name if product else r["sku"], "supplier": supplier,
                            "on_hand": r["on_hand_now"], "on_hand_at_alert": r["on_hand"], "owed": r["owed"],
-                           "projected": projected,
+                           "projected": projected, "incoming_transfers": incoming,
                            "reorder_point": r["reorder_point"], "target": r["target"],
-                           "suggested_qty": qty, "raised_at": to_rfc3339(r["raised_ms"])})
+                           "suggested_qty": qty, **_packs(qty, pack), "raised_at": to_rfc3339(r["raised_ms"])})
         orders = [{"supplier": supplier, "lines": [{"store_id": x.store_id, "sku": x.sku, "qty": x.qty,
                                                     "unit": "g" if catalogue.by_sku[x.sku].weighed else "piece",
+                                                    **_packs(x.qty, catalogue.by_sku[x.sku].pack_size),
                                                     "value_fen": x.value_fen} for x in part],
                    "value_fen": sum(x.value_fen for x in part)}
                   for supplier, part in rules.by_supplier(lines).items()]
         return {"store_id": store_id, "alerts": alerts, "suggested_orders": orders}
+
+
+# What other stores are sending a store, per SKU: asked (the requested lines) or on the way (the dispatched ones)
+INCOMING_SQL = """
+    select t.to_store, x->>'sku' as sku, sum((x->>'qty')::bigint) as qty from transfers t,
+        jsonb_array_elements(case when t.status = 'dispatched' then t.dispatched else t.lines end) x
+    where t.status in ('requested', 'dispatched') group by 1, 2"""
+
+
+def _packs(qty: int, pack: int) -> dict[str, int | None]:
+    """How a supplier is asked: whole packs of `pack` units (None, None: the product has no pack, units only)."""
+    if pack <= 1:
+        return {"pack_size": None, "packs": None}
+    return {"pack_size": pack, "packs": -(-qty // pack)}  # qty is whole packs already (suggested_qty rounds up)
 
 
 def _base_id(store_id: str) -> str:

@@ -245,6 +245,14 @@ class OpenStocktake:
 
 
 @dataclass(frozen=True, slots=True)
+class SetShelfAreas:
+    """The store's whole shelf-area map replaced (edge.core.shelf_areas): (sku, area) pairs, who set it and when."""
+    areas: tuple[tuple[str, str], ...]
+    set_by: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class RecordCount:
     """A count of one (sku, lot) with the book quantity at that moment; a recount replaces it."""
     stocktake_id: str
@@ -306,7 +314,7 @@ RestockEffect = SetReorderPoint | OpenRestockAlert | CloseRestockAlert
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
           | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation
-          | SetLotCost | InsertReceiving | OpenStocktake | RecordCount | CloseStocktake | SaveTransfer
+          | SetLotCost | InsertReceiving | OpenStocktake | RecordCount | CloseStocktake | SaveTransfer | SetShelfAreas
           | RestockEffect)
 
 

@@ -7,6 +7,8 @@ Guarantees:
   mailbox orders counts and sales), and the variance is counted - that book. A sale after the count changes the
   book and the shelf alike, so it is no variance: posting the variance leaves on hand = counted - sold since.
 - A recount of a (sku, lot) replaces the earlier count (with the book of its own moment).
+- A scope is the whole store, categories of the catalogue, shelf areas of the store (its own map sku -> area, as
+  it was when the count opened: the sheet's lines are fixed then) or a list of SKUs.
 - Only one open stocktake per SKU: opening one over a SKU another open stocktake holds is refused, naming both.
 - Approving (a cashier of the box's config with the manager role, PIN checked by the shell) posts in ONE outcome:
   one `StockMoved` reason "stocktake" per (sku, lot) with a non-zero variance, on that lot explicitly; per SKU the
@@ -25,7 +27,7 @@ Guarantees:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from edge.core import escrow
@@ -46,7 +48,7 @@ from protocol.messages import EscrowGranted, EscrowReclaimRequested, StockMoved
 from protocol.pricing.catalogue import Product
 from protocol.stocktake_messages import COUNT_MAX, STOCKTAKE_LINES_MAX, StocktakeLine, StocktakePosted, scope_text
 
-Scope = str | dict  # "all" | {"categories": [...]} | {"skus": [...]}
+Scope = str | dict  # "all" | {"categories": [...]} | {"areas": [...]} (edge.core.shelf_areas) | {"skus": [...]}
 
 
 @dataclass
@@ -80,8 +82,9 @@ class Approver:
     role: str
 
 
-def scoped_products(scope: Scope, books: Books) -> list[Product]:
-    """The catalogue's products a scope names; an unknown SKU or a category with no product is refused (404)."""
+def scoped_products(scope: Scope, books: Books, areas: Mapping[str, str] | None = None) -> list[Product]:
+    """The catalogue's products a scope names; an unknown SKU, or a category or area (`areas`: the store's map
+    sku -> area) with no product in it, is refused (404)."""
     if books.catalogue is None:
         raise Refused(503, "no catalogue yet: the store has not received one from the cloud")
     products = sorted(books.catalogue.by_sku.values(), key=lambda p: p.sku)
@@ -94,23 +97,32 @@ def scoped_products(scope: Scope, books: Books) -> list[Product]:
         if empty:
             raise Refused(404, f"scope.categories: no product in {', '.join(map(repr, empty))}")
         return [p for p in products if p.category in wanted]
+    if "areas" in scope:
+        placed = areas or {}
+        wanted = list(dict.fromkeys(scope["areas"]))
+        empty = [a for a in wanted if a not in placed.values()]
+        if empty:
+            raise Refused(404, f"scope.areas: no product placed in {', '.join(map(repr, empty[:10]))} (PUT /areas)")
+        return [p for p in products if placed.get(p.sku) in wanted]
     unknown = [s for s in scope["skus"] if s not in books.catalogue]
     if unknown:
         raise Refused(404, f"scope.skus: unknown product {', '.join(map(repr, unknown[:10]))}")
     return [p for p in products if p.sku in set(scope["skus"])]
 
 
-def sheet_json(st: Stocktake, books: Books) -> dict:
-    """The count sheet: what to count, by SKU and lot, with no book quantity (a blind count)."""
+def sheet_json(st: Stocktake, books: Books, areas: Mapping[str, str] | None = None) -> dict:
+    """The count sheet: what to count, by SKU and lot, with no book quantity (a blind count); each SKU with the
+    shelf area it stands in (`areas`), area by area, so the staff walk the shop once."""
+    placed = areas or {}
     by_sku: dict[str, list[Line]] = {}
     for line in st.lines.values():
         by_sku.setdefault(line.sku, []).append(line)
     sheet = []
-    for sku in sorted(by_sku):
+    for sku in sorted(by_sku, key=lambda s: (placed.get(s, ""), s)):
         product = books.product(sku)
         lots = fefo_order(LotLevel(x.lot, x.use_by, 0) for x in by_sku[sku])
         sheet.append({"sku": sku, "name": product.name if product else sku,
-                      "category": product.category if product else "", "unit": _unit(product),
+                      "category": product.category if product else "", "area": placed.get(sku, ""), "unit": _unit(product),
                       "lots": [{"lot": lv.lot, "use_by": lv.use_by} for lv in lots]})
     return {"stocktake_id": st.stocktake_id, "status": st.status, "scope": st.scope, "opened_by": st.opened_by,
             "opened_ms": st.opened_ms, "lines": len(st.lines), "sheet": sheet}
@@ -121,14 +133,15 @@ def _unit(product: Product | None) -> str:
 
 
 def open_count(stocktake_id: str, scope: Scope, opened_by: str, books: Books, lots: dict[str, list[LotLevel]],
-               busy: dict[str, str], existing: Stocktake | None, now_ms: int) -> Outcome:
+               busy: dict[str, str], existing: Stocktake | None, now_ms: int,
+               areas: Mapping[str, str] | None = None) -> Outcome:
     """Open a count session. `lots`: each scoped SKU's lots now; `busy`: SKU -> the open stocktake holding it.
     The sheet has, per SKU, its named lots with stock and the unlotted line "" (stock found without a lot)."""
     if existing is not None:  # the same id again: its sheet, nothing new
         if existing.scope != scope or existing.opened_by != opened_by:
             raise Refused(409, f"stocktake {stocktake_id} exists with another scope or opener")
-        return Outcome(reply=sheet_json(existing, books))
-    products = scoped_products(scope, books)
+        return Outcome(reply=sheet_json(existing, books, areas))
+    products = scoped_products(scope, books, areas)
     held = sorted({(busy[p.sku], p.sku) for p in products if p.sku in busy})
     if held:
         names = ", ".join(f"{sku} (stocktake {sid})" for sid, sku in held[:10])
@@ -142,7 +155,7 @@ def open_count(stocktake_id: str, scope: Scope, opened_by: str, books: Books, lo
         raise Refused(422, f"scope: {len(lines)} lines to count, more than {STOCKTAKE_LINES_MAX}: count by category")
     st = Stocktake(stocktake_id, scope, opened_by, now_ms, "open",
                    {(s, lot): Line(s, lot, use_by) for s, lot, use_by in lines})
-    return Outcome(reply=sheet_json(st, books),
+    return Outcome(reply=sheet_json(st, books, areas),
                    effects=(OpenStocktake(stocktake_id, json.dumps(scope), opened_by, now_ms, tuple(lines)),))
 
 

@@ -16,6 +16,7 @@ Channel = Literal["offline", "online"]
 Unit = Literal["piece", "kg"]
 CHANNELS: tuple[Channel, ...] = ("offline", "online")
 LEVEL_RE = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
+PACK_SIZE_MAX = 1_000_000  # a supplier's pack: up to a tonne in grams, or a million pieces
 
 
 @record
@@ -41,6 +42,9 @@ class Product:
     supplier: str = ""  # who the stores order it from ("" not ordered: made in store, or no supplier on record)
     cost_fen: int = 0  # standard unit cost, in price_fen's unit (per kg or per piece); a lot's own cost wins
     shelf_life_days: int = 0  # days from receiving to use-by when a delivery names none (0: keeps, no use-by)
+    # the supplier's pack in the stock unit (pieces, or grams of a product sold by the kg): a suggested order is
+    # rounded up to whole packs (protocol.restock.suggested_qty); 0 = no pack, any quantity is ordered
+    pack_size: int = 0
 
     def __post_init__(self) -> None:
         where = f"product {self.sku!r}"
@@ -59,6 +63,8 @@ class Product:
         require(len(self.supplier) <= 64, f"{where}: supplier: at most 64 characters")
         require(0 <= self.cost_fen <= 100_000_000, f"{where}: cost_fen must be 0..100000000")
         require(0 <= self.shelf_life_days <= 3650, f"{where}: shelf_life_days must be 0..3650")
+        require(0 <= self.pack_size <= PACK_SIZE_MAX, f"{where}: pack_size must be 0..{PACK_SIZE_MAX} (pieces, or grams "
+                                                      "if sold by the kg)")
 
     @property
     def weighed(self) -> bool:

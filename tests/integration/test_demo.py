@@ -73,6 +73,8 @@ def test_short_demo_summary_holds(tmp_path):
     assert ops["markdowns"]["markdown_lines"] > 0, ops["markdowns"]  # a short-dated lot at least: any hour of the day
     assert ops["restock"]["alerts_raised"] > 0, ops["restock"]
     assert ops["labels"]["lot_sales"] > 0, ops["labels"]
+    # each store's label scale was loaded by its box and printed labels the till sold (one sale per label)
+    assert ops["labels"]["scale_labels_sold"] > 0 and ops["labels"]["scale_labels_fen"] > 0, ops["labels"]
 
 
 def test_consistency_load_reports_every_probe_sale_visible(tmp_path):

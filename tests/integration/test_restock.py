@@ -31,6 +31,7 @@ from protocol import restock as rules
 from protocol.messages import OrderLine, OrderToFulfil
 from protocol.money_saga import refund_id
 from protocol.restock_messages import ReorderPoint, ReorderPointsSet, RestockAlerted, RestockCleared
+from protocol.transfer_messages import TransferCancelled
 from tests.integration.harness import (
     StoreLink,
     customer,
@@ -445,8 +446,10 @@ async def test_a_store_is_refused_an_alert_of_an_unknown_product_and_clearing_an
     since = await db.fetchval("select coalesce(max(id), 0) from dead_letters")
     alert_id = services.cloud.ids.new()
     async with StoreLink(stack, "S002") as owner:
+        # one unit short: too little to ask another store for (protocol.restock_transfers), so this alert leaves no
+        # transfer open in the shared database for later modules' clouds to re-send to a store
         await owner.publish(RestockAlerted(**owner.next_envelope(), alert_id=alert_id, sku=VELOCITY, on_hand=1,
-                                           owed=0, reorder_point=3, target=9, suggested_qty=8))
+                                           owed=0, reorder_point=2, target=2, suggested_qty=1))
         assert await eventually(lambda: _alert_row(db, alert_id)), "the owner's alert was never recorded"
     async with StoreLink(stack, "S001") as hostile:
         clear = RestockCleared(**hostile.next_envelope(), alert_id=alert_id, sku=VELOCITY, on_hand=50, owed=0)
@@ -613,3 +616,84 @@ async def test_a_paid_presale_whose_supply_never_comes_is_cancelled_and_refunded
     assert not rows or (rows[0]["reserved"], rows[0]["confirmed"]) == (0, 0)
     admin = await operator_headers(services)
     assert this_clouds((await http.get("/audit", headers=admin)).json()["violations"]) == []
+
+
+async def test_an_alert_asks_the_nearest_store_with_a_surplus_for_a_transfer_once(world):
+    """A shortage moves stock between stores: the alert at S004 asks a store that reported a surplus of the SKU
+    (S005 here: its last on-hand as its box would report it, 500, and HQ's target there 490, so 10 to spare) for what
+    it can give, once; the supplier's suggested order covers only the rest. S005's box does not run in this module:
+    HQ takes the request back and the test consumes what S005's stream was told, so no later module's S005 box
+    finds a transfer of this module waiting to be dispatched."""
+    services, http, holder = world
+    box, sku = holder.box, "PAC-BREAD-0222"  # no other module holds it anywhere: S005's is the only surplus
+    conn = await asyncpg.connect(holder.stack.database_url)
+    try:
+        await conn.execute("insert into store_stock (store_id, sku, on_hand, updated_ms, seq) values ('S005', $1, "
+                           "500, 0, 0) on conflict (store_id, sku) do update set on_hand = 500", sku)
+        await conn.execute("insert into reorder_points (store_id, sku, reorder_point, target, version, updated_ms, "
+                           "updated_by) values ('S005', $1, 400, 490, 1, 0, 'test') on conflict (store_id, sku) do "
+                           "update set reorder_point = 400, target = 490", sku)
+        async with holder.lane() as lane:
+            await box.actor.ask("receive", sku=sku, qty=10)
+            await _set_point(services, http, sku, 5, 20)
+            assert await eventually(lambda: _box_point(box, sku))
+            await sell(lane, sku, 6)  # 4 left: below the point, an alert for 16
+            await sell(lane, sku, 1)  # still below: no second alert, no second transfer
+
+            async def asked():
+                rows = await conn.fetch("select * from transfers where to_store = $1 and origin = 'restock' and "
+                                        "lines @> $2::jsonb", STORE, json.dumps([{"sku": sku}]))
+                return rows or None
+            rows = await eventually(asked)
+            assert await eventually(lambda: _drained(box))  # the second sale's batch has been applied too
+            rows = await asked()
+            assert len(rows) == 1, rows
+            # S005 keeps its own target: 10 of the 16, never below its point; the supplier is asked for the rest
+            assert rows[0]["from_store"] == "S005" and json.loads(rows[0]["lines"]) == [{"sku": sku, "qty": 10}]
+            assert rows[0]["status"] == "requested" and "restock alert" in rows[0]["reason"]
+            (alert,), view = await _cloud_alerts(services, http, sku)
+            # to the target 20 from the 3 on hand now: 17, of which S005 sends 10
+            assert (alert["on_hand"], alert["incoming_transfers"], alert["suggested_qty"]) == (3, 10, 7)
+            ordered = [x for o in view["suggested_orders"] for x in o["lines"] if x["sku"] == sku]
+            assert [(x["store_id"], x["qty"]) for x in ordered] == [(STORE, 7)]
+            await _consistent(services, http, box, lane, sku)
+            r = await http.post(f"/operator/transfers/{rows[0]['transfer_id']}/cancel", json={"reason": "test over"},
+                                headers=await operator_headers(services))
+            assert r.status_code == 200, r.text
+        # what S005 was told (dispatch this, then: cancelled) is consumed here, not by a later module's S005 box
+        async with StoreLink(holder.stack, "S005") as s005:
+            told = await s005.commands(want=1_000, timeout_s=60, until=lambda m: isinstance(m, TransferCancelled)
+                                       and m.transfer_id == rows[0]["transfer_id"])
+        assert any(isinstance(m, TransferCancelled) and m.transfer_id == rows[0]["transfer_id"] for m in told)
+    finally:
+        await conn.execute("delete from store_stock where store_id = 'S005' and sku = $1", sku)
+        await conn.execute("delete from reorder_points where store_id = 'S005' and sku = $1", sku)
+        await conn.close()
+
+
+async def test_a_suggested_order_is_whole_supplier_packs_at_the_box_and_in_the_cloud(world):
+    """PAC-RICE-0201 comes in packs of 10 (the catalogue's pack_size): 16 short of the target is ordered as 2 packs,
+    20 pieces, at the box's alert and on HQ's suggested order per supplier; receiving them clears the alert."""
+    services, http, holder = world
+    box, sku = holder.box, "PAC-RICE-0201"  # no other module sells it
+    assert product(sku)["pack_size"] == 10
+    async with holder.lane() as lane:
+        await box.actor.ask("receive", sku=sku, qty=10)
+        await _set_point(services, http, sku, 5, 20)
+        assert await eventually(lambda: _box_point(box, sku))
+        await sell(lane, sku, 6)  # 4 left: 16 to the target, 2 packs
+        (alert,) = await _open_alerts(lane, sku)
+        assert alert["suggested_qty"] == 20
+        async def listed():
+            found, view = await _cloud_alerts(services, http, sku)
+            return (found, view) if found else None
+        found, view = await eventually(listed)
+        assert (found[0]["suggested_qty"], found[0]["pack_size"], found[0]["packs"]) == (20, 10, 2)
+        line = next(x for o in view["suggested_orders"] if o["supplier"] == SUPPLIER for x in o["lines"]
+                    if x["sku"] == sku)
+        assert (line["qty"], line["unit"], line["pack_size"], line["packs"], line["value_fen"]) == (
+            20, "piece", 10, 2, 20 * product(sku)["cost_fen"])
+        await box.actor.ask("receive", sku=sku, qty=20)
+        assert await _open_alerts(lane, sku) == []
+        assert await eventually(lambda: _closed_in_cloud(services, http, sku))
+        await _consistent(services, http, box, lane, sku)

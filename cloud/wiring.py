@@ -37,11 +37,13 @@ from cloud.services.operators import Operators
 from cloud.services.orders import Orders
 from cloud.services.passes import FlashPasses
 from cloud.services.pii import Pii, seal_clear_phones
+from cloud.services.points_exchange import PointsExchange
 from cloud.services.presale import Presales
 from cloud.services.restock import Restock
 from cloud.services.riders import HttpRiderPlatform, riders_from_env
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
+from cloud.services.surveys import Surveys
 from cloud.services.transfers import Transfers
 from cloud.services.wallet import HttpPayProvider, wallet_from_env
 from cloud.services.world_admin import WorldAdmin
@@ -73,6 +75,8 @@ class Services:
         self.restock = Restock(cloud)  # reorder points, restock alerts' view (cloud/services/restock.py)
         self.orders.presales = self.presales = Presales(self.orders, self.restock.lead_days)  # out of stock but due
         self.transfers = Transfers(cloud)  # transfers between stores, asked by HQ or routing
+        self.points_exchange, self.surveys = PointsExchange(cloud), Surveys(cloud)  # points: coupons, surveys
+        self.points_exchange.on_balance_changed = self.surveys.on_balance_changed = self.members.balance_changed
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
         self._tasks: list[asyncio.Task] = []
@@ -142,6 +146,8 @@ class Services:
             await asyncio.sleep(EXPIRY_SWEEP_S)
             try:
                 await self.orders.sweep_money()
+                await self.points_exchange.sweep()  # exchanges and survey grants a crash left half-way
+                await self.surveys.sweep()
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("money sweep failed: %s", exc)
 

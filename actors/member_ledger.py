@@ -138,7 +138,7 @@ class GrantPoints(Command):
     OP: ClassVar[str] = "grant_points"
     member: str
     points: int
-    why: str = ""
+    why: str
 
     def __post_init__(self) -> None:
         Command.__post_init__(self)

@@ -67,6 +67,7 @@ class StoreActor(BackRoom):
                  cash_topup_day_cap_fen: int = STORE_CASH_TOPUP_DAY_CAP_FEN) -> None:
         self.store_id, self.db, self.clock, self.ids = store_id, db, clock, ids
         self.member_lookup_key = member_lookup_key  # this store's key of phone hashes (None: member codes only)
+        self.survey: tuple[bytes | None, str] = (None, "")  # the receipts' survey key and base URL (set by the box)
         self.printer, self.layouts, self.ratio_bp, self.floor_limit_fen = printer, layouts, ratio_bp, floor_limit_fen
         self.mailbox: asyncio.Queue = asyncio.Queue(maxsize=MAILBOX_MAX)
         self.carts: dict[str, Cart] = {}
@@ -233,7 +234,7 @@ class StoreActor(BackRoom):
         return {"lane": lane, "voided_lines": len(cart.lines) if cart else 0}
 
     def _till(self) -> selling.Till:
-        return selling.Till(self.store_id, self.online, self.floor_limit_fen)
+        return selling.Till(self.store_id, self.online, self.floor_limit_fen, *self.survey)
 
     async def _stored_value_quote(self, lane: str) -> dict:
         """Who pays how much by stored value at the lane: what the shell asks the cloud to hold before paying."""

@@ -21,7 +21,7 @@ from edge.core import escrow, tickets
 from edge.core.cart import Cart, price
 from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, MoveStock, Outcome, PrintTicket, Publish, Refused
 from edge.core.state import Books, EventStamp, Member, StockLevel
-from protocol import payments
+from protocol import payments, points
 from protocol.lots import LotLevel, after, chain_day, take
 from protocol.markdowns import MarkdownGiven
 from protocol.messages import EscrowReclaimRequested, Payment, SaleCommitted, SaleLine, StockMoved
@@ -54,6 +54,8 @@ class Till:
     store_id: str
     online: bool
     floor_limit_fen: int = OFFLINE_ALLOWANCE_FEN  # the per-member offline allowance
+    survey_key: bytes | None = None  # signs the receipts' survey tokens (protocol.points; None: no survey)
+    survey_base_url: str = ""  # where the cloud serves /surveys/{token} (the receipt's link)
 
 
 def till_method(name: str) -> payments.Method:
@@ -149,6 +151,14 @@ def markdowns_given(cart: Cart, priced: PricedBasket) -> tuple[MarkdownGiven, ..
                  if pl.markdown_rule and pl.markdown_fen > 0)
 
 
+def survey_link(till: Till, sale_id: str, member_id: str | None) -> dict:
+    """The sale's survey (`survey_token`, `survey_url`) when a member bought and the box can sign; else nothing."""
+    if not member_id or till.survey_key is None:
+        return {}
+    token = points.survey_token(till.survey_key, till.store_id, sale_id)
+    return {"survey_token": token, "survey_url": f"{till.survey_base_url.rstrip('/')}/surveys/{token}"}
+
+
 def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
         levels: Mapping[str, StockLevel], stamp: EventStamp,
         lot_levels: Mapping[str, Sequence[LotLevel]] | None = None) -> Outcome:
@@ -172,9 +182,11 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     if member_id:
         effects += [AddUnsettled(member_id, p.amount_fen, p.reference, offline) for p in paid
                     if p.method == "stored_value"]
+    reply = {"sale_id": sale_id, "total_fen": total, "change_fen": change, "offline": offline,
+             **survey_link(till, sale_id, member_id)}
     printed = tickets.receipt(till.store_id, sale_id, priced, request.method, request.tendered_fen, change,
-                              cart.member.phone_masked if cart.member else None)
+                              cart.member.phone_masked if cart.member else None, reply.get("survey_url", ""))
     # The cart goes before the receipt prints: a failed print must not leave a paid cart to be paid again.
-    return Outcome(reply={"sale_id": sale_id, "total_fen": total, "change_fen": change, "offline": offline},
+    return Outcome(reply=reply,
                    effects=tuple(effects), after=(ForgetCart(request.lane), PrintTicket(printed)),
                    last_seq=stamp.outcome_seq)

@@ -1,22 +1,32 @@
 """The satisfaction survey after a till sale (issue 17.5), with a real store box (S017, a store of this module only)
 selling against a running cloud: the member's sale answers with a survey link, the cloud shows the survey once the
 sale reached it and grants its points once; a replay is 409, a forged or altered token 403, a sale without a
-member gets no link."""
+member gets no link. The demo's points customers (simulators/points_demo.py) run against it and agree with the
+summary read from the database."""
 from __future__ import annotations
 
+import asyncio
 import json
+import random
+import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
+import uvicorn
 
+from cloud.embedded.process import free_port
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
+from loadtest.http import LeanClients
+from protocol.messages import EscrowGranted, OrderToFulfil, StockMoved
 from protocol.points import survey_key, survey_token
 from protocol.policy import SURVEY_POINTS
-from tests.integration.harness import customer, eventually, running_cloud
+from simulators import points_demo
+from tests.integration.harness import StoreLink, customer, eventually, new_mobile, running_cloud
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -148,3 +158,71 @@ async def test_a_sale_without_a_member_gets_no_survey_link(world):
     assert await eventually(arrived, timeout_s=15)
     r = await http.post(f"/surveys/{token}", json={"satisfaction": 5, "freshness": 5})
     assert r.status_code == 404 and "without a member" in r.json()["detail"]
+
+
+async def test_the_demos_points_customers_agree_with_the_summary(world):
+    """The demo's customers for a few seconds: till sales at S017 with their surveys answered, online orders at
+    S004 paid partly with the points they earned; what they counted is what the cloud's database says."""
+    services, http, box, lane, stack = world
+    url = str(http.base_url).rstrip("/")
+    piece = [p for p in json.loads(WORLD.read_text())["catalogue"] if p["unit"] == "piece" and p["gtin"]
+             and "online" in p["channels"]][13]
+    async with StoreLink(stack, "S004") as store:  # escrow for the online orders (S004 has no box here)
+        await store.publish(StockMoved(**store.next_envelope(), sku=piece["sku"], delta=80, reason="receiving",
+                                       shrinkage_reason="", on_hand_after=80, reference=""))
+        await store.publish(EscrowGranted(**store.next_envelope(), sku=piece["sku"], qty=60, escrow_after=60))
+
+    async def granted():
+        stock = (await http.get("/stores/S004/stock")).json()["stock"]
+        return any(r["sku"] == piece["sku"] and r["escrow"] >= 60 for r in stock)
+    assert await eventually(granted)
+    people = {}
+    for _ in range(3):  # signed up, and known to S017's member cache (the world's stores learn of them by themselves)
+        phone = new_mobile()
+        people[phone] = await customer(services, http, phone)
+        await services.members.notify_stores(await services.members.view(people[phone].member_id), stores=[STORE])
+    for signed in people.values():
+        assert await eventually(lambda m=signed: box.store_db.member(member_id=m.member_id))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    serving = asyncio.create_task(server.serve())
+    counts: Counter = Counter()
+    stop = asyncio.Event()
+    since = int(time.time() * 1000)
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        demo = points_demo.PointsCustomers(url, {STORE: f"http://127.0.0.1:{port}"}, [piece],
+                                           services.identity.sms.inbox, services.payments.wallet.sim.url,
+                                           random.Random(17), counts, stop, people=list(people),
+                                           online_stores=["S004"], round_s=0.3)
+        demo.sessions.update(people)
+        async with LeanClients(timeout=15) as lean:
+            running = asyncio.create_task(demo.run(lean))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (counts["points_surveys_answered"] >= 2
+                                                       and counts["points_online_orders"] >= 2):
+                await asyncio.sleep(0.2)
+            stop.set()
+            await running
+    finally:
+        server.should_exit = True
+        await serving
+    assert counts["points_surveys_answered"] >= 2 and counts["points_online_orders"] >= 2, (counts, demo.refusals)
+    await services.orders.points.sweep()
+    async with services.cloud.db.acquire() as conn:
+        summary = await points_demo.summary(conn, since)
+    assert summary["surveys_answered"] == counts["points_surveys_answered"]
+    assert summary["survey_points_granted"] == counts["points_survey_points"] == 50 * counts["points_surveys_answered"]
+    assert summary["points_online_orders"] == counts["points_online_orders"]
+    assert summary["points_redeemed_online"] == counts["points_online_redeemed"] > 0
+    assert summary["points_redeemed_exchange"] == counts["points_exchange_redeemed"]
+    # the paid orders were told to S004, which has no box in this module: taken off its stream
+    async with services.cloud.db.acquire() as conn:
+        ours = {r["order_id"] for r in await conn.fetch("select order_id from points_payments where created_ms >= $1",
+                                                        since)}
+    async with StoreLink(stack, "S004") as store:
+        told: set[str] = set()
+        await store.commands(want=1_000, timeout_s=10, until=lambda m: isinstance(m, OrderToFulfil)
+                             and told.add(m.order_id) is None and ours <= told)

@@ -19,7 +19,9 @@ import nats
 from cloud.console.snapshot import ConsoleConfig
 from cloud.context import Cloud
 from cloud.keys import KeyRing
+from cloud.messaging import points_till
 from cloud.messaging.bridge import Bridge
+from cloud.messaging.points_till import PointsDesk
 from cloud.messaging.stored_value import HoldDesk
 from cloud.migrations import migrate
 from cloud.runtime.clients import Actors
@@ -79,6 +81,7 @@ class Services:
         self.points_exchange.on_balance_changed = self.surveys.on_balance_changed = self.members.balance_changed
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
+        self.points_desk: PointsDesk | None = None  # ... and their points holds
         self._tasks: list[asyncio.Task] = []
         self.console_config = ConsoleConfig.from_env()  # may be replaced before the console is first used
         self._console = None
@@ -148,6 +151,7 @@ class Services:
                 await self.orders.sweep_money()
                 await self.points_exchange.sweep()  # exchanges and survey grants a crash left half-way
                 await self.surveys.sweep()
+                await points_till.sweep(self.cloud)  # points holds no sale captured
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("money sweep failed: %s", exc)
 
@@ -179,6 +183,8 @@ class Services:
             await self.bridge.stop()
         if self.holds:
             await self.holds.stop()
+        if self.points_desk:
+            await self.points_desk.stop()
         if self.cloud.nats is not None:
             await self.cloud.nats.close()
         await self.cloud.db.close()
@@ -242,6 +248,7 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
     services._tasks.append(asyncio.create_task(admin.follow()))
     if cloud.nats is not None:
         services.holds = await HoldDesk(cloud).start()
+        services.points_desk = await PointsDesk(cloud).start()  # points holds of the tills (points_till.py)
     if background and cloud.nats is not None:
         await services.start_background()
     return services

@@ -241,13 +241,13 @@ class StoreActor(BackRoom):
         return selling.quote(self._cart(lane, keep=False), self.books, self._till(), self.clock.now_ms())
 
     async def _pay(self, lane: str, method: str, tendered_fen: int = 0,
-                   authorisation: selling.Authorisation | None = None) -> dict:
+                   authorisation: selling.Authorisation | None = None, points: selling.PointsAuth | None = None) -> dict:
         cart = self._cart(lane, keep=False)
         if cart.member is not None:  # the unsettled spends as they are now, not when the member was identified
             cart.member = await self.db.member(member_id=cart.member.member_id) or cart.member
         levels = await self.db.stock_levels(line.sku for line in cart.lines)
         lots = {sku: await self.db.lot_levels(sku) for sku in {line.sku for line in cart.lines}}  # named lots: capped
-        request = selling.PayRequest(lane, method, tendered_fen, authorisation)
+        request = selling.PayRequest(lane, method, tendered_fen, authorisation, points)
         outcome = selling.pay(cart, self.books, request, self._till(), self.ids.new(), levels, self._stamp(), lots)
         reply = await self._execute(outcome)
         self.stats["sales"] += 1

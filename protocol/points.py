@@ -30,6 +30,11 @@ def points_value_fen(points: int) -> int:
     return points * 100 // REDEEM_POINTS_PER_YUAN
 
 
+def points_for_fen(value_fen: int) -> int:
+    """The points a points payment of `value_fen` stands for (the inverse of `points_value_fen`)."""
+    return value_fen * REDEEM_POINTS_PER_YUAN // 100
+
+
 def points_cap(total_fen: int) -> int:
     """The most points that may pay towards `total_fen` (their value within the share points may cover)."""
     max_fen = total_fen * POINTS_MAX_SHARE_BP // 10_000

@@ -47,3 +47,6 @@ def chain_day_start_ms(at_ms: int, utc_offset_min: int = CHAIN_UTC_OFFSET_MIN) -
 REDEEM_POINTS_PER_YUAN = 100
 POINTS_MAX_SHARE_BP = 5_000  # points pay at most 50% of an order or a till sale; the rest in another method
 SURVEY_POINTS = 50  # a satisfaction survey answered once after a till sale
+# Points at a till without the cloud's hold (offline, or no answer in time): what one store may let one member pay
+# in points in a chain day, believed by the cloud only up to this and the member's balance (the rest is the store's).
+OFFLINE_POINTS_ALLOWANCE = 2_000

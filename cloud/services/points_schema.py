@@ -40,4 +40,21 @@ MIGRATION_29 = """
         granted_ms  bigint
     );
     create index if not exists survey_answers_when on survey_answers (answered_ms);
+    create table if not exists till_points (
+        reference   text primary key,             -- a points hold id (ptshold:...), or claim:<event>:<n>
+        store_id    text not null,
+        member_id   text not null,
+        sale_id     text,                         -- the sale that captured the hold / made the claim
+        points      bigint not null,              -- held, or claimed by the store
+        believed    bigint not null,              -- what was taken from the member (a claim: within the allowance)
+        state       text not null,                -- holding | held | refused | captured | released | lapsed
+                                                  -- | claiming | claimed
+        detail      text,
+        expires_ms  bigint,
+        created_ms  bigint not null,
+        updated_ms  bigint not null
+    );
+    create index if not exists till_points_live on till_points (expires_ms) where state in ('held', 'holding');
+    create index if not exists till_points_claims on till_points (store_id, member_id, created_ms)
+        where state in ('claiming', 'claimed');
 """

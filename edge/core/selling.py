@@ -26,7 +26,7 @@ from protocol.lots import LotLevel, after, chain_day, take
 from protocol.markdowns import MarkdownGiven
 from protocol.messages import EscrowReclaimRequested, Payment, SaleCommitted, SaleLine, StockMoved
 from protocol.money import format_fen
-from protocol.policy import OFFLINE_ALLOWANCE_FEN
+from protocol.policy import OFFLINE_ALLOWANCE_FEN, OFFLINE_POINTS_ALLOWANCE
 from protocol.pricing import PricedBasket
 
 
@@ -41,11 +41,24 @@ class Authorisation:
 
 
 @dataclass(frozen=True, slots=True)
+class PointsAuth:
+    """Points paying part of the sale (`edge/points_till.py`): how many, and the cloud's answer to the hold asked
+    for them (`answered` False: offline, or no answer in time: the sale pays them within the offline allowance)."""
+    points: int
+    hold_id: str = ""
+    member_id: str = ""
+    granted: bool = False
+    answered: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class PayRequest:
     lane: str
     method: str  # checked against protocol.payments.TILL_METHODS
     tendered_fen: int = 0
     authorisation: Authorisation | None = None  # stored value: the hold, or None (offline, no answer in time)
+    points: PointsAuth | None = None  # points paying part of the sale (the rest by `method`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +93,10 @@ def settle(request: PayRequest, total_fen: int, cart: Cart, till: Till, sale_id:
     through."""
     method, change, reference = till_method(request.method), 0, None
     offline = not till.online
+    by_points: tuple[Payment, ...] = ()
+    if request.points is not None:  # points pay part; the method pays the rest
+        by_points = (points_payment(request.points, method, cart, total_fen, till, sale_id),)
+        total_fen -= by_points[0].amount_fen
     if method == "cash":
         verdict = payments.cash_change(request.tendered_fen, total_fen)
         if isinstance(verdict, str):
@@ -90,9 +107,34 @@ def settle(request: PayRequest, total_fen: int, cart: Cart, till: Till, sale_id:
             raise Refused(409, "stored value needs a member: identify the member first")
         reference, offline = stored_value_reference(request.authorisation, cart.member, total_fen, till, sale_id)
     if not total_fen:  # a basket the promotions made free: nothing is paid, by any method
-        return (), change, offline
+        return by_points, change, offline
     reference = reference or payments.reference(method, sale_id)
-    return (Payment(method=method, amount_fen=total_fen, reference=reference),), change, offline
+    return (*by_points, Payment(method=method, amount_fen=total_fen, reference=reference)), change, offline
+
+
+def points_payment(auth: PointsAuth, method: str, cart: Cart, total_fen: int, till: Till, sale_id: str) -> Payment:
+    """The points part of a sale: against the hold the cloud granted, or without the cloud within the offline
+    allowance (and the points the store knows the member has); Refused saying why otherwise."""
+    if cart.member is None:
+        raise Refused(409, "points need a member: identify the member first")
+    if method == "stored_value":
+        raise Refused(422, "points at the till pay part of a sale paid by cash or wallet_sim, not stored value")
+    why = points.points_refusal(total_fen, auth.points)
+    if why:
+        raise Refused(422, why)
+    value = points.points_value_fen(auth.points)
+    if auth.answered:
+        if not auth.granted:
+            raise Refused(409, auth.reason or "insufficient points")
+        if auth.member_id != cart.member.member_id:
+            raise Refused(409, "the member changed while the cloud held the points: pay again")
+        return Payment(method="points", amount_fen=value, reference=auth.hold_id)
+    limit = min(OFFLINE_POINTS_ALLOWANCE, cart.member.points)
+    if auth.points > limit:
+        raise Refused(409, f"points offline limit: {auth.points} points asked, at most {limit} without the cloud "
+                           f"(the member has {cart.member.points} here, the offline allowance is "
+                           f"{OFFLINE_POINTS_ALLOWANCE})")
+    return Payment(method="points", amount_fen=value, reference=points.redeem_id(sale_id))
 
 
 def stored_value_reference(auth: Authorisation | None, member: Member, total_fen: int, till: Till, sale_id: str

@@ -45,18 +45,18 @@ async def pay(box, lane: str, method: str, tendered_fen: int, asked: int) -> dic
     auth = PointsAuth(asked)
     if actor.online and box.sync is not None:
         hold_id = POINTS_HOLD_PREFIX + actor.ids.new()
-        answer = await _ask(box, "hold", PointsHoldRequested(**_envelope(box), hold_id=hold_id,
-                                                             member_id=quote["member_id"], points=asked, lane=lane))
+        answer = await _ask(box, "hold", PointsHoldRequested(**_envelope(box), points_hold_id=hold_id,
+                                                             member_id=quote["member_id"], hold_points=asked, lane=lane))
         if answer is not None:
             auth = PointsAuth(asked, hold_id, quote["member_id"], answer.granted, True, answer.reason)
         else:  # no answer in time: should the hold be granted after all, it is given back (the sale goes offline)
-            await _ask(box, "release", PointsHoldReleased(**_envelope(box), hold_id=hold_id,
+            await _ask(box, "release", PointsHoldReleased(**_envelope(box), points_hold_id=hold_id,
                                                           member_id=quote["member_id"]))
     try:
         reply: dict = await actor.ask("pay", lane=lane, method=method, tendered_fen=tendered_fen, points=auth)
     except Refused:
         if auth.granted:  # nothing was sold: the held points go back now rather than when the hold lapses
-            await _ask(box, "release", PointsHoldReleased(**_envelope(box), hold_id=auth.hold_id,
+            await _ask(box, "release", PointsHoldReleased(**_envelope(box), points_hold_id=auth.hold_id,
                                                           member_id=auth.member_id))
         raise
     reply["points_paid"] = {"points": asked, "value_fen": points.points_value_fen(asked),
@@ -79,9 +79,9 @@ async def _ask(box, what: str, request) -> PointsHoldAnswered | None:
                                       timeout=HOLD_TIMEOUT_MS / 1000)
         answer = codec.decode(reply.data)
     except (ProtocolError, TimeoutError, nats.errors.Error, OSError) as exc:
-        log.info("store %s: no answer to points %s %s (%s)", box.store_id, what, request.hold_id, type(exc).__name__)
+        log.info("store %s: no answer to points %s %s (%s)", box.store_id, what, request.points_hold_id, type(exc).__name__)
         return None
-    if not isinstance(answer, PointsHoldAnswered) or answer.hold_id != request.hold_id:
-        log.warning("store %s: a points answer that is not for %s", box.store_id, request.hold_id)
+    if not isinstance(answer, PointsHoldAnswered) or answer.points_hold_id != request.points_hold_id:
+        log.warning("store %s: a points answer that is not for %s", box.store_id, request.points_hold_id)
         return None
     return answer

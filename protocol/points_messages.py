@@ -36,28 +36,28 @@ def _common(hold_id: str, member_id: str, path: str) -> None:
 
 @record
 class PointsHoldRequested(Message):
-    """Set `points` of the member's points aside for a till sale about to commit (redeemed now, given back if the
+    """Set `hold_points` of the member's points aside for a till sale about to commit (redeemed now, given back if the
     sale is not made). Answered by a `PointsHoldAnswered`."""
     KIND: ClassVar[str] = "points.hold"
-    hold_id: str
+    points_hold_id: str
     member_id: str
-    points: int
+    hold_points: int
     lane: str
 
     def check(self) -> None:
-        _common(self.hold_id, self.member_id, "points.hold")
-        require(0 < self.points <= POINTS_MAX, f"points.hold.points: 1..{POINTS_MAX}")
+        _common(self.points_hold_id, self.member_id, "points.hold")
+        require(0 < self.hold_points <= POINTS_MAX, f"points.hold.hold_points: 1..{POINTS_MAX}")
 
 
 @record
 class PointsHoldReleased(Message):
     """The till did not sell after all: the held points go back at once."""
     KIND: ClassVar[str] = "points.release"
-    hold_id: str
+    points_hold_id: str
     member_id: str
 
     def check(self) -> None:
-        _common(self.hold_id, self.member_id, "points.release")
+        _common(self.points_hold_id, self.member_id, "points.release")
 
 
 @record
@@ -65,7 +65,7 @@ class PointsHoldAnswered(Message):
     """Granted (the points are held until `expires_ms`) or refused with `reason`; `points_balance`: the member's
     points after the hold."""
     KIND: ClassVar[str] = "points.hold_answer"
-    hold_id: str
+    points_hold_id: str
     granted: bool
     reason: str
     points_balance: int

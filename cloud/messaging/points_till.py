@@ -93,12 +93,12 @@ class PointsDesk:
                 self.stats["granted"] += answer.granted
             await msg.respond(codec.encode(answer))
         except Exception as exc:  # noqa: BLE001 - no answer: the till times out and sells within its allowance
-            log.warning("points request %s of store %s not answered: %s", request.hold_id, store_id, exc)
+            log.warning("points request %s of store %s not answered: %s", request.points_hold_id, store_id, exc)
 
 
 def _answer(cloud, request, granted: bool, reason: str, balance: int, expires_ms: int = 0) -> PointsHoldAnswered:
     return PointsHoldAnswered(event_id=cloud.ids.new(), store_id=request.store_id, seq=0, wall_ms=cloud.now_ms(),
-                              mono_ms=cloud.clock.monotonic_ms(), hold_id=request.hold_id, granted=granted,
+                              mono_ms=cloud.clock.monotonic_ms(), points_hold_id=request.points_hold_id, granted=granted,
                               reason=reason, points_balance=balance, expires_ms=expires_ms)
 
 
@@ -111,20 +111,20 @@ async def hold(cloud, request: PointsHoldRequested) -> PointsHoldAnswered:
     await cloud.db.execute(
         """insert into till_points (reference, store_id, member_id, points, believed, state, expires_ms, created_ms,
                updated_ms) values ($1, $2, $3, $4, $4, 'holding', $5, $6, $6) on conflict (reference) do nothing""",
-        request.hold_id, request.store_id, request.member_id, request.points, now + HOLD_TTL_MS, now)
-    row = await _row(cloud, request.hold_id)
-    if (row["store_id"], row["member_id"], row["points"]) != (request.store_id, request.member_id, request.points):
-        return _answer(cloud, request, False, f"points hold {request.hold_id} was asked for otherwise before", 0)
+        request.points_hold_id, request.store_id, request.member_id, request.hold_points, now + HOLD_TTL_MS, now)
+    row = await _row(cloud, request.points_hold_id)
+    if (row["store_id"], row["member_id"], row["points"]) != (request.store_id, request.member_id, request.hold_points):
+        return _answer(cloud, request, False, f"points hold {request.points_hold_id} was asked for otherwise before", 0)
     if row["state"] == "holding":
-        result = (await cloud.actors.member_ledger.send(RedeemPoints(id=request.hold_id, member=request.member_id,
-                                                                     points=request.points))).settled
+        result = (await cloud.actors.member_ledger.send(RedeemPoints(id=request.points_hold_id, member=request.member_id,
+                                                                     points=request.hold_points))).settled
         state = "held" if result.status == "ok" else "refused"
-        detail = None if state == "held" else (f"insufficient points: {request.points} asked, the member has "
+        detail = None if state == "held" else (f"insufficient points: {request.hold_points} asked, the member has "
                                                f"{result.get('points', 0)}" if result.reason == "insufficient points"
                                                else f"points hold refused: {result.reason or result.status}")
         await cloud.db.execute("update till_points set state = $2, detail = $3, updated_ms = $4 "
-                               "where reference = $1 and state = 'holding'", request.hold_id, state, detail, now)
-        row = await _row(cloud, request.hold_id)
+                               "where reference = $1 and state = 'holding'", request.points_hold_id, state, detail, now)
+        row = await _row(cloud, request.points_hold_id)
     balance = (await cloud.actors.member_ledger.member(request.member_id, now))["points"]
     granted = row["state"] in ("held", "captured")
     return _answer(cloud, request, granted, "" if granted else (row["detail"] or row["state"]), balance,
@@ -143,7 +143,7 @@ async def _give_back(cloud, row, state: str, why: str) -> bool:
 
 
 async def release(cloud, request: PointsHoldReleased) -> PointsHoldAnswered:
-    row = await _row(cloud, request.hold_id)
+    row = await _row(cloud, request.points_hold_id)
     if row is not None and row["store_id"] == request.store_id and row["state"] == "held":
         await _give_back(cloud, row, "released", f"released by store {request.store_id}")
     balance = (await cloud.actors.member_ledger.member(request.member_id, cloud.now_ms()))["points"]

@@ -2,11 +2,12 @@
 cloud's database.
 
 - `PointsCustomers.run(http)`: until `stop` is set, members of the chain (signed in by SMS code, as every simulated
-  customer is) shop in turns: at a store's till as an identified member (`POST /lanes/{lane}/member`, a scan, cash),
-  then answer the satisfaction survey whose link the till's sale answered (`POST {cloud}/surveys/{token}`, retried
-  while the sale is still on its way to the cloud); online, they pay part of an order with their points and the rest
-  in the simulated wallet (`POST /orders/{id}/pay {"method": "wallet_sim", "points"}`, paid in the wallet app), and
-  collect it at the store when it has a lane here; with enough points they exchange them for a coupon
+  customer is) shop in turns: at a store's till as an identified member (`POST /lanes/{lane}/member`, a scan, cash,
+  now and then part of it in points: `{"points"}`, which the cloud holds first), then answer the satisfaction
+  survey whose link the till's sale answered (`POST {cloud}/surveys/{token}`, retried while the sale is still on
+  its way to the cloud); online, they pay part of an order with their points and the rest in the simulated wallet
+  (`POST /orders/{id}/pay {"method": "wallet_sim", "points"}`, paid in the wallet app), and collect it at the
+  store when it has a lane here; with enough points they exchange them for a coupon
   (`POST /members/{id}/points/exchange`). Counted in `counts` under `points_…`; a refusal as
   `points_refused:<status>` (the next customer goes on all the same).
 - `summary(db, since_ms)`: points redeemed online / at the till / in exchanges, given back, surveys answered and
@@ -94,10 +95,18 @@ class PointsCustomers:
             return self._refused(r, "till member")
         for _ in range(self.rng.randint(1, 3)):
             await http.post(f"{lane}/scan", json={"code": self.rng.choice(self.skus)["gtin"]})
-        r = await http.post(f"{lane}/pay", json={"method": "cash", "tendered_fen": 1_000_000})
+        pay: dict = {"method": "cash", "tendered_fen": 1_000_000}
+        cart = await http.get(f"{lane}/cart")
+        cap = points_cap(cart.json().get("total_fen", 0)) if cart.status_code == 200 else 0
+        if view["points"] > 0 and cap > 0 and self.rng.random() < 0.5:  # part of it in points, the rest in cash
+            pay["points"] = min(view["points"], cap)
+        r = await http.post(f"{lane}/pay", json=pay)
         if r.status_code != 201:
             return self._refused(r, "till pay")
         self.counts["points_till_sales"] += 1
+        if "points" in pay:
+            self.counts["points_till_paid"] += 1
+            self.counts["points_till_redeemed"] += pay["points"]
         token = r.json().get("survey_token")
         if token:
             self.counts["points_survey_links"] += 1
@@ -185,12 +194,17 @@ async def summary(db, since_ms: int) -> dict:
         "coalesce(sum(points) filter (where state = 'issued'), 0)::bigint as redeemed, "
         "count(*) filter (where state = 'returned') as returned "
         "from points_exchanges where created_ms >= $1", since_ms)
+    till = await db.fetchrow(
+        "select count(*) as sales, coalesce(sum(believed), 0)::bigint as redeemed, "
+        "coalesce(sum(points - believed) filter (where state = 'claimed'), 0)::bigint as not_believed "
+        "from till_points where state in ('captured', 'claimed') and created_ms >= $1", since_ms)
     surveys = await db.fetchrow(
         "select count(*) as answered, coalesce(sum(points) filter (where state = 'granted'), 0)::bigint as granted "
         "from survey_answers where answered_ms >= $1", since_ms)
     return {"points_online_orders": online["orders"], "points_redeemed_online": online["redeemed"],
             "points_given_back_online": online["returned"],
-            "points_redeemed_till": 0,  # points as till payment: not built yet (see the branch's report)
+            "points_till_sales": till["sales"], "points_redeemed_till": till["redeemed"],
+            "points_till_claimed_not_believed": till["not_believed"],
             "points_exchanges_issued": exchanged["issued"], "points_redeemed_exchange": exchanged["redeemed"],
             "points_exchanges_given_back": exchanged["returned"],
             "surveys_answered": surveys["answered"], "survey_points_granted": surveys["granted"]}

@@ -202,7 +202,8 @@ async def test_the_demos_points_customers_agree_with_the_summary(world):
             running = asyncio.create_task(demo.run(lean))
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not (counts["points_surveys_answered"] >= 2
-                                                       and counts["points_online_orders"] >= 2):
+                                                       and counts["points_online_orders"] >= 2
+                                                       and counts["points_till_paid"] >= 1):
                 await asyncio.sleep(0.2)
             stop.set()
             await running
@@ -218,6 +219,8 @@ async def test_the_demos_points_customers_agree_with_the_summary(world):
     assert summary["points_online_orders"] == counts["points_online_orders"]
     assert summary["points_redeemed_online"] == counts["points_online_redeemed"] > 0
     assert summary["points_redeemed_exchange"] == counts["points_exchange_redeemed"]
+    assert summary["points_redeemed_till"] == counts["points_till_redeemed"]
+    assert summary["points_till_sales"] == counts["points_till_paid"]
     # the paid orders were told to S004, which has no box in this module: taken off its stream
     async with services.cloud.db.acquire() as conn:
         ours = {r["order_id"] for r in await conn.fetch("select order_id from points_payments where created_ms >= $1",

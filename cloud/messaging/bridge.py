@@ -396,6 +396,7 @@ class Bridge:
                 self.new_balances.add(event.member_id, event.store_id, taken)
             if any(p.method == "points" for p in event.payments):  # a hold captured, or a claim believed within
                 await apply_sale_points(self.cloud, event)  # the allowance (cloud/messaging/points_till.py)
+                self.new_balances.add(event.member_id, event.store_id)  # the store's copy of the points follows
             others = sum(p.amount_fen for p in event.payments if p.method not in ("stored_value", "points"))
             if others:
                 await ledger.send(RecordSpend(id=f"sale:{event.sale_id}", member=event.member_id, amount_fen=others))

@@ -236,10 +236,11 @@ class Payments:
     async def record_spend(self, order) -> None:
         """A wallet-paid order still earns points and counts towards the level (stored value does in its Spend)."""
         charge = await self.get(charge_id(order["order_id"]))
-        if charge is not None and charge["method"] == "wallet_sim" and order["member_id"] and order["total_fen"]:
+        # (on what the wallet paid: a part paid in points earns none, `points_pay.py`)
+        if charge is not None and charge["method"] == "wallet_sim" and order["member_id"] and charge["amount_fen"]:
             await self.cloud.actors.member_ledger.send(RecordSpend(id=f"spend:{order['order_id']}",
                                                                    member=order["member_id"],
-                                                                   amount_fen=order["total_fen"]))
+                                                                   amount_fen=charge["amount_fen"]))
 
     async def refund(self, order_id: str):
         """Give back the order's charge if it is done (journaled first); the refund movement, or None when there

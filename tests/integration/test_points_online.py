@@ -203,11 +203,12 @@ async def test_the_rest_refused_gives_the_points_back_at_once(cloud, sku):
     got = await eventually(paid, timeout_s=20)
     assert got and got["points_payment"]["ledger_id"].endswith("#2")
     PAID.append(order["order_id"])
-    assert (await member_view(http, member))["points"] == 1_500 + order["total_fen"] // 100
+    earned = (order["total_fen"] - 500) // 100  # on what the wallet paid
+    assert (await member_view(http, member))["points"] == 1_500 + earned
     assert (await http.post(f"/orders/{order['order_id']}/cancel", headers=member.headers)).status_code == 200
 
     async def refunded():
-        return (await member_view(http, member))["points"] == 2_000 + order["total_fen"] // 100
+        return (await member_view(http, member))["points"] == 2_000 + earned
     assert await eventually(refunded)
     assert await our_violations(http, [member]) == []
 
@@ -252,3 +253,22 @@ async def test_points_exchanged_for_a_coupon_once_per_key_and_given_back_when_th
     listed = (await http.get(f"/members/{member.member_id}/points/exchanges", headers=member.headers)).json()
     assert sorted(x["state"] for x in listed["exchanges"]) == ["issued", "refused", "returned"]
     assert await our_violations(http, [member]) == []
+
+
+async def test_an_order_that_expires_unpaid_gives_its_points_back_once(cloud, sku):
+    services, http = cloud
+    member = await customer(services, http)
+    await with_points(services, member, 1_000)
+    order = await order_for(http, member, sku["sku"], qty=1)
+    points = min(order["total_fen"] // 2, 1_000)
+    r = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "wallet_sim", "points": points},
+                        headers=member.headers)
+    assert r.status_code == 202, r.text  # and the customer never pays the wallet part
+    assert (await member_view(http, member))["points"] == 1_000 - points
+    row = await services.cloud.db.fetchrow("select * from orders where order_id = $1", order["order_id"])
+    await services.orders.expire_one(row)  # what the expiry sweep does when its time is up
+    await services.orders.expire_one(row)
+    await services.orders.points.sweep()
+    assert (await member_view(http, member))["points"] == 1_000
+    shown = (await http.get(f"/orders/{order['order_id']}", headers=member.headers)).json()
+    assert shown["status"] == "expired" and shown["points_payment"]["state"] == "returned"

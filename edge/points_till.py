@@ -14,6 +14,7 @@ first (as `edge/stored_value.py` does for stored value).
 """
 from __future__ import annotations
 
+import json
 import logging
 
 import nats
@@ -30,6 +31,7 @@ from protocol.points_messages import (
     store_points_subject,
 )
 from protocol.policy import HOLD_TIMEOUT_MS
+from protocol.policy import OFFLINE_POINTS_WINDOW_MS as ALLOWANCE_WINDOW_MS
 
 log = logging.getLogger("freshmesh.edge.points")
 
@@ -42,13 +44,14 @@ async def pay(box, lane: str, method: str, tendered_fen: int, asked: int) -> dic
     why = points.points_refusal(quote["total_fen"], asked)
     if why:
         raise Refused(422, why)
-    auth = PointsAuth(asked)
+    auth = PointsAuth(asked, offline_used=await offline_points_used(box, quote["member_id"]))
     if actor.online and box.sync is not None:
         hold_id = POINTS_HOLD_PREFIX + actor.ids.new()
         answer = await _ask(box, "hold", PointsHoldRequested(**_envelope(box), points_hold_id=hold_id,
                                                              member_id=quote["member_id"], hold_points=asked, lane=lane))
         if answer is not None:
-            auth = PointsAuth(asked, hold_id, quote["member_id"], answer.granted, True, answer.reason)
+            auth = PointsAuth(asked, hold_id, quote["member_id"], answer.granted, True, answer.reason,
+                              auth.offline_used)
         else:  # no answer in time: should the hold be granted after all, it is given back (the sale goes offline)
             await _ask(box, "release", PointsHoldReleased(**_envelope(box), points_hold_id=hold_id,
                                                           member_id=quote["member_id"]))
@@ -62,6 +65,16 @@ async def pay(box, lane: str, method: str, tendered_fen: int, asked: int) -> dic
     reply["points_paid"] = {"points": asked, "value_fen": points.points_value_fen(asked),
                             "hold_id": auth.hold_id if auth.granted else None, "offline": not auth.granted}
     return reply
+
+
+async def offline_points_used(box, member_id: str) -> int:
+    """Points this store took from the member without the cloud's hold in the last `ALLOWANCE_WINDOW_MS` (as the
+    cloud counts its allowance): its sales' points payments not named by a hold."""
+    since = box.clock.now_ms() - ALLOWANCE_WINDOW_MS
+    rows = await box.store_db._all("select payments from sales where member_id = ? and at_ms > ?",  # noqa: SLF001
+                                   (member_id, since))
+    return sum(points.points_for_fen(int(fen)) for row in rows for method, fen, reference in json.loads(row[0])
+               if method == "points" and not str(reference).startswith(POINTS_HOLD_PREFIX))
 
 
 def _envelope(box) -> dict:

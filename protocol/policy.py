@@ -48,5 +48,7 @@ REDEEM_POINTS_PER_YUAN = 100
 POINTS_MAX_SHARE_BP = 5_000  # points pay at most 50% of an order or a till sale; the rest in another method
 SURVEY_POINTS = 50  # a satisfaction survey answered once after a till sale
 # Points at a till without the cloud's hold (offline, or no answer in time): what one store may let one member pay
-# in points in a chain day, believed by the cloud only up to this and the member's balance (the rest is the store's).
+# in points in a day (OFFLINE_POINTS_WINDOW_MS), believed by the cloud only up to this and the member's balance
+# (the rest is the store's).
 OFFLINE_POINTS_ALLOWANCE = 2_000
+OFFLINE_POINTS_WINDOW_MS = 24 * 3600 * 1000  # the allowance counts a store's points taken without a hold this long

@@ -35,10 +35,10 @@ from protocol.points_messages import (
     PointsHoldRequested,
     is_points_hold,
 )
-from protocol.policy import HOLD_TTL_MS, OFFLINE_POINTS_ALLOWANCE
+from protocol.policy import HOLD_TTL_MS, OFFLINE_POINTS_ALLOWANCE, OFFLINE_POINTS_WINDOW_MS
 
 REQUESTS_IN_FLIGHT_MAX = 1_000
-ALLOWANCE_WINDOW_MS = 24 * 3600 * 1000
+ALLOWANCE_WINDOW_MS = OFFLINE_POINTS_WINDOW_MS
 SWEEP_BATCH_MAX = 100
 log = logging.getLogger("freshmesh.points")
 

@@ -50,6 +50,7 @@ class PointsAuth:
     granted: bool = False
     answered: bool = False
     reason: str = ""
+    offline_used: int = 0  # points this store already took from the member without the cloud (its allowance's day)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +130,11 @@ def points_payment(auth: PointsAuth, method: str, cart: Cart, total_fen: int, ti
         if auth.member_id != cart.member.member_id:
             raise Refused(409, "the member changed while the cloud held the points: pay again")
         return Payment(method="points", amount_fen=value, reference=auth.hold_id)
-    limit = min(OFFLINE_POINTS_ALLOWANCE, cart.member.points)
+    limit = max(min(OFFLINE_POINTS_ALLOWANCE - auth.offline_used, cart.member.points), 0)
     if auth.points > limit:
         raise Refused(409, f"points offline limit: {auth.points} points asked, at most {limit} without the cloud "
-                           f"(the member has {cart.member.points} here, the offline allowance is "
-                           f"{OFFLINE_POINTS_ALLOWANCE})")
+                           f"(the member has {cart.member.points} here; {auth.offline_used} of the offline "
+                           f"allowance of {OFFLINE_POINTS_ALLOWANCE} used here already)")
     return Payment(method="points", amount_fen=value, reference=points.redeem_id(sale_id))
 
 

@@ -140,6 +140,12 @@ async def test_offline_points_within_the_allowance_are_believed_on_reconnect(wor
         paid = await lane.post("/lanes/2/pay", json={"method": "cash", "tendered_fen": 1_000_000, "points": asked})
         assert paid.status_code == 201, paid.text
         assert paid.json()["offline"] is True and paid.json()["points_paid"]["offline"] is True
+        # the allowance counts what this store already took without the cloud: 1,000 of 2,000 are left
+        await basket(lane, "2", view["member_code"], pieces)
+        past = await lane.post("/lanes/2/pay", json={"method": "cash", "tendered_fen": 1_000_000,
+                                                     "points": OFFLINE_POINTS_ALLOWANCE - asked + 1})
+        assert past.status_code == 409 and f"{asked} of the offline allowance" in past.json()["detail"]
+        await lane.delete("/lanes/2/cart")
     finally:
         proxy.heal()
     assert await eventually(lambda: _online(box), timeout_s=15)

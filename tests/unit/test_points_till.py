@@ -86,3 +86,11 @@ def test_points_without_the_clouds_answer_are_paid_within_the_allowance_under_th
     sale_id, out = pay_with_points(cart, selling.PointsAuth(500), online=False)
     payments = sale_event(out).payments
     assert (payments[0].method, payments[0].amount_fen, payments[0].reference) == ("points", 500, f"pts:{sale_id}")
+
+
+def test_offline_points_count_what_the_store_already_took_without_the_cloud():
+    cart = cart_of(*["6901234567892"] * 10, member=RICH)  # 35.00: up to 1,750 points by the share
+    _, out = pay_with_points(cart, selling.PointsAuth(500, offline_used=1_500), online=False)
+    assert sale_event(out).payments[0].amount_fen == 500
+    with pytest.raises(Refused, match="1500 of the offline allowance"):
+        pay_with_points(cart, selling.PointsAuth(501, offline_used=1_500), online=False)

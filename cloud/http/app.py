@@ -29,6 +29,7 @@ from cloud.http.routes import (
     operators,
     orders,
     payments,
+    points,
     reports,
     restock,
     riders,
@@ -40,7 +41,7 @@ from cloud.http.routes import (
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
-             segments)
+             segments, points)
 
 
 def build_routes(services) -> list[Route]:

@@ -132,6 +132,20 @@ class RedeemPoints(Command):
 
 
 @record
+class GrantPoints(Command):
+    """Points to the member from the chain (`sys:points_issued`): a redemption given back (the order it paid ended
+    unserved), a survey answered. `why` says which (for the audit trail)."""
+    OP: ClassVar[str] = "grant_points"
+    member: str
+    points: int
+    why: str
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        require(self.points > 0, "grant_points: points must be positive")
+
+
+@record
 class MemberQuery(Query):
     """A member's stored value, points and level at `now_ms`."""
     member: str
@@ -153,7 +167,7 @@ __all__ = ["Capture", "HeldQuery", "Hold", "Release"]  # the hold commands, with
 
 
 class MemberLedger(HoldsMixin, IdempotentActor):
-    COMMANDS = (TopUp, Spend, RecordSpend, Refund, RedeemPoints, Hold, Capture, Release)
+    COMMANDS = (TopUp, Spend, RecordSpend, Refund, RedeemPoints, GrantPoints, Hold, Capture, Release)
 
     def __init__(self, floor_limit_fen: int = OFFLINE_ALLOWANCE_FEN) -> None:
         super().__init__()
@@ -280,6 +294,10 @@ class MemberLedger(HoldsMixin, IdempotentActor):
             return rejected("insufficient points", **self.member_view(member, now_ms))
         entries = [self._post(pts(member), POINTS_ISSUED, points)]
         return ok(entries=entries, **self.member_view(member, now_ms))
+
+    def op_grant_points(self, c: GrantPoints, now_ms: int) -> Result:
+        entries = [self._post(POINTS_ISSUED, pts(c.member), c.points)]
+        return ok(entries=entries, **self.member_view(c.member, now_ms))
 
     def op_expire(self, c: Command, now_ms: int) -> Result:
         """Holds past their TTL lapse (their stored value is available again); holds settled a day ago and old

@@ -19,8 +19,10 @@ import nats
 from cloud.console.snapshot import ConsoleConfig
 from cloud.context import Cloud
 from cloud.keys import KeyRing
+from cloud.messaging import points_till
 from cloud.messaging.bridge import Bridge
 from cloud.messaging.coupon_desk import CouponDesk
+from cloud.messaging.points_till import PointsDesk
 from cloud.messaging.stored_value import HoldDesk
 from cloud.migrations import migrate
 from cloud.runtime.clients import Actors
@@ -39,12 +41,14 @@ from cloud.services.operators import Operators
 from cloud.services.orders import Orders
 from cloud.services.passes import FlashPasses
 from cloud.services.pii import Pii, seal_clear_phones
+from cloud.services.points_exchange import PointsExchange
 from cloud.services.presale import Presales
 from cloud.services.restock import Restock
 from cloud.services.riders import HttpRiderPlatform, riders_from_env
 from cloud.services.segments import Segments
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
+from cloud.services.surveys import Surveys
 from cloud.services.transfers import Transfers
 from cloud.services.wallet import HttpPayProvider, wallet_from_env
 from cloud.services.world_admin import WorldAdmin
@@ -79,9 +83,12 @@ class Services:
         self.coupons = self.orders.coupons  # coupons: definitions, wallets, the one authority on codes
         self.orders.groups = self.group_buys = GroupBuys(cloud, self.orders)  # group buys: orders held until formed
         self.segments = Segments(cloud)  # member profiles, RFM segments, campaigns (cloud/services/segments.py)
+        self.points_exchange, self.surveys = PointsExchange(cloud), Surveys(cloud)  # points: coupons, surveys
+        self.points_exchange.on_balance_changed = self.surveys.on_balance_changed = self.members.balance_changed
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
         self.coupon_desk: CouponDesk | None = None  # ... and the tills' coupon requests (cloud/messaging/coupon_desk.py)
+        self.points_desk: PointsDesk | None = None  # ... and their points holds
         self._tasks: list[asyncio.Task] = []
         self.console_config = ConsoleConfig.from_env()  # may be replaced before the console is first used
         self._console = None
@@ -152,6 +159,9 @@ class Services:
             await asyncio.sleep(EXPIRY_SWEEP_S)
             try:
                 await self.orders.sweep_money()
+                await self.points_exchange.sweep()  # exchanges and survey grants a crash left half-way
+                await self.surveys.sweep()
+                await points_till.sweep(self.cloud)  # points holds no sale captured
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("money sweep failed: %s", exc)
 
@@ -185,6 +195,8 @@ class Services:
             await self.holds.stop()
         if self.coupon_desk:
             await self.coupon_desk.stop()
+        if self.points_desk:
+            await self.points_desk.stop()
         if self.cloud.nats is not None:
             await self.cloud.nats.close()
         await self.cloud.db.close()
@@ -249,6 +261,7 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
     if cloud.nats is not None:
         services.holds = await HoldDesk(cloud).start()
         services.coupon_desk = await CouponDesk(cloud).start()  # the tills' coupon holds and wallet snapshots
+        services.points_desk = await PointsDesk(cloud).start()  # points holds of the tills (points_till.py)
     if background and cloud.nats is not None:
         await services.start_background()
     return services

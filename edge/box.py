@@ -25,6 +25,7 @@ from edge.store_db import StoreDb
 from edge.sync import Sync
 from protocol.clock import ReadingClock
 from protocol.ids import IdFactory
+from protocol.points import survey_key
 from protocol.policy import (
     DEFAULT_ONLINE_RATIO_BP,
     OFFLINE_ALLOWANCE_FEN,
@@ -62,6 +63,8 @@ class EdgeBox:
                                 member_lookup_key=self._member_lookup_key(),
                                 cash_topup_day_cap_fen=self.config.get("cash_topup_day_cap_fen",
                                                                        STORE_CASH_TOPUP_DAY_CAP_FEN))
+        if self.config.get("nats_password"):  # the receipts' survey links, signed as the cloud can check
+            self.actor.survey = (survey_key(self._password(), self.store_id), self.config.get("survey_url_base", ""))
         world = None
         if self.config.get("world"):
             world = json.loads(Path(self.config["world"]).read_text())

@@ -14,6 +14,7 @@ from edge import (
     coupons,
     label_scale_routes,
     markdowns_api,
+    points_till,
     receiving_api,
     restock_api,
     returns_api,
@@ -77,6 +78,7 @@ class ReceiveBody:
 class PayBody:
     method: str
     tendered_fen: int = 0
+    points: int = 0  # points paying part of the sale (edge/points_till.py)
 
     def __post_init__(self) -> None:
         require(self.method in ("cash", "stored_value", "wallet_sim"), "method: one of cash, stored_value, wallet_sim")
@@ -173,6 +175,8 @@ def build_lane_app(box) -> Starlette:
         return await coupons.void(box, request.path_params["lane"])
 
     async def pay(request, body):
+        if body.points:  # points pay part of the sale, the method the rest
+            return await points_till.pay(box, request.path_params["lane"], body.method, body.tendered_fen, body.points)
         return await stored_value.pay(box, request.path_params["lane"], body.method, body.tendered_fen)
 
     async def sign_in(request, body):

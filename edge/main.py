@@ -24,7 +24,8 @@ log = logging.getLogger("freshmesh.edge")
 def _with_env(config: dict) -> dict:
     config.setdefault("data_dir", os.environ.get("FRESHMESH_EDGE_DATA", "./var/edge"))
     config.setdefault("http_port", 9000)
-    for key, env in (("nats_url", "NATS_URL"), ("nats_password", "FRESHMESH_STORE_PASSWORD")):
+    for key, env in (("nats_url", "NATS_URL"), ("nats_password", "FRESHMESH_STORE_PASSWORD"),
+                     ("survey_url_base", "FRESHMESH_SURVEY_URL_BASE")):  # where receipts send the survey
         if os.environ.get(env) and not config.get(key):
             config[key] = os.environ[env]
     return config

@@ -77,6 +77,7 @@ class StoreActor(BackRoom):
                  cash_topup_day_cap_fen: int = STORE_CASH_TOPUP_DAY_CAP_FEN) -> None:
         self.store_id, self.db, self.clock, self.ids = store_id, db, clock, ids
         self.member_lookup_key = member_lookup_key  # this store's key of phone hashes (None: member codes only)
+        self.survey: tuple[bytes | None, str] = (None, "")  # the receipts' survey key and base URL (set by the box)
         self.printer, self.layouts, self.ratio_bp, self.floor_limit_fen = printer, layouts, ratio_bp, floor_limit_fen
         self.mailbox: asyncio.Queue = asyncio.Queue(maxsize=MAILBOX_MAX)
         self.carts: dict[str, Cart] = {}
@@ -249,21 +250,21 @@ class StoreActor(BackRoom):
         return {"lane": lane, "voided_lines": len(cart.lines) if cart else 0}
 
     def _till(self) -> selling.Till:
-        return selling.Till(self.store_id, self.online, self.floor_limit_fen)
+        return selling.Till(self.store_id, self.online, self.floor_limit_fen, *self.survey)
 
     async def _stored_value_quote(self, lane: str) -> dict:
         """Who pays how much by stored value at the lane: what the shell asks the cloud to hold before paying."""
         return selling.quote(self._cart(lane, keep=False), self.books, self._till(), self.clock.now_ms())
 
     async def _pay(self, lane: str, method: str, tendered_fen: int = 0,
-                   authorisation: selling.Authorisation | None = None) -> dict:
+                   authorisation: selling.Authorisation | None = None, points: selling.PointsAuth | None = None) -> dict:
         cart = self._cart(lane, keep=False)
         await coupon_ops.run(self, "check_pay", lane=lane)  # coupons taken offline: within the day's allowance
         if cart.member is not None:  # the unsettled spends as they are now, not when the member was identified
             cart.member = await self.db.member(member_id=cart.member.member_id) or cart.member
         levels = await self.db.stock_levels(line.sku for line in cart.lines)
         lots = {sku: await self.db.lot_levels(sku) for sku in {line.sku for line in cart.lines}}  # named lots: capped
-        request = selling.PayRequest(lane, method, tendered_fen, authorisation)
+        request = selling.PayRequest(lane, method, tendered_fen, authorisation, points)
         outcome = selling.pay(cart, self.books, request, self._till(), self.ids.new(), levels, self._stamp(), lots)
         reply = await self._execute(outcome)
         self.stats["sales"] += 1

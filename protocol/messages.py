@@ -30,7 +30,7 @@ MovementReason = Literal[
     "escrow_grant", "escrow_reclaim", "pickup", "pick",
 ]
 ShrinkageReason = Literal["", "spoiled", "expired", "damaged", "theft", "tasting", "weighing_loss", "other"]
-PaymentMethod = Literal["cash", "stored_value", "wallet_sim"]
+PaymentMethod = Literal["cash", "stored_value", "wallet_sim", "points"]  # points: part of a sale (protocol.points)
 LANE = re.compile(r"[A-Za-z0-9_-]{1,16}")  # a till lane's name: short and plain, it travels in every sale
 
 
@@ -446,8 +446,10 @@ from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, Escrow
 from protocol.restock_messages import ReorderPointsSet, RestockAlerted, RestockCleared  # noqa: E402 - likewise
 
 EDGE_EVENTS += (RestockAlerted, RestockCleared)
+from protocol.points_messages import POINTS_REQUESTS  # noqa: E402 - likewise
+
 REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered, EscrowBorrowRequested,
-                                       EscrowBorrowAnswered)
+                                       EscrowBorrowAnswered, *POINTS_REQUESTS)
 CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
                                               RuleBookUpdated, MemberUpdated, BusinessAck, DeliveryReturned,
                                               AfterSalesRequested, AllocationSet, ReorderPointsSet,

@@ -46,3 +46,13 @@ def chain_day_start_ms(at_ms: int, utc_offset_min: int = CHAIN_UTC_OFFSET_MIN) -
     """The epoch ms at which the chain's day holding `at_ms` began (midnight in the chain's time zone)."""
     day_ms, offset_ms = 24 * 3600 * 1000, utc_offset_min * 60 * 1000
     return (at_ms + offset_ms) // day_ms * day_ms - offset_ms
+# Points as money (issue 17.5): what a point is worth when redeemed, and how much of a payment points may cover.
+# 100 points = 1 yuan, so one point is worth one fen; points are earned at 1 per yuan spent (1% back).
+REDEEM_POINTS_PER_YUAN = 100
+POINTS_MAX_SHARE_BP = 5_000  # points pay at most 50% of an order or a till sale; the rest in another method
+SURVEY_POINTS = 50  # a satisfaction survey answered once after a till sale
+# Points at a till without the cloud's hold (offline, or no answer in time): what one store may let one member pay
+# in points in a day (OFFLINE_POINTS_WINDOW_MS), believed by the cloud only up to this and the member's balance
+# (the rest is the store's).
+OFFLINE_POINTS_ALLOWANCE = 2_000
+OFFLINE_POINTS_WINDOW_MS = 24 * 3600 * 1000  # the allowance counts a store's points taken without a hold this long

@@ -30,6 +30,7 @@ from cloud.http.routes import (
     operators,
     orders,
     payments,
+    points,
     reports,
     restock,
     riders,
@@ -41,7 +42,7 @@ from cloud.http.routes import (
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
-             segments, coupons)
+             segments, points, coupons)
 
 
 def build_routes(services) -> list[Route]:

@@ -12,6 +12,7 @@ __all__ = ["Location", "OrderItem", "OrderRequest"]  # the order body is the ord
 @record
 class PayRequest:
     method: Literal["stored_value", "wallet_sim"]  # protocol.payments.ONLINE_METHODS
+    points: int = 0  # points paying part of the order (protocol.points; the rest by `method`)
 
 
 @record

@@ -62,7 +62,8 @@ SCHEMAS = {
                   location=_obj(["lat", "lon"], lat=NUM, lon=NUM), coupons={"type": "array", "items": STR},
                   allow_substitutions={"type": "boolean", "default": False},
                   presale={"type": "boolean", "default": False}),
-    "Pay": _obj(["method"], method={"enum": ["stored_value", "wallet_sim"]}),
+    "Pay": _obj(["method"], method={"enum": ["stored_value", "wallet_sim"]},
+                points={"type": "integer", "minimum": 0, "description": "points paying part (at most 50%)"}),
     "Cancel": _obj([], reason=STR),
     "AfterSales": _obj(["lines", "reason"], lines={"type": "array", "items": _obj(["sku", "qty"], sku=STR, qty=INT)},
                        reason=STR, with_return={"type": "boolean"}),
@@ -347,6 +348,10 @@ PATHS = {
          "5 minutes away", "404": "no delivery of ours by that platform order id and try"})},
 }
 
+from cloud.http import openapi_points  # noqa: E402 - it builds on the helpers above
+
+PATHS.update(openapi_points.PATHS)
+SCHEMAS.update(openapi_points.SCHEMAS)
 PATHS.update(coupon_paths(_op))
 
 

@@ -28,6 +28,7 @@ from nats.js import JetStreamContext
 from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import coupons, lots, markdowns, promotion_uses, refusals, streams, to_stores
+from cloud.messaging.points_till import apply_sale_points
 from cloud.messaging.receiving import Receivings
 from cloud.messaging.restock import StoreRestock
 from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
@@ -396,7 +397,10 @@ class Bridge:
             if any(p.method == "stored_value" for p in event.payments):
                 taken = await apply_sale_spends(self.cloud, event)
                 self.new_balances.add(event.member_id, event.store_id, taken)
-            others = sum(p.amount_fen for p in event.payments if p.method != "stored_value")
+            if any(p.method == "points" for p in event.payments):  # a hold captured, or a claim believed within
+                await apply_sale_points(self.cloud, event)  # the allowance (cloud/messaging/points_till.py)
+                self.new_balances.add(event.member_id, event.store_id)  # the store's copy of the points follows
+            others = sum(p.amount_fen for p in event.payments if p.method not in ("stored_value", "points"))
             if others:
                 await ledger.send(RecordSpend(id=f"sale:{event.sale_id}", member=event.member_id, amount_fen=others))
 

@@ -10,7 +10,18 @@ import asyncio
 
 from actors.base import AuditQuery, Result
 from actors.flash_sale import LeaseSync, OpenSale, ReturnUnits, SaleStatusQuery
-from actors.member_ledger import Capture, Hold, MemberQuery, RecordSpend, RedeemPoints, Refund, Release, Spend, TopUp
+from actors.member_ledger import (
+    Capture,
+    GrantPoints,
+    Hold,
+    MemberQuery,
+    RecordSpend,
+    RedeemPoints,
+    Refund,
+    Release,
+    Spend,
+    TopUp,
+)
 from actors.order_router import BookSlot, NearbyQuery, PickupPlanQuery, PlanQuery, ReleaseSlot, UpsertStore
 from actors.stock_blocks import Carve, Uncarve
 from actors.stock_pool import (
@@ -32,7 +43,7 @@ from cloud.runtime.shard_map import ShardConfig
 
 StockPoolCommand = (Grant | Reclaim | SetRatio | ReportOnHand | Reserve | Confirm | Cancel | Fulfil | Reroute | Carve
                     | Uncarve)
-MemberLedgerCommand = TopUp | Spend | RecordSpend | Refund | RedeemPoints | Hold | Capture | Release
+MemberLedgerCommand = TopUp | Spend | RecordSpend | Refund | RedeemPoints | GrantPoints | Hold | Capture | Release
 RouterCommand = UpsertStore | BookSlot | ReleaseSlot
 REGISTRY_TIMEOUT_S = 3.0
 

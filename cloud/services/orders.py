@@ -27,6 +27,7 @@ from cloud.services.flash_stores import FlashStores, assigned
 from cloud.services.order_request import OrderRequest
 from cloud.services.order_saga import OrderSaga
 from cloud.services.payments import Payments, payment_json
+from cloud.services.points_pay import PointsPay
 from cloud.services.verdicts import Refusal
 from protocol import order_lifecycle as lifecycle
 from protocol.clock import parse_rfc3339, to_rfc3339
@@ -77,6 +78,7 @@ class Orders:
         self.borrowing = Borrowing(cloud)  # asks a store short of escrow to lend from its offline share
         self.saga = OrderSaga(self)
         self.coupons = Coupons(cloud)  # codes checked, reserved with the order, redeemed or released as it goes
+        self.points = PointsPay(self)  # points paying part of an order, given back when it ends unserved
         self.flash = FlashStores(cloud)  # flash orders of stores: assigned, and their units given back
         self.presales: Any = None  # cloud/services/presale.py (set by the services): out of stock but due
         self.groups: Any = None  # cloud/services/group_buys.py (set by the services): orders held until a group forms
@@ -340,6 +342,7 @@ class Orders:
         row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
         await self.payments.refund(order_id)
         await self.payments.close_unpaid(order_id)
+        await self.points.give_back(order_id)
         if row["kind"] == "flash":  # its units go back to the sale (and its carved units to the sale's block)
             await self.flash.give_back(order_id)
         else:
@@ -356,7 +359,7 @@ class Orders:
         return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
 
     async def sweep_money(self) -> int:
-        return await self.saga.sweep()
+        return await self.saga.sweep() + await self.points.sweep()
 
     async def release_slots(self, row) -> None:
         if row["kind"] == "flash":
@@ -381,6 +384,7 @@ class Orders:
         except lifecycle.IllegalTransition:
             return  # paid, cancelled or expired meanwhile
         await self.release_slots(row)
+        await self.points.give_back(row["order_id"])
         if row["kind"] == "flash":
             await self.flash.give_back(row["order_id"])
         else:

@@ -30,6 +30,7 @@ from cloud.services.extra_charges import (
     refund_late_extras,
     settle_requested,
 )
+from cloud.services.points_pay import points_part_fen
 from cloud.services.top_ups import TopUps
 from cloud.services.verdicts import Refusal
 from cloud.services.wallet import BadNotification, HttpPayProvider, PayRefused, PayUnavailable
@@ -143,12 +144,14 @@ class Payments:
         if method == "wallet_sim" and self.wallet is None:
             raise Refusal("unavailable", "method: wallet_sim: no wallet provider is configured; pay with stored_value")
         order_id, mid = order["order_id"], charge_id(order["order_id"])
-        row = await self.begin(mid, "charge", order_id, order["member_id"], method, order["total_fen"])
+        # points may pay part of the order (`points_pay.py`): the charge is for the rest
+        amount = order["total_fen"] - await points_part_fen(self.cloud.db, order_id)
+        row = await self.begin(mid, "charge", order_id, order["member_id"], method, amount)
         if row["state"] == "failed":  # tried before and refused: a new attempt (a new ledger id / out_trade_no)
             await self.cloud.db.execute(
                 "update money_movements set state = 'requested', method = $2, attempt = attempt + 1, pay = null, "
-                "detail = null, updated_ms = $3 where movement_id = $1 and state = 'failed'", mid, method,
-                self.cloud.now_ms())
+                "detail = null, updated_ms = $3, amount_fen = $4 where movement_id = $1 and state = 'failed'", mid,
+                method, self.cloud.now_ms(), amount)
             row = await self.get(mid)
         if row["state"] == "requested" and row["method"] != method:
             row = await self._give_up(row)  # the customer pays another way: close the wallet payment first
@@ -233,10 +236,11 @@ class Payments:
     async def record_spend(self, order) -> None:
         """A wallet-paid order still earns points and counts towards the level (stored value does in its Spend)."""
         charge = await self.get(charge_id(order["order_id"]))
-        if charge is not None and charge["method"] == "wallet_sim" and order["member_id"] and order["total_fen"]:
+        # (on what the wallet paid: a part paid in points earns none, `points_pay.py`)
+        if charge is not None and charge["method"] == "wallet_sim" and order["member_id"] and charge["amount_fen"]:
             await self.cloud.actors.member_ledger.send(RecordSpend(id=f"spend:{order['order_id']}",
                                                                    member=order["member_id"],
-                                                                   amount_fen=order["total_fen"]))
+                                                                   amount_fen=charge["amount_fen"]))
 
     async def refund(self, order_id: str):
         """Give back the order's charge if it is done (journaled first); the refund movement, or None when there

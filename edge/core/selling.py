@@ -21,12 +21,12 @@ from edge.core import coupons, escrow, tickets
 from edge.core.cart import Cart, price
 from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, MoveStock, Outcome, PrintTicket, Publish, Refused
 from edge.core.state import Books, EventStamp, Member, StockLevel
-from protocol import payments
+from protocol import payments, points
 from protocol.lots import LotLevel, after, chain_day, take
 from protocol.markdowns import MarkdownGiven
 from protocol.messages import EscrowReclaimRequested, Payment, SaleCommitted, SaleLine, StockMoved
 from protocol.money import format_fen
-from protocol.policy import OFFLINE_ALLOWANCE_FEN
+from protocol.policy import OFFLINE_ALLOWANCE_FEN, OFFLINE_POINTS_ALLOWANCE
 from protocol.pricing import PricedBasket
 from protocol.promotion_uses import uses_of
 
@@ -42,11 +42,25 @@ class Authorisation:
 
 
 @dataclass(frozen=True, slots=True)
+class PointsAuth:
+    """Points paying part of the sale (`edge/points_till.py`): how many, and the cloud's answer to the hold asked
+    for them (`answered` False: offline, or no answer in time: the sale pays them within the offline allowance)."""
+    points: int
+    hold_id: str = ""
+    member_id: str = ""
+    granted: bool = False
+    answered: bool = False
+    reason: str = ""
+    offline_used: int = 0  # points this store already took from the member without the cloud (its allowance's day)
+
+
+@dataclass(frozen=True, slots=True)
 class PayRequest:
     lane: str
     method: str  # checked against protocol.payments.TILL_METHODS
     tendered_fen: int = 0
     authorisation: Authorisation | None = None  # stored value: the hold, or None (offline, no answer in time)
+    points: PointsAuth | None = None  # points paying part of the sale (the rest by `method`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +69,8 @@ class Till:
     store_id: str
     online: bool
     floor_limit_fen: int = OFFLINE_ALLOWANCE_FEN  # the per-member offline allowance
+    survey_key: bytes | None = None  # signs the receipts' survey tokens (protocol.points; None: no survey)
+    survey_base_url: str = ""  # where the cloud serves /surveys/{token} (the receipt's link)
 
 
 def till_method(name: str) -> payments.Method:
@@ -79,6 +95,10 @@ def settle(request: PayRequest, total_fen: int, cart: Cart, till: Till, sale_id:
     through."""
     method, change, reference = till_method(request.method), 0, None
     offline = not till.online
+    by_points: tuple[Payment, ...] = ()
+    if request.points is not None:  # points pay part; the method pays the rest
+        by_points = (points_payment(request.points, method, cart, total_fen, till, sale_id),)
+        total_fen -= by_points[0].amount_fen
     if method == "cash":
         verdict = payments.cash_change(request.tendered_fen, total_fen)
         if isinstance(verdict, str):
@@ -89,9 +109,34 @@ def settle(request: PayRequest, total_fen: int, cart: Cart, till: Till, sale_id:
             raise Refused(409, "stored value needs a member: identify the member first")
         reference, offline = stored_value_reference(request.authorisation, cart.member, total_fen, till, sale_id)
     if not total_fen:  # a basket the promotions made free: nothing is paid, by any method
-        return (), change, offline
+        return by_points, change, offline
     reference = reference or payments.reference(method, sale_id)
-    return (Payment(method=method, amount_fen=total_fen, reference=reference),), change, offline
+    return (*by_points, Payment(method=method, amount_fen=total_fen, reference=reference)), change, offline
+
+
+def points_payment(auth: PointsAuth, method: str, cart: Cart, total_fen: int, till: Till, sale_id: str) -> Payment:
+    """The points part of a sale: against the hold the cloud granted, or without the cloud within the offline
+    allowance (and the points the store knows the member has); Refused saying why otherwise."""
+    if cart.member is None:
+        raise Refused(409, "points need a member: identify the member first")
+    if method == "stored_value":
+        raise Refused(422, "points at the till pay part of a sale paid by cash or wallet_sim, not stored value")
+    why = points.points_refusal(total_fen, auth.points)
+    if why:
+        raise Refused(422, why)
+    value = points.points_value_fen(auth.points)
+    if auth.answered:
+        if not auth.granted:
+            raise Refused(409, auth.reason or "insufficient points")
+        if auth.member_id != cart.member.member_id:
+            raise Refused(409, "the member changed while the cloud held the points: pay again")
+        return Payment(method="points", amount_fen=value, reference=auth.hold_id)
+    limit = max(min(OFFLINE_POINTS_ALLOWANCE - auth.offline_used, cart.member.points), 0)
+    if auth.points > limit:
+        raise Refused(409, f"points offline limit: {auth.points} points asked, at most {limit} without the cloud "
+                           f"(the member has {cart.member.points} here; {auth.offline_used} of the offline "
+                           f"allowance of {OFFLINE_POINTS_ALLOWANCE} used here already)")
+    return Payment(method="points", amount_fen=value, reference=points.redeem_id(sale_id))
 
 
 def stored_value_reference(auth: Authorisation | None, member: Member, total_fen: int, till: Till, sale_id: str
@@ -150,6 +195,14 @@ def markdowns_given(cart: Cart, priced: PricedBasket) -> tuple[MarkdownGiven, ..
                  if pl.markdown_rule and pl.markdown_fen > 0)
 
 
+def survey_link(till: Till, sale_id: str, member_id: str | None) -> dict:
+    """The sale's survey (`survey_token`, `survey_url`) when a member bought and the box can sign; else nothing."""
+    if not member_id or till.survey_key is None:
+        return {}
+    token = points.survey_token(till.survey_key, till.store_id, sale_id)
+    return {"survey_token": token, "survey_url": f"{till.survey_base_url.rstrip('/')}/surveys/{token}"}
+
+
 def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
         levels: Mapping[str, StockLevel], stamp: EventStamp,
         lot_levels: Mapping[str, Sequence[LotLevel]] | None = None) -> Outcome:
@@ -176,9 +229,11 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     if member_id:
         effects += [AddUnsettled(member_id, p.amount_fen, p.reference, offline) for p in paid
                     if p.method == "stored_value"]
+    reply = {"sale_id": sale_id, "total_fen": total, "change_fen": change, "offline": offline,
+             **survey_link(till, sale_id, member_id)}
     printed = tickets.receipt(till.store_id, sale_id, priced, request.method, request.tendered_fen, change,
-                              cart.member.phone_masked if cart.member else None)
+                              cart.member.phone_masked if cart.member else None, reply.get("survey_url", ""))
     # The cart goes before the receipt prints: a failed print must not leave a paid cart to be paid again.
-    return Outcome(reply={"sale_id": sale_id, "total_fen": total, "change_fen": change, "offline": offline},
+    return Outcome(reply=reply,
                    effects=tuple(effects), after=(ForgetCart(request.lane), PrintTicket(printed)),
                    last_seq=stamp.outcome_seq)

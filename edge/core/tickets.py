@@ -24,9 +24,9 @@ def chain_time_of_day(epoch_ms: int, offset_min: int = CHAIN_UTC_OFFSET_MIN) -> 
 
 
 def receipt(store_id: str, sale_id: str, priced: PricedBasket, method: str, tendered_fen: int,
-            change_fen: int, member_phone_masked: str | None = None) -> bytes:
+            change_fen: int, member_phone_masked: str | None = None, survey_url: str = "") -> bytes:
     """`member_phone_masked`: the identified member's phone as the cache keeps it (masked: a receipt left on the
-    counter must not give the number away)."""
+    counter must not give the number away). `survey_url`: the sale's satisfaction survey (a member's sale only)."""
     t = Ticket().text(f"FreshMesh {store_id}", bold=True, size=2, align="center").text(f"Sale {sale_id}")
     if member_phone_masked:
         t.text(f"Member {member_phone_masked}")
@@ -37,7 +37,10 @@ def receipt(store_id: str, sale_id: str, priced: PricedBasket, method: str, tend
     t.columns("TOTAL", format_fen(priced.total_fen)).text(f"Paid by {method}")
     if method == "cash":
         t.columns("Tendered", format_fen(tendered_fen)).columns("Change", format_fen(change_fen))
-    return t.qr(f"SALE:{sale_id}").cut()
+    t.qr(f"SALE:{sale_id}")
+    if survey_url:  # answered once, for points (cloud/services/surveys.py)
+        t.text("满意度调查 / Survey, points for answering:").text(survey_url).qr(survey_url)
+    return t.cut()
 
 
 def pick_ticket(order: OrderToFulfil, products: dict[str, Product | None]) -> bytes:

@@ -28,6 +28,7 @@ OVERRIDES = {"event_id": ids, "store_id": store_ids, "sku": skus, "seq": natural
              "qty": st.integers(1, 10**6), "delta": st.integers(-10**6, 10**6).filter(bool),
              "amount_fen": st.integers(1, 10**7), "request_event_id": ids, "amount": st.integers(1, 10**6),
              "lane": st.from_regex(r"[A-Za-z0-9_-]{1,16}", fullmatch=True), "hold_id": ids.map(lambda i: f"hold:{i}"),
+             "points_hold_id": ids.map(lambda i: f"ptshold:{i}"), "hold_points": st.integers(1, 10**6),
              "topup_id": ids, "shift_id": ids, "cashier_id": st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True),
              "member_id": st.from_regex(r"[A-Za-z0-9]{1,40}", fullmatch=True),
              # a picked line (order.picked): counts that are never negative, and a substitute sku with its qty

@@ -20,7 +20,9 @@ def routes(services) -> list[tuple]:
 
     async def get_order(request):
         member = await signed_in_member(request, services)
-        return JSONResponse(await services.orders.view(request.path_params["order_id"], member))
+        body = await services.orders.view(request.path_params["order_id"], member)
+        body.update(await services.orders.points.view(body["order_id"]))  # the points part, if any
+        return JSONResponse(body)
 
     async def follow_order(request):
         """The order's timeline as server-sent events (`step`), from after `Last-Event-ID` (a reconnecting browser
@@ -47,7 +49,11 @@ def routes(services) -> list[tuple]:
     async def pay_order(request):
         member = await signed_in_member(request, services)
         req = await parse(request, PayRequest, "payment")
-        body = await services.orders.pay(request.path_params["order_id"], member, req.method)
+        order_id = request.path_params["order_id"]
+        if req.points:  # a split payment: points for part, `method` for the rest (cloud/services/points_pay.py)
+            body = await services.orders.points.pay(order_id, member, req.method, req.points)
+        else:
+            body = await services.orders.pay(order_id, member, req.method)
         # 202: a wallet payment was created; the order is paid when the provider's signed notification comes
         return JSONResponse(body, status_code=202 if body["status"] == "reserved" else 200)
 

@@ -37,7 +37,7 @@ DEFINITION_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 VALID_DAYS_MAX = 3660
 NAME_MAX_CHARS = 80
 DAY_MS = 86_400_000
-WHY = ("campaign", "registration", "till_spend", "operator")
+WHY = ("campaign", "registration", "till_spend", "operator", "points")
 
 
 class CouponCodeError(ProtocolError):

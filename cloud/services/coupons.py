@@ -209,6 +209,22 @@ class Coupons:
             refused += answer["refused"]
         return {"issued": issued, "refused": refused, "definition_id": definition_id, "issue_id": issue_id}
 
+    async def issue_for_points(self, member_id: str, definition_id: str, why: str, issue_id: str) -> dict:
+        """The points exchange's seam (`cloud/services/points_exchange.py`, `PointsExchange.issue_coupon`): one coupon
+        of the definition into the member's wallet, once per `issue_id` (a retry answers the same coupon); a
+        definition that cannot issue raises its `CouponIssueFailed` with the reason, so the points go back."""
+        from cloud.services.points_exchange import CouponIssueFailed  # the points part's: only needed here
+        try:
+            async with self.cloud.db.acquire() as conn, conn.transaction():
+                issued, refused = await issue_in(conn, definition_id, [member_id], f"points:{issue_id}", "points",
+                                                 "points exchange", self.cloud.now_ms())
+        except Refusal as refusal:  # no such definition
+            raise CouponIssueFailed(refusal.detail) from None
+        if refused:
+            raise CouponIssueFailed(f"coupon definition {definition_id}: {refused[member_id]}")
+        return {"coupon_id": issued[0]["code"], "code": issued[0]["code"], "definition_id": definition_id,
+                "member_id": member_id, "why": why, "state": "issued"}
+
     def rules(self) -> dict:
         """The promotion book's coupon rules: what a definition may grant."""
         return {"rules": [{"rule_id": r.id, "name": r.name, "amount_off_fen": r.amount_off_fen,

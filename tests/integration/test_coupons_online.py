@@ -282,6 +282,20 @@ async def test_a_coupon_that_does_not_apply_is_refused_before_anything_is_held(c
     assert (await wallet(http, member))[code]["status"] == "issued"
 
 
+async def test_the_points_exchange_seam_issues_once_per_exchange_and_says_why_it_cannot(cloud):
+    from cloud.services.points_exchange import CouponIssueFailed
+    services, http, _ = cloud
+    member = await customer(services, http)
+    d = await define(http, "points", per_member_limit=1)
+    first = await services.coupons.issue_for_points(member.member_id, d["definition_id"], "points exchange x1", "x1")
+    again = await services.coupons.issue_for_points(member.member_id, d["definition_id"], "points exchange x1", "x1")
+    assert first == again and (await wallet(http, member))[first["code"]]["why"] == "points"
+    with pytest.raises(CouponIssueFailed, match="per-member limit"):  # a second exchange: over the definition's limit
+        await services.coupons.issue_for_points(member.member_id, d["definition_id"], "points exchange x2", "x2")
+    with pytest.raises(CouponIssueFailed, match="no coupon definition"):
+        await services.coupons.issue_for_points(member.member_id, "nope", "points exchange x3", "x3")
+
+
 # ---- issued by registration and by a till sale -------------------------------------------------------------------
 async def test_a_new_member_gets_the_registration_coupon(cloud):
     services, http, _ = cloud

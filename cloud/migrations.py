@@ -6,6 +6,7 @@ import asyncpg
 from cloud.messaging.markdowns import MIGRATION_24
 from cloud.messaging.receiving import MIGRATION_SQL as RECEIVING_SQL
 from cloud.messaging.stocktakes import MIGRATION_22
+from cloud.services.member_levels import MIGRATION_28
 from cloud.services.transfer_schema import TRANSFERS_SQL  # migration 23
 
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -516,6 +517,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         create index if not exists presale_orders_waiting on presale_orders (store_id, created_ms)
             where allocated_ms is null;
     """),
+    (28, "member levels the stores were last told (issue 17: levels everywhere)", MIGRATION_28),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

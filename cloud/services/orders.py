@@ -23,6 +23,7 @@ from cloud.services import delivery_terms
 from cloud.services import order_journal as journal
 from cloud.services.borrowing import Borrowing
 from cloud.services.flash_stores import FlashStores, assigned
+from cloud.services.member_pricing import MemberPricing
 from cloud.services.order_request import OrderRequest
 from cloud.services.order_saga import OrderSaga
 from cloud.services.payments import Payments, payment_json
@@ -76,6 +77,7 @@ class Orders:
         self.borrowing = Borrowing(cloud)  # asks a store short of escrow to lend from its offline share
         self.saga = OrderSaga(self)
         self.flash = FlashStores(cloud)  # flash orders of stores: assigned, and their units given back
+        self.member_pricing = MemberPricing(cloud)  # the member's level and the chain's promotion budgets
         self.presales: Any = None  # cloud/services/presale.py (set by the services): out of stock but due
         self.as_json = order_json
         self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
@@ -168,7 +170,8 @@ class Orders:
                                json.dumps(_allocation(kid, plan)), slot_ms, cloud.now_ms())
         reserved = await self._reserve(kid, order_id, plan)
         await self._book_slots(kid, order_id, plan, slot_ms, reserved)
-        priced = self._price(req, next(iter(plan)))
+        priced = await self.member_pricing.price(member, order_id, next(iter(plan)), req.coupons,
+                                                 functools.partial(self._price, req, next(iter(plan))))
         if req.fulfilment == "delivery":
             delivery_terms.add_fee(cloud.world, next(iter(plan)), priced)
         now = cloud.now_ms()
@@ -254,11 +257,11 @@ class Orders:
                 raise Refusal("slot", f"slot at {store} not available: {r.settled.reason}")
             booked.append(store)
 
-    def _price(self, req: OrderRequest, store: str) -> dict:
+    def _price(self, req: OrderRequest, store: str, ctx: PricingContext | None = None) -> dict:
         catalogue = self.cloud.world.catalogue
         lines = [BasketLine(sku=i.sku, weight_g=i.qty) if catalogue.get(i.sku).weighed else BasketLine(sku=i.sku, qty=i.qty)
                  for i in req.items]
-        ctx = PricingContext(channel="online", store_id=store, now_ms=self.cloud.now_ms(), coupons=req.coupons)
+        ctx = ctx or PricingContext(channel="online", store_id=store, now_ms=self.cloud.now_ms(), coupons=req.coupons)
         result = price_basket(catalogue, self.cloud.world.rule_book, lines, ctx)
         return {"total_fen": result.total_fen,
                 "lines": [{"sku": line.sku, "name": line.name, "qty": line.qty or line.weight_g,
@@ -326,6 +329,7 @@ class Orders:
             await self.flash.give_back(order_id)
         else:
             await self._release(self.reservations(row), "order")
+        await self.member_pricing.give_back(order_id)
         await self.release_slots(row)
         if was in lifecycle.PAID_STATUSES and (row["kind"] != "flash" or assigned(row)):
             for store in json.loads(row["allocation"]):
@@ -366,6 +370,7 @@ class Orders:
             await self.flash.give_back(row["order_id"])
         else:
             await self._release(self.reservations(row), "order")
+        await self.member_pricing.give_back(row["order_id"])
 
     async def sweep_abandoned(self) -> int:
         """Orders whose request died half-way and was never retried (`pending` for `ABANDONED_MS`): refused, and
@@ -394,6 +399,7 @@ class Orders:
                                 kid)
             if row["slot_start_ms"] is not None:
                 await self._unbook(kid, row["order_id"], list(plan), row["slot_start_ms"])
+            await self.member_pricing.give_back(row["order_id"])
             log.warning("order %s abandoned half-way: given back what its plan held (%d stores)", row["order_id"],
                         len(plan))
         return len(rows)

@@ -36,7 +36,8 @@ class Member:
     def as_json(self) -> dict:
         return {"member_id": self.member_id, "phone": self.phone_masked, "member_code": self.member_code,
                 "level": self.level, "stored_value_fen": self.stored_value_fen, "points": self.points,
-                "unsettled_fen": self.unsettled_fen, "offline_spent_fen": self.offline_unsettled_fen}
+                "unsettled_fen": self.unsettled_fen, "offline_spent_fen": self.offline_unsettled_fen,
+                "coupons": None}  # the member's coupon count: filled by the coupons part of issue 17 (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)

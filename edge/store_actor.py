@@ -26,6 +26,7 @@ from edge import allocations, gs1_scan, markdowns_api, markdowns_db, picking_db,
 from edge.back_room import BackRoom
 from edge.core import cashiers, cloud_messages, escrow, lending, picking, selling, stock
 from edge.core.cart import Cart, cart_json, price, weighed_line
+from edge.core.gifts import gift_skus
 from edge.core.markdowns import label_line as markdown_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.receiving import Note, receive_note, write_off
@@ -244,8 +245,9 @@ class StoreActor(BackRoom):
         cart = self._cart(lane, keep=False)
         if cart.member is not None:  # the unsettled spends as they are now, not when the member was identified
             cart.member = await self.db.member(member_id=cart.member.member_id) or cart.member
-        levels = await self.db.stock_levels(line.sku for line in cart.lines)
-        lots = {sku: await self.db.lot_levels(sku) for sku in {line.sku for line in cart.lines}}  # named lots: capped
+        skus = {line.sku for line in cart.lines} | gift_skus(self.books)  # a gift leaves stock with the sale
+        levels = await self.db.stock_levels(skus)
+        lots = {sku: await self.db.lot_levels(sku) for sku in skus}  # named lots: capped
         request = selling.PayRequest(lane, method, tendered_fen, authorisation)
         outcome = selling.pay(cart, self.books, request, self._till(), self.ids.new(), levels, self._stamp(), lots)
         reply = await self._execute(outcome)

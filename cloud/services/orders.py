@@ -24,6 +24,7 @@ from cloud.services import order_journal as journal
 from cloud.services.borrowing import Borrowing
 from cloud.services.flash_stores import FlashStores, assigned
 from cloud.services.member_pricing import MemberPricing
+from cloud.services.order_gifts import OrderGifts
 from cloud.services.order_request import OrderRequest
 from cloud.services.order_saga import OrderSaga
 from cloud.services.payments import Payments, payment_json
@@ -78,6 +79,7 @@ class Orders:
         self.saga = OrderSaga(self)
         self.flash = FlashStores(cloud)  # flash orders of stores: assigned, and their units given back
         self.member_pricing = MemberPricing(cloud)  # the member's level and the chain's promotion budgets
+        self.gifts = OrderGifts(cloud)  # gift rules reached: reserved lines at 0 fen
         self.presales: Any = None  # cloud/services/presale.py (set by the services): out of stock but due
         self.as_json = order_json
         self.payments.on_charge_done = self.saga.complete_quietly  # a provider's word came: serve the order or refund
@@ -176,6 +178,7 @@ class Orders:
             delivery_terms.add_fee(cloud.world, next(iter(plan)), priced)
         now = cloud.now_ms()
         allocation = _allocation(kid, plan)
+        await self.gifts.reserve(kid, order_id, plan, priced, allocation)  # zero-priced lines, reserved like any
         code = f"{secrets.randbelow(10**8):08d}" if req.fulfilment == "pickup" else None
         try:
             await journal.advance(cloud.db, order_id, "reserve", now, only_from=(lifecycle.PENDING,),
@@ -267,6 +270,8 @@ class Orders:
                 "lines": [{"sku": line.sku, "name": line.name, "qty": line.qty or line.weight_g,
                            "weighed": bool(line.weight_g), "list_fen": line.list_fen, "amount_fen": line.amount_fen}
                           for line in result.lines],
+                "gifts": [{"rule_id": g.rule_id, "sku": g.sku, "qty": g.qty, "value_fen": g.value_fen}
+                          for g in result.gifts],
                 "explain": {"subtotal_fen": result.subtotal_fen, "discount_fen": result.discount_fen,
                             "applied": [{"rule_id": a.rule_id, "name": a.name, "saving_fen": a.saving_fen}
                                         for a in result.applied],
@@ -415,7 +420,9 @@ class Orders:
         if row["kind"] == "flash" and not assigned(row):
             return
         allocation = json.loads(row["allocation"])
-        prices = {line["sku"]: line["amount_fen"] for line in json.loads(row["lines"])}
+        prices: dict[str, int] = {}
+        for line in json.loads(row["lines"]):  # a gift of a bought sku is a second line of it, at 0 fen
+            prices[line["sku"]] = prices.get(line["sku"], 0) + line["amount_fen"]
         for store, lines in allocation.items():
             if not lines:  # a pre-sale's store before its stock came: told once it is reserved (presale.py)
                 continue

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from edge.core import escrow, tickets
 from edge.core.cart import Cart, price
+from edge.core.gifts import gift_lines
 from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, MoveStock, Outcome, PrintTicket, Publish, Refused
 from edge.core.state import Books, EventStamp, Member, StockLevel
 from protocol import payments
@@ -162,6 +163,7 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     paid, change, offline = settle(request, total, cart, till, sale_id)
     lines = tuple(SaleLine(sku=line.sku, quantity=line.quantity, amount_fen=pl.amount_fen)
                   for line, pl in zip(cart.lines, priced.lines, strict=True))
+    lines += gift_lines(priced, books)  # a reached gift leaves stock with the sale, at 0 fen (edge/core/gifts.py)
     member_id = cart.member.member_id if cart.member else None
     sale = stamp.make(SaleCommitted, sale_id=sale_id, lane=request.lane, lines=lines, total_fen=total,
                       payments=paid, member_id=member_id, offline=offline, markdowns=markdowns_given(cart, priced))

@@ -20,13 +20,15 @@ import pytest_asyncio
 from actors.member_ledger import RecordSpend
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
-from tests.integration.harness import customer, eventually, pay_by_wallet, running_cloud
+from protocol import codec
+from tests.integration.harness import customer, eventually, operator_headers, pay_by_wallet, running_cloud
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
 STORE = "S002"
 EGGS = "EGG-FREE-R-0166"  # gold member price and gold rule R0004 (default book), sold in both channels, with a GTIN
 GOLD_RULE = "R0004"
+GIFT_RULE, TOFU = "R0016", "PAC-TOFU-0196"  # the default book's "spend 50, get tofu" (every channel, whole basket)
 CN = timezone(timedelta(hours=8))
 
 
@@ -52,10 +54,11 @@ async def world(stack, ray_runtime, tmp_path_factory):
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)), base_url="http://lane") as lane:
             assert await eventually(lambda: _online(box), timeout_s=15)
             await box.actor.ask("receive", sku=EGGS, qty=40)  # 40% goes to the online escrow
+            await box.actor.ask("receive", sku=TOFU, qty=10)
 
             async def escrowed():
                 stock = (await http.get(f"/stores/{STORE}/stock")).json()["stock"]
-                return any(r["sku"] == EGGS and r["escrow"] >= 10 for r in stock)
+                return {r["sku"] for r in stock if r["escrow"] >= 4} >= {EGGS, TOFU}
             assert await eventually(escrowed, timeout_s=15), "the box's escrow did not reach the cloud"
             yield services, http, box, lane
         await box.stop()
@@ -76,20 +79,22 @@ async def past_spend(services, member_id: str, fen: int) -> None:
                                                                amount_fen=fen))
 
 
-async def online_eggs(http, member) -> dict:
+async def online_eggs(http, member, qty: int = 1) -> dict:
     r = await http.post("/orders", json={"fulfilment": "pickup", "store_id": STORE, "slot_start": slot(),
-                                         "items": [{"sku": EGGS, "qty": 1}]},
+                                         "items": [{"sku": EGGS, "qty": qty}]},
                         headers={"Idempotency-Key": uuid.uuid4().hex, **member.headers})
     assert r.status_code == 201, r.text
     return r.json()
 
 
-async def till_eggs(lane, lane_id: str, member_code: str) -> dict:
+async def till_eggs(lane, lane_id: str, member_code: str | None, qty: int = 1) -> dict:
     await lane.delete(f"/lanes/{lane_id}/cart")
-    r = await lane.post(f"/lanes/{lane_id}/member", json={"member_code": member_code})
-    assert r.status_code == 200, r.text
-    r = await lane.post(f"/lanes/{lane_id}/scan", json={"code": gtin(EGGS)})
-    assert r.status_code in (200, 201), r.text
+    if member_code:
+        r = await lane.post(f"/lanes/{lane_id}/member", json={"member_code": member_code})
+        assert r.status_code == 200, r.text
+    for _ in range(qty):
+        r = await lane.post(f"/lanes/{lane_id}/scan", json={"code": gtin(EGGS)})
+        assert r.status_code in (200, 201), r.text
     return (await lane.get(f"/lanes/{lane_id}/cart")).json()
 
 
@@ -138,3 +143,74 @@ async def test_crossing_into_gold_online_reaches_the_till_without_a_top_up(world
     assert saving(after["applied_rules"], GOLD_RULE) > 0 and after["total_fen"] < before["total_fen"]
     row = await services.cloud.db.fetchrow("select level from member_levels where member_id = $1", member.member_id)
     assert row["level"] == "gold"
+
+
+async def on_hand(box, sku: str) -> int:
+    return (await box.store_db.stock_level(sku)).on_hand
+
+
+async def movements(box, sku: str, reason: str, reference: str) -> list:
+    sent = [codec.decode(frame) for _, _, frame, _ in await box.store_db.outbox(0, 100_000)]
+    return [m for m in sent if m.KIND == "stock.moved" and m.sku == sku and m.reason == reason
+            and m.reference == reference]
+
+
+async def test_an_online_gift_is_reserved_picked_and_leaves_stock(world):
+    services, http, box, lane = world
+    member = await customer(services, http)
+    order = await online_eggs(http, member, qty=6)  # past 50 yuan: the tofu gift
+    (gift,) = order["pricing"]["gifts"]
+    assert gift["rule_id"] == GIFT_RULE and gift["sku"] == TOFU and gift["given"] is True, order["pricing"]
+    (line,) = [ln for ln in order["lines"] if ln.get("gift")]
+    assert (line["sku"], line["amount_fen"], line["qty"]) == (TOFU, 0, 1)
+    assert order["total_fen"] == sum(ln["amount_fen"] for ln in order["lines"])
+    # reserved from the store's online stock with the order
+    pool = await services.cloud.actors.stock_pool.positions(STORE, TOFU)
+    assert pool[0]["pending"] >= 1
+    tofu_before = await on_hand(box, TOFU)
+    await pay_by_wallet(services, http, member, order["order_id"])
+
+    async def arrived():
+        listed = (await lane.get("/picking/orders")).json()["orders"]
+        return next((o for o in listed if o["order_id"] == order["order_id"]), None)
+    to_pick = await eventually(arrived, timeout_s=15)
+    assert to_pick, "the order did not reach the store"
+    assert {(ln["sku"], ln["qty"]) for ln in to_pick["lines"]} >= {(TOFU, 1), (EGGS, 6)}, to_pick
+    oid = order["order_id"]
+    assert (await lane.post(f"/picking/orders/{oid}/start")).status_code == 200
+    for sku, qty in ((EGGS, 6), (TOFU, 1)):
+        r = await lane.post(f"/picking/orders/{oid}/lines/{sku}", json={"qty": qty})
+        assert r.status_code == 200, r.text
+    assert (await lane.post(f"/picking/orders/{oid}/done")).json()["status"] == "picked"
+    assert await on_hand(box, TOFU) == tofu_before - 1  # the gift left the shelf
+    assert [m.delta for m in await movements(box, TOFU, "pick", oid)] == [-1]
+
+    async def fulfilled():  # the cloud took the picked gift out of its online stock like any line
+        p = (await services.cloud.actors.stock_pool.positions(STORE, TOFU))[0]
+        return p["pending"] == 0 and p["confirmed"] == 0
+    assert await eventually(fulfilled, timeout_s=15)
+    report = (await http.get("/audit", headers=await operator_headers(services))).json()
+    assert not [v for v in report["violations"] if TOFU in v or EGGS in v or STORE in v], report
+
+
+async def test_a_till_gift_is_a_zero_priced_line_that_leaves_stock(world):
+    services, http, box, lane = world
+    cart = await till_eggs(lane, "9", None, qty=6)
+    assert [g["sku"] for g in cart["gifts"]] == [TOFU], cart  # the cashier sees the gift
+    tofu_before = await on_hand(box, TOFU)
+    r = await lane.post("/lanes/9/pay", json={"method": "cash", "tendered_fen": 10**6})
+    assert r.status_code == 201, r.text
+    sale_id = r.json()["sale_id"]
+    assert await on_hand(box, TOFU) == tofu_before - 1
+    assert [m.delta for m in await movements(box, TOFU, "sale", sale_id)] == [-1]
+
+    async def recorded():
+        row = await services.cloud.db.fetchrow("select lines, total_fen from till_sales where sale_id = $1", sale_id)
+        return row
+    row = await eventually(recorded, timeout_s=15)
+    assert row, "the sale did not reach the cloud"
+    lines = json.loads(row["lines"])
+    assert [TOFU, 1, "piece", 0] in lines, lines  # [sku, amount, unit, fen]
+    assert row["total_fen"] == cart["total_fen"]
+    report = (await http.get("/audit", headers=await operator_headers(services))).json()
+    assert not [v for v in report["violations"] if TOFU in v or STORE in v], report

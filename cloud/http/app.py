@@ -28,6 +28,7 @@ from cloud.http.routes import (
     operators,
     orders,
     payments,
+    promotions,
     reports,
     restock,
     riders,
@@ -37,7 +38,7 @@ from cloud.http.routes import (
 )
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, markdowns, reports, restock, stocktakes, transfers)
+             riders, after_sales, markdowns, reports, restock, stocktakes, transfers, promotions)
 
 
 def build_routes(services) -> list[Route]:

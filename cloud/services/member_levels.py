@@ -30,6 +30,18 @@ MIGRATION_28 = """
         level       text not null,          -- the level the stores were last told
         changed_ms  bigint not null
     );
+    -- what budget-capped rules gave online orders, as the PromotionBudgets actor consumed it (reports, the demo's
+    -- summary); the actor is the authority, this is its record for SQL readers
+    create table if not exists promotion_uses (
+        order_id       text not null,
+        rule_id        text not null,
+        fen            bigint not null,
+        member_id      text not null,
+        store_id       text not null,
+        used_ms        bigint not null,
+        given_back_ms  bigint,              -- the order was cancelled or expired: the budget came back
+        primary key (order_id, rule_id)
+    );
 """
 
 

@@ -85,6 +85,10 @@ class MemberPricing:
                                                               member=member or "-", uses=uses))).settled
             if result.status == "ok" or result.reason == "already":  # "already": a retry of this order's request
                 priced["explain"]["budgets"] = [{"rule_id": u.rule_id, "consumed_fen": u.fen} for u in uses]
+                await cloud.db.executemany(
+                    "insert into promotion_uses (order_id, rule_id, fen, member_id, store_id, used_ms) "
+                    "values ($1, $2, $3, $4, $5, $6) on conflict do nothing",
+                    [(order_id, u.rule_id, u.fen, member or "-", store, cloud.now_ms()) for u in uses])
                 return priced
             if attempt == ATTEMPTS - 1:  # others keep taking it: price without the short rules at all
                 zero.update(result.get("short", []))
@@ -93,4 +97,7 @@ class MemberPricing:
 
     async def give_back(self, order_id: str) -> None:
         """The order ended unserved (cancelled, expired): its budget uses go back (nothing happens if it had none)."""
-        await self.cloud.actors.budgets.send(GiveBack(id=f"giveback:{order_id}", order_id=order_id))
+        result = (await self.cloud.actors.budgets.send(GiveBack(id=f"giveback:{order_id}", order_id=order_id))).settled
+        if result.get("given_back"):
+            await self.cloud.db.execute("update promotion_uses set given_back_ms = $2 where order_id = $1 "
+                                        "and given_back_ms is null", order_id, self.cloud.now_ms())

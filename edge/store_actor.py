@@ -21,10 +21,21 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
-from edge import allocations, gs1_scan, markdowns_api, markdowns_db, picking_db, receiving_db, restock_db, transfer_steps
+from edge import (
+    allocations,
+    budget_db,
+    gs1_scan,
+    markdowns_api,
+    markdowns_db,
+    picking_db,
+    receiving_db,
+    restock_db,
+    transfer_steps,
+)
 from edge.back_room import BackRoom
-from edge.core import cashiers, cloud_messages, escrow, lending, picking, selling, stock
+from edge.core import budget_allowance, cashiers, cloud_messages, escrow, lending, picking, selling, stock
 from edge.core.cart import Cart, cart_json, price, weighed_line
 from edge.core.gifts import gift_skus
 from edge.core.markdowns import label_line as markdown_line
@@ -35,6 +46,7 @@ from edge.stocktake_ops import StocktakeOps
 from edge.store_db import StoreDb
 from protocol import phones
 from protocol.barcodes import DEFAULT_LAYOUTS
+from protocol.budget_messages import BudgetAllowanceGranted
 from protocol.errors import ProtocolError
 from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested
 from protocol.lots import chain_day
@@ -122,7 +134,13 @@ class StoreActor(BackRoom):
             parsed = Catalogue.from_data(json.loads(catalogue))
             book = load_rule_book(json.loads(rules or '{"version": 1, "rules": []}'), parsed)
             versions = [int(await self.db.get_meta(f"{key}_version") or 0) for key in ("catalogue", "rule_book")]
-            self.books = Books(parsed, book, *versions)
+            self.books = Books(parsed, book, versions[0], versions[1])
+            await self._budgets()
+
+    async def _budgets(self) -> None:
+        """What the tills may still give under capped rules: this store's shares left (edge/core/budget_allowance.py)."""
+        left = budget_allowance.budgets_left(self.books.rule_book, await budget_db.allowances(self.db.reader))
+        self.books = replace(self.books, budgets_left=left)
 
     # ---- running the core's decisions -----------------------------------------------------------------------
     def _moment(self) -> Moment:
@@ -149,6 +167,8 @@ class StoreActor(BackRoom):
                 self.books = after.books
                 if self.on_books is not None:
                     self.on_books(after.books)
+        if budget_allowance.changes(outcome):  # a grant, a sale's use of a share, or a new book
+            await self._budgets()
         if moved := restock_db.moved_skus(outcome.effects):
             await self._restock(moved)
         return outcome.reply
@@ -360,6 +380,9 @@ class StoreActor(BackRoom):
             return await self._execute(cloud_messages.apply_ack(message, rows, self._moment().wall_ms))
         if isinstance(message, AllocationSet):  # decided with the store's stock and ratios (edge.core.lending)
             return await self._allocation(message)
+        if isinstance(message, BudgetAllowanceGranted):  # a share of a capped rule's budget (edge.core.budget_allowance)
+            granted: str = await self._execute(budget_allowance.apply_grant(message))
+            return granted
         if isinstance(message, ReorderPointsSet):  # HQ's restock points (edge.core.restock)
             points = await restock_db.apply_points(self.db, message, self._moment().wall_ms, self.store_id)
             applied: str = await self._execute(points)

@@ -24,7 +24,17 @@ from typing import Any
 import aiosqlite
 from aiosqlite import Row
 
-from edge import lots_db, markdowns_db, picking_db, receiving_db, restock_db, returns_db, stocktake_db, transfers_db
+from edge import (
+    budget_db,
+    lots_db,
+    markdowns_db,
+    picking_db,
+    receiving_db,
+    restock_db,
+    returns_db,
+    stocktake_db,
+    transfers_db,
+)
 from edge.core.cloud_messages import AckedRow
 from edge.core.outcome import (
     AddUnsettled,
@@ -164,6 +174,7 @@ class StoreDb:
         await writer.executescript(markdowns_db.SCHEMA)
         await writer.executescript(stocktake_db.SCHEMA)
         await writer.executescript(transfers_db.SCHEMA)
+        await writer.executescript(budget_db.SCHEMA)
         await self._unclear_phones()
         await writer.executescript(MEMBER_INDEXES)
         private_files(self.path, before_open=False)  # the -wal and -shm exist now
@@ -483,6 +494,7 @@ _EXECUTORS: dict[type, Any] = {
     **restock_db.EXECUTORS,
     **stocktake_db.EXECUTORS,
     **transfers_db.EXECUTORS,
+    **budget_db.EXECUTORS,
     SetAllocation: lambda db, e: db.execute(  # HQ's ratio: only a newer version replaces the one kept
         "insert into allocations (scope, key, ratio_bp, version) values (?, ?, ?, ?) on conflict (scope, key) do "
         "update set ratio_bp = excluded.ratio_bp, version = excluded.version where excluded.version > allocations.version",

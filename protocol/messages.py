@@ -439,14 +439,15 @@ EDGE_EVENTS: tuple[type[Message], ...] = (
     StaffDelivery, GoodsReturned, AfterSalesDecided, PickingStarted, OrderPicked, GoodsReceived, ShrinkageRecorded,
     StocktakePosted, *EDGE_TRANSFER_EVENTS,
 )
+from protocol.budget_messages import BudgetAllowanceGranted, BudgetUsed  # noqa: E402 - likewise
 from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested  # noqa: E402 - likewise
 from protocol.restock_messages import ReorderPointsSet, RestockAlerted, RestockCleared  # noqa: E402 - likewise
 
-EDGE_EVENTS += (RestockAlerted, RestockCleared)
+EDGE_EVENTS += (RestockAlerted, RestockCleared, BudgetUsed)
 REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered, EscrowBorrowRequested,
                                        EscrowBorrowAnswered)
 CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
                                               RuleBookUpdated, MemberUpdated, BusinessAck, DeliveryReturned,
                                               AfterSalesRequested, AllocationSet, ReorderPointsSet,
-                                              *CLOUD_TRANSFER_MESSAGES)
+                                              BudgetAllowanceGranted, *CLOUD_TRANSFER_MESSAGES)
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

@@ -117,7 +117,8 @@ def price(cart: Cart, books: Books, store_id: str, now_ms: int) -> PricedBasket:
         raise Refused(503, "no catalogue yet: the store has not received one from the cloud")
     level = cart.member.level if cart.member else None
     ctx = PricingContext(channel="offline", store_id=store_id, now_ms=now_ms,
-                         member_level=level if level and level != "regular" else None)
+                         member_level=level if level and level != "regular" else None,
+                         budgets_left=books.budgets_left)  # capped rules: within this store's offline share
     return price_basket(books.catalogue, books.rule_book, cart.basket, ctx)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from edge.core import escrow, tickets
+from edge.core.budget_allowance import sale_uses
 from edge.core.cart import Cart, price
 from edge.core.gifts import gift_lines
 from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, MoveStock, Outcome, PrintTicket, Publish, Refused
@@ -171,6 +172,7 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
                           member_id=member_id, offline=offline, at_ms=now_ms),
                Publish(sale)]
     effects += sold_stock(lines, levels, sale_id, stamp, tuple(line.lot for line in cart.lines), lot_levels)
+    effects += sale_uses(priced, books.rule_book, sale_id, stamp)  # capped rules: from this store's share
     if member_id:
         effects += [AddUnsettled(member_id, p.amount_fen, p.reference, offline) for p in paid
                     if p.method == "stored_value"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from protocol.messages import Message, Quantity, StockUnit
-from protocol.pricing import Catalogue, RuleBook
+from protocol.pricing import BudgetLeft, Catalogue, RuleBook
 from protocol.pricing.catalogue import Product
 
 
@@ -55,6 +55,9 @@ class Books:
     rule_book: RuleBook | None = None
     catalogue_version: int = 0
     rule_book_version: int = 0
+    # what the tills may still give under each budget-capped rule: this store's offline share left (0 without one),
+    # set by the store actor from its allowances (edge/core/budget_allowance.py); () before it is first set
+    budgets_left: tuple[BudgetLeft, ...] = ()
 
     def product(self, sku: str) -> Product | None:
         return self.catalogue.by_sku.get(sku) if self.catalogue is not None else None

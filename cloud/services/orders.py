@@ -106,6 +106,7 @@ class Orders:
                     return await self.presales.instead(req, member, key, order_id, refusal)
                 except Refusal as instead:
                     refusal = instead
+            await self.member_pricing.give_back(order_id)  # a refusal after pricing: its budget uses come back
             try:
                 await journal.advance(self.cloud.db, order_id, "reject", self.cloud.now_ms(),
                                       detail={"reason": refusal.detail}, fields={"problem": json.dumps(refusal.to_record())})

@@ -12,8 +12,9 @@ and a summary of the flow's results read from the cloud's database.
   `levels_gifts_out_of_stock`, `levels_paid`, `levels_gold_priced` (orders with a member-level price or rule);
   a refusal as `levels_refused:<status>` (one refusal never stops the rest).
 - `summary(db, since_ms)`: from the cloud's PostgreSQL: per capped rule the budget used vs its cap (online uses
-  kept, given back ones apart), gifts given by channel (online order lines marked as gifts; till sale lines at 0 fen
-  of a gift rule's SKU), and members by level (as the stores were last told; everyone else is regular).
+  kept, given back ones apart, and what the tills reported using from their stores' shares), gifts given by
+  channel (online order lines marked as gifts; till sale lines at 0 fen of a gift rule's SKU), and members by
+  level (as the stores were last told; everyone else is regular).
 """
 from __future__ import annotations
 
@@ -155,10 +156,12 @@ async def summary(db, since_ms: int = 0) -> dict:
     caps = {r["id"]: r.get("budget_fen", 0) for r in rules if r.get("budget_fen") or r.get("per_member_limit")}
     gift_skus = sorted({r["gift_sku"] for r in rules if r.get("type") == "gift"})
     used = {row["rule_id"]: row for row in await db.fetch(
-        "select rule_id, coalesce(sum(fen) filter (where given_back_ms is null), 0) as kept, "
-        "coalesce(sum(fen) filter (where given_back_ms is not null), 0) as given_back, count(*) as uses "
+        "select rule_id, coalesce(sum(fen) filter (where given_back_ms is null and channel = 'online'), 0) as kept, "
+        "coalesce(sum(fen) filter (where given_back_ms is not null), 0) as given_back, "
+        "coalesce(sum(fen) filter (where channel = 'offline'), 0) as till, count(*) as uses "
         "from promotion_uses where used_ms >= $1 group by rule_id", since_ms)}
     budgets = [{"rule_id": rid, "cap_fen": cap, "used_fen": int(used[rid]["kept"]) if rid in used else 0,
+                "till_used_fen": int(used[rid]["till"]) if rid in used else 0,
                 "given_back_fen": int(used[rid]["given_back"]) if rid in used else 0,
                 "uses": used[rid]["uses"] if rid in used else 0} for rid, cap in sorted(caps.items())]
     online = await db.fetchval(

@@ -58,6 +58,10 @@ class StoreBudgets:
                         log.warning("store %s gave %s fen of rule %s past its share (sale %s)", e.store_id,
                                     r.settled["over_fen"], u.rule_id, e.sale_id)
                     touched.add((e.store_id, u.rule_id))
+                await self.cloud.db.executemany(  # the record for SQL readers (reports, the demo's summary)
+                    "insert into promotion_uses (order_id, rule_id, fen, member_id, store_id, used_ms, channel) "
+                    "values ($1, $2, $3, '-', $4, $5, 'offline') on conflict do nothing",
+                    [(e.sale_id, u.rule_id, u.fen, e.store_id, e.wall_ms) for u in e.uses])
         for store in {e.store_id for e in new}:
             touched.update(self._due(store))
         for store, rule_id in sorted(touched):

@@ -33,13 +33,14 @@ MIGRATION_28 = """
     -- what budget-capped rules gave online orders, as the PromotionBudgets actor consumed it (reports, the demo's
     -- summary); the actor is the authority, this is its record for SQL readers
     create table if not exists promotion_uses (
-        order_id       text not null,
+        order_id       text not null,       -- an online order, or a till sale (channel 'offline')
         rule_id        text not null,
         fen            bigint not null,
         member_id      text not null,
         store_id       text not null,
         used_ms        bigint not null,
         given_back_ms  bigint,              -- the order was cancelled or expired: the budget came back
+        channel        text not null default 'online',
         primary key (order_id, rule_id)
     );
 """

@@ -7,6 +7,8 @@ Guarantees:
   confirms it, picking fulfils it, and cancel, expiry and the abandoned-order sweeper release it like any line.
 - When the gift's SKU is also bought from that store, the line's reservation is replaced by one for the bought
   units plus the gift (the store picks one line per SKU); the old one is cancelled only once the new one holds.
+- A gift line the store finds short at picking is not sent for from another store (cloud/services/picking.py):
+  it is worth nothing to the order's money, and a second store's trip is not worth it.
 - A gift that is out of stock never fails the order: the order has no gift line and its explanation says, per
   gift, `given: false` and why. (Its budget, if the gift rule is capped, stays consumed with the order and comes
   back if the order is cancelled or expires.)
@@ -48,7 +50,7 @@ class OrderGifts:
                                         reservation_id=bought["reservation_id"], sku=sku))
                 bought.update(qty=total, reservation_id=rid)
             else:
-                lines.append({"sku": sku, "qty": qty, "reservation_id": rid})
+                lines.append({"sku": sku, "qty": qty, "reservation_id": rid, "gift": gift["rule_id"]})
             product = catalogue.get(sku)
             priced["lines"].append({"sku": sku, "name": product.name, "qty": qty, "weighed": product.weighed,
                                     "list_fen": gift["value_fen"], "amount_fen": 0, "gift": gift["rule_id"]})

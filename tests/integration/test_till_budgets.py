@@ -101,6 +101,10 @@ async def test_a_till_stops_applying_a_capped_rule_when_its_share_is_used_up(sta
                 view = await eventually(debited, timeout_s=20)
                 assert view, "the store's uses did not reach the cloud"
                 assert view["over"].get(STORE, 0) == 0 and view["used"] <= step * 10
+                recorded = await services.cloud.db.fetchval(
+                    "select sum(fen) from promotion_uses where rule_id = $1 and store_id = $2 and channel = 'offline'",
+                    RULE, STORE)
+                assert recorded == step  # the sales' uses, once each, in the record reports read
                 assert await granted(2 * step), "the cloud did not grant the next share"
                 again = await sell_one(lane, p["gtin"])
                 assert given(again) == saving

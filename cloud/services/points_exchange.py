@@ -91,13 +91,18 @@ class PointsExchange:
 
     async def offers(self, member: str | None = None) -> dict:
         """The definitions points may buy now (for `member`: also below their per-member limit)."""
-        rows = await self.cloud.db.fetch(
-            "select * from coupon_definitions where (body->>'points_price')::bigint > 0 "
-            "order by created_ms, definition_id limit $1", OFFERS_MAX)
-        held = await self._held(member, [r["definition_id"] for r in rows]) if member else {}
         now, out = self.cloud.now_ms(), []
+        rows = await self.cloud.db.fetch(  # the ended and the sold-out left out here, so they never crowd the page
+            """select * from coupon_definitions where (body->>'points_price')::bigint > 0
+                 and (coalesce((body->>'valid_until_ms')::bigint, 0) = 0 or (body->>'valid_until_ms')::bigint > $2)
+                 and (coalesce((body->>'total_limit')::bigint, 0) = 0 or issued_count < (body->>'total_limit')::bigint)
+               order by created_ms, definition_id limit $1""", OFFERS_MAX, now)
+        held = await self._held(member, [r["definition_id"] for r in rows]) if member else {}
         for row in rows:
-            d = _definition(row)
+            try:
+                d = _definition(row)
+            except ProtocolError:  # a body stored by an older version that no longer parses: not sold
+                continue
             value = self._value(d)
             if value is None or cp.exchangeable(d, held.get(d.definition_id, 0) if member else None,
                                                 row["issued_count"], now):

@@ -1,7 +1,9 @@
 """Points online (issue 17.5) through the real stack: points pay part of an order and another method the rest; the
 points come back once when the order is cancelled or the other method is refused; a replayed pay redeems once;
-points exchanged for a coupon (and given back when the coupon cannot be issued). Each abuse is the test: paying
-past the balance, past the share, replaying, someone else's order or account."""
+points buy a coupon HQ put in the points shop (a definition with a points price): into the wallet once per key,
+usable in an order, refused before any points move at its limit, and given back once when the last one went to
+someone else meanwhile. Each abuse is the test: paying past the balance, past the share, replaying, naming one's own
+price, someone else's order or account, racing for the last coupon."""
 from __future__ import annotations
 
 import asyncio

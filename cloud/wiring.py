@@ -36,6 +36,7 @@ from cloud.services.flash_stores import ASSIGN_BATCH_MAX as FLASH_ASSIGN_BATCH_M
 from cloud.services.flash_stores import ASSIGN_EVERY_MS as FLASH_ASSIGN_EVERY_MS
 from cloud.services.group_buys import GroupBuys
 from cloud.services.identity import Identity
+from cloud.services.member_levels import MemberLevels
 from cloud.services.members import Members
 from cloud.services.operators import Operators
 from cloud.services.orders import Orders
@@ -70,6 +71,8 @@ class Services:
         self.orders.on_ready = self.deliveries.on_ready  # a picked delivery order goes to a rider
         self.orders.on_cancelled = self.deliveries.on_cancelled  # ... and is withdrawn if the order is cancelled
         self.payments.on_balance_changed = self.members.balance_changed
+        self.levels = MemberLevels(cloud, self.members.balance_changed)  # a new level goes to every store at once
+        cloud.actors.member_ledger.on_result = self.levels.on_ledger_result
         self.after_sales = AfterSales(cloud, self.payments)
         self.identity = Identity(cloud, self.members, sms, cloud.keys.sign_in_code_key)
         self.passes = FlashPasses(cloud.keys.pass_signing_key, cloud.clock)

@@ -21,9 +21,11 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from edge import (
     allocations,
+    budget_db,
     coupon_ops,
     gs1_scan,
     markdowns_api,
@@ -34,8 +36,9 @@ from edge import (
     transfer_steps,
 )
 from edge.back_room import BackRoom
-from edge.core import cashiers, cloud_messages, escrow, lending, picking, selling, stock
+from edge.core import budget_allowance, cashiers, cloud_messages, escrow, lending, picking, selling, stock
 from edge.core.cart import Cart, cart_json, price, weighed_line
+from edge.core.gifts import gift_skus
 from edge.core.markdowns import label_line as markdown_line
 from edge.core.outcome import ForgetCart, Outcome, PrintTicket, Refused, UseBooks
 from edge.core.receiving import Note, receive_note, write_off
@@ -44,6 +47,7 @@ from edge.stocktake_ops import StocktakeOps
 from edge.store_db import StoreDb
 from protocol import phones
 from protocol.barcodes import DEFAULT_LAYOUTS
+from protocol.budget_messages import BudgetAllowanceGranted
 from protocol.errors import ProtocolError
 from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested
 from protocol.lots import chain_day
@@ -132,7 +136,13 @@ class StoreActor(BackRoom):
             parsed = Catalogue.from_data(json.loads(catalogue))
             book = load_rule_book(json.loads(rules or '{"version": 1, "rules": []}'), parsed)
             versions = [int(await self.db.get_meta(f"{key}_version") or 0) for key in ("catalogue", "rule_book")]
-            self.books = Books(parsed, book, *versions)
+            self.books = Books(parsed, book, versions[0], versions[1])
+            await self._budgets()
+
+    async def _budgets(self) -> None:
+        """What the tills may still give under capped rules: this store's shares left (edge/core/budget_allowance.py)."""
+        left = budget_allowance.budgets_left(self.books.rule_book, await budget_db.allowances(self.db.reader))
+        self.books = replace(self.books, budgets_left=left)
 
     # ---- running the core's decisions -----------------------------------------------------------------------
     def _moment(self) -> Moment:
@@ -159,6 +169,8 @@ class StoreActor(BackRoom):
                 self.books = after.books
                 if self.on_books is not None:
                     self.on_books(after.books)
+        if budget_allowance.changes(outcome):  # a grant, a sale's use of a share, or a new book
+            await self._budgets()
         if moved := restock_db.moved_skus(outcome.effects):
             await self._restock(moved)
         return outcome.reply
@@ -262,8 +274,9 @@ class StoreActor(BackRoom):
         await coupon_ops.run(self, "check_pay", lane=lane)  # coupons taken offline: within the day's allowance
         if cart.member is not None:  # the unsettled spends as they are now, not when the member was identified
             cart.member = await self.db.member(member_id=cart.member.member_id) or cart.member
-        levels = await self.db.stock_levels(line.sku for line in cart.lines)
-        lots = {sku: await self.db.lot_levels(sku) for sku in {line.sku for line in cart.lines}}  # named lots: capped
+        skus = {line.sku for line in cart.lines} | gift_skus(self.books)  # a gift leaves stock with the sale
+        levels = await self.db.stock_levels(skus)
+        lots = {sku: await self.db.lot_levels(sku) for sku in skus}  # named lots: capped
         request = selling.PayRequest(lane, method, tendered_fen, authorisation, points)
         outcome = selling.pay(cart, self.books, request, self._till(), self.ids.new(), levels, self._stamp(), lots)
         reply = await self._execute(outcome)
@@ -376,6 +389,9 @@ class StoreActor(BackRoom):
             return await self._execute(cloud_messages.apply_ack(message, rows, self._moment().wall_ms))
         if isinstance(message, AllocationSet):  # decided with the store's stock and ratios (edge.core.lending)
             return await self._allocation(message)
+        if isinstance(message, BudgetAllowanceGranted):  # a share of a capped rule's budget (edge.core.budget_allowance)
+            granted: str = await self._execute(budget_allowance.apply_grant(message))
+            return granted
         if isinstance(message, ReorderPointsSet):  # HQ's restock points (edge.core.restock)
             points = await restock_db.apply_points(self.db, message, self._moment().wall_ms, self.store_id)
             applied: str = await self._execute(points)

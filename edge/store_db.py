@@ -25,6 +25,7 @@ import aiosqlite
 from aiosqlite import Row
 
 from edge import (
+    budget_db,
     coupons_db,
     lots_db,
     markdowns_db,
@@ -177,6 +178,7 @@ class StoreDb:
         await writer.executescript(stocktake_db.SCHEMA + AREA_SCHEMA)
         await writer.executescript(transfers_db.SCHEMA)
         await writer.executescript(coupons_db.SCHEMA)
+        await writer.executescript(budget_db.SCHEMA)
         await self._unclear_phones()
         await writer.executescript(MEMBER_INDEXES)
         private_files(self.path, before_open=False)  # the -wal and -shm exist now
@@ -498,6 +500,7 @@ _EXECUTORS: dict[type, Any] = {
     **AREA_EXECUTORS,
     **transfers_db.EXECUTORS,
     **coupons_db.EXECUTORS,
+    **budget_db.EXECUTORS,
     SetAllocation: lambda db, e: db.execute(  # HQ's ratio: only a newer version replaces the one kept
         "insert into allocations (scope, key, ratio_bp, version) values (?, ?, ?, ?) on conflict (scope, key) do "
         "update set ratio_bp = excluded.ratio_bp, version = excluded.version where excluded.version > allocations.version",

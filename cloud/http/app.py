@@ -31,6 +31,7 @@ from cloud.http.routes import (
     orders,
     payments,
     points,
+    promotions,
     reports,
     restock,
     riders,
@@ -42,7 +43,7 @@ from cloud.http.routes import (
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
-             segments, points, coupons)
+             segments, points, coupons, promotions)
 
 
 def build_routes(services) -> list[Route]:

@@ -140,7 +140,11 @@ PATHS = {
     "/rule-book": {"put": _op("Replace the promotion book (hq_admin); sent to every store; audited",
                               ("200", "the new world version"),
                               {"401": NO_SESSION, "403": ROLE, "422": "invalid book (names the rule)"},
-                              body="RuleBook", operator=True)},
+                              body="RuleBook", operator=True),
+                   "get": _op("The promotion book in force (any operator), as PUT /rule-book takes it",
+                              ("200", "version and rules"), {"401": NO_SESSION}, operator=True)},
+    "/promotion-budgets": {"get": _op("Budget-capped and per-member-limited rules: cap, used, left, stores' shares "
+                                      "(any operator)", ("200", "budgets"), {"401": NO_SESSION}, operator=True)},
     "/stores/{store_id}": {"put": _op("Add or change a store (hq_admin, or the manager of this store); audited",
                                       ("200", "the new world version"),
                                       {"401": NO_SESSION, "403": ROLE + " or another store", "422": "invalid store"},

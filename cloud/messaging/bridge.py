@@ -28,6 +28,7 @@ from nats.js import JetStreamContext
 from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import coupons, lots, markdowns, promotion_uses, refusals, streams, to_stores
+from cloud.messaging.budgets import StoreBudgets
 from cloud.messaging.points_till import apply_sale_points
 from cloud.messaging.receiving import Receivings
 from cloud.messaging.restock import StoreRestock
@@ -109,6 +110,7 @@ class Bridge:
         self.stocktakes = Stocktakes(cloud)  # stores' stocktake notes: believed, recorded
         self.transfers = BridgeTransfers(cloud)  # transfers between stores: believed, told, recorded
         self.restock = StoreRestock(cloud)  # restock alerts: believed, recorded; pre-sales woken by grants
+        self.budgets = StoreBudgets(cloud)  # stores' offline shares of capped promotion budgets
 
     @property
     def members(self):
@@ -303,6 +305,7 @@ class Bridge:
         except Exception as exc:  # noqa: BLE001 - the events are applied; the store re-sends and is acked then
             log.warning("business acks not sent (%s); the store will re-send and get them", exc)
         await self.restock.after(new)  # pre-sale orders reserved for where stock arrived (never raises)
+        await self.budgets.after(new)  # tills' shares of capped promotion budgets: debited, topped up (never raises)
 
     async def _believed(self, events: list, msg_of: dict, dead: list, dead_msgs: list, now_ms: int) -> list:
         """The events the cloud believes (`protocol.store_facts`); each refused one joins the batch's dead letters
@@ -452,6 +455,7 @@ class Bridge:
             "last_event_seq": hb.last_event_seq, "last_acked_seq": hb.last_acked_seq,
             "unacked_age_ms": hb.unacked_age_ms,
             "devices": {d.device: d.state for d in hb.devices}}
+        self.budgets.heard(hb.store_id)  # a store that is up gets its shares of capped promotion budgets
 
     async def _registry_loop(self) -> None:
         while True:

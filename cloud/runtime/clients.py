@@ -7,6 +7,7 @@ defined next to each actor; results are `Result`s (`result.succeeded`, `result.s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from actors.base import AuditQuery, Result
 from actors.flash_sale import LeaseSync, OpenSale, ReturnUnits, SaleStatusQuery
@@ -23,6 +24,7 @@ from actors.member_ledger import (
     TopUp,
 )
 from actors.order_router import BookSlot, NearbyQuery, PickupPlanQuery, PlanQuery, ReleaseSlot, UpsertStore
+from actors.promotion_budgets import BudgetsQuery, Consume, GiveBack, GrantShare, StoreUsed
 from actors.stock_blocks import Carve, Uncarve
 from actors.stock_pool import (
     AvailabilityQuery,
@@ -45,6 +47,7 @@ StockPoolCommand = (Grant | Reclaim | SetRatio | ReportOnHand | Reserve | Confir
                     | Uncarve)
 MemberLedgerCommand = TopUp | Spend | RecordSpend | Refund | RedeemPoints | GrantPoints | Hold | Capture | Release
 RouterCommand = UpsertStore | BookSlot | ReleaseSlot
+BudgetCommand = Consume | GiveBack | GrantShare | StoreUsed
 REGISTRY_TIMEOUT_S = 3.0
 
 
@@ -80,9 +83,15 @@ class StockPoolClient:
 class MemberLedgerClient:
     def __init__(self, calls: ActorCalls, shards: ShardConfig) -> None:
         self.calls, self.shards = calls, shards
+        # called with every command's answer (each names the member's level): level changes go to the stores at
+        # once, whoever's command crossed the threshold (cloud/services/member_levels.py; set by the wiring)
+        self.on_result: Callable[[Result], Awaitable[None]] | None = None
 
     async def send(self, command: MemberLedgerCommand) -> Result:
-        return await self.calls.submit(self.shards.member_ledger_name(command.member), command)
+        result = await self.calls.submit(self.shards.member_ledger_name(command.member), command)
+        if self.on_result is not None:
+            await self.on_result(result)
+        return result
 
     async def member(self, member: str, now_ms: int) -> dict:
         """Stored value, points and level."""
@@ -123,6 +132,24 @@ class RouterClient:
 
     async def info(self) -> dict:
         return await self.calls.info(self.name)
+
+
+class PromotionBudgetsClient:
+    """The chain's one PromotionBudgets actor (actors/promotion_budgets.py)."""
+
+    def __init__(self, calls: ActorCalls, shards: ShardConfig) -> None:
+        self.calls, self.name = calls, shards.promotion_budgets_name()
+
+    async def send(self, command: BudgetCommand) -> Result:
+        return await self.calls.submit(self.name, command)
+
+    async def budgets(self, rule_ids: list[str], member: str = "") -> dict[str, dict]:
+        found: dict[str, dict] = await self.calls.ask(self.name, BudgetsQuery(rule_ids=tuple(rule_ids), member=member))
+        return found
+
+    async def audit(self) -> list[str]:
+        problems: list[str] = await self.calls.ask(self.name, AuditQuery())
+        return problems
 
 
 class FlashSaleClient:
@@ -175,6 +202,7 @@ class Actors:
         self.stock_pool = StockPoolClient(self.calls, shards)
         self.member_ledger = MemberLedgerClient(self.calls, shards)
         self.router = RouterClient(self.calls, shards)
+        self.budgets = PromotionBudgetsClient(self.calls, shards)
         self.registry = StoreRegistryClient(shards.prefix)
 
     def flash_sale(self, sale_id: str) -> FlashSaleClient:
@@ -182,7 +210,8 @@ class Actors:
 
     async def audit(self, sale_ids: list[str]) -> dict[str, list[str]]:
         """Every audited actor's invariant check, by actor name."""
-        report = {**await self.stock_pool.audit(), **await self.member_ledger.audit()}
+        report = {**await self.stock_pool.audit(), **await self.member_ledger.audit(),
+                  self.budgets.name: await self.budgets.audit()}
         sales = [self.flash_sale(sale_id) for sale_id in sale_ids]
         for sale, problems in zip(sales, await asyncio.gather(*(sale.audit() for sale in sales)), strict=True):
             report[sale.name] = problems

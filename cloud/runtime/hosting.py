@@ -21,12 +21,13 @@ from actors.base import Query, result_to_wire
 from actors.flash_sale import FlashSaleGate
 from actors.member_ledger import MemberLedger
 from actors.order_router import OrderRouter
+from actors.promotion_budgets import PromotionBudgets
 from actors.stock_pool import ShortagesQuery, StockPool
 from cloud.runtime.durable import DurableHost
 
 NAMESPACE = "freshmesh"
 KINDS = {"stock_pool": StockPool, "member_ledger": MemberLedger, "flash_sale": FlashSaleGate,
-         "order_router": OrderRouter}
+         "order_router": OrderRouter, "promotion_budgets": PromotionBudgets}
 
 
 def kind_of(name: str) -> str:

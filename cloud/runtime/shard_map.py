@@ -28,6 +28,10 @@ class ShardConfig:
     def order_router_name(self) -> str:
         return f"{self.prefix}order_router"
 
+    def promotion_budgets_name(self) -> str:
+        """One actor for the chain: every budget-capped rule's remaining fen (few commands: one per capped order)."""
+        return f"{self.prefix}promotion_budgets"
+
     def all_stock_pools(self) -> list[str]:
         return [f"{self.prefix}stock_pool-{i}" for i in range(self.stock_pool)]
 

@@ -24,6 +24,8 @@ from cloud.services import order_journal as journal
 from cloud.services.borrowing import Borrowing
 from cloud.services.coupons import Coupons
 from cloud.services.flash_stores import FlashStores, assigned
+from cloud.services.member_pricing import MemberPricing
+from cloud.services.order_gifts import OrderGifts
 from cloud.services.order_request import OrderRequest
 from cloud.services.order_saga import OrderSaga
 from cloud.services.payments import Payments, payment_json
@@ -80,6 +82,8 @@ class Orders:
         self.coupons = Coupons(cloud)  # codes checked, reserved with the order, redeemed or released as it goes
         self.points = PointsPay(self)  # points paying part of an order, given back when it ends unserved
         self.flash = FlashStores(cloud)  # flash orders of stores: assigned, and their units given back
+        self.member_pricing = MemberPricing(cloud)  # the member's level and the chain's promotion budgets
+        self.gifts = OrderGifts(cloud)  # gift rules reached: reserved lines at 0 fen
         self.presales: Any = None  # cloud/services/presale.py (set by the services): out of stock but due
         self.groups: Any = None  # cloud/services/group_buys.py (set by the services): orders held until a group forms
         self.as_json = order_json
@@ -107,6 +111,7 @@ class Orders:
                     return await self.presales.instead(req, member, key, order_id, refusal)
                 except Refusal as instead:
                     refusal = instead
+            await self.member_pricing.give_back(order_id)  # a refusal after pricing: its budget uses come back
             try:
                 await journal.advance(self.cloud.db, order_id, "reject", self.cloud.now_ms(),
                                       detail={"reason": refusal.detail}, fields={"problem": json.dumps(refusal.to_record())})
@@ -169,7 +174,8 @@ class Orders:
         kid, store = _key_id(key), next(iter(plan))
         coupons = await self.coupons.check(req.coupons, member, store, order_id)  # codes, before anything is held
         if coupons:  # each must give its discount: refused now, before anything is held, if one would not
-            self.coupons.unused(coupons, self._price(req, store, coupons)["coupons_used"])
+            preview = await self.member_pricing.with_level(member, self._context(req, store, coupons))
+            self.coupons.unused(coupons, self._price(req, store, preview)["coupons_used"])
         # The plan is written before anything is held, so that if this request dies half-way the sweeper knows
         # what to give back (`sweep_abandoned`).
         await cloud.db.execute("update orders set allocation = $2, slot_start_ms = $3, updated_ms = $4 "
@@ -177,17 +183,20 @@ class Orders:
                                json.dumps(_allocation(kid, plan)), slot_ms, cloud.now_ms())
         reserved = await self._reserve(kid, order_id, plan)
         await self._book_slots(kid, order_id, plan, slot_ms, reserved)
-        priced = self._price(req, store, coupons)
         try:
             await self.coupons.hold(order_id, member, store, coupons)  # all codes or none, atomically
         except Refusal:  # another order or a till took a code meanwhile: nothing of this order is kept
             await self._release(reserved, kid)
             await self._unbook(kid, order_id, list(plan), slot_ms)
             raise
+        # the member's level and the chain's budgets (consumed here, given back if the order ends unserved)
+        priced = await self.member_pricing.price(member, order_id, self._context(req, store, coupons),
+                                                 functools.partial(self._price, req, store))
         if req.fulfilment == "delivery":
             delivery_terms.add_fee(cloud.world, next(iter(plan)), priced)
         now = cloud.now_ms()
         allocation = _allocation(kid, plan)
+        await self.gifts.reserve(kid, order_id, plan, priced, allocation)  # zero-priced lines, reserved like any
         code = f"{secrets.randbelow(10**8):08d}" if req.fulfilment == "pickup" else None
         try:
             await journal.advance(cloud.db, order_id, "reserve", now, only_from=(lifecycle.PENDING,),
@@ -271,19 +280,24 @@ class Orders:
                 raise Refusal("slot", f"slot at {store} not available: {r.settled.reason}")
             booked.append(store)
 
-    def _price(self, req: OrderRequest, store: str, coupons=()) -> dict:
+    def _context(self, req: OrderRequest, store: str, coupons=()) -> PricingContext:
+        """The order's own part of its pricing context (member level and budgets: `MemberPricing`)."""
+        return PricingContext(channel="online", store_id=store, now_ms=self.cloud.now_ms(),
+                              coupons=tuple(c.rule_id for c in coupons),  # of codes that passed `Coupons.check`
+                              new_member=any(c.new_member_only for c in coupons),
+                              formed_groups=getattr(req, "formed_groups", ()))  # only a group-buy's own request has it
+
+    def _price(self, req: OrderRequest, store: str, ctx: PricingContext) -> dict:
         catalogue = self.cloud.world.catalogue
         lines = [BasketLine(sku=i.sku, weight_g=i.qty) if catalogue.get(i.sku).weighed else BasketLine(sku=i.sku, qty=i.qty)
                  for i in req.items]
-        ctx = PricingContext(channel="online", store_id=store, now_ms=self.cloud.now_ms(),
-                             coupons=tuple(c.rule_id for c in coupons),  # of codes that passed `Coupons.check`
-                             new_member=any(c.new_member_only for c in coupons),
-                             formed_groups=getattr(req, "formed_groups", ()))  # only a group-buy's own request has it
         result = price_basket(catalogue, self.cloud.world.rule_book, lines, ctx)
         return {"total_fen": result.total_fen, "coupons_used": result.coupons_used,
                 "lines": [{"sku": line.sku, "name": line.name, "qty": line.qty or line.weight_g,
                            "weighed": bool(line.weight_g), "list_fen": line.list_fen, "amount_fen": line.amount_fen}
                           for line in result.lines],
+                "gifts": [{"rule_id": g.rule_id, "sku": g.sku, "qty": g.qty, "value_fen": g.value_fen}
+                          for g in result.gifts],
                 "explain": {"subtotal_fen": result.subtotal_fen, "discount_fen": result.discount_fen,
                             "applied": [{"rule_id": a.rule_id, "name": a.name, "saving_fen": a.saving_fen}
                                         for a in result.applied],
@@ -347,6 +361,7 @@ class Orders:
             await self.flash.give_back(order_id)
         else:
             await self._release(self.reservations(row), "order")
+        await self.member_pricing.give_back(order_id)
         await self.release_slots(row)
         await self.coupons.settle(order_id)  # its coupon back in the wallet
         if was in lifecycle.PAID_STATUSES and (row["kind"] != "flash" or assigned(row)) and not row["group_held"]:
@@ -390,6 +405,7 @@ class Orders:
         else:
             await self._release(self.reservations(row), "order")
         await self.coupons.settle(row["order_id"])  # its coupon back in the wallet
+        await self.member_pricing.give_back(row["order_id"])
 
     async def sweep_abandoned(self) -> int:
         """Orders whose request died half-way and was never retried (`pending` for `ABANDONED_MS`): refused, and
@@ -418,6 +434,7 @@ class Orders:
                                 kid)
             if row["slot_start_ms"] is not None:
                 await self._unbook(kid, row["order_id"], list(plan), row["slot_start_ms"])
+            await self.member_pricing.give_back(row["order_id"])
             log.warning("order %s abandoned half-way: given back what its plan held (%d stores)", row["order_id"],
                         len(plan))
         return len(rows)
@@ -435,7 +452,9 @@ class Orders:
         if row["group_held"]:  # its group has not formed: the group buys send it when it does
             return await self.groups.held(row)
         allocation = json.loads(row["allocation"])
-        prices = {line["sku"]: line["amount_fen"] for line in json.loads(row["lines"])}
+        prices: dict[str, int] = {}
+        for line in json.loads(row["lines"]):  # a gift of a bought sku is a second line of it, at 0 fen
+            prices[line["sku"]] = prices.get(line["sku"], 0) + line["amount_fen"]
         for store, lines in allocation.items():
             if not lines:  # a pre-sale's store before its stock came: told once it is reserved (presale.py)
                 continue

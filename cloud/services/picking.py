@@ -118,6 +118,7 @@ class Picking:
             await self._step_part(e.order_id, e.store_id, "start_picking", f"{e.event_id}:start", {})
         allocation = json.loads(order["allocation"])
         rids = {line["sku"]: line["reservation_id"] for line in allocation.get(e.store_id, [])}
+        gifts = {line["sku"] for line in allocation.get(e.store_id, []) if line.get("gift")}  # cloud/services/order_gifts
         stock = self.cloud.actors.stock_pool
         rerouted: dict[str, str] = {}
         for line in e.lines:
@@ -129,7 +130,7 @@ class Picking:
                     log.warning("order %s: fulfil of %s at %s: %s", e.order_id, rid, e.store_id, done.settled.reason)
             if consumed(line) < line.ordered:  # what the goods leave of the reservation goes back to the escrow
                 await stock.send(Cancel(id=derived_id(e.event_id, f"unpicked:{rid}"), reservation_id=rid, sku=line.sku))
-            if line.short:
+            if line.short and line.sku not in gifts:  # a gift short at its store is not given, not sent for elsewhere
                 to = await self._reroute(e, order, line.sku, line.short, set(rerouted.values()))
                 if to:
                     rerouted[line.sku] = to

@@ -95,6 +95,8 @@ class Presales:
         if not req.presale:
             raise Refusal(refusal.kind, f"{refusal.detail}; a pre-sale is possible with \"presale\": true and a slot "
                           f"from {offer['presale_available_from']} at store {store}", **refusal.extra, **offer)
+        if req.coupons:  # a coupon is held with stock it discounts; a pre-sale holds none until its supply comes
+            raise Refusal("invalid", "coupons: a pre-sale order takes no coupons; order it without them", **offer)
         if slot_ms < due[store]:
             raise Refusal("slot", f"a pre-sale at store {store} is due from {offer['presale_available_from']}: "
                           f"slot_start must not be earlier", **offer)
@@ -111,7 +113,10 @@ class Presales:
                                                          slot_start_ms=slot_ms, order_id=order_id))
         if not booked.succeeded:
             raise Refusal("slot", f"slot at {store} not available: {booked.settled.reason}")
-        priced = orders._price(req, store)  # noqa: SLF001 - the one pricing of online orders
+        # the one pricing of online orders, at the member's level (capped rules are consumed only by orders that
+        # hold their stock now)
+        ctx = await orders.member_pricing.with_level(member, orders._context(req, store))  # noqa: SLF001
+        priced = orders._price(req, store, ctx)  # noqa: SLF001
         if req.fulfilment == "delivery":
             delivery_terms.add_fee(cloud.world, store, priced)
         now, due_day = cloud.now_ms(), chain_day(due_ms).isoformat()

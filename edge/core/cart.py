@@ -119,7 +119,8 @@ def price(cart: Cart, books: Books, store_id: str, now_ms: int) -> PricedBasket:
     level = cart.member.level if cart.member else None
     ctx = PricingContext(channel="offline", store_id=store_id, now_ms=now_ms,
                          member_level=level if level and level != "regular" else None,
-                         coupons=tuple(c.rule_id for c in cart.coupons))  # held for the cart, or known offline
+                         coupons=tuple(c.rule_id for c in cart.coupons),  # held for the cart, or known offline
+                         budgets_left=books.budgets_left)  # capped rules: within this store's offline share
     return price_basket(books.catalogue, books.rule_book, cart.basket, ctx)
 
 

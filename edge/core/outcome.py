@@ -311,11 +311,27 @@ class CloseRestockAlert:
 
 
 RestockEffect = SetReorderPoint | OpenRestockAlert | CloseRestockAlert
+
+
+@dataclass(frozen=True, slots=True)
+class GrantAllowance:
+    """The store's total offline share of a capped rule's budget, as the cloud granted it (the highest is kept)."""
+    rule_id: str
+    granted_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class UseAllowance:
+    """A till sale gave `fen` under a capped rule: taken from the store's share (edge/core/budget_allowance.py)."""
+    rule_id: str
+    fen: int
+
+
 Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | SettleStoredValue | InsertOrder
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
           | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation
           | SetLotCost | InsertReceiving | OpenStocktake | RecordCount | CloseStocktake | SaveTransfer | SetShelfAreas
-          | RestockEffect)
+          | RestockEffect | GrantAllowance | UseAllowance)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

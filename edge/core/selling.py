@@ -18,7 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from edge.core import coupons, escrow, tickets
+from edge.core.budget_allowance import sale_uses
 from edge.core.cart import Cart, price
+from edge.core.gifts import gift_lines
 from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, MoveStock, Outcome, PrintTicket, Publish, Refused
 from edge.core.state import Books, EventStamp, Member, StockLevel
 from protocol import payments, points
@@ -216,6 +218,7 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     paid, change, offline = settle(request, total, cart, till, sale_id)
     lines = tuple(SaleLine(sku=line.sku, quantity=line.quantity, amount_fen=pl.amount_fen)
                   for line, pl in zip(cart.lines, priced.lines, strict=True))
+    lines += gift_lines(priced, books)  # a reached gift leaves stock with the sale, at 0 fen (edge/core/gifts.py)
     member_id = cart.member.member_id if cart.member else None
     sale = stamp.make(SaleCommitted, sale_id=sale_id, lane=request.lane, lines=lines, total_fen=total,
                       payments=paid, member_id=member_id, offline=offline, markdowns=markdowns_given(cart, priced),
@@ -226,6 +229,7 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     effects += sold_stock(lines, levels, sale_id, stamp, tuple(line.lot for line in cart.lines), lot_levels)
     effects += coupons.redemptions(cart.coupons, priced, stamp, sale_id, request.lane, member_id,
                                    str(chain_day(now_ms)))  # the cart's coupons its rules applied: redeemed
+    effects += sale_uses(priced, books.rule_book, sale_id, stamp)  # capped rules: from this store's share
     if member_id:
         effects += [AddUnsettled(member_id, p.amount_fen, p.reference, offline) for p in paid
                     if p.method == "stored_value"]

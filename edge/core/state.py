@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from protocol.messages import Message, Quantity, StockUnit
-from protocol.pricing import Catalogue, RuleBook
+from protocol.pricing import BudgetLeft, Catalogue, RuleBook
 from protocol.pricing.catalogue import Product
 
 
@@ -36,7 +36,8 @@ class Member:
     def as_json(self) -> dict:
         return {"member_id": self.member_id, "phone": self.phone_masked, "member_code": self.member_code,
                 "level": self.level, "stored_value_fen": self.stored_value_fen, "points": self.points,
-                "unsettled_fen": self.unsettled_fen, "offline_spent_fen": self.offline_unsettled_fen}
+                "unsettled_fen": self.unsettled_fen, "offline_spent_fen": self.offline_unsettled_fen,
+                "coupons": None}  # the member's coupon count: filled by the coupons part of issue 17 (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,9 @@ class Books:
     rule_book: RuleBook | None = None
     catalogue_version: int = 0
     rule_book_version: int = 0
+    # what the tills may still give under each budget-capped rule: this store's offline share left (0 without one),
+    # set by the store actor from its allowances (edge/core/budget_allowance.py); () before it is first set
+    budgets_left: tuple[BudgetLeft, ...] = ()
 
     def product(self, sku: str) -> Product | None:
         return self.catalogue.by_sku.get(sku) if self.catalogue is not None else None

@@ -2,7 +2,9 @@
 
 Every rule has an id, a `priority` (higher is applied first), an optional exclusive `group`, channel and store
 scopes, an optional validity period (whole minutes) and daily windows in the book's local time, optional member
-levels, and an optional budget cap (total fen the promotion may give away, tracked by the caller).
+levels, an optional budget cap (total fen the promotion may give away) and an optional per-member use limit
+(`per_member_limit`), both tracked by the caller (the cloud's PromotionBudgets actor, which passes what is left
+as `PricingContext.budgets_left`; a till within the offline share the cloud granted its store).
 
 Stages (the evaluator applies them in this order):
   price   markdown, group_buy             a clearance price (see below) or a member group's price replaces the
@@ -64,6 +66,9 @@ class Rule:
     daily: tuple[str, ...] = ()  # "08:00-10:00" in the book's local time; empty: all day
     member_levels: tuple[str, ...] = ()  # empty: everyone, members or not
     budget_fen: int = 0  # 0: no cap
+    # at most this many orders/sales of one member may use the rule (0: no limit); held chain-wide by the cloud's
+    # PromotionBudgets actor (actors/promotion_budgets.py), which gives a used-up member a budget of 0 for it
+    per_member_limit: int = 0
     skus: tuple[str, ...] = ()  # scope; both empty: the whole basket
     categories: tuple[str, ...] = ()
 
@@ -81,6 +86,7 @@ class Rule:
         for level in self.member_levels:
             require(bool(LEVEL_RE.match(level)), f"{where}: invalid member level {level!r}")
         require(self.budget_fen >= 0, f"{where}: budget_fen must not be negative")
+        require(self.per_member_limit >= 0, f"{where}: per_member_limit must not be negative")
         self.check(where)
 
     def check(self, where: str) -> None:

@@ -1,0 +1,115 @@
+"""The stores' offline shares of budget-capped promotion rules (issue 17, item 4), kept by the bridge.
+
+A till must never wait on the network, so a capped rule cannot be asked about per sale: the cloud grants each store
+a share of the rule's budget in advance (escrow-like), carved out of the budget by the one PromotionBudgets actor
+(`GrantShare`), and tells the store its total share (`BudgetAllowanceGranted`). The till gives the rule only while
+its share lasts (edge/core/budget_allowance.py) and reports each sale's uses (`BudgetUsed`), which are debited from
+that store's share (`StoreUsed`); a store is believed only about itself (the event's own store), and a claim past
+its share is counted against the store, never against the chain's remaining budget.
+
+Guarantees:
+- Shares are granted in steps of `SHARE_BP` of the cap, at most what is left; a step's command id derives from the
+  store, the rule and the share the store holds before it, so two bridge processes granting at once grant once.
+- A store that used more than half of its current step gets the next one (if the budget has any left) with the
+  batch that reported it; any store the bridge hears from is checked at most every `CHECK_EVERY_MS` for a capped
+  rule it holds no share of (a new book, a new store).
+- The grant message carries the TOTAL share: duplicates and reordering are harmless at the store.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+
+from actors.promotion_budgets import GrantShare, StoreUsed
+from cloud.messaging import to_stores
+from protocol.budget_messages import BudgetAllowanceGranted, BudgetUsed
+from protocol.ids import derived_id
+
+SHARE_BP = 1000  # a store's step: a tenth of the rule's budget
+CHECK_EVERY_MS = 5_000
+log = logging.getLogger("freshmesh.budgets")
+
+
+class StoreBudgets:
+    def __init__(self, cloud) -> None:
+        self.cloud = cloud
+        self.checked: dict[str, int] = {}  # store -> when its shares were last checked (this process)
+        self._task: asyncio.Task | None = None  # the heartbeats' background check
+
+    async def after(self, new: list) -> None:
+        """The batch's budget uses debited from their stores' shares; stores topped up. Never raises (a failure
+        is retried with the store's next batch: every step is idempotent)."""
+        try:
+            await self._after(new)
+        except Exception:  # noqa: BLE001 - the events are applied and acked; shares catch up with the next batch
+            log.exception("promotion budgets: shares not updated for this batch")
+
+    async def _after(self, new: list) -> None:
+        budgets = self.cloud.actors.budgets
+        touched: set[tuple[str, str]] = set()
+        for e in new:
+            if isinstance(e, BudgetUsed):
+                for u in e.uses:
+                    r = await budgets.send(StoreUsed(id=derived_id(e.event_id, f"used:{u.rule_id}"), store=e.store_id,
+                                                     rule_id=u.rule_id, fen=u.fen))
+                    if r.settled.get("over_fen"):
+                        log.warning("store %s gave %s fen of rule %s past its share (sale %s)", e.store_id,
+                                    r.settled["over_fen"], u.rule_id, e.sale_id)
+                    touched.add((e.store_id, u.rule_id))
+                await self.cloud.db.executemany(  # the record for SQL readers (reports, the demo's summary)
+                    "insert into budget_uses (order_id, rule_id, fen, member_id, store_id, used_ms, channel) "
+                    "values ($1, $2, $3, '-', $4, $5, 'offline') on conflict do nothing",
+                    [(e.sale_id, u.rule_id, u.fen, e.store_id, e.wall_ms) for u in e.uses])
+        for store in {e.store_id for e in new}:
+            touched.update(self._due(store))
+        for store, rule_id in sorted(touched):
+            await self.top_up(store, rule_id)
+
+    def _due(self, store: str) -> set[tuple[str, str]]:
+        """(store, capped rule) pairs to check, when the store was last checked `CHECK_EVERY_MS` ago or more."""
+        now = self.cloud.now_ms()
+        if now - self.checked.get(store, 0) < CHECK_EVERY_MS or store not in self.cloud.world.stores:
+            return set()
+        self.checked[store] = now
+        return {(store, r.id) for r in self.cloud.world.rule_book.rules if r.budget_fen}
+
+    def heard(self, store: str) -> None:
+        """A store's heartbeat: its shares are checked in the background when due (the heartbeat path never
+        waits on an actor)."""
+        if self._task is not None and not self._task.done():
+            return  # one check at a time; this store is due again at its next heartbeat
+        due = self._due(store)
+        if due:
+            self._task = asyncio.create_task(self._top_up_all(due))
+
+    async def _top_up_all(self, pairs: set[tuple[str, str]]) -> None:
+        try:
+            for store, rule_id in sorted(pairs):
+                await self.top_up(store, rule_id)
+        except Exception:  # noqa: BLE001 - checked again at the store's next heartbeat after CHECK_EVERY_MS
+            log.exception("promotion budgets: shares of %s not checked", sorted({s for s, _ in pairs}))
+            for store, _ in pairs:
+                self.checked.pop(store, None)
+
+    async def top_up(self, store: str, rule_id: str) -> int:
+        """Grant the store its next step of the rule when it has none, or used more than half of what it holds;
+        tell the store its total share. Returns the total."""
+        rule = self.cloud.world.rule_book.by_id.get(rule_id)
+        if rule is None or not rule.budget_fen:
+            return 0
+        budgets = self.cloud.actors.budgets
+        view = (await budgets.budgets([rule_id]))[rule_id]
+        share, used = view["shares"].get(store, 0), view["store_used"].get(store, 0)
+        step = max(rule.budget_fen * SHARE_BP // 10_000, 1)
+        if share and share - used > step // 2:
+            return int(share)
+        key = hashlib.blake2b(f"{store}/{rule_id}/{share}".encode(), digest_size=12).hexdigest()
+        r = await budgets.send(GrantShare(id=f"share:{key}", store=store, rule_id=rule_id, fen=step,
+                                          cap_fen=rule.budget_fen))
+        total = int(r.settled.get("share_fen", share))
+        if total > 0:  # the store keeps the highest total it hears: telling it again is harmless
+            await to_stores.send(self.cloud, store, functools.partial(BudgetAllowanceGranted, rule_id=rule_id,
+                                                                    granted_fen=total))
+        return total

@@ -86,7 +86,8 @@ class Services:
         self.coupons = self.orders.coupons  # coupons: definitions, wallets, the one authority on codes
         self.orders.groups = self.group_buys = GroupBuys(cloud, self.orders)  # group buys: orders held until formed
         self.segments = Segments(cloud)  # member profiles, RFM segments, campaigns (cloud/services/segments.py)
-        self.points_exchange, self.surveys = PointsExchange(cloud), Surveys(cloud)  # points: coupons, surveys
+        # points: the points shop sells coupon definitions with a points price, issued by the coupons authority
+        self.points_exchange, self.surveys = PointsExchange(cloud, self.coupons.issue_for_points), Surveys(cloud)
         self.points_exchange.on_balance_changed = self.surveys.on_balance_changed = self.members.balance_changed
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)

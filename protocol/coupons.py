@@ -4,7 +4,9 @@ many), issued CODES held in one member's wallet, and the code's state machine. P
 - A definition names a `coupon` rule of the book (the discount itself: amount or percent off, minimum spend, new
   members only), its validity (a fixed window and/or N days from issue), its channels (online / offline = the
   till), its stores (empty: all), a per-member limit and a total limit (0: none), and how it is issued besides by
-  campaign and operator: `on_registration` (a new member's coupon) or a `trigger` (a qualifying till sale).
+  campaign and operator: `on_registration` (a new member's coupon) or a `trigger` (a qualifying till sale). A
+  `points_price` > 0 puts it in the points shop: a member buys one with that many points (`exchangeable` says
+  whether one may be bought now; the price is the definition's, never the buyer's).
 - A code is "CP" + 12 Crockford base32 characters (60 random bits from a CSPRNG: unguessable) + one check
   character (the value mod 37, as Crockford's check symbol; codes whose check would fall outside the 32 plain
   characters are never made, so every code is typeable and fits any 1-D barcode). Every single mistyped character
@@ -35,6 +37,7 @@ BODY_CHARS = 12  # 60 random bits
 CODE_CHARS = len(PREFIX) + BODY_CHARS + 1
 DEFINITION_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 VALID_DAYS_MAX = 3660
+POINTS_PRICE_MAX = 10_000_000  # points: far above any coupon's worth (100 points = 1 yuan), below any overflow
 NAME_MAX_CHARS = 80
 DAY_MS = 86_400_000
 WHY = ("campaign", "registration", "till_spend", "operator", "points")
@@ -112,6 +115,7 @@ class Definition:
     total_limit: int = 0  # 0: no total limit
     on_registration: bool = False
     trigger: TillSpendTrigger | None = None
+    points_price: int = 0  # > 0: members may buy one with this many points (GET /points/offers); 0: not sold
 
     def valid_until(self, issued_ms: int) -> int:
         """When a coupon issued at `issued_ms` stops being valid (exclusive)."""
@@ -181,7 +185,8 @@ def parse_definition(body: Any) -> Definition:
                       channels=channels, stores=_strings(body, "stores", ()), valid_from_ms=valid_from,
                       valid_until_ms=valid_until, valid_days=valid_days,
                       per_member_limit=_int(body, "per_member_limit", 1, 1, 1000),
-                      total_limit=_int(body, "total_limit", 0, 0), on_registration=on_registration, trigger=trigger)
+                      total_limit=_int(body, "total_limit", 0, 0), on_registration=on_registration, trigger=trigger,
+                      points_price=_int(body, "points_price", 0, 0, POINTS_PRICE_MAX))
 
 
 def _trigger(value: Any, channels: tuple[str, ...]) -> TillSpendTrigger | None:
@@ -229,6 +234,22 @@ def issue_plan(definition: Definition, member_ids: Iterable[str], held: Mapping[
             to_issue.append(member)
             total += 1
     return to_issue, refused
+
+
+def exchangeable(definition: Definition, held: int | None, issued_total: int, now_ms: int) -> str | None:
+    """None when a coupon of `definition` may be bought with points now, else why not (the points shop: the offers
+    listed, and an exchange checked before any points are taken). `held`: coupons of it the member was issued
+    before (None: no member asked, the per-member limit is not judged); `issued_total`: all issued so far."""
+    if definition.points_price <= 0:
+        return f"coupon definition {definition.definition_id} is not sold for points"
+    if now_ms < definition.valid_from_ms:
+        return f"coupon definition {definition.definition_id} is not valid yet"
+    if held is None:
+        if definition.total_limit and issued_total >= definition.total_limit:
+            return f"the total limit of {definition.total_limit} coupons is reached"
+        return definition.issuable(now_ms)
+    _, refused = issue_plan(definition, ["member"], {"member": held}, issued_total, now_ms)
+    return refused.get("member")
 
 
 # ---- the state machine -------------------------------------------------------------------------------------------

@@ -7,11 +7,13 @@ cloud's database.
   survey whose link the till's sale answered (`POST {cloud}/surveys/{token}`, retried while the sale is still on
   its way to the cloud); online, they pay part of an order with their points and the rest in the simulated wallet
   (`POST /orders/{id}/pay {"method": "wallet_sim", "points"}`, paid in the wallet app), and collect it at the
-  store when it has a lane here; with enough points they exchange them for a coupon
-  (`POST /members/{id}/points/exchange`). Counted in `counts` under `points_…`; a refusal as
-  `points_refused:<status>` (the next customer goes on all the same).
-- `summary(db, since_ms)`: points redeemed online / at the till / in exchanges, given back, surveys answered and
-  the points they granted, from PostgreSQL.
+  store when it has a lane here; with enough points they buy a coupon in the points shop (`GET /points/offers` as
+  themselves, then `POST /members/{id}/points/exchange {"offer_id"}`: the coupon lands in their wallet). Counted
+  in `counts` under `points_…`; a refusal as `points_refused:<status>` (the next customer goes on all the same).
+- `define_points_offer(http, cloud_url, operator, rule_id)`: HQ puts a coupon of a book's coupon rule in the points
+  shop (a coupon definition with a points price); the demo calls it once at start.
+- `summary(db, since_ms)`: points redeemed online / at the till / in exchanges, given back, coupons bought with
+  points now in wallets, surveys answered and the points they granted, from PostgreSQL.
 """
 from __future__ import annotations
 
@@ -31,6 +33,33 @@ ROUND_S = 1.5  # one customer visit every this often
 LANE = "points"  # the points customers' own till lane at each store
 SURVEY_TRIES = 20  # the sale reaches the cloud within a second or two while the store is online
 PICKUP_TRIES = 20
+OFFER_PREMIUM_PCT = 10  # an amount-off coupon costs its face value in points plus this (10 yuan: 1,100 points)
+OFFER_PERCENT_POINTS = 500  # what a percent-off coupon costs
+OFFER_PER_MEMBER = 100  # the demo's customers may buy it again and again
+
+
+async def define_points_offer(http: LeanClients, cloud_url: str, operator: dict, rule_id: str) -> dict | None:
+    """HQ (`operator`: its headers) puts a coupon of the book's coupon rule `rule_id` in the points shop: a coupon
+    definition `points-shop-<rule_id>` (online and at the till, valid 30 days from purchase) priced from the rule's
+    value (face value + OFFER_PREMIUM_PCT% in points; OFFER_PERCENT_POINTS for a percent off). The same call again
+    answers the same definition (idempotent). Returns the definition, or None when the cloud refused it (printed:
+    the demo goes on without an offer of its own)."""
+    cloud_url = cloud_url.rstrip("/")
+    r = await http.get(f"{cloud_url}/operator/coupon-rules", headers=operator)
+    rule = next((x for x in r.json().get("rules", []) if x["rule_id"] == rule_id), None) if r.status_code == 200 \
+        else None
+    if rule is None:
+        print(f"points shop: no coupon rule {rule_id} ({r.status_code})")
+        return None
+    amount = rule.get("amount_off_fen") or 0  # fen; 100 points are worth 1 yuan
+    price = amount * (100 + OFFER_PREMIUM_PCT) // 100 if amount else OFFER_PERCENT_POINTS
+    body = {"definition_id": f"points-shop-{rule_id}", "rule_id": rule_id, "name": f"积分兑换券 / points coupon "
+            f"({rule_id})", "valid_days": 30, "per_member_limit": OFFER_PER_MEMBER, "points_price": price}
+    made = await http.post(f"{cloud_url}/operator/coupon-definitions", json=body, headers=operator)
+    if made.status_code not in (200, 201):
+        print(f"points shop: {rule_id} not defined: {made.status_code} {made.text[:200]}")
+        return None
+    return made.json()
 
 
 class PointsCustomers:
@@ -168,9 +197,11 @@ class PointsCustomers:
 
     # ---- points for a coupon -----------------------------------------------------------------------------------
     async def exchange_if_rich(self, http: LeanClients, me: SignedIn) -> None:
-        offers = (await http.get(f"{self.cloud_url}/points/offers")).json()["offers"]
+        r = await http.get(f"{self.cloud_url}/points/offers", headers=me.headers)  # what this member may buy
+        if r.status_code != 200:
+            return self._refused(r, "offers")
         view = await self.me(http, me)
-        affordable = [o for o in offers if view is not None and o["points"] <= view["points"]]
+        affordable = [o for o in r.json()["offers"] if view is not None and o["points"] <= view["points"]]
         if not affordable or self.rng.random() < 0.5:
             return
         offer = self.rng.choice(affordable)
@@ -179,7 +210,9 @@ class PointsCustomers:
         if r.status_code != 201:
             return self._refused(r, "exchange")
         self.counts["points_exchanges"] += 1
-        self.counts["points_exchange_redeemed"] += offer["points"]
+        self.counts["points_exchange_redeemed"] += r.json()["points"]  # the definition's price, as redeemed
+        if r.json().get("code"):
+            self.counts["points_exchange_coupons"] += 1
 
 
 async def summary(db, since_ms: int) -> dict:
@@ -194,6 +227,7 @@ async def summary(db, since_ms: int) -> dict:
         "coalesce(sum(points) filter (where state = 'issued'), 0)::bigint as redeemed, "
         "count(*) filter (where state = 'returned') as returned "
         "from points_exchanges where created_ms >= $1", since_ms)
+    coupons = await db.fetchval("select count(*) from coupons where why = 'points' and issued_ms >= $1", since_ms)
     till = await db.fetchrow(
         "select count(*) as sales, coalesce(sum(believed), 0)::bigint as redeemed, "
         "coalesce(sum(points - believed) filter (where state = 'claimed'), 0)::bigint as not_believed "
@@ -206,5 +240,5 @@ async def summary(db, since_ms: int) -> dict:
             "points_till_sales": till["sales"], "points_redeemed_till": till["redeemed"],
             "points_till_claimed_not_believed": till["not_believed"],
             "points_exchanges_issued": exchanged["issued"], "points_redeemed_exchange": exchanged["redeemed"],
-            "points_exchanges_given_back": exchanged["returned"],
+            "points_exchanges_given_back": exchanged["returned"], "points_exchange_coupons_in_wallets": coupons,
             "surveys_answered": surveys["answered"], "survey_points_granted": surveys["granted"]}

@@ -13,7 +13,8 @@ def coupon_paths(op: Callable[..., dict]) -> dict:
         "/operator/coupon-definitions": {
             "post": op("Define a coupon (hq_admin; audited): {definition_id, rule_id (a coupon rule of the book), name, "
                        "channels, stores, valid_from_ms, valid_until_ms and/or valid_days, per_member_limit, "
-                       "total_limit, on_registration, trigger {kind: till_spend, min_fen, channel_issued}}",
+                       "total_limit, on_registration, trigger {kind: till_spend, min_fen, channel_issued}, "
+                       "points_price (> 0: sold in the points shop for that many points)}",
                        ("201", "the definition (200: the same body again)"),
                        {"401": NO_SESSION, "403": ROLE, "409": "the id is taken by another body",
                         "422": "a field is wrong (the detail names it)"}, operator=True),

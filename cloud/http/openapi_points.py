@@ -5,19 +5,26 @@ from __future__ import annotations
 from cloud.http.openapi import STR, _obj, _op
 
 SCHEMAS: dict[str, dict] = {
-    "PointsExchange": _obj(["offer_id"], offer_id=STR),
+    "PointsExchange": _obj(["offer_id"], offer_id={"type": "string", "description": "a coupon definition id "
+                                                    "from GET /points/offers (its points price is what is redeemed)"}),
     "SurveyAnswers": _obj(["satisfaction", "freshness"], satisfaction={"type": "integer", "minimum": 1, "maximum": 5},
                           freshness={"type": "integer", "minimum": 1, "maximum": 5}, comment=STR),
 }
 PATHS: dict[str, dict] = {
-    "/points/offers": {"get": _op("What points buy: coupon offers", (
-        "200", "{offers: [{offer_id, points, worth_fen, definition_id, title}]}"), {})},
+    "/points/offers": {"get": _op(
+        "What points buy: the coupon definitions with a points price, valid and issuable now (with a customer's "
+        "Authorization: also below that member's per-member limit)", (
+            "200", "{offers: [{offer_id (= definition_id), definition_id, points, worth_fen, title, value, channels, "
+                   "stores, valid_until, valid_days, left?}]}"), {"401": "an Authorization that is not a valid session"})},
     "/members/{member_id}/points/exchange": {"post": _op(
         "Exchange the signed-in member's points for a coupon (idempotent by Idempotency-Key: the points are redeemed "
         "once per exchange, and given back if the coupon cannot be issued)",
-        ("201", "{exchange_id, offer_id, points, definition_id, state: issued, coupon}"),
-        {"404": "another member's account", "409": "insufficient points, or the key used for another exchange",
-         "422": "unknown offer", "503": "the coupon could not be issued; the points were given back"},
+        ("201", "{exchange_id, offer_id, points, definition_id, state: issued, code, coupon}"),
+        {"404": "another member's account", "409": "insufficient points; the offer ended, is not valid yet or a "
+                                                   "limit is reached (no points taken); or the key used for another "
+                                                   "exchange",
+         "422": "not an offer (no such definition, or it has no points price)",
+         "503": "the coupon could not be issued; the points were given back"},
         body="PointsExchange", key=True, params=["member_id"], member=True)},
     "/members/{member_id}/points/exchanges": {"get": _op(
         "The signed-in member's exchanges, newest first", ("200", "{exchanges: [...]}"),

@@ -1,13 +1,23 @@
-"""Points exchanged for coupons (issue 17.5): `POST /members/{id}/points/exchange {"offer_id"}`.
+"""Points exchanged for coupons (issue 17.5): the points shop. `GET /points/offers` lists the coupon definitions HQ
+gave a points price; `POST /members/{id}/points/exchange {"offer_id"}` (offer_id = the definition's id) buys one.
 
 Guarantees:
+- The offers are the coupon definitions with `points_price` > 0 (cloud/services/coupons.py, `POST /operator/
+  coupon-definitions`), their rule still a coupon rule of the book, valid now and still issuable (not ended, below
+  the total limit; for a signed-in member, below the per-member limit: `protocol.coupons.exchangeable`). There is
+  no other list: what HQ defines is what the shop sells.
+- The price is the definition's, read when the exchange is made and journaled with it; the client names only the
+  definition. An exchange that cannot be made now (not an offer, ended, a limit reached) is refused before any
+  points move.
 - One exchange per (member, Idempotency-Key): its id derives from them, it is journaled in `points_exchanges`
-  before anything moves, a retry answers as the first, and the same key with another body is refused (409).
-- The offer's points are redeemed once per exchange (`RedeemPoints` under `protocol.points.redeem_id`), refused
-  past the member's balance (409 `insufficient points`: nothing is journaled as taken).
-- The coupon is issued through the seam `issue_coupon` with the exchange's id as its issue id (so the coupons part
-  issues once however often it is asked); when the issue fails the points are given back once (`GrantPoints`
-  under `give_back_id`) and the exchange ends `returned`.
+  before anything moves, a retry answers as the first (the same coupon), and the same key with another body is
+  refused (409).
+- The price is redeemed once per exchange (`RedeemPoints` under `protocol.points.redeem_id`), refused past the
+  member's balance (409 `insufficient points`: nothing is journaled as taken).
+- The coupon is issued by the coupons authority (`Coupons.issue_for_points`, wired in cloud/wiring.py) with the
+  exchange's id as its issue id: one coupon in the member's wallet however often it is asked. When the issue fails
+  (another exchange took the last one meanwhile, the definition ended) the points are given back once
+  (`GrantPoints` under `give_back_id`) and the exchange ends `returned`.
 - `sweep` finishes an exchange a crash left half-way (asked again with the same ids).
 """
 from __future__ import annotations
@@ -16,37 +26,26 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from actors.member_ledger import GrantPoints, RedeemPoints
 from cloud.services.verdicts import Refusal
+from protocol import coupons as cp
 from protocol.clock import to_rfc3339
+from protocol.errors import ProtocolError
 from protocol.money_saga import SAGA_GRACE_MS
 from protocol.points import give_back_id, points_value_fen, redeem_id
+from protocol.pricing.rules import Coupon as CouponRule
 
 log = logging.getLogger("freshmesh.points")
-# The offers points buy: offer id -> (points, the coupon definition it issues, what the member sees). The coupon
-# definitions are the coupons part's (cloud/services/coupons.py); these ids are the ones it is to define.
-EXCHANGE_OFFERS: dict[str, dict[str, Any]] = {
-    "points-5y": {"points": 600, "definition_id": "points-exchange-5y", "title": "5元优惠券 / 5-yuan coupon"},
-    "points-10y": {"points": 1_100, "definition_id": "points-exchange-10y", "title": "10元优惠券 / 10-yuan coupon"},
-}
 SWEEP_BATCH_MAX = 100
+OFFERS_MAX = 200  # definitions listed in the shop (oldest first)
+# issue_coupon(member_id, definition_id, why, issue_id) -> the coupon ({"code", "coupon_id", ...}) or
+# CouponIssueFailed: the coupons authority's `issue_for_points`
+Issuer = Callable[[str, str, str, str], Awaitable[dict]]
 
 
 class CouponIssueFailed(Exception):
     """The coupon could not be issued (the definition is closed, out of its total, …): the points go back."""
-
-
-async def issue_coupon(member_id: str, definition_id: str, why: str, issue_id: str) -> dict:
-    """Issue one coupon of `definition_id` into the member's wallet, idempotent by `issue_id`; returns the coupon as
-    the coupons part shows it (at least {"coupon_id"}), or raises CouponIssueFailed saying why.
-
-    Filled by the coupons part at merge (cloud/services/coupons.py). Until then the exchange is recorded in
-    `points_exchanges` (its `coupon` column) and this answers the coupon that is owed: `coupon_id` is the issue id,
-    `state` says it is not in a wallet yet."""
-    return {"coupon_id": issue_id, "definition_id": definition_id, "member_id": member_id, "why": why,
-            "state": "owed: issued when the coupons part is merged"}
 
 
 def exchange_json(row) -> dict:
@@ -55,38 +54,101 @@ def exchange_json(row) -> dict:
             "created_at": to_rfc3339(row["created_ms"])}
     if row["coupon"]:
         body["coupon"] = json.loads(row["coupon"])
+        if body["coupon"].get("code"):
+            body["code"] = body["coupon"]["code"]  # the code now in the member's wallet
     if row["detail"]:
         body["detail"] = row["detail"]
     return body
 
 
-def offers_json() -> list[dict]:
-    return [{"offer_id": oid, "points": o["points"], "worth_fen": points_value_fen(o["points"]),
-             "definition_id": o["definition_id"], "title": o["title"]} for oid, o in sorted(EXCHANGE_OFFERS.items())]
+def _definition(row) -> cp.Definition:
+    return cp.parse_definition(json.loads(row["body"]) if isinstance(row["body"], str) else row["body"])
 
 
 class PointsExchange:
-    def __init__(self, cloud) -> None:
+    def __init__(self, cloud, issue_coupon: Issuer) -> None:
         self.cloud = cloud
-        # the seam to the coupons part; replaced by its issuer at merge (and by tests that make an issue fail)
-        self.issue_coupon: Callable[[str, str, str, str], Awaitable[dict]] = issue_coupon
+        self.issue_coupon = issue_coupon  # the coupons authority's issue_for_points
         self.on_balance_changed: Callable[[str], Awaitable[None]] | None = None
 
     async def get(self, exchange_id: str):
         return await self.cloud.db.fetchrow("select * from points_exchanges where exchange_id = $1", exchange_id)
 
+    # ---- the shop ---------------------------------------------------------------------------------------------
+    def _value(self, definition: cp.Definition) -> dict | None:
+        """What the coupon is worth (its rule), or None when its rule is no longer a coupon rule of the book (then
+        it is not sold: the coupon could not be used)."""
+        rule = self.cloud.world.rule_book.by_id.get(definition.rule_id)
+        if not isinstance(rule, CouponRule):
+            return None
+        return {"amount_off_fen": rule.amount_off_fen, "percent_off_bp": rule.percent_off_bp,
+                "min_spend_fen": rule.min_spend_fen}
+
+    async def _held(self, member: str, definition_ids: list[str]) -> dict[str, int]:
+        return {r["definition_id"]: r["n"] for r in await self.cloud.db.fetch(
+            "select definition_id, count(*) as n from coupons where member_id = $1 and definition_id = any($2::text[]) "
+            "group by definition_id", member, definition_ids)}
+
+    async def offers(self, member: str | None = None) -> dict:
+        """The definitions points may buy now (for `member`: also below their per-member limit)."""
+        now, out = self.cloud.now_ms(), []
+        rows = await self.cloud.db.fetch(  # the ended and the sold-out left out here, so they never crowd the page
+            """select * from coupon_definitions where (body->>'points_price')::bigint > 0
+                 and (coalesce((body->>'valid_until_ms')::bigint, 0) = 0 or (body->>'valid_until_ms')::bigint > $2)
+                 and (coalesce((body->>'total_limit')::bigint, 0) = 0 or issued_count < (body->>'total_limit')::bigint)
+               order by created_ms, definition_id limit $1""", OFFERS_MAX, now)
+        held = await self._held(member, [r["definition_id"] for r in rows]) if member else {}
+        for row in rows:
+            try:
+                d = _definition(row)
+            except ProtocolError:  # a body stored by an older version that no longer parses: not sold
+                continue
+            value = self._value(d)
+            if value is None or cp.exchangeable(d, held.get(d.definition_id, 0) if member else None,
+                                                row["issued_count"], now):
+                continue
+            offer = {"offer_id": d.definition_id, "definition_id": d.definition_id, "points": d.points_price,
+                     "worth_fen": points_value_fen(d.points_price), "title": d.name, "value": value,
+                     "channels": list(d.channels), "stores": list(d.stores),
+                     "valid_until": to_rfc3339(d.valid_until_ms) if d.valid_until_ms else None,
+                     "valid_days": d.valid_days or None}
+            if d.total_limit:
+                offer["left"] = d.total_limit - row["issued_count"]
+            out.append(offer)
+        return {"offers": out}
+
+    async def _offer(self, member: str, offer_id: str) -> cp.Definition:
+        """The definition an exchange buys, checked before any points move; a Refusal saying why not."""
+        row = await self.cloud.db.fetchrow("select * from coupon_definitions where definition_id = $1", offer_id)
+        try:
+            definition = _definition(row) if row is not None else None
+        except ProtocolError:  # a body stored by an older version that no longer parses: not sold
+            definition = None
+        if definition is None or definition.points_price <= 0:
+            raise Refusal("invalid", f"offer_id: no offer {offer_id!r} (the id of a coupon definition in "
+                                     "GET /points/offers)")
+        if self._value(definition) is None:
+            raise Refusal("coupon", f"offer {offer_id}: its promotion is no longer in the promotion book",
+                          offer_id=offer_id, reason="its promotion is no longer in the promotion book")
+        held = (await self._held(member, [offer_id])).get(offer_id, 0)
+        reason = cp.exchangeable(definition, held, row["issued_count"], self.cloud.now_ms())
+        if reason:
+            raise Refusal("coupon", f"offer {offer_id}: {reason}; no points were taken", offer_id=offer_id,
+                          reason=reason)
+        return definition
+
     async def exchange(self, member: str, offer_id: str, key: str, digest: bytes) -> dict:
-        offer = EXCHANGE_OFFERS.get(offer_id)
-        if offer is None:
-            raise Refusal("invalid", f"offer_id: no offer {offer_id!r} (one of {sorted(EXCHANGE_OFFERS)})")
         exchange_id = "px-" + hashlib.blake2b(f"{member}\x00{key}".encode(), digest_size=12).hexdigest()
-        now = self.cloud.now_ms()
-        await self.cloud.db.execute(
-            """insert into points_exchanges (exchange_id, member_id, offer_id, points, definition_id, request_hash,
-                   state, created_ms, updated_ms) values ($1, $2, $3, $4, $5, $6, 'redeeming', $7, $7)
-               on conflict (exchange_id) do nothing""",
-            exchange_id, member, offer_id, offer["points"], offer["definition_id"], digest, now)
         row = await self.get(exchange_id)
+        if row is None:  # a new exchange: judged now, at the price the definition says now
+            definition = await self._offer(member, offer_id)
+            await self.cloud.db.execute(
+                """insert into points_exchanges (exchange_id, member_id, offer_id, points, definition_id, request_hash,
+                       state, created_ms, updated_ms) values ($1, $2, $3, $4, $5, $6, 'redeeming', $7, $7)
+                   on conflict (exchange_id) do nothing""",
+                exchange_id, member, offer_id, definition.points_price, definition.definition_id, digest,
+                self.cloud.now_ms())
+            row = await self.get(exchange_id)
         if bytes(row["request_hash"]) != digest:
             raise Refusal("key_reused", f"Idempotency-Key {key!r} was used for another exchange ({row['offer_id']})")
         row = await self._carry_on(row)

@@ -114,7 +114,8 @@ async def test_definitions_are_validated_naming_the_field_and_only_hq_may_define
     base = {"definition_id": f"bad-{RUN}", "rule_id": RULE, "name": "x", "valid_days": 7}
     for change, field in [({"valid_days": 0}, "valid_until_ms or valid_days"), ({"channels": ["web"]}, "channels"),
                           ({"rule_id": "R0001"}, "rule_id"), ({"rule_id": "NOPE"}, "rule_id"),
-                          ({"stores": ["S999"]}, "stores"), ({"per_member_limit": 0}, "per_member_limit")]:
+                          ({"stores": ["S999"]}, "stores"), ({"per_member_limit": 0}, "per_member_limit"),
+                          ({"points_price": -5}, "points_price"), ({"points_price": "600"}, "points_price")]:
         r = await http.post("/operator/coupon-definitions", json={**base, **change}, headers=OP)
         assert r.status_code == 422 and r.json()["detail"].startswith(field), (change, r.text)
     viewer = await operator_headers(services, "viewer")
@@ -286,10 +287,20 @@ async def test_the_points_exchange_seam_issues_once_per_exchange_and_says_why_it
     from cloud.services.points_exchange import CouponIssueFailed
     services, http, _ = cloud
     member = await customer(services, http)
-    d = await define(http, "points", per_member_limit=1)
+    d = await define(http, "points", per_member_limit=1, points_price=700)
+    assert d["points_price"] == 700
+
+    async def offered(headers: dict) -> bool:
+        r = await http.get("/points/offers", headers=headers)
+        assert r.status_code == 200, r.text
+        return d["definition_id"] in {o["offer_id"] for o in r.json()["offers"]}
+    assert await offered(member.headers) and await offered({})
     first = await services.coupons.issue_for_points(member.member_id, d["definition_id"], "points exchange x1", "x1")
     again = await services.coupons.issue_for_points(member.member_id, d["definition_id"], "points exchange x1", "x1")
     assert first == again and (await wallet(http, member))[first["code"]]["why"] == "points"
+    # the member holds their one: the shop no longer offers it to them (others still see it)
+    assert not await offered(member.headers) and await offered({})
+    assert (await http.get("/points/offers", headers={"Authorization": "Bearer forged"})).status_code == 401
     with pytest.raises(CouponIssueFailed, match="per-member limit"):  # a second exchange: over the definition's limit
         await services.coupons.issue_for_points(member.member_id, d["definition_id"], "points exchange x2", "x2")
     with pytest.raises(CouponIssueFailed, match="no coupon definition"):

@@ -1,9 +1,12 @@
 """Points online (issue 17.5) through the real stack: points pay part of an order and another method the rest; the
 points come back once when the order is cancelled or the other method is refused; a replayed pay redeems once;
-points exchanged for a coupon (and given back when the coupon cannot be issued). Each abuse is the test: paying
-past the balance, past the share, replaying, someone else's order or account."""
+points buy a coupon HQ put in the points shop (a definition with a points price): into the wallet once per key,
+usable in an order, refused before any points move at its limit, and given back once when the last one went to
+someone else meanwhile. Each abuse is the test: paying past the balance, past the share, replaying, naming one's own
+price, someone else's order or account, racing for the last coupon."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -12,7 +15,6 @@ import pytest
 import pytest_asyncio
 
 from actors.member_ledger import GrantPoints
-from cloud.services.points_exchange import EXCHANGE_OFFERS, CouponIssueFailed
 from protocol.messages import EscrowGranted, OrderCancelled, StockMoved
 from tests.integration.harness import (
     StoreLink,
@@ -29,6 +31,7 @@ pytestmark = pytest.mark.integration
 CN = timezone(timedelta(hours=8))
 STORE = "S004"
 OP: dict[str, str] = {}
+RUN = uuid.uuid4().hex[:6]
 PAID: list[str] = []  # orders this module paid: told to the store, drained at the end
 
 
@@ -213,46 +216,129 @@ async def test_the_rest_refused_gives_the_points_back_at_once(cloud, sku):
     assert await our_violations(http, [member]) == []
 
 
-async def test_points_exchanged_for_a_coupon_once_per_key_and_given_back_when_the_issue_fails(cloud):
+async def define_offer(http, suffix: str, **fields) -> dict:
+    """HQ puts a coupon in the points shop: a definition with a points price (5% off from 50 yuan, online)."""
+    body = {"definition_id": f"pts-{suffix}-{RUN}", "rule_id": "R0025", "name": f"积分券 {suffix}",
+            "valid_days": 30, "channels": ["online"], **fields}
+    r = await http.post("/operator/coupon-definitions", json=body, headers=OP)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def wallet(http, member) -> dict[str, dict]:
+    r = await http.get(f"/members/{member.member_id}/coupons", headers=member.headers)
+    assert r.status_code == 200, r.text
+    return {c["code"]: c for c in r.json()["coupons"]}
+
+
+def exchange(http, member, offer_id: str, headers: dict | None = None, **extra):
+    return http.post(f"/members/{member.member_id}/points/exchange", json={"offer_id": offer_id, **extra},
+                     headers=headers or {**key(), **member.headers})
+
+
+async def test_points_buy_a_coupon_hq_priced_once_per_key_into_the_wallet_and_it_pays_part_of_an_order(cloud, sku):
     services, http = cloud
     member = await customer(services, http)
-    offer_id, offer = "points-10y", EXCHANGE_OFFERS["points-10y"]
-    await with_points(services, member, offer["points"] + 50)
-    offers = (await http.get("/points/offers")).json()["offers"]
-    assert any(o["offer_id"] == offer_id and o["points"] == offer["points"] for o in offers)
-    url = f"/members/{member.member_id}/points/exchange"
+    d = await define_offer(http, "shop", points_price=1_100, per_member_limit=2)
+    assert d["points_price"] == 1_100
+    free = await define_offer(http, "free")  # no points price: not in the shop
+    await with_points(services, member, 1_100 + 50)
+    offers = {o["offer_id"]: o for o in (await http.get("/points/offers")).json()["offers"]}
+    assert offers[d["definition_id"]]["points"] == 1_100 and offers[d["definition_id"]]["worth_fen"] == 1_100
+    assert offers[d["definition_id"]]["value"]["percent_off_bp"] == 500 and free["definition_id"] not in offers
+    # the price is the definition's: a client that names its own is refused, and nothing is taken
+    cheap = await exchange(http, member, d["definition_id"], points=1)
+    assert cheap.status_code == 422 and "points" in cheap.json()["detail"]
     headers = {**key(), **member.headers}
-    made = await http.post(url, json={"offer_id": offer_id}, headers=headers)
+    made = await exchange(http, member, d["definition_id"], headers)
     assert made.status_code == 201, made.text
-    assert made.json()["state"] == "issued" and made.json()["coupon"]["coupon_id"] == made.json()["exchange_id"]
-    again = await http.post(url, json={"offer_id": offer_id}, headers=headers)  # the retry: the same exchange
-    assert again.status_code == 201 and again.json()["exchange_id"] == made.json()["exchange_id"]
-    reused = await http.post(url, json={"offer_id": "points-5y"}, headers=headers)
+    code = made.json()["code"]
+    assert made.json()["state"] == "issued" and made.json()["points"] == 1_100 and code.startswith("CP")
+    again = await exchange(http, member, d["definition_id"], headers)  # the retry: the same exchange, one coupon
+    assert again.status_code == 201 and again.json()["code"] == code
+    reused = await exchange(http, member, free["definition_id"], headers)
     assert reused.status_code == 409 and "Idempotency-Key" in reused.json()["detail"]
     assert (await member_view(http, member))["points"] == 50  # redeemed once
-    short = await http.post(url, json={"offer_id": offer_id}, headers={**key(), **member.headers})
+    mine = [c for c in (await wallet(http, member)).values() if c["definition_id"] == d["definition_id"]]
+    assert [(c["code"], c["status"], c["why"]) for c in mine] == [(code, "issued", "points")]
+    short = await exchange(http, member, d["definition_id"])
     assert short.status_code == 409 and "insufficient points" in short.json()["detail"]
-    unknown = await http.post(url, json={"offer_id": "free-lunch"}, headers={**key(), **member.headers})
-    assert unknown.status_code == 422 and "free-lunch" in unknown.json()["detail"]
+    for unknown in ("free-lunch", free["definition_id"]):  # not an offer: no such definition, or not for points
+        r = await exchange(http, member, unknown)
+        assert r.status_code == 422 and unknown in r.json()["detail"], r.text
     other = await customer(services, http)  # another member's account answers as an unknown one
-    assert (await http.post(url, json={"offer_id": offer_id}, headers={**key(), **other.headers})).status_code == 404
-    # the coupons part cannot issue: the points come back, once
-    await with_points(services, member, offer["points"])
+    assert (await exchange(http, member, d["definition_id"], {**key(), **other.headers})).status_code == 404
+    assert code not in await wallet(http, other)
+    # the coupon bought with points takes 5% off an online order of 50 yuan or more, and is redeemed when paid
+    await top_up(services, http, member, 100_000)
+    slot = (datetime.now(CN) + timedelta(days=2)).replace(hour=11, minute=0, second=0, microsecond=0).isoformat()
+    placed = await http.post("/orders", headers={**key(), **member.headers}, json={
+        "fulfilment": "pickup", "store_id": STORE, "slot_start": slot, "items": [{"sku": sku["sku"], "qty": 8}],
+        "coupons": [code]})
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    assert [a["rule_id"] for a in order["pricing"]["applied"] if a["saving_fen"] > 0 and a["rule_id"] == "R0025"]
+    paid = await http.post(f"/orders/{order['order_id']}/pay", json={"method": "stored_value"}, headers=member.headers)
+    assert paid.status_code == 200, paid.text
+    PAID.append(order["order_id"])
 
-    async def closed(member_id, definition_id, why, issue_id):
-        raise CouponIssueFailed(f"definition {definition_id} is closed")
-    seam, services.points_exchange.issue_coupon = services.points_exchange.issue_coupon, closed
-    try:
-        failed_key = {**key(), **member.headers}
-        failed = await http.post(url, json={"offer_id": offer_id}, headers=failed_key)
-        assert failed.status_code == 503 and "given back" in failed.json()["detail"]
-        assert (await http.post(url, json={"offer_id": offer_id}, headers=failed_key)).status_code == 503
-    finally:
-        services.points_exchange.issue_coupon = seam
-    assert (await member_view(http, member))["points"] == 50 + offer["points"]
-    listed = (await http.get(f"/members/{member.member_id}/points/exchanges", headers=member.headers)).json()
-    assert sorted(x["state"] for x in listed["exchanges"]) == ["issued", "refused", "returned"]
+    async def redeemed():
+        return (await wallet(http, member))[code]["status"] == "redeemed"
+    assert await eventually(redeemed)
+    assert (await http.post(f"/orders/{order['order_id']}/cancel", headers=member.headers)).status_code == 200
     assert await our_violations(http, [member]) == []
+
+
+async def test_an_offer_at_its_total_limit_is_refused_before_points_move_and_a_lost_race_gives_them_back_once(cloud):
+    """The last coupon of a definition: one member's exchange is cut off between taking the points and the issue
+    (a crash), another takes the last coupon meanwhile; the first one's retry finds it gone and gives the points back,
+    once. A third member asking afterwards is refused before anything is taken; then four race for a new last one."""
+    services, http = cloud
+    price = 500
+    d = await define_offer(http, "last", points_price=price, total_limit=1)
+    late, winner, third = [await customer(services, http) for _ in range(3)]
+    for m in (late, winner, third):
+        await with_points(services, m, price)
+    real = services.points_exchange.issue_coupon
+
+    async def crashed(member_id, definition_id, why, issue_id):
+        raise ConnectionResetError("the API process died here (simulated)")
+    late_key = {**key(), **late.headers}
+    services.points_exchange.issue_coupon = crashed
+    try:
+        r = await exchange(http, late, d["definition_id"], late_key)
+        assert r.status_code >= 500 and "given back" not in r.text, r.text  # a failure, not an answer
+    finally:
+        services.points_exchange.issue_coupon = real
+    assert (await member_view(http, late))["points"] == 0  # taken; the coupon not issued yet
+    won = await exchange(http, winner, d["definition_id"])
+    assert won.status_code == 201, won.text
+    assert d["definition_id"] not in {o["offer_id"] for o in (await http.get("/points/offers")).json()["offers"]}
+    refused = await exchange(http, third, d["definition_id"])
+    assert refused.status_code == 409 and "total limit of 1" in refused.json()["detail"], refused.text
+    assert (await member_view(http, third))["points"] == price  # nothing was taken
+    for _ in range(2):  # the crashed exchange retried: the coupon is gone, the points come back, once
+        back = await exchange(http, late, d["definition_id"], late_key)
+        assert back.status_code == 503 and "given back" in back.json()["detail"], back.text
+        assert "total limit" in back.json()["detail"]
+    assert (await member_view(http, late))["points"] == price
+    listed = (await http.get(f"/members/{late.member_id}/points/exchanges", headers=late.headers)).json()
+    assert [x["state"] for x in listed["exchanges"]] == ["returned"]
+    assert not [c for c in (await wallet(http, late)).values() if c["definition_id"] == d["definition_id"]]
+    # four members race for another definition's only coupon: one gets it, each other keeps every point
+    race = await define_offer(http, "race", points_price=price, total_limit=1)
+    racers = [await customer(services, http) for _ in range(4)]
+    for m in racers:
+        await with_points(services, m, price)
+    answers = await asyncio.gather(*(exchange(http, m, race["definition_id"]) for m in racers))
+    assert [a.status_code for a in answers].count(201) == 1, [a.text for a in answers]
+    assert all(a.status_code in (409, 503) for a in answers if a.status_code != 201), [a.text for a in answers]
+    for m, a in zip(racers, answers, strict=True):
+        assert (await member_view(http, m))["points"] == (0 if a.status_code == 201 else price)
+    issued = await services.cloud.db.fetchval("select count(*) from coupons where definition_id = $1",
+                                              race["definition_id"])
+    assert issued == 1
+    assert await our_violations(http, [late, winner, third, *racers]) == []
 
 
 async def test_an_order_that_expires_unpaid_gives_its_points_back_once(cloud, sku):

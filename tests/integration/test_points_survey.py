@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 
+from actors.member_ledger import GrantPoints
 from cloud.embedded.process import free_port
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
@@ -26,7 +27,7 @@ from protocol.messages import EscrowGranted, OrderToFulfil, StockMoved
 from protocol.points import survey_key, survey_token
 from protocol.policy import SURVEY_POINTS
 from simulators import points_demo
-from tests.integration.harness import StoreLink, customer, eventually, new_mobile, running_cloud
+from tests.integration.harness import StoreLink, customer, eventually, new_mobile, operator_headers, running_cloud
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -183,6 +184,10 @@ async def test_the_demos_points_customers_agree_with_the_summary(world):
         await services.members.notify_stores(await services.members.view(people[phone].member_id), stores=[STORE])
     for signed in people.values():
         assert await eventually(lambda m=signed: box.store_db.member(member_id=m.member_id))
+    for signed in people.values():  # setup: points earned before (so that they can also buy in the points shop)
+        granted_points = await services.cloud.actors.member_ledger.send(GrantPoints(
+            id=f"setup:{uuid.uuid4().hex}", member=signed.member_id, points=10_000, why="setup"))
+        assert granted_points.succeeded
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))
@@ -199,11 +204,16 @@ async def test_the_demos_points_customers_agree_with_the_summary(world):
                                            online_stores=["S004"], round_s=0.3)
         demo.sessions.update(people)
         async with LeanClients(timeout=15) as lean:
+            hq = await operator_headers(services)  # HQ's points-shop offer, as the demo defines it at start
+            offer = await points_demo.define_points_offer(lean, url, hq, "R0025")
+            assert offer is not None and offer["points_price"] == points_demo.OFFER_PERCENT_POINTS
+            assert await points_demo.define_points_offer(lean, url, hq, "R0025") == offer  # idempotent
             running = asyncio.create_task(demo.run(lean))
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not (counts["points_surveys_answered"] >= 2
                                                        and counts["points_online_orders"] >= 2
-                                                       and counts["points_till_paid"] >= 1):
+                                                       and counts["points_till_paid"] >= 1
+                                                       and counts["points_exchanges"] >= 1):
                 await asyncio.sleep(0.2)
             stop.set()
             await running
@@ -218,7 +228,9 @@ async def test_the_demos_points_customers_agree_with_the_summary(world):
     assert summary["survey_points_granted"] == counts["points_survey_points"] == 50 * counts["points_surveys_answered"]
     assert summary["points_online_orders"] == counts["points_online_orders"]
     assert summary["points_redeemed_online"] == counts["points_online_redeemed"] > 0
-    assert summary["points_redeemed_exchange"] == counts["points_exchange_redeemed"]
+    assert summary["points_redeemed_exchange"] == counts["points_exchange_redeemed"] > 0
+    assert summary["points_exchanges_issued"] == counts["points_exchanges"] >= 1
+    assert summary["points_exchange_coupons_in_wallets"] == counts["points_exchange_coupons"] == counts["points_exchanges"]
     assert summary["points_redeemed_till"] == counts["points_till_redeemed"]
     assert summary["points_till_sales"] == counts["points_till_paid"]
     # the paid orders were told to S004, which has no box in this module: taken off its stream

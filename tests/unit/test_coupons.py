@@ -101,6 +101,11 @@ def test_definition_defaults_and_validity():
      "trigger.channel_issued"),
     ({"on_registration": True, "trigger": {"kind": "till_spend", "min_fen": 5000}}, "trigger"),
     ({"colour": "red"}, "unknown field"),
+    ({"points_price": -1}, "points_price"),
+    ({"points_price": "600"}, "points_price"),
+    ({"points_price": True}, "points_price"),
+    ({"points_price": 1.5}, "points_price"),
+    ({"points_price": c.POINTS_PRICE_MAX + 1}, "points_price"),
 ])
 def test_definition_errors_name_the_field(change, field):
     with pytest.raises(ProtocolError) as exc:
@@ -111,6 +116,32 @@ def test_definition_errors_name_the_field(change, field):
 def test_definition_round_trips_through_json():
     d = c.parse_definition({**DEF, "channels": ["online"], "trigger": {"kind": "till_spend", "min_fen": 5000}})
     assert c.parse_definition(d.to_json()) == d
+
+
+def test_a_points_price_is_kept_and_zero_means_not_sold():
+    assert c.parse_definition(DEF).points_price == 0
+    d = c.parse_definition({**DEF, "points_price": 600})
+    assert d.points_price == 600 and c.parse_definition(d.to_json()) == d
+    assert c.exchangeable(c.parse_definition(DEF), 0, 0, now_ms=0) == "coupon definition D1 is not sold for points"
+    assert c.exchangeable(d, 0, 0, now_ms=0) is None and c.exchangeable(d, None, 0, now_ms=0) is None
+
+
+@pytest.mark.parametrize("change,held,total,now,why", [
+    ({"valid_from_ms": 5 * DAY, "valid_until_ms": 9 * DAY}, 0, 0, 4 * DAY, "not valid yet"),
+    ({"valid_until_ms": 3 * DAY}, 0, 0, 3 * DAY, "ended"),
+    ({"valid_until_ms": 3 * DAY}, None, 0, 3 * DAY, "ended"),
+    ({"total_limit": 2}, 0, 2, 0, "the total limit of 2 coupons is reached"),
+    ({"total_limit": 2}, None, 2, 0, "the total limit of 2 coupons is reached"),
+    ({"per_member_limit": 2}, 2, 2, 0, "already holds 2 of this coupon (the per-member limit)"),
+])
+def test_what_points_cannot_buy_says_why(change, held, total, now, why):
+    d = c.parse_definition({**DEF, "points_price": 600, **change})
+    assert why in (c.exchangeable(d, held, total, now_ms=now) or "")
+
+
+def test_the_shop_without_a_member_does_not_judge_the_per_member_limit():
+    d = c.parse_definition({**DEF, "points_price": 600, "per_member_limit": 1, "total_limit": 5})
+    assert c.exchangeable(d, None, 4, now_ms=0) is None and c.exchangeable(d, 1, 4, now_ms=0) is not None
 
 
 def test_issue_plan_honours_limits_and_names_each_refusal():

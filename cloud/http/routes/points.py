@@ -1,10 +1,15 @@
 """Points (issue 17.5): the exchange offers, a member's exchanges of points for coupons, and the till receipts'
 satisfaction survey.
 
-- `GET /points/offers` -> {"offers": [{"offer_id", "points", "worth_fen", "definition_id", "title"}]}
-- `POST /members/{member_id}/points/exchange` {"offer_id"} + Idempotency-Key (the signed-in member only) -> 201
-  {"exchange_id", "offer_id", "points", "state": "issued", "coupon"} | 409 insufficient points | 409 key reused |
-  422 unknown offer | 503 the coupon could not be issued (the points were given back)
+- `GET /points/offers` -> {"offers": [{"offer_id" (= definition_id), "definition_id", "points", "worth_fen",
+  "title", "value", "channels", "stores", "valid_until", "valid_days", "left"?}]}: the coupon definitions with a
+  points price, valid and issuable now; with a customer's `Authorization: Bearer <session>` also below that
+  member's per-member limit (401 when the token is not valid)
+- `POST /members/{member_id}/points/exchange` {"offer_id": <a coupon definition id>} + Idempotency-Key (the
+  signed-in member only) -> 201 {"exchange_id", "offer_id", "points", "state": "issued", "code", "coupon"} (the
+  price is the definition's) | 409 insufficient points | 409 coupon: ended / not valid yet / a limit reached (no
+  points taken) | 409 key reused | 422 not an offer | 503 the coupon could not be issued (the points were given
+  back)
 - `GET /members/{member_id}/points/exchanges` -> {"exchanges": […]}
 - `GET /surveys/{token}` -> the survey page (HTML, Chinese first) | 403 forged | 404 sale unknown (yet) / no member
 - `POST /surveys/{token}` {"satisfaction": 1-5, "freshness": 1-5, "comment"} (JSON, or the page's form) -> 201
@@ -19,24 +24,27 @@ from starlette.responses import HTMLResponse, JSONResponse
 
 from cloud.http.parsing import idempotency_key, json_object, read_body, read_json
 from cloud.http.problems import HTTPProblem
+from cloud.http.routes.auth import signed_in_member
 from cloud.http.routes.members import own_member
 from cloud.services.orders import request_hash
-from cloud.services.points_exchange import offers_json
 
 FORM = "application/x-www-form-urlencoded"
 
 
 def routes(services) -> list[tuple]:
-    async def offers(request):
-        return JSONResponse({"offers": offers_json()})
+    async def offers(request):  # public; a signed-in customer sees only what they may still buy
+        member = await signed_in_member(request, services) if "authorization" in request.headers else None
+        return JSONResponse(await services.points_exchange.offers(member))
 
     async def exchange(request):
         member = await own_member(request, services)
         key = idempotency_key(request)
         raw = await read_json(request)
-        offer_id = raw.get("offer_id")
+        offer_id, extra = raw.get("offer_id"), sorted(set(raw) - {"offer_id"})
+        if extra:  # a price, a quantity, ...: the definition says what it costs, never the client
+            raise HTTPProblem(422, f"unknown field(s) {extra}: send only offer_id (the offer's price is its own)")
         if not isinstance(offer_id, str) or not offer_id:
-            raise HTTPProblem(422, "offer_id: required, the id of an offer in GET /points/offers")
+            raise HTTPProblem(422, "offer_id: required, the id of a coupon definition in GET /points/offers")
         body = await services.points_exchange.exchange(member, offer_id, key, request_hash(raw))
         return JSONResponse(body, status_code=201)
 

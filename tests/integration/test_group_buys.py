@@ -42,7 +42,7 @@ STORE = "S002"  # a store of the world; this module's SKUs are ones no other mod
 CN = timezone(timedelta(hours=8))
 OP: dict[str, str] = {}
 FORM_SKU, FAIL_SKU, RACE_SKU, LEAVE_SKU = "PAC-PEANUT-0216", "PAC-PEANUT-0217", "PAC-PEANUT-0218", "PAC-RICE-0200"
-DEMO_SKU = "PAC-RICE-0201"
+DEMO_SKU = "PAC-RICE-0202"
 RECEIVED = {FORM_SKU: 50, FAIL_SKU: 50, RACE_SKU: 50, LEAVE_SKU: 50, DEMO_SKU: 100}  # 40% of it escrowed online
 RULES = [{"type": "group_buy", "id": f"GB-TEST-{name}", "name": f"Group buy {name}", "skus": [sku],
           "group_price_fen": 500, "group_size": size}

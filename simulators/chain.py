@@ -25,6 +25,7 @@ from simulators.customer_auth import SimulatedPhones
 from simulators.fleet import Fleet
 from simulators.world import reference_world
 
+GROUP_WINDOW_S = 15  # how long the simulated chain's group buys gather members
 ADMIN_USERNAME = "admin"  # made by `freshmesh cloud` on its empty operators table, with FRESHMESH_ADMIN_PASSWORD
 
 
@@ -169,6 +170,8 @@ class Chain:
         env.update(self.wallet.env)
         self.riders = SimulatedRiders(f"{self.cloud_url}/callbacks/rider", self.workdir / "riders.log", self.rider_pace)
         env.update(self.riders.env)
+        # a simulated chain's group buys form within seconds or are refunded (a real chain's default: a day)
+        env.setdefault("FRESHMESH_GROUP_WINDOW_S", str(GROUP_WINDOW_S))
         if self.reservation_ttl_s:
             env["FRESHMESH_RESERVATION_TTL_S"] = str(self.reservation_ttl_s)
         self.cloud = spawn_quiet([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port),

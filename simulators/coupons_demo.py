@@ -25,15 +25,21 @@ CAMPAIGN_MEMBERS = 8
 TILL_SPEND_MIN_FEN = 5_000
 CANCEL_SHARE = 0.2
 PAUSE_S = 0.3
+TILL_EVERY = 3  # of the customers' rounds, one begins with a till purchase worth the trigger
+TILL_LANE = "coupons"
 PAID = ("paid", "picking", "ready", "out_for_delivery", "delivery_failed", "delivered", "picked_up", "completed")
 
 
 class CouponCustomers:
     def __init__(self, cloud_url: str, operator: dict, phones: SimulatedPhones, wallet_url: str, rng: random.Random,
-                 counts: Counter, stop: asyncio.Event, stores: list[str] | None = None, run_id: str | None = None) -> None:
+                 counts: Counter, stop: asyncio.Event, stores: list[str] | None = None, run_id: str | None = None,
+                 lanes: dict[str, str] | None = None, packed: list[dict] | None = None) -> None:
+        """`lanes` (store id -> its box's lane API) and `packed` (goods with a GTIN): where and what the customers buy
+        at the tills, spending enough for the till-spend trigger's online coupon (none: online only)."""
         self.cloud_url, self.operator, self.phones, self.wallet_url = cloud_url.rstrip("/"), operator, phones, wallet_url
         self.rng, self.counts, self.stop = rng, counts, stop
         self.stores = stores  # None: every store the cloud lists
+        self.lanes, self.packed = lanes or {}, [p for p in packed or () if p.get("gtin")]
         self.run_id = run_id or uuid.uuid4().hex[:8]
         self.people = reference_members(200, seed=rng.randrange(1 << 30))
         self.sessions: dict[str, SignedIn] = {}
@@ -42,7 +48,7 @@ class CouponCustomers:
 
     def _refused(self, what: str, r) -> None:
         self.counts[f"coupons_refused:{r.status_code}"] += 1
-        self.refusals.setdefault(f"{what}:{r.status_code}", r.text()[:300])
+        self.refusals.setdefault(f"{what}:{r.status_code}", r.text[:300])
 
     async def run(self, http: LeanClients) -> None:
         try:
@@ -52,8 +58,12 @@ class CouponCustomers:
         except (*CLIENT_ERRORS, SignInFailed) as exc:
             self.refusals.setdefault("setup", str(exc)[:300])
             return
+        rounds = 0
         while not self.stop.is_set():
+            rounds += 1
             try:
+                if self.lanes and self.packed and rounds % TILL_EVERY == 1:
+                    await self._till_spend(http)
                 await self._one_customer(http)
             except (*CLIENT_ERRORS, SignInFailed) as exc:
                 self.counts["coupons_errors"] += 1
@@ -103,6 +113,33 @@ class CouponCustomers:
         return session
 
     # ---- customers -------------------------------------------------------------------------------------------------
+    async def _till_spend(self, http: LeanClients) -> None:
+        """A member buys for at least TILL_SPEND_MIN_FEN at a till (identified by their member code): the cloud's
+        trigger puts an online coupon in their wallet when the sale arrives."""
+        me = await self._signed_in(http, self.rng.choice(self.people[:CAMPAIGN_MEMBERS * 2]))
+        view = await http.get(f"{self.cloud_url}/members/{me.member_id}", headers=me.headers)
+        if view.status_code != 200:
+            return self._refused("member", view)
+        store = self.rng.choice(sorted(self.lanes))
+        lane = f"{self.lanes[store]}/lanes/{TILL_LANE}"
+        await http.delete(f"{lane}/cart")
+        r = await http.post(f"{lane}/member", json={"member_code": view.json()["member_code"]})
+        if r.status_code != 200:  # the store's member cache has not heard of them yet
+            return self._refused("till member", r)
+        total = 0
+        for _ in range(30):  # scan until the basket is worth the trigger
+            r = await http.post(f"{lane}/scan", json={"code": self.rng.choice(self.packed)["gtin"]})
+            if r.status_code < 300:
+                total = r.json().get("total_fen", 0)
+            if total >= TILL_SPEND_MIN_FEN:
+                break
+        cart = await http.get(f"{lane}/cart")  # what the till asks for, with the day's promotions
+        total = cart.json().get("total_fen", total) if cart.status_code == 200 else total
+        r = await http.post(f"{lane}/pay", json={"method": "cash", "tendered_fen": total + 10_000})
+        if r.status_code != 201:
+            return self._refused("till pay", r)
+        self.counts["coupons_till_spends"] += 1
+
     async def _one_customer(self, http: LeanClients) -> None:
         person = self.rng.choice(self.people[:CAMPAIGN_MEMBERS * 2])
         me = await self._signed_in(http, person)

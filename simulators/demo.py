@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
-from simulators import ops_restock
+from simulators import ops_restock, programmes
 from simulators.aftercare import ReturningShoppers
 from simulators.chain import ADMIN_USERNAME, Chain, RiderPace
 from simulators.flash_fans import FlashFans
@@ -88,6 +88,12 @@ class Demo:
                 returning = ReturningShoppers(fleet, shelf.packed, RETURNING_SHOPPERS_PER_S, self.rng, self.counts,
                                               self.stop, lambda: list(online.sessions))
                 in_flight.append(asyncio.create_task(returning.run(http)))
+            if chain.wallet is not None:  # coupons, group buys, levels, points, segments (simulators/programmes.py)
+                setting = programmes.Setting(chain.cloud_url, self.operator, fleet.lanes, sms.phones, chain.wallet.url,
+                                             shelf.online, shelf.online[1]["sku"], self.duration)
+                for programme in await programmes.prepare(http, setting, self.rng, self.counts, self.stop):
+                    in_flight.append(asyncio.create_task(programme.run(http)))
+                    self.refusals.append(getattr(programme, "refusals", {}))
             self._where_to_look()
             started = time.monotonic()
             fans: FlashFans | None = None
@@ -165,6 +171,8 @@ class Demo:
             "store_operations": await store_operations(chain.stack.database_url if chain.stack else "",
                                                        self.started_at),
             "edge_stock_violations": {s: v for s, u in lanes.items() if (v := await self._stock_audit(http, u))},
+            # the promotion and member programmes, as the cloud recorded them (simulators/programmes.py)
+            "programmes": await programmes.summary(chain.stack.database_url, self._since_ms()) if chain.stack else {},
             "sales": sum(edge.values()),
             "cloud_sales": sum(stores[s]["till_sales"] for s in ids),
             "device_sales": c["device_sales"],
@@ -211,6 +219,9 @@ class Demo:
             "errors": {k: v for k, v in c.items() if ":" in k},
             "error_details": {k: v for found in self.refusals for k, v in found.items()},  # the first of each kind
         }
+
+    def _since_ms(self) -> int:
+        return int(datetime.fromisoformat(self.started_at).timestamp() * 1000)
 
     @staticmethod
     async def _stock_audit(http: LeanClients, url: str) -> list[str]:
@@ -259,6 +270,8 @@ def digest(summary: dict) -> str:
         f"{flash['expired']} expired, {flash['bought_again']} bought again, oversold {flash['oversold']}",
         *(f"{name}: " + ", ".join(f"{k} {v}" for k, v in figures.items() if not isinstance(v, dict | list))
           for name, figures in summary.get("store_operations", {}).items()),
+        *(f"{name}: " + ", ".join(f"{k} {v}" for k, v in figures.items() if not isinstance(v, list))
+          for name, figures in summary.get("programmes", {}).items()),
     ])
 
 

@@ -23,7 +23,6 @@ from simulators.customer_auth import SignedIn, SignInFailed, SimulatedPhones, si
 
 CN = timezone(timedelta(hours=8))
 DEMO_RULE_ID = "GB-DEMO"
-DEMO_WINDOW_MIN = 1  # the demo's groups form within a minute or are refunded
 TOP_UP_FEN = 20_000
 ROUND_EVERY_S = 1.5  # a new group is opened this often
 FAIL_EVERY = 3  # the 2nd, 5th, 8th ... group is one friend short: it is cancelled and refunded when its window closes
@@ -34,7 +33,7 @@ class GroupBuyers:
                  rng: random.Random, counts: Counter, stop: asyncio.Event, *, rule_id: str | None = None,
                  rule_book: dict | None = None, sku: str | None = None, people: int = 12) -> None:
         """`rule_id`: a group-buy rule in force online to use; without it, HQ publishes `rule_book` (the book it
-        holds) with `DEMO_RULE_ID` added for `sku` (size 3, all day, a one-minute window)."""
+        holds) with `DEMO_RULE_ID` added for `sku` (size 3, all day, the chain's window: FRESHMESH_GROUP_WINDOW_S)."""
         self.cloud_url, self.operator, self.stores, self.phones = cloud_url.rstrip("/"), operator, stores, phones
         self.wallet_url, self.rng, self.counts, self.stop = wallet_url.rstrip("/"), rng, counts, stop
         self.rule_id, self.rule_book, self.sku, self.people = rule_id, rule_book, sku, people
@@ -71,7 +70,7 @@ class GroupBuyers:
             self.counts["groups_refused:no_product"] += 1
             return None
         rule = {"type": "group_buy", "id": DEMO_RULE_ID, "name": "三人团 / 3-person group", "skus": [self.sku],
-                "group_price_fen": listed * 4 // 5, "group_size": 3, "window_min": DEMO_WINDOW_MIN}  # 20% off
+                "group_price_fen": listed * 4 // 5, "group_size": 3}  # 20% off; the chain's window
         book = {**self.rule_book, "version": int(self.rule_book.get("version", 1)) + 1,
                 "rules": [r for r in self.rule_book.get("rules", []) if r.get("id") != DEMO_RULE_ID] + [rule]}
         async with httpx.AsyncClient(timeout=30) as once:  # (the lean clients send no PUT)

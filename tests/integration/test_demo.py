@@ -75,6 +75,18 @@ def test_short_demo_summary_holds(tmp_path):
     assert ops["labels"]["lot_sales"] > 0, ops["labels"]
     # each store's label scale was loaded by its box and printed labels the till sold (one sale per label)
     assert ops["labels"]["scale_labels_sold"] > 0 and ops["labels"]["scale_labels_fen"] > 0, ops["labels"]
+    # the promotion and member programmes (issue 17), as the cloud recorded them
+    prog = summary["programmes"]
+    coupons = prog["coupons"]
+    assert coupons["coupons_issued"].get("campaign", 0) > 0 and coupons["coupons_issued"].get("till_spend", 0) > 0, coupons
+    assert coupons["coupons_redeemed_total"] > 0 and coupons["coupon_conflicts"] == 0, coupons
+    groups = prog["group_buys"]
+    assert groups["groups_formed"] > 0 and groups["groups_refunded"] > 0, groups  # the chain's window: 15 s
+    assert prog["points"]["points_redeemed_online"] > 0 and prog["points"]["surveys_answered"] > 0, prog["points"]
+    assert prog["levels"]["gifts_by_channel"]["online"] > 0 and prog["levels"]["gifts_by_channel"]["till"] > 0
+    budget = next(b for b in prog["levels"]["budgets"] if b["rule_id"] == "DEMO-LV-BUDGET")
+    assert 0 < budget["used_fen"] + budget["till_used_fen"] and budget["used_fen"] <= budget["cap_fen"], budget
+    assert prog["segments"]["campaigns_launched"] == 1 and prog["segments"]["members_per_segment"], prog["segments"]
 
 
 def test_consistency_load_reports_every_probe_sale_visible(tmp_path):

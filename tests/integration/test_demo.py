@@ -85,7 +85,7 @@ def test_short_demo_summary_holds(tmp_path):
     assert prog["points"]["points_redeemed_online"] > 0 and prog["points"]["surveys_answered"] > 0, prog["points"]
     assert prog["levels"]["gifts_by_channel"]["online"] > 0 and prog["levels"]["gifts_by_channel"]["till"] > 0
     budget = next(b for b in prog["levels"]["budgets"] if b["rule_id"] == "DEMO-LV-BUDGET")
-    assert 0 < budget["used_fen"] + budget["till_used_fen"] and budget["used_fen"] <= budget["cap_fen"], budget
+    assert budget["used_fen"] + budget["till_used_fen"] > 0 and budget["used_fen"] <= budget["cap_fen"], budget
     assert prog["segments"]["campaigns_launched"] == 1 and prog["segments"]["members_per_segment"], prog["segments"]
 
 

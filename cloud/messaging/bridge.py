@@ -39,6 +39,7 @@ from cloud.messaging.throttle import Throttle
 from cloud.messaging.transfers import BridgeTransfers
 from cloud.runtime.calls import ActorsUnavailable
 from protocol import codec, subjects
+from protocol.budget_messages import BudgetUsed
 from protocol.delivery_messages import StaffDelivery
 from protocol.errors import ProtocolError
 from protocol.ids import derived_id
@@ -305,7 +306,7 @@ class Bridge:
         except Exception as exc:  # noqa: BLE001 - the events are applied; the store re-sends and is acked then
             log.warning("business acks not sent (%s); the store will re-send and get them", exc)
         await self.restock.after(new)  # pre-sale orders reserved for where stock arrived (never raises)
-        await self.budgets.after(new)  # tills' shares of capped promotion budgets: debited, topped up (never raises)
+        await self.budgets.after(new)  # tills' shares of capped promotion budgets topped up (never raises)
 
     async def _believed(self, events: list, msg_of: dict, dead: list, dead_msgs: list, now_ms: int) -> list:
         """The events the cloud believes (`protocol.store_facts`); each refused one joins the batch's dead letters
@@ -367,6 +368,7 @@ class Bridge:
         await self.transfers.record(conn, events)
         await self.restock.record(conn, events)
         await coupons.record(conn, events)  # coupons the till sales triggered (cloud/messaging/coupons.py)
+        await self.budgets.record(conn, events)  # the tills' uses of capped promotion budgets
 
     async def _actor_effects(self, event) -> None:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""
@@ -391,6 +393,8 @@ class Bridge:
             await self.staff_deliveries(event)
         elif isinstance(event, (PickingStarted, OrderPicked)):  # believed by `_believed` (its store, its lines)
             await self.picking.apply(event)
+        elif isinstance(event, BudgetUsed):  # debited from its store's share before the ack (cloud/messaging/budgets.py)
+            await self.budgets.apply(event)
         elif isinstance(event, CashToppedUp):
             await apply_cash_top_up(self.cloud, event)  # believed by `_believed` (member, daily cap)
             self.new_balances.add(event.member_id, event.store_id)

@@ -8,6 +8,8 @@ that store's share (`StoreUsed`); a store is believed only about itself (the eve
 its share is counted against the store, never against the chain's remaining budget.
 
 Guarantees:
+- A till's uses (`BudgetUsed`) are debited in the bridge's actor-effects step and recorded in its transaction, before
+  the batch is acked: an actor not answering holds the batch (retried, not acked); a re-send is applied once.
 - Shares are granted in steps of `SHARE_BP` of the cap, at most what is left; a step's command id derives from the
   store, the rule and the share the store holds before it, so two bridge processes granting at once grant once.
 - A store that used more than half of its current step gets the next one (if the budget has any left) with the
@@ -38,34 +40,44 @@ class StoreBudgets:
         self.checked: dict[str, int] = {}  # store -> when its shares were last checked (this process)
         self._task: asyncio.Task | None = None  # the heartbeats' background check
 
-    async def after(self, new: list) -> None:
-        """The batch's budget uses debited from their stores' shares; stores topped up. Never raises (a failure
-        is retried with the store's next batch: every step is idempotent)."""
-        try:
-            await self._after(new)
-        except Exception:  # noqa: BLE001 - the events are applied and acked; shares catch up with the next batch
-            log.exception("promotion budgets: shares not updated for this batch")
-
-    async def _after(self, new: list) -> None:
+    async def apply(self, event: BudgetUsed) -> None:
+        """One till sale's uses debited from its store's share: the bridge's actor-effects step, before the batch's
+        commit and ack. Raises when the actor does not answer (the batch is retried, not acked); a re-sent use
+        answers `exists` (its id derives from the event id)."""
         budgets = self.cloud.actors.budgets
-        touched: set[tuple[str, str]] = set()
-        for e in new:
-            if isinstance(e, BudgetUsed):
-                for u in e.uses:
-                    r = await budgets.send(StoreUsed(id=derived_id(e.event_id, f"used:{u.rule_id}"), store=e.store_id,
-                                                     rule_id=u.rule_id, fen=u.fen))
-                    if r.settled.get("over_fen"):
-                        log.warning("store %s gave %s fen of rule %s past its share (sale %s)", e.store_id,
-                                    r.settled["over_fen"], u.rule_id, e.sale_id)
-                    touched.add((e.store_id, u.rule_id))
-                await self.cloud.db.executemany(  # the record for SQL readers (reports, the demo's summary)
-                    "insert into budget_uses (order_id, rule_id, fen, member_id, store_id, used_ms, channel) "
-                    "values ($1, $2, $3, '-', $4, $5, 'offline') on conflict do nothing",
-                    [(e.sale_id, u.rule_id, u.fen, e.store_id, e.wall_ms) for u in e.uses])
-        for store in {e.store_id for e in new}:
-            touched.update(self._due(store))
-        for store, rule_id in sorted(touched):
-            await self.top_up(store, rule_id)
+        for u in event.uses:
+            r = await budgets.send(StoreUsed(id=derived_id(event.event_id, f"used:{u.rule_id}"), store=event.store_id,
+                                             rule_id=u.rule_id, fen=u.fen))
+            if r.settled.get("over_fen"):
+                log.warning("store %s gave %s fen of rule %s past its share (sale %s)", event.store_id,
+                            r.settled["over_fen"], u.rule_id, event.sale_id)
+
+    @staticmethod
+    def rows(events: list) -> list[tuple]:
+        """budget_uses rows of the till sales' uses; a till sale's key is "store:<store>:<sale>" (an online order's
+        is its order id: the two never collide)."""
+        return [(f"store:{e.store_id}:{e.sale_id}", u.rule_id, u.fen, e.store_id, e.wall_ms)
+                for e in events if isinstance(e, BudgetUsed) for u in e.uses]
+
+    async def record(self, conn, events: list) -> None:
+        """The record for SQL readers (reports, the demo's summary), in the bridge's transaction."""
+        rows = self.rows(events)
+        if rows:
+            await conn.executemany(
+                "insert into budget_uses (order_id, rule_id, fen, member_id, store_id, used_ms, channel) "
+                "values ($1, $2, $3, '-', $4, $5, 'offline') on conflict do nothing", rows)
+
+    async def after(self, new: list) -> None:
+        """After the batch is applied (its uses debited by `apply`) and acked: the stores topped up. Never raises
+        (a top-up is checked again at the store's next batch or heartbeat; every step is idempotent)."""
+        try:
+            touched = {(e.store_id, u.rule_id) for e in new if isinstance(e, BudgetUsed) for u in e.uses}
+            for store in {e.store_id for e in new}:
+                touched.update(self._due(store))
+            for store, rule_id in sorted(touched):
+                await self.top_up(store, rule_id)
+        except Exception:  # noqa: BLE001 - the uses are applied; a top-up is retried with the next batch or heartbeat
+            log.exception("promotion budgets: shares not topped up for this batch")
 
     def _due(self, store: str) -> set[tuple[str, str]]:
         """(store, capped rule) pairs to check, when the store was last checked `CHECK_EVERY_MS` ago or more."""
@@ -113,3 +125,4 @@ class StoreBudgets:
             await to_stores.send(self.cloud, store, functools.partial(BudgetAllowanceGranted, rule_id=rule_id,
                                                                     granted_fen=total))
         return total
+

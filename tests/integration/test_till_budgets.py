@@ -1,7 +1,8 @@
 """A budget-capped rule at a till (issue 17, item 4), on the real stack: the till applies it only within the share of
 the budget the cloud granted its store; offline it stops when the share is used up (the last sale gets only what
 is left); back online its uses are debited from the store's share in the cloud's PromotionBudgets actor and the
-cloud grants the next share, so the rule applies again.
+cloud grants the next share, so the rule applies again. The actor failing once when the uses arrive holds the
+batch (not acked) until they are applied, once.
 
 Isolation: the cloud's world adds store S029 (provisioned by the test stack, sold from by no other module) and a
 rule id no other module uses; only S029's box runs, so the cloud grants shares to S029 only.
@@ -15,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from actors.promotion_budgets import StoreUsed
+from cloud.runtime.calls import ActorsUnavailable
 from cloud.world import World
 from edge import budget_db
 from edge.box import EdgeBox
@@ -93,6 +96,17 @@ async def test_a_till_stops_applying_a_capped_rule_when_its_share_is_used_up(sta
                 carts = [await sell_one(lane, p["gtin"]) for _ in range(4)]
                 assert [given(c) for c in carts] == [saving, saving, step - 2 * saving, 0]  # the share, no more
                 assert carts[3]["total_fen"] == p["price_fen"]
+                # the PromotionBudgets actor briefly unavailable when the store's uses arrive: the batch is not
+                # acked without them, it is retried, and each use is applied once
+                client, failed = services.cloud.actors.budgets, []
+                real_send = client.send
+
+                async def send_failing_once(command):
+                    if isinstance(command, StoreUsed) and not failed:
+                        failed.append(command)
+                        raise ActorsUnavailable("promotion_budgets: down for the test")
+                    return await real_send(command)
+                monkeypatch.setattr(client, "send", send_failing_once)
                 proxy.heal()
 
                 async def debited():
@@ -101,10 +115,14 @@ async def test_a_till_stops_applying_a_capped_rule_when_its_share_is_used_up(sta
                 view = await eventually(debited, timeout_s=20)
                 assert view, "the store's uses did not reach the cloud"
                 assert view["over"].get(STORE, 0) == 0 and view["used"] <= step * 10
-                recorded = await services.cloud.db.fetchval(
-                    "select sum(fen) from budget_uses where rule_id = $1 and store_id = $2 and channel = 'offline'",
-                    RULE, STORE)
-                assert recorded == step  # the sales' uses, once each, in the record reports read
+                async def recorded():  # committed just after the actor's debit (same batch)
+                    return await services.cloud.db.fetchval(
+                        "select sum(fen) from budget_uses where rule_id = $1 and store_id = $2 "
+                        "and channel = 'offline'", RULE, STORE) == step
+                assert await eventually(recorded, timeout_s=10)  # the sales' uses, once each, in the record
+                assert failed, "the fault was never met"
+                ids = await services.cloud.db.fetch("select order_id from budget_uses where rule_id = $1", RULE)
+                assert all(r["order_id"].startswith(f"store:{STORE}:") for r in ids)  # never an online order's id
                 assert await granted(2 * step), "the cloud did not grant the next share"
                 again = await sell_one(lane, p["gtin"])
                 assert given(again) == saving

@@ -101,3 +101,51 @@ def test_evaluator_gives_a_capped_rule_only_what_is_left():
                           PricingContext(channel="online", store_id="S001", now_ms=NOW,
                                          budgets_left=(BudgetLeft(rule_id="B1", fen=300),)))
     assert capped.discount_fen == 300
+
+
+class _InProcessBudgets:
+    """The cloud's PromotionBudgets client over an in-process actor; `fail` makes the next sends raise."""
+
+    def __init__(self) -> None:
+        self.actor, self.fail, self.sent = PromotionBudgets(), 0, []
+
+    async def send(self, command):
+        if self.fail:
+            self.fail -= 1
+            from cloud.runtime.calls import ActorsUnavailable
+            raise ActorsUnavailable("promotion_budgets: down for the test")
+        self.sent.append(command)
+        return self.actor.apply(command, NOW)
+
+    async def budgets(self, rule_ids, member=""):
+        return BudgetsQuery(rule_ids=tuple(rule_ids), member=member).answer(self.actor)
+
+
+def _cloud(budget_fen: int = 1000):
+    from types import SimpleNamespace
+    book = RuleBook(1, (ItemDiscount(id="B1", name="b", percent_off_bp=5000, budget_fen=budget_fen),))
+    return SimpleNamespace(actors=SimpleNamespace(budgets=_InProcessBudgets()), now_ms=lambda: NOW,
+                           world=SimpleNamespace(rule_book=book, stores={"S001": object()}))
+
+
+async def test_a_till_use_is_applied_before_the_ack_and_raises_when_the_actor_is_down():
+    """The store's uses are debited in the bridge's actor-effects step (before its commit and ack): a failure
+    raises, so the batch is retried, never acked without them; a re-send is applied once (derived id)."""
+    from cloud.messaging.budgets import StoreBudgets
+    from protocol.budget_messages import BudgetUse, BudgetUsed
+    cloud = _cloud()
+    client = cloud.actors.budgets
+    client.actor.apply(GrantShare(id="s1", store="S001", rule_id="B1", fen=100, cap_fen=1000), NOW)
+    event = BudgetUsed(event_id="01J00000000000000000000001", store_id="S001", seq=7, wall_ms=NOW, mono_ms=1,
+                       sale_id="sale-1", uses=(BudgetUse(rule_id="B1", fen=40),))
+    sb = StoreBudgets(cloud)
+    client.fail = 1
+    try:
+        await sb.apply(event)
+        raise AssertionError("a failed debit must raise (the batch is not acked)")
+    except Exception as exc:  # noqa: BLE001
+        assert "down for the test" in str(exc)
+    await sb.apply(event)
+    await sb.apply(event)  # the batch applied again after a crash before its commit
+    assert client.actor.view("B1")["store_used"] == {"S001": 40}
+    assert StoreBudgets.rows([event]) == [("store:S001:sale-1", "B1", 40, "S001", NOW)]

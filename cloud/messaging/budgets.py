@@ -11,7 +11,8 @@ Guarantees:
 - A till's uses (`BudgetUsed`) are debited in the bridge's actor-effects step and recorded in its transaction, before
   the batch is acked: an actor not answering holds the batch (retried, not acked); a re-send is applied once.
 - Shares are granted in steps of `SHARE_BP` of the cap, at most what is left; a step's command id derives from the
-  store, the rule and the share the store holds before it, so two bridge processes granting at once grant once.
+  store, the rule, the share the store holds before it and the budget's used fen and cap as the actor said, so two
+  bridge processes granting at once grant once, and a refusal is asked again once budget comes back.
 - A store that used more than half of its current step gets the next one (if the budget has any left) with the
   batch that reported it; any store the bridge hears from is checked at most every `CHECK_EVERY_MS` for a capped
   rule it holds no share of (a new book, a new store).
@@ -117,12 +118,19 @@ class StoreBudgets:
         step = max(rule.budget_fen * SHARE_BP // 10_000, 1)
         if share and share - used > step // 2:
             return int(share)
-        key = hashlib.blake2b(f"{store}/{rule_id}/{share}".encode(), digest_size=12).hexdigest()
-        r = await budgets.send(GrantShare(id=f"share:{key}", store=store, rule_id=rule_id, fen=step,
-                                          cap_fen=rule.budget_fen))
+        r = await budgets.send(GrantShare(id=self._grant_id(store, rule_id, view, rule.budget_fen), store=store,
+                                          rule_id=rule_id, fen=step, cap_fen=rule.budget_fen))
         total = int(r.settled.get("share_fen", share))
         if total > 0:  # the store keeps the highest total it hears: telling it again is harmless
             await to_stores.send(self.cloud, store, functools.partial(BudgetAllowanceGranted, rule_id=rule_id,
                                                                     granted_fen=total))
         return total
 
+    @staticmethod
+    def _grant_id(store: str, rule_id: str, view: dict, cap_fen: int) -> str:
+        """A step's command id: the store, the rule, the share it holds and the budget as the actor last said (used,
+        cap). Two processes seeing the same budget grant once; a refusal (nothing left) is not the answer once
+        budget comes back (an order given back, a raised cap): that is a new id."""
+        share = view["shares"].get(store, 0)
+        key = f"{store}/{rule_id}/{share}/{view.get('used', 0)}/{cap_fen}"
+        return "share:" + hashlib.blake2b(key.encode(), digest_size=12).hexdigest()

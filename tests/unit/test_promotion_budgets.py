@@ -128,6 +128,36 @@ def _cloud(budget_fen: int = 1000):
                            world=SimpleNamespace(rule_book=book, stores={"S001": object()}))
 
 
+async def test_a_refused_share_is_granted_once_budget_comes_back(monkeypatch):
+    """Online orders used the budget up; the store was refused its share; the orders were cancelled: the next
+    top-up grants the share (a refusal is not remembered under the same command id for a day)."""
+    from cloud.messaging import budgets as store_budgets
+    told = []
+
+    async def tell(cloud, store, make, event_id=None):
+        told.append((store, make.keywords["granted_fen"]))
+    monkeypatch.setattr(store_budgets.to_stores, "send", tell)
+    cloud = _cloud()
+    actor = cloud.actors.budgets.actor
+    assert actor.apply(Consume(id="c1", order_id="o1", member="m1", uses=(use(1000),)), NOW).status == "ok"
+    sb = store_budgets.StoreBudgets(cloud)
+    assert await sb.top_up("S001", "B1") == 0 and told == []  # nothing left: refused
+    assert actor.apply(GiveBack(id="g1", order_id="o1"), NOW)["given_back"] == {"B1": 1000}
+    assert await sb.top_up("S001", "B1") == 100  # a step: a tenth of the budget
+    assert told == [("S001", 100)] and actor.view("B1")["shares"] == {"S001": 100}
+    assert await sb.top_up("S001", "B1") == 100  # holds more than half its step: nothing more
+    assert actor.audit() == []
+
+
+async def test_two_processes_topping_up_at_once_grant_one_step():
+    from cloud.messaging.budgets import StoreBudgets
+    cloud = _cloud()
+    a, b = StoreBudgets(cloud), StoreBudgets(cloud)
+    view = await cloud.actors.budgets.budgets(["B1"])
+    ids = [a._grant_id("S001", "B1", view["B1"], 1000), b._grant_id("S001", "B1", view["B1"], 1000)]
+    assert ids[0] == ids[1]  # the same view gives the same command id: the actor grants once
+
+
 async def test_a_till_use_is_applied_before_the_ack_and_raises_when_the_actor_is_down():
     """The store's uses are debited in the bridge's actor-effects step (before its commit and ack): a failure
     raises, so the batch is retried, never acked without them; a re-send is applied once (derived id)."""

@@ -13,6 +13,7 @@ Guarantees:
 - The period is the chain's days `from`..`to` (inclusive, the chain's time zone); `store` and `channel` narrow it.
 - Coupons are read from the coupons part's `coupons` table (code, definition_id, member_id, status, channel,
   store_id, issued_ms) when it exists at query time; a coupon counts as redeemed when its status is 'redeemed'.
+  The coupons part names a till redemption's channel 'offline': the report's `till` reads those (COUPON_CHANNEL).
   Without the table the report says so (`coupons.available` false, with a note) rather than showing zeros.
 - A store manager sees only their own store (the HTTP layer scopes the query to it).
 """
@@ -30,6 +31,8 @@ from protocol.policy import CHAIN_UTC_OFFSET_MIN
 DAY_MS = 86_400_000
 CHANNELS = ("till", "online")
 REDEEMED = "redeemed"
+# the report's channel -> the coupons part's `coupons.channel` (cloud/messaging/coupons.py, coupon_desk.py)
+COUPON_CHANNEL = {"till": "offline", "online": "online"}
 
 BASKETS_CTE = """with b as (
     select pb.basket_id, pb.channel, pb.store_id, pb.member_id, pb.goods_fen, pb.at_ms
@@ -179,8 +182,10 @@ class PromotionReport:
         if not await db.fetchval("select to_regclass('coupons') is not null"):
             return {"available": False, "note": "no coupons table in this database (the coupons part, migration 26, "
                                                  "is not applied): coupons issued and redeemed are not reported"}
+        a, b, store_id, channel = args
+        coupon_channel = COUPON_CHANNEL.get(channel, channel) if channel else None
         by_definition = [{"definition_id": r["definition_id"], "issued": r["issued"], "redeemed": r["redeemed"]}
-                         for r in await db.fetch(COUPONS_SQL, *args, REDEEMED)]
+                         for r in await db.fetch(COUPONS_SQL, a, b, store_id, coupon_channel, REDEEMED)]
         per_campaign = {r["campaign_id"]: r for r in await db.fetch(CAMPAIGN_COUPONS_SQL, REDEEMED)}
         for c in campaigns:
             got = per_campaign.get(c["campaign_id"])

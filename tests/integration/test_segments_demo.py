@@ -149,7 +149,9 @@ async def test_the_report_counts_coupons_issued_and_redeemed_online_and_at_the_t
         assert answer["coupons"]["available"]
         (mine,) = [d for d in answer["coupons"]["by_definition"] if d["definition_id"] == definition]
         return mine
-    assert await figures(None, None) == {"definition_id": definition, "issued": 2, "redeemed": 2}
+    assert await figures(None, None) == {"definition_id": definition, "issued": 2, "redeemed": 2,
+                                         "redeemed_by_channel": {"till": 1, "online": 1}}
+    assert (await figures(None, "till"))["redeemed_by_channel"] == {"till": 1, "online": 0}
     assert (await figures(None, "till"))["redeemed"] == 1
     assert (await figures(STORE, "till"))["redeemed"] == 1
     assert (await figures(None, "online"))["redeemed"] == 1
@@ -172,3 +174,4 @@ async def test_the_report_counts_coupons_issued_and_redeemed_online_and_at_the_t
     answer = await report.report(today, today, None, None)
     (mine,) = [c for c in answer["campaigns"] if c["campaign_id"] == campaign_id]
     assert (mine["coupons_issued"], mine["coupons_redeemed"]) == (issued, 0)
+    assert mine["coupons_redeemed_by_channel"] == {"till": 0, "online": 0}

@@ -24,7 +24,7 @@ from simulators import coupons_demo, groups_demo, levels_demo, points_demo, segm
 
 SUMMARIES = {"coupons": coupons_demo.summary, "group_buys": groups_demo.summary, "levels": levels_demo.summary,
              "points": points_demo.summary, "segments": segments_demo.summary}
-POINTS_OFFER_RULE = "R0025"  # the book's "10 off from 50" coupon: what the points shop sells
+POINTS_OFFER_RULE = "R0025"  # the book's "5% off from 50" coupon: what the points shop sells
 WINBACK_RULE = "R0022"  # the book's coupon without a minimum spend: what the win-back campaign gives
 SEGMENTS_AFTER_SHARE = 0.6  # of the run: HQ recomputes the segments and launches its campaign then
 SEGMENTS_AFTER_S = 60.0  # when the run has no end

@@ -10,7 +10,11 @@ Guarantees:
   decided at report time by the order's status (only paid orders were sales): an order that expires or is
   cancelled unpaid never counts, with no hook in expiry or cancel.
 - Every basket is recorded, with or without promotions: "sales without the rule" come from the same rows.
-- `goods_fen` is what the goods sold for (after discounts, before any delivery fee); `list_fen` at list prices.
+- `goods_fen` is what the goods sold for (after discounts, before any delivery fee); `list_fen` is the same in both
+  channels: `goods_fen` plus every recorded use's saving, i.e. the goods at list prices with a reached gift at its
+  value (a gift rule's saving is the gift's value), so list_fen - goods_fen is what the basket's rules gave away, as
+  the report's discount_fen sums it. (The online pricing's subtotal leaves the gift out; the till's total plus its
+  savings has it: both are now goods + savings.)
 """
 from __future__ import annotations
 
@@ -59,11 +63,12 @@ async def record_online(db, order_id: str, store_id: str, member_id: str | None,
     """An online order's basket as it was priced (`explain`: the pricing's `subtotal_fen`, `discount_fen` and
     `applied` [{rule_id, name, saving_fen}]), once per order."""
     async with db.acquire() as conn, conn.transaction():
+        goods = explain["subtotal_fen"] - explain["discount_fen"]
         made = await conn.fetchval(
             """insert into promotion_baskets (basket_id, channel, store_id, ref, member_id, list_fen, goods_fen, at_ms)
                values ($1, 'online', $2, $3, $4, $5, $6, $7) on conflict do nothing returning basket_id""",
-            f"online:{order_id}", store_id, order_id, member_id, explain["subtotal_fen"],
-            explain["subtotal_fen"] - explain["discount_fen"], at_ms)
+            f"online:{order_id}", store_id, order_id, member_id,
+            goods + sum(max(0, a["saving_fen"]) for a in explain["applied"]), goods, at_ms)
         if made and explain["applied"]:
             await conn.executemany(
                 "insert into promotion_uses (basket_id, rule_id, name, saving_fen) values ($1, $2, $3, $4) "

@@ -13,6 +13,8 @@ Guarantees:
 - The period is the chain's days `from`..`to` (inclusive, the chain's time zone); `store` and `channel` narrow it.
 - Coupons are read from the coupons part's `coupons` table (code, definition_id, member_id, status, channel,
   store_id, issued_ms) when it exists at query time; a coupon counts as redeemed when its status is 'redeemed'.
+  The coupons part names a till redemption's channel 'offline': the report's `till` reads those (COUPON_CHANNEL);
+  each definition and campaign also gives its redemptions by channel (`redeemed_by_channel` {till, online}).
   Without the table the report says so (`coupons.available` false, with a note) rather than showing zeros.
 - A store manager sees only their own store (the HTTP layer scopes the query to it).
 """
@@ -30,6 +32,8 @@ from protocol.policy import CHAIN_UTC_OFFSET_MIN
 DAY_MS = 86_400_000
 CHANNELS = ("till", "online")
 REDEEMED = "redeemed"
+# the report's channel -> the coupons part's `coupons.channel` (cloud/messaging/coupons.py, coupon_desk.py)
+COUPON_CHANNEL = {"till": "offline", "online": "online"}
 
 BASKETS_CTE = """with b as (
     select pb.basket_id, pb.channel, pb.store_id, pb.member_id, pb.goods_fen, pb.at_ms
@@ -56,10 +60,18 @@ CAMPAIGNS_SQL = "select * from campaigns where created_ms < $1 order by created_
 COUPONS_SQL = """select definition_id, count(*) filter (where issued_ms >= $1 and issued_ms < $2) as issued,
                         count(*) filter (where status = $5 and ($3::text is null or store_id = $3)
                                          and ($4::text is null or channel = $4)
-                                         and issued_ms < $2) as redeemed
+                                         and issued_ms < $2) as redeemed,
+                        count(*) filter (where status = $5 and ($3::text is null or store_id = $3)
+                                         and channel = 'offline' and ($4::text is null or channel = $4)
+                                         and issued_ms < $2) as redeemed_till,
+                        count(*) filter (where status = $5 and ($3::text is null or store_id = $3)
+                                         and channel = 'online' and ($4::text is null or channel = $4)
+                                         and issued_ms < $2) as redeemed_online
                  from coupons group by definition_id"""
 CAMPAIGN_COUPONS_SQL = """select c.campaign_id, count(k.code) as issued,
-                                 count(k.code) filter (where k.status = $1) as redeemed
+                                 count(k.code) filter (where k.status = $1) as redeemed,
+                                 count(k.code) filter (where k.status = $1 and k.channel = 'offline') as redeemed_till,
+                                 count(k.code) filter (where k.status = $1 and k.channel = 'online') as redeemed_online
                           from campaigns c join campaign_members cm using (campaign_id)
                                join coupons k on k.definition_id = c.definition_id and k.member_id = cm.member_id
                                              and k.issued_ms >= c.created_ms
@@ -179,10 +191,15 @@ class PromotionReport:
         if not await db.fetchval("select to_regclass('coupons') is not null"):
             return {"available": False, "note": "no coupons table in this database (the coupons part, migration 26, "
                                                  "is not applied): coupons issued and redeemed are not reported"}
-        by_definition = [{"definition_id": r["definition_id"], "issued": r["issued"], "redeemed": r["redeemed"]}
-                         for r in await db.fetch(COUPONS_SQL, *args, REDEEMED)]
+        a, b, store_id, channel = args
+        coupon_channel = COUPON_CHANNEL.get(channel, channel) if channel else None
+        by_definition = [{"definition_id": r["definition_id"], "issued": r["issued"], "redeemed": r["redeemed"],
+                          "redeemed_by_channel": {"till": r["redeemed_till"], "online": r["redeemed_online"]}}
+                         for r in await db.fetch(COUPONS_SQL, a, b, store_id, coupon_channel, REDEEMED)]
         per_campaign = {r["campaign_id"]: r for r in await db.fetch(CAMPAIGN_COUPONS_SQL, REDEEMED)}
         for c in campaigns:
             got = per_campaign.get(c["campaign_id"])
             c["coupons_issued"], c["coupons_redeemed"] = (got["issued"], got["redeemed"]) if got else (0, 0)
+            c["coupons_redeemed_by_channel"] = {"till": got["redeemed_till"] if got else 0,
+                                                "online": got["redeemed_online"] if got else 0}
         return {"available": True, "by_definition": sorted(by_definition, key=lambda d: d["definition_id"])}

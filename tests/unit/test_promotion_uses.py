@@ -6,15 +6,16 @@ from datetime import date
 
 import pytest
 
+from cloud.messaging.promotion_uses import record_online, record_till
 from cloud.services.promotion_report import as_csv, as_html, by_rule, effect_rows, period_ms
 from edge.core import selling
 from edge.core.cart import Books
 from protocol.errors import ProtocolError
 from protocol.ids import make_id
-from protocol.messages import SaleCommitted
+from protocol.messages import Payment, Quantity, SaleCommitted, SaleLine
 from protocol.pricing import load_rule_book
 from protocol.promotion_uses import RuleUse, check_promotions
-from tests.unit.test_edge_core import CATALOGUE, NOW, cart_of, events, stamp, till
+from tests.unit.test_edge_core import CATALOGUE, NOW, cart_of, envelope, events, stamp, till
 
 
 def test_a_till_sale_carries_the_rules_its_basket_used():
@@ -72,3 +73,51 @@ def test_the_page_shows_the_rows_escaped_and_says_when_coupons_are_not_known():
                     "campaigns": [], "coupons": {"available": False, "note": "no coupons table"}})
     assert "&lt;b&gt;Deal&lt;/b&gt;" in page and "<b>Deal" not in page
     assert "<td>R1</td>" in page and "no coupons table" in page and "促销效果" in page
+
+
+class _Recorder:
+    """Stands for the database (and its connection) the recorders write to: keeps what each insert was given."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+
+    def acquire(self):
+        return self
+
+    def transaction(self):
+        return self
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        return None
+
+    async def fetchval(self, sql: str, *args):
+        self.rows.append(args)
+        return args[0]
+
+    async def executemany(self, sql: str, rows) -> None:
+        if "promotion_baskets" in sql:
+            self.rows += list(rows)
+
+
+async def test_a_gift_counts_in_list_fen_alike_in_both_channels():
+    """The same basket sold at a till and ordered online: 60.00 at list prices, 5.00 off, and a gift worth 8.00.
+    Both channels' `list_fen` are the goods at list prices with the gift at its value (list - goods = what the
+    rules gave away, as the report's discount_fen sums it): 68.00 in both, 55.00 sold."""
+    uses = (RuleUse(rule_id="R1", saving_fen=500), RuleUse(rule_id="G1", saving_fen=800))
+    lines = (SaleLine(sku="MILK", quantity=Quantity.pieces(1), amount_fen=5_500),
+             SaleLine(sku="GIFT", quantity=Quantity.pieces(1), amount_fen=0))
+    sale = SaleCommitted(**envelope(1), sale_id="s1", lane="1", lines=lines, total_fen=5_500,
+                         payments=(Payment(method="cash", amount_fen=5_500, reference=""),), member_id=None,
+                         offline=False, promotions=uses)
+    till_db, online_db = _Recorder(), _Recorder()
+    await record_till(till_db, [sale])
+    explain = {"subtotal_fen": 6_000, "discount_fen": 500,  # the evaluator's: the gift is no discount of the goods
+               "applied": [{"rule_id": "R1", "name": "Deal", "saving_fen": 500},
+                           {"rule_id": "G1", "name": "Gift", "saving_fen": 800}]}
+    await record_online(online_db, "o1", "S1", None, explain, NOW.wall_ms)
+    (till_row,), (online_row,) = till_db.rows, online_db.rows[:1]
+    assert (till_row[4], till_row[5]) == (6_800, 5_500)  # list_fen, goods_fen
+    assert (online_row[4], online_row[5]) == (6_800, 5_500)

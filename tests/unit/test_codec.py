@@ -83,6 +83,8 @@ def messages(draw, cls):
         body["total_fen"] = sum(p["amount_fen"] for p in body["payments"])
         body["markdowns"] = draw(st.sampled_from([(), ({"rule_id": "MD-1", "line": 0, "sku": body["lines"][0]["sku"],
                                                         "saving_fen": 150, "lot": "L1"},)]))
+        body["promotions"] = tuple({"rule_id": f"R{n}", "saving_fen": draw(st.integers(0, 10**6))}
+                                   for n in range(draw(st.integers(0, 3))))  # each rule once
     if cls is StockMoved:  # its lots add up to its delta, in lots of their own names
         body["lots"] = draw(st.sampled_from([(), ({"lot": "", "delta": body["delta"], "use_by": ""},),
                                              ({"lot": "L-1", "delta": body["delta"], "use_by": "2026-12-01"},)]))
@@ -117,6 +119,9 @@ def messages(draw, cls):
         if cls.KIND == "coupon.redeemed":
             body |= {"hold_id": "" if body["offline"] else "1:hold", "sale_id": draw(ids),
                      "saving_fen": draw(st.integers(0, 10**6))}
+    if cls.KIND == "budget.used":  # each capped rule once, each use worth something
+        body["uses"] = tuple({"rule_id": f"R{n}", "fen": draw(st.integers(1, 10**6))}
+                             for n in range(draw(st.integers(1, 3))))
     try:
         return codec.decode(msgpack.packb({**body, "kind": cls.KIND, "schema_version": cls.SCHEMA_VERSION}))
     except ProtocolError:

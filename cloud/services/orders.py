@@ -91,6 +91,7 @@ class Orders:
         self.flash = FlashStores(cloud)  # flash orders of stores: assigned, and their units given back
         self.member_pricing = MemberPricing(cloud)  # the member's level and the chain's promotion budgets
         self.gifts = OrderGifts(cloud)  # gift rules reached: reserved lines at 0 fen
+        self._holding: set[str] = set()  # orders being placed that already hold (or may hold) stock or slots
         self.presales: Any = None  # cloud/services/presale.py (set by the services): out of stock but due
         self.groups: Any = None  # cloud/services/group_buys.py (set by the services): orders held until a group forms
         self.as_json = order_json
@@ -127,8 +128,11 @@ class Orders:
             await self.coupons.settle(order_id)  # a code it held goes back to the wallet
             raise refusal from None
         except Exception:  # not a refusal: a backend failed half-way (`_place` gave back the stock and slots)
-            await self._fail(order_id)
-            raise
+            if order_id in self._holding:  # it held something: ended, as a retry of its key cannot redo the holds
+                await self._fail(order_id)
+            raise  # before anything was held: left pending, a retry of the key takes it over (`_claim`)
+        finally:
+            self._holding.discard(order_id)
         return body
 
     async def _fail(self, order_id: str) -> None:
@@ -211,6 +215,7 @@ class Orders:
         await cloud.db.execute("update orders set allocation = $2, slot_start_ms = $3, updated_ms = $4 "
                                "where order_id = $1 and status = 'pending'", order_id,
                                json.dumps(_allocation(kid, plan)), slot_ms, cloud.now_ms())
+        self._holding.add(order_id)  # from here an error ends the order (`_fail`): its holds' ids are used
         reserved = await self._reserve(kid, order_id, plan)
         await self._book_slots(kid, order_id, plan, slot_ms, reserved)
         try:

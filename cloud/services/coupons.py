@@ -302,15 +302,34 @@ class Coupons:
             raise Refusal("coupon", f"coupon {code}: {reason}", coupon=code, reason=reason)
         return accepted
 
+    def _why_unused(self, a: Accepted) -> str:
+        rule = self.cloud.world.rule_book.by_id[a.rule_id]
+        need = f"it needs {rule.min_spend_fen} fen of eligible items" if rule.min_spend_fen else \
+            "no eligible items, or another coupon of its kind gives more"
+        return f"does not apply to this order ({need})"
+
     def unused(self, accepted: list[Accepted], used_rules: list[str]) -> None:
         """Refuse a code whose promotion did not apply to the priced order (the customer expects its discount)."""
         for a in accepted:
             if a.rule_id not in used_rules:
-                rule = self.cloud.world.rule_book.by_id[a.rule_id]
-                need = f"it needs {rule.min_spend_fen} fen of eligible items" if rule.min_spend_fen else \
-                    "no eligible items, or another coupon of its kind gives more"
-                reason = f"does not apply to this order ({need})"
+                reason = self._why_unused(a)
                 raise Refusal("coupon", f"coupon {a.code}: {reason}", coupon=a.code, reason=reason)
+
+    async def release_unused(self, order_id: str, accepted: list[Accepted], used_rules: list[str]) -> list[dict]:
+        """After the order's real pricing: the held codes whose promotion it did not use (the preview did, but the
+        budgets actually left changed the eligible spend) are let go, back to `issued` (never redeemed with the
+        order). Answers [{code, reason}] for the order's answer."""
+        unused = [a for a in accepted if a.rule_id not in used_rules]
+        if not unused:
+            return []
+        await self.cloud.db.execute(
+            "update coupons set status = 'issued', releases = releases + 1, reserved_for = null, channel = null, "
+            "store_id = null where code = any($1::text[]) and status = 'reserved' and reserved_for = $2",
+            [a.code for a in unused], order_id)
+        notes = [{"code": a.code, "reason": f"{self._why_unused(a)} after the order's budget-capped promotions; "
+                                           "it stays in your wallet"} for a in unused]
+        log.info("order %s: coupons not applied, let go: %s", order_id, [a.code for a in unused])
+        return notes
 
     async def hold(self, order_id: str, member: str, store: str, accepted: list[Accepted]) -> None:
         """Reserve every accepted code for the order in one statement, or none: a code another order or a till

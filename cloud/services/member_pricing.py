@@ -47,6 +47,12 @@ def budgets_left(capped: list[Rule], views: dict[str, dict], zero: frozenset[str
     return tuple(out)
 
 
+def held_budgets(capped: list[Rule], held: dict[str, int]) -> tuple[BudgetLeft, ...]:
+    """Budgets for re-pricing an order the actor already holds uses for: each rule at what the order holds, every
+    other capped rule at 0 (an order whose uses were given back holds nothing: it gets no capped rule at all)."""
+    return tuple(BudgetLeft(rule_id=r.id, fen=held.get(r.id, 0)) for r in capped)
+
+
 def uses_of(capped: list[Rule], applied: list[dict]) -> tuple[Use, ...]:
     """The capped rules this pricing applied, with what each gave (discount or gift value)."""
     by_id = {r.id: r for r in capped}
@@ -67,42 +73,72 @@ class MemberPricing:
         level: str = view["level"]
         return level if level and level != "regular" else None
 
-    async def with_level(self, member: str, base: PricingContext) -> PricingContext:
-        """`base` with the member's level and none of the capped rules: a preview, or an order that holds no stock
-        yet (a pre-sale); only `price` consumes budgets, so only it may give what they cap."""
+    async def with_level(self, member: str, base: PricingContext, budgets: bool = False) -> PricingContext:
+        """`base` with the member's level. `budgets=False` (a pre-sale, which holds no stock and consumes nothing):
+        every capped rule at 0, since only `price` consumes budgets and only it may give what they cap.
+        `budgets=True` (an order's coupon preview): the capped rules with what the actor says is left now (its
+        read-only view, nothing consumed), so a coupon on a budget-capped rule can be seen to apply."""
         capped = capped_rules(self.cloud.world.rule_book.rules)
-        return replace(base, member_level=await self.level(member),
-                       budgets_left=tuple(BudgetLeft(rule_id=r.id, fen=0) for r in capped))
+        if budgets and capped:
+            views = await self.cloud.actors.budgets.budgets([r.id for r in capped], member)
+            left = budgets_left(capped, views)
+        else:
+            left = tuple(BudgetLeft(rule_id=r.id, fen=0) for r in capped)
+        return replace(base, member_level=await self.level(member), budgets_left=left)
 
     async def price(self, member: str, order_id: str, base: PricingContext,
                     price: Callable[[PricingContext], dict]) -> dict:
         """`price(ctx)`: the order's pricing (Orders._price) in `base` (the order's store, coupons, groups) with the
-        member's level and the budgets left. Returns it with the capped rules' uses consumed."""
+        member's level and the budgets left. Returns it with the capped rules' uses consumed.
+
+        The last attempt prices with EVERY capped rule at 0 (it consumes nothing, so it cannot fail for budgets).
+        A consume answered `already` (a retry of this order after a crash, or an order whose budget was given
+        back) is priced again with exactly what the actor holds for the order: the rules it holds at what it
+        holds, every other capped rule at 0 (nothing re-read: the budgets seen now include this order's own use)."""
         cloud = self.cloud
         level, store = await self.level(member), base.store_id
         capped = capped_rules(cloud.world.rule_book.rules)
         zero: set[str] = set()
+        held: dict[str, int] | None = None  # what the actor already holds for this order (an `already` answer)
         for attempt in range(ATTEMPTS + 1):
-            views = await cloud.actors.budgets.budgets([r.id for r in capped], member) if capped else {}
-            ctx = replace(base, now_ms=cloud.now_ms(), member_level=level,
-                          budgets_left=budgets_left(capped, views, frozenset(zero)))
+            if held is not None:
+                left = held_budgets(capped, held)
+            elif attempt == ATTEMPTS:
+                left = tuple(BudgetLeft(rule_id=r.id, fen=0) for r in capped)
+            else:
+                views = await cloud.actors.budgets.budgets([r.id for r in capped], member) if capped else {}
+                left = budgets_left(capped, views, frozenset(zero))
+            ctx = replace(base, now_ms=cloud.now_ms(), member_level=level, budgets_left=left)
             priced = price(ctx)
             uses = uses_of(capped, priced["explain"]["applied"])
+            if held is not None:  # the order's own consume stands: priced within what it holds, nothing more taken
+                return await self._record(priced, uses, order_id, member, store)
             if not uses:
                 return priced
             result = (await cloud.actors.budgets.send(Consume(id=f"budget:{order_id}:{attempt}", order_id=order_id,
                                                               member=member or "-", uses=uses))).settled
-            if result.status == "ok" or result.reason == "already":  # "already": a retry of this order's request
-                priced["explain"]["budgets"] = [{"rule_id": u.rule_id, "consumed_fen": u.fen} for u in uses]
-                await cloud.db.executemany(
-                    "insert into budget_uses (order_id, rule_id, fen, member_id, store_id, used_ms) "
-                    "values ($1, $2, $3, $4, $5, $6) on conflict do nothing",
-                    [(order_id, u.rule_id, u.fen, member or "-", store, cloud.now_ms()) for u in uses])
-                return priced
+            if result.status == "ok":
+                return await self._record(priced, uses, order_id, member, store)
+            if result.reason == "already":  # a retry of this order: price again with what it holds
+                held = dict(result.get("uses", {}) or {})
+                if {u.rule_id: u.fen for u in uses} == held:
+                    return await self._record(priced, uses, order_id, member, store)
+                log.info("order %s: the budgets already hold %s for it: pricing with that", order_id, held)
+                continue
             if attempt == ATTEMPTS - 1:  # others keep taking it: price without the short rules at all
                 zero.update(result.get("short", []))
             log.info("order %s: budgets short %s (attempt %d), pricing again", order_id, result.get("short"), attempt)
-        raise RuntimeError(f"order {order_id}: budgets kept changing while pricing")  # not reached: zero -> no uses
+        raise RuntimeError(f"order {order_id}: budgets kept changing while pricing")  # not reached: last one at 0
+
+    async def _record(self, priced: dict, uses: tuple[Use, ...], order_id: str, member: str, store: str) -> dict:
+        cloud = self.cloud
+        if uses:
+            priced["explain"]["budgets"] = [{"rule_id": u.rule_id, "consumed_fen": u.fen} for u in uses]
+            await cloud.db.executemany(
+                "insert into budget_uses (order_id, rule_id, fen, member_id, store_id, used_ms) "
+                "values ($1, $2, $3, $4, $5, $6) on conflict do nothing",
+                [(order_id, u.rule_id, u.fen, member or "-", store, cloud.now_ms()) for u in uses])
+        return priced
 
     async def give_back(self, order_id: str) -> None:
         """The order ended unserved (cancelled, expired): its budget uses go back (nothing happens if it had none)."""

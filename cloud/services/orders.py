@@ -62,6 +62,13 @@ def _allocation(kid: str, plan: dict[str, dict[str, int]]) -> dict[str, list[dic
             for store, lines in plan.items()}
 
 
+def _cancel_id(tag: str, rid: str) -> str:
+    """The release's command id: `cancel:{tag}:{rid}`, or its digest when that passes the actors' 64 characters (a
+    key-derived tag with a long sku: the release was refused as invalid and the units stayed reserved)."""
+    plain = f"cancel:{tag}:{rid}"
+    return plain if len(plain) <= 64 else "cancel:" + hashlib.blake2b(plain.encode(), digest_size=20).hexdigest()
+
+
 def order_json(row) -> dict:
     status = row["status"]
     return {"order_id": row["order_id"], "status": status, "kind": row["kind"], "member_id": row["member_id"],
@@ -84,6 +91,7 @@ class Orders:
         self.flash = FlashStores(cloud)  # flash orders of stores: assigned, and their units given back
         self.member_pricing = MemberPricing(cloud)  # the member's level and the chain's promotion budgets
         self.gifts = OrderGifts(cloud)  # gift rules reached: reserved lines at 0 fen
+        self._holding: set[str] = set()  # orders being placed that already hold (or may hold) stock or slots
         self.presales: Any = None  # cloud/services/presale.py (set by the services): out of stock but due
         self.groups: Any = None  # cloud/services/group_buys.py (set by the services): orders held until a group forms
         self.as_json = order_json
@@ -119,7 +127,32 @@ class Orders:
                 log.warning("order %s not rejected: %s", order_id, exc)
             await self.coupons.settle(order_id)  # a code it held goes back to the wallet
             raise refusal from None
+        except Exception:  # not a refusal: a backend failed half-way (`_place` gave back the stock and slots)
+            if order_id in self._holding:  # it held something: ended, as a retry of its key cannot redo the holds
+                await self._fail(order_id)
+            raise  # before anything was held: left pending, a retry of the key takes it over (`_claim`)
+        finally:
+            self._holding.discard(order_id)
         return body
+
+    async def _fail(self, order_id: str) -> None:
+        """An order whose placing failed with an error (not a refusal): ended as rejected, so the lapse sweeps and a
+        retry of its key see that nothing of it is kept, and what it held goes back (budgets, coupons)."""
+        refusal = Refusal("order_state", "this order could not be placed (an internal error while placing it) and "
+                                         "nothing of it was kept; place it again with a new Idempotency-Key")
+        try:
+            await journal.advance(self.cloud.db, order_id, "reject", self.cloud.now_ms(), only_from=(lifecycle.PENDING,),
+                                  detail={"reason": "failed while placing"},
+                                  fields={"problem": json.dumps(refusal.to_record())})
+            row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
+        except lifecycle.IllegalTransition as exc:  # a concurrent retry reserved it, or the sweeper took it
+            log.warning("order %s not rejected: %s", order_id, exc)
+            return
+        except Exception:  # the database is failing too: the abandoned-order sweeper finishes it
+            log.exception("order %s: not rejected; the abandoned-order sweeper will", order_id)
+            return
+        await self._give_back_plan(row)  # stock and slots its plan may hold (`_place` let go what it knew of)
+        await self.coupons.settle(order_id)  # a code it held goes back to the wallet
 
     async def _claim(self, req: OrderRequest, member: str, key: str, digest: bytes) -> str | dict:
         """This request's order id (it placed the claim, or takes over a dead one), or the earlier outcome."""
@@ -174,13 +207,15 @@ class Orders:
         kid, store = _key_id(key), next(iter(plan))
         coupons = await self.coupons.check(req.coupons, member, store, order_id)  # codes, before anything is held
         if coupons:  # each must give its discount: refused now, before anything is held, if one would not
-            preview = await self.member_pricing.with_level(member, self._context(req, store, coupons))
+            # priced with what the budgets have left now (read, not consumed): a budget-capped coupon rule applies
+            preview = await self.member_pricing.with_level(member, self._context(req, store, coupons), budgets=True)
             self.coupons.unused(coupons, self._price(req, store, preview)["coupons_used"])
         # The plan is written before anything is held, so that if this request dies half-way the sweeper knows
         # what to give back (`sweep_abandoned`).
         await cloud.db.execute("update orders set allocation = $2, slot_start_ms = $3, updated_ms = $4 "
                                "where order_id = $1 and status = 'pending'", order_id,
                                json.dumps(_allocation(kid, plan)), slot_ms, cloud.now_ms())
+        self._holding.add(order_id)  # from here an error ends the order (`_fail`): its holds' ids are used
         reserved = await self._reserve(kid, order_id, plan)
         await self._book_slots(kid, order_id, plan, slot_ms, reserved)
         try:
@@ -189,14 +224,17 @@ class Orders:
             await self._release(reserved, kid)
             await self._unbook(kid, order_id, list(plan), slot_ms)
             raise
-        # the member's level and the chain's budgets (consumed here, given back if the order ends unserved)
-        priced = await self.member_pricing.price(member, order_id, self._context(req, store, coupons),
-                                                 functools.partial(self._price, req, store))
-        if req.fulfilment == "delivery":
-            delivery_terms.add_fee(cloud.world, next(iter(plan)), priced)
+        allocation = _allocation(kid, plan)  # the gifts' lines are added to it as they are reserved
+        try:  # a refusal or an error before the order is reserved: nothing of it is kept
+            priced, coupons, not_applied = await self._priced(req, member, order_id, kid, plan, store, coupons,
+                                                              allocation)
+        except Exception:
+            held = {rid: sku for sku, rid in reserved}
+            held.update({line["reservation_id"]: line["sku"] for lines in allocation.values() for line in lines})
+            await self._release([(sku, rid) for rid, sku in held.items()], kid)
+            await self._unbook(kid, order_id, list(plan), slot_ms)
+            raise
         now = cloud.now_ms()
-        allocation = _allocation(kid, plan)
-        await self.gifts.reserve(kid, order_id, plan, priced, allocation)  # zero-priced lines, reserved like any
         code = f"{secrets.randbelow(10**8):08d}" if req.fulfilment == "pickup" else None
         try:
             await journal.advance(cloud.db, order_id, "reserve", now, only_from=(lifecycle.PENDING,),
@@ -214,7 +252,24 @@ class Orders:
         body = order_json(row)
         body["pricing"] = priced["explain"]
         body["coupons"] = [c.code for c in coupons]
+        if not_applied:  # held by the preview, but the real pricing did not use them: back in the wallet
+            body["coupons_not_applied"] = not_applied
         return body
+
+    async def _priced(self, req: OrderRequest, member: str, order_id: str, kid: str, plan: dict, store: str,
+                      coupons: list, allocation: dict) -> tuple[dict, list, list[dict]]:
+        """The held order priced (budgets consumed), its gifts reserved, and the codes that gave nothing let go:
+        (priced, the codes it uses, [{code, reason}] of those let go)."""
+        # the member's level and the chain's budgets (consumed here, given back if the order ends unserved)
+        priced = await self.member_pricing.price(member, order_id, self._context(req, store, coupons),
+                                                 functools.partial(self._price, req, store))
+        # the real pricing (with the budgets actually left) may not use a code the preview used: it is let go
+        # (issued again, not redeemed with the order), and the answer says so and why
+        not_applied = await self.coupons.release_unused(order_id, coupons, priced["coupons_used"])
+        if req.fulfilment == "delivery":
+            delivery_terms.add_fee(self.cloud.world, next(iter(plan)), priced)
+        await self.gifts.reserve(kid, order_id, plan, priced, allocation)  # zero-priced lines, reserved like any
+        return priced, [c for c in coupons if c.rule_id in priced["coupons_used"]], not_applied
 
     def _items(self, req: OrderRequest) -> dict[str, int]:
         for item in req.items:
@@ -267,7 +322,7 @@ class Orders:
 
     async def _release(self, reservations: list[tuple[str, str]], tag: str) -> None:
         for sku, rid in reservations:
-            await self.cloud.actors.stock_pool.send(Cancel(id=f"cancel:{tag}:{rid}", reservation_id=rid, sku=sku))
+            await self.cloud.actors.stock_pool.send(Cancel(id=_cancel_id(tag, rid), reservation_id=rid, sku=sku))
 
     async def _book_slots(self, kid: str, order_id: str, plan: dict, slot_ms: int, reserved) -> None:
         booked: list[str] = []
@@ -428,16 +483,18 @@ class Orders:
                                       fields={"problem": json.dumps(refusal.to_record())})
             rows.append(row)
         for row in rows:
-            kid = _key_id(row["idempotency_key"])
-            plan = json.loads(row["allocation"])
-            await self._release([(line["sku"], line["reservation_id"]) for lines in plan.values() for line in lines],
-                                kid)
-            if row["slot_start_ms"] is not None:
-                await self._unbook(kid, row["order_id"], list(plan), row["slot_start_ms"])
-            await self.member_pricing.give_back(row["order_id"])
-            log.warning("order %s abandoned half-way: given back what its plan held (%d stores)", row["order_id"],
-                        len(plan))
+            await self._give_back_plan(row)
+            log.warning("order %s abandoned half-way: given back what its plan held", row["order_id"])
         return len(rows)
+
+    async def _give_back_plan(self, row) -> None:
+        """What a pending order's written plan may hold, given back (every release is idempotent by id)."""
+        kid = _key_id(row["idempotency_key"])
+        plan = json.loads(row["allocation"])
+        await self._release([(line["sku"], line["reservation_id"]) for lines in plan.values() for line in lines], kid)
+        if row["slot_start_ms"] is not None:
+            await self._unbook(kid, row["order_id"], list(plan), row["slot_start_ms"])
+        await self.member_pricing.give_back(row["order_id"])
 
     async def expire_due(self) -> int:
         rows = await self.cloud.db.fetch("select * from orders where status = 'reserved' and expires_ms <= $1 limit 500",

@@ -109,12 +109,14 @@ class CouponDesk:
                 """update coupons set status = 'reserved', reserved_for = $2, reserved_until_ms = $5, channel = 'offline',
                        store_id = $4
                    where code = $1 and member_id = $3 and valid_from_ms <= $6 and valid_until_ms > $6
-                     and (status = 'issued' or (status = 'reserved' and reserved_for = $2)) returning code""",
+                     and (status = 'issued' or (status = 'reserved' and reserved_for = $2 and channel = 'offline'
+                                                and store_id = $4)) returning code""",
                 request.code, request.hold_id, request.member_id, store, now + TILL_HOLD_TTL_MS, now)
             if held is None:  # an order or another till took it meanwhile: say what it is now
                 row = await self._row(request.code)
+                mine = row["channel"] == "offline" and row["store_id"] == store  # a till's hold, not an order's
                 reason = cp.redeemable(coupon_of(row), request.member_id, "offline", store, now,
-                                       holder=request.hold_id) or "taken meanwhile"
+                                       holder=request.hold_id if mine else None) or "taken meanwhile"
         granted = reason is None
         self.stats["granted"] += granted
         return CouponHoldAnswered(**self._envelope(request), hold_id=request.hold_id, code=request.code,

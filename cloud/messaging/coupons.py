@@ -17,10 +17,12 @@ Guarantees:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
-from cloud.services.coupons import issue_in
+from cloud.services.coupons import coupon_of, issue_in
+from protocol import coupons as cp
 from protocol.coupon_messages import CouponRedeemed
 from protocol.messages import Message, SaleCommitted
 
@@ -28,18 +30,25 @@ log = logging.getLogger("freshmesh.coupons")
 
 
 async def admit(cloud, events: list[Message]) -> dict[str, str]:
-    """event id -> why refused, for the batch's CouponRedeemed a store may not claim."""
+    """event id -> why refused, for the batch's CouponRedeemed a store may not claim: no such coupon, another
+    member's, or not one the store's tills may take - not valid at the till, not at this store, or outside its window
+    at the sale's time (`protocol.coupons.redeemable`, its status aside: a coupon used twice is a conflict, recorded)."""
     mine = [e for e in events if isinstance(e, CouponRedeemed)]
     if not mine:
         return {}
-    owners = {r["code"]: r["member_id"] for r in await cloud.db.fetch(
-        "select code, member_id from coupons where code = any($1::text[])", [e.code for e in mine])}
+    rows = {r["code"]: r for r in await cloud.db.fetch(
+        "select c.*, d.body from coupons c join coupon_definitions d using (definition_id) "
+        "where c.code = any($1::text[])", [e.code for e in mine])}
     refused = {}
     for e in mine:
-        if e.code not in owners:
+        row = rows.get(e.code)
+        if row is None:
             refused[e.event_id] = f"coupon.redeemed: no coupon {e.code}"
-        elif owners[e.code] != e.member_id:
+        elif row["member_id"] != e.member_id:
             refused[e.event_id] = f"coupon.redeemed: coupon {e.code} is not member {e.member_id}'s"
+        elif why := cp.redeemable(dataclasses.replace(coupon_of(row), status="issued"), e.member_id, "offline",
+                                  e.store_id, e.wall_ms):
+            refused[e.event_id] = f"coupon.redeemed: coupon {e.code} at store {e.store_id}: {why}"
     return refused
 
 
@@ -70,7 +79,8 @@ async def _redeemed(conn, e: CouponRedeemed) -> None:
     done = await conn.fetchval(
         """update coupons set status = 'redeemed', redeemed_by = $2, channel = 'offline', store_id = $3,
                redeemed_ms = $4, reserved_for = null, reserved_until_ms = null
-           where code = $1 and (status = 'issued' or (status = 'reserved' and reserved_for = $5 and $5 <> ''))
+           where code = $1 and (status = 'issued' or (status = 'reserved' and reserved_for = $5 and $5 <> ''
+                                                    and channel = 'offline' and store_id = $3))
            returning code""", e.code, by, e.store_id, e.wall_ms, e.hold_id)
     if done:
         return

@@ -373,3 +373,44 @@ async def test_a_store_cannot_burn_coupons_it_may_not_take(cloud, stack):
         [online_only, elsewhere, later, held])}
     assert [rows[c]["status"] for c in (online_only, elsewhere, later)] == ["issued"] * 3
     assert rows[held]["status"] == "reserved" and rows[held]["reserved_for"] == order_id, dict(rows[held])
+
+
+async def test_a_store_takes_at_most_its_daily_allowance_of_coupons_without_a_hold(cloud, stack):
+    """Defect 6: claims of coupons taken without the cloud's hold beyond `OFFLINE_COUPONS_PER_DAY` a day are refused
+    (a store cannot burn a member's whole wallet offline)."""
+    from protocol.coupon_messages import CouponRedeemed
+    from protocol.policy import OFFLINE_COUPONS_PER_DAY, chain_day_start_ms
+    services, http, _ = cloud
+    member = (await customer(services, http)).member_id
+    run = uuid.uuid4().hex[:6]
+    now = services.cloud.now_ms()
+    day = chain_day_start_ms(now)
+    taken = await services.cloud.db.fetchval(
+        "select count(*) from coupons where status = 'redeemed' and channel = 'offline' and store_id = $1 "
+        "and reserved_for is null and redeemed_ms >= $2 and redeemed_ms < $3", HOSTILE, day, day + 86_400_000)
+    n = OFFLINE_COUPONS_PER_DAY - taken + 1
+    r = await http.post("/operator/coupon-definitions", headers=OP, json={
+        "definition_id": f"trust-allow-{run}", "rule_id": "R0025", "name": "5% off", "valid_days": 30,
+        "channels": ["online", "offline"], "per_member_limit": n})
+    assert r.status_code == 201, r.text
+    codes = []
+    for _ in range(n):
+        r = await http.post(f"/operator/coupon-definitions/trust-allow-{run}/issue", headers=OP,
+                            json={"batch_id": uuid.uuid4().hex, "member_ids": [member]})
+        codes += [i["code"] for i in r.json()["issued"]]
+    assert len(codes) == n
+    since = await services.cloud.db.fetchval("select coalesce(max(id), 0) from dead_letters")
+    async with StoreLink(stack, HOSTILE) as hostile:
+        claims = [CouponRedeemed(**hostile.next_envelope(), code=code, sale_id=f"sale-{uuid.uuid4().hex[:8]}",
+                                 member_id=member, lane="1", hold_id="", offline=True, rule_id="R0025", saving_fen=500)
+                  for code in codes]
+        for message in claims:
+            await hostile.publish(message)
+        dead = await eventually(lambda: _at_least(dead_letters_of(services, HOSTILE, since), 1), timeout_s=15)
+        assert any(f"already took {OFFLINE_COUPONS_PER_DAY} coupons" in r["reason"] for r in dead), dead
+
+    async def statuses():
+        rows = await services.cloud.db.fetch("select status from coupons where code = any($1::text[])", codes)
+        got = sorted(r["status"] for r in rows)
+        return got if got.count("redeemed") == n - 1 else None
+    assert await eventually(statuses, timeout_s=15) == ["issued"] + ["redeemed"] * (n - 1)

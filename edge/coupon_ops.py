@@ -48,14 +48,32 @@ async def _snapshot(actor, member_id: str, known: tuple[KnownCoupon, ...]) -> in
     return len(known)
 
 
-async def _check_pay(actor, lane: str) -> None:
-    """Before a sale with coupons taken offline: what they give stays within the day's allowance."""
+async def _check_pay(actor, lane: str) -> list[tuple[str, str]]:
+    """Before a sale with coupons taken offline: what they give stays within the day's allowance. Answers the
+    (code, hold id) of the cloud's holds the sale will not redeem (their rule did not apply): given back once it is
+    sold."""
     cart = actor._cart(lane, keep=False)
-    if not any(c.offline for c in cart.coupons):
-        return
+    if not cart.coupons or not cart.lines:
+        return []
     now = actor.clock.now_ms()
-    coupons.check_allowance(cart.coupons, price(cart, actor.books, actor.store_id, now),
-                            await coupons_db.offline_use(actor.db.writer, chain_day(now)))
+    priced = price(cart, actor.books, actor.store_id, now)
+    if any(c.offline for c in cart.coupons):
+        coupons.check_allowance(cart.coupons, priced, await coupons_db.offline_use(actor.db.writer, chain_day(now)))
+    return coupons.unused_holds(cart.coupons, priced)
+
+
+def member_changed(actor, cart, member) -> None:
+    """The lane's cart is now `member`'s: another member's coupons leave it, and their holds are to go back."""
+    if cart.member is not None and cart.member.member_id != member.member_id:
+        actor.coupon_releases += [(c.code, c.hold_id) for c in cart.coupons if c.hold_id]
+        cart.coupons.clear()  # coupons are the member's: another member's sale does not take them
+    cart.member = member
+
+
+async def _to_release(actor) -> list[tuple[str, str]]:
+    """The holds to give back (a member changed, a sale did not use them), handed to the shell once."""
+    taken, actor.coupon_releases = actor.coupon_releases, []
+    return taken
 
 
 async def _held(actor, lane: str) -> list[tuple[str, str]]:
@@ -64,4 +82,4 @@ async def _held(actor, lane: str) -> list[tuple[str, str]]:
 
 
 _ACTIONS: dict[str, Any] = {"held": _held, "member_of": _member_of, "add_online": _add_online, "add_offline": _add_offline,
-                            "snapshot": _snapshot, "check_pay": _check_pay}
+                            "snapshot": _snapshot, "check_pay": _check_pay, "to_release": _to_release}

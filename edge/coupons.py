@@ -30,7 +30,7 @@ from protocol.policy import HOLD_TIMEOUT_MS
 from protocol.schema import record, require
 
 log = logging.getLogger("freshmesh.edge.coupons")
-__all__ = ["looks_like_code", "routes", "scan", "snapshot", "void"]
+__all__ = ["give_back", "looks_like_code", "routes", "scan", "snapshot", "void"]
 
 
 @record
@@ -83,8 +83,17 @@ async def void(box, lane: str) -> dict:
     return result
 
 
+async def give_back(box) -> None:
+    """The holds the actor let go (another member identified at the lane, a sale that did not use them) go back to
+    their member now (best effort: offline, a hold nobody names lapses anyway)."""
+    for code, hold_id in await box.actor.ask("coupon", action="to_release"):
+        await _ask(box, "release", CouponReleased(**_envelope(box), hold_id=hold_id, code=code), CouponHoldAnswered)
+
+
 async def snapshot(box, cart: dict) -> None:
-    """After the member was identified: their coupons for an offline period (best effort; nothing when offline)."""
+    """After the member was identified: their coupons for an offline period (best effort; nothing when offline); the
+    previous member's holds, if the lane's member changed, go back."""
+    await give_back(box)
     member = cart.get("member") or {}
     if not member.get("member_id"):
         return

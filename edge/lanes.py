@@ -175,9 +175,13 @@ def build_lane_app(box) -> Starlette:
         return await coupons.void(box, request.path_params["lane"])
 
     async def pay(request, body):
-        if body.points:  # points pay part of the sale, the method the rest
-            return await points_till.pay(box, request.path_params["lane"], body.method, body.tendered_fen, body.points)
-        return await stored_value.pay(box, request.path_params["lane"], body.method, body.tendered_fen)
+        try:
+            if body.points:  # points pay part of the sale, the method the rest
+                return await points_till.pay(box, request.path_params["lane"], body.method, body.tendered_fen,
+                                             body.points)
+            return await stored_value.pay(box, request.path_params["lane"], body.method, body.tendered_fen)
+        finally:
+            await coupons.give_back(box)  # the sale's unused coupon holds (edge/coupons.py)
 
     async def sign_in(request, body):
         pin_ok = await box.cashier_pins.verify(body.cashier_id, body.pin, box.clock.now_ms())  # argon2, off the loop

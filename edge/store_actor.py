@@ -94,6 +94,7 @@ class StoreActor(BackRoom):
         self.on_books: Callable[[Books], None] | None = None  # told of new books (the box's label scales follow)
         self.stats = {"sales": 0, "cloud_messages": 0, "duplicates": 0}
         self.stocktakes = StocktakeOps(self)  # count sessions (edge/stocktake_ops.py), run in this mailbox
+        self.coupon_releases: list[tuple[str, str]] = []  # (code, hold id) the shell gives back (edge/coupons.py)
 
     @property
     def catalogue(self) -> Catalogue | None:
@@ -244,10 +245,7 @@ class StoreActor(BackRoom):
         if member is None:
             what = f"phone {phones.masked(phone)}" if phone else f"member_code {member_code}"
             raise Refused(404, f"no member with {what} in this store's member cache")
-        cart = self._cart(lane)
-        if cart.member is not None and cart.member.member_id != member.member_id:
-            cart.coupons.clear()  # coupons are the member's: another member's sale does not take them
-        cart.member = member
+        coupon_ops.member_changed(self, self._cart(lane), member)  # another member: the coupons held go back
         return self._priced(lane)
 
     async def _coupon(self, action: str, **kw):  # scanned coupons and the members' snapshots: edge/coupon_ops.py
@@ -271,7 +269,7 @@ class StoreActor(BackRoom):
     async def _pay(self, lane: str, method: str, tendered_fen: int = 0,
                    authorisation: selling.Authorisation | None = None, points: selling.PointsAuth | None = None) -> dict:
         cart = self._cart(lane, keep=False)
-        await coupon_ops.run(self, "check_pay", lane=lane)  # coupons taken offline: within the day's allowance
+        unused = await coupon_ops.run(self, "check_pay", lane=lane)  # offline ones within the allowance; unused holds
         if cart.member is not None:  # the unsettled spends as they are now, not when the member was identified
             cart.member = await self.db.member(member_id=cart.member.member_id) or cart.member
         skus = {line.sku for line in cart.lines} | gift_skus(self.books)  # a gift leaves stock with the sale
@@ -281,6 +279,7 @@ class StoreActor(BackRoom):
         outcome = selling.pay(cart, self.books, request, self._till(), self.ids.new(), levels, self._stamp(), lots)
         reply = await self._execute(outcome)
         self.stats["sales"] += 1
+        self.coupon_releases += unused  # the sold cart's holds whose rule did not apply: the shell gives them back
         return reply
 
     # ---- cashiers and cash top-ups --------------------------------------------------------------------------

@@ -11,7 +11,8 @@ Guarantees:
   the stored-value desk: a store cannot make the cloud publish elsewhere). Requests in flight are bounded; past the
   bound the till times out and works offline, within its allowance.
 - A wallet request answers the member's issued coupons usable at that store's tills now (at most
-  `protocol.coupon_messages.WALLET_MAX`): the box's snapshot for an offline period.
+  `protocol.coupon_messages.WALLET_MAX`): the box's snapshot for an offline period. A store gets at most
+  `WALLETS_PER_STORE_PER_MINUTE` of them a minute (every store knows every member, so the pace is the bound).
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from protocol.pricing.rules import Coupon as CouponRule
 
 TILL_HOLD_TTL_MS = 10 * 60_000  # a cart's coupon: time enough to finish the sale; it lapses if none names it
 REQUESTS_IN_FLIGHT_MAX = 500
+WALLETS_PER_STORE_PER_MINUTE = 60  # a till asks once per member identified; past it a store is harvesting wallets
 log = logging.getLogger("freshmesh.coupons")
 
 
@@ -46,7 +48,8 @@ class CouponDesk:
         self.cloud = cloud
         self._sub = None
         self._in_flight: set[asyncio.Task] = set()
-        self.stats = {"holds": 0, "granted": 0, "wallets": 0, "bad": 0, "shed": 0}
+        self.stats = {"holds": 0, "granted": 0, "wallets": 0, "bad": 0, "shed": 0, "wallets_refused": 0}
+        self._wallets: dict[str, tuple[int, int]] = {}  # store -> (minute, wallet requests answered in it)
 
     async def start(self) -> CouponDesk:
         self._sub = await self.cloud.nats.subscribe(SUBJECTS_ALL, queue=QUEUE, cb=self._on_request)
@@ -80,12 +83,31 @@ class CouponDesk:
             self.stats["bad"] += 1
             log.warning("refused a coupon request on %s: %s", msg.subject, exc)
             return
+        if isinstance(request, CouponWalletRequested) and not self._wallet_allowed(store_id):
+            self.stats["wallets_refused"] += 1
+            log.warning("store %s asked for more than %d members' coupons a minute: not answered", store_id,
+                        WALLETS_PER_STORE_PER_MINUTE)
+            return  # the till times out and works from the snapshot it has
         try:
             answer = await (self.hold(request) if isinstance(request, CouponHoldRequested) else
                             self.release(request) if isinstance(request, CouponReleased) else self.wallet(request))
             await msg.respond(codec.encode(answer))
         except Exception as exc:  # noqa: BLE001 - no answer: the till times out and works offline
             log.warning("coupon request of store %s not answered: %s", store_id, exc)
+
+    def _wallet_allowed(self, store_id: str) -> bool:
+        """At most `WALLETS_PER_STORE_PER_MINUTE` wallet snapshots a store per minute (per cloud process): every
+        store's member cache holds every member, so a store cannot be limited to its own members; it is limited to
+        the pace of its tills identifying them."""
+        minute = self.cloud.now_ms() // 60_000
+        at, n = self._wallets.get(store_id, (minute, 0))
+        n = n if at == minute else 0
+        if n >= WALLETS_PER_STORE_PER_MINUTE:
+            return False
+        if len(self._wallets) > 10_000:
+            self._wallets.clear()
+        self._wallets[store_id] = (minute, n + 1)
+        return True
 
     def _envelope(self, request) -> dict:
         return {"event_id": self.cloud.ids.new(), "store_id": request.store_id, "seq": 0,
@@ -109,12 +131,14 @@ class CouponDesk:
                 """update coupons set status = 'reserved', reserved_for = $2, reserved_until_ms = $5, channel = 'offline',
                        store_id = $4
                    where code = $1 and member_id = $3 and valid_from_ms <= $6 and valid_until_ms > $6
-                     and (status = 'issued' or (status = 'reserved' and reserved_for = $2)) returning code""",
+                     and (status = 'issued' or (status = 'reserved' and reserved_for = $2 and channel = 'offline'
+                                                and store_id = $4)) returning code""",
                 request.code, request.hold_id, request.member_id, store, now + TILL_HOLD_TTL_MS, now)
             if held is None:  # an order or another till took it meanwhile: say what it is now
                 row = await self._row(request.code)
+                mine = row["channel"] == "offline" and row["store_id"] == store  # a till's hold, not an order's
                 reason = cp.redeemable(coupon_of(row), request.member_id, "offline", store, now,
-                                       holder=request.hold_id) or "taken meanwhile"
+                                       holder=request.hold_id if mine else None) or "taken meanwhile"
         granted = reason is None
         self.stats["granted"] += granted
         return CouponHoldAnswered(**self._envelope(request), hold_id=request.hold_id, code=request.code,

@@ -2,12 +2,15 @@
 sales ("spend >= 50 at a till -> a 10-yuan online coupon").
 
 Guarantees:
-- A `CouponRedeemed` is believed only for a coupon that exists and is the named member's (`admit`; else refused
-  with the reason: dead-lettered, the store told). Recorded in the bridge's transaction with its event id
-  (`record`): the coupon becomes redeemed by `store:<store>:<sale>` in one conditional UPDATE - from `issued`, or
-  from `reserved` for the very hold the sale names. A coupon found redeemed (or reserved) by anyone else is a
-  CONFLICT: the sale stands (the goods left), the conflict is recorded once per event (`coupon_conflicts`), shown
-  at `GET /operator/coupons/conflicts` and counted in `/audit` - never a silent loss.
+- A `CouponRedeemed` is believed only for a coupon that exists, is the named member's and is valid at the till, at
+  that store, at the sale's time; a store takes at most `OFFLINE_COUPONS_PER_DAY` coupons a day without a hold of
+  its own (`admit`; else refused with the reason: dead-lettered, the store told). Recorded in the bridge's
+  transaction with its event id (`record`): the coupon becomes redeemed by `store:<store>:<sale>` in one
+  conditional UPDATE - from `issued`, or from `reserved` for the very hold the sale names when it is that store's
+  till hold (the hold id stays in `reserved_for`: a redemption without one was taken offline). A coupon found
+  redeemed (or reserved) by anyone else is a CONFLICT: the sale stands (the goods left), the conflict is recorded
+  once per event (`coupon_conflicts`), shown at `GET /operator/coupons/conflicts` and counted in `/audit` - never
+  a silent loss.
 - A till sale with a member (`SaleCommitted`) whose total reaches a definition's `till_spend` trigger issues that
   member one coupon of it, in the bridge's transaction with the sale's event id (`record`), under the source
   `sale:<event id>`: a redelivered sale finds its coupon and issues nothing more; a store never names the coupon,
@@ -17,30 +20,61 @@ Guarantees:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
-from cloud.services.coupons import issue_in
+from cloud.services.coupons import coupon_of, issue_in
+from protocol import coupons as cp
 from protocol.coupon_messages import CouponRedeemed
 from protocol.messages import Message, SaleCommitted
+from protocol.policy import OFFLINE_COUPONS_PER_DAY, chain_day_start_ms
+
+DAY_MS = 24 * 3600 * 1000
 
 log = logging.getLogger("freshmesh.coupons")
 
 
 async def admit(cloud, events: list[Message]) -> dict[str, str]:
-    """event id -> why refused, for the batch's CouponRedeemed a store may not claim."""
+    """event id -> why refused, for the batch's CouponRedeemed a store may not claim: no such coupon, another
+    member's, or not one the store's tills may take - not valid at the till, not at this store, or outside its window
+    at the sale's time (`protocol.coupons.redeemable`, its status aside: a coupon used twice is a conflict, recorded)."""
     mine = [e for e in events if isinstance(e, CouponRedeemed)]
     if not mine:
         return {}
-    owners = {r["code"]: r["member_id"] for r in await cloud.db.fetch(
-        "select code, member_id from coupons where code = any($1::text[])", [e.code for e in mine])}
-    refused = {}
+    rows = {r["code"]: r for r in await cloud.db.fetch(
+        "select c.*, d.body from coupons c join coupon_definitions d using (definition_id) "
+        "where c.code = any($1::text[])", [e.code for e in mine])}
+    refused: dict[str, str] = {}
+    taken: dict[tuple[str, int], int] = {}  # (store, chain day start) -> coupons taken offline
     for e in mine:
-        if e.code not in owners:
+        row = rows.get(e.code)
+        if row is None:
             refused[e.event_id] = f"coupon.redeemed: no coupon {e.code}"
-        elif owners[e.code] != e.member_id:
+        elif row["member_id"] != e.member_id:
             refused[e.event_id] = f"coupon.redeemed: coupon {e.code} is not member {e.member_id}'s"
+        elif why := cp.redeemable(dataclasses.replace(coupon_of(row), status="issued"), e.member_id, "offline",
+                                  e.store_id, e.wall_ms):
+            refused[e.event_id] = f"coupon.redeemed: coupon {e.code} at store {e.store_id}: {why}"
+        elif not _held_here(row, e) and row["redeemed_by"] != f"store:{e.store_id}:{e.sale_id}":
+            day = chain_day_start_ms(e.wall_ms)
+            if (e.store_id, day) not in taken:
+                taken[e.store_id, day] = await cloud.db.fetchval(
+                    "select count(*) from coupons where status = 'redeemed' and channel = 'offline' and store_id = $1 "
+                    "and reserved_for is null and redeemed_ms >= $2 and redeemed_ms < $3", e.store_id, day,
+                    day + DAY_MS)
+            if taken[e.store_id, day] >= OFFLINE_COUPONS_PER_DAY:
+                refused[e.event_id] = (f"coupon.redeemed: coupon {e.code}: store {e.store_id} already took "
+                                       f"{OFFLINE_COUPONS_PER_DAY} coupons without the cloud's hold that day")
+            else:
+                taken[e.store_id, day] += 1
     return refused
+
+
+def _held_here(row, e: CouponRedeemed) -> bool:
+    """The coupon is reserved by this store's own till hold, the one the sale names (not taken offline)."""
+    return (row["status"] == "reserved" and bool(e.hold_id) and row["reserved_for"] == e.hold_id
+            and row["channel"] == "offline" and row["store_id"] == e.store_id)
 
 
 async def record(conn, events: list[Message]) -> None:
@@ -69,8 +103,10 @@ async def _redeemed(conn, e: CouponRedeemed) -> None:
     by = f"store:{e.store_id}:{e.sale_id}"
     done = await conn.fetchval(
         """update coupons set status = 'redeemed', redeemed_by = $2, channel = 'offline', store_id = $3,
-               redeemed_ms = $4, reserved_for = null, reserved_until_ms = null
-           where code = $1 and (status = 'issued' or (status = 'reserved' and reserved_for = $5 and $5 <> ''))
+               redeemed_ms = $4, reserved_until_ms = null,
+               reserved_for = case when status = 'reserved' then reserved_for end
+           where code = $1 and (status = 'issued' or (status = 'reserved' and reserved_for = $5 and $5 <> ''
+                                                    and channel = 'offline' and store_id = $3))
            returning code""", e.code, by, e.store_id, e.wall_ms, e.hold_id)
     if done:
         return

@@ -117,9 +117,12 @@ def price(cart: Cart, books: Books, store_id: str, now_ms: int) -> PricedBasket:
     if books.catalogue is None or books.rule_book is None:
         raise Refused(503, "no catalogue yet: the store has not received one from the cloud")
     level = cart.member.level if cart.member else None
+    rules = [books.rule_book.by_id.get(c.rule_id) for c in cart.coupons]
     ctx = PricingContext(channel="offline", store_id=store_id, now_ms=now_ms,
                          member_level=level if level and level != "regular" else None,
                          coupons=tuple(c.rule_id for c in cart.coupons),  # held for the cart, or known offline
+                         # a new-member coupon is issued to new members only (as orders' `_context` online)
+                         new_member=any(getattr(r, "new_member_only", False) for r in rules),
                          budgets_left=books.budgets_left)  # capped rules: within this store's offline share
     return price_basket(books.catalogue, books.rule_book, cart.basket, ctx)
 

@@ -106,6 +106,19 @@ def _saving(priced: PricedBasket, rule_id: str) -> int:
     return sum(a.saving_fen for a in priced.applied if a.rule_id == rule_id)
 
 
+def unused_holds(coupons: list[CartCoupon], priced: PricedBasket) -> list[tuple[str, str]]:
+    """(code, hold id) of the cloud's holds a sale of `priced` does not redeem (`redemptions`: one code per applied
+    rule): the member's again, released rather than left to lapse."""
+    used: set[str] = set()
+    unused = []
+    for c in coupons:
+        if c.rule_id in priced.coupons_used and c.rule_id not in used:
+            used.add(c.rule_id)
+        elif c.hold_id:
+            unused.append((c.code, c.hold_id))
+    return unused
+
+
 def redemptions(coupons: list[CartCoupon], priced: PricedBasket, stamp: EventStamp, sale_id: str, lane: str,
                 member_id: str | None, day: str) -> list:
     """The sale's effects for its coupons: each applied one redeemed once (one per rule: the evaluator applies a

@@ -315,3 +315,102 @@ async def test_a_store_cannot_freeze_a_members_stored_value_or_release_another_s
         # the owner gives its own back
         await ask(owner, HoldReleased(**owner.next_envelope(), hold_id=mine.hold_id, member_id=member))
         assert await held() == 4
+
+
+async def test_a_store_cannot_burn_coupons_it_may_not_take(cloud, stack):
+    """Defect 6 (issue 17): a hostile store knows a member's codes and claims them as redeemed at its till: an
+    online-only coupon, one limited to another store, one outside its window, and one an online order holds (naming
+    the order's id as its hold, both in the redemption and in a hold request). The first three are refused (dead
+    letter, the store told), the order keeps its coupon, and no coupon is burned as `store:S008:...`."""
+    from protocol import codec
+    from protocol.coupon_messages import CouponHoldAnswered, CouponHoldRequested, CouponRedeemed, store_subject
+    services, http, _ = cloud
+    member = (await customer(services, http)).member_id
+    run = uuid.uuid4().hex[:6]
+
+    async def coupon(suffix: str, **body) -> str:
+        definition = {"definition_id": f"trust-{suffix}-{run}", "rule_id": "R0025", "name": "5% off",
+                      "valid_days": 30, **body}
+        r = await http.post("/operator/coupon-definitions", json=definition, headers=OP)
+        assert r.status_code == 201, r.text
+        r = await http.post(f"/operator/coupon-definitions/trust-{suffix}-{run}/issue", headers=OP,
+                            json={"batch_id": uuid.uuid4().hex, "member_ids": [member]})
+        return r.json()["issued"][0]["code"]
+    online_only = await coupon("online", channels=["online"])
+    elsewhere = await coupon("elsewhere", channels=["online", "offline"], stores=[OWNER])
+    later = await coupon("later", channels=["online", "offline"], valid_from_ms=services.cloud.now_ms() + 86_400_000,
+                         valid_until_ms=services.cloud.now_ms() + 2 * 86_400_000)
+    held = await coupon("held", channels=["online", "offline"])
+    order_id = f"O-trust-{run}"  # as an online order's checkout reserves it
+    await services.cloud.db.execute("update coupons set status = 'reserved', reserved_for = $2, channel = 'online' "
+                                    "where code = $1", held, order_id)
+    since = await services.cloud.db.fetchval("select coalesce(max(id), 0) from dead_letters")
+    async with StoreLink(stack, HOSTILE) as hostile:
+        grab = CouponHoldRequested(**hostile.next_envelope(), hold_id=order_id, code=held, member_id=member, lane="1")
+        answer = codec.decode((await hostile.nc.request(store_subject(HOSTILE, "hold"), codec.encode(grab),
+                                                        timeout=5)).data)
+        assert isinstance(answer, CouponHoldAnswered) and not answer.granted, answer
+
+        def claim(code: str, hold_id: str = "") -> CouponRedeemed:
+            return CouponRedeemed(**hostile.next_envelope(), code=code, sale_id=f"sale-{uuid.uuid4().hex[:8]}",
+                                  member_id=member, lane="1", hold_id=hold_id, offline=not hold_id, rule_id="R0025",
+                                  saving_fen=500)
+        claims = [claim(online_only), claim(elsewhere), claim(later), claim(held, order_id)]
+        for message in claims:
+            await hostile.publish(message)
+        dead = await eventually(lambda: _at_least(dead_letters_of(services, HOSTILE, since), 3), timeout_s=15)
+        reasons = " | ".join(r["reason"] for r in dead)
+        assert "not valid at the till" in reasons and f"not valid at store {HOSTILE}" in reasons, reasons
+        assert "not valid yet" in reasons, reasons
+        told = await refused_acks(hostile, {m.event_id for m in claims[:3]})
+        assert set(told) == {m.event_id for m in claims[:3]}, told
+
+    async def conflict():
+        return await services.cloud.db.fetchval("select count(*) from coupon_conflicts where code = $1", held)
+    assert await eventually(conflict, timeout_s=15)  # the order's coupon named by another's hold: a conflict
+    rows = {r["code"]: r for r in await services.cloud.db.fetch(
+        "select code, status, redeemed_by, reserved_for from coupons where code = any($1::text[])",
+        [online_only, elsewhere, later, held])}
+    assert [rows[c]["status"] for c in (online_only, elsewhere, later)] == ["issued"] * 3
+    assert rows[held]["status"] == "reserved" and rows[held]["reserved_for"] == order_id, dict(rows[held])
+
+
+async def test_a_store_takes_at_most_its_daily_allowance_of_coupons_without_a_hold(cloud, stack):
+    """Defect 6: claims of coupons taken without the cloud's hold beyond `OFFLINE_COUPONS_PER_DAY` a day are refused
+    (a store cannot burn a member's whole wallet offline)."""
+    from protocol.coupon_messages import CouponRedeemed
+    from protocol.policy import OFFLINE_COUPONS_PER_DAY, chain_day_start_ms
+    services, http, _ = cloud
+    member = (await customer(services, http)).member_id
+    run = uuid.uuid4().hex[:6]
+    now = services.cloud.now_ms()
+    day = chain_day_start_ms(now)
+    taken = await services.cloud.db.fetchval(
+        "select count(*) from coupons where status = 'redeemed' and channel = 'offline' and store_id = $1 "
+        "and reserved_for is null and redeemed_ms >= $2 and redeemed_ms < $3", HOSTILE, day, day + 86_400_000)
+    n = OFFLINE_COUPONS_PER_DAY - taken + 1
+    r = await http.post("/operator/coupon-definitions", headers=OP, json={
+        "definition_id": f"trust-allow-{run}", "rule_id": "R0025", "name": "5% off", "valid_days": 30,
+        "channels": ["online", "offline"], "per_member_limit": n})
+    assert r.status_code == 201, r.text
+    codes = []
+    for _ in range(n):
+        r = await http.post(f"/operator/coupon-definitions/trust-allow-{run}/issue", headers=OP,
+                            json={"batch_id": uuid.uuid4().hex, "member_ids": [member]})
+        codes += [i["code"] for i in r.json()["issued"]]
+    assert len(codes) == n
+    since = await services.cloud.db.fetchval("select coalesce(max(id), 0) from dead_letters")
+    async with StoreLink(stack, HOSTILE) as hostile:
+        claims = [CouponRedeemed(**hostile.next_envelope(), code=code, sale_id=f"sale-{uuid.uuid4().hex[:8]}",
+                                 member_id=member, lane="1", hold_id="", offline=True, rule_id="R0025", saving_fen=500)
+                  for code in codes]
+        for message in claims:
+            await hostile.publish(message)
+        dead = await eventually(lambda: _at_least(dead_letters_of(services, HOSTILE, since), 1), timeout_s=15)
+        assert any(f"already took {OFFLINE_COUPONS_PER_DAY} coupons" in r["reason"] for r in dead), dead
+
+    async def statuses():
+        rows = await services.cloud.db.fetch("select status from coupons where code = any($1::text[])", codes)
+        got = sorted(r["status"] for r in rows)
+        return got if got.count("redeemed") == n - 1 else None
+    assert await eventually(statuses, timeout_s=15) == ["issued"] + ["redeemed"] * (n - 1)

@@ -201,3 +201,26 @@ async def test_a_coupon_redeemed_online_is_refused_at_the_till_online_and_report
     audit = (await http.get("/audit", headers=OP)).json()
     assert audit["reported"]["coupon_conflicts"] >= 1
     assert (await wallet(http, member))[second]["redeemed_by"] == order_id  # the first redemption stands
+
+
+async def test_holds_go_back_when_the_member_changes_and_when_the_sale_does_not_use_them(world):
+    """Defect 7: a coupon held for a cart went back to its member only when the cart was voided; another member
+    identified at the lane, or a sale whose total did not reach the coupon's minimum, left it reserved 10 minutes."""
+    services, http, box, lane, _ = world
+    first, first_code, (code,) = await member_with_coupons(services, http, box, 1, "swap")
+    second, second_code, (unused,) = await member_with_coupons(services, http, box, 1, "unused")
+    await basket_over(lane, "4", first_code, 5_000)
+    assert (await lane.post("/lanes/4/coupon", json={"code": code})).status_code == 200
+    assert (await wallet(http, first))[code]["status"] == "reserved"
+    r = await lane.post("/lanes/4/member", json={"member_code": second_code})  # the cashier identifies another
+    assert r.status_code == 200 and r.json()["coupons"] == [], r.text
+    assert (await wallet(http, first))[code]["status"] == "issued"  # the first member's again, at once
+    await lane.delete("/lanes/4/cart")
+    r = await lane.post("/lanes/4/member", json={"member_code": second_code})
+    assert (await lane.post("/lanes/4/scan", json={"code": pieces()[0]["gtin"]})).status_code == 200
+    cart = (await lane.post("/lanes/4/coupon", json={"code": unused})).json()  # held, but under its 50 yuan
+    assert cart["coupons"][0]["applied"] is False, cart
+    assert (await wallet(http, second))[unused]["status"] == "reserved"
+    sold = await lane.post("/lanes/4/pay", json={"method": "cash", "tendered_fen": cart["total_fen"]})
+    assert sold.status_code == 201, sold.text
+    assert (await wallet(http, second))[unused]["status"] == "issued"  # not used by the sale: back in the wallet

@@ -103,3 +103,25 @@ def test_a_coupon_whose_minimum_is_not_reached_is_not_redeemed():
     outcome = sale(cart(2, CartCoupon(CODE, "C10", "1:h")))
     assert not [e for e in outcome.effects if isinstance(e, RecordRedemption)]
     assert outcome.reply["total_fen"] == 2_000
+
+
+def test_a_new_member_coupon_held_at_the_till_applies():
+    """Defect 8: the till's pricing context never said new_member, so a new-member-only coupon never applied there
+    (the cloud gives a new-member coupon only to a new member, as orders' `_context` believes online)."""
+    book = load_rule_book({"version": 1, "rules": [
+        {"id": "NEW", "type": "coupon", "name": "welcome 8 off", "amount_off_fen": 800, "new_member_only": True,
+         "group": "coupons"}]}, CATALOGUE)
+    books = Books(CATALOGUE, book, 1, 1)
+    c = cart(2, CartCoupon(CODE, "NEW", "1:h"))
+    priced = price(c, books, STORE, NOW.wall_ms)
+    assert priced.coupons_used == ["NEW"] and priced.total_fen == 1_200
+    assert price(cart(2), books, STORE, NOW.wall_ms).total_fen == 2_000  # no coupon: no new-member price
+
+
+def test_the_holds_a_sale_does_not_redeem_are_given_back():
+    """Defect 7: a held coupon whose rule did not apply (or a second code of an applied rule) goes back at pay."""
+    held, again, offline = CartCoupon(CODE, "C10", "1:h"), CartCoupon(OTHER, "C10", "1:g"), CartCoupon("CPX", "C5", "")
+    c = cart(4, held, again, offline)
+    assert coupons.unused_holds(c.coupons, price(c, BOOKS, STORE, NOW.wall_ms)) == [(OTHER, "1:g")]
+    small = cart(2, held)  # under C10's minimum
+    assert coupons.unused_holds(small.coupons, price(small, BOOKS, STORE, NOW.wall_ms)) == [(CODE, "1:h")]

@@ -13,6 +13,7 @@ Guarantees (checked by `audit()` and by the tests):
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypedDict
 
@@ -20,6 +21,13 @@ from actors import stock_blocks
 from actors.base import Command, CommandError, IdempotentActor, Query, Result, ok, rejected
 from protocol.policy import DEFAULT_ONLINE_RATIO_BP, RESERVATION_TTL_MS
 from protocol.schema import record, require
+
+
+def cancel_id(tag: str, rid: str) -> str:
+    """A release's command id: `cancel:{tag}:{rid}`, or its digest when that passes the actors' 64 characters (a
+    key-derived tag with a long sku: the release was refused as invalid and the units stayed reserved)."""
+    plain = f"cancel:{tag}:{rid}"
+    return plain if len(plain) <= 64 else "cancel:" + hashlib.blake2b(plain.encode(), digest_size=20).hexdigest()
 
 DEFAULT_RESERVATION_TTL_MS = RESERVATION_TTL_MS
 Movement = list[str | int]  # [store, sku, kind, escrow delta, pending delta, confirmed delta, ref]

@@ -80,10 +80,12 @@ class StoreRestock:
 
 
 # Online orders a holder still owes from its shelf: reserved or paid and not yet picked (picking may have begun:
-# counting those too only makes the holder keep more, never give away what an order needs).
+# counting those too only makes the holder keep more, never give away what an order needs). A flash order sold by
+# the gate and not yet assigned has {"sale": id} for an allocation: no store's lines.
 OWED_SQL = """
     select a.key as store_id, coalesce(sum((x->>'qty')::bigint), 0) as owed
-    from orders o, jsonb_each(o.allocation) a, jsonb_array_elements(a.value) x
+    from orders o, jsonb_each(o.allocation) a,
+         jsonb_array_elements(case when jsonb_typeof(a.value) = 'array' then a.value else '[]'::jsonb end) x
     where o.status = any($1::text[]) and x->>'sku' = $2 group by a.key"""
 OWING = ("reserved", "paid", "picking")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-from actors.stock_pool import Cancel, Reserve
+from actors.stock_pool import Cancel, Reserve, cancel_id
 
 log = logging.getLogger("freshmesh.order_gifts")
 
@@ -46,7 +46,7 @@ class OrderGifts:
                               "reason": f"out of stock at {store}: {r.settled.get('available', 0)} free for the gift"})
                 continue
             if bought is not None:  # the store picks one line per sku: the bought units and the gift together
-                await stock.send(Cancel(id=f"cancel:{kid}:{bought['reservation_id']}:gift",
+                await stock.send(Cancel(id=cancel_id(kid, f"{bought['reservation_id']}:gift"),
                                         reservation_id=bought["reservation_id"], sku=sku))
                 bought.update(qty=total, reservation_id=rid)
             else:

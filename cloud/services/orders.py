@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from actors.order_router import BookSlot, ReleaseSlot
-from actors.stock_pool import Cancel, Reserve
+from actors.stock_pool import Cancel, Reserve, cancel_id
 from cloud.messaging import promotion_uses, to_stores
 from cloud.services import delivery_terms
 from cloud.services import order_journal as journal
@@ -60,13 +60,6 @@ def _allocation(kid: str, plan: dict[str, dict[str, int]]) -> dict[str, list[dic
     """store -> its lines with their reservation ids (which derive from the request's key)."""
     return {store: [{"sku": sku, "qty": qty, "reservation_id": f"{kid}:{store}:{sku}"} for sku, qty in lines.items()]
             for store, lines in plan.items()}
-
-
-def _cancel_id(tag: str, rid: str) -> str:
-    """The release's command id: `cancel:{tag}:{rid}`, or its digest when that passes the actors' 64 characters (a
-    key-derived tag with a long sku: the release was refused as invalid and the units stayed reserved)."""
-    plain = f"cancel:{tag}:{rid}"
-    return plain if len(plain) <= 64 else "cancel:" + hashlib.blake2b(plain.encode(), digest_size=20).hexdigest()
 
 
 def order_json(row) -> dict:
@@ -322,7 +315,7 @@ class Orders:
 
     async def _release(self, reservations: list[tuple[str, str]], tag: str) -> None:
         for sku, rid in reservations:
-            await self.cloud.actors.stock_pool.send(Cancel(id=_cancel_id(tag, rid), reservation_id=rid, sku=sku))
+            await self.cloud.actors.stock_pool.send(Cancel(id=cancel_id(tag, rid), reservation_id=rid, sku=sku))
 
     async def _book_slots(self, kid: str, order_id: str, plan: dict, slot_ms: int, reserved) -> None:
         booked: list[str] = []

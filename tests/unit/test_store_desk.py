@@ -5,25 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 
 from cloud.messaging.store_desk import StoreDesk
 from protocol import codec, subjects
 from protocol.coupon_messages import CouponWalletAnswered, CouponWalletRequested, store_subject
 from protocol.ids import make_id
+from tests.unit.test_coupon_desk import Msg
 
 NOW = 1_767_229_200_000
-
-
-@dataclass
-class Msg:
-    subject: str
-    data: bytes
-    reply: str
-    answers: list = field(default_factory=list)
-
-    async def respond(self, data: bytes) -> None:
-        self.answers.append(data)
 
 
 class Desk(StoreDesk):

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import logging
 
-import nats.errors
-
-from protocol import codec
+from edge.cloud_ask import ask_cloud
 from protocol.coupon_messages import (
     CouponHoldAnswered,
     CouponHoldRequested,
@@ -25,7 +23,6 @@ from protocol.coupon_messages import (
     store_subject,
 )
 from protocol.coupons import looks_like_code, normalise
-from protocol.errors import ProtocolError
 from protocol.policy import HOLD_TIMEOUT_MS
 from protocol.schema import record, require
 
@@ -47,18 +44,19 @@ def _envelope(box) -> dict:
 
 
 async def _ask(box, what: str, request, answer_cls):
-    """The cloud's answer, or None: not connected, no answer in time, or not an answer to this request."""
-    sync = box.sync
-    if sync is None or sync.nc is None or not sync.connected.is_set() or not box.actor.online:
+    """The cloud's answer, or None: not connected, no answer in time, or not an answer to this request (a hold's
+    or release's answer names its hold id and code, a wallet's its member)."""
+    if not box.actor.online:
         return None
-    try:
-        reply = await sync.nc.request(store_subject(box.store_id, what), codec.encode(request),
-                                      timeout=HOLD_TIMEOUT_MS / 1000)
-        answer = codec.decode(reply.data)
-    except (ProtocolError, TimeoutError, nats.errors.Error, OSError) as exc:
-        log.info("store %s: no answer to coupon %s (%s)", box.store_id, what, type(exc).__name__)
-        return None
-    return answer if isinstance(answer, answer_cls) else None
+    hold_id = getattr(request, "hold_id", None)
+
+    def matches(answer) -> bool:
+        if hold_id is None:
+            return answer.member_id == request.member_id
+        return answer.hold_id == hold_id and answer.code == request.code
+    return await ask_cloud(box.sync, store_subject(box.store_id, what), request, answer_cls, matches,
+                           timeout_s=HOLD_TIMEOUT_MS / 1000, desk="coupon", what=what,
+                           reference=hold_id or request.member_id, log=log)
 
 
 async def scan(box, lane: str, text: str) -> dict:
@@ -68,7 +66,7 @@ async def scan(box, lane: str, text: str) -> dict:
     hold_id = f"{lane}:{actor.ids.new()}"
     answer = await _ask(box, "hold", CouponHoldRequested(**_envelope(box), hold_id=hold_id, code=code,
                                                          member_id=member_id, lane=lane), CouponHoldAnswered)
-    if answer is not None and answer.hold_id == hold_id and answer.code == code:
+    if answer is not None:  # an answer to this hold (`_ask`)
         return await actor.ask("coupon", action="add_online", lane=lane, code=code, answer=answer, member_id=member_id)
     return await actor.ask("coupon", action="add_offline", lane=lane, code=code)
 
@@ -99,7 +97,7 @@ async def snapshot(box, cart: dict) -> None:
         return
     answer = await _ask(box, "wallet", CouponWalletRequested(**_envelope(box), member_id=member["member_id"]),
                         CouponWalletAnswered)
-    if answer is not None and answer.member_id == member["member_id"]:
+    if answer is not None:  # the member's wallet (`_ask`)
         await box.actor.ask("coupon", action="snapshot", member_id=answer.member_id, known=answer.coupons)
 
 

@@ -17,12 +17,10 @@ from __future__ import annotations
 import json
 import logging
 
-import nats
-
+from edge.cloud_ask import ask_cloud
 from edge.core.outcome import Refused
 from edge.core.selling import PointsAuth
-from protocol import codec, points
-from protocol.errors import ProtocolError
+from protocol import points
 from protocol.points_messages import (
     POINTS_HOLD_PREFIX,
     PointsHoldAnswered,
@@ -84,17 +82,7 @@ def _envelope(box) -> dict:
 
 async def _ask(box, what: str, request) -> PointsHoldAnswered | None:
     """The cloud's answer, or None: not connected, no answer in time, or an answer that is not one."""
-    sync = box.sync
-    if sync is None or sync.nc is None or not sync.connected.is_set():
-        return None
-    try:
-        reply = await sync.nc.request(store_points_subject(box.store_id, what), codec.encode(request),
-                                      timeout=HOLD_TIMEOUT_MS / 1000)
-        answer = codec.decode(reply.data)
-    except (ProtocolError, TimeoutError, nats.errors.Error, OSError) as exc:
-        log.info("store %s: no answer to points %s %s (%s)", box.store_id, what, request.points_hold_id, type(exc).__name__)
-        return None
-    if not isinstance(answer, PointsHoldAnswered) or answer.points_hold_id != request.points_hold_id:
-        log.warning("store %s: a points answer that is not for %s", box.store_id, request.points_hold_id)
-        return None
-    return answer
+    return await ask_cloud(box.sync, store_points_subject(box.store_id, what), request, PointsHoldAnswered,
+                           lambda answer: answer.points_hold_id == request.points_hold_id,
+                           timeout_s=HOLD_TIMEOUT_MS / 1000, desk="points", what=what,
+                           reference=request.points_hold_id, log=log)

@@ -20,6 +20,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from edge.cloud_ask import ask_cloud
 from edge.lending_desk import LendingDesk
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
@@ -251,20 +252,9 @@ class Sync:
 
     async def _ask(self, what: str, request, timeout_s: float) -> HoldAnswered | None:
         """The cloud's answer, or None: not connected, no answer in time, or an answer that is not one."""
-        if self.nc is None or not self.connected.is_set():
-            return None
-        try:
-            reply = await self.nc.request(subjects.store_stored_value(self.store_id, what), codec.encode(request),
-                                          timeout=timeout_s)
-            answer = codec.decode(reply.data)
-        except (ProtocolError, TimeoutError, nats.errors.Error, OSError) as exc:
-            log.info("store %s: no answer to stored-value %s %s (%s)", self.store_id, what, request.hold_id,
-                     type(exc).__name__)
-            return None
-        if not isinstance(answer, HoldAnswered) or answer.hold_id != request.hold_id:
-            log.warning("store %s: a stored-value answer that is not for %s", self.store_id, request.hold_id)
-            return None
-        return answer
+        return await ask_cloud(self, subjects.store_stored_value(self.store_id, what), request, HoldAnswered,
+                               lambda answer: answer.hold_id == request.hold_id, timeout_s=timeout_s,
+                               desk="stored-value", what=what, reference=request.hold_id, log=log)
 
     async def hold(self, hold_id: str, member_id: str, amount_fen: int, lane: str,
                    timeout_s: float = HOLD_TIMEOUT_MS / 1000) -> HoldAnswered | None:

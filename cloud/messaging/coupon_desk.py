@@ -16,12 +16,11 @@ Guarantees:
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
+from cloud.messaging.store_desk import StoreDesk
 from cloud.services.coupons import coupon_of
-from protocol import codec, subjects
 from protocol import coupons as cp
 from protocol.coupon_messages import (
     QUEUE,
@@ -34,7 +33,6 @@ from protocol.coupon_messages import (
     CouponWalletRequested,
     KnownCoupon,
 )
-from protocol.errors import ProtocolError
 from protocol.pricing.rules import Coupon as CouponRule
 
 TILL_HOLD_TTL_MS = 10 * 60_000  # a cart's coupon: time enough to finish the sale; it lapses if none names it
@@ -43,57 +41,34 @@ WALLETS_PER_STORE_PER_MINUTE = 60  # a till asks once per member identified; pas
 log = logging.getLogger("freshmesh.coupons")
 
 
-class CouponDesk:
+class CouponDesk(StoreDesk):
+    """Answers the tills' coupon hold, release and wallet requests (`fm.store.*.coupon.>`, queue group `coupons`)."""
+
+    subject = SUBJECTS_ALL
+    queue = QUEUE
+    kinds = (CouponHoldRequested, CouponReleased, CouponWalletRequested)
+    in_flight_max = REQUESTS_IN_FLIGHT_MAX
+    log = log
+    what = "coupon"
+    kind_name = "coupon"
+    stats_keys = ("holds", "granted", "wallets")
+
     def __init__(self, cloud) -> None:
-        self.cloud = cloud
-        self._sub = None
-        self._in_flight: set[asyncio.Task] = set()
-        self.stats = {"holds": 0, "granted": 0, "wallets": 0, "bad": 0, "shed": 0, "wallets_refused": 0}
+        super().__init__(cloud)
+        self.stats["wallets_refused"] = 0
         self._wallets: dict[str, tuple[int, int]] = {}  # store -> (minute, wallet requests answered in it)
 
-    async def start(self) -> CouponDesk:
-        self._sub = await self.cloud.nats.subscribe(SUBJECTS_ALL, queue=QUEUE, cb=self._on_request)
-        return self
-
-    async def stop(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-        for task in list(self._in_flight):
-            task.cancel()
-        await asyncio.gather(*self._in_flight, return_exceptions=True)
-
-    async def _on_request(self, msg) -> None:
-        if len(self._in_flight) >= REQUESTS_IN_FLIGHT_MAX:
-            self.stats["shed"] += 1
-            return
-        task = asyncio.create_task(self._answer(msg))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-
-    async def _answer(self, msg) -> None:
-        try:
-            store_id = subjects.store_from_subject(msg.subject)
-            request = codec.decode(msg.data)
-            if (not isinstance(request, (CouponHoldRequested, CouponReleased, CouponWalletRequested))
-                    or request.store_id != store_id):
-                raise ProtocolError(f"not a coupon request of store {store_id}: {request.KIND} of {request.store_id}")
-            if not (msg.reply or "").startswith(subjects.store_inbox_prefix(store_id) + "."):
-                raise ProtocolError(f"a reply subject outside store {store_id}'s inbox: {(msg.reply or '')[:80]!r}")
-        except ProtocolError as exc:
-            self.stats["bad"] += 1
-            log.warning("refused a coupon request on %s: %s", msg.subject, exc)
-            return
+    def admit(self, request, store_id: str) -> bool:
         if isinstance(request, CouponWalletRequested) and not self._wallet_allowed(store_id):
             self.stats["wallets_refused"] += 1
             log.warning("store %s asked for more than %d members' coupons a minute: not answered", store_id,
                         WALLETS_PER_STORE_PER_MINUTE)
-            return  # the till times out and works from the snapshot it has
-        try:
-            answer = await (self.hold(request) if isinstance(request, CouponHoldRequested) else
-                            self.release(request) if isinstance(request, CouponReleased) else self.wallet(request))
-            await msg.respond(codec.encode(answer))
-        except Exception as exc:  # noqa: BLE001 - no answer: the till times out and works offline
-            log.warning("coupon request of store %s not answered: %s", store_id, exc)
+            return False  # the till times out and works from the snapshot it has
+        return True
+
+    async def decide(self, request, store_id: str) -> CouponHoldAnswered | CouponWalletAnswered:
+        return await (self.hold(request) if isinstance(request, CouponHoldRequested) else
+                      self.release(request) if isinstance(request, CouponReleased) else self.wallet(request))
 
     def _wallet_allowed(self, store_id: str) -> bool:
         """At most `WALLETS_PER_STORE_PER_MINUTE` wallet snapshots a store per minute (per cloud process): every

@@ -18,12 +18,10 @@ Guarantees:
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from actors.member_ledger import GrantPoints, RedeemPoints
-from protocol import codec, subjects
-from protocol.errors import ProtocolError
+from cloud.messaging.store_desk import StoreDesk
 from protocol.messages import SaleCommitted
 from protocol.money_saga import SAGA_GRACE_MS
 from protocol.points import give_back_id, points_for_fen
@@ -43,57 +41,29 @@ SWEEP_BATCH_MAX = 100
 log = logging.getLogger("freshmesh.points")
 
 
-class PointsDesk:
+class PointsDesk(StoreDesk):
     """Answers the tills' points hold and release requests (`fm.store.*.pts.>`, queue group `points`)."""
 
-    def __init__(self, cloud) -> None:
-        self.cloud = cloud
-        self._sub = None
-        self._in_flight: set[asyncio.Task] = set()
-        self.stats = {"holds": 0, "granted": 0, "releases": 0, "bad": 0, "shed": 0}
+    subject = POINTS_ALL
+    queue = POINTS_QUEUE
+    kinds = (PointsHoldRequested, PointsHoldReleased)
+    in_flight_max = REQUESTS_IN_FLIGHT_MAX
+    log = log
+    what = "points"
+    kind_name = "points"
+    stats_keys = ("holds", "granted", "releases")
 
-    async def start(self) -> PointsDesk:
-        self._sub = await self.cloud.nats.subscribe(POINTS_ALL, queue=POINTS_QUEUE, cb=self._on_request)
-        return self
+    def reference(self, request) -> str:
+        return request.points_hold_id
 
-    async def stop(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-        for task in list(self._in_flight):
-            task.cancel()
-        await asyncio.gather(*self._in_flight, return_exceptions=True)
-
-    async def _on_request(self, msg) -> None:
-        if len(self._in_flight) >= REQUESTS_IN_FLIGHT_MAX:  # the till times out and sells within its allowance
-            self.stats["shed"] += 1
-            return
-        task = asyncio.create_task(self._answer(msg))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-
-    async def _answer(self, msg) -> None:
-        try:
-            store_id = subjects.store_from_subject(msg.subject)
-            request = codec.decode(msg.data)
-            if not isinstance(request, (PointsHoldRequested, PointsHoldReleased)) or request.store_id != store_id:
-                raise ProtocolError(f"not a points request of store {store_id}: {request.KIND} of {request.store_id}")
-            if not (msg.reply or "").startswith(subjects.store_inbox_prefix(store_id) + "."):
-                raise ProtocolError(f"a reply subject outside store {store_id}'s inbox: {(msg.reply or '')[:80]!r}")
-        except ProtocolError as exc:
-            self.stats["bad"] += 1
-            log.warning("refused a points request on %s: %s", msg.subject, exc)
-            return
-        try:
-            if isinstance(request, PointsHoldReleased):
-                self.stats["releases"] += 1
-                answer = await release(self.cloud, request)
-            else:
-                self.stats["holds"] += 1
-                answer = await hold(self.cloud, request)
-                self.stats["granted"] += answer.granted
-            await msg.respond(codec.encode(answer))
-        except Exception as exc:  # noqa: BLE001 - no answer: the till times out and sells within its allowance
-            log.warning("points request %s of store %s not answered: %s", request.points_hold_id, store_id, exc)
+    async def decide(self, request, store_id: str) -> PointsHoldAnswered:
+        if isinstance(request, PointsHoldReleased):
+            self.stats["releases"] += 1
+            return await release(self.cloud, request)
+        self.stats["holds"] += 1
+        answer = await hold(self.cloud, request)
+        self.stats["granted"] += answer.granted
+        return answer
 
 
 def _answer(cloud, request, granted: bool, reason: str, balance: int, expires_ms: int = 0) -> PointsHoldAnswered:

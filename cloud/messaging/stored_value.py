@@ -35,8 +35,8 @@ import hashlib
 import logging
 
 from actors.member_ledger import Capture, Hold, Release, Spend, TopUp
-from protocol import codec, subjects
-from protocol.errors import ProtocolError
+from cloud.messaging.store_desk import StoreDesk
+from protocol import subjects
 from protocol.messages import CashToppedUp, HoldAnswered, HoldReleased, HoldRequested, SaleCommitted, is_hold_id
 from protocol.money import format_fen
 from protocol.policy import STORE_CASH_TOPUP_DAY_CAP_FEN
@@ -47,54 +47,23 @@ REFERENCE_SHOWN_MAX = 80  # of a store's payment reference, in a violation's rea
 log = logging.getLogger("freshmesh.stored_value")
 
 
-class HoldDesk:
+class HoldDesk(StoreDesk):
     """Answers the tills' hold and release requests (`fm.store.*.sv.>`, queue group `stored_value`)."""
 
-    def __init__(self, cloud) -> None:
-        self.cloud = cloud
-        self._sub = None
-        self._in_flight: set[asyncio.Task] = set()
-        self.stats = {"holds": 0, "granted": 0, "releases": 0, "bad": 0, "shed": 0}
+    subject = subjects.STORED_VALUE_ALL
+    queue = subjects.STORED_VALUE_QUEUE
+    kinds = (HoldRequested, HoldReleased)
+    in_flight_max = HOLD_REQUESTS_IN_FLIGHT_MAX
+    log = log
+    what = "stored-value"
+    kind_name = "hold"
+    stats_keys = ("holds", "granted", "releases")
 
-    async def start(self) -> HoldDesk:
-        self._sub = await self.cloud.nats.subscribe(subjects.STORED_VALUE_ALL, queue=subjects.STORED_VALUE_QUEUE,
-                                                    cb=self._on_request)
-        return self
+    def reference(self, request) -> str:
+        return request.hold_id
 
-    async def stop(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
-        for task in list(self._in_flight):
-            task.cancel()
-        await asyncio.gather(*self._in_flight, return_exceptions=True)
-
-    async def _on_request(self, msg) -> None:
-        # nats-py runs one subscription's callbacks one after another: answer each in its own task, so one slow
-        # ledger call does not hold up every till
-        if len(self._in_flight) >= HOLD_REQUESTS_IN_FLIGHT_MAX:
-            self.stats["shed"] += 1
-            return
-        task = asyncio.create_task(self._answer(msg))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-
-    async def _answer(self, msg) -> None:
-        try:
-            store_id = subjects.store_from_subject(msg.subject)
-            request = codec.decode(msg.data)
-            if not isinstance(request, (HoldRequested, HoldReleased)) or request.store_id != store_id:
-                raise ProtocolError(f"not a hold request of store {store_id}: {request.KIND} of {request.store_id}")
-            if not (msg.reply or "").startswith(subjects.store_inbox_prefix(store_id) + "."):
-                raise ProtocolError(f"a reply subject outside store {store_id}'s inbox: {(msg.reply or '')[:80]!r}")
-        except ProtocolError as exc:
-            self.stats["bad"] += 1
-            log.warning("refused a stored-value request on %s: %s", msg.subject, exc)
-            return
-        try:
-            answer = await self._decide(request)
-            await msg.respond(codec.encode(answer))
-        except Exception as exc:  # noqa: BLE001 - no answer: the till times out and sells within its allowance
-            log.warning("stored-value request %s of store %s not answered: %s", request.hold_id, store_id, exc)
+    async def decide(self, request, store_id: str) -> HoldAnswered:
+        return await self._decide(request)
 
     async def _decide(self, request: HoldRequested | HoldReleased) -> HoldAnswered:
         ledger = self.cloud.actors.member_ledger

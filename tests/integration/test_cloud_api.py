@@ -527,7 +527,11 @@ async def test_an_order_abandoned_half_way_gives_its_stock_and_slot_back(cloud, 
 
     async def dies(*args, **kwargs):
         raise RuntimeError("the API process died here (injected)")
+
+    async def gone(*args, **kwargs):  # a dead process cleans nothing up (an error it lives through does: `_fail`)
+        return None
     monkeypatch.setattr(services.orders, "_book_slots", dies)
+    monkeypatch.setattr(services.orders, "_fail", gone)
     headers = {**key(), **member.headers}
     body = {"fulfilment": "pickup", "store_id": "S001", "slot_start": next_slot(20),
             "items": [{"sku": stocked[0], "qty": 1}]}

@@ -90,7 +90,8 @@ async def give_back(box) -> None:
 
 async def snapshot(box, cart: dict) -> None:
     """After the member was identified: their coupons for an offline period (best effort; nothing when offline); the
-    previous member's holds, if the lane's member changed, go back."""
+    previous member's holds, if the lane's member changed, go back. The cart's member then shows the coupons the box
+    knows of (`wallet_view`)."""
     await give_back(box)
     member = cart.get("member") or {}
     if not member.get("member_id"):
@@ -99,6 +100,22 @@ async def snapshot(box, cart: dict) -> None:
                         CouponWalletAnswered)
     if answer is not None:  # the member's wallet (`_ask`)
         await box.actor.ask("coupon", action="snapshot", member_id=answer.member_id, known=answer.coupons)
+    member["coupons"] = await wallet_view(box, member["member_id"], box.actor.clock.now_ms())
+
+
+async def wallet_view(box, member_id: str, now_ms: int) -> list[dict]:
+    """The member's coupons for the till's screen: the box's snapshot less what its tills redeemed, valid now; the
+    rule's name and value, valid until, and only the code's last four characters (a code is a bearer instrument:
+    the member scans it from their phone)."""
+    async with box.store_db.reader.execute(
+            "select code, rule_id, valid_until_ms from coupon_snapshot where member_id = ? and valid_from_ms <= ? "
+            "and valid_until_ms > ? and code not in (select code from coupon_redemptions) order by valid_until_ms",
+            (member_id, now_ms, now_ms)) as cur:
+        rows = await cur.fetchall()
+    book = box.actor.books.rule_book
+    rules = book.by_id if book is not None else {}
+    return [{"code_tail": code[-4:], "rule_id": rule_id, "name": getattr(rules.get(rule_id), "name", rule_id),
+             "valid_until_ms": until} for code, rule_id, until in rows]
 
 
 def routes(box, endpoint) -> list:

@@ -37,7 +37,7 @@ class Member:
         return {"member_id": self.member_id, "phone": self.phone_masked, "member_code": self.member_code,
                 "level": self.level, "stored_value_fen": self.stored_value_fen, "points": self.points,
                 "unsettled_fen": self.unsettled_fen, "offline_spent_fen": self.offline_unsettled_fen,
-                "coupons": None}  # the member's coupon count: filled by the coupons part of issue 17 (None: unknown)
+                "coupons": None}  # the member's coupons, filled in by the lane (edge/coupons.py wallet_view)
 
 
 @dataclass(frozen=True, slots=True)

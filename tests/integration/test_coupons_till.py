@@ -125,6 +125,10 @@ async def redeem_online(services, http, member, code: str) -> str:
 async def test_a_coupon_scanned_at_the_till_is_held_then_redeemed_once_with_the_sale(world):
     services, http, box, lane, _ = world
     member, member_code, (code,) = await member_with_coupons(services, http, box, 1, "till")
+    # identified, the member's coupons show on the till: the rule's name and the code's tail, never the whole code
+    shown = await lane.post("/lanes/1/member", json={"member_code": member_code})
+    assert [(c["code_tail"], c["rule_id"]) for c in shown.json()["member"]["coupons"]] == [(code[-4:], RULE)]
+    assert code not in shown.text
     before = await basket_over(lane, "1", member_code, 5_000)
     r = await lane.post("/lanes/1/coupon", json={"code": code})
     assert r.status_code == 200, r.text
@@ -141,6 +145,8 @@ async def test_a_coupon_scanned_at_the_till_is_held_then_redeemed_once_with_the_
         return c if c["status"] == "redeemed" else None
     got = await eventually(redeemed, timeout_s=15)
     assert got and got["redeemed_by"] == f"store:{BOX}:{sold.json()['sale_id']}"
+    again_shown = await lane.post("/lanes/1/member", json={"member_code": member_code})
+    assert again_shown.json()["member"]["coupons"] == []  # redeemed by this store's till: no longer shown
     await basket_over(lane, "1", member_code, 5_000)  # the same coupon again, in the next sale
     again = await lane.post("/lanes/1/coupon", json={"code": code})
     assert again.status_code == 409 and "already redeemed" in again.json()["detail"], again.text

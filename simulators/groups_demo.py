@@ -24,7 +24,7 @@ from simulators.customer_auth import SignedIn, SignInFailed, SimulatedPhones, si
 CN = timezone(timedelta(hours=8))
 DEMO_RULE_ID = "GB-DEMO"
 TOP_UP_FEN = 20_000
-ROUND_EVERY_S = 1.5  # a new group is opened this often
+ROUND_EVERY_S = 2.5  # a new group is opened this often
 FAIL_EVERY = 3  # the 2nd, 5th, 8th ... group is one friend short: it is cancelled and refunded when its window closes
 
 

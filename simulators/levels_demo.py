@@ -35,7 +35,7 @@ BUDGET_FEN = 20_000  # 200 yuan for the whole chain
 PER_MEMBER = 3
 GIFT_SPEND_FEN = 3_000
 CUSTOMERS = 4
-ROUND_S = 0.5
+ROUND_S = 1.5
 CN = timezone(timedelta(hours=8))
 
 

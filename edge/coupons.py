@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from edge import coupons_db
 from edge.cloud_ask import ask_cloud
 from protocol.coupon_messages import (
     CouponHoldAnswered,
@@ -107,11 +108,7 @@ async def wallet_view(box, member_id: str, now_ms: int) -> list[dict]:
     """The member's coupons for the till's screen: the box's snapshot less what its tills redeemed, valid now; the
     rule's name and value, valid until, and only the code's last four characters (a code is a bearer instrument:
     the member scans it from their phone)."""
-    async with box.store_db.reader.execute(
-            "select code, rule_id, valid_until_ms from coupon_snapshot where member_id = ? and valid_from_ms <= ? "
-            "and valid_until_ms > ? and code not in (select code from coupon_redemptions) order by valid_until_ms",
-            (member_id, now_ms, now_ms)) as cur:
-        rows = await cur.fetchall()
+    rows = await coupons_db.usable(box.store_db.reader, member_id, now_ms)
     book = box.actor.books.rule_book
     rules = book.by_id if book is not None else {}
     return [{"code_tail": code[-4:], "rule_id": rule_id, "name": getattr(rules.get(rule_id), "name", rule_id),

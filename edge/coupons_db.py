@@ -18,6 +18,15 @@ create index if not exists coupon_redemptions_day on coupon_redemptions (day, of
 """
 
 
+async def usable(conn, member_id: str, now_ms: int) -> list:
+    """The member's coupons in the snapshot, valid now and not redeemed by this store's tills: (code, rule, until)."""
+    async with conn.execute(
+            "select code, rule_id, valid_until_ms from coupon_snapshot where member_id = ? and valid_from_ms <= ? "
+            "and valid_until_ms > ? and code not in (select code from coupon_redemptions) order by valid_until_ms",
+            (member_id, now_ms, now_ms)) as cur:
+        return list(await cur.fetchall())
+
+
 async def _one(conn, sql: str, params: tuple):
     async with conn.execute(sql, params) as cur:
         return await cur.fetchone()

@@ -17,8 +17,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from loadtest.http import LeanClients
 from simulators import coupons_demo, groups_demo, levels_demo, points_demo, segments_demo
 
@@ -43,27 +41,21 @@ class Setting:
     duration: float | None
 
 
-async def _define(cloud_url: str, operator: dict, body: dict) -> bool:
-    async with httpx.AsyncClient(timeout=30) as hq:
-        r = await hq.post(f"{cloud_url}/operator/coupon-definitions", json=body, headers=operator)
-    return r.status_code in (200, 201)
-
-
 async def prepare(http: LeanClients, s: Setting, rng: random.Random, counts: Counter,
                   stop: asyncio.Event) -> list[Any]:
     """HQ's set-up in order, then the programmes to run (each with `run(http)` until `stop`)."""
     levels = levels_demo.LevelsShoppers(s.cloud_url, s.operator, s.phones, s.lanes, rng, counts, stop,
                                         wallet_url=s.wallet_url)
     await levels.publish_rules(http)  # the budget-capped rule and the gift, into the book in force
-    async with httpx.AsyncClient(timeout=30) as hq:
-        book = (await hq.get(f"{s.cloud_url}/rule-book", headers=s.operator)).json()
+    book = (await http.get(f"{s.cloud_url}/rule-book", headers=s.operator)).json()
     groups = groups_demo.GroupBuyers(s.cloud_url, s.operator, list(s.lanes), s.phones, s.wallet_url, rng, counts, stop,
                                      rule_book=book, sku=s.group_sku)
     groups.rule_id = await groups.publish_rule(http)  # ... and the group buy, on top of it
     await points_demo.define_points_offer(http, s.cloud_url, s.operator, POINTS_OFFER_RULE)
-    if await _define(s.cloud_url, s.operator, {
-            "definition_id": segments_demo.DEFINITION_ID, "rule_id": WINBACK_RULE, "name": "回归礼券 / Welcome back",
-            "channels": ["online", "offline"], "valid_days": 14, "per_member_limit": 1}):
+    winback = await http.post(f"{s.cloud_url}/operator/coupon-definitions", headers=s.operator, json={
+        "definition_id": segments_demo.DEFINITION_ID, "rule_id": WINBACK_RULE, "name": "回归礼券 / Welcome back",
+        "channels": ["online", "offline"], "valid_days": 14, "per_member_limit": 1})
+    if winback.status_code in (200, 201):
         counts["programmes_winback_defined"] += 1
     act_after = s.duration * SEGMENTS_AFTER_SHARE if s.duration else SEGMENTS_AFTER_S
     return [

@@ -18,12 +18,15 @@
   picking) are `NOTES`: journaled on the order's timeline, status unchanged.
 - A split order's parts (one per store) each follow the machine; the order shows `overall(parts)`, the least
   advanced part, so it is `ready` only when every store's part is.
+- What an order SHOWS is `shown(status, group_held)`: the stored status, except `group_forming` for a paid order of
+  a group buy held until its group forms (never stored: the money saga treats it as paid); every place that shows a
+  status (the order's answer, its timeline, the operators' lists, the console) goes through it.
 - `fulfilment` decides the branch: a pickup order is never handed to a rider, a delivery is never picked up at the
   counter. Flash-sale orders follow the branch of their fulfilment.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from protocol.errors import ProtocolError
 
@@ -37,8 +40,13 @@ CANCELLED, EXPIRED, REFUNDED, PARTIALLY_REFUNDED = "cancelled", "expired", "refu
 # in the order an order normally passes them (`overall` takes the least advanced part)
 STATUSES = (PENDING, RESERVED, PAID, PICKING, READY, DELIVERY_FAILED, OUT_FOR_DELIVERY, DELIVERED, PICKED_UP,
             COMPLETED, PARTIALLY_REFUNDED, REFUNDED, CANCELLED, EXPIRED, REJECTED)
+# Shown, never stored (issue 17): a paid order of a group buy held until its group forms (`orders.group_held`): its
+# money is kept as a paid order's, it is not sent to its store, its member may still leave. `shown` derives it.
+GROUP_FORMING = "group_forming"
+# every status an order may show, in the same order (a held group order's right after paid)
+SHOWN_STATUSES = tuple(s for stored in STATUSES for s in ((stored, GROUP_FORMING) if stored == PAID else (stored,)))
 # the customer's money was taken and is still kept, whole or in part: a charge is matched by the order
-PAID_STATUSES = (PAID, PICKING, READY, OUT_FOR_DELIVERY, DELIVERY_FAILED, DELIVERED, PICKED_UP, COMPLETED,
+PAID_STATUSES = (PAID, GROUP_FORMING, PICKING, READY, OUT_FOR_DELIVERY, DELIVERY_FAILED, DELIVERED, PICKED_UP, COMPLETED,
                  PARTIALLY_REFUNDED)
 # the goods are (being) prepared or handed over: the order can no longer be cancelled by its customer
 IN_STORE_STATUSES = (PICKING, READY, OUT_FOR_DELIVERY, DELIVERY_FAILED)
@@ -49,7 +57,7 @@ UNSERVED_STATUSES = (CANCELLED, EXPIRED, REJECTED)
 # the goods reached the customer: returns and after-sales refunds start from here
 HANDED_OVER_STATUSES = (DELIVERED, PICKED_UP, COMPLETED, PARTIALLY_REFUNDED)
 # customers may cancel themselves only before the store starts picking
-CUSTOMER_CANCELLABLE = (RESERVED, PAID)
+CUSTOMER_CANCELLABLE = (RESERVED, PAID, GROUP_FORMING)
 
 _COMMON: dict[tuple[str, str], str] = {
     (PENDING, "reserve"): RESERVED,
@@ -100,7 +108,9 @@ NOTES = frozenset({"created", "weighed", "substituted", "short", "rerouted", "re
                    "presale", "presale_reserved",
                    # group buys (issue 17 item 2): a place taken in a group (paid, the order waits: not sent to its
                    # store), then the group formed (sent to the store as any paid order)
-                   "group_joined", "group_formed"})
+                   "group_joined", "group_formed",
+                   # another member took or left a place of the order's group: its count as it stands now
+                   "group_progress"})
 EVENTS = frozenset({e for _, e in _COMMON} | {e for b in _BRANCH.values() for _, e in b} | NOTES)
 
 
@@ -156,11 +166,49 @@ def is_final(status: str) -> bool:
     return status in FINAL_STATUSES
 
 
+def shown(status: str, group_held: bool) -> str:
+    """The status an order shows (to its member, operators, the console): its stored status, except that a paid order
+    held for its group buy shows `group_forming` - it is not on its way to the store, whatever "paid" suggests."""
+    return GROUP_FORMING if group_held and status == PAID else status
+
+
+def status_text(status: str, group: tuple[int, int] | None = None) -> str:
+    """A shown status in words: "group forming (2/3)" with the group's (places joined, size), else the status."""
+    if status == GROUP_FORMING:
+        return f"group forming ({group[0]}/{group[1]})" if group else "group forming"
+    return status.replace("_", " ")
+
+
+def shown_timeline(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The timeline as shown: from the order's `group_joined` note until `group_formed`, a step that left it paid shows
+    `group_forming`, with the group's count as it stood then (the joined note's place, then `group_progress`)."""
+    held, count, out = False, None, []  # type: bool, tuple[int, int] | None, list[dict[str, Any]]
+    for entry in entries:
+        detail = entry.get("detail") or {}
+        if entry["event"] == "group_joined":
+            held, count = True, (int(detail.get("place") or 0), int(detail.get("size") or 0))
+        elif entry["event"] == "group_progress":
+            count = (int(detail.get("joined") or 0), int(detail.get("size") or 0))
+        elif entry["event"] == "group_formed":
+            held = False
+        status = shown(entry["status"], held)
+        out.append({**entry, "status": status, **({"status_text": status_text(status, count)}
+                                                  if status == GROUP_FORMING else {})})
+    return out
+
+
 def why_open(status: str, fulfilment: str, now_ms: int, expires_ms: int | None = None,
-             slot_start_ms: int | None = None) -> str:
-    """What an order that has not ended is waiting for, in words an operator acts on ("" once it has ended)."""
+             slot_start_ms: int | None = None, group: tuple[int, int, int] | None = None) -> str:
+    """What an order that has not ended is waiting for, in words an operator acts on ("" once it has ended).
+    `group`: (joined, size, closes_ms) of a held group order's group."""
     if is_final(status):
         return ""
+    if status == GROUP_FORMING:
+        if group is None:
+            return "paid: held until its group buy forms (not sent to the store yet)"
+        joined, size, closes_ms = group
+        return (f"paid: held until its group buy forms ({joined}/{size} joined; the window closes in "
+                f"{max((closes_ms - now_ms) // 60_000, 0)} min, then it is cancelled and refunded if short)")
     left = f" (payment deadline in {max((expires_ms - now_ms) // 1000, 0)} s)" if expires_ms is not None else ""
     slot = ""
     if slot_start_ms is not None:

@@ -32,6 +32,7 @@ Permission = Literal[
     "after_sales.decide",  # approve or refuse a customer's after-sales request of a store's order
     "members.profiles",  # a member's profile and the segments' members (masked phone only)
     "segments.manage",  # recompute segments, launch a campaign to a segment
+    "group_buys.cancel",  # end an open group buy: its orders cancelled and refunded (HQ decides it)
 ]
 ROLES: tuple[Role, ...] = get_args(Role)
 PERMISSIONS: tuple[Permission, ...] = get_args(Permission)

@@ -262,10 +262,10 @@ TILL_SQL = """select store_id, count(*) as count, coalesce(sum(total_fen), 0)::b
                      count(*) filter (where stored_value_fen > 0) as sv_count,
                      coalesce(sum(stored_value_fen), 0)::bigint as sv_fen
               from till_sales where wall_ms >= $1 group by store_id"""
-ORDERS_SQL = """select status, kind, count(*) as count, coalesce(sum(total_fen), 0)::bigint as fen,
+ORDERS_SQL = """select status, group_held, kind, count(*) as count, coalesce(sum(total_fen), 0)::bigint as fen,
                        count(*) filter (where payment->>'method' = 'stored_value') as sv_count,
                        coalesce(sum(total_fen) filter (where payment->>'method' = 'stored_value'), 0)::bigint as sv_fen
-                from orders where created_ms >= $1 group by status, kind"""
+                from orders where created_ms >= $1 group by status, group_held, kind"""
 # An online sale belongs to the store it was allocated to; split and flash orders are shown as such.
 ONLINE_SQL = """select case when kind = 'flash' then '(flash)'
                             when (select count(*) from jsonb_object_keys(allocation)) = 1
@@ -300,6 +300,7 @@ async def business_figures(services, topups: TopUpTally, ask, utc_offset_minutes
         refused_by_store = await conn.fetch(REFUSED_BY_STORE_SQL, day)
         refused_recent = await conn.fetch(REFUSED_RECENT_SQL, day, REFUSED_RECENT_MAX)
         topped = await topups.refresh(conn, cloud.shards.all_member_ledgers(), day)
+        groups = await services.group_buys.views.console_rows(conn, now)  # open groups, and recently ended ones
     flash = await asyncio.gather(*(_flash_status(cloud, ask, r["sale_id"]) for r in sales))
     # when the counters the rates come from (sold, throttled) were read: the queries before take a varying time
     rates_at = cloud.now_ms()
@@ -311,6 +312,7 @@ async def business_figures(services, topups: TopUpTally, ask, utc_offset_minutes
         "orders": [dict(r) for r in orders], "online_by_store": [dict(r) for r in online],
         "shrinkage": shrink, "topups": topped, "flash": [f for f in flash if f is not None],
         "refused_by_store": [dict(r) for r in refused_by_store], "refused_recent": [dict(r) for r in refused_recent],
+        "group_buys": groups,
         # list prices of the SKUs written off today: what the shrinkage is worth (a SKU no longer sold has none)
         "prices": {r["sku"]: {"unit": products[r["sku"]].unit, "price_fen": products[r["sku"]].price_fen}
                    for r in shrink if r["sku"] in products},

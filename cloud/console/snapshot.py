@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from itertools import pairwise
 from typing import Any
 
+from cloud.console.group_panel import group_buys_view
 from protocol import order_lifecycle as lifecycle
 from protocol.clock import to_rfc3339
 from protocol.money import weighed_amount_fen
@@ -36,7 +37,7 @@ ACTOR_KINDS = ("stock_pool", "member_ledger", "flash_sale", "order_router", "sto
 NOT_YET_ALIVE = ("RESTARTING", "PENDING_CREATION", "DEPENDENCIES_UNREADY")
 BAD_HEALTH = ("dead", "restarting", "restarted", "start_failed", "not_ready")
 DEVICE_FAULTS = ("down", "degraded")
-ORDER_STATUSES = lifecycle.STATUSES
+ORDER_STATUSES = lifecycle.SHOWN_STATUSES
 SOLD = lifecycle.PAID_STATUSES  # an online order counts as a sale once paid (until refunded)
 RATE_WINDOW = 6  # samples (ticks) over which a rate is measured
 BUSINESS_RATE_WINDOW = 3  # business figures are new every `business_every_s`: rates over the last few refreshes
@@ -310,7 +311,8 @@ def business_view(inputs: ConsoleInputs, memory: ConsoleMemory) -> dict | None:
     if raw is None:
         return None
     read_ms = raw.get("rates_at_ms") or raw.get("at_ms", now)  # rates: timed by when the counters were read
-    orders = raw.get("orders", [])
+    # the status each order shows (a paid order held for its group buy: group_forming), as everywhere else
+    orders = [{**o, "status": lifecycle.shown(o["status"], bool(o.get("group_held")))} for o in raw.get("orders", [])]
     sold = [o for o in orders if o["status"] in SOLD]
     till, online = _sum(raw.get("till_by_store", [])), _sum(sold)
     till_sv = _sum(raw.get("till_by_store", []), "sv_count", "sv_fen")
@@ -354,6 +356,7 @@ def business_view(inputs: ConsoleInputs, memory: ConsoleMemory) -> dict | None:
                                            "fen": till_sv["fen"] + online_sv["fen"]}},
         "shrinkage": shrinkage_by_reason(raw.get("shrinkage", []), raw.get("prices") or {}),
         "refused": refused_view(raw.get("refused_by_store", []), raw.get("refused_recent", [])),
+        "group_buys": group_buys_view(raw.get("group_buys"), now),
     }
 
 

@@ -92,8 +92,10 @@ async def note(db, order_id: str, event: str, now_ms: int, **kw) -> Step:
 
 
 async def timeline(db, order_id: str, after_seq: int = 0) -> list[dict]:
-    rows = await db.fetch("select * from order_events where order_id = $1 and seq > $2 order by seq", order_id, after_seq)
-    return [timeline_json(r) for r in rows]
+    """The entries after `after_seq`, as shown (`lifecycle.shown_timeline`: read from the start, since a held group
+    order's steps show `group_forming` from its `group_joined` note on)."""
+    rows = await db.fetch("select * from order_events where order_id = $1 order by seq", order_id)
+    return [e for e in lifecycle.shown_timeline([timeline_json(r) for r in rows]) if e["seq"] > after_seq]
 
 
 def timeline_json(row) -> dict:

@@ -63,7 +63,7 @@ def _allocation(kid: str, plan: dict[str, dict[str, int]]) -> dict[str, list[dic
 
 
 def order_json(row) -> dict:
-    status = row["status"]
+    status = lifecycle.shown(row["status"], bool(row.get("group_held")))  # a held group order: group_forming
     return {"order_id": row["order_id"], "status": status, "kind": row["kind"], "member_id": row["member_id"],
             "stores": sorted(json.loads(row["allocation"])), "lines": json.loads(row["lines"]),
             "total_fen": row["total_fen"], "pickup_code": row["pickup_code"],
@@ -369,6 +369,8 @@ class Orders:
         row = await self.get(order_id, member)
         body = order_json(row)
         body["timeline"] = await journal.timeline(self.cloud.db, order_id)
+        if self.groups is not None:  # "group forming (2/3)" and its group, for an order holding a place
+            body.update(await self.groups.views.shown_part(row))
         if body["payment"] is None:
             charge = await self.payments.get(charge_id(order_id))
             if charge is not None:

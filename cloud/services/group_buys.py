@@ -214,6 +214,22 @@ class GroupBuys:
                                    detail={"group_id": group_id, "joined": len(joined.seats), "size": joined.size})
         return None
 
+    async def place_freed(self, order_id: str) -> None:
+        """A place's order ended unserved (its member cancelled, it expired unpaid): while the group is open, every
+        remaining place's timeline notes the group's new count (`group_progress`). Only a note: the count itself is
+        always read from the orders' statuses."""
+        now = self.cloud.now_ms()
+        async with self.cloud.db.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("select g.* from group_members m join group_buys g on g.group_id = m.group_id "
+                                      "where m.order_id = $1 for update of g", order_id)
+            if row is None or row["status"] != core.OPEN:
+                return
+            seats = await conn.fetch(LIVE_SEATS, row["group_id"], list(lifecycle.UNSERVED_STATUSES))
+            for seat in seats:
+                await journal.note(conn, seat["order_id"], "group_progress", now,
+                                   detail={"group_id": row["group_id"], "joined": len(seats), "size": row["size"],
+                                           "left": True})
+
     # ---- forming ------------------------------------------------------------------------------------------
     async def held(self, row) -> None:
         """An order of a group that has not formed was paid (`Orders.notify_stores` asks, instead of telling its

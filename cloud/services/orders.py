@@ -414,6 +414,8 @@ class Orders:
         await self.member_pricing.give_back(order_id)
         await self.release_slots(row)
         await self.coupons.settle(order_id)  # its coupon back in the wallet
+        if row["group_held"] and self.groups is not None:  # its group's other places see one place free again
+            await self.groups.place_freed(order_id)
         if was in lifecycle.PAID_STATUSES and (row["kind"] != "flash" or assigned(row)) and not row["group_held"]:
             for store in json.loads(row["allocation"]):
                 await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
@@ -456,6 +458,8 @@ class Orders:
             await self._release(self.reservations(row), "order")
         await self.coupons.settle(row["order_id"])  # its coupon back in the wallet
         await self.member_pricing.give_back(row["order_id"])
+        if row["group_held"] and self.groups is not None:  # its group's other places see one place free again
+            await self.groups.place_freed(row["order_id"])
 
     async def sweep_abandoned(self) -> int:
         """Orders whose request died half-way and was never retried (`pending` for `ABANDONED_MS`): refused, and

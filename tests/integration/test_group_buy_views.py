@@ -168,8 +168,11 @@ async def test_a_gold_member_whose_own_price_beats_the_group_price_takes_a_place
     assert second.json()["order"]["total_fen"] <= 3000 and second.json()["price"]["basis"] == "group"
     assert second.json()["price"]["unit_fen"] == 3000
     assert second.json()["group"]["joined"] == 2
-    for m, o in ((gold, mine["order_id"]), (regular, second.json()["order"]["order_id"])):
-        await http.post(f"/orders/{o}/cancel", headers=m.headers)
+    for m, o in ((regular, second.json()["order"]["order_id"]), (gold, mine["order_id"])):
+        assert (await http.post(f"/orders/{o}/cancel", headers=m.headers)).status_code == 200
+        if m is regular:  # a place freed: the others' timelines say the group is one smaller again
+            last = (await order(http, gold, mine["order_id"]))["timeline"][-1]
+            assert last["event"] == "group_progress" and (last["detail"]["joined"], last["detail"]["left"]) == (1, True)
 
 
 # ---- 2. a held order shows as such everywhere ------------------------------------------------------------------------

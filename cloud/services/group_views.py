@@ -15,6 +15,7 @@ Migration 34 (here): who cancelled a group, when and why (HQ's cancel, `GroupBuy
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from cloud.services.verdicts import Refusal
@@ -221,5 +222,4 @@ class GroupViews:
 
 
 def _json(value):
-    import json
     return json.loads(value) if isinstance(value, str) else value

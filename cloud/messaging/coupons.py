@@ -86,7 +86,7 @@ async def admit(cloud, events: list[Message]) -> dict[str, str]:
 def _saving_refused(cloud, row, e: CouponRedeemed, list_fen: int | None) -> str | None:
     rule = cloud.world.rule_book.by_id.get(row["rule_id"])
     return coupon_claims.judge_saving(e.code, e.rule_id, e.saving_fen, row["rule_id"],
-                                      rule if isinstance(rule, CouponRule) else None, list_fen)
+                                      rule if isinstance(rule, CouponRule) else None, list_fen, e.offline)
 
 
 async def _baskets(cloud, events: list[Message], mine: list[CouponRedeemed]) -> dict[tuple[str, str], int]:

@@ -1,6 +1,7 @@
 """A store's coupon redemptions are believed only as far as the coupon could give (issue 17 item 1), written as the
 attack against the real stack: a hostile store (S033, by hand with its own NATS user) claims a coupon gave far more
-than its rule can, under another rule than its own, or more than its share of the sale it names; each is refused,
+than its rule can, under another rule than its own, more than its share of the sale it names, or, taken offline on
+a sale never sent, more than the store's whole daily allowance; each is refused,
 dead-lettered with the reason, the store told, the coupon left in the member's wallet. Then it takes coupons without
 the cloud's hold, each believable, until their savings pass its daily fen allowance (`OFFLINE_COUPON_FEN_PER_DAY`):
 every one is believed (the goods left) and stored with its saving, and the one past the allowance is reported as a
@@ -76,7 +77,7 @@ async def test_a_saving_the_coupon_cannot_have_given_is_refused_and_the_coupon_s
     services, http = cloud
     member = (await customer(services, http)).member_id
     amount = await coupons_of(http, member, "amount", AMOUNT_RULE, 3)
-    percent = await coupons_of(http, member, "percent", PERCENT_RULE, 1)
+    percent = await coupons_of(http, member, "percent", PERCENT_RULE, 2)
     since = await services.cloud.db.fetchval("select coalesce(max(id), 0) from dead_letters")
     async with StoreLink(stack, HOSTILE) as hostile:
         sale = basket(hostile, member, 100_000, PERCENT_RULE, 6_000)  # the sale itself is the store's to say
@@ -84,6 +85,7 @@ async def test_a_saving_the_coupon_cannot_have_given_is_refused_and_the_coupon_s
             redeemed(hostile, amount[0], member, f"CC{uuid.uuid4().hex[:20]}", AMOUNT_RULE, 10**9),
             redeemed(hostile, amount[1], member, f"CC{uuid.uuid4().hex[:20]}", PERCENT_RULE, 500),
             redeemed(hostile, percent[0], member, sale.sale_id, PERCENT_RULE, 6_000),  # 5% of 100,000 is 5,000
+            redeemed(hostile, percent[1], member, f"CC{uuid.uuid4().hex[:20]}", PERCENT_RULE, 10**7),  # no sale
         ]
         honest = redeemed(hostile, amount[2], member, f"CC{uuid.uuid4().hex[:20]}", AMOUNT_RULE, 1_000)
         for message in (sale, *attacks, honest):
@@ -92,7 +94,7 @@ async def test_a_saving_the_coupon_cannot_have_given_is_refused_and_the_coupon_s
         async def reasons():
             rows = await services.cloud.db.fetch("select reason from dead_letters where store_id = $1 and id > $2",
                                                  HOSTILE, since)
-            return " | ".join(r["reason"] for r in rows) if len(rows) >= 3 else None
+            return " | ".join(r["reason"] for r in rows) if len(rows) >= len(attacks) else None
         seen = await eventually(reasons, timeout_s=20)
         assert seen, "the hostile store's coupon claims were not refused"
         assert f"coupon {amount[0]} claims a saving of 1000000000 fen; its promotion {AMOUNT_RULE} gives at most " \
@@ -100,6 +102,8 @@ async def test_a_saving_the_coupon_cannot_have_given_is_refused_and_the_coupon_s
         assert f"coupon {amount[1]} grants promotion {AMOUNT_RULE}, not {PERCENT_RULE}" in seen, seen
         assert (f"coupon {percent[0]} claims a saving of 6000 fen; its promotion {PERCENT_RULE} gives at most 5000 "
                 "fen on a basket of 100000 fen at list prices") in seen, seen
+        assert (f"coupon {percent[1]} claims a saving of 10000000 fen; its promotion {PERCENT_RULE} gives at most "
+                f"{OFFLINE_COUPON_FEN_PER_DAY} fen taken offline, on a sale the cloud has not seen") in seen, seen
         told = await refused_acks(hostile, {a.event_id for a in attacks})
         assert set(told) == {a.event_id for a in attacks}, told  # the store is told each, with its reason
 
@@ -108,7 +112,7 @@ async def test_a_saving_the_coupon_cannot_have_given_is_refused_and_the_coupon_s
         return got if got[amount[2]][0] == "redeemed" else None
     got = await eventually(settled, timeout_s=15)
     assert got, "the honest redemption was never applied"
-    assert [got[c] for c in (amount[0], amount[1], percent[0])] == [("issued", None)] * 3  # still the member's
+    assert [got[c] for c in (amount[0], amount[1], *percent)] == [("issued", None)] * 4  # still the member's
     assert got[amount[2]] == ("redeemed", 1_000)  # believed, with what it gave
 
 

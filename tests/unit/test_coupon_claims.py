@@ -63,7 +63,17 @@ def test_a_claim_the_coupon_cannot_have_given_is_refused_with_the_reason(claimed
 def test_a_percent_claim_past_its_share_of_the_sale_is_refused_and_within_it_believed():
     assert "gives at most 2000 fen" in (judge_saving(CODE, "P20", 2_001, "P20", P20, 10_000) or "")
     assert judge_saving(CODE, "P20", 2_000, "P20", P20, 10_000) is None
-    assert judge_saving(CODE, "P20", 2_000, "P20", P20, None) is None  # no sale seen: the fen allowance bounds it
+    assert judge_saving(CODE, "P20", 2_000, "P20", P20, None) is None  # no sale seen, held: nothing bounds it
+    assert judge_saving(CODE, "P20", 10**9, "P20", P20, None) is None
+
+
+def test_a_percent_claim_taken_offline_on_a_sale_never_seen_gives_at_most_the_whole_daily_allowance():
+    assert saving_max(P20, None, offline=True) == OFFLINE_COUPON_FEN_PER_DAY
+    assert judge_saving(CODE, "P20", OFFLINE_COUPON_FEN_PER_DAY, "P20", P20, None, offline=True) is None
+    reason = judge_saving(CODE, "P20", OFFLINE_COUPON_FEN_PER_DAY + 1, "P20", P20, None, offline=True)
+    assert reason == (f"coupon {CODE} claims a saving of {OFFLINE_COUPON_FEN_PER_DAY + 1} fen; its promotion P20 "
+                      f"gives at most {OFFLINE_COUPON_FEN_PER_DAY} fen taken offline, on a sale the cloud has not seen")
+    assert saving_max(P20, 10_000, offline=True) == 2_000  # a sale seen: its share of it
 
 
 def test_a_rule_no_longer_in_the_book_is_judged_by_its_id_only():

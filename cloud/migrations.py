@@ -6,7 +6,7 @@ import asyncpg
 from cloud.messaging.markdowns import MIGRATION_24
 from cloud.messaging.receiving import MIGRATION_SQL as RECEIVING_SQL
 from cloud.messaging.stocktakes import MIGRATION_22
-from cloud.services.coupon_schema import MIGRATION_26  # coupons (cloud/services/coupons.py)
+from cloud.services.coupon_schema import MIGRATION_26, MIGRATION_31  # coupons (cloud/services/coupons.py)
 from cloud.services.group_schema import MIGRATION_27  # group buys
 from cloud.services.group_views import MIGRATION_34  # group buys: HQ's cancel, the operators' list
 from cloud.services.member_levels import MIGRATION_28
@@ -527,6 +527,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (28, "member levels the stores were last told, budget-capped rules' uses (issue 17)", MIGRATION_28),
     (29, "points: paying part of online orders, exchanged for coupons, survey answers", MIGRATION_29),
     MIGRATION_30,  # member profiles and segments, campaigns, promotion uses (cloud/services/segment_schema.py)
+    MIGRATION_31,  # coupons: till redemptions' savings, the offline fen allowance (cloud/services/coupon_schema.py)
     MIGRATION_34,  # group buys: who cancelled a group and why, the operators' list (cloud/services/group_views.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time

@@ -28,8 +28,11 @@ def coupon_paths(op: Callable[..., dict]) -> dict:
                         "409": "batch_id reused with other members", "422": "a field is wrong"},
                        operator=True, params=["definition_id"])},
         "/operator/coupons/conflicts": {
-            "get": op("Coupons a store redeemed offline that were already redeemed elsewhere (the sale stood)",
-                      ("200", "{conflicts}"), {"401": NO_SESSION, "403": ROLE}, operator=True)},
+            "get": op("Coupons a store redeemed offline that were already redeemed elsewhere, or past the store's "
+                      "daily fen allowance of coupons taken offline (the sale stood)",
+                      ("200", "{conflicts: [{conflict_id, kind: used_elsewhere | over_allowance, code, store_id, "
+                              "sale_id, first_redeemed_by, detail, at}]}"),
+                      {"401": NO_SESSION, "403": ROLE}, operator=True)},
         "/operator/coupon-rules": {
             "get": op("The promotion book's coupon rules (what a definition may grant)", ("200", "{rules}"),
                       {"401": NO_SESSION, "403": ROLE}, operator=True)},

@@ -60,3 +60,16 @@ create table if not exists coupon_conflicts (
 """
 MIGRATION_26 = (26, "coupons: definitions, issued codes in members' wallets, batches, cross-channel conflicts",
                 COUPONS_SQL)
+
+# Migration 31: what each till redemption gave (the store's claim, judged by protocol/coupon_claims.py), so the cloud
+# holds a store to its daily fen allowance of coupons taken without its hold as well as to the count; and what kind
+# of report a conflict is (a code used twice, or a store past its allowance).
+COUPON_SAVINGS_SQL = """
+alter table coupons add column if not exists saving_fen bigint check (saving_fen >= 0);  -- a till's redemption
+alter table coupon_conflicts add column if not exists kind text not null default 'used_elsewhere'
+    check (kind in ('used_elsewhere', 'over_allowance'));
+create index if not exists coupons_taken_offline on coupons (store_id, redeemed_ms)
+    where status = 'redeemed' and channel = 'offline' and reserved_for is null;
+"""
+MIGRATION_31 = (31, "coupons: the saving of each till redemption, conflicts by kind (the offline fen allowance)",
+                COUPON_SAVINGS_SQL)

@@ -239,9 +239,10 @@ class Coupons:
     async def conflicts(self, limit: int = 100) -> dict:
         rows = await self.cloud.db.fetch("select * from coupon_conflicts order by conflict_id desc limit $1",
                                          max(1, min(limit, CONFLICTS_PAGE_MAX)))
-        return {"conflicts": [{"conflict_id": r["conflict_id"], "code": r["code"], "store_id": r["store_id"],
-                               "sale_id": r["sale_id"], "first_redeemed_by": r["first_redeemed_by"],
-                               "detail": r["detail"], "at": to_rfc3339(r["wall_ms"])} for r in rows]}
+        return {"conflicts": [{"conflict_id": r["conflict_id"], "kind": r["kind"], "code": r["code"],
+                               "store_id": r["store_id"], "sale_id": r["sale_id"],
+                               "first_redeemed_by": r["first_redeemed_by"], "detail": r["detail"],
+                               "at": to_rfc3339(r["wall_ms"])} for r in rows]}
 
     # ---- the member's wallet -----------------------------------------------------------------------------------
     async def wallet(self, member_id: str) -> dict:

@@ -11,6 +11,8 @@ Guarantees:
   its stock arrives, only its place in the slot (which must start no earlier than the due day), and carries the
   `presale` note on its timeline. An unpaid one expires like any order; cancelling or expiring it gives back only
   its slot (its allocation names its store with no reservation), and a paid one is refunded by the existing saga.
+- It takes coupons like any order (`cloud/services/presale_coupons.py`): checked, priced with, reserved with the
+  order, redeemed when it is paid, back in the wallet when it expires, is cancelled or is ended overdue.
 - When a store's escrow grows (a receiving granted it: the bridge calls `allocate` after applying the batch; a
   sweeper calls `allocate_due` for whatever that missed), its paid pre-sale orders are reserved for oldest first:
   each order whole or not at all (each try's reservation ids are its own, so a failed try leaves nothing held; a
@@ -33,7 +35,7 @@ from typing import Any
 
 from actors.order_router import BookSlot
 from actors.stock_pool import Cancel, Confirm, Reserve
-from cloud.services import delivery_terms
+from cloud.services import delivery_terms, presale_coupons
 from cloud.services import order_journal as journal
 from cloud.services.verdicts import Refusal
 from protocol import order_lifecycle as lifecycle
@@ -95,8 +97,6 @@ class Presales:
         if not req.presale:
             raise Refusal(refusal.kind, f"{refusal.detail}; a pre-sale is possible with \"presale\": true and a slot "
                           f"from {offer['presale_available_from']} at store {store}", **refusal.extra, **offer)
-        if req.coupons:  # a coupon is held with stock it discounts; a pre-sale holds none until its supply comes
-            raise Refusal("invalid", "coupons: a pre-sale order takes no coupons; order it without them", **offer)
         if slot_ms < due[store]:
             raise Refusal("slot", f"a pre-sale at store {store} is due from {offer['presale_available_from']}: "
                           f"slot_start must not be earlier", **offer)
@@ -109,14 +109,14 @@ class Presales:
         await cloud.db.execute("update orders set allocation = $2, slot_start_ms = $3, updated_ms = $4 "
                                "where order_id = $1 and status = 'pending'", order_id, json.dumps({store: []}),
                                slot_ms, cloud.now_ms())
+        # the one pricing of online orders, at the member's level (capped rules are consumed only by orders that
+        # hold their stock now), with the order's coupons (`presale_coupons`); they are held before the slot is
+        # booked: a refusal from here on rejects the order, and its codes go back (`Orders.place`)
+        priced, coupons = await presale_coupons.priced(orders, req, member, order_id, store)
         booked = await cloud.actors.router.send(BookSlot(id=f"slot:presale:{order_id}:{store}", store=store,
                                                          slot_start_ms=slot_ms, order_id=order_id))
         if not booked.succeeded:
             raise Refusal("slot", f"slot at {store} not available: {booked.settled.reason}")
-        # the one pricing of online orders, at the member's level (capped rules are consumed only by orders that
-        # hold their stock now)
-        ctx = await orders.member_pricing.with_level(member, orders._context(req, store))  # noqa: SLF001
-        priced = orders._price(req, store, ctx)  # noqa: SLF001
         if req.fulfilment == "delivery":
             delivery_terms.add_fee(cloud.world, store, priced)
         now, due_day = cloud.now_ms(), chain_day(due_ms).isoformat()
@@ -137,7 +137,7 @@ class Presales:
             await journal.note(conn, order_id, "presale", now, store=store,
                                detail={"due_day": due_day, "lines": lines})
         row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
-        return {**orders.as_json(row), "pricing": priced["explain"],
+        return {**orders.as_json(row), "pricing": priced["explain"], "coupons": [c.code for c in coupons],
                 "presale": {"store_id": store, "due_day": due_day, "available_from": to_rfc3339(due_ms)}}
 
     # ---- when the stock arrives ---------------------------------------------------------------------------
@@ -242,6 +242,7 @@ class Presales:
                 await conn.execute("update presale_orders set allocated_ms = 0 where order_id = $1", r["order_id"])
             log.warning("pre-sale order %s: %s; cancelled and refunded", r["order_id"], reason)
             await self.orders.payments.refund(r["order_id"])
+            await self.orders.coupons.settle(r["order_id"])  # the coupons it redeemed back in the wallet
             await self.orders.release_slots(await cloud.db.fetchrow("select * from orders where order_id = $1",
                                                                     r["order_id"]))
             ended += 1

@@ -15,8 +15,8 @@ Guarantees:
 - A profile shows personal data masked only (the member's masked phone); it is computed live from the history, so
   it is never stale, and shows the segment of the last run beside it.
 - A campaign records which members its segment had (the snapshot it targeted), audited in the same transaction, and
-  issues through `issue_coupons` (the coupons part's seam) with an issue id of its own: retried (same campaign id)
-  it records and issues nothing more.
+  issues through the coupons authority (`Coupons.issue_to_members`, cloud/services/coupons.py) with an issue id of
+  its own: retried (same campaign id) it records and issues nothing more.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
+from cloud.services.coupons import Coupons
 from cloud.services.operators import Operator, record
 from cloud.services.verdicts import Refusal
 from protocol.clock import to_rfc3339
@@ -48,24 +49,6 @@ TILL_SQL = """select member_id, store_id, wall_ms as at_ms, total_fen, lines fro
               where member_id = any($1::text[]) and wall_ms >= $2"""
 ONLINE_SQL = """select member_id, allocation, created_ms as at_ms, total_fen, lines from orders
                 where member_id = any($1::text[]) and created_ms >= $2 and status = any($3::text[])"""
-
-
-class CouponsNotMerged(Exception):
-    """The coupons part (cloud/services/coupons.py) is not in this build: nothing was issued."""
-
-
-async def issue_coupons(services, definition_id: str, member_ids: list[str], issue_id: str,
-                        by: Operator) -> dict[str, Any]:
-    """SEAM - the coupons part issues through it at merge: issue one coupon of `definition_id` into the wallet of
-    each of `member_ids`, idempotently by `issue_id` (the same id again issues nothing more), as
-    `POST /operator/coupon-definitions/{id}/issue` does; answer what was issued ({"issued": n, ...}). Until the
-    coupons service is wired as `services.coupons` with `issue_to_members(definition_id, member_ids, issue_id, by)`,
-    it raises CouponsNotMerged and the campaign is recorded as not issued (its answer says so)."""
-    coupons = getattr(services, "coupons", None)
-    issue = getattr(coupons, "issue_to_members", None)
-    if issue is None:
-        raise CouponsNotMerged("coupons are not part of this build: the campaign is recorded, no coupon was issued")
-    return await issue(definition_id, member_ids, issue_id, by)
 
 
 def visits_of(till_rows, online_rows, categories: dict[str, str]) -> dict[str, list[Visit]]:
@@ -232,10 +215,11 @@ class Segments:
                                                         "computed_at": to_rfc3339(stored["computed_ms"])}}
 
     # ---- campaigns -------------------------------------------------------------------------------------
-    async def campaign_to_segment(self, services, definition_id: str, segment: str, issue_id: str, by: Operator,
+    async def campaign_to_segment(self, definition_id: str, segment: str, issue_id: str, by: Operator,
                                   campaign_id: str) -> tuple[dict[str, Any], bool]:
         """Record a campaign of coupon definition `definition_id` to the members `segment` has now (audited), then
-        issue through the coupons part's seam (`issue_coupons`) with `issue_id`. Returns (campaign, made now)."""
+        issue one coupon to each through the coupons authority (`Coupons.issue_to_members`) with `issue_id`. Returns
+        (campaign, made now)."""
         check_segment(segment)
         if not ID_RE.fullmatch(definition_id):
             raise Refusal("invalid", "definition_id: 1-64 letters, digits, '_', '.', ':' or '-'")
@@ -271,9 +255,7 @@ class Segments:
             issue = old_issue
         else:
             try:
-                issue = await issue_coupons(services, definition_id, members, issue_id, by)
-            except CouponsNotMerged as exc:
-                issue = {"issued": None, "detail": str(exc)}
+                issue = await Coupons(self.cloud).issue_to_members(definition_id, members, issue_id, by)
             except Refusal as exc:
                 issue = {"issued": None, "refused": exc.kind, "detail": exc.detail}
             await db.execute("update campaigns set issue = $2 where campaign_id = $1", campaign_id, json.dumps(issue))

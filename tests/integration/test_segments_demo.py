@@ -164,7 +164,7 @@ async def test_the_report_counts_coupons_issued_and_redeemed_online_and_at_the_t
         "select segment, count(*) as n from member_segments group by segment")}
     segment = max(sizes, key=lambda s: sizes[s])
     campaign_id = f"segc-{run}"
-    campaign, made = await services.segments.campaign_to_segment(services, definition, segment,
+    campaign, made = await services.segments.campaign_to_segment(definition, segment,
                                                                  f"campaign:{campaign_id}", operator, campaign_id)
     members = await services.cloud.db.fetchval(
         "select count(*) from campaign_members where campaign_id = $1", campaign_id)

@@ -65,7 +65,7 @@ def routes(services) -> list[tuple]:
                            if key else services.cloud.ids.new())
         if not isinstance(campaign_id, str) or not ID_RE.fullmatch(campaign_id):
             raise HTTPProblem(422, "campaign_id: 1-64 letters, digits, '_', '.', ':' or '-'")
-        campaign, made = await segments.campaign_to_segment(services, definition, segment, f"campaign:{campaign_id}",
+        campaign, made = await segments.campaign_to_segment(definition, segment, f"campaign:{campaign_id}",
                                                             operator, campaign_id)
         return JSONResponse(campaign, status_code=201 if made else 200)
 

@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(VENV)/bin/freshmesh demo
 
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25  # the slowest 25, to keep the run near 15 min
 
 lint: $(STAMP)  # ruff and mypy, configured in pyproject.toml
 	$(VENV)/bin/ruff check .

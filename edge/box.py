@@ -12,13 +12,14 @@ import os
 import time
 from pathlib import Path
 
-from edge import coupons
+from edge import appliance, coupons
 from edge.cashier_pins import CashierPins
 from edge.devices.escpos import PrinterReplies
 from edge.devices.events import Scan
 from edge.devices.scale_codecs import CODECS, DEFAULT_SCALE
 from edge.devices.scanner_codec import ScannerCodec
 from edge.devices.serial_driver import SCALE_CAPACITY_G, Printer, Scale, SerialDevice
+from edge.disk import DEFAULT_LOW_WATER_BYTES, DiskWatch
 from edge.label_scales import LabelScales
 from edge.store_actor import StoreActor
 from edge.store_db import StoreDb
@@ -52,6 +53,7 @@ class EdgeBox:
         self.sync: Sync | None = None
         self.cashier_pins = CashierPins(config.get("cashiers", {}))  # cashier id -> argon2 hash of their PIN
         self._tasks: dict[str, asyncio.Task] = {}
+        self.disk = DiskWatch(Path(config["data_dir"]), config.get("disk_low_water_bytes", DEFAULT_LOW_WATER_BYTES))
 
     async def start(self) -> EdgeBox:
         await self.store_db.open()
@@ -165,7 +167,8 @@ class EdgeBox:
                             **self.label_scales.health()},
                 "catalogue": len(catalogue) if (catalogue := self.actor and self.actor.catalogue) else False,
                 "sales": await self.store_db.count("sales"),
-                "refused_events": await self.store_db.count("refused_events")}  # set aside: the cloud will not apply
+                "refused_events": await self.store_db.count("refused_events"),  # set aside: the cloud will not apply
+                **await appliance.health(self)}  # disk, version, warnings: edge/appliance.py
 
     async def stop(self) -> None:
         for task in self._tasks.values():

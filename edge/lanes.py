@@ -4,6 +4,7 @@ returns and after-sales, health; and picking online orders in the back room (`ed
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,9 +22,10 @@ from edge import (
     stocktake_api,
     stored_value,
 )
-from edge.core.cart import UnknownProduct
+from edge.core.cart import IDEMPOTENCY_KEY_MAX, UnknownProduct
 from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
+from edge.disk import is_disk_full
 from edge.picking_api import picking_routes
 from edge.shelf_areas_api import routes as shelf_area_routes
 from edge.store_actor import Busy, Refused
@@ -150,12 +152,19 @@ def build_lane_app(box) -> Starlette:
                 return problem(503, str(exc))
             except DeviceNotReady as exc:
                 return problem(409, str(exc))
+            except (sqlite3.Error, OSError) as exc:  # a full disk: 503 naming it, nothing written (edge/disk.py)
+                if not is_disk_full(exc):
+                    raise
+                return problem(503, box.disk.refused(exc))
         return handle
 
     async def scan(request, body):
         if coupons.looks_like_code(body.code):  # a coupon's code goes to the cart as a coupon (edge/coupons.py)
             return await coupons.scan(box, request.path_params["lane"], body.code)
-        return await actor.ask("scan", lane=request.path_params["lane"], code=body.code)
+        key = request.headers.get("Idempotency-Key") or None  # a retried scan is added once (edge/core/cart.py)
+        if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
+            raise ProtocolError(f"Idempotency-Key: at most {IDEMPOTENCY_KEY_MAX} characters")
+        return await actor.ask("scan", lane=request.path_params["lane"], code=body.code, key=key)
 
     async def weigh(request, body):
         if box.scale is None:

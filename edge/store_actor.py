@@ -214,12 +214,14 @@ class StoreActor(BackRoom):
         cart = self._priced(lane)
         return {"line": next(line for line in reversed(cart["lines"]) if line["sku"] == sku), "cart": cart}
 
-    async def _scan(self, lane: str, code: str) -> dict:
+    async def _scan(self, lane: str, code: str, key: str | None = None) -> dict:
         cart = self._cart(lane)  # refuses when there is no catalogue yet
+        if (sku := cart.scanned(key)) is not None:  # the same scan retried (its Idempotency-Key): added once
+            return self._added(lane, sku)
         label = await markdowns_db.label_for(self.db.writer, code, self.clock.now_ms())  # printed here today
         # else GS1 codes with their lot and use-by (an expired one refused: edge/gs1_scan.py), else as before
         line = markdown_line(label, self.clock.now_ms()) if label else await gs1_scan.scanned_line(self, code)
-        cart.add(line)
+        cart.add(line, key)
         return self._added(lane, line.sku)
 
     async def _weighed(self, lane: str, sku: str, grams: int) -> dict:

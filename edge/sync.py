@@ -20,6 +20,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from edge import appliance
 from edge.cloud_ask import ask_cloud
 from edge.lending_desk import LendingDesk
 from protocol import codec, subjects
@@ -285,6 +286,7 @@ class Sync:
                 continue
             try:
                 now_ms = self.box.clock.now_ms()
+                extras = appliance.heartbeat_extras(self.box)  # disk and version (edge/appliance.py)
                 head = await self.box.store_db.outbox(0, 1)
                 unacked_age = max(now_ms - codec.decode(head[0][2]).wall_ms, 0) if head else 0
                 hb = Heartbeat(event_id=self.box.actor.ids.new(), store_id=self.store_id, seq=0,
@@ -292,8 +294,10 @@ class Sync:
                                outbox_depth=await self.box.store_db.outbox_depth(),
                                last_event_seq=self.box.actor.last_seq,
                                last_acked_seq=self.last_acked_seq, last_cloud_message_seq=self.last_cloud_message_seq,
-                               devices=tuple(DeviceHealth(device=d, state=s, detail=detail)
-                                             for d, (s, detail) in self.box.device_health().items()),
+                               devices=(*(DeviceHealth(device=d, state=s, detail=detail)
+                                          for d, (s, detail) in self.box.device_health().items()),
+                                        extras["disk_device"]),
+                               disk_free_bytes=extras["disk_free_bytes"], version=extras["version"],
                                rule_book_version=self.box.actor.rule_book.version if self.box.actor.rule_book else 0)
                 assert self.nc is not None  # the loops start once connected
                 await self.nc.publish(subjects.store_heartbeat(self.store_id), codec.encode(hb))

@@ -10,7 +10,10 @@ import contextlib
 import errno
 import json
 import os
+import signal
+import socket
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from cloud.embedded.process import free_port
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 
@@ -157,3 +161,48 @@ async def test_health_reports_disk_version_and_loud_warnings(tmp_path):
     finally:
         await http.aclose()
         await box.stop()
+
+
+def test_the_box_as_a_service_ready_watchdog_stopping_and_a_rotated_log(tmp_path):
+    """`python -m edge --store S041` with no world and no NATS, under a real notify socket as systemd gives one:
+    it says what it will do, warns loudly, logs to its file, READY=1, WATCHDOG=1 pings, STOPPING=1 on SIGTERM."""
+    address = str(tmp_path / "notify")
+    log_file = tmp_path / "logs" / "edge.log"
+    config = tmp_path / "box.json"
+    config.write_text(json.dumps({"data_dir": str(tmp_path / "data"), "http_port": free_port(),
+                                  "log_file": str(log_file), "log_max_bytes": 100_000, "log_backups": 2}))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(address)
+        notify.settimeout(60)
+        env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"}
+        for name in ("NATS_URL", "FRESHMESH_STORE_PASSWORD", "FRESHMESH_EDGE_DATA"):
+            env.pop(name, None)
+        proc = subprocess.Popen([sys.executable, "-m", "edge", "--store", "S041", "--config", str(config)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            said = []
+            while not any(m.startswith(b"WATCHDOG=1") for m in said):
+                said.append(notify.recv(4096))
+            assert said[0].startswith(b"READY=1\nSTATUS=serving 1 of 1 store boxes (S041)")
+            proc.send_signal(signal.SIGTERM)
+            while not said[-1].startswith(b"STOPPING=1"):
+                said.append(notify.recv(4096))
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0
+    assert "edge S041: from" in out and "cloud: NONE - offline only" in out
+    logged = log_file.read_text()
+    assert "NEVER CONNECTED TO THE CLOUD" in logged and "NO CATALOGUE" in logged
+
+
+def test_a_config_with_an_unknown_key_is_refused_at_start(tmp_path):
+    config = tmp_path / "box.json"
+    config.write_text(json.dumps({"store_id": "S041", "data_dir": str(tmp_path / "data"), "nats_ulr": "nats://x"}))
+    done = subprocess.run([sys.executable, "-m", "edge", "--config", str(config)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode != 0
+    assert "unknown key 'nats_ulr'" in done.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything was made

@@ -3,13 +3,17 @@ disk's state, a stored-value hold given back when the sale could not be written,
 from __future__ import annotations
 
 import errno
+import json
+import logging
+import socket
 import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from edge import disk, stored_value
+from edge import config as edge_config
+from edge import disk, service, stored_value
 from edge.disk import DiskWatch, is_disk_full, judge
 
 
@@ -88,3 +92,92 @@ async def test_a_stored_value_hold_goes_back_when_the_sale_cannot_be_written():
 def test_default_low_water_is_200_mb():
     assert disk.DEFAULT_LOW_WATER_BYTES == 200_000_000
     assert DiskWatch(Path("/")).free_bytes() > 0
+
+
+# ---- configuration (edge/config.py) ------------------------------------------------------------------------
+EXAMPLE = Path(__file__).resolve().parents[2] / "edge" / "example-config.json"
+
+
+def write(tmp_path, data) -> str:
+    path = tmp_path / "box.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_the_example_config_is_valid_and_documents_every_key():
+    (config,) = edge_config.load(str(EXAMPLE), environ={})
+    assert config.store_id == "S001" and config.devices.scale is not None and config.devices.scale.port == "/dev/ttyUSB0"
+    example = json.loads(EXAMPLE.read_text())
+    assert set(example) == set(edge_config.StoreConfig.model_fields) - {"http_fd", "floor_limit_fen"}
+
+
+@pytest.mark.parametrize(("data", "named"), [
+    ({"store_id": "S041", "nats_ulr": "nats://x"}, "'nats_ulr'"),
+    ({"store_id": "S041", "devices": {"scale": {"port": "/dev/x", "baudrat": 4800}}}, "'devices.scale.baudrat'"),
+    ({"store_id": "S041", "devices": {"label_scales": [{"port": "/dev/x", "colour": "red"}]}},
+     "'devices.label_scales[0].colour'"),
+    ({"data_dir": "/d", "stores": [{"store_id": "S040"}, {"store_id": "S041", "htp_port": 1}]}, "'stores[1].htp_port'"),
+    ({"stores": [{"store_id": "S041"}], "wrold": "w.json"}, "'stores[0].wrold'"),
+])
+def test_unknown_keys_are_refused_naming_the_key(tmp_path, data, named):
+    with pytest.raises(edge_config.ConfigError) as caught:
+        edge_config.load(write(tmp_path, data), environ={})
+    assert f"unknown key {named}" in str(caught.value)
+
+
+def test_bad_values_and_files_are_refused_saying_what_is_wrong(tmp_path):
+    with pytest.raises(edge_config.ConfigError, match=r"http_port: .*less than or equal to 65535"):
+        edge_config.load(write(tmp_path, {"store_id": "S041", "http_port": 70000}), environ={})
+    with pytest.raises(edge_config.ConfigError, match="online_ratio_bp"):
+        edge_config.load(write(tmp_path, {"store_id": "S041", "online_ratio_bp": -1}), environ={})
+    with pytest.raises(edge_config.ConfigError, match="not valid JSON"):
+        (tmp_path / "bad.json").write_text("{")
+        edge_config.load(str(tmp_path / "bad.json"), environ={})
+    with pytest.raises(edge_config.ConfigError, match=r"give --store ID"):
+        edge_config.load(None, environ={})
+
+
+def test_no_config_says_what_it_will_do_and_warns_about_cloud_and_catalogue():
+    (config,) = edge_config.load(None, "S041", environ={})
+    said = edge_config.describe(config, None)
+    assert "no config file" in said and "S041.sqlite" in said and "http://127.0.0.1:9000" in said
+    assert "NONE - offline only" in said
+    found = edge_config.warnings(config)
+    assert any(w.startswith("never connected to the cloud") for w in found)
+    assert any(w.startswith("no catalogue") for w in found)
+    env = {"NATS_URL": "nats://cloud:4222", "FRESHMESH_STORE_PASSWORD": "pw", "FRESHMESH_EDGE_DATA": "/srv/edge"}
+    (config,) = edge_config.load(None, "S041", environ=env)
+    assert (config.nats_url, config.nats_password, config.data_dir) == ("nats://cloud:4222", "pw", "/srv/edge")
+    assert not any(w.startswith("never connected") for w in edge_config.warnings(config))
+    box = edge_config.as_box_config(config)
+    assert "offline_allowance_fen" not in box and "http_fd" not in box  # unset: the box's own defaults hold
+
+
+# ---- the service: logs and systemd notify (edge/service.py) ------------------------------------------------
+def test_logs_rotate_and_keep_a_bounded_number_of_files(tmp_path):
+    path = tmp_path / "logs" / "edge.log"
+    handler = service.setup_logging(str(path), max_bytes=2_000, backups=2)
+    try:
+        for i in range(500):
+            logging.getLogger("freshmesh.edge").info("line %d %s", i, "x" * 40)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    files = sorted(p.name for p in path.parent.iterdir())
+    assert files == ["edge.log", "edge.log.1", "edge.log.2"]
+    assert all(p.stat().st_size <= 2_100 for p in path.parent.iterdir())
+    assert "line 499" in path.read_text()
+
+
+def test_notify_speaks_sd_notify_over_a_real_unix_datagram_socket(tmp_path):
+    address = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(address)
+        server.settimeout(2)
+        notifier = service.Notifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "4000000"})
+        assert notifier.interval_s == 2.0  # half the watchdog period
+        assert notifier.send("READY=1", "STATUS=serving")
+        assert server.recv(1024) == b"READY=1\nSTATUS=serving"
+    assert not service.Notifier({}).send("READY=1")  # not under systemd: nothing, and no error
+    assert service.Notifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "4000000",
+                             "WATCHDOG_PID": "1"}).interval_s == service.WATCHDOG_DEFAULT_S  # another pid's watchdog

@@ -12,18 +12,22 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
+import aiosqlite
 import httpx
 import pytest
 import pytest_asyncio
 
 from cloud.embedded.process import free_port
+from edge import migrations
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
+from edge.store_db import StoreDb
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -206,3 +210,63 @@ def test_a_config_with_an_unknown_key_is_refused_at_start(tmp_path):
     assert done.returncode != 0
     assert "unknown key 'nats_ulr'" in done.stderr
     assert not (tmp_path / "data").exists()  # refused before anything was made
+
+
+# ---- versioned store db (edge/migrations.py) ---------------------------------------------------------------
+def indexes(path: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {r[0] for r in db.execute("select name from sqlite_master where type = 'index'")}
+
+
+def user_version(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("pragma user_version").fetchone()[0])
+
+
+async def test_an_old_store_db_is_upgraded_in_place_keeping_its_rows(tmp_path):
+    path = tmp_path / "S040.sqlite"
+    db = await StoreDb(path).open()
+    await db.writer.execute("insert into sales (sale_id, lane, total_fen, lines, payments, member_id, offline, at_ms) "
+                            "values ('old-sale', '1', 990, '[]', '[]', 'M1', 1, 5)")
+    await db.close()
+    assert user_version(path) == migrations.CURRENT and {"sales_member_at", "movements_reference"} <= indexes(path)
+    with contextlib.closing(sqlite3.connect(path)) as raw:  # as a box from before versioning left it: version 0
+        raw.executescript("drop index sales_member_at; drop index movements_reference; pragma user_version = 0;")
+    assert user_version(path) == 0 and "sales_member_at" not in indexes(path)
+
+    db = await StoreDb(path).open()
+    try:
+        assert (await db.sale("old-sale"))["total_fen"] == 990
+    finally:
+        await db.close()
+    assert user_version(path) == migrations.CURRENT and {"sales_member_at", "movements_reference"} <= indexes(path)
+
+
+async def test_a_migration_alters_a_table_once_and_a_failed_step_leaves_the_version_it_had(tmp_path):
+    path = tmp_path / "S040.sqlite"
+    await (await StoreDb(path).open()).close()
+    steps = (*migrations.MIGRATIONS,
+             migrations.Migration(migrations.CURRENT + 1, "test: a new column",
+                                  "alter table sales add column note text not null default '';"
+                                  "update sales set note = 'a;b' where note = '';"),
+             migrations.Migration(migrations.CURRENT + 2, "test: a broken step", "alter table nowhere add column x int;"))
+    async with aiosqlite.connect(path, isolation_level=None) as db:
+        with pytest.raises(sqlite3.OperationalError, match="no such table: nowhere"):
+            await migrations.upgrade(db, path, steps)
+        assert await migrations.version_of(db) == migrations.CURRENT + 1  # the good step stands, the bad one left nothing
+        assert await migrations.upgrade(db, path, steps[:-1]) == []  # never twice
+        async with db.execute("pragma table_info(sales)") as cur:
+            assert "note" in {row[1] for row in await cur.fetchall()}
+
+
+async def test_a_store_db_from_a_newer_version_is_refused_untouched(tmp_path):
+    path = tmp_path / "S040.sqlite"
+    await (await StoreDb(path).open()).close()
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        raw.execute(f"pragma user_version = {migrations.CURRENT + 5}")
+    before = path.read_bytes()
+    with pytest.raises(migrations.NewerStoreDb) as refused:
+        await StoreDb(path).open()
+    assert f"schema version {migrations.CURRENT + 5}, newer than this freshmesh edge knows (up to " in str(refused.value)
+    assert str(path) in str(refused.value)
+    assert path.read_bytes() == before and user_version(path) == migrations.CURRENT + 5

@@ -37,6 +37,8 @@ def warnings(box) -> list[str]:
     disk = box.disk.state()
     if disk.state != "ok":
         out.append(f"disk {disk.state}: {disk.detail}")
+    if jumped := box.clock_watch.warning(box.clock.monotonic_ms()):
+        out.append(jumped)
     return out
 
 

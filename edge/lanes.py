@@ -193,7 +193,7 @@ def build_lane_app(box) -> Starlette:
             await coupons.give_back(box)  # the sale's unused coupon holds (edge/coupons.py)
 
     async def sign_in(request, body):
-        pin_ok = await box.cashier_pins.verify(body.cashier_id, body.pin, box.clock.now_ms())  # argon2, off the loop
+        pin_ok = await box.cashier_pins.verify(body.cashier_id, body.pin, box.clock.monotonic_ms())  # argon2, off the loop
         return await actor.ask("sign_in", lane=request.path_params["lane"], cashier_id=body.cashier_id, pin_ok=pin_ok)
 
     async def sign_out(request, body):

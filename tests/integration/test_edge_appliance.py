@@ -6,6 +6,7 @@ not allowed (not root, or a container without CAP_SYS_ADMIN) they are skipped, s
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
@@ -26,8 +27,10 @@ import pytest_asyncio
 from cloud.embedded.process import free_port
 from edge import migrations
 from edge.box import EdgeBox
+from edge.cashier_pins import FAILURES_MAX, LOCK_MS, hash_pin
 from edge.lanes import build_lane_app
 from edge.store_db import StoreDb
+from protocol import codec
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -270,3 +273,69 @@ async def test_a_store_db_from_a_newer_version_is_refused_untouched(tmp_path):
     assert f"schema version {migrations.CURRENT + 5}, newer than this freshmesh edge knows (up to " in str(refused.value)
     assert str(path) in str(refused.value)
     assert path.read_bytes() == before and user_version(path) == migrations.CURRENT + 5
+
+
+# ---- a wall clock that jumps (edge/core/clock_watch.py) ----------------------------------------------------
+class JumpyClock:
+    """Wall and monotonic clocks that move together, except when the wall clock is set (jumps)."""
+
+    def __init__(self) -> None:
+        self.wall, self.mono = 1_767_225_600_000, 5_000_000
+
+    def now_ms(self) -> int:
+        return self.wall
+
+    def monotonic_ms(self) -> int:
+        return self.mono
+
+    def advance(self, ms: int) -> None:
+        self.wall += ms
+        self.mono += ms
+
+    def jump(self, ms: int) -> None:
+        self.wall += ms
+
+
+async def test_a_jumping_wall_clock_never_reorders_the_outbox_nor_stretches_a_lockout(tmp_path):
+    clock = JumpyClock()
+    config = {"store_id": STORE, "data_dir": str(tmp_path / "data"), "world": str(WORLD),
+              "cashiers": {"C40": hash_pin("2468")}}
+    box = await EdgeBox(config, clock=clock).start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)),
+                                     base_url="http://lane") as http:
+            item = packed()[0]
+            await box.actor.ask("receive", sku=item["sku"], qty=50)
+            sales = []
+            for jump in (0, -3_600_000, 2 * 86_400_000, -86_400_000):  # back an hour, forward two days, back a day
+                clock.jump(jump)
+                clock.advance(1_000)
+                await http.post("/lanes/1/scan", json={"code": item["gtin"]})
+                r = await http.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": 100_000})
+                assert r.status_code == 201, r.text
+                sales.append(r.json()["sale_id"])
+            rows = await box.store_db.outbox(0, 1000)
+            seqs = [seq for seq, _, _, _ in rows]
+            assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # one order, by seq, whatever the clock said
+            events = [codec.decode(frame) for _, _, frame, _ in rows]  # every frame still a valid event
+            assert [e.sale_id for e in events if e.KIND == "sale.committed"] == sales
+            assert [e.wall_ms for e in events if e.KIND == "sale.committed"] != sorted(
+                e.wall_ms for e in events if e.KIND == "sale.committed")  # the clock did go back: kept as it said
+
+            async def sign_in(pin: str) -> int:
+                return (await http.post("/lanes/1/cashier", json={"cashier_id": "C40", "pin": pin})).status_code
+            for _ in range(FAILURES_MAX):
+                assert await sign_in("0000") == 401
+            assert await sign_in("2468") == 401  # locked
+            clock.jump(86_400_000)  # the wall clock forward a day: the lockout does not end early
+            assert await sign_in("2468") == 401
+            clock.jump(-2 * 86_400_000)  # back two days, and the lockout's five minutes pass: it ends, not a day later
+            clock.advance(LOCK_MS + 1_000)
+            assert await sign_in("2468") == 200
+            for _ in range(100):  # the box's watchdog notices the jumps within a second or so
+                if any("wall clock jumped" in w for w in (await http.get("/health")).json()["warnings"]):
+                    break
+                await asyncio.sleep(0.05)
+            assert any("wall clock jumped back" in w for w in (await http.get("/health")).json()["warnings"])
+    finally:
+        await box.stop()

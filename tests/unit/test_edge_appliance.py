@@ -14,6 +14,7 @@ import pytest
 
 from edge import config as edge_config
 from edge import disk, service, stored_value
+from edge.core.clock_watch import JUMP_SHOWN_MS, ClockWatch, unacked_age_ms
 from edge.disk import DiskWatch, is_disk_full, judge
 
 
@@ -181,3 +182,30 @@ def test_notify_speaks_sd_notify_over_a_real_unix_datagram_socket(tmp_path):
     assert not service.Notifier({}).send("READY=1")  # not under systemd: nothing, and no error
     assert service.Notifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "4000000",
                              "WATCHDOG_PID": "1"}).interval_s == service.WATCHDOG_DEFAULT_S  # another pid's watchdog
+
+
+# ---- a wall clock that jumps (edge/core/clock_watch.py) ----------------------------------------------------
+def test_clock_watch_notices_jumps_not_ticks():
+    watch = ClockWatch()
+    wall, mono = 1_767_225_600_000, 1_000
+    assert watch.observe(wall, mono) is None
+    assert watch.observe(wall + 1_000, mono + 1_000) is None  # a second passes on both clocks
+    assert watch.observe(wall + 2_300, mono + 2_000) is None  # NTP slewing: well within the tolerance
+    jump = watch.observe(wall - 3_600_000, mono + 3_000)
+    assert jump is not None and jump.by_ms == -3_600_000 - 2_300 - 1_000 and watch.jumps == 1
+    said = watch.warning(mono + 3_000)
+    assert said is not None and said.startswith("the wall clock jumped back by 3603 s")
+    assert watch.warning(mono + 3_000 + JUMP_SHOWN_MS + 1) is None  # steady for a while: no longer shown
+    assert watch.observe(wall - 3_600_000 + 86_400_000, mono + 4_000).by_ms > 0  # forward a day
+
+
+def test_unacked_age_is_measured_on_the_monotonic_clock_within_a_run():
+    made_wall, made_mono = 1_767_225_600_000, 50_000
+    # the wall clock jumped forward a day after the event was made; 3 s passed: 3 s, not a day of "lag"
+    assert unacked_age_ms(made_wall + 86_400_000 + 3_000, made_mono + 3_000, made_wall, made_mono, True) == 3_000
+    # jumped back an hour: still 3 s, not 0
+    assert unacked_age_ms(made_wall - 3_600_000 + 3_000, made_mono + 3_000, made_wall, made_mono, True) == 3_000
+    # from an earlier run (the monotonic clock restarted): only the wall clock is shared, never negative
+    assert unacked_age_ms(made_wall + 9_000, 10, made_wall, made_mono, False) == 9_000
+    assert unacked_age_ms(made_wall - 9_000, 10, made_wall, made_mono, False) == 0
+    assert unacked_age_ms(made_wall + 9_000, 10, made_wall, made_mono, True) == 9_000  # a rebooted mono: not trusted

@@ -2,6 +2,7 @@
 disk's state, a stored-value hold given back when the sale could not be written, the config schema."""
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
@@ -12,8 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from edge import appliance, disk, service, stored_value
 from edge import config as edge_config
-from edge import disk, service, stored_value
 from edge.core.clock_watch import JUMP_SHOWN_MS, ClockWatch, unacked_age_ms
 from edge.disk import DiskWatch, is_disk_full, judge
 
@@ -209,3 +210,30 @@ def test_unacked_age_is_measured_on_the_monotonic_clock_within_a_run():
     assert unacked_age_ms(made_wall + 9_000, 10, made_wall, made_mono, False) == 9_000
     assert unacked_age_ms(made_wall - 9_000, 10, made_wall, made_mono, False) == 0
     assert unacked_age_ms(made_wall + 9_000, 10, made_wall, made_mono, True) == 9_000  # a rebooted mono: not trusted
+
+
+# ---- the disk in heartbeats, as far as the console -------------------------------------------------------
+def test_a_disk_under_the_low_water_mark_reaches_the_console_as_a_device_alert(tmp_path):
+    from cloud.console.snapshot import ConsoleConfig, ConsoleInputs, ConsoleMemory, build_snapshot
+    from protocol import codec
+    from protocol.errors import ProtocolError
+    from protocol.messages import DeviceHealth, Heartbeat
+
+    now = 1_800_000_000_000
+    box = SimpleNamespace(disk=DiskWatch(tmp_path, 200_000_000, usage=lambda path: 50_000_000))
+    extras = appliance.heartbeat_extras(box)
+    hb = Heartbeat(event_id="01J00000000000000000000000", store_id="S040", seq=0, wall_ms=now, mono_ms=1,
+                   outbox_depth=0, last_event_seq=0, last_acked_seq=0, last_cloud_message_seq=0,
+                   devices=(DeviceHealth(device="scale", state="ok", detail=""), extras["disk_device"]),
+                   rule_book_version=0, disk_free_bytes=extras["disk_free_bytes"], version=extras["version"])
+    got = codec.decode(codec.encode(hb))
+    assert got == hb and got.disk_free_bytes == 50_000_000 and got.version == appliance.version()
+    with pytest.raises(ProtocolError, match="disk_free_bytes"):
+        dataclasses.replace(hb, disk_free_bytes=-2)
+    row = {"store_id": "S040", "last_heartbeat_ms": now, "online": True, "outbox_depth": 0, "lag_ms": 5,
+           "lag_p99_ms": 5, "sequence_gap": 0, "events": 1, "offline_since_ms": None,
+           "devices": {d.device: d.state for d in got.devices}}  # as the bridge keeps a heartbeat's devices
+    snapshot = build_snapshot(ConsoleInputs(now_ms=now, prefix="p-", actors=[], actor_stats={},
+                                            stores={"S040": "Forty"}, registry=[row]), ConsoleMemory(), ConsoleConfig())
+    alerts = [a for a in snapshot["alerts"] if a["kind"] == "device"]
+    assert [(a["subject"], a["message"]) for a in alerts] == [("S040/disk", "store S040: disk is degraded")]

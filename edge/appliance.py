@@ -49,5 +49,5 @@ async def health(box) -> dict:
 def heartbeat_extras(box) -> dict:
     """The heartbeat's appliance fields: the disk as a device, its free bytes, and the version."""
     disk = box.disk.state()
-    return {"disk_free_bytes": disk.free_bytes, "version": version(),
+    return {"disk_free_bytes": disk.free_bytes, "software_version": version(),
             "disk_device": DeviceHealth(device=DISK_DEVICE, state=disk.state, detail=disk.detail[:200])}

@@ -302,7 +302,7 @@ class Sync:
                                devices=(*(DeviceHealth(device=d, state=s, detail=detail)
                                           for d, (s, detail) in self.box.device_health().items()),
                                         extras["disk_device"]),
-                               disk_free_bytes=extras["disk_free_bytes"], version=extras["version"],
+                               disk_free_bytes=extras["disk_free_bytes"], software_version=extras["software_version"],
                                rule_book_version=self.box.actor.rule_book.version if self.box.actor.rule_book else 0)
                 assert self.nc is not None  # the loops start once connected
                 await self.nc.publish(subjects.store_heartbeat(self.store_id), codec.encode(hb))

@@ -225,9 +225,10 @@ def test_a_disk_under_the_low_water_mark_reaches_the_console_as_a_device_alert(t
     hb = Heartbeat(event_id="01J00000000000000000000000", store_id="S040", seq=0, wall_ms=now, mono_ms=1,
                    outbox_depth=0, last_event_seq=0, last_acked_seq=0, last_cloud_message_seq=0,
                    devices=(DeviceHealth(device="scale", state="ok", detail=""), extras["disk_device"]),
-                   rule_book_version=0, disk_free_bytes=extras["disk_free_bytes"], version=extras["version"])
+                   rule_book_version=0, disk_free_bytes=extras["disk_free_bytes"],
+                   software_version=extras["software_version"])
     got = codec.decode(codec.encode(hb))
-    assert got == hb and got.disk_free_bytes == 50_000_000 and got.version == appliance.version()
+    assert got == hb and got.disk_free_bytes == 50_000_000 and got.software_version == appliance.version()
     with pytest.raises(ProtocolError, match="disk_free_bytes"):
         dataclasses.replace(hb, disk_free_bytes=-2)
     row = {"store_id": "S040", "last_heartbeat_ms": now, "online": True, "outbox_depth": 0, "lag_ms": 5,

@@ -4,7 +4,7 @@ Guarantees:
 - `free_bytes()` is the free space of the filesystem that holds the data dir (what SQLite can still grow into);
   `/health` shows it with the low-water mark and a state, and every heartbeat carries it (`disk_free_bytes`) and
   reports the disk as a device: "ok", "degraded" (under the low-water mark: the console raises its device alert)
-  or "down" (a write failed for lack of room, and the disk is still under the mark).
+  or "down" (a write failed for lack of room in the last FULL_SHOWN_S, and the disk is still under the mark).
 - `is_disk_full(exc)` recognises a write refused for lack of room however it surfaces: SQLite's SQLITE_FULL
   ("database or disk is full"), an OSError ENOSPC / EDQUOT, or EFBIG (a file-size limit), also when chained.
   The lane answers such a failure with a problem+json 503 naming the cause (`full_detail`); the store db's
@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ SQLITE_IOERR = 10
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 FULL_TEXTS = ("database or disk is full", "no space left on device", "disk quota exceeded", "file too large")
 CHAIN_MAX = 8  # how deep a chain of causes is searched
+FULL_SHOWN_S = 60.0  # a refused write keeps the disk "down" this long (or until it is over the low-water mark)
 
 
 def is_disk_full(exc: BaseException | None) -> bool:
@@ -71,11 +73,13 @@ class DiskWatch:
     """The data dir's filesystem, asked when health or a heartbeat wants it (a statvfs call: cheap)."""
 
     def __init__(self, data_dir: Path, low_water_bytes: int = DEFAULT_LOW_WATER_BYTES,
-                 usage: Callable[[Path], int] | None = None) -> None:
+                 usage: Callable[[Path], int] | None = None, monotonic_s: Callable[[], float] = time.monotonic) -> None:
         self.data_dir = Path(data_dir)
         self.low_water_bytes = low_water_bytes
         self._usage = usage or (lambda path: shutil.disk_usage(path).free)
-        self.last_full_error = ""  # the last write refused for lack of room (cleared once above the mark again)
+        self._monotonic_s = monotonic_s
+        self.last_full_error = ""  # the last write refused for lack of room (shown for FULL_SHOWN_S, or until ok)
+        self._full_at = 0.0
 
     def free_bytes(self) -> int:
         try:
@@ -84,6 +88,8 @@ class DiskWatch:
             return -1
 
     def state(self) -> DiskState:
+        if self.last_full_error and self._monotonic_s() - self._full_at > FULL_SHOWN_S:
+            self.last_full_error = ""  # no write refused for a while: some room came back (still low, perhaps)
         state = judge(self.free_bytes(), self.low_water_bytes, self.last_full_error)
         if state.state == "ok":
             self.last_full_error = ""
@@ -92,6 +98,7 @@ class DiskWatch:
     def refused(self, exc: BaseException) -> str:
         """Record a write refused for lack of room; the 503's detail."""
         self.last_full_error = str(exc) or type(exc).__name__
+        self._full_at = self._monotonic_s()
         return full_detail(exc, self.free_bytes(), self.data_dir)
 
     def health(self) -> dict:

@@ -52,14 +52,19 @@ def test_disk_state_low_water_and_full():
 
 
 def test_disk_watch_clears_a_full_disk_once_space_is_back(tmp_path):
-    free = [10_000]
-    watch = DiskWatch(tmp_path, 1_000_000, usage=lambda path: free[0])
+    free, now = [10_000], [100.0]
+    watch = DiskWatch(tmp_path, 1_000_000, usage=lambda path: free[0], monotonic_s=lambda: now[0])
     detail = watch.refused(full_sqlite_error())
     assert detail.startswith("the store box's disk is full: database or disk is full") and "10000 bytes" in detail
     assert watch.state().state == "down" and watch.health()["free_bytes"] == 10_000
     free[0] = 5_000_000
     assert watch.state().state == "ok"
     free[0] = 500_000  # low again, but no write has failed since: degraded, not down
+    assert watch.state().state == "degraded"
+    watch.refused(full_sqlite_error())
+    free[0] = 600_000  # some room freed, still under the mark: down while writes were refused lately
+    assert watch.state().state == "down"
+    now[0] += disk.FULL_SHOWN_S + 1  # and no write refused for a while: only low
     assert watch.state().state == "degraded"
 
 

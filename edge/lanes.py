@@ -158,19 +158,24 @@ def build_lane_app(box) -> Starlette:
                 return problem(503, box.disk.refused(exc))
         return handle
 
+    def retry_key(request) -> str | None:
+        """A scan's or weighing's Idempotency-Key: a retried one is added to the cart once (edge/core/cart.py)."""
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
+            raise ProtocolError(f"Idempotency-Key: at most {IDEMPOTENCY_KEY_MAX} characters")
+        return key
+
     async def scan(request, body):
         if coupons.looks_like_code(body.code):  # a coupon's code goes to the cart as a coupon (edge/coupons.py)
             return await coupons.scan(box, request.path_params["lane"], body.code)
-        key = request.headers.get("Idempotency-Key") or None  # a retried scan is added once (edge/core/cart.py)
-        if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
-            raise ProtocolError(f"Idempotency-Key: at most {IDEMPOTENCY_KEY_MAX} characters")
-        return await actor.ask("scan", lane=request.path_params["lane"], code=body.code, key=key)
+        return await actor.ask("scan", lane=request.path_params["lane"], code=body.code, key=retry_key(request))
 
     async def weigh(request, body):
         if box.scale is None:
             raise Refused(409, "no scale configured on this box")
+        key = retry_key(request)
         reading = await box.scale.read_stable()
-        return await actor.ask("weighed", lane=request.path_params["lane"], sku=body.sku, grams=reading)
+        return await actor.ask("weighed", lane=request.path_params["lane"], sku=body.sku, grams=reading, key=key)
 
     async def member(request, body):
         cart = await actor.ask("member", lane=request.path_params["lane"], phone=body.phone, member_code=body.member_code)

@@ -224,11 +224,11 @@ class StoreActor(BackRoom):
         cart.add(line, key)
         return self._added(lane, line.sku)
 
-    async def _weighed(self, lane: str, sku: str, grams: int) -> dict:
+    async def _weighed(self, lane: str, sku: str, grams: int, key: str | None = None) -> dict:
         if self.books.catalogue is None:
             raise Refused(404, f"unknown product {sku!r}")
-        line = weighed_line(self.books.catalogue, sku, grams)
-        self._cart(lane).add(line)
+        if self._cart(lane).scanned(key) is None:  # a weighing retried with its Idempotency-Key: added once
+            self._cart(lane).add(weighed_line(self.books.catalogue, sku, grams), key)
         return self._added(lane, sku)
 
     async def _member(self, lane: str, phone: str | None = None, member_code: str | None = None) -> dict:

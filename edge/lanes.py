@@ -3,6 +3,7 @@ cashier sign-in and out, cash top-ups of stored value, pickups, receiving, deliv
 returns and after-sales, health; and picking online orders in the back room (`edge/picking_api.py`)."""
 from __future__ import annotations
 
+import collections
 import json
 import sqlite3
 
@@ -39,6 +40,7 @@ from protocol.schema import from_wire, record, record_from_wire, require
 PROBLEM = "application/problem+json"
 MAX_BODY_BYTES = 16 * 1024  # the largest lane body is a few fields
 MAX_BODY_NESTING = 4
+PAID_KEYS_MAX = 1_000  # pays remembered by Idempotency-Key (this process's life: a retry comes within seconds)
 
 
 def problem(status: int, detail: str) -> JSONResponse:
@@ -159,7 +161,8 @@ def build_lane_app(box) -> Starlette:
         return handle
 
     def retry_key(request) -> str | None:
-        """A scan's or weighing's Idempotency-Key: a retried one is added to the cart once (edge/core/cart.py)."""
+        """A scan's, weighing's or pay's Idempotency-Key: a retried scan or weighing is added to the cart once
+        (edge/core/cart.py), a retried pay answers the sale it made."""
         key = request.headers.get("Idempotency-Key") or None
         if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
             raise ProtocolError(f"Idempotency-Key: at most {IDEMPOTENCY_KEY_MAX} characters")
@@ -188,14 +191,24 @@ def build_lane_app(box) -> Starlette:
     async def void(request, body):  # the coupons held for the cart go back too (edge/coupons.py)
         return await coupons.void(box, request.path_params["lane"])
 
+    paid: collections.OrderedDict[tuple[str, str], dict] = collections.OrderedDict()  # (lane, key) -> its sale
+
     async def pay(request, body):
+        lane, key = request.path_params["lane"], retry_key(request)
+        if key is not None and (lane, key) in paid:  # the sale was made; its answer was lost: the same answer
+            return paid[(lane, key)]
         try:
             if body.points:  # points pay part of the sale, the method the rest
-                return await points_till.pay(box, request.path_params["lane"], body.method, body.tendered_fen,
-                                             body.points)
-            return await stored_value.pay(box, request.path_params["lane"], body.method, body.tendered_fen)
+                reply = await points_till.pay(box, lane, body.method, body.tendered_fen, body.points)
+            else:
+                reply = await stored_value.pay(box, lane, body.method, body.tendered_fen)
         finally:
             await coupons.give_back(box)  # the sale's unused coupon holds (edge/coupons.py)
+        if key is not None:
+            paid[(lane, key)] = reply
+            while len(paid) > PAID_KEYS_MAX:
+                paid.popitem(last=False)
+        return reply
 
     async def sign_in(request, body):
         pin_ok = await box.cashier_pins.verify(body.cashier_id, body.pin, box.clock.monotonic_ms())  # argon2, off the loop

@@ -106,8 +106,9 @@ async def test_full_disk_pay_answers_503_problem_keeps_the_cart_and_recovers(ful
         await cur.fetchall()
     filler = fill(data_dir)
 
+    pay = {"json": {"method": "cash", "tendered_fen": before["total_fen"]}, "headers": {"Idempotency-Key": "pay-1"}}
     for _ in range(3):  # a till retrying: each answer the same, nothing half-written, the cart exactly as it was
-        r = await http.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": before["total_fen"]})
+        r = await http.post("/lanes/1/pay", **pay)
         assert r.status_code == 503, r.text
         assert r.headers["content-type"].startswith("application/problem+json")
         assert r.json()["detail"].startswith("the store box's disk is full: ")
@@ -121,8 +122,10 @@ async def test_full_disk_pay_answers_503_problem_keeps_the_cart_and_recovers(ful
     assert any(w.startswith("disk down") for w in health["warnings"])
 
     filler.unlink()  # space freed: the very next pay goes through, nothing restarted
-    r = await http.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": before["total_fen"]})
+    r = await http.post("/lanes/1/pay", **pay)
     assert r.status_code == 201, r.text
+    again = await http.post("/lanes/1/pay", **pay)  # its answer lost, retried once more: the same sale, not a 409
+    assert again.status_code == 201 and again.json() == r.json()
     assert r.json()["total_fen"] == before["total_fen"]
     sale = await box.store_db.sale(r.json()["sale_id"])
     assert sale is not None  # the cart's lines, exactly (a reached gift follows them at 0 fen)

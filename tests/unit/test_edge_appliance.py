@@ -2,6 +2,7 @@
 disk's state, a stored-value hold given back when the sale could not be written, the config schema."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import errno
 import json
@@ -243,3 +244,39 @@ def test_a_disk_under_the_low_water_mark_reaches_the_console_as_a_device_alert(t
                                             stores={"S040": "Forty"}, registry=[row]), ConsoleMemory(), ConsoleConfig())
     alerts = [a for a in snapshot["alerts"] if a["kind"] == "device"]
     assert [(a["subject"], a["message"]) for a in alerts] == [("S040/disk", "store S040: disk is degraded")]
+
+
+async def test_the_watchdog_pings_only_while_every_box_is_alive(tmp_path):
+    address = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(address)
+        server.setblocking(False)
+        notifier = service.Notifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "20000"})  # a ping every 10 ms
+        actor = SimpleNamespace(mailbox=asyncio.Queue(maxsize=2))
+        dead, running = asyncio.get_running_loop().create_future(), asyncio.get_running_loop().create_future()
+        dead.set_result(None)
+        box = SimpleNamespace(actor=actor, _tasks={"actor": dead})
+        task = asyncio.create_task(notifier.watchdog(lambda: service.box_alive(box)))
+        try:
+            await asyncio.sleep(0.1)
+            with pytest.raises(BlockingIOError):  # its actor task ended: no ping at all
+                server.recv(64)
+            box._tasks["actor"] = running
+            actor.mailbox.put_nowait(1)
+            actor.mailbox.put_nowait(2)  # jammed full: still no ping
+            await asyncio.sleep(0.1)
+            with pytest.raises(BlockingIOError):
+                server.recv(64)
+            actor.mailbox.get_nowait()
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                try:
+                    assert server.recv(64) == b"WATCHDOG=1"
+                    break
+                except BlockingIOError:
+                    continue
+            else:
+                raise AssertionError("no WATCHDOG=1 once the box was alive")
+        finally:
+            task.cancel()
+            running.cancel()

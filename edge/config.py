@@ -185,8 +185,8 @@ def warnings(config: StoreConfig, has_catalogue: bool | None = None) -> list[str
     """What an operator must know before trusting this box (empty: nothing)."""
     out = []
     if not config.nats_url:
-        out.append("never connected to the cloud: no nats_url (nor NATS_URL); the box sells offline only and its "
-                   "sales reach the cloud only once it is configured")
+        out.append("never connected to the cloud: no nats_url in the config and no NATS_URL in the environment; the "
+                   "box sells offline only, and its sales reach the cloud once it is configured")
     elif not config.nats_password:
         out.append("no nats_password (nor FRESHMESH_STORE_PASSWORD): the box cannot log in to the cloud")
     if has_catalogue is False or (has_catalogue is None and not config.world):

@@ -40,7 +40,8 @@ def announce(configs: list[config_schema.StoreConfig], config_path: str | None) 
         if len(configs) <= DESCRIBE_MAX:  # a fleet process's hundreds of boxes: their lanes' lines say enough
             print(config_schema.describe(config, config_path), flush=True)
         for warning in config_schema.warnings(config, has_catalogue=True):
-            log.warning("edge %s: %s", config.store_id, warning.upper() if warning.startswith("never") else warning)
+            head, _, rest = warning.partition(":")  # the head shouted: it must not be missed in a log
+            log.warning("edge %s: %s:%s", config.store_id, head.upper(), rest)
 
 
 async def _serve_box(config: dict, stop: asyncio.Event, started: list) -> bool:

@@ -109,12 +109,13 @@ async def _notify(notifier: service.Notifier, started: list, expected: int, stop
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--store", default=None)
+    parser.add_argument("--store", default=None, help="the store this box is (overrides store_id in the config)")
     parser.add_argument("--config", default=None,
                         help="a JSON file in the edge config schema (edge/config.py; example: edge/example-config.json); "
                              "unknown keys are refused. Reads FRESHMESH_EDGE_DATA, NATS_URL, FRESHMESH_STORE_PASSWORD, "
                              "FRESHMESH_SURVEY_URL_BASE for keys it leaves out")
-    parser.add_argument("--http-port", type=int, default=None)
+    parser.add_argument("--http-port", type=int, default=None,
+                        help="the lane API's port (overrides http_port; default 9000)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,13 +12,15 @@ import os
 import time
 from pathlib import Path
 
-from edge import coupons
+from edge import appliance, coupons
 from edge.cashier_pins import CashierPins
+from edge.core.clock_watch import ClockWatch
 from edge.devices.escpos import PrinterReplies
 from edge.devices.events import Scan
 from edge.devices.scale_codecs import CODECS, DEFAULT_SCALE
 from edge.devices.scanner_codec import ScannerCodec
 from edge.devices.serial_driver import SCALE_CAPACITY_G, Printer, Scale, SerialDevice
+from edge.disk import DEFAULT_LOW_WATER_BYTES, DiskWatch
 from edge.label_scales import LabelScales
 from edge.store_actor import StoreActor
 from edge.store_db import StoreDb
@@ -52,6 +54,9 @@ class EdgeBox:
         self.sync: Sync | None = None
         self.cashier_pins = CashierPins(config.get("cashiers", {}))  # cashier id -> argon2 hash of their PIN
         self._tasks: dict[str, asyncio.Task] = {}
+        self.clock_watch = ClockWatch()  # wall clock jumps, noticed and shown (edge/core/clock_watch.py)
+        self.started_seq = 0  # the last event seq before this run: later ones were stamped on this run's clocks
+        self.disk = DiskWatch(Path(config["data_dir"]), config.get("disk_low_water_bytes", DEFAULT_LOW_WATER_BYTES))
 
     async def start(self) -> EdgeBox:
         await self.store_db.open()
@@ -69,6 +74,7 @@ class EdgeBox:
         if self.config.get("world"):
             world = json.loads(Path(self.config["world"]).read_text())
         await self.actor.load(world)
+        self.started_seq = self.actor.last_seq
         self.actor.on_books = self.label_scales.books_changed  # a new catalogue goes to the label scales
         self.label_scales.store_id = self.store_id
         self.label_scales.record_label = lambda label, actor=self.actor: actor.ask("scale_label", label=label)
@@ -133,6 +139,8 @@ class EdgeBox:
     async def _watchdog(self) -> None:
         while True:
             await asyncio.sleep(WATCHDOG_S)
+            if jump := self.clock_watch.observe(self.clock.now_ms(), self.clock.monotonic_ms()):
+                log.warning("store %s: the wall clock jumped by %+d ms", self.store_id, jump.by_ms)
             task = self._tasks.get("actor")
             if task is not None and task.done():
                 why = "cancelled" if task.cancelled() else task.exception()
@@ -165,7 +173,8 @@ class EdgeBox:
                             **self.label_scales.health()},
                 "catalogue": len(catalogue) if (catalogue := self.actor and self.actor.catalogue) else False,
                 "sales": await self.store_db.count("sales"),
-                "refused_events": await self.store_db.count("refused_events")}  # set aside: the cloud will not apply
+                "refused_events": await self.store_db.count("refused_events"),  # set aside: the cloud will not apply
+                **await appliance.health(self)}  # disk, version, warnings: edge/appliance.py
 
     async def stop(self) -> None:
         for task in self._tasks.values():

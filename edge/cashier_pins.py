@@ -46,6 +46,8 @@ class CashierPins:
         return self.roles.get(cashier_id, "")
 
     async def verify(self, cashier_id: str, pin: str, now_ms: int) -> bool:
+        """`now_ms`: the MONOTONIC clock (a lockout is a duration: a wall clock jump must not end it early or make
+        it last a day)."""
         failures, locked_until = self._failures.get(cashier_id, (0, 0))
         right = await self._check(cashier_id, pin)  # checked even while locked: the same time either way
         if now_ms < locked_until:  # locked: tries are not counted, so they cannot make the lock last longer

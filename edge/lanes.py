@@ -3,7 +3,9 @@ cashier sign-in and out, cash top-ups of stored value, pickups, receiving, deliv
 returns and after-sales, health; and picking online orders in the back room (`edge/picking_api.py`)."""
 from __future__ import annotations
 
+import collections
 import json
+import sqlite3
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -21,9 +23,10 @@ from edge import (
     stocktake_api,
     stored_value,
 )
-from edge.core.cart import UnknownProduct
+from edge.core.cart import IDEMPOTENCY_KEY_MAX, UnknownProduct
 from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
+from edge.disk import is_disk_full
 from edge.picking_api import picking_routes
 from edge.shelf_areas_api import routes as shelf_area_routes
 from edge.store_actor import Busy, Refused
@@ -37,6 +40,7 @@ from protocol.schema import from_wire, record, record_from_wire, require
 PROBLEM = "application/problem+json"
 MAX_BODY_BYTES = 16 * 1024  # the largest lane body is a few fields
 MAX_BODY_NESTING = 4
+PAID_KEYS_MAX = 1_000  # pays remembered by Idempotency-Key (this process's life: a retry comes within seconds)
 
 
 def problem(status: int, detail: str) -> JSONResponse:
@@ -150,18 +154,31 @@ def build_lane_app(box) -> Starlette:
                 return problem(503, str(exc))
             except DeviceNotReady as exc:
                 return problem(409, str(exc))
+            except (sqlite3.Error, OSError) as exc:  # a full disk: 503 naming it, nothing written (edge/disk.py)
+                if not is_disk_full(exc):
+                    raise
+                return problem(503, box.disk.refused(exc))
         return handle
+
+    def retry_key(request) -> str | None:
+        """A scan's, weighing's or pay's Idempotency-Key: a retried scan or weighing is added to the cart once
+        (edge/core/cart.py), a retried pay answers the sale it made."""
+        key = request.headers.get("Idempotency-Key") or None
+        if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
+            raise ProtocolError(f"Idempotency-Key: at most {IDEMPOTENCY_KEY_MAX} characters")
+        return key
 
     async def scan(request, body):
         if coupons.looks_like_code(body.code):  # a coupon's code goes to the cart as a coupon (edge/coupons.py)
             return await coupons.scan(box, request.path_params["lane"], body.code)
-        return await actor.ask("scan", lane=request.path_params["lane"], code=body.code)
+        return await actor.ask("scan", lane=request.path_params["lane"], code=body.code, key=retry_key(request))
 
     async def weigh(request, body):
         if box.scale is None:
             raise Refused(409, "no scale configured on this box")
+        key = retry_key(request)
         reading = await box.scale.read_stable()
-        return await actor.ask("weighed", lane=request.path_params["lane"], sku=body.sku, grams=reading)
+        return await actor.ask("weighed", lane=request.path_params["lane"], sku=body.sku, grams=reading, key=key)
 
     async def member(request, body):
         cart = await actor.ask("member", lane=request.path_params["lane"], phone=body.phone, member_code=body.member_code)
@@ -174,17 +191,27 @@ def build_lane_app(box) -> Starlette:
     async def void(request, body):  # the coupons held for the cart go back too (edge/coupons.py)
         return await coupons.void(box, request.path_params["lane"])
 
+    paid: collections.OrderedDict[tuple[str, str], dict] = collections.OrderedDict()  # (lane, key) -> its sale
+
     async def pay(request, body):
+        lane, key = request.path_params["lane"], retry_key(request)
+        if key is not None and (lane, key) in paid:  # the sale was made; its answer was lost: the same answer
+            return paid[(lane, key)]
         try:
             if body.points:  # points pay part of the sale, the method the rest
-                return await points_till.pay(box, request.path_params["lane"], body.method, body.tendered_fen,
-                                             body.points)
-            return await stored_value.pay(box, request.path_params["lane"], body.method, body.tendered_fen)
+                reply = await points_till.pay(box, lane, body.method, body.tendered_fen, body.points)
+            else:
+                reply = await stored_value.pay(box, lane, body.method, body.tendered_fen)
         finally:
             await coupons.give_back(box)  # the sale's unused coupon holds (edge/coupons.py)
+        if key is not None:
+            paid[(lane, key)] = reply
+            while len(paid) > PAID_KEYS_MAX:
+                paid.popitem(last=False)
+        return reply
 
     async def sign_in(request, body):
-        pin_ok = await box.cashier_pins.verify(body.cashier_id, body.pin, box.clock.now_ms())  # argon2, off the loop
+        pin_ok = await box.cashier_pins.verify(body.cashier_id, body.pin, box.clock.monotonic_ms())  # argon2, off the loop
         return await actor.ask("sign_in", lane=request.path_params["lane"], cashier_id=body.cashier_id, pin_ok=pin_ok)
 
     async def sign_out(request, body):

@@ -6,52 +6,57 @@ machine this way); each box keeps its own store db, NATS user, devices and lane 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import signal
 import socket
-from pathlib import Path
 
 import uvicorn
 
+from edge import config as config_schema
+from edge import service
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 
 log = logging.getLogger("freshmesh.edge")
+DESCRIBE_MAX = 4  # boxes in one process described at start in full
 
 
-def _with_env(config: dict) -> dict:
-    config.setdefault("data_dir", os.environ.get("FRESHMESH_EDGE_DATA", "./var/edge"))
-    config.setdefault("http_port", 9000)
-    for key, env in (("nats_url", "NATS_URL"), ("nats_password", "FRESHMESH_STORE_PASSWORD"),
-                     ("survey_url_base", "FRESHMESH_SURVEY_URL_BASE")):  # where receipts send the survey
-        if os.environ.get(env) and not config.get(key):
-            config[key] = os.environ[env]
-    return config
+def checked_configs(args) -> list[config_schema.StoreConfig]:
+    """The boxes to run, checked against the schema (edge/config.py): SystemExit naming what is wrong."""
+    try:
+        return config_schema.load(args.config, args.store, args.http_port)
+    except config_schema.ConfigError as exc:
+        raise SystemExit(f"freshmesh edge: bad configuration: {exc}") from None
 
 
 def load_configs(args) -> list[dict]:
-    config = json.loads(Path(args.config).read_text()) if args.config else {}
-    if "stores" in config:  # many boxes: each entry overrides the shared keys
-        shared = {k: v for k, v in config.items() if k != "stores"}
-        return [_with_env({**shared, **entry}) for entry in config["stores"]]
-    config["store_id"] = args.store or config.get("store_id")
-    if not config.get("store_id"):
-        raise SystemExit("give --store ID (or store_id in the config)")
-    if args.http_port:
-        config["http_port"] = args.http_port
-    return [_with_env(config)]
+    return [config_schema.as_box_config(c) for c in checked_configs(args)]
 
 
-async def _serve_box(config: dict, stop: asyncio.Event) -> bool:
+def announce(configs: list[config_schema.StoreConfig], config_path: str | None) -> None:
+    """What each box will do, and loudly what it cannot (no cloud); a missing catalogue is told once the box has
+    opened its store db (it may hold one the cloud sent)."""
+    for config in configs:
+        if len(configs) <= DESCRIBE_MAX:  # a fleet process's hundreds of boxes: their lanes' lines say enough
+            print(config_schema.describe(config, config_path), flush=True)
+        for warning in config_schema.warnings(config, has_catalogue=True):
+            head, _, rest = warning.partition(":")  # the head shouted: it must not be missed in a log
+            log.warning("edge %s: %s:%s", config.store_id, head.upper(), rest)
+
+
+async def _serve_box(config: dict, stop: asyncio.Event, started: list) -> bool:
     """One box, start to stop. In a process with several boxes, one that cannot start is reported and the others
     go on (they are separate stores); a box that started is always stopped cleanly."""
     try:
         box = await EdgeBox(config).start()
     except Exception:  # noqa: BLE001 - e.g. its store db is unreadable: that store is down, not its neighbours
         log.exception("edge %s: could not start", config.get("store_id"))
+        started.append(None)
         return False
+    started.append(box)
+    if box.actor is not None and box.actor.catalogue is None:  # the db has none either: say so, loudly
+        log.warning("edge %s: NO CATALOGUE: none received from the cloud and no world file; scans are refused",
+                    box.store_id)
     try:
         await _serve_lanes(box, config, stop)
     finally:
@@ -60,7 +65,8 @@ async def _serve_box(config: dict, stop: asyncio.Event) -> bool:
 
 
 async def _serve_lanes(box: EdgeBox, config: dict, stop: asyncio.Event) -> None:
-    server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=config["http_port"],
+    host = config.get("http_host", "127.0.0.1")
+    server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host=host, port=config["http_port"],
                                            log_level="warning", lifespan="off",
                                            # tills keep their connection; a server closing it just as a client
                                            # reuses it (both at 5 s) would fail a payment for nothing
@@ -68,7 +74,7 @@ async def _serve_lanes(box: EdgeBox, config: dict, stop: asyncio.Event) -> None:
     # a launcher may hand over the listening socket itself (`http_fd`), so that nobody can take the port first
     sockets = [socket.socket(fileno=config["http_fd"])] if config.get("http_fd") is not None else None
     task = asyncio.create_task(server.serve(sockets=sockets))
-    print(f"edge {config['store_id']}: lanes on http://127.0.0.1:{config['http_port']}", flush=True)
+    print(f"edge {config['store_id']}: lanes on http://{host}:{config['http_port']}", flush=True)
     await stop.wait()
     server.should_exit = True
     await task
@@ -81,13 +87,35 @@ async def serve(configs: list[dict] | dict) -> bool:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    return all(await asyncio.gather(*(_serve_box(c, stop) for c in configs)))
+    started: list = []  # each box once started (None: could not start), for systemd's READY and watchdog
+    notifier = service.Notifier()
+    tasks = [asyncio.create_task(_notify(notifier, started, len(configs), stop))] if notifier.enabled else []
+    try:
+        return all(await asyncio.gather(*(_serve_box(c, stop, started) for c in configs)))
+    finally:
+        for task in tasks:
+            task.cancel()
+        notifier.send("STOPPING=1")
+
+
+async def _notify(notifier: service.Notifier, started: list, expected: int, stop: asyncio.Event) -> None:
+    """READY=1 once every box started (or failed to), then the watchdog pings while all that started are alive."""
+    while len(started) < expected and not stop.is_set():
+        await asyncio.sleep(0.05)
+    boxes = [b for b in started if b is not None]
+    notifier.send("READY=1", f"STATUS=serving {len(boxes)} of {expected} store boxes "
+                             f"({', '.join(b.store_id for b in boxes)})")
+    await notifier.watchdog(lambda: all(service.box_alive(b) for b in boxes))
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--store", default=None)
-    parser.add_argument("--config", default=None, help="JSON: data_dir, http_port, nats_url, devices, world ...")
-    parser.add_argument("--http-port", type=int, default=None)
+    parser.add_argument("--store", default=None, help="the store this box is (overrides store_id in the config)")
+    parser.add_argument("--config", default=None,
+                        help="a JSON file in the edge config schema (edge/config.py; example: edge/example-config.json); "
+                             "unknown keys are refused. Reads FRESHMESH_EDGE_DATA, NATS_URL, FRESHMESH_STORE_PASSWORD, "
+                             "FRESHMESH_SURVEY_URL_BASE for keys it leaves out")
+    parser.add_argument("--http-port", type=int, default=None,
+                        help="the lane API's port (overrides http_port; default 9000)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,5 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return 0 if asyncio.run(serve(load_configs(args))) else 1
+    configs = checked_configs(args)  # refused before anything is made or logged
+    first = configs[0]  # one process, one log (a fleet process's boxes share it)
+    service.setup_logging(first.log_file, first.log_max_bytes, first.log_backups)
+    announce(configs, args.config)
+    return 0 if asyncio.run(serve([config_schema.as_box_config(c) for c in configs])) else 1

@@ -55,8 +55,8 @@ async def pay(box, lane: str, method: str, tendered_fen: int, asked: int) -> dic
                                                           member_id=quote["member_id"]))
     try:
         reply: dict = await actor.ask("pay", lane=lane, method=method, tendered_fen=tendered_fen, points=auth)
-    except Refused:
-        if auth.granted:  # nothing was sold: the held points go back now rather than when the hold lapses
+    except Exception:  # refused, or the store db could not write (a full disk): nothing was sold
+        if auth.granted:  # the held points go back now rather than when the hold lapses
             await _ask(box, "release", PointsHoldReleased(**_envelope(box), points_hold_id=auth.hold_id,
                                                           member_id=auth.member_id))
         raise

@@ -153,7 +153,7 @@ def routes(box, endpoint) -> list[Route]:
         _name(who, "X-Manager-Id")
         require(len(pin) <= 32, "X-Manager-Pin: 1-32 characters")
         pins = box.cashier_pins
-        approver = Approver(who, await pins.verify(who, pin, box.clock.now_ms()), pins.role(who) or "cashier")
+        approver = Approver(who, await pins.verify(who, pin, box.clock.monotonic_ms()), pins.role(who) or "cashier")
         check_approver(approver, request.path_params["stocktake_id"])
         return approver
 
@@ -171,7 +171,7 @@ def routes(box, endpoint) -> list[Route]:
 
     async def approve(request, body: ApproveBody):
         pins = box.cashier_pins
-        pin_ok = await pins.verify(body.manager_id, body.pin, box.clock.now_ms())  # argon2, off the loop
+        pin_ok = await pins.verify(body.manager_id, body.pin, box.clock.monotonic_ms())  # argon2, off the loop
         approver = Approver(body.manager_id, pin_ok, pins.role(body.manager_id) or "cashier")
         return await actor.ask("stocktake", action="approve", stocktake_id=request.path_params["stocktake_id"],
                                approver=approver, zero_uncounted=body.zero_uncounted)

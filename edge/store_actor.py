@@ -214,19 +214,21 @@ class StoreActor(BackRoom):
         cart = self._priced(lane)
         return {"line": next(line for line in reversed(cart["lines"]) if line["sku"] == sku), "cart": cart}
 
-    async def _scan(self, lane: str, code: str) -> dict:
+    async def _scan(self, lane: str, code: str, key: str | None = None) -> dict:
         cart = self._cart(lane)  # refuses when there is no catalogue yet
+        if (sku := cart.scanned(key)) is not None:  # the same scan retried (its Idempotency-Key): added once
+            return self._added(lane, sku)
         label = await markdowns_db.label_for(self.db.writer, code, self.clock.now_ms())  # printed here today
         # else GS1 codes with their lot and use-by (an expired one refused: edge/gs1_scan.py), else as before
         line = markdown_line(label, self.clock.now_ms()) if label else await gs1_scan.scanned_line(self, code)
-        cart.add(line)
+        cart.add(line, key)
         return self._added(lane, line.sku)
 
-    async def _weighed(self, lane: str, sku: str, grams: int) -> dict:
+    async def _weighed(self, lane: str, sku: str, grams: int, key: str | None = None) -> dict:
         if self.books.catalogue is None:
             raise Refused(404, f"unknown product {sku!r}")
-        line = weighed_line(self.books.catalogue, sku, grams)
-        self._cart(lane).add(line)
+        if self._cart(lane).scanned(key) is None:  # a weighing retried with its Idempotency-Key: added once
+            self._cart(lane).add(weighed_line(self.books.catalogue, sku, grams), key)
         return self._added(lane, sku)
 
     async def _member(self, lane: str, phone: str | None = None, member_code: str | None = None) -> dict:

@@ -29,6 +29,7 @@ from edge import (
     coupons_db,
     lots_db,
     markdowns_db,
+    migrations,
     picking_db,
     receiving_db,
     restock_db,
@@ -171,6 +172,7 @@ class StoreDb:
         await writer.execute("pragma synchronous=FULL")
         await writer.execute("pragma secure_delete=ON")
         await writer.execute(f"pragma busy_timeout={BUSY_TIMEOUT_MS}")
+        await migrations.refuse_newer(writer, self.path)  # a newer build's file: untouched (edge/migrations.py)
         await writer.executescript(SCHEMA + picking_db.SCHEMA)
         await writer.executescript(returns_db.SCHEMA + receiving_db.SCHEMA + restock_db.SCHEMA)
         await writer.executescript(lots_db.SCHEMA)
@@ -181,6 +183,7 @@ class StoreDb:
         await writer.executescript(budget_db.SCHEMA)
         await self._unclear_phones()
         await writer.executescript(MEMBER_INDEXES)
+        await migrations.upgrade(writer, self.path)  # the numbered changes since the tables' first layouts
         private_files(self.path, before_open=False)  # the -wal and -shm exist now
         # A second connection for readers outside the actor. On the actor's connection a read issued between the
         # awaits of an open transaction would see its uncommitted rows - and could publish a sale that a power

@@ -11,7 +11,6 @@ the hold is given back at once; a hold whose sale was never made (the box died) 
 """
 from __future__ import annotations
 
-from edge.core.outcome import Refused
 from edge.core.selling import Authorisation
 from protocol.messages import HOLD_PREFIX
 
@@ -30,7 +29,7 @@ async def pay(box, lane: str, method: str, tendered_fen: int) -> dict:
             auth = Authorisation(hold_id, quote["member_id"], quote["total_fen"], answer.granted, answer.reason)
     try:
         reply: dict = await actor.ask("pay", lane=lane, method=method, tendered_fen=tendered_fen, authorisation=auth)
-    except Refused:  # nothing was sold: the hold goes back now rather than when it lapses
+    except Exception:  # nothing was sold (refused, or a full disk): the hold goes back now, not when it lapses
         if auth is not None and auth.granted and sync is not None:
             await sync.release(auth.hold_id, quote["member_id"])
         raise

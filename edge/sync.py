@@ -20,7 +20,9 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from edge import appliance
 from edge.cloud_ask import ask_cloud
+from edge.core.clock_watch import unacked_age_ms
 from edge.lending_desk import LendingDesk
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
@@ -285,15 +287,22 @@ class Sync:
                 continue
             try:
                 now_ms = self.box.clock.now_ms()
+                extras = appliance.heartbeat_extras(self.box)  # disk and version (edge/appliance.py)
                 head = await self.box.store_db.outbox(0, 1)
-                unacked_age = max(now_ms - codec.decode(head[0][2]).wall_ms, 0) if head else 0
+                unacked_age = 0
+                if head:  # on the monotonic clock when it can be: a wall clock jump is no lag (edge/core/clock_watch.py)
+                    oldest = codec.decode(head[0][2])
+                    unacked_age = unacked_age_ms(now_ms, self.box.clock.monotonic_ms(), oldest.wall_ms, oldest.mono_ms,
+                                                 same_run=head[0][0] > self.box.started_seq)
                 hb = Heartbeat(event_id=self.box.actor.ids.new(), store_id=self.store_id, seq=0,
                                wall_ms=now_ms, mono_ms=self.box.clock.monotonic_ms(), unacked_age_ms=unacked_age,
                                outbox_depth=await self.box.store_db.outbox_depth(),
                                last_event_seq=self.box.actor.last_seq,
                                last_acked_seq=self.last_acked_seq, last_cloud_message_seq=self.last_cloud_message_seq,
-                               devices=tuple(DeviceHealth(device=d, state=s, detail=detail)
-                                             for d, (s, detail) in self.box.device_health().items()),
+                               devices=(*(DeviceHealth(device=d, state=s, detail=detail)
+                                          for d, (s, detail) in self.box.device_health().items()),
+                                        extras["disk_device"]),
+                               disk_free_bytes=extras["disk_free_bytes"], software_version=extras["software_version"],
                                rule_book_version=self.box.actor.rule_book.version if self.box.actor.rule_book else 0)
                 assert self.nc is not None  # the loops start once connected
                 await self.nc.publish(subjects.store_heartbeat(self.store_id), codec.encode(hb))

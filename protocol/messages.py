@@ -281,10 +281,14 @@ class Heartbeat(Message):
     # how long the oldest event still waiting for the cloud's business ack has waited (edge clock): a relay that is
     # stuck while heartbeats go on shows here, where the last received event's lag cannot show it
     unacked_age_ms: int = 0
+    disk_free_bytes: int = -1  # free bytes of the box's data filesystem (-1: not reported; edge/disk.py)
+    software_version: str = ""  # the box's freshmesh version ("": not reported)
 
     def check(self) -> None:
         require(self.outbox_depth >= 0, "heartbeat: outbox_depth must not be negative")
         require(self.unacked_age_ms >= 0, "heartbeat: unacked_age_ms must not be negative")
+        require(self.disk_free_bytes >= -1, "heartbeat: disk_free_bytes must be -1 (unknown) or more")
+        require(len(self.software_version) <= 64, "heartbeat: software_version longer than 64 characters")
 
 
 # ---- store <-> cloud, request and reply (core NATS: the till waits a moment, never for long) --------------

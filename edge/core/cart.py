@@ -19,6 +19,8 @@ from protocol.pricing import BasketLine, Catalogue, PricedBasket, PricingContext
 from protocol.pricing.catalogue import Product
 
 MAX_LINES = 200
+MAX_SCAN_KEYS = 1_000  # scans remembered per cart by Idempotency-Key
+IDEMPOTENCY_KEY_MAX = 128  # characters
 
 
 class UnknownProduct(LookupError):
@@ -42,10 +44,21 @@ class Cart:
     lines: list[CartLine] = field(default_factory=list)
     member: Member | None = None
     coupons: list = field(default_factory=list)  # edge.core.coupons.CartCoupon: scanned coupons (issue 17)
+    # Idempotency-Key of each scan added -> its SKU: a till that retries a scan whose answer it lost (a timeout, a
+    # 503) adds nothing the second time; a pay never adds lines, so a scan-and-pay retry loop cannot grow the cart
+    keys: dict[str, str] = field(default_factory=dict)
 
-    def add(self, line: CartLine) -> None:
+    def scanned(self, key: str | None) -> str | None:
+        """The SKU a scan with this Idempotency-Key added to this cart (None: not seen, or no key)."""
+        return self.keys.get(key) if key else None
+
+    def add(self, line: CartLine, key: str | None = None) -> None:
         if len(self.lines) >= MAX_LINES:
             raise ProtocolError(f"a cart holds at most {MAX_LINES} lines")
+        if key:
+            if len(self.keys) >= MAX_SCAN_KEYS:  # bounded: the oldest key goes (its retry is long over)
+                self.keys.pop(next(iter(self.keys)))
+            self.keys[key] = line.sku
         new = line.basket
         for i, existing in enumerate(self.lines):  # repeated scans of a packed item add up
             old = existing.basket

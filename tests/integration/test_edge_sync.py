@@ -222,4 +222,4 @@ async def test_heartbeats_show_the_store_online_with_its_outbox_and_devices(worl
         store = next(s for s in (await http.get("/stores")).json()["stores"] if s["store_id"] == STORE)
         return store if store["online"] and store["last_heartbeat"] else None
     store = await eventually(live, timeout_s=10)
-    assert store and store["outbox_depth"] is not None and set(store["devices"]) == {"scale", "scanner", "printer"}
+    assert store and store["outbox_depth"] is not None and set(store["devices"]) == {"scale", "scanner", "printer", "disk"}

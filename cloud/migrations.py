@@ -10,6 +10,7 @@ from cloud.services.coupon_schema import MIGRATION_26  # coupons (cloud/services
 from cloud.services.group_schema import MIGRATION_27  # group buys
 from cloud.services.member_levels import MIGRATION_28
 from cloud.services.points_schema import MIGRATION_29
+from cloud.services.return_promotions_schema import MIGRATION_32  # returns undo promotions
 from cloud.services.segment_schema import MIGRATION_30
 from cloud.services.transfer_schema import TRANSFERS_SQL  # migration 23
 
@@ -526,6 +527,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (28, "member levels the stores were last told, budget-capped rules' uses (issue 17)", MIGRATION_28),
     (29, "points: paying part of online orders, exchanged for coupons, survey answers", MIGRATION_29),
     MIGRATION_30,  # member profiles and segments, campaigns, promotion uses (cloud/services/segment_schema.py)
+    MIGRATION_32,  # returns undo promotions (cloud/services/return_promotions_schema.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

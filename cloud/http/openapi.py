@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cloud.http.openapi_coupons import coupon_paths
+from cloud.http.routes.return_promotions import paths as return_promotion_paths
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
@@ -357,6 +358,7 @@ from cloud.http import openapi_points  # noqa: E402 - it builds on the helpers a
 PATHS.update(openapi_points.PATHS)
 SCHEMAS.update(openapi_points.SCHEMAS)
 PATHS.update(coupon_paths(_op))
+PATHS.update(return_promotion_paths(_op))
 
 
 def openapi_document() -> dict:

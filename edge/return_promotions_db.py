@@ -16,6 +16,8 @@ SCHEMA = """
 create table if not exists return_deductions (return_id text not null, source text not null, rule_id text not null,
     sku text not null, fen integer not null, primary key (return_id, rule_id));
 create index if not exists return_deductions_source on return_deductions (source);
+create table if not exists return_points (return_id text primary key, source text not null, points integer not null);
+create index if not exists return_points_source on return_points (source);
 """
 
 
@@ -23,6 +25,9 @@ async def _undo(db, e: UndoPromotions) -> None:
     await db.executemany("insert into return_deductions (return_id, source, rule_id, sku, fen) values (?, ?, ?, ?, ?) "
                          "on conflict do nothing",
                          [(e.return_id, e.source, d.rule_id, d.sku, d.amount_fen) for d in e.deductions])
+    if e.points_back:
+        await db.execute("insert into return_points (return_id, source, points) values (?, ?, ?) on conflict do nothing",
+                         (e.return_id, e.source, e.points_back))
     sale_id = e.source.partition(":")[2]
     await db.executemany("delete from coupon_redemptions where code = ? and sale_id = ?",
                          [(code, sale_id) for code in e.coupons_back])
@@ -35,6 +40,12 @@ async def sale_coupons(db, sale_id: str) -> tuple[str, ...]:
     """The coupons this store's tills redeemed with the sale (and did not let go since)."""
     async with db.execute("select code from coupon_redemptions where sale_id = ? order by code", (sale_id,)) as cur:
         return tuple(r[0] for r in await cur.fetchall())
+
+
+async def points_back(db, source_key: str) -> int:
+    """The points the sale's earlier returns gave back."""
+    async with db.execute("select coalesce(sum(points), 0) from return_points where source = ?", (source_key,)) as cur:
+        return int((await cur.fetchone())[0])
 
 
 async def gifts_settled(db, source_key: str) -> tuple[str, ...]:

@@ -102,8 +102,12 @@ async def sale_source(db, sale_id: str, books=None) -> Source | None:
     lines = tuple((sku, qty, unit, fen) for sku, qty, unit, fen in json.loads(row[2]))
     payments = json.loads(row[3])
     gifts = return_promotions_db.sale_gifts(lines, books) if books is not None else ()
-    return Source("sale", row[0], "sold", lines, row[1], payments[0][0] if payments else "", row[4],
+    # the money's way back: the sale's method besides points (points paying part go back through the cloud)
+    method = next((p[0] for p in payments if p[0] != "points"), payments[0][0] if payments else "")
+    return Source("sale", row[0], "sold", lines, row[1], method, row[4],
                   coupons=await return_promotions_db.sale_coupons(db, row[0]), gifts=gifts,
+                  payments=tuple((m, fen) for m, fen, *_ in payments),
+                  points_back=await return_promotions_db.points_back(db, f"sale:{row[0]}"),
                   gifts_settled=await return_promotions_db.gifts_settled(db, f"sale:{row[0]}") if gifts else ())
 
 

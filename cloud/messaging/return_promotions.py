@@ -16,15 +16,21 @@ Guarantees:
   unused (`issued` -> `voided`, one conditional UPDATE); one already reserved or redeemed is kept by the member and
   reported as a coupon conflict (`GET /operator/coupons/conflicts`, counted in `/audit`) - once per coupon, never
   silently lost. Every effect is listed at `GET /operator/coupons/returns`.
+- A till return of a sale paid partly with points gives the member back the points part of its refund
+  (`give_points`, before the bridge records the batch, like a stored-value refund): journaled first, then
+  `GrantPoints` under `till-return-pts:<return id>` (once), and never more in all, over the sale's returns, than the
+  points the cloud took from the member for that sale (its captured hold, or what it believed of an offline claim).
 """
 from __future__ import annotations
 
 import json
 import logging
 
+from actors.member_ledger import GrantPoints
 from protocol import return_promotions as rp
 from protocol import returns as rules
 from protocol.messages import Message, SaleCommitted
+from protocol.points import points_for_fen
 from protocol.return_messages import GoodsReturned
 
 log = logging.getLogger("freshmesh.returns")
@@ -116,3 +122,37 @@ async def effects(db, sale_id: str | None = None, limit: int = 100) -> dict:
     return {"effects": [{"code": r["code"], "effect": r["effect"], "detail": r["detail"], "sale_id": r["sale_id"],
                          "return_id": r["return_id"], "store_id": r["store_id"], "at_ms": r["wall_ms"]}
                         for r in rows]}
+
+
+async def give_points(cloud, e: GoodsReturned) -> int:
+    """The points part of a till sale's return back to its member (see the module's guarantees): the points given."""
+    asked = points_for_fen(sum(p.amount_fen for p in e.refunds if p.method == "points"))
+    if not asked or not e.member_id:
+        return 0
+    db = cloud.db
+    row = await db.fetchrow("select * from till_return_points where return_id = $1", e.return_id)
+    if row is None:
+        async with db.acquire() as conn, conn.transaction():
+            await conn.execute("select pg_advisory_xact_lock(hashtext($1))", f"till-return-pts:{e.sale_id}")
+            taken = await conn.fetchval(
+                "select coalesce(sum(case when state = 'captured' then points when state = 'claimed' then believed "
+                "else 0 end), 0)::bigint from till_points where sale_id = $1 and store_id = $2", e.sale_id, e.store_id)
+            given = await conn.fetchval("select coalesce(sum(points), 0)::bigint from till_return_points "
+                                        "where sale_id = $1", e.sale_id)
+            points = max(min(asked, int(taken) - int(given)), 0)
+            if points < asked:
+                log.warning("return %s of sale %s: %d points asked back, %d given (the cloud took %d, gave back %d)",
+                            e.return_id, e.sale_id, asked, points, taken, given)
+            await conn.execute(
+                "insert into till_return_points (return_id, sale_id, member_id, points, state, created_ms) "
+                "values ($1, $2, $3, $4, $5, $6) on conflict do nothing", e.return_id, e.sale_id, e.member_id, points,
+                "requested" if points else "done", cloud.now_ms())
+        row = await db.fetchrow("select * from till_return_points where return_id = $1", e.return_id)
+    if row["state"] == "requested":
+        result = await cloud.actors.member_ledger.send(GrantPoints(
+            id=f"till-return-pts:{e.return_id}", member=row["member_id"], points=row["points"],
+            why=f"sale {e.sale_id} returned at {e.store_id} ({e.return_id})"[:200]))
+        if not result.succeeded:  # the bridge applies the event again (in place) until it does
+            raise RuntimeError(f"points of return {e.return_id}: {result.settled.status} {result.settled.reason}")
+        await db.execute("update till_return_points set state = 'done' where return_id = $1", e.return_id)
+    return int(row["points"])

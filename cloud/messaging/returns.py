@@ -28,6 +28,7 @@ import logging
 from typing import Any
 
 from actors.member_ledger import Refund
+from cloud.messaging import return_promotions
 from cloud.messaging.refusals import RefusedEvent
 from cloud.services import order_journal as journal
 from cloud.services import points_refunds, returned_view
@@ -152,6 +153,8 @@ class TillReturns:
                 if not result.succeeded:
                     raise RuntimeError(f"stored-value refund of return {event.return_id}: "
                                        f"{result.settled.status} {result.settled.reason}")
+                new_balances.add(event.member_id, event.store_id)
+            if await return_promotions.give_points(self.cloud, event):  # a sale paid partly with points
                 new_balances.add(event.member_id, event.store_id)
             return
         await self._refund_order(event)

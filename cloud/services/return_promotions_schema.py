@@ -7,6 +7,8 @@
   batch, finds them (a coupon names only its sale's event id as its source).
 - `return_coupon_effects`: what each believed return did to a coupon (given back, kept because it expired, voided,
   or kept although used - that last one also a coupon conflict): once per (return event, code).
+- `till_return_points`: the points a till return of a sale paid partly with points gives back (ledger
+  `till-return-pts:<return id>`), never more in all than the cloud took from the member for that sale.
 - `points_refunds`: the points a partial refund of an online order gives back, journaled `requested` before the
   ledger is asked (its id is the ledger transfer's), `done` once granted: once per refund part.
 """
@@ -47,6 +49,15 @@ create table if not exists points_refunds (
     updated_ms  bigint not null
 );
 create index if not exists points_refunds_order on points_refunds (order_id);
+create table if not exists till_return_points (
+    return_id   text primary key,               -- a till return of a sale paid partly with points
+    sale_id     text not null,
+    member_id   text not null,
+    points      bigint not null,                -- what the cloud gives back: the store's claim, within what it took
+    state       text not null check (state in ('requested', 'done')),
+    created_ms  bigint not null
+);
+create index if not exists till_return_points_sale on till_return_points (sale_id);
 """
 MIGRATION_32 = (32, "returns undo promotions: voided trigger coupons, a sale's trigger coupons, coupon effects of "
                     "returns, points given back by partial refunds", RETURN_PROMOTIONS_SQL)

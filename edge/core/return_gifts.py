@@ -112,10 +112,12 @@ class UndoPromotions:
     return_id: str
     deductions: tuple[Deduction, ...]
     coupons_back: tuple[str, ...]
+    points_back: int = 0  # points the return gives back (a sale paid partly with points): counted for the next
 
 
-def undo(source: str, return_id: str, deducted: Sequence[Deduction], coupons_back: Sequence[str]) -> list:
+def undo(source: str, return_id: str, deducted: Sequence[Deduction], coupons_back: Sequence[str],
+         points_back: int = 0) -> list:
     """The effect (none when there is nothing to undo)."""
-    if not deducted and not coupons_back:
+    if not deducted and not coupons_back and not points_back:
         return []
-    return [UndoPromotions(source, return_id, tuple(deducted), tuple(coupons_back))]
+    return [UndoPromotions(source, return_id, tuple(deducted), tuple(coupons_back), points_back)]

@@ -35,7 +35,9 @@ from protocol import returns as rules
 from protocol.lots import back_in_unlotted
 from protocol.messages import Payment, Quantity, StockMoved
 from protocol.money import format_fen
+from protocol.points import points_for_fen, points_value_fen
 from protocol.return_messages import DISPOSITIONS, GoodsReturned, ReturnDeduction, ReturnLine
+from protocol.return_promotions import PointsPaid, points_split
 
 DRAWER_KICK = ESC + b"p\x00\x19\xfa"  # ESC p m t1 t2: pulse pin 2 (the drawer) for 50 ms on, 500 ms off
 # an order's statuses at the store once it handed the goods over (picked up at the till, delivered by its own staff:
@@ -55,6 +57,8 @@ class Source:
     method: str  # a sale's payment method ("" for a free basket); an order: ORDER_REFUND
     member_id: str | None = None
     coupons: tuple[str, ...] = ()  # codes the sale redeemed at this store's tills
+    payments: tuple[tuple[str, int], ...] = ()  # a sale's payments (method, fen): points may have paid part
+    points_back: int = 0  # points the sale's earlier returns gave back
     gifts: tuple[return_gifts.GiftGiven, ...] = ()  # gifts the sale got (`return_gifts.gifts_of_sale`)
     gifts_settled: tuple[str, ...] = ()  # rules whose gift an earlier return of it already paid for
 
@@ -111,9 +115,7 @@ def take(source: Source | None, what: str, before: Mapping[str, rules.Back], ask
     effects = returned_stock([(sku, qty, a.disposition) for a, (sku, qty, _) in zip(asked, lines, strict=True)],
                              levels, return_id, stamp)
     method = source.method if source.kind == "sale" else ORDER_REFUND
-    paid_by: Any = source.method  # a sale's own method, as its payment named it
-    refunds = (Payment(method=paid_by, amount_fen=total, reference=f"return:{return_id}"),) \
-        if source.kind == "sale" and total else ()
+    refunds, points_back = sale_refunds(source, before, total, return_id) if source.kind == "sale" else ((), 0)
     units: dict[str, Any] = {sku: item.unit for sku, item in sold.items()}
     event_lines = tuple(ReturnLine(sku=sku, quantity=Quantity(amount=qty, unit=units[sku]), amount_fen=fen,
                                    disposition=as_disposition(a.disposition))
@@ -127,8 +129,11 @@ def take(source: Source | None, what: str, before: Mapping[str, rules.Back], ask
                        tuple((sku, qty, fen, a.disposition) for a, (sku, qty, fen) in zip(asked, lines, strict=True)),
                        stamp.moment.wall_ms)
     effects += [row, Publish(event)]
-    effects += return_gifts.undo(source.key, return_id, deducted, source.coupons if whole else ())
+    effects += return_gifts.undo(source.key, return_id, deducted, source.coupons if whole else (), points_back)
     reply = {**reply_of(row, stamp.store_id), **promotions_reply(source, deducted, whole)}
+    if points_back:  # the money part is the drawer's (or the wallet's); the points go back through the cloud
+        reply["refund"] = {**reply["refund"], "amount_fen": total - points_value_fen(points_back),
+                           "points": points_back}
     ticket = return_receipt(stamp.store_id, return_id, source, lines, method, total, deducted,
                             source.coupons if whole else ())
     return Outcome(reply=reply, effects=tuple(effects), after=(PrintTicket(ticket),), last_seq=stamp.outcome_seq)
@@ -157,6 +162,27 @@ def returned_stock(lines: list[tuple[str, int, str]], levels: Mapping[str, Stock
 def as_disposition(name: str) -> Any:
     """A disposition checked against DISPOSITIONS (done in `take`), as the message's Literal."""
     return name
+
+
+def sale_refunds(source: Source, before: Mapping[str, rules.Back], total: int, return_id: str
+                 ) -> tuple[tuple[Payment, ...], int]:
+    """(the refunds, points given back) of a till sale's return: the way the sale was paid. A sale paid partly with
+    points gives back points and money in the proportion it was paid (`protocol.return_promotions.points_split`,
+    over this sale's returns so far): the points are the cloud's to give back to the member, the rest is the
+    sale's own method."""
+    if not total:
+        return (), 0
+    reference = f"return:{return_id}"
+    paid_points = sum(fen for m, fen in source.payments if m == "points")
+    if not paid_points:
+        paid_by: Any = source.method  # a sale's own method, as its payment named it
+        return (Payment(method=paid_by, amount_fen=total, reference=reference),), 0
+    money, points = points_split(PointsPaid(source.total_fen, points_for_fen(paid_points)),
+                                 sum(b.fen for b in before.values()), source.points_back, total)
+    other: Any = next((m for m, _ in source.payments if m != "points"), "cash")
+    out = [Payment(method="points", amount_fen=points_value_fen(points), reference=reference)] if points else []
+    out += [Payment(method=other, amount_fen=money, reference=reference)] if money else []
+    return tuple(out), points
 
 
 def promotions_reply(source: Source, deducted: list[return_gifts.Deduction], whole: bool) -> dict:

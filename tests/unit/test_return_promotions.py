@@ -148,8 +148,7 @@ def test_a_gift_kept_has_its_price_taken_off_the_refund_once():
     assert out.reply["total_fen"] == 550 and out.reply["deductions"][0]["amount_fen"] == 450
     assert [e for e in out.effects if isinstance(e, UndoPromotions)][0].deductions == (Deduction("G30", "TOFU", 450),)
     # a later return of the same sale: the gift was paid for, nothing more is deducted; the lines' shares stand
-    settled = returns.Source(*[getattr(source, f) for f in ("kind", "id", "status", "lines", "total_fen", "method",
-                                                            "member_id", "coupons", "gifts")], gifts_settled=("G30",))
+    settled = dataclasses.replace(source, gifts_settled=("G30",))
     later = take(settled, [("MILK", 2)], before={"MILK": Back(1, 1_000)}, keep_gifts=False)
     assert event(later).total_fen == 2_000 and event(later).deductions == ()
 
@@ -194,3 +193,13 @@ def test_points_split_over_any_refunds_adds_up_to_what_was_paid(parts):
         assert pts <= paid.points and money <= paid.total_fen - paid.points_fen
     assert (pts, money) == (paid.points, paid.total_fen - paid.points_fen)
 
+
+
+def test_a_till_sale_paid_partly_with_points_gives_back_points_and_cash_in_proportion():
+    source = dataclasses.replace(sale(3, 1, coupon=False), payments=(("points", 1_000), ("cash", 2_700)))
+    first = event(take(source, [("BREAD", 1)]))  # 700 of the 3700: 700 * 1000 // 3700 = 189 points
+    assert [(p.method, p.amount_fen) for p in first.refunds] == [("points", 189), ("cash", 511)]
+    rest = dataclasses.replace(source, points_back=189)
+    last = event(take(rest, [("MILK", 3), ("TOFU", 1)], before={"BREAD": Back(1, 700)}))
+    assert [(p.method, p.amount_fen) for p in last.refunds] == [("points", 811), ("cash", 2_189)]
+    assert 189 + 811 == 1_000 and 511 + 2_189 == 2_700  # never more than was paid in either

@@ -380,3 +380,38 @@ async def test_after_sales_refunds_of_an_order_paid_partly_with_points_give_back
     assert sum(r["amount_fen"] for r in refunds) == money
     violations = this_clouds((await http.get("/audit", headers=OP)).json()["violations"])
     assert [v for v in violations if oid in v or member.member_id in v or "sum to" in v] == []
+
+
+async def test_a_till_sale_paid_partly_with_points_gives_both_back_in_proportion(world):
+    services, http, box, lane = world
+    member, member_code = await known_member(services, http, box)
+    assert (await services.cloud.actors.member_ledger.send(GrantPoints(
+        id=f"setup:{uuid.uuid4().hex}", member=member.member_id, points=5_000, why="setup"))).succeeded
+
+    async def points() -> int:
+        return (await services.cloud.actors.member_ledger.member(member.member_id, services.cloud.now_ms()))["points"]
+    await lane.delete("/lanes/5/cart")
+    assert (await lane.post("/lanes/5/member", json={"member_code": member_code})).status_code == 200
+    assert (await lane.post("/lanes/5/scan", json={"code": product(SESAME)["gtin"]})).status_code == 200
+    assert (await lane.post("/lanes/5/scan", json={"code": product(SESAME)["gtin"]})).status_code == 200
+    paid = await lane.post("/lanes/5/pay", json={"method": "cash", "tendered_fen": 10**6, "points": 1_000})
+    assert paid.status_code == 201, paid.text
+    sale, total = paid.json()["sale_id"], paid.json()["total_fen"]
+    assert await eventually(lambda: drained(box))
+    before = await points()
+    gifts = [(g, 1) for g in GIFTS if (await sale_lines(box, sale)).get(g) == (1, 0)]  # back with the first half
+    half = await give_back(lane, sale, [(SESAME, 1), *gifts])
+    assert half.status_code == 201, half.text
+    share = half.json()["refund"]["points"]
+    assert 0 < share < 1_000 and half.json()["refund"]["method"] == "cash"  # not the whole refund in cash
+    assert half.json()["refund"]["amount_fen"] == half.json()["total_fen"] - share
+
+    async def back(want: int) -> bool:
+        return await points() == want
+    assert await eventually(lambda: back(before + share), timeout_s=15), f"{await points()} != {before + share}"
+    rest = await give_back(lane, sale, [(SESAME, 1)])
+    assert rest.status_code == 201, rest.text
+    assert share + rest.json()["refund"]["points"] == 1_000  # every point paid, and no more
+    assert half.json()["refund"]["amount_fen"] + rest.json()["refund"]["amount_fen"] == total - 1_000  # the cash paid
+    assert await eventually(lambda: back(before + 1_000), timeout_s=15), f"{await points()} != {before + 1_000}"
+    assert await eventually(lambda: drained(box))

@@ -12,7 +12,8 @@ Guarantees:
   line, what was sold and what was returned already); what is given back never exceeds what was paid for it;
 - the refund goes to the original method: a cash sale's from the drawer, a stored-value sale's back to the member's
   stored value (credited by the cloud, once), an online order's through its original payment (by the cloud: the
-  till pays nothing out);
+  till pays nothing out); a sale paid partly with points gives back points (through the cloud) and money in the
+  proportion it was paid (`sale_refunds`), never more than was paid in either;
 - a return id is made at the origin (the terminal may send its own): the same id again answers the first result
   and changes nothing;
 - the promotions the sale carried are undone as `protocol.return_promotions` and `edge.core.return_gifts` say: a

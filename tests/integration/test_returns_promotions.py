@@ -26,8 +26,17 @@ import pytest_asyncio
 from actors.member_ledger import GrantPoints
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
-from protocol.messages import EscrowGranted, OrderToFulfil, PickupCompleted, StockMoved
-from protocol.return_messages import AfterSalesRequested
+from protocol.messages import (
+    EscrowGranted,
+    OrderToFulfil,
+    Payment,
+    PickupCompleted,
+    Quantity,
+    SaleCommitted,
+    SaleLine,
+    StockMoved,
+)
+from protocol.return_messages import AfterSalesRequested, GoodsReturned, ReturnLine
 from simulators.customer_auth import SignInFailed
 from tests.integration.harness import (
     StoreLink,
@@ -415,3 +424,46 @@ async def test_a_till_sale_paid_partly_with_points_gives_both_back_in_proportion
     assert half.json()["refund"]["amount_fen"] + rest.json()["refund"]["amount_fen"] == total - 1_000  # the cash paid
     assert await eventually(lambda: back(before + 1_000), timeout_s=15), f"{await points()} != {before + 1_000}"
     assert await eventually(lambda: drained(box))
+
+
+async def test_a_store_claiming_the_points_of_its_sale_back_twice_gets_the_member_no_more_than_the_sale_took(world, stack):
+    """S035 speaks for itself by hand: a sale paid 1,000 points and 3,000 cash, then two returns of half of it each
+    claiming all 1,000 points back (the till's own figures would say 500 each): the member gets back the 1,000 the
+    cloud took for the sale, once - never 2,000."""
+    services, http, _, _ = world
+    member = await signed_up(services, http)
+    assert (await services.cloud.actors.member_ledger.send(GrantPoints(
+        id=f"setup:{uuid.uuid4().hex}", member=member.member_id, points=2_000, why="setup"))).succeeded
+
+    async def points() -> int:
+        return (await services.cloud.actors.member_ledger.member(member.member_id, services.cloud.now_ms()))["points"]
+    sale_id = f"P{uuid.uuid4().hex[:20]}"
+    async with StoreLink(stack, "S035") as link:
+        await link.publish(SaleCommitted(**link.next_envelope(), sale_id=sale_id, lane="1", member_id=member.member_id,
+                                         lines=(SaleLine(sku=SESAME, quantity=Quantity.pieces(2), amount_fen=4_000),),
+                                         total_fen=4_000, offline=True,
+                                         payments=(Payment(method="points", amount_fen=1_000, reference="offline"),
+                                                   Payment(method="cash", amount_fen=3_000, reference=""))))
+
+        earned = 3_000 // 100  # the cash part earns a point a yuan; the points part none
+
+        async def taken():
+            return await points() == 1_000 + earned
+        assert await eventually(taken, timeout_s=15), "the sale's points were not taken"
+        for _ in range(2):
+            rid = link.next_envelope()["event_id"]
+            await link.publish(GoodsReturned(
+                **link.next_envelope(), return_id=rid, sale_id=sale_id, order_id="", lane="1",
+                member_id=member.member_id, total_fen=2_000,
+                lines=(ReturnLine(sku=SESAME, quantity=Quantity.pieces(1), amount_fen=2_000, disposition="resaleable"),),
+                refunds=(Payment(method="points", amount_fen=1_000, reference=rid),
+                         Payment(method="cash", amount_fen=1_000, reference=rid))))
+
+        async def both():
+            return await services.cloud.db.fetchval("select count(*) from till_return_points where sale_id = $1",
+                                                    sale_id) == 2
+        assert await eventually(both, timeout_s=15), "the returns were not applied"
+    assert await points() == 2_000 + earned  # the 1,000 taken, back once
+    given = await services.cloud.db.fetch("select points from till_return_points where sale_id = $1 order by points",
+                                          sale_id)
+    assert [r["points"] for r in given] == [0, 1_000]

@@ -100,8 +100,8 @@ async def _triggers(conn, e: GoodsReturned, total_fen: int, returned_fen: int) -
                       f"{why} (used by {first})")
             await conn.execute(
                 """insert into coupon_conflicts (event_id, code, store_id, sale_id, first_redeemed_by, detail, wall_ms,
-                       recorded_ms) values ($1, $2, $3, $4, $5, $6, $7,
-                       (extract(epoch from clock_timestamp()) * 1000)::bigint)
+                       recorded_ms, kind) values ($1, $2, $3, $4, $5, $6, $7,
+                       (extract(epoch from clock_timestamp()) * 1000)::bigint, 'trigger_used')
                    on conflict (event_id) do nothing""",
                 f"{e.event_id}:{row['code']}", row["code"], e.store_id, e.sale_id, first, detail[:1000], e.wall_ms)
             log.warning("coupon conflict: %s", detail)

@@ -3,6 +3,8 @@
 
 - `coupons.status` may be `voided`: a till-spend coupon whose sale's returns left it under the trigger's minimum,
   taken back unused (one conditional UPDATE from `issued`, like every other step of a coupon).
+- `coupon_conflicts.kind` may be `trigger_used`: a till-spend coupon the member keeps (already used) although the
+  sale that earned it was returned under the trigger.
 - `till_sale_coupons`: the coupons a till sale triggered (sale id -> code), so a return of the sale, in any later
   batch, finds them (a coupon names only its sale's event id as its source).
 - `return_coupon_effects`: what each believed return did to a coupon (given back, kept because it expired, voided,
@@ -18,6 +20,12 @@ RETURN_PROMOTIONS_SQL = """
 alter table coupons drop constraint if exists coupons_status_check;
 alter table coupons add constraint coupons_status_check
     check (status in ('issued', 'reserved', 'redeemed', 'voided'));
+-- a till-spend coupon kept although its sale was returned under the trigger is a conflict of its own kind (the
+-- column as migration 31 makes it, if it has not run: it adds it the same way)
+alter table coupon_conflicts add column if not exists kind text not null default 'used_elsewhere';
+alter table coupon_conflicts drop constraint if exists coupon_conflicts_kind_check;
+alter table coupon_conflicts add constraint coupon_conflicts_kind_check
+    check (kind in ('used_elsewhere', 'over_allowance', 'trigger_used'));
 create table if not exists till_sale_coupons (
     sale_id     text not null,
     store_id    text not null,

@@ -268,6 +268,7 @@ async def test_a_return_under_the_till_spend_trigger_voids_the_unused_coupon_and
     assert conflicts and conflicts[0]["sale_id"] == sale["sale_id"], "the used trigger coupon was not reported"
     assert "the member keeps it" in conflicts[0]["detail"] and f"store:{BOX}:" in conflicts[0]["first_redeemed_by"]
     assert [e["effect"] for e in await effects(http, sale["sale_id"])] == ["trigger_used"]
+    assert await services.cloud.db.fetchval("select kind from coupon_conflicts where code = $1", code) == "trigger_used"
     assert await coupon_status(http, spent, code, "redeemed")
 
 

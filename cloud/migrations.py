@@ -11,6 +11,7 @@ from cloud.services.group_schema import MIGRATION_27  # group buys
 from cloud.services.group_views import MIGRATION_34  # group buys: HQ's cancel, the operators' list
 from cloud.services.member_levels import MIGRATION_28
 from cloud.services.points_schema import MIGRATION_29
+from cloud.services.return_promotions_schema import MIGRATION_32  # returns undo promotions
 from cloud.services.segment_schema import MIGRATION_30
 from cloud.services.transfer_schema import TRANSFERS_SQL  # migration 23
 
@@ -528,6 +529,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (29, "points: paying part of online orders, exchanged for coupons, survey answers", MIGRATION_29),
     MIGRATION_30,  # member profiles and segments, campaigns, promotion uses (cloud/services/segment_schema.py)
     MIGRATION_31,  # coupons: till redemptions' savings, the offline fen allowance (cloud/services/coupon_schema.py)
+    MIGRATION_32,  # returns undo promotions (cloud/services/return_promotions_schema.py)
     MIGRATION_34,  # group buys: who cancelled a group and why, the operators' list (cloud/services/group_views.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time

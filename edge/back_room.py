@@ -50,12 +50,14 @@ class BackRoom:
                                                              staff_id, self._stamp()))
 
     # ---- returns (edge.core.returns) ----------------------------------------------------------------------
-    async def _return_goods(self, lane: str, kind: str, ref: str, asked: list, return_id: str | None = None) -> dict:
-        """`kind`: "sale" | "order" | "pickup" (a pickup code); a known `return_id` answers its first result."""
+    async def _return_goods(self, lane: str, kind: str, ref: str, asked: list, return_id: str | None = None,
+                            keep_gifts: bool = False) -> dict:
+        """`kind`: "sale" | "order" | "pickup" (a pickup code); a known `return_id` answers its first result;
+        `keep_gifts`: a gift the return takes the reason away from is kept and paid out of the refund."""
         if return_id is not None and (done := await returns_db.existing(self.db.writer, return_id)) is not None:
             return returns.reply_of(done, self.store_id)
         if kind == "sale":
-            source = await returns_db.sale_source(self.db.writer, ref)
+            source = await returns_db.sale_source(self.db.writer, ref, self.books)
         else:
             source = await returns_db.order_source(self.db.writer, unit_of=self._unit_of,
                                                    **{"order_id" if kind == "order" else "pickup_code": ref})
@@ -63,7 +65,7 @@ class BackRoom:
         levels = await self.db.stock_levels(a.sku for a in asked)
         what = f"{'sale' if kind == 'sale' else 'order'} {'with pickup code ' if kind == 'pickup' else ''}{ref}"
         return await self._execute(returns.take(source, what, before, asked, levels, return_id or self.ids.new(),
-                                                lane, self._stamp()))
+                                                lane, self._stamp(), keep_gifts))
 
     def _unit_of(self, sku: str) -> str:
         product = self.catalogue.by_sku.get(sku) if self.catalogue is not None else None

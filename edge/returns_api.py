@@ -6,7 +6,10 @@ approval of a request with the goods returned takes them back here, on hand or t
 Body: one of `receipt` (the receipt's QR text `SALE:<id>`, or a pickup ticket's `PICKUP:<code>`), `sale_id`,
 `order_id`, `pickup_code`; `lines`: [{"sku", "qty" (pieces) | "weight_g" (weighed goods), "disposition":
 "resaleable" | "spoiled" | "expired" | "damaged" | "other"}]; optionally `return_id` (an id the terminal made, so
-a retry after a lost answer returns nothing twice). 201 with the return; 404 no such sale or order here; 409 a
+a retry after a lost answer returns nothing twice); `keep_gifts` (default false): a gift the return leaves the basket
+no longer earning stays with the customer and its regular price is taken off the refund (`edge.core.return_gifts`;
+without it such a return is 409 asking for the gift back). 201 with the return (`coupons`: what became of the coupons
+the sale redeemed; `deductions`: gifts kept); 404 no such sale or order here; 409 a
 line returned past what was sold (the detail names it), an order not picked up here; 422 a malformed body.
 """
 from __future__ import annotations
@@ -45,6 +48,7 @@ class ReturnBody:
     order_id: str | None = None
     pickup_code: str | None = None
     return_id: str | None = None
+    keep_gifts: bool = False  # a gift the kept basket no longer earns stays with the customer, its price deducted
 
     def __post_init__(self) -> None:
         given = [x for x in (self.receipt, self.sale_id, self.order_id, self.pickup_code) if x is not None]
@@ -85,7 +89,7 @@ def routes(box, endpoint) -> list[Route]:
     async def take_return(request, body: ReturnBody):
         kind, ref = body.source()
         return await box.actor.ask("return_goods", lane=request.path_params["lane"], kind=kind, ref=ref,
-                                   asked=body.asked(), return_id=body.return_id)
+                                   asked=body.asked(), return_id=body.return_id, keep_gifts=body.keep_gifts)
 
     async def after_sales(request, body):
         status = request.query_params.get("status")

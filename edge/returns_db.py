@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from edge import return_promotions_db
 from edge.core.outcome import DecideAfterSales, InsertReturn, StoreAfterSales
 from edge.core.returns import ORDER_REFUND, Source
 from protocol.handed_over import Picked, handed_over
@@ -21,7 +22,7 @@ create table if not exists returned_lines (return_id text not null, source text 
 create index if not exists returned_lines_source on returned_lines (source);
 create table if not exists after_sales (request_id text primary key, order_id text not null, payload text not null,
     status text not null, reason text not null default '', staff text not null default '', decided_ms integer);
-"""
+""" + return_promotions_db.SCHEMA
 
 
 async def insert_return(db, e: InsertReturn) -> None:
@@ -46,7 +47,7 @@ async def decide_after_sales(db, e: DecideAfterSales) -> None:
 
 
 EXECUTORS: dict[type, Any] = {InsertReturn: insert_return, StoreAfterSales: store_after_sales,
-                              DecideAfterSales: decide_after_sales}
+                              DecideAfterSales: decide_after_sales, **return_promotions_db.EXECUTORS}
 
 
 def _request(row) -> dict:
@@ -91,14 +92,23 @@ async def existing(db, return_id: str) -> InsertReturn | None:
     return InsertReturn(row[0], row[1], row[2], row[3], row[4], tuple(tuple(x) for x in json.loads(row[5])), row[6])
 
 
-async def sale_source(db, sale_id: str) -> Source | None:
+async def sale_source(db, sale_id: str, books=None) -> Source | None:
+    """A till sale of this store with the promotions it carried: the coupons it redeemed here, and (with `books`)
+    the gifts its lines show and those an earlier return already paid for."""
     row = await _one(db, "select sale_id, total_fen, lines, payments, member_id from sales where sale_id = ?",
                      (sale_id,))
     if row is None:
         return None
     lines = tuple((sku, qty, unit, fen) for sku, qty, unit, fen in json.loads(row[2]))
     payments = json.loads(row[3])
-    return Source("sale", row[0], "sold", lines, row[1], payments[0][0] if payments else "", row[4])
+    gifts = return_promotions_db.sale_gifts(lines, books) if books is not None else ()
+    # the money's way back: the sale's method besides points (points paying part go back through the cloud)
+    method = next((p[0] for p in payments if p[0] != "points"), payments[0][0] if payments else "")
+    return Source("sale", row[0], "sold", lines, row[1], method, row[4],
+                  coupons=await return_promotions_db.sale_coupons(db, row[0]), gifts=gifts,
+                  payments=tuple((m, fen) for m, fen, *_ in payments),
+                  points_back=await return_promotions_db.points_back(db, f"sale:{row[0]}"),
+                  gifts_settled=await return_promotions_db.gifts_settled(db, f"sale:{row[0]}") if gifts else ())
 
 
 async def order_source(db, order_id: str | None = None, pickup_code: str | None = None,

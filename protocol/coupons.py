@@ -13,8 +13,10 @@ many), issued CODES held in one member's wallet, and the code's state machine. P
   and every swap of two neighbours is caught by the check. Input is forgiving as Crockford's: case, spaces and
   hyphens do not matter; I and L read as 1, O as 0.
 - The state machine: issued -> reserved (for an order, or a till's cart) -> redeemed; reserved -> issued on
-  release; redeemed -> issued only when the very order that redeemed it is cancelled; an issued code is expired
-  past its validity (a state computed from time, never stored).
+  release; redeemed -> issued only when the very order that redeemed it is cancelled, or the very till sale that
+  redeemed it is returned whole within its window (`protocol.return_promotions`); issued -> voided (final) when the
+  till sale that triggered it is returned under the trigger's minimum; an issued code is expired past its validity
+  (a state computed from time, never stored).
   `redeemable(...)` answers None or the reason in words; the cloud's conditional UPDATEs express the same
   preconditions (cloud/services/coupons.py), and explain a lost race with this function.
 """
@@ -27,8 +29,9 @@ from typing import Any, Literal
 
 from protocol.errors import ProtocolError
 
-Status = Literal["issued", "reserved", "redeemed"]
-STATUSES: tuple[Status, ...] = ("issued", "reserved", "redeemed")
+Status = Literal["issued", "reserved", "redeemed", "voided"]
+# voided: a till-spend coupon taken back unused because its sale's returns left the sale under the trigger's minimum
+STATUSES: tuple[Status, ...] = ("issued", "reserved", "redeemed", "voided")
 CHANNELS = ("offline", "online")
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _VALUE = {c: i for i, c in enumerate(ALPHABET)} | {"I": 1, "L": 1, "O": 0}
@@ -277,6 +280,7 @@ STEPS: dict[str, tuple[tuple[str, ...], str]] = {  # step -> (from statuses, to 
     "redeem": (("reserved",), "redeemed"),  # what was reserved for an order or a cart is used by it
     "redeem_offline": (("issued",), "redeemed"),  # a till offline: taken on its snapshot, no reservation possible
     "return": (("redeemed",), "issued"),  # its paid order was cancelled (or refunded whole): back in the wallet
+    "void": (("issued",), "voided"),  # the sale that triggered it was returned under the trigger (final)
 }
 
 
@@ -299,6 +303,8 @@ def redeemable(coupon: Coupon | None, member: str | None, channel: str, store: s
         return "no such coupon in your wallet"  # another member's answers as an unknown one: nothing to probe
     if coupon.status == "redeemed":
         return "already redeemed"
+    if coupon.status == "voided":
+        return "voided: the purchase that earned it was returned"
     if coupon.status == "reserved" and (holder is None or coupon.reserved_for != holder):
         return "already reserved by another order or till"
     if channel not in coupon.channels:

@@ -85,7 +85,9 @@ def judge_returns(events: Iterable[Message], known: ReturnsKnown) -> Verdicts:
         # the cloud's own figure (the till paid nothing)
         back = given if e.order_id else [(line.sku, line.quantity.amount, line.amount_fen) for line in e.lines]
         verdicts.lines[e.event_id], verdicts.all_back[e.event_id] = back, all_back
-        verdicts.amounts[e.event_id] = sum(fen for *_, fen in back)
+        # what is given back: an order's lines at the cloud's figure; a sale's what the till paid out (its lines
+        # less a kept gift's price, `GoodsReturned.deductions`: the lines' shares still count as returned)
+        verdicts.amounts[e.event_id] = sum(fen for *_, fen in back) if e.order_id else e.total_fen
         used[e.return_id] = e.event_id
         earlier.setdefault(source_key(e), []).extend(back)
     return verdicts

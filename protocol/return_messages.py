@@ -37,6 +37,20 @@ class ReturnLine:
 
 
 @record
+class ReturnDeduction:
+    """What a return keeps back of its refund: the regular price of a gift the customer keeps although the basket
+    no longer reaches the gift rule's spend (`edge.core.return_gifts`)."""
+    rule_id: str
+    sku: str
+    amount_fen: int
+
+    def __post_init__(self) -> None:
+        require(bool(SKU_RE.match(self.sku)), f"return deduction: invalid sku {self.sku!r}")
+        require(0 < len(self.rule_id) <= 64, "return deduction: rule_id 1-64 characters")
+        require(self.amount_fen > 0, f"return deduction {self.sku}: amount must be positive")
+
+
+@record
 class GoodsReturned(Message):
     KIND: ClassVar[str] = "goods.returned"
     return_id: str
@@ -47,14 +61,20 @@ class GoodsReturned(Message):
     total_fen: int
     refunds: tuple[Payment, ...]  # what the till paid out (a sale's method); none for an order (the cloud refunds)
     member_id: str | None
+    # gifts kept past their rule (a till sale's): taken off the refund; total_fen = the lines less these
+    deductions: tuple[ReturnDeduction, ...] = ()
 
     def check(self) -> None:
         check_lane(self.lane, "goods.returned.lane")
         require(is_id(self.return_id), f"goods.returned: not an id: {self.return_id[:80]!r}")
         require(bool(self.sale_id) != bool(self.order_id), "goods.returned: names exactly one of sale_id, order_id")
         require(0 < len(self.lines) <= RETURN_LINES_MAX, f"goods.returned: 1-{RETURN_LINES_MAX} lines")
-        require(self.total_fen == sum(line.amount_fen for line in self.lines),
-                "goods.returned: total_fen is not the sum of the lines")
+        kept_back = sum(d.amount_fen for d in self.deductions)
+        require(not self.order_id or not self.deductions, "goods.returned: only a till sale's return deducts a gift")
+        require(len(self.deductions) <= RETURN_LINES_MAX, f"goods.returned: at most {RETURN_LINES_MAX} deductions")
+        require(self.total_fen == sum(line.amount_fen for line in self.lines) - kept_back,
+                "goods.returned: total_fen is not the sum of the lines less the deductions")
+        require(self.total_fen >= 0, "goods.returned: the deductions exceed what the lines give back")
         paid = sum(p.amount_fen for p in self.refunds)
         require(not self.order_id or not self.refunds, "goods.returned: an order's refund is the cloud's, not the till's")
         require(not self.sale_id or paid == self.total_fen,

@@ -59,7 +59,8 @@ class ReturningShoppers:
             sku = self.rng.choice(sale["skus"])
             r = await http.post(f"{url}/lanes/{RETURN_LANE}/returns",
                                 json={"receipt": f"SALE:{sale['sale_id']}", "return_id": _id(),
-                                      "lines": [{"sku": sku, "qty": 1, "disposition": "resaleable"}]})
+                                      "lines": [{"sku": sku, "qty": 1, "disposition": "resaleable"}],
+                                      "keep_gifts": True})  # a gift the rest no longer earns: kept, paid for
             if r.status_code != 201:
                 self.counts[f"till_return_refused:{r.status_code}"] += 1
                 return

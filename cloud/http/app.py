@@ -34,6 +34,7 @@ from cloud.http.routes import (
     promotions,
     reports,
     restock,
+    return_promotions,
     riders,
     segments,
     stocktakes,
@@ -43,7 +44,7 @@ from cloud.http.routes import (
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
-             segments, points, coupons, promotions)
+             segments, points, coupons, promotions, return_promotions)
 
 
 def build_routes(services) -> list[Route]:

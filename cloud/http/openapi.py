@@ -6,6 +6,7 @@ from typing import Any
 
 from cloud.http.openapi_coupons import coupon_paths
 from cloud.http.openapi_groups import group_paths
+from cloud.http.routes.return_promotions import paths as return_promotion_paths
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
@@ -359,6 +360,7 @@ PATHS.update(openapi_points.PATHS)
 SCHEMAS.update(openapi_points.SCHEMAS)
 PATHS.update(coupon_paths(_op))
 PATHS.update(group_paths(_op))
+PATHS.update(return_promotion_paths(_op))
 
 
 def openapi_document() -> dict:

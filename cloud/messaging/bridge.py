@@ -27,7 +27,7 @@ from nats.js import JetStreamContext
 
 from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
-from cloud.messaging import coupons, lots, markdowns, promotion_uses, refusals, streams, to_stores
+from cloud.messaging import coupons, lots, markdowns, promotion_uses, refusals, return_promotions, streams, to_stores
 from cloud.messaging.budgets import StoreBudgets
 from cloud.messaging.points_till import apply_sale_points
 from cloud.messaging.receiving import Receivings
@@ -368,6 +368,7 @@ class Bridge:
         await self.transfers.record(conn, events)
         await self.restock.record(conn, events)
         await coupons.record(conn, events)  # coupons the till sales triggered (cloud/messaging/coupons.py)
+        await return_promotions.record(conn, events)  # returns undo their sales' coupons (after the above)
         await self.budgets.record(conn, events)  # the tills' uses of capped promotion budgets
 
     async def _actor_effects(self, event) -> None:

@@ -17,7 +17,9 @@ Guarantees:
   is recorded (`till_returns`, and the till sale's `returned_fen`) in the bridge's transaction with the event id.
 - An online order returned at a till: `refund_part` with the cloud's own figure for those lines (through the
   original payment: the ledger or the wallet provider), then the order steps `refund_part` (partially refunded) or,
-  once every line of it is back, `refund` (refunded) and the full refund gives back whatever the parts left.
+  once every line of it is back, `refund` (refunded) and the full refund gives back whatever the parts left. An
+  order paid partly with points gets back points and money in the proportion it was paid
+  (`cloud/services/points_refunds.py`), never more than was paid in either.
 """
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ import logging
 from typing import Any
 
 from actors.member_ledger import Refund
+from cloud.messaging import return_promotions
 from cloud.messaging.refusals import RefusedEvent
 from cloud.services import order_journal as journal
-from cloud.services import returned_view
+from cloud.services import points_refunds, returned_view
 from cloud.services.verdicts import Refusal
 from protocol import order_lifecycle as lifecycle
 from protocol.messages import Message, PickupCompleted, SaleCommitted
@@ -151,6 +154,8 @@ class TillReturns:
                     raise RuntimeError(f"stored-value refund of return {event.return_id}: "
                                        f"{result.settled.status} {result.settled.reason}")
                 new_balances.add(event.member_id, event.store_id)
+            if await return_promotions.give_points(self.cloud, event):  # a sale paid partly with points
+                new_balances.add(event.member_id, event.store_id)
             return
         await self._refund_order(event)
 
@@ -185,12 +190,11 @@ class TillReturns:
             if amount > 0:
                 assert self.payments is not None, "the bridge needs the payments service to refund an order"
                 charge = await self.payments.get(charge_id(event.order_id))
-                await self.payments.journal_part(conn, event.order_id, order["status"], charge,
-                                                 order_refund_part(event.return_id), amount,
-                                                 f"returned at store {event.store_id}, lane {event.lane}")
+                await points_refunds.journal(conn, self.payments, order, charge, order_refund_part(event.return_id),
+                                             amount, f"returned at store {event.store_id}, lane {event.lane}")
             await self._insert(conn, [event], now, keep=True)
-        if amount > 0:
-            await self.payments.finish_part(event.order_id, order_refund_part(event.return_id))
+        if amount > 0:  # money and points, each as journaled
+            await points_refunds.finish(self.payments, event.order_id, order_refund_part(event.return_id))
         detail = {"return_id": event.return_id, "amount_fen": amount, "lane": event.lane,
                   "lines": [{"sku": sku, "qty": qty, "amount_fen": fen} for sku, qty, fen in lines]}
         step = "refund" if all_back else "refund_part"

@@ -16,8 +16,9 @@ Guarantees:
   as the refund is journaled; an approval re-judges the lines first (a till return since may have taken them: then
   it is refused, nothing refunded). An approval refunds `refund:<order>:as:<request>` through the original payment,
   then steps the order `refund_part` (or `refund` once every line is back, the full refund giving back what the
-  parts left), keyed by the request, so a retry after a crash refunds nothing twice. A refusal is a timeline note
-  with its reason.
+  parts left), keyed by the request, so a retry after a crash refunds nothing twice. An order paid partly with points
+  gets back points and money in the proportion it was paid (`cloud/services/points_refunds.py`: the points through
+  the ledger, once), never more than was paid in either. A refusal is a timeline note with its reason.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import logging
 
 from cloud.messaging import to_stores
 from cloud.services import order_journal as journal
-from cloud.services import returned_view
+from cloud.services import points_refunds, returned_view
 from cloud.services.verdicts import Refusal
 from protocol import handed_over as ho
 from protocol import order_lifecycle as lifecycle
@@ -186,14 +187,14 @@ class AfterSales:
                                          f"{exc}") from None
         if row["amount_fen"] > 0:
             charge = await self.payments.get(charge_id(row["order_id"]))
-            await self.payments.journal_part(conn, row["order_id"], order["status"], charge,
-                                             refund_part_name(row["request_id"]), row["amount_fen"],
-                                             f"after-sales request {row['request_id']}: {row['reason']}"[:500])
+            await points_refunds.journal(conn, self.payments, order, charge, refund_part_name(row["request_id"]),
+                                         row["amount_fen"],
+                                         f"after-sales request {row['request_id']}: {row['reason']}"[:500])
 
     async def _after_approval(self, row, detail: dict | None = None) -> None:
         """The approved request's refund carried out and the order stepped (each by id: once, also on a retry)."""
-        if row["amount_fen"] > 0:
-            await self.payments.finish_part(row["order_id"], refund_part_name(row["request_id"]))
+        if row["amount_fen"] > 0:  # money and points, each as journaled
+            await points_refunds.finish(self.payments, row["order_id"], refund_part_name(row["request_id"]))
         async with self.cloud.db.acquire() as conn:
             order = await conn.fetchrow("select * from orders where order_id = $1", row["order_id"])
             seen = await self._view(conn, order, skip_request=row["request_id"])

@@ -9,7 +9,9 @@ Guarantees:
   (`Payments.charge`) is for the rest only (`points_part_fen`), so the two parts always add up to the total.
 - The points come back exactly once (`GrantPoints` under `give_back_id`, and a conditional state change) when the
   other method is refused, and when the order ends unserved (cancelled, expired, rejected, refunded): at once by
-  `give_back` where the order ends, and by `sweep` (the money sweeper's round) whatever ended it.
+  `give_back` where the order ends, and by `sweep` (the money sweeper's round) whatever ended it - less the points
+  partial refunds already gave back (`cloud/services/points_refunds.py`: a return or an after-sales approval gives
+  back points and money in the proportion the order was paid), so in all they come back once.
 - Once redeemed, an order's points part is fixed: paying again with other points is refused (409) until it was given
   back; a payment of the order already in progress without points is not split afterwards.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 
 from actors.member_ledger import GrantPoints, RedeemPoints
+from cloud.services import points_refunds
 from cloud.services.verdicts import Refusal
 from protocol.money_saga import ENDED_STATUSES, PAID_STATUSES, SAGA_GRACE_MS, charge_id
 from protocol.points import give_back_id, points_refusal, points_value_fen, redeem_id
@@ -127,15 +130,17 @@ class PointsPay:
         return bool(done)
 
     async def _give_back(self, row, why: str) -> None:
-        """The redeemed points back to the member, once (the ledger id is the attempt's; the state flips once)."""
+        """The redeemed points back to the member, once (the ledger id is the attempt's; the state flips once), less
+        what the order's partial refunds gave back already."""
+        left = row["points"] - await points_refunds.points_returned(self.cloud.db, row["order_id"])
         result = await self.cloud.actors.member_ledger.send(GrantPoints(
-            id=give_back_id(row["order_id"], row["attempt"]), member=row["member_id"], points=row["points"],
-            why=why[:200]))
-        if not result.succeeded:  # stays redeemed: the sweeper tries again
+            id=give_back_id(row["order_id"], row["attempt"]), member=row["member_id"], points=left,
+            why=why[:200])) if left > 0 else None
+        if result is not None and not result.succeeded:  # stays redeemed: the sweeper tries again
             log.error("points of order %s not given back yet: %s", row["order_id"], result.settled.reason)
             return
         if await self._set(row["order_id"], row["attempt"], "redeemed", "returned", why[:500]):
-            log.info("order %s: %d points given back (%s)", row["order_id"], row["points"], why)
+            log.info("order %s: %d points given back (%s)", row["order_id"], max(left, 0), why)
             if self.orders.payments.on_balance_changed is not None:
                 await self.orders.payments.on_balance_changed(row["member_id"])
 
@@ -164,4 +169,4 @@ class PointsPay:
                 row = await self._send_redeem(row)
             if row["state"] == "redeemed":
                 await self.give_back(row["order_id"])
-        return len(rows)
+        return len(rows) + await points_refunds.sweep(self.orders.payments)

@@ -12,9 +12,15 @@ Guarantees:
   line, what was sold and what was returned already); what is given back never exceeds what was paid for it;
 - the refund goes to the original method: a cash sale's from the drawer, a stored-value sale's back to the member's
   stored value (credited by the cloud, once), an online order's through its original payment (by the cloud: the
-  till pays nothing out);
+  till pays nothing out); a sale paid partly with points gives back points (through the cloud) and money in the
+  proportion it was paid (`sale_refunds`), never more than was paid in either;
 - a return id is made at the origin (the terminal may send its own): the same id again answers the first result
-  and changes nothing.
+  and changes nothing;
+- the promotions the sale carried are undone as `protocol.return_promotions` and `edge.core.return_gifts` say: a
+  coupon the sale redeemed here is let go at this store when the sale comes back whole (the cloud, the coupon's
+  authority, puts it back in the member's wallet if it is still valid; the reply and the receipt say so), kept used
+  by a partial return (whose refund is the lines' share of what was paid, the coupon's saving spread over them); a
+  gift the kept basket no longer earns comes back with the return or has its price taken off the refund.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from edge.core import return_gifts
 from edge.core.outcome import Effect, InsertReturn, MoveStock, Outcome, PrintTicket, Publish, Refused
 from edge.core.state import EventStamp, StockLevel
 from edge.devices.escpos import ESC, Ticket
@@ -29,7 +36,9 @@ from protocol import returns as rules
 from protocol.lots import back_in_unlotted
 from protocol.messages import Payment, Quantity, StockMoved
 from protocol.money import format_fen
-from protocol.return_messages import DISPOSITIONS, GoodsReturned, ReturnLine
+from protocol.points import points_for_fen, points_value_fen
+from protocol.return_messages import DISPOSITIONS, GoodsReturned, ReturnDeduction, ReturnLine
+from protocol.return_promotions import PointsPaid, points_split
 
 DRAWER_KICK = ESC + b"p\x00\x19\xfa"  # ESC p m t1 t2: pulse pin 2 (the drawer) for 50 ms on, 500 ms off
 # an order's statuses at the store once it handed the goods over (picked up at the till, delivered by its own staff:
@@ -48,6 +57,11 @@ class Source:
     total_fen: int
     method: str  # a sale's payment method ("" for a free basket); an order: ORDER_REFUND
     member_id: str | None = None
+    coupons: tuple[str, ...] = ()  # codes the sale redeemed at this store's tills
+    payments: tuple[tuple[str, int], ...] = ()  # a sale's payments (method, fen): points may have paid part
+    points_back: int = 0  # points the sale's earlier returns gave back
+    gifts: tuple[return_gifts.GiftGiven, ...] = ()  # gifts the sale got (`return_gifts.gifts_of_sale`)
+    gifts_settled: tuple[str, ...] = ()  # rules whose gift an earlier return of it already paid for
 
     @property
     def key(self) -> str:
@@ -72,8 +86,10 @@ def parse_code(code: str) -> tuple[str, str]:
 
 
 def take(source: Source | None, what: str, before: Mapping[str, rules.Back], asked: list[Asked],
-         levels: Mapping[str, StockLevel], return_id: str, lane: str, stamp: EventStamp) -> Outcome:
-    """`before`: the source's earlier returns per SKU; `levels`: the stock of the asked SKUs."""
+         levels: Mapping[str, StockLevel], return_id: str, lane: str, stamp: EventStamp,
+         keep_gifts: bool = False) -> Outcome:
+    """`before`: the source's earlier returns per SKU; `levels`: the stock of the asked SKUs; `keep_gifts`: the
+    customer keeps a gift the return takes the reason away from, paying its price out of the refund."""
     if source is None:
         raise Refused(404, f"no {what} at this store")
     if source.kind == "order" and source.status not in HANDED_OVER:
@@ -93,26 +109,34 @@ def take(source: Source | None, what: str, before: Mapping[str, rules.Back], ask
         lines = rules.refund_lines(sold, before, [(a.sku, a.qty) for a in asked])
     except rules.ReturnRefused as exc:
         raise Refused(409, f"return against {source.kind} {source.id} refused: {exc}") from None
-    total = sum(fen for _, _, fen in lines)
+    deducted = return_gifts.deductions(source.gifts, sold, before, lines, source.gifts_settled, keep_gifts) \
+        if source.kind == "sale" else []
+    total = sum(fen for _, _, fen in lines) - sum(d.amount_fen for d in deducted)
+    whole = source.kind == "sale" and rules.all_returned(sold, before, lines)
     effects = returned_stock([(sku, qty, a.disposition) for a, (sku, qty, _) in zip(asked, lines, strict=True)],
                              levels, return_id, stamp)
     method = source.method if source.kind == "sale" else ORDER_REFUND
-    paid_by: Any = source.method  # a sale's own method, as its payment named it
-    refunds = (Payment(method=paid_by, amount_fen=total, reference=f"return:{return_id}"),) \
-        if source.kind == "sale" and total else ()
+    refunds, points_back = sale_refunds(source, before, total, return_id) if source.kind == "sale" else ((), 0)
     units: dict[str, Any] = {sku: item.unit for sku, item in sold.items()}
     event_lines = tuple(ReturnLine(sku=sku, quantity=Quantity(amount=qty, unit=units[sku]), amount_fen=fen,
                                    disposition=as_disposition(a.disposition))
                         for a, (sku, qty, fen) in zip(asked, lines, strict=True))
     event = stamp.make(GoodsReturned, return_id=return_id, sale_id=source.id if source.kind == "sale" else "",
                        order_id=source.id if source.kind == "order" else "", lane=lane, lines=event_lines,
-                       total_fen=total, refunds=refunds, member_id=source.member_id)
+                       total_fen=total, refunds=refunds, member_id=source.member_id,
+                       deductions=tuple(ReturnDeduction(rule_id=d.rule_id, sku=d.sku, amount_fen=d.amount_fen)
+                                        for d in deducted))
     row = InsertReturn(return_id, source.key, lane, method, total,
                        tuple((sku, qty, fen, a.disposition) for a, (sku, qty, fen) in zip(asked, lines, strict=True)),
                        stamp.moment.wall_ms)
     effects += [row, Publish(event)]
-    reply = reply_of(row, stamp.store_id)
-    ticket = return_receipt(stamp.store_id, return_id, source, lines, method, total)
+    effects += return_gifts.undo(source.key, return_id, deducted, source.coupons if whole else (), points_back)
+    reply = {**reply_of(row, stamp.store_id), **promotions_reply(source, deducted, whole)}
+    if points_back:  # the money part is the drawer's (or the wallet's); the points go back through the cloud
+        reply["refund"] = {**reply["refund"], "amount_fen": total - points_value_fen(points_back),
+                           "points": points_back}
+    ticket = return_receipt(stamp.store_id, return_id, source, lines, method, total, deducted,
+                            source.coupons if whole else ())
     return Outcome(reply=reply, effects=tuple(effects), after=(PrintTicket(ticket),), last_seq=stamp.outcome_seq)
 
 
@@ -141,6 +165,43 @@ def as_disposition(name: str) -> Any:
     return name
 
 
+def sale_refunds(source: Source, before: Mapping[str, rules.Back], total: int, return_id: str
+                 ) -> tuple[tuple[Payment, ...], int]:
+    """(the refunds, points given back) of a till sale's return: the way the sale was paid. A sale paid partly with
+    points gives back points and money in the proportion it was paid (`protocol.return_promotions.points_split`,
+    over this sale's returns so far): the points are the cloud's to give back to the member, the rest is the
+    sale's own method."""
+    if not total:
+        return (), 0
+    reference = f"return:{return_id}"
+    paid_points = sum(fen for m, fen in source.payments if m == "points")
+    if not paid_points:
+        paid_by: Any = source.method  # a sale's own method, as its payment named it
+        return (Payment(method=paid_by, amount_fen=total, reference=reference),), 0
+    money, points = points_split(PointsPaid(source.total_fen, points_for_fen(paid_points)),
+                                 sum(b.fen for b in before.values()), source.points_back, total)
+    other: Any = next((m for m, _ in source.payments if m != "points"), "cash")
+    out = [Payment(method="points", amount_fen=points_value_fen(points), reference=reference)] if points else []
+    out += [Payment(method=other, amount_fen=money, reference=reference)] if money else []
+    return tuple(out), points
+
+
+def promotions_reply(source: Source, deducted: list[return_gifts.Deduction], whole: bool) -> dict:
+    """What the return did to the sale's promotions, for the cashier: the coupons (back to the member's wallet if
+    still valid, the cloud deciding; or kept used) and the gifts' prices taken off the refund."""
+    out: dict = {}
+    if source.coupons:
+        out["coupons"] = [{"code": code, "back": whole,
+                           "note": "the sale came back whole: the coupon goes back to the member's wallet if it is "
+                                   "still valid (the cloud decides)" if whole else
+                                   "a partial return keeps the coupon used; the refund is the lines' share of what "
+                                   "was paid"} for code in source.coupons]
+    if deducted:
+        out["deductions"] = [{"rule_id": d.rule_id, "sku": d.sku, "amount_fen": d.amount_fen,
+                              "why": "gift kept: the basket no longer reaches its rule's spend"} for d in deducted]
+    return out
+
+
 def reply_of(row: InsertReturn, store_id: str) -> dict:
     kind, source_id = row.source.split(":", 1)
     return {"return_id": row.return_id, "store_id": store_id, f"{kind}_id": source_id,
@@ -151,7 +212,8 @@ def reply_of(row: InsertReturn, store_id: str) -> dict:
 
 
 def return_receipt(store_id: str, return_id: str, source: Source, lines: list[tuple[str, int, int]], method: str,
-                   total_fen: int) -> bytes:
+                   total_fen: int, deducted: list[return_gifts.Deduction] | None = None,
+                   coupons_back: tuple[str, ...] = ()) -> bytes:
     """The return receipt; a cash refund opens the drawer first (the kick is part of the same job, so the drawer
     opens only once the return is durable)."""
     t = Ticket()
@@ -162,7 +224,11 @@ def return_receipt(store_id: str, return_id: str, source: Source, lines: list[tu
     units = {sku: unit for sku, _, unit, _ in source.lines}
     for sku, qty, fen in lines:
         t.columns(f"{sku} {qty}{' g' if units.get(sku) == 'g' else ''}"[:20], "-" + format_fen(fen))
+    for d in deducted or ():
+        t.columns(f"GIFT KEPT {d.sku}"[:20], format_fen(d.amount_fen))
     t.columns("REFUND", format_fen(total_fen))
+    for code in coupons_back:
+        t.text(f"Coupon ...{code[-4:]}: back to your wallet if still valid")
     t.text("Refunded in cash" if method == "cash" else "Back to stored value" if method == "stored_value"
            else "Refunded to the original payment")
     return t.qr(f"RETURN:{return_id}").cut()

@@ -103,8 +103,13 @@ async def test_a_cash_sale_returned_puts_stock_back_at_the_store_and_in_the_clou
     await box.actor.ask("receive", sku=sku, qty=10)
     start = (await box.store_db.stock_level(sku)).on_hand
     sale = await sell(lane, "1", product["gtin"], 3)
+    async with box.store_db.reader.execute("select lines from sales where sale_id = ?", (sale["sale_id"],)) as cur:
+        (lines,) = await cur.fetchone()
+    # a gift the basket earned (the book's tofu from 50 yuan) comes back with the two: what is kept no longer earns it
+    gifts = [{"sku": g, "qty": q} for g, q, _, fen in json.loads(lines) if fen == 0 and g != sku]
     r = await lane.post("/lanes/1/returns", json={"receipt": f"SALE:{sale['sale_id']}",
-                                                  "lines": [{"sku": sku, "qty": 2, "disposition": "resaleable"}]})
+                                                  "lines": [{"sku": sku, "qty": 2, "disposition": "resaleable"},
+                                                            *gifts]})
     assert r.status_code == 201, r.text
     back = r.json()
     # three pieces paid together: two of them give back two thirds of the total, rounded down

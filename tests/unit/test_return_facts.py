@@ -103,3 +103,16 @@ def test_an_approval_with_the_goods_brought_back_takes_them_into_stock():
     assert not [e for e in refused.effects if isinstance(e, MoveStock)]  # a refusal takes nothing back
     with pytest.raises(Refused, match="disposition must be one of"):
         after_sales.decide(request, "R2", True, "", "W01", stamp(), {}, "lost")
+
+
+def test_a_return_that_keeps_a_gift_back_is_believed_for_what_the_till_paid_out_and_its_lines_count_whole():
+    from protocol.return_messages import ReturnDeduction
+    lines = (ReturnLine(sku="APPLE", quantity=Quantity.pieces(2), amount_fen=200, disposition="resaleable"),)
+    kept = GoodsReturned(event_id=an_id(), store_id="S001", seq=1, wall_ms=1, mono_ms=1, return_id=an_id(),
+                         sale_id="SALE1", order_id="", lane="1", lines=lines, total_fen=150,
+                         refunds=(Payment(method="cash", amount_fen=150, reference="r"),), member_id=None,
+                         deductions=(ReturnDeduction(rule_id="G1", sku="TOFU", amount_fen=50),))
+    last = returned("S001", sale_id="SALE1", lines=(("APPLE", 1, 100),))  # the rest of the line: its share, not more
+    verdicts = judge_returns([kept, last], KNOWN)
+    assert verdicts.amounts[kept.event_id] == 150 and verdicts.lines[kept.event_id] == [("APPLE", 2, 200)]
+    assert last.event_id not in verdicts.refused and verdicts.amounts[last.event_id] == 100

@@ -1,5 +1,8 @@
 """`freshmesh edge --store ID --config FILE`: one store's box (store db, actor, devices, sync, lane API).
 
+The lane API listens on `http_host` (config key or `--host`, default 127.0.0.1: the cashier terminals run on the
+box itself; a box whose terminals are separate machines on the store LAN sets the LAN address or 0.0.0.0).
+
 A config with a `stores` list runs several boxes in one process (the fleet simulator packs many stores on one
 machine this way); each box keeps its own store db, NATS user, devices and lane API port, exactly as alone.
 """
@@ -19,11 +22,13 @@ from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 
 log = logging.getLogger("freshmesh.edge")
+DEFAULT_HOST = "127.0.0.1"  # loopback unless the config says otherwise: the lane API takes payments
 
 
 def _with_env(config: dict) -> dict:
     config.setdefault("data_dir", os.environ.get("FRESHMESH_EDGE_DATA", "./var/edge"))
     config.setdefault("http_port", 9000)
+    config.setdefault("http_host", os.environ.get("FRESHMESH_EDGE_HOST") or DEFAULT_HOST)
     for key, env in (("nats_url", "NATS_URL"), ("nats_password", "FRESHMESH_STORE_PASSWORD"),
                      ("survey_url_base", "FRESHMESH_SURVEY_URL_BASE")):  # where receipts send the survey
         if os.environ.get(env) and not config.get(key):
@@ -41,6 +46,8 @@ def load_configs(args) -> list[dict]:
         raise SystemExit("give --store ID (or store_id in the config)")
     if args.http_port:
         config["http_port"] = args.http_port
+    if getattr(args, "host", None):
+        config["http_host"] = args.host
     return [_with_env(config)]
 
 
@@ -59,16 +66,20 @@ async def _serve_box(config: dict, stop: asyncio.Event) -> bool:
     return True
 
 
+def lane_server(app, config: dict) -> uvicorn.Server:
+    return uvicorn.Server(uvicorn.Config(app, host=config.get("http_host") or DEFAULT_HOST, port=config["http_port"],
+                                         log_level="warning", lifespan="off",
+                                         # tills keep their connection; a server closing it just as a client
+                                         # reuses it (both at 5 s) would fail a payment for nothing
+                                         timeout_keep_alive=75))
+
+
 async def _serve_lanes(box: EdgeBox, config: dict, stop: asyncio.Event) -> None:
-    server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=config["http_port"],
-                                           log_level="warning", lifespan="off",
-                                           # tills keep their connection; a server closing it just as a client
-                                           # reuses it (both at 5 s) would fail a payment for nothing
-                                           timeout_keep_alive=75))
+    server = lane_server(build_lane_app(box), config)
     # a launcher may hand over the listening socket itself (`http_fd`), so that nobody can take the port first
     sockets = [socket.socket(fileno=config["http_fd"])] if config.get("http_fd") is not None else None
     task = asyncio.create_task(server.serve(sockets=sockets))
-    print(f"edge {config['store_id']}: lanes on http://127.0.0.1:{config['http_port']}", flush=True)
+    print(f"edge {config['store_id']}: lanes on http://{server.config.host}:{config['http_port']}", flush=True)
     await stop.wait()
     server.should_exit = True
     await task
@@ -88,6 +99,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--store", default=None)
     parser.add_argument("--config", default=None, help="JSON: data_dir, http_port, nats_url, devices, world ...")
     parser.add_argument("--http-port", type=int, default=None)
+    parser.add_argument("--host", default=None,
+                        help="address the lane API listens on (default: http_host in the config, else "
+                             "$FRESHMESH_EDGE_HOST, else 127.0.0.1)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args) -> int:
     from cloud.embedded import EmbeddedStack, redacted
+    from cloud.runtime.shard_map import ShardConfig, ShardConfigError
     from protocol.errors import ProtocolError
     from protocol.roles import check_password
 
@@ -175,6 +176,11 @@ def run(args) -> int:
         except ProtocolError as exc:
             print(f"freshmesh cloud: FRESHMESH_ADMIN_PASSWORD: {exc}", file=sys.stderr)
             return 2
+    try:
+        ShardConfig.from_env()  # a malformed FRESHMESH_STOCK_SHARDS is said before anything starts
+    except ShardConfigError as exc:
+        print(f"freshmesh cloud: {exc}", file=sys.stderr)
+        return 2
     need_nats, need_pg = "NATS_URL" not in os.environ, "DATABASE_URL" not in os.environ
     if not need_pg and not os.environ.get("FRESHMESH_SECRET_KEY"):
         print("freshmesh cloud: set FRESHMESH_SECRET_KEY (at least 32 characters) to use DATABASE_URL: it keys the "
@@ -198,6 +204,10 @@ def run(args) -> int:
                 # the stores' credential book: their lookup keys derive from their own passwords
                 secret_env["FRESHMESH_STORE_CREDENTIALS"] = str(running.credentials.path)
         keep_dir = running.workdir if running is not None else None  # beside the embedded data it opens
-        asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event(), secret_env=secret_env,
-                          keep_dir=keep_dir, host=getattr(args, "host", DEFAULT_HOST)))
+        try:
+            asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event(), secret_env=secret_env,
+                              keep_dir=keep_dir, host=getattr(args, "host", DEFAULT_HOST)))
+        except ShardConfigError as exc:  # shard counts unlike the recorded ones: said plainly, nothing started
+            print(f"freshmesh cloud: {exc}", file=sys.stderr)
+            return 2
     return 0

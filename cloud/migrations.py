@@ -6,6 +6,7 @@ import asyncpg
 from cloud.messaging.markdowns import MIGRATION_24
 from cloud.messaging.receiving import MIGRATION_SQL as RECEIVING_SQL
 from cloud.messaging.stocktakes import MIGRATION_22
+from cloud.runtime.shard_guard import MIGRATION_36  # the recorded shard counts
 from cloud.services.coupon_schema import MIGRATION_26  # coupons (cloud/services/coupons.py)
 from cloud.services.group_schema import MIGRATION_27  # group buys
 from cloud.services.member_levels import MIGRATION_28
@@ -526,6 +527,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (28, "member levels the stores were last told, budget-capped rules' uses (issue 17)", MIGRATION_28),
     (29, "points: paying part of online orders, exchanged for coupons, survey answers", MIGRATION_29),
     MIGRATION_30,  # member profiles and segments, campaigns, promotion uses (cloud/services/segment_schema.py)
+    MIGRATION_36,  # shard_map: the shard counts the actors were made with (cloud/runtime/shard_guard.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

@@ -54,3 +54,47 @@ def test_streams_are_bounded_in_bytes_and_age() -> None:
 def test_an_unbounded_or_impossible_stream_limit_is_refused(env: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=next(iter(env))):
         streams.StreamBounds.from_env(env)
+
+
+def _nats_config_args(argv: list[str]):
+    import argparse
+
+    from cloud.deploy.cli import add_arguments
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(["nats-config", *argv])
+
+
+def test_stores_csv_is_read_by_column_and_bad_ids_are_named(tmp_path) -> None:
+    from cloud.deploy.cli import read_stores
+    good = tmp_path / "stores.csv"
+    good.write_text("name,store_id\nEast,S101\nWest,S102\n\n")
+    assert read_stores(good) == ["S101", "S102"]
+    bare = tmp_path / "bare.csv"
+    bare.write_text("S201\nS202\n")
+    assert read_stores(bare) == ["S201", "S202"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("store_id\nS301\nS 302\n")
+    with pytest.raises(ValueError, match=r"bad.csv:3: invalid store id 'S 302'"):
+        read_stores(bad)
+    twice = tmp_path / "twice.csv"
+    twice.write_text("store_id\nS401\nS401\n")
+    with pytest.raises(ValueError, match="appears twice"):
+        read_stores(twice)
+
+
+def test_generation_keeps_passwords_and_refuses_a_file_store_too_small(tmp_path) -> None:
+    import json
+
+    from cloud.deploy.cli import generate
+    out = tmp_path / "out"
+    generate(_nats_config_args(["--count", "2", "--out", str(out)]))
+    first = json.loads((out / "boxes" / "S001.box.json").read_text())["nats_password"]
+    cloud_env = (out / "cloud.env").read_text()
+    generate(_nats_config_args(["--count", "3", "--out", str(out)]))  # one more store: nobody else's changes
+    assert json.loads((out / "boxes" / "S001.box.json").read_text())["nats_password"] == first
+    assert (out / "cloud.env").read_text() == cloud_env and (out / "leaf" / "S003.conf").exists()
+    with pytest.raises(ValueError, match="max_file_store"):
+        generate(_nats_config_args(["--count", "1", "--out", str(tmp_path / "small"), "--max-file-store", "1GB"]))
+    with pytest.raises(ValueError, match="12XB"):
+        generate(_nats_config_args(["--count", "1", "--out", str(tmp_path / "typo"), "--max-file-store", "12XB"]))

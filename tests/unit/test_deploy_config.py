@@ -47,10 +47,14 @@ def test_streams_are_bounded_in_bytes_and_age() -> None:
                                                 "FRESHMESH_CLOUD_MESSAGES_MAX_BYTES": "1048576"})
     assert streams.events_stream_config(configured).max_age == 86400
     assert streams.cloud_messages_stream_config(configured).max_bytes == 1048576
+    assert streams.events_stream_config(bounds).num_replicas == 1
+    clustered = streams.StreamBounds.from_env({"FRESHMESH_STREAM_REPLICAS": "3"})
+    assert {streams.events_stream_config(clustered).num_replicas,
+            streams.cloud_messages_stream_config(clustered).num_replicas} == {3}
 
 
 @pytest.mark.parametrize("env", [{"FRESHMESH_EVENTS_MAX_BYTES": "0"}, {"FRESHMESH_CLOUD_MESSAGES_MAX_AGE_S": "-1"},
-                                 {"FRESHMESH_EVENTS_MAX_AGE_S": "60"}])
+                                 {"FRESHMESH_EVENTS_MAX_AGE_S": "60"}, {"FRESHMESH_STREAM_REPLICAS": "2"}])
 def test_an_unbounded_or_impossible_stream_limit_is_refused(env: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=next(iter(env))):
         streams.StreamBounds.from_env(env)

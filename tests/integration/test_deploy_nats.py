@@ -219,3 +219,16 @@ async def test_a_store_leaf_carries_its_boxs_jetstream_traffic_with_the_stores_r
     finally:
         await cloud.close()
         process.stop(leaf)
+
+
+def test_a_hub_cluster_config_passes_the_servers_config_test(chain, tmp_path) -> None:
+    out = tmp_path / "cluster"
+    generate(_args(["--count", "2", "--out", str(out), "--server-name", "hub-2", "--cluster-name", "freshmesh-hub",
+                    "--cluster-routes", "hub-1:6222,hub-2:6222,hub-3:6222", "--jetstream-dir", str(tmp_path / "js"),
+                    "--tls-cert", str(chain["root"] / "hub.pem"), "--tls-key", str(chain["root"] / "hub.key"),
+                    "--tls-ca", str(chain["ca"])]))
+    text = (out / "hub.conf").read_text()
+    assert "nats-route://hub-3:6222" in text and '"name": "freshmesh-hub"' in text
+    done = subprocess.run([nats_server_binary(), "-t", "-c", str(out / "hub.conf")], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0 and "is valid" in done.stdout + done.stderr, done.stderr

@@ -64,3 +64,11 @@ def test_edge_lane_api_host_default_config_and_flag(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("FRESHMESH_EDGE_HOST", ANY)
     (config,) = edge_main.load_configs(_edge_args(["--store", "S045"]))
     assert config["http_host"] == ANY
+
+
+def test_cloud_refuses_a_malformed_shard_count_before_starting_anything(monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FRESHMESH_STOCK_SHARDS", "many")
+    monkeypatch.setattr("cloud.embedded.EmbeddedStack", None)  # reaching the servers' start would fail loudly
+    assert cloud_main.run(_cloud_args([])) == 2
+    assert "FRESHMESH_STOCK_SHARDS='many'" in capsys.readouterr().err

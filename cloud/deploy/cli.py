@@ -27,10 +27,10 @@ from cloud.deploy.nats_config import (
     render_hub,
     render_leaf,
 )
-from cloud.embedded.nats import CLOUD_USER, authorization_users
-from cloud.messaging.streams import StreamBounds
-from cloud.store_credentials import BOOK_NAME, CredentialBook, nats_hash, write_box_config
 from protocol.messages import valid_store_id
+
+# cloud.embedded.nats, cloud.messaging.streams and cloud.store_credentials are imported where used: building the
+# `freshmesh` parser imports this module, and other commands should not pay for NATS or bcrypt
 
 
 def read_stores(path: Path) -> list[str]:
@@ -83,6 +83,9 @@ def hub_settings(args) -> HubSettings:
 
 def generate(args) -> list[str]:
     """Write every file; returns the lines to print (paths and counts, never a password)."""
+    from cloud.embedded.nats import CLOUD_USER, authorization_users
+    from cloud.messaging.streams import StreamBounds
+    from cloud.store_credentials import BOOK_NAME, CredentialBook, nats_hash, write_box_config
     stores = read_stores(Path(args.stores)) if args.stores else [f"S{i:03d}" for i in range(1, args.count + 1)]
     if not stores or not all(valid_store_id(s) for s in stores):
         raise ValueError(f"--count {args.count}: give 1 or more stores, each a valid store id")

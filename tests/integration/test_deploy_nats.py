@@ -131,7 +131,7 @@ def test_generated_files_are_owner_only_and_hold_hashes_not_passwords(chain) -> 
     hub = (out / "hub.conf").read_text()
     for store_id in ("S045", "S046", "S047"):
         box = _box(out, store_id)
-        assert box["password" if "password" in box else "nats_password"] not in hub
+        assert box["nats_password"] not in hub
         assert f'"store_{store_id}"' in hub
         for path in (out / "leaf" / f"{store_id}.conf", out / "boxes" / f"{store_id}.box.json"):
             assert path.stat().st_mode & 0o077 == 0, path

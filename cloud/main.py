@@ -207,7 +207,7 @@ def run(args) -> int:
         try:
             asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event(), secret_env=secret_env,
                               keep_dir=keep_dir, host=getattr(args, "host", DEFAULT_HOST)))
-        except ShardConfigError as exc:  # shard counts unlike the recorded ones: said plainly, nothing started
+        except ShardConfigError as exc:  # counts unlike the recorded ones: said plainly, before the API serves
             print(f"freshmesh cloud: {exc}", file=sys.stderr)
             return 2
     return 0

@@ -29,11 +29,14 @@ from contextlib import nullcontext
 from pathlib import Path
 
 DEFAULT_HTTP_PORT = 8080
+# Loopback unless told otherwise: an API reachable from the network is a decision (`--host 0.0.0.0` in a container or
+# behind a load balancer), never an accident of the defaults.
+DEFAULT_HOST = "127.0.0.1"
 log = logging.getLogger("freshmesh.cloud")
 
 
-def api_command(port: int, workers: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "cloud.http.app:create_app", "--factory", "--host", "127.0.0.1",
+def api_command(port: int, workers: int, host: str = DEFAULT_HOST) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "cloud.http.app:create_app", "--factory", "--host", host,
             "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
             "--timeout-graceful-shutdown", "5",
             # longer than clients keep an idle connection, so a reused one is never closed under a request
@@ -71,10 +74,11 @@ def keep_admin_password(directory: Path, password: str) -> Path:
     return path
 
 
-def startup_lines(http_port: int, admin_created: bool, password_file: Path | None) -> list[str]:
+def startup_lines(http_port: int, admin_created: bool, password_file: Path | None,
+                  host: str = DEFAULT_HOST) -> list[str]:
     """What the cloud prints once it serves: never a password. A first admin's password this process made up is in
     `password_file` (owner-only); one the operator configured is theirs already."""
-    base = f"http://127.0.0.1:{http_port}"
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{http_port}"  # noqa: S104 - only shown
     lines = [f"FreshMesh cloud: {base}  (API described at /openapi.json)", f"Operator console: {base}/console"]
     if admin_created and password_file is not None:
         lines += [f"First operator account: username admin (hq_admin); its generated password is in {password_file} "
@@ -92,7 +96,7 @@ def state_dir() -> Path:
 
 
 async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.Event, ready=None,
-                secret_env: dict[str, str] | None = None, keep_dir: Path | None = None) -> None:
+                secret_env: dict[str, str] | None = None, keep_dir: Path | None = None, host: str = DEFAULT_HOST) -> None:
     """Run until `stop` is set (SIGINT/SIGTERM set it). `secret_env`: key settings made here (the master secret), given
     to this process's services and the API workers only, not to this process's environment (which Ray inherits).
     `keep_dir`: where a generated first admin's password is kept (default: `state_dir()`)."""
@@ -113,9 +117,9 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
                                     background=True, explicit_world=bool(world), keys=KeyRing.from_env(env))
     created, generated = await services.operators.bootstrap_admin(env.get("FRESHMESH_ADMIN_PASSWORD") or None)
     workers_env = {k: v for k, v in env.items() if k != "FRESHMESH_ADMIN_PASSWORD"}  # used above, needed nowhere else
-    api = subprocess.Popen(api_command(http_port, workers), env={**workers_env, "FRESHMESH_BACKGROUND": "0"})
+    api = subprocess.Popen(api_command(http_port, workers, host), env={**workers_env, "FRESHMESH_BACKGROUND": "0"})
     password_file = keep_admin_password(keep_dir or state_dir(), generated) if generated else None
-    for line in startup_lines(http_port, created, password_file):
+    for line in startup_lines(http_port, created, password_file, host):
         print(line, flush=True)
     if ready is not None:
         ready(http_port, env)
@@ -141,6 +145,9 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
 
 def add_arguments(parser) -> None:
     parser.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
+    parser.add_argument("--host", default=os.environ.get("FRESHMESH_HOST") or DEFAULT_HOST,
+                        help="address the HTTP API listens on (default: $FRESHMESH_HOST or 127.0.0.1, loopback only; "
+                             "0.0.0.0 in a container or behind a load balancer)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes for the HTTP API")
     parser.add_argument("--world", default=None, help="world file (stores, catalogue, rule book); default: shipped")
     parser.add_argument("--workdir", default=None,
@@ -158,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args) -> int:
     from cloud.embedded import EmbeddedStack, redacted
+    from cloud.runtime.shard_map import ShardConfig, ShardConfigError
     from protocol.errors import ProtocolError
     from protocol.roles import check_password
 
@@ -168,6 +176,11 @@ def run(args) -> int:
         except ProtocolError as exc:
             print(f"freshmesh cloud: FRESHMESH_ADMIN_PASSWORD: {exc}", file=sys.stderr)
             return 2
+    try:
+        ShardConfig.from_env()  # a malformed FRESHMESH_STOCK_SHARDS is said before anything starts
+    except ShardConfigError as exc:
+        print(f"freshmesh cloud: {exc}", file=sys.stderr)
+        return 2
     need_nats, need_pg = "NATS_URL" not in os.environ, "DATABASE_URL" not in os.environ
     if not need_pg and not os.environ.get("FRESHMESH_SECRET_KEY"):
         print("freshmesh cloud: set FRESHMESH_SECRET_KEY (at least 32 characters) to use DATABASE_URL: it keys the "
@@ -191,6 +204,10 @@ def run(args) -> int:
                 # the stores' credential book: their lookup keys derive from their own passwords
                 secret_env["FRESHMESH_STORE_CREDENTIALS"] = str(running.credentials.path)
         keep_dir = running.workdir if running is not None else None  # beside the embedded data it opens
-        asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event(), secret_env=secret_env,
-                          keep_dir=keep_dir))
+        try:
+            asyncio.run(serve(args.http_port, args.workers, args.world, asyncio.Event(), secret_env=secret_env,
+                              keep_dir=keep_dir, host=getattr(args, "host", DEFAULT_HOST)))
+        except ShardConfigError as exc:  # counts unlike the recorded ones: said plainly, before the API serves
+            print(f"freshmesh cloud: {exc}", file=sys.stderr)
+            return 2
     return 0

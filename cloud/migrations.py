@@ -6,6 +6,7 @@ import asyncpg
 from cloud.messaging.markdowns import MIGRATION_24
 from cloud.messaging.receiving import MIGRATION_SQL as RECEIVING_SQL
 from cloud.messaging.stocktakes import MIGRATION_22
+from cloud.runtime.shard_guard import MIGRATION_36  # the recorded shard counts
 from cloud.services.coupon_schema import MIGRATION_26, MIGRATION_31  # coupons (cloud/services/coupons.py)
 from cloud.services.group_schema import MIGRATION_27  # group buys
 from cloud.services.group_views import MIGRATION_34  # group buys: HQ's cancel, the operators' list
@@ -531,6 +532,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     MIGRATION_31,  # coupons: till redemptions' savings, the offline fen allowance (cloud/services/coupon_schema.py)
     MIGRATION_32,  # returns undo promotions (cloud/services/return_promotions_schema.py)
     MIGRATION_34,  # group buys: who cancelled a group and why, the operators' list (cloud/services/group_views.py)
+    MIGRATION_36,  # the shard counts the sharded actors were made with (cloud/runtime/shard_guard.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import time
 
 import asyncpg
 import nats
@@ -27,6 +28,7 @@ from cloud.messaging.stored_value import HoldDesk
 from cloud.migrations import migrate
 from cloud.runtime.clients import Actors
 from cloud.runtime.hosting import ensure_ray
+from cloud.runtime.shard_guard import settle_shard_map
 from cloud.runtime.shard_map import ShardConfig
 from cloud.services.after_sales import AfterSales
 from cloud.services.allocations import Allocations
@@ -235,10 +237,11 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
     FRESHMESH_SECRET_KEY rather than seal phones with a key the next start would not have)."""
     keys = keys or KeyRing.from_env()
     ensure_ray()
-    shards = shards or ShardConfig()
+    shards = shards or ShardConfig.from_env()
     db = await asyncpg.create_pool(database_url, min_size=2, max_size=10, command_timeout=10)
     async with db.acquire() as conn:
         await migrate(conn)
+        await settle_shard_map(conn, shards, time.time_ns() // 1_000_000)  # refuses counts other than the recorded
         await seal_clear_phones(conn, Pii(keys))
     kwargs = {"clock": clock} if clock else {}
     # FRESHMESH_RESERVATION_TTL_S: the payment window of unpaid orders (default 15 min); the demo shortens it so that

@@ -30,7 +30,7 @@ DEFAULT_HTTP_PORT = 9000
 DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_LOG_BACKUPS = 5
 ENV_KEYS = (("data_dir", "FRESHMESH_EDGE_DATA"), ("nats_url", "NATS_URL"), ("nats_password", "FRESHMESH_STORE_PASSWORD"),
-            ("survey_url_base", "FRESHMESH_SURVEY_URL_BASE"))
+            ("survey_url_base", "FRESHMESH_SURVEY_URL_BASE"), ("http_host", "FRESHMESH_EDGE_HOST"))
 NAME = r"^[A-Za-z0-9_-]{1,32}$"
 
 
@@ -145,7 +145,7 @@ def with_env(data: dict[str, Any], environ: dict[str, str] | None = None) -> dic
 
 
 def load(path: str | None, store: str | None = None, http_port: int | None = None,
-         environ: dict[str, str] | None = None) -> list[StoreConfig]:
+         environ: dict[str, str] | None = None, host: str | None = None) -> list[StoreConfig]:
     """The boxes a config file (or none) describes; ConfigError naming what is wrong."""
     data: dict[str, Any] = {}
     if path:
@@ -173,6 +173,8 @@ def load(path: str | None, store: str | None = None, http_port: int | None = Non
         raise ConfigError("give --store ID (or store_id in the config)")
     if http_port:
         data["http_port"] = http_port
+    if host:
+        data["http_host"] = host
     return [parse_store(with_env(data, environ))]
 
 

@@ -1,5 +1,8 @@
 """`freshmesh edge --store ID --config FILE`: one store's box (store db, actor, devices, sync, lane API).
 
+The lane API listens on `http_host` (config key or `--host`, default 127.0.0.1: the cashier terminals run on the
+box itself; a box whose terminals are separate machines on the store LAN sets the LAN address or 0.0.0.0).
+
 A config with a `stores` list runs several boxes in one process (the fleet simulator packs many stores on one
 machine this way); each box keeps its own store db, NATS user, devices and lane API port, exactly as alone.
 """
@@ -18,13 +21,14 @@ from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 
 log = logging.getLogger("freshmesh.edge")
+DEFAULT_HOST = "127.0.0.1"  # loopback unless the config says otherwise: the lane API takes payments
 DESCRIBE_MAX = 4  # boxes in one process described at start in full
 
 
 def checked_configs(args) -> list[config_schema.StoreConfig]:
     """The boxes to run, checked against the schema (edge/config.py): SystemExit naming what is wrong."""
     try:
-        return config_schema.load(args.config, args.store, args.http_port)
+        return config_schema.load(args.config, args.store, args.http_port, host=getattr(args, "host", None))
     except config_schema.ConfigError as exc:
         raise SystemExit(f"freshmesh edge: bad configuration: {exc}") from None
 
@@ -64,17 +68,20 @@ async def _serve_box(config: dict, stop: asyncio.Event, started: list) -> bool:
     return True
 
 
+def lane_server(app, config: dict) -> uvicorn.Server:
+    return uvicorn.Server(uvicorn.Config(app, host=config.get("http_host") or DEFAULT_HOST, port=config["http_port"],
+                                         log_level="warning", lifespan="off",
+                                         # tills keep their connection; a server closing it just as a client
+                                         # reuses it (both at 5 s) would fail a payment for nothing
+                                         timeout_keep_alive=75))
+
+
 async def _serve_lanes(box: EdgeBox, config: dict, stop: asyncio.Event) -> None:
-    host = config.get("http_host", "127.0.0.1")
-    server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host=host, port=config["http_port"],
-                                           log_level="warning", lifespan="off",
-                                           # tills keep their connection; a server closing it just as a client
-                                           # reuses it (both at 5 s) would fail a payment for nothing
-                                           timeout_keep_alive=75))
+    server = lane_server(build_lane_app(box), config)
     # a launcher may hand over the listening socket itself (`http_fd`), so that nobody can take the port first
     sockets = [socket.socket(fileno=config["http_fd"])] if config.get("http_fd") is not None else None
     task = asyncio.create_task(server.serve(sockets=sockets))
-    print(f"edge {config['store_id']}: lanes on http://{host}:{config['http_port']}", flush=True)
+    print(f"edge {config['store_id']}: lanes on http://{server.config.host}:{config['http_port']}", flush=True)
     await stop.wait()
     server.should_exit = True
     await task
@@ -116,6 +123,9 @@ def add_arguments(parser) -> None:
                              "FRESHMESH_SURVEY_URL_BASE for keys it leaves out")
     parser.add_argument("--http-port", type=int, default=None,
                         help="the lane API's port (overrides http_port; default 9000)")
+    parser.add_argument("--host", default=None,
+                        help="address the lane API listens on (default: http_host in the config, else "
+                             "$FRESHMESH_EDGE_HOST, else 127.0.0.1)")
 
 
 def main(argv: list[str] | None = None) -> int:

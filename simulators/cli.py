@@ -217,6 +217,11 @@ def cmd_stores_credentials(args) -> int:
     return 0
 
 
+def cmd_deploy(args) -> int:
+    from cloud.deploy.cli import run
+    return run(args)
+
+
 def cmd_load(args) -> int:
     from loadtest import run_load
     return run_load(args)
@@ -334,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                "under the current master (DATABASE_URL, FRESHMESH_SECRET_KEY, "
                                                "FRESHMESH_PII_KEYS from the environment)")
     rotate.set_defaults(func=cmd_pii_rotate)
+
+    from cloud.deploy.cli import add_arguments as deploy_arguments
+    deploy = sub.add_parser("deploy", help="deployment material made from code: the chain's NATS configuration")
+    deploy_arguments(deploy)
+    deploy.set_defaults(func=cmd_deploy)
 
     from loadtest import add_load_parser
     add_load_parser(sub, cmd_load)

@@ -40,12 +40,19 @@ def store_user(store_id: str) -> str:
     return f"store_{store_id}"
 
 
-def render_config(port: int, monitor_port: int, store_dir: Path, cloud_password: str, credentials: CredentialBook,
-                  store_ids: list[str]) -> str:
+def authorization_users(cloud_password: str, credentials: CredentialBook, store_ids: list[str]) -> list[dict[str, object]]:
+    """The cloud's user (every right) and one user per store with only its own subjects (`store_permissions`),
+    each store by its bcrypt hash: the embedded server's and a chain's production config (cloud/deploy) alike."""
     users: list[dict[str, object]] = [{"user": CLOUD_USER, "password": cloud_password}]
     for sid in store_ids:
         users.append({"user": store_user(sid), "password": credentials.hashed(sid),
                       "permissions": subjects.store_permissions(sid)})
+    return users
+
+
+def render_config(port: int, monitor_port: int, store_dir: Path, cloud_password: str, credentials: CredentialBook,
+                  store_ids: list[str]) -> str:
+    users = authorization_users(cloud_password, credentials, store_ids)
     # nats-server's config format accepts JSON values, so json.dumps quotes everything safely.
     return "\n".join([
         f"listen: 127.0.0.1:{port}",

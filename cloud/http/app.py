@@ -79,7 +79,7 @@ def create_app() -> FlashFastPath:
         world = World.load(os.environ.get("FRESHMESH_WORLD") or None)
         services = await start_services(
             world, os.environ["DATABASE_URL"], os.environ.get("NATS_URL"),
-            ShardConfig(), background=os.environ.get("FRESHMESH_BACKGROUND") == "1")
+            ShardConfig.from_env(), background=os.environ.get("FRESHMESH_BACKGROUND") == "1")
         app.router.routes[:] = build_routes(services)
         fast.services = services
         yield

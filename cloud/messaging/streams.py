@@ -15,7 +15,12 @@ silently:
 - cloud messages: new messages are refused (DiscardPolicy.NEW). The cloud is their only publisher and their only
   copy may be here (an order to fulfil for a store offline for days): the publish fails loudly to the cloud,
   which retries or reports it, rather than a store's oldest unread message vanishing.
-`ensure_streams` updates existing streams to these limits at every start.
+Age bounds too (`max_age`): edge events a week (a store offline longer re-sends from its outbox), cloud messages a
+week (a store box away longer than that is re-provisioned rather than replayed to).
+`ensure_streams` updates existing streams to these limits at every start. Production sizes: FRESHMESH_EVENTS_MAX_BYTES,
+FRESHMESH_CLOUD_MESSAGES_MAX_BYTES, FRESHMESH_EVENTS_MAX_AGE_S, FRESHMESH_CLOUD_MESSAGES_MAX_AGE_S,
+FRESHMESH_STREAM_REPLICAS (3 on a hub cluster: JetStream keeps each stream on three servers); the NATS
+server's own JetStream limits (`max_file_store`, `freshmesh deploy nats-config`) must exceed the two max_bytes.
 """
 from __future__ import annotations
 
@@ -43,20 +48,38 @@ ACK_WAIT_S = 30
 MAX_ACK_PENDING = 10_000
 
 
+_ENV = (("events_max_bytes", "FRESHMESH_EVENTS_MAX_BYTES"),
+        ("cloud_messages_max_bytes", "FRESHMESH_CLOUD_MESSAGES_MAX_BYTES"),
+        ("events_max_age_s", "FRESHMESH_EVENTS_MAX_AGE_S"),
+        ("cloud_messages_max_age_s", "FRESHMESH_CLOUD_MESSAGES_MAX_AGE_S"),
+        ("replicas", "FRESHMESH_STREAM_REPLICAS"))
+
+
 @dataclass(frozen=True)
 class StreamBounds:
-    """Bytes each stream may hold, and the largest message; `from_env`: FRESHMESH_EVENTS_MAX_BYTES,
-    FRESHMESH_CLOUD_MESSAGES_MAX_BYTES."""
+    """Bytes and age each stream may hold, and the largest message; `from_env` reads the variables in `_ENV`."""
     events_max_bytes: int = 1024 ** 3  # 1 GiB: hours of a whole chain's events at peak
     cloud_messages_max_bytes: int = 2 * 1024 ** 3
     max_msg_size: int = codec.MAX_FRAME_BYTES  # no correct frame is bigger: the codec refuses to encode one
+    events_max_age_s: int = EVENTS_MAX_AGE_S
+    cloud_messages_max_age_s: int = CLOUD_MESSAGES_MAX_AGE_S
+    replicas: int = 1  # FRESHMESH_STREAM_REPLICAS: 3 on a 3-server hub cluster, so a server's loss loses nothing
+
+    def __post_init__(self) -> None:
+        for name, key in _ENV:  # an unbounded (0) or negative limit is refused: streams are always bounded
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{key}: {name} must be positive, got {getattr(self, name)}")
+        if self.replicas not in (1, 3, 5):  # JetStream replicates by raft: an odd count, at most 5
+            raise ValueError(f"FRESHMESH_STREAM_REPLICAS: 1, 3 or 5, got {self.replicas}")
+        for name, key in _ENV[2:4]:  # JetStream refuses a duplicate window longer than the stream's max age
+            if getattr(self, name) < DUPLICATE_WINDOW_S:
+                raise ValueError(f"{key}: at least the duplicate window ({DUPLICATE_WINDOW_S} s), got "
+                                 f"{getattr(self, name)}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamBounds:
         env = os.environ if env is None else env
-        values = {name: int(env[key]) for name, key in (("events_max_bytes", "FRESHMESH_EVENTS_MAX_BYTES"),
-                                                         ("cloud_messages_max_bytes", "FRESHMESH_CLOUD_MESSAGES_MAX_BYTES"))
-                  if env.get(key)}
+        values = {name: int(env[key]) for name, key in _ENV if env.get(key)}
         return cls(**values)
 
 
@@ -64,8 +87,9 @@ def events_stream_config(bounds: StreamBounds | None = None) -> StreamConfig:
     bounds = bounds or StreamBounds()
     return StreamConfig(
         name=subjects.EVENTS_STREAM, subjects=[subjects.EVENTS_SUBJECTS], retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE, max_age=EVENTS_MAX_AGE_S, duplicate_window=DUPLICATE_WINDOW_S,
+        storage=StorageType.FILE, max_age=bounds.events_max_age_s, duplicate_window=DUPLICATE_WINDOW_S,
         max_bytes=bounds.events_max_bytes, max_msg_size=bounds.max_msg_size, discard=DiscardPolicy.OLD,
+        num_replicas=bounds.replicas,
     )
 
 
@@ -73,8 +97,9 @@ def cloud_messages_stream_config(bounds: StreamBounds | None = None) -> StreamCo
     bounds = bounds or StreamBounds()
     return StreamConfig(
         name=subjects.CLOUD_MESSAGES_STREAM, subjects=[subjects.CLOUD_MESSAGES_SUBJECTS], retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE, max_age=CLOUD_MESSAGES_MAX_AGE_S, duplicate_window=DUPLICATE_WINDOW_S,
+        storage=StorageType.FILE, max_age=bounds.cloud_messages_max_age_s, duplicate_window=DUPLICATE_WINDOW_S,
         max_bytes=bounds.cloud_messages_max_bytes, max_msg_size=bounds.max_msg_size, discard=DiscardPolicy.NEW,
+        num_replicas=bounds.replicas,
     )
 
 

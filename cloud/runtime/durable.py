@@ -11,6 +11,12 @@
 - Time is read from the injected clock once per batch and journaled with it; a ticker sends `Expire`.
 - The queue is bounded (`QUEUE_MAX_COMMANDS`): past it a submit is refused at once with `Unavailable` (the
   caller backs off and retries with the same ids) instead of growing without end behind a slow database.
+- Retention: once a snapshot at seq N is in PostgreSQL, journal rows ≤ N are no longer needed to rebuild; they are
+  deleted when also older than `journal_keep_ms` (FRESHMESH_JOURNAL_KEEP_S, default 2 days: the console reads
+  today's top-ups from the ledgers' journals, and a recent history helps an investigation). The bound is read from
+  the stored snapshot row in the delete itself, never from memory (a snapshot that failed to write must not let
+  its journal go). Deletion runs after every snapshot and every `TRUNCATE_EVERY_S`, in batches of
+  `TRUNCATE_BATCH_ROWS`, off the commit path: a slow delete never holds a caller's answer.
 """
 from __future__ import annotations
 
@@ -31,6 +37,9 @@ COMMIT_BATCH_MAX = 5_000
 QUEUE_MAX_COMMANDS = 100_000  # waiting to be committed; past this, submits are refused until the queue drains
 GROUP_COMMIT_WAIT_MS = 2  # when a batch is small, wait this long for more callers to join it
 SNAPSHOT_EVERY = 100_000  # journaled commands between snapshots
+JOURNAL_KEEP_S = 2 * 24 * 3600  # journal rows covered by a snapshot are kept this long (FRESHMESH_JOURNAL_KEEP_S)
+TRUNCATE_EVERY_S = 600  # also when no snapshot came: rows covered earlier age past the keep window
+TRUNCATE_BATCH_ROWS = 10_000  # per delete statement: short transactions, no long lock on the journal
 EXPIRE_EVERY_MS = 1_000
 # A rebuild after a failed commit is retried until PostgreSQL answers (the actor cannot answer without it):
 REBUILD_RETRY_FIRST_S, REBUILD_RETRY_MAX_S = 0.1, 5.0
@@ -52,10 +61,14 @@ class DurableStats(TypedDict):
 
 class DurableHost:
     def __init__(self, name: str, factory: type[IdempotentActor], database_url: str, clock: Clock | None = None,
-                 expire_every_ms: int = EXPIRE_EVERY_MS, snapshot_every: int = SNAPSHOT_EVERY) -> None:
+                 expire_every_ms: int = EXPIRE_EVERY_MS, snapshot_every: int = SNAPSHOT_EVERY,
+                 journal_keep_ms: int | None = None) -> None:
         self.name, self.factory, self.database_url = name, factory, database_url
         self.clock = clock or ReadingClock(time.time_ns, time.monotonic_ns)
         self.expire_every_ms, self.snapshot_every = expire_every_ms, snapshot_every
+        self.journal_keep_ms = (int(float(os.environ.get("FRESHMESH_JOURNAL_KEEP_S") or JOURNAL_KEEP_S) * 1000)
+                                if journal_keep_ms is None else journal_keep_ms)
+        self._truncating: asyncio.Task | None = None
         self.actor = factory()
         self.seq = 0
         self.snapshot_seq = 0
@@ -74,6 +87,7 @@ class DurableHost:
         self._tasks = [asyncio.create_task(self._committer(), name=f"{self.name}-committer")]
         if self.expire_every_ms:
             self._tasks.append(asyncio.create_task(self._ticker(), name=f"{self.name}-ticker"))
+        self._tasks.append(asyncio.create_task(self._retention(), name=f"{self.name}-retention"))
         return self
 
     def _db(self) -> asyncpg.Pool:
@@ -82,7 +96,7 @@ class DurableHost:
         return self.pool
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *([self._truncating] if self._truncating else [])]:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.pool is not None:
@@ -203,6 +217,42 @@ class DurableHost:
                                   on conflict (actor) do update set seq = excluded.seq, at_ms = excluded.at_ms,
                                   state = excluded.state""", self.name, self.seq, self.clock.now_ms(), state)
         self.snapshot_seq = self.seq
+        self._truncate_soon()
+
+    def _truncate_soon(self) -> None:
+        """Start a truncation in the background unless one runs (the committer goes on answering meanwhile)."""
+        if self._truncating is None or self._truncating.done():
+            self._truncating = asyncio.create_task(self._truncate_logged(), name=f"{self.name}-truncate")
+
+    async def _truncate_logged(self) -> None:
+        try:
+            await self.truncate_journal()
+        except Exception as exc:  # noqa: BLE001 - retention only saves space; the next snapshot or tick tries again
+            log.warning("%s: journal truncation failed (%s); will try again later", self.name, exc)
+
+    async def truncate_journal(self) -> int:
+        """Delete journal rows covered by the stored snapshot and older than the keep window; returns how many."""
+        cutoff_ms = self.clock.now_ms() - self.journal_keep_ms
+        deleted = 0
+        while True:
+            async with self._db().acquire() as conn:
+                status = await conn.execute(
+                    """delete from actor_journal where actor = $1 and seq in (
+                           select j.seq from actor_journal j
+                           where j.actor = $1 and j.at_ms < $2
+                             and j.seq <= (select s.seq from actor_snapshot s where s.actor = $1)
+                           order by j.seq limit $3)""", self.name, cutoff_ms, TRUNCATE_BATCH_ROWS)
+            count = int(status.split()[-1])
+            deleted += count
+            if count < TRUNCATE_BATCH_ROWS:
+                if deleted:
+                    log.info("%s: %d journal rows covered by the snapshot deleted", self.name, deleted)
+                return deleted
+
+    async def _retention(self) -> None:
+        while True:
+            await asyncio.sleep(TRUNCATE_EVERY_S)
+            self._truncate_soon()
 
     async def _ticker(self) -> None:
         n = 0

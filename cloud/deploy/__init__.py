@@ -1,0 +1,1 @@
+"""Deployment material made from code: `freshmesh deploy …` (the chain's NATS configuration)."""

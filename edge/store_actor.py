@@ -139,6 +139,7 @@ class StoreActor(BackRoom):
             versions = [int(await self.db.get_meta(f"{key}_version") or 0) for key in ("catalogue", "rule_book")]
             self.books = Books(parsed, book, versions[0], versions[1])
             await self._budgets()
+            await self._gift_stock()
 
     async def _budgets(self) -> None:
         """What the tills may still give under capped rules: this store's shares left (edge/core/budget_allowance.py)."""
@@ -174,7 +175,13 @@ class StoreActor(BackRoom):
             await self._budgets()
         if moved := restock_db.moved_skus(outcome.effects):
             await self._restock(moved)
+        if set(moved) & gift_skus(self.books) or any(isinstance(a, UseBooks) for a in outcome.after):
+            await self._gift_stock()  # the cart view says which gifts cannot be given (edge/core/gifts.py)
         return outcome.reply
+
+    async def _gift_stock(self) -> None:
+        levels = await self.db.stock_levels(gift_skus(self.books))
+        self.books = replace(self.books, gift_stock={sku: lv.on_hand for sku, lv in levels.items()})
 
     async def _restock(self, skus: list[str]) -> None:
         """A restock alert raised or cleared for each SKU whose projected stock or point changed (edge.core.restock),

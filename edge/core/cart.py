@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from edge.core import gifts
 from edge.core.outcome import Refused
 from edge.core.state import Books, Member
 from protocol.barcodes import GtinScan, VariableMeasureLayout, parse_scan
@@ -123,7 +124,8 @@ def price(cart: Cart, books: Books, store_id: str, now_ms: int) -> PricedBasket:
                          coupons=tuple(c.rule_id for c in cart.coupons),  # held for the cart, or known offline
                          # a new-member coupon is issued to new members only (as orders' `_context` online)
                          new_member=any(getattr(r, "new_member_only", False) for r in rules),
-                         budgets_left=books.budgets_left)  # capped rules: within this store's offline share
+                         budgets_left=books.budgets_left,  # capped rules: within this store's offline share
+                         gifts_out=gifts.out_of_stock(books, books.gift_stock, cart.lines))  # not given: none here
     return price_basket(books.catalogue, books.rule_book, cart.basket, ctx)
 
 
@@ -140,6 +142,7 @@ def cart_json(cart: Cart, priced: PricedBasket) -> dict:
             "applied_rules": [{"rule_id": a.rule_id, "name": a.name, "saving_fen": a.saving_fen} for a in priced.applied],
             "almost": [n.message for n in priced.near_misses],
             "gifts": [{"sku": g.sku, "name": g.name, "qty": g.qty} for g in priced.gifts],
+            "gifts_out_of_stock": gifts.missing_json(priced),
             "subtotal_fen": priced.subtotal_fen, "discount_fen": priced.discount_fen, "total_fen": priced.total_fen,
             "member": cart.member.as_json() if cart.member else None,
             "coupons": [{"code": c.code, "rule_id": c.rule_id, "offline": not c.hold_id,

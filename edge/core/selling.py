@@ -15,7 +15,7 @@ sale says it was offline. Either way the spend counts as unsettled at this store
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edge.core import coupons, escrow, tickets
 from edge.core.budget_allowance import sale_uses
@@ -213,6 +213,8 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     if not cart.lines:
         raise Refused(409, "the cart is empty")
     now_ms = stamp.moment.wall_ms
+    # the gifts as stocked now (the levels read for this sale), not as the cart view last saw them
+    books = replace(books, gift_stock={sku: level.on_hand for sku, level in levels.items()})
     priced = price(cart, books, till.store_id, now_ms)
     total = priced.total_fen
     paid, change, offline = settle(request, total, cart, till, sale_id)

@@ -11,6 +11,9 @@ Guarantees:
   its stock arrives, only its place in the slot (which must start no earlier than the due day), and carries the
   `presale` note on its timeline. An unpaid one expires like any order; cancelling or expiring it gives back only
   its slot (its allocation names its store with no reservation), and a paid one is refunded by the existing saga.
+- It is priced like an order (`MemberPricing.price`): the member's level and the chain's budget-capped rules and
+  per-member limits, consumed in the PromotionBudgets actor under its order id; expiring, cancelling or ending
+  overdue gives them back (`give_back`, once).
 - When a store's escrow grows (a receiving granted it: the bridge calls `allocate` after applying the batch; a
   sweeper calls `allocate_due` for whatever that missed), its paid pre-sale orders are reserved for oldest first:
   each order whole or not at all (each try's reservation ids are its own, so a failed try leaves nothing held; a
@@ -26,6 +29,7 @@ Guarantees:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import secrets
@@ -113,10 +117,11 @@ class Presales:
                                                          slot_start_ms=slot_ms, order_id=order_id))
         if not booked.succeeded:
             raise Refusal("slot", f"slot at {store} not available: {booked.settled.reason}")
-        # the one pricing of online orders, at the member's level (capped rules are consumed only by orders that
-        # hold their stock now)
-        ctx = await orders.member_pricing.with_level(member, orders._context(req, store))  # noqa: SLF001
-        priced = orders._price(req, store, ctx)  # noqa: SLF001
+        # the one pricing of online orders, at the member's level and with the chain's capped rules: what they give
+        # is consumed like an order's (by order id) and given back when the pre-sale expires, is cancelled or
+        # ends overdue (a request dying after this: the abandoned-order sweeper gives it back with the plan)
+        priced = await orders.member_pricing.price(member, order_id, orders._context(req, store),  # noqa: SLF001
+                                                   functools.partial(orders._price, req, store))  # noqa: SLF001
         if req.fulfilment == "delivery":
             delivery_terms.add_fee(cloud.world, store, priced)
         now, due_day = cloud.now_ms(), chain_day(due_ms).isoformat()
@@ -242,6 +247,7 @@ class Presales:
                 await conn.execute("update presale_orders set allocated_ms = 0 where order_id = $1", r["order_id"])
             log.warning("pre-sale order %s: %s; cancelled and refunded", r["order_id"], reason)
             await self.orders.payments.refund(r["order_id"])
+            await self.orders.member_pricing.give_back(r["order_id"])  # its capped rules' uses back to the budgets
             await self.orders.release_slots(await cloud.db.fetchrow("select * from orders where order_id = $1",
                                                                     r["order_id"]))
             ended += 1

@@ -25,7 +25,7 @@ import functools
 import hashlib
 import logging
 
-from actors.promotion_budgets import GrantShare, StoreUsed
+from actors.promotion_budgets import GrantShare, MemberUse, StoreUsed, TillMemberUses
 from cloud.messaging import to_stores
 from protocol.budget_messages import BudgetAllowanceGranted, BudgetUsed
 from protocol.ids import derived_id
@@ -52,6 +52,16 @@ class StoreBudgets:
             if r.settled.get("over_fen"):
                 log.warning("store %s gave %s fen of rule %s past its share (sale %s)", event.store_id,
                             r.settled["over_fen"], u.rule_id, event.sale_id)
+        if event.member_uses:  # the member's one chain-wide count; past the limit: a conflict the operator sees
+            r = await budgets.send(TillMemberUses(
+                id=derived_id(event.event_id, "member-uses"), store=event.store_id, sale_id=event.sale_id,
+                member=event.member_id, offline=event.offline,
+                uses=tuple(MemberUse(rule_id=u.rule_id, per_member_limit=u.per_member_limit)
+                           for u in event.member_uses)))
+            for c in r.settled.get("conflicts", ()) or ():
+                log.warning("store %s: member %s used rule %s %d times, past its limit of %d (sale %s, %s)",
+                            c["store"], c["member"], c["rule_id"], c["uses"], c["limit"], c["sale_id"],
+                            "offline" if c["offline"] else "online")
 
     @staticmethod
     def rows(events: list) -> list[tuple]:

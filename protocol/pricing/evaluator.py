@@ -146,7 +146,8 @@ class _Savings:
         self.left = {b.rule_id: b.fen for b in ctx.budgets_left}
 
     def cap(self, rule: Rule, saving: int) -> int:
-        if rule.budget_fen:
+        # a rule named in budgets_left is held to it even without a fen cap: a per-member limit used up is 0 left
+        if rule.budget_fen or rule.id in self.left:
             left = self.left.get(rule.id, rule.budget_fen) - self.by_rule.get(rule.id, 0)
             saving = min(saving, max(left, 0))
         return saving

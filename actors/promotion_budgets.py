@@ -152,6 +152,7 @@ class PromotionBudgets(IdempotentActor):
         self.active: dict[str, dict[str, int]] = {}  # rule -> store -> when its share was last granted or used (ms)
         self.reclaimed: dict[str, dict[str, dict[str, Any]]] = {}  # rule -> store -> {"ms", "fen", "reason"} last
         self.limit_conflicts: list[dict[str, Any]] = []  # till uses past a member's limit (the sale stands)
+        self.share_caps: dict[str, dict[str, int]] = {}  # rule -> store -> the cap its share was last granted under
 
     def left(self, rule_id: str) -> int:
         cap = self.caps.get(rule_id, 0)
@@ -211,6 +212,7 @@ class PromotionBudgets(IdempotentActor):
         shares = self.shares.setdefault(c.rule_id, {})
         shares[c.store] = shares.get(c.store, 0) + fen
         self.active.setdefault(c.rule_id, {})[c.store] = now_ms
+        self.share_caps.setdefault(c.rule_id, {})[c.store] = c.cap_fen
         return ok(granted_fen=fen, share_fen=shares[c.store], left=self.left(c.rule_id))
 
     def op_store_used(self, c: StoreUsed, now_ms: int) -> Result:
@@ -273,7 +275,7 @@ class PromotionBudgets(IdempotentActor):
     def state_snapshot(self) -> dict[str, Any]:
         return {"caps": self.caps, "used": self.used, "orders": self.orders, "member_uses": self.member_uses,
                 "shares": self.shares, "store_used": self.store_used, "over": self.over, "active": self.active,
-                "reclaimed": self.reclaimed, "limit_conflicts": self.limit_conflicts}
+                "reclaimed": self.reclaimed, "limit_conflicts": self.limit_conflicts, "share_caps": self.share_caps}
 
     def restore_state(self, s: dict[str, Any]) -> None:
         self.caps, self.used, self.orders = s["caps"], s["used"], s["orders"]
@@ -281,7 +283,7 @@ class PromotionBudgets(IdempotentActor):
         self.store_used, self.over = s["store_used"], s["over"]
         # snapshots from before shares were reclaimed or till member uses counted have none of these
         self.active, self.reclaimed = s.get("active", {}), s.get("reclaimed", {})
-        self.limit_conflicts = s.get("limit_conflicts", [])
+        self.limit_conflicts, self.share_caps = s.get("limit_conflicts", []), s.get("share_caps", {})
 
 
 @record
@@ -293,3 +295,38 @@ class LimitConflictsQuery(Query):
     def answer(self, actor: Any) -> Any:
         found = [c for c in actor.limit_conflicts if not self.store or c["store"] == self.store]
         return list(reversed(found))[:self.limit]
+
+
+@record
+class StoreSharesQuery(Query):
+    """{rule_id: {"share", "store_used", "unused", "active_ms", "share_cap", "reclaimed"}} of every rule the store
+    holds or held a share of."""
+    store: str
+
+    def answer(self, actor: Any) -> Any:
+        out = {}
+        for rid, shares in actor.shares.items():
+            if self.store in shares:
+                share, used = shares[self.store], actor.store_used.get(rid, {}).get(self.store, 0)
+                out[rid] = {"share": share, "store_used": used, "unused": max(share - used, 0),
+                            "active_ms": actor.active.get(rid, {}).get(self.store, 0),
+                            "share_cap": actor.share_caps.get(rid, {}).get(self.store, 0),
+                            "reclaimed": actor.reclaimed.get(rid, {}).get(self.store)}
+        return out
+
+
+def reclaim_reason(rule: Any, held: dict[str, Any], now_ms: int, idle_ms: int) -> str | None:
+    """Why the store's unused share of a rule goes back to the budget now, or None (pure: `rule` the book's rule or
+    None, `held` a `StoreSharesQuery` entry). A rule gone from the book was withdrawn; its cap not the one the
+    share was granted under, changed; past its end, ended; no grant or use for `idle_ms`, idle."""
+    if held["unused"] <= 0:
+        return None
+    if rule is None or not getattr(rule, "budget_fen", 0):
+        return "withdrawn"
+    if held["share_cap"] and rule.budget_fen != held["share_cap"]:
+        return "changed"
+    if rule.ends_ms and now_ms >= rule.ends_ms:
+        return "ended"
+    if held["active_ms"] and now_ms - held["active_ms"] >= idle_ms:
+        return "idle"
+    return None

@@ -31,6 +31,7 @@ from actors.promotion_budgets import (
     GrantShare,
     LimitConflictsQuery,
     ReclaimShare,
+    StoreSharesQuery,
     StoreUsed,
     TillMemberUses,
 )
@@ -159,6 +160,10 @@ class PromotionBudgetsClient:
     async def audit(self) -> list[str]:
         problems: list[str] = await self.calls.ask(self.name, AuditQuery())
         return problems
+
+    async def store_shares(self, store: str) -> dict[str, dict]:
+        found: dict[str, dict] = await self.calls.ask(self.name, StoreSharesQuery(store=store))
+        return found
 
     async def limit_conflicts(self, store: str = "", limit: int = 200) -> list[dict]:
         found: list[dict] = await self.calls.ask(self.name, LimitConflictsQuery(store=store, limit=limit))

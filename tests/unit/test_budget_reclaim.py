@@ -96,3 +96,30 @@ def test_till_member_uses_count_with_online_orders_and_past_the_limit_is_a_confl
     b.apply(Consume(id="c1", order_id="o1", member="m2", uses=(Use(rule_id="L", fen=100, cap_fen=0,
                                                                      per_member_limit=1),)), NOW)
     assert b.view("L", "m2")["member_uses"] == 1
+
+
+def test_when_a_share_is_due_taken_back():
+    from actors.promotion_budgets import StoreSharesQuery, reclaim_reason
+    from cloud.messaging.budget_reclaims import SHARE_IDLE_MS, regrant_blocked
+    from protocol.pricing.rules import ItemDiscount
+
+    a = granted()
+    a.apply(StoreUsed(id="u1", store="S036", rule_id="R", fen=100), NOW)
+    held = StoreSharesQuery(store="S036").answer(a)["R"]
+    assert (held["unused"], held["share_cap"], held["active_ms"]) == (900, 10_000, NOW)
+    rule = ItemDiscount(id="R", name="r", percent_off_bp=1000, skus=("X",), budget_fen=10_000)
+    assert reclaim_reason(rule, held, NOW + 1, SHARE_IDLE_MS) is None  # in force, in use: it stays
+    assert reclaim_reason(None, held, NOW + 1, SHARE_IDLE_MS) == "withdrawn"
+    raised = ItemDiscount(id="R", name="r", percent_off_bp=1000, skus=("X",), budget_fen=20_000)
+    assert reclaim_reason(raised, held, NOW + 1, SHARE_IDLE_MS) == "changed"
+    ending = ItemDiscount(id="R", name="r", percent_off_bp=1000, skus=("X",), budget_fen=10_000,
+                          ends_ms=(NOW // 60_000 + 1) * 60_000)
+    assert reclaim_reason(ending, held, ending.ends_ms, SHARE_IDLE_MS) == "ended"
+    assert reclaim_reason(rule, held, NOW + SHARE_IDLE_MS, SHARE_IDLE_MS) == "idle"
+    assert reclaim_reason(None, held | {"unused": 0}, NOW, SHARE_IDLE_MS) is None  # nothing unused to take
+    assert StoreSharesQuery(store="S037").answer(a) == {}
+    a.apply(ReclaimShare(id="rc", store="S036", rule_id="R", reason="idle"), NOW + SHARE_IDLE_MS)
+    after = StoreSharesQuery(store="S036").answer(a)["R"]
+    assert regrant_blocked(rule, after, NOW + SHARE_IDLE_MS + 1)  # taken back as idle: not granted again at once
+    assert not regrant_blocked(rule, after, NOW + 2 * SHARE_IDLE_MS)
+    assert regrant_blocked(ending, None, ending.ends_ms) and not regrant_blocked(rule, None, NOW)

@@ -18,6 +18,14 @@ Guarantees:
   left) but the excess is counted as `over` against the store and never taken from the chain's remaining budget.
 - The cap comes with each command from the rule book (the book is the source of truth for the amount); a cap
   raised by HQ raises what is left, a cap lowered below what was used leaves nothing left (never negative).
+- `ReclaimShare` takes back the unused part of a store's share (the rule ended, was withdrawn or changed, or the
+  share sat unused): share less what the store reported goes back to what is left, once (idempotent by id; a
+  second reclaim finds nothing unused). A store that used part offline and reports it after the reclaim keeps it
+  counted: its late use takes what the budget has left into its share (never past the cap) and only the rest is
+  `over`. So `used` stays online orders + store shares (`audit`).
+- Per-member limits count one chain-wide number per (rule, member): online orders' `Consume` and the tills' sales
+  (`TillMemberUses`) add to the same count. A till sale is believed (the goods left): a use past the limit is
+  counted and recorded as a conflict (`limit_conflicts`, the operator sees it), never refused.
 """
 from __future__ import annotations
 
@@ -83,6 +91,43 @@ class StoreUsed(Command):
 
 
 @record
+class ReclaimShare(Command):
+    """Take the unused part of a store's share of the rule back into the budget (`reason`: ended, withdrawn,
+    changed, idle)."""
+    OP: ClassVar[str] = "reclaim_share"
+    store: str
+    rule_id: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        require(self.reason in RECLAIM_REASONS, f"reclaim_share: reason one of {', '.join(RECLAIM_REASONS)}")
+
+
+RECLAIM_REASONS = ("ended", "withdrawn", "changed", "idle")
+
+
+@record
+class MemberUse:
+    rule_id: str
+    per_member_limit: int
+
+    def __post_init__(self) -> None:
+        require(self.rule_id != "" and self.per_member_limit > 0, "member use: a rule id and a positive limit")
+
+
+@record
+class TillMemberUses(Command):
+    """A till sale to a member used these limited rules (id: derived from the store's event id)."""
+    OP: ClassVar[str] = "till_member_uses"
+    store: str
+    sale_id: str
+    member: str
+    offline: bool
+    uses: tuple[MemberUse, ...] = ()
+
+
+@record
 class BudgetsQuery(Query):
     """{rule_id: {"cap", "used", "left", "shares", "member_uses"}} for these rules (`member`: that member's uses)."""
     rule_ids: tuple[str, ...]
@@ -93,7 +138,7 @@ class BudgetsQuery(Query):
 
 
 class PromotionBudgets(IdempotentActor):
-    COMMANDS = (Consume, GiveBack, GrantShare, StoreUsed)
+    COMMANDS = (Consume, GiveBack, GrantShare, StoreUsed, ReclaimShare, TillMemberUses)
 
     def __init__(self) -> None:
         super().__init__()
@@ -104,6 +149,10 @@ class PromotionBudgets(IdempotentActor):
         self.shares: dict[str, dict[str, int]] = {}  # rule -> store -> fen granted
         self.store_used: dict[str, dict[str, int]] = {}  # rule -> store -> fen the store reported
         self.over: dict[str, dict[str, int]] = {}  # rule -> store -> fen reported past its share
+        self.active: dict[str, dict[str, int]] = {}  # rule -> store -> when its share was last granted or used (ms)
+        self.reclaimed: dict[str, dict[str, dict[str, Any]]] = {}  # rule -> store -> {"ms", "fen", "reason"} last
+        self.limit_conflicts: list[dict[str, Any]] = []  # till uses past a member's limit (the sale stands)
+        self.share_caps: dict[str, dict[str, int]] = {}  # rule -> store -> the cap its share was last granted under
 
     def left(self, rule_id: str) -> int:
         cap = self.caps.get(rule_id, 0)
@@ -112,7 +161,8 @@ class PromotionBudgets(IdempotentActor):
     def view(self, rule_id: str, member: str = "") -> dict[str, Any]:
         return {"cap": self.caps.get(rule_id, 0), "used": self.used.get(rule_id, 0), "left": self.left(rule_id),
                 "shares": dict(self.shares.get(rule_id, {})), "store_used": dict(self.store_used.get(rule_id, {})),
-                "over": dict(self.over.get(rule_id, {})),
+                "over": dict(self.over.get(rule_id, {})), "active": dict(self.active.get(rule_id, {})),
+                "reclaimed": dict(self.reclaimed.get(rule_id, {})),
                 "member_uses": self.member_uses.get(rule_id, {}).get(member, 0) if member else 0}
 
     def op_consume(self, c: Consume, now_ms: int) -> Result:
@@ -161,6 +211,8 @@ class PromotionBudgets(IdempotentActor):
         self.used[c.rule_id] = self.used.get(c.rule_id, 0) + fen
         shares = self.shares.setdefault(c.rule_id, {})
         shares[c.store] = shares.get(c.store, 0) + fen
+        self.active.setdefault(c.rule_id, {})[c.store] = now_ms
+        self.share_caps.setdefault(c.rule_id, {})[c.store] = c.cap_fen
         return ok(granted_fen=fen, share_fen=shares[c.store], left=self.left(c.rule_id))
 
     def op_store_used(self, c: StoreUsed, now_ms: int) -> Result:
@@ -169,10 +221,40 @@ class PromotionBudgets(IdempotentActor):
         used[c.store] = before + c.fen
         share = self.shares.get(c.rule_id, {}).get(c.store, 0)
         past = max(before + c.fen - share, 0) - max(before - share, 0)
+        self.active.setdefault(c.rule_id, {})[c.store] = now_ms
+        if past and c.store in self.reclaimed.get(c.rule_id, {}):
+            # used offline before the store heard of the reclaim: counted from what the budget has left
+            late = min(past, self.left(c.rule_id))
+            if late:
+                self.used[c.rule_id] = self.used.get(c.rule_id, 0) + late
+                self.shares.setdefault(c.rule_id, {})[c.store] = share + late
+                share, past = share + late, past - late
         if past:  # believed (the goods left) but the store's, not the chain's: the budget is not overspent
             over = self.over.setdefault(c.rule_id, {})
             over[c.store] = over.get(c.store, 0) + past
         return ok(store_used_fen=used[c.store], share_fen=share, over_fen=past)
+
+    def op_reclaim_share(self, c: ReclaimShare, now_ms: int) -> Result:
+        share = self.shares.get(c.rule_id, {}).get(c.store, 0)
+        unused = max(share - self.store_used.get(c.rule_id, {}).get(c.store, 0), 0)
+        if unused:
+            self.shares[c.rule_id][c.store] = share - unused
+            self.used[c.rule_id] = max(self.used.get(c.rule_id, 0) - unused, 0)
+        self.reclaimed.setdefault(c.rule_id, {})[c.store] = {"ms": now_ms, "fen": unused, "reason": c.reason}
+        return ok(returned_fen=unused, share_fen=share - unused, left=self.left(c.rule_id))
+
+    def op_till_member_uses(self, c: TillMemberUses, now_ms: int) -> Result:
+        conflicts = []
+        for u in c.uses:
+            uses = self.member_uses.setdefault(u.rule_id, {})
+            before = uses.get(c.member, 0)
+            uses[c.member] = before + 1  # one count chain-wide: the member's online orders see it too
+            if before >= u.per_member_limit:
+                conflict = {"rule_id": u.rule_id, "member": c.member, "store": c.store, "sale_id": c.sale_id,
+                            "offline": c.offline, "uses": before + 1, "limit": u.per_member_limit, "at_ms": now_ms}
+                self.limit_conflicts.append(conflict)
+                conflicts.append(conflict)
+        return ok(conflicts=conflicts)
 
     def op_expire(self, c: Command, now_ms: int) -> Result:
         """Old command ids are forgotten (a day on); budgets never expire by themselves."""
@@ -192,9 +274,59 @@ class PromotionBudgets(IdempotentActor):
 
     def state_snapshot(self) -> dict[str, Any]:
         return {"caps": self.caps, "used": self.used, "orders": self.orders, "member_uses": self.member_uses,
-                "shares": self.shares, "store_used": self.store_used, "over": self.over}
+                "shares": self.shares, "store_used": self.store_used, "over": self.over, "active": self.active,
+                "reclaimed": self.reclaimed, "limit_conflicts": self.limit_conflicts, "share_caps": self.share_caps}
 
     def restore_state(self, s: dict[str, Any]) -> None:
         self.caps, self.used, self.orders = s["caps"], s["used"], s["orders"]
         self.member_uses, self.shares = s["member_uses"], s["shares"]
         self.store_used, self.over = s["store_used"], s["over"]
+        # snapshots from before shares were reclaimed or till member uses counted have none of these
+        self.active, self.reclaimed = s.get("active", {}), s.get("reclaimed", {})
+        self.limit_conflicts, self.share_caps = s.get("limit_conflicts", []), s.get("share_caps", {})
+
+
+@record
+class LimitConflictsQuery(Query):
+    """Till uses past a member's limit (newest first, at most `limit`; `store`: that store's only)."""
+    store: str = ""
+    limit: int = 200
+
+    def answer(self, actor: Any) -> Any:
+        found = [c for c in actor.limit_conflicts if not self.store or c["store"] == self.store]
+        return list(reversed(found))[:self.limit]
+
+
+@record
+class StoreSharesQuery(Query):
+    """{rule_id: {"share", "store_used", "unused", "active_ms", "share_cap", "reclaimed"}} of every rule the store
+    holds or held a share of."""
+    store: str
+
+    def answer(self, actor: Any) -> Any:
+        out = {}
+        for rid, shares in actor.shares.items():
+            if self.store in shares:
+                share, used = shares[self.store], actor.store_used.get(rid, {}).get(self.store, 0)
+                out[rid] = {"share": share, "store_used": used, "unused": max(share - used, 0),
+                            "active_ms": actor.active.get(rid, {}).get(self.store, 0),
+                            "share_cap": actor.share_caps.get(rid, {}).get(self.store, 0),
+                            "reclaimed": actor.reclaimed.get(rid, {}).get(self.store)}
+        return out
+
+
+def reclaim_reason(rule: Any, held: dict[str, Any], now_ms: int, idle_ms: int) -> str | None:
+    """Why the store's unused share of a rule goes back to the budget now, or None (pure: `rule` the book's rule or
+    None, `held` a `StoreSharesQuery` entry). A rule gone from the book was withdrawn; its cap not the one the
+    share was granted under, changed; past its end, ended; no grant or use for `idle_ms`, idle."""
+    if held["unused"] <= 0:
+        return None
+    if rule is None or not getattr(rule, "budget_fen", 0):
+        return "withdrawn"
+    if held["share_cap"] and rule.budget_fen != held["share_cap"]:
+        return "changed"
+    if rule.ends_ms and now_ms >= rule.ends_ms:
+        return "ended"
+    if held["active_ms"] and now_ms - held["active_ms"] >= idle_ms:
+        return "idle"
+    return None

@@ -23,6 +23,7 @@ from cloud.keys import KeyRing
 from cloud.messaging import points_till
 from cloud.messaging.bridge import Bridge
 from cloud.messaging.coupon_desk import CouponDesk
+from cloud.messaging.limits_desk import LimitsDesk
 from cloud.messaging.points_till import PointsDesk
 from cloud.messaging.stored_value import HoldDesk
 from cloud.migrations import migrate
@@ -94,6 +95,7 @@ class Services:
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
         self.coupon_desk: CouponDesk | None = None  # ... and the tills' coupon requests (cloud/messaging/coupon_desk.py)
+        self.limits_desk: LimitsDesk | None = None  # ... and their members' limited rules (cloud/messaging/limits_desk.py)
         self.points_desk: PointsDesk | None = None  # ... and their points holds
         self._tasks: list[asyncio.Task] = []
         self.console_config = ConsoleConfig.from_env()  # may be replaced before the console is first used
@@ -201,6 +203,8 @@ class Services:
             await self.holds.stop()
         if self.coupon_desk:
             await self.coupon_desk.stop()
+        if self.limits_desk:
+            await self.limits_desk.stop()
         if self.points_desk:
             await self.points_desk.stop()
         if self.cloud.nats is not None:
@@ -268,6 +272,7 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
     if cloud.nats is not None:
         services.holds = await HoldDesk(cloud).start()
         services.coupon_desk = await CouponDesk(cloud).start()  # the tills' coupon holds and wallet snapshots
+        services.limits_desk = await LimitsDesk(cloud).start()  # members' uses of limited rules, for the tills
         services.points_desk = await PointsDesk(cloud).start()  # points holds of the tills (points_till.py)
     if background and cloud.nats is not None:
         await services.start_background()

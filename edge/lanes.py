@@ -15,6 +15,7 @@ from starlette.routing import Route
 from edge import (
     coupons,
     label_scale_routes,
+    limit_ops,
     markdowns_api,
     points_till,
     receiving_api,
@@ -182,6 +183,7 @@ def build_lane_app(box) -> Starlette:
 
     async def member(request, body):
         cart = await actor.ask("member", lane=request.path_params["lane"], phone=body.phone, member_code=body.member_code)
+        cart = await limit_ops.ask(box, request.path_params["lane"], cart)  # online: their uses of limited rules
         await coupons.snapshot(box, cart)  # online: the member's coupons, for an offline period
         return cart
 

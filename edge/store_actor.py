@@ -28,6 +28,7 @@ from edge import (
     budget_db,
     coupon_ops,
     gs1_scan,
+    limit_ops,
     markdowns_api,
     markdowns_db,
     picking_db,
@@ -47,7 +48,7 @@ from edge.stocktake_ops import StocktakeOps
 from edge.store_db import StoreDb
 from protocol import phones
 from protocol.barcodes import DEFAULT_LAYOUTS
-from protocol.budget_messages import BudgetAllowanceGranted
+from protocol.budget_messages import BudgetAllowanceGranted, BudgetShareReclaimed
 from protocol.errors import ProtocolError
 from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested
 from protocol.lots import chain_day
@@ -139,6 +140,7 @@ class StoreActor(BackRoom):
             versions = [int(await self.db.get_meta(f"{key}_version") or 0) for key in ("catalogue", "rule_book")]
             self.books = Books(parsed, book, versions[0], versions[1])
             await self._budgets()
+            await self._gift_stock()
 
     async def _budgets(self) -> None:
         """What the tills may still give under capped rules: this store's shares left (edge/core/budget_allowance.py)."""
@@ -174,7 +176,13 @@ class StoreActor(BackRoom):
             await self._budgets()
         if moved := restock_db.moved_skus(outcome.effects):
             await self._restock(moved)
+        if set(moved) & gift_skus(self.books) or any(isinstance(a, UseBooks) for a in outcome.after):
+            await self._gift_stock()  # the cart view says which gifts cannot be given (edge/core/gifts.py)
         return outcome.reply
+
+    async def _gift_stock(self) -> None:
+        levels = await self.db.stock_levels(gift_skus(self.books))
+        self.books = replace(self.books, gift_stock={sku: lv.on_hand for sku, lv in levels.items()})
 
     async def _restock(self, skus: list[str]) -> None:
         """A restock alert raised or cleared for each SKU whose projected stock or point changed (edge.core.restock),
@@ -248,10 +256,14 @@ class StoreActor(BackRoom):
             what = f"phone {phones.masked(phone)}" if phone else f"member_code {member_code}"
             raise Refused(404, f"no member with {what} in this store's member cache")
         coupon_ops.member_changed(self, self._cart(lane), member)  # another member: the coupons held go back
+        await limit_ops.identified(self, self._cart(lane))  # this store's counts of their limited rules' uses
         return self._priced(lane)
 
     async def _coupon(self, action: str, **kw):  # scanned coupons and the members' snapshots: edge/coupon_ops.py
         return await coupon_ops.run(self, action, **kw)
+
+    async def _member_limits(self, lane: str, answer) -> dict:  # the cloud's count of the member's uses
+        return await limit_ops.answered(self, lane, answer)
 
     async def _cart_view(self, lane: str) -> dict:
         return self._priced(lane)
@@ -274,6 +286,7 @@ class StoreActor(BackRoom):
         unused = await coupon_ops.run(self, "check_pay", lane=lane)  # offline ones within the allowance; unused holds
         if cart.member is not None:  # the unsettled spends as they are now, not when the member was identified
             cart.member = await self.db.member(member_id=cart.member.member_id) or cart.member
+            await limit_ops.refresh(self, cart)  # another lane may have sold to the member meanwhile
         skus = {line.sku for line in cart.lines} | gift_skus(self.books)  # a gift leaves stock with the sale
         levels = await self.db.stock_levels(skus)
         lots = {sku: await self.db.lot_levels(sku) for sku in skus}  # named lots: capped
@@ -393,6 +406,9 @@ class StoreActor(BackRoom):
         if isinstance(message, BudgetAllowanceGranted):  # a share of a capped rule's budget (edge.core.budget_allowance)
             granted: str = await self._execute(budget_allowance.apply_grant(message))
             return granted
+        if isinstance(message, BudgetShareReclaimed):  # the unused share taken back: the till stops using it
+            reclaimed: str = await self._execute(budget_allowance.apply_reclaim(message))
+            return reclaimed
         if isinstance(message, ReorderPointsSet):  # HQ's restock points (edge.core.restock)
             points = await restock_db.apply_points(self.db, message, self._moment().wall_ms, self.store_id)
             applied: str = await self._execute(points)

@@ -446,7 +446,13 @@ EDGE_EVENTS: tuple[type[Message], ...] = (
     StaffDelivery, GoodsReturned, AfterSalesDecided, PickingStarted, OrderPicked, GoodsReceived, ShrinkageRecorded,
     StocktakePosted, *EDGE_TRANSFER_EVENTS,
 )
-from protocol.budget_messages import BudgetAllowanceGranted, BudgetUsed  # noqa: E402 - likewise
+from protocol.budget_messages import (  # noqa: E402 - likewise
+    BudgetAllowanceGranted,
+    BudgetShareReclaimed,
+    BudgetUsed,
+    MemberLimitsAnswered,
+    MemberLimitsRequested,
+)
 from protocol.escrow_messages import AllocationSet, EscrowBorrowAnswered, EscrowBorrowRequested  # noqa: E402 - likewise
 from protocol.restock_messages import ReorderPointsSet, RestockAlerted, RestockCleared  # noqa: E402 - likewise
 
@@ -454,11 +460,13 @@ EDGE_EVENTS += (RestockAlerted, RestockCleared, BudgetUsed)
 from protocol.points_messages import POINTS_REQUESTS  # noqa: E402 - likewise
 
 REQUESTS: tuple[type[Message], ...] = (HoldRequested, HoldReleased, HoldAnswered, EscrowBorrowRequested,
-                                       EscrowBorrowAnswered, *POINTS_REQUESTS)
+                                       EscrowBorrowAnswered, *POINTS_REQUESTS, MemberLimitsRequested,
+                                       MemberLimitsAnswered)
 CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, EscrowReclaimed, CatalogueUpdated,
                                               RuleBookUpdated, MemberUpdated, BusinessAck, DeliveryReturned,
                                               AfterSalesRequested, AllocationSet, ReorderPointsSet,
-                                              BudgetAllowanceGranted, *CLOUD_TRANSFER_MESSAGES)
+                                              BudgetAllowanceGranted, BudgetShareReclaimed,
+                                              *CLOUD_TRANSFER_MESSAGES)
 from protocol.coupon_messages import COUPON_REQUESTS, EDGE_COUPON_EVENTS  # noqa: E402 - likewise
 
 EDGE_EVENTS += EDGE_COUPON_EVENTS

@@ -147,6 +147,10 @@ PATHS = {
                               ("200", "version and rules"), {"401": NO_SESSION}, operator=True)},
     "/promotion-budgets": {"get": _op("Budget-capped and per-member-limited rules: cap, used, left, stores' shares "
                                       "(any operator)", ("200", "budgets"), {"401": NO_SESSION}, operator=True)},
+    "/promotion-budgets/limit-conflicts": {"get": _op("Till sales past a member's per-member limit, newest first "
+                                                      "(?store_id=; a store manager: own store)",
+                                                      ("200", "conflicts"), {"401": NO_SESSION}, operator=True,
+                                                      query=("store_id",))},
     "/stores/{store_id}": {"put": _op("Add or change a store (hq_admin, or the manager of this store); audited",
                                       ("200", "the new world version"),
                                       {"401": NO_SESSION, "403": ROLE + " or another store", "422": "invalid store"},

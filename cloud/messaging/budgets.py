@@ -17,6 +17,8 @@ Guarantees:
   batch that reported it; any store the bridge hears from is checked at most every `CHECK_EVERY_MS` for a capped
   rule it holds no share of (a new book, a new store).
 - The grant message carries the TOTAL share: duplicates and reordering are harmless at the store.
+- Unused shares are taken back (the rule ended, was withdrawn or changed, or the share sat idle) with the same
+  checks: cloud/messaging/budget_reclaims.py.
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ import functools
 import hashlib
 import logging
 
-from actors.promotion_budgets import GrantShare, StoreUsed
-from cloud.messaging import to_stores
+from actors.promotion_budgets import GrantShare, MemberUse, StoreUsed, TillMemberUses
+from cloud.messaging import budget_reclaims, to_stores
 from protocol.budget_messages import BudgetAllowanceGranted, BudgetUsed
 from protocol.ids import derived_id
 
@@ -40,6 +42,7 @@ class StoreBudgets:
         self.cloud = cloud
         self.checked: dict[str, int] = {}  # store -> when its shares were last checked (this process)
         self._task: asyncio.Task | None = None  # the heartbeats' background check
+        self.reclaims_due: set[str] = set()  # stores whose unused shares are to be checked for taking back
 
     async def apply(self, event: BudgetUsed) -> None:
         """One till sale's uses debited from its store's share: the bridge's actor-effects step, before the batch's
@@ -52,6 +55,16 @@ class StoreBudgets:
             if r.settled.get("over_fen"):
                 log.warning("store %s gave %s fen of rule %s past its share (sale %s)", event.store_id,
                             r.settled["over_fen"], u.rule_id, event.sale_id)
+        if event.member_uses:  # the member's one chain-wide count; past the limit: a conflict the operator sees
+            r = await budgets.send(TillMemberUses(
+                id=derived_id(event.event_id, "member-uses"), store=event.store_id, sale_id=event.sale_id,
+                member=event.member_id, offline=event.offline,
+                uses=tuple(MemberUse(rule_id=u.rule_id, per_member_limit=u.per_member_limit)
+                           for u in event.member_uses)))
+            for c in r.settled.get("conflicts", ()) or ():
+                log.warning("store %s: member %s used rule %s %d times, past its limit of %d (sale %s, %s)",
+                            c["store"], c["member"], c["rule_id"], c["uses"], c["limit"], c["sale_id"],
+                            "offline" if c["offline"] else "online")
 
     @staticmethod
     def rows(events: list) -> list[tuple]:
@@ -75,6 +88,7 @@ class StoreBudgets:
             touched = {(e.store_id, u.rule_id) for e in new if isinstance(e, BudgetUsed) for u in e.uses}
             for store in {e.store_id for e in new}:
                 touched.update(self._due(store))
+            await self._reclaim_due()
             for store, rule_id in sorted(touched):
                 await self.top_up(store, rule_id)
         except Exception:  # noqa: BLE001 - the uses are applied; a top-up is retried with the next batch or heartbeat
@@ -86,7 +100,14 @@ class StoreBudgets:
         if now - self.checked.get(store, 0) < CHECK_EVERY_MS or store not in self.cloud.world.stores:
             return set()
         self.checked[store] = now
+        self.reclaims_due.add(store)  # its unused shares checked too (cloud/messaging/budget_reclaims.py)
         return {(store, r.id) for r in self.cloud.world.rule_book.rules if r.budget_fen}
+
+    async def _reclaim_due(self) -> None:
+        while self.reclaims_due:
+            store = min(self.reclaims_due)
+            await budget_reclaims.check(self.cloud, store)  # raises: checked again at its next heartbeat
+            self.reclaims_due.discard(store)
 
     def heard(self, store: str) -> None:
         """A store's heartbeat: its shares are checked in the background when due (the heartbeat path never
@@ -94,11 +115,12 @@ class StoreBudgets:
         if self._task is not None and not self._task.done():
             return  # one check at a time; this store is due again at its next heartbeat
         due = self._due(store)
-        if due:
+        if due or self.reclaims_due:
             self._task = asyncio.create_task(self._top_up_all(due))
 
     async def _top_up_all(self, pairs: set[tuple[str, str]]) -> None:
         try:
+            await self._reclaim_due()
             for store, rule_id in sorted(pairs):
                 await self.top_up(store, rule_id)
         except Exception:  # noqa: BLE001 - checked again at the store's next heartbeat after CHECK_EVERY_MS
@@ -115,6 +137,9 @@ class StoreBudgets:
         budgets = self.cloud.actors.budgets
         view = (await budgets.budgets([rule_id]))[rule_id]
         share, used = view["shares"].get(store, 0), view["store_used"].get(store, 0)
+        if budget_reclaims.regrant_blocked(rule, {"reclaimed": view.get("reclaimed", {}).get(store)},
+                                           self.cloud.now_ms()):
+            return int(share)  # ended, or taken back as idle a while ago: no new share now
         step = max(rule.budget_fen * SHARE_BP // 10_000, 1)
         if share and share - used > step // 2:
             return int(share)

@@ -24,7 +24,17 @@ from actors.member_ledger import (
     TopUp,
 )
 from actors.order_router import BookSlot, NearbyQuery, PickupPlanQuery, PlanQuery, ReleaseSlot, UpsertStore
-from actors.promotion_budgets import BudgetsQuery, Consume, GiveBack, GrantShare, StoreUsed
+from actors.promotion_budgets import (
+    BudgetsQuery,
+    Consume,
+    GiveBack,
+    GrantShare,
+    LimitConflictsQuery,
+    ReclaimShare,
+    StoreSharesQuery,
+    StoreUsed,
+    TillMemberUses,
+)
 from actors.stock_blocks import Carve, Uncarve
 from actors.stock_pool import (
     AvailabilityQuery,
@@ -47,7 +57,7 @@ StockPoolCommand = (Grant | Reclaim | SetRatio | ReportOnHand | Reserve | Confir
                     | Uncarve)
 MemberLedgerCommand = TopUp | Spend | RecordSpend | Refund | RedeemPoints | GrantPoints | Hold | Capture | Release
 RouterCommand = UpsertStore | BookSlot | ReleaseSlot
-BudgetCommand = Consume | GiveBack | GrantShare | StoreUsed
+BudgetCommand = Consume | GiveBack | GrantShare | StoreUsed | ReclaimShare | TillMemberUses
 REGISTRY_TIMEOUT_S = 3.0
 
 
@@ -150,6 +160,14 @@ class PromotionBudgetsClient:
     async def audit(self) -> list[str]:
         problems: list[str] = await self.calls.ask(self.name, AuditQuery())
         return problems
+
+    async def store_shares(self, store: str) -> dict[str, dict]:
+        found: dict[str, dict] = await self.calls.ask(self.name, StoreSharesQuery(store=store))
+        return found
+
+    async def limit_conflicts(self, store: str = "", limit: int = 200) -> list[dict]:
+        found: list[dict] = await self.calls.ask(self.name, LimitConflictsQuery(store=store, limit=limit))
+        return found
 
 
 class FlashSaleClient:

@@ -74,8 +74,8 @@ class MemberPricing:
         return level if level and level != "regular" else None
 
     async def with_level(self, member: str, base: PricingContext, budgets: bool = False) -> PricingContext:
-        """`base` with the member's level. `budgets=False` (a pre-sale, which holds no stock and consumes nothing):
-        every capped rule at 0, since only `price` consumes budgets and only it may give what they cap.
+        """`base` with the member's level. `budgets=False`: every capped rule at 0, since only `price` (orders and
+        pre-sales) consumes budgets and only it may give what they cap.
         `budgets=True` (an order's coupon preview): the capped rules with what the actor says is left now (its
         read-only view, nothing consumed), so a coupon on a budget-capped rule can be seen to apply."""
         capped = capped_rules(self.cloud.world.rule_book.rules)

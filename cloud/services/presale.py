@@ -11,6 +11,9 @@ Guarantees:
   its stock arrives, only its place in the slot (which must start no earlier than the due day), and carries the
   `presale` note on its timeline. An unpaid one expires like any order; cancelling or expiring it gives back only
   its slot (its allocation names its store with no reservation), and a paid one is refunded by the existing saga.
+- It is priced like an order (`MemberPricing.price`): the member's level and the chain's budget-capped rules and
+  per-member limits, consumed in the PromotionBudgets actor under its order id; expiring, cancelling or ending
+  overdue gives them back (`give_back`, once).
 - It takes coupons like any order (`cloud/services/presale_coupons.py`): checked, priced with, reserved with the
   order, redeemed when it is paid, back in the wallet when it expires, is cancelled or is ended overdue.
 - When a store's escrow grows (a receiving granted it: the bridge calls `allocate` after applying the batch; a
@@ -109,9 +112,10 @@ class Presales:
         await cloud.db.execute("update orders set allocation = $2, slot_start_ms = $3, updated_ms = $4 "
                                "where order_id = $1 and status = 'pending'", order_id, json.dumps({store: []}),
                                slot_ms, cloud.now_ms())
-        # the one pricing of online orders, at the member's level (capped rules are consumed only by orders that
-        # hold their stock now), with the order's coupons (`presale_coupons`); they are held before the slot is
-        # booked: a refusal from here on rejects the order, and its codes go back (`Orders.place`)
+        # the one pricing of online orders, at the member's level, with the chain's capped rules (consumed under
+        # the order id like an order's, given back when it expires, is cancelled or ends overdue) and with the
+        # order's coupons (`presale_coupons`), held before the slot is booked: a refusal from here on rejects the
+        # order, and its codes and budget uses go back (`Orders.place`)
         priced, coupons = await presale_coupons.priced(orders, req, member, order_id, store)
         booked = await cloud.actors.router.send(BookSlot(id=f"slot:presale:{order_id}:{store}", store=store,
                                                          slot_start_ms=slot_ms, order_id=order_id))
@@ -243,6 +247,7 @@ class Presales:
             log.warning("pre-sale order %s: %s; cancelled and refunded", r["order_id"], reason)
             await self.orders.payments.refund(r["order_id"])
             await self.orders.coupons.settle(r["order_id"])  # the coupons it redeemed back in the wallet
+            await self.orders.member_pricing.give_back(r["order_id"])  # its capped rules' uses back to the budgets
             await self.orders.release_slots(await cloud.db.fetchrow("select * from orders where order_id = $1",
                                                                     r["order_id"]))
             ended += 1

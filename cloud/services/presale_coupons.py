@@ -6,32 +6,35 @@ Guarantees:
   order, valid online at the pre-sale's store now; another member's, a redeemed or reserved one, one outside its
   channel, store or window are refused with the reason) and each must give its discount on the order as priced
   (`Coupons.unused`), before anything is held.
-- The order is priced once, with the coupons and the member's level; capped rules are at 0 (a pre-sale consumes no
-  budget: `MemberPricing.with_level`), so a coupon of a budget-capped rule is refused with the reason.
+- The order is priced like any order (`MemberPricing.price`): the coupons, the member's level and the chain's
+  budget-capped rules, consumed under its order id; a code the real pricing does not use goes back to the wallet
+  (`Coupons.release_unused`) and the answer says so.
 - The codes are reserved for the order all or none (`Coupons.hold`) before its slot is booked; from then on they
   follow the order like any order's (`Coupons.settle`): redeemed when it is paid, issued again when it is rejected,
   expires or is cancelled unpaid, given back when a paid pre-sale is cancelled (by its customer, or ended overdue).
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from cloud.services.coupons import Accepted
-from cloud.services.verdicts import Refusal
 
 
 async def priced(orders, req, member: str, order_id: str, store: str) -> tuple[dict[str, Any], list[Accepted]]:
-    """The pre-sale priced with its accepted coupons, which are now reserved for it; or a Refusal naming the code
-    and why (nothing held)."""
+    """The pre-sale priced with its accepted coupons, which are now reserved for it, and the chain's capped rules
+    consumed under its order id (`MemberPricing.price`); or a Refusal naming the code and why (nothing held)."""
     coupons = await orders.coupons.check(req.coupons, member, store, order_id)
-    ctx = await orders.member_pricing.with_level(member, orders._context(req, store, coupons))  # noqa: SLF001
-    result = orders._price(req, store, ctx)  # noqa: SLF001
-    if coupons:
-        capped = {b.rule_id for b in ctx.budgets_left}  # each at 0 here: a pre-sale spends no promotion budget
-        for c in coupons:
-            if c.rule_id in capped and c.rule_id not in result["coupons_used"]:
-                reason = "its promotion has a budget, and a pre-sale spends none: order it without this coupon"
-                raise Refusal("coupon", f"coupon {c.code}: {reason}", coupon=c.code, reason=reason)
-        orders.coupons.unused(coupons, result["coupons_used"])  # each must give its discount
+    if coupons:  # each must give its discount, priced with what the budgets have left now (read, not consumed)
+        preview = await orders.member_pricing.with_level(member, orders._context(req, store, coupons),  # noqa: SLF001
+                                                          budgets=True)
+        orders.coupons.unused(coupons, orders._price(req, store, preview)["coupons_used"])  # noqa: SLF001
         await orders.coupons.hold(order_id, member, store, coupons)  # all codes or none, atomically
-    return result, coupons
+    result = await orders.member_pricing.price(member, order_id, orders._context(req, store, coupons),  # noqa: SLF001
+                                               functools.partial(orders._price, req, store))  # noqa: SLF001
+    # the real pricing (with the budgets actually left) may not use a code the preview used: it goes back
+    not_applied = await orders.coupons.release_unused(order_id, coupons, result["coupons_used"])
+    if not_applied:
+        result["coupons_not_applied"] = not_applied
+    let_go = {n["code"] for n in not_applied}
+    return result, [c for c in coupons if c.code not in let_go]

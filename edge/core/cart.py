@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from edge.core import gifts, member_limits
+from edge.core.member_limits import MemberLimits
 from edge.core.outcome import Refused
 from edge.core.state import Books, Member
 from protocol.barcodes import GtinScan, VariableMeasureLayout, parse_scan
@@ -47,6 +49,14 @@ class Cart:
     # Idempotency-Key of each scan added -> its SKU: a till that retries a scan whose answer it lost (a timeout, a
     # 503) adds nothing the second time; a pay never adds lines, so a scan-and-pay retry loop cannot grow the cart
     keys: dict[str, str] = field(default_factory=dict)
+    limits: MemberLimits | None = None  # the member's uses of per-member-limited rules (edge/core/member_limits.py)
+    limit_notes: list[dict] = field(default_factory=list)  # why a limited rule did not apply (set by `price`)
+
+    def member_limits(self) -> MemberLimits | None:
+        """The limits known for the cart's member (None: no member, or none loaded for this member)."""
+        if self.member is None or self.limits is None or self.limits.member_id != self.member.member_id:
+            return None
+        return self.limits
 
     def scanned(self, key: str | None) -> str | None:
         """The SKU a scan with this Idempotency-Key added to this cart (None: not seen, or no key)."""
@@ -136,8 +146,15 @@ def price(cart: Cart, books: Books, store_id: str, now_ms: int) -> PricedBasket:
                          coupons=tuple(c.rule_id for c in cart.coupons),  # held for the cart, or known offline
                          # a new-member coupon is issued to new members only (as orders' `_context` online)
                          new_member=any(getattr(r, "new_member_only", False) for r in rules),
-                         budgets_left=books.budgets_left)  # capped rules: within this store's offline share
-    return price_basket(books.catalogue, books.rule_book, cart.basket, ctx)
+                         budgets_left=books.budgets_left,  # capped rules: within this store's offline share
+                         gifts_out=gifts.out_of_stock(books, books.gift_stock, cart.lines))  # not given: none here
+    why = member_limits.blocked(books.rule_book, cart.member_limits())  # limited rules the member may not use
+    priced = price_basket(books.catalogue, books.rule_book, cart.basket,
+                          replace(ctx, budgets_left=member_limits.with_blocked(ctx.budgets_left, why)))
+    # the cart says which limited rule would have applied, and why it did not (priced again without the blocks)
+    cart.limit_notes = member_limits.notes(why, price_basket(books.catalogue, books.rule_book, cart.basket, ctx)
+                                           ) if why else []
+    return priced
 
 
 def cart_json(cart: Cart, priced: PricedBasket) -> dict:
@@ -153,6 +170,8 @@ def cart_json(cart: Cart, priced: PricedBasket) -> dict:
             "applied_rules": [{"rule_id": a.rule_id, "name": a.name, "saving_fen": a.saving_fen} for a in priced.applied],
             "almost": [n.message for n in priced.near_misses],
             "gifts": [{"sku": g.sku, "name": g.name, "qty": g.qty} for g in priced.gifts],
+            "gifts_out_of_stock": gifts.missing_json(priced),
+            "limits": cart.limit_notes,  # limited rules that did not apply, and why
             "subtotal_fen": priced.subtotal_fen, "discount_fen": priced.discount_fen, "total_fen": priced.total_fen,
             "member": cart.member.as_json() if cart.member else None,
             "coupons": [{"code": c.code, "rule_id": c.rule_id, "offline": not c.hold_id,

@@ -15,9 +15,9 @@ sale says it was offline. Either way the spend counts as unsettled at this store
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from edge.core import coupons, escrow, tickets
+from edge.core import coupons, escrow, member_limits, tickets
 from edge.core.budget_allowance import sale_uses
 from edge.core.cart import Cart, price
 from edge.core.gifts import gift_lines
@@ -213,6 +213,8 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     if not cart.lines:
         raise Refused(409, "the cart is empty")
     now_ms = stamp.moment.wall_ms
+    # the gifts as stocked now (the levels read for this sale), not as the cart view last saw them
+    books = replace(books, gift_stock={sku: level.on_hand for sku, level in levels.items()})
     priced = price(cart, books, till.store_id, now_ms)
     total = priced.total_fen
     paid, change, offline = settle(request, total, cart, till, sale_id)
@@ -229,7 +231,11 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     effects += sold_stock(lines, levels, sale_id, stamp, tuple(line.lot for line in cart.lines), lot_levels)
     effects += coupons.redemptions(cart.coupons, priced, stamp, sale_id, request.lane, member_id,
                                    str(chain_day(now_ms)))  # the cart's coupons its rules applied: redeemed
-    effects += sale_uses(priced, books.rule_book, sale_id, stamp)  # capped rules: from this store's share
+    # capped rules from this store's share; limited rules counted for the member chain-wide (edge/core/member_limits)
+    limits, used = cart.member_limits(), member_limits.member_uses(priced, books.rule_book) if member_id else ()
+    no_answer = limits is None or limits.offline  # the till sold without the cloud's count of the member's uses
+    effects += sale_uses(priced, books.rule_book, sale_id, stamp, member_id or "", no_answer, used)
+    effects += member_limits.recorded(used, member_id or "", no_answer, sale_id, str(chain_day(now_ms)), now_ms)
     if member_id:
         effects += [AddUnsettled(member_id, p.amount_fen, p.reference, offline) for p in paid
                     if p.method == "stored_value"]

@@ -3,7 +3,7 @@ numbers outgoing events (sequence, ids and time are handed to it; it reads no cl
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -58,6 +58,8 @@ class Books:
     # what the tills may still give under each budget-capped rule: this store's offline share left (0 without one),
     # set by the store actor from its allowances (edge/core/budget_allowance.py); () before it is first set
     budgets_left: tuple[BudgetLeft, ...] = ()
+    # the gift SKUs' on-hand stock as the store actor last read it (edge/core/gifts.py); None: not read
+    gift_stock: Mapping[str, int] | None = None
 
     def product(self, sku: str) -> Product | None:
         return self.catalogue.by_sku.get(sku) if self.catalogue is not None else None

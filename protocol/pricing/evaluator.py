@@ -75,6 +75,7 @@ class PricingContext:
     coupons: tuple[str, ...] = ()  # coupon rule ids the member holds (the ledger checked they are unused)
     formed_groups: tuple[str, ...] = ()  # group-buy rule ids whose group formed for this member
     budgets_left: tuple[BudgetLeft, ...] = ()  # for budget-capped rules; absent means the full budget
+    gifts_out: tuple[str, ...] = ()  # gift SKUs the seller has none of: their gift rules give nothing
 
 
 @dataclass(slots=True)
@@ -130,6 +131,7 @@ class PricedBasket:
     total_fen: int
     coupons_used: list[str]
     rule_book_version: int
+    gifts_missing: list[GiftLine] = field(default_factory=list)  # reached, but the gift is out of stock
 
     @property
     def discount_fen(self) -> int:
@@ -144,7 +146,8 @@ class _Savings:
         self.left = {b.rule_id: b.fen for b in ctx.budgets_left}
 
     def cap(self, rule: Rule, saving: int) -> int:
-        if rule.budget_fen:
+        # a rule named in budgets_left is held to it even without a fen cap: a per-member limit used up is 0 left
+        if rule.budget_fen or rule.id in self.left:
             left = self.left.get(rule.id, rule.budget_fen) - self.by_rule.get(rule.id, 0)
             saving = min(saving, max(left, 0))
         return saving
@@ -324,10 +327,12 @@ def _apply_basket_rules(rules: ActiveRules, ctx: PricingContext, savings: _Savin
     return coupons_used
 
 
-def _give_gifts(catalogue: Catalogue, rules: ActiveRules, savings: _Savings, basket: _Basket,
-                near: list[NearMiss]) -> list[GiftLine]:
+def _give_gifts(catalogue: Catalogue, rules: ActiveRules, ctx: PricingContext, savings: _Savings, basket: _Basket,
+                near: list[NearMiss], missing: list[GiftLine]) -> list[GiftLine]:
     gifts: list[GiftLine] = []
-    for r in _best_per_group(rules.gifts, lambda r: catalogue.get(r.gift_sku).price_fen * r.gift_qty):
+    # a gift the seller has none of is not a candidate: another gift of its exclusive group may be given instead
+    in_stock = [r for r in rules.gifts if r.gift_sku not in ctx.gifts_out]
+    for r in _best_per_group(in_stock, lambda r: catalogue.get(r.gift_sku).price_fen * r.gift_qty):
         eligible = basket.eligible_fen(r)
         gift = catalogue.get(r.gift_sku)
         if eligible >= r.spend_fen:
@@ -337,6 +342,11 @@ def _give_gifts(catalogue: Catalogue, rules: ActiveRules, savings: _Savings, bas
                 savings.add(r, value)
         elif eligible:
             _near(r, r.spend_fen - eligible, r.spend_fen, f"a free {gift.name}", near)
+    given_groups = {r.group for r in rules.gifts if r.group and any(g.rule_id == r.id for g in gifts)}
+    for r in rules.gifts:  # reached but out of stock, and no other gift of its group given: the seller says so
+        if r.gift_sku in ctx.gifts_out and basket.eligible_fen(r) >= r.spend_fen and r.group not in given_groups:
+            gift = catalogue.get(r.gift_sku)
+            missing.append(GiftLine(r.id, gift.sku, gift.name, r.gift_qty, 0))
     return gifts
 
 
@@ -354,7 +364,8 @@ def price_basket(catalogue: Catalogue, book: RuleBook, lines: list[BasketLine] |
     member_saving = _price_lines(catalogue, rules, [lines[i] for i in order], ctx, savings, basket,
                                  book.utc_offset_minutes)
     coupons_used = _apply_basket_rules(rules, ctx, savings, basket, near)
-    gifts = _give_gifts(catalogue, rules, savings, basket, near)
+    missing: list[GiftLine] = []
+    gifts = _give_gifts(catalogue, rules, ctx, savings, basket, near, missing)
 
     applied = [AppliedRule(f"member-price:{ctx.member_level}", "member_price", f"{ctx.member_level} member price",
                            member_saving)] if member_saving else []
@@ -363,4 +374,4 @@ def price_basket(catalogue: Catalogue, book: RuleBook, lines: list[BasketLine] |
                 else AppliedRule(rid, Markdown.TYPE, rid, fen) for rid, fen in savings.by_rule.items() if fen > 0]
     in_input_order = [pl for _, pl in sorted(zip(order, basket.lines, strict=True), key=lambda pair: pair[0])]
     return PricedBasket(in_input_order, applied, near, gifts, sum(pl.list_fen for pl in basket.lines),
-                        sum(pl.amount_fen for pl in basket.lines), coupons_used, book.version)
+                        sum(pl.amount_fen for pl in basket.lines), coupons_used, book.version, missing)

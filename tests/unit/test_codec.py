@@ -122,6 +122,11 @@ def messages(draw, cls):
     if cls.KIND == "budget.used":  # each capped rule once, each use worth something
         body["uses"] = tuple({"rule_id": f"R{n}", "fen": draw(st.integers(1, 10**6))}
                              for n in range(draw(st.integers(1, 3))))
+        body["member_uses"] = tuple({"rule_id": f"L{n}", "per_member_limit": draw(st.integers(1, 5))}
+                                    for n in range(draw(st.integers(0, 2))))
+        body["member_id"] = draw(st.sampled_from(("", "M1"))) if not body["member_uses"] else "M1"
+    if cls.KIND == "budget.reclaimed":  # one of the reasons a share is taken back
+        body["reason"] = draw(st.sampled_from(("ended", "withdrawn", "changed", "idle")))
     try:
         return codec.decode(msgpack.packb({**body, "kind": cls.KIND, "schema_version": cls.SCHEMA_VERSION}))
     except ProtocolError:

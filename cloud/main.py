@@ -96,6 +96,7 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
     """Run until `stop` is set (SIGINT/SIGTERM set it). `secret_env`: key settings made here (the master secret), given
     to this process's services and the API workers only, not to this process's environment (which Ray inherits).
     `keep_dir`: where a generated first admin's password is kept (default: `state_dir()`)."""
+    from cloud.http import metrics
     from cloud.keys import KeyRing
     from cloud.runtime.hosting import ensure_ray
     from cloud.wiring import start_services
@@ -113,6 +114,7 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
                                     background=True, explicit_world=bool(world), keys=KeyRing.from_env(env))
     created, generated = await services.operators.bootstrap_admin(env.get("FRESHMESH_ADMIN_PASSWORD") or None)
     workers_env = {k: v for k, v in env.items() if k != "FRESHMESH_ADMIN_PASSWORD"}  # used above, needed nowhere else
+    workers_env[metrics.MULTIPROC_ENV] = str(metrics.prepare_dir(metrics.run_dir(keep_dir)))  # summed by /metrics
     api = subprocess.Popen(api_command(http_port, workers), env={**workers_env, "FRESHMESH_BACKGROUND": "0"})
     password_file = keep_admin_password(keep_dir or state_dir(), generated) if generated else None
     for line in startup_lines(http_port, created, password_file):
@@ -140,28 +142,38 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
+    from cloud.cli_help import cloud_epilog
+    parser.epilog = cloud_epilog()
+    parser.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT, help="the HTTP API's port")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes for the HTTP API")
     parser.add_argument("--world", default=None, help="world file (stores, catalogue, rule book); default: shipped")
     parser.add_argument("--workdir", default=None,
                         help="keep the embedded servers' data (and the secret key made for it) here; default: a "
                              "temporary dir removed at stop")
+    parser.add_argument("--access-log", action="store_true", help="one JSON log line per HTTP request (method, path, "
+                        "status, duration, request id), on the freshmesh.access logger")
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m cloud`: the same as `freshmesh cloud`."""
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m cloud", description=__doc__.splitlines()[0])
+
+    from cloud.cli_help import HelpFormatter, add_version
+    parser = argparse.ArgumentParser(prog="python -m cloud", description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
+    add_version(parser)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 
 
 def run(args) -> int:
     from cloud.embedded import EmbeddedStack, redacted
+    from cloud.logs import configure
     from protocol.errors import ProtocolError
     from protocol.roles import check_password
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure()  # JSON lines, rate-limited repeats (cloud/logs.py)
+    if getattr(args, "access_log", False):
+        os.environ["FRESHMESH_ACCESS_LOG"] = "1"  # the API workers' access log (cloud/http/middleware.py)
     if os.environ.get("FRESHMESH_ADMIN_PASSWORD"):  # said before anything starts, not after a minute of start-up
         try:
             check_password(os.environ["FRESHMESH_ADMIN_PASSWORD"])

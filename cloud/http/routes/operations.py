@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import asyncio
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
+from cloud.http import metrics as exported
 from cloud.http.openapi import openapi_document
 from cloud.http.operators import require_operator
+from cloud.logs import version
 from cloud.services import order_book
 from protocol.clock import parse_rfc3339
 
@@ -30,11 +31,12 @@ def routes(services) -> list[tuple]:
         except Exception as exc:  # noqa: BLE001
             checks["actors"] = f"down: {type(exc).__name__}"
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks, "worker": services.worker_id},
+        return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks, "worker": services.worker_id,
+                             "version": version()},
                             status_code=200 if ok else 503)
 
     async def metrics(request):
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(exported.exposition(await exported.gather(services)), media_type=exported.MEDIA_TYPE)
 
     async def openapi(request):
         return JSONResponse(openapi_document())

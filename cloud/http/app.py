@@ -74,6 +74,7 @@ def create_app() -> RequestContext:
     """uvicorn --factory cloud.http.app:create_app; configured by NATS_URL, DATABASE_URL, RAY_ADDRESS,
     FRESHMESH_WORLD, FRESHMESH_BACKGROUND (1 in exactly one worker) and the keys
     (FRESHMESH_SECRET_KEY, FRESHMESH_PII_KEYS, FRESHMESH_STORE_SECRET: cloud/keys.py)."""
+    from cloud.http import db_watch
     from cloud.http.metrics import worker_exited
     from cloud.logs import configure
     from cloud.runtime.shard_map import ShardConfig
@@ -88,10 +89,12 @@ def create_app() -> RequestContext:
             ShardConfig(), background=os.environ.get("FRESHMESH_BACKGROUND") == "1")
         app.router.routes[:] = build_routes(services)
         fast.services = services
+        db_watch.current = db_watch.DbWatch(os.environ["DATABASE_URL"]).start()  # a frozen PostgreSQL: 503 in ~2 s
         try:
             yield
             await services.stop()
         finally:
+            await db_watch.current.stop()
             worker_exited()
 
     configure(default_level="WARNING")  # this worker's log lines: JSON with the request id (cloud/logs.py)

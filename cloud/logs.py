@@ -88,8 +88,10 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}  # key -> (last let through, held back since)
         self._lock = threading.Lock()  # handlers are called from any thread (Ray's, asyncio's executor)
 
+    EXEMPT = ("freshmesh.access",)  # one line per request is the point of an access log: never held back
+
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.window_s <= 0:
+        if self.window_s <= 0 or record.name in self.EXEMPT:
             return True
         key = (record.name, record.levelno, str(record.msg))
         now = self.clock()

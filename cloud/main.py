@@ -134,6 +134,7 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
                 api.wait(15)
             except subprocess.TimeoutExpired:
                 api.kill()
+        metrics.remove_dir(workers_env[metrics.MULTIPROC_ENV])  # this run's worker metric files go with it
         try:  # the servers may already be gone (their launcher was killed): stopping must not hang on them
             await asyncio.wait_for(services.stop(), STOP_TIMEOUT_S)
         except TimeoutError:

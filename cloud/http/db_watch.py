@@ -86,6 +86,7 @@ class DbWatch:
 current: DbWatch | None = None  # this worker's watch (set by the app's lifespan); None: not watched
 
 
+CANCEL_WAIT_S = 0.2  # how long a given-up request's clean-up is waited for before the client is answered
 GRACE_S = 0.5  # a request still running this long after the database was known down is given up
 UNWATCHED_ROUTES = ("/health", "/metrics", "/console", "/openapi.json")  # they say the database is down themselves
 
@@ -106,9 +107,9 @@ async def within_database(call, route: str):
             await asyncio.wait({task}, timeout=GRACE_S)
         if task.done():
             return task.result()
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # its end is retrieved, never logged
+        task.cancel()  # not awaited to the end: its clean-up (a pool release) may itself wait on the frozen server
+        await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
         raise HTTPProblem(503, f"PostgreSQL is not answering ({watch.why}); retry", "/problems/database-unavailable",
                           headers={"Retry-After": "2"})
     finally:

@@ -20,7 +20,8 @@ import os
 import shutil
 from pathlib import Path
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from cloud.http.domain_metrics import ScrapeInputs, families
 from cloud.logs import version
@@ -119,7 +120,9 @@ def exposition(inputs: ScrapeInputs) -> bytes:
     return own + generate_latest(domain)
 
 
-MEDIA_TYPE = CONTENT_TYPE_LATEST
+# The classic text format, which generate_latest writes and every Prometheus reads (prometheus_client's
+# CONTENT_TYPE_LATEST now names 1.0.0, whose escaping rules a scraper must then apply)
+MEDIA_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 
 def run_dir(keep_dir: Path | None) -> Path:
@@ -128,3 +131,9 @@ def run_dir(keep_dir: Path | None) -> Path:
     import tempfile
     base = keep_dir if keep_dir is not None else Path(tempfile.gettempdir()) / f"freshmesh-metrics-{os.getpid()}"
     return base / "prometheus" if keep_dir is not None else base
+
+
+def remove_dir(path: str) -> None:
+    """At a clean stop: the run's metric files (counters restart from zero with the next run, as Prometheus expects
+    of a restarted target)."""
+    shutil.rmtree(path, ignore_errors=True)

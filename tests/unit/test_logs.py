@@ -146,3 +146,20 @@ async def test_no_access_line_without_the_option():
 def test_version_is_the_installed_distributions():
     from importlib import metadata
     assert version() == metadata.version("freshmesh") and version()[0].isdigit()
+
+
+def test_the_access_log_is_never_rate_limited():
+    clock = Clock()
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RepeatFilter(60, clock))
+    log = logging.getLogger("freshmesh.access")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        for i in range(3):
+            log.info("%s %s %s", "GET", f"/p{i}", 200)
+    finally:
+        log.removeHandler(handler)
+    assert [line["msg"] for line in lines(out)] == ["GET /p0 200", "GET /p1 200", "GET /p2 200"]

@@ -134,15 +134,15 @@ def snapshot_families(snap: dict) -> list[Metric]:
     shortages = _gauge("freshmesh_shortages", "shortages raised: confirmed online units a store cannot hand over", [])
     shortages.add_metric([], float(len(snap.get("shortages") or [])))
     out.append(shortages)
-    audit = snap.get("audit")
+    audit = snap.get("audit")  # None until the first audit has run: the families are declared, without samples
+    violations = _gauge("freshmesh_audit_violations", "invariant violations found by the last audit", [])
+    unanswered = _gauge("freshmesh_audit_unanswered", "actors the last audit could not check", [])
+    checked = _gauge("freshmesh_audit_actors_checked", "actors the last audit checked", [])
     if audit is not None:
-        violations = _gauge("freshmesh_audit_violations", "invariant violations found by the last audit", [])
         violations.add_metric([], float(len(audit.get("violations") or [])))
-        unanswered = _gauge("freshmesh_audit_unanswered", "actors the last audit could not check", [])
         unanswered.add_metric([], float(len(audit.get("unanswered") or [])))
-        checked = _gauge("freshmesh_audit_actors_checked", "actors the last audit checked", [])
         checked.add_metric([], float(audit.get("actors") or 0))
-        out += [violations, unanswered, checked]
+    out += [violations, unanswered, checked]
     sources = _gauge("freshmesh_console_source_error", "1 for each source the console could not read", ["source"])
     for source in sorted(snap.get("errors") or {}):
         sources.add_metric([source], 1.0)

@@ -64,6 +64,11 @@ SNAPSHOT = obj(["at", "at_ms", "summary", "actors", "stores", "alerts"],  # clou
                            bridge=obj(["ok"], ok=BOOL, pending=INT, ack_pending=INT),
                            dead_letters=obj(["ok"], ok=BOOL, count=INT)))
 
+TOP_UP = obj(["top_up_id", "member_id", "amount_fen", "method", "state"],  # cloud/services/top_ups.py top_up_json
+             top_up_id=STR, member_id=STR, amount_fen=INT, method=STR, simulated=BOOL,
+             state=STR, pay=nullable({"type": "object"}),
+             provider_txn_id=nullable(STR), created_at=TIME, detail=STR, stored_value_fen=INT)
+
 # (path, method) -> the success answer's schema
 ANSWERS: dict[tuple[str, str], dict] = {
     ("/health", "get"): obj(["status", "checks", "worker", "version"], status={"enum": ["ok", "degraded"]},
@@ -90,6 +95,11 @@ ANSWERS: dict[tuple[str, str], dict] = {
     ("/flash-sales/{sale_id}", "get"): FLASH_SALE,
     ("/members/{member_id}", "get"): MEMBER,
     ("/me", "get"): MEMBER,
+    ("/auth/codes", "post"): obj(["phone", "expires_at"], phone=STR, expires_at=TIME),  # identity.request_code
+    ("/auth/sessions", "post"): obj(["token", "member_id", "registered", "expires_at"], token=STR,  # sign_in
+                                    member_id=STR, registered=BOOL, expires_at=TIME),
+    ("/members/{member_id}/top-ups", "post"): TOP_UP,
+    ("/members/{member_id}/top-ups/{top_up_id}", "get"): TOP_UP,
     ("/auth/passes", "post"): obj(["pass", "expires_at"], expires_at=TIME, **{"pass": STR}),
     ("/operator/sessions", "post"): obj(["token", "operator_id", "username", "role", "expires_at"], token=STR,
                                         operator_id=STR, username=STR, role=STR, store_id=nullable(STR),

@@ -34,8 +34,12 @@ async def _no_horizontal_overflow(page) -> None:
 
 
 async def _within_screen(page, selector: str) -> None:
-    box = await page.locator(selector).first.bounding_box()
-    assert box is not None, f"{selector} is not shown"
+    """Shown (laid out, not hidden), with some text, and inside the screen's width. Read in one go: the page
+    re-renders its tables every tick, so a handle taken first may be gone by the time it is measured."""
+    box = await page.evaluate("""(sel) => { const e = document.querySelector(sel);
+        if (!e || !e.offsetParent) return null; const r = e.getBoundingClientRect();
+        return {x: r.x, width: r.width, height: r.height, text: e.textContent}; }""", selector)
+    assert box is not None and box["height"] > 0 and box["text"].strip(), f"{selector} is not shown: {box}"
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (selector, box)
 
 
@@ -80,9 +84,11 @@ async def test_on_a_phone_an_offline_stores_last_values_are_greyed_with_their_ag
                                "getComputedStyle(d.querySelector('.dot')).backgroundColor])")
             assert stale_dots and all(state == "stale" for state, _ in stale_dots), stale_dots
             assert all(colour != green for _, colour in stale_dots), (green, stale_dots)  # not green as if live
-            lag_text = await page.text_content(f"{row} td.lag")
-            assert "last seen" in lag_text, lag_text
-            text_colour = await page.eval_on_selector(f"{row} td.lag", "t => getComputedStyle(t).color")
+            # its outbox depth (from its last heartbeat) is shown as of then; it never sent an event, so no lag
+            outbox_text = await page.text_content(f"{row} td.outbox")
+            assert outbox_text.startswith("0") and "last seen" in outbox_text, outbox_text
+            assert (await page.text_content(f"{row} td.lag")).strip() == "-"
+            text_colour = await page.eval_on_selector(f"{row} td.outbox", "t => getComputedStyle(t).color")
             assert text_colour == "rgb(107, 114, 128)", text_colour  # greyed (--muted)
             await _no_horizontal_overflow(page)
             shot = tmp_path / "phone-offline.png"

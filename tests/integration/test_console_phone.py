@@ -91,6 +91,8 @@ async def test_on_a_phone_an_offline_stores_last_values_are_greyed_with_their_ag
             text_colour = await page.eval_on_selector(f"{row} td.outbox", "t => getComputedStyle(t).color")
             assert text_colour == "rgb(107, 114, 128)", text_colour  # greyed (--muted)
             await _no_horizontal_overflow(page)
+            await page.eval_on_selector(row, "r => r.scrollIntoView()")
+            await page.screenshot(path=str(tmp_path / "phone-offline-screen.png"))  # what the phone's screen shows
             shot = tmp_path / "phone-offline.png"
             await page.screenshot(path=str(shot), full_page=True)
             width, _ = png_size(shot)
@@ -98,7 +100,7 @@ async def test_on_a_phone_an_offline_stores_last_values_are_greyed_with_their_ag
             import os
             import shutil
             if os.environ.get("FRESHMESH_CONSOLE_SCREENSHOT_DIR"):  # keep them to look at
-                for name in ("phone-online.png", "phone-offline.png"):
+                for name in ("phone-online.png", "phone-offline.png", "phone-offline-screen.png"):
                     shutil.copy(tmp_path / name, os.path.join(os.environ["FRESHMESH_CONSOLE_SCREENSHOT_DIR"], name))
             print(f"offline shown {time.monotonic() - quiet:.1f} s after the last heartbeat")
         finally:

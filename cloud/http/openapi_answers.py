@@ -107,6 +107,18 @@ ANSWERS: dict[tuple[str, str], dict] = {
     ("/operator/me", "get"): OPERATOR,
     ("/operators", "get"): obj(["operators"], operators=array({"type": "object"})),
     ("/console/snapshot", "get"): SNAPSHOT,
+    ("/promotion-budgets", "get"): obj(  # cloud/http/routes/promotions.py budgets
+        ["rule_book_version", "budgets"], rule_book_version=INT,
+        budgets=array(obj(["rule_id", "name", "type", "used_fen"], rule_id=STR, name=STR, type=STR,
+                          budget_fen=nullable(INT), per_member_limit=nullable(INT), used_fen=INT,
+                          left_fen=nullable(INT), store_shares_fen={"type": "object"},
+                          store_used_fen={"type": "object"}, store_over_fen={"type": "object"}))),
+    ("/callbacks/rider", "post"): obj(["code", "message"], code=INT, message=STR),  # the platform's own shape
+    ("/orders/{order_id}/after-sales", "get"): obj(["order_id", "requests"], order_id=STR,
+                                                   requests=array({"type": "object"})),
+    ("/operator/stocktakes", "get"): obj(["store", "stocktakes"], store=nullable(STR),
+                                         stocktakes=array({"type": "object"})),
+    ("/operator/campaigns", "get"): obj(["campaigns"], campaigns=array({"type": "object"})),
 }
 # Answers that are not JSON objects: their media type and what is in them.
 MEDIA: dict[tuple[str, str], tuple[str, dict]] = {

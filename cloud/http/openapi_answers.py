@@ -107,6 +107,10 @@ ANSWERS: dict[tuple[str, str], dict] = {
     ("/operator/me", "get"): OPERATOR,
     ("/operators", "get"): obj(["operators"], operators=array({"type": "object"})),
     ("/console/snapshot", "get"): SNAPSHOT,
+    ("/orders/{order_id}/pay", "post"): ORDER,  # cloud/services/order_saga.py pay: the order (payment in it)
+    ("/flash-sales/{sale_id}/orders", "post"): obj(  # cloud/services/flash_sales.py _body
+        ["order_id", "sale_id", "status", "qty", "total_fen"], order_id=STR, sale_id=STR, status=STR,
+        member_id=STR, qty=INT, price_fen=INT, total_fen=INT, sku=STR),
     ("/promotion-budgets", "get"): obj(  # cloud/http/routes/promotions.py budgets
         ["rule_book_version", "budgets"], rule_book_version=INT,
         budgets=array(obj(["rule_id", "name", "type", "used_fen"], rule_id=STR, name=STR, type=STR,
@@ -126,6 +130,9 @@ MEDIA: dict[tuple[str, str], tuple[str, dict]] = {
     ("/metrics", "get"): ("text/plain; version=0.0.4", {
         "type": "string", "description": "Prometheus text exposition: the API workers' counters summed over every "
                                          "worker, and the chain's state (cloud/http/domain_metrics.py)"}),
+    ("/orders/{order_id}/events", "get"): ("text/event-stream", {
+        "type": "string", "description": "server-sent events: one `step` event per timeline entry of the order "
+                                         "(id: its seq; resume with Last-Event-ID), comments as keep-alive"}),
     ("/console/stream", "get"): ("text/event-stream", {
         "type": "string", "description": "server-sent events: one `snapshot` event a tick whose data is a console "
                                          "snapshot (the schema of GET /console/snapshot), comments as keep-alive",

@@ -69,6 +69,11 @@ TOP_UP = obj(["top_up_id", "member_id", "amount_fen", "method", "state"],  # clo
              state=STR, pay=nullable({"type": "object"}),
              provider_txn_id=nullable(STR), created_at=TIME, detail=STR, stored_value_fen=INT)
 
+WORLD_CHANGED = obj(["version", "stores", "products", "rule_book_version"],  # cloud/services/world_admin.py change
+                    version=INT, stores=INT, products=INT, rule_book_version=INT)
+ACCOUNT = obj(["operator_id", "username", "role", "store_id", "created_at", "disabled"],  # operators.create
+              operator_id=STR, username=STR, role=STR, store_id=nullable(STR), created_at=TIME, disabled=BOOL)
+
 # (path, method) -> the success answer's schema
 ANSWERS: dict[tuple[str, str], dict] = {
     ("/health", "get"): obj(["status", "checks", "worker", "version"], status={"enum": ["ok", "degraded"]},
@@ -105,7 +110,14 @@ ANSWERS: dict[tuple[str, str], dict] = {
                                         operator_id=STR, username=STR, role=STR, store_id=nullable(STR),
                                         expires_at=TIME),
     ("/operator/me", "get"): OPERATOR,
-    ("/operators", "get"): obj(["operators"], operators=array({"type": "object"})),
+    ("/operators", "get"): obj(["operators"], operators=array(ACCOUNT)),
+    ("/operators", "post"): ACCOUNT,
+    ("/operator/audit", "get"): obj(["entries", "next_before"], next_before=nullable(INT), entries=array(obj(
+        ["audit_id", "at", "action", "target"], audit_id=INT, at=TIME, operator_id=nullable(STR),
+        username=nullable(STR), action=STR, target=STR, before={}, after={}))),
+    ("/products", "put"): WORLD_CHANGED,
+    ("/rule-book", "put"): WORLD_CHANGED,
+    ("/stores/{store_id}", "put"): WORLD_CHANGED,
     ("/console/snapshot", "get"): SNAPSHOT,
     ("/orders/{order_id}/pay", "post"): ORDER,  # cloud/services/order_saga.py pay: the order (payment in it)
     ("/flash-sales/{sale_id}/orders", "post"): obj(  # cloud/services/flash_sales.py _body

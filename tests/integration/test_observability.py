@@ -220,6 +220,8 @@ def test_live_answers_match_their_openapi_schemas(cloud):
                ("/stores/{store_id}/stock", "get", cloud.get("/stores/S001/stock")),
                ("/openapi.json", "get", cloud.get("/openapi.json")),
                ("/operator/me", "get", cloud.get("/operator/me", headers=operator)),
+               ("/operators", "get", cloud.get("/operators", headers=operator)),
+               ("/operator/audit", "get", cloud.get("/operator/audit", headers=operator)),
                ("/console/snapshot", "get", cloud.get("/console/snapshot", headers=operator))]
     for path, method, answer in answers:
         ok = doc["paths"][path][method]["responses"][str(answer.status_code)]

@@ -115,6 +115,19 @@ ANSWERS: dict[tuple[str, str], dict] = {
     ("/operator/audit", "get"): obj(["entries", "next_before"], next_before=nullable(INT), entries=array(obj(
         ["audit_id", "at", "action", "target"], audit_id=INT, at=TIME, operator_id=nullable(STR),
         username=nullable(STR), action=STR, target=STR, before={}, after={}))),
+    ("/audit", "get"): obj(["actors", "violations", "reported"], actors=INT, violations=array(STR),  # stock.audit
+                           reported=obj(["coupon_conflicts"], coupon_conflicts=INT)),
+    # cloud/services/coupons.py: definitions, issue, rules, conflicts, wallet
+    ("/operator/coupon-definitions", "get"): obj(["definitions"], definitions=array({"type": "object"})),
+    ("/operator/coupon-definitions/{definition_id}/issue", "post"): obj(
+        ["issued", "refused", "definition_id", "batch_id"], definition_id=STR, batch_id=STR,
+        issued=array({"type": "object"}), refused=array({"type": "object"})),
+    ("/operator/coupon-rules", "get"): obj(["rules"], rules=array(obj(["rule_id", "name"], rule_id=STR, name=STR,
+                                                                     amount_off_fen=nullable(INT)))),
+    ("/operator/coupons/conflicts", "get"): obj(["conflicts"], conflicts=array(obj(
+        ["conflict_id", "code", "store_id"], conflict_id={}, code=STR, store_id=STR))),
+    ("/members/{member_id}/coupons", "get"): obj(["member_id", "coupons"], member_id=STR,
+                                                 coupons=array({"type": "object"})),
     ("/products", "put"): WORLD_CHANGED,
     ("/rule-book", "put"): WORLD_CHANGED,
     ("/stores/{store_id}", "put"): WORLD_CHANGED,

@@ -222,6 +222,10 @@ def test_live_answers_match_their_openapi_schemas(cloud):
                ("/operator/me", "get", cloud.get("/operator/me", headers=operator)),
                ("/operators", "get", cloud.get("/operators", headers=operator)),
                ("/operator/audit", "get", cloud.get("/operator/audit", headers=operator)),
+               ("/audit", "get", cloud.get("/audit", headers=operator)),
+               ("/operator/coupon-rules", "get", cloud.get("/operator/coupon-rules", headers=operator)),
+               ("/operator/coupon-definitions", "get", cloud.get("/operator/coupon-definitions", headers=operator)),
+               ("/promotion-budgets", "get", cloud.get("/promotion-budgets", headers=operator)),
                ("/console/snapshot", "get", cloud.get("/console/snapshot", headers=operator))]
     for path, method, answer in answers:
         ok = doc["paths"][path][method]["responses"][str(answer.status_code)]

@@ -100,6 +100,7 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
     """Run until `stop` is set (SIGINT/SIGTERM set it). `secret_env`: key settings made here (the master secret), given
     to this process's services and the API workers only, not to this process's environment (which Ray inherits).
     `keep_dir`: where a generated first admin's password is kept (default: `state_dir()`)."""
+    from cloud.http import metrics
     from cloud.keys import KeyRing
     from cloud.runtime.hosting import ensure_ray
     from cloud.wiring import start_services
@@ -117,6 +118,7 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
                                     background=True, explicit_world=bool(world), keys=KeyRing.from_env(env))
     created, generated = await services.operators.bootstrap_admin(env.get("FRESHMESH_ADMIN_PASSWORD") or None)
     workers_env = {k: v for k, v in env.items() if k != "FRESHMESH_ADMIN_PASSWORD"}  # used above, needed nowhere else
+    workers_env[metrics.MULTIPROC_ENV] = str(metrics.prepare_dir(metrics.run_dir(keep_dir)))  # summed by /metrics
     api = subprocess.Popen(api_command(http_port, workers, host), env={**workers_env, "FRESHMESH_BACKGROUND": "0"})
     password_file = keep_admin_password(keep_dir or state_dir(), generated) if generated else None
     for line in startup_lines(http_port, created, password_file, host):
@@ -136,6 +138,7 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
                 api.wait(15)
             except subprocess.TimeoutExpired:
                 api.kill()
+        metrics.remove_dir(workers_env[metrics.MULTIPROC_ENV])  # this run's worker metric files go with it
         try:  # the servers may already be gone (their launcher was killed): stopping must not hang on them
             await asyncio.wait_for(services.stop(), STOP_TIMEOUT_S)
         except TimeoutError:
@@ -144,7 +147,9 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
+    from cloud.cli_help import cloud_epilog
+    parser.epilog = cloud_epilog()
+    parser.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT, help="the HTTP API's port")
     parser.add_argument("--host", default=os.environ.get("FRESHMESH_HOST") or DEFAULT_HOST,
                         help="address the HTTP API listens on (default: $FRESHMESH_HOST or 127.0.0.1, loopback only; "
                              "0.0.0.0 in a container or behind a load balancer)")
@@ -153,23 +158,31 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workdir", default=None,
                         help="keep the embedded servers' data (and the secret key made for it) here; default: a "
                              "temporary dir removed at stop")
+    parser.add_argument("--access-log", action="store_true", help="one JSON log line per HTTP request (method, path, "
+                        "status, duration, request id), on the freshmesh.access logger")
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m cloud`: the same as `freshmesh cloud`."""
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m cloud", description=__doc__.splitlines()[0])
+
+    from cloud.cli_help import HelpFormatter, add_version
+    parser = argparse.ArgumentParser(prog="python -m cloud", description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
+    add_version(parser)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 
 
 def run(args) -> int:
     from cloud.embedded import EmbeddedStack, redacted
+    from cloud.logs import configure
     from cloud.runtime.shard_map import ShardConfig, ShardConfigError
     from protocol.errors import ProtocolError
     from protocol.roles import check_password
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure()  # JSON lines, rate-limited repeats (cloud/logs.py)
+    if getattr(args, "access_log", False):
+        os.environ["FRESHMESH_ACCESS_LOG"] = "1"  # the API workers' access log (cloud/http/middleware.py)
     if os.environ.get("FRESHMESH_ADMIN_PASSWORD"):  # said before anything starts, not after a minute of start-up
         try:
             check_password(os.environ["FRESHMESH_ADMIN_PASSWORD"])

@@ -131,7 +131,10 @@ def add_arguments(parser) -> None:
 def main(argv: list[str] | None = None) -> int:
     """`python -m edge`: the same as `freshmesh edge`."""
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m edge", description="one store's edge box")
+    from importlib import metadata
+    parser = argparse.ArgumentParser(prog="python -m edge", description="one store's edge box",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"freshmesh {metadata.version('freshmesh')}")
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -228,7 +228,9 @@ def cmd_load(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cloud.cli_help import add_version, document
     parser = argparse.ArgumentParser(prog="freshmesh", description=__doc__.splitlines()[0])
+    add_version(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     stack = sub.add_parser("stack", help="embedded NATS (JetStream) + PostgreSQL; prints NATS_URL and DATABASE_URL")
@@ -239,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.set_defaults(func=cmd_stack)
 
     demo = sub.add_parser("demo", help="everything on one box")
-    demo.add_argument("--stores", type=int, default=5)
+    demo.add_argument("--stores", type=int, default=5, help="store boxes to run")
     demo.add_argument("--duration", type=float, default=None, help="seconds, then stop (default: until Ctrl-C)")
     demo.add_argument("--json", default=None, help="write the summary here")
     demo.set_defaults(func=cmd_demo)
@@ -268,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(devices)
     devices.set_defaults(func=cmd_sim_devices)
     fleet = sim_sub.add_parser("fleet", help="embedded servers, the cloud and N stores with devices and shoppers")
-    fleet.add_argument("--stores", type=int, default=5)
+    fleet.add_argument("--stores", type=int, default=5, help="store boxes to run")
     fleet.add_argument("--seed", type=int, default=7, help="the world and the shoppers' choices")
     fleet.add_argument("--rate", type=float, default=1.0, help="till baskets per second per store")
     fleet.add_argument("--online-rate", type=float, default=0.5, help="online orders per second, chain-wide")
@@ -294,8 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     riders = sim_sub.add_parser("riders", help="a SIMULATED rider platform as its own HTTP service (signed API and "
                                                "callbacks, delays, no rider / rider cancels)")
     riders.add_argument("--port", type=int, default=0, help="on 127.0.0.1 (default 0: a free port, printed)")
-    riders.add_argument("--app-key", default=os.environ.get("FRESHMESH_RIDERS_APP_KEY"))
-    riders.add_argument("--app-secret", default=os.environ.get("FRESHMESH_RIDERS_APP_SECRET"))
+    riders.add_argument("--app-key", default=os.environ.get("FRESHMESH_RIDERS_APP_KEY"),
+                        help="the app key clients must send (default: $FRESHMESH_RIDERS_APP_KEY)")
+    riders.add_argument("--app-secret", default=os.environ.get("FRESHMESH_RIDERS_APP_SECRET"),
+                        help="signs requests and callbacks (default: $FRESHMESH_RIDERS_APP_SECRET)")
     riders.add_argument("--accept-delay-ms", type=int, default=1000, help="from created to a rider's answer")
     riders.add_argument("--step-ms", type=int, default=1000, help="between a rider's callbacks")
     riders.add_argument("--fail-rate", type=_rate, default=0.0, help="share of API calls answered 503")
@@ -303,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     riders.add_argument("--rider-cancel-rate", type=_rate, default=0.0, help="share cancelled by their rider")
     riders.add_argument("--duplicate-rate", type=_rate, default=0.0, help="share of deliveries whose callbacks come twice")
     riders.add_argument("--out-of-order-rate", type=_rate, default=0.0, help="share with a late, earlier callback")
-    riders.add_argument("--seed", type=int, default=None)
+    riders.add_argument("--seed", type=int, default=None, help="makes the random outcomes reproducible")
     riders.set_defaults(func=cmd_sim_riders)
     pay = sim_sub.add_parser("pay", help="a SIMULATED wallet payment provider as its own HTTP service (signed API "
                                          "and notifications, query, refunds)")
@@ -317,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     pay.add_argument("--fail-rate", type=_rate, default=0.0, help="share of API calls answered 503")
     pay.add_argument("--duplicate-rate", type=_rate, default=0.0, help="share of notifications sent twice")
     pay.add_argument("--drop-rate", type=_rate, default=0.0, help="share of notifications never sent")
-    pay.add_argument("--seed", type=int, default=None)
+    pay.add_argument("--seed", type=int, default=None, help="makes the random outcomes reproducible")
     pay.set_defaults(func=cmd_sim_pay)
 
     stores = sub.add_parser("stores", help="store boxes: their own NATS credentials")
@@ -347,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from loadtest import add_load_parser
     add_load_parser(sub, cmd_load)
+    document(parser)  # every option's default and each command's environment in its --help (cloud/cli_help.py)
     return parser
 
 

@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 
 from actors.base import AuditQuery, Query
 from actors.flash_sale import SaleStatusQuery
+from cloud.console.backend import backend_health
 from cloud.console.snapshot import (
     ConsoleConfig,
     ConsoleInputs,
@@ -167,7 +168,8 @@ class ConsoleFeed:
             inputs = ConsoleInputs(now_ms=0, prefix=cloud.shards.prefix, worker=self.services.worker_id,
                                    stores={s.store_id: s.name for s in cloud.world.stores.values()},
                                    utc_offset_minutes=cloud.world.rule_book.utc_offset_minutes)
-            (actors, stats, nodes), registry = await asyncio.gather(self._actors(inputs), self._registry(inputs))
+            (actors, stats, nodes), registry, backend = await asyncio.gather(
+                self._actors(inputs), self._registry(inputs), backend_health(cloud))
             # after the actor table is read: the audit and the flash figures ask the actors it lists
             self._start_due("business", self.config.business_every_s, self._refresh_business)
             self._start_due("audit", self.config.audit_every_s, self._refresh_audit)
@@ -180,6 +182,7 @@ class ConsoleFeed:
             inputs.now_ms = cloud.now_ms()
             self.latest = build_snapshot(inputs, self.memory, self.config)
             self.latest["watchers"] = self.watchers
+            self.latest["backend"] = backend  # NATS, PostgreSQL, bridge backlog, dead letters (cloud/console/backend.py)
             return self.latest
 
     def _start_due(self, name: str, every_s: float, refresh) -> None:

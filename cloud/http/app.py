@@ -15,6 +15,7 @@ from starlette.routing import Route
 from cloud.console.routes import routes as console_routes
 from cloud.http.endpoint import guarded
 from cloud.http.flash_fast_path import FlashFastPath
+from cloud.http.middleware import RequestContext
 from cloud.http.problems import problem
 from cloud.http.routes import (
     after_sales,
@@ -60,16 +61,23 @@ def method_not_allowed(request, exc):
     return problem(405, f"{request.method} is not allowed on {request.url.path}")
 
 
-def build_app(services, lifespan=None) -> FlashFastPath:
+def access_log_on() -> bool:
+    return os.environ.get("FRESHMESH_ACCESS_LOG") == "1"  # `freshmesh cloud --access-log`
+
+
+def build_app(services, lifespan=None) -> RequestContext:
     app = Starlette(routes=build_routes(services), lifespan=lifespan,
                     exception_handlers={404: not_found, 405: method_not_allowed})
-    return FlashFastPath(app, services)
+    return RequestContext(FlashFastPath(app, services), access=access_log_on())
 
 
-def create_app() -> FlashFastPath:
+def create_app() -> RequestContext:
     """uvicorn --factory cloud.http.app:create_app; configured by NATS_URL, DATABASE_URL, RAY_ADDRESS,
     FRESHMESH_WORLD, FRESHMESH_BACKGROUND (1 in exactly one worker) and the keys
     (FRESHMESH_SECRET_KEY, FRESHMESH_PII_KEYS, FRESHMESH_STORE_SECRET: cloud/keys.py)."""
+    from cloud.http import db_watch
+    from cloud.http.metrics import worker_exited
+    from cloud.logs import configure
     from cloud.runtime.shard_map import ShardConfig
     from cloud.wiring import start_services
     from cloud.world import World
@@ -82,9 +90,15 @@ def create_app() -> FlashFastPath:
             ShardConfig.from_env(), background=os.environ.get("FRESHMESH_BACKGROUND") == "1")
         app.router.routes[:] = build_routes(services)
         fast.services = services
-        yield
-        await services.stop()
+        db_watch.current = db_watch.DbWatch(os.environ["DATABASE_URL"]).start()  # a frozen PostgreSQL: 503 in ~2 s
+        try:
+            yield
+            await services.stop()
+        finally:
+            await db_watch.current.stop()
+            worker_exited()
 
+    configure(default_level="WARNING")  # this worker's log lines: JSON with the request id (cloud/logs.py)
     app = Starlette(routes=[], lifespan=lifespan, exception_handlers={404: not_found, 405: method_not_allowed})
     fast = FlashFastPath(app, None)
-    return fast
+    return RequestContext(fast, access=access_log_on())

@@ -12,6 +12,7 @@ from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cloud.http.db_watch import within_database
 from cloud.http.parsing import checked_path
 from cloud.http.problems import problem_for, problem_response
 
@@ -35,8 +36,8 @@ def guarded(fn: Endpoint) -> Endpoint:
         started = time.perf_counter()
         try:
             checked_path(request.path_params)
-            async with asyncio.timeout(REQUEST_DEADLINE_S):
-                response = await fn(request)
+            async with asyncio.timeout(REQUEST_DEADLINE_S):  # and sooner if PostgreSQL stops answering
+                response = await within_database(lambda: fn(request), route)
         except Exception as exc:  # noqa: BLE001 - mapped to the problem the client gets (500s are logged)
             response = problem_response(problem_for(exc, route))
         observe(route, response.status_code, started)

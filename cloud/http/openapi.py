@@ -1,6 +1,7 @@
 """/openapi.json: every endpoint of the cloud API, its body and its answers."""
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -369,11 +370,14 @@ PATHS.update(return_promotion_paths(_op))
 
 def openapi_document() -> dict:
     from cloud.http import openapi_segments  # builds on _op above
+    from cloud.http.openapi_answers import annotate  # operationIds, tags, answer schemas, media types
+    from cloud.logs import version
     paths, schemas = {**PATHS, **openapi_segments.PATHS}, {**SCHEMAS, "Campaign": openapi_segments.SCHEMA}
-    return {"openapi": "3.1.0", "info": {"title": "FreshMesh cloud API", "version": "0.1.0"}, "paths": paths,
+    return annotate(copy.deepcopy({"openapi": "3.1.0", "info": {"title": "FreshMesh cloud API", "version": version()},
+                                   "paths": paths,
             "components": {"schemas": schemas,
                            "securitySchemes": {"operator": {"type": "http", "scheme": "bearer"},
                                                "member": {"type": "http", "scheme": "bearer",
                                                           "description": "session token from POST /auth/sessions"},
                                                "flashPass": {"type": "http", "scheme": "bearer",
-                                                             "description": "flash pass from POST /auth/passes"}}}}
+                                                             "description": "flash pass from POST /auth/passes"}}}}))

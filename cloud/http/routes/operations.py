@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import asyncio
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
+from cloud.http import db_watch
+from cloud.http import metrics as exported
 from cloud.http.openapi import openapi_document
 from cloud.http.operators import require_operator
+from cloud.logs import version
 from cloud.services import order_book
 from protocol.clock import parse_rfc3339
 
@@ -21,20 +23,25 @@ def routes(services) -> list[tuple]:
 
     async def health(request):
         checks = {"database": "ok", "actors": "ok", "nats": "ok" if cloud.nats and cloud.nats.is_connected else "down"}
+        watch = db_watch.current
         try:
-            await cloud.db.fetchval("select 1")
+            if watch is not None and not watch.up:  # known frozen: said at once, not after a query's timeout
+                raise ConnectionError(watch.why)
+            await asyncio.wait_for(cloud.db.fetchval("select 1"), HEALTH_PROBE_S)
         except Exception as exc:  # noqa: BLE001 - reported, not raised: this is the health check
-            checks["database"] = f"down: {exc}"
+            checks["database"] = f"down: {type(exc).__name__}: {exc}"
         try:
             await asyncio.wait_for(cloud.actors.router.info(), HEALTH_PROBE_S)
         except Exception as exc:  # noqa: BLE001
             checks["actors"] = f"down: {type(exc).__name__}"
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks, "worker": services.worker_id},
+        return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks, "worker": services.worker_id,
+                             "version": version(),
+                             "database_latency_ms": watch.latency_ms if watch is not None else None},
                             status_code=200 if ok else 503)
 
     async def metrics(request):
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(exported.exposition(await exported.gather(services)), media_type=exported.MEDIA_TYPE)
 
     async def openapi(request):
         return JSONResponse(openapi_document())

@@ -18,7 +18,7 @@ import asyncpg
 
 from cloud.messaging import to_stores
 from cloud.services.coupons import issue_on_registration
-from cloud.services.orders import order_json
+from cloud.services.order_rows import order_json
 from cloud.services.payments import Payments
 from cloud.services.pii import Pii
 from cloud.services.verdicts import Refusal

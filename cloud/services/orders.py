@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from actors.order_router import BookSlot, ReleaseSlot
+from actors.order_router import BookSlot
 from actors.stock_pool import Cancel, Reserve, cancel_id
 from cloud.messaging import promotion_uses, to_stores
 from cloud.services import delivery_terms
@@ -25,17 +24,19 @@ from cloud.services.borrowing import Borrowing
 from cloud.services.coupons import Coupons
 from cloud.services.flash_stores import FlashStores, assigned
 from cloud.services.member_pricing import MemberPricing
+from cloud.services.order_endings import OrderEndings
 from cloud.services.order_gifts import OrderGifts
 from cloud.services.order_request import OrderRequest
+from cloud.services.order_rows import allocation_of, key_id, order_json, request_hash
 from cloud.services.order_saga import OrderSaga
 from cloud.services.payments import Payments, payment_json
 from cloud.services.points_pay import PointsPay
 from cloud.services.verdicts import Refusal
 from protocol import order_lifecycle as lifecycle
-from protocol.clock import parse_rfc3339, to_rfc3339
+from protocol.clock import parse_rfc3339
 from protocol.errors import ProtocolError
 from protocol.ids import derived_id
-from protocol.messages import OrderCancelled, OrderLine, OrderToFulfil
+from protocol.messages import OrderLine, OrderToFulfil
 from protocol.money_saga import charge_id
 from protocol.pricing import BasketLine, PricingContext, price_basket
 
@@ -43,37 +44,11 @@ CLAIM_WAIT_MS = 8_000  # a duplicate request waits this long for the first to fi
 CLAIM_STALE_MS = 30_000  # a claim untouched this long belonged to a request that died: take it over
 CLAIM_POLL_S = 0.05
 log = logging.getLogger("freshmesh.orders")
-ABANDONED_MS = 5 * 60_000  # a pending order untouched this long (10x the claim take-over time) was abandoned
 SLOT_AHEAD_MS = 30 * 86_400_000  # how far ahead a slot may be booked
 SLOT_PAST_MS = 3_600_000  # a slot that began within the hour may still be booked (the store decides if it can serve)
 
 
-def request_hash(body: dict) -> bytes:
-    return hashlib.blake2b(json.dumps(body, sort_keys=True).encode(), digest_size=16).digest()
-
-
-def _key_id(key: str) -> str:
-    return hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
-
-
-def _allocation(kid: str, plan: dict[str, dict[str, int]]) -> dict[str, list[dict]]:
-    """store -> its lines with their reservation ids (which derive from the request's key)."""
-    return {store: [{"sku": sku, "qty": qty, "reservation_id": f"{kid}:{store}:{sku}"} for sku, qty in lines.items()]
-            for store, lines in plan.items()}
-
-
-def order_json(row) -> dict:
-    status = lifecycle.shown(row["status"], bool(row.get("group_held")))  # a held group order: group_forming
-    return {"order_id": row["order_id"], "status": status, "kind": row["kind"], "member_id": row["member_id"],
-            "stores": sorted(json.loads(row["allocation"])), "lines": json.loads(row["lines"]),
-            "total_fen": row["total_fen"], "pickup_code": row["pickup_code"],
-            "slot_start": to_rfc3339(row["slot_start_ms"]), "expires_at": to_rfc3339(row["expires_ms"]),
-            "created_at": to_rfc3339(row["created_ms"]), "payment": json.loads(row["payment"]) if row["payment"] else None,
-            "fulfilment": row["fulfilment"], "refunded_fen": row["refunded_fen"],
-            "final": lifecycle.is_final(status), "allow_substitutions": row["allow_substitutions"]}
-
-
-class Orders:
+class Orders(OrderEndings):
     def __init__(self, cloud, wallet=None) -> None:
         self.cloud = cloud
         self.payments = Payments(cloud, wallet)
@@ -197,7 +172,7 @@ class Orders:
         plan = await self._route(req, items, slot_ms, order_id)
         if req.fulfilment == "delivery":  # before anything is held: a closed slot refuses cleanly
             delivery_terms.check_cutoff(cloud.world, plan, slot_ms, cloud.now_ms())
-        kid, store = _key_id(key), next(iter(plan))
+        kid, store = key_id(key), next(iter(plan))
         coupons = await self.coupons.check(req.coupons, member, store, order_id)  # codes, before anything is held
         if coupons:  # each must give its discount: refused now, before anything is held, if one would not
             # priced with what the budgets have left now (read, not consumed): a budget-capped coupon rule applies
@@ -207,7 +182,7 @@ class Orders:
         # what to give back (`sweep_abandoned`).
         await cloud.db.execute("update orders set allocation = $2, slot_start_ms = $3, updated_ms = $4 "
                                "where order_id = $1 and status = 'pending'", order_id,
-                               json.dumps(_allocation(kid, plan)), slot_ms, cloud.now_ms())
+                               json.dumps(allocation_of(kid, plan)), slot_ms, cloud.now_ms())
         self._holding.add(order_id)  # from here an error ends the order (`_fail`): its holds' ids are used
         reserved = await self._reserve(kid, order_id, plan)
         await self._book_slots(kid, order_id, plan, slot_ms, reserved)
@@ -217,7 +192,7 @@ class Orders:
             await self._release(reserved, kid)
             await self._unbook(kid, order_id, list(plan), slot_ms)
             raise
-        allocation = _allocation(kid, plan)  # the gifts' lines are added to it as they are reserved
+        allocation = allocation_of(kid, plan)  # the gifts' lines are added to it as they are reserved
         try:  # a refusal or an error before the order is reserved: nothing of it is kept
             priced, coupons, not_applied = await self._priced(req, member, order_id, kid, plan, store, coupons,
                                                               allocation)
@@ -386,121 +361,8 @@ class Orders:
         """Pay the order: the money saga (`cloud/services/order_saga.py`)."""
         return await self.saga.pay(order_id, member, method)
 
-    async def cancel(self, order_id: str, member: str | None, reason: str) -> dict:
-        """Flip the status first, atomically, and act on what it was; then give the money back before anything
-        else (journaled first: a crash or a frozen actor after the flip leaves a charge the sweeper refunds), then
-        the stock and the slots. A concurrent pay sees 'cancelled' and refunds its own charge (same refund id)."""
-        row = await self.get(order_id, member)
-        if row["status"] == "cancelled":
-            return order_json(row)
-        try:
-            step = await journal.advance(self.cloud.db, order_id, "cancel", self.cloud.now_ms(), detail={"reason": reason},
-                                         only_from=lifecycle.CUSTOMER_CANCELLABLE if member is not None else None)
-        except lifecycle.IllegalTransition as exc:
-            if exc.status == "cancelled":
-                return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
-            raise Refusal("order_state", f"order {order_id} is {exc.status}; it cannot be cancelled") from None
-        was = step.before
-        # read again after the flip: a shortage re-routed meanwhile may have added a store (and its reservation) to
-        # the allocation; after the flip no one can (`Picking._add_part` checks the status under the same lock)
-        row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
-        await self.payments.refund(order_id)
-        await self.payments.close_unpaid(order_id)
-        await self.points.give_back(order_id)
-        if row["kind"] == "flash":  # its units go back to the sale (and its carved units to the sale's block)
-            await self.flash.give_back(order_id)
-        else:
-            await self._release(self.reservations(row), "order")
-        await self.member_pricing.give_back(order_id)
-        await self.release_slots(row)
-        await self.coupons.settle(order_id)  # its coupon back in the wallet
-        if row["group_held"] and self.groups is not None:  # its group's other places see one place free again
-            await self.groups.place_freed(order_id)
-        if was in lifecycle.PAID_STATUSES and (row["kind"] != "flash" or assigned(row)) and not row["group_held"]:
-            for store in json.loads(row["allocation"]):
-                await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
-                                                                                    **env),
-                                    event_id=derived_id(order_id, f"cancel:{store}"))
-        if row["fulfilment"] == "delivery" and was in lifecycle.IN_STORE_STATUSES and self.on_cancelled is not None:
-            await self.on_cancelled(order_id)
-        return order_json(await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id))
-
     async def sweep_money(self) -> int:
         return await self.saga.sweep() + await self.points.sweep()
-
-    async def release_slots(self, row) -> None:
-        if row["kind"] == "flash":
-            return
-        await self._unbook(row["order_id"], row["order_id"], list(json.loads(row["allocation"])), row["slot_start_ms"])
-
-    async def _unbook(self, tag: str, order_id: str, stores: list[str], slot_ms: int) -> None:
-        """Give the order's places in the slot back at these stores (idempotent by `tag` and store)."""
-        for store in stores:
-            await self.cloud.actors.router.send(ReleaseSlot(id=f"unslot:{tag}:{store}", store=store,
-                                                            slot_start_ms=slot_ms, order_id=order_id))
-
-    async def expire_one(self, row, reason: str = "not paid in time") -> None:
-        """The order ends unserved, and everything it holds is given back: its slots and every reservation.
-        The StockPool expires only PENDING reservations itself; a payment racing this expiry may have confirmed
-        some just before the status changed (`OrderSaga.complete` confirms, then loses the race and refunds), and
-        nobody else would ever release those. Cancel releases pending and confirmed alike, after the status flip:
-        a Confirm arriving later finds the reservation cancelled and fails."""
-        try:
-            await journal.advance(self.cloud.db, row["order_id"], "expire", self.cloud.now_ms(),
-                                  detail={"reason": reason}, only_from=(lifecycle.RESERVED,))
-        except lifecycle.IllegalTransition:
-            return  # paid, cancelled or expired meanwhile
-        await self.release_slots(row)
-        await self.points.give_back(row["order_id"])
-        if row["kind"] == "flash":
-            await self.flash.give_back(row["order_id"])
-        else:
-            await self._release(self.reservations(row), "order")
-        await self.coupons.settle(row["order_id"])  # its coupon back in the wallet
-        await self.member_pricing.give_back(row["order_id"])
-        if row["group_held"] and self.groups is not None:  # its group's other places see one place free again
-            await self.groups.place_freed(row["order_id"])
-
-    async def sweep_abandoned(self) -> int:
-        """Orders whose request died half-way and was never retried (`pending` for `ABANDONED_MS`): refused, and
-        whatever the plan they wrote may hold given back (reservations, slot bookings: every release is idempotent
-        by id, so one that was never taken costs nothing)."""
-        refusal = Refusal("order_state", "this order's request was abandoned half-way and nothing of it was kept; "
-                                         "place it again with a new Idempotency-Key")
-        rows = []
-        for candidate in await self.cloud.db.fetch("select order_id from orders where status = 'pending' "
-                                                   "and updated_ms < $1 limit 100", self.cloud.now_ms() - ABANDONED_MS):
-            async with self.cloud.db.acquire() as conn, conn.transaction():
-                # still untouched, under its lock (a retry taking it over touches it first)
-                row = await conn.fetchrow("select * from orders where order_id = $1 and status = 'pending' "
-                                          "and updated_ms < $2 for update", candidate["order_id"],
-                                          self.cloud.now_ms() - ABANDONED_MS)
-                if row is None:
-                    continue
-                await journal.advance(conn, row["order_id"], "reject", self.cloud.now_ms(),
-                                      detail={"reason": "abandoned half-way"},
-                                      fields={"problem": json.dumps(refusal.to_record())})
-            rows.append(row)
-        for row in rows:
-            await self._give_back_plan(row)
-            log.warning("order %s abandoned half-way: given back what its plan held", row["order_id"])
-        return len(rows)
-
-    async def _give_back_plan(self, row) -> None:
-        """What a pending order's written plan may hold, given back (every release is idempotent by id)."""
-        kid = _key_id(row["idempotency_key"])
-        plan = json.loads(row["allocation"])
-        await self._release([(line["sku"], line["reservation_id"]) for lines in plan.values() for line in lines], kid)
-        if row["slot_start_ms"] is not None:
-            await self._unbook(kid, row["order_id"], list(plan), row["slot_start_ms"])
-        await self.member_pricing.give_back(row["order_id"])
-
-    async def expire_due(self) -> int:
-        rows = await self.cloud.db.fetch("select * from orders where status = 'reserved' and expires_ms <= $1 limit 500",
-                                         self.cloud.now_ms())
-        for row in rows:
-            await self.expire_one(row)
-        return len(rows)
 
     async def notify_stores(self, row) -> None:
         if row["kind"] == "flash" and not assigned(row):

@@ -516,7 +516,7 @@ async def test_a_member_reaches_only_their_own_account_orders_and_pickup_codes(c
 async def test_an_order_abandoned_half_way_gives_its_stock_and_slot_back(cloud, stocked, monkeypatch):
     """The request dies after reserving (here: a crash injected before the slot booking finishes) and is never
     retried: the sweeper refuses the order and gives back what its plan held; a late retry gets that answer."""
-    from cloud.services import orders as orders_module
+    from cloud.services import order_endings
     services, http = cloud
     member = await customer(services, http)
 
@@ -543,7 +543,7 @@ async def test_an_order_abandoned_half_way_gives_its_stock_and_slot_back(cloud, 
     await services.orders.sweep_abandoned()  # not yet: a retry may still come and finish it
     assert await services.cloud.db.fetchval("select status from orders where order_id = $1", row["order_id"]) == "pending"
     await services.cloud.db.execute("update orders set updated_ms = updated_ms - $2 where order_id = $1",
-                                    row["order_id"], orders_module.ABANDONED_MS + 1)  # five minutes later
+                                    row["order_id"], order_endings.ABANDONED_MS + 1)  # five minutes later
     assert await eventually(lambda: _equals(available, before), timeout_s=10)  # the background sweeper ran
     late = await http.post("/orders", json=body, headers=headers)
     assert late.status_code == 409 and "abandoned" in late.json()["detail"]

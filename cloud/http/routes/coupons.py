@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse
 from cloud.http.operators import require_operator
 from cloud.http.parsing import read_json
 from cloud.http.routes.members import own_member
-from cloud.services.orders import request_hash
+from cloud.services.order_rows import request_hash
 
 
 def routes(services) -> list[tuple]:

@@ -7,7 +7,7 @@ from cloud.http.bodies import TopUpRequest
 from cloud.http.operators import require_operator
 from cloud.http.parsing import as_record, idempotency_key, read_json
 from cloud.http.routes.auth import signed_in_member
-from cloud.services.orders import request_hash
+from cloud.services.order_rows import request_hash
 from cloud.services.verdicts import Refusal
 
 

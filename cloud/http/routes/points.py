@@ -26,7 +26,7 @@ from cloud.http.parsing import idempotency_key, json_object, read_body, read_jso
 from cloud.http.problems import HTTPProblem
 from cloud.http.routes.auth import signed_in_member
 from cloud.http.routes.members import own_member
-from cloud.services.orders import request_hash
+from cloud.services.order_rows import request_hash
 
 FORM = "application/x-www-form-urlencoded"
 

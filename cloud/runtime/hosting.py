@@ -135,7 +135,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
         for sig, handler in saved.items():
             if handler is not None:
                 signal.signal(sig, handler)
-    return str(ray.get_runtime_context().gcs_address)
+    gcs = str(ray.get_runtime_context().gcs_address)
+    if not address:  # a local Ray's GCS listens on loopback only, whichever address the driver was told
+        gcs = f"127.0.0.1:{gcs.rsplit(':', 1)[1]}"
+    return gcs
 
 
 def local_ray_on_loopback() -> None:

@@ -32,12 +32,22 @@ import pytest_asyncio
 
 from cloud.embedded.process import free_port
 from cloud.keys import KeyRing
+from cloud.services.operators import Operators
 from cloud.services.passes import FlashPasses
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 from simulators.customer_auth import SimulatedPhones, sign_in
 from simulators.sms_provider import start_in_thread
-from tests.integration.harness import SECRET_KEY, SMS_KEY, SMS_SECRET, WallClock, eventually, new_mobile
+from tests.integration.harness import (
+    OPERATOR_PASSWORD,
+    SECRET_KEY,
+    SMS_KEY,
+    SMS_SECRET,
+    WallClock,
+    eventually,
+    ids,
+    new_mobile,
+)
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -204,6 +214,12 @@ async def two_clouds(stack, ray_runtime, tmp_path_factory):
         clouds = [CloudProcess(env, free_port(), logs, "a").start(), CloudProcess(env, free_port(), logs, "b").start()]
         try:
             await asyncio.gather(*(c.healthy() for c in clouds))
+            operator = await hq_admin(stack, clouds)
+            store = {"name": "FreshMesh HA", "lat": 31.21, "lon": 121.42, "slot_capacity": 500}
+            r = await any_of(clouds, "PUT", f"/stores/{STORE}", json=store, headers=operator)
+            assert r.status_code == 200, r.text
+            for cloud in clouds:  # the other instance follows the world's change by itself
+                assert await eventually(lambda cloud=cloud: knows_store(cloud), timeout_s=60), cloud.name
             config = {"store_id": STORE, "data_dir": str(tmp_path_factory.mktemp("edge")), "world": str(WORLD),
                       "nats_url": stack.nats_address, "nats_password": stack.store_credentials(STORE)[1]}
             box = await EdgeBox(config).start()
@@ -211,12 +227,30 @@ async def two_clouds(stack, ray_runtime, tmp_path_factory):
                 async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)),
                                              base_url="http://lane") as lane:
                     assert await eventually(lambda: _online(box), timeout_s=30)
-                    yield clouds, box, lane, sms
+                    yield clouds, box, lane, sms, operator
             finally:
                 await box.stop()
         finally:
             for c in clouds:
                 c.kill()
+
+
+async def hq_admin(stack, clouds) -> dict[str, str]:
+    """An hq_admin of this module (the test database is shared: its first admin may be another module's)."""
+    username = f"ha-admin-{uuid.uuid4().hex[:8]}"
+    db = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
+    try:
+        await Operators(db, WallClock(), ids()).create(username, OPERATOR_PASSWORD, "hq_admin", None, by_name="tests")
+    finally:
+        await db.close()
+    r = await any_of(clouds, "POST", "/operator/sessions", json={"username": username, "password": OPERATOR_PASSWORD})
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+async def knows_store(cloud) -> bool:
+    r = await any_of([cloud], "GET", "/stores")
+    return STORE in [s["store_id"] for s in r.json()["stores"]]
 
 
 async def _online(box) -> bool:
@@ -264,7 +298,7 @@ async def till_sales_applied(stack, sale_ids: list[str]) -> int:
 
 
 async def test_stop_one_instance_and_the_other_serves_orders_and_applies_the_store_sales(two_clouds, stack):
-    clouds, box, lane, sms = two_clouds
+    clouds, box, lane, sms, _ = two_clouds
     a, b = clouds
     product = packed(0)
     await box.actor.ask("receive", sku=product["sku"], qty=40)  # 16 escrowed for online
@@ -290,16 +324,14 @@ async def test_stop_one_instance_and_the_other_serves_orders_and_applies_the_sto
 
 
 async def test_a_rolling_restart_under_traffic_loses_nothing_and_applies_nothing_twice(two_clouds, stack, ray_runtime):
-    clouds, box, lane, sms = two_clouds
+    clouds, box, lane, sms, operator = two_clouds
     product = packed(1)
     since_ms = int(time.time() * 1000)
     await box.actor.ask("receive", sku=product["sku"], qty=300)
     assert await eventually(lambda: drained(box), timeout_s=60)
     flash_sku = packed(2)["sku"]
-    admin = await any_of(clouds, "POST", "/operator/sessions", json={"username": "admin", "password": ADMIN_PASSWORD})
-    assert admin.status_code == 201, admin.text
     now = datetime.now(UTC)
-    created = await any_of(clouds, "POST", "/flash-sales", headers={"Authorization": f"Bearer {admin.json()['token']}"},
+    created = await any_of(clouds, "POST", "/flash-sales", headers=operator,
                            json={"sku": flash_sku, "quantity": 500, "price_fen": 100, "per_member_limit": 1,
                                  "rate_per_s": 1000, "starts_at": (now - timedelta(minutes=1)).isoformat(),
                                  "ends_at": (now + timedelta(hours=1)).isoformat()})

@@ -122,7 +122,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        joining: dict = {}
+        if address.split(":", 1)[0] in ("127.0.0.1", "localhost"):  # another cloud process's local Ray: this node's
+            local_ray_on_loopback()  # raylet is on loopback, and this driver must say it is on that node too
+            joining["_node_ip_address"] = "127.0.0.1"
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, **joining)
     else:
         local_ray_on_loopback()
         # Ray starts its workers at nice 15, for clusters where they only run batch tasks. Our workers are the

@@ -386,9 +386,12 @@ async def test_a_rolling_restart_under_traffic_loses_nothing_and_applies_nothing
     assert await eventually(edge_equals_cloud, timeout_s=30), (await cloud_on_hand(clouds, product["sku"]), len(sales))
     conn = await asyncpg.connect(stack.database_url)
     try:
-        seqs = [r["seq"] for r in await conn.fetch("select seq from edge_events where store_id = $1 and received_ms >= $2",
-                                                     STORE, since_ms)]
+        rows = await conn.fetch("select seq, received_ms from edge_events where store_id = $1 and received_ms >= $2 "
+                                "order by seq", STORE, since_ms)
+        seqs = [r["seq"] for r in rows]
         assert len(seqs) == len(set(seqs)) and len(seqs) >= 2 * len(sales), "an event was applied twice or lost"
+        applied_at = [r["received_ms"] for r in rows]  # through every handover, the store's order was kept
+        assert applied_at == sorted(applied_at), "a store's event was applied before an earlier one"
         made = await conn.fetchval("select count(*) from orders where order_id = any($1::text[])", list(orders.values()))
         assert made == len(set(orders.values())) == len(orders), "an online order was lost or made twice"
     finally:

@@ -401,6 +401,34 @@ async def test_a_rolling_restart_under_traffic_loses_nothing_and_applies_nothing
     assert status["sold"] + status["remaining"] == status["quantity"] == 500, status
 
 
+async def test_kill_9_of_one_instance_mid_traffic_and_the_other_applies_every_sale_once_in_order(two_clouds, stack):
+    """A bridge killed with a batch in hand: its shards go to the other instance from where their acks end."""
+    clouds, box, lane, _, _ = two_clouds
+    a, b = clouds
+    product = packed(3)
+    since_ms = int(time.time() * 1000)
+    await box.actor.ask("receive", sku=product["sku"], qty=200)
+    sales = [await sell(lane, product["gtin"]) for _ in range(10)]
+    a.kill()  # kill -9, while the store's events flow
+    sales += [await sell(lane, product["gtin"]) for _ in range(10)]
+    assert await eventually(lambda: drained(box), timeout_s=120), "the surviving instance did not apply everything"
+    assert await till_sales_applied(stack, sales) == len(sales)
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        rows = await conn.fetch("select seq, received_ms from edge_events where store_id = $1 and received_ms >= $2 "
+                                "order by seq", STORE, since_ms)
+    finally:
+        await conn.close()
+    assert len(rows) == len({r["seq"] for r in rows}) >= 2 * len(sales)
+    assert [r["received_ms"] for r in rows] == sorted(r["received_ms"] for r in rows)
+
+    async def edge_equals_cloud():
+        return await cloud_on_hand([b], product["sku"]) == 200 - len(sales)
+    assert await eventually(edge_equals_cloud, timeout_s=30)
+    a.start()  # at once, on the same port
+    await a.healthy()
+
+
 # ---- kill -9 -----------------------------------------------------------------------------------------------------
 def _alive(pids: set[int]) -> list[str]:
     out = []

@@ -74,6 +74,12 @@ def consumer_name(shard: int, shards: int = BRIDGE_SHARDS) -> str:
     return f"{subjects.EVENTS_CONSUMER}_{shard}of{shards}"
 
 
+def consumer_names(shards: int = BRIDGE_SHARDS) -> list[str]:
+    """Every shard's consumer (for the console's and /metrics' bridge backlog: each carries every event, so the
+    backlog is the largest of theirs, not their sum)."""
+    return [consumer_name(k, shards) for k in range(shards)]
+
+
 class BridgeShards:
     """This instance's part of the edge events. `apply(msgs)` is the bridge's batch handler (it acks what it
     applied); it is called for one batch at a time per instance, as the bridge was written for."""

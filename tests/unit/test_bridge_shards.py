@@ -1,7 +1,14 @@
 """The pure parts of sharing the edge events among bridge instances (cloud/messaging/bridge_shards.py)."""
 from __future__ import annotations
 
-from cloud.messaging.bridge_shards import BRIDGE_SHARDS, consumer_name, fair_share, shard_of_store, shard_of_subject
+from cloud.messaging.bridge_shards import (
+    BRIDGE_SHARDS,
+    consumer_name,
+    consumer_names,
+    fair_share,
+    shard_of_store,
+    shard_of_subject,
+)
 from protocol import subjects
 
 
@@ -32,3 +39,4 @@ def test_shard_consumers_are_named_apart_from_each_other_and_by_the_count():
     names = {consumer_name(k) for k in range(BRIDGE_SHARDS)} | {consumer_name(0, 8)}
     assert len(names) == BRIDGE_SHARDS + 1
     assert all(n.startswith(subjects.EVENTS_CONSUMER) for n in names)
+    assert consumer_names() == [consumer_name(k) for k in range(BRIDGE_SHARDS)]

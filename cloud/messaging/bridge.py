@@ -29,6 +29,7 @@ from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import coupons, lots, markdowns, promotion_uses, refusals, return_promotions, streams, to_stores
 from cloud.messaging.budgets import StoreBudgets
+from cloud.messaging.budgets import admit as admit_budget_uses
 from cloud.messaging.points_till import apply_sale_points
 from cloud.messaging.receiving import Receivings
 from cloud.messaging.restock import StoreRestock
@@ -321,6 +322,7 @@ class Bridge:
         refused.update(await self.transfers.admit([e for e in events if e.event_id not in refused]))
         refused.update(await self.restock.admit([e for e in events if e.event_id not in refused]))
         refused.update(await coupons.admit(self.cloud, [e for e in events if e.event_id not in refused]))
+        refused.update(await admit_budget_uses(self.cloud, [e for e in events if e.event_id not in refused]))
         if not refused:
             return events
         for event_id, reason in refused.items():

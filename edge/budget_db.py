@@ -35,12 +35,15 @@ async def allowances(db) -> dict[str, tuple[int, int]]:
         return {rule: (granted, used) for rule, granted, used in await cur.fetchall()}
 
 
-async def member_limits(db, member_id: str, day: str, cloud=None) -> MemberLimits:
-    """What this store knows of the member's uses of limited rules: every sale here, and today's offline ones."""
-    async with db.execute("select rule_id, count(*), sum(offline and day = ?) from member_rule_uses "
-                          "where member_id = ? group by rule_id", (day, member_id)) as cur:
+async def member_limits(db, member_id: str, day: str, cloud=None, cloud_at_ms: int = 0) -> MemberLimits:
+    """What this store knows of the member's uses of limited rules: every sale here, today's offline ones, and (with
+    the cloud's answer of `cloud_at_ms`) those recorded since that answer."""
+    async with db.execute("select rule_id, count(*), sum(offline and day = ?), sum(at_ms >= ?) from member_rule_uses "
+                          "where member_id = ? group by rule_id", (day, cloud_at_ms, member_id)) as cur:
         rows = await cur.fetchall()
-    return MemberLimits(member_id, cloud, {r: n for r, n, _ in rows}, {r: int(off or 0) for r, _, off in rows})
+    since = {r: int(n or 0) for r, _, _, n in rows} if cloud is not None else {}
+    return MemberLimits(member_id, cloud, {r: n for r, n, _, _ in rows}, {r: int(off or 0) for r, _, off, _ in rows},
+                        cloud_at_ms, since)
 
 
 EXECUTORS: dict[type, Any] = {

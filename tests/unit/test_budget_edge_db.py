@@ -1,0 +1,53 @@
+"""The store's side of budgets and per-member limits, at the core and SQLite level (edge/core/member_limits.py,
+edge/budget_db.py): the cloud's count plus this store's uses since its answer (a member who used a rule elsewhere
+AND here is not undercounted); a grant older than the store's last take-back does not raise the share again."""
+from __future__ import annotations
+
+import aiosqlite
+
+from edge import budget_db
+from edge.core.member_limits import MemberLimits, RecordMemberUse, blocked
+from protocol.pricing.catalogue import Product
+from protocol.pricing.rules import ItemDiscount, RuleBook
+
+NOW = 1_700_000_000_000
+EGGS = Product(sku="EGG-A-0001", name="Eggs", category="eggs", unit="piece", price_fen=1_000)
+TWICE = ItemDiscount(id="TWICE", name="eggs half price, twice per member", percent_off_bp=5000, skus=(EGGS.sku,),
+                     per_member_limit=2)
+BOOK = RuleBook(1, (TWICE,))
+
+
+async def _db() -> aiosqlite.Connection:
+    db = await aiosqlite.connect(":memory:", isolation_level=None)
+    await db.executescript(budget_db.SCHEMA)
+    return db
+
+
+async def _execute(db, *effects) -> None:
+    for e in effects:
+        await budget_db.EXECUTORS[type(e)](db, e)
+
+
+def test_the_clouds_count_plus_this_stores_uses_since_its_answer():
+    # the member used TWICE once elsewhere (the cloud's answer: 1); then once here, after that answer
+    limits = MemberLimits("m1", cloud={"TWICE": 1}, here={"TWICE": 1}, cloud_at_ms=NOW,
+                          here_since_cloud={"TWICE": 1})
+    assert blocked(BOOK, limits) == {"TWICE": "limit of 2 per member reached"}
+    # a use here the cloud had counted already (before its answer) is not counted twice
+    counted = MemberLimits("m1", cloud={"TWICE": 1}, here={"TWICE": 1}, cloud_at_ms=NOW, here_since_cloud={})
+    assert blocked(BOOK, counted) == {}
+    # this store's own uses still count when the cloud has not heard of them (never fewer than here)
+    assert blocked(BOOK, MemberLimits("m1", cloud={}, here={"TWICE": 2}, cloud_at_ms=NOW)) != {}
+
+
+async def test_the_store_db_counts_its_uses_after_the_clouds_answer():
+    db = await _db()
+    try:
+        await _execute(db, RecordMemberUse("m1", "TWICE", "sale-old", "d", False, NOW - 5_000),
+                       RecordMemberUse("m1", "TWICE", "sale-new", "d", False, NOW + 5_000))
+        limits = await budget_db.member_limits(db, "m1", "d", {"TWICE": 1}, NOW)
+        assert (limits.cloud_at_ms, dict(limits.here), dict(limits.here_since_cloud)) == (NOW, {"TWICE": 2},
+                                                                                           {"TWICE": 1})
+        assert blocked(BOOK, limits) == {"TWICE": "limit of 2 per member reached"}
+    finally:
+        await db.close()

@@ -213,7 +213,8 @@ class PromotionBudgets(IdempotentActor):
         shares[c.store] = shares.get(c.store, 0) + fen
         self.active.setdefault(c.rule_id, {})[c.store] = now_ms
         self.share_caps.setdefault(c.rule_id, {})[c.store] = c.cap_fen
-        return ok(granted_fen=fen, share_fen=shares[c.store], left=self.left(c.rule_id))
+        return ok(granted_fen=fen, share_fen=shares[c.store], left=self.left(c.rule_id),
+                  generation=self.generation(c.rule_id, c.store))
 
     def op_store_used(self, c: StoreUsed, now_ms: int) -> Result:
         used = self.store_used.setdefault(c.rule_id, {})
@@ -240,8 +241,15 @@ class PromotionBudgets(IdempotentActor):
         if unused:
             self.shares[c.rule_id][c.store] = share - unused
             self.used[c.rule_id] = max(self.used.get(c.rule_id, 0) - unused, 0)
-        self.reclaimed.setdefault(c.rule_id, {})[c.store] = {"ms": now_ms, "fen": unused, "reason": c.reason}
-        return ok(returned_fen=unused, share_fen=share - unused, left=self.left(c.rule_id))
+        generation = self.generation(c.rule_id, c.store) + 1  # this take-back's number (the store orders by it)
+        self.reclaimed.setdefault(c.rule_id, {})[c.store] = {"ms": now_ms, "fen": unused, "reason": c.reason,
+                                                              "generation": generation}
+        return ok(returned_fen=unused, share_fen=share - unused, left=self.left(c.rule_id), generation=generation)
+
+    def generation(self, rule_id: str, store: str) -> int:
+        """How many times the store's share of the rule was taken back: a grant carries it, so the store ignores a
+        grant older than a take-back it heard (`BudgetAllowanceGranted.generation`)."""
+        return int((self.reclaimed.get(rule_id, {}).get(store) or {}).get("generation", 0))
 
     def op_till_member_uses(self, c: TillMemberUses, now_ms: int) -> Result:
         conflicts = []

@@ -16,7 +16,8 @@ Guarantees:
 - A store that used more than half of its current step gets the next one (if the budget has any left) with the
   batch that reported it; any store the bridge hears from is checked at most every `CHECK_EVERY_MS` for a capped
   rule it holds no share of (a new book, a new store).
-- The grant message carries the TOTAL share: duplicates and reordering are harmless at the store.
+- The grant message carries the TOTAL share and the number of take-backs before it (`generation`): duplicates and
+  reordering are harmless at the store, and a grant from before a take-back does not raise the share again.
 - Unused shares are taken back (the rule ended, was withdrawn or changed, or the share sat idle) with the same
   checks: cloud/messaging/budget_reclaims.py.
 """
@@ -175,9 +176,11 @@ class StoreBudgets:
         r = await budgets.send(GrantShare(id=self._grant_id(store, rule_id, view, rule.budget_fen), store=store,
                                           rule_id=rule_id, fen=step, cap_fen=rule.budget_fen))
         total = int(r.settled.get("share_fen", share))
+        # the take-backs before this total: the store ignores a grant older than a take-back it heard
+        generation = int(r.settled.get("generation", (view.get("reclaimed", {}).get(store) or {}).get("generation", 0)))
         if total > 0:  # the store keeps the highest total it hears: telling it again is harmless
             await to_stores.send(self.cloud, store, functools.partial(BudgetAllowanceGranted, rule_id=rule_id,
-                                                                    granted_fen=total))
+                                                                    granted_fen=total, generation=generation))
         return total
 
     @staticmethod

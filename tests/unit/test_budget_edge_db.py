@@ -51,3 +51,36 @@ async def test_the_store_db_counts_its_uses_after_the_clouds_answer():
         assert blocked(BOOK, limits) == {"TWICE": "limit of 2 per member reached"}
     finally:
         await db.close()
+
+
+async def test_a_grant_older_than_the_last_take_back_does_not_raise_the_share_again():
+    from edge.core.budget_allowance import apply_grant, apply_reclaim
+    from edge.core.outcome import UseAllowance
+    from protocol.budget_messages import BudgetAllowanceGranted, BudgetShareReclaimed
+    from protocol.ids import make_id
+
+    def env(n: int) -> dict:
+        return {"event_id": make_id(NOW, n), "store_id": "S036", "seq": 0, "wall_ms": NOW, "mono_ms": 0}
+
+    def grant(fen: int, generation: int) -> BudgetAllowanceGranted:
+        return BudgetAllowanceGranted(**env(fen), rule_id="CAP", granted_fen=fen, generation=generation)
+
+    def reclaim(generation: int) -> BudgetShareReclaimed:
+        return BudgetShareReclaimed(**env(generation), rule_id="CAP", returned_fen=700, reason="idle",
+                                    generation=generation)
+
+    db = await _db()
+    try:
+        async def run(outcome) -> tuple[int, int]:
+            await _execute(db, *outcome.effects)
+            return (await budget_db.allowances(db))["CAP"]
+        await run(apply_grant(grant(1000, 0)))
+        await _execute(db, UseAllowance("CAP", 300))
+        assert await run(apply_reclaim(reclaim(1))) == (300, 300)  # the unused 700 taken back
+        assert await run(apply_grant(grant(1000, 0))) == (300, 300)  # the old grant, redelivered late: ignored
+        assert await run(apply_grant(grant(1300, 1))) == (1300, 300)  # granted again after the take-back
+        assert await run(apply_reclaim(reclaim(1))) == (1300, 300)  # that take-back again: older than this grant
+        assert await run(apply_grant(grant(1200, 1))) == (1300, 300)  # the same generation: the highest total wins
+        assert await run(apply_reclaim(reclaim(2))) == (300, 300)  # the next take-back
+    finally:
+        await db.close()

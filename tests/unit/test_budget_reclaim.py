@@ -123,3 +123,14 @@ def test_when_a_share_is_due_taken_back():
     assert regrant_blocked(rule, after, NOW + SHARE_IDLE_MS + 1)  # taken back as idle: not granted again at once
     assert not regrant_blocked(rule, after, NOW + 2 * SHARE_IDLE_MS)
     assert regrant_blocked(ending, None, ending.ends_ms) and not regrant_blocked(rule, None, NOW)
+
+
+def test_each_take_back_is_numbered_and_a_grant_carries_the_number_before_it():
+    """The store orders grants and take-backs by it (edge/budget_db.py): a grant from before a take-back is stale."""
+    from actors.promotion_budgets import GrantShare
+    a = granted()
+    assert a.apply(GrantShare(id="g0", store="S036", rule_id="R", fen=1_000, cap_fen=10_000), NOW)["generation"] == 0
+    assert a.apply(ReclaimShare(id="rc1", store="S036", rule_id="R", reason="idle"), NOW)["generation"] == 1
+    assert a.apply(GrantShare(id="g1", store="S036", rule_id="R", fen=1_000, cap_fen=10_000), NOW)["generation"] == 1
+    assert a.apply(ReclaimShare(id="rc2", store="S036", rule_id="R", reason="idle"), NOW)["generation"] == 2
+    assert a.generation("R", "S037") == 0  # another store's count is its own

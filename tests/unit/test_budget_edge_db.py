@@ -84,3 +84,20 @@ async def test_a_grant_older_than_the_last_take_back_does_not_raise_the_share_ag
         assert await run(apply_reclaim(reclaim(2))) == (300, 300)  # the next take-back
     finally:
         await db.close()
+
+
+async def test_a_whole_return_gives_the_sales_limited_uses_back_at_the_store():
+    """A whole return's undo deletes the sale's rows of this store's member uses (the member may use the rule here
+    again); a partial one keeps them."""
+    from edge import return_promotions_db
+    from edge.core.return_gifts import undo
+    db = await _db()
+    try:
+        await db.executescript(return_promotions_db.SCHEMA + "create table coupon_redemptions (code text, sale_id text);")
+        await _execute(db, RecordMemberUse("m1", "TWICE", "sale-1", "d", False, NOW),
+                       RecordMemberUse("m1", "TWICE", "sale-2", "d", False, NOW))
+        for e in undo("sale:sale-1", "R-1", (), (), 0, whole=False) + undo("sale:sale-2", "R-2", (), (), 0, whole=True):
+            await return_promotions_db.EXECUTORS[type(e)](db, e)
+        assert dict((await budget_db.member_limits(db, "m1", "d")).here) == {"TWICE": 1}  # sale-2's use given back
+    finally:
+        await db.close()

@@ -278,6 +278,7 @@ class Bridge:
         for e in effects:  # after the sales and pickups of the batch they may return
             if isinstance(e, AFTER_THE_OTHERS):
                 await self.returns.apply(e, self.new_balances)
+                await self.budgets.returned(e, self.returns.verdicts.all_back.get(e.event_id, False))
         async with self.cloud.db.acquire() as conn, conn.transaction():
             if dead:
                 await conn.executemany(refusals.INSERT_SQL, dead)

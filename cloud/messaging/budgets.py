@@ -28,11 +28,12 @@ import functools
 import hashlib
 import logging
 
-from actors.promotion_budgets import GrantShare, MemberUse, StoreUsed, TillMemberUses
+from actors.promotion_budgets import GrantShare, MemberUse, StoreUsed, TillMemberUses, TillSaleReturned
 from cloud.messaging import budget_reclaims, to_stores
 from protocol.budget_messages import BudgetAllowanceGranted, BudgetUsed
 from protocol.ids import derived_id
 from protocol.messages import Message, SaleCommitted
+from protocol.return_messages import GoodsReturned
 
 SHARE_BP = 1000  # a store's step: a tenth of the rule's budget
 CHECK_EVERY_MS = 5_000
@@ -95,6 +96,18 @@ class StoreBudgets:
                 log.warning("store %s: member %s used rule %s %d times, past its limit of %d (sale %s, %s)",
                             c["store"], c["member"], c["rule_id"], c["uses"], c["limit"], c["sale_id"],
                             "offline" if c["offline"] else "online")
+
+    async def returned(self, event, whole: bool) -> None:
+        """A believed till return that brings its sale back whole: the sale's member uses of limited rules given
+        back (once: the command's id derives from the return's event id, and the actor gives a sale back once).
+        Raises when the actor does not answer (the batch is retried, not acked)."""
+        if not whole or not isinstance(event, GoodsReturned) or not event.sale_id:
+            return
+        r = await self.cloud.actors.budgets.send(TillSaleReturned(id=derived_id(event.event_id, "member-uses-back"),
+                                                                  store=event.store_id, sale_id=event.sale_id))
+        if r.settled.get("given_back"):
+            log.info("store %s: sale %s returned whole, member uses of %s given back", event.store_id,
+                     event.sale_id, r.settled["given_back"])
 
     @staticmethod
     def rows(events: list) -> list[tuple]:

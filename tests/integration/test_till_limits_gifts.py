@@ -266,6 +266,32 @@ async def test_a_store_is_not_believed_about_another_members_uses_nor_the_limit(
     assert (await budgets.budgets([made_up], anyone))[made_up]["member_uses"] == 0
 
 
+async def test_a_whole_till_return_gives_the_limited_rule_back_in_the_cloud_and_at_the_till(world):
+    services, http, box, lane, _, _ = world
+    once = P["once"]
+    await box.actor.ask("receive", sku=once["sku"], qty=5)
+    budgets = services.cloud.actors.budgets
+    member, code = await member_at_box(services, http, box)
+
+    async def uses(n: int):
+        return (await budgets.budgets([ONCE], member))[ONCE]["member_uses"] == n
+    await lane.delete("/lanes/4/cart")
+    assert (await lane.post("/lanes/4/member", json={"member_code": code})).status_code == 200
+    assert ONCE in applied(await scan(lane, "4", once))
+    sale = await pay(lane, "4")
+    assert await eventually(lambda: uses(1), timeout_s=20), "the till's use did not reach the cloud"
+    r = await lane.post("/lanes/4/returns", json={"sale_id": sale["sale_id"], "lines": [{"sku": once["sku"], "qty": 1}]})
+    assert r.status_code == 201, r.text
+    here = await budget_db.member_limits(box.store_db.reader, member, "any")
+    assert dict(here.here) == {}  # given back at the store, in the return's transaction
+    assert await eventually(lambda: uses(0), timeout_s=20), "the whole return did not give the use back in the cloud"
+    # the member gets the rule again at the till, with the cloud's count
+    assert (await lane.post("/lanes/4/member", json={"member_code": code})).status_code == 200
+    cart = await scan(lane, "4", once)
+    assert ONCE in applied(cart) and cart["limits"] == []
+    await lane.delete("/lanes/4/cart")
+
+
 async def test_a_withdrawn_rules_unused_share_goes_back_and_the_till_stops_giving_it(world):
     services, _, box, lane, _, _ = world
     cap = P["cap"]

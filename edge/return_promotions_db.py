@@ -1,7 +1,8 @@
 """The store database's side of what returns undo of their sales' promotions (`edge.core.return_gifts`,
 `edge.core.returns`): the kept gifts' prices each return took off its refund (`return_deductions`: a sale's gift is
 paid for once), and the coupons a whole return let go (their row of this store's redemptions removed, in the
-return's transaction, so the member may use the coupon here again once the cloud gave it back). Registered through
+return's transaction, so the member may use the coupon here again once the cloud gave it back), and a whole
+return's uses of per-member-limited rules (`member_rule_uses`: the member may use the rule here again). Registered through
 `edge.returns_db` (its SCHEMA and EXECUTORS)."""
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ async def _undo(db, e: UndoPromotions) -> None:
     sale_id = e.source.partition(":")[2]
     await db.executemany("delete from coupon_redemptions where code = ? and sale_id = ?",
                          [(code, sale_id) for code in e.coupons_back])
+    if e.whole:  # the sale's uses of per-member-limited rules given back (edge/budget_db.py's rows; the cloud's too)
+        await db.execute("delete from member_rule_uses where sale_id = ?", (sale_id,))
 
 
 EXECUTORS: dict[type, Any] = {UndoPromotions: _undo}

@@ -33,6 +33,7 @@ from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import coupons, lots, markdowns, promotion_uses, refusals, return_promotions, streams, to_stores
 from cloud.messaging.bridge_shards import BridgeShards
 from cloud.messaging.budgets import StoreBudgets
+from cloud.messaging.budgets import admit as admit_budget_uses
 from cloud.messaging.points_till import apply_sale_points
 from cloud.messaging.receiving import Receivings
 from cloud.messaging.restock import StoreRestock
@@ -267,6 +268,7 @@ class Bridge:
         for e in effects:  # after the sales and pickups of the batch they may return
             if isinstance(e, AFTER_THE_OTHERS):
                 await self.returns.apply(e, self.new_balances)
+                await self.budgets.returned(e, self.returns.verdicts.all_back.get(e.event_id, False))
         async with self.cloud.db.acquire() as conn, conn.transaction():
             if dead:
                 await conn.executemany(refusals.INSERT_SQL, dead)
@@ -311,6 +313,7 @@ class Bridge:
         refused.update(await self.transfers.admit([e for e in events if e.event_id not in refused]))
         refused.update(await self.restock.admit([e for e in events if e.event_id not in refused]))
         refused.update(await coupons.admit(self.cloud, [e for e in events if e.event_id not in refused]))
+        refused.update(await admit_budget_uses(self.cloud, [e for e in events if e.event_id not in refused]))
         if not refused:
             return events
         for event_id, reason in refused.items():

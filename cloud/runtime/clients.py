@@ -36,6 +36,7 @@ from actors.promotion_budgets import (
     StoreSharesQuery,
     StoreUsed,
     TillMemberUses,
+    TillSaleReturned,
 )
 from actors.stock_blocks import Carve, Uncarve
 from actors.stock_pool import (
@@ -59,7 +60,7 @@ StockPoolCommand = (Grant | Reclaim | SetRatio | ReportOnHand | Reserve | Confir
                     | Uncarve)
 MemberLedgerCommand = TopUp | Spend | RecordSpend | Refund | RedeemPoints | GrantPoints | Hold | Capture | Release
 RouterCommand = UpsertStore | BookSlot | ReleaseSlot
-BudgetCommand = Consume | GiveBack | GrantShare | StoreUsed | ReclaimShare | TillMemberUses
+BudgetCommand = Consume | GiveBack | GrantShare | StoreUsed | ReclaimShare | TillMemberUses | TillSaleReturned
 REGISTRY_TIMEOUT_S = 3.0
 
 

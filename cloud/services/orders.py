@@ -87,6 +87,9 @@ class Orders(OrderEndings):
                     return await self.presales.instead(req, member, key, order_id, refusal)
                 except Refusal as instead:
                     refusal = instead
+                except Exception:  # not a refusal: ended now, what it held given back (not left pending 5 minutes)
+                    await self._fail(order_id)
+                    raise
             await self.member_pricing.give_back(order_id)  # a refusal after pricing: its budget uses come back
             try:
                 await journal.advance(self.cloud.db, order_id, "reject", self.cloud.now_ms(),
@@ -119,8 +122,8 @@ class Orders(OrderEndings):
         except Exception:  # the database is failing too: the abandoned-order sweeper finishes it
             log.exception("order %s: not rejected; the abandoned-order sweeper will", order_id)
             return
-        await self._give_back_plan(row)  # stock and slots its plan may hold (`_place` let go what it knew of)
-        await self.coupons.settle(order_id)  # a code it held goes back to the wallet
+        await self._give_back_plan(row)  # all its plan may hold (`_place` let go what it knew of): stock, slots,
+        # budget uses, codes
 
     async def _claim(self, req: OrderRequest, member: str, key: str, digest: bytes) -> str | dict:
         """This request's order id (it placed the claim, or takes over a dead one), or the earlier outcome."""

@@ -245,10 +245,9 @@ class Presales:
                     continue  # no longer paid: ended another way meanwhile
                 await conn.execute("update presale_orders set allocated_ms = 0 where order_id = $1", r["order_id"])
             log.warning("pre-sale order %s: %s; cancelled and refunded", r["order_id"], reason)
-            await self.orders.payments.refund(r["order_id"])
-            await self.orders.coupons.settle(r["order_id"])  # the coupons it redeemed back in the wallet
-            await self.orders.member_pricing.give_back(r["order_id"])  # its capped rules' uses back to the budgets
-            await self.orders.release_slots(await cloud.db.fetchrow("select * from orders where order_id = $1",
+            # everything back as for any ending (`Orders.give_back_all`): the refund, its points, its coupons, its
+            # capped rules' uses, its slot; a step that fails does not stop the others or this loop (sweepers finish it)
+            await self.orders.give_back_all(await cloud.db.fetchrow("select * from orders where order_id = $1",
                                                                     r["order_id"]))
             ended += 1
         return ended

@@ -38,6 +38,7 @@ from typing import Any
 
 from actors.order_router import BookSlot
 from actors.stock_pool import Cancel, Confirm, Reserve
+from cloud.messaging import promotion_uses
 from cloud.services import delivery_terms, presale_coupons
 from cloud.services import order_journal as journal
 from cloud.services.verdicts import Refusal
@@ -140,6 +141,8 @@ class Presales:
                                json.dumps(lines), now)
             await journal.note(conn, order_id, "presale", now, store=store,
                                detail={"due_day": due_day, "lines": lines})
+        # in the promotion-effect figures like any online order (once per order)
+        await promotion_uses.record_online(cloud.db, order_id, store, member, priced["explain"], now)
         row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
         return {**orders.as_json(row), "pricing": priced["explain"], "coupons": [c.code for c in coupons],
                 "presale": {"store_id": store, "due_day": due_day, "available_from": to_rfc3339(due_ms)}}

@@ -7,6 +7,10 @@ Guarantees:
   gives anything back; every give-back is idempotent by id (reservations, slot bookings, coupons, budget uses,
   points), so a sweeper finishing what a crash left cannot give twice.
 - Money goes back before stock: a crash after the flip leaves a charge that the money sweeper refunds.
+- One give-back for every ending (`give_back_all`: cancel, expiry, a failed or abandoned request, a pre-sale ended
+  overdue): money, points, stock or flash units, budget uses, slots, coupons, group place. A step that fails does
+  not stop the others; the sweepers finish it (money: `Orders.sweep_money`; points: `PointsPay.sweep`; coupons:
+  `Coupons.settle()`; budget uses: `sweep_given_back`, all in the cloud's background loops).
 """
 from __future__ import annotations
 

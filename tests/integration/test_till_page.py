@@ -21,7 +21,7 @@ import uvicorn
 from actors.member_ledger import RecordSpend
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
-from simulators.devices import ContinuousScale
+from simulators.devices import ContinuousScale, Scanner
 from simulators.netcut import NetCut
 from tests.integration.harness import customer, eventually, running_cloud
 from tests.integration.test_console import chromium, launch, png_size
@@ -45,10 +45,11 @@ async def till(stack, ray_runtime, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("till")
     async with running_cloud(stack, prefix=f"till{uuid.uuid4().hex[:6]}-") as (services, url):
         proxy = await NetCut("127.0.0.1", int(stack.nats_address.rsplit(":", 1)[1])).start()
-        scale = ContinuousScale(tmp / "scale")
+        scale, scanner = ContinuousScale(tmp / "scale"), Scanner(tmp / "scanner")
         box = await EdgeBox({"store_id": STORE, "data_dir": str(tmp / "edge"), "world": str(WORLD),
                              "nats_url": proxy.url, "nats_password": stack.store_credentials(STORE)[1],
-                             "devices": {"scale": {"port": scale.path, "protocol": "continuous"}}}).start()
+                             "devices": {"scale": {"port": scale.path, "protocol": "continuous"},
+                                         "scanner": {"port": scanner.path, "lane": "3"}}}).start()
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=port, log_level="warning",
                                                lifespan="off"))
@@ -58,13 +59,14 @@ async def till(stack, ray_runtime, tmp_path_factory):
                 assert await eventually(lambda: asyncio.sleep(0, result=box.actor.online), timeout_s=15)
                 for sku in (PACKED["sku"], GOLD_VEG["sku"]):
                     await box.actor.ask("receive", sku=sku, qty=50_000)
-                yield services, http, box, scale, proxy, f"http://127.0.0.1:{port}", tmp
+                yield services, http, box, (scale, scanner), proxy, f"http://127.0.0.1:{port}", tmp
         finally:
             server.should_exit = True
             await serving
             await box.stop()
             await proxy.stop()
             scale.close()
+            scanner.close()
 
 
 async def gold_member(services, http, box) -> str:
@@ -120,7 +122,7 @@ def fen(text: str) -> int:
 
 async def test_a_cashier_sells_online_and_offline_and_the_offline_sale_reaches_the_cloud(till, stack):
     from playwright.async_api import async_playwright
-    services, http, box, scale, proxy, base, tmp = till
+    services, http, box, (scale, _), proxy, base, tmp = till
     phone = await gold_member(services, http, box)
     async with async_playwright() as pw:
         browser = await launch(pw, chromium(), tmp)
@@ -176,3 +178,34 @@ async def test_a_cashier_sells_online_and_offline_and_the_offline_sale_reaches_t
     finally:
         await conn.close()
     print("screenshots:", tmp)
+
+
+async def test_serial_scans_appear_and_the_keyboard_edits_lines_in_english(till):
+    """A scan on the serial scanner reaches the page by the box's events (nobody typed it); + and Del change and
+    delete the selected line; Esc asks before voiding; ?lang=en shows English."""
+    from playwright.async_api import async_playwright
+    services, http, box, (_, scanner), proxy, base, tmp = till
+    async with async_playwright() as pw:
+        browser = await launch(pw, chromium(), tmp / "en")
+        page = browser.pages[0] if browser.pages else await browser.new_page()
+        await page.goto(f"{base}/till/3?lang=en")
+        await page.wait_for_selector("#conn[data-online='yes']")
+        assert "Online" in await page.inner_text("#conn") and "Pay" in await page.inner_text("#btn-pay")
+        scanner.scan(PACKED["gtin"])
+        line = page.locator(f"tr.line[data-sku='{PACKED['sku']}']")
+        await line.wait_for()
+        await page.keyboard.press("+")
+        await page.wait_for_function(f"document.querySelector(\"tr.line[data-sku='{PACKED['sku']}']\").dataset.qty === '2'")
+        await page.keyboard.press("Escape")  # asks first: No keeps the sale
+        await page.wait_for_selector("#void-dialog[open]")
+        assert "Void the whole sale?" in await page.inner_text("#void-dialog")
+        await page.keyboard.press("Escape")
+        await page.wait_for_selector("#void-dialog", state="hidden")
+        assert await page.locator("tr.line").count() == 1
+        await page.keyboard.press("Delete")
+        await page.wait_for_function("document.querySelectorAll('tr.line').length === 0")
+        await page.keyboard.type("1234")  # a code that is no product: the cashier reads why, the cart is as it was
+        await page.keyboard.press("Enter")
+        await page.wait_for_function("document.getElementById('message').textContent.length > 0")
+        assert (await box.actor.ask("cart_view", lane="3"))["lines"] == []
+        await browser.close()

@@ -12,6 +12,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 from pathlib import Path
 
@@ -129,13 +130,13 @@ def routes(box, endpoint) -> list:
                     try:
                         cart = cart_html(box, lane, await actor.ask("cart_view", lane=lane), lang)
                     except Refused as exc:  # no catalogue yet: said on the page, the stream goes on
-                        cart = f"<p class='error'>{exc}</p>"
+                        cart = f"<p class='error'>{html.escape(str(exc))}</p>"
                     now = {"cart": cart, "scale": render("_scale.html", lang, scale=scale_now(box)),
                            "status": render("_status.html", lang, status=await status(box))}
-                    for name, html in now.items():
-                        if seen.get(name) != html:
-                            seen[name] = html
-                            yield f"event: {name}\ndata: {json.dumps(html)}\n\n"
+                    for name, fragment_html in now.items():
+                        if seen.get(name) != fragment_html:
+                            seen[name] = fragment_html
+                            yield f"event: {name}\ndata: {json.dumps(fragment_html)}\n\n"
                     if box.scale is not None and box.scale.codec.POLL and box.scale.serial is not None:
                         await box.scale.write(box.scale.codec.POLL)  # a polled scale answers with its reading
                     await asyncio.sleep(TICK_S)
@@ -182,9 +183,12 @@ def routes(box, endpoint) -> list:
         if body.method == "cash" and box.printer is not None:
             await box.printer.print(DRAWER_KICK)  # the drawer opens for the change
         link = paid.get("survey_url") or f"SALE:{paid['sale_id']}"
-        html = render("_receipt.html", lang, cart=before, paid=paid, method=body.method, tendered=body.tendered_fen,
-                      qr=qr_svg(link), survey=bool(paid.get("survey_url")))
-        return {"html": html, **paid}
+        # a serial scan between the look and the sale would make the listed lines wrong: then only the totals show
+        lines_known = before["total_fen"] == paid["total_fen"]
+        receipt = render("_receipt.html", lang, cart=before if lines_known else {**before, "lines": []}, paid=paid,
+                         method=body.method, tendered=body.tendered_fen, qr=qr_svg(link),
+                         survey=bool(paid.get("survey_url")))
+        return {"html": receipt, **paid}
 
     from edge.lanes import MemberBody, PayBody, ScanBody, WeighBody  # the lane API's own bodies (no cycle at import)
     return [

@@ -20,8 +20,9 @@ import uvicorn
 
 from actors.member_ledger import RecordSpend
 from edge.box import EdgeBox
+from edge.core.returns import DRAWER_KICK
 from edge.lanes import build_lane_app
-from simulators.devices import ContinuousScale, Scanner
+from simulators.devices import ContinuousScale, ReceiptPrinter, Scanner
 from simulators.netcut import NetCut
 from tests.integration.harness import customer, eventually, running_cloud
 from tests.integration.test_console import chromium, launch, png_size
@@ -45,11 +46,12 @@ async def till(stack, ray_runtime, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("till")
     async with running_cloud(stack, prefix=f"till{uuid.uuid4().hex[:6]}-") as (services, url):
         proxy = await NetCut("127.0.0.1", int(stack.nats_address.rsplit(":", 1)[1])).start()
-        scale, scanner = ContinuousScale(tmp / "scale"), Scanner(tmp / "scanner")
+        scale, scanner, printer = ContinuousScale(tmp / "scale"), Scanner(tmp / "scanner"), ReceiptPrinter(tmp / "printer")
         box = await EdgeBox({"store_id": STORE, "data_dir": str(tmp / "edge"), "world": str(WORLD),
                              "nats_url": proxy.url, "nats_password": stack.store_credentials(STORE)[1],
                              "devices": {"scale": {"port": scale.path, "protocol": "continuous"},
-                                         "scanner": {"port": scanner.path, "lane": "3"}}}).start()
+                                         "scanner": {"port": scanner.path, "lane": "3"},
+                                         "printer": {"port": printer.path}}}).start()
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=port, log_level="warning",
                                                lifespan="off"))
@@ -59,7 +61,7 @@ async def till(stack, ray_runtime, tmp_path_factory):
                 assert await eventually(lambda: asyncio.sleep(0, result=box.actor.online), timeout_s=15)
                 for sku in (PACKED["sku"], GOLD_VEG["sku"]):
                     await box.actor.ask("receive", sku=sku, qty=50_000)
-                yield services, http, box, (scale, scanner), proxy, f"http://127.0.0.1:{port}", tmp
+                yield services, http, box, (scale, scanner, printer), proxy, f"http://127.0.0.1:{port}", tmp
         finally:
             server.should_exit = True
             await serving
@@ -67,6 +69,7 @@ async def till(stack, ray_runtime, tmp_path_factory):
             await proxy.stop()
             scale.close()
             scanner.close()
+            printer.close()
 
 
 async def gold_member(services, http, box) -> str:
@@ -122,7 +125,7 @@ def fen(text: str) -> int:
 
 async def test_a_cashier_sells_online_and_offline_and_the_offline_sale_reaches_the_cloud(till, stack):
     from playwright.async_api import async_playwright
-    services, http, box, (scale, _), proxy, base, tmp = till
+    services, http, box, (scale, _, printer), proxy, base, tmp = till
     phone = await gold_member(services, http, box)
     async with async_playwright() as pw:
         browser = await launch(pw, chromium(), tmp)
@@ -133,6 +136,8 @@ async def test_a_cashier_sells_online_and_offline_and_the_offline_sale_reaches_t
         online = await sell(page, scale, phone, 1234)
         assert fen(online["change"]) == 50_000 - fen(online["total"]) > 0
         assert GOLD_VEG["name"] in online["text"] and PACKED["name"] in online["text"]
+        assert await eventually(lambda: asyncio.sleep(0, result=DRAWER_KICK in bytes(printer.received))), \
+            "a cash sale did not open the drawer"
         await page.screenshot(path=str(tmp / "till-receipt-1366.png"))
         await page.keyboard.press("Enter")  # the receipt closes; the cart is empty again
         await page.wait_for_selector("#receipt-dialog", state="hidden")
@@ -184,7 +189,7 @@ async def test_serial_scans_appear_and_the_keyboard_edits_lines_in_english(till)
     """A scan on the serial scanner reaches the page by the box's events (nobody typed it); + and Del change and
     delete the selected line; Esc asks before voiding; ?lang=en shows English."""
     from playwright.async_api import async_playwright
-    services, http, box, (_, scanner), proxy, base, tmp = till
+    services, http, box, (_, scanner, _), proxy, base, tmp = till
     async with async_playwright() as pw:
         browser = await launch(pw, chromium(), tmp / "en")
         page = browser.pages[0] if browser.pages else await browser.new_page()
@@ -208,4 +213,41 @@ async def test_serial_scans_appear_and_the_keyboard_edits_lines_in_english(till)
         await page.keyboard.press("Enter")
         await page.wait_for_function("document.getElementById('message').textContent.length > 0")
         assert (await box.actor.ask("cart_view", lane="3"))["lines"] == []
+        await browser.close()
+
+
+async def test_a_stored_value_payment_the_member_cannot_cover_says_why_and_keeps_the_sale(till):
+    """F4 then F8 pays by stored value: a member with no balance is refused with the ledger's reason on the page,
+    and the cart stays as it was for another way to pay."""
+    from playwright.async_api import async_playwright
+    services, http, box, _, proxy, base, tmp = till
+    phone = await gold_member(services, http, box)
+    async with async_playwright() as pw:
+        browser = await launch(pw, chromium(), tmp / "sv")
+        page = browser.pages[0] if browser.pages else await browser.new_page()
+        await page.set_viewport_size({"width": 1366, "height": 768})
+        await page.goto(f"{base}/till/4")
+        await page.wait_for_selector("#scan:focus")
+        await page.keyboard.type(PACKED["gtin"])
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector(f"tr.line[data-sku='{PACKED['sku']}']")
+        await page.keyboard.press("F2")
+        await page.fill("#member-input", phone)
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector("#member-panel")
+        await page.keyboard.press("F4")
+        await page.wait_for_selector("#pay-dialog[open]")
+        await page.keyboard.press("F8")
+        await page.wait_for_function("document.getElementById('message').textContent.length > 0")
+        assert "stored value" in await page.inner_text("#message")
+        assert "stored value" in await page.inner_text("#pay-dialog .dialog-msg")  # where the cashier is looking
+        await page.screenshot(path=str(tmp / "till-stored-value-refused-1366.png"))
+        assert await page.locator("#receipt-dialog[open]").count() == 0
+        assert len((await box.actor.ask("cart_view", lane="4"))["lines"]) == 1
+        await page.keyboard.press("Escape")  # the pay dialog closes; Esc again asks to void, Enter confirms
+        await page.wait_for_selector("#pay-dialog", state="hidden")
+        await page.keyboard.press("Escape")
+        await page.wait_for_selector("#void-dialog[open]")
+        await page.keyboard.press("Enter")
+        await page.wait_for_function("document.querySelectorAll('tr.line').length === 0")
         await browser.close()

@@ -10,7 +10,10 @@
 
   const openDialog = () => document.querySelector("dialog[open]");
   const refocus = () => { if (!openDialog()) scan.focus(); };
-  const say = (text) => { message.textContent = text || ""; };
+  const say = (text) => {  // also inside an open dialog: the cashier looks at the dialog, not behind it
+    message.textContent = text || "";
+    document.querySelectorAll(".dialog-msg").forEach((m) => { m.textContent = text || ""; });
+  };
 
   function showCart(html) {
     cart.innerHTML = html;

@@ -69,7 +69,7 @@
 
   // members
   const memberDialog = $("member-dialog"), memberInput = $("member-input");
-  function openMember() { memberInput.value = ""; memberDialog.showModal(); memberInput.focus(); }
+  function openMember() { say(""); memberInput.value = ""; memberDialog.showModal(); memberInput.focus(); }
   $("member-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const v = memberInput.value.trim();
@@ -82,7 +82,7 @@
   const payDialog = $("pay-dialog"), tendered = $("tendered");
   function openPay() {
     $("pay-due").textContent = ($("total") || {}).textContent || "";
-    tendered.value = ""; payDialog.showModal(); tendered.focus();
+    say(""); tendered.value = ""; payDialog.showModal(); tendered.focus();
   }
   async function pay(method) {
     const fen = Math.round(parseFloat(tendered.value || "0") * 100);

@@ -32,6 +32,7 @@ from edge.disk import is_disk_full
 from edge.picking_api import picking_routes
 from edge.shelf_areas_api import routes as shelf_area_routes
 from edge.store_actor import Busy, Refused
+from edge.till import routes as till_routes
 from edge.transfers_api import transfer_routes
 from protocol import codec
 from protocol.errors import ProtocolError
@@ -289,4 +290,5 @@ def build_lane_app(box) -> Starlette:
         *label_scale_routes.routes(box, endpoint),  # GET /label-scales: edge/label_scale_routes.py
         *restock_api.routes(box, endpoint),  # restock alerts and points: edge/restock_api.py
         *coupons.routes(box, endpoint),  # POST /lanes/{lane}/coupon: edge/coupons.py
+        *till_routes.routes(box, endpoint),  # the cashier's page, GET /till/{lane}: edge/till/routes.py
     ])

@@ -25,7 +25,7 @@ ENV: dict[str, str] = {
     "FRESHMESH_WORLD": "world file (stores, catalogue, rule book) for the API workers",
     "FRESHMESH_BACKGROUND": "1 in the one process that runs the bridge and sweepers (set by `freshmesh cloud`)",
     "FRESHMESH_ACCESS_LOG": "1: one access-log line per HTTP request (set by --access-log)",
-    "FRESHMESH_DETACHED": "1: cloud actors outlive this process (detached, named)",
+    "FRESHMESH_ACTOR_PREFIX": "actor names' prefix: two chains (or a test's cloud) sharing one Ray keep their actors apart",
     "FRESHMESH_RESERVATION_TTL_S": "unpaid online reservations expire after this long (default 900)",
     "FRESHMESH_GROUP_WINDOW_S": "group-buy window in seconds",
     "FRESHMESH_SEGMENTS_EVERY_S": "member segments are recomputed this often",
@@ -69,7 +69,7 @@ ENV: dict[str, str] = {
 }
 _CLOUD = ["NATS_URL", "DATABASE_URL", "RAY_ADDRESS", "FRESHMESH_SECRET_KEY", "FRESHMESH_SECRET_KEY_PREVIOUS",
           "FRESHMESH_PII_KEYS", "FRESHMESH_STORE_CREDENTIALS", "FRESHMESH_ADMIN_PASSWORD", "FRESHMESH_WORLD",
-          "FRESHMESH_BACKGROUND", "FRESHMESH_ACCESS_LOG", "FRESHMESH_DETACHED", "FRESHMESH_RESERVATION_TTL_S",
+          "FRESHMESH_BACKGROUND", "FRESHMESH_ACCESS_LOG", "FRESHMESH_ACTOR_PREFIX", "FRESHMESH_RESERVATION_TTL_S",
           "FRESHMESH_GROUP_WINDOW_S", "FRESHMESH_SEGMENTS_EVERY_S", "FRESHMESH_SUPPLIER_LEAD_DAYS",
           "FRESHMESH_EVENTS_MAX_BYTES", "FRESHMESH_CLOUD_MESSAGES_MAX_BYTES", "FRESHMESH_CONSOLE_<FIELD>",
           "FRESHMESH_SMS_URL", "FRESHMESH_SMS_KEY", "FRESHMESH_SMS_SECRET", "FRESHMESH_RIDERS_URL",

@@ -164,3 +164,20 @@ def host(name: str, database_url: str, expire_every_ms: int = 1_000):
     return actor_class.options(name=name, namespace=NAMESPACE, get_if_exists=True,
                                lifetime="detached",
                                max_concurrency=10_000).remote(name, database_url, expire_every_ms)
+
+
+def retire_actors(prefix: str) -> list[str]:
+    """Kill, for good (no restart), every actor of this namespace whose name starts with `prefix`: a test's cloud
+    or a load run ending, whose detached actors would otherwise live as long as the Ray they run on. An empty
+    prefix is refused: those are a chain's own actors, stopped only with their Ray."""
+    if not prefix:
+        raise ValueError("retire_actors: give the prefix of the actors to retire (never a chain's own)")
+    gone = []
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        if entry["namespace"] == NAMESPACE and entry["name"].startswith(prefix):
+            try:
+                ray.kill(ray.get_actor(entry["name"], namespace=NAMESPACE), no_restart=True)
+                gone.append(entry["name"])
+            except ValueError:  # gone meanwhile
+                pass
+    return gone

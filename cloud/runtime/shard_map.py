@@ -9,12 +9,16 @@ used), when the new counts are simply recorded. There is no silent re-routing.
 """
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 MAX_SHARDS = 1024  # far past any cluster's need; a typo such as 20000 is refused rather than making 20000 actors
 STOCK_SHARDS_ENV, LEDGER_SHARDS_ENV = "FRESHMESH_STOCK_SHARDS", "FRESHMESH_LEDGER_SHARDS"
+# actor names' prefix: two chains (or a test's cloud and the test session's) sharing one Ray keep their actors apart
+ACTOR_PREFIX_ENV = "FRESHMESH_ACTOR_PREFIX"
+PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]{0,32}$")
 
 
 def shard_of(key: str, shards: int) -> int:
@@ -50,6 +54,9 @@ class ShardConfig:
     def from_env(cls, env: Mapping[str, str] | None = None, prefix: str = "") -> ShardConfig:
         import os
         env = os.environ if env is None else env
+        prefix = prefix or env.get(ACTOR_PREFIX_ENV, "").strip()
+        if not PREFIX_RE.match(prefix):
+            raise ShardConfigError(f"{ACTOR_PREFIX_ENV}: at most 32 letters, digits, '_' or '-', got {prefix[:40]!r}")
         return cls(stock_pool=_count(env, STOCK_SHARDS_ENV, cls.stock_pool),
                    member_ledger=_count(env, LEDGER_SHARDS_ENV, cls.member_ledger), prefix=prefix)
 

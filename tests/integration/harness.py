@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import re
@@ -16,6 +17,7 @@ import uvicorn
 from cloud.embedded.process import free_port
 from cloud.http.app import build_app
 from cloud.keys import KeyRing
+from cloud.runtime.hosting import retire_actors
 from cloud.runtime.shard_map import ShardConfig
 from cloud.services import pay_signatures
 from cloud.services.riders import HttpRiderPlatform
@@ -156,6 +158,9 @@ async def last_code(inbox, e164: str) -> str:
     return re.search(r"\b(\d{6})\b", messages[-1]["text"]).group(1)
 
 
+_serving_prefixes: collections.Counter[str] = collections.Counter()  # clouds running now, by actor prefix
+
+
 @contextlib.asynccontextmanager
 async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port: int, wallet=None, riders=None):
     services = await start_services(World.load(), stack.database_url, stack.nats_url,
@@ -167,12 +172,18 @@ async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)
+    _serving_prefixes[prefix] += 1
     try:
         yield services, f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
         await services.stop()
+        _serving_prefixes[prefix] -= 1
+        # detached actors outlive their cloud: the module's go with the last cloud using them (a second API
+        # process on the same prefix leaves them to the first), never the session's others
+        if prefix and not _serving_prefixes[prefix]:
+            retire_actors(prefix)
 
 
 async def operator_headers(services, role: str = "hq_admin", store_id: str | None = None,

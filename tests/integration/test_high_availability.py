@@ -32,6 +32,7 @@ import pytest_asyncio
 
 from cloud.embedded.process import free_port
 from cloud.keys import KeyRing
+from cloud.runtime.hosting import retire_actors
 from cloud.services.operators import Operators
 from cloud.services.passes import FlashPasses
 from edge.box import EdgeBox
@@ -204,14 +205,16 @@ async def any_of(clouds: list[CloudProcess], method: str, path: str, tries: int 
 
 @pytest_asyncio.fixture(scope="module")
 async def two_clouds(stack, ray_runtime, tmp_path_factory):
-    logs = tmp_path_factory.mktemp("ha-logs")
+    logs, prefix = tmp_path_factory.mktemp("ha-logs"), f"ha{uuid.uuid4().hex[:6]}-"
     with start_in_thread(key=SMS_KEY, secret=SMS_SECRET, delay_ms=5) as sms:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FRESHMESH_")}
         env.update(NATS_URL=stack.nats_url, DATABASE_URL=stack.database_url,
                    RAY_ADDRESS=ray_runtime.get_runtime_context().gcs_address, FRESHMESH_SECRET_KEY=SECRET_KEY,
                    FRESHMESH_STORE_CREDENTIALS=str(stack.credentials.path), FRESHMESH_ADMIN_PASSWORD=ADMIN_PASSWORD,
                    FRESHMESH_SMS_URL=sms.url, FRESHMESH_SMS_KEY=SMS_KEY, FRESHMESH_SMS_SECRET=SMS_SECRET,
-                   XDG_STATE_HOME=str(logs))
+                   XDG_STATE_HOME=str(logs),
+                   # its actors apart from the session's others, retired at the end (detached: they outlive both)
+                   FRESHMESH_ACTOR_PREFIX=prefix)
         clouds = [CloudProcess(env, free_port(), logs, "a"), CloudProcess(env, free_port(), logs, "b")]
         try:
             # one after the other: two first starts at once on a fresh NATS race to create the streams, and the
@@ -237,6 +240,7 @@ async def two_clouds(stack, ray_runtime, tmp_path_factory):
         finally:
             for c in clouds:
                 c.kill()
+            retire_actors(prefix)
 
 
 async def hq_admin(stack, clouds) -> dict[str, str]:

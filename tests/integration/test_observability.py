@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cloud.embedded.process import free_port
 from cloud.messaging import bridge_shards
+from cloud.runtime.hosting import retire_actors
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +75,8 @@ def cloud(tmp_path_factory, ray_runtime):
     # the session's Ray (a second raylet on this busy box may not start within Ray's 30 s); its own embedded NATS
     # and PostgreSQL, so that freezing that PostgreSQL touches no other module
     env["RAY_ADDRESS"] = str(ray_runtime.get_runtime_context().gcs_address)
+    # its actors apart from the session's others, and retired with it (detached actors outlive their cloud)
+    env["FRESHMESH_ACTOR_PREFIX"] = prefix = f"obs{uuid.uuid4().hex[:6]}-"
     log_path = workdir / "cloud.log"
     with open(log_path, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port),
@@ -103,6 +106,7 @@ def cloud(tmp_path_factory, ray_runtime):
             proc.wait(90)
         except subprocess.TimeoutExpired:
             proc.kill()
+        retire_actors(prefix)
 
 
 def _postgres_of(log_path: Path) -> list[psutil.Process]:

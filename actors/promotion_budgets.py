@@ -25,7 +25,9 @@ Guarantees:
   `over`. So `used` stays online orders + store shares (`audit`).
 - Per-member limits count one chain-wide number per (rule, member): online orders' `Consume` and the tills' sales
   (`TillMemberUses`) add to the same count. A till sale is believed (the goods left): a use past the limit is
-  counted and recorded as a conflict (`limit_conflicts`, the operator sees it), never refused.
+  counted and recorded as a conflict (`limit_conflicts`, the operator sees it, the newest `LIMIT_CONFLICTS_KEPT`
+  kept), never refused. The sale's limited rules are remembered (`till_sales`, for `TILL_SALE_KEPT_MS`): a whole
+  till return (`TillSaleReturned`) takes its uses off the member's count, once, as a cancelled online order does.
 """
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ from typing import Any, ClassVar
 
 from actors.base import Command, IdempotentActor, Query, Result, ok, rejected
 from protocol.schema import record, require
+
+LIMIT_CONFLICTS_KEPT = 1000  # the newest conflicts kept for the operator (older ones dropped: bounded state)
+TILL_SALE_KEPT_MS = 90 * 24 * 3_600_000  # a till sale's limited rules remembered this long for its return
 
 
 @record
@@ -128,6 +133,14 @@ class TillMemberUses(Command):
 
 
 @record
+class TillSaleReturned(Command):
+    """A till sale came back whole (a believed return): its members' uses of limited rules are given back."""
+    OP: ClassVar[str] = "till_sale_returned"
+    store: str
+    sale_id: str
+
+
+@record
 class BudgetsQuery(Query):
     """{rule_id: {"cap", "used", "left", "shares", "member_uses"}} for these rules (`member`: that member's uses)."""
     rule_ids: tuple[str, ...]
@@ -138,7 +151,7 @@ class BudgetsQuery(Query):
 
 
 class PromotionBudgets(IdempotentActor):
-    COMMANDS = (Consume, GiveBack, GrantShare, StoreUsed, ReclaimShare, TillMemberUses)
+    COMMANDS = (Consume, GiveBack, GrantShare, StoreUsed, ReclaimShare, TillMemberUses, TillSaleReturned)
 
     def __init__(self) -> None:
         super().__init__()
@@ -152,6 +165,7 @@ class PromotionBudgets(IdempotentActor):
         self.active: dict[str, dict[str, int]] = {}  # rule -> store -> when its share was last granted or used (ms)
         self.reclaimed: dict[str, dict[str, dict[str, Any]]] = {}  # rule -> store -> {"ms", "fen", "reason"} last
         self.limit_conflicts: list[dict[str, Any]] = []  # till uses past a member's limit (the sale stands)
+        self.till_sales: dict[str, dict[str, Any]] = {}  # "store/sale" -> {"member", "rules", "at_ms"[, "ended"]}
         self.share_caps: dict[str, dict[str, int]] = {}  # rule -> store -> the cap its share was last granted under
 
     def left(self, rule_id: str) -> int:
@@ -213,7 +227,8 @@ class PromotionBudgets(IdempotentActor):
         shares[c.store] = shares.get(c.store, 0) + fen
         self.active.setdefault(c.rule_id, {})[c.store] = now_ms
         self.share_caps.setdefault(c.rule_id, {})[c.store] = c.cap_fen
-        return ok(granted_fen=fen, share_fen=shares[c.store], left=self.left(c.rule_id))
+        return ok(granted_fen=fen, share_fen=shares[c.store], left=self.left(c.rule_id),
+                  generation=self.generation(c.rule_id, c.store))
 
     def op_store_used(self, c: StoreUsed, now_ms: int) -> Result:
         used = self.store_used.setdefault(c.rule_id, {})
@@ -240,8 +255,15 @@ class PromotionBudgets(IdempotentActor):
         if unused:
             self.shares[c.rule_id][c.store] = share - unused
             self.used[c.rule_id] = max(self.used.get(c.rule_id, 0) - unused, 0)
-        self.reclaimed.setdefault(c.rule_id, {})[c.store] = {"ms": now_ms, "fen": unused, "reason": c.reason}
-        return ok(returned_fen=unused, share_fen=share - unused, left=self.left(c.rule_id))
+        generation = self.generation(c.rule_id, c.store) + 1  # this take-back's number (the store orders by it)
+        self.reclaimed.setdefault(c.rule_id, {})[c.store] = {"ms": now_ms, "fen": unused, "reason": c.reason,
+                                                              "generation": generation}
+        return ok(returned_fen=unused, share_fen=share - unused, left=self.left(c.rule_id), generation=generation)
+
+    def generation(self, rule_id: str, store: str) -> int:
+        """How many times the store's share of the rule was taken back: a grant carries it, so the store ignores a
+        grant older than a take-back it heard (`BudgetAllowanceGranted.generation`)."""
+        return int((self.reclaimed.get(rule_id, {}).get(store) or {}).get("generation", 0))
 
     def op_till_member_uses(self, c: TillMemberUses, now_ms: int) -> Result:
         conflicts = []
@@ -254,11 +276,30 @@ class PromotionBudgets(IdempotentActor):
                             "offline": c.offline, "uses": before + 1, "limit": u.per_member_limit, "at_ms": now_ms}
                 self.limit_conflicts.append(conflict)
                 conflicts.append(conflict)
+        del self.limit_conflicts[:-LIMIT_CONFLICTS_KEPT]
+        if c.uses:  # remembered for the sale's return (`op_till_sale_returned`)
+            self.till_sales.setdefault(f"{c.store}/{c.sale_id}", {"member": c.member, "rules": [], "at_ms": now_ms})
+            self.till_sales[f"{c.store}/{c.sale_id}"]["rules"] += [u.rule_id for u in c.uses]
         return ok(conflicts=conflicts)
 
+    def op_till_sale_returned(self, c: TillSaleReturned, now_ms: int) -> Result:
+        sale = self.till_sales.get(f"{c.store}/{c.sale_id}")
+        if sale is None or sale.get("ended"):
+            return ok(given_back=[])
+        for rid in sale["rules"]:
+            uses = self.member_uses.get(rid, {})
+            if uses.get(sale["member"], 0) > 0:
+                uses[sale["member"]] -= 1
+        given, sale["rules"], sale["ended"] = sale["rules"], [], True  # a tombstone: given back once
+        return ok(given_back=given)
+
     def op_expire(self, c: Command, now_ms: int) -> Result:
-        """Old command ids are forgotten (a day on); budgets never expire by themselves."""
-        return Result(status="ok", noop=not self.forget_old_ids(now_ms))
+        """Old command ids are forgotten (a day on), and till sales older than `TILL_SALE_KEPT_MS`; budgets never
+        expire by themselves."""
+        old = [k for k, v in self.till_sales.items() if now_ms - int(v.get("at_ms", 0)) > TILL_SALE_KEPT_MS]
+        for k in old:
+            del self.till_sales[k]
+        return Result(status="ok", noop=not self.forget_old_ids(now_ms) and not old)
 
     def audit(self) -> list[str]:
         problems = []
@@ -275,7 +316,8 @@ class PromotionBudgets(IdempotentActor):
     def state_snapshot(self) -> dict[str, Any]:
         return {"caps": self.caps, "used": self.used, "orders": self.orders, "member_uses": self.member_uses,
                 "shares": self.shares, "store_used": self.store_used, "over": self.over, "active": self.active,
-                "reclaimed": self.reclaimed, "limit_conflicts": self.limit_conflicts, "share_caps": self.share_caps}
+                "reclaimed": self.reclaimed, "limit_conflicts": self.limit_conflicts, "share_caps": self.share_caps,
+                "till_sales": self.till_sales}
 
     def restore_state(self, s: dict[str, Any]) -> None:
         self.caps, self.used, self.orders = s["caps"], s["used"], s["orders"]
@@ -284,6 +326,7 @@ class PromotionBudgets(IdempotentActor):
         # snapshots from before shares were reclaimed or till member uses counted have none of these
         self.active, self.reclaimed = s.get("active", {}), s.get("reclaimed", {})
         self.limit_conflicts, self.share_caps = s.get("limit_conflicts", []), s.get("share_caps", {})
+        self.till_sales = s.get("till_sales", {})
 
 
 @record

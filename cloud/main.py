@@ -12,6 +12,13 @@ can still open the phones it sealed; against a configured DATABASE_URL it must b
 here would be lost with this machine, and with it every sealed phone). With the embedded NATS, the chain's store
 credential book (FRESHMESH_STORE_CREDENTIALS) is the stack's, so stores' member lookup hashes can be computed.
 
+Processes (who stops what): this process heads its own process group, and a reaper kills what is left of that
+group the moment it is gone, `kill -9` included (`cloud.embedded.process.reap_group_on_exit`): the API's uvicorn
+supervisor and workers and, when it started one, the local Ray (GCS, raylet, actor workers, agents). The embedded
+nats-server and PostgreSQL get a parent-death signal and stop cleanly. So a restart on the same ports works at once.
+Against a Ray cluster (`RAY_ADDRESS`) the actors are the cluster's (detached): stopping this process leaves them
+serving the other cloud processes (`cloud/runtime/hosting.py`).
+
 Operators sign in with their own accounts. On an empty operators table the cloud creates the first one, `admin`
 (hq_admin), with the password in FRESHMESH_ADMIN_PASSWORD, or else a generated one kept in an owner-only file
 whose path it prints (never the password: `freshmesh operators password --username admin` sets a new one).
@@ -100,6 +107,7 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
     """Run until `stop` is set (SIGINT/SIGTERM set it). `secret_env`: key settings made here (the master secret), given
     to this process's services and the API workers only, not to this process's environment (which Ray inherits).
     `keep_dir`: where a generated first admin's password is kept (default: `state_dir()`)."""
+    from cloud.embedded.process import die_with_parent
     from cloud.http import metrics
     from cloud.keys import KeyRing
     from cloud.runtime.hosting import ensure_ray
@@ -119,7 +127,9 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
     created, generated = await services.operators.bootstrap_admin(env.get("FRESHMESH_ADMIN_PASSWORD") or None)
     workers_env = {k: v for k, v in env.items() if k != "FRESHMESH_ADMIN_PASSWORD"}  # used above, needed nowhere else
     workers_env[metrics.MULTIPROC_ENV] = str(metrics.prepare_dir(metrics.run_dir(keep_dir)))  # summed by /metrics
-    api = subprocess.Popen(api_command(http_port, workers, host), env={**workers_env, "FRESHMESH_BACKGROUND": "0"})
+    # in our process group (the reaper's), and told to stop if we die even where no reaper runs
+    api = subprocess.Popen(api_command(http_port, workers, host), env={**workers_env, "FRESHMESH_BACKGROUND": "0"},
+                           preexec_fn=die_with_parent)
     password_file = keep_admin_password(keep_dir or state_dir(), generated) if generated else None
     for line in startup_lines(http_port, created, password_file, host):
         print(line, flush=True)
@@ -176,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args) -> int:
     from cloud.embedded import EmbeddedStack, redacted
+    from cloud.embedded.process import reap_group_on_exit
     from cloud.logs import configure
     from cloud.runtime.shard_map import ShardConfig, ShardConfigError
     from protocol.errors import ProtocolError
@@ -194,6 +205,7 @@ def run(args) -> int:
     except ShardConfigError as exc:
         print(f"freshmesh cloud: {exc}", file=sys.stderr)
         return 2
+    reap_group_on_exit()  # before Ray or the API start: they join our group, and go with us however we end
     need_nats, need_pg = "NATS_URL" not in os.environ, "DATABASE_URL" not in os.environ
     if not need_pg and not os.environ.get("FRESHMESH_SECRET_KEY"):
         print("freshmesh cloud: set FRESHMESH_SECRET_KEY (at least 32 characters) to use DATABASE_URL: it keys the "

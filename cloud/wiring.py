@@ -144,6 +144,7 @@ class Services:
                 await self.presales.allocate_due()  # pre-sales a missed trigger left waiting for stock that came
                 await self.presales.end_overdue(self.cloud.now_ms())  # and those whose supply never came
                 await self.group_buys.sweep_due()  # groups whose window closed short: cancelled and refunded
+                await self.orders.sweep_given_back()  # budget uses of orders ended unserved that a failure kept
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("expiry sweep failed: %s", exc)
 

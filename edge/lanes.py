@@ -3,6 +3,7 @@ cashier sign-in and out, cash top-ups of stored value, pickups, receiving, deliv
 returns and after-sales, health; and picking online orders in the back room (`edge/picking_api.py`)."""
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import sqlite3
@@ -31,6 +32,7 @@ from edge.disk import is_disk_full
 from edge.picking_api import picking_routes
 from edge.shelf_areas_api import routes as shelf_area_routes
 from edge.store_actor import Busy, Refused
+from edge.till import routes as till_routes
 from edge.transfers_api import transfer_routes
 from protocol import codec
 from protocol.errors import ProtocolError
@@ -115,6 +117,15 @@ def fnc1_printable(data):
     return data
 
 
+async def member_asks(box, lane: str, cart: dict) -> dict:
+    """Online, once a member is identified: their uses of limited rules (the cart priced with them) and their
+    coupons for an offline period, asked of the cloud at once (independent: the lane waits for the slower, each at
+    most HOLD_TIMEOUT_MS). The coupons go onto the member's view, which the priced cart shares."""
+    priced, _ = await asyncio.gather(limit_ops.ask(box, lane, cart), coupons.snapshot(box, cart))
+    priced["member"] = cart.get("member")
+    return priced
+
+
 def build_lane_app(box) -> Starlette:
     """`box` has .actor (StoreActor), .scale (a driver with read_stable()), .health()."""
     actor = box.actor
@@ -183,9 +194,7 @@ def build_lane_app(box) -> Starlette:
 
     async def member(request, body):
         cart = await actor.ask("member", lane=request.path_params["lane"], phone=body.phone, member_code=body.member_code)
-        cart = await limit_ops.ask(box, request.path_params["lane"], cart)  # online: their uses of limited rules
-        await coupons.snapshot(box, cart)  # online: the member's coupons, for an offline period
-        return cart
+        return await member_asks(box, request.path_params["lane"], cart)
 
     async def cart(request, body):
         return await actor.ask("cart_view", lane=request.path_params["lane"])
@@ -281,4 +290,5 @@ def build_lane_app(box) -> Starlette:
         *label_scale_routes.routes(box, endpoint),  # GET /label-scales: edge/label_scale_routes.py
         *restock_api.routes(box, endpoint),  # restock alerts and points: edge/restock_api.py
         *coupons.routes(box, endpoint),  # POST /lanes/{lane}/coupon: edge/coupons.py
+        *till_routes.routes(box, endpoint),  # the cashier's page, GET /till/{lane}: edge/till/routes.py
     ])

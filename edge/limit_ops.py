@@ -36,7 +36,8 @@ async def refresh(actor, cart) -> None:
     limits = cart.member_limits()
     if limits is not None:
         cart.limits = await budget_db.member_limits(actor.db.reader, limits.member_id,
-                                                    str(chain_day(actor.clock.now_ms())), limits.cloud)
+                                                    str(chain_day(actor.clock.now_ms())), limits.cloud,
+                                                    limits.cloud_at_ms)
 
 
 async def answered(actor, lane: str, answer: MemberLimitsAnswered) -> dict:
@@ -45,7 +46,9 @@ async def answered(actor, lane: str, answer: MemberLimitsAnswered) -> dict:
     cart = actor.carts.get(lane)
     limits = cart.member_limits() if cart is not None else None
     if limits is not None and limits.member_id == answer.member_id:
-        cart.limits = replace(limits, cloud={u.rule_id: u.uses for u in answer.uses})
+        # this store's uses from now on are added to the answer's count (edge/core/member_limits.py)
+        cart.limits = replace(limits, cloud={u.rule_id: u.uses for u in answer.uses},
+                              cloud_at_ms=actor.clock.now_ms(), here_since_cloud={})
     return actor._priced(lane)  # noqa: SLF001 - the actor's own cart view, in its mailbox
 
 

@@ -1,8 +1,9 @@
 """The store database's side of what returns undo of their sales' promotions (`edge.core.return_gifts`,
 `edge.core.returns`): the kept gifts' prices each return took off its refund (`return_deductions`: a sale's gift is
-paid for once), and the coupons a whole return let go (their row of this store's redemptions kept, marked
+paid for once), the coupons a whole return let go (their row of this store's redemptions kept, marked
 `released_by` the return, in the return's transaction: the member may use the coupon here again only once the
-cloud's wallet answered after it shows it issued, or the cloud grants a till hold on it - the cloud may keep it).
+cloud's wallet answered after it shows it issued, or the cloud grants a till hold on it - the cloud may keep it),
+and a whole return's uses of per-member-limited rules (`member_rule_uses`: the member may use the rule here again).
 Registered through `edge.returns_db` (its SCHEMA and EXECUTORS)."""
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ async def _undo(db, e: UndoPromotions) -> None:
     await db.executemany("update coupon_redemptions set released_by = ? where code = ? and sale_id = ? "
                          "and released_by is null", [(e.return_id, code, sale_id) for code in e.coupons_back])
     await db.executemany("delete from coupon_snapshot where code = ?", [(code,) for code in e.coupons_back])
+    if e.whole:  # the sale's uses of per-member-limited rules given back (edge/budget_db.py's rows; the cloud's too)
+        await db.execute("delete from member_rule_uses where sale_id = ?", (sale_id,))
 
 
 EXECUTORS: dict[type, Any] = {UndoPromotions: _undo}

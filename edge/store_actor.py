@@ -46,6 +46,7 @@ from edge.core.receiving import Note, receive_note, write_off
 from edge.core.state import Books, EventStamp, Moment
 from edge.stocktake_ops import StocktakeOps
 from edge.store_db import StoreDb
+from edge.till import lines as till_lines
 from protocol import phones
 from protocol.barcodes import DEFAULT_LAYOUTS
 from protocol.budget_messages import BudgetAllowanceGranted, BudgetShareReclaimed
@@ -266,6 +267,11 @@ class StoreActor(BackRoom):
         return await limit_ops.answered(self, lane, answer)
 
     async def _cart_view(self, lane: str) -> dict:
+        return self._priced(lane)
+
+    async def _till_line(self, action: str, lane: str, **kw) -> dict:  # the till page's line edits: edge/till/lines.py
+        edit = till_lines.set_qty if action == "set_qty" else till_lines.delete
+        edit(self._cart(lane, keep=False), **kw)
         return self._priced(lane)
 
     async def _void(self, lane: str) -> dict:

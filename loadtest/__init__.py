@@ -12,6 +12,7 @@ SUITES = {
     "catchup": ("loadtest.catchup", "a store's offline backlog drained to the cloud: events/s and edge RSS"),
     "consistency": ("loadtest.consistency", "edge sale -> visible in the cloud's stock view, under steady till traffic"),
     "fleet": ("loadtest.fleet", "how many stores one box carries with till-to-cloud lag p99 under 1 s"),
+    "till-page": ("loadtest.till_page", "scan -> line on the till page's scan endpoint, over HTTP: p99 in ms"),
 }
 PLANNED: dict[str, str] = {}
 

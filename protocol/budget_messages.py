@@ -7,7 +7,8 @@
   With an identified member it also names the per-member-limited rules the sale used (`member_uses`), which the
   cloud adds to the member's one chain-wide count (a use past the limit is believed and recorded as a conflict).
 - `BudgetShareReclaimed` (cloud -> store): the cloud took back the unused part of the store's share (the rule ended,
-  was withdrawn or changed, or the share sat unused); the till stops using what it had left of it.
+  was withdrawn or changed, or the share sat unused); the till stops using what it had left of it. Its `generation`
+  (this take-back's number, from 1; 0 from a cloud before generations: always applied) orders it against grants.
 - `MemberLimitsRequested` -> `MemberLimitsAnswered` (core NATS request/reply on `fm.store.<store>.budget.limits`,
   like the coupon hold): the member's uses of per-member-limited rules as the cloud's PromotionBudgets counts them,
   asked when a member is identified at a lane online.
@@ -22,6 +23,7 @@ from protocol.schema import record, require
 
 FEN_MAX = 10**12
 LIMIT_MAX = 10_000
+GENERATION_MAX = 10**9
 
 
 @record
@@ -29,10 +31,12 @@ class BudgetAllowanceGranted(Message):
     KIND: ClassVar[str] = "budget.allowance"
     rule_id: str
     granted_fen: int
+    generation: int = 0  # the store's take-backs of the rule's share before this grant
 
     def check(self) -> None:
         require(bool(RULE_ID_RE.match(self.rule_id)), f"budget.allowance.rule_id: invalid {self.rule_id[:70]!r}")
         require(0 <= self.granted_fen <= FEN_MAX, f"budget.allowance.granted_fen: 0..{FEN_MAX}")
+        require(0 <= self.generation <= GENERATION_MAX, f"budget.allowance.generation: 0..{GENERATION_MAX}")
 
 
 @record
@@ -80,8 +84,10 @@ class BudgetShareReclaimed(Message):
     rule_id: str
     returned_fen: int  # what went back to the chain's budget
     reason: str  # ended | withdrawn | changed | idle
+    generation: int = 0  # this take-back's number for the store and rule (0: a cloud before generations)
 
     def check(self) -> None:
+        require(0 <= self.generation <= GENERATION_MAX, f"budget.reclaimed.generation: 0..{GENERATION_MAX}")
         require(bool(RULE_ID_RE.match(self.rule_id)), f"budget.reclaimed.rule_id: invalid {self.rule_id[:70]!r}")
         require(0 <= self.returned_fen <= FEN_MAX, f"budget.reclaimed.returned_fen: 0..{FEN_MAX}")
         require(self.reason in ("ended", "withdrawn", "changed", "idle"), "budget.reclaimed.reason: unknown")

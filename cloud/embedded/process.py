@@ -1,4 +1,15 @@
-"""Starting and stopping a child server process so that none is ever left behind."""
+"""Starting and stopping a child server process so that none is ever left behind.
+
+Two mechanisms, each for what it fits:
+- a server child (nats-server, PostgreSQL, an API) gets a parent-death signal (`PR_SET_PDEATHSIG`, set in the child
+  after Popen has dropped privileges - the setting is cleared by a change of uid, so it is set last) and stops the
+  way it stops cleanly (PostgreSQL's fast shutdown on SIGINT);
+- what a process starts that is not its child, or starts further down (a local Ray's GCS and raylet start workers
+  and agents, which Ray's own fate sharing does not reach: after a `kill -9` its dashboard and runtime-env agents
+  lived on), is held in the process's own process group, and a reaper - a tiny process in its own session that
+  waits on a pipe only we hold the write end of - kills that whole group the moment we are gone, however we went
+  (`reap_group_on_exit`).
+"""
 from __future__ import annotations
 
 import contextlib
@@ -8,6 +19,7 @@ import pwd
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -37,6 +49,53 @@ def die_with_parent() -> None:  # runs in the child between fork and exec
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
     except OSError:
         pass
+
+
+# The reaper: blocks reading the pipe (EOF = every holder of its write end, i.e. the cloud process, is gone), then
+# kills the group. Inline (`python -c`): nothing of ours to import, so it is up in milliseconds.
+_REAPER = """
+import os, signal, sys
+pgid = int(sys.argv[1])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+try:
+    while os.read(0, 4096):
+        pass
+except OSError:
+    pass
+try:
+    os.killpg(pgid, signal.SIGKILL)
+except OSError:
+    pass
+"""
+_reaper_pipe: int | None = None  # our write end: kept open for the life of this process, never written
+
+
+def reap_group_on_exit() -> int | None:
+    """Put this process at the head of its own process group (if it is not already) and start the reaper of that
+    group: when this process ends - `kill -9` included - every process still in the group is killed (a local
+    Ray's processes, the API's workers). Returns the reaper's pid, or None where this cannot be done.
+
+    Only for a top-level command (`freshmesh cloud`): a new group means a Ctrl-C at a terminal reaches us only if
+    our shell gave us the foreground group, which an interactive shell does (each command heads its own group
+    there, and this changes nothing)."""
+    global _reaper_pipe
+    if os.name != "posix" or _reaper_pipe is not None:
+        return None
+    try:
+        if os.getpgid(0) != os.getpid():
+            os.setpgid(0, 0)
+    except OSError:
+        return None  # a session leader of another group cannot move: nothing of ours to kill safely
+    if os.getpgid(0) != os.getpid():
+        return None
+    read_end, write_end = os.pipe()  # both close-on-exec: no child of ours inherits the write end
+    try:
+        reaper = subprocess.Popen([sys.executable, "-c", _REAPER, str(os.getpid())], stdin=read_end,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    finally:
+        os.close(read_end)
+    _reaper_pipe = write_end
+    return reaper.pid
 
 
 def as_user(user: str | None) -> dict:

@@ -25,6 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from cloud.http.domain_metrics import ScrapeInputs, families
 from cloud.logs import version
+from cloud.messaging import bridge_shards
 from protocol import subjects
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -63,7 +64,7 @@ async def _snapshot(services) -> dict:
 
 async def _consumers(cloud) -> list[dict]:
     js = cloud.nats.jetstream()
-    names = [(subjects.EVENTS_STREAM, subjects.EVENTS_CONSUMER)] + [
+    names = [(subjects.EVENTS_STREAM, name) for name in bridge_shards.consumer_names()] + [
         (subjects.CLOUD_MESSAGES_STREAM, subjects.cloud_messages_consumer(s)) for s in sorted(cloud.world.stores)]
     gate = asyncio.Semaphore(CONSUMERS_AT_ONCE)
 
@@ -78,8 +79,8 @@ async def _consumers(cloud) -> list[dict]:
                 "acked_stream_seq": (info.ack_floor.stream_seq or 0) if info.ack_floor else 0}
 
     found = await asyncio.gather(*(one(s, c) for s, c in names))
-    if found[0] is None:
-        raise RuntimeError(f"consumer {subjects.EVENTS_CONSUMER} not found")
+    if all(c is None for c in found[:bridge_shards.BRIDGE_SHARDS]):
+        raise RuntimeError("no consumer of the bridge's shards found")
     return [c for c in found if c is not None]
 
 

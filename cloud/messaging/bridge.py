@@ -12,6 +12,9 @@ effect): an event it may not send - another store's pickup, a member who does no
 reported on hand, a quantity past the sane bounds - is dead-lettered with the reason and its store told `refused`.
 Each store has a rate (`protocol.rate`): frames over it wait for the store to send them again, so one store's flood
 never holds up the others; a throttled store's events are then applied only in its own order (`throttle`).
+
+Instances: any number share the events, split by store into shards each applied by one instance at a time, so a
+store's events keep their order and no instance acks another's batch (`cloud/messaging/bridge_shards.py`).
 """
 from __future__ import annotations
 
@@ -28,7 +31,9 @@ from nats.js import JetStreamContext
 from actors.member_ledger import RecordSpend
 from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import coupons, lots, markdowns, promotion_uses, refusals, return_promotions, streams, to_stores
+from cloud.messaging.bridge_shards import BridgeShards
 from cloud.messaging.budgets import StoreBudgets
+from cloud.messaging.budgets import admit as admit_budget_uses
 from cloud.messaging.points_till import apply_sale_points
 from cloud.messaging.receiving import Receivings
 from cloud.messaging.restock import StoreRestock
@@ -58,16 +63,13 @@ from protocol.messages import (
     StockMoved,
 )
 from protocol.policy import STORE_CASH_TOPUP_DAY_CAP_FEN
-from protocol.pull import fetch_ready
 from protocol.rate import StoreRateLimits, StoreRates
 from protocol.schema import CONTROL_CHARACTERS
 from protocol.store_facts import judge
 
-FETCH_BATCH = 2_000
 REPORTED_REASONS = ("sale", "shrinkage", "stocktake", "transfer_out")  # movements that can leave online orders short
 REGISTRY_FLUSH_MS = 200
 ORDER_EVENTS = (PickingStarted, OrderPicked, PickupCompleted, StaffDelivery)  # applied in turn within a batch
-FETCH_ERROR_PAUSE_S = 0.5
 # A failed message is retried in place for as long as it fails for a passing reason (skipping it would lose
 # events), backing off; one that fails this many times for a reason that will not pass is dead-lettered:
 BATCH_RETRY_FIRST_S, BATCH_RETRY_MAX_S = 0.2, 5.0
@@ -133,15 +135,16 @@ class Bridge:
     async def start(self) -> Bridge:
         self.js = js = self.cloud.nats.jetstream()
         await streams.ensure_streams(js)
-        await streams.ensure_events_consumer(js)
         for store_id in self.cloud.world.stores:
             await self.ensure_store(store_id)
-        self._sub = await js.pull_subscribe_bind(durable=subjects.EVENTS_CONSUMER, stream=subjects.EVENTS_STREAM)
+        # the events: this instance's shards of the stores, shared with the other instances (bridge_shards.py)
+        self.shards = await BridgeShards(js, self.cloud.actors.calls.database_url, self._handle_until_done).start()
         await self.cloud.nats.subscribe(subjects.HEARTBEATS_ALL, cb=self._on_heartbeat)
-        self._tasks = [asyncio.create_task(self._events_loop()), asyncio.create_task(self._registry_loop())]
+        self._tasks = [asyncio.create_task(self._registry_loop())]
         return self
 
     async def stop(self) -> None:
+        await self.shards.stop()  # the batches in hand finish; the shards go to the other instances
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -152,18 +155,6 @@ class Bridge:
             self._stores_with_consumer.add(store_id)
 
     # ---- events ----------------------------------------------------------------------------------------
-    async def _events_loop(self) -> None:
-        while True:
-            try:
-                msgs = await fetch_ready(self._sub.fetch, FETCH_BATCH)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            except Exception as exc:  # noqa: BLE001 - reconnects are nats-py's job; keep pulling
-                log.warning("fetch failed: %s", exc)
-                await asyncio.sleep(FETCH_ERROR_PAUSE_S)
-                continue
-            await self._handle_until_done(msgs)
-
     async def _handle_until_done(self, msgs) -> None:
         """A failed batch is taken apart: its messages are handled one by one, in order, so one event that can never
         apply cannot hold up the others (it is dead-lettered, the store told) while one that fails for a while
@@ -277,6 +268,7 @@ class Bridge:
         for e in effects:  # after the sales and pickups of the batch they may return
             if isinstance(e, AFTER_THE_OTHERS):
                 await self.returns.apply(e, self.new_balances)
+                await self.budgets.returned(e, self.returns.verdicts.all_back.get(e.event_id, False))
         async with self.cloud.db.acquire() as conn, conn.transaction():
             if dead:
                 await conn.executemany(refusals.INSERT_SQL, dead)
@@ -321,6 +313,7 @@ class Bridge:
         refused.update(await self.transfers.admit([e for e in events if e.event_id not in refused]))
         refused.update(await self.restock.admit([e for e in events if e.event_id not in refused]))
         refused.update(await coupons.admit(self.cloud, [e for e in events if e.event_id not in refused]))
+        refused.update(await admit_budget_uses(self.cloud, [e for e in events if e.event_id not in refused]))
         if not refused:
             return events
         for event_id, reason in refused.items():

@@ -57,5 +57,6 @@ async def check(cloud, store: str) -> dict[str, int]:
             returned[rule_id] = fen
             log.info("store %s: %d fen of rule %s's share back to the budget (%s)", store, fen, rule_id, reason)
             await to_stores.send(cloud, store, functools.partial(BudgetShareReclaimed, rule_id=rule_id,
-                                                                 returned_fen=fen, reason=reason))
+                                                                 returned_fen=fen, reason=reason,
+                                                                 generation=int(r.settled.get("generation", 0))))
     return returned

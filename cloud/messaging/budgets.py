@@ -16,7 +16,8 @@ Guarantees:
 - A store that used more than half of its current step gets the next one (if the budget has any left) with the
   batch that reported it; any store the bridge hears from is checked at most every `CHECK_EVERY_MS` for a capped
   rule it holds no share of (a new book, a new store).
-- The grant message carries the TOTAL share: duplicates and reordering are harmless at the store.
+- The grant message carries the TOTAL share and the number of take-backs before it (`generation`): duplicates and
+  reordering are harmless at the store, and a grant from before a take-back does not raise the share again.
 - Unused shares are taken back (the rule ended, was withdrawn or changed, or the share sat idle) with the same
   checks: cloud/messaging/budget_reclaims.py.
 """
@@ -27,14 +28,40 @@ import functools
 import hashlib
 import logging
 
-from actors.promotion_budgets import GrantShare, MemberUse, StoreUsed, TillMemberUses
+from actors.promotion_budgets import GrantShare, MemberUse, StoreUsed, TillMemberUses, TillSaleReturned
 from cloud.messaging import budget_reclaims, to_stores
 from protocol.budget_messages import BudgetAllowanceGranted, BudgetUsed
 from protocol.ids import derived_id
+from protocol.messages import Message, SaleCommitted
+from protocol.return_messages import GoodsReturned
 
 SHARE_BP = 1000  # a store's step: a tenth of the rule's budget
 CHECK_EVERY_MS = 5_000
 log = logging.getLogger("freshmesh.budgets")
+
+
+async def admit(cloud, events: list[Message]) -> dict[str, str]:
+    """event id -> why refused, for the batch's BudgetUsed a store may not claim: its sale must be a sale of this
+    store (believed in this batch or recorded in `till_sales`) with the member it names (none: none). A store is
+    believed only about its own sales' members, never about another member's uses."""
+    mine = [e for e in events if isinstance(e, BudgetUsed)]
+    if not mine:
+        return {}
+    sales = {(e.store_id, e.sale_id): e.member_id or "" for e in events if isinstance(e, SaleCommitted)}
+    wanted = [e.sale_id for e in mine if (e.store_id, e.sale_id) not in sales]
+    if wanted:
+        for r in await cloud.db.fetch("select sale_id, store_id, member_id from till_sales "
+                                      "where sale_id = any($1::text[])", wanted):
+            sales.setdefault((r["store_id"], r["sale_id"]), r["member_id"] or "")
+    refused: dict[str, str] = {}
+    for e in mine:
+        member = sales.get((e.store_id, e.sale_id))
+        if member is None:
+            refused[e.event_id] = f"budget.used: store {e.store_id} has no sale {e.sale_id}"
+        elif member != (e.member_id or ""):
+            refused[e.event_id] = (f"budget.used: sale {e.sale_id} of store {e.store_id} is not member "
+                                   f"{e.member_id or '(none)'}'s")
+    return refused
 
 
 class StoreBudgets:
@@ -55,16 +82,32 @@ class StoreBudgets:
             if r.settled.get("over_fen"):
                 log.warning("store %s gave %s fen of rule %s past its share (sale %s)", event.store_id,
                             r.settled["over_fen"], u.rule_id, event.sale_id)
-        if event.member_uses:  # the member's one chain-wide count; past the limit: a conflict the operator sees
+        # the member's one chain-wide count, against the book's limit (never the store's word for it); a rule the
+        # book does not limit is not counted (made-up rule ids never reach the actor); past the limit: a conflict
+        by_id = self.cloud.world.rule_book.by_id
+        limited = tuple(MemberUse(rule_id=u.rule_id, per_member_limit=rule.per_member_limit)
+                        for u in event.member_uses
+                        if (rule := by_id.get(u.rule_id)) is not None and rule.per_member_limit)
+        if limited:
             r = await budgets.send(TillMemberUses(
                 id=derived_id(event.event_id, "member-uses"), store=event.store_id, sale_id=event.sale_id,
-                member=event.member_id, offline=event.offline,
-                uses=tuple(MemberUse(rule_id=u.rule_id, per_member_limit=u.per_member_limit)
-                           for u in event.member_uses)))
+                member=event.member_id, offline=event.offline, uses=limited))
             for c in r.settled.get("conflicts", ()) or ():
                 log.warning("store %s: member %s used rule %s %d times, past its limit of %d (sale %s, %s)",
                             c["store"], c["member"], c["rule_id"], c["uses"], c["limit"], c["sale_id"],
                             "offline" if c["offline"] else "online")
+
+    async def returned(self, event, whole: bool) -> None:
+        """A believed till return that brings its sale back whole: the sale's member uses of limited rules given
+        back (once: the command's id derives from the return's event id, and the actor gives a sale back once).
+        Raises when the actor does not answer (the batch is retried, not acked)."""
+        if not whole or not isinstance(event, GoodsReturned) or not event.sale_id:
+            return
+        r = await self.cloud.actors.budgets.send(TillSaleReturned(id=derived_id(event.event_id, "member-uses-back"),
+                                                                  store=event.store_id, sale_id=event.sale_id))
+        if r.settled.get("given_back"):
+            log.info("store %s: sale %s returned whole, member uses of %s given back", event.store_id,
+                     event.sale_id, r.settled["given_back"])
 
     @staticmethod
     def rows(events: list) -> list[tuple]:
@@ -146,9 +189,11 @@ class StoreBudgets:
         r = await budgets.send(GrantShare(id=self._grant_id(store, rule_id, view, rule.budget_fen), store=store,
                                           rule_id=rule_id, fen=step, cap_fen=rule.budget_fen))
         total = int(r.settled.get("share_fen", share))
+        # the take-backs before this total: the store ignores a grant older than a take-back it heard
+        generation = int(r.settled.get("generation", (view.get("reclaimed", {}).get(store) or {}).get("generation", 0)))
         if total > 0:  # the store keeps the highest total it hears: telling it again is harmless
             await to_stores.send(self.cloud, store, functools.partial(BudgetAllowanceGranted, rule_id=rule_id,
-                                                                    granted_fen=total))
+                                                                    granted_fen=total, generation=generation))
         return total
 
     @staticmethod

@@ -20,7 +20,7 @@ import json
 import logging
 
 from cloud.messaging.store_desk import StoreDesk
-from cloud.services.coupons import coupon_of
+from cloud.services.coupons import ISSUED_AGAIN, coupon_of
 from protocol import coupons as cp
 from protocol.coupon_messages import (
     QUEUE,
@@ -124,8 +124,7 @@ class CouponDesk(StoreDesk):
     async def release(self, request: CouponReleased) -> CouponHoldAnswered:
         """Only the store's own hold goes back (the hold id and the store both match), and only while it is held."""
         await self.cloud.db.execute(
-            "update coupons set status = 'issued', releases = releases + 1, reserved_for = null, "
-            "reserved_until_ms = null, channel = null, store_id = null where code = $1 and status = 'reserved' "
+            f"update coupons set {ISSUED_AGAIN} where code = $1 and status = 'reserved' "  # noqa: S608 - fixed text
             "and reserved_for = $2 and channel = 'offline' and store_id = $3", request.code, request.hold_id,
             request.store_id)
         return CouponHoldAnswered(**self._envelope(request), hold_id=request.hold_id, code=request.code,

@@ -29,6 +29,7 @@ import json
 import logging
 
 from actors.member_ledger import GrantPoints
+from cloud.services.coupons import ISSUED_AGAIN
 from protocol import return_promotions as rp
 from protocol import returns as rules
 from protocol.messages import Message, SaleCommitted
@@ -72,9 +73,8 @@ async def _give_back(conn, e: GoodsReturned) -> None:
         effect, why = rp.coupon_back(row["valid_until_ms"], e.wall_ms)
         if effect == rp.COUPON_BACK:
             await conn.execute(
-                "update coupons set status = 'issued', releases = releases + 1, redeemed_by = null, redeemed_ms = null, "
-                "channel = null, store_id = null, reserved_for = null where code = $1 and status = 'redeemed' "
-                "and redeemed_by = $2", row["code"], by)
+                f"update coupons set {ISSUED_AGAIN} where code = $1 and status = 'redeemed' and redeemed_by = $2",  # noqa: S608 - fixed text
+                row["code"], by)
         await _effect(conn, e, row["code"], effect, why)
 
 

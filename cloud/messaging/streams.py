@@ -121,6 +121,17 @@ async def ensure_events_consumer(js) -> None:
     ))
 
 
+async def ensure_events_shard_consumer(js, name: str, start_seq: int | None = None) -> None:
+    """One shard's durable pull consumer over every edge event (cloud/messaging/bridge_shards.py): its holder applies
+    a fetched batch's events of its shard as a whole, in order, and acks the batch's last message (ack-all: only one
+    instance at a time reads it). `start_seq`: the stream sequence to begin at (None: the stream's start)."""
+    start = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": start_seq} if start_seq else {
+        "deliver_policy": DeliverPolicy.ALL}
+    await js.add_consumer(subjects.EVENTS_STREAM, ConsumerConfig(
+        durable_name=name, ack_policy=AckPolicy.ALL, ack_wait=ACK_WAIT_S, max_ack_pending=MAX_ACK_PENDING,
+        filter_subject=subjects.EVENTS_SUBJECTS, **start))
+
+
 async def ensure_store_consumer(js, store_id: str) -> None:
     """The durable pull consumer through which one store reads its cloud messages (only that store may pull it)."""
     await js.add_consumer(subjects.CLOUD_MESSAGES_STREAM, ConsumerConfig(

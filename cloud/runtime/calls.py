@@ -1,6 +1,11 @@
 """The one path into the actors: group commands by actor, one Ray call per actor per batch, and retry through
 actor restarts with the same ids (idempotency makes the retry safe).
 
+Handles are cached per actor name; a call that fails with a Ray actor error (the actor died, is restarting, or is
+gone for good - killed, or its node lost) drops the cached handle, and the retry looks the actor up by name again
+(`host`: get-if-exists, made afresh only if none runs). So a process never keeps calling a dead incarnation, and no
+error of one process's past (a handle to an actor some other process's exit took along) outlives one retry.
+
 `ActorCalls.submit` collects commands from many concurrent requests for a few milliseconds and sends them as one
 call per actor, so no request pays for a Ray call of its own; `call` sends a list at once; `ask` puts a query.
 The typed clients (`cloud/runtime/clients.py`) are built on it; nothing else calls Ray.
@@ -22,6 +27,7 @@ BATCH_WAIT_MS = 2
 BATCH_MAX = 2_000
 PENDING_MAX = 50_000  # commands waiting for their actor's next call; past this a submit is refused at once
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, Unavailable)
+LOOK_UP_AGAIN = (RayActorError, ActorDiedError, ActorUnavailableError)  # the handle may name a dead incarnation
 
 
 class ActorsUnavailable(RuntimeError):
@@ -54,6 +60,8 @@ class ActorCalls:
             except TimeoutError:
                 raise ActorsUnavailable(f"{name}: no answer within {deadline_s}s") from None
             except RETRYABLE as exc:
+                if isinstance(exc, LOOK_UP_AGAIN):
+                    self._handles.pop(name, None)  # the retry finds the actor by name (restarted, or made again)
                 if loop.time() + delay > give_up:
                     raise ActorsUnavailable(f"{name}: {type(exc).__name__}: {exc}") from exc
                 await asyncio.sleep(delay)

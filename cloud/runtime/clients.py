@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from ray.exceptions import RayActorError
+
 from actors.base import AuditQuery, Result
 from actors.flash_sale import LeaseSync, OpenSale, ReturnUnits, SaleStatusQuery
 from actors.member_ledger import (
@@ -34,6 +36,7 @@ from actors.promotion_budgets import (
     StoreSharesQuery,
     StoreUsed,
     TillMemberUses,
+    TillSaleReturned,
 )
 from actors.stock_blocks import Carve, Uncarve
 from actors.stock_pool import (
@@ -57,7 +60,7 @@ StockPoolCommand = (Grant | Reclaim | SetRatio | ReportOnHand | Reserve | Confir
                     | Uncarve)
 MemberLedgerCommand = TopUp | Spend | RecordSpend | Refund | RedeemPoints | GrantPoints | Hold | Capture | Release
 RouterCommand = UpsertStore | BookSlot | ReleaseSlot
-BudgetCommand = Consume | GiveBack | GrantShare | StoreUsed | ReclaimShare | TillMemberUses
+BudgetCommand = Consume | GiveBack | GrantShare | StoreUsed | ReclaimShare | TillMemberUses | TillSaleReturned
 REGISTRY_TIMEOUT_S = 3.0
 
 
@@ -198,17 +201,27 @@ class FlashSaleClient:
 
 
 class StoreRegistryClient:
-    """Liveness and lag of the stores: soft state, so a failure answers with nothing rather than an error."""
+    """Liveness and lag of the stores: soft state, so a failure answers with nothing rather than an error. A handle
+    to a registry that is gone is looked up by name again, once per call (as `ActorCalls` does)."""
 
     def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
         self.handle = registry(prefix)
 
+    async def _once_more(self, call):
+        try:
+            return await call(self.handle)
+        except RayActorError:
+            self.handle = registry(self.prefix)
+            return await call(self.handle)
+
     async def view(self, now_ms: int, store_id: str | None = None) -> list[dict]:
-        view: list[dict] = await asyncio.wait_for(self.handle.view.remote(now_ms, store_id), REGISTRY_TIMEOUT_S)
+        view: list[dict] = await self._once_more(
+            lambda h: asyncio.wait_for(h.view.remote(now_ms, store_id), REGISTRY_TIMEOUT_S))
         return view
 
     async def report(self, heartbeats: list[dict], lags: list[list]) -> None:
-        await self.handle.report.remote(heartbeats, lags)
+        await self._once_more(lambda h: h.report.remote(heartbeats, lags))
 
 
 class Actors:

@@ -1,8 +1,21 @@
-"""The pure actors on Ray: one named, restartable Ray actor per shard, each a DurableHost.
+"""The pure actors on Ray: one named, detached, restartable Ray actor per shard, each a DurableHost.
 
-Ray restarts a crashed actor (`max_restarts=-1`); the new incarnation rebuilds its state from PostgreSQL before
-it answers anything. Ray does not retry calls by itself (`max_task_retries=0`): the caller retries with the same
-command ids, and idempotency makes that safe. Nothing here assumes one node: `RAY_ADDRESS` points at a cluster.
+Guarantees:
+- Actors live independently of every cloud process: each is **detached** and named in the "freshmesh" namespace, so
+  no API or bridge process owns it and stopping (or killing) any of them leaves the actors serving the others. A
+  process that starts finds the running actors by name (`get_if_exists`) and makes one only where none runs.
+- Ray restarts a crashed actor (`max_restarts=-1`); the new incarnation rebuilds its state from PostgreSQL before
+  it answers anything. Ray does not retry calls by itself (`max_task_retries=0`): the caller retries with the same
+  command ids, and idempotency makes that safe; an actor that is gone for good is looked up by name again
+  (`cloud/runtime/calls.py`, the one retry path).
+- Nothing here assumes one node: `RAY_ADDRESS` points at a cluster (token auth: README, "Deployment").
+
+Who stops what: a cloud process that joined a cluster (`RAY_ADDRESS`) only disconnects; the actors stay with the
+cluster. A cloud process that started a local Ray (no `RAY_ADDRESS`) is that Ray's only owner: its stop ends the
+local Ray and with it every actor on it (their state is in PostgreSQL: the next start rebuilds them), and its death,
+`kill -9` included, takes that Ray's processes along (`cloud/runtime/reaper.py`). Other cloud processes that
+should outlive one another join one Ray given by `RAY_ADDRESS` (`ray start --head`, a KubeRay cluster).
+A local Ray listens on loopback only (`ensure_ray`).
 """
 from __future__ import annotations
 
@@ -109,26 +122,45 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        joining: dict = {}
+        if address.split(":", 1)[0] in ("127.0.0.1", "localhost"):  # another cloud process's local Ray: this node's
+            local_ray_on_loopback()  # raylet is on loopback, and this driver must say it is on that node too
+            joining["_node_ip_address"] = "127.0.0.1"
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, **joining)
     else:
+        local_ray_on_loopback()
         # Ray starts its workers at nice 15, for clusters where they only run batch tasks. Our workers are the
         # cloud's actors, on the path of every order and till event: under load at nice 15 a stock-pool read
         # waited ~180 ms behind the edge boxes and the API (the consistency load suite showed it).
         os.environ.setdefault("RAY_worker_niceness", "0")
-        # A local Ray stays on loopback: nothing of ours listens on the machine's other addresses.
         ray.init(num_cpus=num_cpus or os.cpu_count(), namespace=NAMESPACE, include_dashboard=False,
                  log_to_driver=False, configure_logging=False, _node_ip_address="127.0.0.1")
     if threading.current_thread() is threading.main_thread():
         for sig, handler in saved.items():
             if handler is not None:
                 signal.signal(sig, handler)
-    return str(ray.get_runtime_context().gcs_address)
+    gcs = str(ray.get_runtime_context().gcs_address)
+    if not address:  # a local Ray's GCS listens on loopback only, whichever address the driver was told
+        gcs = f"127.0.0.1:{gcs.rsplit(':', 1)[1]}"
+    return gcs
+
+
+def local_ray_on_loopback() -> None:
+    """Make a local Ray's node address loopback, so that its GCS, raylet, workers and agents listen on 127.0.0.1.
+
+    Why this way: Ray 2.60 turns `ray.init(_node_ip_address="127.0.0.1")` into the machine's routable address
+    (`services.resolve_ip_for_localhost`) unless "cluster mode" is off, and its servers bind the node address; with
+    the routable one they listened on every interface (issue 18). Cluster mode only decides that address (Ray
+    reads `ray_constants.ENABLE_RAY_CLUSTER` when it resolves it, and its env twin only at import), and a local Ray
+    is one node by definition; a cluster (`RAY_ADDRESS`) is not touched."""
+    from ray._private import ray_constants
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def host(name: str, database_url: str, expire_every_ms: int = 1_000):
-    """The named actor, created on first use (every process that asks gets the same one)."""
+    """The named detached actor, created on first use (every process that asks gets the same one)."""
     # @ray.remote turned the class into an ActorClass; mypy does not apply class decorators, so it is told here
     actor_class = cast("ActorClass[ActorHost]", ActorHost)
     return actor_class.options(name=name, namespace=NAMESPACE, get_if_exists=True,
-                               lifetime="detached" if os.environ.get("FRESHMESH_DETACHED") else None,
+                               lifetime="detached",
                                max_concurrency=10_000).remote(name, database_url, expire_every_ms)

@@ -1,4 +1,5 @@
-"""The StoreRegistry on Ray: soft state (rebuilt from the next heartbeats after a restart), so not journaled."""
+"""The StoreRegistry on Ray: soft state (rebuilt from the next heartbeats after a restart), so not journaled.
+Detached and named like the durable actors (`cloud/runtime/hosting.py`): no cloud process owns it."""
 from __future__ import annotations
 
 from typing import cast
@@ -40,4 +41,5 @@ class RegistryHost:
 def registry(prefix: str = ""):
     # @ray.remote turned the class into an ActorClass; mypy does not apply class decorators, so it is told here
     actor_class = cast("ActorClass[RegistryHost]", RegistryHost)
-    return actor_class.options(name=f"{prefix}store_registry", namespace=NAMESPACE, get_if_exists=True).remote()
+    return actor_class.options(name=f"{prefix}store_registry", namespace=NAMESPACE, get_if_exists=True,
+                                lifetime="detached").remote()

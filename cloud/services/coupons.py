@@ -39,6 +39,10 @@ ISSUE_BATCH_MAX = 1000  # members per campaign request
 WALLET_MAX = 200  # coupons shown in a wallet, newest first
 CONFLICTS_PAGE_MAX = 200
 CODES_PER_ORDER_MAX = 5
+# a coupon back in its member's wallet (from reserved or redeemed): issued again, as if never held or used; the one
+# SET of every "back to issued" UPDATE (online orders, tills' holds, returns)
+ISSUED_AGAIN = ("status = 'issued', releases = releases + 1, reserved_for = null, reserved_until_ms = null, "
+                "redeemed_by = null, redeemed_ms = null, channel = null, store_id = null")
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,8 +328,8 @@ class Coupons:
         if not unused:
             return []
         await self.cloud.db.execute(
-            "update coupons set status = 'issued', releases = releases + 1, reserved_for = null, channel = null, "
-            "store_id = null where code = any($1::text[]) and status = 'reserved' and reserved_for = $2",
+            f"update coupons set {ISSUED_AGAIN} where code = any($1::text[]) and status = 'reserved' "  # noqa: S608 - fixed text
+            "and reserved_for = $2",
             [a.code for a in unused], order_id)
         notes = [{"code": a.code, "reason": f"{self._why_unused(a)} after the order's budget-capped promotions; "
                                            "it stays in your wallet"} for a in unused]
@@ -346,9 +350,8 @@ class Coupons:
                returning code""", codes, order_id, member, store, now)}
         if len(got) == len(codes):
             return
-        await self.cloud.db.execute("update coupons set status = 'issued', releases = releases + 1, reserved_for = null, "
-                                    "channel = null, store_id = null where code = any($1::text[]) and status = 'reserved' "
-                                    "and reserved_for = $2", list(got), order_id)
+        await self.cloud.db.execute(f"update coupons set {ISSUED_AGAIN} where code = any($1::text[]) "  # noqa: S608 - fixed text
+                                    "and status = 'reserved' and reserved_for = $2", list(got), order_id)
         lost = next(c for c in codes if c not in got)
         row = await self.cloud.db.fetchrow("select c.*, d.body from coupons c join coupon_definitions d "
                                            "using (definition_id) where code = $1", lost)
@@ -366,19 +369,16 @@ class Coupons:
                  and o.status = any($2::text[]) and ($1::text is null or o.order_id = $1) returning c.code""",
             order_id, list(lifecycle.PAID_STATUSES), now)
         released = await db.fetch(
-            """update coupons c set status = 'issued', releases = releases + 1, reserved_for = null, channel = null,
-                   store_id = null
+            f"""update coupons c set {ISSUED_AGAIN}
                from orders o where c.status = 'reserved' and c.reserved_for = o.order_id
-                 and o.status = any($2::text[]) and ($1::text is null or o.order_id = $1) returning c.code""",
+                 and o.status = any($2::text[]) and ($1::text is null or o.order_id = $1) returning c.code""",  # noqa: S608 - fixed text
             order_id, list(lifecycle.UNSERVED_STATUSES))
         returned = await db.fetch(
-            """update coupons c set status = 'issued', releases = releases + 1, redeemed_by = null, redeemed_ms = null,
-                   channel = null, store_id = null
+            f"""update coupons c set {ISSUED_AGAIN}
                from orders o where c.status = 'redeemed' and c.redeemed_by = o.order_id and o.status = 'cancelled'
-                 and ($1::text is null or o.order_id = $1) returning c.code""", order_id)
+                 and ($1::text is null or o.order_id = $1) returning c.code""", order_id)  # noqa: S608 - fixed text
         lapsed = [] if order_id else await db.fetch(
-            "update coupons set status = 'issued', releases = releases + 1, reserved_for = null, reserved_until_ms = null, "
-            "channel = null, store_id = null where status = 'reserved' and reserved_until_ms is not null "
+            f"update coupons set {ISSUED_AGAIN} where status = 'reserved' and reserved_until_ms is not null "  # noqa: S608 - fixed text
             "and reserved_until_ms <= $1 returning code", now)
         return len(redeemed) + len(released) + len(returned) + len(lapsed)
 

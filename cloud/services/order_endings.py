@@ -7,6 +7,10 @@ Guarantees:
   gives anything back; every give-back is idempotent by id (reservations, slot bookings, coupons, budget uses,
   points), so a sweeper finishing what a crash left cannot give twice.
 - Money goes back before stock: a crash after the flip leaves a charge that the money sweeper refunds.
+- One give-back for every ending (`give_back_all`: cancel, expiry, a failed or abandoned request, a pre-sale ended
+  overdue): money, points, stock or flash units, budget uses, slots, coupons, group place. A step that fails does
+  not stop the others; the sweepers finish it (money: `Orders.sweep_money`; points: `PointsPay.sweep`; coupons:
+  `Coupons.settle()`; budget uses: `sweep_given_back`, all in the cloud's background loops).
 """
 from __future__ import annotations
 
@@ -69,18 +73,7 @@ class OrderEndings:
         # read again after the flip: a shortage re-routed meanwhile may have added a store (and its reservation) to
         # the allocation; after the flip no one can (`Picking._add_part` checks the status under the same lock)
         row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
-        await self.payments.refund(order_id)
-        await self.payments.close_unpaid(order_id)
-        await self.points.give_back(order_id)
-        if row["kind"] == "flash":  # its units go back to the sale (and its carved units to the sale's block)
-            await self.flash.give_back(order_id)
-        else:
-            await self._release(self.reservations(row), "order")
-        await self.member_pricing.give_back(order_id)
-        await self.release_slots(row)
-        await self.coupons.settle(order_id)  # its coupon back in the wallet
-        if row["group_held"] and self.groups is not None:  # its group's other places see one place free again
-            await self.groups.place_freed(order_id)
+        await self.give_back_all(row)
         if was in lifecycle.PAID_STATUSES and (row["kind"] != "flash" or assigned(row)) and not row["group_held"]:
             for store in json.loads(row["allocation"]):
                 await to_stores.send(self.cloud, store, lambda **env: OrderCancelled(order_id=order_id, reason=reason,
@@ -112,16 +105,7 @@ class OrderEndings:
                                   detail={"reason": reason}, only_from=(lifecycle.RESERVED,))
         except lifecycle.IllegalTransition:
             return  # paid, cancelled or expired meanwhile
-        await self.release_slots(row)
-        await self.points.give_back(row["order_id"])
-        if row["kind"] == "flash":
-            await self.flash.give_back(row["order_id"])
-        else:
-            await self._release(self.reservations(row), "order")
-        await self.coupons.settle(row["order_id"])  # its coupon back in the wallet
-        await self.member_pricing.give_back(row["order_id"])
-        if row["group_held"] and self.groups is not None:  # its group's other places see one place free again
-            await self.groups.place_freed(row["order_id"])
+        await self.give_back_all(row)
 
     async def sweep_abandoned(self) -> int:
         """Orders whose request died half-way and was never retried (`pending` for `ABANDONED_MS`): refused, and
@@ -149,13 +133,54 @@ class OrderEndings:
         return len(rows)
 
     async def _give_back_plan(self, row) -> None:
-        """What a pending order's written plan may hold, given back (every release is idempotent by id)."""
-        kid = key_id(row["idempotency_key"])
-        plan = json.loads(row["allocation"])
-        await self._release([(line["sku"], line["reservation_id"]) for lines in plan.values() for line in lines], kid)
+        """What a pending order's written plan may hold, given back (every release is idempotent by id, under the
+        ids its request used): its reservations and slots, budget uses, coupons."""
+        await self.give_back_all(row, key_id(row["idempotency_key"]))
+
+    async def give_back_all(self, row, tag: str | None = None) -> list[str]:
+        """Everything an order that ended unserved holds, given back, in this order: its money (a done charge
+        refunded, journaled first; a wallet payment still open closed), its points, its stock (a flash order's units
+        to their sale, else every reservation of its allocation), its budget uses, its places in the slot, its
+        coupons, its group place. The ONE routine of every ending (cancel, expiry, a pre-sale ended overdue, a
+        failed or abandoned request). Every step is idempotent by id, so running it again (a retry, a sweeper)
+        gives nothing twice; a step that fails is logged and the others still run: the money sweeper refunds, the
+        points sweep, the coupon settle and the budget sweep (`sweep_given_back`) finish theirs. `tag`: the ids a
+        pending order's request used for its holds (its key id); None for a placed order's own. Answers the steps
+        that failed."""
+        order_id, failed = row["order_id"], []
+
+        async def step(name: str, call: Callable[[], Awaitable[Any]]) -> None:
+            try:
+                await call()
+            except Exception:  # noqa: BLE001 - the others still go back; a sweeper finishes this one
+                log.exception("order %s: %s not given back yet (a sweeper retries)", order_id, name)
+                failed.append(name)
+
+        await step("money", lambda: self.payments.refund(order_id))
+        await step("payment", lambda: self.payments.close_unpaid(order_id))
+        await step("points", lambda: self.points.give_back(order_id))
+        if row["kind"] == "flash":  # its units go back to the sale (and its carved units to the sale's block)
+            await step("flash units", lambda: self.flash.give_back(order_id))
+        else:
+            await step("stock", lambda: self._release(self.reservations(row), tag or "order"))
+        await step("budgets", lambda: self.member_pricing.give_back(order_id))
         if row["slot_start_ms"] is not None:
-            await self._unbook(kid, row["order_id"], list(plan), row["slot_start_ms"])
-        await self.member_pricing.give_back(row["order_id"])
+            await step("slots", lambda: self.release_slots(row) if tag is None else
+                       self._unbook(tag, order_id, list(json.loads(row["allocation"])), row["slot_start_ms"]))
+        await step("coupons", lambda: self.coupons.settle(order_id))  # its coupons back in the wallet
+        if row["group_held"] and self.groups is not None:  # its group's other places see one place free again
+            await step("group place", lambda: self.groups.place_freed(order_id))
+        return failed
+
+    async def sweep_given_back(self) -> int:
+        """The budget uses of orders that ended unserved and were never given back (a give-back that failed, a
+        crash after the status flip), given back now; how many orders. (Their coupons: `Coupons.settle()`.)"""
+        rows = await self.cloud.db.fetch(
+            "select distinct u.order_id from budget_uses u join orders o using (order_id) "
+            "where u.given_back_ms is null and o.status = any($1::text[]) limit 100", list(lifecycle.UNSERVED_STATUSES))
+        for r in rows:
+            await self.member_pricing.give_back(r["order_id"])
+        return len(rows)
 
     async def expire_due(self) -> int:
         rows = await self.cloud.db.fetch("select * from orders where status = 'reserved' and expires_ms <= $1 limit 500",

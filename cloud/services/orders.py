@@ -87,6 +87,9 @@ class Orders(OrderEndings):
                     return await self.presales.instead(req, member, key, order_id, refusal)
                 except Refusal as instead:
                     refusal = instead
+                except Exception:  # not a refusal: ended now, what it held given back (not left pending 5 minutes)
+                    await self._fail(order_id)
+                    raise
             await self.member_pricing.give_back(order_id)  # a refusal after pricing: its budget uses come back
             try:
                 await journal.advance(self.cloud.db, order_id, "reject", self.cloud.now_ms(),
@@ -119,8 +122,8 @@ class Orders(OrderEndings):
         except Exception:  # the database is failing too: the abandoned-order sweeper finishes it
             log.exception("order %s: not rejected; the abandoned-order sweeper will", order_id)
             return
-        await self._give_back_plan(row)  # stock and slots its plan may hold (`_place` let go what it knew of)
-        await self.coupons.settle(order_id)  # a code it held goes back to the wallet
+        await self._give_back_plan(row)  # all its plan may hold (`_place` let go what it knew of): stock, slots,
+        # budget uses, codes
 
     async def _claim(self, req: OrderRequest, member: str, key: str, digest: bytes) -> str | dict:
         """This request's order id (it placed the claim, or takes over a dead one), or the earlier outcome."""
@@ -173,11 +176,7 @@ class Orders(OrderEndings):
         if req.fulfilment == "delivery":  # before anything is held: a closed slot refuses cleanly
             delivery_terms.check_cutoff(cloud.world, plan, slot_ms, cloud.now_ms())
         kid, store = key_id(key), next(iter(plan))
-        coupons = await self.coupons.check(req.coupons, member, store, order_id)  # codes, before anything is held
-        if coupons:  # each must give its discount: refused now, before anything is held, if one would not
-            # priced with what the budgets have left now (read, not consumed): a budget-capped coupon rule applies
-            preview = await self.member_pricing.with_level(member, self._context(req, store, coupons), budgets=True)
-            self.coupons.unused(coupons, self._price(req, store, preview)["coupons_used"])
+        coupons = await self.checked_coupons(req, member, store, order_id)  # codes, before anything is held
         # The plan is written before anything is held, so that if this request dies half-way the sweeper knows
         # what to give back (`sweep_abandoned`).
         await cloud.db.execute("update orders set allocation = $2, slot_start_ms = $3, updated_ms = $4 "
@@ -228,16 +227,32 @@ class Orders(OrderEndings):
                       coupons: list, allocation: dict) -> tuple[dict, list, list[dict]]:
         """The held order priced (budgets consumed), its gifts reserved, and the codes that gave nothing let go:
         (priced, the codes it uses, [{code, reason}] of those let go)."""
-        # the member's level and the chain's budgets (consumed here, given back if the order ends unserved)
-        priced = await self.member_pricing.price(member, order_id, self._context(req, store, coupons),
-                                                 functools.partial(self._price, req, store))
-        # the real pricing (with the budgets actually left) may not use a code the preview used: it is let go
-        # (issued again, not redeemed with the order), and the answer says so and why
-        not_applied = await self.coupons.release_unused(order_id, coupons, priced["coupons_used"])
+        priced, not_applied = await self.price_held(req, member, order_id, store, coupons)
         if req.fulfilment == "delivery":
             delivery_terms.add_fee(self.cloud.world, next(iter(plan)), priced)
         await self.gifts.reserve(kid, order_id, plan, priced, allocation)  # zero-priced lines, reserved like any
         return priced, [c for c in coupons if c.rule_id in priced["coupons_used"]], not_applied
+
+    async def checked_coupons(self, req, member: str, store: str, order_id: str,
+                              context: Callable[[list], PricingContext] | None = None) -> list:
+        """The request's codes checked (`Coupons.check`) and each giving its discount on the order priced with what
+        the budgets have left now (read, not consumed: a budget-capped coupon rule applies); a Refusal naming the
+        code and why otherwise. Nothing is held. `context(coupons)`: the pricing context (default `_context`)."""
+        coupons = await self.coupons.check(req.coupons, member, store, order_id)
+        if coupons:
+            ctx = context(coupons) if context else self._context(req, store, coupons)
+            preview = await self.member_pricing.with_level(member, ctx, budgets=True)
+            self.coupons.unused(coupons, self._price(req, store, preview)["coupons_used"])
+        return coupons
+
+    async def price_held(self, req, member: str, order_id: str, store: str, coupons: list,
+                         ctx: PricingContext | None = None) -> tuple[dict, list[dict]]:
+        """The order priced with its held codes, the member's level and the chain's budgets (consumed under its id,
+        given back if it ends unserved); the codes the real pricing (with the budgets actually left) did not use are
+        let go (issued again, never redeemed with it): (priced, [{code, reason}] of those let go)."""
+        priced = await self.member_pricing.price(member, order_id, ctx or self._context(req, store, coupons),
+                                                 functools.partial(self._price, req, store))
+        return priced, await self.coupons.release_unused(order_id, coupons, priced["coupons_used"])
 
     def _items(self, req: OrderRequest) -> dict[str, int]:
         for item in req.items:

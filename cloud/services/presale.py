@@ -9,11 +9,15 @@ Guarantees:
   or for delivery one of the stores that deliver there, nearest first).
 - A pre-sale order is an ordinary order in the lifecycle (`reserved` -> `paid` -> ...): it holds no stock until
   its stock arrives, only its place in the slot (which must start no earlier than the due day), and carries the
-  `presale` note on its timeline. An unpaid one expires like any order; cancelling or expiring it gives back only
-  its slot (its allocation names its store with no reservation), and a paid one is refunded by the existing saga.
+  `presale` note on its timeline. An unpaid one expires like any order; however it ends, everything it holds goes
+  back through the one give-back of every ending (`Orders.give_back_all`: its money, points, slot (its allocation
+  names its store with no reservation), budget uses, coupons).
 - It is priced like an order (`MemberPricing.price`): the member's level and the chain's budget-capped rules and
   per-member limits, consumed in the PromotionBudgets actor under its order id; expiring, cancelling or ending
-  overdue gives them back (`give_back`, once).
+  overdue gives them back (`give_back`, once; what a failure kept back the expiry loop's `sweep_given_back` gives).
+  It gets no gift (`presale_coupons.no_gifts`): it holds no stock until its own comes, so a gift could be neither
+  reserved nor handed over. It counts in the promotion-effect figures as any online order
+  (`promotion_uses.record_online`).
 - It takes coupons like any order (`cloud/services/presale_coupons.py`): checked, priced with, reserved with the
   order, redeemed when it is paid, back in the wallet when it expires, is cancelled or is ended overdue.
 - When a store's escrow grows (a receiving granted it: the bridge calls `allocate` after applying the batch; a
@@ -25,8 +29,9 @@ Guarantees:
   bridge's, the sweeper) reserve under different ids, but only the first to find the pre-sale still waiting under
   its row lock keeps them; the other releases its own.
 - A paid pre-sale whose supply never comes does not wait forever: not reserved by its due day plus
-  `PRESALE_GRACE_DAYS` (by the sweeper's clock), it is cancelled with the reason on its timeline, refunded and its
-  slot given back (`end_overdue`).
+  `PRESALE_GRACE_DAYS` (by the sweeper's clock), it is cancelled with the reason on its timeline and given back all it
+  holds (`end_overdue`: refunded, its points, slot, budget uses and coupons; a step that fails neither stops the
+  sweep nor is lost: the money sweeper refunds, the budget and coupon sweeps finish theirs).
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ from typing import Any
 
 from actors.order_router import BookSlot
 from actors.stock_pool import Cancel, Confirm, Reserve
+from cloud.messaging import promotion_uses
 from cloud.services import delivery_terms, presale_coupons
 from cloud.services import order_journal as journal
 from cloud.services.verdicts import Refusal
@@ -140,6 +146,8 @@ class Presales:
                                json.dumps(lines), now)
             await journal.note(conn, order_id, "presale", now, store=store,
                                detail={"due_day": due_day, "lines": lines})
+        # in the promotion-effect figures like any online order (once per order)
+        await promotion_uses.record_online(cloud.db, order_id, store, member, priced["explain"], now)
         row = await cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
         return {**orders.as_json(row), "pricing": priced["explain"], "coupons": [c.code for c in coupons],
                 "presale": {"store_id": store, "due_day": due_day, "available_from": to_rfc3339(due_ms)}}
@@ -245,10 +253,9 @@ class Presales:
                     continue  # no longer paid: ended another way meanwhile
                 await conn.execute("update presale_orders set allocated_ms = 0 where order_id = $1", r["order_id"])
             log.warning("pre-sale order %s: %s; cancelled and refunded", r["order_id"], reason)
-            await self.orders.payments.refund(r["order_id"])
-            await self.orders.coupons.settle(r["order_id"])  # the coupons it redeemed back in the wallet
-            await self.orders.member_pricing.give_back(r["order_id"])  # its capped rules' uses back to the budgets
-            await self.orders.release_slots(await cloud.db.fetchrow("select * from orders where order_id = $1",
+            # everything back as for any ending (`Orders.give_back_all`): the refund, its points, its coupons, its
+            # capped rules' uses, its slot; a step that fails does not stop the others or this loop (sweepers finish it)
+            await self.orders.give_back_all(await cloud.db.fetchrow("select * from orders where order_id = $1",
                                                                     r["order_id"]))
             ended += 1
         return ended

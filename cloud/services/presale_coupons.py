@@ -15,25 +15,30 @@ Guarantees:
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
 from cloud.services.coupons import Accepted
+from protocol.pricing.rules import Gift
+
+
+def no_gifts(orders, req, store: str, coupons) -> Any:
+    """A pre-sale's pricing context: the order's, with every gift rule's SKU out. A pre-sale holds no stock until its
+    own arrives, so a gift could be neither reserved nor handed over with it (and would consume a capped budget for
+    nothing): no gift on a pre-sale, as no "spend more for a gift" hint either."""
+    out = tuple(sorted({r.gift_sku for r in orders.cloud.world.rule_book.rules if isinstance(r, Gift)}))
+    return dataclasses.replace(orders._context(req, store, coupons), gifts_out=out)  # noqa: SLF001
 
 
 async def priced(orders, req, member: str, order_id: str, store: str) -> tuple[dict[str, Any], list[Accepted]]:
     """The pre-sale priced with its accepted coupons, which are now reserved for it, and the chain's capped rules
-    consumed under its order id (`MemberPricing.price`); or a Refusal naming the code and why (nothing held)."""
-    coupons = await orders.coupons.check(req.coupons, member, store, order_id)
-    if coupons:  # each must give its discount, priced with what the budgets have left now (read, not consumed)
-        preview = await orders.member_pricing.with_level(member, orders._context(req, store, coupons),  # noqa: SLF001
-                                                          budgets=True)
-        orders.coupons.unused(coupons, orders._price(req, store, preview)["coupons_used"])  # noqa: SLF001
-        await orders.coupons.hold(order_id, member, store, coupons)  # all codes or none, atomically
-    result = await orders.member_pricing.price(member, order_id, orders._context(req, store, coupons),  # noqa: SLF001
-                                               functools.partial(orders._price, req, store))  # noqa: SLF001
-    # the real pricing (with the budgets actually left) may not use a code the preview used: it goes back
-    not_applied = await orders.coupons.release_unused(order_id, coupons, result["coupons_used"])
+    consumed under its order id, as any order (`Orders.checked_coupons`, `Coupons.hold`, `Orders.price_held`) but
+    with no gift (`no_gifts`); or a Refusal naming the code and why (nothing held)."""
+    context = functools.partial(no_gifts, orders, req, store)
+    coupons = await orders.checked_coupons(req, member, store, order_id, context)
+    await orders.coupons.hold(order_id, member, store, coupons)  # all codes or none, atomically
+    result, not_applied = await orders.price_held(req, member, order_id, store, coupons, context(coupons))
     if not_applied:
         result["coupons_not_applied"] = not_applied
     let_go = {n["code"] for n in not_applied}

@@ -26,8 +26,10 @@ from protocol.pricing import BudgetLeft, PricedBasket, RuleBook
 
 @dataclass(frozen=True, slots=True)
 class ReclaimAllowance:
-    """The store's share of the rule ends at what its tills used (edge/budget_db.py)."""
+    """The store's share of the rule ends at what its tills used (edge/budget_db.py), unless a grant made after this
+    take-back (`generation`) was heard already."""
     rule_id: str
+    generation: int = 0
 
 
 def budgets_left(book: RuleBook | None, allowances: Mapping[str, tuple[int, int]]) -> tuple[BudgetLeft, ...]:
@@ -50,13 +52,16 @@ def changes(outcome: Outcome) -> bool:
 
 
 def apply_grant(message: BudgetAllowanceGranted) -> Outcome:
-    """The cloud's grant: the store keeps the highest total it heard (a duplicate or a late one changes nothing)."""
-    return Outcome(reply="applied", effects=(GrantAllowance(message.rule_id, message.granted_fen),))
+    """The cloud's grant: the store keeps the highest total it heard (a duplicate or a late one changes nothing; one
+    older than the store's last take-back is ignored)."""
+    return Outcome(reply="applied", effects=(GrantAllowance(message.rule_id, message.granted_fen,
+                                                            message.generation),))
 
 
 def apply_reclaim(message: BudgetShareReclaimed) -> Outcome:
     """The cloud took the unused share back: nothing left of it at this till."""
-    effects: tuple[Any, ...] = (ReclaimAllowance(message.rule_id),)  # executed by edge/budget_db.py, like coupons'
+    # executed by edge/budget_db.py, like coupons'
+    effects: tuple[Any, ...] = (ReclaimAllowance(message.rule_id, message.generation),)
     return Outcome(reply="applied", effects=effects)
 
 

@@ -13,8 +13,9 @@ sale's uses of limited rules go to the cloud with the sale (`BudgetUsed.member_u
 outbox), which adds them to the member's count; a use past the limit there is believed (the sale stands) and
 recorded as a conflict the operator sees.
 
-The count this store knows of itself (`here`, every sale here) also covers the gap between a sale and the cloud
-applying it: online the till takes the larger of the cloud's count and this store's own.
+Online the member's count is the cloud's answer plus this store's uses recorded since that answer (`cloud_at_ms`,
+the store's clock when the answer reached the cart: `here_since_cloud`), which the answer cannot know of; and never
+less than this store's own count (`here`, every sale here: its sales the cloud has not applied yet).
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ class MemberLimits:
     cloud: Mapping[str, int] | None = None  # rule -> uses, the cloud's answer (None: no answer, offline)
     here: Mapping[str, int] = field(default_factory=dict)  # rule -> uses by this store's sales (ever)
     here_offline_today: Mapping[str, int] = field(default_factory=dict)  # rule -> this store's offline uses today
+    cloud_at_ms: int = 0  # when the cloud's answer reached the cart (this store's clock)
+    here_since_cloud: Mapping[str, int] = field(default_factory=dict)  # rule -> uses here recorded since `cloud_at_ms`
 
     @property
     def offline(self) -> bool:
@@ -64,7 +67,7 @@ def blocked(book: RuleBook | None, limits: MemberLimits | None) -> dict[str, str
             continue
         here = limits.here.get(r.id, 0)
         if limits.cloud is not None:
-            if max(limits.cloud.get(r.id, 0), here) >= limit:
+            if max(limits.cloud.get(r.id, 0) + limits.here_since_cloud.get(r.id, 0), here) >= limit:
                 out[r.id] = f"limit of {limit} per member reached"
         elif here >= limit:
             out[r.id] = f"limit of {limit} per member reached"

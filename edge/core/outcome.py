@@ -315,9 +315,11 @@ RestockEffect = SetReorderPoint | OpenRestockAlert | CloseRestockAlert
 
 @dataclass(frozen=True, slots=True)
 class GrantAllowance:
-    """The store's total offline share of a capped rule's budget, as the cloud granted it (the highest is kept)."""
+    """The store's total offline share of a capped rule's budget, as the cloud granted it (the highest is kept, of
+    grants no older than the store's last take-back: `generation`, edge/budget_db.py)."""
     rule_id: str
     granted_fen: int
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,18 +106,20 @@ def deductions(gifts: Sequence[GiftGiven], sold: Mapping[str, Sold], before: Map
 @dataclass(frozen=True, slots=True)
 class UndoPromotions:
     """A return's effect on the sale's promotions at the store, in the return's transaction: the kept gifts' prices
-    recorded (so a later return of the sale deducts them no more), and the coupons a whole return let go (no longer
-    counted as redeemed here: the member may use them again once the cloud gave them back)."""
+    recorded (so a later return of the sale deducts them no more), and the coupons a whole return let go (marked
+    released here: the member may use them again once the cloud's wallet shows them issued - the cloud may keep
+    them)."""
     source: str
     return_id: str
     deductions: tuple[Deduction, ...]
     coupons_back: tuple[str, ...]
     points_back: int = 0  # points the return gives back (a sale paid partly with points): counted for the next
+    whole: bool = False  # the sale is back whole: its uses of per-member-limited rules no longer count here
 
 
 def undo(source: str, return_id: str, deducted: Sequence[Deduction], coupons_back: Sequence[str],
-         points_back: int = 0) -> list:
+         points_back: int = 0, whole: bool = False) -> list:
     """The effect (none when there is nothing to undo)."""
-    if not deducted and not coupons_back and not points_back:
+    if not deducted and not coupons_back and not points_back and not whole:
         return []
-    return [UndoPromotions(source, return_id, tuple(deducted), tuple(coupons_back), points_back)]
+    return [UndoPromotions(source, return_id, tuple(deducted), tuple(coupons_back), points_back, whole)]

@@ -130,7 +130,8 @@ def take(source: Source | None, what: str, before: Mapping[str, rules.Back], ask
                        tuple((sku, qty, fen, a.disposition) for a, (sku, qty, fen) in zip(asked, lines, strict=True)),
                        stamp.moment.wall_ms)
     effects += [row, Publish(event)]
-    effects += return_gifts.undo(source.key, return_id, deducted, source.coupons if whole else (), points_back)
+    effects += return_gifts.undo(source.key, return_id, deducted, source.coupons if whole else (), points_back,
+                                 whole)
     reply = {**reply_of(row, stamp.store_id), **promotions_reply(source, deducted, whole)}
     if points_back:  # the money part is the drawer's (or the wallet's); the points go back through the cloud
         reply["refund"] = {**reply["refund"], "amount_fen": total - points_value_fen(points_back),

@@ -30,6 +30,7 @@ from edge import budget_db
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 from protocol.budget_messages import BudgetUsed, MemberRuleUse
+from protocol.messages import BusinessAck, Payment, Quantity, SaleCommitted, SaleLine
 from protocol.pricing import load_rule_book
 from simulators.netcut import NetCut
 from tests.integration import harness
@@ -182,7 +183,9 @@ async def test_a_per_member_limit_counts_till_and_chain_wide_and_offline_past_it
     # allowance, and the cloud records the use past the limit as a conflict (the sale stands)
     other, other_code = await member_at_box(services, http, box)
     async with StoreLink(stack, OTHER) as store:
-        await store.publish(BudgetUsed(**store.next_envelope(), sale_id=f"OTHER-{RUN}", uses=(), member_id=other,
+        sold = store_sale(store, f"OTHER-{RUN}", other)
+        await store.publish(sold)
+        await store.publish(BudgetUsed(**store.next_envelope(), sale_id=sold.sale_id, uses=(), member_id=other,
                                        offline=False, member_uses=(MemberRuleUse(rule_id=ONCE, per_member_limit=1),)))
     assert await eventually(lambda: counted(other, 1), timeout_s=20)
     proxy.cut()
@@ -207,6 +210,86 @@ async def test_a_per_member_limit_counts_till_and_chain_wide_and_offline_past_it
         (BOX, sale["sale_id"], True, 2, 1)
     other_store = await http.get(f"/promotion-budgets/limit-conflicts?store_id={OTHER}", headers=manager)
     assert other_store.status_code == 403  # a store manager sees their own store's only
+
+
+def store_sale(store: StoreLink, sale_id: str, member_id: str | None) -> SaleCommitted:
+    once = P["once"]
+    return SaleCommitted(**store.next_envelope(), sale_id=sale_id, lane="1",
+                         lines=(SaleLine(sku=once["sku"], quantity=Quantity.pieces(1), amount_fen=100),),
+                         total_fen=100, payments=(Payment(method="cash", amount_fen=100, reference=""),),
+                         member_id=member_id, offline=False)
+
+
+async def refused_acks(store: StoreLink, want: set[str], got: dict[str, str]) -> dict[str, str] | None:
+    """The `refused` acks of `want`, gathered into `got` (each call reads and acks what came since); None until all."""
+    for message in await store.commands(want=200, timeout_s=2):
+        if isinstance(message, BusinessAck):
+            got.update({a.event_id: a.detail for a in message.acks if a.result == "refused" and a.event_id in want})
+    return got if set(got) == want else None
+
+
+async def test_a_store_is_not_believed_about_another_members_uses_nor_the_limit(world):
+    """A hostile store names a victim's uses of a limited rule: with no such sale, or on a sale of another member,
+    it is refused (dead letter, `refused` ack) and the victim is not locked out; on its own member's sale the
+    book's limit counts (not the store's), and a rule the book does not limit is not counted."""
+    services, http, _, _, _, stack = world
+    budgets = services.cloud.actors.budgets
+    victim, anyone = (await customer(services, http)).member_id, (await customer(services, http)).member_id
+    huge = (MemberRuleUse(rule_id=ONCE, per_member_limit=10_000),)
+    async with StoreLink(stack, OTHER) as hostile:
+        nobodys = store_sale(hostile, f"HOST-N-{RUN}", anyone)
+        ghost = BudgetUsed(**hostile.next_envelope(), sale_id=f"nosuch-{RUN}", uses=(), member_id=victim,
+                           member_uses=huge)
+        wrong = BudgetUsed(**hostile.next_envelope(), sale_id=nobodys.sale_id, uses=(), member_id=victim,
+                           member_uses=huge)
+        for message in (nobodys, ghost, wrong):
+            await hostile.publish(message)
+        told: dict[str, str] = {}
+        assert await eventually(lambda: refused_acks(hostile, {ghost.event_id, wrong.event_id}, told), timeout_s=20), told
+        assert f"no sale nosuch-{RUN}" in told[ghost.event_id]
+        assert f"is not member {victim}'s" in told[wrong.event_id]
+    assert (await budgets.budgets([ONCE], victim))[ONCE]["member_uses"] == 0  # not locked out
+    # its own member's sales: believed, against the book's limit of 1; a made-up rule is not counted
+    made_up = "BGT-MADE-UP-" + RUN.upper()
+    async with StoreLink(stack, OTHER) as store:
+        for n in (1, 2):
+            sold = store_sale(store, f"HOST-{n}-{RUN}", anyone)
+            await store.publish(sold)
+            await store.publish(BudgetUsed(**store.next_envelope(), sale_id=sold.sale_id, uses=(), member_id=anyone,
+                                           member_uses=huge + (MemberRuleUse(rule_id=made_up, per_member_limit=5),)))
+
+    async def counted():
+        return (await budgets.budgets([ONCE], anyone))[ONCE]["member_uses"] == 2
+    assert await eventually(counted, timeout_s=20)
+    (conflict,) = [c for c in await budgets.limit_conflicts(OTHER) if c["member"] == anyone]
+    assert (conflict["uses"], conflict["limit"], conflict["sale_id"]) == (2, 1, f"HOST-2-{RUN}")
+    assert (await budgets.budgets([made_up], anyone))[made_up]["member_uses"] == 0
+
+
+async def test_a_whole_till_return_gives_the_limited_rule_back_in_the_cloud_and_at_the_till(world):
+    services, http, box, lane, _, _ = world
+    once = P["once"]
+    await box.actor.ask("receive", sku=once["sku"], qty=5)
+    budgets = services.cloud.actors.budgets
+    member, code = await member_at_box(services, http, box)
+
+    async def uses(n: int):
+        return (await budgets.budgets([ONCE], member))[ONCE]["member_uses"] == n
+    await lane.delete("/lanes/4/cart")
+    assert (await lane.post("/lanes/4/member", json={"member_code": code})).status_code == 200
+    assert ONCE in applied(await scan(lane, "4", once))
+    sale = await pay(lane, "4")
+    assert await eventually(lambda: uses(1), timeout_s=20), "the till's use did not reach the cloud"
+    r = await lane.post("/lanes/4/returns", json={"sale_id": sale["sale_id"], "lines": [{"sku": once["sku"], "qty": 1}]})
+    assert r.status_code == 201, r.text
+    here = await budget_db.member_limits(box.store_db.reader, member, "any")
+    assert dict(here.here) == {}  # given back at the store, in the return's transaction
+    assert await eventually(lambda: uses(0), timeout_s=20), "the whole return did not give the use back in the cloud"
+    # the member gets the rule again at the till, with the cloud's count
+    assert (await lane.post("/lanes/4/member", json={"member_code": code})).status_code == 200
+    cart = await scan(lane, "4", once)
+    assert ONCE in applied(cart) and cart["limits"] == []
+    await lane.delete("/lanes/4/cart")
 
 
 async def test_a_withdrawn_rules_unused_share_goes_back_and_the_till_stops_giving_it(world):

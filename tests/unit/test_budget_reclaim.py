@@ -123,3 +123,41 @@ def test_when_a_share_is_due_taken_back():
     assert regrant_blocked(rule, after, NOW + SHARE_IDLE_MS + 1)  # taken back as idle: not granted again at once
     assert not regrant_blocked(rule, after, NOW + 2 * SHARE_IDLE_MS)
     assert regrant_blocked(ending, None, ending.ends_ms) and not regrant_blocked(rule, None, NOW)
+
+
+def test_each_take_back_is_numbered_and_a_grant_carries_the_number_before_it():
+    """The store orders grants and take-backs by it (edge/budget_db.py): a grant from before a take-back is stale."""
+    from actors.promotion_budgets import GrantShare
+    a = granted()
+    assert a.apply(GrantShare(id="g0", store="S036", rule_id="R", fen=1_000, cap_fen=10_000), NOW)["generation"] == 0
+    assert a.apply(ReclaimShare(id="rc1", store="S036", rule_id="R", reason="idle"), NOW)["generation"] == 1
+    assert a.apply(GrantShare(id="g1", store="S036", rule_id="R", fen=1_000, cap_fen=10_000), NOW)["generation"] == 1
+    assert a.apply(ReclaimShare(id="rc2", store="S036", rule_id="R", reason="idle"), NOW)["generation"] == 2
+    assert a.generation("R", "S037") == 0  # another store's count is its own
+
+
+def test_a_whole_till_return_gives_the_sales_member_uses_back_once():
+    from actors.promotion_budgets import MemberUse, TillMemberUses, TillSaleReturned
+    a = PromotionBudgets()
+    a.apply(TillMemberUses(id="t1", store="S036", sale_id="sale-1", member="m1", offline=False,
+                           uses=(MemberUse(rule_id="ONCE", per_member_limit=1),)), NOW)
+    assert a.view("ONCE", "m1")["member_uses"] == 1
+    r = a.apply(TillSaleReturned(id="back-1", store="S036", sale_id="sale-1"), NOW + 1)
+    assert r.status == "ok" and r["given_back"] == ["ONCE"] and a.view("ONCE", "m1")["member_uses"] == 0
+    # another return of the same sale (a new id): nothing more to give; an unknown sale: nothing
+    assert a.apply(TillSaleReturned(id="back-2", store="S036", sale_id="sale-1"), NOW + 2)["given_back"] == []
+    assert a.apply(TillSaleReturned(id="back-3", store="S037", sale_id="sale-1"), NOW + 2)["given_back"] == []
+    b = PromotionBudgets()
+    b.restore_state(a.state_snapshot())  # survives a snapshot
+    assert b.apply(TillSaleReturned(id="back-4", store="S036", sale_id="sale-1"), NOW + 3)["given_back"] == []
+    assert command_to_wire(TillSaleReturned(id="x", store="S036", sale_id="s"))["op"] == "till_sale_returned"
+
+
+def test_limit_conflicts_keep_the_newest():
+    from actors.promotion_budgets import LIMIT_CONFLICTS_KEPT, MemberUse, TillMemberUses
+    a = PromotionBudgets()
+    for n in range(LIMIT_CONFLICTS_KEPT + 5):
+        a.apply(TillMemberUses(id=f"t{n}", store="S036", sale_id=f"s{n}", member="m1", offline=True,
+                               uses=(MemberUse(rule_id="ONCE", per_member_limit=1),)), NOW + n)
+    assert len(a.limit_conflicts) == LIMIT_CONFLICTS_KEPT and a.limit_conflicts[-1]["sale_id"] == \
+        f"s{LIMIT_CONFLICTS_KEPT + 4}"

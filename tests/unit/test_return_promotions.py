@@ -103,7 +103,7 @@ def test_a_whole_return_lets_the_coupon_go_at_the_store_and_says_the_cloud_gives
     out = take(source, [("MILK", 4), ("BREAD", 1), ("TOFU", 1)])
     assert event(out).total_fen == 3_700
     undo = [e for e in out.effects if isinstance(e, UndoPromotions)]
-    assert undo == [UndoPromotions("sale:01SALE", RET, (), (CODE,))]
+    assert undo == [UndoPromotions("sale:01SALE", RET, (), (CODE,), whole=True)]
     assert out.reply["coupons"][0]["back"] is True and "still valid" in out.reply["coupons"][0]["note"]
 
 

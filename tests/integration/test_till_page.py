@@ -1,0 +1,253 @@
+"""The cashier's till page (issue 19) in headless Debian chromium against a real box on S030 (simulated continuous
+scale over a pseudo-terminal, NATS through a proxy that can cut it) and a real cloud: a packed item typed as a
+keyboard-wedge scanner does, a weighed item from the scale by its PLU key, a gold member found by phone (member
+price shown), cash with change and the receipt; then the same sale with the network cut, which the cashier
+completes under the offline banner and which reaches the cloud after the cut heals. Screenshots at 1366x768 and
+1024x768 go to the test's tmp dir."""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from actors.member_ledger import RecordSpend
+from edge.box import EdgeBox
+from edge.core.returns import DRAWER_KICK
+from edge.lanes import build_lane_app
+from simulators.devices import ContinuousScale, ReceiptPrinter, Scanner
+from simulators.netcut import NetCut
+from tests.integration.harness import customer, eventually, running_cloud
+from tests.integration.test_console import chromium, launch, png_size
+
+pytestmark = pytest.mark.integration
+WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
+STORE = "S030"
+CATALOGUE = json.loads(WORLD.read_text())["catalogue"]
+PACKED = [p for p in CATALOGUE if p["unit"] == "piece" and p["gtin"]][-13]
+GOLD_VEG = next(p for p in CATALOGUE if p["unit"] == "kg" and p["plu"] and p["member_prices"])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def till(stack, ray_runtime, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("till")
+    async with running_cloud(stack, prefix=f"till{uuid.uuid4().hex[:6]}-") as (services, url):
+        proxy = await NetCut("127.0.0.1", int(stack.nats_address.rsplit(":", 1)[1])).start()
+        scale, scanner, printer = ContinuousScale(tmp / "scale"), Scanner(tmp / "scanner"), ReceiptPrinter(tmp / "printer")
+        box = await EdgeBox({"store_id": STORE, "data_dir": str(tmp / "edge"), "world": str(WORLD),
+                             "nats_url": proxy.url, "nats_password": stack.store_credentials(STORE)[1],
+                             "devices": {"scale": {"port": scale.path, "protocol": "continuous"},
+                                         "scanner": {"port": scanner.path, "lane": "3"},
+                                         "printer": {"port": printer.path}}}).start()
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=port, log_level="warning",
+                                               lifespan="off"))
+        serving = asyncio.create_task(server.serve())
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+                assert await eventually(lambda: asyncio.sleep(0, result=box.actor.online), timeout_s=15)
+                for sku in (PACKED["sku"], GOLD_VEG["sku"]):
+                    await box.actor.ask("receive", sku=sku, qty=50_000)
+                yield services, http, box, (scale, scanner, printer), proxy, f"http://127.0.0.1:{port}", tmp
+        finally:
+            server.should_exit = True
+            await serving
+            await box.stop()
+            await proxy.stop()
+            scale.close()
+            scanner.close()
+            printer.close()
+
+
+async def gold_member(services, http, box) -> str:
+    """A member made gold by the cloud's ledger and known to the store's member cache; their phone."""
+    member = await customer(services, http)
+    await services.cloud.actors.member_ledger.send(RecordSpend(id=f"test:{uuid.uuid4().hex[:16]}",
+                                                               member=member.member_id, amount_fen=600_000))
+    view = await services.members.view(member.member_id)
+    assert view["level"] == "gold", view
+    await services.members.notify_stores(view, stores=[STORE])  # S030 is not a world store: named
+
+    async def cached():
+        found = await box.store_db.member(member_id=member.member_id)
+        return found is not None and found.level == "gold"
+    assert await eventually(cached, timeout_s=20), "the gold member never reached the store's cache"
+    return member.phone
+
+
+async def sell(page, scale, phone: str, grams: int) -> dict:
+    """One basket through the page as a cashier does it; what the receipt shows."""
+    await page.wait_for_selector("#scan:focus")
+    await page.keyboard.type(PACKED["gtin"])  # a keyboard-wedge scanner: digits, then Enter
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector(f"tr.line[data-sku='{PACKED['sku']}']")
+    scale.set_grams(grams)
+    await page.wait_for_function(f"document.getElementById('weight')?.textContent === '{grams / 1000:.3f}'")
+    await page.wait_for_selector("#stability.ok")
+    await page.click(f".cat[data-cat='{GOLD_VEG['category']}']")
+    await page.click(f".plu[data-sku='{GOLD_VEG['sku']}']")
+    veg = page.locator(f"tr.line[data-sku='{GOLD_VEG['sku']}']")
+    await veg.wait_for()
+    assert f"{grams / 1000:.3f} kg" in await veg.inner_text()
+    await page.keyboard.press("F2")
+    await page.fill("#member-input", phone)
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#member-panel")
+    assert "gold" in await page.inner_text("#member-panel")
+    assert await veg.locator(".member-price").count() == 1, "the member price is not shown on the weighed line"
+    total = await page.inner_text("#total")
+    await page.keyboard.press("F4")
+    await page.fill("#tendered", "500")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#receipt-dialog[open] #receipt-no")
+    receipt = {"no": await page.inner_text("#receipt-no"), "change": await page.inner_text("#change"),
+               "total": total, "text": await page.inner_text("#receipt-body")}
+    scale.set_grams(0)
+    return receipt
+
+
+def fen(text: str) -> int:
+    return round(float(text.replace("¥", "").strip()) * 100)
+
+
+async def test_a_cashier_sells_online_and_offline_and_the_offline_sale_reaches_the_cloud(till, stack):
+    from playwright.async_api import async_playwright
+    services, http, box, (scale, _, printer), proxy, base, tmp = till
+    phone = await gold_member(services, http, box)
+    async with async_playwright() as pw:
+        browser = await launch(pw, chromium(), tmp)
+        page = browser.pages[0] if browser.pages else await browser.new_page()
+        await page.set_viewport_size({"width": 1366, "height": 768})
+        await page.goto(f"{base}/till/3")
+        await page.wait_for_selector("#conn[data-online='yes']")
+        online = await sell(page, scale, phone, 1234)
+        assert fen(online["change"]) == 50_000 - fen(online["total"]) > 0
+        assert GOLD_VEG["name"] in online["text"] and PACKED["name"] in online["text"]
+        assert await eventually(lambda: asyncio.sleep(0, result=DRAWER_KICK in bytes(printer.received))), \
+            "a cash sale did not open the drawer"
+        await page.screenshot(path=str(tmp / "till-receipt-1366.png"))
+        await page.keyboard.press("Enter")  # the receipt closes; the cart is empty again
+        await page.wait_for_selector("#receipt-dialog", state="hidden")
+        assert await page.locator("tr.line").count() == 0
+
+        proxy.cut()  # the store's uplink goes down
+        await page.wait_for_selector("#conn[data-online='no']", timeout=30_000)
+        await page.set_viewport_size({"width": 1024, "height": 768})
+        offline = await sell(page, scale, phone, 876)
+        assert fen(offline["change"]) == 50_000 - fen(offline["total"]) > 0
+        assert offline["no"] != online["no"] and "离线完成" in offline["text"] and "离线完成" not in online["text"]
+        await page.screenshot(path=str(tmp / "till-receipt-offline-1024.png"))
+        await page.keyboard.press("Enter")
+        await page.wait_for_function("Number(document.getElementById('outbox').textContent) > 0")
+        assert "离线" in await page.inner_text("#conn")
+        await page.keyboard.type(PACKED["gtin"])
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector(f"tr.line[data-sku='{PACKED['sku']}']")
+        await page.screenshot(path=str(tmp / "till-offline-1024.png"))
+        await page.set_viewport_size({"width": 1366, "height": 768})
+        await page.screenshot(path=str(tmp / "till-offline-1366.png"))
+        await page.keyboard.press("Escape")  # void, with its confirmation
+        await page.keyboard.press("Enter")
+        await page.wait_for_function("document.querySelectorAll('tr.line').length === 0")
+        assert await box.store_db.outbox_depth() > 0
+
+        proxy.heal()
+        await page.wait_for_selector("#conn[data-online='yes']", timeout=30_000)
+        await page.wait_for_function("document.getElementById('outbox').textContent === '0'", timeout=30_000)
+        await browser.close()
+    for name in ("till-receipt-1366.png", "till-offline-1366.png"):
+        assert png_size(tmp / name) == (1366, 768)
+    for name in ("till-receipt-offline-1024.png", "till-offline-1024.png"):
+        assert png_size(tmp / name) == (1024, 768)
+
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        async def in_cloud():  # both receipts, the online one and the one sold offline, are sales the cloud applied
+            rows = await conn.fetch("select sale_id from till_sales where sale_id = any($1::text[])",
+                                    [online["no"], offline["no"]])
+            return {r["sale_id"] for r in rows} == {online["no"], offline["no"]}
+        assert await eventually(in_cloud, timeout_s=30), "the offline sale never reached the cloud"
+    finally:
+        await conn.close()
+    print("screenshots:", tmp)
+
+
+async def test_serial_scans_appear_and_the_keyboard_edits_lines_in_english(till):
+    """A scan on the serial scanner reaches the page by the box's events (nobody typed it); + and Del change and
+    delete the selected line; Esc asks before voiding; ?lang=en shows English."""
+    from playwright.async_api import async_playwright
+    services, http, box, (_, scanner, _), proxy, base, tmp = till
+    async with async_playwright() as pw:
+        browser = await launch(pw, chromium(), tmp / "en")
+        page = browser.pages[0] if browser.pages else await browser.new_page()
+        await page.goto(f"{base}/till/3?lang=en")
+        await page.wait_for_selector("#conn[data-online='yes']")
+        assert "Online" in await page.inner_text("#conn") and "Pay" in await page.inner_text("#btn-pay")
+        scanner.scan(PACKED["gtin"])
+        line = page.locator(f"tr.line[data-sku='{PACKED['sku']}']")
+        await line.wait_for()
+        await page.keyboard.press("+")
+        await page.wait_for_function(f"document.querySelector(\"tr.line[data-sku='{PACKED['sku']}']\").dataset.qty === '2'")
+        await page.keyboard.press("Escape")  # asks first: No keeps the sale
+        await page.wait_for_selector("#void-dialog[open]")
+        assert "Void the whole sale?" in await page.inner_text("#void-dialog")
+        await page.keyboard.press("Escape")
+        await page.wait_for_selector("#void-dialog", state="hidden")
+        assert await page.locator("tr.line").count() == 1
+        await page.keyboard.press("Delete")
+        await page.wait_for_function("document.querySelectorAll('tr.line').length === 0")
+        await page.keyboard.type("1234")  # a code that is no product: the cashier reads why, the cart is as it was
+        await page.keyboard.press("Enter")
+        await page.wait_for_function("document.getElementById('message').textContent.length > 0")
+        assert (await box.actor.ask("cart_view", lane="3"))["lines"] == []
+        await browser.close()
+
+
+async def test_a_stored_value_payment_the_member_cannot_cover_says_why_and_keeps_the_sale(till):
+    """F4 then F8 pays by stored value: a member with no balance is refused with the ledger's reason on the page,
+    and the cart stays as it was for another way to pay."""
+    from playwright.async_api import async_playwright
+    services, http, box, _, proxy, base, tmp = till
+    phone = await gold_member(services, http, box)
+    async with async_playwright() as pw:
+        browser = await launch(pw, chromium(), tmp / "sv")
+        page = browser.pages[0] if browser.pages else await browser.new_page()
+        await page.set_viewport_size({"width": 1366, "height": 768})
+        await page.goto(f"{base}/till/4")
+        await page.wait_for_selector("#scan:focus")
+        await page.keyboard.type(PACKED["gtin"])
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector(f"tr.line[data-sku='{PACKED['sku']}']")
+        await page.keyboard.press("F2")
+        await page.fill("#member-input", phone)
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector("#member-panel")
+        await page.keyboard.press("F4")
+        await page.wait_for_selector("#pay-dialog[open]")
+        await page.keyboard.press("F8")
+        await page.wait_for_function("document.getElementById('message').textContent.length > 0")
+        assert "stored value" in await page.inner_text("#message")
+        assert "stored value" in await page.inner_text("#pay-dialog .dialog-msg")  # where the cashier is looking
+        await page.screenshot(path=str(tmp / "till-stored-value-refused-1366.png"))
+        assert await page.locator("#receipt-dialog[open]").count() == 0
+        assert len((await box.actor.ask("cart_view", lane="4"))["lines"]) == 1
+        await page.keyboard.press("Escape")  # the pay dialog closes; Esc again asks to void, Enter confirms
+        await page.wait_for_selector("#pay-dialog", state="hidden")
+        await page.keyboard.press("Escape")
+        await page.wait_for_selector("#void-dialog[open]")
+        await page.keyboard.press("Enter")
+        await page.wait_for_function("document.querySelectorAll('tr.line').length === 0")
+        await browser.close()

@@ -1,6 +1,7 @@
 """The store database's side of coupons (issue 17 item 1): the members' coupons the box last heard of from the cloud
 (`coupon_snapshot`, for an offline period) and the coupons this store's tills redeemed (`coupon_redemptions`: a
-code once here; the offline allowance counts them per chain day). Effects are executed by `edge.store_db` (merged
+code once here, until a whole return released it and the cloud's wallet showed it issued again; the offline
+allowance counts them per chain day, released or not). Effects are executed by `edge.store_db` (merged
 into its executors, in its one transaction per outcome); loads go through the writer (the actor is its only
 writer)."""
 from __future__ import annotations
@@ -22,7 +23,8 @@ async def usable(conn, member_id: str, now_ms: int) -> list:
     """The member's coupons in the snapshot, valid now and not redeemed by this store's tills: (code, rule, until)."""
     async with conn.execute(
             "select code, rule_id, valid_until_ms from coupon_snapshot where member_id = ? and valid_from_ms <= ? "
-            "and valid_until_ms > ? and code not in (select code from coupon_redemptions) order by valid_until_ms",
+            "and valid_until_ms > ? and code not in (select code from coupon_redemptions where released_by is null) "
+            "order by valid_until_ms",
             (member_id, now_ms, now_ms)) as cur:
         return list(await cur.fetchall())
 
@@ -39,7 +41,11 @@ async def known(conn, member_id: str, code: str) -> KnownCoupon | None:
 
 
 async def redeemed_here(conn, code: str) -> bool:
-    return await _one(conn, "select 1 from coupon_redemptions where code = ?", (code,)) is not None
+    """Redeemed by this store's tills and not since let go by a whole return that the cloud's wallet confirmed: a
+    released row counts until a snapshot row of the code exists again (the release deleted any, so one now is the
+    cloud's answer after the release, showing it issued)."""
+    return await _one(conn, "select 1 from coupon_redemptions r where code = ? and (released_by is null or not exists "
+                            "(select 1 from coupon_snapshot s where s.code = r.code))", (code,)) is not None
 
 
 async def offline_use(conn, day: str) -> OfflineUse:
@@ -50,7 +56,10 @@ async def offline_use(conn, day: str) -> OfflineUse:
 
 async def _record(db, e: RecordRedemption) -> None:
     await db.execute("insert into coupon_redemptions (code, sale_id, member_id, offline, saving_fen, day, at_ms) "
-                     "values (?, ?, ?, ?, ?, ?, ?) on conflict (code) do nothing",
+                     "values (?, ?, ?, ?, ?, ?, ?) on conflict (code) do update set sale_id = excluded.sale_id, "
+                     "member_id = excluded.member_id, offline = excluded.offline, saving_fen = excluded.saving_fen, "
+                     "day = excluded.day, at_ms = excluded.at_ms, released_by = null "
+                     "where coupon_redemptions.released_by is not null",  # used again after a return let it go
                      (e.code, e.sale_id, e.member_id, int(e.offline), e.saving_fen, e.day, e.at_ms))
     await db.execute("delete from coupon_snapshot where code = ?", (e.code,))
 

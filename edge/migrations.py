@@ -37,6 +37,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               "create index if not exists sales_member_at on sales (member_id, at_ms);"),
     Migration(2, "a write-off retried by its id is found by its movement's reference (edge/receiving_db.py)",
               "create index if not exists movements_reference on movements (reference);"),
+    Migration(3, "a whole return marks its sale's coupon released rather than deleting the redemption "
+                 "(edge/return_promotions_db.py): usable again only once the cloud's wallet shows it issued",
+              "alter table coupon_redemptions add column released_by text;"),
 )
 CURRENT = MIGRATIONS[-1].version if MIGRATIONS else 0
 

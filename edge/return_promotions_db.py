@@ -1,9 +1,10 @@
 """The store database's side of what returns undo of their sales' promotions (`edge.core.return_gifts`,
 `edge.core.returns`): the kept gifts' prices each return took off its refund (`return_deductions`: a sale's gift is
-paid for once), and the coupons a whole return let go (their row of this store's redemptions removed, in the
-return's transaction, so the member may use the coupon here again once the cloud gave it back), and a whole
-return's uses of per-member-limited rules (`member_rule_uses`: the member may use the rule here again). Registered through
-`edge.returns_db` (its SCHEMA and EXECUTORS)."""
+paid for once), the coupons a whole return let go (their row of this store's redemptions kept, marked
+`released_by` the return, in the return's transaction: the member may use the coupon here again only once the
+cloud's wallet answered after it shows it issued, or the cloud grants a till hold on it - the cloud may keep it),
+and a whole return's uses of per-member-limited rules (`member_rule_uses`: the member may use the rule here again).
+Registered through `edge.returns_db` (its SCHEMA and EXECUTORS)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -30,8 +31,12 @@ async def _undo(db, e: UndoPromotions) -> None:
         await db.execute("insert into return_points (return_id, source, points) values (?, ?, ?) on conflict do nothing",
                          (e.return_id, e.source, e.points_back))
     sale_id = e.source.partition(":")[2]
-    await db.executemany("delete from coupon_redemptions where code = ? and sale_id = ?",
-                         [(code, sale_id) for code in e.coupons_back])
+    # Kept, marked released by the return: the cloud gives the coupon back only if this sale holds it and the return
+    # is within its window, so the tills take it again only once the cloud's wallet answered after now shows it
+    # (a snapshot row of it from before - the cloud not yet told of the sale - goes: `edge.coupons_db`).
+    await db.executemany("update coupon_redemptions set released_by = ? where code = ? and sale_id = ? "
+                         "and released_by is null", [(e.return_id, code, sale_id) for code in e.coupons_back])
+    await db.executemany("delete from coupon_snapshot where code = ?", [(code,) for code in e.coupons_back])
     if e.whole:  # the sale's uses of per-member-limited rules given back (edge/budget_db.py's rows; the cloud's too)
         await db.execute("delete from member_rule_uses where sale_id = ?", (sale_id,))
 
@@ -41,7 +46,8 @@ EXECUTORS: dict[type, Any] = {UndoPromotions: _undo}
 
 async def sale_coupons(db, sale_id: str) -> tuple[str, ...]:
     """The coupons this store's tills redeemed with the sale (and did not let go since)."""
-    async with db.execute("select code from coupon_redemptions where sale_id = ? order by code", (sale_id,)) as cur:
+    async with db.execute("select code from coupon_redemptions where sale_id = ? and released_by is null "
+                          "order by code", (sale_id,)) as cur:
         return tuple(r[0] for r in await cur.fetchall())
 
 

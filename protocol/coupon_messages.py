@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from protocol.coupons import CouponCodeError, normalise
 from protocol.messages import Message, check_lane
+from protocol.promotion_uses import SAVING_FEN_MAX
 from protocol.schema import record, require
 
 HOLD_ID_MAX_CHARS = 120
@@ -125,7 +126,7 @@ class CouponRedeemed(Message):
         require(0 < len(self.sale_id) <= 64, "coupon.redeemed.sale_id: 1..64 characters")
         require(len(self.hold_id) <= HOLD_ID_MAX_CHARS, "coupon.redeemed.hold_id: at most 120 characters")
         require(self.offline == (self.hold_id == ""), "coupon.redeemed: online names its hold, offline none")
-        require(self.saving_fen >= 0, "coupon.redeemed.saving_fen: must not be negative")
+        require(0 <= self.saving_fen <= SAVING_FEN_MAX, f"coupon.redeemed.saving_fen: 0..{SAVING_FEN_MAX}")
 
 
 EDGE_COUPON_EVENTS: tuple[type[Message], ...] = (CouponRedeemed,)

@@ -31,7 +31,8 @@ COUPON_BACK = "coupon_returned"  # a full return: the coupon is the member's aga
 COUPON_KEPT_EXPIRED = "coupon_kept_expired"  # a full return after the coupon's window: it stays redeemed
 TRIGGER_VOIDED = "trigger_voided"  # the trigger coupon of a sale now under the minimum, unused: voided
 TRIGGER_USED = "trigger_used"  # the same, already used: kept by the member, reported to the operator
-EFFECTS = (COUPON_BACK, COUPON_KEPT_EXPIRED, TRIGGER_VOIDED, TRIGGER_USED)
+POINTS_SHORT = "points_short"  # a till return given fewer points than it asked (its receipt printed): no code
+EFFECTS = (COUPON_BACK, COUPON_KEPT_EXPIRED, TRIGGER_VOIDED, TRIGGER_USED, POINTS_SHORT)
 
 
 def coupon_back(valid_until_ms: int, returned_at_ms: int) -> tuple[str, str]:

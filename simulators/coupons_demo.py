@@ -17,6 +17,7 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
+from protocol.order_lifecycle import PAID_STATUSES
 from simulators.customer_auth import SignedIn, SignInFailed, SimulatedPhones, sign_in
 from simulators.world import reference_members
 
@@ -27,7 +28,6 @@ CANCEL_SHARE = 0.2
 PAUSE_S = 1.0  # between customers: the demo shows the flow without crowding the 2-core box
 TILL_EVERY = 3  # of the customers' rounds, one begins with a till purchase worth the trigger
 TILL_LANE = "coupons"
-PAID = ("paid", "picking", "ready", "out_for_delivery", "delivery_failed", "delivered", "picked_up", "completed")
 
 
 class CouponCustomers:
@@ -215,7 +215,7 @@ class CouponCustomers:
         for _ in range(40):
             await asyncio.sleep(0.25)
             r = await http.get(f"{self.cloud_url}/orders/{order_id}", headers=me.headers)
-            if r.status_code == 200 and r.json()["status"] in PAID:
+            if r.status_code == 200 and r.json()["status"] in PAID_STATUSES:
                 return True
         return False
 

@@ -84,9 +84,12 @@ async def admit(cloud, events: list[Message]) -> dict[str, str]:
 
 
 def _saving_refused(cloud, row, e: CouponRedeemed, list_fen: int | None) -> str | None:
+    """`offline` is the cloud's own fact, never the store's flag: the cloud did not hold the coupon for this sale (a
+    hold id it never gave is no hold)."""
     rule = cloud.world.rule_book.by_id.get(row["rule_id"])
     return coupon_claims.judge_saving(e.code, e.rule_id, e.saving_fen, row["rule_id"],
-                                      rule if isinstance(rule, CouponRule) else None, list_fen, e.offline)
+                                      rule if isinstance(rule, CouponRule) else None, list_fen,
+                                      not _held_for(row, e))
 
 
 async def _baskets(cloud, events: list[Message], mine: list[CouponRedeemed]) -> dict[tuple[str, str], int]:
@@ -102,6 +105,13 @@ async def _baskets(cloud, events: list[Message], mine: list[CouponRedeemed]) -> 
             if (r["store_id"], r["ref"]) in missing:  # another store's sale of the same id is not this one
                 out[r["store_id"], r["ref"]] = r["list_fen"]
     return out
+
+
+def _held_for(row, e: CouponRedeemed) -> bool:
+    """The cloud held the coupon for this sale: reserved now by this store's till hold the sale names, or already
+    redeemed by this very sale from that hold (a redelivery)."""
+    return _held_here(row, e) or (bool(e.hold_id) and row["reserved_for"] == e.hold_id
+                                  and row["redeemed_by"] == f"store:{e.store_id}:{e.sale_id}")
 
 
 def _held_here(row, e: CouponRedeemed) -> bool:

@@ -20,6 +20,8 @@ Guarantees:
   (`give_points`, before the bridge records the batch, like a stored-value refund): journaled first, then
   `GrantPoints` under `till-return-pts:<return id>` (once), and never more in all, over the sale's returns, than the
   points the cloud took from the member for that sale (its captured hold, or what it believed of an offline claim).
+  Fewer than the return asked (what its receipt printed) is listed with the coupon effects (`points_short`, no code,
+  in the same transaction), saying both figures.
 """
 from __future__ import annotations
 
@@ -140,9 +142,11 @@ async def give_points(cloud, e: GoodsReturned) -> int:
             given = await conn.fetchval("select coalesce(sum(points), 0)::bigint from till_return_points "
                                         "where sale_id = $1", e.sale_id)
             points = max(min(asked, int(taken) - int(given)), 0)
-            if points < asked:
-                log.warning("return %s of sale %s: %d points asked back, %d given (the cloud took %d, gave back %d)",
-                            e.return_id, e.sale_id, asked, points, taken, given)
+            if points < asked:  # the till's receipt printed `asked`: the operator sees what the member got
+                detail = (f"return {e.return_id} of sale {e.sale_id}: {asked} points asked back, {points} given (the "
+                          f"cloud took {taken} for the sale, gave back {given} before)")
+                log.warning("%s", detail)
+                await _effect(conn, e, "", rp.POINTS_SHORT, detail)
             await conn.execute(
                 "insert into till_return_points (return_id, sale_id, member_id, points, state, created_ms) "
                 "values ($1, $2, $3, $4, $5, $6) on conflict do nothing", e.return_id, e.sale_id, e.member_id, points,

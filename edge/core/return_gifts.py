@@ -106,8 +106,9 @@ def deductions(gifts: Sequence[GiftGiven], sold: Mapping[str, Sold], before: Map
 @dataclass(frozen=True, slots=True)
 class UndoPromotions:
     """A return's effect on the sale's promotions at the store, in the return's transaction: the kept gifts' prices
-    recorded (so a later return of the sale deducts them no more), and the coupons a whole return let go (no longer
-    counted as redeemed here: the member may use them again once the cloud gave them back)."""
+    recorded (so a later return of the sale deducts them no more), and the coupons a whole return let go (marked
+    released here: the member may use them again once the cloud's wallet shows them issued - the cloud may keep
+    them)."""
     source: str
     return_id: str
     deductions: tuple[Deduction, ...]

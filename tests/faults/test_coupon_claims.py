@@ -12,10 +12,12 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import msgpack
 import pytest
 import pytest_asyncio
 
-from protocol.coupon_messages import CouponRedeemed
+from protocol import codec, subjects
+from protocol.coupon_messages import CouponHoldAnswered, CouponHoldRequested, CouponRedeemed, store_subject
 from protocol.messages import Payment, Quantity, SaleCommitted, SaleLine
 from protocol.policy import OFFLINE_COUPON_FEN_PER_DAY, OFFLINE_COUPONS_PER_DAY, chain_day, chain_day_start_ms
 from protocol.promotion_uses import RuleUse
@@ -82,7 +84,7 @@ async def test_a_saving_the_coupon_cannot_have_given_is_refused_and_the_coupon_s
     async with StoreLink(stack, HOSTILE) as hostile:
         sale = basket(hostile, member, 100_000, PERCENT_RULE, 6_000)  # the sale itself is the store's to say
         attacks = [
-            redeemed(hostile, amount[0], member, f"CC{uuid.uuid4().hex[:20]}", AMOUNT_RULE, 10**9),
+            redeemed(hostile, amount[0], member, f"CC{uuid.uuid4().hex[:20]}", AMOUNT_RULE, 10**8),
             redeemed(hostile, amount[1], member, f"CC{uuid.uuid4().hex[:20]}", PERCENT_RULE, 500),
             redeemed(hostile, percent[0], member, sale.sale_id, PERCENT_RULE, 6_000),  # 5% of 100,000 is 5,000
             redeemed(hostile, percent[1], member, f"CC{uuid.uuid4().hex[:20]}", PERCENT_RULE, 10**7),  # no sale
@@ -97,7 +99,7 @@ async def test_a_saving_the_coupon_cannot_have_given_is_refused_and_the_coupon_s
             return " | ".join(r["reason"] for r in rows) if len(rows) >= len(attacks) else None
         seen = await eventually(reasons, timeout_s=20)
         assert seen, "the hostile store's coupon claims were not refused"
-        assert f"coupon {amount[0]} claims a saving of 1000000000 fen; its promotion {AMOUNT_RULE} gives at most " \
+        assert f"coupon {amount[0]} claims a saving of 100000000 fen; its promotion {AMOUNT_RULE} gives at most " \
                "1000 fen" in seen, seen
         assert f"coupon {amount[1]} grants promotion {AMOUNT_RULE}, not {PERCENT_RULE}" in seen, seen
         assert (f"coupon {percent[0]} claims a saving of 6000 fen; its promotion {PERCENT_RULE} gives at most 5000 "
@@ -157,3 +159,55 @@ async def test_a_store_past_its_daily_fen_allowance_is_believed_and_reported(clo
     assert await db.fetchval("select count(*) from dead_letters where store_id = $1 and id > $2", HOSTILE, since) == 0
     listed = (await http.get("/operator/coupons/conflicts", headers=OP)).json()["conflicts"]
     assert any(c["kind"] == "over_allowance" and c["code"] == codes[-1] for c in listed), listed
+
+
+async def test_a_made_up_hold_is_no_hold_and_an_absurd_saving_is_refused_alone(cloud, stack):
+    """The store's own `offline` flag is not the cloud's fact: a redemption naming a hold the cloud never gave
+    (offline=False) on a percent coupon and a sale the cloud has not seen is judged as taken without a hold, and its
+    saving past the daily allowance refused. A saving at the bigint column's end (2^63 - 1 fen, against a real hold,
+    where nothing else bounds it; 2^63 the codec refuses) is refused by itself: the store's other redemption in the
+    batch is still believed."""
+    services, http = cloud
+    member = (await customer(services, http)).member_id
+    percent = await coupons_of(http, member, "madeup", PERCENT_RULE, 2)
+    amount = await coupons_of(http, member, "alone", AMOUNT_RULE, 1)
+    since = await services.cloud.db.fetchval("select coalesce(max(id), 0) from dead_letters")
+    async with StoreLink(stack, HOSTILE) as hostile:
+        hold_id = f"1:{uuid.uuid4().hex[:12]}"
+        grab = CouponHoldRequested(**hostile.next_envelope(), hold_id=hold_id, code=percent[1], member_id=member,
+                                   lane="1")
+        answer = codec.decode((await hostile.nc.request(store_subject(HOSTILE, "hold"), codec.encode(grab),
+                                                        timeout=5)).data)
+        assert isinstance(answer, CouponHoldAnswered) and answer.granted, answer
+        made_up = CouponRedeemed(**hostile.next_envelope(), code=percent[0], sale_id=f"CC{uuid.uuid4().hex[:20]}",
+                                 member_id=member, lane="1", hold_id=f"1:{uuid.uuid4().hex[:12]}", offline=False,
+                                 rule_id=PERCENT_RULE, saving_fen=10**7)
+        huge = CouponRedeemed(**hostile.next_envelope(), code=percent[1], sale_id=f"CC{uuid.uuid4().hex[:20]}",
+                              member_id=member, lane="1", hold_id=hold_id, offline=False, rule_id=PERCENT_RULE,
+                              saving_fen=500)
+        frame = msgpack.unpackb(codec.encode(huge), raw=False)
+        frame["saving_fen"] = 2**63 - 1  # what no correct till sends: the bigint column's very end
+        honest = redeemed(hostile, amount[0], member, f"CC{uuid.uuid4().hex[:20]}", AMOUNT_RULE, 1_000)
+        await hostile.publish(made_up)
+        await hostile.js.publish(subjects.store_event(HOSTILE, CouponRedeemed.KIND),
+                                 msgpack.packb(frame, use_bin_type=True),
+                                 headers={subjects.MSG_ID_HEADER: huge.event_id})
+        await hostile.publish(honest)
+
+        async def reasons():
+            rows = await services.cloud.db.fetch("select reason from dead_letters where store_id = $1 and id > $2",
+                                                 HOSTILE, since)
+            return " | ".join(r["reason"] for r in rows) if len(rows) >= 2 else None
+        seen = await eventually(reasons, timeout_s=20)
+        assert seen, "the made-up hold and the absurd saving were not both refused"
+        assert (f"coupon {percent[0]} claims a saving of 10000000 fen; its promotion {PERCENT_RULE} gives at most "
+                f"{OFFLINE_COUPON_FEN_PER_DAY} fen") in seen, seen
+        assert "coupon.redeemed.saving_fen" in seen, seen
+
+    async def settled():
+        got = await statuses(services, [*percent, *amount])
+        return got if got[amount[0]][0] == "redeemed" else None
+    got = await eventually(settled, timeout_s=15)
+    assert got, "one bad redemption stopped the store's others"
+    assert got[amount[0]] == ("redeemed", 1_000)
+    assert got[percent[0]] == ("issued", None) and got[percent[1]][0] == "reserved", got

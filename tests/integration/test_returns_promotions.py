@@ -468,3 +468,7 @@ async def test_a_store_claiming_the_points_of_its_sale_back_twice_gets_the_membe
     given = await services.cloud.db.fetch("select points from till_return_points where sale_id = $1 order by points",
                                           sale_id)
     assert [r["points"] for r in given] == [0, 1_000]
+    # the return the cloud gave fewer points than its receipt printed is where the operator sees it, with both figures
+    short = [x for x in await effects(http, sale_id) if x["effect"] == "points_short"]
+    assert len(short) == 1 and short[0]["code"] == "", short
+    assert "1000 points asked back, 0 given" in short[0]["detail"], short

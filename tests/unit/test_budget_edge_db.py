@@ -93,7 +93,8 @@ async def test_a_whole_return_gives_the_sales_limited_uses_back_at_the_store():
     from edge.core.return_gifts import undo
     db = await _db()
     try:
-        await db.executescript(return_promotions_db.SCHEMA + "create table coupon_redemptions (code text, sale_id text);")
+        await db.executescript(return_promotions_db.SCHEMA + "create table coupon_redemptions (code text, sale_id text, "
+                               "released_by text); create table coupon_snapshot (code text);")
         await _execute(db, RecordMemberUse("m1", "TWICE", "sale-1", "d", False, NOW),
                        RecordMemberUse("m1", "TWICE", "sale-2", "d", False, NOW))
         for e in undo("sale:sale-1", "R-1", (), (), 0, whole=False) + undo("sale:sale-2", "R-2", (), (), 0, whole=True):

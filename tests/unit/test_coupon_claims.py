@@ -109,3 +109,18 @@ def test_a_store_past_its_fen_allowance_is_reported_in_words_and_within_it_not()
     assert allowance_breach("S032", day, OFFLINE_COUPON_FEN_PER_DAY + 1) == (
         f"store S032 took {OFFLINE_COUPON_FEN_PER_DAY + 1} fen of coupons offline on 2026-12-01, past its allowance "
         f"of {OFFLINE_COUPON_FEN_PER_DAY}")
+
+
+def test_a_redemption_s_saving_is_bounded_on_the_wire_so_no_store_can_overflow_the_column():
+    from protocol.promotion_uses import SAVING_FEN_MAX
+    from protocol.schema import ProtocolError
+
+    def claim(saving_fen: int) -> CouponRedeemed:
+        return CouponRedeemed(event_id=make_id(1, 1), store_id="S033", seq=1, wall_ms=1, mono_ms=1,
+                              code=new_code(lambda bits: 12345), sale_id="s1", member_id="M1", lane="1", hold_id="",
+                              offline=True, rule_id="C10",
+                              saving_fen=saving_fen)
+    assert claim(SAVING_FEN_MAX).saving_fen == SAVING_FEN_MAX
+    for absurd in (SAVING_FEN_MAX + 1, 2**63 - 1, -1):
+        with pytest.raises(ProtocolError, match="coupon.redeemed.saving_fen"):
+            claim(absurd)

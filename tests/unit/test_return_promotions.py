@@ -203,3 +203,25 @@ def test_a_till_sale_paid_partly_with_points_gives_back_points_and_cash_in_propo
     last = event(take(rest, [("MILK", 3), ("TOFU", 1)], before={"BREAD": Back(1, 700)}))
     assert [(p.method, p.amount_fen) for p in last.refunds] == [("points", 811), ("cash", 2_189)]
     assert 189 + 811 == 1_000 and 511 + 2_189 == 2_700  # never more than was paid in either
+
+
+@pytest.mark.parametrize("gift_first", [True, False])
+def test_a_gift_kept_over_a_points_sale_s_returns_loses_no_fen_and_neither_part_passes_what_was_paid(gift_first):
+    """Review (issue 17): earlier returns count at their lines' gross fen (`sale_refunds`), the gift's price kept off
+    one of them. Each refund is its lines less its deduction, split between points and money; in all the member gets
+    back exactly what was paid less the kept gift, never more points or money than the sale took of either."""
+    source = dataclasses.replace(sale(3, 1, coupon=False), payments=(("points", 1_000), ("cash", 2_700)))
+    first_asked, last_asked = ([("MILK", 1)], [("MILK", 2), ("BREAD", 1)]) if gift_first else \
+        ([("BREAD", 1)], [("MILK", 3)])
+    first = event(take(source, first_asked, keep_gifts=True))
+    gross = {sku: Back(q, sum(fen for s, _, _, fen in source.lines if s == sku) * q // 3 if sku == "MILK" else 700)
+             for sku, q in first_asked}
+    rest = dataclasses.replace(source, points_back=sum(p.amount_fen for p in first.refunds if p.method == "points"),
+                               gifts_settled=("G30",) if gift_first else ())
+    last = event(take(rest, last_asked, before=gross, keep_gifts=True))
+    refunds = [*first.refunds, *last.refunds]
+    points = sum(p.amount_fen for p in refunds if p.method == "points")
+    cash = sum(p.amount_fen for p in refunds if p.method == "cash")
+    assert points + cash == 3_700 - 450 and points <= 1_000 and cash <= 2_700, (points, cash)
+    if gift_first:  # the rest came back whole after the deduction: every point the sale took is back
+        assert points == 1_000

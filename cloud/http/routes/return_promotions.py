@@ -25,7 +25,8 @@ def paths(op: Callable[..., dict]) -> dict:
     return {"/operator/coupons/returns": {
         "get": op("What till returns did to their sales' coupons: coupon_returned (a whole return, within the window), "
                   "coupon_kept_expired, trigger_voided (a till-spend coupon whose sale fell under its minimum), "
-                  "trigger_used (the same, already used: kept, reported as a conflict)",
+                  "trigger_used (the same, already used: kept, reported as a conflict), points_short (a return given "
+                  "fewer points than it asked, the code empty)",
                   ("200", "{effects: [{code, effect, detail, sale_id, return_id, store_id, at_ms}]}"),
                   {"401": "no operator session token, or it expired or was revoked",
                    "403": "the operator's role may not do this"}, operator=True, query=["sale_id"])}}

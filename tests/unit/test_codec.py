@@ -126,6 +126,8 @@ def messages(draw, cls):
         body["member_uses"] = tuple({"rule_id": f"L{n}", "per_member_limit": draw(st.integers(1, 5))}
                                     for n in range(draw(st.integers(0, 2))))
         body["member_id"] = draw(st.sampled_from(("", "M1"))) if not body["member_uses"] else "M1"
+    if cls.KIND == "budget.member_limits_answer":  # each rule once, by a rule id (random ones rarely are)
+        body["uses"] = tuple({"rule_id": f"L{n}", "uses": draw(st.integers(0, 5))} for n in range(draw(st.integers(0, 3))))
     if cls.KIND == "budget.reclaimed":  # one of the reasons a share is taken back
         body["reason"] = draw(st.sampled_from(("ended", "withdrawn", "changed", "idle")))
     try:

@@ -143,6 +143,8 @@ class MemberPricing:
     async def give_back(self, order_id: str) -> None:
         """The order ended unserved (cancelled, expired): its budget uses go back (nothing happens if it had none)."""
         result = (await self.cloud.actors.budgets.send(GiveBack(id=f"giveback:{order_id}", order_id=order_id))).settled
-        if result.get("given_back"):
+        # the actor answered (an order it holds nothing for answers {}): the uses are settled either way, so the
+        # budget sweep does not ask again and again for an order the actor never held
+        if result.get("given_back") is not None:
             await self.cloud.db.execute("update budget_uses set given_back_ms = $2 where order_id = $1 "
                                         "and given_back_ms is null", order_id, self.cloud.now_ms())

@@ -105,7 +105,7 @@ class OrderEndings:
                                   detail={"reason": reason}, only_from=(lifecycle.RESERVED,))
         except lifecycle.IllegalTransition:
             return  # paid, cancelled or expired meanwhile
-        await self.give_back_all(row)
+        await self.give_back_all(row, money=False)
 
     async def sweep_abandoned(self) -> int:
         """Orders whose request died half-way and was never retried (`pending` for `ABANDONED_MS`): refused, and
@@ -137,7 +137,7 @@ class OrderEndings:
         ids its request used): its reservations and slots, budget uses, coupons."""
         await self.give_back_all(row, key_id(row["idempotency_key"]))
 
-    async def give_back_all(self, row, tag: str | None = None) -> list[str]:
+    async def give_back_all(self, row, tag: str | None = None, money: bool = True) -> list[str]:
         """Everything an order that ended unserved holds, given back, in this order: its money (a done charge
         refunded, journaled first; a wallet payment still open closed), its points, its stock (a flash order's units
         to their sale, else every reservation of its allocation), its budget uses, its places in the slot, its
@@ -145,8 +145,9 @@ class OrderEndings:
         failed or abandoned request). Every step is idempotent by id, so running it again (a retry, a sweeper)
         gives nothing twice; a step that fails is logged and the others still run: the money sweeper refunds, the
         points sweep, the coupon settle and the budget sweep (`sweep_given_back`) finish theirs. `tag`: the ids a
-        pending order's request used for its holds (its key id); None for a placed order's own. Answers the steps
-        that failed."""
+        pending order's request used for its holds (its key id); None for a placed order's own. `money`: False for
+        an expiry (an unpaid order: no provider is called from the expiry sweep, so a slow provider cannot stall
+        it). Answers the steps that failed."""
         order_id, failed = row["order_id"], []
 
         async def step(name: str, call: Callable[[], Awaitable[Any]]) -> None:
@@ -156,8 +157,9 @@ class OrderEndings:
                 log.exception("order %s: %s not given back yet (a sweeper retries)", order_id, name)
                 failed.append(name)
 
-        await step("money", lambda: self.payments.refund(order_id))
-        await step("payment", lambda: self.payments.close_unpaid(order_id))
+        if money:  # an expiry holds no charge: a payment racing it is refunded when its money comes (OrderSaga)
+            await step("money", lambda: self.payments.refund(order_id))
+            await step("payment", lambda: self.payments.close_unpaid(order_id))
         await step("points", lambda: self.points.give_back(order_id))
         if row["kind"] == "flash":  # its units go back to the sale (and its carved units to the sale's block)
             await step("flash units", lambda: self.flash.give_back(order_id))

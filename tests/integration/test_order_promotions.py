@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from cloud.runtime.hosting import retire_actors
 from cloud.runtime.shard_map import ShardConfig
 from cloud.services.operators import Operator
 from cloud.services.order_request import OrderItem, OrderRequest
@@ -107,6 +108,7 @@ async def services(stack, ray_runtime, item):
         yield one
     finally:
         await one.stop()
+        retire_actors(one.cloud.shards.prefix)  # detached actors outlive their cloud
 
 
 async def member(services) -> str:

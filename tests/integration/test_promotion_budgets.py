@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud.runtime.hosting import retire_actors
 from cloud.runtime.shard_map import ShardConfig
 from cloud.services.order_request import OrderItem, OrderRequest
 from cloud.wiring import start_services
@@ -122,3 +123,4 @@ async def test_a_budget_cap_stops_the_rule_across_two_cloud_instances(stack, ray
     finally:
         await two.stop()
         await one.stop()
+        retire_actors(shards.prefix)  # detached actors outlive their cloud

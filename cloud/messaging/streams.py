@@ -113,14 +113,6 @@ async def ensure_streams(js, bounds: StreamBounds | None = None) -> None:
             await js.add_stream(config)
 
 
-async def ensure_events_consumer(js) -> None:
-    """The bridge applies a fetched batch as a whole, in order, so acking its last message acks it all."""
-    await js.add_consumer(subjects.EVENTS_STREAM, ConsumerConfig(
-        durable_name=subjects.EVENTS_CONSUMER, ack_policy=AckPolicy.ALL, deliver_policy=DeliverPolicy.ALL,
-        ack_wait=ACK_WAIT_S, max_ack_pending=MAX_ACK_PENDING, filter_subject=subjects.EVENTS_SUBJECTS,
-    ))
-
-
 async def ensure_events_shard_consumer(js, name: str, start_seq: int | None = None) -> None:
     """One shard's durable pull consumer over every edge event (cloud/messaging/bridge_shards.py): its holder applies
     a fetched batch's events of its shard as a whole, in order, and acks the batch's last message (ack-all: only one

@@ -4,8 +4,8 @@
 Guarantees:
 - The member is registered by `cloud.services.members.Members.register`, exactly as the mall registers a phone: one
   account per phone (any spelling of the number), the same account the customer signs in to online, the phone kept
-  sealed and found by its keyed hash, every store told (`MemberUpdated`, so this till finds the member in its cache
-  at once), and the new-member coupons issued into the member's wallet.
+  sealed and found by its keyed hash, every store told (`MemberUpdated`; the asking store always, so this till
+  finds the member in its cache at once), and the new-member coupons issued into the member's wallet.
 - Idempotent by the phone: a retried request (its answer was lost) answers the member made the first time, with
   `created` False; a phone registered earlier (online, or at another till) answers that member.
 - The answer carries the member's id, code and masked phone, never the phone in clear; it goes only to the asking
@@ -77,6 +77,10 @@ class RegistrationDesk(StoreDesk):
             return self._reply(request, reason=str(exc)[:REASON_MAX] or "registration refused")
         self.stats["registered"] += 1
         self.stats["created"] += created
+        if not created or store_id not in self.cloud.world.stores:
+            # the asking till finds the member in its cache at once: a store outside the world's list (register
+            # tells only those) or a phone registered before (its snapshot may never have reached this store)
+            await self.members.notify_stores(view, stores=[store_id])
         log.info("store %s lane %s: member %s %s", store_id, request.lane, view["member_id"],
                  "registered" if created else "was registered already")
         return self._reply(request, view=view, created=created)

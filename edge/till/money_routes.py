@@ -27,6 +27,7 @@ from edge.core.outcome import Refused
 from edge.core.receipt_ticket import receipt_bytes
 from edge.core.returns import DRAWER_KICK
 from edge.core.split_tender import Tender
+from edge.lanes import SplitBody
 from edge.till import i18n
 from edge.till.routes import TEMPLATES, cart_html, lang_of, render
 from edge.till.view import qr_svg
@@ -59,17 +60,11 @@ class ApplyBody:
 
 
 @record
-class FirstTenderBody:
-    method: str
-    amount_fen: int
-
-
-@record
 class TenderBody:
     method: str  # the whole sale, or the rest of a split
     tendered_fen: int = 0  # cash handed over
     points: int = 0
-    first: FirstTenderBody | None = None  # a split's first part
+    first: SplitBody | None = None  # a split's first part
 
     def __post_init__(self) -> None:
         require(self.method in ("cash", "stored_value", "wallet_sim"), "method: one of cash, stored_value, wallet_sim")

@@ -135,3 +135,33 @@ def test_the_printed_receipt_names_everything_and_carries_its_qr_as_gs_k():
 def test_a_receipt_of_a_sale_made_offline_says_so():
     out = split_pay(Tender("wallet_sim", 1_000), tendered=313, online=False)
     assert b"(completed offline)" in next(a.ticket for a in out.after if isinstance(a, PrintTicket))
+
+
+# ---- registering at the till: the messages and the desk's bound ------------------------------------------------
+
+def test_a_registration_request_with_no_phone_is_refused_at_decode():
+    from protocol.errors import ProtocolError
+    from protocol.till_member_messages import MemberRegisterRequested
+    envelope = {"event_id": make_id(NOW.wall_ms, 1), "store_id": "S050", "seq": 0, "wall_ms": NOW.wall_ms, "mono_ms": 0}
+    ok = MemberRegisterRequested(**envelope, register_id=make_id(NOW.wall_ms, 2), phone="138 0013 8000", lane="5")
+    assert codec.decode(codec.encode(ok)) == ok
+    with pytest.raises(ProtocolError, match="member.register.phone"):
+        MemberRegisterRequested(**envelope, register_id=make_id(NOW.wall_ms, 3), phone="call me", lane="5")
+
+
+def test_a_store_registers_at_most_its_rate_and_other_stores_are_not_held_up():
+    from cloud.messaging.till_registrations import REGISTRATIONS_BURST, RegistrationDesk
+
+    class Cloud:  # the desk's clock, no servers: the bucket is all that is tested here
+        now = NOW.wall_ms
+
+        def now_ms(self) -> int:
+            return self.now
+    cloud = Cloud()
+    desk = RegistrationDesk.__new__(RegistrationDesk)
+    desk.cloud, desk.buckets = cloud, {}
+    assert all(desk._rate_ok("S050") for _ in range(REGISTRATIONS_BURST))  # noqa: SLF001
+    assert not desk._rate_ok("S050")  # noqa: SLF001 - a flood is refused
+    assert desk._rate_ok("S051")  # noqa: SLF001 - another store is not
+    cloud.now += 2_000  # 30 a minute: one more after two seconds
+    assert desk._rate_ok("S050") and not desk._rate_ok("S050")  # noqa: SLF001

@@ -24,6 +24,10 @@
     const data = await r.json().catch(() => ({detail: r.statusText}));
     return {ok: r.ok, status: r.status, data};
   }
+  function clearMessages() {
+    $("message").textContent = "";
+    document.querySelectorAll(".dialog-msg").forEach((m) => { m.textContent = ""; });
+  }
   function showCart(html) { if (html !== undefined) $("cart").innerHTML = html; }
   const scanFocus = () => { if (!document.querySelector("dialog[open]")) $("scan").focus(); };
 
@@ -33,7 +37,7 @@
     const r = await call("GET", "/member-panel");
     if (!r.ok) { say(null, r.data.detail); return; }
     $("mpanel").innerHTML = r.data.html;
-    say(mpanel, "");
+    clearMessages();
     if (!mpanel.open) mpanel.showModal();
     $("mpanel-register").focus();
   }
@@ -64,6 +68,7 @@
     const r = await call("POST", "/members", {phone});
     if (!r.ok) { say(reg, r.data.detail); return; }
     reg.close();
+    clearMessages();  // the lookup's "no member" is answered now
     showCart(r.data.html);
     $("mpanel").innerHTML = r.data.panel;
     mpanel.showModal();

@@ -128,7 +128,7 @@
   }
   function wirePanel() {
     const panel = $("money-pay");
-    panel.querySelectorAll("input").forEach((i) => i.addEventListener("input", refresh));
+    panel.querySelectorAll("input").forEach((i) => i.addEventListener("input", () => { say(payDialog, ""); refresh(); }));
     panel.querySelectorAll(".pp-q").forEach((b) => b.addEventListener("click", () => quick(b.dataset.q)));
     $("pp-split").addEventListener("click", cycleSplit);
     $("pp-sv").addEventListener("click", () => pay("stored_value"));

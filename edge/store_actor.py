@@ -297,9 +297,8 @@ class StoreActor(BackRoom):
         skus = {line.sku for line in cart.lines} | gift_skus(self.books)  # a gift leaves stock with the sale
         levels = await self.db.stock_levels(skus)
         lots = {sku: await self.db.lot_levels(sku) for sku in skus}  # named lots: capped
-        duty = self.on_duty.get(lane)  # the cashier named on the receipt
-        request = selling.PayRequest(lane, method, tendered_fen, authorisation, points, first,
-                                     duty.cashier_id if duty else "")
+        request = selling.PayRequest(lane, method, tendered_fen, authorisation, points, first,  # + who is on the receipt
+                                     getattr(self.on_duty.get(lane), "cashier_id", ""))
         outcome = selling.pay(cart, self.books, request, self._till(), self.ids.new(), levels, self._stamp(), lots)
         reply = await self._execute(outcome)
         self.stats["sales"] += 1

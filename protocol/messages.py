@@ -471,4 +471,7 @@ from protocol.coupon_messages import COUPON_REQUESTS, EDGE_COUPON_EVENTS  # noqa
 
 EDGE_EVENTS += EDGE_COUPON_EVENTS
 REQUESTS += COUPON_REQUESTS
+from protocol.till_member_messages import TILL_MEMBER_REQUESTS  # noqa: E402 - likewise (members registered at a till)
+
+REQUESTS += TILL_MEMBER_REQUESTS
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

@@ -25,6 +25,20 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "near_miss": "再买 {missing} 元{reward}", "off": "减 {amount}", "weight": "重量", "price": "金额",
         "offline_note": "网络已断开：照常收银，销售在恢复后自动上传", "survey": "扫码参与满意度调查",
         "paid_offline": "离线完成", "all": "全部", "language": "English",
+        # members and money on the till page (edge/till/money_routes.py)
+        "member_panel": "会员信息", "new_member": "新会员", "register": "注册新会员", "register_do": "注册",
+        "phone": "手机号", "registered": "已注册新会员", "already_member": "该手机号已是会员", "member_code": "会员码",
+        "needs_cloud_register": "注册会员需要连接云端，本机现在离线：可以不登记会员继续结账",
+        "apply": "使用", "no_coupons": "暂无可用优惠券", "valid_until": "有效期至", "due": "应收",
+        "exact": "足额", "next_yuan": "凑整", "points_pay": "积分抵扣", "points_worth": "{points} 积分可抵 ¥{value}",
+        "points_limit": "本单最多可用 {max} 积分（会员有 {have} 积分）", "points_none": "本单不能用积分",
+        "wallet": "钱包(模拟)", "wallet_waiting": "等待顾客付款…", "wallet_paid": "钱包已付款",
+        "wallet_failed": "钱包付款失败", "wallet_timeout": "钱包超时未确认", "retry": "重试",
+        "wallet_scan": "请顾客用钱包扫描付款码", "split": "组合支付", "split_none": "不拆分", "split_first": "先付",
+        "split_rest": "其余用现金或钱包", "rest_due": "其余应收",
+        "wallet_offline": "钱包支付需要连接云端，本机现在离线：请收现金",
+        "sv_offline": "离线时储值消费超出离线限额，需要云端确认：请改收现金（或减少储值部分）",
+        "reprint": "重打小票", "printed": "已打印", "tenders": "支付明细", "cashier": "收银员", "points_word": "积分",
     },
     "en": {
         "title": "Till", "lane": "Lane", "scan": "Scan / type a code, then Enter", "member": "Member", "pay": "Pay",
@@ -40,6 +54,24 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "member_price": "member price", "near_miss": "spend {missing} more for{reward}", "off": " {amount} off",
         "weight": "Weight", "price": "Amount", "offline_note": "Network down: keep selling, sales upload when it is back",
         "survey": "Scan for the survey", "paid_offline": "completed offline", "all": "All", "language": "中文",
+        # members and money on the till page (edge/till/money_routes.py)
+        "member_panel": "Member", "new_member": "New member", "register": "Register a new member",
+        "register_do": "Register", "phone": "Phone", "registered": "New member registered",
+        "already_member": "This phone is a member already", "member_code": "Member code",
+        "needs_cloud_register": "Registering a member needs the cloud and this box is offline: the sale can go on "
+                                "without a member",
+        "apply": "Apply", "no_coupons": "No coupons to use", "valid_until": "valid until", "due": "Due",
+        "exact": "Exact", "next_yuan": "Next", "points_pay": "Points", "points_worth": "{points} points pay ¥{value}",
+        "points_limit": "at most {max} points on this sale (the member has {have})",
+        "points_none": "no points on this sale", "wallet": "Wallet (sim)", "wallet_waiting": "Waiting for the customer…",
+        "wallet_paid": "Wallet paid", "wallet_failed": "Wallet payment failed",
+        "wallet_timeout": "Wallet: no answer in time",
+        "retry": "Retry", "wallet_scan": "The customer scans the pay code with the wallet", "split": "Split",
+        "split_none": "no split", "split_first": "First part", "split_rest": "the rest by cash or wallet",
+        "rest_due": "Rest due", "wallet_offline": "The wallet needs the cloud and this box is offline: take cash",
+        "sv_offline": "Offline: stored value over the offline limit needs the cloud; take cash (or a smaller "
+                      "stored-value part)",
+        "reprint": "Reprint", "printed": "Printed", "tenders": "Tenders", "cashier": "Cashier", "points_word": "points",
     },
 }
 assert CATALOGUE["zh"].keys() == CATALOGUE["en"].keys(), "both languages name every word"

@@ -130,6 +130,10 @@ def messages(draw, cls):
         body["uses"] = tuple({"rule_id": f"L{n}", "uses": draw(st.integers(0, 5))} for n in range(draw(st.integers(0, 3))))
     if cls.KIND == "budget.reclaimed":  # one of the reasons a share is taken back
         body["reason"] = draw(st.sampled_from(("ended", "withdrawn", "changed", "idle")))
+    if cls.KIND.startswith("member.register"):  # an id of its own; a phone number the cloud can register
+        body["register_id"] = draw(ids)
+    if cls.KIND == "member.register":
+        body["phone"] = draw(st.sampled_from(("13800138000", "+86 138 0013 8000", "+44 20 7946 0958")))
     try:
         return codec.decode(msgpack.packb({**body, "kind": cls.KIND, "schema_version": cls.SCHEMA_VERSION}))
     except ProtocolError:

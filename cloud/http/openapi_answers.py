@@ -182,6 +182,9 @@ def annotate(document: dict) -> dict:
             op["operationId"] = operation_id(method, path)
             op["tags"] = tags_of(path)
             tags.update(op["tags"])
+            for status, description in openapi_answers_members.ALSO.get((path, method), {}).items():
+                op["responses"].setdefault(status, {"description": description,
+                                                    "content": {"application/json": {"schema": {}}}})
             for status in success_status(op["responses"]):
                 answer = op["responses"][status]
                 if status == "204":

@@ -7,7 +7,7 @@ tests/integration/test_openapi_live.py; `cloud.http.openapi_answers.annotate` pu
 """
 from __future__ import annotations
 
-from cloud.http.openapi_answers_base import BOOL, INT, LINE, ORDER, STR, TIME, array, counts, nullable, obj
+from cloud.http.openapi_answers_base import BOOL, INT, ORDER, STR, TIME, array, counts, nullable, obj
 
 AFTER_SALES = obj(  # cloud/services/after_sales.py view: decided_* once decided
     ["request_id", "order_id", "store_id", "lines", "amount_fen", "reason", "with_return", "status", "created_at"],
@@ -43,14 +43,19 @@ GROUP_DETAIL = obj(  # GroupViews.detail: the group's whole story for operators
                       amount_fen=INT, method=nullable(STR), state=STR, at=TIME)),
     refunded_fen=INT)
 LEDGER = {"stored_value_fen": INT, "points": INT}
+# cloud/messaging/bridge.py keeps a till sale's lines and payments as compact rows, and the export shows them so
+TILL_LINE = {"type": "array", "description": "[sku, quantity amount, unit (piece | g), amount_fen]",
+             "prefixItems": [STR, INT, {"enum": ["piece", "g"]}, INT], "minItems": 4, "maxItems": 4}
+TILL_PAYMENT = {"type": "array", "description": "[method, amount_fen, reference]",
+                "prefixItems": [STR, INT, STR], "minItems": 3, "maxItems": 3}
 EXPORT = obj(  # cloud/services/members.py Members.export: everything held, the phone in clear
     ["member_id", "phone", "member_code", "created_at", "erased_at", "ledger", "orders", "till_sales", "sessions"],
     member_id=STR, phone=nullable(STR), phone_masked=nullable(STR), member_code=nullable(STR), created_at=TIME,
     erased_at=nullable(TIME), ledger=obj(["stored_value_fen", "points", "level"], level=STR, **LEDGER),
     orders=array(ORDER),
     till_sales=array(obj(["sale_id", "store_id", "lane", "total_fen", "lines", "payments", "offline", "at"],
-                         sale_id=STR, store_id=STR, lane=STR, total_fen=INT, lines=array(LINE),
-                         payments=array({"type": "object"}), offline=BOOL, at=TIME)),
+                         sale_id=STR, store_id=STR, lane=STR, total_fen=INT, lines=array(TILL_LINE),
+                         payments=array(TILL_PAYMENT), offline=BOOL, at=TIME)),
     sessions=obj(["total", "live"], total=INT, live=INT))
 ERASED = obj(["member_id", "erased_at", "sessions_revoked", "stored_value_fen", "points"],  # Members.erase
              member_id=STR, erased_at=TIME, sessions_revoked=INT, **LEDGER)
@@ -146,6 +151,11 @@ ANSWERS: dict[tuple[str, str], dict] = {
     ("/operator/campaigns", "post"): CAMPAIGN,
     ("/operator/campaigns", "get"): obj(["campaigns"], campaigns=array(CAMPAIGN)),  # segments.py campaigns
     ("/operator/reports/promotions", "get"): PROMOTIONS,
+}
+# Success answers the code gives that the operation's entry did not list: (path, method) -> {status: description}
+ALSO: dict[tuple[str, str], dict[str, str]] = {
+    ("/operator/coupon-definitions", "post"): {"200": "the same body again: the definition as first made"},
+    ("/orders/{order_id}/after-sales", "post"): {"200": "the same Idempotency-Key again: the request as first made"},
 }
 MEDIA: dict[tuple[str, str], tuple[str, dict]] = {
     ("/surveys/{token}", "get"): ("text/html; charset=utf-8", {  # cloud/services/surveys.py Surveys.show

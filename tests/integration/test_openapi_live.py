@@ -25,7 +25,8 @@ from openapi_spec_validator import validate
 from protocol import phones
 from protocol.markdowns import MarkdownGiven
 from protocol.messages import Payment, Quantity, SaleCommitted, SaleLine, StockMoved
-from protocol.policy import chain_day
+from protocol.points import survey_key, survey_token
+from protocol.policy import SURVEY_POINTS, chain_day
 from protocol.promotion_uses import RuleUse
 from simulators.customer_auth import SignedIn
 from tests.integration.harness import StoreLink, eventually, new_mobile, operator_headers, running_cloud
@@ -57,8 +58,6 @@ NOT_REACHED = {
     # they need money or points the member does not have here, or a provider's / another module's flow
     ("/members/{member_id}/top-ups", "post"): "tested with the wallet in test_payments.py",
     ("/members/{member_id}/top-ups/{top_up_id}", "get"): "needs a top-up",
-    ("/members/{member_id}/points/exchange", "post"): "needs points (earned paying online orders)",
-    ("/surveys/{token}", "post"): "needs a receipt's survey token",
     ("/operator/coupon-definitions/{definition_id}/issue", "post"): "issues coupons (to members of other modules)",
     ("/operator/campaigns", "post"): "issues coupons to a segment (members of other modules)",
     ("/callbacks/rider", "post"): "the rider platform's own shape, signed by it",
@@ -118,6 +117,25 @@ async def sign_up(services, http) -> tuple[SignedIn, list[tuple[str, str, httpx.
     return member, [("/auth/codes", "post", asked), ("/auth/sessions", "post", signed)]
 
 
+async def survey_and_points_story(stack, http, member: SignedIn, sale_id: str,
+                                  offer_id: str) -> list[tuple[str, str, httpx.Response]]:
+    """The receipt's survey of S054's sale (its token signed as S054's box signs it) answered: the member's points
+    then buy the coupon offer; the wallet then holds it."""
+    token = survey_token(survey_key(stack.store_credentials(STORE)[1], STORE), STORE, sale_id)
+    page = await http.get(f"/surveys/{token}")
+    answered = await http.post(f"/surveys/{token}", json={"satisfaction": 5, "freshness": 4, "comment": "fresh"})
+    assert answered.status_code == 201 and answered.json()["points_granted"] == SURVEY_POINTS, answered.text
+    bought = await http.post(f"/members/{member.member_id}/points/exchange", json={"offer_id": offer_id},
+                             headers={**member.headers, "Idempotency-Key": uuid.uuid4().hex})
+    assert bought.status_code == 201, bought.text
+    return [("/surveys/{token}", "get", page), ("/surveys/{token}", "post", answered),
+            ("/members/{member_id}/points/exchange", "post", bought),
+            ("/members/{member_id}/points/exchanges", "get",
+             await http.get(f"/members/{member.member_id}/points/exchanges", headers=member.headers)),
+            ("/members/{member_id}/coupons", "get", await http.get(f"/members/{member.member_id}/coupons",
+                                                                   headers=member.headers))]
+
+
 async def flash_order_story(http, hq: dict, member) -> list[tuple[str, str, httpx.Response]]:
     """A sale-only flash sale (no store's escrow: its orders go to no store), a member's flash order, its wallet
     payment asked for (202, not paid) and its cancellation."""
@@ -167,7 +185,7 @@ async def test_every_reachable_answer_validates_against_its_schema(world, stack)
     today = chain_day(time.time_ns() // 1_000_000)
     days = {"from": str(today - timedelta(days=2)), "to": str(today)}
     definition = {"definition_id": f"oal-{RUN}", "rule_id": "R0025", "name": f"openapi {RUN}", "valid_days": 30,
-                  "channels": ["online"], "points_price": 100}
+                  "channels": ["online"], "points_price": SURVEY_POINTS}  # the survey's points buy it
     made = await http.post("/operator/coupon-definitions", json=definition, headers=hq)
     reached: list[tuple[str, str, httpx.Response]] = [*signed_up,
         ("/operator/coupons/conflicts", "get", await http.get("/operator/coupons/conflicts", headers=hq)),
@@ -216,6 +234,7 @@ async def test_every_reachable_answer_validates_against_its_schema(world, stack)
         ("/operators", "get", await http.get("/operators", headers=hq)),
     ]
     reached += await flash_order_story(http, hq, member)
+    reached += await survey_and_points_story(stack, http, member, sale_id, f"oal-{RUN}")
     for path, method, answer in reached:
         check(doc, path, method, answer)
 
@@ -228,6 +247,8 @@ async def test_every_reachable_answer_validates_against_its_schema(world, stack)
     assert [s["sale_id"] for s in export["till_sales"]] == [sale_id]
     assert by[("/operator/members/{member_id}/profile", "get")]["visits"] >= 1
     assert f"oal-{RUN}" in {o["offer_id"] for o in by[("/points/offers", "get")]["offers"]}
+    wallet = [a.json() for p, m, a in reached if p == "/members/{member_id}/coupons"][-1]["coupons"]
+    assert [c["definition_id"] for c in wallet] == [f"oal-{RUN}"], wallet
     promotions = (await http.get("/operator/reports/promotions", params={**days, "store": STORE},
                                  headers=hq)).json()
     assert any(r["rule_id"] == "R0010" for r in promotions["rows"]), promotions

@@ -99,7 +99,7 @@ ANSWERS: dict[tuple[str, str], dict] = {
         username=nullable(STR), action=STR, target=STR, before={}, after={}))),
     ("/audit", "get"): obj(["actors", "violations", "reported"], actors=INT, violations=array(STR),  # stock.audit
                            reported=obj(["coupon_conflicts"], coupon_conflicts=INT)),
-    # cloud/services/coupons.py: definitions, issue, rules, conflicts, wallet
+    # cloud/services/coupons.py: issue, rules, conflicts (definitions and the wallet: openapi_answers_members)
     ("/operator/coupon-definitions/{definition_id}/issue", "post"): obj(
         ["issued", "refused", "definition_id", "batch_id"], definition_id=STR, batch_id=STR,
         issued=array({"type": "object"}), refused=array({"type": "object"})),
@@ -107,8 +107,6 @@ ANSWERS: dict[tuple[str, str], dict] = {
                                                                      amount_off_fen=nullable(INT)))),
     ("/operator/coupons/conflicts", "get"): obj(["conflicts"], conflicts=array(obj(
         ["conflict_id", "code", "store_id"], conflict_id={}, code=STR, store_id=STR))),
-    ("/members/{member_id}/coupons", "get"): obj(["member_id", "coupons"], member_id=STR,
-                                                 coupons=array({"type": "object"})),
     ("/products", "put"): WORLD_CHANGED,
     ("/rule-book", "put"): WORLD_CHANGED,
     ("/stores/{store_id}", "put"): WORLD_CHANGED,
@@ -124,10 +122,6 @@ ANSWERS: dict[tuple[str, str], dict] = {
                           left_fen=nullable(INT), store_shares_fen={"type": "object"},
                           store_used_fen={"type": "object"}, store_over_fen={"type": "object"}))),
     ("/callbacks/rider", "post"): obj(["code", "message"], code=INT, message=STR),  # the platform's own shape
-    ("/orders/{order_id}/after-sales", "get"): obj(["order_id", "requests"], order_id=STR,
-                                                   requests=array({"type": "object"})),
-    ("/operator/stocktakes", "get"): obj(["store", "stocktakes"], store=nullable(STR),
-                                         stocktakes=array({"type": "object"})),
 }
 ANSWERS.update(openapi_answers_ops.ANSWERS)
 ANSWERS.update(openapi_answers_members.ANSWERS)

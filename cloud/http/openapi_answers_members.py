@@ -59,12 +59,12 @@ EXPORT = obj(  # cloud/services/members.py Members.export: everything held, the 
     sessions=obj(["total", "live"], total=INT, live=INT))
 ERASED = obj(["member_id", "erased_at", "sessions_revoked", "stored_value_fen", "points"],  # Members.erase
              member_id=STR, erased_at=TIME, sessions_revoked=INT, **LEDGER)
+COUPON_VALUE = obj(["amount_off_fen", "percent_off_bp", "min_spend_fen"], amount_off_fen=nullable(INT),
+                   percent_off_bp=nullable(INT), min_spend_fen=nullable(INT))
 OFFER = obj(  # cloud/services/points_exchange.py PointsExchange.offers
     ["offer_id", "definition_id", "points", "worth_fen", "title", "value", "channels", "stores"], offer_id=STR,
     definition_id=STR, points=INT, worth_fen=INT, title=STR, channels=array(STR), stores=array(STR),
-    value=obj(["amount_off_fen", "percent_off_bp", "min_spend_fen"], amount_off_fen=nullable(INT),
-              percent_off_bp=nullable(INT), min_spend_fen=nullable(INT)),
-    valid_until=nullable(TIME), valid_days=nullable(INT), left=INT)
+    value=COUPON_VALUE, valid_until=nullable(TIME), valid_days=nullable(INT), left=INT)
 EXCHANGE = obj(["exchange_id", "offer_id", "points", "definition_id", "state", "created_at"],  # exchange_json
                exchange_id=STR, offer_id=STR, points=INT, definition_id=STR, state=STR, created_at=TIME,
                coupon=obj([], code=STR), code=STR, detail=STR)
@@ -76,6 +76,10 @@ COUPON_DEFINITION = obj(  # cloud/services/coupons.py Coupons._definition_json (
     valid_until_ms=INT, valid_days=INT, per_member_limit=INT, total_limit=INT, on_registration=BOOL,
     trigger=nullable(obj(["kind", "min_fen"], kind=STR, min_fen=INT, channel_issued=STR)), points_price=INT,
     issued_count=INT, by_status=counts(), created_at=TIME, created_by=STR)
+WALLET = obj(["member_id", "coupons"], member_id=STR, coupons=array(obj(  # cloud/services/coupons.py Coupons.wallet
+    ["code", "name", "definition_id", "value", "status", "channels", "stores", "valid_from", "valid_until", "why"],
+    code=STR, name=STR, definition_id=STR, value=nullable(COUPON_VALUE), status=STR, channels=array(STR),
+    stores=array(STR), valid_from=nullable(TIME), valid_until=nullable(TIME), why=STR, redeemed_by=nullable(STR))))
 RETURN_EFFECTS = obj(["effects"], effects=array(obj(  # cloud/messaging/return_promotions.py effects
     ["code", "effect", "detail", "sale_id", "return_id", "store_id", "at_ms"], code=STR, effect=STR, detail=STR,
     sale_id=STR, return_id=STR, store_id=STR, at_ms=INT)))
@@ -126,6 +130,9 @@ PROMOTIONS = obj(  # cloud/services/promotion_report.py PromotionReport.report
 
 ANSWERS: dict[tuple[str, str], dict] = {
     ("/orders/{order_id}/after-sales", "post"): AFTER_SALES,
+    ("/orders/{order_id}/after-sales", "get"): obj(["order_id", "requests"], order_id=STR,  # routes/after_sales.py
+                                                   requests=array(AFTER_SALES)),
+    ("/members/{member_id}/coupons", "get"): WALLET,
     ("/operator/after-sales/{request_id}/approve", "post"): AFTER_SALES,
     ("/operator/after-sales/{request_id}/refuse", "post"): AFTER_SALES,
     ("/group-buys", "post"): GROUP_ORDER,

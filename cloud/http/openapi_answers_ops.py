@@ -70,7 +70,18 @@ LOSSES = obj(["from", "to", "store", "group_by", "rows", "totals"], store=nullab
              group_by={"enum": ["reason", "category", "store", "day"]}, rows=array(LOSS_ROW), totals=LOSS_ROW,
              **{"from": DAY, "to": DAY})
 
+STOCKTAKES = obj(["store", "stocktakes"], store=nullable(STR), stocktakes=array(obj(  # messaging/stocktakes.py listed
+    ["stocktake_id", "store_id", "event_id", "scope", "opened_by", "approved_by", "opened_ms", "posted_ms",
+     "zero_uncounted", "uncounted", "variance_cost_fen", "variance_price_fen", "lines"], stocktake_id=STR,
+    store_id=STR, event_id=STR, scope=STR, opened_by=STR, approved_by=STR, opened_ms=INT, posted_ms=INT,
+    zero_uncounted=BOOL, uncounted=INT, variance_cost_fen=INT, variance_price_fen=INT,
+    lines=array(obj(["sku", "lot", "unit", "counted", "book", "variance", "unit_cost_fen", "variance_cost_fen",
+                     "variance_price_fen", "counted_by"], sku=STR, lot=STR, unit=STR, counted=INT, book=INT,
+                    variance=INT, unit_cost_fen=INT, variance_cost_fen=INT, variance_price_fen=INT,
+                    counted_by=STR)))))
+
 ANSWERS: dict[tuple[str, str], dict] = {
+    ("/operator/stocktakes", "get"): STOCKTAKES,
     ("/rule-book", "get"): RULE_BOOK,
     ("/promotion-budgets/limit-conflicts", "get"): obj(  # cloud/http/routes/promotions.py limit_conflicts
         ["store_id", "conflicts"], store_id=nullable(STR), conflicts=array(LIMIT_CONFLICT)),

@@ -3,6 +3,9 @@
 The lane API listens on `http_host` (config key or `--host`, default 127.0.0.1: the cashier terminals run on the
 box itself; a box whose terminals are separate machines on the store LAN sets the LAN address or 0.0.0.0).
 
+Its log is JSON lines naming the store (and the lane and request id of a lane request), or text with
+`--log-format text`; `--access-log` adds a line per lane request (edge/logs.py).
+
 A config with a `stores` list runs several boxes in one process (the fleet simulator packs many stores on one
 machine this way); each box keeps its own store db, NATS user, devices and lane API port, exactly as alone.
 """

@@ -102,7 +102,8 @@ ANSWERS: dict[tuple[str, str], dict] = {
     # cloud/services/coupons.py: issue, rules, conflicts (definitions and the wallet: openapi_answers_members)
     ("/operator/coupon-definitions/{definition_id}/issue", "post"): obj(
         ["issued", "refused", "definition_id", "batch_id"], definition_id=STR, batch_id=STR,
-        issued=array({"type": "object"}), refused=array({"type": "object"})),
+        issued=array(obj(["member_id", "code"], member_id=STR, code=STR)),
+        refused=array(obj(["member_id", "reason"], member_id=STR, reason=STR))),
     ("/operator/coupon-rules", "get"): obj(["rules"], rules=array(obj(["rule_id", "name"], rule_id=STR, name=STR,
                                                                      amount_off_fen=nullable(INT)))),
     ("/operator/coupons/conflicts", "get"): obj(["conflicts"], conflicts=array(obj(

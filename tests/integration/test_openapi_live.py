@@ -29,7 +29,14 @@ from protocol.points import survey_key, survey_token
 from protocol.policy import SURVEY_POINTS, chain_day
 from protocol.promotion_uses import RuleUse
 from simulators.customer_auth import SignedIn
-from tests.integration.harness import StoreLink, eventually, new_mobile, operator_headers, running_cloud
+from tests.integration.harness import (
+    StoreLink,
+    eventually,
+    new_mobile,
+    operator_headers,
+    running_cloud,
+    top_up,
+)
 
 pytestmark = pytest.mark.integration
 STORE = "S054"  # provisioned by the test stack, used by no other module
@@ -56,9 +63,6 @@ NOT_REACHED = {
     ("/group-buys/{group_id}", "get"): "needs a group", ("/operator/group-buys/{group_id}", "get"): "needs a group",
     ("/operator/group-buys/{group_id}/cancel", "post"): "needs a group",
     # they need money or points the member does not have here, or a provider's / another module's flow
-    ("/members/{member_id}/top-ups", "post"): "tested with the wallet in test_payments.py",
-    ("/members/{member_id}/top-ups/{top_up_id}", "get"): "needs a top-up",
-    ("/operator/coupon-definitions/{definition_id}/issue", "post"): "issues coupons (to members of other modules)",
     ("/operator/campaigns", "post"): "issues coupons to a segment (members of other modules)",
     ("/callbacks/rider", "post"): "the rider platform's own shape, signed by it",
 }
@@ -134,6 +138,28 @@ async def survey_and_points_story(stack, http, member: SignedIn, sale_id: str,
              await http.get(f"/members/{member.member_id}/points/exchanges", headers=member.headers)),
             ("/members/{member_id}/coupons", "get", await http.get(f"/members/{member.member_id}/coupons",
                                                                    headers=member.headers))]
+
+
+async def top_up_and_issue_story(services, http, hq: dict, member: SignedIn) -> list[tuple[str, str, httpx.Response]]:
+    """A wallet top-up asked for (202), paid in the simulated wallet, read back and asked again (200, done); HQ
+    issues a coupon of a second definition to the member and to an id that is no member (refused)."""
+    key = {**member.headers, "Idempotency-Key": uuid.uuid4().hex}
+    body = {"amount_fen": 2_000, "method": "wallet_sim"}
+    asked = await http.post(f"/members/{member.member_id}/top-ups", json=body, headers=key)
+    assert asked.status_code == 202, asked.text
+    done = await top_up(services, http, member, 2_000, key=key["Idempotency-Key"])  # pays it, waits for credit
+    again = await http.post(f"/members/{member.member_id}/top-ups", json=body, headers=key)
+    assert again.status_code == 200 and again.json()["state"] == "done", again.text
+    definition = {"definition_id": f"oal2-{RUN}", "rule_id": "R0025", "name": f"openapi 2 {RUN}", "valid_days": 7}
+    assert (await http.post("/operator/coupon-definitions", json=definition, headers=hq)).status_code == 201
+    issued = await http.post(f"/operator/coupon-definitions/oal2-{RUN}/issue", headers=hq, json={
+        "batch_id": f"oal-{RUN}", "member_ids": [member.member_id, "no-such-member"], "why": "operator"})
+    assert [i["member_id"] for i in issued.json()["issued"]] == [member.member_id], issued.text
+    assert issued.json()["refused"] == [{"member_id": "no-such-member", "reason": "no such member"}]
+    return [("/members/{member_id}/top-ups", "post", asked), ("/members/{member_id}/top-ups", "post", again),
+            ("/members/{member_id}/top-ups/{top_up_id}", "get",
+             await http.get(f"/members/{member.member_id}/top-ups/{done['top_up_id']}", headers=member.headers)),
+            ("/operator/coupon-definitions/{definition_id}/issue", "post", issued)]
 
 
 async def flash_order_story(http, hq: dict, member) -> list[tuple[str, str, httpx.Response]]:
@@ -235,6 +261,7 @@ async def test_every_reachable_answer_validates_against_its_schema(world, stack)
     ]
     reached += await flash_order_story(http, hq, member)
     reached += await survey_and_points_story(stack, http, member, sale_id, f"oal-{RUN}")
+    reached += await top_up_and_issue_story(services, http, hq, member)
     for path, method, answer in reached:
         check(doc, path, method, answer)
 

@@ -31,8 +31,14 @@ def counts(value: dict | None = None) -> dict:
 
 
 LINE = obj(["sku"], sku=STR, qty=INT, amount_fen=INT)
+PAYMENT = obj(  # cloud/services/payments.py payment_json; `pay`: the provider payment to pay (prepay_id, code_url)
+    ["movement_id", "method", "amount_fen", "state", "simulated"], movement_id=STR, method=STR, amount_fen=INT,
+    state=STR, simulated=BOOL, pay={"type": "object"}, provider_txn_id=STR, detail=nullable(STR))
+TIMELINE_ENTRY = obj(  # cloud/services/order_journal.py timeline_json, as protocol/order_lifecycle.py shows it
+    ["seq", "event", "status", "at"], seq=INT, event=STR, status=STR, status_text=STR, at=TIME, store_id=STR,
+    detail={"type": "object"})
 ORDER = obj(["order_id", "status", "kind", "lines", "total_fen", "final"],  # cloud/services/order_rows.py order_json
             order_id=STR, status=STR, kind=STR, member_id=nullable(STR), stores=array(STR), lines=array(LINE),
             total_fen=INT, pickup_code=nullable(STR), slot_start=nullable(TIME), expires_at=nullable(TIME),
-            created_at=TIME, payment=nullable({"type": "object"}), fulfilment=nullable(STR), refunded_fen=INT,
-            final=BOOL, allow_substitutions=nullable(BOOL), timeline=array({"type": "object"}))
+            created_at=TIME, payment=nullable(PAYMENT), fulfilment=nullable(STR), refunded_fen=INT,
+            final=BOOL, allow_substitutions=nullable(BOOL), timeline=array(TIMELINE_ENTRY))

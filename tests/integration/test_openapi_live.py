@@ -185,9 +185,12 @@ async def flash_order_story(http, hq: dict, member) -> list[tuple[str, str, http
         return r if r.status_code == 200 else None
     got = await eventually(placed, timeout_s=20)
     assert got, f"flash order {order_id} never readable"
-    answers += [("/orders/{order_id}", "get", got),
-                ("/orders/{order_id}/pay", "post", await http.post(f"/orders/{order_id}/pay", headers=member.headers,
-                                                                   json={"method": "wallet_sim"})),
+    paying = await http.post(f"/orders/{order_id}/pay", headers=member.headers, json={"method": "wallet_sim"})
+    assert paying.status_code == 202 and paying.json()["payment"]["pay"], paying.text
+    waiting = await http.get(f"/orders/{order_id}", headers=member.headers)  # with the payment to pay
+    assert waiting.json()["payment"]["state"] == "requested", waiting.text
+    answers += [("/orders/{order_id}", "get", got), ("/orders/{order_id}/pay", "post", paying),
+                ("/orders/{order_id}", "get", waiting),
                 ("/orders/{order_id}/after-sales", "get", await http.get(f"/orders/{order_id}/after-sales",
                                                                          headers=member.headers)),
                 ("/orders/{order_id}/cancel", "post", await http.post(f"/orders/{order_id}/cancel", json={},

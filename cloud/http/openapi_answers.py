@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from cloud.http import openapi_answers_members, openapi_answers_ops
-from cloud.http.openapi_answers_base import BOOL, INT, NUM, ORDER, STR, TIME, array, nullable, obj
+from cloud.http.openapi_answers_base import BOOL, INT, NUM, ORDER, STR, TIME, array, counts, nullable, obj
 
 STORE_LIVENESS = dict(online=BOOL, offline_since=nullable(TIME), last_heartbeat=nullable(TIME),
                       outbox_depth=nullable(INT), sequence_gap=nullable(INT), lag_ms=nullable(INT),
@@ -74,7 +74,8 @@ ANSWERS: dict[tuple[str, str], dict] = {
         outbox_depth=nullable(INT),
         stock=array(obj(["sku", "escrow", "reserved", "confirmed", "available_online"], sku=STR,
                         on_hand=nullable(INT), escrow=INT, reserved=INT, confirmed=INT, available_online=INT,
-                        presale=BOOL, lots=array({"type": "object"}), in_transit=INT))),
+                        presale=BOOL, in_transit=INT,  # lots: cloud/messaging/lots.py store_lots
+                        lots=array(obj(["lot", "use_by", "on_hand"], lot=STR, use_by=STR, on_hand=INT))))),
     ("/orders", "post"): ORDER,
     ("/orders/{order_id}", "get"): ORDER,
     ("/orders/{order_id}/cancel", "post"): ORDER,
@@ -120,8 +121,8 @@ ANSWERS: dict[tuple[str, str], dict] = {
         ["rule_book_version", "budgets"], rule_book_version=INT,
         budgets=array(obj(["rule_id", "name", "type", "used_fen"], rule_id=STR, name=STR, type=STR,
                           budget_fen=nullable(INT), per_member_limit=nullable(INT), used_fen=INT,
-                          left_fen=nullable(INT), store_shares_fen={"type": "object"},
-                          store_used_fen={"type": "object"}, store_over_fen={"type": "object"}))),
+                          left_fen=nullable(INT), store_shares_fen=counts(), store_used_fen=counts(),
+                          store_over_fen=counts()))),  # store -> fen (actors/promotion_budgets.py)
     ("/callbacks/rider", "post"): obj(["code", "message"], code=INT, message=STR),  # the platform's own shape
 }
 ANSWERS.update(openapi_answers_ops.ANSWERS)

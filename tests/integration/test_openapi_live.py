@@ -62,7 +62,7 @@ NOT_REACHED = {
     ("/group-buys", "post"): "opens with an order", ("/group-buys/{group_id}/join", "post"): "joins with an order",
     ("/group-buys/{group_id}", "get"): "needs a group", ("/operator/group-buys/{group_id}", "get"): "needs a group",
     ("/operator/group-buys/{group_id}/cancel", "post"): "needs a group",
-    # they need money or points the member does not have here, or a provider's / another module's flow
+    # they touch other modules' members, or are a provider's own signed call
     ("/operator/campaigns", "post"): "issues coupons to a segment (members of other modules)",
     ("/callbacks/rider", "post"): "the rider platform's own shape, signed by it",
 }

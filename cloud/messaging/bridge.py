@@ -90,6 +90,13 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT)
 
 
+
+def member_money(event) -> bool:
+    """A till sale that moves a member's stored value or points (its effects are judged against what came before)."""
+    return isinstance(event, SaleCommitted) and bool(event.member_id) and any(
+        p.method in ("stored_value", "points") for p in event.payments)
+
+
 class Bridge:
     def __init__(self, cloud, orders=None) -> None:
         self.cloud, self.orders = cloud, orders  # orders: the process's Orders service (its payments, on_ready)
@@ -262,9 +269,17 @@ class Bridge:
         # An order's store events (picking started, picked, handed over) apply one after the other, in the store's
         # order: an offline store's backlog brings them in one batch, and a pickup must not fulfil what picking did.
         in_turn = [e for e in effects if isinstance(e, ORDER_EVENTS)]
-        await asyncio.gather(self._one_by_one(in_turn),
+        # A member's till sales paid with stored value or points apply one after the other too: each claim without a
+        # hold is judged against the member's balance and the store's allowance used so far, which the one before
+        # changes (two at once would both see the whole balance, and the ledger would refuse the later in full).
+        by_member: dict[str, list] = {}
+        for e in effects:
+            if member_money(e):
+                by_member.setdefault(e.member_id, []).append(e)
+        await asyncio.gather(self._one_by_one(in_turn), *(self._one_by_one(sales) for sales in by_member.values()),
                              *(self._actor_effects(e) for e in effects
-                               if not isinstance(e, ORDER_EVENTS) and not isinstance(e, AFTER_THE_OTHERS)))
+                               if not isinstance(e, ORDER_EVENTS) and not isinstance(e, AFTER_THE_OTHERS)
+                               and not member_money(e)))
         for e in effects:  # after the sales and pickups of the batch they may return
             if isinstance(e, AFTER_THE_OTHERS):
                 await self.returns.apply(e, self.new_balances)

@@ -16,6 +16,7 @@ import pytest_asyncio
 from actors.member_ledger import GrantPoints
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
+from protocol import codec, subjects
 from protocol.messages import Payment, Quantity, SaleCommitted, SaleLine
 from protocol.policy import OFFLINE_POINTS_ALLOWANCE
 from simulators.netcut import NetCut
@@ -186,3 +187,31 @@ async def test_a_hostile_store_claiming_points_takes_nothing_past_what_is_believ
     assert rows[big.sale_id]["believed"] == 1_200 and rows[big.sale_id]["points"] == 5_000  # all the member had
     assert rows[second.sale_id]["believed"] == 0  # nothing left to believe, whatever hold it names
     assert await points_of(services, victim.member_id) == 0  # never below zero
+
+
+class HeldMessage:
+    """A store's event as the bridge's fetch hands it over (subject, frame, headers, ack), for a batch made by hand."""
+
+    def __init__(self, store_id: str, event) -> None:
+        self.subject = subjects.store_event(store_id, event.KIND)
+        self.data, self.headers, self.is_acked = codec.encode(event), {subjects.MSG_ID_HEADER: event.event_id}, False
+
+    async def ack(self) -> None:
+        self.is_acked = True
+
+
+async def test_two_claims_of_one_member_in_one_batch_are_judged_one_after_the_other(world, stack):
+    """An offline backlog brings a member's points sales in one batch: the second claim is judged against what the
+    first took (the member's points and the store's allowance), not against the same untouched balance."""
+    services, http, box, lane, _ = world
+    victim, _ = await member_with_points(services, http, box, 1_000)
+    async with StoreLink(stack, HOSTILE) as link:
+        first = claimed_sale(link, victim.member_id, 700, reference="")
+        second = claimed_sale(link, victim.member_id, 600, reference="")
+    batch = [HeldMessage(HOSTILE, first), HeldMessage(HOSTILE, second)]
+    await services.bridge.handle(batch)  # the two at once, as one fetch would bring them
+    rows = {r["sale_id"]: r for r in await services.cloud.db.fetch(
+        "select * from till_points where sale_id = any($1::text[])", [first.sale_id, second.sale_id])}
+    assert (rows[first.sale_id]["believed"], rows[second.sale_id]["believed"]) == (700, 300)  # in the store's order
+    assert await points_of(services, victim.member_id) == 0
+    assert batch[-1].is_acked

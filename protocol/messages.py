@@ -470,5 +470,8 @@ CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, Escr
 from protocol.coupon_messages import COUPON_REQUESTS, EDGE_COUPON_EVENTS  # noqa: E402 - likewise
 
 EDGE_EVENTS += EDGE_COUPON_EVENTS
+from protocol.shift_messages import ShiftReported  # noqa: E402 - likewise
+
+EDGE_EVENTS += (ShiftReported,)
 REQUESTS += COUPON_REQUESTS
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

@@ -27,7 +27,7 @@ def view(duty_shift: dict, up: core.CashUp, closed_ms: int | None, now_ms: int) 
     return {"shift_id": duty_shift["shift_id"], "cashier_id": duty_shift["cashier_id"], "lane": duty_shift["lane"],
             "opened_ms": duty_shift["opened_ms"], "closed_ms": closed_ms, "at_ms": now_ms, "closed": closed_ms is not None,
             "float_fen": up.float_fen, "cash_sales_fen": up.cash_sales_fen, "change_fen": up.change_fen,
-            "topups_fen": up.topups_fen, "cash_refunds_fen": up.cash_refunds_fen,
+            "topups_fen": up.topups_fen, "cash_refunds_fen": up.cash_refunds_fen, "change_known": up.change_known,
             "counted": [[d, n] for d, n in up.counted],
             "methods": [{"method": m.method, "expected_fen": m.expected_fen, "counted_fen": m.counted_fen,
                          "difference_fen": m.difference_fen} for m in up.methods],

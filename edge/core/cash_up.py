@@ -49,6 +49,7 @@ class CashUp:
     sales: int
     returns: int
     voids: int
+    change_known: bool = False  # some sale kept what was handed over and its change (else cash sales are net)
 
     @property
     def cash(self) -> MethodLine:
@@ -96,11 +97,13 @@ def cash_up(float_fen: int, sales: Iterable[Mapping], refunds: Iterable[tuple[st
     count = check_count(counted)
     taken: dict[str, int] = {}
     change = n_sales = 0
+    change_known = False
     for sale in sales:
         n_sales += 1
         for method, fen in tenders_of(sale):
             taken[method] = taken.get(method, 0) + fen
         change += int(sale.get("change_fen", 0) or 0)
+        change_known = change_known or "change_fen" in sale
     back: dict[str, int] = {}
     n_returns = 0
     for method, fen in refunds:
@@ -115,4 +118,4 @@ def cash_up(float_fen: int, sales: Iterable[Mapping], refunds: Iterable[tuple[st
         expected = taken.get(method, 0) - back.get(method, 0)
         lines.append(MethodLine(method, expected, confirmed.get(method, expected)))
     return CashUp(float_fen, cash_sales, change, topups_fen, cash_refunds, count, tuple(lines), n_sales, n_returns,
-                  voids)
+                  voids, change_known)

@@ -31,6 +31,8 @@ def test_cash_expected_is_float_plus_sales_less_change_plus_top_ups_less_refunds
     assert others == {"points": (500, 500), "stored_value": (0, 0), "wallet_sim": (3_000, 3_000)}
     assert (up.sales, up.returns, up.voids) == (4, 2, 2)
     assert up.counted[0] == (10_000, 3) and len(up.counted) == 8
+    assert up.change_known  # the split sale kept its change; the box's own sales are net of it
+    assert not cash_up(0, [CASH_SALE], [], 0, {}).change_known
 
 
 def test_an_exact_count_has_no_difference_and_a_confirmed_wallet_total_shows_its_own():

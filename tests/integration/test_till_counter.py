@@ -29,7 +29,8 @@ import uvicorn
 from edge.box import EdgeBox
 from edge.cashier_pins import FAILURES_MAX, hash_pin
 from edge.lanes import build_lane_app
-from tests.integration.harness import customer, eventually, operator_headers, running_cloud, top_up
+from protocol.shift_messages import DenominationCount, MethodTotal, ShiftReported
+from tests.integration.harness import StoreLink, customer, eventually, operator_headers, running_cloud, top_up
 from tests.integration.test_console import chromium, launch, png_size
 
 pytestmark = pytest.mark.integration
@@ -296,3 +297,36 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
     bad = await http.get("/operator/shifts", params={"store": STORE, "from": "yesterday"}, headers=hq)
     assert bad.status_code == 422 and "from:" in bad.json()["detail"]
     print("screenshots:", tmp)
+
+
+async def test_a_store_reporting_another_stores_shift_is_refused_and_nothing_is_replaced(counter, stack):
+    """S053 sends a shift report under the shift id of S052's report (the test above closed that shift): refused and
+    dead-lettered with the reason, S052's report stands; S053's report of its own shift is believed."""
+    services, http, hq, box, base, tmp = counter
+    theirs = await services.cloud.db.fetchrow(
+        "select shift_id, difference_fen from shift_reports where store_id = $1 order by closed_ms desc limit 1", STORE)
+    assert theirs, "S052's shift report (the test above) is not there"
+    async with StoreLink(stack, OTHER_STORE) as link:
+        def report(shift_id: str) -> ShiftReported:
+            return ShiftReported(**link.next_envelope(), shift_id=shift_id, cashier_id="c53", lane="2", opened_ms=1,
+                                 closed_ms=2, float_fen=0, counted=(DenominationCount(denomination_fen=100, pieces=3),),
+                                 methods=(MethodTotal(method="cash", expected_fen=300, counted_fen=300),),
+                                 difference_fen=0, sales=0, returns=0, voids=0)
+        forged, own = report(theirs["shift_id"]), report(link.next_envelope()["event_id"])
+        await link.publish(forged)
+        await link.publish(own)
+
+        async def dead():
+            return await services.cloud.db.fetchval("select reason from dead_letters where reason like $1",
+                                                    f"%shift {theirs['shift_id']} was reported already%")
+        reason = await eventually(dead, timeout_s=20)
+        assert reason and f"store {OTHER_STORE} shift.reported refused" in reason
+
+        async def believed():
+            return await services.cloud.db.fetchval("select store_id from shift_reports where shift_id = $1",
+                                                    own.shift_id)
+        assert await eventually(believed, timeout_s=20) == OTHER_STORE
+        await link.commands(want=10, timeout_s=2)  # the cloud's answers to S053: none left waiting in its stream
+    row = await services.cloud.db.fetchrow("select store_id, difference_fen from shift_reports where shift_id = $1",
+                                           theirs["shift_id"])
+    assert (row["store_id"], row["difference_fen"]) == (STORE, theirs["difference_fen"])

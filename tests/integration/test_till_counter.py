@@ -178,7 +178,16 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
         await page.wait_for_selector("#float-dialog", state="hidden")
         assert CASHIER in await page.inner_text("#on-duty")
 
-        # a cash sale of two packs, 100.00 tendered: change given
+        # the store shows jin: a produce key's price per kg is also said per jin (1 jin = 500 g)
+        assert "/斤" in await page.inner_text(".plu small >> nth=0")
+        # a basket voided (counted in the shift report), then a cash sale of two packs, 100.00 tendered: change given
+        await page.wait_for_selector("#scan:focus")
+        await page.keyboard.type(SOLD["gtin"])
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector(f"tr.line[data-sku='{SOLD['sku']}']")
+        await page.keyboard.press("Escape")
+        await page.keyboard.press("Enter")
+        await page.wait_for_function("document.querySelectorAll('tr.line').length === 0")
         await page.wait_for_selector("#scan:focus")
         for _ in range(2):
             await page.keyboard.type(SOLD["gtin"])
@@ -227,6 +236,13 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
 
         # a pickup: an online order for S052 placed and paid through the cloud, picked on the box, handed over here
         order = await paid_pickup_order(services, http, box, ONLINE["sku"], 1)
+        async with httpx.AsyncClient(base_url=base, timeout=20) as lane:  # the store menu's read-only lists
+            listed = await lane.get("/till/1/store/picking")
+            assert listed.status_code == 200 and order["order_id"] in listed.text
+            menu = (await lane.get("/till/1/store")).text
+            assert all(f"/till/1/store/{name}" in menu for name in ("picking", "stocktakes", "receivings", "transfers"))
+            assert (await lane.get("/till/1/store/receivings")).status_code == 200
+            assert (await lane.get("/till/1/store/nothing")).status_code == 404
         await pick(base, order["order_id"], ONLINE["sku"], 1)
         await page.keyboard.press("F3")
         await page.fill("#pickup-code", "99999999")
@@ -285,7 +301,7 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
     assert shift, "the shift report never reached the cloud"
     assert (shift["float_fen"], shift["expected_fen"], shift["counted_fen"], shift["difference_fen"]) == (
         25_000, expected, expected - 100, -100)
-    assert (shift["sales"], shift["returns"], shift["lane"]) == (1, 1, "1")
+    assert (shift["sales"], shift["returns"], shift["voids"], shift["lane"]) == (1, 1, 1, "1")
     manager = await operator_headers(services, "store_manager", store_id=STORE)
     own = (await http.get("/operator/shifts", headers=manager)).json()
     assert shift["shift_id"] in [s["shift_id"] for s in own["shifts"]] and own["store"] == STORE

@@ -116,6 +116,13 @@ def pickup_code(scanned: str) -> str:
     return text
 
 
+def require_cashier(box, lane: str) -> None:
+    """A box provisioned with cashiers takes money at its till page only with a cashier signed in at the lane (the
+    page is locked until then; this is the box saying so to anything that calls the page's endpoints directly)."""
+    if box.cashier_pins.hashes and lane not in box.actor.on_duty:
+        raise Refused(403, f"no cashier is signed in at lane {lane}: sign in at the till first")
+
+
 def masked(text: str | None) -> str:
     if not text:
         return ""
@@ -194,6 +201,7 @@ def routes(box, endpoint) -> list:
                 "html": render("_pickup.html", lang_of(request), order=order, show_jin=show_jin)}
 
     async def hand_over(request, body: CodeBody):
+        require_cashier(box, request.path_params["lane"])
         code = pickup_code(body.code)
         order = await order_view(request, code)
         if order["status"] == "picked_up":
@@ -225,6 +233,7 @@ def routes(box, endpoint) -> list:
         return {"sale_id": ref, "lines": lines, "html": html}
 
     async def take_return(request, body: TillReturnBody):
+        require_cashier(box, request.path_params["lane"])
         kind, ref = parse_code(body.receipt)
         if kind not in ("", "sale"):
             raise Refused(422, "returns at this screen are against a till receipt (SALE:<id>)")

@@ -176,6 +176,7 @@ def routes(box, endpoint) -> list:
 
     async def pay(request, body):
         lane, lang = request.path_params["lane"], lang_of(request)
+        counter_routes.require_cashier(box, lane)  # a locked till page takes no money
         before = await actor.ask("cart_view", lane=lane)  # what the receipt lists: the cart as paid
         try:
             paid = await stored_value.pay(box, lane, body.method, body.tendered_fen)

@@ -166,6 +166,12 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
         await page.wait_for_function("document.getElementById('signin-msg').textContent.includes('PIN')")
         assert await page.locator("#signin-dialog[open]").count() == 1, "a locked id signed in with the right PIN"
 
+        # the locked page's endpoints take no money either (a basket put on the lane by its JSON API)
+        async with httpx.AsyncClient(base_url=base, timeout=20) as lane:
+            assert (await lane.post("/lanes/1/scan", json={"code": SOLD["gtin"]})).status_code == 200
+            locked = await lane.post("/till/1/pay", json={"method": "cash", "tendered_fen": 10_000})
+            assert locked.status_code == 403 and "no cashier is signed in" in locked.json()["detail"], locked.text
+            assert (await lane.delete("/lanes/1/cart")).status_code == 200
         # the cashier signs in; the float is counted by denomination: 2 x 100 + 5 x 10 = 250.00
         await page.set_viewport_size({"width": 1366, "height": 768})
         await sign_in_by_pad(page, CASHIER, PIN)

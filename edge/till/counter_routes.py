@@ -142,7 +142,8 @@ def flat(item: dict) -> list[tuple[str, str]]:
 
 def routes(box, endpoint) -> list:
     """`endpoint`: the lane app's wrapper (body checks, problem+json errors: edge/lanes.py)."""
-    from edge.till.routes import lang_of, render  # the page's own helpers (no cycle at import)
+    from edge.till.routes import TEMPLATES, lang_of, render  # the page's own helpers (no cycle at import)
+    TEMPLATES.env.globals["pin_lockout"] = (FAILURES_MAX, LOCK_MS // 60_000)  # the sign-in screen says the rule
     actor = box.actor
     show_jin = bool(box.config.get("show_jin"))
 

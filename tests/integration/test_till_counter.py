@@ -261,6 +261,7 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
         assert ONLINE["name"] in await page.inner_text("#pickup-order")
         await page.keyboard.press("Enter")  # the hand-over button has the focus
         await page.wait_for_selector("#pickup-found[data-status='picked_up']")
+        await page.screenshot(path=str(tmp / "counter-pickup-1366.png"))
         await page.fill("#pickup-code", order["pickup_code"])
         await page.keyboard.press("Enter")
         await page.wait_for_selector("#pickup-found[data-status='picked_up']")
@@ -294,6 +295,13 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
         await page.screenshot(path=str(tmp / "counter-cashup-1024.png"))
         await page.keyboard.press("Escape")
         await page.wait_for_selector("#signin-dialog[open]")  # locked again for the next cashier
+        await page.goto(f"{base}/till/1/store/stocktakes?lang=en")  # the store menu, in English
+        assert "Stocktakes" in await page.inner_text("h2")
+        await page.keyboard.press("Escape")  # back to the till, locked
+        await page.wait_for_selector("#signin-dialog[open]")
+        assert "/斤" not in await page.inner_text(".plu small >> nth=0") and "/jin" in await page.inner_text(
+            ".plu small >> nth=0")
+        await page.screenshot(path=str(tmp / "counter-signin-en-1024.png"))
         await browser.close()
     for name in ("signin", "return", "cashup"):
         assert png_size(tmp / f"counter-{name}-1366.png") == (1366, 768)

@@ -88,11 +88,11 @@
     $("on-duty").textContent = duty ? `${words.signedIn}: ${duty.cashier_id}` : "";
     $("btn-close-shift").hidden = !duty;
     document.body.dataset.shift = duty ? "open" : (s.locks ? "locked" : "none");
+    jin();
     if (locked()) { open(signin, $("signin-cashier")); return; }
     if (signin.open) signin.close();
     if (duty && duty.float_fen === null) { clearCount("float"); $("float-amount").value = ""; open(floatDialog); return; }
     if (floatDialog.open) floatDialog.close();
-    jin();
   }
 
   // ---- closing the shift: the count, the cash-up checked, then closed (the report goes to HQ)

@@ -32,6 +32,7 @@ from edge.lanes import build_lane_app
 from protocol.shift_messages import DenominationCount, MethodTotal, ShiftReported
 from tests.integration.harness import StoreLink, customer, eventually, operator_headers, running_cloud, top_up
 from tests.integration.test_console import chromium, launch, png_size
+from tests.integration.test_console import sign_in as console_sign_in
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -326,6 +327,21 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
     assert (await http.get("/operator/shifts", params={"store": STORE}, headers=viewer)).status_code == 200
     bad = await http.get("/operator/shifts", params={"store": STORE, "from": "yesterday"}, headers=hq)
     assert bad.status_code == 422 and "from:" in bad.json()["detail"]
+
+    # the operator console lists it, the difference highlighted (S052's manager signed in through the console's form)
+    username = f"ctr-manager-{uuid.uuid4().hex[:6]}"
+    await operator_headers(services, "store_manager", store_id=STORE, username=username)
+    async with async_playwright() as pw:
+        browser = await launch(pw, chromium(), tmp / "console")
+        page = browser.pages[0] if browser.pages else await browser.new_page()
+        await page.set_viewport_size({"width": 1366, "height": 768})
+        await console_sign_in(page, str(http.base_url).rstrip("/"), username)
+        row = page.locator(f"#shift-table tr[data-shift='{shift['shift_id']}']")
+        await row.wait_for(timeout=30_000)
+        assert "-1.00" in await row.inner_text() and await row.locator("td.bad").count() == 1
+        await row.scroll_into_view_if_needed()
+        await page.screenshot(path=str(tmp / "console-shifts-1366.png"))
+        await browser.close()
     print("screenshots:", tmp)
 
 

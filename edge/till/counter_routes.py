@@ -161,6 +161,8 @@ def routes(box, endpoint) -> list:
 
     async def sign_in(request, body: SignInBody):
         lane = request.path_params["lane"]
+        if (duty := actor.on_duty.get(lane)) is not None:  # signing in over them would end their shift unreported
+            raise Refused(409, f"cashier {duty.cashier_id} is signed in at lane {lane}: close their shift first")
         pin_ok = await box.cashier_pins.verify(body.cashier_id, body.pin, box.clock.monotonic_ms())
         try:
             await actor.ask("sign_in", lane=lane, cashier_id=body.cashier_id, pin_ok=pin_ok)

@@ -184,6 +184,12 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
         await page.keyboard.press("Enter")
         await page.wait_for_selector("#float-dialog", state="hidden")
         assert CASHIER in await page.inner_text("#on-duty")
+        over = await page.evaluate("""async (cashier) => {
+            const r = await fetch('/till/1/shift/sign-in', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                                              body: JSON.stringify({cashier_id: cashier, pin: '2468'})});
+            return [r.status, (await r.json()).detail];
+        }""", GUESSED)
+        assert over[0] == 409 and "close their shift first" in over[1], over  # no shift ends unreported
 
         # the store shows jin: a produce key's price per kg is also said per jin (1 jin = 500 g)
         assert "/斤" in await page.inner_text(".plu small >> nth=0")

@@ -11,7 +11,8 @@ shift's sales, returns, cash top-ups and voids from the box's own tables and pas
   refunded by it; counted is the total the cashier confirms (by default the expected: these are not in the drawer).
 - Counted cash is the count by denomination (`DENOMINATIONS_FEN`); the difference is counted - expected (negative:
   the drawer is short). A count naming another denomination or a negative number of pieces is refused, naming it.
-- A refund by "original_payment" (an online order's return: the cloud refunds it) moves no money at the till.
+- A refund by "original_payment" (an online order's return: the cloud refunds it) moves no money at the till; a
+  return of a sale paid partly with points gives points back in proportion (`refund_split`).
 """
 from __future__ import annotations
 
@@ -72,6 +73,19 @@ def tenders_of(sale: Mapping) -> list[tuple[str, int]]:
     return []
 
 
+def refund_split(method: str, total_fen: int, sale_payments: Iterable | None) -> list[tuple[str, int]]:
+    """(method, fen) of one return as the till paid it back: a sale paid partly with points gives points back in the
+    proportion they paid (`edge.core.returns.sale_refunds` splits over the sale's returns so far; this share is
+    within a fen of it), the rest by the return's own method; any other sale: all by the return's method."""
+    payments = [(p[0], int(p[1])) for p in sale_payments or ()]
+    paid = sum(fen for _, fen in payments)
+    points = sum(fen for m, fen in payments if m == "points")
+    if not points or not paid or method == "points":
+        return [(method, total_fen)]
+    share = min(total_fen, (total_fen * points + paid // 2) // paid)
+    return [(m, fen) for m, fen in (("points", share), (method, total_fen - share)) if fen]
+
+
 def counted_fen(counted: Mapping[int, int]) -> int:
     return sum(d * n for d, n in counted.items())
 
@@ -87,11 +101,12 @@ def check_count(counted: Mapping[int, int]) -> tuple[tuple[int, int], ...]:
     return tuple((d, int(counted.get(d, 0))) for d in DENOMINATIONS_FEN)
 
 
-def cash_up(float_fen: int, sales: Iterable[Mapping], refunds: Iterable[tuple[str, int]], topups_fen: int,
+def cash_up(float_fen: int, sales: Iterable[Mapping], refunds: Iterable, topups_fen: int,
             counted: Mapping[int, int], confirmed: Mapping[str, int] | None = None, voids: int = 0) -> CashUp:
-    """`sales`: the shift's stored sales (see `tenders_of`; `change_fen` if the sale kept it); `refunds`: (method,
-    fen) of the shift's returns; `topups_fen`: cash top-ups taken in the shift; `counted`: denomination fen ->
-    pieces in the drawer; `confirmed`: method -> the total the cashier confirms for a non-cash method."""
+    """`sales`: the shift's stored sales (see `tenders_of`; `change_fen` if the sale kept it); `refunds`: per return
+    of the shift, (method, fen) or a list of them (`refund_split`); `topups_fen`: cash top-ups taken in the shift;
+    `counted`: denomination fen -> pieces in the drawer; `confirmed`: method -> the total the cashier confirms for a
+    non-cash method."""
     if float_fen < 0 or topups_fen < 0:
         raise Refused(422, "float and top-ups: not negative")
     count = check_count(counted)
@@ -106,10 +121,11 @@ def cash_up(float_fen: int, sales: Iterable[Mapping], refunds: Iterable[tuple[st
         change_known = change_known or "change_fen" in sale
     back: dict[str, int] = {}
     n_returns = 0
-    for method, fen in refunds:
+    for refund in refunds:
         n_returns += 1
-        if method not in NOT_AT_THE_TILL:
-            back[method] = back.get(method, 0) + fen
+        for method, fen in [refund] if isinstance(refund[0], str) else refund:
+            if method not in NOT_AT_THE_TILL:
+                back[method] = back.get(method, 0) + fen
     cash_sales, cash_refunds = taken.pop(CASH, 0), back.pop(CASH, 0)
     expected_cash = float_fen + cash_sales - change + topups_fen - cash_refunds
     lines = [MethodLine(CASH, expected_cash, counted_fen(dict(count)))]

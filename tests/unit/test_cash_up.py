@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.core.cash_up import cash_up, tenders_of
+from edge.core.cash_up import cash_up, refund_split, tenders_of
 from edge.core.outcome import Refused
 from protocol import codec
 from protocol.errors import ProtocolError
@@ -45,6 +45,15 @@ def test_an_exact_count_has_no_difference_and_a_confirmed_wallet_total_shows_its
 def test_an_online_orders_return_moves_no_money_at_the_till_but_counts_as_a_return():
     up = cash_up(0, [], [("original_payment", 5_000)], 0, {})
     assert up.cash.expected_fen == 0 and up.returns == 1 and len(up.methods) == 1
+
+
+def test_a_return_of_a_sale_paid_partly_with_points_gives_points_back_in_proportion():
+    assert refund_split("cash", 1_500, POINTS_AND_CASH["payments"]) == [("points", 250), ("cash", 1_250)]
+    assert refund_split("cash", 1_000, CASH_SALE["payments"]) == [("cash", 1_000)]
+    assert refund_split("original_payment", 900, None) == [("original_payment", 900)]
+    up = cash_up(0, [POINTS_AND_CASH], [refund_split("cash", 3_000, POINTS_AND_CASH["payments"])], 0, {})
+    assert up.cash.expected_fen == 0 and [(m.method, m.expected_fen) for m in up.methods[1:]] == [("points", 0)]
+    assert up.returns == 1
 
 
 def test_a_bad_count_is_refused_naming_it():

@@ -26,6 +26,7 @@ from cloud.messaging.coupon_desk import CouponDesk
 from cloud.messaging.limits_desk import LimitsDesk
 from cloud.messaging.points_till import PointsDesk
 from cloud.messaging.stored_value import HoldDesk
+from cloud.messaging.till_registrations import RegistrationDesk
 from cloud.migrations import migrate
 from cloud.runtime.clients import Actors
 from cloud.runtime.hosting import ensure_ray
@@ -97,6 +98,7 @@ class Services:
         self.coupon_desk: CouponDesk | None = None  # ... and the tills' coupon requests (cloud/messaging/coupon_desk.py)
         self.limits_desk: LimitsDesk | None = None  # ... and their members' limited rules (cloud/messaging/limits_desk.py)
         self.points_desk: PointsDesk | None = None  # ... and their points holds
+        self.registration_desk: RegistrationDesk | None = None  # ... and their members' registrations
         self._tasks: list[asyncio.Task] = []
         self.console_config = ConsoleConfig.from_env()  # may be replaced before the console is first used
         self._console = None
@@ -208,6 +210,8 @@ class Services:
             await self.limits_desk.stop()
         if self.points_desk:
             await self.points_desk.stop()
+        if self.registration_desk is not None:
+            await self.registration_desk.stop()
         if self.cloud.nats is not None:
             await self.cloud.nats.close()
         await self.cloud.db.close()
@@ -275,6 +279,7 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
         services.coupon_desk = await CouponDesk(cloud).start()  # the tills' coupon holds and wallet snapshots
         services.limits_desk = await LimitsDesk(cloud).start()  # members' uses of limited rules, for the tills
         services.points_desk = await PointsDesk(cloud).start()  # points holds of the tills (points_till.py)
+        services.registration_desk = await RegistrationDesk(cloud).start()  # members registered at a till
     if background and cloud.nats is not None:
         await services.start_background()
     return services

@@ -22,10 +22,12 @@ from edge import (
     receiving_api,
     restock_api,
     returns_api,
+    split_pay,
     stocktake_api,
     stored_value,
 )
 from edge.core.cart import IDEMPOTENCY_KEY_MAX, UnknownProduct
+from edge.core.split_tender import Tender
 from edge.delivery_routes import ReturnedBody, StaffBody, listed
 from edge.devices.serial_driver import DeviceNotReady
 from edge.disk import is_disk_full
@@ -82,10 +84,17 @@ class ReceiveBody:
 
 
 @record
+class SplitBody:
+    method: str  # stored_value | wallet_sim
+    amount_fen: int
+
+
+@record
 class PayBody:
     method: str
     tendered_fen: int = 0
     points: int = 0  # points paying part of the sale (edge/points_till.py)
+    first: SplitBody | None = None  # a split: this part first, `method` the rest (edge/split_pay.py)
 
     def __post_init__(self) -> None:
         require(self.method in ("cash", "stored_value", "wallet_sim"), "method: one of cash, stored_value, wallet_sim")
@@ -209,7 +218,10 @@ def build_lane_app(box) -> Starlette:
         if key is not None and (lane, key) in paid:  # the sale was made; its answer was lost: the same answer
             return paid[(lane, key)]
         try:
-            if body.points:  # points pay part of the sale, the method the rest
+            if body.first is not None:  # two tenders, all or nothing (edge/split_pay.py)
+                reply = await split_pay.pay(box, lane, body.method, body.tendered_fen,
+                                            Tender(body.first.method, body.first.amount_fen), body.points)
+            elif body.points:  # points pay part of the sale, the method the rest
                 reply = await points_till.pay(box, lane, body.method, body.tendered_fen, body.points)
             else:
                 reply = await stored_value.pay(box, lane, body.method, body.tendered_fen)

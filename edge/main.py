@@ -3,6 +3,9 @@
 The lane API listens on `http_host` (config key or `--host`, default 127.0.0.1: the cashier terminals run on the
 box itself; a box whose terminals are separate machines on the store LAN sets the LAN address or 0.0.0.0).
 
+Its log is JSON lines naming the store (and the lane and request id of a lane request), or text with
+`--log-format text`; `--access-log` adds a line per lane request (edge/logs.py).
+
 A config with a `stores` list runs several boxes in one process (the fleet simulator packs many stores on one
 machine this way); each box keeps its own store db, NATS user, devices and lane API port, exactly as alone.
 """
@@ -16,7 +19,7 @@ import socket
 import uvicorn
 
 from edge import config as config_schema
-from edge import service
+from edge import logs, service
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 
@@ -48,9 +51,10 @@ def announce(configs: list[config_schema.StoreConfig], config_path: str | None) 
             log.warning("edge %s: %s:%s", config.store_id, head.upper(), rest)
 
 
-async def _serve_box(config: dict, stop: asyncio.Event, started: list) -> bool:
+async def _serve_box(config: dict, stop: asyncio.Event, started: list, access_log: bool = False) -> bool:
     """One box, start to stop. In a process with several boxes, one that cannot start is reported and the others
     go on (they are separate stores); a box that started is always stopped cleanly."""
+    logs.bind_store(config["store_id"])  # this task's lines, and its box's tasks', name the store
     try:
         box = await EdgeBox(config).start()
     except Exception:  # noqa: BLE001 - e.g. its store db is unreadable: that store is down, not its neighbours
@@ -62,7 +66,7 @@ async def _serve_box(config: dict, stop: asyncio.Event, started: list) -> bool:
         log.warning("edge %s: NO CATALOGUE: none received from the cloud and no world file; scans are refused",
                     box.store_id)
     try:
-        await _serve_lanes(box, config, stop)
+        await _serve_lanes(box, config, stop, access_log)
     finally:
         await box.stop()
     return True
@@ -71,13 +75,14 @@ async def _serve_box(config: dict, stop: asyncio.Event, started: list) -> bool:
 def lane_server(app, config: dict) -> uvicorn.Server:
     return uvicorn.Server(uvicorn.Config(app, host=config.get("http_host") or DEFAULT_HOST, port=config["http_port"],
                                          log_level="warning", lifespan="off",
+                                         log_config=None,  # uvicorn's lines through our handler: JSON, store, lane
                                          # tills keep their connection; a server closing it just as a client
                                          # reuses it (both at 5 s) would fail a payment for nothing
                                          timeout_keep_alive=75))
 
 
-async def _serve_lanes(box: EdgeBox, config: dict, stop: asyncio.Event) -> None:
-    server = lane_server(build_lane_app(box), config)
+async def _serve_lanes(box: EdgeBox, config: dict, stop: asyncio.Event, access_log: bool = False) -> None:
+    server = lane_server(logs.LaneRequests(build_lane_app(box), box.store_id, access_log), config)
     # a launcher may hand over the listening socket itself (`http_fd`), so that nobody can take the port first
     sockets = [socket.socket(fileno=config["http_fd"])] if config.get("http_fd") is not None else None
     task = asyncio.create_task(server.serve(sockets=sockets))
@@ -87,8 +92,8 @@ async def _serve_lanes(box: EdgeBox, config: dict, stop: asyncio.Event) -> None:
     await task
 
 
-async def serve(configs: list[dict] | dict) -> bool:
-    """True when every box started (and, after SIGINT/SIGTERM, stopped)."""
+async def serve(configs: list[dict] | dict, access_log: bool = False) -> bool:
+    """True when every box started (and, after SIGINT/SIGTERM, stopped). `access_log`: a line per lane request."""
     configs = [configs] if isinstance(configs, dict) else configs
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -98,7 +103,7 @@ async def serve(configs: list[dict] | dict) -> bool:
     notifier = service.Notifier()
     tasks = [asyncio.create_task(_notify(notifier, started, len(configs), stop))] if notifier.enabled else []
     try:
-        return all(await asyncio.gather(*(_serve_box(c, stop, started) for c in configs)))
+        return all(await asyncio.gather(*(_serve_box(c, stop, started, access_log) for c in configs)))
     finally:
         for task in tasks:
             task.cancel()
@@ -126,6 +131,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--host", default=None,
                         help="address the lane API listens on (default: http_host in the config, else "
                              "$FRESHMESH_EDGE_HOST, else 127.0.0.1)")
+    parser.add_argument("--log-format", choices=("json", "text"), default=None,
+                        help="log lines as JSON (ts, level, logger, msg, store_id, lane and request_id while a lane "
+                             "request is served) or plain text (default: $FRESHMESH_LOG_FORMAT, else json); to "
+                             "log_file in the config (rotated) or stderr")
+    parser.add_argument("--access-log", action="store_true",
+                        help="one JSON log line per lane API request (method, path, status, duration, request id, "
+                             "lane), on the freshmesh.access logger")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +153,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args) -> int:
     configs = checked_configs(args)  # refused before anything is made or logged
-    first = configs[0]  # one process, one log (a fleet process's boxes share it)
-    service.setup_logging(first.log_file, first.log_max_bytes, first.log_backups)
+    first = configs[0]  # one process, one log (a fleet process's boxes share it: each line names its box's store)
+    try:
+        service.setup_logging(first.log_file, first.log_max_bytes, first.log_backups,
+                              form=getattr(args, "log_format", None),
+                              store_id=first.store_id if len(configs) == 1 else None)
+    except ValueError as exc:  # FRESHMESH_LOG_FORMAT / _LEVEL / _REPEAT_S: said before anything starts
+        raise SystemExit(f"freshmesh edge: {exc}") from None
     announce(configs, args.config)
-    return 0 if asyncio.run(serve([config_schema.as_box_config(c) for c in configs])) else 1
+    boxes = [config_schema.as_box_config(c) for c in configs]
+    return 0 if asyncio.run(serve(boxes, access_log=getattr(args, "access_log", False))) else 1

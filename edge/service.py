@@ -3,7 +3,8 @@
 Guarantees:
 - With `log_file` configured, logs go to that file through `logging.handlers.RotatingFileHandler`: at most
   `log_max_bytes` per file and `log_backups` old files, so a box left alone for months never fills its disk with
-  logs. Without it, logs go to stderr (the journal, under systemd).
+  logs. Without it, logs go to stderr (the journal, under systemd). Either way as JSON lines naming the store
+  (or text), with the same repeat filter as the cloud (edge/logs.py).
 - When `NOTIFY_SOCKET` is set (systemd sets it for Type=notify units), the box says READY=1 once every box of the
   process has started (or failed to), STATUS= with what it runs, STOPPING=1 when asked to stop, and WATCHDOG=1
   every half of `WATCHDOG_USEC` (or every WATCHDOG_DEFAULT_S) - but only while every box is alive (its store actor
@@ -16,33 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import logging.handlers
 import os
 import socket
 from collections.abc import Callable, Mapping
 
-LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+from edge import logs
+
 WATCHDOG_DEFAULT_S = 5.0  # ping interval when systemd gives no WATCHDOG_USEC (harmless: it ignores extra pings)
 log = logging.getLogger("freshmesh.edge")
 
 
 def setup_logging(log_file: str | None = None, max_bytes: int = 10 * 1024 * 1024, backups: int = 5,
-                  level: int = logging.INFO) -> logging.Handler:
-    """The root logger's one handler: a rotating file, or stderr. Returns it (tests and shutdown close it)."""
-    handler: logging.Handler
-    if log_file:
-        os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=backups,
-                                                       encoding="utf-8")
-    else:
-        handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger()
-    for old in list(root.handlers):  # one destination: a second basicConfig-style handler would log twice
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)
-    return handler
+                  form: str | None = None, store_id: str | None = None,
+                  env: Mapping[str, str] | None = None) -> logging.Handler:
+    """The root logger's one handler: a rotating file, or stderr; JSON lines (or text) naming the store, with the
+    repeat filter (edge/logs.py). Returns it (tests and shutdown close it)."""
+    return logs.setup(log_file, max_bytes, backups, form=form, store_id=store_id, env=env)
 
 
 class Notifier:

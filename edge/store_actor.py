@@ -288,7 +288,8 @@ class StoreActor(BackRoom):
         return selling.quote(self._cart(lane, keep=False), self.books, self._till(), self.clock.now_ms())
 
     async def _pay(self, lane: str, method: str, tendered_fen: int = 0,
-                   authorisation: selling.Authorisation | None = None, points: selling.PointsAuth | None = None) -> dict:
+                   authorisation: selling.Authorisation | None = None, points: selling.PointsAuth | None = None,
+                   first: selling.Tender | None = None) -> dict:  # first: a split's first tender (edge/split_pay.py)
         cart = self._cart(lane, keep=False)
         unused = await coupon_ops.run(self, "check_pay", lane=lane)  # offline ones within the allowance; unused holds
         if cart.member is not None:  # the unsettled spends as they are now, not when the member was identified
@@ -297,7 +298,8 @@ class StoreActor(BackRoom):
         skus = {line.sku for line in cart.lines} | gift_skus(self.books)  # a gift leaves stock with the sale
         levels = await self.db.stock_levels(skus)
         lots = {sku: await self.db.lot_levels(sku) for sku in skus}  # named lots: capped
-        request = selling.PayRequest(lane, method, tendered_fen, authorisation, points)
+        request = selling.PayRequest(lane, method, tendered_fen, authorisation, points, first,  # + who is on the receipt
+                                     getattr(self.on_duty.get(lane), "cashier_id", ""))
         outcome = selling.pay(cart, self.books, request, self._till(), self.ids.new(), levels, self._stamp(), lots)
         reply = await self._execute(outcome)
         self.stats["sales"] += 1

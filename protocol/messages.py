@@ -474,4 +474,7 @@ from protocol.shift_messages import ShiftReported  # noqa: E402 - likewise
 
 EDGE_EVENTS += (ShiftReported,)
 REQUESTS += COUPON_REQUESTS
+from protocol.till_member_messages import TILL_MEMBER_REQUESTS  # noqa: E402 - likewise (members registered at a till)
+
+REQUESTS += TILL_MEMBER_REQUESTS
 ALL_MESSAGES: dict[str, type[Message]] = {cls.KIND: cls for cls in EDGE_EVENTS + CLOUD_MESSAGES + REQUESTS}

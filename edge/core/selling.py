@@ -17,11 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from edge.core import coupons, escrow, member_limits, tickets
+from edge.core import coupons, escrow, member_limits
 from edge.core.budget_allowance import sale_uses
 from edge.core.cart import Cart, price
 from edge.core.gifts import gift_lines
 from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, MoveStock, Outcome, PrintTicket, Publish, Refused
+from edge.core.receipt_ticket import receipt_bytes, receipt_facts
+from edge.core.split_tender import Tender, check_split
 from edge.core.state import Books, EventStamp, Member, StockLevel
 from protocol import payments, points
 from protocol.lots import LotLevel, after, chain_day, take
@@ -63,6 +65,8 @@ class PayRequest:
     tendered_fen: int = 0
     authorisation: Authorisation | None = None  # stored value: the hold, or None (offline, no answer in time)
     points: PointsAuth | None = None  # points paying part of the sale (the rest by `method`)
+    first: Tender | None = None  # a split: this part first (stored value: `authorisation` holds it), `method` the rest
+    cashier_id: str = ""  # who is signed in at the lane (printed on the receipt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,11 @@ def settle(request: PayRequest, total_fen: int, cart: Cart, till: Till, sale_id:
     if request.points is not None:  # points pay part; the method pays the rest
         by_points = (points_payment(request.points, method, cart, total_fen, till, sale_id),)
         total_fen -= by_points[0].amount_fen
+    if request.first is not None:  # a split: the first tender pays its part, `method` the rest (split_tender.py)
+        check_split(request.first, method, total_fen, request.points is not None)
+        by_points = (first_payment(request, cart, till, sale_id),)
+        total_fen -= request.first.amount_fen
+        offline = offline or by_points[0].reference == payments.reference("stored_value", sale_id)
     if method == "cash":
         verdict = payments.cash_change(request.tendered_fen, total_fen)
         if isinstance(verdict, str):
@@ -114,6 +123,20 @@ def settle(request: PayRequest, total_fen: int, cart: Cart, till: Till, sale_id:
         return by_points, change, offline
     reference = reference or payments.reference(method, sale_id)
     return (*by_points, Payment(method=method, amount_fen=total_fen, reference=reference)), change, offline
+
+
+def first_payment(request: PayRequest, cart: Cart, till: Till, sale_id: str) -> Payment:
+    """The first tender of a split sale: stored value against its hold (or offline within the allowance), or the
+    simulated wallet approved on the spot as for a whole sale."""
+    assert request.first is not None
+    if request.first.method == "stored_value":
+        if cart.member is None:
+            raise Refused(409, "stored value needs a member: identify the member first")
+        reference, _ = stored_value_reference(request.authorisation, cart.member, request.first.amount_fen, till,
+                                              sale_id)
+        return Payment(method="stored_value", amount_fen=request.first.amount_fen, reference=reference)
+    return Payment(method="wallet_sim", amount_fen=request.first.amount_fen,
+                   reference=payments.reference("wallet_sim", sale_id))
 
 
 def points_payment(auth: PointsAuth, method: str, cart: Cart, total_fen: int, till: Till, sale_id: str) -> Payment:
@@ -241,8 +264,11 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
                     if p.method == "stored_value"]
     reply = {"sale_id": sale_id, "total_fen": total, "change_fen": change, "offline": offline,
              **survey_link(till, sale_id, member_id)}
-    printed = tickets.receipt(till.store_id, sale_id, priced, request.method, request.tendered_fen, change,
-                              cart.member.phone_masked if cart.member else None, reply.get("survey_url", ""))
+    facts = receipt_facts(till.store_id, request.lane, request.cashier_id, sale_id, priced, paid,
+                          request.tendered_fen, change, cart.member.phone_masked if cart.member else None,
+                          reply.get("survey_url", ""), offline)
+    reply["tenders"], reply["receipt"] = facts["tenders"], facts  # the page shows and reprints the same receipt
+    printed = receipt_bytes(facts)
     # The cart goes before the receipt prints: a failed print must not leave a paid cart to be paid again.
     return Outcome(reply=reply,
                    effects=tuple(effects), after=(ForgetCart(request.lane), PrintTicket(printed)),

@@ -193,6 +193,7 @@ def routes(box, endpoint) -> list:
         return {"html": receipt, **paid}
 
     from edge.lanes import MemberBody, PayBody, ScanBody, WeighBody  # the lane API's own bodies (no cycle at import)
+    from edge.till import money_routes  # it renders with this module's helpers (no cycle at import)
     return [
         Mount("/till/static", StaticFiles(directory=str(HERE / "static")), name="till-static"),
         Route("/till/{lane}", page, methods=["GET"]),
@@ -204,5 +205,6 @@ def routes(box, endpoint) -> list:
         Route("/till/{lane}/member", endpoint(fragment(member), MemberBody), methods=["POST"]),
         Route("/till/{lane}/lines/{index}", endpoint(fragment(line), LineBody), methods=["POST"]),
         Route("/till/{lane}/pay", endpoint(pay, PayBody), methods=["POST"]),
+        *money_routes.mounted(box, endpoint),  # members and money: edge/till/money_routes.py
         *counter_routes.routes(box, endpoint),  # shifts, pickups, returns, store lists: edge/till/counter_routes.py
     ]

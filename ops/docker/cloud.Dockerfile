@@ -10,6 +10,7 @@ COPY cloud ./cloud
 COPY edge ./edge
 COPY simulators ./simulators
 COPY loadtest ./loadtest
+COPY logfmt ./logfmt
 # a non-editable install into its own venv: the runtime stage copies only the venv, not the sources or pip's cache
 RUN python -m venv /opt/freshmesh \
     && /opt/freshmesh/bin/pip install --no-cache-dir /src

@@ -13,6 +13,7 @@ COPY cloud ./cloud
 COPY edge ./edge
 COPY simulators ./simulators
 COPY loadtest ./loadtest
+COPY logfmt ./logfmt
 RUN python -m venv /opt/freshmesh \
     && /opt/freshmesh/bin/pip install --no-cache-dir /src
 

@@ -14,7 +14,6 @@ other module uses; its only paid order is a pre-sale whose stock never comes, so
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -27,7 +26,6 @@ from actors.member_ledger import GrantPoints, TopUp
 from cloud.runtime.hosting import retire_actors
 from cloud.runtime.shard_map import ShardConfig
 from cloud.services import order_endings
-from cloud.services.operators import Operator
 from cloud.services.order_request import OrderItem, OrderRequest
 from cloud.services.verdicts import Refusal
 from cloud.wiring import start_services
@@ -36,12 +34,14 @@ from protocol.messages import EscrowGranted, StockMoved
 from protocol.money_saga import refund_id
 from protocol.restock_messages import RestockAlerted
 from tests.integration.harness import StoreLink, eventually, fixed_keys
+from tests.integration.wallet_coupons import coupon_status, issued_coupon, new_member
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
 CN = timezone(timedelta(hours=8))
 STORE = "S039"  # this module's own store
 RUN = uuid.uuid4().hex[:6]
+PREFIX = f"oen-{RUN}"  # this module's coupon definitions
 CAPPED, PLAIN, GIFT = "OEN-CAPPED-ITEM", "OEN-COUPON-PLAIN", "OEN-GIFT"
 PRESALE_SKU = "PAC-NOODLE-0204"  # from a supplier, no stock at S039: pre-sold there once its supply is due
 
@@ -115,32 +115,9 @@ async def services(stack, ray_runtime, item):
         retire_actors(one.cloud.shards.prefix)  # detached actors outlive their cloud
 
 
-async def member(services) -> str:
-    return (await services.members.register(f"13{uuid.uuid4().int % 10**9:09d}"))[0]["member_id"]
-
-
-async def coupon(services, rule_id: str, member_id: str) -> str:
-    """One coupon of `rule_id` in the member's wallet (a definition of this run, issued by an HQ admin)."""
-    username = f"hq-admin-{uuid.uuid4().hex[:8]}"
-    await services.operators.create(username, "x" * 16, "hq_admin", None, by_name="tests")
-    op_id = await services.cloud.db.fetchval("select operator_id from operators where username = $1", username)
-    by = Operator(operator_id=op_id, username=username, role="hq_admin", store_id=None)
-    definition = f"oen-{rule_id.lower()}-{RUN}-{uuid.uuid4().hex[:4]}"
-    await services.coupons.define({"definition_id": definition, "rule_id": rule_id, "name": rule_id,
-                                   "valid_days": 30, "channels": ["online"]}, by)
-    body = {"batch_id": uuid.uuid4().hex, "member_ids": [member_id], "why": "campaign"}
-    answer = await services.coupons.issue(definition, body, hashlib.blake2b(uuid.uuid4().bytes).digest()[:16], by)
-    return answer["issued"][0]["code"]
-
-
-async def status(services, code: str) -> tuple[str, str | None]:
-    row = await services.cloud.db.fetchrow("select status, reserved_for from coupons where code = $1", code)
-    return row["status"], row["reserved_for"]
-
-
 async def test_a_budget_give_back_that_fails_is_finished_by_the_sweep(services, item):
-    buyer = await member(services)
-    code = await coupon(services, PLAIN, buyer)
+    buyer = await new_member(services)
+    code = await issued_coupon(services, PLAIN, buyer, PREFIX)
     o = await services.orders.create(req(item["sku"], 2, (code,)), buyer, uuid.uuid4().hex, {"t": 1})
     assert any(a["rule_id"] == CAPPED for a in o["pricing"]["applied"]), o["pricing"]
     uses = "select count(*) from budget_uses where order_id = $1 and given_back_ms is null"
@@ -155,14 +132,14 @@ async def test_a_budget_give_back_that_fails_is_finished_by_the_sweep(services, 
     finally:
         services.orders.member_pricing.give_back = give_back
     assert ended["status"] == "cancelled"
-    assert await status(services, code) == ("issued", None)
+    assert await coupon_status(services, code) == ("issued", None)
     assert await services.cloud.db.fetchval(uses, o["order_id"]) > 0  # kept back by the failure
     assert await services.orders.sweep_given_back() >= 1  # the expiry loop's sweep finishes it
     assert await services.cloud.db.fetchval(uses, o["order_id"]) == 0
 
 
 async def test_an_error_while_turning_an_order_into_a_presale_ends_it(services, item):
-    buyer, key = await member(services), uuid.uuid4().hex
+    buyer, key = await new_member(services), uuid.uuid4().hex
     instead = services.orders.presales.instead
 
     async def failing(*args, **kwargs):
@@ -179,8 +156,8 @@ async def test_an_error_while_turning_an_order_into_a_presale_ends_it(services, 
 
 
 async def test_an_abandoned_request_gives_its_coupon_back(services, item):
-    sku, buyer = item["sku"], await member(services)
-    code = await coupon(services, PLAIN, buyer)
+    sku, buyer = item["sku"], await new_member(services)
+    code = await issued_coupon(services, PLAIN, buyer, PREFIX)
     price, fail = services.orders.member_pricing.price, services.orders._fail  # noqa: SLF001
 
     async def dies(*args, **kwargs):  # the request dies after holding the code: nobody ends it (a crash)
@@ -197,16 +174,16 @@ async def test_an_abandoned_request_gives_its_coupon_back(services, item):
     order_id = await services.cloud.db.fetchval("select order_id from orders where member_id = $1 "
                                                 "and status = 'pending'", buyer)
     assert order_id is not None
-    assert await status(services, code) == ("reserved", order_id)
+    assert await coupon_status(services, code) == ("reserved", order_id)
     await services.cloud.db.execute("update orders set updated_ms = updated_ms - $2 where order_id = $1", order_id,
                                     order_endings.ABANDONED_MS + 1)  # five minutes later
     assert await services.orders.sweep_abandoned() >= 1
     assert await services.cloud.db.fetchval("select status from orders where order_id = $1", order_id) == "rejected"
-    assert await status(services, code) == ("issued", None)  # back in the wallet with the rest of its plan
+    assert await coupon_status(services, code) == ("issued", None)  # back in the wallet with the rest of its plan
 
 
 async def test_a_presale_has_no_gift_counts_in_the_figures_and_ends_overdue_with_its_points_and_money_back(services):
-    buyer = await member(services)
+    buyer = await new_member(services)
     assert (await services.cloud.actors.member_ledger.send(GrantPoints(id=f"setup:{uuid.uuid4().hex}", member=buyer,
                                                                         points=5_000, why="setup"))).succeeded
     assert (await services.cloud.actors.member_ledger.send(TopUp(id=f"setup:{uuid.uuid4().hex}", member=buyer,

@@ -11,7 +11,6 @@ no other module uses; its orders are never paid, so nothing is sent to a store.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -22,7 +21,6 @@ import pytest_asyncio
 
 from cloud.runtime.hosting import retire_actors
 from cloud.runtime.shard_map import ShardConfig
-from cloud.services.operators import Operator
 from cloud.services.order_request import OrderItem, OrderRequest
 from cloud.services.verdicts import Refusal
 from cloud.wiring import start_services
@@ -30,12 +28,14 @@ from cloud.world import World
 from protocol.messages import EscrowGranted, StockMoved
 from protocol.money import portion_fen
 from tests.integration.harness import StoreLink, eventually, fixed_keys
+from tests.integration.wallet_coupons import coupon_status, issued_coupon, new_member
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
 CN = timezone(timedelta(hours=8))
 STORE = "S026"  # this module's own store
 RUN = uuid.uuid4().hex[:6]
+PREFIX = f"opr-{RUN}"  # this module's coupon definitions
 CAPPED, MIN_SPEND, BUDGETED = "OPR-CAPPED-ITEM", "OPR-COUPON-MIN", "OPR-COUPON-BUDGETED"
 PLAIN = "OPR-COUPON-PLAIN"
 
@@ -111,37 +111,14 @@ async def services(stack, ray_runtime, item):
         retire_actors(one.cloud.shards.prefix)  # detached actors outlive their cloud
 
 
-async def member(services) -> str:
-    return (await services.members.register(f"13{uuid.uuid4().int % 10**9:09d}"))[0]["member_id"]
-
-
-async def coupon(services, rule_id: str, member_id: str) -> str:
-    """One coupon of `rule_id` in the member's wallet (a definition of this run, issued by an HQ admin)."""
-    username = f"hq-admin-{uuid.uuid4().hex[:8]}"
-    await services.operators.create(username, "x" * 16, "hq_admin", None, by_name="tests")
-    op_id = await services.cloud.db.fetchval("select operator_id from operators where username = $1", username)
-    by = Operator(operator_id=op_id, username=username, role="hq_admin", store_id=None)
-    definition = f"opr-{rule_id.lower()}-{RUN}-{uuid.uuid4().hex[:4]}"
-    await services.coupons.define({"definition_id": definition, "rule_id": rule_id, "name": rule_id,
-                                   "valid_days": 30, "channels": ["online"]}, by)
-    body = {"batch_id": uuid.uuid4().hex, "member_ids": [member_id], "why": "campaign"}
-    answer = await services.coupons.issue(definition, body, hashlib.blake2b(uuid.uuid4().bytes).digest()[:16], by)
-    return answer["issued"][0]["code"]
-
-
-async def status(services, code: str) -> tuple[str, str | None]:
-    row = await services.cloud.db.fetchrow("select status, reserved_for from coupons where code = $1", code)
-    return row["status"], row["reserved_for"]
-
-
 async def test_a_held_coupon_the_real_pricing_did_not_use_goes_back_to_the_wallet(services, item):
     sku, price = item["sku"], item["price_fen"]
-    taker, buyer = await member(services), await member(services)
+    taker, buyer = await new_member(services), await new_member(services)
     # another order takes all the capped rule has left
     big = await services.orders.create(req(sku, 40), taker, uuid.uuid4().hex, {"t": 1})
     assert saving(big, CAPPED) > 0
     assert (await services.cloud.actors.budgets.budgets([CAPPED]))[CAPPED]["left"] == 0
-    code = await coupon(services, MIN_SPEND, buyer)
+    code = await issued_coupon(services, MIN_SPEND, buyer, PREFIX)
     # the buyer's preview: no capped discount left, two pieces reach the coupon's minimum. Between its preview and
     # its pricing the big order is cancelled: the budget is back, the capped rule applies, and the eligible spend
     # falls below the coupon's minimum
@@ -159,25 +136,25 @@ async def test_a_held_coupon_the_real_pricing_did_not_use_goes_back_to_the_walle
     assert o["status"] == "reserved" and o["coupons"] == []
     assert [c["code"] for c in o["coupons_not_applied"]] == [code]
     assert "does not apply" in o["coupons_not_applied"][0]["reason"]
-    assert await status(services, code) == ("issued", None)  # back in the wallet: paying cannot redeem it
+    assert await coupon_status(services, code) == ("issued", None)  # back in the wallet: paying cannot redeem it
     await services.orders.cancel(o["order_id"], None, "test done")
 
 
 async def test_a_coupon_on_a_budget_capped_coupon_rule_is_accepted_online(services, item):
-    buyer = await member(services)
-    code = await coupon(services, BUDGETED, buyer)
+    buyer = await new_member(services)
+    code = await issued_coupon(services, BUDGETED, buyer, PREFIX)
     o = await services.orders.create(req(item["sku"], 1, (code,)), buyer, uuid.uuid4().hex, {"t": 3})
     assert o["coupons"] == [code] and saving(o, BUDGETED) == 300
     assert {"rule_id": BUDGETED, "consumed_fen": 300} in o["pricing"]["budgets"]
-    assert await status(services, code) == ("reserved", o["order_id"])
+    assert await coupon_status(services, code) == ("reserved", o["order_id"])
     await services.orders.cancel(o["order_id"], None, "test done")
     used = (await services.cloud.actors.budgets.budgets([BUDGETED]))[BUDGETED]["used"]
     assert used == 100_000 // 10, used  # only the store's tills' share stays carved out: the order's 300 came back
 
 
 async def test_pricing_failing_after_the_coupon_hold_leaves_nothing_held(services, item):
-    sku, buyer = item["sku"], await member(services)
-    code = await coupon(services, PLAIN, buyer)
+    sku, buyer = item["sku"], await new_member(services)
+    code = await issued_coupon(services, PLAIN, buyer, PREFIX)
     before = (await services.cloud.actors.stock_pool.availability([STORE], [sku]))[STORE][sku]
     price = services.orders.member_pricing.price
 
@@ -192,7 +169,7 @@ async def test_pricing_failing_after_the_coupon_hold_leaves_nothing_held(service
         services.orders.member_pricing.price = price
     row = await services.cloud.db.fetchrow("select status, problem from orders where member_id = $1", buyer)
     assert row["status"] == "rejected"
-    assert await status(services, code) == ("issued", None)
+    assert await coupon_status(services, code) == ("issued", None)
     async def free():
         return (await services.cloud.actors.stock_pool.availability([STORE], [sku]))[STORE][sku]
     assert await eventually(lambda: _eq(free, before), timeout_s=5), (await free(), before)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import jsonschema
 import pytest
 import pytest_asyncio
 import uvicorn
@@ -320,6 +321,10 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
         return next((s for s in r.json()["shifts"] if s["cashier_id"] == CASHIER), None)
     shift = await eventually(reported, timeout_s=30)
     assert shift, "the shift report never reached the cloud"
+    doc = (await http.get("/openapi.json")).json()  # the answer is what /openapi.json says it is
+    answer = (await http.get("/operator/shifts", params={"store": STORE}, headers=hq)).json()
+    jsonschema.validate(answer, {**doc["paths"]["/operator/shifts"]["get"]["responses"]["200"]["content"][
+        "application/json"]["schema"], "components": doc["components"]})
     assert (shift["float_fen"], shift["expected_fen"], shift["counted_fen"], shift["difference_fen"]) == (
         25_000, expected, expected - 100, -100)
     assert (shift["sales"], shift["returns"], shift["voids"], shift["lane"]) == (1, 1, 1, "1")

@@ -130,6 +130,10 @@ def messages(draw, cls):
         body["uses"] = tuple({"rule_id": f"L{n}", "uses": draw(st.integers(0, 5))} for n in range(draw(st.integers(0, 3))))
     if cls.KIND == "budget.reclaimed":  # one of the reasons a share is taken back
         body["reason"] = draw(st.sampled_from(("ended", "withdrawn", "changed", "idle")))
+    if cls.KIND.startswith("member.register"):  # an id of its own; a phone number the cloud can register
+        body["register_id"] = draw(ids)
+    if cls.KIND == "member.register":
+        body["phone"] = draw(st.sampled_from(("13800138000", "+86 138 0013 8000", "+44 20 7946 0958")))
     if cls.KIND == "shift.reported":  # a count by denomination, cash among the methods, its difference adding up
         counted = tuple({"denomination_fen": d, "pieces": draw(st.integers(0, 50))} for d in (10_000, 100, 10))
         cash, expected = sum(c["denomination_fen"] * c["pieces"] for c in counted), draw(st.integers(-10**6, 10**6))

@@ -164,7 +164,8 @@ def test_no_config_says_what_it_will_do_and_warns_about_cloud_and_catalogue():
 # ---- the service: logs and systemd notify (edge/service.py) ------------------------------------------------
 def test_logs_rotate_and_keep_a_bounded_number_of_files(tmp_path):
     path = tmp_path / "logs" / "edge.log"
-    handler = service.setup_logging(str(path), max_bytes=2_000, backups=2)
+    # the repeat filter off: these 500 lines share one template, which it would otherwise say once a minute
+    handler = service.setup_logging(str(path), max_bytes=2_000, backups=2, env={"FRESHMESH_LOG_REPEAT_S": "0"})
     try:
         for i in range(500):
             logging.getLogger("freshmesh.edge").info("line %d %s", i, "x" * 40)

@@ -166,7 +166,10 @@ def test_a_cash_sale_is_one_set_of_effects_numbered_after_the_last_seq_and_print
     out = pay(cart_of("6901234567892", label("21", "00101", "01000")), tendered=2_000, last_seq=41,
               levels={"MILK": StockLevel("MILK", 10, 4)})
     # milk 3.50 + 1 kg bok choy 9.63 = 13.13; change 6.87
-    assert out.reply == {"sale_id": make_id(NOW.wall_ms, 999), "total_fen": 1_313, "change_fen": 687, "offline": False}
+    receipt = out.reply.pop("receipt")  # what the page reprints (edge/core/receipt_ticket.py)
+    assert out.reply == {"sale_id": make_id(NOW.wall_ms, 999), "total_fen": 1_313, "change_fen": 687, "offline": False,
+                         "tenders": [{"method": "cash", "amount_fen": 1_313}]}
+    assert receipt["tendered_fen"] == 2_000 and receipt["change_fen"] == 687 and receipt["total_fen"] == 1_313
     assert [type(e).__name__ for e in out.effects] == ["InsertSale", "Publish", "MoveStock", "MoveStock"]
     assert [e.seq for e in events(out)] == [42, 43, 44] and out.last_seq == 44
     moves = [(e.event.sku, e.event.delta, e.event.on_hand_after, e.event.reason) for e in of(out, MoveStock)]

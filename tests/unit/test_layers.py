@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ROOMS = ("protocol", "actors", "cloud", "edge", "simulators", "loadtest")
+ROOMS = ("protocol", "actors", "cloud", "edge", "simulators", "loadtest", "logfmt")
 # Which of our rooms each room may import (DESIGN.md §1).
 MAY_IMPORT = {
     "protocol": {"protocol"},
     "actors": {"protocol", "actors"},
-    "cloud": {"protocol", "actors", "cloud"},
-    "edge": {"protocol", "actors", "edge"},
+    "cloud": {"protocol", "actors", "cloud", "logfmt"},
+    "edge": {"protocol", "actors", "edge", "logfmt"},
+    "logfmt": {"logfmt"},  # the log format the cloud and the edge share: the standard library only
     "simulators": set(ROOMS),
     "loadtest": set(ROOMS),
 }

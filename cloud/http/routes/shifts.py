@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from starlette.responses import JSONResponse
 
+from cloud.http.openapi_answers_base import INT, STR, TIME, array, nullable, obj
 from cloud.http.operators import require_operator
 from cloud.http.problems import HTTPProblem
 from cloud.messaging.shift_reports import LIST_MAX, listed
@@ -22,6 +23,14 @@ from protocol.messages import valid_store_id
 from protocol.policy import CHAIN_UTC_OFFSET_MIN
 
 DAY_MS = 24 * 3600 * 1000
+ANSWER = obj(["store", "from", "to", "shifts"], store=nullable(STR), to=TIME, shifts=array(obj(  # `shifts` below
+    ["shift_id", "store_id", "lane", "cashier_id", "opened_ms", "closed_ms", "opened_at", "closed_at", "float_fen",
+     "counted", "methods", "expected_fen", "counted_fen", "difference_fen", "sales", "returns", "voids"],
+    shift_id=STR, store_id=STR, lane=STR, cashier_id=STR, opened_ms=INT, closed_ms=INT, opened_at=TIME,
+    closed_at=TIME, float_fen=INT, expected_fen=INT, counted_fen=INT, difference_fen=INT, sales=INT, returns=INT,
+    voids=INT, counted=array(obj(["denomination_fen", "pieces"], denomination_fen=INT, pieces=INT)),
+    methods=array(obj(["method", "expected_fen", "counted_fen", "difference_fen"], method=STR, expected_fen=INT,
+                      counted_fen=INT, difference_fen=INT)))), **{"from": TIME})
 DEFAULT_DAYS = 7
 
 

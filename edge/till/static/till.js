@@ -75,7 +75,7 @@
     const v = memberInput.value.trim();
     if (!v) return;
     const body = /^\+?\d{11,}$/.test(v) ? {phone: v} : {member_code: v};
-    if (await send("POST", "/member", body)) { memberDialog.close(); refocus(); }
+    if (await send("POST", "/member", body)) { memberDialog.close(); if (window.tillMoney) window.tillMoney.memberFound(); else refocus(); }
   });
 
   // paying
@@ -109,7 +109,8 @@
   document.querySelectorAll("dialog").forEach((d) => d.addEventListener("close", () => setTimeout(refocus, 0)));
 
   $("btn-member").addEventListener("click", openMember);
-  $("btn-pay").addEventListener("click", openPay);
+  const openPayPanel = () => (window.tillMoney ? window.tillMoney.openPay() : openPay());  // till-money.js's panel
+  $("btn-pay").addEventListener("click", openPayPanel);
   $("btn-void").addEventListener("click", openVoid);
   $("btn-delete").addEventListener("click", deleteLine);
   $("btn-plus").addEventListener("click", () => changeQty(1));
@@ -122,7 +123,7 @@
     }
     const rows = cart.querySelectorAll("tr.line");
     const keys = {
-      F2: openMember, F4: openPay, Escape: openVoid, Delete: deleteLine,
+      F2: openMember, F4: openPayPanel, Escape: openVoid, Delete: deleteLine,
       ArrowUp: () => { selected = Math.max(0, selected - 1); showCart(cart.innerHTML); },
       ArrowDown: () => { selected = Math.min(rows.length - 1, selected + 1); showCart(cart.innerHTML); },
       "+": () => changeQty(1), "-": () => changeQty(-1),

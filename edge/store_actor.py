@@ -34,6 +34,7 @@ from edge import (
     picking_db,
     receiving_db,
     restock_db,
+    shift_ops,
     transfer_steps,
 )
 from edge.back_room import BackRoom
@@ -326,6 +327,9 @@ class StoreActor(BackRoom):
         outcome = cashiers.top_up(lane, self.on_duty.get(lane), member, amount_fen, taken, self.cash_topup_day_cap_fen,
                                   CASH_TOPUP_MAX_FEN, self.ids.new(), self._stamp())
         return await self._execute(outcome)
+
+    async def _shift(self, action: str, lane: str, **kw):  # floats, voids, cash-up and close: edge/shift_ops.py
+        return await shift_ops.run(self, action, lane, **kw)
 
     # ---- pickups and stock ------------------------------------------------------------------------------
     async def _pickup(self, pickup_code: str, lane: str = "1") -> dict:

@@ -34,6 +34,7 @@ from edge import (
     receiving_db,
     restock_db,
     returns_db,
+    shifts_db,
     stocktake_db,
     transfers_db,
 )
@@ -181,6 +182,7 @@ class StoreDb:
         await writer.executescript(transfers_db.SCHEMA)
         await writer.executescript(coupons_db.SCHEMA)
         await writer.executescript(budget_db.SCHEMA)
+        await writer.executescript(shifts_db.SCHEMA)  # floats, voids, cash-ups of shifts (edge/shifts_db.py)
         await self._unclear_phones()
         await writer.executescript(MEMBER_INDEXES)
         await migrations.upgrade(writer, self.path)  # the numbered changes since the tables' first layouts
@@ -504,6 +506,7 @@ _EXECUTORS: dict[type, Any] = {
     **transfers_db.EXECUTORS,
     **coupons_db.EXECUTORS,
     **budget_db.EXECUTORS,
+    **shifts_db.EXECUTORS,
     SetAllocation: lambda db, e: db.execute(  # HQ's ratio: only a newer version replaces the one kept
         "insert into allocations (scope, key, ratio_bp, version) values (?, ?, ?, ?) on conflict (scope, key) do "
         "update set ratio_bp = excluded.ratio_bp, version = excluded.version where excluded.version > allocations.version",

@@ -470,6 +470,9 @@ CLOUD_MESSAGES: tuple[type[Message], ...] = (OrderToFulfil, OrderCancelled, Escr
 from protocol.coupon_messages import COUPON_REQUESTS, EDGE_COUPON_EVENTS  # noqa: E402 - likewise
 
 EDGE_EVENTS += EDGE_COUPON_EVENTS
+from protocol.shift_messages import ShiftReported  # noqa: E402 - likewise
+
+EDGE_EVENTS += (ShiftReported,)
 REQUESTS += COUPON_REQUESTS
 from protocol.till_member_messages import TILL_MEMBER_REQUESTS  # noqa: E402 - likewise (members registered at a till)
 

@@ -38,6 +38,7 @@ from cloud.http.routes import (
     return_promotions,
     riders,
     segments,
+    shifts,
     stocktakes,
     stores,
     transfers,
@@ -45,7 +46,7 @@ from cloud.http.routes import (
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
-             segments, points, coupons, promotions, return_promotions)
+             segments, points, coupons, promotions, return_promotions, shifts)
 
 
 def build_routes(services) -> list[Route]:

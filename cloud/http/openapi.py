@@ -360,12 +360,14 @@ PATHS = {
 }
 
 from cloud.http import openapi_points  # noqa: E402 - it builds on the helpers above
+from cloud.http.routes.shifts import openapi_paths as shift_paths  # noqa: E402 - likewise
 
 PATHS.update(openapi_points.PATHS)
 SCHEMAS.update(openapi_points.SCHEMAS)
 PATHS.update(coupon_paths(_op))
 PATHS.update(group_paths(_op))
 PATHS.update(return_promotion_paths(_op))
+PATHS.update(shift_paths(_op))  # cashiers' shift reports (cloud/http/routes/shifts.py)
 
 
 def openapi_document() -> dict:

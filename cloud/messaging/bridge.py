@@ -38,6 +38,8 @@ from cloud.messaging.points_till import apply_sale_points
 from cloud.messaging.receiving import Receivings
 from cloud.messaging.restock import StoreRestock
 from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
+from cloud.messaging.shift_reports import admit as admit_shift_reports
+from cloud.messaging.shift_reports import record as record_shift_reports
 from cloud.messaging.stocktakes import Stocktakes
 from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
 from cloud.messaging.throttle import Throttle
@@ -329,6 +331,7 @@ class Bridge:
         refused.update(await self.restock.admit([e for e in events if e.event_id not in refused]))
         refused.update(await coupons.admit(self.cloud, [e for e in events if e.event_id not in refused]))
         refused.update(await admit_budget_uses(self.cloud, [e for e in events if e.event_id not in refused]))
+        refused.update(await admit_shift_reports(self.cloud, [e for e in events if e.event_id not in refused]))
         if not refused:
             return events
         for event_id, reason in refused.items():
@@ -378,6 +381,7 @@ class Bridge:
         await coupons.record(conn, events)  # coupons the till sales triggered (cloud/messaging/coupons.py)
         await return_promotions.record(conn, events)  # returns undo their sales' coupons (after the above)
         await self.budgets.record(conn, events)  # the tills' uses of capped promotion budgets
+        await record_shift_reports(conn, events, self.cloud.now_ms())  # cashiers' shift reports (cash-ups)
 
     async def _actor_effects(self, event) -> None:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""

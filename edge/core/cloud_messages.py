@@ -129,6 +129,7 @@ def _order(order: OrderToFulfil, books: Books, mark: MarkApplied) -> Outcome:
               **({"unit": stock_unit(p)} if (p := products[line.sku]) else {})}
              for line in order.lines]
     payload = {"lines": lines, "fulfilment": order.fulfilment, "total_fen": order.total_fen,
+               "member_id": order.member_id,  # who collects it: the till shows them masked
                "slot_start_ms": order.slot_start_ms, "allow_substitutions": order.allow_substitutions}
     return Outcome(reply="applied", effects=(mark, InsertOrder(order.order_id, order.pickup_code or None, payload)),
                    after=(PrintTicket(tickets.pick_ticket(order, products)),))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.core.shift_effects import ShiftEffect
 from edge.core.state import Books
 from protocol.messages import MemberUpdated, Message, Payment, PickedLine, SaleLine, StockMoved
 
@@ -333,7 +334,7 @@ Effect = (MoveStock | ChangeEscrow | Publish | InsertSale | AddUnsettled | Settl
           | SetOrderStatus | RecordPick | UpsertMember | DropMember | MarkApplied | StoreBook | SetAsideRefused | DropAcked
           | RecordTopUp | OpenShift | CloseShift | InsertReturn | StoreAfterSales | DecideAfterSales | SetAllocation
           | SetLotCost | InsertReceiving | OpenStocktake | RecordCount | CloseStocktake | SaveTransfer | SetShelfAreas
-          | RestockEffect | GrantAllowance | UseAllowance)
+          | RestockEffect | GrantAllowance | UseAllowance | ShiftEffect)
 
 
 # ---- after the commit ------------------------------------------------------------------------------------

@@ -39,6 +39,26 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "wallet_offline": "钱包支付需要连接云端，本机现在离线：请收现金",
         "sv_offline": "离线时储值消费超出离线限额，需要云端确认：请改收现金（或减少储值部分）",
         "reprint": "重打小票", "printed": "已打印", "tenders": "支付明细", "cashier": "收银员", "points_word": "积分",
+        # shifts, pickups, returns, store tasks (edge/till/counter_routes.py)
+        "sign_in": "收银员登录", "cashier_id": "收银员编号", "pin": "密码", "enter": "登录", "clear_pin": "清除",
+        "lockout_note": "连续输错 {n} 次密码，该编号锁定 {m} 分钟", "open_float": "开班备用金",
+        "float_amount": "备用金总额 (¥)", "by_denomination": "按面额点数", "denomination": "面额", "pieces": "张/枚",
+        "start_shift": "开始收银", "close_shift": "交班结算", "count_drawer": "点钞（按面额）", "check": "核对",
+        "confirm_close": "确认交班", "cash_up": "交班对账", "method": "支付方式", "expected": "应有", "counted": "实点",
+        "difference": "差额", "float": "备用金", "cash_sales": "现金销售",
+        "cash_sales_net": "现金销售（已扣找零）", "change_given": "找零",
+        "cash_topups": "现金充值", "cash_refunds": "现金退款", "sales": "销售笔数", "returns": "退货笔数",
+        "voids": "作废笔数", "shift": "班次", "opened": "开班", "closed": "交班",
+        "wallet_sim": "电子钱包", "points_method": "积分", "short": "短款", "over": "长款", "balanced": "账实相符",
+        "shift_closed": "已交班，报告已保存并上传总部", "pickup": "自提", "pickup_prompt": "扫描或输入提货码 / 二维码",
+        "look_up": "查询", "hand_over": "交付", "handed_over": "已交付", "order": "订单", "customer": "顾客",
+        "status": "状态", "qty": "数量", "return": "退货", "receipt_prompt": "扫描或输入小票号 / 小票二维码",
+        "can_return": "可退", "sold": "已售", "returned": "已退", "reason": "原因", "refund": "退款",
+        "resaleable": "可再售", "spoiled": "变质", "expired": "过期", "damaged": "破损", "other": "其他",
+        "do_return": "确认退货", "refund_receipt": "退货单", "refunded_by": "退款方式", "store_tasks": "门店作业",
+        "picking": "拣货", "stocktakes": "盘点", "receivings": "收货", "shrinkage": "报损", "transfers": "调拨",
+        "back_to_till": "返回收银", "read_only": "只读列表", "jin": "斤", "per_jin": "/斤", "signed_in_as": "当前收银员",
+        "nothing": "无",
     },
     "en": {
         "title": "Till", "lane": "Lane", "scan": "Scan / type a code, then Enter", "member": "Member", "pay": "Pay",
@@ -72,6 +92,28 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "sv_offline": "Offline: stored value over the offline limit needs the cloud; take cash (or a smaller "
                       "stored-value part)",
         "reprint": "Reprint", "printed": "Printed", "tenders": "Tenders", "cashier": "Cashier", "points_word": "points",
+        # shifts, pickups, returns, store tasks (edge/till/counter_routes.py)
+        "sign_in": "Cashier sign-in", "cashier_id": "Cashier id", "pin": "PIN", "enter": "Sign in", "clear_pin": "Clear",
+        "lockout_note": "{n} wrong PINs in a row lock the id for {m} minutes", "open_float": "Opening float",
+        "float_amount": "Float total (¥)", "by_denomination": "Count by denomination", "denomination": "Denomination",
+        "pieces": "pieces", "start_shift": "Start selling", "close_shift": "Close shift",
+        "count_drawer": "Count the drawer", "check": "Check", "confirm_close": "Close the shift", "cash_up": "Cash-up",
+        "method": "Method", "expected": "Expected", "counted": "Counted", "difference": "Difference", "float": "Float",
+        "cash_sales": "Cash sales",
+        "cash_sales_net": "Cash sales (change taken off)", "change_given": "Change given", "cash_topups": "Cash top-ups",
+        "cash_refunds": "Cash refunds", "sales": "Sales", "returns": "Returns", "voids": "Voids", "shift": "Shift",
+        "opened": "Opened", "closed": "Closed", "wallet_sim": "Wallet", "points_method": "Points",
+        "short": "short", "over": "over", "balanced": "balanced",
+        "shift_closed": "Shift closed: the report is kept and sent to HQ", "pickup": "Pickup",
+        "pickup_prompt": "Scan or type the pickup code / QR", "look_up": "Look up", "hand_over": "Hand over",
+        "handed_over": "handed over", "order": "Order", "customer": "Customer", "status": "Status", "qty": "Qty",
+        "return": "Return", "receipt_prompt": "Scan or type the receipt no. / receipt QR", "can_return": "Returnable",
+        "sold": "Sold", "returned": "Returned", "reason": "Reason", "refund": "Refund", "resaleable": "resaleable",
+        "spoiled": "spoiled", "expired": "expired", "damaged": "damaged", "other": "other", "do_return": "Return these",
+        "refund_receipt": "Refund receipt", "refunded_by": "Refunded by", "store_tasks": "Store tasks",
+        "picking": "Picking", "stocktakes": "Stocktakes", "receivings": "Receiving", "shrinkage": "Shrinkage",
+        "transfers": "Transfers", "back_to_till": "Back to the till", "read_only": "read-only list", "jin": "jin",
+        "per_jin": "/jin", "signed_in_as": "Cashier", "nothing": "none",
     },
 }
 assert CATALOGUE["zh"].keys() == CATALOGUE["en"].keys(), "both languages name every word"
@@ -99,6 +141,18 @@ def kg(grams: int) -> str:
     sign = "-" if grams < 0 else ""
     whole, rest = divmod(abs(grams), 1000)
     return f"{sign}{whole}.{rest:03d}"
+
+
+def jin(grams: int) -> str:
+    """Grams as jin (1 jin = 500 g) with three decimals: 1250 -> '2.500'."""
+    sign = "-" if grams < 0 else ""
+    whole, rest = divmod(abs(grams) * 2, 1000)
+    return f"{sign}{whole}.{rest:03d}"
+
+
+def per_jin(fen_per_kg: int) -> str:
+    """A price per kg as yuan per jin (half, to the fen, halves rounded up): 1299 -> '6.50'."""
+    return format_fen((fen_per_kg + 1) // 2)
 
 
 def near_miss(message: str, lang: str) -> str:

@@ -29,6 +29,7 @@ from edge.core.returns import DRAWER_KICK
 from edge.core.split_tender import Tender
 from edge.lanes import SplitBody
 from edge.till import i18n
+from edge.till.counter_routes import require_cashier
 from edge.till.routes import TEMPLATES, cart_html, lang_of, render
 from edge.till.view import qr_svg
 from protocol import points
@@ -134,6 +135,7 @@ def routes(box) -> list:
 
     async def pay(request, body):
         lane, lang = request.path_params["lane"], lang_of(request)
+        require_cashier(box, lane)  # a locked till page takes no money (edge/till/counter_routes.py)
         key = request.headers.get("Idempotency-Key") or None
         if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
             raise Refused(422, f"Idempotency-Key: at most {IDEMPOTENCY_KEY_MAX} characters")

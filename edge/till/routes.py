@@ -25,14 +25,14 @@ from starlette.templating import Jinja2Templates
 from edge import coupons, stored_value
 from edge.core.outcome import Refused
 from edge.core.returns import DRAWER_KICK
-from edge.till import i18n
+from edge.till import counter_routes, i18n
 from edge.till.view import produce_keys, qr_svg, scale_view, status_view
 from protocol.messages import check_lane
 from protocol.schema import record, require
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
-TEMPLATES.env.filters.update(yuan=i18n.yuan, kg=i18n.kg)
+TEMPLATES.env.filters.update(yuan=i18n.yuan, kg=i18n.kg, jin=i18n.jin)
 TICK_S = 0.2  # how often a page's event stream looks at its lane (a cashier sees a serial scan within this)
 MAX_STREAMS = 16  # a box serves a handful of lanes; more open pages than this is a leak, not a store
 LANG_COOKIE = "till_lang"
@@ -167,7 +167,8 @@ def routes(box, endpoint) -> list:
         return await actor.ask("till_line", action="set_qty", lane=lane, index=index, sku=body.sku, qty=body.qty)
 
     async def void(request, body, lane):
-        await coupons.void(box, lane)
+        voided = await coupons.void(box, lane)
+        await counter_routes.note_void(box, lane, voided.get("voided_lines", 0))  # in the shift report
         return await actor.ask("cart_view", lane=lane)
 
     async def view(request, body, lane):
@@ -175,6 +176,7 @@ def routes(box, endpoint) -> list:
 
     async def pay(request, body):
         lane, lang = request.path_params["lane"], lang_of(request)
+        counter_routes.require_cashier(box, lane)  # a locked till page takes no money
         before = await actor.ask("cart_view", lane=lane)  # what the receipt lists: the cart as paid
         try:
             paid = await stored_value.pay(box, lane, body.method, body.tendered_fen)
@@ -204,4 +206,5 @@ def routes(box, endpoint) -> list:
         Route("/till/{lane}/lines/{index}", endpoint(fragment(line), LineBody), methods=["POST"]),
         Route("/till/{lane}/pay", endpoint(pay, PayBody), methods=["POST"]),
         *money_routes.mounted(box, endpoint),  # members and money: edge/till/money_routes.py
+        *counter_routes.routes(box, endpoint),  # shifts, pickups, returns, store lists: edge/till/counter_routes.py
     ]

@@ -247,6 +247,7 @@ async def test_every_reachable_answer_validates_against_its_schema(world, stack)
         ("/members/{member_id}/export", "get", await http.get(f"/members/{member.member_id}/export", headers=hq)),
         ("/operator/coupons/returns", "get", await http.get("/operator/coupons/returns", headers=hq)),
         ("/operator/stocktakes", "get", await http.get("/operator/stocktakes", headers=hq)),
+        ("/operator/shifts", "get", await http.get("/operator/shifts", headers=hq)),
         ("/operators", "post", await http.post("/operators", headers=hq, json={
             "username": f"oal-viewer-{RUN}", "password": "a-long-enough-password", "role": "viewer"})),
         ("/points/offers", "get", await http.get("/points/offers")),

@@ -134,6 +134,14 @@ def messages(draw, cls):
         body["register_id"] = draw(ids)
     if cls.KIND == "member.register":
         body["phone"] = draw(st.sampled_from(("13800138000", "+86 138 0013 8000", "+44 20 7946 0958")))
+    if cls.KIND == "shift.reported":  # a count by denomination, cash among the methods, its difference adding up
+        counted = tuple({"denomination_fen": d, "pieces": draw(st.integers(0, 50))} for d in (10_000, 100, 10))
+        cash, expected = sum(c["denomination_fen"] * c["pieces"] for c in counted), draw(st.integers(-10**6, 10**6))
+        body |= {"shift_id": draw(ids), "cashier_id": "c1", "lane": "1", "opened_ms": 1, "closed_ms": 2,
+                 "float_fen": draw(st.integers(0, 10**6)), "counted": counted, "difference_fen": cash - expected,
+                 "methods": ({"method": "cash", "expected_fen": expected, "counted_fen": cash},
+                             {"method": "stored_value", "expected_fen": 500, "counted_fen": 500}),
+                 "sales": draw(st.integers(0, 100)), "returns": 0, "voids": 1}
     try:
         return codec.decode(msgpack.packb({**body, "kind": cls.KIND, "schema_version": cls.SCHEMA_VERSION}))
     except ProtocolError:

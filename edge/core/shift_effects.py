@@ -1,0 +1,35 @@
+"""The durable effects of cashiers' shifts at the till (`edge.shift_ops`), executed by `edge.shifts_db` in the
+store actor's transaction like every other effect (`edge.core.outcome.Effect` names them). Plain data, no I/O."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFloat:
+    """The opening float of a shift: what the cashier put in the drawer (by denomination, or one amount: `counted`
+    empty). Once per shift: a second float for the same shift is refused before it gets here."""
+    shift_id: str
+    float_fen: int
+    counted: tuple[tuple[int, int], ...]  # (denomination fen, pieces)
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordVoid:
+    """A cart voided at a lane (its lines never sold): counted in the lane's shift report."""
+    lane: str
+    lines: int
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordShiftReport:
+    """The shift's cash-up as closed (the view the till shows again), kept next to the report event sent."""
+    shift_id: str
+    lane: str
+    report: str  # JSON: the cash-up view
+    closed_ms: int
+
+
+ShiftEffect = RecordFloat | RecordVoid | RecordShiftReport

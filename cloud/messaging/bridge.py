@@ -451,7 +451,7 @@ class Bridge:
         self._heartbeats[hb.store_id] = {
             "store_id": hb.store_id, "now_ms": self.cloud.now_ms(), "outbox_depth": hb.outbox_depth,
             "last_event_seq": hb.last_event_seq, "last_acked_seq": hb.last_acked_seq,
-            "unacked_age_ms": hb.unacked_age_ms,
+            "unacked_age_ms": hb.unacked_age_ms, "disk_free_bytes": hb.disk_free_bytes,
             "devices": {d.device: d.state for d in hb.devices}}
         self.budgets.heard(hb.store_id)  # a store that is up gets its shares of capped promotion budgets
 

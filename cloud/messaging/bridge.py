@@ -38,6 +38,7 @@ from cloud.messaging.points_till import apply_sale_points
 from cloud.messaging.receiving import Receivings
 from cloud.messaging.restock import StoreRestock
 from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
+from cloud.messaging.shard_leases import check_fence
 from cloud.messaging.stocktakes import Stocktakes
 from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
 from cloud.messaging.throttle import Throttle
@@ -270,6 +271,7 @@ class Bridge:
                 await self.returns.apply(e, self.new_balances)
                 await self.budgets.returned(e, self.returns.verdicts.all_back.get(e.event_id, False))
         async with self.cloud.db.acquire() as conn, conn.transaction():
+            await check_fence(conn)  # still this shard's holder: else nothing is recorded (cloud/messaging/shard_leases.py)
             if dead:
                 await conn.executemany(refusals.INSERT_SQL, dead)
             if new:

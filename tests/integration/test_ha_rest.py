@@ -6,24 +6,37 @@
 - Shard leases on the session's PostgreSQL (cloud/messaging/shard_leases.py, a shard count no cloud uses): a lapsed
   lease goes to another instance with a new generation, and the old holder's renewals and applies are refused; a
   takeover waits for an apply in flight, never for a frozen one.
+- Two `python -m cloud` instances started at the same moment (leases of 3 s), S055's box selling: the instance
+  applying S055's shard is frozen (SIGSTOP); the other takes the shard and applies the sales; woken (SIGCONT), the
+  frozen one notices and applies nothing twice (edge = cloud).
+- The console (in Chromium) and /metrics of one of them show S056's box's low disk from its heartbeats, greyed with
+  its age once the box is offline.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import os
+import re
+import signal
+import time
+import uuid
 
 import asyncpg
+import httpx
 import nats
 import pytest
 import pytest_asyncio
 
 from cloud.embedded import process
 from cloud.embedded.nats import nats_server_binary
-from cloud.messaging import shard_leases, stream_setup, streams
+from cloud.messaging import bridge_shards, shard_leases, stream_setup, streams
 from cloud.messaging.shard_leases import APPLYING, LeaseTimes, ShardLeases, ShardLost, check_fence
 from cloud.migrations import migrate
-from protocol import subjects
+from cloud.runtime.hosting import retire_actors
+from protocol import codec, subjects
+from tests.integration.harness import SECRET_KEY, eventually
 
 pytestmark = pytest.mark.integration
 INSTANCES = 4
@@ -161,3 +174,198 @@ async def test_a_takeover_waits_for_an_apply_in_flight_never_for_a_frozen_one(pg
     finally:
         APPLYING.reset(token)
     assert shard_leases.MIGRATION_39[0] == 39
+
+
+# ---- two cloud instances: a frozen one loses its shards; the console shows the boxes' disks ------------------------
+STORE, DISK_STORE = "S055", "S056"  # this module's stores: S055's box sells, S056 only sends heartbeats
+LEASE_S = 3  # FRESHMESH_BRIDGE_LEASE_S of both instances: a frozen one's shards move within seconds
+
+
+@pytest_asyncio.fixture(scope="module")
+async def two_clouds(stack, ray_runtime, tmp_path_factory):
+    from edge.box import EdgeBox
+    from edge.lanes import build_lane_app
+    from tests.integration.test_high_availability import ADMIN_PASSWORD, WORLD, CloudProcess, any_of, hq_admin
+
+    logs, prefix = tmp_path_factory.mktemp("ha2-logs"), f"ha2{uuid.uuid4().hex[:6]}-"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRESHMESH_")}
+    env.update(NATS_URL=stack.nats_url, DATABASE_URL=stack.database_url,
+               RAY_ADDRESS=ray_runtime.get_runtime_context().gcs_address, FRESHMESH_SECRET_KEY=SECRET_KEY,
+               FRESHMESH_STORE_CREDENTIALS=str(stack.credentials.path), FRESHMESH_ADMIN_PASSWORD=ADMIN_PASSWORD,
+               XDG_STATE_HOME=str(logs), FRESHMESH_ACTOR_PREFIX=prefix, FRESHMESH_BRIDGE_LEASE_S=str(LEASE_S))
+    clouds = [CloudProcess(env, process.free_port(), logs, "a"), CloudProcess(env, process.free_port(), logs, "b")]
+    try:
+        for cloud in clouds:  # at the same moment (the streams' creation is race-safe)
+            cloud.start()
+        await asyncio.gather(*(cloud.healthy() for cloud in clouds))
+        operator = await hq_admin(stack, clouds)
+        for store_id in (STORE, DISK_STORE):
+            r = await any_of(clouds, "PUT", f"/stores/{store_id}", json={
+                "name": f"FreshMesh {store_id}", "lat": 31.2, "lon": 121.4, "slot_capacity": 100}, headers=operator)
+            assert r.status_code == 200, r.text
+        config = {"store_id": STORE, "data_dir": str(tmp_path_factory.mktemp("edge")), "world": str(WORLD),
+                  "nats_url": stack.nats_address, "nats_password": stack.store_credentials(STORE)[1]}
+        box = await EdgeBox(config).start()
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)),
+                                         base_url="http://lane") as lane:
+                assert await eventually(lambda: _online(box), timeout_s=30)
+                yield clouds, box, lane, operator
+        finally:
+            await box.stop()
+    finally:
+        for c in clouds:
+            if c.proc is not None and c.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(c.proc.pid, signal.SIGCONT)  # never leave a frozen process behind
+            c.kill()
+        retire_actors(prefix)
+
+
+async def _online(box) -> bool:
+    return box.actor.online
+
+
+async def _drained(box) -> bool:
+    return await box.store_db.outbox_depth() == 0
+
+
+async def _sell(lane, gtin: str) -> str:
+    await lane.post("/lanes/1/scan", json={"code": gtin})
+    r = await lane.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": 10**6})
+    assert r.status_code == 201, r.text
+    return r.json()["sale_id"]
+
+
+async def _holder(stack, shard: int) -> tuple[str | None, int]:
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        row = await conn.fetchrow("select owner, generation from bridge_shard_leases where shards = $1 and shard = $2",
+                                  bridge_shards.BRIDGE_SHARDS, shard)
+    finally:
+        await conn.close()
+    return (row["owner"], row["generation"]) if row else (None, 0)
+
+
+def _pid_of(owner: str | None) -> int | None:
+    return int(owner.split("/")[1]) if owner else None
+
+
+async def _db(stack, sql: str, *args):
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def test_a_frozen_instance_loses_its_shards_and_applies_nothing_twice_when_it_wakes(two_clouds, stack):
+    """SIGSTOP the instance applying S055's shard: it keeps its PostgreSQL sessions (and any lock), its loop stands
+    still. The other takes the shard within the lease and applies the store's sales; woken, the frozen one finds its
+    lease gone and applies nothing twice: edge = cloud, every sale once, the store's events in order."""
+    from tests.integration.test_high_availability import any_of, packed
+    clouds, box, lane, _ = two_clouds
+    product = packed(0)
+    shard = bridge_shards.shard_of_store(STORE)
+    since_ms = int(time.time() * 1000)
+    await box.actor.ask("receive", sku=product["sku"], qty=300)
+    sales = [await _sell(lane, product["gtin"]) for _ in range(5)]
+    assert await eventually(lambda: _drained(box), timeout_s=60)
+    owner, generation = await _holder(stack, shard)
+    frozen = next(c for c in clouds if c.proc.pid == _pid_of(owner))
+    other = next(c for c in clouds if c is not frozen)
+    os.kill(frozen.proc.pid, signal.SIGSTOP)
+    try:
+        sales += [await _sell(lane, product["gtin"]) for _ in range(10)]
+        assert await eventually(lambda: _drained(box), timeout_s=120), "no instance applied the frozen one's shard"
+        taker, taken = await _holder(stack, shard)
+        assert _pid_of(taker) == other.proc.pid and taken > generation
+    finally:
+        os.kill(frozen.proc.pid, signal.SIGCONT)
+    sales += [await _sell(lane, product["gtin"]) for _ in range(5)]
+    assert await eventually(lambda: _drained(box), timeout_s=120)
+
+    async def noticed() -> bool:  # woken, it renews, is refused, and drops the shard
+        return "lost (generation" in frozen.tail() or "refused by the fence" in frozen.tail()
+    assert await eventually(noticed, timeout_s=30), frozen.tail()
+    rows = await _db(stack, "select sale_id from till_sales where sale_id = any($1::text[])", sales)
+    assert sorted(r["sale_id"] for r in rows) == sorted(sales)
+    events = await _db(stack, "select event_id, seq, received_ms from edge_events where store_id = $1 "
+                              "and received_ms >= $2 order by seq", STORE, since_ms)
+    assert len(events) == len({e["seq"] for e in events}) >= 2 * len(sales)  # each event once (a sale, its move)
+    moves = await _db(stack, "select count(*) as n, count(distinct event_id) as d from stock_movements "
+                             "where store_id = $1 and sku = $2 and reason = 'sale' and wall_ms >= $3",
+                      STORE, product["sku"], since_ms - 60_000)
+    assert moves[0]["n"] == moves[0]["d"] == len(sales)
+
+    async def edge_equals_cloud() -> bool:
+        r = await any_of(clouds, "GET", f"/stores/{STORE}/stock")
+        cloud = next((row["on_hand"] for row in r.json()["stock"] if row["sku"] == product["sku"]), None)
+        edge = (await box.store_db.stock_level(product["sku"])).on_hand
+        return cloud == edge == 300 - len(sales)
+    assert await eventually(edge_equals_cloud, timeout_s=60)
+
+
+async def test_the_console_and_metrics_show_a_boxs_low_disk_greyed_once_it_is_offline(two_clouds, stack, tmp_path):
+    """S056's box says in its heartbeats that its data disk is nearly full: its console row shows the free bytes in
+    human units, flagged, with a disk_low alert, and /metrics carries the gauge the alert rule reads; once the box
+    is offline the value is greyed with its age and the alert (a live condition) is gone."""
+    from playwright.async_api import async_playwright
+
+    from cloud.services.operators import Operators
+    from protocol.messages import DeviceHealth, Heartbeat
+    from tests.integration.harness import OPERATOR_PASSWORD, StoreLink, WallClock, envelope, ids
+    from tests.integration.test_console import chromium, launch, sign_in
+    clouds = two_clouds[0]
+    cloud = clouds[1]
+    username = f"ha2-admin-{uuid.uuid4().hex[:8]}"
+    db = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=2)
+    try:
+        await Operators(db, WallClock(), ids()).create(username, OPERATOR_PASSWORD, "hq_admin", None, by_name="tests")
+    finally:
+        await db.close()
+    low = 120_000_000  # under the edge's default low-water mark (200 MB)
+
+    async def heartbeats(link: StoreLink) -> None:
+        while True:
+            hb = Heartbeat(**envelope(DISK_STORE, 0), outbox_depth=0, last_event_seq=link.seq,
+                           last_acked_seq=link.seq, last_cloud_message_seq=0, rule_book_version=1,
+                           devices=(DeviceHealth(device="disk", state="degraded", detail="120.0 MB free"),),
+                           disk_free_bytes=low)
+            await link.nc.publish(subjects.store_heartbeat(DISK_STORE), codec.encode(hb))
+            await asyncio.sleep(0.5)
+
+    async def metric() -> float | None:
+        async with httpx.AsyncClient(timeout=30) as http:
+            text = (await http.get(f"{cloud.url}/metrics")).text
+        found = re.search(rf'^freshmesh_store_disk_free_bytes\{{store="{DISK_STORE}"\}} (\S+)$', text, re.M)
+        return float(found[1]) if found else None
+
+    row = f'#stores tr[data-store="{DISK_STORE}"]'
+    async with StoreLink(stack, DISK_STORE) as link, async_playwright() as pw:
+        sending = asyncio.create_task(heartbeats(link))
+        browser = await launch(pw, chromium(), tmp_path)
+        try:
+            assert await eventually(lambda: _equals(metric, low), timeout_s=60)
+            page = browser.pages[0] if browser.pages else await browser.new_page()
+            await sign_in(page, cloud.url, username, OPERATOR_PASSWORD)
+            await page.wait_for_selector(f'{row} td.disk[data-disk-low="true"]', timeout=60_000)
+            assert "120.0 MB" in await page.text_content(f"{row} td.disk")
+            alert = f'#alert-list [data-alert-id="disk_low:{DISK_STORE}"]'
+            await page.wait_for_selector(alert, timeout=30_000)
+            assert "120.0 MB free" in await page.text_content(alert)
+            sending.cancel()  # the box goes away: its disk is a last-known value now
+            await page.wait_for_selector(f'{row}[data-stale="true"]', timeout=60_000)
+            disk = await page.text_content(f"{row} td.disk")
+            assert "120.0 MB" in disk and "last seen" in disk, disk
+            assert await page.eval_on_selector(f"{row} td.disk", "td => getComputedStyle(td).color") == \
+                await page.eval_on_selector(f"{row} td:first-child", "td => getComputedStyle(td).color")  # greyed
+            await page.wait_for_selector(alert, state="detached", timeout=30_000)
+        finally:
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+            await browser.close()
+
+
+async def _equals(read, value) -> bool:
+    return await read() == value

@@ -2,7 +2,8 @@
 
 For each store: online, or offline since when (no heartbeat for `offline_after_ms`); outbox depth; the highest
 event sequence received and the gap to what the store says it has produced; till-to-cloud lag (cloud receive
-time minus the event's edge wall clock) as the last value and a recent p99; device health; last heartbeat.
+time minus the event's edge wall clock) as the last value and a recent p99; device health; the box's free data
+disk; last heartbeat.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class StoreStatus(TypedDict):
     offline_since_ms: int | None
     events: int
     unacked_age_ms: int
+    disk_free_bytes: int  # the box's data disk (-1: not reported)
 
 
 class StoreRegistry:
@@ -42,18 +44,19 @@ class StoreRegistry:
             s = self.stores[store_id] = {"store_id": store_id, "last_heartbeat_ms": None, "online_since_ms": None,
                                          "outbox_depth": 0, "last_event_seq": 0, "received_seq": 0,
                                          "last_acked_seq": 0, "devices": {}, "lag_ms": None,
-                                         "offline_since_ms": None, "events": 0, "unacked_age_ms": 0}
+                                         "offline_since_ms": None, "events": 0, "unacked_age_ms": 0,
+                                         "disk_free_bytes": -1}
             self.lags[store_id] = deque(maxlen=LAG_WINDOW)
         return s
 
     def heartbeat(self, store_id: str, now_ms: int, outbox_depth: int, last_event_seq: int, last_acked_seq: int,
-                  devices: dict[str, str], unacked_age_ms: int = 0) -> None:
+                  devices: dict[str, str], unacked_age_ms: int = 0, disk_free_bytes: int = -1) -> None:
         s = self._store(store_id)
         if s["last_heartbeat_ms"] is None or now_ms - s["last_heartbeat_ms"] > self.offline_after_ms:
             s["online_since_ms"] = now_ms
         s.update({"last_heartbeat_ms": now_ms, "outbox_depth": outbox_depth, "last_event_seq": last_event_seq,
                   "last_acked_seq": last_acked_seq, "devices": devices, "offline_since_ms": None,
-                  "unacked_age_ms": unacked_age_ms})
+                  "unacked_age_ms": unacked_age_ms, "disk_free_bytes": disk_free_bytes})
 
     def event(self, store_id: str, seq: int, wall_ms: int, now_ms: int) -> None:
         s = self._store(store_id)

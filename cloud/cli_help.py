@@ -60,6 +60,8 @@ ENV: dict[str, str] = {
     "FRESHMESH_EVENTS_MAX_AGE_S": "age limit of the edge events stream",
     "FRESHMESH_CLOUD_MESSAGES_MAX_AGE_S": "age limit of the cloud-to-store messages stream",
     "FRESHMESH_STREAM_REPLICAS": "JetStream replicas of both streams (1, 3 or 5)",
+    "FRESHMESH_BRIDGE_LEASE_S": "a bridge shard whose lease is not renewed this long goes to another instance (10)",
+    "FRESHMESH_BRIDGE_STALL_S": "a bridge shard whose worker made no progress this long is let go (60)",
     "FRESHMESH_EDGE_HOST": "address the box's lane API listens on (default 127.0.0.1; --host and http_host win)",
     "NOTIFY_SOCKET": "systemd's notify socket: the box says READY=1 and pings the watchdog (set by systemd)",
     "WATCHDOG_USEC": "systemd's watchdog period: the box pings at half of it (set by systemd)",
@@ -77,7 +79,8 @@ _CLOUD = ["NATS_URL", "DATABASE_URL", "RAY_ADDRESS", "FRESHMESH_SECRET_KEY", "FR
           "FRESHMESH_PAY_URL", "FRESHMESH_PAY_MCHID", "FRESHMESH_PAY_API_KEY", "FRESHMESH_PAY_MERCHANT_KEY",
           "FRESHMESH_PAY_PROVIDER_PUBLIC_KEY", "FRESHMESH_PAY_NOTIFY_URL", "FRESHMESH_PG_BINDIR", "XDG_STATE_HOME",
           "FRESHMESH_HOST", "FRESHMESH_STOCK_SHARDS", "FRESHMESH_LEDGER_SHARDS", "FRESHMESH_JOURNAL_KEEP_S",
-          "FRESHMESH_EVENTS_MAX_AGE_S", "FRESHMESH_CLOUD_MESSAGES_MAX_AGE_S", "FRESHMESH_STREAM_REPLICAS"]
+          "FRESHMESH_EVENTS_MAX_AGE_S", "FRESHMESH_CLOUD_MESSAGES_MAX_AGE_S", "FRESHMESH_STREAM_REPLICAS",
+          "FRESHMESH_BRIDGE_LEASE_S", "FRESHMESH_BRIDGE_STALL_S"]
 _SIM = ["FRESHMESH_SMS_KEY", "FRESHMESH_SMS_SECRET", "FRESHMESH_RIDERS_APP_KEY", "FRESHMESH_RIDERS_APP_SECRET",
         "FRESHMESH_SIM_PAY_API_KEY", "FRESHMESH_SIM_PAY_PRIVATE_KEY", "FRESHMESH_SIM_PAY_MERCHANT_PUBLIC_KEY"]
 COMMAND_ENV: dict[str, list[str]] = {

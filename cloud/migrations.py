@@ -5,6 +5,7 @@ import asyncpg
 
 from cloud.messaging.markdowns import MIGRATION_24
 from cloud.messaging.receiving import MIGRATION_SQL as RECEIVING_SQL
+from cloud.messaging.shard_leases import MIGRATION_39  # the bridge's shard leases
 from cloud.messaging.shift_reports import MIGRATION_37
 from cloud.messaging.stocktakes import MIGRATION_22
 from cloud.runtime.shard_guard import MIGRATION_36  # the recorded shard counts
@@ -535,6 +536,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     MIGRATION_34,  # group buys: who cancelled a group and why, the operators' list (cloud/services/group_views.py)
     MIGRATION_36,  # the shard counts the sharded actors were made with (cloud/runtime/shard_guard.py)
     (37, "cashiers' shift reports from the tills (cloud/messaging/shift_reports.py)", MIGRATION_37),
+    MIGRATION_39,  # leases on the bridge's shards (cloud/messaging/shard_leases.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

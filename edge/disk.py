@@ -22,7 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_LOW_WATER_BYTES = 200 * 1000 * 1000  # 200 MB: days of sales; under it the console raises an alert
+from protocol.disk import DISK_LOW_WATER_BYTES
+
+DEFAULT_LOW_WATER_BYTES = DISK_LOW_WATER_BYTES  # 200 MB, the cloud's mark too (protocol/disk.py)
 SQLITE_FULL = 13  # sqlite3's primary result code for "database or disk is full"
 SQLITE_IOERR = 10
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})

@@ -12,7 +12,6 @@ import time
 
 from cloud.http import db_watch
 from cloud.messaging import bridge_shards
-from protocol import subjects
 
 READ_TIMEOUT_S = 1.0
 DEAD_LETTERS_SQL = "select count(*) as n, max(at_ms) as last_ms from dead_letters"
@@ -31,8 +30,10 @@ async def _bridge(cloud) -> dict:
     """The bridge's backlog: its shards' consumers each carry every event (cloud/messaging/bridge_shards.py), so the
     backlog is the largest of theirs, not their sum."""
     js = cloud.nats.jetstream()
-    infos = await asyncio.wait_for(asyncio.gather(*(js.consumer_info(subjects.EVENTS_STREAM, name)
-                                                    for name in bridge_shards.consumer_names())), READ_TIMEOUT_S)
+    # each shard's current consumer (named by its lease's generation): found by listing
+    infos = list((await asyncio.wait_for(bridge_shards.shard_consumer_infos(js), READ_TIMEOUT_S)).values())
+    if not infos:
+        raise RuntimeError("no consumer of the bridge's shards found")
     return {"ok": True, "pending": max(i.num_pending or 0 for i in infos),
             "ack_pending": max(i.num_ack_pending or 0 for i in infos),
             "redelivered": max(i.num_redelivered or 0 for i in infos)}

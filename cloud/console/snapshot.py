@@ -27,9 +27,11 @@ from dataclasses import dataclass, field, fields
 from itertools import pairwise
 from typing import Any
 
+from cloud.console.disk import disk_alerts, disk_fields, disk_warnings
 from cloud.console.group_panel import group_buys_view
 from protocol import order_lifecycle as lifecycle
 from protocol.clock import to_rfc3339
+from protocol.disk import DISK_LOW_WATER_BYTES
 from protocol.money import weighed_amount_fen
 from protocol.policy import CHAIN_UTC_OFFSET_MIN
 
@@ -56,6 +58,7 @@ class ConsoleConfig:
     business_every_s: float = 5.0  # the PostgreSQL figures are refreshed this often (queries cost)
     audit_every_s: float = 10.0  # the invariant audit asks every actor: far less often than a tick
     stats_timeout_s: float = 0.5  # a busy actor's stats are skipped (shown unresponsive), never waited for
+    disk_low_water_bytes: int = DISK_LOW_WATER_BYTES  # a box with less free disk raises an alert (cloud/console/disk.py)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -260,7 +263,7 @@ def store_rows(inputs: ConsoleInputs, memory: ConsoleMemory, config: ConsoleConf
             "offline_for_s": None, "last_heartbeat": None, "heartbeat_age_s": None, "outbox_depth": None,
             "outbox_growing": False, "lag_ms": None, "lag_p99_ms": None, "unacked_age_ms": 0, "lag_over": False,
             "sequence_gap": None, "events": 0, "devices": {}, "device_faults": [], "warnings": [], "unseen_for_s": None,
-            "missing": False}
+            "missing": False, **disk_fields(s, config.disk_low_water_bytes)}
         if s is None and up_s is not None:
             # never heard from while the registry has been up: once that is longer than a store may be offline
             # unnoticed, it is as bad as offline (a store down across a cloud restart is never seen, not offline)
@@ -290,7 +293,7 @@ def store_rows(inputs: ConsoleInputs, memory: ConsoleMemory, config: ConsoleConf
                 row["offline_for_s"] = None if since is None else round(max(now - since, 0) / 1000, 1)
             row["warnings"] = ([f"lag {lag} ms"] if row["lag_over"] else []) + (
                 [f"outbox growing ({depths[0]} -> {depths[-1]})"] if growing else []) + [
-                f"{d} {devices[d]}" for d in row["device_faults"]]
+                f"{d} {devices[d]}" for d in row["device_faults"]] + disk_warnings(row)
             row["status"] = "offline" if not row["online"] else "warning" if row["warnings"] else "ok"
         rows.append(row)
     group = {"offline": 0, "never_seen": 1, "unknown": 1, "warning": 2, "ok": 2}
@@ -465,6 +468,7 @@ def alert_list(inputs: ConsoleInputs, actors: list[dict], stores: list[dict], sh
                                                                 f"events waiting for the cloud's ack"))
         for d in s["device_faults"]:
             out.append(_alert("device", f"{sid}/{d}", "warning", f"store {sid}: {d} is {s['devices'][d]}"))
+    out += disk_alerts(stores, config.disk_low_water_bytes)
     for sh in shortages:
         out.append(_alert("shortage", sh.get("reservation_id", "?"), "critical",
                           f"shortage at {sh.get('store')}: {sh.get('qty')} x {sh.get('sku')} of order "
@@ -510,5 +514,6 @@ def build_snapshot(inputs: ConsoleInputs, memory: ConsoleMemory, config: Console
         "alerts": alerts, "errors": dict(inputs.errors),
         "thresholds": {"offline_alert_s": config.offline_alert_s, "lag_alert_ms": config.lag_alert_ms,
                        "outbox_growth_samples": config.outbox_growth_samples, "restart_flag_s": config.restart_flag_s,
-                       "not_ready_alert_s": config.not_ready_alert_s},
+                       "not_ready_alert_s": config.not_ready_alert_s,
+                       "disk_low_water_bytes": config.disk_low_water_bytes},
     }

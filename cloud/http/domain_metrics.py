@@ -65,6 +65,8 @@ def store_families(stores: list[dict]) -> list[Metric]:
                      ["store"])
     devices = _gauge("freshmesh_store_device_state", "1 for the device's current state (online stores only)",
                      ["store", "device", "state"])
+    disk = _gauge("freshmesh_store_disk_free_bytes", "free bytes of the box's data disk as of its last heartbeat "
+                  "(last-known when offline: see freshmesh_store_heartbeat_age_seconds)", ["store"])
     events = CounterMetricFamily("freshmesh_store_events", "events the store registry counted from this store",
                                  labels=["store"])
     for s in stores:
@@ -78,6 +80,8 @@ def store_families(stores: list[dict]) -> list[Metric]:
             age.add_metric([sid], float(s["heartbeat_age_s"]))
         if s.get("outbox_depth") is not None:
             outbox.add_metric([sid], float(s["outbox_depth"]))
+        if s.get("disk_free_bytes", -1) >= 0:  # 0 is a full disk, -1 unknown
+            disk.add_metric([sid], float(s["disk_free_bytes"]))
         events.add_metric([sid], float(s.get("events") or 0))
         if not s["online"]:
             continue  # the rest is last-known: not exported as if current
@@ -88,7 +92,7 @@ def store_families(stores: list[dict]) -> list[Metric]:
         growing.add_metric([sid], 1.0 if s.get("outbox_growing") else 0.0)
         for device, state in sorted((s.get("devices") or {}).items()):
             devices.add_metric([sid, device, str(state)], 1.0)
-    return [online, offline, unseen, age, lag, lag_p99, outbox, growing, devices, events]
+    return [online, offline, unseen, age, lag, lag_p99, outbox, growing, devices, disk, events]
 
 
 def actor_families(actors: list[dict]) -> list[Metric]:

@@ -64,6 +64,8 @@ async def _snapshot(services) -> dict:
 
 async def _consumers(cloud) -> list[dict]:
     js = cloud.nats.jetstream()
+    # the shards' consumers change name with each holding of their lease: found by listing, labelled by shard
+    current = await bridge_shards.shard_consumer_infos(js)
     names = [(subjects.EVENTS_STREAM, name) for name in bridge_shards.consumer_names()] + [
         (subjects.CLOUD_MESSAGES_STREAM, subjects.cloud_messages_consumer(s)) for s in sorted(cloud.world.stores)]
     gate = asyncio.Semaphore(CONSUMERS_AT_ONCE)
@@ -71,7 +73,7 @@ async def _consumers(cloud) -> list[dict]:
     async def one(stream: str, consumer: str) -> dict | None:
         async with gate:
             try:
-                info = await js.consumer_info(stream, consumer)
+                info = current[consumer] if stream == subjects.EVENTS_STREAM else await js.consumer_info(stream, consumer)
             except Exception:  # noqa: BLE001 - e.g. a store whose consumer the bridge has not made yet
                 return None
         return {"stream": stream, "consumer": consumer, "pending": info.num_pending or 0,

@@ -38,6 +38,7 @@ from cloud.messaging.points_till import apply_sale_points
 from cloud.messaging.receiving import Receivings
 from cloud.messaging.restock import StoreRestock
 from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
+from cloud.messaging.shard_leases import check_fence
 from cloud.messaging.shift_reports import admit as admit_shift_reports
 from cloud.messaging.shift_reports import record as record_shift_reports
 from cloud.messaging.stocktakes import Stocktakes
@@ -287,6 +288,7 @@ class Bridge:
                 await self.returns.apply(e, self.new_balances)
                 await self.budgets.returned(e, self.returns.verdicts.all_back.get(e.event_id, False))
         async with self.cloud.db.acquire() as conn, conn.transaction():
+            await check_fence(conn)  # still this shard's holder: else nothing is recorded (cloud/messaging/shard_leases.py)
             if dead:
                 await conn.executemany(refusals.INSERT_SQL, dead)
             if new:
@@ -470,7 +472,7 @@ class Bridge:
         self._heartbeats[hb.store_id] = {
             "store_id": hb.store_id, "now_ms": self.cloud.now_ms(), "outbox_depth": hb.outbox_depth,
             "last_event_seq": hb.last_event_seq, "last_acked_seq": hb.last_acked_seq,
-            "unacked_age_ms": hb.unacked_age_ms,
+            "unacked_age_ms": hb.unacked_age_ms, "disk_free_bytes": hb.disk_free_bytes,
             "devices": {d.device: d.state for d in hb.devices}}
         self.budgets.heard(hb.store_id)  # a store that is up gets its shares of capped promotion budgets
 

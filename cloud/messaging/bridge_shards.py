@@ -1,28 +1,32 @@
-"""Several bridge instances sharing the edge events: the work split by store, each shard bound by one instance.
+"""Several bridge instances sharing the edge events: the work split by store, each shard applied by one instance.
 
 The choice (issue 18): the edge events are split into `BRIDGE_SHARDS` shards by store (`shard_of_store`: crc32 of
 the store id, the same in every process), with one durable pull consumer per shard over the whole events stream.
-An instance applies a shard's events only while it holds that shard's PostgreSQL advisory lock (a session lock on
-its own connection), so one instance at a time reads a shard's consumer, in stream order:
+An instance applies a shard's events only while it holds that shard's lease (cloud/messaging/shard_leases.py), so
+one instance at a time reads a shard's consumer, in stream order:
 - per-store order is kept: all of a store's events are in one shard, applied by one instance, in the order the
   store published them (with AckPolicy.ALL the bridge's batch logic - "nothing overtakes a message still being
   retried" - holds per shard as it held for the one consumer);
-- no instance acks another's batch: an ack (ack-all) on a shard's consumer only ever covers that instance's own
-  fetches. The events of other shards in a fetched batch are not applied here, and acked with it: each has its own
-  shard's consumer, which delivers it to that shard's holder;
-- nothing is applied twice: the bridge's unique event ids (`edge_events`, actor command ids) as before.
-A shard changes hands when its holder stops (it finishes its batch first, then unlocks), dies (PostgreSQL ends its
-session and with it the lock) or holds more than its fair share (`fair_share`: the instances are counted by their
-membership locks). The new holder starts the shard where its acks end: a consumer with deliveries not acked (a
-holder that died mid-batch) is made again from its ack floor, so those events come first, in order, instead of
-after the next ones (ack-all would then also have acked them unapplied).
+- no instance acks another's batch: each holding of a shard reads its own consumer, named with the lease's
+  generation (`cloud_events_<k>of<n>_g<generation>`), made by the new holder from where the previous one's acks end,
+  and the previous one's deleted. A stale holder's late fetch or ack reaches only its own, abandoned consumer, never
+  the new holder's. The events of other shards in a fetched batch are not applied here, and acked with it: each has
+  its own shard's consumer, which delivers it to that shard's holder;
+- nothing is applied twice: the lease's generation is checked in the transaction that records a batch (a stale
+  holder's apply rolls back, `ShardLost`), and the bridge's unique event ids (`edge_events`, actor command ids) make
+  a redelivery from the ack floor harmless;
+- work-conserving: a holder renews its leases while its workers make progress. One that stops (SIGSTOP, a stuck
+  event loop, a worker stuck for `STALL_S`) stops renewing, and after `LEASE_S` any other instance takes its shards
+  and goes on from their ack floors. The old holder, woken, finds its renewal refused and drops them.
+A shard changes hands when its holder stops (it finishes its batch first, then lets the lease go), dies or freezes
+(its lease lapses), or holds more than its fair share (`fair_share`: the instances are counted by their member
+beats). The advisory locks of the first design are gone: a session lock outlives a frozen process.
 Why not one shared consumer with per-message acks: two instances would apply one store's consecutive events at the
 same time, in any order (the seq gate orders a store only after the rate dropped one of its events).
 Cost: every shard's consumer carries every event, so an instance fetches each event once per shard it holds and
-skips the others' by subject alone (no decoding); hence few shards. A bridge instance past `BRIDGE_SHARDS` is a
-hot standby. `BRIDGE_SHARDS` is a constant: every instance must agree on it.
-Known limit: an instance that loses its lock connection stops its shards before its next batch; one whose event
-loop stalls while its connection lives keeps its shards until it wakes.
+skips the others' by subject alone (no decoding); hence few shards; one more indexed row read per applied batch
+(the fence). A bridge instance past `BRIDGE_SHARDS` is a hot standby. `BRIDGE_SHARDS` is a constant: every instance
+must agree on it.
 """
 from __future__ import annotations
 
@@ -30,27 +34,38 @@ import asyncio
 import logging
 import math
 import os
+import re
+import socket
 import zlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import asyncpg
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.api import ConsumerInfo
 
 from cloud.messaging import streams
+from cloud.messaging.shard_leases import (
+    APPLYING,
+    LeaseTimes,
+    ShardLeases,
+    ShardLost,
+    locally_valid_until,
+    stalled,
+)
 from protocol import subjects
 from protocol.errors import ProtocolError
 from protocol.pull import fetch_ready
 
 BRIDGE_SHARDS = 4
-SHARD_LOCK_CLASS = 7_413_001  # advisory lock (class, shard): held by the instance that applies the shard
-MEMBER_LOCK_CLASS = 7_413_002  # advisory lock (class, random): one per live bridge instance, to count them
-REBALANCE_EVERY_S = 1.0
+REBALANCE_EVERY_S = 1.0  # at most; more often when a lease is short (three renewals per lease)
 FETCH_BATCH = 2_000
 WORKER_STOP_S = 30.0  # a shard's last batch may take this long to finish before the shard is let go regardless
 FETCH_ERROR_PAUSE_S = 0.5
+LEASE_WAIT_S = 0.1  # a worker whose lease is not surely ours any more fetches nothing until it is renewed
 log = logging.getLogger("freshmesh.bridge")
+_CONSUMER = re.compile(rf"^{re.escape(subjects.EVENTS_CONSUMER)}_(\d+)of(\d+)(?:_g(\d+))?$")
 
 
 def shard_of_store(store_id: str, shards: int = BRIDGE_SHARDS) -> int:
@@ -70,33 +85,74 @@ def fair_share(shards: int, members: int) -> int:
     return math.ceil(shards / max(members, 1))
 
 
-def consumer_name(shard: int, shards: int = BRIDGE_SHARDS) -> str:
-    return f"{subjects.EVENTS_CONSUMER}_{shard}of{shards}"
+def consumer_name(shard: int, shards: int = BRIDGE_SHARDS, generation: int | None = None) -> str:
+    """The shard's name (`generation` None: the stable one the console and /metrics label it with), or the name of
+    its consumer for one holding of its lease."""
+    base = f"{subjects.EVENTS_CONSUMER}_{shard}of{shards}"
+    return base if generation is None else f"{base}_g{generation}"
 
 
 def consumer_names(shards: int = BRIDGE_SHARDS) -> list[str]:
-    """Every shard's consumer (for the console's and /metrics' bridge backlog: each carries every event, so the
+    """Every shard's stable name (for the console's and /metrics' bridge backlog: each carries every event, so the
     backlog is the largest of theirs, not their sum)."""
     return [consumer_name(k, shards) for k in range(shards)]
 
 
+def parse_consumer(name: str) -> tuple[int, int, int] | None:
+    """(shard, shards, generation) of a shard consumer's name (generation 0: named before leases); None otherwise."""
+    m = _CONSUMER.match(name)
+    return None if m is None else (int(m[1]), int(m[2]), int(m[3] or 0))
+
+
+def current_consumers(names: list[str], shards: int = BRIDGE_SHARDS) -> dict[int, str]:
+    """Each shard's current consumer among `names`: its highest generation (older ones are a stale holder's)."""
+    best: dict[int, tuple[int, str]] = {}
+    for name in names:
+        parsed = parse_consumer(name)
+        if parsed is not None and parsed[1] == shards and (parsed[0] not in best or parsed[2] > best[parsed[0]][0]):
+            best[parsed[0]] = (parsed[2], name)
+    return {k: name for k, (_, name) in sorted(best.items())}
+
+
+async def shard_consumer_infos(js, shards: int = BRIDGE_SHARDS) -> dict[str, ConsumerInfo]:
+    """Each shard's current consumer's info, by the shard's stable name (the console's and /metrics' backlog)."""
+    infos = {c.name: c for c in await js.consumers_info(subjects.EVENTS_STREAM)}
+    return {consumer_name(k, shards): infos[name] for k, name in current_consumers(list(infos), shards).items()}
+
+
+@dataclass
+class _Worker:
+    generation: int
+    valid_until_s: float  # this process's monotonic clock: the lease is surely ours until then
+    progress_s: float
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task | None = None
+
+
 class BridgeShards:
     """This instance's part of the edge events. `apply(msgs)` is the bridge's batch handler (it acks what it
-    applied); it is called for one batch at a time per instance, as the bridge was written for."""
+    applied); it is called for one batch at a time per instance, as the bridge was written for, under the shard's
+    fence (`shard_leases.APPLYING`, checked by the bridge in the transaction that records the batch)."""
 
     def __init__(self, js: JetStreamContext, database_url: str, apply: Callable[[list], Awaitable[None]],
-                 shards: int = BRIDGE_SHARDS) -> None:
+                 shards: int = BRIDGE_SHARDS, times: LeaseTimes | None = None) -> None:
         self.js, self.database_url, self.apply, self.shards = js, database_url, apply, shards
-        self.member_key = int.from_bytes(os.urandom(3), "big")
+        self.times = times or LeaseTimes.from_env()
+        self.member = f"{socket.gethostname()}/{os.getpid()}/{os.urandom(4).hex()}"
         self._conn: asyncpg.Connection | None = None
-        self._workers: dict[int, tuple[asyncio.Event, asyncio.Task]] = {}
+        self._leases: ShardLeases | None = None
+        self._workers: dict[int, _Worker] = {}
         self._applying = asyncio.Lock()
         self._coordinator: asyncio.Task | None = None
-        self.stats = {"fetched": 0, "applied": 0, "skipped": 0, "takeovers": 0, "restarted_from_ack_floor": 0}
+        self.stats = {"fetched": 0, "applied": 0, "skipped": 0, "takeovers": 0, "restarted_from_ack_floor": 0,
+                      "lost": 0, "fenced": 0, "stalled": 0}
 
     @property
     def held(self) -> list[int]:
         return sorted(self._workers)
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
 
     async def start(self) -> BridgeShards:
         await self._connect()
@@ -109,92 +165,123 @@ class BridgeShards:
         if self._coordinator is not None:
             self._coordinator.cancel()
             await asyncio.gather(self._coordinator, return_exceptions=True)
-        shards = list(self._workers)
-        await asyncio.gather(*(self._stop_worker(k) for k in shards), return_exceptions=True)
-        for k in shards:  # one at a time: one connection
-            await self._unlock(k)
-        if self._conn is not None and not self._conn.is_closed():
-            await self._conn.close()
+        held = {k: w.generation for k, w in self._workers.items()}
+        await asyncio.gather(*(self._stop_worker(k) for k in list(held)), return_exceptions=True)
+        if not self._lost():
+            assert self._leases is not None and self._conn is not None
+            try:
+                for k, generation in held.items():  # one at a time: one connection
+                    await self._leases.release(k, generation)
+                await self._leases.leave()
+            finally:
+                await self._conn.close()
 
     async def _connect(self) -> None:
         self._conn = await asyncpg.connect(self.database_url)
-        while not await self._conn.fetchval("select pg_try_advisory_lock($1, $2)", MEMBER_LOCK_CLASS, self.member_key):
-            self.member_key = int.from_bytes(os.urandom(3), "big")  # (a clash of random keys: another one)
+        self._leases = ShardLeases(self._conn, self.member, self.shards, self.times)
 
     def _lost(self) -> bool:
         return self._conn is None or self._conn.is_closed()
 
     async def _coordinate(self) -> None:
         while True:
-            await asyncio.sleep(REBALANCE_EVERY_S)
+            await asyncio.sleep(min(REBALANCE_EVERY_S, self.times.renew_every_s))
             try:
-                if self._lost():  # the locks went with the session: stop applying, then take a share again
-                    await asyncio.gather(*(self._stop_worker(k) for k in list(self._workers)), return_exceptions=True)
+                if self._lost():  # no renewing without our connection: stop applying, then take a share again
+                    await asyncio.gather(*(self._drop(k) for k in list(self._workers)), return_exceptions=True)
                     await self._connect()
                 await self._rebalance()
             except Exception as exc:  # noqa: BLE001 - the database may be away: try again next round
                 log.warning("bridge shard rebalance failed (%s: %s)", type(exc).__name__, exc)
 
-    async def _members(self) -> int:
-        assert self._conn is not None
-        count: int = await self._conn.fetchval(
-            """select count(*) from pg_locks where locktype = 'advisory' and granted and objsubid = 2
-               and classid::bigint = $1 and database = (select oid from pg_database where datname = current_database())""",
-            MEMBER_LOCK_CLASS)
-        return count
-
     async def _rebalance(self) -> None:
-        assert self._conn is not None
-        for k, (_, task) in list(self._workers.items()):
-            if task.done():  # a worker that ended by itself (an error): the shard goes back to be taken again
+        assert self._leases is not None
+        sent = self._now()
+        ours = await self._leases.renew({k: w.generation for k, w in self._workers.items()})
+        for k, w in list(self._workers.items()):
+            if k not in ours:  # another instance took it (ours lapsed): stop at once, apply nothing more
+                log.warning("bridge shard %d/%d lost (generation %d is no longer ours); dropping it", k, self.shards,
+                            w.generation)
+                self.stats["lost"] += 1
+                await self._drop(k)
+            elif w.task is not None and w.task.done():  # ended by itself (an error): the shard goes back
                 await self._release(k)
-        want = fair_share(self.shards, await self._members())
+            elif stalled(w.progress_s, self._now(), self.times.stall_s):  # stuck: let another instance try
+                log.warning("bridge shard %d/%d made no progress for %.0f s; letting it go", k, self.shards,
+                            self._now() - w.progress_s)
+                self.stats["stalled"] += 1
+                generation = w.generation
+                await self._drop(k)
+                await self._leases.release(k, generation)
+            else:
+                w.valid_until_s = locally_valid_until(sent, self.times.lease_s)
+        want = fair_share(self.shards, await self._leases.beat())
         for k in self.held[want:]:  # more than our share: let the last ones go (to a newcomer)
             await self._release(k)
-        order = [(self.member_key + i) % self.shards for i in range(self.shards)]  # instances start apart
+        offset = int(self.member.rsplit("/", 1)[-1], 16)
+        order = [(offset + i) % self.shards for i in range(self.shards)]  # instances start apart
         for k in order:
             if len(self._workers) >= want:
                 break
-            if k not in self._workers and await self._conn.fetchval(
-                    "select pg_try_advisory_lock($1, $2)", SHARD_LOCK_CLASS, k):
-                await self._take(k)
+            if k not in self._workers:
+                sent = self._now()
+                taken = await self._leases.take(k)
+                if taken is not None:
+                    await self._take(k, taken, locally_valid_until(sent, self.times.lease_s))
 
-    async def _take(self, shard: int) -> None:
+    async def _take(self, shard: int, generation: int, valid_until_s: float) -> None:
+        assert self._leases is not None
         try:
-            sub = await self._bind(shard)
+            sub = await self._bind(shard, generation)
         except Exception:
-            await self._unlock(shard)
+            await self._leases.release(shard, generation)
             raise
-        stopping = asyncio.Event()
-        self._workers[shard] = (stopping, asyncio.create_task(self._work(shard, sub, stopping)))
+        w = self._workers[shard] = _Worker(generation, valid_until_s, self._now())
+        w.task = asyncio.create_task(self._work(shard, sub, w))
         self.stats["takeovers"] += 1
-        log.info("bridge shard %d/%d taken (member %d)", shard, self.shards, self.member_key)
+        log.info("bridge shard %d/%d taken, generation %d (member %s)", shard, self.shards, generation, self.member)
 
-    async def _bind(self, shard: int):
-        """The shard's consumer, starting where its acks end (made there if a holder left deliveries unacked)."""
-        name = consumer_name(shard, self.shards)
-        try:
-            info = await self.js.consumer_info(subjects.EVENTS_STREAM, name)
-            start = info.ack_floor.stream_seq + 1 if info.num_ack_pending else None
-            if start is not None:
-                await self.js.delete_consumer(subjects.EVENTS_STREAM, name)
+    async def _bind(self, shard: int, generation: int):
+        """This holding's consumer, starting where the shard's acks end: its earlier consumers' ack floor (a holder
+        that died or froze mid-batch left deliveries unacked: they come first, in order). Earlier ones are deleted
+        once it exists, so a stale holder can neither fetch nor ack what is now this holder's."""
+        infos = await self.js.consumers_info(subjects.EVENTS_STREAM)
+        earlier = [c for c in infos if (p := parse_consumer(c.name)) is not None and p[:2] == (shard, self.shards)
+                   and p[2] < generation]
+        name = consumer_name(shard, self.shards, generation)
+        if earlier:
+            start: int | None = min((c.ack_floor.stream_seq if c.ack_floor else 0) for c in earlier) + 1
+            pending = sum(c.num_ack_pending or 0 for c in earlier)
+            if pending:
                 self.stats["restarted_from_ack_floor"] += 1
-                log.warning("bridge shard %d: %d deliveries were never acked (their holder died); starting again at "
-                            "stream seq %d", shard, info.num_ack_pending, start)
-                await streams.ensure_events_shard_consumer(self.js, name, start)
-        except NotFoundError:
-            await streams.ensure_events_shard_consumer(self.js, name, await self._first_seq())
+                log.warning("bridge shard %d: %d deliveries were never acked (their holder died or froze); starting "
+                            "again at stream seq %s", shard, pending, start)
+        else:
+            start = self._first_seq(infos)
+        await streams.ensure_events_shard_consumer(self.js, name, start)
+        for c in earlier:
+            try:
+                await self.js.delete_consumer(subjects.EVENTS_STREAM, c.name)
+            except Exception as exc:  # noqa: BLE001 - a leftover is only a cost (its holder's fetches get nothing new)
+                log.warning("bridge shard %d: earlier consumer %s not deleted: %s", shard, c.name, exc)
         return await self.js.pull_subscribe_bind(durable=name, stream=subjects.EVENTS_STREAM)
 
-    async def _first_seq(self) -> int | None:
-        """Where a new shard consumer starts: after what every existing events consumer has acked (the one before
-        shards, or shards of another count), else at the stream's start."""
-        floors = [c.ack_floor.stream_seq for c in await self.js.consumers_info(subjects.EVENTS_STREAM)
+    @staticmethod
+    def _first_seq(infos: list) -> int | None:
+        """Where a shard's first consumer starts: after what every existing events consumer has acked (the one
+        before shards, or shards of another count), else at the stream's start."""
+        floors = [c.ack_floor.stream_seq for c in infos
                   if c.name.startswith(subjects.EVENTS_CONSUMER) and c.ack_floor is not None]
         return min(floors) + 1 if floors else None
 
-    async def _work(self, shard: int, sub, stopping: asyncio.Event) -> None:
-        while not stopping.is_set() and not self._lost():
+    async def _work(self, shard: int, sub, w: _Worker) -> None:
+        assert self._leases is not None
+        APPLYING.set(self._leases.fence(shard, w.generation))  # this task's applies are fenced by this holding
+        while not w.stopping.is_set() and not self._lost():
+            w.progress_s = self._now()
+            if w.progress_s >= w.valid_until_s:  # not renewed in time (we may have been frozen): fetch nothing
+                await asyncio.sleep(LEASE_WAIT_S)
+                continue
             try:
                 msgs = await fetch_ready(sub.fetch, FETCH_BATCH)
             except (TimeoutError, nats.errors.TimeoutError):
@@ -204,34 +291,45 @@ class BridgeShards:
                 await asyncio.sleep(FETCH_ERROR_PAUSE_S)
                 continue
             if self._lost():
-                return  # the lock is gone: another instance may hold the shard now; these come to it again
+                return  # no renewing: another instance may hold the shard soon; these come to it again
             mine = [m for m in msgs if shard_of_subject(m.subject, self.shards) == shard]
             self.stats["fetched"] += len(msgs)
             self.stats["skipped"] += len(msgs) - len(mine)
-            async with self._applying:
-                if mine:
-                    await self.apply(mine)
-                    self.stats["applied"] += len(mine)
-                if not msgs[-1].is_acked:
-                    await msgs[-1].ack()  # ack-all: ours are applied, the others are other shards' to apply
+            try:
+                async with self._applying:
+                    if mine:
+                        await self.apply(mine)
+                        self.stats["applied"] += len(mine)
+                    if not msgs[-1].is_acked:
+                        await msgs[-1].ack()  # ack-all: ours are applied, the others are other shards' to apply
+            except ShardLost as lost:  # a newer holding applies this shard now: nothing recorded, nothing acked
+                self.stats["fenced"] += 1
+                log.warning("bridge shard %d: apply refused by the fence (%s); stopping", shard, lost)
+                return
 
     async def _stop_worker(self, shard: int) -> None:
-        stopping, task = self._workers.pop(shard)
-        stopping.set()
+        w = self._workers.pop(shard)
+        w.stopping.set()
+        assert w.task is not None
         try:
-            await asyncio.wait_for(asyncio.shield(task), WORKER_STOP_S)
+            await asyncio.wait_for(asyncio.shield(w.task), WORKER_STOP_S)
         except TimeoutError:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            w.task.cancel()
+            await asyncio.gather(w.task, return_exceptions=True)
         except Exception as exc:  # noqa: BLE001 - it ended by itself with an error: logged, let go all the same
             log.warning("shard %d worker ended with %s: %s", shard, type(exc).__name__, exc)
 
-    async def _release(self, shard: int) -> None:
-        await self._stop_worker(shard)
-        await self._unlock(shard)
-        log.info("bridge shard %d/%d let go (member %d)", shard, self.shards, self.member_key)
+    async def _drop(self, shard: int) -> None:
+        """Stop the shard's worker at once (no batch finished: it is no longer ours to finish, or it is stuck)."""
+        w = self._workers.pop(shard)
+        w.stopping.set()
+        if w.task is not None:
+            w.task.cancel()
+            await asyncio.gather(w.task, return_exceptions=True)
 
-    async def _unlock(self, shard: int) -> None:
-        if not self._lost():
-            assert self._conn is not None
-            await self._conn.fetchval("select pg_advisory_unlock($1, $2)", SHARD_LOCK_CLASS, shard)
+    async def _release(self, shard: int) -> None:
+        assert self._leases is not None
+        generation = self._workers[shard].generation
+        await self._stop_worker(shard)
+        await self._leases.release(shard, generation)
+        log.info("bridge shard %d/%d let go (member %s)", shard, self.shards, self.member)

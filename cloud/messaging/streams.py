@@ -17,7 +17,8 @@ silently:
   which retries or reports it, rather than a store's oldest unread message vanishing.
 Age bounds too (`max_age`): edge events a week (a store offline longer re-sends from its outbox), cloud messages a
 week (a store box away longer than that is re-provisioned rather than replayed to).
-`ensure_streams` updates existing streams to these limits at every start. Production sizes: FRESHMESH_EVENTS_MAX_BYTES,
+`ensure_streams` creates them, or verifies them and updates their limits, at every start; several instances starting
+at once on a fresh NATS all come up (`stream_setup`). Production sizes: FRESHMESH_EVENTS_MAX_BYTES,
 FRESHMESH_CLOUD_MESSAGES_MAX_BYTES, FRESHMESH_EVENTS_MAX_AGE_S, FRESHMESH_CLOUD_MESSAGES_MAX_AGE_S,
 FRESHMESH_STREAM_REPLICAS (3 on a hub cluster: JetStream keeps each stream on three servers); the NATS
 server's own JetStream limits (`max_file_store`, `freshmesh deploy nats-config`) must exceed the two max_bytes.
@@ -37,8 +38,8 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError
 
+from cloud.messaging import stream_setup
 from protocol import codec, subjects
 
 DUPLICATE_WINDOW_S = 2 * 3600
@@ -104,13 +105,10 @@ def cloud_messages_stream_config(bounds: StreamBounds | None = None) -> StreamCo
 
 
 async def ensure_streams(js, bounds: StreamBounds | None = None) -> None:
+    """Create-or-verify both streams: safe when several instances start at once (cloud/messaging/stream_setup.py)."""
     bounds = bounds or StreamBounds.from_env()
     for config in (events_stream_config(bounds), cloud_messages_stream_config(bounds)):
-        try:
-            await js.stream_info(config.name)
-            await js.update_stream(config)
-        except NotFoundError:
-            await js.add_stream(config)
+        await stream_setup.ensure_stream(js, config)
 
 
 async def ensure_events_shard_consumer(js, name: str, start_seq: int | None = None) -> None:

@@ -168,7 +168,8 @@ def test_every_alert_rule_names_exported_metrics_and_loads_in_promtool(cloud):
     exported = set(re.findall(r"^# TYPE (\w+) ", text, re.M))
     rules = [r for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]]
     console = {"actor_down", "actor_not_ready", "actor_restarted", "store_offline", "store_never_seen", "lag",
-               "outbox_growing", "device", "shortage", "audit", "audit_incomplete", "source"}  # snapshot.alert_list
+               "outbox_growing", "device", "disk_low", "shortage", "audit", "audit_incomplete",
+               "source"}  # snapshot.alert_list
     assert console <= {r["labels"].get("console_alert") for r in rules}
     for rule in rules:
         assert rule["alert"] and "for" in rule and rule["labels"]["severity"] in ("critical", "warning"), rule

@@ -1,14 +1,19 @@
 """The pure parts of sharing the edge events among bridge instances (cloud/messaging/bridge_shards.py)."""
 from __future__ import annotations
 
+import pytest
+
 from cloud.messaging.bridge_shards import (
     BRIDGE_SHARDS,
     consumer_name,
     consumer_names,
+    current_consumers,
     fair_share,
+    parse_consumer,
     shard_of_store,
     shard_of_subject,
 )
+from cloud.messaging.shard_leases import LeaseTimes, locally_valid_until, stalled
 from protocol import subjects
 
 
@@ -40,3 +45,24 @@ def test_shard_consumers_are_named_apart_from_each_other_and_by_the_count():
     assert len(names) == BRIDGE_SHARDS + 1
     assert all(n.startswith(subjects.EVENTS_CONSUMER) for n in names)
     assert consumer_names() == [consumer_name(k) for k in range(BRIDGE_SHARDS)]
+
+
+def test_each_holding_of_a_shard_has_its_own_consumer_and_the_newest_is_current():
+    assert consumer_name(2, 4, 7) == "cloud_events_2of4_g7"
+    assert parse_consumer("cloud_events_2of4_g7") == (2, 4, 7)
+    assert parse_consumer("cloud_events_2of4") == (2, 4, 0)  # named before leases: generation 0
+    assert parse_consumer("cloud_events") is None and parse_consumer("store_S001") is None
+    names = ["cloud_events_0of4_g3", "cloud_events_0of4_g12", "cloud_events_1of4", "cloud_events_1of8_g99",
+             "cloud_events_3of4_g2", "store_S001"]
+    assert current_consumers(names) == {0: "cloud_events_0of4_g12", 1: "cloud_events_1of4", 3: "cloud_events_3of4_g2"}
+
+
+def test_lease_times_and_the_local_view_of_a_lease():
+    times = LeaseTimes.from_env({"FRESHMESH_BRIDGE_LEASE_S": "3", "FRESHMESH_BRIDGE_STALL_S": "20"})
+    assert (times.lease_s, times.stall_s, times.renew_every_s) == (3.0, 20.0, 1.0)
+    assert LeaseTimes.from_env({}) == LeaseTimes()
+    with pytest.raises(ValueError, match="positive"):
+        LeaseTimes(lease_s=0)
+    # a renewal sent at 100 s is ours until 103 s by our clock at the latest (PostgreSQL stamped it later)
+    assert locally_valid_until(100.0, 3.0) == 103.0
+    assert stalled(10.0, 31.0, 20.0) and not stalled(10.0, 30.0, 20.0)

@@ -1,0 +1,33 @@
+"""Create-or-verify of the JetStream streams (cloud/messaging/stream_setup.py): what differs, and what is done."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from nats.js.api import StorageType
+
+from cloud.messaging import stream_setup, streams
+
+
+def test_the_same_stream_read_back_from_the_server_is_kept():
+    wanted = streams.events_stream_config()
+    # as the server answers: ages as float seconds, the unset limits as -1
+    existing = dataclasses.replace(wanted, max_age=float(wanted.max_age), duplicate_window=float(wanted.duplicate_window),
+                                   max_msgs=-1, max_msgs_per_subject=-1)
+    assert stream_setup.differences(existing, wanted) == []
+    assert stream_setup.plan(existing, wanted) == "keep"
+
+
+def test_limits_only_are_updated():
+    wanted = streams.events_stream_config(streams.StreamBounds(events_max_bytes=2 * 1024 ** 3))
+    existing = streams.events_stream_config()
+    assert [d.field for d in stream_setup.differences(existing, wanted)] == ["max_bytes"]
+    assert stream_setup.plan(existing, wanted) == "update"
+
+
+@pytest.mark.parametrize("field, value", [("storage", StorageType.MEMORY), ("subjects", ["other.>"])])
+def test_another_meaning_is_refused_naming_the_field(field, value):
+    wanted = streams.cloud_messages_stream_config()
+    existing = dataclasses.replace(wanted, **{field: value}, max_bytes=1)
+    with pytest.raises(stream_setup.StreamConfigConflict, match=f"{field} is .* there"):
+        stream_setup.plan(existing, wanted)

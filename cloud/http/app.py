@@ -42,6 +42,7 @@ from cloud.http.routes import (
     stores,
     transfers,
 )
+from cloud.mall.routes import routes as mall_routes
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
@@ -50,6 +51,7 @@ RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders
 
 def build_routes(services) -> list[Route]:
     found = [r for module in RESOURCES for r in module.routes(services)] + console_routes(services)
+    found += mall_routes(services)  # the customers' mall at /mall (cloud/mall/)
     return [Route(path, guarded(fn), methods=methods) for path, fn, methods in found]
 
 

@@ -21,6 +21,7 @@ from cloud.http.routes import (
     after_sales,
     allocations,
     auth,
+    cart,
     catalogue,
     coupons,
     flash_sales,
@@ -46,7 +47,7 @@ from cloud.mall.routes import routes as mall_routes
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
-             segments, points, coupons, promotions, return_promotions)
+             segments, points, coupons, promotions, return_promotions, cart)
 
 
 def build_routes(services) -> list[Route]:

@@ -9,7 +9,7 @@
       const card = document.querySelector("[data-sku]");
       const amount = parseInt(document.getElementById("amount").value, 10);
       if (!(amount > 0)) return;
-      M.cart.add(card.dataset.sku, amount);
+      M.cart.add(card.dataset.sku, amount, card.dataset.weighed === "true");
       M.flash(W.added, false);
     });
   }
@@ -17,7 +17,7 @@
   if (scene) {
     scene.addEventListener("click", function () {
       const weighed = scene.dataset.weighed.split(",");
-      scene.dataset.skus.split(",").forEach(function (sku) { M.cart.add(sku, weighed.includes(sku) ? 500 : 1); });
+      scene.dataset.skus.split(",").forEach(function (sku) { M.cart.add(sku, weighed.includes(sku) ? 500 : 1, weighed.includes(sku)); });
       M.flash(W.added, false);
     });
   }

@@ -56,15 +56,21 @@
     },
     save: function (lines) { localStorage.setItem(CART, JSON.stringify(lines)); badge(); },
     /* qty: pieces, or grams of goods sold by weight (the API's unit) */
-    set: function (sku, qty) {
-      const lines = cart.lines().filter(function (l) { return l.sku !== sku; });
-      if (qty > 0) lines.push({sku: sku, qty: qty});
+    /* `weighed`: sold by the kg (qty in grams); kept with the line so the cart steps by weight */
+    set: function (sku, qty, weighed) {
+      const lines = cart.lines(), at = lines.findIndex(function (l) { return l.sku === sku; });
+      const w = weighed === undefined ? (at >= 0 && !!lines[at].w) : !!weighed;
+      if (at >= 0 && qty > 0) lines[at] = {sku: sku, qty: qty, w: w};
+      else if (at >= 0) lines.splice(at, 1);
+      else if (qty > 0) lines.push({sku: sku, qty: qty, w: w});
       cart.save(lines);
     },
-    add: function (sku, qty) {
+    add: function (sku, qty, weighed) {
       const now = cart.lines().find(function (l) { return l.sku === sku; });
-      cart.set(sku, (now ? now.qty : 0) + qty);
+      cart.set(sku, (now ? now.qty : 0) + qty, weighed);
     },
+    /* the lines as the API's items: {sku, qty} */
+    items: function () { return cart.lines().map(function (l) { return {sku: l.sku, qty: l.qty}; }); },
     clear: function () { cart.save([]); },
   };
 

@@ -1,0 +1,115 @@
+"""`freshmesh load mall-pages`: a few hundred simulated browsers open the mall's home page and product pages at
+once, against a running cloud (`--url`), or one started here (embedded NATS and PostgreSQL, `freshmesh cloud`).
+
+Each browser is an httpx client with its own cookies (a chosen store, so a product page reads that store's stock
+as a real visit does): it opens the home page and the stylesheet and script (a first visit), then keeps opening
+product pages and now and then the home page again, closed loop, for `--duration` seconds. A page counts when its
+HTML arrived whole with status 200; its time is request to last byte (what the browser needs to render it: the
+assets are cached after the first visit). The JSON report gives, per page kind, count, errors and p50/p99/max in ms.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from loadtest.report import Progress, latency_ms, stop_process, wait_http
+
+WORLD = Path(__file__).resolve().parents[1] / "cloud" / "data" / "default_world.json"
+STORES = ["S001", "S002", "S003", "S004", "S005"]
+HOME_EVERY = 5  # one page in five is the home page again (a customer going back to browse)
+CONNECT_LIMIT = 1000
+
+
+def online_skus() -> list[str]:
+    return [p["sku"] for p in json.loads(WORLD.read_text())["catalogue"] if "online" in p["channels"]]
+
+
+async def _browser(url: str, n: int, end: float, skus: list[str], samples: dict, errors: dict, limits) -> None:
+    rng = random.Random(n)
+    cookies = {"mall_store": STORES[n % len(STORES)], "mall_lang": "zh" if n % 4 else "en"}
+    async with httpx.AsyncClient(base_url=url, cookies=cookies, timeout=30, limits=limits) as http:
+        async def visit(kind: str, path: str, marker: str) -> None:
+            started = time.perf_counter()
+            try:
+                r = await http.get(path)
+                ok = r.status_code == 200 and marker in r.text
+            except httpx.HTTPError:
+                ok = False
+            if ok:
+                samples[kind].append(time.perf_counter() - started)
+            else:
+                errors[kind] += 1
+
+        await visit("home", "/mall", 'class="shelves"')
+        await visit("assets", "/mall/static/mall.css", ".tabs")
+        await visit("assets", "/mall/static/mall.js", "Mall")
+        i = 0
+        while time.monotonic() < end:
+            i += 1
+            if i % HOME_EVERY == 0:
+                await visit("home", "/mall", 'class="shelves"')
+            else:
+                await visit("product", f"/mall/products/{rng.choice(skus)}", 'id="availability"')
+
+
+async def _load(url: str, browsers: int, seconds: float) -> dict:
+    skus = online_skus()
+    samples: dict[str, list[float]] = {"home": [], "product": [], "assets": []}
+    errors = {kind: 0 for kind in samples}
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)  # a browser's few connections to one host
+    progress = Progress("mall-pages")
+    started = time.monotonic()
+    end = started + seconds
+    tasks = [asyncio.create_task(_browser(url, n, end, skus, samples, errors, limits)) for n in range(browsers)]
+    while not all(t.done() for t in tasks):
+        progress.update(f"{sum(len(s) for s in samples.values())} pages")
+        await asyncio.sleep(0.5)
+    progress.done()
+    for t in tasks:
+        t.result()
+    elapsed = time.monotonic() - started
+    pages = {kind: {"count": len(s), "errors": errors[kind], "latency_ms": latency_ms(s)} for kind, s in samples.items()}
+    p99 = {kind: latency_ms(s)["p99"] for kind, s in samples.items()}
+    return {"suite": "mall-pages", "url": url, "browsers": browsers, "seconds": round(elapsed, 1),
+            "pages_per_s": round(sum(len(s) for s in samples.values()) / elapsed, 1), "pages": pages,
+            "home_p99_ms": p99["home"], "product_p99_ms": p99["product"],
+            "note": "request to last byte of the server-rendered HTML, closed loop; the client runs on the same box"}
+
+
+def run_from_args(args) -> dict:
+    url, cloud, stack, workdir = args.url, None, None, None
+    try:
+        if not url:
+            from cloud.embedded import EmbeddedStack
+            from cloud.embedded.process import free_port
+            from cloud.main import secret_key_beside
+            from loadtest.flashsale import _start
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            workdir = Path(tempfile.mkdtemp(prefix="freshmesh-load-"))
+            stack = EmbeddedStack(workdir=workdir / "stack").start()
+            env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "RAY_ADDRESS")}
+            env.update({"NATS_URL": stack.nats_url, "DATABASE_URL": stack.database_url,
+                        "FRESHMESH_SECRET_KEY": secret_key_beside(stack.workdir),
+                        "FRESHMESH_STORE_CREDENTIALS": str(stack.credentials.path),
+                        "FRESHMESH_ADMIN_PASSWORD": secrets.token_urlsafe(12)})
+            cloud = _start([sys.executable, "-m", "simulators.cli", "cloud", "--http-port", str(port), "--workers",
+                            str(args.workers)], f"{url}/health", env=env)
+        wait_http(f"{url}/health", 60)
+        return asyncio.run(_load(url.rstrip("/"), args.browsers, args.duration))
+    finally:
+        stop_process(cloud)
+        if stack is not None:
+            stack.stop()
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)

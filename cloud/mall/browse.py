@@ -70,7 +70,7 @@ def routes(services) -> list[tuple]:
             log.warning("mall home: flash sales not read: %s", exc)
             flash = []
         return mall_page(request, services, "home.html", {
-            "icons": shelf.ICONS, "scenes": scenes, "zones": zones, "flash": flash,
+            "colours": shelf.COLOURS, "scenes": scenes, "zones": zones, "flash": flash,
             "time_limited": zones["time_limited"][:4], "spend_x": zones["spend_x"][:4],
             "group_buys": zones["group_buys"][:4]})
 

@@ -3,6 +3,8 @@ categories as customers know them, and the number formats shown (yuan with two d
 Pure functions, no I/O."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from protocol.money import format_fen
 
 LANGS = ("zh", "en")
@@ -48,7 +50,9 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "ev_refunded_part": "退款", "ev_rider": "骑手", "ev_weight": "称重调整", "you_pay": "实付",
         "rider_position": "骑手位置", "destination": "收货地址", "refund_of": "退款 ¥{amount}",
         "near_miss": "再买 ¥{missing} 可享「{name}」", "saved_by": "{name} 省 ¥{amount}",
-        "free_delivery_missing": "再买 ¥{missing} 免配送费", "placed": "订单已提交",
+        "free_delivery_missing": "再买 ¥{missing} 免配送费", "rider_dispatched": "已呼叫骑手",
+        "rider_accepted": "骑手已接单", "rider_arrived_at_store": "骑手已到店", "rider_picked_up": "骑手已取货",
+        "rider_delivering": "骑手配送中", "rider_delivered": "已送达", "rider_cancelled": "骑手取消", "placed": "订单已提交",
         "live": "实时更新", "no_orders": "还没有订单",
         "qty_minus": "减少", "qty_plus": "增加", "free": "免费", "close": "关闭",
     },
@@ -94,7 +98,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "ev_refunded_part": "Refund", "ev_rider": "Rider", "ev_weight": "Weight adjusted", "you_pay": "You pay",
         "rider_position": "Rider", "destination": "Delivery address", "refund_of": "refund ¥{amount}",
         "near_miss": "Spend ¥{missing} more for “{name}”", "saved_by": "{name} saves ¥{amount}",
-        "free_delivery_missing": "Spend ¥{missing} more for free delivery", "placed": "Order placed",
+        "free_delivery_missing": "Spend ¥{missing} more for free delivery",
+        "rider_dispatched": "rider called", "rider_accepted": "rider accepted",
+        "rider_arrived_at_store": "rider at the store",
+        "rider_picked_up": "rider picked up", "rider_delivering": "on the way", "rider_delivered": "delivered",
+        "rider_cancelled": "rider cancelled", "placed": "Order placed",
         "live": "Live", "no_orders": "No orders yet", "qty_minus": "Less",
         "qty_plus": "More", "free": "free", "close": "Close",
     },
@@ -120,6 +128,14 @@ def kg(grams: int) -> str:
     sign = "-" if grams < 0 else ""
     whole, rest = divmod(abs(grams), 1000)
     return f"{sign}{whole}.{rest:03d}"
+
+
+def china_time(rfc3339: str | None) -> str:
+    """An RFC 3339 moment as the stores' clock shows it (China time): '2026-12-01T00:00:00Z' -> '2026-12-01 08:00'."""
+    if not rfc3339:
+        return ""
+    moment = datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+    return moment.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
 
 
 def shelf_of(category: str) -> str | None:

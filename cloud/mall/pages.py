@@ -20,7 +20,7 @@ from cloud.mall import i18n
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
-TEMPLATES.env.filters.update(yuan=i18n.yuan, kg=i18n.kg)
+TEMPLATES.env.filters.update(yuan=i18n.yuan, kg=i18n.kg, china_time=i18n.china_time)
 LANG_COOKIE, SESSION_COOKIE, STORE_COOKIE = "mall_lang", "mall_session", "mall_store"
 COOKIE_MAX_AGE_S = 30 * 24 * 3600
 TOKEN_MAX_CHARS = 200  # a session token is far shorter; a longer cookie is not looked up

@@ -15,7 +15,10 @@ from cloud.mall.i18n import SHELVES, shelf_of
 
 LOW_STOCK_UNITS = 5  # pieces (or kg worth of grams for weighed goods) at which a product shows "few left"
 SEARCH_MAX = 60
-ICONS = {"vegetables": "🥬", "fruit": "🍎", "meat": "🥩", "seafood": "🦐", "eggs_dairy": "🥚", "packed": "🍞"}
+# each shelf's colour: tiles and pictures are drawn from it and the name's first letter (no image files, no emoji
+# font needed: many boxes and phones draw emoji as empty boxes)
+COLOURS = {"vegetables": "#2e7d32", "fruit": "#e65100", "meat": "#b71c1c", "seafood": "#0277bd",
+           "eggs_dairy": "#f9a825", "packed": "#6d4c41"}
 
 
 def online(catalogue) -> list:
@@ -32,7 +35,8 @@ def tile(product, level: str | None) -> dict:
     member = product.price_for(level) if level else product.price_fen
     return {"sku": product.sku, "name": product.name, "unit": product.unit, "plu": product.plu,
             "price_fen": product.price_fen, "member_fen": member if member < product.price_fen else None,
-            "shelf": shelf_of(product.category), "icon": ICONS.get(shelf_of(product.category) or "", "🛒"),
+            "shelf": shelf_of(product.category), "colour": COLOURS.get(shelf_of(product.category) or "", "#1f6b3a"),
+            "letter": product.name[:1].upper(),
             "weighed": product.weighed}
 
 

@@ -24,6 +24,7 @@ from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 from protocol import phones
 from tests.integration.harness import (
+    customer,
     eventually,
     new_mobile,
     operator_headers,
@@ -313,3 +314,37 @@ async def test_a_delivery_from_s058_paid_with_stored_value_is_followed_to_delive
     await page.set_viewport_size(DESKTOP)
     await shot(page, tmp_path, "order-delivered", DESKTOP)
     await page.set_viewport_size(PHONE)
+
+
+async def test_the_public_cart_price_answers_problems_that_name_what_was_wrong(mall):
+    services, url, http, op, boxes, lanes = mall
+    lat, lon = SITES[PICKUP_STORE]
+    item = {"sku": PACKED["sku"], "qty": 1}
+    ok = await http.post("/cart/price", json={"store_id": PICKUP_STORE, "items": [item]})
+    assert ok.status_code == 200 and ok.json()["total_fen"] > 0 and ok.json()["slots"], ok.text
+    cases = [
+        ({"store_id": PICKUP_STORE, "items": [{"sku": "NOPE-1", "qty": 1}]}, {}, 422, "unknown sku 'NOPE-1'"),
+        ({"store_id": PICKUP_STORE, "items": []}, {}, 422, "items"),
+        ({"fulfilment": "delivery", "items": [item]}, {}, 422, "location"),
+        ({"fulfilment": "delivery", "items": [item], "location": {"lat": 45.0, "lon": 90.0}}, {}, 409,
+         "no store delivers"),
+        ({"store_id": PICKUP_STORE, "items": [item], "coupons": ["X"]}, {}, 401, "sign in"),
+        ({"store_id": PICKUP_STORE, "items": [item]}, {"Authorization": "Bearer stale"}, 401, "not valid"),
+    ]
+    for body, headers, status, words in cases:
+        r = await http.post("/cart/price", json=body, headers=headers)
+        assert r.status_code == status and r.headers["content-type"] == "application/problem+json", (body, r.text)
+        assert words in r.json()["detail"], (body, r.json())
+    # another customer's order page is "no such order" (a page, not JSON), like the API's 404
+    other = await customer(services, http)
+    mine = await http.post("/orders", headers={**other.headers, "Idempotency-Key": uuid.uuid4().hex}, json={
+        "fulfilment": "pickup", "store_id": PICKUP_STORE, "slot_start": ok.json()["slots"][0]["start"],
+        "items": [item]})
+    assert mine.status_code == 201, mine.text
+    stranger = await customer(services, http)
+    page = await http.get(f"/mall/orders/{mine.json()['order_id']}", cookies={"mall_session": stranger.token})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert PACKED["name"] not in page.text
+    await http.post(f"/orders/{mine.json()['order_id']}/cancel", headers=other.headers)
+    signed_out = await http.get(f"/mall/orders/{mine.json()['order_id']}", follow_redirects=False)
+    assert signed_out.status_code == 303 and signed_out.headers["location"].startswith("/mall/signin")

@@ -145,3 +145,12 @@ def test_zones_from_the_promotion_book():
     assert zones["spend_x"] and zones["group_buys"] and zones["time_limited"]
     assert zones["time_limited"][0]["active"]  # active-now deals first (07:00-09:00 deals at 08:00)
     assert all(z["id"] != "MD-GREENS-1900" for k in zones for z in zones[k])  # offline markdowns are not zones
+
+
+def test_times_are_shown_on_the_stores_clock_and_both_languages_name_every_word():
+    from cloud.mall import i18n
+    assert i18n.china_time("2026-12-01T00:00:00Z") == "2026-12-01 08:00"
+    assert i18n.china_time(None) == ""
+    assert i18n.CATALOGUE["zh"].keys() == i18n.CATALOGUE["en"].keys()
+    from protocol.order_lifecycle import SHOWN_STATUSES
+    assert all(f"status_{s}" in i18n.CATALOGUE["zh"] for s in SHOWN_STATUSES)  # no order status shown raw

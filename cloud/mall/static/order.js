@@ -14,11 +14,14 @@
     const d = e.detail || {};
     const parts = [];
     if (d.rider && d.rider.name) parts.push(W.rider + " " + d.rider.name);
-    if (d.status && e.event === "rider") parts.push(d.status);
-    if (d.amount_fen) parts.push(W.refund_of.replace("{amount}", M.yuan(d.amount_fen)));
+    if (d.status && e.event === "rider") parts.push(W["rider_" + d.status] || d.status);
+    if (e.event === "refunded_part" && d.amount_fen) parts.push(W.refund_of.replace("{amount}", M.yuan(d.amount_fen)));
     if (d.reason) parts.push(d.reason);
     return parts.join(" · ");
   }
+  const CN_TIME = new Intl.DateTimeFormat(document.documentElement.lang, {timeZone: "Asia/Shanghai", month: "2-digit",
+    day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
+  function when(at) { try { return CN_TIME.format(new Date(at)); } catch (e) { return at; } }
   function project(lat, lon) {
     const s = +map.dataset.south, n = +map.dataset.north, w = +map.dataset.west, e = +map.dataset.east;
     const vb = map.viewBox.baseVal, pad = 24;
@@ -35,7 +38,7 @@
     timeline.innerHTML = (order.timeline || []).map(function (e) {
       return '<li data-event="' + M.esc(e.event) + '" data-status="' + M.esc(e.status) + '"><strong>' +
         M.esc(W["status_" + e.status] || e.status) + "</strong> " + M.esc(W["ev_" + e.event] || "") + " " +
-        M.esc(describe(e)) + '<time datetime="' + M.esc(e.at) + '">' + M.esc(e.at.slice(0, 19).replace("T", " ")) + "</time></li>";
+        M.esc(describe(e)) + '<time datetime="' + M.esc(e.at) + '">' + M.esc(when(e.at)) + "</time></li>";
     }).join("");
     if (map) {
       const moves = (order.timeline || []).filter(function (e) { return e.detail && e.detail.position; });

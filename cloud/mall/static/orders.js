@@ -12,7 +12,7 @@
       const li = document.createElement("li");
       li.className = "card"; li.dataset.order = id;
       li.innerHTML = '<a href="/mall/orders/' + encodeURIComponent(id) + '"><strong>' + M.esc(W["status_" + o.status] || o.status) +
-        "</strong> · ¥" + M.yuan(o.total_fen) + " · " + M.esc(o.created_at.slice(0, 16).replace("T", " ")) + "</a>";
+        "</strong> · ¥" + M.yuan(o.total_fen) + " · " + M.esc(new Date(o.created_at).toLocaleString(document.documentElement.lang, {timeZone: "Asia/Shanghai"})) + "</a>";
       list.appendChild(li);
     } catch (e) { /* another member's or gone: not listed */ }
   });

@@ -26,7 +26,7 @@ from loadtest.report import Progress, latency_ms, stop_process, wait_http
 
 WORLD = Path(__file__).resolve().parents[1] / "cloud" / "data" / "default_world.json"
 STORES = ["S001", "S002", "S003", "S004", "S005"]
-HOME_EVERY = 5  # one page in five is the home page again (a customer going back to browse)
+HOME_EVERY = 3  # one page in three is the home page again (a customer going back to browse)
 CONNECT_LIMIT = 1000
 
 

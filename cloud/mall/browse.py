@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse
 from cloud.mall import pages, shelf
 from cloud.mall.i18n import SHELVES
 from cloud.mall.pages import mall_error, mall_page
+from cloud.mall.recent import Recent
 from protocol.clock import to_rfc3339
 
 CN = timezone(timedelta(hours=8))  # the chain's stores keep China time: daily promotion windows are in it
@@ -52,6 +53,7 @@ async def live_flash_sales(services) -> list[dict]:
 
 def routes(services) -> list[tuple]:
     cloud = services.cloud
+    recent = Recent()  # stock rows and flash sales, about a second old at most (cloud/mall/recent.py)
 
     async def level(request) -> str | None:
         return await pages.level_of(services, await pages.member_of(request, services))
@@ -65,7 +67,7 @@ def routes(services) -> list[tuple]:
         for zone in zones["time_limited"] + zones["group_buys"]:
             zone["tiles"] = [shelf.tile(catalogue.by_sku[s], lvl) for s in zone["skus"][:3]]
         try:
-            flash = await live_flash_sales(services)
+            flash = await recent.get("flash", lambda: live_flash_sales(services))
         except Exception as exc:  # noqa: BLE001 - the home page shows without its flash zone rather than not at all
             log.warning("mall home: flash sales not read: %s", exc)
             flash = []
@@ -113,7 +115,8 @@ def routes(services) -> list[tuple]:
         state, row = None, None
         if store_id:
             try:
-                rows = (await services.stock.store_view(store_id, sku))["stock"]
+                view = await recent.get((store_id, sku), lambda: services.stock.store_view(store_id, sku))
+                rows = view["stock"]
                 row = rows[0] if rows else None
             except Exception as exc:  # noqa: BLE001 - shown as pre-sale, never a failed page
                 log.warning("mall product %s: stock at %s not read: %s", sku, store_id, exc)

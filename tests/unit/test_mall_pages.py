@@ -62,7 +62,8 @@ class Stub:
 
 
 @pytest.fixture
-def mall():
+def mall(monkeypatch):
+    monkeypatch.setattr("cloud.mall.recent.FRESH_S", 0.0)  # each page reads the stand-in's rows as they are now
     services = Stub()
     app = Starlette(routes=[Route(p, fn, methods=m) for p, fn, m in mall_routes(services)])
     with TestClient(app, base_url="http://cloud") as client:
@@ -154,3 +155,20 @@ def test_times_are_shown_on_the_stores_clock_and_both_languages_name_every_word(
     assert i18n.CATALOGUE["zh"].keys() == i18n.CATALOGUE["en"].keys()
     from protocol.order_lifecycle import SHOWN_STATUSES
     assert all(f"status_{s}" in i18n.CATALOGUE["zh"] for s in SHOWN_STATUSES)  # no order status shown raw
+
+
+async def test_recent_reads_are_reused_for_about_a_second_and_bounded():
+    from cloud.mall.recent import Recent
+    now = [0.0]
+    loads = []
+
+    async def load():
+        loads.append(now[0])
+        return len(loads)
+    recent = Recent(fresh_s=1.0, entries_max=2, clock=lambda: now[0])
+    assert await recent.get("a", load) == 1 and await recent.get("a", load) == 1  # one read for both
+    now[0] = 1.5
+    assert await recent.get("a", load) == 2  # stale: read again
+    await recent.get("b", load)
+    await recent.get("c", load)
+    assert list(recent.entries) == ["b", "c"]  # bounded: the oldest went

@@ -42,11 +42,23 @@
     try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
     if (!r.ok) {
       if (r.status === 401) session.clear();
-      const err = new Error(r.status === 401 ? W.sign_in_needed : (data && data.detail) || W.error_generic);
+      const err = new Error(r.status === 401 ? W.sign_in_needed : sentence(r.status, data));
       err.status = r.status; err.problem = data;
       throw err;
     }
     return data;
+  }
+
+  /* A problem as a sentence: the mall's own words for the cases it knows (its `type`), then the API's `detail`,
+     which names exactly what was wrong; never the raw body. */
+  const KNOWN = {"/problems/out-of-stock": "problem_out_of_stock", "/problems/slot": "problem_slot",
+                 "/problems/no-store": "problem_no_store", "/problems/coupon": "problem_coupon",
+                 "/problems/payment": "problem_payment"};
+  function sentence(status, problem) {
+    const detail = problem && typeof problem.detail === "string" ? problem.detail : "";
+    const key = problem && KNOWN[problem.type] || (status === 422 ? "problem_invalid" : null);
+    if (key && W[key]) return detail ? W[key] + (document.documentElement.lang === "en" ? ": " : "：") + detail : W[key];
+    return detail || W.error_generic;
   }
 
   const cart = {

@@ -62,6 +62,36 @@ async def _browser(url: str, n: int, end: float, skus: list[str], samples: dict,
                 await visit("product", f"/mall/products/{rng.choice(skus)}", 'id="availability"')
 
 
+ROUTES = {"home": "/mall", "product": "/mall/products/{sku}"}
+
+
+def server_side(metrics_text: str) -> dict:
+    """From the cloud's /metrics (every API worker's histogram summed): per page kind, requests served, the mean
+    time inside the server and the bucket under which 99% of them finished (ms): what the cloud itself spent, apart
+    from queueing in this client on the same box."""
+    out = {}
+    for kind, route in ROUTES.items():
+        label = f'route="{route}"'
+        buckets: list[tuple[float, float]] = []
+        total = count = 0.0
+        for line in metrics_text.splitlines():
+            if label not in line or line.startswith("#"):
+                continue
+            name, value = line.rsplit(" ", 1)
+            if name.startswith("freshmesh_http_request_seconds_bucket"):
+                le = name.split('le="', 1)[1].split('"', 1)[0]
+                buckets.append((float("inf") if le == "+Inf" else float(le), float(value)))
+            elif name.startswith("freshmesh_http_request_seconds_sum"):
+                total = float(value)
+            elif name.startswith("freshmesh_http_request_seconds_count"):
+                count = float(value)
+        buckets.sort()
+        p99 = next((le for le, n in buckets if count and n >= 0.99 * count), None)
+        out[kind] = {"served": int(count), "mean_ms": round(total / count * 1000, 2) if count else None,
+                     "p99_under_ms": None if p99 is None or p99 == float("inf") else p99 * 1000}
+    return out
+
+
 async def _load(url: str, browsers: int, seconds: float) -> dict:
     skus = online_skus()
     samples: dict[str, list[float]] = {"home": [], "product": [], "assets": []}
@@ -78,11 +108,15 @@ async def _load(url: str, browsers: int, seconds: float) -> dict:
     for t in tasks:
         t.result()
     elapsed = time.monotonic() - started
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        metrics = await http.get("/metrics")
+    server = server_side(metrics.text) if metrics.status_code == 200 else {}
     pages = {kind: {"count": len(s), "errors": errors[kind], "latency_ms": latency_ms(s)} for kind, s in samples.items()}
     p99 = {kind: latency_ms(s)["p99"] for kind, s in samples.items()}
     return {"suite": "mall-pages", "url": url, "browsers": browsers, "seconds": round(elapsed, 1),
             "pages_per_s": round(sum(len(s) for s in samples.values()) / elapsed, 1), "pages": pages,
             "home_p99_ms": p99["home"], "product_p99_ms": p99["product"],
+            "server": server,
             "note": "request to last byte of the server-rendered HTML, closed loop; the client runs on the same box"}
 
 

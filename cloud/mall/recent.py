@@ -4,6 +4,7 @@ customers opening the same product at once then cost one stock read, not hundred
 reserved from it: placing an order reads the authorities again (`POST /orders`)."""
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ class Recent:
         self.fresh_s = FRESH_S if fresh_s is None else fresh_s
         self.entries_max, self.clock = entries_max, clock
         self.entries: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+        self.loading: dict[Any, asyncio.Future] = {}  # one read per key at a time: the others wait for it
 
     async def get(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
         """The value read within the last `fresh_s`, else `load()` (whose failure is not kept)."""
@@ -26,7 +28,23 @@ class Recent:
         hit = self.entries.get(key)
         if hit is not None and now - hit[0] < self.fresh_s:
             return hit[1]
-        value = await load()
+        waiting = self.loading.get(key)
+        if waiting is not None:
+            return await asyncio.shield(waiting)
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.loading[key] = future
+        try:
+            value = await load()
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a failure nobody else waited for is not logged as lost
+            raise
+        except BaseException:  # cancelled: the ones waiting try again themselves
+            future.cancel()
+            raise
+        finally:
+            del self.loading[key]
+        future.set_result(value)
         self.entries[key] = (now, value)
         self.entries.move_to_end(key)
         while len(self.entries) > self.entries_max:

@@ -172,3 +172,26 @@ async def test_recent_reads_are_reused_for_about_a_second_and_bounded():
     await recent.get("b", load)
     await recent.get("c", load)
     assert list(recent.entries) == ["b", "c"]  # bounded: the oldest went
+
+
+async def test_recent_reads_once_for_many_asking_at_the_same_moment():
+    import asyncio
+
+    from cloud.mall.recent import Recent
+    calls = []
+    gate = asyncio.Event()
+
+    async def load():
+        calls.append(1)
+        await gate.wait()
+        return "row"
+    recent = Recent()
+    waiting = [asyncio.create_task(recent.get("k", load)) for _ in range(50)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*waiting) == ["row"] * 50 and len(calls) == 1
+
+    async def broken():
+        raise RuntimeError("actors busy")
+    with pytest.raises(RuntimeError):
+        await Recent().get("x", broken)

@@ -53,7 +53,7 @@ async def live_flash_sales(services) -> list[dict]:
 
 def routes(services) -> list[tuple]:
     cloud = services.cloud
-    recent = Recent()  # stock rows and flash sales, about a second old at most (cloud/mall/recent.py)
+    recent = Recent()  # stores' stock views and flash sales, about a second old at most (cloud/mall/recent.py)
 
     async def level(request) -> str | None:
         return await pages.level_of(services, await pages.member_of(request, services))
@@ -115,9 +115,10 @@ def routes(services) -> list[tuple]:
         state, row = None, None
         if store_id:
             try:
-                view = await recent.get((store_id, sku), lambda: services.stock.store_view(store_id, sku))
-                rows = view["stock"]
-                row = rows[0] if rows else None
+                # the store's whole stock view (GET /stores/{id}/stock), read at most about once a second per store
+                # however many customers open its products
+                view = await recent.get(("stock", store_id), lambda: services.stock.store_view(store_id))
+                row = next((r for r in view["stock"] if r["sku"] == sku), None)
             except Exception as exc:  # noqa: BLE001 - shown as pre-sale, never a failed page
                 log.warning("mall product %s: stock at %s not read: %s", sku, store_id, exc)
             state = shelf.availability(row, product)

@@ -1,6 +1,6 @@
-"""A small in-process cache of what browse pages read from shared state (a store's stock row of a product, the live
-flash sales), kept for about a second: a page view does not need a fresher figure than that, and a few hundred
-customers opening the same product at once then cost one stock read, not hundreds. Orders are never priced or
+"""A small in-process cache of what browse pages read from shared state (a store's stock view, the live flash
+sales), kept for about a second: a page view does not need a fresher figure than that, and a few hundred customers
+opening products of one store at once then cost one stock read, not hundreds. Orders are never priced or
 reserved from it: placing an order reads the authorities again (`POST /orders`)."""
 from __future__ import annotations
 

@@ -55,8 +55,8 @@ class Stub:
         class Stock:
             @staticmethod
             async def store_view(store_id, sku=None):
-                row = outer.stock_rows.get(sku)
-                return {"store_id": store_id, "stock": [row] if row else []}
+                rows = [r for k, r in outer.stock_rows.items() if sku is None or k == sku]
+                return {"store_id": store_id, "stock": rows}
 
         self.cloud, self.identity, self.orders, self.stock = Cloud, Identity, Orders, Stock
 

@@ -203,6 +203,7 @@ async def test_sign_in_buy_weighed_and_packed_with_a_coupon_pick_at_the_box_and_
     await page.click("#to-checkout")
     await page.wait_for_selector(f'input[name="coupon"][value="{code}"]')
     assert await page.input_value("#store-select") == PICKUP_STORE
+    await page.wait_for_selector("#summary[data-total]")  # priced once the wallet's coupons are listed
     before = int(await page.get_attribute("#summary", "data-total"))
     await page.check(f'input[name="coupon"][value="{code}"]')
     # the coupon's saving joins the explained savings and the total falls by it (other rules of the book apply too)
@@ -281,6 +282,7 @@ async def test_a_delivery_from_s058_paid_with_stored_value_is_followed_to_delive
     await top_up(services, http, signed, 20_000)
     lat, lon = SITES[DELIVERY_STORE]
     await page.goto(f"{url}/mall/products/{PACKED['sku']}")
+    await page.evaluate("() => localStorage.setItem('mall_cart', '[]')")  # this order's goods only
     await page.fill("#amount", "3")
     await page.click("#add")
     await page.goto(f"{url}/mall/checkout")

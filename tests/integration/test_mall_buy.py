@@ -239,6 +239,7 @@ async def test_sign_in_buy_weighed_and_packed_with_a_coupon_pick_at_the_box_and_
     assert done.status_code == 200 and done.json()["status"] == "picked", done.text
     await page.wait_for_selector('#order[data-status="ready"]', timeout=20_000)
     await page.wait_for_selector('#timeline li[data-event="refunded_part"]', timeout=20_000)
+    await page.wait_for_function("document.getElementById('refunded').textContent.includes('退款')")
     # the till scans the QR: its payload is the pickup code the box's pickup endpoint takes
     r = await lane.post(f"/pickups/{payload}")
     assert r.status_code == 200 and r.json()["order_id"] == order_id, r.text
@@ -351,7 +352,8 @@ async def test_the_public_cart_price_answers_problems_that_name_what_was_wrong(m
         "items": [item]})
     assert mine.status_code == 201, mine.text
     stranger = await customer(services, http)
-    page = await http.get(f"/mall/orders/{mine.json()['order_id']}", cookies={"mall_session": stranger.token})
+    async with httpx.AsyncClient(base_url=url, cookies={"mall_session": stranger.token}) as theirs:
+        page = await theirs.get(f"/mall/orders/{mine.json()['order_id']}")
     assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
     assert PACKED["name"] not in page.text
     await http.post(f"/orders/{mine.json()['order_id']}/cancel", headers=other.headers)

@@ -31,6 +31,9 @@
   function show(order) {
     root.dataset.status = order.status;
     document.getElementById("state").textContent = W["status_" + order.status] || order.status;
+    document.getElementById("total").textContent = M.yuan(order.total_fen);
+    const refunded = document.getElementById("refunded");
+    refunded.textContent = order.refunded_fen ? "· " + refunded.dataset.template.replace("{amount}", M.yuan(order.refunded_fen)) : "";
     const pickup = document.getElementById("pickup");
     if (pickup) pickup.hidden = HIDE_CODE.includes(order.status);
     const walletPay = document.getElementById("wallet-pay");

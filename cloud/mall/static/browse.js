@@ -10,6 +10,10 @@
       const amount = parseInt(document.getElementById("amount").value, 10);
       if (!(amount > 0)) return;
       M.cart.add(card.dataset.sku, amount, card.dataset.weighed === "true");
+      const state = document.getElementById("availability");
+      if (state && state.dataset.state === "presale") {  // remembered: checkout offers the order as a pre-sale
+        M.cart.save(M.cart.lines().map(function (l) { return l.sku === card.dataset.sku ? Object.assign(l, {p: true}) : l; }));
+      }
       M.flash(W.added, false);
     });
   }

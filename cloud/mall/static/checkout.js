@@ -14,6 +14,9 @@
     document.getElementById("lat").value = address.lat; document.getElementById("lon").value = address.lon;
   }
 
+  // goods added while out of stock: the order may become a pre-sale (supply due) rather than be refused
+  document.getElementById("presale").checked = M.cart.lines().some(function (l) { return l.p; });
+
   function fulfilment() { return form.querySelector('input[name="fulfilment"]:checked').value; }
   function chosenCoupons() {
     return Array.from(form.querySelectorAll('input[name="coupon"]:checked')).map(function (c) { return c.value; });
@@ -94,7 +97,7 @@
     sessionStorage.setItem(KEY, key);  // a retry of this attempt (a lost answer) answers the same order
     try {
       const body = Object.assign({fulfilment: fulfilment(), items: M.cart.items(), slot_start: slot,
-                                  coupons: chosenCoupons()}, place);
+                                  coupons: chosenCoupons(), presale: document.getElementById("presale").checked}, place);
       const order = await M.api("POST", "/orders", body, {"Idempotency-Key": key});
       const ids = JSON.parse(localStorage.getItem("mall_orders") || "[]");
       if (!ids.includes(order.order_id)) { ids.unshift(order.order_id); localStorage.setItem("mall_orders", JSON.stringify(ids.slice(0, 50))); }

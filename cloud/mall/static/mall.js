@@ -72,7 +72,7 @@
     set: function (sku, qty, weighed) {
       const lines = cart.lines(), at = lines.findIndex(function (l) { return l.sku === sku; });
       const w = weighed === undefined ? (at >= 0 && !!lines[at].w) : !!weighed;
-      if (at >= 0 && qty > 0) lines[at] = {sku: sku, qty: qty, w: w};
+      if (at >= 0 && qty > 0) lines[at] = Object.assign(lines[at], {qty: qty, w: w});
       else if (at >= 0) lines.splice(at, 1);
       else if (qty > 0) lines.push({sku: sku, qty: qty, w: w});
       cart.save(lines);

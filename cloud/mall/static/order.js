@@ -15,7 +15,7 @@
     const parts = [];
     if (d.rider && d.rider.name) parts.push(W.rider + " " + d.rider.name);
     if (d.status && e.event === "rider") parts.push(W["rider_" + d.status] || d.status);
-    if (e.event === "refunded_part" && d.amount_fen) parts.push(W.refund_of.replace("{amount}", M.yuan(d.amount_fen)));
+    if (e.event === "refunded_part" && d.amount_fen) parts.push("¥" + M.yuan(d.amount_fen));  // after the word "refund"
     if (d.reason) parts.push(d.reason);
     return parts.join(" · ");
   }

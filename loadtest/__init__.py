@@ -13,6 +13,7 @@ SUITES = {
     "consistency": ("loadtest.consistency", "edge sale -> visible in the cloud's stock view, under steady till traffic"),
     "fleet": ("loadtest.fleet", "how many stores one box carries with till-to-cloud lag p99 under 1 s"),
     "till-page": ("loadtest.till_page", "scan -> line on the till page's scan endpoint, over HTTP: p99 in ms"),
+    "mall-pages": ("loadtest.mall_pages", "hundreds of browsers on the mall's home and product pages: p50/p99 in ms"),
 }
 PLANNED: dict[str, str] = {}
 
@@ -46,6 +47,7 @@ def add_load_parser(sub, func) -> None:
     load.add_argument("--probe-every", type=float, default=5.0,
                       help="consistency, fleet: seconds between a store's probe sales")
     load.add_argument("--per-process", type=int, default=25, help="consistency, fleet: edge boxes per process")
+    load.add_argument("--browsers", type=int, default=300, help="mall-pages: simulated browsers at once")
     load.add_argument("--steps", default="25,50,100,150,200,250,300", help="fleet: store counts to try, in order")
     load.set_defaults(func=func)
 

@@ -21,6 +21,7 @@ from cloud.http.routes import (
     after_sales,
     allocations,
     auth,
+    cart,
     catalogue,
     coupons,
     flash_sales,
@@ -43,14 +44,16 @@ from cloud.http.routes import (
     stores,
     transfers,
 )
+from cloud.mall.routes import routes as mall_routes
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
-             segments, points, coupons, promotions, return_promotions, shifts)
+             segments, points, coupons, promotions, return_promotions, shifts, cart)
 
 
 def build_routes(services) -> list[Route]:
     found = [r for module in RESOURCES for r in module.routes(services)] + console_routes(services)
+    found += mall_routes(services)  # the customers' mall at /mall (cloud/mall/)
     return [Route(path, guarded(fn), methods=methods) for path, fn, methods in found]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from cloud.http.openapi_coupons import coupon_paths
 from cloud.http.openapi_groups import group_paths
+from cloud.http.openapi_mall import CART_REQUEST, mall_paths
 from cloud.http.routes.return_promotions import paths as return_promotion_paths
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -368,6 +369,8 @@ PATHS.update(coupon_paths(_op))
 PATHS.update(group_paths(_op))
 PATHS.update(return_promotion_paths(_op))
 PATHS.update(shift_paths(_op))  # cashiers' shift reports (cloud/http/routes/shifts.py)
+PATHS.update(mall_paths(_op))  # the cart price and the mall's pages (cloud/http/openapi_mall.py)
+SCHEMAS["CartRequest"] = CART_REQUEST
 
 
 def openapi_document() -> dict:

@@ -26,6 +26,7 @@ from cloud.http.routes import (
     flash_sales,
     group_buys,
     markdowns,
+    member_self,
     members,
     operations,
     operators,
@@ -46,7 +47,8 @@ from cloud.mall.routes import routes as mall_routes
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
-             segments, points, coupons, promotions, return_promotions)
+             segments, points, coupons, promotions, return_promotions,
+             member_self)  # member_self: the member centre's own-account endpoints (issue 20)
 
 
 def build_routes(services) -> list[Route]:

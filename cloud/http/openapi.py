@@ -7,6 +7,7 @@ from typing import Any
 
 from cloud.http.openapi_coupons import coupon_paths
 from cloud.http.openapi_groups import group_paths
+from cloud.http.openapi_mall2 import mall2_paths
 from cloud.http.routes.return_promotions import paths as return_promotion_paths
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -366,11 +367,14 @@ SCHEMAS.update(openapi_points.SCHEMAS)
 PATHS.update(coupon_paths(_op))
 PATHS.update(group_paths(_op))
 PATHS.update(return_promotion_paths(_op))
+PATHS.update(mall2_paths(_op))
 
 
 def openapi_document() -> dict:
     from cloud.http import openapi_segments  # builds on _op above
-    from cloud.http.openapi_answers import annotate  # operationIds, tags, answer schemas, media types
+    from cloud.http.openapi_answers import ANSWERS, annotate  # operationIds, tags, answer schemas, media types
+    from cloud.http.openapi_mall2 import ANSWERS as MALL2_ANSWERS
+    ANSWERS.update(MALL2_ANSWERS)
     from cloud.logs import version
     paths, schemas = {**PATHS, **openapi_segments.PATHS}, {**SCHEMAS, "Campaign": openapi_segments.SCHEMA}
     return annotate(copy.deepcopy({"openapi": "3.1.0", "info": {"title": "FreshMesh cloud API", "version": version()},

@@ -3,9 +3,18 @@ is a module with `routes(services) -> [(path, endpoint, methods)]` added to AREA
 all with the API's guard (deadline, metrics) like every other endpoint."""
 from __future__ import annotations
 
-from cloud.mall import account, assets, browse, buy
+from cloud.mall import (  # flash sales, group buys, member centre (issue 20, part 2)
+    account,
+    assets,
+    browse,
+    buy,
+    flash,
+    groups,
+    member_centre,
+)
 
-AREAS = (assets, account, browse, buy)
+AREAS = (assets, account, browse, buy,
+         flash, groups, member_centre)
 
 
 def routes(services) -> list[tuple]:

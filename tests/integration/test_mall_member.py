@@ -162,6 +162,7 @@ async def test_a_flash_sale_is_bought_on_the_page_and_a_second_customer_sees_it_
 
         await first.click("#buy")
         await first.wait_for_selector("#won:not([hidden])")
+        assert await first.is_hidden("#buy")  # won: the attempt is over
         href = await first.get_attribute("#order-link", "href")
         order_id = href.rsplit("/", 1)[-1]
         assert href == f"/mall/orders/{order_id}"
@@ -203,6 +204,7 @@ async def test_a_group_buy_is_formed_by_three_browser_sessions_at_the_group_pric
         await leader.wait_for_selector('#mine-status[data-status="reserved"]')
         await leader.click("#pay-group")
         await leader.wait_for_selector('#mine-status[data-status="group_forming"]')
+        assert await leader.is_hidden("#pay-group")  # paid: no second payment offered
         share = await leader.input_value("#share-url")
         group_id = share.rsplit("/", 1)[-1]
         assert share == f"{url}/mall/groups/{group_id}" and await leader.locator(".qr svg").count() == 1

@@ -184,6 +184,45 @@ async def test_a_flash_sale_is_bought_on_the_page_and_a_second_customer_sees_it_
         await second_ctx.close()
 
 
+async def test_a_throttled_and_a_lost_answer_are_retried_with_the_same_key_and_buy_once(mall):
+    """The gate's 429 (Retry-After) and an answer lost on the way back are what a busy sale gives a phone: the page
+    retries by itself with the SAME Idempotency-Key, so the member ends with one order, not two."""
+    services, http, url, op, browser = mall
+    now = datetime.now(UTC)
+    made = await http.post("/flash-sales", headers=op, json={
+        "sku": FLASH_SKU, "quantity": 2, "price_fen": FLASH_PRICE_FEN,
+        "starts_at": (now - timedelta(minutes=1)).isoformat(), "ends_at": (now + timedelta(hours=1)).isoformat(),
+        "per_member_limit": 2, "rate_per_s": 1000, "stores": [FLASH_STORE]})
+    assert made.status_code == 201, made.text
+    sale = made.json()["sale_id"]
+    ctx, page = await phone_page(browser, url)
+    keys: list[str] = []
+
+    async def busy_then_lost(route):
+        keys.append(route.request.headers["idempotency-key"])
+        if len(keys) == 1:  # what the gate answers a crowd
+            await route.fulfill(status=429, headers={"Retry-After": "2", "Content-Type": "application/problem+json"},
+                                body=json.dumps({"type": "/problems/throttled", "title": "Too many requests",
+                                                 "status": 429, "detail": "too many requests for this sale"}))
+        elif len(keys) == 2:  # the order is made, but its answer never reaches the phone
+            await route.fetch()
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+    try:
+        await sign_in_on_page(services, http, page, new_phone(), f"/mall/flash/{sale}")
+        await page.route(f"**/flash-sales/{sale}/orders", busy_then_lost)
+        await page.click("#buy")
+        await page.wait_for_selector('#flash-state[data-state="throttled"]')
+        assert "秒后自动重试" in await page.text_content("#flash-state")
+        await page.wait_for_selector("#won:not([hidden])", timeout=30_000)
+        assert len(keys) == 3 and len(set(keys)) == 1, keys
+        status = (await http.get(f"/flash-sales/{sale}")).json()
+        assert (status["sold"], status["remaining"]) == (1, 1)  # one order for the one attempt
+    finally:
+        await ctx.close()
+
+
 # ---- group buy: three browser sessions, one opens and two join by the share link ----------------------------------
 async def test_a_group_buy_is_formed_by_three_browser_sessions_at_the_group_price(mall):
     services, http, url, op, browser = mall

@@ -272,6 +272,13 @@ async def test_a_group_buy_is_formed_by_three_browser_sessions_at_the_group_pric
         members_text = await leader.text_content("#group-members")
         assert members_text.count("*") >= 3 and all(p[-8:] not in members_text for p in people)  # masked phones only
         await shots(leader, "group-formed")
+        # the leader's member centre lists the order with its status and a link to its page
+        leader_order = (await leader.get_attribute("#mine-link", "href")).rsplit("/", 1)[-1]
+        await leader.goto("/mall/me")
+        row = await leader.wait_for_selector(f'#orders li[data-order="{leader_order}"]')
+        assert await row.get_attribute("data-status") != "group_forming" and "¥5.00" in await row.text_content()
+        assert await leader.get_attribute(f'#orders li[data-order="{leader_order}"] a', "href") == \
+            f"/mall/orders/{leader_order}"
     finally:
         for ctx, _ in pages:
             await ctx.close()

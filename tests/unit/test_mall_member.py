@@ -129,6 +129,12 @@ def test_group_deals_slots_and_the_group_page_with_its_share_link_and_qr(mall):
     page = client.get("/mall/groups/G1")
     assert page.status_code == 200 and "<svg" in page.text and 'value="http://cloud/mall/groups/G1"' in page.text
     assert "1**8" in page.text and "团长" in page.text and "参加拼团" in page.text
+    assert "拼团中" in page.text and "已参团 1/3 人" in page.text  # shown before the script runs
+    GROUP["status"] = "failed"
+    try:
+        assert "自动原路退回" in client.get("/mall/groups/G1").text
+    finally:
+        GROUP["status"] = "open"
     assert client.get("/mall/groups/NOPE").status_code == 404
     deal = client.get(f"/mall/group-buys/{found[0]['id']}?lang=en")
     assert deal.status_code == 200 and "Start a group" in deal.text and 'id="g-slot"' in deal.text

@@ -193,7 +193,7 @@
       await M.api("POST", base + "/erasure", {confirm: $("delete-word").value.trim()});
       M.session.clear();
       $("delete-box").hidden = true; say("delete-msg", W.mc_deleted);
-    } catch (e) { say("delete-msg", e.message, true); }
+    } catch (e) { say("delete-msg", (e.status === 409 ? W.mc_delete_refused + " " : "") + e.message, true); }
   });
 
   account().catch(function (e) { say("top-up-msg", e.message, true); });

@@ -40,7 +40,7 @@ WORDS: dict[str, dict[str, str]] = {
         "mc_exported": "已下载", "mc_delete": "申请注销账户",
         "mc_delete_what": "注销后：手机号、会员码和已完成订单的送货地址将被删除，所有登录失效，门店也会删除您的会员信息；剩余积分作废。账户中仍有储值余额或未完成订单时不能注销。此操作不可撤销。",
         "mc_delete_confirm": "确认注销", "mc_delete_type": "请输入 erase 以确认", "mc_deleted": "账户已注销",
-        "mc_cancel": "取消", "mc_delete_refused": "现在不能注销：", "mc_loading": "加载中…", "mc_none": "暂无",
+        "mc_cancel": "取消", "mc_delete_refused": "现在不能注销：", "pct_off": "减 {n}%", "mc_loading": "加载中…", "mc_none": "暂无",
     },
     "en": {
         "flash_list": "Flash sales", "flash_running": "On now", "flash_upcoming": "Coming up",
@@ -89,7 +89,7 @@ WORDS: dict[str, dict[str, str]] = {
                           "signs you out everywhere and tells the stores to forget you; points left are lost. It "
                           "cannot be done while stored value or an open order is left. It cannot be undone.",
         "mc_delete_confirm": "Delete for good", "mc_delete_type": "Type erase to confirm",
-        "mc_deleted": "Your account is deleted", "mc_cancel": "Cancel", "mc_delete_refused": "Not possible now:", "mc_loading": "Loading…", "mc_none": "None",
+        "mc_deleted": "Your account is deleted", "mc_cancel": "Cancel", "mc_delete_refused": "Not possible now:", "pct_off": "{n}% off", "mc_loading": "Loading…", "mc_none": "None",
     },
 }
 assert WORDS["zh"].keys() == WORDS["en"].keys(), "both languages name every word"

@@ -108,7 +108,7 @@
         return '<h3>' + M.esc(W["coupon_" + g]) + " (" + groups[g].length + ')</h3><ul class="list" data-coupons="' + g + '">' +
           (groups[g].map(function (c) {
             const v = c.value || {};
-            const what = v.amount_off_fen ? "-¥" + M.yuan(v.amount_off_fen) : v.percent_off_bp ? (v.percent_off_bp / 100) + "% off" : "";
+            const what = v.amount_off_fen ? "-¥" + M.yuan(v.amount_off_fen) : v.percent_off_bp ? W.pct_off.replace("{n}", String(v.percent_off_bp / 100)) : "";
             return '<li class="coupon ' + g + '" data-code="' + M.esc(c.code) + '"><strong>' + M.esc(c.name) + "</strong> " +
               M.esc(what) + (v.min_spend_fen ? " (≥ ¥" + M.yuan(v.min_spend_fen) + ")" : "") +
               "<br><small>" + M.esc(W.coupon_until) + " " + M.esc(day(c.valid_until)) + "</small></li>";

@@ -26,6 +26,7 @@ from protocol.messages import EscrowGranted, StockMoved
 from simulators.customer_auth import SignedIn
 from tests.integration.harness import (
     StoreLink,
+    customer,
     eventually,
     operator_headers,
     pay_in_wallet,
@@ -338,5 +339,35 @@ async def test_the_member_tops_up_exchanges_points_for_a_coupon_and_downloads_th
         assert (await http.get(f"/members/{member}", headers=bearer(await session_of(page)))).status_code == 200
         await page.click("#delete-cancel")
         await shots(page, "member-centre")
+    finally:
+        await ctx.close()
+
+
+async def test_a_member_deletes_their_account_after_confirming_and_no_one_reads_anothers_account(mall):
+    services, http, url, op, browser = mall
+    ctx, page = await phone_page(browser, url)
+    try:
+        member = await sign_in_on_page(services, http, page, new_phone(), "/mall/me")
+        token = await session_of(page)
+        other = await customer(services, http)
+        for path in ("orders", "personal-data"):  # another member's account answers as an unknown one
+            r = await http.get(f"/members/{other.member_id}/{path}", headers=bearer(token))
+            assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json", r.text
+        r = await http.post(f"/members/{other.member_id}/erasure", json={"confirm": "erase"}, headers=bearer(token))
+        assert r.status_code == 404
+        assert (await http.get(f"/members/{other.member_id}", headers=other.headers)).status_code == 200
+
+        await page.click("#delete")
+        await page.fill("#delete-word", "yes")  # not the confirmation word: nothing happens
+        await page.click("#delete-confirm")
+        await page.wait_for_function("document.getElementById('delete-msg').textContent.includes('erase')")
+        assert (await http.get(f"/members/{member}", headers=bearer(token))).status_code == 200
+        await page.fill("#delete-word", "erase")
+        await page.click("#delete-confirm")
+        await page.wait_for_function("document.getElementById('delete-msg').textContent.includes('账户已注销')")
+        assert await page.evaluate("localStorage.getItem('mall_token')") is None
+        assert (await http.get(f"/members/{member}", headers=bearer(token))).status_code == 401  # every session revoked
+        row = await services.cloud.db.fetchrow("select phone_hash, erased_ms from members where member_id = $1", member)
+        assert row["phone_hash"] is None and row["erased_ms"] is not None
     finally:
         await ctx.close()

@@ -27,6 +27,7 @@ from cloud.http.routes import (
     flash_sales,
     group_buys,
     markdowns,
+    member_self,
     members,
     operations,
     operators,
@@ -48,7 +49,8 @@ from cloud.mall.routes import routes as mall_routes
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
-             segments, points, coupons, promotions, return_promotions, shifts, cart)
+             segments, points, coupons, promotions, return_promotions, shifts, cart,
+             member_self)  # member_self: the member centre's own-account endpoints (issue 20)
 
 
 def build_routes(services) -> list[Route]:

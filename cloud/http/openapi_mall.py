@@ -46,6 +46,15 @@ PAGES: list[tuple[str, str, list[str]]] = [
     ("/mall/orders", "The signed-in customer's orders (read through the API with their session)", []),
     ("/mall/orders/{order_id}", "An order: pickup code as a QR, the live timeline, the rider on a map", ["order_id"]),
     ("/mall/static/{name}", "The mall's CSS and JS (served by the cloud; no CDN)", ["name"]),
+    ("/mall/flash", "Flash sales running now and coming up", []),
+    ("/mall/flash/{sale_id}", "A flash sale: countdown, units left, buy (POST /flash-sales/{id}/orders, one "
+                              "Idempotency-Key per attempt, reused on retry)", ["sale_id"]),
+    ("/mall/group-buys", "Group-buy deals", []),
+    ("/mall/group-buys/{rule_id}", "A group-buy deal: open a group", ["rule_id"]),
+    ("/mall/groups/{group_id}", "A group: share link and QR, countdown, joined / needed, join, the outcome",
+     ["group_id"]),
+    ("/mall/me", "The member centre: balance and top-up, points, level, coupons, orders, after-sales, data", []),
+    ("/mall/qr.svg", "A QR code of ?text= as SVG (a wallet's pay link, a group's share link)", []),
 ]
 HTML = {"type": "string", "description": "an HTML page of the mall (a sentence and the way home when it cannot be "
                                          "shown: never a raw problem body)"}
@@ -69,5 +78,6 @@ def mall_paths(op: Callable[..., dict]) -> dict:
         openapi_answers.MEDIA[(path, "get")] = ("text/html", HTML)
     openapi_answers.MEDIA[("/mall/static/{name}", "get")] = (
         "text/css", {"type": "string", "description": "a stylesheet (text/css) or script (text/javascript)"})
+    openapi_answers.MEDIA[("/mall/qr.svg", "get")] = ("image/svg+xml", {"type": "string", "description": "an SVG"})
     openapi_answers.ANSWERS[("/cart/price", "post")] = CART_PRICE
     return paths

@@ -115,6 +115,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "qty_plus": "More", "free": "free", "close": "Close",
     },
 }
+from cloud.mall.words_mall2 import WORDS as _MALL2  # noqa: E402 - flash, group-buy and member-centre pages
+
+for _lang in LANGS:
+    CATALOGUE[_lang].update(_MALL2[_lang])
 assert CATALOGUE["zh"].keys() == CATALOGUE["en"].keys(), "both languages name every word"
 
 

@@ -8,9 +8,18 @@ cloud/mall/i18n.py, its script in static/ using `window.Mall` (api, session, car
 cloud/http/openapi_mall.py (tests/unit/test_openapi.py checks that every served route is described)."""
 from __future__ import annotations
 
-from cloud.mall import account, assets, browse, buy
+from cloud.mall import (  # flash sales, group buys, member centre (issue 20, part 2)
+    account,
+    assets,
+    browse,
+    buy,
+    flash,
+    groups,
+    member_centre,
+)
 
-AREAS = (assets, account, browse, buy)
+AREAS = (assets, account, browse, buy,
+         flash, groups, member_centre)
 
 
 def routes(services) -> list[tuple]:

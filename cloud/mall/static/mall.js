@@ -123,7 +123,7 @@
 
   function navMe() {
     const me = document.getElementById("nav-me");
-    if (me && session.token()) { me.textContent = me.dataset.signedIn; }
+    if (me && session.token()) { me.textContent = me.dataset.signedIn; me.href = "/mall/me"; }  // the member centre
   }
 
   window.Mall = {words: W, api: api, session: session, cart: cart, place: place, flash: flash, yuan: yuan, kg: kg,

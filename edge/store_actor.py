@@ -85,6 +85,7 @@ class StoreActor(BackRoom):
         self.store_id, self.db, self.clock, self.ids = store_id, db, clock, ids
         self.member_lookup_key = member_lookup_key  # this store's key of phone hashes (None: member codes only)
         self.survey: tuple[bytes | None, str] = (None, "")  # the receipts' survey key and base URL (set by the box)
+        self.show_jin = False  # receipts show jin too (the store's config, set by the box)
         self.printer, self.layouts, self.ratio_bp, self.floor_limit_fen = printer, layouts, ratio_bp, floor_limit_fen
         self.mailbox: asyncio.Queue = asyncio.Queue(maxsize=MAILBOX_MAX)
         self.carts: dict[str, Cart] = {}
@@ -281,7 +282,7 @@ class StoreActor(BackRoom):
         return {"lane": lane, "voided_lines": len(cart.lines) if cart else 0}
 
     def _till(self) -> selling.Till:
-        return selling.Till(self.store_id, self.online, self.floor_limit_fen, *self.survey)
+        return selling.Till(self.store_id, self.online, self.floor_limit_fen, *self.survey, show_jin=self.show_jin)
 
     async def _stored_value_quote(self, lane: str) -> dict:
         """Who pays how much by stored value at the lane: what the shell asks the cloud to hold before paying."""

@@ -77,6 +77,7 @@ class Till:
     floor_limit_fen: int = OFFLINE_ALLOWANCE_FEN  # the per-member offline allowance
     survey_key: bytes | None = None  # signs the receipts' survey tokens (protocol.points; None: no survey)
     survey_base_url: str = ""  # where the cloud serves /surveys/{token} (the receipt's link)
+    show_jin: bool = False  # the store's receipts show weights in jin and prices per jin too
 
 
 def till_method(name: str) -> payments.Method:
@@ -266,7 +267,7 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
              **survey_link(till, sale_id, member_id)}
     facts = receipt_facts(till.store_id, request.lane, request.cashier_id, sale_id, priced, paid,
                           request.tendered_fen, change, cart.member.phone_masked if cart.member else None,
-                          reply.get("survey_url", ""), offline)
+                          reply.get("survey_url", ""), offline, till.show_jin)
     reply["tenders"], reply["receipt"] = facts["tenders"], facts  # the page shows and reprints the same receipt
     printed = receipt_bytes(facts)
     # The cart goes before the receipt prints: a failed print must not leave a paid cart to be paid again.

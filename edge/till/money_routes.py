@@ -30,7 +30,7 @@ from edge.core.split_tender import Tender
 from edge.lanes import SplitBody
 from edge.till import i18n
 from edge.till.counter_routes import require_cashier
-from edge.till.routes import TEMPLATES, cart_html, lang_of, render
+from edge.till.routes import TEMPLATES, cart_html, lang_of, per_kg_prices, render
 from edge.till.view import qr_svg
 from protocol import points
 from protocol.lots import chain_day
@@ -109,7 +109,7 @@ def routes(box) -> list:
             raise Refused(503, i18n.words(lang)["needs_cloud_register"]) from None
         html, cart = await panel_html(lane, lang)
         return {"member": done["member"], "identified": done["cart"] is not None, "panel": html,
-                "html": cart_html(box, lane, cart, lang), "lines": len(cart["lines"]), "total_fen": cart["total_fen"]}
+                "html": await cart_html(box, lane, cart, lang), "lines": len(cart["lines"]), "total_fen": cart["total_fen"]}
 
     async def apply_coupon(request, body):
         lane, lang = request.path_params["lane"], lang_of(request)
@@ -122,7 +122,7 @@ def routes(box) -> list:
             raise Refused(404, f"the member has no usable coupon …{body.code_tail} of {body.rule_id} at this box")
         cart = await coupons.scan(box, lane, code)  # as a scan of the code does
         html, _ = await panel_html(lane, lang)
-        return {"html": cart_html(box, lane, cart, lang), "panel": html, "lines": len(cart["lines"]),
+        return {"html": await cart_html(box, lane, cart, lang), "panel": html, "lines": len(cart["lines"]),
                 "total_fen": cart["total_fen"]}
 
     async def pay_panel(request, body):
@@ -178,7 +178,8 @@ def routes(box) -> list:
         lines_known = before["total_fen"] == reply["total_fen"]  # a serial scan meanwhile: only the totals show
         link = reply.get("survey_url") or f"SALE:{reply['sale_id']}"
         html = render("_money_receipt.html", lang, cart=before if lines_known else {**before, "lines": []},
-                      paid=reply, facts=facts, qr=qr_svg(link), survey=bool(reply.get("survey_url")))
+                      paid=reply, facts=facts, qr=qr_svg(link), survey=bool(reply.get("survey_url")),
+                      show_jin=bool(box.config.get("show_jin")), per_kg=per_kg_prices(box, before))
         return {"html": html, **{k: v for k, v in reply.items() if k != "receipt"}}
 
     async def reprint(request, body):

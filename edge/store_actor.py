@@ -308,17 +308,11 @@ class StoreActor(BackRoom):
         return reply
 
     # ---- cashiers and cash top-ups --------------------------------------------------------------------------
-    async def _sign_in(self, lane: str, cashier_id: str, pin_ok: bool) -> dict:
-        outcome, duty = cashiers.sign_in(lane, cashier_id, pin_ok, self.ids.new(), self.clock.now_ms(),
-                                         self.on_duty.get(lane))
-        reply = await self._execute(outcome)
-        self.on_duty[lane] = duty
-        return reply
+    async def _sign_in(self, lane: str, cashier_id: str, pin_ok: bool) -> dict:  # a shift continues or is reported
+        return await shift_ops.sign_in(self, lane, cashier_id, pin_ok)  # edge/shift_ops.py
 
-    async def _sign_out(self, lane: str) -> dict:
-        reply = await self._execute(cashiers.sign_out(lane, self.on_duty.get(lane), self.clock.now_ms()))
-        self.on_duty.pop(lane, None)
-        return reply
+    async def _sign_out(self, lane: str) -> dict:  # the shift closes, reported uncounted (edge/shift_ops.py)
+        return await shift_ops.sign_out(self, lane)
 
     async def _top_up(self, lane: str, amount_fen: int) -> dict:
         cart = self.carts.get(lane)

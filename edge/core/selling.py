@@ -23,6 +23,7 @@ from edge.core.cart import Cart, price
 from edge.core.gifts import gift_lines
 from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, MoveStock, Outcome, PrintTicket, Publish, Refused
 from edge.core.receipt_ticket import receipt_bytes, receipt_facts
+from edge.core.shift_effects import RecordSaleCash
 from edge.core.split_tender import Tender, check_split
 from edge.core.state import Books, EventStamp, Member, StockLevel
 from protocol import payments, points
@@ -252,6 +253,8 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     effects: list[Effect] = [InsertSale(sale_id=sale_id, lane=request.lane, total_fen=total, lines=lines, payments=paid,
                           member_id=member_id, offline=offline, at_ms=now_ms),
                Publish(sale)]
+    if any(p.method == "cash" for p in paid):  # what was handed over and the change: the cash-up's own lines
+        effects.append(RecordSaleCash(sale_id, request.tendered_fen, change))
     effects += sold_stock(lines, levels, sale_id, stamp, tuple(line.lot for line in cart.lines), lot_levels)
     effects += coupons.redemptions(cart.coupons, priced, stamp, sale_id, request.lane, member_id,
                                    str(chain_day(now_ms)))  # the cart's coupons its rules applied: redeemed

@@ -37,6 +37,11 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((code, re.compile(pattern
     ("coupon_expired", r"^coupon \S+: (?:expired|not valid yet)"),
     ("coupon_unknown", r"^coupon \S+: not among this member's coupons"),
     ("bad_pin", r"^cashier (?P<cashier>\S+) could not sign in"),
+    ("shift_open", r"^cashier (?P<cashier>\S+) is signed in at lane (?P<lane>\S+): close their shift first"),
+    ("handed_over", r"^order (?P<order>\S+) \(code \S+\) was handed over already"),
+    ("return_refused", r"^return against \S+ \S+ refused: (?P<sku>[^\s:]+):? \d+ \S+ asked, but"),
+    ("split_first_too_big", r"^split: the first tender of (?P<first>[\d.]+) must be less than the total "
+                            r"(?P<total>[\d.]+)"),
 ))
 
 

@@ -172,7 +172,8 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
         async with httpx.AsyncClient(base_url=base, timeout=20) as lane:
             assert (await lane.post("/lanes/1/scan", json={"code": SOLD["gtin"]})).status_code == 200
             locked = await lane.post("/till/1/pay", json={"method": "cash", "tendered_fen": 10_000})
-            assert locked.status_code == 403 and "no cashier is signed in" in locked.json()["detail"], locked.text
+            assert locked.status_code == 403 and locked.json()["code"] == "signed_out", locked.text
+            assert "no cashier is signed in" in locked.json()["detail_en"], locked.text
             assert (await lane.delete("/lanes/1/cart")).status_code == 200
         # the cashier signs in; the float is counted by denomination: 2 x 100 + 5 x 10 = 250.00
         await page.set_viewport_size({"width": 1366, "height": 768})
@@ -188,7 +189,7 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
         over = await page.evaluate("""async (cashier) => {
             const r = await fetch('/till/1/shift/sign-in', {method: 'POST', headers: {'Content-Type': 'application/json'},
                                                               body: JSON.stringify({cashier_id: cashier, pin: '2468'})});
-            return [r.status, (await r.json()).detail];
+            return [r.status, (await r.json()).detail_en];
         }""", GUESSED)
         assert over[0] == 409 and "close their shift first" in over[1], over  # no shift ends unreported
 
@@ -243,7 +244,7 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
         again = await page.evaluate("""async ([sale, sku, rid]) => {
             const r = await fetch('/till/1/return', {method: 'POST', headers: {'Content-Type': 'application/json'},
               body: JSON.stringify({receipt: 'SALE:' + sale, return_id: rid, lines: [{sku, qty: 2}]})});
-            return [r.status, (await r.json()).detail];
+            return [r.status, (await r.json()).detail_en];
         }""", [sale_id, SOLD["sku"], box.actor.ids.new()])
         assert again[0] == 409 and SOLD["sku"] in again[1], again
         await page.keyboard.press("Escape")
@@ -278,7 +279,7 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
         twice = await page.evaluate("""async (code) => {
             const r = await fetch('/till/1/pickup', {method: 'POST', headers: {'Content-Type': 'application/json'},
                                                      body: JSON.stringify({code})});
-            return [r.status, (await r.json()).detail];
+            return [r.status, (await r.json()).detail_en];
         }""", order["pickup_code"])
         assert twice[0] == 409 and "handed over already" in twice[1], twice
         await page.keyboard.press("Escape")

@@ -231,7 +231,7 @@ async def test_stored_value_and_cash_split_charges_the_ledger_the_stored_value_p
         await page.keyboard.type("20.00")
         await page.fill("#pp-tendered", "1.00")
         await page.keyboard.press("Enter")
-        assert "less than the total" in await till_page.refused()
+        assert "少于应收" in await till_page.refused()  # the core's refusal, said in Chinese (edge/till/refusals.py)
         assert (await box.actor.ask("cart_view", lane="6"))["total_fen"] == total  # the sale is still open
         assert await eventually(lambda: _equals(available(services, member.member_id), 10_000)), \
             "the stored value held for the refused split was not given back"

@@ -36,6 +36,7 @@ from protocol import points
 from protocol.lots import chain_day
 from protocol.policy import REDEEM_POINTS_PER_YUAN
 from protocol.schema import record, require
+from protocol.till_member_messages import NAME_MAX
 
 TEMPLATES.env.filters["chain_date"] = lambda ms: str(chain_day(ms))  # a coupon's last day, in the chain's zone
 RECEIPTS_KEPT = 200  # a day of one lane's receipts is more; the last couple of hundred is what gets reprinted
@@ -46,9 +47,12 @@ IDEMPOTENCY_KEY_MAX = 64
 @record
 class RegisterBody:
     phone: str
+    name: str = ""  # optional: sealed at the cloud, shown masked (张*)
 
     def __post_init__(self) -> None:
         require(0 < len(self.phone) <= 32, "phone: 1-32 characters")
+        require(len(self.name.strip()) <= NAME_MAX and self.name.isprintable(),
+                f"name: at most {NAME_MAX} printable characters")
 
 
 @record
@@ -87,13 +91,13 @@ def routes(box) -> list:
     receipts: collections.OrderedDict[str, dict] = collections.OrderedDict()  # sale id -> the receipt's facts
     paid: collections.OrderedDict[tuple[str, str], dict] = collections.OrderedDict()
 
-    async def panel_html(lane: str, lang: str) -> tuple[str, dict]:
+    async def panel_html(lane: str, lang: str, name_masked: str = "") -> tuple[str, dict]:
         cart = await actor.ask("cart_view", lane=lane)
         member = cart.get("member")
         wallet = await coupons.wallet_view(box, member["member_id"], box.clock.now_ms()) if member else []
         in_cart = {c["rule_id"] for c in cart.get("coupons", [])}
         html = render("_member.html", lang, member=member, wallet=wallet, in_cart=in_cart,
-                      online=bool(actor.online))
+                      online=bool(actor.online), name_masked=name_masked)
         return html, cart
 
     async def member_panel(request, body):
@@ -104,10 +108,10 @@ def routes(box) -> list:
     async def register(request, body):
         lane, lang = request.path_params["lane"], lang_of(request)
         try:
-            done = await till_register.register(box, lane, body.phone)
+            done = await till_register.register(box, lane, body.phone, body.name)
         except till_register.NeedsCloud:
             raise Refused(503, i18n.words(lang)["needs_cloud_register"]) from None
-        html, cart = await panel_html(lane, lang)
+        html, cart = await panel_html(lane, lang, done["member"].get("name", ""))
         return {"member": done["member"], "identified": done["cart"] is not None, "panel": html,
                 "html": await cart_html(box, lane, cart, lang), "lines": len(cart["lines"]), "total_fen": cart["total_fen"]}
 

@@ -107,6 +107,7 @@ def routes(box) -> list:
 
     async def register(request, body):
         lane, lang = request.path_params["lane"], lang_of(request)
+        require_cashier(box, lane)  # it identifies the member at the lane: a cart edit, locked like the others
         try:
             done = await till_register.register(box, lane, body.phone, body.name)
         except till_register.NeedsCloud:
@@ -117,6 +118,7 @@ def routes(box) -> list:
 
     async def apply_coupon(request, body):
         lane, lang = request.path_params["lane"], lang_of(request)
+        require_cashier(box, lane)  # a cart edit: locked until a cashier signs in
         member = (await actor.ask("cart_view", lane=lane)).get("member")
         if not member:
             raise Refused(409, "a coupon is a member's: identify the member first")

@@ -64,6 +64,9 @@ def localised(detail: str, lang: str) -> tuple[str, str]:
     names one, is localised too."""
     if _CJK.search(detail):
         m = _WITH_CAUSE.match(detail)
+        if m is not None and _CJK.search(m["cause"]) and not _CJK.search(m["said"]):  # the core's, then the page's
+            code, said = localised(m["said"], lang)
+            return code, f"{said}（{m['cause']}）"
         if m is None or _CJK.search(m["cause"]):
             return "page", detail
         code, cause = localised(m["cause"], lang)

@@ -4,7 +4,13 @@ the few endpoints that answer the page with server-rendered HTML fragments.
 Guarantees:
 - Every change goes through the same store actor and the same lane operations as the JSON lane API (scan,
   weigh, member, void, pay), so the page sells exactly as the lane API does, online or offline; errors come back
-  as the lane API's application/problem+json, shown to the cashier as they are worded.
+  as application/problem+json whose `detail` is said in the page's language, with a stable `code` and the core's
+  English sentence (`detail_en`) beside it (edge/till/page_errors.py); the JSON lane API's own answers are unchanged.
+- A box provisioned with cashiers refuses the page's scans, weighings, cart edits, member lookups and voids (403)
+  until a cashier is signed in at the lane, as it refuses money (edge/till/counter_routes.py `require_cashier`).
+- Words come from the gettext catalogues (edge/till/i18n.py); the chain's category and level ids are said through
+  them; the member strip counts the member's coupons from the box's coupon snapshot; weighed lines show jin and the
+  price per jin where the store's config says `show_jin`.
 - The page never holds state the box does not: the cart it shows is re-rendered from the actor's cart after each
   action and pushed by server-sent events on every change (a serial scanner's scans appear too).
 - The connection banner is read from the box itself (the actor's online flag, the outbox) and needs no network.

@@ -185,7 +185,7 @@ async def test_a_member_registered_at_the_till_is_the_online_account_with_the_ne
         await page.fill("#member-input", phone)
         await page.keyboard.press("Enter")
         await page.wait_for_function("document.querySelector('#member-dialog .dialog-msg').textContent.length > 0")
-        assert "no member" in await page.inner_text("#member-dialog .dialog-msg")  # not a member yet
+        assert "没有这个会员" in await page.inner_text("#member-dialog .dialog-msg")  # not a member yet (said in Chinese)
         await page.keyboard.press("F6")  # register, from the lookup
         await page.wait_for_selector("#register-dialog[open] #register-phone:focus")
         await page.keyboard.type(phone)

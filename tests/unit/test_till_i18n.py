@@ -103,6 +103,13 @@ def test_an_unknown_refusal_is_still_shown_and_the_page_s_own_chinese_stays():
     assert not re.search(r"[A-Za-z]{3,}", said), said
 
 
+def test_the_core_s_sentence_with_the_page_s_note_is_said_in_chinese_with_the_note():
+    note = i18n.words("zh")["lockout_note"].format(n=5, m=5)
+    code, said = refusals.localised(f"cashier c1 could not sign in at lane 1: unknown cashier or wrong PIN ({note})",
+                                    "zh")
+    assert code == "bad_pin" and said == f"收银员 c1 登录失败：编号不存在或密码错误（{note}）"
+
+
 def test_the_printed_receipt_shows_jin_where_the_store_says_so():
     facts = {"store_id": "S1", "lane": "1", "cashier_id": "", "sale_id": "X", "member": "", "survey_url": "",
              "offline": False, "lines": [{"name": "Pork", "qty": 1, "weight_g": 1250, "unit_price_fen": 2599,

@@ -13,6 +13,7 @@ from cloud.services.coupon_schema import MIGRATION_26, MIGRATION_31  # coupons (
 from cloud.services.group_schema import MIGRATION_27  # group buys
 from cloud.services.group_views import MIGRATION_34  # group buys: HQ's cancel, the operators' list
 from cloud.services.member_levels import MIGRATION_28
+from cloud.services.member_names import MIGRATION_42  # members' names (sealed), shift reports' uncounted flag
 from cloud.services.points_schema import MIGRATION_29
 from cloud.services.return_promotions_schema import MIGRATION_32  # returns undo promotions
 from cloud.services.segment_schema import MIGRATION_30
@@ -537,6 +538,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     MIGRATION_36,  # the shard counts the sharded actors were made with (cloud/runtime/shard_guard.py)
     (37, "cashiers' shift reports from the tills (cloud/messaging/shift_reports.py)", MIGRATION_37),
     MIGRATION_39,  # leases on the bridge's shards (cloud/messaging/shard_leases.py)
+    (42, "members' names given at the till, sealed; shift reports closed without a count", MIGRATION_42),
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

@@ -70,6 +70,7 @@ class EdgeBox:
                                                                        STORE_CASH_TOPUP_DAY_CAP_FEN))
         if self.config.get("nats_password"):  # the receipts' survey links, signed as the cloud can check
             self.actor.survey = (survey_key(self._password(), self.store_id), self.config.get("survey_url_base", ""))
+        self.actor.show_jin = bool(self.config.get("show_jin"))  # printed receipts say jin too (edge/core/receipt_ticket)
         world = None
         if self.config.get("world"):
             world = json.loads(Path(self.config["world"]).read_text())

@@ -1,5 +1,5 @@
-"""Shifts at the till, run in the store actor's mailbox (`StoreActor._shift`): the opening float, voids, the cash-up
-and the close with its report.
+"""Shifts at the till, run in the store actor's mailbox (`StoreActor._shift`, `_sign_in`, `_sign_out`): signing in
+and out, the opening float, voids, the cash-up and the close with its report.
 
 Guarantees:
 - Every step runs in the actor's one mailbox, so a sale cannot commit between the read a cash-up is worked out from
@@ -8,6 +8,10 @@ Guarantees:
 - A float is taken once per shift, only while its cashier is signed in at the lane; a cash-up or close needs the
   lane's signed-in cashier; a close of a shift that closed meanwhile is refused, never reported twice.
 - The figures are the pure `edge.core.cash_up`'s, from the box's own tables (`edge.shifts_db.taken`).
+- Every shift the box opens is closed once and reported once (`edge.core.shift_resume`): a restart leaves an open
+  shift open (the cashier signs in again with the PIN to continue it); signing out through the lane API, signing in
+  over a cashier through it, or the next day's first sign-in closes the shift without a count: the report says
+  `uncounted` (counted = expected, unknown; no difference claimed), in the same transaction as the close.
 """
 from __future__ import annotations
 
@@ -15,8 +19,11 @@ import json
 
 from edge import shifts_db
 from edge.core import cash_up as core
-from edge.core.outcome import CloseShift, Outcome, Publish, Refused
+from edge.core import cashiers
+from edge.core.outcome import CloseShift, Effect, Outcome, Publish, Refused
 from edge.core.shift_effects import RecordFloat, RecordShiftReport, RecordVoid
+from edge.core.shift_resume import LeftOpen, plan_sign_in
+from protocol.lots import chain_day
 from protocol.money import format_fen
 from protocol.shift_messages import AMOUNT_MAX_FEN, DenominationCount, MethodTotal, ShiftReported
 
@@ -32,7 +39,77 @@ def view(duty_shift: dict, up: core.CashUp, closed_ms: int | None, now_ms: int) 
             "methods": [{"method": m.method, "expected_fen": m.expected_fen, "counted_fen": m.counted_fen,
                          "difference_fen": m.difference_fen} for m in up.methods],
             "expected_fen": cash.expected_fen, "counted_fen": cash.counted_fen, "difference_fen": up.difference_fen,
-            "sales": up.sales, "returns": up.returns, "voids": up.voids}
+            "sales": up.sales, "returns": up.returns, "voids": up.voids, "uncounted": False}
+
+
+async def sign_in(actor, lane: str, cashier_id: str, pin_ok: bool) -> dict:
+    """A cashier signs in at the lane: the shift left open there continues (same cashier, same day) or is closed and
+    reported uncounted, and a new one opens (`edge.core.shift_resume`)."""
+    now = actor.clock.now_ms()
+    duty = actor.on_duty.get(lane)
+    outcome, new_duty = cashiers.sign_in(lane, cashier_id, pin_ok, actor.ids.new(), now, None)  # the PIN's verdict
+    left = [LeftOpen(s["shift_id"], s["cashier_id"], chain_day(s["opened_ms"]))
+            for s in await shifts_db.open_at(actor.db.writer, lane)]
+    plan = plan_sign_in(cashier_id, duty, left, chain_day(now))
+    if plan.resume is not None:
+        actor.on_duty[lane] = cashiers.OnDuty(cashier_id, plan.resume, lane)
+        return {"lane": lane, "cashier_id": cashier_id, "shift_id": plan.resume, "resumed": True}
+    stamp = actor._stamp()
+    effects: list[Effect] = []
+    for shift_id in plan.close:
+        effects += (await close_uncounted(actor, shift_id, now, stamp))[1]
+    effects += outcome.effects
+    await actor._execute(Outcome(reply=None, effects=tuple(effects), last_seq=stamp.outcome_seq))
+    actor.on_duty[lane] = new_duty
+    return {**outcome.reply, "closed_uncounted": list(plan.close)}
+
+
+async def sign_out(actor, lane: str) -> dict:
+    """The lane API's sign-out: the lane's shift (the signed-in cashier's, or one a restart left open) closes,
+    reported uncounted; signing out where no shift is open changes nothing."""
+    now = actor.clock.now_ms()
+    duty = actor.on_duty.get(lane)
+    ids = list(dict.fromkeys([*([duty.shift_id] if duty else []),
+                              *(s["shift_id"] for s in await shifts_db.open_at(actor.db.writer, lane))]))
+    if not ids:
+        return {"lane": lane, "signed_out": None}
+    stamp = actor._stamp()
+    effects: list[Effect] = []
+    for shift_id in ids:
+        effects += (await close_uncounted(actor, shift_id, now, stamp))[1]
+    await actor._execute(Outcome(reply=None, effects=tuple(effects), last_seq=stamp.outcome_seq))
+    actor.on_duty.pop(lane, None)
+    return {"lane": lane, "signed_out": duty.cashier_id if duty else None, "shift_id": ids[0], "closed_uncounted": ids}
+
+
+async def close_uncounted(actor, shift_id: str, now: int, stamp) -> tuple[dict, list[Effect]]:
+    """The effects closing a shift without a count: its cash-up kept and reported, `uncounted`."""
+    shift = await shifts_db.shift(actor.db.writer, shift_id)
+    if shift is None or shift["closed_ms"] is not None:
+        return {}, []
+    got = await shifts_db.taken(actor.db.writer, shift["lane"], shift["opened_ms"], now, shift_id)
+    up = core.cash_up(shift["float_fen"] or 0, got["sales"], got["refunds"], got["topups_fen"], {}, None, got["voids"])
+    return close_effects(shift, up, now, stamp, uncounted=True)
+
+
+def close_effects(shift: dict, up: core.CashUp, now: int, stamp, uncounted: bool) -> tuple[dict, list[Effect]]:
+    """The kept cash-up, the close and the `ShiftReported` event of one shift. Uncounted: nothing was counted, so
+    each method's counted figure is its expected one and no difference is claimed (`uncounted: true`)."""
+    shown = {**view(shift, up, now, now), "uncounted": uncounted}
+    methods = tuple(MethodTotal(method=m.method, expected_fen=m.expected_fen,
+                                counted_fen=m.expected_fen if uncounted else m.counted_fen) for m in up.methods)
+    if uncounted:
+        shown.update(counted=[], counted_fen=up.cash.expected_fen, difference_fen=0,
+                     methods=[{**m, "counted_fen": m["expected_fen"], "difference_fen": 0} for m in shown["methods"]])
+    event = stamp.make(ShiftReported, shift_id=shift["shift_id"], cashier_id=shift["cashier_id"], lane=shift["lane"],
+                       opened_ms=shift["opened_ms"], closed_ms=now, float_fen=up.float_fen,
+                       counted=() if uncounted else tuple(DenominationCount(denomination_fen=d, pieces=n)
+                                                          for d, n in up.counted if n),
+                       methods=methods, difference_fen=0 if uncounted else up.difference_fen, sales=up.sales,
+                       returns=up.returns, voids=up.voids, uncounted=uncounted)
+    shown["event_id"] = event.event_id
+    return shown, [RecordShiftReport(shift["shift_id"], shift["lane"], json.dumps(shown), now),
+                   CloseShift(shift["shift_id"], now), Publish(event)]
 
 
 async def run(actor, action: str, lane: str, **kw) -> dict | None:
@@ -70,16 +147,8 @@ async def run(actor, action: str, lane: str, **kw) -> dict | None:
                       kw.get("confirmed"), got["voids"])
     if not kw.get("close"):
         return view(shift, up, None, now)
-    shown = view(shift, up, now, now)
     stamp = actor._stamp()
-    event = stamp.make(ShiftReported, shift_id=duty.shift_id, cashier_id=duty.cashier_id, lane=lane,
-                       opened_ms=shift["opened_ms"], closed_ms=now, float_fen=up.float_fen,
-                       counted=tuple(DenominationCount(denomination_fen=d, pieces=n) for d, n in up.counted if n),
-                       methods=tuple(MethodTotal(method=m.method, expected_fen=m.expected_fen,
-                                                 counted_fen=m.counted_fen) for m in up.methods),
-                       difference_fen=up.difference_fen, sales=up.sales, returns=up.returns, voids=up.voids)
-    effects = (RecordShiftReport(duty.shift_id, lane, json.dumps(shown), now), CloseShift(duty.shift_id, now),
-               Publish(event))
-    await actor._execute(Outcome(reply=None, effects=effects, last_seq=stamp.outcome_seq))
+    shown, effects = close_effects(shift, up, now, stamp, uncounted=False)
+    await actor._execute(Outcome(reply=None, effects=tuple(effects), last_seq=stamp.outcome_seq))
     actor.on_duty.pop(lane, None)
-    return {**shown, "event_id": event.event_id}
+    return shown

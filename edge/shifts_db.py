@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from edge.core.cash_up import refund_split
-from edge.core.shift_effects import RecordFloat, RecordShiftReport, RecordVoid
+from edge.core.shift_effects import RecordFloat, RecordSaleCash, RecordShiftReport, RecordVoid
 
 SCHEMA = """
 create table if not exists shift_floats (shift_id text primary key, float_fen integer not null, counted text not null,
@@ -19,6 +19,8 @@ create table if not exists till_voids (id integer primary key autoincrement, lan
 create index if not exists till_voids_lane on till_voids (lane, at_ms);
 create table if not exists shift_reports (shift_id text primary key, lane text not null, report text not null,
     closed_ms integer not null);
+create table if not exists sale_cash (sale_id text primary key, tendered_fen integer not null,
+    change_fen integer not null);
 """
 
 EXECUTORS: dict[type, Any] = {
@@ -30,6 +32,9 @@ EXECUTORS: dict[type, Any] = {
     RecordShiftReport: lambda db, e: db.execute(
         "insert into shift_reports (shift_id, lane, report, closed_ms) values (?, ?, ?, ?)",
         (e.shift_id, e.lane, e.report, e.closed_ms)),
+    RecordSaleCash: lambda db, e: db.execute(
+        "insert or ignore into sale_cash (sale_id, tendered_fen, change_fen) values (?, ?, ?)",
+        (e.sale_id, e.tendered_fen, e.change_fen)),
 }
 
 
@@ -49,24 +54,31 @@ async def shift(db, shift_id: str) -> dict | None:
             "float_fen": r[5], "float_counted": json.loads(r[6]) if r[6] else []}
 
 
+async def open_at(db, lane: str) -> list[dict]:
+    """The shifts the journal has open at the lane (one, normally; a restart leaves it open), oldest first."""
+    rows = await _all(db, "select shift_id, cashier_id, opened_ms from shifts where lane = ? and closed_ms is null "
+                          "order by opened_ms, shift_id", (lane,))
+    return [{"shift_id": r[0], "cashier_id": r[1], "opened_ms": r[2]} for r in rows]
+
+
 async def report(db, shift_id: str) -> dict | None:
     rows = await _all(db, "select report from shift_reports where shift_id = ?", (shift_id,))
     return json.loads(rows[0][0]) if rows else None
 
 
 async def taken(db, lane: str, since_ms: int, until_ms: int, shift_id: str) -> dict:
-    """What the lane's shift took between its opening and `until_ms`: its sales (as stored: payments, and tenders
-    or change if a later schema keeps them), its returns (method, fen), its cash top-ups and its voids. A lane has
-    one shift at a time (signing in closes the lane's previous one), so the lane and the window are the shift."""
-    columns = {r[1] for r in await _all(db, "pragma table_info(sales)", ())}
-    extra = [c for c in ("tenders", "change_fen") if c in columns]  # split payments, when they land
-    sql = (f"select payments, total_fen{''.join(', ' + c for c in extra)} from sales "  # noqa: S608 - known names
-           "where lane = ? and at_ms >= ? and at_ms <= ?")
+    """What the lane's shift took between its opening and `until_ms`: its sales (their payments; a cash tender as
+    handed over, with the change given, where the box kept them: `sale_cash`), its returns (method, fen), its cash
+    top-ups and its voids. A lane has one shift at a time (signing in closes the lane's previous one), so the lane
+    and the window are the shift."""
     sales = []
-    for row in await _all(db, sql, (lane, since_ms, until_ms)):
-        sale: dict[str, Any] = {"payments": json.loads(row[0]), "total_fen": row[1]}
-        for name, value in zip(extra, row[2:], strict=True):
-            sale[name] = json.loads(value) if name == "tenders" and isinstance(value, str) else value
+    for payments, total_fen, change_fen in await _all(
+            db, "select s.payments, s.total_fen, c.change_fen from sales s left join sale_cash c on c.sale_id = "
+                "s.sale_id where s.lane = ? and s.at_ms >= ? and s.at_ms <= ?", (lane, since_ms, until_ms)):
+        sale: dict[str, Any] = {"payments": json.loads(payments), "total_fen": total_fen}
+        if change_fen is not None:  # the cash handed over (kept + change) and the change, each its own line
+            sale["payments"] = [[p[0], p[1] + change_fen, *p[2:]] if p[0] == "cash" else p for p in sale["payments"]]
+            sale["change_fen"] = change_fen
         sales.append(sale)
     refunds = [refund_split(r[0], r[1], json.loads(r[2]) if r[2] else None) for r in await _all(
         db, "select r.method, r.total_fen, s.payments from returns r left join sales s on r.source = 'sale:' || "

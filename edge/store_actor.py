@@ -85,6 +85,7 @@ class StoreActor(BackRoom):
         self.store_id, self.db, self.clock, self.ids = store_id, db, clock, ids
         self.member_lookup_key = member_lookup_key  # this store's key of phone hashes (None: member codes only)
         self.survey: tuple[bytes | None, str] = (None, "")  # the receipts' survey key and base URL (set by the box)
+        self.show_jin = False  # receipts show jin too (the store's config, set by the box)
         self.printer, self.layouts, self.ratio_bp, self.floor_limit_fen = printer, layouts, ratio_bp, floor_limit_fen
         self.mailbox: asyncio.Queue = asyncio.Queue(maxsize=MAILBOX_MAX)
         self.carts: dict[str, Cart] = {}
@@ -281,7 +282,7 @@ class StoreActor(BackRoom):
         return {"lane": lane, "voided_lines": len(cart.lines) if cart else 0}
 
     def _till(self) -> selling.Till:
-        return selling.Till(self.store_id, self.online, self.floor_limit_fen, *self.survey)
+        return selling.Till(self.store_id, self.online, self.floor_limit_fen, *self.survey, show_jin=self.show_jin)
 
     async def _stored_value_quote(self, lane: str) -> dict:
         """Who pays how much by stored value at the lane: what the shell asks the cloud to hold before paying."""
@@ -307,17 +308,11 @@ class StoreActor(BackRoom):
         return reply
 
     # ---- cashiers and cash top-ups --------------------------------------------------------------------------
-    async def _sign_in(self, lane: str, cashier_id: str, pin_ok: bool) -> dict:
-        outcome, duty = cashiers.sign_in(lane, cashier_id, pin_ok, self.ids.new(), self.clock.now_ms(),
-                                         self.on_duty.get(lane))
-        reply = await self._execute(outcome)
-        self.on_duty[lane] = duty
-        return reply
+    async def _sign_in(self, lane: str, cashier_id: str, pin_ok: bool) -> dict:  # a shift continues or is reported
+        return await shift_ops.sign_in(self, lane, cashier_id, pin_ok)  # edge/shift_ops.py
 
-    async def _sign_out(self, lane: str) -> dict:
-        reply = await self._execute(cashiers.sign_out(lane, self.on_duty.get(lane), self.clock.now_ms()))
-        self.on_duty.pop(lane, None)
-        return reply
+    async def _sign_out(self, lane: str) -> dict:  # the shift closes, reported uncounted (edge/shift_ops.py)
+        return await shift_ops.sign_out(self, lane)
 
     async def _top_up(self, lane: str, amount_fen: int) -> dict:
         cart = self.carts.get(lane)

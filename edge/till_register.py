@@ -36,8 +36,9 @@ class NeedsCloud(Refused):
         super().__init__(503, why)
 
 
-async def register(box, lane: str, phone: str) -> dict:
-    """{"member": the cloud's answer (id, code, masked phone, created), "cart": the lane's cart with the member}."""
+async def register(box, lane: str, phone: str, name: str = "") -> dict:
+    """{"member": the cloud's answer (id, code, masked phone and name, created), "cart": the lane's cart with the
+    member}. `name`: optional, sent to the cloud (which seals it); the box keeps only the masked answer."""
     try:
         phones.normalise(phone)  # a typo is said at once, online or not
     except ProtocolError as exc:
@@ -47,7 +48,7 @@ async def register(box, lane: str, phone: str) -> dict:
         raise NeedsCloud()
     request = MemberRegisterRequested(event_id=actor.ids.new(), store_id=box.store_id, seq=0,
                                       wall_ms=box.clock.now_ms(), mono_ms=box.clock.monotonic_ms(),
-                                      register_id=actor.ids.new(), phone=phone, lane=lane)
+                                      register_id=actor.ids.new(), phone=phone, lane=lane, name=name.strip())
     answer = await ask_cloud(box.sync, store_register_subject(box.store_id), request, MemberRegisterAnswered,
                              lambda a: a.register_id == request.register_id, timeout_s=REGISTER_TIMEOUT_S,
                              desk="registration", what="member", reference=request.register_id, log=log)
@@ -57,7 +58,7 @@ async def register(box, lane: str, phone: str) -> dict:
         raise Refused(422, answer.reason or "the cloud refused the registration")
     cart = await identified(box, lane, answer.member_code)
     member = {"member_id": answer.member_id, "member_code": answer.member_code, "phone": answer.phone_masked,
-              "created": answer.created}
+              "created": answer.created, "name": answer.name_masked}
     return {"member": member, "cart": cart}
 
 

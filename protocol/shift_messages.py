@@ -6,6 +6,11 @@
   voids. Committed at the store with the shift's close in one SQLite transaction (the outbox, exactly once); the
   cloud keeps one report per shift id, believed only from the store that made it (`protocol.shift_facts`).
 
+- A shift closed without a count (the cashier signed out through the lane API, another cashier signed in over it,
+  or the next day's first sign-in closed a shift a restart left open) is reported too, `uncounted`: nothing was
+  counted (`counted` empty), each method's counted figure is its expected one (unknown, not claimed) and the
+  difference is 0. `uncounted` was added later with a default: frames from before it decode as counted reports.
+
 The message checks its own arithmetic, so a frame whose figures do not add up is a `ProtocolError` (dead-lettered
 with the reason), never a report the cloud shows.
 """
@@ -64,6 +69,7 @@ class ShiftReported(Message):
     sales: int
     returns: int
     voids: int
+    uncounted: bool = False  # closed without a count: counted = expected (unknown), difference 0
 
     def check(self) -> None:
         require(is_id(self.shift_id), f"shift.reported: not an id: {self.shift_id[:80]!r}")
@@ -76,10 +82,19 @@ class ShiftReported(Message):
         names = [m.method for m in self.methods]
         require(len(set(names)) == len(names) and "cash" in names, "shift.reported: each method once, cash among them")
         cash = next(m for m in self.methods if m.method == "cash")
+        if self.uncounted:
+            require(not self.counted and all(m.counted_fen == m.expected_fen for m in self.methods)
+                    and self.difference_fen == 0,
+                    "shift.reported: an uncounted report has no count, counted = expected and no difference")
+            self._check_counts()
+            return
         require(cash.counted_fen == counted_fen(self.counted),
                 f"shift.reported: cash counted {cash.counted_fen} is not the sum of the count {counted_fen(self.counted)}")
         require(self.difference_fen == cash.counted_fen - cash.expected_fen,
                 "shift.reported: difference_fen is not cash counted - cash expected")
+        self._check_counts()
+
+    def _check_counts(self) -> None:
         require(all(0 <= n <= COUNT_MAX for n in (self.sales, self.returns, self.voids)),
                 f"shift.reported: sales, returns and voids 0..{COUNT_MAX}")
 

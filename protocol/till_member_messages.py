@@ -20,6 +20,7 @@ from protocol.subjects import ROOT, store_root
 REGISTER_ALL = f"{ROOT}.store.*.reg.>"
 REGISTER_QUEUE = "till_registrations"  # the cloud's queue group: any one cloud process answers each request
 REASON_MAX = 300
+NAME_MAX = 32  # a name given at the till (optional): a person's name, not an essay
 
 
 def store_register_subject(store_id: str) -> str:
@@ -35,9 +36,12 @@ class MemberRegisterRequested(Message):
     register_id: str
     phone: str
     lane: str
+    name: str = ""  # optional, as the customer gave it (added later: old frames decode without it)
 
     def check(self) -> None:
         require(is_id(self.register_id), f"member.register: not an id: {self.register_id[:80]!r}")
+        require(len(self.name) <= NAME_MAX and self.name.isprintable(),
+                f"member.register.name: at most {NAME_MAX} printable characters")
         check_lane(self.lane, "member.register.lane")
         try:
             phones.normalise(self.phone)
@@ -57,6 +61,7 @@ class MemberRegisterAnswered(Message):
     member_code: str
     phone_masked: str
     reason: str
+    name_masked: str = ""  # the name given at registration, masked (张*); added later, with a default
 
     def check(self) -> None:
         require(len(self.member_id) <= MEMBER_ID_MAX, "member.register_answer.member_id: too long")

@@ -8,6 +8,9 @@ Guarantees:
   store told `refused`), and the rest of the batch applies.
 - Recorded once: the report is written in the bridge's transaction with the event id (`shift_reports`,
   migration 37); a re-sent event changes nothing.
+- A shift closed without a count (signed out, signed in over, left open over a restart) is reported `uncounted`
+  (column added by migration 42, `cloud/services/member_names.py`): its counted figures are the expected ones, not
+  a count, and the list says so.
 - `listed` reads one store's reports (or all stores'), newest first, bounded by time and count.
 """
 from __future__ import annotations
@@ -68,20 +71,21 @@ async def record(conn, events: list[Message], now_ms: int) -> None:
                      json.dumps([[c.denomination_fen, c.pieces] for c in e.counted]),
                      json.dumps([{"method": m.method, "expected_fen": m.expected_fen, "counted_fen": m.counted_fen}
                                  for m in e.methods]),
-                     cash.expected_fen, cash.counted_fen, e.difference_fen, e.sales, e.returns, e.voids, now_ms))
+                     cash.expected_fen, cash.counted_fen, e.difference_fen, e.sales, e.returns, e.voids, now_ms,
+                     e.uncounted))
     if rows:
         await conn.executemany(
             """insert into shift_reports (shift_id, store_id, event_id, lane, cashier_id, opened_ms, closed_ms,
                float_fen, counted, methods, expected_fen, counted_fen, difference_fen, sales, returns, voids,
-               received_ms) values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12, $13, $14, $15,
-               $16, $17) on conflict (shift_id) do nothing""", rows)
+               received_ms, uncounted) values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12, $13,
+               $14, $15, $16, $17, $18) on conflict (shift_id) do nothing""", rows)
 
 
 async def listed(db, store_id: str | None, from_ms: int, to_ms: int, limit: int) -> list[dict]:
     """The reports closed in [from_ms, to_ms) (of `store_id`, or of every store), newest first."""
     rows = await db.fetch(
         """select shift_id, store_id, lane, cashier_id, opened_ms, closed_ms, float_fen, counted::text, methods::text,
-                  expected_fen, counted_fen, difference_fen, sales, returns, voids from shift_reports
+                  expected_fen, counted_fen, difference_fen, sales, returns, voids, uncounted from shift_reports
            where ($1::text is null or store_id = $1) and closed_ms >= $2 and closed_ms < $3
            order by closed_ms desc, shift_id limit $4""", store_id, from_ms, to_ms, limit)
     out = []

@@ -13,12 +13,15 @@ Guarantees:
 - A store registers at most `REGISTRATIONS_PER_MIN` members a minute through this process (a token bucket per store):
   past it the request is answered with a refusal saying so, so one store cannot mint accounts in bulk.
 - A refusal (an invalid phone, the rate) is answered with its reason; the till shows it to the cashier.
+- A name given at the till (optional) is sealed like the phone onto the member the request made (never onto one
+  registered before), and answered masked only (`cloud/services/member_names.py`).
 """
 from __future__ import annotations
 
 import logging
 
 from cloud.messaging.store_desk import StoreDesk
+from cloud.services.member_names import set_name
 from cloud.services.members import Members
 from cloud.services.verdicts import Refusal
 from protocol.rate import TokenBucket
@@ -72,6 +75,9 @@ class RegistrationDesk(StoreDesk):
                                                  "members a minute: try again in a minute")
         try:
             view, created = await self.members.register(request.phone)
+            # the name, sealed like the phone, on the member this request made only (cloud/services/member_names.py)
+            name_masked = await set_name(self.cloud.db, self.members.pii, view["member_id"], request.name) \
+                if created and request.name else ""
         except Refusal as exc:
             self.stats["refused"] += 1
             return self._reply(request, reason=str(exc)[:REASON_MAX] or "registration refused")
@@ -83,12 +89,12 @@ class RegistrationDesk(StoreDesk):
             await self.members.notify_stores(view, stores=[store_id])
         log.info("store %s lane %s: member %s %s", store_id, request.lane, view["member_id"],
                  "registered" if created else "was registered already")
-        return self._reply(request, view=view, created=created)
+        return self._reply(request, view=view, created=created, name_masked=name_masked)
 
     def _reply(self, request: MemberRegisterRequested, view: dict | None = None, created: bool = False,
-                reason: str = "") -> MemberRegisterAnswered:
+                reason: str = "", name_masked: str = "") -> MemberRegisterAnswered:
         return MemberRegisterAnswered(
             event_id=self.cloud.ids.new(), store_id=request.store_id, seq=0, wall_ms=self.cloud.now_ms(),
             mono_ms=self.cloud.clock.monotonic_ms(), register_id=request.register_id, registered=view is not None,
             created=created, member_id=(view or {}).get("member_id", ""), member_code=(view or {}).get("member_code", ""),
-            phone_masked=(view or {}).get("phone", ""), reason=reason)
+            phone_masked=(view or {}).get("phone", ""), reason=reason, name_masked=name_masked)

@@ -18,6 +18,7 @@ import asyncpg
 
 from cloud.messaging import to_stores
 from cloud.services.coupons import issue_on_registration
+from cloud.services.member_names import opened_name
 from cloud.services.order_rows import order_json
 from cloud.services.payments import Payments
 from cloud.services.pii import Pii
@@ -137,6 +138,7 @@ class Members:
             "select count(*) as total, count(*) filter (where revoked_ms is null and expires_ms > $2) as live "
             "from sessions where member_id = $1", member_id, self.cloud.now_ms())
         return {"member_id": member_id, "phone": phone, "phone_masked": row["phone_masked"],
+                "name": opened_name(self.pii, row), "name_masked": row["name_masked"],  # given at a till
                 "member_code": row["member_code"], "created_at": to_rfc3339(row["created_ms"]),
                 "erased_at": to_rfc3339(row["erased_ms"]) if row["erased_ms"] is not None else None,
                 "ledger": {"stored_value_fen": ledger["stored_value_fen"], "points": ledger["points"],
@@ -150,8 +152,9 @@ class Members:
                 "sessions": {"total": sessions["total"], "live": sessions["live"]}}
 
     async def erase(self, member_id: str) -> dict:
-        """Erase the member (PIPL deletion), leaving a tombstone: the phone's hash, sealed copy and masked form and
-        the member code are cleared and `erased_ms` set, in one transaction with revoking every session, dropping
+        """Erase the member (PIPL deletion), leaving a tombstone: the phone's hash, sealed copy and masked form,
+        the member code and the name given at a till are cleared and `erased_ms` set, in one transaction with
+        revoking every session, dropping
         pending sign-in codes and locks for the phone and the delivery locations of finished orders; then every
         store is told to drop the member from its cache.
         The ledger keeps its entries under the member id (balances still add up), orders and till sales keep the
@@ -169,7 +172,8 @@ class Members:
                     await conn.execute("delete from sign_in_codes where phone_hash = $1", row["phone_hash"])
                     await conn.execute("delete from sign_in_locks where phone_hash = $1", row["phone_hash"])
                 await conn.execute("update members set phone_hash = null, phone_sealed = null, phone_masked = null, "
-                                   "member_code = null, erased_ms = $2 where member_id = $1", member_id, now)
+                                   "name_sealed = null, name_masked = null, member_code = null, erased_ms = $2 "
+                                   "where member_id = $1", member_id, now)
                 # a delivery location can point at a home: finished orders lose it (open ones still need it)
                 await conn.execute("update orders set location = null where member_id = $1 and location is not null "
                                    "and status = any($2::text[])", member_id, list(lifecycle.FINAL_STATUSES))

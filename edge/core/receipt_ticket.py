@@ -27,7 +27,7 @@ def weight_text(grams: int) -> str:
 
 def receipt_facts(store_id: str, lane: str, cashier_id: str, sale_id: str, priced: PricedBasket,
                   payments: Sequence[Payment], tendered_fen: int, change_fen: int, member_phone_masked: str | None,
-                  survey_url: str, offline: bool) -> dict:
+                  survey_url: str, offline: bool, show_jin: bool = False) -> dict:
     """Everything the receipt prints, as JSON (kept by the page for a reprint)."""
     return {
         "store_id": store_id, "lane": lane, "cashier_id": cashier_id, "sale_id": sale_id,
@@ -37,8 +37,14 @@ def receipt_facts(store_id: str, lane: str, cashier_id: str, sale_id: str, price
         "rules": [{"name": r.name, "saving_fen": r.saving_fen} for r in priced.applied],
         "savings_fen": priced.discount_fen, "total_fen": priced.total_fen,
         "tenders": [{"method": p.method, "amount_fen": p.amount_fen} for p in payments],
-        "tendered_fen": tendered_fen, "change_fen": change_fen,
+        "tendered_fen": tendered_fen, "change_fen": change_fen, "show_jin": show_jin,
     }
+
+
+def jin_text(grams: int, fen_per_kg: int) -> str:
+    """A weighed line in jin (1 jin = 500 g) and its price per jin (half the kg price, halves rounded up)."""
+    whole, rest = divmod(grams * 2, 1000)
+    return f"{whole}.{rest:03d} 斤 x {format_fen((fen_per_kg + 1) // 2)}/斤"
 
 
 def receipt_bytes(facts: dict, reprint: bool = False) -> bytes:
@@ -54,6 +60,8 @@ def receipt_bytes(facts: dict, reprint: bool = False) -> bytes:
         t.columns(line["name"][:NAME_COLUMN_CHARS], format_fen(line["amount_fen"]))
         if line["weight_g"]:
             t.text(f"  {weight_text(line['weight_g'])} x {format_fen(line['unit_price_fen'])}/kg")
+            if facts.get("show_jin"):  # the store's customers read jin (old facts kept for a reprint have no flag)
+                t.text(f"  {jin_text(line['weight_g'], line['unit_price_fen'])}")
         elif line["qty"] > 1:
             t.text(f"  {line['qty']} x {format_fen(line['unit_price_fen'])}")
     for rule in facts["rules"]:

@@ -23,6 +23,7 @@ from edge.core.cart import Cart, price
 from edge.core.gifts import gift_lines
 from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, MoveStock, Outcome, PrintTicket, Publish, Refused
 from edge.core.receipt_ticket import receipt_bytes, receipt_facts
+from edge.core.shift_effects import RecordSaleCash
 from edge.core.split_tender import Tender, check_split
 from edge.core.state import Books, EventStamp, Member, StockLevel
 from protocol import payments, points
@@ -77,6 +78,7 @@ class Till:
     floor_limit_fen: int = OFFLINE_ALLOWANCE_FEN  # the per-member offline allowance
     survey_key: bytes | None = None  # signs the receipts' survey tokens (protocol.points; None: no survey)
     survey_base_url: str = ""  # where the cloud serves /surveys/{token} (the receipt's link)
+    show_jin: bool = False  # the store's receipts show weights in jin and prices per jin too
 
 
 def till_method(name: str) -> payments.Method:
@@ -251,6 +253,8 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     effects: list[Effect] = [InsertSale(sale_id=sale_id, lane=request.lane, total_fen=total, lines=lines, payments=paid,
                           member_id=member_id, offline=offline, at_ms=now_ms),
                Publish(sale)]
+    if any(p.method == "cash" for p in paid):  # what was handed over and the change: the cash-up's own lines
+        effects.append(RecordSaleCash(sale_id, request.tendered_fen, change))
     effects += sold_stock(lines, levels, sale_id, stamp, tuple(line.lot for line in cart.lines), lot_levels)
     effects += coupons.redemptions(cart.coupons, priced, stamp, sale_id, request.lane, member_id,
                                    str(chain_day(now_ms)))  # the cart's coupons its rules applied: redeemed
@@ -266,7 +270,7 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
              **survey_link(till, sale_id, member_id)}
     facts = receipt_facts(till.store_id, request.lane, request.cashier_id, sale_id, priced, paid,
                           request.tendered_fen, change, cart.member.phone_masked if cart.member else None,
-                          reply.get("survey_url", ""), offline)
+                          reply.get("survey_url", ""), offline, till.show_jin)
     reply["tenders"], reply["receipt"] = facts["tenders"], facts  # the page shows and reprints the same receipt
     printed = receipt_bytes(facts)
     # The cart goes before the receipt prints: a failed print must not leave a paid cart to be paid again.

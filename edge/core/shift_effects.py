@@ -32,4 +32,14 @@ class RecordShiftReport:
     closed_ms: int
 
 
-ShiftEffect = RecordFloat | RecordVoid | RecordShiftReport
+@dataclass(frozen=True, slots=True)
+class RecordSaleCash:
+    """What the customer handed over for a sale's cash tender and the change given back (the sale's payments keep the
+    cash kept: tendered - change), so the cash-up shows the change as its own line. With the sale, in its
+    transaction."""
+    sale_id: str
+    tendered_fen: int
+    change_fen: int
+
+
+ShiftEffect = RecordFloat | RecordVoid | RecordShiftReport | RecordSaleCash

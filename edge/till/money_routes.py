@@ -30,12 +30,13 @@ from edge.core.split_tender import Tender
 from edge.lanes import SplitBody
 from edge.till import i18n
 from edge.till.counter_routes import require_cashier
-from edge.till.routes import TEMPLATES, cart_html, lang_of, render
+from edge.till.routes import TEMPLATES, cart_html, lang_of, per_kg_prices, render
 from edge.till.view import qr_svg
 from protocol import points
 from protocol.lots import chain_day
 from protocol.policy import REDEEM_POINTS_PER_YUAN
 from protocol.schema import record, require
+from protocol.till_member_messages import NAME_MAX
 
 TEMPLATES.env.filters["chain_date"] = lambda ms: str(chain_day(ms))  # a coupon's last day, in the chain's zone
 RECEIPTS_KEPT = 200  # a day of one lane's receipts is more; the last couple of hundred is what gets reprinted
@@ -46,9 +47,12 @@ IDEMPOTENCY_KEY_MAX = 64
 @record
 class RegisterBody:
     phone: str
+    name: str = ""  # optional: sealed at the cloud, shown masked (张*)
 
     def __post_init__(self) -> None:
         require(0 < len(self.phone) <= 32, "phone: 1-32 characters")
+        require(len(self.name.strip()) <= NAME_MAX and self.name.isprintable(),
+                f"name: at most {NAME_MAX} printable characters")
 
 
 @record
@@ -87,13 +91,13 @@ def routes(box) -> list:
     receipts: collections.OrderedDict[str, dict] = collections.OrderedDict()  # sale id -> the receipt's facts
     paid: collections.OrderedDict[tuple[str, str], dict] = collections.OrderedDict()
 
-    async def panel_html(lane: str, lang: str) -> tuple[str, dict]:
+    async def panel_html(lane: str, lang: str, name_masked: str = "") -> tuple[str, dict]:
         cart = await actor.ask("cart_view", lane=lane)
         member = cart.get("member")
         wallet = await coupons.wallet_view(box, member["member_id"], box.clock.now_ms()) if member else []
         in_cart = {c["rule_id"] for c in cart.get("coupons", [])}
         html = render("_member.html", lang, member=member, wallet=wallet, in_cart=in_cart,
-                      online=bool(actor.online))
+                      online=bool(actor.online), name_masked=name_masked)
         return html, cart
 
     async def member_panel(request, body):
@@ -103,16 +107,18 @@ def routes(box) -> list:
 
     async def register(request, body):
         lane, lang = request.path_params["lane"], lang_of(request)
+        require_cashier(box, lane)  # it identifies the member at the lane: a cart edit, locked like the others
         try:
-            done = await till_register.register(box, lane, body.phone)
+            done = await till_register.register(box, lane, body.phone, body.name)
         except till_register.NeedsCloud:
             raise Refused(503, i18n.words(lang)["needs_cloud_register"]) from None
-        html, cart = await panel_html(lane, lang)
+        html, cart = await panel_html(lane, lang, done["member"].get("name", ""))
         return {"member": done["member"], "identified": done["cart"] is not None, "panel": html,
-                "html": cart_html(box, lane, cart, lang), "lines": len(cart["lines"]), "total_fen": cart["total_fen"]}
+                "html": await cart_html(box, lane, cart, lang), "lines": len(cart["lines"]), "total_fen": cart["total_fen"]}
 
     async def apply_coupon(request, body):
         lane, lang = request.path_params["lane"], lang_of(request)
+        require_cashier(box, lane)  # a cart edit: locked until a cashier signs in
         member = (await actor.ask("cart_view", lane=lane)).get("member")
         if not member:
             raise Refused(409, "a coupon is a member's: identify the member first")
@@ -122,7 +128,7 @@ def routes(box) -> list:
             raise Refused(404, f"the member has no usable coupon …{body.code_tail} of {body.rule_id} at this box")
         cart = await coupons.scan(box, lane, code)  # as a scan of the code does
         html, _ = await panel_html(lane, lang)
-        return {"html": cart_html(box, lane, cart, lang), "panel": html, "lines": len(cart["lines"]),
+        return {"html": await cart_html(box, lane, cart, lang), "panel": html, "lines": len(cart["lines"]),
                 "total_fen": cart["total_fen"]}
 
     async def pay_panel(request, body):
@@ -178,7 +184,8 @@ def routes(box) -> list:
         lines_known = before["total_fen"] == reply["total_fen"]  # a serial scan meanwhile: only the totals show
         link = reply.get("survey_url") or f"SALE:{reply['sale_id']}"
         html = render("_money_receipt.html", lang, cart=before if lines_known else {**before, "lines": []},
-                      paid=reply, facts=facts, qr=qr_svg(link), survey=bool(reply.get("survey_url")))
+                      paid=reply, facts=facts, qr=qr_svg(link), survey=bool(reply.get("survey_url")),
+                      show_jin=bool(box.config.get("show_jin")), per_kg=per_kg_prices(box, before))
         return {"html": html, **{k: v for k, v in reply.items() if k != "receipt"}}
 
     async def reprint(request, body):

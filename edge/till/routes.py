@@ -4,7 +4,13 @@ the few endpoints that answer the page with server-rendered HTML fragments.
 Guarantees:
 - Every change goes through the same store actor and the same lane operations as the JSON lane API (scan,
   weigh, member, void, pay), so the page sells exactly as the lane API does, online or offline; errors come back
-  as the lane API's application/problem+json, shown to the cashier as they are worded.
+  as application/problem+json whose `detail` is said in the page's language, with a stable `code` and the core's
+  English sentence (`detail_en`) beside it (edge/till/page_errors.py); the JSON lane API's own answers are unchanged.
+- A box provisioned with cashiers refuses the page's scans, weighings, cart edits, member lookups and voids (403)
+  until a cashier is signed in at the lane, as it refuses money (edge/till/counter_routes.py `require_cashier`).
+- Words come from the gettext catalogues (edge/till/i18n.py); the chain's category and level ids are said through
+  them; the member strip counts the member's coupons from the box's coupon snapshot; weighed lines show jin and the
+  price per jin where the store's config says `show_jin`.
 - The page never holds state the box does not: the cart it shows is re-rendered from the actor's cart after each
   action and pushed by server-sent events on every change (a serial scanner's scans appear too).
 - The connection banner is read from the box itself (the actor's online flag, the outbox) and needs no network.
@@ -26,13 +32,15 @@ from edge import coupons, stored_value
 from edge.core.outcome import Refused
 from edge.core.returns import DRAWER_KICK
 from edge.till import counter_routes, i18n
+from edge.till.page_errors import localising
 from edge.till.view import produce_keys, qr_svg, scale_view, status_view
 from protocol.messages import check_lane
 from protocol.schema import record, require
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
-TEMPLATES.env.filters.update(yuan=i18n.yuan, kg=i18n.kg, jin=i18n.jin)
+TEMPLATES.env.filters.update(yuan=i18n.yuan, kg=i18n.kg, jin=i18n.jin, per_jin=i18n.per_jin)
+TEMPLATES.env.globals.update(cat_name=i18n.category, level=i18n.level)  # the chain's ids, said in the page's language
 TICK_S = 0.2  # how often a page's event stream looks at its lane (a cashier sees a serial scan within this)
 MAX_STREAMS = 16  # a box serves a handful of lanes; more open pages than this is a leak, not a store
 LANG_COOKIE = "till_lang"
@@ -83,22 +91,46 @@ def render(name: str, lang: str, **context) -> str:
     return TEMPLATES.get_template(name).render(w=i18n.words(lang), lang=lang, **context)
 
 
-def cart_html(box, lane: str, cart: dict, lang: str) -> str:
+async def cart_html(box, lane: str, cart: dict, lang: str) -> str:
+    """The cart fragment: its member strip counts the member's coupons from the box's coupon snapshot (the cart's
+    own view carries none), and weighed lines show jin and the price per jin where the store configures it."""
     names = {r["rule_id"]: r["name"] for r in cart["applied_rules"]}
+    member = cart.get("member") or {}
+    coupons_n = len(await coupons.wallet_view(box, member["member_id"], box.clock.now_ms())) \
+        if member.get("member_id") else 0
     return render("_cart.html", lang, lane=lane, cart=cart, rule_names=names, member_skus=member_prices(box, cart),
-                  almost=[i18n.near_miss(m, lang) for m in cart["almost"]])
+                  almost=[i18n.near_miss(m, lang) for m in cart["almost"]], coupons_n=coupons_n,
+                  show_jin=bool(box.config.get("show_jin")), per_kg=per_kg_prices(box, cart))
+
+
+def per_kg_prices(box, cart: dict) -> dict[str, int]:
+    """sku -> list price per kg of the cart's weighed lines (what the jin price is worked out from)."""
+    catalogue = box.actor.catalogue
+    if catalogue is None:
+        return {}
+    return {line["sku"]: p.price_fen for line in cart["lines"]
+            if "weight_g" in line and (p := catalogue.by_sku.get(line["sku"])) is not None}
+
+
+def require_cashier_at(box, lane: str) -> None:
+    """A box provisioned with cashiers takes no scan, weighing or cart edit at its till page until a cashier is
+    signed in at the lane (edge/till/counter_routes.py: the same lock as for money)."""
+    counter_routes.require_cashier(box, lane)
 
 
 def routes(box, endpoint) -> list:
     """`endpoint`: the lane app's wrapper (body checks, problem+json errors: edge/lanes.py)."""
     actor = box.actor
     streams = {"open": 0}
+    endpoint = localising(endpoint, lang_of)  # the page's refusals in its language (edge/till/page_errors.py)
 
-    def fragment(fn):
+    def fragment(fn, locked: bool = True):
         async def handle(request, body):
             lane = request.path_params["lane"]
+            if locked:
+                require_cashier_at(box, lane)
             cart = await fn(request, body, lane)
-            return {"html": cart_html(box, lane, cart, lang_of(request)), "lines": len(cart["lines"]),
+            return {"html": await cart_html(box, lane, cart, lang_of(request)), "lines": len(cart["lines"]),
                     "total_fen": cart["total_fen"]}
         return handle
 
@@ -109,7 +141,7 @@ def routes(box, endpoint) -> list:
         cart = await actor.ask("cart_view", lane=lane)
         response = TEMPLATES.TemplateResponse(request, "till.html", {
             "w": i18n.words(lang), "lang": lang, "lane": lane, "store_id": box.store_id,
-            "cart_html": cart_html(box, lane, cart, lang), "scale": scale_now(box), "status": await status(box),
+            "cart_html": await cart_html(box, lane, cart, lang), "scale": scale_now(box), "status": await status(box),
             "produce": produce_keys(actor.catalogue.by_sku.values() if actor.catalogue else [])})
         if request.query_params.get("lang"):
             response.set_cookie(LANG_COOKIE, lang, samesite="strict")
@@ -128,7 +160,7 @@ def routes(box, endpoint) -> list:
             try:
                 while not await request.is_disconnected():
                     try:
-                        cart = cart_html(box, lane, await actor.ask("cart_view", lane=lane), lang)
+                        cart = await cart_html(box, lane, await actor.ask("cart_view", lane=lane), lang)
                     except Refused as exc:  # no catalogue yet: said on the page, the stream goes on
                         cart = f"<p class='error'>{html.escape(str(exc))}</p>"
                     now = {"cart": cart, "scale": render("_scale.html", lang, scale=scale_now(box)),
@@ -189,7 +221,8 @@ def routes(box, endpoint) -> list:
         lines_known = before["total_fen"] == paid["total_fen"]
         receipt = render("_receipt.html", lang, cart=before if lines_known else {**before, "lines": []}, paid=paid,
                          method=body.method, tendered=body.tendered_fen, qr=qr_svg(link),
-                         survey=bool(paid.get("survey_url")))
+                         survey=bool(paid.get("survey_url")), show_jin=bool(box.config.get("show_jin")),
+                         per_kg=per_kg_prices(box, before))
         return {"html": receipt, **paid}
 
     from edge.lanes import MemberBody, PayBody, ScanBody, WeighBody  # the lane API's own bodies (no cycle at import)
@@ -198,7 +231,7 @@ def routes(box, endpoint) -> list:
         Mount("/till/static", StaticFiles(directory=str(HERE / "static")), name="till-static"),
         Route("/till/{lane}", page, methods=["GET"]),
         Route("/till/{lane}/events", events, methods=["GET"]),
-        Route("/till/{lane}/cart", endpoint(fragment(view)), methods=["GET"]),
+        Route("/till/{lane}/cart", endpoint(fragment(view, locked=False)), methods=["GET"]),
         Route("/till/{lane}/cart", endpoint(fragment(void)), methods=["DELETE"]),
         Route("/till/{lane}/scan", endpoint(fragment(scan), ScanBody), methods=["POST"]),
         Route("/till/{lane}/weigh", endpoint(fragment(weigh), WeighBody), methods=["POST"]),

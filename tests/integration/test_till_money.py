@@ -185,7 +185,7 @@ async def test_a_member_registered_at_the_till_is_the_online_account_with_the_ne
         await page.fill("#member-input", phone)
         await page.keyboard.press("Enter")
         await page.wait_for_function("document.querySelector('#member-dialog .dialog-msg').textContent.length > 0")
-        assert "no member" in await page.inner_text("#member-dialog .dialog-msg")  # not a member yet
+        assert "没有这个会员" in await page.inner_text("#member-dialog .dialog-msg")  # not a member yet (said in Chinese)
         await page.keyboard.press("F6")  # register, from the lookup
         await page.wait_for_selector("#register-dialog[open] #register-phone:focus")
         await page.keyboard.type(phone)
@@ -231,7 +231,7 @@ async def test_stored_value_and_cash_split_charges_the_ledger_the_stored_value_p
         await page.keyboard.type("20.00")
         await page.fill("#pp-tendered", "1.00")
         await page.keyboard.press("Enter")
-        assert "less than the total" in await till_page.refused()
+        assert "少于应收" in await till_page.refused()  # the core's refusal, said in Chinese (edge/till/refusals.py)
         assert (await box.actor.ask("cart_view", lane="6"))["total_fen"] == total  # the sale is still open
         assert await eventually(lambda: _equals(available(services, member.member_id), 10_000)), \
             "the stored value held for the refused split was not given back"

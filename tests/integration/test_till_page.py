@@ -135,7 +135,7 @@ async def sell(page, scale, phone: str, grams: int, coupon: bool = False, shots:
     await page.fill("#member-input", phone)
     await page.keyboard.press("Enter")
     await page.wait_for_selector("#mpanel-dialog[open] #mp-card")  # the member panel opens after the lookup
-    assert "gold" in await page.inner_text("#mp-level")
+    assert "金卡" in await page.inner_text("#mp-level")  # the level, said in Chinese (edge/till/i18n.py)
     if coupon:
         await page.wait_for_selector("#mpanel-dialog .mp-apply:not([disabled])")
         if shots:

@@ -110,3 +110,21 @@ def test_the_cloud_believes_one_report_per_shift_and_only_from_its_own_store():
     assert list(refused) == [other.event_id] and "reported already (event" in refused[other.event_id]
     taken = judge_shift_reports([r], {}, {r.shift_id: frozenset({"S053"})})
     assert "is a shift of store S053" in taken[r.event_id]
+
+
+def test_an_old_frame_without_uncounted_still_decodes_as_a_counted_report():
+    r = report()
+    wire = codec.unpack(codec.encode(r))
+    assert wire.pop("uncounted") is False  # a new frame says it
+    old = codec.pack(wire)  # a frame from a box before the field: no `uncounted` at all
+    assert codec.decode(old) == r and codec.decode(old).uncounted is False
+
+
+def test_an_uncounted_report_claims_no_count_and_no_difference():
+    r = report(uncounted=True, counted=(), methods=(method("cash", 10_300, 10_300), method("points", 5, 5)),
+               difference_fen=0)
+    assert codec.decode(codec.encode(r)).uncounted is True
+    with pytest.raises(ProtocolError, match="uncounted report"):
+        report(uncounted=True, counted=(), methods=(method("cash", 10_300, 10_200),), difference_fen=-100)
+    with pytest.raises(ProtocolError, match="uncounted report"):
+        report(uncounted=True, methods=(method("cash", 10_200, 10_200),), difference_fen=0)  # a count given

@@ -170,7 +170,8 @@ def test_a_cash_sale_is_one_set_of_effects_numbered_after_the_last_seq_and_print
     assert out.reply == {"sale_id": make_id(NOW.wall_ms, 999), "total_fen": 1_313, "change_fen": 687, "offline": False,
                          "tenders": [{"method": "cash", "amount_fen": 1_313}]}
     assert receipt["tendered_fen"] == 2_000 and receipt["change_fen"] == 687 and receipt["total_fen"] == 1_313
-    assert [type(e).__name__ for e in out.effects] == ["InsertSale", "Publish", "MoveStock", "MoveStock"]
+    assert [type(e).__name__ for e in out.effects] == ["InsertSale", "Publish", "RecordSaleCash", "MoveStock",
+                                                        "MoveStock"]  # tendered and change, for the cash-up
     assert [e.seq for e in events(out)] == [42, 43, 44] and out.last_seq == 44
     moves = [(e.event.sku, e.event.delta, e.event.on_hand_after, e.event.reason) for e in of(out, MoveStock)]
     assert moves == [("MILK", -1, 9, "sale"), ("BOKCHOY", -1_000, -1_000, "sale")]  # no stock yet: it goes negative

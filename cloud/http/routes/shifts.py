@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from starlette.responses import JSONResponse
 
-from cloud.http.openapi_answers_base import INT, STR, TIME, array, nullable, obj
+from cloud.http.openapi_answers_base import BOOL, INT, STR, TIME, array, nullable, obj
 from cloud.http.operators import require_operator
 from cloud.http.problems import HTTPProblem
 from cloud.messaging.shift_reports import LIST_MAX, listed
@@ -25,8 +25,9 @@ from protocol.policy import CHAIN_UTC_OFFSET_MIN
 DAY_MS = 24 * 3600 * 1000
 ANSWER = obj(["store", "from", "to", "shifts"], store=nullable(STR), to=TIME, shifts=array(obj(  # `shifts` below
     ["shift_id", "store_id", "lane", "cashier_id", "opened_ms", "closed_ms", "opened_at", "closed_at", "float_fen",
-     "counted", "methods", "expected_fen", "counted_fen", "difference_fen", "sales", "returns", "voids"],
-    shift_id=STR, store_id=STR, lane=STR, cashier_id=STR, opened_ms=INT, closed_ms=INT, opened_at=TIME,
+     "counted", "methods", "expected_fen", "counted_fen", "difference_fen", "sales", "returns", "voids",
+     "uncounted"], uncounted=BOOL, shift_id=STR, store_id=STR, lane=STR, cashier_id=STR, opened_ms=INT,
+    closed_ms=INT, opened_at=TIME,
     closed_at=TIME, float_fen=INT, expected_fen=INT, counted_fen=INT, difference_fen=INT, sales=INT, returns=INT,
     voids=INT, counted=array(obj(["denomination_fen", "pieces"], denomination_fen=INT, pieces=INT)),
     methods=array(obj(["method", "expected_fen", "counted_fen", "difference_fen"], method=STR, expected_fen=INT,
@@ -84,7 +85,8 @@ def openapi_paths(op) -> dict:
         "from/to: RFC 3339 times or days, default the last 7 days): shift, cashier, lane, opened/closed, float, the "
         "count by denomination, expected and counted per method, the cash difference, sales/returns/voids",
         ("200", "{store, from, to, shifts: [{shift_id, store_id, lane, cashier_id, opened_at, closed_at, float_fen, "
-                "counted, methods, expected_fen, counted_fen, difference_fen, sales, returns, voids}]}"),
+                "counted, methods, expected_fen, counted_fen, difference_fen, sales, returns, voids, uncounted (closed "
+                "without a count: counted = expected)}]}"),
         {"401": "not signed in as an operator", "403": "another store's",
          "422": "store, from, to or limit is wrong (the detail names it)"},
         operator=True, query=["store", "from", "to", "limit"])}}

@@ -58,14 +58,14 @@
   const reg = $("register-dialog");
   function openRegister() {
     document.querySelectorAll("dialog[open]").forEach((d) => { if (d !== reg) d.close(); });
-    $("register-phone").value = ""; say(reg, "");
+    $("register-phone").value = ""; $("register-name").value = ""; say(reg, "");
     reg.showModal(); $("register-phone").focus();
   }
   $("register-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const phone = $("register-phone").value.trim();
     if (!phone) return;
-    const r = await call("POST", "/members", {phone});
+    const r = await call("POST", "/members", {phone, name: $("register-name").value.trim()});
     if (!r.ok) { say(reg, r.data.detail); return; }
     reg.close();
     clearMessages();  // the lookup's "no member" is answered now

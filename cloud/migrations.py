@@ -12,6 +12,7 @@ from cloud.services.coupon_schema import MIGRATION_26, MIGRATION_31  # coupons (
 from cloud.services.group_schema import MIGRATION_27  # group buys
 from cloud.services.group_views import MIGRATION_34  # group buys: HQ's cancel, the operators' list
 from cloud.services.member_levels import MIGRATION_28
+from cloud.services.money_fix_schema import MIGRATION_43
 from cloud.services.points_schema import MIGRATION_29
 from cloud.services.return_promotions_schema import MIGRATION_32  # returns undo promotions
 from cloud.services.segment_schema import MIGRATION_30
@@ -535,6 +536,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     MIGRATION_34,  # group buys: who cancelled a group and why, the operators' list (cloud/services/group_views.py)
     MIGRATION_36,  # the shard counts the sharded actors were made with (cloud/runtime/shard_guard.py)
     (37, "cashiers' shift reports from the tills (cloud/messaging/shift_reports.py)", MIGRATION_37),
+    MIGRATION_43,  # till refunds by tender, till registrations' daily cap (cloud/services/money_fix_schema.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

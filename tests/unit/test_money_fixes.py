@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from edge import lane_guard
 from edge.core import returns, selling
-from edge.core.outcome import InsertReturn, PrintTicket, Publish
+from edge.core.outcome import InsertReturn, PrintTicket, Publish, Refused
 from edge.core.split_tender import Tender
 from edge.till.counter_routes import FloatBody
 from protocol.digits import is_whole_number
@@ -148,3 +149,39 @@ def test_the_cloud_counts_refunds_by_method_before_and_earlier_in_the_batch():
     known = replace(SPLIT_FACTS, earlier={"sale:SPLIT": [("APPLE", 2, 2_000)]},
                     refunded={"SPLIT": [("stored_value", 800), ("cash", 1_200)]})
     assert "800 fen went back" in judge_returns([second], known).refused[second.event_id]
+
+
+# 5. the till lock holds on the lane API too, on a box with cashiers
+class _Pins:
+    def __init__(self, hashes: dict) -> None:
+        self.hashes = hashes
+
+
+class _Actor:
+    def __init__(self, on_duty: dict) -> None:
+        self.on_duty = on_duty
+
+
+class _Box:
+    def __init__(self, cashiers: bool, on_duty: dict) -> None:
+        self.cashier_pins, self.actor = _Pins({"C1": "h"} if cashiers else {}), _Actor(on_duty)
+
+
+@pytest.mark.parametrize("path", ["/lanes/1/pay", "/lanes/1/returns", "/lanes/1/coupon", "/till/1/members",
+                                  "/till/1/coupons/apply", "/till/1/tender", "/till/1/pickup", "/till/1/return"])
+def test_money_routes_need_a_cashier_signed_in_at_their_lane(path):
+    with pytest.raises(Refused, match="no cashier is signed in at lane 1") as refused:
+        lane_guard.check(_Box(True, {"2": object()}), "POST", path, {"lane": "1"}, {})
+    assert refused.value.status == 403
+    lane_guard.check(_Box(True, {"1": object()}), "POST", path, {"lane": "1"}, {})  # signed in: through
+    lane_guard.check(_Box(False, {}), "POST", path, {"lane": "1"}, {})  # no cashiers configured: as before
+
+
+def test_a_pickup_needs_a_cashier_on_the_lane_it_names_or_on_any_lane():
+    with pytest.raises(Refused, match="no cashier is signed in at any lane"):
+        lane_guard.check(_Box(True, {}), "POST", "/pickups/12345678", {"code": "12345678"}, {})
+    with pytest.raises(Refused, match="no cashier is signed in at lane 3"):
+        lane_guard.check(_Box(True, {"1": object()}), "POST", "/pickups/12345678", {"code": "12345678"},
+                         {"lane": "3"})
+    lane_guard.check(_Box(True, {"1": object()}), "POST", "/pickups/12345678", {"code": "12345678"}, {})
+    lane_guard.check(_Box(True, {}), "POST", "/lanes/1/scan", {"lane": "1"}, {})  # not money: the page lock's job

@@ -99,3 +99,25 @@ async def test_a_pay_that_sold_nothing_still_releases_the_hold(tmp_path, split):
         assert box.sync.released == [HOLD_PREFIX + Ids().new()]
     finally:
         await db.close()
+
+
+async def test_a_hold_asked_in_vain_is_released_by_sync_itself_for_the_split_as_for_the_whole_sale():
+    """Defect 2's second half: a split's hold request that times out must not leave a late grant held. Both pay
+    shells ask through `Sync.hold`, which gives back a hold it got no answer for (as `edge/points_till.py` does)."""
+    import asyncio
+
+    from edge.sync import Sync
+    asked: list[tuple[str, str]] = []
+
+    async def no_answer(what, request, timeout_s):
+        asked.append((what, request.hold_id))
+        return None  # no answer in time
+    sync = Sync.__new__(Sync)
+    sync._background, sync._ask = set(), no_answer  # noqa: SLF001 - the one seam under test
+    sync._envelope = lambda: {"event_id": "01KDVDNA000000000000000E01", "store_id": "S063", "seq": 0,  # noqa: SLF001
+                              "wall_ms": 1, "mono_ms": 1}
+    hold_id = HOLD_PREFIX + "01KDVDNA000000000000000H31"
+    assert await sync.hold(hold_id, "M-hold", 2_000, "1") is None
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert asked == [("hold", hold_id), ("release", hold_id)]

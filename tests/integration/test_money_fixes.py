@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +16,9 @@ import pytest_asyncio
 
 from cloud.messaging import registration_cap
 from cloud.messaging.till_registrations import RegistrationDesk
+from edge.box import EdgeBox
+from edge.cashier_pins import hash_pin
+from edge.lanes import build_lane_app
 from protocol.ids import make_id
 from protocol.lots import chain_day
 from protocol.messages import Payment, Quantity, SaleCommitted, SaleLine
@@ -161,3 +165,39 @@ async def test_a_limit_in_unicode_digits_is_a_422_naming_it(cloud, path):
     assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["detail"].startswith("limit:")
     assert (await http.get(path, params={"limit": "5"}, headers=op)).status_code == 200
+
+
+WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
+
+
+async def test_a_box_with_cashiers_takes_no_money_and_hands_nothing_over_through_the_lane_api_until_one_signs_in(
+        tmp_path):
+    """A box of its own (no cloud): the lane API's money routes are refused 403 problem+json while nobody is signed
+    in at the lane; the cashier signs in and the same pay goes through; the return of that cash sale too."""
+    product = next(p for p in json.loads(WORLD.read_text())["catalogue"] if p["unit"] == "piece" and p["gtin"])
+    config = {"store_id": SPLIT_STORE, "data_dir": str(tmp_path / "data"), "world": str(WORLD),
+              "cashiers": {"C63": hash_pin("2468")}}
+    box = await EdgeBox(config).start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)),
+                                     base_url="http://lane") as lane:
+            await box.actor.ask("receive", sku=product["sku"], qty=10)
+            assert (await lane.post("/lanes/1/scan", json={"code": product["gtin"]})).status_code == 200
+            pay = {"method": "cash", "tendered_fen": 100_000}
+            for path, body in (("/lanes/1/pay", pay), ("/pickups/12345678", None),
+                               ("/lanes/1/returns", {"sale_id": "01NOSALE", "lines": [{"sku": product["sku"],
+                                                                                         "qty": 1}]})):
+                r = await lane.post(path, json=body)
+                assert r.status_code == 403, (path, r.text)
+                assert r.headers["content-type"].startswith("application/problem+json")
+                assert "no cashier is signed in" in r.json()["detail"]
+            assert (await lane.post("/lanes/1/cashier", json={"cashier_id": "C63", "pin": "2468"})).status_code == 200
+            assert (await lane.post("/pickups/12345678", params={"lane": "2"})).status_code == 403  # not lane 2's
+            paid = await lane.post("/lanes/1/pay", json=pay)
+            assert paid.status_code == 201, paid.text
+            back = await lane.post("/lanes/1/returns", json={"sale_id": paid.json()["sale_id"],
+                                                              "lines": [{"sku": product["sku"], "qty": 1}]})
+            assert back.status_code == 201 and back.json()["refund"]["method"] == "cash", back.text
+            assert (await lane.post("/pickups/12345678")).status_code == 404  # through the lock: no such order here
+    finally:
+        await box.stop()

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from edge import (
     coupons,
     label_scale_routes,
+    lane_guard,
     limit_ops,
     markdowns_api,
     points_till,
@@ -148,6 +149,7 @@ def build_lane_app(box) -> Starlette:
                     from_wire(str, value, name)
                 if "lane" in request.path_params:
                     check_lane(request.path_params["lane"])
+                lane_guard.check(box, request.method, request.url.path, request.path_params, request.query_params)
                 body = None
                 if body_cls is not None:
                     raw = b""

@@ -40,6 +40,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "a whole return marks its sale's coupon released rather than deleting the redemption "
                  "(edge/return_promotions_db.py): usable again only once the cloud's wallet shows it issued",
               "alter table coupon_redemptions add column released_by text;"),
+    Migration(4, "a return keeps what it gave back by each method (edge/returns_db.py): a split sale's later "
+                 "returns, and the cash-up, count each tender's refunds as they were given",
+              "alter table returns add column refunds text;"),
 )
 CURRENT = MIGRATIONS[-1].version if MIGRATIONS else 0
 

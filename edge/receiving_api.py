@@ -28,6 +28,7 @@ from edge.core.receiving import Note, NoteLine
 from edge.core.stock import SHRINKAGE_REASONS as REASONS
 from edge.staff import known_cashier
 from edge.store_actor import Refused
+from protocol.digits import is_whole_number
 from protocol.ids import is_id
 from protocol.messages import NAME_RE, SKU_RE
 from protocol.receiving_messages import NOTE_MAX_CHARS, RECEIVING_LINES_MAX
@@ -98,7 +99,7 @@ def routes(box, endpoint) -> list[Route]:
 
     async def listed(request, body):
         raw = request.query_params.get("since", "0")
-        if not raw.isdigit() or len(raw) > 15:
+        if not is_whole_number(raw, 15):
             raise Refused(422, "since: epoch milliseconds")
         return {"receivings": await receiving_db.since(box.store_db.reader, int(raw))}
 

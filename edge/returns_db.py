@@ -26,9 +26,10 @@ create table if not exists after_sales (request_id text primary key, order_id te
 
 
 async def insert_return(db, e: InsertReturn) -> None:
-    await db.execute("insert into returns (return_id, source, lane, method, total_fen, lines, at_ms) "
-                     "values (?, ?, ?, ?, ?, ?, ?)",
-                     (e.return_id, e.source, e.lane, e.method, e.total_fen, json.dumps(e.lines), e.at_ms))
+    await db.execute("insert into returns (return_id, source, lane, method, total_fen, lines, at_ms, refunds) "
+                     "values (?, ?, ?, ?, ?, ?, ?, ?)",  # refunds: edge migration 4 (per method, as given back)
+                     (e.return_id, e.source, e.lane, e.method, e.total_fen, json.dumps(e.lines), e.at_ms,
+                      json.dumps([list(p) for p in e.refunds])))
     await db.executemany("insert into returned_lines (return_id, source, sku, qty, fen) values (?, ?, ?, ?, ?)",
                          [(e.return_id, e.source, sku, qty, fen) for sku, qty, fen, _ in e.lines])
 
@@ -85,11 +86,23 @@ async def earlier(db, source_key: str) -> dict[str, Back]:
 
 
 async def existing(db, return_id: str) -> InsertReturn | None:
-    row = await _one(db, "select return_id, source, lane, method, total_fen, lines, at_ms from returns "
+    row = await _one(db, "select return_id, source, lane, method, total_fen, lines, at_ms, refunds from returns "
                          "where return_id = ?", (return_id,))
     if row is None:
         return None
-    return InsertReturn(row[0], row[1], row[2], row[3], row[4], tuple(tuple(x) for x in json.loads(row[5])), row[6])
+    return InsertReturn(row[0], row[1], row[2], row[3], row[4], tuple(tuple(x) for x in json.loads(row[5])), row[6],
+                        tuple((m, fen) for m, fen in json.loads(row[7] or "[]")))
+
+
+async def refunded(db, source_key: str) -> tuple[tuple[str, int], ...]:
+    """(method, fen) the source's returns gave back so far; a return kept before the refunds column (edge
+    migration 4) counts its whole total by its one method (stricter, never looser)."""
+    async with db.execute("select method, total_fen, refunds from returns where source = ?", (source_key,)) as cur:
+        rows = [tuple(r) for r in await cur.fetchall()]
+    out: list[tuple[str, int]] = []
+    for method, total_fen, refunds in rows:
+        out += [(m, int(fen)) for m, fen in json.loads(refunds)] if refunds is not None else [(method, total_fen)]
+    return tuple(out)
 
 
 async def sale_source(db, sale_id: str, books=None) -> Source | None:
@@ -108,6 +121,7 @@ async def sale_source(db, sale_id: str, books=None) -> Source | None:
                   coupons=await return_promotions_db.sale_coupons(db, row[0]), gifts=gifts,
                   payments=tuple((m, fen) for m, fen, *_ in payments),
                   points_back=await return_promotions_db.points_back(db, f"sale:{row[0]}"),
+                  refunded=await refunded(db, f"sale:{row[0]}"),
                   gifts_settled=await return_promotions_db.gifts_settled(db, f"sale:{row[0]}") if gifts else ())
 
 

@@ -25,7 +25,7 @@ from edge.core.shift_effects import RecordFloat, RecordShiftReport, RecordVoid
 from edge.core.shift_resume import LeftOpen, plan_sign_in
 from protocol.lots import chain_day
 from protocol.money import format_fen
-from protocol.shift_messages import AMOUNT_MAX_FEN, DenominationCount, MethodTotal, ShiftReported
+from protocol.shift_messages import FLOAT_MAX_FEN, DenominationCount, MethodTotal, ShiftReported
 
 
 def view(duty_shift: dict, up: core.CashUp, closed_ms: int | None, now_ms: int) -> dict:
@@ -136,8 +136,8 @@ async def run(actor, action: str, lane: str, **kw) -> dict | None:
             raise Refused(409, f"shift {duty.shift_id} has its float already ({format_fen(shift['float_fen'])} yuan)")
         counted = core.check_count(kw["counted"]) if kw["counted"] else ()
         float_fen = core.counted_fen(dict(counted)) if counted else kw["amount_fen"]
-        if not 0 <= float_fen <= AMOUNT_MAX_FEN:
-            raise Refused(422, "float: 0 to 100,000,000.00 yuan")
+        if not 0 <= float_fen <= FLOAT_MAX_FEN:
+            raise Refused(422, f"float: 0 to {format_fen(FLOAT_MAX_FEN)} yuan, not {format_fen(float_fen)}")
         await actor._execute(Outcome(reply=None, effects=(RecordFloat(duty.shift_id, float_fen, counted, now),)))
         return {"shift_id": duty.shift_id, "float_fen": float_fen}
     if action != "cash_up":

@@ -80,9 +80,11 @@ async def taken(db, lane: str, since_ms: int, until_ms: int, shift_id: str) -> d
             sale["payments"] = [[p[0], p[1] + change_fen, *p[2:]] if p[0] == "cash" else p for p in sale["payments"]]
             sale["change_fen"] = change_fen
         sales.append(sale)
-    refunds = [refund_split(r[0], r[1], json.loads(r[2]) if r[2] else None) for r in await _all(
-        db, "select r.method, r.total_fen, s.payments from returns r left join sales s on r.source = 'sale:' || "
-            "s.sale_id where r.lane = ? and r.at_ms >= ? and r.at_ms <= ?", (lane, since_ms, until_ms))]
+    # a return's refunds as the till gave them (edge migration 4); one kept before that: worked out again
+    refunds = [[tuple(p) for p in json.loads(r[3])] if r[3] is not None else
+               refund_split(r[0], r[1], json.loads(r[2]) if r[2] else None) for r in await _all(
+        db, "select r.method, r.total_fen, s.payments, r.refunds from returns r left join sales s on r.source = "
+            "'sale:' || s.sale_id where r.lane = ? and r.at_ms >= ? and r.at_ms <= ?", (lane, since_ms, until_ms))]
     topups = (await _all(db, "select coalesce(sum(amount_fen), 0) from topups where shift_id = ?", (shift_id,)))[0][0]
     voids = (await _all(db, "select count(*) from till_voids where lane = ? and at_ms >= ? and at_ms <= ?",
                         (lane, since_ms, until_ms)))[0][0]

@@ -10,12 +10,15 @@ for a whole stored-value sale. The rules are pure (`edge.core.split_tender`); th
 All or nothing: if the actor refuses (the cash tendered is short of the rest, the cart changed, the hold was
 refused...) nothing is sold and the hold is released at once - the first tender is given back, never left held
 for an open sale (see `edge.core.split_tender`).
+A failure after the sale committed (a post-commit step) keeps the hold the sale names and answers the sale
+(`edge.hold_release`). A hold asked for in vain (no answer in time) is released by `Sync.hold` itself.
 """
 from __future__ import annotations
 
 from edge.core.outcome import Refused
 from edge.core.selling import Authorisation
 from edge.core.split_tender import Tender, check_split
+from edge.hold_release import after_failed_pay
 from protocol.messages import HOLD_PREFIX
 
 
@@ -38,9 +41,10 @@ async def pay(box, lane: str, method: str, tendered_fen: int, first: Tender, poi
     try:
         reply: dict = await actor.ask("pay", lane=lane, method=method, tendered_fen=tendered_fen,
                                       authorisation=auth, first=first)
-    except Exception:  # nothing was sold: the first tender goes back now, not when its hold lapses
-        if auth is not None and auth.granted and sync is not None and member_id is not None:
-            await sync.release(auth.hold_id, member_id)
+    except Exception as exc:  # nothing was sold: the first tender goes back now, not when its hold lapses; but a
+        if auth is not None and auth.granted and member_id is not None and (  # a sale naming it keeps it
+                made := await after_failed_pay(box, auth.hold_id, member_id, tendered_fen, exc)) is not None:
+            return made
         raise
     if auth is not None:
         reply["hold_id"] = auth.hold_id

@@ -8,10 +8,12 @@ The StoreActor never waits on the network, so the hold is asked for here, betwee
    the cloud; a refused one refuses the sale with the ledger's reason.
 If the actor refuses the sale after a hold was granted (the cart changed meanwhile, a lane paid twice at once),
 the hold is given back at once; a hold whose sale was never made (the box died) lapses at the cloud.
+A failure after the sale committed keeps the hold the sale names, and answers the sale (`edge.hold_release`).
 """
 from __future__ import annotations
 
 from edge.core.selling import Authorisation
+from edge.hold_release import after_failed_pay
 from protocol.messages import HOLD_PREFIX
 
 
@@ -29,9 +31,10 @@ async def pay(box, lane: str, method: str, tendered_fen: int) -> dict:
             auth = Authorisation(hold_id, quote["member_id"], quote["total_fen"], answer.granted, answer.reason)
     try:
         reply: dict = await actor.ask("pay", lane=lane, method=method, tendered_fen=tendered_fen, authorisation=auth)
-    except Exception:  # nothing was sold (refused, or a full disk): the hold goes back now, not when it lapses
-        if auth is not None and auth.granted and sync is not None:
-            await sync.release(auth.hold_id, quote["member_id"])
+    except Exception as exc:  # nothing sold (refused, a full disk): the hold goes back now, not when it lapses;
+        if auth is not None and auth.granted and (  # but a sale naming it (a step after its commit failed) keeps it
+                made := await after_failed_pay(box, auth.hold_id, quote["member_id"], tendered_fen, exc)) is not None:
+            return made
         raise
     if auth is not None:
         reply["hold_id"] = auth.hold_id

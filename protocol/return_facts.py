@@ -4,7 +4,9 @@ A store is believed only about returns of its own facts: a till sale it reported
 picked up at that store; only for lines and quantities that were sold and not returned already; only for at most
 what `protocol.returns` gives back for those lines (the store computes the same; for an order the store's figure is
 an estimate, and the cloud refunds its own, from what the order charged); a sale's refund only in the
-sale's own method, and to the sale's own member. A return id is used once. Anything else is refused with a reason
+sale's own methods, by each at most what the sale paid by it less what its returns gave back by it before
+(`protocol.tender_refunds.over_paid`: a split sale's refund claimed all by one tender is refused), and to the sale's own
+member. A return id is used once. Anything else is refused with a reason
 naming the store, the return and what is not believed.
 
 Guarantees of `judge_returns`: returns are judged in the order given (each store's sequence order), and one
@@ -21,6 +23,7 @@ from protocol import order_lifecycle as lifecycle
 from protocol import returns as rules
 from protocol.messages import Message
 from protocol.return_messages import GoodsReturned
+from protocol.tender_refunds import by_method, over_paid
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class SaleFacts:
     total_fen: int
     methods: tuple[str, ...]
     member_id: str | None
+    paid: tuple[tuple[str, int], ...] = ()  # (method, fen) the sale's tenders: a refund by a method stays within it
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class ReturnsKnown:
     orders: dict[str, OrderFacts] = field(default_factory=dict)
     earlier: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)  # source key -> (sku, qty, fen)
     used_ids: dict[str, str] = field(default_factory=dict)  # return id -> the event id that used it
+    refunded: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # sale id -> (method, fen) given back
 
 
 @dataclass
@@ -74,10 +79,15 @@ def judge_returns(events: Iterable[Message], known: ReturnsKnown) -> Verdicts:
     verdicts = Verdicts()
     earlier = {k: list(v) for k, v in known.earlier.items()}
     used = dict(known.used_ids)
+    refunded = {k: list(v) for k, v in known.refunded.items()}
     for e in events:
         if not isinstance(e, GoodsReturned):
             continue
         reason, given, all_back = _judge(e, known, earlier, used)
+        sale = known.sales.get(e.sale_id) if e.sale_id and not reason else None
+        if sale is not None and sale.paid:  # each method within what the sale paid by it, less its refunds before
+            reason = over_paid(sale.paid, by_method(refunded.get(e.sale_id, [])),
+                               [(p.method, p.amount_fen) for p in e.refunds])
         if reason:
             verdicts.refused[e.event_id] = f"store {e.store_id} {e.KIND} refused: return {e.return_id}: {reason}"
             continue
@@ -90,6 +100,8 @@ def judge_returns(events: Iterable[Message], known: ReturnsKnown) -> Verdicts:
         verdicts.amounts[e.event_id] = sum(fen for *_, fen in back) if e.order_id else e.total_fen
         used[e.return_id] = e.event_id
         earlier.setdefault(source_key(e), []).extend(back)
+        if e.sale_id:
+            refunded.setdefault(e.sale_id, []).extend((p.method, p.amount_fen) for p in e.refunds)
     return verdicts
 
 

@@ -28,6 +28,9 @@ DENOMINATIONS_FEN: tuple[int, ...] = (10_000, 5_000, 2_000, 1_000, 500, 100, 50,
 METHOD_RE = re.compile(r"^[a-z][a-z0-9_]{0,23}$")  # cash, stored_value, wallet_sim, points, and tenders to come
 PIECES_MAX = 100_000  # of one denomination in one drawer: a typo guard (100,000 notes of 100 is 10 million yuan)
 AMOUNT_MAX_FEN = 10_000_000_000  # what one shift may take by one method (100 million yuan)
+# a drawer's opening float: 100,000.00 yuan at most (a typo guard; a float near AMOUNT_MAX_FEN left the shift's
+# expected cash past what a count or a report can hold: the shift could never close)
+FLOAT_MAX_FEN = 10_000_000
 COUNT_MAX = 1_000_000  # sales, returns or voids of one shift
 
 

@@ -99,19 +99,25 @@ class TillReturns:
         for r in await db.fetch("select sale_id, store_id, lines, payments, member_id, total_fen from till_sales "
                                 "where sale_id = any($1::text[])", list(sale_ids)):
             lines = tuple(tuple(x) for x in json.loads(r["lines"]))
+            paid = tuple((p[0], p[1]) for p in json.loads(r["payments"]))
             known.sales[r["sale_id"]] = SaleFacts(r["sale_id"], r["store_id"], lines, r["total_fen"],
-                                                  tuple(p[0] for p in json.loads(r["payments"])), r["member_id"])
+                                                  tuple(m for m, _ in paid), r["member_id"], paid)
         for e in events:  # a sale and its return in one batch (a catch-up): the sale is believed the same way
             if isinstance(e, SaleCommitted) and e.sale_id in sale_ids and e.sale_id not in known.sales:
                 known.sales[e.sale_id] = SaleFacts(
                     e.sale_id, e.store_id, tuple((x.sku, x.quantity.amount, x.quantity.unit, x.amount_fen) for x in e.lines),
-                    e.total_fen, tuple(p.method for p in e.payments), e.member_id)
-        for r in await db.fetch("select return_id, event_id, sale_id, order_id, lines from till_returns "
+                    e.total_fen, tuple(p.method for p in e.payments), e.member_id,
+                    tuple((p.method, p.amount_fen) for p in e.payments))
+        for r in await db.fetch("select return_id, event_id, sale_id, order_id, lines, method, amount_fen, refunds "
+                                "from till_returns "
                                 "where sale_id = any($1::text[]) or order_id = any($2::text[]) or "
                                 "return_id = any($3::text[])", list(sale_ids), list(order_ids), list(return_ids)):
             known.used_ids[r["return_id"]] = r["event_id"]
             if r["sale_id"]:  # an order's returns are in its view (below), with its after-sales
                 known.earlier.setdefault(f"sale:{r['sale_id']}", []).extend(tuple(x) for x in json.loads(r["lines"]))
+                known.refunded.setdefault(r["sale_id"], []).extend(  # by tender (migration 43; before: its one method)
+                    [(m, fen) for m, fen in json.loads(r["refunds"])] if r["refunds"] is not None
+                    else [(r["method"], r["amount_fen"])])
         batch_pickups = {(e.order_id, e.store_id) for e in events if isinstance(e, PickupCompleted)}
         # a return of this batch recorded before (applied, then the batch failed): judged again as if it were not
         mine = {e.return_id for e in events
@@ -223,13 +229,14 @@ class TillReturns:
         take = (lambda d, k, default: d.get(k, default)) if keep else (lambda d, k, default: d.pop(k, default))
         await conn.executemany(
             """insert into till_returns (return_id, event_id, store_id, sale_id, order_id, lane, lines, method,
-                   amount_fen, member_id, wall_ms, received_ms)
-               values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) on conflict do nothing""",
+                   amount_fen, member_id, wall_ms, received_ms, refunds)
+               values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) on conflict do nothing""",
             [(e.return_id, e.event_id, e.store_id, e.sale_id or None, e.order_id or None, e.lane,
               json.dumps(take(self.verdicts.lines, e.event_id, None)
                          or [[x.sku, x.quantity.amount, x.amount_fen] for x in e.lines]),
               e.refunds[0].method if e.refunds else ("original_payment" if e.order_id else "none"),
-              take(self.verdicts.amounts, e.event_id, e.total_fen), e.member_id, e.wall_ms, now)
+              take(self.verdicts.amounts, e.event_id, e.total_fen), e.member_id, e.wall_ms, now,
+              json.dumps([[p.method, p.amount_fen] for p in e.refunds]))
              for e in rows])
         if not keep:
             for e in rows:

@@ -5,14 +5,17 @@ Guarantees:
 - The member is registered by `cloud.services.members.Members.register`, exactly as the mall registers a phone: one
   account per phone (any spelling of the number), the same account the customer signs in to online, the phone kept
   sealed and found by its keyed hash, every store told (`MemberUpdated`; the asking store always, so this till
-  finds the member in its cache at once), and the new-member coupons issued into the member's wallet.
+  finds the member in its cache at once), and the new-member coupons issued once the phone is proven (below).
 - Idempotent by the phone: a retried request (its answer was lost) answers the member made the first time, with
   `created` False; a phone registered earlier (online, or at another till) answers that member.
 - The answer carries the member's id, code and masked phone, never the phone in clear; it goes only to the asking
   store's inbox, for a store asking on its own subject (`StoreDesk`).
 - A store registers at most `REGISTRATIONS_PER_MIN` members a minute through this process (a token bucket per store):
-  past it the request is answered with a refusal saying so, so one store cannot mint accounts in bulk.
-- A refusal (an invalid phone, the rate) is answered with its reason; the till shows it to the cashier.
+  past it the request is answered with a refusal saying so (a burst guard; the bound that holds is the daily cap).
+- A store registers at most `registration_cap.TILL_REGISTRATIONS_PER_DAY` new members a chain day, counted in
+  PostgreSQL (one row per store and day, shared by every cloud process); a till-made member's new-member coupons
+  are issued only once the member proves the phone (first sign-in with the one-time code): `registration_cap`.
+- A refusal (an invalid phone, the rate, the daily cap) is answered with its reason; the till shows it.
 - A name given at the till (optional) is sealed like the phone onto the member the request made (never onto one
   registered before), and answered masked only (`cloud/services/member_names.py`).
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import logging
 
+from cloud.messaging import registration_cap
 from cloud.messaging.store_desk import StoreDesk
 from cloud.services.member_names import set_name
 from cloud.services.members import Members
@@ -73,14 +77,27 @@ class RegistrationDesk(StoreDesk):
             self.stats["refused"] += 1
             return self._reply(request, reason=f"store {store_id} registers more than {REGISTRATIONS_PER_MIN} "
                                                  "members a minute: try again in a minute")
+        now = self.cloud.now_ms()  # the store's daily cap, one figure for every cloud process (registration_cap)
+        slot = await registration_cap.take_slot(self.cloud, store_id, now)
+        if not slot and not await registration_cap.registered_already(self.cloud, self.members, request.phone):
+            self.stats["refused"] += 1
+            return self._reply(request, reason=f"store {store_id} registered {registration_cap.TILL_REGISTRATIONS_PER_DAY}"
+                                                " members at its tills today, its daily cap: ask the customer to sign "
+                                                "up in the mall app")
         try:
-            view, created = await self.members.register(request.phone)
+            view, created = await self.members.register(request.phone, coupons=False)  # they wait for the phone
             # the name, sealed like the phone, on the member this request made only (cloud/services/member_names.py)
             name_masked = await set_name(self.cloud.db, self.members.pii, view["member_id"], request.name) \
                 if created and request.name else ""
         except Refusal as exc:
+            if slot:
+                await registration_cap.give_back_slot(self.cloud, store_id, now)
             self.stats["refused"] += 1
             return self._reply(request, reason=str(exc)[:REASON_MAX] or "registration refused")
+        if created:  # new-member coupons once the member proves the phone (first sign-in with the one-time code)
+            await registration_cap.await_proof(self.cloud, view["member_id"], store_id, now)
+        elif slot:  # a known phone takes no slot
+            await registration_cap.give_back_slot(self.cloud, store_id, now)
         self.stats["registered"] += 1
         self.stats["created"] += created
         if not created or store_id not in self.cloud.world.stores:

@@ -19,6 +19,7 @@ import hmac
 import logging
 import secrets
 
+from cloud.messaging import registration_cap
 from cloud.services.sms import SmsUnavailable
 from cloud.services.verdicts import Refusal
 from protocol import phones
@@ -126,6 +127,8 @@ class Identity:
         if refusal is not None:
             raise refusal
         member, created = await self.members.register(phone)
+        if not created:  # the phone is proven now: a member a till made gets its new-member coupons (once)
+            await registration_cap.phone_proven(self.cloud, member["member_id"], now)
         token = secrets.token_urlsafe(32)
         await self.cloud.db.execute("insert into sessions (token_hash, member_id, created_ms, expires_ms) "
                                     "values ($1, $2, $3, $4)", token_hash(token), member["member_id"], now,

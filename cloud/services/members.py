@@ -38,10 +38,11 @@ class Members:
         self.pii = Pii(cloud.keys)
         self.payments: Payments | None = None  # the money journal, set by the services
 
-    async def register(self, phone_text: str) -> tuple[dict, bool]:
+    async def register(self, phone_text: str, coupons: bool = True) -> tuple[dict, bool]:
         """(the member, True) when registered now; (the existing member, False) when the phone was registered.
         Any usual spelling of a number is the same member (`protocol/phones.py`). An erased member's phone is no
-        longer known: registering it again makes a new member."""
+        longer known: registering it again makes a new member. `coupons=False`: the new-member coupons wait (a till
+        registration: issued when the phone is proven, `cloud/messaging/registration_cap.py`)."""
         try:
             phone = phones.normalise(phone_text)
         except ProtocolError as exc:
@@ -66,7 +67,8 @@ class Members:
                     return await self.view(row["member_id"]), False
         body = await self.view(member_id)
         await self.notify_stores(body, phone)
-        await issue_on_registration(self.cloud, member_id)  # new-member coupons (cloud/services/coupons.py)
+        if coupons:
+            await issue_on_registration(self.cloud, member_id)  # new-member coupons (cloud/services/coupons.py)
         return body, True
 
     async def notify_stores(self, view: dict, phone: str | None = None,

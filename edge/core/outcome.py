@@ -191,6 +191,7 @@ class InsertReturn:
     total_fen: int
     lines: tuple[tuple[str, int, int, str], ...]
     at_ms: int
+    refunds: tuple[tuple[str, int], ...] = ()  # (method, fen) given back by each way (GoodsReturned.refunds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,10 @@ Guarantees:
   stored value (credited by the cloud, once), an online order's through its original payment (by the cloud: the
   till pays nothing out); a sale paid partly with points gives back points (through the cloud) and money in the
   proportion it was paid (`sale_refunds`), never more than was paid in either;
+- a sale paid by two tenders (a split) gives each its share (`protocol.tender_refunds`: in proportion, counting the
+  sale's earlier refunds by each tender, never more back by a tender than it paid less its refunds before): the cash
+  part from the drawer (the kick), the stored-value part to the member's stored value, the wallet part as a whole
+  wallet sale's is; the return's row keeps what went back by each tender (`InsertReturn.refunds`);
 - a return id is made at the origin (the terminal may send its own): the same id again answers the first result
   and changes nothing;
 - the promotions the sale carried are undone as `protocol.return_promotions` and `edge.core.return_gifts` say: a
@@ -39,6 +43,7 @@ from protocol.money import format_fen
 from protocol.points import points_for_fen, points_value_fen
 from protocol.return_messages import DISPOSITIONS, GoodsReturned, ReturnDeduction, ReturnLine
 from protocol.return_promotions import PointsPaid, points_split
+from protocol.tender_refunds import TenderRefused, by_method, split_money
 
 DRAWER_KICK = ESC + b"p\x00\x19\xfa"  # ESC p m t1 t2: pulse pin 2 (the drawer) for 50 ms on, 500 ms off
 # an order's statuses at the store once it handed the goods over (picked up at the till, delivered by its own staff:
@@ -62,6 +67,7 @@ class Source:
     points_back: int = 0  # points the sale's earlier returns gave back
     gifts: tuple[return_gifts.GiftGiven, ...] = ()  # gifts the sale got (`return_gifts.gifts_of_sale`)
     gifts_settled: tuple[str, ...] = ()  # rules whose gift an earlier return of it already paid for
+    refunded: tuple[tuple[str, int], ...] = ()  # (method, fen) the sale's earlier returns gave back, points too
 
     @property
     def key(self) -> str:
@@ -126,9 +132,11 @@ def take(source: Source | None, what: str, before: Mapping[str, rules.Back], ask
                        total_fen=total, refunds=refunds, member_id=source.member_id,
                        deductions=tuple(ReturnDeduction(rule_id=d.rule_id, sku=d.sku, amount_fen=d.amount_fen)
                                         for d in deducted))
+    money_back: list[tuple[str, int]] = [(p.method, p.amount_fen) for p in refunds if p.method != "points"]
+    method = money_back[0][0] if money_back else method
     row = InsertReturn(return_id, source.key, lane, method, total,
                        tuple((sku, qty, fen, a.disposition) for a, (sku, qty, fen) in zip(asked, lines, strict=True)),
-                       stamp.moment.wall_ms)
+                       stamp.moment.wall_ms, tuple((p.method, p.amount_fen) for p in refunds))
     effects += [row, Publish(event)]
     effects += return_gifts.undo(source.key, return_id, deducted, source.coupons if whole else (), points_back,
                                  whole)
@@ -136,8 +144,10 @@ def take(source: Source | None, what: str, before: Mapping[str, rules.Back], ask
     if points_back:  # the money part is the drawer's (or the wallet's); the points go back through the cloud
         reply["refund"] = {**reply["refund"], "amount_fen": total - points_value_fen(points_back),
                            "points": points_back}
+    if len(money_back) > 1:  # a split sale: each tender its part (cash from the drawer, stored value by the cloud)
+        reply["refund"] = {**reply["refund"], "parts": [{"method": m, "amount_fen": fen} for m, fen in money_back]}
     ticket = return_receipt(stamp.store_id, return_id, source, lines, method, total, deducted,
-                            source.coupons if whole else ())
+                            source.coupons if whole else (), money_back)
     return Outcome(reply=reply, effects=tuple(effects), after=(PrintTicket(ticket),), last_seq=stamp.outcome_seq)
 
 
@@ -176,14 +186,17 @@ def sale_refunds(source: Source, before: Mapping[str, rules.Back], total: int, r
         return (), 0
     reference = f"return:{return_id}"
     paid_points = sum(fen for m, fen in source.payments if m == "points")
-    if not paid_points:
-        paid_by: Any = source.method  # a sale's own method, as its payment named it
-        return (Payment(method=paid_by, amount_fen=total, reference=reference),), 0
-    money, points = points_split(PointsPaid(source.total_fen, points_for_fen(paid_points)),
-                                 sum(b.fen for b in before.values()), source.points_back, total)
-    other: Any = next((m for m, _ in source.payments if m != "points"), "cash")
+    money, points = (total, 0) if not paid_points else points_split(
+        PointsPaid(source.total_fen, points_for_fen(paid_points)), sum(b.fen for b in before.values()),
+        source.points_back, total)
+    # the money shared among the tenders that paid it (a split sale: each its part, `protocol.tender_refunds`)
+    tenders = [(m, fen) for m, fen in source.payments if m != "points"] or [(source.method, source.total_fen)]
+    try:
+        parts: list[tuple[Any, int]] = list(split_money(tenders, by_method(source.refunded), money))
+    except TenderRefused as exc:
+        raise Refused(409, f"return against sale {source.id} refused: {exc}") from None
     out = [Payment(method="points", amount_fen=points_value_fen(points), reference=reference)] if points else []
-    out += [Payment(method=other, amount_fen=money, reference=reference)] if money else []
+    out += [Payment(method=m, amount_fen=fen, reference=reference) for m, fen in parts]
     return tuple(out), points
 
 
@@ -214,11 +227,11 @@ def reply_of(row: InsertReturn, store_id: str) -> dict:
 
 def return_receipt(store_id: str, return_id: str, source: Source, lines: list[tuple[str, int, int]], method: str,
                    total_fen: int, deducted: list[return_gifts.Deduction] | None = None,
-                   coupons_back: tuple[str, ...] = ()) -> bytes:
-    """The return receipt; a cash refund opens the drawer first (the kick is part of the same job, so the drawer
-    opens only once the return is durable)."""
+                   coupons_back: tuple[str, ...] = (), parts: list[tuple[str, int]] | None = None) -> bytes:
+    """The return receipt; a cash refund (or a split's cash part) opens the drawer first (the kick is part of the
+    same job, so the drawer opens only once the return is durable)."""
     t = Ticket()
-    if method == "cash" and total_fen:
+    if (method == "cash" and total_fen) or any(m == "cash" and fen for m, fen in parts or ()):
         t.out += DRAWER_KICK
     t.text(f"FreshMesh {store_id}", bold=True, size=2, align="center").text("RETURN").text(f"Return {return_id}")
     t.text(f"{source.kind.capitalize()} {source.id}")
@@ -228,6 +241,8 @@ def return_receipt(store_id: str, return_id: str, source: Source, lines: list[tu
     for d in deducted or ():
         t.columns(f"GIFT KEPT {d.sku}"[:20], format_fen(d.amount_fen))
     t.columns("REFUND", format_fen(total_fen))
+    for m, fen in parts if parts and len(parts) > 1 else ():
+        t.columns(f"  {m}"[:20], format_fen(fen))
     for code in coupons_back:
         t.text(f"Coupon ...{code[-4:]}: back to your wallet if still valid")
     t.text("Refunded in cash" if method == "cash" else "Back to stored value" if method == "stored_value"

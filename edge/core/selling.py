@@ -109,9 +109,10 @@ def settle(request: PayRequest, total_fen: int, cart: Cart, till: Till, sale_id:
         total_fen -= by_points[0].amount_fen
     if request.first is not None:  # a split: the first tender pays its part, `method` the rest (split_tender.py)
         check_split(request.first, method, total_fen, request.points is not None)
-        by_points = (first_payment(request, cart, till, sale_id),)
-        total_fen -= request.first.amount_fen
-        offline = offline or by_points[0].reference == payments.reference("stored_value", sale_id)
+        first, first_offline = first_payment(request, cart, till, sale_id)
+        by_points, total_fen = (first,), total_fen - request.first.amount_fen
+        # stored value's own answer: a granted hold is captured even if the box went offline since (never a Spend)
+        offline = offline if first_offline is None else first_offline
     if method == "cash":
         verdict = payments.cash_change(request.tendered_fen, total_fen)
         if isinstance(verdict, str):
@@ -127,18 +128,19 @@ def settle(request: PayRequest, total_fen: int, cart: Cart, till: Till, sale_id:
     return (*by_points, Payment(method=method, amount_fen=total_fen, reference=reference)), change, offline
 
 
-def first_payment(request: PayRequest, cart: Cart, till: Till, sale_id: str) -> Payment:
-    """The first tender of a split sale: stored value against its hold (or offline within the allowance), or the
-    simulated wallet approved on the spot as for a whole sale."""
+def first_payment(request: PayRequest, cart: Cart, till: Till, sale_id: str) -> tuple[Payment, bool | None]:
+    """(the first tender of a split sale, paid without the cloud: None when that is not the tender's to say):
+    stored value against its hold (or offline within the allowance), or the simulated wallet approved on the spot
+    as for a whole sale."""
     assert request.first is not None
     if request.first.method == "stored_value":
         if cart.member is None:
             raise Refused(409, "stored value needs a member: identify the member first")
-        reference, _ = stored_value_reference(request.authorisation, cart.member, request.first.amount_fen, till,
-                                              sale_id)
-        return Payment(method="stored_value", amount_fen=request.first.amount_fen, reference=reference)
+        reference, offline = stored_value_reference(request.authorisation, cart.member, request.first.amount_fen,
+                                                    till, sale_id)
+        return Payment(method="stored_value", amount_fen=request.first.amount_fen, reference=reference), offline
     return Payment(method="wallet_sim", amount_fen=request.first.amount_fen,
-                   reference=payments.reference("wallet_sim", sale_id))
+                   reference=payments.reference("wallet_sim", sale_id)), None
 
 
 def points_payment(auth: PointsAuth, method: str, cart: Cart, total_fen: int, till: Till, sale_id: str) -> Payment:

@@ -29,8 +29,9 @@ from edge.core.returns import parse_code
 from edge.returns_api import ReturnBody, ReturnLineBody
 from edge.till import i18n
 from protocol.messages import NAME_RE, check_lane
+from protocol.money import format_fen
 from protocol.schema import record, require
-from protocol.shift_messages import AMOUNT_MAX_FEN, DenominationCount
+from protocol.shift_messages import AMOUNT_MAX_FEN, FLOAT_MAX_FEN, DenominationCount
 
 PICKUP_CODE_RE = re.compile(r"^[A-Za-z0-9-]{4,40}$")
 DISPOSITIONS = ("resaleable", "spoiled", "expired", "damaged", "other")
@@ -55,7 +56,7 @@ class FloatBody:
     counted: tuple[DenominationCount, ...] = ()  # the float counted by denomination
 
     def __post_init__(self) -> None:
-        require(0 <= self.amount_fen <= AMOUNT_MAX_FEN, "amount_fen: 0 to 100,000,000.00 yuan")
+        require(0 <= self.amount_fen <= FLOAT_MAX_FEN, f"amount_fen: the float is 0 to {format_fen(FLOAT_MAX_FEN)} yuan")
         require(not (self.amount_fen and self.counted), "give amount_fen or counted, not both")
 
 

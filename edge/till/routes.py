@@ -34,6 +34,7 @@ from edge.core.returns import DRAWER_KICK
 from edge.till import counter_routes, i18n
 from edge.till.page_errors import localising
 from edge.till.view import produce_keys, qr_svg, scale_view, status_view
+from protocol.digits import is_whole_number
 from protocol.messages import check_lane
 from protocol.schema import record, require
 
@@ -193,7 +194,7 @@ def routes(box, endpoint) -> list:
         return cart
 
     async def line(request, body, lane):
-        index = int(request.path_params["index"]) if request.path_params["index"].isdigit() else -1
+        index = int(request.path_params["index"]) if is_whole_number(request.path_params["index"], 9) else -1
         if body.qty is None:
             return await actor.ask("till_line", action="delete", lane=lane, index=index, sku=body.sku)
         return await actor.ask("till_line", action="set_qty", lane=lane, index=index, sku=body.sku, qty=body.qty)

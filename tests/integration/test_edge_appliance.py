@@ -315,6 +315,8 @@ async def test_a_jumping_wall_clock_never_reorders_the_outbox_nor_stretches_a_lo
                                      base_url="http://lane") as http:
             item = packed()[0]
             await box.actor.ask("receive", sku=item["sku"], qty=50)
+            # a box with cashiers takes money only with one signed in at the lane (edge/lane_guard.py)
+            assert (await http.post("/lanes/1/cashier", json={"cashier_id": "C40", "pin": "2468"})).status_code == 200
             sales = []
             for jump in (0, -3_600_000, 2 * 86_400_000, -86_400_000):  # back an hour, forward two days, back a day
                 clock.jump(jump)

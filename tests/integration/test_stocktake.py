@@ -59,6 +59,8 @@ async def world(stack, ray_runtime, tmp_path_factory):
         async with httpx.AsyncClient(base_url=url, timeout=20) as cloud_http, \
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)), base_url="http://lane") as lane:
             assert await eventually(lambda: _online(box), timeout_s=10)
+            # a box with cashiers takes money only with one signed in at the lane (edge/lane_guard.py)
+            assert (await lane.post("/lanes/1/cashier", json={"cashier_id": "clerk1", "pin": "1111"})).status_code == 200
             yield services, cloud_http, box, lane, proxy
         await box.stop()
         await proxy.stop()

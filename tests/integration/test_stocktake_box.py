@@ -42,6 +42,8 @@ async def test_a_box_restarted_during_a_count_keeps_it_and_posts_it_for_the_clou
                                                                        "counted_by": "clerk1"})).status_code == 200
             await lane.delete("/lanes/1/cart")
             assert (await lane.post("/lanes/1/scan", json={"code": PRODUCT["gtin"]})).status_code == 200
+            # a box with cashiers takes money only with one signed in at the lane (edge/lane_guard.py)
+            assert (await lane.post("/lanes/1/cashier", json={"cashier_id": "clerk1", "pin": "1111"})).status_code == 200
             assert (await lane.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": 10**6})).status_code == 201
     finally:
         await box.stop()

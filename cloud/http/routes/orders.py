@@ -8,6 +8,7 @@ from cloud.http.parsing import as_record, idempotency_key, json_object, parse, r
 from cloud.http.problems import HTTPProblem
 from cloud.http.routes.auth import bearer_of, signed_in_member
 from cloud.http.sse import EventStream
+from protocol.digits import is_whole_number
 
 
 def routes(services) -> list[tuple]:
@@ -37,7 +38,7 @@ def routes(services) -> list[tuple]:
         order_id = request.path_params["order_id"]
         await services.orders.get(order_id, member)  # someone else's order answers 404 like an unknown one
         after = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-        if not after.isdigit() or len(after) > 9:
+        if not is_whole_number(after, 9):
             raise HTTPProblem(422, f"after / Last-Event-ID: must be a timeline seq (a whole number), not {after[:20]!r}")
         followers = await services.followers()
 

@@ -19,6 +19,7 @@ from cloud.http.problems import HTTPProblem
 from cloud.messaging.shift_reports import LIST_MAX, listed
 from protocol import roles
 from protocol.clock import to_rfc3339
+from protocol.digits import is_whole_number
 from protocol.messages import valid_store_id
 from protocol.policy import CHAIN_UTC_OFFSET_MIN
 
@@ -68,7 +69,7 @@ def routes(services) -> list[tuple]:
         if to_ms < from_ms:
             raise HTTPProblem(422, "to is before from")
         raw = q.get("limit", "100")
-        if not raw.isdigit() or not 0 < int(raw) <= LIST_MAX:
+        if not is_whole_number(raw, 9) or not 0 < int(raw) <= LIST_MAX:
             raise HTTPProblem(422, f"limit: 1..{LIST_MAX}")
         reports = await listed(cloud.db, store, from_ms, to_ms, int(raw))
         for r in reports:

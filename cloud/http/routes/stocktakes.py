@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse
 from cloud.http.operators import require_operator
 from cloud.http.problems import HTTPProblem
 from cloud.messaging.stocktakes import listed
+from protocol.digits import is_whole_number
 
 LIMIT_MAX = 500
 
@@ -23,7 +24,7 @@ def routes(services) -> list[tuple]:
         if store_id is None and operator.store_id is not None and operator.role == "store_manager":
             store_id = operator.store_id  # a store manager sees their own store's
         raw = request.query_params.get("limit", "100")
-        if not raw.isdigit() or not 0 < int(raw) <= LIMIT_MAX:
+        if not is_whole_number(raw, 9) or not 0 < int(raw) <= LIMIT_MAX:
             raise HTTPProblem(422, f"limit: 1..{LIMIT_MAX}")
         return JSONResponse({"store": store_id, "stocktakes": await listed(cloud.db, store_id, int(raw))})
 

@@ -32,7 +32,7 @@ from edge.box import EdgeBox
 from edge.cashier_pins import hash_pin
 from edge.lanes import build_lane_app
 from protocol.barcodes import gs1_check_digit
-from tests.integration.harness import eventually, new_mobile, operator_headers, running_cloud
+from tests.integration.harness import customer, eventually, new_mobile, operator_headers, running_cloud
 from tests.integration.test_console import chromium, launch, png_size
 from tests.integration.test_till_counter import sign_in_by_pad
 
@@ -157,8 +157,8 @@ async def test_a_cashiers_day_locked_sold_registered_restarted_and_signed_out_un
         assert "尚无收银员登录" in refused[1]["detail"] and "no cashier" in refused[1]["detail_en"], refused
         assert (await box.actor.ask("cart_view", lane="1"))["lines"] == []  # nothing reached the cart
         async with httpx.AsyncClient(base_url=store.base, timeout=20) as lane:  # the JSON lane API: English, as ever
-            api = await lane.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": 1})
-            assert api.status_code == 409 and api.json()["detail"] == "the cart is empty" and "code" not in api.json()
+            api = await lane.post("/lanes/1/pay", json={"method": "cash", "tendered_fen": 1})  # locked there too
+            assert api.status_code == 403 and "no cashier" in api.json()["detail"] and "code" not in api.json()
 
         # the cashier signs in on the pad; the float: 100.00
         await sign_in_by_pad(page, CASHIER, PIN)
@@ -194,7 +194,15 @@ async def test_a_cashiers_day_locked_sold_registered_restarted_and_signed_out_un
         await page.wait_for_selector("#mpanel-dialog[open] #mp-card")
         assert await page.inner_text("#mp-name") == "张*" and "张三" not in await visible_text(page, "#mpanel")
         member_id = await page.get_attribute("#mp-card", "data-member")
-        await page.wait_for_selector("#mpanel .mp-apply")
+        assert await page.locator("#mpanel .mp-coupon").count() == 0  # the new-member coupon waits for the phone
+        await page.keyboard.press("Escape")
+        await page.wait_for_selector("#mpanel-dialog", state="hidden")
+        assert (await customer(services, http, phone=phone)).member_id == member_id  # proven online by its code
+        await page.keyboard.press("F2")  # looked up again: the coupon the proof issued is in the panel
+        await page.wait_for_selector("#member-dialog[open]")
+        await page.fill("#member-input", phone)
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector("#mpanel-dialog[open] #mpanel .mp-apply")
         await page.screenshot(path=str(tmp / "day-member-1366.png"))
         await page.keyboard.press("Escape")
         await page.wait_for_selector("#mpanel-dialog", state="hidden")

@@ -36,7 +36,12 @@ async def sale_naming(store_db, hold_id: str) -> dict | None:
 async def after_failed_pay(box, hold_id: str, member_id: str, tendered_fen: int, error: BaseException) -> dict | None:
     """The sale's answer if a stored sale names the hold (the hold stays, for the cloud to capture), else None
     after releasing the hold (the caller re-raises)."""
-    sale = await sale_naming(box.store_db, hold_id)
+    try:
+        sale = await sale_naming(box.store_db, hold_id)
+    except Exception as exc:  # noqa: BLE001 - cannot tell whether the sale was made: the hold is kept and lapses
+        log.error("store %s: hold %s kept to lapse (whether its sale was written cannot be read: %r)",
+                  box.store_id, hold_id, exc)  # releasing it could free money a written sale still names
+        return None
     if sale is None:
         if box.sync is not None:
             await box.sync.release(hold_id, member_id)

@@ -95,6 +95,9 @@ async def close_uncounted(actor, shift_id: str, now: int, stamp) -> tuple[dict, 
 def close_effects(shift: dict, up: core.CashUp, now: int, stamp, uncounted: bool) -> tuple[dict, list[Effect]]:
     """The kept cash-up, the close and the `ShiftReported` event of one shift. Uncounted: nothing was counted, so
     each method's counted figure is its expected one and no difference is claimed (`uncounted: true`)."""
+    # the shift's times are the wall clock's: one set back since the opening (edge/core/clock_watch.py) must not
+    # make a report that closes before it opened (refused by the message) and so a close that cannot happen
+    now = max(now, shift["opened_ms"])
     shown = {**view(shift, up, now, now), "uncounted": uncounted}
     methods = tuple(MethodTotal(method=m.method, expected_fen=m.expected_fen,
                                 counted_fen=m.expected_fen if uncounted else m.counted_fen) for m in up.methods)

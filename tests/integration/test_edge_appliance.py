@@ -243,7 +243,8 @@ async def test_an_old_store_db_is_upgraded_in_place_keeping_its_rows(tmp_path):
     assert user_version(path) == migrations.CURRENT and {"sales_member_at", "movements_reference"} <= indexes(path)
     with contextlib.closing(sqlite3.connect(path)) as raw:  # as a box from before versioning left it: version 0
         raw.executescript("drop index sales_member_at; drop index movements_reference; "
-                          "alter table coupon_redemptions drop column released_by; pragma user_version = 0;")
+                          "alter table coupon_redemptions drop column released_by; alter table returns drop column refunds; "
+                          "pragma user_version = 0;")
     assert user_version(path) == 0 and "sales_member_at" not in indexes(path)
 
     db = await StoreDb(path).open()

@@ -91,7 +91,9 @@ class _Actor:
 
 
 async def test_a_stored_value_hold_goes_back_when_the_sale_cannot_be_written():
-    box = SimpleNamespace(actor=_Actor(), sync=_Sync())
+    async def no_rows(*_):
+        return []  # no sale names the hold: it was not written
+    box = SimpleNamespace(actor=_Actor(), sync=_Sync(), store_db=SimpleNamespace(_all=no_rows), store_id="S040")
     with pytest.raises(sqlite3.OperationalError):
         await stored_value.pay(box, "1", "stored_value", 0)
     assert len(box.sync.released) == 1  # not left to lapse: the member's money is free at once

@@ -14,10 +14,24 @@ import asyncio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from protocol.messages import NAME_RE
+from protocol.schema import record, require
+
 PIN_CHARS_MAX = 32
 FAILURES_MAX = 5
 LOCK_MS = 5 * 60 * 1000
 ROLES = ("cashier", "manager")
+
+
+@record
+class SignInBody:
+    """A cashier signing in at a lane (the lane API's and the till page's body)."""
+    cashier_id: str
+    pin: str
+
+    def __post_init__(self) -> None:
+        require(bool(NAME_RE.fullmatch(self.cashier_id)), "cashier_id: 1-32 letters, digits, '_' or '-'")
+        require(0 < len(self.pin) <= PIN_CHARS_MAX, f"pin: 1-{PIN_CHARS_MAX} characters")
 
 
 def hash_pin(pin: str) -> str:

@@ -27,6 +27,7 @@ from edge import (
     stocktake_api,
     stored_value,
 )
+from edge.cashier_pins import SignInBody
 from edge.core.cart import IDEMPOTENCY_KEY_MAX, UnknownProduct
 from edge.core.split_tender import Tender
 from edge.delivery_routes import ReturnedBody, StaffBody, listed
@@ -40,7 +41,7 @@ from edge.transfers_api import transfer_routes
 from protocol import codec
 from protocol.errors import ProtocolError
 from protocol.gs1 import printable_fnc1
-from protocol.messages import NAME_RE, check_lane
+from protocol.messages import check_lane
 from protocol.schema import from_wire, record, record_from_wire, require
 
 PROBLEM = "application/problem+json"
@@ -100,16 +101,6 @@ class PayBody:
     def __post_init__(self) -> None:
         require(self.method in ("cash", "stored_value", "wallet_sim"), "method: one of cash, stored_value, wallet_sim")
         require(self.tendered_fen >= 0, "tendered_fen: must not be negative")
-
-
-@record
-class CashierBody:
-    cashier_id: str
-    pin: str
-
-    def __post_init__(self) -> None:
-        require(bool(NAME_RE.fullmatch(self.cashier_id)), "cashier_id: 1-32 letters, digits, '_' or '-'")
-        require(0 < len(self.pin) <= 32, "pin: 1-32 characters")
 
 
 @record
@@ -282,7 +273,7 @@ def build_lane_app(box) -> Starlette:
         Route("/lanes/{lane}/cart", endpoint(cart), methods=["GET"]),
         Route("/lanes/{lane}/cart", endpoint(void), methods=["DELETE"]),
         Route("/lanes/{lane}/pay", endpoint(pay, PayBody), methods=["POST"]),
-        Route("/lanes/{lane}/cashier", endpoint(sign_in, CashierBody), methods=["POST"]),
+        Route("/lanes/{lane}/cashier", endpoint(sign_in, SignInBody), methods=["POST"]),
         Route("/lanes/{lane}/cashier", endpoint(sign_out), methods=["DELETE"]),
         Route("/lanes/{lane}/top-ups", endpoint(top_up, TopUpBody), methods=["POST"]),
         Route("/pickups/{code}", endpoint(pickup), methods=["POST"]),

@@ -43,6 +43,13 @@ def format_fen(amount_fen: int) -> str:
     return f"{sign}{yuan}.{fen:02d}"
 
 
+def format_kg(grams: int) -> str:
+    """Grams as kg with three decimals, as tills and shops show weights: 1250 -> '1.250', -5 -> '-0.005'."""
+    sign = "-" if grams < 0 else ""
+    whole, rest = divmod(abs(grams), 1000)
+    return f"{sign}{whole}.{rest:03d}"
+
+
 def parse_yuan(text: str) -> int:
     """'23.5' or '23.50' -> 2350 fen; more than two decimals or anything else is a ProtocolError."""
     raw = text.strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from protocol.money import format_fen
+from protocol.money import format_fen, format_kg
 
 LANGS = ("zh", "en")
 DEFAULT_LANG = "zh"
@@ -130,16 +130,8 @@ def words(lang: str) -> dict[str, str]:
     return CATALOGUE[lang_of(lang)]
 
 
-def yuan(fen: int) -> str:
-    """Integer fen as yuan with two decimals: 2350 -> '23.50'."""
-    return format_fen(fen)
-
-
-def kg(grams: int) -> str:
-    """Grams as kg with three decimals: 1250 -> '1.250'."""
-    sign = "-" if grams < 0 else ""
-    whole, rest = divmod(abs(grams), 1000)
-    return f"{sign}{whole}.{rest:03d}"
+yuan = format_fen  # integer fen as yuan with two decimals: 2350 -> "23.50"
+kg = format_kg  # grams as kg with three decimals: 1250 -> "1.250"
 
 
 def china_time(rfc3339: str | None) -> str:

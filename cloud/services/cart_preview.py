@@ -19,13 +19,12 @@ from typing import Literal
 
 from actors.order_router import distance_m
 from cloud.services.delivery_terms import terms_of
-from cloud.services.order_request import Location, OrderItem
+from cloud.services.order_request import Location, OrderItem, check_basket
 from cloud.services.verdicts import Refusal
 from protocol.clock import to_rfc3339
 from protocol.pricing import BasketLine, PricingContext, price_basket
-from protocol.schema import record, require
+from protocol.schema import record
 
-MAX_LINES = 100
 SLOTS_SHOWN = 8
 CN = timezone(timedelta(hours=8))  # stores' opening hours are China time
 
@@ -39,12 +38,7 @@ class CartRequest:
     coupons: tuple[str, ...] = ()  # codes from the signed-in member's wallet
 
     def __post_init__(self) -> None:
-        require(0 < len(self.items) <= MAX_LINES, f"items: between 1 and {MAX_LINES} lines")
-        require(len({i.sku for i in self.items}) == len(self.items), "items: each sku once")
-        if self.fulfilment == "delivery":
-            require(self.location is not None, "location: required for delivery")
-        else:
-            require(self.store_id is not None, "store_id: required for pickup")
+        check_basket(self)  # as an order's (cloud/services/order_request.py)
 
 
 def checked_items(catalogue, items) -> None:

@@ -45,9 +45,15 @@ class OrderRequest:
     presale: bool = False  # out of stock now: accept it as a pre-sale if supply is due (cloud/services/presale.py)
 
     def __post_init__(self) -> None:
-        require(0 < len(self.items) <= MAX_LINES, f"items: between 1 and {MAX_LINES} lines")
-        require(len({i.sku for i in self.items}) == len(self.items), "items: each sku once")
-        if self.fulfilment == "delivery":
-            require(self.location is not None, "location: required for delivery")
-        else:
-            require(self.store_id is not None, "store_id: required for pickup")
+        check_basket(self)
+
+
+def check_basket(request) -> None:
+    """An order's or a cart's lines and where they go: 1..MAX_LINES lines, each sku once, a delivery's address or
+    a pickup's store."""
+    require(0 < len(request.items) <= MAX_LINES, f"items: between 1 and {MAX_LINES} lines")
+    require(len({i.sku for i in request.items}) == len(request.items), "items: each sku once")
+    if request.fulfilment == "delivery":
+        require(request.location is not None, "location: required for delivery")
+    else:
+        require(request.store_id is not None, "store_id: required for pickup")

@@ -23,12 +23,12 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from edge import receiving_db, returns_db
-from edge.cashier_pins import FAILURES_MAX, LOCK_MS
+from edge.cashier_pins import FAILURES_MAX, LOCK_MS, SignInBody
 from edge.core.outcome import Refused
 from edge.core.returns import parse_code
 from edge.returns_api import ReturnBody, ReturnLineBody
 from edge.till import i18n
-from protocol.messages import NAME_RE, check_lane
+from protocol.messages import check_lane
 from protocol.money import format_fen
 from protocol.schema import record, require
 from protocol.shift_messages import AMOUNT_MAX_FEN, FLOAT_MAX_FEN, DenominationCount
@@ -38,16 +38,6 @@ DISPOSITIONS = ("resaleable", "spoiled", "expired", "damaged", "other")
 STORE_LISTS = ("picking", "stocktakes", "receivings", "transfers")
 STORE_ROWS_MAX = 200  # a screenful or two; the full lists are the JSON API's
 STORE_FIELDS_MAX = 7
-
-
-@record
-class SignInBody:
-    cashier_id: str
-    pin: str
-
-    def __post_init__(self) -> None:
-        require(bool(NAME_RE.fullmatch(self.cashier_id)), "cashier_id: 1-32 letters, digits, '_' or '-'")
-        require(0 < len(self.pin) <= 32, "pin: 1-32 characters")
 
 
 @record

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-from protocol.money import format_fen
+from protocol.money import format_fen, format_kg
 
 LANGS = ("zh", "en")
 DEFAULT_LANG = "zh"
@@ -41,16 +41,8 @@ def words(lang: str) -> dict[str, str]:
     return CATALOGUE[lang_of(lang)]
 
 
-def yuan(fen: int) -> str:
-    """Integer fen as yuan with two decimals: 2350 -> '23.50'."""
-    return format_fen(fen)
-
-
-def kg(grams: int) -> str:
-    """Grams as kg with three decimals: 1250 -> '1.250', -5 -> '-0.005'."""
-    sign = "-" if grams < 0 else ""
-    whole, rest = divmod(abs(grams), 1000)
-    return f"{sign}{whole}.{rest:03d}"
+yuan = format_fen  # integer fen as yuan with two decimals: 2350 -> "23.50"
+kg = format_kg  # grams as kg with three decimals: 1250 -> "1.250"
 
 
 def jin(grams: int) -> str:

@@ -20,12 +20,21 @@ import json
 from edge import shifts_db
 from edge.core import cash_up as core
 from edge.core import cashiers
-from edge.core.outcome import CloseShift, Effect, Outcome, Publish, Refused
-from edge.core.shift_effects import RecordFloat, RecordShiftReport, RecordVoid
+from edge.core.outcome import CloseShift, Effect, InsertReturn, InsertSale, Outcome, Publish, Refused
+from edge.core.shift_effects import RecordFloat, RecordShiftReport, RecordVoid, ShiftEntry
 from edge.core.shift_resume import LeftOpen, plan_sign_in
 from protocol.lots import chain_day
 from protocol.money import format_fen
 from protocol.shift_messages import FLOAT_MAX_FEN, DenominationCount, MethodTotal, ShiftReported
+
+
+def with_shifts(on_duty: dict, effects: tuple) -> tuple:
+    """`effects` with each sale and return made at a lane that has a cashier on duty tagged with that shift, in the
+    same transaction (`ShiftEntry`): the cash-up counts them by shift, not by the wall clock."""
+    tags = [ShiftEntry("sale" if isinstance(e, InsertSale) else "return",
+                       e.sale_id if isinstance(e, InsertSale) else e.return_id, on_duty[e.lane].shift_id)
+            for e in effects if isinstance(e, (InsertSale, InsertReturn)) and e.lane in on_duty]
+    return (*effects, *tags) if tags else effects
 
 
 def view(duty_shift: dict, up: core.CashUp, closed_ms: int | None, now_ms: int) -> dict:
@@ -87,7 +96,7 @@ async def close_uncounted(actor, shift_id: str, now: int, stamp) -> tuple[dict, 
     shift = await shifts_db.shift(actor.db.writer, shift_id)
     if shift is None or shift["closed_ms"] is not None:
         return {}, []
-    got = await shifts_db.taken(actor.db.writer, shift["lane"], shift["opened_ms"], now, shift_id)
+    got = await shifts_db.taken(actor.db.writer, shift_id)
     up = core.cash_up(shift["float_fen"] or 0, got["sales"], got["refunds"], got["topups_fen"], {}, None, got["voids"])
     return close_effects(shift, up, now, stamp, uncounted=True)
 
@@ -127,7 +136,8 @@ async def run(actor, action: str, lane: str, **kw) -> dict | None:
                 "float_fen": shift["float_fen"] if shift else None}
     if action == "void":
         if kw["lines"] > 0:
-            await actor._execute(Outcome(reply=None, effects=(RecordVoid(lane, kw["lines"], now),)))
+            void = RecordVoid(lane, kw["lines"], now, duty.shift_id if duty else "")
+            await actor._execute(Outcome(reply=None, effects=(void,)))
         return None
     if duty is None:
         raise Refused(403, f"no cashier is signed in at lane {lane}: sign in first")
@@ -145,7 +155,7 @@ async def run(actor, action: str, lane: str, **kw) -> dict | None:
         return {"shift_id": duty.shift_id, "float_fen": float_fen}
     if action != "cash_up":
         raise Refused(404, f"no shift action {action}")
-    got = await shifts_db.taken(db, lane, shift["opened_ms"], now, duty.shift_id)
+    got = await shifts_db.taken(db, duty.shift_id)
     up = core.cash_up(shift["float_fen"] or 0, got["sales"], got["refunds"], got["topups_fen"], kw["counted"],
                       kw.get("confirmed"), got["voids"])
     if not kw.get("close"):

@@ -158,7 +158,7 @@ class StoreActor(BackRoom):
         return EventStamp(self.store_id, self.last_seq, self._moment(), self.ids.new)
 
     async def _execute(self, outcome: Outcome):
-        await self.db.apply(outcome.effects)
+        await self.db.apply(shift_ops.with_shifts(self.on_duty, outcome.effects))  # sales and returns: their shift
         if outcome.last_seq is not None:
             self.last_seq = outcome.last_seq
         if outcome.publishes:

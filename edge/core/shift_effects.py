@@ -17,10 +17,20 @@ class RecordFloat:
 
 @dataclass(frozen=True, slots=True)
 class RecordVoid:
-    """A cart voided at a lane (its lines never sold): counted in the lane's shift report."""
+    """A cart voided at a lane (its lines never sold): counted in the report of `shift_id` (the lane's shift)."""
     lane: str
     lines: int
     at_ms: int
+    shift_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftEntry:
+    """A sale or a return made at a lane while `shift_id` was its shift, with it in its transaction: the cash-up
+    counts the shift's own, whatever the wall clock said (a clock set back must not drop a sale from the drawer)."""
+    kind: str  # "sale" or "return"
+    ref: str  # its sale id or return id
+    shift_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,4 +52,4 @@ class RecordSaleCash:
     change_fen: int
 
 
-ShiftEffect = RecordFloat | RecordVoid | RecordShiftReport | RecordSaleCash
+ShiftEffect = RecordFloat | RecordVoid | RecordShiftReport | RecordSaleCash | ShiftEntry

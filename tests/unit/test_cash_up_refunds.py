@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from edge import shifts_db
+from edge import shift_ops, shifts_db
 from edge.core import returns
 from edge.core.cash_up import cash_up, refund_split
+from edge.core.cashiers import OnDuty
 from edge.core.outcome import InsertReturn, Publish
 from edge.store_db import StoreDb
 from protocol.ids import make_id
@@ -33,14 +34,14 @@ async def test_the_cash_up_sums_the_refunds_the_till_gave(tmp_path):
                                make_id(NOW.wall_ms, 500 + n), "1", stamp())
             row = next(e for e in out.effects if isinstance(e, InsertReturn))
             event = next(e.event for e in out.effects if isinstance(e, Publish))
-            await db.apply([row])
+            await db.apply(shift_ops.with_shifts({"1": OnDuty("C1", "SHIFT", "1")}, (row,)))
             given.append([(p.method, p.amount_fen) for p in event.refunds])
             lines_back += [(line.sku, line.quantity.amount, line.amount_fen) for line in event.lines]
             before = returned_so_far(lines_back)
             back_points = sum(points_for_fen(p.amount_fen) for p in event.refunds if p.method == "points")
             source = replace(source, points_back=source.points_back + back_points,
                              refunded=(*source.refunded, *((p.method, p.amount_fen) for p in event.refunds)))
-        got = await shifts_db.taken(db.writer, "1", 0, NOW.wall_ms + 1, "SHIFT")
+        got = await shifts_db.taken(db.writer, "SHIFT")
         assert got["refunds"] == given  # as the till gave them back, return by return
         cash_back = sum(fen for refund in given for m, fen in refund if m == "cash")
         assert cash_up(10_000, [], got["refunds"], 0, {}).cash_refunds_fen == cash_back

@@ -9,6 +9,8 @@
                        "on_hand", "escrow"}], "over", "under"}; the same note again answers the same; 409 the same
                        note with other lines; 404 an unknown product; 422 a bad line (each named)
     GET  /receivings?since=<epoch ms>   -> {"receivings": [...]} as answered, oldest first
+    GET  /shrinkage?since=<epoch ms>    -> {"shrinkage": [{"shrinkage_id", "sku", "qty", "reason", "on_hand",
+                       "at_ms"}]}, oldest first
     POST /shrinkage    {"sku", "qty" (pieces or grams), "reason" (spoiled|damaged|expired|theft|tasting|
                        weighing_loss|other), "lot" (optional: that lot; else first-expiry-first-out),
                        "recorded_by" (cashier id), "note", "shrinkage_id" (optional: an id the terminal made)}
@@ -103,6 +105,12 @@ def routes(box, endpoint) -> list[Route]:
             raise Refused(422, "since: epoch milliseconds")
         return {"receivings": await receiving_db.since(box.store_db.reader, int(raw))}
 
+    async def written_off(request, body):
+        raw = request.query_params.get("since", "0")
+        if not is_whole_number(raw, 15):
+            raise Refused(422, "since: epoch milliseconds")
+        return {"shrinkage": await receiving_db.shrinkage_since(box.store_db.reader, int(raw))}
+
     async def shrink(request, body: ShrinkageBody):
         known_cashier(box, body.recorded_by, "recorded_by")
         return await box.actor.ask("shrink", sku=body.sku, qty=body.qty, reason=body.reason, lot=body.lot,
@@ -110,4 +118,5 @@ def routes(box, endpoint) -> list[Route]:
 
     return [Route("/receivings", endpoint(receive, ReceivingBody), methods=["POST"]),
             Route("/receivings", endpoint(listed), methods=["GET"]),
-            Route("/shrinkage", endpoint(shrink, ShrinkageBody), methods=["POST"])]
+            Route("/shrinkage", endpoint(shrink, ShrinkageBody), methods=["POST"]),
+            Route("/shrinkage", endpoint(written_off), methods=["GET"])]

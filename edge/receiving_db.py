@@ -43,6 +43,16 @@ async def since(db, since_ms: int) -> list[dict]:
         return [json.loads(r[0]) for r in await cur.fetchall()]
 
 
+async def shrinkage_since(db, since_ms: int) -> list[dict]:
+    """The write-offs booked at or after `since_ms`, oldest first (at most LIST_MAX): id, sku, qty, reason, on hand
+    after, when."""
+    async with db.execute("select reference, sku, delta, shrinkage_reason, on_hand_after, at_ms from movements "
+                          "where reason = 'shrinkage' and at_ms >= ? order by at_ms, id limit ?",
+                          (since_ms, LIST_MAX)) as cur:
+        return [{"shrinkage_id": ref, "sku": sku, "qty": -delta, "reason": why, "on_hand": on_hand, "at_ms": at}
+                for ref, sku, delta, why, on_hand, at in await cur.fetchall()]
+
+
 async def shrinkage_done(db, shrinkage_id: str) -> dict | None:
     """A write-off already recorded under this id (its movement's reference), as it was booked: a retry of
     `POST /shrinkage` with the same id changes nothing and answers this."""

@@ -35,7 +35,7 @@ from protocol.shift_messages import AMOUNT_MAX_FEN, FLOAT_MAX_FEN, DenominationC
 
 PICKUP_CODE_RE = re.compile(r"^[A-Za-z0-9-]{4,40}$")
 DISPOSITIONS = ("resaleable", "spoiled", "expired", "damaged", "other")
-STORE_LISTS = ("picking", "stocktakes", "receivings", "transfers")
+STORE_LISTS = ("picking", "stocktakes", "receivings", "shrinkage", "transfers")
 STORE_ROWS_MAX = 200  # a screenful or two; the full lists are the JSON API's
 STORE_FIELDS_MAX = 7
 
@@ -261,6 +261,8 @@ def routes(box, endpoint) -> list:
             items = (await actor.ask("stocktake", action="listed", status=None))["stocktakes"]
         elif what == "transfers":
             items = (await actor.ask("transfer", step="list", status=None))["transfers"]
+        elif what == "shrinkage":
+            items = await receiving_db.shrinkage_since(box.store_db.reader, 0)
         else:
             items = await receiving_db.since(box.store_db.reader, 0)
         return [flat(item) for item in items[-STORE_ROWS_MAX:]]

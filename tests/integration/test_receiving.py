@@ -215,6 +215,11 @@ async def test_shrinkage_offline_by_pieces_grams_named_lot_and_whole_lot_with_th
     once = await shrink(w.lane, sku=PIECE["sku"], qty=1, reason="theft", shrinkage_id=sid)
     twice = await shrink(w.lane, sku=PIECE["sku"], qty=1, reason="theft", shrinkage_id=sid)
     assert twice["on_hand"] == once["on_hand"] == (await w.box.store_db.stock_level(PIECE["sku"])).on_hand
+    listed = (await w.lane.get("/shrinkage")).json()["shrinkage"]  # the write-offs, once each, as booked
+    assert [(x["shrinkage_id"], x["qty"], x["reason"]) for x in listed if x["shrinkage_id"] == sid] == [(sid, 1, "theft")]
+    assert {(x["sku"], x["qty"], x["reason"]) for x in listed} >= {(PIECE["sku"], 2, "damaged"),
+                                                                   (WEIGHED["sku"], 250, "weighing_loss")}
+    assert (await w.lane.get("/shrinkage", params={"since": "１"})).status_code == 422
     # the whole lot as expired, no quantity: its whole on-hand; it eats into the cloud's share -> asked back
     # the other lots go, whole (a lot and no quantity), so that lot A is what is left of the cloud's share
     lots = await box_lots(w.lane, {PIECE["sku"]})

@@ -255,8 +255,10 @@ async def test_a_cashiers_shift_at_the_till_page_from_sign_in_to_the_cash_up_rep
             listed = await lane.get("/till/1/store/picking")
             assert listed.status_code == 200 and order["order_id"] in listed.text
             menu = (await lane.get("/till/1/store")).text
-            assert all(f"/till/1/store/{name}" in menu for name in ("picking", "stocktakes", "receivings", "transfers"))
+            assert all(f"/till/1/store/{name}" in menu
+                       for name in ("picking", "stocktakes", "receivings", "shrinkage", "transfers"))
             assert (await lane.get("/till/1/store/receivings")).status_code == 200
+            assert (await lane.get("/till/1/store/shrinkage")).status_code == 200
             assert (await lane.get("/till/1/store/nothing")).status_code == 404
         await pick(base, order["order_id"], ONLINE["sku"], 1)
         await page.keyboard.press("F3")

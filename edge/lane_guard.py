@@ -9,7 +9,9 @@ and pickups handed over. (A cash top-up is refused by the actor itself without a
 A pickup (`POST /pickups/{code}`) has no lane in its path: it takes `?lane=` naming the lane it is handed over at
 (that lane's cashier must be signed in); without it, a cashier signed in at any lane of the box is required.
 
-A box without cashiers configured keeps its open lane API (a self-checkout kiosk, the demo, older tests).
+A box without cashiers configured keeps its open lane API (older tests). A lane the box config names in
+`self_checkout_lanes` (or every lane, with "*") is a self-checkout kiosk: it takes money with no cashier signed in,
+and a pickup named at it (or, with "*", any pickup) needs none either; the demo's simulated tills are such kiosks.
 """
 from __future__ import annotations
 
@@ -31,16 +33,19 @@ def check(box, method: str, path: str, path_params: Mapping[str, str], query: Ma
     """Refused(403) when the box has cashiers and the route needs one signed in that is not."""
     if not box.cashier_pins.hashes:
         return
+    kiosks = set((getattr(box, "config", None) or {}).get("self_checkout_lanes") or ())
     on_duty = box.actor.on_duty
     if any(method == m and pattern.match(path) for m, pattern in ON_A_LANE):
         lane = path_params.get("lane", "")
-        if lane not in on_duty:
+        if lane not in on_duty and lane not in kiosks and "*" not in kiosks:
             raise Refused(403, f"no cashier is signed in at lane {lane}: sign in at the till first")
     elif method == PICKUP[0] and PICKUP[1].match(path):
         named = query.get("lane")
+        if "*" in kiosks:
+            return
         if named is not None:
             check_lane(named, "lane")
-            if named not in on_duty:
+            if named not in on_duty and named not in kiosks:
                 raise Refused(403, f"no cashier is signed in at lane {named}: sign in at the till first")
         elif not on_duty:
             raise Refused(403, "no cashier is signed in at any lane of this box: a pickup is handed over by a "

@@ -81,7 +81,9 @@ class Fleet:
             config = self.workdir / f"edge-{chunk[0]}.json"
             config.write_text(json.dumps({"data_dir": str(self.workdir / "edge"), "world": str(self.world_path),
                                           "nats_url": self.nats_address, "stores": entries,
-                                          **ops_stocktake.box_config()}))  # a manager to approve stocktakes
+                                          # a manager to approve stocktakes; the simulated tills are self-checkout
+                                          # kiosks (no cashier signs in at them): edge/lane_guard.py
+                                          **ops_stocktake.box_config(), "self_checkout_lanes": ["*"]}))
             log = config.with_suffix(".log")
             try:
                 proc = spawn_quiet([sys.executable, "-m", "simulators.cli", "edge", "--config", str(config)],

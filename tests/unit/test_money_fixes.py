@@ -3,6 +3,7 @@ that broke it: pure parts (no servers)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 
@@ -185,3 +186,17 @@ def test_a_pickup_needs_a_cashier_on_the_lane_it_names_or_on_any_lane():
                          {"lane": "3"})
     lane_guard.check(_Box(True, {"1": object()}), "POST", "/pickups/12345678", {"code": "12345678"}, {})
     lane_guard.check(_Box(True, {}), "POST", "/lanes/1/scan", {"lane": "1"}, {})  # not money: the page lock's job
+
+
+def test_a_self_checkout_lane_takes_money_with_no_cashier_and_other_lanes_do_not():
+    box = SimpleNamespace(cashier_pins=SimpleNamespace(hashes={"c1": "hash"}), actor=SimpleNamespace(on_duty={}),
+                          config={"self_checkout_lanes": ["9"]})
+    lane_guard.check(box, "POST", "/lanes/9/pay", {"lane": "9"}, {})  # the kiosk: nobody needs to sign in
+    lane_guard.check(box, "POST", "/pickups/12345678", {}, {"lane": "9"})
+    for path, params, query in (("/lanes/1/pay", {"lane": "1"}, {}), ("/pickups/12345678", {}, {})):
+        with pytest.raises(Refused) as refused:
+            lane_guard.check(box, "POST", path, params, query)
+        assert refused.value.status == 403
+    box.config = {"self_checkout_lanes": ["*"]}  # every lane a kiosk (the demo's simulated tills)
+    lane_guard.check(box, "POST", "/lanes/1/pay", {"lane": "1"}, {})
+    lane_guard.check(box, "POST", "/pickups/12345678", {}, {})

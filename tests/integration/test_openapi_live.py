@@ -198,6 +198,26 @@ async def flash_order_story(http, hq: dict, member) -> list[tuple[str, str, http
     return answers
 
 
+async def mall_story(services, http, member) -> list[tuple[str, str, httpx.Response]]:
+    """What the mall asks as the customer: a cart's price at a store, their orders and their data; and a second,
+    new member asking for their own erasure (nothing held, nothing owed: granted)."""
+    from cloud.mall.shelf import online
+    packed = next(p for p in online(services.cloud.world.catalogue) if not p.weighed)
+    cart = await http.post("/cart/price", headers=member.headers, json={
+        "items": [{"sku": packed.sku, "qty": 2}], "fulfilment": "pickup", "store_id": "S002"})
+    assert cart.status_code == 200, cart.text
+    leaving, _ = await sign_up(services, http)
+    erased = await http.post(f"/members/{leaving.member_id}/erasure", json={"confirm": "erase"},
+                             headers=leaving.headers)
+    assert erased.status_code == 200, erased.text
+    return [("/cart/price", "post", cart),
+            ("/members/{member_id}/orders", "get", await http.get(f"/members/{member.member_id}/orders",
+                                                                  headers=member.headers)),
+            ("/members/{member_id}/personal-data", "get",
+             await http.get(f"/members/{member.member_id}/personal-data", headers=member.headers)),
+            ("/members/{member_id}/erasure", "post", erased)]
+
+
 async def test_every_reachable_answer_validates_against_its_schema(world, stack):
     services, http = world
     doc = (await http.get("/openapi.json")).json()
@@ -263,6 +283,7 @@ async def test_every_reachable_answer_validates_against_its_schema(world, stack)
         ("/operator/me", "get", await http.get("/operator/me", headers=manager)),
         ("/operators", "get", await http.get("/operators", headers=hq)),
     ]
+    reached += await mall_story(services, http, member)
     reached += await flash_order_story(http, hq, member)
     reached += await survey_and_points_story(stack, http, member, sale_id, f"oal-{RUN}")
     reached += await top_up_and_issue_story(services, http, hq, member)

@@ -92,7 +92,10 @@ class PointsCustomers:
         while not await pause(self.stop, self.rng.uniform(0.5, 1.5) * self.round_s):
             try:
                 me = await self.signed_in(http, self.rng.choice(self.people))
-                if self.lanes and self.rng.random() < 0.5:
+                view = await self.me(http, me)
+                # a member with no points yet shops at the till (its receipt's survey earns them); one with points
+                # goes online half the time, where they pay part of an order with them
+                if self.lanes and (view is None or view["points"] <= 0 or self.rng.random() < 0.5):
                     await self.till_visit(http, me)
                 else:
                     await self.online_order(http, me)

@@ -18,7 +18,7 @@ settings.load_profile("freshmesh")
 
 @pytest.fixture(scope="session")
 def stack():
-    with EmbeddedStack(store_ids=[f"S{i:03d}" for i in range(1, 71)]) as running, \
+    with EmbeddedStack(store_ids=[f"S{i:03d}" for i in range(1, 81)]) as running, \
             boxes_continue_their_stores(running.database_url):
         yield running
 

@@ -54,6 +54,7 @@ from cloud.services.segments import Segments
 from cloud.services.sms import HttpSmsProvider
 from cloud.services.stock import StockViews
 from cloud.services.surveys import Surveys
+from cloud.services.transfer_approvals import TransferApprovals
 from cloud.services.transfers import Transfers
 from cloud.services.wallet import HttpPayProvider, wallet_from_env
 from cloud.services.world_admin import WorldAdmin
@@ -87,6 +88,7 @@ class Services:
         self.restock = Restock(cloud)  # reorder points, restock alerts' view (cloud/services/restock.py)
         self.orders.presales = self.presales = Presales(self.orders, self.restock.lead_days)  # out of stock but due
         self.transfers = Transfers(cloud)  # transfers between stores, asked by HQ or routing
+        self.transfer_approvals = TransferApprovals(cloud)  # a store manager's ask, approved by the sending store
         self.coupons = self.orders.coupons  # coupons: definitions, wallets, the one authority on codes
         self.orders.groups = self.group_buys = GroupBuys(cloud, self.orders)  # group buys: orders held until formed
         self.segments = Segments(cloud)  # member profiles, RFM segments, campaigns (cloud/services/segments.py)

@@ -13,6 +13,11 @@ PAGES: list[tuple[str, str, list[str]]] = [
     ("/office", "The back office's home: the areas the signed-in operator may open", []),
     ("/office/signin", "Operator sign-in (through POST /operator/sessions)", []),
     ("/office/static/{name}", "The back office's CSS and JS (served by the cloud; no CDN)", ["name"]),
+    ("/office/stock", "Stock policy: the chain-wide stock view (?store=&sku=&category=; a store manager sees their "
+     "own store), allocation ratios, reorder points, markdown rules, transfers to approve", []),
+    ("/office/stores", "The stores with their boxes' health (online, lag, outbox, disk, devices)", []),
+    ("/office/stores/{store_id}", "One store: location, hours, reach, slots, delivery fee, open or closed (read-only "
+     "for a store manager of another store)", ["store_id"]),
 ]
 HTML = {"type": "string", "description": "an HTML page of the back office (Simplified Chinese, ?lang=en for "
                                          "English; a sentence, never a raw problem body, when it cannot be shown)"}

@@ -95,7 +95,7 @@ SCHEMAS = {
     "OperatorAccount": _obj(["username", "password", "role"], username=STR, password=STR,
                             role={"enum": ["hq_admin", "store_manager", "viewer"]}, store_id=STR),
     "Store": _obj(["name", "lat", "lon"], name=STR, lat=NUM, lon=NUM, pickup_radius_m=INT, delivery_radius_m=INT,
-                  opens=STR, closes=STR, slot_minutes=INT, slot_capacity=INT),
+                  opens=STR, closes=STR, slot_minutes=INT, slot_capacity=INT, open={"type": "boolean"}),
     "Allocation": _obj(["ratio_bp"], sku=STR, category=STR, ratio_bp=INT),
     "ReorderPoints": _obj(["items"], items={"type": "array", "items": _obj(["sku"], sku=STR,
                                                                             reorder_point=INT, target=INT)}),

@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from edge.box import EdgeBox
+from edge.lanes import build_lane_app
 from tests.integration.harness import OPERATOR_PASSWORD, eventually, operator_headers, running_cloud
 from tests.integration.office_browser import DESK, PHONE, office_context, office_sign_in, shot
 
@@ -173,3 +174,43 @@ async def test_back_office_hq_closes_a_store_and_it_is_not_routed_to(office, tmp
     assert listed[OTHER]["open"] is False and listed[BOX]["open"] is True
     r = await http.put(f"/stores/{OTHER}", json=store_body(OTHER, 120.30, open=True), headers=admin)
     assert r.status_code == 200 and OTHER in await routed()
+
+
+async def test_back_office_the_sending_stores_manager_approves_or_refuses_transfers(office, tmp_path):
+    services, url, http, box, _admin = office
+    asker = await operator_headers(services, "store_manager", store_id=OTHER)
+    ask = {"from_store": BOX, "to_store": OTHER, "lines": [{"sku": SKU, "qty": 3}], "reason": "weekend"}
+    first = (await http.post("/operator/transfers", json=ask, headers=asker)).json()
+    second = (await http.post("/operator/transfers", json={**ask, "reason": "again"}, headers=asker)).json()
+    assert (first["status"], second["status"]) == ("awaiting_approval", "awaiting_approval")
+    manager = await _account(services, "store_manager", BOX)
+    async with office_context(DESK) as (_context, page):
+        await office_sign_in(page, url, manager, OPERATOR_PASSWORD, then="/office/stock")
+        card = page.locator(f"#transfers-waiting li[data-transfer='{first['transfer_id']}']")
+        assert f"{BOX} → {OTHER}" in await card.text_content()
+        await card.scroll_into_view_if_needed()
+        await shot(page, tmp_path, "to-approve", DESK)
+        async with page.expect_navigation():
+            await card.locator("button[value=approve]").click()
+        other = page.locator(f"#transfers-waiting li[data-transfer='{second['transfer_id']}']")
+        assert await card.count() == 0 and await other.count() == 1
+        await other.locator("button[value=refuse]").click()  # no reason: said, and nothing sent
+        await page.wait_for_function("document.querySelector('form.decide [role=alert]').textContent.length > 0")
+        assert "原因" in await other.locator("[role=alert]").text_content()
+        await other.locator("input[name=reason]").fill("we need them ourselves")
+        async with page.expect_navigation():
+            await other.locator("button[value=refuse]").click()
+        assert await page.locator("#transfers-waiting").count() == 0
+    seen = {t["transfer_id"]: t for t in (await http.get("/transfers", headers=asker)).json()["transfers"]}
+    assert (seen[first["transfer_id"]]["status"], seen[first["transfer_id"]]["decided_by"]) == ("requested", manager)
+    assert seen[second["transfer_id"]]["status"] == "refused"
+    assert seen[second["transfer_id"]]["decision_reason"] == "we need them ourselves"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_lane_app(box)), base_url="http://lane") as lane:
+        async def to_dispatch() -> set[str]:
+            body = (await lane.get("/transfers", params={"status": "to_dispatch"})).json()
+            return {t["transfer_id"] for t in body["transfers"]}
+
+        async def approved_arrived() -> bool:
+            return first["transfer_id"] in await to_dispatch()
+        assert await eventually(approved_arrived, timeout_s=20)  # the approved one reached the sending box
+        assert second["transfer_id"] not in await to_dispatch()  # the refused one never did

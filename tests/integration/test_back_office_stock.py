@@ -21,6 +21,7 @@ from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 from tests.integration.harness import OPERATOR_PASSWORD, eventually, operator_headers, running_cloud
 from tests.integration.office_browser import DESK, PHONE, office_context, office_sign_in, shot
+from tests.integration.test_openapi_live import check
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -109,6 +110,9 @@ async def test_back_office_hq_sets_a_70_30_ratio_and_the_stores_escrow_follows(o
             assert (await row.locator("[data-field=available_online]").text_content()).strip() == "30"
             assert "70/30" in await row.text_content()
             await shot(page, tmp_path, "stock-after", size)
+            await page.goto(f"{url}/office/stock?sku={SKU}&lang=en")  # chain-wide: every store holding the SKU
+            assert await page.text_content("h1") == "Stock policy"
+            assert await page.locator(f"#stock-table tr[data-sku='{SKU}'][data-store='{BOX}']").count() == 1
     audit = (await http.get("/operator/audit", headers=admin)).json()["entries"]
     assert any(e["action"] == "allocation.set" and e["username"] == hq and SKU in e["target"] for e in audit)
 
@@ -186,6 +190,7 @@ async def test_back_office_the_sending_stores_manager_approves_or_refuses_transf
     manager = await _account(services, "store_manager", BOX)
     async with office_context(DESK) as (_context, page):
         await office_sign_in(page, url, manager, OPERATOR_PASSWORD, then="/office/stock")
+        assert await page.eval_on_selector_all("#f-store option", "os => os.map(o => o.value)") == [BOX]
         card = page.locator(f"#transfers-waiting li[data-transfer='{first['transfer_id']}']")
         assert f"{BOX} → {OTHER}" in await card.text_content()
         await card.scroll_into_view_if_needed()
@@ -201,7 +206,14 @@ async def test_back_office_the_sending_stores_manager_approves_or_refuses_transf
         async with page.expect_navigation():
             await other.locator("button[value=refuse]").click()
         assert await page.locator("#transfers-waiting").count() == 0
-    seen = {t["transfer_id"]: t for t in (await http.get("/transfers", headers=asker)).json()["transfers"]}
+    doc = (await http.get("/openapi.json")).json()
+    listed = await http.get("/transfers", headers=asker)
+    again = await http.post(f"/operator/transfers/{first['transfer_id']}/decision", json={"decision": "approve"},
+                            headers=await operator_headers(services))  # the same decision again: as it is
+    assert again.status_code == 200 and again.json()["status"] == "requested"
+    check(doc, "/transfers", "get", listed)  # the answers as the API document says (decided_by, the new statuses)
+    check(doc, "/operator/transfers/{transfer_id}/decision", "post", again)
+    seen = {t["transfer_id"]: t for t in listed.json()["transfers"]}
     assert (seen[first["transfer_id"]]["status"], seen[first["transfer_id"]]["decided_by"]) == ("requested", manager)
     assert seen[second["transfer_id"]]["status"] == "refused"
     assert seen[second["transfer_id"]]["decision_reason"] == "we need them ourselves"

@@ -51,3 +51,17 @@ def test_the_world_keeps_the_flag_and_refuses_a_non_boolean():
     assert record_from_wire(Store, to_wire(store), "stores[0]").router_command("c").open is False
     with pytest.raises(ProtocolError):
         record_from_wire(Store, {**to_wire(store), "open": "no"}, "stores[0]")
+
+
+def test_a_flash_sale_never_takes_a_closed_stores_escrow():
+    from types import SimpleNamespace
+
+    from cloud.services.flash_stores import FlashStores
+    from cloud.services.verdicts import Refusal
+    stores = {s.store_id: s for s in (Store(store_id="S072", name="a", lat=30.0, lon=120.0),
+                                      Store(store_id="S073", name="b", lat=30.0, lon=120.1, open=False))}
+    flash = FlashStores(SimpleNamespace(world=SimpleNamespace(stores=stores)))
+    assert flash.stores_of("chain") == ["S072"]
+    assert flash.stores_of(["S072"]) == ["S072"]
+    with pytest.raises(Refusal, match="closed by head office, taking no online orders: S073"):
+        flash.stores_of(["S072", "S073"])

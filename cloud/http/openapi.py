@@ -254,8 +254,9 @@ PATHS = {
         {"401": "not signed in as an operator", "403": "another store's", "404": "unknown store",
          "422": "limit: 1..500"}, operator=True, query=["store", "limit"])},
     "/operator/transfers": {"post": _op(
-        "Ask a store to send stock to another (hq_admin, or the receiving store's manager); sent to the sending "
-        "store; audited", ("201", "the transfer (requested)"),
+        "Ask a store to send stock to another (hq_admin, or the receiving store's manager); HQ's ask is sent to the "
+        "sending store, a manager's waits for its approval (.../decision); audited",
+        ("201", "the transfer (requested, or awaiting_approval)"),
         {"401": NO_SESSION, "403": ROLE + " or another store", "422": "unknown store or product, bad quantity"},
         body="Transfer", operator=True)},
     "/operator/transfers/{transfer_id}/cancel": {"post": _op(
@@ -264,7 +265,8 @@ PATHS = {
                                               "404": "unknown transfer", "409": "dispatched already"},
         body="Decision", operator=True, params=["transfer_id"])},
     "/transfers": {"get": _op(
-        "Transfers between stores (?status=requested|dispatched|received|cancelled, ?store= from or to; a store "
+        "Transfers between stores (?status=awaiting_approval|requested|dispatched|received|cancelled|refused, "
+        "?store= from or to; a store "
         "manager sees their own store's), with what is in transit per SKU and lot", ("200", "{transfers, in_transit}"),
         {"401": NO_SESSION, "403": ROLE + " or another store", "404": "unknown store", "422": "unknown status"},
         operator=True, query=["status", "store"])},

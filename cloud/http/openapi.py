@@ -5,6 +5,8 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from cloud.http.openapi_bookings import SCHEMAS as BOOKING_SCHEMAS
+from cloud.http.openapi_bookings import booking_paths
 from cloud.http.openapi_coupons import coupon_paths
 from cloud.http.openapi_groups import group_paths
 from cloud.http.openapi_mall import CART_REQUEST, mall_paths
@@ -373,6 +375,8 @@ PATHS.update(shift_paths(_op))  # cashiers' shift reports (cloud/http/routes/shi
 PATHS.update(mall_paths(_op))  # the cart price and the mall's pages (cloud/http/openapi_mall.py)
 SCHEMAS["CartRequest"] = CART_REQUEST
 PATHS.update(mall2_paths(_op))
+PATHS.update(booking_paths(_op))  # local services booking (cloud/http/openapi_bookings.py)
+SCHEMAS.update(BOOKING_SCHEMAS)
 
 
 def openapi_document() -> dict:

@@ -21,6 +21,7 @@ from protocol import service_slots as core
 from tests.integration.harness import OPERATOR_PASSWORD, customer, operator_headers, running_cloud
 from tests.integration.office_browser import DESK, PHONE, office_context, office_sign_in, shot
 from tests.integration.test_mall_buy import browser_sign_in, member_id_of
+from tests.integration.test_openapi_live import check
 
 pytestmark = pytest.mark.integration
 STORE = "S076"
@@ -232,3 +233,23 @@ async def test_back_office_schedule_shows_a_mall_booking_and_a_second_booking_of
                 assert saved["services"][1]["price_fen"] == 250 and saved["services"][0] == BOOK_KNIFE
             await page.goto(f"{url}/office/services?store=S001")  # another store's schedule: the page says why not
             assert "may not act on store S001" in await page.text_content("main")
+
+
+async def test_every_booking_answer_is_the_one_openapi_describes(cloud):
+    services, _, http, _, mgr, _ = cloud
+    doc = (await http.get("/openapi.json")).json()
+    a = await customer(services, http)
+    start = tomorrow_at(services, "16:00", days=4)
+    check(doc, "/stores/{store_id}/services", "get", await http.get(f"/stores/{STORE}/services"))
+    check(doc, "/stores/{store_id}/services/{service_id}/slots", "get",
+          await http.get(f"/stores/{STORE}/services/FISH/slots", params={"date": day_of(start)}))
+    made = await book(http, a, "FISH", start)
+    check(doc, "/bookings", "post", made)
+    check(doc, "/members/{member_id}/bookings", "get",
+          await http.get(f"/members/{a.member_id}/bookings", headers=a.headers))
+    check(doc, "/operator/stores/{store_id}/services", "get",
+          await http.get(f"/operator/stores/{STORE}/services", headers=mgr))
+    check(doc, "/operator/stores/{store_id}/schedule", "get",
+          await http.get(f"/operator/stores/{STORE}/schedule", params={"date": day_of(start)}, headers=mgr))
+    check(doc, "/bookings/{booking_id}/cancel", "post",
+          await http.post(f"/bookings/{made.json()['booking_id']}/cancel", headers=a.headers))

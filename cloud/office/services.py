@@ -32,9 +32,8 @@ def store_and_day(asked_store: str | None, asked_day: str | None, own_store: str
 
 
 def routes(services) -> list[tuple]:
-    cloud = services.cloud
-
     async def page(request):
+        cloud = services.cloud  # read per request: the area's routes are built before the services are whole
         stores = sorted(cloud.world.stores)
         someone = await signed_in(request, services)
         store, day = store_and_day(request.query_params.get("store"), request.query_params.get("date"),

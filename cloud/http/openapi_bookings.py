@@ -66,7 +66,8 @@ def booking_paths(op: Callable[..., dict]) -> dict:
             "Book a service for the signed-in member {booking_id (made once by the client), store_id, service_id, "
             "start}: a staff member free for the whole service is held; the price is paid at the store; the same "
             "booking_id again answers the first booking (200)", ("201", "the booking"),
-            {"404": "no such store or service",
+            {"403": "over_limit: the member already holds 5 bookings ahead (cancel one first)",
+             "404": "no such store or service",
              "409": "slot: the time was just taken (reason taken) or is not offered (reason not_offered: outside "
                     "the service hours, too soon, off the grid); key_reused: the booking_id named another booking",
              "422": "a field is wrong (the detail names it)"}, body="Booking", member=True)},

@@ -15,7 +15,7 @@ WORDS: dict[str, dict[str, str]] = {
         "svc_with": "服务人员", "svc_left": "剩 {n} 位", "svc_choose_time": "请先选择一个时间",
         "svc_weekday_1": "周一", "svc_weekday_2": "周二", "svc_weekday_3": "周三", "svc_weekday_4": "周四",
         "svc_weekday_5": "周五", "svc_weekday_6": "周六", "svc_weekday_7": "周日", "svc_hours": "服务时间",
-        "svc_sign_in": "登录后预约",
+        "svc_sign_in": "登录后预约", "svc_too_many": "您已有 5 个未到期的预约，请先取消一个再预约",
     },
     "en": {
         "svc_title": "In-store services", "svc_none": "This store offers no services to book yet",
@@ -31,7 +31,7 @@ WORDS: dict[str, dict[str, str]] = {
         "svc_with": "With", "svc_left": "{n} left", "svc_choose_time": "Choose a time first",
         "svc_weekday_1": "Mon", "svc_weekday_2": "Tue", "svc_weekday_3": "Wed", "svc_weekday_4": "Thu",
         "svc_weekday_5": "Fri", "svc_weekday_6": "Sat", "svc_weekday_7": "Sun", "svc_hours": "Service hours",
-        "svc_sign_in": "Sign in to book",
+        "svc_sign_in": "Sign in to book", "svc_too_many": "You already hold 5 bookings ahead: cancel one to book another",
     },
 }
 assert WORDS["zh"].keys() == WORDS["en"].keys(), "both languages name every word"

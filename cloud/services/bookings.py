@@ -12,6 +12,8 @@ Guarantees (decisions in `protocol/service_slots.py`; rows in migration 49, `clo
 - a customer books, lists and cancels only their own bookings (another member's booking answers 404 as an unknown
   one); a store's manager (or HQ) cancels any booking of that store, audited; cancelling frees the cells in the same
   transaction that marks the booking cancelled, and a second cancel answers the same;
+- a member holds at most `MEMBER_AHEAD_MAX` bookings ahead (counted under a per-member lock, so concurrent requests
+  cannot pass it together): one person cannot take a store's whole day;
 - the price is paid at the store when the service is given (`pay_at: "store"`); no money moves online;
 - HQ or the store's manager replaces the store's book with one PUT (checked whole, audited with before and after in
   the transaction that writes it); bookings already made keep their staff and time (the store's schedule shows them).
@@ -35,6 +37,7 @@ from protocol.schema import record, record_from_wire, require, to_wire
 
 log = logging.getLogger("freshmesh.bookings")
 MEMBER_BOOKINGS_MAX = 50
+MEMBER_AHEAD_MAX = 5  # bookings one member may hold ahead at once (one person cannot take a store's whole day)
 PAY_AT = "store"  # a service's price is paid at the store when it is given
 TAKEN = "that time was just taken by someone else: choose another time"
 
@@ -205,6 +208,13 @@ class Bookings:
         need = core.cells(start_ms, service.duration_min)
         now = self.cloud.now_ms()
         async with conn.transaction():
+            # one member's bookings are made one at a time, so their count ahead is exact under concurrent requests
+            await conn.execute("select pg_advisory_xact_lock(hashtext('service_bookings/' || $1))", member)
+            ahead = await conn.fetchval("select count(*) from service_bookings where member_id = $1 and "
+                                        "status = 'booked' and end_ms > $2", member, now)
+            if ahead >= MEMBER_AHEAD_MAX:
+                raise Refusal("over_limit", f"at most {MEMBER_AHEAD_MAX} bookings ahead per member: cancel one first",
+                              reason="too_many")
             held = await self._held(conn, body.store_id, service.staff, start_ms, end_ms)
             for staff in core.free_staff(service, start_ms, held):
                 try:

@@ -12,6 +12,7 @@
     const reason = e.problem && e.problem.reason;
     if (reason === "taken") return W.svc_taken;
     if (reason === "not_offered") return W.svc_not_offered;
+    if (reason === "too_many") return W.svc_too_many;
     return e.message;
   }
 

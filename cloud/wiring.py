@@ -34,6 +34,7 @@ from cloud.runtime.shard_guard import settle_shard_map
 from cloud.runtime.shard_map import ShardConfig
 from cloud.services.after_sales import AfterSales
 from cloud.services.allocations import Allocations
+from cloud.services.bookings import Bookings
 from cloud.services.deliveries import Deliveries
 from cloud.services.flash_sales import FlashSales
 from cloud.services.flash_stores import ASSIGN_BATCH_MAX as FLASH_ASSIGN_BATCH_MAX
@@ -95,6 +96,7 @@ class Services:
         # points: the points shop sells coupon definitions with a points price, issued by the coupons authority
         self.points_exchange, self.surveys = PointsExchange(cloud, self.coupons.issue_for_points), Surveys(cloud)
         self.points_exchange.on_balance_changed = self.surveys.on_balance_changed = self.members.balance_changed
+        self.bookings = Bookings(cloud)  # local services booking: service books, bookings, schedules (issue 21)
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
         self.coupon_desk: CouponDesk | None = None  # ... and the tills' coupon requests (cloud/messaging/coupon_desk.py)

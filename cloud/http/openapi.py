@@ -5,6 +5,8 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from cloud.http.openapi_bookings import SCHEMAS as BOOKING_SCHEMAS
+from cloud.http.openapi_bookings import booking_paths
 from cloud.http.openapi_coupons import coupon_paths
 from cloud.http.openapi_groups import group_paths
 from cloud.http.openapi_mall import CART_REQUEST, mall_paths
@@ -378,6 +380,8 @@ PATHS.update(mall_paths(_op))  # the cart price and the mall's pages (cloud/http
 SCHEMAS["CartRequest"] = CART_REQUEST
 PATHS.update(mall2_paths(_op))
 PATHS.update(office_paths(_op))  # the back office's pages (cloud/http/openapi_office.py)
+PATHS.update(booking_paths(_op))  # local services booking (cloud/http/openapi_bookings.py)
+SCHEMAS.update(BOOKING_SCHEMAS)
 PATHS.update(stock_policy_paths(_op))  # transfer approval (cloud/http/openapi_stock_policy.py)
 
 

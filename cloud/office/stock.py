@@ -41,9 +41,7 @@ def _markdowns(rule_data: dict) -> list[dict]:
 
 
 def routes(services) -> list[tuple]:
-    cloud = services.cloud
-
-    async def _stores_to_read(store: str | None, skus: list[str]) -> list[str]:
+    async def _stores_to_read(cloud, store: str | None, skus: list[str]) -> list[str]:
         if store is not None:
             return [store]
         rows = await cloud.db.fetch("select distinct store_id from store_stock where sku = any($1::text[]) "
@@ -51,6 +49,7 @@ def routes(services) -> list[tuple]:
         return [r["store_id"] for r in rows if r["store_id"] in cloud.world.stores]
 
     async def stock_page(request):
+        cloud = services.cloud  # read per request: the area's routes are built before the services are whole
         q = request.query_params
         store = q.get("store") or None
         operator = await office_operator(request, services, "store.figures", store_id=store)
@@ -68,7 +67,7 @@ def routes(services) -> list[tuple]:
         if store is not None or sku_filter or category:
             skus = [s for s, p in catalogue.by_sku.items()
                     if (not sku_filter or sku_filter.lower() in s.lower()) and (not category or p.category == category)]
-            reading = await _stores_to_read(store, skus)
+            reading = await _stores_to_read(cloud, store, skus)
         gate = asyncio.Semaphore(PARALLEL_STORES)
 
         async def read(store_id: str) -> dict:

@@ -28,15 +28,14 @@ def health(stores: dict[str, str], registry: list[dict], now_ms: int) -> dict[st
 
 
 def routes(services) -> list[tuple]:
-    cloud = services.cloud
-
     async def _health(store_id: str | None = None) -> dict[str, dict]:
+        cloud = services.cloud  # read per request: the area's routes are built before the services are whole
         stores = {s.store_id: s.name for s in cloud.world.stores.values() if store_id in (None, s.store_id)}
         return health(stores, await services.stock.liveness(store_id), cloud.now_ms())
 
     async def stores_page(request):
         operator = await office_operator(request, services, "views.read")
-        w = i18n.words(lang_of(request))
+        w, cloud = i18n.words(lang_of(request)), services.cloud
         boxes = await _health()
         listed = [{"store": to_wire(s), "health": boxes.get(s.store_id, {}),
                    "editable": roles.allowed(operator.role, "store.change", operator.store_id, s.store_id)}
@@ -47,7 +46,7 @@ def routes(services) -> list[tuple]:
     async def store_page(request):
         store_id = request.path_params["store_id"]
         operator = await office_operator(request, services, "views.read")
-        w = i18n.words(lang_of(request))
+        w, cloud = i18n.words(lang_of(request)), services.cloud
         store = cloud.world.stores.get(store_id)
         if store is None:
             return office_page(request, services, "refused.html", {"why": f"{w['stores.missing']} ({store_id[:40]})"},

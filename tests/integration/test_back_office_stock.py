@@ -148,6 +148,10 @@ async def test_back_office_store_manager_cannot_edit_another_store(office, tmp_p
     async with office_context(PHONE) as (_context, page):
         await office_sign_in(page, url, manager, OPERATOR_PASSWORD, then="/office/stores")
         await shot(page, tmp_path, "stores", PHONE)
+        await page.goto(f"{url}/office/stores/{BOX}?lang=en")
+        assert await page.input_value("#closes") == "21:30" and await page.is_enabled("#store-save")
+        await page.locator("#store-save").scroll_into_view_if_needed()
+        await shot(page, tmp_path, "own-store", PHONE)
 
     token = (await services.operators.sign_in(manager, OPERATOR_PASSWORD))["token"]
     r = await http.put(f"/stores/{OTHER}", json=store_body(OTHER, 120.30, closes="23:00"),

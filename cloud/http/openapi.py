@@ -9,6 +9,7 @@ from cloud.http.openapi_coupons import coupon_paths
 from cloud.http.openapi_groups import group_paths
 from cloud.http.openapi_mall import CART_REQUEST, mall_paths
 from cloud.http.openapi_mall2 import mall2_paths
+from cloud.http.openapi_stalls import stall_paths
 from cloud.http.routes.return_promotions import paths as return_promotion_paths
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -373,6 +374,7 @@ PATHS.update(shift_paths(_op))  # cashiers' shift reports (cloud/http/routes/shi
 PATHS.update(mall_paths(_op))  # the cart price and the mall's pages (cloud/http/openapi_mall.py)
 SCHEMAS["CartRequest"] = CART_REQUEST
 PATHS.update(mall2_paths(_op))
+PATHS.update(stall_paths(_op))  # market stalls (cloud/http/openapi_stalls.py)
 
 
 def openapi_document() -> dict:
@@ -380,6 +382,8 @@ def openapi_document() -> dict:
     from cloud.http.openapi_answers import ANSWERS, annotate  # operationIds, tags, answer schemas, media types
     from cloud.http.openapi_mall2 import ANSWERS as MALL2_ANSWERS
     ANSWERS.update(MALL2_ANSWERS)
+    from cloud.http.openapi_stalls import ANSWERS as STALL_ANSWERS
+    ANSWERS.update(STALL_ANSWERS)
     from cloud.logs import version
     paths, schemas = {**PATHS, **openapi_segments.PATHS}, {**SCHEMAS, "Campaign": openapi_segments.SCHEMA}
     return annotate(copy.deepcopy({"openapi": "3.1.0", "info": {"title": "FreshMesh cloud API", "version": version()},

@@ -16,10 +16,11 @@ from cloud.mall import (  # flash sales, group buys, member centre (issue 20, pa
     flash,
     groups,
     member_centre,
+    stall_shop,
 )
 
 AREAS = (assets, account, browse, buy,
-         flash, groups, member_centre)
+         flash, groups, member_centre, stall_shop)  # stall_shop: a market stall's own shop (issue 21.6)
 
 
 def routes(services) -> list[tuple]:

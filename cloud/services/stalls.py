@@ -105,6 +105,11 @@ class Stalls:
             raise Refusal("not_found", f"no stall {stall_id[:40]}")
         return _stall_json(row)
 
+    async def public(self, stall_id: str) -> dict[str, Any] | None:
+        """What the mall shows of a stall (its shop page): its name and store; None when there is no such stall."""
+        row = await self.cloud.db.fetchrow("select stall_id, store_id, name from stalls where stall_id = $1", stall_id)
+        return None if row is None else dict(row)
+
     async def listed(self, by: Operator, store_id: str | None = None) -> list[dict[str, Any]]:
         """The stalls (of one store, if named) this operator may see: a stall owner only their own."""
         if (why := roles.refusal(by.role, "stall.read")) is not None:

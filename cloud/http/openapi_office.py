@@ -13,6 +13,9 @@ PAGES: list[tuple[str, str, list[str]]] = [
     ("/office", "The back office's home: the areas the signed-in operator may open", []),
     ("/office/signin", "Operator sign-in (through POST /operator/sessions)", []),
     ("/office/static/{name}", "The back office's CSS and JS (served by the cloud; no CDN)", ["name"]),
+    ("/office/stalls", "Market stalls: HQ lists and creates stalls; a stall owner is taken to their own stall", []),
+    ("/office/stalls/{stall_id}", "One stall: fee rule, settlement and sales for a period (?from=&to=), its products "
+                                  "(names and prices changed by its owner or HQ)", ["stall_id"]),
 ]
 HTML = {"type": "string", "description": "an HTML page of the back office (Simplified Chinese, ?lang=en for "
                                          "English; a sentence, never a raw problem body, when it cannot be shown)"}

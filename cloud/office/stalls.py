@@ -30,7 +30,8 @@ def _stop(request, services, operator, refusal: Refusal):
     w = i18n.words(lang_of(request))
     status = {"forbidden": 403, "not_found": 404}.get(refusal.kind, 422)
     title = w["office.refused_title"] if status == 403 else w["stalls.cannot_show"]
-    return OfficeStop(office_page(request, services, "refused.html", {"why": refusal.detail}, status=status,
+    why = f"{w['office.refused']} ({refusal.detail})" if status == 403 else refusal.detail
+    return OfficeStop(office_page(request, services, "refused.html", {"why": why}, status=status,
                                   title=title, operator=operator))
 
 

@@ -163,3 +163,41 @@ def test_a_product_of_no_stall_travels_as_before_and_old_data_reads():
     assert again.get("OWN-1").stall == "" and again.get("FISH-1").stall == "fish"
     with pytest.raises(ProtocolError, match="invalid stall"):
         Catalogue.from_data([{**data[1], "stall": "no such stall!"}])
+
+
+# ---- paying at a stall lane (edge/core/selling.pay) -----------------------------------------------------------------
+
+def _pay_at(lane: str, stall: str, skus: list[str], gift: bool = False):
+    from edge.core.cart import Cart, CartLine
+    from edge.core.outcome import Publish
+    from edge.core.selling import PayRequest, Till, pay
+    from edge.core.state import Books, EventStamp, Moment, StockLevel
+    from protocol.ids import make_id
+    from protocol.messages import Quantity, SaleCommitted
+    from protocol.pricing import BasketLine
+    from protocol.pricing.rules import Gift, RuleBook
+    now = 1_700_000_000_000
+    rules = (Gift(id="GIFT", name="an apple from 1 yuan", spend_fen=100, gift_sku="OWN-1"),) if gift else ()
+    books = Books(catalogue(), RuleBook(1, rules), 1, 1)
+    cart = Cart(lines=[CartLine(BasketLine(sku=sku, qty=1), Quantity.pieces(1)) for sku in skus])
+    seq = iter(range(1, 100))
+    out = pay(cart, books, PayRequest(lane, "cash", 10**6, stall=stall), Till("S074", online=True),
+              make_id(now, 999), {sku: StockLevel(sku, 10, 0) for sku in [*skus, "OWN-1"]},
+              EventStamp("S074", 0, Moment(now, 0), lambda: make_id(now, next(seq))))
+    (sale,) = [e.event for e in out.effects if isinstance(e, Publish) and isinstance(e.event, SaleCommitted)]
+    return sale
+
+
+def test_a_stall_lane_s_sale_carries_its_stall_and_no_store_gift():
+    sale = _pay_at("6", "tea", ["TEA-1"], gift=True)  # 50 yuan reaches the store's gift: not given on a stall lane
+    assert sale.stall == "tea" and [line.sku for line in sale.lines] == ["TEA-1"]
+    assert [line.sku for line in _pay_at("1", "", ["OWN-1"], gift=True).lines] == ["OWN-1", "OWN-1"]  # store lane
+    assert _pay_at("1", "", ["OWN-1"]).stall == ""
+
+
+def test_a_basket_holding_another_stall_s_goods_is_refused_when_paid():
+    # the catalogue moved TEA-1 to a stall after it was scanned on the fish lane: the pay checks the basket again
+    with pytest.raises(Refused, match="lane 5 is stall fish's: it sells only that stall's products, not stall tea's"):
+        _pay_at("5", "fish", ["FISH-1", "TEA-1"])
+    with pytest.raises(Refused, match="sell it on that stall's lane, not on store lane 1"):
+        _pay_at("1", "", ["OWN-1", "FISH-1"])

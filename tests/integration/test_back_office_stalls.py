@@ -288,3 +288,26 @@ async def test_a_store_is_not_believed_about_another_store_s_stall_or_other_good
     n = await services.cloud.db.fetchval("select count(*) from till_sales where sale_id = any($1::text[])",
                                          [theirs.sale_id, foreign.sale_id, unstalled.sale_id])
     assert n == 0
+
+
+async def test_a_stall_is_created_once_and_wrong_ones_are_refused_naming_the_field(market):
+    http, services, admin = market["http"], market["services"], market["admin"]
+    body = {"stall_id": FISH, "store_id": BOX, "name": "Wang's fish", "owner": "Wang", "commission_bp": 800,
+            "monthly_fee_fen": 50_000}
+    again = await http.post("/operator/stalls", headers=admin, json=body)
+    assert again.status_code == 200 and again.json()["stall_id"] == FISH  # the same stall sent again
+    r = await http.post("/operator/stalls", headers=admin, json={**body, "name": "Someone else's fish"})
+    assert r.status_code == 409 and f"stall_id: {FISH} is another stall already" in r.json()["detail"]
+    r = await http.post("/operator/stalls", headers=admin, json={**body, "stall_id": f"x{RUN}", "commission_bp": "8%"})
+    assert r.status_code == 422 and "commission_bp" in r.json()["detail"]
+    r = await http.post("/operator/stalls", headers=admin, json={**body, "stall_id": f"x{RUN}", "fee": 1})
+    assert r.status_code == 422 and "unknown field(s) fee" in r.json()["detail"]
+    r = await http.post("/operator/stalls", headers=admin, json={**body, "stall_id": f"x{RUN}", "store_id": "S999"})
+    assert r.status_code == 422 and "store_id: no store S999" in r.json()["detail"]
+    owner = await signed_in(services, FISH_OWNER)
+    r = await http.post("/operator/stalls", headers=owner, json={**body, "stall_id": f"x{RUN}"})
+    assert r.status_code == 403
+    r = await http.post("/operators", headers=admin, json={"username": f"bad-owner-{RUN}", "password": OPERATOR_PASSWORD,
+                                                           "role": "stall_owner", "store_id": OTHER, "stall_id": FISH})
+    assert r.status_code == 422 and f"stall {FISH} is at {BOX}, not at store_id {OTHER}" in r.json()["detail"]
+    assert await services.cloud.db.fetchval("select count(*) from stalls where stall_id = $1", f"x{RUN}") == 0

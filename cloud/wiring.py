@@ -53,6 +53,7 @@ from cloud.services.restock import Restock
 from cloud.services.riders import HttpRiderPlatform, riders_from_env
 from cloud.services.segments import Segments
 from cloud.services.sms import HttpSmsProvider
+from cloud.services.stalls import Stalls
 from cloud.services.stock import StockViews
 from cloud.services.surveys import Surveys
 from cloud.services.transfer_approvals import TransferApprovals
@@ -85,6 +86,7 @@ class Services:
         self.flash = FlashSales(cloud, worker_id)
         self.operators = Operators(cloud.db, cloud.clock, cloud.ids)
         self.world_admin = WorldAdmin(cloud)
+        self.stalls = Stalls(cloud, self.world_admin)  # market stalls (cloud/services/stalls.py)
         self.allocations = Allocations(cloud)
         self.restock = Restock(cloud)  # reorder points, restock alerts' view (cloud/services/restock.py)
         self.orders.presales = self.presales = Presales(self.orders, self.restock.lead_days)  # out of stock but due

@@ -12,6 +12,7 @@ from cloud.http.openapi_groups import group_paths
 from cloud.http.openapi_mall import CART_REQUEST, mall_paths
 from cloud.http.openapi_mall2 import mall2_paths
 from cloud.http.openapi_office import office_paths
+from cloud.http.openapi_stalls import stall_paths
 from cloud.http.openapi_stock_policy import paths as stock_policy_paths
 from cloud.http.routes.return_promotions import paths as return_promotion_paths
 
@@ -383,6 +384,7 @@ PATHS.update(office_paths(_op))  # the back office's pages (cloud/http/openapi_o
 PATHS.update(booking_paths(_op))  # local services booking (cloud/http/openapi_bookings.py)
 SCHEMAS.update(BOOKING_SCHEMAS)
 PATHS.update(stock_policy_paths(_op))  # transfer approval (cloud/http/openapi_stock_policy.py)
+PATHS.update(stall_paths(_op))  # market stalls (cloud/http/openapi_stalls.py)
 
 
 def openapi_document() -> dict:
@@ -392,6 +394,8 @@ def openapi_document() -> dict:
     ANSWERS.update(MALL2_ANSWERS)
     from cloud.http.openapi_stock_policy import ANSWERS as STOCK_ANSWERS
     ANSWERS.update(STOCK_ANSWERS)
+    from cloud.http.openapi_stalls import ANSWERS as STALL_ANSWERS
+    ANSWERS.update(STALL_ANSWERS)
     from cloud.logs import version
     paths, schemas = {**PATHS, **openapi_segments.PATHS}, {**SCHEMAS, "Campaign": openapi_segments.SCHEMA}
     return annotate(copy.deepcopy({"openapi": "3.1.0", "info": {"title": "FreshMesh cloud API", "version": version()},

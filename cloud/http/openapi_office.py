@@ -20,6 +20,9 @@ PAGES: list[tuple[str, str, list[str]]] = [
     ("/office/stores", "The stores with their boxes' health (online, lag, outbox, disk, devices)", []),
     ("/office/stores/{store_id}", "One store: location, hours, reach, slots, delivery fee, open or closed (read-only "
      "for a store manager of another store)", ["store_id"]),
+    ("/office/stalls", "Market stalls: HQ lists and creates stalls; a stall owner is taken to their own stall", []),
+    ("/office/stalls/{stall_id}", "One stall: fee rule, settlement and sales for a period (?from=&to=), its products "
+                                  "(names and prices changed by its owner or HQ)", ["stall_id"]),
 ]
 HTML = {"type": "string", "description": "an HTML page of the back office (Simplified Chinese, ?lang=en for "
                                          "English; a sentence, never a raw problem body, when it cannot be shown)"}

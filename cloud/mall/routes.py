@@ -17,10 +17,12 @@ from cloud.mall import (  # flash sales, group buys, member centre (issue 20, pa
     flash,
     groups,
     member_centre,
+    stall_shop,
 )
 
 AREAS = (assets, account, browse, buy,
-         flash, groups, member_centre, bookings)  # bookings: local services booking (issue 21)
+         flash, groups, member_centre,
+         bookings, stall_shop)  # issue 21: local services booking, a market stall's own shop
 
 
 def routes(services) -> list[tuple]:

@@ -39,6 +39,7 @@ from cloud.http.routes import (
     restock,
     return_promotions,
     riders,
+    rule_book_drafts,
     segments,
     shifts,
     stocktakes,
@@ -50,7 +51,8 @@ from cloud.mall.routes import routes as mall_routes
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
              segments, points, coupons, promotions, return_promotions, shifts, cart,
-             member_self)  # member_self: the member centre's own-account endpoints (issue 20)
+             member_self,  # member_self: the member centre's own-account endpoints (issue 20)
+             rule_book_drafts)  # the promotion book editor (issue 21)
 
 
 def build_routes(services) -> list[Route]:

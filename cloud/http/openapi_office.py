@@ -13,6 +13,8 @@ PAGES: list[tuple[str, str, list[str]]] = [
     ("/office", "The back office's home: the areas the signed-in operator may open", []),
     ("/office/signin", "Operator sign-in (through POST /operator/sessions)", []),
     ("/office/static/{name}", "The back office's CSS and JS (served by the cloud; no CDN)", ["name"]),
+    ("/office/promotions", "The promotion book: rules and their status, the editor (a draft), the preview, publishing", []),
+    ("/office/campaigns", "Coupon definitions, issuing one to a segment, the segments", []),
 ]
 HTML = {"type": "string", "description": "an HTML page of the back office (Simplified Chinese, ?lang=en for "
                                          "English; a sentence, never a raw problem body, when it cannot be shown)"}

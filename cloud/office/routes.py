@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import functools
 
-from cloud.office import home
+from cloud.office import home, promotions
 from cloud.office.pages import OfficeStop
 from protocol.roles import Permission
 
-AREAS = (home,)
+AREAS = (home, promotions)
 # (path, word id, permission): the nav shows an area to the operators whose role has the permission
 NAV: list[tuple[str, str, Permission]] = [
     ("/office", "office.home", "views.read"),
+    ("/office/promotions", "promotions.title", "views.read"),
+    ("/office/campaigns", "promotions.campaigns", "views.read"),
 ]
 
 

@@ -10,6 +10,8 @@ Guarantees:
   `group_not_formed`, `gift_out_of_stock`, `budget` (nothing left of its cap, or the member used it up),
   `exclusive` (another rule of its group saved more), `marked_down` (its lines took a clearance price),
   `use_by` (no line's lot near enough its use-by), `member_price_better`, or `no_saving`.
+- Each verdict says whether the rule's scope (skus, categories; none: the whole basket) covers a line of this
+  basket (`in_scope`), so a page can show the rules that concern the basket first.
 - Pure: time, budgets and the member's context come in `PricingContext`; no clock, no I/O.
 - A scheduled rule's status (`scheduled` / `live` / `ended`) at a moment is `schedule_status`, the same test the
   evaluator's `active_rules` makes of `starts_ms` / `ends_ms`.
@@ -36,6 +38,9 @@ from protocol.pricing.rules import (
     load_rule_book,
 )
 
+EFFECTS = ("applied", "scheduled", "ended", "channel", "store", "out_of_window", "member_level", "near_miss",
+           "below_threshold", "not_in_basket", "coupon_not_held", "new_members_only", "group_not_formed",
+           "gift_out_of_stock", "budget", "exclusive", "marked_down", "use_by", "member_price_better", "no_saving")
 PREVIEW_LINES_MAX = 100  # a preview basket is typed in by hand: a page of lines at most
 
 
@@ -124,10 +129,11 @@ def explain(catalogue: Catalogue, book: RuleBook, lines: list[BasketLine], ctx: 
         raise ProtocolError(f"lines: at most {PREVIEW_LINES_MAX} lines in a preview")
     result = price_basket(catalogue, book, lines, ctx)
     savings = {a.rule_id: a.saving_fen for a in result.applied}
+    skus = [line.sku for line in lines]
     verdicts = []
     for rule in book.rules:
         base = {"rule_id": rule.id, "type": rule.TYPE, "name": rule.name,
-                "status": schedule_status(rule, ctx.now_ms)}
+                "status": schedule_status(rule, ctx.now_ms), "in_scope": bool(_in_scope(rule, catalogue, skus))}
         off = not_in_force(rule, book, ctx)
         if rule.id in savings:
             verdicts.append({**base, "effect": "applied", "saving_fen": savings[rule.id],

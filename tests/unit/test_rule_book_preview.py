@@ -80,6 +80,7 @@ def test_near_miss_threshold_budget_and_scope_are_told_apart():
     answer = explain(CATALOGUE, book(*rules), lines, ctx(budgets_left=(BudgetLeft(rule_id="capped", fen=0),)))
     effects = {v["rule_id"]: v["effect"] for v in answer["rules"]}
     assert effects == {"near": "near_miss", "far": "below_threshold", "eggs-off": "not_in_basket", "capped": "budget"}
+    assert {v["rule_id"] for v in answer["rules"] if not v["in_scope"]} == {"eggs-off"}
     assert "2.50" in next(v["why"] for v in answer["rules"] if v["rule_id"] == "near")
 
 
@@ -136,3 +137,26 @@ def test_schedule_status_at_the_edges():
     rule = book({**MILK_OFF, "starts_ms": NINE_AM, "ends_ms": NINE_AM + HOUR}).rules[0]
     assert [schedule_status(rule, t) for t in (NINE_AM - 1, NINE_AM, NINE_AM + HOUR - 1, NINE_AM + HOUR)] == [
         "scheduled", "live", "live", "ended"]
+
+
+def test_every_effect_the_preview_can_say_is_one_of_its_named_effects():
+    import re
+    from pathlib import Path
+
+    from protocol.pricing import preview
+    source = Path(preview.__file__).read_text(encoding="utf-8")
+    said = set(re.findall(r'return "([a-z_]+)", ', source)) | {"applied", "scheduled", "ended"}
+    assert said <= set(preview.EFFECTS)
+
+
+def test_the_promotions_pages_have_words_for_every_type_field_status_and_effect():
+    from cloud.office import i18n
+    from cloud.office.promotions import RULE_FORMS
+    from protocol.pricing.preview import EFFECTS
+    keys = {f"promotions.type.{t}" for t in RULE_FORMS} | {f"promotions.f.{f}" for fs in RULE_FORMS.values()
+                                                            for f, _ in fs}
+    keys |= {f"promotions.effect.{e}" for e in EFFECTS} | {f"promotions.status.{s}" for s in
+                                                           ("live", "scheduled", "ended")}
+    keys |= {"promotions.channel.offline", "promotions.channel.online"}
+    for lang in i18n.LANGS:
+        assert not sorted(keys - set(i18n.words(lang))), lang

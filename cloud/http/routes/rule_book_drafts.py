@@ -124,8 +124,8 @@ def answers() -> dict[tuple[str, str], dict]:
                 published=nullable(publication))
     line = obj(["sku", "name", "list_fen", "amount_fen", "saving_fen", "rules"], sku=STR, name=STR, qty=INT,
                weight_g=INT, unit_price_fen=INT, list_fen=INT, amount_fen=INT, saving_fen=INT, rules=array(STR))
-    verdict = obj(["rule_id", "type", "name", "status", "effect", "saving_fen", "why"], rule_id=STR, type=STR,
-                  name=STR, status=STR, effect=STR, saving_fen=INT, why=STR)
+    verdict = obj(["rule_id", "type", "name", "status", "in_scope", "effect", "saving_fen", "why"], rule_id=STR,
+                  type=STR, name=STR, status=STR, in_scope=BOOL, effect=STR, saving_fen=INT, why=STR)
     preview = obj(["rule_book_version", "lines", "rules", "subtotal_fen", "total_fen", "discount_fen", "draft", "at",
                    "refused_lines"], rule_book_version=INT, channel=STR, store_id=STR, member_level=nullable(STR),
                   lines=array(line), rules=array(verdict), member_price=array(obj(["rule_id"], rule_id=STR)),

@@ -160,6 +160,7 @@ async def test_back_office_hq_admin_edits_a_rule_and_previews_a_basket_then_publ
         assert await page.get_attribute("nav.areas a[aria-current=page]", "href") == "/office/promotions"
         await shot(page, tmp_path, "promotions", DESK)
         await page.click(f"#rules button.edit[data-rule={RULE}]")
+        await shot(page, tmp_path, "editor", DESK)
         was = next(r for r in in_force["rules"] if r["id"] == RULE)["percent_off_bp"]
         assert await page.input_value("#t-item_discount-percent_off_bp") == f"{was / 100:g}"
         await page.fill("#t-item_discount-percent_off_bp", "")  # neither percent nor amount: the API says which
@@ -197,6 +198,13 @@ async def test_back_office_hq_admin_edits_a_rule_and_previews_a_basket_then_publ
             refused = await viewer.text_content("#publish-msg")
             assert "viewer" in refused and "{" not in refused and "rule_book.change" in refused
             await shot(viewer, tmp_path, "viewer-refused", PHONE)
+            await viewer.fill("#p-at", NOON[:16])  # a viewer may preview: on a phone, the results are cards
+            await viewer.fill("#p-lines .p-sku", SKU)
+            await viewer.click("#p-run")
+            await viewer.wait_for_selector(f"#p-rule-table tr[data-rule={RULE}]")
+            assert "6.28" in await viewer.text_content(f"#p-rule-table tr[data-rule={RULE}]")
+            await viewer.locator("#p-result").scroll_into_view_if_needed()
+            await shot(viewer, tmp_path, "viewer-preview", PHONE)
         assert services.cloud.world.rule_book.version == in_force["version"]
 
         await page.click("#publish")

@@ -10,7 +10,9 @@ Guarantees:
   `PUT /rule-book`: a new world version, sent to every store, audited with who and the before/after of each rule)
   with the version after the one in force; it is refused (409) when the book in force is no longer the one the
   draft was made from (someone published meanwhile), and publishing the same revision again answers the first
-  publication. Every save and publication is in the operator audit log, in the transaction that records it.
+  publication. Publications are one at a time chain-wide (a PostgreSQL advisory lock), so presses of publish in
+  several API processes at once make one version. Every save and publication is in the operator audit log, in
+  the transaction that records it.
 - The preview prices with the one evaluator (protocol/pricing/preview.py) and the budgets the PromotionBudgets
   actor says are left now, read-only: nothing is consumed.
 """
@@ -52,6 +54,7 @@ MIGRATION_46 = (46, "promotion book drafts: revisions and publications (cloud/se
     );
 """)
 NOTE_MAX_CHARS = 200
+PUBLISH_LOCK_KEY = 0x52424B50  # "RBKP": one publication of a draft at a time, chain-wide
 DRAFTS_LISTED_MAX = 100
 
 
@@ -155,8 +158,19 @@ class RuleBookDrafts:
                  "published_version": r["rule_book_version"]} for r in rows]
 
     async def publish(self, draft_id: str, body: dict[str, Any], by: Operator) -> tuple[dict[str, Any], bool]:
-        """(the publication, whether it was made now). The book in force becomes the draft's revision."""
+        """(the publication, whether it was made now). The book in force becomes the draft's revision.
+
+        Publishing is one at a time chain-wide (a PostgreSQL advisory lock held on its own connection for the whole
+        publication, whichever API process it runs in): two presses of publish, or two processes, make one version."""
         revision = _revision(body.get("revision"))
+        async with self.cloud.db.acquire() as lock:
+            await lock.execute("select pg_advisory_lock($1)", PUBLISH_LOCK_KEY)
+            try:
+                return await self._publish(draft_id, revision, by)
+            finally:
+                await lock.execute("select pg_advisory_unlock($1)", PUBLISH_LOCK_KEY)
+
+    async def _publish(self, draft_id: str, revision: int, by: Operator) -> tuple[dict[str, Any], bool]:
         done = await self.cloud.db.fetchrow("select * from rule_book_publications where draft_id = $1 and "
                                             "revision = $2", draft_id, revision)
         if done is not None:
@@ -165,6 +179,10 @@ class RuleBookDrafts:
                                            draft_id, revision)
         if row is None:
             raise Refusal("not_found", f"no draft {draft_id!r} revision {revision}")
+        newest = await self.cloud.db.fetchval("select max(version) from world_versions")
+        if newest is not None and newest != self.world_admin.version:  # another process changed the world
+            raise Refusal("unavailable", f"this API process is catching up with world version {newest}; retry in a "
+                                         "moment")
         in_force = self.cloud.world.rule_book.version
         if row["based_on_version"] != in_force:
             raise Refusal("exists", f"draft {draft_id} was made from rule book version {row['based_on_version']}, "

@@ -10,6 +10,7 @@ waiting in their streams for a later module's box, this module's world admin sen
 the till), whose SKU no other module uses. Screenshots go to the tests' tmp dirs."""
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import uuid
@@ -249,3 +250,17 @@ async def test_back_office_campaigns_page_defines_a_coupon_and_lists_segments(of
         await shot(page, tmp_path, "campaigns", PHONE)
     made = (await http.get("/operator/coupon-definitions", headers=heads["viewer"])).json()["definitions"]
     assert [d["name"] for d in made if d["definition_id"] == f"bop-{RUN}"] == [f"Back office {RUN}"]
+
+
+async def test_two_publishes_of_one_revision_at_once_make_one_version(office):
+    services, _, http, _, heads = office
+    book = (await http.get("/rule-book", headers=heads["hq"])).json()
+    draft_id = f"race-{RUN}"
+    body = {"draft_id": draft_id, "revision": 1, "rule_book": edited_book(book, 4500)}
+    assert (await http.post("/operator/rule-book/drafts", json=body, headers=heads["hq"])).status_code == 201
+    stored = await services.cloud.db.fetchval("select count(*) from world_versions")
+    path = f"/operator/rule-book/drafts/{draft_id}/publish"
+    answers = await asyncio.gather(*(http.post(path, json={"revision": 1}, headers=heads["hq"]) for _ in range(3)))
+    assert sorted(a.status_code for a in answers) == [200, 200, 201], [a.text for a in answers]
+    assert {a.json()["rule_book_version"] for a in answers} == {book["version"] + 1}
+    assert await services.cloud.db.fetchval("select count(*) from world_versions") == stored + 1

@@ -160,3 +160,29 @@ def test_the_promotions_pages_have_words_for_every_type_field_status_and_effect(
     keys |= {"promotions.channel.offline", "promotions.channel.online"}
     for lang in i18n.LANGS:
         assert not sorted(keys - set(i18n.words(lang))), lang
+
+
+def test_a_preview_basket_line_that_cannot_be_priced_is_refused_alone():
+    from cloud.services.rule_book_drafts import preview_lines
+    from cloud.services.verdicts import Refusal
+    items = [{"sku": "MILK", "qty": 2}, {"sku": "NOPE", "qty": 1}, {"sku": "APPLE", "qty": 500},
+             {"sku": "BREAD", "qty": 1}, {"sku": "MILK", "weight_g": 100}, "junk", {"sku": "EGGS", "qty": "2"}]
+    lines, refused = preview_lines(CATALOGUE, items, "online")
+    assert [(line.sku, line.qty, line.weight_g) for line in lines] == [("MILK", 2, 0), ("APPLE", 0, 500)]
+    assert [r["index"] for r in refused] == [1, 3, 4, 5, 6]
+    assert "NOPE" in refused[0]["reason"] and "not sold online" in refused[1]["reason"]
+    assert "by the piece" in refused[2]["reason"]
+    with pytest.raises(Refusal, match="no line could be priced"):
+        preview_lines(CATALOGUE, [{"sku": "NOPE", "qty": 1}], "offline")
+    with pytest.raises(Refusal, match="lines"):
+        preview_lines(CATALOGUE, [], "offline")
+
+
+def test_the_rules_list_shows_each_rules_window_status_and_budget_used():
+    from cloud.services.rule_book_drafts import rules_view
+    b = book({**MILK_OFF, "starts_ms": NINE_AM + HOUR, "budget_fen": 5000, "daily": ["08:00-10:00"]},
+             {**MILK_OFF, "id": "old", "ends_ms": NINE_AM})
+    shown = {r["rule_id"]: r for r in rules_view(b, NINE_AM, {"milk-off": {"used": 1200}})}
+    assert (shown["milk-off"]["status"], shown["old"]["status"]) == ("scheduled", "ended")
+    assert (shown["milk-off"]["budget_used_fen"], shown["milk-off"]["budget_fen"]) == (1200, 5000)
+    assert shown["milk-off"]["starts_at"] == "2026-01-01T02:00:00.000Z" and shown["milk-off"]["daily"] == ["08:00-10:00"]

@@ -264,3 +264,40 @@ async def test_two_publishes_of_one_revision_at_once_make_one_version(office):
     assert sorted(a.status_code for a in answers) == [200, 200, 201], [a.text for a in answers]
     assert {a.json()["rule_book_version"] for a in answers} == {book["version"] + 1}
     assert await services.cloud.db.fetchval("select count(*) from world_versions") == stored + 1
+
+
+async def test_back_office_a_new_spend_threshold_is_scheduled_in_china_time(office, tmp_path):
+    services, url, http, names, heads = office
+    rule_id = f"ST-{RUN}"
+    async with office_context(DESK, locale="en-US") as (_context, page):
+        await office_sign_in(page, url, names["hq"], OPERATOR_PASSWORD, then="/office/promotions?lang=en")
+        await page.select_option("#new-type", "spend_threshold")
+        await page.click("#new-rule")
+        assert await page.is_visible("#t-spend_threshold-tiers") and await page.is_hidden("#t-coupon-min_spend_fen")
+        await page.fill("#f-id", rule_id)
+        await page.fill("#f-name", "New year: spend 100 get 10")
+        await page.fill("#f-priority", "10")  # before the book's other spend thresholds
+        await page.fill("#f-starts", "2030-01-01T09:00")  # China time
+        await page.fill("#t-spend_threshold-tiers", "100:10\n200-30")
+        await page.click("#rule-save")
+        await page.wait_for_function("document.getElementById('rule-msg').textContent.length > 0")
+        assert "spend:off" in await page.text_content("#rule-msg")  # said before anything is sent
+        await page.fill("#t-spend_threshold-tiers", "100:10\n200:30")
+        await page.click("#rule-save")
+        await page.wait_for_selector("#editor", state="hidden")
+        assert rule_id in await page.text_content("#draft-changes")
+        await shot(page, tmp_path, "scheduled-en", DESK)
+    [open_draft] = [d for d in (await http.get("/operator/rule-book/drafts", headers=heads["hq"])).json()["drafts"]
+                    if d["published_version"] is None and d["based_on_version"] == services.cloud.world.rule_book.version]
+    draft = (await http.get(f"/operator/rule-book/drafts/{open_draft['draft_id']}", headers=heads["hq"])).json()
+    [rule] = [r for r in draft["rule_book"]["rules"] if r["id"] == rule_id]
+    assert rule == {"type": "spend_threshold", "id": rule_id, "name": "New year: spend 100 get 10", "priority": 10,
+                    "starts_ms": 1_893_459_600_000,  # 2030-01-01T01:00:00Z
+                    "tiers": [{"spend_fen": 10_000, "off_fen": 1_000}, {"spend_fen": 20_000, "off_fen": 3_000}]}
+    ask = {**BASKET, "draft_id": draft["draft_id"], "lines": [{"sku": SKU, "qty": 10}]}
+    before = (await http.post("/operator/rule-book/preview", json={**ask, "at": "2029-12-31T23:59:00+08:00"},
+                              headers=heads["viewer"])).json()
+    after = (await http.post("/operator/rule-book/preview", json={**ask, "at": "2030-01-01T09:00:00+08:00"},
+                             headers=heads["viewer"])).json()
+    assert verdict(before, rule_id)["effect"] == "scheduled"
+    assert (verdict(after, rule_id)["effect"], verdict(after, rule_id)["saving_fen"]) == ("applied", 1_000)

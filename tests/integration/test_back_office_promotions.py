@@ -286,7 +286,12 @@ async def test_back_office_a_new_spend_threshold_is_scheduled_in_china_time(offi
         await page.click("#rule-save")
         await page.wait_for_selector("#editor", state="hidden")
         assert rule_id in await page.text_content("#draft-changes")
+        assert await page.is_visible(f"#rules tr[data-rule={rule_id}] .draft-mark")  # listed, marked, editable
+        await page.click(f"#rules tr[data-rule={rule_id}] button.edit")
+        assert await page.input_value("#t-spend_threshold-tiers") == "100.00:10.00\n200.00:30.00"
+        assert await page.input_value("#f-starts") == "2030-01-01T09:00"
         await shot(page, tmp_path, "scheduled-en", DESK)
+        await page.click("#rule-cancel")
     [open_draft] = [d for d in (await http.get("/operator/rule-book/drafts", headers=heads["hq"])).json()["drafts"]
                     if d["published_version"] is None and d["based_on_version"] == services.cloud.world.rule_book.version]
     draft = (await http.get(f"/operator/rule-book/drafts/{open_draft['draft_id']}", headers=heads["hq"])).json()

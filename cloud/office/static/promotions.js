@@ -68,10 +68,33 @@
     });
     $("publish").disabled = !draftId || found.length === 0;
     const changed = {};
-    found.forEach(function (c) { changed[c[0]] = true; });
+    found.forEach(function (c) { changed[c[0]] = true; if (c[1] === "added") addedRow(byId(working.rules)[c[0]]); });
     document.querySelectorAll("#rules tbody tr").forEach(function (tr) {
       tr.querySelector(".draft-mark").hidden = !changed[tr.dataset.rule];
     });
+  }
+
+  /* A rule the draft adds has no row of the book in force: it gets one (marked), so it can be found and edited. */
+  function addedRow(rule) {
+    const body = document.querySelector("#rules tbody");
+    if (body.querySelector("tr[data-rule='" + rule.id + "']")) return;
+    const tr = document.createElement("tr");
+    tr.dataset.rule = rule.id;
+    const cells = [rule.id + " " + (rule.name || ""), W["promotions.type." + rule.type] || rule.type, "",
+                   (rule.channels || ["offline", "online"]).map(function (c) { return W["promotions.channel." + c]; })
+                     .join(W["promotions.sep"]), "", ""];
+    const heads = document.querySelectorAll("#rules thead th");
+    cells.forEach(function (text, i) { cell(tr, text, heads[i].textContent); });
+    const mark = document.createElement("span");
+    mark.className = "badge draft-mark";
+    mark.textContent = W["promotions.changed"];
+    tr.children[4].appendChild(mark);
+    const td = document.createElement("td"), button = document.createElement("button");
+    button.type = "button"; button.className = "edit"; button.dataset.rule = rule.id;
+    button.textContent = W["promotions.edit"];
+    button.addEventListener("click", function () { openEditor(copy(byId(working.rules)[rule.id])); });
+    td.appendChild(button); tr.appendChild(td);
+    body.insertBefore(tr, body.firstChild);
   }
 
   $("rule-filter").addEventListener("input", function (ev) {

@@ -299,7 +299,8 @@ async def test_back_office_a_new_spend_threshold_is_scheduled_in_china_time(offi
     assert rule == {"type": "spend_threshold", "id": rule_id, "name": "New year: spend 100 get 10", "priority": 10,
                     "starts_ms": 1_893_459_600_000,  # 2030-01-01T01:00:00Z
                     "tiers": [{"spend_fen": 10_000, "off_fen": 1_000}, {"spend_fen": 20_000, "off_fen": 3_000}]}
-    ask = {**BASKET, "draft_id": draft["draft_id"], "lines": [{"sku": SKU, "qty": 10}]}
+    # 4 x 35.64 = 142.56 of PAC-TOFU-0197, which no line rule touches: the new rule (priority 10) comes first, 10 off
+    ask = {**BASKET, "draft_id": draft["draft_id"], "lines": [{"sku": "PAC-TOFU-0197", "qty": 4}]}
     before = (await http.post("/operator/rule-book/preview", json={**ask, "at": "2029-12-31T23:59:00+08:00"},
                               headers=heads["viewer"])).json()
     after = (await http.post("/operator/rule-book/preview", json={**ask, "at": "2030-01-01T09:00:00+08:00"},

@@ -21,6 +21,7 @@ from cloud.http.routes import (
     after_sales,
     allocations,
     auth,
+    bookings,
     cart,
     catalogue,
     coupons,
@@ -52,7 +53,7 @@ from cloud.office.routes import routes as office_routes
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
              segments, points, coupons, promotions, return_promotions, shifts, cart,
-             member_self,  # member_self: the member centre's own-account endpoints (issue 20)
+             member_self, bookings,  # member_self: the member centre's own-account endpoints (issue 20)
              rule_book_drafts)  # the promotion book editor (issue 21)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from cloud.mall import (  # flash sales, group buys, member centre (issue 20, part 2)
     account,
     assets,
+    bookings,
     browse,
     buy,
     flash,
@@ -19,7 +20,7 @@ from cloud.mall import (  # flash sales, group buys, member centre (issue 20, pa
 )
 
 AREAS = (assets, account, browse, buy,
-         flash, groups, member_centre)
+         flash, groups, member_centre, bookings)  # bookings: local services booking (issue 21)
 
 
 def routes(services) -> list[tuple]:

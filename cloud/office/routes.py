@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import functools
 
-from cloud.office import home, promotions
+from cloud.office import home, promotions, services, stock, stores
 from cloud.office.pages import OfficeStop
 from protocol.roles import Permission
 
-AREAS = (home, promotions)
+AREAS = (home, services, stock, stores, promotions)
 # (path, word id, permission): the nav shows an area to the operators whose role has the permission
 NAV: list[tuple[str, str, Permission]] = [
     ("/office", "office.home", "views.read"),
+    ("/office/services", "services.nav", "store.figures"),  # local services: schedule and book (issue 21)
+    ("/office/stock", "stock.nav", "store.figures"),
+    ("/office/stores", "stores.nav", "views.read"),
     ("/office/promotions", "promotions.title", "views.read"),
     ("/office/campaigns", "promotions.campaigns", "views.read"),
 ]

@@ -57,6 +57,8 @@ NOT_REACHED = {
     ("/stores/{store_id}/allocation", "put"): "tells the store", ("/stores/{store_id}/reorder-points", "put"): "tells "
     "the store", ("/operator/transfers", "post"): "tells the sending store",
     ("/operator/transfers/{transfer_id}/cancel", "post"): "needs a transfer (tells both stores)",
+    ("/operator/transfers/{transfer_id}/decision", "post"): "needs a manager's transfer (schema checked live in "
+    "test_back_office_stock.py)",
     # an order placed at a store needs stock escrowed by a world store (other modules' stores); a sale-only
     # flash sale's order needs none and is reached below
     ("/orders", "post"): "needs escrow at a world store",

@@ -40,6 +40,7 @@ from cloud.http.routes import (
     restock,
     return_promotions,
     riders,
+    rule_book_drafts,
     segments,
     shifts,
     stalls,
@@ -54,7 +55,7 @@ RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
              segments, points, coupons, promotions, return_promotions, shifts, cart,
              member_self,  # member_self: the member centre's own-account endpoints (issue 20)
-             bookings, stalls)  # issue 21: local services booking, market stalls
+             bookings, stalls, rule_book_drafts)  # issue 21: services booking, market stalls, promotion editor
 
 
 def build_routes(services) -> list[Route]:

@@ -23,6 +23,8 @@ PAGES: list[tuple[str, str, list[str]]] = [
     ("/office/stalls", "Market stalls: HQ lists and creates stalls; a stall owner is taken to their own stall", []),
     ("/office/stalls/{stall_id}", "One stall: fee rule, settlement and sales for a period (?from=&to=), its products "
                                   "(names and prices changed by its owner or HQ)", ["stall_id"]),
+    ("/office/promotions", "The promotion book: rules and their status, the editor (a draft), the preview, publishing", []),
+    ("/office/campaigns", "Coupon definitions, issuing one to a segment, the segments", []),
 ]
 HTML = {"type": "string", "description": "an HTML page of the back office (Simplified Chinese, ?lang=en for "
                                          "English; a sentence, never a raw problem body, when it cannot be shown)"}

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import functools
 
-from cloud.office import home, services, stalls, stock, stores
+from cloud.office import home, promotions, services, stalls, stock, stores
 from cloud.office.pages import OfficeStop
 from protocol.roles import Permission
 
-AREAS = (home, services, stock, stores, stalls)
+AREAS = (home, promotions, stock, stores, services, stalls)
 # (path, word id, permission): the nav shows an area to the operators whose role has the permission (None: all)
 NAV: list[tuple[str, str, Permission | None]] = [
     ("/office", "office.home", None),
-    ("/office/services", "services.nav", "store.figures"),  # local services: schedule and book (issue 21)
+    ("/office/promotions", "promotions.title", "views.read"),
+    ("/office/campaigns", "promotions.campaigns", "views.read"),
     ("/office/stock", "stock.nav", "store.figures"),
     ("/office/stores", "stores.nav", "views.read"),
+    ("/office/services", "services.nav", "store.figures"),  # local services: schedule and book (issue 21)
     ("/office/stalls", "stalls.nav", "stall.read"),
 ]
 

@@ -46,6 +46,10 @@ ELSEWHERE = {  # checked live by tests/integration/test_observability.py (its ow
     ("/health", "get"), ("/products", "get"), ("/openapi.json", "get"), ("/console/snapshot", "get"),
     ("/operator/audit", "get"), ("/audit", "get"), ("/operator/coupon-rules", "get"), ("/promotion-budgets", "get"),
     ("/operator/sessions", "post")}
+ELSEWHERE |= {  # the promotion book editor's: checked live against the schema by test_back_office_promotions.py
+    ("/operator/rule-book/preview", "post"), ("/operator/rule-book/schedule", "get"),
+    ("/operator/rule-book/drafts", "post"), ("/operator/rule-book/drafts", "get"),
+    ("/operator/rule-book/drafts/{draft_id}", "get"), ("/operator/rule-book/drafts/{draft_id}/publish", "post")}
 NOT_REACHED = {
     # they tell a store of the world (S001-S005, other modules' stores) or change the world every store is sent
     ("/products", "put"): "sends the catalogue to every store", ("/rule-book", "put"): "sends the book to every store",

@@ -311,3 +311,26 @@ async def test_a_stall_is_created_once_and_wrong_ones_are_refused_naming_the_fie
                                                            "role": "stall_owner", "store_id": OTHER, "stall_id": FISH})
     assert r.status_code == 422 and f"stall {FISH} is at {BOX}, not at store_id {OTHER}" in r.json()["detail"]
     assert await services.cloud.db.fetchval("select count(*) from stalls where stall_id = $1", f"x{RUN}") == 0
+
+
+async def test_every_stall_answer_is_the_one_openapi_describes(market):
+    """The stall endpoints' success answers, live, against /openapi.json (test_openapi_live.py counts on this)."""
+    from tests.integration.test_openapi_live import check
+    http, services, admin = market["http"], market["services"], market["admin"]
+    doc = (await http.get("/openapi.json")).json()
+    owner = await signed_in(services, FISH_OWNER)
+    day = today()
+    span = {"from": day[:8] + "01", "to": day}
+    check(doc, "/operator/stalls", "get", await http.get("/operator/stalls", headers=admin))
+    check(doc, "/operator/stalls/{stall_id}", "get", await http.get(f"/operator/stalls/{FISH}", headers=owner))
+    check(doc, "/operator/stalls/{stall_id}/products", "get",
+          await http.get(f"/operator/stalls/{FISH}/products", headers=owner))
+    check(doc, "/operator/stalls/{stall_id}/sales", "get",
+          await http.get(f"/operator/stalls/{FISH}/sales", params=span, headers=owner))
+    check(doc, "/operator/stalls/{stall_id}/settlement", "get",
+          await http.get(f"/operator/stalls/{FISH}/settlement", params=span, headers=owner))
+    again = {"stall_id": TEA, "store_id": BOX, "name": "Li's tea", "owner": "Li", "commission_bp": 1_000,
+             "monthly_fee_fen": 30_000}
+    check(doc, "/operator/stalls", "post", await http.post("/operator/stalls", headers=admin, json=again))
+    check(doc, "/operator/stalls/{stall_id}/products/{sku}", "put",
+          await http.put(f"/operator/stalls/{FISH}/products/{FISH_SKU}", headers=owner, json={"name": "Stall carp"}))

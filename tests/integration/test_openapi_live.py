@@ -67,6 +67,10 @@ NOT_REACHED = {
         ("/operator/stores/{store_id}/services", "get"), ("/operator/stores/{store_id}/schedule", "get"))},
     ("/operator/stores/{store_id}/services", "put"): "defines a store's service book (test_back_office_services.py "
     "does, for its own store)",
+    **{(path, method): "checked live in test_back_office_stalls.py (its own stalls at S074)" for path, method in (
+        ("/operator/stalls", "get"), ("/operator/stalls", "post"), ("/operator/stalls/{stall_id}", "get"),
+        ("/operator/stalls/{stall_id}/products", "get"), ("/operator/stalls/{stall_id}/products/{sku}", "put"),
+        ("/operator/stalls/{stall_id}/sales", "get"), ("/operator/stalls/{stall_id}/settlement", "get"))},
     # an order placed at a store needs stock escrowed by a world store (other modules' stores); a sale-only
     # flash sale's order needs none and is reached below
     ("/orders", "post"): "needs escrow at a world store",

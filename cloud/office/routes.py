@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import functools
 
-from cloud.office import home
+from cloud.office import home, reports
 from cloud.office.pages import OfficeStop
 from protocol.roles import Permission
 
-AREAS = (home,)
+AREAS = (home, reports)
 # (path, word id, permission): the nav shows an area to the operators whose role has the permission
 NAV: list[tuple[str, str, Permission]] = [
     ("/office", "office.home", "views.read"),
+    ("/office/reports", "reports.title", "store.figures"),
 ]
 
 

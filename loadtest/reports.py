@@ -275,13 +275,14 @@ async def _run(db, world: World, stores: int, days: int, tickets: int, seed: int
         rollups = Rollups(cloud)
         months = [first + timedelta(days=d) for d in range(0, days, 30)]
         done: list[date] = []
+        n_months = len(months)
 
         async def refresh(queue: list[date]) -> None:  # REFRESH_WORKERS of these: the days are independent
             while queue:
                 a = queue.pop(0)
                 await rollups.refresh(a, min(last, a + timedelta(days=29)))
                 done.append(a)
-                progress.update(f"rollups refreshed for {len(done)}/{len(months)} months")
+                progress.update(f"rollups refreshed for {len(done)}/{n_months} months")
         await asyncio.gather(*(refresh(months) for _ in range(REFRESH_WORKERS)))
         refreshed = time.perf_counter() - started
         progress.done()

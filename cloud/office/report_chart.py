@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from html import escape
 
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 720, 260, 64, 40, 12
+BAR_MAX_W = 48.0  # a few bars stay bars, not blocks
 BARS_MAX = 400  # more keys than this: the last BARS_MAX are drawn (the table has them all)
 LABELS_MAX = 12  # axis labels shown (evenly spaced) when there are more bars
 
@@ -41,7 +42,7 @@ def bar_chart(title: str, labels: Sequence[str], series: Sequence[Series], unit:
     top = nice_top(max(totals, default=0))
     plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
     slot = plot_w / max(len(labels), 1)
-    bar = max(slot * 0.7, 1.0)
+    bar = min(max(slot * 0.7, 1.0), BAR_MAX_W)
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
              f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">',
              f"<title>{escape(title)}</title>",

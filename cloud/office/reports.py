@@ -11,8 +11,9 @@ Guarantees:
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from cloud.http.routes.hq_reports import csv_response
 from cloud.office import i18n
@@ -24,6 +25,7 @@ from protocol import roles
 from protocol.policy import chain_day
 
 DEFAULT_DAYS = 30
+TEXT_COLUMNS = frozenset({"key", "level", "segment", "rule_id", "name", "channel", "sale_id", "sku", "starts_day"})
 QUERY = ("from", "to", "store", "category", "group_by")
 # what the chart draws of each report: the label column, [(series column, css class)], money or a count
 CHARTS: dict[str, tuple[str, list[tuple[str, str]], bool]] = {
@@ -49,15 +51,22 @@ def cell(column: str, value: Any, w: dict[str, str]) -> str:
     return str(value)
 
 
+def numeric(column: str) -> bool:
+    """Whether a column holds figures (right-aligned in the table)."""
+    return column not in TEXT_COLUMNS
+
+
 def chart_of(name: str, answer: dict[str, Any], w: dict[str, str]) -> str:
     label, series, money = CHARTS[name]
     rows = answer["rows"]
-    if name == "channel-split" and answer["group_by"] == "day" or name == "store-kpis" and answer["group_by"] == "day":
-        rows = sorted(rows, key=lambda r: r["key"])  # days in order along the axis
+    if answer["group_by"] == "day":  # every day of the range along the axis, in order, a day without sales at 0
+        by_day = {r["key"]: r for r in rows}
+        days = rp.each_day(date.fromisoformat(answer["from"]), date.fromisoformat(answer["to"]))
+        rows = [by_day.get(d.isoformat(), {"key": d.isoformat()}) for d in days]
     labels = [f"{cell('level', r['level'], w)}/{cell('segment', r['segment'], w)}" if label == "group"
               else str(r[label]) for r in rows]
     drawn = [Series(w[f"reports.series.{css}"] if len(series) > 1 else w[f"reports.col.{column}"],
-                    [int(r[column]) for r in rows], css) for column, css in series]
+                    [int(r.get(column, 0)) for r in rows], css) for column, css in series]
     return bar_chart(w[f"reports.name.{name}"], labels, drawn, w["reports.unit.yuan"] if money else
                      w["reports.unit.units"], fmt=i18n.yuan if money else str)
 
@@ -100,11 +109,12 @@ def routes(services) -> list[tuple]:
         stores = sorted(world.stores) if operator.role not in roles.SCOPED_TO_OWN_STORE else [operator.store_id]
         categories = sorted({p.category for p in world.catalogue.by_sku.values()})
         kind = rp.REPORTS.get(params["report"], rp.REPORTS["channel-split"])
-        csv_query = "&".join(f"{k}={v}" for k, v in params.items() if v)
+        csv_query = urlencode({k: v for k, v in params.items() if v})
         return office_page(request, services, "reports.html", {
             "params": params, "kind": kind, "reports_list": list(rp.REPORTS), "stores": stores,
             "categories": categories, "answer": answer, "chart": chart, "why": why, "cell": cell,
-            "csv_href": f"/office/reports/csv?{csv_query}", "store_locked": operator.role in roles.SCOPED_TO_OWN_STORE,
+            "numeric": numeric, "csv_href": f"/office/reports/csv?{csv_query}",
+            "store_locked": operator.role in roles.SCOPED_TO_OWN_STORE,
         }, title=w["reports.title"], operator=operator, status=200 if not why else 422)
 
     async def download(request):
@@ -113,7 +123,8 @@ def routes(services) -> list[tuple]:
             w = i18n.words(lang_of(request))
             return office_page(request, services, "reports.html", {
                 "params": {}, "kind": rp.REPORTS["channel-split"], "reports_list": list(rp.REPORTS), "stores": [],
-                "categories": [], "answer": None, "chart": "", "why": why, "cell": cell, "csv_href": "",
+                "categories": [], "answer": None, "chart": "", "why": why, "cell": cell, "numeric": numeric,
+                "csv_href": "",
                 "store_locked": True}, title=w["reports.title"], operator=operator, status=422)
         return csv_response(await reports.answer(query))
 

@@ -23,6 +23,7 @@ from protocol.messages import EscrowGranted, OrderToFulfil, Payment, Quantity, S
 from protocol.policy import chain_day
 from protocol.promotion_uses import RuleUse
 from tests.integration.harness import (
+    OPERATOR_PASSWORD,
     StoreLink,
     customer,
     eventually,
@@ -30,6 +31,7 @@ from tests.integration.harness import (
     pay_by_wallet,
     running_cloud,
 )
+from tests.integration.office_browser import DESK, PHONE, office_context, office_sign_in, shot
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -291,3 +293,56 @@ async def test_who_may_see_which_store_and_what_a_wrong_query_answers(world):
     for params, status, words in cases:
         r = await http.get("/operator/reports/channel-split", params=params, headers=viewer)
         assert r.status_code == status and words in r.json()["detail"], (params, r.text)
+
+
+@pytest.mark.parametrize("size", [DESK, PHONE], ids=["desk", "phone"])
+async def test_back_office_reports_page_picks_a_range_and_shows_the_chart_and_figures(world, size, tmp_path):
+    services, _, url, made = world
+    username = f"hq-reports-{uuid.uuid4().hex[:6]}"
+    await services.operators.create(username, OPERATOR_PASSWORD, "hq_admin", None, by_name="tests")
+    today = chain_day(time.time_ns() // 1_000_000)
+    mine = store_sales(made, STORE)
+    total_fen = sum(s["total"] for s in mine) + made.online["fen"]
+    days = {s["day"] for s in mine} | {made.online["day"]}
+    async with office_context(size) as (context, page):
+        await office_sign_in(page, url, username, OPERATOR_PASSWORD, then="/office/reports")
+        assert await page.get_attribute("nav.areas a[aria-current=page]", "href") == "/office/reports"
+        await page.select_option("#store", STORE)
+        await page.fill("#from", (today - timedelta(days=12)).isoformat())
+        await page.fill("#to", today.isoformat())
+        await page.click("#show")
+        await page.wait_for_selector("#report-chart svg")
+        assert f"store={STORE}" in page.url
+        bars = await page.eval_on_selector_all("#report-chart g.bar", "gs => gs.map(g => g.dataset.key)")
+        assert len(bars) == 13 and days <= set(bars)  # a bar per day of the range (0 where nothing sold)
+        total = await page.text_content("#report-total td[data-col=sales_fen]")
+        assert total.strip() == f"{total_fen / 100:.2f}"
+        await shot(page, tmp_path, "reports-channels", size)
+
+        await page.select_option("#report", "store-kpis")  # picking another report shows it at once
+        await page.wait_for_url(lambda u: "report=store-kpis" in u)
+        await page.wait_for_selector("#report-chart svg")
+        shrinkage = await page.text_content("#report-table tbody tr:first-child td[data-col=shrinkage_at_price_fen]")
+        assert shrinkage.strip() == f"{made.lost_fen / 100:.2f}"
+        await shot(page, tmp_path, "reports-kpis", size)
+        await page.locator("#report-table").scroll_into_view_if_needed()
+        await shot(page, tmp_path, "reports-table", size)
+
+        href = await page.get_attribute("#csv", "href")
+        download = await context.request.get(f"{url}{href}")
+        assert download.status == 200 and download.headers["content-type"].startswith("text/csv")
+        table = list(csv.DictReader(io.StringIO(await download.text())))
+        assert [r["key"] for r in table] == [STORE, "total"] and int(table[0]["sales_fen"]) == total_fen
+
+
+async def test_back_office_reports_a_store_manager_sees_only_their_store(world):
+    services, _, url, _ = world
+    username = f"mgr-reports-{uuid.uuid4().hex[:6]}"
+    await services.operators.create(username, OPERATOR_PASSWORD, "store_manager", OTHER, by_name="tests")
+    async with office_context() as (_context, page):
+        await office_sign_in(page, url, username, OPERATOR_PASSWORD, then="/office/reports")
+        assert await page.eval_on_selector_all("#store option", "os => os.map(o => o.value)") == [OTHER]
+        assert "0.00" not in await page.text_content("#report-total td[data-col=till_sales_fen]")
+        answer = await page.goto(f"{url}/office/reports?store={STORE}")
+        assert answer.status == 403
+        assert "S067" in await page.text_content("main") and "{" not in await page.text_content("main")

@@ -11,7 +11,8 @@ a refresh of a day recomputes it from the system of record with the same SQL wha
 
 Guarantees:
 - A day's rows are exactly what `refresh` computed from the raw tables at its `refreshed_ms` (`report_days`).
-- Settled days (protocol.reports.SETTLE_AFTER_DAYS after they ended) are refreshed once and then only read; recent
+- Settled days (protocol.reports.SETTLE_AFTER_DAYS after they ended) are refreshed once (by the background schedule,
+  `run_schedule`, or by the first report that reads them) and then only read; recent
   days are refreshed again when a report reads them and their rows are older than RECENT_STALE_MS (so "today" is at
   most that old). Concurrent refreshes of a day (several API processes) are serialised by an advisory lock and the
   later one sees the day fresh and does nothing.
@@ -23,15 +24,19 @@ Guarantees:
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import date, timedelta
 from typing import Any
 
 from cloud.services import losses
 from protocol.order_lifecycle import PAID_STATUSES
-from protocol.policy import CHAIN_UTC_OFFSET_MIN
-from protocol.reports import SETTLE_AFTER_DAYS, each_day, split_days
+from protocol.policy import CHAIN_UTC_OFFSET_MIN, chain_day
+from protocol.reports import RANGE_DAYS_MAX, SETTLE_AFTER_DAYS, each_day, split_days
 
+log = logging.getLogger("freshmesh.reports")
 DAY_MS = 86_400_000
+SCHEDULE_FIRST_S, SCHEDULE_EVERY_S = 60.0, 600.0  # the background settling of days: first round, then every
 RECENT_STALE_MS = 30_000  # a recent day's rollup is refreshed when read if older than this
 REFRESH_CHUNK_DAYS = 7  # a refresh transaction covers at most this many days (bounded work per statement)
 NOT_IN_CATALOGUE = "(not in the catalogue)"  # written literally in LINES_CTE too
@@ -222,6 +227,20 @@ class Rollups:
         todo += [d for d in (each_day(*recent) if recent else []) if d not in done or now - done[d] > RECENT_STALE_MS]
         for run in _runs(sorted(todo)):
             await self.refresh(run[0], run[-1], only_if_older_than_ms=now - RECENT_STALE_MS)
+
+    async def run_schedule(self) -> None:
+        """Settle the last year's days in the background (the cloud's background process runs this), so that a
+        report never has to refresh many settled days inside its request: every SCHEDULE_EVERY_S, the days that
+        settled since (or were never refreshed) are refreshed, a chunk per transaction."""
+        await asyncio.sleep(SCHEDULE_FIRST_S)  # not while the cloud is starting
+        while True:
+            try:
+                today = chain_day(self.cloud.now_ms())
+                await self.ensure(today - timedelta(days=RANGE_DAYS_MAX), today - timedelta(days=SETTLE_AFTER_DAYS),
+                                  today)
+            except Exception as exc:  # noqa: BLE001 - try again next round; a report refreshes what it reads anyway
+                log.warning("report rollups: settling days failed: %s", exc)
+            await asyncio.sleep(SCHEDULE_EVERY_S)
 
     async def refresh(self, start: date, end: date, only_if_older_than_ms: int | None = None) -> int:
         """Recompute the rollups of the days [start, end] from the raw tables (idempotent); returns the days

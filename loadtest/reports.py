@@ -37,6 +37,7 @@ from protocol.policy import chain_day
 from protocol.segments import SEGMENTS
 
 FORMAT_VERSION = 1  # grows when what is generated changes: an older database is made again
+ROLLUP_VERSION = 2  # grows when the rollups change shape: a reused database's rollups are refreshed again
 LEVELS = ("regular", "silver", "gold", "platinum")
 MEMBERS_PER_STORE = 100
 REFRESH_WORKERS = 2  # the box's cores
@@ -246,6 +247,8 @@ async def _run(db, world: World, stores: int, days: int, tickets: int, seed: int
         await conn.execute("create table if not exists loadtest_reports (params jsonb not null, first_day date not "
                            "null, last_day date not null, counts jsonb not null, generate_s float8 not null, "
                            "refresh_s float8 not null)")
+        await conn.execute("alter table loadtest_reports add column if not exists rollup_version int not null "
+                           "default 0")
     params = {"stores": stores, "days": days, "tickets": tickets, "seed": seed, "version": FORMAT_VERSION}
     made = await db.fetchrow("select * from loadtest_reports")
     chain = Chain(world, stores, seed)
@@ -253,6 +256,14 @@ async def _run(db, world: World, stores: int, days: int, tickets: int, seed: int
         first, last = made["first_day"], made["last_day"]
         gen = {"reused": True, "counts": json.loads(made["counts"]), "generate_s": made["generate_s"],
                "refresh_s": made["refresh_s"]}
+        if made["rollup_version"] != ROLLUP_VERSION:  # the rollups changed shape: refreshed again from the raw rows
+            progress = Progress("load reports")
+            refreshed = await refresh_all(db, world, first, last, days, progress)
+            progress.done()
+            await db.execute("vacuum analyze")
+            await db.execute("update loadtest_reports set refresh_s = $1, rollup_version = $2", refreshed,
+                             ROLLUP_VERSION)
+            gen["refresh_s"] = round(refreshed, 1)
     else:
         await _empty(db)
         last = chain_day(int(time.time() * 1000)) - timedelta(days=rp.SETTLE_AFTER_DAYS + 1)
@@ -270,25 +281,11 @@ async def _run(db, world: World, stores: int, days: int, tickets: int, seed: int
             for ix in indexes:
                 await db.execute(ix["indexdef"])
         generated = time.perf_counter() - started
-        cloud = SimpleNamespace(db=db, world=world, now_ms=lambda: int(time.time() * 1000))
-        started = time.perf_counter()
-        rollups = Rollups(cloud)
-        months = [first + timedelta(days=d) for d in range(0, days, 30)]
-        done: list[date] = []
-        n_months = len(months)
-
-        async def refresh(queue: list[date]) -> None:  # REFRESH_WORKERS of these: the days are independent
-            while queue:
-                a = queue.pop(0)
-                await rollups.refresh(a, min(last, a + timedelta(days=29)))
-                done.append(a)
-                progress.update(f"rollups refreshed for {len(done)}/{n_months} months")
-        await asyncio.gather(*(refresh(months) for _ in range(REFRESH_WORKERS)))
-        refreshed = time.perf_counter() - started
+        refreshed = await refresh_all(db, world, first, last, days, progress)
         progress.done()
         await db.execute("vacuum analyze")
-        await db.execute("insert into loadtest_reports values ($1, $2, $3, $4, $5, $6)", json.dumps(params), first,
-                         last, json.dumps(counts), generated, refreshed)
+        await db.execute("insert into loadtest_reports values ($1, $2, $3, $4, $5, $6, $7)", json.dumps(params),
+                         first, last, json.dumps(counts), generated, refreshed, ROLLUP_VERSION)
         gen = {"reused": False, "counts": counts, "generate_s": round(generated, 1), "refresh_s": round(refreshed, 1)}
     rollup_rows = {t: await db.fetchval(f"select count(*) from {t}") for t in (  # noqa: S608 - our table names
         "report_sales_day", "report_member_day", "report_promotion_day", "report_loss_day")}
@@ -296,6 +293,25 @@ async def _run(db, world: World, stores: int, days: int, tickets: int, seed: int
     return {"suite": "reports", "stores": stores, "days": days, "tickets_per_store_day": tickets,
             "data_dir": str(data_dir), "first_day": first.isoformat(), "last_day": last.isoformat(),
             "generation": gen, "rollup_rows": rollup_rows, **result}
+
+
+async def refresh_all(db, world: World, first: date, last: date, days: int, progress: Progress) -> float:
+    """Every day's rollups refreshed from the raw rows, a month per call, REFRESH_WORKERS at once; seconds taken."""
+    cloud = SimpleNamespace(db=db, world=world, now_ms=lambda: int(time.time() * 1000))
+    started = time.perf_counter()
+    rollups = Rollups(cloud)
+    months = [first + timedelta(days=d) for d in range(0, days, 30)]
+    done: list[date] = []
+    n_months = len(months)
+
+    async def refresh(queue: list[date]) -> None:  # REFRESH_WORKERS of these: the days are independent
+        while queue:
+            a = queue.pop(0)
+            await rollups.refresh(a, min(last, a + timedelta(days=29)))
+            done.append(a)
+            progress.update(f"rollups refreshed for {len(done)}/{n_months} months")
+    await asyncio.gather(*(refresh(months) for _ in range(REFRESH_WORKERS)))
+    return time.perf_counter() - started
 
 
 async def _empty(db) -> None:

@@ -30,17 +30,29 @@ CHANNEL_SQL = """select {key} as key,
        coalesce(sum(sales_fen) filter (where channel = 'online'), 0)::bigint as online_fen,
        coalesce(sum(items), 0)::bigint as items, coalesce(sum(returned_fen), 0)::bigint as returned_fen
 from report_sales_day
-where category = $1 and day between $2 and $3 and ($4::text is null or store_id = $4)
+where category = $1 and day between $2 and $3 and {scope}
 group by 1 order by 1"""
 KEYS = {"day": "day::text", "store": "store_id", "store_day": "store_id || ' ' || day::text"}
 LOSS_SQL = """select {key} as key, count(*) as n, sum(lines)::bigint as lines, sum(pieces)::bigint as pieces,
        sum(grams)::bigint as grams, sum(value_at_cost_fen)::bigint as value_at_cost_fen,
        sum(value_at_price_fen)::bigint as value_at_price_fen, sum(unpriced_lines)::bigint as unpriced_lines
 from report_loss_day
-where day between $1 and $2 and ($3::text is null or store_id = $3) and ($4::text is null or category = $4)
+where day between $1 and $2 and {scope} and ($4::text is null or category = $4)
   and ($5 or reason <> 'markdown')
 group by 1"""
 LOSS_KEYS = {**KEYS, "reason": "reason", "category": "category"}
+SALES_TOTAL_SQL = """select coalesce(sum(sales_fen), 0)::bigint from report_sales_day
+where category = $1 and day between $2 and $3 and {scope}"""
+# which rollup rows a query reads ({p}: its store parameter): the store's, the chain's ('*'), or every store's own
+SCOPES = {"store": "store_id = ${p}", "chain": "(${p}::text is null and store_id = '*')",
+          "stores": "(${p}::text is null and store_id <> '*')"}
+PER_STORE_GROUPS = ("store", "store_day")
+
+
+def scope(store: str | None, group_by: str, p: int) -> str:
+    """The rows to read: a store's when one is named; every store's own when grouped by store; else the chain's."""
+    which = "store" if store is not None else "stores" if group_by in PER_STORE_GROUPS else "chain"
+    return SCOPES[which].format(p=p)
 MEMBER_SQL = """select level, segment,
        coalesce(sum(tickets) filter (where channel = 'till'), 0)::bigint as till_tickets,
        coalesce(sum(sales_fen) filter (where channel = 'till'), 0)::bigint as till_sales_fen,
@@ -86,7 +98,7 @@ class HqReports:
                 "totals": totals}
 
     async def _sales(self, q: rp.ReportQuery, group_by: str) -> list[dict[str, Any]]:
-        sql = CHANNEL_SQL.format(key=KEYS[group_by])
+        sql = CHANNEL_SQL.format(key=KEYS[group_by], scope=scope(q.store, group_by, 4))
         return [dict(r) for r in await self.cloud.db.fetch(sql, q.category or "", q.start, q.end, q.store)]
 
     async def _channels(self, q: rp.ReportQuery) -> tuple[list[dict], dict]:
@@ -96,7 +108,7 @@ class HqReports:
                                     sum(r["online_tickets"] for r in rows), sum(r["online_sales_fen"] for r in rows))
 
     async def _losses(self, q: rp.ReportQuery, group_by: str, markdowns: bool) -> dict[str, dict[str, Any]]:
-        sql = LOSS_SQL.format(key=LOSS_KEYS[group_by])
+        sql = LOSS_SQL.format(key=LOSS_KEYS[group_by], scope=scope(q.store, group_by, 3))
         rows = await self.cloud.db.fetch(sql, q.start, q.end, q.store, q.category, markdowns)
         return {r["key"]: dict(r) for r in rows}
 
@@ -161,10 +173,13 @@ class HqReports:
 
     async def _shrinkage(self, q: rp.ReportQuery) -> tuple[list[dict], dict]:
         lost = await self._losses(q, q.group_by, markdowns=True)
-        sales_by = {}
-        if q.group_by in ("store", "day"):
+        sales_by: dict[str, int] = {}
+        if q.group_by in ("store", "day"):  # each key's rate against its own sales
             sales_by = {r["key"]: r["till_fen"] + r["online_fen"] for r in await self._sales(q, q.group_by)}
-        all_sales = sum(r["till_fen"] + r["online_fen"] for r in await self._sales(q, "store"))
+            all_sales = sum(sales_by.values())
+        else:
+            all_sales = await self.cloud.db.fetchval(SALES_TOTAL_SQL.format(scope=scope(q.store, "", 4)),
+                                                     q.category or "", q.start, q.end, q.store)
         columns = ("lines", "pieces", "grams", "value_at_cost_fen", "value_at_price_fen", "unpriced_lines")
         rows = []
         for key, r in lost.items():

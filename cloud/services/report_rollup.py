@@ -16,8 +16,8 @@ Guarantees:
   days are refreshed again when a report reads them and their rows are older than RECENT_STALE_MS (so "today" is at
   most that old). Concurrent refreshes of a day (several API processes) are serialised by an advisory lock and the
   later one sees the day fresh and does nothing.
-- Rows with store CHAIN ('*') add up every store (member and promotion rollups), so that chain-wide reports read a
-  few rows per day instead of one per store.
+- Rows with store CHAIN ('*') add up every store (in every rollup), so that chain-wide reports read a few rows per
+  day instead of one per store; a report grouped by store reads the stores' own rows (never '*').
 - Money is integer fen: a split online order's line is shared among its stores by allocated quantity (rounded);
   a till sale's lines add up to its total (the evaluator spreads basket discounts over lines).
 - Days are the chain's days (protocol.policy.CHAIN_UTC_OFFSET_MIN) of the sale's wall clock or the order's creation.
@@ -32,7 +32,7 @@ from typing import Any
 from cloud.services import losses
 from protocol.order_lifecycle import PAID_STATUSES
 from protocol.policy import CHAIN_UTC_OFFSET_MIN, chain_day
-from protocol.reports import RANGE_DAYS_MAX, SETTLE_AFTER_DAYS, each_day, split_days
+from protocol.reports import CHAIN, RANGE_DAYS_MAX, SETTLE_AFTER_DAYS, each_day, split_days
 
 log = logging.getLogger("freshmesh.reports")
 DAY_MS = 86_400_000
@@ -51,7 +51,7 @@ MIGRATION_44 = (44, "HQ reports: daily rollups of sales, members, promotions and
     );
     create table if not exists report_sales_day (
         day              date not null,
-        store_id         text not null,
+        store_id         text not null,            -- '*': the whole chain
         channel          text not null,            -- till | online
         category         text not null,            -- '' = every category (whole tickets)
         tickets          bigint not null,          -- tickets (with a line of the category)
@@ -85,7 +85,7 @@ MIGRATION_44 = (44, "HQ reports: daily rollups of sales, members, promotions and
     );
     create table if not exists report_loss_day (
         day                date not null,
-        store_id           text not null,
+        store_id           text not null,          -- '*': the whole chain
         category           text not null,
         reason             text not null,
         lines              bigint not null,
@@ -141,11 +141,13 @@ lines as (
 # the lines of the days, once per refresh, for both the sales and the members' rollups
 LINES_SQL = "create temp table report_lines on commit drop as " + LINES_CTE + " select * from lines"  # noqa: S608 - constant SQL
 SALES_SQL = """
-select day, store_id, channel, coalesce(category, '') as category, count(distinct ticket) as tickets,
+select day, coalesce(store_id, '*') as store_id, channel, coalesce(category, '') as category,
+       count(distinct ticket) as tickets,
        sum(amount)::bigint as sales_fen, sum(items)::bigint as items, sum(returned)::bigint as returned_fen,
        count(distinct ticket) filter (where member_id is not null) as member_tickets,
        coalesce(sum(amount) filter (where member_id is not null), 0)::bigint as member_sales_fen
-from report_lines group by grouping sets ((day, store_id, channel), (day, store_id, channel, category))"""
+from report_lines group by grouping sets ((day, store_id, channel), (day, store_id, channel, category),
+                                         (day, channel), (day, channel, category))"""
 
 MEMBERS_SQL = """
 with tickets as (select day, store_id, channel, ticket, member_id, sum(amount)::bigint as amount
@@ -194,17 +196,18 @@ def loss_grain(rows: list[dict[str, Any]], products: dict[str, losses.Priced]) -
     for r in rows:
         product = products.get(r["sku"])
         key = (r["day"], r["store_id"], product.category if product else NOT_IN_CATALOGUE, r["reason"] or "unspecified")
-        agg = out.setdefault(key, [0, 0, 0, 0, 0, 0])  # lines, pieces, grams, at cost, at price, unpriced
-        agg[0] += r["lines"]
-        if "given_fen" in r:  # a markdown: sold, so only its price is given away
-            agg[4] += r["given_fen"]
-        elif product is None:
-            agg[5] += r["lines"]
-        else:
-            agg[2 if product.weighed else 1] += r["qty"]
-            cost = r["lot_cost_fen"] if r["lot_cost_fen"] is not None else product.cost_fen
-            agg[3] += losses.value(r["qty"], cost, product.weighed)
-            agg[4] += losses.value(r["qty"], product.price_fen, product.weighed)
+        for agg in (out.setdefault(key, [0, 0, 0, 0, 0, 0]),  # lines, pieces, grams, at cost, at price, unpriced
+                    out.setdefault((key[0], CHAIN, *key[2:]), [0, 0, 0, 0, 0, 0])):  # and the chain's row
+            agg[0] += r["lines"]
+            if "given_fen" in r:  # a markdown: sold, so only its price is given away
+                agg[4] += r["given_fen"]
+            elif product is None:
+                agg[5] += r["lines"]
+            else:
+                agg[2 if product.weighed else 1] += r["qty"]
+                cost = r["lot_cost_fen"] if r["lot_cost_fen"] is not None else product.cost_fen
+                agg[3] += losses.value(r["qty"], cost, product.weighed)
+                agg[4] += losses.value(r["qty"], product.price_fen, product.weighed)
     return [(date.fromisoformat(d), s, c, reason, *agg) for (d, s, c, reason), agg in out.items()]
 
 

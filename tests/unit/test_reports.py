@@ -141,3 +141,20 @@ def test_losses_are_valued_per_lot_and_added_up_per_day_store_category_and_reaso
 
 def test_a_chain_day_starts_at_the_chains_midnight():
     assert report_rollup.day_ms(date(1970, 1, 2)) == 86_400_000 - 8 * 3_600_000
+
+
+def test_a_report_reads_the_named_stores_rows_every_stores_own_rows_or_the_chains():
+    from cloud.services.hq_reports import scope
+    assert scope("S067", "day", 4) == "store_id = $4"
+    assert scope(None, "store", 3) == "($3::text is null and store_id <> '*')"
+    assert scope(None, "store_day", 4) == "($4::text is null and store_id <> '*')"
+    assert scope(None, "day", 4) == scope(None, "reason", 4) == "($4::text is null and store_id = '*')"
+
+
+def test_losses_are_added_to_the_chains_rows_too():
+    products = {"MILK": losses.Priced("dairy", False, 300, 800)}
+    rows = [{"day": "2026-01-05", "store_id": s, "sku": "MILK", "reason": "damaged", "lines": 1, "qty": 1,
+             "lot_cost_fen": None} for s in ("S067", "S068")]
+    got = {r[:4]: r[4:] for r in report_rollup.loss_grain(rows, products)}
+    assert got[(date(2026, 1, 5), rp.CHAIN, "dairy", "damaged")] == (2, 2, 0, 600, 1_600, 0)
+    assert got[(date(2026, 1, 5), "S067", "dairy", "damaged")] == (1, 1, 0, 300, 800, 0)

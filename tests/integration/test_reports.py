@@ -114,10 +114,13 @@ async def make_history(services, http, stack) -> Made:
     async with StoreLink(stack, OTHER) as link:
         await sell(link, made, 0, None, [(MEAT, "g", 400, 700)])
 
+    seen: list[str] = []
+
     async def granted():
-        stock = (await http.get(f"/stores/{STORE}/stock")).json()["stock"]
-        return any(r["sku"] == ONLINE_SKU and r["escrow"] >= 10 for r in stock)
-    assert await eventually(granted, timeout_s=20), "the escrow never reached the cloud"
+        r = await http.get(f"/stores/{STORE}/stock")
+        seen.append(r.text[:300])
+        return r.status_code == 200 and any(x["sku"] == ONLINE_SKU and x["escrow"] >= 10 for x in r.json()["stock"])
+    assert await eventually(granted, timeout_s=30), f"the escrow never reached the cloud: {seen[-1:]}"
     body = {"fulfilment": "pickup", "store_id": STORE, "slot_start": _slot(), "items": [{"sku": ONLINE_SKU, "qty": 2}]}
     r = await http.post("/orders", json=body, headers={"Idempotency-Key": uuid.uuid4().hex, **b.headers})
     assert r.status_code == 201, r.text

@@ -21,6 +21,7 @@ from cloud.http.routes import (
     after_sales,
     allocations,
     auth,
+    bookings,
     cart,
     catalogue,
     coupons,
@@ -42,6 +43,7 @@ from cloud.http.routes import (
     riders,
     segments,
     shifts,
+    stalls,
     stocktakes,
     stores,
     transfers,
@@ -52,7 +54,8 @@ from cloud.office.routes import routes as office_routes
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
              segments, points, coupons, promotions, return_promotions, shifts, cart,
-             member_self, hq_reports)  # member_self: the member centre's own-account endpoints (issue 20)
+             member_self,  # member_self: the member centre's own-account endpoints (issue 20)
+             bookings, stalls, hq_reports)  # issue 21: local services booking, market stalls, HQ reports
 
 
 def build_routes(services) -> list[Route]:

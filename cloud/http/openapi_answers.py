@@ -69,7 +69,7 @@ ANSWERS: dict[tuple[str, str], dict] = {
                               products=array(obj(["sku", "name", "unit", "price_fen"], sku=STR, name=STR,
                                                  unit={"enum": ["kg", "piece"]}, price_fen=INT))),
     ("/stores", "get"): obj(["stores"], stores=array(obj(
-        ["store_id", "name", "online"], store_id=STR, name=STR, lat=NUM, lon=NUM, till_sales=INT,
+        ["store_id", "name", "online"], store_id=STR, name=STR, lat=NUM, lon=NUM, open=BOOL, till_sales=INT,
         till_sales_fen=INT, **STORE_LIVENESS))),
     ("/stores/{store_id}/stock", "get"): obj(  # cloud/services/stock.py store_view
         ["store_id", "online", "stock"], store_id=STR, online=BOOL, lag_ms=nullable(INT), lag_p99_ms=nullable(INT),

@@ -72,7 +72,12 @@ def chart_of(name: str, answer: dict[str, Any], w: dict[str, str]) -> str:
 
 
 def routes(services) -> list[tuple]:
-    reports = HqReports(services.cloud)
+    made: list[HqReports] = []
+
+    def reports() -> HqReports:  # made on first use: the routes are listed before a cloud exists (tests, openapi)
+        if not made:
+            made.append(HqReports(services.cloud))
+        return made[0]
 
     async def chosen(request) -> tuple[Any, rp.ReportQuery | None, str, dict[str, str]]:
         """(operator, the query or None, why not, the parameters as chosen) for the page and its CSV."""
@@ -103,7 +108,7 @@ def routes(services) -> list[tuple]:
         w = i18n.words(lang_of(request))
         answer, chart = None, ""
         if query is not None:
-            answer = await reports.answer(query)
+            answer = await reports().answer(query)
             chart = chart_of(query.report.name, answer, w)
         world = services.cloud.world
         stores = sorted(world.stores) if operator.role not in roles.SCOPED_TO_OWN_STORE else [operator.store_id]
@@ -126,6 +131,6 @@ def routes(services) -> list[tuple]:
                 "categories": [], "answer": None, "chart": "", "why": why, "cell": cell, "numeric": numeric,
                 "csv_href": "",
                 "store_locked": True}, title=w["reports.title"], operator=operator, status=422)
-        return csv_response(await reports.answer(query))
+        return csv_response(await reports().answer(query))
 
     return [("/office/reports", page, ["GET"]), ("/office/reports/csv", download, ["GET"])]

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import functools
 
-from cloud.office import home, reports
+from cloud.office import home, reports, services, stalls, stock, stores
 from cloud.office.pages import OfficeStop
 from protocol.roles import Permission
 
-AREAS = (home, reports)
-# (path, word id, permission): the nav shows an area to the operators whose role has the permission
-NAV: list[tuple[str, str, Permission]] = [
-    ("/office", "office.home", "views.read"),
-    ("/office/reports", "reports.title", "store.figures"),
+AREAS = (home, services, stock, stores, stalls, reports)
+# (path, word id, permission): the nav shows an area to the operators whose role has the permission (None: all)
+NAV: list[tuple[str, str, Permission | None]] = [
+    ("/office", "office.home", None),
+    ("/office/services", "services.nav", "store.figures"),  # local services: schedule and book (issue 21)
+    ("/office/stock", "stock.nav", "store.figures"),
+    ("/office/stores", "stores.nav", "views.read"),
+    ("/office/stalls", "stalls.nav", "stall.read"),
+    ("/office/reports", "reports.nav", "store.figures"),  # HQ reports (issue 21)
 ]
 
 

@@ -17,6 +17,7 @@ from cloud.services.member_levels import MIGRATION_28
 from cloud.services.member_names import MIGRATION_42  # members' names (sealed), shift reports' uncounted flag
 from cloud.services.money_fix_schema import MIGRATION_43
 from cloud.services.points_schema import MIGRATION_29
+from cloud.services.report_rollup import MIGRATION_44  # HQ reports' daily rollups
 from cloud.services.return_promotions_schema import MIGRATION_32  # returns undo promotions
 from cloud.services.rule_book_drafts import MIGRATION_46  # promotion book drafts
 from cloud.services.segment_schema import MIGRATION_30
@@ -545,6 +546,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     MIGRATION_39,  # leases on the bridge's shards (cloud/messaging/shard_leases.py)
     (42, "members' names given at the till, sealed; shift reports closed without a count", MIGRATION_42),
     MIGRATION_43,  # till refunds by tender, till registrations' daily cap (cloud/services/money_fix_schema.py)
+    MIGRATION_44,  # HQ reports' daily rollups (cloud/services/report_rollup.py)
     MIGRATION_46,  # promotion book drafts and their publications (cloud/services/rule_book_drafts.py)
     MIGRATION_47,  # transfers approved or refused (cloud/services/transfer_approvals.py)
     MIGRATION_48,  # market stalls, a stall owner's stall, a till sale's stall (cloud/services/stall_schema.py)

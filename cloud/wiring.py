@@ -49,6 +49,7 @@ from cloud.services.passes import FlashPasses
 from cloud.services.pii import Pii, seal_clear_phones
 from cloud.services.points_exchange import PointsExchange
 from cloud.services.presale import Presales
+from cloud.services.report_rollup import Rollups
 from cloud.services.restock import Restock
 from cloud.services.riders import HttpRiderPlatform, riders_from_env
 from cloud.services.segments import Segments
@@ -137,6 +138,7 @@ class Services:
         self._tasks.append(asyncio.create_task(self._sweep_deliveries()))
         self._tasks.append(asyncio.create_task(self._flash_orders_to_stores()))
         self._tasks.append(asyncio.create_task(self.segments.run_schedule()))  # recomputed every few hours
+        self._tasks.append(asyncio.create_task(Rollups(self.cloud).run_schedule()))  # reports' days settled
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one
         await self.allocations.resend()  # likewise HQ's allocation ratios (each applied once at the store)
         await self.restock.resend()  # and HQ's reorder points

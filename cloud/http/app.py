@@ -27,6 +27,7 @@ from cloud.http.routes import (
     coupons,
     flash_sales,
     group_buys,
+    hq_reports,
     markdowns,
     member_self,
     members,
@@ -55,7 +56,8 @@ RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
              segments, points, coupons, promotions, return_promotions, shifts, cart,
              member_self,  # member_self: the member centre's own-account endpoints (issue 20)
-             bookings, stalls, rule_book_drafts)  # issue 21: services booking, market stalls, promotion editor
+             bookings, stalls, rule_book_drafts,  # issue 21: services booking, market stalls, promotion editor,
+             hq_reports)  # HQ reports
 
 
 def build_routes(services) -> list[Route]:

@@ -14,6 +14,7 @@ from cloud.http.openapi_mall2 import mall2_paths
 from cloud.http.openapi_office import office_paths
 from cloud.http.openapi_stalls import stall_paths
 from cloud.http.openapi_stock_policy import paths as stock_policy_paths
+from cloud.http.routes.hq_reports import openapi_paths as hq_report_paths
 from cloud.http.routes.return_promotions import paths as return_promotion_paths
 from cloud.http.routes.rule_book_drafts import paths as rule_book_draft_paths
 
@@ -387,6 +388,7 @@ SCHEMAS.update(BOOKING_SCHEMAS)
 PATHS.update(stock_policy_paths(_op))  # transfer approval (cloud/http/openapi_stock_policy.py)
 PATHS.update(stall_paths(_op))  # market stalls (cloud/http/openapi_stalls.py)
 PATHS.update(rule_book_draft_paths(_op))  # the promotion book editor (cloud/http/routes/rule_book_drafts.py)
+PATHS.update(hq_report_paths(_op))  # HQ's chain reports (cloud/http/routes/hq_reports.py)
 
 
 def openapi_document() -> dict:

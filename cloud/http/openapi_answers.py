@@ -15,6 +15,7 @@ import re
 
 from cloud.http import openapi_answers_members, openapi_answers_ops
 from cloud.http.openapi_answers_base import BOOL, INT, NUM, ORDER, STR, TIME, array, counts, nullable, obj
+from cloud.http.routes.hq_reports import answers as hq_report_answers
 from cloud.http.routes.rule_book_drafts import answers as rule_book_draft_answers
 from cloud.http.routes.shifts import ANSWER as shifts_answer
 
@@ -130,6 +131,7 @@ ANSWERS: dict[tuple[str, str], dict] = {
 ANSWERS.update(openapi_answers_ops.ANSWERS)
 ANSWERS.update(openapi_answers_members.ANSWERS)
 ANSWERS.update(rule_book_draft_answers())  # the promotion book editor (cloud/http/routes/rule_book_drafts.py)
+ANSWERS.update(hq_report_answers())  # HQ's chain reports (cloud/http/routes/hq_reports.py)
 ANSWERS[("/operator/shifts", "get")] = shifts_answer  # cashiers' shift reports (cloud/http/routes/shifts.py)
 # Answers that are not JSON objects: their media type and what is in them.
 MEDIA: dict[tuple[str, str], tuple[str, dict]] = {

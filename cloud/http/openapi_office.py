@@ -25,6 +25,9 @@ PAGES: list[tuple[str, str, list[str]]] = [
                                   "(names and prices changed by its owner or HQ)", ["stall_id"]),
     ("/office/promotions", "The promotion book: rules and their status, the editor (a draft), the preview, publishing", []),
     ("/office/campaigns", "Coupon definitions, issuing one to a segment, the segments", []),
+    ("/office/reports", "HQ reports: a report, a date range, a store (category, grouping), its chart and table "
+                        "(?report=&from=&to=&store=&category=&group_by=; cloud/office/reports.py)", []),
+    ("/office/reports/csv", "The chosen report as a CSV download (text/csv; the same parameters)", []),
 ]
 HTML = {"type": "string", "description": "an HTML page of the back office (Simplified Chinese, ?lang=en for "
                                          "English; a sentence, never a raw problem body, when it cannot be shown)"}
@@ -38,6 +41,8 @@ def office_paths(op: Callable[..., dict]) -> dict:
                                   "403": "the operator's role may not open it (an HTML page says why)",
                                   "404": "no such page"}, params=params)}
         openapi_answers.MEDIA[(path, "get")] = ("text/html", HTML)
+    openapi_answers.MEDIA[("/office/reports/csv", "get")] = (
+        "text/csv", {"type": "string", "description": "the report's columns, its rows and a total line"})
     openapi_answers.MEDIA[("/office/static/{name}", "get")] = (
         "text/css", {"type": "string", "description": "a stylesheet (text/css) or script (text/javascript)"})
     return paths

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import functools
 
-from cloud.office import home, promotions, services, stalls, stock, stores
+from cloud.office import home, promotions, reports, services, stalls, stock, stores
 from cloud.office.pages import OfficeStop
 from protocol.roles import Permission
 
-AREAS = (home, promotions, stock, stores, services, stalls)
+AREAS = (home, promotions, stock, stores, services, stalls, reports)
 # (path, word id, permission): the nav shows an area to the operators whose role has the permission (None: all)
 NAV: list[tuple[str, str, Permission | None]] = [
     ("/office", "office.home", None),
+    ("/office/reports", "reports.nav", "store.figures"),  # HQ reports (issue 21)
     ("/office/promotions", "promotions.title", "views.read"),
     ("/office/campaigns", "promotions.campaigns", "views.read"),
     ("/office/stock", "stock.nav", "store.figures"),

@@ -28,6 +28,7 @@ from protocol.messages import Payment, Quantity, SaleCommitted, SaleLine, StockM
 from protocol.points import survey_key, survey_token
 from protocol.policy import SURVEY_POINTS, chain_day
 from protocol.promotion_uses import RuleUse
+from protocol.reports import REPORTS as HQ_REPORTS
 from simulators.customer_auth import SignedIn
 from tests.integration.harness import (
     StoreLink,
@@ -275,6 +276,8 @@ async def test_every_reachable_answer_validates_against_its_schema(world, stack)
                                                             params={**days, "group_by": "day"}, headers=hq)),
         ("/operator/reports/promotions", "get", await http.get("/operator/reports/promotions", params=days,
                                                                 headers=hq)),
+        *[(f"/operator/reports/{name}", "get", await http.get(f"/operator/reports/{name}", params=days, headers=hq))
+          for name in HQ_REPORTS],  # HQ's chain reports (cloud/http/routes/hq_reports.py), S054's sale in them
         ("/operator/group-buys", "get", await http.get("/operator/group-buys", headers=hq)),
         ("/operator/segments/recompute", "post", await http.post("/operator/segments/recompute", headers=hq)),
         ("/operator/segments", "get", await http.get("/operator/segments", headers=hq)),

@@ -163,6 +163,8 @@ ANSWERS: dict[tuple[str, str], dict] = {
 ALSO: dict[tuple[str, str], dict[str, str]] = {
     ("/operator/coupon-definitions", "post"): {"200": "the same body again: the definition as first made"},
     ("/orders/{order_id}/after-sales", "post"): {"200": "the same Idempotency-Key again: the request as first made"},
+    ("/operator/stalls", "post"): {"200": "the same stall sent again: the stall as first made"},
+    ("/bookings", "post"): {"200": "the same booking_id again: the booking as first made"},
 }
 MEDIA: dict[tuple[str, str], tuple[str, dict]] = {
     ("/surveys/{token}", "get"): ("text/html; charset=utf-8", {  # cloud/services/surveys.py Surveys.show

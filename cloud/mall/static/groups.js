@@ -23,19 +23,7 @@
   function remember(groupId, orderId) {
     localStorage.setItem("group_order_" + groupId, JSON.stringify({member: M.session.member(), order_id: orderId}));
   }
-  /* one key per attempt: made on the first press, reused by a retry, dropped once the API answered */
-  async function once(name, path, body) {
-    let key = sessionStorage.getItem(name);
-    if (!key) { key = M.uuid(); sessionStorage.setItem(name, key); }
-    try {
-      const answer = await M.api("POST", path, body, {"Idempotency-Key": key});
-      sessionStorage.removeItem(name);
-      return answer;
-    } catch (e) {
-      if (e.status && e.status < 500 && e.status !== 429) sessionStorage.removeItem(name);
-      throw e;
-    }
-  }
+  const once = M.once;  // one Idempotency-Key per attempt (mall.js)
 
   const openForm = document.getElementById("open-form");
   if (openForm) {

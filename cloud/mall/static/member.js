@@ -20,18 +20,7 @@
   function say(id, text, isError) { const e = $(id); e.textContent = text || ""; e.classList.toggle("error", !!isError); }
   function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
   function day(t) { return t ? new Date(t).toLocaleDateString(document.documentElement.lang) : ""; }
-  async function once(name, path, body) {  // one key per attempt, dropped once the API has answered
-    let key = sessionStorage.getItem(name);
-    if (!key) { key = M.uuid(); sessionStorage.setItem(name, key); }
-    try {
-      const answer = await M.api("POST", path, body, {"Idempotency-Key": key});
-      sessionStorage.removeItem(name);
-      return answer;
-    } catch (e) {
-      if (e.status && e.status < 500 && e.status !== 429) sessionStorage.removeItem(name);
-      throw e;
-    }
-  }
+  const once = M.once;  // one Idempotency-Key per attempt (mall.js)
 
   async function account() {
     const a = await M.api("GET", base);

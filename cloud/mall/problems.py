@@ -48,6 +48,9 @@ SENTENCES: tuple[tuple[str, str], ...] = (
     ("group_formed", r"has already formed: it takes no more members"),
     ("problem_group_buy", r"^you are already in this group"),
     ("problem_qty", r"^(items\[\d+\]\.)?qty"),
+    ("problem_erase_open_orders", r"order\(s\) still open"),  # why an account cannot be erased yet
+    ("problem_erase_balance", r"stored value of \d+ fen is left"),
+    ("mc_delete_type", r"^confirm: send exactly"),
 )
 _COMPILED = tuple((word, re.compile(pattern)) for word, pattern in SENTENCES)
 COLON = {"zh": "：", "en": ": "}

@@ -125,6 +125,7 @@ async def no_horizontal_scroll(page) -> None:
 async def shots(page, name: str) -> None:
     """The page at phone size (checked for no horizontal scroll) and at desktop size, then back to the phone."""
     await no_horizontal_scroll(page)
+    await page.evaluate("window.scrollTo(0, 0)")  # a full-page shot of a scrolled page draws the sticky header mid-page
     await page.screenshot(path=str(SHOTS / f"{name}-390.png"), full_page=True)
     await page.set_viewport_size(DESKTOP)
     await page.screenshot(path=str(SHOTS / f"{name}-1280.png"), full_page=True)
@@ -335,7 +336,8 @@ async def test_the_member_tops_up_exchanges_points_for_a_coupon_and_downloads_th
         assert "不可撤销" in await page.text_content("#delete-what")
         await page.fill("#delete-word", "erase")
         await page.click("#delete-confirm")
-        await page.wait_for_function("document.getElementById('delete-msg').textContent.includes('stored value')")
+        await page.wait_for_function("document.getElementById('delete-msg').textContent.includes('储值余额')")
+        assert "stored value" not in await page.text_content("#delete-msg")  # said in Chinese, not the API's English
         assert (await http.get(f"/members/{member}", headers=bearer(await session_of(page)))).status_code == 200
         await page.click("#delete-cancel")
         await shots(page, "member-centre")

@@ -91,6 +91,10 @@ def test_every_problem_type_the_api_answers_has_a_word():
      "优惠券不能使用", "The coupon cannot be used: coupon C9: expired"),
     (422, {"type": "about:blank", "detail": "location: lat must be a number"},
      "填写有误", "Something is not filled in right: location: lat must be a number"),
+    (409, {"type": "about:blank", "detail": "the account cannot be erased now: stored value of 5000 fen is left on "
+                                            "the account and would be lost: spend it or ask a store for a refund first"},
+     "账户里还有储值余额，注销会作废：请先用完或到门店退款",
+     "Stored value is left on the account and would be lost: spend it or ask a store for a refund first"),
     (404, {"type": "about:blank", "detail": "no order X1"}, "no order X1", "no order X1"),
     (502, None, "出错了，请稍后再试", "Something went wrong, please try again"),
 ])

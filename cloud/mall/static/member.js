@@ -6,7 +6,7 @@
 (function () {
   "use strict";
   const M = window.Mall, W = M.words;
-  const TOP_UP_READS_MAX = 120, TOP_UP_READ_MS = 1000, AFTER_SALES_ORDERS_MAX = 10;
+  const TOP_UP_READS_MAX = 120, TOP_UP_READ_MS = 1000, AFTER_SALES_ORDERS_MAX = 10, AFTER_SALES_READ_MS = 3000;
   const HANDED_OVER = ["picked_up", "delivered", "completed", "partially_refunded"];
   const root = document.getElementById("mc");
   if (!root) return;
@@ -125,11 +125,14 @@
     } catch (e) { list.innerHTML = "<li>" + M.esc(e.message) + "</li>"; }
   }
 
+  let afterSalesTimer = 0, followed = false;
   async function afterSales() {
     const rows = [];
+    let waiting = false;
     for (const o of handed.slice(0, AFTER_SALES_ORDERS_MAX)) {
       try {
         (await M.api("GET", "/orders/" + encodeURIComponent(o.order_id) + "/after-sales")).requests.forEach(function (r) {
+          waiting = waiting || r.status === "requested";
           rows.push('<li data-request="' + M.esc(r.request_id) + '" data-status="' + M.esc(r.status) + '">' + M.esc(W.order) +
             " " + M.esc(o.order_id.slice(-8)) + ' · <span class="tag">' + M.esc(W["as_" + r.status] || r.status) +
             "</span> ¥" + M.yuan(r.amount_fen || 0) + "<br><small>" + M.esc(r.reason || "") + "</small></li>");
@@ -137,6 +140,11 @@
       } catch (e) { /* that order's requests are shown on its own page */ }
     }
     $("after-sales").innerHTML = rows.join("") || "<li>" + M.esc(W.mc_after_sales_none) + "</li>";
+    // a request waiting for the store's decision is followed: the decision shows without a reload
+    clearTimeout(afterSalesTimer);
+    if (waiting) afterSalesTimer = setTimeout(afterSales, AFTER_SALES_READ_MS);
+    else if (followed) { account().catch(function () {}); orders(); }  // decided: the refund shows in both
+    followed = waiting;
   }
   $("orders").addEventListener("click", function (ev) {
     const b = ev.target.closest("button.ask");

@@ -219,9 +219,12 @@ async def test_a_group_buy_short_of_members_when_its_window_closes_shows_failed_
         assert "退" in await page.text_content("#group-note") and await page.is_hidden("#pay-group")
         assert await page.is_hidden("#join-form") and await page.is_hidden("#group-clock")
         view = (await http.get(f"/group-buys/{group_id}")).json()
-        assert (view["status"], view["joined"]) == ("failed", 1), view
+        assert view["status"] == "failed", view  # its places given back with the money
         ended = (await http.get(f"/orders/{order_id}", headers=who.headers)).json()
         assert ended["status"] == await page.get_attribute("#mine-status", "data-status"), ended
+        await page.wait_for_selector(f'#mine-status[data-refunded="{order["total_fen"]}"]')
+        assert f"退款 ¥{order['total_fen'] // 100}.{order['total_fen'] % 100:02d}" in await page.text_content("#mine-status")
+        assert await page.is_hidden(".share")  # a failed group is not shared any more
 
         async def whole_again():
             return (await http.get(f"/members/{who.member_id}", headers=who.headers)).json()["stored_value_fen"] == 2_000

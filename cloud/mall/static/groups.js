@@ -74,6 +74,8 @@
     count.textContent = fill(W.group_joined_of, {joined: g.joined, size: g.size}) +
       (g.status === "open" && g.remaining > 0 ? " · " + fill(W.group_needed, {n: g.remaining}) : "");
     document.getElementById("group-clock").hidden = g.status !== "open";
+    const share = el.querySelector(".share");
+    if (share) share.hidden = g.status !== "open";  // a formed or failed group takes no one: nothing to share
     document.getElementById("group-members").innerHTML = g.members.map(function (m) {
       return "<li>" + M.esc(m.name) + (m.leader ? ' <span class="tag">' + M.esc(W.group_leader) + "</span>" : "") + "</li>";
     }).join("");
@@ -93,6 +95,10 @@
       const status = document.getElementById("mine-status");
       status.dataset.status = o.status;
       status.textContent = o.status === "group_forming" ? W.group_paid_wait : (W["status_" + o.status] || o.status);
+      // an order that ended unserved after it was paid has its payment given back through the same way
+      const givenBack = (o.status === "cancelled" || o.status === "refunded") && o.payment && o.payment.state === "done";
+      if (givenBack) status.textContent += " · " + fill(W.refund_of, {amount: M.yuan(o.payment.amount_fen)});
+      status.dataset.refunded = givenBack ? String(o.payment.amount_fen) : "";
       document.getElementById("mine-total").textContent = "¥" + M.yuan(o.total_fen);
       document.getElementById("pay-group").hidden = o.status !== "reserved";
     } catch (e) { say(e.message, true); }

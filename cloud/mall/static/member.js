@@ -106,13 +106,15 @@
     } catch (e) { box.textContent = e.message; }
   }
 
-  let handed = [];
+  let handed = [], asked = [];
   async function orders() {
     const list = $("orders");
     try {
       const all = (await M.api("GET", base + "/orders")).orders;
       if (!all.length) { list.innerHTML = "<li>" + M.esc(W.no_orders) + "</li>"; return; }
       handed = all.filter(function (o) { return HANDED_OVER.includes(o.status); });
+      // requests are listed for refunded orders too: an approval that gave every line back must still show
+      asked = all.filter(function (o) { return HANDED_OVER.includes(o.status) || o.status === "refunded"; });
       list.innerHTML = all.map(function (o) {
         const label = o.status === "group_forming" ? W.group_paid_wait : (W["status_" + o.status] || o.status);
         return '<li class="order" data-order="' + M.esc(o.order_id) + '" data-status="' + M.esc(o.status) + '">' +
@@ -129,7 +131,7 @@
   async function afterSales() {
     const rows = [];
     let waiting = false;
-    for (const o of handed.slice(0, AFTER_SALES_ORDERS_MAX)) {
+    for (const o of asked.slice(0, AFTER_SALES_ORDERS_MAX)) {
       try {
         (await M.api("GET", "/orders/" + encodeURIComponent(o.order_id) + "/after-sales")).requests.forEach(function (r) {
           waiting = waiting || r.status === "requested";

@@ -155,6 +155,21 @@ async def test_orders_list_full_slot_and_an_after_sales_refund_decided_by_the_op
         assert await page.is_visible("#slot-note")
         assert await page.input_value("#slot") != slot["start"]  # a bookable one is chosen instead
         await shots(page, "checkout-slots")
+        # delivery there: the fee, the free-delivery threshold and how much more makes it free
+        site = services.cloud.world.stores[AFTER_STORE]
+        await page.check('input[name="fulfilment"][value="delivery"]')
+        await page.fill("#lat", str(site.lat))
+        await page.fill("#lon", str(site.lon))
+        await page.dispatch_event("#lon", "change")
+        await page.wait_for_function("document.getElementById('delivery-terms').textContent.includes('免配送费')")
+        terms = await page.text_content("#delivery-terms")
+        priced = (await http.post("/cart/price", headers=who.headers, json={
+            "fulfilment": "delivery", "location": {"lat": site.lat, "lon": site.lon},
+            "items": [{"sku": AFTER_SKU, "qty": 1}]})).json()["delivery"]
+        assert f"¥{priced['free_from_fen'] // 100}." in terms and "配送费" in terms, terms
+        if priced["missing_for_free_fen"] > 0:
+            hint = f"再买 ¥{priced['missing_for_free_fen'] // 100}.{priced['missing_for_free_fen'] % 100:02d} 免配送费"
+            await page.wait_for_selector(f'#hints .hint:has-text("{hint}")')
 
         # after-sales in the member centre: a refund of the handed-over line
         await page.goto("/mall/me")

@@ -22,8 +22,8 @@
       '<span class="price">¥' + M.esc(M.yuan(o.total_fen)) + "</span></span>" +
       '<span class="order-what">' + M.esc(names.slice(0, 3).join("、") + (names.length > 3 ? "…" : "")) + "</span>" +
       '<small><span class="fulfilment">' + M.esc(how) + "</span>" + (o.stores && o.stores.length ? " · " + M.esc(o.stores.map(function (s) { return STORES[s] || s; }).join(", ")) : "") +
-      (o.slot_start ? " · " + M.esc(W.slot) + " " + M.esc(when(o.slot_start)) : "") +
-      " · " + M.esc(W.order_placed) + " " + M.esc(when(o.created_at)) + "</small></a>";
+      (o.slot_start ? " · " + M.esc(W.slot) + " <time>" + M.esc(when(o.slot_start)) + "</time>" : "") +
+      " · " + M.esc(W.order_placed) + " <time>" + M.esc(when(o.created_at)) + "</time></small></a>";
     return li;
   }
   (async function () {

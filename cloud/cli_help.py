@@ -67,6 +67,7 @@ ENV: dict[str, str] = {
     "WATCHDOG_USEC": "systemd's watchdog period: the box pings at half of it (set by systemd)",
     "WATCHDOG_PID": "the process systemd's watchdog watches (set by systemd)",
     "XDG_STATE_HOME": "where a cloud against configured servers keeps the first admin's password file",
+    "XDG_CACHE_HOME": "load reports: where the generated chain's database is kept (default ~/.cache)",
     **LOG_ENV,
 }
 _CLOUD = ["NATS_URL", "DATABASE_URL", "RAY_ADDRESS", "FRESHMESH_SECRET_KEY", "FRESHMESH_SECRET_KEY_PREVIOUS",
@@ -95,7 +96,7 @@ COMMAND_ENV: dict[str, list[str]] = {
     "stores": ["FRESHMESH_STORE_CREDENTIALS"],
     "pii": ["DATABASE_URL", "FRESHMESH_SECRET_KEY", "FRESHMESH_SECRET_KEY_PREVIOUS", "FRESHMESH_PII_KEYS"],
     "load": ["NATS_URL", "DATABASE_URL", "RAY_ADDRESS", "FRESHMESH_SECRET_KEY", "FRESHMESH_STORE_CREDENTIALS",
-             "FRESHMESH_ADMIN_PASSWORD"],
+             "FRESHMESH_ADMIN_PASSWORD", "XDG_CACHE_HOME"],
 }
 
 

@@ -14,6 +14,7 @@ SUITES = {
     "fleet": ("loadtest.fleet", "how many stores one box carries with till-to-cloud lag p99 under 1 s"),
     "till-page": ("loadtest.till_page", "scan -> line on the till page's scan endpoint, over HTTP: p99 in ms"),
     "mall-pages": ("loadtest.mall_pages", "hundreds of browsers on the mall's home and product pages: p50/p99 in ms"),
+    "reports": ("loadtest.reports", "HQ reports over a generated year of a chain (--stores, --days): report_ms"),
 }
 PLANNED: dict[str, str] = {}
 
@@ -48,6 +49,10 @@ def add_load_parser(sub, func) -> None:
                       help="consistency, fleet: seconds between a store's probe sales")
     load.add_argument("--per-process", type=int, default=25, help="consistency, fleet: edge boxes per process")
     load.add_argument("--browsers", type=int, default=300, help="mall-pages: simulated browsers at once")
+    load.add_argument("--days", type=int, default=365, help="reports: days of history generated")
+    load.add_argument("--tickets", type=int, default=12, help="reports: tickets per store and day generated")
+    load.add_argument("--data-dir", default=None, help="reports: where the generated database is kept (reused)")
+    load.add_argument("--fresh", action="store_true", help="reports: generate the history again")
     load.add_argument("--steps", default="25,50,100,150,200,250,300", help="fleet: store counts to try, in order")
     load.set_defaults(func=func)
 

@@ -21,11 +21,13 @@ from cloud.http.routes import (
     after_sales,
     allocations,
     auth,
+    bookings,
     cart,
     catalogue,
     coupons,
     flash_sales,
     group_buys,
+    hq_reports,
     markdowns,
     member_self,
     members,
@@ -39,23 +41,29 @@ from cloud.http.routes import (
     restock,
     return_promotions,
     riders,
+    rule_book_drafts,
     segments,
     shifts,
+    stalls,
     stocktakes,
     stores,
     transfers,
 )
 from cloud.mall.routes import routes as mall_routes
+from cloud.office.routes import routes as office_routes
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
              segments, points, coupons, promotions, return_promotions, shifts, cart,
-             member_self)  # member_self: the member centre's own-account endpoints (issue 20)
+             member_self,  # member_self: the member centre's own-account endpoints (issue 20)
+             bookings, stalls, rule_book_drafts,  # issue 21: services booking, market stalls, promotion editor,
+             hq_reports)  # HQ reports
 
 
 def build_routes(services) -> list[Route]:
     found = [r for module in RESOURCES for r in module.routes(services)] + console_routes(services)
     found += mall_routes(services)  # the customers' mall at /mall (cloud/mall/)
+    found += office_routes(services)  # the HQ back office at /office (cloud/office/)
     return [Route(path, guarded(fn), methods=methods) for path, fn, methods in found]
 
 

@@ -138,6 +138,16 @@ class PickupPlanQuery(Query):
         return actor.plan_pickup(self.store, dict(self.items), self.slot_start_ms, self.lat, self.lon, self.availability)
 
 
+@record
+class SlotsLeftQuery(Query):
+    """Places left in some of a store's slots: [[slot start ms, places left]] (what a checkout shows before booking)."""
+    store: str
+    slot_starts_ms: tuple[int, ...]
+
+    def answer(self, actor: Any) -> Any:
+        return actor.slots_left(self.store, list(self.slot_starts_ms))
+
+
 class OrderRouter(IdempotentActor):
     COMMANDS = (UpsertStore, BookSlot, ReleaseSlot)
 
@@ -224,6 +234,14 @@ class OrderRouter(IdempotentActor):
                         found.append((sid, d))
         found.sort(key=lambda x: (x[1], x[0]))
         return found
+
+    def slots_left(self, store: str, slot_starts_ms: list[int]) -> list[list[int]]:
+        """Places left in each slot (capacity minus bookings, never below 0); an unknown store has none."""
+        site = self.stores.get(store)
+        if site is None:
+            return [[start, 0] for start in slot_starts_ms]
+        return [[start, max(0, site.slot_capacity - len(self.bookings.get((store, start), {})))]
+                for start in slot_starts_ms]
 
     def plan(self, items: dict[str, int], candidates: list[str], availability: dict[str, dict[str, int]]) -> dict[str, Any]:
         """Single nearest store with everything; else the fewest nearest stores; else what is missing."""

@@ -25,7 +25,8 @@ CART_PRICE = obj(  # cloud/services/cart_preview.py price_cart + preview
     delivery=nullable(obj(["fee_fen", "free_from_fen"], fee_fen=INT, standard_fee_fen=INT, free_from_fen=INT,
                           missing_for_free_fen=INT)),
     member_level=nullable(STR), priced_at=TIME,
-    slots=array(obj(["start", "end", "start_ms"], start=TIME, end=TIME, start_ms=INT, kind=STR)))
+    slots=array(obj(["start", "end", "start_ms"], start=TIME, end=TIME, start_ms=INT, kind=STR, capacity=INT, left=INT,
+                    full=BOOL)))
 CART_REQUEST = obj(["items"], items=array(obj(["sku", "qty"], sku=STR, qty=INT)),
                    fulfilment={"type": "string", "enum": ["pickup", "delivery"]}, store_id=STR,
                    location=obj(["lat", "lon"], lat={"type": "number"}, lon={"type": "number"}), coupons=array(STR))

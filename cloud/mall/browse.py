@@ -47,7 +47,7 @@ async def live_flash_sales(services) -> list[dict]:
         if product is not None:
             out.append({"sale_id": row["sale_id"], "name": product.name, "sku": product.sku,
                         "price_fen": config.get("price_fen"), "list_fen": product.price_fen,
-                        "ends_at": to_rfc3339(int(config["ends_ms"]))})
+                        "ends_at": to_rfc3339(int(config["ends_ms"])), "ends_ms": int(config["ends_ms"])})
     return out
 
 
@@ -72,7 +72,7 @@ def routes(services) -> list[tuple]:
             log.warning("mall home: flash sales not read: %s", exc)
             flash = []
         return mall_page(request, services, "home.html", {
-            "colours": shelf.COLOURS, "scenes": scenes, "zones": zones, "flash": flash,
+            "colours": shelf.COLOURS, "scenes": scenes, "zones": zones, "flash": flash, "now_ms": cloud.now_ms(),
             "time_limited": zones["time_limited"][:4], "spend_x": zones["spend_x"][:4],
             "group_buys": zones["group_buys"][:4]})
 

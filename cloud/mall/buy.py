@@ -36,7 +36,10 @@ def routes(services) -> list[tuple]:
             "stores": sorted(services.cloud.world.stores.values(), key=lambda s: s.store_id)}, title=w["checkout"])
 
     async def orders_page(request):
-        return mall_page(request, services, "orders.html", {}, title=words(pages.lang_of(request))["orders"])
+        # the list itself is read by the page's JS from the public GET /members/{id}/orders; stores by name
+        names = {s.store_id: s.name for s in services.cloud.world.stores.values()}
+        return mall_page(request, services, "orders.html", {"store_names": names},
+                         title=words(pages.lang_of(request))["orders"])
 
     async def order_page(request):
         member = await pages.member_of(request, services)

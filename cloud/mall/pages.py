@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
-from cloud.mall import i18n
+from cloud.mall import i18n, problems
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
@@ -57,7 +57,7 @@ def mall_page(request: Request, services, template: str, values: dict | None = N
     store_id = store_of(request, services)
     context = {"lang": lang, "w": i18n.words(lang), "path": request.url.path, "title": title,
                "store": services.cloud.world.stores.get(store_id) if store_id else None,
-               "shelves": list(i18n.SHELVES), **(values or {})}
+               "shelves": list(i18n.SHELVES), "problems": problems.for_page(), **(values or {})}
     response = TEMPLATES.TemplateResponse(request, template, context, status_code=status,
                                           headers={"Cache-Control": "no-store"})
     if request.query_params.get("lang") in i18n.LANGS:

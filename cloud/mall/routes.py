@@ -3,8 +3,9 @@ is a module with `routes(services) -> [(path, endpoint, methods)]` added to AREA
 all with the API's guard (deadline, metrics) like every other endpoint.
 
 Adding a page: a template extending base.html (blocks `page`, `main`, `scripts`), a handler that returns
-`mall_page(request, services, "x.html", {...}, title=...)` (cloud/mall/pages.py), its words in BOTH languages of
-cloud/mall/i18n.py, its script in static/ using `window.Mall` (api, session, cart, flash), and its path in PAGES of
+`mall_page(request, services, "x.html", {...}, title=...)` (cloud/mall/pages.py), its words in BOTH catalogues
+cloud/mall/locale/{zh_Hans,en}/LC_MESSAGES/mall.po (tests/unit/test_mall_i18n.py finds a missing one), its script in
+static/ using `window.Mall` (api and once for writes, session, cart, flash, sentence), and its path in PAGES of
 cloud/http/openapi_mall.py (tests/unit/test_openapi.py checks that every served route is described)."""
 from __future__ import annotations
 

@@ -25,7 +25,15 @@ from actors.member_ledger import (
     Spend,
     TopUp,
 )
-from actors.order_router import BookSlot, NearbyQuery, PickupPlanQuery, PlanQuery, ReleaseSlot, UpsertStore
+from actors.order_router import (
+    BookSlot,
+    NearbyQuery,
+    PickupPlanQuery,
+    PlanQuery,
+    ReleaseSlot,
+    SlotsLeftQuery,
+    UpsertStore,
+)
 from actors.promotion_budgets import (
     BudgetsQuery,
     Consume,
@@ -130,6 +138,11 @@ class RouterClient:
         found = await self.calls.ask(self.name, NearbyQuery(lat=lat, lon=lon, fulfilment=fulfilment,
                                                             slot_start_ms=slot_start_ms))
         return [store for store, _ in found]
+
+    async def slots_left(self, store: str, slot_starts_ms: list[int]) -> dict[int, int]:
+        """Places left in each of these slots of the store (a read: nothing is booked)."""
+        found = await self.calls.ask(self.name, SlotsLeftQuery(store=store, slot_starts_ms=tuple(slot_starts_ms)))
+        return {int(start): int(left) for start, left in found}
 
     async def plan(self, items: dict[str, int], candidates: list[str], availability: dict) -> dict:
         plan: dict = await self.calls.ask(self.name, PlanQuery(items=tuple(items.items()), candidates=tuple(candidates),

@@ -101,7 +101,7 @@ def price_cart(world, req: CartRequest, store_id: str, ctx: PricingContext) -> d
 def slots(store, fulfilment: str, now_ms: int, shown: int = SLOTS_SHOWN) -> list[dict]:
     """The next slots the store's hours offer (China time), after the delivery cut-off for delivery (pickup needs
     the same time to pick): today's remaining ones, then tomorrow's. Capacity is the order API's to enforce
-    (a full slot is refused with 409 naming it)."""
+    (a full slot is refused with 409 naming it); `with_places` adds what is left of it to show."""
     out: list[dict] = []
     now = datetime.fromtimestamp(now_ms / 1000, CN)
     earliest = now_ms + store.slot_cutoff_min * 60_000
@@ -118,6 +118,24 @@ def slots(store, fulfilment: str, now_ms: int, shown: int = SLOTS_SHOWN) -> list
                             "start_ms": start_ms, "kind": fulfilment})
             start += step
     return out
+
+
+def with_places(shown: list[dict], left: dict[int, int] | None, capacity: int) -> list[dict]:
+    """Each slot with its places: `capacity`, `left` and `full` (a full slot is still listed, so a page can show it
+    disabled with the reason). `left` None (the router could not be asked): the slots as they are, unannotated."""
+    if left is None:
+        return shown
+    return [{**slot, "capacity": capacity, "left": left.get(slot["start_ms"], capacity),
+             "full": left.get(slot["start_ms"], capacity) <= 0} for slot in shown]
+
+
+async def places_left(services, store_id: str, shown: list[dict]) -> dict[int, int] | None:
+    """The router's places left in these slots; None when it cannot answer now (the preview still answers: booking
+    at `POST /orders` is what enforces capacity)."""
+    try:
+        return await services.cloud.actors.router.slots_left(store_id, [s["start_ms"] for s in shown])
+    except Exception:  # noqa: BLE001 - an unannotated slot list beats a failed cart price
+        return None
 
 
 async def preview(services, req: CartRequest, member: str | None) -> dict:
@@ -139,6 +157,8 @@ async def preview(services, req: CartRequest, member: str | None) -> dict:
     body["member_level"] = ctx.member_level
     body["coupons"] = [{"code": c.code, "rule_id": c.rule_id, "used": c.rule_id in body["coupons_used"]}
                        for c in coupons]
-    body["slots"] = slots(world.stores[store_id], req.fulfilment, cloud.now_ms())
+    shown = slots(world.stores[store_id], req.fulfilment, cloud.now_ms())
+    body["slots"] = with_places(shown, await places_left(services, store_id, shown),
+                                world.stores[store_id].slot_capacity)
     body["priced_at"] = to_rfc3339(cloud.now_ms())
     return body

@@ -195,3 +195,30 @@ async def test_recent_reads_once_for_many_asking_at_the_same_moment():
         raise RuntimeError("actors busy")
     with pytest.raises(RuntimeError):
         await Recent().get("x", broken)
+
+
+def test_home_links_every_promotion_zone(mall):
+    """Flash sales and group buys have their own pages; time-limited and spend-X zones are on the home itself."""
+    client, _ = mall
+    home = client.get("/mall").text
+    links = dict(re.findall(r'<a href="([^"]+)" data-zone-link="([a-z_]+)"', home))
+    assert links == {"/mall/flash": "flash", "/mall/group-buys": "group_buys", "#zone-time-limited": "time_limited",
+                     "#zone-spend-x": "spend_x"}
+    assert 'id="zone-time-limited"' in home and 'id="zone-spend-x"' in home  # the anchors exist
+    rule = shelf.zones(WORLD.rule_data, WORLD.catalogue, 8 * 60)["group_buys"][0]["id"]
+    assert f'href="/mall/group-buys/{rule}"' in home  # each group-buy deal opens its page
+
+
+def test_the_orders_page_reads_the_members_orders_from_the_api_not_the_browser(mall):
+    client, _ = mall
+    page = client.get("/mall/orders").text
+    script = client.get("/mall/static/orders.js").text
+    assert "/members/" in script and "/orders?limit=" in script and "mall_orders" not in script
+    assert "mall_orders" not in client.get("/mall/static/checkout.js").text  # nothing remembered at placing
+    assert '"S001"' in page.split('id="store-names"')[1].split("</script>")[0]  # stores shown by name
+
+
+def test_error_words_and_problem_tables_come_with_every_page(mall):
+    client, _ = mall
+    page = client.get("/mall").text
+    assert '<script id="problems" type="application/json">' in page and "/problems/slot" in page

@@ -6,7 +6,6 @@ from datetime import date
 
 from cloud.mall import i18n as mall_i18n
 from cloud.mall.bookings import days
-from cloud.mall.words_services import WORDS
 from cloud.office.services import store_and_day
 from protocol import service_slots as core
 
@@ -31,6 +30,6 @@ def test_the_office_shows_the_asked_store_else_the_operator_s_own_else_the_first
 
 
 def test_the_services_words_are_in_the_mall_s_catalogue_in_both_languages():
-    for lang in mall_i18n.LANGS:
-        assert set(WORDS[lang]) <= set(mall_i18n.words(lang))
+    said = {lang: {k for k in mall_i18n.words(lang) if k.startswith("svc_")} for lang in mall_i18n.LANGS}
+    assert said["zh"] == said["en"] and {"svc_taken", "svc_book", "svc_my_bookings"} <= said["zh"]
     assert mall_i18n.words("en")["svc_taken"] != mall_i18n.words("zh")["svc_taken"]

@@ -28,7 +28,35 @@
     return {location: {lat: lat, lon: lon}};
   }
 
+  /* the slots with their places left (the API counts them; a full one stays listed, disabled, saying why); the
+     customer's choice is kept while it is still bookable */
   let lastSlots = "";
+  function slotText(s) {
+    const when = s.start.slice(5, 16).replace("T", " ") + "–" + s.end.slice(11, 16);
+    if (s.full) return when + " · " + W.slot_full;
+    return s.left === undefined ? when : when + " · " + P.fmt(W.slot_left, {n: s.left});
+  }
+  function showSlots(slots) {
+    const seen = JSON.stringify(slots.map(function (s) { return [s.start, s.left]; }));
+    if (seen === lastSlots) return;
+    lastSlots = seen;
+    const select = document.getElementById("slot"), was = select.value;
+    select.innerHTML = slots.map(function (s) {
+      return '<option value="' + M.esc(s.start) + '"' + (s.full ? " disabled" : "") + ' data-left="' +
+        (s.left === undefined ? "" : s.left) + '">' + M.esc(slotText(s)) + "</option>";
+    }).join("");
+    const open = slots.filter(function (s) { return !s.full; });
+    const keep = open.find(function (s) { return s.start === was; }) || open[0];
+    select.value = keep ? keep.start : "";
+    document.getElementById("slot-note").hidden = open.length === slots.length;
+  }
+  /* delivery: the fee, and from how much it is free (what is still missing shows as a hint under the total) */
+  function showTerms(delivery) {
+    const terms = document.getElementById("delivery-terms");
+    if (!delivery) { terms.textContent = ""; return; }
+    terms.textContent = W.delivery_fee + " ¥" + M.yuan(delivery.standard_fee_fen) + " · " +
+      P.fmt(W.free_delivery_from, {amount: M.yuan(delivery.free_from_fen)});
+  }
   async function price() {
     msg.textContent = "";
     document.getElementById("pickup-part").hidden = fulfilment() !== "pickup";
@@ -39,14 +67,9 @@
       const body = Object.assign({fulfilment: fulfilment(), items: M.cart.items(), coupons: chosenCoupons()}, place);
       const p = await M.api("POST", "/cart/price", body);
       P.render(p, document.getElementById("summary"), document.getElementById("hints"));
-      const slots = JSON.stringify(p.slots.map(function (s) { return s.start; }));
-      if (slots !== lastSlots) {
-        lastSlots = slots;
-        document.getElementById("slot").innerHTML = p.slots.map(function (s) {
-          return '<option value="' + M.esc(s.start) + '">' + M.esc(s.start.slice(5, 16).replace("T", " ") + "–" + s.end.slice(11, 16)) + "</option>";
-        }).join("");
-      }
-      document.getElementById("place").disabled = false;
+      showSlots(p.slots);
+      showTerms(p.delivery);
+      document.getElementById("place").disabled = !document.getElementById("slot").value;  // every slot full
       return p;
     } catch (e) { msg.textContent = e.message; document.getElementById("place").disabled = true; return null; }
   }
@@ -99,8 +122,6 @@
       const body = Object.assign({fulfilment: fulfilment(), items: M.cart.items(), slot_start: slot,
                                   coupons: chosenCoupons(), presale: document.getElementById("presale").checked}, place);
       const order = await M.api("POST", "/orders", body, {"Idempotency-Key": key});
-      const ids = JSON.parse(localStorage.getItem("mall_orders") || "[]");
-      if (!ids.includes(order.order_id)) { ids.unshift(order.order_id); localStorage.setItem("mall_orders", JSON.stringify(ids.slice(0, 50))); }
       sessionStorage.removeItem(KEY);
       M.cart.clear();
       const method = form.querySelector('input[name="method"]:checked').value;

@@ -108,7 +108,7 @@
     else if (type.endsWith("/over-limit")) say("over_limit", W.flash_over_limit);
     else if (type.endsWith("/not-started")) say("not_started", W.flash_not_started);
     else if (type.endsWith("/ended")) say("ended", W.flash_ended);
-    else say("error", (problem && problem.detail) || W.error_generic);
+    else say("error", M.sentence(status, problem));  // in the page's language (mall.js)
   }
 
   async function attempt() {

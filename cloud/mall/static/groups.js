@@ -23,19 +23,7 @@
   function remember(groupId, orderId) {
     localStorage.setItem("group_order_" + groupId, JSON.stringify({member: M.session.member(), order_id: orderId}));
   }
-  /* one key per attempt: made on the first press, reused by a retry, dropped once the API answered */
-  async function once(name, path, body) {
-    let key = sessionStorage.getItem(name);
-    if (!key) { key = M.uuid(); sessionStorage.setItem(name, key); }
-    try {
-      const answer = await M.api("POST", path, body, {"Idempotency-Key": key});
-      sessionStorage.removeItem(name);
-      return answer;
-    } catch (e) {
-      if (e.status && e.status < 500 && e.status !== 429) sessionStorage.removeItem(name);
-      throw e;
-    }
-  }
+  const once = M.once;  // one Idempotency-Key per attempt (mall.js)
 
   const openForm = document.getElementById("open-form");
   if (openForm) {
@@ -86,6 +74,8 @@
     count.textContent = fill(W.group_joined_of, {joined: g.joined, size: g.size}) +
       (g.status === "open" && g.remaining > 0 ? " · " + fill(W.group_needed, {n: g.remaining}) : "");
     document.getElementById("group-clock").hidden = g.status !== "open";
+    const share = el.querySelector(".share");
+    if (share) share.hidden = g.status !== "open";  // a formed or failed group takes no one: nothing to share
     document.getElementById("group-members").innerHTML = g.members.map(function (m) {
       return "<li>" + M.esc(m.name) + (m.leader ? ' <span class="tag">' + M.esc(W.group_leader) + "</span>" : "") + "</li>";
     }).join("");
@@ -105,6 +95,10 @@
       const status = document.getElementById("mine-status");
       status.dataset.status = o.status;
       status.textContent = o.status === "group_forming" ? W.group_paid_wait : (W["status_" + o.status] || o.status);
+      // an order that ended unserved after it was paid has its payment given back through the same way
+      const givenBack = (o.status === "cancelled" || o.status === "refunded") && o.payment && o.payment.state === "done";
+      if (givenBack) status.textContent += " · " + fill(W.refund_of, {amount: M.yuan(o.payment.amount_fen)});
+      status.dataset.refunded = givenBack ? String(o.payment.amount_fen) : "";
       document.getElementById("mine-total").textContent = "¥" + M.yuan(o.total_fen);
       document.getElementById("pay-group").hidden = o.status !== "reserved";
     } catch (e) { say(e.message, true); }

@@ -49,15 +49,32 @@
     return data;
   }
 
-  /* A problem as a sentence: the mall's own words for the cases it knows (its `type`), then the API's `detail`,
-     which names exactly what was wrong; never the raw body. */
-  const KNOWN = {"/problems/out-of-stock": "problem_out_of_stock", "/problems/slot": "problem_slot",
-                 "/problems/no-store": "problem_no_store", "/problems/coupon": "problem_coupon",
-                 "/problems/payment": "problem_payment"};
+  /* A write that must happen once: one Idempotency-Key per attempt `name`, made on the first press, reused by a retry
+     (a lost answer, 429, 5xx) and dropped once the API gave its final answer. */
+  async function once(name, path, body) {
+    let key = sessionStorage.getItem(name);
+    if (!key) { key = uuid(); sessionStorage.setItem(name, key); }
+    try {
+      const answer = await api("POST", path, body, {"Idempotency-Key": key});
+      sessionStorage.removeItem(name);
+      return answer;
+    } catch (e) {
+      if (e.status && e.status < 500 && e.status !== 429) sessionStorage.removeItem(name);
+      throw e;
+    }
+  }
+
+  /* A problem as a sentence in the page's language (cloud/mall/problems.py says the rules; its tables come with the
+     page): a known sentence of the API's detail, else the problem type's word (an English page adds the detail,
+     which is English), else the detail as it came; never the raw body. */
+  const PROBLEMS = JSON.parse(document.getElementById("problems").textContent);
+  const SENTENCES = PROBLEMS.sentences.map(function (p) { return [p[0], new RegExp(p[1])]; });
   function sentence(status, problem) {
     const detail = problem && typeof problem.detail === "string" ? problem.detail : "";
-    const key = problem && KNOWN[problem.type] || (status === 422 ? "problem_invalid" : null);
-    if (key && W[key]) return detail ? W[key] + (document.documentElement.lang === "en" ? ": " : "：") + detail : W[key];
+    const known = detail && SENTENCES.find(function (p) { return p[1].test(detail); });
+    if (known) return W[known[0]];
+    const key = problem && PROBLEMS.types[problem.type] || (status === 422 ? "problem_invalid" : null);
+    if (key) return detail && document.body.dataset.lang === "en" ? W[key] + ": " + detail : W[key];
     return detail || W.error_generic;
   }
 
@@ -127,6 +144,7 @@
   }
 
   window.Mall = {words: W, api: api, session: session, cart: cart, place: place, flash: flash, yuan: yuan, kg: kg,
-                 esc: esc, uuid: uuid, cookie: cookie, readCookie: readCookie};
+                 esc: esc, uuid: uuid, cookie: cookie, readCookie: readCookie, sentence: sentence,
+                 once: once};
   badge(); navMe();
 })();

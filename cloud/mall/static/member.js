@@ -6,7 +6,7 @@
 (function () {
   "use strict";
   const M = window.Mall, W = M.words;
-  const TOP_UP_READS_MAX = 120, TOP_UP_READ_MS = 1000, AFTER_SALES_ORDERS_MAX = 10;
+  const TOP_UP_READS_MAX = 120, TOP_UP_READ_MS = 1000, AFTER_SALES_ORDERS_MAX = 10, AFTER_SALES_READ_MS = 3000;
   const HANDED_OVER = ["picked_up", "delivered", "completed", "partially_refunded"];
   const root = document.getElementById("mc");
   if (!root) return;
@@ -20,18 +20,7 @@
   function say(id, text, isError) { const e = $(id); e.textContent = text || ""; e.classList.toggle("error", !!isError); }
   function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
   function day(t) { return t ? new Date(t).toLocaleDateString(document.documentElement.lang) : ""; }
-  async function once(name, path, body) {  // one key per attempt, dropped once the API has answered
-    let key = sessionStorage.getItem(name);
-    if (!key) { key = M.uuid(); sessionStorage.setItem(name, key); }
-    try {
-      const answer = await M.api("POST", path, body, {"Idempotency-Key": key});
-      sessionStorage.removeItem(name);
-      return answer;
-    } catch (e) {
-      if (e.status && e.status < 500 && e.status !== 429) sessionStorage.removeItem(name);
-      throw e;
-    }
-  }
+  const once = M.once;  // one Idempotency-Key per attempt (mall.js)
 
   async function account() {
     const a = await M.api("GET", base);
@@ -117,13 +106,15 @@
     } catch (e) { box.textContent = e.message; }
   }
 
-  let handed = [];
+  let handed = [], asked = [];
   async function orders() {
     const list = $("orders");
     try {
       const all = (await M.api("GET", base + "/orders")).orders;
       if (!all.length) { list.innerHTML = "<li>" + M.esc(W.no_orders) + "</li>"; return; }
       handed = all.filter(function (o) { return HANDED_OVER.includes(o.status); });
+      // requests are listed for refunded orders too: an approval that gave every line back must still show
+      asked = all.filter(function (o) { return HANDED_OVER.includes(o.status) || o.status === "refunded"; });
       list.innerHTML = all.map(function (o) {
         const label = o.status === "group_forming" ? W.group_paid_wait : (W["status_" + o.status] || o.status);
         return '<li class="order" data-order="' + M.esc(o.order_id) + '" data-status="' + M.esc(o.status) + '">' +
@@ -136,11 +127,14 @@
     } catch (e) { list.innerHTML = "<li>" + M.esc(e.message) + "</li>"; }
   }
 
+  let afterSalesTimer = 0, followed = false;
   async function afterSales() {
     const rows = [];
-    for (const o of handed.slice(0, AFTER_SALES_ORDERS_MAX)) {
+    let waiting = false;
+    for (const o of asked.slice(0, AFTER_SALES_ORDERS_MAX)) {
       try {
         (await M.api("GET", "/orders/" + encodeURIComponent(o.order_id) + "/after-sales")).requests.forEach(function (r) {
+          waiting = waiting || r.status === "requested";
           rows.push('<li data-request="' + M.esc(r.request_id) + '" data-status="' + M.esc(r.status) + '">' + M.esc(W.order) +
             " " + M.esc(o.order_id.slice(-8)) + ' · <span class="tag">' + M.esc(W["as_" + r.status] || r.status) +
             "</span> ¥" + M.yuan(r.amount_fen || 0) + "<br><small>" + M.esc(r.reason || "") + "</small></li>");
@@ -148,6 +142,11 @@
       } catch (e) { /* that order's requests are shown on its own page */ }
     }
     $("after-sales").innerHTML = rows.join("") || "<li>" + M.esc(W.mc_after_sales_none) + "</li>";
+    // a request waiting for the store's decision is followed: the decision shows without a reload
+    clearTimeout(afterSalesTimer);
+    if (waiting) afterSalesTimer = setTimeout(afterSales, AFTER_SALES_READ_MS);
+    else if (followed) { account().catch(function () {}); orders(); }  // decided: the refund shows in both
+    followed = waiting;
   }
   $("orders").addEventListener("click", function (ev) {
     const b = ev.target.closest("button.ask");

@@ -51,7 +51,7 @@
         rider.setAttribute("transform", "translate(" + at.x.toFixed(1) + "," + at.y.toFixed(1) + ")");
         rider.removeAttribute("hidden");
         rider.dataset.lat = last.detail.position.lat; rider.dataset.lon = last.detail.position.lon;
-        document.getElementById("rider-info").textContent = W.rider_position + ": " +
+        document.getElementById("rider-info").textContent = W.rider_position + (document.body.dataset.lang === "zh" ? "：" : ": ") +
           last.detail.position.lat.toFixed(5) + ", " + last.detail.position.lon.toFixed(5);
       }
     }

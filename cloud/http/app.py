@@ -34,6 +34,7 @@ from cloud.http.routes import (
     orders,
     payments,
     points,
+    prices,
     promotions,
     reports,
     restock,
@@ -50,7 +51,7 @@ from cloud.mall.routes import routes as mall_routes
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
              segments, points, coupons, promotions, return_promotions, shifts, cart,
-             member_self)  # member_self: the member centre's own-account endpoints (issue 20)
+             member_self, prices)  # member_self: the member centre's own-account endpoints (issue 20)
 
 
 def build_routes(services) -> list[Route]:

@@ -5,6 +5,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from cloud.http import openapi_prices
 from cloud.http.openapi_coupons import coupon_paths
 from cloud.http.openapi_groups import group_paths
 from cloud.http.openapi_mall import CART_REQUEST, mall_paths
@@ -373,6 +374,8 @@ PATHS.update(shift_paths(_op))  # cashiers' shift reports (cloud/http/routes/shi
 PATHS.update(mall_paths(_op))  # the cart price and the mall's pages (cloud/http/openapi_mall.py)
 SCHEMAS["CartRequest"] = CART_REQUEST
 PATHS.update(mall2_paths(_op))
+PATHS.update(openapi_prices.paths(_op))  # HQ's catalogue and prices (cloud/http/routes/prices.py)
+SCHEMAS.update(openapi_prices.SCHEMAS)
 
 
 def openapi_document() -> dict:

@@ -47,6 +47,7 @@ from cloud.http.routes import (
     transfers,
 )
 from cloud.mall.routes import routes as mall_routes
+from cloud.office.routes import routes as office_routes
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
@@ -57,6 +58,7 @@ RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders
 def build_routes(services) -> list[Route]:
     found = [r for module in RESOURCES for r in module.routes(services)] + console_routes(services)
     found += mall_routes(services)  # the customers' mall at /mall (cloud/mall/)
+    found += office_routes(services)  # the HQ back office at /office (cloud/office/)
     return [Route(path, guarded(fn), methods=methods) for path, fn, methods in found]
 
 

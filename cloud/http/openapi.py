@@ -10,6 +10,7 @@ from cloud.http.openapi_coupons import coupon_paths
 from cloud.http.openapi_groups import group_paths
 from cloud.http.openapi_mall import CART_REQUEST, mall_paths
 from cloud.http.openapi_mall2 import mall2_paths
+from cloud.http.openapi_office import office_paths
 from cloud.http.routes.return_promotions import paths as return_promotion_paths
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -374,6 +375,7 @@ PATHS.update(shift_paths(_op))  # cashiers' shift reports (cloud/http/routes/shi
 PATHS.update(mall_paths(_op))  # the cart price and the mall's pages (cloud/http/openapi_mall.py)
 SCHEMAS["CartRequest"] = CART_REQUEST
 PATHS.update(mall2_paths(_op))
+PATHS.update(office_paths(_op))  # the back office's pages (cloud/http/openapi_office.py)
 PATHS.update(openapi_prices.paths(_op))  # HQ's catalogue and prices (cloud/http/routes/prices.py)
 SCHEMAS.update(openapi_prices.SCHEMAS)
 

@@ -1,0 +1,31 @@
+"""/openapi.json's entries for the back office's pages (`/office...`, cloud/office/), which answer HTML: a page
+needs the operator's `office_session` cookie (the operator API's own session token), else it answers 303 to the
+sign-in page; a role that may not open it gets a 403 page saying why. Every change a page makes goes through the
+operator JSON API described elsewhere in this document. Merged in by `cloud/http/openapi.py` (its `_op`)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cloud.http import openapi_answers
+
+# (path, summary, path parameters); each area adds its pages here
+PAGES: list[tuple[str, str, list[str]]] = [
+    ("/office", "The back office's home: the areas the signed-in operator may open", []),
+    ("/office/signin", "Operator sign-in (through POST /operator/sessions)", []),
+    ("/office/static/{name}", "The back office's CSS and JS (served by the cloud; no CDN)", ["name"]),
+]
+HTML = {"type": "string", "description": "an HTML page of the back office (Simplified Chinese, ?lang=en for "
+                                         "English; a sentence, never a raw problem body, when it cannot be shown)"}
+
+
+def office_paths(op: Callable[..., dict]) -> dict:
+    paths: dict[str, dict] = {}
+    for path, summary, params in PAGES:
+        paths[path] = {"get": op(summary, ("200", "text/html"),
+                                 {"303": "not signed in: to /office/signin?next=...",
+                                  "403": "the operator's role may not open it (an HTML page says why)",
+                                  "404": "no such page"}, params=params)}
+        openapi_answers.MEDIA[(path, "get")] = ("text/html", HTML)
+    openapi_answers.MEDIA[("/office/static/{name}", "get")] = (
+        "text/css", {"type": "string", "description": "a stylesheet (text/css) or script (text/javascript)"})
+    return paths

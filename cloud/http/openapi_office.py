@@ -13,6 +13,9 @@ PAGES: list[tuple[str, str, list[str]]] = [
     ("/office", "The back office's home: the areas the signed-in operator may open", []),
     ("/office/signin", "Operator sign-in (through POST /operator/sessions)", []),
     ("/office/static/{name}", "The back office's CSS and JS (served by the cloud; no CDN)", ["name"]),
+    ("/office/catalogue", "Products and prices: search, import with a preview, export, the version history", []),
+    ("/office/catalogue/{sku}", "One product: its details, store and member-level prices, scheduled changes, history",
+     ["sku"]),
 ]
 HTML = {"type": "string", "description": "an HTML page of the back office (Simplified Chinese, ?lang=en for "
                                          "English; a sentence, never a raw problem body, when it cannot be shown)"}

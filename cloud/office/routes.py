@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import functools
 
-from cloud.office import home
+from cloud.office import catalogue, home
 from cloud.office.pages import OfficeStop
 from protocol.roles import Permission
 
-AREAS = (home,)
+AREAS = (home, catalogue)
 # (path, word id, permission): the nav shows an area to the operators whose role has the permission
 NAV: list[tuple[str, str, Permission]] = [
     ("/office", "office.home", "views.read"),
+    ("/office/catalogue", "catalogue.nav", "views.read"),
 ]
 
 

@@ -126,6 +126,9 @@ async def test_back_office_hq_admin_sets_a_store_override_and_that_stores_till_c
     assert await till_price(boxes[OTHER], MELON["gtin"]) == 1000  # the other store keeps the chain price
     assert await mall_price(http, "BOP-MELON", OVERRIDE) == fen
     assert await mall_price(http, "BOP-MELON", OTHER) == 1000
+    for store_id, shown in ((OVERRIDE, price_yuan), (OTHER, "10.00")):  # the mall's page for the chosen store
+        r = await http.get("/mall/products/BOP-MELON", cookies={"mall_store": store_id})
+        assert r.status_code == 200 and shown in r.text, (store_id, shown)
 
 
 async def _charges(box, fen: int) -> bool:

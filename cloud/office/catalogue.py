@@ -75,11 +75,12 @@ def _matches(product, q: str, category: str) -> bool:
 
 
 def routes(services) -> list[tuple]:
-    cloud = services.cloud
-    reads = Prices(cloud, _NoWrites())
+    def reads() -> Prices:  # made when a page is read: the services are complete by then
+        return Prices(services.cloud, _NoWrites())
 
     async def listing(request):
         operator = await office_operator(request, services, "views.read")
+        cloud = services.cloud
         w = i18n.words(lang_of(request))
         q, category = request.query_params.get("q", "")[:40], request.query_params.get("category", "")[:40]
         catalogue = cloud.world.catalogue
@@ -87,7 +88,7 @@ def routes(services) -> list[tuple]:
         entries: dict[str, int] = {}
         for e in catalogue.prices:
             entries[e.sku] = entries.get(e.sku, 0) + 1
-        history = await reads.versions(HISTORY_SHOWN)
+        history = await reads().versions(HISTORY_SHOWN)
         return office_page(request, services, "catalogue.html", {
             "products": found[:LIST_MAX], "more": max(0, len(found) - LIST_MAX), "q": q, "category": category,
             "categories": sorted(catalogue.categories), "entries": entries, "history": history["versions"]},
@@ -96,15 +97,15 @@ def routes(services) -> list[tuple]:
     async def product(request):
         operator = await office_operator(request, services, "views.read")
         w = i18n.words(lang_of(request))
-        sku = request.path_params["sku"]
+        cloud, sku = services.cloud, request.path_params["sku"]
         if not SKU_RE.match(sku):
             return office_page(request, services, "refused.html", {"why": w["catalogue.bad_sku"]}, status=404,
                                title=w["catalogue.title"], operator=operator)
         try:
-            book = reads.prices_of(sku)
+            book = reads().prices_of(sku)
         except Refusal:
             book = None  # a new product: the form starts empty
-        history = await reads.versions(HISTORY_SHOWN, sku=sku)
+        history = await reads().versions(HISTORY_SHOWN, sku=sku)
         stores = sorted(cloud.world.stores.values(), key=lambda s: s.store_id)
         return office_page(request, services, "catalogue_product.html", {
             "sku": sku, "book": book, "p": book["product"] if book else None, "stores": stores,

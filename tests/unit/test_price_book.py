@@ -131,3 +131,32 @@ def test_property_the_price_is_the_stores_newest_in_force_else_the_chains_else_t
     assert price == want
     assert all(lp.price_fen <= price for lp in members)  # a member never pays more than the price
     assert in_force(APPLE, list(prune(tuple(book), at)), store, at) == (price, members)  # pruning changes nothing
+
+
+def test_a_box_applies_a_catalogue_with_its_prices_and_still_reads_the_plain_list():
+    """The box's pure core (edge.core.cloud_messages) takes the map form (products + this store's prices) as it
+    took the plain list, and the catalogue it then uses prices by them; a plain list (an older cloud, or the copy a
+    box stored before) still works, with chain prices."""
+    from edge.core import cloud_messages
+    from edge.core.outcome import StoreBook, UseBooks
+    from edge.core.state import Books, Moment
+    from protocol.ids import make_id
+    from protocol.messages import CatalogueUpdated
+
+    plain = Catalogue([APPLE, PEAR])
+    books = Books(plain, load_rule_book({"version": 1, "rules": []}, plain), catalogue_version=1, rule_book_version=1)
+    with_prices = Catalogue([APPLE, PEAR], (entry("o1", 1200, "S069"), entry("o2", 1300, "S070")))
+    now = Moment(wall_ms=T, mono_ms=0)
+
+    def applied(n: int, payload) -> Catalogue:
+        message = CatalogueUpdated(event_id=make_id(T, n), store_id="S069", seq=n, wall_ms=T, mono_ms=0, version=n + 1,
+                                   payload=json.dumps(payload).encode())
+        out = cloud_messages.apply_cloud_message(message, False, books, now)
+        assert any(isinstance(e, StoreBook) for e in out.effects), out.notes
+        (use,) = out.after
+        assert isinstance(use, UseBooks) and use.books.catalogue is not None
+        return use.books.catalogue
+
+    at_store = applied(1, with_prices.payload_for("S069"))
+    assert at_store.at(T).get("PB-APPLE").price_fen == 1200 and [e.change_id for e in at_store.prices] == ["o1"]
+    assert applied(2, plain.to_data()).at(T).get("PB-APPLE").price_fen == 1000

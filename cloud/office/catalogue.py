@@ -83,10 +83,10 @@ def routes(services) -> list[tuple]:
         cloud = services.cloud
         w = i18n.words(lang_of(request))
         q, category = request.query_params.get("q", "")[:40], request.query_params.get("category", "")[:40]
-        catalogue = cloud.world.catalogue
+        catalogue = cloud.world.catalogue.at(cloud.now_ms(), "")  # the chain's prices in force now
         found = sorted((p for p in catalogue.by_sku.values() if _matches(p, q, category)), key=lambda p: p.sku)
         entries: dict[str, int] = {}
-        for e in catalogue.prices:
+        for e in cloud.world.catalogue.prices:
             entries[e.sku] = entries.get(e.sku, 0) + 1
         history = await reads().versions(HISTORY_SHOWN)
         return office_page(request, services, "catalogue.html", {

@@ -161,6 +161,8 @@ async def test_a_scheduled_chain_price_change_reaches_the_tills_at_its_moment(ch
         assert await eventually(lambda box=box: _berry_at(box, 2200), timeout_s=20)
     book = (await http.get("/products/BOP-BERRY/prices", headers=admin)).json()
     assert book["chain"]["price_fen"] == 2200
+    listed = {p["sku"]: p for p in (await http.get("/products")).json()["products"]}
+    assert listed["BOP-BERRY"]["price_fen"] == 2200  # the chain's price in force now
 
 
 async def _has_entry(box, change_id: str) -> bool:

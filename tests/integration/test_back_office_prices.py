@@ -134,7 +134,7 @@ async def test_back_office_hq_admin_sets_a_store_override_and_that_stores_till_c
 async def mall_page(http, store_id: str) -> str | None:
     """The mall's product page at the chosen store (None on a 503, the cloud's "retry": the store's first stock view
     may miss the request deadline on a busy box)."""
-    r = await http.get("/mall/products/BOP-MELON", cookies={"mall_store": store_id})
+    r = await http.get("/mall/products/BOP-MELON", headers={"Cookie": f"mall_store={store_id}"})
     assert r.status_code in (200, 503), r.text
     return r.text if r.status_code == 200 else None
 

@@ -44,6 +44,7 @@ class StoreSite:
     closes_min: int
     slot_minutes: int
     slot_capacity: int
+    open: bool = True  # closed by HQ: never offered a slot, never routed to (snapshots of old carry no flag)
 
 
 def _cell(lat: float, lon: float) -> tuple[int, int]:
@@ -74,6 +75,7 @@ class UpsertStore(Command):
     closes: str = "22:00"
     slot_minutes: int = 60
     slot_capacity: int = 20
+    open: bool = True  # False: closed by HQ, no slot is offered and no order routed to it
 
     def __post_init__(self) -> None:
         Command.__post_init__(self)
@@ -150,7 +152,7 @@ class OrderRouter(IdempotentActor):
     # ---- commands ------------------------------------------------------------------------------------
     def op_upsert_store(self, c: UpsertStore, now_ms: int) -> Result:
         site = StoreSite(c.store, c.lat, c.lon, c.pickup_radius_m, c.delivery_radius_m, _hhmm(c.opens, "opens"),
-                         _hhmm(c.closes, "closes"), c.slot_minutes, c.slot_capacity)
+                         _hhmm(c.closes, "closes"), c.slot_minutes, c.slot_capacity, c.open)
         if not (-90 <= site.lat <= 90 and -180 <= site.lon <= 180) or site.opens_min >= site.closes_min:
             raise CommandError("upsert_store: bad location or opening hours")
         self._index(site)
@@ -166,6 +168,8 @@ class OrderRouter(IdempotentActor):
         self.max_radius_m["pickup"] = max(self.max_radius_m["pickup"], site.pickup_radius_m)
 
     def _slot_ok(self, site: StoreSite, slot_start_ms: int) -> str | None:
+        if not site.open:  # one check for booking, routing and pickup plans: a closed store takes no online order
+            return "the store is closed by head office"
         local = (slot_start_ms // 60_000 + self.utc_offset_min) % (24 * 60)
         if local % site.slot_minutes or not site.opens_min <= local < site.closes_min:
             return "the store is closed or the slot is not on the store's slot grid"
@@ -262,7 +266,7 @@ class OrderRouter(IdempotentActor):
     def state_snapshot(self) -> dict[str, Any]:
         return {"offset": self.utc_offset_min,
                 "stores": [[s.store_id, s.lat, s.lon, s.pickup_radius_m, s.delivery_radius_m, s.opens_min, s.closes_min,
-                            s.slot_minutes, s.slot_capacity] for s in self.stores.values()],
+                            s.slot_minutes, s.slot_capacity, s.open] for s in self.stores.values()],
                 "bookings": [[s, t, orders] for (s, t), orders in self.bookings.items()]}
 
     def restore_state(self, state: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from cloud.messaging.shard_leases import MIGRATION_39  # the bridge's shard leas
 from cloud.messaging.shift_reports import MIGRATION_37
 from cloud.messaging.stocktakes import MIGRATION_22
 from cloud.runtime.shard_guard import MIGRATION_36  # the recorded shard counts
+from cloud.services.booking_schema import MIGRATION_49  # local services booking
 from cloud.services.coupon_schema import MIGRATION_26, MIGRATION_31  # coupons (cloud/services/coupons.py)
 from cloud.services.group_schema import MIGRATION_27  # group buys
 from cloud.services.group_views import MIGRATION_34  # group buys: HQ's cancel, the operators' list
@@ -17,7 +18,10 @@ from cloud.services.member_names import MIGRATION_42  # members' names (sealed),
 from cloud.services.money_fix_schema import MIGRATION_43
 from cloud.services.points_schema import MIGRATION_29
 from cloud.services.return_promotions_schema import MIGRATION_32  # returns undo promotions
+from cloud.services.rule_book_drafts import MIGRATION_46  # promotion book drafts
 from cloud.services.segment_schema import MIGRATION_30
+from cloud.services.stall_schema import MIGRATION_48  # market stalls (issue 21.6)
+from cloud.services.transfer_approval_schema import MIGRATION_47
 from cloud.services.transfer_schema import TRANSFERS_SQL  # migration 23
 
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -541,6 +545,10 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     MIGRATION_39,  # leases on the bridge's shards (cloud/messaging/shard_leases.py)
     (42, "members' names given at the till, sealed; shift reports closed without a count", MIGRATION_42),
     MIGRATION_43,  # till refunds by tender, till registrations' daily cap (cloud/services/money_fix_schema.py)
+    MIGRATION_46,  # promotion book drafts and their publications (cloud/services/rule_book_drafts.py)
+    MIGRATION_47,  # transfers approved or refused (cloud/services/transfer_approvals.py)
+    MIGRATION_48,  # market stalls, a stall owner's stall, a till sale's stall (cloud/services/stall_schema.py)
+    MIGRATION_49,  # local services booking (cloud/services/booking_schema.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

@@ -34,6 +34,7 @@ from cloud.runtime.shard_guard import settle_shard_map
 from cloud.runtime.shard_map import ShardConfig
 from cloud.services.after_sales import AfterSales
 from cloud.services.allocations import Allocations
+from cloud.services.bookings import Bookings
 from cloud.services.deliveries import Deliveries
 from cloud.services.flash_sales import FlashSales
 from cloud.services.flash_stores import ASSIGN_BATCH_MAX as FLASH_ASSIGN_BATCH_MAX
@@ -52,8 +53,10 @@ from cloud.services.restock import Restock
 from cloud.services.riders import HttpRiderPlatform, riders_from_env
 from cloud.services.segments import Segments
 from cloud.services.sms import HttpSmsProvider
+from cloud.services.stalls import Stalls
 from cloud.services.stock import StockViews
 from cloud.services.surveys import Surveys
+from cloud.services.transfer_approvals import TransferApprovals
 from cloud.services.transfers import Transfers
 from cloud.services.wallet import HttpPayProvider, wallet_from_env
 from cloud.services.world_admin import WorldAdmin
@@ -83,16 +86,19 @@ class Services:
         self.flash = FlashSales(cloud, worker_id)
         self.operators = Operators(cloud.db, cloud.clock, cloud.ids)
         self.world_admin = WorldAdmin(cloud)
+        self.stalls = Stalls(cloud, self.world_admin)  # market stalls (cloud/services/stalls.py)
         self.allocations = Allocations(cloud)
         self.restock = Restock(cloud)  # reorder points, restock alerts' view (cloud/services/restock.py)
         self.orders.presales = self.presales = Presales(self.orders, self.restock.lead_days)  # out of stock but due
         self.transfers = Transfers(cloud)  # transfers between stores, asked by HQ or routing
+        self.transfer_approvals = TransferApprovals(cloud)  # a store manager's ask, approved by the sending store
         self.coupons = self.orders.coupons  # coupons: definitions, wallets, the one authority on codes
         self.orders.groups = self.group_buys = GroupBuys(cloud, self.orders)  # group buys: orders held until formed
         self.segments = Segments(cloud)  # member profiles, RFM segments, campaigns (cloud/services/segments.py)
         # points: the points shop sells coupon definitions with a points price, issued by the coupons authority
         self.points_exchange, self.surveys = PointsExchange(cloud, self.coupons.issue_for_points), Surveys(cloud)
         self.points_exchange.on_balance_changed = self.surveys.on_balance_changed = self.members.balance_changed
+        self.bookings = Bookings(cloud)  # local services booking: service books, bookings, schedules (issue 21)
         self.bridge: Bridge | None = None
         self.holds: HoldDesk | None = None  # every process with NATS answers the tills' holds (a queue group)
         self.coupon_desk: CouponDesk | None = None  # ... and the tills' coupon requests (cloud/messaging/coupon_desk.py)

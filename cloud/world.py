@@ -33,6 +33,7 @@ class Store:
     delivery_fee_fen: int = 500  # a delivery's fee, unless the basket reaches free_delivery_from_fen
     free_delivery_from_fen: int = 3900
     slot_cutoff_min: int = 60  # a delivery slot closes this long before it starts (time to pick, a rider to come)
+    open: bool = True  # HQ closed the store (refit, flood): no online orders, never routed to; the till still works
 
     def __post_init__(self) -> None:
         require(valid_store_id(self.store_id), f"store {self.store_id!r}: invalid id")
@@ -47,7 +48,7 @@ class Store:
         return UpsertStore(id=command_id, store=self.store_id, lat=self.lat, lon=self.lon,
                            pickup_radius_m=self.pickup_radius_m, delivery_radius_m=self.delivery_radius_m,
                            opens=self.opens, closes=self.closes, slot_minutes=self.slot_minutes,
-                           slot_capacity=self.slot_capacity)
+                           slot_capacity=self.slot_capacity, open=self.open)
 
 
 class World:

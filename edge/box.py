@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edge import appliance, coupons
 from edge.cashier_pins import CashierPins
+from edge.core import stall_lanes
 from edge.core.clock_watch import ClockWatch
 from edge.devices.escpos import PrinterReplies
 from edge.devices.events import Scan
@@ -70,6 +71,7 @@ class EdgeBox:
                                                                        STORE_CASH_TOPUP_DAY_CAP_FEN))
         if self.config.get("nats_password"):  # the receipts' survey links, signed as the cloud can check
             self.actor.survey = (survey_key(self._password(), self.store_id), self.config.get("survey_url_base", ""))
+        self.actor.stall_lanes = stall_lanes.parse_config(self.config.get("stall_lanes"))  # edge/core/stall_lanes.py
         self.actor.show_jin = bool(self.config.get("show_jin"))  # printed receipts say jin too (edge/core/receipt_ticket)
         world = None
         if self.config.get("world"):

@@ -99,6 +99,8 @@ class StoreConfig(_Strict):
     show_jin: bool = False  # the till page shows weights in jin too (1 jin = 500 g) and prices per jin (edge/till)
     # lanes that take money with no cashier signed in (self-checkout kiosks; "*": every lane): edge/lane_guard.py
     self_checkout_lanes: list[str] = []
+    # lanes that belong to a market stall: lane -> stall id (they sell only its products): edge/core/stall_lanes.py
+    stall_lanes: dict[str, str] = {}
     disk_low_water_bytes: int = Field(DEFAULT_LOW_WATER_BYTES, ge=0)  # less free than this: an alert
     log_file: str | None = None  # rotated (log_max_bytes, log_backups); none: logs go to stderr
     log_max_bytes: int = Field(DEFAULT_LOG_MAX_BYTES, gt=0)

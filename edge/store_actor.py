@@ -38,7 +38,7 @@ from edge import (
     transfer_steps,
 )
 from edge.back_room import BackRoom
-from edge.core import budget_allowance, cashiers, cloud_messages, escrow, lending, picking, selling, stock
+from edge.core import budget_allowance, cashiers, cloud_messages, escrow, lending, picking, selling, stall_lanes, stock
 from edge.core.cart import Cart, cart_json, price, weighed_line
 from edge.core.gifts import gift_skus
 from edge.core.markdowns import label_line as markdown_line
@@ -86,6 +86,7 @@ class StoreActor(BackRoom):
         self.member_lookup_key = member_lookup_key  # this store's key of phone hashes (None: member codes only)
         self.survey: tuple[bytes | None, str] = (None, "")  # the receipts' survey key and base URL (set by the box)
         self.show_jin = False  # receipts show jin too (the store's config, set by the box)
+        self.stall_lanes: dict[str, str] = {}  # lane -> its market stall (edge/core/stall_lanes.py; set by the box)
         self.printer, self.layouts, self.ratio_bp, self.floor_limit_fen = printer, layouts, ratio_bp, floor_limit_fen
         self.mailbox: asyncio.Queue = asyncio.Queue(maxsize=MAILBOX_MAX)
         self.carts: dict[str, Cart] = {}
@@ -232,6 +233,7 @@ class StoreActor(BackRoom):
         label = await markdowns_db.label_for(self.db.writer, code, self.clock.now_ms())  # printed here today
         # else GS1 codes with their lot and use-by (an expired one refused: edge/gs1_scan.py), else as before
         line = markdown_line(label, self.clock.now_ms()) if label else await gs1_scan.scanned_line(self, code)
+        stall_lanes.check_line(self.stall_lanes, self.books.catalogue, lane, line.sku)  # a stall lane: its goods only
         cart.add(line, key)
         return self._added(lane, line.sku)
 
@@ -239,7 +241,9 @@ class StoreActor(BackRoom):
         if self.books.catalogue is None:
             raise Refused(404, f"unknown product {sku!r}")
         if self._cart(lane).scanned(key) is None:  # a weighing retried with its Idempotency-Key: added once
-            self._cart(lane).add(weighed_line(self.books.catalogue, sku, grams), key)
+            line = weighed_line(self.books.catalogue, sku, grams)  # an unknown product: 404 first
+            stall_lanes.check_line(self.stall_lanes, self.books.catalogue, lane, sku)  # a stall lane: its goods only
+            self._cart(lane).add(line, key)
         return self._added(lane, sku)
 
     async def _member(self, lane: str, phone: str | None = None, member_code: str | None = None) -> dict:
@@ -300,7 +304,8 @@ class StoreActor(BackRoom):
         levels = await self.db.stock_levels(skus)
         lots = {sku: await self.db.lot_levels(sku) for sku in skus}  # named lots: capped
         request = selling.PayRequest(lane, method, tendered_fen, authorisation, points, first,  # + who is on the receipt
-                                     getattr(self.on_duty.get(lane), "cashier_id", ""))
+                                     getattr(self.on_duty.get(lane), "cashier_id", ""),
+                                     stall_lanes.stall_of(self.stall_lanes, lane))
         outcome = selling.pay(cart, self.books, request, self._till(), self.ids.new(), levels, self._stamp(), lots)
         reply = await self._execute(outcome)
         self.stats["sales"] += 1

@@ -165,6 +165,7 @@ class SaleCommitted(Message):
     offline: bool  # paid while the store could not reach the cloud
     markdowns: tuple[MarkdownGiven, ...] = ()  # what markdown rules gave away on its lines (protocol.markdowns)
     promotions: tuple[RuleUse, ...] = ()  # every rule its basket used, with its saving (protocol.promotion_uses)
+    stall: str = ""  # sold on a market stall's lane: that stall (protocol/stalls.py); "" = the store's own till
 
     def check(self) -> None:
         check_lane(self.lane, "sale.committed.lane")

@@ -125,6 +125,8 @@ class Demo:
         print(f"FreshMesh: cloud {chain.cloud_url}", flush=True)
         print(f"  console: {chain.console_url}  (sign in as {ADMIN_USERNAME} / {chain.admin_password}, hq_admin; "
               f"a password made for this run)", flush=True)
+        print(f"  back office: {chain.cloud_url}/office  (HQ: catalogue and prices, promotions, stock policy, stores, "
+              "reports; the same sign-in as the console)", flush=True)
         print(f"  mall: {chain.cloud_url}/mall  (the customers' shop; sign-in codes are in the SMS outbox)", flush=True)
         print(f"  orders: {chain.cloud_url}/operator/orders/summary  (as the admin: by final state, what each open "
               "one waits for, rider tries, returns, after-sales)", flush=True)

@@ -21,6 +21,7 @@ from cloud.http.routes import (
     after_sales,
     allocations,
     auth,
+    bookings,
     cart,
     catalogue,
     coupons,
@@ -40,8 +41,10 @@ from cloud.http.routes import (
     restock,
     return_promotions,
     riders,
+    rule_book_drafts,
     segments,
     shifts,
+    stalls,
     stocktakes,
     stores,
     transfers,
@@ -52,7 +55,8 @@ from cloud.office.routes import routes as office_routes
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
              riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
              segments, points, coupons, promotions, return_promotions, shifts, cart,
-             member_self, prices)  # member_self: the member centre's own-account endpoints (issue 20)
+             member_self,  # member_self: the member centre's own-account endpoints (issue 20)
+             bookings, stalls, rule_book_drafts, prices)  # issue 21: services booking, market stalls, promotion editor
 
 
 def build_routes(services) -> list[Route]:

@@ -86,5 +86,6 @@ class OperatorSignInRequest:
 class OperatorAccountRequest:
     username: str  # the account's shape is checked by protocol/roles.py (check_account, check_password)
     password: str
-    role: Literal["hq_admin", "store_manager", "viewer"]  # protocol.roles.ROLES
+    role: Literal["hq_admin", "store_manager", "viewer", "stall_owner"]  # protocol.roles.ROLES
     store_id: str | None = None
+    stall_id: str | None = None  # a stall_owner's stall (a stall of store_id: cloud/services/stalls.py)

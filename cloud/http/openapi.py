@@ -6,12 +6,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from cloud.http import openapi_prices
+from cloud.http.openapi_bookings import SCHEMAS as BOOKING_SCHEMAS
+from cloud.http.openapi_bookings import booking_paths
 from cloud.http.openapi_coupons import coupon_paths
 from cloud.http.openapi_groups import group_paths
 from cloud.http.openapi_mall import CART_REQUEST, mall_paths
 from cloud.http.openapi_mall2 import mall2_paths
 from cloud.http.openapi_office import office_paths
+from cloud.http.openapi_stalls import stall_paths
+from cloud.http.openapi_stock_policy import paths as stock_policy_paths
 from cloud.http.routes.return_promotions import paths as return_promotion_paths
+from cloud.http.routes.rule_book_drafts import paths as rule_book_draft_paths
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
@@ -95,7 +100,7 @@ SCHEMAS = {
     "OperatorAccount": _obj(["username", "password", "role"], username=STR, password=STR,
                             role={"enum": ["hq_admin", "store_manager", "viewer"]}, store_id=STR),
     "Store": _obj(["name", "lat", "lon"], name=STR, lat=NUM, lon=NUM, pickup_radius_m=INT, delivery_radius_m=INT,
-                  opens=STR, closes=STR, slot_minutes=INT, slot_capacity=INT),
+                  opens=STR, closes=STR, slot_minutes=INT, slot_capacity=INT, open={"type": "boolean"}),
     "Allocation": _obj(["ratio_bp"], sku=STR, category=STR, ratio_bp=INT),
     "ReorderPoints": _obj(["items"], items={"type": "array", "items": _obj(["sku"], sku=STR,
                                                                             reorder_point=INT, target=INT)}),
@@ -254,8 +259,9 @@ PATHS = {
         {"401": "not signed in as an operator", "403": "another store's", "404": "unknown store",
          "422": "limit: 1..500"}, operator=True, query=["store", "limit"])},
     "/operator/transfers": {"post": _op(
-        "Ask a store to send stock to another (hq_admin, or the receiving store's manager); sent to the sending "
-        "store; audited", ("201", "the transfer (requested)"),
+        "Ask a store to send stock to another (hq_admin, or the receiving store's manager); HQ's ask is sent to the "
+        "sending store, a manager's waits for its approval (.../decision); audited",
+        ("201", "the transfer (requested, or awaiting_approval)"),
         {"401": NO_SESSION, "403": ROLE + " or another store", "422": "unknown store or product, bad quantity"},
         body="Transfer", operator=True)},
     "/operator/transfers/{transfer_id}/cancel": {"post": _op(
@@ -264,7 +270,8 @@ PATHS = {
                                               "404": "unknown transfer", "409": "dispatched already"},
         body="Decision", operator=True, params=["transfer_id"])},
     "/transfers": {"get": _op(
-        "Transfers between stores (?status=requested|dispatched|received|cancelled, ?store= from or to; a store "
+        "Transfers between stores (?status=awaiting_approval|requested|dispatched|received|cancelled|refused, "
+        "?store= from or to; a store "
         "manager sees their own store's), with what is in transit per SKU and lot", ("200", "{transfers, in_transit}"),
         {"401": NO_SESSION, "403": ROLE + " or another store", "404": "unknown store", "422": "unknown status"},
         operator=True, query=["status", "store"])},
@@ -376,6 +383,11 @@ PATHS.update(mall_paths(_op))  # the cart price and the mall's pages (cloud/http
 SCHEMAS["CartRequest"] = CART_REQUEST
 PATHS.update(mall2_paths(_op))
 PATHS.update(office_paths(_op))  # the back office's pages (cloud/http/openapi_office.py)
+PATHS.update(booking_paths(_op))  # local services booking (cloud/http/openapi_bookings.py)
+SCHEMAS.update(BOOKING_SCHEMAS)
+PATHS.update(stock_policy_paths(_op))  # transfer approval (cloud/http/openapi_stock_policy.py)
+PATHS.update(stall_paths(_op))  # market stalls (cloud/http/openapi_stalls.py)
+PATHS.update(rule_book_draft_paths(_op))  # the promotion book editor (cloud/http/routes/rule_book_drafts.py)
 PATHS.update(openapi_prices.paths(_op))  # HQ's catalogue and prices (cloud/http/routes/prices.py)
 SCHEMAS.update(openapi_prices.SCHEMAS)
 
@@ -385,6 +397,10 @@ def openapi_document() -> dict:
     from cloud.http.openapi_answers import ANSWERS, annotate  # operationIds, tags, answer schemas, media types
     from cloud.http.openapi_mall2 import ANSWERS as MALL2_ANSWERS
     ANSWERS.update(MALL2_ANSWERS)
+    from cloud.http.openapi_stock_policy import ANSWERS as STOCK_ANSWERS
+    ANSWERS.update(STOCK_ANSWERS)
+    from cloud.http.openapi_stalls import ANSWERS as STALL_ANSWERS
+    ANSWERS.update(STALL_ANSWERS)
     from cloud.logs import version
     paths, schemas = {**PATHS, **openapi_segments.PATHS}, {**SCHEMAS, "Campaign": openapi_segments.SCHEMA}
     return annotate(copy.deepcopy({"openapi": "3.1.0", "info": {"title": "FreshMesh cloud API", "version": version()},

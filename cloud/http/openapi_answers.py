@@ -15,6 +15,7 @@ import re
 
 from cloud.http import openapi_answers_members, openapi_answers_ops, openapi_prices
 from cloud.http.openapi_answers_base import BOOL, INT, NUM, ORDER, STR, TIME, array, counts, nullable, obj
+from cloud.http.routes.rule_book_drafts import answers as rule_book_draft_answers
 from cloud.http.routes.shifts import ANSWER as shifts_answer
 
 STORE_LIVENESS = dict(online=BOOL, offline_since=nullable(TIME), last_heartbeat=nullable(TIME),
@@ -68,7 +69,7 @@ ANSWERS: dict[tuple[str, str], dict] = {
                               products=array(obj(["sku", "name", "unit", "price_fen"], sku=STR, name=STR,
                                                  unit={"enum": ["kg", "piece"]}, price_fen=INT))),
     ("/stores", "get"): obj(["stores"], stores=array(obj(
-        ["store_id", "name", "online"], store_id=STR, name=STR, lat=NUM, lon=NUM, till_sales=INT,
+        ["store_id", "name", "online"], store_id=STR, name=STR, lat=NUM, lon=NUM, open=BOOL, till_sales=INT,
         till_sales_fen=INT, **STORE_LIVENESS))),
     ("/stores/{store_id}/stock", "get"): obj(  # cloud/services/stock.py store_view
         ["store_id", "online", "stock"], store_id=STR, online=BOOL, lag_ms=nullable(INT), lag_p99_ms=nullable(INT),
@@ -128,6 +129,7 @@ ANSWERS: dict[tuple[str, str], dict] = {
 }
 ANSWERS.update(openapi_answers_ops.ANSWERS)
 ANSWERS.update(openapi_answers_members.ANSWERS)
+ANSWERS.update(rule_book_draft_answers())  # the promotion book editor (cloud/http/routes/rule_book_drafts.py)
 ANSWERS.update(openapi_prices.ANSWERS)  # HQ's catalogue and prices
 ANSWERS[("/operator/shifts", "get")] = shifts_answer  # cashiers' shift reports (cloud/http/routes/shifts.py)
 # Answers that are not JSON objects: their media type and what is in them.

@@ -37,13 +37,14 @@ RESTOCK = obj(  # cloud/services/restock.py Restock.operator_view
 LOT_LINE = obj(["sku", "qty"], sku=STR, qty=INT, lot=nullable(STR), use_by=nullable(STR))
 TRANSFER = obj(  # cloud/services/transfers.py transfer_json (+ store_told on a request)
     ["transfer_id", "from_store", "to_store", "status", "lines", "origin", "requested_at", "in_transit"],
-    transfer_id=STR, from_store=STR, to_store=STR, status={"enum": ["requested", "dispatched", "received", "cancelled"]},
+    transfer_id=STR, from_store=STR, to_store=STR,
+    status={"enum": ["awaiting_approval", "requested", "dispatched", "received", "cancelled", "refused"]},
     lines=array(LOT_LINE), reason=nullable(STR), origin=STR, requested_by=nullable(STR), requested_at=TIME,
     dispatched=array(LOT_LINE), dispatched_by=nullable(STR), dispatched_at=TIME, received=array(LOT_LINE),
     received_by=nullable(STR), received_at=TIME,
     discrepancies=array(obj(["sku", "dispatched", "received"], sku=STR, lot=nullable(STR), use_by=nullable(STR),
                             dispatched=INT, received=INT)),
-    in_transit=array(LOT_LINE), store_told=BOOL)
+    in_transit=array(LOT_LINE), store_told=BOOL, decided_by=STR, decided_at=TIME, decision_reason=STR)
 TRANSFERS = obj(["transfers", "in_transit"], transfers=array(TRANSFER),  # Transfers.view
                 in_transit=array(obj(["from_store", "to_store", "sku", "qty"], from_store=STR, to_store=STR, sku=STR,
                                      lot=nullable(STR), use_by=nullable(STR), qty=INT)))  # transfers.py in_transit

@@ -38,6 +38,7 @@ PAGES: list[tuple[str, str, list[str]]] = [
     ("/mall/search", "Search by name, PLU or initials (?q=)", []),
     ("/mall/products/{sku}", "A product: price per kg or piece, member price, availability at the chosen store",
      ["sku"]),
+    ("/mall/stalls/{stall_id}", "A market stall's own shop: its products sold online (issue 21.6)", ["stall_id"]),
     ("/mall/stores", "Choose a store, nearest first with ?lat=&lon=", []),
     ("/mall/stores/{store_id}/choose", "Remember the chosen store (cookie) and go back (303)", ["store_id"]),
     ("/mall/signin", "Sign in by phone and one-time code (through POST /auth/codes and /auth/sessions)", []),

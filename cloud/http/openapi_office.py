@@ -13,6 +13,18 @@ PAGES: list[tuple[str, str, list[str]]] = [
     ("/office", "The back office's home: the areas the signed-in operator may open", []),
     ("/office/signin", "Operator sign-in (through POST /operator/sessions)", []),
     ("/office/static/{name}", "The back office's CSS and JS (served by the cloud; no CDN)", ["name"]),
+    ("/office/services", "Local services: a store's day schedule per staff (?store=&date=) and its service book "
+                         "(services, staff, hours; saved through PUT /operator/stores/{id}/services)", []),
+    ("/office/stock", "Stock policy: the chain-wide stock view (?store=&sku=&category=; a store manager sees their "
+     "own store), allocation ratios, reorder points, markdown rules, transfers to approve", []),
+    ("/office/stores", "The stores with their boxes' health (online, lag, outbox, disk, devices)", []),
+    ("/office/stores/{store_id}", "One store: location, hours, reach, slots, delivery fee, open or closed (read-only "
+     "for a store manager of another store)", ["store_id"]),
+    ("/office/stalls", "Market stalls: HQ lists and creates stalls; a stall owner is taken to their own stall", []),
+    ("/office/stalls/{stall_id}", "One stall: fee rule, settlement and sales for a period (?from=&to=), its products "
+                                  "(names and prices changed by its owner or HQ)", ["stall_id"]),
+    ("/office/promotions", "The promotion book: rules and their status, the editor (a draft), the preview, publishing", []),
+    ("/office/campaigns", "Coupon definitions, issuing one to a segment, the segments", []),
     ("/office/catalogue", "Products and prices: search, import with a preview, export, the version history", []),
     ("/office/catalogue/{sku}", "One product: its details, store and member-level prices, scheduled changes, history",
      ["sku"]),

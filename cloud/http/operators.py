@@ -30,9 +30,10 @@ async def operator_of(request: Request, services, allow_query: bool = False) -> 
     return None if token is None else await services.operators.session(token)
 
 
-async def require_operator(request: Request, services, permission: roles.Permission, store_id: str | None = None,
-                           allow_query: bool = False) -> Operator:
-    """The signed-in operator, if their role allows `permission` (on `store_id`); else a 401 or 403 problem."""
+async def require_operator(request: Request, services, permission: roles.Permission | None,
+                           store_id: str | None = None, allow_query: bool = False) -> Operator:
+    """The signed-in operator, if their role allows `permission` (on `store_id`; None: any signed-in operator, for
+    what every account may know, such as who it is); else a 401 or 403 problem."""
     token = operator_token(request, allow_query)
     if token is None:
         where = " (or ?token=<session token>)" if allow_query else ""
@@ -41,7 +42,7 @@ async def require_operator(request: Request, services, permission: roles.Permiss
     if operator is None:
         raise HTTPProblem(401, "the operator session is not valid (expired, signed out or unknown): sign in again",
                           headers={"WWW-Authenticate": "Bearer"})
-    why = roles.refusal(operator.role, permission, operator.store_id, store_id)
+    why = None if permission is None else roles.refusal(operator.role, permission, operator.store_id, store_id)
     if why is not None:
         raise Refusal("forbidden", f"{operator.username}: {why}")
     return operator

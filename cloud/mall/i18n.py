@@ -116,9 +116,11 @@ CATALOGUE: dict[str, dict[str, str]] = {
     },
 }
 from cloud.mall.words_mall2 import WORDS as _MALL2  # noqa: E402 - flash, group-buy and member-centre pages
+from cloud.mall.words_services import WORDS as _SERVICES  # noqa: E402 - local services booking (issue 21)
 
 for _lang in LANGS:
     CATALOGUE[_lang].update(_MALL2[_lang])
+    CATALOGUE[_lang].update(_SERVICES[_lang])
 assert CATALOGUE["zh"].keys() == CATALOGUE["en"].keys(), "both languages name every word"
 
 

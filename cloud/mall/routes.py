@@ -11,15 +11,18 @@ from __future__ import annotations
 from cloud.mall import (  # flash sales, group buys, member centre (issue 20, part 2)
     account,
     assets,
+    bookings,
     browse,
     buy,
     flash,
     groups,
     member_centre,
+    stall_shop,
 )
 
 AREAS = (assets, account, browse, buy,
-         flash, groups, member_centre)
+         flash, groups, member_centre,
+         bookings, stall_shop)  # issue 21: local services booking, a market stall's own shop
 
 
 def routes(services) -> list[tuple]:

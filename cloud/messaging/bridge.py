@@ -41,6 +41,8 @@ from cloud.messaging.returns import AFTER_THE_OTHERS, TillReturns
 from cloud.messaging.shard_leases import check_fence
 from cloud.messaging.shift_reports import admit as admit_shift_reports
 from cloud.messaging.shift_reports import record as record_shift_reports
+from cloud.messaging.stall_sales import admit as admit_stall_sales
+from cloud.messaging.stall_sales import record as record_stall_sales
 from cloud.messaging.stocktakes import Stocktakes
 from cloud.messaging.stored_value import NewBalances, admit_cash_top_ups, apply_cash_top_up, apply_sale_spends
 from cloud.messaging.throttle import Throttle
@@ -334,6 +336,7 @@ class Bridge:
         refused.update(await coupons.admit(self.cloud, [e for e in events if e.event_id not in refused]))
         refused.update(await admit_budget_uses(self.cloud, [e for e in events if e.event_id not in refused]))
         refused.update(await admit_shift_reports(self.cloud, [e for e in events if e.event_id not in refused]))
+        refused.update(await admit_stall_sales(self.cloud, [e for e in events if e.event_id not in refused]))
         if not refused:
             return events
         for event_id, reason in refused.items():
@@ -384,6 +387,7 @@ class Bridge:
         await return_promotions.record(conn, events)  # returns undo their sales' coupons (after the above)
         await self.budgets.record(conn, events)  # the tills' uses of capped promotion budgets
         await record_shift_reports(conn, events, self.cloud.now_ms())  # cashiers' shift reports (cash-ups)
+        await record_stall_sales(conn, events)  # market stalls' sales (cloud/messaging/stall_sales.py)
 
     async def _actor_effects(self, event) -> None:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""

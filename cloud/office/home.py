@@ -21,7 +21,7 @@ def safe_next(value: str | None) -> str:
 
 def routes(services) -> list[tuple]:
     async def home(request):
-        operator = await office_operator(request, services, "views.read")
+        operator = await office_operator(request, services, None)  # every account has a home: its own areas
         w = i18n.words(lang_of(request))
         return office_page(request, services, "home.html", title=w["office.home"], operator=operator)
 

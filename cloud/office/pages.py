@@ -60,14 +60,14 @@ def sign_in_path(request: Request) -> str:
     return "/office/signin?next=" + quote(here, safe="/")
 
 
-async def office_operator(request: Request, services, permission: roles.Permission,
+async def office_operator(request: Request, services, permission: roles.Permission | None,
                           store_id: str | None = None) -> Operator:
-    """The signed-in operator if their role allows `permission` (on `store_id`); else the handler stops with a
-    303 to the sign-in page or a 403 page saying why."""
+    """The signed-in operator if their role allows `permission` (on `store_id`; None: any signed-in operator);
+    else the handler stops with a 303 to the sign-in page or a 403 page saying why."""
     operator = await signed_in(request, services)
     if operator is None:
         raise OfficeStop(RedirectResponse(sign_in_path(request), status_code=303))
-    why = roles.refusal(operator.role, permission, operator.store_id, store_id)
+    why = None if permission is None else roles.refusal(operator.role, permission, operator.store_id, store_id)
     if why is not None:
         w = i18n.words(lang_of(request))
         raise OfficeStop(office_page(request, services, "refused.html",
@@ -76,9 +76,10 @@ async def office_operator(request: Request, services, permission: roles.Permissi
     return operator
 
 
-def may(operator: Operator | None, permission: roles.Permission, store_id: str | None = None) -> bool:
-    """Whether the page should offer an action (the API decides again when it is taken)."""
-    return operator is not None and roles.allowed(operator.role, permission, operator.store_id, store_id)
+def may(operator: Operator | None, permission: roles.Permission | None, store_id: str | None = None) -> bool:
+    """Whether the page should offer an action (the API decides again when it is taken); None: any operator."""
+    return operator is not None and (permission is None
+                                     or roles.allowed(operator.role, permission, operator.store_id, store_id))
 
 
 def nav_for(operator: Operator | None) -> list[tuple[str, str]]:

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import functools
 
-from cloud.office import catalogue, home
+from cloud.office import catalogue, home, promotions, services, stalls, stock, stores
 from cloud.office.pages import OfficeStop
 from protocol.roles import Permission
 
-AREAS = (home, catalogue)
-# (path, word id, permission): the nav shows an area to the operators whose role has the permission
-NAV: list[tuple[str, str, Permission]] = [
-    ("/office", "office.home", "views.read"),
+AREAS = (home, promotions, stock, stores, services, stalls, catalogue)
+# (path, word id, permission): the nav shows an area to the operators whose role has the permission (None: all)
+NAV: list[tuple[str, str, Permission | None]] = [
+    ("/office", "office.home", None),
     ("/office/catalogue", "catalogue.nav", "views.read"),
+    ("/office/promotions", "promotions.title", "views.read"),
+    ("/office/campaigns", "promotions.campaigns", "views.read"),
+    ("/office/stock", "stock.nav", "store.figures"),
+    ("/office/stores", "stores.nav", "views.read"),
+    ("/office/services", "services.nav", "store.figures"),  # local services: schedule and book (issue 21)
+    ("/office/stalls", "stalls.nav", "stall.read"),
 ]
 
 

@@ -75,13 +75,16 @@ class FlashStores:
     # ---- at sale creation ----------------------------------------------------------------------------------
     def stores_of(self, spec: list[str] | str) -> list[str]:
         world = self.cloud.world.stores
-        if spec == "chain":
-            return sorted(world)
+        if spec == "chain":  # every store open for online orders (one HQ closed takes none)
+            return sorted(s for s, store in world.items() if store.open)
         if isinstance(spec, str) or not spec:
             raise Refusal("invalid", 'stores: a list of store ids, or "chain" for every store')
         unknown = sorted(s for s in spec if s not in world)
         if unknown:
             raise Refusal("invalid", f"stores: unknown store(s) {', '.join(unknown)}")
+        closed = sorted(s for s in set(spec) if not world[s].open)
+        if closed:
+            raise Refusal("invalid", f"stores: closed by head office, taking no online orders: {', '.join(closed)}")
         return sorted(set(spec))
 
     async def take_escrow(self, sale_id: str, sku: str, quantity: int, stores: list[str], ends_ms: int) -> dict[str, int]:

@@ -50,10 +50,11 @@ class Operator:
     username: str
     role: str
     store_id: str | None
+    stall_id: str | None = None  # a stall_owner's market stall (protocol/stalls.py)
 
     def to_json(self) -> dict[str, Any]:
         return {"operator_id": self.operator_id, "username": self.username, "role": self.role,
-                "store_id": self.store_id}
+                "store_id": self.store_id, "stall_id": self.stall_id}
 
 
 def token_hash(token: str) -> bytes:
@@ -101,14 +102,14 @@ class Operators:
 
     async def create(self, username: str, password: str, role: str, store_id: str | None = None, *,
                      by: Operator | None = None, by_name: str | None = None,
-                     known_stores: Any = None) -> dict[str, Any]:
+                     known_stores: Any = None, stall_id: str | None = None) -> dict[str, Any]:
         """A new account. `by`: the hq_admin creating it (None: the command line, named by `by_name`);
         `known_stores`: the store ids a store manager may be given (None: not checked)."""
         if by is not None and (why := roles.refusal(by.role, "operators.manage")):
             raise Refusal("forbidden", why)
         username = normal_username(username)
         try:
-            roles.check_account(username, role, store_id)
+            roles.check_account(username, role, store_id, stall_id)
             roles.check_password(password)
         except ProtocolError as exc:
             raise Refusal("invalid", str(exc)) from None
@@ -117,13 +118,13 @@ class Operators:
         hashed, now, operator_id = await self._hash(password), self._now(), self.ids.new()
         async with self.db.acquire() as conn, conn.transaction():
             inserted = await conn.fetchval(
-                "insert into operators (operator_id, username, password_hash, role, store_id, created_ms) "
-                "values ($1, $2, $3, $4, $5, $6) on conflict (username) do nothing returning operator_id",
-                operator_id, username, hashed, role, store_id, now)
+                "insert into operators (operator_id, username, password_hash, role, store_id, created_ms, stall_id) "
+                "values ($1, $2, $3, $4, $5, $6, $7) on conflict (username) do nothing returning operator_id",
+                operator_id, username, hashed, role, store_id, now, stall_id)
             if inserted is None:
                 raise Refusal("exists", f"username: {username!r} is taken")
             account = {"operator_id": operator_id, "username": username, "role": role, "store_id": store_id,
-                       "created_at": to_rfc3339(now), "disabled": False}
+                       **({"stall_id": stall_id} if stall_id else {}), "created_at": to_rfc3339(now), "disabled": False}
             await record(conn, now, by, "operator.create", f"operator:{username}", None, account, by_name)
         return account
 
@@ -193,7 +194,7 @@ class Operators:
         if await self._locked(username, now):
             raise Refusal("locked", f"too many wrong passwords for this username: try again in "
                                     f"{LOCK_MS // 60_000} minutes", retry_after_s=LOCK_MS // 1000)
-        row = await self.db.fetchrow("select operator_id, username, password_hash, role, store_id, disabled_ms "
+        row = await self.db.fetchrow("select operator_id, username, password_hash, role, store_id, stall_id, disabled_ms "
                                      "from operators where username = $1", username)
         if self._decoy is None:
             self._decoy = await self._hash(secrets.token_urlsafe(16))
@@ -215,25 +216,26 @@ class Operators:
                                "values ($1, $2, $3, $4)", token_hash(token), row["operator_id"], now,
                                now + SESSION_TTL_MS)
         return {"token": token, "operator_id": row["operator_id"], "username": row["username"], "role": row["role"],
-                "store_id": row["store_id"], "expires_at": to_rfc3339(now + SESSION_TTL_MS)}
+                "store_id": row["store_id"], "stall_id": row["stall_id"], "expires_at": to_rfc3339(now + SESSION_TTL_MS)}
 
     async def session(self, token: str) -> Operator | None:
         """The operator a live session token belongs to (not expired, not revoked, account enabled), or None."""
         row = await self.db.fetchrow(
-            "select o.operator_id, o.username, o.role, o.store_id from operator_sessions s "
+            "select o.operator_id, o.username, o.role, o.store_id, o.stall_id from operator_sessions s "
             "join operators o on o.operator_id = s.operator_id where s.token_hash = $1 and s.expires_ms > $2 "
             "and s.revoked_ms is null and o.disabled_ms is null", token_hash(token), self._now())
-        return None if row is None else Operator(row["operator_id"], row["username"], row["role"], row["store_id"])
+        return None if row is None else Operator(row["operator_id"], row["username"], row["role"], row["store_id"],
+                                                 row["stall_id"])
 
     async def sign_out(self, token: str) -> None:
         await self.db.execute("update operator_sessions set revoked_ms = $2 where token_hash = $1 "
                               "and revoked_ms is null", token_hash(token), self._now())
 
     async def accounts(self) -> list[dict[str, Any]]:
-        rows = await self.db.fetch("select operator_id, username, role, store_id, created_ms, disabled_ms "
+        rows = await self.db.fetch("select operator_id, username, role, store_id, stall_id, created_ms, disabled_ms "
                                    "from operators order by username")
         return [{"operator_id": r["operator_id"], "username": r["username"], "role": r["role"],
-                 "store_id": r["store_id"], "created_at": to_rfc3339(r["created_ms"]),
+                 "store_id": r["store_id"], "stall_id": r["stall_id"], "created_at": to_rfc3339(r["created_ms"]),
                  "disabled": r["disabled_ms"] is not None} for r in rows]
 
     async def record_now(self, by: Operator, action: str, target: str, before: Any, after: Any) -> None:

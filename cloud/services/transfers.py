@@ -24,9 +24,10 @@ from cloud.services.verdicts import Refusal
 from protocol import roles
 from protocol.clock import to_rfc3339
 from protocol.messages import SKU_RE
+from protocol.transfer_approval import AWAITING, initial_status
 from protocol.transfer_messages import REASON_MAX_CHARS, TRANSFER_LINES_MAX, TRANSFER_QTY_MAX
 
-STATUSES = ("requested", "dispatched", "received", "cancelled")
+STATUSES = (AWAITING, "requested", "dispatched", "received", "cancelled", "refused")
 LIST_MAX = 500
 RESEND_MAX = 1_000
 CANCELLED_RESENT_MS = 7 * 86_400_000  # a cancellation is told again at start for a week (a store offline that long)
@@ -65,16 +66,17 @@ async def request_transfer(cloud, from_store: str, to_store: str, lines: list[di
     asked = _lines(lines, cloud.world.catalogue)
     transfer_id = cloud.ids.new()
     who = by.username if by is not None else origin
+    status = initial_status(by.role if by is not None else None, origin)  # a manager's ask waits for approval
     async with cloud.db.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             """insert into transfers (transfer_id, from_store, to_store, status, lines, reason, origin, requested_by,
                    requested_ms, updated_ms)
-               values ($1, $2, $3, 'requested', $4::jsonb, $5, $6, $7, $8, $8) returning *""",
-            transfer_id, from_store, to_store, json.dumps(asked), reason, origin, who, now_ms)
+               values ($1, $2, $3, $9, $4::jsonb, $5, $6, $7, $8, $8) returning *""",
+            transfer_id, from_store, to_store, json.dumps(asked), reason, origin, who, now_ms, status)
         if by is not None:
             await record(conn, now_ms, by, "transfer.request", f"{from_store}->{to_store}/{transfer_id}", None,
                          {"lines": asked, "reason": reason})
-    told = await _tell(cloud, row)
+    told = await _tell(cloud, row) if status == "requested" else False  # approved first (transfer_approvals)
     return {**transfer_json(row), "store_told": told}
 
 
@@ -98,6 +100,9 @@ def transfer_json(row) -> dict[str, Any]:
     if row["received"] is not None:
         out.update(received=jsonb(row["received"]), received_by=row["received_by"],
                    received_at=to_rfc3339(row["received_ms"]), discrepancies=jsonb(row["discrepancies"]))
+    if row["decided_by"] is not None:  # approved or refused by the sending store or HQ (migration 47)
+        out.update(decided_by=row["decided_by"], decided_at=to_rfc3339(row["decided_ms"]),
+                   decision_reason=row["decision_reason"])
     out["in_transit"] = out.get("dispatched", []) if row["status"] == "dispatched" else []
     return out
 
@@ -144,13 +149,14 @@ class Transfers:
                 raise Refusal("forbidden", f"{by.username}: {why}")
             if row["status"] == "cancelled":
                 return transfer_json(row)
-            if row["status"] != "requested":
-                raise Refusal("order_state", f"transfer {transfer_id} is {row['status']}: only a transfer not "
+            was = row["status"]
+            if was not in ("requested", AWAITING):
+                raise Refusal("order_state", f"transfer {transfer_id} is {was}: only a transfer not "
                                              "dispatched yet is cancelled")
             row = await conn.fetchrow("update transfers set status = 'cancelled', updated_ms = $2 "
                                       "where transfer_id = $1 returning *", transfer_id, now)
             await record(conn, now, by, "transfer.cancel", f"{row['from_store']}->{row['to_store']}/{transfer_id}",
-                         {"status": "requested"}, {"status": "cancelled", "reason": reason})
+                         {"status": was}, {"status": "cancelled", "reason": reason})
         try:
             await tell_cancelled(self.cloud, row, reason)
         except Exception as exc:  # noqa: BLE001 - kept in PostgreSQL: told again at the next start

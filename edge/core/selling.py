@@ -25,6 +25,7 @@ from edge.core.outcome import AddUnsettled, Effect, ForgetCart, InsertSale, Move
 from edge.core.receipt_ticket import receipt_bytes, receipt_facts
 from edge.core.shift_effects import RecordSaleCash
 from edge.core.split_tender import Tender, check_split
+from edge.core.stall_lanes import check_basket
 from edge.core.state import Books, EventStamp, Member, StockLevel
 from protocol import payments, points
 from protocol.lots import LotLevel, after, chain_day, take
@@ -68,6 +69,7 @@ class PayRequest:
     points: PointsAuth | None = None  # points paying part of the sale (the rest by `method`)
     first: Tender | None = None  # a split: this part first (stored value: `authorisation` holds it), `method` the rest
     cashier_id: str = ""  # who is signed in at the lane (printed on the receipt)
+    stall: str = ""  # the market stall whose lane this is ("" = the store's own: edge/core/stall_lanes.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +241,8 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     none on record). `sale_id` and `stamp` are made by the shell (ids and the moment are passed in)."""
     if not cart.lines:
         raise Refused(409, "the cart is empty")
+    # the catalogue may have moved a product to (or off) a stall since it was scanned: the basket is checked again
+    check_basket({request.lane: request.stall}, books.catalogue, request.lane, (line.sku for line in cart.lines))
     now_ms = stamp.moment.wall_ms
     # the gifts as stocked now (the levels read for this sale), not as the cart view last saw them
     books = replace(books, gift_stock={sku: level.on_hand for sku, level in levels.items()})
@@ -247,11 +251,12 @@ def pay(cart: Cart, books: Books, request: PayRequest, till: Till, sale_id: str,
     paid, change, offline = settle(request, total, cart, till, sale_id)
     lines = tuple(SaleLine(sku=line.sku, quantity=line.quantity, amount_fen=pl.amount_fen)
                   for line, pl in zip(cart.lines, priced.lines, strict=True))
-    lines += gift_lines(priced, books)  # a reached gift leaves stock with the sale, at 0 fen (edge/core/gifts.py)
+    if not request.stall:  # a stall's sale carries its own goods only: the store's gifts are not given on its lane
+        lines += gift_lines(priced, books)  # a reached gift leaves stock with the sale, at 0 fen (edge/core/gifts.py)
     member_id = cart.member.member_id if cart.member else None
     sale = stamp.make(SaleCommitted, sale_id=sale_id, lane=request.lane, lines=lines, total_fen=total,
                       payments=paid, member_id=member_id, offline=offline, markdowns=markdowns_given(cart, priced),
-                      promotions=uses_of(priced.applied))
+                      promotions=uses_of(priced.applied), stall=request.stall)
     effects: list[Effect] = [InsertSale(sale_id=sale_id, lane=request.lane, total_fen=total, lines=lines, payments=paid,
                           member_id=member_id, offline=offline, at_ms=now_ms),
                Publish(sale)]

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from protocol.errors import ProtocolError
 from protocol.messages import SKU_RE
 from protocol.schema import record, record_from_wire, require
+from protocol.stalls import STALL_RE
 
 Channel = Literal["offline", "online"]
 Unit = Literal["piece", "kg"]
@@ -45,6 +46,7 @@ class Product:
     # the supplier's pack in the stock unit (pieces, or grams of a product sold by the kg): a suggested order is
     # rounded up to whole packs (protocol.restock.suggested_qty); 0 = no pack, any quantity is ordered
     pack_size: int = 0
+    stall: str = ""  # the market stall it belongs to (protocol/stalls.py); "" = the store's own (left off the wire)
 
     def __post_init__(self) -> None:
         where = f"product {self.sku!r}"
@@ -65,6 +67,7 @@ class Product:
         require(0 <= self.shelf_life_days <= 3650, f"{where}: shelf_life_days must be 0..3650")
         require(0 <= self.pack_size <= PACK_SIZE_MAX, f"{where}: pack_size must be 0..{PACK_SIZE_MAX} (pieces, or grams "
                                                       "if sold by the kg)")
+        require(self.stall == "" or bool(STALL_RE.match(self.stall)), f"{where}: invalid stall {self.stall!r}")
 
     @property
     def weighed(self) -> bool:
@@ -168,5 +171,16 @@ class Catalogue:
 
     def to_data(self) -> list[dict[str, Any]]:
         from protocol.schema import to_wire
-        return [to_wire(p) for p in self.by_sku.values()]
+        # a product of no stall travels without the field, as before stalls: boxes not yet upgraded still read it
+        return [_without_empty_stall(to_wire(p)) for p in self.by_sku.values()]
+
+    def stall_of(self) -> dict[str, str]:
+        """sku -> its stall, for the stalls' products only (protocol/stalls.py: missing = the store's own)."""
+        return {p.sku: p.stall for p in self.by_sku.values() if p.stall}
+
+
+def _without_empty_stall(data: dict[str, Any]) -> dict[str, Any]:
+    if data.get("stall") == "":
+        del data["stall"]
+    return data
 

@@ -46,6 +46,10 @@ ELSEWHERE = {  # checked live by tests/integration/test_observability.py (its ow
     ("/health", "get"), ("/products", "get"), ("/openapi.json", "get"), ("/console/snapshot", "get"),
     ("/operator/audit", "get"), ("/audit", "get"), ("/operator/coupon-rules", "get"), ("/promotion-budgets", "get"),
     ("/operator/sessions", "post")}
+ELSEWHERE |= {  # the promotion book editor's: checked live against the schema by test_back_office_promotions.py
+    ("/operator/rule-book/preview", "post"), ("/operator/rule-book/schedule", "get"),
+    ("/operator/rule-book/drafts", "post"), ("/operator/rule-book/drafts", "get"),
+    ("/operator/rule-book/drafts/{draft_id}", "get"), ("/operator/rule-book/drafts/{draft_id}/publish", "post")}
 NOT_REACHED = {
     # they tell a store of the world (S001-S005, other modules' stores) or change the world every store is sent
     ("/products", "put"): "sends the catalogue to every store", ("/rule-book", "put"): "sends the book to every store",
@@ -53,6 +57,16 @@ NOT_REACHED = {
     ("/stores/{store_id}/allocation", "put"): "tells the store", ("/stores/{store_id}/reorder-points", "put"): "tells "
     "the store", ("/operator/transfers", "post"): "tells the sending store",
     ("/operator/transfers/{transfer_id}/cancel", "post"): "needs a transfer (tells both stores)",
+    ("/operator/transfers/{transfer_id}/decision", "post"): "needs a manager's transfer (schema checked live in "
+    "test_back_office_stock.py)",
+    # a store's services and bookings: their answers are checked live against this document in
+    # test_back_office_services.py (its own store S076, whose service book that module defines)
+    **{(path, method): "checked live in test_back_office_services.py" for path, method in (
+        ("/stores/{store_id}/services", "get"), ("/stores/{store_id}/services/{service_id}/slots", "get"),
+        ("/bookings", "post"), ("/members/{member_id}/bookings", "get"), ("/bookings/{booking_id}/cancel", "post"),
+        ("/operator/stores/{store_id}/services", "get"), ("/operator/stores/{store_id}/schedule", "get"))},
+    ("/operator/stores/{store_id}/services", "put"): "defines a store's service book (test_back_office_services.py "
+    "does, for its own store)",
     # an order placed at a store needs stock escrowed by a world store (other modules' stores); a sale-only
     # flash sale's order needs none and is reached below
     ("/orders", "post"): "needs escrow at a world store",

@@ -13,30 +13,23 @@ sold nowhere else by this module's box; nothing waits in S052's command stream a
 handed over)."""
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-import asyncpg
 import httpx
 import jsonschema
 import pytest
 import pytest_asyncio
-import uvicorn
 
-from edge.box import EdgeBox
 from edge.cashier_pins import FAILURES_MAX, hash_pin
-from edge.lanes import build_lane_app
 from protocol.shift_messages import DenominationCount, MethodTotal, ShiftReported
 from tests.integration.harness import StoreLink, customer, eventually, operator_headers, running_cloud, top_up
+from tests.integration.store_box import WORLD, ServedBox
 from tests.integration.test_console import chromium, launch, png_size
 from tests.integration.test_console import sign_in as console_sign_in
 
 pytestmark = pytest.mark.integration
-WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
 STORE, OTHER_STORE = "S052", "S053"
 CATALOGUE = json.loads(WORLD.read_text())["catalogue"]
 # a packed item priced to the jiao (a drawer counts down to 1 jiao); two of them stay under every spend threshold and
@@ -46,12 +39,6 @@ ONLINE = next(p for p in CATALOGUE if p["unit"] == "piece" and p["sku"].startswi
               and set(p["channels"]) == {"online", "offline"} and p["sku"] != SOLD["sku"])
 CASHIER, PIN, GUESSED = "c52", "2468", "c52x"
 CN = timezone(timedelta(hours=8))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -64,29 +51,15 @@ async def counter(stack, ray_runtime, tmp_path_factory):
             r = await http.put(f"/stores/{STORE}", json=place, headers=hq)
             assert r.status_code == 200, r.text
             pins = hash_pin(PIN)
-            box = await EdgeBox({"store_id": STORE, "data_dir": str(tmp / "edge"), "world": str(WORLD),
-                                 "nats_url": stack.nats_url, "nats_password": stack.store_credentials(STORE)[1],
-                                 "cashiers": {CASHIER: pins, GUESSED: pins}, "show_jin": True}).start()
-            conn = await asyncpg.connect(stack.database_url)
-            try:  # the test database is shared: a store's seqs only grow (as test_picking does)
-                box.actor.last_seq = max(box.actor.last_seq, await conn.fetchval(
-                    "select coalesce(max(seq), 0) from edge_events where store_id = $1", STORE) or 0)
-            finally:
-                await conn.close()
-            port = free_port()
-            server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=port,
-                                                   log_level="warning", lifespan="off"))
-            serving = asyncio.create_task(server.serve())
+            served = ServedBox(stack, STORE, tmp / "edge", cashiers={CASHIER: pins, GUESSED: pins}, show_jin=True)
+            box = await served.start()
             try:
-                assert await eventually(lambda: asyncio.sleep(0, result=box.actor.online), timeout_s=15)
                 for sku in (SOLD["sku"], ONLINE["sku"]):
                     await box.actor.ask("receive", sku=sku, qty=50)
                 assert await eventually(lambda: drained(box), timeout_s=20), "the store's outbox did not drain"
-                yield services, http, hq, box, f"http://127.0.0.1:{port}", tmp
+                yield services, http, hq, box, served.base, tmp
             finally:
-                server.should_exit = True
-                await serving
-                await box.stop()
+                await served.stop()
 
 
 async def drained(box) -> bool:

@@ -15,29 +15,22 @@ Isolation: S061 is this module's store (its bridge consumer made by `ensure_stor
 coupon definition is this run's own and issues one coupon only; the box's stream is drained at the end."""
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import socket
 import uuid
-from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
-from edge.box import EdgeBox
 from edge.cashier_pins import hash_pin
-from edge.lanes import build_lane_app
 from protocol.barcodes import gs1_check_digit
 from tests.integration.harness import customer, eventually, new_mobile, operator_headers, running_cloud
+from tests.integration.store_box import WORLD, ServedBox
 from tests.integration.test_console import chromium, launch, png_size
 from tests.integration.test_till_counter import sign_in_by_pad
 
 pytestmark = pytest.mark.integration
-WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
 STORE = "S061"
 CATALOGUE = json.loads(WORLD.read_text())["catalogue"]
 PACKED = [p for p in CATALOGUE if p["unit"] == "piece" and p["gtin"] and not p["member_prices"]][-7]
@@ -51,57 +44,12 @@ RUN = uuid.uuid4().hex[:6]
 ALLOWED = {"kg", "FreshMesh", "Enter", "Esc", "Del", "English", "Backspace"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Box:
-    """The store box and its lane app on one port, which can be stopped and started again on the same data."""
-
-    def __init__(self, stack, tmp: Path) -> None:
-        self.stack, self.tmp, self.port = stack, tmp, free_port()
-        self.box: EdgeBox | None = None
-        self.server: uvicorn.Server | None = None
-        self.serving: asyncio.Task | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> EdgeBox:
-        box = await EdgeBox({"store_id": STORE, "data_dir": str(self.tmp / "edge"), "world": str(WORLD),
-                             "nats_url": self.stack.nats_url, "nats_password": self.stack.store_credentials(STORE)[1],
-                             "cashiers": {CASHIER: hash_pin(PIN)}, "show_jin": True}).start()
-        conn = await asyncpg.connect(self.stack.database_url)
-        try:  # the test database is shared with earlier runs: a store's seqs only grow
-            box.actor.last_seq = max(box.actor.last_seq, await conn.fetchval(
-                "select coalesce(max(seq), 0) from edge_events where store_id = $1", STORE) or 0)
-        finally:
-            await conn.close()
-        self.box = box
-        self.server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="off"))
-        self.serving = asyncio.create_task(self.server.serve())
-        assert await eventually(lambda: asyncio.sleep(0, result=box.actor.online), timeout_s=15)
-        return box
-
-    async def stop(self) -> None:
-        if self.server is not None and self.serving is not None:
-            self.server.should_exit = True
-            await self.serving
-        if self.box is not None:
-            await self.box.stop()
-        self.box = self.server = self.serving = None
-
-
 @pytest_asyncio.fixture(scope="module")
 async def day(stack, ray_runtime, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tillday")
     async with running_cloud(stack, prefix=f"day{RUN}-") as (services, url):
         await services.bridge.ensure_store(STORE)  # its events' consumer (S061 is not a world store)
-        store = Box(stack, tmp)
+        store = ServedBox(stack, STORE, tmp / "edge", cashiers={CASHIER: hash_pin(PIN)}, show_jin=True)
         box = await store.start()
         try:
             for sku in (PACKED["sku"], LABELLED["sku"]):

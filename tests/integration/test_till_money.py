@@ -16,36 +16,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from actors.member_ledger import GrantPoints, TopUp
-from edge.box import EdgeBox
-from edge.lanes import build_lane_app
 from protocol import subjects
 from simulators.devices import ReceiptPrinter
 from simulators.netcut import NetCut
 from tests.integration.harness import StoreLink, customer, eventually, new_mobile, operator_headers, running_cloud
+from tests.integration.store_box import WORLD, ServedBox
 from tests.integration.test_console import chromium, launch, png_size
 
 pytestmark = pytest.mark.integration
-WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
 STORE = "S050"
 CATALOGUE = json.loads(WORLD.read_text())["catalogue"]
 PACKED = [p for p in CATALOGUE if p["unit"] == "piece" and p["gtin"] and not p["member_prices"]][-21]
 RUN = uuid.uuid4().hex[:6]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -55,22 +45,14 @@ async def till(stack, ray_runtime, tmp_path_factory):
         await services.bridge.ensure_store(STORE)  # its cloud-message consumer (S050 is not a world store)
         proxy = await NetCut("127.0.0.1", int(stack.nats_address.rsplit(":", 1)[1])).start()
         printer = ReceiptPrinter(tmp / "printer")
-        box = await EdgeBox({"store_id": STORE, "data_dir": str(tmp / "edge"), "world": str(WORLD),
-                             "nats_url": proxy.url, "nats_password": stack.store_credentials(STORE)[1],
-                             "devices": {"printer": {"port": printer.path}}}).start()
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=port, log_level="warning",
-                                               lifespan="off"))
-        serving = asyncio.create_task(server.serve())
+        served = ServedBox(stack, STORE, tmp / "edge", nats_url=proxy.url, devices={"printer": {"port": printer.path}})
+        box = await served.start()
         try:
             async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-                assert await eventually(lambda: asyncio.sleep(0, result=box.actor.online), timeout_s=15)
                 await box.actor.ask("receive", sku=PACKED["sku"], qty=10_000)
-                yield services, http, box, printer, proxy, f"http://127.0.0.1:{port}", tmp
+                yield services, http, box, printer, proxy, served.base, tmp
         finally:
-            server.should_exit = True
-            await serving
-            await box.stop()
+            await served.stop()
             await proxy.stop()
             printer.close()
 

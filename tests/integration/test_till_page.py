@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 from pathlib import Path
 
@@ -18,20 +17,17 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 
 from actors.member_ledger import RecordSpend
-from edge.box import EdgeBox
 from edge.core.returns import DRAWER_KICK
-from edge.lanes import build_lane_app
 from protocol.barcodes import gs1_check_digit
 from simulators.devices import ContinuousScale, ReceiptPrinter, Scanner
 from simulators.netcut import NetCut
 from tests.integration.harness import customer, eventually, operator_headers, running_cloud
+from tests.integration.store_box import WORLD, ServedBox
 from tests.integration.test_console import chromium, launch, png_size
 
 pytestmark = pytest.mark.integration
-WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
 STORE = "S030"
 CATALOGUE = json.loads(WORLD.read_text())["catalogue"]
 PACKED = [p for p in CATALOGUE if p["unit"] == "piece" and p["gtin"]][-13]
@@ -44,37 +40,24 @@ LABEL += str(gs1_check_digit(LABEL))
 VEG_COUPON_RULE = "R0022"  # the default book's 10.00 off vegetables
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest_asyncio.fixture(scope="module")
 async def till(stack, ray_runtime, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("till")
     async with running_cloud(stack, prefix=f"till{uuid.uuid4().hex[:6]}-") as (services, url):
         proxy = await NetCut("127.0.0.1", int(stack.nats_address.rsplit(":", 1)[1])).start()
         scale, scanner, printer = ContinuousScale(tmp / "scale"), Scanner(tmp / "scanner"), ReceiptPrinter(tmp / "printer")
-        box = await EdgeBox({"store_id": STORE, "data_dir": str(tmp / "edge"), "world": str(WORLD),
-                             "nats_url": proxy.url, "nats_password": stack.store_credentials(STORE)[1],
-                             "devices": {"scale": {"port": scale.path, "protocol": "continuous"},
-                                         "scanner": {"port": scanner.path, "lane": "3"},
-                                         "printer": {"port": printer.path}}}).start()
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(build_lane_app(box), host="127.0.0.1", port=port, log_level="warning",
-                                               lifespan="off"))
-        serving = asyncio.create_task(server.serve())
+        served = ServedBox(stack, STORE, tmp / "edge", nats_url=proxy.url,
+                           devices={"scale": {"port": scale.path, "protocol": "continuous"},
+                                    "scanner": {"port": scanner.path, "lane": "3"},
+                                    "printer": {"port": printer.path}})
+        box = await served.start()
         try:
             async with httpx.AsyncClient(base_url=url, timeout=20) as http:
-                assert await eventually(lambda: asyncio.sleep(0, result=box.actor.online), timeout_s=15)
                 for sku in (PACKED["sku"], GOLD_VEG["sku"], LABELLED["sku"]):
                     await box.actor.ask("receive", sku=sku, qty=50_000)
-                yield services, http, box, (scale, scanner, printer), proxy, f"http://127.0.0.1:{port}", tmp
+                yield services, http, box, (scale, scanner, printer), proxy, served.base, tmp
         finally:
-            server.should_exit = True
-            await serving
-            await box.stop()
+            await served.stop()
             await proxy.stop()
             scale.close()
             scanner.close()

@@ -239,7 +239,8 @@ async def test_hq_or_bs_manager_asks_and_another_stores_manager_may_not(world):
     services, http, boxes, lanes = world
     await receive_lot(boxes[A], HQ_PIECES, "H1", day(4), 6)
     body = {"from_store": A, "to_store": B, "lines": [{"sku": HQ_PIECES, "qty": 5}], "reason": "rebalance"}
-    other = await operator_headers(services, "store_manager", store_id=A)
+    a_manager = f"a-manager-{uuid.uuid4().hex[:8]}"
+    other = await operator_headers(services, "store_manager", store_id=A, username=a_manager)
     r = await http.post("/operator/transfers", json=body, headers=other)
     assert r.status_code == 403, r.text
     viewer = await operator_headers(services, "viewer")
@@ -250,7 +251,19 @@ async def test_hq_or_bs_manager_asks_and_another_stores_manager_may_not(world):
     r = await http.post("/operator/transfers", json=body, headers=manager)
     assert r.status_code == 201, r.text
     tid = r.json()["transfer_id"]
-    assert (r.json()["status"], r.json()["origin"], r.json()["store_told"]) == ("requested", "hq", True)
+    # B's manager takes goods off A's shelf: A's manager (or HQ) approves first; until then A hears nothing
+    assert (r.json()["status"], r.json()["origin"], r.json()["store_told"]) == ("awaiting_approval", "hq", False)
+    decide = f"/operator/transfers/{tid}/decision"
+    r = await http.post(decide, json={"decision": "approve"}, headers=manager)
+    assert r.status_code == 403 and f"not a store manager of {B}" in r.json()["detail"], r.text
+    r = await http.post(decide, json={"decision": "refuse"}, headers=other)
+    assert r.status_code == 422 and "say why" in r.json()["detail"], r.text
+    r = await http.post(decide, json={"decision": "approve"}, headers=other)
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["decided_by"], r.json()["store_told"]) == ("requested", a_manager, True)
+    again = await http.post(decide, json={"decision": "approve"}, headers=other)
+    assert again.status_code == 200 and again.json()["status"] == "requested"
+    assert (await http.post(decide, json={"decision": "refuse", "reason": "late"}, headers=other)).status_code == 409
     admin = await operator_headers(services)
     audit = (await http.get("/operator/audit", headers=admin)).json()
     assert any(e["action"] == "transfer.request" and tid in e["target"] for e in audit.get("entries", []))

@@ -87,3 +87,12 @@ def test_after_sign_in_only_an_office_path_is_followed():
     assert safe_next("/office/reports?x=1") == "/office/reports?x=1"
     for hostile in ("https://evil.example/", "//evil.example/office", "/mall", None, ""):
         assert safe_next(hostile) == "/office"
+
+
+def test_a_stall_owner_has_a_home_with_only_their_areas():
+    SESSIONS["stall"] = Operator("O-4", "di", "stall_owner", "S001")
+    c = client()
+    c.cookies.set(SESSION_COOKIE, "stall")
+    home = c.get("/office")
+    assert home.status_code == 200 and 'href="/office/stalls"' in home.text
+    assert 'href="/console"' not in home.text and 'href="/office/stock"' not in home.text

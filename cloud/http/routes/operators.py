@@ -31,7 +31,7 @@ def routes(services) -> list[tuple]:
         return Response(status_code=204)
 
     async def me(request):
-        operator = await require_operator(request, services, "views.read")
+        operator = await require_operator(request, services, None)  # every account may know who it is
         return JSONResponse(operator.to_json())
 
     async def accounts(request):
@@ -41,8 +41,10 @@ def routes(services) -> list[tuple]:
     async def create_account(request):
         operator = await require_operator(request, services, "operators.manage")
         req = await parse(request, OperatorAccountRequest, "operator")
+        if req.stall_id is not None:  # a stall owner's stall must be a stall of their store
+            await services.stalls.check_owner_stall(req.store_id, req.stall_id)
         body = await services.operators.create(req.username, req.password, req.role, req.store_id, by=operator,
-                                               known_stores=services.cloud.world.stores)
+                                               known_stores=services.cloud.world.stores, stall_id=req.stall_id)
         return JSONResponse(body, status_code=201)
 
     async def audit_log(request):

@@ -32,4 +32,16 @@ def routes(services) -> list[tuple]:
         return JSONResponse(await services.transfers.cancel(request.path_params["transfer_id"], body, operator))
 
     return [("/operator/transfers", ask, ["POST"]), ("/transfers", listed, ["GET"]),
-            ("/operator/transfers/{transfer_id}/cancel", cancel, ["POST"])]
+            ("/operator/transfers/{transfer_id}/cancel", cancel, ["POST"])] + approval_routes(services)
+
+
+def approval_routes(services) -> list[tuple]:
+    """`POST /operator/transfers/{id}/decision` {"decision": "approve" | "refuse", "reason"} (the sending store's
+    manager or an hq_admin; audited; a refusal says why) -> the transfer (`store_told` once approved)."""
+    async def decision(request):
+        body = await read_json(request)
+        operator = await require_operator(request, services, "views.read")  # who decides: transfer_approvals
+        return JSONResponse(await services.transfer_approvals.decide(request.path_params["transfer_id"], body,
+                                                                     operator))
+
+    return [("/operator/transfers/{transfer_id}/decision", decision, ["POST"])]

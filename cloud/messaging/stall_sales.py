@@ -1,0 +1,42 @@
+"""Market stalls' till sales, on the cloud's side (issue 21.6): believed by `protocol/stalls.judge_sale`, recorded
+with their stall.
+
+Guarantees:
+- A `SaleCommitted` that names a stall is believed only when the stall is one of the sending store's stalls
+  (`stalls`, migration 48) and every line is a product of that stall (the catalogue as this process holds it); a
+  sale on a store's own lane only when no line is a stall's product. Anything else is refused with the reason
+  through the bridge's normal path (dead-lettered, the store told `refused`) and the rest of the batch applies.
+- Recorded in the bridge's transaction: the believed sale's stall is written on its `till_sales` row, so a stall's
+  sales and settlement read exactly what was believed (a re-sent event changes nothing).
+"""
+from __future__ import annotations
+
+from protocol.messages import Message, SaleCommitted
+from protocol.stalls import judge_sale
+
+
+def _sales(events: list[Message]) -> list[SaleCommitted]:
+    return [e for e in events if isinstance(e, SaleCommitted)]
+
+
+async def admit(cloud, events: list[Message]) -> dict[str, str]:
+    sales = _sales(events)
+    product_stall = cloud.world.catalogue.stall_of()
+    if not any(e.stall for e in sales) and not any(line.sku in product_stall for e in sales for line in e.lines):
+        return {}  # no stall in sight (the common case): no query
+    named = sorted({e.stall for e in sales if e.stall})
+    stalls = {r["stall_id"]: r["store_id"] for r in await cloud.db.fetch(
+        "select stall_id, store_id from stalls where stall_id = any($1::text[])", named)} if named else {}
+    refused = {}
+    for e in sales:
+        why = judge_sale(e.store_id, e.sale_id, e.stall, [line.sku for line in e.lines], stalls, product_stall)
+        if why:
+            refused[e.event_id] = why
+    return refused
+
+
+async def record(conn, events: list[Message]) -> None:
+    """After the sales' rows are written (same transaction): a stall's sale gets its stall."""
+    rows = [(e.sale_id, e.store_id, e.stall) for e in _sales(events) if e.stall]
+    if rows:
+        await conn.executemany("update till_sales set stall_id = $3 where sale_id = $1 and store_id = $2", rows)

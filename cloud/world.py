@@ -62,11 +62,16 @@ class World:
     def from_data(cls, data: dict) -> World:
         if not isinstance(data, dict):
             raise ProtocolError("world: expected a map with stores, catalogue and rule_book")
-        unknown = sorted(set(data) - {"stores", "catalogue", "rule_book"})
+        unknown = sorted(set(data) - {"stores", "catalogue", "rule_book", "prices"})
         if unknown:
             raise ProtocolError(f"world: unknown field(s) {unknown}")
         stores = [record_from_wire(Store, s, f"stores[{i}]") for i, s in enumerate(data.get("stores", []))]
         catalogue = Catalogue.from_data(data.get("catalogue", []))
+        if data.get("prices"):  # per-store overrides and scheduled changes (protocol.pricing.price_book)
+            catalogue = Catalogue.from_data({"products": data.get("catalogue", []), "prices": data["prices"]})
+            strangers = sorted({e.store_id for e in catalogue.prices if e.store_id} - {s.store_id for s in stores})
+            if strangers:
+                raise ProtocolError(f"prices: unknown store(s) {strangers}")
         rule_data = data.get("rule_book", {"version": 1, "rules": []})
         return cls(stores, catalogue, load_rule_book(rule_data, catalogue), rule_data)
 
@@ -80,7 +85,9 @@ class World:
         return cls.from_data(data)
 
     def to_data(self) -> dict:
+        from protocol.pricing.price_book import entries_to_data
         from protocol.schema import to_wire
+        prices = {"prices": entries_to_data(self.catalogue.prices)} if self.catalogue.prices else {}
         return {"stores": [to_wire(s) for s in self.stores.values()], "catalogue": self.catalogue.to_data(),
-                "rule_book": self.rule_data}
+                "rule_book": self.rule_data, **prices}
 

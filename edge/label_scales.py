@@ -235,6 +235,8 @@ class LabelScales:
 
     def _want(self) -> None:
         catalogue = getattr(self.books, "catalogue", None)
+        if catalogue is not None:  # the store's own and scheduled prices in force now (protocol.pricing.price_book)
+            catalogue = catalogue.at(self._now_ms(), self.store_id or None)
         # a version that only grows, unique per table (wall ms): a scale restarted with an old table never matches
         self._version = max(self._version + 1, self._now_ms())
         for scale in self.scales:

@@ -102,8 +102,8 @@ class StoreActor(BackRoom):
         self.coupon_releases: list[tuple[str, str]] = []  # (code, hold id) the shell gives back (edge/coupons.py)
 
     @property
-    def catalogue(self) -> Catalogue | None:
-        return self.books.catalogue
+    def catalogue(self) -> Catalogue | None:  # as sold here now: the store's own and scheduled prices applied
+        return self.books.catalogue.at(self.clock.now_ms()) if self.books.catalogue is not None else None
 
     @property
     def rule_book(self):
@@ -204,7 +204,7 @@ class StoreActor(BackRoom):
     def _catalogue(self) -> Catalogue:
         if self.books.catalogue is None:
             raise Refused(503, "no catalogue yet: the store has not received one from the cloud")
-        return self.books.catalogue
+        return self.books.catalogue.at(self.clock.now_ms())
 
     def _cart(self, lane: str, keep: bool = True) -> Cart:
         """The lane's cart; a lane without one gets a new one, remembered only when something goes into it."""

@@ -36,6 +36,7 @@ from cloud.http.routes import (
     orders,
     payments,
     points,
+    prices,
     promotions,
     reports,
     restock,
@@ -57,7 +58,7 @@ RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders
              segments, points, coupons, promotions, return_promotions, shifts, cart,
              member_self,  # member_self: the member centre's own-account endpoints (issue 20)
              bookings, stalls, rule_book_drafts,  # issue 21: services booking, market stalls, promotion editor,
-             hq_reports)  # HQ reports
+             hq_reports, prices)  # HQ reports, catalogue and prices
 
 
 def build_routes(services) -> list[Route]:

@@ -5,6 +5,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+from cloud.http import openapi_prices
 from cloud.http.openapi_bookings import SCHEMAS as BOOKING_SCHEMAS
 from cloud.http.openapi_bookings import booking_paths
 from cloud.http.openapi_coupons import coupon_paths
@@ -389,6 +390,8 @@ PATHS.update(stock_policy_paths(_op))  # transfer approval (cloud/http/openapi_s
 PATHS.update(stall_paths(_op))  # market stalls (cloud/http/openapi_stalls.py)
 PATHS.update(rule_book_draft_paths(_op))  # the promotion book editor (cloud/http/routes/rule_book_drafts.py)
 PATHS.update(hq_report_paths(_op))  # HQ's chain reports (cloud/http/routes/hq_reports.py)
+PATHS.update(openapi_prices.paths(_op))  # HQ's catalogue and prices (cloud/http/routes/prices.py)
+SCHEMAS.update(openapi_prices.SCHEMAS)
 
 
 def openapi_document() -> dict:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from cloud.http import openapi_answers_members, openapi_answers_ops
+from cloud.http import openapi_answers_members, openapi_answers_ops, openapi_prices
 from cloud.http.openapi_answers_base import BOOL, INT, NUM, ORDER, STR, TIME, array, counts, nullable, obj
 from cloud.http.routes.hq_reports import answers as hq_report_answers
 from cloud.http.routes.rule_book_drafts import answers as rule_book_draft_answers
@@ -132,6 +132,7 @@ ANSWERS.update(openapi_answers_ops.ANSWERS)
 ANSWERS.update(openapi_answers_members.ANSWERS)
 ANSWERS.update(rule_book_draft_answers())  # the promotion book editor (cloud/http/routes/rule_book_drafts.py)
 ANSWERS.update(hq_report_answers())  # HQ's chain reports (cloud/http/routes/hq_reports.py)
+ANSWERS.update(openapi_prices.ANSWERS)  # HQ's catalogue and prices
 ANSWERS[("/operator/shifts", "get")] = shifts_answer  # cashiers' shift reports (cloud/http/routes/shifts.py)
 # Answers that are not JSON objects: their media type and what is in them.
 MEDIA: dict[tuple[str, str], tuple[str, dict]] = {
@@ -148,6 +149,7 @@ MEDIA: dict[tuple[str, str], tuple[str, dict]] = {
         "x-event-data": {"$ref": "#/components/schemas/ConsoleSnapshot"}}),
 }
 MEDIA.update(openapi_answers_members.MEDIA)
+MEDIA.update(openapi_prices.MEDIA)
 TAG_OF_SEGMENT = {"operator": "operations", "operators": "operators", "callbacks": "provider callbacks",
                   "auth": "members: sign-in", "me": "members", "members": "members", "console": "console",
                   "health": "running", "metrics": "running", "openapi.json": "running", "audit": "running"}

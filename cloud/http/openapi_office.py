@@ -28,6 +28,9 @@ PAGES: list[tuple[str, str, list[str]]] = [
     ("/office/reports", "HQ reports: a report, a date range, a store (category, grouping), its chart and table "
                         "(?report=&from=&to=&store=&category=&group_by=; cloud/office/reports.py)", []),
     ("/office/reports/csv", "The chosen report as a CSV download (text/csv; the same parameters)", []),
+    ("/office/catalogue", "Products and prices: search, import with a preview, export, the version history", []),
+    ("/office/catalogue/{sku}", "One product: its details, store and member-level prices, scheduled changes, history",
+     ["sku"]),
 ]
 HTML = {"type": "string", "description": "an HTML page of the back office (Simplified Chinese, ?lang=en for "
                                          "English; a sentence, never a raw problem body, when it cannot be shown)"}

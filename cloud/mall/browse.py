@@ -58,9 +58,12 @@ def routes(services) -> list[tuple]:
     async def level(request) -> str | None:
         return await pages.level_of(services, await pages.member_of(request, services))
 
+    def priced(request):  # as sold at the customer's chosen store now (its own and scheduled prices applied)
+        return cloud.world.catalogue.at(cloud.now_ms(), pages.store_of(request, services) or "")
+
     async def home(request):
         lvl = await level(request)
-        catalogue = cloud.world.catalogue
+        catalogue = priced(request)
         scenes = [{**s, "products": [shelf.tile(p, lvl) for p in shelf.scene_products(catalogue, s)]}
                   for s in shelf.load_scenes()]
         zones = shelf.zones(cloud.world.rule_data, catalogue, minute_of_day(cloud.now_ms()))
@@ -81,7 +84,7 @@ def routes(services) -> list[tuple]:
         if name not in SHELVES:
             return mall_error(request, services, 404, pages.i18n.words(pages.lang_of(request))["page_missing"])
         lvl = await level(request)
-        tiles = [shelf.tile(p, lvl) for p in shelf.on_shelf(cloud.world.catalogue, name)]
+        tiles = [shelf.tile(p, lvl) for p in shelf.on_shelf(priced(request), name)]
         w = pages.i18n.words(pages.lang_of(request))
         return mall_page(request, services, "list.html", {"heading": w[f"shelf_{name}"], "tiles": tiles},
                          title=w[f"shelf_{name}"])
@@ -92,21 +95,21 @@ def routes(services) -> list[tuple]:
         if found is None:
             return mall_error(request, services, 404, pages.i18n.words(lang)["page_missing"])
         lvl = await level(request)
-        tiles = [shelf.tile(p, lvl) for p in shelf.scene_products(cloud.world.catalogue, found)]
+        tiles = [shelf.tile(p, lvl) for p in shelf.scene_products(priced(request), found)]
         return mall_page(request, services, "list.html", {"heading": found["name"][lang], "tiles": tiles,
                                                           "scene": True}, title=found["name"][lang])
 
     async def search_page(request):
         q = request.query_params.get("q", "")[:40]
         lvl = await level(request)
-        tiles = [shelf.tile(p, lvl) for p in shelf.search(cloud.world.catalogue, q)]
+        tiles = [shelf.tile(p, lvl) for p in shelf.search(priced(request), q)]
         w = pages.i18n.words(pages.lang_of(request))
         return mall_page(request, services, "list.html", {"heading": w["results"], "tiles": tiles, "q": q,
                                                           "searched": True}, title=w["search"])
 
     async def product_page(request):
         sku = request.path_params["sku"]
-        product = cloud.world.catalogue.by_sku.get(sku)
+        product = priced(request).by_sku.get(sku)
         w = pages.i18n.words(pages.lang_of(request))
         if product is None or "online" not in product.channels:
             return mall_error(request, services, 404, w["product_missing"])

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import functools
 
-from cloud.office import home, promotions, reports, services, stalls, stock, stores
+from cloud.office import catalogue, home, promotions, reports, services, stalls, stock, stores
 from cloud.office.pages import OfficeStop
 from protocol.roles import Permission
 
-AREAS = (home, promotions, stock, stores, services, stalls, reports)
+AREAS = (home, catalogue, promotions, stock, stores, services, stalls, reports)
 # (path, word id, permission): the nav shows an area to the operators whose role has the permission (None: all)
 NAV: list[tuple[str, str, Permission | None]] = [
     ("/office", "office.home", None),
-    ("/office/reports", "reports.nav", "store.figures"),  # HQ reports (issue 21)
+    ("/office/catalogue", "catalogue.nav", "views.read"),
     ("/office/promotions", "promotions.title", "views.read"),
     ("/office/campaigns", "promotions.campaigns", "views.read"),
     ("/office/stock", "stock.nav", "store.figures"),
     ("/office/stores", "stores.nav", "views.read"),
     ("/office/services", "services.nav", "store.figures"),  # local services: schedule and book (issue 21)
     ("/office/stalls", "stalls.nav", "stall.read"),
+    ("/office/reports", "reports.nav", "store.figures"),  # HQ reports (issue 21)
 ]
 
 

@@ -33,6 +33,10 @@ def changes(part: str, old: dict, new: dict, store_id: str | None = None) -> tup
     only the products (by sku) and rules (by id) that were added, removed or changed, so an entry stays readable."""
     if part == "store":
         return _keyed(old["stores"], "store_id").get(store_id), _keyed(new["stores"], "store_id").get(store_id)
+    if part == "prices":  # per-store and scheduled prices, by change id (cloud.services.prices)
+        was, now = _keyed(old.get("prices", []), "change_id"), _keyed(new.get("prices", []), "change_id")
+        differ = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
+        return ({"prices": {k: was[k] for k in differ if k in was}}, {"prices": {k: now[k] for k in differ if k in now}})
     if part == "catalogue":
         was, now = _keyed(old["catalogue"], "sku"), _keyed(new["catalogue"], "sku")
         differ = sorted(k for k in set(was) | set(now) if was.get(k) != now.get(k))
@@ -78,6 +82,8 @@ class WorldAdmin:
         data = dict(old)  # parts are replaced whole below, never changed in place: `old` stays as it was
         if part == "catalogue":
             data["catalogue"] = value
+        elif part == "prices":
+            data["prices"] = value
         elif part == "rule_book":
             data["rule_book"] = value
         else:
@@ -101,7 +107,8 @@ class WorldAdmin:
             target = f"store:{store_id}" if part == "store" else part
             audit = (by, f"{part}.change", target, before, after)
         await self._store(world, reason, audit)
-        await self.broadcast(parts=("catalogue", "rule_book") if part != "store" else ())
+        await self.broadcast(parts=() if part == "store" else ("catalogue",) if part == "prices" else
+                             ("catalogue", "rule_book"))
         return {"version": self.version, "stores": len(world.stores), "products": len(world.catalogue),
                 "rule_book_version": world.rule_book.version}
 
@@ -113,6 +120,8 @@ class WorldAdmin:
         for store_id in stores or list(world.stores):
             for part in parts:
                 cls, payload = payloads[part]
+                if part == "catalogue" and world.catalogue.prices:  # cut for the store: its own prices only
+                    payload = json.dumps(world.catalogue.payload_for(store_id)).encode()
                 version = self.version if part == "catalogue" else world.rule_book.version
                 await to_stores.send(self.cloud, store_id, functools.partial(cls, version=version, payload=payload))
 

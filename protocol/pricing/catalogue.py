@@ -83,7 +83,14 @@ class Product:
 
 
 class Catalogue:
-    def __init__(self, products: list[Product] | tuple[Product, ...]) -> None:
+    """`prices`: the price book over the chain prices (protocol.pricing.price_book); `store_id`: the store a box's
+    copy was cut for (None: the whole chain's, in the cloud)."""
+
+    def __init__(self, products: list[Product] | tuple[Product, ...], prices: tuple[Any, ...] = (),
+                 store_id: str | None = None) -> None:
+        self.prices = tuple(prices)
+        self.store_id = store_id
+        self._at: dict[str, tuple[int, int | None, Catalogue]] = {}  # store -> (valid from, until, resolved)
         self.by_sku: dict[str, Product] = {}
         self.by_gtin: dict[str, Product] = {}
         self.by_plu: dict[str, Product] = {}
@@ -113,11 +120,54 @@ class Catalogue:
     def by_item_code(self, code: str) -> Product | None:
         return self.by_plu.get(code.lstrip("0"))
 
+    def at(self, at_ms: int, store_id: str | None = None) -> Catalogue:
+        """The catalogue as sold at `store_id` (default: the store this copy was cut for) at `at_ms`: each product
+        with the price in force there and then (protocol.pricing.price_book). Itself when no price entry exists;
+        kept until the next scheduled change, so pricing a basket does not resolve the whole catalogue each time."""
+        if not self.prices:
+            return self
+        from protocol.pricing import price_book
+        store = store_id if store_id is not None else (self.store_id or "")
+        cached = self._at.get(store)
+        if cached is not None and cached[0] <= at_ms and (cached[1] is None or at_ms < cached[1]):
+            return cached[2]
+        mine: dict[str, list[Any]] = {}
+        for e in self.prices:
+            if e.store_id in ("", store):
+                mine.setdefault(e.sku, []).append(e)
+        resolved = Catalogue([price_book.resolve(p, mine[p.sku], store, at_ms) if p.sku in mine else p
+                              for p in self.by_sku.values()], store_id=store or None)
+        started = [e.effective_ms for e in self.prices if e.effective_ms <= at_ms and e.store_id in ("", store)]
+        self._at[store] = (max(started, default=0), price_book.next_change_ms(self.prices, store, at_ms), resolved)
+        return resolved
+
     @classmethod
-    def from_data(cls, items: list[dict[str, Any]]) -> Catalogue:
+    def from_data(cls, items: list[dict[str, Any]] | dict[str, Any]) -> Catalogue:
+        """From the plain list of products, or the map {"products", "prices", "store_id"} of a catalogue with a
+        price book (protocol.pricing.price_book)."""
+        if isinstance(items, dict):
+            from protocol.pricing import price_book
+            unknown = sorted(set(items) - {"products", "prices", "store_id"})
+            if unknown:
+                raise ProtocolError(f"catalogue: unknown field(s) {unknown}")
+            plain = cls.from_data(items.get("products"))  # type: ignore[arg-type]
+            store_id = items.get("store_id")
+            if store_id is not None and not isinstance(store_id, str):
+                raise ProtocolError("catalogue: store_id must be a string")
+            entries = price_book.entries_from_data(items.get("prices", []), frozenset(plain.by_sku))
+            return cls(list(plain.by_sku.values()), entries, store_id)
         if not isinstance(items, list):
             raise ProtocolError("catalogue: expected a list of products")
         return cls([record_from_wire(Product, item, f"product[{i}]") for i, item in enumerate(items)])
+
+    def payload_for(self, store_id: str) -> list[dict[str, Any]] | dict[str, Any]:
+        """What a store is sent: the plain product list when no price entry concerns it (older boxes read it), else
+        the map with the chain's entries and its own (never another store's)."""
+        from protocol.pricing import price_book
+        entries = price_book.for_store(self.prices, store_id)
+        if not entries:
+            return self.to_data()
+        return {"products": self.to_data(), "prices": price_book.entries_to_data(entries), "store_id": store_id}
 
     def to_data(self) -> list[dict[str, Any]]:
         from protocol.schema import to_wire

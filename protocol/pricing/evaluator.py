@@ -354,6 +354,7 @@ def price_basket(catalogue: Catalogue, book: RuleBook, lines: list[BasketLine] |
                  ctx: PricingContext) -> PricedBasket:
     if len(lines) > MAX_LINES:
         raise ProtocolError(f"basket of {len(lines)} lines exceeds {MAX_LINES}")
+    catalogue = catalogue.at(ctx.now_ms, ctx.store_id)  # the store's own prices and those in force now (price_book)
     rules = book.active_rules(ctx.channel, ctx.store_id, ctx.now_ms, ctx.member_level)
     savings, basket = _Savings(ctx), _Basket()
     near: list[NearMiss] = []

@@ -151,3 +151,32 @@ def test_markdown_prices_follow_the_time_of_day():
     assert at_night[sku].rule_id == "MD-GREENS-1900"
     list_fen = CATALOGUE.by_sku[sku].price_fen
     assert at_night[sku].price_fen == list_fen - div_round(list_fen * rule["percent_off_bp"], 10_000)
+
+
+def test_the_scales_get_the_stores_own_price_and_a_scheduled_one_from_its_moment():
+    """The box's scales are pushed the prices in force at their store (protocol.pricing.price_book): a store's own
+    price, and a scheduled change once its moment has come (the markdown check re-pushes on its beat)."""
+    from types import SimpleNamespace
+
+    from edge.label_scales import LabelScales
+    from protocol.clock import ManualClock
+    from protocol.pricing.price_book import PriceEntry
+
+    product = next(p for p in CATALOGUE.by_sku.values() if p.plu)
+    t = 1_800_000_000_000
+    entries = (PriceEntry(change_id="own", sku=product.sku, price_fen=product.price_fen + 11, store_id="S069"),
+               PriceEntry(change_id="later", sku=product.sku, price_fen=product.price_fen + 22, store_id="S069",
+                          effective_ms=t + 1_000))
+    at_store = Catalogue(list(CATALOGUE.by_sku.values()), entries, "S069")
+    now = [t]
+    scales = LabelScales([{"port": "/dev/null-scale"}], ManualClock(), lambda: now[0])
+    scales.books = SimpleNamespace(catalogue=at_store, rule_book=None)
+    scales.store_id = "S069"
+
+    def pushed() -> int:
+        scales._want()
+        return next(r.price_fen for r in scales.scales[0].wanted if r.sku == product.sku)
+
+    assert pushed() == product.price_fen + 11
+    now[0] = t + 1_000
+    assert pushed() == product.price_fen + 22

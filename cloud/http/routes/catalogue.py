@@ -12,7 +12,8 @@ def routes(services) -> list[tuple]:
     cloud = services.cloud
 
     async def products(request):
-        return JSONResponse({"products": cloud.world.catalogue.to_data(),
+        # the chain's prices in force now (a scheduled chain change counts from its moment: price_book)
+        return JSONResponse({"products": cloud.world.catalogue.at(cloud.now_ms(), "").to_data(),
                              "rule_book_version": cloud.world.rule_book.version})
 
     async def put_products(request):

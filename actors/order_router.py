@@ -236,9 +236,9 @@ class OrderRouter(IdempotentActor):
         return found
 
     def slots_left(self, store: str, slot_starts_ms: list[int]) -> list[list[int]]:
-        """Places left in each slot (capacity minus bookings, never below 0); an unknown store has none."""
+        """Places left in each slot (capacity minus bookings, never below 0); an unknown or closed store has none."""
         site = self.stores.get(store)
-        if site is None:
+        if site is None or not site.open:
             return [[start, 0] for start in slot_starts_ms]
         return [[start, max(0, site.slot_capacity - len(self.bookings.get((store, start), {})))]
                 for start in slot_starts_ms]

@@ -247,6 +247,8 @@ class LabelScales:
 
     async def _label_printed(self, scale: LabelScale, plu: str, grams: int, amount_fen: int, code: str) -> None:
         catalogue = getattr(self.books, "catalogue", None)
+        if catalogue is not None:  # the "was" price on a markdown label is this store's price in force now
+            catalogue = catalogue.at(self._now_ms(), self.store_id or None)
         product = catalogue.by_item_code(plu) if catalogue is not None else None
         if product is None or self.record_label is None or product.sku in self.overrides:
             return

@@ -203,7 +203,7 @@ def as_csv(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], totals: Ma
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
     for row in [*rows, *([totals] if totals else [])]:
-        writer.writerow([_cell(row.get(c, "")) for c in columns])
+        writer.writerow([sheet_safe(row.get(c, "")) for c in columns])
     return "".join(out.parts)
 
 
@@ -218,7 +218,9 @@ class _Lines:
         return len(text)
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+def sheet_safe(value: Any) -> Any:
+    """A cell for a CSV or a spreadsheet that a person opens: text that a spreadsheet would run as a formula (it
+    starts with = + - @, a tab or a carriage return) is kept as text by a leading apostrophe; numbers stay numbers."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value

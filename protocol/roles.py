@@ -35,6 +35,7 @@ Permission = Literal[
     "members.profiles",  # a member's profile and the segments' members (masked phone only)
     "segments.manage",  # recompute segments, launch a campaign to a segment
     "group_buys.cancel",  # end an open group buy: its orders cancelled and refunded (HQ decides it)
+    "store.open_close",  # open or close a store to online orders (HQ decides it; a manager edits the rest)
     "stalls.manage",  # create market stalls in a store (HQ decides them)
     "stall.read",  # a stall's sales and settlement (a stall owner: their own stall only)
     "stall.products",  # a stall's products' names and prices (a stall owner: their own stall only)

@@ -68,15 +68,22 @@ def lane_refusal(lane: str, lane_stall: str, sku: str, product_stall: str) -> st
     return f"lane {lane} is stall {lane_stall}'s: it sells only that stall's products, not stall {product_stall}'s {sku}"
 
 
-def judge_sale(store_id: str, sale_id: str, stall: str, skus: Iterable[str],
-               stalls_of_store: Mapping[str, str], product_stall: Mapping[str, str]) -> str:
+def judge_sale(store_id: str, sale_id: str, stall: str, stalls_of_store: Mapping[str, str]) -> str:
     """"" when the cloud believes store `store_id`'s sale `sale_id` on stall `stall` ("" = the store's own);
-    else why not. `stalls_of_store`: stall id -> its store; `product_stall`: sku -> its stall (missing = "")."""
+    else why not: a store is believed about its own stalls only. `stalls_of_store`: stall id -> its store."""
     if stall:
         if stalls_of_store.get(stall) is None:
             return f"{store_id}: sale {sale_id} names stall {stall!r}, which is no stall"
         if stalls_of_store[stall] != store_id:
             return f"{store_id}: sale {sale_id} names stall {stall}, a stall of {stalls_of_store[stall]}, not of {store_id}"
+    return ""
+
+
+def lines_off_stall(store_id: str, sale_id: str, stall: str, skus: Iterable[str],
+                    product_stall: Mapping[str, str]) -> str:
+    """"" when every line of the sale is a product of its stall ("" = the store's own); else what is not. The box
+    sold by the catalogue it held (a product may have moved to or off a stall since): the money is taken and the
+    sale stands, so this is reported, never a reason to refuse it. `product_stall`: sku -> its stall."""
     for sku in skus:
         owner = product_stall.get(sku, "")
         if owner != stall:

@@ -3,16 +3,22 @@ with their stall.
 
 Guarantees:
 - A `SaleCommitted` that names a stall is believed only when the stall is one of the sending store's stalls
-  (`stalls`, migration 48) and every line is a product of that stall (the catalogue as this process holds it); a
-  sale on a store's own lane only when no line is a stall's product. Anything else is refused with the reason
-  through the bridge's normal path (dead-lettered, the store told `refused`) and the rest of the batch applies.
+  (`stalls`, migration 48): a claim on another store's stall, or on no stall, is refused with the reason through
+  the bridge's normal path (dead-lettered, the store told `refused`) and the rest of the batch applies.
+- A paid sale is never refused for its lines: a line that is not a product of the sale's stall (the box sold by
+  the catalogue it held; a product may have moved to or off a stall since) is logged as a warning naming the sale,
+  and the sale stands on the stall the box named, so stock, money and the store's figures stay whole.
 - Recorded in the bridge's transaction: the believed sale's stall is written on its `till_sales` row, so a stall's
   sales and settlement read exactly what was believed (a re-sent event changes nothing).
 """
 from __future__ import annotations
 
+import logging
+
 from protocol.messages import Message, SaleCommitted
-from protocol.stalls import judge_sale
+from protocol.stalls import judge_sale, lines_off_stall
+
+log = logging.getLogger("freshmesh.stalls")
 
 
 def _sales(events: list[Message]) -> list[SaleCommitted]:
@@ -29,9 +35,11 @@ async def admit(cloud, events: list[Message]) -> dict[str, str]:
         "select stall_id, store_id from stalls where stall_id = any($1::text[])", named)} if named else {}
     refused = {}
     for e in sales:
-        why = judge_sale(e.store_id, e.sale_id, e.stall, [line.sku for line in e.lines], stalls, product_stall)
+        why = judge_sale(e.store_id, e.sale_id, e.stall, stalls)
         if why:
             refused[e.event_id] = why
+        elif off := lines_off_stall(e.store_id, e.sale_id, e.stall, [line.sku for line in e.lines], product_stall):
+            log.warning("stall sale applied with lines off its stall: %s", off)
     return refused
 
 

@@ -86,6 +86,10 @@ class Bookings:
         if store_id not in self.cloud.world.stores:
             raise Refusal("not_found", f"no store {store_id}")
 
+    def _open(self, store_id: str) -> bool:
+        store = self.cloud.world.stores.get(store_id)
+        return store is not None and store.open
+
     async def book_of(self, store_id: str, conn=None) -> tuple[core.ServiceBook, int]:
         """The store's book and its version (an empty book, version 0, before the store defined one)."""
         self._store(store_id)
@@ -155,7 +159,8 @@ class Bookings:
         base = core.day_start_ms(day)
         async with self.cloud.db.acquire() as conn:
             held = await self._held(conn, store_id, service.staff, base, base + core.DAY_MIN * core.MINUTE_MS)
-        found = core.free_slots(book, service, day, held, self.cloud.now_ms())
+        # a store HQ has closed offers no time (its bookings made before stay, and show in its schedule)
+        found = core.free_slots(book, service, day, held, self.cloud.now_ms()) if self._open(store_id) else []
         return {"store_id": store_id, "service_id": service_id, "date": day.isoformat(),
                 "duration_min": service.duration_min, "price_fen": service.price_fen, "pay_at": PAY_AT,
                 "slots": [{"start": to_rfc3339(start), "local": local(start)[11:], "free": free}
@@ -172,7 +177,8 @@ class Bookings:
             if first is not None:
                 return 200, first
             book, service = await self._service(body.store_id, body.service_id, conn)
-            why = core.start_refusal(book, service, start_ms, self.cloud.now_ms())
+            why = (core.start_refusal(book, service, start_ms, self.cloud.now_ms()) if self._open(body.store_id)
+                   else f"store {body.store_id} is closed by head office: it takes no bookings")
             if why is not None:
                 raise Refusal("slot", why, reason="not_offered")
             end_ms = start_ms + service.duration_min * core.MINUTE_MS

@@ -50,7 +50,11 @@ def entry_json(e: PriceEntry) -> dict[str, Any]:
 class Prices:
     def __init__(self, cloud, world_admin) -> None:
         self.cloud, self.world_admin = cloud, world_admin
-        self.lock = asyncio.Lock()
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """The world admin's: a change is built from the world read under it, and stored before it is let go."""
+        return self.world_admin.lock
 
     def _product(self, sku: str) -> Product:
         product = self.cloud.world.catalogue.by_sku.get(sku)
@@ -76,8 +80,14 @@ class Prices:
             new = [to_wire(product) if item["sku"] == sku else item for item in items]
             if created:
                 new.append(to_wire(product))
-            answer = await self.world_admin.change("catalogue", new, f"product {sku}", by=by)
+            answer = await self.world_admin.change("catalogue", new, f"product {sku}", by=by, locked=True,
+                                                   prices=self.chain_set_now({sku}))
         return {**answer, "sku": sku, "created": created, "product": to_wire(product)}
+
+    def chain_set_now(self, skus: set[str]) -> list[dict[str, Any]]:
+        """The price entries once the chain price of `skus` is set from now (the chain's entries in force end)."""
+        return price_book.entries_to_data(price_book.chain_price_set_now(self.cloud.world.catalogue.prices, skus,
+                                                                         self.cloud.now_ms()))
 
     def _entry(self, sku: str, body: dict[str, Any], store_id: str, effective_ms: int) -> PriceEntry:
         where = f"product {sku!r}" + (f" at store {store_id}" if store_id else "")
@@ -93,7 +103,7 @@ class Prices:
 
     async def _write(self, entries: list[PriceEntry], reason: str, by: Operator) -> dict[str, Any]:
         kept = price_book.prune(tuple(entries), self.cloud.now_ms())
-        return await self.world_admin.change("prices", price_book.entries_to_data(kept), reason, by=by)
+        return await self.world_admin.change("prices", price_book.entries_to_data(kept), reason, by=by, locked=True)
 
     async def set_store_price(self, sku: str, store_id: str, body: dict[str, Any], by: Operator) -> dict[str, Any]:
         """The store's own price from now on (it replaces the store's earlier ones; its scheduled ones stay)."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from protocol.errors import ProtocolError
 from protocol.pricing.catalogue import Catalogue, Product
+from protocol.reports import sheet_safe
 from protocol.schema import record_from_wire, to_wire
 
 COLUMNS = ("sku", "name", "category", "unit", "price_fen", "member_prices", "channels", "plu", "gtin",
@@ -186,7 +187,7 @@ def to_csv(catalogue: Catalogue) -> bytes:
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for p in sorted(catalogue.by_sku.values(), key=lambda p: p.sku):
-        writer.writerow([_out(p, c) for c in COLUMNS])
+        writer.writerow([sheet_safe(_out(p, c)) for c in COLUMNS])  # a name like "=HYPERLINK(...)" stays text
     return out.getvalue().encode("utf-8-sig")  # the BOM: Excel then shows the Chinese names right
 
 
@@ -198,7 +199,10 @@ def to_xlsx(catalogue: Catalogue) -> bytes:
     sheet.title = "products"
     sheet.append(list(COLUMNS))
     for p in sorted(catalogue.by_sku.values(), key=lambda p: p.sku):
-        sheet.append([_out(p, c) for c in COLUMNS])
+        sheet.append([sheet_safe(_out(p, c)) for c in COLUMNS])
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # text, never a formula (openpyxl makes any "=..." string one)
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

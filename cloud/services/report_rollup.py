@@ -218,7 +218,11 @@ class Rollups:
         self.cloud = cloud
 
     async def ensure(self, start: date, end: date, today: date) -> None:
-        """Every day of [start, end] refreshed as the guarantees say (settled once; recent when stale)."""
+        """Every day of [start, end] refreshed as the guarantees say (settled once; recent when stale). Days after
+        `today` have nothing yet: never refreshed (a range reaching into the future costs no more than to today)."""
+        end = min(end, today)
+        if end < start:
+            return
         settled, recent = split_days(start, end, today)
         now = self.cloud.now_ms()
         rows = await self.cloud.db.fetch("select day, refreshed_ms from report_days where day between $1 and $2",

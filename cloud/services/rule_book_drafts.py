@@ -223,12 +223,17 @@ class RuleBookDrafts:
         if channel not in ("offline", "online"):
             raise Refusal("invalid", "channel: offline (at a till) or online")
         store_id = body.get("store_id") or ""
+        if not isinstance(store_id, str):
+            raise Refusal("invalid", "store_id: a store id (text), or none for the chain")
         if store_id and store_id not in world.stores:
             raise Refusal("invalid", f"store_id: unknown store {store_id!r}")
         level = body.get("member_level") or None
         if level is not None and (not isinstance(level, str) or not LEVEL_RE.match(level)):
             raise Refusal("invalid", f"member_level: {level!r} is not a member level (lower-case letters, digits, _)")
-        at_ms = self.cloud.now_ms() if not body.get("at") else parse_rfc3339(body["at"], "at")
+        at = body.get("at")
+        if at and not isinstance(at, str):
+            raise Refusal("invalid", "at: an RFC 3339 time, e.g. 2026-12-01T09:00:00+08:00")
+        at_ms = self.cloud.now_ms() if not at else parse_rfc3339(at, "at")
         lines, refused = preview_lines(world.catalogue, body.get("lines"), channel)
         capped = capped_rules(book.rules)
         views = await self.cloud.actors.budgets.budgets([r.id for r in capped]) if capped else {}
@@ -276,9 +281,9 @@ def preview_lines(catalogue, items: Any, channel: str) -> tuple[list[BasketLine]
     lines, refused = [], []
     for i, item in enumerate(items):
         try:
-            if not isinstance(item, dict):
-                raise ProtocolError("a line is {sku, qty} or {sku, weight_g}")
-            product = catalogue.get(item.get("sku"))
+            if not isinstance(item, dict) or not isinstance(item.get("sku"), str):
+                raise ProtocolError("a line is {sku, qty} or {sku, weight_g}, its sku a text")
+            product = catalogue.get(item["sku"])
             if channel not in product.channels:
                 raise ProtocolError(f"{product.sku} ({product.name}) is not sold {channel}")
             qty, grams = item.get("qty", 0), item.get("weight_g", 0)
@@ -291,7 +296,8 @@ def preview_lines(catalogue, items: Any, channel: str) -> tuple[list[BasketLine]
                 raise ProtocolError(f"{product.sku} is sold by the {how} (> 0)")
             lines.append(BasketLine(sku=product.sku, qty=qty, weight_g=grams, use_by=str(item.get("use_by") or "")))
         except ProtocolError as exc:
-            refused.append({"index": i, "sku": item.get("sku") if isinstance(item, dict) else None, "reason": str(exc)})
+            sku = item.get("sku") if isinstance(item, dict) else None
+            refused.append({"index": i, "sku": sku if isinstance(sku, str) else None, "reason": str(exc)})
     if not lines:
         raise Refusal("invalid", "lines: no line could be priced: " + "; ".join(
             f"line {r['index']}: {r['reason']}" for r in refused))

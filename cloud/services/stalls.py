@@ -27,6 +27,7 @@ from protocol import roles, stalls
 from protocol.clock import to_rfc3339
 from protocol.errors import ProtocolError
 from protocol.policy import CHAIN_UTC_OFFSET_MIN
+from protocol.pricing import price_book
 
 STALL_FIELDS = ("stall_id", "store_id", "name", "owner", "commission_bp", "monthly_fee_fen")
 SALES_PAGE_MAX = 500  # the newest till sales a stall's sales answer lists (the totals count them all)
@@ -36,9 +37,15 @@ TILL_SQL = """select sale_id, lane, total_fen, returned_fen, lines, wall_ms from
               where stall_id = $1 and wall_ms >= $2 and wall_ms < $3 order by wall_ms desc, sale_id limit $4"""
 TILL_SUM_SQL = """select count(*) as n, coalesce(sum(total_fen - returned_fen), 0)::bigint as fen from till_sales
                   where stall_id = $1 and wall_ms >= $2 and wall_ms < $3"""
-# the stall's products' lines in its store's online orders whose goods reached the customer, by when ordered
-ONLINE_SQL = """select o.order_id, o.created_ms, l->>'sku' as sku, (l->>'amount_fen')::bigint as amount_fen
-                from orders o, jsonb_array_elements(o.lines) l
+# the stall's products' lines in its store's online orders whose goods reached the customer, by when ordered, less
+# their share of what the order refunded (a refund is shared over the order's lines by amount, as the reports do)
+ONLINE_SQL = """select o.order_id, o.created_ms, l->>'sku' as sku,
+                       (l->>'amount_fen')::bigint - case when g.goods > 0
+                           then (o.refunded_fen * (l->>'amount_fen')::bigint) / g.goods else 0 end as amount_fen
+                from orders o
+                cross join lateral (select coalesce(sum((x->>'amount_fen')::bigint), 0) as goods
+                                    from jsonb_array_elements(o.lines) x) g
+                cross join lateral jsonb_array_elements(o.lines) l
                 where o.allocation ? $1 and o.status = any($2::text[]) and o.created_ms >= $3 and o.created_ms < $4
                   and l->>'sku' = any($5::text[]) order by o.created_ms desc, o.order_id"""
 
@@ -187,15 +194,21 @@ class Stalls:
             raise Refusal("invalid", "name: 1-80 characters")
         if "price_fen" in body and (type(body["price_fen"]) is not int or body["price_fen"] <= 0):
             raise Refusal("invalid", "price_fen: a positive integer (fen per piece, or per kg when weighed)")
-        catalogue = self.cloud.world.catalogue.to_data()
-        found = next((p for p in catalogue if p["sku"] == sku), None)
-        if found is None:
-            raise Refusal("not_found", f"no product {sku[:40]}")
-        if found.get("stall", "") != stall_id:
-            raise Refusal("forbidden", f"{by.username}: {sku} is not a product of stall {stall_id}")
-        changed = {**found, **({"name": body["name"].strip()} if "name" in body else {}),
-                   **({"price_fen": body["price_fen"]} if "price_fen" in body else {})}
-        new = [changed if p["sku"] == sku else p for p in catalogue]
-        # a new catalogue version, audited with this product's before and after, sent to every store and the mall
-        answer = await self.world_admin.change("catalogue", new, f"stall {stall_id}: {sku}", by=by)
+        async with self.world_admin.lock:  # built from the catalogue read here, stored before another change
+            catalogue = self.cloud.world.catalogue.to_data()
+            found = next((p for p in catalogue if p["sku"] == sku), None)
+            if found is None:
+                raise Refusal("not_found", f"no product {sku[:40]}")
+            if found.get("stall", "") != stall_id:
+                raise Refusal("forbidden", f"{by.username}: {sku} is not a product of stall {stall_id}")
+            changed = {**found, **({"name": body["name"].strip()} if "name" in body else {}),
+                       **({"price_fen": body["price_fen"]} if "price_fen" in body else {})}
+            new = [changed if p["sku"] == sku else p for p in catalogue]
+            # a new catalogue version, audited with this product's before and after, sent to every store and the mall
+            now = self.cloud.now_ms()
+            prices = (price_book.entries_to_data(price_book.chain_price_set_now(self.cloud.world.catalogue.prices,
+                                                                                {sku}, now))
+                      if "price_fen" in body else None)  # the stall's price from now: the chain's entries end
+            answer = await self.world_admin.change("catalogue", new, f"stall {stall_id}: {sku}", by=by, locked=True,
+                                                   prices=prices)
         return {"product": changed, "version": answer["version"]}

@@ -21,6 +21,7 @@ from protocol.errors import ProtocolError
 from protocol.messages import CatalogueUpdated, RuleBookUpdated
 
 POLL_S = 2.0
+WORLD_LOCK_KEY = 0x46574C44  # "FWLD": one world version stored at a time, chain-wide
 log = logging.getLogger("freshmesh.world")
 
 
@@ -54,34 +55,64 @@ class WorldAdmin:
     def __init__(self, cloud) -> None:
         self.cloud = cloud
         self.version = 0
+        # One change at a time in this process, read, built and stored whole: a caller that builds its part from
+        # the world it read (a product's new price, a stall's product) holds it across the read (`locked=True`).
+        self.lock = asyncio.Lock()
 
     async def adopt(self, file_world: World, explicit: bool) -> None:
         """At start: an explicit --world file becomes the newest version; else the newest stored one wins."""
         row = await self.cloud.db.fetchrow("select version, data from world_versions order by version desc limit 1")
         if row is None or explicit:
-            await self._store(file_world, "loaded from file")
+            await self._store(file_world, "loaded from file", force=True)
         else:
             self.cloud.world, self.version = World.from_data(json.loads(row["data"])), row["version"]
 
-    async def _store(self, world: World, reason: str, audit: tuple | None = None) -> None:
-        """A new version; `audit`: (operator, action, target, before, after), recorded with it in one transaction."""
+    async def _store(self, world: World, reason: str, audit: tuple | None = None, force: bool = False) -> None:
+        """A new version; `audit`: (operator, action, target, before, after), recorded with it in one transaction.
+
+        It is built on this process's version: when another API process stored a newer one meanwhile, nothing is
+        stored, the newer one is adopted here and the change is refused (409, retry): a change is never made on a
+        stale world, which would silently undo the other's (`force`: an explicit world file at start)."""
         now = self.cloud.now_ms()
+        newer = None
         async with self.cloud.db.acquire() as conn, conn.transaction():
-            version = await conn.fetchval(
-                "insert into world_versions (data, reason, changed_ms) values ($1, $2, $3) returning version",
-                json.dumps(world.to_data()), reason, now)
-            if audit is not None:
-                by, action, target, before, after = audit
-                await record(conn, now, by, action, target, before, after)
+            await conn.execute("select pg_advisory_xact_lock($1)", WORLD_LOCK_KEY)
+            if not force:
+                newer = await conn.fetchrow("select version, data from world_versions where version > $1 "
+                                            "order by version desc limit 1", self.version)
+            if newer is not None:
+                version = 0
+            else:
+                version = await conn.fetchval(
+                    "insert into world_versions (data, reason, changed_ms) values ($1, $2, $3) returning version",
+                    json.dumps(world.to_data()), reason, now)
+                if audit is not None:
+                    by, action, target, before, after = audit
+                    await record(conn, now, by, action, target, before, after)
+        if newer is not None:
+            self.cloud.world, self.version = World.from_data(json.loads(newer["data"])), newer["version"]
+            raise Refusal("in_progress", f"the chain's world changed meanwhile (now version {self.version}, made by "
+                                         "another API process): nothing was changed; send it again")
         self.version, self.cloud.world = version, world
 
     async def change(self, part: str, value, reason: str, store_id: str | None = None,
-                     by: Operator | None = None) -> dict:
-        """`by`: the operator making the change (recorded in the audit log with its before and after)."""
+                     by: Operator | None = None, locked: bool = False, prices: list | None = None) -> dict:
+        """`by`: the operator making the change (recorded in the audit log with its before and after); `locked`:
+        the caller holds `self.lock` (it built `value` from the world it read under it); `prices`: with a catalogue
+        change, the price entries replaced in the same version (a chain price set now ends the chain's entries)."""
+        if locked:
+            return await self._change(part, value, reason, store_id, by, prices)
+        async with self.lock:
+            return await self._change(part, value, reason, store_id, by, prices)
+
+    async def _change(self, part: str, value, reason: str, store_id: str | None, by: Operator | None,
+                      prices: list | None = None) -> dict:
         old = self.cloud.world.to_data()
         data = dict(old)  # parts are replaced whole below, never changed in place: `old` stays as it was
         if part == "catalogue":
             data["catalogue"] = value
+            if prices is not None:
+                data["prices"] = prices
         elif part == "prices":
             data["prices"] = value
         elif part == "rule_book":
@@ -133,7 +164,8 @@ class WorldAdmin:
                 row = await self.cloud.db.fetchrow("select version, data from world_versions where version > $1 "
                                                    "order by version desc limit 1", self.version)
                 if row is not None:
-                    self.cloud.world, self.version = World.from_data(json.loads(row["data"])), row["version"]
+                    async with self.lock:  # never in the middle of a change built on the world it read
+                        self.cloud.world, self.version = World.from_data(json.loads(row["data"])), row["version"]
                     log.info("world version %d adopted", self.version)
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("world poll failed: %s", exc)

@@ -136,3 +136,11 @@ def prune(entries: tuple[PriceEntry, ...], now_ms: int) -> tuple[PriceEntry, ...
         if e.effective_ms <= now_ms:
             newest[(e.sku, e.store_id)] = max(newest.get((e.sku, e.store_id), -1), e.effective_ms)
     return tuple(e for e in entries if e.effective_ms > now_ms or newest[(e.sku, e.store_id)] == e.effective_ms)
+
+
+def chain_price_set_now(entries: tuple[PriceEntry, ...], skus: set[str] | frozenset[str],
+                        now_ms: int) -> tuple[PriceEntry, ...]:
+    """The entries once HQ sets the chain price of `skus` from now (the product's own price): the chain's entries of
+    those SKUs already in force are dropped, or the newest of them would keep winning over the price just set; the
+    chain's scheduled (future) entries and the stores' own stay."""
+    return tuple(e for e in entries if not (e.store_id == "" and e.sku in skus and e.effective_ms <= now_ms))

@@ -180,6 +180,19 @@ async def test_back_office_hq_closes_a_store_and_it_is_not_routed_to(office, tmp
     assert OTHER not in await routed()
     listed = {s["store_id"]: s for s in (await http.get("/stores")).json()["stores"]}
     assert listed[OTHER]["open"] is False and listed[BOX]["open"] is True
+    # the closed store's own manager edits its hours (the page's box is read-only for them) but cannot reopen it
+    manager = await _account(services, "store_manager", OTHER)
+    async with office_context(DESK) as (_context, page):
+        await office_sign_in(page, url, manager, OPERATOR_PASSWORD, then=f"/office/stores/{OTHER}")
+        assert await page.is_disabled("#open") and not await page.is_checked("#open")
+        await page.fill("#closes", "20:30")
+        await page.click("#store-save")
+        await page.wait_for_function("document.getElementById('store-msg').classList.contains('ok')")
+    assert services.cloud.world.stores[OTHER].open is False and services.cloud.world.stores[OTHER].closes == "20:30"
+    mgr = await operator_headers(services, "store_manager", store_id=OTHER)
+    r = await http.put(f"/stores/{OTHER}", json=store_body(OTHER, 120.30, open=True), headers=mgr)
+    assert r.status_code == 403 and "store.open_close" in r.json()["detail"], r.text
+    assert OTHER not in await routed()
     r = await http.put(f"/stores/{OTHER}", json=store_body(OTHER, 120.30, open=True), headers=admin)
     assert r.status_code == 200 and OTHER in await routed()
 

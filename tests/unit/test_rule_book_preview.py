@@ -166,10 +166,12 @@ def test_a_preview_basket_line_that_cannot_be_priced_is_refused_alone():
     from cloud.services.rule_book_drafts import preview_lines
     from cloud.services.verdicts import Refusal
     items = [{"sku": "MILK", "qty": 2}, {"sku": "NOPE", "qty": 1}, {"sku": "APPLE", "qty": 500},
-             {"sku": "BREAD", "qty": 1}, {"sku": "MILK", "weight_g": 100}, "junk", {"sku": "EGGS", "qty": "2"}]
+             {"sku": "BREAD", "qty": 1}, {"sku": "MILK", "weight_g": 100}, "junk", {"sku": "EGGS", "qty": "2"},
+             {"sku": ["MILK"], "qty": 1}]  # a hostile sku (a list): refused alone, never a 500
     lines, refused = preview_lines(CATALOGUE, items, "online")
     assert [(line.sku, line.qty, line.weight_g) for line in lines] == [("MILK", 2, 0), ("APPLE", 0, 500)]
-    assert [r["index"] for r in refused] == [1, 3, 4, 5, 6]
+    assert [r["index"] for r in refused] == [1, 3, 4, 5, 6, 7]
+    assert refused[-1]["sku"] is None and "its sku a text" in refused[-1]["reason"]
     assert "NOPE" in refused[0]["reason"] and "not sold online" in refused[1]["reason"]
     assert "by the piece" in refused[2]["reason"]
     with pytest.raises(Refusal, match="no line could be priced"):

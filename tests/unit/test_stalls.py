@@ -17,6 +17,7 @@ from protocol.stalls import (
     day_bounds_ms,
     judge_sale,
     lane_refusal,
+    lines_off_stall,
     months_starting,
     parse_period,
     settle,
@@ -121,13 +122,15 @@ def test_a_box_config_naming_a_bad_stall_is_refused_at_start():
 def test_the_cloud_believes_a_stall_sale_only_of_that_store_s_stall_and_its_products():
     stalls = {"fish": "S074", "tea": "S074", "veg": "S075"}
     owner = catalogue().stall_of()
-    assert judge_sale("S074", "s1", "fish", ["FISH-1"], stalls, owner) == ""
-    assert judge_sale("S074", "s2", "", ["OWN-1"], stalls, owner) == ""
-    assert "sells TEA-1, stall tea's product" in judge_sale("S074", "s3", "fish", ["FISH-1", "TEA-1"], stalls, owner)
-    assert "sells OWN-1, the store's own product" in judge_sale("S074", "s4", "fish", ["OWN-1"], stalls, owner)
-    assert "a stall of S075, not of S074" in judge_sale("S074", "s5", "veg", [], stalls, owner)
-    assert "which is no stall" in judge_sale("S074", "s6", "ghost", ["FISH-1"], stalls, owner)
-    assert "on the store's own lane s7 sells FISH-1" in judge_sale("S074", "s7", "", ["FISH-1"], stalls, owner)
+    assert judge_sale("S074", "s1", "fish", stalls) == "" and judge_sale("S074", "s2", "", stalls) == ""
+    assert "a stall of S075, not of S074" in judge_sale("S074", "s5", "veg", stalls)
+    assert "which is no stall" in judge_sale("S074", "s6", "ghost", stalls)
+    # lines off their stall are reported, never refused: the box sold by the catalogue it held
+    assert lines_off_stall("S074", "s1", "fish", ["FISH-1"], owner) == ""
+    assert lines_off_stall("S074", "s2", "", ["OWN-1"], owner) == ""
+    assert "sells TEA-1, stall tea's product" in lines_off_stall("S074", "s3", "fish", ["FISH-1", "TEA-1"], owner)
+    assert "sells OWN-1, the store's own product" in lines_off_stall("S074", "s4", "fish", ["OWN-1"], owner)
+    assert "on the store's own lane s7 sells FISH-1" in lines_off_stall("S074", "s7", "", ["FISH-1"], owner)
 
 
 # ---- who sees which stall -----------------------------------------------------------------------------------------

@@ -22,6 +22,10 @@ class _Admin:
     def __init__(self, services) -> None:
         self.services = services
 
+    @property
+    def lock(self):
+        return self.services.world_admin.lock
+
     async def change(self, *args, **kwargs):
         return await self.services.world_admin.change(*args, **kwargs)
 
@@ -117,7 +121,11 @@ def routes(services) -> list[tuple]:
                     raise HTTPProblem(422, f"sheet: {len(errors)} bad cell(s), nothing was applied; first: {where}: "
                                            f"{first['detail']}", errors=errors[:ERRORS_SHOWN_MAX],
                                       error_count=len(errors))
-                answer = await services.world_admin.change("catalogue", after.to_data(), "import", by=operator)
+                before = cloud.world.catalogue.by_sku
+                repriced = {p.sku for p in after.by_sku.values() if p.sku not in before
+                            or (p.price_fen, p.member_prices) != (before[p.sku].price_fen, before[p.sku].member_prices)}
+                answer = await services.world_admin.change("catalogue", after.to_data(), "import", by=operator,
+                                                           locked=True, prices=prices.chain_set_now(repriced))
         except product_sheet.SheetError as exc:
             raise HTTPProblem(422, f"sheet: {exc}") from None
         return JSONResponse({**answer, "dry_run": False, "rows": preview})

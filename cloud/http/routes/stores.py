@@ -50,6 +50,12 @@ def routes(services) -> list[tuple]:
         store_id = request.path_params["store_id"]
         operator = await require_operator(request, services, "store.change", store_id=store_id)
         body = await read_json(request)
+        current = cloud.world.stores.get(store_id)
+        if current is not None and isinstance(body, dict):
+            if "open" not in body:  # a change that does not say keeps the store as it is, open or closed
+                body = {**body, "open": current.open}
+            elif body["open"] != current.open:  # only HQ opens or closes a store
+                await require_operator(request, services, "store.open_close", store_id=store_id)
         return JSONResponse(await services.world_admin.change("store", body, "operator", store_id=store_id,
                                                               by=operator))
 

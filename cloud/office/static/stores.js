@@ -33,7 +33,9 @@
         slot_capacity: int(d.get("slot_capacity"), "slot_capacity"),
         delivery_fee_fen: money(d.get("delivery_fee"), "delivery_fee"),
         free_delivery_from_fen: money(d.get("free_delivery_from"), "free_from"),
-        slot_cutoff_min: parseInt(form.dataset.cutoff, 10), open: d.get("open") === "on",
+        slot_cutoff_min: parseInt(form.dataset.cutoff, 10),
+        // only HQ opens or closes a store: a manager's box is disabled (not sent) and the store stays as it is
+        ...(document.getElementById("open").disabled ? {} : {open: d.get("open") === "on"}),
       };
     },
     done: function () {

@@ -17,7 +17,10 @@ from cloud.services.member_levels import MIGRATION_28
 from cloud.services.member_names import MIGRATION_42  # members' names (sealed), shift reports' uncounted flag
 from cloud.services.money_fix_schema import MIGRATION_43
 from cloud.services.points_schema import MIGRATION_29
-from cloud.services.report_rollup import MIGRATION_44  # HQ reports' daily rollups
+from cloud.services.report_rollup import (
+    MIGRATION_44,  # HQ reports' daily rollups
+    MIGRATION_50,  # late facts reopen a settled report day
+)
 from cloud.services.return_promotions_schema import MIGRATION_32  # returns undo promotions
 from cloud.services.rule_book_drafts import MIGRATION_46  # promotion book drafts
 from cloud.services.segment_schema import MIGRATION_30
@@ -551,6 +554,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     MIGRATION_47,  # transfers approved or refused (cloud/services/transfer_approvals.py)
     MIGRATION_48,  # market stalls, a stall owner's stall, a till sale's stall (cloud/services/stall_schema.py)
     MIGRATION_49,  # local services booking (cloud/services/booking_schema.py)
+    MIGRATION_50,  # late facts reopen a settled report day (cloud/services/report_rollup.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

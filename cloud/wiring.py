@@ -70,7 +70,8 @@ log = logging.getLogger("freshmesh.cloud")
 
 class Services:
     def __init__(self, cloud: Cloud, worker_id: str, sms: HttpSmsProvider | None = None,
-                 wallet: HttpPayProvider | None = None, riders: HttpRiderPlatform | None = None) -> None:
+                 wallet: HttpPayProvider | None = None, riders: HttpRiderPlatform | None = None,
+                 world_admin: WorldAdmin | None = None) -> None:
         self.cloud, self.worker_id = cloud, worker_id
         self.orders, self.members, self.stock = Orders(cloud, wallet), Members(cloud), StockViews(cloud)
         self.payments = self.orders.payments
@@ -86,7 +87,8 @@ class Services:
         self.passes = FlashPasses(cloud.keys.pass_signing_key, cloud.clock)
         self.flash = FlashSales(cloud, worker_id)
         self.operators = Operators(cloud.db, cloud.clock, cloud.ids)
-        self.world_admin = WorldAdmin(cloud)
+        # the one that adopted the world (`start_services`): every writer of the world shares its version and lock
+        self.world_admin = world_admin or WorldAdmin(cloud)
         self.stalls = Stalls(cloud, self.world_admin)  # market stalls (cloud/services/stalls.py)
         self.allocations = Allocations(cloud)
         self.restock = Restock(cloud)  # reorder points, restock alerts' view (cloud/services/restock.py)
@@ -279,8 +281,7 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
                                         name=f"freshmesh-cloud-{os.getpid()}")
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
     services = Services(cloud, worker_id, sms or sms_from_env(cloud.clock), wallet or wallet_from_env(cloud.clock, keys),
-                        riders or riders_from_env(cloud.clock))
-    services.world_admin = admin
+                        riders or riders_from_env(cloud.clock), world_admin=admin)
     services._tasks.append(asyncio.create_task(admin.follow()))
     if cloud.nats is not None:
         services.holds = await HoldDesk(cloud).start()

@@ -16,6 +16,11 @@ Guarantees:
   days are refreshed again when a report reads them and their rows are older than RECENT_STALE_MS (so "today" is at
   most that old). Concurrent refreshes of a day (several API processes) are serialised by an advisory lock and the
   later one sees the day fresh and does nothing.
+- Late facts reopen a settled day: a till sale, write-off or online order (a refund on an old order) written
+  more than LATE_AFTER_DAYS after its day (an offline store's backlog, a late return) marks its day in
+  `report_dirty` (statement triggers, migration 50; facts of recent days never touch it, so the hot paths take no
+  lock on it), and the next report or schedule round that covers the day refreshes it again; a refresh clears the
+  marks of its days in its own transaction (a mark written meanwhile survives for the next one).
 - Rows with store CHAIN ('*') add up every store (in every rollup), so that chain-wide reports read a few rows per
   day instead of one per store; a report grouped by store reads the stores' own rows (never '*').
 - Money is integer fen: a split online order's line is shared among its stores by allocated quantity (rounded);
@@ -176,6 +181,27 @@ select day, coalesce(store_id, '*') as store_id, channel, rule_id, count(*) as u
 from u group by grouping sets ((day, store_id, channel, rule_id), (day, channel, rule_id))"""
 
 TABLES = ("report_sales_day", "report_member_day", "report_promotion_day", "report_loss_day")
+LATE_AFTER_DAYS = 2  # a fact this much older than now marks its day (under SETTLE_AFTER_DAYS: no settled day missed)
+_MARK = """
+    create or replace function report_mark_late_{name}() returns trigger language plpgsql as $$
+    begin
+        insert into report_dirty (day)
+        select distinct date '1970-01-01' + ((c.{at} + {offset_ms}) / 86400000)::int from changed c
+        where c.{at} < (extract(epoch from clock_timestamp()) * 1000)::bigint - {late_ms}
+        on conflict (day) do nothing;
+        return null;
+    end $$;
+    create trigger report_late_{name}_ins after insert on {table} referencing new table as changed
+        for each statement execute function report_mark_late_{name}();
+    create trigger report_late_{name}_upd after update on {table} referencing new table as changed
+        for each statement execute function report_mark_late_{name}();
+"""
+MIGRATION_50 = (50, "HQ reports: late facts reopen their settled day (report_dirty, statement triggers)",
+                "create table if not exists report_dirty (day date primary key);" + "".join(
+                    _MARK.format(name=name, table=table, at=at, offset_ms=CHAIN_UTC_OFFSET_MIN * 60_000,
+                                 late_ms=LATE_AFTER_DAYS * DAY_MS)
+                    for name, table, at in (("sales", "till_sales", "wall_ms"), ("losses", "loss_lines", "wall_ms"),
+                                            ("orders", "orders", "created_ms"))))
 SALES_COLUMNS = ["day", "store_id", "channel", "category", "tickets", "sales_fen", "items", "returned_fen",
                  "member_tickets", "member_sales_fen"]
 MEMBER_COLUMNS = ["day", "store_id", "channel", "level", "segment", "tickets", "sales_fen"]
@@ -232,6 +258,9 @@ class Rollups:
         todo = [d for d in (each_day(*settled) if settled else [])
                 if d not in done or done[d] < day_ms(d + timedelta(days=1 + SETTLE_AFTER_DAYS))]
         todo += [d for d in (each_day(*recent) if recent else []) if d not in done or now - done[d] > RECENT_STALE_MS]
+        todo += [r["day"] for r in await self.cloud.db.fetch(  # settled days that late facts reopened
+            "select day from report_dirty where day between $1 and $2", start, end)]
+        todo = sorted(set(todo))
         for run in _runs(sorted(todo)):
             await self.refresh(run[0], run[-1], only_if_older_than_ms=now - RECENT_STALE_MS)
 
@@ -272,10 +301,13 @@ class Rollups:
                                "from generate_series($2::date, $3::date, interval '1 day') d order by d",
                                _LOCK_KEY, first, last)
             if only_if_older_than_ms is not None:
-                fresh = await conn.fetchval("select count(*) from report_days where day between $1 and $2 "
-                                            "and refreshed_ms >= $3", first, last, only_if_older_than_ms)
+                fresh = await conn.fetchval("select count(*) from report_days d where day between $1 and $2 "
+                                            "and refreshed_ms >= $3 and not exists (select 1 from report_dirty r "
+                                            "where r.day = d.day)", first, last, only_if_older_than_ms)
                 if fresh == (last - first).days + 1:
                     return 0
+            # this refresh reads every fact committed so far: their marks are done with (later ones stay)
+            await conn.execute("delete from report_dirty where day between $1 and $2", first, last)
             for table in TABLES:
                 await conn.execute(f"delete from {table} where day between $1 and $2", first, last)  # noqa: S608
             await conn.execute(LINES_SQL, a_ms, b_ms, skus, cats, offset, paid)

@@ -289,7 +289,7 @@ async def test_a_store_is_not_believed_about_another_store_s_stall_and_its_paid_
     rows = {r["sale_id"]: r["stall_id"] for r in await services.cloud.db.fetch(
         "select sale_id, stall_id from till_sales where sale_id = any($1::text[])",
         [theirs.sale_id, foreign.sale_id, unstalled.sale_id, good.sale_id])}
-    assert rows == {good.sale_id: VEG, foreign.sale_id: VEG, unstalled.sale_id: None}
+    assert rows == {good.sale_id: VEG, foreign.sale_id: VEG, unstalled.sale_id: ""}
 
 
 async def test_a_stall_is_created_once_and_wrong_ones_are_refused_naming_the_field(market):

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from cloud.services import report_rollup
 from protocol.messages import EscrowGranted, OrderToFulfil, Payment, Quantity, SaleCommitted, SaleLine, StockMoved
 from protocol.policy import chain_day
 from protocol.promotion_uses import RuleUse
@@ -34,6 +35,7 @@ from tests.integration.harness import (
 from tests.integration.office_browser import DESK, PHONE, office_context, office_sign_in, shot
 
 pytestmark = pytest.mark.integration
+RECENT_STALE_MS = report_rollup.RECENT_STALE_MS
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
 STORE, OTHER = "S067", "S068"
 FRUIT, SEAFOOD, MEAT = "FRU-FUJI-0057", "SEA-SHRIMP-0144", "MEA-BEEF-0115"  # sold by the kg
@@ -78,6 +80,17 @@ async def world(stack, ray_runtime):
     async with running_cloud(stack, prefix=f"rep{uuid.uuid4().hex[:6]}-") as (services, url):
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             made = await make_history(services, http, stack)
+            # today's figures are at most RECENT_STALE_MS old (another module's report may have just refreshed
+            # today's rows): the reports are read once they show every sale made here, as HQ would see them
+            hq = await operator_headers(services)
+            want = sum(s["total"] for s in made.sales) + made.online["fen"]
+
+            async def caught_up() -> bool:
+                answer = await get(http, "channel-split", hq, group_by="store")
+                rows = {r["key"]: r for r in answer["rows"]}
+                return sum(rows[s]["sales_fen"] for s in (STORE, OTHER) if s in rows) == want
+            assert await eventually(caught_up, timeout_s=RECENT_STALE_MS / 1000 + 15, every_s=1.0), \
+                "the reports never showed today's sales"
             yield services, http, url, made
 
 
@@ -349,3 +362,27 @@ async def test_back_office_reports_a_store_manager_sees_only_their_store(world):
         answer = await page.goto(f"{url}/office/reports?store={STORE}")
         assert answer.status == 403
         assert "S067" in await page.text_content("main") and "{" not in await page.text_content("main")
+
+
+async def test_a_sale_that_arrives_after_its_day_settled_reopens_the_day(world, stack):
+    """An offline store's backlog reaches the cloud days late: the day it was sold on was already settled (refreshed
+    once, then only read), yet the report counts the sale once it arrived (migration 50's marks), not never."""
+    services, http, _, _ = world
+    hq = await operator_headers(services)
+    day = (chain_day(time.time_ns() // 1_000_000) - timedelta(days=9)).isoformat()
+
+    async def other_on(day_: str) -> int:
+        answer = await get(http, "channel-split", hq, store=OTHER)
+        return next((r["till_sales_fen"] for r in answer["rows"] if r["key"] == day_), 0)
+    before = await other_on(day)  # the report settles that day now, if nothing had yet
+    settled = await services.cloud.db.fetchval("select refreshed_ms from report_days where day = $1",
+                                               date.fromisoformat(day))
+    assert settled is not None
+    late = Made()
+    async with StoreLink(stack, OTHER) as link:
+        await sell(link, late, 9, None, [(MEAT, "g", 300, 1_234)])
+    assert late.sales[0]["day"] == day
+
+    async def counted() -> bool:
+        return await other_on(day) == before + 1_234
+    assert await eventually(counted, timeout_s=20), "the late sale never reached its settled day's report"

@@ -8,8 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from babel.messages.pofile import read_po
-
+from cloud.gettext_words import read_po_words
 from protocol.money import format_fen, format_kg
 
 LANGS = ("zh", "en")
@@ -26,9 +25,7 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 def load_catalogue(lang: str) -> dict[str, str]:
     """One language's catalogue as msgid -> translation. Untranslated entries are left out: a gap fails the
     catalogue test (tests/unit/test_mall_i18n.py) rather than showing an English word on a Chinese page."""
-    with open(LOCALE_DIR / LOCALES[lang] / "LC_MESSAGES" / "mall.po", "rb") as f:
-        catalog = read_po(f, locale=LOCALES[lang])
-    return {str(m.id): str(m.string) for m in catalog if m.id and m.string}
+    return read_po_words(LOCALE_DIR / LOCALES[lang] / "LC_MESSAGES" / "mall.po", LOCALES[lang])
 
 
 CATALOGUE: dict[str, dict[str, str]] = {lang: load_catalogue(lang) for lang in LANGS}

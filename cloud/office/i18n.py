@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from babel.messages.pofile import read_po
-
+from cloud.gettext_words import read_po_words
 from protocol.clock import to_rfc3339
 from protocol.money import format_fen
 
@@ -26,10 +25,8 @@ def domains(lang: str) -> list[Path]:
 
 
 def read_domain(path: Path, lang: str) -> dict[str, str]:
-    """One domain's translations (untranslated entries left out: a gap is a test failure, not a blank word)."""
-    with open(path, "rb") as f:
-        catalog = read_po(f, locale=LOCALES[lang])
-    return {str(m.id): str(m.string) for m in catalog if m.id and m.string}
+    """One area's words in `lang`."""
+    return read_po_words(path, LOCALES[lang])
 
 
 def load_catalogue(lang: str) -> dict[str, str]:

@@ -32,7 +32,8 @@ from tests.integration.harness import (
     running_cloud,
     top_up,
 )
-from tests.integration.test_console import chromium, png_size
+from tests.integration.office_browser import shot
+from tests.integration.test_console import chromium
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -105,18 +106,6 @@ async def _granted(http, store_id: str, sku: str) -> bool:
 async def box_order(box, order_id: str, status: str):
     found = await box.store_db.order(order_id)
     return found if found and found[0] == status else None
-
-
-async def no_overflow(page, width: int) -> None:
-    scroll = await page.evaluate("() => document.scrollingElement.scrollWidth")
-    assert scroll <= width, f"{page.url} is {scroll} px wide on a {width} px screen"
-
-
-async def shot(page, tmp_path, name: str, size: dict) -> None:
-    path = tmp_path / f"{name}-{size['width']}x{size['height']}.png"
-    await page.screenshot(path=str(path), full_page=False)
-    assert png_size(path)[0] >= size["width"]
-    await no_overflow(page, size["width"])
 
 
 async def browser_sign_in(page, services, http, url: str, phone: str) -> None:

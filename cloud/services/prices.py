@@ -14,7 +14,6 @@ Guarantees:
 """
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -51,10 +50,9 @@ class Prices:
     def __init__(self, cloud, world_admin) -> None:
         self.cloud, self.world_admin = cloud, world_admin
 
-    @property
-    def lock(self) -> asyncio.Lock:
-        """The world admin's: a change is built from the world read under it, and stored before it is let go."""
-        return self.world_admin.lock
+    def editing(self):
+        """The world admin's: a change is built from the newest world read under it, stored before it is let go."""
+        return self.world_admin.editing()
 
     def _product(self, sku: str) -> Product:
         product = self.cloud.world.catalogue.by_sku.get(sku)
@@ -74,7 +72,7 @@ class Prices:
             product = record_from_wire(Product, {**body, "sku": sku}, f"product {sku!r}")
         except ProtocolError as exc:
             raise Refusal("invalid", str(exc)) from None
-        async with self.lock:
+        async with self.world_admin.editing():
             items = self.cloud.world.catalogue.to_data()
             created = all(item["sku"] != sku for item in items)
             new = [to_wire(product) if item["sku"] == sku else item for item in items]
@@ -110,7 +108,7 @@ class Prices:
         self._product(sku)
         self._store(store_id, sku)
         entry = self._entry(sku, body, store_id, 0)
-        async with self.lock:
+        async with self.world_admin.editing():
             now = self.cloud.now_ms()
             kept = [e for e in self.cloud.world.catalogue.prices
                     if not (e.sku == sku and e.store_id == store_id and e.effective_ms <= now)]
@@ -121,7 +119,7 @@ class Prices:
         """The store goes back to the chain's price: its own entries for the SKU (scheduled ones too) are removed."""
         self._product(sku)
         self._store(store_id, sku)
-        async with self.lock:
+        async with self.world_admin.editing():
             entries = self.cloud.world.catalogue.prices
             kept = [e for e in entries if not (e.sku == sku and e.store_id == store_id)]
             if len(kept) == len(entries):
@@ -143,7 +141,7 @@ class Prices:
         except ProtocolError as exc:
             raise Refusal("invalid", str(exc)) from None
         entry = self._entry(sku, body, store_id, effective_ms)
-        async with self.lock:
+        async with self.world_admin.editing():
             entries = list(self.cloud.world.catalogue.prices)
             same = next((e for e in entries if e.change_id == entry.change_id), None)
             if same is not None:
@@ -161,7 +159,7 @@ class Prices:
         return 201, {**answer, "status": "ok", "entry": entry_json(entry)}
 
     async def cancel(self, sku: str, change_id: str, by: Operator) -> dict[str, Any]:
-        async with self.lock:
+        async with self.world_admin.editing():
             entries = self.cloud.world.catalogue.prices
             kept = [e for e in entries if not (e.sku == sku and e.change_id == change_id)]
             if len(kept) == len(entries):

@@ -194,7 +194,7 @@ class Stalls:
             raise Refusal("invalid", "name: 1-80 characters")
         if "price_fen" in body and (type(body["price_fen"]) is not int or body["price_fen"] <= 0):
             raise Refusal("invalid", "price_fen: a positive integer (fen per piece, or per kg when weighed)")
-        async with self.world_admin.lock:  # built from the catalogue read here, stored before another change
+        async with self.world_admin.editing():  # built from the newest catalogue, stored before another change
             catalogue = self.cloud.world.catalogue.to_data()
             found = next((p for p in catalogue if p["sku"] == sku), None)
             if found is None:

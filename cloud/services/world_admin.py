@@ -9,9 +9,11 @@ same transaction as the new version.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
+from collections.abc import AsyncIterator
 
 from cloud.messaging import to_stores
 from cloud.services.operators import Operator, record
@@ -102,8 +104,23 @@ class WorldAdmin:
         change, the price entries replaced in the same version (a chain price set now ends the chain's entries)."""
         if locked:
             return await self._change(part, value, reason, store_id, by, prices)
-        async with self.lock:
+        async with self.editing():
             return await self._change(part, value, reason, store_id, by, prices)
+
+    @contextlib.asynccontextmanager
+    async def editing(self) -> AsyncIterator[None]:
+        """Hold the lock, with the newest stored world adopted first: a change built in here starts from the
+        chain's current world (another API process may have stored one since the last poll), not a stale one."""
+        async with self.lock:
+            await self._catch_up()
+            yield
+
+    async def _catch_up(self) -> None:
+        row = await self.cloud.db.fetchrow("select version, data from world_versions where version > $1 "
+                                           "order by version desc limit 1", self.version)
+        if row is not None:
+            self.cloud.world, self.version = World.from_data(json.loads(row["data"])), row["version"]
+            log.info("world version %d adopted before a change", self.version)
 
     async def _change(self, part: str, value, reason: str, store_id: str | None, by: Operator | None,
                       prices: list | None = None) -> dict:

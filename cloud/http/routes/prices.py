@@ -22,9 +22,8 @@ class _Admin:
     def __init__(self, services) -> None:
         self.services = services
 
-    @property
-    def lock(self):
-        return self.services.world_admin.lock
+    def editing(self):
+        return self.services.world_admin.editing()
 
     async def change(self, *args, **kwargs):
         return await self.services.world_admin.change(*args, **kwargs)
@@ -110,7 +109,7 @@ def routes(services) -> list[tuple]:
                 rows = product_sheet.rows_from_xlsx(raw)
             else:
                 raise HTTPProblem(415, f"send the sheet as text/csv or {product_sheet.XLSX_MEDIA}, not {media!r}")
-            async with prices.lock:  # checked against, and applied to, the same catalogue
+            async with prices.editing():  # checked against, and applied to, the same (newest) catalogue
                 preview, errors, after = product_sheet.parse(rows, cloud.world.catalogue)
                 if dry_run:
                     return JSONResponse({"dry_run": True, "valid": not errors, "rows": preview,

@@ -48,6 +48,9 @@ SCALE_GRAMS = (150, 900)  # what the counter puts on the platter
 ROUND_S = 6.0  # per store: about ten scans a minute, several in a 40 s demo
 EXPIRED_SHARE = 0.2  # of rounds: a code past its use-by is tried (and must be refused)
 SPELLINGS = ("gs1-128", "databar", "brackets", "digital-link")
+# GS1 AI (10) holds at most 20 characters: a lot named longer (a lot of a second use-by gets "_yyyymmdd" appended,
+# protocol.lots.lot_for_arrival) cannot be printed on a GS1 label, so the staff print none for it
+GS1_LOT_MAX = 20
 
 
 def in_store_gtin14(plu: str) -> str:
@@ -117,8 +120,8 @@ class LabelOps(StoreWork):
                 if lot["use_by"] and is_expired(lot["use_by"], today):
                     if lot["on_hand"] > 0:
                         expired.append((row["sku"], lot))
-                elif lot["on_hand"] >= (100 if self.gtins[row["sku"]][1] else 1):
-                    live.append((row["sku"], lot))
+                elif lot["on_hand"] >= (100 if self.gtins[row["sku"]][1] else 1) and len(lot["lot"]) <= GS1_LOT_MAX:
+                    live.append((row["sku"], lot))  # a label carries a lot name GS1 AI (10) can hold
             if not named:
                 lotless.append(row["sku"])
         spelling = self.rng.choice(SPELLINGS)

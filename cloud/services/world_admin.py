@@ -23,6 +23,11 @@ from protocol.errors import ProtocolError
 from protocol.messages import CatalogueUpdated, RuleBookUpdated
 
 POLL_S = 2.0
+STALE_TRIES = 3  # a change built on a world another process replaced meanwhile is made again on the newer one
+
+
+class StaleWorld(Exception):
+    """Another API process stored a newer world while this change was being made (it has been adopted)."""
 WORLD_LOCK_KEY = 0x46574C44  # "FWLD": one world version stored at a time, chain-wide
 log = logging.getLogger("freshmesh.world")
 
@@ -73,8 +78,8 @@ class WorldAdmin:
         """A new version; `audit`: (operator, action, target, before, after), recorded with it in one transaction.
 
         It is built on this process's version: when another API process stored a newer one meanwhile, nothing is
-        stored, the newer one is adopted here and the change is refused (409, retry): a change is never made on a
-        stale world, which would silently undo the other's (`force`: an explicit world file at start)."""
+        stored, the newer one is adopted here and `StaleWorld` is raised (`change` makes the change again on it): a
+        change is never stored over a world it did not start from (`force`: an explicit world file at start)."""
         now = self.cloud.now_ms()
         newer = None
         async with self.cloud.db.acquire() as conn, conn.transaction():
@@ -93,8 +98,7 @@ class WorldAdmin:
                     await record(conn, now, by, action, target, before, after)
         if newer is not None:
             self.cloud.world, self.version = World.from_data(json.loads(newer["data"])), newer["version"]
-            raise Refusal("in_progress", f"the chain's world changed meanwhile (now version {self.version}, made by "
-                                         "another API process): nothing was changed; send it again")
+            raise StaleWorld(self.version)
         self.version, self.cloud.world = version, world
 
     async def change(self, part: str, value, reason: str, store_id: str | None = None,
@@ -103,9 +107,21 @@ class WorldAdmin:
         the caller holds `self.lock` (it built `value` from the world it read under it); `prices`: with a catalogue
         change, the price entries replaced in the same version (a chain price set now ends the chain's entries)."""
         if locked:
-            return await self._change(part, value, reason, store_id, by, prices)
+            return await self._changed(part, value, reason, store_id, by, prices)
         async with self.editing():
-            return await self._change(part, value, reason, store_id, by, prices)
+            return await self._changed(part, value, reason, store_id, by, prices)
+
+    async def _changed(self, part: str, value, reason: str, store_id: str | None, by: Operator | None,
+                       prices: list | None) -> dict:
+        """The change, made again on the newer world when another process stored one in between (adopted by
+        `_store`): the part it replaces is the caller's whole; a few tries, then 409 (send it again)."""
+        for _ in range(STALE_TRIES):
+            try:
+                return await self._change(part, value, reason, store_id, by, prices)
+            except StaleWorld:
+                continue
+        raise Refusal("in_progress", f"the chain's world kept changing in other API processes (now version "
+                                     f"{self.version}): nothing was changed; send it again")
 
     @contextlib.asynccontextmanager
     async def editing(self) -> AsyncIterator[None]:

@@ -39,7 +39,6 @@ RUN = uuid.uuid4().hex[:6]
 FISH, TEA, VEG = f"fish{RUN}", f"tea{RUN}", f"veg{RUN}"
 FISH_SKU, TEA_SKU, VEG_SKU = f"STL-FISH-{RUN}", f"STL-TEA-{RUN}", f"STL-VEG-{RUN}"
 FISH_OWNER, TEA_OWNER = f"fish-owner-{RUN}", f"tea-owner-{RUN}"
-SALES: dict[str, dict] = {}  # stall -> the sale its lane made (test 1), read by the later tests
 
 
 def ean13(first12: str) -> str:
@@ -125,10 +124,24 @@ async def sell(lane, lane_id: str, gtin: str) -> dict:
     return r.json()
 
 
-async def test_each_stall_lane_sells_its_own_goods_and_refuses_others(market):
+@pytest_asyncio.fixture(scope="module")
+async def sales(market) -> dict[str, dict]:
+    """One sale on each stall's lane (stall -> the sale), recorded in the cloud with its stall: every test that
+    reads them gets them, whichever runs first."""
     lane, services = market["lane"], market["services"]
-    SALES[FISH] = await sell(lane, "5", GTIN[FISH_SKU])
-    SALES[TEA] = await sell(lane, "6", GTIN[TEA_SKU])
+    made = {FISH: await sell(lane, "5", GTIN[FISH_SKU]), TEA: await sell(lane, "6", GTIN[TEA_SKU])}
+
+    async def recorded():
+        rows = await services.cloud.db.fetch("select sale_id, stall_id from till_sales where sale_id = any($1::text[])",
+                                             [made[FISH]["sale_id"], made[TEA]["sale_id"]])
+        return {r["sale_id"]: r["stall_id"] for r in rows} if len(rows) == 2 else None
+    market["stalls_of"] = await eventually(recorded, timeout_s=20)
+    return made
+
+
+async def test_each_stall_lane_sells_its_own_goods_and_refuses_others(market, sales):
+    lane = market["lane"]
+    assert market["stalls_of"] == {sales[FISH]["sale_id"]: FISH, sales[TEA]["sale_id"]: TEA}
 
     r = await lane.post("/lanes/5/scan", json={"code": GTIN[TEA_SKU]})
     assert r.status_code == 403 and r.headers["content-type"].startswith("application/problem+json")
@@ -140,24 +153,17 @@ async def test_each_stall_lane_sells_its_own_goods_and_refuses_others(market):
     assert r.status_code == 403 and "sell it on that stall's lane, not on store lane 1" in r.json()["detail"]
     assert (await lane.get("/lanes/5/cart")).json()["lines"] == []  # nothing refused was added
 
-    async def recorded():
-        rows = await services.cloud.db.fetch("select sale_id, stall_id from till_sales where sale_id = any($1::text[])",
-                                             [SALES[FISH]["sale_id"], SALES[TEA]["sale_id"]])
-        return {r["sale_id"]: r["stall_id"] for r in rows} if len(rows) == 2 else None
-    stalls_of = await eventually(recorded, timeout_s=20)
-    assert stalls_of == {SALES[FISH]["sale_id"]: FISH, SALES[TEA]["sale_id"]: TEA}
 
-
-async def test_a_stall_owner_sees_only_their_stall_s_sales_and_settlement(market):
+async def test_a_stall_owner_sees_only_their_stall_s_sales_and_settlement(market, sales):
     http, services = market["http"], market["services"]
     owner = await signed_in(services, FISH_OWNER)
     day, first = today(), today()[:8] + "01"
     listed = (await http.get("/operator/stalls", headers=owner)).json()["stalls"]
     assert [s["stall_id"] for s in listed] == [FISH]
 
-    sales = (await http.get(f"/operator/stalls/{FISH}/sales?from={day}&to={day}", headers=owner)).json()
-    assert [s["sale_id"] for s in sales["till_sales"]] == [SALES[FISH]["sale_id"]]
-    total = SALES[FISH]["total_fen"]
+    listed_sales = (await http.get(f"/operator/stalls/{FISH}/sales?from={day}&to={day}", headers=owner)).json()
+    assert [s["sale_id"] for s in listed_sales["till_sales"]] == [sales[FISH]["sale_id"]]
+    total = sales[FISH]["total_fen"]
     r = await http.get(f"/operator/stalls/{FISH}/settlement?from={first}&to={day}", headers=owner)
     assert r.status_code == 200, r.text
     s = r.json()
@@ -209,13 +215,13 @@ async def test_a_stall_owner_changes_only_their_stall_s_products(market):
 
 
 @pytest.mark.parametrize("size", [DESK, PHONE], ids=["desk", "phone"])
-async def test_back_office_stall_owner_sees_only_their_stall_sales_and_settlement(market, size, tmp_path):
+async def test_back_office_stall_owner_sees_only_their_stall_sales_and_settlement(market, sales, size, tmp_path):
     url = market["url"]
     async with office_context(size) as (_context, page):
         await office_sign_in(page, url, FISH_OWNER, OPERATOR_PASSWORD, then=f"/office/stalls/{FISH}")
         body = await page.text_content("main")
-        assert SALES[FISH]["sale_id"] in body and SALES[TEA]["sale_id"] not in body
-        assert await page.locator(f"#sales tr[data-sale='{SALES[FISH]['sale_id']}']").count() == 1
+        assert sales[FISH]["sale_id"] in body and sales[TEA]["sale_id"] not in body
+        assert await page.locator(f"#sales tr[data-sale='{sales[FISH]['sale_id']}']").count() == 1
         settlement = await page.text_content("#settlement")
         assert "¥500.00" in settlement  # the monthly fee, once (this month began in the period)
         assert TEA_SKU not in body and FISH_SKU in body and "{" not in body

@@ -50,6 +50,7 @@ def api_command(port: int, workers: int, host: str = DEFAULT_HOST) -> list[str]:
             "--timeout-keep-alive", "75"]
 
 STOP_TIMEOUT_S = 15
+WARM_TIMEOUT_S = 60  # every actor made and rebuilt before the API serves (a long journal takes a while)
 
 
 KEY_FILE_NAME = "secret.key"
@@ -125,6 +126,10 @@ async def serve(http_port: int, workers: int, world: str | None, stop: asyncio.E
     services = await start_services(World.load(world), env["DATABASE_URL"], env.get("NATS_URL"),
                                     background=True, explicit_world=bool(world), keys=KeyRing.from_env(env))
     created, generated = await services.operators.bootstrap_admin(env.get("FRESHMESH_ADMIN_PASSWORD") or None)
+    try:  # the actors answer before the API takes traffic (a cold one is made and rebuilt on its first call)
+        await asyncio.wait_for(services.cloud.actors.warm(), WARM_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - a timeout or an actor down: they start on first use all the same
+        logging.getLogger("freshmesh.cloud").warning("actors not all warm at start (%s); they start on first use", exc)
     workers_env = {k: v for k, v in env.items() if k != "FRESHMESH_ADMIN_PASSWORD"}  # used above, needed nowhere else
     workers_env[metrics.MULTIPROC_ENV] = str(metrics.prepare_dir(metrics.run_dir(keep_dir)))  # summed by /metrics
     # in our process group (the reaper's), and told to stop if we die even where no reaper runs

@@ -10,6 +10,7 @@ Guarantees:
 """
 from __future__ import annotations
 
+import functools
 from importlib import metadata
 
 from protocol.messages import DeviceHealth
@@ -17,6 +18,7 @@ from protocol.messages import DeviceHealth
 DISK_DEVICE = "disk"
 
 
+@functools.cache  # read once: an upgrade restarts the box, and reading the metadata was 15% of a box's loop
 def version() -> str:
     """The installed freshmesh package's version ("0+unknown" when run from a tree that is not installed)."""
     try:

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -95,6 +96,7 @@ def run_from_args(args) -> dict:
         finally:
             stop_process(edge)
             stop_process(cloud)
+            shutil.rmtree(workdir, ignore_errors=True)  # the backlog's store db: a run leaves nothing behind
     draining_s = done - (first_drop or started)
     return {"suite": "catchup", "store": STORE, "backlog_sales": sales, "backlog_events": events,
             "drained": depth == 0, "seconds_to_empty_outbox": round(drained_s, 3),

@@ -34,6 +34,7 @@ from cloud.messaging import coupons, lots, markdowns, promotion_uses, refusals, 
 from cloud.messaging.bridge_shards import BridgeShards
 from cloud.messaging.budgets import StoreBudgets
 from cloud.messaging.budgets import admit as admit_budget_uses
+from cloud.messaging.bulk import insert_rows
 from cloud.messaging.points_till import apply_sale_points
 from cloud.messaging.receiving import Receivings
 from cloud.messaging.restock import StoreRestock
@@ -80,6 +81,16 @@ ORDER_EVENTS = (PickingStarted, OrderPicked, PickupCompleted, StaffDelivery)  # 
 BATCH_RETRY_FIRST_S, BATCH_RETRY_MAX_S = 0.2, 5.0
 PERMANENT_AFTER_FAILURES = 2
 REASON_MAX_CHARS = 500
+# the rows each batch records, one statement per table (cloud/messaging/bulk.py)
+EDGE_EVENT_COLUMNS = (("event_id", "text"), ("store_id", "text"), ("seq", "bigint"), ("kind", "text"), ("wall_ms", "bigint"),
+                      ("received_ms", "bigint"))
+TILL_SALE_COLUMNS = (("sale_id", "text"), ("store_id", "text"), ("lane", "text"), ("total_fen", "bigint"),
+                     ("lines", "jsonb"), ("payments", "jsonb"), ("member_id", "text"), ("offline", "boolean"),
+                     ("wall_ms", "bigint"))
+STOCK_MOVEMENT_COLUMNS = (("event_id", "text"), ("store_id", "text"), ("sku", "text"), ("delta", "bigint"),
+                          ("reason", "text"), ("shrinkage_reason", "text"), ("reference", "text"), ("wall_ms", "bigint"))
+STORE_STOCK_COLUMNS = (("store_id", "text"), ("sku", "text"), ("on_hand", "bigint"), ("updated_ms", "bigint"),
+                       ("seq", "bigint"))
 # Heartbeats come every second; a store sending far more is dropped (each is soft state the next one replaces), so
 # that decoding its flood cannot take this process's loop from the events of every store.
 HEARTBEAT_LIMITS = StoreRateLimits(events_per_s=10, events_burst=50, bytes_per_s=64 * 1024, bytes_burst=256 * 1024)
@@ -294,9 +305,8 @@ class Bridge:
             if dead:
                 await conn.executemany(refusals.INSERT_SQL, dead)
             if new:
-                await conn.executemany("""insert into edge_events (event_id, store_id, seq, kind, wall_ms, received_ms)
-                                          values ($1, $2, $3, $4, $5, $6) on conflict do nothing""",
-                                       [(e.event_id, e.store_id, e.seq, e.KIND, e.wall_ms, now) for e in new])
+                await insert_rows(conn, "edge_events", EDGE_EVENT_COLUMNS,
+                                  [(e.event_id, e.store_id, e.seq, e.KIND, e.wall_ms, now) for e in new])
                 await self._record(conn, new)
         # after the commit: the other store acts on a transfer step only once its row is there to judge it against
         # (a crash in between: `Transfers.resend` at start tells it, applied once there by the derived event id)
@@ -319,7 +329,7 @@ class Bridge:
         except Exception as exc:  # noqa: BLE001 - the events are applied; the store re-sends and is acked then
             log.warning("business acks not sent (%s); the store will re-send and get them", exc)
         await self.restock.after(new)  # pre-sale orders reserved for where stock arrived (never raises)
-        await self.budgets.after(new)  # tills' shares of capped promotion budgets topped up (never raises)
+        self.budgets.after(new)  # tills' shares of capped promotion budgets topped up, in the background
 
     async def _believed(self, events: list, msg_of: dict, dead: list, dead_msgs: list, now_ms: int) -> list:
         """The events the cloud believes (`protocol.store_facts`); each refused one joins the batch's dead letters
@@ -351,30 +361,24 @@ class Bridge:
     async def _record(self, conn, events) -> None:
         sales = [e for e in events if isinstance(e, SaleCommitted)]
         moves = [e for e in events if isinstance(e, StockMoved)]
-        if sales:
-            await conn.executemany(
-                """insert into till_sales (sale_id, store_id, lane, total_fen, lines, payments, member_id, offline, wall_ms)
-                   values ($1, $2, $3, $4, $5, $6, $7, $8, $9) on conflict do nothing""",
-                [(e.sale_id, e.store_id, e.lane, e.total_fen,
-                  json.dumps([[line.sku, line.quantity.amount, line.quantity.unit, line.amount_fen] for line in e.lines]),
-                  json.dumps([[p.method, p.amount_fen, p.reference] for p in e.payments]), e.member_id, e.offline,
-                  e.wall_ms) for e in sales])
+        await insert_rows(conn, "till_sales", TILL_SALE_COLUMNS, [
+            (e.sale_id, e.store_id, e.lane, e.total_fen,
+             json.dumps([[line.sku, line.quantity.amount, line.quantity.unit, line.amount_fen] for line in e.lines]),
+             json.dumps([[p.method, p.amount_fen, p.reference] for p in e.payments]), e.member_id, e.offline, e.wall_ms)
+            for e in sales])
         if moves:
-            await conn.executemany(
-                """insert into stock_movements (event_id, store_id, sku, delta, reason, shrinkage_reason, reference, wall_ms)
-                   values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict do nothing""",
-                [(e.event_id, e.store_id, e.sku, e.delta, e.reason, e.shrinkage_reason, e.reference, e.wall_ms)
-                 for e in moves])
+            await insert_rows(conn, "stock_movements", STOCK_MOVEMENT_COLUMNS,
+                              [(e.event_id, e.store_id, e.sku, e.delta, e.reason, e.shrinkage_reason, e.reference, e.wall_ms)
+                               for e in moves])
             latest: dict[tuple[str, str], tuple[int, int, int]] = {}
             for e in moves:  # the highest sequence per (store, sku) carries the current on-hand
                 if (e.store_id, e.sku) not in latest or e.seq > latest[(e.store_id, e.sku)][2]:
                     latest[(e.store_id, e.sku)] = (e.on_hand_after, e.wall_ms, e.seq)
-            await conn.executemany(
-                """insert into store_stock (store_id, sku, on_hand, updated_ms, seq) values ($1, $2, $3, $4, $5)
-                   on conflict (store_id, sku) do update set on_hand = excluded.on_hand,
-                   updated_ms = excluded.updated_ms, seq = excluded.seq
-                   where store_stock.seq <= excluded.seq""",
-                [(s, k, on_hand, at, seq) for (s, k), (on_hand, at, seq) in latest.items()])
+            await insert_rows(conn, "store_stock", STORE_STOCK_COLUMNS,
+                              [(s, k, on_hand, at, seq) for (s, k), (on_hand, at, seq) in latest.items()],
+                              tail="""on conflict (store_id, sku) do update set on_hand = excluded.on_hand,
+                                      updated_ms = excluded.updated_ms, seq = excluded.seq
+                                      where store_stock.seq <= excluded.seq""")
             await lots.record(conn, moves)
         await self.returns.record(conn, events)  # after the sales: a return may name one of the same batch
         await markdowns.record(conn, events)  # what markdowns gave away on the sales (cloud/messaging/markdowns.py)

@@ -13,9 +13,10 @@ Guarantees:
 - Shares are granted in steps of `SHARE_BP` of the cap, at most what is left; a step's command id derives from the
   store, the rule, the share the store holds before it and the budget's used fen and cap as the actor said, so two
   bridge processes granting at once grant once, and a refusal is asked again once budget comes back.
-- A store that used more than half of its current step gets the next one (if the budget has any left) with the
-  batch that reported it; any store the bridge hears from is checked at most every `CHECK_EVERY_MS` for a capped
-  rule it holds no share of (a new book, a new store).
+- A store that used more than half of its current step gets the next one (if the budget has any left) right after
+  the batch that reported it (in the background: the bridge's batches never wait on a top-up); any store the bridge
+  hears from is checked at most every `CHECK_EVERY_MS` for a capped rule it holds no share of (a new book, a new
+  store).
 - The grant message carries the TOTAL share and the number of take-backs before it (`generation`): duplicates and
   reordering are harmless at the store, and a grant from before a take-back does not raise the share again.
 - Unused shares are taken back (the rule ended, was withdrawn or changed, or the share sat idle) with the same
@@ -68,7 +69,8 @@ class StoreBudgets:
     def __init__(self, cloud) -> None:
         self.cloud = cloud
         self.checked: dict[str, int] = {}  # store -> when its shares were last checked (this process)
-        self._task: asyncio.Task | None = None  # the heartbeats' background check
+        self._task: asyncio.Task | None = None  # the one background checker (after batches and heartbeats)
+        self._pending: set[tuple[str, str]] = set()  # (store, rule) pairs it is to check
         self.reclaims_due: set[str] = set()  # stores whose unused shares are to be checked for taking back
 
     async def apply(self, event: BudgetUsed) -> None:
@@ -124,18 +126,14 @@ class StoreBudgets:
                 "insert into budget_uses (order_id, rule_id, fen, member_id, store_id, used_ms, channel) "
                 "values ($1, $2, $3, '-', $4, $5, 'offline') on conflict do nothing", rows)
 
-    async def after(self, new: list) -> None:
-        """After the batch is applied (its uses debited by `apply`) and acked: the stores topped up. Never raises
-        (a top-up is checked again at the store's next batch or heartbeat; every step is idempotent)."""
-        try:
-            touched = {(e.store_id, u.rule_id) for e in new if isinstance(e, BudgetUsed) for u in e.uses}
-            for store in {e.store_id for e in new}:
-                touched.update(self._due(store))
-            await self._reclaim_due()
-            for store, rule_id in sorted(touched):
-                await self.top_up(store, rule_id)
-        except Exception:  # noqa: BLE001 - the uses are applied; a top-up is retried with the next batch or heartbeat
-            log.exception("promotion budgets: shares not topped up for this batch")
+    def after(self, new: list) -> None:
+        """After the batch is applied (its uses debited by `apply`) and acked: the stores' shares topped up in the
+        background, so that the bridge's next batch never waits on it. Never raises (a top-up is checked again at
+        the store's next batch or heartbeat; every step is idempotent)."""
+        touched = {(e.store_id, u.rule_id) for e in new if isinstance(e, BudgetUsed) for u in e.uses}
+        for store in {e.store_id for e in new}:
+            touched.update(self._due(store))
+        self._check(touched)
 
     def _due(self, store: str) -> set[tuple[str, str]]:
         """(store, capped rule) pairs to check, when the store was last checked `CHECK_EVERY_MS` ago or more."""
@@ -155,21 +153,26 @@ class StoreBudgets:
     def heard(self, store: str) -> None:
         """A store's heartbeat: its shares are checked in the background when due (the heartbeat path never
         waits on an actor)."""
-        if self._task is not None and not self._task.done():
-            return  # one check at a time; this store is due again at its next heartbeat
-        due = self._due(store)
-        if due or self.reclaims_due:
-            self._task = asyncio.create_task(self._top_up_all(due))
+        self._check(self._due(store))
 
-    async def _top_up_all(self, pairs: set[tuple[str, str]]) -> None:
-        try:
-            await self._reclaim_due()
-            for store, rule_id in sorted(pairs):
-                await self.top_up(store, rule_id)
-        except Exception:  # noqa: BLE001 - checked again at the store's next heartbeat after CHECK_EVERY_MS
-            log.exception("promotion budgets: shares of %s not checked", sorted({s for s, _ in pairs}))
-            for store, _ in pairs:
-                self.checked.pop(store, None)
+    def _check(self, pairs: set[tuple[str, str]]) -> None:
+        """Queue these (store, rule) pairs for the one background checker, started if it is not running."""
+        self._pending.update(pairs)
+        if (self._pending or self.reclaims_due) and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._top_up_all())
+
+    async def _top_up_all(self) -> None:
+        while self._pending or self.reclaims_due:
+            pairs, self._pending = self._pending, set()
+            try:
+                await self._reclaim_due()
+                for store, rule_id in sorted(pairs):
+                    await self.top_up(store, rule_id)
+            except Exception:  # noqa: BLE001 - checked again at the store's next batch or heartbeat
+                log.exception("promotion budgets: shares of %s not checked", sorted({s for s, _ in pairs}))
+                for store, _ in pairs:
+                    self.checked.pop(store, None)
+                return
 
     async def top_up(self, store: str, rule_id: str) -> int:
         """Grant the store its next step of the rule when it has none, or used more than half of what it holds;

@@ -18,8 +18,12 @@ Guarantees:
 """
 from __future__ import annotations
 
+from cloud.messaging.bulk import insert_rows
 from protocol.messages import Message, SaleCommitted
 
+BASKET_COLUMNS = (("basket_id", "text"), ("channel", "text"), ("store_id", "text"), ("ref", "text"), ("member_id", "text"),
+                  ("list_fen", "bigint"), ("goods_fen", "bigint"), ("at_ms", "bigint"))
+USE_COLUMNS = (("basket_id", "text"), ("rule_id", "text"), ("saving_fen", "bigint"))
 MIGRATION_SQL = """
     create table if not exists promotion_baskets (
         basket_id  text primary key,             -- till:<sale id> | online:<order id>
@@ -48,15 +52,11 @@ async def record_till(conn, events: list[Message]) -> None:
     sales = [e for e in events if isinstance(e, SaleCommitted)]
     if not sales:
         return
-    await conn.executemany(
-        """insert into promotion_baskets (basket_id, channel, store_id, ref, member_id, list_fen, goods_fen, at_ms)
-           values ($1, 'till', $2, $3, $4, $5, $6, $7) on conflict do nothing""",
-        [(f"till:{e.sale_id}", e.store_id, e.sale_id, e.member_id,
-          e.total_fen + sum(p.saving_fen for p in e.promotions), e.total_fen, e.wall_ms) for e in sales])
-    uses = [(f"till:{e.sale_id}", p.rule_id, p.saving_fen) for e in sales for p in e.promotions]
-    if uses:
-        await conn.executemany("insert into promotion_uses (basket_id, rule_id, saving_fen) values ($1, $2, $3) "
-                               "on conflict do nothing", uses)
+    await insert_rows(conn, "promotion_baskets", BASKET_COLUMNS,
+                      [(f"till:{e.sale_id}", "till", e.store_id, e.sale_id, e.member_id,
+                        e.total_fen + sum(p.saving_fen for p in e.promotions), e.total_fen, e.wall_ms) for e in sales])
+    await insert_rows(conn, "promotion_uses", USE_COLUMNS,
+                      [(f"till:{e.sale_id}", p.rule_id, p.saving_fen) for e in sales for p in e.promotions])
 
 
 async def record_online(db, order_id: str, store_id: str, member_id: str | None, explain: dict, at_ms: int) -> None:

@@ -1,7 +1,9 @@
-"""One evaluator for the till and the mall: the same basket, rule book version and context give the same
-result to the fen, offline or online.
+"""The reference evaluator: the same basket, rule book version and context give the same result to the fen, offline
+or online. Written to be read, not to be fast: tills, the mall, orders and picking run the compiled evaluator
+(protocol/pricing/fast_evaluator.py, `protocol.pricing.price_basket`), which gives exactly what this one gives and is
+held to it by property tests (tests/unit/test_pricing_fast.py).
 
-price_basket() prices each line (pieces; grams x price per kg with one rounding; or an amount embedded in a
+price_basket_reference() prices each line (pieces; grams x price per kg with one rounding; or an amount embedded in a
 label barcode; or a printed markdown label's price, final for its line), applies the rule stages (see rules.py;
 markdowns by time of day and days to the line's use-by first, as its starting amount) and explains itself: each
 line with the rules that touched it, each applied rule with its saving, the rules that almost applied ("spend
@@ -350,8 +352,8 @@ def _give_gifts(catalogue: Catalogue, rules: ActiveRules, ctx: PricingContext, s
     return gifts
 
 
-def price_basket(catalogue: Catalogue, book: RuleBook, lines: list[BasketLine] | tuple[BasketLine, ...],
-                 ctx: PricingContext) -> PricedBasket:
+def price_basket_reference(catalogue: Catalogue, book: RuleBook, lines: list[BasketLine] | tuple[BasketLine, ...],
+                           ctx: PricingContext) -> PricedBasket:
     if len(lines) > MAX_LINES:
         raise ProtocolError(f"basket of {len(lines)} lines exceeds {MAX_LINES}")
     catalogue = catalogue.at(ctx.now_ms, ctx.store_id)  # the store's own prices and those in force now (price_book)

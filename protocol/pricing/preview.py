@@ -23,7 +23,8 @@ from typing import Any
 from protocol.errors import ProtocolError
 from protocol.money import format_fen
 from protocol.pricing.catalogue import Catalogue
-from protocol.pricing.evaluator import BasketLine, PricedBasket, PricingContext, price_basket
+from protocol.pricing.evaluator import BasketLine, PricedBasket, PricingContext
+from protocol.pricing.fast_evaluator import price_basket
 from protocol.pricing.markdown_step import days_to_use_by
 from protocol.pricing.rules import (
     MINUTE_MS,

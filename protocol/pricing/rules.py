@@ -253,6 +253,10 @@ class RuleBook:
         self.rules = tuple(sorted(rules, key=lambda r: (-r.priority, r.id)))
         self.by_id = {r.id: r for r in self.rules}
         self._active_cache: dict[tuple[str, str, int, str | None], ActiveRules] = {}  # (channel, store, minute, level)
+        # Rules in force change only at window edges: minutes with the same rules share one ActiveRules, and with it
+        # its per-SKU indexes and what the fast evaluator compiled from it (protocol/pricing/price_plan.py).
+        self._active_by_rules: dict[tuple[int, ...], ActiveRules] = {}  # positions in self.rules
+        self._windows = tuple(r.windows() for r in self.rules)  # parsed once, not once per rule per minute
         # Only stores that some rule names need their own memo entry; every other store shares one.
         self._scoped_stores = frozenset(store for r in self.rules for store in r.stores)
 
@@ -266,16 +270,20 @@ class RuleBook:
             return hit
         local_minute = (minute + self.utc_offset_minutes) % (24 * 60)
         now = minute * MINUTE_MS
-        found = ActiveRules(
-            r for r in self.rules
+        picked = tuple(
+            i for i, (r, windows) in enumerate(zip(self.rules, self._windows, strict=True))
             if channel in r.channels
             and (not r.stores or store_id in r.stores)
             and (not r.starts_ms or now >= r.starts_ms) and (not r.ends_ms or now < r.ends_ms)
-            and (not (windows := r.windows()) or any(a <= local_minute < b for a, b in windows))
+            and (not windows or any(a <= local_minute < b for a, b in windows))
             and (not r.member_levels or (level is not None and level in r.member_levels))
         )
         if len(self._active_cache) >= ACTIVE_CACHE_MAX:
             self._active_cache.clear()
+            self._active_by_rules.clear()
+        found = self._active_by_rules.get(picked)
+        if found is None:
+            found = self._active_by_rules[picked] = ActiveRules(self.rules[i] for i in picked)
         self._active_cache[key] = found
         return found
 

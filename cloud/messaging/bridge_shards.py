@@ -48,7 +48,6 @@ from nats.js.api import ConsumerInfo
 from cloud.messaging import streams
 from cloud.messaging.shard_leases import (
     APPLYING,
-    Fence,
     LeaseTimes,
     ShardLeases,
     ShardLost,
@@ -122,16 +121,6 @@ async def shard_consumer_infos(js, shards: int = BRIDGE_SHARDS) -> dict[str, Con
 
 
 @dataclass
-class _Batch:
-    """One fetch of a shard's consumer: the shard's own events (`mine`) and every message fetched (acked with them)."""
-    shard: int
-    mine: list
-    msgs: list
-    fence: Fence
-    done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
-@dataclass
 class _Worker:
     generation: int
     valid_until_s: float  # this process's monotonic clock: the lease is surely ours until then
@@ -141,10 +130,9 @@ class _Worker:
 
 
 class BridgeShards:
-    """This instance's part of the edge events. `apply(msgs)` is the bridge's batch handler; it is called for one
-    batch at a time per instance, as the bridge was written for, under the fences of the shards whose events it
-    holds (`shard_leases.APPLYING`, checked by the bridge in the transaction that records the batch): the batches
-    this instance's shards fetched while one was applied go together into the next (`_apply_joined`)."""
+    """This instance's part of the edge events. `apply(msgs)` is the bridge's batch handler (it acks what it
+    applied); it is called for one batch at a time per instance, as the bridge was written for, under the shard's
+    fence (`shard_leases.APPLYING`, checked by the bridge in the transaction that records the batch)."""
 
     def __init__(self, js: JetStreamContext, database_url: str, apply: Callable[[list], Awaitable[None]],
                  shards: int = BRIDGE_SHARDS, times: LeaseTimes | None = None) -> None:
@@ -155,7 +143,6 @@ class BridgeShards:
         self._leases: ShardLeases | None = None
         self._workers: dict[int, _Worker] = {}
         self._applying = asyncio.Lock()
-        self._waiting: list[_Batch] = []  # fetched batches waiting to be applied (applied together: `_apply_joined`)
         self._coordinator: asyncio.Task | None = None
         self.stats = {"fetched": 0, "applied": 0, "skipped": 0, "takeovers": 0, "restarted_from_ack_floor": 0,
                       "lost": 0, "fenced": 0, "stalled": 0}
@@ -289,6 +276,7 @@ class BridgeShards:
 
     async def _work(self, shard: int, sub, w: _Worker) -> None:
         assert self._leases is not None
+        APPLYING.set(self._leases.fence(shard, w.generation))  # this task's applies are fenced by this holding
         while not w.stopping.is_set() and not self._lost():
             w.progress_s = self._now()
             if w.progress_s >= w.valid_until_s:  # not renewed in time (we may have been frozen): fetch nothing
@@ -308,62 +296,16 @@ class BridgeShards:
             self.stats["fetched"] += len(msgs)
             self.stats["skipped"] += len(msgs) - len(mine)
             try:
-                await self._apply_joined(_Batch(shard, mine, msgs, self._leases.fence(shard, w.generation)))
+                async with self._applying:
+                    if mine:
+                        await self.apply(mine)
+                        self.stats["applied"] += len(mine)
+                    if not msgs[-1].is_acked:
+                        await msgs[-1].ack()  # ack-all: ours are applied, the others are other shards' to apply
             except ShardLost as lost:  # a newer holding applies this shard now: nothing recorded, nothing acked
                 self.stats["fenced"] += 1
                 log.warning("bridge shard %d: apply refused by the fence (%s); stopping", shard, lost)
                 return
-
-    async def _apply_joined(self, batch: _Batch) -> None:
-        """Apply a shard's batch, one batch at a time per instance (as the bridge was written for). The batches other
-        shards' workers fetched meanwhile are applied together with it, as one: a batch's cost is mostly fixed
-        (statements, actor calls, a transaction), and the shards of one instance would otherwise pay it one after
-        another. Each shard's events keep their order (its batches are fetched in turn), and every store is one
-        shard's. Raises ShardLost when this batch's shard is no longer ours (its events neither recorded nor acked)."""
-        self._waiting.append(batch)
-        async with self._applying:
-            if batch.done.done():  # applied already, together with another worker's
-                return batch.done.result()
-            together, self._waiting = self._waiting, []
-            try:
-                await self._apply_under_fences(together)
-            except ShardLost:
-                if len(together) == 1:
-                    raise
-                for each in together:  # which shard was lost: each alone (nothing of the joint apply was recorded)
-                    try:
-                        await self._apply_under_fences([each])
-                        each.done.set_result(None)
-                    except ShardLost as lost:
-                        each.done.set_exception(lost)
-                for each in together:
-                    if each is not batch:
-                        each.done.exception()  # retrieved by its worker; marked here so asyncio never warns
-                return batch.done.result()
-            except BaseException as exc:
-                for each in together:
-                    if each is not batch:
-                        if isinstance(exc, asyncio.CancelledError):
-                            each.done.cancel()
-                        else:
-                            each.done.set_exception(exc)
-                raise
-            for each in together:
-                if each is not batch:
-                    each.done.set_result(None)
-
-    async def _apply_under_fences(self, batches: list[_Batch]) -> None:
-        token = APPLYING.set(tuple(b.fence for b in batches))  # the apply's transaction checks every one of them
-        try:
-            mine = [m for b in batches for m in b.mine]
-            if mine:
-                await self.apply(mine)
-                self.stats["applied"] += len(mine)
-            for b in batches:
-                if not b.msgs[-1].is_acked:
-                    await b.msgs[-1].ack()  # ack-all: its shard's are applied, the others are other shards' to apply
-        finally:
-            APPLYING.reset(token)
 
     async def _stop_worker(self, shard: int) -> None:
         w = self._workers.pop(shard)

@@ -90,9 +90,7 @@ class Fence:
     lease_s: float
 
 
-# The fence(s) an apply runs under: one shard's, or several when an instance applies its shards' batches together
-APPLYING: contextvars.ContextVar[Fence | tuple[Fence, ...] | None] = contextvars.ContextVar("freshmesh_bridge_fence",
-                                                                                         default=None)
+APPLYING: contextvars.ContextVar[Fence | None] = contextvars.ContextVar("freshmesh_bridge_fence", default=None)
 
 
 def locally_valid_until(renew_sent_s: float, lease_s: float) -> float:
@@ -106,17 +104,18 @@ def stalled(last_progress_s: float, now_s: float, stall_s: float) -> bool:
 
 
 async def check_fence(conn: asyncpg.Connection) -> None:
-    """In the apply's transaction: each lease this task applies under (`APPLYING`) is still ours at its generation,
+    """In the apply's transaction: the lease this task applies under (`APPLYING`) is still ours at its generation,
     locked until the commit; raises ShardLost otherwise. No fence set (an apply that is not a shard's): nothing."""
-    fences = APPLYING.get()
-    for fence in (fences,) if isinstance(fences, Fence) else fences or ():
-        row = await conn.fetchrow(
-            """select set_config('idle_in_transaction_session_timeout', $3, true) as _, owner, generation
-               from bridge_shard_leases where shards = $1 and shard = $2 for share""",
-            fence.shards, fence.shard, f"{int(fence.lease_s * 1000)}ms")
-        if row is None or row["owner"] != fence.owner or row["generation"] != fence.generation:
-            raise ShardLost(f"shard {fence.shard}/{fence.shards}: lease generation {fence.generation} of {fence.owner} "
-                            f"is no longer current ({None if row is None else (row['owner'], row['generation'])})")
+    fence = APPLYING.get()
+    if fence is None:
+        return
+    row = await conn.fetchrow(
+        """select set_config('idle_in_transaction_session_timeout', $3, true) as _, owner, generation
+           from bridge_shard_leases where shards = $1 and shard = $2 for share""",
+        fence.shards, fence.shard, f"{int(fence.lease_s * 1000)}ms")
+    if row is None or row["owner"] != fence.owner or row["generation"] != fence.generation:
+        raise ShardLost(f"shard {fence.shard}/{fence.shards}: lease generation {fence.generation} of {fence.owner} "
+                        f"is no longer current ({None if row is None else (row['owner'], row['generation'])})")
 
 
 class ShardLeases:

@@ -168,6 +168,7 @@ class Bridge:
 
     async def stop(self) -> None:
         await self.shards.stop()  # the batches in hand finish; the shards go to the other instances
+        await self.budgets.stop()  # the shares it granted are told to their stores before the process ends
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -38,6 +38,7 @@ from protocol.return_messages import GoodsReturned
 
 SHARE_BP = 1000  # a store's step: a tenth of the rule's budget
 CHECK_EVERY_MS = 5_000
+STOP_S = 10.0  # at most this long, when the cloud stops, for the share checker to finish
 log = logging.getLogger("freshmesh.budgets")
 
 
@@ -72,6 +73,7 @@ class StoreBudgets:
         self._task: asyncio.Task | None = None  # the one background checker (after batches and heartbeats)
         self._pending: set[tuple[str, str]] = set()  # (store, rule) pairs it is to check
         self.reclaims_due: set[str] = set()  # stores whose unused shares are to be checked for taking back
+        self._stopped = False
 
     async def apply(self, event: BudgetUsed) -> None:
         """One till sale's uses debited from its store's share: the bridge's actor-effects step, before the batch's
@@ -157,9 +159,26 @@ class StoreBudgets:
 
     def _check(self, pairs: set[tuple[str, str]]) -> None:
         """Queue these (store, rule) pairs for the one background checker, started if it is not running."""
+        if self._stopped:
+            return  # stopping: checked again by whichever instance applies the store next
         self._pending.update(pairs)
         if (self._pending or self.reclaims_due) and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._top_up_all())
+
+    async def stop(self, timeout_s: float = STOP_S) -> None:
+        """Let the checker finish what it has begun (a share granted is told to its store before the process
+        ends: else the store keeps its older, smaller share until it uses half of it), queue nothing more; after
+        `timeout_s` it is cancelled (every step is idempotent: the next check grants nothing twice)."""
+        self._stopped = True
+        task = self._task
+        if task is None or task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        except TimeoutError:
+            log.warning("promotion budgets: the share checker did not finish within %.0f s of stopping", timeout_s)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def _top_up_all(self) -> None:
         while self._pending or self.reclaims_due:

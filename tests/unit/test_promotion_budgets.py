@@ -2,6 +2,8 @@
 shares carved out of the budget and a store's claim past its share kept off the chain's budget."""
 from __future__ import annotations
 
+import asyncio
+
 from actors.base import command_to_wire
 from actors.promotion_budgets import BudgetsQuery, Consume, GiveBack, GrantShare, PromotionBudgets, StoreUsed, Use
 from cloud.services.member_pricing import budgets_left, capped_rules, uses_of
@@ -179,3 +181,39 @@ async def test_a_till_use_is_applied_before_the_ack_and_raises_when_the_actor_is
     await sb.apply(event)  # the batch applied again after a crash before its commit
     assert client.actor.view("B1")["store_used"] == {"S001": 40}
     assert StoreBudgets.rows([event]) == [("store:S001:sale-1", "B1", 40, "S001", NOW)]
+
+
+async def test_stopping_waits_for_a_share_being_granted_to_be_told_to_its_store(monkeypatch):
+    """A share granted just before the cloud stops reaches its store: stopping waits for the checker in flight,
+    and queues nothing after (a late heartbeat starts no checker on a stopping bridge)."""
+    from cloud.messaging import budgets as store_budgets
+    told, telling = [], asyncio.Event()
+
+    async def tell(cloud, store, make, event_id=None):
+        telling.set()
+        await asyncio.sleep(0.05)  # the store's subject is slow to answer
+        told.append((store, make.keywords["granted_fen"]))
+    monkeypatch.setattr(store_budgets.to_stores, "send", tell)
+    cloud = _cloud()
+    sb = store_budgets.StoreBudgets(cloud)
+    sb._check({("S001", "B1")})  # a batch used the rule: the background checker starts
+    await asyncio.wait_for(telling.wait(), 5)
+    await sb.stop()
+    assert told == [("S001", 100)]
+    sb._check({("S001", "B1")})  # stopping: nothing more is started
+    assert sb._task is not None and sb._task.done() and not sb._pending
+
+
+async def test_stopping_cancels_a_checker_that_does_not_finish(monkeypatch):
+    from cloud.messaging import budgets as store_budgets
+    started = asyncio.Event()
+
+    async def never(cloud, store, make, event_id=None):
+        started.set()
+        await asyncio.Event().wait()
+    monkeypatch.setattr(store_budgets.to_stores, "send", never)
+    sb = store_budgets.StoreBudgets(_cloud())
+    sb._check({("S001", "B1")})
+    await asyncio.wait_for(started.wait(), 5)
+    await sb.stop(timeout_s=0.05)
+    assert sb._task is not None and sb._task.cancelled()

@@ -27,16 +27,16 @@ async def _postgres(cloud) -> dict:
 
 
 async def _bridge(cloud) -> dict:
-    """The bridge's backlog: its shards' consumers each carry every event (cloud/messaging/bridge_shards.py), so the
-    backlog is the largest of theirs, not their sum."""
+    """The bridge's backlog: its shards' consumers each carry their own partition of the events
+    (cloud/messaging/bridge_shards.py), so the backlog is the sum of theirs."""
     js = cloud.nats.jetstream()
     # each shard's current consumer (named by its lease's generation): found by listing
     infos = list((await asyncio.wait_for(bridge_shards.shard_consumer_infos(js), READ_TIMEOUT_S)).values())
     if not infos:
         raise RuntimeError("no consumer of the bridge's shards found")
-    return {"ok": True, "pending": max(i.num_pending or 0 for i in infos),
-            "ack_pending": max(i.num_ack_pending or 0 for i in infos),
-            "redelivered": max(i.num_redelivered or 0 for i in infos)}
+    return {"ok": True, "pending": sum(i.num_pending or 0 for i in infos),
+            "ack_pending": sum(i.num_ack_pending or 0 for i in infos),
+            "redelivered": sum(i.num_redelivered or 0 for i in infos)}
 
 
 async def _dead_letters(cloud) -> dict:

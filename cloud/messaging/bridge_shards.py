@@ -1,7 +1,10 @@
 """Several bridge instances sharing the edge events: the work split by store, each shard applied by one instance.
 
-The choice (issue 18): the edge events are split into `BRIDGE_SHARDS` shards by store (`shard_of_store`: crc32 of
-the store id, the same in every process), with one durable pull consumer per shard over the whole events stream.
+The choice (issue 18): the edge events are split into `BRIDGE_SHARDS` shards by store, with one durable pull consumer
+per shard. The events stream stores each event under its store's partition (protocol/subjects.py: the server's
+subject transform, FNV-1a of the store id), so a shard's consumer carries its own partition's events only: each
+event is fetched once, whatever the number of shards and instances (issue 22; before, every shard's consumer
+carried every event and skipped the others').
 An instance applies a shard's events only while it holds that shard's lease (cloud/messaging/shard_leases.py), so
 one instance at a time reads a shard's consumer, in stream order:
 - per-store order is kept: all of a store's events are in one shard, applied by one instance, in the order the
@@ -10,8 +13,9 @@ one instance at a time reads a shard's consumer, in stream order:
 - no instance acks another's batch: each holding of a shard reads its own consumer, named with the lease's
   generation (`cloud_events_<k>of<n>_g<generation>`), made by the new holder from where the previous one's acks end,
   and the previous one's deleted. A stale holder's late fetch or ack reaches only its own, abandoned consumer, never
-  the new holder's. The events of other shards in a fetched batch are not applied here, and acked with it: each has
-  its own shard's consumer, which delivers it to that shard's holder;
+  the new holder's. Events stored before the stream was partitioned (under `.evt.`, no partition token) are read by
+  every shard's consumer; each applies its own (`shard_of_subject`: the same FNV-1a rule the server uses, so a
+  store's older and newer events are in one shard), and acks the others' with its batch;
 - nothing is applied twice: the lease's generation is checked in the transaction that records a batch (a stale
   holder's apply rolls back, `ShardLost`), and the bridge's unique event ids (`edge_events`, actor command ids) make
   a redelivery from the ack floor harmless;
@@ -23,10 +27,14 @@ A shard changes hands when its holder stops (it finishes its batch first, then l
 beats). The advisory locks of the first design are gone: a session lock outlives a frozen process.
 Why not one shared consumer with per-message acks: two instances would apply one store's consecutive events at the
 same time, in any order (the seq gate orders a store only after the rate dropped one of its events).
-Cost: every shard's consumer carries every event, so an instance fetches each event once per shard it holds and
-skips the others' by subject alone (no decoding); hence few shards; one more indexed row read per applied batch
-(the fence). A bridge instance past `BRIDGE_SHARDS` is a hot standby. `BRIDGE_SHARDS` is a constant: every instance
+Cost: one more indexed row read per applied batch (the fence). A bridge instance past `BRIDGE_SHARDS` is a hot
+standby. `BRIDGE_SHARDS` is a constant (`subjects.EVENT_PARTITIONS`, part of the stream's transform): every instance
 must agree on it.
+Consumers are named by family: `cloud_events_p<k>of<n>_g<generation>` since partitioning; the first consumer of a
+partition starts after what every events consumer has acked (the lowest floor, unpartitioned ones included: a
+store's events may have been another shard's before), and the unpartitioned family's consumers are deleted once every
+partition has its own. Upgrading from a release before partitioned events: stop every cloud instance, then start the
+new ones (an old instance's shards are not the new ones': the two must not apply at once).
 """
 from __future__ import annotations
 
@@ -36,7 +44,6 @@ import math
 import os
 import re
 import socket
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -58,22 +65,27 @@ from protocol import subjects
 from protocol.errors import ProtocolError
 from protocol.pull import fetch_ready
 
-BRIDGE_SHARDS = 4
+BRIDGE_SHARDS = subjects.EVENT_PARTITIONS
 REBALANCE_EVERY_S = 1.0  # at most; more often when a lease is short (three renewals per lease)
 FETCH_BATCH = 2_000
 WORKER_STOP_S = 30.0  # a shard's last batch may take this long to finish before the shard is let go regardless
 FETCH_ERROR_PAUSE_S = 0.5
 LEASE_WAIT_S = 0.1  # a worker whose lease is not surely ours any more fetches nothing until it is renewed
 log = logging.getLogger("freshmesh.bridge")
-_CONSUMER = re.compile(rf"^{re.escape(subjects.EVENTS_CONSUMER)}_(\d+)of(\d+)(?:_g(\d+))?$")
+_CONSUMER = re.compile(rf"^{re.escape(subjects.EVENTS_CONSUMER)}_p(\d+)of(\d+)(?:_g(\d+))?$")
+_UNPARTITIONED = re.compile(rf"^{re.escape(subjects.EVENTS_CONSUMER)}_(\d+)of(\d+)(?:_g(\d+))?$")  # before issue 22
 
 
 def shard_of_store(store_id: str, shards: int = BRIDGE_SHARDS) -> int:
-    return zlib.crc32(store_id.encode()) % shards
+    return subjects.partition_of_store(store_id, shards)
 
 
 def shard_of_subject(subject: str, shards: int = BRIDGE_SHARDS) -> int:
-    """A message's shard by its subject's store; a subject naming no store is shard 0's to dead-letter, once."""
+    """A message's shard: its stored subject's partition, or (stored before partitioning) its store's; a subject
+    naming no store is shard 0's to dead-letter, once."""
+    partition = subjects.partition_of_subject(subject)
+    if partition is not None and partition < shards:
+        return partition
     try:
         return shard_of_store(subjects.store_from_subject(subject), shards)
     except ProtocolError:
@@ -88,13 +100,13 @@ def fair_share(shards: int, members: int) -> int:
 def consumer_name(shard: int, shards: int = BRIDGE_SHARDS, generation: int | None = None) -> str:
     """The shard's name (`generation` None: the stable one the console and /metrics label it with), or the name of
     its consumer for one holding of its lease."""
-    base = f"{subjects.EVENTS_CONSUMER}_{shard}of{shards}"
+    base = f"{subjects.EVENTS_CONSUMER}_p{shard}of{shards}"
     return base if generation is None else f"{base}_g{generation}"
 
 
 def consumer_names(shards: int = BRIDGE_SHARDS) -> list[str]:
-    """Every shard's stable name (for the console's and /metrics' bridge backlog: each carries every event, so the
-    backlog is the largest of theirs, not their sum)."""
+    """Every shard's stable name (for the console's and /metrics' bridge backlog: each carries its own partition, so
+    the backlog is the sum of theirs)."""
     return [consumer_name(k, shards) for k in range(shards)]
 
 
@@ -136,6 +148,8 @@ class BridgeShards:
 
     def __init__(self, js: JetStreamContext, database_url: str, apply: Callable[[list], Awaitable[None]],
                  shards: int = BRIDGE_SHARDS, times: LeaseTimes | None = None) -> None:
+        if shards != subjects.EVENT_PARTITIONS:  # a shard reads one partition of the stream: the counts are one
+            raise ValueError(f"bridge shards: {shards}, but the events stream has {subjects.EVENT_PARTITIONS} partitions")
         self.js, self.database_url, self.apply, self.shards = js, database_url, apply, shards
         self.times = times or LeaseTimes.from_env()
         self.member = f"{socket.gethostname()}/{os.getpid()}/{os.urandom(4).hex()}"
@@ -258,12 +272,17 @@ class BridgeShards:
                             "again at stream seq %s", shard, pending, start)
         else:
             start = self._first_seq(infos)
-        await streams.ensure_events_shard_consumer(self.js, name, start)
-        for c in earlier:
+        await streams.ensure_events_shard_consumer(self.js, name, shard, start)
+        gone = [c.name for c in earlier]
+        partitioned = {p[0] for c in infos if (p := parse_consumer(c.name)) is not None and p[1] == self.shards}
+        if partitioned | {shard} == set(range(self.shards)):
+            # every partition has its consumer, each started after every unpartitioned one's floor: theirs can go
+            gone += [c.name for c in infos if _UNPARTITIONED.match(c.name)]
+        for old in gone:
             try:
-                await self.js.delete_consumer(subjects.EVENTS_STREAM, c.name)
+                await self.js.delete_consumer(subjects.EVENTS_STREAM, old)
             except Exception as exc:  # noqa: BLE001 - a leftover is only a cost (its holder's fetches get nothing new)
-                log.warning("bridge shard %d: earlier consumer %s not deleted: %s", shard, c.name, exc)
+                log.warning("bridge shard %d: earlier consumer %s not deleted: %s", shard, old, exc)
         return await self.js.pull_subscribe_bind(durable=name, stream=subjects.EVENTS_STREAM)
 
     @staticmethod

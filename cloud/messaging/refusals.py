@@ -36,7 +36,9 @@ def store_of(subject: str) -> str:
 
 
 def dead_row(subject: str, reason: str, raw: bytes, at_ms: int) -> tuple:
-    """One dead_letters row: the subject's store, the reason, the first DEAD_LETTER_RAW_MAX bytes and the size."""
+    """One dead_letters row: the subject the store published on (not the stored one, with its partition), its store,
+    the reason, the first DEAD_LETTER_RAW_MAX bytes and the size."""
+    subject = subjects.published_subject(subject)
     return subject, store_of(subject), reason, raw[:DEAD_LETTER_RAW_MAX], len(raw), at_ms
 
 

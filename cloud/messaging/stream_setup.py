@@ -11,9 +11,10 @@ Guarantees of `ensure_stream`:
 - the stream exists once, made by whichever create came first; a create refused because it already exists is not
   an error: the stream is read back and verified (bounded retries, for a server whose JetStream is still starting);
 - verified field by field: a stream that differs from ours only in limits (`LIMIT_FIELDS`: bytes, age, message size,
-  duplicate window, discard policy, replicas) is updated to ours; one that differs in what it *is* (subjects,
-  retention, storage) is never changed behind the operator's back: `StreamConfigConflict` names each field, its value
-  there and ours, and the instance does not start on a stream that means something else;
+  duplicate window, discard policy, replicas) or in how it stores what it captures (`ROUTING_FIELDS`: the subject
+  transform) is updated to ours; one that differs in what it *is* (subjects, retention, storage) is never changed
+  behind the operator's back: `StreamConfigConflict` names each field, its value there and ours, and the instance
+  does not start on a stream that means something else;
 - a stream already as wanted is left alone (no update call), so instances starting together do not rewrite it in
   turn.
 The decision is the pure `differences` / `plan`; only `ensure_stream` does I/O.
@@ -31,6 +32,9 @@ from nats.js.errors import APIError, BadRequestError, NotFoundError, ServiceUnav
 LIMIT_FIELDS = ("max_bytes", "max_age", "max_msg_size", "duplicate_window", "discard", "num_replicas", "max_msgs",
                 "max_msgs_per_subject")
 IDENTITY_FIELDS = ("subjects", "retention", "storage")
+# How a stream stores what it captures: updated in place (messages stored before keep their subjects, which the
+# readers of the stream still accept: see protocol/subjects.py on the events' partitions).
+ROUTING_FIELDS = ("subject_transform",)
 STREAM_NAME_IN_USE = 10058  # JetStream's err_code: a stream by that name exists (created by another instance)
 # "insufficient storage resources": two creates at once each reserve their max_bytes against the server's JetStream
 # storage limit, and the second may not fit while the first is counted twice; it fits once the first is made.
@@ -60,13 +64,15 @@ def _norm(field: str, value: object) -> object:
         return -1 if value in (None, 0, -1) else value  # unset and -1 both mean "no limit" to the server
     if field == "num_replicas":
         return value or 1
+    if field == "subject_transform":
+        return None if value is None else (getattr(value, "src", None), getattr(value, "dest", None))
     return getattr(value, "value", value)  # enums by value (the server's answer and ours are the same enum)
 
 
 def differences(existing: StreamConfig, wanted: StreamConfig) -> list[Difference]:
     """The fields, among those we set, where the existing stream is not as wanted."""
     out = []
-    for field in IDENTITY_FIELDS + LIMIT_FIELDS:
+    for field in IDENTITY_FIELDS + LIMIT_FIELDS + ROUTING_FIELDS:
         ours = getattr(wanted, field)
         if ours is None:
             continue  # not ours to say: the server's default stands

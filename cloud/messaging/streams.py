@@ -37,6 +37,7 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    SubjectTransform,
 )
 
 from cloud.messaging import stream_setup
@@ -91,6 +92,8 @@ def events_stream_config(bounds: StreamBounds | None = None) -> StreamConfig:
         storage=StorageType.FILE, max_age=bounds.events_max_age_s, duplicate_window=DUPLICATE_WINDOW_S,
         max_bytes=bounds.events_max_bytes, max_msg_size=bounds.max_msg_size, discard=DiscardPolicy.OLD,
         num_replicas=bounds.replicas,
+        # stored with the store's partition in the subject: each bridge shard fetches its own events only
+        subject_transform=SubjectTransform(src=subjects.EVENTS_SUBJECTS, dest=subjects.EVENTS_TRANSFORM_DEST),
     )
 
 
@@ -111,15 +114,17 @@ async def ensure_streams(js, bounds: StreamBounds | None = None) -> None:
         await stream_setup.ensure_stream(js, config)
 
 
-async def ensure_events_shard_consumer(js, name: str, start_seq: int | None = None) -> None:
-    """One shard's durable pull consumer over every edge event (cloud/messaging/bridge_shards.py): its holder applies
-    a fetched batch's events of its shard as a whole, in order, and acks the batch's last message (ack-all: only one
-    instance at a time reads it). `start_seq`: the stream sequence to begin at (None: the stream's start)."""
+async def ensure_events_shard_consumer(js, name: str, partition: int, start_seq: int | None = None) -> None:
+    """One shard's durable pull consumer (cloud/messaging/bridge_shards.py): its partition's events, and any stored
+    before the stream was partitioned (`EVENTS_SUBJECTS`: every shard reads those and applies its own). Its holder
+    applies a fetched batch's events of its shard as a whole, in order, and acks the batch's last message (ack-all:
+    only one instance at a time reads it). `start_seq`: the stream sequence to begin at (None: the stream's
+    start)."""
     start = {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": start_seq} if start_seq else {
         "deliver_policy": DeliverPolicy.ALL}
     await js.add_consumer(subjects.EVENTS_STREAM, ConsumerConfig(
         durable_name=name, ack_policy=AckPolicy.ALL, ack_wait=ACK_WAIT_S, max_ack_pending=MAX_ACK_PENDING,
-        filter_subject=subjects.EVENTS_SUBJECTS, **start))
+        filter_subjects=[subjects.EVENTS_SUBJECTS, subjects.partition_filter(partition)], **start))
 
 
 async def ensure_store_consumer(js, store_id: str) -> None:

@@ -30,7 +30,6 @@ import pytest
 import pytest_asyncio
 
 from cloud.embedded import process
-from cloud.embedded.nats import nats_server_binary
 from cloud.messaging import bridge_shards, shard_leases, stream_setup, streams
 from cloud.messaging.shard_leases import APPLYING, LeaseTimes, ShardLeases, ShardLost, check_fence
 from cloud.migrations import migrate
@@ -41,22 +40,6 @@ from tests.integration.harness import SECRET_KEY, eventually
 pytestmark = pytest.mark.integration
 INSTANCES = 4
 ROUNDS = 3
-
-
-@pytest.fixture
-def fresh_nats(tmp_path):
-    """A nats-server of this test only, JetStream limited as the embedded one is (cloud/embedded/nats.py)."""
-    port = process.free_port()
-    config = tmp_path / "nats.conf"
-    config.write_text(f'listen: "127.0.0.1:{port}"\n'
-                      f'jetstream {{ store_dir: "{tmp_path / "js"}", max_memory_store: 268435456, '
-                      f'max_file_store: 4294967296 }}\n')
-    proc = process.spawn([nats_server_binary(), "-c", str(config)], tmp_path / "nats.log")
-    try:
-        process.wait_for_port(port, proc, "nats-server", tmp_path / "nats.log")
-        yield f"nats://127.0.0.1:{port}"
-    finally:
-        process.stop(proc)
 
 
 async def test_instances_starting_together_on_a_fresh_nats_all_come_up_with_the_streams_made_once(fresh_nats):

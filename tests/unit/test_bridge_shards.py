@@ -33,6 +33,30 @@ def test_a_subject_naming_no_store_goes_to_one_shard_only():
     assert shard_of_subject("fm.store") == 0 and shard_of_subject("junk.subject.here.x") == 0
 
 
+def test_a_stored_event_is_in_the_shard_its_partition_token_names_and_an_older_one_in_its_stores():
+    """Stored since partitioning: the server's partition token decides (the bridge never recomputes it). Stored
+    before: the store's partition by the server's rule, so that a store's older and newer events meet in one
+    shard."""
+    for store in [f"S{i:03d}" for i in range(1, 60)]:
+        k = subjects.partition_of_store(store)
+        stored = f"fm.store.{store}.evts.{k}.sale.committed"
+        assert shard_of_subject(stored) == k == shard_of_subject(subjects.store_event(store, "sale.committed"))
+        assert subjects.partition_of_subject(stored) == k
+        assert subjects.published_subject(stored) == subjects.store_event(store, "sale.committed")
+    assert shard_of_subject("fm.store.S001.evts.3.sale.committed") == 3  # the token, whatever the store
+    assert subjects.partition_of_subject("fm.store.S001.evt.sale.committed") is None
+    assert subjects.published_subject("fm.store.S001.evt.x") == "fm.store.S001.evt.x"
+    assert subjects.published_subject("fm.store.S001.evts.x.y") == "fm.store.S001.evts.x.y"  # no token: as it is
+
+
+def test_the_partition_is_32_bit_fnv1a_of_the_store_id():
+    """The NATS server's partition function (its known FNV-1a vectors); tests/integration/test_event_partitions.py
+    holds it equal to what a real server stores."""
+    assert subjects.partition_of_store("", 2**32 - 1) == 0x811C9DC5 % (2**32 - 1)
+    assert subjects.partition_of_store("a", 2**32 - 1) == 0xE40C292C % (2**32 - 1)
+    assert subjects.partition_of_store("foobar", 2**32 - 1) == 0xBF9CF968 % (2**32 - 1)
+
+
 def test_fair_share_covers_every_shard_and_never_asks_for_none():
     for members in range(0, 10):
         share = fair_share(BRIDGE_SHARDS, members)
@@ -48,13 +72,15 @@ def test_shard_consumers_are_named_apart_from_each_other_and_by_the_count():
 
 
 def test_each_holding_of_a_shard_has_its_own_consumer_and_the_newest_is_current():
-    assert consumer_name(2, 4, 7) == "cloud_events_2of4_g7"
-    assert parse_consumer("cloud_events_2of4_g7") == (2, 4, 7)
-    assert parse_consumer("cloud_events_2of4") == (2, 4, 0)  # named before leases: generation 0
+    assert consumer_name(2, 4, 7) == "cloud_events_p2of4_g7"
+    assert parse_consumer("cloud_events_p2of4_g7") == (2, 4, 7)
+    assert parse_consumer("cloud_events_p2of4") == (2, 4, 0)  # generation 0: named without one
     assert parse_consumer("cloud_events") is None and parse_consumer("store_S001") is None
-    names = ["cloud_events_0of4_g3", "cloud_events_0of4_g12", "cloud_events_1of4", "cloud_events_1of8_g99",
-             "cloud_events_3of4_g2", "store_S001"]
-    assert current_consumers(names) == {0: "cloud_events_0of4_g12", 1: "cloud_events_1of4", 3: "cloud_events_3of4_g2"}
+    assert parse_consumer("cloud_events_2of4_g7") is None  # before partitioning: another family, never current
+    names = ["cloud_events_p0of4_g3", "cloud_events_p0of4_g12", "cloud_events_p1of4", "cloud_events_p1of8_g99",
+             "cloud_events_p3of4_g2", "cloud_events_2of4_g40", "store_S001"]
+    assert current_consumers(names) == {0: "cloud_events_p0of4_g12", 1: "cloud_events_p1of4",
+                                        3: "cloud_events_p3of4_g2"}
 
 
 def test_lease_times_and_the_local_view_of_a_lease():

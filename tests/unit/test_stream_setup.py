@@ -25,6 +25,18 @@ def test_limits_only_are_updated():
     assert stream_setup.plan(existing, wanted) == "update"
 
 
+def test_an_events_stream_made_before_partitioning_gets_its_subject_transform_in_place():
+    """A chain's stream from before issue 22 stores events unpartitioned: it is updated (never refused), and one
+    already partitioned is kept as it is."""
+    wanted = streams.events_stream_config()
+    assert wanted.subject_transform is not None and "partition(4,1)" in wanted.subject_transform.dest
+    before = dataclasses.replace(wanted, subject_transform=None)
+    assert [d.field for d in stream_setup.differences(before, wanted)] == ["subject_transform"]
+    assert stream_setup.plan(before, wanted) == "update"
+    read_back = dataclasses.replace(wanted, subject_transform=dataclasses.replace(wanted.subject_transform))
+    assert stream_setup.plan(read_back, wanted) == "keep"
+
+
 @pytest.mark.parametrize("field, value", [("storage", StorageType.MEMORY), ("subjects", ["other.>"])])
 def test_another_meaning_is_refused_naming_the_field(field, value):
     wanted = streams.cloud_messages_stream_config()

@@ -26,6 +26,7 @@ import psutil
 
 from cloud.embedded import EmbeddedStack
 from cloud.embedded.process import free_port
+from loadtest.cost import CpuMeter, ms_per_unit
 from loadtest.report import Progress, stop_process, wait_http
 
 STORE = "S001"
@@ -81,6 +82,8 @@ def run_from_args(args) -> dict:
             edge = subprocess.Popen([sys.executable, "-m", "simulators.cli", "edge", "--config", str(config)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             proc = psutil.Process(edge.pid)
+            meter = CpuMeter({cloud.pid: "cloud", edge.pid: "edge"}).start()
+            sampled = started
             peak_rss, depth, first_drop = 0, events, None
             progress = Progress("catchup")
             while depth > 0 and time.monotonic() - started < 600:
@@ -89,8 +92,12 @@ def run_from_args(args) -> dict:
                 if first_drop is None and depth < events:
                     first_drop = time.monotonic()
                 progress.update(f"outbox {depth:,} of {events:,}")
+                if time.monotonic() - sampled > 1.0:
+                    meter.sample()
+                    sampled = time.monotonic()
                 time.sleep(0.05)
             done = time.monotonic()
+            cpu = meter.stop()
             drained_s = done - started
             progress.done()
         finally:
@@ -103,6 +110,7 @@ def run_from_args(args) -> dict:
             "seconds_start_to_first_ack": round((first_drop or done) - started, 3),
             "events_per_s": round(events / drained_s), "events_per_s_once_draining": round(events / max(draining_s, 1e-3)),
             "edge_rss_mb": round(peak_rss / 2**20, 1),
+            "cpu": cpu, "cpu_ms_per_event": ms_per_unit(cpu, events),
             "note": "events_per_s counts from the edge process start (import, SQLite, NATS connect) to an empty outbox"}
 
 

@@ -31,6 +31,7 @@ from cloud.embedded import EmbeddedStack
 from cloud.embedded.process import free_port
 from cloud.main import secret_key_beside
 from loadtest import store_escrow
+from loadtest.cost import CpuMeter, ms_per_unit
 from loadtest.http import Connection, LeanClients, encode_post, split_url
 from loadtest.report import Progress, latency_ms, stop_process, wait_http
 from simulators.chain import SimulatedSms
@@ -242,7 +243,9 @@ def run_from_args(args) -> dict:
             granted = asyncio.run(store_escrow.grant(stack, host, port, SALE_STORES, SKU, quantity))
         sale_id = asyncio.run(_sale(host, port, token, quantity, rate, duration, 1,
                                     SALE_STORES if granted else None))
+        meter = CpuMeter({cloud.pid: "cloud"} if cloud is not None else {}).start()  # the attempts' cost only
         measured = asyncio.run(_open_loop(host, port, sale_id, rate, duration, passes, args.seed))
+        cpu = meter.stop()
         status = asyncio.run(_status(host, port, sale_id))
     finally:
         stop_process(bare)
@@ -260,4 +263,5 @@ def run_from_args(args) -> dict:
             "oversold": max(status["sold"] - quantity, 0, measured["accepted"] - quantity),
             "ceiling_per_s": round(ceiling), "ceiling_ratio": round(measured["rate_achieved_per_s"] / ceiling, 3),
             "api_workers": workers, "stores": status.get("stores") or "none (a sale-only sale)",
-            "escrow_granted": granted, **measured}
+            "escrow_granted": granted, **measured,
+            "cpu": cpu, "cpu_ms_per_attempt": ms_per_unit(cpu, measured["attempts"])}

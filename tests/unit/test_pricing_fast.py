@@ -278,7 +278,8 @@ def test_on_the_reference_worlds_200_rule_book(basket, ctx):
 def test_the_generators_reach_every_rule_type_and_both_answers():
     """The properties above only mean something if books of every rule type are generated, and both refused and
     discounted baskets occur (find() fails when it cannot find one; no shrinking: any example will do)."""
-    quick = settings(max_examples=500, phases=[Phase.generate], database=None)
+    # derandomized: the same examples every run (a random 500 once missed the rarest case, failing a correct run)
+    quick = settings(max_examples=500, phases=[Phase.generate], database=None, derandomize=True)
 
     def priced(case):
         return outcome(price_basket, case[0], case[1], case[2], case[3][0])

@@ -71,6 +71,11 @@ def partition_filter(partition: int) -> str:
     return f"{ROOT}.store.*.{STORED_EVENTS}.{partition}.>"
 
 
+def stored_event(store_id: str, kind: str) -> str:
+    """The subject the events stream stores a store's event of this kind under (its partition computed here)."""
+    return f"{store_root(store_id)}.{STORED_EVENTS}.{partition_of_store(store_id)}.{kind}"
+
+
 def stored_event_filter(store_id: str, kind: str) -> str:
     """A store's events of one kind as stored (any partition)."""
     return f"{store_root(store_id)}.{STORED_EVENTS}.*.{kind}"

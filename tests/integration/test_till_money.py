@@ -253,7 +253,7 @@ async def test_stored_value_and_cash_split_charges_the_ledger_the_stored_value_p
 
     # the same sale delivered again (past the stream's dedupe, as a redelivery would be): nothing more is charged
     js = services.cloud.nats.jetstream()
-    frame = (await js.get_last_msg(subjects.EVENTS_STREAM, subjects.store_event(STORE, "sale.committed"))).data
+    frame = (await js.get_last_msg(subjects.EVENTS_STREAM, subjects.stored_event(STORE, "sale.committed"))).data
     async with StoreLink(stack, STORE) as link:
         await link.publish_raw("sale.committed", frame)
     await asyncio.sleep(2)  # the bridge applies or refuses within a beat; a second charge would show by now

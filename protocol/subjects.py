@@ -76,11 +76,6 @@ def stored_event(store_id: str, kind: str) -> str:
     return f"{store_root(store_id)}.{STORED_EVENTS}.{partition_of_store(store_id)}.{kind}"
 
 
-def stored_event_filter(store_id: str, kind: str) -> str:
-    """A store's events of one kind as stored (any partition)."""
-    return f"{store_root(store_id)}.{STORED_EVENTS}.*.{kind}"
-
-
 def partition_of_subject(subject: str) -> int | None:
     """The partition token of a stored event subject; None for a subject stored before partitioning (or not one)."""
     parts = subject.split(".", 5)

@@ -86,7 +86,7 @@ async def check_nats(nats_url: str, address: str, store_id: str, store_password:
         # an ephemeral consumer of that one subject, from its last message: the stream holds every store's events
         # (some from hostile stores, undecodable on purpose in the tests), and the bridge's own consumers are
         # left alone
-        pull = await js.pull_subscribe(subjects.stored_event_filter(store_id, event.KIND), stream=subjects.EVENTS_STREAM,
+        pull = await js.pull_subscribe(subjects.stored_event(store_id, event.KIND), stream=subjects.EVENTS_STREAM,
                                        config=ConsumerConfig(deliver_policy=DeliverPolicy.LAST,
                                                              ack_policy=AckPolicy.EXPLICIT))
         (msg,) = await pull.fetch(1, timeout=5)

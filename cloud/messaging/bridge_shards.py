@@ -11,7 +11,7 @@ one instance at a time reads a shard's consumer, in stream order:
   store published them (with AckPolicy.ALL the bridge's batch logic - "nothing overtakes a message still being
   retried" - holds per shard as it held for the one consumer);
 - no instance acks another's batch: each holding of a shard reads its own consumer, named with the lease's
-  generation (`cloud_events_<k>of<n>_g<generation>`), made by the new holder from where the previous one's acks end,
+  generation (`cloud_events_p<k>of<n>_g<generation>`), made by the new holder from where the previous one's acks end,
   and the previous one's deleted. A stale holder's late fetch or ack reaches only its own, abandoned consumer, never
   the new holder's. Events stored before the stream was partitioned (under `.evt.`, no partition token) are read by
   every shard's consumer; each applies its own (`shard_of_subject`: the same FNV-1a rule the server uses, so a

@@ -32,7 +32,14 @@ PIN = "8642"
 
 
 def pieces() -> list[dict]:
-    return [p for p in json.loads(WORLD.read_text())["catalogue"] if p["unit"] == "piece" and p["gtin"]]
+    """Products sold by the piece whose price cannot move while a payment is in flight: none under a budget-capped
+    rule (the store's share of its budget is granted, used up and granted again as the chain sells: the price
+    changes with it, and a hold for the old total is refused `the total changed`, rightly, but not this test's
+    subject: tests/integration/test_till_budgets.py)."""
+    data = json.loads(WORLD.read_text())
+    capped = [r for r in data["rule_book"]["rules"] if r.get("budget_fen")]
+    return [p for p in data["catalogue"] if p["unit"] == "piece" and p["gtin"] and not any(
+        p["sku"] in r.get("skus", ()) or p["category"] in r.get("categories", ()) for r in capped)]
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -114,7 +121,8 @@ async def test_the_till_double_spend_is_refused_and_the_cloud_never_goes_below_z
         total = await basket(lane, "1", member["member_code"], 1_250, 1_666)  # three fit in 50.00, four do not
         results.append((total, await lane.post("/lanes/1/pay", json={"method": "stored_value"})))
     paid = [total for total, r in results if r.status_code == 201]
-    assert [r.status_code for _, r in results] == [201, 201, 201, 409], [r.text for _, r in results]
+    assert [r.status_code for _, r in results] == [201, 201, 201, 409], [(total, r.status_code, r.json().get(
+        "detail", r.json().get("offline"))) for total, r in results]  # a refusal's reason, else sold offline or not
     assert all(r.json()["offline"] is False and r.json()["hold_id"].startswith("hold:") for _, r in results[:3])
     refused = results[3][1]
     assert refused.headers["content-type"] == "application/problem+json"

@@ -161,6 +161,10 @@ class WorldAdmin:
                 upsert = world.stores[store_id].router_command(f"store:{store_id}:{self.cloud.ids.new()}")
         except ProtocolError as exc:
             raise Refusal("invalid", f"{part}: {exc}") from None
+        if part == "rule_book" and world.rule_book.version <= (in_force := self.cloud.world.rule_book.version):
+            # a store keeps the newest book it was sent: an older number would be stored here and ignored there
+            raise Refusal("invalid", f"rule_book: version {world.rule_book.version} is not newer than version "
+                                     f"{in_force} in force (a store keeps the newest book it was sent)")
         if upsert is not None:
             (r,) = await self.cloud.actors.router.load([upsert])
             if r.status != "ok":

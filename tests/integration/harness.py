@@ -161,9 +161,30 @@ async def last_code(inbox, e164: str) -> str:
 _serving_prefixes: collections.Counter[str] = collections.Counter()  # clouds running now, by actor prefix
 
 
+async def newest_book_world(stack) -> World:
+    """The default world, its rule book numbered above every book a cloud of this session stored before.
+
+    Each module's cloud starts from the default world (an explicit world: the newest version), but the stores'
+    inboxes on the session's NATS still hold the books earlier modules' clouds sent, some of them changed and
+    numbered higher (a test's PUT). A new box for such a store would keep that newer book and ignore this cloud's
+    (a store keeps the newest book it was sent): this module's prices would be another module's."""
+    world = World.load()
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        newest = await conn.fetchval("select max((data::jsonb -> 'rule_book' ->> 'version')::bigint) from world_versions")
+    except asyncpg.UndefinedTableError:  # the session's first cloud: no world stored yet
+        newest = None
+    finally:
+        await conn.close()
+    if newest is None or newest < world.rule_book.version:
+        return world
+    data = world.to_data()
+    return World.from_data({**data, "rule_book": {**data["rule_book"], "version": newest + 1}})
+
+
 @contextlib.asynccontextmanager
 async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port: int, wallet=None, riders=None):
-    services = await start_services(World.load(), stack.database_url, stack.nats_url,
+    services = await start_services(await newest_book_world(stack), stack.database_url, stack.nats_url,
                                     ShardConfig(prefix=prefix), background=True, reservation_ttl_ms=reservation_ttl_ms,
                                     explicit_world=True, sms=sms, keys=fixed_keys(stack), wallet=wallet,
                                     riders=riders)

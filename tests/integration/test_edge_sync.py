@@ -203,13 +203,19 @@ async def _offline(box):
 async def test_a_new_rule_book_reaches_the_till(world):
     services, http, box, lane, _ = world
     sku = packed()["sku"]
-    book = {"version": 7, "rules": [{"type": "item_discount", "id": "half", "name": "Half price", "skus": [sku],
-                                     "percent_off_bp": 5000}]}
-    r = await http.put("/rule-book", json=book, headers=await operator_headers(services))
+    version = (await http.get("/products")).json()["rule_book_version"] + 1  # a store keeps only a newer book
+    book = {"version": version, "rules": [{"type": "item_discount", "id": "half", "name": "Half price", "skus": [sku],
+                                           "percent_off_bp": 5000}]}
+    hq = await operator_headers(services)
+    r = await http.put("/rule-book", json=book, headers=hq)
     assert r.status_code == 200, r.text
+    # a book numbered at or below the one in force is refused: the stores would keep the newer one they hold
+    stale = await http.put("/rule-book", json=dict(book, version=version - 1), headers=hq)
+    assert stale.status_code == 422 and f"version {version - 1} is not newer than version {version} in force" in \
+        stale.json()["detail"], stale.text
 
     async def arrived():
-        return box.actor.rule_book is not None and box.actor.rule_book.version == 7
+        return box.actor.rule_book is not None and box.actor.rule_book.version == version
     assert await eventually(arrived), "the new rule book did not reach the store"
     r = await lane.post("/lanes/9/scan", json={"code": packed()["gtin"]})
     assert r.json()["cart"]["applied_rules"][0]["rule_id"] == "half"

@@ -255,6 +255,12 @@ def test_printer_decodes_a_ticket_written_through_the_port(tmp_path):
 
 
 # ---- the CLI through stdin ------------------------------------------------------------------------------------
+def _interruptible() -> None:
+    """Ctrl-C reaches the CLI as in a terminal even when the tests run in the background (`nohup make test &`): a
+    background job's children start with SIGINT ignored, and Python then installs no KeyboardInterrupt for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Cli:
     """`python -m simulators.sim_devices` with stdout read by a thread, so every wait has a timeout."""
 
@@ -262,7 +268,7 @@ class Cli:
         env = {**os.environ, "PYTHONIOENCODING": "utf-8", "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "simulators.sim_devices", *args], cwd=ROOT, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, encoding="utf-8", bufsize=1)
+                                     text=True, encoding="utf-8", bufsize=1, preexec_fn=_interruptible)
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
 

@@ -14,6 +14,7 @@ SUITES = {
     "fleet": ("loadtest.fleet", "how many stores one box carries with till-to-cloud lag p99 under 1 s"),
     "till-page": ("loadtest.till_page", "scan -> line on the till page's scan endpoint, over HTTP: p99 in ms"),
     "mall-pages": ("loadtest.mall_pages", "hundreds of browsers on the mall's home and product pages: p50/p99 in ms"),
+    "scaleout": ("loadtest.scaleout", "the bridge and the actors on 1, then 2, CPU-capped instances: scaling"),
     "reports": ("loadtest.reports", "HQ reports over a generated year of a chain (--stores, --days): report_ms"),
 }
 PLANNED: dict[str, str] = {}
@@ -40,7 +41,10 @@ def add_load_parser(sub, func) -> None:
     load.add_argument("--sale-only", action="store_true",
                       help="flashsale: a sale whose units no store holds (as before sales took stores' escrow); "
                            "always so with --url")
-    load.add_argument("--sales", type=int, default=5000, help="catchup: offline sales in the backlog")
+    load.add_argument("--sales", type=int, default=5000, help="catchup: offline sales in the backlog; scaleout: per store")
+    load.add_argument("--instance-cpu", type=float, default=0.3,
+                      help="scaleout: each instance's CPU cap, in cores (a cgroup; needs root)")
+    load.add_argument("--part", choices=("both", "actors", "bridge"), default="both", help="scaleout: what to measure")
     load.add_argument("--stores", type=int, default=50, help="consistency: edge boxes selling")
     load.add_argument("--store-rate", type=float, default=None,
                       help="consistency, fleet: baskets per second per store "

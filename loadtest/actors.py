@@ -24,7 +24,9 @@ STORES = 5_000
 ROUTES = 20_000
 
 
-async def _pump(client, names: list[str], make_batch, seconds: float, label: str) -> dict:
+async def pump(client, names: list[str], make_batch, seconds: float, label: str) -> dict:
+    """Send `make_batch(name, sender, n)` batches to each named actor from SENDERS_PER_SHARD senders for `seconds`:
+    the acknowledged count, its rate and the batch latencies (also used by `load scaleout`)."""
     done = 0
     latencies: list[float] = []
     stop_at = time.monotonic() + seconds
@@ -96,8 +98,8 @@ async def _run(seconds: float, seed: int, database_url: str) -> dict:
     def transfer_batch(name, k, n):
         return [TopUp(id=f"t{k}-{n}-{i}", member=f"M{k}-{i % 500}", amount_fen=100) for i in range(BATCH)]
 
-    reservations = await _pump(client, pools, reserve_batch, seconds, "reservations")
-    transfers = await _pump(client, shards.all_member_ledgers(), transfer_batch, seconds, "transfers")
+    reservations = await pump(client, pools, reserve_batch, seconds, "reservations")
+    transfers = await pump(client, shards.all_member_ledgers(), transfer_batch, seconds, "transfers")
     return {"reservations": reservations, "transfers": transfers}
 
 

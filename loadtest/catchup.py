@@ -33,13 +33,15 @@ STORE = "S001"
 LINES_PER_SALE = 3
 
 
-def _world_path() -> str:
+def world_path() -> str:
+    """The default world a load box starts with (the cloud's own copy)."""
     return str(resources.files("cloud.data").joinpath("default_world.json"))
 
 
-async def _make_backlog(data_dir: Path, sales: int, seed: int) -> int:
+async def make_backlog(data_dir: Path, sales: int, seed: int, store: str = STORE) -> int:
+    """A box at `data_dir` that sold `sales` baskets offline: its outbox holds the backlog; the count of events."""
     from edge.box import EdgeBox
-    box = await EdgeBox({"store_id": STORE, "data_dir": str(data_dir), "world": _world_path()}).start()
+    box = await EdgeBox({"store_id": store, "data_dir": str(data_dir), "world": world_path()}).start()
     try:
         actor = box.actor
         assert actor is not None and actor.catalogue is not None, "a started box has loaded its world"
@@ -47,7 +49,7 @@ async def _make_backlog(data_dir: Path, sales: int, seed: int) -> int:
         for p in packed:
             await actor.ask("receive", sku=p.sku, qty=10**6)
         rng = random.Random(seed)
-        progress = Progress("backlog")
+        progress = Progress(f"backlog of {store}")
         for n in range(sales):
             for p in rng.sample(packed, LINES_PER_SALE):
                 await actor.ask("scan", lane="1", code=p.gtin)
@@ -62,7 +64,7 @@ async def _make_backlog(data_dir: Path, sales: int, seed: int) -> int:
 def run_from_args(args) -> dict:
     sales = args.sales
     workdir = Path(tempfile.mkdtemp(prefix="freshmesh-catchup-"))
-    events = asyncio.run(_make_backlog(workdir / "edge", sales, args.seed))
+    events = asyncio.run(make_backlog(workdir / "edge", sales, args.seed))
     cloud = edge = None
     with EmbeddedStack(store_ids=[STORE]) as stack:
         env = {**os.environ, "NATS_URL": stack.nats_url, "DATABASE_URL": stack.database_url,
@@ -75,7 +77,7 @@ def run_from_args(args) -> dict:
             wait_http(f"http://127.0.0.1:{cloud_port}/health", 120, cloud)
             lane_port = free_port()
             config = workdir / "edge.json"
-            config.write_text(json.dumps({"store_id": STORE, "data_dir": str(workdir / "edge"), "world": _world_path(),
+            config.write_text(json.dumps({"store_id": STORE, "data_dir": str(workdir / "edge"), "world": world_path(),
                                           "http_port": lane_port, "nats_url": stack.nats_address,
                                           "nats_password": stack.store_credentials(STORE)[1]}))
             started = time.monotonic()

@@ -145,6 +145,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> str:
     return gcs
 
 
+def stop_ray() -> None:
+    """Disconnect this process from Ray; a local Ray this process started stops with it (its actors too)."""
+    ray.shutdown()
+
+
 def local_ray_on_loopback() -> None:
     """Make a local Ray's node address loopback, so that its GCS, raylet, workers and agents listen on 127.0.0.1.
 

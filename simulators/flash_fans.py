@@ -166,19 +166,27 @@ class FlashFans:
                     break
                 continue
             status = (await http.get(f"{self.cloud_url}/flash-sales/{sale_id}")).json()
-            if status.get("remaining", 0) <= 0:
+            back = min(status.get("remaining", 0), self.unserved, len(late))
+            if back <= 0:
                 continue
-            fan, fan_pass = late[0]
-            r = await http.post(f"{self.cloud_url}/flash-sales/{sale_id}/orders", json={},
-                                headers={"Idempotency-Key": f"rebuy-{fan.member_id}", "Authorization": f"Bearer {fan_pass}"})
-            if r.status_code == 201:
-                late.pop(0)
+            # every unit back on sale is tried by a fan of its own at once, as a watching crowd would: one a look
+            # would leave the last units unsold when several orders expire together near the end of a run
+            buyers, late[:back] = late[:back], []
+            tries = await asyncio.gather(*(self._rebuy(http, sale_id, fan, fan_pass) for fan, fan_pass in buyers))
+            for (fan, _), order_id in zip(buyers, tries, strict=True):
+                if order_id is None:
+                    continue
                 self.unserved -= 1
                 self.counts["flash_rebought"] += 1
-                following.append(asyncio.create_task(self.follow(http, fan, r.json()["order_id"])))
-            elif r.status_code == 403:
-                late.pop(0)  # this fan has one already: the next one tries
+                following.append(asyncio.create_task(self.follow(http, fan, order_id)))
         await asyncio.gather(*following, return_exceptions=True)
+
+    async def _rebuy(self, http: LeanClients, sale_id: str, fan: SignedIn, fan_pass: str) -> str | None:
+        """A late fan's try at a unit back on sale: the order id, or None (sold out again, or this fan has one
+        already: the next fan tries at the next look)."""
+        r = await http.post(f"{self.cloud_url}/flash-sales/{sale_id}/orders", json={},
+                            headers={"Idempotency-Key": f"rebuy-{fan.member_id}", "Authorization": f"Bearer {fan_pass}"})
+        return r.json()["order_id"] if r.status_code == 201 else None
 
     async def _wait(self, http: LeanClients, fan: SignedIn, order_id: str, until) -> dict | None:
         while not self.done.is_set():

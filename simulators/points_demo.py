@@ -78,6 +78,7 @@ class PointsCustomers:
         self.online_stores = online_stores or list(lanes)
         self.round_s = round_s
         self.sessions: dict[str, SignedIn] = {}
+        self.went_online: set[str] = set()  # member ids that tried an online order with points
         self.refusals: dict[str, str] = {}
 
     def _refused(self, r, what: str) -> None:
@@ -94,8 +95,11 @@ class PointsCustomers:
                 me = await self.signed_in(http, self.rng.choice(self.people))
                 view = await self.me(http, me)
                 # a member with no points yet shops at the till (its receipt's survey earns them); one with points
-                # goes online half the time, where they pay part of an order with them
-                if self.lanes and (view is None or view["points"] <= 0 or self.rng.random() < 0.5):
+                # goes online, where they pay part of an order with them: at their first chance (a short or busy
+                # run still shows the flow), then half the time
+                first_online = view is not None and view["points"] > 0 and me.member_id not in self.went_online
+                if self.lanes and not first_online and (
+                        view is None or view["points"] <= 0 or self.rng.random() < 0.5):
                     await self.till_visit(http, me)
                 else:
                     await self.online_order(http, me)
@@ -163,6 +167,7 @@ class PointsCustomers:
         if view is None or view["points"] <= 0:
             self.counts["points_online_no_points"] += 1
             return
+        self.went_online.add(me.member_id)
         store = self.rng.choice(self.online_stores)
         slot = (datetime.now(CN) + timedelta(days=1)).replace(hour=self.rng.randint(9, 19), minute=0, second=0,
                                                               microsecond=0)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 def test_short_demo_summary_holds(tmp_path):
     report = tmp_path / "demo.json"
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL", "RAY_ADDRESS")}
-    result = subprocess.run([sys.executable, "-m", "simulators.cli", "demo", "--stores", "2", "--duration", "30",
+    result = subprocess.run([sys.executable, "-m", "simulators.cli", "demo", "--stores", "2", "--duration", "40",
                              "--json", str(report)], env=env, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     summary = json.loads(report.read_text())

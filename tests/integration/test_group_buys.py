@@ -57,10 +57,9 @@ RULES = [{"type": "group_buy", "id": f"GB-TEST-{name}", "name": f"Group buy {nam
 def timed_rules(sku: str) -> list[str]:
     """The default book's rules for this SKU that hold only at some hours: what would make a price depend on when
     the tests run."""
-    data = json.loads(WORLD.read_text())
-    category = next(p["category"] for p in data["catalogue"] if p["sku"] == sku)
-    return [r["id"] for r in data["rule_book"]["rules"] if (r.get("daily") or r.get("from_time"))
-            and (sku in r.get("skus", ()) or category in r.get("categories", ()))]
+    world = World.load(WORLD)
+    category = world.catalogue.get(sku).category
+    return [r.id for r in world.rule_book.rules if r.windows() and r.targets(sku, category)]
 
 
 def list_price(sku: str) -> int:

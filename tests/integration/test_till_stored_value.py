@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 
 from actors.member_ledger import HeldQuery, TopUp
+from cloud.world import World
 from edge.box import EdgeBox
 from edge.cashier_pins import hash_pin
 from edge.lanes import build_lane_app
@@ -37,9 +38,10 @@ def pieces() -> list[dict]:
     changes with it, and a hold for the old total is refused `the total changed`, rightly, but not this test's
     subject: tests/integration/test_till_budgets.py)."""
     data = json.loads(WORLD.read_text())
-    capped = [r for r in data["rule_book"]["rules"] if r.get("budget_fen")]
+    capped = [r for r in World.load(WORLD).rule_book.rules if r.budget_fen and r.STAGE == "line"]  # the budgeted
+    # coupon has no scope (it targets every product) but applies only to a member holding it: these baskets hold none
     return [p for p in data["catalogue"] if p["unit"] == "piece" and p["gtin"] and not any(
-        p["sku"] in r.get("skus", ()) or p["category"] in r.get("categories", ()) for r in capped)]
+        r.targets(p["sku"], p["category"]) for r in capped)]
 
 
 @pytest_asyncio.fixture(scope="module")

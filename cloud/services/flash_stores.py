@@ -9,7 +9,9 @@ go back to the sale.
   such sales, carves each order's reservation out of a block (the store nearest to the member's last known
   location, else the fullest block; `actors/stock_blocks.py`), and makes the row an order of that store: its
   allocation, a pickup code, a payment deadline (`reservation_ttl_ms`, never past its block's end), journaled as
-  the order's `created` note. From there it is paid, sent to its store and picked up like any pickup order.
+  the order's `created` note. A round's orders are written in one transaction (a sale's crowd costs PostgreSQL a
+  few statements per round, not per order); an order cancelled between its carve and the write gets nothing and
+  its carve goes back to its block. From there it is paid, sent to its store and picked up like any pickup order.
 - `give_back` (an order that expired unpaid or was cancelled): its carved units go back to its block (or to escrow
   once the block ended) and its units back on sale in the FlashSaleGate (remaining grows, the member's count falls),
   then the row is marked (`units_returned_ms`); `sweep_returns` finishes any give-back a crash left half-done.
@@ -23,6 +25,9 @@ import asyncio
 import json
 import logging
 import secrets
+from dataclasses import dataclass
+
+import asyncpg
 
 from actors.flash_sale import ReturnUnits
 from actors.order_router import distance_m
@@ -51,6 +56,23 @@ def carved_id(order_id: str) -> str:
 def assigned(row) -> bool:
     """A flash order row made an order of a store (its allocation names the store, not the sale)."""
     return "sale" not in json.loads(row["allocation"])
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """A flash order carved from a store's block, to be written as an order of that store."""
+    order_id: str
+    sale_id: str
+    sku: str
+    qty: int
+    store: str
+    reservation_id: str
+    at_ms: int
+    pays_by_ms: int  # the payment deadline: the reservation's time, never past its block's end
+    pickup_code: str
+
+    def allocation(self) -> dict:
+        return {self.store: [{"sku": self.sku, "qty": self.qty, "reservation_id": self.reservation_id}]}
 
 
 def split(quantity: int, available: dict[str, int]) -> dict[str, int]:
@@ -132,7 +154,9 @@ class FlashStores:
 
     # ---- assignment (background) ---------------------------------------------------------------------------
     async def assign_due(self) -> int:
-        """New flash orders of sales with blocks, each made an order of one store; returns how many."""
+        """New flash orders of sales with blocks, each made an order of one store; returns how many. Each order is
+        carved from a block on its own (the StockPool batches the carves); the round's orders are then written in one
+        transaction (`_record`), which is what a flash sale's crowd costs PostgreSQL per order."""
         rows = await self.cloud.db.fetch(
             """select o.order_id, o.member_id, o.sale_id, o.lines from orders o join flash_sales s using (sale_id)
                where o.kind = 'flash' and o.status = 'reserved' and o.expires_ms is null and s.config ? 'blocks'
@@ -140,12 +164,26 @@ class FlashStores:
         if not rows:
             return 0
         places = await self._members_places([r["member_id"] for r in rows])
-        done = await asyncio.gather(*(self._assign(row, places.get(row["member_id"])) for row in rows),
-                                    return_exceptions=True)
-        for row, outcome in zip(rows, done, strict=True):
+        carved = await asyncio.gather(*(self._carve(row, places.get(row["member_id"])) for row in rows),
+                                      return_exceptions=True)
+        for row, outcome in zip(rows, carved, strict=True):
             if isinstance(outcome, BaseException):  # one order's trouble never stops the others: retried next round
                 log.warning("flash order %s not assigned: %s", row["order_id"], outcome)
-        return sum(1 for outcome in done if outcome is True)
+        made = [a for a in carved if isinstance(a, Assignment)]
+        if not made:
+            return 0
+        try:
+            return await self._record(made)
+        except asyncpg.UniqueViolationError:  # one was journaled before (a crash between journal and update?):
+            # one at a time, where a duplicate note answers its first step and the others are written all the same
+            written = 0
+            for a in made:
+                try:
+                    written += await self._record([a])
+                except asyncpg.UniqueViolationError:
+                    log.warning("flash order %s: its assignment was journaled before; left for the next round",
+                                a.order_id)
+            return written
 
     async def _members_places(self, members: list[str]) -> dict[str, tuple[float, float]]:
         """Each member's last known location (from their latest order that had one)."""
@@ -160,11 +198,13 @@ class FlashStores:
                 places[r["member_id"]] = (float(loc["lat"]), float(loc["lon"]))
         return places
 
-    async def _assign(self, row, place: tuple[float, float] | None) -> bool:
+    async def _carve(self, row, place: tuple[float, float] | None) -> Assignment | None:
+        """The order's units carved out of a block (the nearest store's, else the fullest): its assignment, still
+        to be written; None when it cannot be served (then it expired and its units went back on sale)."""
         cloud, order_id, sale_id = self.cloud, row["order_id"], row["sale_id"]
         sale = await self._sale(sale_id)
         if sale is None:
-            return False
+            return None
         sku, stores = sale
         qty = json.loads(row["lines"])[0]["qty"]
         if place is not None:
@@ -185,27 +225,43 @@ class FlashStores:
             except lifecycle.IllegalTransition:
                 pass  # cancelled meanwhile: its units are given back all the same
             await self.give_back(order_id)
-            return False
+            return None
         if not r.succeeded:
             raise RuntimeError(f"flash order {order_id} not carved from sale {sale_id}'s blocks: {r.settled.reason}")
-        store, now = r.settled.values["store"], cloud.now_ms()
-        expires = min(now + cloud.reservation_ttl_ms, r.settled.values["expires_ms"] - 1)
-        code = f"{secrets.randbelow(10**8):08d}"
-        allocation = {store: [{"sku": sku, "qty": qty, "reservation_id": rid}]}
-        async with cloud.db.acquire() as conn, conn.transaction():
-            now_row = await conn.fetchrow("select status, allocation from orders where order_id = $1 for update", order_id)
-            fresh = now_row["status"] == lifecycle.RESERVED and not assigned(now_row)
+        now = cloud.now_ms()
+        return Assignment(order_id=order_id, sale_id=sale_id, sku=sku, qty=qty, store=r.settled.values["store"],
+                          reservation_id=rid, at_ms=now,
+                          pays_by_ms=min(now + cloud.reservation_ttl_ms, r.settled.values["expires_ms"] - 1),
+                          pickup_code=f"{secrets.randbelow(10**8):08d}")
+
+    async def _record(self, made: list[Assignment]) -> int:
+        """Write carved assignments in one transaction: each order still new (reserved, not yet assigned) becomes an
+        order of its store with its `created` note; the carve of one cancelled meanwhile goes back to its block.
+        Rows are locked in id order, so two rounds (or a round and a customer's cancel) never deadlock."""
+        by_id = {a.order_id: a for a in made}
+        async with self.cloud.db.acquire() as conn, conn.transaction():
+            rows = await conn.fetch("select order_id, status, allocation from orders where order_id = any($1::text[]) "
+                                    "order by order_id for update", sorted(by_id))
+            fresh = [by_id[r["order_id"]] for r in rows if r["status"] == lifecycle.RESERVED and not assigned(r)]
+            gone = [by_id[r["order_id"]] for r in rows if r["status"] != lifecycle.RESERVED]
             if fresh:
-                await journal.note(conn, order_id, "created", now, store=store, key="flash-assigned",
-                                   detail={"sale_id": sale_id, "store": store, "pays_by_ms": expires},
-                                   fields={"allocation": json.dumps(allocation), "pickup_code": code,
-                                           "expires_ms": expires, "slot_start_ms": now})
-        if not fresh:  # cancelled meanwhile (or assigned by another round): the carve goes back to its block
-            if now_row["status"] != lifecycle.RESERVED:
-                await cloud.actors.stock_pool.send(Uncarve(id=f"uncarve:{order_id}", reservation_id=rid,
-                                                           block_id=block_id(sale_id, store), sku=sku))
-            return False
-        return True
+                await conn.execute(
+                    """update orders o set allocation = v.allocation::jsonb, pickup_code = v.code, expires_ms = v.pays_by,
+                              slot_start_ms = v.at, updated_ms = v.at
+                       from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
+                            as v(order_id, allocation, code, pays_by, at)
+                       where o.order_id = v.order_id""",
+                    [a.order_id for a in fresh], [json.dumps(a.allocation()) for a in fresh],
+                    [a.pickup_code for a in fresh], [a.pays_by_ms for a in fresh], [a.at_ms for a in fresh])
+                await journal.note_each(conn, [
+                    journal.Note(a.order_id, "created", lifecycle.RESERVED, a.at_ms, store=a.store, key="flash-assigned",
+                                 detail={"sale_id": a.sale_id, "store": a.store, "pays_by_ms": a.pays_by_ms})
+                    for a in fresh])
+        # cancelled meanwhile: the carve goes back to its block (an order assigned by another round keeps its own)
+        await asyncio.gather(*(self.cloud.actors.stock_pool.send(Uncarve(
+            id=f"uncarve:{a.order_id}", reservation_id=a.reservation_id, block_id=block_id(a.sale_id, a.store),
+            sku=a.sku)) for a in gone))
+        return len(fresh)
 
     # ---- units back to the sale ----------------------------------------------------------------------------
     async def give_back(self, order_id: str) -> bool:

@@ -91,6 +91,38 @@ async def note(db, order_id: str, event: str, now_ms: int, **kw) -> Step:
     return await advance(db, order_id, event, now_ms, **kw)
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A fact for `note_each`: journaled beside an order without moving it."""
+    order_id: str
+    event: str  # one of lifecycle.NOTES
+    status: str  # the order's status, which the note leaves as it is
+    at_ms: int
+    store: str | None = None
+    detail: dict | None = None
+    key: str | None = None
+
+
+async def note_each(conn, notes: list[Note]) -> None:
+    """Journal many notes in one statement, inside the caller's transaction, which must hold each order's row lock
+    (the per-order seq is taken under it) and name each order once. A note whose key was journaled before raises
+    asyncpg.UniqueViolationError and the caller's transaction writes nothing: it then notes one at a time (`note`,
+    which answers a duplicate by its first step). Announced on `order_events` like `advance`'s steps."""
+    if not notes:
+        return
+    assert all(n.event in lifecycle.NOTES for n in notes), "note_each journals notes only"
+    assert len({n.order_id for n in notes}) == len(notes), "one note per order in a batch"
+    await conn.execute(
+        """insert into order_events (order_id, seq, event, status, store_id, detail, event_key, at_ms)
+           select v.order_id, coalesce((select max(e.seq) from order_events e where e.order_id = v.order_id), 0) + 1,
+                  v.event, v.status, v.store_id, v.detail::jsonb, v.event_key, v.at_ms
+           from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])
+                as v(order_id, event, status, store_id, detail, event_key, at_ms)""",
+        [n.order_id for n in notes], [n.event for n in notes], [n.status for n in notes], [n.store for n in notes],
+        [json.dumps(n.detail or {}) for n in notes], [n.key for n in notes], [n.at_ms for n in notes])
+    await conn.execute("select pg_notify($1, o) from unnest($2::text[]) as o", CHANNEL, [n.order_id for n in notes])
+
+
 async def timeline(db, order_id: str, after_seq: int = 0) -> list[dict]:
     """The entries after `after_seq`, as shown (`lifecycle.shown_timeline`: read from the start, since a held group
     order's steps show `group_forming` from its `group_joined` note on)."""

@@ -40,6 +40,9 @@ def _names(cls: type) -> tuple[str, ...]:
 class Command:
     """One operation on an actor. `id` is made where the operation starts; a retry sends the same id."""
     OP: ClassVar[str] = ""
+    # fields added after the command was first journaled: left off the wire while they hold this value, so a command
+    # journaled before them keeps its fingerprint (a retry across the upgrade answers `exists`, not `conflict`)
+    QUIET: ClassVar[dict[str, Any]] = {}
     id: str
 
     def __post_init__(self) -> None:
@@ -117,6 +120,9 @@ class CommandError(ValueError):
 
 def command_to_wire(command: Command) -> dict[str, Any]:
     wire: dict[str, Any] = to_wire(command)
+    for name, value in command.QUIET.items():
+        if wire.get(name) == value:
+            del wire[name]
     wire["op"] = command.OP
     return wire
 
@@ -173,6 +179,8 @@ class IdempotentActor:
         kind = cls._kinds().get(wire["op"])
         if kind is None:
             raise ProtocolError(f"{cls.__name__}: unknown op {wire['op']!r}")
+        if kind.QUIET:
+            wire = {**kind.QUIET, **wire}  # left off the wire for holding these values
         command: Command = record_from_trusted(kind, wire)
         return command
 

@@ -91,8 +91,7 @@ def uncarve(pool: StockPool, c: Uncarve, now_ms: int) -> Result:
     pos = pool.position(r.store, r.sku)
     moves = [pool._move(r.store, r.sku, "uncarve", c.reservation_id)]
     if r.state == "confirmed":  # a paid order cancelled: its units are unpaid again, in the block
-        pos.confirmed -= r.qty
-        pos.pending += r.qty
+        pos.count(r.channel, pending=r.qty, confirmed=-r.qty)
         moves = [pool._move(r.store, r.sku, "uncarve", c.reservation_id, pending=r.qty, confirmed=-r.qty)]
     block.qty += r.qty
     r.state = "cancelled"

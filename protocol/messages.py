@@ -206,6 +206,9 @@ class EscrowGranted(Message):
     sku: str
     qty: int
     escrow_after: int
+    # lent for an order of the mall the cloud was short for (edge/core/lending.py): the mall's units, never shared out
+    # to a marketplace's part of the escrow (actors/stock_pool.py). A box from before it sends none: not a loan
+    loan: bool = False
 
     def check(self) -> None:
         require(self.qty > 0, "escrow.granted: qty must be positive")

@@ -29,7 +29,7 @@ import nats.errors
 from nats.js import JetStreamContext
 
 from actors.member_ledger import RecordSpend
-from actors.stock_pool import Fulfil, Grant, Reclaim, ReportOnHand
+from actors.stock_pool import MALL, Fulfil, Grant, Reclaim, ReportOnHand
 from cloud.messaging import coupons, lots, markdowns, promotion_uses, refusals, return_promotions, streams, to_stores
 from cloud.messaging.bridge_shards import BridgeShards
 from cloud.messaging.budgets import StoreBudgets
@@ -398,7 +398,8 @@ class Bridge:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""
         stock, ledger = self.cloud.actors.stock_pool, self.cloud.actors.member_ledger
         if isinstance(event, EscrowGranted):
-            await stock.send(Grant(id=event.event_id, store=event.store_id, sku=event.sku, qty=event.qty))
+            await stock.send(Grant(id=event.event_id, store=event.store_id, sku=event.sku, qty=event.qty,
+                                   channel=MALL if event.loan else None))
         elif isinstance(event, EscrowReclaimRequested):
             r = (await stock.send(Reclaim(id=event.event_id, store=event.store_id, sku=event.sku, qty=event.qty))).settled
             reply = derived_id(event.event_id, "reclaimed")

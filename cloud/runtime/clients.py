@@ -48,6 +48,7 @@ from actors.promotion_budgets import (
 )
 from actors.stock_blocks import Carve, Uncarve
 from actors.stock_pool import (
+    MALL,
     AvailabilityQuery,
     Cancel,
     Confirm,
@@ -58,14 +59,15 @@ from actors.stock_pool import (
     ReportOnHand,
     Reroute,
     Reserve,
+    SetChannelRatio,
     SetRatio,
 )
 from cloud.runtime.calls import ActorCalls
 from cloud.runtime.registry import registry
 from cloud.runtime.shard_map import ShardConfig
 
-StockPoolCommand = (Grant | Reclaim | SetRatio | ReportOnHand | Reserve | Confirm | Cancel | Fulfil | Reroute | Carve
-                    | Uncarve)
+StockPoolCommand = (Grant | Reclaim | SetRatio | SetChannelRatio | ReportOnHand | Reserve | Confirm | Cancel | Fulfil
+                    | Reroute | Carve | Uncarve)
 MemberLedgerCommand = TopUp | Spend | RecordSpend | Refund | RedeemPoints | GrantPoints | Hold | Capture | Release
 RouterCommand = UpsertStore | BookSlot | ReleaseSlot
 BudgetCommand = Consume | GiveBack | GrantShare | StoreUsed | ReclaimShare | TillMemberUses | TillSaleReturned
@@ -85,14 +87,15 @@ class StockPoolClient:
         found = await asyncio.gather(*(self.calls.ask(n, PositionsQuery(store=store, sku=sku)) for n in names))
         return [p for positions in found for p in positions]
 
-    async def availability(self, stores: list[str], skus: list[str]) -> dict[str, dict[str, int]]:
-        """Units free to reserve: {store: {sku: units}}, one query per shard involved."""
+    async def availability(self, stores: list[str], skus: list[str], channel: str = MALL) -> dict[str, dict[str, int]]:
+        """Units free to reserve in `channel`'s part (the mall's by default): {store: {sku: units}}, one query per
+        shard involved."""
         by_shard: dict[str, list[tuple[str, str]]] = {}
         for sku in skus:
             by_shard.setdefault(self.shards.stock_pool_name(sku), []).extend((s, sku) for s in stores)
         out: dict[str, dict[str, int]] = {s: {} for s in stores}
         for name, pairs in by_shard.items():
-            for key, qty in (await self.calls.ask(name, AvailabilityQuery(pairs=tuple(pairs)))).items():
+            for key, qty in (await self.calls.ask(name, AvailabilityQuery(pairs=tuple(pairs), channel=channel))).items():
                 store, sku = key.split("/", 1)
                 out[store][sku] = qty
         return out

@@ -30,7 +30,7 @@ import nats.errors
 from prometheus_client import Counter
 
 from actors.borrow_plan import next_ask
-from actors.stock_pool import Grant
+from actors.stock_pool import MALL, Grant
 from protocol import codec, subjects
 from protocol.errors import ProtocolError
 from protocol.escrow_messages import EscrowBorrowAnswered, EscrowBorrowRequested
@@ -170,7 +170,8 @@ class Borrowing:
             """insert into escrow_borrows (grant_event_id, borrow_id, store_id, sku, asked, granted, order_ref, at_ms)
                values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (grant_event_id) do nothing""",
             grant.event_id, answer.borrow_id, store, sku, answer.asked, answer.lent, order_ref, cloud.now_ms())
-        await cloud.actors.stock_pool.send(Grant(id=grant.event_id, store=store, sku=sku, qty=answer.lent))
+        # the mall's units (as the event path applies the same grant: the same command either way)
+        await cloud.actors.stock_pool.send(Grant(id=grant.event_id, store=store, sku=sku, qty=answer.lent, channel=MALL))
         self._count("lent")
         log.info("store %s lent %d %s (grant %s)", store, answer.lent, sku, grant.event_id)
         return answer.lent

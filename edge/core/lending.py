@@ -55,7 +55,7 @@ def lend(request: EscrowBorrowRequested, seen: bool, known_sku: bool, level: Sto
         return Outcome(reply=_answer(request, stamp, 0, "", level.on_hand, level.escrow, f"nothing to lend: {why}"),
                        effects=(mark,))
     after = level.escrow + granted
-    grant = stamp.make(EscrowGranted, sku=request.sku, qty=granted, escrow_after=after)
+    grant = stamp.make(EscrowGranted, sku=request.sku, qty=granted, escrow_after=after, loan=True)
     reply = _answer(request, stamp, granted, grant.event_id, level.on_hand, after, "")
     return Outcome(reply=reply, effects=(mark, ChangeEscrow(request.sku, granted), Publish(grant)),
                    last_seq=stamp.outcome_seq)

@@ -77,7 +77,7 @@ def test_a_loan_commits_escrow_and_its_grant_event_together_and_the_answer_names
     assert change == ChangeEscrow("A1", 10)
     assert isinstance(publish, Publish) and isinstance(publish.event, EscrowGranted)
     grant = publish.event
-    assert (grant.sku, grant.qty, grant.escrow_after, grant.seq) == ("A1", 10, 50, 8)
+    assert (grant.sku, grant.qty, grant.escrow_after, grant.seq, grant.loan) == ("A1", 10, 50, 8, True)
     assert (answer.lent, answer.asked, answer.grant_event_id, answer.escrow_after, answer.on_hand) == \
         (10, 10, grant.event_id, 50, 100)
     assert answer.seq == 0 and out.last_seq == 8  # the answer is a reply; only the grant takes a sequence number

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from actors.base import Expire, Result
+from actors.base import Expire, Result, command_to_wire
 from actors.member_ledger import TopUp
 from actors.stock_pool import (
     DEFAULT_RESERVATION_TTL_MS,
@@ -20,6 +20,7 @@ from actors.stock_pool import (
     ReportOnHand,
     Reroute,
     Reserve,
+    SetChannelRatio,
     StockPool,
 )
 from protocol.codec import pack, unpack
@@ -255,11 +256,25 @@ class StockPoolMachine(RuleBasedStateMachine):
     def reclaim(self, store, sku, qty):
         self._do(Reclaim, store=store, sku=sku, qty=qty)
 
-    @rule(store=stores, sku=skus, qty=st.integers(1, 5))
-    def reserve(self, store, sku, qty):
+    channels = st.sampled_from(["online", "mkt:meituan", "mkt:eleme"])
+
+    @rule(store=stores, sku=skus, qty=st.integers(1, 5), channel=channels)
+    def reserve(self, store, sku, qty, channel):
         rid = f"R{self.n}"
-        if self._do(Reserve, reservation_id=rid, order_id="O" + rid, store=store, sku=sku, qty=qty).status == "ok":
+        free = self.pool.position(store, sku).part(channel).available
+        answer = self._do(Reserve, reservation_id=rid, order_id="O" + rid, store=store, sku=sku, qty=qty,
+                          channel=channel)
+        assert (answer.status == "ok") == (free >= qty)  # a channel reserves from its own share, all of it
+        if answer.status == "ok":
             self.ids.append((rid, sku))
+
+    @rule(store=stores, sku=skus, channel=st.sampled_from(["mkt:meituan", "mkt:eleme"]),
+          ratio=st.sampled_from([0, 1_000, 3_000, 5_000, 7_000]))
+    def set_channel_ratio(self, store, sku, channel, ratio):
+        pos = self.pool.position(store, sku)
+        others = sum(sh.ratio_bp for ch, sh in pos.shares.items() if ch != channel)
+        answer = self._do(SetChannelRatio, store=store, sku=sku, channel=channel, ratio_bp=ratio)
+        assert (answer.status == "ok") == (others + ratio <= 10_000)
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data(), kind=st.sampled_from([Confirm, Cancel, Fulfil]))
@@ -300,6 +315,118 @@ class StockPoolMachine(RuleBasedStateMachine):
         assert self.pool.audit() == []
         for (store, sku), pos in self.pool.positions.items():
             assert [pos.escrow, pos.pending, pos.confirmed] == self.totals.get((store, sku), [0, 0, 0])
+            for share in pos.shares.values():  # no share holds more free units than its ratio asks for
+                assert share.available <= 0 or share.escrow <= pos.escrow * share.ratio_bp // 10_000
 
 
 TestStockPoolMachine = StockPoolMachine.TestCase
+
+
+# ---- channels: a marketplace's share of the online escrow ---------------------------------------------------
+def mkt_reserve(n, qty, channel="mkt:meituan", store="S1", sku="A"):
+    return Reserve(id=f"m{n}", reservation_id=f"M{n}", order_id=f"MO{n}", store=store, sku=sku, qty=qty,
+                   channel=channel)
+
+
+def test_a_marketplace_takes_its_ratio_of_the_escrow_and_each_channel_reserves_only_from_its_own():
+    pool = StockPool()
+    assert pool.apply(Grant(id="g1", store="S1", sku="A", qty=10), T0).status == "ok"
+    set_ratio = pool.apply(SetChannelRatio(id="k1", store="S1", sku="A", channel="mkt:meituan", ratio_bp=3_000), T0)
+    assert set_ratio["escrow"] == 3 and set_ratio["moved"] == {"mkt:meituan": 3}
+    (view,) = pool.view("S1", "A")
+    assert (view["escrow"], view["available"]) == (10, 7)  # the mall's 7, the marketplace's 3
+    assert view["channels"] == {"mkt:meituan": {"escrow": 3, "pending": 0, "confirmed": 0, "available": 3,
+                                                "ratio_bp": 3_000}}
+    assert pool.availability([("S1", "A")], "mkt:meituan") == {"S1/A": 3}
+    # the last units: each channel sells its own, and neither can take the other's
+    assert pool.apply(mkt_reserve(1, 3), T0).status == "ok"
+    refused = pool.apply(mkt_reserve(2, 1), T0)
+    assert refused.reason == "insufficient" and refused["available"] == 0
+    assert pool.apply(reserve(1, 7), T0).status == "ok"
+    assert pool.apply(reserve(2, 1), T0).reason == "insufficient"
+    assert pool.apply(Reserve(id="x", reservation_id="X", order_id="OX", store="S1", sku="A", qty=1,
+                              channel="mkt:eleme"), T0).reason == "insufficient"  # a channel with no share
+    assert pool.audit() == []
+    # the marketplace's order is cancelled: its unit is free in its own share again, not the mall's
+    assert pool.apply(Cancel(id="c1", reservation_id="M1", sku="A"), T0).status == "ok"
+    assert pool.availability([("S1", "A")], "mkt:meituan") == {"S1/A": 3} and pool.view()[0]["available"] == 0
+
+
+def test_shares_follow_the_escrow_with_free_units_only():
+    pool = StockPool()
+    pool.apply(SetChannelRatio(id="k1", store="S1", sku="A", channel="mkt:meituan", ratio_bp=5_000), T0)
+    assert pool.apply(Grant(id="g1", store="S1", sku="A", qty=4), T0)["shares_moved"] == {"mkt:meituan": 2}
+    assert pool.apply(reserve(1, 2), T0).status == "ok"  # the mall's two
+    assert pool.apply(mkt_reserve(1, 1), T0).status == "ok"
+    # the till sold past its share: the store reclaims 3; only one unit is free (the marketplace's), so one returns
+    reclaimed = pool.apply(Reclaim(id="r-1", store="S1", sku="A", qty=3), T0)
+    assert reclaimed["returned"] == 1 and reclaimed["escrow"] == 3
+    (view,) = pool.view("S1", "A")
+    assert view["channels"]["mkt:meituan"]["escrow"] == 1  # its reserved unit stays, over its ratio of 3
+    assert pool.audit() == []
+    # the store receives 7 more: the marketplace grows back to half of 10
+    assert pool.apply(Grant(id="g2", store="S1", sku="A", qty=7), T0)["shares_moved"] == {"mkt:meituan": 4}
+    assert pool.view("S1", "A")[0]["channels"]["mkt:meituan"]["escrow"] == 5
+    # handing the marketplace's order over shrinks the escrow: its share follows (4 of 9), the mall keeps 5
+    assert pool.apply(Confirm(id="f0", reservation_id="M1", sku="A"), T0).status == "ok"
+    assert pool.apply(Fulfil(id="f1", reservation_id="M1", sku="A"), T0).status == "ok"
+    (view,) = pool.view("S1", "A")
+    assert view["escrow"] == 9 and view["channels"]["mkt:meituan"]["escrow"] == 4 and view["available"] == 3
+    assert pool.audit() == []
+
+
+def test_a_channel_ratio_past_the_whole_is_refused_and_ratio_zero_ends_a_share_as_its_orders_end():
+    pool = StockPool()
+    pool.apply(Grant(id="g1", store="S1", sku="A", qty=10), T0)
+    assert pool.apply(SetChannelRatio(id="k1", store="S1", sku="A", channel="mkt:meituan", ratio_bp=6_000),
+                      T0).status == "ok"
+    too_much = pool.apply(SetChannelRatio(id="k2", store="S1", sku="A", channel="mkt:eleme", ratio_bp=5_000), T0)
+    assert too_much.reason.startswith("the store's other channels hold 60%") and "at most 40%" in too_much.reason
+    assert pool.apply(mkt_reserve(1, 2), T0).status == "ok"
+    ended = pool.apply(SetChannelRatio(id="k3", store="S1", sku="A", channel="mkt:meituan", ratio_bp=0), T0)
+    assert ended["escrow"] == 2 and ended["moved"] == {"mkt:meituan": -4}  # its free units to the mall at once
+    assert pool.view()[0]["available"] == 8
+    assert pool.apply(Cancel(id="c1", reservation_id="M1", sku="A"), T0).status == "ok"
+    assert "channels" not in pool.view()[0] and pool.view()[0]["available"] == 10  # the share is gone
+    assert pool.audit() == []
+    with pytest.raises(ProtocolError, match="mkt:<id>"):
+        SetChannelRatio(id="k4", store="S1", sku="A", channel="online", ratio_bp=1_000)  # the mall has the rest
+    with pytest.raises(ProtocolError, match="channel"):
+        Reserve(id="x", reservation_id="X", order_id="OX", store="S1", sku="A", qty=1, channel="MKT:X")
+
+
+def test_shares_survive_a_snapshot_and_a_mall_reserve_keeps_its_wire_form_from_before_channels():
+    pool = StockPool()
+    for c in (Grant(id="g1", store="S1", sku="A", qty=10),
+              SetChannelRatio(id="k1", store="S1", sku="A", channel="mkt:meituan", ratio_bp=2_000),
+              mkt_reserve(1, 1), reserve(1, 2)):
+        assert pool.apply(c, T0).status == "ok"
+    restored = StockPool()
+    restored.restore(unpack(pack(pool.snapshot())))
+    assert restored.view() == pool.view() and restored.audit() == []
+    assert restored.reservations["M1"].channel == "mkt:meituan" and restored.reservations["R1"].channel == "online"
+    # a snapshot from before channels (7-field positions, 7-field reservations) loads as the mall's
+    old = StockPool()
+    old.restore_state({"positions": [["S1", "A", 5, 2, 0, -1, 4000]],
+                       "reservations": [["R9", "O9", "S1", "A", 2, "pending", T0 + 1]], "shortages": []})
+    assert old.audit() == [] and old.view()[0]["available"] == 3 and "channels" not in old.view()[0]
+    # the mall's reserve travels as before channels (its fingerprint unchanged); a marketplace's names its channel
+    assert "channel" not in command_to_wire(reserve(1, 2))
+    assert command_to_wire(mkt_reserve(1, 1))["channel"] == "mkt:meituan"
+
+
+def test_a_loan_for_a_mall_order_stays_the_malls_while_a_store_grant_is_shared_out():
+    pool = StockPool()
+    pool.apply(Grant(id="g1", store="S1", sku="A", qty=8), T0)
+    pool.apply(SetChannelRatio(id="k1", store="S1", sku="A", channel="mkt:meituan", ratio_bp=2_500), T0)
+    assert pool.view()[0]["available"] == 6  # the mall's 6, the marketplace's 2
+    # a mall order for 8: the cloud borrowed the 2 it lacked from the store's till share; the loan is the mall's
+    loan = pool.apply(Grant(id="g2", store="S1", sku="A", qty=2, channel="online"), T0)
+    assert "shares_moved" not in loan.values and pool.view()[0]["available"] == 8
+    assert pool.apply(reserve(1, 8), T0).status == "ok"
+    assert pool.view()[0]["channels"]["mkt:meituan"]["available"] == 2 and pool.audit() == []
+    # the same loan applied again by the event path (the same command): exists, nothing moves
+    assert pool.apply(Grant(id="g2", store="S1", sku="A", qty=2, channel="online"), T0).status == "exists"
+    # a grant from receiving is shared out: the marketplace is topped up to its quarter of 14
+    assert pool.apply(Grant(id="g3", store="S1", sku="A", qty=4), T0)["shares_moved"] == {"mkt:meituan": 1}
+    assert "channel" not in command_to_wire(Grant(id="g3", store="S1", sku="A", qty=4))  # as before channels

@@ -10,6 +10,7 @@ from cloud.messaging.shift_reports import MIGRATION_37
 from cloud.messaging.stocktakes import MIGRATION_22
 from cloud.runtime.shard_guard import MIGRATION_36  # the recorded shard counts
 from cloud.services.booking_schema import MIGRATION_49  # local services booking
+from cloud.services.channel_shares import MIGRATION_51
 from cloud.services.coupon_schema import MIGRATION_26, MIGRATION_31  # coupons (cloud/services/coupons.py)
 from cloud.services.group_schema import MIGRATION_27  # group buys
 from cloud.services.group_views import MIGRATION_34  # group buys: HQ's cancel, the operators' list
@@ -555,6 +556,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     MIGRATION_48,  # market stalls, a stall owner's stall, a till sale's stall (cloud/services/stall_schema.py)
     MIGRATION_49,  # local services booking (cloud/services/booking_schema.py)
     MIGRATION_50,  # late facts reopen a settled report day (cloud/services/report_rollup.py)
+    MIGRATION_51,  # marketplaces' shares of the stores' online escrow (cloud/services/channel_shares.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

@@ -35,12 +35,15 @@ from cloud.runtime.shard_map import ShardConfig
 from cloud.services.after_sales import AfterSales
 from cloud.services.allocations import Allocations
 from cloud.services.bookings import Bookings
+from cloud.services.channel_shares import ChannelShares
 from cloud.services.deliveries import Deliveries
 from cloud.services.flash_sales import FlashSales
 from cloud.services.flash_stores import ASSIGN_BATCH_MAX as FLASH_ASSIGN_BATCH_MAX
 from cloud.services.flash_stores import ASSIGN_EVERY_MS as FLASH_ASSIGN_EVERY_MS
 from cloud.services.group_buys import GroupBuys
 from cloud.services.identity import Identity
+from cloud.services.marketplace_api import HttpMarketplace, marketplaces_from_env
+from cloud.services.marketplace_stock import MarketplaceStock
 from cloud.services.member_levels import MemberLevels
 from cloud.services.members import Members
 from cloud.services.operators import Operators
@@ -71,7 +74,7 @@ log = logging.getLogger("freshmesh.cloud")
 class Services:
     def __init__(self, cloud: Cloud, worker_id: str, sms: HttpSmsProvider | None = None,
                  wallet: HttpPayProvider | None = None, riders: HttpRiderPlatform | None = None,
-                 world_admin: WorldAdmin | None = None) -> None:
+                 world_admin: WorldAdmin | None = None, marketplaces: list[HttpMarketplace] | None = None) -> None:
         self.cloud, self.worker_id = cloud, worker_id
         self.orders, self.members, self.stock = Orders(cloud, wallet), Members(cloud), StockViews(cloud)
         self.payments = self.orders.payments
@@ -91,6 +94,10 @@ class Services:
         self.world_admin = world_admin or WorldAdmin(cloud)
         self.stalls = Stalls(cloud, self.world_admin)  # market stalls (cloud/services/stalls.py)
         self.allocations = Allocations(cloud)
+        self.channel_shares = ChannelShares(cloud)  # marketplaces' shares of the stores' online escrow
+        # the marketplaces the stores sell on (issue 23): each store's part of the escrow and prices pushed there
+        self.marketplaces = {m.marketplace: m for m in marketplaces or ()}
+        self.marketplace_stock = [MarketplaceStock(cloud, m) for m in self.marketplaces.values()]
         self.restock = Restock(cloud)  # reorder points, restock alerts' view (cloud/services/restock.py)
         self.orders.presales = self.presales = Presales(self.orders, self.restock.lead_days)  # out of stock but due
         self.transfers = Transfers(cloud)  # transfers between stores, asked by HQ or routing
@@ -139,10 +146,12 @@ class Services:
         self._tasks.append(asyncio.create_task(self._sweep_money()))
         self._tasks.append(asyncio.create_task(self._sweep_deliveries()))
         self._tasks.append(asyncio.create_task(self._flash_orders_to_stores()))
+        self._tasks.extend(asyncio.create_task(pusher.run()) for pusher in self.marketplace_stock)
         self._tasks.append(asyncio.create_task(self.segments.run_schedule()))  # recomputed every few hours
         self._tasks.append(asyncio.create_task(Rollups(self.cloud).run_schedule()))  # reports' days settled
         await self.world_admin.broadcast()  # a store that was down while the book changed gets the current one
         await self.allocations.resend()  # likewise HQ's allocation ratios (each applied once at the store)
+        await self.channel_shares.resend()  # and the marketplaces' shares (each applied once in the StockPool)
         await self.restock.resend()  # and HQ's reorder points
         await self.transfers.resend()  # and open transfers (each applied once at its store)
 
@@ -210,6 +219,8 @@ class Services:
             await self.payments.wallet.close()
         if self.deliveries.platform is not None:
             await self.deliveries.platform.close()
+        for market in self.marketplaces.values():
+            await market.close()
         if self.bridge:
             await self.bridge.stop()
         if self.holds:
@@ -251,7 +262,8 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
                          shards: ShardConfig | None = None, background: bool = True, clock=None,
                          reservation_ttl_ms: int | None = None, explicit_world: bool = False,
                          sms: HttpSmsProvider | None = None, keys: KeyRing | None = None,
-                         wallet: HttpPayProvider | None = None, riders: HttpRiderPlatform | None = None) -> Services:
+                         wallet: HttpPayProvider | None = None, riders: HttpRiderPlatform | None = None,
+                         marketplaces: list[HttpMarketplace] | None = None) -> Services:
     """`keys`: the key ring (default: from the environment, `KeyRing.from_env`; it refuses to start without
     FRESHMESH_SECRET_KEY rather than seal phones with a key the next start would not have)."""
     keys = keys or KeyRing.from_env()
@@ -281,7 +293,8 @@ async def start_services(world: World, database_url: str, nats_url: str | None,
                                         name=f"freshmesh-cloud-{os.getpid()}")
     worker_id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
     services = Services(cloud, worker_id, sms or sms_from_env(cloud.clock), wallet or wallet_from_env(cloud.clock, keys),
-                        riders or riders_from_env(cloud.clock), world_admin=admin)
+                        riders or riders_from_env(cloud.clock), world_admin=admin,
+                        marketplaces=marketplaces if marketplaces is not None else marketplaces_from_env(cloud.clock))
     services._tasks.append(asyncio.create_task(admin.follow()))
     if cloud.nats is not None:
         services.holds = await HoldDesk(cloud).start()

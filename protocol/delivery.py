@@ -17,18 +17,16 @@ No I/O; time is passed in.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from protocol import order_lifecycle as lifecycle
+from protocol import partner_signing
 from protocol.errors import ProtocolError
 
+RIDERS = partner_signing.Scheme("Rider")  # Rider-Timestamp, Rider-Nonce, Rider-Signature, Rider-App-Key
 TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER, APP_KEY_HEADER = (
-    "Rider-Timestamp", "Rider-Nonce", "Rider-Signature", "Rider-App-Key")
-TOLERANCE_S = 300  # a callback signed more than 5 minutes from our clock is stale (a replay or a broken clock)
-NONCE_MAX_CHARS = 64
+    RIDERS.timestamp_header, RIDERS.nonce_header, RIDERS.signature_header, RIDERS.app_key_header)
+TOLERANCE_S = partner_signing.TOLERANCE_S
 DISPATCH_ATTEMPTS_MAX = 2  # the first rider, and one redispatch to find another; then the order is refunded
 
 DEFAULT_FEE_FEN = 500
@@ -122,36 +120,9 @@ class Terms:
                 f"{(now_ms - cutoff_ms) // 60_000} min ago; choose a later slot")
 
 
-# ---- signatures ------------------------------------------------------------------------------------------------
-def message(timestamp_s: int, nonce: str, body: bytes) -> bytes:
-    return f"{timestamp_s}\n{nonce}\n".encode() + body + b"\n"
-
-
-def signature(secret: str, timestamp_s: int, nonce: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), message(timestamp_s, nonce, body), hashlib.sha256).hexdigest()
-
-
-def signed_headers(app_key: str, secret: str, timestamp_s: int, nonce: str, body: bytes) -> dict[str, str]:
-    return {APP_KEY_HEADER: app_key, TIMESTAMP_HEADER: str(timestamp_s), NONCE_HEADER: nonce,
-            SIGNATURE_HEADER: signature(secret, timestamp_s, nonce, body)}
-
-
-def verify(app_key: str, secret: str, headers: Mapping[str, str], body: bytes, now_s: int) -> str | None:
-    """None when `body` (the raw bytes, before parsing) carries a valid signature made within ±TOLERANCE_S under
-    this app; else why it is not believed."""
-    stamp, nonce, sig, key = (headers.get(h) for h in (TIMESTAMP_HEADER, NONCE_HEADER, SIGNATURE_HEADER,
-                                                      APP_KEY_HEADER))
-    if stamp is None or nonce is None or sig is None:
-        return f"missing {TIMESTAMP_HEADER}, {NONCE_HEADER} or {SIGNATURE_HEADER}"
-    if key != app_key:
-        return f"{APP_KEY_HEADER} is not our app"
-    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12) or len(nonce) > NONCE_MAX_CHARS:
-        return f"malformed {TIMESTAMP_HEADER} or {NONCE_HEADER}"
-    if abs(now_s - int(stamp)) > TOLERANCE_S:
-        return f"{TIMESTAMP_HEADER} is {int(stamp) - now_s} s away (allowed ±{TOLERANCE_S} s)"
-    if not hmac.compare_digest(sig, signature(secret, int(stamp), nonce, body)):
-        return f"{SIGNATURE_HEADER} does not verify with the app secret"
-    return None
+# ---- signatures: the rider platform's scheme (protocol/partner_signing.py) ------------------------------------------
+message, signature = partner_signing.message, partner_signing.signature
+signed_headers, verify = RIDERS.signed_headers, RIDERS.verify
 
 
 def mask_phone(phone: str) -> str:

@@ -23,7 +23,8 @@ Permission = Literal[
     "views.read",  # the console, the invariant audit
     "store.figures",  # a store's till sales and revenue (GET /stores)
     "store.change",  # PUT /stores/{id}
-    "allocation.change",  # PUT /stores/{id}/allocation: the online share of a store's stock (HQ decides it)
+    "allocation.change",  # PUT /stores/{id}/allocation and /stores/{id}/marketplaces/{m}/share: the online share of a
+    # store's stock and each marketplace's share of that (HQ decides them)
     "restock.change",  # PUT /stores/{id}/reorder-points: reorder points and targets (HQ decides them)
     "catalogue.change",  # PUT /products
     "rule_book.change",  # PUT /rule-book

@@ -156,6 +156,26 @@ def cmd_sim_riders(args) -> int:
         return 1
 
 
+def cmd_sim_marketplace(args) -> int:
+    from simulators.marketplace import Settings, run
+    if not args.app_key or not args.app_secret or not args.callback_url:
+        print("freshmesh sim marketplace: give --app-key, --app-secret and --callback-url (or "
+              "FRESHMESH_MARKETPLACE_APP_KEY / _APP_SECRET / _CALLBACK_URL)", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings(args.app_key, args.app_secret, args.callback_url, delay_ms=args.delay_ms,
+                            rider_delay_ms=args.rider_delay_ms, step_ms=args.step_ms,
+                            confirm_timeout_ms=args.confirm_timeout_ms, fail_rate=args.fail_rate,
+                            duplicate_rate=args.duplicate_rate, seed=args.seed)
+        return run(settings, args.port)
+    except ValueError as exc:
+        print(f"freshmesh sim marketplace: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"freshmesh sim marketplace: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+        return 1
+
+
 def _rate(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -309,6 +329,25 @@ def build_parser() -> argparse.ArgumentParser:
     riders.add_argument("--out-of-order-rate", type=_rate, default=0.0, help="share with a late, earlier callback")
     riders.add_argument("--seed", type=int, default=None, help="makes the random outcomes reproducible")
     riders.set_defaults(func=cmd_sim_riders)
+    market = sim_sub.add_parser("marketplace", help="a SIMULATED third-party marketplace as its own HTTP service "
+                                                    "(signed API and webhooks, its own order ids, cancellations, "
+                                                    "refunds, duplicates)")
+    market.add_argument("--port", type=int, default=0, help="on 127.0.0.1 (default 0: a free port, printed)")
+    market.add_argument("--app-key", default=os.environ.get("FRESHMESH_MARKETPLACE_APP_KEY"),
+                        help="the app key clients must send (default: $FRESHMESH_MARKETPLACE_APP_KEY)")
+    market.add_argument("--app-secret", default=os.environ.get("FRESHMESH_MARKETPLACE_APP_SECRET"),
+                        help="signs requests and webhooks (default: $FRESHMESH_MARKETPLACE_APP_SECRET)")
+    market.add_argument("--callback-url", default=os.environ.get("FRESHMESH_MARKETPLACE_CALLBACK_URL"),
+                        help="the merchant's webhook URL (default: $FRESHMESH_MARKETPLACE_CALLBACK_URL)")
+    market.add_argument("--delay-ms", type=int, default=0, help="before a webhook is first pushed")
+    market.add_argument("--rider-delay-ms", type=int, default=1000, help="from packed to collected by its rider")
+    market.add_argument("--step-ms", type=int, default=1000, help="from collected to delivered")
+    market.add_argument("--confirm-timeout-ms", type=int, default=300_000,
+                        help="an order the merchant has not confirmed by then is cancelled")
+    market.add_argument("--fail-rate", type=_rate, default=0.0, help="share of API calls answered 503")
+    market.add_argument("--duplicate-rate", type=_rate, default=0.0, help="share of webhooks pushed twice")
+    market.add_argument("--seed", type=int, default=None, help="makes the failures and duplicates reproducible")
+    market.set_defaults(func=cmd_sim_marketplace)
     pay = sim_sub.add_parser("pay", help="a SIMULATED wallet payment provider as its own HTTP service (signed API "
                                          "and notifications, query, refunds)")
     pay.add_argument("--port", type=int, default=0, help="on 127.0.0.1 (default 0: a free port, printed)")

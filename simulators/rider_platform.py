@@ -48,8 +48,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from cloud.services.riders import request_signature_payload
 from protocol import delivery
+from protocol.partner_signing import request_signature_payload
 from simulators.sim_http import ServiceThread, serving
 
 PLATFORM = "simulated"

@@ -178,6 +178,18 @@ PATHS = {
         "get": _op("A store's allocation ratios set by HQ, and the default (operators who see the store)",
                    ("200", "allocations"), {"401": NO_SESSION, "403": ROLE + " or another store",
                                             "404": "unknown store"}, operator=True, params=["store_id"])},
+    "/stores/{store_id}/marketplaces/{marketplace}/share": {
+        "put": _op("Set a marketplace's share of a store's online escrow of a SKU (or a category), in basis points "
+                   "(hq_admin): the marketplace's orders reserve only from it, the mall from the rest; audited",
+                   ("200", "the share with its version, and each SKU's share of the escrow now"),
+                   {"401": NO_SESSION, "403": ROLE, "404": "unknown store",
+                    "422": "not exactly one of sku or category, unknown sku or category, ratio_bp not 0..10000, a "
+                           "bad marketplace id, or the store's marketplace shares of a SKU past 10000"},
+                   body="Allocation", operator=True, params=["store_id", "marketplace"])},
+    "/stores/{store_id}/marketplaces": {
+        "get": _op("Each marketplace's share of a store's online escrow, as HQ set it (operators who see the store)",
+                   ("200", "shares"), {"401": NO_SESSION, "403": ROLE + " or another store", "404": "unknown store"},
+                   operator=True, params=["store_id"])},
     "/stores/{store_id}/reorder-points": {
         "put": _op("Set reorder points and targets of SKUs at a store (hq_admin); versioned, sent to the store, which "
                    "raises a restock alert when its projected stock falls below one; audited",

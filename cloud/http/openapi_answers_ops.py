@@ -16,6 +16,10 @@ LIMIT_CONFLICT = obj(  # actors/promotion_budgets.py op_till_member_uses: one ti
 ALLOCATION = obj(  # cloud/services/allocations.py _row_json: `sku` or `category` (as `scope` says) names the key
     ["scope", "ratio_bp", "version", "updated_at", "updated_by"], scope={"enum": ["sku", "category"]}, sku=STR,
     category=STR, ratio_bp=INT, version=INT, updated_at=TIME, updated_by=STR)
+CHANNEL_SHARE = obj(  # cloud/services/channel_shares.py _row_json
+    ["channel", "marketplace", "scope", "ratio_bp", "version", "updated_at", "updated_by"], channel=STR,
+    marketplace=STR, scope={"enum": ["sku", "category"]}, sku=STR, category=STR, ratio_bp=INT, version=INT,
+    updated_at=TIME, updated_by=STR)
 POINTS = {"reorder_point": INT, "target": INT}
 REORDER_POINTS = obj(  # cloud/services/restock.py Restock.view
     ["store_id", "window_days", "cover_days", "items"], store_id=STR, window_days=INT, cover_days=INT,
@@ -92,6 +96,12 @@ ANSWERS: dict[tuple[str, str], dict] = {
     ("/stores/{store_id}/allocation", "get"): obj(  # Allocations.view
         ["store_id", "default_ratio_bp", "allocations"], store_id=STR, default_ratio_bp=INT,
         allocations=array(ALLOCATION)),
+    ("/stores/{store_id}/marketplaces/{marketplace}/share", "put"): {  # ChannelShares.set
+        **CHANNEL_SHARE, "required": ["store_id", *CHANNEL_SHARE["required"], "escrow"],
+        "properties": {**CHANNEL_SHARE["properties"], "store_id": STR,
+                       "escrow": {"type": "object", "additionalProperties": INT}}},
+    ("/stores/{store_id}/marketplaces", "get"): obj(  # ChannelShares.view
+        ["store_id", "shares"], store_id=STR, shares=array(CHANNEL_SHARE)),
     ("/stores/{store_id}/reorder-points", "put"): {  # Restock.set_points: the view, and whether the store was told
         **REORDER_POINTS, "required": [*REORDER_POINTS["required"], "store_told"],
         "properties": {**REORDER_POINTS["properties"], "store_told": BOOL}},

@@ -33,39 +33,42 @@ def _row_json(row) -> dict[str, Any]:
             "updated_at": to_rfc3339(row["updated_ms"]), "updated_by": row["updated_by"]}
 
 
+def parse_target(cloud, store_id: str, body: dict, of_what: str) -> tuple[str, str, int]:
+    """A ratio's body, checked: exactly one of "sku" or "category" (known), and "ratio_bp" 0..10000 (`of_what`
+    says of what, in the refusal); the store must exist."""
+    catalogue = cloud.world.catalogue
+    if store_id not in cloud.world.stores:
+        raise Refusal("not_found", f"no store {store_id}")
+    named = [k for k in ("sku", "category") if k in body]
+    if len(named) != 1:
+        raise Refusal("invalid", "name exactly one of \"sku\" or \"category\"")
+    scope = named[0]
+    key, ratio = body[scope], body.get("ratio_bp")
+    if not isinstance(key, str):
+        raise Refusal("invalid", f"{scope}: a string")
+    try:
+        check_scope_key(scope, key, scope)
+    except ProtocolError as exc:
+        raise Refusal("invalid", str(exc)) from None
+    if scope == "sku" and key not in catalogue:
+        raise Refusal("invalid", f"sku: unknown product {key!r}")
+    if scope == "category" and key not in catalogue.categories:
+        known = ", ".join(sorted(catalogue.categories))
+        raise Refusal("invalid", f"category: unknown category {key!r} (one of {known})")
+    if isinstance(ratio, bool) or not isinstance(ratio, int) or not 0 <= ratio <= 10_000:
+        raise Refusal("invalid", f"ratio_bp: an integer 0..10000 (basis points {of_what})")
+    extra = set(body) - {scope, "ratio_bp"}
+    if extra:
+        raise Refusal("invalid", f"unknown field(s) {sorted(extra)}")
+    return scope, key, ratio
+
+
 class Allocations:
     def __init__(self, cloud) -> None:
         self.cloud = cloud
 
-    def _parse(self, store_id: str, body: dict) -> tuple[str, str, int]:
-        catalogue = self.cloud.world.catalogue
-        if store_id not in self.cloud.world.stores:
-            raise Refusal("not_found", f"no store {store_id}")
-        named = [k for k in ("sku", "category") if k in body]
-        if len(named) != 1:
-            raise Refusal("invalid", "name exactly one of \"sku\" or \"category\"")
-        scope = named[0]
-        key, ratio = body[scope], body.get("ratio_bp")
-        if not isinstance(key, str):
-            raise Refusal("invalid", f"{scope}: a string")
-        try:
-            check_scope_key(scope, key, scope)
-        except ProtocolError as exc:
-            raise Refusal("invalid", str(exc)) from None
-        if scope == "sku" and key not in catalogue:
-            raise Refusal("invalid", f"sku: unknown product {key!r}")
-        if scope == "category" and key not in catalogue.categories:
-            known = ", ".join(sorted(catalogue.categories))
-            raise Refusal("invalid", f"category: unknown category {key!r} (one of {known})")
-        if isinstance(ratio, bool) or not isinstance(ratio, int) or not 0 <= ratio <= 10_000:
-            raise Refusal("invalid", "ratio_bp: an integer 0..10000 (basis points of on-hand offered online)")
-        extra = set(body) - {scope, "ratio_bp"}
-        if extra:
-            raise Refusal("invalid", f"unknown field(s) {sorted(extra)}")
-        return scope, key, ratio
-
     async def set(self, store_id: str, body: dict, by: Operator) -> dict[str, Any]:
-        scope, key, ratio = self._parse(store_id, body)
+        scope, key, ratio = parse_target(self.cloud, store_id, body, "of on-hand offered online")
         cloud, now = self.cloud, self.cloud.now_ms()
         async with cloud.db.acquire() as conn, conn.transaction():
             before = await conn.fetchrow("select * from store_allocations where store_id = $1 and scope = $2 "

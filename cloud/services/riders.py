@@ -15,17 +15,14 @@ signed requests, an order made with our order id as its idempotency key, status 
 """
 from __future__ import annotations
 
-import json
 import os
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from cloud.services.partner_http import REQUEST_TIMEOUT_S, BadCallback, SignedClient
 from protocol import delivery
 
-REQUEST_TIMEOUT_S = 5.0
+__all__ = ["BadCallback", "HttpRiderPlatform", "RidersRefused", "RidersUnavailable"]
 CALLBACK_BODY_MAX_BYTES = 8_192
 
 
@@ -37,14 +34,6 @@ class RidersRefused(RuntimeError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
-
-
-class BadCallback(ValueError):
-    """A callback that must not be believed (`status` 401) or cannot be read (400)."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.detail = status, detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +112,8 @@ class HttpRiderPlatform:
     def __init__(self, base_url: str, app_key: str, app_secret: str, callback_url: str, clock,
                  timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.base_url, self.app_key, self.callback_url, self.clock = base_url.rstrip("/"), app_key, callback_url, clock
-        self._secret = app_secret
-        self._client = httpx.AsyncClient(timeout=timeout_s)
+        self._http = SignedClient("rider platform", base_url, app_key, app_secret, delivery.RIDERS, clock,
+                                  RidersUnavailable, RidersRefused, timeout_s)
 
     async def quote(self, order: dict) -> dict:
         """{"fee_fen", "distance_m"} for delivering `order` (the body `create` would send)."""
@@ -141,43 +130,18 @@ class HttpRiderPlatform:
         return await self._call("GET", f"/v1/deliveries/{platform_order_id}")
 
     async def _call(self, method: str, path: str, body: dict | None = None) -> dict:
-        raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = delivery.signed_headers(self.app_key, self._secret, self.clock.now_ms() // 1000,
-                                          secrets.token_hex(12), request_signature_payload(method, path, raw))
-        headers["Content-Type"] = "application/json"
-        try:
-            response = await self._client.request(method, self.base_url + path, content=raw, headers=headers)
-        except httpx.HTTPError as exc:
-            raise RidersUnavailable(f"rider platform: {type(exc).__name__}: {exc}") from None
-        try:
-            data = response.json()
-        except ValueError:
-            raise RidersUnavailable(f"rider platform answered {response.status_code} without JSON") from None
-        if response.status_code >= 500:
-            raise RidersUnavailable(f"rider platform answered {response.status_code}: {str(data)[:200]}")
-        if not response.is_success:
-            raise RidersRefused(response.status_code, str(data.get("code", "")), str(data.get("message", ""))[:300])
-        return data
+        return await self._http.call(method, path, body)
 
     def read_callback(self, headers, body: bytes) -> Callback:
         """A verified callback, or BadCallback (401: not signed by the platform or stale; 400: malformed)."""
-        if len(body) > CALLBACK_BODY_MAX_BYTES:
-            raise BadCallback(400, f"callback of {len(body)} bytes; at most {CALLBACK_BODY_MAX_BYTES}")
-        why = delivery.verify(self.app_key, self._secret, headers, body, self.clock.now_ms() // 1000)
-        if why is not None:
-            raise BadCallback(401, f"callback signature: {why}")
+        data = self._http.verified(headers, body, CALLBACK_BODY_MAX_BYTES)
         try:
-            return parse_callback(json.loads(body))
+            return parse_callback(data)
         except (ValueError, TypeError) as exc:
             raise BadCallback(400, f"callback: {exc}") from None
 
     async def close(self) -> None:
-        await self._client.aclose()
-
-
-def request_signature_payload(method: str, path: str, body: bytes) -> bytes:
-    """What a request's signature covers besides timestamp and nonce (the platform checks the same)."""
-    return method.encode() + b" " + path.encode() + b"\n" + body
+        await self._http.close()
 
 
 def riders_from_env(clock) -> HttpRiderPlatform | None:

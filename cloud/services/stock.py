@@ -47,6 +47,12 @@ class StockViews:
                            "confirmed": positions.get(sku, {}).get("confirmed", 0),
                            "available_online": positions.get(sku, {}).get("available", 0),
                            "presale": positions.get(sku, {}).get("presale", True),
+                           # a marketplace's share of the escrow (its orders reserve only from it; the figures
+                           # above less these are the mall's), when HQ set one
+                           **({"channels": {ch: {"escrow": v["escrow"], "reserved": v["pending"],
+                                                 "confirmed": v["confirmed"], "available": v["available"]}
+                                            for ch, v in positions[sku]["channels"].items()}}
+                              if "channels" in positions.get(sku, {}) else {}),
                            "lots": lots.get(sku, []), "in_transit": arriving.get(sku, 0)} for sku in skus]}
 
     async def audit(self) -> dict:

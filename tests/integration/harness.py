@@ -64,11 +64,13 @@ class WallClock:
 
 @contextlib.asynccontextmanager
 async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = None, sms=None, port: int | None = None,
-                        pay_settings: dict | None = None, rider_settings: dict | None = None):
+                        pay_settings: dict | None = None, rider_settings: dict | None = None,
+                        marketplaces: list | None = None):
     """`sms`: the SMS provider adapter; by default the simulated provider runs beside the cloud (its own service on
     its own thread) so that customers can sign in (`customer()`); `port`: when the caller needs the URL before the
     cloud runs (a provider's callback URL). The simulated wallet provider always runs beside it too (`pay_settings`:
-    its `simulators.pay_provider.Settings` knobs); `services.payments.wallet.sim` is its running service."""
+    its `simulators.pay_provider.Settings` knobs); `services.payments.wallet.sim` is its running service. `marketplaces`:
+    the marketplace adapters the cloud pushes stock to (none by default)."""
     port = port or free_port()
     with contextlib.ExitStack() as own:
         if sms is None:
@@ -91,7 +93,7 @@ async def running_cloud(stack, prefix: str, reservation_ttl_ms: int | None = Non
         riders = HttpRiderPlatform(sim_riders.url, RIDERS_APP_KEY, RIDERS_SECRET,
                                    f"http://127.0.0.1:{port}/callbacks/rider", WallClock())
         riders.sim = sim_riders
-        async with _serving(stack, prefix, reservation_ttl_ms, sms, port, wallet, riders) as running:
+        async with _serving(stack, prefix, reservation_ttl_ms, sms, port, wallet, riders, marketplaces or []) as running:
             yield running
 
 
@@ -183,11 +185,12 @@ async def newest_book_world(stack) -> World:
 
 
 @contextlib.asynccontextmanager
-async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port: int, wallet=None, riders=None):
+async def _serving(stack, prefix: str, reservation_ttl_ms: int | None, sms, port: int, wallet=None, riders=None,
+                   marketplaces: list | None = None):
     services = await start_services(await newest_book_world(stack), stack.database_url, stack.nats_url,
                                     ShardConfig(prefix=prefix), background=True, reservation_ttl_ms=reservation_ttl_ms,
                                     explicit_world=True, sms=sms, keys=fixed_keys(stack), wallet=wallet,
-                                    riders=riders)
+                                    riders=riders, marketplaces=marketplaces or [])
     server = uvicorn.Server(uvicorn.Config(build_app(services), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off", timeout_keep_alive=KEEP_ALIVE_S))
     task = asyncio.create_task(server.serve())

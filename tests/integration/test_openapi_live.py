@@ -270,6 +270,11 @@ async def test_every_reachable_answer_validates_against_its_schema(world, stack)
         ("/promotion-budgets/limit-conflicts", "get", await http.get("/promotion-budgets/limit-conflicts",
                                                                      headers=hq)),
         ("/stores/{store_id}/allocation", "get", await http.get("/stores/S002/allocation", headers=manager)),
+        # a share of 0 (a world store's: other modules' clouds send it to their StockPools at start, where a share
+        # of 0 with nothing reserved is no share at all), then the store's shares as its manager sees them
+        ("/stores/{store_id}/marketplaces/{marketplace}/share", "put", await http.put(
+            "/stores/S002/marketplaces/oal/share", json={"sku": SKU, "ratio_bp": 0}, headers=hq)),
+        ("/stores/{store_id}/marketplaces", "get", await http.get("/stores/S002/marketplaces", headers=manager)),
         ("/stores/{store_id}/reorder-points", "get", await http.get("/stores/S002/reorder-points", headers=hq)),
         ("/operator/restock", "get", await http.get("/operator/restock", headers=hq)),
         ("/transfers", "get", await http.get("/transfers", headers=hq)),

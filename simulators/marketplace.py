@@ -35,42 +35,28 @@ Start it: `freshmesh sim marketplace --port P --app-key K --app-secret S --callb
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import random
-import secrets
-import signal
-import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from protocol.partner_signing import Scheme, request_signature_payload
-from simulators.sim_http import ServiceThread, serving
+from protocol.partner_signing import Scheme
+from simulators.partner_sim import PLATFORM, PartnerSim, Refused, now_ms
+from simulators.sim_http import ServiceThread, run_in_foreground
 
-PLATFORM = "simulated"
 LABEL = "MARKETPLACE (simulated)"
 SIGNING = Scheme("Mkt")
 BODY_MAX_BYTES = 32_768
 ITEMS_MAX = 200
 UNITS_MAX = 1_000_000
-CALLBACK_ATTEMPTS_MAX = 6
-CALLBACK_BACKOFF_FIRST_S = 0.2
-CALLBACK_TIMEOUT_S = 5.0
 CANCELLABLE = ("created", "confirmed")  # by the customer; once packed it is on its way
 log = logging.getLogger("freshmesh.sim.marketplace")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)
@@ -94,12 +80,6 @@ class Settings:
             raise ValueError("app_key and app_secret are required")
         if not self.callback_url.startswith(("http://", "https://")):
             raise ValueError("callback_url: the merchant's webhook URL, http(s)")
-
-
-class Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 def _items(data: dict, field: str, allowed: tuple[str, ...]) -> list[dict]:
@@ -128,53 +108,22 @@ class SimulatedMarketplace:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.rng = random.Random(settings.seed)
+        self.partner = PartnerSim(LABEL, SIGNING, settings.app_key, settings.app_secret, settings.fail_rate,
+                                  settings.seed, BODY_MAX_BYTES)
         self.stock: dict[tuple[str, str], int] = {}  # (shop, sku) -> units offered now
         self.prices: dict[tuple[str, str], dict] = {}  # (shop, sku) -> {price_fen, name}
         self.orders: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.sent: list[dict] = []
-        self.answers: list[tuple[str, int]] = []  # (event id, the merchant's HTTP status), per push
         self.counts = dict.fromkeys(("orders", "sold_out", "confirmed", "rejected", "cancelled", "timed_out",
-                                     "delivered", "refunds", "webhooks", "webhook_failed", "duplicated",
-                                     "refused", "stock_updates"), 0)
-        self.tasks: set[asyncio.Task] = set()
-        self.client: httpx.AsyncClient | None = None
+                                     "delivered", "refunds", "duplicated", "stock_updates"), 0)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        self.client = httpx.AsyncClient(timeout=CALLBACK_TIMEOUT_S)
-        try:
-            yield
-        finally:
-            for task in list(self.tasks):
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-            await self.client.aclose()
-
-    # ---- the merchant's requests ------------------------------------------------------------------------------
+    # ---- the merchant's requests (simulators/partner_sim.py checks them) ----------------------------------------
     async def _signed(self, request: Request) -> dict:
-        body = await request.body()
-        if len(body) > BODY_MAX_BYTES:
-            raise Refused(413, "PARAM_ERROR", f"body over {BODY_MAX_BYTES} bytes")
-        why = SIGNING.verify(self.settings.app_key, self.settings.app_secret, request.headers,
-                             request_signature_payload(request.method, request.url.path, body), now_ms() // 1000)
-        if why is not None:
-            raise Refused(401, "SIGN_ERROR", why)
-        if self.settings.fail_rate and self.rng.random() < self.settings.fail_rate:
-            raise Refused(503, "SYSTEM_ERROR", "the simulated marketplace is unavailable (simulated failure); retry")
-        try:
-            data = json.loads(body) if body else {}
-        except ValueError:
-            raise Refused(400, "PARAM_ERROR", "body is not JSON") from None
-        if not isinstance(data, dict):
-            raise Refused(400, "PARAM_ERROR", "body must be a JSON object")
-        return data
+        return await self.partner.signed_request(request)
 
     def _refused(self, refused: Refused) -> JSONResponse:
-        self.counts["refused"] += 1
-        return JSONResponse({"code": refused.code, "message": refused.message, "platform": PLATFORM},
-                            status_code=refused.status)
+        return self.partner.answer_refused(refused)
 
     async def put_stock(self, request: Request) -> JSONResponse:
         try:
@@ -237,7 +186,7 @@ class SimulatedMarketplace:
             return self._refused(refused)
         if order["status"] == "confirmed":
             order["status"] = "ready"
-            self._spawn(self._ride(order))
+            self.partner.spawn(self._ride(order))
         return JSONResponse(self._view(order))
 
     async def reject(self, request: Request) -> JSONResponse:
@@ -264,7 +213,7 @@ class SimulatedMarketplace:
         decision = "agreed" if request.url.path.endswith("/agree") else "rejected"
         if refund["status"] == "requested":
             refund.update(status=decision, reason_decided=str(data.get("reason", ""))[:120])
-            self._spawn(self._webhook("refund.decided", {"refund_id": refund["refund_id"],
+            self.partner.spawn(self._webhook("refund.decided", {"refund_id": refund["refund_id"],
                                                          "order_id": refund["order_id"], "status": decision}))
         return JSONResponse({**refund, "platform": PLATFORM})
 
@@ -314,8 +263,8 @@ class SimulatedMarketplace:
         self.counts["orders"] += 1
         log.info("%s: order %s at %s, %d line(s), %d fen", LABEL, order["order_id"], shop, len(lines),
                  order["total_fen"])
-        self._spawn(self._webhook("order.created", {"order": self._view(order)}))
-        self._spawn(self._confirm_timeout(order))
+        self.partner.spawn(self._webhook("order.created", {"order": self._view(order)}))
+        self.partner.spawn(self._confirm_timeout(order))
         return JSONResponse(self._view(order), status_code=201)
 
     async def sim_cancel(self, request: Request) -> JSONResponse:
@@ -349,35 +298,32 @@ class SimulatedMarketplace:
                   "reason": str(data.get("reason", ""))[:120], "status": "requested"}
         self.refunds[refund["refund_id"]] = refund
         self.counts["refunds"] += 1
-        self._spawn(self._webhook("refund.requested", {"refund": refund, "shop_id": order["shop_id"]}))
+        self.partner.spawn(self._webhook("refund.requested", {"refund": refund, "shop_id": order["shop_id"]}))
         return JSONResponse({**refund, "platform": PLATFORM}, status_code=201)
 
     async def sim_webhooks(self, request: Request) -> JSONResponse:
         order_id = request.query_params.get("order_id")
         sent = [w for w in self.sent if order_id in (None, w.get("order_id"))]
         ids = {w["event_id"] for w in sent}
-        return JSONResponse({"webhooks": sent, "answers": [[i, s] for i, s in self.answers if i in ids]})
+        return JSONResponse({"webhooks": sent, "answers": [[i, s] for i, s in self.partner.answers if i in ids]})
 
     async def sim_stock(self, request: Request) -> JSONResponse:
         """What the shop offers now, as the marketplace's customers see it (no signature: the public shop page)."""
         return JSONResponse({"items": self._shop_items(request.path_params["shop"]), "platform": PLATFORM})
 
     async def health(self, _request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "platform": PLATFORM, "counts": self.counts, "orders": len(self.orders)})
+        counts = {**self.counts, "webhooks": self.partner.pushed, "webhook_failed": self.partner.push_failed,
+                  "refused": self.partner.refused}
+        return JSONResponse({"status": "ok", "platform": PLATFORM, "counts": counts, "orders": len(self.orders)})
 
     # ---- what happens to an order --------------------------------------------------------------------------------
-    def _spawn(self, coro) -> None:
-        task = asyncio.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
     async def _cancel(self, order: dict, reason: str, detail: str) -> None:
         order.update(status="cancelled", reason=reason)
         for line in order["items"]:  # the units are offered again (until the merchant pushes its own figure)
             key = (order["shop_id"], line["sku"])
             self.stock[key] = self.stock.get(key, 0) + line["qty"]
         self.counts["cancelled"] += 1
-        self._spawn(self._webhook("order.cancelled", {"order_id": order["order_id"], "shop_id": order["shop_id"],
+        self.partner.spawn(self._webhook("order.cancelled", {"order_id": order["order_id"], "shop_id": order["shop_id"],
                                                       "reason": reason, "detail": detail}))
 
     async def _confirm_timeout(self, order: dict) -> None:
@@ -403,32 +349,11 @@ class SimulatedMarketplace:
         if self.settings.delay_ms:
             await asyncio.sleep(self.settings.delay_ms / 1000)
         self.sent.append({**body, "order_id": order_id})
-        await self._push(raw, body["event_id"])
-        if self.settings.duplicate_rate and self.rng.random() < self.settings.duplicate_rate:
+        await self.partner.push(self.settings.callback_url, raw, body["event_id"])
+        if self.settings.duplicate_rate and self.partner.rng.random() < self.settings.duplicate_rate:
             self.counts["duplicated"] += 1
             self.sent.append({**body, "order_id": order_id})
-            await self._push(raw, body["event_id"])
-
-    async def _push(self, raw: bytes, event_id: str) -> None:
-        """POST the signed webhook until answered 2xx (a few tries, backing off)."""
-        assert self.client is not None
-        backoff = CALLBACK_BACKOFF_FIRST_S
-        for _ in range(CALLBACK_ATTEMPTS_MAX):
-            headers = SIGNING.signed_headers(self.settings.app_key, self.settings.app_secret, now_ms() // 1000,
-                                             secrets.token_hex(12), raw)
-            try:
-                r = await self.client.post(self.settings.callback_url, content=raw,
-                                           headers={**headers, "Content-Type": "application/json"})
-                self.answers.append((event_id, r.status_code))
-                if r.is_success:
-                    self.counts["webhooks"] += 1
-                    return
-                log.warning("%s: webhook answered %d: %s", LABEL, r.status_code, r.text[:200])
-            except httpx.HTTPError as exc:
-                log.warning("%s: webhook failed: %s", LABEL, exc)
-            await asyncio.sleep(backoff)
-            backoff *= 2
-        self.counts["webhook_failed"] += 1
+            await self.partner.push(self.settings.callback_url, raw, body["event_id"])
 
 
 def build_app(settings: Settings) -> Starlette:
@@ -449,7 +374,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/sim/shops/{shop}/items", market.sim_stock, methods=["GET"]),
         Route("/sim/webhooks", market.sim_webhooks, methods=["GET"]),
         Route("/health", market.health, methods=["GET"]),
-    ], lifespan=market.lifespan)
+    ], lifespan=market.partner.lifespan)
     app.state.market = market
     return app
 
@@ -461,16 +386,4 @@ def start_in_thread(settings: Settings, port: int = 0) -> ServiceThread:
 
 def run(settings: Settings, port: int) -> int:
     """`freshmesh sim marketplace`: in the foreground until SIGINT/SIGTERM; exit status 0 after a clean stop."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    return asyncio.run(_foreground(settings, port))
-
-
-async def _foreground(settings: Settings, port: int) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig_ in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig_, stop.set)
-    async with serving(build_app(settings), port, LABEL) as url:
-        print(f"{LABEL}: {url}", flush=True)
-        await stop.wait()
-    return 0
+    return run_in_foreground(build_app(settings), port, LABEL)

@@ -41,7 +41,6 @@ import logging
 import random
 import re
 import secrets
-import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -55,7 +54,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cloud.services import pay_signatures as sig
-from simulators.sim_http import ServiceThread, serving
+from simulators.sim_http import ServiceThread, run_in_foreground, serving
 
 PROVIDER = "simulated"
 LABEL = "PAY (simulated)"
@@ -393,21 +392,7 @@ def serve(settings: Settings, port: int = 0) -> contextlib.AbstractAsyncContextM
 
 def run(settings: Settings, port: int) -> int:
     """`freshmesh sim pay`: in the foreground until SIGINT/SIGTERM; exit status 0 after a clean stop."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    return asyncio.run(_foreground(settings, port))
-
-
-async def _foreground(settings: Settings, port: int) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig_ in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig_, stop.set)
-    async with serving(build_app(settings), port, LABEL) as url:
-        print(f"{LABEL}: {url}", flush=True)
-        print(f"# provider public key {sig.public_text(sig.private_key(settings.provider_private_key))}; "
-              f"auto-pay {settings.auto_pay_ms} ms, notify delay {settings.notify_delay_ms} ms, fail_rate "
-              f"{settings.fail_rate}, duplicate_rate {settings.duplicate_rate}, drop_rate {settings.drop_rate}",
-              flush=True)
-        await stop.wait()
-    print(f"{LABEL}: stopped", flush=True)
-    return 0
+    return run_in_foreground(build_app(settings), port, LABEL, (
+        f"# provider public key {sig.public_text(sig.private_key(settings.provider_private_key))}; "
+        f"auto-pay {settings.auto_pay_ms} ms, notify delay {settings.notify_delay_ms} ms, fail_rate "
+        f"{settings.fail_rate}, duplicate_rate {settings.duplicate_rate}, drop_rate {settings.drop_rate}",))

@@ -29,43 +29,29 @@ Start it: `freshmesh sim riders --port P --app-key K --app-secret S [--step-ms N
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
-import random
-import secrets
-import signal
-import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from protocol import delivery
-from protocol.partner_signing import request_signature_payload
-from simulators.sim_http import ServiceThread, serving
+from simulators.partner_sim import PLATFORM, PartnerSim, Refused, now_ms
+from simulators.sim_http import ServiceThread, run_in_foreground
 
-PLATFORM = "simulated"
 LABEL = "RIDERS (simulated)"
 BODY_MAX_BYTES = 16_384
 CALLBACK_ATTEMPTS_MAX = 5
-CALLBACK_BACKOFF_FIRST_S = 0.2
-CALLBACK_TIMEOUT_S = 5.0
 OUTCOMES = ("delivered", "no_rider", "rider_cancels", "silent")  # silent: still looking for a rider (tests)
 RIDERS = (("Zhang Wei", "13912345678"), ("Li Na", "13787654321"), ("Wang Fang", "13655512345"),
           ("Liu Yang", "13598765432"))
 log = logging.getLogger("freshmesh.sim.riders")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)
@@ -92,12 +78,6 @@ class Settings:
             raise ValueError("app_key and app_secret are required")
 
 
-class Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
 def distance_m(a: dict, b: dict) -> int:
     """Great-circle distance (haversine) between two {lat, lon}."""
     la1, lo1, la2, lo2 = map(math.radians, (a["lat"], a["lon"], b["lat"], b["lon"]))
@@ -110,51 +90,22 @@ class SimulatedRiderPlatform:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.rng = random.Random(settings.seed)
+        self.partner = PartnerSim(LABEL, delivery.RIDERS, settings.app_key, settings.app_secret, settings.fail_rate,
+                                  settings.seed, BODY_MAX_BYTES, CALLBACK_ATTEMPTS_MAX)
+        self.rng = self.partner.rng  # one seeded sequence: outages and outcomes, as before
         self.deliveries: dict[str, dict[str, Any]] = {}  # by platform order id
         self.by_origin: dict[tuple[str, int], str] = {}
         self.scripts: dict[str, dict[str, Any]] = {}  # by origin id: forced outcomes (tests)
         self.sent: list[dict] = []
-        self.answers: list[tuple[str, int]] = []  # (callback id, the merchant's HTTP status), per push
-        self.counts = dict.fromkeys(("created", "delivered", "no_rider", "rider_cancelled", "callbacks",
-                                     "callback_failed", "duplicated", "out_of_order", "refused"), 0)
-        self.tasks: set[asyncio.Task] = set()
-        self.client: httpx.AsyncClient | None = None
-
-    @contextlib.asynccontextmanager
-    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        self.client = httpx.AsyncClient(timeout=CALLBACK_TIMEOUT_S)
-        try:
-            yield
-        finally:
-            for task in list(self.tasks):
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-            await self.client.aclose()
+        self.counts = dict.fromkeys(("created", "delivered", "no_rider", "rider_cancelled", "duplicated",
+                                     "out_of_order"), 0)
 
     # ---- the merchant's requests ----------------------------------------------------------------------------------
     async def _signed_request(self, request: Request) -> dict:
-        body = await request.body()
-        if len(body) > BODY_MAX_BYTES:
-            raise Refused(413, "PARAM_ERROR", f"body over {BODY_MAX_BYTES} bytes")
-        why = delivery.verify(self.settings.app_key, self.settings.app_secret, request.headers,
-                              request_signature_payload(request.method, request.url.path, body), now_ms() // 1000)
-        if why is not None:
-            raise Refused(401, "SIGN_ERROR", why)
-        if self.settings.fail_rate and self.rng.random() < self.settings.fail_rate:
-            raise Refused(503, "SYSTEM_ERROR", "the simulated platform is unavailable (simulated failure); retry")
-        try:
-            data = json.loads(body) if body else {}
-        except ValueError:
-            raise Refused(400, "PARAM_ERROR", "body is not JSON") from None
-        if not isinstance(data, dict):
-            raise Refused(400, "PARAM_ERROR", "body must be a JSON object")
-        return data
+        return await self.partner.signed_request(request)  # simulators/partner_sim.py
 
-    @staticmethod
-    def _refused(refused: Refused) -> JSONResponse:
-        return JSONResponse({"code": refused.code, "message": refused.message, "platform": PLATFORM},
-                            status_code=refused.status)
+    def _refused(self, refused: Refused) -> JSONResponse:
+        return self.partner.answer_refused(refused)
 
     @staticmethod
     def _order_fields(data: dict) -> tuple[str, int, dict, dict]:
@@ -189,7 +140,6 @@ class SimulatedRiderPlatform:
             if not isinstance(callback, str) or not callback.startswith(("http://", "https://")):
                 raise Refused(400, "PARAM_ERROR", "callback_url: an http(s) URL")
         except Refused as refused:
-            self.counts["refused"] += 1
             return self._refused(refused)
         known = self.by_origin.get((origin, attempt))
         if known is not None:  # the merchant's retry: the same delivery
@@ -202,7 +152,7 @@ class SimulatedRiderPlatform:
         self.deliveries[pid], self.by_origin[(origin, attempt)] = record, pid
         self.counts["created"] += 1
         log.info("%s: delivery %s for %s (try %d), %d m, fee %d fen", LABEL, pid, origin, attempt, meters, fee)
-        self._spawn(self._run(record, self._outcome(origin)))
+        self.partner.spawn(self._run(record, self._outcome(origin)))
         return JSONResponse(self._view(record))
 
     async def cancel(self, request: Request) -> JSONResponse:
@@ -244,11 +194,6 @@ class SimulatedRiderPlatform:
         outcome = ("no_rider" if roll < s.no_rider_rate else
                    "rider_cancels" if roll < s.no_rider_rate + s.rider_cancel_rate else "delivered")
         return outcome, self.rng.random() < s.duplicate_rate, self.rng.random() < s.out_of_order_rate
-
-    def _spawn(self, coro) -> None:
-        task = asyncio.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
 
     async def _run(self, record: dict, plan: tuple[str, bool, bool]) -> None:
         outcome, duplicate, out_of_order = plan
@@ -301,31 +246,11 @@ class SimulatedRiderPlatform:
                 "rider": record["rider"] or {}, "position": position or {}, "at_ms": now_ms(), "platform": PLATFORM}
         raw = json.dumps(body, separators=(",", ":")).encode()
         self.sent.append(body)
-        await self._push(record["callback_url"], raw, body["callback_id"])
+        await self.partner.push(record["callback_url"], raw, body["callback_id"])
         if duplicate:
             self.counts["duplicated"] += 1
             self.sent.append(body)
-            await self._push(record["callback_url"], raw, body["callback_id"])
-
-    async def _push(self, url: str, raw: bytes, callback_id: str) -> None:
-        """POST the signed callback until answered 2xx (a few tries, backing off)."""
-        assert self.client is not None
-        backoff = CALLBACK_BACKOFF_FIRST_S
-        for _ in range(CALLBACK_ATTEMPTS_MAX):
-            headers = delivery.signed_headers(self.settings.app_key, self.settings.app_secret, now_ms() // 1000,
-                                              secrets.token_hex(12), raw)
-            try:
-                r = await self.client.post(url, content=raw, headers={**headers, "Content-Type": "application/json"})
-                self.answers.append((callback_id, r.status_code))
-                if r.is_success:
-                    self.counts["callbacks"] += 1
-                    return
-                log.warning("%s: callback answered %d: %s", LABEL, r.status_code, r.text[:200])
-            except httpx.HTTPError as exc:
-                log.warning("%s: callback failed: %s", LABEL, exc)
-            await asyncio.sleep(backoff)
-            backoff *= 2
-        self.counts["callback_failed"] += 1
+            await self.partner.push(record["callback_url"], raw, body["callback_id"])
 
     # ---- tests' controls ----------------------------------------------------------------------------------------
     async def script(self, request: Request) -> JSONResponse:
@@ -341,11 +266,12 @@ class SimulatedRiderPlatform:
         origin = request.query_params.get("origin_id")
         sent = [c for c in self.sent if origin in (None, c["origin_id"])]
         ids = {c["callback_id"] for c in sent}
-        return JSONResponse({"callbacks": sent, "answers": [[i, s] for i, s in self.answers if i in ids]})
+        return JSONResponse({"callbacks": sent, "answers": [[i, s] for i, s in self.partner.answers if i in ids]})
 
     async def health(self, _request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "platform": PLATFORM, "counts": self.counts,
-                             "deliveries": len(self.deliveries)})
+        counts = {**self.counts, "callbacks": self.partner.pushed, "callback_failed": self.partner.push_failed,
+                  "refused": self.partner.refused}
+        return JSONResponse({"status": "ok", "platform": PLATFORM, "counts": counts, "deliveries": len(self.deliveries)})
 
 
 def build_app(settings: Settings) -> Starlette:
@@ -358,7 +284,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/sim/script", platform.script, methods=["POST"]),
         Route("/sim/callbacks", platform.callbacks, methods=["GET"]),
         Route("/health", platform.health, methods=["GET"]),
-    ], lifespan=platform.lifespan)
+    ], lifespan=platform.partner.lifespan)
     app.state.platform = platform
     return app
 
@@ -370,16 +296,4 @@ def start_in_thread(settings: Settings, port: int = 0) -> ServiceThread:
 
 def run(settings: Settings, port: int) -> int:
     """`freshmesh sim riders`: in the foreground until SIGINT/SIGTERM; exit status 0 after a clean stop."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    return asyncio.run(_foreground(settings, port))
-
-
-async def _foreground(settings: Settings, port: int) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig_ in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig_, stop.set)
-    async with serving(build_app(settings), port, LABEL) as url:
-        print(f"{LABEL}: {url}", flush=True)
-        await stop.wait()
-    return 0
+    return run_in_foreground(build_app(settings), port, LABEL)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import signal
 import socket
 import threading
 import time
@@ -110,3 +112,24 @@ class ServiceThread:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def run_in_foreground(app: Starlette, port: int, label: str, notes: tuple[str, ...] = ()) -> int:
+    """A simulated service in the foreground (`freshmesh sim …`) until SIGINT or SIGTERM: prints `LABEL: url` (and
+    any `notes`) once it answers, and `LABEL: stopped` at the end; exit status 0 after a clean stop."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    return asyncio.run(_foreground(app, port, label, notes))
+
+
+async def _foreground(app: Starlette, port: int, label: str, notes: tuple[str, ...]) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig_ in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig_, stop.set)
+    async with serving(app, port, label) as url:
+        print(f"{label}: {url}", flush=True)
+        for note in notes:
+            print(note, flush=True)
+        await stop.wait()
+    print(f"{label}: stopped", flush=True)
+    return 0

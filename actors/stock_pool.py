@@ -420,8 +420,8 @@ class StockPool(IdempotentActor):
         counter = "pending" if r.state == "pending" else "confirmed"
         pos = self.position(r.store, r.sku)
         pos.count(r.channel, **{counter: -r.qty})
-        if r.channel != MALL:
-            pos.rebalance()  # a share that ended (ratio 0) gives its units to the mall as its orders end
+        if pos.shares:
+            pos.rebalance()  # freed units follow the ratios (a share that ended gives its units to the mall)
         r.state = state
         self.shortages.pop(rid, None)
         return self._move(r.store, r.sku, state, rid, **{counter: -r.qty})
@@ -474,8 +474,11 @@ class StockPool(IdempotentActor):
         if free < r.qty:
             return rejected("insufficient", available=max(free, 0))
         counter = r.state
-        self.position(r.store, r.sku).count(r.channel, **{counter: -r.qty})
+        source = self.position(r.store, r.sku)
+        source.count(r.channel, **{counter: -r.qty})
         target.count(r.channel, **{counter: r.qty})
+        if source.shares:
+            source.rebalance()  # the units it held are free at the store it left
         moves = [self._move(r.store, r.sku, "reroute_out", rid, **{counter: -r.qty}),
                  self._move(to_store, r.sku, "reroute_in", rid, **{counter: r.qty})]
         r.store = to_store

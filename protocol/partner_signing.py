@@ -63,7 +63,8 @@ class Scheme:
             return f"missing {stamp_h}, {nonce_h} or {sig_h}"
         if key != app_key:
             return f"{key_h} is not our app"
-        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12) or len(nonce) > NONCE_MAX_CHARS:
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12) or len(nonce) > NONCE_MAX_CHARS \
+                or not sig.isascii():  # (compare_digest refuses non-ASCII text with a TypeError)
             return f"malformed {stamp_h} or {nonce_h}"
         if abs(now_s - int(stamp)) > TOLERANCE_S:
             return f"{stamp_h} is {int(stamp) - now_s} s away (allowed ±{TOLERANCE_S} s)"

@@ -92,10 +92,10 @@ class SegmentsDesk:
             self.counts["segments_reports_read"] += 1
 
 
-async def summary(db, since_ms: int) -> dict:
+async def summary(db, since_ms: int, stores: list[str] | None = None) -> dict:
     """From the cloud's database (an asyncpg connection or pool): members per segment (the last recompute),
     campaigns launched since `since_ms` and the members they targeted, and promotion uses since then by channel
-    (an online order's only once paid)."""
+    (an online order's only once paid), of `stores` only when given (the demo: every store)."""
     segments = {r["segment"]: r["n"] for r in await db.fetch(
         "select segment, count(*) as n from member_segments group by segment")}
     campaigns = await db.fetchrow("select count(*) as n, coalesce(sum(members), 0)::bigint as members "
@@ -105,7 +105,8 @@ async def summary(db, since_ms: int) -> dict:
            from promotion_uses u join promotion_baskets b using (basket_id)
                 left join orders o on b.channel = 'online' and o.order_id = b.ref
            where b.at_ms >= $1 and (b.channel = 'till' or o.status = any($2::text[]))
-           group by b.channel""", since_ms, list(PAID_STATUSES))}
+             and ($3::text[] is null or b.store_id = any($3::text[]))
+           group by b.channel""", since_ms, list(PAID_STATUSES), stores)}
     return {"members_per_segment": segments, "campaigns_launched": campaigns["n"],
             "campaign_members": campaigns["members"],
             "promotion_uses_by_channel": {c: uses.get(c, {"uses": 0, "discount_fen": 0}) for c in ("till", "online")}}

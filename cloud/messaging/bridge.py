@@ -398,8 +398,12 @@ class Bridge:
         """Actor commands carry the event id as their id: re-sending after a crash answers `exists`."""
         stock, ledger = self.cloud.actors.stock_pool, self.cloud.actors.member_ledger
         if isinstance(event, EscrowGranted):
+            # a loan is the mall's (its order waits for it): the box says so, and a box from before it did not, but
+            # the cloud's borrowing recorded the loan's grant (as it applies it too: the same command either way)
+            loan = event.loan or bool(await self.cloud.db.fetchval(
+                "select 1 from escrow_borrows where grant_event_id = $1", event.event_id))
             await stock.send(Grant(id=event.event_id, store=event.store_id, sku=event.sku, qty=event.qty,
-                                   channel=MALL if event.loan else None))
+                                   channel=MALL if loan else None))
         elif isinstance(event, EscrowReclaimRequested):
             r = (await stock.send(Reclaim(id=event.event_id, store=event.store_id, sku=event.sku, qty=event.qty))).settled
             reply = derived_id(event.event_id, "reclaimed")

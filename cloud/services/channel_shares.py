@@ -16,6 +16,7 @@ Guarantees:
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from typing import Any
 
@@ -25,6 +26,7 @@ from cloud.services.operators import Operator, record
 from cloud.services.verdicts import Refusal
 from protocol.clock import to_rfc3339
 
+log = logging.getLogger("freshmesh.channel_shares")
 MARKETPLACE = re.compile(r"^[a-z0-9_-]{1,24}$")
 
 MIGRATION_51 = (51, "HQ's share of a store's online escrow per marketplace channel (cloud/services/channel_shares.py)",
@@ -65,8 +67,9 @@ class ChannelShares:
         self.cloud = cloud
 
     def _skus(self, scope: str, key: str) -> list[str]:
+        """The SKUs a row covers now (a SKU no longer in the catalogue: none)."""
         if scope == "sku":
-            return [key]
+            return [key] if key in self.cloud.world.catalogue else []
         return sorted(sku for sku, p in self.cloud.world.catalogue.by_sku.items() if p.category == key)
 
     def _effective(self, rows: list[dict], sku: str) -> dict[str, int]:
@@ -129,14 +132,19 @@ class ChannelShares:
         return escrow
 
     async def resend(self) -> None:
-        """Every share to the StockPool again (applied once: the same ids)."""
+        """Every share to the StockPool again (applied once: the same ids). A row that cannot be followed (a SKU
+        that moved to a category whose shares now pass 100%) is logged and skipped: one row never stops the start."""
         by_store: dict[str, list[dict]] = {}
         for r in await self.cloud.db.fetch("select * from channel_shares order by store_id, channel, scope, key"):
             by_store.setdefault(r["store_id"], []).append(dict(r))
         for store, rows in by_store.items():
             if store in self.cloud.world.stores:
-                for row in rows:
-                    await self._follow(row, rows)
+                for row in sorted(rows, key=lambda r: r["ratio_bp"]):  # decreases first: room for the increases
+                    try:
+                        await self._follow(row, rows)
+                    except Exception as exc:  # noqa: BLE001 - the others are followed all the same
+                        log.warning("channel share %s/%s/%s:%s not followed: %s", store, row["channel"],
+                                    row["scope"], row["key"], getattr(exc, "detail", exc))
 
     async def view(self, store_id: str) -> dict[str, Any]:
         if store_id not in self.cloud.world.stores:

@@ -243,7 +243,9 @@ class FlashStores:
             rows = await conn.fetch("select order_id, status, allocation from orders where order_id = any($1::text[]) "
                                     "order by order_id for update", sorted(by_id))
             fresh = [by_id[r["order_id"]] for r in rows if r["status"] == lifecycle.RESERVED and not assigned(r)]
-            gone = [by_id[r["order_id"]] for r in rows if r["status"] != lifecycle.RESERVED]
+            # ended before it was assigned: the carve is this round's to give back (one assigned by another round,
+            # then paid or cancelled, keeps its carve: its own give-back or pickup deals with it)
+            gone = [by_id[r["order_id"]] for r in rows if r["status"] != lifecycle.RESERVED and not assigned(r)]
             if fresh:
                 await conn.execute(
                     """update orders o set allocation = v.allocation::jsonb, pickup_code = v.code, expires_ms = v.pays_by,

@@ -17,6 +17,7 @@ The simulated marketplace this is written against: `simulators/marketplace.py`.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from cloud.services.partner_http import REQUEST_TIMEOUT_S, BadCallback, SignedClient
@@ -27,6 +28,7 @@ WEBHOOK_BODY_MAX_BYTES = 32_768
 EVENTS = ("order.created", "order.cancelled", "order.picked_up", "order.delivered", "refund.requested",
           "refund.decided")
 LINES_MAX = 200
+ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # the marketplace's ids go into our URLs and keys: nothing else
 
 
 class MarketplaceUnavailable(RuntimeError):
@@ -66,8 +68,15 @@ class Webhook:
 
 def _text(data: dict, name: str, limit: int = 64, required: bool = True) -> str:
     value = data.get(name, "")
-    if not isinstance(value, str) or len(value) > limit or (required and not value) or "\x00" in value:
+    if not isinstance(value, str) or len(value) > limit or (required and not value) or not value.isprintable():
         raise ValueError(f"{name}: a text of {1 if required else 0}-{limit} characters expected")
+    return value
+
+
+def _id(data: dict, name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not ID.match(value):
+        raise ValueError(f"{name}: 1-64 letters, digits, _ or - expected")
     return value
 
 
@@ -97,7 +106,7 @@ def parse_webhook(data: dict) -> Webhook:
     event = _text(data, "event", 32)
     if event not in EVENTS:
         raise ValueError(f"event: unknown event {event!r} (known: {', '.join(EVENTS)})")
-    event_id, at_ms = _text(data, "event_id"), _count(data, "at_ms", 0, 10**14)
+    event_id, at_ms = _id(data, "event_id"), _count(data, "at_ms", 0, 10**14)
     if event == "order.created":
         order = data.get("order")
         if not isinstance(order, dict):
@@ -105,20 +114,20 @@ def parse_webhook(data: dict) -> Webhook:
         customer = order.get("customer") or {}
         if not isinstance(customer, dict):
             raise ValueError("order.customer: an object expected")
-        return Webhook(event_id, event, _text(order, "order_id"), at_ms=at_ms, shop_id=_text(order, "shop_id"),
+        return Webhook(event_id, event, _id(order, "order_id"), at_ms=at_ms, shop_id=_text(order, "shop_id"),
                        lines=_lines(order.get("items")), total_fen=_count(order, "total_fen"),
                        customer={"name": _text(customer, "name", 32, False), "phone": _text(customer, "phone", 20, False)})
     if event == "refund.requested":
         refund = data.get("refund")
         if not isinstance(refund, dict):
             raise ValueError("refund: an object expected")
-        return Webhook(event_id, event, _text(refund, "order_id"), at_ms=at_ms, shop_id=_text(data, "shop_id", 64, False),
-                       refund_id=_text(refund, "refund_id"), lines=_lines(refund.get("items")),
+        return Webhook(event_id, event, _id(refund, "order_id"), at_ms=at_ms, shop_id=_text(data, "shop_id", 64, False),
+                       refund_id=_id(refund, "refund_id"), lines=_lines(refund.get("items")),
                        amount_fen=_count(refund, "amount_fen"), reason=_text(refund, "reason", 120, False))
     if event == "refund.decided":
-        return Webhook(event_id, event, _text(data, "order_id"), at_ms=at_ms, refund_id=_text(data, "refund_id"),
+        return Webhook(event_id, event, _id(data, "order_id"), at_ms=at_ms, refund_id=_id(data, "refund_id"),
                        status=_text(data, "status", 16))
-    return Webhook(event_id, event, _text(data, "order_id"), at_ms=at_ms, shop_id=_text(data, "shop_id", 64, False),
+    return Webhook(event_id, event, _id(data, "order_id"), at_ms=at_ms, shop_id=_text(data, "shop_id", 64, False),
                    reason=_text(data, "reason", 64, False))
 
 

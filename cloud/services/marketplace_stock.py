@@ -3,7 +3,7 @@ store's online escrow (`actors/stock_pool.py`, channels), and the store's price 
 
 Guarantees:
 - Only SKUs HQ gave the marketplace a share of at the store (`cloud/services/channel_shares.py`) are offered; a share
-  set to 0 offers 0.
+  set to 0 offers 0, and so does a SKU that is no longer offered there (removed, or moved to another category).
 - The marketplace is told the figure the StockPool holds for its channel, never more: what it may sell without
   overselling any other channel. Every `PUSH_EVERY_S` each store's changed figures go in one request (a till sale
   that took units back from the online escrow shows there within about a second), and every `FULL_EVERY_S` all of
@@ -48,19 +48,29 @@ class MarketplaceStock:
 
     async def push_once(self, full: bool = False) -> int:
         """One round; returns how many stores were told something."""
+        offered = await self.offered()
+        dropped: dict[str, list[str]] = {}  # offered before, not now: told 0
+        for (store, sku), units in self.pushed.items():
+            if units and sku not in offered.get(store, ()):
+                dropped.setdefault(store, []).append(sku)
         told = 0
-        for store, skus in (await self.offered()).items():
+        for store in sorted(set(offered) | set(dropped)):
             try:
-                told += await self._push_store(store, skus, full)
+                told += await self._push_store(store, offered.get(store, []), dropped.get(store, []), full)
             except (MarketplaceUnavailable, MarketplaceRefused) as exc:  # the next round tries again
                 self.stats["failed"] += 1
                 log.warning("marketplace %s: shop %s not updated: %s", self.market.marketplace, store, exc)
+            except Exception:  # one shop's trouble never stops the others: logged, tried again next round
+                self.stats["failed"] += 1
+                log.exception("marketplace %s: shop %s not updated", self.market.marketplace, store)
         return told
 
-    async def _push_store(self, store: str, skus: list[str], full: bool) -> int:
-        found = await self.cloud.actors.stock_pool.availability([store], skus, channel=self.market.channel)
-        units = found.get(store, {})
-        changed = {s: units.get(s, 0) for s in skus if full or self.pushed.get((store, s)) != units.get(s, 0)}
+    async def _push_store(self, store: str, skus: list[str], dropped: list[str], full: bool) -> int:
+        found = await self.cloud.actors.stock_pool.availability([store], skus, channel=self.market.channel) \
+            if skus else {}
+        units = {**dict.fromkeys(dropped, 0), **found.get(store, {})}
+        changed = {s: units.get(s, 0) for s in [*skus, *dropped]
+                   if full or self.pushed.get((store, s)) != units.get(s, 0)}
         prices = self._prices(store, skus)
         repriced = {s: p for s, p in prices.items() if full or self.priced.get((store, s)) != p[0]}
         if repriced:  # before the stock: a SKU is never offered without its price

@@ -106,8 +106,8 @@ class Note:
 async def note_each(conn, notes: list[Note]) -> None:
     """Journal many notes in one statement, inside the caller's transaction, which must hold each order's row lock
     (the per-order seq is taken under it) and name each order once. A note whose key was journaled before raises
-    asyncpg.UniqueViolationError and the caller's transaction writes nothing: it then notes one at a time (`note`,
-    which answers a duplicate by its first step). Announced on `order_events` like `advance`'s steps."""
+    asyncpg.UniqueViolationError and the caller's transaction writes nothing (the caller then writes one order at a
+    time). Announced on `order_events` like `advance`'s steps."""
     if not notes:
         return
     assert all(n.event in lifecycle.NOTES for n in notes), "note_each journals notes only"

@@ -47,12 +47,10 @@ class SignedClient:
             data = response.json()
         except ValueError:
             raise self._unavailable(f"{self.label} answered {response.status_code} without JSON") from None
-        if response.status_code >= 500:
+        if response.status_code >= 500 or not isinstance(data, dict):
             raise self._unavailable(f"{self.label} answered {response.status_code}: {str(data)[:200]}")
         if not response.is_success:
             raise self._refused(response.status_code, str(data.get("code", "")), str(data.get("message", ""))[:300])
-        if not isinstance(data, dict):
-            raise self._unavailable(f"{self.label} answered {response.status_code} with JSON that is not an object")
         return data
 
     def verified(self, headers, body: bytes, limit: int) -> dict:

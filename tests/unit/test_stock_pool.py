@@ -315,8 +315,10 @@ class StockPoolMachine(RuleBasedStateMachine):
         assert self.pool.audit() == []
         for (store, sku), pos in self.pool.positions.items():
             assert [pos.escrow, pos.pending, pos.confirmed] == self.totals.get((store, sku), [0, 0, 0])
-            for share in pos.shares.values():  # no share holds more free units than its ratio asks for
-                assert share.available <= 0 or share.escrow <= pos.escrow * share.ratio_bp // 10_000
+            for share in pos.shares.values():  # each share at its ratio of the escrow, as far as free units allow
+                target = pos.escrow * share.ratio_bp // 10_000
+                assert share.escrow <= target or share.available <= 0, (share, target)
+                assert share.escrow >= target or pos.part("online").available <= 0, (share, target)
 
 
 TestStockPoolMachine = StockPoolMachine.TestCase

@@ -14,6 +14,7 @@ from cloud.services.channel_shares import MIGRATION_51
 from cloud.services.coupon_schema import MIGRATION_26, MIGRATION_31  # coupons (cloud/services/coupons.py)
 from cloud.services.group_schema import MIGRATION_27  # group buys
 from cloud.services.group_views import MIGRATION_34  # group buys: HQ's cancel, the operators' list
+from cloud.services.marketplace_orders import MIGRATION_52
 from cloud.services.member_levels import MIGRATION_28
 from cloud.services.member_names import MIGRATION_42  # members' names (sealed), shift reports' uncounted flag
 from cloud.services.money_fix_schema import MIGRATION_43
@@ -557,6 +558,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     MIGRATION_49,  # local services booking (cloud/services/booking_schema.py)
     MIGRATION_50,  # late facts reopen a settled report day (cloud/services/report_rollup.py)
     MIGRATION_51,  # marketplaces' shares of the stores' online escrow (cloud/services/channel_shares.py)
+    MIGRATION_52,  # orders from the marketplaces (cloud/services/marketplace_orders.py)
 ]
 _LOCK_KEY = 0x46524D53  # "FRMS": one migrator at a time
 

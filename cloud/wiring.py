@@ -43,6 +43,7 @@ from cloud.services.flash_stores import ASSIGN_EVERY_MS as FLASH_ASSIGN_EVERY_MS
 from cloud.services.group_buys import GroupBuys
 from cloud.services.identity import Identity
 from cloud.services.marketplace_api import HttpMarketplace, marketplaces_from_env
+from cloud.services.marketplace_orders import MarketplaceOrders
 from cloud.services.marketplace_stock import MarketplaceStock
 from cloud.services.member_levels import MemberLevels
 from cloud.services.members import Members
@@ -80,8 +81,8 @@ class Services:
         self.payments = self.orders.payments
         self.members.payments = self.payments
         self.deliveries = Deliveries(cloud, self.orders, riders)
-        self.orders.on_ready = self.deliveries.on_ready  # a picked delivery order goes to a rider
-        self.orders.on_cancelled = self.deliveries.on_cancelled  # ... and is withdrawn if the order is cancelled
+        self.orders.on_ready = self._on_ready  # a picked delivery order goes to a rider (a marketplace's: its own)
+        self.orders.on_cancelled = self._on_cancelled  # ... and is withdrawn if the order is cancelled
         self.payments.on_balance_changed = self.members.balance_changed
         self.levels = MemberLevels(cloud, self.members.balance_changed)  # a new level goes to every store at once
         cloud.actors.member_ledger.on_result = self.levels.on_ledger_result
@@ -98,6 +99,8 @@ class Services:
         # the marketplaces the stores sell on (issue 23): each store's part of the escrow and prices pushed there
         self.marketplaces = {m.marketplace: m for m in marketplaces or ()}
         self.marketplace_stock = [MarketplaceStock(cloud, m) for m in self.marketplaces.values()]
+        self.marketplace_orders = MarketplaceOrders(cloud, self.orders, self.after_sales, self.marketplaces)
+        self.after_sales.on_decided = self.marketplace_orders.refund_decided  # a marketplace's refund: told its way
         self.restock = Restock(cloud)  # reorder points, restock alerts' view (cloud/services/restock.py)
         self.orders.presales = self.presales = Presales(self.orders, self.restock.lead_days)  # out of stock but due
         self.transfers = Transfers(cloud)  # transfers between stores, asked by HQ or routing
@@ -119,6 +122,17 @@ class Services:
         self.console_config = ConsoleConfig.from_env()  # may be replaced before the console is first used
         self._console = None
         self._followers = None
+
+    async def _on_ready(self, order_id: str) -> None:
+        """A picked delivery order: a marketplace's rider collects a marketplace order, ours the others."""
+        if not await self.marketplace_orders.ready(order_id):
+            await self.deliveries.on_ready(order_id)
+
+    async def _on_cancelled(self, order_id: str) -> None:
+        """A delivery order cancelled while at the store: the marketplace is told it is rejected, or our rider is
+        withdrawn."""
+        if not await self.marketplace_orders.ended_here(order_id):
+            await self.deliveries.on_cancelled(order_id)
 
     async def followers(self):
         """This process's listener for order timelines (made on first use: only API processes with followers)."""
@@ -201,6 +215,7 @@ class Services:
             await asyncio.sleep(EXPIRY_SWEEP_S)
             try:
                 await self.deliveries.sweep()
+                await self.marketplace_orders.sweep()  # what the marketplaces were not told yet
             except Exception as exc:  # noqa: BLE001 - try again next round
                 log.warning("delivery sweep failed: %s", exc)
 

@@ -51,10 +51,10 @@ class Connection:
         return self.reader is None or self.reader.at_eof()
 
 
-def encode_post(host: str, path: str, body: dict, headers: dict | None = None) -> bytes:
+def encode_post(host: str, path: str, body: dict, headers: dict | None = None, method: str = "POST") -> bytes:
     payload = json.dumps(body, separators=(",", ":")).encode()
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    return (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(payload)}\r\n{extra}\r\n").encode() + payload
 
 
@@ -125,6 +125,10 @@ class LeanClients:
     async def post(self, url: str, json: dict | None = None, headers: dict | None = None) -> LeanResponse:
         body = {} if json is None else json
         return await self._send(url, lambda host, path: encode_post(host, path, body, headers), retry=False)
+
+    async def put(self, url: str, json: dict | None = None, headers: dict | None = None) -> LeanResponse:
+        body = {} if json is None else json
+        return await self._send(url, lambda host, path: encode_post(host, path, body, headers, "PUT"), retry=False)
 
     async def delete(self, url: str, headers: dict | None = None) -> LeanResponse:
         return await self._send(url, lambda host, path: encode_get(host, path, headers).replace(b"GET ", b"DELETE ", 1),

@@ -1,5 +1,5 @@
 """The whole chain on one box: embedded NATS + PostgreSQL, one `freshmesh cloud`, the simulated SMS and wallet
-providers (services of their own), and a fleet of edge boxes.
+providers, rider platform and marketplace (services of their own), and a fleet of edge boxes.
 
 The demo, `freshmesh sim fleet` and the consistency and fleet load suites all start it the same way. The world
 (stores, catalogue, rule book) is generated for `max_stores` so that a fleet can grow while it runs.
@@ -125,6 +125,24 @@ class SimulatedRiders(SimulatedService):
                 "FRESHMESH_RIDERS_APP_SECRET": self.secret, "FRESHMESH_RIDERS_CALLBACK_URL": self.callback_url}
 
 
+class SimulatedMarketplaceService(SimulatedService):
+    """The simulated marketplace (`freshmesh sim marketplace`) as a service of its own, with a fresh app key and
+    secret; `.env` configures a cloud to push the stores' offers there and believe its signed webhooks, which it
+    sends to `callback_url`."""
+    MARKETPLACE = "simmkt"  # its id in the cloud's channel `mkt:simmkt`
+
+    def __init__(self, callback_url: str, log_path: Path) -> None:
+        port, self.app_key, self.secret = free_port(), "freshmesh-demo", secrets.token_hex(16)
+        self._run(port, ["marketplace", "--app-key", self.app_key, "--callback-url", callback_url,
+                         "--rider-delay-ms", "800", "--step-ms", "600", "--duplicate-rate", "0.1"],
+                  {**os.environ, "FRESHMESH_MARKETPLACE_APP_SECRET": self.secret}, log_path)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"FRESHMESH_MARKETPLACE_URL": self.url, "FRESHMESH_MARKETPLACE_ID": self.MARKETPLACE,
+                "FRESHMESH_MARKETPLACE_APP_KEY": self.app_key, "FRESHMESH_MARKETPLACE_APP_SECRET": self.secret}
+
+
 class Chain:
     def __init__(self, stores: int, max_stores: int | None = None, seed: int = 7, per_process: int = 25,
                  devices: bool = False, api_workers: int = 1, rules: int = 60, rider_pace: RiderPace | None = None,
@@ -141,6 +159,7 @@ class Chain:
         self.sms: SimulatedSms | None = None  # the simulated SMS provider, a service of its own
         self.wallet: SimulatedWallet | None = None  # the simulated wallet provider, a service of its own
         self.riders: SimulatedRiders | None = None  # the simulated rider platform, a service of its own
+        self.marketplace: SimulatedMarketplaceService | None = None  # a simulated marketplace, a service of its own
         self.fleet: Fleet | None = None
 
     def start(self) -> Chain:
@@ -170,6 +189,10 @@ class Chain:
         env.update(self.wallet.env)
         self.riders = SimulatedRiders(f"{self.cloud_url}/callbacks/rider", self.workdir / "riders.log", self.rider_pace)
         env.update(self.riders.env)
+        self.marketplace = SimulatedMarketplaceService(f"{self.cloud_url}/callbacks/marketplace/"
+                                                       f"{SimulatedMarketplaceService.MARKETPLACE}",
+                                                       self.workdir / "marketplace.log")
+        env.update(self.marketplace.env)
         # a simulated chain's group buys form within seconds or are refunded (a real chain's default: a day)
         env.setdefault("FRESHMESH_GROUP_WINDOW_S", str(GROUP_WINDOW_S))
         if self.reservation_ttl_s:
@@ -215,6 +238,8 @@ class Chain:
             self.wallet.stop()
         if self.riders is not None:
             self.riders.stop()
+        if self.marketplace is not None:
+            self.marketplace.stop()
         if self.stack is not None:
             self.stack.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,11 +1,12 @@
 """`freshmesh demo`: the whole chain on one box - embedded servers, the cloud, N edge boxes with their scale,
-scanner and printer, the simulated SMS, wallet and rider providers - and the whole order loop: shoppers at the tills
-(a few come back to return part of a sale), online customers ordering for pickup and for delivery, the stores' back
-rooms picking (catch weight, substitutions, short lines), booking back goods no rider could deliver and deciding
-after-sales requests, riders (some never found, some cancelling: redispatches and refunds), a flash sale sold from
-the stores' escrow whose orders are paid and collected (a few left to expire, their units sold again). At the end
-the in-flight work gets a short grace, then a summary (printed, and as JSON with --json): orders by final state,
-each open one with what it waits for, rider tries, picking, returns and after-sales.
+scanner and printer, the simulated SMS, wallet and rider providers and a simulated marketplace (its customers buying
+from the first store's share) - and the whole order loop: shoppers at the tills (a few come back to return part of
+a sale), online customers ordering for pickup and for delivery, the stores' back rooms picking (catch weight,
+substitutions, short lines), booking back goods no rider could deliver and deciding after-sales requests, riders
+(some never found, some cancelling: redispatches and refunds), a flash sale sold from the stores' escrow whose
+orders are paid and collected (a few left to expire, their units sold again). At the end the in-flight work gets a
+short grace, then a summary (printed, and as JSON with --json): orders by final state, each open one with what it
+waits for, rider tries, picking, returns, after-sales and the marketplace's orders.
 
 Everything talks to the system through its real interfaces: serial ports, the lane API of each box, the cloud API.
 """
@@ -22,10 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loadtest.http import CLIENT_ERRORS, LeanClients
-from simulators import ops_restock, programmes
+from simulators import marketplace_demo, ops_restock, programmes
 from simulators.aftercare import ReturningShoppers
 from simulators.chain import ADMIN_USERNAME, Chain, RiderPace
 from simulators.flash_fans import FlashFans
+from simulators.marketplace_demo import MarketplaceShoppers
 from simulators.store_operations import STORE_OPERATIONS
 from simulators.store_staff import StoreStaff
 from simulators.traffic import OnlineCustomers, Shelf, Tills, outboxes_drained
@@ -94,6 +96,12 @@ class Demo:
                 for programme in await programmes.prepare(http, setting, self.rng, self.counts, self.stop):
                     in_flight.append(asyncio.create_task(programme.run(http)))
                     self.refusals.append(getattr(programme, "refusals", {}))
+            if chain.marketplace is not None:  # a marketplace selling from the first store's shelves (issue 23)
+                shoppers = MarketplaceShoppers(chain.cloud_url, self.operator, chain.marketplace.url,
+                                               next(iter(fleet.lanes)), [p["sku"] for p in shelf.online], self.rng,
+                                               self.counts, self.stop)
+                in_flight.append(asyncio.create_task(shoppers.run(http)))
+                self.refusals.append(shoppers.refusals)
             self._where_to_look()
             started = time.monotonic()
             fans: FlashFans | None = None
@@ -137,6 +145,9 @@ class Demo:
         if chain.riders is not None:
             print(f"  rider platform (simulated): {chain.riders.url}/health  (deliveries; some find no rider, some "
                   "riders cancel)", flush=True)
+        if chain.marketplace is not None:
+            print(f"  marketplace (simulated): {chain.marketplace.url}/health  (its customers buy the first store's "
+                  f"share: {chain.marketplace.url}/sim/shops/{next(iter(fleet.lanes))}/items)", flush=True)
         for store_id, url in fleet.lanes.items():
             devices = fleet.devices.get(store_id)
             extra = (f"  scale {devices.scale.path}  scanner {devices.scanner.path}  printer {devices.printer.path}"
@@ -176,6 +187,11 @@ class Demo:
             "edge_stock_violations": {s: v for s, u in lanes.items() if (v := await self._stock_audit(http, u))},
             # the promotion and member programmes, as the cloud recorded them (simulators/programmes.py)
             "programmes": await programmes.summary(chain.stack.database_url, self._since_ms()) if chain.stack else {},
+            # the marketplace's orders as the cloud took them, and what its customers did on the platform
+            "marketplace": {**(await marketplace_figures(chain.stack.database_url, self._since_ms()) if chain.stack
+                               else {}),
+                            "placed_on_platform": c["marketplace_orders"], "sold_out": c["marketplace_sold_out"],
+                            "cancelled_by_customers": c["marketplace_cancelled"]},
             "sales": sum(edge.values()),
             "cloud_sales": sum(stores[s]["till_sales"] for s in ids),
             "device_sales": c["device_sales"],
@@ -242,6 +258,15 @@ class Demo:
             return {}
 
 
+async def marketplace_figures(database_url: str, since_ms: int) -> dict:
+    import asyncpg
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await marketplace_demo.summary(conn, since_ms)
+    finally:
+        await conn.close()
+
+
 async def store_operations(database_url: str, since: str) -> dict:
     """Each store operation's figures from the cloud's database (`summary(db)` of simulators/ops_*.py)."""
     import asyncpg
@@ -256,6 +281,7 @@ async def store_operations(database_url: str, since: str) -> dict:
 def digest(summary: dict) -> str:
     """The summary in a few readable lines (after the JSON, so they are what a console shows last)."""
     riders, picking, flash = summary["riders"], summary["picking"], summary["flash_sale"]
+    market = summary["marketplace"]
     ended = ", ".join(f"{k} {v}" for k, v in sorted(summary["orders_by_final_state"].items())) or "none"
     waiting = "; ".join(f"{n}x {why}" for why, n in summary["orders_open"]["waiting_for"].items()) or "-"
     till, online = summary["returns"]["till"], summary["returns"]["online"]
@@ -269,6 +295,9 @@ def digest(summary: dict) -> str:
         f"returns: till {till.get('count', 0)} ({till.get('fen', 0)} fen), online {online['count']} "
         f"({online['fen']} fen); after-sales approved {summary['after_sales']['approved']}, refused "
         f"{summary['after_sales']['refused']}",
+        f"marketplace: {market.get('orders', 0)} orders taken {market.get('by_status', {})}, "
+        f"{market['placed_on_platform']} placed on the platform, {market['sold_out']} sold out, "
+        f"{market['cancelled_by_customers']} cancelled by customers",
         f"flash sale: {flash['sold']}/{flash['quantity']} sold, {flash['paid']} paid, {flash['picked_up']} picked up, "
         f"{flash['expired']} expired, {flash['bought_again']} bought again, oversold {flash['oversold']}",
         *(f"{name}: " + ", ".join(f"{k} {v}" for k, v in figures.items() if not isinstance(v, dict | list))

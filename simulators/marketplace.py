@@ -14,6 +14,8 @@ The merchant's API:
   after `rider_delay_ms`, then delivers after `step_ms`: `order.picked_up`, `order.delivered` webhooks), `/reject`
   `{"reason"}` (the merchant cannot serve it: cancelled, the customer refunded by the platform, its units back).
 - `POST /v1/refunds/{id}/agree` and `/reject` `{"reason"}`; `GET /v1/orders/{id}`.
+- `POST /v1/orders/{id}/part-refund` `{"out_refund_no", "amount_fen", "reason"}`: the merchant gives part of the money
+  back itself (a line it could not pack); once per `out_refund_no`, never past the order's total.
 - With probability `fail_rate` a merchant request answers 503 and changes nothing (retry).
 
 Webhooks (POST to `callback_url`, signed, `{"event_id", "event", "at_ms", "platform", ...}`): `order.created` (the
@@ -116,7 +118,7 @@ class SimulatedMarketplace:
         self.refunds: dict[str, dict[str, Any]] = {}
         self.sent: list[dict] = []
         self.counts = dict.fromkeys(("orders", "sold_out", "confirmed", "rejected", "cancelled", "timed_out",
-                                     "delivered", "refunds", "duplicated", "stock_updates"), 0)
+                                     "delivered", "refunds", "merchant_refunds", "duplicated", "stock_updates"), 0)
 
     # ---- the merchant's requests (simulators/partner_sim.py checks them) ----------------------------------------
     async def _signed(self, request: Request) -> dict:
@@ -217,13 +219,44 @@ class SimulatedMarketplace:
                                                          "order_id": refund["order_id"], "status": decision}))
         return JSONResponse({**refund, "platform": PLATFORM})
 
+    async def part_refund(self, request: Request) -> JSONResponse:
+        """The merchant gives part of an order's money back itself (a line it could not pack): the platform refunds
+        its customer that much. Once per `out_refund_no` (the same again answers the first)."""
+        try:
+            data = await self._signed(request)
+            order = self._order(request)
+            out_no, amount = data.get("out_refund_no"), data.get("amount_fen")
+            if not isinstance(out_no, str) or not 1 <= len(out_no) <= 128:
+                raise Refused(400, "PARAM_ERROR", "out_refund_no: 1 to 128 characters")
+            if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+                raise Refused(400, "PARAM_ERROR", "amount_fen: a positive integer")
+            done = next((r for r in self.refunds.values() if r.get("out_refund_no") == out_no), None)
+            if done is not None:
+                return JSONResponse({**done, "platform": PLATFORM})
+            if order["status"] == "cancelled":
+                raise Refused(409, "ORDER_STATUS_ERROR", "the order is cancelled: refunded whole already")
+            given = sum(r["amount_fen"] for r in self.refunds.values()
+                        if r["order_id"] == order["order_id"] and r["status"] == "agreed")
+            if given + amount > order["total_fen"]:
+                raise Refused(409, "REFUND_EXCEED", f"{given} of {order['total_fen']} fen refunded already")
+        except Refused as refused:
+            return self._refused(refused)
+        refund = {"refund_id": "RF" + uuid.uuid4().hex[:14].upper(), "order_id": order["order_id"], "items": [],
+                  "amount_fen": amount, "reason": str(data.get("reason", ""))[:120], "status": "agreed",
+                  "by": "merchant", "out_refund_no": out_no}
+        self.refunds[refund["refund_id"]] = refund
+        self.counts["merchant_refunds"] += 1
+        return JSONResponse({**refund, "platform": PLATFORM}, status_code=201)
+
     async def get_order(self, request: Request) -> JSONResponse:
         try:
             await self._signed(request)
             order = self._order(request)
         except Refused as refused:
             return self._refused(refused)
-        return JSONResponse(self._view(order))
+        refunds = [r for r in self.refunds.values() if r["order_id"] == order["order_id"]]
+        return JSONResponse({**self._view(order), "refunds": refunds,
+                             "refunded_fen": sum(r["amount_fen"] for r in refunds if r["status"] == "agreed")})
 
     @staticmethod
     def _view(order: dict) -> dict:
@@ -365,6 +398,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/v1/orders/{oid}/confirm", market.confirm, methods=["POST"]),
         Route("/v1/orders/{oid}/ready", market.ready, methods=["POST"]),
         Route("/v1/orders/{oid}/reject", market.reject, methods=["POST"]),
+        Route("/v1/orders/{oid}/part-refund", market.part_refund, methods=["POST"]),
         Route("/v1/orders/{oid}", market.get_order, methods=["GET"]),
         Route("/v1/refunds/{rid}/agree", market.decide_refund, methods=["POST"]),
         Route("/v1/refunds/{rid}/reject", market.decide_refund, methods=["POST"]),

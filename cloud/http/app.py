@@ -29,6 +29,7 @@ from cloud.http.routes import (
     group_buys,
     hq_reports,
     markdowns,
+    marketplaces,
     member_self,
     members,
     operations,
@@ -54,7 +55,7 @@ from cloud.mall.routes import routes as mall_routes
 from cloud.office.routes import routes as office_routes
 
 RESOURCES = (operations, auth, operators, catalogue, stores, allocations, orders, flash_sales, members, payments,
-             riders, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
+             riders, marketplaces, after_sales, markdowns, reports, restock, stocktakes, transfers, group_buys,
              segments, points, coupons, promotions, return_promotions, shifts, cart,
              member_self,  # member_self: the member centre's own-account endpoints (issue 20)
              bookings, stalls, rule_book_drafts,  # issue 21: services booking, market stalls, promotion editor,

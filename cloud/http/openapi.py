@@ -381,6 +381,14 @@ PATHS = {
                 "order does not move back)"),
         {"400": "unreadable callback (a field or status named)", "401": "not signed by the platform, or more than "
          "5 minutes away", "404": "no delivery of ours by that platform order id and try"})},
+    "/callbacks/marketplace/{marketplace}": {"post": _op(
+        "Webhooks from a marketplace (Mkt-App-Key, Mkt-Timestamp, Mkt-Nonce, Mkt-Signature: HMAC-SHA256 with the app "
+        "secret over the raw body; order.created, order.cancelled, order.picked_up, order.delivered, "
+        "refund.requested, refund.decided): its orders taken from its own share of the store's escrow",
+        ("200", "{code: 0}: handled: applied now, before (a duplicate), or acknowledged without effect"),
+        {"400": "unreadable webhook (a field named)", "401": "not signed by the marketplace, or more than 5 minutes "
+         "away", "404": "no such marketplace is configured"},
+        params=["marketplace"])},
 }
 
 from cloud.http import openapi_points  # noqa: E402 - it builds on the helpers above

@@ -127,6 +127,7 @@ ANSWERS: dict[tuple[str, str], dict] = {
                           left_fen=nullable(INT), store_shares_fen=counts(), store_used_fen=counts(),
                           store_over_fen=counts()))),  # store -> fen (actors/promotion_budgets.py)
     ("/callbacks/rider", "post"): obj(["code", "message"], code=INT, message=STR),  # the platform's own shape
+    ("/callbacks/marketplace/{marketplace}", "post"): obj(["code", "message"], code=INT, message=STR),
 }
 ANSWERS.update(openapi_answers_ops.ANSWERS)
 ANSWERS.update(openapi_answers_members.ANSWERS)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from cloud.messaging import to_stores
 from cloud.services import order_journal as journal
@@ -60,6 +62,8 @@ def view(row) -> dict:
 class AfterSales:
     def __init__(self, cloud, payments) -> None:
         self.cloud, self.payments = cloud, payments
+        # called with each request once decided (a marketplace's is told to the platform: marketplace_orders.py)
+        self.on_decided: Callable[[Any], Awaitable[None]] | None = None
 
     async def _order(self, order_id: str, member: str | None):
         row = await self.cloud.db.fetchrow("select * from orders where order_id = $1", order_id)
@@ -70,10 +74,11 @@ class AfterSales:
     async def _view(self, conn, order, **kw) -> returned_view.ReturnsView:
         return await returned_view.order_view(conn, self.cloud.world.catalogue, order, **kw)
 
-    async def request(self, order_id: str, member: str, lines: tuple[AfterSalesLine, ...], reason: str,
+    async def request(self, order_id: str, member: str | None, lines: tuple[AfterSalesLine, ...], reason: str,
                       with_return: bool, key: str | None) -> tuple[dict, bool]:
         """(the request, made now); a Refusal says exactly what is wrong."""
-        idem = f"{member}:{key}" if key else None
+        # a marketplace's request (no member of ours) comes with a key of its own (`mkt:<marketplace>:<refund>`)
+        idem = (f"{member}:{key}" if member is not None else key) if key else None
         if idem is not None:
             done = await self.cloud.db.fetchrow("select * from after_sales where idempotency_key = $1", idem)
             if done is not None:
@@ -173,6 +178,11 @@ class AfterSales:
             await self._after_approval(done, detail)
         if not by.startswith(f"store {row['store_id']}"):
             await self._tell_store(done)  # decided in the cloud: the store's copy shows it
+        if self.on_decided is not None:
+            try:
+                await self.on_decided(done)
+            except Exception:  # noqa: BLE001 - decided all the same; the marketplace's sweeper tells it again
+                log.exception("after-sales %s: decision not passed on yet", request_id)
         return view(done)
 
     async def _journal_refund(self, conn, order, row) -> None:

@@ -75,7 +75,8 @@ class Deliveries:
         order is not a delivery waiting for a rider. Safe to call any number of times."""
         db = self.cloud.db
         row = await db.fetchrow("select * from orders where order_id = $1", order_id)
-        if row is None or row["fulfilment"] != "delivery" or row["status"] != lifecycle.READY:
+        if row is None or row["fulfilment"] != "delivery" or row["status"] != lifecycle.READY \
+                or row["kind"] == "marketplace":  # the marketplace's own rider collects it
             return None
         if self.platform is None:
             log.warning("order %s is ready but no rider platform is configured: the store's staff deliver it",
@@ -349,7 +350,7 @@ class Deliveries:
         # or redispatched without the new try made
         ready = [] if self.platform is None else await db.fetch(
             """select o.order_id from orders o where o.status = 'ready' and o.fulfilment = 'delivery'
-                   and o.updated_ms < $1 and (
+                   and o.kind <> 'marketplace' and o.updated_ms < $1 and (
                        exists (select 1 from order_parts p where p.order_id = o.order_id and p.status = 'ready'
                                and not exists (select 1 from deliveries d where d.order_id = o.order_id
                                                and d.store_id = p.store_id and d.platform_order_id is not null

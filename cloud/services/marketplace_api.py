@@ -6,7 +6,8 @@ rejecting each order, and deciding refund requests.
 
 - `push_stock` and `push_prices` set what a shop offers (absolute figures per SKU); the platform sells no more.
 - `confirm`, `ready`, `reject` move one of its orders; `agree_refund` and `reject_refund` decide a refund request;
-  `order` reads one (a webhook was lost).
+  `part_refund` gives part of an order's money back (a line the store could not pack); `order` reads one (a webhook
+  was lost).
 - `read_webhook` believes only bodies signed with the app secret (`protocol/partner_signing.py`, `Mkt-` headers,
   ±5 min), verified on the raw bytes before they are parsed, and answers a `Webhook` with every field checked.
 - An answer that is not JSON, a 5xx or none is `MarketplaceUnavailable` (try again later), a 4xx
@@ -168,6 +169,12 @@ class HttpMarketplace:
 
     async def reject_refund(self, refund_id: str, reason: str) -> dict:
         return await self._http.call("POST", f"/v1/refunds/{refund_id}/reject", {"reason": reason[:120]})
+
+    async def part_refund(self, order_id: str, out_refund_no: str, amount_fen: int, reason: str) -> dict:
+        """Give part of the order's money back to its customer (a line the store could not pack); once per
+        `out_refund_no`."""
+        return await self._http.call("POST", f"/v1/orders/{order_id}/part-refund", {
+            "out_refund_no": out_refund_no, "amount_fen": amount_fen, "reason": reason[:120]})
 
     async def order(self, order_id: str) -> dict:
         return await self._http.call("GET", f"/v1/orders/{order_id}")

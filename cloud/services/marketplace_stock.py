@@ -43,7 +43,8 @@ class MarketplaceStock:
                 continue
             skus = [r["key"]] if r["scope"] == "sku" else [s for s, p in catalogue.by_sku.items()
                                                             if p.category == r["key"]]
-            out.setdefault(r["store_id"], set()).update(s for s in skus if s in catalogue)
+            # loose goods sold by weight are not offered: a marketplace sells pieces (packs) at a price each
+            out.setdefault(r["store_id"], set()).update(s for s in skus if s in catalogue and not catalogue.get(s).weighed)
         return {store: sorted(skus) for store, skus in out.items()}
 
     async def push_once(self, full: bool = False) -> int:

@@ -173,6 +173,8 @@ class Picking:
         """Reserve the short units at the nearest other store with escrow for them (confirmed: the order is paid),
         add that store's part, and tell it; None when no store can. A store already in the order (or `taken` by
         another line of this event) is not chosen: a store's part reaches it as one order to fulfil."""
+        if order["kind"] == "marketplace":  # the platform's rider collects at its shop only: the money goes back
+            return None
         allocation = json.loads(order["allocation"])
         for store, lines in allocation.items():  # this event re-routed them before (a redelivery): the same store
             rid = derived_id(e.event_id, f"reroute:{sku}:{store}")

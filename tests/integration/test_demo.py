@@ -87,6 +87,11 @@ def test_short_demo_summary_holds(tmp_path):
     budget = next(b for b in prog["levels"]["budgets"] if b["rule_id"] == "DEMO-LV-BUDGET")
     assert budget["used_fen"] + budget["till_used_fen"] > 0 and budget["used_fen"] <= budget["cap_fen"], budget
     assert prog["segments"]["campaigns_launched"] == 1 and prog["segments"]["members_per_segment"], prog["segments"]
+    # the simulated marketplace's customers bought from the first store's share; the cloud took their orders, the
+    # store picked them and the platform's rider delivered them
+    market = summary["marketplace"]
+    assert market["placed_on_platform"] > 0 and market["orders"] > 0, market
+    assert market["delivered"] > 0 and "marketplace (simulated)" in result.stdout, market
 
 
 def test_consistency_load_reports_every_probe_sale_visible(tmp_path):

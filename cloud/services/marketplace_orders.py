@@ -1,0 +1,479 @@
+"""Orders from the marketplaces (issue 23): the platform's webhooks taken in, each of its orders made an order of the
+shop's store, served from the marketplace's own share of the store's online escrow, and its status told back.
+
+- `order.created`: an order of kind `marketplace` (fulfilment `delivery`: the platform's rider carries it) of the
+  store the shop is (shop id = store id). Each line is reserved from the marketplace's channel (`mkt:<id>`) of the
+  StockPool, never from the mall's share nor the store's till share; a line that cannot be reserved rejects the
+  whole order at the platform (`reject`: the platform refunds its customer and offers the units again), and nothing
+  of it is kept. A reserved order is paid by the platform: a `marketplace` charge recorded `done` (the platform
+  took the customer's money; we never ask for it), then the money saga's `complete` confirms the reservations, moves
+  the order `paid` and sends it to the store to be picked, like a mall order; then the platform is told `confirm`.
+- Picked (`ready`): the platform is told `ready` and its rider collects it, never our rider platform;
+  `order.picked_up` and `order.delivered` move it `out_for_delivery` and `delivered`.
+- `order.cancelled` (the customer before packing, the platform's confirm timeout, or our own reject coming back):
+  the order is cancelled and everything it holds goes back (`OrderEndings.cancel`: the charge refunded as the
+  platform refunds, the reservations released into the marketplace's share). An order we cancel ourselves (the
+  store could not pick it, an operator) is rejected at the platform.
+- `refund.requested` after delivery: an after-sales request of the order (`cloud/services/after_sales.py`), decided
+  by the store like a member's; the decision is told to the platform (`agree_refund` / `reject_refund`).
+- A line the store could not pack is refunded at picking like a mall order's (never sent for at another store: the
+  platform's rider collects at its shop only), and the platform is asked to give that part back (`part_refund`).
+
+Guarantees:
+- Each webhook is believed only when signed by the platform (`marketplace_api.read_webhook`), and applied once: its
+  event id is recorded with the outcome (`marketplace_events`), and every step is idempotent by id besides (the
+  order's idempotency key is `mkt:<marketplace>/<platform order id>`, its reservation, charge and journal ids derive
+  from it), so a duplicate, a resend after a timeout or two deliveries at once make one order.
+- A webhook that could not be handled now (an actor or the database failing, the order still being taken by a
+  concurrent delivery) answers 503 and changes nothing the next delivery cannot finish; the platform resends.
+- A cancel that overtakes its `order.created` is remembered: the order is then never taken (and one taken in the
+  meantime is cancelled).
+- What the platform must be told (confirm, ready, reject, a refund decision) is recorded when told; the sweeper
+  (`sweep`) tells it again what a failure left untold.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from actors.stock_pool import Reserve
+from cloud.services import delivery_parts as parts
+from cloud.services import order_journal as journal
+from cloud.services.marketplace_api import (
+    HttpMarketplace,
+    MarketplaceRefused,
+    MarketplaceUnavailable,
+    Webhook,
+)
+from cloud.services.order_rows import allocation_of, key_id
+from cloud.services.partner_http import BadCallback
+from cloud.services.verdicts import Refusal
+from protocol import order_lifecycle as lifecycle
+from protocol.money_saga import charge_id
+from protocol.return_messages import AfterSalesLine
+
+log = logging.getLogger("freshmesh.marketplace")
+SWEEP_AFTER_MS = 5_000  # what a failure left untold this long is told again
+SWEEP_BATCH_MAX = 50
+TOLD = ("confirmed_ms", "ready_ms", "rejected_ms")  # what the platform was told, and when
+TAKEN = (lifecycle.PAID, *lifecycle.IN_STORE_STATUSES, lifecycle.DELIVERED, lifecycle.COMPLETED,
+         lifecycle.PARTIALLY_REFUNDED, lifecycle.REFUNDED)
+
+MIGRATION_52 = (52, "orders from the marketplaces (cloud/services/marketplace_orders.py)", """
+    create table if not exists marketplace_orders (
+        marketplace       text not null,
+        platform_order_id text not null,
+        order_id          text unique,             -- ours, once claimed
+        store_id          text not null,
+        confirmed_ms      bigint,                  -- the platform was told we take it
+        ready_ms          bigint,                  -- ... that it is packed
+        rejected_ms       bigint,                  -- ... that we cannot serve it
+        cancelled_ms      bigint,                  -- the platform cancelled it (maybe before we heard of it)
+        cancel_reason     text,
+        created_ms        bigint not null,
+        updated_ms        bigint not null,
+        primary key (marketplace, platform_order_id)
+    );
+    create table if not exists marketplace_events (
+        marketplace text not null,
+        event_id    text not null,
+        event       text not null,
+        platform_order_id text not null,
+        outcome     text not null,
+        at_ms       bigint not null,
+        primary key (marketplace, event_id)
+    );
+    create table if not exists marketplace_refunds (
+        marketplace text not null,
+        refund_id   text not null,
+        order_id    text not null,
+        request_id  text,                          -- the after-sales request it became
+        decision    text,                          -- agreed | rejected (its request decided); ours (we gave back)
+        reason      text,
+        told_ms     bigint,
+        created_ms  bigint not null,
+        primary key (marketplace, refund_id)
+    );
+    create unique index if not exists marketplace_refunds_request on marketplace_refunds (request_id);
+    -- an after-sales request a marketplace asked for on its customer's behalf has no member of ours
+    alter table after_sales alter column member_id drop not null;
+""")
+
+
+class Retry(RuntimeError):
+    """Not handled now (in progress elsewhere, or a backend failing): answered 503, the platform resends."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    message: str
+
+
+class MarketplaceOrders:
+    def __init__(self, cloud, orders, after_sales, markets: dict[str, HttpMarketplace]) -> None:
+        self.cloud, self.orders, self.after_sales, self.markets = cloud, orders, after_sales, markets
+
+    # ---- the webhook ---------------------------------------------------------------------------------------------
+    async def notified(self, marketplace: str, headers, body: bytes) -> Outcome:
+        """One webhook: 200 when handled (now, before, or acknowledged without effect), 401/400 not believed or
+        unreadable, 404 no such marketplace, 503 try again later. Nothing is kept of one not answered 200."""
+        market = self.markets.get(marketplace)
+        if market is None:
+            return Outcome(404, f"no marketplace {marketplace!r} is configured")
+        try:
+            hook = market.read_webhook(headers, body)
+        except BadCallback as bad:
+            log.warning("marketplace %s: webhook refused (%s): %s", marketplace, bad.status, bad.detail)
+            return Outcome(bad.status, bad.detail)
+        db = self.cloud.db
+        seen = await db.fetchval("select outcome from marketplace_events where marketplace = $1 and event_id = $2",
+                                 marketplace, hook.event_id)
+        if seen is not None:
+            return Outcome(200, f"duplicate: {seen}")
+        try:
+            said = await self.apply(market, hook)
+        except Retry as retry:
+            return Outcome(503, str(retry))
+        except Exception as exc:  # noqa: BLE001 - one order's trouble: the platform resends it, the others go on
+            log.exception("marketplace %s: webhook %s (%s of %s) not handled", marketplace, hook.event_id, hook.event,
+                          hook.order_id)
+            return Outcome(503, f"not handled now ({type(exc).__name__}); resend later")
+        await db.execute("insert into marketplace_events (marketplace, event_id, event, platform_order_id, outcome, "
+                         "at_ms) values ($1, $2, $3, $4, $5, $6) on conflict do nothing", marketplace, hook.event_id,
+                         hook.event, hook.order_id, said[:200], self.cloud.now_ms())
+        return Outcome(200, said)
+
+    async def apply(self, market: HttpMarketplace, hook: Webhook) -> str:
+        if hook.event == "order.created":
+            return await self.take(market, hook)
+        if hook.event == "order.cancelled":
+            return await self.cancelled(market, hook)
+        if hook.event in ("order.picked_up", "order.delivered"):
+            return await self.rider(market, hook)
+        if hook.event == "refund.requested":
+            return await self.refund_requested(market, hook)
+        return "noted"  # refund.decided: the platform's echo of our own decision
+
+    # ---- order.created -------------------------------------------------------------------------------------------
+    async def take(self, market: HttpMarketplace, hook: Webhook) -> str:
+        db, now, m = self.cloud.db, self.cloud.now_ms(), market.marketplace
+        store = hook.shop_id
+        await db.execute("""insert into marketplace_orders (marketplace, platform_order_id, store_id, created_ms,
+                                updated_ms) values ($1, $2, $3, $4, $4) on conflict do nothing""",
+                         m, hook.order_id, store, now)
+        link = await self._link(m, hook.order_id)
+        if link["cancelled_ms"] is not None and link["order_id"] is None:
+            return "cancelled by the platform before it was taken: not taken"
+        problem = self._problem(hook)
+        if problem:  # nothing to reserve: refused at the platform, nothing kept
+            await self._reject(market, hook.order_id, problem)
+            return f"rejected: {problem}"
+        key = f"mkt:{m}/{hook.order_id}"
+        kid = key_id(key)
+        plan = {store: {line.sku: line.qty for line in hook.lines}}
+        allocation = allocation_of(kid, plan)
+        catalogue = self.cloud.world.catalogue
+        lines = [{"sku": line.sku, "name": catalogue.get(line.sku).name, "qty": line.qty, "weighed": False,
+                  "list_fen": line.qty * line.price_fen, "amount_fen": line.qty * line.price_fen} for line in hook.lines]
+        order_id = await db.fetchval(
+            """insert into orders (order_id, idempotency_key, kind, fulfilment, status, member_id, allocation, lines,
+                   total_fen, slot_start_ms, created_ms, updated_ms)
+               values ($1, $2, 'marketplace', 'delivery', 'pending', null, $3, $4, $5, $6, $6, $6)
+               on conflict (idempotency_key) do nothing returning order_id""",
+            self.cloud.ids.new(), key, json.dumps(allocation), json.dumps(lines), hook.total_fen, now)
+        if order_id is not None:
+            await journal.note(db, order_id, "created", now, detail={
+                "fulfilment": "delivery", "marketplace": m, "platform_order_id": hook.order_id,
+                "customer": hook.customer})
+        row = await db.fetchrow("select * from orders where idempotency_key = $1", key)
+        order_id = row["order_id"]
+        await db.execute("update marketplace_orders set order_id = $3, updated_ms = $4 where marketplace = $1 "
+                         "and platform_order_id = $2 and order_id is null", m, hook.order_id, order_id, now)
+        if row["status"] in (lifecycle.REJECTED, lifecycle.EXPIRED):
+            await self._reject(market, hook.order_id, "out of stock")  # told again: the first telling may be lost
+            return f"rejected before: {row['status']}"
+        if row["status"] == lifecycle.PENDING:
+            if not await self._reserve(market, order_id, allocation, store):
+                try:
+                    await journal.advance(db, order_id, "reject", self.cloud.now_ms(), only_from=(lifecycle.PENDING,),
+                                          detail={"reason": f"{m}: not enough in the marketplace's share"})
+                except lifecycle.IllegalTransition as exc:  # a concurrent delivery of the webhook did
+                    log.info("marketplace order %s: %s", order_id, exc)
+                await self._reject(market, hook.order_id, "out of stock")
+                return "rejected: out of stock"
+            try:
+                await journal.advance(db, order_id, "reserve", self.cloud.now_ms(), only_from=(lifecycle.PENDING,),
+                                      detail={"stores": [store], "total_fen": hook.total_fen, "marketplace": m},
+                                      fields={"expires_ms": self.cloud.now_ms() + self.cloud.reservation_ttl_ms})
+            except lifecycle.IllegalTransition as exc:
+                log.info("marketplace order %s: %s", order_id, exc)
+        row = await db.fetchrow("select * from orders where order_id = $1", order_id)
+        if row["status"] == lifecycle.RESERVED:
+            await self._paid_by_platform(row, hook.order_id)
+            try:
+                await self.orders.saga.complete(order_id)  # reservations confirmed, `paid`, the store told
+            except Refusal as refusal:  # a reservation lapsed meanwhile: ended, refunded, rejected
+                await self._reject(market, hook.order_id, "out of stock")
+                return f"rejected: {refusal.detail}"
+        row = await db.fetchrow("select * from orders where order_id = $1", order_id)
+        link = await self._link(m, hook.order_id)
+        if link["cancelled_ms"] is not None:  # the platform's cancel came while it was being taken
+            await self._cancel(row, link["cancel_reason"] or "cancelled by the platform")
+            return "cancelled by the platform while it was taken"
+        if row["status"] in TAKEN:
+            await self._confirm(market, hook.order_id)
+            return f"taken: order {order_id}"
+        return f"order {order_id} is {row['status']}"
+
+    def _problem(self, hook: Webhook) -> str:
+        """Why the order cannot be served at all (before anything is held), or ''."""
+        if hook.shop_id not in self.cloud.world.stores:
+            return f"unknown shop {hook.shop_id}"
+        catalogue, seen = self.cloud.world.catalogue, set()
+        for line in hook.lines:
+            product = catalogue.by_sku.get(line.sku)
+            if product is None:
+                return f"unknown sku {line.sku}"
+            if product.weighed:
+                return f"{line.sku} is sold by weight, not on marketplaces"
+            if line.sku in seen:
+                return f"{line.sku} named twice"
+            seen.add(line.sku)
+        if hook.total_fen != sum(line.qty * line.price_fen for line in hook.lines):
+            return "total_fen is not the sum of the lines"
+        return ""
+
+    async def _reserve(self, market: HttpMarketplace, order_id: str, allocation: dict, store: str) -> bool:
+        """Every line from the marketplace's channel, or none (those taken are released)."""
+        pool = self.cloud.actors.stock_pool
+        wanted = [Reserve(id=f"reserve:{line['reservation_id']}", reservation_id=line["reservation_id"],
+                          order_id=order_id, store=store, sku=line["sku"], qty=line["qty"],
+                          ttl_ms=self.cloud.reservation_ttl_ms, channel=market.channel) for line in allocation[store]]
+        results = [await pool.send(c) for c in wanted]
+        if all(r.succeeded for r in results):
+            return True
+        await self.orders._release([(c.sku, c.reservation_id) for c, r in zip(wanted, results, strict=True)
+                                    if r.succeeded], "order")
+        return False
+
+    async def _paid_by_platform(self, row, platform_order_id: str) -> None:
+        """The platform took the customer's money: our charge records it, `done` at once (never asked for)."""
+        now = self.cloud.now_ms()
+        await self.cloud.db.execute(
+            """insert into money_movements (movement_id, kind, order_id, member_id, method, amount_fen, state,
+                   provider_txn_id, created_ms, updated_ms)
+               values ($1, 'charge', $2, null, 'marketplace', $3, 'done', $4, $5, $5)
+               on conflict (movement_id) do nothing""",
+            charge_id(row["order_id"]), row["order_id"], row["total_fen"], platform_order_id, now)
+
+    # ---- telling the platform ------------------------------------------------------------------------------------
+    async def _tell(self, market: HttpMarketplace, platform_order_id: str, column: str, call) -> None:
+        """`call()` at the platform, then `column` recorded; unreachable: left for the sweeper."""
+        try:
+            await call()
+        except MarketplaceUnavailable as exc:
+            log.warning("marketplace %s: order %s not told yet (%s): the sweeper tells it", market.marketplace,
+                        platform_order_id, exc)
+            return
+        except MarketplaceRefused as refused:  # the platform moved on (cancelled it, a timeout): recorded as told
+            log.warning("marketplace %s: order %s: %s refused: %s", market.marketplace, platform_order_id, column,
+                        refused)
+        assert column in TOLD, column  # one of our own column names, never outside input
+        await self.cloud.db.execute(f"update marketplace_orders set {column} = coalesce({column}, $3), "  # noqa: S608
+                                    "updated_ms = $3 where marketplace = $1 and platform_order_id = $2",
+                                    market.marketplace, platform_order_id, self.cloud.now_ms())
+
+    async def _confirm(self, market: HttpMarketplace, platform_order_id: str) -> None:
+        await self._tell(market, platform_order_id, "confirmed_ms", lambda: market.confirm(platform_order_id))
+
+    async def _reject(self, market: HttpMarketplace, platform_order_id: str, reason: str) -> None:
+        await self._tell(market, platform_order_id, "rejected_ms", lambda: market.reject(platform_order_id, reason))
+
+    async def _link(self, marketplace: str, platform_order_id: str):
+        return await self.cloud.db.fetchrow("select * from marketplace_orders where marketplace = $1 and "
+                                            "platform_order_id = $2", marketplace, platform_order_id)
+
+    async def _link_of(self, order_id: str):
+        return await self.cloud.db.fetchrow("select * from marketplace_orders where order_id = $1", order_id)
+
+    async def ready(self, order_id: str) -> bool:
+        """The hook for a picked marketplace order (the services route `Orders.on_ready` here for these): the
+        platform is told it is packed, and its rider comes. False when the order is not a marketplace's."""
+        link = await self._link_of(order_id)
+        if link is None:
+            return False
+        market = self.markets.get(link["marketplace"])
+        if market is None:
+            log.error("order %s is of marketplace %s, which is not configured", order_id, link["marketplace"])
+            return True
+        await self._tell(market, link["platform_order_id"], "ready_ms", lambda: market.ready(link["platform_order_id"]))
+        return True
+
+    async def ended_here(self, order_id: str) -> bool:
+        """The hook for a marketplace order we cancelled (the store could not serve it, an operator): rejected at
+        the platform, unless the platform cancelled it itself. False when the order is not a marketplace's."""
+        link = await self._link_of(order_id)
+        if link is None:
+            return False
+        market = self.markets.get(link["marketplace"])
+        if market is not None and link["cancelled_ms"] is None:
+            await self._reject(market, link["platform_order_id"], "the store cannot serve it")
+        return True
+
+    # ---- order.cancelled, picked_up, delivered --------------------------------------------------------------------
+    async def cancelled(self, market: HttpMarketplace, hook: Webhook) -> str:
+        db, now, m = self.cloud.db, self.cloud.now_ms(), market.marketplace
+        await db.execute(
+            """insert into marketplace_orders (marketplace, platform_order_id, store_id, cancelled_ms, cancel_reason,
+                   created_ms, updated_ms) values ($1, $2, $3, $4, $5, $4, $4)
+               on conflict (marketplace, platform_order_id) do update
+                   set cancelled_ms = coalesce(marketplace_orders.cancelled_ms, $4),
+                       cancel_reason = coalesce(marketplace_orders.cancel_reason, $5), updated_ms = $4""",
+            m, hook.order_id, hook.shop_id or "", now, hook.reason or "cancelled")
+        link = await self._link(m, hook.order_id)
+        if link["order_id"] is None:
+            return "not taken: it never will be"
+        row = await db.fetchrow("select * from orders where order_id = $1", link["order_id"])
+        if row["status"] == lifecycle.PENDING:  # being taken now: that request sees the cancel, or a resend does
+            raise Retry(f"order {row['order_id']} is being taken; resend")
+        if row["status"] in lifecycle.UNSERVED_STATUSES:
+            return f"already {row['status']}"
+        return await self._cancel(row, f"{m}: {hook.reason or 'cancelled'}")
+
+    async def _cancel(self, row, reason: str) -> str:
+        try:
+            done = await self.orders.cancel(row["order_id"], None, reason)
+        except Refusal as refusal:  # handed to the rider already: the platform's refund flow follows
+            return f"not cancelled: {refusal.detail}"
+        return f"cancelled: order {row['order_id']} is {done['status']}"
+
+    async def rider(self, market: HttpMarketplace, hook: Webhook) -> str:
+        link = await self._link(market.marketplace, hook.order_id)
+        if link is None or link["order_id"] is None:
+            return "no order of ours: ignored"
+        order_id, store = link["order_id"], link["store_id"]
+        status = await self.cloud.db.fetchval("select status from orders where order_id = $1", order_id)
+        events = ["hand_to_rider"] if hook.event == "order.picked_up" else \
+            (["hand_to_rider", "deliver"] if status == lifecycle.READY else ["deliver"])
+        detail = {"marketplace": market.marketplace, "platform_order_id": hook.order_id, "status": hook.event}
+        try:
+            for event in events:  # `picked_up` lost or overtaken: the goods did leave
+                await parts.step(self.cloud.db, order_id, store, event, self.cloud.now_ms(),
+                                 key=f"mkt:{hook.event_id}:{event}", detail=detail)
+        except lifecycle.IllegalTransition as exc:  # late or out of order: the order does not move back
+            return f"not applied: {exc}"
+        return f"order {order_id}: {' then '.join(events)}"
+
+    # ---- refunds -------------------------------------------------------------------------------------------------
+    async def refund_requested(self, market: HttpMarketplace, hook: Webhook) -> str:
+        db, m = self.cloud.db, market.marketplace
+        link = await self._link(m, hook.order_id)
+        if link is None or link["order_id"] is None:
+            await self._decide_at_platform(market, hook.refund_id, "rejected", "no such order")
+            return "no order of ours: refused"
+        await db.execute("insert into marketplace_refunds (marketplace, refund_id, order_id, created_ms) values "
+                         "($1, $2, $3, $4) on conflict do nothing", m, hook.refund_id, link["order_id"],
+                         self.cloud.now_ms())
+        try:
+            request, _ = await self.after_sales.request(
+                link["order_id"], None, tuple(AfterSalesLine(sku=x.sku, qty=x.qty) for x in hook.lines),
+                f"{m} refund {hook.refund_id}: {hook.reason}"[:500], False, f"mkt:{m}:{hook.refund_id}")
+        except Refusal as refusal:  # nothing to refund (not delivered, past the window, more than was handed over)
+            await db.execute("update marketplace_refunds set decision = 'rejected', reason = $3 where marketplace = $1 "
+                             "and refund_id = $2 and decision is null", m, hook.refund_id, refusal.detail[:200])
+            await self._decide_at_platform(market, hook.refund_id, "rejected", refusal.detail)
+            return f"refused: {refusal.detail}"
+        await db.execute("update marketplace_refunds set request_id = $3 where marketplace = $1 and refund_id = $2",
+                         m, hook.refund_id, request["request_id"])
+        return f"after-sales request {request['request_id']}"
+
+    async def refund_decided(self, row) -> None:
+        """The hook `AfterSales.on_decided`: a decided request the marketplace asked for is told to it."""
+        refund = await self.cloud.db.fetchrow("select * from marketplace_refunds where request_id = $1",
+                                              row["request_id"])
+        if refund is None or row["status"] not in ("approved", "refused"):
+            return
+        decision = "agreed" if row["status"] == "approved" else "rejected"
+        await self.cloud.db.execute("update marketplace_refunds set decision = $2, reason = $3 where request_id = $1 "
+                                    "and decision is null", row["request_id"], decision, row["decision_reason"] or "")
+        market = self.markets.get(refund["marketplace"])
+        if market is not None:
+            await self._decide_at_platform(market, refund["refund_id"], decision, row["decision_reason"] or "")
+
+    async def _decide_at_platform(self, market: HttpMarketplace, refund_id: str, decision: str, reason: str) -> None:
+        try:
+            if decision == "agreed":
+                await market.agree_refund(refund_id)
+            else:
+                await market.reject_refund(refund_id, reason or "refused")
+        except MarketplaceUnavailable as exc:
+            log.warning("marketplace %s: refund %s decision not told yet (%s)", market.marketplace, refund_id, exc)
+            return
+        except MarketplaceRefused as refused:
+            log.warning("marketplace %s: refund %s decision refused: %s", market.marketplace, refund_id, refused)
+        await self.cloud.db.execute("update marketplace_refunds set told_ms = $3 where marketplace = $1 and "
+                                    "refund_id = $2", market.marketplace, refund_id, self.cloud.now_ms())
+
+    # ---- the sweeper ---------------------------------------------------------------------------------------------
+    async def sweep(self) -> int:
+        """Tell the platforms what a failure left untold: confirms of taken orders, readies of packed ones, rejects
+        of ended ones, refund decisions. Returns how many it told (or tried)."""
+        db, before = self.cloud.db, self.cloud.now_ms() - SWEEP_AFTER_MS
+        rows = await db.fetch(
+            """select l.*, o.status from marketplace_orders l join orders o using (order_id)
+               where l.updated_ms < $1 and l.cancelled_ms is null and (
+                   (l.confirmed_ms is null and l.rejected_ms is null and o.status = any($2::text[]))
+                   or (l.ready_ms is null and o.status = 'ready')
+                   or (l.rejected_ms is null and o.status = any($3::text[])))
+               limit $4""", before, list(TAKEN), list(lifecycle.UNSERVED_STATUSES), SWEEP_BATCH_MAX)
+        for row in rows:
+            market = self.markets.get(row["marketplace"])
+            if market is None:
+                continue
+            if row["status"] in lifecycle.UNSERVED_STATUSES:
+                await self._reject(market, row["platform_order_id"], "the store cannot serve it")
+            elif row["confirmed_ms"] is None:
+                await self._confirm(market, row["platform_order_id"])
+            if row["status"] == lifecycle.READY and row["ready_ms"] is None:
+                await self.ready(row["order_id"])
+        refunds = await db.fetch("select * from marketplace_refunds where decision is not null and told_ms is null "
+                                 "and decision <> 'ours' and created_ms < $1 limit $2", before, SWEEP_BATCH_MAX)
+        for refund in refunds:
+            market = self.markets.get(refund["marketplace"])
+            if market is not None:
+                await self._decide_at_platform(market, refund["refund_id"], refund["decision"], refund["reason"] or "")
+        return len(rows) + len(refunds) + await self._tell_our_part_refunds()
+
+    async def _tell_our_part_refunds(self) -> int:
+        """Part refunds we made (a short line at picking: `refund:<order>:<part>`, done at once as the platform holds
+        the money) are asked of the platform, once each by the movement's id; an after-sales refund was the
+        platform's own request (agreed instead)."""
+        rows = await self.cloud.db.fetch(
+            """select m.movement_id, m.amount_fen, m.detail, l.marketplace, l.platform_order_id, l.order_id
+               from money_movements m join marketplace_orders l using (order_id)
+               where m.kind = 'refund' and m.method = 'marketplace' and m.state = 'done'
+                   and m.movement_id like 'refund:%:%' and m.movement_id not like 'refund:%:as:%'
+                   and not exists (select 1 from marketplace_refunds r where r.marketplace = l.marketplace
+                                   and r.refund_id = m.movement_id and r.told_ms is not null)
+               limit $1""", SWEEP_BATCH_MAX)
+        for row in rows:
+            market = self.markets.get(row["marketplace"])
+            if market is None:
+                continue
+            try:
+                await market.part_refund(row["platform_order_id"], row["movement_id"], row["amount_fen"],
+                                         row["detail"] or "not packed")
+            except MarketplaceUnavailable as exc:
+                log.warning("marketplace %s: part refund %s not asked yet (%s)", row["marketplace"],
+                            row["movement_id"], exc)
+                continue
+            except MarketplaceRefused as refused:  # cancelled meanwhile (refunded whole): nothing more to ask
+                log.warning("marketplace %s: part refund %s refused: %s", row["marketplace"], row["movement_id"],
+                            refused)
+            await self.cloud.db.execute(
+                """insert into marketplace_refunds (marketplace, refund_id, order_id, decision, told_ms, created_ms)
+                   values ($1, $2, $3, 'ours', $4, $4) on conflict (marketplace, refund_id) do update
+                   set told_ms = $4""", row["marketplace"], row["movement_id"], row["order_id"], self.cloud.now_ms())
+        return len(rows)

@@ -10,7 +10,8 @@ Guarantees:
 - Per SKU, a channel's share is the SKU's own row, else its category's. For no SKU do a store's channels add up past
   10000: a change that would is refused before anything is written, naming the SKU and each channel's share.
 - The StockPool follows (`SetChannelRatio` for each SKU the row covers, under ids derived from the row's version:
-  applied once), and again at every start (`resend`). The store is not told: the share divides what the store
+  applied once), one follower per store at a time reading the newest rows (two concurrent changes end on the
+  newer), and again at every start (`resend`). The store is not told: the share divides what the store
   granted the cloud, not the store's stock.
 """
 from __future__ import annotations
@@ -111,9 +112,23 @@ class ChannelShares:
             await record(conn, now, by, "channel_share.set", f"{store_id}/{channel}/{scope}:{key}",
                          None if before is None else {"ratio_bp": before["ratio_bp"], "version": before["version"]},
                          {"ratio_bp": ratio, "version": row["version"]})
-            rows = [dict(r) for r in await conn.fetch("select * from channel_shares where store_id = $1", store_id)]
-        escrow = await self._follow(row, rows)
+        escrow = await self._follow_newest(store_id, channel, scope, key)
         return {"store_id": store_id, **_row_json(row), "escrow": escrow}
+
+    async def _follow_newest(self, store_id: str, channel: str, scope: str, key: str) -> dict[str, int]:
+        """The StockPool follows the row as it is now, one follower of a store at a time: two changes of the same
+        share committed in one order but followed in the other would leave the pool on the older one; under the lock
+        each follower reads the newest rows, so the last to follow applies the newest (an older follower coming
+        after it re-sends the newest version's ids: already applied, nothing changes)."""
+        async with self.cloud.db.acquire() as conn:
+            await conn.execute("select pg_advisory_lock(hashtext('channel_shares_follow:' || $1))", store_id)
+            try:
+                rows = [dict(r) for r in await conn.fetch("select * from channel_shares where store_id = $1",
+                                                          store_id)]
+                newest = next(r for r in rows if (r["channel"], r["scope"], r["key"]) == (channel, scope, key))
+                return await self._follow(newest, rows)
+            finally:
+                await conn.execute("select pg_advisory_unlock(hashtext('channel_shares_follow:' || $1))", store_id)
 
     async def _follow(self, row, rows: list[dict]) -> dict[str, int]:
         """The StockPool's share of each SKU the row covers (a category's: those without a row of their own for this

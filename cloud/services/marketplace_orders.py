@@ -20,6 +20,9 @@ shop's store, served from the marketplace's own share of the store's online escr
   platform's rider collects at its shop only), and the platform is asked to give that part back (`part_refund`).
 
 Guarantees:
+- The platform is believed about its own orders: the lines' prices and the total are what its customer paid (its
+  own promotions included), checked only to add up; the shop must be one of our stores, each SKU ours and sold by
+  the piece, each named once.
 - Each webhook is believed only when signed by the platform (`marketplace_api.read_webhook`), and applied once: its
   event id is recorded with the outcome (`marketplace_events`), and every step is idempotent by id besides (the
   order's idempotency key is `mkt:<marketplace>/<platform order id>`, its reservation, charge and journal ids derive
@@ -57,6 +60,8 @@ log = logging.getLogger("freshmesh.marketplace")
 SWEEP_AFTER_MS = 5_000  # what a failure left untold this long is told again
 SWEEP_BATCH_MAX = 50
 TOLD = ("confirmed_ms", "ready_ms", "rejected_ms")  # what the platform was told, and when
+PAST_CONFIRMED = ("confirmed", "ready", "picked_up", "delivered", "cancelled")  # the platform's order statuses
+PAST_READY = ("ready", "picked_up", "delivered", "cancelled")
 TAKEN = (lifecycle.PAID, *lifecycle.IN_STORE_STATUSES, lifecycle.DELIVERED, lifecycle.COMPLETED,
          lifecycle.PARTIALLY_REFUNDED, lifecycle.REFUNDED)
 
@@ -128,21 +133,23 @@ class MarketplaceOrders:
             log.warning("marketplace %s: webhook refused (%s): %s", marketplace, bad.status, bad.detail)
             return Outcome(bad.status, bad.detail)
         db = self.cloud.db
-        seen = await db.fetchval("select outcome from marketplace_events where marketplace = $1 and event_id = $2",
-                                 marketplace, hook.event_id)
-        if seen is not None:
-            return Outcome(200, f"duplicate: {seen}")
         try:
+            seen = await db.fetchval("select outcome from marketplace_events where marketplace = $1 and "
+                                     "event_id = $2", marketplace, hook.event_id)
+            if seen is not None:
+                return Outcome(200, f"duplicate: {seen}")
             said = await self.apply(market, hook)
+            # recorded only once handled: a webhook answered 503 is applied again when it comes again (every step
+            # is idempotent), and one recorded is answered as a duplicate
+            await db.execute("insert into marketplace_events (marketplace, event_id, event, platform_order_id, "
+                             "outcome, at_ms) values ($1, $2, $3, $4, $5, $6) on conflict do nothing", marketplace,
+                             hook.event_id, hook.event, hook.order_id, said[:200], self.cloud.now_ms())
         except Retry as retry:
             return Outcome(503, str(retry))
         except Exception as exc:  # noqa: BLE001 - one order's trouble: the platform resends it, the others go on
             log.exception("marketplace %s: webhook %s (%s of %s) not handled", marketplace, hook.event_id, hook.event,
                           hook.order_id)
             return Outcome(503, f"not handled now ({type(exc).__name__}); resend later")
-        await db.execute("insert into marketplace_events (marketplace, event_id, event, platform_order_id, outcome, "
-                         "at_ms) values ($1, $2, $3, $4, $5, $6) on conflict do nothing", marketplace, hook.event_id,
-                         hook.event, hook.order_id, said[:200], self.cloud.now_ms())
         return Outcome(200, said)
 
     async def apply(self, market: HttpMarketplace, hook: Webhook) -> str:
@@ -269,27 +276,60 @@ class MarketplaceOrders:
             charge_id(row["order_id"]), row["order_id"], row["total_fen"], platform_order_id, now)
 
     # ---- telling the platform ------------------------------------------------------------------------------------
-    async def _tell(self, market: HttpMarketplace, platform_order_id: str, column: str, call) -> None:
-        """`call()` at the platform, then `column` recorded; unreachable: left for the sweeper."""
+    async def _tell(self, market: HttpMarketplace, platform_order_id: str, column: str, call) -> bool:
+        """`call()` at the platform, then `column` recorded (True). Unreachable: the row is touched, and the sweeper
+        tells it again after a while (False). Refused (4xx): the platform's own view of the order decides - it
+        has moved past what we meant to tell (a cancelled order, one confirmed or packed already): recorded; it has
+        not (told `ready` before `confirm`): left for the sweeper."""
+        assert column in TOLD, column  # one of our own column names, never outside input
         try:
             await call()
         except MarketplaceUnavailable as exc:
             log.warning("marketplace %s: order %s not told yet (%s): the sweeper tells it", market.marketplace,
                         platform_order_id, exc)
-            return
-        except MarketplaceRefused as refused:  # the platform moved on (cancelled it, a timeout): recorded as told
-            log.warning("marketplace %s: order %s: %s refused: %s", market.marketplace, platform_order_id, column,
-                        refused)
-        assert column in TOLD, column  # one of our own column names, never outside input
+            await self._touch(market.marketplace, platform_order_id)
+            return False
+        except MarketplaceRefused as refused:
+            if not await self._moved_past(market, platform_order_id, column, refused):
+                await self._touch(market.marketplace, platform_order_id)
+                return False
         await self.cloud.db.execute(f"update marketplace_orders set {column} = coalesce({column}, $3), "  # noqa: S608
                                     "updated_ms = $3 where marketplace = $1 and platform_order_id = $2",
                                     market.marketplace, platform_order_id, self.cloud.now_ms())
+        return True
 
-    async def _confirm(self, market: HttpMarketplace, platform_order_id: str) -> None:
-        await self._tell(market, platform_order_id, "confirmed_ms", lambda: market.confirm(platform_order_id))
+    async def _moved_past(self, market: HttpMarketplace, platform_order_id: str, column: str,
+                          refused: MarketplaceRefused) -> bool:
+        """Whether the platform's order is already where telling `column` would put it, or past it."""
+        if refused.status == 404:  # the platform has no such order (a forged or foreign one): nothing to tell
+            return True
+        try:
+            status = (await market.order(platform_order_id)).get("status")
+        except (MarketplaceUnavailable, MarketplaceRefused) as exc:
+            log.warning("marketplace %s: order %s: %s refused (%s) and not read back: %s", market.marketplace,
+                        platform_order_id, column, refused, exc)
+            return False
+        past = {"confirmed_ms": PAST_CONFIRMED, "ready_ms": PAST_READY, "rejected_ms": ("cancelled",)}[column]
+        if status in past:
+            return True
+        if column == "rejected_ms":  # packed and collected already: the platform serves it though we ended it
+            log.error("marketplace %s: order %s is %s at the platform; our order ended and it could not be rejected "
+                      "(%s): the store must settle it by hand", market.marketplace, platform_order_id, status, refused)
+            return True  # telling again cannot change it; the error above is for people
+        log.warning("marketplace %s: order %s is %s at the platform; %s refused: %s", market.marketplace,
+                    platform_order_id, status, column, refused)
+        return False
 
-    async def _reject(self, market: HttpMarketplace, platform_order_id: str, reason: str) -> None:
-        await self._tell(market, platform_order_id, "rejected_ms", lambda: market.reject(platform_order_id, reason))
+    async def _touch(self, marketplace: str, platform_order_id: str) -> None:
+        """Looked at now: the sweeper comes back to it after SWEEP_AFTER_MS, not on every round."""
+        await self.cloud.db.execute("update marketplace_orders set updated_ms = $3 where marketplace = $1 and "
+                                    "platform_order_id = $2", marketplace, platform_order_id, self.cloud.now_ms())
+
+    async def _confirm(self, market: HttpMarketplace, platform_order_id: str) -> bool:
+        return await self._tell(market, platform_order_id, "confirmed_ms", lambda: market.confirm(platform_order_id))
+
+    async def _reject(self, market: HttpMarketplace, platform_order_id: str, reason: str) -> bool:
+        return await self._tell(market, platform_order_id, "rejected_ms", lambda: market.reject(platform_order_id, reason))
 
     async def _link(self, marketplace: str, platform_order_id: str):
         return await self.cloud.db.fetchrow("select * from marketplace_orders where marketplace = $1 and "
@@ -308,7 +348,10 @@ class MarketplaceOrders:
         if market is None:
             log.error("order %s is of marketplace %s, which is not configured", order_id, link["marketplace"])
             return True
-        await self._tell(market, link["platform_order_id"], "ready_ms", lambda: market.ready(link["platform_order_id"]))
+        pid = link["platform_order_id"]
+        if link["confirmed_ms"] is None and not await self._confirm(market, pid):  # packed before confirmed: the
+            return True  # platform takes `ready` only once confirmed (the sweeper does both later)
+        await self._tell(market, pid, "ready_ms", lambda: market.ready(pid))
         return True
 
     async def ended_here(self, order_id: str) -> bool:
@@ -354,17 +397,21 @@ class MarketplaceOrders:
         if link is None or link["order_id"] is None:
             return "no order of ours: ignored"
         order_id, store = link["order_id"], link["store_id"]
-        status = await self.cloud.db.fetchval("select status from orders where order_id = $1", order_id)
-        events = ["hand_to_rider"] if hook.event == "order.picked_up" else \
-            (["hand_to_rider", "deliver"] if status == lifecycle.READY else ["deliver"])
+        events = ["hand_to_rider"] if hook.event == "order.picked_up" else ["hand_to_rider", "deliver"]
         detail = {"marketplace": market.marketplace, "platform_order_id": hook.order_id, "status": hook.event}
-        try:
-            for event in events:  # `picked_up` lost or overtaken: the goods did leave
+        done = []
+        for event in events:  # `picked_up` lost or overtaken: the goods did leave
+            try:
                 await parts.step(self.cloud.db, order_id, store, event, self.cloud.now_ms(),
                                  key=f"mkt:{hook.event_id}:{event}", detail=detail)
-        except lifecycle.IllegalTransition as exc:  # late or out of order: the order does not move back
-            return f"not applied: {exc}"
-        return f"order {order_id}: {' then '.join(events)}"
+                done.append(event)
+            except lifecycle.IllegalTransition as exc:
+                # handed over already (a resent `picked_up` came first): `deliver` still applies; any other step
+                # late or out of order: the order does not move back
+                if event == "hand_to_rider" and exc.status in (lifecycle.OUT_FOR_DELIVERY, lifecycle.DELIVERED):
+                    continue
+                return f"not applied: {exc}"
+        return f"order {order_id}: {' then '.join(done) or 'nothing new'}"
 
     # ---- refunds -------------------------------------------------------------------------------------------------
     async def refund_requested(self, market: HttpMarketplace, hook: Webhook) -> str:
@@ -373,6 +420,9 @@ class MarketplaceOrders:
         if link is None or link["order_id"] is None:
             await self._decide_at_platform(market, hook.refund_id, "rejected", "no such order")
             return "no order of ours: refused"
+        status = await db.fetchval("select status from orders where order_id = $1", link["order_id"])
+        if status in (lifecycle.READY, lifecycle.OUT_FOR_DELIVERY):  # its `delivered` is still on the way to us
+            raise Retry(f"order {link['order_id']} is {status} here: resend once it is delivered")
         await db.execute("insert into marketplace_refunds (marketplace, refund_id, order_id, created_ms) values "
                          "($1, $2, $3, $4) on conflict do nothing", m, hook.refund_id, link["order_id"],
                          self.cloud.now_ms())
@@ -418,33 +468,62 @@ class MarketplaceOrders:
 
     # ---- the sweeper ---------------------------------------------------------------------------------------------
     async def sweep(self) -> int:
-        """Tell the platforms what a failure left untold: confirms of taken orders, readies of packed ones, rejects
-        of ended ones, refund decisions. Returns how many it told (or tried)."""
-        db, before = self.cloud.db, self.cloud.now_ms() - SWEEP_AFTER_MS
+        """Finish what a failure left half-way, each row looked at again only after SWEEP_AFTER_MS (a platform that is
+        down is not asked every second): confirms of taken orders, readies of packed ones, rejects of those we
+        ended, cancels the platform made that did not go through here, refund decisions and our part refunds not
+        told. Returns how many rows it looked at."""
+        db, before, markets = self.cloud.db, self.cloud.now_ms() - SWEEP_AFTER_MS, sorted(self.markets)
+        if not markets:
+            return 0
+        in_store = [lifecycle.PAID, *lifecycle.IN_STORE_STATUSES]
         rows = await db.fetch(
             """select l.*, o.status from marketplace_orders l join orders o using (order_id)
-               where l.updated_ms < $1 and l.cancelled_ms is null and (
-                   (l.confirmed_ms is null and l.rejected_ms is null and o.status = any($2::text[]))
-                   or (l.ready_ms is null and o.status = 'ready')
-                   or (l.rejected_ms is null and o.status = any($3::text[])))
-               limit $4""", before, list(TAKEN), list(lifecycle.UNSERVED_STATUSES), SWEEP_BATCH_MAX)
+               where l.marketplace = any($5::text[]) and l.updated_ms < $1 and (
+                   (l.cancelled_ms is null and (
+                       (l.confirmed_ms is null and l.rejected_ms is null and o.status = any($2::text[]))
+                       or (l.ready_ms is null and o.status = 'ready')
+                       or (l.rejected_ms is null and o.status = any($3::text[]))))
+                   or (l.cancelled_ms is not null and o.status = any($6::text[])))
+               order by l.updated_ms limit $4""",
+            before, list(TAKEN), list(lifecycle.UNSERVED_STATUSES), SWEEP_BATCH_MAX, markets, in_store)
         for row in rows:
-            market = self.markets.get(row["marketplace"])
-            if market is None:
-                continue
-            if row["status"] in lifecycle.UNSERVED_STATUSES:
-                await self._reject(market, row["platform_order_id"], "the store cannot serve it")
+            market, pid = self.markets[row["marketplace"]], row["platform_order_id"]
+            await self._touch(row["marketplace"], pid)
+            if row["cancelled_ms"] is not None:  # the platform's cancel did not go through when it came
+                order = await db.fetchrow("select * from orders where order_id = $1", row["order_id"])
+                log.warning("order %s: cancelled at %s, still %s here: cancelled now", row["order_id"],
+                            row["marketplace"], order["status"])
+                await self._cancel(order, f"{row['marketplace']}: {row['cancel_reason'] or 'cancelled'}")
+            elif row["status"] in lifecycle.UNSERVED_STATUSES:
+                await self._reject(market, pid, "the store cannot serve it")
+            elif row["status"] == lifecycle.READY and row["ready_ms"] is None:
+                await self.ready(row["order_id"])  # (confirms first when it was never confirmed)
             elif row["confirmed_ms"] is None:
-                await self._confirm(market, row["platform_order_id"])
-            if row["status"] == lifecycle.READY and row["ready_ms"] is None:
-                await self.ready(row["order_id"])
-        refunds = await db.fetch("select * from marketplace_refunds where decision is not null and told_ms is null "
-                                 "and decision <> 'ours' and created_ms < $1 limit $2", before, SWEEP_BATCH_MAX)
-        for refund in refunds:
-            market = self.markets.get(refund["marketplace"])
-            if market is not None:
-                await self._decide_at_platform(market, refund["refund_id"], refund["decision"], refund["reason"] or "")
-        return len(rows) + len(refunds) + await self._tell_our_part_refunds()
+                await self._confirm(market, pid)
+        # refund requests decided here (the hook may have failed, or come before the request was linked)
+        decided = await db.fetch(
+            """select r.marketplace, r.refund_id, a.request_id, a.status, a.decision_reason
+               from marketplace_refunds r join after_sales a
+                   on a.idempotency_key = 'mkt:' || r.marketplace || ':' || r.refund_id
+               where r.marketplace = any($3::text[]) and r.told_ms is null and a.status in ('approved', 'refused')
+                   and r.created_ms < $1
+               order by r.created_ms limit $2""", before, SWEEP_BATCH_MAX, markets)
+        for refund in decided:
+            decision = "agreed" if refund["status"] == "approved" else "rejected"
+            await db.execute("update marketplace_refunds set request_id = coalesce(request_id, $3), decision = $4, "
+                             "reason = $5 where marketplace = $1 and refund_id = $2", refund["marketplace"],
+                             refund["refund_id"], refund["request_id"], decision, refund["decision_reason"] or "")
+            await self._decide_at_platform(self.markets[refund["marketplace"]], refund["refund_id"], decision,
+                                           refund["decision_reason"] or "")
+        # refused before any request was made (not delivered, past the window): the refusal not told yet
+        refused = await db.fetch(
+            """select * from marketplace_refunds where marketplace = any($3::text[]) and told_ms is null
+                   and decision = 'rejected' and request_id is null and created_ms < $1
+               order by created_ms limit $2""", before, SWEEP_BATCH_MAX, markets)
+        for refund in refused:
+            await self._decide_at_platform(self.markets[refund["marketplace"]], refund["refund_id"], "rejected",
+                                           refund["reason"] or "refused")
+        return len(rows) + len(decided) + len(refused) + await self._tell_our_part_refunds()
 
     async def _tell_our_part_refunds(self) -> int:
         """Part refunds we made (a short line at picking: `refund:<order>:<part>`, done at once as the platform holds

@@ -8,6 +8,7 @@ Store S077 is this module's own: the test stack provisions its NATS user, and HQ
 the world's stores, so no other order is routed to it)."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -178,3 +179,23 @@ async def test_the_marketplace_is_offered_its_part_and_a_till_sale_lowers_it_wit
         assert await eventually(lambda: offered(3), timeout_s=2), (await market.get(f"/sim/shops/{STORE}/items")).text
     row = await stock_row(http, sku)
     assert (row["escrow"], row["channels"]["mkt:simmkt"]["escrow"], row["available_online"]) == (6, 3, 3), json.dumps(row)
+
+
+async def test_concurrent_changes_of_a_share_leave_the_stock_pool_on_the_newest(shop):
+    """Several HQ desks change the same share at once: whichever commits last is the share in force, and the
+    StockPool's part follows that one, not an older change that happened to reach it later."""
+    services, http, box, admin, _ = shop
+    sku = PRODUCTS[-3]["sku"]
+    await box.actor.ask("receive", sku=sku, qty=100)  # 40 online
+
+    async def escrowed():
+        return (await stock_row(http, sku)).get("escrow") == 40
+    assert await eventually(escrowed), await stock_row(http, sku)
+    ratios = [1_000, 6_000, 2_500, 4_500, 5_000, 3_000, 5_500, 500]  # with jddj's 40% of the category (above)
+    answers = await asyncio.gather(*[http.put(f"/stores/{STORE}/marketplaces/race/share", headers=admin,
+                                              json={"sku": sku, "ratio_bp": bp}) for bp in ratios])
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    newest = max(answers, key=lambda a: a.json()["version"]).json()
+    assert newest["version"] == len(ratios)
+    row = await stock_row(http, sku)
+    assert row["channels"]["mkt:race"]["escrow"] == 40 * newest["ratio_bp"] // 10_000, (newest, row)

@@ -28,6 +28,8 @@ PAGES: list[tuple[str, str, list[str]]] = [
     ("/office/reports", "HQ reports: a report, a date range, a store (category, grouping), its chart and table "
                         "(?report=&from=&to=&store=&category=&group_by=; cloud/office/reports.py)", []),
     ("/office/reports/csv", "The chosen report as a CSV download (text/csv; the same parameters)", []),
+    ("/office/marketplaces", "Marketplaces: a store's shares per marketplace (set through PUT /stores/{id}/marketplaces/"
+     "{m}/share), what each holds now, and the orders they sent (?store=)", []),
     ("/office/catalogue", "Products and prices: search, import with a preview, export, the version history", []),
     ("/office/catalogue/{sku}", "One product: its details, store and member-level prices, scheduled changes, history",
      ["sku"]),

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import functools
 
-from cloud.office import catalogue, home, promotions, reports, services, stalls, stock, stores
+from cloud.office import catalogue, home, marketplaces, promotions, reports, services, stalls, stock, stores
 from cloud.office.pages import OfficeStop
 from protocol.roles import Permission
 
-AREAS = (home, catalogue, promotions, stock, stores, services, stalls, reports)
+AREAS = (home, catalogue, promotions, stock, stores, services, stalls, reports, marketplaces)
 # (path, word id, permission): the nav shows an area to the operators whose role has the permission (None: all)
 NAV: list[tuple[str, str, Permission | None]] = [
     ("/office", "office.home", None),
@@ -26,6 +26,7 @@ NAV: list[tuple[str, str, Permission | None]] = [
     ("/office/services", "services.nav", "store.figures"),  # local services: schedule and book (issue 21)
     ("/office/stalls", "stalls.nav", "stall.read"),
     ("/office/reports", "reports.nav", "store.figures"),  # HQ reports (issue 21)
+    ("/office/marketplaces", "marketplaces.nav", "store.figures"),  # marketplaces' shares and orders (issue 23)
 ]
 
 

@@ -21,12 +21,23 @@ import pytest
 import pytest_asyncio
 
 from cloud.embedded.process import free_port
+from cloud.office import i18n
 from cloud.services.marketplace_api import HttpMarketplace
 from edge.box import EdgeBox
 from edge.lanes import build_lane_app
 from protocol.messages import EscrowGranted, StockMoved
 from simulators import marketplace
-from tests.integration.harness import StoreLink, WallClock, customer, eventually, operator_headers, running_cloud
+from tests.integration.harness import (
+    OPERATOR_PASSWORD,
+    StoreLink,
+    WallClock,
+    customer,
+    eventually,
+    operator_headers,
+    running_cloud,
+)
+from tests.integration.office_browser import DESK, PHONE, office_context, office_sign_in, shot
+from tests.integration.test_openapi_live import check
 
 pytestmark = pytest.mark.integration
 WORLD = Path(__file__).resolve().parents[2] / "cloud" / "data" / "default_world.json"
@@ -354,10 +365,12 @@ async def test_forged_unknown_and_repeated_webhooks_change_nothing(world):
     # however often it comes; its total does not match its lines, so it is rejected, and nothing is reserved
     body["order"]["total_fen"] = 99
     raw = json.dumps(body).encode()
+    doc = (await http.get("/openapi.json")).json()
     for nonce in ("n1", "n2", "n3"):
         headers = marketplace.SIGNING.signed_headers(KEY, SECRET, int(time.time()), nonce, raw)
         r = await http.post(f"{url}/callbacks/marketplace/{MKT}", content=raw, headers=headers)
         assert r.status_code == 200, r.text
+        check(doc, "/callbacks/marketplace/{marketplace}", "post", r)  # the answer is what the document says
     assert await services.cloud.db.fetchval("select count(*) from marketplace_events where event_id = 'e-forged'") == 1
     assert await services.cloud.db.fetchval("select count(*) from orders where idempotency_key like $1",
                                             "%/MKFORGED1") == 0  # refused before anything was held
@@ -455,3 +468,73 @@ async def test_a_platform_outage_is_caught_up_by_the_sweeper(world):
     async def delivered():
         return await status_of(services, oid) == "delivered"
     assert await eventually(delivered, timeout_s=30), await status_of(services, oid)
+
+
+async def test_the_back_office_shows_the_shares_parts_and_orders_and_hq_sets_a_share(world, tmp_path):
+    """HQ's marketplaces page in headless Chromium: the store's shares, what the marketplace holds now and its orders
+    as taken here (each as the cloud has it); HQ sets a share through the
+    page's form (the public API) and the page shows it and the part that follows; a share past 100% is said as a
+    sentence; a store manager sees their store without the form."""
+    services, http, market, box, lane, admin, adapter = world
+    url = str(http.base_url).rstrip("/")
+    hq = f"hq-mkt-{RUN}"
+    await services.operators.create(hq, OPERATOR_PASSWORD, "hq_admin", None, by_name="tests")
+    sku = PIECES[-18]["sku"]
+    await box.actor.ask("receive", sku=sku, qty=50)  # 20 online
+
+    async def escrowed():
+        return (await stock_row(http, sku)).get("escrow") == 20
+    assert await eventually(escrowed)
+    shown = (await platform_order(market, PIECES[-11]["sku"], 1)).json()["order_id"]  # one to show at least
+
+    async def taken():
+        return await status_of(services, shown) == "paid"
+    assert await eventually(taken, timeout_s=10)
+    zh = i18n.words("zh")
+
+    async def all_taken():  # every order of the store settled into a status the page shows
+        rows = await services.cloud.db.fetch("select o.status from marketplace_orders l left join orders o "
+                                             "using (order_id) where l.store_id = $1", STORE)
+        return None if any(r["status"] == "pending" for r in rows) or not rows else rows
+    rows = await eventually(all_taken, timeout_s=10)
+    expected = [zh[f"marketplaces.status_{r['status'] or 'not_taken'}"] for r in rows]
+    for size in (DESK, PHONE):
+        async with office_context(size) as (_context, page):
+            await office_sign_in(page, url, hq, OPERATOR_PASSWORD, then=f"/office/marketplaces?store={STORE}")
+            assert await page.text_content("h1") == "第三方平台"
+            shares = await services.cloud.db.fetchval("select count(*) from channel_shares where store_id = $1", STORE)
+            assert await page.locator("#shares-table tr[data-marketplace]").count() == shares
+            badges = page.locator("#orders-table [data-field=status] .badge")
+            statuses = [s.strip() for s in await badges.all_text_contents()]
+            assert sorted(statuses) == sorted(expected), (statuses, expected)  # one row per order, as the cloud has it
+            await shot(page, tmp_path, "marketplaces", size)
+            await page.locator("#orders-table").scroll_into_view_if_needed()
+            await shot(page, tmp_path, "marketplaces-orders", size)
+            if size is PHONE:
+                break
+            await page.fill("#s-key", sku)
+            await page.fill("#s-pct", "25")
+            async with page.expect_navigation():
+                await page.click("#share-save")
+            assert (await page.text_content(f"#shares-table tr[data-key='{sku}'] [data-field=share]")).strip() == "25.0%"
+            part = page.locator(f"#parts-table tr[data-sku='{sku}'] [data-channel='{CHANNEL}']")
+            assert "5" in await part.text_content()  # a quarter of the 20 online
+            await page.fill("#s-key", sku)
+            await page.fill("#s-market", "other")
+            await page.fill("#s-pct", "90")
+            await page.click("#share-save")
+            await page.wait_for_function("document.getElementById('share-msg').textContent.length > 0")
+            said = await page.text_content("#share-msg")
+            assert sku in said and "{" not in said, said
+            await shot(page, tmp_path, "marketplaces-refused", size)
+            await page.goto(f"{url}/office/marketplaces?store={STORE}&lang=en")
+            assert await page.text_content("h1") == "Marketplaces"
+    assert (await stock_row(http, sku))["channels"][CHANNEL]["escrow"] == 5
+    manager = f"mgr-mkt-{RUN}"
+    await services.operators.create(manager, OPERATOR_PASSWORD, "store_manager", STORE, by_name="tests")
+    async with office_context(DESK) as (_context, page):
+        await office_sign_in(page, url, manager, OPERATOR_PASSWORD, then="/office/marketplaces")
+        assert await page.locator("#share-form").count() == 0
+        assert await page.locator("#orders-table tr[data-platform-order]").count() > 0
+        await page.goto(f"{url}/office/marketplaces?store=S001")
+        assert "S001" in await page.text_content("main")  # another store: the page says it may not

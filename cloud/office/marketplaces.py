@@ -8,7 +8,7 @@ Guarantees:
   store manager sees their own store only (asking for another is the 403 page saying why).
 - A share is changed only through the public `PUT /stores/{id}/marketplaces/{m}/share` (cloud/office/static/
   marketplaces.js), which validates, audits and decides by role; the page offers the form only to a role that may.
-- Bounded: at most `ORDERS_MAX` orders, the newest first.
+- Bounded: at most `ORDERS_MAX` orders listed, the newest first; the counts by status are of all of them.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def routes(services) -> list[tuple]:
         if operator.role in roles.SCOPED_TO_OWN_STORE:
             store = operator.store_id
         if store is None:  # the first store with a share, else the first store
-            store = await cloud.db.fetchval("select min(store_id) from channel_shares") or min(cloud.world.stores)
+            store = await cloud.db.fetchval("select min(store_id) from channel_shares where store_id = any($1::text[])",
+                                            sorted(cloud.world.stores)) or min(cloud.world.stores)
         if store not in cloud.world.stores:
             return office_page(request, services, "refused.html", {"why": f"{w['marketplaces.no_store']} "
                                                                           f"({store[:40]})"},
@@ -45,10 +46,12 @@ def routes(services) -> list[tuple]:
                       l.cancelled_ms, l.cancel_reason, l.created_ms, o.status, o.total_fen
                from marketplace_orders l left join orders o using (order_id)
                where l.store_id = $1 order by l.created_ms desc limit $2""", store, ORDERS_MAX)]
-        counts: dict[str, int] = {}
         for o in orders:
             o["status"] = o["status"] or "not_taken"
-            counts[o["status"]] = counts.get(o["status"], 0) + 1
+        counts = {r["status"]: r["n"] for r in await cloud.db.fetch(  # every order of the store, not the newest only
+            """select coalesce(o.status, 'not_taken') as status, count(*) as n
+               from marketplace_orders l left join orders o using (order_id) where l.store_id = $1 group by 1""",
+            store)}
         return office_page(request, services, "marketplaces.html", {
             "store": store, "shares": shares, "parts": parts, "orders": orders, "counts": counts,
             "stores": sorted(cloud.world.stores) if operator.role not in roles.SCOPED_TO_OWN_STORE else [store],

@@ -116,17 +116,39 @@ class ChannelShares:
         return {"store_id": store_id, **_row_json(row), "escrow": escrow}
 
     async def _follow_newest(self, store_id: str, channel: str, scope: str, key: str) -> dict[str, int]:
-        """The StockPool follows the row as it is now, one follower of a store at a time: two changes of the same
-        share committed in one order but followed in the other would leave the pool on the older one; under the lock
-        each follower reads the newest rows, so the last to follow applies the newest (an older follower coming
-        after it re-sends the newest version's ids: already applied, nothing changes)."""
+        """The StockPool follows the store's shares as they are now, one follower of a store at a time: two changes
+        committed in one order but followed in the other would leave the pool on the older one, or refuse the newer
+        (another channel's older, larger share still in the pool). Under the lock each follower reads the newest rows
+        and sends every row covering the changed row's SKUs, smaller shares first (room for the larger): the last
+        to follow applies the newest (each row's ids derive from its version: one applied before is not again).
+        Answers the changed row's SKUs' shares of the escrow now."""
         async with self.cloud.db.acquire() as conn:
             await conn.execute("select pg_advisory_lock(hashtext('channel_shares_follow:' || $1))", store_id)
             try:
                 rows = [dict(r) for r in await conn.fetch("select * from channel_shares where store_id = $1",
                                                           store_id)]
                 newest = next(r for r in rows if (r["channel"], r["scope"], r["key"]) == (channel, scope, key))
-                return await self._follow(newest, rows)
+                skus = set(self._skus(scope, key))
+                catalogue = self.cloud.world.catalogue
+                touching = [r for r in rows if r is not newest and (
+                    (r["scope"] == "sku" and r["key"] in skus)
+                    or (r["scope"] == "category" and any(catalogue.get(s).category == r["key"] for s in skus)))]
+                for other in sorted(touching, key=lambda r: r["ratio_bp"]):
+                    if other["ratio_bp"] <= newest["ratio_bp"]:
+                        try:
+                            await self._follow(other, rows)
+                        except Refusal as refused:  # the pool keeps that row as it was; the change below decides
+                            log.warning("channel share %s/%s/%s:%s not followed: %s", store_id, other["channel"],
+                                        other["scope"], other["key"], refused.detail)
+                escrow = await self._follow(newest, rows)
+                for other in sorted(touching, key=lambda r: r["ratio_bp"]):
+                    if other["ratio_bp"] > newest["ratio_bp"]:
+                        try:
+                            await self._follow(other, rows)
+                        except Refusal as refused:
+                            log.warning("channel share %s/%s/%s:%s not followed: %s", store_id, other["channel"],
+                                        other["scope"], other["key"], refused.detail)
+                return escrow
             finally:
                 await conn.execute("select pg_advisory_unlock(hashtext('channel_shares_follow:' || $1))", store_id)
 

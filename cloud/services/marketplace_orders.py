@@ -59,6 +59,7 @@ from protocol.return_messages import AfterSalesLine
 log = logging.getLogger("freshmesh.marketplace")
 SWEEP_AFTER_MS = 5_000  # what a failure left untold this long is told again
 SWEEP_BATCH_MAX = 50
+RIDER_STALE_MS = 120_000  # packed this long with no word of its rider: the platform is asked
 TOLD = ("confirmed_ms", "ready_ms", "rejected_ms")  # what the platform was told, and when
 PAST_CONFIRMED = ("confirmed", "ready", "picked_up", "delivered", "cancelled")  # the platform's order statuses
 PAST_READY = ("ready", "picked_up", "delivered", "cancelled")
@@ -98,6 +99,7 @@ MIGRATION_52 = (52, "orders from the marketplaces (cloud/services/marketplace_or
         reason      text,
         told_ms     bigint,
         created_ms  bigint not null,
+        updated_ms  bigint,                        -- last tried (the sweeper comes back after SWEEP_AFTER_MS)
         primary key (marketplace, refund_id)
     );
     create unique index if not exists marketplace_refunds_request on marketplace_refunds (request_id);
@@ -174,8 +176,9 @@ class MarketplaceOrders:
         if link["cancelled_ms"] is not None and link["order_id"] is None:
             return "cancelled by the platform before it was taken: not taken"
         problem = self._problem(hook)
-        if problem:  # nothing to reserve: refused at the platform, nothing kept
-            await self._reject(market, hook.order_id, problem)
+        if problem:  # nothing to reserve: refused at the platform, nothing kept (no order: the sweeper cannot
+            if not await self._reject(market, hook.order_id, problem):  # tell it later, so the platform resends)
+                raise Retry(f"rejected ({problem}) but the platform was not reached: resend")
             return f"rejected: {problem}"
         key = f"mkt:{m}/{hook.order_id}"
         kid = key_id(key)
@@ -301,14 +304,19 @@ class MarketplaceOrders:
     async def _moved_past(self, market: HttpMarketplace, platform_order_id: str, column: str,
                           refused: MarketplaceRefused) -> bool:
         """Whether the platform's order is already where telling `column` would put it, or past it."""
-        if refused.status == 404:  # the platform has no such order (a forged or foreign one): nothing to tell
-            return True
+        if refused.status == 404 and refused.code == "ORDER_NOT_EXIST":  # no such order (forged, foreign): nothing
+            return True  # to tell
         try:
             status = (await market.order(platform_order_id)).get("status")
         except (MarketplaceUnavailable, MarketplaceRefused) as exc:
             log.warning("marketplace %s: order %s: %s refused (%s) and not read back: %s", market.marketplace,
                         platform_order_id, column, refused, exc)
             return False
+        if status == "cancelled":  # its cancel may have been lost on the way: the sweeper cancels ours
+            await self.cloud.db.execute(
+                "update marketplace_orders set cancelled_ms = coalesce(cancelled_ms, $3), cancel_reason = "
+                "coalesce(cancel_reason, 'cancelled (read back from the platform)') where marketplace = $1 and "
+                "platform_order_id = $2", market.marketplace, platform_order_id, self.cloud.now_ms())
         past = {"confirmed_ms": PAST_CONFIRMED, "ready_ms": PAST_READY, "rejected_ms": ("cancelled",)}[column]
         if status in past:
             return True
@@ -418,7 +426,8 @@ class MarketplaceOrders:
         db, m = self.cloud.db, market.marketplace
         link = await self._link(m, hook.order_id)
         if link is None or link["order_id"] is None:
-            await self._decide_at_platform(market, hook.refund_id, "rejected", "no such order")
+            if not await self._decide_at_platform(market, hook.refund_id, "rejected", "no such order"):
+                raise Retry("refused (no such order) but the platform was not reached: resend")
             return "no order of ours: refused"
         status = await db.fetchval("select status from orders where order_id = $1", link["order_id"])
         if status in (lifecycle.READY, lifecycle.OUT_FOR_DELIVERY):  # its `delivered` is still on the way to us
@@ -452,7 +461,10 @@ class MarketplaceOrders:
         if market is not None:
             await self._decide_at_platform(market, refund["refund_id"], decision, row["decision_reason"] or "")
 
-    async def _decide_at_platform(self, market: HttpMarketplace, refund_id: str, decision: str, reason: str) -> None:
+    async def _decide_at_platform(self, market: HttpMarketplace, refund_id: str, decision: str, reason: str) -> bool:
+        """The decision told (True), or not reached (False: tried again after SWEEP_AFTER_MS)."""
+        await self.cloud.db.execute("update marketplace_refunds set updated_ms = $3 where marketplace = $1 and "
+                                    "refund_id = $2", market.marketplace, refund_id, self.cloud.now_ms())
         try:
             if decision == "agreed":
                 await market.agree_refund(refund_id)
@@ -460,70 +472,100 @@ class MarketplaceOrders:
                 await market.reject_refund(refund_id, reason or "refused")
         except MarketplaceUnavailable as exc:
             log.warning("marketplace %s: refund %s decision not told yet (%s)", market.marketplace, refund_id, exc)
-            return
+            return False
         except MarketplaceRefused as refused:
             log.warning("marketplace %s: refund %s decision refused: %s", market.marketplace, refund_id, refused)
         await self.cloud.db.execute("update marketplace_refunds set told_ms = $3 where marketplace = $1 and "
                                     "refund_id = $2", market.marketplace, refund_id, self.cloud.now_ms())
+        return True
 
     # ---- the sweeper ---------------------------------------------------------------------------------------------
     async def sweep(self) -> int:
         """Finish what a failure left half-way, each row looked at again only after SWEEP_AFTER_MS (a platform that is
-        down is not asked every second): confirms of taken orders, readies of packed ones, rejects of those we
-        ended, cancels the platform made that did not go through here, refund decisions and our part refunds not
-        told. Returns how many rows it looked at."""
-        db, before, markets = self.cloud.db, self.cloud.now_ms() - SWEEP_AFTER_MS, sorted(self.markets)
+        down is not asked every second), one row's trouble never stopping the others: confirms of taken orders,
+        readies of packed ones, rejects of those we ended, cancels the platform made that did not go through here,
+        rider steps whose webhooks were lost (read back from the platform), refund decisions and our part refunds
+        not told. Returns how many rows it looked at."""
+        db, now, markets = self.cloud.db, self.cloud.now_ms(), sorted(self.markets)
         if not markets:
             return 0
-        in_store = [lifecycle.PAID, *lifecycle.IN_STORE_STATUSES]
+        before = now - SWEEP_AFTER_MS
+        cancellable = [lifecycle.PAID, lifecycle.PICKING, lifecycle.READY]  # (out for delivery: the rider has it)
         rows = await db.fetch(
             """select l.*, o.status from marketplace_orders l join orders o using (order_id)
                where l.marketplace = any($5::text[]) and l.updated_ms < $1 and (
                    (l.cancelled_ms is null and (
                        (l.confirmed_ms is null and l.rejected_ms is null and o.status = any($2::text[]))
                        or (l.ready_ms is null and o.status = 'ready')
-                       or (l.rejected_ms is null and o.status = any($3::text[]))))
+                       or (l.rejected_ms is null and o.status = any($3::text[]))
+                       or (l.ready_ms < $7 and l.updated_ms < $7 and o.status in ('ready', 'out_for_delivery'))))
                    or (l.cancelled_ms is not null and o.status = any($6::text[])))
                order by l.updated_ms limit $4""",
-            before, list(TAKEN), list(lifecycle.UNSERVED_STATUSES), SWEEP_BATCH_MAX, markets, in_store)
+            before, list(TAKEN), list(lifecycle.UNSERVED_STATUSES), SWEEP_BATCH_MAX, markets, cancellable,
+            now - RIDER_STALE_MS)
         for row in rows:
-            market, pid = self.markets[row["marketplace"]], row["platform_order_id"]
-            await self._touch(row["marketplace"], pid)
-            if row["cancelled_ms"] is not None:  # the platform's cancel did not go through when it came
-                order = await db.fetchrow("select * from orders where order_id = $1", row["order_id"])
-                log.warning("order %s: cancelled at %s, still %s here: cancelled now", row["order_id"],
-                            row["marketplace"], order["status"])
-                await self._cancel(order, f"{row['marketplace']}: {row['cancel_reason'] or 'cancelled'}")
-            elif row["status"] in lifecycle.UNSERVED_STATUSES:
-                await self._reject(market, pid, "the store cannot serve it")
-            elif row["status"] == lifecycle.READY and row["ready_ms"] is None:
-                await self.ready(row["order_id"])  # (confirms first when it was never confirmed)
-            elif row["confirmed_ms"] is None:
-                await self._confirm(market, pid)
+            await self._each(row["platform_order_id"], self._sweep_order(row))
         # refund requests decided here (the hook may have failed, or come before the request was linked)
         decided = await db.fetch(
             """select r.marketplace, r.refund_id, a.request_id, a.status, a.decision_reason
                from marketplace_refunds r join after_sales a
                    on a.idempotency_key = 'mkt:' || r.marketplace || ':' || r.refund_id
                where r.marketplace = any($3::text[]) and r.told_ms is null and a.status in ('approved', 'refused')
-                   and r.created_ms < $1
-               order by r.created_ms limit $2""", before, SWEEP_BATCH_MAX, markets)
+                   and coalesce(r.updated_ms, r.created_ms) < $1
+               order by coalesce(r.updated_ms, r.created_ms) limit $2""", before, SWEEP_BATCH_MAX, markets)
         for refund in decided:
-            decision = "agreed" if refund["status"] == "approved" else "rejected"
-            await db.execute("update marketplace_refunds set request_id = coalesce(request_id, $3), decision = $4, "
-                             "reason = $5 where marketplace = $1 and refund_id = $2", refund["marketplace"],
-                             refund["refund_id"], refund["request_id"], decision, refund["decision_reason"] or "")
-            await self._decide_at_platform(self.markets[refund["marketplace"]], refund["refund_id"], decision,
-                                           refund["decision_reason"] or "")
+            await self._each(refund["refund_id"], self._sweep_decided(refund))
         # refused before any request was made (not delivered, past the window): the refusal not told yet
         refused = await db.fetch(
             """select * from marketplace_refunds where marketplace = any($3::text[]) and told_ms is null
-                   and decision = 'rejected' and request_id is null and created_ms < $1
-               order by created_ms limit $2""", before, SWEEP_BATCH_MAX, markets)
+                   and decision = 'rejected' and request_id is null and coalesce(updated_ms, created_ms) < $1
+               order by coalesce(updated_ms, created_ms) limit $2""", before, SWEEP_BATCH_MAX, markets)
         for refund in refused:
-            await self._decide_at_platform(self.markets[refund["marketplace"]], refund["refund_id"], "rejected",
-                                           refund["reason"] or "refused")
+            await self._each(refund["refund_id"], self._decide_at_platform(
+                self.markets[refund["marketplace"]], refund["refund_id"], "rejected", refund["reason"] or "refused"))
         return len(rows) + len(decided) + len(refused) + await self._tell_our_part_refunds()
+
+    @staticmethod
+    async def _each(name: str, step) -> None:
+        try:
+            await step
+        except Exception:  # noqa: BLE001 - one row's trouble never stops the others; the next round tries again
+            log.exception("marketplace sweep: %s not finished this round", name)
+
+    async def _sweep_order(self, row) -> None:
+        market, pid = self.markets[row["marketplace"]], row["platform_order_id"]
+        await self._touch(row["marketplace"], pid)
+        if row["cancelled_ms"] is not None:  # the platform's cancel did not go through when it came
+            order = await self.cloud.db.fetchrow("select * from orders where order_id = $1", row["order_id"])
+            log.warning("order %s: cancelled at %s, still %s here: cancelled now", row["order_id"],
+                        row["marketplace"], order["status"])
+            await self._cancel(order, f"{row['marketplace']}: {row['cancel_reason'] or 'cancelled'}")
+        elif row["status"] in lifecycle.UNSERVED_STATUSES:
+            await self._reject(market, pid, "the store cannot serve it")
+        elif row["status"] == lifecycle.READY and row["ready_ms"] is None:
+            await self.ready(row["order_id"])  # (confirms first when it was never confirmed)
+        elif row["confirmed_ms"] is None:
+            await self._confirm(market, pid)
+        else:  # with its rider for long, and no word: the platform is asked, and what it says applied
+            await self._read_back_rider(market, pid)
+
+    async def _read_back_rider(self, market: HttpMarketplace, pid: str) -> None:
+        seen = (await market.order(pid)).get("status")
+        if seen in ("picked_up", "delivered"):
+            log.warning("marketplace %s: order %s is %s at the platform, its webhook never came: applied",
+                        market.marketplace, pid, seen)
+            await self.rider(market, Webhook(event_id=f"readback-{pid}-{seen}", event=f"order.{seen}", order_id=pid))
+        elif seen == "cancelled":
+            await self._moved_past(market, pid, "ready_ms", MarketplaceRefused(409, "READ_BACK", "read back"))
+
+    async def _sweep_decided(self, refund) -> None:
+        decision = "agreed" if refund["status"] == "approved" else "rejected"
+        await self.cloud.db.execute(
+            "update marketplace_refunds set request_id = coalesce(request_id, $3), decision = $4, reason = $5 "
+            "where marketplace = $1 and refund_id = $2", refund["marketplace"], refund["refund_id"],
+            refund["request_id"], decision, refund["decision_reason"] or "")
+        await self._decide_at_platform(self.markets[refund["marketplace"]], refund["refund_id"], decision,
+                                       refund["decision_reason"] or "")
 
     async def _tell_our_part_refunds(self) -> int:
         """Part refunds we made (a short line at picking: `refund:<order>:<part>`, done at once as the platform holds

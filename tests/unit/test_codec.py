@@ -128,6 +128,9 @@ def messages(draw, cls):
         body["member_id"] = draw(st.sampled_from(("", "M1"))) if not body["member_uses"] else "M1"
     if cls.KIND == "budget.member_limits_answer":  # each rule once, by a rule id (random ones rarely are)
         body["uses"] = tuple({"rule_id": f"L{n}", "uses": draw(st.integers(0, 5))} for n in range(draw(st.integers(0, 3))))
+    if cls.KIND == "budget.allowance":  # a rule id, a grant and a generation in range (random ones rarely are)
+        body |= {"rule_id": f"R{draw(st.integers(0, 9999)):04d}", "granted_fen": draw(st.integers(0, 10**7)),
+                 "generation": draw(st.integers(0, 10**6))}
     if cls.KIND == "budget.reclaimed":  # one of the reasons a share is taken back
         body["reason"] = draw(st.sampled_from(("ended", "withdrawn", "changed", "idle")))
     if cls.KIND.startswith("member.register"):  # an id of its own; a phone number the cloud can register

@@ -73,6 +73,8 @@ def test_the_readable_summary_names_what_ended_what_waits_and_the_riders():
         "after_sales": {"approved": 1, "refused": 1},
         "flash_sale": {"sold": 50, "quantity": 50, "paid": 50, "picked_up": 49, "expired": 3, "bought_again": 3,
                        "oversold": 0},
+        "marketplace": {"orders": 12, "by_status": {"delivered": 10, "cancelled": 2}, "placed_on_platform": 13,
+                        "sold_out": 1, "cancelled_by_customers": 2},
     }
     text = digest(summary)
     assert "orders ended: delivered 4, refunded 1" in text
@@ -80,3 +82,5 @@ def test_the_readable_summary_names_what_ended_what_waits_and_the_riders():
     assert "riders: 6 tries" in text and "'no_rider': 2" in text and "redispatched 2" in text
     assert "returns: till 2 (990 fen), online 1 (500 fen)" in text
     assert "flash sale: 50/50 sold, 50 paid, 49 picked up, 3 expired, 3 bought again, oversold 0" in text
+    assert "marketplace: 12 orders taken {'delivered': 10, 'cancelled': 2}, 13 placed on the platform, 1 sold out, " \
+           "2 cancelled by customers" in text

@@ -72,8 +72,9 @@ class FakeMarket:
 
 
 def cloud_with(rows: list[dict], units: dict[str, dict[str, int]]):
-    product = SimpleNamespace(sku="", category="fruit", name="Apple", price_fen=990, member_prices=())
+    product = SimpleNamespace(sku="", category="fruit", name="Apple", price_fen=990, member_prices=(), weighed=False)
     by_sku = {s: SimpleNamespace(**{**vars(product), "sku": s}) for s in ("A1", "B2")}
+    by_sku["W9"] = SimpleNamespace(**{**vars(product), "sku": "W9", "weighed": True})  # loose, by weight
     class Catalogue(SimpleNamespace):
         def __contains__(self, sku):
             return sku in by_sku
@@ -92,7 +93,8 @@ def cloud_with(rows: list[dict], units: dict[str, dict[str, int]]):
 
 def test_the_pusher_offers_what_is_shared_zeroes_what_no_longer_is_and_one_shop_never_stops_the_others():
     rows = [{"store_id": "S001", "scope": "sku", "key": "A1"}, {"store_id": "S001", "scope": "sku", "key": "B2"},
-            {"store_id": "S002", "scope": "sku", "key": "A1"}, {"store_id": "S003", "scope": "sku", "key": "A1"}]
+            {"store_id": "S002", "scope": "sku", "key": "A1"}, {"store_id": "S003", "scope": "sku", "key": "A1"},
+            {"store_id": "S001", "scope": "sku", "key": "W9"}]  # sold by weight: never offered on a marketplace
     market = FakeMarket(failing={"S002"})
     pusher = MarketplaceStock(cloud_with(rows, {"S001": {"A1": 4, "B2": 2}, "S002": {"A1": 1}}), market)
     assert asyncio.run(pusher.push_once(full=True)) == 1  # S002's marketplace is down, S003's data is bad: S001 told
